@@ -1,0 +1,30 @@
+"""redisched: a delayed-job scheduler on Redis in which every job has a client-chosen id."""
+
+from .client import AsyncClient, Client
+from .errors import (
+    BackendError,
+    InvalidArgument,
+    NotReplicated,
+    RedischedError,
+    StaleReservation,
+    VersionConflict,
+)
+from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, TopicStats
+
+__all__ = [
+    "AsyncClient",
+    "BackendError",
+    "Client",
+    "InvalidArgument",
+    "Job",
+    "JobPage",
+    "JobState",
+    "Lease",
+    "NotReplicated",
+    "PutResult",
+    "PutStatus",
+    "RedischedError",
+    "StaleReservation",
+    "TopicStats",
+    "VersionConflict",
+]

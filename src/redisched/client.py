@@ -1,0 +1,315 @@
+"""``Client`` (blocking) and ``AsyncClient`` (asyncio): the same methods over one core.
+
+Each method is one line: ``ops.Operations`` builds the call, ``protocol.conversation`` runs
+it, and the client only moves bytes. A test checks that both expose identical signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from .errors import BackendError
+from .models import Job, JobPage, JobState, Lease, PutResult, TopicStats
+from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
+from .protocol import Batch, conversation
+
+T = TypeVar("T")
+
+
+class _Methods:
+    """The public API, shared by both clients; ``_run`` is the only I/O."""
+
+    ops: Operations
+
+    def _run(self, call: Call[T]) -> Any:
+        raise NotImplementedError
+
+    def put(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        delay: float | Any = None,
+        run_at: datetime | float | None = None,
+        ttr: float | Any = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        replace: bool = False,
+        if_version: int | None = None,
+    ) -> PutResult:
+        """Create a job (or replace it with ``replace=True``); see DESIGN.md section 2.
+
+        Args:
+            topic: the queue the job lives in.
+            id: the job's id, chosen by you; any non-empty string up to 1024 UTF-8 bytes.
+            body: bytes, or a str stored as UTF-8.
+            delay: seconds (or a timedelta) from now until the job is due.
+            run_at: an aware datetime or epoch seconds at which the job is due.
+            ttr: seconds a reservation lasts before the job is requeued (default: the
+                topic's, else 60).
+            priority: lower runs first among due jobs.
+            max_attempts: reservations before the job goes dead (None: the topic's default,
+                else unlimited).
+            replace: replace an existing job instead of leaving it as it is.
+            if_version: only act if the job is at this version (else VersionConflict).
+        """
+        return self._run(
+            self.ops.put(
+                topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
+                max_attempts=max_attempts, replace=replace, if_version=if_version,
+            )
+        )  # fmt: skip
+
+    def put_many(
+        self,
+        topic: str,
+        jobs: Iterable[tuple[str, bytes | str]],
+        *,
+        delay: float | Any = None,
+        run_at: datetime | float | None = None,
+        ttr: float | Any = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        replace: bool = False,
+    ) -> list[PutResult]:
+        """Put many ``(id, body)`` jobs sharing the same options, in one round trip."""
+        return self._run(
+            self.ops.put_many(
+                topic, jobs, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
+                max_attempts=max_attempts, replace=replace,
+            )
+        )  # fmt: skip
+
+    def get(self, topic: str, id: str) -> Job | None:
+        """The job with this id, or None."""
+        return self._run(self.ops.get(topic, id))
+
+    def delete(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
+        """Delete a job in any state; True if it existed."""
+        return self._run(self.ops.delete(topic, id, if_version=if_version))
+
+    def reserve(self, topic: str, *, ttr: float | Any = None) -> Job | None:
+        """Lease the next due job (lowest priority number first), or None."""
+        return self._run(self.ops.reserve(topic, ttr=ttr))
+
+    def reserve_many(self, topic: str, count: int, *, ttr: float | Any = None) -> list[Job]:
+        """Lease up to ``count`` due jobs."""
+        return self._run(self.ops.reserve_many(topic, count, ttr=ttr))
+
+    def lease(self, topic: str, count: int, *, ttr: float | Any = None) -> Lease:
+        """Lease up to ``count`` jobs and learn when the next job or timeout is due."""
+        return self._run(self.ops.lease(topic, count, ttr=ttr))
+
+    def ack(self, job: Any) -> None:
+        """Finish a reserved job. Raises StaleReservation if its lease was lost."""
+        return self._run(self.ops.ack(job))
+
+    def ack_many(self, topic: str, jobs: Sequence[Any]) -> list[bool]:
+        """Finish several reserved jobs of one topic; False for each stale one."""
+        return self._run(self.ops.ack_many(topic, jobs))
+
+    def ack_and_lease(
+        self, topic: str, done: Sequence[Any], count: int, *, ttr: float | Any = None
+    ) -> tuple[list[bool], Lease]:
+        """Ack ``done`` and lease up to ``count`` more jobs in one round trip."""
+        return self._run(self.ops.ack_and_lease(topic, done, count, ttr=ttr))
+
+    def release(self, job: Any, *, delay: float | Any = 0, error: str | None = None) -> JobState:
+        """Give a reserved job back, due after ``delay``; the state it is in now.
+
+        A job whose ``max_attempts`` are used up goes to dead instead.
+        """
+        return self._run(self.ops.release(job, delay=delay, error=error))
+
+    def touch(self, job: Any, *, ttr: float | Any = None) -> datetime:
+        """Extend a reservation by ``ttr`` (default: the job's ttr); the new deadline."""
+        return self._run(self.ops.touch(job, ttr=ttr))
+
+    def bury(self, job: Any, *, reason: str | None = None) -> None:
+        """Move a reserved job to dead, keeping ``reason`` as its last error."""
+        return self._run(self.ops.bury(job, reason=reason))
+
+    def kick(self, topic: str, id: str | None = None, *, limit: int = 100) -> int:
+        """Move dead jobs back to ready (one by id, else up to ``limit``); how many."""
+        return self._run(self.ops.kick(topic, id, limit=limit))
+
+    def pull(self, topic: str) -> Job | None:
+        """Take the next due job and delete it at once (at-most-once), or None."""
+        return self._run(self.ops.pull(topic))
+
+    def requeue(self, topic: str, *, limit: int = 1000) -> int:
+        """Return timed-out reservations to the queue (or dead); how many moved."""
+        return self._run(self.ops.requeue(topic, limit=limit))
+
+    def stats(self, topic: str) -> TopicStats:
+        """Counts of the topic's jobs per state, and totals."""
+        return self._run(self.ops.stats(topic))
+
+    def topics(self) -> list[str]:
+        """Every topic that has had a put, sorted."""
+        return self._run(self.ops.topics())
+
+    def jobs(
+        self, topic: str, state: JobState | str, *, limit: int = 100, cursor: str | None = None
+    ) -> JobPage:
+        """One page of the topic's jobs in ``state``; pass ``page.cursor`` for the next."""
+        return self._run(self.ops.jobs(topic, state, limit=limit, cursor=cursor))
+
+    def pause(self, topic: str) -> bool:
+        """Stop the topic from leasing jobs; True if it was running."""
+        return self._run(self.ops.pause(topic))
+
+    def resume(self, topic: str) -> bool:
+        """Let a paused topic lease jobs again; True if it was paused."""
+        return self._run(self.ops.resume(topic))
+
+
+def _operations(
+    prefix: str, clock: Callable[[], float] | None, max_body_size: int, promote_limit: int
+) -> Operations:
+    return Operations(
+        prefix=prefix, clock=clock, max_body_size=max_body_size, promote_limit=promote_limit
+    )
+
+
+class Client(_Methods):
+    """A blocking redisched client over a ``redis.Redis`` (or ``RedisCluster``) connection.
+
+    Args:
+        redis: a connection made with ``decode_responses=False`` (bodies are bytes).
+        prefix: the first part of every key name.
+        clock: None (the Redis server's clock) or a function returning epoch seconds.
+        max_body_size: the largest body accepted, in bytes.
+        promote_limit: how many due jobs one reserve moves to ready at most.
+    """
+
+    def __init__(
+        self,
+        redis: redis.Redis | redis.RedisCluster,
+        *,
+        prefix: str = "redisched",
+        clock: Callable[[], float] | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        promote_limit: int = DEFAULT_PROMOTE_LIMIT,
+    ) -> None:
+        self.redis = redis
+        self.ops = _operations(prefix, clock, max_body_size, promote_limit)
+        self._registered: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> Client:
+        """Connect to ``url`` (``redis://``, ``rediss://``, ``unix://``); options as __init__."""
+        conn: Any = (
+            redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+        )
+        return cls(conn, **options)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.redis.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, call: Call[T]) -> T:
+        chat = conversation(call, self._registered)
+        try:
+            batch = next(chat)
+            while True:
+                batch = chat.send(self._send(batch))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _send(self, batch: Batch) -> list[Any]:
+        try:
+            if len(batch) == 1:
+                try:
+                    return [self.redis.execute_command(*batch[0])]
+                except (RedisError, OSError) as exc:
+                    if _is_transport_error(exc):
+                        raise
+                    return [exc]
+            pipe = self.redis.pipeline(transaction=False)
+            for cmd in batch:
+                pipe.execute_command(*cmd)
+            return pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            raise BackendError(f"Redis is unavailable: {exc}") from exc
+
+
+class AsyncClient(_Methods):
+    """The asyncio twin of :class:`Client`: the same methods, awaitable."""
+
+    def __init__(
+        self,
+        redis: redis.asyncio.Redis | redis.asyncio.RedisCluster,
+        *,
+        prefix: str = "redisched",
+        clock: Callable[[], float] | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        promote_limit: int = DEFAULT_PROMOTE_LIMIT,
+    ) -> None:
+        self.redis = redis
+        self.ops = _operations(prefix, clock, max_body_size, promote_limit)
+        self._registered: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncClient:
+        """Connect to ``url`` (``redis://``, ``rediss://``, ``unix://``); options as __init__."""
+        conn: Any = (
+            redis.asyncio.RedisCluster.from_url(url)
+            if cluster
+            else redis.asyncio.Redis.from_url(url)
+        )
+        return cls(conn, **options)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _run(self, call: Call[T]) -> T:  # type: ignore[override]
+        chat = conversation(call, self._registered)
+        try:
+            batch = next(chat)
+            while True:
+                batch = chat.send(await self._send(batch))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _send(self, batch: Batch) -> list[Any]:
+        try:
+            if len(batch) == 1:
+                try:
+                    return [await self.redis.execute_command(*batch[0])]
+                except (RedisError, OSError) as exc:
+                    if _is_transport_error(exc):
+                        raise
+                    return [exc]
+            pipe = self.redis.pipeline(transaction=False)
+            for cmd in batch:
+                pipe.execute_command(*cmd)
+            return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+        except (RedisError, OSError) as exc:
+            raise BackendError(f"Redis is unavailable: {exc}") from exc
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return isinstance(exc, (ConnectionError, TimeoutError, OSError))

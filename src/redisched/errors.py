@@ -1,0 +1,67 @@
+"""The exceptions redisched raises, all under one root.
+
+```
+RedischedError
+ ├── InvalidArgument      a caller passed a bad value; nothing reached Redis
+ ├── StaleReservation     the token is not the job's current reservation
+ ├── VersionConflict      if_version did not match the stored version
+ ├── NotReplicated        a durable put was not acknowledged by a replica in time
+ └── BackendError         Redis failed or could not be reached
+```
+"""
+
+from __future__ import annotations
+
+
+class RedischedError(Exception):
+    """Root of every error redisched raises."""
+
+
+class InvalidArgument(RedischedError, ValueError):
+    """A caller passed a bad value. Raised before anything reaches Redis.
+
+    Attributes:
+        argument: the name of the offending argument (``"ttr"``, ``"id"``...).
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+        self.message = message
+
+
+class StaleReservation(RedischedError):
+    """The token is not the job's current reservation (requeued, re-reserved, deleted, acked)."""
+
+    def __init__(self, topic: str, id: str) -> None:
+        super().__init__(
+            f"job {id!r} in topic {topic!r} is no longer reserved under this token"
+            " (it timed out and was requeued, was deleted, or was already acked)"
+        )
+        self.topic = topic
+        self.id = id
+
+
+class VersionConflict(RedischedError):
+    """A conditional put or delete found another version than the one expected.
+
+    Attributes:
+        current_version: the job's version now (0 when the job does not exist).
+    """
+
+    def __init__(self, topic: str, id: str, expected: int, current_version: int) -> None:
+        super().__init__(
+            f"job {id!r} in topic {topic!r} is at version {current_version}, not {expected}"
+        )
+        self.topic = topic
+        self.id = id
+        self.expected = expected
+        self.current_version = current_version
+
+
+class NotReplicated(RedischedError):
+    """A durable write was stored on the primary but no replica acknowledged it in time."""
+
+
+class BackendError(RedischedError):
+    """Redis answered with an error or could not be reached."""

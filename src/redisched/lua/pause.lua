@@ -1,0 +1,6 @@
+-- pause: stop a topic from leasing jobs; puts, gets and deletes go on.
+-- KEYS[1] meta hash
+-- Returns: 1 if the topic was running, 0 if it was already paused.
+-- Complexity: O(1).
+local meta_key = KEYS[1]
+return redis.call('HSET', meta_key, 'paused', '1')

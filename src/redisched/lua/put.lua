@@ -1,0 +1,122 @@
+-- put: create jobs by id, or replace them; every job of one call shares the options.
+-- KEYS[1] jobs hash
+-- KEYS[2] scheduled zset
+-- KEYS[3] ready zset
+-- KEYS[4] dead zset
+-- KEYS[5] pending hash
+-- KEYS[6] errors hash
+-- KEYS[7] meta hash
+-- KEYS[8] wake channel
+-- ARGV[1] now_ms int|empty
+-- ARGV[2] run_at_ms int|empty
+-- ARGV[3] delay_ms int
+-- ARGV[4] ttr_ms int|empty
+-- ARGV[5] priority int
+-- ARGV[6] max_attempts int|empty
+-- ARGV[7] replace int
+-- ARGV[8] if_version int|empty
+-- ARGV[9] id string...
+-- ARGV[10] body bytes...
+-- Returns: a flat array [status, version] per job, in order. status: 1 created, 2 exists
+--   (nothing changed, version is the current one), 3 replaced, 4 pending (the job is reserved:
+--   the new version waits until the running attempt ends), 5 version conflict (if_version
+--   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
+--   Empty run_at_ms means now + delay_ms; empty ttr_ms / max_attempts take the topic's
+--   defaults (meta fields ttr, max_attempts), else 60000 ms / 0 (unlimited).
+-- Complexity: O(N log M) for N jobs in a topic of M jobs.
+local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local delay = tonumber(ARGV[3])
+local run_at = tonumber(ARGV[2]) or (delay and now + delay)
+local priority = tonumber(ARGV[5])
+local replace = ARGV[7] == '1'
+local if_version = tonumber(ARGV[8])
+if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0 then
+  return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
+end
+local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused')
+local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or 60000
+local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or 0
+local paused = defaults[3] == '1'
+
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local ready_before = redis.call('ZCARD', ready_key)
+local head = redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')
+local head_before = tonumber(head[2])
+local became_ready, earliest_scheduled = false, nil
+
+local function ready_member(seq, id)
+  return string.format('%012x', seq) .. id
+end
+
+-- Stores a fresh record for id, scheduled or ready by its run_at.
+local function place(id, version, created, body)
+  local state, seq = SCHEDULED, 0
+  if run_at <= now then
+    state, seq = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
+    redis.call('ZADD', ready_key, priority, ready_member(seq, id))
+    became_ready = true
+  else
+    redis.call('ZADD', scheduled_key, run_at, id)
+    if not earliest_scheduled or run_at < earliest_scheduled then earliest_scheduled = run_at end
+  end
+  redis.call('HSET', jobs_key, id, cmsgpack.pack(state, version, 0, priority, ttr, max_attempts,
+    run_at, created, now, seq, body))
+end
+
+local reply = {}
+for i = 9, #ARGV, 2 do
+  local id, body = ARGV[i], ARGV[i + 1]
+  local raw = redis.call('HGET', jobs_key, id)
+  local status, version
+  if not raw then
+    if if_version then
+      status, version = 5, 0
+    else
+      status, version = 1, 1
+      place(id, version, now, body)
+    end
+  else
+    local state, current, _, old_priority, _, _, _, created, _, seq = cmsgpack.unpack(raw)
+    local pending = redis.call('HGET', pending_key, id)
+    if pending then current = select(2, cmsgpack.unpack(pending)) end
+    if if_version and if_version ~= current then
+      status, version = 5, current
+    elseif not replace then
+      status, version = 2, current
+    elseif state == RESERVED then
+      status, version = 4, current + 1
+      redis.call('HSET', pending_key, id, cmsgpack.pack(SCHEDULED, version, 0, priority, ttr,
+        max_attempts, run_at, created, now, 0, body))
+    else
+      status, version = 3, current + 1
+      if state == SCHEDULED then
+        redis.call('ZREM', scheduled_key, id)
+      elseif state == READY then
+        redis.call('ZREM', ready_key, ready_member(seq, id))
+      else
+        redis.call('ZREM', dead_key, id)
+        redis.call('HDEL', errors_key, id)
+      end
+      place(id, version, created, body)
+    end
+  end
+  reply[#reply + 1] = status
+  reply[#reply + 1] = version
+end
+
+redis.call('HINCRBY', meta_key, 'total_put', (#ARGV - 8) / 2)
+if not paused then
+  if became_ready and ready_before == 0 then
+    redis.call('PUBLISH', wake_channel, '0')
+  elseif earliest_scheduled and (not head_before or earliest_scheduled < head_before) then
+    redis.call('PUBLISH', wake_channel, tostring(earliest_scheduled))
+  end
+end
+return reply

@@ -1,0 +1,71 @@
+-- release: end a reservation early and put the job back, after an optional delay.
+-- KEYS[1] jobs hash
+-- KEYS[2] scheduled zset
+-- KEYS[3] ready zset
+-- KEYS[4] reserved zset
+-- KEYS[5] dead zset
+-- KEYS[6] pending hash
+-- KEYS[7] errors hash
+-- KEYS[8] meta hash
+-- KEYS[9] wake channel
+-- ARGV[1] now_ms int|empty
+-- ARGV[2] id string
+-- ARGV[3] token string
+-- ARGV[4] delay_ms int
+-- ARGV[5] error string
+-- Returns: [status, state]. status: 1 released, 2 dead (its max_attempts are used up),
+--   3 replaced (a replacement that waited for this attempt was scheduled instead), 0 stale
+--   token (nothing changed, state is empty). state is the job's state now: scheduled, ready or
+--   dead. A non-empty error is kept as the job's last_error.
+-- Complexity: O(log M).
+local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local wake_channel = KEYS[9]
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local id, token, delay, error_text = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+if not delay or delay < 0 then return redis.error_reply('ERR release: delay_ms must be >= 0') end
+
+local raw = redis.call('HGET', jobs_key, id)
+if not raw then return {0, ''} end
+local state, version, attempts, priority, ttr, max_attempts, run_at, created, _, seq, body =
+  cmsgpack.unpack(raw)
+if state ~= 3 or seq ~= token then return {0, ''} end
+
+redis.call('ZREM', reserved_key, id)
+redis.call('HINCRBY', meta_key, 'total_released', 1)
+local status = 1
+local pending = redis.call('HGET', pending_key, id)
+if pending then
+  status, attempts = 3, 0
+  _, version, _, priority, ttr, max_attempts, run_at, created, _, _, body = cmsgpack.unpack(pending)
+  redis.call('HDEL', pending_key, id)
+  redis.call('HDEL', errors_key, id)
+else
+  if error_text ~= '' then redis.call('HSET', errors_key, id, error_text) end
+  if max_attempts > 0 and attempts >= max_attempts then
+    redis.call('ZADD', dead_key, now, id)
+    redis.call('HSET', jobs_key, id, cmsgpack.pack(4, version, attempts, priority, ttr,
+      max_attempts, run_at, created, now, 0, body))
+    redis.call('HINCRBY', meta_key, 'total_dead', 1)
+    return {2, 'dead'}
+  end
+  run_at = now + delay
+end
+
+if run_at <= now then
+  seq = redis.call('HINCRBY', meta_key, 'seq', 1)
+  redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
+  redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, attempts, priority, ttr,
+    max_attempts, run_at, created, now, seq, body))
+  redis.call('PUBLISH', wake_channel, '0')
+  return {status, 'ready'}
+end
+redis.call('ZADD', scheduled_key, run_at, id)
+redis.call('HSET', jobs_key, id, cmsgpack.pack(1, version, attempts, priority, ttr, max_attempts,
+  run_at, created, now, 0, body))
+redis.call('PUBLISH', wake_channel, tostring(run_at))
+return {status, 'scheduled'}

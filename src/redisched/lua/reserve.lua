@@ -1,0 +1,78 @@
+-- reserve: promote due jobs, then lease up to count ready jobs, each under a fresh token.
+-- KEYS[1] jobs hash
+-- KEYS[2] scheduled zset
+-- KEYS[3] ready zset
+-- KEYS[4] reserved zset
+-- KEYS[5] errors hash
+-- KEYS[6] meta hash
+-- ARGV[1] now_ms int|empty
+-- ARGV[2] count int
+-- ARGV[3] ttr_ms int|empty
+-- ARGV[4] promote_limit int
+-- Returns: [now_ms, next_due_ms, next_timeout_ms, job...]. next_due_ms is the run_at of the
+--   earliest scheduled job and next_timeout_ms the earliest reservation deadline, each -1 when
+--   there is none, so that a caller can sleep exactly until there is work. Each job is the
+--   array of get.lua with its token set and state reserved. A paused topic leases nothing.
+--   Order: lowest priority number first, then the order in which jobs became ready (due jobs
+--   are promoted in run_at order). Empty ttr_ms uses each job's own ttr.
+-- Complexity: O((P + N) log M) for P promoted and N leased jobs.
+local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local errors_key, meta_key = KEYS[5], KEYS[6]
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local count = tonumber(ARGV[2])
+local ttr_override = tonumber(ARGV[3])
+local promote_limit = tonumber(ARGV[4])
+if not count or count < 1 or not promote_limit or promote_limit < 0 then
+  return redis.error_reply('ERR reserve: count must be >= 1 and promote_limit >= 0')
+end
+
+local function earliest(key)
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(head[2]) or -1
+end
+
+local reply = {now, -1, -1}
+if redis.call('HGET', meta_key, 'paused') == '1' then
+  reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
+  return reply
+end
+
+local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote_limit)
+if #due > 0 then
+  local seq = redis.call('HINCRBY', meta_key, 'seq', #due) - #due
+  for _, id in ipairs(due) do
+    seq = seq + 1
+    local _, version, attempts, priority, ttr, max_attempts, run_at, created, updated, _, body =
+      cmsgpack.unpack(redis.call('HGET', jobs_key, id))
+    redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, attempts, priority, ttr,
+      max_attempts, run_at, created, updated, seq, body))
+    redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
+  end
+  redis.call('ZREM', scheduled_key, unpack(due))
+end
+
+local members = redis.call('ZRANGE', ready_key, 0, count - 1)
+if #members > 0 then
+  redis.call('ZREMRANGEBYRANK', ready_key, 0, #members - 1)
+  local token = redis.call('HINCRBY', meta_key, 'seq', #members) - #members
+  for _, member in ipairs(members) do
+    token = token + 1
+    local id = string.sub(member, 13)
+    local _, version, attempts, priority, ttr, max_attempts, run_at, created, _, _, body =
+      cmsgpack.unpack(redis.call('HGET', jobs_key, id))
+    attempts = attempts + 1
+    local reserved_until = now + (ttr_override or ttr)
+    redis.call('HSET', jobs_key, id, cmsgpack.pack(3, version, attempts, priority, ttr,
+      max_attempts, run_at, created, now, token, body))
+    redis.call('ZADD', reserved_key, reserved_until, id)
+    reply[#reply + 1] = {id, 'reserved', version, attempts, priority, ttr, max_attempts, run_at,
+      created, now, tostring(token), reserved_until, redis.call('HGET', errors_key, id), body, 0}
+  end
+  redis.call('HINCRBY', meta_key, 'total_reserved', #members)
+end
+reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
+return reply

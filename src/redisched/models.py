@@ -1,0 +1,107 @@
+"""The values the clients return: jobs, put results, topic statistics."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its lifecycle (DESIGN.md section 2)."""
+
+    SCHEDULED = "scheduled"
+    READY = "ready"
+    RESERVED = "reserved"
+    DEAD = "dead"
+
+
+class PutStatus(enum.StrEnum):
+    """What a put did."""
+
+    CREATED = "created"
+    EXISTS = "exists"
+    REPLACED = "replaced"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """The outcome of one put.
+
+    Attributes:
+        status: created, exists (nothing changed), replaced, or pending (the job is reserved;
+            the new version is scheduled when the running attempt ends).
+        version: the job's version after the put (the current one for ``exists``).
+    """
+
+    status: PutStatus
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored, or as leased by ``reserve`` (then with a ``token``).
+
+    Times are aware UTC datetimes; ``ttr`` is in seconds; ``max_attempts`` is None when
+    unlimited; ``pending_version`` is set while a replacement waits for the running attempt.
+    """
+
+    topic: str
+    id: str
+    body: bytes
+    state: JobState
+    run_at: datetime
+    priority: int
+    ttr: float
+    attempts: int
+    max_attempts: int | None
+    version: int
+    token: str | None
+    reserved_until: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    pending_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStats:
+    """Counts of a topic's jobs per state, and totals since the topic was created."""
+
+    topic: str
+    scheduled: int
+    ready: int
+    reserved: int
+    dead: int
+    paused: bool
+    next_due: datetime | None
+    total_put: int
+    total_reserved: int
+    total_acked: int
+    total_released: int
+    total_requeued: int
+    total_dead: int
+    total_pulled: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a job listing; pass ``cursor`` back to get the next page (None at the end)."""
+
+    jobs: list[Job]
+    cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Jobs leased by reserve, with the server's clock and when work is next due.
+
+    ``next_due`` is the earliest scheduled run_at and ``next_timeout`` the earliest reservation
+    deadline; a worker sleeps until the sooner of the two instead of polling.
+    """
+
+    jobs: list[Job]
+    now_ms: int
+    next_due_ms: int | None
+    next_timeout_ms: int | None

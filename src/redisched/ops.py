@@ -1,0 +1,436 @@
+"""The I/O-free core: build each script call and parse each reply.
+
+``Client`` and ``AsyncClient`` are thin shells over :class:`Operations`: a method here
+validates its arguments and returns a :class:`Call` (the Redis work to do and how to read the
+answer); a client sends it and returns ``call.parse(replies)``. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from . import scripts, validate
+from .errors import InvalidArgument, StaleReservation, VersionConflict
+from .keys import DEFAULT_PREFIX, TopicKeys, topics_key, validate_topic
+from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, TopicStats
+
+T = TypeVar("T")
+Arg = str | bytes | int
+
+DEFAULT_MAX_BODY_SIZE = 1 << 20
+DEFAULT_PROMOTE_LIMIT = 1000
+_PUT_STATUS = {1: PutStatus.CREATED, 2: PutStatus.EXISTS, 3: PutStatus.REPLACED, 4: PutStatus.PENDING}
+_VERSION_CONFLICT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One Redis round-trip item: a script (by name) with keys and args, or a plain command."""
+
+    script: str | None
+    keys: tuple[str, ...]
+    args: tuple[Arg, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """The Redis work of one client method and how to read its replies.
+
+    Several steps go in one pipeline (one round trip). ``register_topic`` names a topic to add
+    to the topics set first (the scripts never touch cross-topic keys, DESIGN.md section 3).
+    """
+
+    steps: tuple[Step, ...]
+    parse: Callable[[list[Any]], T]
+    register_topic: tuple[str, str] | None = None
+
+
+def to_datetime(ms: int) -> datetime:
+    """Epoch milliseconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def parse_job(topic: str, reply: Sequence[Any]) -> Job:
+    """Read the job array that get, reserve, pull and jobs return (see get.lua)."""
+    (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, created, updated,
+     token, reserved_until, last_error, body, pending_version) = reply  # fmt: skip
+    return Job(
+        topic=topic,
+        id=job_id.decode("utf-8"),
+        body=bytes(body),
+        state=JobState(state.decode()),
+        run_at=to_datetime(run_at),
+        priority=priority,
+        ttr=ttr / 1000,
+        attempts=attempts,
+        max_attempts=max_attempts or None,
+        version=version,
+        token=_text(token),
+        reserved_until=None if reserved_until is None else to_datetime(reserved_until),
+        last_error=_text(last_error),
+        created_at=to_datetime(created),
+        updated_at=to_datetime(updated),
+        pending_version=pending_version or None,
+    )
+
+
+def _optional_ms(value: int) -> int | None:
+    return None if value < 0 else value
+
+
+def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
+    """Read the reply of reserve.lua."""
+    now, next_due, next_timeout, *jobs = reply
+    return Lease(
+        jobs=[parse_job(topic, job) for job in jobs],
+        now_ms=now,
+        next_due_ms=_optional_ms(next_due),
+        next_timeout_ms=_optional_ms(next_timeout),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    """Builds every call of the public API. Holds settings only; safe to share.
+
+    Args:
+        prefix: the first part of every key name.
+        clock: None to use the Redis server's clock (the default, and what production wants),
+            or a function returning epoch seconds, so that tests can move days ahead.
+        max_body_size: the largest body accepted, in bytes.
+        promote_limit: how many due jobs one reserve moves to ready at most.
+    """
+
+    prefix: str = DEFAULT_PREFIX
+    clock: Callable[[], float] | None = None
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    promote_limit: int = DEFAULT_PROMOTE_LIMIT
+    _keys: dict[str, TopicKeys] = field(default_factory=dict, compare=False, repr=False)
+
+    def keys(self, topic: str) -> TopicKeys:
+        """The validated keys of a topic (cached: key names are built once per topic)."""
+        keys = self._keys.get(topic)
+        if keys is None:
+            keys = TopicKeys(self.prefix, validate_topic(topic))
+            if len(self._keys) < 10_000:
+                self._keys[topic] = keys
+        return keys
+
+    def _now(self) -> Arg:
+        return "" if self.clock is None else round(self.clock() * 1000)
+
+    def _step(self, script: str, topic: str, *args: Arg) -> Step:
+        keys = self.keys(topic)
+        names = tuple(keys.name(p.name) for p in scripts.get(script).keys)
+        return Step(script, names, args)
+
+    def _register(self, topic: str) -> tuple[str, str]:
+        return (topics_key(self.prefix), topic)
+
+    # -- put, get, delete -------------------------------------------------------------------
+
+    def _put_options(
+        self,
+        delay: object,
+        run_at: object,
+        ttr: object,
+        priority: object,
+        max_attempts: object,
+        replace: object,
+    ) -> tuple[Arg, ...]:
+        if delay is not None and run_at is not None:
+            raise InvalidArgument("delay", "give delay or run_at, not both")
+        run_at_arg: Arg = "" if run_at is None else validate.epoch_ms(run_at)
+        delay_arg = 0 if delay is None else validate.duration_ms(delay, "delay")
+        ttr_arg: Arg = "" if ttr is None else validate.ttr_ms(ttr)
+        attempts = validate.optional_positive(max_attempts, "max_attempts")
+        if not isinstance(replace, bool):
+            raise InvalidArgument("replace", f"must be a bool, not {type(replace).__name__}")
+        return (
+            self._now(),
+            run_at_arg,
+            delay_arg,
+            ttr_arg,
+            validate.priority(priority),
+            "" if attempts is None else attempts,
+            int(replace),
+        )
+
+    def put(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        delay: object = None,
+        run_at: object = None,
+        ttr: object = None,
+        priority: object = 0,
+        max_attempts: object = None,
+        replace: object = False,
+        if_version: object = None,
+    ) -> Call[PutResult]:
+        """Create a job, or replace it with ``replace=True`` (DESIGN.md section 2)."""
+        keys = self.keys(topic)
+        job_id = validate.job_id(id)
+        data = validate.body(body, self.max_body_size)
+        options = self._put_options(delay, run_at, ttr, priority, max_attempts, replace)
+        expected = validate.optional_positive(if_version, "if_version")
+        step = self._step("put", topic, *options, "" if expected is None else expected, job_id, data)
+
+        def parse(replies: list[Any]) -> PutResult:
+            status, version = replies[0]
+            if status == _VERSION_CONFLICT:
+                raise VersionConflict(topic, job_id, expected or 0, version)
+            return PutResult(_PUT_STATUS[status], version)
+
+        return Call((step,), parse, self._register(keys.topic))
+
+    def put_many(
+        self,
+        topic: str,
+        jobs: Iterable[tuple[str, bytes | str]],
+        *,
+        delay: object = None,
+        run_at: object = None,
+        ttr: object = None,
+        priority: object = 0,
+        max_attempts: object = None,
+        replace: object = False,
+        batch_size: int = 500,
+    ) -> Call[list[PutResult]]:
+        """Put many ``(id, body)`` jobs with shared options, in one round trip.
+
+        The jobs go in scripts of ``batch_size`` each, pipelined, so that one huge call does
+        not hold Redis for long.
+        """
+        keys = self.keys(topic)
+        options = self._put_options(delay, run_at, ttr, priority, max_attempts, replace)
+        size = validate.integer(batch_size, "batch_size", 1, 10_000)
+        if isinstance(jobs, (str, bytes)):
+            raise InvalidArgument("jobs", "must be an iterable of (id, body) pairs")
+        pairs: list[Arg] = []
+        try:
+            for index, item in enumerate(jobs):
+                if not isinstance(item, tuple) or len(item) != 2:
+                    raise InvalidArgument(f"jobs[{index}]", "must be an (id, body) pair")
+                pairs.append(validate.job_id(item[0], f"jobs[{index}].id"))
+                pairs.append(validate.body(item[1], self.max_body_size, f"jobs[{index}].body"))
+        except TypeError as exc:
+            raise InvalidArgument("jobs", "must be an iterable of (id, body) pairs") from exc
+        steps = tuple(
+            self._step("put", topic, *options, "", *pairs[start : start + 2 * size])
+            for start in range(0, len(pairs), 2 * size)
+        )
+
+        def parse(replies: list[Any]) -> list[PutResult]:
+            flat = [value for reply in replies for value in reply]
+            return [PutResult(_PUT_STATUS[s], v) for s, v in zip(flat[::2], flat[1::2])]
+
+        return Call(steps, parse, self._register(keys.topic) if steps else None)
+
+    def get(self, topic: str, id: str) -> Call[Job | None]:
+        """Read a job by id; None when it does not exist."""
+        step = self._step("get", topic, self._now(), validate.job_id(id))
+        return Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+
+    def delete(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
+        """Delete a job by id in any state; True if it existed."""
+        job_id = validate.job_id(id)
+        expected = validate.optional_positive(if_version, "if_version")
+        step = self._step("delete", topic, job_id, "" if expected is None else expected)
+
+        def parse(replies: list[Any]) -> bool:
+            status, version = replies[0]
+            if status == _VERSION_CONFLICT:
+                raise VersionConflict(topic, job_id, expected or 0, version)
+            return bool(status)
+
+        return Call((step,), parse)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def lease(self, topic: str, count: object, *, ttr: object = None) -> Call[Lease]:
+        """Reserve up to ``count`` jobs and learn when the next work is due."""
+        return Call((self._lease_step(topic, count, ttr),), lambda r: parse_lease(topic, r[0]))
+
+    def _lease_step(self, topic: str, count: object, ttr: object) -> Step:
+        ttr_arg: Arg = "" if ttr is None else validate.ttr_ms(ttr)
+        return self._step(
+            "reserve", topic, self._now(), validate.count(count), ttr_arg, self.promote_limit
+        )
+
+    def reserve(self, topic: str, *, ttr: object = None) -> Call[Job | None]:
+        """Lease the next ready job, or None."""
+        step = self._lease_step(topic, 1, ttr)
+        return Call((step,), lambda r: next(iter(parse_lease(topic, r[0]).jobs), None))
+
+    def reserve_many(self, topic: str, count: object, *, ttr: object = None) -> Call[list[Job]]:
+        """Lease up to ``count`` ready jobs."""
+        step = self._lease_step(topic, count, ttr)
+        return Call((step,), lambda r: parse_lease(topic, r[0]).jobs)
+
+    def _ack_step(self, topic: str, pairs: Sequence[tuple[str, str]]) -> Step:
+        return self._step("ack", topic, self._now(), *(v for pair in pairs for v in pair))
+
+    def ack(self, job: Any) -> Call[None]:
+        """Finish a reserved job; StaleReservation if the token is no longer current."""
+        topic, job_id, token = validate.reserved_job(job)
+
+        def parse(replies: list[Any]) -> None:
+            if replies[0][0] != 1:
+                raise StaleReservation(topic, job_id)
+
+        return Call((self._ack_step(topic, [(job_id, token)]),), parse)
+
+    def ack_many(self, topic: str, jobs: Sequence[Any]) -> Call[list[bool]]:
+        """Finish several reserved jobs of one topic; one flag per job (False = stale)."""
+        validate_topic(topic)
+        pairs = []
+        for job in jobs:
+            job_topic, job_id, token = validate.reserved_job(job)
+            if job_topic != topic:
+                raise InvalidArgument("jobs", f"job {job_id!r} is in topic {job_topic!r}")
+            pairs.append((job_id, token))
+        if not pairs:
+            return Call((), lambda r: [])
+        return Call((self._ack_step(topic, pairs),), lambda r: [s == 1 for s in r[0]])
+
+    def ack_and_lease(
+        self, topic: str, done: Sequence[Any], count: object, *, ttr: object = None
+    ) -> Call[tuple[list[bool], Lease]]:
+        """Ack finished jobs and lease the next ones in a single round trip (for workers)."""
+        acks = self.ack_many(topic, done)
+        lease = self._lease_step(topic, count, ttr)
+
+        def parse(replies: list[Any]) -> tuple[list[bool], Lease]:
+            acked = acks.parse(replies[:-1])
+            return acked, parse_lease(topic, replies[-1])
+
+        return Call((*acks.steps, lease), parse)
+
+    def release(self, job: Any, *, delay: object = 0, error: object = None) -> Call[JobState]:
+        """Return a reserved job to the queue after ``delay``; the state it went to."""
+        topic, job_id, token = validate.reserved_job(job)
+        delay_ms = validate.duration_ms(delay, "delay")
+        error_text = "" if error is None else validate.text(error, "error")
+        step = self._step("release", topic, self._now(), job_id, token, delay_ms, error_text)
+
+        def parse(replies: list[Any]) -> JobState:
+            status, state = replies[0]
+            if status == 0:
+                raise StaleReservation(topic, job_id)
+            return JobState(state.decode())
+
+        return Call((step,), parse)
+
+    def touch(self, job: Any, *, ttr: object = None) -> Call[datetime]:
+        """Extend a reservation by ``ttr`` (default: the job's); the new deadline."""
+        topic, job_id, token = validate.reserved_job(job)
+        ttr_arg: Arg = "" if ttr is None else validate.ttr_ms(ttr)
+        step = self._step("touch", topic, self._now(), job_id, token, ttr_arg)
+
+        def parse(replies: list[Any]) -> datetime:
+            status, until = replies[0]
+            if status == 0:
+                raise StaleReservation(topic, job_id)
+            return to_datetime(until)
+
+        return Call((step,), parse)
+
+    def bury(self, job: Any, *, reason: object = None) -> Call[None]:
+        """Move a reserved job to dead, keeping ``reason`` as its last error."""
+        topic, job_id, token = validate.reserved_job(job)
+        reason_text = "" if reason is None else validate.text(reason, "reason")
+        step = self._step("bury", topic, self._now(), job_id, token, reason_text)
+
+        def parse(replies: list[Any]) -> None:
+            if replies[0][0] == 0:
+                raise StaleReservation(topic, job_id)
+
+        return Call((step,), parse)
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def kick(self, topic: str, id: str | None = None, *, limit: object = 100) -> Call[int]:
+        """Move dead jobs back to ready: one by id, else up to ``limit``; how many moved."""
+        job_id = "" if id is None else validate.job_id(id)
+        step = self._step("kick", topic, self._now(), job_id, validate.integer(limit, "limit", 1, 10_000))
+        return Call((step,), lambda r: int(r[0]))
+
+    def pull(self, topic: str) -> Call[Job | None]:
+        """Take the next ready job and delete it at once (at-most-once delivery)."""
+        step = self._step("pull", topic, self._now(), self.promote_limit)
+        return Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+
+    def requeue(self, topic: str, *, limit: object = 1000) -> Call[int]:
+        """Return timed-out reservations to the queue (or dead); how many moved."""
+        step = self._requeue_step(topic, limit)
+        return Call((step,), lambda r: int(r[0][0]) + int(r[0][1]))
+
+    def requeue_due(self, topic: str, *, limit: object = 1000) -> Call[int | None]:
+        """Requeue, and return the next reservation deadline in ms (None: none left)."""
+        step = self._requeue_step(topic, limit)
+        return Call((step,), lambda r: _optional_ms(r[0][2]))
+
+    def _requeue_step(self, topic: str, limit: object) -> Step:
+        return self._step(
+            "requeue", topic, self._now(), validate.integer(limit, "limit", 1, 10_000)
+        )
+
+    def stats(self, topic: str) -> Call[TopicStats]:
+        """Counts per state and totals."""
+        step = self._step("stats", topic, self._now())
+
+        def parse(replies: list[Any]) -> TopicStats:
+            _, scheduled, ready, reserved, dead, paused, next_due, *totals = replies[0]
+            return TopicStats(
+                topic, scheduled, ready, reserved, dead, bool(paused),
+                None if next_due < 0 else to_datetime(next_due), *totals,
+            )  # fmt: skip
+
+        return Call((step,), parse)
+
+    def topics(self) -> Call[list[str]]:
+        """Every topic that has had a put, sorted."""
+        step = Step(None, (), ("SMEMBERS", topics_key(self.prefix)))
+        return Call((step,), lambda r: sorted(t.decode("utf-8") for t in r[0]))
+
+    def jobs(
+        self, topic: str, state: object, *, limit: object = 100, cursor: str | None = None
+    ) -> Call[JobPage]:
+        """One page of a topic's jobs in ``state``; pass the page's cursor for the next."""
+        job_state = validate.state(state)
+        page_size = validate.integer(limit, "limit", 1, 1000)
+        if cursor is None:
+            offset = 0
+        elif isinstance(cursor, str) and cursor.isdigit() and len(cursor) < 16:
+            offset = int(cursor)
+        else:
+            raise InvalidArgument("cursor", "must be a cursor returned by a previous page")
+        step = self._step("jobs", topic, self._now(), job_state.value, offset, page_size)
+
+        def parse(replies: list[Any]) -> JobPage:
+            next_offset, *jobs = replies[0]
+            return JobPage(
+                [parse_job(topic, j) for j in jobs], str(next_offset) if next_offset else None
+            )
+
+        return Call((step,), parse)
+
+    def pause(self, topic: str) -> Call[bool]:
+        """Stop the topic from leasing jobs; True if it was running."""
+        step = self._step("pause", topic)
+        return Call((step,), lambda r: bool(r[0]), self._register(topic))
+
+    def resume(self, topic: str) -> Call[bool]:
+        """Let the topic lease jobs again; True if it was paused."""
+        step = self._step("resume", topic)
+        return Call((step,), lambda r: bool(r[0]))

@@ -1,0 +1,157 @@
+"""Checks on caller input: each returns the normalised value or raises InvalidArgument.
+
+Every public entry point runs its arguments through these before anything reaches Redis,
+so bad input never changes a stored job.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from .errors import InvalidArgument
+from .keys import validate_topic
+from .models import JobState
+
+MAX_ID_BYTES = 1024
+MAX_DELAY_MS = 100 * 365 * 86_400_000  # a century keeps every time well inside a double
+MAX_TTR_MS = 365 * 86_400_000
+MAX_EPOCH_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+MAX_COUNT = 1000
+MAX_ERROR_CHARS = 65_536
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def job_id(value: object, argument: str = "id") -> str:
+    """A job id: a non-empty string of at most 1024 UTF-8 bytes."""
+    if not isinstance(value, str):
+        raise InvalidArgument(argument, f"must be a string, not {type(value).__name__}")
+    if not value:
+        raise InvalidArgument(argument, "must not be empty")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(argument, "must be valid Unicode (no lone surrogates)") from exc
+    if size > MAX_ID_BYTES:
+        raise InvalidArgument(argument, f"must be at most {MAX_ID_BYTES} bytes in UTF-8")
+    return value
+
+
+def body(value: object, max_size: int, argument: str = "body") -> bytes:
+    """A job body: bytes as they are, or a str encoded as UTF-8; at most ``max_size`` bytes."""
+    if isinstance(value, str):
+        try:
+            data = value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(argument, "must be valid Unicode (no lone surrogates)") from exc
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    else:
+        raise InvalidArgument(argument, f"must be bytes or str, not {type(value).__name__}")
+    if len(data) > max_size:
+        raise InvalidArgument(argument, f"is {len(data)} bytes; the limit is {max_size}")
+    return data
+
+
+def duration_ms(
+    value: object, argument: str, *, minimum_ms: int = 0, maximum_ms: int = MAX_DELAY_MS
+) -> int:
+    """Seconds (int or float) or a timedelta, as whole milliseconds within the bounds."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif _is_number(value):
+        seconds = float(value)  # type: ignore[arg-type]
+    else:
+        raise InvalidArgument(
+            argument, f"must be seconds (int or float) or a timedelta, not {type(value).__name__}"
+        )
+    if not math.isfinite(seconds):
+        raise InvalidArgument(argument, "must be a finite number of seconds")
+    ms = round(seconds * 1000)
+    if ms < minimum_ms:
+        raise InvalidArgument(argument, f"must be at least {minimum_ms / 1000:g} seconds")
+    if ms > maximum_ms:
+        raise InvalidArgument(argument, f"must be at most {maximum_ms / 1000:g} seconds")
+    return ms
+
+
+def ttr_ms(value: object, argument: str = "ttr") -> int:
+    """A time to run: more than 0 (at least 1 ms) and at most a year."""
+    return duration_ms(value, argument, minimum_ms=1, maximum_ms=MAX_TTR_MS)
+
+
+def epoch_ms(value: object, argument: str = "run_at") -> int:
+    """An aware datetime or epoch seconds, as epoch milliseconds."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidArgument(argument, "must be timezone-aware (e.g. tzinfo=timezone.utc)")
+        seconds = value.timestamp()
+    elif _is_number(value):
+        seconds = float(value)  # type: ignore[arg-type]
+        if not math.isfinite(seconds):
+            raise InvalidArgument(argument, "must be a finite number of epoch seconds")
+    else:
+        raise InvalidArgument(
+            argument, f"must be an aware datetime or epoch seconds, not {type(value).__name__}"
+        )
+    ms = round(seconds * 1000)
+    if not 0 <= ms <= MAX_EPOCH_MS:
+        raise InvalidArgument(argument, "must lie between 1970 and the year 9999")
+    return ms
+
+
+def integer(value: object, argument: str, low: int, high: int) -> int:
+    """An int (bool excluded) within [low, high]."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgument(argument, f"must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise InvalidArgument(argument, f"must be between {low} and {high}")
+    return value
+
+
+def priority(value: object) -> int:
+    """A priority: an int; lower numbers run first."""
+    return integer(value, "priority", *PRIORITY_RANGE)
+
+
+def optional_positive(value: object, argument: str) -> int | None:
+    """None, or an int of at least 1 (max_attempts, if_version)."""
+    return None if value is None else integer(value, argument, 1, 2**31 - 1)
+
+
+def count(value: object, argument: str = "count") -> int:
+    """How many jobs at once: 1 to 1000."""
+    return integer(value, argument, 1, MAX_COUNT)
+
+
+def text(value: object, argument: str) -> str:
+    """An optional free text (error, reason): a str of at most 64 Ki characters."""
+    if not isinstance(value, str):
+        raise InvalidArgument(argument, f"must be a string, not {type(value).__name__}")
+    if len(value) > MAX_ERROR_CHARS:
+        raise InvalidArgument(argument, f"must be at most {MAX_ERROR_CHARS} characters")
+    return value
+
+
+def state(value: object) -> JobState:
+    """A JobState, or its name."""
+    try:
+        return JobState(value)
+    except ValueError:
+        names = ", ".join(s.value for s in JobState)
+        raise InvalidArgument("state", f"must be one of {names}, not {value!r}") from None
+
+
+def reserved_job(job: Any) -> tuple[str, str, str]:
+    """The (topic, id, token) of anything shaped like a reserved Job."""
+    for attribute in ("topic", "id", "token"):
+        if not hasattr(job, attribute):
+            raise InvalidArgument("job", f"must have .topic, .id and .token (no .{attribute})")
+    if not isinstance(job.token, str) or not job.token:
+        raise InvalidArgument("job", "has no token: only jobs returned by reserve can be acked")
+    return validate_topic(job.topic, "job.topic"), job_id(job.id, "job.id"), job.token
