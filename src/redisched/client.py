@@ -18,17 +18,83 @@ from .errors import BackendError
 from .models import Job, JobPage, JobState, Lease, PutResult, TopicStats
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
 from .protocol import Batch, conversation
+from .topic_config import TopicConfig
 
 T = TypeVar("T")
 
 
-class _Methods:
-    """The public API, shared by both clients; ``_run`` is the only I/O."""
+def _operations(
+    prefix: str, clock: Callable[[], float] | None, max_body_size: int, promote_limit: int
+) -> Operations:
+    return Operations(
+        prefix=prefix, clock=clock, max_body_size=max_body_size, promote_limit=promote_limit
+    )
 
-    ops: Operations
 
-    def _run(self, call: Call[T]) -> Any:
-        raise NotImplementedError
+class Client:
+    """A blocking redisched client over a ``redis.Redis`` (or ``RedisCluster``) connection.
+
+    Args:
+        redis: a connection made with ``decode_responses=False`` (bodies are bytes).
+        prefix: the first part of every key name.
+        clock: None (the Redis server's clock) or a function returning epoch seconds.
+        max_body_size: the largest body accepted, in bytes.
+        promote_limit: how many due jobs one reserve moves to ready at most.
+    """
+
+    def __init__(
+        self,
+        redis: redis.Redis | redis.RedisCluster,
+        *,
+        prefix: str = "redisched",
+        clock: Callable[[], float] | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        promote_limit: int = DEFAULT_PROMOTE_LIMIT,
+    ) -> None:
+        self.redis = redis
+        self.ops = _operations(prefix, clock, max_body_size, promote_limit)
+        self._registered: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> Client:
+        """Connect to ``url`` (``redis://``, ``rediss://``, ``unix://``); options as __init__."""
+        conn: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+        return cls(conn, **options)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.redis.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, call: Call[T]) -> T:
+        chat = conversation(call, self._registered)
+        try:
+            batch = next(chat)
+            while True:
+                batch = chat.send(self._send(batch))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _send(self, batch: Batch) -> list[Any]:
+        try:
+            if len(batch) == 1:
+                try:
+                    return [self.redis.execute_command(*batch[0])]  # type: ignore[no-untyped-call]
+                except (RedisError, OSError) as exc:
+                    if _is_transport_error(exc):
+                        raise
+                    return [exc]
+            pipe = self.redis.pipeline(transaction=False)
+            for cmd in batch:
+                pipe.execute_command(*cmd)
+            return pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            raise BackendError(f"Redis is unavailable: {exc}") from exc
 
     def put(
         self,
@@ -170,84 +236,20 @@ class _Methods:
         """Let a paused topic lease jobs again; True if it was paused."""
         return self._run(self.ops.resume(topic))
 
+    def config(self, topic: str) -> TopicConfig:
+        """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""
+        return self._run(self.ops.config(topic))
 
-def _operations(
-    prefix: str, clock: Callable[[], float] | None, max_body_size: int, promote_limit: int
-) -> Operations:
-    return Operations(
-        prefix=prefix, clock=clock, max_body_size=max_body_size, promote_limit=promote_limit
-    )
+    def configure(self, topic: str, **changes: Any) -> TopicConfig:
+        """Change the topic's settings; a value of None restores the default.
 
-
-class Client(_Methods):
-    """A blocking redisched client over a ``redis.Redis`` (or ``RedisCluster``) connection.
-
-    Args:
-        redis: a connection made with ``decode_responses=False`` (bodies are bytes).
-        prefix: the first part of every key name.
-        clock: None (the Redis server's clock) or a function returning epoch seconds.
-        max_body_size: the largest body accepted, in bytes.
-        promote_limit: how many due jobs one reserve moves to ready at most.
-    """
-
-    def __init__(
-        self,
-        redis: redis.Redis | redis.RedisCluster,
-        *,
-        prefix: str = "redisched",
-        clock: Callable[[], float] | None = None,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        promote_limit: int = DEFAULT_PROMOTE_LIMIT,
-    ) -> None:
-        self.redis = redis
-        self.ops = _operations(prefix, clock, max_body_size, promote_limit)
-        self._registered: set[str] = set()
-
-    @classmethod
-    def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> Client:
-        """Connect to ``url`` (``redis://``, ``rediss://``, ``unix://``); options as __init__."""
-        conn: Any = (
-            redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
-        )
-        return cls(conn, **options)
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self.redis.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _run(self, call: Call[T]) -> T:
-        chat = conversation(call, self._registered)
-        try:
-            batch = next(chat)
-            while True:
-                batch = chat.send(self._send(batch))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-
-    def _send(self, batch: Batch) -> list[Any]:
-        try:
-            if len(batch) == 1:
-                try:
-                    return [self.redis.execute_command(*batch[0])]
-                except (RedisError, OSError) as exc:
-                    if _is_transport_error(exc):
-                        raise
-                    return [exc]
-            pipe = self.redis.pipeline(transaction=False)
-            for cmd in batch:
-                pipe.execute_command(*cmd)
-            return pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
-            raise BackendError(f"Redis is unavailable: {exc}") from exc
+        Keywords: ttr, max_attempts, backoff, backoff_max (seconds or timedelta), webhook
+        (a Webhook, a mapping with url/secrets/timeout, or None), concurrency, rate.
+        """
+        return self._run(self.ops.configure(topic, changes))
 
 
-class AsyncClient(_Methods):
+class AsyncClient:
     """The asyncio twin of :class:`Client`: the same methods, awaitable."""
 
     def __init__(
@@ -283,7 +285,7 @@ class AsyncClient(_Methods):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _run(self, call: Call[T]) -> T:  # type: ignore[override]
+    async def _run(self, call: Call[T]) -> T:
         chat = conversation(call, self._registered)
         try:
             batch = next(chat)
@@ -304,9 +306,141 @@ class AsyncClient(_Methods):
             pipe = self.redis.pipeline(transaction=False)
             for cmd in batch:
                 pipe.execute_command(*cmd)
-            return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+            return await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
             raise BackendError(f"Redis is unavailable: {exc}") from exc
+
+    async def put(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        delay: float | Any = None,
+        run_at: datetime | float | None = None,
+        ttr: float | Any = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        replace: bool = False,
+        if_version: int | None = None,
+    ) -> PutResult:
+        """Create a job (or replace it with ``replace=True``); see DESIGN.md section 2."""
+        return await self._run(
+            self.ops.put(
+                topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
+                max_attempts=max_attempts, replace=replace, if_version=if_version,
+            )
+        )  # fmt: skip
+
+    async def put_many(
+        self,
+        topic: str,
+        jobs: Iterable[tuple[str, bytes | str]],
+        *,
+        delay: float | Any = None,
+        run_at: datetime | float | None = None,
+        ttr: float | Any = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        replace: bool = False,
+    ) -> list[PutResult]:
+        """Put many ``(id, body)`` jobs sharing the same options, in one round trip."""
+        return await self._run(
+            self.ops.put_many(
+                topic, jobs, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
+                max_attempts=max_attempts, replace=replace,
+            )
+        )  # fmt: skip
+
+    async def get(self, topic: str, id: str) -> Job | None:
+        """The job with this id, or None."""
+        return await self._run(self.ops.get(topic, id))
+
+    async def delete(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
+        """Delete a job in any state; True if it existed."""
+        return await self._run(self.ops.delete(topic, id, if_version=if_version))
+
+    async def reserve(self, topic: str, *, ttr: float | Any = None) -> Job | None:
+        """Lease the next due job (lowest priority number first), or None."""
+        return await self._run(self.ops.reserve(topic, ttr=ttr))
+
+    async def reserve_many(self, topic: str, count: int, *, ttr: float | Any = None) -> list[Job]:
+        """Lease up to ``count`` due jobs."""
+        return await self._run(self.ops.reserve_many(topic, count, ttr=ttr))
+
+    async def lease(self, topic: str, count: int, *, ttr: float | Any = None) -> Lease:
+        """Lease up to ``count`` jobs and learn when the next job or timeout is due."""
+        return await self._run(self.ops.lease(topic, count, ttr=ttr))
+
+    async def ack(self, job: Any) -> None:
+        """Finish a reserved job. Raises StaleReservation if its lease was lost."""
+        return await self._run(self.ops.ack(job))
+
+    async def ack_many(self, topic: str, jobs: Sequence[Any]) -> list[bool]:
+        """Finish several reserved jobs of one topic; False for each stale one."""
+        return await self._run(self.ops.ack_many(topic, jobs))
+
+    async def ack_and_lease(
+        self, topic: str, done: Sequence[Any], count: int, *, ttr: float | Any = None
+    ) -> tuple[list[bool], Lease]:
+        """Ack ``done`` and lease up to ``count`` more jobs in one round trip."""
+        return await self._run(self.ops.ack_and_lease(topic, done, count, ttr=ttr))
+
+    async def release(
+        self, job: Any, *, delay: float | Any = 0, error: str | None = None
+    ) -> JobState:
+        """Give a reserved job back, due after ``delay``; the state it is in now."""
+        return await self._run(self.ops.release(job, delay=delay, error=error))
+
+    async def touch(self, job: Any, *, ttr: float | Any = None) -> datetime:
+        """Extend a reservation by ``ttr`` (default: the job's ttr); the new deadline."""
+        return await self._run(self.ops.touch(job, ttr=ttr))
+
+    async def bury(self, job: Any, *, reason: str | None = None) -> None:
+        """Move a reserved job to dead, keeping ``reason`` as its last error."""
+        return await self._run(self.ops.bury(job, reason=reason))
+
+    async def kick(self, topic: str, id: str | None = None, *, limit: int = 100) -> int:
+        """Move dead jobs back to ready (one by id, else up to ``limit``); how many."""
+        return await self._run(self.ops.kick(topic, id, limit=limit))
+
+    async def pull(self, topic: str) -> Job | None:
+        """Take the next due job and delete it at once (at-most-once), or None."""
+        return await self._run(self.ops.pull(topic))
+
+    async def requeue(self, topic: str, *, limit: int = 1000) -> int:
+        """Return timed-out reservations to the queue (or dead); how many moved."""
+        return await self._run(self.ops.requeue(topic, limit=limit))
+
+    async def stats(self, topic: str) -> TopicStats:
+        """Counts of the topic's jobs per state, and totals."""
+        return await self._run(self.ops.stats(topic))
+
+    async def topics(self) -> list[str]:
+        """Every topic that has had a put, sorted."""
+        return await self._run(self.ops.topics())
+
+    async def jobs(
+        self, topic: str, state: JobState | str, *, limit: int = 100, cursor: str | None = None
+    ) -> JobPage:
+        """One page of the topic's jobs in ``state``; pass ``page.cursor`` for the next."""
+        return await self._run(self.ops.jobs(topic, state, limit=limit, cursor=cursor))
+
+    async def pause(self, topic: str) -> bool:
+        """Stop the topic from leasing jobs; True if it was running."""
+        return await self._run(self.ops.pause(topic))
+
+    async def resume(self, topic: str) -> bool:
+        """Let a paused topic lease jobs again; True if it was paused."""
+        return await self._run(self.ops.resume(topic))
+
+    async def config(self, topic: str) -> TopicConfig:
+        """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""
+        return await self._run(self.ops.config(topic))
+
+    async def configure(self, topic: str, **changes: Any) -> TopicConfig:
+        """Change the topic's settings; a value of None restores the default."""
+        return await self._run(self.ops.configure(topic, changes))
 
 
 def _is_transport_error(exc: BaseException) -> bool:

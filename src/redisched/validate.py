@@ -141,7 +141,7 @@ def text(value: object, argument: str) -> str:
 def state(value: object) -> JobState:
     """A JobState, or its name."""
     try:
-        return JobState(value)
+        return JobState(value if isinstance(value, str) else "")
     except ValueError:
         names = ", ".join(s.value for s in JobState)
         raise InvalidArgument("state", f"must be one of {names}, not {value!r}") from None

@@ -99,9 +99,9 @@ class Wakeups:
                     self.notify(topic)
                 continue
             if message is not None and message.get("type") == "message":
-                topic = self._channels.get(message["channel"])
-                if topic is not None:
-                    self.notify(topic)
+                woken = self._channels.get(message["channel"])
+                if woken is not None:
+                    self.notify(woken)
 
     async def close(self) -> None:
         """Stop listening and release the connection."""

@@ -1,0 +1,180 @@
+"""A topic's settings: default ttr and attempts, requeue backoff, webhook, delivery limits.
+
+They live in the topic's meta hash, next to the counters the scripts keep, so the scripts
+read the defaults (``ttr``, ``max_attempts``, ``backoff_ms``, ``backoff_max_ms``) without a
+round trip. Times are stored in milliseconds, the webhook as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import validate
+from .errors import InvalidArgument
+
+MAX_URL_LENGTH = 2048
+MAX_WEBHOOK_TIMEOUT = 300.0
+
+FIELDS = ("ttr", "max_attempts", "backoff_ms", "backoff_max_ms", "webhook", "concurrency",
+          "rate", "paused")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where a topic's due jobs are POSTed.
+
+    Attributes:
+        url: an http(s) URL.
+        secrets: signing secrets; the first signs, all are sent during a rotation.
+        timeout: seconds to wait for the receiver's answer.
+    """
+
+    url: str
+    secrets: tuple[str, ...] = ()
+    timeout: float = 10.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The webhook as JSON-ready data."""
+        return {"url": self.url, "secrets": list(self.secrets), "timeout": self.timeout}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """A topic's settings; None means the built-in default.
+
+    Attributes:
+        ttr: default seconds a reservation lasts (built-in: 60).
+        max_attempts: default reservations before a job goes dead (built-in: unlimited).
+        backoff: base seconds of the requeue delay after a timed-out reservation, doubled per
+            attempt (built-in: 0, requeue at once).
+        backoff_max: the largest requeue delay, seconds (built-in: 3600).
+        webhook: where due jobs are pushed, or None for pull only.
+        concurrency: webhook deliveries in flight at once, across every server process.
+        rate: webhook deliveries per second, across every server process.
+        paused: a paused topic leases nothing (set with pause/resume).
+    """
+
+    ttr: float | None = None
+    max_attempts: int | None = None
+    backoff: float | None = None
+    backoff_max: float | None = None
+    webhook: Webhook | None = None
+    concurrency: int | None = None
+    rate: float | None = None
+    paused: bool = False
+
+
+def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None:
+    """A Webhook, a mapping ``{"url", "secrets", "timeout"}``, or None."""
+    if value is None or isinstance(value, Webhook):
+        data: Mapping[str, Any] = {} if value is None else value.to_json()
+        if value is None:
+            return None
+    elif isinstance(value, Mapping):
+        data = value
+    else:
+        raise InvalidArgument(argument, "must be an object with url, secrets and timeout")
+    unknown = set(data) - {"url", "secrets", "timeout"}
+    if unknown:
+        raise InvalidArgument(f"{argument}.{sorted(unknown)[0]}", "is not a webhook field")
+    url = data.get("url")
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+        raise InvalidArgument(f"{argument}.url", f"must be a URL of at most {MAX_URL_LENGTH} chars")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(f"{argument}.url", "must be an http:// or https:// URL with a host")
+    secrets = data.get("secrets", ())
+    if isinstance(secrets, str) or not isinstance(secrets, Sequence):
+        raise InvalidArgument(f"{argument}.secrets", "must be a list of strings")
+    if len(secrets) > 2 or not all(isinstance(s, str) and 8 <= len(s) <= 512 for s in secrets):
+        raise InvalidArgument(
+            f"{argument}.secrets", "must hold at most 2 secrets of 8 to 512 characters"
+        )
+    timeout = data.get("timeout", 10.0)
+    if (
+        not isinstance(timeout, (int, float))
+        or isinstance(timeout, bool)
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= MAX_WEBHOOK_TIMEOUT
+    ):
+        raise InvalidArgument(f"{argument}.timeout", f"must be 0 to {MAX_WEBHOOK_TIMEOUT} seconds")
+    return Webhook(url, tuple(secrets), float(timeout))
+
+
+def encode_changes(changes: Mapping[str, object]) -> tuple[dict[str, str], list[str]]:
+    """Validate config changes; return (fields to set, fields to delete) of the meta hash.
+
+    A value of None restores the built-in default.
+    """
+    to_set: dict[str, str] = {}
+    to_delete: list[str] = []
+    for name, value in changes.items():
+        if name == "paused":
+            raise InvalidArgument("paused", "use pause() and resume(), which wake workers")
+        field_name, encoded = _encode(name, value)
+        if encoded is None:
+            to_delete.append(field_name)
+        else:
+            to_set[field_name] = encoded
+    return to_set, to_delete
+
+
+def _encode(name: str, value: object) -> tuple[str, str | None]:
+    if name == "ttr":
+        return "ttr", None if value is None else str(validate.ttr_ms(value, "ttr"))
+    if name == "max_attempts":
+        return "max_attempts", None if value is None else str(
+            validate.integer(value, "max_attempts", 1, 2**31 - 1)
+        )
+    if name in ("backoff", "backoff_max"):
+        ms = None if value is None else validate.duration_ms(value, name, maximum_ms=86_400_000)
+        return f"{name}_ms", None if ms is None else str(ms)
+    if name == "webhook":
+        webhook = validate_webhook(value)
+        return "webhook", None if webhook is None else json.dumps(webhook.to_json())
+    if name == "concurrency":
+        return "concurrency", None if value is None else str(
+            validate.integer(value, "concurrency", 1, 10_000)
+        )
+    if name == "rate":
+        if value is None:
+            return "rate", None
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or not 0 < value <= 1_000_000
+        ):
+            raise InvalidArgument("rate", "must be a number of deliveries per second, 0 to 1e6")
+        return "rate", repr(float(value))
+    raise InvalidArgument(name, "is not a topic setting")
+
+
+def decode(values: Sequence[bytes | None]) -> TopicConfig:
+    """Read the meta hash fields of FIELDS, in that order, into a TopicConfig."""
+    raw = dict(zip(FIELDS, (None if v is None else v.decode() for v in values), strict=True))
+
+    def number(name: str) -> float | None:
+        text = raw[name]
+        return None if text is None else float(text)
+
+    webhook = None
+    if raw["webhook"]:
+        data = json.loads(raw["webhook"])
+        webhook = Webhook(data["url"], tuple(data.get("secrets", ())), data.get("timeout", 10.0))
+    ttr, backoff, backoff_max = number("ttr"), number("backoff_ms"), number("backoff_max_ms")
+    return TopicConfig(
+        ttr=None if ttr is None else ttr / 1000,
+        max_attempts=None if raw["max_attempts"] is None else int(raw["max_attempts"]),
+        backoff=None if backoff is None else backoff / 1000,
+        backoff_max=None if backoff_max is None else backoff_max / 1000,
+        webhook=webhook,
+        concurrency=None if raw["concurrency"] is None else int(raw["concurrency"]),
+        rate=number("rate"),
+        paused=raw["paused"] == "1",
+    )
