@@ -285,9 +285,7 @@ async def test_pause_and_resume(api: Any, topic: str) -> None:
     assert (await api.reserve(topic)).id == "j"
 
 
-async def test_lease_reports_when_work_is_next_due(
-    api: Any, topic: str, clock: FakeClock
-) -> None:
+async def test_lease_reports_when_work_is_next_due(api: Any, topic: str, clock: FakeClock) -> None:
     await api.put(topic, "j", b"", delay=5, ttr=30)
     lease = await api.lease(topic, 10)
     assert lease.jobs == [] and lease.now_ms == round(clock.now * 1000)
