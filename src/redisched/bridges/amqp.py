@@ -1,0 +1,372 @@
+"""The AMQP bridge: consume a RabbitMQ queue of put/delete messages into redisched.
+
+Delivery is at-least-once with no duplicates: a message is acked only after Redis has
+committed its put or delete, and since ids are the client's, a redelivered message changes
+nothing (puts are create-only unless the message says ``"replace": true``; an ``exists``
+result counts as done). A malformed message is published to the dead-letter queue with the
+reason in the ``x-redisched-error`` header, then acked: it is never requeued in a loop.
+While Redis is unreachable, each worker retries its batch with a growing backoff and holds
+its messages unacked, so consumption pauses at the prefetch limit and nothing is lost.
+
+Messages arriving together are grouped: puts of one topic with the same options become one
+``put_many``, and the groups of a batch run concurrently. Messages for the same id within a
+batch keep their order; across ``concurrency`` workers, order is not guaranteed.
+
+Embedding (``redisched serve --amqp-url``)::
+
+    bridge = AmqpBridge(client, BridgeSettings(amqp_url=url))
+    task = asyncio.create_task(bridge.run())
+    ...
+    bridge.stop()
+    await task
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+    DeliveryMode,
+)
+
+from ..client import AsyncClient
+from ..errors import BackendError, InvalidArgument
+from .messages import Delete, Put, PutOptions, parse
+from .metrics import BridgeMetrics, NullMetrics
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ERROR_HEADER", "AmqpBridge", "BridgeSettings"]
+
+ERROR_HEADER = "x-redisched-error"
+"""The header of a dead-lettered message that says why it was rejected."""
+MAX_REASON_CHARS = 1000
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+Command = Put | Delete
+Item = tuple[AbstractIncomingMessage, Command]
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    """How the bridge connects and consumes.
+
+    Attributes:
+        amqp_url: the broker, ``amqp://user:password@host:port/vhost``.
+        queue: the queue to consume (declared durable).
+        dead_letter_queue: where malformed messages go (declared durable); None means
+            ``<queue>.dead``.
+        prefetch: unacked messages the broker hands this bridge at most.
+        concurrency: batches processed at once.
+        max_batch: messages one worker takes at once.
+        retry_initial: first backoff, in seconds, while Redis is unreachable.
+        retry_max: largest backoff, in seconds.
+        shutdown_grace: seconds ``stop`` lets in-flight batches finish before returning
+            them to the queue.
+    """
+
+    amqp_url: str = DEFAULT_AMQP_URL
+    queue: str = "redisched"
+    dead_letter_queue: str | None = None
+    prefetch: int = 1000
+    concurrency: int = 4
+    max_batch: int = 500
+    retry_initial: float = 0.1
+    retry_max: float = 5.0
+    shutdown_grace: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.queue:
+            raise InvalidArgument("queue", "must not be empty")
+        if self.dead_letter_queue == self.queue:
+            raise InvalidArgument("dead_letter_queue", "must differ from the queue")
+        for name, low, high in (
+            ("prefetch", 1, 65_535),
+            ("concurrency", 1, 1000),
+            ("max_batch", 1, 10_000),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidArgument(name, f"must be an integer between {low} and {high}")
+
+    @property
+    def dead_letters(self) -> str:
+        """The dead-letter queue's name."""
+        return self.dead_letter_queue or f"{self.queue}.dead"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> BridgeSettings:
+        """Settings from ``REDISCHED_AMQP_*`` variables; keyword arguments win."""
+        env = os.environ
+        values: dict[str, object] = {}
+        for name, variable, kind in (
+            ("amqp_url", "REDISCHED_AMQP_URL", str),
+            ("queue", "REDISCHED_AMQP_QUEUE", str),
+            ("dead_letter_queue", "REDISCHED_AMQP_DEAD_LETTER_QUEUE", str),
+            ("prefetch", "REDISCHED_AMQP_PREFETCH", int),
+            ("concurrency", "REDISCHED_AMQP_CONCURRENCY", int),
+        ):
+            if env.get(variable):
+                try:
+                    values[name] = kind(env[variable])
+                except ValueError:
+                    raise InvalidArgument(variable, "must be an integer") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+class AmqpBridge:
+    """Consumes ``settings.queue`` and commits each message to Redis through ``client``.
+
+    Args:
+        client: the AsyncClient jobs are put with (its body size limit applies).
+        settings: broker, queues, prefetch and concurrency.
+        metrics: counters to keep (consumed, put, deleted, rejected); none by default.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        settings: BridgeSettings | None = None,
+        *,
+        metrics: BridgeMetrics | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings or BridgeSettings()
+        self.metrics: BridgeMetrics = metrics or NullMetrics()
+        self.ready = asyncio.Event()
+        """Set once the queues are declared and the bridge is consuming."""
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish: safe to call from a signal handler, any number of times."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; then finish or return in-flight messages and close."""
+        connection = await self._connect()
+        if connection is None:
+            return
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.set_qos(prefetch_count=self.settings.prefetch)
+            queue = await channel.declare_queue(self.settings.queue, durable=True)
+            await channel.declare_queue(self.settings.dead_letters, durable=True)
+            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            tag = await queue.consume(inbox.put, no_ack=False)
+            workers = [
+                asyncio.create_task(self._work(inbox, channel))
+                for _ in range(self.settings.concurrency)
+            ]
+            log.info(
+                "bridge consuming %s (dead letters: %s)",
+                self.settings.queue,
+                self.settings.dead_letters,
+            )
+            self.ready.set()
+            await self._stopping.wait()
+            log.info("bridge stopping")
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if self._inflight:
+                await asyncio.wait(self._inflight, timeout=self.settings.shutdown_grace)
+            while not inbox.empty():
+                await _settle(inbox.get_nowait().nack(requeue=True))
+        finally:
+            # Anything still unacked goes back to the queue when the channel closes.
+            await connection.close()
+            log.info("bridge stopped")
+
+    async def _connect(self) -> AbstractRobustConnection | None:
+        """Connect, retrying with backoff until the broker answers (None if stopped first)."""
+        delay = self.settings.retry_initial
+        while True:
+            try:
+                return await aio_pika.connect_robust(self.settings.amqp_url)
+            except (OSError, aio_pika.exceptions.AMQPError) as exc:
+                log.warning("cannot reach the broker (%s); retrying in %.1fs", exc, delay)
+            if await self._sleep(delay):
+                return None
+            delay = min(delay * 2, self.settings.retry_max)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep, cut short by stop(); True if stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
+
+    async def _work(
+        self, inbox: asyncio.Queue[AbstractIncomingMessage], channel: AbstractChannel
+    ) -> None:
+        while True:
+            batch = [await inbox.get()]
+            while len(batch) < self.settings.max_batch and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            # Shielded: stop() cancels idle workers, never a batch half committed.
+            task = asyncio.create_task(self._handle(batch, channel))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug, not bad input: return the batch rather than hold it unacked.
+                log.exception("bridge failed on a batch; returning it to the queue")
+                await self._sleep(1.0)
+                for message in batch:
+                    await _settle(message.nack(requeue=True))
+
+    async def _handle(
+        self, batch: Sequence[AbstractIncomingMessage], channel: AbstractChannel
+    ) -> None:
+        self.metrics.consumed(len(batch))
+        items: list[Item] = []
+        for message in batch:
+            try:
+                items.append((message, parse(message.body, message.message_id, self.client.ops)))
+            except InvalidArgument as exc:
+                await self._dead_letter(message, str(exc), channel)
+        rounds = _rounds(items)
+        for index, round_ in enumerate(rounds):
+            if not await self._commit(round_, channel):
+                for later in rounds[index + 1 :]:
+                    for message, _ in later:
+                        await _settle(message.nack(requeue=True))
+                return
+
+    async def _commit(self, items: list[Item], channel: AbstractChannel) -> bool:
+        """Commit a round (ids all distinct), retrying while Redis is down; False if stopped."""
+        delay = self.settings.retry_initial
+        pending = _groups(items)
+        while pending:
+            outcomes = await asyncio.gather(
+                *(self._apply(group) for group in pending), return_exceptions=True
+            )
+            failed: list[list[Item]] = []
+            for group, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, BackendError):
+                    failed.append(group)
+                elif isinstance(outcome, BaseException):
+                    log.error("bridge could not commit a message", exc_info=outcome)
+                    for message, _ in group:
+                        await self._dead_letter(message, f"internal error: {outcome!r}", channel)
+                else:
+                    await _ack_all(message for message, _ in group)
+            pending = failed
+            if pending:
+                log.warning(
+                    "Redis unavailable; %d messages wait unacked, retrying in %.1fs",
+                    sum(len(group) for group in pending),
+                    delay,
+                )
+                if await self._sleep(delay):
+                    for group in pending:
+                        for message, _ in group:
+                            await _settle(message.nack(requeue=True))
+                    return False
+                delay = min(delay * 2, self.settings.retry_max) * random.uniform(0.8, 1.0)
+        return True
+
+    async def _apply(self, group: list[Item]) -> None:
+        first = group[0][1]
+        if isinstance(first, Delete):
+            await self.client.delete(first.topic, first.id)
+            self.metrics.deleted(1)
+            return
+        assert isinstance(first, Put)
+        options = first.options
+        await self.client.put_many(
+            first.topic,
+            [(command.id, command.body) for _, command in group if isinstance(command, Put)],
+            delay=options.delay,
+            run_at=options.run_at,
+            ttr=options.ttr,
+            priority=options.priority,
+            max_attempts=options.max_attempts,
+            replace=options.replace,
+        )
+        self.metrics.put(len(group))
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, channel: AbstractChannel
+    ) -> None:
+        reason = reason[:MAX_REASON_CHARS]
+        log.info("dead-lettering message %s: %s", message.message_id or "", reason)
+        headers = dict(message.headers or {})
+        headers[ERROR_HEADER] = reason
+        headers["x-redisched-queue"] = self.settings.queue
+        copy = aio_pika.Message(
+            body=message.body,
+            headers=headers,
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            timestamp=message.timestamp,
+            delivery_mode=DeliveryMode.PERSISTENT,
+        )
+        try:
+            await channel.default_exchange.publish(copy, self.settings.dead_letters)
+        except Exception as exc:  # any failure: keep the original, the broker redelivers it
+            log.warning("cannot dead-letter (%s); returning the message to the queue", exc)
+            await self._sleep(1.0)
+            await _settle(message.nack(requeue=True))
+            return
+        self.metrics.rejected(1)
+        await _settle(message.ack())
+
+
+def _rounds(items: list[Item]) -> list[list[Item]]:
+    """Split a batch so no (topic, id) repeats within a round: same-id messages keep order."""
+    rounds: list[list[Item]] = [[]]
+    seen: set[tuple[str, str]] = set()
+    for item in items:
+        key = (item[1].topic, item[1].id)
+        if key in seen:
+            rounds.append([])
+            seen = set()
+        seen.add(key)
+        rounds[-1].append(item)
+    return [r for r in rounds if r]
+
+
+def _groups(items: list[Item]) -> list[list[Item]]:
+    """Puts of one topic with equal options form one group; each delete is its own."""
+    puts: dict[tuple[str, PutOptions], list[Item]] = defaultdict(list)
+    groups: list[list[Item]] = []
+    for item in items:
+        command = item[1]
+        if isinstance(command, Put):
+            puts[(command.topic, command.options)].append(item)
+        else:
+            groups.append([item])
+    return [*puts.values(), *groups]
+
+
+async def _ack_all(messages: Iterable[AbstractIncomingMessage]) -> None:
+    for message in messages:
+        await _settle(message.ack())
+
+
+async def _settle(action: Awaitable[None]) -> None:
+    """Ack or nack; on a channel lost meanwhile the broker redelivers, which is harmless."""
+    try:
+        await action
+    except Exception as exc:  # aio-pika raises several types for a closed channel
+        log.debug("ack/nack lost with the channel (%s); the broker will redeliver", exc)

@@ -1,0 +1,169 @@
+"""Bridge messages: decode and validate one JSON put/delete command (no I/O).
+
+A message is a JSON object::
+
+    {"op": "put", "topic": "emails", "id": "welcome-42", "body": {"to": "a@b.c"},
+     "delay": 3600, "ttr": 30, "priority": 0, "max_attempts": 5, "replace": false}
+
+``op`` is ``put`` (the default) or ``delete``; ``id`` may be left out when the AMQP
+``message_id`` carries it. ``body`` is any JSON value, stored as its compact JSON encoding
+(absent: an empty body); with ``"body_encoding": "utf-8"`` a string body is stored as its
+text, with ``"base64"`` as the bytes it encodes. ``delay`` (seconds) or ``run_at`` (epoch
+seconds or an RFC 3339 time with offset) set the due time. Anything else is an error.
+
+Every check is the core's own (``redisched.validate``, ``Operations.put``), so a message the
+bridge accepts is one ``put`` accepts, and a rejected one names its field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from .. import validate
+from ..errors import InvalidArgument
+from ..keys import validate_topic
+from ..ops import Operations
+
+__all__ = ["Delete", "Put", "PutOptions", "parse"]
+
+ERROR_FIELD_PREFIX = "$."
+
+
+class _Message(msgspec.Struct, forbid_unknown_fields=True):
+    topic: str
+    op: Literal["put", "delete"] = "put"
+    id: str | None = None
+    body: Any = msgspec.UNSET
+    body_encoding: Literal["json", "utf-8", "base64"] = "json"
+    delay: float | None = None
+    run_at: float | datetime | None = None
+    ttr: float | None = None
+    priority: int = 0
+    max_attempts: int | None = None
+    replace: bool = False
+
+
+_DECODER = msgspec.json.Decoder(_Message)
+_ENCODER = msgspec.json.Encoder()
+_PUT_ONLY = ("body", "delay", "run_at", "ttr", "max_attempts")
+
+
+@dataclass(frozen=True, slots=True)
+class PutOptions:
+    """The options of a put; puts with equal options can share one ``put_many``."""
+
+    delay: float | None = None
+    run_at: float | datetime | None = None
+    ttr: float | None = None
+    priority: int = 0
+    max_attempts: int | None = None
+    replace: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """A validated put: create the job (or replace it when ``options.replace``)."""
+
+    topic: str
+    id: str
+    body: bytes
+    options: PutOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """A validated delete of one job by id."""
+
+    topic: str
+    id: str
+
+
+def _validation_error(exc: msgspec.ValidationError) -> InvalidArgument:
+    # msgspec says "Expected `int`, got `str` - at `$.priority`"; name the field first.
+    text = str(exc)
+    message, _, path = text.rpartition(" - at `")
+    if message and path.startswith(ERROR_FIELD_PREFIX):
+        return InvalidArgument(path[len(ERROR_FIELD_PREFIX) : -1], message)
+    for marker in ("missing required field `", "unknown field `"):
+        if marker in text:
+            field = text.split(marker, 1)[1].split("`", 1)[0]
+            return InvalidArgument(field, text)
+    return InvalidArgument("message", text)
+
+
+def _body(message: _Message, max_size: int) -> bytes:
+    value = message.body
+    if value is msgspec.UNSET:
+        return b""
+    if message.body_encoding == "json":
+        return validate.body(_ENCODER.encode(value), max_size)
+    if not isinstance(value, str):
+        raise InvalidArgument(
+            "body", f"must be a string with body_encoding {message.body_encoding!r}"
+        )
+    if message.body_encoding == "utf-8":
+        return validate.body(value, max_size)
+    try:
+        return validate.body(base64.b64decode(value, validate=True), max_size)
+    except binascii.Error as exc:
+        raise InvalidArgument("body", f"is not valid base64: {exc}") from None
+
+
+def parse(data: bytes, message_id: str | None, ops: Operations) -> Put | Delete:
+    """Decode and validate one message.
+
+    Args:
+        data: the message body (JSON).
+        message_id: the AMQP ``message_id`` property, used when the JSON has no ``id``.
+        ops: the client's operations, whose checks (and body size limit) apply.
+
+    Returns:
+        A :class:`Put` or :class:`Delete` that the core will accept.
+
+    Raises:
+        InvalidArgument: naming the offending field (``message`` for the message as a whole).
+    """
+    # JSON escapes can make a body up to 6 times longer than its bytes; past that, stop
+    # before decoding a huge message.
+    if len(data) > 6 * ops.max_body_size + 65_536:
+        raise InvalidArgument("message", f"is {len(data)} bytes, far over the body size limit")
+    try:
+        message = _DECODER.decode(data)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidArgument("message", f"is not valid JSON: {exc}") from None
+    topic = validate_topic(message.topic)
+    if message.id is None and message_id is None:
+        raise InvalidArgument("id", "is missing (give it in the JSON or as the AMQP message_id)")
+    job_id = validate.job_id(message.id if message.id is not None else message_id)
+    if message.op == "delete":
+        for name in _PUT_ONLY:
+            if getattr(message, name) not in (None, msgspec.UNSET):
+                raise InvalidArgument(name, "is not allowed with op 'delete'")
+        if message.priority != 0 or message.replace:
+            raise InvalidArgument(
+                "priority" if message.priority else "replace", "is not allowed with op 'delete'"
+            )
+        return Delete(topic, job_id)
+    body = _body(message, ops.max_body_size)
+    options = PutOptions(
+        delay=message.delay,
+        run_at=message.run_at,
+        ttr=message.ttr,
+        priority=message.priority,
+        max_attempts=message.max_attempts,
+        replace=message.replace,
+    )
+    # Build (and drop) the call: the core's own checks of every option, nothing sent.
+    ops.put(
+        topic, job_id, body, delay=options.delay, run_at=options.run_at, ttr=options.ttr,
+        priority=options.priority, max_attempts=options.max_attempts, replace=options.replace,
+    )  # fmt: skip
+    return Put(topic, job_id, body, options)
