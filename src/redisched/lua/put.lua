@@ -83,7 +83,7 @@ for i = 9, #ARGV, 2 do
       place(id, version, now, body)
     end
   else
-    local state, current, _, old_priority, _, _, _, created, _, seq = cmsgpack.unpack(raw)
+    local state, current, _, _, _, _, _, created, _, seq = cmsgpack.unpack(raw)
     local pending = redis.call('HGET', pending_key, id)
     if pending then current = select(2, cmsgpack.unpack(pending)) end
     if if_version and if_version ~= current then
@@ -102,8 +102,8 @@ for i = 9, #ARGV, 2 do
         redis.call('ZREM', ready_key, ready_member(seq, id))
       else
         redis.call('ZREM', dead_key, id)
-        redis.call('HDEL', errors_key, id)
       end
+      redis.call('HDEL', errors_key, id)
       place(id, version, created, body)
     end
   end

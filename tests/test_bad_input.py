@@ -1,0 +1,119 @@
+"""Bad input: every public method rejects each wrong value with InvalidArgument naming the
+argument, before anything reaches Redis, and leaves stored jobs as they were."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import redisched
+from redisched import InvalidArgument
+from redisched.embedded import free_port
+
+T = "topic"
+JOB = SimpleNamespace(topic=T, id="j", token="1")
+NAIVE = datetime(2030, 1, 1)
+
+Case = tuple[str, Callable[[Any], Any], str]
+CASES: list[Case] = [
+    # topic
+    ("empty topic", lambda c: c.put("", "j", b""), "topic"),
+    ("long topic", lambda c: c.put("t" * 201, "j", b""), "topic"),
+    ("brace in topic", lambda c: c.get("a{b}", "j"), "topic"),
+    ("control char in topic", lambda c: c.stats("a\nb"), "topic"),
+    ("topic not str", lambda c: c.reserve(b"topic"), "topic"),
+    # id
+    ("empty id", lambda c: c.put(T, "", b""), "id"),
+    ("id over 1024 bytes", lambda c: c.put(T, "é" * 513, b""), "id"),
+    ("id not str", lambda c: c.get(T, 42), "id"),
+    ("lone surrogate id", lambda c: c.delete(T, "\ud800"), "id"),
+    # body
+    ("body over limit", lambda c: c.put(T, "j", b"x" * (1024 * 1024 + 1)), "body"),
+    ("body wrong type", lambda c: c.put(T, "j", {"a": 1}), "body"),
+    ("body lone surrogate", lambda c: c.put(T, "j", "\udfff"), "body"),
+    # times
+    ("negative delay", lambda c: c.put(T, "j", b"", delay=-1), "delay"),
+    ("nan delay", lambda c: c.put(T, "j", b"", delay=math.nan), "delay"),
+    ("inf delay", lambda c: c.put(T, "j", b"", delay=math.inf), "delay"),
+    ("bool delay", lambda c: c.put(T, "j", b"", delay=True), "delay"),
+    ("str delay", lambda c: c.put(T, "j", b"", delay="5"), "delay"),
+    ("negative timedelta", lambda c: c.put(T, "j", b"", delay=timedelta(seconds=-1)), "delay"),
+    ("delay and run_at", lambda c: c.put(T, "j", b"", delay=1, run_at=1e9), "delay"),
+    ("naive run_at", lambda c: c.put(T, "j", b"", run_at=NAIVE), "run_at"),
+    ("nan run_at", lambda c: c.put(T, "j", b"", run_at=math.nan), "run_at"),
+    ("negative run_at", lambda c: c.put(T, "j", b"", run_at=-5), "run_at"),
+    ("zero ttr", lambda c: c.put(T, "j", b"", ttr=0), "ttr"),
+    ("negative ttr", lambda c: c.reserve(T, ttr=-1), "ttr"),
+    ("huge ttr", lambda c: c.put(T, "j", b"", ttr=10**9), "ttr"),
+    ("nan ttr", lambda c: c.touch(JOB, ttr=math.nan), "ttr"),
+    # numbers
+    ("float priority", lambda c: c.put(T, "j", b"", priority=1.5), "priority"),
+    ("bool priority", lambda c: c.put(T, "j", b"", priority=False), "priority"),
+    ("huge priority", lambda c: c.put(T, "j", b"", priority=2**40), "priority"),
+    ("zero max_attempts", lambda c: c.put(T, "j", b"", max_attempts=0), "max_attempts"),
+    ("str max_attempts", lambda c: c.put(T, "j", b"", max_attempts="3"), "max_attempts"),
+    ("replace not bool", lambda c: c.put(T, "j", b"", replace="yes"), "replace"),
+    ("zero if_version", lambda c: c.put(T, "j", b"", if_version=0), "if_version"),
+    ("float if_version", lambda c: c.delete(T, "j", if_version=1.0), "if_version"),
+    ("zero count", lambda c: c.reserve_many(T, 0), "count"),
+    ("huge count", lambda c: c.reserve_many(T, 10**6), "count"),
+    ("zero kick limit", lambda c: c.kick(T, limit=0), "limit"),
+    ("zero requeue limit", lambda c: c.requeue(T, limit=0), "limit"),
+    ("bad state", lambda c: c.jobs(T, "running"), "state"),
+    ("bad cursor", lambda c: c.jobs(T, "ready", cursor="x1"), "cursor"),
+    ("zero page", lambda c: c.jobs(T, "ready", limit=0), "limit"),
+    # put_many
+    ("put_many not pairs", lambda c: c.put_many(T, ["ab"]), "jobs[0]"),
+    ("put_many bad id", lambda c: c.put_many(T, [("ok", b""), ("", b"")]), "jobs[1].id"),
+    ("put_many bad body", lambda c: c.put_many(T, [("ok", 5)]), "jobs[0].body"),
+    ("put_many not iterable", lambda c: c.put_many(T, 5), "jobs"),
+    # reserved-job methods
+    ("ack without token", lambda c: c.ack(SimpleNamespace(topic=T, id="j", token=None)), "job"),
+    ("ack not a job", lambda c: c.ack("j"), "job"),
+    ("release negative delay", lambda c: c.release(JOB, delay=-1), "delay"),
+    ("release error not str", lambda c: c.release(JOB, error=5), "error"),
+    ("release huge error", lambda c: c.release(JOB, error="e" * 70_000), "error"),
+    ("bury reason not str", lambda c: c.bury(JOB, reason=b"r"), "reason"),
+    ("ack_many other topic", lambda c: c.ack_many("other", [JOB]), "jobs"),
+    # topic settings
+    ("config unknown", lambda c: c.configure(T, colour="red"), "colour"),
+    ("config paused", lambda c: c.configure(T, paused=True), "paused"),
+    ("config bad webhook url", lambda c: c.configure(T, webhook={"url": "ftp://x"}), "webhook.url"),
+    ("config short secret", lambda c: c.configure(T, webhook={"url": "http://h", "secrets": ["s"]}),
+     "webhook.secrets"),
+    ("config bad rate", lambda c: c.configure(T, rate=-1), "rate"),
+    ("config bad concurrency", lambda c: c.configure(T, concurrency=0), "concurrency"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "action", "argument"), CASES, ids=[c[0] for c in CASES])
+def test_rejected_before_reaching_redis(
+    label: str, action: Callable[[Any], Any], argument: str
+) -> None:
+    # Nothing listens on this port: a call that reached the network would raise BackendError.
+    offline = redisched.Client.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    with offline, pytest.raises(InvalidArgument) as err:
+        action(offline)
+    assert err.value.argument == argument, str(err.value)
+    assert argument in str(err.value)
+
+
+def test_stored_jobs_unchanged_after_bad_input(client: redisched.Client) -> None:
+    client.put(T, "j", b"keep", delay=60, priority=2)
+    before = client.get(T, "j")
+    for _label, action, _argument in CASES:
+        with pytest.raises(InvalidArgument):
+            action(client)
+    assert client.get(T, "j") == before
+    client.delete(T, "j")
+
+
+def test_unreachable_redis_is_a_backend_error() -> None:
+    offline = redisched.Client.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    with offline, pytest.raises(redisched.BackendError):
+        offline.get(T, "j")

@@ -1,0 +1,143 @@
+"""The script headers are the contract: check them against the bodies and against ops.py."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.crc import key_slot
+
+from redisched import ops, scripts
+from redisched.ops import Call, Operations
+
+ALL = scripts.load_all()
+EXPECTED = {
+    "ack", "bury", "delete", "get", "jobs", "kick", "pause", "pull", "put", "release",
+    "requeue", "reserve", "resume", "stats", "touch",
+}  # fmt: skip
+
+
+def _body(script: scripts.Script) -> str:
+    return "\n".join(line for line in script.source.splitlines() if not line.startswith("--"))
+
+
+def test_every_operation_has_its_script() -> None:
+    assert set(ALL) >= EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_header_is_complete(name: str) -> None:
+    script = ALL[name]
+    assert script.summary and script.returns and script.complexity.startswith("O(")
+    assert all(p.type in {"hash", "zset", "channel", "string", "set", "list"} for p in script.keys)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_body_uses_exactly_the_declared_keys_and_args(name: str) -> None:
+    script, body = ALL[name], _body(ALL[name])
+    used_keys = {int(n) for n in re.findall(r"KEYS\[(\d+)\]", body)}
+    assert used_keys == {p.index for p in script.keys}
+    used_args = {int(n) for n in re.findall(r"ARGV\[(\d+)\]", body)}
+    fixed = {p.index for p in script.argv if not p.repeats}
+    assert used_args <= {p.index for p in script.argv}
+    assert fixed <= used_args | {p.index for p in script.argv if p.repeats}
+    repeated = [p for p in script.argv if p.repeats]
+    if repeated:  # repeated groups are read in a loop that starts at the group's first index
+        assert re.search(rf"for i = {repeated[0].index}, #ARGV, {len(repeated)} do", body)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_body_never_builds_keys_or_scans(name: str) -> None:
+    body = _body(ALL[name])
+    assert not re.search(r"redis\.call\('(KEYS|SCAN|FLUSHALL|FLUSHDB)'", body)
+    assert "redis.call('EVAL" not in body
+    # every key argument of a command is a KEYS-bound local, never a concatenation
+    assert not re.search(r"redis\.call\('\w+', *[^,)]*\.\.", body)
+
+
+def test_parser_rejects_a_broken_header() -> None:
+    with pytest.raises(scripts.HeaderError):
+        scripts.parse("x", "-- x: fine\n-- KEYS[2] jobs hash\n-- Returns: 1\n-- Complexity: O(1)\n")
+    with pytest.raises(scripts.HeaderError):
+        scripts.parse("x", "-- y: wrong name\n-- Returns: 1\n-- Complexity: O(1)\n")
+    with pytest.raises(scripts.HeaderError):
+        scripts.parse("x", "-- x: no complexity\n-- Returns: 1\n")
+
+
+JOB = SimpleNamespace(topic="orders", id="o-1", token="42")
+
+
+def _calls(o: Operations) -> list[Call[object]]:
+    """One call of every kind that ops builds."""
+    return [
+        o.put("orders", "o-1", b"x", delay=timedelta(days=3), if_version=2),
+        o.put_many("orders", [("a", b"1"), ("b", b"2")], ttr=5),
+        o.get("orders", "o-1"),
+        o.delete("orders", "o-1", if_version=1),
+        o.reserve("orders", ttr=9),
+        o.reserve_many("orders", 5),
+        o.lease("orders", 3),
+        o.ack(JOB),
+        o.ack_many("orders", [JOB, JOB]),
+        o.ack_and_lease("orders", [JOB], 4),
+        o.release(JOB, delay=3, error="e"),
+        o.touch(JOB, ttr=4),
+        o.bury(JOB, reason="r"),
+        o.kick("orders", "o-1"),
+        o.pull("orders"),
+        o.requeue("orders"),
+        o.stats("orders"),
+        o.jobs("orders", "ready"),
+        o.pause("orders"),
+        o.resume("orders"),
+    ]
+
+
+@pytest.mark.parametrize("call", _calls(Operations()), ids=lambda c: c.steps[0].script or "cmd")
+def test_ops_calls_match_the_headers(call: Call[object]) -> None:
+    for step in call.steps:
+        assert step.script is not None
+        script = ALL[step.script]
+        assert step.keys == tuple(f"redisched:{{orders}}:{p.name}" for p in script.keys)
+        fixed = [p for p in script.argv if not p.repeats]
+        group = len(script.argv) - len(fixed)
+        if group:
+            assert len(step.args) > len(fixed) and (len(step.args) - len(fixed)) % group == 0
+        else:
+            assert len(step.args) == len(script.argv)
+
+
+def test_every_script_is_called_by_ops() -> None:
+    used = {step.script for call in _calls(Operations()) for step in call.steps}
+    assert used >= EXPECTED
+
+
+topic_names = st.text(
+    st.characters(blacklist_characters="{}", blacklist_categories=("Cc", "Cs")),
+    min_size=1, max_size=200,
+)  # fmt: skip
+job_ids = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(topic=topic_names, job_id=job_ids)
+def test_every_key_of_a_call_hashes_to_one_slot(topic: str, job_id: str) -> None:
+    o = Operations()
+    job = SimpleNamespace(topic=topic, id=job_id, token="1")
+    other = SimpleNamespace(topic=topic, id="another id", token="1")
+    for call in (o.put(topic, job_id, b""), o.ack(job), o.reserve(topic), o.requeue(topic)):
+        for step in call.steps:
+            assert len({key_slot(k.encode()) for k in step.keys}) == 1
+    # ids travel in ARGV only: the keys of a call do not depend on the id
+    assert o.put(topic, job_id, b"").steps[0].keys == o.put(topic, "x", b"").steps[0].keys
+    assert o.ack(job).steps[0].keys == o.ack(other).steps[0].keys
+
+
+def test_keys_of_different_topics_never_collide() -> None:
+    a = ops.Operations().keys("a:b").name("jobs")
+    b = ops.Operations().keys("a").name("b:jobs")
+    assert a != b

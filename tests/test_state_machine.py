@@ -1,0 +1,382 @@
+"""A Hypothesis state machine drives the real scripts against a pure-Python model of the
+lifecycle in DESIGN.md section 2, on a hand-moved clock."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+import redisched
+from redisched import PutStatus, StaleReservation, VersionConflict
+from redisched.keys import TopicKeys
+from tests.conftest import FakeClock
+
+IDS = st.sampled_from(["a", "b", "c", "é"])
+DELAYS = st.integers(0, 4000)
+EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "500" if os.environ.get("CI") else "150"))
+
+
+@dataclass
+class Model:
+    """What the model knows of one job."""
+
+    state: str
+    version: int
+    body: bytes
+    run_at: int
+    priority: int
+    ttr: int
+    max_attempts: int
+    attempts: int = 0
+    seq: int = 0
+    token: str | None = None
+    reserved_until: int | None = None
+    died_at: int = 0
+    last_error: str | None = None
+    pending: Model | None = None
+
+
+class Lifecycle(RuleBasedStateMachine):
+    """Real scripts against the model; ``url`` is set by the test."""
+
+    url = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.client = redisched.Client.from_url(self.url, clock=self.clock)
+        self.raw = redis.Redis.from_url(self.url)
+        self.topic = f"sm-{uuid.uuid4().hex}"
+        self.jobs: dict[str, Model] = {}
+        self.tokens: list[tuple[str, str]] = []
+        self.counter = itertools.count(1)
+        self.paused = False
+
+    def teardown(self) -> None:
+        self.client.close()
+        self.raw.close()
+
+    @property
+    def now(self) -> int:
+        return round(self.clock.now * 1000)
+
+    # -- the model's moves ------------------------------------------------------------------
+
+    def place(self, job: Model) -> None:
+        if job.run_at <= self.now:
+            job.state, job.seq = "ready", next(self.counter)
+        else:
+            job.state = "scheduled"
+        job.token = job.reserved_until = None
+
+    def end_attempt_with_pending(self, job_id: str) -> bool:
+        pending = self.jobs[job_id].pending
+        if pending is None:
+            return False
+        self.jobs[job_id] = pending
+        self.place(pending)
+        return True
+
+    def promote(self) -> None:
+        due = [(j.run_at, i.encode()) for i, j in self.jobs.items()
+               if j.state == "scheduled" and j.run_at <= self.now]  # fmt: skip
+        for _, job_id in sorted(due):
+            self.place(self.jobs[job_id.decode()])
+
+    def ready_order(self) -> list[str]:
+        ready = [(j.priority, j.seq, i) for i, j in self.jobs.items() if j.state == "ready"]
+        return [i for _, _, i in sorted(ready)]
+
+    # -- rules ------------------------------------------------------------------------------
+
+    @rule(
+        job_id=IDS,
+        delay=DELAYS,
+        priority=st.integers(-2, 2),
+        replace_=st.booleans(),
+        max_attempts=st.integers(0, 3),
+        ttr=st.integers(1, 3000),
+        body=st.binary(max_size=8),
+    )
+    def put(
+        self, job_id: str, delay: int, priority: int, replace_: bool, max_attempts: int,
+        ttr: int, body: bytes,
+    ) -> None:  # fmt: skip
+        result = self.client.put(
+            self.topic, job_id, body, delay=delay / 1000, priority=priority, ttr=ttr / 1000,
+            max_attempts=max_attempts or None, replace=replace_,
+        )  # fmt: skip
+        new = Model("scheduled", 1, body, self.now + delay, priority, ttr, max_attempts)
+        old = self.jobs.get(job_id)
+        if old is None:
+            assert result.status is PutStatus.CREATED
+            self.jobs[job_id] = new
+            self.place(new)
+            return
+        current = old.pending.version if old.pending else old.version
+        if not replace_:
+            assert (result.status, result.version) == (PutStatus.EXISTS, current)
+            return
+        new.version = current + 1
+        if old.state == "reserved":
+            assert (result.status, result.version) == (PutStatus.PENDING, current + 1)
+            old.pending = new
+        else:
+            assert (result.status, result.version) == (PutStatus.REPLACED, current + 1)
+            self.jobs[job_id] = new
+            self.place(new)
+
+    @rule(job_id=IDS, guess=st.integers(1, 3))
+    def put_if_version(self, job_id: str, guess: int) -> None:
+        old = self.jobs.get(job_id)
+        current = 0 if old is None else (old.pending.version if old.pending else old.version)
+        try:
+            self.client.put(self.topic, job_id, b"cas", replace=True, if_version=guess, ttr=1)
+        except VersionConflict as conflict:
+            assert guess != current and conflict.current_version == current
+            return
+        assert old is not None and guess == current
+        new = Model("scheduled", current + 1, b"cas", self.now, 0, 1000, 0)
+        if old.state == "reserved":
+            old.pending = new
+        else:
+            self.jobs[job_id] = new
+            self.place(new)
+
+    @rule(job_id=IDS)
+    def delete(self, job_id: str) -> None:
+        assert self.client.delete(self.topic, job_id) is (job_id in self.jobs)
+        self.jobs.pop(job_id, None)
+
+    @rule(count=st.integers(1, 3), ttr=st.none() | st.integers(1, 3000))
+    def reserve(self, count: int, ttr: int | None) -> None:
+        got = self.client.reserve_many(self.topic, count, ttr=None if ttr is None else ttr / 1000)
+        if self.paused:
+            assert got == []
+            return
+        self.promote()
+        expected = self.ready_order()[:count]
+        assert [job.id for job in got] == expected
+        for job in got:
+            model = self.jobs[job.id]
+            model.state, model.attempts, model.token = "reserved", model.attempts + 1, job.token
+            model.reserved_until = self.now + (ttr or model.ttr)
+            assert job.attempts == model.attempts and job.body == model.body
+            assert job.token is not None
+            self.tokens.append((job.id, job.token))
+
+    def holds(self, job_id: str, token: str) -> bool:
+        job = self.jobs.get(job_id)
+        return job is not None and job.state == "reserved" and job.token == token
+
+    def lease(self, data: Any) -> tuple[str, str, bool]:
+        job_id, token = data.draw(st.sampled_from(self.tokens))
+        return job_id, token, self.holds(job_id, token)
+
+    def expect_stale(self, action: Any, job: Any) -> None:
+        try:
+            action(job)
+        except StaleReservation:
+            return
+        raise AssertionError("a stale token was accepted")
+
+    @precondition(lambda self: self.tokens)
+    @rule(data=st.data())
+    def ack(self, data: Any) -> None:
+        job_id, token, valid = self.lease(data)
+        handle = _Handle(self.topic, job_id, token)
+        if not valid:
+            return self.expect_stale(self.client.ack, handle)
+        self.client.ack(handle)
+        if not self.end_attempt_with_pending(job_id):
+            del self.jobs[job_id]
+
+    @precondition(lambda self: self.tokens)
+    @rule(data=st.data(), delay=st.integers(0, 3000), error=st.none() | st.just("oops"))
+    def release(self, data: Any, delay: int, error: str | None) -> None:
+        job_id, token, valid = self.lease(data)
+        handle = _Handle(self.topic, job_id, token)
+        if not valid:
+            return self.expect_stale(lambda h: self.client.release(h, delay=delay / 1000), handle)
+        state = self.client.release(handle, delay=delay / 1000, error=error)
+        if self.end_attempt_with_pending(job_id):
+            return
+        model = self.jobs[job_id]
+        if error is not None:
+            model.last_error = error
+        if model.max_attempts and model.attempts >= model.max_attempts:
+            model.state, model.died_at, model.token = "dead", self.now, None
+            model.reserved_until = None
+        else:
+            model.run_at = self.now + delay
+            self.place(model)
+        assert state.value == model.state
+
+    @precondition(lambda self: self.tokens)
+    @rule(data=st.data(), ttr=st.none() | st.integers(1, 3000))
+    def touch(self, data: Any, ttr: int | None) -> None:
+        job_id, token, valid = self.lease(data)
+        handle = _Handle(self.topic, job_id, token)
+        seconds = None if ttr is None else ttr / 1000
+        if not valid:
+            return self.expect_stale(lambda h: self.client.touch(h, ttr=seconds), handle)
+        self.client.touch(handle, ttr=seconds)
+        model = self.jobs[job_id]
+        model.reserved_until = self.now + (ttr or model.ttr)
+
+    @precondition(lambda self: self.tokens)
+    @rule(data=st.data())
+    def bury(self, data: Any) -> None:
+        job_id, token, valid = self.lease(data)
+        handle = _Handle(self.topic, job_id, token)
+        if not valid:
+            return self.expect_stale(self.client.bury, handle)
+        self.client.bury(handle, reason="buried")
+        if not self.end_attempt_with_pending(job_id):
+            model = self.jobs[job_id]
+            model.state, model.died_at, model.last_error = "dead", self.now, "buried"
+            model.token = model.reserved_until = None
+
+    @rule(job_id=st.none() | IDS)
+    def kick(self, job_id: str | None) -> None:
+        dead = sorted((j.died_at, i.encode()) for i, j in self.jobs.items() if j.state == "dead")
+        targets = [i.decode() for _, i in dead]
+        if job_id is not None:
+            targets = [job_id] if job_id in targets else []
+        assert self.client.kick(self.topic, job_id) == len(targets)
+        for target in targets:
+            model = self.jobs[target]
+            model.state, model.attempts, model.seq = "ready", 0, next(self.counter)
+
+    @rule()
+    def requeue(self) -> None:
+        expired = sorted(
+            (j.reserved_until or 0, i.encode()) for i, j in self.jobs.items()
+            if j.state == "reserved" and (j.reserved_until or 0) <= self.now
+        )  # fmt: skip
+        assert self.client.requeue(self.topic) == len(expired)
+        for _, raw_id in expired:
+            job_id = raw_id.decode()
+            if self.end_attempt_with_pending(job_id):
+                continue
+            model = self.jobs[job_id]
+            if model.max_attempts and model.attempts >= model.max_attempts:
+                model.state, model.died_at = "dead", self.now
+                model.last_error = f"reservation timed out after {model.attempts} attempts"
+                model.token = model.reserved_until = None
+            else:
+                model.run_at = self.now
+                self.place(model)
+
+    @rule()
+    def pull(self) -> None:
+        got = self.client.pull(self.topic)
+        if self.paused:
+            assert got is None
+            return
+        ready = self.ready_order()
+        due = sorted((j.run_at, i.encode()) for i, j in self.jobs.items()
+                     if j.state == "scheduled" and j.run_at <= self.now)  # fmt: skip
+        best = ready[0] if ready else None
+        best_priority = self.jobs[best].priority if best else None
+        for _, raw_id in due:
+            candidate = self.jobs[raw_id.decode()]
+            if best_priority is None or candidate.priority < best_priority:
+                best, best_priority = raw_id.decode(), candidate.priority
+        assert (got.id if got else None) == best
+        if best is not None:
+            assert got is not None and got.attempts == self.jobs[best].attempts + 1
+            del self.jobs[best]
+
+    @rule(paused=st.booleans())
+    def pause_or_resume(self, paused: bool) -> None:
+        changed = (self.client.pause if paused else self.client.resume)(self.topic)
+        assert changed is (paused != self.paused)
+        self.paused = paused
+
+    @rule(ms=st.integers(0, 5000))
+    def advance(self, ms: int) -> None:
+        self.clock.advance(ms / 1000)
+
+    # -- invariants -------------------------------------------------------------------------
+
+    @invariant()
+    def get_matches_the_model(self) -> None:
+        for job_id in ("a", "b", "c", "é"):
+            job = self.client.get(self.topic, job_id)
+            model = self.jobs.get(job_id)
+            if model is None:
+                assert job is None
+                continue
+            assert job is not None
+            state = (
+                "ready" if model.state == "scheduled" and model.run_at <= self.now else model.state
+            )
+            assert job.state.value == state
+            assert (job.version, job.attempts, job.body, job.priority) == (
+                model.version, model.attempts, model.body, model.priority,
+            )  # fmt: skip
+            assert job.last_error == model.last_error
+            assert round(job.run_at.timestamp() * 1000) == model.run_at
+            assert job.pending_version == (model.pending.version if model.pending else None)
+            assert job.token is None
+            until = job.reserved_until
+            assert (None if until is None else round(until.timestamp() * 1000)) == (
+                model.reserved_until
+            )
+
+    @invariant()
+    def every_job_is_in_exactly_one_state(self) -> None:
+        keys = TopicKeys("redisched", self.topic)
+        pipe = self.raw.pipeline()
+        pipe.hkeys(keys.name("jobs"))
+        pipe.zrange(keys.name("scheduled"), 0, -1)
+        pipe.zrange(keys.name("ready"), 0, -1)
+        pipe.zrange(keys.name("reserved"), 0, -1)
+        pipe.zrange(keys.name("dead"), 0, -1)
+        stored, scheduled, ready, reserved, dead = pipe.execute()
+        ready = [member[12:] for member in ready]
+        members = scheduled + ready + reserved + dead
+        assert sorted(members) == sorted(stored)
+        assert sorted(m.decode() for m in members) == sorted(self.jobs)
+
+    @invariant()
+    def stats_match(self) -> None:
+        stats = self.client.stats(self.topic)
+        counts = {"scheduled": 0, "ready": 0, "reserved": 0, "dead": 0}
+        for job in self.jobs.values():
+            due = job.state == "scheduled" and job.run_at <= self.now
+            counts["ready" if due else job.state] += 1
+        assert (stats.scheduled, stats.ready, stats.reserved, stats.dead) == tuple(counts.values())
+
+
+@dataclass(frozen=True)
+class _Handle:
+    topic: str
+    id: str
+    token: str
+
+
+def test_lifecycle_matches_the_model(redis_url: str) -> None:
+    machine = type("Machine", (Lifecycle,), {"url": redis_url})
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=EXAMPLES, stateful_step_count=30, deadline=None,
+            suppress_health_check=[HealthCheck.too_slow], database=None,
+        ),
+    )  # fmt: skip
