@@ -1,0 +1,25 @@
+"""The job commands of the ``redisched`` CLI against a real Redis."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+import redisched
+from redisched.cli import main
+
+
+def test_cli_round_trip(redis_url: str, topic: str) -> None:
+    runner = CliRunner()
+    env = {"REDISCHED_REDIS_URL": redis_url}
+    put = runner.invoke(main, ["put", topic, "j1", "hello", "--delay", "0"], env=env)
+    assert put.exit_code == 0 and '"created"' in put.output
+    got = runner.invoke(main, ["get", topic, "j1"], env=env)
+    assert got.exit_code == 0 and '"hello"' in got.output
+    assert topic in runner.invoke(main, ["topics"], env=env).output
+    reserved = runner.invoke(main, ["reserve", topic], env=env)
+    assert '"token"' in reserved.output
+    assert '"reserved": 1' in runner.invoke(main, ["stats", topic], env=env).output
+    assert runner.invoke(main, ["delete", topic, "j1"], env=env).exit_code == 0
+    missing = runner.invoke(main, ["get", topic, "j1"], env=env)
+    assert missing.exit_code == 1 and "no job" in missing.output
+    assert redisched.Client.from_url(redis_url).get(topic, "j1") is None
