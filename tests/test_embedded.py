@@ -17,9 +17,9 @@ def test_jobs_survive_a_clean_restart(data_dir: Path, version: str) -> None:
     with server, redisched.Client.from_url(server.url) as client:
         client.put("emails", "need_some_help_email_42", b"hi", delay=3 * 86400)
     assert list(data_dir.glob("appendonly*")), "no AOF written"
-    with EmbeddedRedis(data_dir, binary=BINARIES[version]) as again:
-        with redisched.Client.from_url(again.url) as client:
-            job = client.get("emails", "need_some_help_email_42")
+    restarted = EmbeddedRedis(data_dir, binary=BINARIES[version])
+    with restarted as again, redisched.Client.from_url(again.url) as client:
+        job = client.get("emails", "need_some_help_email_42")
     assert job is not None and job.body == b"hi"
 
 
@@ -42,5 +42,5 @@ def test_bad_appendfsync_is_refused(data_dir: Path) -> None:
 
 
 def test_a_failing_server_reports_its_log(data_dir: Path) -> None:
-    with pytest.raises(EmbeddedRedisError, match="redis.log"):
+    with pytest.raises(EmbeddedRedisError, match=r"redis\.log"):
         EmbeddedRedis(data_dir, extra_args=("--no-such-option", "1")).start()
