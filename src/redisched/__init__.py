@@ -10,9 +10,12 @@ from .errors import (
     VersionConflict,
 )
 from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, TopicStats
+from .retry import Backoff, Retry
+from .worker import Worker
 
 __all__ = [
     "AsyncClient",
+    "Backoff",
     "BackendError",
     "Client",
     "InvalidArgument",
@@ -24,7 +27,9 @@ __all__ = [
     "PutResult",
     "PutStatus",
     "RedischedError",
+    "Retry",
     "StaleReservation",
     "TopicStats",
     "VersionConflict",
+    "Worker",
 ]

@@ -1,0 +1,71 @@
+"""How a failed job is retried: ``Retry`` (a handler's request) and ``Backoff`` (the default)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from . import validate
+from .errors import InvalidArgument
+
+
+class Retry(Exception):
+    """Raised by a handler to release its job and run it again after ``delay`` seconds.
+
+    The attempt still counts: a job whose ``max_attempts`` are used up goes to dead.
+
+    Args:
+        delay: seconds (or a timedelta) until the job is due again; 0 = at once.
+        reason: kept as the job's ``last_error`` (default: "retry requested").
+    """
+
+    def __init__(self, delay: float | timedelta = 0, reason: str | None = None) -> None:
+        self.delay_ms = validate.duration_ms(delay, "delay")
+        self.reason = "retry requested" if reason is None else validate.text(reason, "reason")
+        super().__init__(f"{self.reason} (in {self.delay_ms / 1000:g} s)")
+
+    @property
+    def delay(self) -> float:
+        """The requested delay in seconds."""
+        return self.delay_ms / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with jitter: the delay before a failed job runs again.
+
+    Attempt ``n`` (1 = the first run) waits ``min(max, base * 2 ** (n - 1))`` seconds, minus
+    up to ``jitter`` of it at random, so that jobs failing together do not retry together.
+
+    Args:
+        base: seconds after the first failed attempt.
+        max: the longest delay, seconds.
+        jitter: the fraction of the delay taken off at random, 0 to 1.
+    """
+
+    base: float = 1.0
+    max: float = 3600.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        validate.duration_ms(self.base, "backoff.base")
+        if validate.duration_ms(self.max, "backoff.max") < validate.duration_ms(
+            self.base, "backoff.base"
+        ):
+            raise InvalidArgument("backoff.max", "must be at least backoff.base")
+        if (
+            not isinstance(self.jitter, (int, float))
+            or isinstance(self.jitter, bool)
+            or not 0 <= self.jitter <= 1
+        ):
+            raise InvalidArgument("backoff.jitter", "must be a number from 0 to 1")
+
+    def ceiling(self, attempt: int) -> float:
+        """The delay in seconds after attempt ``attempt``, before jitter."""
+        exponent = min(max(attempt, 1) - 1, 64)  # 2**64 s is far past any max
+        return float(min(self.max, self.base * 2**exponent))
+
+    def delay(self, attempt: int) -> float:
+        """The delay in seconds after attempt ``attempt`` (1 = the first run), with jitter."""
+        return self.ceiling(attempt) * (1 - self.jitter * random.random())

@@ -1,0 +1,550 @@
+"""The worker runtime: lease due jobs, run their handlers, ack or release them.
+
+One :class:`Worker` serves one or more topics with a shared concurrency limit. Per topic, one
+loop talks to Redis: each call acks the jobs finished since the last one *and* leases as many
+new ones as there are free slots (``AsyncClient.ack_and_lease``, one round trip), so a busy
+worker spends far less than a round trip per job. A fixed set of runner tasks runs the
+handlers; a handler that never waits runs without a task switch of its own.
+
+When a topic has nothing due, its loop sleeps until the next job's ``run_at`` or the next
+reservation deadline (both from the lease, on the server's clock), or until the topic's wake
+channel announces new work: no polling, and no reliance on a blocking command's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio
+
+from . import validate
+from .client import AsyncClient
+from .errors import BackendError, InvalidArgument, RedischedError, StaleReservation
+from .keys import validate_topic
+from .models import Job, JobState
+from .retry import Backoff, Retry
+from .timing import Alarm, ServerClock
+from .wakeup import Wakeups
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[object]] | Callable[[Job], object]
+"""A job handler: ``async def handle(job)`` or a plain function (run in a thread pool)."""
+
+MAX_LEASE = validate.MAX_COUNT
+MAX_IDLE = 10.0
+"""Seconds an idle topic sleeps at most, in case a wake-up message was lost."""
+ACK_DELAY = 0.005
+"""Seconds a finished job's ack may wait to share a round trip with others."""
+MAX_ERROR_TEXT = 8000
+STOPPED_ERROR = "the worker stopped before the handler finished"
+
+
+@dataclass(eq=False, slots=True)
+class _Topic:
+    name: str
+    handler: Handler
+    is_async: bool
+    backoff: Backoff | None = None
+    done: list[Job] = field(default_factory=list)
+    kick: asyncio.Event = field(default_factory=asyncio.Event)
+    done_since: float = 0.0
+    requeue_at: int | None = None
+    saturated: bool = False
+    failures: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class _Attempt:
+    """One leased job, from dispatch until its handler ends."""
+
+    job: Job
+    topic: _Topic
+    ttr: float
+    touch_at: float
+    lost: bool = False
+    finished: bool = False
+
+
+class Worker:
+    """Runs handlers for the due jobs of one or more topics.
+
+    Args:
+        client: the AsyncClient to lease, ack and release through.
+        handlers: topic name -> handler. An ``async def`` handler runs on the event loop; a
+            plain function runs in a thread pool. Returning acks the job; raising releases it
+            with backoff (``Retry(delay=...)`` picks the delay); a job whose ``max_attempts``
+            are used up goes dead with the error text as its ``last_error``.
+        concurrency: handlers running at once, across all topics; leased jobs never exceed it.
+        ttr: seconds each lease lasts (None: each job's own ttr). Handlers running longer
+            than half of it get their lease extended.
+        backoff: the retry delays after a failure (None: the topic's ``backoff`` and
+            ``backoff_max`` settings, else ``Backoff()``).
+        grace: seconds that running handlers get to finish after ``stop()``; what has not
+            finished then is cancelled and released.
+        wakeups: the process's wake-up hub (None: the worker opens its own on the client's
+            connection pool).
+        handle_signals: stop gracefully on SIGTERM and SIGINT (when run in the main thread).
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        handlers: Mapping[str, Handler],
+        *,
+        concurrency: int = 50,
+        ttr: float | None = None,
+        backoff: Backoff | None = None,
+        grace: float = 30.0,
+        wakeups: Wakeups | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        if not isinstance(client, AsyncClient):
+            raise InvalidArgument("client", "must be a redisched.AsyncClient")
+        if not isinstance(handlers, Mapping) or not handlers:
+            raise InvalidArgument("handlers", "must map at least one topic to a handler")
+        self._topics: dict[str, _Topic] = {}
+        for name, handler in handlers.items():
+            validate_topic(name, f"handlers[{name!r}]")
+            if not callable(handler):
+                raise InvalidArgument(f"handlers[{name!r}]", "must be callable")
+            self._topics[name] = _Topic(name, handler, _is_async(handler))
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise InvalidArgument("backoff", "must be a redisched.Backoff")
+        if wakeups is None and not isinstance(client.redis, redis.asyncio.Redis):
+            raise InvalidArgument("wakeups", "is required with a cluster client")
+        self._client = client
+        self._concurrency = validate.integer(concurrency, "concurrency", 1, 10_000)
+        self._ttr = None if ttr is None else validate.ttr_ms(ttr) / 1000
+        self._backoff = backoff
+        self._grace = validate.duration_ms(grace, "grace") / 1000
+        self._wakeups = wakeups
+        self._handle_signals = bool(handle_signals)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._stop_requested = False
+        self._force_requested = False
+        self._clock = ServerClock()
+
+    # -- control ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop gracefully: lease nothing more, let running handlers finish within ``grace``.
+
+        Callable from any task, thread or handler; a second call cuts the grace period short.
+        """
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._request_stop()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(self._request_stop)
+
+    def _request_stop(self) -> None:
+        if self._stop_requested:
+            self._force_requested = True
+        self._stop_requested = True
+        if self._loop is not None:
+            self._wake_up.set()
+            if self._force_requested:
+                self._force.set()
+            for topic in self._topics.values():
+                topic.kick.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` was called (or a signal arrived)."""
+        return self._stop_requested
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the topics until ``stop()``, SIGTERM or SIGINT; then stop gracefully.
+
+        Raises:
+            RedischedError: when already running, or a worker task failed unexpectedly.
+            BackendError: when Redis cannot be reached at start.
+        """
+        if self._loop is not None:
+            raise RedischedError("this worker is already running")
+        loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wake_up = asyncio.Event()
+        self._force = asyncio.Event()
+        self._queue: asyncio.Queue[_Attempt] = asyncio.Queue()
+        self._active: set[_Attempt] = set()
+        self._interrupted: list[_Attempt] = []
+        self._idle = asyncio.Event()
+        self._free = self._concurrency
+        self._refill_at = max(1, self._concurrency // 10)
+        self._touches: set[asyncio.Task[None]] = set()
+        self._starved: list[_Topic] = []
+        self._min_ttr = 3600.0
+        self._failure: BaseException | None = None
+        self._alarm = Alarm()
+        self._executor: ThreadPoolExecutor | None = None
+        if not all(t.is_async for t in self._topics.values()):
+            self._executor = ThreadPoolExecutor(
+                min(self._concurrency, 256), thread_name_prefix="redisched-handler"
+            )
+        for topic in self._topics.values():
+            topic.kick = asyncio.Event()
+        owns_wakeups = self._wakeups is None
+        wakeups = self._wakeups or Wakeups(self._client.redis, self._client.ops.prefix)  # type: ignore[arg-type]
+        signals = self._install_signals(loop)
+        background: list[asyncio.Task[None]] = []
+        loops: list[asyncio.Task[None]] = []
+        runners: list[asyncio.Task[None]] = []
+        try:
+            for topic in self._topics.values():
+                await wakeups.watch(topic.name)  # subscribed before the first lease: no lost wake
+                topic.backoff = self._backoff or await self._topic_backoff(topic.name)
+            self._alarm.start()
+            background = [self._spawn(self._heartbeat(), "heartbeat")]
+            background += [
+                self._spawn(self._forward_wakeups(wakeups, t), f"wakeups {t.name}")
+                for t in self._topics.values()
+            ]
+            runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
+            loops = [
+                self._spawn(self._topic_loop(t), f"topic {t.name}") for t in self._topics.values()
+            ]
+            log.info(
+                "worker serving %s with concurrency %d",
+                ", ".join(self._topics), self._concurrency,
+            )  # fmt: skip
+            if self._stop_requested:
+                self._request_stop()
+            await self._wake_up.wait()
+            await self._shutdown(loops, runners)
+        finally:
+            tasks = (*loops, *runners, *background, *self._touches)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            self._alarm.close()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+            if owns_wakeups:
+                await wakeups.close()
+            self._loop = None
+        if self._failure is not None:
+            raise RedischedError(f"worker task failed: {self._failure!r}") from self._failure
+        log.info("worker stopped")
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
+        if not self._handle_signals or threading.current_thread() is not threading.main_thread():
+            return []
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                installed.append(sig)
+        return installed
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s: stopping (send it again to skip the grace period)", sig.name)
+        self._request_stop()
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"redisched-worker {name}")
+        task.add_done_callback(self._supervise)
+        return task
+
+    def _supervise(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+            log.error("worker task %s failed", task.get_name(), exc_info=self._failure)
+            self._request_stop()
+
+    async def _topic_backoff(self, topic: str) -> Backoff:
+        config = await self._client.config(topic)
+        default = Backoff()
+        base = default.base if config.backoff is None else config.backoff
+        ceiling = default.max if config.backoff_max is None else config.backoff_max
+        return Backoff(base, max(base, ceiling))
+
+    async def _shutdown(
+        self, loops: list[asyncio.Task[None]], runners: list[asyncio.Task[None]]
+    ) -> None:
+        """Let running handlers finish within the grace period; release what did not."""
+        deadline = time.monotonic() + self._grace
+        log.info("stopping: %d jobs running, up to %g s to finish", len(self._active), self._grace)
+        await self._within(asyncio.gather(*loops, return_exceptions=True), deadline)
+        if self._active:
+            await self._within(self._idle.wait(), deadline)
+        for task in runners:
+            task.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+        unfinished = [a for a in self._active if not a.lost]
+        if unfinished:
+            log.warning("releasing %d jobs that did not finish in time", len(unfinished))
+            await asyncio.gather(
+                *(self._release(a, 0.0, STOPPED_ERROR) for a in unfinished), return_exceptions=True
+            )
+        for topic in self._topics.values():
+            await self._flush_acks(topic)
+
+    async def _within(self, waitable: Awaitable[Any], deadline: float) -> None:
+        """Await ``waitable`` until ``deadline`` (monotonic) or a forced stop, whichever first."""
+        task = asyncio.ensure_future(waitable)
+        force = asyncio.ensure_future(self._force.wait())
+        try:
+            await asyncio.wait({task, force}, timeout=max(0.0, deadline - time.monotonic()),
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            force.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, force, return_exceptions=True)
+
+    async def _flush_acks(self, topic: _Topic) -> None:
+        done, topic.done = topic.done, []
+        if not done:
+            return
+        try:
+            acked = await self._client.ack_many(topic.name, done)
+        except BackendError as exc:
+            log.warning("could not ack %d jobs of %r (%s); they return after their ttr",
+                        len(done), topic.name, exc)  # fmt: skip
+            return
+        self._log_stale(topic, done, acked)
+
+    # -- leasing ----------------------------------------------------------------------------
+
+    async def _topic_loop(self, topic: _Topic) -> None:
+        while not self._stop_requested:
+            try:
+                await self._topic_step(topic)
+                topic.failures = 0
+            except BackendError as exc:
+                topic.failures += 1
+                pause = min(0.05 * 2**topic.failures, 5.0)
+                log.warning("topic %r: %s; retrying in %.2f s", topic.name, exc, pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake_up.wait(), pause)
+
+    async def _topic_step(self, topic: _Topic) -> None:
+        """One round trip: requeue if a reservation timed out, else ack + lease (+ sleep)."""
+        topic.kick.clear()  # from here on, a wake-up (or a finished job) ends the next sleep
+        if topic.requeue_at is not None and self._clock.now_ms() >= topic.requeue_at:
+            topic.requeue_at = await self._client._run(self._client.ops.requeue_due(topic.name))
+            return
+        count = min(self._free, MAX_LEASE)
+        if count <= 0 or (count < self._refill_at and topic.saturated and self._active):
+            # Few free slots while more jobs wait: let finished jobs gather a while, so that
+            # one round trip acks and refills many. Acks wait ACK_DELAY at most.
+            if not topic.done or time.time() < topic.done_since + ACK_DELAY:
+                await self._wait_for_slots(topic)
+                return
+            if count <= 0:
+                await self._flush_acks(topic)
+                return
+        done, topic.done = topic.done, []
+        self._free -= count
+        sent = time.time()
+        try:
+            acked, lease = await self._client.ack_and_lease(topic.name, done, count, ttr=self._ttr)
+        except BaseException:
+            self._free += count
+            topic.done[:0] = done  # acks again later: a token is never applied twice
+            raise
+        self._clock.observe(lease.now_ms, sent, time.time())
+        self._free += count - len(lease.jobs)
+        if self._starved and self._free > 0:
+            self._wake_starved()
+        if done and not all(acked):
+            self._log_stale(topic, done, acked)
+        topic.requeue_at = lease.next_timeout_ms
+        topic.saturated = len(lease.jobs) == count
+        if lease.jobs:
+            if self._stop_requested:  # leased while stopping: give them back untouched
+                self._free += len(lease.jobs)
+                await asyncio.gather(*(self._client.release(job) for job in lease.jobs),
+                                     return_exceptions=True)  # fmt: skip
+                return
+            self._dispatch(topic, lease.jobs)
+            if len(lease.jobs) == count:
+                return  # there may be more ready: lease again as soon as slots are free
+        await self._sleep(topic, lease.now_ms, lease.next_due_ms)
+
+    async def _sleep(self, topic: _Topic, now_ms: int, next_due_ms: int | None) -> None:
+        """Sleep until the next job is due or a reservation times out, or a kick."""
+        if next_due_ms is not None and next_due_ms <= now_ms:
+            next_due_ms = None  # due jobs yet nothing leased: the topic is paused
+        deadlines = [ms for ms in (next_due_ms, topic.requeue_at) if ms is not None]
+        if deadlines and min(deadlines) <= now_ms:
+            return  # a reservation timed out: requeue at once
+        wake_at = time.time() + MAX_IDLE
+        if deadlines:
+            wake_at = min(wake_at, self._clock.local_time(min(deadlines)))
+        alarm = self._alarm.set_at(wake_at, topic.kick)
+        try:
+            await topic.kick.wait()
+        finally:
+            alarm.cancel()
+
+    async def _wait_for_slots(self, topic: _Topic) -> None:
+        """Sleep until a slot frees up (any topic's job ends), or this topic's acks are due."""
+        if topic not in self._starved:
+            self._starved.append(topic)
+        alarm = self._alarm.set_at(topic.done_since + ACK_DELAY, topic.kick) if topic.done else None
+        try:
+            await topic.kick.wait()
+        finally:
+            if alarm is not None:
+                alarm.cancel()
+
+    async def _forward_wakeups(self, wakeups: Wakeups, topic: _Topic) -> None:
+        while True:
+            since = wakeups.generation(topic.name)
+            await wakeups.wait(topic.name, since, None)
+            topic.kick.set()
+
+    def _wake_starved(self) -> None:
+        starved, self._starved = self._starved, []
+        for topic in starved:
+            topic.kick.set()
+
+    def _log_stale(self, topic: _Topic, done: list[Job], acked: list[bool]) -> None:
+        for job, ok in zip(done, acked, strict=True):
+            if not ok:
+                log.warning(
+                    "job %r of topic %r: ack rejected, the reservation was lost (timed out and"
+                    " requeued, deleted or re-reserved); the result is not applied",
+                    job.id, topic.name,
+                )  # fmt: skip
+
+    # -- running handlers -------------------------------------------------------------------
+
+    def _dispatch(self, topic: _Topic, jobs: list[Job]) -> None:
+        now = time.monotonic()
+        put = self._queue.put_nowait
+        add = self._active.add
+        for job in jobs:
+            ttr = self._ttr or job.ttr
+            if ttr < self._min_ttr:
+                self._min_ttr = ttr
+            attempt = _Attempt(job, topic, ttr, now + ttr / 2)
+            add(attempt)
+            put(attempt)
+
+    async def _runner(self) -> None:
+        get = self._queue.get
+        while True:
+            attempt = await get()
+            await self._run_attempt(attempt)
+
+    async def _run_attempt(self, attempt: _Attempt) -> None:
+        topic, job = attempt.topic, attempt.job
+        try:
+            if topic.is_async:
+                await topic.handler(job)  # type: ignore[misc]
+            else:
+                assert self._loop is not None and self._executor is not None
+                await self._loop.run_in_executor(self._executor, topic.handler, job)
+        except Retry as retry:
+            await self._release(attempt, retry.delay, retry.reason)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the worker is stopping: the attempt is released by _shutdown
+            await self._release(attempt, self._retry_delay(attempt), _describe(exc))
+        except Exception as exc:
+            await self._release(attempt, self._retry_delay(attempt), _describe(exc))
+        else:
+            if attempt.lost:
+                log.warning("job %r of topic %r finished after its reservation was lost;"
+                            " not acked", job.id, topic.name)  # fmt: skip
+            else:
+                if not topic.done:
+                    topic.done_since = time.time()
+                topic.done.append(job)
+        finally:
+            attempt.finished = True
+            self._active.discard(attempt)
+            self._free += 1
+            if self._starved:
+                self._wake_starved()
+            topic.kick.set()
+            if not self._active and self._stop_requested:
+                self._idle.set()
+
+    def _retry_delay(self, attempt: _Attempt) -> float:
+        backoff = attempt.topic.backoff or Backoff()
+        return backoff.delay(attempt.job.attempts)
+
+    async def _release(self, attempt: _Attempt, delay: float, error: str) -> None:
+        job = attempt.job
+        if attempt.lost:
+            log.warning("job %r of topic %r failed after its reservation was lost: %s",
+                        job.id, job.topic, error.splitlines()[-1])  # fmt: skip
+            return
+        try:
+            state = await self._client.release(job, delay=delay, error=error)
+        except StaleReservation:
+            log.warning("job %r of topic %r: release rejected, the reservation was lost",
+                        job.id, job.topic)  # fmt: skip
+        except BackendError as exc:
+            log.warning("could not release job %r of topic %r (%s); it returns after its ttr",
+                        job.id, job.topic, exc)  # fmt: skip
+        else:
+            summary = error.splitlines()[-1] if error else ""
+            if state is JobState.DEAD:
+                log.error("job %r of topic %r is dead after %d attempts: %s",
+                          job.id, job.topic, job.attempts, summary)  # fmt: skip
+            else:
+                log.info("job %r of topic %r: attempt %d failed (%s); next in %.3g s",
+                         job.id, job.topic, job.attempts, summary, delay)  # fmt: skip
+
+    # -- keeping long reservations ----------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        """Extend the reservation of every handler that has run for half its ttr."""
+        while True:
+            await asyncio.sleep(min(1.0, max(0.01, self._min_ttr / 4)))
+            now = time.monotonic()
+            for attempt in [a for a in self._active if a.touch_at <= now and not a.lost]:
+                attempt.touch_at = now + attempt.ttr / 2
+                task = self._spawn(self._touch(attempt), "touch")
+                self._touches.add(task)
+                task.add_done_callback(self._touches.discard)
+
+    async def _touch(self, attempt: _Attempt) -> None:
+        job = attempt.job
+        try:
+            await self._client.touch(job, ttr=self._ttr)
+        except StaleReservation:
+            if not attempt.finished:
+                attempt.lost = True
+                log.warning("job %r of topic %r lost its reservation while running; its"
+                            " result will not be applied", job.id, job.topic)  # fmt: skip
+        except BackendError as exc:
+            attempt.touch_at = time.monotonic()  # try again on the next tick
+            log.warning("could not extend the reservation of job %r: %s", job.id, exc)
+
+
+def _is_async(handler: Handler) -> bool:
+    if inspect.iscoroutinefunction(handler):
+        return True
+    call = getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
+    return inspect.iscoroutinefunction(call)
+
+
+def _describe(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(exc)).strip()
+    return text if len(text) <= MAX_ERROR_TEXT else "..." + text[-MAX_ERROR_TEXT:]
