@@ -1,0 +1,179 @@
+"""The settings of ``redisched serve``: one frozen dataclass, each field also from the environment.
+
+Every field has a ``REDISCHED_*`` environment variable (``Settings.ENV`` lists them); command
+line options override the environment, which overrides the defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .errors import InvalidArgument
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _flag(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InvalidArgument(name, f"must be one of 1/0, true/false, yes/no, on/off, not {text!r}")
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidArgument(name, f"must be a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise InvalidArgument(name, "must be a finite number")
+    return value
+
+
+def _integer(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgument(name, f"must be an integer, not {text!r}") from None
+
+
+def _tokens(name: str, text: str) -> tuple[str, ...]:
+    return tuple(t for t in (part.strip() for part in text.replace(",", " ").split()) if t)
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names this machine only (127.0.0.0/8, ::1, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``redisched serve`` and ``create_app`` need to know.
+
+    Attributes:
+        host: the address to listen on.
+        port: the TCP port to listen on.
+        redis_url: the Redis to use; None starts an embedded redis-server.
+        data_dir: where the embedded redis-server keeps its append-only file.
+        appendfsync: ``everysec`` or ``always`` (embedded server only).
+        tokens: API tokens; when any is set, every route but /healthz needs one.
+        insecure: allow a non-loopback ``host`` without tokens.
+        allow_private_webhooks: let webhooks target private, loopback and link-local addresses.
+        prefix: the first part of every Redis key name.
+        max_body_size: the largest stored job body, in bytes.
+        max_request_size: the largest HTTP request body read, in bytes (413 beyond).
+        requeue_interval: seconds between sweeps returning timed-out reservations.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 7171
+    redis_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path("redisched-data"))
+    appendfsync: str = "everysec"
+    tokens: tuple[str, ...] = ()
+    insecure: bool = False
+    allow_private_webhooks: bool = False
+    prefix: str = "redisched"
+    max_body_size: int = 1 << 20
+    max_request_size: int = 4 << 20
+    requeue_interval: float = 1.0
+
+    ENV: ClassVar[Mapping[str, str]] = {
+        "host": "REDISCHED_HOST",
+        "port": "REDISCHED_PORT",
+        "redis_url": "REDISCHED_REDIS_URL",
+        "data_dir": "REDISCHED_DATA_DIR",
+        "appendfsync": "REDISCHED_APPENDFSYNC",
+        "tokens": "REDISCHED_API_TOKENS",
+        "insecure": "REDISCHED_INSECURE",
+        "allow_private_webhooks": "REDISCHED_ALLOW_PRIVATE_WEBHOOKS",
+        "prefix": "REDISCHED_PREFIX",
+        "max_body_size": "REDISCHED_MAX_BODY_SIZE",
+        "max_request_size": "REDISCHED_MAX_REQUEST_SIZE",
+        "requeue_interval": "REDISCHED_REQUEUE_INTERVAL",
+    }
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``REDISCHED_*`` variables, then ``overrides`` (None values ignored).
+
+        ``REDISCHED_API_TOKENS`` holds tokens separated by commas or spaces; flags take
+        1/0, true/false, yes/no or on/off.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, variable in cls.ENV.items():
+            text = env.get(variable)
+            if text is not None and text.strip():
+                values[name] = _PARSERS[name](variable, text)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise InvalidArgument(sorted(unknown)[0], "is not a setting")
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        if "tokens" in values:
+            values["tokens"] = tuple(values["tokens"])
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def check(self) -> None:
+        """Raise InvalidArgument naming the first setting that is out of range."""
+        if not 0 <= self.port <= 65535:
+            raise InvalidArgument("port", "must be between 0 and 65535")
+        if self.appendfsync not in ("everysec", "always"):
+            raise InvalidArgument("appendfsync", "must be 'everysec' or 'always'")
+        if any(not t or len(t) > 4096 or not t.isprintable() for t in self.tokens):
+            raise InvalidArgument("tokens", "each token must be 1 to 4096 printable characters")
+        if not 1024 <= self.max_body_size <= 512 << 20:
+            raise InvalidArgument("max_body_size", "must be between 1 KiB and 512 MiB")
+        if not self.max_body_size <= self.max_request_size <= 1 << 30:
+            raise InvalidArgument("max_request_size", "must be between max_body_size and 1 GiB")
+        if not 0.01 <= self.requeue_interval <= 3600:
+            raise InvalidArgument("requeue_interval", "must be between 0.01 and 3600 seconds")
+
+    def check_exposure(self) -> None:
+        """Refuse a non-loopback ``host`` without tokens unless ``insecure`` is set."""
+        if not is_loopback(self.host) and not self.tokens and not self.insecure:
+            raise InvalidArgument(
+                "host",
+                f"{self.host} is reachable from other machines: set API tokens (--token or "
+                "REDISCHED_API_TOKENS), or pass --insecure to serve without authentication",
+            )
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "host": lambda _n, t: t.strip(),
+    "port": _integer,
+    "redis_url": lambda _n, t: t.strip(),
+    "data_dir": lambda _n, t: Path(t),
+    "appendfsync": lambda _n, t: t.strip(),
+    "tokens": _tokens,
+    "insecure": _flag,
+    "allow_private_webhooks": _flag,
+    "prefix": lambda _n, t: t.strip(),
+    "max_body_size": _integer,
+    "max_request_size": _integer,
+    "requeue_interval": _number,
+}

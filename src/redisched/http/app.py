@@ -1,0 +1,121 @@
+"""The ASGI app of ``redisched serve``: :func:`create_app` builds it from settings.
+
+Everything the handlers share lives on ``app.state.runtime`` (see :mod:`.runtime`), created
+by the lifespan; nothing is kept at module level. Other parts plug in without editing this
+file: ``extra_routes`` adds Starlette routes (the dashboard mounts here; ``/`` is left free
+for it), ``extra_endpoints`` adds documented operations, and ``services`` adds background
+parts started and stopped with the app (the push dispatcher). The requeue sweep always runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import msgspec
+import redis.asyncio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route
+
+from ..client import AsyncClient
+from ..config import Settings
+from ..errors import InvalidArgument
+from ..wakeup import Wakeups
+from . import openapi, routes_jobs, routes_seed, routes_service, routes_topics
+from .auth import OPEN_PATHS, BearerAuth
+from .endpoint import Endpoint
+from .errors import exception_handlers
+from .metrics import Metrics
+from .paths import RawPathMiddleware
+from .requeue import RequeueLoop
+from .runtime import Runtime, Service, ServiceFactory
+
+log = logging.getLogger(__name__)
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *routes_jobs.ENDPOINTS,
+    *routes_topics.ENDPOINTS,
+    *routes_seed.ENDPOINTS,
+    *routes_service.ENDPOINTS,
+)
+"""Every operation of the API, in routing order."""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("redisched")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    extra_endpoints: Sequence[Endpoint] = (),
+    services: Sequence[ServiceFactory] = (),
+) -> Starlette:
+    """Build the API app.
+
+    Args:
+        settings: the service settings; ``redis_url`` must be set (``serve`` sets it to the
+            embedded server's when none is given).
+        extra_routes: Starlette routes served after the API's (e.g. the dashboard at ``/``).
+        extra_endpoints: more operations, routed and documented in ``/openapi.json``.
+        services: factories of background services, each given the app's Runtime at
+            startup; started in order after the requeue sweep, stopped in reverse.
+    """
+    if not settings.redis_url:
+        raise InvalidArgument("redis_url", "create_app needs a Redis URL")
+    redis_url = settings.redis_url
+    endpoints = (*ENDPOINTS, *extra_endpoints)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = AsyncClient.from_url(
+            redis_url, prefix=settings.prefix, max_body_size=settings.max_body_size
+        )
+        if not isinstance(client.redis, redis.asyncio.Redis):
+            raise InvalidArgument("redis_url", "the HTTP service needs a non-cluster Redis")
+        rt = Runtime(settings, client, Wakeups(client.redis, settings.prefix), Metrics())
+        app.state.runtime = rt
+        started: list[Service] = []
+        try:
+            factories = (lambda r: RequeueLoop(r.client, settings.requeue_interval), *services)
+            for factory in factories:
+                service = factory(rt)
+                await service.start()
+                started.append(service)
+            yield
+        finally:
+            rt.closing.set()
+            for service in reversed(started):
+                try:
+                    await service.stop()
+                except Exception:
+                    log.exception("stopping %r failed", service)
+            await rt.wakeups.close()
+            await client.close()
+
+    routes: list[BaseRoute] = [
+        Route(e.path, e.handler, methods=[e.method], name=e.handler.__name__) for e in endpoints
+    ]
+    routes += extra_routes
+    middleware = [Middleware(RawPathMiddleware)]
+    if settings.tokens:
+        middleware.append(Middleware(BearerAuth, tokens=settings.tokens))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )
+    document = openapi.document(
+        endpoints, version=_version(), secured=bool(settings.tokens), open_paths=OPEN_PATHS
+    )
+    app.state.openapi = msgspec.json.encode(document)
+    app.state.settings = settings
+    return app

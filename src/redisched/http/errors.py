@@ -1,0 +1,154 @@
+"""JSON errors: every failure becomes ``{"error": {"code", "message", "field"}}``.
+
+Handlers raise :class:`ApiError` (or let a redisched error through); the handlers registered
+by :func:`exception_handlers` turn each into its status code, so no input produces a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import BackendError, InvalidArgument, StaleReservation, VersionConflict
+
+log = logging.getLogger(__name__)
+
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_NAMED = re.compile(r"(?:unknown|required) field `(?P<name>[^`]*)`")
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+class ApiError(Exception):
+    """An HTTP error with a JSON body.
+
+    Args:
+        status: the HTTP status code.
+        code: a short machine-readable name (``not_found``, ``stale_token``...).
+        message: what went wrong, for a human.
+        field: the request field (or header) at fault, if one is.
+        headers: extra response headers.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The JSON error response every failure uses."""
+    body = msgspec.json.encode({"error": {"code": code, "message": message, "field": field}})
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
+def from_decode_error(exc: msgspec.DecodeError | ValueError) -> ApiError:
+    """Turn a msgspec decoding error into a 400 naming the field at fault."""
+    message = str(exc)
+    if not isinstance(exc, msgspec.ValidationError):
+        if isinstance(exc, UnicodeDecodeError):
+            message = "the request body is not valid UTF-8"
+        return ApiError(400, "malformed_json", f"the request body is not valid JSON: {message}")
+    match = _AT.search(message)
+    path = match.group("path") if match else ""
+    text = message[: match.start()] if match else message
+    named = _NAMED.search(text)
+    if named:
+        path = f"{path}.{named.group('name')}" if path else named.group("name")
+    return ApiError(400, "invalid", text, path or None)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+
+async def _invalid_argument(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidArgument)
+    return error_response(400, "invalid", exc.message, exc.argument)
+
+
+async def _stale(request: Request, exc: Exception) -> Response:
+    return error_response(409, "stale_token", str(exc), "token")
+
+
+async def _conflict(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, VersionConflict)
+    headers = {"ETag": etag(exc.current_version)} if exc.current_version else None
+    return error_response(412, "version_conflict", str(exc), "If-Match", headers)
+
+
+async def _backend(request: Request, exc: Exception) -> Response:
+    log.warning("backend error on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "backend_unavailable", str(exc), None, {"Retry-After": "1"})
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal", "internal server error (see the server log)")
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """The Starlette ``exception_handlers`` mapping of the API."""
+    return {
+        ApiError: _api_error,
+        InvalidArgument: _invalid_argument,
+        StaleReservation: _stale,
+        VersionConflict: _conflict,
+        BackendError: _backend,
+        HTTPException: _http,
+        Exception: _internal,
+    }
+
+
+def etag(version: int) -> str:
+    """The ETag of a job version (a strong, quoted validator)."""
+    return f'"{version}"'
+
+
+def parse_etag(value: str, header: str) -> int:
+    """The version in an If-Match / If-None-Match header value: ``"3"``, ``W/"3"`` or ``3``."""
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isascii() or not text.isdigit() or not 1 <= len(text) <= 10:
+        raise ApiError(400, "invalid_header", f"{header} must be a job version (an ETag)", header)
+    version = int(text)
+    if not 1 <= version <= 2**31 - 1:
+        raise ApiError(400, "invalid_header", f"{header} must be a job version (an ETag)", header)
+    return version

@@ -1,0 +1,230 @@
+"""Routes on one job: put (replace semantics), get, delete, and ack/release/touch/bury/kick.
+
+PUT follows HTTP: it creates (201) or replaces (200) the job; when the job is running, the
+replacement waits for the attempt to end (202). ``If-None-Match: *`` makes it create-only and
+``If-Match: <version>`` a compare-and-set; either answers 412 when it does not hold. The
+ETag of a job is its version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..client import AsyncClient
+from ..models import Job, PutResult, PutStatus
+from ..ops import Call
+from . import bodies, schemas
+from .endpoint import Endpoint, Param, json_response
+from .errors import ApiError, etag, parse_etag
+from .paths import path_param
+from .reading import read_json
+from .runtime import runtime
+
+_PUT = msgspec.json.Decoder(schemas.PutJob)
+_ACK = msgspec.json.Decoder(schemas.Ack)
+_RELEASE = msgspec.json.Decoder(schemas.Release)
+_TOUCH = msgspec.json.Decoder(schemas.Touch)
+_BURY = msgspec.json.Decoder(schemas.Bury)
+_KICK = msgspec.json.Decoder(schemas.Kick)
+_PUT_STATUS = {PutStatus.CREATED: 201, PutStatus.REPLACED: 200, PutStatus.PENDING: 202}
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A reservation named by the client: what ack/release/touch/bury need."""
+
+    topic: str
+    id: str
+    token: str
+
+
+def not_found(topic: str, job_id: str) -> ApiError:
+    """The 404 of a job that does not exist."""
+    return ApiError(404, "not_found", f"no job {job_id!r} in topic {topic!r}", "id")
+
+
+def stored_body(value: Any, limit: int, argument: str = "body") -> bytes:
+    """The bytes to store for a JSON body; 413 when over the body limit."""
+    data = bodies.to_stored(value, argument)
+    if len(data) > limit:
+        raise ApiError(
+            413, "payload_too_large", f"the body is {len(data)} bytes; the limit is {limit}",
+            argument,
+        )  # fmt: skip
+    return data
+
+
+async def put_and_get(
+    client: AsyncClient, call: Call[PutResult], topic: str, job_id: str
+) -> tuple[PutResult, Job | None]:
+    """Run a put and read the job back in the same round trip (one pipeline)."""
+    get = client.ops.get(topic, job_id)
+
+    def parse(replies: list[Any]) -> tuple[PutResult, Job | None]:
+        return call.parse(replies[:1]), get.parse(replies[1:])
+
+    both = Call((*call.steps, *get.steps), parse, call.register_topic)
+    # The composed call runs through the client's own conversation (NOSCRIPT, errors).
+    return await client._run(both)
+
+
+def put_reply(result: PutResult, job: Job | None, topic: str, job_id: str) -> Response:
+    """The answer to a put: 201/200/202 with the job and its ETag."""
+    if job is None:  # deleted between the two scripts of the pipeline: impossible, but honest
+        raise not_found(topic, job_id)
+    headers = {"ETag": etag(result.version)}
+    return json_response(bodies.job_out(job), _PUT_STATUS[result.status], headers)
+
+
+async def put_job(request: Request) -> Response:
+    """PUT /v1/topics/{topic}/jobs/{id}."""
+    rt = runtime(request)
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    spec = await read_json(request, _PUT, rt.settings.max_request_size)
+    if_none_match = request.headers.get("if-none-match")
+    if_match = request.headers.get("if-match")
+    replace, if_version = True, None
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise ApiError(400, "invalid_header", "If-None-Match on PUT must be *", "If-None-Match")
+        if if_match is not None:
+            raise ApiError(400, "invalid_header", "give If-Match or If-None-Match, not both")
+        replace = False
+    elif if_match is not None:
+        if_version = parse_etag(if_match, "If-Match")
+    data = stored_body(spec.body, rt.settings.max_body_size)
+    call = rt.client.ops.put(
+        topic, job_id, data, delay=spec.delay, run_at=spec.run_at, ttr=spec.ttr,
+        priority=spec.priority, max_attempts=spec.max_attempts, replace=replace,
+        if_version=if_version,
+    )  # fmt: skip
+    result, job = await put_and_get(rt.client, call, topic, job_id)
+    if result.status is PutStatus.EXISTS:
+        raise ApiError(
+            412, "exists", f"job {job_id!r} already exists in topic {topic!r}", "If-None-Match",
+            {"ETag": etag(result.version)},
+        )  # fmt: skip
+    return put_reply(result, job, topic, job_id)
+
+
+async def get_job(request: Request) -> Response:
+    """GET /v1/topics/{topic}/jobs/{id}."""
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    job = await runtime(request).client.get(topic, job_id)
+    if job is None:
+        raise not_found(topic, job_id)
+    tag = etag(job.version)
+    if request.headers.get("if-none-match", "").strip() == tag:
+        return Response(status_code=304, headers={"ETag": tag})
+    return json_response(bodies.job_out(job), 200, {"ETag": tag})
+
+
+async def delete_job(request: Request) -> Response:
+    """DELETE /v1/topics/{topic}/jobs/{id}."""
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    if_match = request.headers.get("if-match")
+    if_version = None if if_match is None else parse_etag(if_match, "If-Match")
+    if not await runtime(request).client.delete(topic, job_id, if_version=if_version):
+        raise not_found(topic, job_id)
+    return Response(status_code=204)
+
+
+async def ack(request: Request) -> Response:
+    """POST .../ack."""
+    rt = runtime(request)
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    spec = await read_json(request, _ACK, rt.settings.max_request_size)
+    await rt.client.ack(Held(topic, job_id, spec.token))
+    return Response(status_code=204)
+
+
+async def release(request: Request) -> Response:
+    """POST .../release."""
+    rt = runtime(request)
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    spec = await read_json(request, _RELEASE, rt.settings.max_request_size)
+    state = await rt.client.release(
+        Held(topic, job_id, spec.token), delay=spec.delay, error=spec.reason
+    )
+    return json_response(schemas.Released(state))
+
+
+async def touch(request: Request) -> Response:
+    """POST .../touch."""
+    rt = runtime(request)
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    spec = await read_json(request, _TOUCH, rt.settings.max_request_size)
+    until = await rt.client.touch(Held(topic, job_id, spec.token), ttr=spec.ttr)
+    return json_response(schemas.Touched(until))
+
+
+async def bury(request: Request) -> Response:
+    """POST .../bury."""
+    rt = runtime(request)
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    spec = await read_json(request, _BURY, rt.settings.max_request_size)
+    await rt.client.bury(Held(topic, job_id, spec.token), reason=spec.reason)
+    return Response(status_code=204)
+
+
+async def kick(request: Request) -> Response:
+    """POST .../kick."""
+    rt = runtime(request)
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    await read_json(request, _KICK, rt.settings.max_request_size, empty=b"{}")
+    if await rt.client.kick(topic, job_id):
+        return json_response(schemas.Kicked(1))
+    job = await rt.client.get(topic, job_id)
+    if job is None:
+        raise not_found(topic, job_id)
+    raise ApiError(409, "not_dead", f"job {job_id!r} is {job.state.value}, not dead", "id")
+
+
+_JOB = "/v1/topics/{topic}/jobs/{id}"
+_IF_MATCH = Param("If-Match", "header", {"type": "string"}, description="CAS on this version.")
+_IF_NONE_MATCH = Param("If-None-Match", "header", {"type": "string"}, description="* = create.")
+_STALE = {409: schemas.Error, 404: schemas.Error}
+
+ENDPOINTS = (
+    Endpoint(
+        "PUT", _JOB, put_job, "Create or replace a job", schemas.PutJob,
+        responses={201: schemas.JobOut, 200: schemas.JobOut, 202: schemas.JobOut,
+                   412: schemas.Error, 413: schemas.Error},
+        params=(_IF_MATCH, _IF_NONE_MATCH),
+    ),
+    Endpoint(
+        "GET", _JOB, get_job, "Read a job", responses={200: schemas.JobOut, 304: None,
+                                                       404: schemas.Error},
+        params=(Param("If-None-Match", "header", {"type": "string"}),),
+    ),
+    Endpoint(
+        "DELETE", _JOB, delete_job, "Delete a job in any state",
+        responses={204: None, 404: schemas.Error, 412: schemas.Error}, params=(_IF_MATCH,),
+    ),
+    Endpoint(
+        "POST", f"{_JOB}/ack", ack, "Finish a reserved job", schemas.Ack,
+        responses={204: None, 409: schemas.Error},
+    ),
+    Endpoint(
+        "POST", f"{_JOB}/release", release, "Give a reserved job back", schemas.Release,
+        responses={200: schemas.Released, 409: schemas.Error},
+    ),
+    Endpoint(
+        "POST", f"{_JOB}/touch", touch, "Extend a reservation", schemas.Touch,
+        responses={200: schemas.Touched, 409: schemas.Error},
+    ),
+    Endpoint(
+        "POST", f"{_JOB}/bury", bury, "Move a reserved job to dead", schemas.Bury,
+        responses={204: None, 409: schemas.Error},
+    ),
+    Endpoint(
+        "POST", f"{_JOB}/kick", kick, "Move a dead job back to ready", schemas.Kick,
+        body_required=False, responses={200: schemas.Kicked, **_STALE},
+    ),
+)  # fmt: skip
+"""The job routes."""

@@ -1,0 +1,57 @@
+"""The original project's routes, kept working: ``POST /schedule/{topic}`` and ``/cancel/{topic}``.
+
+``/schedule`` creates or replaces job ``id`` with ``contents`` as its body (the same JSON and
+``$base64`` rules as PUT), due after ``delay`` seconds; ``/cancel`` deletes it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import schemas
+from .endpoint import Endpoint, json_response
+from .paths import path_param
+from .reading import read_json
+from .routes_jobs import not_found, put_and_get, put_reply, stored_body
+from .runtime import runtime
+
+_SCHEDULE = msgspec.json.Decoder(schemas.Schedule)
+_CANCEL = msgspec.json.Decoder(schemas.Cancel)
+
+
+async def schedule(request: Request) -> Response:
+    """POST /schedule/{topic}: like PUT /v1/topics/{topic}/jobs/{id} with a delay."""
+    rt = runtime(request)
+    topic = path_param(request, "topic")
+    spec = await read_json(request, _SCHEDULE, rt.settings.max_request_size)
+    data = stored_body(spec.contents, rt.settings.max_body_size, "contents")
+    call = rt.client.ops.put(topic, spec.id, data, delay=spec.delay, replace=True)
+    result, job = await put_and_get(rt.client, call, topic, spec.id)
+    return put_reply(result, job, topic, spec.id)
+
+
+async def cancel(request: Request) -> Response:
+    """POST /cancel/{topic}: delete job ``id``; 404 when there is none."""
+    rt = runtime(request)
+    topic = path_param(request, "topic")
+    spec = await read_json(request, _CANCEL, rt.settings.max_request_size)
+    if not await rt.client.delete(topic, spec.id):
+        raise not_found(topic, spec.id)
+    return json_response(schemas.Cancelled(spec.id, True))
+
+
+ENDPOINTS = (
+    Endpoint(
+        "POST", "/schedule/{topic}", schedule, "Schedule job id (create or replace)",
+        schemas.Schedule,
+        responses={201: schemas.JobOut, 200: schemas.JobOut, 202: schemas.JobOut},
+        tag="seed",
+    ),
+    Endpoint(
+        "POST", "/cancel/{topic}", cancel, "Cancel job id", schemas.Cancel,
+        responses={200: schemas.Cancelled, 404: schemas.Error}, tag="seed",
+    ),
+)  # fmt: skip
+"""The seed routes."""

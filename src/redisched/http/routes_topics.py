@@ -1,0 +1,134 @@
+"""Routes on topics: list, stats and settings, paged job listing, and reserve (long poll)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import validate
+from ..models import JobState
+from . import bodies, longpoll, schemas
+from .endpoint import Endpoint, Param, json_response
+from .errors import ApiError
+from .paths import path_param
+from .reading import read_json
+from .runtime import Runtime, runtime
+
+_RESERVE = msgspec.json.Decoder(schemas.Reserve)
+_PATCH = msgspec.json.Decoder(schemas.TopicPatch)
+_SETTINGS = ("ttr", "max_attempts", "backoff", "backoff_max", "concurrency", "rate")
+
+
+async def list_topics(request: Request) -> Response:
+    """GET /v1/topics."""
+    return json_response(schemas.Topics(await runtime(request).client.topics()))
+
+
+async def _topic(rt: Runtime, topic: str) -> schemas.TopicOut:
+    stats, config = await asyncio.gather(rt.client.stats(topic), rt.client.config(topic))
+    return bodies.topic_out(stats, config)
+
+
+async def get_topic(request: Request) -> Response:
+    """GET /v1/topics/{topic}."""
+    rt = runtime(request)
+    return json_response(await _topic(rt, path_param(request, "topic")))
+
+
+def patch_changes(spec: schemas.TopicPatch) -> dict[str, Any]:
+    """The settings a PATCH changes, as ``AsyncClient.configure`` keywords."""
+    changes: dict[str, Any] = {
+        name: getattr(spec, name) for name in _SETTINGS if getattr(spec, name) is not msgspec.UNSET
+    }
+    if spec.webhook is not msgspec.UNSET:
+        hook = spec.webhook
+        changes["webhook"] = None if hook is None else msgspec.structs.asdict(hook)
+    return changes
+
+
+async def patch_topic(request: Request) -> Response:
+    """PATCH /v1/topics/{topic}."""
+    rt = runtime(request)
+    topic = path_param(request, "topic")
+    spec = await read_json(request, _PATCH, rt.settings.max_request_size)
+    changes = patch_changes(spec)
+    if changes:
+        await rt.client.configure(topic, **changes)
+    if spec.paused is True:
+        await rt.client.pause(topic)
+    elif spec.paused is False:
+        await rt.client.resume(topic)
+    return json_response(await _topic(rt, topic))
+
+
+def _query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 12:
+        raise ApiError(400, "invalid", f"must be an integer between {low} and {high}", name)
+    return validate.integer(int(text), name, low, high)
+
+
+async def list_jobs(request: Request) -> Response:
+    """GET /v1/topics/{topic}/jobs?state=&limit=&cursor=."""
+    rt = runtime(request)
+    topic = path_param(request, "topic")
+    state = request.query_params.get("state")
+    if state is None:
+        raise ApiError(400, "invalid", "give a state: " + ", ".join(bodies.STATE_NAMES), "state")
+    limit = _query_int(request, "limit", 100, 1, 1000)
+    cursor = request.query_params.get("cursor") or None
+    page = await rt.client.jobs(topic, state, limit=limit, cursor=cursor)
+    jobs = [bodies.job_out(job) for job in page.jobs]
+    return json_response(schemas.JobPageOut(jobs, page.cursor))
+
+
+async def reserve(request: Request) -> Response:
+    """POST /v1/topics/{topic}/reserve."""
+    rt = runtime(request)
+    topic = path_param(request, "topic")
+    spec = await read_json(request, _RESERVE, rt.settings.max_request_size, empty=b"{}")
+    rt.client.ops.keys(topic)  # a bad topic fails here, before anything waits
+    jobs = await longpoll.reserve(rt, request.receive, topic, spec.count, spec.ttr, spec.wait)
+    if not jobs:
+        return Response(status_code=204)
+    return json_response(schemas.Jobs([bodies.job_out(j, handed_out=True) for j in jobs]))
+
+
+_TOPIC = "/v1/topics/{topic}"
+_STATE = {"type": "string", "enum": [s.value for s in JobState]}
+
+ENDPOINTS = (
+    Endpoint(
+        "GET", "/v1/topics", list_topics, "List every topic", responses={200: schemas.Topics},
+        tag="topics",
+    ),
+    Endpoint(
+        "GET", _TOPIC, get_topic, "A topic's counts, totals and settings",
+        responses={200: schemas.TopicOut}, tag="topics",
+    ),
+    Endpoint(
+        "PATCH", _TOPIC, patch_topic, "Change a topic's settings or pause it",
+        schemas.TopicPatch, responses={200: schemas.TopicOut}, tag="topics",
+    ),
+    Endpoint(
+        "GET", f"{_TOPIC}/jobs", list_jobs, "One page of a topic's jobs in one state",
+        responses={200: schemas.JobPageOut},
+        params=(
+            Param("state", "query", _STATE, required=True),
+            Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            Param("cursor", "query", {"type": "string"}, description="From the last page."),
+        ),
+        tag="topics",
+    ),
+    Endpoint(
+        "POST", f"{_TOPIC}/reserve", reserve, "Lease due jobs, long-polling up to wait s",
+        schemas.Reserve, body_required=False, responses={200: schemas.Jobs, 204: None},
+    ),
+)  # fmt: skip
+"""The topic routes."""

@@ -1,0 +1,58 @@
+"""What the handlers of one app share: settings, the client, the wake-up hub, metrics.
+
+``create_app`` builds one :class:`Runtime` in its lifespan and keeps it on
+``app.state.runtime``; routes added by others (the dashboard) read it with :func:`runtime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from starlette.requests import Request
+
+from ..client import AsyncClient
+from ..config import Settings
+from ..wakeup import Wakeups
+from .metrics import Metrics
+
+
+@dataclass(eq=False)
+class Runtime:
+    """The per-app state.
+
+    Attributes:
+        settings: the service settings.
+        client: the AsyncClient every route uses.
+        wakeups: the process's single Pub/Sub listener, for long polls and the dispatcher.
+        metrics: the Prometheus registry served at /metrics.
+        closing: set when the service begins to shut down; long polls then answer at once.
+    """
+
+    settings: Settings
+    client: AsyncClient
+    wakeups: Wakeups
+    metrics: Metrics
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Service(Protocol):
+    """A background part of the server (requeue loop, push dispatcher)."""
+
+    async def start(self) -> None:
+        """Begin working; return once running."""
+
+    async def stop(self) -> None:
+        """Finish or abandon work in flight and return when stopped."""
+
+
+ServiceFactory = Callable[[Runtime], Service]
+"""Builds a service from the app's runtime when the app starts."""
+
+
+def runtime(request: Request) -> Runtime:
+    """The Runtime of the app serving ``request``."""
+    value: Runtime = request.app.state.runtime
+    return value

@@ -1,0 +1,262 @@
+"""The request and response types of the HTTP API (msgspec), shared by validation and OpenAPI.
+
+Requests are decoded straight into these types, so a wrong type, an unknown field or an
+out-of-range number is rejected with the path of the field at fault; ``/openapi.json`` is
+generated from the same classes (``msgspec.json.schema_components``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from .. import validate
+from ..models import JobState
+
+_YEAR = 365 * 86_400
+Delay = Annotated[
+    float, Meta(ge=0, le=validate.MAX_DELAY_MS / 1000, description="Seconds from now.")
+]
+Ttr = Annotated[
+    float,
+    Meta(ge=0.001, le=validate.MAX_TTR_MS / 1000, description="Seconds a reservation lasts."),
+]
+Priority = Annotated[
+    int, Meta(ge=-(2**31), le=2**31 - 1, description="Lower runs first among due jobs.")
+]
+Attempts = Annotated[int, Meta(ge=1, le=2**31 - 1, description="Reservations before dead.")]
+EpochSeconds = Annotated[float, Meta(ge=0, le=validate.MAX_EPOCH_MS / 1000)]
+RunAt = Annotated[datetime, Meta(tz=True, description="RFC 3339 with an offset.")]
+JobId = Annotated[str, Meta(min_length=1, max_length=validate.MAX_ID_BYTES)]
+Token = Annotated[str, Meta(min_length=1, max_length=256)]
+Reason = Annotated[str, Meta(max_length=validate.MAX_ERROR_CHARS)]
+Url = Annotated[str, Meta(min_length=1, max_length=2048)]
+Secret = Annotated[str, Meta(min_length=8, max_length=512)]
+
+BODY_DOC = (
+    'Any JSON value. Bytes that are not JSON travel as {"$base64": "<standard base64>"}; '
+    "a body stored as the bytes of a JSON text reads back as that JSON value."
+)
+
+
+class PutJob(Struct, forbid_unknown_fields=True):
+    """PUT /v1/topics/{topic}/jobs/{id}: the job to store (replacing any with that id)."""
+
+    body: Annotated[Any, Meta(description=BODY_DOC)]
+    delay: Delay | None = None
+    run_at: RunAt | EpochSeconds | None = None
+    ttr: Ttr | None = None
+    priority: Priority = 0
+    max_attempts: Attempts | None = None
+
+
+class JobOut(Struct, omit_defaults=True):
+    """A job; ``token`` and ``reserved_until`` only on jobs handed to a consumer by reserve."""
+
+    topic: str
+    id: str
+    body: Annotated[Any, Meta(description=BODY_DOC)]
+    state: JobState
+    run_at: datetime
+    priority: int
+    ttr: float
+    attempts: int
+    max_attempts: int | None
+    version: int
+    last_error: str | None
+    token: str | UnsetType = UNSET
+    reserved_until: datetime | UnsetType = UNSET
+
+
+class Reserve(Struct, forbid_unknown_fields=True):
+    """POST /v1/topics/{topic}/reserve: lease up to ``count`` jobs, waiting up to ``wait`` s."""
+
+    count: Annotated[int, Meta(ge=1, le=validate.MAX_COUNT)] = 1
+    ttr: Ttr | None = None
+    wait: Annotated[float, Meta(ge=0, le=60, description="Long-poll seconds.")] = 0.0
+
+
+class Jobs(Struct):
+    """Jobs handed out by reserve."""
+
+    jobs: list[JobOut]
+
+
+class JobPageOut(Struct):
+    """One page of a job listing; pass ``cursor`` back for the next (null at the end)."""
+
+    jobs: list[JobOut]
+    cursor: str | None
+
+
+class Ack(Struct, forbid_unknown_fields=True):
+    """POST .../ack: finish a reserved job."""
+
+    token: Token
+
+
+class Release(Struct, forbid_unknown_fields=True):
+    """POST .../release: give a reserved job back, due after ``delay`` seconds."""
+
+    token: Token
+    delay: Delay = 0.0
+    reason: Reason | None = None
+
+
+class Touch(Struct, forbid_unknown_fields=True):
+    """POST .../touch: extend a reservation by ``ttr`` (default: the job's ttr)."""
+
+    token: Token
+    ttr: Ttr | None = None
+
+
+class Bury(Struct, forbid_unknown_fields=True):
+    """POST .../bury: move a reserved job to dead, keeping ``reason``."""
+
+    token: Token
+    reason: Reason | None = None
+
+
+class Kick(Struct, forbid_unknown_fields=True):
+    """POST .../kick: move a dead job back to ready (the body may be empty)."""
+
+
+class Released(Struct):
+    """The state a released job went to."""
+
+    state: JobState
+
+
+class Touched(Struct):
+    """The new reservation deadline."""
+
+    reserved_until: datetime
+
+
+class Kicked(Struct):
+    """How many jobs went from dead to ready."""
+
+    kicked: int
+
+
+class WebhookIn(Struct, forbid_unknown_fields=True):
+    """Where a topic's due jobs are POSTed; the first secret signs."""
+
+    url: Url
+    secrets: Annotated[list[Secret], Meta(max_length=2)] = []
+    timeout: Annotated[float, Meta(gt=0, le=300)] = 10.0
+
+
+class TopicPatch(Struct, forbid_unknown_fields=True):
+    """PATCH /v1/topics/{topic}: change settings; ``null`` restores a default."""
+
+    webhook: WebhookIn | UnsetType | None = UNSET
+    paused: bool | UnsetType = UNSET
+    ttr: Ttr | UnsetType | None = UNSET
+    max_attempts: Attempts | UnsetType | None = UNSET
+    backoff: Annotated[float, Meta(ge=0, le=86_400)] | UnsetType | None = UNSET
+    backoff_max: Annotated[float, Meta(ge=0, le=86_400)] | UnsetType | None = UNSET
+    concurrency: Annotated[int, Meta(ge=1, le=10_000)] | UnsetType | None = UNSET
+    rate: Annotated[float, Meta(gt=0, le=1_000_000)] | UnsetType | None = UNSET
+
+
+class WebhookOut(Struct):
+    """A topic's webhook; secrets are never shown, only how many there are."""
+
+    url: str
+    timeout: float
+    secret_count: int
+
+
+class TopicConfigOut(Struct):
+    """A topic's settings; null means the built-in default."""
+
+    ttr: float | None
+    max_attempts: int | None
+    backoff: float | None
+    backoff_max: float | None
+    webhook: WebhookOut | None
+    concurrency: int | None
+    rate: float | None
+
+
+class Counts(Struct):
+    """Jobs per state now."""
+
+    scheduled: int
+    ready: int
+    reserved: int
+    dead: int
+
+
+class Totals(Struct):
+    """Events since the topic was created."""
+
+    put: int
+    reserved: int
+    acked: int
+    released: int
+    requeued: int
+    dead: int
+    pulled: int
+
+
+class TopicOut(Struct):
+    """A topic: counts per state, totals, pause flag and settings."""
+
+    topic: str
+    paused: bool
+    counts: Counts
+    next_due: datetime | None
+    totals: Totals
+    config: TopicConfigOut
+
+
+class Topics(Struct):
+    """Every topic that has had a put, sorted."""
+
+    topics: list[str]
+
+
+class Schedule(Struct, forbid_unknown_fields=True):
+    """POST /schedule/{topic}: the original project's call; creates or replaces job ``id``."""
+
+    id: JobId
+    contents: Annotated[Any, Meta(description=BODY_DOC)]
+    delay: Delay = 0.0
+
+
+class Cancel(Struct, forbid_unknown_fields=True):
+    """POST /cancel/{topic}: delete job ``id``."""
+
+    id: JobId
+
+
+class Cancelled(Struct):
+    """The outcome of a cancel."""
+
+    id: str
+    cancelled: bool
+
+
+class Health(Struct):
+    """The service answers and Redis is reachable."""
+
+    status: str
+    redis: str
+
+
+class ErrorDetail(Struct):
+    """What went wrong: a machine-readable code, a message, and the field at fault."""
+
+    code: str
+    message: str
+    field: str | None
+
+
+class Error(Struct):
+    """The body of every 4xx and 5xx answer."""
+
+    error: ErrorDetail
