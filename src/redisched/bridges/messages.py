@@ -6,10 +6,13 @@ A message is a JSON object::
      "delay": 3600, "ttr": 30, "priority": 0, "max_attempts": 5, "replace": false}
 
 ``op`` is ``put`` (the default) or ``delete``; ``id`` may be left out when the AMQP
-``message_id`` carries it. ``body`` is any JSON value, stored as its compact JSON encoding
-(absent: an empty body); with ``"body_encoding": "utf-8"`` a string body is stored as its
-text, with ``"base64"`` as the bytes it encodes. ``delay`` (seconds) or ``run_at`` (epoch
-seconds or an RFC 3339 time with offset) set the due time. Anything else is an error.
+``message_id`` carries it (beware: aio-pika and some other clients set a random message_id
+when the publisher gives none, so a message without an id then becomes a job with a random
+id; put the id in the JSON unless the publisher sets message_id on purpose). ``body`` is any
+JSON value, stored as its compact JSON encoding (absent: an empty body); with
+``"body_encoding": "utf-8"`` a string body is stored as its text, with ``"base64"`` as the
+bytes it encodes. ``delay`` (seconds) or ``run_at`` (epoch seconds or an RFC 3339 time with
+offset) set the due time. Anything else is an error.
 
 Every check is the core's own (``redisched.validate``, ``Operations.put``), so a message the
 bridge accepts is one ``put`` accepts, and a rejected one names its field.

@@ -1,0 +1,438 @@
+"""The AMQP bridge end to end, on the machine's RabbitMQ and a redis-server of our own.
+
+Each test declares its own queues (unique names) and deletes them afterwards; no other queue
+is touched. A missing broker fails these tests: there is no skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel
+from prometheus_client import CollectorRegistry
+
+from redisched import AsyncClient, JobState
+from redisched.bridges import PrometheusMetrics
+from redisched.bridges.amqp import ERROR_HEADER, AmqpBridge, BridgeSettings
+from redisched.embedded import EmbeddedRedis
+
+AMQP_URL = os.environ.get("REDISCHED_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REDISCHED = str(Path(sys.executable).parent / "redisched")
+
+
+@pytest.fixture(scope="module")
+def bridge_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A redis-server for this module (the bridge is not about Redis versions)."""
+    with EmbeddedRedis(tmp_path_factory.mktemp("bridge-redis"), persistent=False) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(bridge_redis: EmbeddedRedis) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient.from_url(bridge_redis.url) as c:
+        yield c
+
+
+@pytest.fixture
+async def channel() -> AsyncIterator[AbstractChannel]:
+    """A channel with publisher confirms on the machine's RabbitMQ (fails if it is down)."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        yield await connection.channel(publisher_confirms=True)
+
+
+@pytest.fixture
+async def settings(channel: AbstractChannel) -> AsyncIterator[BridgeSettings]:
+    """Settings naming a queue and a dead-letter queue of this test only; both deleted after."""
+    name = f"redisched-test-{uuid.uuid4().hex[:12]}"
+    result = BridgeSettings(amqp_url=AMQP_URL, queue=name, retry_max=0.5, shutdown_grace=5)
+    for queue in (result.queue, result.dead_letters):
+        await channel.declare_queue(queue, durable=True)
+    yield result
+    for queue in (result.queue, result.dead_letters):
+        await channel.queue_delete(queue)
+
+
+async def publish(channel: AbstractChannel, queue: str, messages: list[Any]) -> None:
+    """Publish (confirmed): dicts as JSON, bytes as they are, (data, message_id) pairs."""
+
+    def build(item: Any) -> aio_pika.Message:
+        data, message_id = item if isinstance(item, tuple) else (item, None)
+        return aio_pika.Message(_encoded(data), message_id=message_id, delivery_mode=2)
+
+    for start in range(0, len(messages), 500):
+        await asyncio.gather(
+            *(
+                channel.default_exchange.publish(build(m), routing_key=queue)
+                for m in messages[start : start + 500]
+            )
+        )
+
+
+def _encoded(data: Any) -> bytes:
+    return data if isinstance(data, bytes) else json.dumps(data).encode()
+
+
+async def ready_count(channel: AbstractChannel, queue: str) -> int:
+    """Messages ready in ``queue`` (not counting unacked ones)."""
+    declared = await channel.declare_queue(queue, passive=True)
+    count = declared.declaration_result.message_count
+    assert count is not None
+    return count
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, every: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+@asynccontextmanager
+async def running(bridge: AmqpBridge) -> AsyncIterator[AmqpBridge]:
+    """Run a bridge in this event loop; stop it cleanly on exit."""
+    task = asyncio.create_task(bridge.run())
+    await asyncio.wait_for(asyncio.shield(bridge.ready.wait()), 10)
+    try:
+        yield bridge
+    finally:
+        bridge.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def all_jobs(client: AsyncClient, topic: str, state: str = "scheduled") -> list[Any]:
+    jobs: list[Any] = []
+    cursor = None
+    while True:
+        page = await client.jobs(topic, state, limit=1000, cursor=cursor)
+        jobs += page.jobs
+        if page.cursor is None:
+            return jobs
+        cursor = page.cursor
+
+
+async def scheduled(client: AsyncClient, topic: str) -> int:
+    return (await client.stats(topic)).scheduled
+
+
+async def test_ten_thousand_messages_become_jobs_with_their_due_times(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    topics = (topic, f"{topic}-b")
+    base = round(time.time()) + 86_400
+    messages: list[Any] = []
+    for i in range(10_000):
+        message: dict[str, Any] = {"topic": topics[i % 2], "id": f"job-{i}", "body": {"n": i}}
+        if i % 3 == 0:
+            message["run_at"] = base + i  # each its own time: puts that cannot be grouped
+        else:
+            message["delay"] = 3600 + 60 * (i % 5)
+        messages.append(message)
+    await publish(channel, settings.queue, messages)
+    started = time.time()
+    async with running(AmqpBridge(client, settings)):
+
+        async def done() -> bool:
+            return sum([await scheduled(client, t) for t in topics]) == 10_000
+
+        await wait_for(done, 60, "10,000 jobs")
+        finished = time.time()
+    assert await ready_count(channel, settings.queue) == 0
+    assert await ready_count(channel, settings.dead_letters) == 0
+    jobs = {job.id: job for t in topics for job in await all_jobs(client, t)}
+    assert len(jobs) == 10_000
+    for i, message in enumerate(messages):
+        job = jobs[f"job-{i}"]
+        assert (job.topic, json.loads(job.body), job.version) == (message["topic"], {"n": i}, 1)
+        due = job.run_at.timestamp()
+        if "run_at" in message:
+            assert due == message["run_at"]
+        else:
+            assert started + message["delay"] - 1 <= due <= finished + message["delay"] + 1
+
+
+async def test_malformed_messages_are_dead_lettered_with_reasons(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    bad: dict[str, Any] = {
+        "not-json": b"{oops",
+        "no-topic": {"id": "x"},
+        "id-not-string": {"topic": topic, "id": 42},
+        "wrong-type": {"topic": topic, "id": "x", "delay": "tomorrow"},
+        "bad-topic": {"topic": "a{b}", "id": "x"},
+        "too-big": {"topic": topic, "id": "x", "body": "x" * (1 << 20)},
+        "typo": {"topic": topic, "id": "x", "dealy": 5},
+    }
+    expected = {
+        "not-json": "message: is not valid JSON",
+        "no-topic": "topic: ",
+        "id-not-string": "id: Expected `str | null`, got `int`",
+        "wrong-type": "delay: ",
+        "bad-topic": "topic: must not contain",
+        "too-big": "body: is 1048578 bytes",
+        "typo": "dealy: ",
+    }
+    good = [{"topic": topic, "id": f"ok-{i}", "delay": 600} for i in range(3)]
+    good.append(({"topic": topic, "body": "via message_id", "delay": 600}, "ok-3"))
+    messages = list(bad.values())
+    await publish(channel, settings.queue, [*messages[:3], *good, *messages[3:]])
+    registry = CollectorRegistry()
+    async with running(AmqpBridge(client, settings, metrics=PrometheusMetrics(registry))):
+
+        async def all_dead() -> bool:
+            return await ready_count(channel, settings.dead_letters) == len(bad)
+
+        await wait_for(all_dead, 20, "dead letters")
+        await wait_for(lambda: _equals(scheduled(client, topic), 4), 10, "the good jobs")
+    assert await ready_count(channel, settings.queue) == 0
+    names = {_encoded(data): name for name, data in bad.items()}
+    reasons: dict[str, str] = {}
+    dead_queue = await channel.declare_queue(settings.dead_letters, passive=True)
+    for _ in bad:
+        message = await dead_queue.get(timeout=5)
+        assert message is not None and message.headers is not None
+        reasons[names[message.body]] = str(message.headers[ERROR_HEADER])  # body untouched
+        assert message.headers["x-redisched-queue"] == settings.queue
+        await message.ack()
+    assert set(reasons) == set(bad)
+    for name, start in expected.items():
+        assert reasons[name].startswith(start), (name, reasons[name])
+    assert (await client.get(topic, "ok-3")) is not None
+    assert await client.get(topic, "x") is None
+
+    def value(name: str) -> float | None:
+        return registry.get_sample_value(
+            f"redisched_bridge_messages_{name}_total", {"bridge": "amqp"}
+        )
+
+    assert (value("consumed"), value("put"), value("rejected"), value("deleted")) == (
+        len(bad) + 4, 4, len(bad), 0,
+    )  # fmt: skip
+
+
+async def _equals(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
+
+
+async def test_delete_and_replace_keep_message_order_for_one_id(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    await client.put(topic, "old", b"x", delay=600)
+    await publish(channel, settings.queue, [
+        {"topic": topic, "id": "a", "body": 1, "delay": 600},
+        {"op": "delete", "topic": topic, "id": "a"},
+        {"topic": topic, "id": "b", "body": 1, "delay": 600},
+        {"topic": topic, "id": "b", "body": 2, "delay": 600},  # create-only: stays 1
+        {"topic": topic, "id": "c", "body": 1, "delay": 600},
+        {"topic": topic, "id": "c", "body": 2, "delay": 900, "replace": True},
+        {"op": "delete", "topic": topic, "id": "old"},
+        {"op": "delete", "topic": topic, "id": "never-existed"},
+    ])  # fmt: skip
+    one_worker = BridgeSettings(amqp_url=AMQP_URL, queue=settings.queue, concurrency=1)
+    metrics = Counting()
+    async with running(AmqpBridge(client, one_worker, metrics=metrics)):
+
+        async def committed() -> bool:
+            return metrics.counts["put"] + metrics.counts["deleted"] == 8
+
+        await wait_for(committed, 10, "8 commits")
+    assert metrics.counts == {"consumed": 8, "put": 5, "deleted": 3, "rejected": 0}
+    assert await scheduled(client, topic) == 2
+    assert await client.get(topic, "a") is None and await client.get(topic, "old") is None
+    b, c = await client.get(topic, "b"), await client.get(topic, "c")
+    assert b is not None and (b.body, b.version) == (b"1", 1)
+    assert c is not None and (c.body, c.version) == (b"2", 2)
+
+
+class Counting:
+    """BridgeMetrics that keeps its counts in a dict."""
+
+    def __init__(self) -> None:
+        self.counts = {"consumed": 0, "put": 0, "deleted": 0, "rejected": 0}
+
+    def consumed(self, count: int) -> None:
+        self.counts["consumed"] += count
+
+    def put(self, count: int) -> None:
+        self.counts["put"] += count
+
+    def deleted(self, count: int) -> None:
+        self.counts["deleted"] += count
+
+    def rejected(self, count: int) -> None:
+        self.counts["rejected"] += count
+
+
+def start_bridge_process(
+    redis_url: str, settings: BridgeSettings, log: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            REDISCHED, "bridge", "amqp", "--redis-url", redis_url, "--queue", settings.queue,
+            "--amqp-url", settings.amqp_url, "--prefetch", "100", "--concurrency", "2",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def bridge_log(tmp_path: Path) -> Iterator[IO[bytes]]:
+    """A file for a bridge process's log (stderr)."""
+    with open(tmp_path / "bridge.log", "w+b") as file:
+        yield file
+
+
+def log_text(log: IO[bytes]) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")[-3000:]
+
+
+def stopped(process: subprocess.Popen[bytes], signum: int) -> int:
+    if process.poll() is None:
+        process.send_signal(signum)
+    try:
+        return process.wait(20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_bridge_killed_mid_stream_loses_and_duplicates_nothing(
+    client: AsyncClient,
+    channel: AbstractChannel,
+    settings: BridgeSettings,
+    topic: str,
+    bridge_redis: EmbeddedRedis,
+    bridge_log: IO[bytes],
+) -> None:
+    total = 20_000
+    await publish(channel, settings.queue, [
+        {"topic": topic, "id": f"k-{i}", "body": i, "delay": 600} for i in range(total)
+    ])  # fmt: skip
+    process = start_bridge_process(bridge_redis.url, settings, bridge_log)
+    try:
+        await wait_for(lambda: _more_than(scheduled(client, topic), 1000), 30, "progress", 0.005)
+    finally:
+        assert stopped(process, signal.SIGKILL) == -signal.SIGKILL
+    at_kill = await scheduled(client, topic)
+    assert at_kill < total, "the bridge finished before it was killed: nothing was tested"
+    process = start_bridge_process(bridge_redis.url, settings, bridge_log)
+    try:
+        await wait_for(lambda: _equals(scheduled(client, topic), total), 60, "all jobs")
+        await wait_for(lambda: _equals(ready_count(channel, settings.queue), 0), 10, "drain")
+    finally:
+        assert stopped(process, signal.SIGTERM) == 0, log_text(bridge_log)
+    jobs = await all_jobs(client, topic)
+    assert sorted(int(job.body) for job in jobs) == list(range(total))
+    assert {job.version for job in jobs} == {1}
+    assert await ready_count(channel, settings.dead_letters) == 0
+
+
+async def _more_than(value: Awaitable[int], bound: int) -> bool:
+    return await value > bound
+
+
+async def test_sigterm_returns_or_finishes_every_message(
+    client: AsyncClient,
+    channel: AbstractChannel,
+    settings: BridgeSettings,
+    topic: str,
+    bridge_redis: EmbeddedRedis,
+    bridge_log: IO[bytes],
+) -> None:
+    total = 20_000
+    await publish(channel, settings.queue, [
+        {"topic": topic, "id": f"s-{i}", "delay": 600} for i in range(total)
+    ])  # fmt: skip
+    process = start_bridge_process(bridge_redis.url, settings, bridge_log)
+    try:
+        await wait_for(lambda: _more_than(scheduled(client, topic), 1000), 30, "progress", 0.005)
+    finally:
+        assert stopped(process, signal.SIGTERM) == 0, log_text(bridge_log)
+    jobs = await scheduled(client, topic)
+    assert jobs < total, "the bridge finished before SIGTERM: nothing was tested"
+    # Every message is either committed and acked, or back in the queue: none both, none lost.
+    assert jobs + await ready_count(channel, settings.queue) == total
+
+
+async def test_redis_outage_mid_stream_loses_nothing(
+    channel: AbstractChannel, settings: BridgeSettings, topic: str, tmp_path: Path
+) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", persistent=True)
+    await asyncio.to_thread(server.start)
+    total, chunk = 3000, 100
+    try:
+        async with AsyncClient.from_url(server.url) as client:
+            messages = [
+                {"topic": topic, "id": f"o-{i}", "body": i, "delay": 600} for i in range(total)
+            ]
+
+            async def stream() -> None:
+                for start in range(0, total, chunk):
+                    await publish(channel, settings.queue, messages[start : start + chunk])
+                    await asyncio.sleep(0.1)
+
+            async with running(AmqpBridge(client, settings)):
+                publisher = asyncio.create_task(stream())
+                await wait_for(lambda: _more_than(scheduled(client, topic), 300), 20, "progress")
+                await asyncio.to_thread(server.stop)
+                at_outage = time.monotonic()
+                await asyncio.sleep(3)
+                assert not publisher.done(), "the stream ended before the outage"
+                await asyncio.to_thread(server.start)
+                await publisher
+                await wait_for(lambda: _equals(scheduled(client, topic), total), 30, "all jobs")
+                assert time.monotonic() - at_outage < 30
+            jobs = await all_jobs(client, topic)
+            assert sorted(int(job.body) for job in jobs) == list(range(total))
+            assert {job.version for job in jobs} == {1}
+            assert {job.state for job in jobs} == {JobState.SCHEDULED}
+            assert await ready_count(channel, settings.queue) == 0
+            assert await ready_count(channel, settings.dead_letters) == 0
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+def test_settings_reject_bad_values() -> None:
+    from redisched import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="prefetch"):
+        BridgeSettings(prefetch=0)
+    with pytest.raises(InvalidArgument, match="dead_letter_queue"):
+        BridgeSettings(queue="q", dead_letter_queue="q")
+    assert BridgeSettings(queue="q").dead_letters == "q.dead"
+
+
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDISCHED_AMQP_QUEUE", "jobs")
+    monkeypatch.setenv("REDISCHED_AMQP_PREFETCH", "50")
+    settings = BridgeSettings.from_env(concurrency=3)
+    assert (settings.queue, settings.dead_letters, settings.prefetch, settings.concurrency) == (
+        "jobs", "jobs.dead", 50, 3,
+    )  # fmt: skip
+
+
+def test_cli_help_lists_the_options() -> None:
+    out = subprocess.run([REDISCHED, "bridge", "amqp", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for option in ("--amqp-url", "--queue", "--dead-letter-queue", "--redis-url", "--prefetch"):
+        assert option in out.stdout
