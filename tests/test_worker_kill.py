@@ -1,0 +1,109 @@
+"""kill -9 a worker holding reservations, a hundred times: nothing is lost, nothing acked twice.
+
+A survivor worker runs throughout; each round puts a few jobs, starts a victim worker, lets it
+start handlers and SIGKILLs it at a random moment. Jobs it held come back when their ttr runs
+out and the survivor (or the next victim) runs them again: delivery is at least once, and the
+token makes every ack count exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+import redisched
+from redisched.embedded import EmbeddedRedis
+from tests.conftest import BINARIES
+from tests.workerproc import read_until, spawn, wait_for
+
+ROUNDS = 100
+JOBS_PER_ROUND = 12
+TTR = 1.0
+REDELIVERY_MARGIN_MS = 1000  # requeue is due at the deadline; the margin is for a busy machine
+
+
+@pytest.fixture(scope="module")
+def kill_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server (the newest available): the rounds test the worker, not Redis versions."""
+    binary = BINARIES.get("redis7", BINARIES["redis6"])
+    with EmbeddedRedis(tmp_path_factory.mktemp("kill"), binary=binary, persistent=False) as srv:
+        yield srv.url
+
+
+@pytest.mark.timeout(240)
+def test_kill_9_at_random_points_loses_nothing_and_acks_once(
+    kill_redis: str, topic: str, tmp_path: Path
+) -> None:
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    key = f"app-{topic}"
+    raw = redis.Redis.from_url(kill_redis)
+    client = redisched.Client.from_url(kill_redis)
+    survivor = spawn(kill_redis, key, "record", "--topic", topic, "--concurrency", "4")
+    read_until(survivor, "worker serving", 30)
+    total = 0
+    killed_holding = 0
+    victim = None
+    try:
+        for round_ in range(ROUNDS):
+            victim = spawn(kill_redis, key, "record", "--topic", topic, "--concurrency", "8")
+            read_until(victim, "worker serving", 30)
+            client.put_many(topic, [(f"r{round_}-{i}", b"x" * 100) for i in range(JOBS_PER_ROUND)],
+                            ttr=TTR)  # fmt: skip
+            total += JOBS_PER_ROUND
+            alive = f"{key}:alive:{victim.pid}"
+            wait_for(
+                lambda: raw.exists(alive) or settled(client, topic),  # noqa: B023 - called here
+                10, "the victim to start",
+            )  # fmt: skip
+            time.sleep(rng.uniform(0, 0.04))
+            held = client.stats(topic).reserved
+            victim.kill()
+            victim.communicate()
+            killed_holding += held > 0
+        wait_for(lambda: settled(client, topic), 30, "every job to be acked")
+    finally:
+        if victim is not None and victim.poll() is None:
+            victim.kill()
+            victim.communicate()
+        survivor.terminate()
+        out = survivor.communicate(timeout=30)[1].decode(errors="replace")
+    assert survivor.returncode == 0, out
+    assert "Traceback" not in out, out
+
+    stats = client.stats(topic)
+    assert (stats.scheduled, stats.ready, stats.reserved, stats.dead) == (0, 0, 0, 0)
+    assert stats.total_put == total
+    assert stats.total_acked == total, f"seed {seed}: each job acked exactly once"
+    runs = {k.decode(): int(v) for k, v in raw.hgetall(f"{key}:runs").items()}
+    assert len(runs) == total, f"seed {seed}: every job ran at least once"
+    assert killed_holding >= ROUNDS // 2, "most kills should hit a worker holding reservations"
+
+    attempts: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
+    for line in raw.lrange(f"{key}:log", 0, -1):
+        job_id, attempt, leased, until, _, _ = line.decode().split()
+        attempts[job_id][int(attempt)] = (int(leased), int(until))
+    redelivered = 0
+    for job_id, seen in attempts.items():
+        for attempt, (_, until) in seen.items():
+            if attempt + 1 in seen:
+                redelivered += 1
+                again = seen[attempt + 1][0]
+                assert again >= until, f"{job_id} leased again before its lease ran out"
+                assert again - until <= REDELIVERY_MARGIN_MS, (
+                    f"{job_id} redelivered {again - until} ms after its ttr ran out (seed {seed})"
+                )
+    assert redelivered > 0 and sum(runs.values()) > total  # kills did cost re-runs
+
+
+def settled(client: redisched.Client, topic: str) -> bool:
+    """True when the topic holds no job in any state."""
+    s = client.stats(topic)
+    return s.scheduled + s.ready + s.reserved + s.dead == 0

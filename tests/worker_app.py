@@ -1,0 +1,65 @@
+"""Handlers that worker subprocesses run in the tests; each records what it did in Redis.
+
+The CLI loads them as ``tests.worker_app:<name>``. They read ``REDISCHED_REDIS_URL`` (the same
+variable the CLI reads) and write under the key prefix ``WORKER_APP_KEY``:
+
+- ``<key>:runs``   hash id -> how many times a handler started for the job
+- ``<key>:log``    list of "id attempts leased_ms reserved_until_ms started_ms pid", one per
+  start (leased_ms is reserved_until - ttr: when the lease was taken, as the workers here
+  lease with each job's own ttr)
+- ``<key>:alive:<pid>``  set when a process starts its first handler
+- ``<key>:finished``  list of ids whose handler returned
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+
+import redis.asyncio
+
+from redisched import Job
+
+
+class Recorder:
+    """An async handler that records each start, then sleeps ``low``..``high`` seconds."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low = low
+        self.high = high
+        self._redis: redis.asyncio.Redis | None = None
+
+    def _conn(self) -> redis.asyncio.Redis:
+        if self._redis is None:
+            self._redis = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+        return self._redis
+
+    async def __call__(self, job: Job) -> None:
+        started = time.time()
+        key = os.environ["WORKER_APP_KEY"]
+        until = 0 if job.reserved_until is None else round(job.reserved_until.timestamp() * 1000)
+        pid = os.getpid()
+        pipe = self._conn().pipeline(transaction=False)
+        pipe.hincrby(f"{key}:runs", job.id, 1)
+        leased = until - round(job.ttr * 1000)
+        line = f"{job.id} {job.attempts} {leased} {until} {round(started * 1000)} {pid}"
+        pipe.rpush(f"{key}:log", line)
+        pipe.set(f"{key}:alive:{pid}", 1)
+        await pipe.execute()
+        await asyncio.sleep(random.uniform(self.low, self.high))
+        await self._conn().rpush(f"{key}:finished", job.id)
+
+
+record = Recorder(0.005, 0.03)
+"""Short jobs, for the kill -9 rounds."""
+
+_SLOW = float(os.environ.get("WORKER_APP_SLOW", "0.5"))
+slow = Recorder(_SLOW, _SLOW)
+"""Jobs that take WORKER_APP_SLOW seconds (default 0.5), for stop and stale-lease tests."""
+
+
+def failing(job: Job) -> None:
+    """A sync handler that always fails."""
+    raise ValueError(f"cannot process {job.id}")
