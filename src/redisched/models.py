@@ -60,8 +60,6 @@ class Job:
     token: str | None
     reserved_until: datetime | None
     last_error: str | None
-    created_at: datetime
-    updated_at: datetime
     pending_version: int | None = None
 
 

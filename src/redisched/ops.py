@@ -65,8 +65,8 @@ def _text(value: bytes | None) -> str | None:
 
 def parse_job(topic: str, reply: Sequence[Any]) -> Job:
     """Read the job array that get, reserve, pull and jobs return (see get.lua)."""
-    (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, created, updated,
-     token, reserved_until, last_error, body, pending_version) = reply  # fmt: skip
+    (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, token,
+     reserved_until, last_error, body, pending_version) = reply  # fmt: skip
     return Job(
         topic=topic,
         id=job_id.decode("utf-8"),
@@ -81,8 +81,6 @@ def parse_job(topic: str, reply: Sequence[Any]) -> Job:
         token=_text(token),
         reserved_until=None if reserved_until is None else to_datetime(reserved_until),
         last_error=_text(last_error),
-        created_at=to_datetime(created),
-        updated_at=to_datetime(updated),
         pending_version=pending_version or None,
     )
 

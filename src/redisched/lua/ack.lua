@@ -27,19 +27,19 @@ end
 
 -- A waiting replacement becomes scheduled (or ready, when due) as the attempt ends.
 local function place_pending(id, pending)
-  local _, version, _, priority, ttr, max_attempts, run_at, created, _, _, body =
+  local _, version, _, priority, ttr, max_attempts, run_at, _, body =
     cmsgpack.unpack(pending)
   redis.call('HDEL', pending_key, id)
   if run_at <= now then
     local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
     redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
     redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, 0, priority, ttr, max_attempts,
-      run_at, created, now, seq, body))
+      run_at, seq, body))
     redis.call('PUBLISH', wake_channel, '0')
   else
     redis.call('ZADD', scheduled_key, run_at, id)
     redis.call('HSET', jobs_key, id, cmsgpack.pack(1, version, 0, priority, ttr, max_attempts,
-      run_at, created, now, 0, body))
+      run_at, 0, body))
     redis.call('PUBLISH', wake_channel, tostring(run_at))
   end
 end
@@ -50,7 +50,7 @@ for i = 2, #ARGV, 2 do
   local raw = redis.call('HGET', jobs_key, id)
   local status = 0
   if raw then
-    local state, _, _, _, _, _, _, _, _, current_token = cmsgpack.unpack(raw)
+    local state, _, _, _, _, _, _, current_token = cmsgpack.unpack(raw)
     if state == 3 and current_token == token then
       status, acked = 1, acked + 1
       redis.call('ZREM', reserved_key, id)

@@ -27,26 +27,26 @@ local id, token, reason = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {0} end
-local state, version, attempts, priority, ttr, max_attempts, run_at, created, _, seq, body =
+local state, version, attempts, priority, ttr, max_attempts, run_at, seq, body, _ =
   cmsgpack.unpack(raw)
 if state ~= 3 or seq ~= token then return {0} end
 
 redis.call('ZREM', reserved_key, id)
 local pending = redis.call('HGET', pending_key, id)
 if pending then
-  _, version, _, priority, ttr, max_attempts, run_at, created, _, _, body = cmsgpack.unpack(pending)
+  _, version, _, priority, ttr, max_attempts, run_at, _, body = cmsgpack.unpack(pending)
   redis.call('HDEL', pending_key, id)
   redis.call('HDEL', errors_key, id)
   if run_at <= now then
     seq = redis.call('HINCRBY', meta_key, 'seq', 1)
     redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
     redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, 0, priority, ttr, max_attempts,
-      run_at, created, now, seq, body))
+      run_at, seq, body))
     redis.call('PUBLISH', wake_channel, '0')
   else
     redis.call('ZADD', scheduled_key, run_at, id)
     redis.call('HSET', jobs_key, id, cmsgpack.pack(1, version, 0, priority, ttr, max_attempts,
-      run_at, created, now, 0, body))
+      run_at, 0, body))
     redis.call('PUBLISH', wake_channel, tostring(run_at))
   end
   return {3}
@@ -54,6 +54,6 @@ end
 if reason ~= '' then redis.call('HSET', errors_key, id, reason) end
 redis.call('ZADD', dead_key, now, id)
 redis.call('HSET', jobs_key, id, cmsgpack.pack(4, version, attempts, priority, ttr, max_attempts,
-  run_at, created, now, 0, body))
+  run_at, 0, body))
 redis.call('HINCRBY', meta_key, 'total_dead', 1)
 return {1}

@@ -19,7 +19,7 @@ local if_version = tonumber(ARGV[2])
 
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {0, 0} end
-local state, version, _, _, _, _, _, _, _, seq = cmsgpack.unpack(raw)
+local state, version, _, _, _, _, _, seq = cmsgpack.unpack(raw)
 local pending = redis.call('HGET', pending_key, id)
 if pending then version = select(2, cmsgpack.unpack(pending)) end
 if if_version and if_version ~= version then return {5, version} end

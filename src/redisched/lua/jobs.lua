@@ -50,7 +50,7 @@ local STATE_NAMES = {'scheduled', 'ready', 'reserved', 'dead'}
 local reply = {#ids == limit and offset + limit or 0}
 for _, id in ipairs(ids) do
   local raw = redis.call('HGET', jobs_key, id)
-  local state, version, attempts, priority, ttr, max_attempts, run_at, created, updated, _, body =
+  local state, version, attempts, priority, ttr, max_attempts, run_at, _, body =
     cmsgpack.unpack(raw)
   if state == 1 and run_at <= now then state = 2 end
   local reserved_until = false
@@ -59,7 +59,7 @@ for _, id in ipairs(ids) do
   local pending = redis.call('HGET', pending_key, id)
   if pending then pending_version = select(2, cmsgpack.unpack(pending)) end
   reply[#reply + 1] = {id, STATE_NAMES[state], version, attempts, priority, ttr, max_attempts,
-    run_at, created, updated, false, reserved_until, redis.call('HGET', errors_key, id), body,
+    run_at, false, reserved_until, redis.call('HGET', errors_key, id), body,
     pending_version}
 end
 return reply

@@ -32,12 +32,12 @@ if #ids == 0 then return 0 end
 local seq = redis.call('HINCRBY', meta_key, 'seq', #ids) - #ids
 for _, id in ipairs(ids) do
   seq = seq + 1
-  local _, version, _, priority, ttr, max_attempts, run_at, created, _, _, body =
+  local _, version, _, priority, ttr, max_attempts, run_at, _, body =
     cmsgpack.unpack(redis.call('HGET', jobs_key, id))
   redis.call('ZREM', dead_key, id)
   redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
   redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, 0, priority, ttr, max_attempts,
-    run_at, created, now, seq, body))
+    run_at, seq, body))
 end
 redis.call('PUBLISH', wake_channel, '0')
 return #ids

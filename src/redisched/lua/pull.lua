@@ -37,7 +37,7 @@ for _, id in ipairs(due) do
 end
 if not best_id then return nil end
 
-local _, version, attempts, priority, ttr, max_attempts, run_at, created, _, _, body =
+local _, version, attempts, priority, ttr, max_attempts, run_at, _, body =
   cmsgpack.unpack(redis.call('HGET', jobs_key, best_id))
 if best_from_ready then
   redis.call('ZREM', ready_key, head[1])
@@ -48,5 +48,5 @@ local last_error = redis.call('HGET', errors_key, best_id)
 redis.call('HDEL', jobs_key, best_id)
 redis.call('HDEL', errors_key, best_id)
 redis.call('HINCRBY', meta_key, 'total_pulled', 1)
-return {best_id, 'ready', version, attempts + 1, priority, ttr, max_attempts, run_at, created,
-  now, false, false, last_error, body, 0}
+return {best_id, 'ready', version, attempts + 1, priority, ttr, max_attempts, run_at, false,
+  false, last_error, body, 0}

@@ -56,7 +56,7 @@ local function ready_member(seq, id)
 end
 
 -- Stores a fresh record for id, scheduled or ready by its run_at.
-local function place(id, version, created, body)
+local function place(id, version, body)
   local state, seq = SCHEDULED, 0
   if run_at <= now then
     state, seq = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
@@ -67,7 +67,7 @@ local function place(id, version, created, body)
     if not earliest_scheduled or run_at < earliest_scheduled then earliest_scheduled = run_at end
   end
   redis.call('HSET', jobs_key, id, cmsgpack.pack(state, version, 0, priority, ttr, max_attempts,
-    run_at, created, now, seq, body))
+    run_at, seq, body))
 end
 
 local reply = {}
@@ -80,10 +80,10 @@ for i = 9, #ARGV, 2 do
       status, version = 5, 0
     else
       status, version = 1, 1
-      place(id, version, now, body)
+      place(id, version, body)
     end
   else
-    local state, current, _, _, _, _, _, created, _, seq = cmsgpack.unpack(raw)
+    local state, current, _, _, _, _, _, seq = cmsgpack.unpack(raw)
     local pending = redis.call('HGET', pending_key, id)
     if pending then current = select(2, cmsgpack.unpack(pending)) end
     if if_version and if_version ~= current then
@@ -93,7 +93,7 @@ for i = 9, #ARGV, 2 do
     elseif state == RESERVED then
       status, version = 4, current + 1
       redis.call('HSET', pending_key, id, cmsgpack.pack(SCHEDULED, version, 0, priority, ttr,
-        max_attempts, run_at, created, now, 0, body))
+        max_attempts, run_at, 0, body))
     else
       status, version = 3, current + 1
       if state == SCHEDULED then
@@ -104,7 +104,7 @@ for i = 9, #ARGV, 2 do
         redis.call('ZREM', dead_key, id)
       end
       redis.call('HDEL', errors_key, id)
-      place(id, version, created, body)
+      place(id, version, body)
     end
   end
   reply[#reply + 1] = status

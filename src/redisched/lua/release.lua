@@ -31,7 +31,7 @@ if not delay or delay < 0 then return redis.error_reply('ERR release: delay_ms m
 
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {0, ''} end
-local state, version, attempts, priority, ttr, max_attempts, run_at, created, _, seq, body =
+local state, version, attempts, priority, ttr, max_attempts, run_at, seq, body, _ =
   cmsgpack.unpack(raw)
 if state ~= 3 or seq ~= token then return {0, ''} end
 
@@ -41,7 +41,7 @@ local status = 1
 local pending = redis.call('HGET', pending_key, id)
 if pending then
   status, attempts = 3, 0
-  _, version, _, priority, ttr, max_attempts, run_at, created, _, _, body = cmsgpack.unpack(pending)
+  _, version, _, priority, ttr, max_attempts, run_at, _, body = cmsgpack.unpack(pending)
   redis.call('HDEL', pending_key, id)
   redis.call('HDEL', errors_key, id)
 else
@@ -49,7 +49,7 @@ else
   if max_attempts > 0 and attempts >= max_attempts then
     redis.call('ZADD', dead_key, now, id)
     redis.call('HSET', jobs_key, id, cmsgpack.pack(4, version, attempts, priority, ttr,
-      max_attempts, run_at, created, now, 0, body))
+      max_attempts, run_at, 0, body))
     redis.call('HINCRBY', meta_key, 'total_dead', 1)
     return {2, 'dead'}
   end
@@ -60,12 +60,12 @@ if run_at <= now then
   seq = redis.call('HINCRBY', meta_key, 'seq', 1)
   redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
   redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, attempts, priority, ttr,
-    max_attempts, run_at, created, now, seq, body))
+    max_attempts, run_at, seq, body))
   redis.call('PUBLISH', wake_channel, '0')
   return {status, 'ready'}
 end
 redis.call('ZADD', scheduled_key, run_at, id)
 redis.call('HSET', jobs_key, id, cmsgpack.pack(1, version, attempts, priority, ttr, max_attempts,
-  run_at, created, now, 0, body))
+  run_at, 0, body))
 redis.call('PUBLISH', wake_channel, tostring(run_at))
 return {status, 'scheduled'}

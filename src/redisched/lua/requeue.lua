@@ -34,11 +34,11 @@ local requeued, dead, woke_ready, earliest = 0, 0, false, nil
 
 for _, id in ipairs(expired) do
   redis.call('ZREM', reserved_key, id)
-  local state, version, attempts, priority, ttr, max_attempts, run_at, created, _, _, body =
+  local state, version, attempts, priority, ttr, max_attempts, run_at, _, body =
     cmsgpack.unpack(redis.call('HGET', jobs_key, id))
   local pending = redis.call('HGET', pending_key, id)
   if pending then
-    _, version, attempts, priority, ttr, max_attempts, run_at, created, _, _, body =
+    _, version, attempts, priority, ttr, max_attempts, run_at, _, body =
       cmsgpack.unpack(pending)
     redis.call('HDEL', pending_key, id)
     redis.call('HDEL', errors_key, id)
@@ -47,7 +47,7 @@ for _, id in ipairs(expired) do
     redis.call('HSET', errors_key, id, 'reservation timed out after ' .. attempts .. ' attempts')
     redis.call('ZADD', dead_key, now, id)
     redis.call('HSET', jobs_key, id, cmsgpack.pack(4, version, attempts, priority, ttr,
-      max_attempts, run_at, created, now, 0, body))
+      max_attempts, run_at, 0, body))
     dead = dead + 1
   else
     run_at = now + math.min(backoff * 2 ^ (attempts - 1), backoff_max)
@@ -58,12 +58,12 @@ for _, id in ipairs(expired) do
       local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
       redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
       redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, attempts, priority, ttr,
-        max_attempts, run_at, created, now, seq, body))
+        max_attempts, run_at, seq, body))
       woke_ready = true
     else
       redis.call('ZADD', scheduled_key, run_at, id)
       redis.call('HSET', jobs_key, id, cmsgpack.pack(1, version, attempts, priority, ttr,
-        max_attempts, run_at, created, now, 0, body))
+        max_attempts, run_at, 0, body))
       if not earliest or run_at < earliest then earliest = run_at end
     end
   end

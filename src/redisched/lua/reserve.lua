@@ -46,10 +46,10 @@ if #due > 0 then
   local seq = redis.call('HINCRBY', meta_key, 'seq', #due) - #due
   for _, id in ipairs(due) do
     seq = seq + 1
-    local _, version, attempts, priority, ttr, max_attempts, run_at, created, updated, _, body =
+    local _, version, attempts, priority, ttr, max_attempts, run_at, _, body =
       cmsgpack.unpack(redis.call('HGET', jobs_key, id))
     redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, attempts, priority, ttr,
-      max_attempts, run_at, created, updated, seq, body))
+      max_attempts, run_at, seq, body))
     redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
   end
   redis.call('ZREM', scheduled_key, unpack(due))
@@ -62,15 +62,15 @@ if #members > 0 then
   for _, member in ipairs(members) do
     token = token + 1
     local id = string.sub(member, 13)
-    local _, version, attempts, priority, ttr, max_attempts, run_at, created, _, _, body =
+    local _, version, attempts, priority, ttr, max_attempts, run_at, _, body =
       cmsgpack.unpack(redis.call('HGET', jobs_key, id))
     attempts = attempts + 1
     local reserved_until = now + (ttr_override or ttr)
     redis.call('HSET', jobs_key, id, cmsgpack.pack(3, version, attempts, priority, ttr,
-      max_attempts, run_at, created, now, token, body))
+      max_attempts, run_at, token, body))
     redis.call('ZADD', reserved_key, reserved_until, id)
     reply[#reply + 1] = {id, 'reserved', version, attempts, priority, ttr, max_attempts, run_at,
-      created, now, tostring(token), reserved_until, redis.call('HGET', errors_key, id), body, 0}
+      tostring(token), reserved_until, redis.call('HGET', errors_key, id), body, 0}
   end
   redis.call('HINCRBY', meta_key, 'total_reserved', #members)
 end

@@ -18,7 +18,7 @@ local id, token, ttr_override = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {0, 0} end
-local state, _, _, _, ttr, _, _, _, _, seq = cmsgpack.unpack(raw)
+local state, _, _, _, ttr, _, _, seq = cmsgpack.unpack(raw)
 if state ~= 3 or seq ~= token then return {0, 0} end
 local reserved_until = now + (ttr_override or ttr)
 redis.call('ZADD', reserved_key, reserved_until, id)
