@@ -40,11 +40,8 @@ class Script:
     returns: str
     complexity: str
     source: str
-
-    @property
-    def sha(self) -> str:
-        """The SHA1 that EVALSHA takes."""
-        return hashlib.sha1(self.source.encode()).hexdigest()
+    sha: str
+    """The SHA1 that EVALSHA takes."""
 
 
 class HeaderError(ValueError):
@@ -96,6 +93,7 @@ def parse(name: str, source: str) -> Script:
         returns=" ".join(sections["Returns:"]),
         complexity=" ".join(sections["Complexity:"]),
         source=source,
+        sha=hashlib.sha1(source.encode()).hexdigest(),
     )
 
 
