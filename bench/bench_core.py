@@ -67,8 +67,8 @@ def main() -> None:
                 client.put("single", f"j{next(counter)}", BODY)
 
         def batched_puts() -> None:
-            for start in range(0, n, 100):
-                client.put_many("batched", [(f"b{next(counter)}", BODY) for _ in range(100)])
+            for _ in range(0, n, 100):
+                client.put_many("batched", [(f"b{next(counter)}", BODY) for _j in range(100)])
 
         def reserve_ack() -> None:
             for _ in range(n):

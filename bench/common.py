@@ -21,9 +21,11 @@ TRIVIAL_SCRIPT = "return 1"
 @contextmanager
 def private_redis(binary: str | None = None) -> Iterator[EmbeddedRedis]:
     """A fresh redis-server without persistence, for one benchmark."""
-    with tempfile.TemporaryDirectory(prefix="redisched-bench-") as folder:
-        with EmbeddedRedis(Path(folder), binary=binary, persistent=False) as server:
-            yield server
+    with (
+        tempfile.TemporaryDirectory(prefix="redisched-bench-") as folder,
+        EmbeddedRedis(Path(folder), binary=binary, persistent=False) as server,
+    ):
+        yield server
 
 
 def rate(operations: int, action: Callable[[], Any]) -> float:
