@@ -1,0 +1,79 @@
+package redisched
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"testing"
+)
+
+// TestClientLifecycle drives the typed methods on a fixed clock.
+func TestClientLifecycle(t *testing.T) {
+	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
+	if url == "" {
+		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
+	}
+	pool := NewPool(url)
+	defer pool.Close()
+	c, err := New(pool, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := int64(1_900_000_000_000)
+	c.Clock = func() int64 { return now }
+	random := make([]byte, 4)
+	rand.Read(random)
+	topic := "go-glue-" + hex.EncodeToString(random)
+	ctx := context.Background()
+	check := func(ok bool, what string, got ...any) {
+		t.Helper()
+		if !ok {
+			t.Fatalf("%s: got %v", what, got)
+		}
+	}
+
+	status, version, err := c.Put(ctx, topic, "j", []byte{0, 255}, PutOptions{DelayMs: 1000, MaxAttempts: 5})
+	check(err == nil && status == "created" && version == 1, "put", status, version, err)
+	status, _, err = c.Put(ctx, topic, "j", []byte("other"), PutOptions{})
+	check(err == nil && status == "exists", "put again", status, err)
+	_, _, err = c.Put(ctx, topic, "j", []byte("x"), PutOptions{Replace: true, IfVersion: 7})
+	var conflict *VersionConflict
+	check(errors.As(err, &conflict) && conflict.Current == 1, "CAS", err)
+	jobs, err := c.Reserve(ctx, topic, 1, 0)
+	check(err == nil && len(jobs) == 0, "reserve before due", jobs, err)
+
+	now += 1000
+	jobs, err = c.Reserve(ctx, topic, 1, 2000)
+	check(err == nil && len(jobs) == 1, "reserve", jobs, err)
+	job := jobs[0]
+	check(job.State == "reserved" && job.Attempts == 1 && job.MaxAttempts == 5 &&
+		bytes.Equal(job.Body, []byte{0, 255}) && job.ReservedUntilMs == now+2000, "job", *job)
+	until, err := c.Touch(ctx, job, 9000)
+	check(err == nil && until == now+9000, "touch", until, err)
+	state, err := c.Release(ctx, job, 0, "flaky")
+	check(err == nil && state == "ready", "release", state, err)
+	check(errors.Is(c.Ack(ctx, job), ErrStale), "ack after release")
+
+	jobs, _ = c.Reserve(ctx, topic, 1, 0)
+	check(len(jobs) == 1 && jobs[0].LastError == "flaky", "last error", jobs)
+	check(c.Bury(ctx, jobs[0], "broken") == nil, "bury")
+	got, err := c.Get(ctx, topic, "j")
+	check(err == nil && got.State == "dead" && got.LastError == "broken", "get dead", got, err)
+	kicked, err := c.Call(ctx, "kick", topic, Args{"now_ms": now, "id": "j", "limit": 1})
+	check(err == nil && kicked == int64(1), "kick", kicked, err)
+	jobs, _ = c.Reserve(ctx, topic, 1, 0)
+	check(len(jobs) == 1 && c.Ack(ctx, jobs[0]) == nil, "ack", jobs)
+	got, err = c.Get(ctx, topic, "j")
+	check(err == nil && got == nil, "gone", got, err)
+
+	c.Put(ctx, topic, "d", []byte("x"), PutOptions{})
+	deleted, err := c.Delete(ctx, topic, "d", 2)
+	check(!deleted && errors.As(err, &conflict), "delete CAS", deleted, err)
+	deleted, err = c.Delete(ctx, topic, "d", 1)
+	check(deleted && err == nil, "delete", deleted, err)
+	_, err = c.Call(ctx, "get", "bad{topic}", Args{"now_ms": "", "id": "x"})
+	check(err != nil, "a topic with braces is refused", err)
+}

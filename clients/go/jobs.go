@@ -1,0 +1,181 @@
+package redisched
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Job is the job array of get.lua (also returned by reserve and pull).
+type Job struct {
+	Topic           string `json:"topic"`
+	ID              string `json:"id"`
+	State           string `json:"state"`
+	Version         int64  `json:"version"`
+	Attempts        int64  `json:"attempts"`
+	Priority        int64  `json:"priority"`
+	TTRMs           int64  `json:"ttr_ms"`
+	MaxAttempts     int64  `json:"max_attempts"` // 0: unlimited
+	RunAtMs         int64  `json:"run_at_ms"`
+	Token           string `json:"token"`             // set by Reserve only
+	ReservedUntilMs int64  `json:"reserved_until_ms"` // 0 unless reserved
+	LastError       string `json:"last_error"`
+	Body            []byte `json:"body"`            // base64 in JSON
+	PendingVersion  int64  `json:"pending_version"` // a replacement waiting for the attempt, or 0
+}
+
+func (c *Client) parseJob(topic string, reply any) (*Job, error) {
+	r, err := redis.Values(reply, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(r) != len(c.jobFields) {
+		return nil, fmt.Errorf("redisched: a job array of %d entries, not %d", len(r), len(c.jobFields))
+	}
+	at := map[string]any{}
+	for i, name := range c.jobFields {
+		at[name] = r[i]
+	}
+	n := func(name string) int64 { v, _ := redis.Int64(at[name], nil); return v }
+	s := func(name string) string { v, _ := redis.String(at[name], nil); return v }
+	body, _ := redis.Bytes(at["body"], nil)
+	return &Job{Topic: topic, ID: s("id"), State: s("state"), Version: n("version"),
+		Attempts: n("attempts"), Priority: n("priority"), TTRMs: n("ttr_ms"),
+		MaxAttempts: n("max_attempts"), RunAtMs: n("run_at_ms"), Token: s("token"),
+		ReservedUntilMs: n("reserved_until_ms"), LastError: s("last_error"), Body: body,
+		PendingVersion: n("pending_version")}, nil
+}
+
+func (c *Client) now() any {
+	if c.Clock == nil {
+		return ""
+	}
+	return c.Clock()
+}
+
+func opt(v int64) any {
+	if v == 0 {
+		return ""
+	}
+	return v
+}
+
+// PutOptions of a put; zero values mean: due now, the topic's ttr and max_attempts, create-only.
+type PutOptions struct {
+	DelayMs, RunAtMs, TTRMs, Priority, MaxAttempts, IfVersion int64
+	Replace                                                   bool
+}
+
+// Put creates a job (or replaces it with Replace); the status (created, exists, replaced,
+// pending) and the version.
+func (c *Client) Put(ctx context.Context, topic, id string, body []byte, o PutOptions) (string, int64, error) {
+	replace := 0
+	if o.Replace {
+		replace = 1
+	}
+	if _, err := c.doPlain(ctx, "SADD", c.Prefix+":topics", topic); err != nil {
+		return "", 0, err
+	}
+	r, err := redis.Int64s(c.Call(ctx, "put", topic, Args{"now_ms": c.now(), "run_at_ms": opt(o.RunAtMs),
+		"delay_ms": o.DelayMs, "ttr_ms": opt(o.TTRMs), "priority": o.Priority, "max_attempts": opt(o.MaxAttempts),
+		"replace": replace, "if_version": opt(o.IfVersion), "id": []any{id}, "body": []any{body}}))
+	if err != nil {
+		return "", 0, err
+	}
+	if r[0] == 5 {
+		return "", 0, &VersionConflict{r[1]}
+	}
+	return [...]string{"", "created", "exists", "replaced", "pending"}[r[0]], r[1], nil
+}
+
+// Get reads a job by id; nil when there is none.
+func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
+	r, err := c.Call(ctx, "get", topic, Args{"now_ms": c.now(), "id": id})
+	if err != nil || r == nil {
+		return nil, err
+	}
+	return c.parseJob(topic, r)
+}
+
+// Delete removes a job in any state (ifVersion 0: unconditionally); true if it existed.
+func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) (bool, error) {
+	r, err := redis.Int64s(c.Call(ctx, "delete", topic, Args{"id": id, "if_version": opt(ifVersion)}))
+	if err == nil && r[0] == 5 {
+		err = &VersionConflict{r[1]}
+	}
+	return err == nil && r[0] == 1, err
+}
+
+// Reserve leases up to count ready jobs (ttrMs 0: each job's own ttr).
+func (c *Client) Reserve(ctx context.Context, topic string, count, ttrMs int64) ([]*Job, error) {
+	r, err := redis.Values(c.Call(ctx, "reserve", topic, Args{"now_ms": c.now(), "count": count,
+		"ttr_ms": opt(ttrMs), "promote_limit": 1000}))
+	if err != nil {
+		return nil, err
+	}
+	var jobs []*Job
+	for _, raw := range r[3:] {
+		job, err := c.parseJob(topic, raw)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, job)
+	}
+	return jobs, nil
+}
+
+// Ack finishes a reserved job; ErrStale if its token is no longer current.
+func (c *Client) Ack(ctx context.Context, job *Job) error {
+	r, err := redis.Int64s(c.Call(ctx, "ack", job.Topic, Args{"now_ms": c.now(), "id": []any{job.ID},
+		"token": []any{job.Token}}))
+	if err == nil && r[0] != 1 {
+		err = ErrStale
+	}
+	return err
+}
+
+// Release puts a reserved job back after delayMs; the state it went to.
+func (c *Client) Release(ctx context.Context, job *Job, delayMs int64, errorText string) (string, error) {
+	r, err := redis.Values(c.Call(ctx, "release", job.Topic, Args{"now_ms": c.now(), "id": job.ID,
+		"token": job.Token, "delay_ms": delayMs, "error": errorText}))
+	if err != nil {
+		return "", err
+	}
+	if status, _ := redis.Int64(r[0], nil); status == 0 {
+		return "", ErrStale
+	}
+	return redis.String(r[1], nil)
+}
+
+// Touch extends a reservation (ttrMs 0: the job's ttr); the new deadline.
+func (c *Client) Touch(ctx context.Context, job *Job, ttrMs int64) (int64, error) {
+	r, err := redis.Int64s(c.Call(ctx, "touch", job.Topic, Args{"now_ms": c.now(), "id": job.ID,
+		"token": job.Token, "ttr_ms": opt(ttrMs)}))
+	if err == nil && r[0] == 0 {
+		err = ErrStale
+	}
+	if err != nil {
+		return 0, err
+	}
+	return r[1], nil
+}
+
+// Bury moves a reserved job to dead with reason as its last error.
+func (c *Client) Bury(ctx context.Context, job *Job, reason string) error {
+	r, err := redis.Int64s(c.Call(ctx, "bury", job.Topic, Args{"now_ms": c.now(), "id": job.ID,
+		"token": job.Token, "reason": reason}))
+	if err == nil && r[0] == 0 {
+		err = ErrStale
+	}
+	return err
+}
+
+func (c *Client) doPlain(ctx context.Context, command string, args ...any) (any, error) {
+	conn, err := c.Pool.GetContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.Do(command, args...)
+}

@@ -1,0 +1,228 @@
+// Package redisched runs the Lua scripts of redisched (src/redisched/lua) from Go, through redigo.
+//
+// The scripts are read from disk at run time, never copied: see ScriptsDir. Each script's
+// header is its contract: "KEYS[i] name type" lines give the keys (<prefix>:{<topic>}:<name>)
+// and "ARGV[i] name type" lines the order of the arguments. Times are epoch milliseconds.
+package redisched
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+var paramLine = regexp.MustCompile(`^-- (KEYS|ARGV)\[(\d+)\] (\w+) (\S+)$`)
+
+// ErrStale: the token no longer holds the job (requeued, re-reserved, deleted or acked).
+var ErrStale = errors.New("redisched: stale reservation")
+
+// VersionConflict: if_version did not match the job's current version (0: no such job).
+type VersionConflict struct{ Current int64 }
+
+func (e *VersionConflict) Error() string {
+	return fmt.Sprintf("redisched: version conflict, current version %d", e.Current)
+}
+
+// Param is one ARGV entry of a script header; Repeats marks the repeated group ("type...").
+type Param struct {
+	Name, Type string
+	Repeats    bool
+}
+
+// Script is one .lua file with its parsed header.
+type Script struct {
+	Name, Source string
+	Header       string // the header's text, comment marks removed, lines joined
+	Keys         []string
+	Argv         []Param
+	lua          *redis.Script
+}
+
+// ScriptsDir is $REDISCHED_LUA_DIR, else src/redisched/lua of the repository this package
+// was compiled from (found from this source file's path).
+func ScriptsDir() (string, error) {
+	if dir := os.Getenv("REDISCHED_LUA_DIR"); dir != "" {
+		return dir, nil
+	}
+	if _, file, _, ok := runtime.Caller(0); ok {
+		dir := filepath.Join(filepath.Dir(file), "..", "..", "src", "redisched", "lua")
+		if _, err := os.Stat(dir); err == nil {
+			return dir, nil
+		}
+	}
+	return "", errors.New("redisched: set REDISCHED_LUA_DIR (see `redisched scripts path`)")
+}
+
+// ParseScript reads the KEYS and ARGV lines of a script's header.
+func ParseScript(name, source string) (*Script, error) {
+	s := &Script{Name: name, Source: source}
+	for _, line := range strings.Split(source, "\n") {
+		if !strings.HasPrefix(line, "--") {
+			break
+		}
+		s.Header += strings.TrimSpace(strings.TrimPrefix(line, "--")) + " "
+		m := paramLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		index, _ := strconv.Atoi(m[2])
+		if (m[1] == "KEYS" && index != len(s.Keys)+1) || (m[1] == "ARGV" && index != len(s.Argv)+1) {
+			return nil, fmt.Errorf("%s.lua: %s out of order", name, m[1])
+		}
+		if m[1] == "KEYS" {
+			s.Keys = append(s.Keys, m[3])
+		} else {
+			s.Argv = append(s.Argv, Param{m[3], strings.TrimSuffix(m[4], "..."), strings.HasSuffix(m[4], "...")})
+		}
+	}
+	s.lua = redis.NewScript(len(s.Keys), source)
+	return s, nil
+}
+
+// LoadScripts reads every .lua file of dir ("" = ScriptsDir()).
+func LoadScripts(dir string) (map[string]*Script, error) {
+	if dir == "" {
+		var err error
+		if dir, err = ScriptsDir(); err != nil {
+			return nil, err
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.lua"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("redisched: no .lua scripts in %s", dir)
+	}
+	sort.Strings(files)
+	scripts := map[string]*Script{}
+	for _, file := range files {
+		source, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimSuffix(filepath.Base(file), ".lua")
+		if scripts[name], err = ParseScript(name, string(source)); err != nil {
+			return nil, err
+		}
+	}
+	return scripts, nil
+}
+
+// Args are a call's arguments by header name: string, []byte or integer values, "" for empty;
+// the repeated group ("type...") takes one []any per name, all of one length.
+type Args map[string]any
+
+// BuildArgs orders named arguments as the header's ARGV lines say, interleaving the group.
+func BuildArgs(s *Script, named Args) ([]any, error) {
+	var args []any
+	var group []Param
+	seen := 0
+	for _, p := range s.Argv {
+		v, ok := named[p.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s: missing argument %s", s.Name, p.Name)
+		}
+		seen++
+		if p.Repeats {
+			group = append(group, p)
+		} else {
+			args = append(args, v)
+		}
+	}
+	if seen != len(named) {
+		return nil, fmt.Errorf("%s: unknown arguments in %v", s.Name, named)
+	}
+	if len(group) > 0 {
+		first, _ := named[group[0].Name].([]any)
+		for i := range first {
+			for _, p := range group {
+				column, ok := named[p.Name].([]any)
+				if !ok || len(column) != len(first) {
+					return nil, fmt.Errorf("%s: repeated arguments must be lists of one length", s.Name)
+				}
+				args = append(args, column[i])
+			}
+		}
+	}
+	return args, nil
+}
+
+var jobArray = regexp.MustCompile(`the job array \[([^\]]+)\]`)
+
+// JobFields are the names of the job array's entries, as get.lua's header lists them.
+func JobFields(scripts map[string]*Script) ([]string, error) {
+	var m []string
+	if get, ok := scripts["get"]; ok {
+		m = jobArray.FindStringSubmatch(get.Header)
+	}
+	if m == nil {
+		return nil, errors.New("redisched: get.lua's header must list 'the job array [id, ...]'")
+	}
+	fields := strings.Split(m[1], ",")
+	for i := range fields {
+		fields[i] = strings.TrimSpace(fields[i])
+	}
+	return fields, nil
+}
+
+// Client runs the scripts on a redigo pool.
+type Client struct {
+	Pool      *redis.Pool
+	Prefix    string             // key prefix, "redisched" by default
+	Scripts   map[string]*Script // by name
+	Clock     func() int64       // nil: Redis server time; else epoch ms (tests)
+	jobFields []string
+}
+
+// New loads the scripts of dir ("" = ScriptsDir()) for use on pool.
+func New(pool *redis.Pool, dir string) (*Client, error) {
+	scripts, err := LoadScripts(dir)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := JobFields(scripts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{Pool: pool, Prefix: "redisched", Scripts: scripts, jobFields: fields}, nil
+}
+
+// NewPool is a small redigo pool for a redis:// URL.
+func NewPool(url string) *redis.Pool {
+	return &redis.Pool{MaxIdle: 4, Dial: func() (redis.Conn, error) { return redis.DialURL(url) }}
+}
+
+// Key is the full name of one of a topic's keys.
+func (c *Client) Key(topic, name string) string { return c.Prefix + ":{" + topic + "}:" + name }
+
+// Call runs one script by name and returns its raw reply (redigo types).
+func (c *Client) Call(ctx context.Context, name, topic string, named Args) (any, error) {
+	s, ok := c.Scripts[name]
+	if !ok {
+		return nil, fmt.Errorf("redisched: no script %q", name)
+	}
+	if topic == "" || len(topic) > 200 || strings.ContainsAny(topic, "{}") {
+		return nil, fmt.Errorf("redisched: topic must be 1 to 200 characters without braces")
+	}
+	args, err := BuildArgs(s, named)
+	if err != nil {
+		return nil, err
+	}
+	keysAndArgs := make([]any, 0, len(s.Keys)+len(args))
+	for _, k := range s.Keys {
+		keysAndArgs = append(keysAndArgs, c.Key(topic, k))
+	}
+	conn, err := c.Pool.GetContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return s.lua.Do(conn, append(keysAndArgs, args...)...)
+}

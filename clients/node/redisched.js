@@ -1,0 +1,254 @@
+'use strict';
+/**
+ * redisched for Node.js: runs the Lua scripts of src/redisched/lua through ioredis.
+ *
+ * The scripts are read at run time, never copied. Each script's header is its contract:
+ * `KEYS[i] name type` lines give the keys (`<prefix>:{<topic>}:<name>`) and `ARGV[i] name type`
+ * lines the order of the arguments. Times are epoch milliseconds.
+ */
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const PARAM = /^-- (KEYS|ARGV)\[(\d+)\] (\w+) (\S+)$/;
+const PUT_STATUS = { 1: 'created', 2: 'exists', 3: 'replaced', 4: 'pending' };
+const VERSION_CONFLICT = 5;
+
+class RedischedError extends Error {}
+/** The token no longer holds the job: it was requeued, re-reserved, deleted or acked. */
+class StaleReservation extends RedischedError {}
+/** if_version did not match the job's current version (0: no such job). */
+class VersionConflict extends RedischedError {
+  constructor(topic, id, current) {
+    super(`job ${JSON.stringify(id)} in ${JSON.stringify(topic)} is at version ${current}`);
+    this.current = current;
+  }
+}
+
+/** The folder of the .lua files: an explicit one, $REDISCHED_LUA_DIR, or this repository's. */
+function scriptsDir(dir) {
+  return dir || process.env.REDISCHED_LUA_DIR || path.resolve(__dirname, '../../src/redisched/lua');
+}
+
+/** Parse one script's header into {name, source, sha, keys, argv, header}. */
+function parseScript(name, source) {
+  const lists = { KEYS: [], ARGV: [] };
+  const header = [];
+  for (const line of source.split('\n')) {
+    if (!line.startsWith('--')) break;
+    header.push(line.replace(/^--\s*/, ''));
+    const m = PARAM.exec(line);
+    if (!m) continue;
+    const list = lists[m[1]];
+    if (Number(m[2]) !== list.length + 1) throw new Error(`${name}.lua: ${m[1]} out of order`);
+    list.push({ name: m[3], type: m[4].replace(/\.\.\.$/, ''), repeats: m[4].endsWith('...') });
+  }
+  const sha = crypto.createHash('sha1').update(source).digest('hex');
+  const keys = lists.KEYS.map((p) => p.name);
+  return { name, source, sha, keys, argv: lists.ARGV, header: header.join(' ') };
+}
+
+/** The names of the job array's entries, as get.lua's header lists them ("the job array [...]"). */
+function jobFields(scripts) {
+  const m = /the job array \[([^\]]+)\]/.exec(scripts.get('get').header);
+  if (!m) throw new Error("get.lua's header must list 'the job array [id, state, ...]'");
+  return m[1].split(',').map((f) => f.trim());
+}
+
+/** Every script in `dir`, as a Map by name. */
+function loadScripts(dir) {
+  const folder = scriptsDir(dir);
+  const scripts = new Map();
+  for (const file of fs.readdirSync(folder).filter((f) => f.endsWith('.lua')).sort()) {
+    const name = file.slice(0, -4);
+    scripts.set(name, parseScript(name, fs.readFileSync(path.join(folder, file), 'utf8')));
+  }
+  if (scripts.size === 0) throw new Error(`no .lua scripts in ${folder}`);
+  return scripts;
+}
+
+function arg(value) {
+  if (Buffer.isBuffer(value) || typeof value === 'string') return value;
+  if (Number.isInteger(value)) return String(value);
+  if (value === null || value === undefined) return '';
+  throw new TypeError(`an argument must be an integer, a string or a Buffer, not ${value}`);
+}
+
+/**
+ * ARGV of one call from named arguments, in header order. The `type...` parameters form a
+ * repeated group at the end: each takes an array, all of one length, interleaved.
+ */
+function buildArgs(script, named) {
+  for (const key of Object.keys(named)) {
+    if (!script.argv.some((p) => p.name === key)) {
+      throw new TypeError(`${script.name}: unknown argument ${key}`);
+    }
+  }
+  const args = [];
+  const group = script.argv.filter((p) => p.repeats);
+  for (const p of script.argv.filter((q) => !q.repeats)) {
+    if (!(p.name in named)) throw new TypeError(`${script.name}: missing argument ${p.name}`);
+    args.push(arg(named[p.name]));
+  }
+  if (group.length) {
+    const columns = group.map((p) => named[p.name]);
+    if (!columns.every((c) => Array.isArray(c) && c.length === columns[0].length)) {
+      throw new TypeError(`${script.name}: ${group.map((p) => p.name)} must be arrays of one length`);
+    }
+    columns[0].forEach((_, i) => columns.forEach((c) => args.push(arg(c[i]))));
+  }
+  return args;
+}
+
+const text = (v) => (v === null ? null : v.toString('utf8'));
+
+const camel = (name) => name.replace(/_ms$/, 'Ms').replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+const TEXT = new Set(['id', 'state', 'token', 'last_error']);
+
+/** A job array (see get.lua) as an object named after `fields`; `body` stays a Buffer. */
+function parseJob(topic, fields, reply) {
+  const job = { topic };
+  fields.forEach((field, i) => {
+    job[camel(field)] = TEXT.has(field) ? text(reply[i]) : reply[i];
+  });
+  job.maxAttempts = job.maxAttempts || null;
+  job.pendingVersion = job.pendingVersion || null;
+  return job;
+}
+
+class Scheduler {
+  /**
+   * @param redis an ioredis client
+   * @param options.prefix key prefix (default "redisched")
+   * @param options.dir folder of the .lua files (see scriptsDir)
+   * @param options.clock null for Redis server time, or a function returning epoch ms (tests)
+   */
+  constructor(redis, { prefix = 'redisched', dir, clock = null } = {}) {
+    this.redis = redis;
+    this.prefix = prefix;
+    this.clock = clock;
+    this.scripts = loadScripts(dir);
+    this.jobFields = jobFields(this.scripts);
+  }
+
+  keys(script, topic) {
+    if (typeof topic !== 'string' || !topic || topic.length > 200 || /[{}\x00-\x1f\x7f]/.test(topic)) {
+      throw new TypeError(`topic: must be 1 to 200 characters without braces or control characters`);
+    }
+    return script.keys.map((name) => `${this.prefix}:{${topic}}:${name}`);
+  }
+
+  /** Run one script by name; the raw reply (bulk strings as Buffers when `buffers`). */
+  async call(name, topic, named = {}, { buffers = false } = {}) {
+    const script = this.scripts.get(name);
+    if (!script) throw new TypeError(`no script ${JSON.stringify(name)}`);
+    const keys = this.keys(script, topic);
+    const args = buildArgs(script, named);
+    const send = buffers ? 'callBuffer' : 'call';
+    try {
+      return await this.redis[send]('EVALSHA', script.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!String(err.message).startsWith('NOSCRIPT')) throw err;
+      return this.redis[send]('EVAL', script.source, keys.length, ...keys, ...args);
+    }
+  }
+
+  now() {
+    return this.clock ? Math.round(this.clock()) : '';
+  }
+
+  /** Create a job (or replace it with `replace: true`); {status, version}. */
+  async put(topic, id, body, { delayMs = 0, runAtMs = '', ttrMs = '', priority = 0, maxAttempts = '',
+    replace = false, ifVersion = '' } = {}) {
+    await this.redis.sadd(`${this.prefix}:topics`, topic);
+    const [status, version] = await this.call('put', topic, {
+      now_ms: this.now(), run_at_ms: runAtMs, delay_ms: delayMs, ttr_ms: ttrMs, priority,
+      max_attempts: maxAttempts, replace: replace ? 1 : 0, if_version: ifVersion, id: [id], body: [body],
+    });
+    if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
+    return { status: PUT_STATUS[status], version };
+  }
+
+  async get(topic, id) {
+    const r = await this.call('get', topic, { now_ms: this.now(), id }, { buffers: true });
+    return r === null ? null : parseJob(topic, this.jobFields, r);
+  }
+
+  /** Delete a job in any state; true if it existed. */
+  async delete(topic, id, { ifVersion = '' } = {}) {
+    const [status, version] = await this.call('delete', topic, { id, if_version: ifVersion });
+    if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
+    return status === 1;
+  }
+
+  /** Lease up to `count` ready jobs, each with its token. */
+  async reserve(topic, { count = 1, ttrMs = '' } = {}) {
+    const r = await this.call('reserve', topic,
+      { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000 }, { buffers: true });
+    return r.slice(3).map((job) => parseJob(topic, this.jobFields, job));
+  }
+
+  async ack(job) {
+    const [status] = await this.call('ack', job.topic,
+      { now_ms: this.now(), id: [job.id], token: [job.token] });
+    if (status !== 1) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
+  }
+
+  /** Put a reserved job back after `delayMs`; the state it went to. */
+  async release(job, { delayMs = 0, error = '' } = {}) {
+    const [status, state] = await this.call('release', job.topic,
+      { now_ms: this.now(), id: job.id, token: job.token, delay_ms: delayMs, error });
+    if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
+    return state;
+  }
+
+  /** Extend a reservation; the new deadline in epoch ms. */
+  async touch(job, { ttrMs = '' } = {}) {
+    const [status, until] = await this.call('touch', job.topic,
+      { now_ms: this.now(), id: job.id, token: job.token, ttr_ms: ttrMs });
+    if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
+    return until;
+  }
+
+  async bury(job, { reason = '' } = {}) {
+    const [status] = await this.call('bury', job.topic,
+      { now_ms: this.now(), id: job.id, token: job.token, reason });
+    if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
+  }
+
+  /** Move dead jobs back to ready: one by id, else up to `limit`; how many moved. */
+  kick(topic, id = '', { limit = 100 } = {}) {
+    return this.call('kick', topic, { now_ms: this.now(), id, limit });
+  }
+
+  /** Return timed-out reservations to the queue (or to dead); [requeued, dead, nextTimeoutMs]. */
+  requeue(topic, { limit = 1000 } = {}) {
+    return this.call('requeue', topic, { now_ms: this.now(), limit });
+  }
+
+  async pull(topic) {
+    const r = await this.call('pull', topic, { now_ms: this.now(), promote_limit: 1000 }, { buffers: true });
+    return r === null ? null : parseJob(topic, this.jobFields, r);
+  }
+
+  async stats(topic) {
+    const r = await this.call('stats', topic, { now_ms: this.now() });
+    const names = ['nowMs', 'scheduled', 'ready', 'reserved', 'dead', 'paused', 'nextDueMs', 'totalPut',
+      'totalReserved', 'totalAcked', 'totalReleased', 'totalRequeued', 'totalDead', 'totalPulled'];
+    return Object.fromEntries(names.map((n, i) => [n, r[i]]));
+  }
+
+  async pause(topic) {
+    await this.redis.sadd(`${this.prefix}:topics`, topic);
+    return (await this.call('pause', topic)) === 1;
+  }
+
+  async resume(topic) {
+    return (await this.call('resume', topic)) === 1;
+  }
+}
+
+module.exports = {
+  Scheduler, RedischedError, StaleReservation, VersionConflict,
+  scriptsDir, parseScript, loadScripts, jobFields, buildArgs, parseJob,
+};

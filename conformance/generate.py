@@ -1,0 +1,497 @@
+"""Write the conformance vectors: run each scenario through the real scripts, record the replies.
+
+Run from the repository root: ``.venv/bin/python -m conformance.generate`` (starts a throwaway
+redis-server) or ``... -m conformance.generate --redis-url redis://127.0.0.1:PORT/0``. Read the
+diff of ``conformance/vectors/`` before committing it: the replies are the spec.
+
+A scenario is a list of steps written with the helpers below; ``Token("label", i)`` stands for
+the token of the i-th job leased by the step labelled ``label`` and is written out as the
+literal token, so the files need no variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from conformance.runner import VECTORS_DIR, job_fields, run_step
+
+from redisched.keys import TopicKeys
+
+NOW = 1_900_000_000_000
+"""The fixed clock of every vector, in epoch milliseconds (2030-03-17)."""
+SECOND = 1000
+
+
+@dataclass(frozen=True)
+class Token:
+    """The token of job ``index`` in the reply of the reserve step labelled ``label``."""
+
+    label: str
+    index: int = 0
+
+
+def call(note: str, script: str, label: str | None = None, **args: Any) -> dict[str, Any]:
+    """A step calling ``script`` with named arguments."""
+    step: dict[str, Any] = {"note": note, "call": script, "args": args}
+    if label:
+        step["label"] = label
+    return step
+
+
+def meta(note: str, **fields: int | str) -> dict[str, Any]:
+    """A step setting fields of the topic's meta hash (the glue's topic settings)."""
+    return {"note": note, "meta": {k: str(v) for k, v in fields.items()}}
+
+
+def put(
+    note: str, *pairs: tuple[str, str], now: int = NOW, run_at: int | str = "", delay: int = 0,
+    ttr: int | str = "", priority: int = 0, max_attempts: int | str = "", replace: int = 0,
+    if_version: int | str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """A put of ``(id, body)`` pairs sharing the options."""
+    return call(
+        note, "put", now_ms=now, run_at_ms=run_at, delay_ms=delay, ttr_ms=ttr,
+        priority=priority, max_attempts=max_attempts, replace=replace, if_version=if_version,
+        id=[p[0] for p in pairs], body=[p[1] for p in pairs],
+    )  # fmt: skip
+
+
+def get(note: str, id: str, now: int = NOW) -> dict[str, Any]:
+    """A get by id."""
+    return call(note, "get", now_ms=now, id=id)
+
+
+def delete(note: str, id: str, if_version: int | str = "") -> dict[str, Any]:
+    """A delete by id."""
+    return call(note, "delete", id=id, if_version=if_version)
+
+
+def reserve(
+    note: str, label: str | None = None, now: int = NOW, count: int | str = 1,
+    ttr: int | str = "", promote_limit: int = 1000,
+) -> dict[str, Any]:  # fmt: skip
+    """A reserve of up to ``count`` jobs."""
+    return call(
+        note, "reserve", label, now_ms=now, count=count, ttr_ms=ttr, promote_limit=promote_limit
+    )
+
+
+def ack(note: str, *pairs: tuple[str, Token | str], now: int = NOW) -> dict[str, Any]:
+    """An ack of ``(id, token)`` pairs."""
+    return call(note, "ack", now_ms=now, id=[p[0] for p in pairs], token=[p[1] for p in pairs])
+
+
+def release(
+    note: str, id: str, token: Token | str, now: int = NOW, delay: int = 0, error: str = ""
+) -> dict[str, Any]:
+    """A release of one reservation."""
+    return call(note, "release", now_ms=now, id=id, token=token, delay_ms=delay, error=error)
+
+
+def touch(
+    note: str, id: str, token: Token | str, now: int = NOW, ttr: int | str = ""
+) -> dict[str, Any]:
+    """A touch of one reservation."""
+    return call(note, "touch", now_ms=now, id=id, token=token, ttr_ms=ttr)
+
+
+def bury(
+    note: str, id: str, token: Token | str, now: int = NOW, reason: str = ""
+) -> dict[str, Any]:
+    """A bury of one reservation."""
+    return call(note, "bury", now_ms=now, id=id, token=token, reason=reason)
+
+
+def kick(note: str, id: str = "", now: int = NOW, limit: int = 100) -> dict[str, Any]:
+    """A kick of one dead job by id, or of the oldest ones."""
+    return call(note, "kick", now_ms=now, id=id, limit=limit)
+
+
+def requeue(note: str, now: int = NOW, limit: int = 1000) -> dict[str, Any]:
+    """A requeue sweep."""
+    return call(note, "requeue", now_ms=now, limit=limit)
+
+
+def pull(note: str, now: int = NOW, promote_limit: int | str = 1000) -> dict[str, Any]:
+    """A pull (at-most-once take)."""
+    return call(note, "pull", now_ms=now, promote_limit=promote_limit)
+
+
+def stats(note: str, now: int = NOW) -> dict[str, Any]:
+    """The topic's counters."""
+    return call(note, "stats", now_ms=now)
+
+
+def jobs(
+    note: str, state: str, now: int = NOW, offset: int = 0, limit: int = 100
+) -> dict[str, Any]:
+    """A page of the topic's jobs in ``state``."""
+    return call(note, "jobs", now_ms=now, state=state, offset=offset, limit=limit)
+
+
+S = SECOND
+# One step per line reads like the vector files.
+# fmt: off
+SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "put_create_exists_replace": ("put is create-only by default; replace, CAS and batches", [
+        put("create a job due in 60 s", ("j1", "v1"), delay=60 * S),
+        get("the new job is scheduled, version 1", "j1"),
+        put("create-only put on an existing id: exists, nothing changes", ("j1", "other")),
+        get("body is still v1", "j1"),
+        put("replace in place: new body, run_at and priority", ("j1", "v2"), delay=10 * S,
+            priority=3, replace=1),
+        get("version 2, run_at now+10 s, priority 3", "j1"),
+        put("CAS with a stale version: conflict, current version returned", ("j1", "v3"),
+            replace=1, if_version=1),
+        put("CAS with the current version replaces", ("j1", "v3"), replace=1, if_version=2,
+            delay=20 * S),
+        put("CAS on a missing id: conflict, version 0", ("nope", "x"), if_version=1),
+        get("the CAS miss created nothing", "nope"),
+        put("two jobs in one call, run_at now: ready at once", ("a", "A"), ("b", "B"),
+            run_at=NOW),
+        get("a due job reads ready", "a"),
+        put("replace a ready job", ("a", "A2"), replace=1),
+        put("explicit ttr, max_attempts and a negative priority", ("c", "C"), ttr=5 * S,
+            max_attempts=3, priority=-2),
+        get("c carries its options", "c"),
+        stats("1 scheduled, 3 ready; total_put counts every id sent"),
+    ]),
+    "put_defaults_from_meta": ("empty ttr_ms / max_attempts take the topic defaults in meta", [
+        put("no topic defaults: ttr 60000, unlimited attempts", ("plain", "p")),
+        get("ttr 60000, max_attempts 0", "plain"),
+        meta("topic defaults: ttr 5 s, 2 attempts", ttr=5 * S, max_attempts=2),
+        put("empty ttr_ms and max_attempts", ("j", "x")),
+        get("ttr 5000, max_attempts 2 from meta", "j"),
+        put("explicit values win over the defaults", ("k", "y"), ttr=S, max_attempts=7),
+        get("ttr 1000, max_attempts 7", "k"),
+    ]),
+    "put_replace_dead": ("a dead job: put says exists, replace schedules it anew", [
+        put("one attempt only", ("j", "v1"), max_attempts=1),
+        reserve("lease it", "r"),
+        release("release with an error: attempts used up, dead", "j", Token("r"),
+                error="boom"),
+        get("dead with last_error", "j"),
+        put("create-only put on a dead job: exists", ("j", "v2")),
+        put("replace a dead job", ("j", "v2"), replace=1, max_attempts=1),
+        get("ready again, attempts 0, last_error cleared", "j"),
+        stats("no dead job left"),
+    ]),
+    "get_due_reads_ready": ("get, stats and jobs read a due scheduled job as ready", [
+        get("no such job: nil", "missing"),
+        put("due in 1 s", ("j", "x"), delay=S),
+        get("scheduled", "j"),
+        get("1 ms before run_at: scheduled", "j", now=NOW + S - 1),
+        get("at run_at: ready, though not promoted yet", "j", now=NOW + S),
+        stats("at NOW: 1 scheduled, next_due NOW+1 s"),
+        stats("at run_at: 1 ready, next_due -1", now=NOW + S),
+        jobs("listed as ready at run_at", "ready", now=NOW + S),
+        jobs("and no longer as scheduled", "scheduled", now=NOW + S),
+    ]),
+    "delete": ("delete in every state, with if_version; holders of a deleted lease go stale", [
+        delete("no such job", "j"),
+        put("create", ("j", "x")),
+        delete("if_version mismatch: conflict, nothing changes", "j", if_version=2),
+        get("still there", "j"),
+        delete("if_version match deletes", "j", if_version=1),
+        get("gone", "j"),
+        put("a job to lease", ("r", "x"), ttr=S),
+        reserve("lease it", "lease"),
+        delete("delete the reserved job", "r"),
+        ack("the holder's ack is stale", ("r", Token("lease"))),
+        release("so is its release", "r", Token("lease")),
+        requeue("the sweep does not resurrect it", now=NOW + 2 * S),
+        get("gone", "r"),
+        put("a job to kill", ("d", "x"), max_attempts=1),
+        reserve("lease it", "dl"),
+        bury("bury it", "d", Token("dl"), reason="bad"),
+        delete("delete a dead job", "d"),
+        put("a job to replace while reserved", ("p", "v1")),
+        reserve("lease it", "pl"),
+        put("replacement waits: pending version 2", ("p", "v2"), replace=1),
+        delete("if_version compares with the pending version", "p", if_version=1),
+        delete("delete returns the pending version", "p", if_version=2),
+        get("gone with its replacement", "p"),
+        stats("nothing left"),
+    ]),
+    "reserve_order": ("lowest priority first, then the order jobs became ready", [
+        put("priority 5, ready", ("low", "x"), priority=5),
+        put("priority 0, ready", ("first", "x")),
+        put("priority 0, ready after first", ("second", "x")),
+        put("due at +10 s", ("later", "x"), run_at=NOW + 10 * S),
+        put("due at +5 s", ("sooner", "x"), run_at=NOW + 5 * S),
+        put("due at +20 s, priority -1", ("urgent", "x"), run_at=NOW + 20 * S, priority=-1),
+        reserve("lease up to 10: first, second, low", count=10),
+        reserve("nothing ready: next_due +5 s, next_timeout +60 s"),
+        reserve("at +20 s: urgent wins although promoted last", now=NOW + 20 * S),
+        reserve("then in run_at order: sooner, later", now=NOW + 20 * S, count=10),
+    ]),
+    "reserve_promote_limit": ("promotion is bounded per call, in run_at order", [
+        put("due at +1 s", ("a", "x"), run_at=NOW + S),
+        put("due at +2 s", ("b", "x"), run_at=NOW + 2 * S),
+        reserve("promote_limit 1: only a is promoted", now=NOW + 5 * S, count=5,
+                promote_limit=1),
+        reserve("the next call promotes b", now=NOW + 5 * S, count=5, promote_limit=1),
+    ]),
+    "reserve_ttr_override": ("a reservation lasts the job's ttr, or the call's ttr_ms", [
+        put("ttr 30 s", ("a", "x"), ttr=30 * S),
+        put("ttr 30 s", ("b", "x"), ttr=30 * S),
+        reserve("own ttr: reserved_until +30 s"),
+        reserve("ttr_ms 5000 overrides", ttr=5 * S),
+        get("reserved_until shown, token never shown by get", "b"),
+        stats("2 reserved"),
+    ]),
+    "pause_resume": ("a paused topic leases nothing; put and get go on", [
+        call("pause a running topic", "pause"),
+        call("pause again: already paused", "pause"),
+        put("put works while paused", ("j", "x")),
+        reserve("paused: nothing leased"),
+        pull("paused: nothing pulled"),
+        stats("paused 1, 1 ready"),
+        call("resume", "resume"),
+        call("resume again: already running", "resume"),
+        reserve("leases again"),
+        stats("paused 0"),
+    ]),
+    "ack": ("ack with good, wrong and used tokens; several pairs per call", [
+        put("two jobs in one call", ("a", "x"), ("b", "y")),
+        put("a third", ("c", "z")),
+        reserve("lease all three", "r", count=3),
+        ack("a wrong token: stale, nothing changes", ("a", "999")),
+        ack("the right token", ("a", Token("r", 0))),
+        ack("the same token again: stale", ("a", Token("r", 0))),
+        get("acked jobs are gone", "a"),
+        ack("b and c with their tokens, a stale one among them",
+            ("b", Token("r", 1)), ("a", Token("r", 0)), ("c", Token("r", 2))),
+        put("a ready job", ("d", "w")),
+        ack("a ready job's sequence number (7) is no token", ("d", "7")),
+        ack("an unknown id", ("nope", "1")),
+        stats("total_acked 3, total_reserved 3"),
+    ]),
+    "release": ("release with a delay, to dead when attempts are used up, stale tokens", [
+        put("two attempts, ttr 10 s", ("j", "x"), max_attempts=2, ttr=10 * S),
+        reserve("attempt 1", "r1"),
+        release("back in 3 s, with an error", "j", Token("r1"), now=NOW + S, delay=3 * S,
+                error="boom"),
+        get("scheduled at +4 s, last_error kept", "j", now=NOW + S),
+        release("the same token again: stale", "j", Token("r1"), now=NOW + S),
+        reserve("not due yet", now=NOW + 4 * S - 1),
+        reserve("attempt 2 sees the last error", "r2", now=NOW + 4 * S),
+        release("attempts used up: dead", "j", Token("r2"), now=NOW + 5 * S, error="again"),
+        get("dead, with the newest error", "j", now=NOW + 5 * S),
+        put("unlimited attempts", ("k", "y"), now=NOW + 5 * S),
+        reserve("lease it", "r3", now=NOW + 5 * S),
+        release("no delay: ready at once", "k", Token("r3"), now=NOW + 5 * S),
+        get("ready, attempts 1", "k", now=NOW + 5 * S),
+        stats("total_released 3, total_dead 1", now=NOW + 5 * S),
+    ]),
+    "touch": ("touch extends a reservation; a stale token changes nothing", [
+        put("ttr 10 s", ("j", "x"), ttr=10 * S),
+        reserve("reserved until +10 s", "r"),
+        touch("at +5 s with the job's ttr: until +15 s", "j", Token("r"), now=NOW + 5 * S),
+        touch("at +6 s with ttr_ms 30 s: until +36 s", "j", Token("r"), now=NOW + 6 * S,
+              ttr=30 * S),
+        get("reserved_until +36 s", "j", now=NOW + 6 * S),
+        requeue("at +15 s the touched lease has not timed out", now=NOW + 15 * S),
+        touch("a wrong token", "j", "999", now=NOW + 15 * S),
+        ack("ack", ("j", Token("r")), now=NOW + 16 * S),
+        touch("after ack: stale", "j", Token("r"), now=NOW + 16 * S),
+    ]),
+    "bury_kick": ("bury moves a lease to dead with a reason; kick brings dead jobs back", [
+        put("a", ("a", "x")),
+        put("b", ("b", "y")),
+        reserve("lease both", "r", count=2),
+        bury("bury a with a reason", "a", Token("r", 0), now=NOW + S, reason="bad input"),
+        bury("again: stale", "a", Token("r", 0), now=NOW + S),
+        get("dead with the reason as last_error", "a", now=NOW + S),
+        kick("b is reserved, not dead: nothing", "b", now=NOW + 2 * S),
+        kick("kick a by id", "a", now=NOW + 2 * S),
+        get("ready, attempts reset, last_error kept", "a", now=NOW + 2 * S),
+        reserve("lease a again", "r2", now=NOW + 2 * S),
+        bury("bury a without a reason", "a", Token("r2"), now=NOW + 3 * S),
+        bury("bury b", "b", Token("r", 1), now=NOW + 4 * S, reason="worse"),
+        jobs("dead, most recent first", "dead", now=NOW + 4 * S),
+        kick("kick the oldest one (limit 1)", now=NOW + 5 * S, limit=1),
+        jobs("a, which died first, is ready again", "ready", now=NOW + 5 * S),
+        kick("kick the rest", now=NOW + 5 * S),
+        kick("none left", now=NOW + 5 * S),
+        stats("2 ready, total_dead 3", now=NOW + 5 * S),
+    ]),
+    "requeue": ("timed-out leases go back to ready, or to dead when attempts are used up", [
+        put("two attempts, ttr 1 s", ("j", "x"), max_attempts=2, ttr=S),
+        reserve("attempt 1, until +1 s", "r1"),
+        requeue("1 ms early: nothing; next timeout +1 s", now=NOW + S - 1),
+        requeue("timed out: requeued", now=NOW + S),
+        get("ready, attempts 1, no error", "j", now=NOW + S),
+        ack("the timed-out holder's ack is stale", ("j", Token("r1")), now=NOW + S),
+        reserve("attempt 2", "r2", now=NOW + 2 * S),
+        requeue("timed out with attempts used up: dead", now=NOW + 3 * S),
+        get("dead, with the reason", "j", now=NOW + 3 * S),
+        requeue("idempotent: nothing more", now=NOW + 3 * S),
+        put("two more", ("x", "1"), ("y", "2"), ttr=S, now=NOW + 4 * S),
+        reserve("lease both", now=NOW + 4 * S, count=2),
+        requeue("limit 1: one at a time", now=NOW + 5 * S, limit=1),
+        requeue("the other", now=NOW + 5 * S, limit=1),
+        stats("total_requeued 3, total_dead 1", now=NOW + 5 * S),
+    ]),
+    "requeue_backoff": ("requeue delays by meta backoff_ms * 2^(attempts-1), capped", [
+        meta("backoff 1 s, at most 3 s", backoff_ms=S, backoff_max_ms=3 * S),
+        put("ttr 1 s", ("j", "x"), ttr=S),
+        reserve("attempt 1"),
+        requeue("timed out: back after 1 s", now=NOW + S),
+        get("scheduled at +2 s", "j", now=NOW + S),
+        reserve("attempt 2", now=NOW + 2 * S),
+        requeue("back after 2 s", now=NOW + 3 * S),
+        get("scheduled at +5 s", "j", now=NOW + 3 * S),
+        reserve("attempt 3", now=NOW + 5 * S),
+        requeue("4 s capped to 3 s", now=NOW + 6 * S),
+        get("scheduled at +9 s", "j", now=NOW + 6 * S),
+    ]),
+    "replace_while_reserved": ("a replacement waits for the running attempt, whatever ends it", [
+        put("v1", ("j", "v1")),
+        reserve("attempt of v1", "r1"),
+        put("replace while reserved: pending", ("j", "v2"), replace=1),
+        get("still v1 reserved, pending_version 2", "j"),
+        put("create-only put: exists with the pending version", ("j", "x")),
+        put("CAS compares with the pending version", ("j", "v3"), replace=1, if_version=1),
+        put("replace the pending version, due at +10 s", ("j", "v3"), replace=1,
+            if_version=2, delay=10 * S),
+        ack("ack of the old attempt", ("j", Token("r1")), now=NOW + S),
+        get("v3 scheduled, attempts 0: the ack did not delete it", "j", now=NOW + S),
+        reserve("attempt of v3", "r2", now=NOW + 10 * S),
+        put("replace again", ("j", "v4"), replace=1, now=NOW + 10 * S),
+        release("release ends the attempt: replaced, v4 ready", "j", Token("r2"),
+                now=NOW + 11 * S, delay=5 * S, error="e"),
+        get("v4 ready, no last_error", "j", now=NOW + 11 * S),
+        reserve("attempt of v4", "r3", now=NOW + 11 * S),
+        put("replace again", ("j", "v5"), replace=1, now=NOW + 11 * S),
+        bury("bury ends the attempt: replaced, v5 ready", "j", Token("r3"), now=NOW + 12 * S,
+             reason="x"),
+        get("v5 ready", "j", now=NOW + 12 * S),
+        reserve("attempt of v5, ttr 60 s", "r4", now=NOW + 12 * S),
+        put("replace again", ("j", "v6"), replace=1, now=NOW + 12 * S),
+        requeue("the timeout ends the attempt: v6 ready", now=NOW + 72 * S),
+        get("v6 ready, attempts 0", "j", now=NOW + 72 * S),
+        stats("1 ready, nothing dead", now=NOW + 72 * S),
+    ]),
+    "pull": ("pull takes the best due job and deletes it", [
+        put("priority 1, ready", ("b", "x"), priority=1),
+        put("priority 0, due at +1 s", ("a", "y"), run_at=NOW + S),
+        put("priority 1, ready after b", ("c", "z"), priority=1),
+        pull("a is not due: b"),
+        pull("at +1 s the due a beats c", now=NOW + S),
+        get("pulled jobs are gone", "a", now=NOW + S),
+        pull("c", now=NOW + S),
+        pull("empty: nil", now=NOW + S),
+        stats("total_pulled 3", now=NOW + S),
+    ]),
+    "jobs_listing": ("pages of jobs per state", [
+        put("due +3 s", ("s1", "x"), run_at=NOW + 3 * S),
+        put("due +1 s", ("s2", "x"), run_at=NOW + S),
+        put("due +2 s", ("s3", "x"), run_at=NOW + 2 * S),
+        put("ready", ("r1", "x")),
+        put("ready, priority -1", ("r2", "x"), priority=-1),
+        put("ready", ("r3", "x")),
+        put("ready, priority -9, one attempt", ("d", "x"), priority=-9, max_attempts=1),
+        reserve("lease d and r2", "l", count=2),
+        bury("bury d", "d", Token("l", 0), reason="no"),
+        jobs("scheduled by run_at", "scheduled"),
+        jobs("first page of 2", "scheduled", limit=2),
+        jobs("second page", "scheduled", offset=2, limit=2),
+        jobs("ready in reserve order", "ready"),
+        jobs("at +1 s the due s2 follows the ready ones", "ready", now=NOW + S),
+        jobs("paging into the due part", "ready", now=NOW + S, offset=2, limit=1),
+        jobs("reserved by deadline", "reserved"),
+        jobs("dead", "dead"),
+        jobs("unknown state: error", "gone"),
+        jobs("limit 0: error", "ready", limit=0),
+    ]),
+    "bad_arguments": ("caller bugs get an error reply and change nothing", [
+        put("a job", ("j", "x")),
+        reserve("count 0", count=0),
+        reserve("count not a number", count="x"),
+        release("negative delay", "j", "1", delay=-1),
+        kick("limit 0", limit=0),
+        requeue("limit 0", limit=0),
+        pull("negative promote_limit", promote_limit=-1),
+        put("priority empty", ("k", "x"), priority=""),  # type: ignore[arg-type]
+        put("no id/body pair"),
+        ack("no id/token pair"),
+        stats("still one ready job, nothing else"),
+    ]),
+}
+# fmt: on
+
+
+def _resolve(value: Any, replies: dict[str, Any]) -> Any:
+    if isinstance(value, Token):
+        return replies[value.label][3 + value.index][job_fields().index("token")]
+    if isinstance(value, list):
+        return [_resolve(v, replies) for v in value]
+    return value
+
+
+def build(conn: redis.Redis, prefix: str = "redisched") -> dict[str, dict[str, Any]]:
+    """Run every scenario on a fresh topic; the vectors with their replies, by name."""
+    vectors = {}
+    for name, (description, steps) in SCENARIOS.items():
+        keys = TopicKeys(prefix, f"conformance-gen-{name}-{uuid.uuid4().hex[:8]}")
+        labelled: dict[str, Any] = {}
+        out = []
+        for step in steps:
+            step = dict(step)
+            label = step.pop("label", None)
+            if "args" in step:
+                step["args"] = {k: _resolve(v, labelled) for k, v in step["args"].items()}
+            step["reply"] = run_step(conn, keys, step)
+            if label:
+                labelled[label] = step["reply"]
+            out.append(step)
+        vectors[name] = {"name": name, "description": description, "steps": out}
+    return vectors
+
+
+def dumps(vector: dict[str, Any]) -> str:
+    """A vector as JSON with one step per line, so that a diff shows the steps that changed."""
+    lines = ["{"]
+    lines += [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in vector.items() if k != "steps"]
+    lines.append('  "steps": [')
+    steps = (f"    {json.dumps(step, ensure_ascii=False)}" for step in vector["steps"])
+    lines.append(",\n".join(steps))
+    lines += ["  ]", "}", ""]
+    return "\n".join(lines)
+
+
+def write(vectors: dict[str, dict[str, Any]], folder: Path = VECTORS_DIR) -> None:
+    """Write one file per vector and remove files of vectors that no longer exist."""
+    folder.mkdir(exist_ok=True)
+    for stale in folder.glob("*.json"):
+        if stale.stem not in vectors:
+            stale.unlink()
+    for name, vector in vectors.items():
+        (folder / f"{name}.json").write_text(dumps(vector), encoding="utf-8")
+
+
+def main() -> None:
+    """Command line: generate the vectors on the given or a throwaway redis-server."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url", help="a server you own (default: start a throwaway one)")
+    url = parser.parse_args().redis_url
+    if url:
+        write(build(redis.Redis.from_url(url)))
+        return
+    from redisched.embedded import EmbeddedRedis
+
+    with tempfile.TemporaryDirectory() as data, EmbeddedRedis(Path(data), persistent=False) as s:
+        write(build(redis.Redis.from_url(s.url)))
+    print(f"wrote {len(SCENARIOS)} vectors to {VECTORS_DIR}")
+
+
+if __name__ == "__main__":
+    main()

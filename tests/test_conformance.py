@@ -1,0 +1,126 @@
+"""The conformance vectors (conformance/): replayed by the Python, Node.js and Go runners.
+
+The vectors are the spec of the scripts for any language. The Python runner replays them here
+on both session redis-servers; the Node and Go runners run as subprocesses against the same
+servers and must pass every vector.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from conformance.generate import build
+from conformance.runner import load_vectors, mismatches, run_vector
+
+from redisched import scripts
+from redisched.commands.scripts import lua_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE_DIR = ROOT / "clients" / "node"
+GO_DIR = ROOT / "clients" / "go"
+VECTORS = load_vectors()
+NAMES = [v["name"] for v in VECTORS]
+
+
+def _steps(script: str) -> Iterator[dict[str, Any]]:
+    for vector in VECTORS:
+        yield from (step for step in vector["steps"] if step.get("call") == script)
+
+
+def test_vectors_call_every_script_with_the_header_arguments() -> None:
+    called = {step["call"] for vector in VECTORS for step in vector["steps"] if "call" in step}
+    missing = sorted(set(scripts.load_all()) - called)
+    assert not missing, f"no vector calls {missing}: add a scenario to conformance/generate.py"
+    for vector in VECTORS:
+        for step in vector["steps"]:
+            if "call" in step:
+                header = [p.name for p in scripts.get(step["call"]).argv]
+                assert list(step["args"]) == header, (vector["name"], step["note"])
+
+
+@pytest.mark.parametrize(
+    ("script", "codes"),
+    [
+        ("put", {1, 2, 3, 4, 5}),
+        ("delete", {0, 1, 5}),
+        ("release", {0, 1, 2, 3}),
+        ("bury", {0, 1, 3}),
+        ("touch", {0, 1}),
+        ("ack", {0, 1}),
+    ],
+)
+def test_vectors_cover_every_status_code(script: str, codes: set[int]) -> None:
+    seen: set[int] = set()
+    for step in _steps(script):
+        reply = step["reply"]
+        if isinstance(reply, list):
+            # put and ack reply per job; the others reply [status, ...].
+            seen.update(reply[::2] if script == "put" else reply if script == "ack" else reply[:1])
+    assert seen == codes
+
+
+def test_vectors_cover_errors_nil_and_tokens() -> None:
+    replies = [step["reply"] for vector in VECTORS for step in vector["steps"]]
+    assert any(isinstance(r, dict) and r["error"].startswith("ERR ") for r in replies)
+    assert None in replies
+    leased = [r for r in (s["reply"] for s in _steps("reserve")) if len(r) > 3]
+    assert len(leased) >= 10
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=NAMES)
+def test_python_runner_passes_vector(
+    raw_redis: redis.Redis, topic: str, vector: dict[str, Any]
+) -> None:
+    assert mismatches(vector, run_vector(raw_redis, vector, topic)) == []
+
+
+def test_generator_output_is_committed(raw_redis: redis.Redis) -> None:
+    # A changed script or scenario needs `python -m conformance.generate` and a reviewed diff.
+    assert build(raw_redis) == {v["name"]: v for v in VECTORS}
+
+
+def _env(redis_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDISCHED_TEST_REDIS_URL": redis_url,
+        "REDISCHED_LUA_DIR": str(lua_dir()),
+        "REDISCHED_VECTORS_DIR": str(ROOT / "conformance" / "vectors"),
+        "GOPROXY": "off",
+    }
+
+
+def _run(command: list[str], cwd: Path, redis_url: str) -> str:
+    if shutil.which(command[0]) is None:
+        pytest.fail(f"{command[0]} is not installed (.ci/run installs it)")
+    proc = subprocess.run(
+        command, cwd=cwd, env=_env(redis_url), capture_output=True, text=True, timeout=240
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    return output
+
+
+def test_node_runner_passes_every_vector(redis_url: str) -> None:
+    # Also runs test/scheduler.test.js, the glue's typed methods on a fixed clock.
+    if not (NODE_DIR / "node_modules" / "ioredis").is_dir():
+        pytest.fail("clients/node has no node_modules: run `npm ci` there (.ci/run does)")
+    output = _run(["node", "--test", "--test-reporter=tap", "test/"], NODE_DIR, redis_url)
+    passed = set(re.findall(r"^\s*ok \d+ - (\S+)$", output, re.MULTILINE))
+    assert set(NAMES) <= passed, sorted(set(NAMES) - passed)
+    assert re.search(r"^# fail 0$", output, re.MULTILINE)
+
+
+def test_go_runner_passes_every_vector(redis_url: str) -> None:
+    # Also runs TestClientLifecycle, the glue's typed methods on a fixed clock.
+    output = _run(["go", "test", "-count=1", "-v", "./..."], GO_DIR, redis_url)
+    passed = set(re.findall(r"--- PASS: TestVectors/(\S+) ", output))
+    assert set(NAMES) <= passed, sorted(set(NAMES) - passed)
+    assert "--- PASS: TestHeaders" in output and "--- PASS: TestClientLifecycle" in output
