@@ -1,0 +1,118 @@
+"""Jobs cross languages: Node.js, Go and Python share one Redis and the same scripts."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import redisched
+from redisched.commands.scripts import lua_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE_DIR = ROOT / "clients" / "node"
+GO_DIR = ROOT / "clients" / "go"
+
+NODE_PRELUDE = """
+const Redis = require('ioredis');
+const { Scheduler } = require('./redisched');
+const [url, topic, token] = process.argv.slice(1);
+const redis = new Redis(url);
+const s = new Scheduler(redis);
+(async () => {
+  const out = await (%s);
+  console.log(JSON.stringify(out));
+  await redis.quit();
+})().catch((err) => { console.error(err); process.exit(1); });
+"""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "REDISCHED_LUA_DIR": str(lua_dir()), "GOPROXY": "off"}
+
+
+def node(expression: str, *args: str) -> Any:
+    """Evaluate a JS expression (awaited) with ``s`` = a Scheduler; its value as JSON."""
+    if not (NODE_DIR / "node_modules" / "ioredis").is_dir():
+        pytest.fail("clients/node has no node_modules: run `npm ci` there (.ci/run does)")
+    proc = subprocess.run(
+        ["node", "-e", NODE_PRELUDE % expression, "--", *args],
+        cwd=NODE_DIR, env=_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def go_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go glue's example command, built once per session."""
+    binary = tmp_path_factory.mktemp("go") / "redisched-go"
+    proc = subprocess.run(
+        ["go", "build", "-o", str(binary), "./cmd/redisched-go"],
+        cwd=GO_DIR, env=_env(), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return binary
+
+
+def go(binary: Path, redis_url: str, *args: str) -> Any:
+    """Run the Go command against ``redis_url``; its output as JSON."""
+    proc = subprocess.run(
+        [str(binary), *args],
+        env={**_env(), "REDISCHED_REDIS_URL": redis_url}, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_job_put_from_node_is_reserved_and_acked_from_python(
+    redis_url: str, topic: str, client: redisched.Client
+) -> None:
+    put = "s.put(topic, 'from-node', Buffer.from([0, 255, 104, 105]), {priority: 2, ttrMs: 5000, maxAttempts: 3})"  # noqa: E501
+    assert node(put, redis_url, topic) == {"status": "created", "version": 1}
+    assert topic in client.topics()
+    job = client.reserve(topic)
+    assert job is not None
+    assert (job.id, job.body, job.priority, job.ttr, job.max_attempts, job.attempts) == (
+        "from-node", b"\x00\xffhi", 2, 5.0, 3, 1,
+    )  # fmt: skip
+    client.ack(job)
+    assert client.get(topic, "from-node") is None
+    assert client.stats(topic).total_acked == 1
+
+
+def test_job_put_from_python_is_read_from_go(
+    redis_url: str, topic: str, client: redisched.Client, go_cli: Path
+) -> None:
+    body = b"\x00\xff binary \xe2\x82\xac"
+    client.put(topic, "from-python", body, delay=3600, priority=-3, ttr=12.5, max_attempts=4)
+    stored = client.get(topic, "from-python")
+    assert stored is not None
+    assert go(go_cli, redis_url, "get", topic, "from-python") == {
+        "topic": topic, "id": "from-python", "state": "scheduled", "version": 1, "attempts": 0,
+        "priority": -3, "ttr_ms": 12500, "max_attempts": 4,
+        "run_at_ms": round(stored.run_at.timestamp() * 1000), "token": "",
+        "reserved_until_ms": 0, "last_error": "", "body": base64.b64encode(body).decode(),
+        "pending_version": 0,
+    }  # fmt: skip
+    assert go(go_cli, redis_url, "get", topic, "missing") is None
+
+
+def test_lease_taken_in_go_is_acked_from_node_and_stale_in_python(
+    redis_url: str, topic: str, client: redisched.Client, go_cli: Path
+) -> None:
+    client.put(topic, "j", b"work")
+    [job] = go(go_cli, redis_url, "reserve", topic)
+    assert (job["id"], job["state"], job["attempts"]) == ("j", "reserved", 1)
+    ack = "s.ack({topic, id: 'j', token}).then(() => 'acked')"
+    assert node(ack, redis_url, topic, job["token"]) == "acked"
+    assert client.get(topic, "j") is None
+    with pytest.raises(redisched.StaleReservation):
+        client.ack(SimpleNamespace(topic=topic, id="j", token=job["token"]))
