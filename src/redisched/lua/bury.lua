@@ -27,7 +27,8 @@ local id, token, reason = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {0} end
-local state, version, attempts, priority, ttr, max_attempts, run_at, seq, body, _ =
+local _ -- receives the unpacked fields this script ignores
+local state, version, attempts, priority, ttr, max_attempts, run_at, seq, body =
   cmsgpack.unpack(raw)
 if state ~= 3 or seq ~= token then return {0} end
 

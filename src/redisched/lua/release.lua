@@ -31,7 +31,8 @@ if not delay or delay < 0 then return redis.error_reply('ERR release: delay_ms m
 
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {0, ''} end
-local state, version, attempts, priority, ttr, max_attempts, run_at, seq, body, _ =
+local _ -- receives the unpacked fields this script ignores
+local state, version, attempts, priority, ttr, max_attempts, run_at, seq, body =
   cmsgpack.unpack(raw)
 if state ~= 3 or seq ~= token then return {0, ''} end
 
