@@ -1,0 +1,163 @@
+"""One push delivery: the request a job becomes, signing, sending, and what the answer means.
+
+The request is ``POST <webhook url>`` with the JSON body::
+
+    {"topic": ..., "id": ..., "body": <the job body>, "attempt": 1, "version": 3,
+     "token": "...", "run_at": "2026-01-01T00:00:00Z"}
+
+``body`` is the job's body as the HTTP API shows it (:func:`redisched.http.bodies.to_json`):
+the JSON value when its bytes are a JSON text, else ``{"$base64": "<standard base64>"}``.
+The headers are those of :mod:`redisched.http.signing`. Redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from ..models import Job
+from ..topic_config import Webhook
+from . import bodies, signing
+from .targets import TargetRefused
+
+USER_AGENT = "redisched-webhook/1"
+MAX_REASON_CHARS = 300
+_READ_LIMIT = 64 * 1024
+_encoder = msgspec.json.Encoder()
+
+
+class Verdict(enum.StrEnum):
+    """What a receiver's answer asks the dispatcher to do with the job."""
+
+    DONE = "done"  # 2xx but 202: ack
+    ACCEPTED = "accepted"  # 202: the receiver acks or releases later with the token
+    THROTTLED = "throttled"  # 429/503 with Retry-After: release after that delay
+    FAILED = "failed"  # anything else: release with backoff (or dead)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of one request.
+
+    Attributes:
+        verdict: what to do with the job.
+        status: the HTTP status, None when no answer came.
+        retry_after: seconds asked for by Retry-After (THROTTLED only).
+        reason: a short text for the job's last_error (empty on success).
+        seconds: how long the request took.
+    """
+
+    verdict: Verdict
+    status: int | None
+    retry_after: float | None
+    reason: str
+    seconds: float
+
+
+def payload(job: Job) -> bytes:
+    """The JSON request body for a reserved job."""
+    return _encoder.encode(
+        {
+            "topic": job.topic,
+            "id": job.id,
+            "body": bodies.to_json(job.body),
+            "attempt": job.attempts,
+            "version": job.version,
+            "token": job.token,
+            "run_at": job.run_at,
+        }
+    )
+
+
+def message_id(job: Job) -> str:
+    """The ``webhook-id``: the same for every attempt of one job version, header-safe."""
+    digest = hashlib.sha256(f"{job.topic}\0{job.id}\0{job.version}".encode()).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+def retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def classify(status: int, headers: Any, text: str, seconds: float) -> Result:
+    """The verdict on an HTTP answer."""
+    if status == 202:
+        return Result(Verdict.ACCEPTED, status, None, "", seconds)
+    if 200 <= status < 300:
+        return Result(Verdict.DONE, status, None, "", seconds)
+    snippet = " ".join(text.split())[:200]
+    reason = f"webhook answered HTTP {status}" + (f": {snippet}" if snippet else "")
+    if status in (429, 503):
+        delay = retry_after(headers.get("Retry-After"))
+        if delay is not None:
+            return Result(Verdict.THROTTLED, status, delay, f"{reason} (Retry-After)", seconds)
+    if 300 <= status < 400:
+        location = str(headers.get("Location", ""))[:200]
+        reason = f"webhook answered HTTP {status} redirect to {location!r}, not followed"
+    return Result(Verdict.FAILED, status, None, reason, seconds)
+
+
+def _refused(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TargetRefused):
+            return str(seen)
+        if isinstance(seen, aiohttp.ClientConnectorError) and (
+            isinstance(seen.os_error, TargetRefused) or "target refused" in str(seen.os_error)
+        ):
+            return str(seen.os_error)
+        seen = seen.__cause__
+    return None
+
+
+async def deliver(
+    session: aiohttp.ClientSession, job: Job, webhook: Webhook, keys: list[bytes]
+) -> Result:
+    """POST a job to its webhook and classify the answer. Never raises for network errors."""
+    data = payload(job)
+    headers = signing.sign_headers(message_id(job), data, keys)
+    headers["content-type"] = "application/json"
+    started = time.perf_counter()
+    try:
+        async with session.post(
+            webhook.url,
+            data=data,
+            headers=headers,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=webhook.timeout),
+        ) as response:
+            if response.content_length is not None and response.content_length <= _READ_LIMIT:
+                raw = await response.read()
+            else:
+                raw = await response.content.read(1024)
+            text = raw.decode("utf-8", "replace")
+            return classify(response.status, response.headers, text, time.perf_counter() - started)
+    except TimeoutError:
+        reason = f"webhook timed out after {webhook.timeout:g} s"
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        refused = _refused(exc)
+        reason = refused or f"webhook request failed: {type(exc).__name__}: {exc}"
+    return Result(
+        Verdict.FAILED, None, None, reason[:MAX_REASON_CHARS], time.perf_counter() - started
+    )

@@ -1,0 +1,84 @@
+"""What the push dispatcher reports: an interface, a no-op default and a Prometheus version."""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+__all__ = ["DispatchMetrics", "NullDispatchMetrics", "Outcome", "PrometheusDispatchMetrics"]
+
+
+class Outcome(enum.StrEnum):
+    """How one delivery ended, from the job's side."""
+
+    ACKED = "acked"  # 2xx: the job is done
+    ACCEPTED = "accepted"  # 202: the job stays reserved until the receiver acks or releases
+    THROTTLED = "throttled"  # 429/503 with Retry-After: released after that delay
+    RETRIED = "retried"  # another failure: released with backoff
+    DEAD = "dead"  # a failure on the last allowed attempt: the job went to dead
+    STALE = "stale"  # the reservation was lost meanwhile (TTR expired, deleted): nothing applied
+    ERROR = "error"  # Redis failed while applying the outcome: the job comes back after its TTR
+
+
+class DispatchMetrics(Protocol):
+    """What the dispatcher reports; the HTTP service's ``/metrics`` can expose an implementation."""
+
+    def delivery(self, topic: str, outcome: Outcome, seconds: float) -> None:
+        """One webhook request ended with ``outcome`` after ``seconds``."""
+
+    def lag(self, topic: str, seconds: float) -> None:
+        """A delivery started ``seconds`` after the job's run_at (the dispatch lag)."""
+
+
+class NullDispatchMetrics:
+    """Records nothing: the default."""
+
+    def delivery(self, topic: str, outcome: Outcome, seconds: float) -> None:
+        """Ignore."""
+
+    def lag(self, topic: str, seconds: float) -> None:
+        """Ignore."""
+
+
+class PrometheusDispatchMetrics:
+    """``redisched_webhook_deliveries_total{topic,outcome}``,
+    ``redisched_webhook_latency_seconds{topic}`` and ``redisched_dispatch_lag_seconds{topic}``.
+
+    Args:
+        registry: where to register them, e.g. the registry ``/metrics`` serves.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self._deliveries = Counter(
+            "redisched_webhook_deliveries",
+            "Webhook requests by outcome.",
+            ["topic", "outcome"],
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "redisched_webhook_latency_seconds",
+            "Webhook request duration.",
+            ["topic"],
+            registry=registry,
+        )
+        self._lag = Histogram(
+            "redisched_dispatch_lag_seconds",
+            "Start of a webhook delivery minus the job's run_at.",
+            ["topic"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+            registry=registry,
+        )
+
+    def delivery(self, topic: str, outcome: Outcome, seconds: float) -> None:
+        """Count the outcome and observe the latency."""
+        self._deliveries.labels(topic, outcome.value).inc()
+        self._latency.labels(topic).observe(seconds)
+
+    def lag(self, topic: str, seconds: float) -> None:
+        """Observe the dispatch lag."""
+        self._lag.labels(topic).observe(max(0.0, seconds))

@@ -1,0 +1,196 @@
+"""The webhook target guard: which addresses push requests may reach (SSRF protection).
+
+A webhook URL comes from whoever may configure a topic, and the server POSTs to it from inside
+your network. So by default a target must be a public (globally routable) address: private,
+loopback, link-local, multicast, reserved, shared (CGNAT), unspecified and cloud metadata
+addresses are refused. The check runs twice:
+
+- at configuration time, :func:`check_url` parses the URL and resolves its host name, so that a
+  bad URL is refused with a precise error before it is stored;
+- at connect time, :func:`guarded_connector` checks every address the HTTP client is about to
+  connect to, after DNS resolution and right before the socket is created. A host name that
+  resolves differently later (DNS rebinding) is refused before any packet is sent.
+
+The dispatcher never follows redirects (a 3xx is a failed delivery), so a receiver cannot
+bounce a request to an internal address either.
+
+``allow_private=True`` (``--allow-private-webhooks``) lifts the private-address rule, for
+receivers on your own network or on this machine. Cloud metadata addresses stay refused even
+then. ``allow_networks`` lets chosen networks through (metadata included, if you ask for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ..errors import InvalidArgument, RedischedError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean...
+        "169.254.170.2",  # AWS ECS task metadata
+        "169.254.170.23",  # AWS EKS pod identity
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+        "fd00:ec2::23",  # AWS EKS pod identity over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud
+    )
+)
+METADATA_HOSTS = frozenset(
+    {"metadata", "metadata.google.internal", "metadata.goog", "instance-data",
+     "instance-data.ec2.internal", "metadata.azure.internal"}
+)  # fmt: skip
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class TargetRefused(RedischedError, OSError):
+    """A webhook target address is not allowed by the policy; nothing was sent to it."""
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPolicy:
+    """Which addresses webhook requests may reach.
+
+    Attributes:
+        allow_private: also allow private, loopback, link-local and other non-public
+            addresses (not cloud metadata).
+        allow_networks: networks always allowed, whatever else this policy says.
+    """
+
+    allow_private: bool = False
+    allow_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def of(cls, allow_private: bool = False, allow_networks: Iterable[str] = ()) -> TargetPolicy:
+        """A policy from plain values; networks as strings such as ``"10.1.0.0/16"``."""
+        networks = []
+        for index, text in enumerate(allow_networks):
+            try:
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError as exc:
+                raise InvalidArgument(f"allow_networks[{index}]", str(exc)) from None
+        return cls(bool(allow_private), tuple(networks))
+
+    def problem(self, address: IPAddress) -> str | None:
+        """Why ``address`` is refused, or None when it is allowed."""
+        if any(address in net for net in self.allow_networks if net.version == address.version):
+            return None
+        if isinstance(address, ipaddress.IPv6Address):
+            inner = _embedded_ipv4(address)
+            if inner is not None:
+                reason = self.problem(inner)
+                return None if reason is None else f"{address} embeds {inner}: {reason}"
+        if address in METADATA_ADDRESSES:
+            return f"{address} is a cloud metadata address"
+        if self.allow_private:
+            return None
+        for flag, kind in (
+            ("is_loopback", "loopback"),
+            ("is_link_local", "link-local"),
+            ("is_multicast", "multicast"),
+            ("is_unspecified", "unspecified"),
+            ("is_reserved", "reserved"),
+            ("is_private", "private"),
+        ):
+            if getattr(address, flag):
+                return f"{address} is a {kind} address"
+        if not address.is_global:
+            return f"{address} is not a public address"
+        return None
+
+    def check_address(self, address: str) -> None:
+        """Raise TargetRefused unless the IP address (text) is allowed."""
+        try:
+            parsed = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            raise TargetRefused(f"webhook target {address!r} is not an IP address") from None
+        reason = self.problem(parsed)
+        if reason is not None:
+            raise TargetRefused(f"webhook target refused: {reason}")
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+async def check_url(url: str, policy: TargetPolicy, *, argument: str = "webhook.url") -> None:
+    """Refuse a webhook URL whose host is, or resolves to, an address the policy refuses.
+
+    Run at configuration time (e.g. in the API's topic PATCH). Connect-time checks still apply
+    later, since DNS answers change.
+
+    Raises:
+        InvalidArgument: naming ``argument``, with the reason.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidArgument(argument, "must be an http:// or https:// URL with a host")
+    name = host.rstrip(".").lower()
+    if name in METADATA_HOSTS:
+        raise InvalidArgument(argument, f"{host} is a cloud metadata host")
+    literal = _literal(name)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise InvalidArgument(argument, f"has a bad port: {exc}") from None
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                name, port, type=socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError) as exc:
+            raise InvalidArgument(argument, f"host {host} does not resolve: {exc}") from None
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    for address in addresses:
+        reason = policy.problem(address)
+        if reason is not None:
+            raise InvalidArgument(
+                argument, f"{reason} (set allow_private_webhooks to allow such targets)"
+            )
+
+
+def guarded_connector(policy: TargetPolicy, **options: Any) -> aiohttp.TCPConnector:
+    """An aiohttp connector that refuses, before creating the socket, any address the policy
+    refuses: the connect-time check, applied to every connection the session opens.
+
+    Args:
+        policy: the target policy.
+        options: more TCPConnector options (``limit``, ``keepalive_timeout``...).
+    """
+
+    def socket_factory(addr_info: Any) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        policy.check_address(str(sockaddr[0]))
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return aiohttp.TCPConnector(socket_factory=socket_factory, **options)

@@ -1,0 +1,92 @@
+-- limit: return finished delivery slots, then grant new ones under the topic's limits.
+-- KEYS[1] slots zset
+-- KEYS[2] bucket hash
+-- KEYS[3] meta hash
+-- KEYS[4] scheduled zset
+-- KEYS[5] ready zset
+-- KEYS[6] reserved zset
+-- KEYS[7] wake channel
+-- ARGV[1] now_ms int|empty
+-- ARGV[2] want int
+-- ARGV[3] hold_ms int
+-- ARGV[4] slot string...
+-- Returns: [now_ms, granted, retry_ms, next_due_ms, next_timeout_ms, slot...]. The slots of
+--   ARGV[4..] (from earlier grants) are freed first; then up to want deliveries are granted,
+--   no more than the due jobs (ready, or scheduled with run_at <= now), and within the meta
+--   hash's concurrency (slots held at once across every process; each granted slot is named
+--   and held until freed or for hold_ms, so a crashed holder's slots come back) and rate
+--   (deliveries per second: a token bucket holding at most max(1, rate / 10) tokens). A paused
+--   topic grants nothing. retry_ms: when granted < want because of a limit, the ms after which
+--   asking again may succeed (rate: the next token; concurrency: the earliest slot expiry, and
+--   the next freeing of a slot publishes on the wake channel); else -1. next_due_ms is the
+--   earliest scheduled run_at and next_timeout_ms the earliest reservation deadline, -1 when
+--   none. Slot names are returned only when a concurrency limit is set.
+-- Complexity: O((F + G) log S + log M) for F freed and G granted slots out of S held.
+local slots_key, bucket_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
+local scheduled_key, ready_key, reserved_key, wake_channel = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local want, hold = tonumber(ARGV[2]), tonumber(ARGV[3])
+if not want or want < 0 or not hold or hold < 1 then
+  return redis.error_reply('ERR limit: want must be >= 0 and hold_ms >= 1')
+end
+
+local function earliest(key)
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(head[2]) or -1
+end
+
+local freed = {}
+for i = 4, #ARGV, 1 do freed[#freed + 1] = ARGV[i] end
+if #freed > 0 and redis.call('ZREM', slots_key, unpack(freed)) > 0
+    and redis.call('HDEL', bucket_key, 'waiting') == 1 then
+  redis.call('PUBLISH', wake_channel, '0')
+end
+redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', now)
+
+local config = redis.call('HMGET', meta_key, 'concurrency', 'rate', 'paused')
+local concurrency, rate = tonumber(config[1]), tonumber(config[2])
+local granted, retry, crowded = want, -1, false
+if config[3] == '1' then granted = 0 end
+if granted > 0 then
+  local due = redis.call('ZCARD', ready_key) + redis.call('ZCOUNT', scheduled_key, '-inf', now)
+  granted = math.min(granted, due)
+end
+if concurrency and granted > 0 then
+  local free = math.max(0, concurrency - redis.call('ZCARD', slots_key))
+  if free < granted then
+    granted, crowded = free, true
+    redis.call('HSET', bucket_key, 'waiting', '1')
+  end
+end
+if rate and granted > 0 then
+  local burst = math.max(1, rate / 10)
+  local state = redis.call('HMGET', bucket_key, 'tokens', 'at')
+  local tokens, at = tonumber(state[1]) or burst, tonumber(state[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+  if tokens < granted then
+    granted = math.floor(tokens)
+    local wait = math.max(1, math.ceil((granted + 1 - tokens) * 1000 / rate))
+    if retry < 0 or wait < retry then retry = wait end
+  end
+  redis.call('HSET', bucket_key, 'tokens', tostring(tokens - granted), 'at', now)
+end
+
+local names = {}
+if concurrency and granted > 0 then
+  local seq = redis.call('HINCRBY', bucket_key, 'seq', granted) - granted
+  for i = 1, granted do
+    names[i] = tostring(seq + i)
+    redis.call('ZADD', slots_key, now + hold, names[i])
+  end
+end
+if crowded then
+  local expiry = math.max(1, earliest(slots_key) - now)
+  if retry < 0 or expiry < retry then retry = expiry end
+end
+local reply = {now, granted, retry, earliest(scheduled_key), earliest(reserved_key)}
+for i = 1, #names do reply[#reply + 1] = names[i] end
+return reply

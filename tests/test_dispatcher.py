@@ -1,0 +1,454 @@
+"""The push dispatcher against a real Redis and a real loopback webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from redisched import AsyncClient, JobState
+from redisched.http.dispatch_metrics import Outcome
+from redisched.http.dispatcher import Dispatcher
+from redisched.http.signing import verify
+from redisched.wakeup import Wakeups
+
+SECRET = "whsec_" + base64.b64encode(b"the-current-secret").decode()
+OLD_SECRET = "an-old-raw-secret"
+
+
+@dataclass
+class Call:
+    """One request the receiver got."""
+
+    at: float
+    payload: dict[str, Any]
+    headers: dict[str, str]
+    raw: bytes
+    request: web.Request
+
+
+Behaviour = Callable[["Receiver", Call], Awaitable[web.StreamResponse]]
+
+
+async def ok(receiver: Receiver, call: Call) -> web.StreamResponse:
+    return web.Response(status=200)
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on a free loopback port that records what it got."""
+
+    behaviour: Behaviour = ok
+    calls: list[Call] = field(default_factory=list)
+    successes: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    port: int = 0
+    runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def start(self) -> Receiver:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+        return self
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        call = Call(time.monotonic(), json.loads(raw), dict(request.headers), raw, request)
+        self.calls.append(call)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            response = await self.behaviour(self, call)
+        finally:
+            self.in_flight -= 1
+        if 200 <= response.status < 300 and response.status != 202:
+            self.successes[call.payload["id"]] += 1
+        return response
+
+    def of(self, job_id: str) -> list[Call]:
+        return [c for c in self.calls if c.payload["id"] == job_id]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A started receiver; set ``receiver.behaviour`` to change its answers."""
+    r = await Receiver().start()
+    yield r
+    assert r.runner is not None
+    await r.runner.cleanup()
+
+
+@dataclass
+class Recorded:
+    """A metrics recorder for the tests."""
+
+    outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+
+    def delivery(self, topic: str, outcome: Outcome, seconds: float) -> None:
+        self.outcomes.append((topic, outcome))
+
+    def lag(self, topic: str, seconds: float) -> None:
+        self.lags.append(seconds)
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own, so that its dispatchers see only its topics."""
+    return f"rsd-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def client(redis_url: str, prefix: str) -> AsyncIterator[AsyncClient]:
+    """An async client on the server clock, under the test's prefix."""
+    async with AsyncClient.from_url(redis_url, prefix=prefix) as c:
+        yield c
+
+
+@pytest.fixture
+async def dispatchers(
+    redis_url: str, prefix: str
+) -> AsyncIterator[Callable[..., Awaitable[Dispatcher]]]:
+    """Start dispatchers (each with its own connections, like separate processes)."""
+    started: list[tuple[Dispatcher, Wakeups, AsyncClient]] = []
+
+    async def start(**options: Any) -> Dispatcher:
+        c = AsyncClient.from_url(redis_url, prefix=prefix)
+        wakeups = Wakeups(c.redis, prefix=prefix)  # type: ignore[arg-type]
+        options.setdefault("allow_private_webhooks", True)
+        options.setdefault("refresh_interval", 0.2)
+        dispatcher = Dispatcher(c, wakeups, **options)
+        await dispatcher.start()
+        started.append((dispatcher, wakeups, c))
+        return dispatcher
+
+    yield start
+    for dispatcher, wakeups, c in started:
+        await dispatcher.stop()
+        await wakeups.close()
+        await c.close()
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until ``check()`` is true, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+async def drained(client: AsyncClient, topic: str) -> bool:
+    stats = await client.stats(topic)
+    return stats.scheduled + stats.ready + stats.reserved == 0
+
+
+async def configure(client: AsyncClient, topic: str, receiver: Receiver, **options: Any) -> None:
+    webhook = {"url": receiver.url, "secrets": [SECRET], "timeout": 2.0}
+    webhook.update(options.pop("webhook", {}))
+    await client.configure(topic, webhook=webhook, **options)
+
+
+# -- delivery and the request ------------------------------------------------------------------
+
+
+async def test_due_job_is_posted_signed_and_acked(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    await configure(client, topic, receiver, webhook={"secrets": [SECRET, OLD_SECRET]})
+    metrics = Recorded()
+    await dispatchers(metrics=metrics)
+    await client.put(topic, "order-1", b'{"total": 12.5, "items": ["a"]}')
+    await client.put(topic, "raw", b"\xff\x00 not json")
+    await until(lambda: drained(client, topic))
+    assert sorted(receiver.successes.items()) == [("order-1", 1), ("raw", 1)]
+    first = receiver.of("order-1")[0]
+    assert first.payload["body"] == {"total": 12.5, "items": ["a"]}
+    assert first.payload["topic"] == topic
+    assert (first.payload["attempt"], first.payload["version"]) == (1, 1)
+    assert first.payload["token"] and first.payload["run_at"].endswith("Z")
+    raw_body = receiver.of("raw")[0].payload["body"]["$base64"]
+    assert base64.b64decode(raw_body) == b"\xff\x00 not json"
+    for call in receiver.calls:  # either secret verifies during the rotation
+        verify(call.raw, call.headers, SECRET)
+        verify(call.raw, call.headers, [OLD_SECRET])
+        assert call.headers["Content-Type"] == "application/json"
+    assert [o for _, o in metrics.outcomes] == [Outcome.ACKED, Outcome.ACKED]
+    assert len(metrics.lags) == 2 and all(-1 < lag < 5 for lag in metrics.lags)
+
+
+async def test_future_job_is_delivered_when_due_without_polling(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    await configure(client, topic, receiver)
+    await dispatchers()
+    await asyncio.sleep(0.3)  # the topic task is idle now
+    put_at = time.monotonic()
+    await client.put(topic, "soon", b"1", delay=0.6)
+    await client.put(topic, "now", b"2")
+    await until(lambda: drained(client, topic))
+    arrivals = {c.payload["id"]: c.at - put_at for c in receiver.calls}
+    assert arrivals["now"] < 0.3  # a wake-up, not a poll interval
+    assert 0.58 <= arrivals["soon"] < 1.0  # on time by the server clock, not early
+
+
+# -- failures, retries, dead -------------------------------------------------------------------
+
+
+async def test_failed_deliveries_back_off_then_the_job_dies_with_the_reason(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    async def failing(r: Receiver, call: Call) -> web.StreamResponse:
+        return web.Response(status=500, text="database is down")
+
+    receiver.behaviour = failing
+    await configure(client, topic, receiver, backoff=0.2, backoff_max=10)
+    await dispatchers()
+    await client.put(topic, "j", b"{}", max_attempts=4)
+    await until(lambda: drained(client, topic))
+    job = await client.get(topic, "j")
+    assert job is not None and job.state is JobState.DEAD and job.attempts == 4
+    assert job.last_error == "webhook answered HTTP 500: database is down"
+    times = [c.at for c in receiver.of("j")]
+    assert [c.payload["attempt"] for c in receiver.of("j")] == [1, 2, 3, 4]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    for gap, ceiling in zip(gaps, (0.2, 0.4, 0.8), strict=True):
+        assert ceiling * 0.8 - 0.02 <= gap <= ceiling + 0.5, gaps  # 20% jitter, margins
+
+
+async def test_retry_after_is_honoured(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    async def busy_once(r: Receiver, call: Call) -> web.StreamResponse:
+        if len(r.of(call.payload["id"])) == 1:
+            return web.Response(status=429, headers={"Retry-After": "1"})
+        return web.Response(status=204)
+
+    receiver.behaviour = busy_once
+    await configure(client, topic, receiver, backoff=0.01)
+    await dispatchers()
+    await client.put(topic, "j", b"{}")
+    await until(lambda: drained(client, topic))
+    first, second = receiver.of("j")
+    assert 0.98 <= second.at - first.at < 2.0
+    assert second.payload["attempt"] == 2
+
+
+async def test_every_job_is_delivered_or_dead_with_a_flaky_receiver(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    chance = random.Random(7)
+
+    async def flaky(r: Receiver, call: Call) -> web.StreamResponse:
+        roll = chance.random()
+        if roll < 0.12:
+            return web.Response(status=503, text="overloaded")  # no Retry-After: backoff
+        if roll < 0.22:
+            await asyncio.sleep(1.0)  # longer than the webhook timeout
+            return web.Response(status=500)
+        if roll < 0.32:
+            assert call.request.transport is not None
+            call.request.transport.abort()  # a connection reset, no answer
+            return web.Response(status=599)
+        return web.Response(status=200)
+
+    receiver.behaviour = flaky
+    await configure(
+        client, topic, receiver, webhook={"timeout": 0.3}, backoff=0.02, backoff_max=0.1
+    )
+    metrics = Recorded()
+    await dispatchers(metrics=metrics)
+    await dispatchers()
+    ids = [f"job-{i}" for i in range(150)]
+    await client.put_many(topic, [(i, json.dumps({"n": i}).encode()) for i in ids], max_attempts=4)
+    await until(lambda: drained(client, topic), timeout=40)
+    dead = {job.id for job in (await client.jobs(topic, "dead", limit=1000)).jobs}
+    delivered = set(receiver.successes)
+    assert delivered | dead == set(ids) and not delivered & dead
+    assert all(n == 1 for n in receiver.successes.values())  # no double delivery
+    for job_id in dead:
+        job = await client.get(topic, job_id)
+        assert job is not None and job.attempts == 4 and job.last_error
+        assert len(receiver.of(job_id)) == 4
+    kinds = Counter(o for _, o in metrics.outcomes)
+    assert kinds[Outcome.RETRIED] > 0 and kinds[Outcome.ACKED] > 0
+
+
+# -- 202: the receiver finishes later ---------------------------------------------------------
+
+
+async def test_202_leaves_the_job_reserved_until_the_receiver_acks(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    async def accepted(r: Receiver, call: Call) -> web.StreamResponse:
+        return web.Response(status=202)
+
+    receiver.behaviour = accepted
+    await configure(client, topic, receiver)
+    metrics = Recorded()
+    await dispatchers(metrics=metrics)
+    await client.put(topic, "long", b"{}", ttr=30)
+    await until(lambda: asyncio.sleep(0, bool(metrics.outcomes)))
+    await asyncio.sleep(0.3)
+    job = await client.get(topic, "long")
+    assert job is not None and job.state is JobState.RESERVED
+    assert job.reserved_until is not None and job.reserved_until.timestamp() > time.time() + 25
+    assert len(receiver.calls) == 1 and metrics.outcomes == [(topic, Outcome.ACCEPTED)]
+    token = receiver.calls[0].payload["token"]
+    await client.ack(SimpleNamespace(topic=topic, id="long", token=token))
+    assert await client.get(topic, "long") is None
+
+
+# -- limits across processes ------------------------------------------------------------------
+
+
+async def test_concurrency_limit_holds_across_two_dispatchers(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    async def slow(r: Receiver, call: Call) -> web.StreamResponse:
+        await asyncio.sleep(0.05)
+        return web.Response(status=200)
+
+    receiver.behaviour = slow
+    await configure(client, topic, receiver, concurrency=3)
+    await dispatchers(concurrency=10)
+    await dispatchers(concurrency=10)
+    await client.put_many(topic, [(f"j{i}", b"{}") for i in range(60)])
+    started = time.monotonic()
+    await until(lambda: drained(client, topic), timeout=20)
+    assert receiver.max_in_flight in (2, 3)
+    assert time.monotonic() - started >= 60 * 0.05 / 3 * 0.9
+    assert len(receiver.successes) == 60 and set(receiver.successes.values()) == {1}
+
+
+async def test_rate_limit_holds_across_two_dispatchers(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    await configure(client, topic, receiver, rate=20.0)  # a burst of 2, then 20/s
+    await dispatchers()
+    await dispatchers()
+    await client.put_many(topic, [(f"j{i}", b"{}") for i in range(30)])
+    await until(lambda: drained(client, topic), timeout=20)
+    times = sorted(c.at for c in receiver.calls)
+    assert len(times) == 30
+    assert times[-1] - times[0] >= (30 - 2) / 20 * 0.9
+    for i, start in enumerate(times):  # no second holds more than the rate plus the burst
+        assert sum(1 for t in times[i:] if t < start + 1.0) <= 20 + 2 + 1
+
+
+async def test_two_dispatchers_never_deliver_a_job_twice(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    await configure(client, topic, receiver)
+    await dispatchers()
+    await dispatchers()
+    await client.put_many(topic, [(f"j{i}", b"{}") for i in range(300)])
+    await until(lambda: drained(client, topic), timeout=20)
+    assert len(receiver.calls) == 300 and set(receiver.successes.values()) == {1}
+
+
+# -- targets (SSRF) ---------------------------------------------------------------------------
+
+
+async def test_private_target_is_refused_at_connect_time(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    await configure(client, topic, receiver, backoff=0.01)  # stored without a config check
+    await dispatchers(allow_private_webhooks=False)
+    await client.put(topic, "j", b"{}", max_attempts=2)
+    await until(lambda: drained(client, topic))
+    job = await client.get(topic, "j")
+    assert job is not None and job.state is JobState.DEAD
+    assert job.last_error is not None and "webhook target refused" in job.last_error
+    assert "loopback" in job.last_error
+    assert receiver.calls == []  # nothing reached the receiver
+
+
+async def test_redirects_are_not_followed(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    async def redirect(r: Receiver, call: Call) -> web.StreamResponse:
+        return web.Response(status=307, headers={"Location": "http://169.254.169.254/latest/"})
+
+    receiver.behaviour = redirect
+    connections: list[str] = []
+
+    async def on_request(session: object, context: object, params: Any) -> None:
+        connections.append(str(params.url.host))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request)
+    await configure(client, topic, receiver, backoff=0.01)
+    await dispatchers(
+        allow_private_webhooks=False, allow_networks=["127.0.0.1/32"], trace_configs=[trace]
+    )
+    await client.put(topic, "j", b"{}", max_attempts=1)
+    await until(lambda: drained(client, topic))
+    job = await client.get(topic, "j")
+    assert job is not None and job.state is JobState.DEAD
+    assert job.last_error == (
+        "webhook answered HTTP 307 redirect to 'http://169.254.169.254/latest/', not followed"
+    )
+    assert connections == ["127.0.0.1"] and len(receiver.calls) == 1
+
+
+# -- lifecycle --------------------------------------------------------------------------------
+
+
+async def test_topics_and_settings_are_picked_up_and_dropped(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    dispatcher = await dispatchers()
+    await client.put(topic, "pull-only", b"{}")
+    await dispatcher.refresh()
+    assert dispatcher.topics == []  # no webhook: left to pull consumers
+    await configure(client, topic, receiver)
+    await until(lambda: asyncio.sleep(0, topic in dispatcher.topics))
+    await until(lambda: drained(client, topic))
+    await client.configure(topic, webhook=None)
+    await dispatcher.refresh()
+    await client.put(topic, "after", b"{}")
+    await asyncio.sleep(0.3)
+    assert dispatcher.topics == [] and (await client.get(topic, "after")) is not None
+
+
+async def test_stop_gives_back_jobs_whose_delivery_did_not_finish(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    async def hanging(r: Receiver, call: Call) -> web.StreamResponse:
+        await asyncio.sleep(3)
+        return web.Response(status=200)
+
+    receiver.behaviour = hanging
+    await configure(client, topic, receiver, webhook={"timeout": 5.0})
+    dispatcher = await dispatchers(grace=0.2)
+    await client.put(topic, "j", b"{}")
+    await until(lambda: asyncio.sleep(0, bool(receiver.calls)))
+    started = time.monotonic()
+    await dispatcher.stop()
+    assert time.monotonic() - started < 2.0
+    job = await client.get(topic, "j")
+    assert job is not None and job.state is JobState.READY
+    assert job.last_error == "dispatcher stopped during delivery"
