@@ -124,6 +124,13 @@ def pull(note: str, now: int = NOW, promote_limit: int | str = 1000) -> dict[str
     return call(note, "pull", now_ms=now, promote_limit=promote_limit)
 
 
+def limit(
+    note: str, now: int = NOW, want: int = 1, hold: int = SECOND, slots: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A request for delivery slots, freeing ``slots`` first."""
+    return call(note, "limit", now_ms=now, want=want, hold_ms=hold, slot=list(slots))
+
+
 def stats(note: str, now: int = NOW) -> dict[str, Any]:
     """The topic's counters."""
     return call(note, "stats", now_ms=now)
@@ -411,6 +418,25 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         jobs("dead", "dead"),
         jobs("unknown state: error", "gone"),
         jobs("limit 0: error", "ready", limit=0),
+    ]),
+    "limit": ("delivery slots: no more than the due jobs, then concurrency, then rate", [
+        limit("no due job: nothing granted", want=3),
+        put("three ready jobs", ("a", "x"), ("b", "y"), ("c", "z")),
+        put("one due at +5 s", ("later", "x"), delay=5 * S),
+        limit("no limits: as many as are due, no slot names", want=5),
+        meta("at most 2 deliveries at once", concurrency=2),
+        limit("2 of 3 granted, in named slots held 1 s; retry as one expires", want=3),
+        limit("no free slot: retry when the first slot expires", want=1),
+        limit("freeing slot 1 grants one more", want=1, slots=("1",)),
+        limit("at +1 s the held slots expired", now=NOW + S, want=2),
+        meta("a rate of 20/s: a bucket of 2 tokens", concurrency=100, rate=20),
+        limit("the bucket holds 2: retry in 50 ms for the third", now=NOW + 2 * S, want=3),
+        limit("25 ms later half a token: nothing, retry in 25 ms", now=NOW + 2 * S + 25),
+        limit("50 ms later one token", now=NOW + 2 * S + 50),
+        call("pause", "pause"),
+        limit("a paused topic gets nothing", now=NOW + 3 * S),
+        limit("want -1: error", want=-1),
+        limit("hold_ms 0: error", hold=0),
     ]),
     "bad_arguments": ("caller bugs get an error reply and change nothing", [
         put("a job", ("j", "x")),
