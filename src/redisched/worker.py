@@ -136,6 +136,7 @@ class Worker:
         self._stop_requested = False
         self._force_requested = False
         self._clock = ServerClock()
+        self._serving = asyncio.Event()
 
     # -- control ----------------------------------------------------------------------------
 
@@ -156,11 +157,18 @@ class Worker:
             self._force_requested = True
         self._stop_requested = True
         if self._loop is not None:
-            self._wake_up.set()
-            if self._force_requested:
-                self._force.set()
-            for topic in self._topics.values():
-                topic.kick.set()
+            self._announce_stop()
+
+    def _announce_stop(self) -> None:
+        self._wake_up.set()
+        if self._force_requested:
+            self._force.set()
+        for topic in self._topics.values():
+            topic.kick.set()
+
+    async def wait_started(self) -> None:
+        """Return once ``run()`` serves: subscribed to wake-ups, so no put goes unnoticed."""
+        await self._serving.wait()
 
     @property
     def stopping(self) -> bool:
@@ -191,6 +199,7 @@ class Worker:
         self._touches: set[asyncio.Task[None]] = set()
         self._starved: list[_Topic] = []
         self._min_ttr = 3600.0
+        self._shorter_ttr = asyncio.Event()
         self._failure: BaseException | None = None
         self._alarm = Alarm()
         self._executor: ThreadPoolExecutor | None = None
@@ -224,8 +233,9 @@ class Worker:
                 "worker serving %s with concurrency %d",
                 ", ".join(self._topics), self._concurrency,
             )  # fmt: skip
-            if self._stop_requested:
-                self._request_stop()
+            self._serving.set()
+            if self._stop_requested:  # stop() came before run()
+                self._announce_stop()
             await self._wake_up.wait()
             await self._shutdown(loops, runners)
         finally:
@@ -240,6 +250,8 @@ class Worker:
                 self._executor.shutdown(wait=False, cancel_futures=True)
             if owns_wakeups:
                 await wakeups.close()
+            self._serving.clear()
+            self._stop_requested = self._force_requested = False
             self._loop = None
         if self._failure is not None:
             raise RedischedError(f"worker task failed: {self._failure!r}") from self._failure
@@ -290,7 +302,8 @@ class Worker:
         for task in runners:
             task.cancel()
         await asyncio.gather(*runners, return_exceptions=True)
-        unfinished = [a for a in self._active if not a.lost]
+        # Interrupted handlers, and jobs leased but never started:
+        unfinished = [a for a in (*self._interrupted, *self._active) if not a.lost]
         if unfinished:
             log.warning("releasing %d jobs that did not finish in time", len(unfinished))
             await asyncio.gather(
@@ -439,6 +452,7 @@ class Worker:
             ttr = self._ttr or job.ttr
             if ttr < self._min_ttr:
                 self._min_ttr = ttr
+                self._shorter_ttr.set()  # the heartbeat must tick faster
             attempt = _Attempt(job, topic, ttr, now + ttr / 2)
             add(attempt)
             put(attempt)
@@ -462,7 +476,8 @@ class Worker:
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is None or task.cancelling():
-                raise  # the worker is stopping: the attempt is released by _shutdown
+                self._interrupted.append(attempt)  # the worker stops: _shutdown releases it
+                raise
             await self._release(attempt, self._retry_delay(attempt), _describe(exc))
         except Exception as exc:
             await self._release(attempt, self._retry_delay(attempt), _describe(exc))
@@ -516,7 +531,10 @@ class Worker:
     async def _heartbeat(self) -> None:
         """Extend the reservation of every handler that has run for half its ttr."""
         while True:
-            await asyncio.sleep(min(1.0, max(0.01, self._min_ttr / 4)))
+            self._shorter_ttr.clear()
+            with contextlib.suppress(TimeoutError):
+                tick = min(1.0, max(0.01, self._min_ttr / 4))
+                await asyncio.wait_for(self._shorter_ttr.wait(), tick)
             now = time.monotonic()
             for attempt in [a for a in self._active if a.touch_at <= now and not a.lost]:
                 attempt.touch_at = now + attempt.ttr / 2

@@ -1,0 +1,493 @@
+"""The Worker in this process against a real Redis: acks, retries, timing, stop, stale leases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import statistics
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis
+
+from redisched import AsyncClient, Backoff, InvalidArgument, Job, JobState, Retry, Worker
+from redisched.worker import STOPPED_ERROR
+from tests.conftest import FakeClock
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient.from_url(redis_url) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def serving(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``worker`` in the background; stop it (gracefully) on the way out."""
+    task = asyncio.create_task(worker.run())
+    started = asyncio.create_task(worker.wait_started())
+    await asyncio.wait({task, started}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        started.cancel()
+        task.result()
+    assert started.done(), "the worker did not start"
+    try:
+        yield task
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+
+
+def new_worker(client: AsyncClient, handlers: dict[str, Any], **options: Any) -> Worker:
+    return Worker(client, handlers, handle_signals=False, **options)
+
+
+async def wait_until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+def evalsha_calls(raw_redis: redis.Redis) -> int:
+    return int(raw_redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_async_and_sync_handlers_ack_every_job_once(client: AsyncClient, topic: str) -> None:
+    seen: dict[str, list[str]] = {"async": [], "sync": []}
+    loop_thread = threading.get_ident()
+    threads = set()
+
+    async def on_async(job: Job) -> None:
+        seen["async"].append(job.id)
+
+    def on_sync(job: Job) -> None:
+        threads.add(threading.get_ident())
+        seen["sync"].append(job.id)
+
+    await client.put_many(f"{topic}-a", [(f"a{i}", b"x") for i in range(60)])
+    await client.put_many(f"{topic}-s", [(f"s{i}", b"x") for i in range(60)])
+    worker = new_worker(client, {f"{topic}-a": on_async, f"{topic}-s": on_sync}, concurrency=8)
+    async with serving(worker):
+
+        async def all_acked() -> bool:
+            a, s = await client.stats(f"{topic}-a"), await client.stats(f"{topic}-s")
+            return a.total_acked == 60 and s.total_acked == 60
+
+        await wait_until(all_acked)
+    assert sorted(seen["async"]) == sorted(f"a{i}" for i in range(60))
+    assert sorted(seen["sync"]) == sorted(f"s{i}" for i in range(60))
+    assert threads and loop_thread not in threads  # sync handlers ran in the pool
+    for name in (f"{topic}-a", f"{topic}-s"):
+        stats = await client.stats(name)
+        assert (stats.ready, stats.reserved, stats.total_released) == (0, 0, 0)
+
+
+async def test_concurrency_is_shared_by_all_topics(client: AsyncClient, topic: str) -> None:
+    running, peak = 0, 0
+
+    async def handler(job: Job) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+
+    for name in (f"{topic}-1", f"{topic}-2"):
+        await client.put_many(name, [(str(i), b"") for i in range(30)])
+    worker = new_worker(client, {f"{topic}-1": handler, f"{topic}-2": handler}, concurrency=3)
+    async with serving(worker):
+
+        async def drained() -> bool:
+            one, two = await client.stats(f"{topic}-1"), await client.stats(f"{topic}-2")
+            return one.total_acked + two.total_acked == 60
+
+        await wait_until(drained)
+    assert peak == 3
+
+
+async def test_batches_need_far_fewer_commands_than_reserve_plus_ack(
+    client: AsyncClient, topic: str, raw_redis: redis.Redis
+) -> None:
+    async def handler(job: Job) -> None:
+        pass
+
+    await client.put_many(topic, [(str(i), b"x" * 100) for i in range(1000)])
+    before = evalsha_calls(raw_redis)
+    async with serving(new_worker(client, {topic: handler}, concurrency=200)):
+
+        async def drained() -> bool:
+            return (await client.stats(topic)).total_acked == 1000
+
+        await wait_until(drained)
+    # reserve + ack per job would be 2000 scripts; ack+lease of up to 200 jobs is 2 per batch
+    assert evalsha_calls(raw_redis) - before < 200
+
+
+async def test_failures_back_off_exponentially_then_the_job_dies(
+    client: AsyncClient, topic: str
+) -> None:
+    failed_at: list[float] = []
+    started_at: list[float] = []
+
+    async def handler(job: Job) -> None:
+        started_at.append(time.monotonic())
+        failed_at.append(time.monotonic())
+        raise ValueError(f"boom {job.attempts}")
+
+    await client.put(topic, "j", b"", max_attempts=3)
+    backoff = Backoff(base=0.2, max=10, jitter=0)
+    async with serving(new_worker(client, {topic: handler}, backoff=backoff)):
+
+        async def dead() -> bool:
+            job = await client.get(topic, "j")
+            return job is not None and job.state is JobState.DEAD
+
+        await wait_until(dead)
+    job = await client.get(topic, "j")
+    assert job is not None and job.attempts == 3
+    assert job.last_error is not None and "ValueError: boom 3" in job.last_error
+    assert "Traceback" in job.last_error
+    assert len(started_at) == 3
+    gaps = [started_at[i + 1] - failed_at[i] for i in range(2)]
+    for gap, expected in zip(gaps, (0.2, 0.4), strict=True):
+        assert expected - 0.002 <= gap <= expected + 0.25, gaps
+
+
+def test_backoff_delays() -> None:
+    backoff = Backoff(base=1, max=30, jitter=0.5)
+    assert [backoff.ceiling(n) for n in (1, 2, 3, 5, 6, 100)] == [1, 2, 4, 16, 30, 30]
+    delays = [backoff.delay(3) for _ in range(200)]
+    assert all(2 <= d <= 4 for d in delays) and max(delays) - min(delays) > 1  # jittered
+
+
+async def test_retry_asks_for_a_specific_delay(client: AsyncClient, topic: str) -> None:
+    starts: list[float] = []
+
+    async def handler(job: Job) -> None:
+        starts.append(time.monotonic())
+        if job.attempts == 1:
+            raise Retry(delay=0.3, reason="not yet")
+
+    await client.put(topic, "j", b"")
+    slow_backoff = Backoff(base=100, max=100)  # a Retry must not fall back to it
+    async with serving(new_worker(client, {topic: handler}, backoff=slow_backoff)):
+
+        async def acked() -> bool:
+            return (await client.stats(topic)).total_acked == 1
+
+        await wait_until(acked)
+    assert len(starts) == 2
+    assert 0.3 <= starts[1] - starts[0] <= 0.3 + 0.25
+    assert await client.get(topic, "j") is None
+
+
+async def test_sync_handler_error_is_kept_as_last_error(client: AsyncClient, topic: str) -> None:
+    def handler(job: Job) -> None:
+        raise KeyError("missing-key")
+
+    await client.put(topic, "j", b"", max_attempts=1)
+    async with serving(new_worker(client, {topic: handler})):
+
+        async def dead() -> bool:
+            return (await client.stats(topic)).dead == 1
+
+        await wait_until(dead)
+    job = await client.get(topic, "j")
+    assert job is not None and job.state is JobState.DEAD
+    assert job.last_error is not None and "KeyError: 'missing-key'" in job.last_error
+
+
+async def test_pause_is_honoured_and_resume_wakes_the_worker(
+    client: AsyncClient, topic: str
+) -> None:
+    ran: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    async def handler(job: Job) -> None:
+        ran.set_result(time.monotonic())
+
+    await client.pause(topic)
+    await client.put(topic, "due", b"")
+    await client.put(topic, "due-later", b"", delay=0.1)
+    async with serving(new_worker(client, {topic: handler}, concurrency=1)):
+        await asyncio.sleep(0.4)
+        assert not ran.done()
+        stats = await client.stats(topic)
+        assert stats.reserved == 0 and stats.total_reserved == 0
+        resumed = time.monotonic()
+        await client.resume(topic)
+        started = await asyncio.wait_for(ran, 5)
+    assert started - resumed < 0.1
+
+
+async def test_a_put_due_now_wakes_a_waiting_worker_within_milliseconds(
+    client: AsyncClient, topic: str
+) -> None:
+    started: asyncio.Queue[float] = asyncio.Queue()
+
+    async def handler(job: Job) -> None:
+        started.put_nowait(time.perf_counter())
+
+    lags = []
+    async with serving(new_worker(client, {topic: handler})):
+        await asyncio.sleep(0.05)  # idle: nothing to lease
+        for i in range(30):
+            put_at = time.perf_counter()
+            await client.put(topic, str(i), b"")
+            lags.append(await asyncio.wait_for(started.get(), 5) - put_at)
+            await asyncio.sleep(0.01)
+    assert statistics.median(lags) < 0.01, lags  # a few ms, not a 100 ms poll
+    assert max(lags) < 0.1, lags
+
+
+async def test_a_future_job_starts_within_milliseconds_of_its_run_at(
+    client: AsyncClient, topic: str
+) -> None:
+    lags: list[float] = []
+
+    async def handler(job: Job) -> None:
+        lags.append(time.time() - job.run_at.timestamp())
+
+    async with serving(new_worker(client, {topic: handler})):
+        now = time.time()
+        for i in range(15):
+            await client.put(topic, str(i), b"", run_at=now + 0.2 + i * 0.037)
+
+        async def all_ran() -> bool:
+            return len(lags) == 15
+
+        await wait_until(all_ran)
+    assert min(lags) >= 0, "never before run_at"
+    assert statistics.median(lags) < 0.005, lags
+    assert max(lags) < 0.05, lags
+
+
+async def test_stop_lets_running_handlers_finish_and_acks_them(
+    client: AsyncClient, topic: str
+) -> None:
+    started, finished = [], []
+
+    async def handler(job: Job) -> None:
+        started.append(job.id)
+        await asyncio.sleep(0.3)
+        finished.append(job.id)
+
+    await client.put_many(topic, [(str(i), b"") for i in range(5)])
+    await client.put(topic, "later", b"", delay=0.5)
+    worker = new_worker(client, {topic: handler}, grace=10)
+    task = asyncio.create_task(worker.run())
+
+    async def all_started() -> bool:
+        return len(started) == 5
+
+    await wait_until(all_started)
+    stopped_at = time.monotonic()
+    worker.stop()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - stopped_at < 1.0
+    assert sorted(finished) == sorted(started)
+    stats = await client.stats(topic)
+    assert (stats.total_acked, stats.reserved, stats.scheduled) == (5, 0, 1)
+    await asyncio.sleep(0.6)
+    assert (await client.get(topic, "later")) is not None  # not leased after the stop
+
+
+async def test_stop_releases_what_does_not_finish_within_grace(
+    client: AsyncClient, topic: str
+) -> None:
+    cancelled = asyncio.Event()
+    started = asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    await client.put(topic, "j", b"")
+    worker = new_worker(client, {topic: handler}, grace=0.2)
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(started.wait(), 5)
+    worker.stop()
+    await asyncio.wait_for(task, 5)
+    assert cancelled.is_set()
+    job = await client.get(topic, "j")
+    assert job is not None and job.state is JobState.READY and job.last_error == STOPPED_ERROR
+
+
+async def test_a_second_stop_skips_the_grace_period(client: AsyncClient, topic: str) -> None:
+    started = asyncio.Event()
+
+    def handler(job: Job) -> None:  # a sync handler cannot be cancelled; it is left behind
+        started_in_loop.call_soon_threadsafe(started.set)
+        time.sleep(1.0)
+
+    started_in_loop = asyncio.get_running_loop()
+    await client.put(topic, "j", b"")
+    worker = new_worker(client, {topic: handler}, grace=30)
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(started.wait(), 5)
+    begun = time.monotonic()
+    worker.stop()
+    await asyncio.sleep(0.05)
+    worker.stop()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - begun < 0.9
+    assert (await client.stats(topic)).ready == 1
+
+
+async def test_a_handler_can_stop_the_worker_from_a_thread(client: AsyncClient, topic: str) -> None:
+    worker: Worker
+
+    def handler(job: Job) -> None:
+        worker.stop()
+
+    await client.put(topic, "j", b"")
+    worker = new_worker(client, {topic: handler})
+    await asyncio.wait_for(worker.run(), 10)
+    assert (await client.stats(topic)).total_acked == 1
+
+
+async def test_long_handlers_keep_their_reservation(client: AsyncClient, topic: str) -> None:
+    deadlines = []
+
+    async def handler(job: Job) -> None:
+        for _ in range(4):
+            await asyncio.sleep(0.25)
+            stored = await client.get(topic, job.id)
+            assert stored is not None
+            deadlines.append(stored.reserved_until)
+
+    await client.put(topic, "long", b"")
+    async with serving(new_worker(client, {topic: handler}, ttr=0.3)):
+
+        async def acked() -> bool:
+            return (await client.stats(topic)).total_acked == 1
+
+        await wait_until(acked)
+    stats = await client.stats(topic)
+    assert (stats.total_reserved, stats.total_requeued) == (1, 0)
+    assert len(set(deadlines)) >= 3  # extended again and again
+
+
+async def test_a_late_ack_after_the_lease_was_lost_is_rejected(
+    client: AsyncClient, topic: str, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        started.set()
+        await release.wait()
+
+    await client.put(topic, "j", b"", ttr=60)
+    # A second worker whose clock is a day ahead sees the first one's lease as expired.
+    other = AsyncClient.from_url(redis_url, clock=FakeClock(time.time() + 86_400))
+    async with other, serving(new_worker(client, {topic: handler}, concurrency=1)):
+        await asyncio.wait_for(started.wait(), 5)
+        assert await other.requeue(topic) == 1
+        second = await other.reserve(topic)
+        assert second is not None and second.attempts == 2
+        with caplog.at_level(logging.WARNING, logger="redisched.worker"):
+            release.set()  # the first handler finishes late: its ack must be rejected
+
+            async def rejected() -> bool:
+                return "ack rejected" in caplog.text
+
+            await wait_until(rejected)
+        assert (await client.get(topic, "j")) is not None  # the late ack changed nothing
+        await other.ack(second)
+    stats = await client.stats(topic)
+    assert stats.total_acked == 1 and await client.get(topic, "j") is None
+
+
+async def test_expired_lease_is_requeued_at_its_deadline_without_polling(
+    client: AsyncClient, topic: str, raw_redis: redis.Redis
+) -> None:
+    ran: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    async def handler(job: Job) -> None:
+        ran.set_result(time.time())
+
+    await client.put(topic, "j", b"", ttr=0.5)
+    crashed = await client.reserve(topic)  # held by a worker that died
+    assert crashed is not None and crashed.reserved_until is not None
+    async with serving(new_worker(client, {topic: handler})):
+        calls = evalsha_calls(raw_redis)
+        started = await asyncio.wait_for(ran, 5)
+        scripts_while_waiting = evalsha_calls(raw_redis) - calls
+    lag = started - crashed.reserved_until.timestamp()
+    assert 0 <= lag < 0.05, lag
+    # no polling while waiting: one requeue, one lease (+ the ack and lease after the run)
+    assert scripts_while_waiting <= 4
+
+
+async def test_an_idle_worker_costs_almost_no_commands(
+    client: AsyncClient, topic: str, raw_redis: redis.Redis
+) -> None:
+    async def handler(job: Job) -> None:
+        pass
+
+    await client.put(topic, "future", b"", delay=3600)
+    async with serving(new_worker(client, {topic: handler}, concurrency=50)):
+        await asyncio.sleep(0.1)
+        before = raw_redis.info("stats")["total_commands_processed"]
+        await asyncio.sleep(1.5)
+        during = raw_redis.info("stats")["total_commands_processed"] - before - 1
+    assert during <= 3, during
+
+
+async def test_stop_before_run_returns_at_once(client: AsyncClient, topic: str) -> None:
+    async def handler(job: Job) -> None:
+        raise AssertionError("nothing should run")
+
+    await client.put(topic, "j", b"")
+    worker = new_worker(client, {topic: handler})
+    worker.stop()
+    await asyncio.wait_for(worker.run(), 5)
+    assert (await client.stats(topic)).ready == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"handlers": {}}, "handlers"),
+        ({"handlers": {"t": "not callable"}}, "handlers['t']"),
+        ({"handlers": {"a{b": print}}, "handlers['a{b']"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": 1.5}, "concurrency"),
+        ({"ttr": 0}, "ttr"),
+        ({"grace": -1}, "grace"),
+        ({"backoff": 3}, "backoff"),
+        ({"client": None}, "client"),
+    ],
+)
+async def test_bad_arguments_name_the_field(
+    client: AsyncClient, options: dict[str, Any], argument: str
+) -> None:
+    kwargs: dict[str, Any] = {"client": client, "handlers": {"t": print}, **options}
+    with pytest.raises(InvalidArgument) as caught:
+        Worker(kwargs.pop("client"), kwargs.pop("handlers"), **kwargs)
+    assert caught.value.argument == argument
+
+
+@pytest.mark.parametrize(
+    ("make", "argument"),
+    [
+        (lambda: Backoff(base=-1), "backoff.base"),
+        (lambda: Backoff(base=5, max=1), "backoff.max"),
+        (lambda: Backoff(jitter=2), "backoff.jitter"),
+        (lambda: Retry(delay=-1), "delay"),
+        (lambda: Retry(delay="soon"), "delay"),
+    ],
+)
+def test_bad_retry_settings_name_the_field(make: Any, argument: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        make()
+    assert caught.value.argument == argument
