@@ -15,7 +15,7 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from .errors import BackendError
-from .models import Job, JobPage, JobState, Lease, PutResult, TopicStats
+from .models import Job, JobPage, JobState, Lease, PutResult, Timeline, TopicStats
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
 from .protocol import Batch, conversation
 from .topic_config import TopicConfig
@@ -95,6 +95,10 @@ class Client:
             return pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
             raise BackendError(f"Redis is unavailable: {exc}") from exc
+
+    def execute(self, call: Call[T]) -> T:
+        """Run a call built with ``self.ops`` (several can be joined into one round trip)."""
+        return self._run(call)
 
     def put(
         self,
@@ -218,6 +222,14 @@ class Client:
         """Counts of the topic's jobs per state, and totals."""
         return self._run(self.ops.stats(topic))
 
+    def timeline(self, topic: str, *, width: float | Any = 60, buckets: int = 60) -> Timeline:
+        """Scheduled jobs falling due per ``width`` seconds over the next ``buckets`` steps."""
+        return self._run(self.ops.timeline(topic, width=width, buckets=buckets))
+
+    def expire(self, topic: str, id: str) -> bool:
+        """End a stuck reservation now, as if its ttr had run out; True if it was reserved."""
+        return self._run(self.ops.expire(topic, id))
+
     def topics(self) -> list[str]:
         """Every topic that has had a put, sorted."""
         return self._run(self.ops.topics())
@@ -309,6 +321,10 @@ class AsyncClient:
             return await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
             raise BackendError(f"Redis is unavailable: {exc}") from exc
+
+    async def execute(self, call: Call[T]) -> T:
+        """Run a call built with ``self.ops`` (several can be joined into one round trip)."""
+        return await self._run(call)
 
     async def put(
         self,
@@ -415,6 +431,14 @@ class AsyncClient:
     async def stats(self, topic: str) -> TopicStats:
         """Counts of the topic's jobs per state, and totals."""
         return await self._run(self.ops.stats(topic))
+
+    async def timeline(self, topic: str, *, width: float | Any = 60, buckets: int = 60) -> Timeline:
+        """Scheduled jobs falling due per ``width`` seconds over the next ``buckets`` steps."""
+        return await self._run(self.ops.timeline(topic, width=width, buckets=buckets))
+
+    async def expire(self, topic: str, id: str) -> bool:
+        """End a stuck reservation now, as if its ttr had run out; True if it was reserved."""
+        return await self._run(self.ops.expire(topic, id))
 
     async def topics(self) -> list[str]:
         """Every topic that has had a put, sorted."""
