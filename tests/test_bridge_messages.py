@@ -43,11 +43,11 @@ def test_body_is_stored_as_compact_json(body: Any, stored: bytes) -> None:
     assert isinstance(command, Put) and command.body == stored
 
 
-def test_body_encodings_for_text_and_binary() -> None:
-    text = parse_json({"topic": "t", "id": "j", "body": "plain", "body_encoding": "utf-8"})
-    binary = parse_json({"topic": "t", "id": "j", "body": "AAH/", "body_encoding": "base64"})
-    assert isinstance(text, Put) and text.body == b"plain"
+def test_base64_marker_stores_bytes_as_the_http_api_does() -> None:
+    binary = parse_json({"topic": "t", "id": "j", "body": {"$base64": "AAH/"}})
     assert isinstance(binary, Put) and binary.body == b"\x00\x01\xff"
+    two_keys = parse_json({"topic": "t", "id": "j", "body": {"$base64": "AAH/", "x": 1}})
+    assert isinstance(two_keys, Put) and two_keys.body == b'{"$base64":"AAH/","x":1}'
 
 
 def test_run_at_as_epoch_or_rfc3339() -> None:
@@ -98,9 +98,9 @@ def test_delete() -> None:
         ({"topic": "t", "id": "j", "replace": "yes"}, "replace"),
         ({"topic": "t", "id": "j", "dealy": 60}, "dealy"),
         ({"topic": "t", "id": "j", "body": "x" * 99}, "body"),
-        ({"topic": "t", "id": "j", "body": 5, "body_encoding": "utf-8"}, "body"),
-        ({"topic": "t", "id": "j", "body": "!!", "body_encoding": "base64"}, "body"),
-        ({"topic": "t", "id": "j", "body": "", "body_encoding": "rot13"}, "body_encoding"),
+        ({"topic": "t", "id": "j", "body": {"$base64": 5}}, "body.$base64"),
+        ({"topic": "t", "id": "j", "body": {"$base64": "!!"}}, "body.$base64"),
+        ({"topic": "t", "id": "j", "body": {"$base64": "A" * 200}}, "body"),
         ({"op": "delete", "topic": "t", "id": "j", "body": 1}, "body"),
         ({"op": "delete", "topic": "t", "id": "j", "delay": 5}, "delay"),
         ({"op": "delete", "topic": "t", "id": "j", "replace": True}, "replace"),

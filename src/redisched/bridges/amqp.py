@@ -28,8 +28,7 @@ import contextlib
 import logging
 import os
 import random
-from collections import defaultdict
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aio_pika
@@ -42,7 +41,9 @@ from aio_pika.abc import (
 
 from ..client import AsyncClient
 from ..errors import BackendError, InvalidArgument
-from .messages import Delete, Put, PutOptions, parse
+from .acks import AckTracker
+from .batch import by_topic, join, rounds
+from .messages import Delete, Put, parse
 from .metrics import BridgeMetrics, NullMetrics
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,9 @@ class AmqpBridge:
         """Set once the queues are declared and the bridge is consuming."""
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._acks = AckTracker()
+        # Bounds the Redis connections used at once (one per topic of a round in flight).
+        self._redis_slots = asyncio.Semaphore(2 * self.settings.concurrency)
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish: safe to call from a signal handler, any number of times."""
@@ -165,7 +169,12 @@ class AmqpBridge:
             queue = await channel.declare_queue(self.settings.queue, durable=True)
             await channel.declare_queue(self.settings.dead_letters, durable=True)
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-            tag = await queue.consume(inbox.put, no_ack=False)
+
+            async def receive(message: AbstractIncomingMessage) -> None:
+                self._acks.received(message)
+                await inbox.put(message)
+
+            tag = await queue.consume(receive, no_ack=False)
             workers = [
                 asyncio.create_task(self._work(inbox, channel))
                 for _ in range(self.settings.concurrency)
@@ -186,7 +195,7 @@ class AmqpBridge:
             if self._inflight:
                 await asyncio.wait(self._inflight, timeout=self.settings.shutdown_grace)
             while not inbox.empty():
-                await _settle(inbox.get_nowait().nack(requeue=True))
+                await self._acks.nack(inbox.get_nowait())
         finally:
             # Anything still unacked goes back to the queue when the channel closes.
             await connection.close()
@@ -230,7 +239,7 @@ class AmqpBridge:
                 log.exception("bridge failed on a batch; returning it to the queue")
                 await self._sleep(1.0)
                 for message in batch:
-                    await _settle(message.nack(requeue=True))
+                    await self._acks.nack(message)
 
     async def _handle(
         self, batch: Sequence[AbstractIncomingMessage], channel: AbstractChannel
@@ -242,18 +251,18 @@ class AmqpBridge:
                 items.append((message, parse(message.body, message.message_id, self.client.ops)))
             except InvalidArgument as exc:
                 await self._dead_letter(message, str(exc), channel)
-        rounds = _rounds(items)
-        for index, round_ in enumerate(rounds):
+        rounds_ = rounds(items)
+        for index, round_ in enumerate(rounds_):
             if not await self._commit(round_, channel):
-                for later in rounds[index + 1 :]:
+                for later in rounds_[index + 1 :]:
                     for message, _ in later:
-                        await _settle(message.nack(requeue=True))
+                        await self._acks.nack(message)
                 return
 
     async def _commit(self, items: list[Item], channel: AbstractChannel) -> bool:
         """Commit a round (ids all distinct), retrying while Redis is down; False if stopped."""
         delay = self.settings.retry_initial
-        pending = _groups(items)
+        pending = by_topic(items)
         while pending:
             outcomes = await asyncio.gather(
                 *(self._apply(group) for group in pending), return_exceptions=True
@@ -267,7 +276,8 @@ class AmqpBridge:
                     for message, _ in group:
                         await self._dead_letter(message, f"internal error: {outcome!r}", channel)
                 else:
-                    await _ack_all(message for message, _ in group)
+                    for message, _ in group:
+                        await self._acks.ack(message)
             pending = failed
             if pending:
                 log.warning(
@@ -278,30 +288,19 @@ class AmqpBridge:
                 if await self._sleep(delay):
                     for group in pending:
                         for message, _ in group:
-                            await _settle(message.nack(requeue=True))
+                            await self._acks.nack(message)
                     return False
                 delay = min(delay * 2, self.settings.retry_max) * random.uniform(0.8, 1.0)
         return True
 
     async def _apply(self, group: list[Item]) -> None:
-        first = group[0][1]
-        if isinstance(first, Delete):
-            await self.client.delete(first.topic, first.id)
-            self.metrics.deleted(1)
-            return
-        assert isinstance(first, Put)
-        options = first.options
-        await self.client.put_many(
-            first.topic,
-            [(command.id, command.body) for _, command in group if isinstance(command, Put)],
-            delay=options.delay,
-            run_at=options.run_at,
-            ttr=options.ttr,
-            priority=options.priority,
-            max_attempts=options.max_attempts,
-            replace=options.replace,
-        )
-        self.metrics.put(len(group))
+        """Commit one topic's commands in one round trip."""
+        async with self._redis_slots:
+            puts, deletes = await self.client.execute(
+                join(self.client.ops, [command for _, command in group])
+            )
+        self.metrics.put(puts)
+        self.metrics.deleted(deletes)
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, reason: str, channel: AbstractChannel
@@ -326,47 +325,7 @@ class AmqpBridge:
         except Exception as exc:  # any failure: keep the original, the broker redelivers it
             log.warning("cannot dead-letter (%s); returning the message to the queue", exc)
             await self._sleep(1.0)
-            await _settle(message.nack(requeue=True))
+            await self._acks.nack(message)
             return
         self.metrics.rejected(1)
-        await _settle(message.ack())
-
-
-def _rounds(items: list[Item]) -> list[list[Item]]:
-    """Split a batch so no (topic, id) repeats within a round: same-id messages keep order."""
-    rounds: list[list[Item]] = [[]]
-    seen: set[tuple[str, str]] = set()
-    for item in items:
-        key = (item[1].topic, item[1].id)
-        if key in seen:
-            rounds.append([])
-            seen = set()
-        seen.add(key)
-        rounds[-1].append(item)
-    return [r for r in rounds if r]
-
-
-def _groups(items: list[Item]) -> list[list[Item]]:
-    """Puts of one topic with equal options form one group; each delete is its own."""
-    puts: dict[tuple[str, PutOptions], list[Item]] = defaultdict(list)
-    groups: list[list[Item]] = []
-    for item in items:
-        command = item[1]
-        if isinstance(command, Put):
-            puts[(command.topic, command.options)].append(item)
-        else:
-            groups.append([item])
-    return [*puts.values(), *groups]
-
-
-async def _ack_all(messages: Iterable[AbstractIncomingMessage]) -> None:
-    for message in messages:
-        await _settle(message.ack())
-
-
-async def _settle(action: Awaitable[None]) -> None:
-    """Ack or nack; on a channel lost meanwhile the broker redelivers, which is harmless."""
-    try:
-        await action
-    except Exception as exc:  # aio-pika raises several types for a closed channel
-        log.debug("ack/nack lost with the channel (%s); the broker will redeliver", exc)
+        await self._acks.ack(message)

@@ -8,10 +8,10 @@ A message is a JSON object::
 ``op`` is ``put`` (the default) or ``delete``; ``id`` may be left out when the AMQP
 ``message_id`` carries it (beware: aio-pika and some other clients set a random message_id
 when the publisher gives none, so a message without an id then becomes a job with a random
-id; put the id in the JSON unless the publisher sets message_id on purpose). ``body`` is any
-JSON value, stored as its compact JSON encoding (absent: an empty body); with
-``"body_encoding": "utf-8"`` a string body is stored as its text, with ``"base64"`` as the
-bytes it encodes. ``delay`` (seconds) or ``run_at`` (epoch seconds or an RFC 3339 time with
+id; put the id in the JSON unless the publisher sets message_id on purpose). ``body`` follows the
+HTTP API's rule (``redisched.http.bodies``): any JSON value, stored as its compact JSON
+encoding; an object whose only key is ``"$base64"`` stores the bytes it encodes; absent, the
+body is empty. ``delay`` (seconds) or ``run_at`` (epoch seconds or an RFC 3339 time with
 offset) set the due time. Anything else is an error.
 
 Every check is the core's own (``redisched.validate``, ``Operations.put``), so a message the
@@ -36,6 +36,7 @@ from ..ops import Operations
 __all__ = ["Delete", "Put", "PutOptions", "parse"]
 
 ERROR_FIELD_PREFIX = "$."
+BASE64_MARKER = "$base64"
 
 
 class _Message(msgspec.Struct, forbid_unknown_fields=True):
@@ -43,7 +44,6 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
     op: Literal["put", "delete"] = "put"
     id: str | None = None
     body: Any = msgspec.UNSET
-    body_encoding: Literal["json", "utf-8", "base64"] = "json"
     delay: float | None = None
     run_at: float | datetime | None = None
     ttr: float | None = None
@@ -100,22 +100,21 @@ def _validation_error(exc: msgspec.ValidationError) -> InvalidArgument:
     return InvalidArgument("message", text)
 
 
-def _body(message: _Message, max_size: int) -> bytes:
-    value = message.body
+def _body(value: Any, max_size: int) -> bytes:
+    """The bytes to store: as the HTTP API does, kept here so the bridge needs no web stack."""
     if value is msgspec.UNSET:
         return b""
-    if message.body_encoding == "json":
-        return validate.body(_ENCODER.encode(value), max_size)
-    if not isinstance(value, str):
-        raise InvalidArgument(
-            "body", f"must be a string with body_encoding {message.body_encoding!r}"
-        )
-    if message.body_encoding == "utf-8":
-        return validate.body(value, max_size)
-    try:
-        return validate.body(base64.b64decode(value, validate=True), max_size)
-    except binascii.Error as exc:
-        raise InvalidArgument("body", f"is not valid base64: {exc}") from None
+    if type(value) is dict and len(value) == 1 and BASE64_MARKER in value:
+        text = value[BASE64_MARKER]
+        if not isinstance(text, str):
+            raise InvalidArgument(f"body.{BASE64_MARKER}", "must be a base64 string")
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument(f"body.{BASE64_MARKER}", "is not valid base64") from None
+    else:
+        data = _ENCODER.encode(value)
+    return validate.body(data, max_size)
 
 
 def parse(data: bytes, message_id: str | None, ops: Operations) -> Put | Delete:
@@ -155,7 +154,7 @@ def parse(data: bytes, message_id: str | None, ops: Operations) -> Put | Delete:
                 "priority" if message.priority else "replace", "is not allowed with op 'delete'"
             )
         return Delete(topic, job_id)
-    body = _body(message, ops.max_body_size)
+    body = _body(message.body, ops.max_body_size)
     options = PutOptions(
         delay=message.delay,
         run_at=message.run_at,

@@ -1,0 +1,76 @@
+"""Batching for bridges (no I/O): split a batch into rounds and join each topic's commands.
+
+A round holds each (topic, id) at most once, so that messages for one id keep their order
+across rounds. Within a round, one topic's commands become one :class:`~redisched.ops.Call`:
+puts with equal options share a ``put_many`` script call, the rest get a call each, and all
+of them travel in a single pipeline (one round trip).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from ..ops import Call, Operations
+from .messages import Delete, Put, PutOptions
+
+__all__ = ["join", "rounds"]
+
+T = TypeVar("T", bound=tuple[Any, Put | Delete])
+
+
+def rounds(items: Sequence[T]) -> list[list[T]]:
+    """Split ``(message, command)`` items, in order, into rounds with no (topic, id) twice."""
+    result: list[list[T]] = []
+    seen: set[tuple[str, str]] = set()
+    for item in items:
+        key = (item[1].topic, item[1].id)
+        if not result or key in seen:
+            result.append([])
+            seen = set()
+        seen.add(key)
+        result[-1].append(item)
+    return result
+
+
+def by_topic(items: Sequence[T]) -> list[list[T]]:
+    """The items grouped by their command's topic, in order of first appearance."""
+    groups: dict[str, list[T]] = defaultdict(list)
+    for item in items:
+        groups[item[1].topic].append(item)
+    return list(groups.values())
+
+
+def join(ops: Operations, commands: Sequence[Put | Delete]) -> Call[tuple[int, int]]:
+    """One call for commands of one topic with distinct ids; it returns (puts, deletes)."""
+    topic = commands[0].topic
+    puts: dict[PutOptions, list[Put]] = defaultdict(list)
+    deletes: list[Delete] = []
+    for command in commands:
+        if command.topic != topic:
+            raise ValueError("join takes the commands of one topic")
+        if isinstance(command, Put):
+            puts[command.options].append(command)
+        else:
+            deletes.append(command)
+    calls: list[Call[Any]] = [
+        ops.put_many(
+            topic, [(put.id, put.body) for put in group], delay=options.delay,
+            run_at=options.run_at, ttr=options.ttr, priority=options.priority,
+            max_attempts=options.max_attempts, replace=options.replace,
+        )
+        for options, group in puts.items()
+    ]  # fmt: skip
+    calls += [ops.delete(topic, delete.id) for delete in deletes]
+    counts = (len(commands) - len(deletes), len(deletes))
+
+    def parse(replies: list[Any]) -> tuple[int, int]:
+        start = 0
+        for call in calls:  # each part checks its own replies
+            call.parse(replies[start : start + len(call.steps)])
+            start += len(call.steps)
+        return counts
+
+    register = next((call.register_topic for call in calls if call.register_topic), None)
+    return Call(tuple(step for call in calls for step in call.steps), parse, register)
