@@ -1,0 +1,150 @@
+"""``redisched worker`` as a process: SIGTERM, grace, env vars, bad handlers, a frozen worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+import redisched
+from redisched import AsyncClient, Job, JobState, Worker
+from redisched.cli import main
+from tests.workerproc import read_until, spawn, wait_for
+
+
+def finish(process: subprocess.Popen[bytes], timeout: float = 15) -> str:
+    """Wait for the process to exit; its log."""
+    return process.communicate(timeout=timeout)[1].decode(errors="replace")
+
+
+def test_sigterm_lets_the_running_job_finish_then_exits_0(redis_url: str, topic: str) -> None:
+    key = f"app-{topic}"
+    raw = redis.Redis.from_url(redis_url)
+    client = redisched.Client.from_url(redis_url)
+    process = spawn(redis_url, key, "slow", "--topic", topic, extra_env={"WORKER_APP_SLOW": "0.5"})
+    read_until(process, "worker serving", 30)
+    client.put(topic, "j", b"")
+    wait_for(lambda: raw.exists(f"{key}:alive:{process.pid}"), 10, "the handler to start")
+    process.send_signal(signal.SIGTERM)
+    log = finish(process)
+    assert process.returncode == 0, log
+    assert raw.lrange(f"{key}:finished", 0, -1) == [b"j"]
+    stats = client.stats(topic)
+    assert (stats.total_acked, stats.reserved, stats.ready) == (1, 0, 0)
+
+
+def test_sigterm_releases_a_job_that_outlasts_the_grace_period(redis_url: str, topic: str) -> None:
+    key = f"app-{topic}"
+    raw = redis.Redis.from_url(redis_url)
+    client = redisched.Client.from_url(redis_url)
+    process = spawn(redis_url, key, "slow", "--topic", topic, "--grace", "0.2",
+                    extra_env={"WORKER_APP_SLOW": "30"})  # fmt: skip
+    read_until(process, "worker serving", 30)
+    client.put(topic, "j", b"")
+    wait_for(lambda: raw.exists(f"{key}:alive:{process.pid}"), 10, "the handler to start")
+    stopped = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    log = finish(process)
+    assert process.returncode == 0, log
+    assert time.monotonic() - stopped < 5
+    job = client.get(topic, "j")
+    assert job is not None and job.state is JobState.READY
+    assert job.last_error == "the worker stopped before the handler finished"
+
+
+def test_options_come_from_environment_variables(redis_url: str, topic: str) -> None:
+    key = f"app-{topic}"
+    client = redisched.Client.from_url(redis_url)
+    env = {"REDISCHED_TOPIC": f"{topic}-1 {topic}-2", "REDISCHED_CONCURRENCY": "3",
+           "REDISCHED_BACKOFF": "0.05"}  # fmt: skip
+    process = spawn(redis_url, key, "failing", extra_env=env)
+    started = read_until(process, "worker serving", 30)
+    assert f"serving {topic}-1, {topic}-2 with concurrency 3" in started
+    for name in (f"{topic}-1", f"{topic}-2"):
+        client.put(name, "j", b"", max_attempts=2)
+    wait_for(
+        lambda: client.stats(f"{topic}-1").dead + client.stats(f"{topic}-2").dead == 2,
+        10, "both jobs to die",
+    )  # fmt: skip
+    process.send_signal(signal.SIGTERM)
+    log = finish(process)
+    assert process.returncode == 0, log
+    job = client.get(f"{topic}-1", "j")
+    assert job is not None and job.attempts == 2
+    assert job.last_error is not None and "ValueError: cannot process j" in job.last_error
+
+
+@pytest.mark.parametrize(
+    ("handler", "message"),
+    [
+        ("no_colon", "must look like module.path:function"),
+        ("tests.no_such_module:f", "cannot import 'tests.no_such_module'"),
+        ("tests.worker_app:missing", "has no attribute 'missing'"),
+        ("tests.worker_app:_SLOW", "is not callable"),
+    ],
+)
+def test_a_bad_handler_is_a_usage_error(handler: str, message: str) -> None:
+    result = CliRunner().invoke(main, ["worker", handler, "--topic", "t"])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_a_bad_topic_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["worker", "tests.worker_app:record", "--topic", "a{b"])
+    assert result.exit_code == 2 and "must not contain '{' or '}'" in result.output
+
+
+def test_a_frozen_worker_late_ack_is_rejected_and_the_new_holder_acks(
+    redis_url: str, topic: str
+) -> None:
+    """SIGSTOP a worker mid-job past its ttr; another worker takes the job over."""
+    key = f"app-{topic}"
+    raw = redis.Redis.from_url(redis_url)
+    client = redisched.Client.from_url(redis_url)
+    frozen = spawn(redis_url, key, "slow", "--topic", topic, extra_env={"WORKER_APP_SLOW": "0.3"})
+    read_until(frozen, "worker serving", 30)
+    client.put(topic, "j", b"", ttr=0.5)
+    wait_for(lambda: raw.exists(f"{key}:alive:{frozen.pid}"), 10, "the handler to start")
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        asyncio.run(_take_over(redis_url, topic, frozen.pid))
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+        frozen.send_signal(signal.SIGTERM)
+        log = finish(frozen)
+    assert frozen.returncode == 0, log
+    assert "ack rejected" in log or "lost its reservation" in log, log
+    stats = client.stats(topic)
+    assert (stats.total_reserved, stats.total_acked) == (2, 1)
+    assert client.get(topic, "j") is None
+
+
+async def _take_over(redis_url: str, topic: str, frozen_pid: int) -> None:
+    """Run a second worker until it holds the job, wake the frozen one, then let it ack."""
+    holding = asyncio.Event()
+    may_finish = asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        assert job.attempts == 2
+        holding.set()
+        await may_finish.wait()
+
+    async with AsyncClient.from_url(redis_url) as client:
+        worker = Worker(client, {topic: handler}, handle_signals=False)
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(holding.wait(), 10)  # requeued when the ttr ran out, leased
+        os.kill(frozen_pid, signal.SIGCONT)  # the first handler finishes late and acks
+        await asyncio.sleep(1.0)
+        assert (await client.get(topic, "j")) is not None, "the late ack must change nothing"
+        may_finish.set()
+        for _ in range(200):
+            if (await client.stats(topic)).total_acked == 1:
+                break
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await asyncio.wait_for(task, 10)
