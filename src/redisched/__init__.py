@@ -9,7 +9,7 @@ from .errors import (
     StaleReservation,
     VersionConflict,
 )
-from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, TopicStats
+from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
 from .retry import Backoff, Retry
 from .worker import Worker
 
@@ -29,6 +29,7 @@ __all__ = [
     "RedischedError",
     "Retry",
     "StaleReservation",
+    "Timeline",
     "TopicStats",
     "VersionConflict",
     "Worker",

@@ -103,3 +103,19 @@ class Lease:
     now_ms: int
     next_due_ms: int | None
     next_timeout_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """How many scheduled jobs fall due in each step ahead, and how long ready jobs have waited.
+
+    ``counts[i]`` counts the jobs due in ``(now + i * width, now + (i + 1) * width]``;
+    ``width`` is in seconds. ``oldest_ready`` is the earliest run_at of the job taken next and
+    of the due jobs not yet promoted (None when nothing is ready).
+    """
+
+    topic: str
+    now: datetime
+    width: float
+    counts: list[int]
+    oldest_ready: datetime | None

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from . import scripts, topic_config, validate
 from .errors import InvalidArgument, StaleReservation, VersionConflict
 from .keys import DEFAULT_PREFIX, TopicKeys, topics_key, validate_topic
-from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, TopicStats
+from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
 from .topic_config import TopicConfig
 
 T = TypeVar("T")
@@ -407,6 +407,31 @@ class Operations:
             )  # fmt: skip
 
         return Call((step,), parse)
+
+    def timeline(self, topic: str, *, width: object = 60, buckets: object = 60) -> Call[Timeline]:
+        """Scheduled jobs falling due per ``width`` seconds over the next ``buckets`` steps."""
+        width_ms = validate.duration_ms(width, "width", minimum_ms=1000, maximum_ms=86_400_000)
+        count = validate.integer(buckets, "buckets", 1, 1440)
+        step = self._step("timeline", topic, self._now(), width_ms, count)
+
+        def parse(replies: list[Any]) -> Timeline:
+            now, oldest, *counts = replies[0]
+            oldest_ready = None if oldest < 0 else to_datetime(oldest)
+            return Timeline(topic, to_datetime(now), width_ms / 1000, counts, oldest_ready)
+
+        return Call((step,), parse)
+
+    def expire(self, topic: str, id: str) -> Call[bool]:
+        """End a reservation now, as if its time to run had run out; True if it was reserved.
+
+        For a stuck reservation (a worker that hangs): the deadline is set in the past and the
+        requeue sweep runs, so the job goes back to the queue (or to dead when its attempts are
+        used up) at once, and its holder's ack or release is stale from then on.
+        """
+        keys = self.keys(topic)
+        job_id = validate.job_id(id)
+        expire = Step(None, (), ("ZADD", keys.name("reserved"), "XX", "CH", 0, job_id))
+        return Call((expire, self._requeue_step(topic, 1000)), lambda r: bool(r[0]))
 
     def topics(self) -> Call[list[str]]:
         """Every topic that has had a put, sorted."""
