@@ -1,8 +1,8 @@
 """Prometheus metrics: job counts and totals read from Redis at scrape time, plus delivery timings.
 
 Counts per state and the put/reserve/ack/release/requeue/dead totals come from each topic's
-stats in Redis, so they hold across every server process. The push dispatcher records its own
-observations (dispatch lag, webhook latency and outcomes) into :class:`Metrics`.
+stats in Redis, so they hold across every server process. The push dispatcher registers its
+own (dispatch lag, webhook latency and outcomes) in the same registry.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -18,8 +18,6 @@ from ..client import AsyncClient
 from ..models import TopicStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _TOTALS = (
     ("puts", "total_put", "Jobs put (created or replaced)."),
     ("reserves", "total_reserved", "Jobs leased to consumers."),
@@ -57,44 +55,17 @@ class _StatsCollector(Collector):
 class Metrics:
     """The service's own Prometheus registry (never the global one).
 
+    ``/metrics`` renders :attr:`registry`; other parts register their metrics into it (the
+    push dispatcher's webhook latency, outcomes and dispatch lag).
+
     Attributes:
         registry: what ``/metrics`` renders.
-        dispatch_lag: seconds between a job's run_at and its webhook delivery, per topic.
-        webhook_latency: seconds a webhook receiver took to answer, per topic.
-        webhook_outcomes: webhook deliveries per topic and outcome (``acked``, ``accepted``,
-            ``retry_after``, ``failed``, ``timeout``, ``error``, ``stale``...).
     """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._stats = _StatsCollector()
         self.registry.register(self._stats)
-        self.dispatch_lag = Histogram(
-            "redisched_dispatch_lag_seconds",
-            "Delivery time minus run_at of pushed jobs.",
-            ["topic"],
-            buckets=LAG_BUCKETS,
-            registry=self.registry,
-        )
-        self.webhook_latency = Histogram(
-            "redisched_webhook_latency_seconds",
-            "Time a webhook receiver took to answer.",
-            ["topic"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.webhook_outcomes = Counter(
-            "redisched_webhook_deliveries",
-            "Webhook deliveries by outcome.",
-            ["topic", "outcome"],
-            registry=self.registry,
-        )
-
-    def observe_delivery(self, topic: str, outcome: str, latency: float, lag: float) -> None:
-        """Record one webhook delivery: its outcome, the receiver's latency and the lag."""
-        self.webhook_outcomes.labels(topic, outcome).inc()
-        self.webhook_latency.labels(topic).observe(latency)
-        self.dispatch_lag.labels(topic).observe(max(lag, 0.0))
 
     async def render(self, client: AsyncClient, topics: Iterable[str] | None = None) -> bytes:
         """The exposition text, with fresh stats of every topic (or of ``topics``)."""

@@ -29,6 +29,7 @@ class RequeueLoop:
         self.client = client
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def sweep(self) -> int:
         """One pass over every topic; how many reservations moved."""
@@ -42,14 +43,17 @@ class RequeueLoop:
         return moved
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 moved = await self.sweep()
                 if moved:
                     log.info("requeued %d timed-out reservations", moved)
             except RedischedError as exc:
-                log.warning("requeue sweep failed: %s", exc)
-            await asyncio.sleep(self.interval)
+                # redis-py may turn a cancellation into a connection error: check the flag.
+                if not self._stopping.is_set():
+                    log.warning("requeue sweep failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
 
     async def start(self) -> None:
         """Start sweeping in the background."""
@@ -59,6 +63,7 @@ class RequeueLoop:
     async def stop(self) -> None:
         """Stop sweeping."""
         if self._task is not None:
+            self._stopping.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

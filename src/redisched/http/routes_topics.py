@@ -62,6 +62,7 @@ async def patch_topic(request: Request) -> Response:
         await rt.client.pause(topic)
     elif spec.paused is False:
         await rt.client.resume(topic)
+    rt.topic_changed(topic)
     return json_response(await _topic(rt, topic))
 
 

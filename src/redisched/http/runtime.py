@@ -29,6 +29,8 @@ class Runtime:
         wakeups: the process's single Pub/Sub listener, for long polls and the dispatcher.
         metrics: the Prometheus registry served at /metrics.
         closing: set when the service begins to shut down; long polls then answer at once.
+        topic_listeners: called with a topic's name after its settings change over the API
+            (the dispatcher re-reads webhooks then instead of at its next refresh).
     """
 
     settings: Settings
@@ -36,6 +38,12 @@ class Runtime:
     wakeups: Wakeups
     metrics: Metrics
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    topic_listeners: list[Callable[[str], None]] = field(default_factory=list)
+
+    def topic_changed(self, topic: str) -> None:
+        """Tell the listeners that ``topic``'s settings changed."""
+        for listener in self.topic_listeners:
+            listener(topic)
 
 
 class Service(Protocol):

@@ -1,0 +1,495 @@
+"""The REST API in-process (httpx over ASGI) on a real Redis: every route and status code."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import msgspec
+import pytest
+
+import redisched
+from redisched.config import Settings
+from redisched.http import create_app, schemas
+from redisched.http.app import ENDPOINTS
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to a fresh app in this process."""
+    app = create_app(Settings(redis_url=redis_url, requeue_interval=0.05))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+@pytest.fixture
+async def py(redis_url: str) -> AsyncIterator[redisched.AsyncClient]:
+    """The Python client on the same Redis, to check what HTTP stored."""
+    async with redisched.AsyncClient.from_url(redis_url) as client:
+        yield client
+
+
+def job_url(topic: str, job_id: str, action: str = "") -> str:
+    url = f"/v1/topics/{quote(topic, safe='')}/jobs/{quote(job_id, safe='')}"
+    return f"{url}/{action}" if action else url
+
+
+def topic_url(topic: str, rest: str = "") -> str:
+    return f"/v1/topics/{quote(topic, safe='')}{rest}"
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    assert response.headers["content-type"] == "application/json"
+    error: dict[str, Any] = response.json()["error"]
+    assert set(error) == {"code", "message", "field"}
+    return error
+
+
+JOB_FIELDS = {"topic", "id", "body", "state", "run_at", "priority", "ttr", "attempts",
+              "max_attempts", "version", "last_error"}  # fmt: skip
+
+
+async def test_put_creates_replaces_and_reads_back(http: httpx.AsyncClient, topic: str) -> None:
+    url = job_url(topic, "need_some_help_email_42")
+    created = await http.put(url, json={"body": {"to": "a@b.c"}, "delay": 3600, "priority": 2})
+    assert created.status_code == 201 and created.headers["etag"] == '"1"'
+    job = created.json()
+    assert set(job) == JOB_FIELDS
+    assert (job["body"], job["state"], job["priority"], job["version"]) == (
+        {"to": "a@b.c"}, "scheduled", 2, 1,
+    )  # fmt: skip
+    replaced = await http.put(url, json={"body": [1, 2], "ttr": 5, "max_attempts": 3})
+    assert replaced.status_code == 200 and replaced.headers["etag"] == '"2"'
+    assert replaced.json()["state"] == "ready"
+    got = await http.get(url)
+    assert got.status_code == 200 and got.headers["etag"] == '"2"'
+    assert {k: got.json()[k] for k in ("body", "ttr", "max_attempts", "version")} == {
+        "body": [1, 2], "ttr": 5.0, "max_attempts": 3, "version": 2,
+    }  # fmt: skip
+    assert (await http.get(url, headers={"If-None-Match": '"2"'})).status_code == 304
+
+
+async def test_run_at_as_rfc3339_or_epoch(http: httpx.AsyncClient, topic: str) -> None:
+    a = await http.put(job_url(topic, "a"), json={"body": 1, "run_at": "2999-01-02T03:04:05Z"})
+    epoch = datetime(2999, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp() + 0.5
+    b = await http.put(job_url(topic, "b"), json={"body": 1, "run_at": epoch})
+    assert a.json()["run_at"] == "2999-01-02T03:04:05Z"
+    assert b.json()["run_at"].startswith("2999-01-02T03:04:05.5")
+    naive = await http.put(job_url(topic, "c"), json={"body": 1, "run_at": "2999-01-02T03:04:05"})
+    assert naive.status_code == 400 and error_of(naive)["field"] == "run_at"
+
+
+async def test_put_preconditions(http: httpx.AsyncClient, topic: str) -> None:
+    url = job_url(topic, "j")
+    assert (
+        await http.put(url, json={"body": 1}, headers={"If-None-Match": "*"})
+    ).status_code == 201
+    exists = await http.put(url, json={"body": 2}, headers={"If-None-Match": "*"})
+    assert exists.status_code == 412 and error_of(exists)["code"] == "exists"
+    stale = await http.put(url, json={"body": 2}, headers={"If-Match": '"7"'})
+    assert stale.status_code == 412 and error_of(stale)["code"] == "version_conflict"
+    assert stale.headers["etag"] == '"1"'
+    ok = await http.put(url, json={"body": 3}, headers={"If-Match": '"1"'})
+    assert ok.status_code == 200 and ok.json()["version"] == 2
+    bad = await http.put(url, json={"body": 4}, headers={"If-Match": "soon"})
+    assert bad.status_code == 400 and error_of(bad)["field"] == "If-Match"
+    missing = await http.put(job_url(topic, "none"), json={"body": 1}, headers={"If-Match": "1"})
+    assert missing.status_code == 412
+    assert (await http.get(url)).json()["body"] == 3
+
+
+async def test_put_on_a_running_job_waits_for_the_attempt(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    url = job_url(topic, "j")
+    await http.put(url, json={"body": "v1"})
+    [held] = (await http.post(topic_url(topic, "/reserve"), json={})).json()["jobs"]
+    pending = await http.put(url, json={"body": "v2"})
+    assert pending.status_code == 202 and pending.headers["etag"] == '"2"'
+    assert pending.json()["state"] == "reserved"
+    acked = await http.post(job_url(topic, "j", "ack"), json={"token": held["token"]})
+    assert acked.status_code == 204
+    job = (await http.get(url)).json()
+    assert (job["body"], job["version"], job["state"]) == ("v2", 2, "ready")
+
+
+async def test_delete(http: httpx.AsyncClient, topic: str) -> None:
+    url = job_url(topic, "j")
+    await http.put(url, json={"body": 1})
+    conflict = await http.delete(url, headers={"If-Match": '"9"'})
+    assert conflict.status_code == 412
+    assert (await http.delete(url, headers={"If-Match": '"1"'})).status_code == 204
+    assert (await http.delete(url)).status_code == 404
+    missing = await http.get(url)
+    assert missing.status_code == 404 and error_of(missing)["code"] == "not_found"
+
+
+async def test_ids_and_topics_with_slashes_and_unicode(http: httpx.AsyncClient) -> None:
+    topic, job_id = "mail/eu ✉", "https://example.com/a?b=c%20d#e"
+    assert (await http.put(job_url(topic, job_id), json={"body": 1})).status_code == 201
+    job = (await http.get(job_url(topic, job_id))).json()
+    assert (job["topic"], job["id"]) == (topic, job_id)
+    assert (await http.get(job_url(topic, "https:"))).status_code == 404
+
+
+async def test_reserve_and_every_action(http: httpx.AsyncClient, topic: str) -> None:
+    for name in ("a", "b", "c", "d"):
+        await http.put(job_url(topic, name), json={"body": name})
+    got = await http.post(topic_url(topic, "/reserve"), json={"count": 4, "ttr": 30})
+    assert got.status_code == 200
+    jobs = {job["id"]: job for job in got.json()["jobs"]}
+    assert set(jobs) == {"a", "b", "c", "d"}
+    assert all(j["state"] == "reserved" and j["token"] and j["ttr"] == 60 for j in jobs.values())
+    tokens = {name: jobs[name]["token"] for name in jobs}
+
+    touched = await http.post(job_url(topic, "a", "touch"), json={"token": tokens["a"], "ttr": 90})
+    assert touched.status_code == 200 and "reserved_until" in touched.json()
+    assert (
+        await http.post(job_url(topic, "a", "ack"), json={"token": tokens["a"]})
+    ).status_code == 204
+    stale = await http.post(job_url(topic, "a", "ack"), json={"token": tokens["a"]})
+    assert stale.status_code == 409
+    assert error_of(stale) == {
+        "code": "stale_token", "field": "token", "message": stale.json()["error"]["message"]
+    }  # fmt: skip
+    assert "no longer reserved" in error_of(stale)["message"]
+
+    released = await http.post(
+        job_url(topic, "b", "release"), json={"token": tokens["b"], "delay": 60, "reason": "busy"}
+    )
+    assert released.status_code == 200 and released.json() == {"state": "scheduled"}
+    assert (await http.get(job_url(topic, "b"))).json()["last_error"] == "busy"
+
+    buried = await http.post(
+        job_url(topic, "c", "bury"), json={"token": tokens["c"], "reason": "x"}
+    )
+    assert buried.status_code == 204
+    assert (await http.get(job_url(topic, "c"))).json()["state"] == "dead"
+    kicked = await http.post(job_url(topic, "c", "kick"))
+    assert kicked.status_code == 200 and kicked.json() == {"kicked": 1}
+    not_dead = await http.post(job_url(topic, "c", "kick"), json={})
+    assert not_dead.status_code == 409 and error_of(not_dead)["code"] == "not_dead"
+    absent = await http.post(job_url(topic, "zz", "kick"))
+    assert absent.status_code == 404
+
+    for action in ("ack", "release", "touch", "bury"):
+        wrong = await http.post(job_url(topic, "d", action), json={"token": "not-it"})
+        assert wrong.status_code == 409, action
+    assert (await http.get(job_url(topic, "d"))).json()["state"] == "reserved"
+
+
+async def test_reserve_returns_204_when_nothing_is_due(http: httpx.AsyncClient, topic: str) -> None:
+    await http.put(job_url(topic, "later"), json={"body": 1, "delay": 3600})
+    assert (await http.post(topic_url(topic, "/reserve"))).status_code == 204
+    started = asyncio.get_running_loop().time()
+    waited = await http.post(topic_url(topic, "/reserve"), json={"wait": 0.3})
+    elapsed = asyncio.get_running_loop().time() - started
+    assert waited.status_code == 204 and 0.25 <= elapsed < 3
+
+
+async def test_long_poll_wakes_on_put(http: httpx.AsyncClient, topic: str) -> None:
+    loop = asyncio.get_running_loop()
+    waiter = asyncio.create_task(http.post(topic_url(topic, "/reserve"), json={"wait": 20}))
+    await asyncio.sleep(0.2)
+    assert not waiter.done()
+    put_at = loop.time()
+    await http.put(job_url(topic, "j"), json={"body": "now"})
+    response = await waiter
+    assert loop.time() - put_at < 1.0
+    assert response.status_code == 200 and response.json()["jobs"][0]["body"] == "now"
+
+
+async def test_long_poll_wakes_when_a_scheduled_job_falls_due(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    await http.put(job_url(topic, "j"), json={"body": 1, "delay": 0.3})
+    response = await http.post(topic_url(topic, "/reserve"), json={"wait": 20})
+    assert response.status_code == 200 and response.json()["jobs"][0]["id"] == "j"
+
+
+async def test_a_lease_for_a_vanished_consumer_is_released(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    from redisched.http import longpoll
+
+    await http.put(job_url(topic, "j"), json={"body": 1})
+    rt = http._transport.app.state.runtime  # type: ignore[attr-defined]
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    assert await longpoll.reserve(rt, gone, topic, 1, None, 5.0) == []
+    job = await py.get(topic, "j")
+    assert job is not None and job.state == "ready"
+    assert job.last_error == longpoll.GIVE_BACK_REASON
+
+
+async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str) -> None:
+    await http.put(job_url(topic, "j"), json={"body": 1})
+    assert topic in (await http.get("/v1/topics")).json()["topics"]
+    info = (await http.get(topic_url(topic))).json()
+    assert info["counts"] == {"scheduled": 0, "ready": 1, "reserved": 0, "dead": 0}
+    assert info["totals"]["put"] == 1 and info["paused"] is False
+    patch = {
+        "ttr": 12, "max_attempts": 4, "backoff": 1.5, "backoff_max": 60, "concurrency": 3,
+        "rate": 2.5, "paused": True,
+        "webhook": {"url": "https://hooks.example.com/x", "secrets": ["s" * 16], "timeout": 3},
+    }  # fmt: skip
+    changed = await http.patch(topic_url(topic), json=patch)
+    assert changed.status_code == 200
+    body = changed.json()
+    assert body["paused"] is True
+    assert body["config"] == {
+        "ttr": 12.0, "max_attempts": 4, "backoff": 1.5, "backoff_max": 60.0, "concurrency": 3,
+        "rate": 2.5,
+        "webhook": {"url": "https://hooks.example.com/x", "timeout": 3.0, "secret_count": 1},
+    }  # fmt: skip
+    assert (await http.post(topic_url(topic, "/reserve"))).status_code == 204
+    restored = await http.patch(
+        topic_url(topic), json={"webhook": None, "ttr": None, "paused": False}
+    )
+    assert restored.json()["config"]["webhook"] is None
+    assert restored.json()["config"]["ttr"] is None and restored.json()["paused"] is False
+    assert (await http.post(topic_url(topic, "/reserve"))).status_code == 200
+
+
+async def test_job_listing_is_paged(http: httpx.AsyncClient, topic: str) -> None:
+    for i in range(5):
+        await http.put(job_url(topic, f"j{i}"), json={"body": i, "delay": 100 + i})
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"state": "scheduled", "limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = (await http.get(topic_url(topic, "/jobs"), params=params)).json()
+        seen += [job["id"] for job in page["jobs"]]
+        cursor = page["cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"j{i}" for i in range(5)]
+    bad_params: list[dict[str, str]] = [
+        {}, {"state": "gone"}, {"state": "ready", "limit": "0"}, {"state": "ready", "limit": "x"},
+        {"state": "ready", "cursor": "abc"},
+    ]  # fmt: skip
+    for params in bad_params:
+        bad = await http.get(topic_url(topic, "/jobs"), params=params)
+        assert bad.status_code == 400, params
+        assert error_of(bad)["field"] in ("state", "limit", "cursor")
+
+
+async def test_seed_routes(http: httpx.AsyncClient, topic: str) -> None:
+    url = f"/schedule/{quote(topic, safe='')}"
+    created = await http.post(url, json={"id": "e42", "contents": "hello", "delay": 60})
+    assert created.status_code == 201 and created.json()["state"] == "scheduled"
+    again = await http.post(url, json={"id": "e42", "contents": {"new": 1}, "delay": 30})
+    assert again.status_code == 200 and again.json()["body"] == {"new": 1}
+    cancel = f"/cancel/{quote(topic, safe='')}"
+    assert (await http.post(cancel, json={"id": "e42"})).json() == {"id": "e42", "cancelled": True}
+    assert (await http.post(cancel, json={"id": "e42"})).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"\xff\x00binary", b"", b"plain text", b'{"$base64": "AAAA"}', b"[1, 2,  3]", b'"x"'],
+    ids=["binary", "empty", "text", "marker-json", "spaced-json", "json-string"],
+)
+async def test_python_bytes_read_back_over_http_without_loss(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str, stored: bytes
+) -> None:
+    await py.put(topic, "j", stored)
+    body = (await http.get(job_url(topic, "j"))).json()["body"]
+    if isinstance(body, dict) and set(body) == {"$base64"}:
+        assert base64.b64decode(body["$base64"]) == stored
+    else:
+        assert msgspec.json.encode(body) == msgspec.json.encode(msgspec.json.decode(stored))
+    # ...and the same representation PUT back stores the same bytes (or the same JSON).
+    await http.put(job_url(topic, "k"), json={"body": body})
+    again = await py.get(topic, "k")
+    assert again is not None
+    if isinstance(body, dict):
+        assert again.body == stored
+    else:
+        assert msgspec.json.decode(again.body) == msgspec.json.decode(stored)
+
+
+async def test_http_bodies_are_stored_as_compact_json(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    value = {"a": [1, 2.5, None, True], "b": "ü ✉", "n": 12345678901234567890123}
+    await http.put(job_url(topic, "j"), content=msgspec.json.encode({"body": value}))
+    job = await py.get(topic, "j")
+    assert job is not None and job.body == msgspec.json.encode(value)
+    assert (await http.get(job_url(topic, "j"))).json()["body"] == value
+
+
+async def test_bad_input_gets_a_precise_error_and_changes_nothing(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    url = job_url(topic, "j")
+    await http.put(url, json={"body": "keep"})
+    [held] = (await http.post(topic_url(topic, "/reserve"))).json()["jobs"]
+    before = await py.get(topic, "j")
+    cases: list[tuple[str, str, Any, int, str | None]] = [
+        ("PUT", url, b"{", 400, None),
+        ("PUT", url, b"\xff\xfe", 400, None),
+        ("PUT", url, b"", 400, None),
+        ("PUT", url, {"body": 1, "colour": "red"}, 400, "colour"),
+        ("PUT", url, {"delay": 1}, 400, "body"),
+        ("PUT", url, {"body": 1, "delay": -1}, 400, "delay"),
+        ("PUT", url, {"body": 1, "delay": "soon"}, 400, "delay"),
+        ("PUT", url, {"body": 1, "delay": 1, "run_at": 5}, 400, "delay"),
+        ("PUT", url, {"body": 1, "ttr": 0}, 400, "ttr"),
+        ("PUT", url, {"body": 1, "priority": 2**40}, 400, "priority"),
+        ("PUT", url, {"body": 1, "priority": 1.5}, 400, "priority"),
+        ("PUT", url, {"body": 1, "max_attempts": 0}, 400, "max_attempts"),
+        ("PUT", url, {"body": 1, "run_at": "yesterday"}, 400, "run_at"),
+        ("PUT", url, b'{"body": 1e400}', 400, "body"),
+        ("PUT", url, {"body": {"$base64": "***"}}, 400, "body.$base64"),
+        ("PUT", url, {"body": {"$base64": 5}}, 400, "body.$base64"),
+        ("PUT", job_url(topic, "x" * 1025), {"body": 1}, 400, "id"),
+        ("PUT", job_url(topic, "é" * 600), {"body": 1}, 400, "id"),
+        ("PUT", job_url("a{b}", "j"), {"body": 1}, 400, "topic"),
+        ("PUT", job_url("x" * 201, "j"), {"body": 1}, 400, "topic"),
+        ("PUT", "/v1/topics/a/jobs/%FF", {"body": 1}, 400, "id"),
+        ("PUT", url, {"body": "x" * (1 << 20)}, 413, "body"),
+        ("POST", topic_url(topic, "/reserve"), {"count": 0}, 400, "count"),
+        ("POST", topic_url(topic, "/reserve"), {"count": 1001}, 400, "count"),
+        ("POST", topic_url(topic, "/reserve"), {"wait": 61}, 400, "wait"),
+        ("POST", topic_url(topic, "/reserve"), [], 400, None),
+        ("POST", job_url(topic, "j", "ack"), {}, 400, "token"),
+        ("POST", job_url(topic, "j", "ack"), {"token": ""}, 400, "token"),
+        ("POST", job_url(topic, "j", "ack"), {"token": 5}, 400, "token"),
+        ("POST", job_url(topic, "j", "release"), {"token": held["token"], "delay": -5}, 400,
+         "delay"),
+        ("POST", job_url(topic, "j", "touch"), {"token": held["token"], "ttr": "x"}, 400, "ttr"),
+        ("POST", job_url(topic, "j", "bury"), {"token": held["token"], "reason": 5}, 400,
+         "reason"),
+        ("POST", job_url(topic, "j", "kick"), {"force": True}, 400, "force"),
+        ("POST", job_url(topic, "j", "explode"), {}, 404, None),
+        ("PATCH", topic_url(topic), {"ttr": -1}, 400, "ttr"),
+        ("PATCH", topic_url(topic), {"paused": "yes"}, 400, "paused"),
+        ("PATCH", topic_url(topic), {"webhook": {"url": "ftp://x"}}, 400, "webhook.url"),
+        ("PATCH", topic_url(topic), {"webhook": {"url": "https://x", "secrets": ["short"]}}, 400,
+         "webhook.secrets[0]"),
+        ("PATCH", topic_url(topic), {"webhook": {"url": "https://x", "extra": 1}}, 400,
+         "webhook.extra"),
+        ("PATCH", topic_url(topic), {"rate": 0}, 400, "rate"),
+        ("POST", f"/schedule/{quote(topic, safe='')}", {"id": "", "contents": 1}, 400, "id"),
+        ("POST", f"/cancel/{quote(topic, safe='')}", {"id": 5}, 400, "id"),
+        ("DELETE", url, None, 400, "If-Match"),
+        ("GET", "/v1/nothing", None, 404, None),
+        ("POST", "/v1/topics", None, 405, None),
+    ]  # fmt: skip
+    for method, target, payload, status, field in cases:
+        kwargs: dict[str, Any] = {}
+        if isinstance(payload, bytes):
+            kwargs["content"] = payload
+        elif payload is not None:
+            kwargs["content"] = msgspec.json.encode(payload)
+        headers = {"If-Match": "nope"} if method == "DELETE" else {}
+        response = await http.request(method, target, headers=headers, **kwargs)
+        assert response.status_code == status, (method, target, payload, response.text)
+        error = error_of(response)
+        assert error["message"]
+        if field is not None:
+            assert error["field"] == field, (payload, error)
+    after = await py.get(topic, "j")
+    assert after == before
+    config = (await http.get(topic_url(topic))).json()["config"]
+    assert config["ttr"] is None and config["webhook"] is None
+
+
+async def test_oversized_request_is_refused_before_it_is_read(redis_url: str, topic: str) -> None:
+    app = create_app(Settings(redis_url=redis_url, max_body_size=2048, max_request_size=4096))
+    chunks_read = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal chunks_read
+        for _ in range(100):
+            chunks_read += 1
+            yield b" " * 1024
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            declared = await http.put(
+                job_url(topic, "j"), content=b"{}", headers={"Content-Length": "999999"}
+            )
+            assert declared.status_code == 413 and error_of(declared)["code"] == "payload_too_large"
+            chunked = await http.put(job_url(topic, "j"), content=body())
+            assert chunked.status_code == 413
+            assert chunks_read < 10
+            assert (await http.get(job_url(topic, "j"))).status_code == 404
+
+
+async def test_auth_guards_every_route_but_healthz(redis_url: str, topic: str) -> None:
+    app = create_app(Settings(redis_url=redis_url, tokens=("s3cret-token", "second-token")))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            good = {"Authorization": "Bearer second-token"}
+            for endpoint in ENDPOINTS:
+                url = endpoint.path.format(topic=quote(topic, safe=""), id="j")
+                for headers in ({}, {"Authorization": "Bearer wrong"},
+                                {"Authorization": "s3cret-token"},
+                                {"Authorization": "Bearer "}):  # fmt: skip
+                    denied = await http.request(endpoint.method, url, headers=headers)
+                    if endpoint.path == "/healthz":
+                        assert denied.status_code == 200
+                    else:
+                        assert denied.status_code == 401, (endpoint.path, headers)
+                        assert error_of(denied)["code"] == "unauthorized"
+                        assert denied.headers["www-authenticate"].startswith("Bearer")
+                allowed = await http.request(endpoint.method, url, headers=good, json={})
+                assert allowed.status_code != 401, endpoint.path
+            doc = (await http.get("/openapi.json", headers=good)).json()
+            assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+async def test_openapi_is_generated_from_the_request_types(http: httpx.AsyncClient) -> None:
+    doc = (await http.get("/openapi.json")).json()
+    _, components = msgspec.json.schema_components(
+        [schemas.PutJob, schemas.Reserve, schemas.TopicPatch],
+        ref_template="#/components/schemas/{name}",
+    )
+    for name in ("PutJob", "Reserve", "TopicPatch"):
+        assert doc["components"]["schemas"][name] == components[name]
+    put = doc["paths"]["/v1/topics/{topic}/jobs/{id}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PutJob"
+    }
+    assert {"201", "200", "202", "412"} <= set(put["responses"])
+    assert {e.path for e in ENDPOINTS} == set(doc["paths"])
+
+
+async def test_healthz_and_metrics(http: httpx.AsyncClient, topic: str) -> None:
+    assert (await http.get("/healthz")).json() == {"status": "ok", "redis": "ok"}
+    await http.put(job_url(topic, "j"), json={"body": 1})
+    await http.post(topic_url(topic, "/reserve"))
+    text = (await http.get("/metrics")).text
+    assert f'redisched_jobs{{state="reserved",topic="{topic}"}} 1.0' in text
+    assert f'redisched_puts_total{{topic="{topic}"}} 1.0' in text
+    assert f'redisched_reserves_total{{topic="{topic}"}} 1.0' in text
+    for name in ("acks", "releases", "dead", "requeues"):
+        assert f'redisched_{name}_total{{topic="{topic}"}} 0.0' in text
+
+
+async def test_requeue_sweep_returns_timed_out_jobs(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await http.put(job_url(topic, "j"), json={"body": 1, "ttr": 0.05})
+    assert (await http.post(topic_url(topic, "/reserve"))).status_code == 200
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        job = await py.get(topic, "j")
+        if job is not None and job.state == "ready":
+            break
+    assert job is not None and job.state == "ready" and job.attempts == 1
