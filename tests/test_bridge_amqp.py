@@ -107,13 +107,12 @@ async def wait_for(
 @asynccontextmanager
 async def running(bridge: AmqpBridge) -> AsyncIterator[AmqpBridge]:
     """Run a bridge in this event loop; stop it cleanly on exit."""
-    task = asyncio.create_task(bridge.run())
-    await asyncio.wait_for(asyncio.shield(bridge.ready.wait()), 10)
+    await bridge.start()
+    await asyncio.wait_for(bridge.ready.wait(), 10)
     try:
         yield bridge
     finally:
-        bridge.stop()
-        await asyncio.wait_for(task, 20)
+        await asyncio.wait_for(bridge.stop(), 20)
 
 
 async def all_jobs(client: AsyncClient, topic: str, state: str = "scheduled") -> list[Any]:
@@ -436,3 +435,32 @@ def test_cli_help_lists_the_options() -> None:
     assert out.returncode == 0, out.stderr
     for option in ("--amqp-url", "--queue", "--dead-letter-queue", "--redis-url", "--prefetch"):
         assert option in out.stdout
+
+
+async def test_cli_without_redis_url_runs_an_embedded_redis(
+    channel: AbstractChannel, settings: BridgeSettings, topic: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [REDISCHED, "bridge", "amqp", "--queue", settings.queue, "--data-dir", str(data_dir)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env={**os.environ, "REDISCHED_AMQP_URL": AMQP_URL},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 20)
+        url = line.decode().split(" on ", 1)[1].split(",", 1)[0]
+        await publish(channel, settings.queue, [{"topic": topic, "id": "e", "delay": 60}])
+        async with AsyncClient.from_url(url) as client:
+
+            async def stored() -> bool:
+                return await client.get(topic, "e") is not None
+
+            await wait_for(stored, 10, "the job in the embedded Redis")
+        redis_pid = int((data_dir / "redis.pid").read_text())
+    finally:
+        assert stopped(process, signal.SIGTERM) == 0
+        if process.stdout is not None:
+            process.stdout.close()
+    assert (data_dir / "appendonly.aof").exists() or (data_dir / "appendonlydir").exists()
+    assert not Path(f"/proc/{redis_pid}/cmdline").exists()  # stopped with the bridge

@@ -12,13 +12,14 @@ Messages arriving together are grouped: puts of one topic with the same options 
 ``put_many``, and the groups of a batch run concurrently. Messages for the same id within a
 batch keep their order; across ``concurrency`` workers, order is not guaranteed.
 
-Embedding (``redisched serve --amqp-url``)::
+Embedding (``redisched serve --amqp-url``: the server's Service interface)::
 
     bridge = AmqpBridge(client, BridgeSettings(amqp_url=url))
-    task = asyncio.create_task(bridge.run())
+    await bridge.start()  # runs in a background task; bridge.ready is set once consuming
     ...
-    bridge.stop()
-    await task
+    await bridge.stop()  # in-flight messages finish or return to the queue
+
+or ``await bridge.run()`` until ``bridge.request_stop()`` (e.g. from a signal handler).
 """
 
 from __future__ import annotations
@@ -150,16 +151,29 @@ class AmqpBridge:
         """Set once the queues are declared and the bridge is consuming."""
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
         self._acks = AckTracker()
         # Bounds the Redis connections used at once (one per topic of a round in flight).
         self._redis_slots = asyncio.Semaphore(2 * self.settings.concurrency)
 
-    def stop(self) -> None:
-        """Ask :meth:`run` to finish: safe to call from a signal handler, any number of times."""
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to finish: safe from a signal handler, any number of times."""
         self._stopping.set()
 
+    async def start(self) -> None:
+        """Run in a background task (the server's Service interface); returns at once."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run())
+            self._task.add_done_callback(_report_failure)
+
+    async def stop(self) -> None:
+        """Stop the task :meth:`start` began and wait until it has finished."""
+        self.request_stop()
+        if self._task is not None:
+            await self._task
+
     async def run(self) -> None:
-        """Consume until :meth:`stop`; then finish or return in-flight messages and close."""
+        """Consume until stopped; then finish or return in-flight messages and close."""
         connection = await self._connect()
         if connection is None:
             return
@@ -329,3 +343,8 @@ class AmqpBridge:
             return
         self.metrics.rejected(1)
         await self._acks.ack(message)
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the AMQP bridge stopped on an error", exc_info=task.exception())

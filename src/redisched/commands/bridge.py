@@ -100,8 +100,21 @@ def amqp(
         return
     from ..embedded import EmbeddedRedis
 
-    with EmbeddedRedis(data_dir) as server:
-        asyncio.run(run_bridge(server.url, settings))
+    try:  # the same folder lock and stale-server cleanup as `redisched serve`
+        from .serve import PIDFILE, data_dir_lock, stop_stale_server
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the embedded Redis needs redisched[server] ({exc}); or pass --redis-url"
+        ) from exc
+    data_dir = data_dir.resolve()
+    with data_dir_lock(data_dir):
+        stop_stale_server(data_dir)
+        pidfile = ("--pidfile", str(data_dir / PIDFILE))
+        with EmbeddedRedis(data_dir, extra_args=pidfile) as server:
+            click.echo(
+                f"redisched bridge: embedded redis-server on {server.url}, data in {data_dir}"
+            )
+            asyncio.run(run_bridge(server.url, settings))
 
 
 async def run_bridge(redis_url: str, settings: BridgeSettings) -> None:
@@ -113,7 +126,7 @@ async def run_bridge(redis_url: str, settings: BridgeSettings) -> None:
         runner = AmqpBridge(client, settings)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, runner.stop)
+            loop.add_signal_handler(signum, runner.request_stop)
         try:
             await runner.run()
         finally:
