@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from redisched import AsyncClient, JobState
 from redisched.bridges import PrometheusMetrics
 from redisched.bridges.amqp import ERROR_HEADER, AmqpBridge, BridgeSettings
-from redisched.embedded import EmbeddedRedis
+from redisched.embedded import EmbeddedRedis, free_port
 
 AMQP_URL = os.environ.get("REDISCHED_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDISCHED = str(Path(sys.executable).parent / "redisched")
@@ -464,3 +464,58 @@ async def test_cli_without_redis_url_runs_an_embedded_redis(
             process.stdout.close()
     assert (data_dir / "appendonly.aof").exists() or (data_dir / "appendonlydir").exists()
     assert not Path(f"/proc/{redis_pid}/cmdline").exists()  # stopped with the bridge
+
+
+async def test_seed_scenario_rabbitmq_to_a_webhook_after_the_delay(
+    client: AsyncClient,
+    channel: AbstractChannel,
+    settings: BridgeSettings,
+    topic: str,
+    bridge_redis: EmbeddedRedis,
+    bridge_log: IO[bytes],
+) -> None:
+    """A message into RabbitMQ becomes a job, due after its delay, POSTed by `serve`."""
+    from aiohttp import web
+
+    received: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
+
+    async def hook(request: web.Request) -> web.Response:
+        await received.put((time.time(), await request.json()))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    hook_port, api_port = free_port(), free_port()
+    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    await client.configure(topic, webhook={"url": f"http://127.0.0.1:{hook_port}/hook"})
+    server = subprocess.Popen(
+        [
+            REDISCHED, "serve", "--redis-url", bridge_redis.url, "--port", str(api_port),
+            "--allow-private-webhooks",
+        ],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=bridge_log,
+    )  # fmt: skip
+    bridge = start_bridge_process(bridge_redis.url, settings, bridge_log)
+    try:
+        published = time.time()
+        await publish(channel, settings.queue, [{
+            "topic": topic, "id": "need_some_help_email_42", "body": {"user": 42}, "delay": 2,
+        }])  # fmt: skip
+        arrived, request = await asyncio.wait_for(received.get(), 30)
+        assert (request["id"], request["body"], request["attempt"]) == (
+            "need_some_help_email_42", {"user": 42}, 1,
+        )  # fmt: skip
+        assert arrived >= published + 2 - 0.05  # not before its delay (clock granularity)
+        assert arrived < published + 20
+        await wait_for(lambda: _equals(_total_jobs(client, topic), 0), 10, "the ack")
+    finally:
+        assert stopped(bridge, signal.SIGTERM) == 0, log_text(bridge_log)
+        assert stopped(server, signal.SIGTERM) == 0, log_text(bridge_log)
+        await runner.cleanup()
+
+
+async def _total_jobs(client: AsyncClient, topic: str) -> int:
+    stats = await client.stats(topic)
+    return stats.scheduled + stats.ready + stats.reserved + stats.dead
