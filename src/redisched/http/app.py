@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 
 import msgspec
 import redis.asyncio
@@ -57,6 +57,7 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     extra_endpoints: Sequence[Endpoint] = (),
     services: Sequence[ServiceFactory] = (),
+    open_paths: Collection[str] = (),
 ) -> Starlette:
     """Build the API app.
 
@@ -67,6 +68,8 @@ def create_app(
         extra_endpoints: more operations, routed and documented in ``/openapi.json``.
         services: factories of background services, each given the app's Runtime at
             startup; started in order after the requeue sweep, stopped in reverse.
+        open_paths: more paths served without a token, for pages that hold no data (the
+            dashboard's page shell and static files, which then ask for the token).
     """
     if not settings.redis_url:
         raise InvalidArgument("redis_url", "create_app needs a Redis URL")
@@ -106,7 +109,8 @@ def create_app(
     routes += extra_routes
     middleware = [Middleware(RawPathMiddleware)]
     if settings.tokens:
-        middleware.append(Middleware(BearerAuth, tokens=settings.tokens))
+        unguarded = OPEN_PATHS | frozenset(open_paths)
+        middleware.append(Middleware(BearerAuth, tokens=settings.tokens, open_paths=unguarded))
     app = Starlette(
         routes=routes,
         middleware=middleware,
