@@ -1,0 +1,1 @@
+"""The same workload on redisched and on other job queues (``make bench-peers``)."""
