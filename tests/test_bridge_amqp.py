@@ -323,7 +323,7 @@ async def test_bridge_killed_mid_stream_loses_and_duplicates_nothing(
     bridge_redis: EmbeddedRedis,
     bridge_log: IO[bytes],
 ) -> None:
-    total = 20_000
+    total = 10_000
     await publish(channel, settings.queue, [
         {"topic": topic, "id": f"k-{i}", "body": i, "delay": 600} for i in range(total)
     ])  # fmt: skip
@@ -358,7 +358,7 @@ async def test_sigterm_returns_or_finishes_every_message(
     bridge_redis: EmbeddedRedis,
     bridge_log: IO[bytes],
 ) -> None:
-    total = 20_000
+    total = 10_000
     await publish(channel, settings.queue, [
         {"topic": topic, "id": f"s-{i}", "delay": 600} for i in range(total)
     ])  # fmt: skip
