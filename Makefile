@@ -34,11 +34,29 @@ format: $(STAMP)
 test: check
 	$(BIN)/python -m pytest
 
-bench: install
-	$(BIN)/python -m bench.run --quick
+# The bench environment: the peers and matplotlib, kept out of the product's dependencies.
+BENCH_VENV := .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat pyproject.toml bench/peers/requirements.txt | cksum | cut -d' ' -f1)
 
-bench-full: install
+$(BENCH_STAMP): pyproject.toml bench/peers/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/pip install -q --upgrade pip
+	$(BENCH_BIN)/pip install -q -e ".[embedded]" -r bench/peers/requirements.txt
+	@rm -f $(BENCH_VENV)/.installed-* && touch $(BENCH_STAMP)
+
+# Results go to bench/results/*.json; BENCHMARKS.md and docs/bench-*.png are rendered from them.
+bench: install $(BENCH_STAMP)
+	$(BIN)/python -m bench.run --quick
+	$(BENCH_BIN)/python -m bench.render
+
+bench-full: install $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
+	$(BENCH_BIN)/python -m bench.render
+
+bench-peers: $(BENCH_STAMP)
+	$(BENCH_BIN)/python -m bench.run --peers
+	$(BENCH_BIN)/python -m bench.render
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,128 @@
+"""PNG charts of the results, with matplotlib (installed in the bench environment only).
+
+Each chart carries, under its plot, the command that produced its figures and the machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.results_doc import Results
+
+RATE_BARS = (
+    # (label, benchmark, key)
+    ("put, 1 call per job", "core", "put_per_s"),
+    ("  bare redis-py EVALSHA loop", "core", "bare_evalsha_per_s"),
+    ("  redis-benchmark EVALSHA -c 1 -P 1", "baselines", "evalsha_single_client_per_s"),
+    ("put_many, 100 per call", "core", "put_many_per_s"),
+    ("  bare redis-py EVALSHA pipelined", "core", "bare_evalsha_pipelined_per_s"),
+    ("  redis-benchmark EVALSHA -c 1 -P 16", "baselines", "evalsha_pipelined_per_s"),
+    ("reserve+ack, 1 job per call", "core", "reserve_ack_per_s"),
+    ("ack_and_lease, 100 per call", "core", "ack_and_lease_batched_per_s"),
+    ("worker end to end", "worker", "throughput.jobs_per_s"),
+)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, caption: str, path: Path) -> None:
+    fig.text(0.01, 0.01, caption.replace("`", ""), fontsize=7, color="#555555")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def rates_chart(results: Results, path: Path) -> bool:
+    """Our operation rates next to their baselines (log scale); False if nothing to plot."""
+    bars = [(label, results.value(bench, key)) for label, bench, key in RATE_BARS]
+    shown = [(label, value) for label, value in bars if value]
+    if not shown:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.4))
+    labels = [label for label, _ in shown][::-1]
+    values = [value for _, value in shown][::-1]
+    colors = ["#9aa5b1" if label.startswith("  ") else "#1f6feb" for label in labels]
+    ax.barh([label.strip() for label in labels], values, color=colors)
+    ax.set_xscale("log")
+    ax.set_xlim(right=max(values) * 4)  # room for the value labels
+    ax.set_xlabel("operations per second (median; grey = baseline of the bar above)")
+    for y, value in enumerate(values):
+        ax.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
+    ax.set_title("redisched operation rates and their same-run baselines")
+    _save(fig, results.caption(), path)
+    plt.close(fig)
+    return True
+
+
+def scale_chart(results: Results, path: Path) -> bool:
+    """Cost per operation against the number of scheduled jobs."""
+    levels = results.record("scale").get("levels") or []
+    if not levels:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for key, label, style in (
+        ("put_us", "put (client wall clock)", "-o"),
+        ("reserve_ack_us", "reserve+ack (client wall clock)", "-s"),
+        ("put_server_us", "put (Redis, per EVALSHA)", "--o"),
+        ("reserve_ack_server_us", "reserve+ack (Redis, 2 EVALSHA)", "--s"),
+    ):
+        points = [(lvl, results.value("scale", f"{key}_at_{lvl}")) for lvl in levels]
+        xs = [max(lvl, 1) for lvl, v in points if v is not None]
+        ys = [v for _, v in points if v is not None]
+        ax.plot(xs, ys, style, label=label)
+    ax.set_xscale("symlog", linthresh=1000)
+    ax.set_xticks([max(lvl, 1) for lvl in levels], [f"{lvl:,}" for lvl in levels])
+    ax.set_xlabel("jobs scheduled in the future, same topic")
+    ax.set_ylabel("microseconds per operation (median)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.set_title("Cost per operation as scheduled jobs grow")
+    _save(fig, results.caption(), path)
+    plt.close(fig)
+    return True
+
+
+def peers_chart(peers: Results, path: Path) -> bool:
+    """Worker jobs/s, enqueue/s and memory per job of every peer that ran."""
+    rows = []
+    for name in peers.benchmarks:
+        record = peers.record(name)
+        if record.get("worker_jobs_per_s"):
+            rows.append(record)
+    if not rows:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 0.5 * len(rows) + 2))
+    labels = [str(r["peer"]) for r in rows][::-1]
+    for ax, key, title, log in (
+        (axes[0], "worker_jobs_per_s", "worker jobs/s (drain, 1 process)", True),
+        (axes[1], "enqueue_per_s", "enqueue/s (1 call per job)", True),
+        (axes[2], "memory_bytes_per_job", "memory per delayed job, bytes", False),
+    ):
+        values = [float(r.get(key) or 0) for r in rows][::-1]
+        colors = ["#1f6feb" if label == "redisched" else "#9aa5b1" for label in labels]
+        ax.barh(labels, values, color=colors)
+        if log:
+            ax.set_xscale("log")
+            ax.set_xlim(right=max(values) * 6)
+        else:
+            ax.set_xlim(right=max(values) * 1.3)
+        for y, value in enumerate(values):
+            ax.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
+        ax.set_title(title, fontsize=10)
+    for ax in axes[1:]:
+        ax.set_yticklabels([])
+    fig.suptitle("The same workload on each job queue (20k jobs, 100-byte bodies)")
+    _save(fig, peers.caption(), path)
+    plt.close(fig)
+    return True

@@ -1,0 +1,298 @@
+"""Render bench/results/{latest,peers}.json into BENCHMARKS.md, with PNG charts under docs/.
+
+Run: ``python -m bench.render [--no-charts]`` (charts need matplotlib: ``make bench-peers``
+installs it in ``.venv-bench``; the product never depends on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.results_doc import Results
+from bench.targets import TARGETS
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+CHARTS = ("bench-rates.png", "bench-scale.png", "bench-peers.png")
+BUSY = 0.5
+"""Load average per core at the start of a run above which the report warns of noise."""
+
+OUR_FIGURES = (
+    # (figure, benchmark, key, baseline label, baseline benchmark, baseline key, per-op factor)
+    ("put/s, 1 call per job", "core", "put_per_s",
+     "bare redis-py EVALSHA loop", "core", "bare_evalsha_per_s"),
+    ("put/s, 1 call per job", "core", "put_per_s",
+     "redis-benchmark EVALSHA -c 1 -P 1", "baselines", "evalsha_single_client_per_s"),
+    ("put_many jobs/s, 100 per call", "core", "put_many_per_s",
+     "bare redis-py EVALSHA pipelined x100", "core", "bare_evalsha_pipelined_per_s"),
+    ("put_many jobs/s, 100 per call", "core", "put_many_per_s",
+     "redis-benchmark EVALSHA -c 1 -P 16", "baselines", "evalsha_pipelined_per_s"),
+    ("reserve+ack/s, 1 job per call", "core", "reserve_ack_per_s",
+     "bare redis-py EVALSHA loop", "core", "bare_evalsha_per_s"),
+    ("ack_and_lease jobs/s, 100 per call", "core", "ack_and_lease_batched_per_s",
+     "bare redis-py EVALSHA pipelined x100", "core", "bare_evalsha_pipelined_per_s"),
+    ("worker jobs/s end to end", "worker", "throughput.jobs_per_s",
+     "bare redis-py EVALSHA loop", "worker", "throughput.evalsha_loop_per_s"),
+    ("webhook deliveries/s", "webhook", "dispatcher.deliveries_per_s",
+     "raw aiohttp POSTs", "webhook", "baseline_raw_aiohttp_posts_per_s"),
+    ("AMQP bridge msgs/s, grouped", "amqp", "bridge_grouped_per_s",
+     "bare consume+ack", "amqp", "broker_consume_ack_per_s"),
+    ("AMQP bridge msgs/s, one run_at each", "amqp", "bridge_single_per_s",
+     "bare consume+ack", "amqp", "broker_consume_ack_per_s"),
+)  # fmt: skip
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [
+        "| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows
+    ]
+    return lines
+
+
+def number(value: float | None, digits: int = 0) -> str:
+    """A figure with thousands separators, or a dash."""
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def spread(results: Results, bench: str, key: str) -> str:
+    """``min-max (n runs)`` of one field."""
+    low, high, count = results.spread(bench, key)
+    if count < 2:
+        return f"{count} run" if count else "-"
+    return f"{low:,.0f}-{high:,.0f} ({count} runs)"
+
+
+def machine_section(runs: Sequence[tuple[str, Results]]) -> list[str]:
+    """Where and how each results file was measured, and a warning if the machine was busy."""
+    lines = ["## Runs and machine", ""]
+    rows = []
+    warnings = []
+    for label, results in runs:
+        if not results:
+            rows.append((label, "not run yet", "-", "-", "-", "-", "-"))
+            continue
+        m = results.machine
+        load = m.get("load_average_at_start", ["?"])[0]
+        rows.append((
+            label, f"`{results.doc.get('command')}`", results.doc.get("started_at", "?"),
+            f"{m.get('nproc')} x {m.get('cpu_model')}", m.get("python"), m.get("redis_server"),
+            f"{load} / {m.get('load_average_at_end', ['?'])[0]}",
+        ))  # fmt: skip
+        nproc = m.get("nproc") or 1
+        if isinstance(load, int | float) and load > BUSY * nproc:
+            warnings.append(
+                f"> **{label} was measured on a busy machine** (load average {load} on {nproc} "
+                "cores at the start): absolute figures are low and noisy; the ratios, measured "
+                "in the same run, are the figures to read. Re-measure on a quiet machine."
+            )
+    lines += table(
+        ("results", "command", "started (UTC)", "CPUs", "Python", "Redis", "load start / end"),
+        rows,
+    )
+    return [*lines, "", *warnings, *([""] if warnings else [])]
+
+
+def targets_section(latest: Results) -> list[str]:
+    """Each aim of issue 8: the figure, the target, met or not and by how much."""
+    lines = ["## Targets", ""]
+    rows = [(t.figure, t.goal, *t.judge(latest)) for t in TARGETS]
+    lines += table(("figure", "target", "measured (median)", "met?", "by how much"), rows)
+    return [*lines, ""]
+
+
+def figures_section(latest: Results, charts: bool) -> list[str]:
+    """Our rates, each next to a baseline from the same run."""
+    lines = ["## Our figures next to their baselines", ""]
+    rows = []
+    for figure, bench, key, base_label, base_bench, base_key in OUR_FIGURES:
+        ours, base = latest.value(bench, key), latest.value(base_bench, base_key)
+        if ours is None:
+            continue
+        rows.append((
+            figure, number(ours), spread(latest, bench, key), base_label, number(base),
+            f"{ours / base:.2f}" if base else "-",
+        ))  # fmt: skip
+    if rows:
+        lines += table(("figure", "median", "runs", "baseline", "baseline median", "ratio"), rows)
+    else:
+        lines.append("No rate was measured yet.")
+    if charts:
+        lines += [
+            "",
+            "![operation rates](docs/bench-rates.png)",
+            "",
+            f"Measured by {latest.caption()}.",
+        ]
+    return [*lines, ""]
+
+
+def scale_section(latest: Results, charts: bool) -> list[str]:
+    """Cost per op at each number of scheduled jobs."""
+    record = latest.record("scale")
+    levels = record.get("levels") or []
+    lines = ["## Cost per operation with many scheduled jobs", ""]
+    if not levels:
+        return [*lines, "Not measured yet.", ""]
+    rows = []
+    for level in levels:
+        cells: list[str] = [f"{level:,}"]
+        for key in ("put_us", "put_server_us", "reserve_ack_us", "reserve_ack_server_us"):
+            value = latest.value("scale", f"{key}_at_{level}")
+            factor = latest.value("scale", f"{key}_ratio_at_{level}")
+            cells.append(f"{number(value, 1)} ({number(factor, 2)}x)")
+        rows.append(cells)
+    lines += table(
+        ("scheduled jobs", "put µs (client)", "put µs (Redis)", "reserve+ack µs (client)",
+         "reserve+ack µs (Redis)"),
+        rows,
+    )  # fmt: skip
+    lines += [
+        "",
+        f"{record.get('ops', '?'):,} operations per phase; in brackets, the cost relative to "
+        "the empty topic. Redis µs is `INFO commandstats` time per EVALSHA (two for "
+        "reserve+ack): the scripts' own cost, without the client's noise.",
+    ]
+    if charts:
+        lines += [
+            "",
+            "![cost per operation](docs/bench-scale.png)",
+            "",
+            f"Measured by {latest.caption()}.",
+        ]
+    return [*lines, ""]
+
+
+def peers_section(peers: Results, charts: bool) -> list[str]:
+    """The same workload on every peer, with the ratios to redisched from the same run."""
+    lines = ["## Peers: the same workload on other job queues", ""]
+    if not peers:
+        return [*lines, "Not run yet: `make bench-peers`.", ""]
+    ours = peers.record("redisched")
+    rows, failures, configs = [], [], []
+    for name in peers.benchmarks:
+        status, errors = peers.status(name)
+        record = peers.record(name)
+        if status in ("failed", "missing"):
+            failures.append(f"- **{name}**: {status}: {errors[-1] if errors else '?'}")
+            continue
+        rate, enqueue = record.get("worker_jobs_per_s"), record.get("enqueue_per_s")
+        versus = (
+            f"{ours['worker_jobs_per_s'] / rate:.1f}x"
+            if rate and ours.get("worker_jobs_per_s") and name != "redisched"
+            else "-"
+        )
+        rows.append((
+            record.get("peer", name), record.get("version", "?"),
+            "yes" if record.get("explicit_ids") else "no", number(enqueue), number(rate),
+            number(record.get("memory_bytes_per_job")), versus,
+        ))  # fmt: skip
+        configs.append(f"- **{record.get('peer', name)}**: {record.get('config', '')}")
+    first = peers.record(next(iter(peers.benchmarks), ""))
+    lines += table(
+        ("queue", "version", "explicit ids", "enqueue/s", "worker jobs/s", "bytes/delayed job",
+         "redisched worker is"),
+        rows,
+    )  # fmt: skip
+    lines += [
+        "",
+        f"Workload: {first.get('jobs', '?'):,} jobs with 100-byte bodies enqueued one call per "
+        "job, then drained by one worker process with a no-op handler (timed from outside, "
+        "from the first finished job to the last); memory: growth of the server for "
+        f"{first.get('memory_jobs', '?'):,} jobs delayed by a day (Redis `used_memory`, "
+        "beanstalkd's RSS). Medians of "
+        f"{peers.doc.get('repeats', '?')} run(s). Configuration of each, as documented in "
+        "its module under `bench/peers/`:",
+        "",
+        *configs,
+    ]
+    if failures:
+        lines += ["", "Peers that could not be measured here:", "", *failures]
+    if charts:
+        lines += ["", "![peers](docs/bench-peers.png)", "", f"Measured by {peers.caption()}."]
+    return [*lines, ""]
+
+
+def others_section(latest: Results) -> list[str]:
+    """Every benchmark's status, and the medians of those without a table above."""
+    lines = ["## Every benchmark of the run", ""]
+    rows = []
+    for name, entry in latest.benchmarks.items():
+        status, errors = latest.status(name)
+        note = errors[-1].splitlines()[-1] if errors else ""
+        rows.append((name, f"`{entry.get('module')}`", " ".join(entry.get("args", [])),
+                     status, entry.get("runs_ok", 0), note[:160]))  # fmt: skip
+    lines += table(("benchmark", "module", "args", "status", "runs ok", "last error"), rows)
+    for name in ("http", "failover"):
+        record = latest.record(name)
+        if record:
+            lines += ["", f"### {name}", ""]
+            lines += table(("field", "median"), sorted(record.items()))
+    return [*lines, ""]
+
+
+def render(latest: Results, peers: Results, charts: bool) -> str:
+    """The whole BENCHMARKS.md."""
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `python -m bench.render` from `bench/results/latest.json` (`make bench`, "
+        "`make bench-full`) and `bench/results/peers.json` (`make bench-peers`); do not edit by "
+        "hand. Every figure is a median of repeated runs; every ratio compares two figures "
+        "measured in the same run on the same machine, because this machine's cores are shared "
+        "and absolute numbers drift.",
+        "",
+        *machine_section((("ours", latest), ("peers", peers))),
+        *targets_section(latest),
+        *figures_section(latest, charts),
+        *scale_section(latest, charts),
+        *peers_section(peers, charts),
+        *others_section(latest),
+        "## Method",
+        "",
+        "- Each benchmark is a module under `bench/` that starts its own redis-server (no "
+        "persistence) and prints JSON; `bench/run.py` runs each as a subprocess N times and "
+        "keeps the medians, recording a benchmark that is missing or fails instead of stopping.",
+        "- The ceiling of any Lua queue on this Redis is `redis-benchmark` running `EVALSHA` of "
+        "`return 1` (`bench/baselines.py`); the ceiling of any Python client is the same script "
+        "from a bare redis-py loop.",
+        "- Peers run in a separate environment (`.venv-bench`, `bench/peers/requirements.txt`); "
+        "the product has no dependency on them.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Read the results, write BENCHMARKS.md and the charts."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latest", type=Path, default=ROOT / "bench/results/latest.json")
+    parser.add_argument("--peers", type=Path, default=ROOT / "bench/results/peers.json")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
+    parser.add_argument("--no-charts", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    latest, peers = Results.load(args.latest), Results.load(args.peers)
+    charts = not args.no_charts and importlib.util.find_spec("matplotlib") is not None
+    if not charts and not args.no_charts:
+        log.warning("matplotlib is not installed: tables only (run it from .venv-bench)")
+    if charts:
+        from bench import charts as draw
+
+        draw.rates_chart(latest, args.docs / CHARTS[0])
+        draw.scale_chart(latest, args.docs / CHARTS[1])
+        draw.peers_chart(peers, args.docs / CHARTS[2])
+    args.output.write_text(render(latest, peers, charts))
+    log.info("wrote %s", args.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The figures issue 8 aims at, each read from a results document and judged met or not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.results_doc import Results
+
+Measure = Callable[[Results], tuple[float, str] | None]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One aim: a figure, its limit, and how to read the figure from the results."""
+
+    figure: str
+    goal: str
+    limit: float
+    higher_is_better: bool
+    measure: Measure
+
+    def judge(self, results: Results) -> tuple[str, str, str]:
+        """(measured, met?, by how much) for the report."""
+        found = self.measure(results)
+        if found is None:
+            return "not measured", "-", "-"
+        value, how = found
+        met = value >= self.limit if self.higher_is_better else value <= self.limit
+        if self.higher_is_better:
+            margin = value / self.limit - 1
+        else:
+            margin = (self.limit - value) / self.limit if self.limit else 0.0
+        words = "above" if (margin >= 0) == self.higher_is_better else "below"
+        if not self.higher_is_better:
+            words = "under" if margin >= 0 else "over"
+        return how, "**met**" if met else "**not met**", f"{abs(margin):.0%} {words} the target"
+
+
+def ratio(
+    num: tuple[str, str], den: tuple[str, str], label: str
+) -> Callable[[Results], tuple[float, str] | None]:
+    """A same-run ratio of two medians, shown with both values."""
+
+    def measure(results: Results) -> tuple[float, str] | None:
+        top, bottom = results.value(*num), results.value(*den)
+        if top is None or not bottom:
+            return None
+        return top / bottom, f"{top / bottom:.2f} ({top:,.0f} / {bottom:,.0f} {label})"
+
+    return measure
+
+
+def single(bench: str, keys: tuple[str, ...], unit: str) -> Measure:
+    """One median, the first of ``keys`` present."""
+
+    def measure(results: Results) -> tuple[float, str] | None:
+        found = results.first(bench, *keys)
+        if found is None:
+            return None
+        return found[1], f"{found[1]:,.3g} {unit} (`{bench}.{found[0]}`)"
+
+    return measure
+
+
+def slowdown(kind: str) -> Measure:
+    """Cost per op at the largest scheduled level over the cost at none."""
+
+    def measure(results: Results) -> tuple[float, str] | None:
+        levels = results.record("scale").get("levels") or []
+        if len(levels) < 2:
+            return None
+        top = max(levels)
+        value = results.value("scale", f"{kind}_us_ratio_at_{top}")
+        if value is None:
+            return None
+        server = results.value("scale", f"{kind}_server_us_ratio_at_{top}")
+        note = f"; Redis-side {server:.2f}x" if server is not None else ""
+        quick = "" if top >= 1_000_000 else f" (only {top:,} in this run)"
+        return value, f"{value:.2f}x at {top:,} scheduled{quick}{note}"
+
+    return measure
+
+
+def worker_rate(results: Results) -> tuple[float, str] | None:
+    """bench_worker's jobs/s, else the peer workload's redisched figure."""
+    found = results.first("worker", "throughput.jobs_per_s", "jobs_per_s")
+    if found is not None:
+        return found[1], f"{found[1]:,.0f} jobs/s (`worker.{found[0]}`)"
+    return None
+
+
+TARGETS = (
+    Target("Worker jobs/s end to end", ">= 18,000 jobs/s", 18_000, True, worker_rate),
+    Target(
+        "Batched put (put_many) vs redis-benchmark EVALSHA, pipelined", ">= 0.9x", 0.9, True,
+        ratio(("core", "put_many_per_s"), ("baselines", "evalsha_pipelined_per_s"),
+              "jobs/s vs EVALSHA/s"),
+    ),
+    Target(
+        "Single put vs redis-benchmark EVALSHA, 1 client unpipelined", ">= 0.75x", 0.75, True,
+        ratio(("core", "put_per_s"), ("baselines", "evalsha_single_client_per_s"),
+              "puts/s vs EVALSHA/s"),
+    ),
+    Target("Dispatch lag p50, scheduled ahead", "<= 1 ms", 1.0, False,
+           single("worker", ("lag_future.p50_ms",), "ms")),
+    Target("Dispatch lag p99, scheduled ahead", "<= 2 ms", 2.0, False,
+           single("worker", ("lag_future.p99_ms",), "ms")),
+    Target("Dispatch lag p50, due now", "<= 1 ms", 1.0, False,
+           single("worker", ("lag_due_now.vs_run_at.p50_ms", "lag_due_now.p50_ms"), "ms")),
+    Target("Dispatch lag p99, due now", "<= 2 ms", 2.0, False,
+           single("worker", ("lag_due_now.vs_run_at.p99_ms", "lag_due_now.p99_ms"), "ms")),
+    Target("Redis memory per job (100-byte body)", "<= 330 bytes", 330, False,
+           single("core", ("memory_bytes_per_job",), "bytes")),
+    Target("put cost at 1M scheduled vs none", "<= 1.10x", 1.10, False, slowdown("put")),
+    Target("reserve+ack cost at 1M scheduled vs none", "<= 1.10x", 1.10, False,
+           slowdown("reserve_ack")),
+)  # fmt: skip
+"""Every aim of issue 8, in the order BENCHMARKS.md lists them."""

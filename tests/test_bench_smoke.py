@@ -1,0 +1,138 @@
+"""The benchmark orchestrator and report, on small fixed inputs (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench import render, run
+from bench.results_doc import Results
+
+MACHINE = {
+    "nproc": 2, "cpu_model": "Test CPU", "python": "3.11.7", "redis_server": "7.0.15",
+    "load_average_at_start": [0.1, 0.1, 0.1], "load_average_at_end": [0.2, 0.1, 0.1],
+}  # fmt: skip
+
+
+def entry(records: dict[str, Any], runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"module": "bench.x", "args": [], "status": "ok", "runs_ok": 1, "errors": [],
+            "seconds": [1.0], "records": records, "runs": runs or [records]}  # fmt: skip
+
+
+LATEST = {
+    "command": "python -m bench.run --quick",
+    "mode": "quick",
+    "repeats": 3,
+    "started_at": "2026-01-01T00:00:00+00:00",
+    "machine": MACHINE,
+    "benchmarks": {
+        "baselines": entry({"baselines": {"evalsha_single_client_per_s": 40000,
+                                          "evalsha_pipelined_per_s": 400000}}),
+        "core": entry(
+            {"core": {"put_per_s": 20000, "bare_evalsha_per_s": 25000, "put_many_per_s": 380000,
+                      "memory_bytes_per_job": 300.0}},
+            runs=[{"core": {"put_per_s": 19000}}, {"core": {"put_per_s": 20000}},
+                  {"core": {"put_per_s": 23000}}],
+        ),
+        "scale": entry({"scale": {"levels": [0, 100000], "ops": 2000, "put_us_at_0": 50.0,
+                                  "put_us_ratio_at_0": 1.0, "put_us_at_100000": 60.0,
+                                  "put_us_ratio_at_100000": 1.2}}),
+        "failover": {"module": "bench.bench_failover", "args": ["--quick"], "status": "missing",
+                     "runs_ok": 0, "errors": ["module bench.bench_failover not found"],
+                     "seconds": [], "records": {}, "runs": []},
+    },
+}  # fmt: skip
+
+PEERS = {
+    "command": "python -m bench.run --peers",
+    "repeats": 1,
+    "machine": MACHINE,
+    "benchmarks": {
+        "redisched": entry({"peer-redisched": {"peer": "redisched", "version": "0.1.0",
+                                               "explicit_ids": True, "jobs": 20000,
+                                               "memory_jobs": 100000, "enqueue_per_s": 5000,
+                                               "worker_jobs_per_s": 15000,
+                                               "memory_bytes_per_job": 310, "config": "c1"}}),
+        "rq": entry({"peer-RQ": {"peer": "RQ", "version": "3.0", "explicit_ids": True,
+                                 "enqueue_per_s": 3000, "worker_jobs_per_s": 500,
+                                 "memory_bytes_per_job": 1400, "config": "SimpleWorker"}}),
+        "bullmq": {"module": "bench.peers.bullmq_peer", "args": [], "status": "failed",
+                   "runs_ok": 0, "errors": ["exit 1: ModuleNotFoundError: bullmq"],
+                   "seconds": [1.0], "records": {}, "runs": []},
+    },
+}  # fmt: skip
+
+
+def rows(markdown: str, first_cell: str) -> list[list[str]]:
+    """The cells of every table row whose first cell is ``first_cell``."""
+    found = []
+    for line in markdown.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            found.append(cells)
+    return found
+
+
+def test_report_judges_each_target_from_same_run_ratios() -> None:
+    markdown = render.render(Results(LATEST), Results(PEERS), charts=False)
+    [memory] = rows(markdown, "Redis memory per job (100-byte body)")
+    assert memory[3:] == ["**met**", "9% under the target"]
+    [batched] = rows(markdown, "Batched put (put_many) vs redis-benchmark EVALSHA, pipelined")
+    assert batched[2].startswith("0.95 ") and batched[3] == "**met**"
+    [single] = rows(markdown, "Single put vs redis-benchmark EVALSHA, 1 client unpipelined")
+    assert single[2].startswith("0.50 ") and single[3:] == ["**not met**", "33% below the target"]
+    [slowdown] = rows(markdown, "put cost at 1M scheduled vs none")
+    assert "only 100,000 in this run" in slowdown[2] and slowdown[3] == "**not met**"
+    [worker] = rows(markdown, "Worker jobs/s end to end")
+    assert worker[2:] == ["not measured", "-", "-"]
+    assert "busy machine" not in markdown
+
+
+def test_report_tables_show_spread_peers_and_failures() -> None:
+    markdown = render.render(Results(LATEST), Results(PEERS), charts=False)
+    put_rows = rows(markdown, "put/s, 1 call per job")
+    assert put_rows[0][1:3] == ["20,000", "19,000-23,000 (3 runs)"]
+    assert put_rows[0][-1] == "0.80"  # 20,000 / 25,000 bare EVALSHA
+    [rq] = rows(markdown, "RQ")
+    assert rq[3:] == ["3,000", "500", "1,400", "30.0x"]
+    assert "- **bullmq**: failed: exit 1: ModuleNotFoundError" in markdown
+    [failover] = rows(markdown, "failover")
+    assert failover[3] == "missing"
+    assert "![" not in markdown  # no charts asked for
+
+
+def test_busy_machine_is_flagged() -> None:
+    busy = {**LATEST, "machine": {**MACHINE, "load_average_at_start": [3.5, 3.0, 2.0]}}
+    assert "**ours was measured on a busy machine**" in render.render(
+        Results(busy), Results({}), charts=False
+    )
+
+
+def test_output_parsing_flattening_and_medians() -> None:
+    lines = '{"benchmark": "a", "x": 1, "machine": {"cpus": 2}}\nnoise\n{"benchmark": "b"}\n'
+    assert [r["benchmark"] for r in run.parse_output(lines)] == ["a", "b"]
+    indented = json.dumps({"rate": 5, "nested": {"p50_ms": 0.5}}, indent=2)
+    assert run.parse_output("starting...\n" + indented) == [{"rate": 5, "nested": {"p50_ms": 0.5}}]
+    assert run.parse_output("Traceback ...") == []
+    flat = run.flatten({"benchmark": "w", "machine": {}, "lag": {"p50_ms": 1, "d": {"x": 2}}})
+    assert flat == {"lag.p50_ms": 1, "lag.d.x": 2}
+    merged = run.medians([{"r": 1, "s": "a", "ok": True}, {"r": 5, "s": "b"}, {"r": 2}])
+    assert merged == {"r": 2, "s": "a", "ok": True}
+
+
+def test_run_records_missing_and_failing_modules_and_goes_on(tmp_path: Path) -> None:
+    specs = (
+        run.Spec("absent", "bench.no_such_benchmark"),
+        run.Spec("silent", "json.tool", timeout=60),  # exits 0 having printed no JSON
+        run.Spec("crash", "bench.baselines", quick=("--requests", "not-a-number"), timeout=60),
+    )
+    document = run.run_all(specs, quick=True, repeats=1, only=None)
+    statuses = {name: b["status"] for name, b in document["benchmarks"].items()}
+    assert statuses == {"absent": "missing", "silent": "failed", "crash": "failed"}
+    assert "invalid int value" in document["benchmarks"]["crash"]["errors"][0]
+    assert document["machine"]["nproc"] and document["machine"]["cpu_model"]
+    run.write(document, tmp_path / "latest.json")
+    again = Results.load(tmp_path / "latest.json")
+    assert again.status("crash")[0] == "failed"
+    assert "crash" in render.render(again, Results.load(tmp_path / "none.json"), charts=False)
