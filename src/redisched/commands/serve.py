@@ -118,12 +118,22 @@ def extra_routes() -> list[BaseRoute]:
     return list(importlib.import_module("redisched.dashboard").routes())
 
 
+def dashboard_open_paths() -> frozenset[str]:
+    """Paths the dashboard serves without a token: its page shell and static files (no data)."""
+    if importlib.util.find_spec("redisched.dashboard") is None:
+        return frozenset()
+    return frozenset(getattr(importlib.import_module("redisched.dashboard"), "OPEN_PATHS", ()))
+
+
 def _server(settings: Settings, on_started: Callable[[], None]) -> Any:
     import uvicorn
 
     from ..http import create_app
 
-    app = create_app(settings, extra_routes=extra_routes(), services=services())
+    app = create_app(
+        settings, extra_routes=extra_routes(), services=services(),
+        open_paths=dashboard_open_paths(),
+    )  # fmt: skip
     loops: list[asyncio.AbstractEventLoop] = []
 
     class Server(uvicorn.Server):
