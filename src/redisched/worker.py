@@ -382,26 +382,23 @@ class Worker:
             self._wake_starved()
         if done and not all(acked):
             self._log_stale(topic, done, acked)
-        topic.requeue_at = lease.next_timeout_ms
         topic.saturated = len(lease.jobs) == count
         if lease.jobs:
-            if self._stop_requested:  # leased while stopping: give them back untouched
-                self._free += len(lease.jobs)
-                await asyncio.gather(*(self._client.release(job) for job in lease.jobs),
-                                     return_exceptions=True)  # fmt: skip
-                return
+            # Even when stop() came during the call: these run within the grace period, as
+            # releasing them would spend an attempt of jobs that never ran.
             self._dispatch(topic, lease.jobs)
-            if len(lease.jobs) == count:
-                return  # there may be more ready: lease again as soon as slots are free
-        await self._sleep(topic, lease.now_ms, lease.next_due_ms)
+        topic.requeue_at = lease.next_timeout_ms
+        if topic.requeue_at is not None and topic.requeue_at <= lease.now_ms:
+            topic.requeue_at = await self._client._run(self._client.ops.requeue_due(topic.name))
+            return
+        if not topic.saturated:
+            await self._sleep(topic, lease.now_ms, lease.next_due_ms)
 
     async def _sleep(self, topic: _Topic, now_ms: int, next_due_ms: int | None) -> None:
         """Sleep until the next job is due or a reservation times out, or a kick."""
         if next_due_ms is not None and next_due_ms <= now_ms:
             next_due_ms = None  # due jobs yet nothing leased: the topic is paused
         deadlines = [ms for ms in (next_due_ms, topic.requeue_at) if ms is not None]
-        if deadlines and min(deadlines) <= now_ms:
-            return  # a reservation timed out: requeue at once
         wake_at = time.time() + MAX_IDLE
         if deadlines:
             wake_at = min(wake_at, self._clock.local_time(min(deadlines)))
@@ -470,7 +467,9 @@ class Worker:
                 await topic.handler(job)  # type: ignore[misc]
             else:
                 assert self._loop is not None and self._executor is not None
-                await self._loop.run_in_executor(self._executor, topic.handler, job)
+                result = await self._loop.run_in_executor(self._executor, topic.handler, job)
+                if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
+                    await result
         except Retry as retry:
             await self._release(attempt, retry.delay, retry.reason)
         except asyncio.CancelledError as exc:
