@@ -58,5 +58,9 @@ bench-peers: $(BENCH_STAMP)
 	$(BENCH_BIN)/python -m bench.run --peers
 	$(BENCH_BIN)/python -m bench.render
 
+# docs/dashboard-*.png: a real `redisched serve` with sample data, photographed by Chromium.
+screenshots: install
+	$(BIN)/python docs/screenshots.py
+
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,283 @@
+// redisched dashboard: routing, the API token, forms and actions over the JSON API.
+// htmx loads and polls the server-rendered fragments; this file only wires them up.
+// Job data is only ever written with textContent (the fragments are escaped on the server).
+(function () {
+  "use strict";
+
+  const TOKEN_KEY = "redisched.token";
+  const $ = (selector) => document.querySelector(selector);
+  const rates = new Map(); // topic -> [{t, put, acked}] samples, for the put/ack rates
+  let confirming = null; // {key, until}: a delete waiting for its second click
+
+  // -- the token ------------------------------------------------------------------------
+  const token = () => sessionStorage.getItem(TOKEN_KEY);
+  const authHeaders = () => (token() ? { Authorization: "Bearer " + token() } : {});
+
+  function showLogin(message) {
+    $("#view").replaceChildren(); // stops the polling of the fragment inside
+    $("#app").hidden = true;
+    $("#login").hidden = false;
+    $("#logout").hidden = true;
+    $("#live").hidden = true;
+    $("#login-error").textContent = message || "";
+    $("#login-token").focus();
+  }
+
+  function showApp() {
+    $("#login").hidden = true;
+    $("#app").hidden = false;
+    $("#live").hidden = false;
+    $("#logout").hidden = !token();
+  }
+
+  // -- routing: #/  #/topic/<topic>  #/job/<topic>/<id> -----------------------------------
+  function route() {
+    const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+    if (parts[0] === "topic" && parts[1]) {
+      return "/dashboard/topic?" + new URLSearchParams({ topic: parts[1] });
+    }
+    if (parts[0] === "job" && parts[1] && parts.length >= 3) {
+      return "/dashboard/job?" + new URLSearchParams({ topic: parts[1], id: parts.slice(2).join("/") });
+    }
+    return "/dashboard/overview";
+  }
+
+  function load() {
+    const view = $("#view");
+    view.replaceChildren();
+    htmx.ajax("GET", route(), { target: "#view", swap: "innerHTML" });
+  }
+
+  const enc = encodeURIComponent;
+  const jobHash = (topic, id) => "#/job/" + enc(topic) + "/" + enc(id);
+
+  // -- messages ----------------------------------------------------------------------------
+  let flashTimer = null;
+  function flash(text, kind) {
+    const box = $("#flash");
+    box.textContent = text;
+    box.className = "flash " + (kind || "ok");
+    box.hidden = false;
+    clearTimeout(flashTimer);
+    flashTimer = setTimeout(() => { box.hidden = true; }, 4000);
+  }
+
+  function setResult(output, text, kind) {
+    output.textContent = text;
+    output.className = "result " + kind;
+  }
+
+  // -- the JSON API ------------------------------------------------------------------------
+  async function api(method, path, body, headers) {
+    const init = { method, headers: Object.assign({}, authHeaders(), headers || {}) };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    let data = null;
+    if ((response.headers.get("content-type") || "").includes("json")) data = await response.json();
+    if (response.status === 401) showLogin("The token was refused. Sign in again.");
+    return { status: response.status, data, etag: response.headers.get("etag") };
+  }
+
+  const errorText = (r) =>
+    r.data && r.data.error
+      ? r.data.error.message + (r.data.error.field ? " (" + r.data.error.field + ")" : "")
+      : "HTTP " + r.status;
+  const jobPath = (topic, id) => "/v1/topics/" + enc(topic) + "/jobs/" + enc(id);
+  const version = (etag) => (etag || "").replace(/\D/g, "");
+
+  function refresh() {
+    htmx.trigger(document.body, "refresh");
+  }
+
+  // -- actions on jobs and topics (buttons with data-act in the fragments) -------------------
+  const ACTIONS = {
+    async delete(topic, id) {
+      const r = await api("DELETE", jobPath(topic, id));
+      if (r.status === 204) return ["Deleted " + id, "ok"];
+      return [errorText(r), "error"];
+    },
+    async kick(topic, id) {
+      const r = await api("POST", jobPath(topic, id) + "/kick");
+      if (r.status === 200) return ["Kicked " + id + " back to ready", "ok"];
+      return [errorText(r), "error"];
+    },
+    async expire(topic, id) {
+      const r = await api("POST", jobPath(topic, id) + "/expire");
+      if (r.status === 200) return ["Released " + id + ": now " + r.data.state, "ok"];
+      return [errorText(r), "error"];
+    },
+    async pause(topic) {
+      const r = await api("PATCH", "/v1/topics/" + enc(topic), { paused: true });
+      return r.status === 200 ? ["Paused " + topic, "ok"] : [errorText(r), "error"];
+    },
+    async resume(topic) {
+      const r = await api("PATCH", "/v1/topics/" + enc(topic), { paused: false });
+      return r.status === 200 ? ["Resumed " + topic, "ok"] : [errorText(r), "error"];
+    },
+  };
+
+  async function onAction(button) {
+    const act = button.dataset.act;
+    const topic = button.dataset.topic;
+    const id = button.dataset.id;
+    if (act === "delete") {
+      const key = topic + "\u0000" + id;
+      if (!confirming || confirming.key !== key || confirming.until < Date.now()) {
+        confirming = { key, until: Date.now() + 4000 };
+        markConfirming();
+        return;
+      }
+      confirming = null;
+    }
+    button.disabled = true;
+    try {
+      const [text, kind] = await ACTIONS[act](topic, id);
+      flash(text, kind);
+    } catch (err) {
+      flash("The server did not answer: " + err.message, "error");
+    }
+    button.disabled = false;
+    refresh();
+  }
+
+  // A delete asks for a second click; the polled fragments are re-rendered, so the pending
+  // state is re-applied after every swap.
+  function markConfirming() {
+    for (const button of document.querySelectorAll('button[data-act="delete"]')) {
+      const pending = confirming && confirming.until > Date.now() &&
+        confirming.key === button.dataset.topic + "\u0000" + button.dataset.id;
+      button.classList.toggle("confirm", Boolean(pending));
+      button.textContent = pending ? "Click again to delete" : "Delete";
+    }
+  }
+
+  // -- put/ack rates, measured from the totals of consecutive polls ---------------------------
+  function updateRates() {
+    for (const row of document.querySelectorAll("tr[data-topic]")) {
+      const topic = row.dataset.topic;
+      const sample = { t: Number(row.dataset.now), put: Number(row.dataset.put), acked: Number(row.dataset.acked) };
+      const samples = (rates.get(topic) || []).filter((s) => s.t < sample.t && sample.t - s.t <= 30000);
+      samples.push(sample);
+      rates.set(topic, samples);
+      const first = samples[0];
+      for (const cell of row.querySelectorAll("[data-rate]")) {
+        const name = cell.dataset.rate;
+        if (samples.length < 2) { cell.textContent = "–"; continue; }
+        const perSecond = (sample[name] - first[name]) / ((sample.t - first.t) / 1000);
+        cell.textContent = perSecond >= 10 ? perSecond.toFixed(0) : perSecond.toFixed(1);
+      }
+    }
+  }
+
+  // -- forms ------------------------------------------------------------------------------
+  function bodyValue(text) {
+    if (text.trim() !== "") {
+      try { return JSON.parse(text); } catch (_) { /* not JSON: stored as text */ }
+    }
+    const bytes = new TextEncoder().encode(text);
+    let binary = "";
+    for (const b of bytes) binary += String.fromCharCode(b);
+    return { $base64: btoa(binary) };
+  }
+
+  async function schedule(form) {
+    const out = $("#schedule-result");
+    const f = form.elements;
+    const spec = { body: bodyValue(f.body.value) };
+    if (f.when.value === "at") {
+      const at = new Date(f.at.value);
+      if (!f.at.value || isNaN(at)) { setResult(out, "Pick a date and time.", "error"); return; }
+      spec.run_at = at.getTime() / 1000;
+    } else {
+      spec.delay = Number(f.delay.value || 0);
+    }
+    const headers = f.replace.checked ? {} : { "If-None-Match": "*" };
+    const r = await api("PUT", jobPath(f.topic.value, f.id.value), spec, headers);
+    const topic = f.topic.value, id = f.id.value;
+    if (r.status === 201) setResult(out, "created: version " + version(r.etag), "ok");
+    else if (r.status === 200) setResult(out, "replaced: version " + version(r.etag), "ok");
+    else if (r.status === 202) setResult(out, "pending: version " + version(r.etag) + " waits for the running attempt", "ok");
+    else if (r.status === 412 && r.data && r.data.error.code === "exists") {
+      setResult(out, "exists: version " + version(r.etag) + " kept, nothing changed", "warn");
+    } else { setResult(out, errorText(r), "error"); return; }
+    const link = document.createElement("a");
+    link.href = jobHash(topic, id);
+    link.textContent = " view";
+    out.append(link);
+    refresh();
+  }
+
+  async function cancel(form) {
+    const out = $("#cancel-result");
+    const f = form.elements;
+    const r = await api("DELETE", jobPath(f.topic.value, f.id.value));
+    if (r.status === 204) setResult(out, "cancelled " + f.id.value, "ok");
+    else if (r.status === 404) setResult(out, "no such job", "warn");
+    else setResult(out, errorText(r), "error");
+    refresh();
+  }
+
+  function submitting(form, handler) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      try { await handler(form); } catch (err) { flash("The server did not answer: " + err.message, "error"); }
+      button.disabled = false;
+    });
+  }
+
+  // -- wiring -----------------------------------------------------------------------------
+  document.addEventListener("DOMContentLoaded", () => {
+    document.body.addEventListener("htmx:configRequest", (event) => {
+      Object.assign(event.detail.headers, authHeaders());
+    });
+    document.body.addEventListener("htmx:responseError", (event) => {
+      const xhr = event.detail.xhr;
+      if (xhr.status === 401) { showLogin(token() ? "The token was refused." : ""); return; }
+      let message = "HTTP " + xhr.status;
+      try { message = JSON.parse(xhr.responseText).error.message; } catch (_) { /* not JSON */ }
+      flash(message, "error");
+    });
+    document.body.addEventListener("htmx:sendError", () => {
+      $("#live").classList.add("down");
+      flash("The server does not answer; retrying.", "error");
+    });
+    document.body.addEventListener("htmx:afterSettle", () => {
+      $("#live").classList.remove("down");
+      showApp();
+      updateRates();
+      markConfirming();
+    });
+    document.body.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-act]");
+      if (button) onAction(button);
+    });
+
+    $("#login-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, $("#login-token").value.trim());
+      $("#login-token").value = "";
+      $("#login-error").textContent = "Signing in…";
+      load();
+    });
+    $("#logout").addEventListener("click", () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      $("#view").replaceChildren();
+      showLogin("Signed out.");
+    });
+    $("#find-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const f = event.target.elements;
+      location.hash = jobHash(f.topic.value, f.id.value);
+    });
+    submitting($("#schedule-form"), schedule);
+    submitting($("#cancel-form"), cancel);
+    window.addEventListener("hashchange", load);
+
+    load();
+  });
+})();

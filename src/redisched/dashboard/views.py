@@ -1,0 +1,142 @@
+"""The dashboard's pages: the page shell at ``/`` and the HTML fragments htmx polls.
+
+The shell and the static files hold no job data, so they are served without a token (the
+shell shows the login form); every fragment needs the API token like any API route, and the
+browser sends it as a Bearer header (see ``static/app.js``). Every value from job data goes
+through Jinja2's autoescaping, and a strict Content-Security-Policy forbids inline scripts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from ..http.errors import ApiError
+from ..http.runtime import runtime
+from ..keys import validate_topic
+from ..validate import job_id
+from . import chart, data
+
+STATIC_PREFIX = "/dashboard/static"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def static_paths() -> frozenset[str]:
+    """The URL of every shipped static file."""
+    folder = resources.files("redisched.dashboard") / "static"
+    return frozenset(
+        f"{STATIC_PREFIX}/{entry.name}" for entry in folder.iterdir() if entry.is_file()
+    )
+
+
+def open_paths() -> frozenset[str]:
+    """Paths served without a token: the page shell and the static files (no job data)."""
+    return frozenset({"/"}) | static_paths()
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("redisched.dashboard", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "svg"], default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["component"] = lambda text: quote(str(text), safe="")
+    env.filters["duration"] = data.duration
+    env.filters["utc"] = data.utc
+    env.globals["relative"] = data.relative
+    return env
+
+
+def _query(request: Request, name: str) -> str:
+    value = request.query_params.get(name)
+    if value is None:
+        raise ApiError(400, "invalid", f"give {name} as a query parameter", name)
+    return value
+
+
+@dataclass(eq=False)
+class Dashboard:
+    """The dashboard's handlers around one template environment."""
+
+    templates: Jinja2Templates
+
+    @classmethod
+    def create(cls) -> Dashboard:
+        """A dashboard with its templates loaded from the package."""
+        return cls(Jinja2Templates(env=_environment()))
+
+    def _render(self, request: Request, name: str, context: dict[str, Any]) -> Response:
+        return self.templates.TemplateResponse(request, name, context, headers=HEADERS)
+
+    async def index(self, request: Request) -> Response:
+        """GET /: the page shell (login form, navigation, forms); data comes in fragments."""
+        return self._render(request, "index.html", {"static": STATIC_PREFIX})
+
+    async def overview(self, request: Request) -> Response:
+        """GET /dashboard/overview: every topic with its counts."""
+        found = await data.overview(runtime(request).client)
+        return self._render(request, "overview.html", {"overview": found})
+
+    async def topic(self, request: Request) -> Response:
+        """GET /dashboard/topic?topic=: counts, timelines, reserved and dead jobs."""
+        name = validate_topic(_query(request, "topic"))
+        page = await data.topic_page(runtime(request).client, name)
+        context = {
+            "topic": name,
+            "page": page,
+            "now": page.minutes.now,
+            "minutes": chart.layout(page.minutes, label_every=10),
+            "hours": chart.layout(page.hours, label_every=4),
+        }
+        return self._render(request, "topic.html", context)
+
+    async def job(self, request: Request) -> Response:
+        """GET /dashboard/job?topic=&id=: one job, with its actions."""
+        name = validate_topic(_query(request, "topic"))
+        wanted = job_id(_query(request, "id"))
+        client = runtime(request).client
+        found, timeline = await client.execute(
+            data.joined([client.ops.get(name, wanted), client.ops.timeline(name, buckets=1)])
+        )
+        context = {
+            "topic": name,
+            "id": wanted,
+            "job": found,
+            "now": timeline.now,
+            "body": None if found is None else data.show_body(found.body),
+        }
+        return self._render(request, "job.html", context)
+
+    def routes(self) -> list[BaseRoute]:
+        """The Starlette routes: the shell, the fragments and the static files."""
+        return [
+            Route("/", self.index, methods=["GET"], name="dashboard"),
+            Route("/dashboard/overview", self.overview, methods=["GET"]),
+            Route("/dashboard/topic", self.topic, methods=["GET"]),
+            Route("/dashboard/job", self.job, methods=["GET"]),
+            Mount(
+                STATIC_PREFIX,
+                StaticFiles(packages=[("redisched.dashboard", "static")]),
+                name="dashboard-static",
+            ),
+        ]

@@ -1,0 +1,70 @@
+"""A real ``redisched serve`` in a subprocess (embedded Redis in a temporary folder), and a
+headless Chromium: what the dashboard tests and ``docs/screenshots.py`` drive."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serve(data_dir: Path, *, tokens: tuple[str, ...] = ()) -> Iterator[str]:
+    """Run ``redisched serve`` on a free loopback port; yields its base URL."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "redisched"), "serve", "--port", str(port)]
+    command += ["--data-dir", str(data_dir)]
+    for token in tokens:
+        command += ["--token", token]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDISCHED_")}
+    log = (data_dir.parent / f"serve-{port}.log").open("wb")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"redisched serve exited with {proc.returncode}: see {log.name}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"redisched serve did not start: see {log.name}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def launch(playwright: Any) -> Any:
+    """Debian's Chromium, headless, with no network chatter of its own."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -1,0 +1,244 @@
+"""The dashboard in a real browser: headless Chromium against a real ``redisched serve``.
+
+One server (with its embedded Redis in a temporary folder) per module, one browser per module,
+a fresh page per test; each test works in its own topic. Nothing reloads the page once it is
+open: a marker set on ``window`` at the start must still be there at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.dashboard_server import launch, serve
+
+TOKEN = "dashboard-test-token-1"
+WAIT = 8_000  # ms: several 2 s polls, with room for a loaded machine
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(tmp_path_factory.mktemp("dash") / "data") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def http(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server) as client:
+        yield client
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"dash-{uuid.uuid4().hex[:8]}"
+
+
+def job_path(topic: str, job_id: str) -> str:
+    return f"/v1/topics/{quote(topic, safe='')}/jobs/{quote(job_id, safe='')}"
+
+
+def open_dashboard(page: Page, url: str) -> None:
+    page.goto(url + "/")
+    expect(page.locator("#overview")).to_be_visible()
+    page.evaluate("window.__notReloaded = true")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__notReloaded") is True
+
+
+def row(page: Page, topic: str) -> Any:
+    return page.locator(f'#overview tr[data-topic="{topic}"]')
+
+
+def test_schedule_count_timeline_find_delete(
+    page: Page, server: str, http: httpx.Client, topic: str
+) -> None:
+    open_dashboard(page, server)
+    form = page.locator("#schedule-form")
+    form.locator("[name=topic]").fill(topic)
+    form.locator("[name=id]").fill("welcome-ada")
+    form.locator("[name=body]").fill('{"to": "ada@example.com", "n": [1, 2]}')
+    form.locator("[name=delay]").fill("300")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#schedule-result")).to_contain_text("created: version 1")
+
+    # Counted on the overview, which polls by itself; a put from elsewhere shows up too.
+    expect(row(page, topic).locator('[data-state="scheduled"]')).to_have_text("1")
+    http.put(job_path(topic, "second"), json={"body": "x", "delay": 3000}).raise_for_status()
+    expect(row(page, topic).locator('[data-state="scheduled"]')).to_have_text("2")
+
+    # The same id again: exists, nothing changed.
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#schedule-result")).to_contain_text("exists: version 1")
+
+    # On the timeline: one job due around +5 min, one at +50 min.
+    row(page, topic).locator("a").click()
+    minutes = page.locator("#topic-view svg.chart").first
+    expect(minutes).to_have_attribute("data-total", "2")
+    bars = minutes.locator("rect.bar")
+    expect(bars).to_have_count(60)
+    counts = [int(c) for c in bars.evaluate_all("rs => rs.map(r => r.dataset.count)")]
+    assert counts[4] == 1 and counts[49] == 1 and sum(counts) == 2
+
+    # Find by id: state, version, pretty-printed body.
+    find = page.locator("#find-form")
+    find.locator("[name=topic]").fill(topic)
+    find.locator("[name=id]").fill("welcome-ada")
+    find.locator("button[type=submit]").click()
+    expect(page.locator("#job-state")).to_have_text("scheduled")
+    expect(page.locator("#job-version")).to_contain_text("1")
+    body = page.locator("#job-body").text_content()
+    assert body == '{\n  "to": "ada@example.com",\n  "n": [\n    1,\n    2\n  ]\n}'
+
+    # Delete asks for a second click.
+    delete = page.locator('#job-view button[data-act="delete"]')
+    delete.click()
+    expect(delete).to_have_text("Click again to delete")
+    assert http.get(job_path(topic, "welcome-ada")).status_code == 200
+    delete.click()
+    expect(page.locator("#job-missing")).to_be_visible()
+    assert http.get(job_path(topic, "welcome-ada")).status_code == 404
+
+    # Back on the overview the count went down; cancel the other job from the form.
+    page.locator("#nav-overview").click()
+    expect(row(page, topic).locator('[data-state="scheduled"]')).to_have_text("1")
+    cancel = page.locator("#cancel-form")
+    cancel.locator("[name=topic]").fill(topic)
+    cancel.locator("[name=id]").fill("second")
+    cancel.locator("button[type=submit]").click()
+    expect(page.locator("#cancel-result")).to_have_text("cancelled second")
+    expect(row(page, topic).locator('[data-state="scheduled"]')).to_have_text("0")
+    cancel.locator("button[type=submit]").click()
+    expect(page.locator("#cancel-result")).to_have_text("no such job")
+    assert_not_reloaded(page)
+
+
+def test_dead_job_kicked_back_to_ready(
+    page: Page, server: str, http: httpx.Client, topic: str
+) -> None:
+    http.put(job_path(topic, "fragile"), json={"body": {"a": 1}, "max_attempts": 1})
+    leased = http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).json()["jobs"][0]
+    reason = "boom: <b>not bold</b>"
+    bury = http.post(job_path(topic, "fragile") + "/bury", json={"token": leased["token"],
+                                                                 "reason": reason})  # fmt: skip
+    assert bury.status_code == 204
+
+    open_dashboard(page, server)
+    expect(row(page, topic).locator('[data-state="dead"]')).to_have_text("1")
+    row(page, topic).locator("a").click()
+    dead = page.locator("#dead-list tr[data-id='fragile']")
+    expect(dead.locator(".error-text")).to_have_text(reason)
+    assert page.locator("#topic-view b").count() == 0
+    dead.locator('button[data-act="kick"]').click()
+    expect(page.locator("#flash")).to_contain_text("Kicked fragile back to ready")
+    expect(page.locator("#dead-list")).to_have_count(0)
+    expect(page.locator('#topic-view [data-count="ready"]')).to_have_text("1")
+    assert http.get(job_path(topic, "fragile")).json()["state"] == "ready"
+    assert_not_reloaded(page)
+
+
+def test_stuck_reservation_released_and_topic_paused(
+    page: Page, server: str, http: httpx.Client, topic: str
+) -> None:
+    http.put(job_path(topic, "stuck"), json={"body": 1, "ttr": 3600})
+    http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).raise_for_status()
+    open_dashboard(page, server)
+    page.evaluate(f"location.hash = '#/job/{topic}/stuck'")
+    expect(page.locator("#job-state")).to_have_text("reserved")
+    page.locator('#job-view button[data-act="expire"]').click()
+    expect(page.locator("#job-state")).to_have_text("ready")
+    expect(page.locator("#job-attempts")).to_contain_text("1")
+
+    page.locator(f'#job-view .crumbs a[href="#/topic/{topic}"]').click()
+    page.locator('#topic-view button[data-act="pause"]').click()
+    expect(page.locator("#topic-view .badge.paused")).to_be_visible()
+    assert http.get(f"/v1/topics/{topic}").json()["paused"] is True
+    page.locator('#topic-view button[data-act="resume"]').click()
+    expect(page.locator("#topic-view .badge.paused")).to_have_count(0)
+    assert http.get(f"/v1/topics/{topic}").json()["paused"] is False
+    assert_not_reloaded(page)
+
+
+def test_job_data_is_shown_as_text(page: Page, server: str, http: httpx.Client, topic: str) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    script = "<script>alert(1)</script>"
+    job_id = '<img src=x onerror="alert(2)">'
+    raw = {"$base64": base64.b64encode(script.encode()).decode()}
+    http.put(job_path(topic, job_id), json={"body": raw, "max_attempts": 1}).raise_for_status()
+    leased = http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).json()["jobs"][0]
+    http.post(job_path(topic, job_id) + "/bury",
+              json={"token": leased["token"], "reason": script}).raise_for_status()  # fmt: skip
+
+    open_dashboard(page, server)
+    page.evaluate("([t, i]) => { location.hash = '#/job/' + encodeURIComponent(t) + '/' + "
+                  "encodeURIComponent(i) }", [topic, job_id])  # fmt: skip
+    expect(page.locator("#job-body")).to_have_text(script)
+    expect(page.locator("#job-view h1.job-id")).to_have_text(job_id)
+    expect(page.locator("#job-view .error-text")).to_have_text(script)
+    page.locator(f'#job-view .crumbs a[href="#/topic/{topic}"]').click()
+    expect(page.locator("#dead-list td.id a")).to_have_text(job_id)
+    page.wait_for_timeout(2500)  # a poll re-renders the page: still nothing runs
+    assert page.locator("#view img, #view script").count() == 0
+    assert dialogs == []
+    assert_not_reloaded(page)
+
+
+def test_tokens_refuse_an_unauthenticated_visit(browser: Any, tmp_path: Path, topic: str) -> None:
+    with serve(tmp_path / "data", tokens=(TOKEN,)) as url:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        put = httpx.put(url + job_path(topic, "secret-job"), json={"body": 1}, headers=auth)
+        assert put.status_code == 201
+        for path in ("/dashboard/overview", f"/dashboard/topic?topic={topic}", "/v1/topics"):
+            assert httpx.get(url + path).status_code == 401, path
+            assert httpx.get(url + path, headers=auth).status_code == 200, path
+        shell = httpx.get(url + "/")  # the page shell holds no data: it asks for the token
+        assert shell.status_code == 200 and topic not in shell.text
+        assert "script-src 'self'" in shell.headers["content-security-policy"]
+        assert httpx.get(url + "/dashboard/static/app.js").status_code == 200
+
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(WAIT)
+        page.goto(url + "/")
+        expect(page.locator("#login")).to_be_visible()
+        expect(page.locator("#app")).to_be_hidden()
+        page.locator("#login-token").fill("wrong-token")
+        page.locator("#login-form button").click()
+        expect(page.locator("#login-error")).to_contain_text("refused")
+        expect(page.locator("#app")).to_be_hidden()
+        assert topic not in page.content()
+        page.locator("#login-token").fill(TOKEN)
+        page.locator("#login-form button").click()
+        expect(row(page, topic)).to_be_visible()
+        assert page.evaluate("sessionStorage.getItem('redisched.token')") == TOKEN
+        page.locator("#logout").click()
+        expect(page.locator("#login")).to_be_visible()
+        assert topic not in page.locator("body").inner_text()
+        context.close()

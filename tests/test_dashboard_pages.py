@@ -1,0 +1,168 @@
+"""The dashboard without a browser: chart layout, body display, fragments and JSON endpoints.
+
+The HTTP tests run the real app in process (httpx over ASGI, lifespan started) on the session
+Redis; the browser tests are in test_dashboard_browser.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from importlib import resources
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+import redisched
+from redisched.config import Settings
+from redisched.dashboard import ENDPOINTS, OPEN_PATHS, ROUTES
+from redisched.dashboard.chart import layout, nice_ceiling
+from redisched.dashboard.data import duration, relative, show_body
+from redisched.http import create_app
+from redisched.models import Timeline
+
+STATIC = resources.files("redisched.dashboard") / "static"
+
+
+def test_vendored_htmx_matches_its_recorded_hash() -> None:
+    notes = (STATIC / "VENDORED.md").read_text(encoding="utf-8")
+    recorded = re.search(r"`htmx\.min\.js`.*?\| ([\d.]+) \| `([0-9a-f]{64})`", notes)
+    assert recorded is not None
+    data = (STATIC / "htmx.min.js").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == recorded.group(2)
+    assert recorded.group(1).startswith("2.")
+
+
+def test_nice_ceiling() -> None:
+    assert [nice_ceiling(v) for v in (0, 1, 3, 7, 9, 11, 57, 356, 1001)] == [
+        1, 1, 3, 8, 10, 20, 60, 400, 2000,
+    ]  # fmt: skip
+
+
+def test_chart_layout_scales_bars_to_the_peak() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    chart = layout(Timeline("t", now, 60, [0, 3, 6, 0], None), label_every=2)
+    assert [b.count for b in chart.bars] == [0, 3, 6, 0]
+    assert chart.total == 9 and chart.peak == 6
+    tallest, half = chart.bars[2], chart.bars[1]
+    assert tallest.y == chart.top and abs(tallest.height - 2 * half.height) < 1e-9
+    assert chart.bars[0].height == 0
+    assert [t.label for t in chart.x_ticks] == ["now", "+2m", "+4m"]
+    assert [t.label for t in chart.y_ticks] == ["0", "3", "6"]
+    assert "3 jobs due +1m to +2m" in chart.bars[1].title
+    hours = layout(Timeline("t", now, 3600, [1] * 24, None), label_every=6)
+    assert [t.label for t in hours.x_ticks] == ["now", "+6h", "+12h", "+18h", "+24h"]
+
+
+def test_show_body() -> None:
+    assert show_body(b'{"a":[1,"<b>"]}').text == '{\n  "a": [\n    1,\n    "<b>"\n  ]\n}'
+    assert show_body(b"<script>alert(1)</script>").kind == "text"
+    binary = show_body(b"\xff\x00")
+    assert (binary.kind, binary.text, binary.size) == ("binary", "ff 00", 2)
+
+
+def test_durations() -> None:
+    assert [duration(s) for s in (0, 59.9, 61, 3599, 3600 * 5 + 60, 86_400 * 3 + 7200)] == [
+        "0s", "59s", "1m 01s", "59m 59s", "5h 01m", "3d 2h",
+    ]  # fmt: skip
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    later = datetime(2030, 1, 1, 0, 2, 5, tzinfo=UTC)
+    assert (relative(later, now), relative(now, later), relative(now, now)) == (
+        "in 2m 05s", "2m 05s ago", "now",
+    )  # fmt: skip
+
+
+def test_open_paths_are_the_shell_and_static_files_only() -> None:
+    assert "/" in OPEN_PATHS
+    assert {p for p in OPEN_PATHS if p != "/"} == {
+        f"/dashboard/static/{name}"
+        for name in ("htmx.min.js", "app.js", "style.css", "favicon.svg", "VENDORED.md")
+    }
+
+
+@pytest.fixture
+async def web(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with the dashboard, in process, on the session Redis."""
+    settings = Settings(redis_url=redis_url)
+    app = create_app(settings, extra_routes=ROUTES, extra_endpoints=ENDPOINTS)
+    async with app.router.lifespan_context(app):
+        app.state.runtime  # noqa: B018 - started
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+def _path(topic: str, job_id: str = "") -> str:
+    base = f"/v1/topics/{quote(topic, safe='')}"
+    return base + (f"/jobs/{quote(job_id, safe='')}" if job_id else "")
+
+
+async def test_fragments_escape_job_data(web: httpx.AsyncClient, topic: str) -> None:
+    job_id = "<i>x</i>&amp;"
+    body = {"$base64": "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="}  # <script>alert(1)</script>
+    assert (await web.put(_path(topic, job_id), json={"body": body})).status_code == 201
+    page = await web.get("/dashboard/job", params={"topic": topic, "id": job_id})
+    assert page.status_code == 200
+    assert "<script>alert(1)" not in page.text and "<i>x</i>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "&lt;i&gt;x&lt;/i&gt;&amp;amp;" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    overview = await web.get("/dashboard/overview")
+    assert f'data-topic="{topic}"' in overview.text
+    topic_page = await web.get("/dashboard/topic", params={"topic": topic})
+    assert topic_page.status_code == 200 and topic_page.text.count('<svg class="chart"') == 2
+
+
+async def test_fragments_reject_bad_input(web: httpx.AsyncClient) -> None:
+    missing = await web.get("/dashboard/topic")
+    assert missing.status_code == 400 and missing.json()["error"]["field"] == "topic"
+    bad = await web.get("/dashboard/topic", params={"topic": "a{b}"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "topic"
+    empty_id = await web.get("/dashboard/job", params={"topic": "t", "id": ""})
+    assert empty_id.status_code == 400 and empty_id.json()["error"]["field"] == "id"
+
+
+async def test_timeline_endpoint(web: httpx.AsyncClient, topic: str) -> None:
+    for n, delay in enumerate((30, 90, 95, 7200)):
+        await web.put(_path(topic, f"j{n}"), json={"body": n, "delay": delay})
+    reply = await web.get(_path(topic) + "/timeline", params={"width": 60, "buckets": 3})
+    assert reply.status_code == 200
+    found = reply.json()
+    assert found["counts"] == [1, 2, 0] and found["width"] == 60
+    assert found["oldest_ready"] is None and found["topic"] == topic
+    hourly = (await web.get(_path(topic) + "/timeline", params={"width": 3600})).json()
+    assert len(hourly["counts"]) == 60 and sum(hourly["counts"]) == 4
+    bad_params = [
+        ({"width": "x"}, "width"),
+        ({"width": 0}, "width"),
+        ({"buckets": 1.5}, "buckets"),
+        ({"buckets": 5000}, "buckets"),
+    ]
+    for params, field in bad_params:
+        bad = await web.get(_path(topic) + "/timeline", params=params)
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == field, params
+    document = (await web.get("/openapi.json")).json()
+    assert "/v1/topics/{topic}/timeline" in document["paths"]
+    assert "post" in document["paths"]["/v1/topics/{topic}/jobs/{id}/expire"]
+
+
+async def test_expire_endpoint(web: httpx.AsyncClient, topic: str) -> None:
+    await web.put(_path(topic, "j"), json={"body": 1, "ttr": 3600})
+    held = (await web.post(_path(topic) + "/reserve", json={"count": 1})).json()["jobs"][0]
+    reply = await web.post(_path(topic, "j") + "/expire")
+    assert reply.status_code == 200 and reply.json() == {"expired": True, "state": "ready"}
+    stale = await web.post(_path(topic, "j") + "/ack", json={"token": held["token"]})
+    assert stale.status_code == 409
+    again = await web.post(_path(topic, "j") + "/expire")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "not_reserved"
+    missing = await web.post(_path(topic, "nope") + "/expire")
+    assert missing.status_code == 404
+    extra = await web.post(_path(topic, "j") + "/expire", json={"x": 1})
+    assert extra.status_code == 400
+
+
+def test_models_are_exported() -> None:
+    assert redisched.Timeline is Timeline
