@@ -3,7 +3,8 @@
 Workload (issue 8): ``--jobs`` jobs (20k) with 100-byte bodies and explicit ids where the
 peer supports them, enqueued one call per job; then one worker process with a no-op handler
 drains them. Then, on a fresh server, ``--memory-jobs`` jobs (100k) scheduled a day ahead, and
-the server's memory growth per job (Redis ``used_memory``, or the RSS of beanstalkd).
+the server's memory growth per job (Redis ``used_memory``, or the RSS of beanstalkd);
+``--memory-jobs 0`` skips that part.
 
 Timing is done from outside the worker, identically for every peer: the driver polls the
 peer's count of unfinished jobs every few milliseconds; the clock starts at the first job
@@ -160,7 +161,7 @@ def run(peer: Peer, jobs: int, memory_jobs: int) -> dict[str, Any]:
     """The whole workload on ``peer``; the figures as a dict."""
     result: dict[str, Any] = {
         "peer": peer.name, "version": peer.version(), "config": peer.config,
-        "explicit_ids": peer.explicit_ids, "jobs": jobs, "memory_jobs": memory_jobs,
+        "explicit_ids": peer.explicit_ids, "jobs": jobs,
     }  # fmt: skip
     with peer.server() as target:
         ids = ids_for("job", jobs)
@@ -172,6 +173,9 @@ def run(peer: Peer, jobs: int, memory_jobs: int) -> dict[str, Any]:
         rate, startup = drain(peer, target, jobs)
         result["worker_jobs_per_s"] = round(rate)
         result["worker_startup_s"] = round(startup, 3)
+    if not memory_jobs:  # memory does not vary between runs: bench.run measures it once
+        return result
+    result["memory_jobs"] = memory_jobs
     with peer.server() as target:
         peer.schedule(target, ["warmup"], BODY)  # create the peer's structures first
         before = peer.memory_used(target)
