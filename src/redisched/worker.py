@@ -21,7 +21,8 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,7 +191,8 @@ class Worker:
         self._loop_thread = threading.get_ident()
         self._wake_up = asyncio.Event()
         self._force = asyncio.Event()
-        self._queue: asyncio.Queue[_Attempt] = asyncio.Queue()
+        self._pending: deque[_Attempt] = deque()
+        self._parked: deque[asyncio.Future[None]] = deque()
         self._active: set[_Attempt] = set()
         self._interrupted: list[_Attempt] = []
         self._idle = asyncio.Event()
@@ -443,7 +445,7 @@ class Worker:
 
     def _dispatch(self, topic: _Topic, jobs: list[Job]) -> None:
         now = time.monotonic()
-        put = self._queue.put_nowait
+        put = self._pending.append
         add = self._active.add
         for job in jobs:
             ttr = self._ttr or job.ttr
@@ -453,32 +455,59 @@ class Worker:
             attempt = _Attempt(job, topic, ttr, now + ttr / 2)
             add(attempt)
             put(attempt)
+        self._unpark()
+
+    def _unpark(self) -> None:
+        """Wake one parked runner for the pending jobs.
+
+        One is enough: a runner takes pending jobs one after the other, and wakes the next
+        runner only when a handler actually waits. Handlers that never wait thus run back to
+        back without a task switch each.
+        """
+        parked = self._parked
+        while parked:
+            waiter = parked.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _on_suspend(self) -> None:
+        if self._pending:
+            self._unpark()
 
     async def _runner(self) -> None:
-        get = self._queue.get
+        pending, loop = self._pending, asyncio.get_running_loop()
         while True:
-            attempt = await get()
-            await self._run_attempt(attempt)
+            if pending:
+                await self._run_attempt(pending.popleft())
+            else:
+                waiter = loop.create_future()
+                self._parked.append(waiter)
+                await waiter
 
     async def _run_attempt(self, attempt: _Attempt) -> None:
         topic, job = attempt.topic, attempt.job
         try:
             if topic.is_async:
-                await topic.handler(job)  # type: ignore[misc]
+                await _Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
             else:
                 assert self._loop is not None and self._executor is not None
+                self._on_suspend()
                 result = await self._loop.run_in_executor(self._executor, topic.handler, job)
                 if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
                     await result
         except Retry as retry:
+            self._on_suspend()
             await self._release(attempt, retry.delay, retry.reason)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is None or task.cancelling():
                 self._interrupted.append(attempt)  # the worker stops: _shutdown releases it
                 raise
+            self._on_suspend()
             await self._release(attempt, self._retry_delay(attempt), _describe(exc))
         except Exception as exc:
+            self._on_suspend()
             await self._release(attempt, self._retry_delay(attempt), _describe(exc))
         else:
             if attempt.lost:
@@ -553,6 +582,41 @@ class Worker:
         except BackendError as exc:
             attempt.touch_at = time.monotonic()  # try again on the next tick
             log.warning("could not extend the reservation of job %r: %s", job.id, exc)
+
+
+class _Watched:
+    """Awaits a coroutine and calls ``on_suspend`` the first time it has to wait.
+
+    It drives the coroutine exactly as ``await`` would (sending None and throwing what the
+    task throws), only noticing the first suspension.
+    """
+
+    __slots__ = ("_coro", "_on_suspend")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], on_suspend: Callable[[], None]) -> None:
+        self._coro = coro
+        self._on_suspend = on_suspend
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        coro = self._coro
+        try:
+            waiting = coro.send(None)
+        except StopIteration as done:
+            return done.value
+        self._on_suspend()
+        while True:
+            try:
+                yield waiting
+            except BaseException as exc:  # passed on, as await would
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    waiting = coro.send(None)
+                except StopIteration as done:
+                    return done.value
 
 
 def _is_async(handler: Handler) -> bool:
