@@ -104,6 +104,22 @@ def dispatcher_service(rt: Runtime) -> Service:
     return dispatcher
 
 
+def amqp_service(amqp_url: str) -> ServiceFactory:
+    """The AMQP bridge of ``--amqp-url`` (queue settings from ``REDISCHED_AMQP_*``), counting
+    into the app's metrics registry."""
+
+    def build(rt: Runtime) -> Service:
+        from ..bridges.amqp import AmqpBridge, BridgeSettings
+        from ..bridges.metrics import PrometheusMetrics
+
+        return AmqpBridge(
+            rt.client, BridgeSettings.from_env(amqp_url=amqp_url),
+            metrics=PrometheusMetrics(rt.metrics.registry),
+        )  # fmt: skip
+
+    return build
+
+
 def services() -> list[ServiceFactory]:
     """The background services of ``serve``: the push dispatcher."""
     if importlib.util.find_spec("redisched.http.dispatcher") is None:
@@ -125,13 +141,14 @@ def dashboard_open_paths() -> frozenset[str]:
     return frozenset(getattr(importlib.import_module("redisched.dashboard"), "OPEN_PATHS", ()))
 
 
-def _server(settings: Settings, on_started: Callable[[], None]) -> Any:
+def _server(settings: Settings, on_started: Callable[[], None], amqp_url: str | None = None) -> Any:
     import uvicorn
 
     from ..http import create_app
 
+    bridge = [amqp_service(amqp_url)] if amqp_url else []
     app = create_app(
-        settings, extra_routes=extra_routes(), services=services(),
+        settings, extra_routes=extra_routes(), services=[*services(), *bridge],
         open_paths=dashboard_open_paths(),
     )  # fmt: skip
     loops: list[asyncio.AbstractEventLoop] = []
@@ -170,8 +187,9 @@ def _server(settings: Settings, on_started: Callable[[], None]) -> Any:
     return Server(config)
 
 
-def run(settings: Settings) -> None:
-    """Run the service until SIGINT/SIGTERM, with an embedded Redis if no URL is set."""
+def run(settings: Settings, amqp_url: str | None = None) -> None:
+    """Run the service until SIGINT/SIGTERM, with an embedded Redis if no URL is set, and
+    the AMQP bridge if ``amqp_url`` is given."""
     settings.check_exposure()
     with contextlib.ExitStack() as stack:
         where = f"Redis at {settings.redis_url}"
@@ -197,7 +215,7 @@ def run(settings: Settings) -> None:
             if not settings.tokens:
                 click.echo("redisched API tokens: none (every client may use the API)")
 
-        server = _server(settings, started)
+        server = _server(settings, started, amqp_url)
         server.run()
         if not server.started:
             raise click.ClickException(
@@ -243,11 +261,16 @@ def _host(host: str) -> str:
     type=click.Choice(["everysec", "always"]),
     help="Embedded Redis AOF fsync policy. [env REDISCHED_APPENDFSYNC; default everysec]",
 )
+@click.option(
+    "--amqp-url",
+    envvar="REDISCHED_AMQP_URL",
+    help="Also run the AMQP bridge (see `bridge amqp`). [env REDISCHED_AMQP_URL]",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
 def serve(
     host: str | None, port: int | None, redis_url: str | None, data_dir: Path | None,
     tokens: tuple[str, ...], insecure: bool | None, allow_private_webhooks: bool | None,
-    appendfsync: str | None, verbose: bool,
+    appendfsync: str | None, amqp_url: str | None, verbose: bool,
 ) -> None:  # fmt: skip
     """Serve the HTTP API, push dispatcher, requeue sweep and dashboard."""
     from ..cli import configure_logging
@@ -261,6 +284,6 @@ def serve(
             tokens=tokens or None, insecure=insecure,
             allow_private_webhooks=allow_private_webhooks, appendfsync=appendfsync,
         )  # fmt: skip
-        run(settings)
+        run(settings, amqp_url)
     except RedischedError as exc:
         raise click.ClickException(str(exc)) from exc
