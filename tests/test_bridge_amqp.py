@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import aio_pika
+import httpx
 import pytest
 from aio_pika.abc import AbstractChannel
 from prometheus_client import CollectorRegistry
@@ -474,7 +475,8 @@ async def test_seed_scenario_rabbitmq_to_a_webhook_after_the_delay(
     bridge_redis: EmbeddedRedis,
     bridge_log: IO[bytes],
 ) -> None:
-    """A message into RabbitMQ becomes a job, due after its delay, POSTed by `serve`."""
+    """A message into RabbitMQ becomes a job, due after its delay, POSTed by `serve`: one
+    process (`serve --amqp-url`) runs the bridge, the dispatcher and /metrics."""
     from aiohttp import web
 
     received: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
@@ -493,11 +495,11 @@ async def test_seed_scenario_rabbitmq_to_a_webhook_after_the_delay(
     server = subprocess.Popen(
         [
             REDISCHED, "serve", "--redis-url", bridge_redis.url, "--port", str(api_port),
-            "--allow-private-webhooks",
+            "--allow-private-webhooks", "--amqp-url", AMQP_URL,
         ],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=bridge_log,
+        env={**os.environ, "REDISCHED_AMQP_QUEUE": settings.queue},
     )  # fmt: skip
-    bridge = start_bridge_process(bridge_redis.url, settings, bridge_log)
     try:
         published = time.time()
         await publish(channel, settings.queue, [{
@@ -510,8 +512,10 @@ async def test_seed_scenario_rabbitmq_to_a_webhook_after_the_delay(
         assert arrived >= published + 2 - 0.05  # not before its delay (clock granularity)
         assert arrived < published + 20
         await wait_for(lambda: _equals(_total_jobs(client, topic), 0), 10, "the ack")
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{api_port}/metrics")).text
+        assert 'redisched_bridge_messages_put_total{bridge="amqp"} 1.0' in metrics
     finally:
-        assert stopped(bridge, signal.SIGTERM) == 0, log_text(bridge_log)
         assert stopped(server, signal.SIGTERM) == 0, log_text(bridge_log)
         await runner.cleanup()
 
