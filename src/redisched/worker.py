@@ -20,9 +20,8 @@ import logging
 import signal
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ import redis.asyncio
 from . import validate
 from .client import AsyncClient
 from .errors import BackendError, InvalidArgument, RedischedError, StaleReservation
+from .handlers import Handler, Watched, describe, is_async
 from .keys import validate_topic
 from .models import Job, JobState
 from .retry import Backoff, Retry
@@ -40,15 +40,11 @@ from .wakeup import Wakeups
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Job], Awaitable[object]] | Callable[[Job], object]
-"""A job handler: ``async def handle(job)`` or a plain function (run in a thread pool)."""
-
 MAX_LEASE = validate.MAX_COUNT
 MAX_IDLE = 10.0
 """Seconds an idle topic sleeps at most, in case a wake-up message was lost."""
 ACK_DELAY = 0.005
 """Seconds a finished job's ack may wait to share a round trip with others."""
-MAX_ERROR_TEXT = 8000
 STOPPED_ERROR = "the worker stopped before the handler finished"
 
 
@@ -120,7 +116,7 @@ class Worker:
             validate_topic(name, f"handlers[{name!r}]")
             if not callable(handler):
                 raise InvalidArgument(f"handlers[{name!r}]", "must be callable")
-            self._topics[name] = _Topic(name, handler, _is_async(handler))
+            self._topics[name] = _Topic(name, handler, is_async(handler))
         if backoff is not None and not isinstance(backoff, Backoff):
             raise InvalidArgument("backoff", "must be a redisched.Backoff")
         if wakeups is None and not isinstance(client.redis, redis.asyncio.Redis):
@@ -489,7 +485,7 @@ class Worker:
         topic, job = attempt.topic, attempt.job
         try:
             if topic.is_async:
-                await _Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
+                await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
@@ -505,10 +501,10 @@ class Worker:
                 self._interrupted.append(attempt)  # the worker stops: _shutdown releases it
                 raise
             self._on_suspend()
-            await self._release(attempt, self._retry_delay(attempt), _describe(exc))
+            await self._release(attempt, self._retry_delay(attempt), describe(exc))
         except Exception as exc:
             self._on_suspend()
-            await self._release(attempt, self._retry_delay(attempt), _describe(exc))
+            await self._release(attempt, self._retry_delay(attempt), describe(exc))
         else:
             if attempt.lost:
                 log.warning("job %r of topic %r finished after its reservation was lost;"
@@ -582,50 +578,3 @@ class Worker:
         except BackendError as exc:
             attempt.touch_at = time.monotonic()  # try again on the next tick
             log.warning("could not extend the reservation of job %r: %s", job.id, exc)
-
-
-class _Watched:
-    """Awaits a coroutine and calls ``on_suspend`` the first time it has to wait.
-
-    It drives the coroutine exactly as ``await`` would (sending None and throwing what the
-    task throws), only noticing the first suspension.
-    """
-
-    __slots__ = ("_coro", "_on_suspend")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], on_suspend: Callable[[], None]) -> None:
-        self._coro = coro
-        self._on_suspend = on_suspend
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        coro = self._coro
-        try:
-            waiting = coro.send(None)
-        except StopIteration as done:
-            return done.value
-        self._on_suspend()
-        while True:
-            try:
-                yield waiting
-            except BaseException as exc:  # passed on, as await would
-                try:
-                    waiting = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    waiting = coro.send(None)
-                except StopIteration as done:
-                    return done.value
-
-
-def _is_async(handler: Handler) -> bool:
-    if inspect.iscoroutinefunction(handler):
-        return True
-    call = getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
-    return inspect.iscoroutinefunction(call)
-
-
-def _describe(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc)).strip()
-    return text if len(text) <= MAX_ERROR_TEXT else "..." + text[-MAX_ERROR_TEXT:]
