@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import statistics
 import threading
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from redisched import AsyncClient, Backoff, InvalidArgument, Job, JobState, Retry, Worker
+from redisched.handlers import Watched, is_async
 from redisched.worker import STOPPED_ERROR
 from tests.conftest import FakeClock
 
@@ -489,3 +491,71 @@ def test_bad_retry_settings_name_the_field(make: Any, argument: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         make()
     assert caught.value.argument == argument
+
+
+async def test_a_handler_raising_cancelled_error_itself_is_a_failure(
+    client: AsyncClient, topic: str
+) -> None:
+    async def handler(job: Job) -> None:
+        await asyncio.sleep(0)
+        raise asyncio.CancelledError()  # not the worker stopping: an error like any other
+
+    await client.put(topic, "j", b"", max_attempts=1)
+    async with serving(new_worker(client, {topic: handler})):
+
+        async def dead() -> bool:
+            return (await client.stats(topic)).dead == 1
+
+        await wait_until(dead)
+    job = await client.get(topic, "j")
+    assert job is not None and job.last_error is not None and "CancelledError" in job.last_error
+
+
+def test_handler_kinds_are_told_apart() -> None:
+    async def coroutine_function(job: Job) -> None: ...
+
+    class AsyncCallable:
+        async def __call__(self, job: Job) -> None: ...
+
+    assert is_async(coroutine_function) and is_async(functools.partial(coroutine_function))
+    assert is_async(AsyncCallable())
+    assert not is_async(print) and not is_async(lambda job: None)
+
+
+async def test_watched_passes_results_and_exceptions_through() -> None:
+    suspended = []
+
+    async def quick() -> int:
+        return 1
+
+    async def slow() -> int:
+        await asyncio.sleep(0.01)
+        return 2
+
+    async def failing() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("x")
+
+    assert await Watched(quick(), lambda: suspended.append("quick")) == 1
+    assert await Watched(slow(), lambda: suspended.append("slow")) == 2
+    with pytest.raises(ValueError, match="x"):
+        await Watched(failing(), lambda: suspended.append("failing"))
+    assert suspended == ["slow", "failing"]
+
+    cleaned_up = asyncio.Event()
+
+    async def cancellable() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned_up.set()
+
+    async def wrapped() -> None:
+        await Watched(cancellable(), lambda: None)
+
+    task = asyncio.create_task(wrapped())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned_up.is_set()  # the cancellation reached the coroutine
