@@ -10,15 +10,26 @@ import statistics
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from redisched import AsyncClient, Backoff, InvalidArgument, Job, JobState, Retry, Worker
+from redisched import (
+    AsyncClient,
+    BackendError,
+    Backoff,
+    InvalidArgument,
+    Job,
+    JobState,
+    Retry,
+    Worker,
+)
+from redisched.embedded import EmbeddedRedis
 from redisched.handlers import Watched, is_async
 from redisched.worker import STOPPED_ERROR
-from tests.conftest import FakeClock
+from tests.conftest import BINARIES, FakeClock
 
 
 @pytest.fixture
@@ -559,3 +570,32 @@ async def test_watched_passes_results_and_exceptions_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned_up.is_set()  # the cancellation reached the coroutine
+
+
+async def test_the_worker_rides_out_a_redis_restart(tmp_path: Path) -> None:
+    """Redis killed and restarted from its AOF: the worker reconnects and carries on."""
+    ran: asyncio.Queue[str] = asyncio.Queue()
+
+    async def handler(job: Job) -> None:
+        ran.put_nowait(job.id)
+
+    server = EmbeddedRedis(tmp_path, binary=BINARIES["redis6"], appendfsync="always").start()
+    try:
+        async with AsyncClient.from_url(server.url) as client:
+            async with serving(new_worker(client, {"restart": handler})):
+                await client.put("restart", "before", b"")
+                assert await asyncio.wait_for(ran.get(), 5) == "before"
+                await client.put("restart", "during", b"", delay=1.0)  # due while Redis is down
+                server.kill()
+                await asyncio.sleep(0.3)
+                server.start()
+                assert await asyncio.wait_for(ran.get(), 15) == "during"
+                for _ in range(3):  # the first use of a pooled connection that died may fail
+                    with contextlib.suppress(BackendError):
+                        await client.put("restart", "after", b"")
+                        break
+                assert await asyncio.wait_for(ran.get(), 5) == "after"
+            stats = await client.stats("restart")
+            assert (stats.ready, stats.reserved, stats.scheduled) == (0, 0, 0)
+    finally:
+        server.stop()
