@@ -60,6 +60,7 @@ class _Topic:
     requeue_at: int | None = None
     saturated: bool = False
     failures: int = 0
+    unsure: set[str] = field(default_factory=set)  # tokens whose ack call failed in transit
 
 
 @dataclass(eq=False, slots=True)
@@ -373,12 +374,13 @@ class Worker:
         except BaseException:
             self._free += count
             topic.done[:0] = done  # acks again later: a token is never applied twice
+            topic.unsure.update(job.token for job in done if job.token)
             raise
         self._clock.observe(lease.now_ms, sent, time.time())
         self._free += count - len(lease.jobs)
         if self._starved and self._free > 0:
             self._wake_starved()
-        if done and not all(acked):
+        if done and (topic.unsure or not all(acked)):
             self._log_stale(topic, done, acked)
         topic.saturated = len(lease.jobs) == count
         if lease.jobs:
@@ -430,7 +432,11 @@ class Worker:
 
     def _log_stale(self, topic: _Topic, done: list[Job], acked: list[bool]) -> None:
         for job, ok in zip(done, acked, strict=True):
-            if not ok:
+            if job.token in topic.unsure:
+                topic.unsure.discard(job.token)
+                if not ok:  # most likely acked by the call that seemed to fail
+                    log.info("job %r of topic %r: acked by an earlier call", job.id, topic.name)
+            elif not ok:
                 log.warning(
                     "job %r of topic %r: ack rejected, the reservation was lost (timed out and"
                     " requeued, deleted or re-reserved); the result is not applied",
