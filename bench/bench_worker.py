@@ -7,7 +7,7 @@ own redis-server (no persistence, default ``hz``), and prints one JSON object:
   a no-op async handler; jobs/s from ``run()`` until the last ack landed, as a ratio to a
   bare redis-py loop of ``EVALSHA`` on a trivial script against the same server.
 - ``lag_future``: jobs due at random instants over a few seconds; handler start minus run_at.
-- ``lag_due_now``: jobs put due now at random intervals by another thread; handler start
+- ``lag_due_now``: jobs put due now at random intervals by another process; handler start
   minus run_at (the server's ms-floored put time, so up to 1 ms too high) and minus the
   moment the put was sent.
 """
@@ -22,7 +22,6 @@ import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -117,34 +116,41 @@ async def lag_future(url: str, topic: str, count: int, spread: float) -> list[fl
     return lags
 
 
+PRODUCER = """
+import random, sys, time
+from redisched import Client
+url, topic, count, spread = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+with Client.from_url(url) as client:
+    for i in range(count):
+        time.sleep(random.uniform(0, 2 * spread / count))
+        client.put(topic, str(i), f"{time.time() * 1000:.3f}".ljust(100).encode())
+"""
+
+
 async def lag_due_now(url: str, topic: str, count: int, spread: float) -> dict[str, list[float]]:
-    """Lags (ms) for jobs put due now by another thread at random intervals."""
-    sent: dict[str, float] = {}
+    """Lags (ms) for jobs put due now at random intervals by another process.
+
+    Each body carries the producer's clock when it sent the put.
+    """
     vs_run_at: list[float] = []
     vs_put: list[float] = []
 
     async def handler(job: Job) -> None:
         now = time.time() * 1000
         vs_run_at.append(now - job.run_at.timestamp() * 1000)
-        vs_put.append(now - sent[job.id])
+        vs_put.append(now - float(job.body))
         if len(vs_put) == count:
             worker.stop()
-
-    def produce() -> None:
-        with Client.from_url(url) as producer:
-            for i in range(count):
-                time.sleep(random.uniform(0, 2 * spread / count))
-                sent[str(i)] = time.time() * 1000
-                producer.put(topic, str(i), b"x" * 100)
 
     async with AsyncClient.from_url(url) as client:
         worker = Worker(client, {topic: handler}, concurrency=50, handle_signals=False)
         task = asyncio.create_task(worker.run())
         await worker.wait_started()
-        thread = threading.Thread(target=produce)
-        thread.start()
+        producer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", PRODUCER, url, topic, str(count), str(spread)
+        )
         await asyncio.wait_for(task, spread * 3 + 30)
-        thread.join()
+        await producer.wait()
     return {"vs_run_at": vs_run_at, "vs_put": vs_put}
 
 
