@@ -8,7 +8,13 @@ handlers; a handler that never waits runs without a task switch of its own.
 
 When a topic has nothing due, its loop sleeps until the next job's ``run_at`` or the next
 reservation deadline (both from the lease, on the server's clock), or until the topic's wake
-channel announces new work: no polling, and no reliance on a blocking command's timeout.
+channel announces new work: no polling, and no reliance on a blocking command's timeout. A
+reservation deadline that passes (a worker died) triggers ``requeue`` in whichever worker
+wakes for it first; with nothing reserved, nothing is requeued. An idle worker sends about
+one command per topic every ``MAX_IDLE`` seconds, as a safety net for a lost wake-up.
+
+Delivery is at least once: a killed worker's jobs return when their ttr runs out. Every ack
+carries the lease's token, so a late ack of a lease that was lost changes nothing.
 """
 
 from __future__ import annotations
