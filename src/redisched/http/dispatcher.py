@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 BATCH = 100  # jobs leased at most per round trip
 HOLD_MARGIN = 10.0  # seconds a reservation and a slot outlast the webhook timeout
 MAX_IDLE = 30.0  # seconds a topic task sleeps at most without any reason to wake
+ACK_DELAY = 0.003  # seconds a busy topic task waits for more finished deliveries to batch
 _REDIS_BACKOFF = (0.05, 5.0)
 
 
@@ -104,6 +105,7 @@ class Dispatcher:
         self._retiring: set[asyncio.Task[None]] = set()
         self._discovery: asyncio.Task[None] | None = None
         self._refresh_now = asyncio.Event()
+        self._closing = False
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -121,6 +123,7 @@ class Dispatcher:
         """Open the HTTP session, read the topics once and start delivering."""
         if self._session is not None:
             return
+        self._closing = False
         self._session = aiohttp.ClientSession(
             connector=guarded_connector(self.policy, limit=0, keepalive_timeout=30),
             headers={"User-Agent": delivery.USER_AGENT},
@@ -134,8 +137,9 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Stop leasing; let deliveries in flight finish (up to ``grace``), give back the rest."""
+        self._closing = True
         if self._discovery is not None:
-            self._discovery.cancel()
+            self._refresh_now.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._discovery
             self._discovery = None
@@ -176,14 +180,21 @@ class Dispatcher:
         self._refresh_now.set()
 
     async def _discover(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refresh_now.wait(), self.refresh_interval)
+        while not self._closing:
+            try:  # not wait_for: on 3.11 it can swallow a cancellation that races its timeout
+                async with asyncio.timeout(self.refresh_interval):
+                    await self._refresh_now.wait()
+            except TimeoutError:
+                pass
             self._refresh_now.clear()
+            if self._closing:
+                return
             try:
                 await self.refresh()
             except BackendError as exc:
                 log.warning("dispatcher could not read topics: %s", exc)
+            except Exception:
+                log.exception("dispatcher could not refresh its topics")
 
 
 class _TopicRunner:
@@ -194,6 +205,7 @@ class _TopicRunner:
         self.topic = topic
         self.config = config
         self.keys: list[bytes] = []
+        self.timeout = aiohttp.ClientTimeout()
         self.backoff = dispatcher.backoff
         self.inflight: dict[asyncio.Task[None], tuple[Job, str | None]] = {}
         self.done: list[tuple[Job, float]] = []  # delivered, to ack with the next round trip
@@ -219,6 +231,7 @@ class _TopicRunner:
             log.error("topic %r: bad webhook secret (%s); sending unsigned", self.topic, exc)
             self.keys = []
         self.config = config
+        self.timeout = aiohttp.ClientTimeout(total=config.webhook.timeout)
         base = self.d.backoff
         if config.backoff is not None or config.backoff_max is not None:
             b = base.base if config.backoff is None else max(config.backoff, 0.001)
@@ -254,29 +267,26 @@ class _TopicRunner:
     # -- the lease loop ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        client, wakeups, topic = self.d.client, self.d.wakeups, self.topic
+        wakeups, topic = self.d.wakeups, self.topic
         pause = _REDIS_BACKOFF[0]
         await wakeups.watch(topic)
         while True:
             self.changed.clear()
             if self.stopping and not (self.inflight or self.done or self.freed):
                 return
-            since = wakeups.generation(topic)
             want = 0 if self.stopping else min(self.d.concurrency - len(self.inflight), BATCH)
             if want <= 0 and not self.done and not self.freed:
                 await self.changed.wait()
                 continue
-            hold = self.webhook.timeout + HOLD_MARGIN
+            if self.inflight and want < self.d.concurrency // 2 and not self.stopping:
+                # Busy: let a few more deliveries end, so that one round trip serves them all.
+                await asyncio.sleep(ACK_DELAY)
+                want = min(self.d.concurrency - len(self.inflight), BATCH)
+            since = wakeups.generation(topic)
             done, self.done = self.done, []
             freed, self.freed = self.freed, []
             try:
-                call = ack_and_grant(
-                    client.ops, topic, [j for j, _ in done], freed, want, round(hold * 1000)
-                )
-                acked, grant = await client._run(call)
-                leased = (
-                    await client.lease(topic, grant.granted, ttr=hold) if grant.granted else None
-                )
+                grant, jobs = await self._round(done, freed, want)
             except Exception as exc:  # Redis down, or a bug: keep the acks, retry later
                 if isinstance(exc, BackendError):
                     log.warning("topic %r: Redis failed (%s); retry in %.2f s", topic, exc, pause)
@@ -288,22 +298,52 @@ class _TopicRunner:
                 pause = min(pause * 2, _REDIS_BACKOFF[1])
                 continue
             pause = _REDIS_BACKOFF[0]
-            for (_, seconds), ok in zip(done, acked, strict=True):
-                self.d.metrics.delivery(topic, Outcome.ACKED if ok else Outcome.STALE, seconds)
-            if self.stopping:
-                self.freed.extend(grant.slots)
-                continue
-            if leased is not None:
-                for index, job in enumerate(leased.jobs):
-                    self._spawn(job, grant.slots[index] if index < len(grant.slots) else None)
-                self.freed.extend(grant.slots[len(leased.jobs) :])
-                if leased.jobs:
-                    continue  # more may be due; spare slots go back at once
+            for index, job in enumerate(jobs):
+                self._spawn(job, grant.slots[index] if index < len(grant.slots) else None)
+            self.freed.extend(grant.slots[len(jobs) :])
+            if self.stopping or (jobs and len(jobs) == grant.granted) or self.freed:
+                continue  # more may be due, or spare slots go back at once
             if grant.next_timeout_ms is not None and grant.next_timeout_ms <= grant.now_ms:
                 with contextlib.suppress(BackendError):
-                    await client.requeue(topic)
+                    await self.d.client.requeue(topic)
                 continue
             await self._sleep(since, self._idle_seconds(grant.now_ms, grant))
+
+    async def _round(
+        self, done: list[tuple[Job, float]], freed: list[str], want: int
+    ) -> tuple[Grant, list[Job]]:
+        """One exchange with Redis: ack ``done``, free ``freed``, lease up to ``want`` jobs.
+
+        A topic without limits takes one round trip (ack_and_lease); with limits, the acks go
+        with limit.lua and the lease follows for as many jobs as were granted.
+        """
+        client, topic = self.d.client, self.topic
+        hold = self.webhook.timeout + HOLD_MARGIN
+        jobs = [job for job, _ in done]
+        limited = self.config.concurrency is not None or self.config.rate is not None
+        if want and not limited and not freed:
+            acked, lease = await client.ack_and_lease(topic, jobs, want, ttr=hold)
+            self._count_acks(done, acked)
+            done.clear()
+            grant = Grant(lease.now_ms, want, [], None, lease.next_due_ms, lease.next_timeout_ms)
+            return grant, lease.jobs
+        call = ack_and_grant(client.ops, topic, jobs, freed, want, round(hold * 1000))
+        acked, grant = await client._run(call)
+        self._count_acks(done, acked)
+        done.clear()  # applied: a failure from here on must not send them again
+        freed.clear()
+        if not grant.granted:
+            return grant, []
+        try:
+            lease = await client.lease(topic, grant.granted, ttr=hold)
+        except BaseException:
+            self.freed.extend(grant.slots)
+            raise
+        return grant, lease.jobs
+
+    def _count_acks(self, done: list[tuple[Job, float]], acked: list[bool]) -> None:
+        for (_, seconds), ok in zip(done, acked, strict=True):
+            self.d.metrics.delivery(self.topic, Outcome.ACKED if ok else Outcome.STALE, seconds)
 
     @staticmethod
     def _idle_seconds(now_ms: int, grant: Grant) -> float:
@@ -346,7 +386,7 @@ class _TopicRunner:
 
     async def _deliver(self, job: Job) -> None:
         self.d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
-        result = await delivery.deliver(self.d.session, job, self.webhook, self.keys)
+        result = await delivery.deliver(self.d.session, job, self.webhook, self.keys, self.timeout)
         if result.verdict is delivery.Verdict.DONE:
             self.done.append((job, result.seconds))  # acked in the loop's next round trip
             return
