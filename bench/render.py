@@ -24,7 +24,7 @@ BUSY = 0.5
 """Load average per core at the start of a run above which the report warns of noise."""
 
 OUR_FIGURES = (
-    # (figure, benchmark, key, baseline label, baseline benchmark, baseline key, per-op factor)
+    # (figure, benchmark, key, baseline label, baseline benchmark, baseline key or keys)
     ("put/s, 1 call per job", "core", "put_per_s",
      "bare redis-py EVALSHA loop", "core", "bare_evalsha_per_s"),
     ("put/s, 1 call per job", "core", "put_per_s",
@@ -39,8 +39,8 @@ OUR_FIGURES = (
      "bare redis-py EVALSHA pipelined x100", "core", "bare_evalsha_pipelined_per_s"),
     ("worker jobs/s end to end", "worker", "throughput.jobs_per_s",
      "bare redis-py EVALSHA loop", "worker", "throughput.evalsha_loop_per_s"),
-    ("webhook deliveries/s", "webhook", "dispatcher.deliveries_per_s",
-     "raw aiohttp POSTs", "webhook", "baseline_raw_aiohttp_posts_per_s"),
+    ("webhook deliveries/s", "webhook", "dispatcher.deliveries_per_s", "raw aiohttp POSTs",
+     "webhook", ("baseline_raw_aiohttp.posts_per_s", "baseline_raw_aiohttp_posts_per_s")),
     ("AMQP bridge msgs/s, grouped", "amqp", "bridge_grouped_per_s",
      "bare consume+ack", "amqp", "broker_consume_ack_per_s"),
     ("AMQP bridge msgs/s, one run_at each", "amqp", "bridge_single_per_s",
@@ -97,7 +97,7 @@ def machine_section(runs: Sequence[tuple[str, Results]]) -> list[str]:
         ("results", "command", "started (UTC)", "CPUs", "Python", "Redis", "load start / end"),
         rows,
     )
-    return [*lines, "", *warnings, *([""] if warnings else [])]
+    return [*lines, "", *(line for warning in warnings for line in (warning, ""))]
 
 
 def targets_section(latest: Results) -> list[str]:
@@ -112,16 +112,27 @@ def figures_section(latest: Results, charts: bool) -> list[str]:
     """Our rates, each next to a baseline from the same run."""
     lines = ["## Our figures next to their baselines", ""]
     rows = []
-    for figure, bench, key, base_label, base_bench, base_key in OUR_FIGURES:
-        ours, base = latest.value(bench, key), latest.value(base_bench, base_key)
+    for figure, bench, key, base_label, base_bench, base_keys in OUR_FIGURES:
+        ours = latest.value(bench, key)
         if ours is None:
             continue
+        keys = (base_keys,) if isinstance(base_keys, str) else base_keys
+        found = latest.first(base_bench, *keys)
+        base, factor = None, None
+        if found:
+            base = found[1]
+            factor = latest.ratio(bench, key, base_bench, found[0])
         rows.append((
             figure, number(ours), spread(latest, bench, key), base_label, number(base),
-            f"{ours / base:.2f}" if base else "-",
+            number(factor, 2),
         ))  # fmt: skip
     if rows:
         lines += table(("figure", "median", "runs", "baseline", "baseline median", "ratio"), rows)
+        lines += [
+            "",
+            "Ratio: within one benchmark, the median of the per-run ratios (both figures from "
+            "the same process); against `redis-benchmark`, the ratio of the medians.",
+        ]
     else:
         lines.append("No rate was measured yet.")
     if charts:
@@ -230,11 +241,12 @@ def others_section(latest: Results) -> list[str]:
         rows.append((name, f"`{entry.get('module')}`", " ".join(entry.get("args", [])),
                      status, entry.get("runs_ok", 0), note[:160]))  # fmt: skip
     lines += table(("benchmark", "module", "args", "status", "runs ok", "last error"), rows)
-    for name in ("http", "failover"):
+    for name in latest.benchmarks:
         record = latest.record(name)
         if record:
-            lines += ["", f"### {name}", ""]
+            lines += ["", f"<details><summary>{name}: every median</summary>", ""]
             lines += table(("field", "median"), sorted(record.items()))
+            lines += ["", "</details>"]
     return [*lines, ""]
 
 

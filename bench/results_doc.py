@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,21 @@ class Results:
             return 0.0, 0.0, 0
         return min(values), max(values), len(values)
 
+    def ratio(self, bench: str, key: str, base_bench: str, base_key: str) -> float | None:
+        """``key`` over ``base_key``: within one benchmark, the median of the per-run ratios
+        (both figures come from the same process); across two, the ratio of the medians."""
+        if bench == base_bench:
+            pairs = [
+                (run[name].get(key), run[name].get(base_key))
+                for run in self.benchmarks.get(bench, {}).get("runs", [])
+                for name in run
+            ]
+            ratios = [a / b for a, b in pairs if isinstance(a, int | float) and b]
+            if ratios:
+                return float(statistics.median(ratios))
+        top, bottom = self.value(bench, key), self.value(base_bench, base_key)
+        return top / bottom if top is not None and bottom else None
+
     def status(self, bench: str) -> tuple[str, list[str]]:
         """(ok | partial | failed | missing | not run, the errors)."""
         entry = self.benchmarks.get(bench)
@@ -81,8 +97,9 @@ class Results:
     def caption(self) -> str:
         """The command and machine of this run, on one line."""
         m = self.machine
+        load = m.get("load_average_at_start", ["?"])[0]
         return (
             f"`{self.doc.get('command', '?')}` on {m.get('nproc', '?')} x {m.get('cpu_model', '?')}"
             f", Python {m.get('python', '?')}, Redis {m.get('redis_server', '?')}"
-            f", {self.doc.get('started_at', '?')}"
+            f", {self.doc.get('started_at', '?')}, load average {load} at the start"
         )
