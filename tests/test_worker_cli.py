@@ -15,6 +15,7 @@ from click.testing import CliRunner
 import redisched
 from redisched import AsyncClient, Job, JobState, Worker
 from redisched.cli import main
+from redisched.embedded import free_port
 from tests.workerproc import read_until, spawn, wait_for
 
 
@@ -148,3 +149,10 @@ async def _take_over(redis_url: str, topic: str, frozen_pid: int) -> None:
             await asyncio.sleep(0.01)
         worker.stop()
         await asyncio.wait_for(task, 10)
+
+
+def test_an_unreachable_redis_is_a_clean_error_at_start(topic: str) -> None:
+    process = spawn(f"redis://127.0.0.1:{free_port()}/0", "unused", "record", "--topic", topic)
+    log = finish(process)
+    assert process.returncode == 1
+    assert "error: Redis is unavailable" in log and "Traceback" not in log

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio
+from redis.exceptions import RedisError
 
 from . import validate
 from .client import AsyncClient
@@ -222,7 +223,10 @@ class Worker:
         runners: list[asyncio.Task[None]] = []
         try:
             for topic in self._topics.values():
-                await wakeups.watch(topic.name)  # subscribed before the first lease: no lost wake
+                try:  # subscribed before the first lease: no wake-up is lost
+                    await wakeups.watch(topic.name)
+                except (RedisError, OSError) as exc:
+                    raise BackendError(f"Redis is unavailable: {exc}") from exc
                 topic.backoff = self._backoff or await self._topic_backoff(topic.name)
             self._alarm.start()
             background = [self._spawn(self._heartbeat(), "heartbeat")]
