@@ -95,7 +95,7 @@ class Worker:
         ttr: seconds each lease lasts (None: each job's own ttr). Handlers running longer
             than half of it get their lease extended.
         backoff: the retry delays after a failure (None: the topic's ``backoff`` and
-            ``backoff_max`` settings, else ``Backoff()``).
+            ``backoff_max`` settings as read at start, else ``Backoff()``).
         grace: seconds that running handlers get to finish after ``stop()``; what has not
             finished then is cancelled and released.
         wakeups: the process's wake-up hub (None: the worker opens its own on the client's
