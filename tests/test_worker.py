@@ -599,3 +599,23 @@ async def test_the_worker_rides_out_a_redis_restart(tmp_path: Path) -> None:
             assert (stats.ready, stats.reserved, stats.scheduled) == (0, 0, 0)
     finally:
         server.stop()
+
+
+async def test_without_a_backoff_the_topic_settings_apply(client: AsyncClient, topic: str) -> None:
+    starts: list[float] = []
+
+    async def handler(job: Job) -> None:
+        starts.append(time.monotonic())
+        if job.attempts == 1:
+            raise ValueError("first try fails")
+
+    await client.configure(topic, backoff=0.3, backoff_max=5)
+    await client.put(topic, "j", b"")
+    async with serving(new_worker(client, {topic: handler})):
+
+        async def acked() -> bool:
+            return (await client.stats(topic)).total_acked == 1
+
+        await wait_until(acked)
+    gap = starts[1] - starts[0]
+    assert 0.3 * 0.8 - 0.002 <= gap <= 0.3 + 0.25, gap  # up to 20% jitter off the base
