@@ -105,6 +105,7 @@ class Dispatcher:
         self._retiring: set[asyncio.Task[None]] = set()
         self._discovery: asyncio.Task[None] | None = None
         self._refresh_now = asyncio.Event()
+        self._refreshing = asyncio.Lock()
         self._closing = False
 
     @property
@@ -143,7 +144,8 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._discovery
             self._discovery = None
-        runners, self._runners = list(self._runners.values()), {}
+        async with self._refreshing:  # a refresh in progress may still start a topic task
+            runners, self._runners = list(self._runners.values()), {}
         await asyncio.gather(*(r.stop(self.grace) for r in runners), *self._retiring)
         if self._session is not None:
             await self._session.close()
@@ -151,6 +153,10 @@ class Dispatcher:
 
     async def refresh(self) -> None:
         """Read every topic's settings now; start, update or stop topic tasks to match."""
+        async with self._refreshing:  # one at a time: each may start topic tasks
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         names = await self.client.topics()
         configs = await asyncio.gather(*(self.client.config(t) for t in names))
         wanted = {t: c for t, c in zip(names, configs, strict=True) if c.webhook is not None}
@@ -274,14 +280,15 @@ class _TopicRunner:
             self.changed.clear()
             if self.stopping and not (self.inflight or self.done or self.freed):
                 return
-            want = 0 if self.stopping else min(self.d.concurrency - len(self.inflight), BATCH)
+            capacity = min(self.d.concurrency, self.config.concurrency or BATCH * 10)
+            want = 0 if self.stopping else min(capacity - len(self.inflight), BATCH)
             if want <= 0 and not self.done and not self.freed:
                 await self.changed.wait()
                 continue
-            if self.inflight and want < self.d.concurrency // 2 and not self.stopping:
+            if self.inflight and want < capacity // 2 and not self.stopping:
                 # Busy: let a few more deliveries end, so that one round trip serves them all.
                 await asyncio.sleep(ACK_DELAY)
-                want = min(self.d.concurrency - len(self.inflight), BATCH)
+                want = min(capacity - len(self.inflight), BATCH)
             since = wakeups.generation(topic)
             done, self.done = self.done, []
             freed, self.freed = self.freed, []
