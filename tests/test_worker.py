@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import statistics
 import threading
 import time
@@ -619,3 +620,21 @@ async def test_without_a_backoff_the_topic_settings_apply(client: AsyncClient, t
         await wait_until(acked)
     gap = starts[1] - starts[0]
     assert 0.3 * 0.8 - 0.002 <= gap <= 0.3 + 0.25, gap  # up to 20% jitter off the base
+
+
+async def test_handlers_that_wait_still_share_round_trips(
+    client: AsyncClient, topic: str, raw_redis: redis.Redis
+) -> None:
+    async def handler(job: Job) -> None:
+        await asyncio.sleep(random.uniform(0, 0.004))
+
+    await client.put_many(topic, [(str(i), b"x") for i in range(400)])
+    before = evalsha_calls(raw_redis)
+    async with serving(new_worker(client, {topic: handler}, concurrency=20)):
+
+        async def drained() -> bool:
+            return (await client.stats(topic)).total_acked == 400
+
+        await wait_until(drained)
+    # reserve + ack per job would be 800 scripts; finished jobs gather before a refill
+    assert evalsha_calls(raw_redis) - before < 400
