@@ -70,6 +70,7 @@ def scale_chart(results: Results, path: Path) -> bool:
         return False
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
+    top = 0.0
     for key, label, style in (
         ("put_us", "put (client wall clock)", "-o"),
         ("reserve_ack_us", "reserve+ack (client wall clock)", "-s"),
@@ -80,12 +81,13 @@ def scale_chart(results: Results, path: Path) -> bool:
         xs = [max(lvl, 1) for lvl, v in points if v is not None]
         ys = [v for _, v in points if v is not None]
         ax.plot(xs, ys, style, label=label)
+        top = max([top, *ys])
     ax.set_xscale("symlog", linthresh=1000)
     ax.set_xticks([max(lvl, 1) for lvl in levels], [f"{lvl:,}" for lvl in levels])
     ax.set_xlabel("jobs scheduled in the future, same topic")
     ax.set_ylabel("microseconds per operation (median)")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, top * 1.45)  # room for the legend above the lines
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
     ax.set_title("Cost per operation as scheduled jobs grow")
     _save(fig, results.caption(), path)
     plt.close(fig)
