@@ -638,3 +638,29 @@ async def test_handlers_that_wait_still_share_round_trips(
         await wait_until(drained)
     # reserve + ack per job would be 800 scripts; finished jobs gather before a refill
     assert evalsha_calls(raw_redis) - before < 400
+
+
+async def test_a_burst_of_failures_shares_a_few_connections(
+    client: AsyncClient, topic: str, raw_redis: redis.Redis
+) -> None:
+    gate = asyncio.Event()
+    waiting = 0
+
+    async def handler(job: Job) -> None:
+        nonlocal waiting
+        waiting += 1
+        if waiting == 200:
+            gate.set()
+        await gate.wait()
+        raise ValueError("all at once")
+
+    await client.put_many(topic, [(str(i), b"") for i in range(200)], max_attempts=1)
+    clients_before = raw_redis.info("clients")["connected_clients"]
+    async with serving(new_worker(client, {topic: handler}, concurrency=200)):
+
+        async def all_dead() -> bool:
+            return (await client.stats(topic)).dead == 200
+
+        await wait_until(all_dead)
+        opened = raw_redis.info("clients")["connected_clients"] - clients_before
+    assert opened <= 24, opened  # 16 for releases, the listener, the lease loop, the test

@@ -52,6 +52,8 @@ MAX_IDLE = 10.0
 """Seconds an idle topic sleeps at most, in case a wake-up message was lost."""
 ACK_DELAY = 0.005
 """Seconds a finished job's ack may wait to share a round trip with others."""
+SIDE_CALLS = 16
+"""Releases and touches in flight at once."""
 STOPPED_ERROR = "the worker stopped before the handler finished"
 
 
@@ -203,6 +205,9 @@ class Worker:
         self._free = self._concurrency
         self._refill_at = max(1, self._concurrency // 10)
         self._touches: set[asyncio.Task[None]] = set()
+        # Releases and touches go one job per call; a burst of them (many handlers failing at
+        # once) shares a few connections instead of opening one each.
+        self._side_calls = asyncio.Semaphore(SIDE_CALLS)
         self._starved: list[_Topic] = []
         self._min_ttr = 3600.0
         self._shorter_ttr = asyncio.Event()
@@ -550,7 +555,8 @@ class Worker:
                         job.id, job.topic, error.splitlines()[-1])  # fmt: skip
             return
         try:
-            state = await self._client.release(job, delay=delay, error=error)
+            async with self._side_calls:
+                state = await self._client.release(job, delay=delay, error=error)
         except StaleReservation:
             log.warning("job %r of topic %r: release rejected, the reservation was lost",
                         job.id, job.topic)  # fmt: skip
@@ -585,7 +591,8 @@ class Worker:
     async def _touch(self, attempt: _Attempt) -> None:
         job = attempt.job
         try:
-            await self._client.touch(job, ttr=self._ttr)
+            async with self._side_calls:
+                await self._client.touch(job, ttr=self._ttr)
         except StaleReservation:
             if not attempt.finished:
                 attempt.lost = True
