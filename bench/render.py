@@ -73,7 +73,7 @@ def spread(results: Results, bench: str, key: str) -> str:
 def machine_section(runs: Sequence[tuple[str, Results]]) -> list[str]:
     """Where and how each results file was measured, and a warning if the machine was busy."""
     lines = ["## Runs and machine", ""]
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     warnings = []
     for label, results in runs:
         if not results:
@@ -111,7 +111,7 @@ def targets_section(latest: Results) -> list[str]:
 def figures_section(latest: Results, charts: bool) -> list[str]:
     """Our rates, each next to a baseline from the same run."""
     lines = ["## Our figures next to their baselines", ""]
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for figure, bench, key, base_label, base_bench, base_keys in OUR_FIGURES:
         ours = latest.value(bench, key)
         if ours is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from arq import Worker, create_pool
 from arq.connections import RedisSettings
@@ -62,12 +62,12 @@ class ArqPeer(Peer):
 
     def remaining(self, target: str, total: int) -> int:
         """Jobs still in arq's queue zset (removed when a job finishes)."""
-        return int(self.redis(target).zcard(default_queue_name))
+        return cast(int, self.redis(target).zcard(default_queue_name))
 
     def work(self, target: str) -> None:
         """One ``arq.Worker`` until SIGTERM."""
         worker = Worker(
-            functions=[noop],  # type: ignore[list-item]
+            functions=[noop],
             redis_settings=RedisSettings.from_dsn(target),
             max_jobs=50,
             poll_delay=0.01,

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -75,7 +75,8 @@ class Peer:
 
     def memory_used(self, target: str) -> int:
         """Bytes the server uses now."""
-        return int(self.redis(target).info("memory")["used_memory"])
+        info: dict[str, Any] = cast(dict[str, Any], self.redis(target).info("memory"))
+        return int(info["used_memory"])
 
     def enqueue(self, target: str, ids: list[str], body: bytes) -> None:
         """Enqueue one job per id, due now, one call each."""

@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import greenstalk
 
@@ -44,7 +45,7 @@ class BeanstalkdPeer(Peer):
     def __init__(self) -> None:
         super().__init__()
         self._servers: dict[str, subprocess.Popen[bytes]] = {}
-        self._clients: dict[str, greenstalk.Client] = {}
+        self._clients: dict[str, greenstalk.Client[Any]] = {}
 
     def version(self) -> str:
         """The server's version, and the client's."""

@@ -47,7 +47,7 @@ class RedischedPeer(Peer):
     def remaining(self, target: str, total: int) -> int:
         """Jobs scheduled, ready or reserved."""
         stats = redisched.Client(self.redis(target)).stats(TOPIC)
-        return stats.scheduled + stats.ready + stats.reserved
+        return int(stats.scheduled + stats.ready + stats.reserved)
 
     def work(self, target: str) -> None:
         """``redisched.Worker`` with its defaults until SIGTERM."""

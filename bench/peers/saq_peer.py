@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import cast
 
 from saq import Queue, Worker
+from saq.types import Context
 
 from bench.peers.base import Peer, main
 
 QUEUE = "peers"
 
 
-async def noop(ctx: dict[str, Any], *, body: str) -> None:
+async def noop(ctx: Context, *, body: str) -> None:
     """The no-op handler."""
 
 
@@ -62,7 +63,7 @@ class SaqPeer(Peer):
 
     def remaining(self, target: str, total: int) -> int:
         """Jobs still in SAQ's ``incomplete`` sorted set."""
-        return int(self.redis(target).zcard(f"saq:{QUEUE}:incomplete"))
+        return cast(int, self.redis(target).zcard(f"saq:{QUEUE}:incomplete"))
 
     def work(self, target: str) -> None:
         """One ``saq.Worker`` until SIGTERM."""
