@@ -122,9 +122,10 @@ def drain(peer: Peer, target: str, total: int) -> tuple[float, float]:
             raise PeerError(f"worker exit {process.returncode}; its output ends: {tail}") from None
         finally:
             stop(process)
+    if now <= first_at:
+        raise PeerError("the drain ended within one poll: too few --jobs to time it")
     # Jobs finished before the first poll saw any are not timed: count from that poll.
-    rate = left_at_first / (now - first_at) if now > first_at else float("inf")
-    return rate, first_at - started
+    return left_at_first / (now - first_at), first_at - started
 
 
 def watch(
