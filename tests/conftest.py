@@ -19,6 +19,7 @@ import redis
 
 import redisched
 from redisched.embedded import EmbeddedRedis, bundled_binary, server_version
+from tests.cluster import LocalCluster
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -53,6 +54,14 @@ def redis_server(
 def redis_url(redis_server: EmbeddedRedis) -> str:
     """URL of the session's redis-server."""
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A Redis Cluster of 3 masters and 3 replicas (the newest binary) for this session."""
+    binary = BINARIES.get("redis7", BINARIES["redis6"])
+    with LocalCluster(binary, tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -6,15 +6,19 @@ it, and the client only moves bytes. A test checks that both expose identical si
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-from .errors import BackendError
+from . import connect, routing, validate
+from .durable import DEFAULT_TIMEOUT_MS, TopicFlags, is_pinned
+from .errors import BackendError, InvalidArgument
 from .models import Job, JobPage, JobState, Lease, PutResult, Timeline, TopicStats
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
 from .protocol import Batch, conversation
@@ -24,11 +28,33 @@ T = TypeVar("T")
 
 
 def _operations(
-    prefix: str, clock: Callable[[], float] | None, max_body_size: int, promote_limit: int
+    prefix: str,
+    clock: Callable[[], float] | None,
+    max_body_size: int,
+    promote_limit: int,
+    durable: object = False,
+    durable_timeout: object = DEFAULT_TIMEOUT_MS / 1000,
 ) -> Operations:
+    if not isinstance(durable, bool):
+        raise InvalidArgument("durable", f"must be a bool, not {type(durable).__name__}")
     return Operations(
-        prefix=prefix, clock=clock, max_body_size=max_body_size, promote_limit=promote_limit
-    )
+        prefix=prefix, clock=clock, max_body_size=max_body_size, promote_limit=promote_limit,
+        durable=durable, durable_timeout_ms=validate.duration_ms(
+            durable_timeout, "durable_timeout", minimum_ms=1, maximum_ms=60_000
+        ),
+    )  # fmt: skip
+
+
+def _retry_for(value: object) -> float:
+    return validate.duration_ms(value, "retry_for", maximum_ms=3_600_000) / 1000
+
+
+def _retry_delay(exc: BaseException, attempt: int, deadline: float) -> float | None:
+    """Seconds to wait before running a call again after ``exc``, or None to give up."""
+    if not connect.is_retryable(exc):
+        return None
+    delay = connect.backoff(attempt)
+    return delay if time.monotonic() + delay <= deadline else None
 
 
 class Client:
@@ -40,6 +66,11 @@ class Client:
         clock: None (the Redis server's clock) or a function returning epoch seconds.
         max_body_size: the largest body accepted, in bytes.
         promote_limit: how many due jobs one reserve moves to ready at most.
+        durable: make every put wait for a replica (``WAIT``), unless a call says
+            ``durable=False``; see :mod:`redisched.durable`.
+        durable_timeout: seconds a durable put waits for a replica before NotReplicated.
+        retry_for: seconds to keep retrying a call through connection errors, redirections
+            and cluster failovers (with backoff) before raising BackendError; 0 = never.
     """
 
     def __init__(
@@ -50,16 +81,29 @@ class Client:
         clock: Callable[[], float] | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         promote_limit: int = DEFAULT_PROMOTE_LIMIT,
+        durable: bool = False,
+        durable_timeout: float = 1.0,
+        retry_for: float = 0.0,
     ) -> None:
         self.redis = redis
-        self.ops = _operations(prefix, clock, max_body_size, promote_limit)
+        self.ops = _operations(
+            prefix, clock, max_body_size, promote_limit, durable, durable_timeout
+        )
+        self.retry_for = _retry_for(retry_for)
         self._registered: set[str] = set()
+        self._durable_topics = TopicFlags()
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> Client:
-        """Connect to ``url`` (``redis://``, ``rediss://``, ``unix://``); options as __init__."""
-        conn: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
-        return cls(conn, **options)
+        """Connect to ``url``; options as __init__.
+
+        ``redis://``, ``rediss://`` and ``unix://`` reach one server (``cluster=True``: a
+        node of a Redis Cluster); ``redis+sentinel://host:port[,host:port]/service`` the
+        primary the Sentinels name (see :mod:`redisched.connect`). On a cluster or Sentinel
+        ``retry_for`` defaults to 10 seconds, enough to ride out a failover.
+        """
+        options.setdefault("retry_for", connect.default_retry_for(url, cluster))
+        return cls(connect.sync_connection(url, cluster=cluster), **options)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -72,7 +116,22 @@ class Client:
         self.close()
 
     def _run(self, call: Call[T]) -> T:
-        chat = conversation(call, self._registered)
+        deadline = time.monotonic() + self.retry_for
+        attempt = 0
+        while True:
+            try:
+                return self._run_once(call)
+            except (BackendError, RedisClusterException) as exc:
+                delay = _retry_delay(exc, attempt, deadline)
+                if delay is None:
+                    if isinstance(exc, BackendError):
+                        raise
+                    raise BackendError(f"Redis Cluster is unavailable: {exc}") from exc
+            time.sleep(delay)
+            attempt += 1
+
+    def _run_once(self, call: Call[T]) -> T:
+        chat = conversation(call, self._registered, self._durable_topics)
         try:
             batch = next(chat)
             while True:
@@ -82,6 +141,11 @@ class Client:
 
     def _send(self, batch: Batch) -> list[Any]:
         try:
+            if isinstance(self.redis, redis.RedisCluster):
+                if is_pinned(batch):
+                    return routing.send_pinned(self.redis, batch)
+                if batch[0][0] == "SCRIPT":  # goes to every primary: not in a cluster pipeline
+                    return [self.redis.execute_command(*cmd) for cmd in batch]  # type: ignore[no-untyped-call]
             if len(batch) == 1:
                 try:
                     return [self.redis.execute_command(*batch[0])]  # type: ignore[no-untyped-call]
@@ -113,6 +177,7 @@ class Client:
         max_attempts: int | None = None,
         replace: bool = False,
         if_version: int | None = None,
+        durable: bool | None = None,
     ) -> PutResult:
         """Create a job (or replace it with ``replace=True``); see DESIGN.md section 2.
 
@@ -129,11 +194,14 @@ class Client:
                 else unlimited).
             replace: replace an existing job instead of leaving it as it is.
             if_version: only act if the job is at this version (else VersionConflict).
+            durable: True to return only once a replica has the job (else NotReplicated);
+                None follows the client's and the topic's ``durable`` setting.
         """
         return self._run(
             self.ops.put(
                 topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
                 max_attempts=max_attempts, replace=replace, if_version=if_version,
+                durable=durable,
             )
         )  # fmt: skip
 
@@ -148,12 +216,13 @@ class Client:
         priority: int = 0,
         max_attempts: int | None = None,
         replace: bool = False,
+        durable: bool | None = None,
     ) -> list[PutResult]:
         """Put many ``(id, body)`` jobs sharing the same options, in one round trip."""
         return self._run(
             self.ops.put_many(
                 topic, jobs, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
-                max_attempts=max_attempts, replace=replace,
+                max_attempts=max_attempts, replace=replace, durable=durable,
             )
         )  # fmt: skip
 
@@ -272,23 +341,28 @@ class AsyncClient:
         clock: Callable[[], float] | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         promote_limit: int = DEFAULT_PROMOTE_LIMIT,
+        durable: bool = False,
+        durable_timeout: float = 1.0,
+        retry_for: float = 0.0,
     ) -> None:
         self.redis = redis
-        self.ops = _operations(prefix, clock, max_body_size, promote_limit)
+        self.ops = _operations(
+            prefix, clock, max_body_size, promote_limit, durable, durable_timeout
+        )
+        self.retry_for = _retry_for(retry_for)
         self._registered: set[str] = set()
+        self._durable_topics = TopicFlags()
+        self._nodes = routing.NodeClients()
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncClient:
-        """Connect to ``url`` (``redis://``, ``rediss://``, ``unix://``); options as __init__."""
-        conn: Any = (
-            redis.asyncio.RedisCluster.from_url(url)
-            if cluster
-            else redis.asyncio.Redis.from_url(url)
-        )
-        return cls(conn, **options)
+        """Connect to ``url``; options as __init__ (URL forms as :meth:`Client.from_url`)."""
+        options.setdefault("retry_for", connect.default_retry_for(url, cluster))
+        return cls(connect.async_connection(url, cluster=cluster), **options)
 
     async def close(self) -> None:
         """Close the connection pool."""
+        await self._nodes.close()
         await self.redis.aclose()
 
     async def __aenter__(self) -> AsyncClient:
@@ -298,7 +372,22 @@ class AsyncClient:
         await self.close()
 
     async def _run(self, call: Call[T]) -> T:
-        chat = conversation(call, self._registered)
+        deadline = time.monotonic() + self.retry_for
+        attempt = 0
+        while True:
+            try:
+                return await self._run_once(call)
+            except (BackendError, RedisClusterException) as exc:
+                delay = _retry_delay(exc, attempt, deadline)
+                if delay is None:
+                    if isinstance(exc, BackendError):
+                        raise
+                    raise BackendError(f"Redis Cluster is unavailable: {exc}") from exc
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _run_once(self, call: Call[T]) -> T:
+        chat = conversation(call, self._registered, self._durable_topics)
         try:
             batch = next(chat)
             while True:
@@ -308,6 +397,15 @@ class AsyncClient:
 
     async def _send(self, batch: Batch) -> list[Any]:
         try:
+            if isinstance(self.redis, redis.asyncio.RedisCluster):
+                if is_pinned(batch):
+                    return await routing.send_pinned_async(self.redis, batch, self._nodes)
+                if batch[0][0] == "SCRIPT":  # goes to every primary: not in a cluster pipeline
+                    primaries = self.redis.get_primaries()
+                    return [
+                        await self.redis.execute_command(*cmd, target_nodes=primaries)
+                        for cmd in batch
+                    ]
             if len(batch) == 1:
                 try:
                     return [await self.redis.execute_command(*batch[0])]
@@ -339,12 +437,14 @@ class AsyncClient:
         max_attempts: int | None = None,
         replace: bool = False,
         if_version: int | None = None,
+        durable: bool | None = None,
     ) -> PutResult:
         """Create a job (or replace it with ``replace=True``); see DESIGN.md section 2."""
         return await self._run(
             self.ops.put(
                 topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
                 max_attempts=max_attempts, replace=replace, if_version=if_version,
+                durable=durable,
             )
         )  # fmt: skip
 
@@ -359,12 +459,13 @@ class AsyncClient:
         priority: int = 0,
         max_attempts: int | None = None,
         replace: bool = False,
+        durable: bool | None = None,
     ) -> list[PutResult]:
         """Put many ``(id, body)`` jobs sharing the same options, in one round trip."""
         return await self._run(
             self.ops.put_many(
                 topic, jobs, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
-                max_attempts=max_attempts, replace=replace,
+                max_attempts=max_attempts, replace=replace, durable=durable,
             )
         )  # fmt: skip
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from . import scripts, topic_config, validate
+from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
 from .keys import DEFAULT_PREFIX, TopicKeys, topics_key, validate_topic
 from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
@@ -47,11 +48,13 @@ class Call(Generic[T]):
 
     Several steps go in one pipeline (one round trip). ``register_topic`` names a topic to add
     to the topics set first (the scripts never touch cross-topic keys, DESIGN.md section 3).
+    ``durability`` makes the steps wait for a replica (see :mod:`redisched.durable`).
     """
 
     steps: tuple[Step, ...]
     parse: Callable[[list[Any]], T]
     register_topic: tuple[str, str] | None = None
+    durability: Durability | None = None
 
 
 def to_datetime(ms: int) -> datetime:
@@ -110,12 +113,16 @@ class Operations:
             or a function returning epoch seconds, so that tests can move days ahead.
         max_body_size: the largest body accepted, in bytes.
         promote_limit: how many due jobs one reserve moves to ready at most.
+        durable: make every put durable unless the call says ``durable=False``.
+        durable_timeout_ms: how long a durable put waits for a replica.
     """
 
     prefix: str = DEFAULT_PREFIX
     clock: Callable[[], float] | None = None
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     promote_limit: int = DEFAULT_PROMOTE_LIMIT
+    durable: bool = False
+    durable_timeout_ms: int = DEFAULT_TIMEOUT_MS
     _keys: dict[str, TopicKeys] = field(default_factory=dict, compare=False, repr=False)
 
     def keys(self, topic: str) -> TopicKeys:
@@ -137,6 +144,15 @@ class Operations:
 
     def _register(self, topic: str) -> tuple[str, str]:
         return (topics_key(self.prefix), topic)
+
+    def _durability(self, keys: TopicKeys, durable: object) -> Durability | None:
+        if durable is not None and not isinstance(durable, bool):
+            kind = type(durable).__name__
+            raise InvalidArgument("durable", f"must be a bool or None, not {kind}")
+        if durable is False:
+            return None
+        required = True if durable or self.durable else None  # None: the topic's setting
+        return Durability(keys.topic, keys.name("meta"), required, self.durable_timeout_ms)
 
     # -- put, get, delete -------------------------------------------------------------------
 
@@ -180,9 +196,11 @@ class Operations:
         max_attempts: object = None,
         replace: object = False,
         if_version: object = None,
+        durable: object = None,
     ) -> Call[PutResult]:
         """Create a job, or replace it with ``replace=True`` (DESIGN.md section 2)."""
         keys = self.keys(topic)
+        durability = self._durability(keys, durable)
         job_id = validate.job_id(id)
         data = validate.body(body, self.max_body_size)
         options = self._put_options(delay, run_at, ttr, priority, max_attempts, replace)
@@ -197,7 +215,7 @@ class Operations:
                 raise VersionConflict(topic, job_id, expected or 0, version)
             return PutResult(_PUT_STATUS[status], version)
 
-        return Call((step,), parse, self._register(keys.topic))
+        return Call((step,), parse, self._register(keys.topic), durability)
 
     def put_many(
         self,
@@ -211,6 +229,7 @@ class Operations:
         max_attempts: object = None,
         replace: object = False,
         batch_size: int = 500,
+        durable: object = None,
     ) -> Call[list[PutResult]]:
         """Put many ``(id, body)`` jobs with shared options, in one round trip.
 
@@ -218,6 +237,7 @@ class Operations:
         not hold Redis for long.
         """
         keys = self.keys(topic)
+        durability = self._durability(keys, durable)
         options = self._put_options(delay, run_at, ttr, priority, max_attempts, replace)
         size = validate.integer(batch_size, "batch_size", 1, 10_000)
         if isinstance(jobs, (str, bytes)):
@@ -242,7 +262,9 @@ class Operations:
                 PutResult(_PUT_STATUS[s], v) for s, v in zip(flat[::2], flat[1::2], strict=True)
             ]
 
-        return Call(steps, parse, self._register(keys.topic) if steps else None)
+        if not steps:
+            return Call(steps, parse)
+        return Call(steps, parse, self._register(keys.topic), durability)
 
     def get(self, topic: str, id: str) -> Call[Job | None]:
         """Read a job by id; None when it does not exist."""

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from redis.exceptions import NoScriptError, RedisError
 
 from . import scripts
+from .durable import TopicFlags
 from .errors import BackendError
 from .ops import Call, Step
 
@@ -32,11 +33,14 @@ def command(step: Step) -> Command:
     return ("EVALSHA", scripts.get(step.script).sha, len(step.keys), *step.keys, *step.args)
 
 
-def conversation(call: Call[T], registered: set[str]) -> Generator[Batch, list[Any], T]:
+def conversation(
+    call: Call[T], registered: set[str], durable_topics: TopicFlags | None = None
+) -> Generator[Batch, list[Any], T]:
     """Run ``call``: yield batches, receive replies, return the parsed result.
 
     ``registered`` is the caller's set of topics already added to the topics set; a new one
-    is added first, once per client.
+    is added first, once per client. ``durable_topics`` caches each topic's ``durable``
+    setting; a durable call's batches end with WAIT (see :mod:`redisched.durable`).
     """
     if call.register_topic is not None:
         key, topic = call.register_topic
@@ -45,16 +49,34 @@ def conversation(call: Call[T], registered: set[str]) -> Generator[Batch, list[A
             registered.add(topic)
     if not call.steps:
         return call.parse([])
-    replies = yield [command(step) for step in call.steps]
+    durability = call.durability
+    if durability is not None and durability.required is None:
+        flags = TopicFlags() if durable_topics is None else durable_topics
+        durable = flags.get(durability.topic)
+        if durable is None:
+            reply = yield [("HGET", durability.meta_key, "durable")]
+            _check(reply)
+            durable = reply[0] == b"1"
+            flags.set(durability.topic, durable)
+        if not durable:
+            durability = None
+    wait = [] if durability is None else [durability.wait_command()]
+    replies = yield [command(step) for step in call.steps] + wait
+    acknowledged = replies.pop() if wait else None
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         names = sorted({s for i in missing if (s := call.steps[i].script) is not None})
         _check((yield [("SCRIPT", "LOAD", scripts.get(name).source) for name in names]))
-        again = yield [command(call.steps[i]) for i in missing]
+        again = yield [command(call.steps[i]) for i in missing] + wait
+        if wait:
+            acknowledged = again.pop()
         for i, reply in zip(missing, again, strict=True):
             replies[i] = reply
     _check(replies)
-    return call.parse(replies)
+    result = call.parse(replies)
+    if durability is not None:
+        durability.check(acknowledged)
+    return result
 
 
 def _check(replies: list[Any]) -> None:

@@ -21,7 +21,7 @@ MAX_URL_LENGTH = 2048
 MAX_WEBHOOK_TIMEOUT = 300.0
 
 FIELDS = ("ttr", "max_attempts", "backoff_ms", "backoff_max_ms", "webhook", "concurrency",
-          "rate", "paused")  # fmt: skip
+          "rate", "paused", "durable")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,7 @@ class TopicConfig:
         concurrency: webhook deliveries in flight at once, across every server process.
         rate: webhook deliveries per second, across every server process.
         paused: a paused topic leases nothing (set with pause/resume).
+        durable: every put waits for a replica (see :mod:`redisched.durable`).
     """
 
     ttr: float | None = None
@@ -67,6 +68,7 @@ class TopicConfig:
     concurrency: int | None = None
     rate: float | None = None
     paused: bool = False
+    durable: bool = False
 
 
 def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None:
@@ -152,6 +154,10 @@ def _encode(name: str, value: object) -> tuple[str, str | None]:
         ):
             raise InvalidArgument("rate", "must be a number of deliveries per second, 0 to 1e6")
         return "rate", repr(float(value))
+    if name == "durable":
+        if value is not None and not isinstance(value, bool):
+            raise InvalidArgument("durable", f"must be a bool, not {type(value).__name__}")
+        return "durable", "1" if value else None
     raise InvalidArgument(name, "is not a topic setting")
 
 
@@ -177,4 +183,5 @@ def decode(values: Sequence[bytes | None]) -> TopicConfig:
         concurrency=None if raw["concurrency"] is None else int(raw["concurrency"]),
         rate=number("rate"),
         paused=raw["paused"] == "1",
+        durable=raw["durable"] == "1",
     )

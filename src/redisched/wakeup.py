@@ -6,6 +6,10 @@ wait here instead of polling Redis, and all of them share a single connection.
 
 To never miss a wake-up, read :meth:`Wakeups.generation` *before* asking Redis for work, then
 pass it to :meth:`Wakeups.wait`: a message that arrived in between returns at once.
+
+On a Redis Cluster a script's PUBLISH reaches every node, so the hub subscribes on one plain
+connection to any node; when that node fails it moves to the next one (and wakes every
+waiter, since messages may have been missed meanwhile).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import redis.asyncio
 
 from .keys import TopicKeys
+from .routing import NodeClients
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +31,18 @@ class Wakeups:
     """Fans a process's single Pub/Sub subscription out to any number of waiting tasks.
 
     Args:
-        redis: an asyncio Redis connection (the listener takes one connection of its pool).
+        redis: an asyncio Redis connection (the listener takes one connection of its pool), or
+            an asyncio RedisCluster (the listener connects to one of its nodes).
         prefix: the key prefix of the topics.
     """
 
-    def __init__(self, redis: redis.asyncio.Redis, prefix: str = "redisched") -> None:
+    def __init__(
+        self, redis: redis.asyncio.Redis | redis.asyncio.RedisCluster, prefix: str = "redisched"
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._nodes = NodeClients()
+        self._node_index = 0
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._channels: dict[bytes, str] = {}
@@ -49,7 +59,7 @@ class Wakeups:
             if channel in self._channels:
                 return
             if self._pubsub is None:
-                self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                self._pubsub = await self._open_pubsub()
             await self._pubsub.subscribe(channel)
             self._channels[channel] = topic
             self._generation.setdefault(topic, 0)
@@ -83,16 +93,48 @@ class Wakeups:
             return False
         return True
 
+    async def _open_pubsub(self) -> Any:
+        if isinstance(self._redis, redis.asyncio.Redis):
+            return self._redis.pubsub(ignore_subscribe_messages=True)
+        if not self._redis.get_nodes():
+            await self._redis.initialize()
+        nodes = sorted(self._redis.get_nodes(), key=lambda n: n.name)
+        node = nodes[self._node_index % len(nodes)]
+        self._node_index += 1
+        log.debug("wake-ups subscribe on cluster node %s", node.name)
+        return self._nodes.get(node).pubsub(ignore_subscribe_messages=True)
+
+    async def _move_to_another_node(self) -> None:
+        """(Cluster) drop the failed node's subscription and subscribe on the next node."""
+        old, self._pubsub = self._pubsub, None
+        with contextlib.suppress(Exception):
+            await old.aclose()
+        await self._nodes.close()
+        pubsub = await self._open_pubsub()
+        try:
+            await pubsub.subscribe(*self._channels)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            raise
+        self._pubsub = pubsub
+
     async def _read(self) -> None:
         backoff = 0.05
         while True:
             try:
+                if self._pubsub is None:
+                    await self._move_to_another_node()
                 message = await self._pubsub.get_message(timeout=None)
                 backoff = 0.05
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the connection dropped: resubscribe and wake everyone
                 log.warning("wake-up listener lost its connection (%s); reconnecting", exc)
+                if isinstance(self._redis, redis.asyncio.RedisCluster):
+                    # redis-py would reconnect to the same, perhaps dead, node
+                    with contextlib.suppress(Exception):
+                        await self._move_to_another_node()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 for topic in list(self._generation):
@@ -113,4 +155,5 @@ class Wakeups:
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None
+        await self._nodes.close()
         self._channels.clear()

@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio
 from redis.exceptions import RedisError
 
 from . import validate
@@ -129,8 +128,6 @@ class Worker:
             self._topics[name] = _Topic(name, handler, is_async(handler))
         if backoff is not None and not isinstance(backoff, Backoff):
             raise InvalidArgument("backoff", "must be a redisched.Backoff")
-        if wakeups is None and not isinstance(client.redis, redis.asyncio.Redis):
-            raise InvalidArgument("wakeups", "is required with a cluster client")
         self._client = client
         self._concurrency = validate.integer(concurrency, "concurrency", 1, 10_000)
         self._ttr = None if ttr is None else validate.ttr_ms(ttr) / 1000
@@ -221,7 +218,7 @@ class Worker:
         for topic in self._topics.values():
             topic.kick = asyncio.Event()
         owns_wakeups = self._wakeups is None
-        wakeups = self._wakeups or Wakeups(self._client.redis, self._client.ops.prefix)  # type: ignore[arg-type]
+        wakeups = self._wakeups or Wakeups(self._client.redis, self._client.ops.prefix)
         signals = self._install_signals(loop)
         background: list[asyncio.Task[None]] = []
         loops: list[asyncio.Task[None]] = []

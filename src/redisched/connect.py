@@ -1,0 +1,158 @@
+"""Open redis-py connections from a URL (one server, a cluster, a Sentinel-watched primary),
+and tell which failures are worth retrying while a cluster or a primary fails over.
+
+URL forms:
+
+- ``redis://host:port/db``, ``rediss://...``, ``unix:///path``: one server (``cluster=True``
+  treats the server as a seed of a Redis Cluster and discovers the other nodes).
+- ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``: the primary
+  that the Sentinels at those addresses name ``service``; after a failover the connection
+  follows the new primary.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    ConnectionError,
+    ReadOnlyError,
+    RedisClusterException,
+    TimeoutError,
+    TryAgainError,
+)
+
+from .errors import InvalidArgument
+
+SENTINEL_SCHEME = "redis+sentinel"
+DEFAULT_RETRY_FOR = 10.0
+"""Seconds a cluster or Sentinel client keeps retrying through a failover before giving up."""
+
+RETRYABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, a node loading its AOF, no primary known to Sentinel
+    TimeoutError,
+    OSError,
+    ClusterError,  # CLUSTERDOWN, MASTERDOWN, redirections exhausted
+    AskError,  # MOVED and ASK left over after redis-py's own redirections
+    TryAgainError,
+    ReadOnlyError,  # a demoted primary answering as a replica
+    RedisClusterException,  # a slot no node covers while the cluster reshapes
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelAddress:
+    """A parsed ``redis+sentinel://`` URL."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+    def connection_options(self) -> dict[str, Any]:
+        """Options for the primary's connections (db and credentials)."""
+        options: dict[str, Any] = {"db": self.db}
+        if self.username:
+            options["username"] = self.username
+        if self.password:
+            options["password"] = self.password
+        return options
+
+
+def parse_sentinel_url(url: str) -> SentinelAddress:
+    """Read ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``."""
+    parts = urlsplit(url)
+    if parts.scheme != SENTINEL_SCHEME:
+        raise InvalidArgument("url", f"a Sentinel URL starts with {SENTINEL_SCHEME}://")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidArgument("url", f"{item!r} is not a host:port Sentinel address")
+        sentinels.append((host.strip("[]"), int(port)))
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise InvalidArgument("url", "give the service name, and optionally a db number")
+    return SentinelAddress(
+        tuple(sentinels), path[0], int(path[1]) if len(path) == 2 else 0,
+        unquote(username) or None, unquote(password) or None,
+    )  # fmt: skip
+
+
+def is_sentinel_url(url: str) -> bool:
+    """True for a ``redis+sentinel://`` URL."""
+    return url.startswith(SENTINEL_SCHEME + "://")
+
+
+def sync_connection(url: str, *, cluster: bool = False) -> redis.Redis | redis.RedisCluster:
+    """A blocking connection to ``url`` (see the module docstring for the forms)."""
+    if is_sentinel_url(url):
+        address = parse_sentinel_url(url)
+        sentinel = redis.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call]
+        primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            address.service, **address.connection_options()
+        )
+        return primary
+    if cluster:
+        # Not RedisCluster.from_url: redis-py 8.1 leaves the seed node's socket open there.
+        return redis.RedisCluster(**cluster_options(url))
+    return redis.Redis.from_url(url)
+
+
+def async_connection(
+    url: str, *, cluster: bool = False
+) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
+    """An asyncio connection to ``url`` (see the module docstring for the forms)."""
+    if is_sentinel_url(url):
+        address = parse_sentinel_url(url)
+        sentinel = redis.asyncio.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call]
+        primary: redis.asyncio.Redis = sentinel.master_for(
+            address.service, **address.connection_options()
+        )
+        return primary
+    if cluster:
+        return redis.asyncio.RedisCluster.from_url(url)
+    return redis.asyncio.Redis.from_url(url)
+
+
+def cluster_options(url: str) -> dict[str, Any]:
+    """RedisCluster keyword arguments for a seed node's ``redis://`` or ``rediss://`` URL."""
+    options: dict[str, Any] = dict(redis.connection.parse_url(url))  # type: ignore[no-untyped-call]
+    options.pop("db", None)  # a cluster has database 0 only
+    if options.pop("connection_class", None) is redis.connection.SSLConnection:
+        options["ssl"] = True
+    return options
+
+
+def default_retry_for(url: str, cluster: bool) -> float:
+    """How long to retry through failures: ``DEFAULT_RETRY_FOR`` where a failover can happen
+    (a cluster, a Sentinel URL), 0 for one server (an outage is reported at once)."""
+    return DEFAULT_RETRY_FOR if cluster or is_sentinel_url(url) else 0.0
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it wraps) is a failure a failover can cause."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, RETRYABLE):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (0 = the first): 50 ms doubling to
+    1 s, with jitter so that many clients do not retry in step."""
+    return float(min(1.0, 0.05 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2))

@@ -1,0 +1,87 @@
+"""The core client suite, unchanged, against a real 3-master/3-replica Redis Cluster.
+
+Every test of ``tests/test_client.py`` and ``tests/test_noscript.py`` runs here again, with
+the ``api`` and ``raw_redis`` fixtures overridden by cluster-backed ones. Then what only a
+cluster shows: topics spread over the masters, scripts loaded again on a node that lost them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+import redisched
+from redisched import scripts
+from redisched.keys import TopicKeys
+from tests import test_client, test_noscript
+from tests.cluster import LocalCluster
+from tests.conftest import FakeClock, SyncAsAsync
+
+for _name, _test in [*vars(test_client).items(), *vars(test_noscript).items()]:
+    if _name.startswith("test_") and callable(_test):
+        globals()[_name] = _test
+
+
+@pytest.fixture(params=["sync", "async"])
+async def api(
+    request: pytest.FixtureRequest, redis_cluster: LocalCluster, clock: FakeClock
+) -> AsyncIterator[Any]:
+    """Both clients on the cluster, behind one awaitable interface, on the hand-moved clock."""
+    if request.param == "sync":
+        sync = redisched.Client.from_url(redis_cluster.url, cluster=True, clock=clock)
+        yield SyncAsAsync(sync)
+        sync.close()
+    else:
+        url = redis_cluster.url
+        async with redisched.AsyncClient.from_url(url, cluster=True, clock=clock) as client:
+            yield client
+
+
+@pytest.fixture
+def raw_redis(redis_cluster: LocalCluster) -> Iterator[redis.RedisCluster]:
+    """A redis-py cluster connection (SCRIPT FLUSH goes to every master)."""
+    conn = redis.RedisCluster.from_url(redis_cluster.url)
+    yield conn
+    conn.close()
+
+
+def test_topics_spread_over_the_masters(redis_cluster: LocalCluster) -> None:
+    topics = [f"spread-{i}-{uuid.uuid4().hex[:6]}" for i in range(24)]
+    owners = {redis_cluster.master_of(TopicKeys("redisched", t).name("jobs")) for t in topics}
+    assert len(owners) == 3, "24 topics should land on all 3 masters"
+    with redisched.Client.from_url(redis_cluster.url, cluster=True) as client:
+        for t in topics:
+            client.put(t, "j", b"x")
+        assert set(topics) <= set(client.topics())
+        for t in topics:
+            job = client.reserve(t)
+            assert job is not None and job.id == "j"
+            client.ack(job)
+
+
+def test_a_topics_keys_share_one_slot() -> None:
+    keys = TopicKeys("redisched", "emails")
+    slots = {key_slot(keys.name(part).encode()) for part in ("jobs", "ready", "meta", "wake")}
+    assert len(slots) == 1
+
+
+def test_a_master_that_lost_its_scripts_gets_them_again(
+    redis_cluster: LocalCluster, topic: str
+) -> None:
+    with redisched.Client.from_url(redis_cluster.url, cluster=True) as client:
+        client.put_many(topic, [("a", b"1"), ("b", b"2")])
+        first = client.reserve(topic)
+        port = redis_cluster.master_of(TopicKeys("redisched", topic).name("jobs"))
+        shas = [scripts.get(name).sha for name in ("ack", "reserve")]
+        with redis_cluster.connect(port) as node:
+            node.script_flush()
+            assert node.script_exists(*shas) == [False, False]
+        done, lease = client.ack_and_lease(topic, [first], 1)  # two scripts, loaded again
+        assert done == [True] and [j.id for j in lease.jobs] == ["b"]
+        with redis_cluster.connect(port) as node:
+            assert node.script_exists(*shas) == [True, True]

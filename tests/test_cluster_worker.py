@@ -1,0 +1,90 @@
+"""Wake-ups and the Worker on a real Redis Cluster.
+
+The worker tests of ``tests/test_worker.py`` that need nothing but a client and a topic run
+here again with a cluster-backed client. The wake-up hub subscribes on one node and hears
+the scripts' PUBLISH from every master (cluster PUBLISH is broadcast).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from redisched import AsyncClient, Job, Worker
+from redisched.keys import TopicKeys
+from redisched.wakeup import Wakeups
+from tests import test_worker
+from tests.cluster import LocalCluster
+
+_ONLY_CLIENT_AND_TOPIC = {"client", "topic"}
+for _name, _test in vars(test_worker).items():
+    if (
+        _name.startswith("test_")
+        and inspect.iscoroutinefunction(_test)
+        and set(inspect.signature(_test).parameters) == _ONLY_CLIENT_AND_TOPIC
+    ):
+        globals()[_name] = _test
+
+
+@pytest.fixture
+async def client(redis_cluster: LocalCluster) -> AsyncIterator[AsyncClient]:
+    """An asyncio client on the session's cluster."""
+    async with AsyncClient.from_url(redis_cluster.url, cluster=True) as c:
+        yield c
+
+
+def test_the_worker_suite_runs_here() -> None:
+    names = [n for n in globals() if n.startswith("test_") and n in vars(test_worker)]
+    assert len(names) >= 10, names
+
+
+async def test_one_subscription_hears_topics_on_every_master(
+    redis_cluster: LocalCluster, client: AsyncClient
+) -> None:
+    topics = [f"wake-{i}-{uuid.uuid4().hex[:6]}" for i in range(12)]
+    owners = {redis_cluster.master_of(TopicKeys("redisched", t).name("jobs")) for t in topics}
+    assert len(owners) == 3
+    hub = Wakeups(client.redis)
+    try:
+        for t in topics:
+            await hub.watch(t)
+        for t in topics:
+            since = hub.generation(t)
+            started = time.perf_counter()
+            await client.put(t, "j", b"")
+            assert await hub.wait(t, since, timeout=5) is True, t
+            assert time.perf_counter() - started < 1.0
+    finally:
+        await hub.close()
+
+
+async def test_a_worker_on_the_cluster_runs_jobs_of_topics_on_every_master(
+    client: AsyncClient,
+) -> None:
+    topics = [f"work-{i}-{uuid.uuid4().hex[:6]}" for i in range(6)]
+    done: dict[str, set[str]] = {t: set() for t in topics}
+    finished = asyncio.Event()
+
+    async def handle(job: Job) -> None:
+        done[job.topic].add(job.id)
+        if all(len(ids) == 50 for ids in done.values()):
+            finished.set()
+
+    worker = Worker(client, {t: handle for t in topics}, handle_signals=False)
+    task = asyncio.create_task(worker.run())
+    await worker.wait_started()
+    try:
+        for t in topics:  # put after the worker waits: only wake-ups can start the jobs
+            await client.put_many(t, [(str(i), b"x") for i in range(50)])
+        await asyncio.wait_for(finished.wait(), 20)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+    for t in topics:
+        stats = await client.stats(t)
+        assert (stats.total_acked, stats.ready, stats.reserved) == (50, 0, 0)
