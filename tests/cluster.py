@@ -170,19 +170,19 @@ class LocalCluster:
         """The node listening on ``port``."""
         return next(n for n in self.nodes if n.port == port)
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until every live node says the cluster is ok and every master has a replica
-        that acknowledges a write (``WAIT 1``)."""
+    def wait_ready(self, timeout: float = 60.0, *, replicas: bool = True) -> None:
+        """Wait until every live node says the cluster is ok and (with ``replicas``) every
+        master has a replica that acknowledges a write (``WAIT 1``)."""
         deadline = time.monotonic() + timeout
         problem = "not checked yet"
         while time.monotonic() < deadline:
-            problem = self._not_ready()
+            problem = self._not_ready(replicas)
             if not problem:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"the test cluster is not ready after {timeout}s: {problem}")
 
-    def _not_ready(self) -> str:
+    def _not_ready(self, replicas: bool) -> str:
         try:
             for node in self.alive():
                 with self.connect(node.port) as conn:
@@ -193,7 +193,7 @@ class LocalCluster:
             masters = self.masters()
             if len(masters) != 3:
                 return f"{len(masters)} masters own slots"
-            for port, ranges in masters.items():
+            for port, ranges in masters.items() if replicas else ():
                 key = self._key_in(ranges[0][0], ranges[0][1])
                 with self.connect(port) as conn:
                     conn.set(key, b"ready")
