@@ -1,0 +1,279 @@
+"""Partitioned topics: one hot topic spread over N partitions, each its own cluster slot.
+
+A topic's keys share one hash tag, so one topic lives on one cluster node. A topic declared
+with ``N`` partitions is stored as N ordinary topics named ``<topic>~p<i>`` (``i`` from 0),
+each under its own hash tag, so the partitions spread over the cluster's masters.
+
+- **By id, one call**: a job's partition is ``crc32(id as UTF-8) mod N`` (zlib's CRC-32,
+  which every language has), so ``put``, ``get`` and ``delete`` by id go to one partition, on
+  one node, in one round trip. A reserved job's ``topic`` is its partition's name, so ``ack``,
+  ``release``, ``touch`` and ``bury`` go straight to it, through the plain client.
+- **Reserve draws fairly**: each reserve starts at the next partition in turn and moves on
+  while it needs more jobs, so while every partition has due work, each serves the same number
+  of reserves. ``lease`` merges the partitions' ``next_due`` and ``next_timeout`` (earliest).
+- **Ordering**: within a partition, the usual order holds (priority, then run_at, then
+  insertion). Across partitions there is none: a job due earlier or with a better priority in
+  one partition may be reserved after a job of another. Jobs with the same id always share a
+  partition, so replace, compare-and-set and delete by id keep their meaning.
+- **N is fixed**: changing it would move ids to other partitions. :meth:`PartitionedTopic.declare`
+  records N in Redis (``<prefix>:partitions``, a hash) and refuses another N later.
+
+A Worker serves a partitioned topic by handling each partition:
+``Worker(client, {name: handler for name in topic.names})``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import validate
+from .client import AsyncClient, Client
+from .errors import InvalidArgument
+from .keys import MAX_TOPIC_LENGTH, validate_topic
+from .models import Job, Lease, PutResult, TopicStats
+
+SEPARATOR = "~p"
+MAX_PARTITIONS = 1024
+
+
+def partitions_key(prefix: str) -> str:
+    """The hash of declared partition counts under ``prefix`` (topic -> N)."""
+    return f"{prefix}:partitions"
+
+
+def partition_of(job_id: str, partitions: int) -> int:
+    """The partition of ``job_id``: CRC-32 of its UTF-8 bytes, modulo ``partitions``."""
+    return zlib.crc32(job_id.encode("utf-8")) % partitions
+
+
+@dataclass
+class Partitions:
+    """The I/O-free part: partition names, routing by id, the rotating start of reserves.
+
+    Args:
+        topic: the partitioned topic's name.
+        count: how many partitions (1 to 1024).
+    """
+
+    topic: str
+    count: int
+    _next: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        validate_topic(self.topic)
+        self.count = validate.integer(self.count, "partitions", 1, MAX_PARTITIONS)
+        longest = f"{self.topic}{SEPARATOR}{self.count - 1}"
+        if len(longest) > MAX_TOPIC_LENGTH:
+            raise InvalidArgument("topic", f"{longest!r} would be longer than {MAX_TOPIC_LENGTH}")
+
+    @property
+    def names(self) -> list[str]:
+        """Every partition's topic name, in order."""
+        return [self.name(i) for i in range(self.count)]
+
+    def name(self, index: int) -> str:
+        """The topic name of partition ``index``."""
+        return f"{self.topic}{SEPARATOR}{index}"
+
+    def route(self, job_id: str) -> str:
+        """The partition (topic name) holding ``job_id``."""
+        return self.name(partition_of(validate.job_id(job_id), self.count))
+
+    def group(
+        self, jobs: Iterable[tuple[str, bytes | str]]
+    ) -> dict[str, list[tuple[int, str, Any]]]:
+        """``(position, id, body)`` of each job, grouped by partition, in order within each."""
+        if isinstance(jobs, (str, bytes)):
+            raise InvalidArgument("jobs", "must be an iterable of (id, body) pairs")
+        groups: dict[str, list[tuple[int, str, Any]]] = {}
+        for index, item in enumerate(jobs):
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise InvalidArgument(f"jobs[{index}]", "must be an (id, body) pair")
+            job_id = validate.job_id(item[0], f"jobs[{index}].id")
+            groups.setdefault(self.route(job_id), []).append((index, job_id, item[1]))
+        return groups
+
+    def rotation(self) -> list[str]:
+        """The partitions in the order the next reserve visits them (the start moves on)."""
+        start, self._next = self._next, (self._next + 1) % self.count
+        return [self.name((start + i) % self.count) for i in range(self.count)]
+
+
+def merge_leases(leases: Sequence[Lease]) -> Lease:
+    """One Lease from the partitions' leases: all jobs, the earliest next due / timeout."""
+    jobs = [job for lease in leases for job in lease.jobs]
+    dues = [lease.next_due_ms for lease in leases if lease.next_due_ms is not None]
+    timeouts = [lease.next_timeout_ms for lease in leases if lease.next_timeout_ms is not None]
+    return Lease(
+        jobs=jobs,
+        now_ms=max(lease.now_ms for lease in leases),
+        next_due_ms=min(dues, default=None),
+        next_timeout_ms=min(timeouts, default=None),
+    )
+
+
+def merge_stats(topic: str, stats: Sequence[TopicStats]) -> TopicStats:
+    """The partitions' stats added up (paused if any partition is; the earliest next due)."""
+    dues = [s.next_due for s in stats if s.next_due is not None]
+    return TopicStats(
+        topic, sum(s.scheduled for s in stats), sum(s.ready for s in stats),
+        sum(s.reserved for s in stats), sum(s.dead for s in stats),
+        any(s.paused for s in stats), min(dues, default=None),
+        sum(s.total_put for s in stats), sum(s.total_reserved for s in stats),
+        sum(s.total_acked for s in stats), sum(s.total_released for s in stats),
+        sum(s.total_requeued for s in stats), sum(s.total_dead for s in stats),
+        sum(s.total_pulled for s in stats),
+    )  # fmt: skip
+
+
+def _check_declared(topic: str, count: int, stored: object) -> None:
+    if stored is None:
+        return
+    existing = int(stored.decode() if isinstance(stored, bytes) else str(stored))
+    if existing != count:
+        raise InvalidArgument(
+            "partitions", f"topic {topic!r} is declared with {existing} partitions, not {count}"
+        )
+
+
+class PartitionedTopic:
+    """A topic spread over partitions, through a blocking :class:`~redisched.Client`.
+
+    Args:
+        client: the client (on a cluster, the partitions spread over its masters).
+        topic: the topic's name.
+        partitions: how many partitions; must be the same for every user of the topic.
+    """
+
+    def __init__(self, client: Client, topic: str, partitions: int) -> None:
+        self.client = client
+        self.partitions = Partitions(topic, partitions)
+
+    @property
+    def names(self) -> list[str]:
+        """Every partition's topic name (give each a handler to run a Worker on them)."""
+        return self.partitions.names
+
+    def declare(self) -> PartitionedTopic:
+        """Record the partition count in Redis; InvalidArgument if another one is recorded."""
+        key = partitions_key(self.client.ops.prefix)
+        topic, count = self.partitions.topic, self.partitions.count
+        self.client.redis.hsetnx(key, topic, count)
+        _check_declared(topic, count, self.client.redis.hget(key, topic))
+        return self
+
+    def put(self, id: str, body: bytes | str, **options: Any) -> PutResult:
+        """Put a job into its id's partition; options as :meth:`Client.put`."""
+        return self.client.put(self.partitions.route(id), id, body, **options)
+
+    def put_many(self, jobs: Iterable[tuple[str, bytes | str]], **options: Any) -> list[PutResult]:
+        """Put many jobs, one call per partition; results in the order of ``jobs``."""
+        results: dict[int, PutResult] = {}
+        for name, group in self.partitions.group(jobs).items():
+            done = self.client.put_many(name, [(i, b) for _, i, b in group], **options)
+            results.update(zip((position for position, _, _ in group), done, strict=True))
+        return [results[position] for position in range(len(results))]
+
+    def get(self, id: str) -> Job | None:
+        """The job with this id (one call, to its partition), or None."""
+        return self.client.get(self.partitions.route(id), id)
+
+    def delete(self, id: str, *, if_version: int | None = None) -> bool:
+        """Delete a job by id (one call, to its partition); True if it existed."""
+        return self.client.delete(self.partitions.route(id), id, if_version=if_version)
+
+    def lease(self, count: int, *, ttr: float | Any = None) -> Lease:
+        """Lease up to ``count`` jobs, starting at the next partition in turn."""
+        leases: list[Lease] = []
+        wanted = validate.count(count)
+        for name in self.partitions.rotation():
+            lease = self.client.lease(name, wanted, ttr=ttr)
+            leases.append(lease)
+            wanted -= len(lease.jobs)
+            if wanted == 0:
+                break
+        return merge_leases(leases)
+
+    def reserve(self, *, ttr: float | Any = None) -> Job | None:
+        """Lease the next due job from the partition whose turn it is (or the next one)."""
+        return next(iter(self.lease(1, ttr=ttr).jobs), None)
+
+    def reserve_many(self, count: int, *, ttr: float | Any = None) -> list[Job]:
+        """Lease up to ``count`` due jobs across partitions."""
+        return self.lease(count, ttr=ttr).jobs
+
+    def stats(self) -> TopicStats:
+        """The partitions' counts added up."""
+        topic = self.partitions.topic
+        return merge_stats(topic, [self.client.stats(n) for n in self.partitions.names])
+
+
+class AsyncPartitionedTopic:
+    """The asyncio twin of :class:`PartitionedTopic`, through an :class:`~redisched.AsyncClient`."""
+
+    def __init__(self, client: AsyncClient, topic: str, partitions: int) -> None:
+        self.client = client
+        self.partitions = Partitions(topic, partitions)
+
+    @property
+    def names(self) -> list[str]:
+        """Every partition's topic name (give each a handler to run a Worker on them)."""
+        return self.partitions.names
+
+    async def declare(self) -> AsyncPartitionedTopic:
+        """Record the partition count in Redis; InvalidArgument if another one is recorded."""
+        key = partitions_key(self.client.ops.prefix)
+        topic, count = self.partitions.topic, self.partitions.count
+        await self.client.redis.hsetnx(key, topic, count)
+        _check_declared(topic, count, await self.client.redis.hget(key, topic))
+        return self
+
+    async def put(self, id: str, body: bytes | str, **options: Any) -> PutResult:
+        """Put a job into its id's partition; options as :meth:`AsyncClient.put`."""
+        return await self.client.put(self.partitions.route(id), id, body, **options)
+
+    async def put_many(
+        self, jobs: Iterable[tuple[str, bytes | str]], **options: Any
+    ) -> list[PutResult]:
+        """Put many jobs, one call per partition; results in the order of ``jobs``."""
+        results: dict[int, PutResult] = {}
+        for name, group in self.partitions.group(jobs).items():
+            done = await self.client.put_many(name, [(i, b) for _, i, b in group], **options)
+            results.update(zip((position for position, _, _ in group), done, strict=True))
+        return [results[position] for position in range(len(results))]
+
+    async def get(self, id: str) -> Job | None:
+        """The job with this id (one call, to its partition), or None."""
+        return await self.client.get(self.partitions.route(id), id)
+
+    async def delete(self, id: str, *, if_version: int | None = None) -> bool:
+        """Delete a job by id (one call, to its partition); True if it existed."""
+        return await self.client.delete(self.partitions.route(id), id, if_version=if_version)
+
+    async def lease(self, count: int, *, ttr: float | Any = None) -> Lease:
+        """Lease up to ``count`` jobs, starting at the next partition in turn."""
+        leases: list[Lease] = []
+        wanted = validate.count(count)
+        for name in self.partitions.rotation():
+            lease = await self.client.lease(name, wanted, ttr=ttr)
+            leases.append(lease)
+            wanted -= len(lease.jobs)
+            if wanted == 0:
+                break
+        return merge_leases(leases)
+
+    async def reserve(self, *, ttr: float | Any = None) -> Job | None:
+        """Lease the next due job from the partition whose turn it is (or the next one)."""
+        return next(iter((await self.lease(1, ttr=ttr)).jobs), None)
+
+    async def reserve_many(self, count: int, *, ttr: float | Any = None) -> list[Job]:
+        """Lease up to ``count`` due jobs across partitions."""
+        return (await self.lease(count, ttr=ttr)).jobs
+
+    async def stats(self) -> TopicStats:
+        """The partitions' counts added up."""
+        topic = self.partitions.topic
+        return merge_stats(topic, [await self.client.stats(n) for n in self.partitions.names])
