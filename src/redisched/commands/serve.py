@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute
 from ..config import Settings
 from ..embedded import EmbeddedRedis
 from ..errors import RedischedError
+from ..http.endpoint import Endpoint
 from ..http.runtime import Runtime, Service, ServiceFactory
 
 log = logging.getLogger(__name__)
@@ -127,11 +128,17 @@ def services() -> list[ServiceFactory]:
     return [dispatcher_service]
 
 
-def extra_routes() -> list[BaseRoute]:
-    """Routes served after the API's: the dashboard's (``redisched.dashboard.routes()``)."""
+def dashboard() -> tuple[list[BaseRoute], list[Endpoint]]:
+    """The dashboard's routes and endpoints, when ``redisched.dashboard`` provides them.
+
+    The package may define ``ROUTES`` (Starlette routes served after the API's, such as the
+    page at ``/`` and its static files) and ``ENDPOINTS`` (JSON operations, routed and
+    documented in ``/openapi.json``); both are read once at startup.
+    """
     if importlib.util.find_spec("redisched.dashboard") is None:
-        return []
-    return list(importlib.import_module("redisched.dashboard").routes())
+        return [], []
+    module = importlib.import_module("redisched.dashboard")
+    return list(getattr(module, "ROUTES", ())), list(getattr(module, "ENDPOINTS", ()))
 
 
 def dashboard_open_paths() -> frozenset[str]:
@@ -146,9 +153,10 @@ def _server(settings: Settings, on_started: Callable[[], None], amqp_url: str | 
 
     from ..http import create_app
 
+    routes, endpoints = dashboard()
     bridge = [amqp_service(amqp_url)] if amqp_url else []
     app = create_app(
-        settings, extra_routes=extra_routes(), services=[*services(), *bridge],
+        settings, extra_routes=routes, extra_endpoints=endpoints, services=[*services(), *bridge],
         open_paths=dashboard_open_paths(),
     )  # fmt: skip
     loops: list[asyncio.AbstractEventLoop] = []
@@ -234,6 +242,18 @@ def _host(host: str) -> str:
     "--redis-url", help="Redis to use; none starts an embedded one. [env REDISCHED_REDIS_URL]"
 )
 @click.option(
+    "--redis-cluster",
+    is_flag=True,
+    default=None,
+    help="--redis-url is a node of a Redis Cluster. [env REDISCHED_REDIS_CLUSTER]",
+)
+@click.option(
+    "--durable-puts",
+    is_flag=True,
+    default=None,
+    help="Every put waits for a replica (WAIT). [env REDISCHED_DURABLE_PUTS]",
+)
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Embedded Redis data folder. [env REDISCHED_DATA_DIR; default ./redisched-data]",
@@ -268,8 +288,9 @@ def _host(host: str) -> str:
 )
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
 def serve(
-    host: str | None, port: int | None, redis_url: str | None, data_dir: Path | None,
-    tokens: tuple[str, ...], insecure: bool | None, allow_private_webhooks: bool | None,
+    host: str | None, port: int | None, redis_url: str | None, redis_cluster: bool | None,
+    durable_puts: bool | None, data_dir: Path | None, tokens: tuple[str, ...],
+    insecure: bool | None, allow_private_webhooks: bool | None,
     appendfsync: str | None, amqp_url: str | None, verbose: bool,
 ) -> None:  # fmt: skip
     """Serve the HTTP API, push dispatcher, requeue sweep and dashboard."""
@@ -280,8 +301,8 @@ def serve(
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env(
-            host=host, port=port, redis_url=redis_url, data_dir=data_dir,
-            tokens=tokens or None, insecure=insecure,
+            host=host, port=port, redis_url=redis_url, redis_cluster=redis_cluster,
+            durable_puts=durable_puts, data_dir=data_dir, tokens=tokens or None, insecure=insecure,
             allow_private_webhooks=allow_private_webhooks, appendfsync=appendfsync,
         )  # fmt: skip
         run(settings, amqp_url)
