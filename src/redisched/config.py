@@ -67,7 +67,11 @@ class Settings:
     Attributes:
         host: the address to listen on.
         port: the TCP port to listen on.
-        redis_url: the Redis to use; None starts an embedded redis-server.
+        redis_url: the Redis to use; None starts an embedded redis-server. A
+            ``redis+sentinel://host:port[,host:port]/service`` URL follows a Sentinel-watched
+            primary.
+        redis_cluster: ``redis_url`` is a node of a Redis Cluster.
+        durable_puts: every put waits for a replica (``WAIT``) unless a call opts out.
         data_dir: where the embedded redis-server keeps its append-only file.
         appendfsync: ``everysec`` or ``always`` (embedded server only).
         tokens: API tokens; when any is set, every route but /healthz needs one.
@@ -82,6 +86,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7171
     redis_url: str | None = None
+    redis_cluster: bool = False
+    durable_puts: bool = False
     data_dir: Path = field(default_factory=lambda: Path("redisched-data"))
     appendfsync: str = "everysec"
     tokens: tuple[str, ...] = ()
@@ -96,6 +102,8 @@ class Settings:
         "host": "REDISCHED_HOST",
         "port": "REDISCHED_PORT",
         "redis_url": "REDISCHED_REDIS_URL",
+        "redis_cluster": "REDISCHED_REDIS_CLUSTER",
+        "durable_puts": "REDISCHED_DURABLE_PUTS",
         "data_dir": "REDISCHED_DATA_DIR",
         "appendfsync": "REDISCHED_APPENDFSYNC",
         "tokens": "REDISCHED_API_TOKENS",
@@ -142,6 +150,8 @@ class Settings:
         """Raise InvalidArgument naming the first setting that is out of range."""
         if not 0 <= self.port <= 65535:
             raise InvalidArgument("port", "must be between 0 and 65535")
+        if self.redis_cluster and not self.redis_url:
+            raise InvalidArgument("redis_cluster", "needs the URL of a cluster node (redis_url)")
         if self.appendfsync not in ("everysec", "always"):
             raise InvalidArgument("appendfsync", "must be 'everysec' or 'always'")
         if any(not t or len(t) > 4096 or not t.isprintable() for t in self.tokens):
@@ -167,6 +177,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "host": lambda _n, t: t.strip(),
     "port": _integer,
     "redis_url": lambda _n, t: t.strip(),
+    "redis_cluster": _flag,
+    "durable_puts": _flag,
     "data_dir": lambda _n, t: Path(t),
     "appendfsync": lambda _n, t: t.strip(),
     "tokens": _tokens,

@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator, Collection, Sequence
 
 import msgspec
-import redis.asyncio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
@@ -79,10 +78,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = AsyncClient.from_url(
-            redis_url, prefix=settings.prefix, max_body_size=settings.max_body_size
-        )
-        if not isinstance(client.redis, redis.asyncio.Redis):
-            raise InvalidArgument("redis_url", "the HTTP service needs a non-cluster Redis")
+            redis_url, cluster=settings.redis_cluster, durable=settings.durable_puts,
+            prefix=settings.prefix, max_body_size=settings.max_body_size,
+        )  # fmt: skip
         rt = Runtime(settings, client, Wakeups(client.redis, settings.prefix), Metrics())
         app.state.runtime = rt
         started: list[Service] = []
