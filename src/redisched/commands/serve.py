@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute
 from ..config import Settings
 from ..embedded import EmbeddedRedis
 from ..errors import RedischedError
+from ..http.endpoint import Endpoint
 from ..http.runtime import Runtime, Service, ServiceFactory
 
 log = logging.getLogger(__name__)
@@ -127,11 +128,17 @@ def services() -> list[ServiceFactory]:
     return [dispatcher_service]
 
 
-def extra_routes() -> list[BaseRoute]:
-    """Routes served after the API's: the dashboard's (``redisched.dashboard.routes()``)."""
+def dashboard() -> tuple[list[BaseRoute], list[Endpoint]]:
+    """The dashboard's routes and endpoints, when ``redisched.dashboard`` provides them.
+
+    The package may define ``ROUTES`` (Starlette routes served after the API's, such as the
+    page at ``/`` and its static files) and ``ENDPOINTS`` (JSON operations, routed and
+    documented in ``/openapi.json``); both are read once at startup.
+    """
     if importlib.util.find_spec("redisched.dashboard") is None:
-        return []
-    return list(importlib.import_module("redisched.dashboard").routes())
+        return [], []
+    module = importlib.import_module("redisched.dashboard")
+    return list(getattr(module, "ROUTES", ())), list(getattr(module, "ENDPOINTS", ()))
 
 
 def dashboard_open_paths() -> frozenset[str]:
@@ -146,9 +153,10 @@ def _server(settings: Settings, on_started: Callable[[], None], amqp_url: str | 
 
     from ..http import create_app
 
+    routes, endpoints = dashboard()
     bridge = [amqp_service(amqp_url)] if amqp_url else []
     app = create_app(
-        settings, extra_routes=extra_routes(), services=[*services(), *bridge],
+        settings, extra_routes=routes, extra_endpoints=endpoints, services=[*services(), *bridge],
         open_paths=dashboard_open_paths(),
     )  # fmt: skip
     loops: list[asyncio.AbstractEventLoop] = []
