@@ -7,6 +7,7 @@ cluster shows: topics spread over the masters, scripts loaded again on a node th
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -85,3 +86,12 @@ def test_a_master_that_lost_its_scripts_gets_them_again(
         assert done == [True] and [j.id for j in lease.jobs] == ["b"]
         with redis_cluster.connect(port) as node:
             assert node.script_exists(*shas) == [True, True]
+
+
+async def test_many_concurrent_first_calls_on_a_fresh_async_client(
+    redis_cluster: LocalCluster, topic: str
+) -> None:
+    for _ in range(3):  # redis-py's lazy cluster discovery raced when several calls started it
+        async with redisched.AsyncClient.from_url(redis_cluster.url, cluster=True) as client:
+            found = await asyncio.gather(*(client.get(topic, str(i)) for i in range(64)))
+            assert found == [None] * 64

@@ -353,6 +353,8 @@ class AsyncClient:
         self._registered: set[str] = set()
         self._durable_topics = TopicFlags()
         self._nodes = routing.NodeClients()
+        self._cluster_ready = False
+        self._cluster_lock = asyncio.Lock()
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncClient:
@@ -398,6 +400,8 @@ class AsyncClient:
     async def _send(self, batch: Batch) -> list[Any]:
         try:
             if isinstance(self.redis, redis.asyncio.RedisCluster):
+                if not self._cluster_ready:
+                    await self._initialize_cluster(self.redis)
                 if is_pinned(batch):
                     return await routing.send_pinned_async(self.redis, batch, self._nodes)
                 if batch[0][0] == "SCRIPT":  # goes to every primary: not in a cluster pipeline
@@ -423,6 +427,15 @@ class AsyncClient:
     async def execute(self, call: Call[T]) -> T:
         """Run a call built with ``self.ops`` (several can be joined into one round trip)."""
         return await self._run(call)
+
+    async def _initialize_cluster(self, cluster: redis.asyncio.RedisCluster) -> None:
+        # Concurrent first commands each start redis-py's lazy cluster discovery, and the
+        # discoveries race (a command then writes to a connection being replaced): discover
+        # once, before any command.
+        async with self._cluster_lock:
+            if not self._cluster_ready:
+                await cluster.initialize()
+                self._cluster_ready = True
 
     async def put(
         self,
