@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 CHARTS = ("bench-rates.png", "bench-scale.png", "bench-peers.png")
 BUSY = 0.5
-"""Load average per core at the start of a run above which the report warns of noise."""
+"""Load average per core (at the start or end of a run) above which the report warns."""
 
 OUR_FIGURES = (
     # (figure, benchmark, key, baseline label, baseline benchmark, baseline key or keys)
@@ -81,17 +81,20 @@ def machine_section(runs: Sequence[tuple[str, Results]]) -> list[str]:
             continue
         m = results.machine
         load = m.get("load_average_at_start", ["?"])[0]
+        end = m.get("load_average_at_end", ["?"])[0]
         rows.append((
             label, f"`{results.doc.get('command')}`", results.doc.get("started_at", "?"),
             f"{m.get('nproc')} x {m.get('cpu_model')}", m.get("python"), m.get("redis_server"),
-            f"{load} / {m.get('load_average_at_end', ['?'])[0]}",
+            f"{load} / {end}",
         ))  # fmt: skip
         nproc = m.get("nproc") or 1
-        if isinstance(load, int | float) and load > BUSY * nproc:
+        loads = [x for x in (load, end) if isinstance(x, int | float)]
+        if loads and max(loads) > BUSY * nproc:
             warnings.append(
-                f"> **{label} was measured on a busy machine** (load average {load} on {nproc} "
-                "cores at the start): absolute figures are low and noisy; the ratios, measured "
-                "in the same run, are the figures to read. Re-measure on a quiet machine."
+                f"> **{label} was measured on a busy machine** (load average {load} at the start"
+                f" and {end} at the end, on {nproc} cores): absolute figures are low and noisy;"
+                " the ratios, measured in the same run, are the figures to read. Re-measure on a"
+                " quiet machine."
             )
     lines += table(
         ("results", "command", "started (UTC)", "CPUs", "Python", "Redis", "load start / end"),
@@ -247,10 +250,11 @@ def others_section(latest: Results) -> list[str]:
         rows.append((name, f"`{entry.get('module')}`", " ".join(entry.get("args", [])),
                      status, entry.get("runs_ok", 0), note[:160]))  # fmt: skip
     lines += table(("benchmark", "module", "args", "status", "runs ok", "last error"), rows)
-    for name in latest.benchmarks:
-        record = latest.record(name)
-        if record:
-            lines += ["", f"<details><summary>{name}: every median</summary>", ""]
+    for name, entry in latest.benchmarks.items():
+        for record_name in entry.get("records", {}):
+            record = latest.record(name, record_name)
+            title = name if record_name == name else f"{name} / {record_name}"
+            lines += ["", f"<details><summary>{title}: every median</summary>", ""]
             lines += table(("field", "median"), sorted(record.items()))
             lines += ["", "</details>"]
     return [*lines, ""]
