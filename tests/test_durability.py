@@ -14,11 +14,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 import redisched
 from redisched import InvalidArgument, NotReplicated, PutStatus
+from redisched.config import Settings
 from redisched.embedded import EmbeddedRedis
+from redisched.http import create_app
 from redisched.keys import TopicKeys
 from tests.cluster import LocalCluster
 
@@ -132,3 +135,15 @@ def test_turning_a_topic_durable_reaches_other_clients_within_the_cache_time(
         admin.configure(topic, durable=None)
         time.sleep(0.25)
         writer.put(topic, "d", b"")
+
+
+async def test_the_http_service_answers_503_not_replicated(redis_url: str, topic: str) -> None:
+    app = create_app(Settings(redis_url=redis_url, durable_puts=True))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            response = await http.put(f"/v1/topics/{topic}/jobs/a", json={"body": "x"})
+            assert response.status_code == 503 and response.headers["retry-after"] == "1"
+            assert response.json()["error"]["code"] == "not_replicated"
+            stored = await http.get(f"/v1/topics/{topic}/jobs/a")
+            assert stored.status_code == 200  # on the primary, not on a replica

@@ -16,7 +16,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import BackendError, InvalidArgument, StaleReservation, VersionConflict
+from ..errors import (
+    BackendError,
+    InvalidArgument,
+    NotReplicated,
+    StaleReservation,
+    VersionConflict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +117,11 @@ async def _backend(request: Request, exc: Exception) -> Response:
     return error_response(503, "backend_unavailable", str(exc), None, {"Retry-After": "1"})
 
 
+async def _not_replicated(request: Request, exc: Exception) -> Response:
+    # Stored on the primary but not on a replica: the client may PUT the same id again.
+    return error_response(503, "not_replicated", str(exc), None, {"Retry-After": "1"})
+
+
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
@@ -130,6 +141,7 @@ def exception_handlers() -> dict[Any, Any]:
         StaleReservation: _stale,
         VersionConflict: _conflict,
         BackendError: _backend,
+        NotReplicated: _not_replicated,
         HTTPException: _http,
         Exception: _internal,
     }

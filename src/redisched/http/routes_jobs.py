@@ -68,7 +68,7 @@ async def put_and_get(
     def parse(replies: list[Any]) -> tuple[PutResult, Job | None]:
         return call.parse(replies[:1]), get.parse(replies[1:])
 
-    both = Call((*call.steps, *get.steps), parse, call.register_topic)
+    both = Call((*call.steps, *get.steps), parse, call.register_topic, call.durability)
     # The composed call runs through the client's own conversation (NOSCRIPT, errors).
     return await client._run(both)
 
