@@ -45,11 +45,19 @@ local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or 60000
 local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or 0
 local paused = defaults[3] == '1'
 
-local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
-local ready_before = redis.call('ZCARD', ready_key)
-local head = redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')
-local head_before = tonumber(head[2])
-local became_ready, earliest_scheduled = false, nil
+local SCHEDULED, READY, RESERVED = 1, 2, 3
+-- All jobs of one call share run_at: either all become ready or all are scheduled. Workers
+-- need a wake-up when ready was empty, or when the new run_at is the earliest.
+local due_now, placed = run_at <= now, false
+local ready_before, head_before, seq_taken
+if due_now then
+  ready_before = redis.call('ZCARD', ready_key)
+  -- one sequence number per job of the call, taken at once (unused ones leave harmless gaps)
+  local jobs_in_call = (#ARGV - 8) / 2
+  seq_taken = redis.call('HINCRBY', meta_key, 'seq', jobs_in_call) - jobs_in_call
+else
+  head_before = tonumber(redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')[2])
+end
 
 local function ready_member(seq, id)
   return string.format('%012x', seq) .. id
@@ -58,14 +66,14 @@ end
 -- Stores a fresh record for id, scheduled or ready by its run_at.
 local function place(id, version, body)
   local state, seq = SCHEDULED, 0
-  if run_at <= now then
-    state, seq = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
+  if due_now then
+    seq_taken = seq_taken + 1
+    state, seq = READY, seq_taken
     redis.call('ZADD', ready_key, priority, ready_member(seq, id))
-    became_ready = true
   else
     redis.call('ZADD', scheduled_key, run_at, id)
-    if not earliest_scheduled or run_at < earliest_scheduled then earliest_scheduled = run_at end
   end
+  placed = true
   redis.call('HSET', jobs_key, id, cmsgpack.pack(state, version, 0, priority, ttr, max_attempts,
     run_at, seq, body))
 end
@@ -112,11 +120,11 @@ for i = 9, #ARGV, 2 do
 end
 
 redis.call('HINCRBY', meta_key, 'total_put', (#ARGV - 8) / 2)
-if not paused then
-  if became_ready and ready_before == 0 then
+if placed and not paused then
+  if due_now and ready_before == 0 then
     redis.call('PUBLISH', wake_channel, '0')
-  elseif earliest_scheduled and (not head_before or earliest_scheduled < head_before) then
-    redis.call('PUBLISH', wake_channel, tostring(earliest_scheduled))
+  elseif not due_now and (not head_before or run_at < head_before) then
+    redis.call('PUBLISH', wake_channel, tostring(run_at))
   end
 end
 return reply
