@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +18,11 @@ import redis
 from redis.crc import key_slot
 
 import redisched
-from redisched import scripts
+from redisched import PutStatus, scripts
 from redisched.keys import TopicKeys
 from tests import test_client, test_noscript
 from tests.cluster import LocalCluster
-from tests.conftest import FakeClock, SyncAsAsync
+from tests.conftest import BINARIES, FakeClock, SyncAsAsync
 
 for _name, _test in [*vars(test_client).items(), *vars(test_noscript).items()]:
     if _name.startswith("test_") and callable(_test):
@@ -95,3 +96,21 @@ async def test_many_concurrent_first_calls_on_a_fresh_async_client(
         async with redisched.AsyncClient.from_url(redis_cluster.url, cluster=True) as client:
             found = await asyncio.gather(*(client.get(topic, str(i)) for i in range(64)))
             assert found == [None] * 64
+
+
+def test_a_redis_6_2_cluster_works_too(tmp_path: Path) -> None:
+    """The session cluster runs the newest binary; a short pass on the bundled 6.2 one."""
+    with (
+        LocalCluster(BINARIES["redis6"], tmp_path / "cluster62") as cluster,
+        redisched.Client.from_url(cluster.url, cluster=True) as client,
+    ):
+        topics = [f"six-{i}" for i in range(6)]
+        for t in topics:
+            assert client.put(t, "j", b"x", durable=True).status is PutStatus.CREATED
+        with redis.RedisCluster(host="127.0.0.1", port=cluster.ports[0]) as raw:
+            raw.script_flush()
+        for t in topics:
+            job = client.reserve(t)
+            assert job is not None and job.body == b"x"
+            client.ack(job)
+        assert set(topics) <= set(client.topics())
