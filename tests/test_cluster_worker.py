@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+import redisched
 from redisched import AsyncClient, Job, Worker
 from redisched.keys import TopicKeys
 from redisched.wakeup import Wakeups
@@ -88,3 +93,26 @@ async def test_a_worker_on_the_cluster_runs_jobs_of_topics_on_every_master(
     for t in topics:
         stats = await client.stats(t)
         assert (stats.total_acked, stats.ready, stats.reserved) == (50, 0, 0)
+
+
+def test_the_worker_command_with_redis_cluster(redis_cluster: LocalCluster, tmp_path: Path) -> None:
+    topics = [f"cli-{i}-{uuid.uuid4().hex[:6]}" for i in range(3)]
+    command = [
+        str(Path(sys.executable).with_name("redisched")), "worker", "builtins:repr",
+        *(arg for t in topics for arg in ("-t", t)), "--redis-url", redis_cluster.url,
+        "--redis-cluster",
+    ]  # fmt: skip
+    with (tmp_path / "worker.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with redisched.Client.from_url(redis_cluster.url, cluster=True) as client:
+            for t in topics:
+                client.put_many(t, [(str(i), b"x") for i in range(100)])
+            deadline = time.monotonic() + 20
+            while sum(client.stats(t).total_acked for t in topics) < 300:
+                assert process.poll() is None, (tmp_path / "worker.log").read_text()
+                assert time.monotonic() < deadline, "the worker did not ack every job"
+                time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, (tmp_path / "worker.log").read_text()

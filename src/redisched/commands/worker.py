@@ -60,6 +60,10 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     "--redis-url", envvar="REDISCHED_REDIS_URL", default=DEFAULT_URL, show_default=True,
     help="Redis to work on.",
 )  # fmt: skip
+@click.option(
+    "--redis-cluster", envvar="REDISCHED_REDIS_CLUSTER", is_flag=True,
+    help="--redis-url is a node of a Redis Cluster.",
+)  # fmt: skip
 @click.option("--prefix", envvar="REDISCHED_PREFIX", default="redisched", show_default=True)
 @click.option(
     "--concurrency", "-c", envvar="REDISCHED_CONCURRENCY", type=click.IntRange(1, 10_000),
@@ -88,7 +92,8 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 )  # fmt: skip
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
 def worker(
-    handler: str, topics: tuple[str, ...], redis_url: str, prefix: str, concurrency: int,
+    handler: str, topics: tuple[str, ...], redis_url: str, redis_cluster: bool, prefix: str,
+    concurrency: int,
     ttr: float | None, grace: float, backoff: float | None, backoff_max: float | None,
     app_dir: Path, verbose: bool,
 ) -> None:  # fmt: skip
@@ -116,17 +121,17 @@ def worker(
             policy = Backoff(base, max(base, 3600.0) if backoff_max is None else backoff_max)
     except RedischedError as exc:
         raise click.BadParameter(str(exc)) from exc
-    _run(_serve(function, names, redis_url, prefix, concurrency, ttr, grace, policy))
+    _run(_serve(function, names, redis_url, redis_cluster, prefix, concurrency, ttr, grace, policy))
 
 
 async def _serve(
-    function: Callable[..., Any], topics: list[str], redis_url: str, prefix: str,
+    function: Callable[..., Any], topics: list[str], redis_url: str, cluster: bool, prefix: str,
     concurrency: int, ttr: float | None, grace: float, backoff: Any,
 ) -> None:  # fmt: skip
     from ..client import AsyncClient
     from ..worker import Worker
 
-    async with AsyncClient.from_url(redis_url, prefix=prefix) as client:
+    async with AsyncClient.from_url(redis_url, cluster=cluster, prefix=prefix) as client:
         runner = Worker(
             client, dict.fromkeys(topics, function), concurrency=concurrency, ttr=ttr,
             backoff=backoff, grace=grace,
