@@ -325,7 +325,8 @@ class Client:
         """Change the topic's settings; a value of None restores the default.
 
         Keywords: ttr, max_attempts, backoff, backoff_max (seconds or timedelta), webhook
-        (a Webhook, a mapping with url/secrets/timeout, or None), concurrency, rate.
+        (a Webhook, a mapping with url/secrets/timeout, or None), concurrency, rate, durable
+        (every put waits for a replica).
         """
         return self._run(self.ops.configure(topic, changes))
 
