@@ -70,7 +70,7 @@ def duration_ms(
         raise InvalidArgument(
             argument, f"must be seconds (int or float) or a timedelta, not {type(value).__name__}"
         )
-    if not math.isfinite(seconds):
+    if not math.isfinite(seconds * 1000):  # a huge float overflows as milliseconds
         raise InvalidArgument(argument, "must be a finite number of seconds")
     ms = round(seconds * 1000)
     if ms < minimum_ms:
@@ -93,7 +93,7 @@ def epoch_ms(value: object, argument: str = "run_at") -> int:
         seconds = value.timestamp()
     elif _is_number(value):
         seconds = float(value)  # type: ignore[arg-type]
-        if not math.isfinite(seconds):
+        if not math.isfinite(seconds * 1000):  # a huge float overflows as milliseconds
             raise InvalidArgument(argument, "must be a finite number of epoch seconds")
     else:
         raise InvalidArgument(
