@@ -69,8 +69,7 @@ async def put_and_get(
         return call.parse(replies[:1]), get.parse(replies[1:])
 
     both = Call((*call.steps, *get.steps), parse, call.register_topic, call.durability)
-    # The composed call runs through the client's own conversation (NOSCRIPT, errors).
-    return await client._run(both)
+    return await client.execute(both)
 
 
 def put_reply(result: PutResult, job: Job | None, topic: str, job_id: str) -> Response:
