@@ -242,7 +242,7 @@ async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str
     patch = {
         "ttr": 12, "max_attempts": 4, "backoff": 1.5, "backoff_max": 60, "concurrency": 3,
         "rate": 2.5, "paused": True,
-        "webhook": {"url": "https://hooks.example.com/x", "secrets": ["s" * 16], "timeout": 3},
+        "webhook": {"url": "https://93.184.215.14/x", "secrets": ["s" * 16], "timeout": 3},
     }  # fmt: skip
     changed = await http.patch(topic_url(topic), json=patch)
     assert changed.status_code == 200
@@ -251,7 +251,7 @@ async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str
     assert body["config"] == {
         "ttr": 12.0, "max_attempts": 4, "backoff": 1.5, "backoff_max": 60.0, "concurrency": 3,
         "rate": 2.5,
-        "webhook": {"url": "https://hooks.example.com/x", "timeout": 3.0, "secret_count": 1},
+        "webhook": {"url": "https://93.184.215.14/x", "timeout": 3.0, "secret_count": 1},
     }  # fmt: skip
     assert (await http.post(topic_url(topic, "/reserve"))).status_code == 204
     restored = await http.patch(
@@ -260,6 +260,26 @@ async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str
     assert restored.json()["config"]["webhook"] is None
     assert restored.json()["config"]["ttr"] is None and restored.json()["paused"] is False
     assert (await http.post(topic_url(topic, "/reserve"))).status_code == 200
+
+
+async def test_private_webhook_targets_are_refused_unless_allowed(
+    redis_url: str, topic: str
+) -> None:
+    for allowed in (False, True):
+        app = create_app(Settings(redis_url=redis_url, allow_private_webhooks=allowed))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+                for url in ("http://127.0.0.1:9/hook", "http://10.0.0.8/x", "http://[::1]/x"):
+                    patch = {"webhook": {"url": url}}
+                    response = await http.patch(topic_url(topic), json=patch)
+                    if allowed:
+                        assert response.status_code == 200
+                    else:
+                        assert response.status_code == 400
+                        assert error_of(response)["field"] == "webhook.url"
+                metadata = {"webhook": {"url": "http://169.254.169.254/latest"}}
+                assert (await http.patch(topic_url(topic), json=metadata)).status_code == 400
 
 
 async def test_job_listing_is_paged(http: httpx.AsyncClient, topic: str) -> None:

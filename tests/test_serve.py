@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -12,8 +13,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -361,3 +363,43 @@ def test_tokens_from_the_environment_and_an_external_redis(redis_url: str, tmp_p
             assert http.get("/metrics", headers={"Authorization": "Bearer b-2"}).status_code == 200
     finally:
         from_env.stop()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.received.append({"body": json.loads(self.rfile.read(length)), **self.headers})
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_serve_pushes_to_webhooks_and_reports_it(serve_dir: Path, topic: str) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    served = start_serve(serve_dir, "--allow-private-webhooks")
+    try:
+        with httpx.Client(base_url=served.url) as client:
+            hook = {"url": f"http://127.0.0.1:{receiver.server_port}/hook", "secrets": ["s" * 24]}
+            assert client.patch(f"/v1/topics/{topic}", json={"webhook": hook}).status_code == 200
+            client.put(f"/v1/topics/{topic}/jobs/pushed", json={"body": {"hello": 1}})
+            deadline = time.monotonic() + 10
+            while client.get(f"/v1/topics/{topic}/jobs/pushed").status_code != 404:
+                assert time.monotonic() < deadline, "the job was not delivered and acked"
+                time.sleep(0.02)
+            metrics = client.get("/metrics").text
+        [delivery] = [r for r in _Receiver.received if r["body"]["id"] == "pushed"]
+        assert delivery["body"]["body"] == {"hello": 1} and "webhook-signature" in delivery
+        assert f'redisched_webhook_deliveries_total{{outcome="acked",topic="{topic}"}} 1.0' in (
+            metrics
+        )
+        assert f'redisched_acks_total{{topic="{topic}"}} 1.0' in metrics
+    finally:
+        served.stop()
+        receiver.shutdown()
+        receiver.server_close()

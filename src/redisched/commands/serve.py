@@ -28,6 +28,8 @@ from starlette.routing import BaseRoute
 from ..config import Settings
 from ..embedded import EmbeddedRedis
 from ..errors import RedischedError
+from ..http.dispatch_metrics import PrometheusDispatchMetrics
+from ..http.dispatcher import Dispatcher
 from ..http.endpoint import Endpoint
 from ..http.runtime import Runtime, Service, ServiceFactory
 
@@ -94,9 +96,6 @@ def stop_stale_server(data_dir: Path, timeout: float = 10.0) -> None:
 
 def dispatcher_service(rt: Runtime) -> Service:
     """The push dispatcher, reporting into the app's metrics registry."""
-    from ..http.dispatch_metrics import PrometheusDispatchMetrics
-    from ..http.dispatcher import Dispatcher
-
     dispatcher = Dispatcher(
         rt.client, rt.wakeups, rt.settings,
         metrics=PrometheusDispatchMetrics(rt.metrics.registry),
@@ -122,9 +121,7 @@ def amqp_service(amqp_url: str) -> ServiceFactory:
 
 
 def services() -> list[ServiceFactory]:
-    """The background services of ``serve``: the push dispatcher."""
-    if importlib.util.find_spec("redisched.http.dispatcher") is None:
-        return []
+    """The background services of ``serve`` besides the requeue sweep: the push dispatcher."""
     return [dispatcher_service]
 
 

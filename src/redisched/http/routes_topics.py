@@ -17,6 +17,7 @@ from .errors import ApiError
 from .paths import path_param
 from .reading import read_json
 from .runtime import Runtime, runtime
+from .targets import TargetPolicy, check_url
 
 _RESERVE = msgspec.json.Decoder(schemas.Reserve)
 _PATCH = msgspec.json.Decoder(schemas.TopicPatch)
@@ -56,6 +57,9 @@ async def patch_topic(request: Request) -> Response:
     topic = path_param(request, "topic")
     spec = await read_json(request, _PATCH, rt.settings.max_request_size)
     changes = patch_changes(spec)
+    if isinstance(spec.webhook, schemas.WebhookIn):  # refuse private targets now, not at delivery
+        policy = TargetPolicy.of(rt.settings.allow_private_webhooks)
+        await check_url(spec.webhook.url, policy, argument="webhook.url")
     if changes:
         await rt.client.configure(topic, **changes)
     if spec.paused is True:
