@@ -20,6 +20,7 @@ from redis.crc import key_slot
 import redisched
 from redisched import PutStatus, scripts
 from redisched.keys import TopicKeys
+from redisched.ops import Call
 from tests import test_client, test_noscript
 from tests.cluster import LocalCluster
 from tests.conftest import BINARIES, FakeClock, SyncAsAsync
@@ -114,3 +115,27 @@ def test_a_redis_6_2_cluster_works_too(tmp_path: Path) -> None:
             assert job is not None and job.body == b"x"
             client.ack(job)
         assert set(topics) <= set(client.topics())
+
+
+@pytest.mark.parametrize("where", ["single", "cluster"])
+def test_a_read_back_after_a_reloaded_script_sees_the_write(
+    where: str, redis_url: str, redis_cluster: LocalCluster, topic: str
+) -> None:
+    """put + get in one pipeline, where the node had lost put's script but not get's: the get
+    that ran before the reloaded put is sent again after it."""
+    url, cluster = (redis_url, False) if where == "single" else (redis_cluster.url, True)
+    with redisched.Client.from_url(url, cluster=cluster) as client:
+        client.get(topic, "warm-up")
+        conn: Any = (
+            redis.RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+            if cluster
+            else redis.Redis.from_url(url)
+        )
+        with conn:
+            conn.script_flush()
+            conn.script_load(scripts.get("get").source)
+        put, get = client.ops.put(topic, "a", b"1"), client.ops.get(topic, "a")
+        both = Call((*put.steps, *get.steps), lambda r: (put.parse(r[:1]), get.parse(r[1:])))
+        result, job = client.execute(both)
+        assert result.status is PutStatus.CREATED
+        assert job is not None and job.body == b"1"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from redisched import AsyncClient, BackendError, NotReplicated
+from redisched.embedded import server_version
 from redisched.keys import TopicKeys
 from redisched.wakeup import Wakeups
 from tests.cluster import LocalCluster
@@ -161,7 +162,8 @@ async def test_kill_the_busy_masters_process(cluster: LocalCluster) -> None:
     assert figures["recovery_s"]["default"] < RECOVERY_LIMIT, figures
     assert figures["recovery_s"]["reserve"] < RECOVERY_LIMIT, figures
     assert figures["recovery_s"]["durable"] < RECOVERY_LIMIT, figures
-    assert noscript > 0, "the promoted replica never answered NOSCRIPT: what loaded the scripts?"
+    if server_version(cluster.binary)[0] >= 7:  # 6.2 still copies SCRIPT LOAD to replicas
+        assert noscript > 0, "the promoted replica never answered NOSCRIPT: who loaded scripts?"
     assert not lost_durable, f"durable puts lost: {sorted(lost_durable)[:10]}"
     assert set(load.delivered) <= load.attempted | {"warm-up"}, "delivered a job never put"
     assert load.double_acks == 0

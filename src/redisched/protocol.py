@@ -20,6 +20,9 @@ from .ops import Call, Step
 
 T = TypeVar("T")
 
+READ_ONLY = frozenset({"get", "stats", "jobs"})
+"""Scripts that change nothing, so sending one again is harmless."""
+
 Command = tuple[Any, ...]
 Batch = list[Command]
 """Commands to send in one round trip; the reply list has one entry per command, an
@@ -67,6 +70,11 @@ def conversation(
     if missing:
         names = sorted({s for i in missing if (s := call.steps[i].script) is not None})
         _check((yield [("SCRIPT", "LOAD", scripts.get(name).source) for name in names]))
+        # A read that ran after a missing step saw the state without it (a put's read-back
+        # would find no job): read again, after the step.
+        missing += [i for i in range(missing[0] + 1, len(replies)) if i not in missing
+                    and call.steps[i].script in READ_ONLY]  # fmt: skip
+        missing.sort()
         again = yield [command(call.steps[i]) for i in missing] + wait
         if wait:
             acknowledged = again.pop()
