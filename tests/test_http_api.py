@@ -78,6 +78,26 @@ async def test_put_creates_replaces_and_reads_back(http: httpx.AsyncClient, topi
     assert (await http.get(url, headers={"If-None-Match": '"2"'})).status_code == 304
 
 
+async def test_prefer_return_minimal_skips_the_read_back(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    minimal = {"Prefer": "return=minimal"}
+    created = await http.put(job_url(topic, "j"), json={"body": 1}, headers=minimal)
+    assert created.status_code == 201 and created.headers["preference-applied"] == "return=minimal"
+    assert created.json() == {"topic": topic, "id": "j", "version": 1, "status": "created"}
+    replaced = await http.put(job_url(topic, "j"), json={"body": 2}, headers=minimal)
+    assert replaced.status_code == 200 and replaced.json()["status"] == "replaced"
+    assert replaced.headers["etag"] == '"2"'
+    exists = await http.put(
+        job_url(topic, "j"), json={"body": 3}, headers={**minimal, "If-None-Match": "*"}
+    )
+    assert exists.status_code == 412
+    url = f"/schedule/{quote(topic, safe='')}"
+    scheduled = await http.post(url, json={"id": "s", "contents": 1}, headers=minimal)
+    assert scheduled.status_code == 201 and scheduled.json()["version"] == 1
+    assert (await http.get(job_url(topic, "j"))).json()["body"] == 2
+
+
 async def test_run_at_as_rfc3339_or_epoch(http: httpx.AsyncClient, topic: str) -> None:
     a = await http.put(job_url(topic, "a"), json={"body": 1, "run_at": "2999-01-02T03:04:05Z"})
     epoch = datetime(2999, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp() + 0.5

@@ -48,7 +48,8 @@ class Endpoint:
         summary: one line for the OpenAPI document.
         body: the msgspec type the request body is decoded into, if any.
         body_required: False when an empty body is accepted.
-        responses: status code -> response type (None: no body; a str: a media type).
+        responses: status code -> response type (None: no body; a str: a media type; a
+            tuple: any of these types).
         params: query and header parameters.
         tag: the OpenAPI tag grouping the operation.
     """
@@ -59,7 +60,7 @@ class Endpoint:
     summary: str
     body: type | None = None
     body_required: bool = True
-    responses: Mapping[int, type | str | None] = field(default_factory=dict)
+    responses: Mapping[int, type | tuple[type, ...] | str | None] = field(default_factory=dict)
     params: Sequence[Param] = ()
     tag: str = "jobs"
 

@@ -27,17 +27,24 @@ _REASONS = {
 def _types(endpoints: Iterable[Endpoint]) -> list[type]:
     found: list[type] = [schemas.Error]
     for endpoint in endpoints:
-        candidates = [endpoint.body, *endpoint.responses.values()]
+        candidates: list[Any] = [endpoint.body]
+        for kind in endpoint.responses.values():
+            candidates += kind if isinstance(kind, tuple) else [kind]
         for candidate in candidates:
             if isinstance(candidate, type) and candidate not in found:
                 found.append(candidate)
     return found
 
 
-def _response(kind: type | str | None, refs: dict[type, Any], status: int) -> dict[str, Any]:
+def _response(
+    kind: type | tuple[type, ...] | str | None, refs: dict[type, Any], status: int
+) -> dict[str, Any]:
     response: dict[str, Any] = {"description": _REASONS.get(status, "Error")}
     if isinstance(kind, str):
         response["content"] = {kind: {"schema": {"type": "string"}}}
+    elif isinstance(kind, tuple):
+        schema = {"anyOf": [refs[k] for k in kind]}
+        response["content"] = {"application/json": {"schema": schema}}
     elif kind is not None:
         response["content"] = {"application/json": {"schema": refs[kind]}}
     return response

@@ -3,7 +3,9 @@
 PUT follows HTTP: it creates (201) or replaces (200) the job; when the job is running, the
 replacement waits for the attempt to end (202). ``If-None-Match: *`` makes it create-only and
 ``If-Match: <version>`` a compare-and-set; either answers 412 when it does not hold. The
-ETag of a job is its version.
+ETag of a job is its version. The answer carries the job as stored, read back in the same
+round trip; a producer that does not need it sends ``Prefer: return=minimal`` and gets
+``{"topic", "id", "version", "status"}`` for one script call less.
 """
 
 from __future__ import annotations
@@ -72,12 +74,34 @@ async def put_and_get(
     return await client.execute(both)
 
 
-def put_reply(result: PutResult, job: Job | None, topic: str, job_id: str) -> Response:
-    """The answer to a put: 201/200/202 with the job and its ETag."""
+def wants_minimal(request: Request) -> bool:
+    """True when the client sent ``Prefer: return=minimal`` (RFC 7240)."""
+    prefer = request.headers.get("prefer")
+    return prefer is not None and "return=minimal" in prefer.replace(" ", "").lower()
+
+
+async def write(
+    client: AsyncClient, call: Call[PutResult], topic: str, job_id: str, minimal: bool
+) -> Response:
+    """Run a put and answer 201/200/202 with the job (or the short form) and its ETag."""
+    if minimal:
+        result = await client.execute(call)
+        job = None
+    else:
+        result, job = await put_and_get(client, call, topic, job_id)
+    if result.status is PutStatus.EXISTS:
+        raise ApiError(
+            412, "exists", f"job {job_id!r} already exists in topic {topic!r}", "If-None-Match",
+            {"ETag": etag(result.version)},
+        )  # fmt: skip
+    status, headers = _PUT_STATUS[result.status], {"ETag": etag(result.version)}
+    if minimal:
+        headers["Preference-Applied"] = "return=minimal"
+        written = schemas.Written(topic, job_id, result.version, result.status.value)
+        return json_response(written, status, headers)
     if job is None:  # deleted between the two scripts of the pipeline: impossible, but honest
         raise not_found(topic, job_id)
-    headers = {"ETag": etag(result.version)}
-    return json_response(bodies.job_out(job), _PUT_STATUS[result.status], headers)
+    return json_response(bodies.job_out(job), status, headers)
 
 
 async def put_job(request: Request) -> Response:
@@ -102,13 +126,7 @@ async def put_job(request: Request) -> Response:
         priority=spec.priority, max_attempts=spec.max_attempts, replace=replace,
         if_version=if_version,
     )  # fmt: skip
-    result, job = await put_and_get(rt.client, call, topic, job_id)
-    if result.status is PutStatus.EXISTS:
-        raise ApiError(
-            412, "exists", f"job {job_id!r} already exists in topic {topic!r}", "If-None-Match",
-            {"ETag": etag(result.version)},
-        )  # fmt: skip
-    return put_reply(result, job, topic, job_id)
+    return await write(rt.client, call, topic, job_id, wants_minimal(request))
 
 
 async def get_job(request: Request) -> Response:
@@ -187,14 +205,19 @@ async def kick(request: Request) -> Response:
 _JOB = "/v1/topics/{topic}/jobs/{id}"
 _IF_MATCH = Param("If-Match", "header", {"type": "string"}, description="CAS on this version.")
 _IF_NONE_MATCH = Param("If-None-Match", "header", {"type": "string"}, description="* = create.")
+PREFER = Param(
+    "Prefer", "header", {"type": "string", "enum": ["return=minimal", "return=representation"]},
+    description="return=minimal: answer with the version only, without reading the job back.",
+)  # fmt: skip
+WRITTEN = (schemas.JobOut, schemas.Written)
 _STALE = {409: schemas.Error, 404: schemas.Error}
 
 ENDPOINTS = (
     Endpoint(
         "PUT", _JOB, put_job, "Create or replace a job", schemas.PutJob,
-        responses={201: schemas.JobOut, 200: schemas.JobOut, 202: schemas.JobOut,
-                   412: schemas.Error, 413: schemas.Error},
-        params=(_IF_MATCH, _IF_NONE_MATCH),
+        responses={201: WRITTEN, 200: WRITTEN, 202: WRITTEN, 412: schemas.Error,
+                   413: schemas.Error},
+        params=(_IF_MATCH, _IF_NONE_MATCH, PREFER),
     ),
     Endpoint(
         "GET", _JOB, get_job, "Read a job", responses={200: schemas.JobOut, 304: None,

@@ -14,7 +14,7 @@ from . import schemas
 from .endpoint import Endpoint, json_response
 from .paths import path_param
 from .reading import read_json
-from .routes_jobs import not_found, put_and_get, put_reply, stored_body
+from .routes_jobs import PREFER, WRITTEN, not_found, stored_body, wants_minimal, write
 from .runtime import runtime
 
 _SCHEDULE = msgspec.json.Decoder(schemas.Schedule)
@@ -28,8 +28,7 @@ async def schedule(request: Request) -> Response:
     spec = await read_json(request, _SCHEDULE, rt.settings.max_request_size)
     data = stored_body(spec.contents, rt.settings.max_body_size, "contents")
     call = rt.client.ops.put(topic, spec.id, data, delay=spec.delay, replace=True)
-    result, job = await put_and_get(rt.client, call, topic, spec.id)
-    return put_reply(result, job, topic, spec.id)
+    return await write(rt.client, call, topic, spec.id, wants_minimal(request))
 
 
 async def cancel(request: Request) -> Response:
@@ -46,8 +45,7 @@ ENDPOINTS = (
     Endpoint(
         "POST", "/schedule/{topic}", schedule, "Schedule job id (create or replace)",
         schemas.Schedule,
-        responses={201: schemas.JobOut, 200: schemas.JobOut, 202: schemas.JobOut},
-        tag="seed",
+        responses={201: WRITTEN, 200: WRITTEN, 202: WRITTEN}, params=(PREFER,), tag="seed",
     ),
     Endpoint(
         "POST", "/cancel/{topic}", cancel, "Cancel job id", schemas.Cancel,

@@ -70,6 +70,15 @@ class JobOut(Struct, omit_defaults=True):
     reserved_until: datetime | UnsetType = UNSET
 
 
+class Written(Struct):
+    """The short answer to a put sent with ``Prefer: return=minimal`` (no read-back)."""
+
+    topic: str
+    id: str
+    version: int
+    status: Annotated[str, Meta(description="created, replaced or pending")]
+
+
 class Reserve(Struct, forbid_unknown_fields=True):
     """POST /v1/topics/{topic}/reserve: lease up to ``count`` jobs, waiting up to ``wait`` s."""
 
