@@ -1,0 +1,70 @@
+"""Settings: defaults, every REDISCHED_* variable, validation, exposure rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from redisched import InvalidArgument
+from redisched.config import Settings, is_loopback
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert (settings.host, settings.port, settings.redis_url) == ("127.0.0.1", 7171, None)
+    assert settings.data_dir == Path("redisched-data") and settings.tokens == ()
+    assert settings.appendfsync == "everysec" and not settings.insecure
+
+
+def test_every_setting_has_an_environment_variable() -> None:
+    env = {
+        "REDISCHED_HOST": "::1", "REDISCHED_PORT": "8080",
+        "REDISCHED_REDIS_URL": "redis://127.0.0.1:7000/0", "REDISCHED_DATA_DIR": "/tmp/x",
+        "REDISCHED_APPENDFSYNC": "always", "REDISCHED_API_TOKENS": "one, two three",
+        "REDISCHED_INSECURE": "yes", "REDISCHED_ALLOW_PRIVATE_WEBHOOKS": "1",
+        "REDISCHED_PREFIX": "rs", "REDISCHED_MAX_BODY_SIZE": "2048",
+        "REDISCHED_MAX_REQUEST_SIZE": "4096", "REDISCHED_REQUEUE_INTERVAL": "0.5",
+    }  # fmt: skip
+    assert set(Settings.ENV.values()) - set(env) <= {
+        "REDISCHED_REDIS_CLUSTER", "REDISCHED_DURABLE_PUTS"
+    }  # fmt: skip
+    settings = Settings.from_env(env)
+    assert settings == Settings(
+        host="::1", port=8080, redis_url="redis://127.0.0.1:7000/0", data_dir=Path("/tmp/x"),
+        appendfsync="always", tokens=("one", "two", "three"), insecure=True,
+        allow_private_webhooks=True, prefix="rs", max_body_size=2048, max_request_size=4096,
+        requeue_interval=0.5,
+    )  # fmt: skip
+
+
+def test_overrides_win_over_the_environment() -> None:
+    settings = Settings.from_env({"REDISCHED_PORT": "8080"}, port=9090, host=None)
+    assert settings.port == 9090 and settings.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "argument"),
+    [
+        ("REDISCHED_PORT", "http", "REDISCHED_PORT"),
+        ("REDISCHED_PORT", "70000", "port"),
+        ("REDISCHED_INSECURE", "maybe", "REDISCHED_INSECURE"),
+        ("REDISCHED_APPENDFSYNC", "no", "appendfsync"),
+        ("REDISCHED_REQUEUE_INTERVAL", "nan", "REDISCHED_REQUEUE_INTERVAL"),
+        ("REDISCHED_MAX_BODY_SIZE", "10", "max_body_size"),
+    ],
+)
+def test_bad_values_name_the_setting(variable: str, value: str, argument: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        Settings.from_env({variable: value})
+    assert caught.value.argument == argument
+
+
+def test_exposure_needs_tokens_or_insecure() -> None:
+    Settings(host="127.0.0.1").check_exposure()
+    Settings(host="::1").check_exposure()
+    with pytest.raises(InvalidArgument, match="--insecure"):
+        Settings(host="0.0.0.0").check_exposure()
+    Settings(host="0.0.0.0", tokens=("t",)).check_exposure()
+    Settings(host="0.0.0.0", insecure=True).check_exposure()
+    assert is_loopback("localhost") and is_loopback("127.1.2.3") and not is_loopback("10.0.0.1")
