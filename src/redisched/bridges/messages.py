@@ -9,7 +9,7 @@ A message is a JSON object::
 ``message_id`` carries it (beware: aio-pika and some other clients set a random message_id
 when the publisher gives none, so a message without an id then becomes a job with a random
 id; put the id in the JSON unless the publisher sets message_id on purpose). ``body`` follows the
-HTTP API's rule (``redisched.http.bodies``): any JSON value, stored as its compact JSON
+HTTP API's rule (``redisched.json_body``): any JSON value, stored as its compact JSON
 encoding; an object whose only key is ``"$base64"`` stores the bytes it encodes; absent, the
 body is empty. ``delay`` (seconds) or ``run_at`` (epoch seconds or an RFC 3339 time with
 offset) set the due time. Anything else is an error.
@@ -20,8 +20,6 @@ bridge accepts is one ``put`` accepts, and a rejected one names its field.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -30,13 +28,13 @@ import msgspec
 
 from .. import validate
 from ..errors import InvalidArgument
+from ..json_body import to_stored
 from ..keys import validate_topic
 from ..ops import Operations
 
 __all__ = ["Delete", "Put", "PutOptions", "parse"]
 
 ERROR_FIELD_PREFIX = "$."
-BASE64_MARKER = "$base64"
 
 
 class _Message(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,7 +51,6 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _DECODER = msgspec.json.Decoder(_Message)
-_ENCODER = msgspec.json.Encoder()
 _PUT_ONLY = ("body", "delay", "run_at", "ttr", "max_attempts")
 
 
@@ -101,20 +98,8 @@ def _validation_error(exc: msgspec.ValidationError) -> InvalidArgument:
 
 
 def _body(value: Any, max_size: int) -> bytes:
-    """The bytes to store: as the HTTP API does, kept here so the bridge needs no web stack."""
-    if value is msgspec.UNSET:
-        return b""
-    if type(value) is dict and len(value) == 1 and BASE64_MARKER in value:
-        text = value[BASE64_MARKER]
-        if not isinstance(text, str):
-            raise InvalidArgument(f"body.{BASE64_MARKER}", "must be a base64 string")
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidArgument(f"body.{BASE64_MARKER}", "is not valid base64") from None
-    else:
-        data = _ENCODER.encode(value)
-    return validate.body(data, max_size)
+    """The bytes to store, by the rule of :mod:`redisched.json_body` (absent: empty)."""
+    return b"" if value is msgspec.UNSET else validate.body(to_stored(value), max_size)
 
 
 def parse(data: bytes, message_id: str | None, ops: Operations) -> Put | Delete:
