@@ -15,8 +15,8 @@ from .worker import Worker
 
 __all__ = [
     "AsyncClient",
-    "Backoff",
     "BackendError",
+    "Backoff",
     "Client",
     "InvalidArgument",
     "Job",
