@@ -424,6 +424,12 @@ class AsyncClient:
             return await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
             raise BackendError(f"Redis is unavailable: {exc}") from exc
+        except (AttributeError, TypeError) as exc:
+            if not connect.closed_mid_write(exc):
+                raise
+            lost = redis.exceptions.ConnectionError(f"connection closed mid-write: {exc!r}")
+            lost.__cause__ = exc
+            raise BackendError(f"Redis is unavailable: {lost}") from lost
 
     async def execute(self, call: Call[T]) -> T:
         """Run a call built with ``self.ops`` (several can be joined into one round trip)."""

@@ -152,6 +152,21 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+def closed_mid_write(exc: BaseException) -> bool:
+    """True for the TypeError/AttributeError that redis-py's asyncio connection leaks when it
+    writes to a connection the peer just closed (redis-py issue #4287), instead of a
+    ConnectionError: the failure is a dropped connection and is as retryable as one."""
+    if not isinstance(exc, (AttributeError, TypeError)) or exc.__traceback__ is None:
+        return False
+    frame = exc.__traceback__
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    origin = frame.tb_frame.f_code.co_filename.replace("\\", "/")
+    return origin.endswith(("/redis/asyncio/connection.py", "/asyncio/streams.py")) or (
+        "/asyncio/" in origin and "_events.py" in origin
+    )
+
+
 def backoff(attempt: int) -> float:
     """Seconds to wait before retry number ``attempt`` (0 = the first): 50 ms doubling to
     1 s, with jitter so that many clients do not retry in step."""
