@@ -89,10 +89,18 @@ def ack(note: str, *pairs: tuple[str, Token | str], now: int = NOW) -> dict[str,
 
 
 def release(
-    note: str, id: str, token: Token | str, now: int = NOW, delay: int = 0, error: str = ""
+    note: str,
+    id: str,
+    token: Token | str,
+    now: int = NOW,
+    delay: int = 0,
+    error: str = "",
+    refund: int = 0,
 ) -> dict[str, Any]:
     """A release of one reservation."""
-    return call(note, "release", now_ms=now, id=id, token=token, delay_ms=delay, error=error)
+    return call(
+        note, "release", now_ms=now, id=id, token=token, delay_ms=delay, error=error, refund=refund
+    )
 
 
 def touch(
@@ -296,7 +304,13 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         reserve("lease it", "r3", now=NOW + 5 * S),
         release("no delay: ready at once", "k", Token("r3"), now=NOW + 5 * S),
         get("ready, attempts 1", "k", now=NOW + 5 * S),
-        stats("total_released 3, total_dead 1", now=NOW + 5 * S),
+        put("one attempt only", ("u", "z"), max_attempts=1, now=NOW + 5 * S),
+        reserve("lease k", "r4", now=NOW + 5 * S),
+        reserve("lease u", "r5", now=NOW + 5 * S),
+        release("u never started: refund, not dead", "u", Token("r5"), now=NOW + 5 * S,
+                delay=2 * S, error="ignored", refund=1),
+        get("scheduled at +7 s, attempts 0, no error", "u", now=NOW + 5 * S),
+        stats("total_released 4, total_dead 1", now=NOW + 5 * S),
     ]),
     "touch": ("touch extends a reservation; a stale token changes nothing", [
         put("ttr 10 s", ("j", "x"), ttr=10 * S),
@@ -447,8 +461,8 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         put("due +10 min", ("e", "x"), run_at=NOW + 600 * S),
         call("counts per minute", "timeline", now_ms=NOW, width_ms=60 * S, limit=3),
         put("ready now", ("r", "x")),
-        call("at +45 s: r (due +0 s) waited longest; c, d due next", "timeline", now_ms=NOW + 45 * S,
-             width_ms=60 * S, limit=2),
+        call("at +45 s: r (due +0 s) waited longest; c, d due next", "timeline",
+             now_ms=NOW + 45 * S, width_ms=60 * S, limit=2),
         call("width 0: error", "timeline", now_ms=NOW, width_ms=0, limit=1),
         call("limit 0: error", "timeline", now_ms=NOW, width_ms=1, limit=0),
     ]),

@@ -78,6 +78,7 @@ CASES: list[Case] = [
     ("release negative delay", lambda c: c.release(JOB, delay=-1), "delay"),
     ("release error not str", lambda c: c.release(JOB, error=5), "error"),
     ("release huge error", lambda c: c.release(JOB, error="e" * 70_000), "error"),
+    ("release unstarted not bool", lambda c: c.release(JOB, unstarted=1), "unstarted"),
     ("bury reason not str", lambda c: c.bury(JOB, reason=b"r"), "reason"),
     ("ack_many other topic", lambda c: c.ack_many("other", [JOB]), "jobs"),
     # topic settings

@@ -327,3 +327,17 @@ async def test_bad_input_is_rejected_before_redis(api: Any, topic: str) -> None:
         await api.put(topic, "keep", b"new", replace=True, ttr=-1)
     assert err.value.argument == "ttr"
     assert (await api.get(topic, "keep")).body == b"original"
+
+
+async def test_an_unstarted_release_gives_the_attempt_back(
+    api: Any, topic: str, clock: FakeClock
+) -> None:
+    await api.put(topic, "j", b"", max_attempts=1)
+    leased = await api.reserve(topic)
+    assert await api.release(leased, delay=5, error="ignored", unstarted=True) is (
+        JobState.SCHEDULED
+    )
+    job = await api.get(topic, "j")
+    assert (job.attempts, job.last_error, job.state) == (0, None, JobState.SCHEDULED)
+    clock.advance(5)
+    assert (await api.reserve(topic)).attempts == 1  # its one attempt is still whole

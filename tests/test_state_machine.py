@@ -209,19 +209,26 @@ class Lifecycle(RuleBasedStateMachine):
             del self.jobs[job_id]
 
     @precondition(lambda self: self.tokens)
-    @rule(data=st.data(), delay=st.integers(0, 3000), error=st.none() | st.just("oops"))
-    def release(self, data: Any, delay: int, error: str | None) -> None:
+    @rule(
+        data=st.data(),
+        delay=st.integers(0, 3000),
+        error=st.none() | st.just("oops"),
+        unstarted=st.booleans(),
+    )
+    def release(self, data: Any, delay: int, error: str | None, unstarted: bool) -> None:
         job_id, token, valid = self.lease(data)
         handle = _Handle(self.topic, job_id, token)
         if not valid:
             return self.expect_stale(lambda h: self.client.release(h, delay=delay / 1000), handle)
-        state = self.client.release(handle, delay=delay / 1000, error=error)
+        state = self.client.release(handle, delay=delay / 1000, error=error, unstarted=unstarted)
         if self.end_attempt_with_pending(job_id):
             return
         model = self.jobs[job_id]
-        if error is not None:
+        if unstarted:  # the attempt is given back: no error, never dead
+            model.attempts = max(model.attempts - 1, 0)
+        elif error is not None:
             model.last_error = error
-        if model.max_attempts and model.attempts >= model.max_attempts:
+        if not unstarted and model.max_attempts and model.attempts >= model.max_attempts:
             model.state, model.died_at, model.token = "dead", self.now, None
             model.reserved_until = None
         else:

@@ -138,7 +138,7 @@ func (c *Client) Ack(ctx context.Context, job *Job) error {
 // Release puts a reserved job back after delayMs; the state it went to.
 func (c *Client) Release(ctx context.Context, job *Job, delayMs int64, errorText string) (string, error) {
 	r, err := redis.Values(c.Call(ctx, "release", job.Topic, Args{"now_ms": c.now(), "id": job.ID,
-		"token": job.Token, "delay_ms": delayMs, "error": errorText}))
+		"token": job.Token, "delay_ms": delayMs, "error": errorText, "refund": 0}))
 	if err != nil {
 		return "", err
 	}

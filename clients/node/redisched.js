@@ -194,10 +194,13 @@ class Scheduler {
     if (status !== 1) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
   }
 
-  /** Put a reserved job back after `delayMs`; the state it went to. */
-  async release(job, { delayMs = 0, error = '' } = {}) {
-    const [status, state] = await this.call('release', job.topic,
-      { now_ms: this.now(), id: job.id, token: job.token, delay_ms: delayMs, error });
+  /** Put a reserved job back after `delayMs`; the state it went to. `unstarted`: the job was
+   * never handed to anyone, so its attempt is given back. */
+  async release(job, { delayMs = 0, error = '', unstarted = false } = {}) {
+    const [status, state] = await this.call('release', job.topic, {
+      now_ms: this.now(), id: job.id, token: job.token, delay_ms: delayMs, error,
+      refund: unstarted ? 1 : 0,
+    });
     if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
     return state;
   }

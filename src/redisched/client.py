@@ -260,12 +260,20 @@ class Client:
         """Ack ``done`` and lease up to ``count`` more jobs in one round trip."""
         return self._run(self.ops.ack_and_lease(topic, done, count, ttr=ttr))
 
-    def release(self, job: Any, *, delay: float | Any = 0, error: str | None = None) -> JobState:
+    def release(
+        self,
+        job: Any,
+        *,
+        delay: float | Any = 0,
+        error: str | None = None,
+        unstarted: bool = False,
+    ) -> JobState:
         """Give a reserved job back, due after ``delay``; the state it is in now.
 
-        A job whose ``max_attempts`` are used up goes to dead instead.
+        A job whose ``max_attempts`` are used up goes to dead instead. ``unstarted=True`` (the
+        job was leased but never handed to anyone) gives the attempt back and records no error.
         """
-        return self._run(self.ops.release(job, delay=delay, error=error))
+        return self._run(self.ops.release(job, delay=delay, error=error, unstarted=unstarted))
 
     def touch(self, job: Any, *, ttr: float | Any = None) -> datetime:
         """Extend a reservation by ``ttr`` (default: the job's ttr); the new deadline."""
@@ -524,10 +532,15 @@ class AsyncClient:
         return await self._run(self.ops.ack_and_lease(topic, done, count, ttr=ttr))
 
     async def release(
-        self, job: Any, *, delay: float | Any = 0, error: str | None = None
+        self,
+        job: Any,
+        *,
+        delay: float | Any = 0,
+        error: str | None = None,
+        unstarted: bool = False,
     ) -> JobState:
         """Give a reserved job back, due after ``delay``; the state it is in now."""
-        return await self._run(self.ops.release(job, delay=delay, error=error))
+        return await self._run(self.ops.release(job, delay=delay, error=error, unstarted=unstarted))
 
     async def touch(self, job: Any, *, ttr: float | Any = None) -> datetime:
         """Extend a reservation by ``ttr`` (default: the job's ttr); the new deadline."""

@@ -346,12 +346,22 @@ class Operations:
 
         return Call((*acks.steps, lease), parse)
 
-    def release(self, job: Any, *, delay: object = 0, error: object = None) -> Call[JobState]:
-        """Return a reserved job to the queue after ``delay``; the state it went to."""
+    def release(
+        self, job: Any, *, delay: object = 0, error: object = None, unstarted: object = False
+    ) -> Call[JobState]:
+        """Return a reserved job to the queue after ``delay``; the state it went to.
+
+        ``unstarted=True`` says the job was leased but never handed to anyone: the attempt is
+        given back (it does not count toward max_attempts) and no error is recorded.
+        """
         topic, job_id, token = validate.reserved_job(job)
         delay_ms = validate.duration_ms(delay, "delay")
         error_text = "" if error is None else validate.text(error, "error")
-        step = self._step("release", topic, self._now(), job_id, token, delay_ms, error_text)
+        if not isinstance(unstarted, bool):
+            raise InvalidArgument("unstarted", f"must be a bool, not {type(unstarted).__name__}")
+        step = self._step(
+            "release", topic, self._now(), job_id, token, delay_ms, error_text, int(unstarted)
+        )
 
         def parse(replies: list[Any]) -> JobState:
             status, state = replies[0]

@@ -81,6 +81,7 @@ class _Attempt:
     touch_at: float
     lost: bool = False
     finished: bool = False
+    started: bool = False
 
 
 class Worker:
@@ -501,6 +502,7 @@ class Worker:
 
     async def _run_attempt(self, attempt: _Attempt) -> None:
         topic, job = attempt.topic, attempt.job
+        attempt.started = True
         try:
             if topic.is_async:
                 await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
@@ -546,6 +548,8 @@ class Worker:
         return backoff.delay(attempt.job.attempts)
 
     async def _release(self, attempt: _Attempt, delay: float, error: str) -> None:
+        """Give the job back after ``delay``; a job whose handler never started gets its
+        attempt back, so that stopping a worker never uses up a job's max_attempts."""
         job = attempt.job
         if attempt.lost:
             log.warning("job %r of topic %r failed after its reservation was lost: %s",
@@ -553,7 +557,9 @@ class Worker:
             return
         try:
             async with self._side_calls:
-                state = await self._client.release(job, delay=delay, error=error)
+                state = await self._client.release(
+                    job, delay=delay, error=error, unstarted=not attempt.started
+                )
         except StaleReservation:
             log.warning("job %r of topic %r: release rejected, the reservation was lost",
                         job.id, job.topic)  # fmt: skip

@@ -21,7 +21,6 @@ from ..models import Job
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
-GIVE_BACK_REASON = "the consumer disconnected before the job was delivered"
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
@@ -43,11 +42,11 @@ async def _first(*waits: Awaitable[object]) -> None:
 
 
 async def give_back(rt: Runtime, jobs: list[Job]) -> None:
-    """Release jobs that could not be delivered, due at once."""
+    """Release jobs that could not be delivered, due at once, giving their attempts back."""
     for job in jobs:
         with contextlib.suppress(StaleReservation):
             try:
-                await rt.client.release(job, error=GIVE_BACK_REASON)
+                await rt.client.release(job, unstarted=True)
             except RedischedError as exc:  # the job comes back when its ttr runs out
                 log.warning("could not release job %r of %r: %s", job.id, job.topic, exc)
 

@@ -13,10 +13,13 @@
 -- ARGV[3] token string
 -- ARGV[4] delay_ms int
 -- ARGV[5] error string
+-- ARGV[6] refund int
 -- Returns: [status, state]. status: 1 released, 2 dead (its max_attempts are used up),
 --   3 replaced (a replacement that waited for this attempt was scheduled instead), 0 stale
 --   token (nothing changed, state is empty). state is the job's state now: scheduled, ready or
---   dead. A non-empty error is kept as the job's last_error.
+--   dead. A non-empty error is kept as the job's last_error. refund 1 says the attempt never
+--   started (the job was leased but handed to no one): its attempt is given back, so it never
+--   counts toward max_attempts, and no error is recorded.
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -27,7 +30,11 @@ if not now then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local id, token, delay, error_text = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local refund = ARGV[6] == '1'
 if not delay or delay < 0 then return redis.error_reply('ERR release: delay_ms must be >= 0') end
+if ARGV[6] ~= '0' and not refund then
+  return redis.error_reply('ERR release: refund must be 0 or 1')
+end
 
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {0, ''} end
@@ -45,6 +52,8 @@ if pending then
   _, version, _, priority, ttr, max_attempts, run_at, _, body = cmsgpack.unpack(pending)
   redis.call('HDEL', pending_key, id)
   redis.call('HDEL', errors_key, id)
+elseif refund then
+  attempts, run_at = math.max(attempts - 1, 0), now + delay
 else
   if error_text ~= '' then redis.call('HSET', errors_key, id, error_text) end
   if max_attempts > 0 and attempts >= max_attempts then
