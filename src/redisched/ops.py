@@ -124,6 +124,9 @@ class Operations:
     durable: bool = False
     durable_timeout_ms: int = DEFAULT_TIMEOUT_MS
     _keys: dict[str, TopicKeys] = field(default_factory=dict, compare=False, repr=False)
+    _script_keys: dict[tuple[str, str], tuple[str, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def keys(self, topic: str) -> TopicKeys:
         """The validated keys of a topic (cached: key names are built once per topic)."""
@@ -138,8 +141,12 @@ class Operations:
         return "" if self.clock is None else round(self.clock() * 1000)
 
     def _step(self, script: str, topic: str, *args: Arg) -> Step:
-        keys = self.keys(topic)
-        names = tuple(keys.name(p.name) for p in scripts.get(script).keys)
+        names = self._script_keys.get((script, topic))
+        if names is None:  # built once per script and topic, from the script's header
+            keys = self.keys(topic)
+            names = tuple(keys.name(p.name) for p in scripts.get(script).keys)
+            if len(self._script_keys) < 100_000:
+                self._script_keys[(script, topic)] = names
         return Step(script, names, args)
 
     def _register(self, topic: str) -> tuple[str, str]:
