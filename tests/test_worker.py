@@ -28,7 +28,7 @@ from redisched import (
     Worker,
 )
 from redisched.embedded import EmbeddedRedis
-from redisched.handlers import Watched, is_async
+from redisched.handlers import Handler, Watched, is_async
 from redisched.worker import STOPPED_ERROR
 from tests.conftest import BINARIES, FakeClock
 
@@ -69,6 +69,26 @@ async def wait_until(condition: Any, timeout: float = 10.0) -> None:
 
 def evalsha_calls(raw_redis: redis.Redis) -> int:
     return int(raw_redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def scripts_to_drain(
+    client: AsyncClient,
+    raw_redis: redis.Redis,
+    topic: str,
+    handler: Handler,
+    jobs: int,
+    concurrency: int,
+) -> int:
+    """How many scripts a worker runs to drain ``jobs`` jobs put at once."""
+    await client.put_many(topic, [(str(i), b"x" * 100) for i in range(jobs)])
+    before = evalsha_calls(raw_redis)
+    async with serving(new_worker(client, {topic: handler}, concurrency=concurrency)):
+
+        async def drained() -> bool:
+            return (await client.stats(topic)).total_acked == jobs
+
+        await wait_until(drained)
+    return evalsha_calls(raw_redis) - before
 
 
 async def test_async_and_sync_handlers_ack_every_job_once(client: AsyncClient, topic: str) -> None:
@@ -130,16 +150,8 @@ async def test_batches_need_far_fewer_commands_than_reserve_plus_ack(
     async def handler(job: Job) -> None:
         pass
 
-    await client.put_many(topic, [(str(i), b"x" * 100) for i in range(1000)])
-    before = evalsha_calls(raw_redis)
-    async with serving(new_worker(client, {topic: handler}, concurrency=200)):
-
-        async def drained() -> bool:
-            return (await client.stats(topic)).total_acked == 1000
-
-        await wait_until(drained)
     # reserve + ack per job would be 2000 scripts; ack+lease of up to 200 jobs is 2 per batch
-    assert evalsha_calls(raw_redis) - before < 200
+    assert await scripts_to_drain(client, raw_redis, topic, handler, 1000, 200) < 200
 
 
 async def test_failures_back_off_exponentially_then_the_job_dies(
@@ -628,16 +640,8 @@ async def test_handlers_that_wait_still_share_round_trips(
     async def handler(job: Job) -> None:
         await asyncio.sleep(random.uniform(0, 0.004))
 
-    await client.put_many(topic, [(str(i), b"x") for i in range(400)])
-    before = evalsha_calls(raw_redis)
-    async with serving(new_worker(client, {topic: handler}, concurrency=20)):
-
-        async def drained() -> bool:
-            return (await client.stats(topic)).total_acked == 400
-
-        await wait_until(drained)
     # reserve + ack per job would be 800 scripts; finished jobs gather before a refill
-    assert evalsha_calls(raw_redis) - before < 400
+    assert await scripts_to_drain(client, raw_redis, topic, handler, 400, 20) < 400
 
 
 async def test_a_burst_of_failures_shares_a_few_connections(
