@@ -261,7 +261,7 @@ async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str
     assert info["totals"]["put"] == 1 and info["paused"] is False
     patch = {
         "ttr": 12, "max_attempts": 4, "backoff": 1.5, "backoff_max": 60, "concurrency": 3,
-        "rate": 2.5, "paused": True,
+        "rate": 2.5, "paused": True, "durable": True,
         "webhook": {"url": "https://93.184.215.14/x", "secrets": ["s" * 16], "timeout": 3},
     }  # fmt: skip
     changed = await http.patch(topic_url(topic), json=patch)
@@ -270,15 +270,16 @@ async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str
     assert body["paused"] is True
     assert body["config"] == {
         "ttr": 12.0, "max_attempts": 4, "backoff": 1.5, "backoff_max": 60.0, "concurrency": 3,
-        "rate": 2.5,
+        "rate": 2.5, "durable": True,
         "webhook": {"url": "https://93.184.215.14/x", "timeout": 3.0, "secret_count": 1},
     }  # fmt: skip
     assert (await http.post(topic_url(topic, "/reserve"))).status_code == 204
     restored = await http.patch(
-        topic_url(topic), json={"webhook": None, "ttr": None, "paused": False}
+        topic_url(topic), json={"webhook": None, "ttr": None, "paused": False, "durable": None}
     )
     assert restored.json()["config"]["webhook"] is None
     assert restored.json()["config"]["ttr"] is None and restored.json()["paused"] is False
+    assert restored.json()["config"]["durable"] is False
     assert (await http.post(topic_url(topic, "/reserve"))).status_code == 200
 
 

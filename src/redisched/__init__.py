@@ -7,6 +7,7 @@ from .errors import (
     NotReplicated,
     RedischedError,
     StaleReservation,
+    TopicBusy,
     VersionConflict,
 )
 from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
@@ -31,6 +32,7 @@ __all__ = [
     "StaleReservation",
     "Timeline",
     "TopicStats",
+    "TopicBusy",
     "VersionConflict",
     "Worker",
 ]

@@ -16,10 +16,11 @@ import redis
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError
 
-from . import connect, routing, validate
+from . import connect, operate, routing, validate
 from .durable import DEFAULT_TIMEOUT_MS, TopicFlags, is_pinned
 from .errors import BackendError, InvalidArgument
 from .models import Job, JobPage, JobState, Lease, PutResult, Timeline, TopicStats
+from .operate import Progress
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
 from .protocol import Batch, conversation
 from .topic_config import TopicConfig
@@ -283,9 +284,17 @@ class Client:
         """Move a reserved job to dead, keeping ``reason`` as its last error."""
         return self._run(self.ops.bury(job, reason=reason))
 
-    def kick(self, topic: str, id: str | None = None, *, limit: int = 100) -> int:
-        """Move dead jobs back to ready (one by id, else up to ``limit``); how many."""
-        return self._run(self.ops.kick(topic, id, limit=limit))
+    def kick(
+        self,
+        topic: str,
+        id: str | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> int:
+        """Move dead jobs back to ready (one by id, those of ``ids`` that are dead, else up to
+        ``limit``); how many."""
+        return self._run(self.ops.kick(topic, id, ids=ids, limit=limit))
 
     def pull(self, topic: str) -> Job | None:
         """Take the next due job and delete it at once (at-most-once), or None."""
@@ -312,10 +321,20 @@ class Client:
         return self._run(self.ops.topics())
 
     def jobs(
-        self, topic: str, state: JobState | str, *, limit: int = 100, cursor: str | None = None
+        self,
+        topic: str,
+        state: JobState | str,
+        *,
+        prefix: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> JobPage:
-        """One page of the topic's jobs in ``state``; pass ``page.cursor`` for the next."""
-        return self._run(self.ops.jobs(topic, state, limit=limit, cursor=cursor))
+        """One page of the topic's jobs in ``state``; pass ``page.cursor`` for the next.
+
+        ``prefix`` keeps the ids starting with it; each call then examines a bounded number
+        of jobs, so a page can be short (even empty) while its cursor is not None.
+        """
+        return self._run(self.ops.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor))
 
     def pause(self, topic: str) -> bool:
         """Stop the topic from leasing jobs; True if it was running."""
@@ -324,6 +343,73 @@ class Client:
     def resume(self, topic: str) -> bool:
         """Let a paused topic lease jobs again; True if it was paused."""
         return self._run(self.ops.resume(topic))
+
+    def delete_many(
+        self, topic: str, ids: Sequence[str], *, state: JobState | str | None = None
+    ) -> int:
+        """Delete jobs by id (with ``state``: only those still in it); how many were deleted."""
+        return self._run(self.ops.delete_many(topic, ids, state=state))
+
+    def expire_many(self, topic: str, ids: Sequence[str]) -> int:
+        """End the reservations of ``ids`` now, as if their ttr had run out; how many."""
+        return self._run(self.ops.expire_many(topic, ids))
+
+    def purge(
+        self, topic: str, state: JobState | str, *, progress: Progress | None = None
+    ) -> int:
+        """Delete every job in ``state`` (not reserved: expire those), in bounded chunks.
+
+        ``progress(done, left)`` is called after each chunk. Returns how many were deleted.
+        """
+        return self._drive(operate.purge(self.ops, topic, state, progress=progress))
+
+    def delete_topic(
+        self, topic: str, *, force: bool = False, progress: Progress | None = None
+    ) -> int:
+        """Delete a topic with its jobs, settings and counters; how many jobs it held.
+
+        Raises TopicBusy while jobs are reserved, unless ``force=True``.
+        """
+        return self._drive(
+            operate.delete_topic(self.ops, topic, force=force, progress=progress)
+        )
+
+    def reschedule(
+        self,
+        topic: str,
+        id: str,
+        *,
+        delay: float | Any = None,
+        run_at: datetime | float | None = None,
+        priority: int | None = None,
+        state: JobState | str | None = None,
+    ) -> PutResult | None:
+        """Give a job a new due time (and priority), keeping its body: a replace.
+
+        ``delay`` or ``run_at`` as in :meth:`put` (neither: now). With ``state``, only if the
+        job is in that state. None when there is no such job (or it is in another state).
+        """
+        return self._run(
+            self.ops.reschedule(
+                topic, id, delay=delay, run_at=run_at, priority=priority, state=state
+            )
+        )
+
+    def run_now(self, topic: str, id: str) -> bool:
+        """Make a scheduled job ready at once; False when it is not scheduled."""
+        return self._run(self.ops.run_now(topic, id))
+
+    def run_now_many(self, topic: str, ids: Sequence[str]) -> int:
+        """Make the scheduled jobs of ``ids`` ready at once; how many were scheduled."""
+        return self._run(self.ops.run_now_many(topic, ids))
+
+    def _drive(self, flow: operate.Flow[T]) -> T:
+        try:
+            call = next(flow)
+            while True:
+                call = flow.send(self._run(call))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def config(self, topic: str) -> TopicConfig:
         """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""
@@ -550,9 +636,17 @@ class AsyncClient:
         """Move a reserved job to dead, keeping ``reason`` as its last error."""
         return await self._run(self.ops.bury(job, reason=reason))
 
-    async def kick(self, topic: str, id: str | None = None, *, limit: int = 100) -> int:
-        """Move dead jobs back to ready (one by id, else up to ``limit``); how many."""
-        return await self._run(self.ops.kick(topic, id, limit=limit))
+    async def kick(
+        self,
+        topic: str,
+        id: str | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> int:
+        """Move dead jobs back to ready (one by id, those of ``ids`` that are dead, else up to
+        ``limit``); how many."""
+        return await self._run(self.ops.kick(topic, id, ids=ids, limit=limit))
 
     async def pull(self, topic: str) -> Job | None:
         """Take the next due job and delete it at once (at-most-once), or None."""
@@ -579,10 +673,22 @@ class AsyncClient:
         return await self._run(self.ops.topics())
 
     async def jobs(
-        self, topic: str, state: JobState | str, *, limit: int = 100, cursor: str | None = None
+        self,
+        topic: str,
+        state: JobState | str,
+        *,
+        prefix: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> JobPage:
-        """One page of the topic's jobs in ``state``; pass ``page.cursor`` for the next."""
-        return await self._run(self.ops.jobs(topic, state, limit=limit, cursor=cursor))
+        """One page of the topic's jobs in ``state``; pass ``page.cursor`` for the next.
+
+        ``prefix`` keeps the ids starting with it; each call then examines a bounded number
+        of jobs, so a page can be short (even empty) while its cursor is not None.
+        """
+        return await self._run(
+            self.ops.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
+        )
 
     async def pause(self, topic: str) -> bool:
         """Stop the topic from leasing jobs; True if it was running."""
@@ -591,6 +697,73 @@ class AsyncClient:
     async def resume(self, topic: str) -> bool:
         """Let a paused topic lease jobs again; True if it was paused."""
         return await self._run(self.ops.resume(topic))
+
+    async def delete_many(
+        self, topic: str, ids: Sequence[str], *, state: JobState | str | None = None
+    ) -> int:
+        """Delete jobs by id (with ``state``: only those still in it); how many were deleted."""
+        return await self._run(self.ops.delete_many(topic, ids, state=state))
+
+    async def expire_many(self, topic: str, ids: Sequence[str]) -> int:
+        """End the reservations of ``ids`` now, as if their ttr had run out; how many."""
+        return await self._run(self.ops.expire_many(topic, ids))
+
+    async def purge(
+        self, topic: str, state: JobState | str, *, progress: Progress | None = None
+    ) -> int:
+        """Delete every job in ``state`` (not reserved: expire those), in bounded chunks.
+
+        ``progress(done, left)`` is called after each chunk. Returns how many were deleted.
+        """
+        return await self._drive(operate.purge(self.ops, topic, state, progress=progress))
+
+    async def delete_topic(
+        self, topic: str, *, force: bool = False, progress: Progress | None = None
+    ) -> int:
+        """Delete a topic with its jobs, settings and counters; how many jobs it held.
+
+        Raises TopicBusy while jobs are reserved, unless ``force=True``.
+        """
+        return await self._drive(
+            operate.delete_topic(self.ops, topic, force=force, progress=progress)
+        )
+
+    async def reschedule(
+        self,
+        topic: str,
+        id: str,
+        *,
+        delay: float | Any = None,
+        run_at: datetime | float | None = None,
+        priority: int | None = None,
+        state: JobState | str | None = None,
+    ) -> PutResult | None:
+        """Give a job a new due time (and priority), keeping its body: a replace.
+
+        ``delay`` or ``run_at`` as in :meth:`put` (neither: now). With ``state``, only if the
+        job is in that state. None when there is no such job (or it is in another state).
+        """
+        return await self._run(
+            self.ops.reschedule(
+                topic, id, delay=delay, run_at=run_at, priority=priority, state=state
+            )
+        )
+
+    async def run_now(self, topic: str, id: str) -> bool:
+        """Make a scheduled job ready at once; False when it is not scheduled."""
+        return await self._run(self.ops.run_now(topic, id))
+
+    async def run_now_many(self, topic: str, ids: Sequence[str]) -> int:
+        """Make the scheduled jobs of ``ids`` ready at once; how many were scheduled."""
+        return await self._run(self.ops.run_now_many(topic, ids))
+
+    async def _drive(self, flow: operate.Flow[T]) -> T:
+        try:
+            call = next(flow)
+            while True:
+                call = flow.send(await self._run(call))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     async def config(self, topic: str) -> TopicConfig:
         """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""

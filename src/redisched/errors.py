@@ -5,6 +5,7 @@ RedischedError
  ├── InvalidArgument      a caller passed a bad value; nothing reached Redis
  ├── StaleReservation     the token is not the job's current reservation
  ├── VersionConflict      if_version did not match the stored version
+ ├── TopicBusy            delete_topic on a topic with running jobs, without force
  ├── NotReplicated        a durable put was not acknowledged by a replica in time
  └── BackendError         Redis failed or could not be reached
 ```
@@ -57,6 +58,22 @@ class VersionConflict(RedischedError):
         self.id = id
         self.expected = expected
         self.current_version = current_version
+
+
+class TopicBusy(RedischedError):
+    """``delete_topic`` was refused: the topic has reserved (running) jobs and no ``force``.
+
+    Attributes:
+        reserved: how many jobs were reserved.
+    """
+
+    def __init__(self, topic: str, reserved: int) -> None:
+        super().__init__(
+            f"topic {topic!r} has {reserved} reserved job(s): expire them, wait for them to end,"
+            " or delete with force"
+        )
+        self.topic = topic
+        self.reserved = reserved
 
 
 class NotReplicated(RedischedError):

@@ -52,3 +52,8 @@ def topics_key(prefix: str) -> str:
 def wake_pattern(prefix: str) -> str:
     """A PSUBSCRIBE pattern matching every topic's wake channel under ``prefix``."""
     return f"{prefix}:{{*}}:wake"
+
+
+def partitions_key(prefix: str) -> str:
+    """The hash of declared partition counts under ``prefix`` (topic -> N)."""
+    return f"{prefix}:partitions"

@@ -31,6 +31,21 @@ _PUT_STATUS = {
     4: PutStatus.PENDING,
 }
 _VERSION_CONFLICT = 5
+_NOT_IN_STATE = 6
+SCAN_LIMIT = 2000
+"""How many jobs one listing call with a prefix examines at most."""
+PURGE_CHUNK = 1000
+"""How many jobs one purge call deletes at most (a few milliseconds of Redis time)."""
+DELETE_CHUNK = 500
+"""How many ids one delete_many script takes."""
+
+
+def _offset(cursor: object) -> int:
+    if cursor is None:
+        return 0
+    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) < 16:
+        return int(cursor)
+    raise InvalidArgument("cursor", "must be a cursor returned by a previous page")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +70,10 @@ class Call(Generic[T]):
     parse: Callable[[list[Any]], T]
     register_topic: tuple[str, str] | None = None
     durability: Durability | None = None
+
+
+def _zero(ids: Sequence[str]) -> list[Arg]:
+    return [v for job_id in ids for v in (0, job_id)]
 
 
 def to_datetime(ms: int) -> datetime:
@@ -406,8 +425,24 @@ class Operations:
 
     # -- housekeeping -----------------------------------------------------------------------
 
-    def kick(self, topic: str, id: str | None = None, *, limit: object = 100) -> Call[int]:
-        """Move dead jobs back to ready: one by id, else up to ``limit``; how many moved."""
+    def kick(
+        self,
+        topic: str,
+        id: str | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        limit: object = 100,
+    ) -> Call[int]:
+        """Move dead jobs back to ready: one by id, those of ``ids`` that are dead, else up to
+        ``limit`` of them (those that died first); how many moved."""
+        if ids is not None:
+            if id is not None:
+                raise InvalidArgument("ids", "give id or ids, not both")
+            steps = tuple(
+                self._step("kick", topic, self._now(), job_id, 1)
+                for job_id in validate.job_ids(ids)
+            )
+            return Call(steps, lambda r: sum(int(n) for n in r))
         job_id = "" if id is None else validate.job_id(id)
         step = self._step(
             "kick", topic, self._now(), job_id, validate.integer(limit, "limit", 1, 10_000)
@@ -478,18 +513,28 @@ class Operations:
         return Call((step,), lambda r: sorted(t.decode("utf-8") for t in r[0]))
 
     def jobs(
-        self, topic: str, state: object, *, limit: object = 100, cursor: str | None = None
+        self,
+        topic: str,
+        state: object,
+        *,
+        prefix: str | None = None,
+        limit: object = 100,
+        cursor: str | None = None,
     ) -> Call[JobPage]:
-        """One page of a topic's jobs in ``state``; pass the page's cursor for the next."""
+        """One page of a topic's jobs in ``state``; pass the page's cursor for the next.
+
+        With ``prefix``, only ids starting with it; one call then examines at most
+        :data:`SCAN_LIMIT` jobs of the state, so a page may hold fewer than ``limit`` jobs (or
+        none) and still have a cursor: keep paging until the cursor is None.
+        """
         job_state = validate.state(state)
         page_size = validate.integer(limit, "limit", 1, 1000)
-        if cursor is None:
-            offset = 0
-        elif isinstance(cursor, str) and cursor.isdigit() and len(cursor) < 16:
-            offset = int(cursor)
-        else:
-            raise InvalidArgument("cursor", "must be a cursor returned by a previous page")
-        step = self._step("jobs", topic, self._now(), job_state.value, offset, page_size)
+        wanted = "" if prefix is None else validate.id_prefix(prefix)
+        offset = _offset(cursor)
+        step = self._step(
+            "jobs", topic, self._now(), job_state.value, offset, page_size, wanted,
+            max(page_size, SCAN_LIMIT),
+        )  # fmt: skip
 
         def parse(replies: list[Any]) -> JobPage:
             next_offset, *jobs = replies[0]
@@ -508,6 +553,100 @@ class Operations:
         """Let the topic lease jobs again; True if it was paused."""
         step = self._step("resume", topic)
         return Call((step,), lambda r: bool(r[0]))
+
+    # -- operating a topic: bulk actions, purge, reschedule ---------------------------------
+
+    def delete_many(
+        self, topic: str, ids: Sequence[str], *, state: object = None
+    ) -> Call[int]:
+        """Delete jobs by id; with ``state``, only those still in it. How many were deleted."""
+        wanted = "" if state is None else validate.state(state).value
+        job_ids = validate.job_ids(ids)
+        steps = tuple(
+            self._step("delete_many", topic, self._now(), wanted, *job_ids[i : i + DELETE_CHUNK])
+            for i in range(0, len(job_ids), DELETE_CHUNK)
+        )
+        return Call(steps, lambda r: sum(int(n) for n in r))
+
+    def expire_many(self, topic: str, ids: Sequence[str]) -> Call[int]:
+        """End the reservations of ``ids`` now (see :meth:`expire`); how many were reserved."""
+        keys = self.keys(topic)
+        job_ids = validate.job_ids(ids)
+        steps = [Step(None, (), ("ZADD", keys.name("reserved"), "XX", "CH", *_zero(job_ids)))]
+        steps.append(self._requeue_step(topic, 10_000))
+        return Call(tuple(steps), lambda r: int(r[0]))
+
+    def purge_chunk(
+        self, topic: str, state: object, *, limit: object = PURGE_CHUNK, force: bool = False
+    ) -> Call[tuple[int, int]]:
+        """Delete up to ``limit`` jobs in ``state``: (deleted, left in that state).
+
+        A reserved job is running: it is purged only with ``force`` (for delete_topic); else
+        end its lease with :meth:`expire`.
+        """
+        job_state = validate.state(state)
+        if job_state is JobState.RESERVED and not force:
+            raise InvalidArgument(
+                "state", "reserved jobs are running: expire their leases instead of purging"
+            )
+        size = validate.integer(limit, "limit", 1, 10_000)
+        step = self._step("purge", topic, self._now(), job_state.value, size)
+        return Call((step,), lambda r: (int(r[0][0]), int(r[0][1])))
+
+    def reschedule(
+        self,
+        topic: str,
+        id: str,
+        *,
+        delay: object = None,
+        run_at: object = None,
+        priority: object = None,
+        state: object = None,
+    ) -> Call[PutResult | None]:
+        """Give a job a new due time (and priority), keeping its body: a replace.
+
+        None when there is no such job, or (with ``state``) when it is not in that state.
+        """
+        job_id = validate.job_id(id)
+        if delay is not None and run_at is not None:
+            raise InvalidArgument("delay", "give delay or run_at, not both")
+        run_at_arg: Arg = "" if run_at is None else validate.epoch_ms(run_at)
+        delay_arg = 0 if delay is None else validate.duration_ms(delay, "delay")
+        priority_arg: Arg = "" if priority is None else validate.priority(priority)
+        wanted = "" if state is None else validate.state(state).value
+        step = self._step(
+            "reschedule", topic, self._now(), job_id, run_at_arg, delay_arg, priority_arg, wanted
+        )
+
+        def parse(replies: list[Any]) -> PutResult | None:
+            status, version = replies[0]
+            if status in (0, _NOT_IN_STATE):
+                return None
+            return PutResult(_PUT_STATUS[status], version)
+
+        return Call((step,), parse)
+
+    def run_now(self, topic: str, id: str) -> Call[bool]:
+        """Make a scheduled job ready at once; False when it is not scheduled."""
+        call = self.reschedule(topic, id, delay=0, state=JobState.SCHEDULED)
+        return Call(call.steps, lambda r: call.parse(r) is not None)
+
+    def run_now_many(self, topic: str, ids: Sequence[str]) -> Call[int]:
+        """Make the scheduled jobs of ``ids`` ready at once; how many were scheduled."""
+        calls = [self.run_now(topic, job_id) for job_id in validate.job_ids(ids)]
+        steps = tuple(step for call in calls for step in call.steps)
+        return Call(steps, lambda r: sum(call.parse([reply]) for call, reply in zip(calls, r)))
+
+    def topic_key_names(self, topic: str) -> list[str]:
+        """Every key of the topic that any script uses (from the script headers)."""
+        keys = self.keys(topic)
+        parts = {
+            p.name
+            for name in scripts.names()
+            for p in scripts.get(name).keys
+            if p.type != "channel"
+        }
+        return sorted(keys.name(part) for part in parts)
 
     # -- topic settings ---------------------------------------------------------------------
 

@@ -32,16 +32,11 @@ from typing import Any
 from . import validate
 from .client import AsyncClient, Client
 from .errors import InvalidArgument
-from .keys import MAX_TOPIC_LENGTH, validate_topic
+from .keys import MAX_TOPIC_LENGTH, partitions_key, validate_topic
 from .models import Job, Lease, PutResult, TopicStats
 
 SEPARATOR = "~p"
 MAX_PARTITIONS = 1024
-
-
-def partitions_key(prefix: str) -> str:
-    """The hash of declared partition counts under ``prefix`` (topic -> N)."""
-    return f"{prefix}:partitions"
 
 
 def partition_of(job_id: str, partitions: int) -> int:

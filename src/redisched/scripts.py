@@ -109,6 +109,11 @@ def load_all() -> dict[str, Script]:
     return found
 
 
+def names() -> list[str]:
+    """The name of every shipped script, sorted."""
+    return sorted(load_all())
+
+
 def get(name: str) -> Script:
     """One script by name (``put``, ``reserve``...)."""
     return load_all()[name]

@@ -42,6 +42,24 @@ def job_id(value: object, argument: str = "id") -> str:
     return value
 
 
+MAX_BULK_IDS = 10_000
+
+
+def job_ids(value: object, argument: str = "ids") -> list[str]:
+    """A list of 1 to 10,000 job ids, without repeats (order kept)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise InvalidArgument(argument, "must be a list of job ids")
+    if not 1 <= len(value) <= MAX_BULK_IDS:
+        raise InvalidArgument(argument, f"must hold 1 to {MAX_BULK_IDS} ids")
+    checked = [job_id(v, f"{argument}[{i}]") for i, v in enumerate(value)]
+    return list(dict.fromkeys(checked))
+
+
+def id_prefix(value: object, argument: str = "prefix") -> str:
+    """An id prefix to filter a listing: a non-empty string of at most 1024 UTF-8 bytes."""
+    return job_id(value, argument)
+
+
 def body(value: object, max_size: int, argument: str = "body") -> bytes:
     """A job body: bytes as they are, or a str encoded as UTF-8; at most ``max_size`` bytes."""
     if isinstance(value, str):

@@ -59,6 +59,7 @@ def topic_out(stats: TopicStats, config: TopicConfig) -> schemas.TopicOut:
             else schemas.WebhookOut(hook.url, hook.timeout, len(hook.secrets)),
             concurrency=config.concurrency,
             rate=config.rate,
+            durable=config.durable,
         ),
     )
 

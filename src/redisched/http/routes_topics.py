@@ -21,7 +21,7 @@ from .targets import TargetPolicy, check_url
 
 _RESERVE = msgspec.json.Decoder(schemas.Reserve)
 _PATCH = msgspec.json.Decoder(schemas.TopicPatch)
-_SETTINGS = ("ttr", "max_attempts", "backoff", "backoff_max", "concurrency", "rate")
+_SETTINGS = ("ttr", "max_attempts", "backoff", "backoff_max", "concurrency", "rate", "durable")
 
 
 async def list_topics(request: Request) -> Response:
@@ -88,7 +88,8 @@ async def list_jobs(request: Request) -> Response:
         raise ApiError(400, "invalid", "give a state: " + ", ".join(bodies.STATE_NAMES), "state")
     limit = _query_int(request, "limit", 100, 1, 1000)
     cursor = request.query_params.get("cursor") or None
-    page = await rt.client.jobs(topic, state, limit=limit, cursor=cursor)
+    prefix = request.query_params.get("prefix") or None
+    page = await rt.client.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
     jobs = [bodies.job_out(job) for job in page.jobs]
     return json_response(schemas.JobPageOut(jobs, page.cursor))
 
@@ -122,12 +123,16 @@ ENDPOINTS = (
         schemas.TopicPatch, responses={200: schemas.TopicOut}, tag="topics",
     ),
     Endpoint(
-        "GET", f"{_TOPIC}/jobs", list_jobs, "One page of a topic's jobs in one state",
+        "GET", f"{_TOPIC}/jobs", list_jobs,
+        "One page of a topic's jobs in one state, optionally by id prefix",
         responses={200: schemas.JobPageOut},
         params=(
             Param("state", "query", _STATE, required=True),
             Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
             Param("cursor", "query", {"type": "string"}, description="From the last page."),
+            Param("prefix", "query", {"type": "string"},
+                  description="Only ids starting with this. A page examines a bounded number "
+                  "of jobs, so it may be short or empty while its cursor is not null."),
         ),
         tag="topics",
     ),

@@ -169,6 +169,7 @@ class TopicPatch(Struct, forbid_unknown_fields=True):
     backoff_max: Annotated[float, Meta(ge=0, le=86_400)] | UnsetType | None = UNSET
     concurrency: Annotated[int, Meta(ge=1, le=10_000)] | UnsetType | None = UNSET
     rate: Annotated[float, Meta(gt=0, le=1_000_000)] | UnsetType | None = UNSET
+    durable: bool | UnsetType | None = UNSET
 
 
 class WebhookOut(Struct):
@@ -189,6 +190,7 @@ class TopicConfigOut(Struct):
     webhook: WebhookOut | None
     concurrency: int | None
     rate: float | None
+    durable: bool = False
 
 
 class Counts(Struct):
@@ -269,3 +271,40 @@ class Error(Struct):
     """The body of every 4xx and 5xx answer."""
 
     error: ErrorDetail
+
+
+class BulkIn(Struct, forbid_unknown_fields=True):
+    """A bulk action on jobs named by id; with ``state``, only those still in that state."""
+
+    ids: Annotated[list[JobId], Meta(min_length=1, max_length=validate.MAX_BULK_IDS)]
+    state: JobState | None = None
+
+
+class BulkOut(Struct):
+    """What a bulk action did: ``done`` of the ``requested`` jobs (the others had moved)."""
+
+    action: str
+    requested: int
+    done: int
+
+
+class PurgeIn(Struct, forbid_unknown_fields=True):
+    """POST /v1/topics/{topic}/purge: delete every job in one state (not reserved)."""
+
+    state: JobState
+
+
+class Purged(Struct):
+    """How many jobs a purge or a topic deletion removed."""
+
+    topic: str
+    deleted: int
+    state: JobState | None = None
+
+
+class RescheduleIn(Struct, forbid_unknown_fields=True):
+    """POST .../reschedule: a new due time (and priority), keeping the body. Neither: now."""
+
+    delay: Delay | None = None
+    run_at: RunAt | EpochSeconds | None = None
+    priority: Priority | None = None

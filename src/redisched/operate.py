@@ -1,0 +1,79 @@
+"""Operations that take several round trips (purge, delete_topic), written once for both clients.
+
+Each is a generator over :class:`~redisched.ops.Operations`: it yields the calls to run and
+receives their results, as :func:`redisched.protocol.conversation` does with commands.
+``Client`` and ``AsyncClient`` drive it with their own I/O and hold no logic of their own.
+Every call is bounded (a purge deletes :data:`~redisched.ops.PURGE_CHUNK` jobs per script), so
+Redis serves other clients between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+from .errors import InvalidArgument, TopicBusy
+from .keys import partitions_key, topics_key
+from .models import JobState
+from .ops import PURGE_CHUNK, Call, Operations, Step
+
+T = TypeVar("T")
+Flow = Generator[Call[Any], Any, T]
+"""A multi-call operation: yields calls, receives each one's result, returns its own."""
+Progress = Callable[[int, int], None]
+"""Called after each chunk with (jobs done so far, jobs left)."""
+
+
+def purge(
+    ops: Operations,
+    topic: str,
+    state: object,
+    *,
+    progress: Progress | None = None,
+    force: bool = False,
+    chunk: int = PURGE_CHUNK,
+) -> Flow[int]:
+    """Delete every job in ``state``, ``chunk`` at a time; how many were deleted."""
+    call = ops.purge_chunk(topic, state, limit=chunk, force=force)  # checks before any I/O
+    total = 0
+    while True:
+        deleted, left = yield call
+        total += deleted
+        if progress is not None:
+            progress(total, left)
+        if deleted < chunk or left == 0:
+            return total
+
+
+def delete_topic(
+    ops: Operations, topic: str, *, force: object = False, progress: Progress | None = None
+) -> Flow[int]:
+    """Delete a topic: its jobs (in chunks), settings, counters and every other key.
+
+    Refused with TopicBusy while jobs are reserved, unless ``force``. How many jobs it held.
+    """
+    if not isinstance(force, bool):
+        raise InvalidArgument("force", f"must be a bool, not {type(force).__name__}")
+    stats = yield ops.stats(topic)
+    if stats.reserved and not force:
+        raise TopicBusy(topic, stats.reserved)
+    states = [JobState.SCHEDULED, JobState.READY, JobState.DEAD]
+    if force:
+        states.append(JobState.RESERVED)
+    total = stats.scheduled + stats.ready + stats.dead + (stats.reserved if force else 0)
+    done = 0
+
+    def report(deleted: int, left: int) -> None:
+        if progress is not None:
+            progress(done + deleted, max(0, total - done - deleted))
+
+    for state in states:
+        done += yield from purge(ops, topic, state, progress=report, force=True)
+    forget = (
+        Step(None, (), ("DEL", *ops.topic_key_names(topic))),
+        Step(None, (), ("SREM", topics_key(ops.prefix), topic)),
+        Step(None, (), ("HDEL", partitions_key(ops.prefix), topic)),
+    )
+    yield Call(forget, lambda r: None)
+    return done
+
