@@ -354,9 +354,7 @@ class Client:
         """End the reservations of ``ids`` now, as if their ttr had run out; how many."""
         return self._run(self.ops.expire_many(topic, ids))
 
-    def purge(
-        self, topic: str, state: JobState | str, *, progress: Progress | None = None
-    ) -> int:
+    def purge(self, topic: str, state: JobState | str, *, progress: Progress | None = None) -> int:
         """Delete every job in ``state`` (not reserved: expire those), in bounded chunks.
 
         ``progress(done, left)`` is called after each chunk. Returns how many were deleted.
@@ -370,9 +368,7 @@ class Client:
 
         Raises TopicBusy while jobs are reserved, unless ``force=True``.
         """
-        return self._drive(
-            operate.delete_topic(self.ops, topic, force=force, progress=progress)
-        )
+        return self._drive(operate.delete_topic(self.ops, topic, force=force, progress=progress))
 
     def reschedule(
         self,

@@ -76,4 +76,3 @@ def delete_topic(
     )
     yield Call(forget, lambda r: None)
     return done
-

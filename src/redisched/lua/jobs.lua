@@ -1,4 +1,4 @@
--- jobs: list a page of a topic's jobs in one state.
+-- jobs: list a page of a topic's jobs in one state, optionally only ids starting with a prefix.
 -- KEYS[1] jobs hash
 -- KEYS[2] scheduled zset
 -- KEYS[3] ready zset
@@ -10,56 +10,101 @@
 -- ARGV[2] state string
 -- ARGV[3] offset int
 -- ARGV[4] limit int
+-- ARGV[5] prefix string|empty
+-- ARGV[6] scan int
 -- Returns: [next_offset, job...]: next_offset is 0 after the last page; each job is the array
---   of get.lua without its token. Order: scheduled by run_at; ready as reserve takes them, then
---   due jobs not yet promoted, by run_at; reserved by deadline; dead, most recent first.
--- Complexity: O(log M + offset + limit).
+--   of get.lua without its token. offset counts positions in the state's order: scheduled by
+--   run_at; ready as reserve takes them, then due jobs not yet promoted, by run_at; reserved
+--   by deadline; dead, most recent first. With a prefix, a call examines at most scan
+--   positions (scan >= limit), so a page may hold fewer than limit jobs, or none, and still
+--   have a next_offset.
+-- Complexity: O(log M + scan + limit) with a prefix, O(log M + limit) without.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key = KEYS[5], KEYS[6], KEYS[7]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local STATE_NAMES = {[SCHEDULED] = 'scheduled', [READY] = 'ready', [RESERVED] = 'reserved',
+  [DEAD] = 'dead'}
+local READY_MEMBER_PREFIX = 12 -- a ready member is a %012x sequence number, then the id
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local state_name, offset, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-if not offset or offset < 0 or not limit or limit < 1 then
-  return redis.error_reply('ERR jobs: offset must be >= 0 and limit >= 1')
+local prefix, scan = ARGV[5], tonumber(ARGV[6])
+if not offset or offset < 0 or not limit or limit < 1 or not scan or scan < limit then
+  return redis.error_reply('ERR jobs: offset must be >= 0, limit >= 1 and scan >= limit')
 end
 
-local ids = {}
+-- A state's order is a run of rank ranges ("segments") of the state's sorted sets.
+local due = redis.call('ZCOUNT', scheduled_key, '-inf', now)
+local segments
 if state_name == 'scheduled' then
-  ids = redis.call('ZRANGEBYSCORE', scheduled_key, '(' .. now, '+inf', 'LIMIT', offset, limit)
+  segments = {{key = scheduled_key, first = due, count = redis.call('ZCARD', scheduled_key) - due}}
 elseif state_name == 'ready' then
-  local members = redis.call('ZRANGE', ready_key, offset, offset + limit - 1)
-  for i, member in ipairs(members) do ids[i] = string.sub(member, 13) end
-  if #ids < limit then
-    local skip = math.max(0, offset - redis.call('ZCARD', ready_key))
-    local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', skip,
-      limit - #ids)
-    for _, id in ipairs(due) do ids[#ids + 1] = id end
-  end
+  segments = {{key = ready_key, first = 0, count = redis.call('ZCARD', ready_key), strip = READY_MEMBER_PREFIX},
+    {key = scheduled_key, first = 0, count = due}}
 elseif state_name == 'reserved' then
-  ids = redis.call('ZRANGE', reserved_key, offset, offset + limit - 1)
+  segments = {{key = reserved_key, first = 0, count = redis.call('ZCARD', reserved_key)}}
 elseif state_name == 'dead' then
-  ids = redis.call('ZREVRANGE', dead_key, offset, offset + limit - 1)
+  segments = {{key = dead_key, first = 0, count = redis.call('ZCARD', dead_key), reverse = true}}
 else
   return redis.error_reply('ERR jobs: state must be scheduled, ready, reserved or dead')
 end
 
-local STATE_NAMES = {'scheduled', 'ready', 'reserved', 'dead'}
-local reply = {#ids == limit and offset + limit or 0}
+-- The ids at positions offset .. offset + n - 1 of the state's order.
+local total = 0
+for _, segment in ipairs(segments) do total = total + segment.count end
+local function ids_at(n)
+  local ids, position, base = {}, offset, 0
+  for _, segment in ipairs(segments) do
+    local from = position - base
+    if #ids < n and from < segment.count then
+      local take = math.min(n - #ids, segment.count - from)
+      local start = segment.first + from
+      local members = redis.call(segment.reverse and 'ZREVRANGE' or 'ZRANGE', segment.key, start,
+        start + take - 1)
+      for _, member in ipairs(members) do
+        ids[#ids + 1] = segment.strip and string.sub(member, segment.strip + 1) or member
+      end
+      position = position + #members
+    end
+    base = base + segment.count
+  end
+  return ids
+end
+
+local examined = prefix == '' and limit or scan
+local candidates = ids_at(examined)
+local ids, seen = {}, #candidates
+for i, id in ipairs(candidates) do
+  if prefix == '' or string.sub(id, 1, #prefix) == prefix then
+    ids[#ids + 1] = id
+    if #ids == limit then
+      seen = i
+      break
+    end
+  end
+end
+local next_offset = offset + seen
+if next_offset >= total then next_offset = 0 end
+
+local reply = {next_offset}
 for _, id in ipairs(ids) do
-  local raw = redis.call('HGET', jobs_key, id)
-  local state, version, attempts, priority, ttr, max_attempts, run_at, _, body =
-    cmsgpack.unpack(raw)
-  if state == 1 and run_at <= now then state = 2 end
+  local job = decode(redis.call('HGET', jobs_key, id))
+  local state = job[STATE]
+  if state == SCHEDULED and job[RUN_AT] <= now then state = READY end
   local reserved_until = false
-  if state == 3 then reserved_until = tonumber(redis.call('ZSCORE', reserved_key, id)) end
+  if state == RESERVED then reserved_until = tonumber(redis.call('ZSCORE', reserved_key, id)) end
   local pending_version = 0
   local pending = redis.call('HGET', pending_key, id)
-  if pending then pending_version = select(2, cmsgpack.unpack(pending)) end
-  reply[#reply + 1] = {id, STATE_NAMES[state], version, attempts, priority, ttr, max_attempts,
-    run_at, false, reserved_until, redis.call('HGET', errors_key, id), body,
-    pending_version}
+  if pending then pending_version = decode(pending)[VERSION] end
+  reply[#reply + 1] = {id, STATE_NAMES[state], job[VERSION], job[ATTEMPTS], job[PRIORITY],
+    job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], false, reserved_until,
+    redis.call('HGET', errors_key, id), job[BODY], pending_version}
 end
 return reply
