@@ -145,10 +145,14 @@ def stats(note: str, now: int = NOW) -> dict[str, Any]:
 
 
 def jobs(
-    note: str, state: str, now: int = NOW, offset: int = 0, limit: int = 100
-) -> dict[str, Any]:
-    """A page of the topic's jobs in ``state``."""
-    return call(note, "jobs", now_ms=now, state=state, offset=offset, limit=limit)
+    note: str, state: str, now: int = NOW, offset: int = 0, limit: int = 100, prefix: str = "",
+    scan: int = 2000,
+) -> dict[str, Any]:  # fmt: skip
+    """A page of the topic's jobs in ``state`` (with ``prefix``: only ids starting with it)."""
+    return call(
+        note, "jobs", now_ms=now, state=state, offset=offset, limit=limit, prefix=prefix,
+        scan=scan,
+    )  # fmt: skip
 
 
 S = SECOND
@@ -432,6 +436,33 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         jobs("dead", "dead"),
         jobs("unknown state: error", "gone"),
         jobs("limit 0: error", "ready", limit=0),
+        jobs("ids starting with s", "scheduled", prefix="s"),
+        jobs("prefix r, 1 per page: the next offset is past r1", "ready", prefix="r", limit=1),
+        jobs("scan 1: r3 is not examined, go on from offset 1", "ready", prefix="r3", limit=1,
+             scan=1),
+        jobs("scan below limit: error", "ready", limit=2, scan=1),
+    ]),
+    "operate": ("bulk delete by state, purge in chunks, reschedule keeping the body", [
+        put("three scheduled", ("s1", "a"), ("s2", "b"), ("s3", "c"), delay=60 * S),
+        put("two ready", ("r1", "x"), ("r2", "y")),
+        call("delete s1 and r1 if still scheduled: only s1", "delete_many", now_ms=NOW,
+             state="scheduled", id=["s1", "r1", "missing"]),
+        call("delete r1 in any state", "delete_many", now_ms=NOW, state="", id=["r1"]),
+        call("purge scheduled 1 at a time: 1 left", "purge", now_ms=NOW, state="scheduled",
+             limit=1),
+        call("reschedule s3 to now, priority -1: replaced, version 2", "reschedule", now_ms=NOW,
+             id="s3", run_at_ms="", delay_ms=0, priority=-1, state=""),
+        get("s3 is ready with its body", "s3"),
+        call("run s3 now only if scheduled: not in state", "reschedule", now_ms=NOW, id="s3",
+             run_at_ms="", delay_ms=0, priority="", state="scheduled"),
+        reserve("lease s3", "l"),
+        call("reschedule a reserved job: pending, version 3", "reschedule", now_ms=NOW,
+             id="s3", run_at_ms=NOW + 5 * S, delay_ms=0, priority="", state=""),
+        call("no such job", "reschedule", now_ms=NOW, id="nope", run_at_ms="", delay_ms=0,
+             priority="", state=""),
+        call("purge ready: r2, none left", "purge", now_ms=NOW, state="ready", limit=10),
+        call("purge limit 0: error", "purge", now_ms=NOW, state="ready", limit=0),
+        stats("s3 reserved, nothing else"),
     ]),
     "limit": ("delivery slots: no more than the due jobs, then concurrency, then rate", [
         limit("no due job: nothing granted", want=3),

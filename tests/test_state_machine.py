@@ -292,6 +292,57 @@ class Lifecycle(RuleBasedStateMachine):
                 model.run_at = self.now
                 self.place(model)
 
+    def shown_state(self, job: Model) -> str:
+        return "ready" if job.state == "scheduled" and job.run_at <= self.now else job.state
+
+    @rule(
+        job_id=IDS,
+        delay=DELAYS,
+        priority=st.none() | st.integers(-2, 2),
+        state=st.none() | st.sampled_from(["scheduled", "ready", "reserved", "dead"]),
+    )
+    def reschedule(self, job_id: str, delay: int, priority: int | None, state: str | None) -> None:
+        result = self.client.reschedule(
+            self.topic, job_id, delay=delay / 1000, priority=priority, state=state
+        )
+        old = self.jobs.get(job_id)
+        if old is None or (state is not None and self.shown_state(old) != state):
+            assert result is None
+            return
+        latest = old.pending or old
+        new = Model(
+            "scheduled", latest.version + 1, latest.body, self.now + delay,
+            latest.priority if priority is None else priority, latest.ttr, latest.max_attempts,
+        )  # fmt: skip
+        assert result is not None and result.version == new.version
+        if old.state == "reserved":
+            assert result.status is PutStatus.PENDING
+            old.pending = new
+        else:
+            assert result.status is PutStatus.REPLACED
+            self.jobs[job_id] = new
+            self.place(new)
+
+    @rule(
+        ids=st.lists(IDS, min_size=1, max_size=4),
+        state=st.none() | st.sampled_from(["scheduled", "ready", "reserved", "dead"]),
+    )
+    def delete_many(self, ids: list[str], state: str | None) -> None:
+        doomed = {
+            i for i in ids
+            if i in self.jobs and (state is None or self.shown_state(self.jobs[i]) == state)
+        }  # fmt: skip
+        assert self.client.delete_many(self.topic, ids, state=state) == len(doomed)
+        for job_id in doomed:
+            del self.jobs[job_id]
+
+    @rule(state=st.sampled_from(["scheduled", "ready", "dead"]))
+    def purge(self, state: str) -> None:
+        doomed = [i for i, j in self.jobs.items() if self.shown_state(j) == state]
+        assert self.client.purge(self.topic, state) == len(doomed)
+        for job_id in doomed:
+            del self.jobs[job_id]
+
     @rule()
     def pull(self) -> None:
         got = self.client.pull(self.topic)

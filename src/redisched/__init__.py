@@ -31,8 +31,8 @@ __all__ = [
     "Retry",
     "StaleReservation",
     "Timeline",
-    "TopicStats",
     "TopicBusy",
+    "TopicStats",
     "VersionConflict",
     "Worker",
 ]

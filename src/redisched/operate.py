@@ -38,7 +38,7 @@ def purge(
     total = 0
     while True:
         deleted, left = yield call
-        total += deleted
+        total += int(deleted)
         if progress is not None:
             progress(total, left)
         if deleted < chunk or left == 0:

@@ -644,7 +644,9 @@ class Operations:
         """Make the scheduled jobs of ``ids`` ready at once; how many were scheduled."""
         calls = [self.run_now(topic, job_id) for job_id in validate.job_ids(ids)]
         steps = tuple(step for call in calls for step in call.steps)
-        return Call(steps, lambda r: sum(call.parse([reply]) for call, reply in zip(calls, r)))
+        return Call(
+            steps, lambda r: sum(call.parse([reply]) for call, reply in zip(calls, r, strict=True))
+        )
 
     def topic_key_names(self, topic: str) -> list[str]:
         """Every key of the topic that any script uses (from the script headers)."""
