@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from click.testing import CliRunner
 
 import redisched
@@ -11,15 +14,112 @@ from redisched.cli import main
 def test_cli_round_trip(redis_url: str, topic: str) -> None:
     runner = CliRunner()
     env = {"REDISCHED_REDIS_URL": redis_url}
-    put = runner.invoke(main, ["put", topic, "j1", "hello", "--delay", "0"], env=env)
+    put = runner.invoke(main, ["put", topic, "j1", '"hello"', "--delay", "0"], env=env)
     assert put.exit_code == 0 and '"created"' in put.output
     got = runner.invoke(main, ["get", topic, "j1"], env=env)
-    assert got.exit_code == 0 and '"hello"' in got.output
+    assert got.exit_code == 0 and '"body": "hello"' in got.output
     assert topic in runner.invoke(main, ["topics"], env=env).output
     reserved = runner.invoke(main, ["reserve", topic], env=env)
     assert '"token"' in reserved.output
-    assert '"reserved": 1' in runner.invoke(main, ["stats", topic], env=env).output
+    assert '"reserved": 1' in runner.invoke(main, ["stats", topic, "--json"], env=env).output
     assert runner.invoke(main, ["delete", topic, "j1"], env=env).exit_code == 0
     missing = runner.invoke(main, ["get", topic, "j1"], env=env)
     assert missing.exit_code == 1 and "no job" in missing.output
     assert redisched.Client.from_url(redis_url).get(topic, "j1") is None
+
+
+def _run(args: list[str], redis_url: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(main, args, env={"REDISCHED_REDIS_URL": redis_url}, input=input)
+
+
+def test_put_of_an_existing_id_exits_non_zero_unless_replace(redis_url: str, topic: str) -> None:
+    assert _run(["put", topic, "j", "1"], redis_url).exit_code == 0
+    again = _run(["put", topic, "j", "2"], redis_url)
+    assert again.exit_code == 1 and "already exists" in again.output
+    replaced = _run(["put", topic, "j", "3", "--replace"], redis_url)
+    assert replaced.exit_code == 0 and json.loads(replaced.stdout)["status"] == "replaced"
+
+
+def test_jobs_lists_a_table_or_the_http_representation(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    client.put_many(topic, [("order-1", b'{"n": 1}'), ("user-1", b"2"), ("order-2", b"3")])
+    table = _run(["jobs", topic, "--state", "ready", "--prefix", "order-"], redis_url)
+    assert table.exit_code == 0 and "order-1" in table.output and "user-1" not in table.output
+    raw = _run(["jobs", topic, "--prefix", "order-", "--limit", "1", "--json"], redis_url)
+    page = json.loads(raw.stdout)
+    assert [j["id"] for j in page["jobs"]] == ["order-1"] and page["cursor"] is not None
+    job = page["jobs"][0]
+    assert job["body"] == {"n": 1} and job["run_at"].endswith("Z")
+    http_fields = {"topic", "id", "body", "state", "run_at", "priority", "ttr", "attempts",
+                   "max_attempts", "version", "last_error"}  # fmt: skip
+    assert set(job) == http_fields
+    bad = _run(["jobs", topic, "--limit", "0"], redis_url)
+    assert bad.exit_code == 2 and "limit" in bad.output
+
+
+def test_stats_of_every_topic(redis_url: str, topic: str) -> None:
+    redisched.Client.from_url(redis_url).put(topic, "j", b"")
+    out = _run(["stats", "--json"], redis_url)
+    assert any(t["topic"] == topic and t["counts"]["ready"] == 1 for t in json.loads(out.stdout))
+    assert topic[:12] in _run(["stats"], redis_url).output  # long names fold, never cut
+
+
+def test_purge_and_delete_topic_confirm_and_report(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    client.put_many(topic, [(f"j{i}", b"") for i in range(2500)], delay=60)
+    declined = _run(["purge", topic, "--state", "scheduled"], redis_url, input="n\n")
+    assert declined.exit_code == 1 and "Delete 2500 scheduled" in declined.output
+    assert client.stats(topic).scheduled == 2500
+    done = _run(["purge", topic, "--state", "scheduled", "--yes"], redis_url)
+    assert done.exit_code == 0 and json.loads(done.stdout)["deleted"] == 2500
+    client.put_many(topic, [("a", b""), ("b", b"")])
+    held = client.reserve(topic)
+    busy = _run(["delete-topic", topic, "--yes"], redis_url)
+    assert busy.exit_code == 1 and "reserved" in busy.output
+    forced = _run(["delete-topic", topic, "--yes", "--force"], redis_url)
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["deleted"] == 2
+    assert held is not None and topic not in client.topics()
+    bad = _run(["purge", topic, "--state", "reserved", "--yes"], redis_url)
+    assert bad.exit_code == 2 and "--state" in bad.output
+
+
+def test_reschedule_run_now_and_leases(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    client.put(topic, "j", b"[1]", delay=3600)
+    moved = _run(["reschedule", topic, "j", "--delay", "60", "--priority", "3"], redis_url)
+    assert moved.exit_code == 0 and json.loads(moved.stdout)["priority"] == 3
+    at = _run(["reschedule", topic, "j", "--run-at", "2031-01-01T00:00:00Z"], redis_url)
+    assert json.loads(at.stdout)["run_at"] == "2031-01-01T00:00:00Z"
+    assert _run(["reschedule", topic, "j"], redis_url).exit_code == 2
+    assert _run(["reschedule", topic, "j", "--run-at", "soon"], redis_url).exit_code == 2
+    assert _run(["reschedule", topic, "nope", "--delay", "1"], redis_url).exit_code == 1
+    now = _run(["run-now", topic, "j"], redis_url)
+    assert now.exit_code == 0 and json.loads(now.stdout)["state"] == "ready"
+    assert _run(["run-now", topic, "j"], redis_url).exit_code == 1
+    job = client.reserve(topic)
+    assert job is not None and job.token is not None
+    stale = _run(["ack", topic, "j", "--token", "999"], redis_url)
+    assert stale.exit_code == 1 and "no longer reserved" in stale.output
+    touched = _run(["touch", topic, "j", "--token", job.token, "--ttr", "30"], redis_url)
+    assert json.loads(touched.stdout)["reserved_until"].endswith("Z")
+    released = _run(["release", topic, "j", "--token", job.token, "--reason", "x"], redis_url)
+    assert json.loads(released.stdout) == {"state": "ready"}
+    job = client.reserve(topic)
+    assert job is not None and job.token is not None
+    assert _run(["bury", topic, "j", "--token", job.token], redis_url).exit_code == 0
+    assert client.stats(topic).dead == 1
+
+
+def test_pause_resume_and_config(redis_url: str, topic: str) -> None:
+    paused = _run(["pause", topic], redis_url)
+    assert json.loads(paused.stdout) == {"topic": topic, "paused": True, "changed": True}
+    assert json.loads(_run(["resume", topic], redis_url).stdout)["changed"] is True
+    changed = _run(["config", topic, "--set", "ttr=30", "--set", "durable=true"], redis_url)
+    config = json.loads(changed.stdout)["config"]
+    assert config["ttr"] == 30 and config["durable"] is True
+    shown = json.loads(_run(["config", topic], redis_url).stdout)["config"]
+    assert shown == config
+    bad = _run(["config", topic, "--set", "ttr=-1"], redis_url)
+    assert bad.exit_code == 2 and "ttr" in bad.output
+    assert json.loads(_run(["config", topic], redis_url).stdout)["config"]["ttr"] == 30
+    assert _run(["config", topic, "--set", "nonsense"], redis_url).exit_code == 2

@@ -7,7 +7,6 @@ imported only when used, so ``redisched get`` stays quick.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import sys
@@ -16,10 +15,13 @@ from typing import Any
 import click
 
 from .client import Client
-from .errors import RedischedError
-from .models import Job
+from .errors import InvalidArgument, RedischedError
+from .models import Job, PutStatus
 
+_OPERATE = ("jobs", "stats", "purge", "delete-topic", "reschedule", "run-now", "pause", "resume",
+            "config", "ack", "release", "touch", "bury")  # fmt: skip
 LAZY_COMMANDS = {
+    **{name: f"redisched.commands.operate:{name.replace('-', '_')}" for name in _OPERATE},
     "serve": "redisched.commands.serve:serve",
     "worker": "redisched.commands.worker:worker",
     "bridge": "redisched.commands.bridge:bridge",
@@ -39,6 +41,16 @@ class _LazyGroup(click.Group):
             return command
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a bad value is a usage error (exit 2) naming the field, a
+        refusal from redisched a plain error (exit 1)."""
+        try:
+            return super().invoke(ctx)
+        except InvalidArgument as exc:
+            raise click.UsageError(f"{exc.argument}: {exc.message}", ctx) from exc
+        except RedischedError as exc:
+            raise click.ClickException(str(exc)) from exc
+
 
 def configure_logging(verbose: bool) -> None:
     """Log to stderr: INFO by default, DEBUG with --verbose."""
@@ -54,29 +66,22 @@ def main() -> None:
     """redisched: delayed jobs on Redis, each with an id you choose."""
 
 
-def _client(url: str | None) -> Client:
+def client_for(url: str | None) -> Client:
+    """A client for ``--redis-url``, else REDISCHED_REDIS_URL, else the local default."""
     return Client.from_url(url or os.environ.get("REDISCHED_REDIS_URL") or DEFAULT_URL)
 
 
 def job_json(job: Job) -> dict[str, Any]:
-    """A job as JSON-ready data (body as text when it is UTF-8, else base64)."""
-    import base64
+    """A job as JSON-ready data, as the HTTP API shows it."""
+    from .commands.output import job_data
 
-    try:
-        body: Any = job.body.decode("utf-8")
-        encoding = "utf-8"
-    except UnicodeDecodeError:
-        body, encoding = base64.b64encode(job.body).decode(), "base64"
-    return {
-        "topic": job.topic, "id": job.id, "state": job.state.value, "body": body,
-        "body_encoding": encoding, "run_at": job.run_at.isoformat(), "priority": job.priority,
-        "ttr": job.ttr, "attempts": job.attempts, "max_attempts": job.max_attempts,
-        "version": job.version, "token": job.token, "last_error": job.last_error,
-    }  # fmt: skip
+    return job_data(job)
 
 
 def _echo(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    from .commands.output import echo_json
+
+    echo_json(data)
 
 
 url_option = click.option("--redis-url", envvar="REDISCHED_REDIS_URL", help="Redis URL.")
@@ -91,17 +96,22 @@ url_option = click.option("--redis-url", envvar="REDISCHED_REDIS_URL", help="Red
 @click.option("--ttr", type=float, help="Seconds a reservation lasts.")
 @click.option("--priority", type=int, default=0, show_default=True)
 @click.option("--max-attempts", type=int)
-@click.option("--replace", is_flag=True, help="Replace an existing job with this id.")
+@click.option(
+    "--replace", is_flag=True,
+    help="Replace an existing job with this id (else putting one exits 1 and changes nothing).",
+)  # fmt: skip
 def put(
     redis_url: str | None, topic: str, id: str, body: str, delay: float | None,
     ttr: float | None, priority: int, max_attempts: int | None, replace: bool,
 ) -> None:  # fmt: skip
     """Put a job (BODY is stored as UTF-8 text)."""
-    result = _client(redis_url).put(
+    result = client_for(redis_url).put(
         topic, id, body, delay=delay, ttr=ttr, priority=priority,
         max_attempts=max_attempts, replace=replace,
     )  # fmt: skip
-    _echo({"status": result.status.value, "version": result.version})
+    _echo({"topic": topic, "id": id, "version": result.version, "status": result.status.value})
+    if result.status is PutStatus.EXISTS:
+        raise click.ClickException(f"job {id!r} already exists in topic {topic!r} (use --replace)")
 
 
 @main.command()
@@ -110,7 +120,7 @@ def put(
 @click.argument("id")
 def get(redis_url: str | None, topic: str, id: str) -> None:
     """Show a job by id (exit 1 if absent)."""
-    job = _client(redis_url).get(topic, id)
+    job = client_for(redis_url).get(topic, id)
     if job is None:
         raise click.ClickException(f"no job {id!r} in topic {topic!r}")
     _echo(job_json(job))
@@ -122,7 +132,7 @@ def get(redis_url: str | None, topic: str, id: str) -> None:
 @click.argument("id")
 def delete(redis_url: str | None, topic: str, id: str) -> None:
     """Delete a job by id (exit 1 if absent)."""
-    if not _client(redis_url).delete(topic, id):
+    if not client_for(redis_url).delete(topic, id):
         raise click.ClickException(f"no job {id!r} in topic {topic!r}")
     _echo({"deleted": id})
 
@@ -134,27 +144,14 @@ def delete(redis_url: str | None, topic: str, id: str) -> None:
 @click.option("--ttr", type=float)
 def reserve(redis_url: str | None, topic: str, count: int, ttr: float | None) -> None:
     """Reserve due jobs and print them with their tokens."""
-    _echo([job_json(job) for job in _client(redis_url).reserve_many(topic, count, ttr=ttr)])
-
-
-@main.command()
-@url_option
-@click.argument("topic")
-def stats(redis_url: str | None, topic: str) -> None:
-    """Counts of a topic's jobs per state."""
-    s = _client(redis_url).stats(topic)
-    _echo({
-        "topic": s.topic, "scheduled": s.scheduled, "ready": s.ready, "reserved": s.reserved,
-        "dead": s.dead, "paused": s.paused,
-        "next_due": s.next_due.isoformat() if s.next_due else None,
-    })  # fmt: skip
+    _echo([job_json(job) for job in client_for(redis_url).reserve_many(topic, count, ttr=ttr)])
 
 
 @main.command()
 @url_option
 def topics(redis_url: str | None) -> None:
     """List every topic."""
-    _echo(_client(redis_url).topics())
+    _echo(client_for(redis_url).topics())
 
 
 @main.command()
@@ -164,7 +161,7 @@ def topics(redis_url: str | None) -> None:
 @click.option("--limit", type=int, default=100, show_default=True)
 def kick(redis_url: str | None, topic: str, id: str | None, limit: int) -> None:
     """Move dead jobs back to ready: one by id, or up to --limit."""
-    _echo({"kicked": _client(redis_url).kick(topic, id, limit=limit)})
+    _echo({"kicked": client_for(redis_url).kick(topic, id, limit=limit)})
 
 
 def run() -> None:

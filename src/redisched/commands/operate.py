@@ -1,0 +1,277 @@
+"""CLI commands for operating a topic: list, bulk, purge, delete, reschedule, settings, leases.
+
+Each is what an HTTP route does, with the same names and JSON shapes (``--json``). Exit codes:
+0 done; 1 refused or not found (a job that is not there, a topic with running jobs, a stale
+token); 2 a usage error naming the option or argument at fault (nothing changed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from ..cli import client_for, url_option
+from ..errors import InvalidArgument, StaleReservation
+from ..models import JobState
+from .output import config_data, echo_json, echo_table, job_data, progress_bar, topic_data
+
+STATES = click.Choice([s.value for s in JobState])
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A reservation named on the command line."""
+
+    topic: str
+    id: str
+    token: str
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.option("--state", type=STATES, default="ready", show_default=True)
+@click.option("--prefix", help="Only ids starting with this.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Jobs per page.")
+@click.option("--cursor", help="Go on from a previous page's cursor.")
+@json_option
+def jobs(
+    redis_url: str | None, topic: str, state: str, prefix: str | None, limit: int,
+    cursor: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """List one page of a topic's jobs in one state."""
+    page = client_for(redis_url).jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
+    if as_json:
+        echo_json({"jobs": [job_data(j) for j in page.jobs], "cursor": page.cursor})
+        return
+    rows = [
+        (j.id, j.state.value, j.run_at, j.priority, j.attempts, j.version, j.last_error)
+        for j in page.jobs
+    ]
+    columns = ("id", "state", "run_at", "priority", "attempts", "version", "last_error")
+    echo_table(f"{topic}: {state}", columns, rows)
+    if page.cursor is not None:
+        click.echo(f"more: --cursor {page.cursor}", err=True)
+
+
+@click.command()
+@url_option
+@click.argument("topic", required=False)
+@json_option
+def stats(redis_url: str | None, topic: str | None, as_json: bool) -> None:
+    """Counts per state of one topic, or of every topic."""
+    client = client_for(redis_url)
+    names = [topic] if topic is not None else client.topics()
+    found = [client.stats(name) for name in names]
+    if as_json:
+        echo_json(topic_data(found[0]) if topic is not None else [topic_data(s) for s in found])
+        return
+    rows = [
+        (s.topic, s.scheduled, s.ready, s.reserved, s.dead, "yes" if s.paused else "", s.next_due)
+        for s in found
+    ]
+    columns = ("topic", "scheduled", "ready", "reserved", "dead", "paused", "next_due")
+    echo_table("topics", columns, rows)
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.option("--state", type=click.Choice(["scheduled", "ready", "dead"]), required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(redis_url: str | None, topic: str, state: str, yes: bool) -> None:
+    """Delete every job of a topic in one state (running jobs are never purged)."""
+    client = client_for(redis_url)
+    count = getattr(client.stats(topic), state)
+    if not yes:
+        click.confirm(f"Delete {count} {state} job(s) of {topic!r}?", abort=True, err=True)
+    with progress_bar(f"purging {state}", count) as progress:
+        deleted = client.purge(topic, state, progress=progress)
+    echo_json({"topic": topic, "deleted": deleted, "state": state})
+
+
+@click.command("delete-topic")
+@url_option
+@click.argument("topic")
+@click.option("--force", is_flag=True, help="Delete even while jobs are reserved.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_topic(redis_url: str | None, topic: str, force: bool, yes: bool) -> None:
+    """Delete a topic: its jobs, settings and counters."""
+    client = client_for(redis_url)
+    s = client.stats(topic)
+    count = s.scheduled + s.ready + s.reserved + s.dead
+    if not yes:
+        click.confirm(f"Delete topic {topic!r} and its {count} job(s)?", abort=True, err=True)
+    with progress_bar(f"deleting {topic}", count) as progress:
+        deleted = client.delete_topic(topic, force=force, progress=progress)
+    echo_json({"topic": topic, "deleted": deleted, "state": None})
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.argument("id")
+@click.option("--delay", type=float, help="Seconds from now.")
+@click.option("--run-at", help="An RFC 3339 time with an offset, or epoch seconds.")
+@click.option("--priority", type=int, help="A new priority (default: keep it).")
+def reschedule(
+    redis_url: str | None, topic: str, id: str, delay: float | None, run_at: str | None,
+    priority: int | None,
+) -> None:  # fmt: skip
+    """Give a job a new due time (and priority), keeping its body."""
+    if delay is None and run_at is None:
+        raise click.UsageError("give --delay or --run-at")
+    client = client_for(redis_url)
+    result = client.reschedule(topic, id, delay=delay, run_at=_time(run_at), priority=priority)
+    if result is None:
+        raise click.ClickException(f"no job {id!r} in topic {topic!r}")
+    _show(client, topic, id)
+
+
+def _time(text: str | None) -> Any:
+    if text is None:
+        return None
+    from datetime import datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        msg = "must be RFC 3339 with an offset, or epoch seconds"
+        raise InvalidArgument("run_at", msg) from None
+
+
+def _show(client: Any, topic: str, id: str) -> None:
+    job = client.get(topic, id)
+    if job is None:
+        raise click.ClickException(f"no job {id!r} in topic {topic!r}")
+    echo_json(job_data(job))
+
+
+@click.command("run-now")
+@url_option
+@click.argument("topic")
+@click.argument("id")
+def run_now(redis_url: str | None, topic: str, id: str) -> None:
+    """Make a scheduled job ready at once (exit 1 if it is not scheduled)."""
+    client = client_for(redis_url)
+    if not client.run_now(topic, id):
+        job = client.get(topic, id)
+        if job is None:
+            raise click.ClickException(f"no job {id!r} in topic {topic!r}")
+        raise click.ClickException(f"job {id!r} is {job.state.value}, not scheduled")
+    _show(client, topic, id)
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+def pause(redis_url: str | None, topic: str) -> None:
+    """Stop a topic from leasing jobs."""
+    echo_json({"topic": topic, "paused": True, "changed": client_for(redis_url).pause(topic)})
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+def resume(redis_url: str | None, topic: str) -> None:
+    """Let a paused topic lease jobs again."""
+    echo_json({"topic": topic, "paused": False, "changed": client_for(redis_url).resume(topic)})
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{text!r} is not key=value", param_hint="--set")
+    if value in ("", "null", "default"):
+        return name, None
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.option(
+    "--set", "settings", multiple=True, metavar="KEY=VALUE",
+    help="Change a setting (JSON values; null restores the default). Repeatable.",
+)  # fmt: skip
+def config(redis_url: str | None, topic: str, settings: tuple[str, ...]) -> None:
+    """Show a topic's settings, or change some with --set ttr=30 --set webhook=null."""
+    client = client_for(redis_url)
+    changes = dict(_setting(text) for text in settings)
+    found = client.configure(topic, **changes) if changes else client.config(topic)
+    echo_json({"topic": topic, "paused": found.paused, "config": config_data(found)})
+
+
+token_option = click.option("--token", required=True, help="The token reserve returned.")
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.argument("id")
+@token_option
+def ack(redis_url: str | None, topic: str, id: str, token: str) -> None:
+    """Finish a reserved job (exit 1 if the token is stale)."""
+    _stale_is_an_error(lambda: client_for(redis_url).ack(Held(topic, id, token)))
+    echo_json({"topic": topic, "id": id, "acked": True})
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.argument("id")
+@token_option
+@click.option("--delay", type=float, default=0, show_default=True)
+@click.option("--reason", help="Recorded as the job's last error.")
+def release(
+    redis_url: str | None, topic: str, id: str, token: str, delay: float, reason: str | None
+) -> None:
+    """Give a reserved job back, due after --delay seconds."""
+    client = client_for(redis_url)
+    state = _stale_is_an_error(
+        lambda: client.release(Held(topic, id, token), delay=delay, error=reason)
+    )
+    echo_json({"state": state.value})
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.argument("id")
+@token_option
+@click.option("--ttr", type=float, help="Seconds from now (default: the job's ttr).")
+def touch(redis_url: str | None, topic: str, id: str, token: str, ttr: float | None) -> None:
+    """Extend a reservation."""
+    client = client_for(redis_url)
+    until = _stale_is_an_error(lambda: client.touch(Held(topic, id, token), ttr=ttr))
+    echo_json({"reserved_until": until})
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.argument("id")
+@token_option
+@click.option("--reason", help="Recorded as the job's last error.")
+def bury(redis_url: str | None, topic: str, id: str, token: str, reason: str | None) -> None:
+    """Move a reserved job to dead."""
+    _stale_is_an_error(lambda: client_for(redis_url).bury(Held(topic, id, token), reason=reason))
+    echo_json({"topic": topic, "id": id, "state": "dead"})
+
+
+def _stale_is_an_error(action: Any) -> Any:
+    try:
+        return action()
+    except StaleReservation as exc:
+        raise click.ClickException(str(exc)) from exc
