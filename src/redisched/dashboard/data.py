@@ -13,14 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from ..client import AsyncClient
-from ..models import Job, JobState, Timeline, TopicStats
+from ..models import JobPage, JobState, Timeline, TopicStats
 from ..ops import Call
 from ..topic_config import TopicConfig
 
 MAX_TOPICS = 500
 """The overview lists this many topics at most (sorted by name); it says how many it left out."""
 LIST_LIMIT = 50
-"""Reserved and dead jobs listed on a topic page."""
+"""Jobs per page on a topic page."""
 
 
 def joined(calls: Sequence[Call[Any]]) -> Call[list[Any]]:
@@ -86,30 +86,54 @@ async def overview(client: AsyncClient) -> Overview:
 
 
 @dataclass(frozen=True, slots=True)
+class Listing:
+    """The jobs tab of a topic page: one page of one state, maybe filtered by id prefix."""
+
+    state: JobState
+    prefix: str | None
+    cursor: str | None
+    page: JobPage
+
+
+@dataclass(frozen=True, slots=True)
 class TopicPage:
-    """A topic's counts, settings, timelines and its reserved and dead jobs."""
+    """A topic's counts, settings, timelines and one page of its jobs in one state."""
 
     stats: TopicStats
     config: TopicConfig
     minutes: Timeline
     hours: Timeline
-    reserved: list[Job]
-    dead: list[Job]
+    listing: Listing
 
 
-async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
-    """Everything the topic page shows, in one round trip."""
+def default_state(stats: TopicStats) -> JobState:
+    """The tab shown first: where an operator is most likely needed (dead, then running...)."""
+    for state in (JobState.DEAD, JobState.RESERVED, JobState.READY):
+        if getattr(stats, state.value):
+            return state
+    return JobState.SCHEDULED
+
+
+async def topic_page(
+    client: AsyncClient,
+    topic: str,
+    state: JobState | None = None,
+    prefix: str | None = None,
+    cursor: str | None = None,
+) -> TopicPage:
+    """Everything the topic page shows, in one round trip (two when the tab is not chosen)."""
     ops = client.ops
+    if state is None:
+        state = default_state(await client.stats(topic))
     calls: list[Call[Any]] = [
         ops.stats(topic),
         ops.config(topic),
         ops.timeline(topic, width=60, buckets=60),
         ops.timeline(topic, width=3600, buckets=24),
-        ops.jobs(topic, JobState.RESERVED, limit=LIST_LIMIT),
-        ops.jobs(topic, JobState.DEAD, limit=LIST_LIMIT),
+        ops.jobs(topic, state, prefix=prefix, limit=LIST_LIMIT, cursor=cursor),
     ]
-    stats, config, minutes, hours, reserved, dead = await client.execute(joined(calls))
-    return TopicPage(stats, config, minutes, hours, reserved.jobs, dead.jobs)
+    stats, config, minutes, hours, page = await client.execute(joined(calls))
+    return TopicPage(stats, config, minutes, hours, Listing(state, prefix, cursor, page))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from .. import validate
 from ..http.errors import ApiError
 from ..http.runtime import runtime
 from ..keys import validate_topic
@@ -100,7 +101,11 @@ class Dashboard:
     async def topic(self, request: Request) -> Response:
         """GET /dashboard/topic?topic=: counts, timelines, reserved and dead jobs."""
         name = validate_topic(_query(request, "topic"))
-        page = await data.topic_page(runtime(request).client, name)
+        query = request.query_params
+        state = validate.state(query["state"]) if query.get("state") else None
+        prefix = validate.id_prefix(query["prefix"]) if query.get("prefix") else None
+        cursor = query.get("cursor") or None
+        page = await data.topic_page(runtime(request).client, name, state, prefix, cursor)
         context = {
             "topic": name,
             "page": page,

@@ -29,6 +29,7 @@ _BULK = msgspec.json.Decoder(schemas.BulkIn)
 _PURGE = msgspec.json.Decoder(schemas.PurgeIn)
 _RESCHEDULE = msgspec.json.Decoder(schemas.RescheduleIn)
 _EMPTY = msgspec.json.Decoder(schemas.Kick)
+_KICK_ALL = msgspec.json.Decoder(schemas.KickAll)
 
 Action = Callable[[AsyncClient, str, list[str], JobState | None], Awaitable[int]]
 
@@ -72,6 +73,16 @@ def bulk(name: str, action: Action) -> Callable[[Request], Awaitable[Response]]:
 
     handler.__name__ = f"bulk_{name.replace('-', '_')}"
     return handler
+
+
+async def kick_all(request: Request) -> Response:
+    """POST /v1/topics/{topic}/kick."""
+    rt = runtime(request)
+    topic = path_param(request, "topic")
+    spec = await read_json(request, _KICK_ALL, rt.settings.max_request_size, empty=b"{}")
+    kicked = await rt.client.kick(topic, limit=spec.limit)
+    rt.topic_changed(topic)
+    return json_response(schemas.Kicked(kicked))
 
 
 async def purge(request: Request) -> Response:
@@ -158,6 +169,12 @@ ENDPOINTS = (
             responses={200: schemas.BulkOut, **_ERRORS}, tag="operate",
         )
         for name, action, summary in _BULK_ACTIONS
+    ),
+    Endpoint(
+        "POST", f"{_TOPIC}/kick", kick_all,
+        "Move up to limit dead jobs back to ready, those that died first first",
+        schemas.KickAll, body_required=False, responses={200: schemas.Kicked, **_ERRORS},
+        tag="operate",
     ),
     Endpoint(
         "POST", f"{_TOPIC}/purge", purge,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -40,14 +41,22 @@ async def get_topic(request: Request) -> Response:
     return json_response(await _topic(rt, path_param(request, "topic")))
 
 
-def patch_changes(spec: schemas.TopicPatch) -> dict[str, Any]:
-    """The settings a PATCH changes, as ``AsyncClient.configure`` keywords."""
+def patch_changes(spec: schemas.TopicPatch, kept_secrets: Sequence[str] = ()) -> dict[str, Any]:
+    """The settings a PATCH changes, as ``AsyncClient.configure`` keywords.
+
+    ``kept_secrets`` are the topic's current webhook secrets, kept when the new webhook gives
+    none.
+    """
     changes: dict[str, Any] = {
         name: getattr(spec, name) for name in _SETTINGS if getattr(spec, name) is not msgspec.UNSET
     }
     if spec.webhook is not msgspec.UNSET:
         hook = spec.webhook
-        changes["webhook"] = None if hook is None else msgspec.structs.asdict(hook)
+        if hook is None:
+            changes["webhook"] = None
+        else:
+            secrets = list(kept_secrets) if hook.secrets is msgspec.UNSET else hook.secrets
+            changes["webhook"] = {"url": hook.url, "secrets": secrets, "timeout": hook.timeout}
     return changes
 
 
@@ -56,7 +65,11 @@ async def patch_topic(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _PATCH, rt.settings.max_request_size)
-    changes = patch_changes(spec)
+    kept: Sequence[str] = ()
+    if isinstance(spec.webhook, schemas.WebhookIn) and spec.webhook.secrets is msgspec.UNSET:
+        current = (await rt.client.config(topic)).webhook
+        kept = () if current is None else current.secrets
+    changes = patch_changes(spec, kept)
     if isinstance(spec.webhook, schemas.WebhookIn):  # refuse private targets now, not at delivery
         policy = TargetPolicy.of(rt.settings.allow_private_webhooks)
         await check_url(spec.webhook.url, policy, argument="webhook.url")

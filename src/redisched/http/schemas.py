@@ -151,10 +151,12 @@ class Kicked(Struct):
 
 
 class WebhookIn(Struct, forbid_unknown_fields=True):
-    """Where a topic's due jobs are POSTed; the first secret signs."""
+    """Where a topic's due jobs are POSTed; the first secret signs. Without ``secrets``, a
+    topic that has a webhook keeps its secrets (they are never shown, so they can't be sent
+    back); ``[]`` removes them."""
 
     url: Url
-    secrets: Annotated[list[Secret], Meta(max_length=2)] = []
+    secrets: Annotated[list[Secret], Meta(max_length=2)] | UnsetType = UNSET
     timeout: Annotated[float, Meta(gt=0, le=300)] = 10.0
 
 
@@ -308,3 +310,9 @@ class RescheduleIn(Struct, forbid_unknown_fields=True):
     delay: Delay | None = None
     run_at: RunAt | EpochSeconds | None = None
     priority: Priority | None = None
+
+
+class KickAll(Struct, forbid_unknown_fields=True):
+    """POST /v1/topics/{topic}/kick: move up to ``limit`` dead jobs back to ready, oldest first."""
+
+    limit: Annotated[int, Meta(ge=1, le=10_000)] = 100

@@ -30,11 +30,16 @@
     $("#logout").hidden = !token();
   }
 
-  // -- routing: #/  #/topic/<topic>  #/job/<topic>/<id> -----------------------------------
+  // -- routing: #/  #/topic/<topic>[?state=&prefix=&cursor=]  #/job/<topic>/<id> ----------
   function route() {
-    const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+    const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
+    const parts = path.split("/").map(decodeURIComponent);
     if (parts[0] === "topic" && parts[1]) {
-      return "/dashboard/topic?" + new URLSearchParams({ topic: parts[1] });
+      const params = new URLSearchParams({ topic: parts[1] });
+      for (const [key, value] of new URLSearchParams(query || "")) {
+        if (["state", "prefix", "cursor"].includes(key) && value) params.set(key, value);
+      }
+      return "/dashboard/topic?" + params;
     }
     if (parts[0] === "job" && parts[1] && parts.length >= 3) {
       return "/dashboard/job?" + new URLSearchParams({ topic: parts[1], id: parts.slice(2).join("/") });
@@ -109,6 +114,11 @@
       if (r.status === 200) return ["Released " + id + ": now " + r.data.state, "ok"];
       return [errorText(r), "error"];
     },
+    async "run-now"(topic, id) {
+      const r = await api("POST", jobPath(topic, id) + "/run-now");
+      if (r.status === 200) return ["Running " + id + " now", "ok"];
+      return [errorText(r), "error"];
+    },
     async pause(topic) {
       const r = await api("PATCH", "/v1/topics/" + enc(topic), { paused: true });
       return r.status === 200 ? ["Paused " + topic, "ok"] : [errorText(r), "error"];
@@ -151,6 +161,172 @@
         confirming.key === button.dataset.topic + "\u0000" + button.dataset.id;
       button.classList.toggle("confirm", Boolean(pending));
       button.textContent = pending ? "Click again to delete" : "Delete";
+    }
+  }
+
+  // -- a confirmation that names what it touches (a dialog outside the polled fragments) -------
+  function confirmAction(text, label) {
+    const dialog = $("#confirm");
+    $("#confirm-text").textContent = text;
+    $("#confirm-ok").textContent = label;
+    dialog.hidden = false;
+    $("#confirm-cancel").focus();
+    return new Promise((resolve) => {
+      const done = (answer) => {
+        dialog.hidden = true;
+        $("#confirm-ok").onclick = $("#confirm-cancel").onclick = null;
+        resolve(answer);
+      };
+      $("#confirm-ok").onclick = () => done(true);
+      $("#confirm-cancel").onclick = () => done(false);
+    });
+  }
+
+  // -- selection on the jobs tab: kept across the 2 s re-renders --------------------------------
+  let selection = { key: "", ids: new Set() };
+  function listingKey() {
+    const panel = $("#jobs-panel");
+    const view = $("#topic-view");
+    return panel && view ? view.dataset.topic + "\u0000" + panel.dataset.state : "";
+  }
+  function applySelection() {
+    const key = listingKey();
+    if (selection.key !== key) selection = { key, ids: new Set() };
+    const picks = [...document.querySelectorAll("#jobs-panel input.pick")];
+    const shown = new Set(picks.map((box) => box.value));
+    for (const id of [...selection.ids]) if (!shown.has(id)) selection.ids.delete(id);
+    for (const box of picks) box.checked = selection.ids.has(box.value);
+    const all = $("#select-all");
+    if (all) all.checked = picks.length > 0 && picks.every((box) => box.checked);
+    const count = $("#selection-count");
+    if (count) {
+      count.textContent = selection.ids.size + " selected";
+      count.dataset.count = String(selection.ids.size);
+    }
+    for (const button of document.querySelectorAll("#jobs-panel button[data-bulk]")) {
+      button.disabled = selection.ids.size === 0;
+    }
+  }
+
+  const BULK_WORDS = {
+    delete: ["Delete", "deleted"], kick: ["Kick", "kicked back to ready"],
+    "run-now": ["Run now", "made ready"], expire: ["Release", "released"],
+  };
+  const plural = (n) => n + " job" + (n === 1 ? "" : "s");
+
+  async function onBulk(button) {
+    const { bulk, topic, state } = button.dataset;
+    const ids = [...selection.ids];
+    const [verb, past] = BULK_WORDS[bulk];
+    if (bulk === "delete" && !(await confirmAction(
+      "Delete " + plural(ids.length) + " of " + topic + "? This cannot be undone.", "Delete " + plural(ids.length)))) return;
+    const r = await api("POST", "/v1/topics/" + enc(topic) + "/bulk/" + bulk, { ids, state });
+    if (r.status !== 200) { flash(errorText(r), "error"); return; }
+    const moved = r.data.requested - r.data.done;
+    flash(verb + ": " + plural(r.data.done) + " " + past +
+      (moved ? "; " + moved + " had moved on and were left alone" : ""), moved ? "warn" : "ok");
+    selection.ids.clear();
+    refresh();
+  }
+
+  async function onAll(button) {
+    const { all, topic, state } = button.dataset;
+    const count = Number(button.dataset.count);
+    let r;
+    if (all === "kick") {
+      if (!(await confirmAction("Kick all " + plural(count) + " in dead back to ready?", "Kick " + plural(count)))) return;
+      r = await kickAll(topic);
+      if (r.status === 200) flash("Kicked " + plural(r.kicked) + " back to ready", "ok");
+    } else if (all === "purge") {
+      if (!(await confirmAction("Delete all " + plural(count) + " in " + state + " of " + topic + "? This cannot be undone.", "Delete " + plural(count)))) return;
+      r = await api("POST", "/v1/topics/" + enc(topic) + "/purge", { state });
+      if (r.status === 200) flash("Deleted " + plural(r.data.deleted) + " in " + state, "ok");
+    } else if (all === "delete-topic") {
+      const reserved = Number(button.dataset.reserved);
+      const text = "Delete topic " + topic + " with its " + plural(count) + ", settings and counters?" +
+        (reserved ? " " + plural(reserved) + " running will be cut off." : "");
+      if (!(await confirmAction(text, "Delete topic"))) return;
+      r = await api("DELETE", "/v1/topics/" + enc(topic) + "?force=" + (reserved > 0));
+      if (r.status === 200) { flash("Deleted topic " + topic + " (" + plural(r.data.deleted) + ")", "ok"); location.hash = "#/"; return; }
+    }
+    if (r && r.status !== 200) flash(errorText(r), "error");
+    refresh();
+  }
+
+  async function kickAll(topic) {
+    // kick without an id moves up to `limit` dead jobs per call, the oldest first
+    let kicked = 0;
+    for (;;) {
+      const r = await api("POST", "/v1/topics/" + enc(topic) + "/kick", { limit: 10000 });
+      if (r.status !== 200) return r;
+      kicked += r.data.kicked;
+      if (r.data.kicked < 10000) return { status: 200, kicked };
+    }
+  }
+
+  // -- editing: polling pauses while a form of the view is being edited -----------------------
+  let editing = null; // the form being edited
+  const isEditing = () => editing !== null && document.contains(editing);
+
+  async function saveSettings(form) {
+    const out = $("#settings-result");
+    const f = form.elements;
+    const number = (name) => (f[name].value === "" ? null : Number(f[name].value));
+    const patch = {
+      ttr: number("ttr"), max_attempts: number("max_attempts"), backoff: number("backoff"),
+      backoff_max: number("backoff_max"), concurrency: number("concurrency"), rate: number("rate"),
+      durable: f.durable.checked ? true : null,
+    };
+    if (f.webhook_url.value.trim() === "") patch.webhook = null;
+    else {
+      patch.webhook = { url: f.webhook_url.value.trim(), timeout: number("webhook_timeout") || 10 };
+      if (f.webhook_secret.value) patch.webhook.secrets = [f.webhook_secret.value];
+    }
+    const r = await api("PATCH", "/v1/topics/" + enc(form.dataset.topic), patch);
+    if (r.status === 200) { editing = null; setResult(out, "saved", "ok"); refresh(); }
+    else setResult(out, errorText(r), "error");
+  }
+
+  async function saveJob(form) {
+    const out = $("#edit-result");
+    const f = form.elements;
+    const { topic, id } = form.dataset;
+    let r;
+    if (form.id === "reschedule-form") {
+      const spec = {};
+      if (f.when.value === "at") {
+        const at = new Date(f.at.value);
+        if (!f.at.value || isNaN(at)) { setResult(out, "Pick a date and time.", "error"); return; }
+        spec.run_at = at.getTime() / 1000;
+      } else spec.delay = Number(f.delay.value || 0);
+      if (f.priority.value !== "") spec.priority = Number(f.priority.value);
+      r = await api("POST", jobPath(topic, id) + "/reschedule", spec);
+    } else {
+      const spec = {
+        body: bodyValue(f.body.value), run_at: Number(form.dataset.runAt) / 1000,
+        priority: Number(form.dataset.priority), ttr: Number(form.dataset.ttr),
+        max_attempts: form.dataset.maxAttempts ? Number(form.dataset.maxAttempts) : null,
+      };
+      r = await api("PUT", jobPath(topic, id), spec, { "If-Match": '"' + form.dataset.version + '"' });
+    }
+    if (r.status === 200 || r.status === 202) {
+      editing = null;
+      setResult(out, (r.status === 202 ? "pending: " : "saved: ") + "version " + version(r.etag), "ok");
+      refresh();
+    } else if (r.status === 412) setResult(out, "The job changed meanwhile: reload and try again.", "warn");
+    else setResult(out, errorText(r), "error");
+  }
+
+  // -- the side forms start with the topic (and job) on screen ------------------------------
+  let prefilledFor = "";
+  function prefill() {
+    const view = document.querySelector("#view [data-topic]");
+    const topic = view ? view.dataset.topic : "";
+    if (!topic || topic === prefilledFor) return;
+    prefilledFor = topic;
+    for (const form of ["#find-form", "#schedule-form", "#cancel-form"]) {
+      const input = $(form).elements.topic;
+      if (!input.value || document.activeElement !== input) input.value = topic;
     }
   }
 
@@ -235,6 +411,41 @@
     document.body.addEventListener("htmx:configRequest", (event) => {
       Object.assign(event.detail.headers, authHeaders());
     });
+    document.body.addEventListener("htmx:beforeRequest", (event) => {
+      // a poll would re-render the form being edited: skip polls until it is saved or left
+      if (isEditing() && event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("#view")) {
+        event.preventDefault();
+      }
+    });
+    document.body.addEventListener("input", (event) => {
+      const form = event.target.closest("#view form[data-edit]");
+      if (form) editing = form;
+    });
+    document.body.addEventListener("change", (event) => {
+      const box = event.target;
+      if (box.matches("#jobs-panel input.pick")) {
+        if (box.checked) selection.ids.add(box.value); else selection.ids.delete(box.value);
+        applySelection();
+      } else if (box.matches("#select-all")) {
+        for (const pick of document.querySelectorAll("#jobs-panel input.pick")) {
+          if (box.checked) selection.ids.add(pick.value); else selection.ids.delete(pick.value);
+        }
+        applySelection();
+      }
+    });
+    document.body.addEventListener("submit", (event) => {
+      const form = event.target;
+      if (form.id === "filter-form") {
+        event.preventDefault();
+        const prefix = form.elements.prefix.value;
+        location.hash = "#/topic/" + enc(form.dataset.topic) + "?state=" + form.dataset.state +
+          (prefix ? "&prefix=" + enc(prefix) : "");
+      } else if (form.id === "settings-form" || form.id === "reschedule-form" || form.id === "body-form") {
+        event.preventDefault();
+        const handler = form.id === "settings-form" ? saveSettings : saveJob;
+        handler(form).catch((err) => flash("The server did not answer: " + err.message, "error"));
+      }
+    });
     document.body.addEventListener("htmx:responseError", (event) => {
       const xhr = event.detail.xhr;
       if (xhr.status === 401) { showLogin(token() ? "The token was refused." : ""); return; }
@@ -251,10 +462,18 @@
       showApp();
       updateRates();
       markConfirming();
+      applySelection();
+      prefill();
     });
     document.body.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-act]");
       if (button) onAction(button);
+      const bulk = event.target.closest("button[data-bulk]");
+      if (bulk) onBulk(bulk).catch((err) => flash("The server did not answer: " + err.message, "error"));
+      const all = event.target.closest("button[data-all]");
+      if (all) onAll(all).catch((err) => flash("The server did not answer: " + err.message, "error"));
+      const cancelEdit = event.target.closest("button[data-cancel-edit]");
+      if (cancelEdit) { editing = null; refresh(); }
     });
 
     $("#login-form").addEventListener("submit", (event) => {
