@@ -133,3 +133,28 @@ async def test_the_new_operations_are_documented(http: httpx.AsyncClient) -> Non
     assert "post" in paths["/v1/topics/{topic}/jobs/{id}/run-now"]
     params = {p["name"] for p in paths["/v1/topics/{topic}/jobs"]["get"]["parameters"]}
     assert "prefix" in params
+
+
+async def test_a_webhook_patch_without_secrets_keeps_them(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    hook = {"url": "https://93.184.215.14/a", "secrets": ["s" * 16, "t" * 16]}
+    await http.patch(topic_url(topic), json={"webhook": hook})
+    moved = await http.patch(topic_url(topic), json={"webhook": {"url": "https://93.184.215.14/b"}})
+    assert moved.json()["config"]["webhook"]["secret_count"] == 2
+    cleared = await http.patch(
+        topic_url(topic), json={"webhook": {"url": "https://93.184.215.14/b", "secrets": []}}
+    )
+    assert cleared.json()["config"]["webhook"]["secret_count"] == 0
+
+
+async def test_kick_all_dead_of_a_topic(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await py.put_many(topic, [(f"d{i}", b"") for i in range(5)])
+    for job in await py.reserve_many(topic, 5):
+        await py.bury(job)
+    kicked = await http.post(topic_url(topic, "/kick"), json={"limit": 3})
+    assert kicked.json() == {"kicked": 3} and (await py.stats(topic)).dead == 2
+    bad = await http.post(topic_url(topic, "/kick"), json={"limit": 0})
+    assert bad.status_code == 400 and error_of(bad)["field"] == "limit"

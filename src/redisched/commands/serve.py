@@ -145,6 +145,13 @@ def dashboard_open_paths() -> frozenset[str]:
     return frozenset(getattr(importlib.import_module("redisched.dashboard"), "OPEN_PATHS", ()))
 
 
+def dashboard_middleware() -> list[Any]:
+    """The dashboard's middleware (see :mod:`redisched.dashboard.soft`), if it is installed."""
+    if importlib.util.find_spec("redisched.dashboard") is None:
+        return []
+    return list(getattr(importlib.import_module("redisched.dashboard"), "MIDDLEWARE", ()))
+
+
 def _server(settings: Settings, on_started: Callable[[], None], amqp_url: str | None = None) -> Any:
     import uvicorn
 
@@ -154,7 +161,7 @@ def _server(settings: Settings, on_started: Callable[[], None], amqp_url: str | 
     bridge = [amqp_service(amqp_url)] if amqp_url else []
     app = create_app(
         settings, extra_routes=routes, extra_endpoints=endpoints, services=[*services(), *bridge],
-        open_paths=dashboard_open_paths(),
+        open_paths=dashboard_open_paths(), extra_middleware=dashboard_middleware(),
     )  # fmt: skip
     loops: list[asyncio.AbstractEventLoop] = []
 

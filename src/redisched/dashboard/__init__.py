@@ -8,12 +8,14 @@ and :data:`OPEN_PATHS` to ``create_app``.
 
 from __future__ import annotations
 
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from .api import ENDPOINTS
+from .soft import SoftStatusMiddleware
 from .views import Dashboard, open_paths
 
-__all__ = ["ENDPOINTS", "OPEN_PATHS", "ROUTES", "Dashboard", "routes"]
+__all__ = ["ENDPOINTS", "MIDDLEWARE", "OPEN_PATHS", "ROUTES", "Dashboard", "routes"]
 
 
 def routes() -> list[BaseRoute]:
@@ -25,3 +27,5 @@ ROUTES: tuple[BaseRoute, ...] = tuple(routes())
 """The routes ``create_app`` serves after the API's."""
 OPEN_PATHS: frozenset[str] = open_paths()
 """Paths served without a token: the page shell and static files, which hold no job data."""
+MIDDLEWARE: tuple[Middleware, ...] = (Middleware(SoftStatusMiddleware),)
+"""Middleware ``create_app`` runs: expected refusals as 200 for the dashboard's own requests."""

@@ -61,6 +61,7 @@ def create_app(
     extra_endpoints: Sequence[Endpoint] = (),
     services: Sequence[ServiceFactory] = (),
     open_paths: Collection[str] = (),
+    extra_middleware: Sequence[Middleware] = (),
 ) -> Starlette:
     """Build the API app.
 
@@ -73,6 +74,7 @@ def create_app(
             startup; started in order after the requeue sweep, stopped in reverse.
         open_paths: more paths served without a token, for pages that hold no data (the
             dashboard's page shell and static files, which then ask for the token).
+        extra_middleware: more middleware, outermost first, around the API's own.
     """
     if not settings.redis_url:
         raise InvalidArgument("redis_url", "create_app needs a Redis URL")
@@ -110,7 +112,7 @@ def create_app(
         for e in sorted(endpoints, key=lambda e: e.path not in HOT_PATHS)  # stable: hot first
     ]
     routes += extra_routes
-    middleware = [Middleware(RawPathMiddleware)]
+    middleware = [*extra_middleware, Middleware(RawPathMiddleware)]
     if settings.tokens:
         unguarded = OPEN_PATHS | frozenset(open_paths)
         middleware.append(Middleware(BearerAuth, tokens=settings.tokens, open_paths=unguarded))

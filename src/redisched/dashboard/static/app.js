@@ -74,7 +74,9 @@
 
   // -- the JSON API ------------------------------------------------------------------------
   async function api(method, path, body, headers) {
-    const init = { method, headers: Object.assign({}, authHeaders(), headers || {}) };
+    // expected refusals (404, 409, 412) come as 200 with the status in a header: no console error
+    const soft = { "X-Redisched-Soft-Status": "1" };
+    const init = { method, headers: Object.assign(soft, authHeaders(), headers || {}) };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -83,7 +85,8 @@
     let data = null;
     if ((response.headers.get("content-type") || "").includes("json")) data = await response.json();
     if (response.status === 401) showLogin("The token was refused. Sign in again.");
-    return { status: response.status, data, etag: response.headers.get("etag") };
+    const status = Number(response.headers.get("x-redisched-status")) || response.status;
+    return { status, data, etag: response.headers.get("etag") };
   }
 
   const errorText = (r) =>
@@ -283,7 +286,7 @@
       if (f.webhook_secret.value) patch.webhook.secrets = [f.webhook_secret.value];
     }
     const r = await api("PATCH", "/v1/topics/" + enc(form.dataset.topic), patch);
-    if (r.status === 200) { editing = null; setResult(out, "saved", "ok"); refresh(); }
+    if (r.status === 200) { editing = null; flash("Settings saved", "ok"); refresh(); }
     else setResult(out, errorText(r), "error");
   }
 
@@ -311,7 +314,7 @@
     }
     if (r.status === 200 || r.status === 202) {
       editing = null;
-      setResult(out, (r.status === 202 ? "pending: " : "saved: ") + "version " + version(r.etag), "ok");
+      flash((r.status === 202 ? "Pending: " : "Saved: ") + "version " + version(r.etag), "ok");
       refresh();
     } else if (r.status === 412) setResult(out, "The job changed meanwhile: reload and try again.", "warn");
     else setResult(out, errorText(r), "error");

@@ -1,0 +1,328 @@
+"""Operating a topic from the dashboard, in headless Chromium against a real ``redisched serve``.
+
+Every action of the jobs tab, the job page and the settings, with a screenshot of each step in
+``docs/screenshots/`` (``make screenshots`` refreshes the README's pictures from these pages).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
+
+from tests.dashboard_server import launch, serve
+from tests.test_dashboard_browser import WAIT, assert_not_reloaded, job_path, open_dashboard
+
+SHOTS = (
+    Path(os.environ.get("REDISCHED_SCREENSHOTS", ""))
+    if os.environ.get("REDISCHED_SCREENSHOTS")
+    else None
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(tmp_path_factory.mktemp("dash-operate") / "data") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def console() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, console: list[str]) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+
+    def record(message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            console.append(message.text)
+
+    page.on("console", record)
+    page.on("pageerror", lambda exc: console.append(str(exc)))
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def http(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server) as client:
+        yield client
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"ops-{uuid.uuid4().hex[:8]}"
+
+
+def shot(page: Page, name: str) -> None:
+    """Save a screenshot when REDISCHED_SCREENSHOTS names a folder (make screenshots does)."""
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def put_many(http: httpx.Client, topic: str, ids: list[str], **options: Any) -> None:
+    for job_id in ids:
+        http.put(
+            job_path(topic, job_id), json={"body": {"id": job_id}, **options}
+        ).raise_for_status()
+
+
+def bury(http: httpx.Client, topic: str, count: int) -> None:
+    leased = http.post(f"/v1/topics/{topic}/reserve", json={"count": count}).json()["jobs"]
+    for job in leased:
+        path = job_path(topic, job["id"]) + "/bury"
+        http.post(path, json={"token": job["token"], "reason": "boom"}).raise_for_status()
+
+
+def open_topic(page: Page, server: str, topic: str, query: str = "") -> None:
+    open_dashboard(page, server)
+    page.evaluate(f"location.hash = '#/topic/{topic}{query}'")
+    expect(page.locator("#topic-view")).to_be_visible()
+
+
+def tab(page: Page, state: str) -> Any:
+    return page.locator(f'#jobs-panel a[data-tab="{state}"]')
+
+
+def confirm(page: Page, expected: str) -> None:
+    expect(page.locator("#confirm")).to_be_visible()
+    expect(page.locator("#confirm-text")).to_contain_text(expected)
+    page.locator("#confirm-ok").click()
+    expect(page.locator("#confirm")).to_be_hidden()
+
+
+def test_tabs_count_page_and_filter_by_prefix(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    put_many(http, topic, [f"order-{i:03d}" for i in range(60)], delay=3600)
+    put_many(http, topic, [f"user-{i:03d}" for i in range(5)], delay=7200)
+    put_many(http, topic, ["ready-1", "ready-2"])
+    open_topic(page, server, topic, "?state=scheduled")
+    expect(tab(page, "scheduled").locator(".count")).to_have_text("65")
+    expect(tab(page, "ready").locator(".count")).to_have_text("2")
+    expect(page.locator("#scheduled-list tbody tr")).to_have_count(50)
+    shot(page, "operate-tabs")
+    page.locator("#next-page").click()
+    expect(page.locator("#scheduled-list tbody tr")).to_have_count(15)
+    expect(page.locator("#scheduled-list tbody tr").first).to_have_attribute("data-id", "order-050")
+    page.locator("#first-page").click()
+    expect(page.locator("#scheduled-list tbody tr")).to_have_count(50)
+    page.locator("#filter-form input[name=prefix]").fill("user-")
+    page.locator("#filter-form button").click()
+    expect(page.locator("#scheduled-list tbody tr")).to_have_count(5)
+    shot(page, "operate-filter")
+    tab(page, "ready").click()
+    expect(page.locator("#ready-list tbody tr")).to_have_count(2)
+    expect(tab(page, "ready")).to_have_class("tab state-ready active")
+    assert_not_reloaded(page)
+    assert console == []
+
+
+def test_bulk_delete_of_a_stale_selection_says_how_many(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    put_many(http, topic, [f"d{i}" for i in range(5)], max_attempts=1)
+    bury(http, topic, 5)
+    open_topic(page, server, topic, "?state=dead")
+    expect(page.locator("#dead-list tbody tr")).to_have_count(5)
+    for job_id in ("d0", "d1", "d2"):
+        page.locator(f'#dead-list tr[data-id="{job_id}"] input.pick').check()
+    expect(page.locator("#selection-count")).to_have_text("3 selected")
+    page.wait_for_timeout(2500)  # a poll re-renders the list: the selection stays
+    expect(page.locator("#selection-count")).to_have_text("3 selected")
+    http.post(job_path(topic, "d0") + "/kick").raise_for_status()  # moves on meanwhile
+    page.locator('#jobs-panel button[data-bulk="delete"]').click()
+    expect(page.locator("#confirm-text")).to_contain_text("Delete 3 jobs")
+    shot(page, "operate-confirm")
+    confirm(page, "3 jobs")
+    expect(page.locator("#flash")).to_contain_text("2 jobs deleted; 1 had moved on")
+    expect(page.locator("#dead-list tbody tr")).to_have_count(2)
+    assert http.get(job_path(topic, "d0")).json()["state"] == "ready"
+    assert http.get(job_path(topic, "d1")).status_code == 404
+    # select all, then kick
+    page.locator("#select-all").check()
+    expect(page.locator("#selection-count")).to_have_text("2 selected")
+    page.locator('#jobs-panel button[data-bulk="kick"]').click()
+    expect(page.locator("#flash")).to_contain_text("Kick: 2 jobs kicked back to ready")
+    expect(tab(page, "dead").locator(".count")).to_have_text("0")
+    assert_not_reloaded(page)
+    assert console == []
+
+
+def test_run_now_release_and_all_dead_actions(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    put_many(http, topic, ["later-1", "later-2"], delay=3600)
+    put_many(http, topic, ["run-1", "run-2", "dead-1", "dead-2", "dead-3"], ttr=3600)
+    held = http.post(f"/v1/topics/{topic}/reserve", json={"count": 5}).json()["jobs"]
+    for job in held[2:]:
+        path = job_path(topic, job["id"]) + "/bury"
+        http.post(path, json={"token": job["token"], "reason": "x"}).raise_for_status()
+    open_topic(page, server, topic, "?state=scheduled")
+    page.locator('#scheduled-list tr[data-id="later-1"] input.pick').check()
+    page.locator('#jobs-panel button[data-bulk="run-now"]').click()
+    expect(page.locator("#flash")).to_contain_text("1 job made ready")
+    page.locator('#scheduled-list tr[data-id="later-2"] button[data-act="run-now"]').click()
+    expect(page.locator("#flash")).to_contain_text("Running later-2 now")
+    expect(tab(page, "ready").locator(".count")).to_have_text("2")
+
+    tab(page, "reserved").click()
+    page.locator("#select-all").check()
+    page.locator('#jobs-panel button[data-bulk="expire"]').click()
+    expect(page.locator("#flash")).to_contain_text("2 jobs released")
+    expect(tab(page, "reserved").locator(".count")).to_have_text("0")
+
+    tab(page, "dead").click()
+    page.locator('#jobs-panel button[data-all="kick"]').click()
+    confirm(page, "Kick all 3 jobs")
+    expect(page.locator("#flash")).to_contain_text("Kicked 3 jobs back to ready")
+    expect(tab(page, "ready").locator(".count")).to_have_text("7")
+
+    tab(page, "ready").click()
+    page.locator('#jobs-panel button[data-all="purge"]').click()
+    page.locator("#confirm-cancel").click()  # cancelling changes nothing
+    expect(tab(page, "ready").locator(".count")).to_have_text("7")
+    page.locator('#jobs-panel button[data-all="purge"]').click()
+    confirm(page, "Delete all 7 jobs in ready")
+    expect(tab(page, "ready").locator(".count")).to_have_text("0")
+    assert_not_reloaded(page)
+    assert console == []
+
+
+def test_settings_are_shown_and_saved(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    put_many(http, topic, ["j"])
+    hook = {"url": "https://93.184.215.14/hook", "secrets": ["s" * 16], "timeout": 3}
+    http.patch(f"/v1/topics/{topic}", json={"ttr": 30, "webhook": hook}).raise_for_status()
+    open_topic(page, server, topic)
+    form = page.locator("#settings-form")
+    expect(form.locator("[name=ttr]")).to_have_value("30.0")
+    expect(form.locator("[name=webhook_url]")).to_have_value(hook["url"])
+    expect(form.locator("[name=webhook_secret]")).to_have_attribute(
+        "placeholder", "1 set: blank keeps it"
+    )
+    assert "s" * 16 not in page.content()
+    form.locator("[name=max_attempts]").fill("5")
+    form.locator("[name=rate]").fill("2.5")
+    form.locator("[name=durable]").check()
+    page.wait_for_timeout(2500)  # polls skip the page while the form is edited
+    expect(form.locator("[name=max_attempts]")).to_have_value("5")
+    shot(page, "operate-settings")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#flash")).to_have_text("Settings saved")
+    config = http.get(f"/v1/topics/{topic}").json()["config"]
+    assert (config["max_attempts"], config["rate"], config["durable"]) == (5, 2.5, True)
+    assert config["webhook"]["secret_count"] == 1 and config["ttr"] == 30
+    form.locator("[name=ttr]").fill("-1")  # the browser refuses it; the API would too
+    assert form.locator("[name=ttr]").evaluate("el => el.checkValidity()") is False
+    assert console == []
+
+
+def test_job_page_reschedules_edits_and_runs_now(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    spec = {"body": {"amount": 7}, "delay": 3600, "priority": 2, "ttr": 45}
+    http.put(job_path(topic, "invoice-7"), json=spec).raise_for_status()
+    open_dashboard(page, server)
+    page.evaluate(f"location.hash = '#/job/{topic}/invoice-7'")
+    expect(page.locator("#job-state")).to_have_text("scheduled")
+    form = page.locator("#reschedule-form")
+    form.locator("[name=delay]").fill("120")
+    form.locator("[name=priority]").fill("-3")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#flash")).to_contain_text("Saved: version 2")
+    job = http.get(job_path(topic, "invoice-7")).json()
+    assert job["priority"] == -3 and job["body"] == {"amount": 7} and job["ttr"] == 45
+    body = page.locator("#body-form textarea")
+    expect(page.locator("#job-version")).to_contain_text("2")
+    body.fill('{"amount": 8}')
+    shot(page, "operate-job")
+    page.locator("#body-form button[type=submit]").click()
+    expect(page.locator("#flash")).to_contain_text("Saved: version 3")
+    job = http.get(job_path(topic, "invoice-7")).json()
+    assert job["body"] == {"amount": 8} and job["priority"] == -3 and job["state"] == "scheduled"
+    # a replace that lost a race is refused (412) and says so, without a console error
+    http.post(job_path(topic, "invoice-7") + "/reschedule", json={"delay": 60}).raise_for_status()
+    body.fill('{"amount": 9}')
+    page.locator("#body-form button[type=submit]").click()
+    expect(page.locator("#edit-result")).to_contain_text("changed meanwhile")
+    page.locator("#body-form button[data-cancel-edit]").click()
+    page.locator('#job-view button[data-act="run-now"]').click()
+    expect(page.locator("#job-state")).to_have_text("ready")
+    assert http.get(job_path(topic, "invoice-7")).json()["body"] == {"amount": 8}
+    assert_not_reloaded(page)
+    assert console == []
+
+
+def test_delete_topic_and_the_missing_job_page(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    put_many(http, topic, ["a", "b"])
+    http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).raise_for_status()
+    open_topic(page, server, topic)
+    page.locator('button[data-all="delete-topic"]').click()
+    confirm(page, "1 job running will be cut off")
+    expect(page.locator("#overview")).to_be_visible()
+    assert topic not in http.get("/v1/topics").json()["topics"]
+    page.evaluate(f"location.hash = '#/job/{topic}/a'")
+    expect(page.locator("#job-missing")).to_be_visible()
+    # the side forms are prefilled with the topic on screen; a cancel of a missing job is a 404
+    cancel = page.locator("#cancel-form")
+    expect(cancel.locator("[name=topic]")).to_have_value(topic)
+    cancel.locator("[name=id]").fill("nope")
+    cancel.locator("button[type=submit]").click()
+    expect(page.locator("#cancel-result")).to_have_text("no such job")
+    assert console == []
+
+
+def test_usable_at_420_px(browser: Any, server: str, http: httpx.Client, topic: str) -> None:
+    long_id = "customer-" + "x" * 60 + "-reminder"
+    put_many(http, topic, [long_id, "short"], max_attempts=1)
+    bury(http, topic, 2)
+    context = browser.new_context(viewport={"width": 420, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    open_topic(page, server, topic, "?state=dead")
+    cell = page.locator(f'#dead-list tr[data-id="{long_id}"] td.id')
+    expect(cell).to_be_visible()
+    box = cell.bounding_box()
+    assert box is not None and box["width"] >= 100  # wraps in words' worth, not letter by letter
+    width = page.evaluate("document.documentElement.scrollWidth")
+    wide = page.evaluate(
+        "[...document.querySelectorAll('body *')]"
+        ".filter(e => e.getBoundingClientRect().right > 421)"
+        ".map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8)"
+    )
+    assert width <= 420, f"the page scrolls sideways: {width} px ({wide})"
+    shot(page, "operate-narrow")
+    context.close()
+
+
+def test_expected_refusals_are_soft_only_for_the_dashboard(http: httpx.Client, topic: str) -> None:
+    missing = job_path(topic, "missing")
+    assert http.delete(missing).status_code == 404  # the API is unchanged for everyone else
+    soft = http.delete(missing, headers={"X-Redisched-Soft-Status": "1"})
+    assert soft.status_code == 200 and soft.headers["x-redisched-status"] == "404"
+    assert soft.json()["error"]["code"] == "not_found"
+    bad = http.post(f"/v1/topics/{topic}/purge", json={}, headers={"X-Redisched-Soft-Status": "1"})
+    assert bad.status_code == 400  # a bad request stays an error
