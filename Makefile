@@ -58,9 +58,12 @@ bench-peers: $(BENCH_STAMP)
 	$(BENCH_BIN)/python -m bench.run --peers
 	$(BENCH_BIN)/python -m bench.render
 
-# docs/dashboard-*.png: a real `redisched serve` with sample data, photographed by Chromium.
+# docs/dashboard-*.png: a real `redisched serve` with sample data, photographed by Chromium;
+# docs/screenshots/operate-*.png: the operator's browser tests, photographed at each step.
 screenshots: install
 	$(BIN)/python docs/screenshots.py
+	REDISCHED_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_dashboard_operate.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -60,6 +60,7 @@ OURS = (
     Spec("webhook", "bench.bench_webhook", ("--jobs", "5000")),
     Spec("amqp", "bench.bench_amqp", ("--messages", "5000")),
     Spec("failover", "bench.bench_failover", ("--quick",)),
+    Spec("operate", "bench.bench_operate", ("--jobs", "200000"), ("--jobs", "1000000")),
 )  # fmt: skip
 
 PEERS = tuple(

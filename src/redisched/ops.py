@@ -45,8 +45,8 @@ _RESCHEDULE_STATUS = {
 }
 SCAN_LIMIT = 2000
 """How many jobs one listing call with a prefix examines at most."""
-PURGE_CHUNK = 1000
-"""How many jobs one purge call deletes at most (a few milliseconds of Redis time)."""
+PURGE_CHUNK = 200
+"""How many jobs one purge call deletes at most (about a millisecond of Redis time)."""
 DELETE_CHUNK = 500
 """How many ids one delete_many script takes."""
 
