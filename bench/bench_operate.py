@@ -7,10 +7,10 @@ with the id prefix ``vip-``). Then:
   a prefix; the server time of each ``jobs`` script is read from SLOWLOG (threshold 0). The
   baseline is the bare read of the same 100 records (ZRANGE + HMGET in one pipeline), its
   server time read the same way.
-- **Purge**: the whole topic, with SLOWLOG at 1 ms and the LATENCY monitor at 10 ms, while a
-  second client keeps putting jobs into another topic and times each put. Reports the longest
-  Redis call of the purge, how many calls took over 10 ms (the target is none), and the puts'
-  round trips during the purge next to the same puts measured just before it.
+- **Purge**: the whole topic, with SLOWLOG logging every call and the LATENCY monitor at 10 ms,
+  while a second client keeps putting jobs into another topic and times each put. Reports the
+  purge calls' server times, how many Redis calls took over 10 ms (the target is none) and
+  which, and the puts' round trips during the purge next to the same puts just before it.
 
 Run: ``python -m bench.bench_operate [--jobs N]``; prints one JSON line.
 """
@@ -27,6 +27,7 @@ import redis
 
 import redisched
 from bench.common import emit, private_redis
+from redisched import scripts
 from redisched.keys import TopicKeys
 
 TOPIC = "big"
@@ -111,7 +112,8 @@ def _ms(values: list[float], q: float) -> float:
 
 def purge(client: redisched.Client, conn: redis.Redis, url: str, count: int) -> dict[str, Any]:
     """Purge the topic while a neighbour puts; the longest Redis call and the puts' latency."""
-    conn.config_set("slowlog-log-slower-than", 1000)
+    conn.config_set("slowlog-log-slower-than", 0)  # every call, to see the whole distribution
+    conn.config_set("slowlog-max-len", 1_000_000)
     conn.config_set("latency-monitor-threshold", 10)
     conn.slowlog_reset()
     conn.execute_command("LATENCY", "RESET")
@@ -123,20 +125,45 @@ def purge(client: redisched.Client, conn: redis.Redis, url: str, count: int) -> 
     after = time.perf_counter()
     neighbour.stop.set()
     neighbour.join()
-    slow = conn.slowlog_get(100_000)
+    slow = conn.slowlog_get(1_000_000)
     latency = conn.execute_command("LATENCY", "LATEST")
     assert deleted == count, (deleted, count)
     durations = [int(e["duration"]) for e in slow]
+    purge_sha = scripts.get("purge").sha.encode()
+    put_sha = scripts.get("put").sha.encode()
+
+    def kind(entry: dict[str, Any]) -> str:
+        words = entry["command"].split(b" ")
+        if words[0] == b"EVALSHA" and len(words) > 1:
+            return {purge_sha: "purge", put_sha: "put"}.get(words[1], "other script")
+        return words[0].decode(errors="replace")
+
+    over: dict[str, list[int]] = {}
+    for entry in slow:
+        if int(entry["duration"]) > 10_000:
+            over.setdefault(kind(entry), []).append(int(entry["duration"]))
+    purge_calls = sorted(int(e["duration"]) for e in slow if kind(e) == "purge")
     before = neighbour.between(before_end - 2, before_end)
     during = neighbour.between(before_end, after)
     return {
         "purged": deleted,
         "purge_seconds": round(after - before_end, 2),
         "purge_jobs_per_s": round(deleted / (after - before_end)),
-        "calls_over_1ms": len(durations),
+        "calls_over_1ms": sum(1 for d in durations if d > 1000),
         "calls_over_10ms": sum(1 for d in durations if d > 10_000),
         "longest_call_us": max(durations, default=0),
+        "calls_over_10ms_by_command": {k: len(v) for k, v in over.items()},
+        "purge_calls": len(purge_calls),
+        "purge_call_us_p50": purge_calls[len(purge_calls) // 2] if purge_calls else 0,
+        "purge_call_us_p99": purge_calls[int(0.99 * len(purge_calls))] if purge_calls else 0,
+        "purge_call_us_max": purge_calls[-1] if purge_calls else 0,
         "latency_events_over_10ms": len(latency),
+        "latency_event_names": sorted(
+            {
+                str(e[0], "utf-8", "replace") if isinstance(e[0], bytes) else str(e[0])
+                for e in latency
+            }
+        ),
         "neighbour_puts_during": len(during),
         "neighbour_put_ms_p50_before": _ms(before, 0.5),
         "neighbour_put_ms_p50_during": _ms(during, 0.5),
