@@ -115,5 +115,9 @@ TARGETS = (
     Target("put cost at 1M scheduled vs none", "<= 1.10x", 1.10, False, slowdown("put")),
     Target("reserve+ack cost at 1M scheduled vs none", "<= 1.10x", 1.10, False,
            slowdown("reserve_ack")),
+    Target("Listing page of 100, mid-topic, Redis server time (issue 16)", "< 20,000 µs",
+           20_000, False, single("operate", ("page_us_middle",), "µs")),
+    Target("Longest Redis call while purging a topic (issue 16)", "<= 10,000 µs", 10_000, False,
+           single("operate", ("longest_call_us",), "µs")),
 )  # fmt: skip
-"""Every aim of issue 8, in the order BENCHMARKS.md lists them."""
+"""Every aim of issues 8 and 16, in the order BENCHMARKS.md lists them."""
