@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install serve test check format bench bench-full bench-peers screenshots clean
+.PHONY: install serve test check format bench bench-full bench-operate bench-peers screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: install $(BENCH_STAMP)
 
 bench-full: install $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
+	$(BENCH_BIN)/python -m bench.render
+
+# Issue 16's figures: a listing page and a purge of 1,000,000 jobs (bench/results/operate.json).
+bench-operate: $(BENCH_STAMP)
+	$(BENCH_BIN)/python -m bench.run --only operate --repeats 1 --output bench/results/operate.json
 	$(BENCH_BIN)/python -m bench.render
 
 bench-peers: $(BENCH_STAMP)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.results_doc import Results
-from bench.targets import TARGETS
+from bench.targets import OPERATE_TARGETS, TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,29 @@ def others_section(latest: Results) -> list[str]:
     return [*lines, ""]
 
 
-def render(latest: Results, peers: Results, charts: bool) -> str:
+def operate_section(operate: Results) -> list[str]:
+    """Issue 16: a listing page and a purge of a million jobs (``make bench-operate``)."""
+    if not operate or not operate.record("operate"):
+        return []
+    record = operate.record("operate")
+    load = operate.machine.get("load_average_at_start"), operate.machine.get("load_average_at_end")
+    lines = [
+        "## Operating a big topic",
+        "",
+        f"`{operate.doc.get('command', 'python -m bench.bench_operate')}` "
+        f"({record.get('jobs', 0):,.0f} jobs in one topic, started "
+        f"{operate.doc.get('started_at', '?')}, load average {load[0]} at the start and "
+        f"{load[1]} at the end, on {operate.machine.get('nproc', '?')} cores). Server times "
+        "come from SLOWLOG; a neighbour client puts into another topic all along the purge.",
+        "",
+    ]
+    rows = [(t.figure, t.goal, *t.judge(operate)) for t in OPERATE_TARGETS]
+    lines += table(("figure", "target", "measured", "met?", "by how much"), rows)
+    lines += ["", *table(("field", "median"), sorted(record.items())), ""]
+    return lines
+
+
+def render(latest: Results, peers: Results, charts: bool, operate: Results | None = None) -> str:
     """The whole BENCHMARKS.md."""
     lines = [
         "# Benchmarks",
@@ -276,6 +298,7 @@ def render(latest: Results, peers: Results, charts: bool) -> str:
         *figures_section(latest, charts),
         *scale_section(latest, charts),
         *peers_section(peers, charts),
+        *(operate_section(operate) if operate is not None else []),
         *others_section(latest),
         "## Method",
         "",
@@ -297,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latest", type=Path, default=ROOT / "bench/results/latest.json")
     parser.add_argument("--peers", type=Path, default=ROOT / "bench/results/peers.json")
+    parser.add_argument("--operate", type=Path, default=ROOT / "bench/results/operate.json")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     parser.add_argument("--no-charts", action="store_true")
@@ -312,7 +336,8 @@ def main(argv: list[str] | None = None) -> None:
         draw.rates_chart(latest, args.docs / CHARTS[0])
         draw.scale_chart(latest, args.docs / CHARTS[1])
         draw.peers_chart(peers, args.docs / CHARTS[2])
-    args.output.write_text(render(latest, peers, charts))
+    operate = Results.load(args.operate) if args.operate.exists() else None
+    args.output.write_text(render(latest, peers, charts, operate))
     log.info("wrote %s", args.output)
 
 

@@ -99,7 +99,8 @@ class Dashboard:
         return self._render(request, "overview.html", {"overview": found})
 
     async def topic(self, request: Request) -> Response:
-        """GET /dashboard/topic?topic=: counts, timelines, reserved and dead jobs."""
+        """GET /dashboard/topic?topic=&state=&prefix=&cursor=: counts, timelines, settings and
+        one page of jobs in one state."""
         name = validate_topic(_query(request, "topic"))
         query = request.query_params
         state = validate.state(query["state"]) if query.get("state") else None
