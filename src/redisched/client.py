@@ -23,6 +23,7 @@ from .models import Job, JobPage, JobState, Lease, PutResult, Timeline, TopicSta
 from .operate import Progress
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
 from .protocol import Batch, conversation
+from .throughput import Throughput
 from .topic_config import TopicConfig
 
 T = TypeVar("T")
@@ -407,6 +408,11 @@ class Client:
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
+    def throughput(self, topic: str | None = None) -> Throughput:
+        """Puts, acks, failures and deaths per minute over the last day (None: every topic),
+        as sampled once a minute by ``redisched serve``."""
+        return self._run(self.ops.throughput(topic))
+
     def config(self, topic: str) -> TopicConfig:
         """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""
         return self._run(self.ops.config(topic))
@@ -760,6 +766,11 @@ class AsyncClient:
                 call = flow.send(await self._run(call))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+    async def throughput(self, topic: str | None = None) -> Throughput:
+        """Puts, acks, failures and deaths per minute over the last day (None: every topic),
+        as sampled once a minute by ``redisched serve``."""
+        return await self._run(self.ops.throughput(topic))
 
     async def config(self, topic: str) -> TopicConfig:
         """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""

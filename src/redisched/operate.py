@@ -70,7 +70,7 @@ def delete_topic(
     for state in states:
         done += yield from purge(ops, topic, state, progress=report, force=True)
     forget = (
-        Step(None, (), ("DEL", *ops.topic_key_names(topic))),
+        Step(None, (), ("DEL", *ops.topic_key_names(topic), ops.keys(topic).name("throughput"))),
         Step(None, (), ("SREM", topics_key(ops.prefix), topic)),
         Step(None, (), ("HDEL", partitions_key(ops.prefix), topic)),
     )

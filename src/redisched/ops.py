@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from . import scripts, topic_config, validate
+from . import throughput as tp
 from .codes import (
     AckCode,
     BuryCode,
@@ -658,6 +659,48 @@ class Operations:
             if p.type != "channel"
         }
         return sorted(keys.name(part) for part in parts)
+
+    # -- throughput over time (see redisched.throughput) --------------------------------------
+
+    def minute(self) -> Call[int]:
+        """The current minute since the epoch, by the Redis clock (or the client's override)."""
+        if self.clock is not None:
+            clock = self.clock
+            return Call((), lambda r: int(clock() // 60))
+        return Call((Step(None, (), ("TIME",)),), lambda r: tp.now_minute(r[0]))
+
+    def _throughput_key(self, topic: str | None) -> str:
+        if topic is None:
+            return tp.all_topics_key(self.prefix)
+        return tp.topic_key(self.keys(topic))
+
+    def record_throughput(self, minute: int, stats: Sequence[TopicStats]) -> Call[None]:
+        """Sample the totals of ``stats`` (and their sum) for ``minute``; trim what is older
+        than a day."""
+        steps: list[Step] = []
+        oldest = f"({minute - tp.KEEP_MINUTES}"
+        summed = [0, 0, 0, 0]
+        targets: list[tuple[str | None, Sequence[int]]] = []
+        for one in stats:
+            sample = tp.totals(one)
+            summed = [a + b for a, b in zip(summed, sample, strict=True)]
+            targets.append((one.topic, sample))
+        targets.append((None, summed))
+        for topic, counts in targets:
+            key = self._throughput_key(topic)
+            steps.append(Step(None, (), ("ZADD", key, minute, tp.member(minute, counts))))
+            steps.append(Step(None, (), ("ZREMRANGEBYSCORE", key, "-inf", oldest)))
+        return Call(tuple(steps), lambda r: None)
+
+    def throughput(self, topic: str | None = None) -> Call[tp.Throughput]:
+        """Puts, acks, failures and deaths per minute over the last day (None: every topic)."""
+        read = Step(None, (), ("ZRANGEBYSCORE", self._throughput_key(topic), "-inf", "+inf"))
+        minute = self.minute()
+
+        def parse(replies: list[Any]) -> tp.Throughput:
+            return tp.parse(topic, replies[0], minute.parse(replies[1:]))
+
+        return Call((read, *minute.steps), parse)
 
     # -- topic settings ---------------------------------------------------------------------
 

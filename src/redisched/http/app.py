@@ -31,6 +31,7 @@ from .metrics import Metrics
 from .paths import RawPathMiddleware
 from .requeue import RequeueLoop
 from .runtime import Runtime, Service, ServiceFactory
+from .throughput import ThroughputSampler
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,11 @@ def create_app(
         app.state.runtime = rt
         started: list[Service] = []
         try:
-            factories = (lambda r: RequeueLoop(r.client, settings.requeue_interval), *services)
+            factories: tuple[ServiceFactory, ...] = (
+                lambda r: RequeueLoop(r.client, settings.requeue_interval),
+                lambda r: ThroughputSampler(r.client),
+                *services,
+            )
             for factory in factories:
                 service = factory(rt)
                 await service.start()

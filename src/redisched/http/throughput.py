@@ -1,0 +1,68 @@
+"""The throughput sampler: once a minute, every topic's totals into its 24-hour series.
+
+Safe to run in every server process (a minute's first sample counts, see
+:mod:`redisched.throughput`); it reads the totals the scripts keep and writes one sorted-set
+member per topic, so the hot path pays nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ..client import AsyncClient
+from ..errors import RedischedError
+
+log = logging.getLogger(__name__)
+BATCH = 32
+"""Topics read per round trip (as the metrics do: a bounded pipeline)."""
+
+
+class ThroughputSampler:
+    """Every ``interval`` seconds, sample every topic's totals.
+
+    Args:
+        client: the client to read and write with.
+        interval: seconds between samples (a minute: the series is per minute).
+    """
+
+    def __init__(self, client: AsyncClient, interval: float = 60.0) -> None:
+        self.client = client
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def sample(self) -> int:
+        """One sample of every topic; how many topics were sampled."""
+        ops = self.client.ops
+        names = await self.client.topics()
+        minute = await self.client.execute(ops.minute())
+        stats = []
+        for start in range(0, len(names), BATCH):
+            for name in names[start : start + BATCH]:
+                stats.append(await self.client.stats(name))
+        await self.client.execute(ops.record_throughput(minute, stats))
+        return len(stats)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.sample()
+            except RedischedError as exc:
+                if not self._stopping.is_set():
+                    log.warning("throughput sample failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+
+    async def start(self) -> None:
+        """Start sampling in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="redisched-throughput")
+
+    async def stop(self) -> None:
+        """Stop sampling."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
