@@ -7,7 +7,8 @@ topics together (``<prefix>:throughput``); each sample also trims what is older 
 a set holds at most about 1,441 members per sampling server. Nothing is added to the hot path:
 no script changes, no extra command on a put or an ack. Several servers sample the same minute
 harmlessly (the first sample of a minute counts). A minute's figure is the difference of
-consecutive samples, spread over the minutes between them.
+consecutive samples, spread over the minutes between them; a topic's first sample is its
+starting point (what it did before the sampler first saw it is not spread over the day).
 
 "failed" counts attempts that ended without an ack and will run again: releases and timed-out
 reservations requeued; "dead" counts jobs that went dead.

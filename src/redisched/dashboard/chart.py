@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
 from ..models import Timeline
+from ..throughput import Throughput
 from .data import utc
 
 WIDTH, HEIGHT = 720, 180
@@ -89,4 +91,61 @@ def layout(timeline: Timeline, *, label_every: int) -> Chart:
     return Chart(
         WIDTH, HEIGHT, LEFT, TOP, TOP + plot_h, WIDTH - RIGHT, bars, x_ticks, y_ticks,
         sum(counts), max(counts, default=0),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One series of the throughput chart: its SVG points and its total over the day."""
+
+    name: str
+    points: str
+    total: int
+    peak: int
+
+
+@dataclass(frozen=True, slots=True)
+class LineChart:
+    """The throughput chart: one line per series over the last day, in ``step``-minute steps."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    bottom: float
+    right: float
+    lines: list[Line]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    step: int
+    total: int
+
+
+def lines(found: Throughput, *, step: int = 10) -> LineChart:
+    """Lay out the series of ``found`` (jobs per minute, averaged over ``step`` minutes)."""
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    series = found.series()
+    averaged = {
+        name: [sum(values[i : i + step]) / step for i in range(0, len(values), step)]
+        for name, values in series.items()
+    }
+    count = max((len(v) for v in averaged.values()), default=0)
+    highest = max((max(v, default=0.0) for v in averaged.values()), default=0.0)
+    top_value = nice_ceiling(max(1, math.ceil(highest)))
+    x_of = (lambda i: LEFT + plot_w * i / (count - 1)) if count > 1 else (lambda i: LEFT)
+    drawn = []
+    for name, values in averaged.items():
+        points = " ".join(
+            f"{x_of(i):.1f},{TOP + plot_h * (1 - v / top_value):.1f}" for i, v in enumerate(values)
+        )
+        drawn.append(Line(name, points, sum(series[name]), max(series[name], default=0)))
+    hours = len(found.minutes) // 60
+    x_ticks = [
+        Tick(LEFT + plot_w * (1 - h / hours), "now" if h == 0 else f"-{h}h")
+        for h in range(hours, -1, -6)
+    ] if hours else []  # fmt: skip
+    y_ticks = [Tick(TOP + plot_h * (1 - f), f"{top_value * f:g}") for f in (0, 0.5, 1)]
+    return LineChart(
+        WIDTH, HEIGHT, LEFT, TOP, TOP + plot_h, WIDTH - RIGHT, drawn, x_ticks, y_ticks, step,
+        sum(line.total for line in drawn),
     )  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 from ..client import AsyncClient
 from ..models import JobPage, JobState, Timeline, TopicStats
 from ..ops import Call
+from ..throughput import Throughput
 from ..topic_config import TopicConfig
 
 MAX_TOPICS = 500
@@ -61,10 +62,12 @@ class TopicRow:
 
 @dataclass(frozen=True, slots=True)
 class Overview:
-    """Every topic's row (up to MAX_TOPICS) and how many topics there are in all."""
+    """Every topic's row (up to MAX_TOPICS), how many topics there are in all, and the
+    throughput of every topic together over the last day."""
 
     rows: list[TopicRow]
     total_topics: int
+    throughput: Throughput
 
 
 async def overview(client: AsyncClient) -> Overview:
@@ -72,17 +75,17 @@ async def overview(client: AsyncClient) -> Overview:
     names = await client.topics()
     shown = names[:MAX_TOPICS]
     ops = client.ops
-    calls: list[Call[Any]] = []
+    calls: list[Call[Any]] = [ops.throughput()]
     for name in shown:
         calls += [ops.stats(name), ops.config(name), ops.timeline(name, width=3600, buckets=1)]
-    results = await client.execute(joined(calls)) if calls else []
+    rates, *results = await client.execute(joined(calls))
     rows = []
     for i in range(len(shown)):
         stats, config, timeline = results[3 * i : 3 * i + 3]
         rows.append(
             TopicRow(stats, config, timeline.counts[0], timeline.now, timeline.oldest_ready)
         )
-    return Overview(rows, len(names))
+    return Overview(rows, len(names), rates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class TopicPage:
     minutes: Timeline
     hours: Timeline
     listing: Listing
+    throughput: Throughput
 
 
 def default_state(stats: TopicStats) -> JobState:
@@ -131,9 +135,11 @@ async def topic_page(
         ops.timeline(topic, width=60, buckets=60),
         ops.timeline(topic, width=3600, buckets=24),
         ops.jobs(topic, state, prefix=prefix, limit=LIST_LIMIT, cursor=cursor),
+        ops.throughput(topic),
     ]
-    stats, config, minutes, hours, page = await client.execute(joined(calls))
-    return TopicPage(stats, config, minutes, hours, Listing(state, prefix, cursor, page))
+    stats, config, minutes, hours, page, rates = await client.execute(joined(calls))
+    listing = Listing(state, prefix, cursor, page)
+    return TopicPage(stats, config, minutes, hours, listing, rates)
 
 
 @dataclass(frozen=True, slots=True)

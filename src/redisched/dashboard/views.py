@@ -96,7 +96,8 @@ class Dashboard:
     async def overview(self, request: Request) -> Response:
         """GET /dashboard/overview: every topic with its counts."""
         found = await data.overview(runtime(request).client)
-        return self._render(request, "overview.html", {"overview": found})
+        context = {"overview": found, "throughput": chart.lines(found.throughput)}
+        return self._render(request, "overview.html", context)
 
     async def topic(self, request: Request) -> Response:
         """GET /dashboard/topic?topic=&state=&prefix=&cursor=: counts, timelines, settings and
@@ -113,6 +114,7 @@ class Dashboard:
             "now": page.minutes.now,
             "minutes": chart.layout(page.minutes, label_every=10),
             "hours": chart.layout(page.hours, label_every=4),
+            "throughput": chart.lines(page.throughput),
         }
         return self._render(request, "topic.html", context)
 
