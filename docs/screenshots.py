@@ -62,7 +62,7 @@ def seed(http: httpx.Client) -> None:
     for n in range(25):
         put(http, "push.orders", f"order-{n}", {"order": n}, delay=rng.uniform(30, 3000))
     hook = {
-        "webhook": {"url": "https://hooks.example.com/orders", "secrets": ["whsec-demo-secret"]}
+        "webhook": {"url": "https://93.184.215.14/orders", "secrets": ["whsec-demo-secret"]}
     }
     http.patch("/v1/topics/push.orders", json=hook).raise_for_status()
 
