@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-"""Looked up on PATH in this order when ``REDISCHED_CHROMIUM`` is not set (as scripts/setup does)."""
+"""Looked up on PATH in this order without ``REDISCHED_CHROMIUM`` (as scripts/setup does)."""
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
