@@ -16,6 +16,7 @@ import httpx
 import pytest
 import redis
 
+import redisched
 from redisched.embedded import PIDFILE, alive_redis, find_binary, free_port
 from tests.test_serve import REDISCHED, _env, start_serve, stop_leftover_redis
 
@@ -164,6 +165,9 @@ def test_a_fixed_port_and_a_unix_socket_for_workers(data_dir: Path) -> None:
         for url in (socket_url, f"redis://127.0.0.1:{port}/0"):
             with redis.Redis.from_url(url) as conn:
                 assert conn.ping() and conn.exists("redisched:{t}:jobs")
+            with redisched.Client.from_url(url) as client:  # what a worker does with it
+                job = client.get("t", "j")
+                assert job is not None and job.body == b"1"
     finally:
         assert served.stop() == 0
 
