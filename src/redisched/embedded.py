@@ -298,8 +298,23 @@ class EmbeddedRedis:
             EmbeddedRedisError: the server exited (the message names its log).
         """
         if self.process is None or self.process.poll() is not None:
-            raise EmbeddedRedisError(f"redis-server {self.exit_reason()}; see {self.log_path}")
+            last = self.last_log_line()
+            cause = f" ({last})" if last else ""
+            raise EmbeddedRedisError(
+                f"redis-server {self.exit_reason()}{cause}; see {self.log_path}"
+            )
         return self.ping()
+
+    def last_log_line(self) -> str:
+        """The last line of the server's log, as a cause to report ("" if none)."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(0, 2)
+                handle.seek(max(0, handle.tell() - 4096))
+                lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1].strip() if lines else ""
 
     @property
     def log_path(self) -> Path:

@@ -21,25 +21,14 @@ from .embedded import EmbeddedRedis, EmbeddedRedisError
 log = logging.getLogger(__name__)
 
 
-def log_tail(server: EmbeddedRedis) -> str:
-    """The last line of the server's log, as a cause to report ("" if none)."""
-    try:
-        with server.log_path.open("rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(0, handle.tell() - 4096))
-            lines = handle.read().decode("utf-8", "replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1].strip() if lines else ""
-
-
 @dataclass(eq=False)
 class Supervisor:
     """Restarts ``server`` when its process ends.
 
     Attributes:
         server: a started EmbeddedRedis (its port is kept across restarts).
-        give_up: called once, with the reason, when the server cannot be brought back.
+        give_up: called once, with the reason, when the server cannot be brought back
+            (``serve`` sets it to stop the server).
         retries: restarts tried in a row before giving up.
         backoff: seconds before the second attempt, doubled for each further one.
         max_backoff: the longest wait between two attempts.
@@ -49,7 +38,7 @@ class Supervisor:
     """
 
     server: EmbeddedRedis
-    give_up: Callable[[str], None]
+    give_up: Callable[[str], None] = lambda _reason: None
     retries: int = 5
     backoff: float = 0.5
     max_backoff: float = 8.0
@@ -68,7 +57,7 @@ class Supervisor:
             if process is not None and process.poll() is None:
                 continue
             cause = self.server.exit_reason()
-            tail = log_tail(self.server)
+            tail = self.server.last_log_line()
             log.error(
                 "the embedded redis-server (pid %d) %s; restarting it from %s%s",
                 process.pid if process is not None else 0, cause, self.server.data_dir,
@@ -92,10 +81,9 @@ class Supervisor:
                 self.server.spawn()
                 await self._wait_ready()
             except EmbeddedRedisError as exc:
-                tail = log_tail(self.server)
                 log.warning(
-                    "restart %d/%d of the embedded redis-server failed: %s%s",
-                    attempt, self.retries, exc, f" (its last log line: {tail})" if tail else "",
+                    "restart %d/%d of the embedded redis-server failed: %s",
+                    attempt, self.retries, exc,
                 )  # fmt: skip
                 self.server.kill()  # reaped: no zombie, nothing holding the port
                 continue

@@ -36,7 +36,7 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
                 die_with_owner=True,
             )  # fmt: skip
             stack.enter_context(embedded)
-            supervisor = Supervisor(embedded, give_up=lambda _reason: None)
+            supervisor = Supervisor(embedded)
             settings = settings.with_changes(redis_url=embedded.url)
             where = [
                 f"data in {data_dir} (embedded redis-server on {embedded.url}, "
