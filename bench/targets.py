@@ -1,4 +1,4 @@
-"""The figures issue 8 aims at, each read from a results document and judged met or not."""
+"""The figures issues 8 and 17 aim at, each read from a results document and judged met or not."""
 
 from __future__ import annotations
 
@@ -117,3 +117,34 @@ TARGETS = (
            slowdown("reserve_ack")),
 )  # fmt: skip
 """Every aim of issue 8, in the order BENCHMARKS.md lists them."""
+
+
+def same_run(bench: str, key: str, label: str) -> Measure:
+    """A ratio the benchmark computed itself, from two figures of the same run."""
+
+    def measure(results: Results) -> tuple[float, str] | None:
+        value = results.value(bench, key)
+        if value is None:
+            return None
+        return value, f"{value:.2f} (`{bench}.{key}`: {label})"
+
+    return measure
+
+
+ONE_CALL_TARGETS = (
+    Target("HTTP `PUT` a job (returns the job)", ">= 0.9x", 0.9, True,
+           same_run("http", "put_ratio", "vs a bare Starlette endpoint doing one EVALSHA")),
+    Target("HTTP `PUT` with `Prefer: return=minimal`", ">= 0.95x", 0.95, True,
+           same_run("http", "put_minimal_ratio", "vs the same bare endpoint")),
+    Target("HTTP reserve", ">= 0.95x", 0.95, True,
+           same_run("http", "reserve_ratio", "vs a bare endpoint doing one EVALSHA")),
+    Target("`Client.put`, one call per job", ">= 0.9x", 0.9, True,
+           same_run("core", "put_ratio", "vs a bare redis-py EVALSHA loop")),
+    Target("`reserve` + `ack`, one job each", ">= 0.9x", 0.9, True,
+           same_run("core", "reserve_ack_ratio", "vs half the bare EVALSHA loop")),
+    Target("webhook deliveries", ">= 0.7x", 0.7, True,
+           same_run("webhook", "ratio_to_baseline", "vs raw aiohttp POSTs")),
+    Target("`put_many`, 100 per call", ">= 0.9x", 0.9, True,
+           same_run("core", "put_many_ratio", "vs bare pipelined EVALSHA x100")),
+)  # fmt: skip
+"""The one-call paths of issue 17: each a same-run ratio to the plainest correct baseline."""
