@@ -148,3 +148,13 @@ ONE_CALL_TARGETS = (
            same_run("core", "put_many_ratio", "vs bare pipelined EVALSHA x100")),
 )  # fmt: skip
 """The one-call paths of issue 17: each a same-run ratio to the plainest correct baseline."""
+
+BURST_TARGETS = (
+    Target("Burst of jobs due in one second: drain rate vs steady", ">= 0.9x", 0.9, True,
+           same_run("burst", "burst_ratio", "vs the same Worker draining ready jobs")),
+    Target("Burst: first job late by", "<= 5 ms", 5.0, False,
+           single("burst", ("first_job_late_ms",), "ms")),
+    Target("Burst: slowest Redis command while promoting", "<= 5,000 µs", 5000, False,
+           single("burst", ("slowlog.slowest_us",), "µs")),
+)  # fmt: skip
+"""The burst of issue 17 (``bench/bench_burst.py``)."""
