@@ -47,24 +47,20 @@ local if_version = tonumber(ARGV[8])
 if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0 then
   return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
 end
--- One read of the topic's settings and counters, one write of the counters at the end: every
--- redis.call costs a few microseconds, and a single put is a handful of them.
-local meta = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused', 'seq', 'total_put')
-local ttr = tonumber(ARGV[4]) or tonumber(meta[1]) or 60000
-local max_attempts = tonumber(ARGV[6]) or tonumber(meta[2]) or 0
-local paused = meta[3] == '1'
-local jobs_in_call = (#ARGV - 8) / 2
+local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused')
+local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or 60000
+local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or 0
+local paused = defaults[3] == '1'
 
 -- All jobs of one call share run_at: either all become ready or all are scheduled. Workers
 -- need a wake-up when ready was empty, or when the new run_at is the earliest.
 local due_now, placed = run_at <= now, false
-local ready_before, head_before
--- The topic's sequence counter (ready order and tokens): a due call takes one number per job
--- at once (unused ones leave harmless gaps), written back at the end.
-local seq_start = tonumber(meta[4]) or 0
-local seq_taken = seq_start
+local ready_before, head_before, seq_taken
 if due_now then
   ready_before = redis.call('ZCARD', ready_key)
+  -- one sequence number per job of the call, taken at once (unused ones leave harmless gaps)
+  local jobs_in_call = (#ARGV - 8) / 2
+  seq_taken = redis.call('HINCRBY', meta_key, 'seq', jobs_in_call) - jobs_in_call
 else
   head_before = tonumber(redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')[2])
 end
@@ -78,51 +74,26 @@ local function fresh(state, version, seq, body)
     [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts, [RUN_AT] = run_at, [SEQ] = seq, [BODY] = body}
 end
 
--- The state and sequence number a fresh record takes: ready (with the next number) when due.
-local function slot()
-  if due_now then return READY, seq_taken + 1 end
-  return SCHEDULED, 0
-end
-
--- Files a stored record under scheduled or ready, by its run_at.
-local function enqueue(id, seq)
+-- Stores a fresh record for id, scheduled or ready by its run_at.
+local function place(id, version, body)
+  local state, seq = SCHEDULED, 0
   if due_now then
-    seq_taken = seq
+    seq_taken = seq_taken + 1
+    state, seq = READY, seq_taken
     redis.call('ZADD', ready_key, priority, ready_member(seq, id))
   else
     redis.call('ZADD', scheduled_key, run_at, id)
   end
   placed = true
-end
-
--- Stores a fresh record for id, scheduled or ready by its run_at.
-local function place(id, version, body)
-  local state, seq = slot()
   redis.call('HSET', jobs_key, id, encode(fresh(state, version, seq, body)))
-  enqueue(id, seq)
 end
-
--- A create-only put without if_version writes the record only if the id is new (HSETNX):
--- one command where a look-up and a write would be two.
-local create_only = not replace and not if_version
 
 local reply = {}
 for i = 9, #ARGV, 2 do
   local id, body = ARGV[i], ARGV[i + 1]
-  local raw, status, version
-  if create_only then
-    local state, seq = slot()
-    if redis.call('HSETNX', jobs_key, id, encode(fresh(state, 1, seq, body))) == 1 then
-      status, version = CREATED, 1
-      enqueue(id, seq)
-    else
-      raw = redis.call('HGET', jobs_key, id)
-    end
-  else
-    raw = redis.call('HGET', jobs_key, id)
-  end
-  if status then -- created above
-  elseif not raw then
+  local raw = redis.call('HGET', jobs_key, id)
+  local status, version
+  if not raw then
     if if_version then
       status, version = VERSION_CONFLICT, 0
     else
@@ -158,10 +129,7 @@ for i = 9, #ARGV, 2 do
   reply[#reply + 1] = version
 end
 
--- %d: a Lua number passed as is would be written as 1e+14 from 10^14 on (not an integer)
-local counters = {'total_put', string.format('%d', (tonumber(meta[5]) or 0) + jobs_in_call)}
-if due_now then counters[3], counters[4] = 'seq', string.format('%d', seq_start + jobs_in_call) end
-redis.call('HSET', meta_key, unpack(counters))
+redis.call('HINCRBY', meta_key, 'total_put', (#ARGV - 8) / 2)
 if placed and not paused then
   if due_now and ready_before == 0 then
     redis.call('PUBLISH', wake_channel, '0')
