@@ -57,6 +57,7 @@ OURS = (
          ("--levels", "0,100000,1000000", "--ops", "5000")),
     Spec("worker", "bench.bench_worker", ("--quick",)),
     Spec("burst", "bench.bench_burst", ("--jobs", "100000"), ("--jobs", "1000000")),
+    Spec("lag", "bench.bench_lag", ("--jobs", "300", "--spread", "3")),
     Spec("http", "bench.bench_http", ("--quick",)),
     Spec("webhook", "bench.bench_webhook", ("--jobs", "5000")),
     Spec("amqp", "bench.bench_amqp", ("--messages", "5000")),

@@ -158,3 +158,16 @@ BURST_TARGETS = (
            single("burst", ("slowlog.slowest_us",), "µs")),
 )  # fmt: skip
 """The burst of issue 17 (``bench/bench_burst.py``)."""
+
+LAG_TARGETS = (
+    Target("Dispatch lag p50, as a user measures it (asyncio)", "<= 1 ms", 1.0, False,
+           single("lag", ("asyncio.vs_run_at.p50_ms",), "ms")),
+    Target("Dispatch lag p99, as a user measures it (asyncio)", "<= 2 ms", 2.0, False,
+           single("lag", ("asyncio.vs_run_at.p99_ms",), "ms")),
+    Target("Dispatch lag p50, as a user measures it (uvloop)", "<= 1 ms", 1.0, False,
+           single("lag", ("uvloop.vs_run_at.p50_ms",), "ms")),
+    Target("Dispatch lag p99, as a user measures it (uvloop)", "<= 2 ms", 2.0, False,
+           single("lag", ("uvloop.vs_run_at.p99_ms",), "ms")),
+)  # fmt: skip
+"""Dispatch lag with the Worker alone in its process (``bench/bench_lag.py``, issue 17); the
+same figure from ``bench_worker`` (producer and Worker in one process) is in issue 8's table."""
