@@ -12,7 +12,7 @@
 -- Returns: [status, next_ms]. status: 1 refilled, 0 stale (no such schedule, another version,
 --   or an interval schedule: nothing changed but the refill set). The times (ascending UTC ms
 --   computed by the glue) later than the ones held are appended. A schedule with no pending
---   occurrence (it ran out of times before a refill) gets the first time at or after now:
+--   occurrence (it ran out of times before a refill) gets the first time after now:
 --   missed times are skipped. No times at all ends a schedule that ran dry (its end_at came).
 --   The schedule leaves the refill set.
 -- Complexity: O(T + log M) for T times.
@@ -90,8 +90,8 @@ for _, time in ipairs(times) do
   end
 end
 if s[S_NEXT] == 0 then
-  -- ran dry: skip the missed times, put the first one at or after now
-  local earliest = math.max(now, s[S_LAST] + 1000)
+  -- ran dry: skip the missed times, put the first one after now
+  local earliest = math.max(now + 1, s[S_LAST] + 1000)
   while #held > 0 and held[1] < earliest do table.remove(held, 1) end
   local next_at = table.remove(held, 1)
   if next_at and (s[S_END_AT] == 0 or next_at <= s[S_END_AT]) then
