@@ -12,7 +12,6 @@ import redis
 
 import redisched
 from redisched import InvalidArgument, JobState, VersionConflict
-
 from tests.conftest import FakeClock
 
 
@@ -110,9 +109,7 @@ async def test_a_wildcard_cron_keeps_its_real_time_interval(
         await api.unschedule(topic, "quarter")
 
 
-async def test_a_weekly_cron_in_new_york_for_a_year(
-    api: Any, clock: FakeClock, topic: str
-) -> None:
+async def test_a_weekly_cron_in_new_york_for_a_year(api: Any, clock: FakeClock, topic: str) -> None:
     clock.now = at("2027-01-01 00:00").timestamp()
     await api.schedule(topic, "digest", b"d", cron="0 9 * * MON", tz="America/New_York")
     seen = await walk(api, clock, topic, at("2027-12-31 00:00"))
