@@ -22,7 +22,7 @@ from cronsim import CronSim, CronSimError
 from .errors import InvalidArgument
 
 MAX_EVERY_MS = 100 * 365 * 86_400_000
-UPCOMING = 32
+UPCOMING = 48
 """How many cron times a schedule record holds."""
 REFILL_BELOW = 16
 """The scripts ask for a refill when fewer cron times than this are left (``lua/*.lua``)."""

@@ -65,12 +65,11 @@ end
 
 -- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone).
 local function put_occurrence(id, at, s)
-  if redis.call('HEXISTS', jobs_key, id) == 1 then return false end
   local job = {}
   job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
   job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], at, 0
   job[BODY] = s[S_BODY]
-  redis.call('HSET', jobs_key, id, encode(job))
+  if redis.call('HSETNX', jobs_key, id, encode(job)) == 0 then return false end
   redis.call('ZADD', scheduled_key, at, id)
   return true
 end

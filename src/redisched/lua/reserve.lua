@@ -86,13 +86,11 @@ local function advance_schedule(id)
   s[S_LAST], s[S_NEXT] = s[S_NEXT], next_at
   redis.call('HSET', schedules_key, sid, cmsgpack.pack(unpack(s, 1, S_TIMES)))
   if next_at == 0 then return end
-  local occurrence = sid .. '@' .. iso(next_at)
-  if redis.call('HEXISTS', jobs_key, occurrence) == 0 then
-    local job = {}
-    job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
-    job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], next_at, 0
-    job[BODY] = s[S_BODY]
-    redis.call('HSET', jobs_key, occurrence, encode(job))
+  local occurrence, job = sid .. '@' .. iso(next_at), {}
+  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
+  job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], next_at, 0
+  job[BODY] = s[S_BODY]
+  if redis.call('HSETNX', jobs_key, occurrence, encode(job)) == 1 then  -- an id, not a double
     redis.call('ZADD', scheduled_key, next_at, occurrence)
   end
 end
