@@ -60,6 +60,7 @@ OURS = (
     Spec("webhook", "bench.bench_webhook", ("--jobs", "5000")),
     Spec("amqp", "bench.bench_amqp", ("--messages", "5000")),
     Spec("failover", "bench.bench_failover", ("--quick",)),
+    Spec("schedules", "bench.bench_schedules", ("--ops", "1000"), ("--ops", "3000")),
 )  # fmt: skip
 
 PEERS = tuple(
