@@ -1,5 +1,5 @@
 // Command testworker runs the Go Worker with the recording handler the Python suite drives
-// (tests/test_glue_workers.py), the same behaviour as clients/node/test/fixtures/recording.js:
+// (tests/test_glue_workers.py), the same behaviour as clients/node/testing/recording.js:
 //
 //	testworker [-concurrency N] [-ttr-ms N] [-grace-ms N] [-cluster] TOPIC...
 //
