@@ -202,33 +202,23 @@ func (c *Client) Pipeline(ctx context.Context, topic string, steps []Step) ([]an
 		return nil, err
 	}
 	replies := make([]any, len(calls))
-	var firstErr error
+	errs := make([]error, len(calls))
 	for i := range calls {
-		replies[i], err = conn.Receive()
-		if err == nil {
-			if e, ok := replies[i].(redis.Error); ok {
-				err = e
-			}
-		}
-		if err != nil && firstErr == nil {
-			firstErr = err
+		replies[i], errs[i] = conn.Receive()
+		if e, ok := replies[i].(redis.Error); ok && errs[i] == nil {
+			errs[i] = e
 		}
 	}
 	for i, cl := range calls {
-		if e, ok := replies[i].(redis.Error); ok && strings.HasPrefix(string(e), "NOSCRIPT") {
-			if replies[i], err = cl.s.lua.Do(conn, cl.args...); err != nil {
-				return nil, err
-			}
-			firstErr = nil
+		var e redis.Error
+		if errors.As(errs[i], &e) && strings.HasPrefix(string(e), "NOSCRIPT") {
+			replies[i], errs[i] = cl.s.lua.Do(conn, cl.args...)
 		}
 	}
-	for _, r := range replies {
-		if e, ok := r.(redis.Error); ok {
-			return nil, e
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
-	}
-	if firstErr != nil {
-		return nil, firstErr
 	}
 	return replies, nil
 }
