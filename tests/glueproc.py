@@ -74,9 +74,9 @@ def read_ready(process: subprocess.Popen[bytes], timeout: float = 30) -> dict[st
 
 
 @contextmanager
-def running(command: list[str], redis_url: str, cwd: Path = ROOT, **extra: str) -> Iterator[
-    subprocess.Popen[bytes]
-]:
+def running(
+    command: list[str], redis_url: str, cwd: Path = ROOT, **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a glue process, wait for its ready line; kill it on the way out if still running."""
     proc = subprocess.Popen(
         command, cwd=cwd, env=env(redis_url, **extra), stdin=subprocess.DEVNULL,

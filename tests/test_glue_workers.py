@@ -19,7 +19,14 @@ import redis
 
 import redisched
 from tests.glueproc import (
-    LANGUAGES, NODE_BIN, NODE_DIR, NODE_HANDLERS, go_build, require_node, running, stop,
+    LANGUAGES,
+    NODE_BIN,
+    NODE_DIR,
+    NODE_HANDLERS,
+    go_build,
+    require_node,
+    running,
+    stop,
 )  # fmt: skip
 from tests.workerproc import wait_for
 
@@ -87,7 +94,7 @@ def test_due_and_future_jobs_run_once_on_time(
     for job_id, _, at in seen:
         # Never early (server and worker share this machine's clock); late by far less than
         # the 10 s safety poll: the worker slept until next_due_ms or woke on the channel.
-        assert -5 <= at - due[job_id], (job_id, at - due[job_id])
+        assert at - due[job_id] >= -5, (job_id, at - due[job_id])
         assert at - max(due[job_id], ready_at) < 700, (job_id, at - max(due[job_id], ready_at))
     stats = client.stats(topic)
     assert (stats.scheduled, stats.ready, stats.reserved, stats.dead) == (0, 0, 0, 0)
@@ -96,7 +103,9 @@ def test_due_and_future_jobs_run_once_on_time(
 def test_failures_retry_with_the_topic_backoff_then_go_dead_with_the_error(
     worker: Command, redis_url: str, topic: str, client: redisched.Client, raw_redis: redis.Redis
 ) -> None:
-    raw_redis.hset(f"redisched:{{{topic}}}:meta", mapping={"backoff_ms": 200, "backoff_max_ms": 300})
+    raw_redis.hset(
+        f"redisched:{{{topic}}}:meta", mapping={"backoff_ms": 200, "backoff_max_ms": 300}
+    )
     error = f"boom-{uuid.uuid4().hex[:6]}"
     client.put(topic, "flaky", json.dumps({"fail_until": 1, "error": error}).encode())
     client.put(topic, "broken", json.dumps({"fail_until": 99, "error": error}).encode(),
