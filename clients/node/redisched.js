@@ -106,11 +106,16 @@ const camel = (name) => name.replace(/_ms$/, 'Ms').replace(/_([a-z])/g, (_, c) =
 const TEXT = new Set(['id', 'state', 'token', 'last_error']);
 
 /** A job array (see get.lua) as an object named after `fields`; `body` stays a Buffer. */
+const camelCache = new Map();
+
 function parseJob(topic, fields, reply) {
   const job = { topic };
-  fields.forEach((field, i) => {
-    job[camel(field)] = TEXT.has(field) ? text(reply[i]) : reply[i];
-  });
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i];
+    let name = camelCache.get(field);
+    if (name === undefined) camelCache.set(field, (name = camel(field)));
+    job[name] = TEXT.has(field) ? text(reply[i]) : reply[i];
+  }
   job.maxAttempts = job.maxAttempts || null;
   job.pendingVersion = job.pendingVersion || null;
   return job;

@@ -91,6 +91,12 @@ function describe(err) {
   return text.length <= MAX_ERROR_TEXT ? text : `...${text.slice(-MAX_ERROR_TEXT)}`;
 }
 
+/** An attempt's AbortController, made the first time a handler or the worker needs it. */
+function controller(a) {
+  if (a.controller === null) a.controller = new AbortController();
+  return a.controller;
+}
+
 const QUIET = { info() {}, warn: console.warn, error: console.error };
 
 class Worker {
@@ -295,7 +301,7 @@ class Worker {
     for (const job of jobs) {
       const ttr = this.ttrMs ?? job.ttrMs;
       const attempt = { job, topic: t, ttr, touchAt: now + ttr / 2, lost: false, finished: false,
-        started: false, abort: new AbortController(), promise: null };
+        started: false, controller: null, promise: null };
       this.active.add(attempt);
       // Leased during a stop: handed to no one, so released with the attempt refunded.
       if (this.stopping) continue;
@@ -311,7 +317,7 @@ class Worker {
     const { topic: t, job } = a;
     a.started = true;
     try {
-      const result = await t.handler(job, { signal: a.abort.signal });
+      const result = await t.handler(job, { get signal() { return controller(a).signal; } });
       if (a.lost) {
         this.log.warn(`redisched worker: job ${job.id} of ${t.name} finished after its reservation was lost; not acked`);
       } else if (result !== KEEP) {
@@ -366,7 +372,7 @@ class Worker {
     const unfinished = [...this.active].filter((a) => !a.finished && !a.lost);
     if (unfinished.length) {
       this.log.warn(`redisched worker: releasing ${unfinished.length} jobs that did not finish in time`);
-      unfinished.forEach((a) => a.abort.abort(new Error(STOPPED_ERROR)));
+      unfinished.forEach((a) => controller(a).abort(new Error(STOPPED_ERROR)));
       await Promise.all(unfinished.map((a) => this.release(a, 0, STOPPED_ERROR)));
     }
     await Promise.all(this.topics.map((t) => this.flushAcks(t)));
@@ -393,7 +399,7 @@ class Worker {
             }
             if (a.finished) return;
             a.lost = true;
-            a.abort.abort(new StaleReservation('the reservation was lost'));
+            controller(a).abort(new StaleReservation('the reservation was lost'));
             this.log.warn(`redisched worker: job ${a.job.id} of ${a.job.topic} lost its reservation while running`);
           });
         }

@@ -1,7 +1,7 @@
 // Command testworker runs the Go Worker with the recording handler the Python suite drives
 // (tests/test_glue_workers.py), the same behaviour as clients/node/testing/recording.js:
 //
-//	testworker [-concurrency N] [-ttr-ms N] [-grace-ms N] [-cluster] TOPIC...
+//	testworker [-concurrency N] [-ttr-ms N] [-grace-ms N] [-cluster] [-noop] TOPIC...
 //
 // Each run is recorded with RPUSH on "gluetest:<topic>:runs" as "<id> <attempt> <epoch ms>";
 // the body (JSON, optional) says what to do: {"sleep_ms", "sleep_until", "fail_until", "error"}.
@@ -33,6 +33,7 @@ func main() {
 	ttrMs := flag.Int64("ttr-ms", 0, "lease length (0: each job's ttr)")
 	graceMs := flag.Int64("grace-ms", 30000, "grace period after SIGTERM")
 	cluster := flag.Bool("cluster", false, "the URL is a node of a Redis Cluster")
+	noop := flag.Bool("noop", false, "handlers do nothing (the benchmark's load)")
 	flag.Parse()
 	url := os.Getenv("REDISCHED_REDIS_URL")
 	var client *redisched.Client
@@ -47,6 +48,10 @@ func main() {
 	}
 	handlers := map[string]redisched.Handler{}
 	for _, topic := range flag.Args() {
+		if *noop {
+			handlers[topic] = func(context.Context, *redisched.Job) error { return nil }
+			continue
+		}
 		handlers[topic] = func(ctx context.Context, job *redisched.Job) error {
 			record := fmt.Sprintf("%s %d %d", job.ID, job.Attempts, time.Now().UnixMilli())
 			if err := client.Record(ctx, "gluetest:"+job.Topic+":runs", record); err != nil {
