@@ -81,7 +81,9 @@ class Kick {
         resolve();
       };
       this.waiters.add(wake);
-      if (ms !== null) timer = setTimeout(wake, Math.max(0, Math.ceil(ms)));
+      // unref: a wait that lost its race (a grace period that was not needed) must not keep
+      // the process alive; the worker's connections do that while it runs.
+      if (ms !== null) timer = setTimeout(wake, Math.max(0, Math.ceil(ms))).unref();
     });
   }
 }
