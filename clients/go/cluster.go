@@ -124,6 +124,17 @@ func (cl *Cluster) Conn(ctx context.Context, key string) (redis.Conn, error) {
 	return &clusterConn{Conn: conn, cl: cl}, nil
 }
 
+// dial opens a connection of its own to any master.
+func (cl *Cluster) dial() (redis.Conn, error) {
+	cl.mu.RLock()
+	addr := cl.slots[rand.Intn(16384)]
+	cl.mu.RUnlock()
+	if addr == "" {
+		addr = cl.seeds[0]
+	}
+	return redis.Dial("tcp", addr, cl.options...)
+}
+
 // Close closes the pools of every node.
 func (cl *Cluster) Close() error {
 	cl.mu.Lock()

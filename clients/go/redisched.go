@@ -246,10 +246,14 @@ func (c *Client) conn(ctx context.Context, topic string) (redis.Conn, error) {
 	return c.Pool.GetContext(ctx)
 }
 
-// subscriberConn is a connection for Pub/Sub (on a cluster, any node: PUBLISH reaches all).
+// subscriberConn is a connection of its own for Pub/Sub, outside the pool so that another
+// goroutine may close it to end a blocked Receive (on a cluster, any node: PUBLISH reaches all).
 func (c *Client) subscriberConn(ctx context.Context) (redis.Conn, error) {
 	if c.Cluster != nil {
-		return c.Cluster.Conn(ctx, "")
+		return c.Cluster.dial()
 	}
-	return c.Pool.GetContext(ctx)
+	if c.Pool.DialContext != nil {
+		return c.Pool.DialContext(ctx)
+	}
+	return c.Pool.Dial()
 }

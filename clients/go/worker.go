@@ -240,11 +240,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	stopped := w.stopped
 	go func() {
 		select {
 		case <-ctx.Done():
 			w.Stop()
-		case <-w.stopped:
+		case <-stopped:
 		}
 	}()
 	beat := make(chan struct{})
@@ -261,7 +262,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.opts.OnReady != nil {
 		w.opts.OnReady()
 	}
-	<-w.stopped
+	<-stopped
 	w.shutdown(&loops)
 	return nil
 }
