@@ -256,6 +256,7 @@ class Scheduler {
    * the times are null when there is none.
    */
   async ackAndLease(topic, done, count, { ttrMs = '' } = {}) {
+    if (!done.length) return { ...(await this.lease(topic, { count, ttrMs })), acked: [] };
     const steps = [];
     if (done.length) {
       steps.push(['ack', { now_ms: this.now(), id: done.map((j) => j.id), token: done.map((j) => j.token) }, false]);
