@@ -38,10 +38,14 @@ def cluster_client(redis_cluster: LocalCluster) -> Iterator[redisched.Client]:
 
 
 def spread_topics(cluster: LocalCluster, count: int = 9) -> list[str]:
-    """Topics whose slots cover every master."""
-    topics = [f"glue-cluster-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
-    owners = {cluster.master_of(TopicKeys("redisched", t).name("jobs")) for t in topics}
-    assert len(owners) == 3, "the topics should land on every master"
+    """``count`` topics, as many on each master as can be (at least one on every master)."""
+    by_master: dict[int, list[str]] = {}
+    while sum(min(len(v), -(-count // 3)) for v in by_master.values()) < count:
+        topic = f"glue-cluster-{uuid.uuid4().hex[:8]}"
+        master = cluster.master_of(TopicKeys("redisched", topic).name("jobs"))
+        by_master.setdefault(master, []).append(topic)
+    topics = [t for group in by_master.values() for t in group[: -(-count // 3)]][:count]
+    assert len(by_master) == 3 and len(topics) == count
     return topics
 
 
