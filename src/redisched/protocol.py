@@ -65,20 +65,9 @@ def conversation(
             flags.set(durability.topic, durable)
         if not durable:
             durability = None
-    batch = [command(step) for step in call.steps]
-    if durability is not None:
-        batch.append(durability.wait_command())
-    replies = yield batch
-    acknowledged = replies.pop() if durability is not None else None
-    for reply in replies:
-        if isinstance(reply, BaseException):
-            break
-    else:  # the common case: every step answered
-        result = call.parse(replies)
-        if durability is not None:
-            durability.check(acknowledged)
-        return result
     wait = [] if durability is None else [durability.wait_command()]
+    replies = yield [command(step) for step in call.steps] + wait
+    acknowledged = replies.pop() if wait else None
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         names = sorted({s for i in missing if (s := call.steps[i].script) is not None})
