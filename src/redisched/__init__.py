@@ -10,7 +10,17 @@ from .errors import (
     TopicBusy,
     VersionConflict,
 )
-from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
+from .models import (
+    Job,
+    JobPage,
+    JobState,
+    Lease,
+    PutResult,
+    PutStatus,
+    Schedule,
+    Timeline,
+    TopicStats,
+)
 from .retry import Backoff, Retry
 from .worker import Worker
 
@@ -29,6 +39,7 @@ __all__ = [
     "PutStatus",
     "RedischedError",
     "Retry",
+    "Schedule",
     "StaleReservation",
     "Timeline",
     "TopicBusy",

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..client import AsyncClient
-from ..models import JobPage, JobState, Timeline, TopicStats
+from ..models import JobPage, JobState, Schedule, Timeline, TopicStats
 from ..ops import Call
 from ..throughput import Throughput
 from ..topic_config import TopicConfig
@@ -108,6 +108,7 @@ class TopicPage:
     hours: Timeline
     listing: Listing
     throughput: Throughput
+    schedules: list[Schedule]
 
 
 def default_state(stats: TopicStats) -> JobState:
@@ -125,7 +126,8 @@ async def topic_page(
     prefix: str | None = None,
     cursor: str | None = None,
 ) -> TopicPage:
-    """Everything the topic page shows, in one round trip (two when the tab is not chosen)."""
+    """Everything the topic page shows: one round trip, then the schedules (and first the
+    counts when the tab is not chosen)."""
     ops = client.ops
     if state is None:
         state = default_state(await client.stats(topic))
@@ -139,7 +141,8 @@ async def topic_page(
     ]
     stats, config, minutes, hours, page, rates = await client.execute(joined(calls))
     listing = Listing(state, prefix, cursor, page)
-    return TopicPage(stats, config, minutes, hours, listing, rates)
+    schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
+    return TopicPage(stats, config, minutes, hours, listing, rates, schedules)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,16 +8,16 @@
 -- KEYS[7] errors hash
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] state string
--- ARGV[3] offset int
--- ARGV[4] limit int
+-- ARGV[3] offset int|empty
+-- ARGV[4] limit int|empty
 -- ARGV[5] prefix string|empty
--- ARGV[6] scan int
+-- ARGV[6] scan int|empty
 -- Returns: [next_offset, job...]: next_offset is 0 after the last page; each job is the array
 --   of get.lua without its token. offset counts positions in the state's order: scheduled by
 --   run_at; ready as reserve takes them, then due jobs not yet promoted, by run_at; reserved
 --   by deadline; dead, most recent first. With a prefix, a call examines at most scan
 --   positions (scan >= limit), so a page may hold fewer than limit jobs, or none, and still
---   have a next_offset.
+--   have a next_offset. Empty offset, limit and scan: 0, 100 and 2000 (or limit if larger).
 -- Complexity: O(log M + scan + limit) with a prefix, O(log M + limit) without.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key = KEYS[5], KEYS[6], KEYS[7]
@@ -34,8 +34,12 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local state_name, offset, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local prefix, scan = ARGV[5], tonumber(ARGV[6])
+local DEFAULT_OFFSET, DEFAULT_LIMIT, DEFAULT_SCAN = 0, 100, 2000
+local state_name, prefix = ARGV[2], ARGV[5]
+local offset = ARGV[3] == '' and DEFAULT_OFFSET or tonumber(ARGV[3])
+local limit = ARGV[4] == '' and DEFAULT_LIMIT or tonumber(ARGV[4])
+local scan = tonumber(ARGV[6])
+if ARGV[6] == '' and limit then scan = math.max(DEFAULT_SCAN, limit) end
 if not offset or offset < 0 or not limit or limit < 1 or not scan or scan < limit then
   return redis.error_reply('ERR jobs: offset must be >= 0, limit >= 1 and scan >= limit')
 end
