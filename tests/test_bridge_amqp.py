@@ -412,6 +412,31 @@ async def test_redis_outage_mid_stream_loses_nothing(
         await asyncio.to_thread(server.stop)
 
 
+async def test_durable_puts_are_acked_only_once_replicated(
+    bridge_redis: EmbeddedRedis, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    """The bridge's puts honour durable mode (per client and per topic): on a server without
+    replica a durable put is stored but never acknowledged by a replica, so its message stays
+    in RabbitMQ (retried, never acked, never dead-lettered); a non-durable topic is acked."""
+    durable_topic, plain_topic = f"{topic}-durable", f"{topic}-plain"
+    async with AsyncClient.from_url(bridge_redis.url, durable_timeout=0.02) as client:
+        await client.configure(durable_topic, durable=True)
+        await publish(channel, settings.queue, [
+            {"topic": durable_topic, "id": "d", "delay": 600},
+            {"topic": plain_topic, "id": "p", "delay": 600},
+        ])  # fmt: skip
+        metrics = Counting()
+        async with running(AmqpBridge(client, settings, metrics=metrics)):
+            await wait_for(lambda: _equals(scheduled(client, plain_topic), 1), 10, "plain put")
+            await wait_for(lambda: _equals(scheduled(client, durable_topic), 1), 10, "stored")
+            await asyncio.sleep(0.5)  # several retries of the durable put
+            assert metrics.counts["put"] == 1  # only the plain one counts as committed
+        assert await ready_count(channel, settings.queue) == 1  # given back, not lost
+        assert await ready_count(channel, settings.dead_letters) == 0
+        stored = await client.get(durable_topic, "d")
+        assert stored is not None and stored.version == 1  # retries by id changed nothing
+
+
 def test_settings_reject_bad_values() -> None:
     from redisched import InvalidArgument
 

@@ -20,6 +20,7 @@ from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timelin
 from .topic_config import TopicConfig
 
 T = TypeVar("T")
+U = TypeVar("U")
 Arg = str | bytes | int
 
 DEFAULT_MAX_BODY_SIZE = 1 << 20
@@ -55,6 +56,53 @@ class Call(Generic[T]):
     parse: Callable[[list[Any]], T]
     register_topic: tuple[str, str] | None = None
     durability: Durability | None = None
+
+    @staticmethod
+    def join(*calls: Call[Any]) -> Call[list[Any]]:
+        """One call running ``calls`` in a single round trip; their results, in order.
+
+        The steps are concatenated and each call parses its own slice of the replies. The
+        registration and the durability of the parts carry over: a part that registers a
+        topic registers it for the whole, and a part that must wait for a replica makes the
+        whole wait (one ``WAIT`` after every step covers them all). Parts may register or
+        wait for one topic at most.
+        """
+        register = _one("register", [c.register_topic for c in calls])
+        durability = _merge_durability([c.durability for c in calls])
+        sizes = [len(call.steps) for call in calls]
+
+        def parse(replies: list[Any]) -> list[Any]:
+            results, start = [], 0
+            for call, size in zip(calls, sizes, strict=True):
+                results.append(call.parse(replies[start : start + size]))
+                start += size
+            return results
+
+        steps = tuple(step for call in calls for step in call.steps)
+        return Call(steps, parse, register, durability)
+
+    def then(self, parse: Callable[[T], U]) -> Call[U]:
+        """The same call with its result passed through ``parse``."""
+        inner = self.parse
+        return Call(self.steps, lambda r: parse(inner(r)), self.register_topic, self.durability)
+
+
+def _one(what: str, values: Sequence[tuple[str, str] | None]) -> tuple[str, str] | None:
+    found = {v for v in values if v is not None}
+    if len(found) > 1:
+        raise ValueError(f"Call.join: parts {what} different topics: {sorted(found)}")
+    return next(iter(found), None)
+
+
+def _merge_durability(values: Sequence[Durability | None]) -> Durability | None:
+    found = [v for v in values if v is not None]
+    if not found:
+        return None
+    if len({d.topic for d in found}) > 1:
+        raise ValueError("Call.join: parts wait for replicas of different topics")
+    # required=True (always wait) beats None (wait if the topic says so); the longest wait.
+    strictest = max(found, key=lambda d: (d.required is True, d.timeout_ms, d.replicas))
+    return strictest
 
 
 def to_datetime(ms: int) -> datetime:
@@ -344,14 +392,8 @@ class Operations:
         self, topic: str, done: Sequence[Any], count: object, *, ttr: object = None
     ) -> Call[tuple[list[bool], Lease]]:
         """Ack finished jobs and lease the next ones in a single round trip (for workers)."""
-        acks = self.ack_many(topic, done)
-        lease = self._lease_step(topic, count, ttr)
-
-        def parse(replies: list[Any]) -> tuple[list[bool], Lease]:
-            acked = acks.parse(replies[:-1])
-            return acked, parse_lease(topic, replies[-1])
-
-        return Call((*acks.steps, lease), parse)
+        joined = Call.join(self.ack_many(topic, done), self.lease(topic, count, ttr=ttr))
+        return joined.then(lambda results: (results[0], results[1]))
 
     def release(
         self, job: Any, *, delay: object = 0, error: object = None, unstarted: object = False

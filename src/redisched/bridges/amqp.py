@@ -41,7 +41,7 @@ from aio_pika.abc import (
 )
 
 from ..client import AsyncClient
-from ..errors import BackendError, InvalidArgument
+from ..errors import BackendError, InvalidArgument, NotReplicated
 from .acks import AckTracker
 from .batch import by_topic, join, rounds
 from .messages import Delete, Put, parse
@@ -283,7 +283,9 @@ class AmqpBridge:
             )
             failed: list[list[Item]] = []
             for group, outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, BackendError):
+                if isinstance(outcome, (BackendError, NotReplicated)):
+                    # Not replicated: stored on the primary only; put again by id (harmless)
+                    # until a replica acknowledges, the message waiting unacked meanwhile.
                     failed.append(group)
                 elif isinstance(outcome, BaseException):
                     log.error("bridge could not commit a message", exc_info=outcome)

@@ -28,17 +28,7 @@ def joined(calls: Sequence[Call[Any]]) -> Call[list[Any]]:
 
     The calls must not register a topic (reads only).
     """
-    steps = tuple(step for call in calls for step in call.steps)
-
-    def parse(replies: list[Any]) -> list[Any]:
-        results, start = [], 0
-        for call in calls:
-            end = start + len(call.steps)
-            results.append(call.parse(replies[start:end]))
-            start = end
-        return results
-
-    return Call(steps, parse)
+    return Call.join(*calls)
 
 
 @dataclass(frozen=True, slots=True)

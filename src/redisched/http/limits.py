@@ -77,10 +77,5 @@ def ack_and_grant(
 
     Returns one flag per job of ``done`` (False: the reservation was lost) and the grant.
     """
-    acks = ops.ack_many(topic, done)
-    step = limit_step(ops, topic, want, hold_ms, freed)
-
-    def parse(replies: list[Any]) -> tuple[list[bool], Grant]:
-        return acks.parse(replies[:-1]), parse_grant(replies[-1])
-
-    return Call((*acks.steps, step), parse)
+    grant = Call((limit_step(ops, topic, want, hold_ms, freed),), lambda r: parse_grant(r[0]))
+    return Call.join(ops.ack_many(topic, done), grant).then(lambda r: (r[0], r[1]))

@@ -65,13 +65,9 @@ async def put_and_get(
     client: AsyncClient, call: Call[PutResult], topic: str, job_id: str
 ) -> tuple[PutResult, Job | None]:
     """Run a put and read the job back in the same round trip (one pipeline)."""
-    get = client.ops.get(topic, job_id)
-
-    def parse(replies: list[Any]) -> tuple[PutResult, Job | None]:
-        return call.parse(replies[:1]), get.parse(replies[1:])
-
-    both = Call((*call.steps, *get.steps), parse, call.register_topic, call.durability)
-    return await client.execute(both)
+    both = Call.join(call, client.ops.get(topic, job_id))
+    result, job = await client.execute(both)
+    return result, job
 
 
 def wants_minimal(request: Request) -> bool:
