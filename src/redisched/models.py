@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -61,6 +62,36 @@ class Job:
     reserved_until: datetime | None
     last_error: str | None
     pending_version: int | None = None
+    cancellation: Cancellation | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the Worker running this job learned that it was deleted, replaced,
+        expired, purged or aborted: a sync handler should stop (an async one is cancelled)."""
+        return self.cancellation is not None and self.cancellation.is_set()
+
+
+class Cancellation:
+    """A flag a running job's handler can check (thread-safe): set when the job is cancelled."""
+
+    __slots__ = ("_event", "reason")
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        """Mark the job cancelled, saying why."""
+        self.reason = reason
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """True once cancelled."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled (True) or ``timeout`` seconds passed (False)."""
+        return self._event.wait(timeout)
 
 
 @dataclass(frozen=True, slots=True)
