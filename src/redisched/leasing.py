@@ -174,6 +174,7 @@ class Lessee:
             60 s, plus :data:`HOLD_MARGIN`).
         limits: the process's cache of topic limits (None: one of its own).
         clock: the server clock estimate to keep (None: one of its own).
+        on_round: called with each exchange's result (e.g. to count acks).
     """
 
     def __init__(
@@ -186,6 +187,7 @@ class Lessee:
         hold: float | None = None,
         limits: LimitsCache | None = None,
         clock: ServerClock | None = None,
+        on_round: Callable[[Round], None] | None = None,
     ) -> None:
         self.client = client
         self.topic = topic
@@ -194,6 +196,7 @@ class Lessee:
         self.hold_ms = round(1000 * (hold or ((ttr or DEFAULT_HOLD) + HOLD_MARGIN)))
         self.limits = limits or LimitsCache()
         self.clock = clock or ServerClock()
+        self.on_round = on_round
         self.kick = asyncio.Event()
         self.done: list[Job] = []
         self.done_since = 0.0
@@ -418,7 +421,9 @@ class Lessee:
                 return
 
     def report(self, result: Round) -> None:
-        """Log acks that did not apply (hook for consumers that count them)."""
+        """Log acks that did not apply; pass the result to ``on_round``."""
+        if self.on_round is not None:
+            self.on_round(result)
         for job, ok in zip(result.done, result.acked, strict=True):
             if job.token in self.unsure:
                 self.unsure.discard(job.token)
