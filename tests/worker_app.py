@@ -63,3 +63,37 @@ slow = Recorder(_SLOW, _SLOW)
 def failing(job: Job) -> None:
     """A sync handler that always fails."""
     raise ValueError(f"cannot process {job.id}")
+
+
+async def limited(job: Job) -> None:
+    """Counts the handlers in flight across every process (``<key>:inflight``), records each
+    start as "level started_ms" in ``<key>:levels``, runs 10-40 ms, then ``<key>:finished``."""
+    key = os.environ["WORKER_APP_KEY"]
+    conn = _shared.get("conn")
+    if conn is None:
+        conn = _shared["conn"] = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+    level = await conn.incr(f"{key}:inflight")
+    await conn.rpush(f"{key}:levels", f"{level} {round(time.time() * 1000)}")
+    try:
+        await asyncio.sleep(random.uniform(0.01, 0.04))
+    finally:
+        await conn.decr(f"{key}:inflight")
+    await conn.rpush(f"{key}:finished", job.id)
+
+
+async def cancellable(job: Job) -> None:
+    """Records its start in ``<key>:started``, then waits a minute; when cancelled, records
+    "id cancelled_ms" in ``<key>:cancelled``."""
+    key = os.environ["WORKER_APP_KEY"]
+    conn = _shared.get("conn")
+    if conn is None:
+        conn = _shared["conn"] = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+    await conn.rpush(f"{key}:started", job.id)
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        await conn.rpush(f"{key}:cancelled", f"{job.id} {time.time() * 1000:.3f}")
+        raise
+
+
+_shared: dict[str, redis.asyncio.Redis] = {}

@@ -234,6 +234,11 @@ class Client:
         """Delete a job in any state; True if it existed."""
         return self._run(self.ops.delete(topic, id, if_version=if_version))
 
+    def abort(self, topic: str, id: str) -> bool:
+        """Stop a job: cancel its running handler (any Worker), or keep it from running; True
+        if it existed."""
+        return self._run(self.ops.abort(topic, id))
+
     def reserve(self, topic: str, *, ttr: float | Any = None) -> Job | None:
         """Lease the next due job (lowest priority number first), or None."""
         return self._run(self.ops.reserve(topic, ttr=ttr))
@@ -504,6 +509,11 @@ class AsyncClient:
     async def delete(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
         """Delete a job in any state; True if it existed."""
         return await self._run(self.ops.delete(topic, id, if_version=if_version))
+
+    async def abort(self, topic: str, id: str) -> bool:
+        """Stop a job: cancel its running handler (any Worker), or keep it from running; True
+        if it existed."""
+        return await self._run(self.ops.abort(topic, id))
 
     async def reserve(self, topic: str, *, ttr: float | Any = None) -> Job | None:
         """Lease the next due job (lowest priority number first), or None."""

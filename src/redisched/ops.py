@@ -340,6 +340,16 @@ class Operations:
 
         return Call((step,), parse)
 
+    def abort(self, topic: str, id: str) -> Call[bool]:
+        """Stop a job for good: a running one has its handler cancelled (the Worker running it
+        learns through the topic's wake channel), a waiting one never runs; True if it existed.
+
+        The job is removed like ``delete`` does (its holder's ack is then stale).
+        """
+        # History hook: when job history lands, record the outcome "aborted" here (delete.lua
+        # with an outcome argument) rather than "deleted".
+        return self.delete(topic, id)
+
     # -- leases -----------------------------------------------------------------------------
 
     def lease(self, topic: str, count: object, *, ttr: object = None) -> Call[Lease]:

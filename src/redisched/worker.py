@@ -75,6 +75,7 @@ class _Attempt:
     touch_at: float
     slot: str | None = None
     lost: bool = False
+    cancelled: bool = False
     finished: bool = False
     started: bool = False
     task: asyncio.Task[None] | None = None
@@ -391,9 +392,11 @@ class Worker:
         return abort
 
     def _cancel(self, attempt: _Attempt) -> None:
-        """The job was deleted, replaced, expired or aborted: its reservation is gone, so its
-        result would not apply. Stop the handler (a sync one sees ``job.cancelled``)."""
-        attempt.lost = True
+        """The job was deleted, replaced, expired or aborted: its result would not apply.
+        Stop the handler (a sync one sees ``job.cancelled``)."""
+        if attempt.cancelled:
+            return
+        attempt.cancelled = True
         job = attempt.job
         if job.cancellation is not None:
             job.cancellation.set(CANCELLED_ERROR)
@@ -451,7 +454,8 @@ class Worker:
         lessee = topic.lessee
         assert lessee is not None
         ok = False
-        if attempt.lost:  # cancelled before its handler started
+        if attempt.cancelled:  # before its handler started
+            await self._release(attempt, 0.0, CANCELLED_ERROR)
             self._finish(attempt, lessee, ok)
             return
         attempt.started = True
@@ -471,13 +475,14 @@ class Worker:
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if (
-                attempt.lost
+                attempt.cancelled
                 and task is not None
                 and task.cancelling() == 1
                 and exc.args == (CANCELLED_ERROR,)
             ):
                 task.uncancel()  # this job was cancelled, not the worker: go on with the next
-                log.info("job %r of topic %r: handler cancelled", job.id, topic.name)
+                # A replaced job's new version is scheduled at once (else: stale, harmless).
+                await self._release(attempt, 0.0, CANCELLED_ERROR)
             elif task is None or task.cancelling():
                 self._interrupted.append(attempt)  # the worker stops: _shutdown releases it
                 raise
@@ -524,8 +529,9 @@ class Worker:
                     job, delay=delay, error=error, unstarted=not attempt.started
                 )
         except StaleReservation:
-            log.warning("job %r of topic %r: release rejected, the reservation was lost",
-                        job.id, job.topic)  # fmt: skip
+            if not attempt.cancelled:  # a cancelled job was deleted or expired: expected
+                log.warning("job %r of topic %r: release rejected, the reservation was lost",
+                            job.id, job.topic)  # fmt: skip
         except BackendError as exc:
             log.warning("could not release job %r of topic %r (%s); it returns after its ttr",
                         job.id, job.topic, exc)  # fmt: skip

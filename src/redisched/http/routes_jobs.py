@@ -33,6 +33,7 @@ _RELEASE = msgspec.json.Decoder(schemas.Release)
 _TOUCH = msgspec.json.Decoder(schemas.Touch)
 _BURY = msgspec.json.Decoder(schemas.Bury)
 _KICK = msgspec.json.Decoder(schemas.Kick)
+_ABORT = msgspec.json.Decoder(schemas.Abort)
 _PUT_STATUS = {PutStatus.CREATED: 201, PutStatus.REPLACED: 200, PutStatus.PENDING: 202}
 
 
@@ -198,6 +199,16 @@ async def kick(request: Request) -> Response:
     raise ApiError(409, "not_dead", f"job {job_id!r} is {job.state.value}, not dead", "id")
 
 
+async def abort(request: Request) -> Response:
+    """POST .../abort: stop the job, cancelling its handler if it runs."""
+    rt = runtime(request)
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    await read_json(request, _ABORT, rt.settings.max_request_size, empty=b"{}")
+    if not await rt.client.abort(topic, job_id):
+        raise not_found(topic, job_id)
+    return Response(status_code=204)
+
+
 _JOB = "/v1/topics/{topic}/jobs/{id}"
 _IF_MATCH = Param("If-Match", "header", {"type": "string"}, description="CAS on this version.")
 _IF_NONE_MATCH = Param("If-None-Match", "header", {"type": "string"}, description="* = create.")
@@ -243,6 +254,10 @@ ENDPOINTS = (
     Endpoint(
         "POST", f"{_JOB}/kick", kick, "Move a dead job back to ready", schemas.Kick,
         body_required=False, responses={200: schemas.Kicked, **_STALE},
+    ),
+    Endpoint(
+        "POST", f"{_JOB}/abort", abort, "Stop a job; a running handler is cancelled",
+        schemas.Abort, body_required=False, responses={204: None, 404: schemas.Error},
     ),
 )  # fmt: skip
 """The job routes."""

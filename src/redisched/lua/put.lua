@@ -19,7 +19,8 @@
 -- ARGV[10] body bytes...
 -- Returns: a flat array [status, version] per job, in order. status: 1 created, 2 exists
 --   (nothing changed, version is the current one), 3 replaced, 4 pending (the job is reserved:
---   the new version waits until the running attempt ends), 5 version conflict (if_version
+--   the new version waits until the running attempt ends; its holder is told to stop with
+--   'x' .. id on the wake channel), 5 version conflict (if_version
 --   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
 --   Empty run_at_ms means now + delay_ms; empty ttr_ms / max_attempts take the topic's
 --   defaults (meta fields ttr, max_attempts), else 60000 ms / 0 (unlimited).
@@ -33,6 +34,7 @@ local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local CREATED, EXISTS, REPLACED, PENDING, VERSION_CONFLICT = 1, 2, 3, 4, 5
+local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
 
 local now = tonumber(ARGV[1])
 if not now then
@@ -112,6 +114,7 @@ for i = 9, #ARGV, 2 do
     elseif job[STATE] == RESERVED then
       status, version = PENDING, current + 1
       redis.call('HSET', pending_key, id, encode(fresh(SCHEDULED, version, 0, body)))
+      redis.call('PUBLISH', wake_channel, CANCEL .. id)
     else
       status, version = REPLACED, current + 1
       if job[STATE] == SCHEDULED then
