@@ -330,8 +330,9 @@ class Lessee:
         finally:
             alarm.cancel()
 
-    async def sleep(self, result: Round) -> None:
-        """Sleep until there is work: the next job due, a deadline, a limit's retry, a kick."""
+    async def sleep(self, result: Round, *, until: float | None = None) -> None:
+        """Sleep until there is work: the next job due, a deadline, a limit's retry, a kick,
+        or local epoch ``until``."""
         now_ms = result.now_ms
         next_due = result.next_due_ms
         if next_due is not None and now_ms is not None and next_due <= now_ms:
@@ -340,6 +341,8 @@ class Lessee:
         if result.retry_ms is not None and now_ms is not None:
             deadlines.append(now_ms + result.retry_ms)
         when = self.clock.local_time(min(deadlines)) if deadlines else None
+        if until is not None:
+            when = until if when is None else min(when, until)
         await self.sleep_until(when)
 
     async def nap(self, seconds: float) -> None:

@@ -23,6 +23,7 @@ from ..ops import Call
 from . import bodies, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
+from .longpoll import settled
 from .paths import path_param
 from .reading import read_json
 from .runtime import runtime
@@ -153,7 +154,8 @@ async def ack(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _ACK, rt.settings.max_request_size)
-    await rt.client.ack(Held(topic, job_id, spec.token))
+    call = rt.client.ops.ack(Held(topic, job_id, spec.token))
+    await rt.client.execute(settled(rt, topic, spec.token, call))
     return Response(status_code=204)
 
 
@@ -162,9 +164,10 @@ async def release(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _RELEASE, rt.settings.max_request_size)
-    state = await rt.client.release(
+    call = rt.client.ops.release(
         Held(topic, job_id, spec.token), delay=spec.delay, error=spec.reason
     )
+    state = await rt.client.execute(settled(rt, topic, spec.token, call))
     return json_response(schemas.Released(state))
 
 
@@ -182,7 +185,8 @@ async def bury(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _BURY, rt.settings.max_request_size)
-    await rt.client.bury(Held(topic, job_id, spec.token), reason=spec.reason)
+    call = rt.client.ops.bury(Held(topic, job_id, spec.token), reason=spec.reason)
+    await rt.client.execute(settled(rt, topic, spec.token, call))
     return Response(status_code=204)
 
 

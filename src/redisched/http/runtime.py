@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from ..client import AsyncClient
 from ..config import Settings
+from ..leasing import LimitsCache
 from ..wakeup import Wakeups
 from .metrics import Metrics
 
@@ -31,6 +32,9 @@ class Runtime:
         closing: set when the service begins to shut down; long polls then answer at once.
         topic_listeners: called with a topic's name after its settings change over the API
             (the dispatcher re-reads webhooks then instead of at its next refresh).
+        limits: each topic's concurrency and rate as last read (for HTTP reserves).
+        slots: (topic, token) -> the concurrency slot of a job leased over HTTP, freed when
+            its ack, release or bury comes through this process (else it lapses).
     """
 
     settings: Settings
@@ -39,6 +43,8 @@ class Runtime:
     metrics: Metrics
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     topic_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    limits: LimitsCache = field(default_factory=LimitsCache)
+    slots: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""
