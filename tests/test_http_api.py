@@ -533,3 +533,36 @@ async def test_requeue_sweep_returns_timed_out_jobs(
         if job is not None and job.state == "ready":
             break
     assert job is not None and job.state == "ready" and job.attempts == 1
+
+
+async def test_topic_limits_hold_for_http_reserves(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """concurrency=2: a reserve of 5 gets 2; an ack through the API frees one slot at once."""
+    await py.configure(topic, concurrency=2)
+    for i in range(5):
+        await http.put(job_url(topic, f"j{i}"), json={"body": i})
+    first = await http.post(topic_url(topic, "/reserve"), json={"count": 5})
+    assert first.status_code == 200 and len(first.json()["jobs"]) == 2
+    assert (await http.post(topic_url(topic, "/reserve"), json={"count": 5})).status_code == 204
+    held = first.json()["jobs"][0]
+    acked = await http.post(job_url(topic, held["id"], "ack"), json={"token": held["token"]})
+    assert acked.status_code == 204
+    again = await http.post(topic_url(topic, "/reserve"), json={"count": 5, "wait": 1})
+    assert again.status_code == 200 and len(again.json()["jobs"]) == 1
+    assert (await py.stats(topic)).reserved == 2
+
+
+async def test_abort_stops_a_job(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await http.put(job_url(topic, "a"), json={"body": 1})
+    got = await http.post(topic_url(topic, "/reserve"))
+    token = got.json()["jobs"][0]["token"]
+    assert (await http.post(job_url(topic, "a", "abort"))).status_code == 204
+    assert await py.get(topic, "a") is None
+    assert (await http.post(job_url(topic, "a", "ack"), json={"token": token})).status_code == 409
+    missing = await http.post(job_url(topic, "a", "abort"), json={})
+    assert missing.status_code == 404 and error_of(missing)["code"] == "not_found"
+    bad = await http.post(job_url(topic, "a", "abort"), json={"nope": 1})
+    assert bad.status_code == 400
