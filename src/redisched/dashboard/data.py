@@ -14,7 +14,7 @@ from typing import Any
 
 from ..client import AsyncClient
 from ..models import Job, JobState, Timeline, TopicStats
-from ..ops import Call
+from ..ops import Call, Step
 from ..topic_config import TopicConfig
 
 MAX_TOPICS = 500
@@ -85,10 +85,13 @@ class TopicPage:
     hours: Timeline
     reserved: list[Job]
     dead: list[Job]
+    throttled: int = 0
+    held: str | None = None
 
 
-async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
-    """Everything the topic page shows, in one round trip."""
+async def topic_page(client: AsyncClient, topic: str, held: str | None = None) -> TopicPage:
+    """Everything the topic page shows, in one round trip (``held``: why the dispatcher holds
+    the topic's deliveries, if it does)."""
     ops = client.ops
     calls: list[Call[Any]] = [
         ops.stats(topic),
@@ -97,9 +100,11 @@ async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
         ops.timeline(topic, width=3600, buckets=24),
         ops.jobs(topic, JobState.RESERVED, limit=LIST_LIMIT),
         ops.jobs(topic, JobState.DEAD, limit=LIST_LIMIT),
-    ]
-    stats, config, minutes, hours, reserved, dead = await client.execute(joined(calls))
-    return TopicPage(stats, config, minutes, hours, reserved.jobs, dead.jobs)
+        Call((Step(None, (), ("HGET", ops.keys(topic).name("meta"), "total_throttled")),),
+             lambda r: int(r[0] or 0)),
+    ]  # fmt: skip
+    stats, config, minutes, hours, reserved, dead, throttled = await client.execute(joined(calls))
+    return TopicPage(stats, config, minutes, hours, reserved.jobs, dead.jobs, throttled, held)
 
 
 @dataclass(frozen=True, slots=True)

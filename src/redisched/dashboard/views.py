@@ -100,7 +100,8 @@ class Dashboard:
     async def topic(self, request: Request) -> Response:
         """GET /dashboard/topic?topic=: counts, timelines, reserved and dead jobs."""
         name = validate_topic(_query(request, "topic"))
-        page = await data.topic_page(runtime(request).client, name)
+        rt = runtime(request)
+        page = await data.topic_page(rt.client, name, rt.held.get(name))
         context = {
             "topic": name,
             "page": page,

@@ -35,6 +35,8 @@ class Runtime:
         limits: each topic's concurrency and rate as last read (for HTTP reserves).
         slots: (topic, token) -> the concurrency slot of a job leased over HTTP, freed when
             its ack, release or bury comes through this process (else it lapses).
+        held: topics whose deliveries the push dispatcher holds -> why (their webhook is
+            refused by the target policy); the dashboard shows it.
     """
 
     settings: Settings
@@ -45,6 +47,7 @@ class Runtime:
     topic_listeners: list[Callable[[str], None]] = field(default_factory=list)
     limits: LimitsCache = field(default_factory=LimitsCache)
     slots: dict[tuple[str, str], str] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""
