@@ -151,7 +151,7 @@ def main() -> None:
                 "baseline": lambda: _worker_figures(_run(base_src, *worker)),
                 "current": lambda: _worker_figures(_run(None, *worker)),
                 "current_limited": lambda: _worker_figures(
-                    _run(None, *worker, "--topic-concurrency", "100000")
+                    _run(None, *worker, "--topic-concurrency", "10000")
                 ),
                 "push_baseline": lambda: _run(base_src, *push),
                 "push_current": lambda: _run(None, *push),
