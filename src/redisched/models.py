@@ -72,25 +72,39 @@ class Job:
 
 
 class Cancellation:
-    """A flag a running job's handler can check (thread-safe): set when the job is cancelled."""
+    """A flag a running job's handler can check (thread-safe): set when the job is cancelled.
 
-    __slots__ = ("_event", "reason")
+    Cheap to make (every leased job carries one): the event behind :meth:`wait` is created
+    only when someone waits.
+    """
+
+    __slots__ = ("_event", "_flag", "reason")
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._flag = False
+        self._event: threading.Event | None = None
         self.reason = ""
 
     def set(self, reason: str) -> None:
         """Mark the job cancelled, saying why."""
         self.reason = reason
-        self._event.set()
+        self._flag = True
+        event = self._event
+        if event is not None:
+            event.set()
 
     def is_set(self) -> bool:
         """True once cancelled."""
-        return self._event.is_set()
+        return self._flag
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until cancelled (True) or ``timeout`` seconds passed (False)."""
+        if self._flag:
+            return True
+        if self._event is None:
+            self._event = threading.Event()
+        if self._flag:  # set() ran before the event existed
+            return True
         return self._event.wait(timeout)
 
 

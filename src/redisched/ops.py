@@ -17,7 +17,17 @@ from .codes import AckCode, BuryCode, DeleteCode, PutCode, ReleaseCode, TouchCod
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
 from .keys import DEFAULT_PREFIX, TopicKeys, topics_key, validate_topic
-from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
+from .models import (
+    Cancellation,
+    Job,
+    JobPage,
+    JobState,
+    Lease,
+    PutResult,
+    PutStatus,
+    Timeline,
+    TopicStats,
+)
 from .topic_config import TopicConfig
 
 T = TypeVar("T")
@@ -114,7 +124,7 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
-def parse_job(topic: str, reply: Sequence[Any]) -> Job:
+def parse_job(topic: str, reply: Sequence[Any], cancellation: Cancellation | None = None) -> Job:
     """Read the job array that get, reserve, pull and jobs return (see get.lua)."""
     (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, token,
      reserved_until, last_error, body, pending_version) = reply  # fmt: skip
@@ -133,6 +143,7 @@ def parse_job(topic: str, reply: Sequence[Any]) -> Job:
         reserved_until=None if reserved_until is None else to_datetime(reserved_until),
         last_error=_text(last_error),
         pending_version=pending_version or None,
+        cancellation=cancellation,
     )
 
 
@@ -144,7 +155,7 @@ def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
     """Read the reply of reserve.lua."""
     now, next_due, next_timeout, *jobs = reply
     return Lease(
-        jobs=[parse_job(topic, job) for job in jobs],
+        jobs=[parse_job(topic, job, Cancellation()) for job in jobs],
         now_ms=now,
         next_due_ms=_optional_ms(next_due),
         next_timeout_ms=_optional_ms(next_timeout),

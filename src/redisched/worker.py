@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -41,7 +41,7 @@ from .errors import BackendError, InvalidArgument, RedischedError, StaleReservat
 from .handlers import Handler, Watched, describe, is_async
 from .keys import validate_topic
 from .leasing import ACK_DELAY, MAX_IDLE, Lessee, LimitsCache
-from .models import Cancellation, Job, JobState
+from .models import Job, JobState
 from .retry import Backoff, Retry
 from .timing import ServerClock
 from .wakeup import Wakeups
@@ -415,7 +415,6 @@ class Worker:
             if ttr < self._min_ttr:
                 self._min_ttr = ttr
                 self._shorter_ttr.set()  # the heartbeat must tick faster
-            job = replace(job, cancellation=Cancellation())
             attempt = _Attempt(job, topic, ttr, now + ttr / 2, slot)
             add(attempt)
             put(attempt)
