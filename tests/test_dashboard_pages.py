@@ -172,7 +172,7 @@ def test_models_are_exported() -> None:
 async def test_a_held_topic_and_throttled_deliveries_are_shown(redis_url: str, topic: str) -> None:
     """A serve without --allow-private-webhooks holds a topic whose webhook is private: the
     topic page and /metrics say so; the page counts throttled deliveries apart."""
-    from redisched.commands.serve import dispatcher_service
+    from redisched.commands.serve_app import dispatcher_service
 
     settings = Settings(redis_url=redis_url, allow_private_webhooks=False)
     app = create_app(

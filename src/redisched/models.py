@@ -9,7 +9,7 @@ from datetime import datetime
 
 
 class JobState(enum.StrEnum):
-    """Where a job is in its lifecycle (DESIGN.md section 2)."""
+    """Where a job is in its lifecycle (docs/design.md section 2)."""
 
     SCHEDULED = "scheduled"
     READY = "ready"
