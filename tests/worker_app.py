@@ -88,8 +88,8 @@ async def cancellable(job: Job) -> None:
     conn = _shared.get("conn")
     if conn is None:
         conn = _shared["conn"] = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
-    await conn.rpush(f"{key}:started", job.id)
-    try:
+    try:  # a cancellation may come while the start is being recorded
+        await conn.rpush(f"{key}:started", job.id)
         await asyncio.sleep(60)
     except asyncio.CancelledError:
         await conn.rpush(f"{key}:cancelled", f"{job.id} {time.time() * 1000:.3f}")

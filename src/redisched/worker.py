@@ -473,12 +473,9 @@ class Worker:
             await self._release(attempt, retry.delay, retry.reason)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
-            if (
-                attempt.cancelled
-                and task is not None
-                and task.cancelling() == 1
-                and exc.args == (CANCELLED_ERROR,)
-            ):
+            # Only this job was cancelled (not the worker, which would add a cancellation):
+            # the message may be lost on the way (a library re-raising its own error).
+            if attempt.cancelled and task is not None and task.cancelling() == 1:
                 task.uncancel()  # this job was cancelled, not the worker: go on with the next
                 # A replaced job's new version is scheduled at once (else: stale, harmless).
                 await self._release(attempt, 0.0, CANCELLED_ERROR)
