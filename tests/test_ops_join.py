@@ -35,8 +35,8 @@ def test_join_refuses_parts_for_two_topics_registration() -> None:
         Call.join(OPS.put("t", "a", b""), OPS.put("u", "a", b""))
 
 
-def test_then_maps_the_result() -> None:
-    call = OPS.kick("t").then(lambda n: n * 2)
+def test_map_maps_the_result() -> None:
+    call = OPS.kick("t").map(lambda n: n * 2)
     assert call.parse([4]) == 8
 
 

@@ -9,7 +9,17 @@ from .errors import (
     StaleReservation,
     VersionConflict,
 )
-from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
+from .models import (
+    Job,
+    JobPage,
+    JobState,
+    Lease,
+    PutResult,
+    PutStatus,
+    Schedule,
+    Timeline,
+    TopicStats,
+)
 from .retry import Backoff, Retry
 from .worker import Worker
 
@@ -28,6 +38,7 @@ __all__ = [
     "PutStatus",
     "RedischedError",
     "Retry",
+    "Schedule",
     "StaleReservation",
     "Timeline",
     "TopicStats",

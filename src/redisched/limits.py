@@ -79,4 +79,4 @@ def ack_and_grant(
     Returns one flag per job of ``done`` (False: the reservation was lost) and the grant.
     """
     grant = Call((limit_step(ops, topic, want, hold_ms, freed),), lambda r: parse_grant(r[0]))
-    return Call.join(ops.ack_many(topic, done), grant).then(lambda r: (r[0], r[1]))
+    return Call.join(ops.ack_many(topic, done), grant).map(lambda r: (r[0], r[1]))

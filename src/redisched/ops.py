@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from . import scripts, topic_config, validate
+from . import schedule_ops, scripts, topic_config, validate
 from .codes import AckCode, BuryCode, DeleteCode, PutCode, ReleaseCode, TouchCode
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
@@ -25,6 +25,7 @@ from .models import (
     Lease,
     PutResult,
     PutStatus,
+    Schedule,
     Timeline,
     TopicStats,
 )
@@ -60,12 +61,17 @@ class Call(Generic[T]):
     Several steps go in one pipeline (one round trip). ``register_topic`` names a topic to add
     to the topics set first (the scripts never touch cross-topic keys, docs/design.md section 3).
     ``durability`` makes the steps wait for a replica (see :mod:`redisched.durable`).
+    ``then`` reads the replies and returns a second call whose result is the result (a read in
+    two round trips). ``after`` is housekeeping once the result is known: it returns calls to
+    run next (their parse may return the next one), and their failure is only logged.
     """
 
     steps: tuple[Step, ...]
     parse: Callable[[list[Any]], T]
     register_topic: tuple[str, str] | None = None
     durability: Durability | None = None
+    then: Callable[[list[Any]], Call[T]] | None = None
+    after: Callable[[list[Any]], Call[Any] | None] | None = None
 
     @staticmethod
     def join(*calls: Call[Any]) -> Call[list[Any]]:
@@ -77,24 +83,41 @@ class Call(Generic[T]):
         whole wait (one ``WAIT`` after every step covers them all). Parts may register or
         wait for one topic at most.
         """
+        if any(c.then is not None for c in calls):
+            raise ValueError("Call.join: a part reads in two round trips (then)")
         register = _one("register", [c.register_topic for c in calls])
         durability = _merge_durability([c.durability for c in calls])
         sizes = [len(call.steps) for call in calls]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
 
         def parse(replies: list[Any]) -> list[Any]:
-            results, start = [], 0
-            for call, size in zip(calls, sizes, strict=True):
-                results.append(call.parse(replies[start : start + size]))
-                start += size
-            return results
+            return [
+                call.parse(replies[start : start + size])
+                for call, start, size in zip(calls, starts, sizes, strict=True)
+            ]
+
+        parts = zip(calls, starts, sizes, strict=True)
+        afters = [(c.after, start, size) for c, start, size in parts if c.after is not None]
+
+        def after(replies: list[Any]) -> Call[Any] | None:
+            follow = [a(replies[start : start + size]) for a, start, size in afters]
+            found = [f for f in follow if f is not None]
+            if len(found) <= 1:
+                return found[0] if found else None
+            return Call.join(*found)
 
         steps = tuple(step for call in calls for step in call.steps)
-        return Call(steps, parse, register, durability)
+        return Call(steps, parse, register, durability, after=after if afters else None)
 
-    def then(self, parse: Callable[[T], U]) -> Call[U]:
+    def map(self, parse: Callable[[T], U]) -> Call[U]:
         """The same call with its result passed through ``parse``."""
+        if self.then is not None:
+            raise ValueError("Call.map: the call reads in two round trips (then)")
         inner = self.parse
-        return Call(self.steps, lambda r: parse(inner(r)), self.register_topic, self.durability)
+        return Call(
+            self.steps, lambda r: parse(inner(r)), self.register_topic, self.durability,
+            after=self.after,
+        )  # fmt: skip
 
 
 def _one(what: str, values: Sequence[tuple[str, str] | None]) -> tuple[str, str] | None:
@@ -145,6 +168,11 @@ def parse_job(topic: str, reply: Sequence[Any], cancellation: Cancellation | Non
         pending_version=pending_version or None,
         cancellation=cancellation,
     )
+
+
+def _occurrences(call: Call[Any]) -> bool:
+    """Whether an ack call names a job id that may be a schedule's occurrence."""
+    return any("@" in str(arg) for step in call.steps for arg in step.args[1::2])
 
 
 def _optional_ms(value: int) -> int | None:
@@ -207,6 +235,11 @@ class Operations:
             if len(self._script_keys) < 100_000:
                 self._script_keys[(script, topic)] = names
         return Step(script, names, args)
+
+    def _refilling(self, topic: str, call: Call[T], when: bool = True) -> Call[T]:
+        """``call``, checking in the same round trip whether a cron schedule needs more times
+        (only when ``when``: a call on a schedule's occurrence, or a periodic one)."""
+        return schedule_ops.with_refill(self, topic, call) if when else call
 
     def _register(self, topic: str) -> tuple[str, str]:
         return (topics_key(self.prefix), topic)
@@ -394,10 +427,15 @@ class Operations:
             if replies[0][0] != AckCode.ACKED:
                 raise StaleReservation(topic, job_id)
 
-        return Call((self._ack_step(topic, [(job_id, token)]),), parse)
+        call = Call((self._ack_step(topic, [(job_id, token)]),), parse)
+        return self._refilling(topic, call, "@" in job_id)
 
     def ack_many(self, topic: str, jobs: Sequence[Any]) -> Call[list[bool]]:
         """Finish several reserved jobs of one topic; one flag per job (False = stale)."""
+        call = self._ack_many(topic, jobs)
+        return self._refilling(topic, call, _occurrences(call))
+
+    def _ack_many(self, topic: str, jobs: Sequence[Any]) -> Call[list[bool]]:
         validate_topic(topic)
         pairs = []
         for job in jobs:
@@ -413,8 +451,14 @@ class Operations:
         self, topic: str, done: Sequence[Any], count: object, *, ttr: object = None
     ) -> Call[tuple[list[bool], Lease]]:
         """Ack finished jobs and lease the next ones in a single round trip (for workers)."""
-        joined = Call.join(self.ack_many(topic, done), self.lease(topic, count, ttr=ttr))
-        return joined.then(lambda results: (results[0], results[1]))
+        acks = self._ack_many(topic, done)
+        lease = self._lease_step(topic, count, ttr)
+
+        def parse(replies: list[Any]) -> tuple[list[bool], Lease]:
+            acked = acks.parse(replies[:-1])
+            return acked, parse_lease(topic, replies[-1])
+
+        return self._refilling(topic, Call((*acks.steps, lease), parse), _occurrences(acks))
 
     def release(
         self, job: Any, *, delay: object = 0, error: object = None, unstarted: object = False
@@ -439,7 +483,7 @@ class Operations:
                 raise StaleReservation(topic, job_id)
             return JobState(state.decode())
 
-        return Call((step,), parse)
+        return self._refilling(topic, Call((step,), parse), "@" in job_id)
 
     def touch(self, job: Any, *, ttr: object = None) -> Call[datetime]:
         """Extend a reservation by ``ttr`` (default: the job's); the new deadline."""
@@ -465,7 +509,7 @@ class Operations:
             if replies[0][0] == BuryCode.STALE:
                 raise StaleReservation(topic, job_id)
 
-        return Call((step,), parse)
+        return self._refilling(topic, Call((step,), parse), "@" in job_id)
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -480,17 +524,18 @@ class Operations:
     def pull(self, topic: str) -> Call[Job | None]:
         """Take the next ready job and delete it at once (at-most-once delivery)."""
         step = self._step("pull", topic, self._now(), self.promote_limit)
-        return Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+        call = Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+        return self._refilling(topic, call)
 
     def requeue(self, topic: str, *, limit: object = 1000) -> Call[int]:
         """Return timed-out reservations to the queue (or dead); how many moved."""
         step = self._requeue_step(topic, limit)
-        return Call((step,), lambda r: int(r[0][0]) + int(r[0][1]))
+        return self._refilling(topic, Call((step,), lambda r: int(r[0][0]) + int(r[0][1])))
 
     def requeue_due(self, topic: str, *, limit: object = 1000) -> Call[int | None]:
         """Requeue, and return the next reservation deadline in ms (None: none left)."""
         step = self._requeue_step(topic, limit)
-        return Call((step,), lambda r: _optional_ms(r[0][2]))
+        return self._refilling(topic, Call((step,), lambda r: _optional_ms(r[0][2])))
 
     def _requeue_step(self, topic: str, limit: object) -> Step:
         return self._step(
@@ -571,6 +616,43 @@ class Operations:
         """Let the topic lease jobs again; True if it was paused."""
         step = self._step("resume", topic)
         return Call((step,), lambda r: bool(r[0]))
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        cron: object = None,
+        every: object = None,
+        tz: object = "UTC",
+        start_at: object = None,
+        end_at: object = None,
+        ttr: object = None,
+        priority: object = 0,
+        max_attempts: object = None,
+        if_version: object = None,
+    ) -> Call[Schedule]:
+        """Create or replace a recurring schedule by id (see ``Client.schedule``)."""
+        return schedule_ops.schedule(
+            self, topic, id, body, cron=cron, every=every, tz=tz, start_at=start_at,
+            end_at=end_at, ttr=ttr, priority=priority, max_attempts=max_attempts,
+            if_version=if_version,
+        )  # fmt: skip
+
+    def get_schedule(self, topic: str, id: str) -> Call[Schedule | None]:
+        """Read one schedule; None when there is none."""
+        return schedule_ops.get_schedule(self, topic, id)
+
+    def schedules(self, topic: str) -> Call[list[Schedule]]:
+        """Every schedule of a topic, sorted by id."""
+        return schedule_ops.schedules(self, topic)
+
+    def unschedule(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
+        """Delete a schedule and its pending occurrence; True if it existed."""
+        return schedule_ops.unschedule(self, topic, id, if_version=if_version)
 
     # -- topic settings ---------------------------------------------------------------------
 

@@ -65,4 +65,4 @@ def join(ops: Operations, commands: Sequence[Put | Delete]) -> Call[tuple[int, i
     calls += [ops.delete(topic, delete.id) for delete in deletes]
     counts = (len(commands) - len(deletes), len(deletes))
     # Each part checks its own replies; durable puts make the whole round trip wait (WAIT).
-    return Call.join(*calls).then(lambda _: counts)
+    return Call.join(*calls).map(lambda _: counts)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..client import AsyncClient
-from ..models import Job, JobState, Timeline, TopicStats
+from ..models import Job, JobState, Schedule, Timeline, TopicStats
 from ..ops import Call, Step
 from ..topic_config import TopicConfig
 
@@ -85,6 +85,7 @@ class TopicPage:
     hours: Timeline
     reserved: list[Job]
     dead: list[Job]
+    schedules: list[Schedule]
     throttled: int = 0
     held: str | None = None
 
@@ -104,7 +105,10 @@ async def topic_page(client: AsyncClient, topic: str, held: str | None = None) -
              lambda r: int(r[0] or 0)),
     ]  # fmt: skip
     stats, config, minutes, hours, reserved, dead, throttled = await client.execute(joined(calls))
-    return TopicPage(stats, config, minutes, hours, reserved.jobs, dead.jobs, throttled, held)
+    schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
+    return TopicPage(
+        stats, config, minutes, hours, reserved.jobs, dead.jobs, schedules, throttled, held
+    )
 
 
 @dataclass(frozen=True, slots=True)

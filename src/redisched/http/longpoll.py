@@ -70,7 +70,7 @@ def settled(rt: Runtime, topic: str, token: str, call: Call[Any]) -> Call[Any]:
     if slot is None:
         return call
     free = Call((limit_step(rt.client.ops, topic, 0, 1, [slot]),), lambda r: None)
-    return Call.join(call, free).then(lambda results: results[0])
+    return Call.join(call, free).map(lambda results: results[0])
 
 
 async def reserve(
