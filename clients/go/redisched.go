@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -199,6 +200,23 @@ func NewPool(url string) *redis.Pool {
 	return &redis.Pool{MaxIdle: 4, Dial: func() (redis.Conn, error) { return redis.DialURL(url) }}
 }
 
+// ValidateTopic refuses the topic names the Python glue refuses (keys.topic_problem):
+// 1 to 200 characters of valid UTF-8, no braces, no control characters (C0 and DEL).
+func ValidateTopic(topic string) error {
+	n := utf8.RuneCountInString(topic)
+	switch {
+	case !utf8.ValidString(topic):
+		return fmt.Errorf("redisched: topic must be valid UTF-8")
+	case n < 1 || n > 200:
+		return fmt.Errorf("redisched: topic must be 1 to 200 characters long")
+	case strings.ContainsAny(topic, "{}"):
+		return fmt.Errorf("redisched: topic must not contain '{' or '}'")
+	case strings.IndexFunc(topic, func(r rune) bool { return r < 32 || r == 127 }) >= 0:
+		return fmt.Errorf("redisched: topic must not contain control characters")
+	}
+	return nil
+}
+
 // Key is the full name of one of a topic's keys.
 func (c *Client) Key(topic, name string) string { return c.Prefix + ":{" + topic + "}:" + name }
 
@@ -208,8 +226,8 @@ func (c *Client) Call(ctx context.Context, name, topic string, named Args) (any,
 	if !ok {
 		return nil, fmt.Errorf("redisched: no script %q", name)
 	}
-	if topic == "" || len(topic) > 200 || strings.ContainsAny(topic, "{}") {
-		return nil, fmt.Errorf("redisched: topic must be 1 to 200 characters without braces")
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
 	}
 	args, err := BuildArgs(s, named)
 	if err != nil {

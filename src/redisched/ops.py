@@ -15,7 +15,14 @@ from typing import Any, Generic, TypeVar
 from . import scripts, topic_config, validate
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
-from .keys import DEFAULT_PREFIX, TopicKeys, topics_key, validate_topic
+from .keys import (
+    DEFAULT_PREFIX,
+    TopicKeys,
+    TopicNames,
+    split_topic_names,
+    topics_key,
+    validate_topic,
+)
 from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
 from .topic_config import TopicConfig
 
@@ -473,9 +480,14 @@ class Operations:
         return Call((expire, self._requeue_step(topic, 1000)), lambda r: bool(r[0]))
 
     def topics(self) -> Call[list[str]]:
-        """Every topic that has had a put, sorted."""
+        """Every topic that has had a put, sorted (members that are no valid name skipped)."""
         step = Step(None, (), ("SMEMBERS", topics_key(self.prefix)))
-        return Call((step,), lambda r: sorted(t.decode("utf-8") for t in r[0]))
+        return Call((step,), lambda r: split_topic_names(r[0]).valid)
+
+    def topic_names(self) -> Call[TopicNames]:
+        """The topics set split into valid names and members no call accepts (to report)."""
+        step = Step(None, (), ("SMEMBERS", topics_key(self.prefix)))
+        return Call((step,), lambda r: split_topic_names(r[0]))
 
     def jobs(
         self, topic: str, state: object, *, limit: object = 100, cursor: str | None = None

@@ -86,7 +86,7 @@ def create_app(
         )  # fmt: skip
         rt = Runtime(settings, client, Wakeups(client.redis, settings.prefix), Metrics())
         app.state.runtime = rt
-        started: list[Service] = []
+        started: list[Service] = rt.services
         try:
             factories = (lambda r: RequeueLoop(r.client, settings.requeue_interval), *services)
             for factory in factories:

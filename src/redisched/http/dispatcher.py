@@ -181,6 +181,14 @@ class Dispatcher:
         except InvalidArgument as exc:  # each delivery will fail with the reason too
             log.warning("topic %r: webhook %s is refused: %s", topic, url, exc.message)
 
+    def failure(self) -> str | None:
+        """Why topic discovery stopped although the dispatcher was not stopped, else None."""
+        task = self._discovery
+        if task is None or not task.done() or self._closing:
+            return None
+        exc = None if task.cancelled() else task.exception()
+        return f"webhook topic discovery stopped: {exc!r}"
+
     def request_refresh(self) -> None:
         """Ask the discovery task to read the topics' settings soon (e.g. after a PATCH)."""
         self._refresh_now.set()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from starlette.requests import Request
 
@@ -31,6 +31,7 @@ class Runtime:
         closing: set when the service begins to shut down; long polls then answer at once.
         topic_listeners: called with a topic's name after its settings change over the API
             (the dispatcher re-reads webhooks then instead of at its next refresh).
+        services: the background parts running now, in start order.
     """
 
     settings: Settings
@@ -39,11 +40,17 @@ class Runtime:
     metrics: Metrics
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     topic_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""
         for listener in self.topic_listeners:
             listener(topic)
+
+    def failures(self) -> list[str]:
+        """Why background parts that should be running are not (empty when all are well)."""
+        found = (s.failure() for s in self.services if isinstance(s, Watched))
+        return [reason for reason in found if reason is not None]
 
 
 class Service(Protocol):
@@ -54,6 +61,14 @@ class Service(Protocol):
 
     async def stop(self) -> None:
         """Finish or abandon work in flight and return when stopped."""
+
+
+@runtime_checkable
+class Watched(Protocol):
+    """A service whose background task can die; ``/healthz`` answers 503 when it has."""
+
+    def failure(self) -> str | None:
+        """Why the service stopped working although nobody stopped it, else None."""
 
 
 ServiceFactory = Callable[[Runtime], Service]
