@@ -166,3 +166,27 @@ async def test_expire_endpoint(web: httpx.AsyncClient, topic: str) -> None:
 
 def test_models_are_exported() -> None:
     assert redisched.Timeline is Timeline
+
+
+@pytest.mark.parametrize(
+    ("stored", "kind"),
+    [(b"[" * 5000 + b"]" * 5000, "text"), (b"[" * 5000, "text"), (b"\xff\xfe", "binary"),
+     (b"[" * 400 + b"]" * 400, "json")],
+    ids=["deep-json", "deep-unclosed", "binary", "nested-400"],
+)  # fmt: skip
+async def test_pages_survive_any_stored_body(
+    web: httpx.AsyncClient, redis_url: str, topic: str, stored: bytes, kind: str
+) -> None:
+    assert show_body(stored).kind == kind
+    async with redisched.AsyncClient.from_url(redis_url) as py:
+        await py.put(topic, "deep", stored)
+        await py.put(topic, "dead", stored, max_attempts=1)
+        job = await py.reserve(topic)
+        assert job is not None
+        await py.bury(job, reason="x")
+    for path, params in (
+        ("/dashboard/job", {"topic": topic, "id": "deep"}),
+        ("/dashboard/topic", {"topic": topic}),
+        ("/dashboard/overview", {}),
+    ):
+        assert (await web.get(path, params=params)).status_code == 200, path

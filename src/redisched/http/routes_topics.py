@@ -102,7 +102,11 @@ async def reserve(request: Request) -> Response:
     jobs = await longpoll.reserve(rt, request.receive, topic, spec.count, spec.ttr, spec.wait)
     if not jobs:
         return Response(status_code=204)
-    return json_response(schemas.Jobs([bodies.job_out(j, handed_out=True) for j in jobs]))
+    try:
+        return json_response(schemas.Jobs([bodies.job_out(j, handed_out=True) for j in jobs]))
+    except BaseException:  # nobody will get these jobs: their attempts are not spent
+        await longpoll.give_back(rt, jobs)
+        raise
 
 
 _TOPIC = "/v1/topics/{topic}"
