@@ -7,13 +7,13 @@ line options override the environment, which overrides the defaults.
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from . import validate
 from .errors import InvalidArgument
 
 _TRUE = ("1", "true", "yes", "on")
@@ -30,20 +30,11 @@ def _flag(name: str, text: str) -> bool:
 
 
 def _number(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidArgument(name, f"must be a number, not {text!r}") from None
-    if not math.isfinite(value):
-        raise InvalidArgument(name, "must be a finite number")
-    return value
+    return validate.number_text(text.strip(), name)
 
 
 def _integer(name: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidArgument(name, f"must be an integer, not {text!r}") from None
+    return validate.integer_text(text.strip(), name)
 
 
 def _tokens(name: str, text: str) -> tuple[str, ...]:

@@ -74,9 +74,7 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
     text = request.query_params.get(name)
     if text is None:
         return default
-    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 12:
-        raise ApiError(400, "invalid", f"must be an integer between {low} and {high}", name)
-    return validate.integer(int(text), name, low, high)
+    return validate.integer(validate.integer_text(text, name), name, low, high)
 
 
 async def list_jobs(request: Request) -> Response:
