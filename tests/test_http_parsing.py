@@ -20,9 +20,8 @@ from redisched.http import create_app
 from redisched.http.paths import routing_path
 from redisched.validate import integer_text, number_text
 
-
 NOT_NUMBERS = ["1_0", "\u0661\u0662", "\u00b2", " 5", "5 ", "+5", "nan", "inf", "1e999", "0x10",
-               "", "-", "1.", ".5", "５"]  # fmt: skip
+               "", "-", "1.", ".5", "\uff15"]  # fmt: skip
 
 
 @pytest.mark.parametrize("text", NOT_NUMBERS)
