@@ -91,7 +91,7 @@ async def web(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         app.state.runtime  # noqa: B018 - started
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 

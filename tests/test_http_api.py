@@ -26,7 +26,7 @@ async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(redis_url=redis_url, requeue_interval=0.05))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 
@@ -288,7 +288,7 @@ async def test_private_webhook_targets_are_refused_unless_allowed(
         app = create_app(Settings(redis_url=redis_url, allow_private_webhooks=allowed))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
                 for url in ("http://127.0.0.1:9/hook", "http://10.0.0.8/x", "http://[::1]/x"):
                     patch = {"webhook": {"url": url}}
                     response = await http.patch(topic_url(topic), json=patch)
@@ -505,7 +505,7 @@ async def test_oversized_request_is_refused_before_it_is_read(redis_url: str, to
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             declared = await http.put(
                 job_url(topic, "j"), content=b"{}", headers={"Content-Length": "999999"}
             )
@@ -520,7 +520,7 @@ async def test_auth_guards_every_route_but_healthz(redis_url: str, topic: str) -
     app = create_app(Settings(redis_url=redis_url, tokens=("s3cret-token", "second-token")))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             good = {"Authorization": "Bearer second-token"}
             for endpoint in ENDPOINTS:
                 url = endpoint.path.format(topic=quote(topic, safe=""), id="j")
@@ -594,7 +594,7 @@ async def test_a_reserve_answer_that_fails_to_build_gives_the_jobs_back(
     app = create_app(Settings(redis_url=redis_url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             reply = await client.post(topic_url(topic, "/reserve"), json={"count": 10})
     assert reply.status_code == 500
     for n in range(3):  # back in the queue, attempt given back: not dead after one try

@@ -25,6 +25,7 @@ def test_every_setting_has_an_environment_variable() -> None:
         "REDISCHED_INSECURE": "yes", "REDISCHED_ALLOW_PRIVATE_WEBHOOKS": "1",
         "REDISCHED_PREFIX": "rs", "REDISCHED_MAX_BODY_SIZE": "2048",
         "REDISCHED_MAX_REQUEST_SIZE": "4096", "REDISCHED_REQUEUE_INTERVAL": "0.5",
+        "REDISCHED_ALLOWED_HOSTS": "jobs.internal, api.example",
     }  # fmt: skip
     assert set(Settings.ENV.values()) - set(env) <= {
         "REDISCHED_REDIS_CLUSTER", "REDISCHED_DURABLE_PUTS"
@@ -34,7 +35,7 @@ def test_every_setting_has_an_environment_variable() -> None:
         host="::1", port=8080, redis_url="redis://127.0.0.1:7000/0", data_dir=Path("/tmp/x"),
         appendfsync="always", tokens=("one", "two", "three"), insecure=True,
         allow_private_webhooks=True, prefix="rs", max_body_size=2048, max_request_size=4096,
-        requeue_interval=0.5,
+        requeue_interval=0.5, allowed_hosts=("jobs.internal", "api.example"),
     )  # fmt: skip
 
 
@@ -52,6 +53,8 @@ def test_overrides_win_over_the_environment() -> None:
         ("REDISCHED_APPENDFSYNC", "no", "appendfsync"),
         ("REDISCHED_REQUEUE_INTERVAL", "nan", "REDISCHED_REQUEUE_INTERVAL"),
         ("REDISCHED_MAX_BODY_SIZE", "10", "max_body_size"),
+        ("REDISCHED_PORT", "8_080", "REDISCHED_PORT"),
+        ("REDISCHED_REQUEUE_INTERVAL", "\u0661", "REDISCHED_REQUEUE_INTERVAL"),
     ],
 )
 def test_bad_values_name_the_setting(variable: str, value: str, argument: str) -> None:

@@ -274,6 +274,13 @@ def _host(host: str) -> str:
     help="Let webhooks reach private/loopback addresses. [env REDISCHED_ALLOW_PRIVATE_WEBHOOKS]",
 )
 @click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="A host name the API answers for besides IPs, localhost and --host (repeatable; * "
+    "for any). Others get 400 (DNS rebinding). [env REDISCHED_ALLOWED_HOSTS]",
+)
+@click.option(
     "--appendfsync",
     type=click.Choice(["everysec", "always"]),
     help="Embedded Redis AOF fsync policy. [env REDISCHED_APPENDFSYNC; default everysec]",
@@ -287,7 +294,7 @@ def _host(host: str) -> str:
 def serve(
     host: str | None, port: int | None, redis_url: str | None, redis_cluster: bool | None,
     durable_puts: bool | None, data_dir: Path | None, tokens: tuple[str, ...],
-    insecure: bool | None, allow_private_webhooks: bool | None,
+    insecure: bool | None, allow_private_webhooks: bool | None, allowed_hosts: tuple[str, ...],
     appendfsync: str | None, amqp_url: str | None, verbose: bool,
 ) -> None:  # fmt: skip
     """Serve the HTTP API, push dispatcher, requeue sweep and dashboard."""
@@ -301,6 +308,7 @@ def serve(
             host=host, port=port, redis_url=redis_url, redis_cluster=redis_cluster,
             durable_puts=durable_puts, data_dir=data_dir, tokens=tokens or None, insecure=insecure,
             allow_private_webhooks=allow_private_webhooks, appendfsync=appendfsync,
+            allowed_hosts=allowed_hosts or None,
         )  # fmt: skip
         run(settings, amqp_url)
     except RedischedError as exc:

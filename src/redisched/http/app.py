@@ -31,6 +31,7 @@ from .metrics import Metrics
 from .paths import RawPathMiddleware
 from .requeue import RequeueLoop
 from .runtime import Runtime, Service, ServiceFactory
+from .sameorigin import SameOriginGuard
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,11 @@ def create_app(
         for e in sorted(endpoints, key=lambda e: e.path not in HOT_PATHS)  # stable: hot first
     ]
     routes += extra_routes
-    middleware = [Middleware(RawPathMiddleware)]
+    allowed_hosts = (*settings.allowed_hosts, settings.host)
+    middleware = [
+        Middleware(SameOriginGuard, allowed_hosts=allowed_hosts),
+        Middleware(RawPathMiddleware),
+    ]
     if settings.tokens:
         unguarded = OPEN_PATHS | frozenset(open_paths)
         middleware.append(Middleware(BearerAuth, tokens=settings.tokens, open_paths=unguarded))
