@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 )
 
 import redisched
-from redisched import PutStatus, StaleReservation, VersionConflict
+from redisched import DEFAULT_MAX_ATTEMPTS, PutStatus, StaleReservation, VersionConflict
 from redisched.keys import TopicKeys
 from tests.conftest import FakeClock
 
@@ -120,7 +120,8 @@ class Lifecycle(RuleBasedStateMachine):
             self.topic, job_id, body, delay=delay / 1000, priority=priority, ttr=ttr / 1000,
             max_attempts=max_attempts or None, replace=replace_,
         )  # fmt: skip
-        new = Model("scheduled", 1, body, self.now + delay, priority, ttr, max_attempts)
+        attempts = max_attempts or DEFAULT_MAX_ATTEMPTS  # the scripts' default
+        new = Model("scheduled", 1, body, self.now + delay, priority, ttr, attempts)
         old = self.jobs.get(job_id)
         if old is None:
             assert result.status is PutStatus.CREATED

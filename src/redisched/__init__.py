@@ -9,11 +9,22 @@ from .errors import (
     StaleReservation,
     VersionConflict,
 )
-from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
+from .models import (
+    DEFAULT_MAX_ATTEMPTS,
+    Job,
+    JobPage,
+    JobState,
+    Lease,
+    PutResult,
+    PutStatus,
+    Timeline,
+    TopicStats,
+)
 from .retry import Backoff, Retry
 from .worker import Worker
 
 __all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
     "AsyncClient",
     "BackendError",
     "Backoff",

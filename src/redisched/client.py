@@ -191,7 +191,7 @@ class Client:
                 topic's, else 60).
             priority: lower runs first among due jobs.
             max_attempts: reservations before the job goes dead (None: the topic's default,
-                else unlimited).
+                else 25, :data:`redisched.DEFAULT_MAX_ATTEMPTS`).
             replace: replace an existing job instead of leaving it as it is.
             if_version: only act if the job is at this version (else VersionConflict).
             durable: True to return only once a replica has the job (else NotReplicated);

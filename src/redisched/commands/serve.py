@@ -297,7 +297,11 @@ def serve(
     insecure: bool | None, allow_private_webhooks: bool | None, allowed_hosts: tuple[str, ...],
     appendfsync: str | None, amqp_url: str | None, verbose: bool,
 ) -> None:  # fmt: skip
-    """Serve the HTTP API, push dispatcher, requeue sweep and dashboard."""
+    """Serve the HTTP API, push dispatcher, requeue sweep and dashboard.
+
+    A job that fails (or whose reservation times out) goes dead after max_attempts: the
+    put's, else the topic's, else 25.
+    """
     from ..cli import configure_logging
 
     configure_logging(verbose)
