@@ -25,7 +25,7 @@ def test_a_job_without_max_attempts_goes_dead_after_the_default(
     for n in range(DEFAULT_MAX_ATTEMPTS):
         leased = client.reserve(topic)
         assert leased is not None, n
-        states.append(client.release(leased, error=f"failure {n + 1}"))
+        states.append(client.release(leased, reason=f"failure {n + 1}"))
     assert states[:-1] == ["ready"] * (DEFAULT_MAX_ATTEMPTS - 1) and states[-1] == "dead"
     dead = client.get(topic, "j")
     assert dead is not None and dead.attempts == 25 and dead.last_error == "failure 25"

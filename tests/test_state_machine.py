@@ -221,7 +221,7 @@ class Lifecycle(RuleBasedStateMachine):
         handle = _Handle(self.topic, job_id, token)
         if not valid:
             return self.expect_stale(lambda h: self.client.release(h, delay=delay / 1000), handle)
-        state = self.client.release(handle, delay=delay / 1000, error=error, unstarted=unstarted)
+        state = self.client.release(handle, delay=delay / 1000, reason=error, unstarted=unstarted)
         if self.end_attempt_with_pending(job_id):
             return
         model = self.jobs[job_id]

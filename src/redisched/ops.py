@@ -7,6 +7,7 @@ answer); a client sends it and returns ``call.parse(replies)``. Nothing here doe
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -361,16 +362,34 @@ class Operations:
         return Call((*acks.steps, lease), parse)
 
     def release(
-        self, job: Any, *, delay: object = 0, error: object = None, unstarted: object = False
+        self,
+        job: Any,
+        *,
+        delay: object = 0,
+        reason: object = None,
+        unstarted: object = False,
+        error: object = None,
     ) -> Call[JobState]:
         """Return a reserved job to the queue after ``delay``; the state it went to.
 
-        ``unstarted=True`` says the job was leased but never handed to anyone: the attempt is
-        given back (it does not count toward max_attempts) and no error is recorded.
+        ``reason`` is kept as the job's ``last_error`` (the same name as in ``bury``, ``Retry``
+        and the HTTP API; ``error`` is its deprecated alias). ``unstarted=True`` says the job
+        was leased but never handed to anyone: the attempt is given back (it does not count
+        toward max_attempts) and no error is recorded.
         """
         topic, job_id, token = validate.reserved_job(job)
         delay_ms = validate.duration_ms(delay, "delay")
-        error_text = "" if error is None else validate.text(error, "error")
+        argument = "reason"
+        if error is not None:
+            if reason is not None:
+                raise InvalidArgument("error", "give reason or its old name error, not both")
+            warnings.warn(
+                "release(error=...) is deprecated: use release(reason=...)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            reason, argument = error, "error"
+        error_text = "" if reason is None else validate.text(reason, argument)
         if not isinstance(unstarted, bool):
             raise InvalidArgument("unstarted", f"must be a bool, not {type(unstarted).__name__}")
         step = self._step(

@@ -558,7 +558,7 @@ class Worker:
         try:
             async with self._side_calls:
                 state = await self._client.release(
-                    job, delay=delay, error=error, unstarted=not attempt.started
+                    job, delay=delay, reason=error, unstarted=not attempt.started
                 )
         except StaleReservation:
             log.warning("job %r of topic %r: release rejected, the reservation was lost",

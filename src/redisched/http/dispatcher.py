@@ -276,7 +276,7 @@ class _TopicRunner:
                 log.exception("topic %r: dispatcher task failed", self.topic)
         for job in self.interrupted:
             with contextlib.suppress(RedischedError):
-                await self.d.client.release(job, error="dispatcher stopped during delivery")
+                await self.d.client.release(job, reason="dispatcher stopped during delivery")
 
     # -- the lease loop ---------------------------------------------------------------------
 
@@ -421,10 +421,10 @@ class _TopicRunner:
             return Outcome.ACCEPTED
         if result.verdict is delivery.Verdict.THROTTLED and result.retry_after is not None:
             delay = min(result.retry_after, self.backoff.max)
-            state = await client.release(job, delay=delay, error=result.reason)
+            state = await client.release(job, delay=delay, reason=result.reason)
             return Outcome.DEAD if state is JobState.DEAD else Outcome.THROTTLED
         delay = self.backoff.delay(job.attempts)
-        state = await client.release(job, delay=delay, error=result.reason)
+        state = await client.release(job, delay=delay, reason=result.reason)
         if state is JobState.DEAD:
             log.info("topic %r: job %r is dead: %s", self.topic, job.id, result.reason)
             return Outcome.DEAD

@@ -166,7 +166,7 @@ async def release(request: Request) -> Response:
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _RELEASE, rt.settings.max_request_size)
     state = await rt.client.release(
-        Held(topic, job_id, spec.token), delay=spec.delay, error=spec.reason
+        Held(topic, job_id, spec.token), delay=spec.delay, reason=spec.reason
     )
     return json_response(schemas.Released(state))
 
