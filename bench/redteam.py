@@ -149,12 +149,18 @@ async def main_async(requests: int, seed: int, url: str, redis_url: str) -> dict
         while sent < requests:
             batch = attacks(rng, kept)[: requests - sent]
             await asyncio.gather(*(send(*request) for request in batch))
-            await http.put(f"/v1/topics/{POISON}/jobs/again", json={"body": 1})
+            await send("PUT", f"/v1/topics/{POISON}/jobs/again", {}, b'{"body": 1}')
+
+        async def get(path: str) -> Any:
+            try:
+                reply = await http.get(path)
+            except httpx.HTTPError:
+                return None
+            return reply.json() if reply.status_code == 200 else None
 
         lost = []
         for job_id, version in acknowledged.items():
-            reply = await http.get(_job(KEPT, job_id))
-            job = reply.json() if reply.status_code == 200 else None
+            job = await get(_job(KEPT, job_id))
             if job is None or job["version"] != version or job["state"] != "scheduled":
                 lost.append(job_id)
         # poisoned jobs leased by reserves and answered: none may be stuck in reserved
@@ -166,12 +172,12 @@ async def main_async(requests: int, seed: int, url: str, redis_url: str) -> dict
         requeued = False
         for _ in range(50):
             await asyncio.sleep(0.1)
-            reply = await http.get(_job("redteam-requeue", "r"))
-            if reply.json()["state"] == "ready":
+            job = await get(_job("redteam-requeue", "r"))
+            if job is not None and job["state"] == "ready":
                 requeued = True
                 break
         health = (await http.get("/healthz")).status_code
-        paused = (await http.get(f"/v1/topics/{KEPT}")).json()["paused"]
+        paused = ((await get(f"/v1/topics/{KEPT}")) or {}).get("paused")
     return {
         "seed": seed,
         "requests": sent,
