@@ -60,6 +60,7 @@ def _error_shape(response: schemathesis.Response) -> None:
         assert set(error) == {"code", "message", "field"}, response.content
 
 
+@pytest.mark.timeout(600)  # 50 examples of each of ~20 operations against a live server
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_request_gets_a_server_error(fuzzed: Served, mode: GenerationMode) -> None:
     schema = schemathesis.openapi.from_url(f"{fuzzed.url}/openapi.json")
