@@ -474,10 +474,28 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         kick("limit 0", limit=0),
         requeue("limit 0", limit=0),
         pull("negative promote_limit", promote_limit=-1),
-        put("priority empty", ("k", "x"), priority=""),  # type: ignore[arg-type]
+        put("priority not a number", ("k", "x"), priority="x"),  # type: ignore[arg-type]
         put("no id/body pair"),
         ack("no id/token pair"),
         stats("still one ready job, nothing else"),
+    ]),
+    "empty_optional_arguments": ("an empty string is every optional argument's default", [
+        call("put: empty delay_ms 0, priority 0, replace 0 (and the other defaults)", "put",
+             now_ms=NOW, run_at_ms="", delay_ms="", ttr_ms="", priority="", max_attempts="",
+             replace="", if_version="", id=["a", "b"], body=["x", "y"]),
+        get("due now, priority 0, ttr 60 s, unlimited attempts", "a"),
+        call("jobs: empty offset 0, limit 100", "jobs", now_ms=NOW, state="ready", offset="",
+             limit=""),
+        call("timeline: empty width_ms 60000, limit 60 (60 counts)", "timeline", now_ms=NOW,
+             width_ms="", limit=""),
+        call("reserve: empty count 1, promote_limit 1000", "reserve", "r", now_ms=NOW, count="",
+             ttr_ms="", promote_limit=""),
+        call("release: empty delay_ms 0, refund 0 (the attempt counts)", "release", now_ms=NOW,
+             id="a", token=Token("r"), delay_ms="", error="", refund=""),
+        call("requeue: empty limit 1000", "requeue", now_ms=NOW, limit=""),
+        call("kick: empty id and limit: up to 100 dead jobs", "kick", now_ms=NOW, id="",
+             limit=""),
+        call("pull: empty promote_limit 1000", "pull", now_ms=NOW, promote_limit=""),
     ]),
 }
 # fmt: on

@@ -179,7 +179,7 @@ class Client:
         if_version: int | None = None,
         durable: bool | None = None,
     ) -> PutResult:
-        """Create a job (or replace it with ``replace=True``); see DESIGN.md section 2.
+        """Create a job (or replace it with ``replace=True``); see docs/design.md section 2.
 
         Args:
             topic: the queue the job lives in.
@@ -471,7 +471,7 @@ class AsyncClient:
         if_version: int | None = None,
         durable: bool | None = None,
     ) -> PutResult:
-        """Create a job (or replace it with ``replace=True``); see DESIGN.md section 2."""
+        """Create a job (or replace it with ``replace=True``); see docs/design.md section 2."""
         return await self._run(
             self.ops.put(
                 topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,

@@ -14,7 +14,7 @@ A job goes dead after its 25th failed attempt; give a larger ``max_attempts`` fo
 
 
 class JobState(enum.StrEnum):
-    """Where a job is in its lifecycle (DESIGN.md section 2)."""
+    """Where a job is in its lifecycle (docs/design.md section 2)."""
 
     SCHEDULED = "scheduled"
     READY = "ready"

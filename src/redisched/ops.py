@@ -55,7 +55,7 @@ class Call(Generic[T]):
     """The Redis work of one client method and how to read its replies.
 
     Several steps go in one pipeline (one round trip). ``register_topic`` names a topic to add
-    to the topics set first (the scripts never touch cross-topic keys, DESIGN.md section 3).
+    to the topics set first (the scripts never touch cross-topic keys, docs/design.md section 3).
     ``durability`` makes the steps wait for a replica (see :mod:`redisched.durable`).
     """
 
@@ -213,7 +213,7 @@ class Operations:
         if_version: object = None,
         durable: object = None,
     ) -> Call[PutResult]:
-        """Create a job, or replace it with ``replace=True`` (DESIGN.md section 2)."""
+        """Create a job, or replace it with ``replace=True`` (docs/design.md section 2)."""
         keys = self.keys(topic)
         durability = self._durability(keys, durable)
         job_id = validate.job_id(id)

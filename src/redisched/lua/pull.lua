@@ -5,7 +5,7 @@
 -- KEYS[4] errors hash
 -- KEYS[5] meta hash
 -- ARGV[1] now_ms int|empty
--- ARGV[2] promote_limit int
+-- ARGV[2] promote_limit int|empty
 -- Returns: nil when no job is ready (or the topic is paused), else the job array of get.lua
 --   with state ready and attempts counting this delivery. The job no longer exists afterwards.
 -- Complexity: O((P + 1) log M) for P promoted jobs.
@@ -21,7 +21,8 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local promote_limit = tonumber(ARGV[2])
+local DEFAULT_PROMOTE_LIMIT = 1000
+local promote_limit = ARGV[2] == '' and DEFAULT_PROMOTE_LIMIT or tonumber(ARGV[2])
 if not promote_limit or promote_limit < 0 then
   return redis.error_reply('ERR pull: promote_limit must be >= 0')
 end

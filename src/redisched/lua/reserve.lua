@@ -6,9 +6,9 @@
 -- KEYS[5] errors hash
 -- KEYS[6] meta hash
 -- ARGV[1] now_ms int|empty
--- ARGV[2] count int
+-- ARGV[2] count int|empty
 -- ARGV[3] ttr_ms int|empty
--- ARGV[4] promote_limit int
+-- ARGV[4] promote_limit int|empty
 -- Returns: [now_ms, next_due_ms, next_timeout_ms, job...]. next_due_ms is the run_at of the
 --   earliest scheduled job and next_timeout_ms the earliest reservation deadline, each -1 when
 --   there is none, so that a caller can sleep exactly until there is work. Each job is the
@@ -29,9 +29,10 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local count = tonumber(ARGV[2])
+local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT = 1, 1000
+local count = ARGV[2] == '' and DEFAULT_COUNT or tonumber(ARGV[2])
 local ttr_override = tonumber(ARGV[3])
-local promote_limit = tonumber(ARGV[4])
+local promote_limit = ARGV[4] == '' and DEFAULT_PROMOTE_LIMIT or tonumber(ARGV[4])
 if not count or count < 1 or not promote_limit or promote_limit < 0 then
   return redis.error_reply('ERR reserve: count must be >= 1 and promote_limit >= 0')
 end
