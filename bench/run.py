@@ -56,11 +56,14 @@ OURS = (
     Spec("scale", "bench.bench_scale", ("--levels", "0,100000", "--ops", "2000", "--repeats", "3"),
          ("--levels", "0,100000,1000000", "--ops", "5000")),
     Spec("worker", "bench.bench_worker", ("--quick",)),
+    Spec("burst", "bench.bench_burst", ("--jobs", "100000"), ("--jobs", "1000000")),
+    Spec("lag", "bench.bench_lag", ("--jobs", "300", "--spread", "3")),
     Spec("glue", "bench.bench_glue", ("--quick",)),
     Spec("http", "bench.bench_http", ("--quick",)),
     Spec("webhook", "bench.bench_webhook", ("--jobs", "5000")),
     Spec("amqp", "bench.bench_amqp", ("--messages", "5000")),
     Spec("failover", "bench.bench_failover", ("--quick",)),
+    Spec("schedules", "bench.bench_schedules", ("--ops", "1000"), ("--ops", "3000")),
 )  # fmt: skip
 
 PEERS = tuple(

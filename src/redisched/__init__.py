@@ -17,6 +17,7 @@ from .models import (
     Lease,
     PutResult,
     PutStatus,
+    Schedule,
     Timeline,
     TopicStats,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "PutStatus",
     "RedischedError",
     "Retry",
+    "Schedule",
     "StaleReservation",
     "Timeline",
     "TopicStats",

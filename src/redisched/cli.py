@@ -24,6 +24,9 @@ LAZY_COMMANDS = {
     "worker": "redisched.commands.worker:worker",
     "bridge": "redisched.commands.bridge:bridge",
     "scripts": "redisched.commands.scripts:scripts",
+    "schedule": "redisched.commands.schedule:schedule",
+    "schedules": "redisched.commands.schedule:schedules",
+    "unschedule": "redisched.commands.schedule:unschedule",
 }
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 

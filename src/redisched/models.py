@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 DEFAULT_MAX_ATTEMPTS = 25
 """Attempts a job gets when neither the put nor its topic says (like Sidekiq's 25 retries).
@@ -126,3 +126,29 @@ class Timeline:
     width: float
     counts: list[int]
     oldest_ready: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A recurring schedule: its occurrences are jobs ``<id>@<UTC time>`` with its body.
+
+    Exactly one of ``cron`` (a 5-field crontab in ``tz``) and ``every`` is set. ``next_run_at``
+    is the occurrence now pending (None once the schedule has ended, or while a cron schedule
+    waits for more of its times to be computed); ``last_run_at`` the latest occurrence handed
+    to a consumer. Times are aware UTC datetimes; ``ttr`` is in seconds.
+    """
+
+    topic: str
+    id: str
+    cron: str | None
+    every: timedelta | None
+    tz: str
+    next_run_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+    version: int
+    body: bytes
+    priority: int
+    ttr: float
+    max_attempts: int | None
+    last_run_at: datetime | None = None

@@ -11,9 +11,9 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from . import scripts, topic_config, validate
+from . import schedule_ops, scripts, topic_config, validate
 from .codes import AckCode, BuryCode, DeleteCode, PutCode, ReleaseCode, TouchCode
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
@@ -25,7 +25,17 @@ from .keys import (
     topics_key,
     validate_topic,
 )
-from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
+from .models import (
+    Job,
+    JobPage,
+    JobState,
+    Lease,
+    PutResult,
+    PutStatus,
+    Schedule,
+    Timeline,
+    TopicStats,
+)
 from .topic_config import TopicConfig
 
 T = TypeVar("T")
@@ -33,7 +43,7 @@ Arg = str | bytes | int
 
 DEFAULT_MAX_BODY_SIZE = 1 << 20
 DEFAULT_PROMOTE_LIMIT = 1000
-_PUT_STATUS = {
+_PUT_STATUS: dict[int, PutStatus] = {
     PutCode.CREATED: PutStatus.CREATED,
     PutCode.EXISTS: PutStatus.EXISTS,
     PutCode.REPLACED: PutStatus.REPLACED,
@@ -41,9 +51,12 @@ _PUT_STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One Redis round-trip item: a script (by name) with keys and args, or a plain command."""
+class Step(NamedTuple):
+    """One Redis round-trip item: a script (by name) with keys and args, or a plain command.
+
+    A named tuple rather than a frozen dataclass: it is made on every call, and a tuple is
+    made several times faster (issue 17).
+    """
 
     script: str | None
     keys: tuple[str, ...]
@@ -57,12 +70,17 @@ class Call(Generic[T]):
     Several steps go in one pipeline (one round trip). ``register_topic`` names a topic to add
     to the topics set first (the scripts never touch cross-topic keys, docs/design.md section 3).
     ``durability`` makes the steps wait for a replica (see :mod:`redisched.durable`).
+    ``then`` reads the replies and returns a second call whose result is the result (a read in
+    two round trips). ``after`` is housekeeping once the result is known: it returns calls to
+    run next (their parse may return the next one), and their failure is only logged.
     """
 
     steps: tuple[Step, ...]
     parse: Callable[[list[Any]], T]
     register_topic: tuple[str, str] | None = None
     durability: Durability | None = None
+    then: Callable[[list[Any]], Call[T]] | None = None
+    after: Callable[[list[Any]], Call[Any] | None] | None = None
 
 
 def to_datetime(ms: int) -> datetime:
@@ -74,6 +92,23 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
+_PUT_RESULTS: dict[tuple[int, int], PutResult] = {
+    (code, version): PutResult(status, version)
+    for code, status in _PUT_STATUS.items()
+    for version in range(1, 16)
+}
+"""The results of most puts, made once (PutResult is frozen, so they can be shared)."""
+
+
+def put_result(code: int, version: int) -> PutResult:
+    """The PutResult of a put.lua status code and version."""
+    made = _PUT_RESULTS.get((code, version))
+    return PutResult(_PUT_STATUS[code], version) if made is None else made
+
+
+_STATES = {state.value.encode(): state for state in JobState}
+
+
 def parse_job(topic: str, reply: Sequence[Any]) -> Job:
     """Read the job array that get, reserve, pull and jobs return (see get.lua)."""
     (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, token,
@@ -82,7 +117,7 @@ def parse_job(topic: str, reply: Sequence[Any]) -> Job:
         topic=topic,
         id=job_id.decode("utf-8"),
         body=bytes(body),
-        state=JobState(state.decode()),
+        state=_STATES.get(state) or JobState(state.decode()),
         run_at=to_datetime(run_at),
         priority=priority,
         ttr=ttr / 1000,
@@ -94,6 +129,11 @@ def parse_job(topic: str, reply: Sequence[Any]) -> Job:
         last_error=_text(last_error),
         pending_version=pending_version or None,
     )
+
+
+def _occurrences(call: Call[Any]) -> bool:
+    """Whether an ack call names a job id that may be a schedule's occurrence."""
+    return any("@" in str(arg) for step in call.steps for arg in step.args[1::2])
 
 
 def _optional_ms(value: int) -> int | None:
@@ -135,6 +175,9 @@ class Operations:
     _script_keys: dict[tuple[str, str], tuple[str, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _topic_durability: dict[str, Durability | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def keys(self, topic: str) -> TopicKeys:
         """The validated keys of a topic (cached: key names are built once per topic)."""
@@ -157,10 +200,26 @@ class Operations:
                 self._script_keys[(script, topic)] = names
         return Step(script, names, args)
 
+    def _refilling(self, topic: str, call: Call[T], when: bool = True) -> Call[T]:
+        """``call``, checking in the same round trip whether a cron schedule needs more times
+        (only when ``when``: a call on a schedule's occurrence, or a periodic one)."""
+        return schedule_ops.with_refill(self, topic, call) if when else call
+
     def _register(self, topic: str) -> tuple[str, str]:
         return (topics_key(self.prefix), topic)
 
     def _durability(self, keys: TopicKeys, durable: object) -> Durability | None:
+        if durable is None:  # the common case: the client's and the topic's setting, per topic
+            try:
+                return self._topic_durability[keys.topic]
+            except KeyError:
+                made = self._make_durability(keys, None)
+                if len(self._topic_durability) < 10_000:
+                    self._topic_durability[keys.topic] = made
+                return made
+        return self._make_durability(keys, durable)
+
+    def _make_durability(self, keys: TopicKeys, durable: object) -> Durability | None:
         if durable is not None and not isinstance(durable, bool):
             kind = type(durable).__name__
             raise InvalidArgument("durable", f"must be a bool or None, not {kind}")
@@ -228,7 +287,7 @@ class Operations:
             status, version = replies[0]
             if status == PutCode.VERSION_CONFLICT:
                 raise VersionConflict(topic, job_id, expected or 0, version)
-            return PutResult(_PUT_STATUS[status], version)
+            return put_result(status, version)
 
         return Call((step,), parse, self._register(keys.topic), durability)
 
@@ -273,9 +332,7 @@ class Operations:
 
         def parse(replies: list[Any]) -> list[PutResult]:
             flat = [value for reply in replies for value in reply]
-            return [
-                PutResult(_PUT_STATUS[s], v) for s, v in zip(flat[::2], flat[1::2], strict=True)
-            ]
+            return [put_result(s, v) for s, v in zip(flat[::2], flat[1::2], strict=True)]
 
         if not steps:
             return Call(steps, parse)
@@ -333,10 +390,15 @@ class Operations:
             if replies[0][0] != AckCode.ACKED:
                 raise StaleReservation(topic, job_id)
 
-        return Call((self._ack_step(topic, [(job_id, token)]),), parse)
+        call = Call((self._ack_step(topic, [(job_id, token)]),), parse)
+        return self._refilling(topic, call, "@" in job_id)
 
     def ack_many(self, topic: str, jobs: Sequence[Any]) -> Call[list[bool]]:
         """Finish several reserved jobs of one topic; one flag per job (False = stale)."""
+        call = self._ack_many(topic, jobs)
+        return self._refilling(topic, call, _occurrences(call))
+
+    def _ack_many(self, topic: str, jobs: Sequence[Any]) -> Call[list[bool]]:
         validate_topic(topic)
         pairs = []
         for job in jobs:
@@ -352,14 +414,14 @@ class Operations:
         self, topic: str, done: Sequence[Any], count: object, *, ttr: object = None
     ) -> Call[tuple[list[bool], Lease]]:
         """Ack finished jobs and lease the next ones in a single round trip (for workers)."""
-        acks = self.ack_many(topic, done)
+        acks = self._ack_many(topic, done)
         lease = self._lease_step(topic, count, ttr)
 
         def parse(replies: list[Any]) -> tuple[list[bool], Lease]:
             acked = acks.parse(replies[:-1])
             return acked, parse_lease(topic, replies[-1])
 
-        return Call((*acks.steps, lease), parse)
+        return self._refilling(topic, Call((*acks.steps, lease), parse), _occurrences(acks))
 
     def release(
         self,
@@ -402,7 +464,7 @@ class Operations:
                 raise StaleReservation(topic, job_id)
             return JobState(state.decode())
 
-        return Call((step,), parse)
+        return self._refilling(topic, Call((step,), parse), "@" in job_id)
 
     def touch(self, job: Any, *, ttr: object = None) -> Call[datetime]:
         """Extend a reservation by ``ttr`` (default: the job's); the new deadline."""
@@ -428,7 +490,7 @@ class Operations:
             if replies[0][0] == BuryCode.STALE:
                 raise StaleReservation(topic, job_id)
 
-        return Call((step,), parse)
+        return self._refilling(topic, Call((step,), parse), "@" in job_id)
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -443,17 +505,18 @@ class Operations:
     def pull(self, topic: str) -> Call[Job | None]:
         """Take the next ready job and delete it at once (at-most-once delivery)."""
         step = self._step("pull", topic, self._now(), self.promote_limit)
-        return Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+        call = Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+        return self._refilling(topic, call)
 
     def requeue(self, topic: str, *, limit: object = 1000) -> Call[int]:
         """Return timed-out reservations to the queue (or dead); how many moved."""
         step = self._requeue_step(topic, limit)
-        return Call((step,), lambda r: int(r[0][0]) + int(r[0][1]))
+        return self._refilling(topic, Call((step,), lambda r: int(r[0][0]) + int(r[0][1])))
 
     def requeue_due(self, topic: str, *, limit: object = 1000) -> Call[int | None]:
         """Requeue, and return the next reservation deadline in ms (None: none left)."""
         step = self._requeue_step(topic, limit)
-        return Call((step,), lambda r: _optional_ms(r[0][2]))
+        return self._refilling(topic, Call((step,), lambda r: _optional_ms(r[0][2])))
 
     def _requeue_step(self, topic: str, limit: object) -> Step:
         return self._step(
@@ -539,6 +602,43 @@ class Operations:
         """Let the topic lease jobs again; True if it was paused."""
         step = self._step("resume", topic)
         return Call((step,), lambda r: bool(r[0]))
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        cron: object = None,
+        every: object = None,
+        tz: object = "UTC",
+        start_at: object = None,
+        end_at: object = None,
+        ttr: object = None,
+        priority: object = 0,
+        max_attempts: object = None,
+        if_version: object = None,
+    ) -> Call[Schedule]:
+        """Create or replace a recurring schedule by id (see ``Client.schedule``)."""
+        return schedule_ops.schedule(
+            self, topic, id, body, cron=cron, every=every, tz=tz, start_at=start_at,
+            end_at=end_at, ttr=ttr, priority=priority, max_attempts=max_attempts,
+            if_version=if_version,
+        )  # fmt: skip
+
+    def get_schedule(self, topic: str, id: str) -> Call[Schedule | None]:
+        """Read one schedule; None when there is none."""
+        return schedule_ops.get_schedule(self, topic, id)
+
+    def schedules(self, topic: str) -> Call[list[Schedule]]:
+        """Every schedule of a topic, sorted by id."""
+        return schedule_ops.schedules(self, topic)
+
+    def unschedule(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
+        """Delete a schedule and its pending occurrence; True if it existed."""
+        return schedule_ops.unschedule(self, topic, id, if_version=if_version)
 
     # -- topic settings ---------------------------------------------------------------------
 

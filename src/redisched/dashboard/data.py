@@ -14,7 +14,7 @@ from typing import Any
 
 from ..client import AsyncClient
 from ..json_body import NotJson, json_value
-from ..models import Job, JobState, Timeline, TopicStats
+from ..models import Job, JobState, Schedule, Timeline, TopicStats
 from ..ops import Call
 from ..topic_config import TopicConfig
 
@@ -96,6 +96,7 @@ class TopicPage:
     hours: Timeline
     reserved: list[Job]
     dead: list[Job]
+    schedules: list[Schedule]
 
 
 async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
@@ -110,7 +111,8 @@ async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
         ops.jobs(topic, JobState.DEAD, limit=LIST_LIMIT),
     ]
     stats, config, minutes, hours, reserved, dead = await client.execute(joined(calls))
-    return TopicPage(stats, config, minutes, hours, reserved.jobs, dead.jobs)
+    schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
+    return TopicPage(stats, config, minutes, hours, reserved.jobs, dead.jobs, schedules)
 
 
 @dataclass(frozen=True, slots=True)
