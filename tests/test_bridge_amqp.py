@@ -178,6 +178,8 @@ async def test_malformed_messages_are_dead_lettered_with_reasons(
         "bad-topic": {"topic": "a{b}", "id": "x"},
         "too-big": {"topic": topic, "id": "x", "body": "x" * (1 << 20)},
         "typo": {"topic": topic, "id": "x", "dealy": 5},
+        # the AMQP message_id never stands in for the id: clients invent random ones
+        "message-id-only": {"topic": topic, "body": "via message_id", "delay": 600},
     }
     expected = {
         "not-json": "message: is not valid JSON",
@@ -187,10 +189,12 @@ async def test_malformed_messages_are_dead_lettered_with_reasons(
         "bad-topic": "topic: must not contain",
         "too-big": "body: is 1048578 bytes",
         "typo": "dealy: ",
+        "message-id-only": "id: is missing",
     }
-    good = [{"topic": topic, "id": f"ok-{i}", "delay": 600} for i in range(3)]
-    good.append(({"topic": topic, "body": "via message_id", "delay": 600}, "ok-3"))
-    messages = list(bad.values())
+    good = [{"topic": topic, "id": f"ok-{i}", "delay": 600} for i in range(4)]
+    messages: list[Any] = [
+        (data, "m-1") if name == "message-id-only" else data for name, data in bad.items()
+    ]
     await publish(channel, settings.queue, [*messages[:3], *good, *messages[3:]])
     registry = CollectorRegistry()
     async with running(AmqpBridge(client, settings, metrics=PrometheusMetrics(registry))):
@@ -214,7 +218,7 @@ async def test_malformed_messages_are_dead_lettered_with_reasons(
     for name, start in expected.items():
         assert reasons[name].startswith(start), (name, reasons[name])
     assert (await client.get(topic, "ok-3")) is not None
-    assert await client.get(topic, "x") is None
+    assert await client.get(topic, "x") is None and await client.get(topic, "m-1") is None
 
     def value(name: str) -> float | None:
         return registry.get_sample_value(

@@ -92,7 +92,7 @@ async def web(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         app.state.runtime  # noqa: B018 - started
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 
@@ -197,3 +197,27 @@ async def test_a_held_topic_and_throttled_deliveries_are_shown(redis_url: str, t
             assert f'redisched_webhook_held{{topic="{topic}"}} 1.0' in metrics
         job = await rt.client.get(topic, "j")
         assert job is not None and job.attempts == 0  # held, not spent
+
+
+@pytest.mark.parametrize(
+    ("stored", "kind"),
+    [(b"[" * 5000 + b"]" * 5000, "text"), (b"[" * 5000, "text"), (b"\xff\xfe", "binary"),
+     (b"[" * 400 + b"]" * 400, "json")],
+    ids=["deep-json", "deep-unclosed", "binary", "nested-400"],
+)  # fmt: skip
+async def test_pages_survive_any_stored_body(
+    web: httpx.AsyncClient, redis_url: str, topic: str, stored: bytes, kind: str
+) -> None:
+    assert show_body(stored).kind == kind
+    async with redisched.AsyncClient.from_url(redis_url) as py:
+        await py.put(topic, "deep", stored)
+        await py.put(topic, "dead", stored, max_attempts=1)
+        job = await py.reserve(topic)
+        assert job is not None
+        await py.bury(job, reason="x")
+    for path, params in (
+        ("/dashboard/job", {"topic": topic, "id": "deep"}),
+        ("/dashboard/topic", {"topic": topic}),
+        ("/dashboard/overview", {}),
+    ):
+        assert (await web.get(path, params=params)).status_code == 200, path

@@ -10,6 +10,7 @@ from .errors import (
     VersionConflict,
 )
 from .models import (
+    DEFAULT_MAX_ATTEMPTS,
     Job,
     JobPage,
     JobState,
@@ -24,6 +25,7 @@ from .retry import Backoff, Retry
 from .worker import Worker
 
 __all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
     "AsyncClient",
     "BackendError",
     "Backoff",

@@ -7,6 +7,12 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+DEFAULT_MAX_ATTEMPTS = 25
+"""Attempts a job gets when neither the put nor its topic says (like Sidekiq's 25 retries).
+
+The scripts hold the default (``put.lua``); this mirrors it for documentation and help texts.
+A job goes dead after its 25th failed attempt; give a larger ``max_attempts`` for more."""
+
 
 class JobState(enum.StrEnum):
     """Where a job is in its lifecycle (docs/design.md section 2)."""
@@ -45,7 +51,8 @@ class Job:
     """A job as stored, or as leased by ``reserve`` (then with a ``token``).
 
     Times are aware UTC datetimes; ``ttr`` is in seconds; ``max_attempts`` is None when
-    unlimited; ``pending_version`` is set while a replacement waits for the running attempt.
+    unlimited (only jobs stored before the default of 25 existed); ``pending_version`` is set
+    while a replacement waits for the running attempt.
     """
 
     topic: str

@@ -522,7 +522,7 @@ class Worker:
         try:
             async with self._side_calls:
                 state = await self._client.release(
-                    job, delay=delay, error=error, unstarted=not attempt.started
+                    job, delay=delay, reason=error, unstarted=not attempt.started
                 )
         except StaleReservation:
             if not attempt.cancelled:  # a cancelled job was deleted or expired: expected

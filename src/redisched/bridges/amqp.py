@@ -266,7 +266,7 @@ class AmqpBridge:
         items: list[Item] = []
         for message in batch:
             try:
-                items.append((message, parse(message.body, message.message_id, self.client.ops)))
+                items.append((message, parse(message.body, self.client.ops)))
             except InvalidArgument as exc:
                 await self._dead_letter(message, str(exc), channel)
         rounds_ = rounds(items)

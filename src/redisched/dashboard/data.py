@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..client import AsyncClient
+from ..json_body import NotJson, json_value
 from ..models import Job, JobState, Schedule, Timeline, TopicStats
 from ..ops import Call, Step
 from ..topic_config import TopicConfig
@@ -121,17 +122,18 @@ class Body:
 
 
 def show_body(data: bytes) -> Body:
-    """Pretty-print a JSON body; show other UTF-8 as text and anything else as hex."""
+    """Pretty-print a JSON body; show other UTF-8 (or JSON nested too deep) as text and
+    anything else as hex."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         shown = data[:4096].hex(" ")
         return Body("binary", shown + (" …" if len(data) > 4096 else ""), len(data))
     try:
-        value = json.loads(text)
-    except ValueError:
+        pretty = json.dumps(json_value(data), indent=2, ensure_ascii=False)
+    except (NotJson, RecursionError):  # the indenting encoder recurses in Python
         return Body("text", text, len(data))
-    return Body("json", json.dumps(value, indent=2, ensure_ascii=False), len(data))
+    return Body("json", pretty, len(data))
 
 
 def duration(seconds: float) -> str:

@@ -214,6 +214,14 @@ class Dispatcher:
             return exc.message
         return None
 
+    def failure(self) -> str | None:
+        """Why topic discovery stopped although the dispatcher was not stopped, else None."""
+        task = self._discovery
+        if task is None or not task.done() or self._closing:
+            return None
+        exc = None if task.cancelled() else task.exception()
+        return f"webhook topic discovery stopped: {exc!r}"
+
     def request_refresh(self) -> None:
         """Ask the discovery task to read the topics' settings soon (e.g. after a PATCH)."""
         self._refresh_now.set()
@@ -309,7 +317,7 @@ class _TopicRunner:
         await self.lessee.close()
         for job in self.interrupted:
             with contextlib.suppress(RedischedError):
-                await self.d.client.release(job, error="dispatcher stopped during delivery")
+                await self.d.client.release(job, reason="dispatcher stopped during delivery")
 
     # -- the capacity the lease loop fills ---------------------------------------------------
 
@@ -389,7 +397,7 @@ class _TopicRunner:
             state, _ = await client.execute(Call.join(release, count))
             return Outcome.DEAD if state is JobState.DEAD else Outcome.THROTTLED
         delay = self.backoff.delay(job.attempts)
-        state = await client.release(job, delay=delay, error=result.reason)
+        state = await client.release(job, delay=delay, reason=result.reason)
         if state is JobState.DEAD:
             log.info("topic %r: job %r is dead: %s", self.topic, job.id, result.reason)
             return Outcome.DEAD

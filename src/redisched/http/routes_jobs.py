@@ -165,7 +165,7 @@ async def release(request: Request) -> Response:
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _RELEASE, rt.settings.max_request_size)
     call = rt.client.ops.release(
-        Held(topic, job_id, spec.token), delay=spec.delay, error=spec.reason
+        Held(topic, job_id, spec.token), delay=spec.delay, reason=spec.reason
     )
     state = await rt.client.execute(settled(rt, topic, spec.token, call))
     return json_response(schemas.Released(state))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from starlette.requests import Request
 
@@ -37,6 +37,7 @@ class Runtime:
             its ack, release or bury comes through this process (else it lapses).
         held: topics whose deliveries the push dispatcher holds -> why (their webhook is
             refused by the target policy); the dashboard shows it.
+        services: the background parts running now, in start order.
     """
 
     settings: Settings
@@ -48,11 +49,17 @@ class Runtime:
     limits: LimitsCache = field(default_factory=LimitsCache)
     slots: dict[tuple[str, str], str] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)
+    services: list[Service] = field(default_factory=list)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""
         for listener in self.topic_listeners:
             listener(topic)
+
+    def failures(self) -> list[str]:
+        """Why background parts that should be running are not (empty when all are well)."""
+        found = (s.failure() for s in self.services if isinstance(s, Watched))
+        return [reason for reason in found if reason is not None]
 
 
 class Service(Protocol):
@@ -63,6 +70,14 @@ class Service(Protocol):
 
     async def stop(self) -> None:
         """Finish or abandon work in flight and return when stopped."""
+
+
+@runtime_checkable
+class Watched(Protocol):
+    """A service whose background task can die; ``/healthz`` answers 503 when it has."""
+
+    def failure(self) -> str | None:
+        """Why the service stopped working although nobody stopped it, else None."""
 
 
 ServiceFactory = Callable[[Runtime], Service]
