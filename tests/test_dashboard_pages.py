@@ -185,7 +185,7 @@ async def test_a_held_topic_and_throttled_deliveries_are_shown(redis_url: str, t
         await rt.client.redis.hset(rt.client.ops.keys(topic).name("meta"), "total_throttled", 3)
         rt.topic_changed(topic)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as web:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as web:
             for _ in range(200):
                 if topic in rt.held:
                     break
