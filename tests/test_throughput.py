@@ -54,7 +54,7 @@ async def test_the_sampler_records_every_topic_and_their_sum(
         job = await client.reserve(topic)
         await client.ack(job)
         held = await client.reserve(topic)
-        await client.release(held, error="flaky")
+        await client.release(held, reason="flaky")
         clock.advance(60)
         await sampler.sample()
         mine = await client.throughput(topic)

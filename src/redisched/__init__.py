@@ -11,6 +11,7 @@ from .errors import (
     VersionConflict,
 )
 from .models import (
+    DEFAULT_MAX_ATTEMPTS,
     Job,
     JobPage,
     JobState,
@@ -25,6 +26,7 @@ from .retry import Backoff, Retry
 from .worker import Worker
 
 __all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
     "AsyncClient",
     "BackendError",
     "Backoff",

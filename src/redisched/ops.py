@@ -7,6 +7,7 @@ answer); a client sends it and returns ``call.parse(replies)``. Nothing here doe
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +26,16 @@ from .codes import (
 )
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
-from .keys import DEFAULT_PREFIX, TopicKeys, topics_key, validate_topic
+from .keys import (
+    DEFAULT_PREFIX,
+    TopicKeys,
+    TopicNames,
+    split_topic_names,
+    topics_key,
+    validate_topic,
+)
 from .models import (
+    Cancellation,
     Job,
     JobPage,
     JobState,
@@ -40,6 +49,7 @@ from .models import (
 from .topic_config import TopicConfig
 
 T = TypeVar("T")
+U = TypeVar("U")
 Arg = str | bytes | int
 
 DEFAULT_MAX_BODY_SIZE = 1 << 20
@@ -101,6 +111,70 @@ class Call(Generic[T]):
     then: Callable[[list[Any]], Call[T]] | None = None
     after: Callable[[list[Any]], Call[Any] | None] | None = None
 
+    @staticmethod
+    def join(*calls: Call[Any]) -> Call[list[Any]]:
+        """One call running ``calls`` in a single round trip; their results, in order.
+
+        The steps are concatenated and each call parses its own slice of the replies. The
+        registration and the durability of the parts carry over: a part that registers a
+        topic registers it for the whole, and a part that must wait for a replica makes the
+        whole wait (one ``WAIT`` after every step covers them all). Parts may register or
+        wait for one topic at most.
+        """
+        if any(c.then is not None for c in calls):
+            raise ValueError("Call.join: a part reads in two round trips (then)")
+        register = _one("register", [c.register_topic for c in calls])
+        durability = _merge_durability([c.durability for c in calls])
+        sizes = [len(call.steps) for call in calls]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+
+        def parse(replies: list[Any]) -> list[Any]:
+            return [
+                call.parse(replies[start : start + size])
+                for call, start, size in zip(calls, starts, sizes, strict=True)
+            ]
+
+        parts = zip(calls, starts, sizes, strict=True)
+        afters = [(c.after, start, size) for c, start, size in parts if c.after is not None]
+
+        def after(replies: list[Any]) -> Call[Any] | None:
+            follow = [a(replies[start : start + size]) for a, start, size in afters]
+            found = [f for f in follow if f is not None]
+            if len(found) <= 1:
+                return found[0] if found else None
+            return Call.join(*found)
+
+        steps = tuple(step for call in calls for step in call.steps)
+        return Call(steps, parse, register, durability, after=after if afters else None)
+
+    def map(self, parse: Callable[[T], U]) -> Call[U]:
+        """The same call with its result passed through ``parse``."""
+        if self.then is not None:
+            raise ValueError("Call.map: the call reads in two round trips (then)")
+        inner = self.parse
+        return Call(
+            self.steps, lambda r: parse(inner(r)), self.register_topic, self.durability,
+            after=self.after,
+        )  # fmt: skip
+
+
+def _one(what: str, values: Sequence[tuple[str, str] | None]) -> tuple[str, str] | None:
+    found = {v for v in values if v is not None}
+    if len(found) > 1:
+        raise ValueError(f"Call.join: parts {what} different topics: {sorted(found)}")
+    return next(iter(found), None)
+
+
+def _merge_durability(values: Sequence[Durability | None]) -> Durability | None:
+    found = [v for v in values if v is not None]
+    if not found:
+        return None
+    if len({d.topic for d in found}) > 1:
+        raise ValueError("Call.join: parts wait for replicas of different topics")
+    # required=True (always wait) beats None (wait if the topic says so); the longest wait.
+    strictest = max(found, key=lambda d: (d.required is True, d.timeout_ms, d.replicas))
+    return strictest
+
 
 def _zero(ids: Sequence[str]) -> list[Arg]:
     return [v for job_id in ids for v in (0, job_id)]
@@ -132,7 +206,7 @@ def put_result(code: int, version: int) -> PutResult:
 _STATES = {state.value.encode(): state for state in JobState}
 
 
-def parse_job(topic: str, reply: Sequence[Any]) -> Job:
+def parse_job(topic: str, reply: Sequence[Any], cancellation: Cancellation | None = None) -> Job:
     """Read the job array that get, reserve, pull and jobs return (see get.lua)."""
     (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, token,
      reserved_until, last_error, body, pending_version) = reply  # fmt: skip
@@ -151,6 +225,7 @@ def parse_job(topic: str, reply: Sequence[Any]) -> Job:
         reserved_until=None if reserved_until is None else to_datetime(reserved_until),
         last_error=_text(last_error),
         pending_version=pending_version or None,
+        cancellation=cancellation,
     )
 
 
@@ -167,7 +242,7 @@ def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
     """Read the reply of reserve.lua."""
     now, next_due, next_timeout, *jobs = reply
     return Lease(
-        jobs=[parse_job(topic, job) for job in jobs],
+        jobs=[parse_job(topic, job, Cancellation()) for job in jobs],
         now_ms=now,
         next_due_ms=_optional_ms(next_due),
         next_timeout_ms=_optional_ms(next_timeout),
@@ -380,6 +455,16 @@ class Operations:
 
         return Call((step,), parse)
 
+    def abort(self, topic: str, id: str) -> Call[bool]:
+        """Stop a job for good: a running one has its handler cancelled (the Worker running it
+        learns through the topic's wake channel), a waiting one never runs; True if it existed.
+
+        The job is removed like ``delete`` does (its holder's ack is then stale).
+        """
+        # History hook: when job history lands, record the outcome "aborted" here (delete.lua
+        # with an outcome argument) rather than "deleted".
+        return self.delete(topic, id)
+
     # -- leases -----------------------------------------------------------------------------
 
     def lease(self, topic: str, count: object, *, ttr: object = None) -> Call[Lease]:
@@ -447,16 +532,34 @@ class Operations:
         return self._refilling(topic, Call((*acks.steps, lease), parse), _occurrences(acks))
 
     def release(
-        self, job: Any, *, delay: object = 0, error: object = None, unstarted: object = False
+        self,
+        job: Any,
+        *,
+        delay: object = 0,
+        reason: object = None,
+        unstarted: object = False,
+        error: object = None,
     ) -> Call[JobState]:
         """Return a reserved job to the queue after ``delay``; the state it went to.
 
-        ``unstarted=True`` says the job was leased but never handed to anyone: the attempt is
-        given back (it does not count toward max_attempts) and no error is recorded.
+        ``reason`` is kept as the job's ``last_error`` (the same name as in ``bury``, ``Retry``
+        and the HTTP API; ``error`` is its deprecated alias). ``unstarted=True`` says the job
+        was leased but never handed to anyone: the attempt is given back (it does not count
+        toward max_attempts) and no error is recorded.
         """
         topic, job_id, token = validate.reserved_job(job)
         delay_ms = validate.duration_ms(delay, "delay")
-        error_text = "" if error is None else validate.text(error, "error")
+        argument = "reason"
+        if error is not None:
+            if reason is not None:
+                raise InvalidArgument("error", "give reason or its old name error, not both")
+            warnings.warn(
+                "release(error=...) is deprecated: use release(reason=...)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            reason, argument = error, "error"
+        error_text = "" if reason is None else validate.text(reason, argument)
         if not isinstance(unstarted, bool):
             raise InvalidArgument("unstarted", f"must be a bool, not {type(unstarted).__name__}")
         step = self._step(
@@ -583,9 +686,14 @@ class Operations:
         return Call((expire, self._requeue_step(topic, 1000)), lambda r: bool(r[0]))
 
     def topics(self) -> Call[list[str]]:
-        """Every topic that has had a put, sorted."""
+        """Every topic that has had a put, sorted (members that are no valid name skipped)."""
         step = Step(None, (), ("SMEMBERS", topics_key(self.prefix)))
-        return Call((step,), lambda r: sorted(t.decode("utf-8") for t in r[0]))
+        return Call((step,), lambda r: split_topic_names(r[0]).valid)
+
+    def topic_names(self) -> Call[TopicNames]:
+        """The topics set split into valid names and members no call accepts (to report)."""
+        step = Step(None, (), ("SMEMBERS", topics_key(self.prefix)))
+        return Call((step,), lambda r: split_topic_names(r[0]))
 
     def jobs(
         self,

@@ -240,7 +240,7 @@ def release(
     """Give a reserved job back, due after --delay seconds."""
     client = client_for(redis_url)
     state = _stale_is_an_error(
-        lambda: client.release(Held(topic, id, token), delay=delay, error=reason)
+        lambda: client.release(Held(topic, id, token), delay=delay, reason=reason)
     )
     echo_json({"state": state.value})
 

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from ..client import AsyncClient
+from ..json_body import NotJson, json_value
 from ..models import JobPage, JobState, Schedule, Timeline, TopicStats
-from ..ops import Call
+from ..ops import Call, Step
 from ..throughput import Throughput
 from ..topic_config import TopicConfig
 
@@ -29,17 +30,7 @@ def joined(calls: Sequence[Call[Any]]) -> Call[list[Any]]:
 
     The calls must not register a topic (reads only).
     """
-    steps = tuple(step for call in calls for step in call.steps)
-
-    def parse(replies: list[Any]) -> list[Any]:
-        results, start = [], 0
-        for call in calls:
-            end = start + len(call.steps)
-            results.append(call.parse(replies[start:end]))
-            start = end
-        return results
-
-    return Call(steps, parse)
+    return Call.join(*calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +100,8 @@ class TopicPage:
     listing: Listing
     throughput: Throughput
     schedules: list[Schedule]
+    throttled: int = 0
+    held: str | None = None
 
 
 def default_state(stats: TopicStats) -> JobState:
@@ -125,9 +118,11 @@ async def topic_page(
     state: JobState | None = None,
     prefix: str | None = None,
     cursor: str | None = None,
+    held: str | None = None,
 ) -> TopicPage:
     """Everything the topic page shows: one round trip, then the schedules (and first the
-    counts when the tab is not chosen)."""
+    counts when the tab is not chosen); ``held``: why the dispatcher holds the topic's
+    deliveries, if it does."""
     ops = client.ops
     if state is None:
         state = default_state(await client.stats(topic))
@@ -138,11 +133,13 @@ async def topic_page(
         ops.timeline(topic, width=3600, buckets=24),
         ops.jobs(topic, state, prefix=prefix, limit=LIST_LIMIT, cursor=cursor),
         ops.throughput(topic),
-    ]
-    stats, config, minutes, hours, page, rates = await client.execute(joined(calls))
+        Call((Step(None, (), ("HGET", ops.keys(topic).name("meta"), "total_throttled")),),
+             lambda r: int(r[0] or 0)),
+    ]  # fmt: skip
+    stats, config, minutes, hours, page, rates, throttled = await client.execute(joined(calls))
     listing = Listing(state, prefix, cursor, page)
     schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
-    return TopicPage(stats, config, minutes, hours, listing, rates, schedules)
+    return TopicPage(stats, config, minutes, hours, listing, rates, schedules, throttled, held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,17 +152,18 @@ class Body:
 
 
 def show_body(data: bytes) -> Body:
-    """Pretty-print a JSON body; show other UTF-8 as text and anything else as hex."""
+    """Pretty-print a JSON body; show other UTF-8 (or JSON nested too deep) as text and
+    anything else as hex."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         shown = data[:4096].hex(" ")
         return Body("binary", shown + (" …" if len(data) > 4096 else ""), len(data))
     try:
-        value = json.loads(text)
-    except ValueError:
+        pretty = json.dumps(json_value(data), indent=2, ensure_ascii=False)
+    except (NotJson, RecursionError):  # the indenting encoder recurses in Python
         return Body("text", text, len(data))
-    return Body("json", json.dumps(value, indent=2, ensure_ascii=False), len(data))
+    return Body("json", pretty, len(data))
 
 
 def duration(seconds: float) -> str:

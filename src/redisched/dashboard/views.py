@@ -24,6 +24,7 @@ from .. import validate
 from ..http.errors import ApiError
 from ..http.runtime import runtime
 from ..keys import validate_topic
+from ..models import DEFAULT_MAX_ATTEMPTS
 from ..validate import job_id
 from . import chart, data
 
@@ -65,6 +66,7 @@ def _environment() -> jinja2.Environment:
     env.filters["duration"] = data.duration
     env.filters["utc"] = data.utc
     env.globals["relative"] = data.relative
+    env.globals["default_max_attempts"] = DEFAULT_MAX_ATTEMPTS
     return env
 
 
@@ -107,7 +109,8 @@ class Dashboard:
         state = validate.state(query["state"]) if query.get("state") else None
         prefix = validate.id_prefix(query["prefix"]) if query.get("prefix") else None
         cursor = query.get("cursor") or None
-        page = await data.topic_page(runtime(request).client, name, state, prefix, cursor)
+        rt = runtime(request)
+        page = await data.topic_page(rt.client, name, state, prefix, cursor, rt.held.get(name))
         context = {
             "topic": name,
             "page": page,

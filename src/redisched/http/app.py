@@ -39,6 +39,7 @@ from .metrics import Metrics
 from .paths import RawPathMiddleware
 from .requeue import RequeueLoop
 from .runtime import Runtime, Service, ServiceFactory
+from .sameorigin import SameOriginGuard
 from .throughput import ThroughputSampler
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def create_app(
         )  # fmt: skip
         rt = Runtime(settings, client, Wakeups(client.redis, settings.prefix), Metrics())
         app.state.runtime = rt
-        started: list[Service] = []
+        started: list[Service] = rt.services
         try:
             factories: tuple[ServiceFactory, ...] = (
                 lambda r: RequeueLoop(r.client, settings.requeue_interval),
@@ -126,7 +127,12 @@ def create_app(
         for e in sorted(endpoints, key=lambda e: e.path not in HOT_PATHS)  # stable: hot first
     ]
     routes += extra_routes
-    middleware = [*extra_middleware, Middleware(RawPathMiddleware)]
+    allowed_hosts = (*settings.allowed_hosts, settings.host)
+    middleware = [
+        *extra_middleware,
+        Middleware(SameOriginGuard, allowed_hosts=allowed_hosts),
+        Middleware(RawPathMiddleware),
+    ]
     if settings.tokens:
         unguarded = OPEN_PATHS | frozenset(open_paths)
         middleware.append(Middleware(BearerAuth, tokens=settings.tokens, open_paths=unguarded))

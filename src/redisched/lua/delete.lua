@@ -6,20 +6,23 @@
 -- KEYS[5] dead zset
 -- KEYS[6] pending hash
 -- KEYS[7] errors hash
+-- KEYS[8] wake channel
 -- ARGV[1] id string
 -- ARGV[2] if_version int|empty
 -- Returns: [status, version]. status: 1 deleted (version is the deleted one), 0 no such job,
 --   5 version conflict (if_version did not match; nothing changed). The holder of a deleted
---   reservation gets a stale reply on ack/release/touch/bury.
+--   reservation gets a stale reply on ack/release/touch/bury, and is told to stop: 'x' .. id
+--   on the wake channel.
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local dead_key, pending_key, errors_key = KEYS[5], KEYS[6], KEYS[7]
+local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
+local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
 local id = ARGV[1]
 local if_version = tonumber(ARGV[2])
 
@@ -38,6 +41,7 @@ elseif state == READY then
   redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. id)
 elseif state == RESERVED then
   redis.call('ZREM', reserved_key, id)
+  redis.call('PUBLISH', wake_channel, CANCEL .. id)
 else
   redis.call('ZREM', dead_key, id)
 end
