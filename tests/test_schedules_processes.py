@@ -172,7 +172,7 @@ def test_four_processes_run_every_occurrence_once_through_a_kill_9(
     assert len(runs) >= RUN_SECONDS - 2
     # all four consumers took part
     by_worker = raw.lrange(f"{key}:log", 0, -1)
-    pids = {line.split()[-1] for line in by_worker}
+    pids = {line.split()[5] for line in by_worker}
     assert len(pids) == 2, "both workers ran occurrences"
     assert len(runs) > len(by_worker), "the dispatcher and the bare loop ran some too"
     raw.close()
