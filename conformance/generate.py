@@ -592,6 +592,9 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         call("kick: empty id and limit: up to 100 dead jobs", "kick", now_ms=NOW, id="",
              limit=""),
         call("pull: empty promote_limit 1000", "pull", now_ms=NOW, promote_limit=""),
+        call("reschedule: empty run_at_ms and delay_ms: now", "reschedule", now_ms=NOW, id="a",
+             run_at_ms="", delay_ms="", priority="", state=""),
+        call("purge: empty limit 200", "purge", now_ms=NOW, state="ready", limit=""),
     ]),
 }
 # fmt: on

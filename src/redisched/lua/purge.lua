@@ -8,11 +8,11 @@
 -- KEYS[7] errors hash
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] state string
--- ARGV[3] limit int
+-- ARGV[3] limit int|empty
 -- Returns: [deleted, left]: the jobs this call deleted, and how many are still in that state.
 --   States as jobs.lua lists them (a scheduled job whose run_at has passed is ready). A
 --   reserved job's holder gets a stale reply on ack/release/touch/bury; the Python API purges
---   reserved jobs only when a topic is deleted with force.
+--   reserved jobs only when a topic is deleted with force. Empty limit: 200.
 -- Complexity: O(limit log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key = KEYS[5], KEYS[6], KEYS[7]
@@ -21,7 +21,9 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local state_name, limit = ARGV[2], tonumber(ARGV[3])
+local DEFAULT_LIMIT = 200
+local state_name = ARGV[2]
+local limit = ARGV[3] == '' and DEFAULT_LIMIT or tonumber(ARGV[3])
 if not limit or limit < 1 or limit > 10000 then
   return redis.error_reply('ERR purge: limit must be 1 to 10000')
 end

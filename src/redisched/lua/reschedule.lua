@@ -10,7 +10,7 @@
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] id string
 -- ARGV[3] run_at_ms int|empty
--- ARGV[4] delay_ms int
+-- ARGV[4] delay_ms int|empty
 -- ARGV[5] priority int|empty
 -- ARGV[6] state string|empty
 -- Returns: [status, version]. status: 3 replaced (scheduled or ready by the new run_at, with a
@@ -18,8 +18,8 @@
 --   4 pending (the job is reserved: the new run_at and priority apply to the version that
 --   waits for the running attempt to end), 0 no such job, 6 not in state (the job is not in
 --   the given state, a scheduled job whose run_at has passed counting as ready; nothing
---   changed, version is the current one). Empty run_at_ms means now + delay_ms; empty
---   priority keeps the job's; empty state acts in any state.
+--   changed, version is the current one). Empty run_at_ms means now + delay_ms (empty:
+--   0); empty priority keeps the job's; empty state acts in any state.
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -35,7 +35,9 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local id, delay = ARGV[2], tonumber(ARGV[4])
+local DEFAULT_DELAY_MS = 0
+local id = ARGV[2]
+local delay = ARGV[4] == '' and DEFAULT_DELAY_MS or tonumber(ARGV[4])
 local run_at = tonumber(ARGV[3]) or (delay and now + delay)
 local new_priority = tonumber(ARGV[5])
 if not run_at or (ARGV[5] ~= '' and not new_priority) then
