@@ -9,7 +9,21 @@ from .errors import (
     StaleReservation,
     VersionConflict,
 )
-from .models import Job, JobPage, JobState, Lease, PutResult, PutStatus, Timeline, TopicStats
+from .models import (
+    EventKind,
+    HistoryPage,
+    Job,
+    JobEvent,
+    JobHistory,
+    JobPage,
+    JobState,
+    Lease,
+    Outcome,
+    PutResult,
+    PutStatus,
+    Timeline,
+    TopicStats,
+)
 from .retry import Backoff, Retry
 from .worker import Worker
 
@@ -18,12 +32,17 @@ __all__ = [
     "BackendError",
     "Backoff",
     "Client",
+    "EventKind",
+    "HistoryPage",
     "InvalidArgument",
     "Job",
+    "JobEvent",
+    "JobHistory",
     "JobPage",
     "JobState",
     "Lease",
     "NotReplicated",
+    "Outcome",
     "PutResult",
     "PutStatus",
     "RedischedError",
