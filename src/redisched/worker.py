@@ -34,7 +34,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from . import validate
+from . import results, validate
 from .client import AsyncClient
 from .errors import BackendError, InvalidArgument, RedischedError, StaleReservation
 from .handlers import Handler, Watched, describe, is_async
@@ -69,6 +69,19 @@ class _Topic:
     saturated: bool = False
     failures: int = 0
     unsure: set[str] = field(default_factory=set)  # tokens whose ack call failed in transit
+    results: dict[str, bytes] = field(default_factory=dict)  # token -> the handler's result
+
+    def take_results(self, done: list[Job]) -> list[bytes | None] | None:
+        """The results of ``done`` for an ack call (None when no handler returned any)."""
+        if not self.results:
+            return None
+        return [self.results.get(job.token or "") for job in done]
+
+    def forget_results(self, done: list[Job]) -> None:
+        """Drop the results of jobs whose ack call went through."""
+        if self.results:
+            for job in done:
+                self.results.pop(job.token or "", None)
 
 
 @dataclass(eq=False, slots=True)
@@ -342,11 +355,13 @@ class Worker:
         if not done:
             return
         try:
-            acked = await self._client.ack_many(topic.name, done)
+            acked = await self._client.ack_many(topic.name, done, results=topic.take_results(done))
         except BackendError as exc:
             log.warning("could not ack %d jobs of %r (%s); they return after their ttr",
                         len(done), topic.name, exc)  # fmt: skip
             return
+        finally:
+            topic.forget_results(done)
         self._log_stale(topic, done, acked)
 
     # -- leasing ----------------------------------------------------------------------------
@@ -383,12 +398,15 @@ class Worker:
         self._free -= count
         sent = time.time()
         try:
-            acked, lease = await self._client.ack_and_lease(topic.name, done, count, ttr=self._ttr)
+            acked, lease = await self._client.ack_and_lease(
+                topic.name, done, count, ttr=self._ttr, results=topic.take_results(done)
+            )
         except BaseException:
             self._free += count
             topic.done[:0] = done  # acks again later: a token is never applied twice
             topic.unsure.update(job.token for job in done if job.token)
             raise
+        topic.forget_results(done)
         self._clock.observe(lease.now_ms, sent, time.time())
         self._free += count - len(lease.jobs)
         if self._starved and self._free > 0:
@@ -503,15 +521,16 @@ class Worker:
     async def _run_attempt(self, attempt: _Attempt) -> None:
         topic, job = attempt.topic, attempt.job
         attempt.started = True
+        result: object = None
         try:
             if topic.is_async:
-                await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
+                result = await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
                 result = await self._loop.run_in_executor(self._executor, topic.handler, job)
                 if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
-                    await result
+                    result = await result
         except Retry as retry:
             self._on_suspend()
             await self._release(attempt, retry.delay, retry.reason)
@@ -533,6 +552,8 @@ class Worker:
                 if not topic.done:
                     topic.done_since = time.time()
                 topic.done.append(job)
+                if result is not None and job.token:
+                    topic.results[job.token] = _encode_result(result, job)
         finally:
             attempt.finished = True
             self._active.discard(attempt)
@@ -604,3 +625,13 @@ class Worker:
         except BackendError as exc:
             attempt.touch_at = time.monotonic()  # try again on the next tick
             log.warning("could not extend the reservation of job %r: %s", job.id, exc)
+
+
+def _encode_result(value: object, job: Job) -> bytes:
+    """A handler's return value as the job's result (see :mod:`redisched.results`)."""
+    try:
+        return results.encode(value) or b""
+    except InvalidArgument:
+        log.warning("job %r of topic %r returned a %s, kept as its repr", job.id, job.topic,
+                    type(value).__name__)  # fmt: skip
+        return repr(value).encode("utf-8", "replace")
