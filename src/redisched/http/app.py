@@ -23,7 +23,7 @@ from ..client import AsyncClient
 from ..config import Settings
 from ..errors import InvalidArgument
 from ..wakeup import Wakeups
-from . import openapi, routes_jobs, routes_seed, routes_service, routes_topics
+from . import openapi, routes_history, routes_jobs, routes_seed, routes_service, routes_topics
 from .auth import OPEN_PATHS, BearerAuth
 from .endpoint import Endpoint
 from .errors import exception_handlers
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 ENDPOINTS: tuple[Endpoint, ...] = (
     *routes_jobs.ENDPOINTS,
     *routes_topics.ENDPOINTS,
+    *routes_history.ENDPOINTS,
     *routes_seed.ENDPOINTS,
     *routes_service.ENDPOINTS,
 )

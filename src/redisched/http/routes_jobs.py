@@ -156,7 +156,12 @@ async def ack(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _ACK, rt.settings.max_request_size)
-    await rt.client.ack(Held(topic, job_id, spec.token))
+    result = (
+        None
+        if spec.result is msgspec.UNSET
+        else stored_body(spec.result, rt.settings.max_body_size, "result")
+    )
+    await rt.client.ack(Held(topic, job_id, spec.token), result=result)
     return Response(status_code=204)
 
 
