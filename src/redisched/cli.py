@@ -24,6 +24,8 @@ LAZY_COMMANDS = {
     "worker": "redisched.commands.worker:worker",
     "bridge": "redisched.commands.bridge:bridge",
     "scripts": "redisched.commands.scripts:scripts",
+    "history": "redisched.commands.history:history",
+    "events": "redisched.commands.history:events",
 }
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
