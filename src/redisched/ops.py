@@ -560,6 +560,13 @@ class Operations:
         step = Step(None, (), ("XRANGE", feed, start, "+", "COUNT", count))
         return Call((step,), lambda r: history.parse_feed(topic, r[0]))
 
+    def latest_events(self, topic: str, limit: object = 20) -> Call[list[JobEvent]]:
+        """The topic's ``limit`` most recent events, oldest first (for the dashboard)."""
+        feed = self.keys(topic).name("feed")
+        count = validate.integer(limit, "limit", 1, 1000)
+        step = Step(None, (), ("XREVRANGE", feed, "+", "-", "COUNT", count))
+        return Call((step,), lambda r: history.parse_feed(topic, r[0][::-1]))
+
     def finished(
         self,
         topic: str,

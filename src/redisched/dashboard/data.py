@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..client import AsyncClient
-from ..models import Job, JobState, Timeline, TopicStats
+from ..models import HistoryPage, Job, JobEvent, JobState, Timeline, TopicStats
 from ..ops import Call
 from ..topic_config import TopicConfig
 
@@ -21,6 +21,8 @@ MAX_TOPICS = 500
 """The overview lists this many topics at most (sorted by name); it says how many it left out."""
 LIST_LIMIT = 50
 """Reserved and dead jobs listed on a topic page."""
+RECENT_LIMIT = 10
+"""Finished jobs and events shown on a topic page (the finished tab pages through the rest)."""
 
 
 def joined(calls: Sequence[Call[Any]]) -> Call[list[Any]]:
@@ -95,6 +97,8 @@ class TopicPage:
     hours: Timeline
     reserved: list[Job]
     dead: list[Job]
+    finished: HistoryPage
+    events: list[JobEvent]
 
 
 async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
@@ -107,9 +111,13 @@ async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
         ops.timeline(topic, width=3600, buckets=24),
         ops.jobs(topic, JobState.RESERVED, limit=LIST_LIMIT),
         ops.jobs(topic, JobState.DEAD, limit=LIST_LIMIT),
+        ops.finished(topic, limit=RECENT_LIMIT),
+        ops.latest_events(topic, 2 * RECENT_LIMIT),
     ]
-    stats, config, minutes, hours, reserved, dead = await client.execute(joined(calls))
-    return TopicPage(stats, config, minutes, hours, reserved.jobs, dead.jobs)
+    stats, config, minutes, hours, reserved, dead, finished, events = await client.execute(
+        joined(calls)
+    )
+    return TopicPage(stats, config, minutes, hours, reserved.jobs, dead.jobs, finished, events)
 
 
 @dataclass(frozen=True, slots=True)
