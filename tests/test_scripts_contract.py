@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from redisched import ops, scripts
+from redisched import codes, ops, scripts
 from redisched.ops import Call, Operations
 
 ALL = scripts.load_all()
@@ -57,6 +57,42 @@ def test_body_never_builds_keys_or_scans(name: str) -> None:
     assert "redis.call('EVAL" not in body
     # every key argument of a command is a KEYS-bound local, never a concatenation
     assert not re.search(r"redis\.call\('\w+', *[^,)]*\.\.", body)
+
+
+RECORD_FIELDS = "STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY"
+STATES = "local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4"
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_body_names_states_and_record_fields(name: str) -> None:
+    body = _body(ALL[name])
+    # no bare state numbers, no positional record packing or field picking
+    assert not re.search(r"\bstate\s*[~=]=\s*\d", body, re.IGNORECASE)
+    assert not re.search(r"\[STATE\]\s*[~=]=\s*\d", body)
+    assert not re.search(r"cmsgpack\.pack\(\s*\d", body)
+    assert not re.search(r"select\(\s*\d+\s*,\s*cmsgpack", body)
+    assert not re.search(r"local\s+(state|_)\s*,.*=\s*cmsgpack\.unpack", body)
+    if "cmsgpack.pack(" in body:  # a script that writes records names every field
+        assert f"local {RECORD_FIELDS} =" in body and STATES in body
+
+
+def _lua_constants(body: str) -> dict[str, int]:
+    """Every ``local NAME, ... = 1, ...`` line of upper-case names and integers."""
+    found: dict[str, int] = {}
+    pattern = r"^local ([A-Z_][A-Z_0-9]*(?:, [A-Z_][A-Z_0-9]*)*) =\s*([\d, \n]+)$"
+    for names, values in re.findall(pattern, body, re.MULTILINE):
+        numbers = [int(v) for v in values.replace("\n", " ").split(",")]
+        found.update(zip(names.split(", "), numbers, strict=True))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(codes.BY_SCRIPT))
+def test_status_codes_are_mirrored_once(name: str) -> None:
+    constants = _lua_constants(_body(ALL[name]))
+    enum = codes.BY_SCRIPT[name]
+    assert {m.name: m.value for m in enum} == {k: constants[k] for k in enum.__members__}
+    record = _lua_constants(f"local {RECORD_FIELDS} =\n  1, 2, 3, 4, 5, 6, 7, 8, 9")
+    assert {k: v for k, v in constants.items() if k in record} in ({}, record)
 
 
 def test_parser_rejects_a_broken_header() -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from . import history, results, scripts, topic_config, validate
+from .codes import AckCode, BuryCode, DeleteCode, PutCode, ReleaseCode, TouchCode
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
 from .keys import DEFAULT_PREFIX, TopicKeys, topics_key, validate_topic
@@ -37,12 +38,11 @@ Arg = str | bytes | int
 DEFAULT_MAX_BODY_SIZE = 1 << 20
 DEFAULT_PROMOTE_LIMIT = 1000
 _PUT_STATUS = {
-    1: PutStatus.CREATED,
-    2: PutStatus.EXISTS,
-    3: PutStatus.REPLACED,
-    4: PutStatus.PENDING,
+    PutCode.CREATED: PutStatus.CREATED,
+    PutCode.EXISTS: PutStatus.EXISTS,
+    PutCode.REPLACED: PutStatus.REPLACED,
+    PutCode.PENDING: PutStatus.PENDING,
 }
-_VERSION_CONFLICT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +230,7 @@ class Operations:
 
         def parse(replies: list[Any]) -> PutResult:
             status, version = replies[0]
-            if status == _VERSION_CONFLICT:
+            if status == PutCode.VERSION_CONFLICT:
                 raise VersionConflict(topic, job_id, expected or 0, version)
             return PutResult(_PUT_STATUS[status], version)
 
@@ -298,9 +298,9 @@ class Operations:
 
         def parse(replies: list[Any]) -> bool:
             status, version = replies[0]
-            if status == _VERSION_CONFLICT:
+            if status == DeleteCode.VERSION_CONFLICT:
                 raise VersionConflict(topic, job_id, expected or 0, version)
-            return bool(status)
+            return bool(status == DeleteCode.DELETED)
 
         return Call((step,), parse)
 
@@ -336,7 +336,7 @@ class Operations:
         data = self._result(result, "result")
 
         def parse(replies: list[Any]) -> None:
-            if replies[0][0] != 1:
+            if replies[0][0] != AckCode.ACKED:
                 raise StaleReservation(topic, job_id)
 
         return Call((self._ack_step(topic, [(job_id, token, data)]),), parse)
@@ -364,7 +364,7 @@ class Operations:
             triples.append((job_id, token, data))
         if not triples:
             return Call((), lambda r: [])
-        return Call((self._ack_step(topic, triples),), lambda r: [s == 1 for s in r[0]])
+        return Call((self._ack_step(topic, triples),), lambda r: [s == AckCode.ACKED for s in r[0]])
 
     def ack_and_lease(
         self,
@@ -404,7 +404,7 @@ class Operations:
 
         def parse(replies: list[Any]) -> JobState:
             status, state = replies[0]
-            if status == 0:
+            if status == ReleaseCode.STALE:
                 raise StaleReservation(topic, job_id)
             return JobState(state.decode())
 
@@ -418,7 +418,7 @@ class Operations:
 
         def parse(replies: list[Any]) -> datetime:
             status, until = replies[0]
-            if status == 0:
+            if status == TouchCode.STALE:
                 raise StaleReservation(topic, job_id)
             return to_datetime(until)
 
@@ -431,7 +431,7 @@ class Operations:
         step = self._step("bury", topic, self._now(), job_id, token, reason_text)
 
         def parse(replies: list[Any]) -> None:
-            if replies[0][0] == 0:
+            if replies[0][0] == BuryCode.STALE:
                 raise StaleReservation(topic, job_id)
 
         return Call((step,), parse)

@@ -16,6 +16,13 @@
 -- Complexity: O(N log M) for N jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
+local STALE, ACKED = 0, 1
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -27,32 +34,30 @@ end
 
 -- A waiting replacement becomes scheduled (or ready, when due) as the attempt ends.
 local function place_pending(id, pending)
-  local _, version, _, priority, ttr, max_attempts, run_at, _, body =
-    cmsgpack.unpack(pending)
+  local job = decode(pending)
   redis.call('HDEL', pending_key, id)
-  if run_at <= now then
-    local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
-    redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
-    redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, 0, priority, ttr, max_attempts,
-      run_at, seq, body))
+  job[ATTEMPTS] = 0
+  if job[RUN_AT] <= now then
+    job[STATE], job[SEQ] = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
+    redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', job[SEQ]) .. id)
     redis.call('PUBLISH', wake_channel, '0')
   else
-    redis.call('ZADD', scheduled_key, run_at, id)
-    redis.call('HSET', jobs_key, id, cmsgpack.pack(1, version, 0, priority, ttr, max_attempts,
-      run_at, 0, body))
-    redis.call('PUBLISH', wake_channel, tostring(run_at))
+    job[STATE], job[SEQ] = SCHEDULED, 0
+    redis.call('ZADD', scheduled_key, job[RUN_AT], id)
+    redis.call('PUBLISH', wake_channel, tostring(job[RUN_AT]))
   end
+  redis.call('HSET', jobs_key, id, encode(job))
 end
 
 local reply, acked = {}, 0
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], tonumber(ARGV[i + 1])
   local raw = redis.call('HGET', jobs_key, id)
-  local status = 0
+  local status = STALE
   if raw then
-    local state, _, _, _, _, _, _, current_token = cmsgpack.unpack(raw)
-    if state == 3 and current_token == token then
-      status, acked = 1, acked + 1
+    local job = decode(raw)
+    if job[STATE] == RESERVED and job[SEQ] == token then
+      status, acked = ACKED, acked + 1
       redis.call('ZREM', reserved_key, id)
       redis.call('HDEL', errors_key, id)
       local pending = redis.call('HGET', pending_key, id)

@@ -14,21 +14,29 @@
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key = KEYS[5], KEYS[6], KEYS[7]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
 local id = ARGV[1]
 local if_version = tonumber(ARGV[2])
 
 local raw = redis.call('HGET', jobs_key, id)
-if not raw then return {0, 0} end
-local state, version, _, _, _, _, _, seq = cmsgpack.unpack(raw)
+if not raw then return {NOT_FOUND, 0} end
+local job = decode(raw)
+local version = job[VERSION]
 local pending = redis.call('HGET', pending_key, id)
-if pending then version = select(2, cmsgpack.unpack(pending)) end
-if if_version and if_version ~= version then return {5, version} end
+if pending then version = decode(pending)[VERSION] end
+if if_version and if_version ~= version then return {VERSION_CONFLICT, version} end
 
-if state == 1 then
+local state = job[STATE]
+if state == SCHEDULED then
   redis.call('ZREM', scheduled_key, id)
-elseif state == 2 then
-  redis.call('ZREM', ready_key, string.format('%012x', seq) .. id)
-elseif state == 3 then
+elseif state == READY then
+  redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. id)
+elseif state == RESERVED then
   redis.call('ZREM', reserved_key, id)
 else
   redis.call('ZREM', dead_key, id)
@@ -36,4 +44,4 @@ end
 redis.call('HDEL', jobs_key, id)
 redis.call('HDEL', pending_key, id)
 redis.call('HDEL', errors_key, id)
-return {1, version}
+return {DELETED, version}

@@ -13,6 +13,13 @@
 --   replacement waiting for the running attempt to end.
 -- Complexity: O(1).
 local jobs_key, reserved_key, pending_key, errors_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local STATE_NAMES = {[SCHEDULED] = 'scheduled', [READY] = 'ready', [RESERVED] = 'reserved',
+  [DEAD] = 'dead'}
 local id = ARGV[2]
 local now = tonumber(ARGV[1])
 if not now then
@@ -22,14 +29,14 @@ end
 
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return nil end
-local state, version, attempts, priority, ttr, max_attempts, run_at, _, body =
-  cmsgpack.unpack(raw)
-local STATE_NAMES = {'scheduled', 'ready', 'reserved', 'dead'}
-if state == 1 and run_at <= now then state = 2 end
+local job = decode(raw)
+local state = job[STATE]
+if state == SCHEDULED and job[RUN_AT] <= now then state = READY end
 local reserved_until = false
-if state == 3 then reserved_until = tonumber(redis.call('ZSCORE', reserved_key, id)) end
+if state == RESERVED then reserved_until = tonumber(redis.call('ZSCORE', reserved_key, id)) end
 local pending_version = 0
 local pending = redis.call('HGET', pending_key, id)
-if pending then pending_version = select(2, cmsgpack.unpack(pending)) end
-return {id, STATE_NAMES[state], version, attempts, priority, ttr, max_attempts, run_at, false,
-  reserved_until, redis.call('HGET', errors_key, id), body, pending_version}
+if pending then pending_version = decode(pending)[VERSION] end
+return {id, STATE_NAMES[state], job[VERSION], job[ATTEMPTS], job[PRIORITY], job[TTR],
+  job[MAX_ATTEMPTS], job[RUN_AT], false, reserved_until, redis.call('HGET', errors_key, id),
+  job[BODY], pending_version}

@@ -12,6 +12,12 @@
 -- Complexity: O(N log M) for N kicked jobs.
 local jobs_key, ready_key, dead_key, meta_key, wake_channel = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -32,12 +38,11 @@ if #ids == 0 then return 0 end
 local seq = redis.call('HINCRBY', meta_key, 'seq', #ids) - #ids
 for _, id in ipairs(ids) do
   seq = seq + 1
-  local _, version, _, priority, ttr, max_attempts, run_at, _, body =
-    cmsgpack.unpack(redis.call('HGET', jobs_key, id))
+  local job = decode(redis.call('HGET', jobs_key, id))
+  job[STATE], job[ATTEMPTS], job[SEQ] = READY, 0, seq
   redis.call('ZREM', dead_key, id)
-  redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
-  redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, 0, priority, ttr, max_attempts,
-    run_at, seq, body))
+  redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', seq) .. id)
+  redis.call('HSET', jobs_key, id, encode(job))
 end
 redis.call('PUBLISH', wake_channel, '0')
 return #ids

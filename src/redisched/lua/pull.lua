@@ -11,6 +11,11 @@
 -- Complexity: O((P + 1) log M) for P promoted jobs.
 local jobs_key, scheduled_key, ready_key, errors_key, meta_key = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -30,15 +35,14 @@ local best_id, best_from_ready = nil, false
 if head[1] then best_id, best_from_ready = string.sub(head[1], 13), true end
 local best_priority = tonumber(head[2])
 for _, id in ipairs(due) do
-  local priority = select(4, cmsgpack.unpack(redis.call('HGET', jobs_key, id)))
+  local priority = decode(redis.call('HGET', jobs_key, id))[PRIORITY]
   if not best_priority or priority < best_priority then
     best_id, best_from_ready, best_priority = id, false, priority
   end
 end
 if not best_id then return nil end
 
-local _, version, attempts, priority, ttr, max_attempts, run_at, _, body =
-  cmsgpack.unpack(redis.call('HGET', jobs_key, best_id))
+local job = decode(redis.call('HGET', jobs_key, best_id))
 if best_from_ready then
   redis.call('ZREM', ready_key, head[1])
 else
@@ -48,5 +52,5 @@ local last_error = redis.call('HGET', errors_key, best_id)
 redis.call('HDEL', jobs_key, best_id)
 redis.call('HDEL', errors_key, best_id)
 redis.call('HINCRBY', meta_key, 'total_pulled', 1)
-return {best_id, 'ready', version, attempts + 1, priority, ttr, max_attempts, run_at, false,
-  false, last_error, body, 0}
+return {best_id, 'ready', job[VERSION], job[ATTEMPTS] + 1, job[PRIORITY], job[TTR],
+  job[MAX_ATTEMPTS], job[RUN_AT], false, false, last_error, job[BODY], 0}

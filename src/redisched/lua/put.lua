@@ -26,6 +26,13 @@
 -- Complexity: O(N log M) for N jobs in a topic of M jobs.
 local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
+local CREATED, EXISTS, REPLACED, PENDING, VERSION_CONFLICT = 1, 2, 3, 4, 5
 
 local now = tonumber(ARGV[1])
 if not now then
@@ -45,7 +52,6 @@ local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or 60000
 local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or 0
 local paused = defaults[3] == '1'
 
-local SCHEDULED, READY, RESERVED = 1, 2, 3
 -- All jobs of one call share run_at: either all become ready or all are scheduled. Workers
 -- need a wake-up when ready was empty, or when the new run_at is the earliest.
 local due_now, placed = run_at <= now, false
@@ -63,6 +69,11 @@ local function ready_member(seq, id)
   return string.format('%012x', seq) .. id
 end
 
+local function fresh(state, version, seq, body)
+  return {[STATE] = state, [VERSION] = version, [ATTEMPTS] = 0, [PRIORITY] = priority,
+    [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts, [RUN_AT] = run_at, [SEQ] = seq, [BODY] = body}
+end
+
 -- Stores a fresh record for id, scheduled or ready by its run_at.
 local function place(id, version, body)
   local state, seq = SCHEDULED, 0
@@ -74,8 +85,7 @@ local function place(id, version, body)
     redis.call('ZADD', scheduled_key, run_at, id)
   end
   placed = true
-  redis.call('HSET', jobs_key, id, cmsgpack.pack(state, version, 0, priority, ttr, max_attempts,
-    run_at, seq, body))
+  redis.call('HSET', jobs_key, id, encode(fresh(state, version, seq, body)))
 end
 
 local reply = {}
@@ -85,29 +95,29 @@ for i = 9, #ARGV, 2 do
   local status, version
   if not raw then
     if if_version then
-      status, version = 5, 0
+      status, version = VERSION_CONFLICT, 0
     else
-      status, version = 1, 1
+      status, version = CREATED, 1
       place(id, version, body)
     end
   else
-    local state, current, _, _, _, _, _, seq = cmsgpack.unpack(raw)
+    local job = decode(raw)
+    local current = job[VERSION]
     local pending = redis.call('HGET', pending_key, id)
-    if pending then current = select(2, cmsgpack.unpack(pending)) end
+    if pending then current = decode(pending)[VERSION] end
     if if_version and if_version ~= current then
-      status, version = 5, current
+      status, version = VERSION_CONFLICT, current
     elseif not replace then
-      status, version = 2, current
-    elseif state == RESERVED then
-      status, version = 4, current + 1
-      redis.call('HSET', pending_key, id, cmsgpack.pack(SCHEDULED, version, 0, priority, ttr,
-        max_attempts, run_at, 0, body))
+      status, version = EXISTS, current
+    elseif job[STATE] == RESERVED then
+      status, version = PENDING, current + 1
+      redis.call('HSET', pending_key, id, encode(fresh(SCHEDULED, version, 0, body)))
     else
-      status, version = 3, current + 1
-      if state == SCHEDULED then
+      status, version = REPLACED, current + 1
+      if job[STATE] == SCHEDULED then
         redis.call('ZREM', scheduled_key, id)
-      elseif state == READY then
-        redis.call('ZREM', ready_key, ready_member(seq, id))
+      elseif job[STATE] == READY then
+        redis.call('ZREM', ready_key, ready_member(job[SEQ], id))
       else
         redis.call('ZREM', dead_key, id)
       end

@@ -24,6 +24,13 @@
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local wake_channel = KEYS[9]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
+local STALE, RELEASED, WENT_DEAD, REPLACED = 0, 1, 2, 3
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -37,45 +44,42 @@ if ARGV[6] ~= '0' and not refund then
 end
 
 local raw = redis.call('HGET', jobs_key, id)
-if not raw then return {0, ''} end
-local _ -- receives the unpacked fields this script ignores
-local state, version, attempts, priority, ttr, max_attempts, run_at, seq, body =
-  cmsgpack.unpack(raw)
-if state ~= 3 or seq ~= token then return {0, ''} end
+if not raw then return {STALE, ''} end
+local job = decode(raw)
+if job[STATE] ~= RESERVED or job[SEQ] ~= token then return {STALE, ''} end
 
 redis.call('ZREM', reserved_key, id)
 redis.call('HINCRBY', meta_key, 'total_released', 1)
-local status = 1
+local status = RELEASED
 local pending = redis.call('HGET', pending_key, id)
 if pending then
-  status, attempts = 3, 0
-  _, version, _, priority, ttr, max_attempts, run_at, _, body = cmsgpack.unpack(pending)
+  status, job = REPLACED, decode(pending)
+  job[ATTEMPTS] = 0
   redis.call('HDEL', pending_key, id)
   redis.call('HDEL', errors_key, id)
 elseif refund then
-  attempts, run_at = math.max(attempts - 1, 0), now + delay
+  job[ATTEMPTS], job[RUN_AT] = math.max(job[ATTEMPTS] - 1, 0), now + delay
 else
   if error_text ~= '' then redis.call('HSET', errors_key, id, error_text) end
-  if max_attempts > 0 and attempts >= max_attempts then
+  if job[MAX_ATTEMPTS] > 0 and job[ATTEMPTS] >= job[MAX_ATTEMPTS] then
+    job[STATE], job[SEQ] = DEAD, 0
     redis.call('ZADD', dead_key, now, id)
-    redis.call('HSET', jobs_key, id, cmsgpack.pack(4, version, attempts, priority, ttr,
-      max_attempts, run_at, 0, body))
+    redis.call('HSET', jobs_key, id, encode(job))
     redis.call('HINCRBY', meta_key, 'total_dead', 1)
-    return {2, 'dead'}
+    return {WENT_DEAD, 'dead'}
   end
-  run_at = now + delay
+  job[RUN_AT] = now + delay
 end
 
-if run_at <= now then
-  seq = redis.call('HINCRBY', meta_key, 'seq', 1)
-  redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
-  redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, attempts, priority, ttr,
-    max_attempts, run_at, seq, body))
+if job[RUN_AT] <= now then
+  job[STATE], job[SEQ] = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
+  redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', job[SEQ]) .. id)
+  redis.call('HSET', jobs_key, id, encode(job))
   redis.call('PUBLISH', wake_channel, '0')
   return {status, 'ready'}
 end
-redis.call('ZADD', scheduled_key, run_at, id)
-redis.call('HSET', jobs_key, id, cmsgpack.pack(1, version, attempts, priority, ttr, max_attempts,
-  run_at, 0, body))
-redis.call('PUBLISH', wake_channel, tostring(run_at))
+job[STATE], job[SEQ] = SCHEDULED, 0
+redis.call('ZADD', scheduled_key, job[RUN_AT], id)
+redis.call('HSET', jobs_key, id, encode(job))
+redis.call('PUBLISH', wake_channel, tostring(job[RUN_AT]))
 return {status, 'scheduled'}

@@ -19,6 +19,12 @@
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local wake_channel = KEYS[9]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -34,38 +40,34 @@ local requeued, dead, woke_ready, earliest = 0, 0, false, nil
 
 for _, id in ipairs(expired) do
   redis.call('ZREM', reserved_key, id)
-  local state, version, attempts, priority, ttr, max_attempts, run_at, _, body =
-    cmsgpack.unpack(redis.call('HGET', jobs_key, id))
+  local job = decode(redis.call('HGET', jobs_key, id))
   local pending = redis.call('HGET', pending_key, id)
   if pending then
-    _, version, attempts, priority, ttr, max_attempts, run_at, _, body =
-      cmsgpack.unpack(pending)
+    job = decode(pending)
     redis.call('HDEL', pending_key, id)
     redis.call('HDEL', errors_key, id)
-  elseif max_attempts > 0 and attempts >= max_attempts then
-    state = 4
-    redis.call('HSET', errors_key, id, 'reservation timed out after ' .. attempts .. ' attempts')
+  elseif job[MAX_ATTEMPTS] > 0 and job[ATTEMPTS] >= job[MAX_ATTEMPTS] then
+    job[STATE], job[SEQ] = DEAD, 0
+    redis.call('HSET', errors_key, id,
+      'reservation timed out after ' .. job[ATTEMPTS] .. ' attempts')
     redis.call('ZADD', dead_key, now, id)
-    redis.call('HSET', jobs_key, id, cmsgpack.pack(4, version, attempts, priority, ttr,
-      max_attempts, run_at, 0, body))
+    redis.call('HSET', jobs_key, id, encode(job))
     dead = dead + 1
   else
-    run_at = now + math.min(backoff * 2 ^ (attempts - 1), backoff_max)
+    job[RUN_AT] = now + math.min(backoff * 2 ^ (job[ATTEMPTS] - 1), backoff_max)
   end
-  if state ~= 4 then
+  if job[STATE] ~= DEAD then
     requeued = requeued + 1
-    if run_at <= now then
-      local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
-      redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
-      redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, attempts, priority, ttr,
-        max_attempts, run_at, seq, body))
+    if job[RUN_AT] <= now then
+      job[STATE], job[SEQ] = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
+      redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', job[SEQ]) .. id)
       woke_ready = true
     else
-      redis.call('ZADD', scheduled_key, run_at, id)
-      redis.call('HSET', jobs_key, id, cmsgpack.pack(1, version, attempts, priority, ttr,
-        max_attempts, run_at, 0, body))
-      if not earliest or run_at < earliest then earliest = run_at end
+      job[STATE], job[SEQ] = SCHEDULED, 0
+      redis.call('ZADD', scheduled_key, job[RUN_AT], id)
+      if not earliest or job[RUN_AT] < earliest then earliest = job[RUN_AT] end
     end
+    redis.call('HSET', jobs_key, id, encode(job))
   end
 end
 if woke_ready then

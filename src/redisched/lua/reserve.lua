@@ -18,6 +18,12 @@
 -- Complexity: O((P + N) log M) for P promoted and N leased jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local errors_key, meta_key = KEYS[5], KEYS[6]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -46,11 +52,10 @@ if #due > 0 then
   local seq = redis.call('HINCRBY', meta_key, 'seq', #due) - #due
   for _, id in ipairs(due) do
     seq = seq + 1
-    local _, version, attempts, priority, ttr, max_attempts, run_at, _, body =
-      cmsgpack.unpack(redis.call('HGET', jobs_key, id))
-    redis.call('HSET', jobs_key, id, cmsgpack.pack(2, version, attempts, priority, ttr,
-      max_attempts, run_at, seq, body))
-    redis.call('ZADD', ready_key, priority, string.format('%012x', seq) .. id)
+    local job = decode(redis.call('HGET', jobs_key, id))
+    job[STATE], job[SEQ] = READY, seq
+    redis.call('HSET', jobs_key, id, encode(job))
+    redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', seq) .. id)
   end
   redis.call('ZREM', scheduled_key, unpack(due))
 end
@@ -62,15 +67,14 @@ if #members > 0 then
   for _, member in ipairs(members) do
     token = token + 1
     local id = string.sub(member, 13)
-    local _, version, attempts, priority, ttr, max_attempts, run_at, _, body =
-      cmsgpack.unpack(redis.call('HGET', jobs_key, id))
-    attempts = attempts + 1
-    local reserved_until = now + (ttr_override or ttr)
-    redis.call('HSET', jobs_key, id, cmsgpack.pack(3, version, attempts, priority, ttr,
-      max_attempts, run_at, token, body))
+    local job = decode(redis.call('HGET', jobs_key, id))
+    job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
+    local reserved_until = now + (ttr_override or job[TTR])
+    redis.call('HSET', jobs_key, id, encode(job))
     redis.call('ZADD', reserved_key, reserved_until, id)
-    reply[#reply + 1] = {id, 'reserved', version, attempts, priority, ttr, max_attempts, run_at,
-      tostring(token), reserved_until, redis.call('HGET', errors_key, id), body, 0}
+    reply[#reply + 1] = {id, 'reserved', job[VERSION], job[ATTEMPTS], job[PRIORITY], job[TTR],
+      job[MAX_ATTEMPTS], job[RUN_AT], tostring(token), reserved_until,
+      redis.call('HGET', errors_key, id), job[BODY], 0}
   end
   redis.call('HINCRBY', meta_key, 'total_reserved', #members)
 end

@@ -12,6 +12,8 @@
 --   head of the queue has waited (with priorities, a job further back may have waited longer).
 -- Complexity: O(limit log M).
 local jobs_key, scheduled_key, ready_key = KEYS[1], KEYS[2], KEYS[3]
+-- The record's field that this script reads (see put.lua for the whole record).
+local RUN_AT = 7
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -29,7 +31,7 @@ local head = redis.call('ZRANGE', ready_key, 0, 0)
 if head[1] then
   local raw = redis.call('HGET', jobs_key, string.sub(head[1], 13))
   if raw then
-    local run_at = select(7, cmsgpack.unpack(raw))
+    local run_at = select(RUN_AT, cmsgpack.unpack(raw))
     if oldest < 0 or run_at < oldest then oldest = run_at end
   end
 end
