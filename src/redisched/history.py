@@ -103,7 +103,10 @@ def parse_feed(topic: str, entries: Sequence[Any]) -> list[JobEvent]:
     """Read an XRANGE reply of the topic's feed (fields ``j k t v a`` and maybe ``d``)."""
     events = []
     for raw_id, flat in entries:
-        fields = {bytes(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+        if isinstance(flat, dict):  # redis-py's XRANGE callback makes a dict of the fields
+            fields = {bytes(k): v for k, v in flat.items()}
+        else:
+            fields = {bytes(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
         stream_id = bytes(raw_id).decode()
         events.append(
             JobEvent(

@@ -65,7 +65,10 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class TopicStats:
-    """Counts of a topic's jobs per state, and totals since the topic was created."""
+    """Counts of a topic's jobs per state, and totals since the topic was created.
+
+    ``finished_*`` count the jobs that ended with each outcome (done, cancelled, dead, pulled).
+    """
 
     topic: str
     scheduled: int
@@ -81,6 +84,10 @@ class TopicStats:
     total_requeued: int
     total_dead: int
     total_pulled: int
+    finished_done: int = 0
+    finished_cancelled: int = 0
+    finished_dead: int = 0
+    finished_pulled: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -294,7 +294,9 @@ class Operations:
         """Delete a job by id in any state; True if it existed."""
         job_id = validate.job_id(id)
         expected = validate.optional_positive(if_version, "if_version")
-        step = self._step("delete", topic, job_id, "" if expected is None else expected)
+        step = self._step(
+            "delete", topic, job_id, "" if expected is None else expected, self._now()
+        )
 
         def parse(replies: list[Any]) -> bool:
             status, version = replies[0]

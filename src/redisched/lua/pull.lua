@@ -4,13 +4,18 @@
 -- KEYS[3] ready zset
 -- KEYS[4] errors hash
 -- KEYS[5] meta hash
+-- KEYS[6] feed stream
+-- KEYS[7] history hash
+-- KEYS[8] finished zset
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] promote_limit int
 -- Returns: nil when no job is ready (or the topic is paused), else the job array of get.lua
---   with state ready and attempts counting this delivery. The job no longer exists afterwards.
+--   with state ready and attempts counting this delivery. The job no longer exists afterwards:
+--   it gets a pulled event and a finished record with outcome pulled.
 -- Complexity: O((P + 1) log M) for P promoted jobs.
 local jobs_key, scheduled_key, ready_key, errors_key, meta_key = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5]
+local feed_key, history_key, finished_key = KEYS[6], KEYS[7], KEYS[8]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -26,6 +31,73 @@ if not promote_limit or promote_limit < 0 then
   return redis.error_reply('ERR pull: promote_limit must be >= 0')
 end
 if redis.call('HGET', meta_key, 'paused') == '1' then return nil end
+-- History (lua/README.md, "History"): an event goes into the job's record (job[LOG]: its first
+-- event and its last MAX_EVENTS - 1) and into the topic's feed, a capped stream.
+local LOG = 10
+local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
+  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
+  expired = 14}
+local MAX_EVENTS, MAX_DETAIL = 16, 200
+local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+local history_on = settings[1] ~= '0'
+local keep_events = tonumber(settings[2]) or 10000
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
+local function add_event(id, job, kind, detail)
+  if not history_on then
+    job[LOG] = nil
+    return
+  end
+  if detail and #detail > MAX_DETAIL then detail = string.sub(detail, 1, MAX_DETAIL) end
+  local log = job[LOG] or {}
+  if #log >= MAX_EVENTS then table.remove(log, 2) end
+  log[#log + 1] = {EVENT[kind], now, job[VERSION], job[ATTEMPTS], detail}
+  job[LOG] = log
+  if keep_events > 0 then
+    local fields = {'j', id, 'k', kind, 't', now, 'v', job[VERSION], 'a', job[ATTEMPTS]}
+    if detail then fields[11], fields[12] = 'd', detail end
+    redis.call('XADD', feed_key, 'MAXLEN', '~', keep_events, '*', unpack(fields))
+  end
+end
+
+-- The finished record (history hash): these fields, packed in this order.
+local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
+  1, 2, 3, 4, 5, 6, 7
+local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
+local TRIM_PER_CALL = 10
+local keep_finished = tonumber(settings[3]) or 10000
+local keep_finished_for = tonumber(settings[4]) or 604800000
+
+-- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
+-- ms, TRIM_PER_CALL at most, calling drop(id) for each.
+local function trim(key, keep, keep_for, drop)
+  local n = math.max(redis.call('ZCARD', key) - keep,
+    redis.call('ZCOUNT', key, '-inf', now - keep_for))
+  n = math.min(n, TRIM_PER_CALL)
+  if n <= 0 then return end
+  local ids = redis.call('ZRANGE', key, 0, n - 1)
+  redis.call('ZREMRANGEBYRANK', key, 0, n - 1)
+  for _, id in ipairs(ids) do drop(id) end
+end
+
+local function drop_finished(id) redis.call('HDEL', history_key, id) end
+
+-- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
+-- pulled) and trims the topic's finished jobs by keep_finished and keep_finished_for.
+local function finish(id, job, outcome, result, last_error)
+  redis.call('HINCRBY', meta_key, 'finished_' .. outcome, 1)
+  if not history_on then return end
+  local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
+    [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = result or false,
+    [LAST_ERROR] = last_error or false, [EVENTS] = job[LOG] or {}}
+  redis.call('HSET', history_key, id, cmsgpack.pack(unpack(record, 1, EVENTS)))
+  redis.call('ZADD', finished_key, now, id)
+  trim(finished_key, keep_finished, keep_finished_for, drop_finished)
+end
 
 -- Only the best due job matters: compare the head of ready with the earliest due job, whose
 -- priority is read from its record, instead of promoting everything that is due.
@@ -52,5 +124,8 @@ local last_error = redis.call('HGET', errors_key, best_id)
 redis.call('HDEL', jobs_key, best_id)
 redis.call('HDEL', errors_key, best_id)
 redis.call('HINCRBY', meta_key, 'total_pulled', 1)
-return {best_id, 'ready', job[VERSION], job[ATTEMPTS] + 1, job[PRIORITY], job[TTR],
+job[ATTEMPTS] = job[ATTEMPTS] + 1
+add_event(best_id, job, 'pulled')
+finish(best_id, job, 'pulled', nil, last_error)
+return {best_id, 'ready', job[VERSION], job[ATTEMPTS], job[PRIORITY], job[TTR],
   job[MAX_ATTEMPTS], job[RUN_AT], false, false, last_error, job[BODY], 0}

@@ -7,6 +7,8 @@
 -- KEYS[6] errors hash
 -- KEYS[7] meta hash
 -- KEYS[8] wake channel
+-- KEYS[9] feed stream
+-- KEYS[10] history hash
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] run_at_ms int|empty
 -- ARGV[3] delay_ms int
@@ -22,16 +24,19 @@
 --   the new version waits until the running attempt ends), 5 version conflict (if_version
 --   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
 --   Empty run_at_ms means now + delay_ms; empty ttr_ms / max_attempts take the topic's
---   defaults (meta fields ttr, max_attempts), else 60000 ms / 0 (unlimited).
+--   defaults (meta fields ttr, max_attempts), else 60000 ms / 0 (unlimited). A created job
+--   gets a put event, a replaced one a replaced event. An id that finished (history hash)
+--   is created at its finished version + 1, or answers 2 exists (with that version) to a
+--   create-only put within the topic's dedup_window_ms of finishing.
 -- Complexity: O(N log M) for N jobs in a topic of M jobs.
 local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local feed_key, history_key = KEYS[9], KEYS[10]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local CREATED, EXISTS, REPLACED, PENDING, VERSION_CONFLICT = 1, 2, 3, 4, 5
 
 local now = tonumber(ARGV[1])
@@ -47,10 +52,47 @@ local if_version = tonumber(ARGV[8])
 if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0 then
   return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
 end
-local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused')
+local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused',
+  'dedup_window_ms')
 local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or 60000
 local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or 0
 local paused = defaults[3] == '1'
+local dedup_window = tonumber(defaults[4]) or 0
+-- History (lua/README.md, "History"): an event goes into the job's record (job[LOG]: its first
+-- event and its last MAX_EVENTS - 1) and into the topic's feed, a capped stream.
+local LOG = 10
+local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
+  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
+  expired = 14}
+local MAX_EVENTS, MAX_DETAIL = 16, 200
+local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+local history_on = settings[1] ~= '0'
+local keep_events = tonumber(settings[2]) or 10000
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
+local function add_event(id, job, kind, detail)
+  if not history_on then
+    job[LOG] = nil
+    return
+  end
+  if detail and #detail > MAX_DETAIL then detail = string.sub(detail, 1, MAX_DETAIL) end
+  local log = job[LOG] or {}
+  if #log >= MAX_EVENTS then table.remove(log, 2) end
+  log[#log + 1] = {EVENT[kind], now, job[VERSION], job[ATTEMPTS], detail}
+  job[LOG] = log
+  if keep_events > 0 then
+    local fields = {'j', id, 'k', kind, 't', now, 'v', job[VERSION], 'a', job[ATTEMPTS]}
+    if detail then fields[11], fields[12] = 'd', detail end
+    redis.call('XADD', feed_key, 'MAXLEN', '~', keep_events, '*', unpack(fields))
+  end
+end
+
+-- The finished record's leading fields (see ack.lua): enough to continue its versions.
+local FINISHED_AT, F_VERSION = 2, 3
 
 -- All jobs of one call share run_at: either all become ready or all are scheduled. Workers
 -- need a wake-up when ready was empty, or when the new run_at is the earliest.
@@ -74,8 +116,9 @@ local function fresh(state, version, seq, body)
     [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts, [RUN_AT] = run_at, [SEQ] = seq, [BODY] = body}
 end
 
--- Stores a fresh record for id, scheduled or ready by its run_at.
-local function place(id, version, body)
+-- Stores a fresh record for id, scheduled or ready by its run_at, with the events of log
+-- and then `kind`.
+local function place(id, version, body, log, kind)
   local state, seq = SCHEDULED, 0
   if due_now then
     seq_taken = seq_taken + 1
@@ -85,7 +128,10 @@ local function place(id, version, body)
     redis.call('ZADD', scheduled_key, run_at, id)
   end
   placed = true
-  redis.call('HSET', jobs_key, id, encode(fresh(state, version, seq, body)))
+  local job = fresh(state, version, seq, body)
+  job[LOG] = log
+  add_event(id, job, kind)
+  redis.call('HSET', jobs_key, id, encode(job))
 end
 
 local reply = {}
@@ -94,11 +140,19 @@ for i = 9, #ARGV, 2 do
   local raw = redis.call('HGET', jobs_key, id)
   local status, version
   if not raw then
+    local ended = history_on and redis.call('HGET', history_key, id)
+    local before = {}
+    if ended then
+      before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
+      table.remove(before, 1)
+    end
     if if_version then
       status, version = VERSION_CONFLICT, 0
+    elseif ended and not replace and before[FINISHED_AT] > now - dedup_window then
+      status, version = EXISTS, before[F_VERSION]
     else
-      status, version = CREATED, 1
-      place(id, version, body)
+      status, version = CREATED, (before[F_VERSION] or 0) + 1
+      place(id, version, body, nil, 'put')
     end
   else
     local job = decode(raw)
@@ -112,6 +166,8 @@ for i = 9, #ARGV, 2 do
     elseif job[STATE] == RESERVED then
       status, version = PENDING, current + 1
       redis.call('HSET', pending_key, id, encode(fresh(SCHEDULED, version, 0, body)))
+      add_event(id, job, 'replaced', 'version ' .. version .. ' waits for the running attempt')
+      redis.call('HSET', jobs_key, id, encode(job))
     else
       status, version = REPLACED, current + 1
       if job[STATE] == SCHEDULED then
@@ -122,7 +178,7 @@ for i = 9, #ARGV, 2 do
         redis.call('ZREM', dead_key, id)
       end
       redis.call('HDEL', errors_key, id)
-      place(id, version, body)
+      place(id, version, body, job[LOG], 'replaced')
     end
   end
   reply[#reply + 1] = status

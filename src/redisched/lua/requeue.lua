@@ -8,23 +8,27 @@
 -- KEYS[7] errors hash
 -- KEYS[8] meta hash
 -- KEYS[9] wake channel
+-- KEYS[10] feed stream
+-- KEYS[11] history hash
+-- KEYS[12] finished zset
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] limit int
 -- Returns: [requeued, dead, next_timeout_ms]: how many jobs went back to the queue and to dead,
 --   and the earliest reservation deadline still ahead (-1 when none). A job goes back after
 --   the topic's backoff (meta backoff_ms * 2^(attempts-1), at most backoff_max_ms; default 0),
 --   and a replacement that waited for the attempt is scheduled in its place. Idempotent; safe
---   to run from every process.
+--   to run from every process. Each job gets a requeued event (dead when it went dead); the
+--   topic's oldest dead jobs beyond its keep_dead / keep_dead_for end with outcome dead
+--   (up to 10 per call, even when no reservation timed out).
 -- Complexity: O(N log M) for N expired reservations, N <= limit.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local wake_channel = KEYS[9]
+local wake_channel, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -32,6 +36,89 @@ if not now then
 end
 local limit = tonumber(ARGV[2])
 if not limit or limit < 1 then return redis.error_reply('ERR requeue: limit must be >= 1') end
+
+-- History (lua/README.md, "History"): an event goes into the job's record (job[LOG]: its first
+-- event and its last MAX_EVENTS - 1) and into the topic's feed, a capped stream.
+local LOG = 10
+local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
+  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
+  expired = 14}
+local MAX_EVENTS, MAX_DETAIL = 16, 200
+local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+local history_on = settings[1] ~= '0'
+local keep_events = tonumber(settings[2]) or 10000
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
+local function add_event(id, job, kind, detail)
+  if not history_on then
+    job[LOG] = nil
+    return
+  end
+  if detail and #detail > MAX_DETAIL then detail = string.sub(detail, 1, MAX_DETAIL) end
+  local log = job[LOG] or {}
+  if #log >= MAX_EVENTS then table.remove(log, 2) end
+  log[#log + 1] = {EVENT[kind], now, job[VERSION], job[ATTEMPTS], detail}
+  job[LOG] = log
+  if keep_events > 0 then
+    local fields = {'j', id, 'k', kind, 't', now, 'v', job[VERSION], 'a', job[ATTEMPTS]}
+    if detail then fields[11], fields[12] = 'd', detail end
+    redis.call('XADD', feed_key, 'MAXLEN', '~', keep_events, '*', unpack(fields))
+  end
+end
+
+-- The finished record (history hash): these fields, packed in this order.
+local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
+  1, 2, 3, 4, 5, 6, 7
+local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
+local TRIM_PER_CALL = 10
+local keep_finished = tonumber(settings[3]) or 10000
+local keep_finished_for = tonumber(settings[4]) or 604800000
+
+-- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
+-- ms, TRIM_PER_CALL at most, calling drop(id) for each.
+local function trim(key, keep, keep_for, drop)
+  local n = math.max(redis.call('ZCARD', key) - keep,
+    redis.call('ZCOUNT', key, '-inf', now - keep_for))
+  n = math.min(n, TRIM_PER_CALL)
+  if n <= 0 then return end
+  local ids = redis.call('ZRANGE', key, 0, n - 1)
+  redis.call('ZREMRANGEBYRANK', key, 0, n - 1)
+  for _, id in ipairs(ids) do drop(id) end
+end
+
+local function drop_finished(id) redis.call('HDEL', history_key, id) end
+
+-- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
+-- pulled) and trims the topic's finished jobs by keep_finished and keep_finished_for.
+local function finish(id, job, outcome, result, last_error)
+  redis.call('HINCRBY', meta_key, 'finished_' .. outcome, 1)
+  if not history_on then return end
+  local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
+    [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = result or false,
+    [LAST_ERROR] = last_error or false, [EVENTS] = job[LOG] or {}}
+  redis.call('HSET', history_key, id, cmsgpack.pack(unpack(record, 1, EVENTS)))
+  redis.call('ZADD', finished_key, now, id)
+  trim(finished_key, keep_finished, keep_finished_for, drop_finished)
+end
+
+local keep_dead = tonumber(settings[5]) or 10000
+local keep_dead_for = tonumber(settings[6]) or 15552000000
+
+-- Ends the dead jobs beyond keep_dead or older than keep_dead_for (outcome dead, event
+-- expired), TRIM_PER_CALL at most.
+local function trim_dead()
+  trim(dead_key, keep_dead, keep_dead_for, function(id)
+    local job = decode(redis.call('HGET', jobs_key, id))
+    add_event(id, job, 'expired')
+    finish(id, job, 'dead', nil, redis.call('HGET', errors_key, id))
+    redis.call('HDEL', jobs_key, id)
+    redis.call('HDEL', errors_key, id)
+  end)
+end
 
 local expired = redis.call('ZRANGEBYSCORE', reserved_key, '-inf', now, 'LIMIT', 0, limit)
 local config = redis.call('HMGET', meta_key, 'backoff_ms', 'backoff_max_ms')
@@ -43,18 +130,24 @@ for _, id in ipairs(expired) do
   local job = decode(redis.call('HGET', jobs_key, id))
   local pending = redis.call('HGET', pending_key, id)
   if pending then
+    add_event(id, job, 'requeued', 'reservation timed out; version '
+      .. decode(pending)[VERSION] .. ' replaces it')
+    local log = job[LOG]
     job = decode(pending)
+    job[LOG] = log
     redis.call('HDEL', pending_key, id)
     redis.call('HDEL', errors_key, id)
   elseif job[MAX_ATTEMPTS] > 0 and job[ATTEMPTS] >= job[MAX_ATTEMPTS] then
     job[STATE], job[SEQ] = DEAD, 0
-    redis.call('HSET', errors_key, id,
-      'reservation timed out after ' .. job[ATTEMPTS] .. ' attempts')
+    local reason = 'reservation timed out after ' .. job[ATTEMPTS] .. ' attempts'
+    add_event(id, job, 'dead', reason)
+    redis.call('HSET', errors_key, id, reason)
     redis.call('ZADD', dead_key, now, id)
     redis.call('HSET', jobs_key, id, encode(job))
     dead = dead + 1
   else
     job[RUN_AT] = now + math.min(backoff * 2 ^ (job[ATTEMPTS] - 1), backoff_max)
+    add_event(id, job, 'requeued', 'reservation timed out')
   end
   if job[STATE] ~= DEAD then
     requeued = requeued + 1
@@ -76,6 +169,7 @@ elseif earliest then
   redis.call('PUBLISH', wake_channel, tostring(earliest))
 end
 if dead > 0 then redis.call('HINCRBY', meta_key, 'total_dead', dead) end
+trim_dead()
 if requeued > 0 then redis.call('HINCRBY', meta_key, 'total_requeued', requeued) end
 local head = redis.call('ZRANGE', reserved_key, 0, 0, 'WITHSCORES')
 return {requeued, dead, tonumber(head[2]) or -1}

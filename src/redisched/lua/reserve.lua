@@ -5,6 +5,7 @@
 -- KEYS[4] reserved zset
 -- KEYS[5] errors hash
 -- KEYS[6] meta hash
+-- KEYS[7] feed stream
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] count int
 -- ARGV[3] ttr_ms int|empty
@@ -14,16 +15,16 @@
 --   there is none, so that a caller can sleep exactly until there is work. Each job is the
 --   array of get.lua with its token set and state reserved. A paused topic leases nothing.
 --   Order: lowest priority number first, then the order in which jobs became ready (due jobs
---   are promoted in run_at order). Empty ttr_ms uses each job's own ttr.
+--   are promoted in run_at order). Empty ttr_ms uses each job's own ttr. Each leased job
+--   gets a reserved event.
 -- Complexity: O((P + N) log M) for P promoted and N leased jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local errors_key, meta_key = KEYS[5], KEYS[6]
+local errors_key, meta_key, feed_key = KEYS[5], KEYS[6], KEYS[7]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -45,6 +46,39 @@ local reply = {now, -1, -1}
 if redis.call('HGET', meta_key, 'paused') == '1' then
   reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
   return reply
+end
+
+-- History (lua/README.md, "History"): an event goes into the job's record (job[LOG]: its first
+-- event and its last MAX_EVENTS - 1) and into the topic's feed, a capped stream.
+local LOG = 10
+local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
+  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
+  expired = 14}
+local MAX_EVENTS, MAX_DETAIL = 16, 200
+local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+local history_on = settings[1] ~= '0'
+local keep_events = tonumber(settings[2]) or 10000
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
+local function add_event(id, job, kind, detail)
+  if not history_on then
+    job[LOG] = nil
+    return
+  end
+  if detail and #detail > MAX_DETAIL then detail = string.sub(detail, 1, MAX_DETAIL) end
+  local log = job[LOG] or {}
+  if #log >= MAX_EVENTS then table.remove(log, 2) end
+  log[#log + 1] = {EVENT[kind], now, job[VERSION], job[ATTEMPTS], detail}
+  job[LOG] = log
+  if keep_events > 0 then
+    local fields = {'j', id, 'k', kind, 't', now, 'v', job[VERSION], 'a', job[ATTEMPTS]}
+    if detail then fields[11], fields[12] = 'd', detail end
+    redis.call('XADD', feed_key, 'MAXLEN', '~', keep_events, '*', unpack(fields))
+  end
 end
 
 local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote_limit)
@@ -70,6 +104,7 @@ if #members > 0 then
     local job = decode(redis.call('HGET', jobs_key, id))
     job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
     local reserved_until = now + (ttr_override or job[TTR])
+    add_event(id, job, 'reserved')
     redis.call('HSET', jobs_key, id, encode(job))
     redis.call('ZADD', reserved_key, reserved_until, id)
     reply[#reply + 1] = {id, 'reserved', job[VERSION], job[ATTEMPTS], job[PRIORITY], job[TTR],

@@ -1,0 +1,49 @@
+-- history: read what happened to a job, live or finished, in one lookup.
+-- KEYS[1] jobs hash
+-- KEYS[2] pending hash
+-- KEYS[3] errors hash
+-- KEYS[4] history hash
+-- ARGV[1] id string
+-- Returns: nil when the id was never seen (or its history aged out), else [outcome,
+--   finished_at_ms, version, attempts, result, last_error, event...]. For a live job outcome is
+--   '' and finished_at_ms -1, result nil; for a finished one outcome is done|cancelled|dead|
+--   pulled and result the bytes kept by ack (nil when none). last_error is nil or text. Each
+--   event is [kind, at_ms, version, attempt, detail], oldest first; kind is one of put,
+--   replaced, reserved, released, requeued, retried, touched, buried, dead, kicked, acked,
+--   deleted, pulled, expired; detail is nil or text. A live job's history is the live one even
+--   when an earlier life of the id finished.
+-- Complexity: O(E) for E events of the job (at most 16).
+local jobs_key, pending_key, errors_key, history_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id = ARGV[1]
+
+-- The record (see put.lua) and the finished record (see ack.lua): these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local LOG = 10
+local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
+  1, 2, 3, 4, 5, 6, 7
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local EVENT_NAMES = {'put', 'replaced', 'reserved', 'released', 'requeued', 'retried',
+  'touched', 'buried', 'dead', 'kicked', 'acked', 'deleted', 'pulled', 'expired'}
+local OUTCOME_NAMES = {'done', 'cancelled', 'dead', 'pulled'}
+
+local function with_events(reply, log)
+  for _, event in ipairs(log or {}) do
+    reply[#reply + 1] = {EVENT_NAMES[event[1]], event[2], event[3], event[4], event[5] or false}
+  end
+  return reply
+end
+
+local raw = redis.call('HGET', jobs_key, id)
+if raw then
+  local job = decode(raw)
+  local pending = redis.call('HGET', pending_key, id)
+  if pending then job[VERSION] = decode(pending)[VERSION] end
+  return with_events({'', -1, job[VERSION], job[ATTEMPTS], false,
+    redis.call('HGET', errors_key, id)}, job[LOG])
+end
+local finished = redis.call('HGET', history_key, id)
+if not finished then return nil end
+local record = decode(finished)
+return with_events({OUTCOME_NAMES[record[OUTCOME]], record[FINISHED_AT], record[F_VERSION],
+  record[F_ATTEMPTS], record[RESULT], record[LAST_ERROR]}, record[EVENTS])
