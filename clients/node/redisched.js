@@ -176,7 +176,8 @@ class Scheduler {
 
   /** Delete a job in any state; true if it existed. */
   async delete(topic, id, { ifVersion = '' } = {}) {
-    const [status, version] = await this.call('delete', topic, { id, if_version: ifVersion });
+    const [status, version] = await this.call('delete', topic,
+      { id, if_version: ifVersion, now_ms: this.now() });
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
     return status === 1;
   }
@@ -188,9 +189,10 @@ class Scheduler {
     return r.slice(3).map((job) => parseJob(topic, this.jobFields, job));
   }
 
-  async ack(job) {
+  /** Finish a reserved job; `result` (a string or Buffer) is kept in its history. */
+  async ack(job, result = '') {
     const [status] = await this.call('ack', job.topic,
-      { now_ms: this.now(), id: [job.id], token: [job.token] });
+      { now_ms: this.now(), id: [job.id], token: [job.token], result: [result] });
     if (status !== 1) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
   }
 
@@ -237,7 +239,8 @@ class Scheduler {
   async stats(topic) {
     const r = await this.call('stats', topic, { now_ms: this.now() });
     const names = ['nowMs', 'scheduled', 'ready', 'reserved', 'dead', 'paused', 'nextDueMs', 'totalPut',
-      'totalReserved', 'totalAcked', 'totalReleased', 'totalRequeued', 'totalDead', 'totalPulled'];
+      'totalReserved', 'totalAcked', 'totalReleased', 'totalRequeued', 'totalDead', 'totalPulled',
+      'finishedDone', 'finishedCancelled', 'finishedDead', 'finishedPulled'];
     return Object.fromEntries(names.map((n, i) => [n, r[i]]));
   }
 
