@@ -34,7 +34,8 @@ def test_header_is_complete(name: str) -> None:
     script = ALL[name]
     assert script.summary and script.returns and script.complexity.startswith("O(")
     assert all(
-        p.type in {"hash", "zset", "channel", "string", "set", "list", "stream"} for p in script.keys
+        p.type in {"hash", "zset", "channel", "string", "set", "list", "stream"}
+        for p in script.keys
     )
 
 

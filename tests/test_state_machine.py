@@ -1,12 +1,13 @@
 """A Hypothesis state machine drives the real scripts against a pure-Python model of the
-lifecycle in DESIGN.md section 2, on a hand-moved clock."""
+lifecycle in DESIGN.md section 2, on a hand-moved clock, with each job's history (events,
+outcome, versions that go on after a job finished)."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -48,6 +49,29 @@ class Model:
     died_at: int = 0
     last_error: str | None = None
     pending: Model | None = None
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Finished:
+    """What the model knows of a job that ended."""
+
+    outcome: str
+    version: int
+    attempts: int
+    last_error: str | None
+    events: list[str]
+
+
+MAX_EVENTS = 16  # a record keeps its first event and its last 15
+
+
+def add_event(job: Model, kind: str) -> None:
+    if kind == "touched" and job.events and job.events[-1] == "touched":
+        return  # a touch right after a touch only moves that event's time
+    if len(job.events) >= MAX_EVENTS:
+        del job.events[1]
+    job.events.append(kind)
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -62,6 +86,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.raw = redis.Redis.from_url(self.url)
         self.topic = f"sm-{uuid.uuid4().hex}"
         self.jobs: dict[str, Model] = {}
+        self.finished: dict[str, Finished] = {}
         self.tokens: list[tuple[str, str]] = []
         self.counter = itertools.count(1)
         self.paused = False
@@ -83,13 +108,23 @@ class Lifecycle(RuleBasedStateMachine):
             job.state = "scheduled"
         job.token = job.reserved_until = None
 
-    def end_attempt_with_pending(self, job_id: str) -> bool:
-        pending = self.jobs[job_id].pending
+    def end_attempt_with_pending(self, job_id: str, kind: str) -> bool:
+        """Add the event that ends the attempt; True when a waiting replacement took over."""
+        job = self.jobs[job_id]
+        pending = job.pending
+        add_event(job, kind)
         if pending is None:
             return False
+        pending.events = job.events
         self.jobs[job_id] = pending
         self.place(pending)
         return True
+
+    def finish(self, job_id: str, outcome: str, version: int | None = None) -> None:
+        job = self.jobs.pop(job_id)
+        self.finished[job_id] = Finished(
+            outcome, version or job.version, job.attempts, job.last_error, job.events
+        )
 
     def promote(self) -> None:
         due = [(j.run_at, i.encode()) for i, j in self.jobs.items()
@@ -123,7 +158,10 @@ class Lifecycle(RuleBasedStateMachine):
         new = Model("scheduled", 1, body, self.now + delay, priority, ttr, max_attempts)
         old = self.jobs.get(job_id)
         if old is None:
-            assert result.status is PutStatus.CREATED
+            ended = self.finished.get(job_id)
+            new.version = 1 if ended is None else ended.version + 1  # versions go on
+            assert (result.status, result.version) == (PutStatus.CREATED, new.version)
+            add_event(new, "put")
             self.jobs[job_id] = new
             self.place(new)
             return
@@ -134,11 +172,17 @@ class Lifecycle(RuleBasedStateMachine):
         new.version = current + 1
         if old.state == "reserved":
             assert (result.status, result.version) == (PutStatus.PENDING, current + 1)
+            add_event(old, "replaced")
             old.pending = new
         else:
             assert (result.status, result.version) == (PutStatus.REPLACED, current + 1)
-            self.jobs[job_id] = new
-            self.place(new)
+            self.replace(job_id, old, new)
+
+    def replace(self, job_id: str, old: Model, new: Model) -> None:
+        new.events = old.events
+        add_event(new, "replaced")
+        self.jobs[job_id] = new
+        self.place(new)
 
     @rule(job_id=IDS, guess=st.integers(1, 3))
     def put_if_version(self, job_id: str, guess: int) -> None:
@@ -152,15 +196,20 @@ class Lifecycle(RuleBasedStateMachine):
         assert old is not None and guess == current
         new = Model("scheduled", current + 1, b"cas", self.now, 0, 1000, 0)
         if old.state == "reserved":
+            add_event(old, "replaced")
             old.pending = new
         else:
-            self.jobs[job_id] = new
-            self.place(new)
+            self.replace(job_id, old, new)
 
     @rule(job_id=IDS)
     def delete(self, job_id: str) -> None:
         assert self.client.delete(self.topic, job_id) is (job_id in self.jobs)
-        self.jobs.pop(job_id, None)
+        job = self.jobs.get(job_id)
+        if job is not None:
+            version = job.pending.version if job.pending else job.version
+            job.version = version
+            add_event(job, "deleted")
+            self.finish(job_id, "dead" if job.state == "dead" else "cancelled")
 
     @rule(count=st.integers(1, 3), ttr=st.none() | st.integers(1, 3000))
     def reserve(self, count: int, ttr: int | None) -> None:
@@ -175,6 +224,7 @@ class Lifecycle(RuleBasedStateMachine):
             model = self.jobs[job.id]
             model.state, model.attempts, model.token = "reserved", model.attempts + 1, job.token
             model.reserved_until = self.now + (ttr or model.ttr)
+            add_event(model, "reserved")
             assert job.attempts == model.attempts and job.body == model.body
             assert job.token is not None
             self.tokens.append((job.id, job.token))
@@ -205,8 +255,8 @@ class Lifecycle(RuleBasedStateMachine):
         if not valid:
             return self.expect_stale(self.client.ack, handle)
         self.client.ack(handle)
-        if not self.end_attempt_with_pending(job_id):
-            del self.jobs[job_id]
+        if not self.end_attempt_with_pending(job_id, "acked"):
+            self.finish(job_id, "done")
 
     @precondition(lambda self: self.tokens)
     @rule(
@@ -221,9 +271,10 @@ class Lifecycle(RuleBasedStateMachine):
         if not valid:
             return self.expect_stale(lambda h: self.client.release(h, delay=delay / 1000), handle)
         state = self.client.release(handle, delay=delay / 1000, error=error, unstarted=unstarted)
-        if self.end_attempt_with_pending(job_id):
-            return
         model = self.jobs[job_id]
+        if model.pending is not None:
+            self.end_attempt_with_pending(job_id, "released")
+            return
         if unstarted:  # the attempt is given back: no error, never dead
             model.attempts = max(model.attempts - 1, 0)
         elif error is not None:
@@ -231,9 +282,11 @@ class Lifecycle(RuleBasedStateMachine):
         if not unstarted and model.max_attempts and model.attempts >= model.max_attempts:
             model.state, model.died_at, model.token = "dead", self.now, None
             model.reserved_until = None
+            add_event(model, "dead")
         else:
             model.run_at = self.now + delay
             self.place(model)
+            add_event(model, "retried" if error is not None and not unstarted else "released")
         assert state.value == model.state
 
     @precondition(lambda self: self.tokens)
@@ -247,6 +300,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.client.touch(handle, ttr=seconds)
         model = self.jobs[job_id]
         model.reserved_until = self.now + (ttr or model.ttr)
+        add_event(model, "touched")
 
     @precondition(lambda self: self.tokens)
     @rule(data=st.data())
@@ -256,8 +310,11 @@ class Lifecycle(RuleBasedStateMachine):
         if not valid:
             return self.expect_stale(self.client.bury, handle)
         self.client.bury(handle, reason="buried")
-        if not self.end_attempt_with_pending(job_id):
+        if self.jobs[job_id].pending is not None:
+            self.end_attempt_with_pending(job_id, "released")
+        else:
             model = self.jobs[job_id]
+            add_event(model, "buried")
             model.state, model.died_at, model.last_error = "dead", self.now, "buried"
             model.token = model.reserved_until = None
 
@@ -271,6 +328,7 @@ class Lifecycle(RuleBasedStateMachine):
         for target in targets:
             model = self.jobs[target]
             model.state, model.attempts, model.seq = "ready", 0, next(self.counter)
+            add_event(model, "kicked")
 
     @rule()
     def requeue(self) -> None:
@@ -281,16 +339,18 @@ class Lifecycle(RuleBasedStateMachine):
         assert self.client.requeue(self.topic) == len(expired)
         for _, raw_id in expired:
             job_id = raw_id.decode()
-            if self.end_attempt_with_pending(job_id):
-                continue
             model = self.jobs[job_id]
-            if model.max_attempts and model.attempts >= model.max_attempts:
+            if model.pending is not None:
+                self.end_attempt_with_pending(job_id, "requeued")
+            elif model.max_attempts and model.attempts >= model.max_attempts:
                 model.state, model.died_at = "dead", self.now
                 model.last_error = f"reservation timed out after {model.attempts} attempts"
                 model.token = model.reserved_until = None
+                add_event(model, "dead")
             else:
                 model.run_at = self.now
                 self.place(model)
+                add_event(model, "requeued")
 
     @rule()
     def pull(self) -> None:
@@ -310,7 +370,9 @@ class Lifecycle(RuleBasedStateMachine):
         assert (got.id if got else None) == best
         if best is not None:
             assert got is not None and got.attempts == self.jobs[best].attempts + 1
-            del self.jobs[best]
+            self.jobs[best].attempts += 1
+            add_event(self.jobs[best], "pulled")
+            self.finish(best, "pulled")
 
     @rule(choice=st.integers(0, 4))
     def pause_or_resume(self, choice: int) -> None:
@@ -349,6 +411,29 @@ class Lifecycle(RuleBasedStateMachine):
             assert (None if until is None else round(until.timestamp() * 1000)) == (
                 model.reserved_until
             )
+
+    @invariant()
+    def history_matches_the_model(self) -> None:
+        for job_id in ("a", "b", "c", "é"):
+            history = self.client.history(self.topic, job_id)
+            live, ended = self.jobs.get(job_id), self.finished.get(job_id)
+            if live is None and ended is None:
+                assert history is None
+                continue
+            assert history is not None
+            kinds = [e.kind.value for e in history.events]
+            if live is not None:
+                version = live.pending.version if live.pending else live.version
+                assert (history.outcome, history.version, history.attempts) == (
+                    None, version, live.attempts,
+                )  # fmt: skip
+                assert kinds == live.events and history.last_error == live.last_error
+            else:
+                assert ended is not None and history.outcome is not None
+                assert (history.outcome.value, history.version, history.attempts) == (
+                    ended.outcome, ended.version, ended.attempts,
+                )  # fmt: skip
+                assert kinds == ended.events and history.last_error == ended.last_error
 
     @invariant()
     def every_job_is_in_exactly_one_state(self) -> None:
