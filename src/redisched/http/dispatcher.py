@@ -214,7 +214,8 @@ class _TopicRunner:
         self.timeout = aiohttp.ClientTimeout()
         self.backoff = dispatcher.backoff
         self.inflight: dict[asyncio.Task[None], tuple[Job, str | None]] = {}
-        self.done: list[tuple[Job, float]] = []  # delivered, to ack with the next round trip
+        # delivered, to ack with the next round trip: (job, seconds, result)
+        self.done: list[tuple[Job, float, bytes]] = []
         self.freed: list[str] = []  # concurrency slots to give back with the next round trip
         self.interrupted: list[Job] = []  # deliveries cancelled by stop(): to release
         self.changed = asyncio.Event()
@@ -317,7 +318,7 @@ class _TopicRunner:
             await self._sleep(since, self._idle_seconds(grant.now_ms, grant))
 
     async def _round(
-        self, done: list[tuple[Job, float]], freed: list[str], want: int
+        self, done: list[tuple[Job, float, bytes]], freed: list[str], want: int
     ) -> tuple[Grant, list[Job]]:
         """One exchange with Redis: ack ``done``, free ``freed``, lease up to ``want`` jobs.
 
@@ -326,15 +327,18 @@ class _TopicRunner:
         """
         client, topic = self.d.client, self.topic
         hold = self.webhook.timeout + HOLD_MARGIN
-        jobs = [job for job, _ in done]
+        jobs = [job for job, _, _ in done]
+        results = [result for _, _, result in done]
         limited = self.config.concurrency is not None or self.config.rate is not None
         if want and not limited and not freed:
-            acked, lease = await client.ack_and_lease(topic, jobs, want, ttr=hold)
+            acked, lease = await client.ack_and_lease(topic, jobs, want, ttr=hold, results=results)
             self._count_acks(done, acked)
             done.clear()
             grant = Grant(lease.now_ms, want, [], None, lease.next_due_ms, lease.next_timeout_ms)
             return grant, lease.jobs
-        call = ack_and_grant(client.ops, topic, jobs, freed, want, round(hold * 1000))
+        call = ack_and_grant(
+            client.ops, topic, jobs, freed, want, round(hold * 1000), results=results
+        )
         acked, grant = await client._run(call)
         self._count_acks(done, acked)
         done.clear()  # applied: a failure from here on must not send them again
@@ -348,8 +352,8 @@ class _TopicRunner:
             raise
         return grant, lease.jobs
 
-    def _count_acks(self, done: list[tuple[Job, float]], acked: list[bool]) -> None:
-        for (_, seconds), ok in zip(done, acked, strict=True):
+    def _count_acks(self, done: list[tuple[Job, float, bytes]], acked: list[bool]) -> None:
+        for (_, seconds, _), ok in zip(done, acked, strict=True):
             self.d.metrics.delivery(self.topic, Outcome.ACKED if ok else Outcome.STALE, seconds)
 
     @staticmethod
@@ -395,7 +399,8 @@ class _TopicRunner:
         self.d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
         result = await delivery.deliver(self.d.session, job, self.webhook, self.keys, self.timeout)
         if result.verdict is delivery.Verdict.DONE:
-            self.done.append((job, result.seconds))  # acked in the loop's next round trip
+            # acked in the loop's next round trip, the answer kept as the job's result
+            self.done.append((job, result.seconds, result.job_result()))
             return
         try:
             outcome = await self._settle(job, result)

@@ -72,12 +72,14 @@ def ack_and_grant(
     freed: Sequence[str],
     want: int,
     hold_ms: int,
+    results: Sequence[object] | None = None,
 ) -> Call[tuple[list[bool], Grant]]:
-    """Ack delivered jobs, free their slots and ask for more, in one round trip.
+    """Ack delivered jobs (with their ``results``), free their slots and ask for more, in one
+    round trip.
 
     Returns one flag per job of ``done`` (False: the reservation was lost) and the grant.
     """
-    acks = ops.ack_many(topic, done)
+    acks = ops.ack_many(topic, done, results=results)
     step = limit_step(ops, topic, want, hold_ms, freed)
 
     def parse(replies: list[Any]) -> tuple[list[bool], Grant]:
