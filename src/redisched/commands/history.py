@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -9,7 +10,6 @@ from typing import Any
 import click
 
 from ..cli import _client, _echo, url_option
-from ..json_body import to_json
 from ..models import JobEvent, JobHistory
 
 
@@ -25,13 +25,20 @@ def event_json(event: JobEvent) -> dict[str, Any]:
 
 
 def history_json(history: JobHistory) -> dict[str, Any]:
-    """A job's history as JSON-ready data (the result follows the HTTP body convention)."""
+    """A job's history as JSON-ready data (result as text when it is UTF-8, else base64)."""
+    result: str | None = None
+    encoding = "utf-8"
+    if history.result is not None:
+        try:
+            result = history.result.decode("utf-8")
+        except UnicodeDecodeError:
+            result, encoding = base64.b64encode(history.result).decode(), "base64"
     return {
         "topic": history.topic, "id": history.id,
         "outcome": None if history.outcome is None else history.outcome.value,
         "finished_at": None if history.finished_at is None else history.finished_at.isoformat(),
         "version": history.version, "attempts": history.attempts,
-        "result": None if history.result is None else to_json(history.result),
+        "result": result, "result_encoding": encoding,
         "last_error": history.last_error,
         "events": [event_json(e) for e in history.events],
     }  # fmt: skip
