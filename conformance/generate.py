@@ -98,6 +98,15 @@ def history(note: str, id: str) -> dict[str, Any]:
     return call(note, "history", id=id)
 
 
+def feed(
+    note: str, after_id: str = "", after_index: int | str = "", limit: int = 10, latest: int = 0
+) -> dict[str, Any]:
+    """A read of the topic's event feed."""
+    return call(
+        note, "feed", after_id=after_id, after_index=after_index, limit=limit, latest=latest
+    )
+
+
 def finished(note: str, offset: int = 0, limit: int = 10, outcome: str = "") -> dict[str, Any]:
     """A page of the topic's finished jobs."""
     return call(note, "finished", offset=offset, limit=limit, outcome=outcome)
@@ -507,6 +516,14 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
             now=NOW + 14 * S),
         history("the new life's history", "j"),
         stats("finished_done counts 1"),
+    ]),
+    "feed": ("the topic feed: one entry per call, its events in order, read after a cursor", [
+        put("two jobs in one call: one entry, two events", ("a", "A"), ("b", "B")),
+        reserve("lease both: one entry, two events", "r", count=2),
+        ack("ack a", ("a", Token("r", 0)), now=NOW + S, results=("ok",)),
+        feed("everything, oldest first; entry ids come from the server clock", limit=2),
+        feed("the latest 2 events", limit=2, latest=1),
+        feed("a limit of 0 is an error", limit=0),
     ]),
     "history_outcomes": ("delete cancels, pull pulls, a deleted dead job ends dead", [
         put("three jobs", ("a", "A"), ("b", "B"), ("c", "C"), max_attempts=1),

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import InvalidArgument
 from .models import EventKind, HistoryPage, JobEvent, JobHistory, Outcome
 
-_ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+_CURSOR = re.compile(r"^(\d{1,20}-\d{1,20})(?::(\d{1,6}))?$")
 
 
 def _to_datetime(ms: int) -> datetime:
@@ -32,24 +32,26 @@ def topic_tag(topic: str) -> str:
     return format(zlib.crc32(topic.encode("utf-8")), "08x")
 
 
-def cursor(topic: str, entry_id: str) -> str:
-    """The cursor of a feed entry: its stream entry id and the topic's tag."""
-    return f"{entry_id}.{topic_tag(topic)}"
+def cursor(topic: str, entry_id: str, index: int) -> str:
+    """The cursor of a feed event: its stream entry id, its index in the entry, the topic's tag."""
+    return f"{entry_id}:{index}.{topic_tag(topic)}"
 
 
-def entry_id(topic: str, value: object, argument: str = "after") -> str:
-    """The stream entry id inside a cursor of ``topic``; InvalidArgument for anything else.
+def parse_cursor(topic: str, value: object, argument: str = "after") -> tuple[str, int | None]:
+    """The (entry id, index) of a cursor of ``topic``; InvalidArgument for anything else.
 
-    A bare entry id (``1767225600000-0``) is accepted too, for SSE clients and other languages.
+    A bare stream entry id (``1767225600000-0``, no index) means after that whole entry.
     """
     if not isinstance(value, str):
         raise InvalidArgument(argument, f"must be a cursor string, not {type(value).__name__}")
-    stream_id, dot, tag = value.partition(".")
+    position, dot, tag = value.partition(".")
     if dot and tag != topic_tag(topic):
         raise InvalidArgument(argument, f"is a cursor of another topic, not of {topic!r}")
-    if not _ENTRY_ID.match(stream_id):
+    match = _CURSOR.match(position)
+    if not match:
         raise InvalidArgument(argument, "must be a cursor returned by events()")
-    return stream_id
+    index = match.group(2)
+    return match.group(1), None if index is None else int(index)
 
 
 def outcome(value: object, argument: str = "outcome") -> Outcome | None:
@@ -99,24 +101,19 @@ def parse_finished(topic: str, reply: Sequence[Any]) -> HistoryPage:
     return HistoryPage(jobs, str(next_offset) if next_offset else None)
 
 
-def parse_feed(topic: str, entries: Sequence[Any]) -> list[JobEvent]:
-    """Read an XRANGE reply of the topic's feed (fields ``j k t v a`` and maybe ``d``)."""
+def parse_feed(topic: str, reply: Sequence[Any]) -> list[JobEvent]:
+    """Read the reply of feed.lua: ``[entry_id, index, id, kind, at, version, attempt, detail]``."""
     events = []
-    for raw_id, flat in entries:
-        if isinstance(flat, dict):  # redis-py's XRANGE callback makes a dict of the fields
-            fields = {bytes(k): v for k, v in flat.items()}
-        else:
-            fields = {bytes(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
-        stream_id = bytes(raw_id).decode()
+    for entry_id, index, job_id, kind, at, version, attempt, detail in reply:
         events.append(
             JobEvent(
-                at=_to_datetime(int(fields[b"t"])),
-                kind=EventKind(bytes(fields[b"k"]).decode()),
-                version=int(fields[b"v"]),
-                attempt=int(fields[b"a"]),
-                detail=_text(fields.get(b"d")),
-                id=bytes(fields[b"j"]).decode("utf-8", "replace"),
-                cursor=cursor(topic, stream_id),
+                at=_to_datetime(at),
+                kind=EventKind(bytes(kind).decode()),
+                version=version,
+                attempt=attempt,
+                detail=_text(detail) or None,
+                id=bytes(job_id).decode("utf-8", "replace"),
+                cursor=cursor(topic, bytes(entry_id).decode(), index),
             )
         )
     return events

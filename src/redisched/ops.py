@@ -556,18 +556,16 @@ class Operations:
         self, topic: str, *, after: object = None, limit: object = 100
     ) -> Call[list[JobEvent]]:
         """The topic's feed of events, oldest first, after the cursor ``after``."""
-        feed = self.keys(topic).name("feed")
         count = validate.integer(limit, "limit", 1, 1000)
-        start = "-" if after is None else "(" + history.entry_id(topic, after)
-        step = Step(None, (), ("XRANGE", feed, start, "+", "COUNT", count))
+        entry, index = ("", None) if after is None else history.parse_cursor(topic, after)
+        step = self._step("feed", topic, entry, "" if index is None else index, count, 0)
         return Call((step,), lambda r: history.parse_feed(topic, r[0]))
 
     def latest_events(self, topic: str, limit: object = 20) -> Call[list[JobEvent]]:
         """The topic's ``limit`` most recent events, oldest first (for the dashboard)."""
-        feed = self.keys(topic).name("feed")
         count = validate.integer(limit, "limit", 1, 1000)
-        step = Step(None, (), ("XREVRANGE", feed, "+", "-", "COUNT", count))
-        return Call((step,), lambda r: history.parse_feed(topic, r[0][::-1]))
+        step = self._step("feed", topic, "", "", count, 1)
+        return Call((step,), lambda r: history.parse_feed(topic, r[0]))
 
     def finished(
         self,

@@ -20,7 +20,7 @@ from .ops import Call, Step
 
 T = TypeVar("T")
 
-READ_ONLY = frozenset({"get", "stats", "jobs", "history", "finished"})
+READ_ONLY = frozenset({"get", "stats", "jobs", "history", "finished", "feed"})
 """Scripts that change nothing, so sending one again is harmless."""
 
 Command = tuple[Any, ...]

@@ -27,9 +27,16 @@ local EVENT_NAMES = {'put', 'replaced', 'reserved', 'released', 'requeued', 'ret
   'touched', 'buried', 'dead', 'kicked', 'acked', 'deleted', 'pulled', 'expired'}
 local OUTCOME_NAMES = {'done', 'cancelled', 'dead', 'pulled'}
 
+local EVENT_FORMAT = '>BdIIH'
+
+-- Appends the events of a log string (see ack.lua) to reply.
 local function with_events(reply, log)
-  for _, event in ipairs(log or {}) do
-    reply[#reply + 1] = {EVENT_NAMES[event[1]], event[2], event[3], event[4], event[5] or false}
+  local at = 2
+  while log and at <= #log do
+    local kind, when, version, attempt, size, detail_at = struct.unpack(EVENT_FORMAT, log, at)
+    local detail = size > 0 and string.sub(log, detail_at, detail_at + size - 1) or false
+    reply[#reply + 1] = {EVENT_NAMES[kind], when, version, attempt, detail}
+    at = detail_at + size
   end
   return reply
 end

@@ -58,19 +58,27 @@ local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or 60000
 local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or 0
 local paused = defaults[3] == '1'
 local dedup_window = tonumber(defaults[4]) or 0
--- History (lua/README.md, "History"): an event goes into the job's record (job[LOG]: its first
--- event and its last MAX_EVENTS - 1) and into the topic's feed, a capped stream.
+-- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
+-- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
+-- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
+-- feed (flush_feed: one stream entry per call, holding the call's events).
 local LOG = 10
 local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
-local MAX_EVENTS, MAX_DETAIL = 16, 200
+local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
+local feed = {}
 local function encode(job)
   return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- The position just after the event that starts at `at` in a log string.
+local function event_end(log, at)
+  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
 end
 
 -- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
@@ -79,15 +87,34 @@ local function add_event(id, job, kind, detail)
     job[LOG] = nil
     return
   end
-  if detail and #detail > MAX_DETAIL then detail = string.sub(detail, 1, MAX_DETAIL) end
-  local log = job[LOG] or {}
-  if #log >= MAX_EVENTS then table.remove(log, 2) end
-  log[#log + 1] = {EVENT[kind], now, job[VERSION], job[ATTEMPTS], detail}
-  job[LOG] = log
+  detail = string.sub(detail or '', 1, MAX_DETAIL)
+  local log = job[LOG] or '\0'
+  local count = struct.unpack('>B', log)
+  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+    local second = event_end(log, 2)
+    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
+    count = count - 1
+  end
+  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2)
+    .. struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail) .. detail
   if keep_events > 0 then
-    local fields = {'j', id, 'k', kind, 't', now, 'v', job[VERSION], 'a', job[ATTEMPTS]}
-    if detail then fields[11], fields[12] = 'd', detail end
-    redis.call('XADD', feed_key, 'MAXLEN', '~', keep_events, '*', unpack(fields))
+    local n = #feed
+    feed[n + 1], feed[n + 2], feed[n + 3], feed[n + 4] = 'j', id, 'k', kind
+    feed[n + 5], feed[n + 6], feed[n + 7], feed[n + 8] = 't', now, 'v', job[VERSION]
+    feed[n + 9], feed[n + 10], feed[n + 11], feed[n + 12] = 'a', job[ATTEMPTS], 'd', detail
+  end
+end
+
+-- Adds this call's events to the topic's feed as one entry (capped at about keep_events). Its
+-- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis picks.
+local function flush_feed()
+  if #feed > 0 then
+    local added = redis.pcall('XADD', feed_key, 'MAXLEN', '~', keep_events, now .. '-0',
+      unpack(feed))
+    if type(added) == 'table' and added.err then
+      redis.call('XADD', feed_key, 'MAXLEN', '~', keep_events, '*', unpack(feed))
+    end
+    feed = {}
   end
 end
 
@@ -193,4 +220,5 @@ if placed and not paused then
     redis.call('PUBLISH', wake_channel, tostring(run_at))
   end
 end
+flush_feed()
 return reply

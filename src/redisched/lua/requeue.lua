@@ -37,19 +37,27 @@ end
 local limit = tonumber(ARGV[2])
 if not limit or limit < 1 then return redis.error_reply('ERR requeue: limit must be >= 1') end
 
--- History (lua/README.md, "History"): an event goes into the job's record (job[LOG]: its first
--- event and its last MAX_EVENTS - 1) and into the topic's feed, a capped stream.
+-- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
+-- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
+-- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
+-- feed (flush_feed: one stream entry per call, holding the call's events).
 local LOG = 10
 local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
-local MAX_EVENTS, MAX_DETAIL = 16, 200
+local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
+local feed = {}
 local function encode(job)
   return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- The position just after the event that starts at `at` in a log string.
+local function event_end(log, at)
+  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
 end
 
 -- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
@@ -58,32 +66,52 @@ local function add_event(id, job, kind, detail)
     job[LOG] = nil
     return
   end
-  if detail and #detail > MAX_DETAIL then detail = string.sub(detail, 1, MAX_DETAIL) end
-  local log = job[LOG] or {}
-  if #log >= MAX_EVENTS then table.remove(log, 2) end
-  log[#log + 1] = {EVENT[kind], now, job[VERSION], job[ATTEMPTS], detail}
-  job[LOG] = log
+  detail = string.sub(detail or '', 1, MAX_DETAIL)
+  local log = job[LOG] or '\0'
+  local count = struct.unpack('>B', log)
+  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+    local second = event_end(log, 2)
+    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
+    count = count - 1
+  end
+  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2)
+    .. struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail) .. detail
   if keep_events > 0 then
-    local fields = {'j', id, 'k', kind, 't', now, 'v', job[VERSION], 'a', job[ATTEMPTS]}
-    if detail then fields[11], fields[12] = 'd', detail end
-    redis.call('XADD', feed_key, 'MAXLEN', '~', keep_events, '*', unpack(fields))
+    local n = #feed
+    feed[n + 1], feed[n + 2], feed[n + 3], feed[n + 4] = 'j', id, 'k', kind
+    feed[n + 5], feed[n + 6], feed[n + 7], feed[n + 8] = 't', now, 'v', job[VERSION]
+    feed[n + 9], feed[n + 10], feed[n + 11], feed[n + 12] = 'a', job[ATTEMPTS], 'd', detail
   end
 end
 
--- The finished record (history hash): these fields, packed in this order.
+-- Adds this call's events to the topic's feed as one entry (capped at about keep_events). Its
+-- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis picks.
+local function flush_feed()
+  if #feed > 0 then
+    local added = redis.pcall('XADD', feed_key, 'MAXLEN', '~', keep_events, now .. '-0',
+      unpack(feed))
+    if type(added) == 'table' and added.err then
+      redis.call('XADD', feed_key, 'MAXLEN', '~', keep_events, '*', unpack(feed))
+    end
+    feed = {}
+  end
+end
+
+-- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
 local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
   1, 2, 3, 4, 5, 6, 7
 local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
 local TRIM_PER_CALL = 10
 local keep_finished = tonumber(settings[3]) or 10000
 local keep_finished_for = tonumber(settings[4]) or 604800000
+local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
 
 -- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
--- ms, TRIM_PER_CALL at most, calling drop(id) for each.
-local function trim(key, keep, keep_for, drop)
+-- ms, at most `most`, calling drop(id) for each.
+local function trim(key, keep, keep_for, most, drop)
   local n = math.max(redis.call('ZCARD', key) - keep,
     redis.call('ZCOUNT', key, '-inf', now - keep_for))
-  n = math.min(n, TRIM_PER_CALL)
+  n = math.min(n, most)
   if n <= 0 then return end
   local ids = redis.call('ZRANGE', key, 0, n - 1)
   redis.call('ZREMRANGEBYRANK', key, 0, n - 1)
@@ -93,16 +121,31 @@ end
 local function drop_finished(id) redis.call('HDEL', history_key, id) end
 
 -- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
--- pulled) and trims the topic's finished jobs by keep_finished and keep_finished_for.
+-- pulled); flush() then counts it and trims the topic's finished jobs.
 local function finish(id, job, outcome, result, last_error)
-  redis.call('HINCRBY', meta_key, 'finished_' .. outcome, 1)
+  ended[outcome] = ended[outcome] + 1
   if not history_on then return end
   local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
     [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = result or false,
-    [LAST_ERROR] = last_error or false, [EVENTS] = job[LOG] or {}}
+    [LAST_ERROR] = last_error or false, [EVENTS] = job[LOG] or '\0'}
   redis.call('HSET', history_key, id, cmsgpack.pack(unpack(record, 1, EVENTS)))
   redis.call('ZADD', finished_key, now, id)
-  trim(finished_key, keep_finished, keep_finished_for, drop_finished)
+end
+
+-- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
+-- keep_finished_for (TRIM_PER_CALL more than this call finished, at most).
+local function flush()
+  flush_feed()
+  local count = 0
+  for outcome, n in pairs(ended) do
+    if n > 0 then
+      redis.call('HINCRBY', meta_key, 'finished_' .. outcome, n)
+      count = count + n
+    end
+  end
+  if count > 0 and history_on then
+    trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL, drop_finished)
+  end
 end
 
 local keep_dead = tonumber(settings[5]) or 10000
@@ -111,7 +154,7 @@ local keep_dead_for = tonumber(settings[6]) or 15552000000
 -- Ends the dead jobs beyond keep_dead or older than keep_dead_for (outcome dead, event
 -- expired), TRIM_PER_CALL at most.
 local function trim_dead()
-  trim(dead_key, keep_dead, keep_dead_for, function(id)
+  trim(dead_key, keep_dead, keep_dead_for, TRIM_PER_CALL, function(id)
     local job = decode(redis.call('HGET', jobs_key, id))
     add_event(id, job, 'expired')
     finish(id, job, 'dead', nil, redis.call('HGET', errors_key, id))
@@ -171,5 +214,6 @@ end
 if dead > 0 then redis.call('HINCRBY', meta_key, 'total_dead', dead) end
 trim_dead()
 if requeued > 0 then redis.call('HINCRBY', meta_key, 'total_requeued', requeued) end
+flush()
 local head = redis.call('ZRANGE', reserved_key, 0, 0, 'WITHSCORES')
 return {requeued, dead, tonumber(head[2]) or -1}
