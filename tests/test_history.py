@@ -235,3 +235,19 @@ async def test_worker_keeps_the_handler_result(redis_url: str, topic: str) -> No
         worker.stop()
         await task
     assert history.outcome is Outcome.DONE and history.result == b'{"answer":42}'
+
+
+async def test_the_feed_is_bounded_by_keep_events(
+    api: Any, topic: str, raw_redis: redis.Redis
+) -> None:
+    await api.configure(topic, keep_events=50)
+    for start in range(0, 600, 100):  # big entries (one per call) and small ones
+        await api.put_many(topic, [(f"j{i}", b"") for i in range(start, start + 100)])
+    for i in range(300):
+        await api.delete(topic, f"j{i}")
+    feed = f"redisched:{{{topic}}}:feed"
+    events = await api.events(topic, limit=1000)
+    assert 50 <= len(events) <= 50 + 100 + 100  # keep_events + slack + one entry at most
+    assert events[-1].kind is EventKind.DELETED and events[-1].id == "j299"
+    assert int(raw_redis.hget(f"redisched:{{{topic}}}:meta", "feed_events")) == len(events)
+    assert raw_redis.xlen(feed) < 300

@@ -48,6 +48,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
 local history_on = settings[1] ~= '0'
@@ -86,16 +87,26 @@ local function add_event(id, job, kind, detail)
   end
 end
 
--- Adds this call's events to the topic's feed as one entry (capped at about keep_events). Its
--- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis picks.
+-- Adds this call's events to the topic's feed as one entry. Its id is now_ms-0 when that is
+-- free (a fixed clock gives fixed ids), else the next one Redis picks. meta feed_events counts
+-- the feed's events; past keep_events + FEED_SLACK the oldest entries go (FEED_TRIM at most).
 local function flush_feed()
-  if #feed > 0 then
-    local added = redis.pcall('XADD', feed_key, 'MAXLEN', '~', keep_events, now .. '-0',
-      unpack(feed))
-    if type(added) == 'table' and added.err then
-      redis.call('XADD', feed_key, 'MAXLEN', '~', keep_events, '*', unpack(feed))
-    end
-    feed = {}
+  if #feed == 0 then return end
+  local added = redis.pcall('XADD', feed_key, now .. '-0', unpack(feed))
+  if type(added) == 'table' and added.err then
+    redis.call('XADD', feed_key, '*', unpack(feed))
+  end
+  local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
+  feed = {}
+  if size <= keep_events + FEED_SLACK then return end
+  local gone, ids = 0, {}
+  for _, entry in ipairs(redis.call('XRANGE', feed_key, '-', '+', 'COUNT', FEED_TRIM)) do
+    if size - gone <= keep_events then break end
+    gone, ids[#ids + 1] = gone + #entry[2] / FEED_FIELDS, entry[1]
+  end
+  if #ids > 0 then
+    redis.call('XDEL', feed_key, unpack(ids))
+    redis.call('HINCRBY', meta_key, 'feed_events', -gone)
   end
 end
 
