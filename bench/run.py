@@ -56,6 +56,8 @@ OURS = (
     Spec("scale", "bench.bench_scale", ("--levels", "0,100000", "--ops", "2000", "--repeats", "3"),
          ("--levels", "0,100000,1000000", "--ops", "5000")),
     Spec("worker", "bench.bench_worker", ("--quick",)),
+    Spec("history", "bench.bench_history", ("--repeats", "5"),
+         ("--repeats", "9", "--memory-jobs", "100000")),
     Spec("http", "bench.bench_http", ("--quick",)),
     Spec("webhook", "bench.bench_webhook", ("--jobs", "5000")),
     Spec("amqp", "bench.bench_amqp", ("--messages", "5000")),

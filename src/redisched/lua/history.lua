@@ -22,12 +22,13 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local LOG = 10
 local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
   1, 2, 3, 4, 5, 6, 7
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
+local EVENT_FORMAT = '>BdIIH'
 local EVENT_NAMES = {'put', 'replaced', 'reserved', 'released', 'requeued', 'retried',
   'touched', 'buried', 'dead', 'kicked', 'acked', 'deleted', 'pulled', 'expired'}
 local OUTCOME_NAMES = {'done', 'cancelled', 'dead', 'pulled'}
 
-local EVENT_FORMAT = '>BdIIH'
 
 -- Appends the events of a log string (see ack.lua) to reply.
 local function with_events(reply, log)
@@ -44,6 +45,9 @@ end
 local raw = redis.call('HGET', jobs_key, id)
 if raw then
   local job = decode(raw)
+  if not job[LOG] and job[STATE] == SCHEDULED and job[SEQ] > 0 then -- see put.lua
+    job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, 1, job[RUN_AT] - job[SEQ], job[VERSION], 0, 0)
+  end
   local pending = redis.call('HGET', pending_key, id)
   if pending then job[VERSION] = decode(pending)[VERSION] end
   return with_events({'', -1, job[VERSION], job[ATTEMPTS], false,
