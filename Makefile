@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install serve test check format bench bench-full bench-peers screenshots clean
+.PHONY: install serve test check format bench bench-full bench-history bench-peers screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: install $(BENCH_STAMP)
 
 bench-full: install $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
+	$(BENCH_BIN)/python -m bench.render
+
+# Issue 13's figures alone (history on vs off); BENCHMARKS.md gets a section from them.
+bench-history: install $(BENCH_STAMP)
+	$(BIN)/python -m bench.run --quick --only history --repeats 1 --output bench/results/history.json
 	$(BENCH_BIN)/python -m bench.render
 
 bench-peers: $(BENCH_STAMP)
