@@ -522,6 +522,10 @@ async def test_healthz_and_metrics(http: httpx.AsyncClient, topic: str) -> None:
     assert f'redisched_reserves_total{{topic="{topic}"}} 1.0' in text
     for name in ("acks", "releases", "dead", "requeues"):
         assert f'redisched_{name}_total{{topic="{topic}"}} 0.0' in text
+    await http.delete(job_url(topic, "j"))
+    text = (await http.get("/metrics")).text
+    assert f'redisched_finished_total{{outcome="cancelled",topic="{topic}"}} 1.0' in text
+    assert f'redisched_finished_total{{outcome="done",topic="{topic}"}} 0.0' in text
 
 
 async def test_requeue_sweep_returns_timed_out_jobs(
