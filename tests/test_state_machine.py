@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import redis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from hypothesis.stateful import (
 
 import redisched
 from redisched import PutStatus, StaleReservation, VersionConflict
+from redisched.dashboard.data import joined
 from redisched.keys import TopicKeys
 from tests.conftest import FakeClock
 
@@ -414,8 +416,10 @@ class Lifecycle(RuleBasedStateMachine):
 
     @invariant()
     def history_matches_the_model(self) -> None:
-        for job_id in ("a", "b", "c", "é"):
-            history = self.client.history(self.topic, job_id)
+        ids = ("a", "b", "c", "é")
+        calls = [self.client.ops.history(self.topic, job_id) for job_id in ids]
+        found = self.client.execute(joined(calls))  # one round trip for the four
+        for job_id, history in zip(ids, found, strict=True):
             live, ended = self.jobs.get(job_id), self.finished.get(job_id)
             if live is None and ended is None:
                 assert history is None
@@ -467,6 +471,7 @@ class _Handle:
     token: str
 
 
+@pytest.mark.timeout(300)  # the history invariant adds a round trip per step
 def test_lifecycle_matches_the_model(redis_url: str) -> None:
     machine = type("Machine", (Lifecycle,), {"url": redis_url})
     run_state_machine_as_test(
