@@ -19,7 +19,7 @@
 --   and a replacement that waited for the attempt is scheduled in its place. Idempotent; safe
 --   to run from every process. Each job gets a requeued event (dead when it went dead); the
 --   topic's oldest dead jobs beyond its keep_dead / keep_dead_for end with outcome dead
---   (up to 10 per call, even when no reservation timed out).
+--   (up to 10 per call that found a timed-out reservation).
 -- Complexity: O(N log M) for N expired reservations, N <= limit.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -48,7 +48,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
-  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'backoff_ms', 'backoff_max_ms')
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed = {}
@@ -191,8 +191,7 @@ local function trim_dead()
 end
 
 local expired = redis.call('ZRANGEBYSCORE', reserved_key, '-inf', now, 'LIMIT', 0, limit)
-local config = redis.call('HMGET', meta_key, 'backoff_ms', 'backoff_max_ms')
-local backoff, backoff_max = tonumber(config[1]) or 0, tonumber(config[2]) or 3600000
+local backoff, backoff_max = tonumber(settings[7]) or 0, tonumber(settings[8]) or 3600000
 local requeued, dead, woke_ready, earliest = 0, 0, false, nil
 
 for _, id in ipairs(expired) do
@@ -239,7 +238,7 @@ elseif earliest then
   redis.call('PUBLISH', wake_channel, tostring(earliest))
 end
 if dead > 0 then redis.call('HINCRBY', meta_key, 'total_dead', dead) end
-trim_dead()
+if #expired > 0 then trim_dead() end -- an idle sweep stays three commands
 if requeued > 0 then redis.call('HINCRBY', meta_key, 'total_requeued', requeued) end
 flush()
 local head = redis.call('ZRANGE', reserved_key, 0, 0, 'WITHSCORES')
