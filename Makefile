@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The package is reinstalled only when a file under src/ (or pyproject.toml) changed.
+BUILT := $(VENV)/.built-$(shell find src pyproject.toml -type f -not -name '*.pyc' | LC_ALL=C sort | xargs cksum | cksum | cut -d' ' -f1)
+# `make serve PORT=8080` (or REDISCHED_PORT=8080 make serve) serves on another port.
+PORT ?=
 
-.PHONY: install serve test check format bench bench-full bench-history bench-peers screenshots clean
+.PHONY: install setup serve test check format bench bench-full bench-history bench-peers screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +20,18 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q ".[dev]"
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP)
+$(BUILT): $(STAMP)
 	$(BIN)/pip install -q --no-deps --force-reinstall .
+	@rm -f $(VENV)/.built-* && touch $(BUILT)
+
+install: $(BUILT)
+
+# What the tests need besides Python: chromium, Go + redigo, Node modules, RabbitMQ.
+setup:
+	scripts/setup
 
 serve: install
-	$(BIN)/redisched serve
+	$(BIN)/redisched serve $(if $(PORT),--port $(PORT))
 
 check: install
 	$(BIN)/ruff check src tests bench
@@ -31,7 +42,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-test: check
+test: check setup
 	$(BIN)/python -m pytest
 
 # The bench environment: the peers and matplotlib, kept out of the product's dependencies.

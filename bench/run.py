@@ -58,10 +58,12 @@ OURS = (
     Spec("worker", "bench.bench_worker", ("--quick",)),
     Spec("history", "bench.bench_history", ("--repeats", "5"),
          ("--repeats", "9", "--memory-jobs", "100000")),
+    Spec("glue", "bench.bench_glue", ("--quick",)),
     Spec("http", "bench.bench_http", ("--quick",)),
     Spec("webhook", "bench.bench_webhook", ("--jobs", "5000")),
     Spec("amqp", "bench.bench_amqp", ("--messages", "5000")),
     Spec("failover", "bench.bench_failover", ("--quick",)),
+    Spec("schedules", "bench.bench_schedules", ("--ops", "1000"), ("--ops", "3000")),
 )  # fmt: skip
 
 PEERS = tuple(

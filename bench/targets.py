@@ -115,6 +115,14 @@ TARGETS = (
     Target("put cost at 1M scheduled vs none", "<= 1.10x", 1.10, False, slowdown("put")),
     Target("reserve+ack cost at 1M scheduled vs none", "<= 1.10x", 1.10, False,
            slowdown("reserve_ack")),
+    Target("Schedule (every): reserve+ack of an occurrence vs a plain job", "<= 1.10x", 1.10,
+           False, single("schedules", ("every_reserve_ack_ratio",), "x")),
+    Target("Schedule (cron): reserve+ack of an occurrence vs a plain job", "<= 1.10x", 1.10,
+           False, single("schedules", ("cron_reserve_ack_ratio",), "x")),
+    Target("Schedule (every): Redis time of the reserve script vs a plain job", "<= 1.10x",
+           1.10, False, single("schedules", ("every_server_cost_ratio",), "x")),
+    Target("Schedule (cron): Redis time of the reserve script vs a plain job", "<= 1.10x",
+           1.10, False, single("schedules", ("cron_server_cost_ratio",), "x")),
 )  # fmt: skip
 """Every aim of issue 8, in the order BENCHMARKS.md lists them."""
 

@@ -175,6 +175,24 @@ def jobs(
     return call(note, "jobs", now_ms=now, state=state, offset=offset, limit=limit)
 
 
+def schedule(
+    note: str, id: str, body: str, *times: int, now: int = NOW, every: int = 0,
+    anchor: int | str = "", start: int = 0, end: int = 0, ttr: int | str = "", priority: int = 0,
+    max_attempts: int | str = "", cron: str = "", tz: str = "UTC", if_version: int | str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """A schedule create/replace: ``every`` ms, or cron ``times`` (UTC ms) from the glue."""
+    return call(
+        note, "schedule", now_ms=now, id=id, if_version=if_version, every_ms=every,
+        anchor_ms=anchor, start_ms=start, end_ms=end, ttr_ms=ttr, priority=priority,
+        max_attempts=max_attempts, cron=cron, tz=tz, body=body, time=list(times),
+    )  # fmt: skip
+
+
+def get_schedule(note: str, *ids: str) -> dict[str, Any]:
+    """A read of schedules by id."""
+    return call(note, "get_schedule", id=list(ids))
+
+
 S = SECOND
 # One step per line reads like the vector files.
 # fmt: off
@@ -425,6 +443,53 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         get("v6 ready, attempts 0", "j", now=NOW + 72 * S),
         stats("1 ready, nothing dead", now=NOW + 72 * S),
     ]),
+    "schedule_every": ("an interval schedule: each leased occurrence puts the next one", [
+        schedule("every 60 s from now (rounded up to a second)", "sync", "b", every=60 * S,
+                 now=NOW + 500),
+        get("the first occurrence, at +1 s", "sync@2030-03-17T17:46:41Z"),
+        reserve("nothing due yet", now=NOW + 500),
+        reserve("lease it: the next one is put in the same step", "r1", now=NOW + S),
+        get("the next occurrence", "sync@2030-03-17T17:47:41Z", now=NOW + S),
+        get_schedule("next_ms and last_ms moved; an unknown id is nil", "sync", "nope"),
+        ack("ack", ("sync@2030-03-17T17:46:41Z", Token("r1")), now=NOW + S),
+        reserve("an hour later: one overdue occurrence", now=NOW + 3600 * S),
+        reserve("not a burst", now=NOW + 3600 * S),
+        get_schedule("the next one is the first future time", "sync"),
+        put("a look-alike id is an ordinary job", ("sync@2030-03-17T18:48:41Z", "x"),
+            now=NOW + 3600 * S),
+        schedule("replace: 120 s, same anchor; the pending one is deleted", "sync", "c",
+                 every=120 * S, now=NOW + 3600 * S),
+        get("the pending one was put again at its time, with the new body",
+            "sync@2030-03-17T18:46:41Z", now=NOW + 3600 * S),
+        get("the look-alike job is untouched", "sync@2030-03-17T18:48:41Z", now=NOW + 3600 * S),
+        schedule("if_version mismatch", "sync", "d", every=60 * S, if_version=1),
+        call("unschedule with a wrong version", "unschedule", id="sync", if_version=1),
+        call("unschedule", "unschedule", id="sync", if_version=2),
+        call("again: no such schedule", "unschedule", id="sync", if_version=""),
+        stats("unschedule deleted the pending one; the running lease and the look-alike remain",
+              now=NOW + 3600 * S),
+        schedule("every not whole seconds: error", "x", "b", every=1500),
+    ]),
+    "schedule_cron": ("a cron schedule runs on the glue's times; refill when low, and when dry", [
+        schedule("three times from the glue, ttr 5 s, priority 2", "c", "b",
+                 NOW + 60 * S, NOW + 120 * S, NOW + 180 * S, ttr=5 * S, priority=2,
+                 cron="* * * * *", tz="UTC"),
+        get_schedule("next_ms is the first; two left", "c"),
+        reserve("lease the first: the second is put; few left: c joins refill", "r1",
+                now=NOW + 60 * S),
+        call("refill with more times", "refill", now_ms=NOW + 60 * S, id="c", version=1,
+             time=[NOW + 180 * S, NOW + 240 * S]),
+        get_schedule("one more time held", "c"),
+        reserve("at +10 min the pending one (+2 min) is overdue", now=NOW + 600 * S),
+        get_schedule("ran dry: no next occurrence", "c"),
+        call("a stale version changes nothing", "refill", now_ms=NOW + 600 * S, id="c",
+             version=7, time=[NOW + 660 * S]),
+        call("refill: the past times are skipped, the first future one is put", "refill",
+             now_ms=NOW + 600 * S, id="c", version=1,
+             time=[NOW + 540 * S, NOW + 660 * S, NOW + 720 * S]),
+        get_schedule("next at +11 min", "c"),
+        schedule("cron times not ascending: error", "d", "b", NOW + 120 * S, NOW + 60 * S),
+    ]),
     "pull": ("pull takes the best due job and deletes it", [
         put("priority 1, ready", ("b", "x"), priority=1),
         put("priority 0, due at +1 s", ("a", "y"), run_at=NOW + S),
@@ -498,7 +563,7 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         kick("limit 0", limit=0),
         requeue("limit 0", limit=0),
         pull("negative promote_limit", promote_limit=-1),
-        put("priority empty", ("k", "x"), priority=""),  # type: ignore[arg-type]
+        put("priority not a number", ("k", "x"), priority="x"),  # type: ignore[arg-type]
         put("no id/body pair"),
         ack("no id/token pair"),
         stats("still one ready job, nothing else"),
@@ -563,6 +628,24 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         bury("bury e: the dead cap ends d", "e", Token("r", 3), now=NOW + 64 * S),
         history("d ended dead with an expired event", "d"),
         stats("one dead job left, c and b still reserved"),
+    ]),
+    "empty_optional_arguments": ("an empty string is every optional argument's default", [
+        call("put: empty delay_ms 0, priority 0, replace 0 (and the other defaults)", "put",
+             now_ms=NOW, run_at_ms="", delay_ms="", ttr_ms="", priority="", max_attempts="",
+             replace="", if_version="", id=["a", "b"], body=["x", "y"]),
+        get("due now, priority 0, ttr 60 s, unlimited attempts", "a"),
+        call("jobs: empty offset 0, limit 100", "jobs", now_ms=NOW, state="ready", offset="",
+             limit=""),
+        call("timeline: empty width_ms 60000, limit 60 (60 counts)", "timeline", now_ms=NOW,
+             width_ms="", limit=""),
+        call("reserve: empty count 1, promote_limit 1000", "reserve", "r", now_ms=NOW, count="",
+             ttr_ms="", promote_limit=""),
+        call("release: empty delay_ms 0, refund 0 (the attempt counts)", "release", now_ms=NOW,
+             id="a", token=Token("r"), delay_ms="", error="", refund=""),
+        call("requeue: empty limit 1000", "requeue", now_ms=NOW, limit=""),
+        call("kick: empty id and limit: up to 100 dead jobs", "kick", now_ms=NOW, id="",
+             limit=""),
+        call("pull: empty promote_limit 1000", "pull", now_ms=NOW, promote_limit=""),
     ]),
 }
 # fmt: on

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,8 @@ from typing import Any
 
 import httpx
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+"""Looked up on PATH in this order without ``REDISCHED_CHROMIUM`` (as scripts/setup does)."""
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -65,6 +67,28 @@ def serve(data_dir: Path, *, tokens: tuple[str, ...] = ()) -> Iterator[str]:
         log.close()
 
 
+def find_chromium(environ: dict[str, str] | None = None) -> str:
+    """The Chromium to drive: ``$REDISCHED_CHROMIUM``, else the first of CHROMIUM_NAMES on PATH.
+
+    Raises:
+        FileNotFoundError: naming the command that installs one.
+    """
+    env = os.environ if environ is None else environ
+    chosen = env.get("REDISCHED_CHROMIUM")
+    if chosen:
+        if shutil.which(chosen, path=env.get("PATH")) is None:
+            raise FileNotFoundError(f"REDISCHED_CHROMIUM={chosen} is not an executable")
+        return chosen
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name, path=env.get("PATH"))
+        if found:
+            return found
+    raise FileNotFoundError(
+        f"no Chromium on PATH ({', '.join(CHROMIUM_NAMES)}): run scripts/setup (as root it "
+        "installs Debian's chromium) or set REDISCHED_CHROMIUM"
+    )
+
+
 def launch(playwright: Any) -> Any:
-    """Debian's Chromium, headless, with no network chatter of its own."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    """Chromium (see :func:`find_chromium`), headless, with no network chatter of its own."""
+    return playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)

@@ -46,3 +46,27 @@ def test_cli_history_and_events(redis_url: str, topic: str) -> None:
     assert [json.loads(line)["kind"] for line in rest.output.splitlines()] == ["acked"]
     bad = runner.invoke(main, ["events", topic, "--after", "nope"], env=env)
     assert bad.exit_code != 0
+
+
+def test_cli_schedules(redis_url: str, topic: str) -> None:
+    runner = CliRunner()
+    env = {"REDISCHED_REDIS_URL": redis_url}
+    made = runner.invoke(
+        main,
+        ["schedule", topic, "digest", "--cron", "0 9 * * MON", "--tz", "Europe/Berlin",
+         "--body", "send"],
+        env=env,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert '"cron": "0 9 * * MON"' in made.output and '"tz": "Europe/Berlin"' in made.output
+    listed = runner.invoke(main, ["schedules", topic], env=env)
+    assert listed.exit_code == 0 and '"id": "digest"' in listed.output
+    bad = runner.invoke(main, ["schedule", topic, "x", "--cron", "* * * * *", "--tz", "Nowhere"],
+                        env=env)  # fmt: skip
+    assert isinstance(bad.exception, redisched.InvalidArgument) and bad.exception.argument == "tz"
+    gone = runner.invoke(main, ["unschedule", topic, "digest"], env=env)
+    assert gone.exit_code == 0
+    again = runner.invoke(main, ["unschedule", topic, "digest"], env=env)
+    assert again.exit_code == 1 and "no schedule" in again.output
+    with redisched.Client.from_url(redis_url) as client:
+        assert client.schedules(topic) == []

@@ -280,4 +280,53 @@ def test_finished_job_timeline_finished_tab_and_live_events(
     page.locator('#outcome-tabs a:has-text("cancelled")').click()
     expect(page.locator("#finished-view tbody tr")).to_have_count(1)
     expect(page.locator("#finished-view tbody tr")).to_contain_text("gone")
+
+
+def test_recurring_schedules_listed_created_edited_deleted(
+    page: Page, server: str, http: httpx.Client, topic: str
+) -> None:
+    base = f"/v1/topics/{quote(topic, safe='')}/schedules"
+    http.put(f"{base}/digest", json={"cron": "0 9 * * MON", "tz": "Europe/Berlin",
+                                     "body": {"to": "all"}}).raise_for_status()  # fmt: skip
+    open_dashboard(page, server)
+    page.goto(f"{server}/#/topic/{quote(topic, safe='')}")
+    listed = page.locator('#schedule-list tr[data-schedule="digest"]')
+    expect(listed).to_contain_text("0 9 * * MON")
+    expect(listed).to_contain_text("Europe/Berlin")
+    expect(listed.locator("td").nth(3).locator("a")).to_contain_text("in ")
+
+    # Create one from the form.
+    form = page.locator("#recurring-form")
+    form.locator("[name=topic]").fill(topic)
+    form.locator("[name=id]").fill("sync")
+    form.locator("[name=kind][value=every]").check()
+    form.locator("[name=every]").fill("600")
+    form.locator("[name=body]").fill('{"full": false}')
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#recurring-result")).to_contain_text("created: version 1")
+    expect(page.locator('#schedule-list tr[data-schedule="sync"]')).to_contain_text("every 10")
+
+    # Edit the cron one: the form is filled from the row, the change is saved as version 2.
+    listed.locator("button[data-edit-schedule]").click()
+    expect(form.locator("[name=cron]")).to_have_value("0 9 * * MON")
+    expect(form.locator("[name=body]")).to_have_value('{"to":"all"}')
+    form.locator("[name=cron]").fill("30 7 * * *")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#recurring-result")).to_contain_text("replaced: version 2")
+    expect(listed).to_contain_text("30 7 * * *")
+    assert http.get(f"{base}/digest").json()["cron"] == "30 7 * * *"
+
+    # A bad expression is refused with the field named; nothing changes.
+    form.locator("[name=cron]").fill("61 * * * *")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#recurring-result")).to_contain_text("(cron)")
+    assert http.get(f"{base}/digest").json()["version"] == 2
+
+    # Delete asks for a second click.
+    delete = page.locator('#schedule-list tr[data-schedule="sync"] button[data-act="unschedule"]')
+    delete.click()
+    expect(delete).to_have_text("Click again to delete")
+    delete.click()
+    expect(page.locator('#schedule-list tr[data-schedule="sync"]')).to_have_count(0)
+    assert http.get(f"{base}/sync").status_code == 404
     assert_not_reloaded(page)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
 import redisched
 from redisched.embedded import EmbeddedRedis, EmbeddedRedisError, find_binary, server_version
+from redisched.supervisor import Supervisor
 from tests.conftest import BINARIES
 
 
@@ -44,3 +47,59 @@ def test_bad_appendfsync_is_refused(data_dir: Path) -> None:
 def test_a_failing_server_reports_its_log(data_dir: Path) -> None:
     with pytest.raises(EmbeddedRedisError, match=r"redis\.log"):
         EmbeddedRedis(data_dir, extra_args=("--no-such-option", "1")).start()
+
+
+def test_the_supervisor_brings_a_killed_server_back_with_its_jobs(data_dir: Path) -> None:
+    server = EmbeddedRedis(data_dir, appendfsync="always", die_with_owner=True).start()
+    reasons: list[str] = []
+    supervisor = Supervisor(server, give_up=reasons.append, poll_interval=0.02)
+
+    async def main() -> None:
+        watch = asyncio.create_task(supervisor.run())
+        first = server.process
+        assert first is not None
+        server.kill()  # SIGKILL; reaped by kill() here, as poll() does in serve
+        deadline = time.monotonic() + 20
+        while supervisor.restarts == 0:
+            assert time.monotonic() < deadline and not watch.done()
+            await asyncio.sleep(0.02)
+        assert server.process is not first and server.process is not None
+        assert server.process.poll() is None
+        watch.cancel()
+
+    try:
+        with redisched.Client.from_url(server.url) as client:
+            client.put("t", "kept", b"x")
+        asyncio.run(main())
+        with redisched.Client.from_url(server.url) as client:
+            job = client.get("t", "kept")
+        assert job is not None and job.body == b"x" and reasons == []
+    finally:
+        server.stop()
+
+
+def test_the_supervisor_gives_up_with_the_cause(data_dir: Path) -> None:
+    server = EmbeddedRedis(data_dir, persistent=False).start()
+    reasons: list[str] = []
+    supervisor = Supervisor(server, give_up=reasons.append, retries=2, backoff=0.01)
+    server.extra_args = ("--no-such-option", "1")  # every restart now fails at once
+    server.kill()
+    started = time.monotonic()
+    asyncio.run(asyncio.wait_for(supervisor.run(), 30))  # returns once it gave up
+    assert time.monotonic() - started < 30
+    [reason] = reasons
+    assert reason.startswith("the embedded redis-server was killed by SIGKILL and could not be")
+    assert "after 2 attempts" in reason and supervisor.restarts == 0
+    assert server.process is not None and server.process.poll() is not None  # reaped
+
+
+def test_the_server_listens_on_a_unix_socket_in_its_folder(data_dir: Path) -> None:
+    with EmbeddedRedis(data_dir, persistent=False) as server:
+        assert server.socket_url == f"unix://{data_dir / 'redis.sock'}?db=0"
+        with redisched.Client.from_url(server.socket_url) as client:
+            client.put("t", "j", b"via the socket")
+        with redisched.Client.from_url(server.url) as client:
+            job = client.get("t", "j")
+        assert job is not None and job.body == b"via the socket"
+    deep = data_dir / ("d" * 100)
+    assert EmbeddedRedis(deep).socket_url is None  # too long for a socket: TCP only

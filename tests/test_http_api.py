@@ -473,15 +473,16 @@ async def test_oversized_request_is_refused_before_it_is_read(redis_url: str, to
 
 
 async def test_auth_guards_every_route_but_healthz(redis_url: str, topic: str) -> None:
-    app = create_app(Settings(redis_url=redis_url, tokens=("s3cret-token", "second-token")))
+    tokens = ("s3cret-token-0123", "second-token-0123")
+    app = create_app(Settings(redis_url=redis_url, tokens=tokens))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-            good = {"Authorization": "Bearer second-token"}
+            good = {"Authorization": "Bearer second-token-0123"}
             for endpoint in ENDPOINTS:
                 url = endpoint.path.format(topic=quote(topic, safe=""), id="j")
                 for headers in ({}, {"Authorization": "Bearer wrong"},
-                                {"Authorization": "s3cret-token"},
+                                {"Authorization": "s3cret-token-0123"},
                                 {"Authorization": "Bearer "}):  # fmt: skip
                     denied = await http.request(endpoint.method, url, headers=headers)
                     if endpoint.path == "/healthz":

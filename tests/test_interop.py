@@ -6,14 +6,18 @@ import base64
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import redis
 
 import redisched
 from redisched.commands.scripts import lua_dir
+from tests.glueproc import NODE_BIN, NODE_HANDLERS, go_build, require_node, running, stop
+from tests.workerproc import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_DIR = ROOT / "clients" / "node"
@@ -116,3 +120,38 @@ def test_lease_taken_in_go_is_acked_from_node_and_stale_in_python(
     assert client.get(topic, "j") is None
     with pytest.raises(redisched.StaleReservation):
         client.ack(SimpleNamespace(topic=topic, id="j", token=job["token"]))
+
+
+def test_job_put_from_python_runs_on_the_go_worker_and_from_go_on_the_node_worker(
+    redis_url: str, topic: str, client: redisched.Client, go_cli: Path, tmp_path: Path
+) -> None:
+    client.put(topic, "from-python", b"p")
+    assert go(go_cli, redis_url, "put", topic, "from-go", "g")["status"] == "created"
+    worker = go_build("./internal/testworker", tmp_path / "testworker")
+    with running([str(worker), "-concurrency=1", topic], redis_url) as proc:
+        wait_for(lambda: client.stats(topic).total_acked == 2, 10, "the Go worker's acks")
+        assert stop(proc) == 0
+    assert go(go_cli, redis_url, "put", topic, "go-to-node", "n")["status"] == "created"
+    require_node()
+    command = ["node", str(NODE_BIN), "worker", str(NODE_HANDLERS)]
+    with running(command, redis_url, GLUE_TOPICS=topic) as proc:
+        wait_for(lambda: client.stats(topic).total_acked == 3, 10, "the Node worker's ack")
+        assert stop(proc) == 0
+    runs = [r.decode().split()[0] for r in redis.Redis.from_url(redis_url).lrange(
+        f"gluetest:{topic}:runs", 0, -1)]  # fmt: skip
+    assert sorted(runs[:2]) == ["from-go", "from-python"] and runs[2:] == ["go-to-node"]
+
+
+def test_lease_taken_in_node_is_stale_in_python_after_it_times_out(
+    redis_url: str, topic: str, client: redisched.Client
+) -> None:
+    client.put(topic, "j", b"work")
+    lease = "s.lease(topic, {ttrMs: 200}).then((l) => l.jobs.map((j) => j.token))"
+    [token] = node(lease, redis_url, topic)
+    time.sleep(0.3)
+    assert client.requeue(topic) == 1
+    with pytest.raises(redisched.StaleReservation):
+        client.ack(SimpleNamespace(topic=topic, id="j", token=token))
+    job = client.reserve(topic)
+    assert job is not None and job.attempts == 2 and job.token != token
+    client.ack(job)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from redisched import codes, ops, scripts
+from redisched import codes, ops, schedule_ops, scripts
 from redisched.ops import Call, Operations
 
 ALL = scripts.load_all()
@@ -107,6 +107,8 @@ def test_parser_rejects_a_broken_header() -> None:
         scripts.parse("x", "-- x: no complexity\n-- Returns: 1\n")
 
 
+EMPTY_GROUP_OK = {"schedule", "refill"}
+"""Scripts whose repeated group may be empty (an interval schedule has no cron times)."""
 JOB = SimpleNamespace(topic="orders", id="o-1", token="42")
 
 
@@ -133,19 +135,36 @@ def _calls(o: Operations) -> list[Call[object]]:
         o.jobs("orders", "ready"),
         o.pause("orders"),
         o.resume("orders"),
+        o.schedule("orders", "s", b"x", cron="0 9 * * MON", tz="Europe/Berlin"),
+        o.schedule("orders", "s", b"x", every=60, if_version=1),
+        o.get_schedule("orders", "s"),
+        o.unschedule("orders", "s"),
+        _refill_writes(o),
     ]
+
+
+def _refill_writes(o: Operations) -> Call[object]:
+    """The refill.lua calls the glue sends after reading a schedule that runs low."""
+    read = schedule_ops.refill(o, "orders", [b"s"])
+    assert read is not None
+    entry = [b"s", 1, b"* * * * *", b"UTC", 0, 0, 0, 60_000, 0, 0, 60_000, 0, b"x", 3, 240_000]
+    writes: Call[object] = read.parse([[entry], [b"1900000000", b"0"]])
+    return writes
 
 
 @pytest.mark.parametrize("call", _calls(Operations()), ids=lambda c: c.steps[0].script or "cmd")
 def test_ops_calls_match_the_headers(call: Call[object]) -> None:
     for step in call.steps:
-        assert step.script is not None
+        if step.script is None:  # a plain command beside the scripts: on the topic's keys
+            assert [a for a in step.args if "{" in str(a)] == ["redisched:{orders}:refill"]
+            continue
         script = ALL[step.script]
         assert step.keys == tuple(f"redisched:{{orders}}:{p.name}" for p in script.keys)
         fixed = [p for p in script.argv if not p.repeats]
         group = len(script.argv) - len(fixed)
         if group:
-            assert len(step.args) > len(fixed) and (len(step.args) - len(fixed)) % group == 0
+            least = len(fixed) if step.script in EMPTY_GROUP_OK else len(fixed) + 1
+            assert len(step.args) >= least and (len(step.args) - len(fixed)) % group == 0
         else:
             assert len(step.args) == len(script.argv)
 
@@ -169,8 +188,9 @@ def test_every_key_of_a_call_hashes_to_one_slot(topic: str, job_id: str) -> None
     job = SimpleNamespace(topic=topic, id=job_id, token="1")
     other = SimpleNamespace(topic=topic, id="another id", token="1")
     for call in (o.put(topic, job_id, b""), o.ack(job), o.reserve(topic), o.requeue(topic)):
-        for step in call.steps:
-            assert len({key_slot(k.encode()) for k in step.keys}) == 1
+        keys = [k for step in call.steps for k in step.keys]
+        keys += [a for step in call.steps if step.script is None for a in step.args[1:2]]
+        assert len({key_slot(str(k).encode()) for k in keys}) == 1
     # ids travel in ARGV only: the keys of a call do not depend on the id
     assert o.put(topic, job_id, b"").steps[0].keys == o.put(topic, "x", b"").steps[0].keys
     assert o.ack(job).steps[0].keys == o.ack(other).steps[0].keys

@@ -21,10 +21,12 @@ def test_every_setting_has_an_environment_variable() -> None:
     env = {
         "REDISCHED_HOST": "::1", "REDISCHED_PORT": "8080",
         "REDISCHED_REDIS_URL": "redis://127.0.0.1:7000/0", "REDISCHED_DATA_DIR": "/tmp/x",
-        "REDISCHED_APPENDFSYNC": "always", "REDISCHED_API_TOKENS": "one, two three",
+        "REDISCHED_APPENDFSYNC": "always",
+        "REDISCHED_API_TOKENS": "token-number-one, token-number-two token-number-three",
         "REDISCHED_INSECURE": "yes", "REDISCHED_ALLOW_PRIVATE_WEBHOOKS": "1",
         "REDISCHED_PREFIX": "rs", "REDISCHED_MAX_BODY_SIZE": "2048",
         "REDISCHED_MAX_REQUEST_SIZE": "4096", "REDISCHED_REQUEUE_INTERVAL": "0.5",
+        "REDISCHED_REDIS_PORT": "7379",
     }  # fmt: skip
     assert set(Settings.ENV.values()) - set(env) <= {
         "REDISCHED_REDIS_CLUSTER", "REDISCHED_DURABLE_PUTS"
@@ -32,9 +34,10 @@ def test_every_setting_has_an_environment_variable() -> None:
     settings = Settings.from_env(env)
     assert settings == Settings(
         host="::1", port=8080, redis_url="redis://127.0.0.1:7000/0", data_dir=Path("/tmp/x"),
-        appendfsync="always", tokens=("one", "two", "three"), insecure=True,
+        appendfsync="always", tokens=("token-number-one", "token-number-two", "token-number-three"),
+        insecure=True,
         allow_private_webhooks=True, prefix="rs", max_body_size=2048, max_request_size=4096,
-        requeue_interval=0.5,
+        requeue_interval=0.5, redis_port=7379,
     )  # fmt: skip
 
 
@@ -52,6 +55,8 @@ def test_overrides_win_over_the_environment() -> None:
         ("REDISCHED_APPENDFSYNC", "no", "appendfsync"),
         ("REDISCHED_REQUEUE_INTERVAL", "nan", "REDISCHED_REQUEUE_INTERVAL"),
         ("REDISCHED_MAX_BODY_SIZE", "10", "max_body_size"),
+        ("REDISCHED_REDIS_PORT", "65536", "redis_port"),
+        ("REDISCHED_API_TOKENS", "short-token", "tokens"),
     ],
 )
 def test_bad_values_name_the_setting(variable: str, value: str, argument: str) -> None:
@@ -65,6 +70,6 @@ def test_exposure_needs_tokens_or_insecure() -> None:
     Settings(host="::1").check_exposure()
     with pytest.raises(InvalidArgument, match="--insecure"):
         Settings(host="0.0.0.0").check_exposure()
-    Settings(host="0.0.0.0", tokens=("t",)).check_exposure()
+    Settings(host="0.0.0.0", tokens=("t" * 16,)).check_exposure()
     Settings(host="0.0.0.0", insecure=True).check_exposure()
     assert is_loopback("localhost") and is_loopback("127.1.2.3") and not is_loopback("10.0.0.1")

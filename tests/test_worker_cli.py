@@ -155,4 +155,5 @@ def test_an_unreachable_redis_is_a_clean_error_at_start(topic: str) -> None:
     process = spawn(f"redis://127.0.0.1:{free_port()}/0", "unused", "record", "--topic", topic)
     log = finish(process)
     assert process.returncode == 1
-    assert "error: Redis is unavailable" in log and "Traceback" not in log
+    assert "Error: --redis-url: cannot reach Redis at 'redis://127.0.0.1:" in log
+    assert "Connection refused" in log and "Traceback" not in log

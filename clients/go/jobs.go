@@ -138,15 +138,7 @@ func (c *Client) Ack(ctx context.Context, job *Job) error {
 
 // Release puts a reserved job back after delayMs; the state it went to.
 func (c *Client) Release(ctx context.Context, job *Job, delayMs int64, errorText string) (string, error) {
-	r, err := redis.Values(c.Call(ctx, "release", job.Topic, Args{"now_ms": c.now(), "id": job.ID,
-		"token": job.Token, "delay_ms": delayMs, "error": errorText, "refund": 0}))
-	if err != nil {
-		return "", err
-	}
-	if status, _ := redis.Int64(r[0], nil); status == 0 {
-		return "", ErrStale
-	}
-	return redis.String(r[1], nil)
+	return c.ReleaseJob(ctx, job, delayMs, errorText, false)
 }
 
 // Touch extends a reservation (ttrMs 0: the job's ttr); the new deadline.
@@ -172,11 +164,24 @@ func (c *Client) Bury(ctx context.Context, job *Job, reason string) error {
 	return err
 }
 
+// doPlain sends one command whose first argument is a key.
 func (c *Client) doPlain(ctx context.Context, command string, args ...any) (any, error) {
-	conn, err := c.Pool.GetContext(ctx)
+	var conn redis.Conn
+	var err error
+	if key, ok := args[0].(string); ok && c.Cluster != nil {
+		conn, err = c.Cluster.Conn(ctx, key)
+	} else {
+		conn, err = c.Pool.GetContext(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	return conn.Do(command, args...)
+}
+
+// Record appends value to the list at key (RPUSH): a convenience for handlers and tests.
+func (c *Client) Record(ctx context.Context, key, value string) error {
+	_, err := c.doPlain(ctx, "RPUSH", key, value)
+	return err
 }

@@ -178,6 +178,7 @@ type Client struct {
 	Prefix    string             // key prefix, "redisched" by default
 	Scripts   map[string]*Script // by name
 	Clock     func() int64       // nil: Redis server time; else epoch ms (tests)
+	Cluster   *Cluster           // set by NewCluster: calls go to the node of the topic's slot
 	jobFields []string
 }
 
@@ -204,25 +205,55 @@ func (c *Client) Key(topic, name string) string { return c.Prefix + ":{" + topic
 
 // Call runs one script by name and returns its raw reply (redigo types).
 func (c *Client) Call(ctx context.Context, name, topic string, named Args) (any, error) {
+	s, keysAndArgs, err := c.prepare(name, topic, named)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.conn(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return s.lua.Do(conn, keysAndArgs...)
+}
+
+// prepare checks a call and builds its keys and arguments.
+func (c *Client) prepare(name, topic string, named Args) (*Script, []any, error) {
 	s, ok := c.Scripts[name]
 	if !ok {
-		return nil, fmt.Errorf("redisched: no script %q", name)
+		return nil, nil, fmt.Errorf("redisched: no script %q", name)
 	}
-	if topic == "" || len(topic) > 200 || strings.ContainsAny(topic, "{}") {
-		return nil, fmt.Errorf("redisched: topic must be 1 to 200 characters without braces")
+	if err := checkTopic(topic); err != nil {
+		return nil, nil, fmt.Errorf("redisched: %w", err)
 	}
 	args, err := BuildArgs(s, named)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keysAndArgs := make([]any, 0, len(s.Keys)+len(args))
 	for _, k := range s.Keys {
 		keysAndArgs = append(keysAndArgs, c.Key(topic, k))
 	}
-	conn, err := c.Pool.GetContext(ctx)
-	if err != nil {
-		return nil, err
+	return s, append(keysAndArgs, args...), nil
+}
+
+// conn is a connection for the topic's keys: from the pool, or from the cluster node that
+// holds the topic's slot.
+func (c *Client) conn(ctx context.Context, topic string) (redis.Conn, error) {
+	if c.Cluster != nil {
+		return c.Cluster.Conn(ctx, c.Key(topic, "jobs"))
 	}
-	defer conn.Close()
-	return s.lua.Do(conn, append(keysAndArgs, args...)...)
+	return c.Pool.GetContext(ctx)
+}
+
+// subscriberConn is a connection of its own for Pub/Sub, outside the pool so that another
+// goroutine may close it to end a blocked Receive (on a cluster, any node: PUBLISH reaches all).
+func (c *Client) subscriberConn(ctx context.Context) (redis.Conn, error) {
+	if c.Cluster != nil {
+		return c.Cluster.dial()
+	}
+	if c.Pool.DialContext != nil {
+		return c.Pool.DialContext(ctx)
+	}
+	return c.Pool.Dial()
 }

@@ -106,14 +106,30 @@ const camel = (name) => name.replace(/_ms$/, 'Ms').replace(/_([a-z])/g, (_, c) =
 const TEXT = new Set(['id', 'state', 'token', 'last_error']);
 
 /** A job array (see get.lua) as an object named after `fields`; `body` stays a Buffer. */
+const camelCache = new Map();
+
 function parseJob(topic, fields, reply) {
   const job = { topic };
-  fields.forEach((field, i) => {
-    job[camel(field)] = TEXT.has(field) ? text(reply[i]) : reply[i];
-  });
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i];
+    let name = camelCache.get(field);
+    if (name === undefined) camelCache.set(field, (name = camel(field)));
+    job[name] = TEXT.has(field) ? text(reply[i]) : reply[i];
+  }
   job.maxAttempts = job.maxAttempts || null;
   job.pendingVersion = job.pendingVersion || null;
   return job;
+}
+
+const optionalMs = (ms) => (ms < 0 ? null : ms);
+
+/** reserve.lua's reply [now_ms, next_due_ms, next_timeout_ms, job...] as a lease. */
+function parseLease(topic, fields, reply) {
+  const [nowMs, nextDueMs, nextTimeoutMs, ...jobs] = reply;
+  return {
+    nowMs, nextDueMs: optionalMs(nextDueMs), nextTimeoutMs: optionalMs(nextTimeoutMs),
+    jobs: jobs.map((job) => parseJob(topic, fields, job)),
+  };
 }
 
 class Scheduler {
@@ -184,9 +200,14 @@ class Scheduler {
 
   /** Lease up to `count` ready jobs, each with its token. */
   async reserve(topic, { count = 1, ttrMs = '' } = {}) {
+    return (await this.lease(topic, { count, ttrMs })).jobs;
+  }
+
+  /** Like reserve, with the times a consumer sleeps until: {nowMs, nextDueMs, nextTimeoutMs, jobs}. */
+  async lease(topic, { count = 1, ttrMs = '' } = {}) {
     const r = await this.call('reserve', topic,
       { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000 }, { buffers: true });
-    return r.slice(3).map((job) => parseJob(topic, this.jobFields, job));
+    return parseLease(topic, this.jobFields, r);
   }
 
   /** Finish a reserved job; `result` (a string or Buffer) is kept in its history. */
@@ -231,6 +252,64 @@ class Scheduler {
     return this.call('requeue', topic, { now_ms: this.now(), limit });
   }
 
+  /**
+   * Ack finished jobs and lease up to `count` more in one round trip (a pipeline: ack, then
+   * reserve). Resolves to {acked: [bool per job], nowMs, nextDueMs, nextTimeoutMs, jobs};
+   * the times are null when there is none.
+   */
+  async ackAndLease(topic, done, count, { ttrMs = '' } = {}) {
+    if (!done.length) return { ...(await this.lease(topic, { count, ttrMs })), acked: [] };
+    const steps = [];
+    if (done.length) {
+      steps.push(['ack', { now_ms: this.now(), id: done.map((j) => j.id), token: done.map((j) => j.token) }, false]);
+    }
+    steps.push(['reserve', { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000 }, true]);
+    const replies = await this.pipeline(topic, steps);
+    const lease = parseLease(topic, this.jobFields, replies[replies.length - 1]);
+    lease.acked = done.length ? replies[0].map((status) => status === 1) : [];
+    return lease;
+  }
+
+  /**
+   * Run several scripts of one topic in one round trip (a pipeline, not a transaction); their
+   * replies in order. A step answered NOSCRIPT (a restarted server) is sent again with EVAL:
+   * it did not run, so sending it again is safe.
+   */
+  async pipeline(topic, steps) {
+    const calls = steps.map(([name, named, buffers]) => {
+      const script = this.scripts.get(name);
+      if (!script) throw new TypeError(`no script ${JSON.stringify(name)}`);
+      const keys = this.keys(script, topic);
+      return { script, buffers, rest: [keys.length, ...keys, ...buildArgs(script, named)] };
+    });
+    const pipe = this.redis.pipeline();
+    for (const c of calls) pipe[c.buffers ? 'callBuffer' : 'call']('EVALSHA', c.script.sha, ...c.rest);
+    const results = await pipe.exec();
+    const replies = [];
+    for (let i = 0; i < calls.length; i++) {
+      let [err, reply] = results[i];
+      if (err && String(err.message).startsWith('NOSCRIPT')) {
+        const c = calls[i];
+        reply = await this.redis[c.buffers ? 'callBuffer' : 'call']('EVAL', c.script.source, ...c.rest);
+        err = null;
+      }
+      if (err) throw err;
+      replies.push(reply);
+    }
+    return replies;
+  }
+
+  /** The topic's retry backoff settings from its meta hash: {baseMs, maxMs}, null when unset. */
+  async topicBackoff(topic) {
+    const [base, max] = await this.redis.hmget(`${this.prefix}:{${topic}}:meta`, 'backoff_ms', 'backoff_max_ms');
+    return { baseMs: base === null ? null : Number(base), maxMs: max === null ? null : Number(max) };
+  }
+
+  /** The Pub/Sub channel on which the scripts announce a topic's new work. */
+  wakeChannel(topic) {
+    return `${this.prefix}:{${topic}}:wake`;
+  }
+
   async pull(topic) {
     const r = await this.call('pull', topic, { now_ms: this.now(), promote_limit: 1000 }, { buffers: true });
     return r === null ? null : parseJob(topic, this.jobFields, r);
@@ -256,5 +335,5 @@ class Scheduler {
 
 module.exports = {
   Scheduler, RedischedError, StaleReservation, VersionConflict,
-  scriptsDir, parseScript, loadScripts, jobFields, buildArgs, parseJob,
+  scriptsDir, parseScript, loadScripts, jobFields, buildArgs, parseJob, parseLease,
 };

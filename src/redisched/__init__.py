@@ -21,6 +21,7 @@ from .models import (
     Outcome,
     PutResult,
     PutStatus,
+    Schedule,
     Timeline,
     TopicStats,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "PutStatus",
     "RedischedError",
     "Retry",
+    "Schedule",
     "StaleReservation",
     "Timeline",
     "TopicStats",

@@ -26,6 +26,9 @@ LAZY_COMMANDS = {
     "scripts": "redisched.commands.scripts:scripts",
     "history": "redisched.commands.history:history",
     "events": "redisched.commands.history:events",
+    "schedule": "redisched.commands.schedule:schedule",
+    "schedules": "redisched.commands.schedule:schedules",
+    "unschedule": "redisched.commands.schedule:unschedule",
 }
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import redis
@@ -28,6 +28,7 @@ from .models import (
     JobState,
     Lease,
     PutResult,
+    Schedule,
     Timeline,
     TopicStats,
 )
@@ -146,7 +147,12 @@ class Client:
         try:
             batch = next(chat)
             while True:
-                batch = chat.send(self._send(batch))
+                try:
+                    replies = self._send(batch)
+                except BackendError as exc:  # the conversation decides: housekeeping goes on
+                    batch = chat.throw(exc)
+                    continue
+                batch = chat.send(replies)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -190,7 +196,7 @@ class Client:
         if_version: int | None = None,
         durable: bool | None = None,
     ) -> PutResult:
-        """Create a job (or replace it with ``replace=True``); see DESIGN.md section 2.
+        """Create a job (or replace it with ``replace=True``); see docs/design.md section 2.
 
         Args:
             topic: the queue the job lives in.
@@ -371,6 +377,51 @@ class Client:
         cancelled, dead or pulled; None for all); pass ``page.cursor`` for the next."""
         return self._run(self.ops.finished(topic, outcome=outcome, limit=limit, cursor=cursor))
 
+    def schedule(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str = "UTC",
+        start_at: datetime | float | None = None,
+        end_at: datetime | float | None = None,
+        ttr: float | timedelta | None = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        if_version: int | None = None,
+    ) -> Schedule:
+        """Create or replace (by id) a recurring schedule; exactly one of ``cron`` and ``every``.
+
+        Each occurrence is an ordinary job ``<id>@<UTC time>`` (e.g.
+        ``digest@2027-03-29T07:00:00Z``) with this body and options; the next one is put in
+        the step that reserves the current one. ``cron`` is a 5-field crontab read in ``tz``
+        (Debian cron DST rules); ``every`` is whole seconds (>= 1) from ``start_at`` (default:
+        now). A replacement takes effect from the next occurrence not yet reserved.
+        ``if_version`` makes it conditional (VersionConflict on a mismatch).
+        """
+        return self._run(
+            self.ops.schedule(
+                topic, id, body, cron=cron, every=every, tz=tz, start_at=start_at,
+                end_at=end_at, ttr=ttr, priority=priority, max_attempts=max_attempts,
+                if_version=if_version,
+            )
+        )  # fmt: skip
+
+    def get_schedule(self, topic: str, id: str) -> Schedule | None:
+        """A schedule by id, or None."""
+        return self._run(self.ops.get_schedule(topic, id))
+
+    def schedules(self, topic: str) -> list[Schedule]:
+        """Every schedule of the topic, sorted by id."""
+        return self._run(self.ops.schedules(topic))
+
+    def unschedule(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
+        """Delete a schedule and its pending occurrence (a running one is left alone)."""
+        return self._run(self.ops.unschedule(topic, id, if_version=if_version))
+
     def config(self, topic: str) -> TopicConfig:
         """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""
         return self._run(self.ops.config(topic))
@@ -450,7 +501,12 @@ class AsyncClient:
         try:
             batch = next(chat)
             while True:
-                batch = chat.send(await self._send(batch))
+                try:
+                    replies = await self._send(batch)
+                except BackendError as exc:  # the conversation decides: housekeeping goes on
+                    batch = chat.throw(exc)
+                    continue
+                batch = chat.send(replies)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -515,7 +571,7 @@ class AsyncClient:
         if_version: int | None = None,
         durable: bool | None = None,
     ) -> PutResult:
-        """Create a job (or replace it with ``replace=True``); see DESIGN.md section 2."""
+        """Create a job (or replace it with ``replace=True``); see docs/design.md section 2."""
         return await self._run(
             self.ops.put(
                 topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
@@ -678,6 +734,51 @@ class AsyncClient:
         return await self._run(
             self.ops.finished(topic, outcome=outcome, limit=limit, cursor=cursor)
         )
+
+    async def schedule(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str = "UTC",
+        start_at: datetime | float | None = None,
+        end_at: datetime | float | None = None,
+        ttr: float | timedelta | None = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        if_version: int | None = None,
+    ) -> Schedule:
+        """Create or replace (by id) a recurring schedule; exactly one of ``cron`` and ``every``.
+
+        Each occurrence is an ordinary job ``<id>@<UTC time>`` (e.g.
+        ``digest@2027-03-29T07:00:00Z``) with this body and options; the next one is put in
+        the step that reserves the current one. ``cron`` is a 5-field crontab read in ``tz``
+        (Debian cron DST rules); ``every`` is whole seconds (>= 1) from ``start_at`` (default:
+        now). A replacement takes effect from the next occurrence not yet reserved.
+        ``if_version`` makes it conditional (VersionConflict on a mismatch).
+        """
+        return await self._run(
+            self.ops.schedule(
+                topic, id, body, cron=cron, every=every, tz=tz, start_at=start_at,
+                end_at=end_at, ttr=ttr, priority=priority, max_attempts=max_attempts,
+                if_version=if_version,
+            )
+        )  # fmt: skip
+
+    async def get_schedule(self, topic: str, id: str) -> Schedule | None:
+        """A schedule by id, or None."""
+        return await self._run(self.ops.get_schedule(topic, id))
+
+    async def schedules(self, topic: str) -> list[Schedule]:
+        """Every schedule of the topic, sorted by id."""
+        return await self._run(self.ops.schedules(topic))
+
+    async def unschedule(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
+        """Delete a schedule and its pending occurrence (a running one is left alone)."""
+        return await self._run(self.ops.unschedule(topic, id, if_version=if_version))
 
     async def config(self, topic: str) -> TopicConfig:
         """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""

@@ -58,6 +58,29 @@ class BuryCode(enum.IntEnum):
     REPLACED = 3
 
 
+class ScheduleCode(enum.IntEnum):
+    """schedule.lua."""
+
+    CREATED = 1
+    REPLACED = 2
+    VERSION_CONFLICT = 5
+
+
+class UnscheduleCode(enum.IntEnum):
+    """unschedule.lua."""
+
+    NOT_FOUND = 0
+    DELETED = 1
+    VERSION_CONFLICT = 5
+
+
+class RefillCode(enum.IntEnum):
+    """refill.lua."""
+
+    STALE = 0
+    REFILLED = 1
+
+
 BY_SCRIPT: dict[str, type[enum.IntEnum]] = {
     "put": PutCode,
     "delete": DeleteCode,
@@ -65,5 +88,8 @@ BY_SCRIPT: dict[str, type[enum.IntEnum]] = {
     "release": ReleaseCode,
     "touch": TouchCode,
     "bury": BuryCode,
+    "schedule": ScheduleCode,
+    "unschedule": UnscheduleCode,
+    "refill": RefillCode,
 }
 """The scripts whose replies carry a status code, and the enum of each."""

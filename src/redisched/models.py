@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 class JobState(enum.StrEnum):
-    """Where a job is in its lifecycle (DESIGN.md section 2)."""
+    """Where a job is in its lifecycle (docs/design.md section 2)."""
 
     SCHEDULED = "scheduled"
     READY = "ready"
@@ -206,3 +206,29 @@ class HistoryPage:
 
     jobs: list[JobHistory]
     cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A recurring schedule: its occurrences are jobs ``<id>@<UTC time>`` with its body.
+
+    Exactly one of ``cron`` (a 5-field crontab in ``tz``) and ``every`` is set. ``next_run_at``
+    is the occurrence now pending (None once the schedule has ended, or while a cron schedule
+    waits for more of its times to be computed); ``last_run_at`` the latest occurrence handed
+    to a consumer. Times are aware UTC datetimes; ``ttr`` is in seconds.
+    """
+
+    topic: str
+    id: str
+    cron: str | None
+    every: timedelta | None
+    tz: str
+    next_run_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+    version: int
+    body: bytes
+    priority: int
+    ttr: float
+    max_attempts: int | None
+    last_run_at: datetime | None = None

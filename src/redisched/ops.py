@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from . import history, results, scripts, topic_config, validate
+from . import history, results, schedule_ops, scripts, topic_config, validate
 from .codes import AckCode, BuryCode, DeleteCode, PutCode, ReleaseCode, TouchCode
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
@@ -27,6 +27,7 @@ from .models import (
     Lease,
     PutResult,
     PutStatus,
+    Schedule,
     Timeline,
     TopicStats,
 )
@@ -59,14 +60,19 @@ class Call(Generic[T]):
     """The Redis work of one client method and how to read its replies.
 
     Several steps go in one pipeline (one round trip). ``register_topic`` names a topic to add
-    to the topics set first (the scripts never touch cross-topic keys, DESIGN.md section 3).
+    to the topics set first (the scripts never touch cross-topic keys, docs/design.md section 3).
     ``durability`` makes the steps wait for a replica (see :mod:`redisched.durable`).
+    ``then`` reads the replies and returns a second call whose result is the result (a read in
+    two round trips). ``after`` is housekeeping once the result is known: it returns calls to
+    run next (their parse may return the next one), and their failure is only logged.
     """
 
     steps: tuple[Step, ...]
     parse: Callable[[list[Any]], T]
     register_topic: tuple[str, str] | None = None
     durability: Durability | None = None
+    then: Callable[[list[Any]], Call[T]] | None = None
+    after: Callable[[list[Any]], Call[Any] | None] | None = None
 
 
 def to_datetime(ms: int) -> datetime:
@@ -98,6 +104,11 @@ def parse_job(topic: str, reply: Sequence[Any]) -> Job:
         last_error=_text(last_error),
         pending_version=pending_version or None,
     )
+
+
+def _occurrences(call: Call[Any]) -> bool:
+    """Whether an ack call names a job id that may be a schedule's occurrence."""
+    return any("@" in str(arg) for step in call.steps for arg in step.args[1::3])
 
 
 def _optional_ms(value: int) -> int | None:
@@ -161,6 +172,11 @@ class Operations:
                 self._script_keys[(script, topic)] = names
         return Step(script, names, args)
 
+    def _refilling(self, topic: str, call: Call[T], when: bool = True) -> Call[T]:
+        """``call``, checking in the same round trip whether a cron schedule needs more times
+        (only when ``when``: a call on a schedule's occurrence, or a periodic one)."""
+        return schedule_ops.with_refill(self, topic, call) if when else call
+
     def _register(self, topic: str) -> tuple[str, str]:
         return (topics_key(self.prefix), topic)
 
@@ -217,7 +233,7 @@ class Operations:
         if_version: object = None,
         durable: object = None,
     ) -> Call[PutResult]:
-        """Create a job, or replace it with ``replace=True`` (DESIGN.md section 2)."""
+        """Create a job, or replace it with ``replace=True`` (docs/design.md section 2)."""
         keys = self.keys(topic)
         durability = self._durability(keys, durable)
         job_id = validate.job_id(id)
@@ -341,7 +357,8 @@ class Operations:
             if replies[0][0] != AckCode.ACKED:
                 raise StaleReservation(topic, job_id)
 
-        return Call((self._ack_step(topic, [(job_id, token, data)]),), parse)
+        call = Call((self._ack_step(topic, [(job_id, token, data)]),), parse)
+        return self._refilling(topic, call, "@" in job_id)
 
     def _result(self, value: object, argument: str) -> bytes:
         data = results.encode(value, argument) or b""
@@ -354,6 +371,12 @@ class Operations:
 
         ``results``, when given, holds one result per job (None for none).
         """
+        call = self._ack_many(topic, jobs, results)
+        return self._refilling(topic, call, _occurrences(call))
+
+    def _ack_many(
+        self, topic: str, jobs: Sequence[Any], results: Sequence[object] | None
+    ) -> Call[list[bool]]:
         validate_topic(topic)
         if results is not None and len(results) != len(jobs):
             raise InvalidArgument("results", "must hold one result per job")
@@ -378,14 +401,14 @@ class Operations:
         results: Sequence[object] | None = None,
     ) -> Call[tuple[list[bool], Lease]]:
         """Ack finished jobs (with their ``results``) and lease the next ones in one round trip."""
-        acks = self.ack_many(topic, done, results=results)
+        acks = self._ack_many(topic, done, results)
         lease = self._lease_step(topic, count, ttr)
 
         def parse(replies: list[Any]) -> tuple[list[bool], Lease]:
             acked = acks.parse(replies[:-1])
             return acked, parse_lease(topic, replies[-1])
 
-        return Call((*acks.steps, lease), parse)
+        return self._refilling(topic, Call((*acks.steps, lease), parse), _occurrences(acks))
 
     def release(
         self, job: Any, *, delay: object = 0, error: object = None, unstarted: object = False
@@ -410,7 +433,7 @@ class Operations:
                 raise StaleReservation(topic, job_id)
             return JobState(state.decode())
 
-        return Call((step,), parse)
+        return self._refilling(topic, Call((step,), parse), "@" in job_id)
 
     def touch(self, job: Any, *, ttr: object = None) -> Call[datetime]:
         """Extend a reservation by ``ttr`` (default: the job's); the new deadline."""
@@ -436,7 +459,7 @@ class Operations:
             if replies[0][0] == BuryCode.STALE:
                 raise StaleReservation(topic, job_id)
 
-        return Call((step,), parse)
+        return self._refilling(topic, Call((step,), parse), "@" in job_id)
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -451,17 +474,18 @@ class Operations:
     def pull(self, topic: str) -> Call[Job | None]:
         """Take the next ready job and delete it at once (at-most-once delivery)."""
         step = self._step("pull", topic, self._now(), self.promote_limit)
-        return Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+        call = Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+        return self._refilling(topic, call)
 
     def requeue(self, topic: str, *, limit: object = 1000) -> Call[int]:
         """Return timed-out reservations to the queue (or dead); how many moved."""
         step = self._requeue_step(topic, limit)
-        return Call((step,), lambda r: int(r[0][0]) + int(r[0][1]))
+        return self._refilling(topic, Call((step,), lambda r: int(r[0][0]) + int(r[0][1])))
 
     def requeue_due(self, topic: str, *, limit: object = 1000) -> Call[int | None]:
         """Requeue, and return the next reservation deadline in ms (None: none left)."""
         step = self._requeue_step(topic, limit)
-        return Call((step,), lambda r: _optional_ms(r[0][2]))
+        return self._refilling(topic, Call((step,), lambda r: _optional_ms(r[0][2])))
 
     def _requeue_step(self, topic: str, limit: object) -> Step:
         return self._step(
@@ -588,6 +612,43 @@ class Operations:
             "finished", topic, offset, page_size, "" if wanted is None else wanted.value
         )
         return Call((step,), lambda r: history.parse_finished(topic, r[0]))
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        cron: object = None,
+        every: object = None,
+        tz: object = "UTC",
+        start_at: object = None,
+        end_at: object = None,
+        ttr: object = None,
+        priority: object = 0,
+        max_attempts: object = None,
+        if_version: object = None,
+    ) -> Call[Schedule]:
+        """Create or replace a recurring schedule by id (see ``Client.schedule``)."""
+        return schedule_ops.schedule(
+            self, topic, id, body, cron=cron, every=every, tz=tz, start_at=start_at,
+            end_at=end_at, ttr=ttr, priority=priority, max_attempts=max_attempts,
+            if_version=if_version,
+        )  # fmt: skip
+
+    def get_schedule(self, topic: str, id: str) -> Call[Schedule | None]:
+        """Read one schedule; None when there is none."""
+        return schedule_ops.get_schedule(self, topic, id)
+
+    def schedules(self, topic: str) -> Call[list[Schedule]]:
+        """Every schedule of a topic, sorted by id."""
+        return schedule_ops.schedules(self, topic)
+
+    def unschedule(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
+        """Delete a schedule and its pending occurrence; True if it existed."""
+        return schedule_ops.unschedule(self, topic, id, if_version=if_version)
 
     # -- topic settings ---------------------------------------------------------------------
 

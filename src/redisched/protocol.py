@@ -8,6 +8,7 @@ lost its script cache) and error wrapping. ``Client`` drives it with blocking I/
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from typing import Any, TypeVar
 
@@ -15,12 +16,13 @@ from redis.exceptions import NoScriptError, RedisError
 
 from . import scripts
 from .durable import TopicFlags
-from .errors import BackendError
+from .errors import BackendError, RedischedError
 from .ops import Call, Step
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
-READ_ONLY = frozenset({"get", "stats", "jobs", "history", "finished", "feed"})
+READ_ONLY = frozenset({"get", "stats", "jobs", "history", "finished", "feed", "get_schedule"})
 """Scripts that change nothing, so sending one again is harmless."""
 
 Command = tuple[Any, ...]
@@ -81,10 +83,23 @@ def conversation(
         for i, reply in zip(missing, again, strict=True):
             replies[i] = reply
     _check(replies)
+    if call.then is not None:
+        return (yield from conversation(call.then(replies), registered, durable_topics))
     result = call.parse(replies)
     if durability is not None:
         durability.check(acknowledged)
+    if call.after is not None:
+        try:
+            follow = call.after(replies)
+            while follow is not None:
+                follow = yield from conversation(follow, registered, durable_topics)
+        except RedischedError as exc:  # housekeeping: the next call tries again
+            logger.warning("housekeeping after %s failed: %s", _names(call), exc)
     return result
+
+
+def _names(call: Call[Any]) -> str:
+    return "+".join(step.script or str(step.args[0]) for step in call.steps)
 
 
 def _check(replies: list[Any]) -> None:

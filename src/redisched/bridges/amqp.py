@@ -42,6 +42,7 @@ from aio_pika.abc import (
 
 from ..client import AsyncClient
 from ..errors import BackendError, InvalidArgument
+from ..preflight import redacted
 from .acks import AckTracker
 from .batch import by_topic, join, rounds
 from .messages import Delete, Put, parse
@@ -222,7 +223,10 @@ class AmqpBridge:
             try:
                 return await aio_pika.connect_robust(self.settings.amqp_url)
             except (OSError, aio_pika.exceptions.AMQPError) as exc:
-                log.warning("cannot reach the broker (%s); retrying in %.1fs", exc, delay)
+                log.warning(
+                    "cannot reach the broker at %s (%s); retrying in %.1fs",
+                    redacted(self.settings.amqp_url), exc, delay,
+                )  # fmt: skip
             if await self._sleep(delay):
                 return None
             delay = min(delay * 2, self.settings.retry_max)
@@ -282,9 +286,11 @@ class AmqpBridge:
                 *(self._apply(group) for group in pending), return_exceptions=True
             )
             failed: list[list[Item]] = []
+            cause = ""
             for group, outcome in zip(pending, outcomes, strict=True):
                 if isinstance(outcome, BackendError):
                     failed.append(group)
+                    cause = cause or str(outcome)
                 elif isinstance(outcome, BaseException):
                     log.error("bridge could not commit a message", exc_info=outcome)
                     for message, _ in group:
@@ -295,7 +301,8 @@ class AmqpBridge:
             pending = failed
             if pending:
                 log.warning(
-                    "Redis unavailable; %d messages wait unacked, retrying in %.1fs",
+                    "Redis unavailable (%s); %d messages wait unacked, retrying in %.1fs",
+                    cause,
                     sum(len(group) for group in pending),
                     delay,
                 )

@@ -25,49 +25,49 @@ def bridge() -> None:
     "--amqp-url",
     envvar="REDISCHED_AMQP_URL",
     default="amqp://guest:guest@127.0.0.1:5672/",
-    show_default=True,
-    help="RabbitMQ to consume from.",
+    help="RabbitMQ to consume from. [env REDISCHED_AMQP_URL; default "
+    "amqp://guest:guest@127.0.0.1:5672/]",
 )
 @click.option(
     "--queue",
     envvar="REDISCHED_AMQP_QUEUE",
     default="redisched",
-    show_default=True,
-    help="Queue of put/delete messages (declared durable).",
+    help="Queue of put/delete messages, declared durable. [env REDISCHED_AMQP_QUEUE; "
+    "default redisched]",
 )
 @click.option(
     "--dead-letter-queue",
     envvar="REDISCHED_AMQP_DEAD_LETTER_QUEUE",
-    help="Where malformed messages go  [default: <queue>.dead]",
+    help="Where malformed messages go. [env REDISCHED_AMQP_DEAD_LETTER_QUEUE; default "
+    "<queue>.dead]",
 )
 @click.option(
     "--redis-url",
     envvar="REDISCHED_REDIS_URL",
-    help="Redis to write to  [default: an embedded redis-server in --data-dir]",
+    help="Redis to write to. [env REDISCHED_REDIS_URL; default: an embedded redis-server in "
+    "--data-dir]",
 )
 @click.option(
     "--data-dir",
     envvar="REDISCHED_DATA_DIR",
     default="redisched-data",
-    show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="The embedded Redis's data folder (without --redis-url).",
+    help="The embedded Redis's data folder, without --redis-url. [env REDISCHED_DATA_DIR; "
+    "default ./redisched-data]",
 )
 @click.option(
     "--prefetch",
     envvar="REDISCHED_AMQP_PREFETCH",
     type=click.IntRange(1, 65_535),
     default=1000,
-    show_default=True,
-    help="Unacked messages held at most.",
+    help="Unacked messages held at most. [env REDISCHED_AMQP_PREFETCH; default 1000]",
 )
 @click.option(
     "--concurrency",
     envvar="REDISCHED_AMQP_CONCURRENCY",
     type=click.IntRange(1, 1000),
     default=4,
-    show_default=True,
-    help="Batches committed at once.",
+    help="Batches committed at once. [env REDISCHED_AMQP_CONCURRENCY; default 4]",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
 def amqp(
@@ -86,6 +86,9 @@ def amqp(
     dead-letter queue with the reason in the x-redisched-error header.
     """
     from ..bridges.amqp import BridgeSettings
+    from ..embedded import EmbeddedRedis, claim_data_dir
+    from ..errors import InvalidArgument, RedischedError
+    from ..preflight import check_redis, redacted
 
     configure_logging(verbose)
     settings = BridgeSettings(
@@ -95,26 +98,22 @@ def amqp(
         prefetch=prefetch,
         concurrency=concurrency,
     )
-    if redis_url:
-        asyncio.run(run_bridge(redis_url, settings))
-        return
-    from ..embedded import EmbeddedRedis
-
-    try:  # the same folder lock and stale-server cleanup as `redisched serve`
-        from .serve import PIDFILE, data_dir_lock, stop_stale_server
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the embedded Redis needs redisched[server] ({exc}); or pass --redis-url"
-        ) from exc
-    data_dir = data_dir.resolve()
-    with data_dir_lock(data_dir):
-        stop_stale_server(data_dir)
-        pidfile = ("--pidfile", str(data_dir / PIDFILE))
-        with EmbeddedRedis(data_dir, extra_args=pidfile) as server:
-            click.echo(
-                f"redisched bridge: embedded redis-server on {server.url}, data in {data_dir}"
-            )
+    try:
+        if redis_url:
+            check_redis(redis_url)
+            click.echo(f"redisched bridge: Redis at {redacted(redis_url)}, queue {queue!r}")
+            asyncio.run(run_bridge(redis_url, settings))
+            return
+        with (
+            claim_data_dir(data_dir) as folder,
+            EmbeddedRedis(folder, die_with_owner=True) as server,
+        ):
+            click.echo(f"redisched bridge: embedded redis-server on {server.url}, data in {folder}")
             asyncio.run(run_bridge(server.url, settings))
+    except InvalidArgument as exc:
+        raise click.ClickException(f"{exc.argument}: {exc.message}") from exc
+    except RedischedError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 async def run_bridge(redis_url: str, settings: BridgeSettings) -> None:

@@ -104,8 +104,9 @@ def worker(
     to choose the delay). SIGTERM or SIGINT stops gracefully: running handlers get --grace
     seconds, then unfinished jobs are released. Exit status 0 after a graceful stop.
     """
-    from ..errors import RedischedError
+    from ..errors import InvalidArgument, RedischedError
     from ..keys import validate_topic
+    from ..preflight import check_redis
     from ..retry import Backoff
 
     configure_logging(verbose)
@@ -121,6 +122,12 @@ def worker(
             policy = Backoff(base, max(base, 3600.0) if backoff_max is None else backoff_max)
     except RedischedError as exc:
         raise click.BadParameter(str(exc)) from exc
+    try:  # fail fast on a bad URL or a Redis that does not answer; ride out outages later
+        check_redis(redis_url, cluster=redis_cluster)
+    except InvalidArgument as exc:
+        raise click.ClickException(f"{exc.argument}: {exc.message}") from exc
+    except RedischedError as exc:
+        raise click.ClickException(str(exc)) from exc
     _run(_serve(function, names, redis_url, redis_cluster, prefix, concurrency, ttr, grace, policy))
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..client import AsyncClient
-from ..models import HistoryPage, Job, JobEvent, JobState, Timeline, TopicStats
+from ..models import HistoryPage, Job, JobEvent, JobState, Schedule, Timeline, TopicStats
 from ..ops import Call
 from ..topic_config import TopicConfig
 
@@ -99,6 +99,7 @@ class TopicPage:
     dead: list[Job]
     finished: HistoryPage
     events: list[JobEvent]
+    schedules: list[Schedule]
 
 
 async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
@@ -117,7 +118,10 @@ async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
     stats, config, minutes, hours, reserved, dead, finished, events = await client.execute(
         joined(calls)
     )
-    return TopicPage(stats, config, minutes, hours, reserved.jobs, dead.jobs, finished, events)
+    schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
+    return TopicPage(
+        stats, config, minutes, hours, reserved.jobs, dead.jobs, finished, events, schedules
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,15 @@ from ..client import AsyncClient
 from ..config import Settings
 from ..errors import InvalidArgument
 from ..wakeup import Wakeups
-from . import openapi, routes_history, routes_jobs, routes_seed, routes_service, routes_topics
+from . import (
+    openapi,
+    routes_history,
+    routes_jobs,
+    routes_schedules,
+    routes_seed,
+    routes_service,
+    routes_topics,
+)
 from .auth import OPEN_PATHS, BearerAuth
 from .endpoint import Endpoint
 from .errors import exception_handlers
@@ -38,6 +46,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *routes_jobs.ENDPOINTS,
     *routes_topics.ENDPOINTS,
     *routes_history.ENDPOINTS,
+    *routes_schedules.ENDPOINTS,
     *routes_seed.ENDPOINTS,
     *routes_service.ENDPOINTS,
 )

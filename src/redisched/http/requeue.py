@@ -1,6 +1,6 @@
 """The requeue sweep: return timed-out reservations of every topic to the queue.
 
-Requeue is idempotent and safe to run in every process (DESIGN.md section 2), so each server
+Requeue is idempotent and safe to run in every process (docs/design.md section 2), so each server
 runs this loop over all topics, with no leader.
 """
 

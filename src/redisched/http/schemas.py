@@ -328,3 +328,49 @@ class FinishedPageOut(Struct):
 
     jobs: list[HistoryOut]
     cursor: str | None
+
+
+Cron = Annotated[str, Meta(max_length=256, description="5-field crontab, read in tz.")]
+Every = Annotated[float, Meta(description="Whole seconds between occurrences, >= 1.")]
+
+
+class PutSchedule(Struct, forbid_unknown_fields=True):
+    """PUT /v1/topics/{topic}/schedules/{id}: a recurring schedule (exactly one of cron, every).
+
+    Each occurrence is a job ``<id>@<UTC time>`` with this body and options.
+    """
+
+    body: Annotated[Any, Meta(description=BODY_DOC)]
+    cron: Cron | None = None
+    every: Every | None = None
+    tz: Annotated[str, Meta(max_length=64, description="IANA time zone of cron.")] = "UTC"
+    start_at: RunAt | EpochSeconds | None = None
+    end_at: RunAt | EpochSeconds | None = None
+    ttr: Ttr | None = None
+    priority: Priority = 0
+    max_attempts: Attempts | None = None
+
+
+class ScheduleOut(Struct):
+    """A recurring schedule; next_run_at is the occurrence now pending (null: none)."""
+
+    topic: str
+    id: str
+    cron: str | None
+    every: float | None
+    tz: str
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+    body: Annotated[Any, Meta(description=BODY_DOC)]
+    priority: int
+    ttr: float
+    max_attempts: int | None
+    version: int
+
+
+class ScheduleList(Struct):
+    """A topic's schedules, by id."""
+
+    schedules: list[ScheduleOut]

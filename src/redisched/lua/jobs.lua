@@ -8,8 +8,8 @@
 -- KEYS[7] errors hash
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] state string
--- ARGV[3] offset int
--- ARGV[4] limit int
+-- ARGV[3] offset int|empty
+-- ARGV[4] limit int|empty
 -- Returns: [next_offset, job...]: next_offset is 0 after the last page; each job is the array
 --   of get.lua without its token. Order: scheduled by run_at; ready as reserve takes them, then
 --   due jobs not yet promoted, by run_at; reserved by deadline; dead, most recent first.
@@ -28,7 +28,10 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local state_name, offset, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local DEFAULT_OFFSET, DEFAULT_LIMIT = 0, 100
+local state_name = ARGV[2]
+local offset = ARGV[3] == '' and DEFAULT_OFFSET or tonumber(ARGV[3])
+local limit = ARGV[4] == '' and DEFAULT_LIMIT or tonumber(ARGV[4])
 if not offset or offset < 0 or not limit or limit < 1 then
   return redis.error_reply('ERR jobs: offset must be >= 0 and limit >= 1')
 end

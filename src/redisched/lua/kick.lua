@@ -7,7 +7,7 @@
 -- KEYS[6] feed stream
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] id string|empty
--- ARGV[3] limit int
+-- ARGV[3] limit int|empty
 -- Returns: the number of jobs kicked (0 when the id is not dead). last_error is kept until the
 --   job is acked or replaced. Empty id kicks up to limit jobs, those that died first first.
 --   Each kicked job gets a kicked event.
@@ -25,7 +25,8 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local limit = tonumber(ARGV[3])
+local DEFAULT_LIMIT = 100
+local limit = ARGV[3] == '' and DEFAULT_LIMIT or tonumber(ARGV[3])
 if not limit or limit < 1 then return redis.error_reply('ERR kick: limit must be >= 1') end
 
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:

@@ -11,11 +11,11 @@
 -- KEYS[10] history hash
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] run_at_ms int|empty
--- ARGV[3] delay_ms int
+-- ARGV[3] delay_ms int|empty
 -- ARGV[4] ttr_ms int|empty
--- ARGV[5] priority int
+-- ARGV[5] priority int|empty
 -- ARGV[6] max_attempts int|empty
--- ARGV[7] replace int
+-- ARGV[7] replace int|empty
 -- ARGV[8] if_version int|empty
 -- ARGV[9] id string...
 -- ARGV[10] body bytes...
@@ -44,9 +44,10 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local delay = tonumber(ARGV[3])
+local DEFAULT_DELAY, DEFAULT_PRIORITY = 0, 0
+local delay = ARGV[3] == '' and DEFAULT_DELAY or tonumber(ARGV[3])
 local run_at = tonumber(ARGV[2]) or (delay and now + delay)
-local priority = tonumber(ARGV[5])
+local priority = ARGV[5] == '' and DEFAULT_PRIORITY or tonumber(ARGV[5])
 local replace = ARGV[7] == '1'
 local if_version = tonumber(ARGV[8])
 if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0 then

@@ -14,9 +14,9 @@
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] id string
 -- ARGV[3] token string
--- ARGV[4] delay_ms int
+-- ARGV[4] delay_ms int|empty
 -- ARGV[5] error string
--- ARGV[6] refund int
+-- ARGV[6] refund int|empty
 -- Returns: [status, state]. status: 1 released, 2 dead (its max_attempts are used up),
 --   3 replaced (a replacement that waited for this attempt was scheduled instead), 0 stale
 --   token (nothing changed, state is empty). state is the job's state now: scheduled, ready or
@@ -40,10 +40,12 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local id, token, delay, error_text = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local DEFAULT_DELAY = 0
+local id, token, error_text = ARGV[2], tonumber(ARGV[3]), ARGV[5]
+local delay = ARGV[4] == '' and DEFAULT_DELAY or tonumber(ARGV[4])
 local refund = ARGV[6] == '1'
 if not delay or delay < 0 then return redis.error_reply('ERR release: delay_ms must be >= 0') end
-if ARGV[6] ~= '0' and not refund then
+if ARGV[6] ~= '0' and ARGV[6] ~= '' and not refund then
   return redis.error_reply('ERR release: refund must be 0 or 1')
 end
 

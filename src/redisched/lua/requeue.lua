@@ -12,7 +12,7 @@
 -- KEYS[11] history hash
 -- KEYS[12] finished zset
 -- ARGV[1] now_ms int|empty
--- ARGV[2] limit int
+-- ARGV[2] limit int|empty
 -- Returns: [requeued, dead, next_timeout_ms]: how many jobs went back to the queue and to dead,
 --   and the earliest reservation deadline still ahead (-1 when none). A job goes back after
 --   the topic's backoff (meta backoff_ms * 2^(attempts-1), at most backoff_max_ms; default 0),
@@ -34,7 +34,8 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local limit = tonumber(ARGV[2])
+local DEFAULT_LIMIT = 1000
+local limit = ARGV[2] == '' and DEFAULT_LIMIT or tonumber(ARGV[2])
 if not limit or limit < 1 then return redis.error_reply('ERR requeue: limit must be >= 1') end
 
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:

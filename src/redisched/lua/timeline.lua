@@ -3,8 +3,8 @@
 -- KEYS[2] scheduled zset
 -- KEYS[3] ready zset
 -- ARGV[1] now_ms int|empty
--- ARGV[2] width_ms int
--- ARGV[3] limit int
+-- ARGV[2] width_ms int|empty
+-- ARGV[3] limit int|empty
 -- Returns: [now_ms, oldest_ready_ms, count...]: limit counts, the i-th (from 1) of the jobs
 --   whose run_at is in (now + (i - 1) * width_ms, now + i * width_ms]; jobs already due are
 --   not counted (they are ready). oldest_ready_ms is the earliest run_at of the job reserve
@@ -19,7 +19,9 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local width, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local DEFAULT_WIDTH, DEFAULT_LIMIT = 60000, 60
+local width = ARGV[2] == '' and DEFAULT_WIDTH or tonumber(ARGV[2])
+local limit = ARGV[3] == '' and DEFAULT_LIMIT or tonumber(ARGV[3])
 if not width or width < 1 or not limit or limit < 1 then
   return redis.error_reply('ERR timeline: width_ms and limit must be >= 1')
 end

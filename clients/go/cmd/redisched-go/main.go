@@ -4,6 +4,12 @@
 //	redisched-go get TOPIC ID
 //	redisched-go reserve TOPIC
 //	redisched-go ack TOPIC ID TOKEN
+//	redisched-go serve [-addr 127.0.0.1:7273] [-push TOPIC=URL]... [-secret S]... [-cluster]
+//
+// serve answers POST /schedule/{topic} and /cancel/{topic} and pushes the due jobs of each
+// -push topic to its webhook, signed with the -secret values; it prints {"ready": true, "port": N}
+// once listening and stops gracefully on SIGTERM. With -cluster the URL is a node of a Redis
+// Cluster.
 //
 // The server is $REDISCHED_REDIS_URL (default redis://127.0.0.1:6379/0); the scripts are read
 // from $REDISCHED_LUA_DIR or this repository's src/redisched/lua.
@@ -30,6 +36,9 @@ func run(args []string) error {
 	url := os.Getenv("REDISCHED_REDIS_URL")
 	if url == "" {
 		url = "redis://127.0.0.1:6379/0"
+	}
+	if len(args) > 0 && args[0] == "serve" {
+		return serve(url, args[1:])
 	}
 	pool := redisched.NewPool(url)
 	defer pool.Close()
@@ -66,7 +75,7 @@ func run(args []string) error {
 		}
 		out = map[string]any{"acked": args[2]}
 	default:
-		return fmt.Errorf("usage: redisched-go put TOPIC ID BODY [DELAY_MS] | get TOPIC ID | reserve TOPIC | ack TOPIC ID TOKEN")
+		return fmt.Errorf("usage: redisched-go put TOPIC ID BODY [DELAY_MS] | get TOPIC ID | reserve TOPIC | ack TOPIC ID TOKEN | serve [flags]")
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }

@@ -90,6 +90,7 @@
       : "HTTP " + r.status;
   const jobPath = (topic, id) => "/v1/topics/" + enc(topic) + "/jobs/" + enc(id);
   const version = (etag) => (etag || "").replace(/\D/g, "");
+  const schedulePath = (topic, id) => "/v1/topics/" + enc(topic) + "/schedules/" + enc(id);
 
   function refresh() {
     htmx.trigger(document.body, "refresh");
@@ -112,6 +113,11 @@
       if (r.status === 200) return ["Released " + id + ": now " + r.data.state, "ok"];
       return [errorText(r), "error"];
     },
+    async unschedule(topic, id) {
+      const r = await api("DELETE", schedulePath(topic, id));
+      if (r.status === 204) return ["Deleted the schedule " + id, "ok"];
+      return [errorText(r), "error"];
+    },
     async pause(topic) {
       const r = await api("PATCH", "/v1/topics/" + enc(topic), { paused: true });
       return r.status === 200 ? ["Paused " + topic, "ok"] : [errorText(r), "error"];
@@ -126,7 +132,7 @@
     const act = button.dataset.act;
     const topic = button.dataset.topic;
     const id = button.dataset.id;
-    if (act === "delete") {
+    if (act === "delete" || act === "unschedule") {
       const key = topic + "\u0000" + id;
       if (!confirming || confirming.key !== key || confirming.until < Date.now()) {
         confirming = { key, until: Date.now() + 4000 };
@@ -149,7 +155,7 @@
   // A delete asks for a second click; the polled fragments are re-rendered, so the pending
   // state is re-applied after every swap.
   function markConfirming() {
-    for (const button of document.querySelectorAll('button[data-act="delete"]')) {
+    for (const button of document.querySelectorAll('button[data-act="delete"], button[data-act="unschedule"]')) {
       const pending = confirming && confirming.until > Date.now() &&
         confirming.key === button.dataset.topic + "\u0000" + button.dataset.id;
       button.classList.toggle("confirm", Boolean(pending));
@@ -213,6 +219,38 @@
     refresh();
   }
 
+  async function recurring(form) {
+    const out = $("#recurring-result");
+    const f = form.elements;
+    const spec = { body: bodyValue(f.body.value), tz: f.tz.value || "UTC" };
+    if (f.kind.value === "every") spec.every = Number(f.every.value);
+    else spec.cron = f.cron.value;
+    const r = await api("PUT", schedulePath(f.topic.value, f.id.value), spec);
+    if (r.status === 201 || r.status === 200) {
+      const next = r.data.next_run_at ? ", next run " + r.data.next_run_at : "";
+      setResult(out, (r.status === 201 ? "created" : "replaced") + ": version " + version(r.etag) + next, "ok");
+      refresh();
+    } else setResult(out, errorText(r), "error");
+  }
+
+  // "Edit" on a schedule row fills the recurring form (the body is read from the API).
+  async function editSchedule(button) {
+    const f = $("#recurring-form").elements;
+    const d = button.dataset;
+    f.topic.value = d.topic;
+    f.id.value = d.id;
+    f.kind.value = d.cron ? "cron" : "every";
+    f.cron.value = d.cron;
+    if (d.every) f.every.value = d.every;
+    f.tz.value = d.tz;
+    const r = await api("GET", schedulePath(d.topic, d.id));
+    if (r.status === 200) {
+      const body = r.data.body;
+      f.body.value = typeof body === "string" ? body : JSON.stringify(body);
+    }
+    f.cron.focus();
+  }
+
   async function cancel(form) {
     const out = $("#cancel-result");
     const f = form.elements;
@@ -258,6 +296,8 @@
     document.body.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-act]");
       if (button) onAction(button);
+      const edit = event.target.closest("button[data-edit-schedule]");
+      if (edit) editSchedule(edit);
     });
 
     $("#login-form").addEventListener("submit", (event) => {
@@ -278,6 +318,7 @@
       location.hash = jobHash(f.topic.value, f.id.value);
     });
     submitting($("#schedule-form"), schedule);
+    submitting($("#recurring-form"), recurring);
     submitting($("#cancel-form"), cancel);
     window.addEventListener("hashchange", load);
 

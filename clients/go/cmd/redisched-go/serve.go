@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"redisched"
+)
+
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
+
+// serve runs the HTTP routes and, for each -push topic, a Worker delivering to its webhook.
+func serve(url string, args []string) error {
+	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addr := flags.String("addr", "127.0.0.1:7273", "listen address")
+	cluster := flags.Bool("cluster", false, "the URL is a node of a Redis Cluster")
+	concurrency := flags.Int("concurrency", 50, "deliveries at once")
+	timeout := flags.Duration("timeout", 10*time.Second, "how long one delivery may take")
+	var pushes, secrets repeated
+	flags.Var(&pushes, "push", "TOPIC=URL: push the topic's due jobs to URL (repeatable)")
+	flags.Var(&secrets, "secret", "a signing secret (repeatable, two during a rotation)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	var client *redisched.Client
+	var err error
+	if *cluster {
+		client, err = redisched.NewCluster([]string{url}, "")
+	} else {
+		client, err = redisched.New(redisched.NewPool(url), "")
+	}
+	if err != nil {
+		return err
+	}
+	handlers := map[string]redisched.Handler{}
+	for _, spec := range pushes {
+		topic, target, ok := strings.Cut(spec, "=")
+		if !ok || topic == "" {
+			return fmt.Errorf("-push %s: must be TOPIC=URL", spec)
+		}
+		if handlers[topic], err = redisched.WebhookHandler(target, secrets, *timeout); err != nil {
+			return err
+		}
+	}
+	listener, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	server := &http.Server{Handler: redisched.NewServer(client), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(listener) }()
+	ready := func() {
+		line, _ := json.Marshal(map[string]any{"ready": true, "port": listener.Addr().(*net.TCPAddr).Port,
+			"push": pushes})
+		fmt.Println(string(line))
+	}
+	if len(handlers) > 0 {
+		w, err := redisched.NewWorker(client, handlers, redisched.Options{Concurrency: *concurrency, OnReady: ready})
+		if err != nil {
+			return err
+		}
+		if err := w.Run(context.Background()); err != nil {
+			return err
+		}
+	} else {
+		ready()
+		signals := make(chan os.Signal, 1)
+		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+		<-signals
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := server.Shutdown(ctx); err != nil {
+		return err
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

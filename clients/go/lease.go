@@ -1,0 +1,224 @@
+package redisched
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Lease is reserve.lua's reply: the jobs leased, the server time, and when to look again.
+type Lease struct {
+	NowMs         int64
+	NextDueMs     int64 // run_at of the earliest scheduled job, 0: none
+	NextTimeoutMs int64 // the earliest reservation deadline, 0: none
+	Jobs          []*Job
+}
+
+func checkTopic(topic string) error {
+	if topic == "" || len(topic) > 200 || strings.ContainsAny(topic, "{}") {
+		return errors.New("topic must be 1 to 200 characters without braces")
+	}
+	for _, r := range topic {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("topic must be 1 to 200 characters without control characters")
+		}
+	}
+	return nil
+}
+
+func optionalMs(v any) int64 {
+	ms, _ := redis.Int64(v, nil)
+	if ms < 0 {
+		return 0
+	}
+	return ms
+}
+
+func (c *Client) parseLease(topic string, reply any) (*Lease, error) {
+	r, err := redis.Values(reply, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(r) < 3 {
+		return nil, fmt.Errorf("redisched: a reserve reply of %d entries", len(r))
+	}
+	lease := &Lease{NowMs: optionalMs(r[0]), NextDueMs: optionalMs(r[1]), NextTimeoutMs: optionalMs(r[2])}
+	for _, raw := range r[3:] {
+		job, err := c.parseJob(topic, raw)
+		if err != nil {
+			return nil, err
+		}
+		lease.Jobs = append(lease.Jobs, job)
+	}
+	return lease, nil
+}
+
+func (c *Client) leaseArgs(count, ttrMs int64) Args {
+	return Args{"now_ms": c.now(), "count": count, "ttr_ms": opt(ttrMs), "promote_limit": 1000}
+}
+
+func (c *Client) ackArgs(done []*Job) Args {
+	ids, tokens := make([]any, len(done)), make([]any, len(done))
+	for i, job := range done {
+		ids[i], tokens[i] = job.ID, job.Token
+	}
+	return Args{"now_ms": c.now(), "id": ids, "token": tokens}
+}
+
+// Lease is Reserve with the times a consumer sleeps until.
+func (c *Client) Lease(ctx context.Context, topic string, count, ttrMs int64) (*Lease, error) {
+	r, err := c.Call(ctx, "reserve", topic, c.leaseArgs(count, ttrMs))
+	if err != nil {
+		return nil, err
+	}
+	return c.parseLease(topic, r)
+}
+
+// AckMany acks finished jobs of one topic; one bool per job (false: stale token).
+func (c *Client) AckMany(ctx context.Context, topic string, done []*Job) ([]bool, error) {
+	replies, err := c.Pipeline(ctx, topic, []Step{{"ack", c.ackArgs(done)}})
+	if err != nil {
+		return nil, err
+	}
+	return acked(replies[0])
+}
+
+func acked(reply any) ([]bool, error) {
+	statuses, err := redis.Int64s(reply, nil)
+	out := make([]bool, len(statuses))
+	for i, s := range statuses {
+		out[i] = s == 1
+	}
+	return out, err
+}
+
+// AckAndLease acks finished jobs and leases up to count more in one round trip (a pipeline).
+func (c *Client) AckAndLease(ctx context.Context, topic string, done []*Job, count, ttrMs int64) (*Lease, []bool, error) {
+	var steps []Step
+	if len(done) > 0 {
+		steps = append(steps, Step{"ack", c.ackArgs(done)})
+	}
+	replies, err := c.Pipeline(ctx, topic, append(steps, Step{"reserve", c.leaseArgs(count, ttrMs)}))
+	if err != nil {
+		return nil, nil, err
+	}
+	var ok []bool
+	if len(done) > 0 {
+		if ok, err = acked(replies[0]); err != nil {
+			return nil, nil, err
+		}
+	}
+	lease, err := c.parseLease(topic, replies[len(replies)-1])
+	return lease, ok, err
+}
+
+// Requeue returns timed-out reservations to the queue (or to dead); the next deadline (0: none).
+func (c *Client) Requeue(ctx context.Context, topic string, limit int64) (int64, error) {
+	r, err := redis.Int64s(c.Call(ctx, "requeue", topic, Args{"now_ms": c.now(), "limit": limit}))
+	if err != nil {
+		return 0, err
+	}
+	return optionalMs(r[2]), nil
+}
+
+// ReleaseJob is Release with unstarted: a job leased but handed to no one gets its attempt back.
+func (c *Client) ReleaseJob(ctx context.Context, job *Job, delayMs int64, errorText string, unstarted bool) (string, error) {
+	refund := 0
+	if unstarted {
+		refund = 1
+	}
+	r, err := redis.Values(c.Call(ctx, "release", job.Topic, Args{"now_ms": c.now(), "id": job.ID,
+		"token": job.Token, "delay_ms": delayMs, "error": errorText, "refund": refund}))
+	if err != nil {
+		return "", err
+	}
+	if status, _ := redis.Int64(r[0], nil); status == 0 {
+		return "", ErrStale
+	}
+	return redis.String(r[1], nil)
+}
+
+// TopicBackoff is the topic's retry backoff (meta backoff_ms, backoff_max_ms), else DefaultBackoff.
+func (c *Client) TopicBackoff(ctx context.Context, topic string) (Backoff, error) {
+	conn, err := c.conn(ctx, topic)
+	if err != nil {
+		return Backoff{}, err
+	}
+	defer conn.Close()
+	r, err := redis.Values(conn.Do("HMGET", c.Key(topic, "meta"), "backoff_ms", "backoff_max_ms"))
+	if err != nil {
+		return Backoff{}, err
+	}
+	b := DefaultBackoff
+	if ms, err := redis.Int64(r[0], nil); err == nil {
+		b.Base = time.Duration(ms) * time.Millisecond
+	}
+	if ms, err := redis.Int64(r[1], nil); err == nil {
+		b.Max = time.Duration(ms) * time.Millisecond
+	}
+	if b.Max < b.Base {
+		b.Max = b.Base
+	}
+	return b, nil
+}
+
+// Step is one script call of a pipeline.
+type Step struct {
+	Script string
+	Args   Args
+}
+
+// Pipeline runs several scripts of one topic in one round trip (not a transaction); their
+// replies in order. A step answered NOSCRIPT (a restarted server) is sent again with EVAL: it
+// did not run, so sending it again is safe.
+func (c *Client) Pipeline(ctx context.Context, topic string, steps []Step) ([]any, error) {
+	type call struct {
+		s    *Script
+		args []any
+	}
+	calls := make([]call, len(steps))
+	for i, step := range steps {
+		s, keysAndArgs, err := c.prepare(step.Script, topic, step.Args)
+		if err != nil {
+			return nil, err
+		}
+		calls[i] = call{s, keysAndArgs}
+	}
+	conn, err := c.conn(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	for _, cl := range calls {
+		if err := cl.s.lua.SendHash(conn, cl.args...); err != nil {
+			return nil, err
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		return nil, err
+	}
+	replies := make([]any, len(calls))
+	errs := make([]error, len(calls))
+	for i := range calls {
+		replies[i], errs[i] = conn.Receive()
+		if e, ok := replies[i].(redis.Error); ok && errs[i] == nil {
+			errs[i] = e
+		}
+	}
+	for i, cl := range calls {
+		var e redis.Error
+		if errors.As(errs[i], &e) && strings.HasPrefix(string(e), "NOSCRIPT") {
+			replies[i], errs[i] = cl.s.lua.Do(conn, cl.args...)
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return replies, nil
+}

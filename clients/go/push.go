@@ -1,0 +1,106 @@
+package redisched
+
+// Push delivery: a Worker handler that POSTs each due job to a webhook, as the Python dispatcher
+// does (src/redisched/http/delivery.py): {"topic", "id", "body", "attempt", "version", "token",
+// "run_at"}, signed the Standard Webhooks way. 2xx acks; 202 leaves the job reserved for the
+// receiver to ack or release with the token; 429/503 with Retry-After releases it after that
+// delay; anything else, a timeout or a connection error releases it with the topic's backoff.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type pushPayload struct {
+	Topic   string          `json:"topic"`
+	ID      string          `json:"id"`
+	Body    json.RawMessage `json:"body"`
+	Attempt int64           `json:"attempt"`
+	Version int64           `json:"version"`
+	Token   string          `json:"token"`
+	RunAt   string          `json:"run_at"`
+}
+
+// Payload is the JSON request body for a reserved job.
+func Payload(job *Job) []byte {
+	data, _ := json.Marshal(pushPayload{job.Topic, job.ID, ToJSON(job.Body), job.Attempts, job.Version,
+		job.Token, time.UnixMilli(job.RunAtMs).UTC().Format("2006-01-02T15:04:05.000Z")})
+	return data
+}
+
+// RetryAfter is the delay a Retry-After header asks for (seconds or an HTTP date); false if none.
+func RetryAfter(value string, now time.Time) (time.Duration, bool) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(value, 10, 64); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	when, err := http.ParseTime(value)
+	if err != nil {
+		return 0, false
+	}
+	if d := when.Sub(now); d > 0 {
+		return d, true
+	}
+	return 0, true
+}
+
+// WebhookHandler delivers each job to target, signed with secrets (up to two during a rotation).
+func WebhookHandler(target string, secrets []string, timeout time.Duration) (Handler, error) {
+	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("redisched: webhook %q: must be an http(s) URL", target)
+	}
+	var keys [][]byte
+	for _, s := range secrets {
+		key, err := SecretKey(s)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, key)
+	}
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	client := &http.Client{Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return func(ctx context.Context, job *Job) error {
+		data := Payload(job)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		for k, v := range SignHeaders(MessageID(job), data, keys, 0) {
+			req.Header.Set(k, v)
+		}
+		req.Header.Set("content-type", "application/json")
+		req.Header.Set("user-agent", "redisched-go-webhook/1")
+		res, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("webhook %s: %w", target, err)
+		}
+		defer res.Body.Close()
+		text, _ := io.ReadAll(io.LimitReader(res.Body, 300))
+		switch {
+		case res.StatusCode == http.StatusAccepted:
+			return ErrKeep
+		case res.StatusCode >= 200 && res.StatusCode < 300:
+			return nil
+		}
+		if res.StatusCode == 429 || res.StatusCode == 503 {
+			if d, ok := RetryAfter(res.Header.Get("Retry-After"), time.Now()); ok {
+				return Retry(d, fmt.Sprintf("webhook answered HTTP %d", res.StatusCode))
+			}
+		}
+		return fmt.Errorf("webhook answered HTTP %d: %s", res.StatusCode, text)
+	}, nil
+}

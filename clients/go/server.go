@@ -1,0 +1,201 @@
+package redisched
+
+// A small HTTP server with the original project's routes:
+//
+//	POST /schedule/{topic}  {"id", "contents", "delay"}  create or replace job id, due after delay
+//	                        seconds; 201 created, 200 replaced, 202 pending, with
+//	                        {"topic", "id", "version", "status"}
+//	POST /cancel/{topic}    {"id"}  delete it; 200 {"id", "cancelled": true}, or 404
+//	GET  /healthz           200 {"status": "ok", "redis": "ok"}, 503 when Redis does not answer
+//
+// contents follows the body convention of the Python service (body.go). Errors are JSON
+// {"error": {"code", "message", "field"}} and change nothing stored.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+const (
+	maxRequestBytes = 1 << 20
+	maxIDBytes      = 1024
+	maxDelaySeconds = 100 * 365 * 86400
+)
+
+type apiError struct {
+	status               int
+	code, message, field string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func invalid(field, message string) *apiError {
+	return &apiError{400, "invalid", field + " " + message, field}
+}
+
+func writeJSON(w http.ResponseWriter, status int, value any) {
+	data, _ := json.Marshal(value)
+	w.Header().Set("content-type", "application/json")
+	w.WriteHeader(status)
+	w.Write(data) //nolint:errcheck // the client went away
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var e *apiError
+	if !errors.As(err, &e) {
+		e = &apiError{503, "backend_unavailable", err.Error(), ""}
+	}
+	var field any
+	if e.field != "" {
+		field = e.field
+	}
+	writeJSON(w, e.status, map[string]any{"error": map[string]any{"code": e.code, "message": e.message, "field": field}})
+}
+
+// readJSON decodes a request body into dst, refusing unknown fields; errors name the field.
+func readJSON(r *http.Request, dst any) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
+	if err != nil {
+		return &apiError{400, "malformed_json", "the request body could not be read", ""}
+	}
+	if len(data) > maxRequestBytes {
+		return &apiError{413, "too_large", fmt.Sprintf("the request body is over %d bytes", maxRequestBytes), ""}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(dst)
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &typeErr):
+		return invalid(typeErr.Field, "must be a "+typeErr.Type.String())
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return invalid(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "is not a known field")
+	default:
+		return &apiError{400, "malformed_json", "the request body is not valid JSON: " + err.Error(), ""}
+	}
+}
+
+func checkID(id *string) error {
+	if id == nil {
+		return invalid("id", "is required")
+	}
+	if *id == "" || len(*id) > maxIDBytes {
+		return invalid("id", fmt.Sprintf("must be a string of 1 to %d bytes", maxIDBytes))
+	}
+	return nil
+}
+
+type scheduleRequest struct {
+	ID       *string         `json:"id"`
+	Contents json.RawMessage `json:"contents"`
+	Delay    *float64        `json:"delay"`
+}
+
+type cancelRequest struct {
+	ID *string `json:"id"`
+}
+
+var putStatus = map[string]int{"created": 201, "replaced": 200, "pending": 202}
+
+// NewServer answers the routes above through c.
+func NewServer(c *Client) http.Handler {
+	mux := http.NewServeMux()
+	route := func(prefix string, serve func(ctx context.Context, topic string, r *http.Request) (int, any, error)) {
+		mux.HandleFunc(prefix, func(w http.ResponseWriter, r *http.Request) {
+			raw := strings.TrimPrefix(r.URL.EscapedPath(), prefix)
+			if raw == "" || strings.Contains(raw, "/") {
+				writeError(w, &apiError{404, "not_found", "no route " + r.URL.Path, ""})
+				return
+			}
+			if r.Method != http.MethodPost {
+				writeError(w, &apiError{405, "method_not_allowed", r.Method + " is not allowed here", ""})
+				return
+			}
+			topic, err := url.PathUnescape(raw)
+			if err == nil {
+				err = checkTopic(topic)
+			}
+			if err != nil {
+				writeError(w, invalid("topic", "must be 1 to 200 characters without braces or control characters"))
+				return
+			}
+			status, body, err := serve(r.Context(), topic, r)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, status, body)
+		})
+	}
+	route("/schedule/", func(ctx context.Context, topic string, r *http.Request) (int, any, error) {
+		var req scheduleRequest
+		if err := readJSON(r, &req); err != nil {
+			return 0, nil, err
+		}
+		if err := checkID(req.ID); err != nil {
+			return 0, nil, err
+		}
+		if req.Contents == nil {
+			return 0, nil, invalid("contents", "is required")
+		}
+		delay := 0.0
+		if req.Delay != nil {
+			delay = *req.Delay
+		}
+		if delay < 0 || delay > maxDelaySeconds {
+			return 0, nil, invalid("delay", fmt.Sprintf("must be a number of seconds from 0 to %d", maxDelaySeconds))
+		}
+		data, err := ToStored(req.Contents)
+		if err != nil {
+			field := "contents"
+			if _, isMarker := markerText(req.Contents); isMarker {
+				field += "." + bodyMarker
+			}
+			return 0, nil, invalid(field, err.Error())
+		}
+		status, version, err := c.Put(ctx, topic, *req.ID, data,
+			PutOptions{DelayMs: int64(math.Round(delay * 1000)), Replace: true})
+		if err != nil {
+			return 0, nil, err
+		}
+		return putStatus[status], map[string]any{"topic": topic, "id": *req.ID, "version": version, "status": status}, nil
+	})
+	route("/cancel/", func(ctx context.Context, topic string, r *http.Request) (int, any, error) {
+		var req cancelRequest
+		if err := readJSON(r, &req); err != nil {
+			return 0, nil, err
+		}
+		if err := checkID(req.ID); err != nil {
+			return 0, nil, err
+		}
+		existed, err := c.Delete(ctx, topic, *req.ID, 0)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !existed {
+			return 0, nil, &apiError{404, "not_found", fmt.Sprintf("no job %q in topic %q", *req.ID, topic), "id"}
+		}
+		return 200, map[string]any{"id": *req.ID, "cancelled": true}, nil
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := c.doPlain(r.Context(), "EXISTS", c.Prefix+":topics"); err != nil {
+			writeJSON(w, 503, map[string]string{"status": "unavailable", "redis": err.Error()})
+			return
+		}
+		writeJSON(w, 200, map[string]string{"status": "ok", "redis": "ok"})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{404, "not_found", "no route " + r.URL.Path, ""})
+	})
+	return mux
+}

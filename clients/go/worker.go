@@ -1,0 +1,541 @@
+package redisched
+
+// The Go worker: lease due jobs, run their handlers, ack or release them.
+//
+// The same loop as the Python Worker (src/redisched/worker.py) and the Node one, on the same
+// scripts. Per topic one goroutine talks to Redis: each round trip acks the jobs finished since
+// the last one and leases as many new ones as there are free slots (a pipeline of ack.lua and
+// reserve.lua). A topic with nothing due sleeps until the lease's next_due_ms or
+// next_timeout_ms (server time) or a message on its wake channel: no polling. A reservation
+// deadline that passes (a worker died) makes the loop run requeue.lua.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"math/rand"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	maxLease = 1000
+	// MaxIdle is how long an idle topic sleeps at most, in case a wake-up message was lost.
+	MaxIdle    = 10 * time.Second
+	ackDelay   = 5 * time.Millisecond
+	maxErrText = 4000
+	// StoppedError is the last_error of a job whose handler outlived the grace period.
+	StoppedError = "the worker stopped before the handler finished"
+)
+
+// Handler runs one job. Returning nil acks it; ErrKeep leaves it reserved (someone else acks or
+// releases it with the token); any other error releases it with backoff (a *RetryError picks the
+// delay), and a job whose max_attempts are used up goes dead with the error as its last_error.
+// ctx is cancelled when the grace period after a stop ends or the reservation is lost.
+type Handler func(ctx context.Context, job *Job) error
+
+// ErrKeep, returned by a handler, leaves its job reserved.
+var ErrKeep = errors.New("redisched: keep the reservation")
+
+// RetryError asks for the job to run again after Delay (the attempt still counts).
+type RetryError struct {
+	Delay  time.Duration
+	Reason string
+}
+
+func (e *RetryError) Error() string { return fmt.Sprintf("%s (in %s)", e.Reason, e.Delay) }
+
+// Retry is the error a handler returns to run its job again after delay.
+func Retry(delay time.Duration, reason string) error { return &RetryError{delay, reason} }
+
+// Backoff is exponential backoff with jitter: attempt n waits min(Max, Base*2^(n-1)), minus up to
+// Jitter of it at random.
+type Backoff struct {
+	Base, Max time.Duration
+	Jitter    float64
+}
+
+// DefaultBackoff is 1 s after the first failure, doubling up to an hour, 20% jitter.
+var DefaultBackoff = Backoff{time.Second, time.Hour, 0.2}
+
+// Delay is the wait after attempt (1 = the first run), with jitter.
+func (b Backoff) Delay(attempt int64) time.Duration {
+	if attempt < 1 {
+		attempt = 1
+	}
+	ceiling := math.Min(float64(b.Max), float64(b.Base)*math.Pow(2, math.Min(float64(attempt-1), 64)))
+	return time.Duration(ceiling * (1 - b.Jitter*rand.Float64()))
+}
+
+// Options of a Worker; zero values mean the defaults.
+type Options struct {
+	Concurrency   int           // handlers running at once across all topics (default 50)
+	TTRMs         int64         // each lease's length (0: each job's own ttr)
+	Backoff       *Backoff      // retry delays (nil: the topic's backoff_ms/backoff_max_ms, else DefaultBackoff)
+	Grace         time.Duration // how long running handlers may finish after Stop (default 30 s)
+	IgnoreSignals bool          // do not stop on SIGTERM/SIGINT
+	Logger        *log.Logger   // default: log.Default()
+	OnReady       func()        // called once subscribed to the wake channels
+}
+
+type topicState struct {
+	name      string
+	handler   Handler
+	backoff   Backoff
+	kick      chan struct{}
+	done      []*Job
+	doneSince time.Time
+	requeueAt int64 // server ms, 0: none
+	saturated bool
+}
+
+type attempt struct {
+	job      *Job
+	topic    *topicState
+	ttr      time.Duration
+	touchAt  time.Time
+	started  bool
+	finished bool
+	lost     bool
+	cancel   context.CancelFunc
+}
+
+// Worker runs handlers for the due jobs of one or more topics.
+type Worker struct {
+	client *Client
+	topics []*topicState
+	opts   Options
+	log    *log.Logger
+
+	mu       sync.Mutex
+	free     int
+	active   map[*attempt]struct{}
+	starved  map[*topicState]struct{}
+	offsetMs int64
+	minTTR   time.Duration
+	stopping bool
+	stopped  chan struct{}
+	force    chan struct{}
+	idle     chan struct{}
+	handlers sync.WaitGroup
+}
+
+// NewWorker checks the handlers and options; Run serves.
+func NewWorker(client *Client, handlers map[string]Handler, o Options) (*Worker, error) {
+	if len(handlers) == 0 {
+		return nil, errors.New("redisched: handlers: must map at least one topic to a handler")
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 50
+	}
+	if o.Concurrency < 1 || o.Concurrency > 10000 {
+		return nil, errors.New("redisched: Concurrency: must be from 1 to 10000")
+	}
+	if o.Grace == 0 {
+		o.Grace = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = log.Default()
+	}
+	w := &Worker{client: client, opts: o, log: o.Logger, active: map[*attempt]struct{}{},
+		starved: map[*topicState]struct{}{}, minTTR: time.Hour}
+	for name, h := range handlers {
+		if err := checkTopic(name); err != nil {
+			return nil, fmt.Errorf("redisched: handlers[%q]: %w", name, err)
+		}
+		if h == nil {
+			return nil, fmt.Errorf("redisched: handlers[%q]: nil", name)
+		}
+		w.topics = append(w.topics, &topicState{name: name, handler: h, kick: make(chan struct{}, 1)})
+	}
+	return w, nil
+}
+
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// Stop stops gracefully; a second call cuts the grace period short. Safe from any goroutine.
+func (w *Worker) Stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped == nil {
+		w.stopping = true
+		return
+	}
+	if w.stopping {
+		closeOnce(w.force)
+	}
+	w.stopping = true
+	closeOnce(w.stopped)
+	for _, t := range w.topics {
+		kick(t.kick)
+	}
+}
+
+func (w *Worker) isStopping() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopping
+}
+
+// Run serves the topics until Stop, SIGTERM/SIGINT or ctx ends; then stops gracefully.
+func (w *Worker) Run(ctx context.Context) error {
+	w.mu.Lock()
+	if w.stopped != nil {
+		w.mu.Unlock()
+		return errors.New("redisched: this worker is already running")
+	}
+	w.stopped, w.force, w.idle = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	w.free = w.opts.Concurrency
+	if w.stopping {
+		close(w.stopped)
+	}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.stopped, w.stopping = nil, false
+		w.mu.Unlock()
+	}()
+	for _, t := range w.topics {
+		t.backoff = DefaultBackoff
+		if w.opts.Backoff != nil {
+			t.backoff = *w.opts.Backoff
+		} else if b, err := w.client.TopicBackoff(ctx, t.name); err != nil {
+			return err
+		} else {
+			t.backoff = b
+		}
+	}
+	wake, err := w.client.subscribeWake(ctx, w.topics)
+	if err != nil {
+		return err
+	}
+	defer wake.close()
+	if !w.opts.IgnoreSignals {
+		signals := make(chan os.Signal, 2)
+		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(signals)
+		go func() {
+			for range signals {
+				w.log.Print("redisched worker: signal: stopping (send it again to skip the grace period)")
+				w.Stop()
+			}
+		}()
+	}
+	stopped := w.stopped
+	go func() {
+		select {
+		case <-ctx.Done():
+			w.Stop()
+		case <-stopped:
+		}
+	}()
+	beat := make(chan struct{})
+	go w.heartbeat(beat)
+	defer close(beat)
+	var loops sync.WaitGroup
+	for _, t := range w.topics {
+		loops.Add(1)
+		go func(t *topicState) {
+			defer loops.Done()
+			w.topicLoop(t)
+		}(t)
+	}
+	if w.opts.OnReady != nil {
+		w.opts.OnReady()
+	}
+	<-stopped
+	w.shutdown(&loops)
+	return nil
+}
+
+func (w *Worker) serverNow() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Now().UnixMilli() + w.offsetMs
+}
+
+// -- leasing ---------------------------------------------------------------------------------
+
+func (w *Worker) topicLoop(t *topicState) {
+	failures := 0
+	for !w.isStopping() {
+		if err := w.step(t); err != nil {
+			failures++
+			pause := time.Duration(math.Min(float64(50*time.Millisecond)*math.Pow(2, float64(failures)), float64(5*time.Second)))
+			w.log.Printf("redisched worker: topic %s: %v; retrying in %s", t.name, err, pause)
+			select {
+			case <-w.stopped:
+			case <-time.After(pause):
+			}
+			continue
+		}
+		failures = 0
+	}
+}
+
+func (w *Worker) sleepUntil(t *topicState, d time.Duration) {
+	if d > MaxIdle {
+		d = MaxIdle
+	}
+	if d <= 0 {
+		return
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.kick:
+	case <-timer.C:
+	}
+}
+
+// step is one round trip: requeue if a reservation timed out, else ack + lease (+ sleep).
+func (w *Worker) step(t *topicState) error {
+	select { // from here on, a wake-up (or a finished job) ends the next sleep
+	case <-t.kick:
+	default:
+	}
+	if t.requeueAt != 0 && w.serverNow() >= t.requeueAt {
+		return w.requeue(t)
+	}
+	w.mu.Lock()
+	count := w.free
+	if count > maxLease {
+		count = maxLease
+	}
+	refillAt := w.opts.Concurrency / 10
+	if refillAt < 1 {
+		refillAt = 1
+	}
+	if count <= 0 || (count < refillAt && t.saturated && len(w.active) > 0) {
+		// Few free slots while more jobs wait: let finished jobs gather a while, so that one
+		// round trip acks and refills many. Acks wait ackDelay at most.
+		if len(t.done) == 0 || time.Now().Before(t.doneSince.Add(ackDelay)) {
+			w.starved[t] = struct{}{}
+			wait := MaxIdle
+			if len(t.done) > 0 {
+				wait = time.Until(t.doneSince.Add(ackDelay))
+			}
+			w.mu.Unlock()
+			w.sleepUntil(t, wait)
+			return nil
+		}
+		if count <= 0 {
+			w.mu.Unlock()
+			w.flushAcks(t)
+			return nil
+		}
+	}
+	done := t.done
+	t.done = nil
+	w.free -= count
+	w.mu.Unlock()
+	sent := time.Now()
+	lease, acked, err := w.client.AckAndLease(context.Background(), t.name, done, int64(count), w.opts.TTRMs)
+	w.mu.Lock()
+	if err != nil {
+		w.free += count
+		t.done = append(done, t.done...) // acked again later: a token is never applied twice
+		w.mu.Unlock()
+		return err
+	}
+	w.offsetMs = lease.NowMs - (sent.UnixMilli()+time.Now().UnixMilli())/2
+	w.free += count - len(lease.Jobs)
+	if w.free > 0 {
+		w.wakeStarvedLocked()
+	}
+	w.mu.Unlock()
+	for i, ok := range acked {
+		if !ok {
+			w.log.Printf("redisched worker: job %q of %s: ack rejected, the reservation was lost", done[i].ID, t.name)
+		}
+	}
+	t.saturated = len(lease.Jobs) == int(count)
+	if len(lease.Jobs) > 0 {
+		w.dispatch(t, lease.Jobs)
+	}
+	t.requeueAt = lease.NextTimeoutMs
+	if t.requeueAt != 0 && t.requeueAt <= lease.NowMs {
+		return w.requeue(t)
+	}
+	if !t.saturated {
+		due := lease.NextDueMs
+		if due != 0 && due <= lease.NowMs {
+			due = 0 // due yet nothing leased: the topic is paused
+		}
+		wait := MaxIdle
+		for _, at := range []int64{due, t.requeueAt} {
+			if at != 0 {
+				if d := time.Duration(at-w.serverNow()) * time.Millisecond; d < wait {
+					wait = d
+				}
+			}
+		}
+		if wait <= 0 {
+			wait = time.Millisecond
+		}
+		w.sleepUntil(t, wait)
+	}
+	return nil
+}
+
+func (w *Worker) requeue(t *topicState) error {
+	next, err := w.client.Requeue(context.Background(), t.name, 1000)
+	if err == nil {
+		t.requeueAt = next
+	}
+	return err
+}
+
+func (w *Worker) wakeStarvedLocked() {
+	for t := range w.starved {
+		kick(t.kick)
+	}
+	w.starved = map[*topicState]struct{}{}
+}
+
+func (w *Worker) flushAcks(t *topicState) {
+	w.mu.Lock()
+	done := t.done
+	t.done = nil
+	w.mu.Unlock()
+	if len(done) == 0 {
+		return
+	}
+	acked, err := w.client.AckMany(context.Background(), t.name, done)
+	if err != nil {
+		w.log.Printf("redisched worker: could not ack %d jobs of %s (%v); they return after their ttr", len(done), t.name, err)
+	}
+	for i, ok := range acked {
+		if !ok {
+			w.log.Printf("redisched worker: job %q of %s: ack rejected, the reservation was lost", done[i].ID, t.name)
+		}
+	}
+}
+
+// -- running handlers ------------------------------------------------------------------------
+
+func (w *Worker) dispatch(t *topicState, jobs []*Job) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	for _, job := range jobs {
+		ttrMs := job.TTRMs
+		if w.opts.TTRMs != 0 {
+			ttrMs = w.opts.TTRMs
+		}
+		ttr := time.Duration(ttrMs) * time.Millisecond
+		if ttr < w.minTTR {
+			w.minTTR = ttr
+		}
+		a := &attempt{job: job, topic: t, ttr: ttr, touchAt: now.Add(ttr / 2)}
+		w.active[a] = struct{}{}
+		// Leased during a stop: handed to no one, so released with the attempt refunded.
+		if w.stopping {
+			continue
+		}
+		a.started = true
+		ctx, cancel := context.WithCancel(context.Background())
+		a.cancel = cancel
+		w.handlers.Add(1)
+		go w.runAttempt(ctx, a)
+	}
+}
+
+func describe(err error) string {
+	text := err.Error()
+	if len(text) > maxErrText {
+		text = "..." + text[len(text)-maxErrText:]
+	}
+	return text
+}
+
+func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
+	defer w.handlers.Done()
+	t, job := a.topic, a.job
+	err := safeCall(ctx, t.handler, job)
+	a.cancel()
+	var retry *RetryError
+	switch {
+	case err == nil || errors.Is(err, ErrKeep):
+		w.mu.Lock()
+		lost := a.lost
+		if !lost && err == nil {
+			if len(t.done) == 0 {
+				t.doneSince = time.Now()
+			}
+			t.done = append(t.done, job)
+		}
+		w.mu.Unlock()
+		if lost {
+			w.log.Printf("redisched worker: job %q of %s finished after its reservation was lost; not acked", job.ID, t.name)
+		}
+	case errors.As(err, &retry):
+		w.release(a, retry.Delay, retry.Reason)
+	default:
+		w.release(a, t.backoff.Delay(job.Attempts), describe(err))
+	}
+	w.mu.Lock()
+	a.finished = true
+	delete(w.active, a)
+	w.free++
+	w.wakeStarvedLocked()
+	if len(w.active) == 0 && w.stopping {
+		closeOnce(w.idle)
+	}
+	w.mu.Unlock()
+	kick(t.kick)
+}
+
+// safeCall runs a handler; a panic is its error.
+func safeCall(ctx context.Context, h Handler, job *Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return h(ctx, job)
+}
+
+// release gives the job back after delay; a job whose handler never started gets its attempt back.
+func (w *Worker) release(a *attempt, delay time.Duration, errText string) {
+	w.mu.Lock()
+	lost, started := a.lost, a.started
+	a.lost = true // released: a late end of the handler changes nothing
+	w.mu.Unlock()
+	job := a.job
+	if lost {
+		w.log.Printf("redisched worker: job %q of %s failed after its reservation was lost", job.ID, job.Topic)
+		return
+	}
+	if !started {
+		errText = ""
+	}
+	state, err := w.client.ReleaseJob(context.Background(), job, delay.Milliseconds(), errText, !started)
+	switch {
+	case errors.Is(err, ErrStale):
+		w.log.Printf("redisched worker: job %q of %s: release rejected, the reservation was lost", job.ID, job.Topic)
+	case err != nil:
+		w.log.Printf("redisched worker: could not release job %q of %s (%v); it returns after its ttr", job.ID, job.Topic, err)
+	case state == "dead":
+		w.log.Printf("redisched worker: job %q of %s is dead after %d attempts: %s", job.ID, job.Topic, job.Attempts, strings.SplitN(errText, "\n", 2)[0])
+	}
+}

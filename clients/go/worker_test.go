@@ -1,0 +1,116 @@
+package redisched
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestWorker runs due and future jobs once, retries failures with backoff, then stops.
+// (tests/test_glue_workers.py drives the worker process from Python: kill -9, grace, lag.)
+func TestWorker(t *testing.T) {
+	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
+	if url == "" {
+		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
+	}
+	pool := NewPool(url)
+	defer pool.Close()
+	c, err := New(pool, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := make([]byte, 4)
+	rand.Read(random)
+	topic := "go-worker-" + hex.EncodeToString(random)
+	var mu sync.Mutex
+	var ran []string
+	handler := func(ctx context.Context, job *Job) error {
+		mu.Lock()
+		ran = append(ran, job.ID+":"+strconv.FormatInt(job.Attempts, 10))
+		mu.Unlock()
+		switch {
+		case job.ID == "retry" && job.Attempts == 1:
+			return Retry(50*time.Millisecond, "again")
+		case job.ID == "dead":
+			return errors.New("always")
+		}
+		return nil
+	}
+	ctx := context.Background()
+	ready := make(chan struct{})
+	w, err := NewWorker(c, map[string]Handler{topic: handler}, Options{IgnoreSignals: true,
+		Backoff: &Backoff{20 * time.Millisecond, 20 * time.Millisecond, 0}, OnReady: func() { close(ready) },
+		Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	<-ready
+	for _, put := range []struct {
+		id string
+		o  PutOptions
+	}{{"now", PutOptions{}}, {"later", PutOptions{DelayMs: 150}}, {"retry", PutOptions{}}, {"dead", PutOptions{MaxAttempts: 2}}} {
+		if _, _, err := c.Put(ctx, topic, put.id, []byte("x"), put.o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		job, err := c.Get(ctx, topic, "dead")
+		if err != nil {
+			t.Fatal(err)
+		}
+		later, _ := c.Get(ctx, topic, "later")
+		retry, _ := c.Get(ctx, topic, "retry")
+		if job != nil && job.State == "dead" && later == nil && retry == nil {
+			if job.LastError != "always" {
+				t.Fatalf("last_error %q", job.LastError)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %v", ran)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(ran)
+	if got := strings.Join(ran, " "); got != "dead:1 dead:2 later:1 now:1 retry:1 retry:2" {
+		t.Fatalf("runs: %s", got)
+	}
+}
+
+// TestSignature checks the Standard Webhooks example of its specification, and cluster slots.
+func TestSignatureAndSlots(t *testing.T) {
+	key, err := SecretKey("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := SignHeaders("msg_p5jXN8AQM9LWM0D4loKWxJek", []byte(`{"test": 2432232314}`), [][]byte{key}, 1614265330)
+	if headers["webhook-signature"] != "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=" {
+		t.Fatalf("signature %s", headers["webhook-signature"])
+	}
+	// Slots from the Redis Cluster specification's examples.
+	for key, slot := range map[string]int{"foo": 12182, "{user1000}.following": 3443} {
+		if Slot(key) != slot {
+			t.Fatalf("slot of %s: %d, not %d", key, Slot(key), slot)
+		}
+	}
+	if Slot("redisched:{emails}:jobs") != Slot("emails") {
+		t.Fatal("a topic's keys must share the slot of its hash tag")
+	}
+}

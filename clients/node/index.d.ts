@@ -1,0 +1,156 @@
+// Types of the redisched Node.js glue (index.js).
+import type { Cluster, Redis } from 'ioredis';
+import type { Server } from 'node:http';
+
+export type RedisLike = Redis | Cluster;
+
+/** A job as get.lua / reserve.lua return it. Times are epoch milliseconds. */
+export interface Job {
+  topic: string;
+  id: string;
+  state: 'scheduled' | 'ready' | 'reserved' | 'dead';
+  version: number;
+  attempts: number;
+  priority: number;
+  ttrMs: number;
+  maxAttempts: number | null;
+  runAtMs: number;
+  /** Set on a job from reserve/lease: present it to ack, release, touch and bury. */
+  token: string | null;
+  reservedUntilMs: number | null;
+  lastError: string | null;
+  body: Buffer;
+  pendingVersion: number | null;
+}
+
+/** Enough of a job to ack, release, touch or bury it. */
+export interface Reservation {
+  topic: string;
+  id: string;
+  token: string | null;
+}
+
+export interface Lease {
+  nowMs: number;
+  /** run_at of the earliest scheduled job, null when none. */
+  nextDueMs: number | null;
+  /** The earliest reservation deadline, null when none. */
+  nextTimeoutMs: number | null;
+  jobs: Job[];
+}
+
+export interface PutOptions {
+  delayMs?: number;
+  runAtMs?: number | '';
+  ttrMs?: number | '';
+  priority?: number;
+  maxAttempts?: number | '';
+  replace?: boolean;
+  ifVersion?: number | '';
+}
+
+export interface TopicStats {
+  nowMs: number; scheduled: number; ready: number; reserved: number; dead: number;
+  paused: number; nextDueMs: number; totalPut: number; totalReserved: number;
+  totalAcked: number; totalReleased: number; totalRequeued: number; totalDead: number;
+  totalPulled: number;
+}
+
+export class RedischedError extends Error {}
+/** The token no longer holds the job: it was requeued, re-reserved, deleted or acked. */
+export class StaleReservation extends RedischedError {}
+/** if_version did not match the job's current version (0: no such job). */
+export class VersionConflict extends RedischedError {
+  current: number;
+}
+
+/** One method per script. */
+export class Scheduler {
+  constructor(redis: RedisLike, options?: { prefix?: string; dir?: string; clock?: (() => number) | null });
+  readonly redis: RedisLike;
+  readonly prefix: string;
+  call(name: string, topic: string, named?: Record<string, unknown>, options?: { buffers?: boolean }): Promise<any>;
+  pipeline(topic: string, steps: Array<[string, Record<string, unknown>, boolean]>): Promise<any[]>;
+  put(topic: string, id: string, body: string | Buffer, options?: PutOptions): Promise<{ status: 'created' | 'exists' | 'replaced' | 'pending'; version: number }>;
+  get(topic: string, id: string): Promise<Job | null>;
+  delete(topic: string, id: string, options?: { ifVersion?: number | '' }): Promise<boolean>;
+  reserve(topic: string, options?: { count?: number; ttrMs?: number | '' }): Promise<Job[]>;
+  lease(topic: string, options?: { count?: number; ttrMs?: number | '' }): Promise<Lease>;
+  ackAndLease(topic: string, done: Reservation[], count: number, options?: { ttrMs?: number | '' }): Promise<Lease & { acked: boolean[] }>;
+  ack(job: Reservation): Promise<void>;
+  release(job: Reservation, options?: { delayMs?: number; error?: string; unstarted?: boolean }): Promise<'scheduled' | 'ready' | 'dead'>;
+  touch(job: Reservation, options?: { ttrMs?: number | '' }): Promise<number>;
+  bury(job: Reservation, options?: { reason?: string }): Promise<void>;
+  kick(topic: string, id?: string, options?: { limit?: number }): Promise<number>;
+  requeue(topic: string, options?: { limit?: number }): Promise<[number, number, number]>;
+  pull(topic: string): Promise<Job | null>;
+  stats(topic: string): Promise<TopicStats>;
+  pause(topic: string): Promise<boolean>;
+  resume(topic: string): Promise<boolean>;
+  topicBackoff(topic: string): Promise<{ baseMs: number | null; maxMs: number | null }>;
+  wakeChannel(topic: string): string;
+}
+
+/** Returned by a handler: the job stays reserved; someone else acks or releases it with the token. */
+export const KEEP: unique symbol;
+
+/** Thrown by a handler to run the job again after delayMs (the attempt still counts). */
+export class Retry extends Error {
+  constructor(delayMs?: number, reason?: string);
+  delayMs: number;
+  reason: string;
+}
+
+export class Backoff {
+  constructor(options?: { baseMs?: number; maxMs?: number; jitter?: number });
+  delayMs(attempt: number): number;
+}
+
+export type Handler = (job: Job, context: { readonly signal: AbortSignal }) => unknown | Promise<unknown>;
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface WorkerOptions {
+  /** Handlers running at once across all topics (default 50). */
+  concurrency?: number;
+  /** Each lease's length (default: each job's own ttr). */
+  ttrMs?: number | null;
+  /** Retry delays (default: the topic's backoff_ms/backoff_max_ms, else 1 s doubling to 1 h). */
+  backoff?: Backoff | null;
+  /** How long running handlers may finish after stop() (default 30 s). */
+  graceMs?: number;
+  /** Stop gracefully on SIGTERM and SIGINT (default true). */
+  handleSignals?: boolean;
+  logger?: Logger;
+  prefix?: string;
+  dir?: string;
+}
+
+export class Worker {
+  constructor(redis: RedisLike | Scheduler, handlers: Record<string, Handler>, options?: WorkerOptions);
+  readonly scheduler: Scheduler;
+  /** Serve until stop() or a signal; resolves once stopped. */
+  run(options?: { onReady?: (() => void) | null }): Promise<void>;
+  /** Stop gracefully; a second call cuts the grace period short. */
+  stop(): void;
+}
+
+/** A Worker handler that POSTs each job to a webhook, signed the Standard Webhooks way. */
+export function webhookHandler(options: { url: string; secrets?: string[]; timeoutMs?: number }): Handler;
+export function payload(job: Job): string;
+export function retryAfterMs(value: string | null | undefined, now?: number): number | null;
+
+export function secretKey(secret: string): Buffer;
+export function signature(key: Buffer, msgId: string, timestamp: number, body: Buffer | string): string;
+export function signHeaders(msgId: string, body: Buffer | string, keys: Buffer[], timestamp?: number): Record<string, string>;
+export function messageId(job: Pick<Job, 'topic' | 'id' | 'version'>): string;
+
+export function toStored(value: unknown, field?: string): Buffer;
+export function toJsonText(data: Buffer): string;
+
+/** POST /schedule/{topic}, POST /cancel/{topic}, GET /healthz over a Scheduler. */
+export function createServer(scheduler: Scheduler): Server;

@@ -1,0 +1,70 @@
+'use strict';
+/**
+ * Push delivery: a Worker handler that POSTs each due job to a webhook, as the Python
+ * dispatcher does (src/redisched/http/delivery.py). The request body is
+ * {"topic", "id", "body", "attempt", "version", "token", "run_at"}, signed the Standard Webhooks
+ * way (signing.js). 2xx acks the job; 202 leaves it reserved for the receiver to ack or release
+ * with the token; 429/503 with Retry-After releases it after that delay; anything else, a
+ * timeout or a connection error releases it with the topic's backoff (dead after max_attempts).
+ */
+const { toJsonText } = require('./body');
+const { messageId, secretKey, signHeaders } = require('./signing');
+const { KEEP, Retry } = require('./worker');
+
+const USER_AGENT = 'redisched-node-webhook/1';
+const MAX_REASON_CHARS = 300;
+
+/** The JSON request body for a reserved job. */
+function payload(job) {
+  const fields = {
+    topic: JSON.stringify(job.topic), id: JSON.stringify(job.id), body: toJsonText(job.body),
+    attempt: job.attempts, version: job.version, token: JSON.stringify(job.token),
+    run_at: JSON.stringify(new Date(job.runAtMs).toISOString()),
+  };
+  return `{${Object.entries(fields).map(([k, v]) => `"${k}":${v}`).join(',')}}`;
+}
+
+/** Seconds asked for by a Retry-After header (delta-seconds or an HTTP date), or null. */
+function retryAfterMs(value, now = Date.now()) {
+  if (value === null || value === undefined) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const when = Date.parse(text);
+  return Number.isNaN(when) ? null : Math.max(0, when - now);
+}
+
+/**
+ * A handler for Worker that delivers each job to `url`.
+ * @param options.url the webhook
+ * @param options.secrets signing secrets (up to two during a rotation)
+ * @param options.timeoutMs how long one request may take (default 10 s)
+ */
+function webhookHandler({ url, secrets = [], timeoutMs = 10_000 }) {
+  new URL(url); // eslint-disable-line no-new -- a TypeError names a bad URL at start
+  const keys = secrets.map(secretKey);
+  return async (job, { signal } = {}) => {
+    const data = Buffer.from(payload(job), 'utf8');
+    const headers = {
+      ...signHeaders(messageId(job), data, keys),
+      'content-type': 'application/json', 'user-agent': USER_AGENT,
+    };
+    const timeout = AbortSignal.timeout(timeoutMs);
+    let res;
+    try {
+      res = await fetch(url, { method: 'POST', body: data, headers, redirect: 'manual',
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+    } catch (err) {
+      throw new Error(`webhook ${url}: ${err.cause?.message || err.message}`);
+    }
+    const text = (await res.text().catch(() => '')).slice(0, MAX_REASON_CHARS);
+    if (res.status === 202) return KEEP;
+    if (res.status >= 200 && res.status < 300) return undefined;
+    const after = retryAfterMs(res.headers.get('retry-after'));
+    if ((res.status === 429 || res.status === 503) && after !== null) {
+      throw new Retry(after, `webhook answered HTTP ${res.status}`);
+    }
+    throw new Error(`webhook answered HTTP ${res.status}: ${text}`);
+  };
+}
+
+module.exports = { webhookHandler, payload, retryAfterMs, USER_AGENT };

@@ -1,0 +1,136 @@
+'use strict';
+/**
+ * A small HTTP server with the original project's routes, over a Scheduler:
+ *
+ *   POST /schedule/{topic}  {"id", "contents", "delay"}  create or replace job id, due after
+ *                           delay seconds; 201 created, 200 replaced, 202 pending (a running
+ *                           attempt finishes first), with {"topic", "id", "version", "status"}
+ *   POST /cancel/{topic}    {"id"}  delete it; 200 {"id", "cancelled": true}, or 404
+ *   GET  /healthz           200 {"status": "ok", "redis": "ok"}, 503 when Redis does not answer
+ *
+ * `contents` follows the body convention of the Python service (body.js). Errors are JSON
+ * {"error": {"code", "message", "field"}} and change nothing stored.
+ */
+const http = require('node:http');
+const { toStored } = require('./body');
+
+const MAX_REQUEST_BYTES = 1024 * 1024;
+const MAX_ID_BYTES = 1024;
+const MAX_DELAY_S = 100 * 365 * 86_400;
+const STATUS = { created: 201, replaced: 200, pending: 202 };
+
+class ApiError extends Error {
+  constructor(status, code, message, field = null) {
+    super(message);
+    Object.assign(this, { status, code, field });
+  }
+}
+
+const invalid = (field, message) => new ApiError(400, 'invalid', `${field} ${message}`, field);
+
+function send(res, status, value) {
+  const data = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+async function readJson(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > MAX_REQUEST_BYTES) throw new ApiError(413, 'too_large', `the request body is over ${MAX_REQUEST_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  let value;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+  } catch (err) {
+    throw new ApiError(400, 'malformed_json', `the request body is not valid JSON: ${err.message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ApiError(400, 'invalid', 'the request body must be a JSON object');
+  }
+  return value;
+}
+
+function fields(value, allowed, required) {
+  for (const key of Object.keys(value)) if (!allowed.includes(key)) throw invalid(key, 'is not a known field');
+  for (const key of required) if (!(key in value)) throw invalid(key, 'is required');
+  const { id } = value;
+  if (typeof id !== 'string' || !id || Buffer.byteLength(id) > MAX_ID_BYTES) {
+    throw invalid('id', `must be a string of 1 to ${MAX_ID_BYTES} bytes`);
+  }
+  return value;
+}
+
+function topicOf(scheduler, raw) {
+  let topic;
+  try {
+    topic = decodeURIComponent(raw);
+    scheduler.keys(scheduler.scripts.get('get'), topic);
+  } catch {
+    throw invalid('topic', 'must be 1 to 200 characters without braces or control characters');
+  }
+  return topic;
+}
+
+async function schedule(scheduler, topic, req) {
+  const spec = fields(await readJson(req), ['id', 'contents', 'delay'], ['id', 'contents']);
+  const delay = spec.delay ?? 0;
+  if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0 || delay > MAX_DELAY_S) {
+    throw invalid('delay', `must be a number of seconds from 0 to ${MAX_DELAY_S}`);
+  }
+  let data;
+  try {
+    data = toStored(spec.contents, 'contents');
+  } catch (err) {
+    throw invalid(err.field || 'contents', err.message);
+  }
+  const { status, version } = await scheduler.put(topic, spec.id, data,
+    { delayMs: Math.round(delay * 1000), replace: true });
+  return [STATUS[status], { topic, id: spec.id, version, status }];
+}
+
+async function cancel(scheduler, topic, req) {
+  const spec = fields(await readJson(req), ['id'], ['id']);
+  if (!(await scheduler.delete(topic, spec.id))) {
+    throw new ApiError(404, 'not_found', `no job ${JSON.stringify(spec.id)} in topic ${JSON.stringify(topic)}`, 'id');
+  }
+  return [200, { id: spec.id, cancelled: true }];
+}
+
+const ROUTES = { schedule, cancel };
+
+/** An http.Server answering the routes above through `scheduler`. */
+function createServer(scheduler) {
+  return http.createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url, 'http://localhost');
+      const m = /^\/(schedule|cancel)\/([^/]+)$/.exec(url.pathname);
+      if (m && req.method === 'POST') {
+        const [status, body] = await ROUTES[m[1]](scheduler, topicOf(scheduler, m[2]), req);
+        send(res, status, body);
+      } else if (url.pathname === '/healthz' && req.method === 'GET') {
+        try {
+          await scheduler.redis.ping();
+          send(res, 200, { status: 'ok', redis: 'ok' });
+        } catch (err) {
+          send(res, 503, { status: 'unavailable', redis: err.message });
+        }
+      } else if (m || url.pathname === '/healthz') {
+        throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed here`);
+      } else {
+        throw new ApiError(404, 'not_found', `no route ${url.pathname}`);
+      }
+    } catch (err) {
+      if (err instanceof ApiError) {
+        send(res, err.status, { error: { code: err.code, message: err.message, field: err.field } });
+      } else {
+        send(res, 503, { error: { code: 'backend_unavailable', message: String(err.message), field: null } });
+      }
+    }
+  });
+}
+
+module.exports = { createServer, ApiError };

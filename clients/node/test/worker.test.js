@@ -1,0 +1,56 @@
+'use strict';
+// The Worker against REDISCHED_TEST_REDIS_URL: runs due jobs, retries with backoff, stops.
+// (tests/test_glue_workers.py drives the worker process from Python: kill -9, grace, lag.)
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const { after, test } = require('node:test');
+const Redis = require('ioredis');
+const { Backoff, Retry, Scheduler, Worker, signHeaders, secretKey, toJsonText, toStored } = require('..');
+
+const url = process.env.REDISCHED_TEST_REDIS_URL;
+const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
+after(() => redis && redis.quit());
+
+test('the worker runs due and future jobs once, retries failures, then stops', async () => {
+  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
+  const s = new Scheduler(redis);
+  const topic = `node-worker-${crypto.randomBytes(4).toString('hex')}`;
+  const ran = [];
+  const worker = new Worker(s, {
+    [topic]: async (job) => {
+      ran.push(`${job.id}:${job.attempts}`);
+      if (job.id === 'retry' && job.attempts === 1) throw new Retry(50, 'again');
+      if (job.id === 'dead') throw new Error('always');
+    },
+  }, { backoff: new Backoff({ baseMs: 20, maxMs: 20 }), handleSignals: false, logger: { info() {}, warn() {}, error() {} } });
+  const done = worker.run({ onReady: async () => {
+    await s.put(topic, 'now', 'x');
+    await s.put(topic, 'later', 'x', { delayMs: 150 });
+    await s.put(topic, 'retry', 'x');
+    await s.put(topic, 'dead', 'x', { maxAttempts: 2 });
+  } });
+  const deadline = Date.now() + 5000;
+  while ((await s.stats(topic)).totalAcked < 3 || (await s.stats(topic)).dead < 1) {
+    assert.ok(Date.now() < deadline, `timed out: ${ran}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  worker.stop();
+  await done;
+  assert.deepEqual(ran.sort(), ['dead:1', 'dead:2', 'later:1', 'now:1', 'retry:1', 'retry:2']);
+  const dead = await s.get(topic, 'dead');
+  assert.equal(dead.state, 'dead');
+  assert.match(dead.lastError, /Error: always/);
+});
+
+test('signatures and bodies follow the Python service', () => {
+  // The Standard Webhooks example: secret, id, timestamp and body from its specification.
+  const key = secretKey('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
+  const body = '{"test": 2432232314}';
+  const headers = signHeaders('msg_p5jXN8AQM9LWM0D4loKWxJek', body, [key], 1614265330);
+  assert.equal(headers['webhook-signature'], 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=');
+  assert.deepEqual(toStored({ a: [1, 'b'] }), Buffer.from('{"a":[1,"b"]}'));
+  assert.deepEqual(toStored({ $base64: 'AP8=' }), Buffer.from([0, 255]));
+  assert.equal(toJsonText(Buffer.from([0, 255])), '{"$base64":"AP8="}');
+  assert.equal(toJsonText(Buffer.from('{"$base64":"AP8="}')), '{"$base64":"eyIkYmFzZTY0IjoiQVA4PSJ9"}');
+  assert.equal(toJsonText(Buffer.from('[1, 2]')), '[1, 2]');
+});

@@ -1,0 +1,414 @@
+'use strict';
+/**
+ * The Node.js worker: lease due jobs, run their handlers, ack or release them.
+ *
+ * The same loop as the Python Worker (src/redisched/worker.py), on the same scripts. Per topic
+ * one loop talks to Redis: each round trip acks the jobs finished since the last one and leases
+ * as many new ones as there are free slots (a pipeline of ack.lua and reserve.lua). When a topic
+ * has nothing due, its loop sleeps until the lease's next_due_ms or next_timeout_ms (server
+ * time), or until the topic's wake channel announces new work: no polling. A reservation
+ * deadline that passes (a worker died) makes the loop run requeue.lua. Handlers running longer
+ * than half their ttr get their lease extended (touch.lua). A failed handler releases its job
+ * with the topic's backoff; release.lua sends it to dead when max_attempts are used up.
+ *
+ * stop() (or SIGTERM/SIGINT) stops gracefully: nothing more is leased, running handlers get
+ * `graceMs` to finish, leased jobs that never started go back with their attempt refunded,
+ * handlers still running after the grace period are aborted (their AbortSignal) and released.
+ */
+const { Scheduler, StaleReservation } = require('./redisched');
+
+const MAX_LEASE = 1000;
+/** Milliseconds an idle topic sleeps at most, in case a wake-up message was lost. */
+const MAX_IDLE_MS = 10_000;
+/** Milliseconds a finished job's ack may wait to share a round trip with others. */
+const ACK_DELAY_MS = 5;
+const STOPPED_ERROR = 'the worker stopped before the handler finished';
+const MAX_ERROR_TEXT = 4000;
+/** A handler returning KEEP leaves its job reserved: someone else acks it with the token. */
+const KEEP = Symbol('redisched.keep');
+
+/** Thrown by a handler to run the job again after `delayMs` (the attempt still counts). */
+class Retry extends Error {
+  constructor(delayMs = 0, reason = 'retry requested') {
+    super(`${reason} (in ${delayMs / 1000} s)`);
+    this.delayMs = delayMs;
+    this.reason = reason;
+  }
+}
+
+/** Exponential backoff with jitter: attempt n waits min(max, base * 2^(n-1)), minus up to `jitter` of it. */
+class Backoff {
+  constructor({ baseMs = 1000, maxMs = 3_600_000, jitter = 0.2 } = {}) {
+    if (!(baseMs >= 0 && maxMs >= baseMs && jitter >= 0 && jitter <= 1)) {
+      throw new RangeError('backoff: need 0 <= baseMs <= maxMs and 0 <= jitter <= 1');
+    }
+    Object.assign(this, { baseMs, maxMs, jitter });
+  }
+
+  /** The delay after attempt `attempt` (1 = the first run), with jitter, in ms. */
+  delayMs(attempt) {
+    const ceiling = Math.min(this.maxMs, this.baseMs * 2 ** Math.min(Math.max(attempt, 1) - 1, 64));
+    return Math.round(ceiling * (1 - this.jitter * Math.random()));
+  }
+}
+
+/** A settable flag to wait on, with a timeout (asyncio.Event with wait_for). */
+class Kick {
+  constructor() {
+    this.flag = false;
+    this.waiters = new Set();
+  }
+
+  set() {
+    this.flag = true;
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    waiters.forEach((wake) => wake());
+  }
+
+  clear() {
+    this.flag = false;
+  }
+
+  /** Resolves when set, or after `ms` (never when ms is null). */
+  wait(ms = null) {
+    if (this.flag) return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer = null;
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+        resolve();
+      };
+      this.waiters.add(wake);
+      // unref: a wait that lost its race (a grace period that was not needed) must not keep
+      // the process alive; the worker's connections do that while it runs.
+      if (ms !== null) timer = setTimeout(wake, Math.max(0, Math.ceil(ms))).unref();
+    });
+  }
+}
+
+function describe(err) {
+  const text = err instanceof Error ? String(err.stack || `${err.name}: ${err.message}`) : String(err);
+  return text.length <= MAX_ERROR_TEXT ? text : `...${text.slice(-MAX_ERROR_TEXT)}`;
+}
+
+/** An attempt's AbortController, made the first time a handler or the worker needs it. */
+function controller(a) {
+  if (a.controller === null) a.controller = new AbortController();
+  return a.controller;
+}
+
+const QUIET = { info() {}, warn: console.warn, error: console.error };
+
+class Worker {
+  /**
+   * @param redis an ioredis client or Cluster (or a Scheduler over one)
+   * @param handlers topic -> async (job, {signal}) => result. Returning acks the job (KEEP leaves
+   *   it reserved); throwing releases it with backoff (a Retry picks the delay); a job whose
+   *   max_attempts are used up goes dead with the error as its last_error.
+   * @param options.concurrency handlers running at once across all topics (default 50)
+   * @param options.ttrMs each lease's length (default: each job's own ttr)
+   * @param options.backoff a Backoff (default: the topic's backoff_ms/backoff_max_ms, else 1 s to 1 h)
+   * @param options.graceMs how long running handlers may finish after stop() (default 30 s)
+   * @param options.handleSignals stop gracefully on SIGTERM and SIGINT (default true)
+   * @param options.logger {info, warn, error} (default: warnings and errors to the console)
+   */
+  constructor(redis, handlers, { concurrency = 50, ttrMs = null, backoff = null, graceMs = 30_000,
+    handleSignals = true, logger = QUIET, prefix, dir } = {}) {
+    this.scheduler = redis instanceof Scheduler ? redis : new Scheduler(redis, { prefix, dir });
+    if (!handlers || typeof handlers !== 'object' || !Object.keys(handlers).length) {
+      throw new TypeError('handlers: must map at least one topic to a handler');
+    }
+    this.topics = Object.entries(handlers).map(([name, handler]) => {
+      if (typeof handler !== 'function') throw new TypeError(`handlers[${JSON.stringify(name)}]: must be a function`);
+      this.scheduler.keys(this.scheduler.scripts.get('reserve'), name); // validates the name
+      return { name, handler, backoff: null, done: [], doneSince: 0, kick: new Kick(), requeueAt: null,
+        saturated: false, failures: 0 };
+    });
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
+      throw new RangeError('concurrency: must be an integer from 1 to 10000');
+    }
+    if (backoff !== null && !(backoff instanceof Backoff)) throw new TypeError('backoff: must be a Backoff');
+    Object.assign(this, { concurrency, ttrMs, backoff, graceMs, handleSignals, log: logger });
+    this.running = false;
+    this.stopping = false;
+  }
+
+  /** Stop gracefully; a second call cuts the grace period short. */
+  stop() {
+    if (this.stopping) this.force.set();
+    this.stopping = true;
+    if (!this.running) return;
+    this.stopped.set();
+    this.topics.forEach((t) => t.kick.set());
+  }
+
+  /** Serve the topics until stop() or a signal; resolves once stopped. `onReady` is called
+   * once the worker is subscribed to its wake channels (no put goes unnoticed from then on). */
+  async run({ onReady = null } = {}) {
+    if (this.running) throw new Error('this worker is already running');
+    this.running = true;
+    this.stopped = new Kick();
+    this.force = new Kick();
+    this.idle = new Kick();
+    this.free = this.concurrency;
+    this.refillAt = Math.max(1, Math.floor(this.concurrency / 10));
+    this.active = new Set();
+    this.starved = new Set();
+    this.offsetMs = 0;
+    const redis = this.scheduler.redis;
+    const subscriber = redis.duplicate();
+    const byChannel = new Map(this.topics.map((t) => [this.scheduler.wakeChannel(t.name), t]));
+    subscriber.on('message', (channel) => byChannel.get(channel)?.kick.set());
+    // Messages may have been missed while reconnecting: every topic looks again.
+    subscriber.on('ready', () => this.topics.forEach((t) => t.kick.set()));
+    subscriber.on('error', (err) => this.log.warn(`redisched worker: wake-up connection: ${err.message}`));
+    const onSignal = (sig) => {
+      this.log.info(`${sig}: stopping (send it again to skip the grace period)`);
+      this.stop();
+    };
+    const signals = this.handleSignals ? ['SIGTERM', 'SIGINT'] : [];
+    signals.forEach((sig) => process.on(sig, onSignal));
+    let heartbeat = null;
+    try {
+      await subscriber.subscribe(...byChannel.keys());
+      for (const t of this.topics) t.backoff = this.backoff || await this.topicBackoff(t.name);
+      heartbeat = this.heartbeat();
+      const loops = this.topics.map((t) => this.topicLoop(t));
+      if (this.stopping) this.stopped.set(); // stop() came before run()
+      if (onReady) onReady();
+      await this.stopped.wait();
+      await this.shutdown(loops);
+    } finally {
+      if (heartbeat) heartbeat.stop();
+      signals.forEach((sig) => process.removeListener(sig, onSignal));
+      subscriber.disconnect();
+      this.running = false;
+      this.stopping = false;
+    }
+  }
+
+  async topicBackoff(topic) {
+    const { baseMs, maxMs } = await this.scheduler.topicBackoff(topic);
+    const base = baseMs ?? 1000;
+    return new Backoff({ baseMs: base, maxMs: Math.max(base, maxMs ?? 3_600_000) });
+  }
+
+  serverNow() {
+    return Date.now() + this.offsetMs;
+  }
+
+  // -- leasing --------------------------------------------------------------------------------
+
+  async topicLoop(t) {
+    while (!this.stopping) {
+      try {
+        await this.step(t);
+        t.failures = 0;
+      } catch (err) {
+        t.failures += 1;
+        const pause = Math.min(50 * 2 ** t.failures, 5000);
+        this.log.warn(`redisched worker: topic ${t.name}: ${err.message}; retrying in ${pause} ms`);
+        await this.stopped.wait(pause);
+      }
+    }
+  }
+
+  /** One round trip: requeue if a reservation timed out, else ack + lease (+ sleep). */
+  async step(t) {
+    t.kick.clear(); // from here on, a wake-up (or a finished job) ends the next sleep
+    if (t.requeueAt !== null && this.serverNow() >= t.requeueAt) {
+      await this.requeue(t);
+      return;
+    }
+    const count = Math.min(this.free, MAX_LEASE);
+    if (count <= 0 || (count < this.refillAt && t.saturated && this.active.size)) {
+      // Few free slots while more jobs wait: let finished jobs gather a while, so that one
+      // round trip acks and refills many. Acks wait ACK_DELAY_MS at most.
+      if (!t.done.length || Date.now() < t.doneSince + ACK_DELAY_MS) {
+        this.starved.add(t);
+        await t.kick.wait(t.done.length ? t.doneSince + ACK_DELAY_MS - Date.now() : null);
+        return;
+      }
+      if (count <= 0) {
+        await this.flushAcks(t);
+        return;
+      }
+    }
+    const done = t.done;
+    t.done = [];
+    this.free -= count;
+    const sent = Date.now();
+    let lease;
+    try {
+      lease = await this.scheduler.ackAndLease(t.name, done, count, { ttrMs: this.ttrMs ?? '' });
+    } catch (err) {
+      this.free += count;
+      t.done = done.concat(t.done); // acked again later: a token is never applied twice
+      throw err;
+    }
+    this.offsetMs = lease.nowMs - (sent + Date.now()) / 2;
+    this.free += count - lease.jobs.length;
+    if (this.free > 0) this.wakeStarved();
+    lease.acked.forEach((ok, i) => ok || this.log.warn(
+      `redisched worker: job ${done[i].id} of ${t.name}: ack rejected, the reservation was lost`));
+    t.saturated = lease.jobs.length === count;
+    if (lease.jobs.length) this.dispatch(t, lease.jobs);
+    t.requeueAt = lease.nextTimeoutMs;
+    if (t.requeueAt !== null && t.requeueAt <= lease.nowMs) {
+      await this.requeue(t);
+      return;
+    }
+    if (!t.saturated) await this.sleep(t, lease.nowMs, lease.nextDueMs);
+  }
+
+  async requeue(t) {
+    const [, , next] = await this.scheduler.requeue(t.name);
+    t.requeueAt = next < 0 ? null : next;
+  }
+
+  /** Sleep until the next job is due or a reservation times out, or a kick. */
+  async sleep(t, nowMs, nextDueMs) {
+    const due = nextDueMs !== null && nextDueMs > nowMs ? nextDueMs : null; // due yet unleased: paused
+    const deadlines = [due, t.requeueAt].filter((ms) => ms !== null);
+    const wait = deadlines.length ? Math.min(MAX_IDLE_MS, Math.min(...deadlines) - this.serverNow()) : MAX_IDLE_MS;
+    await t.kick.wait(wait);
+  }
+
+  wakeStarved() {
+    const starved = [...this.starved];
+    this.starved.clear();
+    starved.forEach((t) => t.kick.set());
+  }
+
+  async flushAcks(t) {
+    const done = t.done;
+    t.done = [];
+    if (!done.length) return;
+    try {
+      const replies = await this.scheduler.pipeline(t.name, [['ack', {
+        now_ms: this.scheduler.now(), id: done.map((j) => j.id), token: done.map((j) => j.token) }, false]]);
+      replies[0].forEach((status, i) => status === 1 || this.log.warn(
+        `redisched worker: job ${done[i].id} of ${t.name}: ack rejected, the reservation was lost`));
+    } catch (err) {
+      this.log.warn(`redisched worker: could not ack ${done.length} jobs of ${t.name} (${err.message}); they return after their ttr`);
+    }
+  }
+
+  // -- running handlers -----------------------------------------------------------------------
+
+  dispatch(t, jobs) {
+    const now = Date.now();
+    for (const job of jobs) {
+      const ttr = this.ttrMs ?? job.ttrMs;
+      const attempt = { job, topic: t, ttr, touchAt: now + ttr / 2, lost: false, finished: false,
+        started: false, controller: null, promise: null };
+      this.active.add(attempt);
+      // Leased during a stop: handed to no one, so released with the attempt refunded.
+      if (this.stopping) continue;
+      attempt.promise = this.runAttempt(attempt);
+    }
+    if (this.minTtr === undefined || jobs.some((j) => (this.ttrMs ?? j.ttrMs) < this.minTtr)) {
+      this.minTtr = Math.min(this.minTtr ?? Infinity, ...jobs.map((j) => this.ttrMs ?? j.ttrMs));
+      this.beat?.set();
+    }
+  }
+
+  async runAttempt(a) {
+    const { topic: t, job } = a;
+    a.started = true;
+    try {
+      const result = await t.handler(job, { get signal() { return controller(a).signal; } });
+      if (a.lost) {
+        this.log.warn(`redisched worker: job ${job.id} of ${t.name} finished after its reservation was lost; not acked`);
+      } else if (result !== KEEP) {
+        if (!t.done.length) t.doneSince = Date.now();
+        t.done.push(job);
+      }
+    } catch (err) {
+      if (err instanceof Retry) await this.release(a, err.delayMs, err.reason);
+      else await this.release(a, t.backoff.delayMs(job.attempts), describe(err));
+    } finally {
+      a.finished = true;
+      this.active.delete(a);
+      this.free += 1;
+      this.wakeStarved();
+      t.kick.set();
+      if (!this.active.size && this.stopping) this.idle.set();
+    }
+  }
+
+  /** Give the job back after delayMs; a job whose handler never started gets its attempt back. */
+  async release(a, delayMs, error) {
+    const { job } = a;
+    if (a.lost) {
+      this.log.warn(`redisched worker: job ${job.id} of ${job.topic} failed after its reservation was lost`);
+      return;
+    }
+    a.lost = true; // released: a late end of the handler changes nothing
+    try {
+      const state = await this.scheduler.release(job, { delayMs, error: a.started ? error : '', unstarted: !a.started });
+      if (state === 'dead') {
+        this.log.error(`redisched worker: job ${job.id} of ${job.topic} is dead after ${job.attempts} attempts: ${error.split('\n')[0]}`);
+      } else {
+        this.log.info(`redisched worker: job ${job.id} of ${job.topic}: attempt ${job.attempts} failed; next in ${delayMs} ms`);
+      }
+    } catch (err) {
+      if (err instanceof StaleReservation) {
+        this.log.warn(`redisched worker: job ${job.id} of ${job.topic}: release rejected, the reservation was lost`);
+      } else {
+        this.log.warn(`redisched worker: could not release job ${job.id} of ${job.topic} (${err.message}); it returns after its ttr`);
+      }
+    }
+  }
+
+  async shutdown(loops) {
+    const deadline = Date.now() + this.graceMs;
+    const left = () => deadline - Date.now();
+    const force = this.force.wait(null);
+    await Promise.race([Promise.allSettled(loops), this.force.wait(left())]);
+    const unstarted = [...this.active].filter((a) => !a.started);
+    await Promise.all(unstarted.map((a) => this.release(a, 0, '').then(() => this.active.delete(a))));
+    if ([...this.active].length) await Promise.race([this.idle.wait(left()), force]);
+    const unfinished = [...this.active].filter((a) => !a.finished && !a.lost);
+    if (unfinished.length) {
+      this.log.warn(`redisched worker: releasing ${unfinished.length} jobs that did not finish in time`);
+      unfinished.forEach((a) => controller(a).abort(new Error(STOPPED_ERROR)));
+      await Promise.all(unfinished.map((a) => this.release(a, 0, STOPPED_ERROR)));
+    }
+    await Promise.all(this.topics.map((t) => this.flushAcks(t)));
+  }
+
+  // -- keeping long reservations ---------------------------------------------------------------
+
+  /** Extend the reservation of every handler that has run for half its ttr. */
+  heartbeat() {
+    this.beat = new Kick();
+    let on = true;
+    (async () => {
+      while (on) {
+        this.beat.clear();
+        await this.beat.wait(Math.min(1000, Math.max(10, (this.minTtr ?? 4000) / 4)));
+        const now = Date.now();
+        for (const a of this.active) {
+          if (!on || !a.started || a.finished || a.lost || a.touchAt > now) continue;
+          a.touchAt = now + a.ttr / 2;
+          this.scheduler.touch(a.job, { ttrMs: this.ttrMs ?? '' }).catch((err) => {
+            if (!(err instanceof StaleReservation)) {
+              a.touchAt = Date.now(); // try again on the next tick
+              return;
+            }
+            if (a.finished) return;
+            a.lost = true;
+            controller(a).abort(new StaleReservation('the reservation was lost'));
+            this.log.warn(`redisched worker: job ${a.job.id} of ${a.job.topic} lost its reservation while running`);
+          });
+        }
+      }
+    })();
+    return { stop: () => { on = false; this.beat.set(); } };
+  }
+}
+
+module.exports = { Worker, Backoff, Retry, KEEP, Kick, MAX_IDLE_MS };

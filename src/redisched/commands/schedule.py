@@ -1,0 +1,69 @@
+"""``redisched schedule | schedules | unschedule``: recurring schedules from the shell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..cli import _client, _echo, url_option
+from ..models import Schedule
+
+
+def schedule_json(schedule: Schedule) -> dict[str, Any]:
+    """A schedule as JSON-ready data (body as UTF-8 text, replacing undecodable bytes)."""
+
+    def iso(moment: Any) -> str | None:
+        return None if moment is None else moment.isoformat()
+
+    return {
+        "topic": schedule.topic, "id": schedule.id, "cron": schedule.cron,
+        "every": None if schedule.every is None else schedule.every.total_seconds(),
+        "tz": schedule.tz, "next_run_at": iso(schedule.next_run_at),
+        "last_run_at": iso(schedule.last_run_at), "start_at": iso(schedule.start_at),
+        "end_at": iso(schedule.end_at), "body": schedule.body.decode("utf-8", "replace"),
+        "priority": schedule.priority, "ttr": schedule.ttr,
+        "max_attempts": schedule.max_attempts, "version": schedule.version,
+    }  # fmt: skip
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.argument("id")
+@click.option("--cron", help="A 5-field crontab, e.g. '0 9 * * MON'.")
+@click.option("--every", type=float, help="Whole seconds between occurrences (>= 1).")
+@click.option("--tz", default="UTC", show_default=True, help="IANA time zone of --cron.")
+@click.option("--body", default="", help="The body of every occurrence (UTF-8 text).")
+@click.option("--ttr", type=float, help="Seconds a reservation of an occurrence lasts.")
+@click.option("--priority", type=int, default=0, show_default=True)
+@click.option("--max-attempts", type=int)
+def schedule(
+    redis_url: str | None, topic: str, id: str, cron: str | None, every: float | None, tz: str,
+    body: str, ttr: float | None, priority: int, max_attempts: int | None,
+) -> None:  # fmt: skip
+    """Create or replace the recurring schedule ID of TOPIC."""
+    created = _client(redis_url).schedule(
+        topic, id, body, cron=cron, every=every, tz=tz, ttr=ttr, priority=priority,
+        max_attempts=max_attempts,
+    )  # fmt: skip
+    _echo(schedule_json(created))
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+def schedules(redis_url: str | None, topic: str) -> None:
+    """List the schedules of TOPIC."""
+    _echo([schedule_json(s) for s in _client(redis_url).schedules(topic)])
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.argument("id")
+def unschedule(redis_url: str | None, topic: str, id: str) -> None:
+    """Delete the schedule ID of TOPIC and its pending occurrence (exit 1 if absent)."""
+    if not _client(redis_url).unschedule(topic, id):
+        raise click.ClickException(f"no schedule {id!r} in topic {topic!r}")
+    _echo({"unscheduled": id})

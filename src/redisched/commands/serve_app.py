@@ -1,0 +1,81 @@
+"""The app ``redisched serve`` runs: the API with the dashboard, push dispatcher and bridge."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from ..config import Settings
+from ..http.dispatch_metrics import PrometheusDispatchMetrics
+from ..http.dispatcher import Dispatcher
+from ..http.endpoint import Endpoint
+from ..http.runtime import Runtime, Service, ServiceFactory
+
+
+def dispatcher_service(rt: Runtime) -> Service:
+    """The push dispatcher, reporting into the app's metrics registry."""
+    dispatcher = Dispatcher(
+        rt.client, rt.wakeups, rt.settings,
+        metrics=PrometheusDispatchMetrics(rt.metrics.registry),
+    )  # fmt: skip
+    rt.topic_listeners.append(lambda _topic: dispatcher.request_refresh())
+    return dispatcher
+
+
+def amqp_service(amqp_url: str, queue: str | None = None) -> ServiceFactory:
+    """The AMQP bridge of ``--amqp-url`` and ``--amqp-queue`` (other queue settings from
+    ``REDISCHED_AMQP_*``), counting into the app's metrics registry."""
+
+    def build(rt: Runtime) -> Service:
+        from ..bridges.amqp import AmqpBridge, BridgeSettings
+        from ..bridges.metrics import PrometheusMetrics
+
+        chosen = {"queue": queue} if queue else {}
+        return AmqpBridge(
+            rt.client, BridgeSettings.from_env(amqp_url=amqp_url, **chosen),
+            metrics=PrometheusMetrics(rt.metrics.registry),
+        )  # fmt: skip
+
+    return build
+
+
+def services() -> list[ServiceFactory]:
+    """The background services of ``serve`` besides the requeue sweep: the push dispatcher."""
+    return [dispatcher_service]
+
+
+def dashboard() -> tuple[list[BaseRoute], list[Endpoint]]:
+    """The dashboard's routes and endpoints, when ``redisched.dashboard`` provides them.
+
+    The package may define ``ROUTES`` (Starlette routes served after the API's, such as the
+    page at ``/`` and its static files) and ``ENDPOINTS`` (JSON operations, routed and
+    documented in ``/openapi.json``); both are read once at startup.
+    """
+    if importlib.util.find_spec("redisched.dashboard") is None:
+        return [], []
+    module = importlib.import_module("redisched.dashboard")
+    return list(getattr(module, "ROUTES", ())), list(getattr(module, "ENDPOINTS", ()))
+
+
+def dashboard_open_paths() -> frozenset[str]:
+    """Paths the dashboard serves without a token: its page shell and static files (no data)."""
+    if importlib.util.find_spec("redisched.dashboard") is None:
+        return frozenset()
+    return frozenset(getattr(importlib.import_module("redisched.dashboard"), "OPEN_PATHS", ()))
+
+
+def build_app(
+    settings: Settings, amqp_url: str | None = None, amqp_queue: str | None = None
+) -> Starlette:
+    """The whole service's app; with ``amqp_url`` the AMQP bridge runs in it too."""
+    from ..http import create_app
+
+    routes, endpoints = dashboard()
+    bridge = [amqp_service(amqp_url, amqp_queue)] if amqp_url else []
+    return create_app(
+        settings, extra_routes=routes, extra_endpoints=endpoints, services=[*services(), *bridge],
+        open_paths=dashboard_open_paths(),
+    )  # fmt: skip

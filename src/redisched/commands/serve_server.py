@@ -1,0 +1,86 @@
+"""The uvicorn server of ``redisched serve``: quick shutdown, and the embedded Redis watched."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
+
+import click
+import uvicorn
+from starlette.applications import Starlette
+
+from ..http.runtime import Runtime
+from ..supervisor import Supervisor
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, plus what ``serve`` needs around it.
+
+    - On SIGINT/SIGTERM it says so, and long polls answer at once, so the graceful shutdown
+      does not wait for them; the signal is not raised again on the way out (uvicorn does
+      that, which would end the process before the embedded redis-server is stopped).
+    - ``on_started`` runs once the port is bound.
+    - ``supervisor`` (the embedded redis-server's) runs on the event loop while serving; if
+      it gives up, the server stops and :attr:`failure` says why.
+    """
+
+    def __init__(
+        self, config: uvicorn.Config, app: Starlette, on_started: Callable[[], None],
+        supervisor: Supervisor | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(config)
+        self.asgi_app = app
+        self.on_started = on_started
+        self.supervisor = supervisor
+        self.failure: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Begin a graceful stop (uvicorn's), after telling the user and the long polls."""
+        if self._loop is not None:
+            if not self.should_exit:
+                name = signal.Signals(sig).name
+                self._loop.call_soon_threadsafe(click.echo, f"redisched: {name}, stopping")
+            rt: Runtime | None = getattr(self.asgi_app.state, "runtime", None)
+            if rt is not None:
+                self._loop.call_soon_threadsafe(rt.closing.set)
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """As uvicorn's, minus raising the signal again on the way out."""
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    async def startup(self, sockets: Any = None) -> None:
+        """Start serving; then call ``on_started`` and begin watching the embedded Redis."""
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+        if not self.started:
+            return
+        self.on_started()
+        if self.supervisor is not None:
+            self.supervisor.give_up = self._give_up
+            self._watch = asyncio.create_task(self.supervisor.run(), name="redis-supervisor")
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        """Stop watching the embedded Redis (it is stopped on purpose now), then shut down."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await super().shutdown(sockets)
+
+    def _give_up(self, reason: str) -> None:
+        self.failure = reason
+        self.should_exit = True

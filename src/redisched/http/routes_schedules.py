@@ -1,0 +1,121 @@
+"""Routes on recurring schedules: put (create or replace), get, list, delete.
+
+PUT creates (201) or replaces (200) the schedule ``id`` of a topic; ``If-Match: <version>``
+makes it a compare-and-set (412 on a mismatch). The ETag
+of a schedule is its version. A bad cron, time zone, interval or time window is a 400 naming
+the field, and changes nothing stored.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..json_body import to_json
+from ..models import Schedule
+from . import schemas
+from .endpoint import Endpoint, Param, json_response
+from .errors import ApiError, etag, parse_etag
+from .paths import path_param
+from .reading import read_json
+from .routes_jobs import stored_body
+from .runtime import runtime
+
+_PUT = msgspec.json.Decoder(schemas.PutSchedule)
+
+
+def schedule_out(schedule: Schedule) -> schemas.ScheduleOut:
+    """A schedule as the API shows it."""
+    return schemas.ScheduleOut(
+        topic=schedule.topic,
+        id=schedule.id,
+        cron=schedule.cron,
+        every=None if schedule.every is None else schedule.every.total_seconds(),
+        tz=schedule.tz,
+        next_run_at=schedule.next_run_at,
+        last_run_at=schedule.last_run_at,
+        start_at=schedule.start_at,
+        end_at=schedule.end_at,
+        body=to_json(schedule.body),
+        priority=schedule.priority,
+        ttr=schedule.ttr,
+        max_attempts=schedule.max_attempts,
+        version=schedule.version,
+    )
+
+
+def _not_found(topic: str, sid: str) -> ApiError:
+    return ApiError(404, "not_found", f"no schedule {sid!r} in topic {topic!r}", "id")
+
+
+async def put_schedule(request: Request) -> Response:
+    """PUT /v1/topics/{topic}/schedules/{id}."""
+    rt = runtime(request)
+    topic, sid = path_param(request, "topic"), path_param(request, "id")
+    spec = await read_json(request, _PUT, rt.settings.max_request_size)
+    if_match = request.headers.get("if-match")
+    if_version = None if if_match is None else parse_etag(if_match, "If-Match")
+    data = stored_body(spec.body, rt.settings.max_body_size)
+    call = rt.client.ops.schedule(
+        topic, sid, data, cron=spec.cron, every=spec.every, tz=spec.tz, start_at=spec.start_at,
+        end_at=spec.end_at, ttr=spec.ttr, priority=spec.priority,
+        max_attempts=spec.max_attempts, if_version=if_version,
+    )  # fmt: skip
+    schedule = await rt.client.execute(call)
+    status = 201 if schedule.version == 1 else 200
+    return json_response(schedule_out(schedule), status, {"ETag": etag(schedule.version)})
+
+
+async def get_schedule(request: Request) -> Response:
+    """GET /v1/topics/{topic}/schedules/{id}."""
+    topic, sid = path_param(request, "topic"), path_param(request, "id")
+    schedule = await runtime(request).client.get_schedule(topic, sid)
+    if schedule is None:
+        raise _not_found(topic, sid)
+    return json_response(schedule_out(schedule), 200, {"ETag": etag(schedule.version)})
+
+
+async def list_schedules(request: Request) -> Response:
+    """GET /v1/topics/{topic}/schedules."""
+    topic = path_param(request, "topic")
+    found = await runtime(request).client.schedules(topic)
+    return json_response(schemas.ScheduleList([schedule_out(s) for s in found]))
+
+
+async def delete_schedule(request: Request) -> Response:
+    """DELETE /v1/topics/{topic}/schedules/{id}."""
+    topic, sid = path_param(request, "topic"), path_param(request, "id")
+    if_match = request.headers.get("if-match")
+    if_version = None if if_match is None else parse_etag(if_match, "If-Match")
+    if not await runtime(request).client.unschedule(topic, sid, if_version=if_version):
+        raise _not_found(topic, sid)
+    return Response(status_code=204)
+
+
+_ONE = "/v1/topics/{topic}/schedules/{id}"
+_IF_MATCH = Param("If-Match", "header", {"type": "string"}, description="CAS on this version.")
+
+ENDPOINTS = (
+    Endpoint(
+        "PUT", _ONE, put_schedule, "Create or replace a recurring schedule",
+        schemas.PutSchedule,
+        responses={201: schemas.ScheduleOut, 200: schemas.ScheduleOut, 400: schemas.Error,
+                   412: schemas.Error, 413: schemas.Error},
+        params=(_IF_MATCH,), tag="schedules",
+    ),
+    Endpoint(
+        "GET", _ONE, get_schedule, "Read a schedule",
+        responses={200: schemas.ScheduleOut, 404: schemas.Error}, tag="schedules",
+    ),
+    Endpoint(
+        "DELETE", _ONE, delete_schedule, "Delete a schedule and its pending occurrence",
+        responses={204: None, 404: schemas.Error, 412: schemas.Error}, params=(_IF_MATCH,),
+        tag="schedules",
+    ),
+    Endpoint(
+        "GET", "/v1/topics/{topic}/schedules", list_schedules, "A topic's schedules",
+        responses={200: schemas.ScheduleList}, tag="schedules",
+    ),
+)  # fmt: skip
+"""The schedule routes."""

@@ -1,0 +1,160 @@
+-- schedule: create or replace a recurring schedule by id, and put its next occurrence.
+-- KEYS[1] jobs hash
+-- KEYS[2] scheduled zset
+-- KEYS[3] ready zset
+-- KEYS[4] errors hash
+-- KEYS[5] schedules hash
+-- KEYS[6] refill zset
+-- KEYS[7] meta hash
+-- KEYS[8] wake channel
+-- ARGV[1] now_ms int|empty
+-- ARGV[2] id string
+-- ARGV[3] if_version int|empty
+-- ARGV[4] every_ms int
+-- ARGV[5] anchor_ms int|empty
+-- ARGV[6] start_ms int
+-- ARGV[7] end_ms int
+-- ARGV[8] ttr_ms int|empty
+-- ARGV[9] priority int
+-- ARGV[10] max_attempts int|empty
+-- ARGV[11] cron string
+-- ARGV[12] tz string
+-- ARGV[13] body bytes
+-- ARGV[14] time int...
+-- Returns: [status, version, next_ms]. status: 1 created, 2 replaced, 5 version conflict
+--   (if_version did not match; version is the current one, 0 when there is no schedule;
+--   nothing changed). next_ms is the time of the occurrence now pending (0: none, the schedule
+--   has ended). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
+--   (an empty anchor_ms keeps the replaced schedule's anchor, else takes now rounded up to a
+--   second). every_ms 0 makes a cron schedule whose upcoming UTC times are ARGV[14...]
+--   (ascending whole seconds, computed by the glue; cron and tz are kept for it). An occurrence
+--   is the job <id>@<YYYY-MM-DDTHH:MM:SSZ>. The first one is at or after now and start_ms and
+--   after the latest occurrence reserved; the pending occurrence of a replaced schedule is
+--   deleted first unless it is running. start_ms / end_ms 0 mean none; empty ttr_ms /
+--   max_attempts take the topic's defaults (meta fields ttr, max_attempts) at this call.
+-- Complexity: O(T + log M) for T times.
+local jobs_key, scheduled_key, ready_key, errors_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local schedules_key, refill_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
+-- A schedule's record: a MessagePack stream of these fields, in this order (lua/README.md).
+local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
+  S_MAX_ATTEMPTS, S_BODY, S_CRON, S_TZ, S_START_AT, S_TIMES =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
+local CREATED, REPLACED, VERSION_CONFLICT = 1, 2, 5
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local id, if_version = ARGV[2], tonumber(ARGV[3])
+local every, anchor = tonumber(ARGV[4]), tonumber(ARGV[5])
+local start_at, end_at = tonumber(ARGV[6]), tonumber(ARGV[7])
+local priority = tonumber(ARGV[9])
+if not every or every < 0 or every % 1000 ~= 0 or not start_at or not end_at or not priority
+    or #ARGV < 13 then
+  return redis.error_reply('ERR schedule: bad arguments (every_ms, start_ms, end_ms, priority)')
+end
+local times = {}
+for i = 14, #ARGV, 1 do
+  local time = tonumber(ARGV[i])
+  if not time or time % 1000 ~= 0 or (i > 14 and time <= times[#times]) then
+    return redis.error_reply('ERR schedule: times must be ascending whole seconds')
+  end
+  times[#times + 1] = time
+end
+
+-- An occurrence's id names its UTC time: <schedule id>@YYYY-MM-DDTHH:MM:SSZ.
+local function iso(ms)
+  local s = math.floor(ms / 1000)
+  local days, sod = math.floor(s / 86400), s % 86400
+  local z = days + 719468  -- civil date from days (H. Hinnant's algorithm)
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', year, month, day,
+    math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
+end
+
+-- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone).
+local function put_occurrence(id, at, s)
+  local job = {}
+  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
+  job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], at, 0
+  job[BODY] = s[S_BODY]
+  if redis.call('HSETNX', jobs_key, id, encode(job)) == 0 then return false end
+  redis.call('ZADD', scheduled_key, at, id)
+  return true
+end
+
+-- Deletes the pending occurrence of schedule s unless it is running (reserved, or dead).
+local function drop_pending(sid, s)
+  if s[S_NEXT] == 0 then return end
+  local pending_id = sid .. '@' .. iso(s[S_NEXT])
+  local raw = redis.call('HGET', jobs_key, pending_id)
+  if not raw then return end
+  local job = decode(raw)
+  if job[STATE] == SCHEDULED then
+    redis.call('ZREM', scheduled_key, pending_id)
+  elseif job[STATE] == READY then
+    redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. pending_id)
+  else
+    return
+  end
+  redis.call('HDEL', jobs_key, pending_id)
+  redis.call('HDEL', errors_key, pending_id)
+end
+
+local raw = redis.call('HGET', schedules_key, id)
+local old = raw and {cmsgpack.unpack(raw)}
+local current = old and old[S_VERSION] or 0
+if if_version and if_version ~= current then return {VERSION_CONFLICT, current, 0} end
+
+local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused')
+local s = {}
+s[S_VERSION], s[S_EVERY], s[S_END_AT], s[S_NEXT] = current + 1, every, end_at, 0
+s[S_LAST], s[S_PRIORITY] = old and old[S_LAST] or 0, priority
+s[S_TTR] = tonumber(ARGV[8]) or tonumber(defaults[1]) or 60000
+s[S_MAX_ATTEMPTS] = tonumber(ARGV[10]) or tonumber(defaults[2]) or 0
+s[S_BODY], s[S_CRON], s[S_TZ], s[S_START_AT] = ARGV[13], ARGV[11], ARGV[12], start_at
+if old then drop_pending(id, old) end
+
+-- the first occurrence: at or after now and start_ms, after the latest one reserved
+local earliest = math.max(now, start_at, s[S_LAST] + 1000)
+local next_at = 0
+if every > 0 then
+  if not anchor then
+    anchor = (old and old[S_EVERY] > 0) and old[S_ANCHOR]
+      or math.max(start_at, math.ceil(now / 1000) * 1000)
+  end
+  next_at = anchor
+  if next_at < earliest then
+    next_at = anchor + math.ceil((earliest - anchor) / every) * every
+  end
+else
+  anchor = 0
+  while #times > 0 and times[1] < earliest do table.remove(times, 1) end
+  next_at = table.remove(times, 1) or 0
+end
+if end_at > 0 and next_at > end_at then next_at = 0 end
+s[S_ANCHOR], s[S_TIMES] = anchor, times
+
+if next_at > 0 then
+  s[S_NEXT] = next_at
+  if put_occurrence(id .. '@' .. iso(next_at), next_at, s) and defaults[3] ~= '1' then
+    redis.call('PUBLISH', wake_channel, tostring(next_at))
+  end
+end
+redis.call('HSET', schedules_key, id, cmsgpack.pack(unpack(s, 1, S_TIMES)))
+redis.call('ZREM', refill_key, id)
+return {old and REPLACED or CREATED, current + 1, next_at}

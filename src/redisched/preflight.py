@@ -1,0 +1,79 @@
+"""Check a Redis URL once at start, so a bad one is a one-line error and not a traceback.
+
+``serve``, ``worker`` and ``bridge`` call :func:`check_redis` before they begin: a malformed
+URL or a Redis that does not answer ends the command at once with a message naming the
+option and the cause. Outages after a successful start are ridden out by the clients.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+import redis
+from redis.exceptions import RedisClusterException
+
+from .connect import cluster_options, is_sentinel_url, parse_sentinel_url
+from .errors import BackendError, InvalidArgument
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds the check waits for Redis to answer."""
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, fit for a log or an error."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _connection(url: str, cluster: bool) -> Any:
+    timeouts: dict[str, Any] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": CONNECT_TIMEOUT,
+    }
+    if is_sentinel_url(url):
+        address = parse_sentinel_url(url)
+        sentinel = redis.sentinel.Sentinel(list(address.sentinels), **timeouts)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(address.service, **address.connection_options(), **timeouts)  # type: ignore[no-untyped-call]
+    if cluster:
+        return redis.RedisCluster(**cluster_options(url), **timeouts)
+    return redis.Redis.from_url(url, **timeouts)
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0].rstrip(".")
+
+
+def check_redis(url: str, *, cluster: bool = False, option: str = "--redis-url") -> None:
+    """Connect to ``url`` once and PING it.
+
+    Raises:
+        InvalidArgument: ``url`` is not a Redis URL (``argument`` is ``option``).
+        BackendError: Redis did not answer; the message names ``option``, the URL (without
+            its password) and the cause.
+    """
+    shown = repr(redacted(url))
+    try:
+        connection = _connection(url, cluster)
+    except InvalidArgument as exc:
+        raise InvalidArgument(option, f"{shown} is not a Redis URL: {exc.message}") from exc
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(option, f"{shown} is not a Redis URL: {_cause(exc)}") from exc
+    except (redis.RedisError, RedisClusterException) as exc:  # a cluster connects at once
+        raise BackendError(f"{option}: cannot reach Redis at {shown}: {_cause(exc)}") from exc
+    try:
+        connection.ping()
+    except (redis.RedisError, RedisClusterException, OSError) as exc:
+        raise BackendError(f"{option}: cannot reach Redis at {shown}: {_cause(exc)}") from exc
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(option, f"{shown} is not a Redis URL: {_cause(exc)}") from exc
+    finally:
+        connection.close()

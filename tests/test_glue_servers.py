@@ -1,0 +1,205 @@
+"""The Node.js and Go servers (clients/): the original routes, read back from Python, and push.
+
+``/schedule/{topic}`` and ``/cancel/{topic}`` through each language's server, checked with the
+Python client; push deliveries to a receiver here, their Standard Webhooks signatures checked
+with :func:`redisched.http.signing.verify`.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import redisched
+from redisched.http.signing import verify
+from tests.glueproc import LANGUAGES, NODE_BIN, go_build, require_node, running, stop
+from tests.workerproc import wait_for
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+Command = Callable[..., list[str]]
+
+
+@pytest.fixture(scope="session")
+def go_cli_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``redisched-go``, built once per session."""
+    return go_build("./cmd/redisched-go", tmp_path_factory.mktemp("gocli") / "redisched-go")
+
+
+@pytest.fixture(params=LANGUAGES)
+def server(request: pytest.FixtureRequest) -> Command:
+    """A function building the command of a server (on a free port) in one language."""
+
+    def node(*push: str) -> list[str]:
+        return ["node", str(NODE_BIN), "serve", "--port=0", *(f"--push={p}" for p in push),
+                f"--secret={SECRET}", "--timeout-ms=2000"]  # fmt: skip
+
+    def go(*push: str) -> list[str]:
+        binary = request.getfixturevalue("go_cli_binary")
+        return [str(binary), "serve", "-addr=127.0.0.1:0", *(f"-push={p}" for p in push),
+                f"-secret={SECRET}", "-timeout=2s"]  # fmt: skip
+
+    if request.param == "node":
+        require_node()
+        return node
+    return go
+
+
+def post(port: int, path: str, body: Any) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=data, method="POST",
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_schedule_and_cancel_read_back_from_python(
+    server: Command, redis_url: str, topic: str, client: redisched.Client
+) -> None:
+    with running(server(), redis_url) as proc:
+        port = proc.ready["port"]  # type: ignore[attr-defined]
+        before = time.time()
+        status, written = post(port, f"/schedule/{topic}", {"id": "j", "contents": {"to": "ada"},
+                                                           "delay": 30})  # fmt: skip
+        assert (status, written) == (201, {"topic": topic, "id": "j", "version": 1,
+                                           "status": "created"})  # fmt: skip
+        job = client.get(topic, "j")
+        assert job is not None and job.body == b'{"to":"ada"}'
+        assert job.state == redisched.JobState.SCHEDULED
+        assert before + 29 <= job.run_at.timestamp() <= time.time() + 31
+        status, written = post(port, f"/schedule/{topic}", {"id": "j", "contents": {
+            "$base64": "AP8="}})  # fmt: skip
+        assert (status, written["status"], written["version"]) == (200, "replaced", 2)
+        job = client.get(topic, "j")
+        assert job is not None and job.body == b"\x00\xff" and job.state == "ready"
+        assert topic in client.topics()
+        assert post(port, f"/cancel/{topic}", {"id": "j"}) == (200, {"id": "j", "cancelled": True})
+        assert client.get(topic, "j") is None
+        status, error = post(port, f"/cancel/{topic}", {"id": "j"})
+        assert status == 404 and error["error"]["code"] == "not_found"
+        assert error["error"]["field"] == "id"
+        assert stop(proc) == 0
+
+
+BAD_INPUT: list[tuple[str, Any, str | None]] = [
+    ("/schedule/{topic}", {"contents": 1}, "id"),
+    ("/schedule/{topic}", {"id": "", "contents": 1}, "id"),
+    ("/schedule/{topic}", {"id": "x"}, "contents"),
+    ("/schedule/{topic}", {"id": "x", "contents": 1, "delay": -1}, "delay"),
+    ("/schedule/{topic}", {"id": "x", "contents": 1, "delay": "soon"}, "delay"),
+    ("/schedule/{topic}", {"id": "x", "contents": 1, "extra": 1}, "extra"),
+    ("/schedule/{topic}", {"id": "x", "contents": {"$base64": "!!"}}, "contents.$base64"),
+    ("/schedule/bad%7Btopic", {"id": "x", "contents": 1}, "topic"),
+    ("/cancel/{topic}", {"id": 7}, "id"),
+    ("/schedule/{topic}", b"{not json", None),
+]
+
+
+def test_bad_input_names_the_field_and_stores_nothing(
+    server: Command, redis_url: str, topic: str, client: redisched.Client
+) -> None:
+    with running(server(), redis_url) as proc:
+        port = proc.ready["port"]  # type: ignore[attr-defined]
+        for path, body, field in BAD_INPUT:
+            status, error = post(port, path.format(topic=topic), body)
+            assert status == 400, (path, body, error)
+            assert error["error"]["field"] == field and error["error"]["message"], (body, error)
+        assert client.stats(topic).total_put == 0
+        assert stop(proc) == 0
+
+
+class Receiver:
+    """A webhook receiver: records each verified delivery, answers by the job id."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[dict[str, Any]] = []
+        self.unsigned: list[str] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers["content-length"]))
+                try:
+                    verify(data, dict(self.headers), SECRET)
+                except Exception as exc:
+                    receiver.unsigned.append(str(exc))
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                delivery = json.loads(data)
+                delivery["webhook-id"] = self.headers["webhook-id"]
+                receiver.deliveries.append(delivery)
+                job_id, attempt = delivery["id"], delivery["attempt"]
+                status = 200
+                if job_id == "flaky" and attempt == 1:
+                    status = 500
+                elif job_id == "later":
+                    status = 202
+                elif job_id == "busy" and attempt == 1:
+                    status = 429
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "1")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def ids(self) -> list[tuple[str, int]]:
+        return sorted((d["id"], d["attempt"]) for d in self.deliveries)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.mark.timeout(60)
+def test_push_delivers_signed_requests_acks_2xx_and_retries_errors(
+    server: Command, redis_url: str, topic: str, client: redisched.Client, receiver: Receiver
+) -> None:
+    client.configure(topic, backoff=0.2)  # the retry after a 500 comes quickly
+    client.put(topic, "ok", b'{"n":1}')
+    client.put(topic, "flaky", b"\x00\xff")
+    client.put(topic, "later", b"x")
+    client.put(topic, "busy", b"x")
+    with running(server(f"{topic}={receiver.url}"), redis_url) as proc:
+        wait_for(lambda: client.stats(topic).total_acked == 3, 15, "3 acks")
+        assert stop(proc) == 0
+    assert receiver.unsigned == []
+    assert receiver.ids() == [("busy", 1), ("busy", 2), ("flaky", 1), ("flaky", 2), ("later", 1),
+                              ("ok", 1)]  # fmt: skip
+    first = next(d for d in receiver.deliveries if d["id"] == "ok")
+    assert first["body"] == {"n": 1} and first["topic"] == topic and first["version"] == 1
+    assert first["webhook-id"].startswith("msg_") and first["run_at"].endswith("Z")
+    flaky = [d for d in receiver.deliveries if d["id"] == "flaky"]
+    assert flaky[0]["body"] == {"$base64": "AP8="}
+    assert flaky[0]["webhook-id"] == flaky[1]["webhook-id"]  # one message, two attempts
+    # 202: the job stays reserved until the receiver acks it with the token.
+    later = client.get(topic, "later")
+    assert later is not None and later.state == redisched.JobState.RESERVED
+    token = next(d["token"] for d in receiver.deliveries if d["id"] == "later")
+    client.ack(SimpleNamespace(topic=topic, id="later", token=token))
+    assert client.get(topic, "later") is None

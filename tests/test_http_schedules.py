@@ -1,0 +1,123 @@
+"""The schedule routes in-process (httpx over ASGI) on a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import msgspec
+import pytest
+
+import redisched
+from redisched.config import Settings
+from redisched.http import create_app
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to a fresh app in this process."""
+    app = create_app(Settings(redis_url=redis_url, requeue_interval=0.05))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+@pytest.fixture
+async def py(redis_url: str) -> AsyncIterator[redisched.AsyncClient]:
+    """The Python client on the same Redis."""
+    async with redisched.AsyncClient.from_url(redis_url) as client:
+        yield client
+
+
+def url(topic: str, sid: str | None = None) -> str:
+    base = f"/v1/topics/{quote(topic, safe='')}/schedules"
+    return base if sid is None else f"{base}/{quote(sid, safe='')}"
+
+
+async def test_put_get_list_delete(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    spec = {"cron": "0 9 * * MON", "tz": "Europe/Berlin", "body": {"to": "all"}, "ttr": 30}
+    created = await http.put(url(topic, "digest"), json=spec)
+    assert created.status_code == 201, created.text
+    assert created.headers["etag"] == '"1"'
+    out = created.json()
+    assert out["cron"] == "0 9 * * MON" and out["tz"] == "Europe/Berlin" and out["every"] is None
+    assert out["body"] == {"to": "all"} and out["version"] == 1 and out["ttr"] == 30
+    pending = out["next_run_at"]
+    assert pending is not None
+    occurrence_id = "digest@" + pending.replace("+00:00", "Z")
+    job = await py.get(topic, occurrence_id)
+    assert job is not None and job.body == b'{"to":"all"}'
+
+    replaced = await http.put(
+        url(topic, "digest"), json={"every": 60, "body": 1}, headers={"If-Match": '"1"'}
+    )
+    assert replaced.status_code == 200 and replaced.headers["etag"] == '"2"'
+    assert replaced.json()["every"] == 60 and replaced.json()["cron"] is None
+    stale = await http.put(url(topic, "digest"), json={"every": 5, "body": 1},
+                           headers={"If-Match": '"1"'})  # fmt: skip
+    assert stale.status_code == 412
+
+    read = await http.get(url(topic, "digest"))
+    assert read.status_code == 200 and read.json()["version"] == 2
+    await http.put(url(topic, "another"), json={"every": 3600, "body": None})
+    listed = await http.get(url(topic))
+    assert [s["id"] for s in listed.json()["schedules"]] == ["another", "digest"]
+
+    assert (await http.delete(url(topic, "digest"), headers={"If-Match": '"1"'})).status_code == 412
+    assert (await http.delete(url(topic, "digest"))).status_code == 204
+    assert (await http.delete(url(topic, "digest"))).status_code == 404
+    assert (await http.get(url(topic, "digest"))).status_code == 404
+    assert await py.get_schedule(topic, "digest") is None
+
+
+async def test_http_reserve_advances_a_schedule(http: httpx.AsyncClient, topic: str) -> None:
+    await http.put(url(topic, "s"), json={"every": 3600, "body": "x"})
+    leased = await http.post(f"/v1/topics/{quote(topic, safe='')}/reserve", json={"wait": 5})
+    [job] = leased.json()["jobs"]
+    assert job["id"].startswith("s@")
+    after = (await http.get(url(topic, "s"))).json()
+    assert after["last_run_at"] == job["run_at"] and after["next_run_at"] > job["run_at"]
+
+
+async def test_bad_input_names_the_field_and_changes_nothing(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await http.put(url(topic, "s"), json={"every": 60, "body": "keep"})
+    before = await py.get_schedule(topic, "s")
+    cases: list[tuple[Any, str | None]] = [
+        ({"cron": "61 * * * *", "body": 1}, "cron"),
+        ({"cron": "* * *", "body": 1}, "cron"),
+        ({"cron": "* * * * *", "every": 5, "body": 1}, "cron"),
+        ({"body": 1}, "cron"),
+        ({"cron": "* * * * *", "tz": "Mars/Olympus", "body": 1}, "tz"),
+        ({"every": 0.5, "body": 1}, "every"),
+        ({"every": "often", "body": 1}, "every"),
+        ({"every": 60, "start_at": 2_000_000_000, "end_at": 1_900_000_000, "body": 1}, "end_at"),
+        ({"every": 60, "start_at": "tomorrow", "body": 1}, "start_at"),
+        ({"every": 60, "body": 1, "ttr": 0}, "ttr"),
+        ({"every": 60, "body": 1, "colour": "red"}, "colour"),
+        ({"every": 60}, "body"),
+    ]
+    for payload, field in cases:
+        response = await http.put(url(topic, "s"), content=msgspec.json.encode(payload))
+        assert response.status_code == 400, (payload, response.text)
+        error = response.json()["error"]
+        assert set(error) == {"code", "message", "field"} and error["message"]
+        assert error["field"] == field, (payload, error)
+    assert await py.get_schedule(topic, "s") == before
+
+
+async def test_schedules_are_in_the_openapi_document(http: httpx.AsyncClient) -> None:
+    doc = (await http.get("/openapi.json")).json()
+    one = doc["paths"]["/v1/topics/{topic}/schedules/{id}"]
+    assert {"put", "get", "delete"} <= set(one)
+    assert "get" in doc["paths"]["/v1/topics/{topic}/schedules"]
+    schema = doc["components"]["schemas"]["PutSchedule"]
+    assert {"cron", "every", "tz", "body", "start_at", "end_at"} <= set(schema["properties"])

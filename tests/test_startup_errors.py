@@ -1,0 +1,120 @@
+"""The long-running commands at start: a bad or unreachable Redis, a short token, the
+options and variables ``--help`` lists, and ``serve --amqp-queue`` against real RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import httpx
+import pytest
+
+from redisched.embedded import free_port
+from tests.test_serve import REDISCHED, _env, start_serve, stop_leftover_redis
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+COMMANDS = {
+    "serve": ["serve", "--port", "0"],
+    "worker": ["worker", "json:dumps", "--topic", "t"],
+    "bridge": ["bridge", "amqp", "--amqp-url", AMQP_URL],
+}
+
+
+def _run(args: list[str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [REDISCHED, *args], capture_output=True, text=True, timeout=timeout, env=_env(None),
+        cwd=cwd,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize(
+    ("url", "cause"),
+    [
+        ("foo", "must specify one of the following schemes"),
+        ("redis://127.0.0.1:notaport/0", "Port could not be cast to integer"),
+        ("redis://127.0.0.1:70000/0", "Port out of range"),
+        ("redis+sentinel://nohostport/svc", "is not a host:port Sentinel address"),
+    ],
+)
+def test_a_bad_redis_url_is_one_line_naming_the_option(
+    command: str, url: str, cause: str, tmp_path: Path
+) -> None:
+    result = _run([*COMMANDS[command], "--redis-url", url], tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: --redis-url: {url!r} is not a Redis URL: ")
+    assert cause in line
+    assert not list(tmp_path.iterdir())  # nothing started, no data folder made
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_an_unreachable_redis_fails_fast(command: str, tmp_path: Path) -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    started = time.monotonic()
+    result = _run([*COMMANDS[command], "--redis-url", url], tmp_path)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1
+    assert "listening" not in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: --redis-url: cannot reach Redis at 'redis://:***@127.0.0.1:")
+    assert "Connection refused" in last and "hunter2" not in result.stderr
+
+
+def test_a_short_token_is_refused(tmp_path: Path) -> None:
+    result = _run(["serve", "--token", "short", "--data-dir", str(tmp_path / "d")], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: --token: each token must be at least 16 characters")
+    assert not (tmp_path / "d").exists()
+
+
+def test_help_lists_every_environment_variable(tmp_path: Path) -> None:
+    bridge = _run(["bridge", "amqp", "--help"], tmp_path).stdout
+    for variable in (
+        "REDISCHED_AMQP_URL", "REDISCHED_AMQP_QUEUE", "REDISCHED_AMQP_DEAD_LETTER_QUEUE",
+        "REDISCHED_REDIS_URL", "REDISCHED_DATA_DIR", "REDISCHED_AMQP_PREFETCH",
+        "REDISCHED_AMQP_CONCURRENCY",
+    ):  # fmt: skip
+        assert variable in bridge
+    serve = _run(["serve", "--help"], tmp_path).stdout
+    for text in ("--amqp-queue", "REDISCHED_AMQP_QUEUE", "--redis-port", "REDISCHED_REDIS_PORT"):
+        assert text in serve
+
+
+def test_serve_amqp_queue_names_the_bridge_queue(tmp_path: Path) -> None:
+    queue = f"redisched-test-{uuid.uuid4().hex[:12]}"
+
+    async def publish() -> None:
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.declare_queue(queue, durable=True)
+            message = {"op": "put", "topic": "amqp", "id": "via-queue", "body": {"n": 1}}
+            await channel.default_exchange.publish(
+                aio_pika.Message(json.dumps(message).encode()), routing_key=queue
+            )
+
+    async def delete() -> None:
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel()
+            for name in (queue, f"{queue}.dead"):
+                await channel.queue_delete(name)
+
+    data_dir = tmp_path / "data"
+    served = start_serve(data_dir, "--amqp-url", AMQP_URL, "--amqp-queue", queue)
+    try:
+        asyncio.run(publish())
+        with httpx.Client(base_url=served.url) as http:
+            deadline = time.monotonic() + 20
+            while (got := http.get("/v1/topics/amqp/jobs/via-queue")).status_code != 200:
+                assert time.monotonic() < deadline, served.output
+                time.sleep(0.1)
+            assert got.json()["body"] == {"n": 1}
+    finally:
+        assert served.stop() == 0
+        stop_leftover_redis(data_dir)
+        asyncio.run(delete())
