@@ -261,7 +261,9 @@ class Scheduler {
     if (!done.length) return { ...(await this.lease(topic, { count, ttrMs })), acked: [] };
     const steps = [];
     if (done.length) {
-      steps.push(['ack', { now_ms: this.now(), id: done.map((j) => j.id), token: done.map((j) => j.token) }, false]);
+      steps.push(['ack', {
+        now_ms: this.now(), id: done.map((j) => j.id), token: done.map((j) => j.token),
+        result: done.map(() => '') }, false]);
     }
     steps.push(['reserve', { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000 }, true]);
     const replies = await this.pipeline(topic, steps);
