@@ -170,6 +170,10 @@ def measure(args: argparse.Namespace, server: EmbeddedRedis) -> dict[str, Any]:
     results: dict[str, Any] = {}
     baseline = statistics.median(evalsha_rate(url, args.jobs) for _ in range(3))
     topic = "bench-throughput"
+    if args.topic_concurrency:
+        with Client.from_url(url) as client:
+            for name in (topic, "bench-lag-future", "bench-lag-now"):
+                client.configure(name, concurrency=args.topic_concurrency)
     if args.scheduled:  # future jobs in the same topic, to show the cost does not grow
         fill(url, topic, "future", args.scheduled, delay=86_400)
     rates = []
@@ -214,6 +218,8 @@ def main(argv: list[str] | None = None, emit: Callable[[str], object] = print) -
     parser.add_argument("--scheduled", type=int, default=0,
                         help="future jobs in the topic during the throughput runs")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="5k jobs, 200 lag jobs over 1 s")
+    parser.add_argument("--topic-concurrency", type=int, default=None,
+                        help="a concurrency limit on every topic (limit.lua's grant)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.jobs, args.lag_jobs, args.spread, args.repeat = 5000, 200, 1.0, 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.results_doc import Results
+from bench.targets import ONE_CALL_TARGETS
 
 RATE_BARS = (
     # (label, benchmark, key)
@@ -126,5 +127,32 @@ def peers_chart(peers: Results, path: Path) -> bool:
         ax.set_yticklabels([])
     fig.suptitle("The same workload on each job queue (20k jobs, 100-byte bodies)")
     _save(fig, peers.caption(), path)
+    plt.close(fig)
+    return True
+
+
+def one_call_chart(results: Results, path: Path) -> bool:
+    """Each one-call path's same-run ratio to its baseline, with its goal marked (issue 17)."""
+    rows = []
+    for target in ONE_CALL_TARGETS:
+        found = target.measure(results)
+        if found is not None:
+            rows.append((target.figure.replace("`", ""), found[0], target.limit))
+    if not rows:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.4))
+    labels = [label for label, _, _ in rows][::-1]
+    values = [value for _, value, _ in rows][::-1]
+    goals = [goal for _, _, goal in rows][::-1]
+    colors = ["#1f6feb" if v >= g else "#d1242f" for v, g in zip(values, goals, strict=True)]
+    ax.barh(labels, values, color=colors)
+    ax.scatter(goals, range(len(goals)), marker="|", s=400, color="black", label="goal", zorder=3)
+    for y, value in enumerate(values):
+        ax.text(value, y, f" {value:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, max([1.1, *values]) * 1.1)
+    ax.set_xlabel("ours / baseline, same run (blue: goal met, red: not met; | = goal)")
+    ax.set_title("One call at a time: each path against its plainest baseline")
+    _save(fig, results.caption(), path)
     plt.close(fig)
     return True

@@ -40,6 +40,35 @@ def median_rate(operations: int, action: Callable[[], Any], repeats: int = 3) ->
     return statistics.median(rate(operations, action) for _ in range(repeats))
 
 
+def paired_rates(
+    operations: int,
+    baseline: Callable[[int], Any],
+    ours: Callable[[int], Any],
+    blocks: int = 10,
+    repeats: int = 3,
+) -> tuple[float, float]:
+    """Median rates of ``baseline`` and ``ours`` (each called with a count of operations).
+
+    The two run in alternating blocks of ``operations / blocks`` (baseline, ours, baseline,
+    ...), so that a shared machine's changing load falls on both alike; each repeat measures
+    ``operations`` of each, and the medians over ``repeats`` are returned.
+    """
+    block = max(1, operations // blocks)
+    base_rates, our_rates = [], []
+    for _ in range(repeats):
+        base_time = our_time = 0.0
+        for _ in range(blocks):
+            started = time.perf_counter()
+            baseline(block)
+            base_time += time.perf_counter() - started
+            started = time.perf_counter()
+            ours(block)
+            our_time += time.perf_counter() - started
+        base_rates.append(block * blocks / base_time)
+        our_rates.append(block * blocks / our_time)
+    return statistics.median(base_rates), statistics.median(our_rates)
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     import os

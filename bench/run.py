@@ -58,6 +58,8 @@ OURS = (
     Spec("worker", "bench.bench_worker", ("--quick",)),
     Spec("history", "bench.bench_history", ("--repeats", "5"),
          ("--repeats", "9", "--memory-jobs", "100000")),
+    Spec("burst", "bench.bench_burst", ("--jobs", "100000"), ("--jobs", "1000000")),
+    Spec("lag", "bench.bench_lag", ("--jobs", "300", "--spread", "3")),
     Spec("glue", "bench.bench_glue", ("--quick",)),
     Spec("http", "bench.bench_http", ("--quick",)),
     Spec("webhook", "bench.bench_webhook", ("--jobs", "5000")),

@@ -1,4 +1,4 @@
-"""The figures issue 8 aims at, each read from a results document and judged met or not."""
+"""The figures issues 8 and 17 aim at, each read from a results document and judged met or not."""
 
 from __future__ import annotations
 
@@ -139,3 +139,57 @@ HISTORY_TARGETS = (
            single("history", ("memory.finished_bytes_per_job",), "bytes")),
 )  # fmt: skip
 """The aims of issue 13 (history), judged on ``bench/results/history.json``."""
+
+
+def same_run(bench: str, key: str, label: str) -> Measure:
+    """A ratio the benchmark computed itself, from two figures of the same run."""
+
+    def measure(results: Results) -> tuple[float, str] | None:
+        value = results.value(bench, key)
+        if value is None:
+            return None
+        return value, f"{value:.2f} (`{bench}.{key}`: {label})"
+
+    return measure
+
+
+ONE_CALL_TARGETS = (
+    Target("HTTP `PUT` a job (returns the job)", ">= 0.9x", 0.9, True,
+           same_run("http", "put_ratio", "vs a bare Starlette endpoint doing one EVALSHA")),
+    Target("HTTP `PUT` with `Prefer: return=minimal`", ">= 0.95x", 0.95, True,
+           same_run("http", "put_minimal_ratio", "vs the same bare endpoint")),
+    Target("HTTP reserve", ">= 0.95x", 0.95, True,
+           same_run("http", "reserve_ratio", "vs a bare endpoint doing one EVALSHA")),
+    Target("`Client.put`, one call per job", ">= 0.9x", 0.9, True,
+           same_run("core", "put_ratio", "vs a bare redis-py EVALSHA loop")),
+    Target("`reserve` + `ack`, one job each", ">= 0.9x", 0.9, True,
+           same_run("core", "reserve_ack_ratio", "vs half the bare EVALSHA loop")),
+    Target("webhook deliveries", ">= 0.7x", 0.7, True,
+           same_run("webhook", "ratio_to_baseline", "vs raw aiohttp POSTs")),
+    Target("`put_many`, 100 per call", ">= 0.9x", 0.9, True,
+           same_run("core", "put_many_ratio", "vs bare pipelined EVALSHA x100")),
+)  # fmt: skip
+"""The one-call paths of issue 17: each a same-run ratio to the plainest correct baseline."""
+
+BURST_TARGETS = (
+    Target("Burst of jobs due in one second: drain rate vs steady", ">= 0.9x", 0.9, True,
+           same_run("burst", "burst_ratio", "vs the same Worker draining ready jobs")),
+    Target("Burst: first job late by", "<= 5 ms", 5.0, False,
+           single("burst", ("first_job_late_ms",), "ms")),
+    Target("Burst: slowest Redis command while promoting", "<= 5,000 µs", 5000, False,
+           single("burst", ("slowlog.slowest_us",), "µs")),
+)  # fmt: skip
+"""The burst of issue 17 (``bench/bench_burst.py``)."""
+
+LAG_TARGETS = (
+    Target("Dispatch lag p50, as a user measures it (asyncio)", "<= 1 ms", 1.0, False,
+           single("lag", ("asyncio.vs_run_at.p50_ms",), "ms")),
+    Target("Dispatch lag p99, as a user measures it (asyncio)", "<= 2 ms", 2.0, False,
+           single("lag", ("asyncio.vs_run_at.p99_ms",), "ms")),
+    Target("Dispatch lag p50, as a user measures it (uvloop)", "<= 1 ms", 1.0, False,
+           single("lag", ("uvloop.vs_run_at.p50_ms",), "ms")),
+    Target("Dispatch lag p99, as a user measures it (uvloop)", "<= 2 ms", 2.0, False,
+           single("lag", ("uvloop.vs_run_at.p99_ms",), "ms")),
+)  # fmt: skip
+"""Dispatch lag with the Worker alone in its process (``bench/bench_lag.py``, issue 17); the
+same figure from ``bench_worker`` (producer and Worker in one process) is in issue 8's table."""

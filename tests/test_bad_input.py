@@ -1,5 +1,7 @@
 """Bad input: every public method rejects each wrong value with InvalidArgument naming the
-argument, before anything reaches Redis, and leaves stored jobs as they were."""
+argument, before anything reaches Redis, and leaves stored jobs as they were; input that only
+the scripts can refuse (forged tokens, wrong versions) is refused alike over Python and HTTP,
+naming the field, with nothing changed."""
 
 from __future__ import annotations
 
@@ -76,8 +78,9 @@ CASES: list[Case] = [
     ("ack without token", lambda c: c.ack(SimpleNamespace(topic=T, id="j", token=None)), "job"),
     ("ack not a job", lambda c: c.ack("j"), "job"),
     ("release negative delay", lambda c: c.release(JOB, delay=-1), "delay"),
-    ("release error not str", lambda c: c.release(JOB, error=5), "error"),
-    ("release huge error", lambda c: c.release(JOB, error="e" * 70_000), "error"),
+    ("release reason not str", lambda c: c.release(JOB, reason=5), "reason"),
+    ("release huge reason", lambda c: c.release(JOB, reason="e" * 70_000), "reason"),
+    ("release reason and error", lambda c: c.release(JOB, reason="a", error="b"), "error"),
     ("release unstarted not bool", lambda c: c.release(JOB, unstarted=1), "unstarted"),
     ("bury reason not str", lambda c: c.bury(JOB, reason=b"r"), "reason"),
     ("ack_many other topic", lambda c: c.ack_many("other", [JOB]), "jobs"),
@@ -118,3 +121,65 @@ def test_unreachable_redis_is_a_backend_error() -> None:
     offline = redisched.Client.from_url(f"redis://127.0.0.1:{free_port()}/0")
     with offline, pytest.raises(redisched.BackendError):
         offline.get(T, "j")
+
+
+# -- input that passes the glue's checks and is refused by the scripts, Python and HTTP --------
+
+REACHING = [
+    # label, Python call on (client, topic, leased job), expected error, HTTP request, status, field
+    ("ack with a forged token", lambda c, t, j: c.ack(SimpleNamespace(topic=t, id="j", token="1")),
+     redisched.StaleReservation, ("POST", "j/ack", {"token": "1"}), 409, "token"),
+    ("release with a forged token",
+     lambda c, t, j: c.release(SimpleNamespace(topic=t, id="j", token="1"), reason="x"),
+     redisched.StaleReservation, ("POST", "j/release", {"token": "1", "reason": "x"}), 409,
+     "token"),
+    ("touch with a forged token", lambda c, t, j: c.touch(SimpleNamespace(topic=t, id="j",
+     token="1")), redisched.StaleReservation, ("POST", "j/touch", {"token": "1"}), 409, "token"),
+    ("bury with a forged token", lambda c, t, j: c.bury(SimpleNamespace(topic=t, id="j",
+     token="1")), redisched.StaleReservation, ("POST", "j/bury", {"token": "1"}), 409, "token"),
+    ("delete at a wrong version", lambda c, t, j: c.delete(t, "j", if_version=99),
+     redisched.VersionConflict, ("DELETE", "j", None), 412, "If-Match"),
+    ("replace at a wrong version",
+     lambda c, t, j: c.put(t, "j", b"new", replace=True, if_version=99),
+     redisched.VersionConflict, ("PUT", "j", {"body": "new"}), 412, "If-Match"),
+    ("ack of a job that is not reserved",
+     lambda c, t, j: c.ack(SimpleNamespace(topic=t, id="other", token="1")),
+     redisched.StaleReservation, ("POST", "other/ack", {"token": "1"}), 409, "token"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "action", "error", "request_", "status", "field"),
+    REACHING,
+    ids=[c[0] for c in REACHING],
+)
+async def test_refused_by_the_scripts_over_python_and_http(
+    client: redisched.Client, topic: str, redis_url: str, label: str,
+    action: Callable[..., Any], error: type[Exception], request_: tuple[str, str, Any],
+    status: int, field: str,
+) -> None:  # fmt: skip
+    from urllib.parse import quote
+
+    import httpx
+
+    from redisched.config import Settings
+    from redisched.http import create_app
+
+    client.put(topic, "j", b"keep", ttr=600)
+    client.put(topic, "other", b"keep", delay=600)
+    leased = client.reserve(topic)
+    assert leased is not None and leased.id == "j"
+    before = [client.get(topic, i) for i in ("j", "other")]
+    with pytest.raises(error):
+        action(client, topic, leased)
+    method, rest, body = request_
+    headers = {"If-Match": '"99"'} if status == 412 else {}
+    app = create_app(Settings(redis_url=redis_url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            url = f"/v1/topics/{quote(topic, safe='')}/jobs/{rest}"
+            reply = await http.request(method, url, json=body, headers=headers)
+    assert reply.status_code == status, reply.text
+    assert reply.json()["error"]["field"] == field
+    assert [client.get(topic, i) for i in ("j", "other")] == before

@@ -161,3 +161,24 @@ def test_history_section_judges_issue_13_from_its_own_run() -> None:
     [finished] = rows(markdown, "Finished job's record (no result)")
     assert finished[3] == "**not met**"
     assert "## History on vs off" not in render.render(Results(LATEST), Results(PEERS), False)
+
+
+def test_one_call_targets_are_judged_on_the_same_run_ratios() -> None:
+    doc = {
+        **LATEST,
+        "benchmarks": {
+            **LATEST["benchmarks"],
+            "core": entry({"core": {"put_ratio": 0.93, "reserve_ack_ratio": 0.5}}),
+            "http": entry({"http": {"put_minimal_ratio": 0.95}}),
+        },
+    }
+    markdown = render.render(Results(doc), Results({}), charts=False)
+    [put] = rows(markdown, "`Client.put`, one call per job")
+    assert put[1:] == [">= 0.9x", put[2], "**met**", "3% above the target"]
+    assert put[2].startswith("0.93 (`core.put_ratio`")
+    [reserve_ack] = rows(markdown, "`reserve` + `ack`, one job each")
+    assert reserve_ack[3:] == ["**not met**", "44% below the target"]
+    [minimal] = rows(markdown, "HTTP `PUT` with `Prefer: return=minimal`")
+    assert minimal[3] == "**met**"
+    [webhook] = rows(markdown, "webhook deliveries")
+    assert webhook[2:] == ["not measured", "-", "-"]

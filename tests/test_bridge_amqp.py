@@ -178,6 +178,8 @@ async def test_malformed_messages_are_dead_lettered_with_reasons(
         "bad-topic": {"topic": "a{b}", "id": "x"},
         "too-big": {"topic": topic, "id": "x", "body": "x" * (1 << 20)},
         "typo": {"topic": topic, "id": "x", "dealy": 5},
+        # the AMQP message_id never stands in for the id: clients invent random ones
+        "message-id-only": {"topic": topic, "body": "via message_id", "delay": 600},
     }
     expected = {
         "not-json": "message: is not valid JSON",
@@ -187,10 +189,12 @@ async def test_malformed_messages_are_dead_lettered_with_reasons(
         "bad-topic": "topic: must not contain",
         "too-big": "body: is 1048578 bytes",
         "typo": "dealy: ",
+        "message-id-only": "id: is missing",
     }
-    good = [{"topic": topic, "id": f"ok-{i}", "delay": 600} for i in range(3)]
-    good.append(({"topic": topic, "body": "via message_id", "delay": 600}, "ok-3"))
-    messages = list(bad.values())
+    good = [{"topic": topic, "id": f"ok-{i}", "delay": 600} for i in range(4)]
+    messages: list[Any] = [
+        (data, "m-1") if name == "message-id-only" else data for name, data in bad.items()
+    ]
     await publish(channel, settings.queue, [*messages[:3], *good, *messages[3:]])
     registry = CollectorRegistry()
     async with running(AmqpBridge(client, settings, metrics=PrometheusMetrics(registry))):
@@ -214,7 +218,7 @@ async def test_malformed_messages_are_dead_lettered_with_reasons(
     for name, start in expected.items():
         assert reasons[name].startswith(start), (name, reasons[name])
     assert (await client.get(topic, "ok-3")) is not None
-    assert await client.get(topic, "x") is None
+    assert await client.get(topic, "x") is None and await client.get(topic, "m-1") is None
 
     def value(name: str) -> float | None:
         return registry.get_sample_value(
@@ -410,6 +414,31 @@ async def test_redis_outage_mid_stream_loses_nothing(
             assert await ready_count(channel, settings.dead_letters) == 0
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_durable_puts_are_acked_only_once_replicated(
+    bridge_redis: EmbeddedRedis, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    """The bridge's puts honour durable mode (per client and per topic): on a server without
+    replica a durable put is stored but never acknowledged by a replica, so its message stays
+    in RabbitMQ (retried, never acked, never dead-lettered); a non-durable topic is acked."""
+    durable_topic, plain_topic = f"{topic}-durable", f"{topic}-plain"
+    async with AsyncClient.from_url(bridge_redis.url, durable_timeout=0.02) as client:
+        await client.configure(durable_topic, durable=True)
+        await publish(channel, settings.queue, [
+            {"topic": durable_topic, "id": "d", "delay": 600},
+            {"topic": plain_topic, "id": "p", "delay": 600},
+        ])  # fmt: skip
+        metrics = Counting()
+        async with running(AmqpBridge(client, settings, metrics=metrics)):
+            await wait_for(lambda: _equals(scheduled(client, plain_topic), 1), 10, "plain put")
+            await wait_for(lambda: _equals(scheduled(client, durable_topic), 1), 10, "stored")
+            await asyncio.sleep(0.5)  # several retries of the durable put
+            assert metrics.counts["put"] == 1  # only the plain one counts as committed
+        assert await ready_count(channel, settings.queue) == 1  # given back, not lost
+        assert await ready_count(channel, settings.dead_letters) == 0
+        stored = await client.get(durable_topic, "d")
+        assert stored is not None and stored.version == 1  # retries by id changed nothing
 
 
 def test_settings_reject_bad_values() -> None:

@@ -41,3 +41,12 @@ def test_join_groups_puts_by_options_in_one_pipeline() -> None:
 def test_join_takes_one_topic() -> None:
     with pytest.raises(ValueError, match="one topic"):
         join(OPS, [Delete("t", "a"), Delete("u", "a")])
+
+
+def test_join_keeps_the_durability_of_its_puts() -> None:
+    durable = Operations(durable=True)
+    call = join(durable, [Put("t", "a", b"1", LATER), Delete("t", "b")])
+    assert call.durability is not None and call.durability.required is True
+    topic_setting = join(OPS, [Put("t", "a", b"1", LATER)])
+    assert topic_setting.durability is not None and topic_setting.durability.required is None
+    assert join(OPS, [Delete("t", "a")]).durability is None  # deletes never wait

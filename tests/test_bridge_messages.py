@@ -15,8 +15,8 @@ from redisched.ops import Operations
 OPS = Operations(max_body_size=100)
 
 
-def parse_json(message: Any, message_id: str | None = None) -> Put | Delete:
-    return parse(json.dumps(message).encode(), message_id, OPS)
+def parse_json(message: Any) -> Put | Delete:
+    return parse(json.dumps(message).encode(), OPS)
 
 
 def test_put_with_every_option() -> None:
@@ -39,7 +39,7 @@ def test_op_defaults_to_put_and_body_to_empty() -> None:
     [("hi", b'"hi"'), (None, b"null"), (7, b"7"), ([], b"[]"), ({"a": "é"}, '{"a":"é"}'.encode())],
 )
 def test_body_is_stored_as_compact_json(body: Any, stored: bytes) -> None:
-    command = parse(f'{{"topic": "t", "id": "j", "body": {json.dumps(body)} }}'.encode(), None, OPS)
+    command = parse(f'{{"topic": "t", "id": "j", "body": {json.dumps(body)} }}'.encode(), OPS)
     assert isinstance(command, Put) and command.body == stored
 
 
@@ -58,14 +58,25 @@ def test_run_at_as_epoch_or_rfc3339() -> None:
     assert text.options.run_at == datetime(2030, 1, 2, 2, 4, 5, tzinfo=UTC)
 
 
-def test_message_id_stands_in_for_id() -> None:
-    assert parse_json({"topic": "t"}, message_id="m-1") == Put("t", "m-1", b"", PutOptions())
-    assert parse_json({"topic": "t", "id": "own"}, message_id="m-1").id == "own"
+def test_a_message_without_an_id_is_refused() -> None:
+    for message in ({"topic": "t"}, {"op": "delete", "topic": "t"}):
+        with pytest.raises(InvalidArgument) as caught:
+            parse_json(message)
+        assert caught.value.argument == "id" and "is missing" in caught.value.message
+
+
+def test_deep_nesting_is_refused_naming_the_body() -> None:
+    deep = b'{"topic": "t", "id": "j", "body": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(InvalidArgument) as caught:
+        parse(deep, OPS)
+    assert caught.value.argument == "body"
+    unclosed = b'{"topic": "t", "id": "j", "body": ' + b"[" * 5000
+    with pytest.raises(InvalidArgument):
+        parse(unclosed, OPS)
 
 
 def test_delete() -> None:
     assert parse_json({"op": "delete", "topic": "t", "id": "j"}) == Delete("t", "j")
-    assert parse_json({"op": "delete", "topic": "t"}, message_id="j") == Delete("t", "j")
 
 
 @pytest.mark.parametrize(
@@ -109,11 +120,11 @@ def test_delete() -> None:
 def test_malformed_message_names_the_field(data: Any, field: str) -> None:
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
     with pytest.raises(InvalidArgument) as error:
-        parse(raw, None, OPS)
+        parse(raw, OPS)
     assert error.value.argument == field, str(error.value)
     assert str(error.value).startswith(f"{field}: ") and len(error.value.message) > 5
 
 
 def test_huge_message_is_rejected_before_decoding() -> None:
     with pytest.raises(InvalidArgument, match=r"message: .* over the body size limit"):
-        parse(b" " * (6 * 100 + 65_537), None, OPS)
+        parse(b" " * (6 * 100 + 65_537), OPS)

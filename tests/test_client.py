@@ -185,7 +185,7 @@ async def test_deleted_reservation_is_stale_and_not_resurrected(
 async def test_release_with_delay_and_error(api: Any, topic: str, clock: FakeClock) -> None:
     await api.put(topic, "j", b"")
     job = await api.reserve(topic)
-    assert await api.release(job, delay=30, error="smtp down") is JobState.SCHEDULED
+    assert await api.release(job, delay=30, reason="smtp down") is JobState.SCHEDULED
     stored = await api.get(topic, "j")
     assert (stored.state, stored.last_error, stored.attempts) == (
         JobState.SCHEDULED, "smtp down", 1,
@@ -198,7 +198,7 @@ async def test_release_with_delay_and_error(api: Any, topic: str, clock: FakeClo
 
 async def test_max_attempts_sends_the_job_to_dead(api: Any, topic: str, clock: FakeClock) -> None:
     await api.put(topic, "j", b"", max_attempts=2, ttr=5)
-    await api.release(await api.reserve(topic), error="first")
+    await api.release(await api.reserve(topic), reason="first")
     clock.advance(6)
     await api.reserve(topic)
     clock.advance(6)
@@ -213,7 +213,7 @@ async def test_max_attempts_sends_the_job_to_dead(api: Any, topic: str, clock: F
 
 async def test_release_after_last_attempt_is_dead(api: Any, topic: str) -> None:
     await api.put(topic, "j", b"", max_attempts=1)
-    assert await api.release(await api.reserve(topic), error="boom") is JobState.DEAD
+    assert await api.release(await api.reserve(topic), reason="boom") is JobState.DEAD
     assert (await api.get(topic, "j")).last_error == "boom"
 
 
@@ -334,10 +334,21 @@ async def test_an_unstarted_release_gives_the_attempt_back(
 ) -> None:
     await api.put(topic, "j", b"", max_attempts=1)
     leased = await api.reserve(topic)
-    assert await api.release(leased, delay=5, error="ignored", unstarted=True) is (
+    assert await api.release(leased, delay=5, reason="ignored", unstarted=True) is (
         JobState.SCHEDULED
     )
     job = await api.get(topic, "j")
     assert (job.attempts, job.last_error, job.state) == (0, None, JobState.SCHEDULED)
     clock.advance(5)
     assert (await api.reserve(topic)).attempts == 1  # its one attempt is still whole
+
+
+async def test_release_reason_and_its_deprecated_alias_error(api: Any, topic: str) -> None:
+    await api.put(topic, "j", b"x")
+    await api.release(await api.reserve(topic), reason="one name everywhere")
+    job = await api.get(topic, "j")
+    assert job is not None and job.last_error == "one name everywhere"
+    with pytest.warns(DeprecationWarning, match="reason="):
+        await api.release(await api.reserve(topic), error="the old name still works")
+    job = await api.get(topic, "j")
+    assert job is not None and job.last_error == "the old name still works"

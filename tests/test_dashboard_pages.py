@@ -6,6 +6,7 @@ Redis; the browser tests are in test_dashboard_browser.py.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -91,7 +92,7 @@ async def web(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         app.state.runtime  # noqa: B018 - started
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 
@@ -166,3 +167,57 @@ async def test_expire_endpoint(web: httpx.AsyncClient, topic: str) -> None:
 
 def test_models_are_exported() -> None:
     assert redisched.Timeline is Timeline
+
+
+async def test_a_held_topic_and_throttled_deliveries_are_shown(redis_url: str, topic: str) -> None:
+    """A serve without --allow-private-webhooks holds a topic whose webhook is private: the
+    topic page and /metrics say so; the page counts throttled deliveries apart."""
+    from redisched.commands.serve_app import dispatcher_service
+
+    settings = Settings(redis_url=redis_url, allow_private_webhooks=False)
+    app = create_app(
+        settings, extra_routes=ROUTES, extra_endpoints=ENDPOINTS, services=[dispatcher_service]
+    )
+    async with app.router.lifespan_context(app):
+        rt = app.state.runtime
+        await rt.client.configure(topic, webhook={"url": "http://127.0.0.1:9/hook"})
+        await rt.client.put(topic, "j", b"{}")
+        await rt.client.redis.hset(rt.client.ops.keys(topic).name("meta"), "total_throttled", 3)
+        rt.topic_changed(topic)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as web:
+            for _ in range(200):
+                if topic in rt.held:
+                    break
+                await asyncio.sleep(0.02)
+            page = await web.get("/dashboard/topic", params={"topic": topic})
+            assert 'id="held"' in page.text and "loopback" in page.text
+            assert '<span class="value small" data-count="throttled">3</span>' in page.text
+            metrics = (await web.get("/metrics")).text
+            assert f'redisched_webhook_held{{topic="{topic}"}} 1.0' in metrics
+        job = await rt.client.get(topic, "j")
+        assert job is not None and job.attempts == 0  # held, not spent
+
+
+@pytest.mark.parametrize(
+    ("stored", "kind"),
+    [(b"[" * 5000 + b"]" * 5000, "text"), (b"[" * 5000, "text"), (b"\xff\xfe", "binary"),
+     (b"[" * 400 + b"]" * 400, "json")],
+    ids=["deep-json", "deep-unclosed", "binary", "nested-400"],
+)  # fmt: skip
+async def test_pages_survive_any_stored_body(
+    web: httpx.AsyncClient, redis_url: str, topic: str, stored: bytes, kind: str
+) -> None:
+    assert show_body(stored).kind == kind
+    async with redisched.AsyncClient.from_url(redis_url) as py:
+        await py.put(topic, "deep", stored)
+        await py.put(topic, "dead", stored, max_attempts=1)
+        job = await py.reserve(topic)
+        assert job is not None
+        await py.bury(job, reason="x")
+    for path, params in (
+        ("/dashboard/job", {"topic": topic, "id": "deep"}),
+        ("/dashboard/topic", {"topic": topic}),
+        ("/dashboard/overview", {}),
+    ):
+        assert (await web.get(path, params=params)).status_code == 200, path

@@ -18,9 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from redisched import AsyncClient, JobState
-from redisched.http.dispatch_metrics import Outcome
+from redisched.http.dispatch_metrics import Outcome, PrometheusDispatchMetrics
 from redisched.http.dispatcher import Dispatcher
 from redisched.http.signing import verify
 from redisched.wakeup import Wakeups
@@ -253,7 +254,10 @@ async def test_retry_after_is_honoured(
     await until(lambda: drained(client, topic))
     first, second = receiver.of("j")
     assert 0.98 <= second.at - first.at < 2.0
-    assert second.payload["attempt"] == 2
+    # Back-pressure is not a failure: the attempt is given back, and counted apart.
+    assert second.payload["attempt"] == 1
+    meta = client.ops.keys(topic).name("meta")
+    assert await client.redis.hget(meta, "total_throttled") == b"1"
 
 
 async def test_every_job_is_delivered_or_dead_with_a_flaky_receiver(
@@ -374,18 +378,33 @@ async def test_two_dispatchers_never_deliver_a_job_twice(
 # -- targets (SSRF) ---------------------------------------------------------------------------
 
 
-async def test_private_target_is_refused_at_connect_time(
+async def test_a_refused_webhook_holds_its_topic_without_spending_attempts(
     client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
 ) -> None:
+    """A serve without --allow-private-webhooks must not dead-letter the jobs of a topic whose
+    stored webhook is private: it holds them, says so, and a serve that may reach the
+    target delivers them later with their attempts intact."""
+    registry = CollectorRegistry()
     await configure(client, topic, receiver, backoff=0.01)  # stored without a config check
-    await dispatchers(allow_private_webhooks=False)
+    strict = await dispatchers(
+        allow_private_webhooks=False, metrics=PrometheusDispatchMetrics(registry)
+    )
     await client.put(topic, "j", b"{}", max_attempts=2)
-    await until(lambda: drained(client, topic))
+    await until(lambda: _true(topic in strict.held))
+    assert "loopback" in strict.held[topic]
+    assert registry.get_sample_value("redisched_webhook_held", {"topic": topic}) == 1
+    await asyncio.sleep(0.5)  # several refreshes
     job = await client.get(topic, "j")
-    assert job is not None and job.state is JobState.DEAD
-    assert job.last_error is not None and "webhook target refused" in job.last_error
-    assert "loopback" in job.last_error
+    assert job is not None and job.state is JobState.READY and job.attempts == 0
     assert receiver.calls == []  # nothing reached the receiver
+    await strict.stop()
+    await dispatchers()  # allowed: delivers the held job on its first attempt
+    await until(lambda: drained(client, topic))
+    assert [c.payload["attempt"] for c in receiver.of("j")] == [1]
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_redirects_are_not_followed(

@@ -31,7 +31,9 @@ def test_payload_carries_the_job_with_its_body_as_json() -> None:
         "attempt": 2, "version": 3, "token": "123", "run_at": "2030-01-02T03:04:05.678000Z",
     }  # fmt: skip
     assert json.loads(payload(job(b"\x00\xff")))["body"] == {"$base64": "AP8="}
-    assert json.loads(payload(job(b"plain text")))["body"] == {"$base64": "cGxhaW4gdGV4dA=="}
+    assert json.loads(payload(job(b"plain text")))["body"] == "plain text"
+    deep = b"[" * 5000
+    assert json.loads(payload(job(deep)))["body"] == deep.decode()
 
 
 def test_message_id_is_stable_per_version_and_header_safe() -> None:

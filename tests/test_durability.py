@@ -141,7 +141,7 @@ async def test_the_http_service_answers_503_not_replicated(redis_url: str, topic
     app = create_app(Settings(redis_url=redis_url, durable_puts=True))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             response = await http.put(f"/v1/topics/{topic}/jobs/a", json={"body": "x"})
             assert response.status_code == 503 and response.headers["retry-after"] == "1"
             assert response.json()["error"]["code"] == "not_replicated"

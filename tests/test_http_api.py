@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,7 @@ async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(redis_url=redis_url, requeue_interval=0.05))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 
@@ -291,7 +290,7 @@ async def test_private_webhook_targets_are_refused_unless_allowed(
         app = create_app(Settings(redis_url=redis_url, allow_private_webhooks=allowed))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
                 for url in ("http://127.0.0.1:9/hook", "http://10.0.0.8/x", "http://[::1]/x"):
                     patch = {"webhook": {"url": url}}
                     response = await http.patch(topic_url(topic), json=patch)
@@ -338,28 +337,75 @@ async def test_seed_routes(http: httpx.AsyncClient, topic: str) -> None:
     assert (await http.post(cancel, json={"id": "e42"})).status_code == 404
 
 
+DEEP_JSON = b"[" * 5000 + b"]" * 5000
+
+
 @pytest.mark.parametrize(
-    "stored",
-    [b"\xff\x00binary", b"", b"plain text", b'{"$base64": "AAAA"}', b"[1, 2,  3]", b'"x"'],
-    ids=["binary", "empty", "text", "marker-json", "spaced-json", "json-string"],
-)
-async def test_python_bytes_read_back_over_http_without_loss(
-    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str, stored: bytes
+    ("stored", "shown"),
+    [
+        (b"\xff\x00binary", {"$base64": "/wBiaW5hcnk="}),
+        (b'{"$base64": "AAAA"}', {"$base64": "eyIkYmFzZTY0IjogIkFBQUEifQ=="}),
+        (b"[1, 2,  3]", [1, 2, 3]),
+        (b'"x"', "x"),
+        (b"", ""),
+        (b"plain text \xc3\xbc", "plain text \u00fc"),
+        (b"{not json", "{not json"),
+        (DEEP_JSON, DEEP_JSON.decode()),
+        (b"[" * 5000, "[" * 5000),
+    ],
+    ids=["binary", "marker-json", "spaced-json", "json-string", "empty", "text", "broken-json",
+         "deep-json", "deep-unclosed"],
+)  # fmt: skip
+async def test_python_bytes_read_back_over_http_by_the_body_rule(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str, stored: bytes, shown: Any
 ) -> None:
     await py.put(topic, "j", stored)
-    body = (await http.get(job_url(topic, "j"))).json()["body"]
-    if isinstance(body, dict) and set(body) == {"$base64"}:
-        assert base64.b64decode(body["$base64"]) == stored
-    else:
-        assert msgspec.json.encode(body) == msgspec.json.encode(msgspec.json.decode(stored))
-    # ...and the same representation PUT back stores the same bytes (or the same JSON).
-    await http.put(job_url(topic, "k"), json={"body": body})
+    got = await http.get(job_url(topic, "j"))
+    assert got.status_code == 200 and got.json()["body"] == shown
+    listed = await http.get(topic_url(topic, "/jobs"), params={"state": "ready"})
+    assert listed.status_code == 200 and listed.json()["jobs"][0]["body"] == shown
+    reserved = await http.post(topic_url(topic, "/reserve"))
+    assert reserved.status_code == 200 and reserved.json()["jobs"][0]["body"] == shown
+    # JSON and $base64 read back are written back as the same bytes (or the same JSON);
+    # text read back as a string is written back as that JSON string (documented).
+    await http.put(job_url(topic, "k"), json={"body": shown})
     again = await py.get(topic, "k")
     assert again is not None
-    if isinstance(body, dict):
+    if isinstance(shown, dict):
         assert again.body == stored
+    elif isinstance(shown, str) and stored[:1] != b'"':
+        assert again.body == msgspec.json.encode(stored.decode())
     else:
         assert msgspec.json.decode(again.body) == msgspec.json.decode(stored)
+
+
+async def test_deep_json_put_over_http_is_refused_naming_the_body(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    for depth in (513, 1000, 5000, 100_000):
+        nested = b"[" * depth + b"]" * depth
+        reply = await http.put(job_url(topic, "deep"), content=b'{"body": ' + nested + b"}")
+        assert reply.status_code == 400, depth
+        assert error_of(reply)["field"] == "body" and error_of(reply)["code"] == "too_deep"
+    ok = b"[" * 512 + b"]" * 512
+    assert (
+        await http.put(job_url(topic, "ok"), content=b'{"body": ' + ok + b"}")
+    ).status_code == 201
+    assert await py.get(topic, "deep") is None
+
+
+async def test_duplicate_json_keys_are_refused_naming_the_key(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    for raw, field in (
+        (b'{"body": 1, "delay": 5, "delay": 0}', "delay"),
+        (b'{"body": {"a": 1, "a": 2}}', "a"),
+        (b'{"body": [{"x": 1}, {"y": 1, "y": 1}]}', "y"),
+    ):
+        reply = await http.put(job_url(topic, "dup"), content=raw)
+        assert reply.status_code == 400 and error_of(reply)["field"] == field, raw
+    assert await py.get(topic, "dup") is None
+    assert (await http.put(job_url(topic, "ok"), content=b'{"body": {"a": {"a": 1}}}')).is_success
 
 
 async def test_http_bodies_are_stored_as_compact_json(
@@ -461,7 +507,7 @@ async def test_oversized_request_is_refused_before_it_is_read(redis_url: str, to
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             declared = await http.put(
                 job_url(topic, "j"), content=b"{}", headers={"Content-Length": "999999"}
             )
@@ -477,7 +523,7 @@ async def test_auth_guards_every_route_but_healthz(redis_url: str, topic: str) -
     app = create_app(Settings(redis_url=redis_url, tokens=tokens))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             good = {"Authorization": "Bearer second-token-0123"}
             for endpoint in ENDPOINTS:
                 url = endpoint.path.format(topic=quote(topic, safe=""), id="j")
@@ -540,3 +586,57 @@ async def test_requeue_sweep_returns_timed_out_jobs(
         if job is not None and job.state == "ready":
             break
     assert job is not None and job.state == "ready" and job.attempts == 1
+
+
+async def test_topic_limits_hold_for_http_reserves(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """concurrency=2: a reserve of 5 gets 2; an ack through the API frees one slot at once."""
+    await py.configure(topic, concurrency=2)
+    for i in range(5):
+        await http.put(job_url(topic, f"j{i}"), json={"body": i})
+    first = await http.post(topic_url(topic, "/reserve"), json={"count": 5})
+    assert first.status_code == 200 and len(first.json()["jobs"]) == 2
+    assert (await http.post(topic_url(topic, "/reserve"), json={"count": 5})).status_code == 204
+    held = first.json()["jobs"][0]
+    acked = await http.post(job_url(topic, held["id"], "ack"), json={"token": held["token"]})
+    assert acked.status_code == 204
+    again = await http.post(topic_url(topic, "/reserve"), json={"count": 5, "wait": 1})
+    assert again.status_code == 200 and len(again.json()["jobs"]) == 1
+    assert (await py.stats(topic)).reserved == 2
+
+
+async def test_abort_stops_a_job(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await http.put(job_url(topic, "a"), json={"body": 1})
+    got = await http.post(topic_url(topic, "/reserve"))
+    token = got.json()["jobs"][0]["token"]
+    assert (await http.post(job_url(topic, "a", "abort"))).status_code == 204
+    assert await py.get(topic, "a") is None
+    assert (await http.post(job_url(topic, "a", "ack"), json={"token": token})).status_code == 409
+    missing = await http.post(job_url(topic, "a", "abort"), json={})
+    assert missing.status_code == 404 and error_of(missing)["code"] == "not_found"
+    bad = await http.post(job_url(topic, "a", "abort"), json={"nope": 1})
+    assert bad.status_code == 400
+
+
+async def test_a_reserve_answer_that_fails_to_build_gives_the_jobs_back(
+    redis_url: str, py: redisched.AsyncClient, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(3):
+        await py.put(topic, f"j{n}", b"1", max_attempts=1)
+
+    def broken(job: Any, **_: Any) -> Any:
+        raise RuntimeError("the answer could not be built")
+
+    monkeypatch.setattr("redisched.http.bodies.job_out", broken)
+    app = create_app(Settings(redis_url=redis_url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            reply = await client.post(topic_url(topic, "/reserve"), json={"count": 10})
+    assert reply.status_code == 500
+    for n in range(3):  # back in the queue, attempt given back: not dead after one try
+        job = await py.get(topic, f"j{n}")
+        assert job is not None and (job.state, job.attempts) == ("ready", 0)

@@ -125,7 +125,7 @@ def _calls(o: Operations) -> list[Call[object]]:
         o.ack(JOB),
         o.ack_many("orders", [JOB, JOB]),
         o.ack_and_lease("orders", [JOB], 4),
-        o.release(JOB, delay=3, error="e"),
+        o.release(JOB, delay=3, reason="e"),
         o.touch(JOB, ttr=4),
         o.bury(JOB, reason="r"),
         o.kick("orders", "o-1"),

@@ -26,6 +26,7 @@ def test_every_setting_has_an_environment_variable() -> None:
         "REDISCHED_INSECURE": "yes", "REDISCHED_ALLOW_PRIVATE_WEBHOOKS": "1",
         "REDISCHED_PREFIX": "rs", "REDISCHED_MAX_BODY_SIZE": "2048",
         "REDISCHED_MAX_REQUEST_SIZE": "4096", "REDISCHED_REQUEUE_INTERVAL": "0.5",
+        "REDISCHED_ALLOWED_HOSTS": "jobs.internal, api.example",
         "REDISCHED_REDIS_PORT": "7379",
     }  # fmt: skip
     assert set(Settings.ENV.values()) - set(env) <= {
@@ -37,7 +38,7 @@ def test_every_setting_has_an_environment_variable() -> None:
         appendfsync="always", tokens=("token-number-one", "token-number-two", "token-number-three"),
         insecure=True,
         allow_private_webhooks=True, prefix="rs", max_body_size=2048, max_request_size=4096,
-        requeue_interval=0.5, redis_port=7379,
+        requeue_interval=0.5, allowed_hosts=("jobs.internal", "api.example"), redis_port=7379,
     )  # fmt: skip
 
 
@@ -55,6 +56,8 @@ def test_overrides_win_over_the_environment() -> None:
         ("REDISCHED_APPENDFSYNC", "no", "appendfsync"),
         ("REDISCHED_REQUEUE_INTERVAL", "nan", "REDISCHED_REQUEUE_INTERVAL"),
         ("REDISCHED_MAX_BODY_SIZE", "10", "max_body_size"),
+        ("REDISCHED_PORT", "8_080", "REDISCHED_PORT"),
+        ("REDISCHED_REQUEUE_INTERVAL", "\u0661", "REDISCHED_REQUEUE_INTERVAL"),
         ("REDISCHED_REDIS_PORT", "65536", "redis_port"),
         ("REDISCHED_API_TOKENS", "short-token", "tokens"),
     ],

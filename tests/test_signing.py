@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from redisched.http.signing import InvalidSignature, secret_key, sign_headers, verify
 
@@ -73,3 +75,80 @@ def test_without_secrets_no_signature_header_is_sent() -> None:
     assert set(headers) == {"webhook-id", "webhook-timestamp"}
     with pytest.raises(InvalidSignature, match="missing"):
         verify(b"x", headers, "whatever-secret")
+
+
+SECRET = "whsec_c2VjcmV0LWtleS0xMjM="
+NOW = 1_900_000_000
+
+
+@st.composite
+def _mutation(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
+    """A signed request and one change to it: a byte of the body, the id or the timestamp, or
+    a character of the signature."""
+    body = draw(st.binary(max_size=64))
+    msg_id = draw(st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
+                          max_size=20))  # fmt: skip
+    headers = sign_headers(msg_id, body, [secret_key(SECRET)], timestamp=NOW)
+    part = draw(st.sampled_from(["body", "webhook-id", "webhook-timestamp", "webhook-signature"]))
+    if part == "body":
+        if body and draw(st.booleans()):
+            i = draw(st.integers(0, len(body) - 1))
+            flip = draw(st.integers(1, 255))
+            body = body[:i] + bytes([body[i] ^ flip]) + body[i + 1 :]
+        else:
+            body = body + draw(st.binary(min_size=1, max_size=4))
+        return "body", body, headers
+    value = headers[part]
+    i = draw(st.integers(0, len(value) - 1))
+    new = draw(
+        st.characters(min_codepoint=32, max_codepoint=0x10FFFF).filter(lambda c: c != value[i])
+    )
+    return part, body, {**headers, part: value[:i] + new + value[i + 1 :]}
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_mutation())
+def test_no_single_change_of_a_signed_request_verifies(
+    case: tuple[str, bytes, dict[str, str]],
+) -> None:
+    _part, body, headers = case
+    with pytest.raises(InvalidSignature):
+        verify(body, headers, SECRET, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("skew", "ok"),
+    [(0, True), (300, True), (-300, True), (301, False), (-301, False), (86_400, False),
+     (-86_400 * 365, False)],
+)  # fmt: skip
+def test_the_tolerance_boundary_in_the_past_and_the_future(skew: int, ok: bool) -> None:
+    # skew > 0: the request says it was signed in the future
+    headers = sign_headers("msg_1", b"x", [secret_key(SECRET)], timestamp=NOW + skew)
+    if ok:
+        verify(b"x", headers, SECRET, now=NOW)
+    else:
+        with pytest.raises(InvalidSignature, match="too far"):
+            verify(b"x", headers, SECRET, now=NOW)
+
+
+@pytest.mark.parametrize("stamp", ["1_900_000_000", " 1900000000", "+1900000000", "1900000000.0",
+                                   "\u0661\u0669\u0660\u0660", "-1", ""])  # fmt: skip
+def test_a_timestamp_must_be_plain_ascii_digits(stamp: str) -> None:
+    headers = sign_headers("msg_1", b"x", [secret_key(SECRET)], timestamp=NOW)
+    with pytest.raises(InvalidSignature):
+        verify(b"x", {**headers, "webhook-timestamp": stamp}, SECRET, now=NOW)
+
+
+def test_any_of_several_signatures_may_match_and_other_versions_are_ignored() -> None:
+    good = sign_headers("msg_1", b"x", [secret_key(SECRET)], timestamp=NOW)
+    signature = good["webhook-signature"]
+    forged = "v1," + "A" * 43 + "="
+    for header in (
+        f"{forged} {signature}",
+        f"{signature} {forged}",
+        f"v2,abc {forged} {signature}",
+    ):
+        verify(b"x", {**good, "webhook-signature": header}, SECRET, now=NOW)
+    for header in (f"{forged} v1,", "v2," + signature[3:], signature[3:], f"{forged} {forged}"):
+        with pytest.raises(InvalidSignature, match="no signature matches"):
+            verify(b"x", {**good, "webhook-signature": header}, SECRET, now=NOW)

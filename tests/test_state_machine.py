@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 )
 
 import redisched
-from redisched import PutStatus, StaleReservation, VersionConflict
+from redisched import DEFAULT_MAX_ATTEMPTS, PutStatus, StaleReservation, VersionConflict
 from redisched.dashboard.data import joined
 from redisched.keys import TopicKeys
 from tests.conftest import FakeClock
@@ -157,7 +157,8 @@ class Lifecycle(RuleBasedStateMachine):
             self.topic, job_id, body, delay=delay / 1000, priority=priority, ttr=ttr / 1000,
             max_attempts=max_attempts or None, replace=replace_,
         )  # fmt: skip
-        new = Model("scheduled", 1, body, self.now + delay, priority, ttr, max_attempts)
+        attempts = max_attempts or DEFAULT_MAX_ATTEMPTS  # the scripts' default
+        new = Model("scheduled", 1, body, self.now + delay, priority, ttr, attempts)
         old = self.jobs.get(job_id)
         if old is None:
             ended = self.finished.get(job_id)
@@ -196,12 +197,41 @@ class Lifecycle(RuleBasedStateMachine):
             assert guess != current and conflict.current_version == current
             return
         assert old is not None and guess == current
-        new = Model("scheduled", current + 1, b"cas", self.now, 0, 1000, 0)
+        new = Model("scheduled", current + 1, b"cas", self.now, 0, 1000, DEFAULT_MAX_ATTEMPTS)
         if old.state == "reserved":
             add_event(old, "replaced")
             old.pending = new
         else:
             self.replace(job_id, old, new)
+
+    @rule(job_id=IDS, offset=st.integers(-3000, 4000))
+    def put_at(self, job_id: str, offset: int) -> None:
+        run_at = max(0, self.now + offset)
+        result = self.client.put(self.topic, job_id, b"at", run_at=run_at / 1000)
+        old = self.jobs.get(job_id)
+        if old is not None:
+            current = old.pending.version if old.pending else old.version
+            assert (result.status, result.version) == (PutStatus.EXISTS, current)
+            return
+        assert (result.status, result.version) == (PutStatus.CREATED, 1)
+        new = Model("scheduled", 1, b"at", run_at, 0, 60_000, DEFAULT_MAX_ATTEMPTS)
+        self.jobs[job_id] = new
+        self.place(new)
+
+    @rule(job_id=IDS, guess=st.integers(1, 3))
+    def delete_if_version(self, job_id: str, guess: int) -> None:
+        old = self.jobs.get(job_id)
+        if old is None:
+            assert self.client.delete(self.topic, job_id, if_version=guess) is False
+            return
+        current = old.pending.version if old.pending else old.version
+        try:
+            deleted = self.client.delete(self.topic, job_id, if_version=guess)
+        except VersionConflict as conflict:
+            assert guess != current and conflict.current_version == current
+            return
+        assert deleted is True and guess == current
+        del self.jobs[job_id]
 
     @rule(job_id=IDS)
     def delete(self, job_id: str) -> None:
@@ -272,7 +302,9 @@ class Lifecycle(RuleBasedStateMachine):
         handle = _Handle(self.topic, job_id, token)
         if not valid:
             return self.expect_stale(lambda h: self.client.release(h, delay=delay / 1000), handle)
-        state = self.client.release(handle, delay=delay / 1000, error=error, unstarted=unstarted)
+        state = self.client.release(handle, delay=delay / 1000, reason=error, unstarted=unstarted)
+        if self.end_attempt_with_pending(job_id):
+            return
         model = self.jobs[job_id]
         if model.pending is not None:
             self.end_attempt_with_pending(job_id, "released")
@@ -453,6 +485,31 @@ class Lifecycle(RuleBasedStateMachine):
         members = scheduled + ready + reserved + dead
         assert sorted(members) == sorted(stored)
         assert sorted(m.decode() for m in members) == sorted(self.jobs)
+
+    @invariant()
+    def each_structure_matches_the_records(self) -> None:
+        keys = TopicKeys("redisched", self.topic)
+        pipe = self.raw.pipeline()
+        for name in ("scheduled", "ready", "reserved", "dead"):
+            pipe.zrange(keys.name(name), 0, -1)
+        pipe.hkeys(keys.name("pending"))
+        pipe.hkeys(keys.name("errors"))
+        scheduled, ready, reserved, dead, pending, errors = pipe.execute()
+        ids = {
+            "scheduled": {m.decode() for m in scheduled},
+            "ready": {m[12:].decode() for m in ready},
+            "reserved": {m.decode() for m in reserved},
+            "dead": {m.decode() for m in dead},
+        }
+        for member in ready:  # the sequence prefix: 12 hex digits, each id once
+            int(member[:12], 16)
+        assert len(ids["ready"]) == len(ready)
+        for state, members in ids.items():
+            assert members == {i for i, j in self.jobs.items() if j.state == state}, state
+        assert {p.decode() for p in pending} == {i for i, j in self.jobs.items() if j.pending}
+        assert {e.decode() for e in errors} == {
+            i for i, j in self.jobs.items() if j.last_error is not None
+        }  # no orphans: a deleted or finished job leaves no error or pending entry behind
 
     @invariant()
     def stats_match(self) -> None:

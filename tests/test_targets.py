@@ -23,7 +23,8 @@ REFUSED = [
     "64:ff9b::a00:1", "169.254.169.254", "fd00:ec2::254", "100.100.100.200",
 ]  # fmt: skip
 PUBLIC = ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "64:ff9b::808:808"]
-METADATA = ["169.254.169.254", "fd00:ec2::254", "100.100.100.200", "::ffff:169.254.169.254"]
+METADATA = ["169.254.169.254", "fd00:ec2::254", "100.100.100.200", "::ffff:169.254.169.254",
+            "168.63.129.16"]  # fmt: skip
 
 
 @pytest.mark.parametrize("address", REFUSED)
@@ -74,6 +75,38 @@ async def test_check_url_refuses_at_configuration_time(url: str, reason: str) ->
     with pytest.raises(InvalidArgument, match=reason) as caught:
         await check_url(url, TargetPolicy())
     assert caught.value.argument == "webhook.url"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/",  # decimal 127.0.0.1
+        "http://0177.0.0.1/",  # octal
+        "http://0x7f.0.0.1/",  # hex
+        "http://0x7f000001/",
+        "http://127.1/",  # short form
+        "http://8.8.8.8@127.0.0.1:9/",  # userinfo that looks like a host
+        "http://user:pw@[::1]:9/",
+        "http://\u24dbocalhost:9/",  # IDNA: circled l maps to localhost
+        "http://LOCALHOST./",
+        "http://[::ffff:7f00:1]/",
+        "http://[0:0:0:0:0:ffff:169.254.169.254]/",
+    ],
+)
+async def test_check_url_refuses_every_spelling_of_a_private_host(url: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await check_url(url, TargetPolicy())
+    assert caught.value.argument == "webhook.url"
+    assert "loopback" in caught.value.message or "metadata" in caught.value.message
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/", "http://168.63.129.16/"])
+async def test_metadata_refusal_names_no_setting_that_would_not_lift_it(url: str) -> None:
+    for policy in (TargetPolicy(), TargetPolicy(allow_private=True)):
+        with pytest.raises(InvalidArgument) as caught:
+            await check_url(url, policy)
+        assert "metadata" in caught.value.message
+        assert "set allow_private_webhooks" not in caught.value.message
 
 
 async def test_check_url_accepts_public_literals_and_allowed_private() -> None:

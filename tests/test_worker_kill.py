@@ -49,7 +49,8 @@ def test_kill_9_at_random_points_loses_nothing_and_acks_once(
     survivor = spawn(kill_redis, key, "record", "--topic", topic, "--concurrency", "4")
     read_until(survivor, "worker serving", 30)
     total = 0
-    killed_holding = 0
+    killed_holding = 0  # rounds whose victim had started handlers (its own leases, not all)
+    victims: list[int] = []
     victim = None
     try:
         for round_ in range(ROUNDS):
@@ -64,10 +65,9 @@ def test_kill_9_at_random_points_loses_nothing_and_acks_once(
                 10, "the victim to start",
             )  # fmt: skip
             time.sleep(rng.uniform(0, 0.04))
-            held = client.stats(topic).reserved
             victim.kill()
             victim.communicate()
-            killed_holding += held > 0
+            victims.append(victim.pid)
         wait_for(lambda: settled(client, topic), 30, "every job to be acked")
     finally:
         if victim is not None and victim.poll() is None:
@@ -93,12 +93,27 @@ def test_kill_9_at_random_points_loses_nothing_and_acks_once(
             assert kinds.count("acked") == 1 and kinds[0] == "put", (seed, kinds)
     runs = {k.decode(): int(v) for k, v in raw.hgetall(f"{key}:runs").items()}
     assert len(runs) == total, f"seed {seed}: every job ran at least once"
-    assert killed_holding >= ROUNDS // 2, "most kills should hit a worker holding reservations"
 
     attempts: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
-    for line in raw.lrange(f"{key}:log", 0, -1):
-        job_id, attempt, leased, until, _, _ = line.decode().split()
+    leases: dict[tuple[str, str], int] = defaultdict(int)  # (id, token) -> handler runs
+    per_worker: dict[int, int] = defaultdict(int)  # pid -> handler runs (leases taken)
+    lines = [line.decode().split() for line in raw.lrange(f"{key}:log", 0, -1)]
+    for job_id, attempt, leased, until, _, pid, token in lines:
         attempts[job_id][int(attempt)] = (int(leased), int(until))
+        leases[job_id, token] += 1
+        per_worker[int(pid)] += 1
+    twice = [lease for lease, n in leases.items() if n > 1]
+    assert not twice, f"seed {seed}: one lease ran twice (a token acked twice?): {twice[:5]}"
+    finished = [line.decode().split() for line in raw.lrange(f"{key}:finished", 0, -1)]
+    assert len({(f[0], f[2]) for f in finished}) == len(finished), "a lease finished twice"
+    assert sum(per_worker.values()) == len(lines) == sum(runs.values())
+    killed_holding = sum(per_worker.get(pid, 0) > 0 for pid in victims)
+    assert len(victims) == ROUNDS
+    assert killed_holding >= ROUNDS // 2, "most kills should hit a worker holding reservations"
+    # the jobs each victim was running when killed ran again under another lease
+    finished_by = {(f[0], f[2]) for f in finished}
+    cut = [(j, t) for j, _, _, _, _, pid, t in lines if int(pid) in victims]
+    assert any(lease not in finished_by for lease in cut), "no kill cut a handler short"
     redelivered = 0
     for job_id, seen in attempts.items():
         for attempt, (_, until) in seen.items():

@@ -4,11 +4,11 @@ The CLI loads them as ``tests.worker_app:<name>``. They read ``REDISCHED_REDIS_U
 variable the CLI reads) and write under the key prefix ``WORKER_APP_KEY``:
 
 - ``<key>:runs``   hash id -> how many times a handler started for the job
-- ``<key>:log``    list of "id attempts leased_ms reserved_until_ms started_ms pid", one per
-  start (leased_ms is reserved_until - ttr: when the lease was taken, as the workers here
-  lease with each job's own ttr)
+- ``<key>:log``    list of "id attempts leased_ms reserved_until_ms started_ms pid token", one
+  per start (leased_ms is reserved_until - ttr: when the lease was taken, as the workers here
+  lease with each job's own ttr; token names the lease)
 - ``<key>:alive:<pid>``  set when a process starts its first handler
-- ``<key>:finished``  list of ids whose handler returned
+- ``<key>:finished``  list of "id pid token" whose handler returned
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ class Recorder:
         pipe = self._conn().pipeline(transaction=False)
         pipe.hincrby(f"{key}:runs", job.id, 1)
         leased = until - round(job.ttr * 1000)
-        line = f"{job.id} {job.attempts} {leased} {until} {round(started * 1000)} {pid}"
+        line = f"{job.id} {job.attempts} {leased} {until} {round(started * 1000)} {pid} {job.token}"
         pipe.rpush(f"{key}:log", line)
         pipe.set(f"{key}:alive:{pid}", 1)
         await pipe.execute()
         await asyncio.sleep(random.uniform(self.low, self.high))
-        await self._conn().rpush(f"{key}:finished", job.id)
+        await self._conn().rpush(f"{key}:finished", f"{job.id} {pid} {job.token}")
 
 
 record = Recorder(0.005, 0.03)
@@ -63,3 +63,37 @@ slow = Recorder(_SLOW, _SLOW)
 def failing(job: Job) -> None:
     """A sync handler that always fails."""
     raise ValueError(f"cannot process {job.id}")
+
+
+async def limited(job: Job) -> None:
+    """Counts the handlers in flight across every process (``<key>:inflight``), records each
+    start as "level started_ms" in ``<key>:levels``, runs 10-40 ms, then ``<key>:finished``."""
+    key = os.environ["WORKER_APP_KEY"]
+    conn = _shared.get("conn")
+    if conn is None:
+        conn = _shared["conn"] = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+    level = await conn.incr(f"{key}:inflight")
+    await conn.rpush(f"{key}:levels", f"{level} {round(time.time() * 1000)}")
+    try:
+        await asyncio.sleep(random.uniform(0.01, 0.04))
+    finally:
+        await conn.decr(f"{key}:inflight")
+    await conn.rpush(f"{key}:finished", job.id)
+
+
+async def cancellable(job: Job) -> None:
+    """Records its start in ``<key>:started``, then waits a minute; when cancelled, records
+    "id cancelled_ms" in ``<key>:cancelled``."""
+    key = os.environ["WORKER_APP_KEY"]
+    conn = _shared.get("conn")
+    if conn is None:
+        conn = _shared["conn"] = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+    try:  # a cancellation may come while the start is being recorded
+        await conn.rpush(f"{key}:started", job.id)
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        await conn.rpush(f"{key}:cancelled", f"{job.id} {time.time() * 1000:.3f}")
+        raise
+
+
+_shared: dict[str, redis.asyncio.Redis] = {}

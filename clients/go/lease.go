@@ -18,17 +18,7 @@ type Lease struct {
 	Jobs          []*Job
 }
 
-func checkTopic(topic string) error {
-	if topic == "" || len(topic) > 200 || strings.ContainsAny(topic, "{}") {
-		return errors.New("topic must be 1 to 200 characters without braces")
-	}
-	for _, r := range topic {
-		if r < 0x20 || r == 0x7f {
-			return errors.New("topic must be 1 to 200 characters without control characters")
-		}
-	}
-	return nil
-}
+func checkTopic(topic string) error { return ValidateTopic(topic) }
 
 func optionalMs(v any) int64 {
 	ms, _ := redis.Int64(v, nil)

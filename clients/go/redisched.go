@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -198,6 +199,23 @@ func New(pool *redis.Pool, dir string) (*Client, error) {
 // NewPool is a small redigo pool for a redis:// URL.
 func NewPool(url string) *redis.Pool {
 	return &redis.Pool{MaxIdle: 4, Dial: func() (redis.Conn, error) { return redis.DialURL(url) }}
+}
+
+// ValidateTopic refuses the topic names the Python glue refuses (keys.topic_problem):
+// 1 to 200 characters of valid UTF-8, no braces, no control characters (C0 and DEL).
+func ValidateTopic(topic string) error {
+	n := utf8.RuneCountInString(topic)
+	switch {
+	case !utf8.ValidString(topic):
+		return errors.New("topic must be valid UTF-8")
+	case n < 1 || n > 200:
+		return errors.New("topic must be 1 to 200 characters long")
+	case strings.ContainsAny(topic, "{}"):
+		return errors.New("topic must not contain '{' or '}'")
+	case strings.IndexFunc(topic, func(r rune) bool { return r < 32 || r == 127 }) >= 0:
+		return errors.New("topic must not contain control characters")
+	}
+	return nil
 }
 
 // Key is the full name of one of a topic's keys.

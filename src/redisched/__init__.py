@@ -10,6 +10,7 @@ from .errors import (
     VersionConflict,
 )
 from .models import (
+    DEFAULT_MAX_ATTEMPTS,
     EventKind,
     HistoryPage,
     Job,
@@ -29,6 +30,7 @@ from .retry import Backoff, Retry
 from .worker import Worker
 
 __all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
     "AsyncClient",
     "BackendError",
     "Backoff",

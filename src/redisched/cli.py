@@ -95,7 +95,11 @@ url_option = click.option("--redis-url", envvar="REDISCHED_REDIS_URL", help="Red
 @click.option("--delay", type=float, help="Seconds until the job is due.")
 @click.option("--ttr", type=float, help="Seconds a reservation lasts.")
 @click.option("--priority", type=int, default=0, show_default=True)
-@click.option("--max-attempts", type=int)
+@click.option(
+    "--max-attempts",
+    type=int,
+    help="Attempts before the job goes dead. [default: the topic's, else 25]",
+)
 @click.option("--replace", is_flag=True, help="Replace an existing job with this id.")
 def put(
     redis_url: str | None, topic: str, id: str, body: str, delay: float | None,

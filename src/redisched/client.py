@@ -208,7 +208,7 @@ class Client:
                 topic's, else 60).
             priority: lower runs first among due jobs.
             max_attempts: reservations before the job goes dead (None: the topic's default,
-                else unlimited).
+                else 25, :data:`redisched.DEFAULT_MAX_ATTEMPTS`).
             replace: replace an existing job instead of leaving it as it is.
             if_version: only act if the job is at this version (else VersionConflict).
             durable: True to return only once a replica has the job (else NotReplicated);
@@ -250,6 +250,11 @@ class Client:
     def delete(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
         """Delete a job in any state; True if it existed."""
         return self._run(self.ops.delete(topic, id, if_version=if_version))
+
+    def abort(self, topic: str, id: str) -> bool:
+        """Stop a job: cancel its running handler (any Worker), or keep it from running; True
+        if it existed."""
+        return self._run(self.ops.abort(topic, id))
 
     def reserve(self, topic: str, *, ttr: float | Any = None) -> Job | None:
         """Lease the next due job (lowest priority number first), or None."""
@@ -294,15 +299,19 @@ class Client:
         job: Any,
         *,
         delay: float | Any = 0,
-        error: str | None = None,
+        reason: str | None = None,
         unstarted: bool = False,
+        error: str | None = None,
     ) -> JobState:
         """Give a reserved job back, due after ``delay``; the state it is in now.
 
-        A job whose ``max_attempts`` are used up goes to dead instead. ``unstarted=True`` (the
+        A job whose ``max_attempts`` are used up goes to dead instead. ``reason`` is kept as the
+        job's ``last_error`` (``error`` is its deprecated old name). ``unstarted=True`` (the
         job was leased but never handed to anyone) gives the attempt back and records no error.
         """
-        return self._run(self.ops.release(job, delay=delay, error=error, unstarted=unstarted))
+        return self._run(
+            self.ops.release(job, delay=delay, reason=reason, unstarted=unstarted, error=error)
+        )
 
     def touch(self, job: Any, *, ttr: float | Any = None) -> datetime:
         """Extend a reservation by ``ttr`` (default: the job's ttr); the new deadline."""
@@ -609,6 +618,11 @@ class AsyncClient:
         """Delete a job in any state; True if it existed."""
         return await self._run(self.ops.delete(topic, id, if_version=if_version))
 
+    async def abort(self, topic: str, id: str) -> bool:
+        """Stop a job: cancel its running handler (any Worker), or keep it from running; True
+        if it existed."""
+        return await self._run(self.ops.abort(topic, id))
+
     async def reserve(self, topic: str, *, ttr: float | Any = None) -> Job | None:
         """Lease the next due job (lowest priority number first), or None."""
         return await self._run(self.ops.reserve(topic, ttr=ttr))
@@ -652,11 +666,14 @@ class AsyncClient:
         job: Any,
         *,
         delay: float | Any = 0,
-        error: str | None = None,
+        reason: str | None = None,
         unstarted: bool = False,
+        error: str | None = None,
     ) -> JobState:
         """Give a reserved job back, due after ``delay``; the state it is in now."""
-        return await self._run(self.ops.release(job, delay=delay, error=error, unstarted=unstarted))
+        return await self._run(
+            self.ops.release(job, delay=delay, reason=reason, unstarted=unstarted, error=error)
+        )
 
     async def touch(self, job: Any, *, ttr: float | Any = None) -> datetime:
         """Extend a reservation by ``ttr`` (default: the job's ttr); the new deadline."""

@@ -7,13 +7,13 @@ line options override the environment, which overrides the defaults.
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from . import validate
 from .errors import InvalidArgument
 
 MIN_TOKEN_LENGTH = 16
@@ -32,20 +32,11 @@ def _flag(name: str, text: str) -> bool:
 
 
 def _number(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidArgument(name, f"must be a number, not {text!r}") from None
-    if not math.isfinite(value):
-        raise InvalidArgument(name, "must be a finite number")
-    return value
+    return validate.number_text(text.strip(), name)
 
 
 def _integer(name: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidArgument(name, f"must be an integer, not {text!r}") from None
+    return validate.integer_text(text.strip(), name)
 
 
 def _tokens(name: str, text: str) -> tuple[str, ...]:
@@ -82,6 +73,9 @@ class Settings:
             every route but /healthz needs one.
         insecure: allow a non-loopback ``host`` without tokens.
         allow_private_webhooks: let webhooks target private, loopback and link-local addresses.
+        allowed_hosts: host names the API answers for besides IP addresses, ``localhost`` and
+            ``host`` (a ``Host`` header naming any other is refused: DNS rebinding); ``*``
+            answers any.
         prefix: the first part of every Redis key name.
         max_body_size: the largest stored job body, in bytes.
         max_request_size: the largest HTTP request body read, in bytes (413 beyond).
@@ -99,6 +93,7 @@ class Settings:
     tokens: tuple[str, ...] = ()
     insecure: bool = False
     allow_private_webhooks: bool = False
+    allowed_hosts: tuple[str, ...] = ()
     prefix: str = "redisched"
     max_body_size: int = 1 << 20
     max_request_size: int = 4 << 20
@@ -116,6 +111,7 @@ class Settings:
         "tokens": "REDISCHED_API_TOKENS",
         "insecure": "REDISCHED_INSECURE",
         "allow_private_webhooks": "REDISCHED_ALLOW_PRIVATE_WEBHOOKS",
+        "allowed_hosts": "REDISCHED_ALLOWED_HOSTS",
         "prefix": "REDISCHED_PREFIX",
         "max_body_size": "REDISCHED_MAX_BODY_SIZE",
         "max_request_size": "REDISCHED_MAX_REQUEST_SIZE",
@@ -145,8 +141,9 @@ class Settings:
             raise InvalidArgument(sorted(unknown)[0], "is not a setting")
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
-        if "tokens" in values:
-            values["tokens"] = tuple(values["tokens"])
+        for name in ("tokens", "allowed_hosts"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def with_changes(self, **changes: Any) -> Settings:
@@ -200,6 +197,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "tokens": _tokens,
     "insecure": _flag,
     "allow_private_webhooks": _flag,
+    "allowed_hosts": _tokens,
     "prefix": lambda _n, t: t.strip(),
     "max_body_size": _integer,
     "max_request_size": _integer,

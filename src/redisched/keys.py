@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InvalidArgument
@@ -10,21 +11,69 @@ DEFAULT_PREFIX = "redisched"
 MAX_TOPIC_LENGTH = 200
 
 
-def validate_topic(topic: object, argument: str = "topic") -> str:
-    """Return ``topic`` if it is a valid topic name, else raise InvalidArgument.
+def topic_problem(topic: str) -> str | None:
+    """Why ``topic`` is not a valid topic name, or None when it is.
 
-    A topic is 1-200 characters with no braces (they would change the hash tag) and no
-    control characters.
+    A topic is 1-200 characters of valid Unicode with no braces (they would change the hash
+    tag) and no control characters (C0 and DEL).
     """
+    if not 1 <= len(topic) <= MAX_TOPIC_LENGTH:
+        return f"must be 1 to {MAX_TOPIC_LENGTH} characters long"
+    if "{" in topic or "}" in topic:
+        return "must not contain '{' or '}'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in topic):
+        return "must not contain control characters"
+    if not topic.isascii():
+        try:
+            topic.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def validate_topic(topic: object, argument: str = "topic") -> str:
+    """Return ``topic`` if it is a valid topic name (see :func:`topic_problem`), else raise
+    InvalidArgument."""
     if not isinstance(topic, str):
         raise InvalidArgument(argument, f"must be a string, not {type(topic).__name__}")
-    if not 1 <= len(topic) <= MAX_TOPIC_LENGTH:
-        raise InvalidArgument(argument, f"must be 1 to {MAX_TOPIC_LENGTH} characters long")
-    if "{" in topic or "}" in topic:
-        raise InvalidArgument(argument, "must not contain '{' or '}'")
-    if any(ord(c) < 32 or ord(c) == 127 for c in topic):
-        raise InvalidArgument(argument, "must not contain control characters")
+    problem = topic_problem(topic)
+    if problem is not None:
+        raise InvalidArgument(argument, problem)
     return topic
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """The members of the topics set, split into usable names and ones no call accepts.
+
+    A bad name can only get there by a write outside redisched (``redis-cli SADD``, an old
+    or foreign client); readers skip it instead of failing on it.
+
+    Attributes:
+        valid: the valid names, sorted.
+        invalid: the other members, as stored, sorted.
+    """
+
+    valid: list[str]
+    invalid: list[bytes]
+
+
+def split_topic_names(members: Iterable[bytes | str]) -> TopicNames:
+    """Sort the members of the topics set into valid and invalid names."""
+    valid: list[str] = []
+    invalid: list[bytes] = []
+    for member in members:
+        raw = member.encode("utf-8", "surrogateescape") if isinstance(member, str) else member
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            invalid.append(raw)
+            continue
+        if topic_problem(name) is None:
+            valid.append(name)
+        else:
+            invalid.append(raw)
+    return TopicNames(sorted(valid), sorted(invalid))
 
 
 @dataclass(frozen=True, slots=True)

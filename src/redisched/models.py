@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+DEFAULT_MAX_ATTEMPTS = 25
+"""Attempts a job gets when neither the put nor its topic says (like Sidekiq's 25 retries).
+
+The scripts hold the default (``put.lua``); this mirrors it for documentation and help texts.
+A job goes dead after its 25th failed attempt; give a larger ``max_attempts`` for more."""
 
 
 class JobState(enum.StrEnum):
@@ -44,7 +51,8 @@ class Job:
     """A job as stored, or as leased by ``reserve`` (then with a ``token``).
 
     Times are aware UTC datetimes; ``ttr`` is in seconds; ``max_attempts`` is None when
-    unlimited; ``pending_version`` is set while a replacement waits for the running attempt.
+    unlimited (only jobs stored before the default of 25 existed); ``pending_version`` is set
+    while a replacement waits for the running attempt.
     """
 
     topic: str
@@ -61,6 +69,50 @@ class Job:
     reserved_until: datetime | None
     last_error: str | None
     pending_version: int | None = None
+    cancellation: Cancellation | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the Worker running this job learned that it was deleted, replaced,
+        expired, purged or aborted: a sync handler should stop (an async one is cancelled)."""
+        return self.cancellation is not None and self.cancellation.is_set()
+
+
+class Cancellation:
+    """A flag a running job's handler can check (thread-safe): set when the job is cancelled.
+
+    Cheap to make (every leased job carries one): the event behind :meth:`wait` is created
+    only when someone waits.
+    """
+
+    __slots__ = ("_event", "_flag", "reason")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._event: threading.Event | None = None
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        """Mark the job cancelled, saying why."""
+        self.reason = reason
+        self._flag = True
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def is_set(self) -> bool:
+        """True once cancelled."""
+        return self._flag
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled (True) or ``timeout`` seconds passed (False)."""
+        if self._flag:
+            return True
+        if self._event is None:
+            self._event = threading.Event()
+        if self._flag:  # set() ran before the event existed
+            return True
+        return self._event.wait(timeout)
 
 
 @dataclass(frozen=True, slots=True)

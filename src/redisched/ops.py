@@ -7,17 +7,26 @@ answer); a client sends it and returns ``call.parse(replies)``. Nothing here doe
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from . import history, results, schedule_ops, scripts, topic_config, validate
 from .codes import AckCode, BuryCode, DeleteCode, PutCode, ReleaseCode, TouchCode
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
-from .keys import DEFAULT_PREFIX, TopicKeys, topics_key, validate_topic
+from .keys import (
+    DEFAULT_PREFIX,
+    TopicKeys,
+    TopicNames,
+    split_topic_names,
+    topics_key,
+    validate_topic,
+)
 from .models import (
+    Cancellation,
     HistoryPage,
     Job,
     JobEvent,
@@ -34,11 +43,12 @@ from .models import (
 from .topic_config import TopicConfig
 
 T = TypeVar("T")
+U = TypeVar("U")
 Arg = str | bytes | int
 
 DEFAULT_MAX_BODY_SIZE = 1 << 20
 DEFAULT_PROMOTE_LIMIT = 1000
-_PUT_STATUS = {
+_PUT_STATUS: dict[int, PutStatus] = {
     PutCode.CREATED: PutStatus.CREATED,
     PutCode.EXISTS: PutStatus.EXISTS,
     PutCode.REPLACED: PutStatus.REPLACED,
@@ -46,9 +56,12 @@ _PUT_STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One Redis round-trip item: a script (by name) with keys and args, or a plain command."""
+class Step(NamedTuple):
+    """One Redis round-trip item: a script (by name) with keys and args, or a plain command.
+
+    A named tuple rather than a frozen dataclass: it is made on every call, and a tuple is
+    made several times faster (issue 17).
+    """
 
     script: str | None
     keys: tuple[str, ...]
@@ -74,6 +87,70 @@ class Call(Generic[T]):
     then: Callable[[list[Any]], Call[T]] | None = None
     after: Callable[[list[Any]], Call[Any] | None] | None = None
 
+    @staticmethod
+    def join(*calls: Call[Any]) -> Call[list[Any]]:
+        """One call running ``calls`` in a single round trip; their results, in order.
+
+        The steps are concatenated and each call parses its own slice of the replies. The
+        registration and the durability of the parts carry over: a part that registers a
+        topic registers it for the whole, and a part that must wait for a replica makes the
+        whole wait (one ``WAIT`` after every step covers them all). Parts may register or
+        wait for one topic at most.
+        """
+        if any(c.then is not None for c in calls):
+            raise ValueError("Call.join: a part reads in two round trips (then)")
+        register = _one("register", [c.register_topic for c in calls])
+        durability = _merge_durability([c.durability for c in calls])
+        sizes = [len(call.steps) for call in calls]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+
+        def parse(replies: list[Any]) -> list[Any]:
+            return [
+                call.parse(replies[start : start + size])
+                for call, start, size in zip(calls, starts, sizes, strict=True)
+            ]
+
+        parts = zip(calls, starts, sizes, strict=True)
+        afters = [(c.after, start, size) for c, start, size in parts if c.after is not None]
+
+        def after(replies: list[Any]) -> Call[Any] | None:
+            follow = [a(replies[start : start + size]) for a, start, size in afters]
+            found = [f for f in follow if f is not None]
+            if len(found) <= 1:
+                return found[0] if found else None
+            return Call.join(*found)
+
+        steps = tuple(step for call in calls for step in call.steps)
+        return Call(steps, parse, register, durability, after=after if afters else None)
+
+    def map(self, parse: Callable[[T], U]) -> Call[U]:
+        """The same call with its result passed through ``parse``."""
+        if self.then is not None:
+            raise ValueError("Call.map: the call reads in two round trips (then)")
+        inner = self.parse
+        return Call(
+            self.steps, lambda r: parse(inner(r)), self.register_topic, self.durability,
+            after=self.after,
+        )  # fmt: skip
+
+
+def _one(what: str, values: Sequence[tuple[str, str] | None]) -> tuple[str, str] | None:
+    found = {v for v in values if v is not None}
+    if len(found) > 1:
+        raise ValueError(f"Call.join: parts {what} different topics: {sorted(found)}")
+    return next(iter(found), None)
+
+
+def _merge_durability(values: Sequence[Durability | None]) -> Durability | None:
+    found = [v for v in values if v is not None]
+    if not found:
+        return None
+    if len({d.topic for d in found}) > 1:
+        raise ValueError("Call.join: parts wait for replicas of different topics")
+    # required=True (always wait) beats None (wait if the topic says so); the longest wait.
+    strictest = max(found, key=lambda d: (d.required is True, d.timeout_ms, d.replicas))
+    return strictest
+
 
 def to_datetime(ms: int) -> datetime:
     """Epoch milliseconds as an aware UTC datetime."""
@@ -84,7 +161,24 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
-def parse_job(topic: str, reply: Sequence[Any]) -> Job:
+_PUT_RESULTS: dict[tuple[int, int], PutResult] = {
+    (code, version): PutResult(status, version)
+    for code, status in _PUT_STATUS.items()
+    for version in range(1, 16)
+}
+"""The results of most puts, made once (PutResult is frozen, so they can be shared)."""
+
+
+def put_result(code: int, version: int) -> PutResult:
+    """The PutResult of a put.lua status code and version."""
+    made = _PUT_RESULTS.get((code, version))
+    return PutResult(_PUT_STATUS[code], version) if made is None else made
+
+
+_STATES = {state.value.encode(): state for state in JobState}
+
+
+def parse_job(topic: str, reply: Sequence[Any], cancellation: Cancellation | None = None) -> Job:
     """Read the job array that get, reserve, pull and jobs return (see get.lua)."""
     (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, token,
      reserved_until, last_error, body, pending_version) = reply  # fmt: skip
@@ -92,7 +186,7 @@ def parse_job(topic: str, reply: Sequence[Any]) -> Job:
         topic=topic,
         id=job_id.decode("utf-8"),
         body=bytes(body),
-        state=JobState(state.decode()),
+        state=_STATES.get(state) or JobState(state.decode()),
         run_at=to_datetime(run_at),
         priority=priority,
         ttr=ttr / 1000,
@@ -103,6 +197,7 @@ def parse_job(topic: str, reply: Sequence[Any]) -> Job:
         reserved_until=None if reserved_until is None else to_datetime(reserved_until),
         last_error=_text(last_error),
         pending_version=pending_version or None,
+        cancellation=cancellation,
     )
 
 
@@ -119,7 +214,7 @@ def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
     """Read the reply of reserve.lua."""
     now, next_due, next_timeout, *jobs = reply
     return Lease(
-        jobs=[parse_job(topic, job) for job in jobs],
+        jobs=[parse_job(topic, job, Cancellation()) for job in jobs],
         now_ms=now,
         next_due_ms=_optional_ms(next_due),
         next_timeout_ms=_optional_ms(next_timeout),
@@ -148,6 +243,9 @@ class Operations:
     durable_timeout_ms: int = DEFAULT_TIMEOUT_MS
     _keys: dict[str, TopicKeys] = field(default_factory=dict, compare=False, repr=False)
     _script_keys: dict[tuple[str, str], tuple[str, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _topic_durability: dict[str, Durability | None] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -181,6 +279,17 @@ class Operations:
         return (topics_key(self.prefix), topic)
 
     def _durability(self, keys: TopicKeys, durable: object) -> Durability | None:
+        if durable is None:  # the common case: the client's and the topic's setting, per topic
+            try:
+                return self._topic_durability[keys.topic]
+            except KeyError:
+                made = self._make_durability(keys, None)
+                if len(self._topic_durability) < 10_000:
+                    self._topic_durability[keys.topic] = made
+                return made
+        return self._make_durability(keys, durable)
+
+    def _make_durability(self, keys: TopicKeys, durable: object) -> Durability | None:
         if durable is not None and not isinstance(durable, bool):
             kind = type(durable).__name__
             raise InvalidArgument("durable", f"must be a bool or None, not {kind}")
@@ -248,7 +357,7 @@ class Operations:
             status, version = replies[0]
             if status == PutCode.VERSION_CONFLICT:
                 raise VersionConflict(topic, job_id, expected or 0, version)
-            return PutResult(_PUT_STATUS[status], version)
+            return put_result(status, version)
 
         return Call((step,), parse, self._register(keys.topic), durability)
 
@@ -293,9 +402,7 @@ class Operations:
 
         def parse(replies: list[Any]) -> list[PutResult]:
             flat = [value for reply in replies for value in reply]
-            return [
-                PutResult(_PUT_STATUS[s], v) for s, v in zip(flat[::2], flat[1::2], strict=True)
-            ]
+            return [put_result(s, v) for s, v in zip(flat[::2], flat[1::2], strict=True)]
 
         if not steps:
             return Call(steps, parse)
@@ -321,6 +428,16 @@ class Operations:
             return bool(status == DeleteCode.DELETED)
 
         return Call((step,), parse)
+
+    def abort(self, topic: str, id: str) -> Call[bool]:
+        """Stop a job for good: a running one has its handler cancelled (the Worker running it
+        learns through the topic's wake channel), a waiting one never runs; True if it existed.
+
+        The job is removed like ``delete`` does (its holder's ack is then stale).
+        """
+        # History hook: when job history lands, record the outcome "aborted" here (delete.lua
+        # with an outcome argument) rather than "deleted".
+        return self.delete(topic, id)
 
     # -- leases -----------------------------------------------------------------------------
 
@@ -411,16 +528,34 @@ class Operations:
         return self._refilling(topic, Call((*acks.steps, lease), parse), _occurrences(acks))
 
     def release(
-        self, job: Any, *, delay: object = 0, error: object = None, unstarted: object = False
+        self,
+        job: Any,
+        *,
+        delay: object = 0,
+        reason: object = None,
+        unstarted: object = False,
+        error: object = None,
     ) -> Call[JobState]:
         """Return a reserved job to the queue after ``delay``; the state it went to.
 
-        ``unstarted=True`` says the job was leased but never handed to anyone: the attempt is
-        given back (it does not count toward max_attempts) and no error is recorded.
+        ``reason`` is kept as the job's ``last_error`` (the same name as in ``bury``, ``Retry``
+        and the HTTP API; ``error`` is its deprecated alias). ``unstarted=True`` says the job
+        was leased but never handed to anyone: the attempt is given back (it does not count
+        toward max_attempts) and no error is recorded.
         """
         topic, job_id, token = validate.reserved_job(job)
         delay_ms = validate.duration_ms(delay, "delay")
-        error_text = "" if error is None else validate.text(error, "error")
+        argument = "reason"
+        if error is not None:
+            if reason is not None:
+                raise InvalidArgument("error", "give reason or its old name error, not both")
+            warnings.warn(
+                "release(error=...) is deprecated: use release(reason=...)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            reason, argument = error, "error"
+        error_text = "" if reason is None else validate.text(reason, argument)
         if not isinstance(unstarted, bool):
             raise InvalidArgument("unstarted", f"must be a bool, not {type(unstarted).__name__}")
         step = self._step(
@@ -531,9 +666,14 @@ class Operations:
         return Call((expire, self._requeue_step(topic, 1000)), lambda r: bool(r[0]))
 
     def topics(self) -> Call[list[str]]:
-        """Every topic that has had a put, sorted."""
+        """Every topic that has had a put, sorted (members that are no valid name skipped)."""
         step = Step(None, (), ("SMEMBERS", topics_key(self.prefix)))
-        return Call((step,), lambda r: sorted(t.decode("utf-8") for t in r[0]))
+        return Call((step,), lambda r: split_topic_names(r[0]).valid)
+
+    def topic_names(self) -> Call[TopicNames]:
+        """The topics set split into valid names and members no call accepts (to report)."""
+        step = Step(None, (), ("SMEMBERS", topics_key(self.prefix)))
+        return Call((step,), lambda r: split_topic_names(r[0]))
 
     def jobs(
         self, topic: str, state: object, *, limit: object = 100, cursor: str | None = None
@@ -543,7 +683,7 @@ class Operations:
         page_size = validate.integer(limit, "limit", 1, 1000)
         if cursor is None:
             offset = 0
-        elif isinstance(cursor, str) and cursor.isdigit() and len(cursor) < 16:
+        elif isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) < 16:
             offset = int(cursor)
         else:
             raise InvalidArgument("cursor", "must be a cursor returned by a previous page")

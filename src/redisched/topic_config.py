@@ -63,7 +63,8 @@ class TopicConfig:
 
     Attributes:
         ttr: default seconds a reservation lasts (built-in: 60).
-        max_attempts: default reservations before a job goes dead (built-in: unlimited).
+        max_attempts: default reservations before a job goes dead (built-in: 25,
+            :data:`redisched.DEFAULT_MAX_ATTEMPTS`).
         backoff: base seconds of the requeue delay after a timed-out reservation, doubled per
             attempt (built-in: 0, requeue at once).
         backoff_max: the largest requeue delay, seconds (built-in: 3600).

@@ -7,6 +7,7 @@ so bad input never changes a stored job.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,33 @@ MAX_EPOCH_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 MAX_COUNT = 1000
 MAX_ERROR_CHARS = 65_536
+
+
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def number_text(text: str, argument: str) -> float:
+    """A number written as in JSON (ASCII digits, no ``_``, no spaces, no nan/inf), as a float.
+
+    ``float()`` alone also takes ``1_0``, Arabic-Indic digits, spaces and ``nan``.
+    """
+    if not _NUMBER.fullmatch(text):
+        raise InvalidArgument(argument, f"must be a number such as 1.5, not {text!r}")
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidArgument(argument, "must be a finite number")
+    return value
+
+
+def integer_text(text: str, argument: str) -> int:
+    """A whole number in ASCII digits (optional ``-``, at most 18 digits, nothing else).
+
+    ``int()`` alone also takes ``1_0``, ``+1``, spaces and other scripts' digits.
+    """
+    if not _INTEGER.fullmatch(text):
+        raise InvalidArgument(argument, f"must be a whole number in digits 0-9, not {text!r}")
+    return int(text)
 
 
 def _is_number(value: object) -> bool:

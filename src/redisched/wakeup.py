@@ -17,12 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
 
 from .keys import TopicKeys
 from .routing import NodeClients
+from .timing import Alarm
+
+ABORT_PREFIX = b"x"
+"""A wake message starting with this names a job to cancel (the rest is its id); the scripts'
+own messages are numbers."""
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,29 @@ class Wakeups:
         self._generation: dict[str, int] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._lock = asyncio.Lock()
+        self._alarm: Alarm | None = None
+        self._aborts: dict[str, list[Callable[[str], None]]] = {}
+
+    @property
+    def alarm(self) -> Alarm:
+        """The process's alarm thread, for waking at precise instants (started on first use)."""
+        if self._alarm is None:
+            self._alarm = Alarm()
+            self._alarm.start()
+        return self._alarm
+
+    def on_abort(self, topic: str, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(job_id)`` when a running job of ``topic`` must be cancelled (it was
+        deleted, replaced, expired, purged or aborted); returns a function that stops it.
+        Call :meth:`watch` for the topic too."""
+        callbacks = self._aborts.setdefault(topic, [])
+        callbacks.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                callbacks.remove(callback)
+
+        return remove
 
     async def watch(self, topic: str) -> None:
         """Subscribe to the topic's wake channel (once); returns when the subscription holds."""
@@ -142,11 +171,27 @@ class Wakeups:
                 continue
             if message is not None and message.get("type") == "message":
                 woken = self._channels.get(message["channel"])
-                if woken is not None:
+                if woken is None:
+                    continue
+                data = message.get("data")
+                if isinstance(data, bytes) and data.startswith(ABORT_PREFIX):
+                    self._abort(woken, data[len(ABORT_PREFIX) :])
+                else:
                     self.notify(woken)
+
+    def _abort(self, topic: str, job_id: bytes) -> None:
+        name = job_id.decode("utf-8", "replace")
+        for callback in list(self._aborts.get(topic, ())):
+            try:
+                callback(name)
+            except Exception:
+                log.exception("abort callback failed for job %r of %r", name, topic)
 
     async def close(self) -> None:
         """Stop listening and release the connection."""
+        if self._alarm is not None:
+            self._alarm.close()
+            self._alarm = None
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,17 +1,18 @@
 """The worker runtime: lease due jobs, run their handlers, ack or release them.
 
 One :class:`Worker` serves one or more topics with a shared concurrency limit. Per topic, one
-loop talks to Redis: each call acks the jobs finished since the last one *and* leases as many
-new ones as there are free slots (``AsyncClient.ack_and_lease``, one round trip), so a busy
-worker spends far less than a round trip per job. A fixed set of runner tasks runs the
-handlers; a handler that never waits runs without a task switch of its own.
+:class:`~redisched.leasing.Lessee` talks to Redis (the leasing loop shared with the push
+dispatcher and the HTTP long poll): each call acks the jobs finished since the last one *and*
+leases as many new ones as there are free slots, in one round trip, so a busy worker spends
+far less than a round trip per job. A topic's ``concurrency`` and ``rate`` settings hold
+across every Worker process and every other consumer (``limit.lua``'s grant). A fixed set of
+runner tasks runs the handlers; a handler that never waits runs without a task switch.
 
 When a topic has nothing due, its loop sleeps until the next job's ``run_at`` or the next
 reservation deadline (both from the lease, on the server's clock), or until the topic's wake
-channel announces new work: no polling, and no reliance on a blocking command's timeout. A
-reservation deadline that passes (a worker died) triggers ``requeue`` in whichever worker
-wakes for it first; with nothing reserved, nothing is requeued. An idle worker sends about
-one command per topic every ``MAX_IDLE`` seconds, as a safety net for a lost wake-up.
+channel announces new work: no polling. A running job that is deleted, replaced, expired,
+purged or aborted is announced on the same channel: its handler is cancelled (an async one)
+or sees ``job.cancelled`` (a sync one).
 
 Delivery is at least once: a killed worker's jobs return when their ttr runs out. Every ack
 carries the lease's token, so a late ack of a lease that was lost changes nothing.
@@ -27,9 +28,9 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -39,21 +40,20 @@ from .client import AsyncClient
 from .errors import BackendError, InvalidArgument, RedischedError, StaleReservation
 from .handlers import Handler, Watched, describe, is_async
 from .keys import validate_topic
+from .leasing import ACK_DELAY, MAX_IDLE, Lessee, LimitsCache
 from .models import Job, JobState
 from .retry import Backoff, Retry
-from .timing import Alarm, ServerClock
+from .timing import ServerClock
 from .wakeup import Wakeups
 
 log = logging.getLogger(__name__)
 
-MAX_LEASE = validate.MAX_COUNT
-MAX_IDLE = 10.0
-"""Seconds an idle topic sleeps at most, in case a wake-up message was lost."""
-ACK_DELAY = 0.005
-"""Seconds a finished job's ack may wait to share a round trip with others."""
+__all__ = ["ACK_DELAY", "MAX_IDLE", "Worker"]
+
 SIDE_CALLS = 16
 """Releases and touches in flight at once."""
 STOPPED_ERROR = "the worker stopped before the handler finished"
+CANCELLED_ERROR = "cancelled: the job was deleted, replaced, expired or aborted while running"
 
 
 @dataclass(eq=False, slots=True)
@@ -62,26 +62,7 @@ class _Topic:
     handler: Handler
     is_async: bool
     backoff: Backoff | None = None
-    done: list[Job] = field(default_factory=list)
-    kick: asyncio.Event = field(default_factory=asyncio.Event)
-    done_since: float = 0.0
-    requeue_at: int | None = None
-    saturated: bool = False
-    failures: int = 0
-    unsure: set[str] = field(default_factory=set)  # tokens whose ack call failed in transit
-    results: dict[str, bytes] = field(default_factory=dict)  # token -> the handler's result
-
-    def take_results(self, done: list[Job]) -> list[bytes | None] | None:
-        """The results of ``done`` for an ack call (None when no handler returned any)."""
-        if not self.results:
-            return None
-        return [self.results.get(job.token or "") for job in done]
-
-    def forget_results(self, done: list[Job]) -> None:
-        """Drop the results of jobs whose ack call went through."""
-        if self.results:
-            for job in done:
-                self.results.pop(job.token or "", None)
+    lessee: Lessee | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -92,9 +73,41 @@ class _Attempt:
     topic: _Topic
     ttr: float
     touch_at: float
+    slot: str | None = None
     lost: bool = False
+    cancelled: bool = False
     finished: bool = False
     started: bool = False
+    task: asyncio.Task[None] | None = None
+    result: bytes | None = None  # what the handler returned, kept with the ack
+
+
+class _Slots:
+    """The Worker's capacity (a :class:`~redisched.leasing.Capacity`): its free handler slots,
+    shared by every topic."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def want(self) -> int:
+        return self.worker._free
+
+    def size(self) -> int:
+        return self.worker._concurrency
+
+    def busy(self) -> bool:
+        return bool(self.worker._active)
+
+    def take(self, count: int) -> None:
+        self.worker._free -= count
+
+    def give(self, count: int) -> None:
+        self.worker._free += count
+        if count > 0:
+            self.worker._kick_starved()
+
+    def start(self, lessee: Lessee, jobs: list[Job], slots: list[str | None]) -> None:
+        self.worker._dispatch(self.worker._topics[lessee.topic], jobs, slots)
 
 
 class Worker:
@@ -181,8 +194,18 @@ class Worker:
         self._wake_up.set()
         if self._force_requested:
             self._force.set()
+        self._kick_all()
+
+    def _kick_starved(self) -> None:
+        """Wake the topics that wait for a free slot."""
         for topic in self._topics.values():
-            topic.kick.set()
+            if topic.lessee is not None and topic.lessee.starved:
+                topic.lessee.kick.set()
+
+    def _kick_all(self) -> None:
+        for topic in self._topics.values():
+            if topic.lessee is not None:
+                topic.lessee.kick.set()
 
     async def wait_started(self) -> None:
         """Return once ``run()`` serves: subscribed to wake-ups, so no put goes unnoticed."""
@@ -214,42 +237,40 @@ class Worker:
         self._interrupted: list[_Attempt] = []
         self._idle = asyncio.Event()
         self._free = self._concurrency
-        self._refill_at = max(1, self._concurrency // 10)
         self._touches: set[asyncio.Task[None]] = set()
         # Releases and touches go one job per call; a burst of them (many handlers failing at
         # once) shares a few connections instead of opening one each.
         self._side_calls = asyncio.Semaphore(SIDE_CALLS)
-        self._starved: list[_Topic] = []
         self._min_ttr = 3600.0
         self._shorter_ttr = asyncio.Event()
         self._failure: BaseException | None = None
-        self._alarm = Alarm()
         self._executor: ThreadPoolExecutor | None = None
         if not all(t.is_async for t in self._topics.values()):
             self._executor = ThreadPoolExecutor(
                 min(self._concurrency, 256), thread_name_prefix="redisched-handler"
             )
-        for topic in self._topics.values():
-            topic.kick = asyncio.Event()
         owns_wakeups = self._wakeups is None
         wakeups = self._wakeups or Wakeups(self._client.redis, self._client.ops.prefix)
+        limits = LimitsCache()
+        for topic in self._topics.values():
+            topic.lessee = Lessee(
+                self._client, topic.name, wakeups, ttr=self._ttr, limits=limits, clock=self._clock
+            )
         signals = self._install_signals(loop)
         background: list[asyncio.Task[None]] = []
         loops: list[asyncio.Task[None]] = []
         runners: list[asyncio.Task[None]] = []
+        unsubscribe = []
         try:
             for topic in self._topics.values():
+                assert topic.lessee is not None
                 try:  # subscribed before the first lease: no wake-up is lost
-                    await wakeups.watch(topic.name)
+                    await topic.lessee.watch()
                 except (RedisError, OSError) as exc:
                     raise BackendError(f"Redis is unavailable: {exc}") from exc
+                unsubscribe.append(wakeups.on_abort(topic.name, self._aborter(topic)))
                 topic.backoff = self._backoff or await self._topic_backoff(topic.name)
-            self._alarm.start()
             background = [self._spawn(self._heartbeat(), "heartbeat")]
-            background += [
-                self._spawn(self._forward_wakeups(wakeups, t), f"wakeups {t.name}")
-                for t in self._topics.values()
-            ]
             runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
             loops = [
                 self._spawn(self._topic_loop(t), f"topic {t.name}") for t in self._topics.values()
@@ -270,7 +291,11 @@ class Worker:
             await asyncio.gather(*tasks, return_exceptions=True)
             for sig in signals:
                 loop.remove_signal_handler(sig)
-            self._alarm.close()
+            for stop_listening in unsubscribe:
+                stop_listening()
+            for topic in self._topics.values():
+                if topic.lessee is not None:
+                    await topic.lessee.close()
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
             if owns_wakeups:
@@ -335,7 +360,8 @@ class Worker:
                 *(self._release(a, 0.0, STOPPED_ERROR) for a in unfinished), return_exceptions=True
             )
         for topic in self._topics.values():
-            await self._flush_acks(topic)
+            if topic.lessee is not None:
+                await topic.lessee.flush()
 
     async def _within(self, waitable: Awaitable[Any], deadline: float) -> None:
         """Await ``waitable`` until ``deadline`` (monotonic) or a forced stop, whichever first."""
@@ -350,142 +376,47 @@ class Worker:
                 task.cancel()
             await asyncio.gather(task, force, return_exceptions=True)
 
-    async def _flush_acks(self, topic: _Topic) -> None:
-        done, topic.done = topic.done, []
-        if not done:
-            return
-        try:
-            acked = await self._client.ack_many(topic.name, done, results=topic.take_results(done))
-        except BackendError as exc:
-            log.warning("could not ack %d jobs of %r (%s); they return after their ttr",
-                        len(done), topic.name, exc)  # fmt: skip
-            return
-        finally:
-            topic.forget_results(done)
-        self._log_stale(topic, done, acked)
-
-    # -- leasing ----------------------------------------------------------------------------
+    # -- leasing (see redisched.leasing) --------------------------------------------------
 
     async def _topic_loop(self, topic: _Topic) -> None:
-        while not self._stop_requested:
-            try:
-                await self._topic_step(topic)
-                topic.failures = 0
-            except BackendError as exc:
-                topic.failures += 1
-                pause = min(0.05 * 2**topic.failures, 5.0)
-                log.warning("topic %r: %s; retrying in %.2f s", topic.name, exc, pause)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake_up.wait(), pause)
+        assert topic.lessee is not None
+        await topic.lessee.run(_Slots(self), lambda: self._stop_requested)
 
-    async def _topic_step(self, topic: _Topic) -> None:
-        """One round trip: requeue if a reservation timed out, else ack + lease (+ sleep)."""
-        topic.kick.clear()  # from here on, a wake-up (or a finished job) ends the next sleep
-        if topic.requeue_at is not None and self._clock.now_ms() >= topic.requeue_at:
-            topic.requeue_at = await self._client._run(self._client.ops.requeue_due(topic.name))
+    # -- cancellation -----------------------------------------------------------------------
+
+    def _aborter(self, topic: _Topic) -> Callable[[str], None]:
+        def abort(job_id: str) -> None:
+            for attempt in self._active:
+                if attempt.topic is topic and attempt.job.id == job_id and not attempt.finished:
+                    self._cancel(attempt)
+
+        return abort
+
+    def _cancel(self, attempt: _Attempt) -> None:
+        """The job was deleted, replaced, expired or aborted: its result would not apply.
+        Stop the handler (a sync one sees ``job.cancelled``)."""
+        if attempt.cancelled:
             return
-        count = min(self._free, MAX_LEASE)
-        if count <= 0 or (count < self._refill_at and topic.saturated and self._active):
-            # Few free slots while more jobs wait: let finished jobs gather a while, so that
-            # one round trip acks and refills many. Acks wait ACK_DELAY at most.
-            if not topic.done or time.time() < topic.done_since + ACK_DELAY:
-                await self._wait_for_slots(topic)
-                return
-            if count <= 0:
-                await self._flush_acks(topic)
-                return
-        done, topic.done = topic.done, []
-        self._free -= count
-        sent = time.time()
-        try:
-            acked, lease = await self._client.ack_and_lease(
-                topic.name, done, count, ttr=self._ttr, results=topic.take_results(done)
-            )
-        except BaseException:
-            self._free += count
-            topic.done[:0] = done  # acks again later: a token is never applied twice
-            topic.unsure.update(job.token for job in done if job.token)
-            raise
-        topic.forget_results(done)
-        self._clock.observe(lease.now_ms, sent, time.time())
-        self._free += count - len(lease.jobs)
-        if self._starved and self._free > 0:
-            self._wake_starved()
-        if done and (topic.unsure or not all(acked)):
-            self._log_stale(topic, done, acked)
-        topic.saturated = len(lease.jobs) == count
-        if lease.jobs:
-            # Even when stop() came during the call: these run within the grace period, as
-            # releasing them would spend an attempt of jobs that never ran.
-            self._dispatch(topic, lease.jobs)
-        topic.requeue_at = lease.next_timeout_ms
-        if topic.requeue_at is not None and topic.requeue_at <= lease.now_ms:
-            topic.requeue_at = await self._client._run(self._client.ops.requeue_due(topic.name))
-            return
-        if not topic.saturated:
-            await self._sleep(topic, lease.now_ms, lease.next_due_ms)
-
-    async def _sleep(self, topic: _Topic, now_ms: int, next_due_ms: int | None) -> None:
-        """Sleep until the next job is due or a reservation times out, or a kick."""
-        if next_due_ms is not None and next_due_ms <= now_ms:
-            next_due_ms = None  # due jobs yet nothing leased: the topic is paused
-        deadlines = [ms for ms in (next_due_ms, topic.requeue_at) if ms is not None]
-        wake_at = time.time() + MAX_IDLE
-        if deadlines:
-            wake_at = min(wake_at, self._clock.local_time(min(deadlines)))
-        alarm = self._alarm.set_at(wake_at, topic.kick)
-        try:
-            await topic.kick.wait()
-        finally:
-            alarm.cancel()
-
-    async def _wait_for_slots(self, topic: _Topic) -> None:
-        """Sleep until a slot frees up (any topic's job ends), or this topic's acks are due."""
-        if topic not in self._starved:
-            self._starved.append(topic)
-        alarm = self._alarm.set_at(topic.done_since + ACK_DELAY, topic.kick) if topic.done else None
-        try:
-            await topic.kick.wait()
-        finally:
-            if alarm is not None:
-                alarm.cancel()
-
-    async def _forward_wakeups(self, wakeups: Wakeups, topic: _Topic) -> None:
-        while True:
-            since = wakeups.generation(topic.name)
-            await wakeups.wait(topic.name, since, None)
-            topic.kick.set()
-
-    def _wake_starved(self) -> None:
-        starved, self._starved = self._starved, []
-        for topic in starved:
-            topic.kick.set()
-
-    def _log_stale(self, topic: _Topic, done: list[Job], acked: list[bool]) -> None:
-        for job, ok in zip(done, acked, strict=True):
-            if job.token in topic.unsure:
-                topic.unsure.discard(job.token)
-                if not ok:  # most likely acked by the call that seemed to fail
-                    log.info("job %r of topic %r: acked by an earlier call", job.id, topic.name)
-            elif not ok:
-                log.warning(
-                    "job %r of topic %r: ack rejected, the reservation was lost (timed out and"
-                    " requeued, deleted or re-reserved); the result is not applied",
-                    job.id, topic.name,
-                )  # fmt: skip
+        attempt.cancelled = True
+        job = attempt.job
+        if job.cancellation is not None:
+            job.cancellation.set(CANCELLED_ERROR)
+        log.info("job %r of topic %r: cancelled while running", job.id, job.topic)
+        if attempt.task is not None and attempt.topic.is_async:
+            attempt.task.cancel(CANCELLED_ERROR)
 
     # -- running handlers -------------------------------------------------------------------
 
-    def _dispatch(self, topic: _Topic, jobs: list[Job]) -> None:
+    def _dispatch(self, topic: _Topic, jobs: list[Job], slots: list[str | None]) -> None:
         now = time.monotonic()
         put = self._pending.append
         add = self._active.add
-        for job in jobs:
+        for job, slot in zip(jobs, slots, strict=True):
             ttr = self._ttr or job.ttr
             if ttr < self._min_ttr:
                 self._min_ttr = ttr
                 self._shorter_ttr.set()  # the heartbeat must tick faster
-            attempt = _Attempt(job, topic, ttr, now + ttr / 2)
+            attempt = _Attempt(job, topic, ttr, now + ttr / 2, slot)
             add(attempt)
             put(attempt)
         self._unpark()
@@ -520,8 +451,16 @@ class Worker:
 
     async def _run_attempt(self, attempt: _Attempt) -> None:
         topic, job = attempt.topic, attempt.job
+        lessee = topic.lessee
+        assert lessee is not None
+        ok = False
+        if attempt.cancelled:  # before its handler started
+            await self._release(attempt, 0.0, CANCELLED_ERROR)
+            self._finish(attempt, lessee, ok)
+            return
         attempt.started = True
         result: object = None
+        attempt.task = asyncio.current_task()
         try:
             if topic.is_async:
                 result = await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
@@ -536,7 +475,13 @@ class Worker:
             await self._release(attempt, retry.delay, retry.reason)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
-            if task is None or task.cancelling():
+            # Only this job was cancelled (not the worker, which would add a cancellation):
+            # the message may be lost on the way (a library re-raising its own error).
+            if attempt.cancelled and task is not None and task.cancelling() == 1:
+                task.uncancel()  # this job was cancelled, not the worker: go on with the next
+                # A replaced job's new version is scheduled at once (else: stale, harmless).
+                await self._release(attempt, 0.0, CANCELLED_ERROR)
+            elif task is None or task.cancelling():
                 self._interrupted.append(attempt)  # the worker stops: _shutdown releases it
                 raise
             self._on_suspend()
@@ -549,20 +494,22 @@ class Worker:
                 log.warning("job %r of topic %r finished after its reservation was lost;"
                             " not acked", job.id, topic.name)  # fmt: skip
             else:
-                if not topic.done:
-                    topic.done_since = time.time()
-                topic.done.append(job)
-                if result is not None and job.token:
-                    topic.results[job.token] = _encode_result(result, job)
+                ok = True
+                if result is not None:
+                    attempt.result = _encode_result(result, job)
         finally:
-            attempt.finished = True
-            self._active.discard(attempt)
-            self._free += 1
-            if self._starved:
-                self._wake_starved()
-            topic.kick.set()
-            if not self._active and self._stop_requested:
-                self._idle.set()
+            attempt.task = None
+            self._finish(attempt, lessee, ok)
+
+    def _finish(self, attempt: _Attempt, lessee: Lessee, ok: bool) -> None:
+        """The attempt ended: ack it if ``ok`` (with the next round trip), free its slots."""
+        attempt.finished = True
+        self._active.discard(attempt)
+        self._free += 1
+        self._kick_starved()
+        lessee.finish(attempt.job if ok else None, attempt.slot, attempt.result if ok else None)
+        if not self._active and self._stop_requested:
+            self._idle.set()
 
     def _retry_delay(self, attempt: _Attempt) -> float:
         backoff = attempt.topic.backoff or Backoff()
@@ -579,11 +526,12 @@ class Worker:
         try:
             async with self._side_calls:
                 state = await self._client.release(
-                    job, delay=delay, error=error, unstarted=not attempt.started
+                    job, delay=delay, reason=error, unstarted=not attempt.started
                 )
         except StaleReservation:
-            log.warning("job %r of topic %r: release rejected, the reservation was lost",
-                        job.id, job.topic)  # fmt: skip
+            if not attempt.cancelled:  # a cancelled job was deleted or expired: expected
+                log.warning("job %r of topic %r: release rejected, the reservation was lost",
+                            job.id, job.topic)  # fmt: skip
         except BackendError as exc:
             log.warning("could not release job %r of topic %r (%s); it returns after its ttr",
                         job.id, job.topic, exc)  # fmt: skip

@@ -41,7 +41,7 @@ from aio_pika.abc import (
 )
 
 from ..client import AsyncClient
-from ..errors import BackendError, InvalidArgument
+from ..errors import BackendError, InvalidArgument, NotReplicated
 from ..preflight import redacted
 from .acks import AckTracker
 from .batch import by_topic, join, rounds
@@ -266,7 +266,7 @@ class AmqpBridge:
         items: list[Item] = []
         for message in batch:
             try:
-                items.append((message, parse(message.body, message.message_id, self.client.ops)))
+                items.append((message, parse(message.body, self.client.ops)))
             except InvalidArgument as exc:
                 await self._dead_letter(message, str(exc), channel)
         rounds_ = rounds(items)
@@ -288,7 +288,9 @@ class AmqpBridge:
             failed: list[list[Item]] = []
             cause = ""
             for group, outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, BackendError):
+                if isinstance(outcome, (BackendError, NotReplicated)):
+                    # Not replicated: stored on the primary only; put again by id (harmless)
+                    # until a replica acknowledges, the message waiting unacked meanwhile.
                     failed.append(group)
                     cause = cause or str(outcome)
                 elif isinstance(outcome, BaseException):

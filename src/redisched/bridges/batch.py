@@ -64,13 +64,5 @@ def join(ops: Operations, commands: Sequence[Put | Delete]) -> Call[tuple[int, i
     ]  # fmt: skip
     calls += [ops.delete(topic, delete.id) for delete in deletes]
     counts = (len(commands) - len(deletes), len(deletes))
-
-    def parse(replies: list[Any]) -> tuple[int, int]:
-        start = 0
-        for call in calls:  # each part checks its own replies
-            call.parse(replies[start : start + len(call.steps)])
-            start += len(call.steps)
-        return counts
-
-    register = next((call.register_topic for call in calls if call.register_topic), None)
-    return Call(tuple(step for call in calls for step in call.steps), parse, register)
+    # Each part checks its own replies; durable puts make the whole round trip wait (WAIT).
+    return Call.join(*calls).map(lambda _: counts)

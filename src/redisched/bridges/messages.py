@@ -5,14 +5,13 @@ A message is a JSON object::
     {"op": "put", "topic": "emails", "id": "welcome-42", "body": {"to": "a@b.c"},
      "delay": 3600, "ttr": 30, "priority": 0, "max_attempts": 5, "replace": false}
 
-``op`` is ``put`` (the default) or ``delete``; ``id`` may be left out when the AMQP
-``message_id`` carries it (beware: aio-pika and some other clients set a random message_id
-when the publisher gives none, so a message without an id then becomes a job with a random
-id; put the id in the JSON unless the publisher sets message_id on purpose). ``body`` follows the
-HTTP API's rule (``redisched.json_body``): any JSON value, stored as its compact JSON
-encoding; an object whose only key is ``"$base64"`` stores the bytes it encodes; absent, the
-body is empty. ``delay`` (seconds) or ``run_at`` (epoch seconds or an RFC 3339 time with
-offset) set the due time. Anything else is an error.
+``op`` is ``put`` (the default) or ``delete``; ``id`` is required. The AMQP ``message_id``
+never stands in for it: aio-pika and other clients invent a random message_id when the
+publisher sets none, which would turn a message without an id into a job with a random id
+instead of a dead letter. ``body`` follows the HTTP API's rule (``redisched.json_body``): any
+JSON value, stored as its compact JSON encoding; an object whose only key is ``"$base64"``
+stores the bytes it encodes; absent, the body is empty. ``delay`` (seconds) or ``run_at``
+(epoch seconds or an RFC 3339 time with offset) set the due time. Anything else is an error.
 
 Every check is the core's own (``redisched.validate``, ``Operations.put``), so a message the
 bridge accepts is one ``put`` accepts, and a rejected one names its field.
@@ -28,7 +27,7 @@ import msgspec
 
 from .. import validate
 from ..errors import InvalidArgument
-from ..json_body import to_stored
+from ..json_body import MAX_DEPTH, to_stored, too_deep
 from ..keys import validate_topic
 from ..ops import Operations
 
@@ -102,12 +101,11 @@ def _body(value: Any, max_size: int) -> bytes:
     return b"" if value is msgspec.UNSET else validate.body(to_stored(value), max_size)
 
 
-def parse(data: bytes, message_id: str | None, ops: Operations) -> Put | Delete:
+def parse(data: bytes, ops: Operations) -> Put | Delete:
     """Decode and validate one message.
 
     Args:
         data: the message body (JSON).
-        message_id: the AMQP ``message_id`` property, used when the JSON has no ``id``.
         ops: the client's operations, whose checks (and body size limit) apply.
 
     Returns:
@@ -120,16 +118,18 @@ def parse(data: bytes, message_id: str | None, ops: Operations) -> Put | Delete:
     # before decoding a huge message.
     if len(data) > 6 * ops.max_body_size + 65_536:
         raise InvalidArgument("message", f"is {len(data)} bytes, far over the body size limit")
+    if too_deep(data, MAX_DEPTH + 1):  # the message object is one level around the body
+        raise InvalidArgument("body", f"is nested deeper than {MAX_DEPTH} levels")
     try:
         message = _DECODER.decode(data)
     except msgspec.ValidationError as exc:
         raise _validation_error(exc) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidArgument("message", f"is not valid JSON: {exc}") from None
     topic = validate_topic(message.topic)
-    if message.id is None and message_id is None:
-        raise InvalidArgument("id", "is missing (give it in the JSON or as the AMQP message_id)")
-    job_id = validate.job_id(message.id if message.id is not None else message_id)
+    if message.id is None:
+        raise InvalidArgument("id", "is missing (the AMQP message_id does not stand in for it)")
+    job_id = validate.job_id(message.id)
     if message.op == "delete":
         for name in _PUT_ONLY:
             if getattr(message, name) not in (None, msgspec.UNSET):

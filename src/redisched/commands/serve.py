@@ -65,6 +65,13 @@ from ..errors import InvalidArgument, RedischedError
     help="Let webhooks reach private/loopback addresses. [env REDISCHED_ALLOW_PRIVATE_WEBHOOKS]",
 )
 @click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="A host name the API answers for besides IPs, localhost and --host (repeatable; * "
+    "for any). Others get 400 (DNS rebinding). [env REDISCHED_ALLOWED_HOSTS]",
+)
+@click.option(
     "--appendfsync",
     type=click.Choice(["everysec", "always"]),
     help="Embedded Redis AOF fsync policy. [env REDISCHED_APPENDFSYNC; default everysec]",
@@ -84,12 +91,15 @@ def serve(
     host: str | None, port: int | None, redis_url: str | None, redis_cluster: bool | None,
     durable_puts: bool | None, data_dir: Path | None, redis_port: int | None,
     tokens: tuple[str, ...], insecure: bool | None, allow_private_webhooks: bool | None,
-    appendfsync: str | None, amqp_url: str | None, amqp_queue: str | None, verbose: bool,
+    allowed_hosts: tuple[str, ...], appendfsync: str | None, amqp_url: str | None,
+    amqp_queue: str | None, verbose: bool,
 ) -> None:  # fmt: skip
     """Serve the HTTP API, push dispatcher, requeue sweep and dashboard.
 
     Without --redis-url, an embedded redis-server keeps its data in --data-dir, is restarted
     if it dies (serve exits with status 1 if it cannot come back) and is stopped with serve.
+    A job that fails (or whose reservation times out) goes dead after max_attempts: the
+    put's, else the topic's, else 25.
     """
     from ..cli import configure_logging
     from ..config import Settings
@@ -104,6 +114,7 @@ def serve(
             durable_puts=durable_puts, data_dir=data_dir, redis_port=redis_port,
             tokens=tokens or None, insecure=insecure,
             allow_private_webhooks=allow_private_webhooks, appendfsync=appendfsync,
+            allowed_hosts=allowed_hosts or None,
         )  # fmt: skip
         run(settings, amqp_url, amqp_queue)
     except InvalidArgument as exc:

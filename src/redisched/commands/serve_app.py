@@ -22,6 +22,7 @@ def dispatcher_service(rt: Runtime) -> Service:
         metrics=PrometheusDispatchMetrics(rt.metrics.registry),
     )  # fmt: skip
     rt.topic_listeners.append(lambda _topic: dispatcher.request_refresh())
+    dispatcher.held = rt.held  # the dashboard shows held topics
     return dispatcher
 
 

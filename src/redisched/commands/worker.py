@@ -101,8 +101,9 @@ def worker(
 
     An async function runs on the event loop, a plain one in a thread pool. Returning acks
     the job; raising releases it for a retry with backoff (raise redisched.Retry(delay=...)
-    to choose the delay). SIGTERM or SIGINT stops gracefully: running handlers get --grace
-    seconds, then unfinished jobs are released. Exit status 0 after a graceful stop.
+    to choose the delay); after its max_attempts (the put's, else the topic's, else 25) the
+    job goes dead with the error kept. SIGTERM or SIGINT stops gracefully: running handlers
+    get --grace seconds, then unfinished jobs are released. Exit status 0 after a graceful stop.
     """
     from ..errors import InvalidArgument, RedischedError
     from ..keys import validate_topic

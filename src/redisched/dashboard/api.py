@@ -12,6 +12,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import validate
 from ..http import schemas
 from ..http.endpoint import Endpoint, Param, json_response
 from ..http.errors import ApiError
@@ -44,20 +45,15 @@ def _number(request: Request, name: str, default: float) -> float:
     text = request.query_params.get(name)
     if text is None:
         return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ApiError(400, "invalid", "must be a number", name) from None
+    return validate.number_text(text, name)
 
 
 async def timeline(request: Request) -> Response:
     """GET /v1/topics/{topic}/timeline?width=&buckets=."""
     topic = path_param(request, "topic")
     width = _number(request, "width", 60)
-    buckets = request.query_params.get("buckets", "60")
-    if not (buckets.isascii() and buckets.isdigit() and len(buckets) <= 6):
-        raise ApiError(400, "invalid", "must be an integer between 1 and 1440", "buckets")
-    found = await runtime(request).client.timeline(topic, width=width, buckets=int(buckets))
+    buckets = validate.integer_text(request.query_params.get("buckets", "60"), "buckets")
+    found = await runtime(request).client.timeline(topic, width=width, buckets=buckets)
     out = TimelineOut(found.topic, found.now, found.width, found.counts, found.oldest_ready)
     return json_response(out)
 

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from ..client import AsyncClient
+from ..json_body import NotJson, json_value
 from ..models import HistoryPage, Job, JobEvent, JobState, Schedule, Timeline, TopicStats
-from ..ops import Call
+from ..ops import Call, Step
 from ..topic_config import TopicConfig
 
 MAX_TOPICS = 500
@@ -30,17 +31,7 @@ def joined(calls: Sequence[Call[Any]]) -> Call[list[Any]]:
 
     The calls must not register a topic (reads only).
     """
-    steps = tuple(step for call in calls for step in call.steps)
-
-    def parse(replies: list[Any]) -> list[Any]:
-        results, start = [], 0
-        for call in calls:
-            end = start + len(call.steps)
-            results.append(call.parse(replies[start:end]))
-            start = end
-        return results
-
-    return Call(steps, parse)
+    return Call.join(*calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +91,13 @@ class TopicPage:
     finished: HistoryPage
     events: list[JobEvent]
     schedules: list[Schedule]
+    throttled: int = 0
+    held: str | None = None
 
 
-async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
-    """Everything the topic page shows, in one round trip."""
+async def topic_page(client: AsyncClient, topic: str, held: str | None = None) -> TopicPage:
+    """Everything the topic page shows, in one round trip (``held``: why the dispatcher holds
+    the topic's deliveries, if it does)."""
     ops = client.ops
     calls: list[Call[Any]] = [
         ops.stats(topic),
@@ -114,13 +108,33 @@ async def topic_page(client: AsyncClient, topic: str) -> TopicPage:
         ops.jobs(topic, JobState.DEAD, limit=LIST_LIMIT),
         ops.finished(topic, limit=RECENT_LIMIT),
         ops.latest_events(topic, 2 * RECENT_LIMIT),
-    ]
-    stats, config, minutes, hours, reserved, dead, finished, events = await client.execute(
-        joined(calls)
-    )
+        Call((Step(None, (), ("HGET", ops.keys(topic).name("meta"), "total_throttled")),),
+             lambda r: int(r[0] or 0)),
+    ]  # fmt: skip
+    (
+        stats,
+        config,
+        minutes,
+        hours,
+        reserved,
+        dead,
+        finished,
+        events,
+        throttled,
+    ) = await client.execute(joined(calls))
     schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
     return TopicPage(
-        stats, config, minutes, hours, reserved.jobs, dead.jobs, finished, events, schedules
+        stats,
+        config,
+        minutes,
+        hours,
+        reserved.jobs,
+        dead.jobs,
+        finished,
+        events,
+        schedules,
+        throttled,
+        held,
     )
 
 
@@ -134,17 +148,18 @@ class Body:
 
 
 def show_body(data: bytes) -> Body:
-    """Pretty-print a JSON body; show other UTF-8 as text and anything else as hex."""
+    """Pretty-print a JSON body; show other UTF-8 (or JSON nested too deep) as text and
+    anything else as hex."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         shown = data[:4096].hex(" ")
         return Body("binary", shown + (" …" if len(data) > 4096 else ""), len(data))
     try:
-        value = json.loads(text)
-    except ValueError:
+        pretty = json.dumps(json_value(data), indent=2, ensure_ascii=False)
+    except (NotJson, RecursionError):  # the indenting encoder recurses in Python
         return Body("text", text, len(data))
-    return Body("json", json.dumps(value, indent=2, ensure_ascii=False), len(data))
+    return Body("json", pretty, len(data))
 
 
 def duration(seconds: float) -> str:

@@ -23,6 +23,7 @@ from starlette.templating import Jinja2Templates
 from ..http.errors import ApiError
 from ..http.runtime import runtime
 from ..keys import validate_topic
+from ..models import DEFAULT_MAX_ATTEMPTS
 from ..validate import job_id
 from . import chart, data
 
@@ -64,6 +65,7 @@ def _environment() -> jinja2.Environment:
     env.filters["duration"] = data.duration
     env.filters["utc"] = data.utc
     env.globals["relative"] = data.relative
+    env.globals["default_max_attempts"] = DEFAULT_MAX_ATTEMPTS
     return env
 
 
@@ -100,7 +102,8 @@ class Dashboard:
     async def topic(self, request: Request) -> Response:
         """GET /dashboard/topic?topic=: counts, timelines, reserved and dead jobs."""
         name = validate_topic(_query(request, "topic"))
-        page = await data.topic_page(runtime(request).client, name)
+        rt = runtime(request)
+        page = await data.topic_page(rt.client, name, rt.held.get(name))
         context = {
             "topic": name,
             "page": page,

@@ -39,6 +39,7 @@ from .metrics import Metrics
 from .paths import RawPathMiddleware
 from .requeue import RequeueLoop
 from .runtime import Runtime, Service, ServiceFactory
+from .sameorigin import SameOriginGuard
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def create_app(
         )  # fmt: skip
         rt = Runtime(settings, client, Wakeups(client.redis, settings.prefix), Metrics())
         app.state.runtime = rt
-        started: list[Service] = []
+        started: list[Service] = rt.services
         try:
             factories = (lambda r: RequeueLoop(r.client, settings.requeue_interval), *services)
             for factory in factories:
@@ -119,7 +120,11 @@ def create_app(
         for e in sorted(endpoints, key=lambda e: e.path not in HOT_PATHS)  # stable: hot first
     ]
     routes += extra_routes
-    middleware = [Middleware(RawPathMiddleware)]
+    allowed_hosts = (*settings.allowed_hosts, settings.host)
+    middleware = [
+        Middleware(SameOriginGuard, allowed_hosts=allowed_hosts),
+        Middleware(RawPathMiddleware),
+    ]
     if settings.tokens:
         unguarded = OPEN_PATHS | frozenset(open_paths)
         middleware.append(Middleware(BearerAuth, tokens=settings.tokens, open_paths=unguarded))

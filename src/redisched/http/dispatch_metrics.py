@@ -32,6 +32,9 @@ class DispatchMetrics(Protocol):
     def lag(self, topic: str, seconds: float) -> None:
         """A delivery started ``seconds`` after the job's run_at (the dispatch lag)."""
 
+    def held(self, topic: str, held: bool) -> None:
+        """The topic's deliveries are held (its webhook is refused) or no longer held."""
+
 
 class NullDispatchMetrics:
     """Records nothing: the default."""
@@ -42,17 +45,21 @@ class NullDispatchMetrics:
     def lag(self, topic: str, seconds: float) -> None:
         """Ignore."""
 
+    def held(self, topic: str, held: bool) -> None:
+        """Ignore."""
+
 
 class PrometheusDispatchMetrics:
     """``redisched_webhook_deliveries_total{topic,outcome}``,
-    ``redisched_webhook_latency_seconds{topic}`` and ``redisched_dispatch_lag_seconds{topic}``.
+    ``redisched_webhook_latency_seconds{topic}``, ``redisched_dispatch_lag_seconds{topic}``
+    and ``redisched_webhook_held{topic}`` (1 while the topic's webhook is refused).
 
     Args:
         registry: where to register them, e.g. the registry ``/metrics`` serves.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Counter, Gauge, Histogram
 
         self._deliveries = Counter(
             "redisched_webhook_deliveries",
@@ -73,6 +80,12 @@ class PrometheusDispatchMetrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
             registry=registry,
         )
+        self._held = Gauge(
+            "redisched_webhook_held",
+            "1 while a topic's deliveries are held because its webhook is refused.",
+            ["topic"],
+            registry=registry,
+        )
 
     def delivery(self, topic: str, outcome: Outcome, seconds: float) -> None:
         """Count the outcome and observe the latency."""
@@ -82,3 +95,7 @@ class PrometheusDispatchMetrics:
     def lag(self, topic: str, seconds: float) -> None:
         """Observe the dispatch lag."""
         self._lag.labels(topic).observe(max(0.0, seconds))
+
+    def held(self, topic: str, held: bool) -> None:
+        """Set the topic's held gauge."""
+        self._held.labels(topic).set(1 if held else 0)

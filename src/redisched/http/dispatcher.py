@@ -8,12 +8,20 @@ releases it with exponential backoff and jitter (the topic's ``backoff``/``backo
 1 s doubling up to an hour), until its ``max_attempts`` send it to dead with the reason as
 ``last_error``.
 
-No polling: a topic task sleeps until a wake-up (a put, a release, a freed slot in another
-process) or until the next job or reservation deadline is due by the server's clock. Leases
-carry tokens, so any number of dispatchers on one Redis never deliver a job twice unless its
-reservation timed out. Per-topic ``concurrency`` and ``rate`` hold across processes: they
-are enforced in Redis by limit.lua (see :mod:`redisched.http.limits`), in the same round trip
-that acks finished deliveries.
+Each topic task is a :class:`~redisched.leasing.Lessee` (the leasing loop shared with the
+Worker and the HTTP long poll): no polling, it sleeps until a wake-up (a put, a release, a
+freed slot in another process) or until the next job or reservation deadline is due by the
+server's clock, to within a fraction of a millisecond. Leases carry tokens, so any number of
+dispatchers on one Redis never deliver a job twice unless its reservation timed out.
+Per-topic ``concurrency`` and ``rate`` hold across every consumer (see
+:mod:`redisched.limits`), in the same round trip that acks finished deliveries.
+
+A topic whose stored webhook the target policy refuses (a private address without
+``--allow-private-webhooks``) is *held*: nothing is leased or delivered, so no attempt is
+spent, until the policy or the webhook changes; :attr:`Dispatcher.held` says why.
+A 429 or 503 answer with Retry-After is back-pressure: the job is released after that delay
+without spending an attempt (counted as ``throttled``, and in the topic's
+``total_throttled``).
 
 Topics and their webhook settings are read again every ``refresh_interval`` seconds (two
 commands per topic), or at once with :meth:`Dispatcher.refresh`.
@@ -31,22 +39,19 @@ import aiohttp
 
 from ..client import AsyncClient
 from ..errors import BackendError, InvalidArgument, RedischedError, StaleReservation
+from ..leasing import HOLD_MARGIN, Lessee, Limits, LimitsCache, Round
 from ..models import Job, JobState
+from ..ops import Call, Step
 from ..retry import Backoff
 from ..topic_config import TopicConfig, Webhook
 from ..wakeup import Wakeups
 from . import delivery, signing
 from .dispatch_metrics import DispatchMetrics, NullDispatchMetrics, Outcome
-from .limits import Grant, ack_and_grant
 from .targets import TargetPolicy, check_url, guarded_connector
 
 log = logging.getLogger(__name__)
 
 BATCH = 100  # jobs leased at most per round trip
-HOLD_MARGIN = 10.0  # seconds a reservation and a slot outlast the webhook timeout
-MAX_IDLE = 30.0  # seconds a topic task sleeps at most without any reason to wake
-ACK_DELAY = 0.003  # seconds a busy topic task waits for more finished deliveries to batch
-_REDIS_BACKOFF = (0.05, 5.0)
 
 
 class Dispatcher:
@@ -56,8 +61,8 @@ class Dispatcher:
         client: the Redis client (server clock).
         wakeups: the process's wake-up hub.
         settings: optional ``redisched.config.Settings`` (or anything with the same
-            attribute names): ``allow_private_webhooks`` and ``webhook_concurrency`` are read
-            from it when the keyword below is not given.
+            attribute names): ``allow_private_webhooks`` is read from it when the keyword
+            below is not given.
         allow_private_webhooks: let webhooks reach private, loopback and link-local addresses.
         allow_networks: networks webhooks may always reach (e.g. ``["10.1.2.0/24"]``).
         concurrency: deliveries in flight per topic in this process (the topic's own
@@ -88,7 +93,7 @@ class Dispatcher:
         if allow_private_webhooks is None:
             allow_private_webhooks = bool(getattr(settings, "allow_private_webhooks", False))
         if concurrency is None:
-            concurrency = int(getattr(settings, "webhook_concurrency", 100))
+            concurrency = 100
         if not 1 <= concurrency <= 1000:
             raise RedischedError(f"concurrency must be 1 to 1000, not {concurrency}")
         self.client = client
@@ -102,6 +107,9 @@ class Dispatcher:
         self._trace_configs = list(trace_configs)
         self._session: aiohttp.ClientSession | None = None
         self._runners: dict[str, _TopicRunner] = {}
+        self.limits = LimitsCache()
+        self.held: dict[str, str] = {}
+        """Topics whose webhook the target policy refuses -> why; their jobs wait."""
         self._retiring: set[asyncio.Task[None]] = set()
         self._discovery: asyncio.Task[None] | None = None
         self._refresh_now = asyncio.Event()
@@ -164,22 +172,55 @@ class Dispatcher:
             runner = self._runners.get(topic)
             assert config.webhook is not None
             if runner is None or runner.webhook.url != config.webhook.url:
-                await self._check_target(topic, config.webhook.url)
+                refused = await self._check_target(topic, config.webhook.url)
+                if refused is not None:
+                    self._hold(topic, refused)
+                    continue
+                if self.held.pop(topic, None) is not None:
+                    self.metrics.held(topic, False)
+                    log.info("topic %r: webhook accepted again; delivering", topic)
             if runner is None:
                 runner = self._runners[topic] = _TopicRunner(self, topic, config)
                 runner.start()
             else:
                 runner.configure(config)
+        for topic in [t for t in self.held if t not in wanted]:
+            del self.held[topic]
+            self.metrics.held(topic, False)
         for topic in [t for t in self._runners if t not in wanted]:
-            retiring = asyncio.create_task(self._runners.pop(topic).stop(self.grace))
-            self._retiring.add(retiring)
-            retiring.add_done_callback(self._retiring.discard)
+            self._retire(topic)
 
-    async def _check_target(self, topic: str, url: str) -> None:
+    def _retire(self, topic: str) -> None:
+        retiring = asyncio.create_task(self._runners.pop(topic).stop(self.grace))
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+
+    def _hold(self, topic: str, reason: str) -> None:
+        """Deliver nothing for ``topic``: its webhook is refused, and a delivery would only
+        spend an attempt of each job (a restart without --allow-private-webhooks must not
+        dead-letter a topic's jobs)."""
+        if topic not in self.held:
+            log.warning("topic %r: holding deliveries, the webhook is refused: %s", topic, reason)
+            self.metrics.held(topic, True)
+        self.held[topic] = reason
+        if topic in self._runners:
+            self._retire(topic)
+
+    async def _check_target(self, topic: str, url: str) -> str | None:
+        """Why the target policy refuses ``url``, or None when it may be reached."""
         try:
             await check_url(url, self.policy)
-        except InvalidArgument as exc:  # each delivery will fail with the reason too
-            log.warning("topic %r: webhook %s is refused: %s", topic, url, exc.message)
+        except InvalidArgument as exc:
+            return exc.message
+        return None
+
+    def failure(self) -> str | None:
+        """Why topic discovery stopped although the dispatcher was not stopped, else None."""
+        task = self._discovery
+        if task is None or not task.done() or self._closing:
+            return None
+        exc = None if task.cancelled() else task.exception()
+        return f"webhook topic discovery stopped: {exc!r}"
 
     def request_refresh(self) -> None:
         """Ask the discovery task to read the topics' settings soon (e.g. after a PATCH)."""
@@ -204,7 +245,7 @@ class Dispatcher:
 
 
 class _TopicRunner:
-    """Leases and delivers one topic's jobs in this process."""
+    """Leases and delivers one topic's jobs in this process (its capacity for the Lessee)."""
 
     def __init__(self, dispatcher: Dispatcher, topic: str, config: TopicConfig) -> None:
         self.d = dispatcher
@@ -213,12 +254,14 @@ class _TopicRunner:
         self.keys: list[bytes] = []
         self.timeout = aiohttp.ClientTimeout()
         self.backoff = dispatcher.backoff
+        self.lessee = Lessee(
+            dispatcher.client, topic, dispatcher.wakeups, limits=dispatcher.limits,
+            on_round=self._count_acks,
+        )  # fmt: skip
         self.inflight: dict[asyncio.Task[None], tuple[Job, str | None]] = {}
-        # delivered, to ack with the next round trip: (job, seconds, result)
-        self.done: list[tuple[Job, float, bytes]] = []
-        self.freed: list[str] = []  # concurrency slots to give back with the next round trip
+        self.seconds: dict[str | None, float] = {}  # token -> request seconds, until acked
+        self.results: dict[str | None, bytes] = {}  # token -> the answer kept as its result
         self.interrupted: list[Job] = []  # deliveries cancelled by stop(): to release
-        self.changed = asyncio.Event()
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
         self.configure(config)
@@ -239,6 +282,10 @@ class _TopicRunner:
             self.keys = []
         self.config = config
         self.timeout = aiohttp.ClientTimeout(total=config.webhook.timeout)
+        hold = config.webhook.timeout + HOLD_MARGIN  # a reservation outlasts the request
+        self.lessee.ttr = hold
+        self.lessee.hold_ms = round(hold * 1000)
+        self.d.limits.set(self.topic, Limits.of(config))
         base = self.d.backoff
         if config.backoff is not None or config.backoff_max is not None:
             b = base.base if config.backoff is None else max(config.backoff, 0.001)
@@ -253,7 +300,7 @@ class _TopicRunner:
     async def stop(self, grace: float) -> None:
         """Stop leasing, wait up to ``grace`` for deliveries, release what did not finish."""
         self.stopping = True
-        self.changed.set()
+        self.lessee.kick.set()
         if self.inflight:
             await asyncio.wait(set(self.inflight), timeout=grace)
         for task in list(self.inflight):
@@ -267,115 +314,41 @@ class _TopicRunner:
                 pass
             except Exception:
                 log.exception("topic %r: dispatcher task failed", self.topic)
+        await self.lessee.flush()  # deliveries that ended after the loop stopped
+        await self.lessee.close()
         for job in self.interrupted:
             with contextlib.suppress(RedischedError):
-                await self.d.client.release(job, error="dispatcher stopped during delivery")
+                await self.d.client.release(job, reason="dispatcher stopped during delivery")
 
-    # -- the lease loop ---------------------------------------------------------------------
+    # -- the capacity the lease loop fills ---------------------------------------------------
+
+    def size(self) -> int:
+        return min(self.d.concurrency, self.config.concurrency or BATCH * 10)
+
+    def want(self) -> int:
+        return 0 if self.stopping else min(self.size() - len(self.inflight), BATCH)
+
+    def busy(self) -> bool:
+        return bool(self.inflight)
+
+    def take(self, count: int) -> None:
+        pass  # counted as deliveries start
+
+    def give(self, count: int) -> None:
+        pass
+
+    def start_jobs(self, lessee: Lessee, jobs: list[Job], slots: list[str | None]) -> None:
+        for job, slot in zip(jobs, slots, strict=True):
+            self._spawn(job, slot)
 
     async def _run(self) -> None:
-        wakeups, topic = self.d.wakeups, self.topic
-        pause = _REDIS_BACKOFF[0]
-        await wakeups.watch(topic)
-        while True:
-            self.changed.clear()
-            if self.stopping and not (self.inflight or self.done or self.freed):
-                return
-            capacity = min(self.d.concurrency, self.config.concurrency or BATCH * 10)
-            want = 0 if self.stopping else min(capacity - len(self.inflight), BATCH)
-            if want <= 0 and not self.done and not self.freed:
-                await self.changed.wait()
-                continue
-            if self.inflight and want < capacity // 2 and not self.stopping:
-                # Busy: let a few more deliveries end, so that one round trip serves them all.
-                await asyncio.sleep(ACK_DELAY)
-                want = min(capacity - len(self.inflight), BATCH)
-            since = wakeups.generation(topic)
-            done, self.done = self.done, []
-            freed, self.freed = self.freed, []
-            try:
-                grant, jobs = await self._round(done, freed, want)
-            except Exception as exc:  # Redis down, or a bug: keep the acks, retry later
-                if isinstance(exc, BackendError):
-                    log.warning("topic %r: Redis failed (%s); retry in %.2f s", topic, exc, pause)
-                else:
-                    log.exception("topic %r: dispatch round failed; retry in %.2f s", topic, pause)
-                self.done[:0] = done
-                self.freed[:0] = freed
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, _REDIS_BACKOFF[1])
-                continue
-            pause = _REDIS_BACKOFF[0]
-            for index, job in enumerate(jobs):
-                self._spawn(job, grant.slots[index] if index < len(grant.slots) else None)
-            self.freed.extend(grant.slots[len(jobs) :])
-            if self.stopping or (jobs and len(jobs) == grant.granted) or self.freed:
-                continue  # more may be due, or spare slots go back at once
-            if grant.next_timeout_ms is not None and grant.next_timeout_ms <= grant.now_ms:
-                with contextlib.suppress(BackendError):
-                    await self.d.client.requeue(topic)
-                continue
-            await self._sleep(since, self._idle_seconds(grant.now_ms, grant))
+        await self.lessee.watch()
+        await self.lessee.run(_Capacity(self), lambda: self.stopping)
 
-    async def _round(
-        self, done: list[tuple[Job, float, bytes]], freed: list[str], want: int
-    ) -> tuple[Grant, list[Job]]:
-        """One exchange with Redis: ack ``done``, free ``freed``, lease up to ``want`` jobs.
-
-        A topic without limits takes one round trip (ack_and_lease); with limits, the acks go
-        with limit.lua and the lease follows for as many jobs as were granted.
-        """
-        client, topic = self.d.client, self.topic
-        hold = self.webhook.timeout + HOLD_MARGIN
-        jobs = [job for job, _, _ in done]
-        results = [result for _, _, result in done]
-        limited = self.config.concurrency is not None or self.config.rate is not None
-        if want and not limited and not freed:
-            acked, lease = await client.ack_and_lease(topic, jobs, want, ttr=hold, results=results)
-            self._count_acks(done, acked)
-            done.clear()
-            grant = Grant(lease.now_ms, want, [], None, lease.next_due_ms, lease.next_timeout_ms)
-            return grant, lease.jobs
-        call = ack_and_grant(
-            client.ops, topic, jobs, freed, want, round(hold * 1000), results=results
-        )
-        acked, grant = await client._run(call)
-        self._count_acks(done, acked)
-        done.clear()  # applied: a failure from here on must not send them again
-        freed.clear()
-        if not grant.granted:
-            return grant, []
-        try:
-            lease = await client.lease(topic, grant.granted, ttr=hold)
-        except BaseException:
-            self.freed.extend(grant.slots)
-            raise
-        return grant, lease.jobs
-
-    def _count_acks(self, done: list[tuple[Job, float, bytes]], acked: list[bool]) -> None:
-        for (_, seconds, _), ok in zip(done, acked, strict=True):
+    def _count_acks(self, result: Round) -> None:
+        for job, ok in zip(result.done, result.acked, strict=True):
+            seconds = self.seconds.pop(job.token, 0.0)
             self.d.metrics.delivery(self.topic, Outcome.ACKED if ok else Outcome.STALE, seconds)
-
-    @staticmethod
-    def _idle_seconds(now_ms: int, grant: Grant) -> float:
-        delays = [MAX_IDLE * 1000]
-        if grant.retry_ms is not None:
-            delays.append(grant.retry_ms)
-        for at in (grant.next_due_ms, grant.next_timeout_ms):
-            if at is not None:
-                delays.append(max(0, at - now_ms) + 1)
-        return float(min(delays)) / 1000
-
-    async def _sleep(self, since: int, seconds: float) -> None:
-        if self.changed.is_set():
-            return
-        woken = asyncio.ensure_future(self.d.wakeups.wait(self.topic, since, seconds))
-        local = asyncio.ensure_future(self.changed.wait())
-        try:
-            await asyncio.wait({woken, local}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            local.cancel()
 
     # -- deliveries -------------------------------------------------------------------------
 
@@ -386,21 +359,22 @@ class _TopicRunner:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         job, slot = self.inflight.pop(task)
-        if slot is not None:
-            self.freed.append(slot)
+        delivered = job.token in self.seconds
         if task.cancelled():
             self.interrupted.append(job)
         elif task.exception() is not None:
             log.error("topic %r: delivery of %r failed", self.topic, job.id,
                       exc_info=task.exception())  # fmt: skip
-        self.changed.set()
+        # acked in the loop's next round trip, with the slot freed
+        result = self.results.pop(job.token, None)
+        self.lessee.finish(job if delivered else None, slot, result if delivered else None)
 
     async def _deliver(self, job: Job) -> None:
         self.d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
         result = await delivery.deliver(self.d.session, job, self.webhook, self.keys, self.timeout)
         if result.verdict is delivery.Verdict.DONE:
-            # acked in the loop's next round trip, the answer kept as the job's result
-            self.done.append((job, result.seconds, result.job_result()))
+            self.seconds[job.token] = result.seconds
+            self.results[job.token] = result.job_result()  # the answer, kept as its result
             return
         try:
             outcome = await self._settle(job, result)
@@ -417,12 +391,30 @@ class _TopicRunner:
             await client.touch(job)  # the receiver now has the job's own ttr to finish it
             return Outcome.ACCEPTED
         if result.verdict is delivery.Verdict.THROTTLED and result.retry_after is not None:
+            # Back-pressure, not failure: the attempt is given back (unstarted) and counted
+            # apart, in the same round trip.
             delay = min(result.retry_after, self.backoff.max)
-            state = await client.release(job, delay=delay, error=result.reason)
+            release = client.ops.release(job, delay=delay, unstarted=True)
+            meta = client.ops.keys(self.topic).name("meta")
+            count = Call((Step(None, (), ("HINCRBY", meta, "total_throttled", 1)),), lambda r: r)
+            state, _ = await client.execute(Call.join(release, count))
             return Outcome.DEAD if state is JobState.DEAD else Outcome.THROTTLED
         delay = self.backoff.delay(job.attempts)
-        state = await client.release(job, delay=delay, error=result.reason)
+        state = await client.release(job, delay=delay, reason=result.reason)
         if state is JobState.DEAD:
             log.info("topic %r: job %r is dead: %s", self.topic, job.id, result.reason)
             return Outcome.DEAD
         return Outcome.RETRIED
+
+
+class _Capacity:
+    """A topic runner seen as a :class:`~redisched.leasing.Capacity`."""
+
+    def __init__(self, runner: _TopicRunner) -> None:
+        self.runner = runner
+        self.want = runner.want
+        self.size = runner.size
+        self.busy = runner.busy
+        self.take = runner.take
+        self.give = runner.give
+        self.start = runner.start_jobs

@@ -1,10 +1,13 @@
-"""Reserve with long polling: wait for work on the process's single Pub/Sub listener.
+"""Reserve with long polling, on the shared lease loop (:mod:`redisched.leasing`).
 
-A waiting request holds no Redis connection: it reads the topic's wake-up generation, asks
-Redis for jobs, and if none are due sleeps on :class:`~redisched.wakeup.Wakeups` until a
-put (or release, requeue, kick, resume) wakes the topic, the next scheduled job falls due,
-the client goes away, the server shuts down, or ``wait`` runs out. Jobs leased for a client
-that has already disconnected are released at once, so a vanished client strands nothing.
+A waiting request holds no Redis connection: it asks Redis for jobs (within the topic's
+``concurrency`` and ``rate``, which hold for HTTP reserves as for every other consumer), and
+if none are due sleeps until a put (or release, requeue, kick, resume) wakes the topic, the
+next scheduled job falls due (sub-millisecond alarm on the server's clock), a limit's retry
+time comes, the client goes away, the server shuts down, or ``wait`` runs out. Jobs leased
+for a client that has already disconnected are released at once, so a vanished client
+strands nothing. A job's concurrency slot is freed when its ack, release or bury comes
+through this process; otherwise it lapses after the job's ttr plus a margin.
 """
 
 from __future__ import annotations
@@ -12,33 +15,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+import time
+from typing import Any
 
 from starlette.types import Receive
 
 from ..errors import RedischedError, StaleReservation
+from ..leasing import Lessee
+from ..limits import limit_step
 from ..models import Job
+from ..ops import Call
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+MAX_SLOTS = 100_000
+"""Slots of HTTP-leased jobs remembered at most (the rest lapse after their hold)."""
 
-async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+
+async def _watch(receive: Receive, gone: asyncio.Event, kick: asyncio.Event) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             gone.set()
+            kick.set()
             return
 
 
-async def _first(*waits: Awaitable[object]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+async def _forward(event: asyncio.Event, kick: asyncio.Event) -> None:
+    await event.wait()
+    kick.set()
 
 
 async def give_back(rt: Runtime, jobs: list[Job]) -> None:
@@ -49,6 +55,22 @@ async def give_back(rt: Runtime, jobs: list[Job]) -> None:
                 await rt.client.release(job, unstarted=True)
             except RedischedError as exc:  # the job comes back when its ttr runs out
                 log.warning("could not release job %r of %r: %s", job.id, job.topic, exc)
+        if job.token is not None:
+            free_later(rt, job.topic, job.token)
+
+
+def free_later(rt: Runtime, topic: str, token: str) -> None:
+    """Forget a job's slot, returning it with the next reserve of the topic."""
+    rt.slots.pop((topic, token), None)
+
+
+def settled(rt: Runtime, topic: str, token: str, call: Call[Any]) -> Call[Any]:
+    """``call`` (an ack, release or bury of a job) joined with the freeing of its slot."""
+    slot = rt.slots.pop((topic, token), None)
+    if slot is None:
+        return call
+    free = Call((limit_step(rt.client.ops, topic, 0, 1, [slot]),), lambda r: None)
+    return Call.join(call, free).map(lambda results: results[0])
 
 
 async def reserve(
@@ -59,33 +81,46 @@ async def reserve(
     ``receive`` is the request's ASGI receive channel, read after the body to notice a
     client that disconnects while waiting.
     """
-    client, wakeups = rt.client, rt.wakeups
+    lessee = Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits)
     if wait <= 0:
-        return (await client.lease(topic, count, ttr=ttr)).jobs
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    await wakeups.watch(topic)
+        return _keep(rt, lessee, await lessee.exchange(count))
+    deadline = time.time() + wait
+    await lessee.watch()
     gone = asyncio.Event()
-    watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+    helpers = [
+        asyncio.create_task(_watch(receive, gone, lessee.kick)),
+        asyncio.create_task(_forward(rt.closing, lessee.kick)),
+    ]
     try:
         while True:
-            since = wakeups.generation(topic)
-            lease = await client.lease(topic, count, ttr=ttr)
-            if lease.jobs:
+            lessee.kick.clear()
+            result = await lessee.exchange(count)
+            if result.jobs:
                 await asyncio.sleep(0)  # let the watcher see a disconnect that just happened
+                jobs = _keep(rt, lessee, result)
                 if gone.is_set():
-                    await give_back(rt, lease.jobs)
+                    await give_back(rt, jobs)
                     return []
-                return lease.jobs
-            timeout = deadline - loop.time()
-            if timeout <= 0 or gone.is_set() or rt.closing.is_set():
+                return jobs
+            if lessee.freed:  # spare slots of a grant go back at once
+                await lessee.flush()
+            if time.time() >= deadline or gone.is_set() or rt.closing.is_set():
                 return []
-            if lease.next_due_ms is not None:
-                # One millisecond late, so the job is due by Redis time when we ask again.
-                due_in = max(0.0, (lease.next_due_ms - lease.now_ms) / 1000) + 0.001
-                timeout = min(timeout, due_in)
-            await _first(wakeups.wait(topic, since, timeout), gone.wait(), rt.closing.wait())
+            await lessee.sleep(result, until=deadline)
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        await lessee.close()
+        if lessee.freed:
+            with contextlib.suppress(RedischedError):
+                await lessee.flush()
+
+
+def _keep(rt: Runtime, lessee: Lessee, result: Any) -> list[Job]:
+    """Remember the slots of leased jobs (freed when they are settled here)."""
+    for job, slot in zip(result.jobs, result.slots, strict=True):
+        if slot is not None and job.token is not None and len(rt.slots) < MAX_SLOTS:
+            rt.slots[(job.topic, job.token)] = slot
+    jobs: list[Job] = result.jobs
+    return jobs

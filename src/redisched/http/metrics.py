@@ -35,8 +35,14 @@ class _StatsCollector(Collector):
 
     def __init__(self) -> None:
         self.snapshot: Sequence[TopicStats] = ()
+        self.invalid_topics = 0
 
     def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "redisched_invalid_topic_names",
+            "Members of the topics set that are no valid topic name (skipped everywhere).",
+            value=self.invalid_topics,
+        )
         jobs = GaugeMetricFamily("redisched_jobs", "Jobs per state now.", labels=["topic", "state"])
         for stats in self.snapshot:
             for state in ("scheduled", "ready", "reserved", "dead"):
@@ -78,7 +84,11 @@ class Metrics:
 
     async def render(self, client: AsyncClient, topics: Iterable[str] | None = None) -> bytes:
         """The exposition text, with fresh stats of every topic (or of ``topics``)."""
-        names = await client.topics() if topics is None else list(topics)
+        if topics is None:
+            found = await client.execute(client.ops.topic_names())
+            names, self._stats.invalid_topics = found.valid, len(found.invalid)
+        else:
+            names = list(topics)
         snapshot: list[TopicStats] = []
         for start in range(0, len(names), 32):  # well below the pool's 100 connections,
             batch = names[start : start + 32]  # which the long polls and loops share

@@ -21,10 +21,15 @@ _ESCAPE = re.compile(r"%2[fF]|%25")
 
 
 def routing_path(raw_path: bytes) -> str:
-    """The path with every escape decoded but ``%2F`` and ``%25`` (invalid UTF-8 kept as-is)."""
+    """The path with every escape decoded but ``%2F`` and ``%25`` (invalid UTF-8 kept as-is).
+
+    A ``%`` that decoding leaves (one not followed by two hex digits, as in ``a%%32Fb``) is
+    written ``%25``, so that :func:`path_param` decodes each escape of the raw path once.
+    """
     parts = _KEPT.split(raw_path)
     decoded = b"".join(
-        part if index % 2 else unquote_to_bytes(part) for index, part in enumerate(parts)
+        part if index % 2 else unquote_to_bytes(part).replace(b"%", b"%25")
+        for index, part in enumerate(parts)
     )
     return decoded.decode("utf-8", "surrogateescape")
 

@@ -23,6 +23,7 @@ from ..ops import Call
 from . import bodies, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
+from .longpoll import settled
 from .paths import path_param
 from .reading import read_json
 from .runtime import runtime
@@ -33,6 +34,7 @@ _RELEASE = msgspec.json.Decoder(schemas.Release)
 _TOUCH = msgspec.json.Decoder(schemas.Touch)
 _BURY = msgspec.json.Decoder(schemas.Bury)
 _KICK = msgspec.json.Decoder(schemas.Kick)
+_ABORT = msgspec.json.Decoder(schemas.Abort)
 _PUT_STATUS = {PutStatus.CREATED: 201, PutStatus.REPLACED: 200, PutStatus.PENDING: 202}
 
 
@@ -65,13 +67,9 @@ async def put_and_get(
     client: AsyncClient, call: Call[PutResult], topic: str, job_id: str
 ) -> tuple[PutResult, Job | None]:
     """Run a put and read the job back in the same round trip (one pipeline)."""
-    get = client.ops.get(topic, job_id)
-
-    def parse(replies: list[Any]) -> tuple[PutResult, Job | None]:
-        return call.parse(replies[:1]), get.parse(replies[1:])
-
-    both = Call((*call.steps, *get.steps), parse, call.register_topic, call.durability)
-    return await client.execute(both)
+    both = Call.join(call, client.ops.get(topic, job_id))
+    result, job = await client.execute(both)
+    return result, job
 
 
 def wants_minimal(request: Request) -> bool:
@@ -161,7 +159,8 @@ async def ack(request: Request) -> Response:
         if spec.result is msgspec.UNSET
         else stored_body(spec.result, rt.settings.max_body_size, "result")
     )
-    await rt.client.ack(Held(topic, job_id, spec.token), result=result)
+    call = rt.client.ops.ack(Held(topic, job_id, spec.token), result=result)
+    await rt.client.execute(settled(rt, topic, spec.token, call))
     return Response(status_code=204)
 
 
@@ -170,9 +169,10 @@ async def release(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _RELEASE, rt.settings.max_request_size)
-    state = await rt.client.release(
-        Held(topic, job_id, spec.token), delay=spec.delay, error=spec.reason
+    call = rt.client.ops.release(
+        Held(topic, job_id, spec.token), delay=spec.delay, reason=spec.reason
     )
+    state = await rt.client.execute(settled(rt, topic, spec.token, call))
     return json_response(schemas.Released(state))
 
 
@@ -190,7 +190,8 @@ async def bury(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _BURY, rt.settings.max_request_size)
-    await rt.client.bury(Held(topic, job_id, spec.token), reason=spec.reason)
+    call = rt.client.ops.bury(Held(topic, job_id, spec.token), reason=spec.reason)
+    await rt.client.execute(settled(rt, topic, spec.token, call))
     return Response(status_code=204)
 
 
@@ -205,6 +206,16 @@ async def kick(request: Request) -> Response:
     if job is None:
         raise not_found(topic, job_id)
     raise ApiError(409, "not_dead", f"job {job_id!r} is {job.state.value}, not dead", "id")
+
+
+async def abort(request: Request) -> Response:
+    """POST .../abort: stop the job, cancelling its handler if it runs."""
+    rt = runtime(request)
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    await read_json(request, _ABORT, rt.settings.max_request_size, empty=b"{}")
+    if not await rt.client.abort(topic, job_id):
+        raise not_found(topic, job_id)
+    return Response(status_code=204)
 
 
 _JOB = "/v1/topics/{topic}/jobs/{id}"
@@ -252,6 +263,10 @@ ENDPOINTS = (
     Endpoint(
         "POST", f"{_JOB}/kick", kick, "Move a dead job back to ready", schemas.Kick,
         body_required=False, responses={200: schemas.Kicked, **_STALE},
+    ),
+    Endpoint(
+        "POST", f"{_JOB}/abort", abort, "Stop a job; a running handler is cancelled",
+        schemas.Abort, body_required=False, responses={204: None, 404: schemas.Error},
     ),
 )  # fmt: skip
 """The job routes."""

@@ -13,9 +13,16 @@ from .runtime import runtime
 
 
 async def healthz(request: Request) -> Response:
-    """GET /healthz: 200 when Redis answers, else 503 (never needs a token)."""
+    """GET /healthz: 200 when Redis answers and every background loop runs, else 503.
+
+    Never needs a token.
+    """
+    rt = runtime(request)
+    failures = rt.failures()
+    if failures:
+        return json_response(schemas.Health("unavailable", "; ".join(failures)), 503)
     try:
-        await runtime(request).client.redis.ping()
+        await rt.client.redis.ping()
     except (RedisError, OSError) as exc:
         return json_response(schemas.Health("unavailable", str(exc)), 503)
     return json_response(schemas.Health("ok", "ok"))

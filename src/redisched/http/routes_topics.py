@@ -77,9 +77,7 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     text = request.query_params.get(name)
     if text is None:
         return default
-    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 12:
-        raise ApiError(400, "invalid", f"must be an integer between {low} and {high}", name)
-    return validate.integer(int(text), name, low, high)
+    return validate.integer(validate.integer_text(text, name), name, low, high)
 
 
 async def list_jobs(request: Request) -> Response:
@@ -105,7 +103,11 @@ async def reserve(request: Request) -> Response:
     jobs = await longpoll.reserve(rt, request.receive, topic, spec.count, spec.ttr, spec.wait)
     if not jobs:
         return Response(status_code=204)
-    return json_response(schemas.Jobs([bodies.job_out(j, handed_out=True) for j in jobs]))
+    try:
+        return json_response(schemas.Jobs([bodies.job_out(j, handed_out=True) for j in jobs]))
+    except BaseException:  # nobody will get these jobs: their attempts are not spent
+        await longpoll.give_back(rt, jobs)
+        raise
 
 
 _TOPIC = "/v1/topics/{topic}"

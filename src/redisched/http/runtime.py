@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from starlette.requests import Request
 
 from ..client import AsyncClient
 from ..config import Settings
+from ..leasing import LimitsCache
 from ..wakeup import Wakeups
 from .metrics import Metrics
 
@@ -31,6 +32,12 @@ class Runtime:
         closing: set when the service begins to shut down; long polls then answer at once.
         topic_listeners: called with a topic's name after its settings change over the API
             (the dispatcher re-reads webhooks then instead of at its next refresh).
+        limits: each topic's concurrency and rate as last read (for HTTP reserves).
+        slots: (topic, token) -> the concurrency slot of a job leased over HTTP, freed when
+            its ack, release or bury comes through this process (else it lapses).
+        held: topics whose deliveries the push dispatcher holds -> why (their webhook is
+            refused by the target policy); the dashboard shows it.
+        services: the background parts running now, in start order.
     """
 
     settings: Settings
@@ -39,11 +46,20 @@ class Runtime:
     metrics: Metrics
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     topic_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    limits: LimitsCache = field(default_factory=LimitsCache)
+    slots: dict[tuple[str, str], str] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)
+    services: list[Service] = field(default_factory=list)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""
         for listener in self.topic_listeners:
             listener(topic)
+
+    def failures(self) -> list[str]:
+        """Why background parts that should be running are not (empty when all are well)."""
+        found = (s.failure() for s in self.services if isinstance(s, Watched))
+        return [reason for reason in found if reason is not None]
 
 
 class Service(Protocol):
@@ -54,6 +70,14 @@ class Service(Protocol):
 
     async def stop(self) -> None:
         """Finish or abandon work in flight and return when stopped."""
+
+
+@runtime_checkable
+class Watched(Protocol):
+    """A service whose background task can die; ``/healthz`` answers 503 when it has."""
+
+    def failure(self) -> str | None:
+        """Why the service stopped working although nobody stopped it, else None."""
 
 
 ServiceFactory = Callable[[Runtime], Service]

@@ -136,6 +136,10 @@ class Kick(Struct, forbid_unknown_fields=True):
     """POST .../kick: move a dead job back to ready (the body may be empty)."""
 
 
+class Abort(Struct, forbid_unknown_fields=True):
+    """POST .../abort: stop a job, cancelling its handler if it runs (the body may be empty)."""
+
+
 class Released(Struct):
     """The state a released job went to."""
 

@@ -46,6 +46,7 @@ METADATA_ADDRESSES = frozenset(
         "fd00:ec2::23",  # AWS EKS pod identity over IPv6
         "100.100.100.200",  # Alibaba Cloud
         "192.0.0.192",  # Oracle Cloud
+        "168.63.129.16",  # Azure WireServer (platform agent, DNS, health probes)
     )
 )
 METADATA_HOSTS = frozenset(
@@ -174,9 +175,15 @@ async def check_url(url: str, policy: TargetPolicy, *, argument: str = "webhook.
     for address in addresses:
         reason = policy.problem(address)
         if reason is not None:
-            raise InvalidArgument(
-                argument, f"{reason} (set allow_private_webhooks to allow such targets)"
-            )
+            raise InvalidArgument(argument, f"{reason} ({_remedy(address)})")
+
+
+def _remedy(address: IPAddress) -> str:
+    """The setting that would let ``address`` through, for the refusal message."""
+    inner = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
+    if address in METADATA_ADDRESSES or inner in METADATA_ADDRESSES:
+        return "cloud metadata addresses are refused even with allow_private_webhooks"
+    return "set allow_private_webhooks to allow such targets"
 
 
 def guarded_connector(policy: TargetPolicy, **options: Any) -> aiohttp.TCPConnector:

@@ -6,27 +6,30 @@
 -- KEYS[5] dead zset
 -- KEYS[6] pending hash
 -- KEYS[7] errors hash
--- KEYS[8] meta hash
--- KEYS[9] feed stream
--- KEYS[10] history hash
--- KEYS[11] finished zset
+-- KEYS[8] wake channel
+-- KEYS[9] meta hash
+-- KEYS[10] feed stream
+-- KEYS[11] history hash
+-- KEYS[12] finished zset
 -- ARGV[1] id string
 -- ARGV[2] if_version int|empty
 -- ARGV[3] now_ms int|empty
 -- Returns: [status, version]. status: 1 deleted (version is the deleted one), 0 no such job,
 --   5 version conflict (if_version did not match; nothing changed). The holder of a deleted
---   reservation gets a stale reply on ack/release/touch/bury. A deleted job gets a deleted
---   event and a finished record with outcome cancelled (dead when it was dead).
+--   reservation gets a stale reply on ack/release/touch/bury, and is told to stop: 'x' .. id
+--   on the wake channel. A deleted job gets a deleted event and a finished record with
+--   outcome cancelled (dead when it was dead).
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11]
+local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local meta_key, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
+local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
 local id = ARGV[1]
 local if_version = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -188,6 +191,7 @@ elseif state == READY then
   redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. id)
 elseif state == RESERVED then
   redis.call('ZREM', reserved_key, id)
+  redis.call('PUBLISH', wake_channel, CANCEL .. id)
 else
   redis.call('ZREM', dead_key, id)
 end

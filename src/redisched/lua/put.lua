@@ -21,13 +21,15 @@
 -- ARGV[10] body bytes...
 -- Returns: a flat array [status, version] per job, in order. status: 1 created, 2 exists
 --   (nothing changed, version is the current one), 3 replaced, 4 pending (the job is reserved:
---   the new version waits until the running attempt ends), 5 version conflict (if_version
+--   the new version waits until the running attempt ends; its holder is told to stop with
+--   'x' .. id on the wake channel), 5 version conflict (if_version
 --   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
 --   Empty run_at_ms means now + delay_ms; empty ttr_ms / max_attempts take the topic's
---   defaults (meta fields ttr, max_attempts), else 60000 ms / 0 (unlimited). A created job
---   gets a put event, a replaced one a replaced event. An id that finished (history hash)
---   is created at its finished version + 1, or answers 2 exists (with that version) to a
---   create-only put within the topic's dedup_window_ms of finishing.
+--   defaults (meta fields ttr, max_attempts), else 60000 ms / 25 attempts (a job then goes
+--   dead after its 25th failed attempt, like Sidekiq's 25 retries). A created job gets a put
+--   event, a replaced one a replaced event. An id that finished (history hash) is created at
+--   its finished version + 1, or answers 2 exists (with that version) to a create-only put
+--   within the topic's dedup_window_ms of finishing.
 -- Complexity: O(N log M) for N jobs in a topic of M jobs.
 local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -38,6 +40,8 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local CREATED, EXISTS, REPLACED, PENDING, VERSION_CONFLICT = 1, 2, 3, 4, 5
+local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25
 
 local now = tonumber(ARGV[1])
 if not now then
@@ -55,8 +59,8 @@ if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0 then
 end
 local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused',
   'dedup_window_ms')
-local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or 60000
-local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or 0
+local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or DEFAULT_TTR_MS
+local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or DEFAULT_MAX_ATTEMPTS
 local paused = defaults[3] == '1'
 local dedup_window = tonumber(defaults[4]) or 0
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
@@ -226,6 +230,7 @@ for i = 9, #ARGV, 2 do
       redis.call('HSET', pending_key, id, encode(fresh(SCHEDULED, version, 0, body)))
       add_event(id, job, 'replaced', 'version ' .. version .. ' waits for the running attempt')
       redis.call('HSET', jobs_key, id, encode(job))
+      redis.call('PUBLISH', wake_channel, CANCEL .. id)
     else
       status, version = REPLACED, current + 1
       if job[STATE] == SCHEDULED then

@@ -16,7 +16,8 @@
 -- Returns: [requeued, dead, next_timeout_ms]: how many jobs went back to the queue and to dead,
 --   and the earliest reservation deadline still ahead (-1 when none). A job goes back after
 --   the topic's backoff (meta backoff_ms * 2^(attempts-1), at most backoff_max_ms; default 0),
---   and a replacement that waited for the attempt is scheduled in its place. Idempotent; safe
+--   and a replacement that waited for the attempt is scheduled in its place. The holder of each
+--   expired reservation is told to stop ('x' .. id on the wake channel). Idempotent; safe
 --   to run from every process. Each job gets a requeued event (dead when it went dead); the
 --   topic's oldest dead jobs beyond its keep_dead / keep_dead_for end with outcome dead
 --   (up to 10 per call that found a timed-out reservation).
@@ -29,6 +30,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
+local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -197,6 +199,7 @@ local requeued, dead, woke_ready, earliest = 0, 0, false, nil
 
 for _, id in ipairs(expired) do
   redis.call('ZREM', reserved_key, id)
+  redis.call('PUBLISH', wake_channel, CANCEL .. id)
   local job = decode(redis.call('HGET', jobs_key, id))
   local pending = redis.call('HGET', pending_key, id)
   if pending then

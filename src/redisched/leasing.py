@@ -1,0 +1,459 @@
+"""One leasing loop for every consumer: ack, take the limits' grant, lease, sleep until work.
+
+The Worker, the push dispatcher and the HTTP long-poll reserve all lease jobs the same way,
+through a :class:`Lessee` (one topic, one consumer):
+
+- **One round trip** acks the jobs finished since the last one, frees their concurrency
+  slots and leases as many new jobs as the consumer's :class:`Capacity` wants. A topic with
+  ``concurrency`` or ``rate`` set takes ``limit.lua``'s grant in that round trip and leases
+  what was granted in a second one; a topic without limits pays nothing for them.
+- The topic's limits are read with the acks (no round trip of their own) every
+  :data:`LIMITS_TTL` seconds, shared by every lessee of a :class:`LimitsCache`.
+- **No polling**: with nothing to lease, the loop sleeps until the lease's ``next_due_ms``
+  (one alarm on the server's clock, sub-millisecond, see :mod:`redisched.timing`), the next
+  reservation deadline (then it requeues), a limit's retry time, a wake-up message on the
+  topic's channel, or a local kick (a finished job); :data:`MAX_IDLE` at most, in case a
+  wake-up was lost.
+- A busy consumer lets finished jobs gather for up to :data:`ACK_DELAY` so that one round
+  trip acks and refills many; Redis failures back off by one formula (:func:`redis_pause`).
+
+Concurrency slots are named by ``limit.lua`` and freed by the consumer when the job ends
+(``Lessee.finish``); a crashed consumer's slots lapse after their hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import validate
+from .client import AsyncClient
+from .errors import BackendError
+from .limits import Grant, limit_step, parse_grant
+from .models import Job, Lease
+from .ops import Call
+from .timing import ServerClock
+from .topic_config import TopicConfig
+from .wakeup import Wakeups
+
+log = logging.getLogger(__name__)
+
+MAX_IDLE = 10.0
+"""Seconds an idle consumer sleeps at most, in case a wake-up message was lost."""
+ACK_DELAY = 0.005
+"""Seconds a finished job's ack may wait to share a round trip with others."""
+MAX_LEASE = validate.MAX_COUNT
+"""Jobs leased at most per round trip."""
+LIMITS_TTL = 2.0
+"""Seconds a consumer trusts what it read of a topic's ``concurrency`` and ``rate``."""
+HOLD_MARGIN = 10.0
+"""Seconds a concurrency slot outlasts the lease it was granted for (a crashed holder's
+slot comes back after that)."""
+DEFAULT_HOLD = 60.0
+"""Seconds a slot is held when the lease names no ttr (the built-in default ttr)."""
+
+
+def redis_pause(failures: int) -> float:
+    """Seconds to wait after ``failures`` consecutive Redis failures (50 ms doubling to 5 s)."""
+    return float(min(0.05 * 2 ** max(0, failures - 1), 5.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A topic's limits as last read: ``concurrency`` (jobs at once) and ``rate`` (per s)."""
+
+    concurrency: int | None = None
+    rate: float | None = None
+
+    @property
+    def limited(self) -> bool:
+        """True when a grant must be taken before leasing."""
+        return self.concurrency is not None or self.rate is not None
+
+    @classmethod
+    def of(cls, config: TopicConfig) -> Limits:
+        """The limits of a topic's settings."""
+        return cls(config.concurrency, config.rate)
+
+
+@dataclass
+class LimitsCache:
+    """Each topic's limits as read by this process, trusted for ``ttl`` seconds."""
+
+    ttl: float = LIMITS_TTL
+    clock: Callable[[], float] = time.monotonic
+    _seen: dict[str, tuple[Limits, float]] = field(default_factory=dict)
+
+    def get(self, topic: str) -> Limits | None:
+        """The limits, or None when unknown or too old."""
+        entry = self._seen.get(topic)
+        if entry is None or self.clock() - entry[1] > self.ttl:
+            return None
+        return entry[0]
+
+    def last(self, topic: str) -> Limits | None:
+        """The limits last read, however old (None: never read)."""
+        entry = self._seen.get(topic)
+        return None if entry is None else entry[0]
+
+    def set(self, topic: str, limits: Limits) -> None:
+        """Remember the topic's limits as read now."""
+        if len(self._seen) >= 10_000:
+            self._seen.clear()
+        self._seen[topic] = (limits, self.clock())
+
+
+@dataclass(slots=True)
+class Round:
+    """What one exchange with Redis gave.
+
+    Attributes:
+        wanted: how many jobs were asked for.
+        jobs: the jobs leased.
+        slots: for each job, its concurrency slot (None without a concurrency limit).
+        acked: for each job acked by the exchange, True if the ack applied (False: stale).
+        done: the jobs acked by the exchange, in the order of ``acked``.
+        now_ms: the server's clock.
+        next_due_ms: the earliest scheduled run_at, if any.
+        next_timeout_ms: the earliest reservation deadline, if any.
+        retry_ms: when a limit held jobs back, ms after which asking again may succeed.
+    """
+
+    wanted: int
+    jobs: list[Job]
+    slots: list[str | None]
+    acked: list[bool]
+    done: list[Job]
+    now_ms: int | None = None
+    next_due_ms: int | None = None
+    next_timeout_ms: int | None = None
+    retry_ms: int | None = None
+
+    @property
+    def saturated(self) -> bool:
+        """True when every job asked for was leased: more may be waiting."""
+        return self.wanted > 0 and len(self.jobs) == self.wanted
+
+
+class Capacity(Protocol):
+    """How many jobs a consumer takes: worker slots, a dispatcher's deliveries, a request."""
+
+    def want(self) -> int:
+        """Jobs to lease now (0: none)."""
+
+    def size(self) -> int:
+        """Jobs the consumer holds at most; a busy consumer refills in batches of a tenth."""
+
+    def busy(self) -> bool:
+        """True while some of its jobs run (finished ones will free room soon)."""
+
+    def take(self, count: int) -> None:
+        """``count`` jobs are being leased (given back with :meth:`give` if not all came)."""
+
+    def give(self, count: int) -> None:
+        """``count`` of the jobs taken did not come."""
+
+    def start(self, lessee: Lessee, jobs: list[Job], slots: list[str | None]) -> None:
+        """Run the leased jobs (call ``lessee.finish`` when each ends)."""
+
+
+class Lessee:
+    """One consumer's leasing of one topic.
+
+    Args:
+        client: the AsyncClient to lease through.
+        topic: the topic.
+        wakeups: the process's wake-up hub (its alarm thread times the sleeps).
+        ttr: seconds each lease lasts (None: each job's own ttr).
+        hold: seconds a concurrency slot is held at most (None: ``ttr`` or the built-in
+            60 s, plus :data:`HOLD_MARGIN`).
+        limits: the process's cache of topic limits (None: one of its own).
+        clock: the server clock estimate to keep (None: one of its own).
+        on_round: called with each exchange's result (e.g. to count acks).
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        topic: str,
+        wakeups: Wakeups,
+        *,
+        ttr: float | None = None,
+        hold: float | None = None,
+        limits: LimitsCache | None = None,
+        clock: ServerClock | None = None,
+        on_round: Callable[[Round], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.topic = topic
+        self.wakeups = wakeups
+        self.ttr = ttr
+        self.hold_ms = round(1000 * (hold or ((ttr or DEFAULT_HOLD) + HOLD_MARGIN)))
+        self.limits = limits or LimitsCache()
+        self.clock = clock or ServerClock()
+        self.on_round = on_round
+        self.kick = asyncio.Event()
+        self.done: list[Job] = []
+        self.done_since = 0.0
+        self.freed: list[str] = []
+        self.unsure: set[str] = set()  # tokens whose ack call failed in transit
+        self.results: dict[str, bytes] = {}  # token -> the result to ack the job with
+        self.requeue_at: int | None = None
+        self.failures = 0
+        self.saturated = False
+        self.starved = False  # waiting for the consumer to have room
+        self._forwarder: asyncio.Task[None] | None = None
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def watch(self) -> None:
+        """Subscribe to the topic's wake-ups (before the first lease: none is missed)."""
+        await self.wakeups.watch(self.topic)
+        if self._forwarder is None:
+            self._forwarder = asyncio.create_task(
+                self._forward(), name=f"redisched-lease-wakeups {self.topic}"
+            )
+
+    async def close(self) -> None:
+        """Stop forwarding wake-ups."""
+        if self._forwarder is not None:
+            self._forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forwarder
+            self._forwarder = None
+
+    async def _forward(self) -> None:
+        while True:
+            since = self.wakeups.generation(self.topic)
+            await self.wakeups.wait(self.topic, since, None)
+            self.kick.set()
+
+    # -- jobs that end ----------------------------------------------------------------------
+
+    def finish(self, job: Job | None, slot: str | None, result: bytes | None = None) -> None:
+        """A job ended: ack it (``job``; None if it was released; ``result`` is kept in its
+        history) and free its slot, both with the next round trip, and wake the loop."""
+        if job is not None:
+            if result is not None and job.token:
+                self.results[job.token] = result
+            if not self.done:
+                self.done_since = time.time()
+            self.done.append(job)
+        if slot is not None:
+            self.freed.append(slot)
+        self.kick.set()
+
+    @property
+    def pending(self) -> bool:
+        """True while acks or freed slots wait for a round trip."""
+        return bool(self.done or self.freed)
+
+    # -- one exchange -----------------------------------------------------------------------
+
+    async def exchange(self, want: int) -> Round:
+        """Ack what finished, free slots, lease up to ``want`` jobs (granted by the limits)."""
+        ops, topic, client = self.client.ops, self.topic, self.client
+        done, self.done = self.done, []
+        freed, self.freed = self.freed, []
+        limits = self.limits.get(topic)
+        known = limits or self.limits.last(topic)
+        limited = known is None or known.limited or bool(freed)
+        results = [self.results.get(job.token or "") for job in done] if self.results else None
+        parts: list[Call[Any]] = [ops.ack_many(topic, done, results=results)]
+        if limits is None:
+            parts.append(ops.config(topic))
+        if limited:
+            step = limit_step(ops, topic, want, self.hold_ms, freed)
+            parts.append(Call((step,), lambda r: parse_grant(r[0])))
+        elif want > 0:
+            parts.append(ops.lease(topic, want, ttr=self.ttr))
+        sent = time.time()
+        try:
+            replies = await client.execute(Call.join(*parts))
+        except BaseException:
+            self.done[:0] = done  # acked again later: a token is never applied twice
+            self.freed[:0] = freed
+            self.unsure.update(job.token for job in done if job.token)
+            raise
+        received = time.time()
+        for job in done if self.results else ():
+            self.results.pop(job.token or "", None)
+        acked: list[bool] = replies[0]
+        if limits is None:
+            self.limits.set(topic, Limits.of(replies[1]))
+        result = Round(want, [], [], acked, done)
+        if not limited:
+            if want > 0:
+                self._take_lease(result, replies[-1], sent, received)
+            return result
+        grant: Grant = replies[-1]
+        self.clock.observe(grant.now_ms, sent, received)
+        result.now_ms, result.retry_ms = grant.now_ms, grant.retry_ms
+        result.next_due_ms, result.next_timeout_ms = grant.next_due_ms, grant.next_timeout_ms
+        if not grant.granted:
+            return result
+        sent = time.time()
+        try:
+            lease = await client.lease(topic, grant.granted, ttr=self.ttr)
+        except BaseException:
+            self.freed.extend(grant.slots)
+            raise
+        self._take_lease(result, lease, sent, time.time())
+        count = len(lease.jobs)
+        slots: list[str | None] = list(grant.slots[:count])
+        result.slots = slots + [None] * (count - len(slots))
+        self.freed.extend(grant.slots[count:])
+        result.wanted = grant.granted if grant.granted < want else want
+        return result
+
+    def _take_lease(self, result: Round, lease: Lease, sent: float, received: float) -> None:
+        self.clock.observe(lease.now_ms, sent, received)
+        result.jobs = lease.jobs
+        result.slots = [None] * len(lease.jobs)
+        result.now_ms = lease.now_ms
+        result.next_due_ms = lease.next_due_ms
+        result.next_timeout_ms = lease.next_timeout_ms
+
+    async def requeue(self) -> None:
+        """Return timed-out reservations to the queue; remember the next deadline."""
+        self.requeue_at = await self.client.execute(self.client.ops.requeue_due(self.topic))
+
+    # -- sleeping ---------------------------------------------------------------------------
+
+    async def sleep_until(self, when: float | None) -> None:
+        """Sleep until local epoch ``when`` (None: :data:`MAX_IDLE`) or a kick."""
+        wake_at = time.time() + MAX_IDLE
+        if when is not None:
+            wake_at = min(wake_at, when)
+        alarm = self.wakeups.alarm.set_at(wake_at, self.kick)
+        try:
+            await self.kick.wait()
+        finally:
+            alarm.cancel()
+
+    async def sleep(self, result: Round, *, until: float | None = None) -> None:
+        """Sleep until there is work: the next job due, a deadline, a limit's retry, a kick,
+        or local epoch ``until``."""
+        now_ms = result.now_ms
+        next_due = result.next_due_ms
+        if next_due is not None and now_ms is not None and next_due <= now_ms:
+            next_due = None  # due jobs yet nothing leased: paused, or held by a limit
+        deadlines = [ms for ms in (next_due, self.requeue_at) if ms is not None]
+        if result.retry_ms is not None and now_ms is not None:
+            deadlines.append(now_ms + result.retry_ms)
+        when = self.clock.local_time(min(deadlines)) if deadlines else None
+        if until is not None:
+            when = until if when is None else min(when, until)
+        await self.sleep_until(when)
+
+    async def nap(self, seconds: float) -> None:
+        """Sleep ``seconds`` or until a kick."""
+        await self.sleep_until(time.time() + seconds)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, capacity: Capacity, stopping: Callable[[], bool]) -> None:
+        """Lease for ``capacity`` until ``stopping()``; then flush what waits to be acked.
+
+        Redis failures are logged and retried after :func:`redis_pause`.
+        """
+        while not stopping():
+            try:
+                await self.step(capacity, stopping)
+                self.failures = 0
+            except BackendError as exc:
+                self.failures += 1
+                pause = redis_pause(self.failures)
+                log.warning("topic %r: %s; retrying in %.2f s", self.topic, exc, pause)
+                await self.nap(pause)
+        await self.flush()
+
+    async def step(self, capacity: Capacity, stopping: Callable[[], bool]) -> None:
+        """One turn: requeue if a deadline passed, else ack + lease, then sleep if idle."""
+        self.kick.clear()  # from here on, a wake-up (or a finished job) ends the next sleep
+        if self.requeue_at is not None and self.clock.now_ms() >= self.requeue_at:
+            await self.requeue()
+            return
+        want = min(capacity.want(), MAX_LEASE)
+        refill_at = max(1, capacity.size() // 10)
+        if want <= 0 or (want < refill_at and self.saturated and capacity.busy()):
+            # Few free slots while more jobs wait: let finished jobs gather a while, so that
+            # one round trip acks and refills many. Acks wait ACK_DELAY at most.
+            if not self.pending or time.time() < self.done_since + ACK_DELAY:
+                self.starved = want <= 0
+                try:
+                    await self.sleep_until(self.done_since + ACK_DELAY if self.pending else None)
+                finally:
+                    self.starved = False
+                return
+            if want <= 0:
+                await self.flush()
+                return
+        capacity.take(want)
+        try:
+            result = await self.exchange(want)
+        except BaseException:
+            capacity.give(want)
+            raise
+        capacity.give(want - len(result.jobs))
+        self.report(result)
+        self.saturated = result.saturated
+        if result.jobs:
+            # Even when stopping: these run within the grace period, as releasing them
+            # would spend an attempt of jobs that never ran.
+            capacity.start(self, result.jobs, result.slots)
+        self.requeue_at = result.next_timeout_ms
+        if stopping() or self.saturated or self.freed:
+            return
+        now_ms = result.now_ms
+        if self.requeue_at is not None and now_ms is not None and self.requeue_at <= now_ms:
+            await self.requeue()
+            return
+        await self.sleep(result)
+
+    async def flush(self) -> None:
+        """Ack what finished and free slots now (lease nothing)."""
+        while self.pending:
+            try:
+                self.report(await self.exchange(0))
+            except BackendError as exc:
+                log.warning(
+                    "could not ack %d jobs of %r (%s); they return after their ttr",
+                    len(self.done), self.topic, exc,
+                )  # fmt: skip
+                self.done, self.freed = [], []
+                self.results.clear()
+                return
+
+    def report(self, result: Round) -> None:
+        """Log acks that did not apply; pass the result to ``on_round``."""
+        if self.on_round is not None:
+            self.on_round(result)
+        for job, ok in zip(result.done, result.acked, strict=True):
+            if job.token in self.unsure:
+                self.unsure.discard(job.token)
+                if not ok:  # most likely acked by the call that seemed to fail
+                    log.info("job %r of topic %r: acked by an earlier call", job.id, self.topic)
+            elif not ok:
+                log.warning(
+                    "job %r of topic %r: ack rejected, the reservation was lost (timed out and"
+                    " requeued, deleted or re-reserved); the result is not applied",
+                    job.id, self.topic,
+                )  # fmt: skip
+
+
+__all__ = [
+    "ACK_DELAY",
+    "MAX_IDLE",
+    "Capacity",
+    "Lessee",
+    "Limits",
+    "LimitsCache",
+    "Round",
+    "redis_pause",
+]

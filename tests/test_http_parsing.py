@@ -1,0 +1,97 @@
+"""Text the API parses itself: query numbers, cursors and percent-encoded path segments.
+
+Each case is one an attack found: Python's ``int``/``float``/``isdigit`` take far more than
+the ASCII digits a client means, and a path must be decoded exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+import redisched
+from redisched.config import Settings
+from redisched.dashboard import ENDPOINTS, ROUTES
+from redisched.errors import InvalidArgument
+from redisched.http import create_app
+from redisched.http.paths import routing_path
+from redisched.validate import integer_text, number_text
+
+NOT_NUMBERS = ["1_0", "\u0661\u0662", "\u00b2", " 5", "5 ", "+5", "nan", "inf", "1e999", "0x10",
+               "", "-", "1.", ".5", "\uff15"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", NOT_NUMBERS)
+def test_number_and_integer_text_take_ascii_json_numbers_only(text: str) -> None:
+    with pytest.raises(InvalidArgument):
+        number_text(text, "x")
+    with pytest.raises(InvalidArgument):
+        integer_text(text, "x")
+
+
+def test_number_and_integer_text_accept_plain_numbers() -> None:
+    assert [number_text(t, "x") for t in ("0", "-2", "1.5", "2e3")] == [0, -2, 1.5, 2000]
+    assert [integer_text(t, "x") for t in ("0", "-2", "007")] == [0, -2, 7]
+
+
+@pytest.mark.parametrize("text", ["1_0", "\u0661\u0662", "inf"])
+def test_settings_from_the_environment_refuse_loose_numbers(text: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        Settings.from_env({"REDISCHED_PORT": text})
+    assert "PORT" in caught.value.argument.upper()
+
+
+def test_routing_path_decodes_each_escape_once() -> None:
+    assert routing_path(b"/v1/topics/a%%32Fb") == "/v1/topics/a%252Fb"
+    assert routing_path(b"/v1/topics/a%2Fb") == "/v1/topics/a%2Fb"
+    assert routing_path(b"/v1/topics/a%252Fb") == "/v1/topics/a%252Fb"
+    assert routing_path(b"/v1/topics/%C3%BC") == "/v1/topics/\u00fc"
+
+
+@pytest.fixture
+async def web(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(redis_url=redis_url), extra_routes=ROUTES, extra_endpoints=ENDPOINTS)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            yield client
+
+
+@pytest.mark.parametrize("cursor", ["\u00b2", "\u0661\u0662", "1_0", "-1", "99999999999999999"])
+async def test_a_bad_cursor_is_a_400_naming_it(web: httpx.AsyncClient, cursor: str) -> None:
+    reply = await web.get("/v1/topics/t/jobs", params={"state": "ready", "cursor": cursor})
+    assert reply.status_code == 400 and reply.json()["error"]["field"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/topics/t/jobs", {"state": "ready", "limit": "1_0"}, "limit"),
+        ("/v1/topics/t/jobs", {"state": "ready", "limit": "\u0661"}, "limit"),
+        ("/v1/topics/t/timeline", {"width": "6_0"}, "width"),
+        ("/v1/topics/t/timeline", {"width": "\u0666\u0660"}, "width"),
+        ("/v1/topics/t/timeline", {"buckets": "1_0"}, "buckets"),
+    ],
+)
+async def test_loose_query_numbers_are_a_400_naming_them(
+    web: httpx.AsyncClient, path: str, params: dict[str, str], field: str
+) -> None:
+    reply = await web.get(path, params=params)
+    assert reply.status_code == 400 and reply.json()["error"]["field"] == field
+
+
+async def test_a_path_segment_is_decoded_once(
+    web: httpx.AsyncClient, redis_url: str, topic: str
+) -> None:
+    url = f"/v1/topics/{quote(topic, safe='')}/jobs/a%%32Fb"
+    assert (await web.put(url, json={"body": 1})).status_code == 201
+    async with redisched.AsyncClient.from_url(redis_url) as py:
+        assert await py.get(topic, "a%2Fb") is not None
+        assert await py.get(topic, "a/b") is None
+    escaped = f"/v1/topics/{quote(topic, safe='')}/jobs/{quote('x%2Fy', safe='')}"
+    assert (await web.put(escaped, json={"body": 1})).status_code == 201
+    async with redisched.AsyncClient.from_url(redis_url) as py:
+        assert await py.get(topic, "x%2Fy") is not None
