@@ -52,7 +52,7 @@ async def test_live_job_history_and_never_seen(api: Any, topic: str) -> None:
     job = await api.reserve(topic)
     await api.touch(job)
     await api.touch(job)
-    await api.release(job, error="boom")
+    await api.release(job, reason="boom")
     history = await api.history(topic, "j")
     assert kinds(history) == ["put", "reserved", "touched", "retried"]
     assert history.events[-1].detail == "boom" and history.last_error == "boom"
@@ -64,7 +64,7 @@ async def test_delete_cancels_and_delete_of_dead_is_dead(api: Any, topic: str) -
     history = await api.history(topic, "a")
     assert history.outcome is Outcome.CANCELLED and kinds(history) == ["put", "deleted"]
     await api.put(topic, "b", b"", max_attempts=1)
-    await api.release(await api.reserve(topic), error="bad")
+    await api.release(await api.reserve(topic), reason="bad")
     assert (await api.get(topic, "b")).state.value == "dead"
     await api.delete(topic, "b")
     history = await api.history(topic, "b")

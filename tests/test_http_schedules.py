@@ -23,7 +23,7 @@ async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(redis_url=redis_url, requeue_interval=0.05))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 

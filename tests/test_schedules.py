@@ -136,7 +136,7 @@ async def test_an_occurrence_is_an_ordinary_job(api: Any, clock: FakeClock, topi
     assert leased.id == "digest@2027-03-29T07:00:00Z"
     # the next occurrence was put in the same step
     assert (await api.get(topic, "digest@2027-04-05T07:00:00Z")).state == JobState.SCHEDULED
-    await api.release(leased, delay=0, error="boom")  # retries as any job, the chain goes on
+    await api.release(leased, delay=0, reason="boom")  # retries as any job, the chain goes on
     again = await api.reserve(topic)
     assert again.id == leased.id and again.attempts == 2
     await api.ack(again)

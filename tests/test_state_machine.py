@@ -303,8 +303,6 @@ class Lifecycle(RuleBasedStateMachine):
         if not valid:
             return self.expect_stale(lambda h: self.client.release(h, delay=delay / 1000), handle)
         state = self.client.release(handle, delay=delay / 1000, reason=error, unstarted=unstarted)
-        if self.end_attempt_with_pending(job_id):
-            return
         model = self.jobs[job_id]
         if model.pending is not None:
             self.end_attempt_with_pending(job_id, "released")
