@@ -213,8 +213,11 @@ class Lifecycle(RuleBasedStateMachine):
             current = old.pending.version if old.pending else old.version
             assert (result.status, result.version) == (PutStatus.EXISTS, current)
             return
-        assert (result.status, result.version) == (PutStatus.CREATED, 1)
-        new = Model("scheduled", 1, b"at", run_at, 0, 60_000, DEFAULT_MAX_ATTEMPTS)
+        ended = self.finished.get(job_id)
+        version = 1 if ended is None else ended.version + 1  # versions go on
+        assert (result.status, result.version) == (PutStatus.CREATED, version)
+        new = Model("scheduled", version, b"at", run_at, 0, 60_000, DEFAULT_MAX_ATTEMPTS)
+        add_event(new, "put")
         self.jobs[job_id] = new
         self.place(new)
 
@@ -231,7 +234,9 @@ class Lifecycle(RuleBasedStateMachine):
             assert guess != current and conflict.current_version == current
             return
         assert deleted is True and guess == current
-        del self.jobs[job_id]
+        old.version = current
+        add_event(old, "deleted")
+        self.finish(job_id, "dead" if old.state == "dead" else "cancelled")
 
     @rule(job_id=IDS)
     def delete(self, job_id: str) -> None:
