@@ -8,7 +8,7 @@ BUILT := $(VENV)/.built-$(shell find src pyproject.toml -type f -not -name '*.py
 # `make serve PORT=8080` (or REDISCHED_PORT=8080 make serve) serves on another port.
 PORT ?=
 
-.PHONY: install setup serve test check format bench bench-full bench-peers screenshots clean
+.PHONY: install setup serve test check format bench bench-full bench-history bench-peers screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ bench: install $(BENCH_STAMP)
 
 bench-full: install $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
+	$(BENCH_BIN)/python -m bench.render
+
+# Issue 13's figures alone (history on vs off); BENCHMARKS.md gets a section from them.
+bench-history: install $(BENCH_STAMP)
+	$(BIN)/python -m bench.run --quick --only history --repeats 1 --output bench/results/history.json
 	$(BENCH_BIN)/python -m bench.render
 
 bench-peers: $(BENCH_STAMP)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..client import AsyncClient
 from ..json_body import NotJson, json_value
-from ..models import Job, JobState, Schedule, Timeline, TopicStats
+from ..models import HistoryPage, Job, JobEvent, JobState, Schedule, Timeline, TopicStats
 from ..ops import Call, Step
 from ..topic_config import TopicConfig
 
@@ -22,6 +22,8 @@ MAX_TOPICS = 500
 """The overview lists this many topics at most (sorted by name); it says how many it left out."""
 LIST_LIMIT = 50
 """Reserved and dead jobs listed on a topic page."""
+RECENT_LIMIT = 10
+"""Finished jobs and events shown on a topic page (the finished tab pages through the rest)."""
 
 
 def joined(calls: Sequence[Call[Any]]) -> Call[list[Any]]:
@@ -86,6 +88,8 @@ class TopicPage:
     hours: Timeline
     reserved: list[Job]
     dead: list[Job]
+    finished: HistoryPage
+    events: list[JobEvent]
     schedules: list[Schedule]
     throttled: int = 0
     held: str | None = None
@@ -102,13 +106,35 @@ async def topic_page(client: AsyncClient, topic: str, held: str | None = None) -
         ops.timeline(topic, width=3600, buckets=24),
         ops.jobs(topic, JobState.RESERVED, limit=LIST_LIMIT),
         ops.jobs(topic, JobState.DEAD, limit=LIST_LIMIT),
+        ops.finished(topic, limit=RECENT_LIMIT),
+        ops.latest_events(topic, 2 * RECENT_LIMIT),
         Call((Step(None, (), ("HGET", ops.keys(topic).name("meta"), "total_throttled")),),
              lambda r: int(r[0] or 0)),
     ]  # fmt: skip
-    stats, config, minutes, hours, reserved, dead, throttled = await client.execute(joined(calls))
+    (
+        stats,
+        config,
+        minutes,
+        hours,
+        reserved,
+        dead,
+        finished,
+        events,
+        throttled,
+    ) = await client.execute(joined(calls))
     schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
     return TopicPage(
-        stats, config, minutes, hours, reserved.jobs, dead.jobs, schedules, throttled, held
+        stats,
+        config,
+        minutes,
+        hours,
+        reserved.jobs,
+        dead.jobs,
+        finished,
+        events,
+        schedules,
+        throttled,
+        held,
     )
 
 

@@ -25,6 +25,7 @@ from ..errors import InvalidArgument
 from ..wakeup import Wakeups
 from . import (
     openapi,
+    routes_history,
     routes_jobs,
     routes_schedules,
     routes_seed,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 ENDPOINTS: tuple[Endpoint, ...] = (
     *routes_jobs.ENDPOINTS,
     *routes_topics.ENDPOINTS,
+    *routes_history.ENDPOINTS,
     *routes_schedules.ENDPOINTS,
     *routes_seed.ENDPOINTS,
     *routes_service.ENDPOINTS,

@@ -30,9 +30,12 @@
     $("#logout").hidden = !token();
   }
 
-  // -- routing: #/  #/topic/<topic>  #/job/<topic>/<id> -----------------------------------
+  // -- routing: #/  #/topic/<topic>  #/job/<topic>/<id>  #/finished/<topic>[/<outcome>] -----
   function route() {
     const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+    if (parts[0] === "finished" && parts[1]) {
+      return "/dashboard/finished?" + new URLSearchParams({ topic: parts[1], outcome: parts[2] || "" });
+    }
     if (parts[0] === "topic" && parts[1]) {
       return "/dashboard/topic?" + new URLSearchParams({ topic: parts[1] });
     }
