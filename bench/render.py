@@ -16,6 +16,7 @@ from typing import Any
 from bench.results_doc import Results
 from bench.targets import (
     BURST_TARGETS,
+    HISTORY_TARGETS,
     LAG_TARGETS,
     ONE_CALL_TARGETS,
     OPERATE_TARGETS,
@@ -158,6 +159,29 @@ def targets_section(latest: Results, charts: bool = False) -> list[str]:
     ]
     if charts:
         lines += ["", f"![one call at a time](docs/{CHARTS[3]})"]
+    return [*lines, ""]
+
+
+def history_section(history: Results) -> list[str]:
+    """Issue 13: history on vs off side by side, and what history costs in memory."""
+    if not history:
+        return []
+    lines = [
+        "## History on vs off",
+        "",
+        "The aims of issue 13, from `bench/bench_history.py` (`make bench-history`): two topics "
+        "that differ only in their `history` setting, measured in alternating short blocks in "
+        "the same run; memory as Redis `used_memory` growth (100-byte bodies, 10-char ids).",
+        "",
+    ]
+    rows = [(t.figure, t.goal, *t.judge(history)) for t in HISTORY_TARGETS]
+    lines += table(("figure", "target", "measured (median)", "met?", "by how much"), rows)
+    record = history.record("history")
+    keys = ("live_bytes_per_job_default", "live_bytes_per_job_feed_off",
+            "live_bytes_per_job_history_off", "finished_bytes_per_job", "feed_bytes_per_event",
+            "history_us_at_1000", "history_cost_ratio")  # fmt: skip
+    found = [(k, record.get(f"memory.{k}", record.get(f"lookup.{k}"))) for k in keys]
+    lines += ["", *table(("figure", "median"), [(f"`{k}`", number(v, 1)) for k, v in found])]
     return [*lines, ""]
 
 
@@ -359,7 +383,13 @@ def operate_section(operate: Results) -> list[str]:
     return lines
 
 
-def render(latest: Results, peers: Results, charts: bool, operate: Results | None = None) -> str:
+def render(
+    latest: Results,
+    peers: Results,
+    charts: bool,
+    history: Results | None = None,
+    operate: Results | None = None,
+) -> str:
     """The whole BENCHMARKS.md."""
     lines = [
         "# Benchmarks",
@@ -370,8 +400,11 @@ def render(latest: Results, peers: Results, charts: bool, operate: Results | Non
         "measured in the same run on the same machine, because this machine's cores are shared "
         "and absolute numbers drift.",
         "",
-        *machine_section((("ours", latest), ("peers", peers))),
+        *machine_section(
+            (("ours", latest), ("peers", peers), *((("history", history),) if history else ()))
+        ),
         *targets_section(latest, charts),
+        *(history_section(history) if history else ()),
         *figures_section(latest, charts),
         *scale_section(latest, charts),
         *peers_section(peers, charts),
@@ -398,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latest", type=Path, default=ROOT / "bench/results/latest.json")
     parser.add_argument("--peers", type=Path, default=ROOT / "bench/results/peers.json")
     parser.add_argument("--operate", type=Path, default=ROOT / "bench/results/operate.json")
+    parser.add_argument("--history", type=Path, default=ROOT / "bench/results/history.json")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     parser.add_argument("--no-charts", action="store_true")
@@ -415,7 +449,8 @@ def main(argv: list[str] | None = None) -> None:
         draw.peers_chart(peers, args.docs / CHARTS[2])
         draw.one_call_chart(latest, args.docs / CHARTS[3])
     operate = Results.load(args.operate) if args.operate.exists() else None
-    args.output.write_text(render(latest, peers, charts, operate))
+    history = Results.load(args.history) if args.history.exists() else None
+    args.output.write_text(render(latest, peers, charts, history, operate))
     log.info("wrote %s", args.output)
     print_targets(latest)
 

@@ -56,6 +56,8 @@ OURS = (
     Spec("scale", "bench.bench_scale", ("--levels", "0,100000", "--ops", "2000", "--repeats", "3"),
          ("--levels", "0,100000,1000000", "--ops", "5000")),
     Spec("worker", "bench.bench_worker", ("--quick",)),
+    Spec("history", "bench.bench_history", ("--repeats", "5"),
+         ("--repeats", "9", "--memory-jobs", "100000")),
     Spec("burst", "bench.bench_burst", ("--jobs", "100000"), ("--jobs", "1000000")),
     Spec("lag", "bench.bench_lag", ("--jobs", "300", "--spread", "3")),
     Spec("glue", "bench.bench_glue", ("--quick",)),

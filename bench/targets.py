@@ -128,6 +128,20 @@ TARGETS = (
 )  # fmt: skip
 """Every aim of issue 8, in the order BENCHMARKS.md lists them."""
 
+HISTORY_TARGETS = (
+    Target("put, history on vs off (same run)", ">= 0.9x", 0.9, True,
+           single("history", ("put.ratio",), "x")),
+    Target("reserve+ack, history on vs off (same run)", ">= 0.9x", 0.9, True,
+           single("history", ("reserve_ack.ratio",), "x")),
+    Target("Worker jobs/s, history on vs off (same run)", ">= 0.9x", 0.9, True,
+           single("history", ("worker.ratio",), "x")),
+    Target("Live job, history on, feed off (100-byte body)", "<= 330 bytes", 330, False,
+           single("history", ("memory.live_bytes_per_job_feed_off",), "bytes")),
+    Target("Finished job's record (no result)", "<= 250 bytes", 250, False,
+           single("history", ("memory.finished_bytes_per_job",), "bytes")),
+)  # fmt: skip
+"""The aims of issue 13 (history), judged on ``bench/results/history.json``."""
+
 
 def _purge_over(results: Results) -> tuple[float, str] | None:
     """Purge script calls over 10 ms (none listed by command: none)."""

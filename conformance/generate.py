@@ -68,9 +68,9 @@ def get(note: str, id: str, now: int = NOW) -> dict[str, Any]:
     return call(note, "get", now_ms=now, id=id)
 
 
-def delete(note: str, id: str, if_version: int | str = "") -> dict[str, Any]:
+def delete(note: str, id: str, if_version: int | str = "", now: int = NOW) -> dict[str, Any]:
     """A delete by id."""
-    return call(note, "delete", id=id, if_version=if_version)
+    return call(note, "delete", id=id, if_version=if_version, now_ms=now)
 
 
 def reserve(
@@ -83,9 +83,33 @@ def reserve(
     )
 
 
-def ack(note: str, *pairs: tuple[str, Token | str], now: int = NOW) -> dict[str, Any]:
-    """An ack of ``(id, token)`` pairs."""
-    return call(note, "ack", now_ms=now, id=[p[0] for p in pairs], token=[p[1] for p in pairs])
+def ack(
+    note: str, *pairs: tuple[str, Token | str], now: int = NOW, results: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """An ack of ``(id, token)`` pairs, with ``results`` (one per pair; none by default)."""
+    return call(
+        note, "ack", now_ms=now, id=[p[0] for p in pairs], token=[p[1] for p in pairs],
+        result=list(results) or [""] * len(pairs),
+    )  # fmt: skip
+
+
+def history(note: str, id: str) -> dict[str, Any]:
+    """A job's history, live or finished."""
+    return call(note, "history", id=id)
+
+
+def feed(
+    note: str, after_id: str = "", after_index: int | str = "", limit: int = 10, latest: int = 0
+) -> dict[str, Any]:
+    """A read of the topic's event feed."""
+    return call(
+        note, "feed", after_id=after_id, after_index=after_index, limit=limit, latest=latest
+    )
+
+
+def finished(note: str, offset: int = 0, limit: int = 10, outcome: str = "") -> dict[str, Any]:
+    """A page of the topic's finished jobs."""
+    return call(note, "finished", offset=offset, limit=limit, outcome=outcome)
 
 
 def release(
@@ -574,6 +598,67 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         put("no id/body pair"),
         ack("no id/token pair"),
         stats("still one ready job, nothing else"),
+    ]),
+    "history_done": ("events travel with the job; ack writes its finished record and result", [
+        put("create a job due in 10 s", ("j", "v1"), delay=10 * S),
+        history("a live job: outcome empty, one put event", "j"),
+        reserve("lease it when due", "r", now=NOW + 10 * S),
+        touch("a heartbeat", "j", Token("r"), now=NOW + 11 * S),
+        touch("a second one updates the touched event", "j", Token("r"), now=NOW + 12 * S),
+        ack("ack with a result", ("j", Token("r")), now=NOW + 13 * S, results=("42",)),
+        history("done, with result, attempts 1 and four events", "j"),
+        get("the job itself is gone", "j"),
+        put("a create-only put of the finished id: created at version 2", ("j", "v2"),
+            now=NOW + 14 * S),
+        history("the new life's history", "j"),
+        stats("finished_done counts 1"),
+    ]),
+    "feed": ("the topic feed: one entry per call, its events in order, read after a cursor", [
+        put("two jobs in one call: one entry, two events", ("a", "A"), ("b", "B")),
+        reserve("lease both: one entry, two events", "r", count=2),
+        ack("ack a", ("a", Token("r", 0)), now=NOW + S, results=("ok",)),
+        feed("everything, oldest first; entry ids come from the server clock", limit=2),
+        feed("the latest 2 events", limit=2, latest=1),
+        feed("a limit of 0 is an error", limit=0),
+    ]),
+    "history_outcomes": ("delete cancels, pull pulls, a deleted dead job ends dead", [
+        put("three jobs", ("a", "A"), ("b", "B"), ("c", "C"), max_attempts=1),
+        delete("cancel a by id", "a", now=NOW + S),
+        history("a: cancelled", "a"),
+        pull("pull takes b", now=NOW + 2 * S),
+        history("b: pulled, attempts 1", "b"),
+        reserve("lease c", "r", now=NOW + 3 * S),
+        release("fail it: its one attempt is used, dead", "c", Token("r"), now=NOW + 4 * S,
+                error="boom"),
+        delete("remove the dead job", "c", now=NOW + 5 * S),
+        history("c: dead, last_error kept", "c"),
+        finished("every finished job, most recent first"),
+        finished("only the dead ones", outcome="dead"),
+        finished("a page of one", limit=1),
+        finished("the next page", offset=1, limit=1),
+        finished("an unknown outcome is an error", outcome="exploded"),
+        history("never seen: nil", "nobody"),
+        stats("one finished per outcome"),
+    ]),
+    "history_retention": ("keep_finished, dedup_window_ms and the dead cap trim in the scripts", [
+        meta("keep 2 finished jobs, dedup 60 s, keep 1 dead job", keep_finished=2,
+             dedup_window_ms=60 * S, keep_dead=1),
+        put("three jobs", ("a", "A"), ("b", "B"), ("c", "C")),
+        delete("finish a", "a", now=NOW + 1),
+        delete("finish b", "b", now=NOW + 2),
+        delete("finish c: a is trimmed", "c", now=NOW + 3),
+        history("a aged out", "a"),
+        history("b is kept", "b"),
+        put("within the dedup window a create-only put answers exists", ("c", "again"),
+            now=NOW + 30 * S),
+        put("replace proceeds", ("c", "again"), now=NOW + 30 * S, replace=1),
+        put("after the window it is created", ("b", "again"), now=NOW + 61 * S),
+        put("two jobs to bury", ("d", "D"), ("e", "E"), now=NOW + 62 * S, run_at=NOW),
+        reserve("lease all four ready jobs: c, b, d, e", "r", now=NOW + 62 * S, count=4),
+        bury("bury d", "d", Token("r", 2), now=NOW + 63 * S, reason="bad"),
+        bury("bury e: the dead cap ends d", "e", Token("r", 3), now=NOW + 64 * S),
+        history("d ended dead with an expired event", "d"),
+        stats("one dead job left, c and b still reserved"),
     ]),
     "empty_optional_arguments": ("an empty string is every optional argument's default", [
         call("put: empty delay_ms 0, priority 0, replace 0 (and the other defaults)", "put",

@@ -141,6 +141,28 @@ def test_run_records_missing_and_failing_modules_and_goes_on(tmp_path: Path) -> 
     assert "crash" in render.render(again, Results.load(tmp_path / "none.json"), charts=False)
 
 
+def test_history_section_judges_issue_13_from_its_own_run() -> None:
+    history = {
+        "command": "python -m bench.run --quick --only history", "repeats": 1,
+        "started_at": "2026-01-01T00:00:00+00:00", "machine": MACHINE,
+        "benchmarks": {"history": entry({"history": {
+            "put.ratio": 0.95, "reserve_ack.ratio": 0.85, "worker.ratio": 0.97,
+            "memory.live_bytes_per_job_feed_off": 315.0, "memory.finished_bytes_per_job": 270.0,
+        }})},
+    }  # fmt: skip
+    markdown = render.render(
+        Results(LATEST), Results(PEERS), charts=False, history=Results(history)
+    )
+    assert "## History on vs off" in markdown
+    [put] = rows(markdown, "put, history on vs off (same run)")
+    assert put[3] == "**met**"
+    [acks] = rows(markdown, "reserve+ack, history on vs off (same run)")
+    assert acks[3] == "**not met**"
+    [finished] = rows(markdown, "Finished job's record (no result)")
+    assert finished[3] == "**not met**"
+    assert "## History on vs off" not in render.render(Results(LATEST), Results(PEERS), False)
+
+
 def test_one_call_targets_are_judged_on_the_same_run_ratios() -> None:
     doc = {
         **LATEST,

@@ -125,6 +125,27 @@ def test_pause_resume_and_config(redis_url: str, topic: str) -> None:
     assert _run(["config", topic, "--set", "nonsense"], redis_url).exit_code == 2
 
 
+def test_cli_history_and_events(redis_url: str, topic: str) -> None:
+    runner = CliRunner()
+    env = {"REDISCHED_REDIS_URL": redis_url}
+    client = redisched.Client.from_url(redis_url)
+    client.put(topic, "mail", b"hi")
+    client.ack(client.reserve(topic), result=b"sent")
+    shown = runner.invoke(main, ["history", topic, "mail"], env=env)
+    assert shown.exit_code == 0 and '"outcome": "done"' in shown.output
+    assert '"result": "sent"' in shown.output and '"kind": "acked"' in shown.output
+    missing = runner.invoke(main, ["history", topic, "nobody"], env=env)
+    assert missing.exit_code == 1 and "no history" in missing.output
+    events = runner.invoke(main, ["events", topic, "--limit", "2"], env=env)
+    lines = events.output.splitlines()
+    assert events.exit_code == 0 and len(lines) == 2 and '"kind": "put"' in lines[0]
+    cursor = json.loads(lines[-1])["cursor"]
+    rest = runner.invoke(main, ["events", topic, "--after", cursor], env=env)
+    assert [json.loads(line)["kind"] for line in rest.output.splitlines()] == ["acked"]
+    bad = runner.invoke(main, ["events", topic, "--after", "nope"], env=env)
+    assert bad.exit_code != 0
+
+
 def test_cli_schedules(redis_url: str, topic: str) -> None:
     runner = CliRunner()
     env = {"REDISCHED_REDIS_URL": redis_url}

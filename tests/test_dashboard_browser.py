@@ -122,7 +122,7 @@ def test_schedule_count_timeline_find_delete(
     expect(delete).to_have_text("Click again to delete")
     assert http.get(job_path(topic, "welcome-ada")).status_code == 200
     delete.click()
-    expect(page.locator("#job-missing")).to_be_visible()
+    expect(page.locator("#job-outcome")).to_have_text("cancelled")  # its history remains
     assert http.get(job_path(topic, "welcome-ada")).status_code == 404
 
     # Back on the overview the count went down; cancel the other job from the form.
@@ -242,6 +242,44 @@ def test_tokens_refuse_an_unauthenticated_visit(browser: Any, tmp_path: Path, to
         expect(page.locator("#login")).to_be_visible()
         assert topic not in page.locator("body").inner_text()
         context.close()
+
+
+def test_finished_job_timeline_finished_tab_and_live_events(
+    page: Page, server: str, http: httpx.Client, topic: str
+) -> None:
+    http.put(job_path(topic, "mail-7"), json={"body": {"to": "ada"}})
+    leased = http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).json()["jobs"][0]
+    result = {"sent": "<i>yes</i>"}
+    acked = http.post(
+        job_path(topic, "mail-7") + "/ack", json={"token": leased["token"], "result": result}
+    )
+    assert acked.status_code == 204
+    http.put(job_path(topic, "gone"), json={"body": 1})
+    http.delete(job_path(topic, "gone"))
+
+    open_dashboard(page, server)
+    find = page.locator("#find-form")
+    find.locator("[name=topic]").fill(topic)
+    find.locator("[name=id]").fill("mail-7")
+    find.locator("button[type=submit]").click()
+    expect(page.locator("#job-outcome")).to_have_text("done")  # find finds finished jobs
+    expect(page.locator("#job-result")).to_contain_text('"sent": "<i>yes</i>"')
+    timeline = page.locator("#job-timeline tbody tr")
+    expect(timeline).to_have_count(3)
+    expect(timeline.nth(2)).to_contain_text("acked")
+    assert page.locator("#job-view i").count() == 0  # shown as text, never as markup
+
+    page.locator(f'#job-view .crumbs a[href="#/topic/{topic}"]').click()
+    expect(page.locator("#finished-list tr[data-id='mail-7']")).to_contain_text("done")
+    expect(page.locator("#event-feed")).to_contain_text("deleted")
+    http.put(job_path(topic, "late"), json={"body": 1})  # the feed is live
+    expect(page.locator("#event-feed")).to_contain_text("late")
+
+    page.locator("#finished-link").click()
+    expect(page.locator("#finished-view tbody tr")).to_have_count(2)
+    page.locator('#outcome-tabs a:has-text("cancelled")').click()
+    expect(page.locator("#finished-view tbody tr")).to_have_count(1)
+    expect(page.locator("#finished-view tbody tr")).to_contain_text("gone")
 
 
 def test_recurring_schedules_listed_created_edited_deleted(

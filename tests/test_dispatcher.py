@@ -473,3 +473,27 @@ async def test_stop_gives_back_jobs_whose_delivery_did_not_finish(
     job = await client.get(topic, "j")
     assert job is not None and job.state is JobState.READY
     assert job.last_error == "dispatcher stopped during delivery"
+
+
+async def test_delivery_keeps_the_answer_as_the_result(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    async def answer(receiver: Receiver, call: Call) -> web.StreamResponse:
+        return web.Response(status=201, text="queued as #7 " + "x" * 5000)
+
+    receiver.behaviour = answer
+    await configure(client, topic, receiver)
+    await dispatchers()
+    await client.put(topic, "mail-1", b"{}")
+    await until(lambda: drained(client, topic))
+    history = None
+    for _ in range(100):
+        history = await client.history(topic, "mail-1")
+        if history is not None and history.outcome is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert history is not None and history.outcome is not None
+    assert history.outcome.value == "done"
+    kept = json.loads(history.result or b"")
+    assert kept["status"] == 201 and kept["body"].startswith("queued as #7 xxx")
+    assert len(kept["body"]) == 1024

@@ -261,6 +261,7 @@ async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str
     patch = {
         "ttr": 12, "max_attempts": 4, "backoff": 1.5, "backoff_max": 60, "concurrency": 3,
         "rate": 2.5, "paused": True, "durable": True,
+        "keep_finished": 50, "dedup_window": 3600,
         "webhook": {"url": "https://93.184.215.14/x", "secrets": ["s" * 16], "timeout": 3},
     }  # fmt: skip
     changed = await http.patch(topic_url(topic), json=patch)
@@ -271,6 +272,8 @@ async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str
         "ttr": 12.0, "max_attempts": 4, "backoff": 1.5, "backoff_max": 60.0, "concurrency": 3,
         "rate": 2.5, "durable": True,
         "webhook": {"url": "https://93.184.215.14/x", "timeout": 3.0, "secret_count": 1},
+        "history": True, "keep_finished": 50, "keep_finished_for": None, "dedup_window": 3600.0,
+        "keep_dead": None, "keep_dead_for": None, "keep_events": None,
     }  # fmt: skip
     assert (await http.post(topic_url(topic, "/reserve"))).status_code == 204
     restored = await http.patch(
@@ -568,6 +571,10 @@ async def test_healthz_and_metrics(http: httpx.AsyncClient, topic: str) -> None:
     assert f'redisched_reserves_total{{topic="{topic}"}} 1.0' in text
     for name in ("acks", "releases", "dead", "requeues"):
         assert f'redisched_{name}_total{{topic="{topic}"}} 0.0' in text
+    await http.delete(job_url(topic, "j"))
+    text = (await http.get("/metrics")).text
+    assert f'redisched_finished_total{{outcome="cancelled",topic="{topic}"}} 1.0' in text
+    assert f'redisched_finished_total{{outcome="done",topic="{topic}"}} 0.0' in text
 
 
 async def test_requeue_sweep_returns_timed_out_jobs(

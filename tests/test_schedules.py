@@ -344,3 +344,25 @@ def test_two_clients_never_double_an_occurrence(redis_url: str, topic: str) -> N
     assert len(seen) == len(set(seen)) == 100
     a.close()
     b.close()
+
+
+def test_every_occurrence_has_one_put_event(redis_url: str, topic: str) -> None:
+    """schedule.lua and reserve.lua log a put for each occurrence they create (in its history
+    and the topic's feed), once."""
+    clock = FakeClock(at("2027-05-01 00:00").timestamp())
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        client.schedule(topic, "s", b"", every=60, start_at=at("2027-05-01 00:01"))
+        first = client.history(topic, "s@2027-05-01T00:01:00Z")
+        assert first is not None
+        assert [e.kind for e in first.events] == ["put"]
+        assert first.events[0].at == at("2027-05-01 00:00")
+        clock.advance(60)
+        job = client.reserve(topic)
+        assert job is not None and job.id == "s@2027-05-01T00:01:00Z"
+        following = client.history(topic, "s@2027-05-01T00:02:00Z")
+        assert following is not None
+        assert [e.kind for e in following.events] == ["put"]
+        assert following.events[0].at == at("2027-05-01 00:01")
+        feed = [(e.id, e.kind) for e in client.events(topic)]
+        assert feed.count(("s@2027-05-01T00:01:00Z", "put")) == 1
+        assert ("s@2027-05-01T00:02:00Z", "put") in feed

@@ -30,7 +30,7 @@ def test_list_names_every_script_with_its_summary() -> None:
     lines = invoke("list").splitlines()
     assert [line.split()[0] for line in lines] == sorted(scripts.load_all())
     put = next(line for line in lines if line.startswith("put "))
-    assert put.endswith(scripts.get("put").summary) and " 8 keys " in put
+    assert put.endswith(scripts.get("put").summary) and " 10 keys " in put
 
 
 def test_list_json_gives_each_header() -> None:

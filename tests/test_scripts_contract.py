@@ -33,7 +33,10 @@ def test_every_operation_has_its_script() -> None:
 def test_header_is_complete(name: str) -> None:
     script = ALL[name]
     assert script.summary and script.returns and script.complexity.startswith("O(")
-    assert all(p.type in {"hash", "zset", "channel", "string", "set", "list"} for p in script.keys)
+    assert all(
+        p.type in {"hash", "zset", "channel", "string", "set", "list", "stream"}
+        for p in script.keys
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ALL))

@@ -1,14 +1,16 @@
 """A Hypothesis state machine drives the real scripts against a pure-Python model of the
-lifecycle in DESIGN.md section 2, on a hand-moved clock."""
+lifecycle in DESIGN.md section 2, on a hand-moved clock, with each job's history (events,
+outcome, versions that go on after a job finished)."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import redis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -22,6 +24,7 @@ from hypothesis.stateful import (
 
 import redisched
 from redisched import DEFAULT_MAX_ATTEMPTS, PutStatus, StaleReservation, VersionConflict
+from redisched.dashboard.data import joined
 from redisched.keys import TopicKeys
 from tests.conftest import FakeClock
 
@@ -48,6 +51,29 @@ class Model:
     died_at: int = 0
     last_error: str | None = None
     pending: Model | None = None
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Finished:
+    """What the model knows of a job that ended."""
+
+    outcome: str
+    version: int
+    attempts: int
+    last_error: str | None
+    events: list[str]
+
+
+MAX_EVENTS = 16  # a record keeps its first event and its last 15
+
+
+def add_event(job: Model, kind: str) -> None:
+    if kind == "touched" and job.events and job.events[-1] == "touched":
+        return  # a touch right after a touch only moves that event's time
+    if len(job.events) >= MAX_EVENTS:
+        del job.events[1]
+    job.events.append(kind)
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -62,6 +88,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.raw = redis.Redis.from_url(self.url)
         self.topic = f"sm-{uuid.uuid4().hex}"
         self.jobs: dict[str, Model] = {}
+        self.finished: dict[str, Finished] = {}
         self.tokens: list[tuple[str, str]] = []
         self.counter = itertools.count(1)
         self.paused = False
@@ -83,13 +110,23 @@ class Lifecycle(RuleBasedStateMachine):
             job.state = "scheduled"
         job.token = job.reserved_until = None
 
-    def end_attempt_with_pending(self, job_id: str) -> bool:
-        pending = self.jobs[job_id].pending
+    def end_attempt_with_pending(self, job_id: str, kind: str) -> bool:
+        """Add the event that ends the attempt; True when a waiting replacement took over."""
+        job = self.jobs[job_id]
+        pending = job.pending
+        add_event(job, kind)
         if pending is None:
             return False
+        pending.events = job.events
         self.jobs[job_id] = pending
         self.place(pending)
         return True
+
+    def finish(self, job_id: str, outcome: str, version: int | None = None) -> None:
+        job = self.jobs.pop(job_id)
+        self.finished[job_id] = Finished(
+            outcome, version or job.version, job.attempts, job.last_error, job.events
+        )
 
     def promote(self) -> None:
         due = [(j.run_at, i.encode()) for i, j in self.jobs.items()
@@ -124,7 +161,10 @@ class Lifecycle(RuleBasedStateMachine):
         new = Model("scheduled", 1, body, self.now + delay, priority, ttr, attempts)
         old = self.jobs.get(job_id)
         if old is None:
-            assert result.status is PutStatus.CREATED
+            ended = self.finished.get(job_id)
+            new.version = 1 if ended is None else ended.version + 1  # versions go on
+            assert (result.status, result.version) == (PutStatus.CREATED, new.version)
+            add_event(new, "put")
             self.jobs[job_id] = new
             self.place(new)
             return
@@ -135,11 +175,17 @@ class Lifecycle(RuleBasedStateMachine):
         new.version = current + 1
         if old.state == "reserved":
             assert (result.status, result.version) == (PutStatus.PENDING, current + 1)
+            add_event(old, "replaced")
             old.pending = new
         else:
             assert (result.status, result.version) == (PutStatus.REPLACED, current + 1)
-            self.jobs[job_id] = new
-            self.place(new)
+            self.replace(job_id, old, new)
+
+    def replace(self, job_id: str, old: Model, new: Model) -> None:
+        new.events = old.events
+        add_event(new, "replaced")
+        self.jobs[job_id] = new
+        self.place(new)
 
     @rule(job_id=IDS, guess=st.integers(1, 3))
     def put_if_version(self, job_id: str, guess: int) -> None:
@@ -153,10 +199,10 @@ class Lifecycle(RuleBasedStateMachine):
         assert old is not None and guess == current
         new = Model("scheduled", current + 1, b"cas", self.now, 0, 1000, DEFAULT_MAX_ATTEMPTS)
         if old.state == "reserved":
+            add_event(old, "replaced")
             old.pending = new
         else:
-            self.jobs[job_id] = new
-            self.place(new)
+            self.replace(job_id, old, new)
 
     @rule(job_id=IDS, offset=st.integers(-3000, 4000))
     def put_at(self, job_id: str, offset: int) -> None:
@@ -167,8 +213,11 @@ class Lifecycle(RuleBasedStateMachine):
             current = old.pending.version if old.pending else old.version
             assert (result.status, result.version) == (PutStatus.EXISTS, current)
             return
-        assert (result.status, result.version) == (PutStatus.CREATED, 1)
-        new = Model("scheduled", 1, b"at", run_at, 0, 60_000, DEFAULT_MAX_ATTEMPTS)
+        ended = self.finished.get(job_id)
+        version = 1 if ended is None else ended.version + 1  # versions go on
+        assert (result.status, result.version) == (PutStatus.CREATED, version)
+        new = Model("scheduled", version, b"at", run_at, 0, 60_000, DEFAULT_MAX_ATTEMPTS)
+        add_event(new, "put")
         self.jobs[job_id] = new
         self.place(new)
 
@@ -185,12 +234,19 @@ class Lifecycle(RuleBasedStateMachine):
             assert guess != current and conflict.current_version == current
             return
         assert deleted is True and guess == current
-        del self.jobs[job_id]
+        old.version = current
+        add_event(old, "deleted")
+        self.finish(job_id, "dead" if old.state == "dead" else "cancelled")
 
     @rule(job_id=IDS)
     def delete(self, job_id: str) -> None:
         assert self.client.delete(self.topic, job_id) is (job_id in self.jobs)
-        self.jobs.pop(job_id, None)
+        job = self.jobs.get(job_id)
+        if job is not None:
+            version = job.pending.version if job.pending else job.version
+            job.version = version
+            add_event(job, "deleted")
+            self.finish(job_id, "dead" if job.state == "dead" else "cancelled")
 
     @rule(count=st.integers(1, 3), ttr=st.none() | st.integers(1, 3000))
     def reserve(self, count: int, ttr: int | None) -> None:
@@ -205,6 +261,7 @@ class Lifecycle(RuleBasedStateMachine):
             model = self.jobs[job.id]
             model.state, model.attempts, model.token = "reserved", model.attempts + 1, job.token
             model.reserved_until = self.now + (ttr or model.ttr)
+            add_event(model, "reserved")
             assert job.attempts == model.attempts and job.body == model.body
             assert job.token is not None
             self.tokens.append((job.id, job.token))
@@ -235,8 +292,8 @@ class Lifecycle(RuleBasedStateMachine):
         if not valid:
             return self.expect_stale(self.client.ack, handle)
         self.client.ack(handle)
-        if not self.end_attempt_with_pending(job_id):
-            del self.jobs[job_id]
+        if not self.end_attempt_with_pending(job_id, "acked"):
+            self.finish(job_id, "done")
 
     @precondition(lambda self: self.tokens)
     @rule(
@@ -251,9 +308,10 @@ class Lifecycle(RuleBasedStateMachine):
         if not valid:
             return self.expect_stale(lambda h: self.client.release(h, delay=delay / 1000), handle)
         state = self.client.release(handle, delay=delay / 1000, reason=error, unstarted=unstarted)
-        if self.end_attempt_with_pending(job_id):
-            return
         model = self.jobs[job_id]
+        if model.pending is not None:
+            self.end_attempt_with_pending(job_id, "released")
+            return
         if unstarted:  # the attempt is given back: no error, never dead
             model.attempts = max(model.attempts - 1, 0)
         elif error is not None:
@@ -261,9 +319,11 @@ class Lifecycle(RuleBasedStateMachine):
         if not unstarted and model.max_attempts and model.attempts >= model.max_attempts:
             model.state, model.died_at, model.token = "dead", self.now, None
             model.reserved_until = None
+            add_event(model, "dead")
         else:
             model.run_at = self.now + delay
             self.place(model)
+            add_event(model, "retried" if error is not None and not unstarted else "released")
         assert state.value == model.state
 
     @precondition(lambda self: self.tokens)
@@ -277,6 +337,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.client.touch(handle, ttr=seconds)
         model = self.jobs[job_id]
         model.reserved_until = self.now + (ttr or model.ttr)
+        add_event(model, "touched")
 
     @precondition(lambda self: self.tokens)
     @rule(data=st.data())
@@ -286,8 +347,11 @@ class Lifecycle(RuleBasedStateMachine):
         if not valid:
             return self.expect_stale(self.client.bury, handle)
         self.client.bury(handle, reason="buried")
-        if not self.end_attempt_with_pending(job_id):
+        if self.jobs[job_id].pending is not None:
+            self.end_attempt_with_pending(job_id, "released")
+        else:
             model = self.jobs[job_id]
+            add_event(model, "buried")
             model.state, model.died_at, model.last_error = "dead", self.now, "buried"
             model.token = model.reserved_until = None
 
@@ -301,6 +365,7 @@ class Lifecycle(RuleBasedStateMachine):
         for target in targets:
             model = self.jobs[target]
             model.state, model.attempts, model.seq = "ready", 0, next(self.counter)
+            add_event(model, "kicked")
 
     @rule()
     def requeue(self) -> None:
@@ -311,16 +376,18 @@ class Lifecycle(RuleBasedStateMachine):
         assert self.client.requeue(self.topic) == len(expired)
         for _, raw_id in expired:
             job_id = raw_id.decode()
-            if self.end_attempt_with_pending(job_id):
-                continue
             model = self.jobs[job_id]
-            if model.max_attempts and model.attempts >= model.max_attempts:
+            if model.pending is not None:
+                self.end_attempt_with_pending(job_id, "requeued")
+            elif model.max_attempts and model.attempts >= model.max_attempts:
                 model.state, model.died_at = "dead", self.now
                 model.last_error = f"reservation timed out after {model.attempts} attempts"
                 model.token = model.reserved_until = None
+                add_event(model, "dead")
             else:
                 model.run_at = self.now
                 self.place(model)
+                add_event(model, "requeued")
 
     def shown_state(self, job: Model) -> str:
         return "ready" if job.state == "scheduled" and job.run_at <= self.now else job.state
@@ -391,7 +458,9 @@ class Lifecycle(RuleBasedStateMachine):
         assert (got.id if got else None) == best
         if best is not None:
             assert got is not None and got.attempts == self.jobs[best].attempts + 1
-            del self.jobs[best]
+            self.jobs[best].attempts += 1
+            add_event(self.jobs[best], "pulled")
+            self.finish(best, "pulled")
 
     @rule(choice=st.integers(0, 4))
     def pause_or_resume(self, choice: int) -> None:
@@ -430,6 +499,31 @@ class Lifecycle(RuleBasedStateMachine):
             assert (None if until is None else round(until.timestamp() * 1000)) == (
                 model.reserved_until
             )
+
+    @invariant()
+    def history_matches_the_model(self) -> None:
+        ids = ("a", "b", "c", "é")
+        calls = [self.client.ops.history(self.topic, job_id) for job_id in ids]
+        found = self.client.execute(joined(calls))  # one round trip for the four
+        for job_id, history in zip(ids, found, strict=True):
+            live, ended = self.jobs.get(job_id), self.finished.get(job_id)
+            if live is None and ended is None:
+                assert history is None
+                continue
+            assert history is not None
+            kinds = [e.kind.value for e in history.events]
+            if live is not None:
+                version = live.pending.version if live.pending else live.version
+                assert (history.outcome, history.version, history.attempts) == (
+                    None, version, live.attempts,
+                )  # fmt: skip
+                assert kinds == live.events and history.last_error == live.last_error
+            else:
+                assert ended is not None and history.outcome is not None
+                assert (history.outcome.value, history.version, history.attempts) == (
+                    ended.outcome, ended.version, ended.attempts,
+                )  # fmt: skip
+                assert kinds == ended.events and history.last_error == ended.last_error
 
     @invariant()
     def every_job_is_in_exactly_one_state(self) -> None:
@@ -488,6 +582,7 @@ class _Handle:
     token: str
 
 
+@pytest.mark.timeout(300)  # the history invariant adds a round trip per step
 def test_lifecycle_matches_the_model(redis_url: str) -> None:
     machine = type("Machine", (Lifecycle,), {"url": redis_url})
     run_state_machine_as_test(

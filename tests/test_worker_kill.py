@@ -82,6 +82,15 @@ def test_kill_9_at_random_points_loses_nothing_and_acks_once(
     assert (stats.scheduled, stats.ready, stats.reserved, stats.dead) == (0, 0, 0, 0)
     assert stats.total_put == total
     assert stats.total_acked == total, f"seed {seed}: each job acked exactly once"
+    # every acked job has exactly one done history, with exactly one acked event
+    assert stats.finished_done == total, f"seed {seed}: one done record per job"
+    for round_ in range(ROUNDS):
+        for i in range(JOBS_PER_ROUND):
+            history = client.history(topic, f"r{round_}-{i}")
+            assert history is not None and history.outcome is not None, f"r{round_}-{i}"
+            assert history.outcome.value == "done", f"seed {seed}: r{round_}-{i}"
+            kinds = [e.kind.value for e in history.events]
+            assert kinds.count("acked") == 1 and kinds[0] == "put", (seed, kinds)
     runs = {k.decode(): int(v) for k, v in raw.hgetall(f"{key}:runs").items()}
     assert len(runs) == total, f"seed {seed}: every job ran at least once"
 

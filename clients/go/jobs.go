@@ -100,7 +100,8 @@ func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
 
 // Delete removes a job in any state (ifVersion 0: unconditionally); true if it existed.
 func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) (bool, error) {
-	r, err := redis.Int64s(c.Call(ctx, "delete", topic, Args{"id": id, "if_version": opt(ifVersion)}))
+	r, err := redis.Int64s(c.Call(ctx, "delete", topic, Args{"id": id, "if_version": opt(ifVersion),
+		"now_ms": c.now()}))
 	if err == nil && r[0] == 5 {
 		err = &VersionConflict{r[1]}
 	}
@@ -128,7 +129,7 @@ func (c *Client) Reserve(ctx context.Context, topic string, count, ttrMs int64) 
 // Ack finishes a reserved job; ErrStale if its token is no longer current.
 func (c *Client) Ack(ctx context.Context, job *Job) error {
 	r, err := redis.Int64s(c.Call(ctx, "ack", job.Topic, Args{"now_ms": c.now(), "id": []any{job.ID},
-		"token": []any{job.Token}}))
+		"token": []any{job.Token}, "result": []any{""}}))
 	if err == nil && r[0] != 1 {
 		err = ErrStale
 	}

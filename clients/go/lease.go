@@ -52,11 +52,11 @@ func (c *Client) leaseArgs(count, ttrMs int64) Args {
 }
 
 func (c *Client) ackArgs(done []*Job) Args {
-	ids, tokens := make([]any, len(done)), make([]any, len(done))
+	ids, tokens, results := make([]any, len(done)), make([]any, len(done)), make([]any, len(done))
 	for i, job := range done {
-		ids[i], tokens[i] = job.ID, job.Token
+		ids[i], tokens[i], results[i] = job.ID, job.Token, ""
 	}
-	return Args{"now_ms": c.now(), "id": ids, "token": tokens}
+	return Args{"now_ms": c.now(), "id": ids, "token": tokens, "result": results}
 }
 
 // Lease is Reserve with the times a consumer sleeps until.

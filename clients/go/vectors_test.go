@@ -103,11 +103,12 @@ func TestHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := scripts["touch"].Keys; !reflect.DeepEqual(got, []string{"jobs", "reserved"}) {
+	if got := scripts["touch"].Keys; !reflect.DeepEqual(got, []string{"jobs", "reserved", "meta", "feed"}) {
 		t.Fatalf("touch keys: %v", got)
 	}
-	args, err := BuildArgs(scripts["ack"], Args{"now_ms": 5, "id": []any{"a", "b"}, "token": []any{"1", "2"}})
-	if err != nil || !reflect.DeepEqual(args, []any{5, "a", "1", "b", "2"}) {
+	args, err := BuildArgs(scripts["ack"], Args{"now_ms": 5, "id": []any{"a", "b"}, "token": []any{"1", "2"},
+		"result": []any{"", "r"}})
+	if err != nil || !reflect.DeepEqual(args, []any{5, "a", "1", "", "b", "2", "r"}) {
 		t.Fatalf("ack args: %v %v", args, err)
 	}
 	if _, err := BuildArgs(scripts["touch"], Args{"now_ms": 1}); err == nil {

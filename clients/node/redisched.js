@@ -192,7 +192,8 @@ class Scheduler {
 
   /** Delete a job in any state; true if it existed. */
   async delete(topic, id, { ifVersion = '' } = {}) {
-    const [status, version] = await this.call('delete', topic, { id, if_version: ifVersion });
+    const [status, version] = await this.call('delete', topic,
+      { id, if_version: ifVersion, now_ms: this.now() });
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
     return status === 1;
   }
@@ -209,9 +210,10 @@ class Scheduler {
     return parseLease(topic, this.jobFields, r);
   }
 
-  async ack(job) {
+  /** Finish a reserved job; `result` (a string or Buffer) is kept in its history. */
+  async ack(job, result = '') {
     const [status] = await this.call('ack', job.topic,
-      { now_ms: this.now(), id: [job.id], token: [job.token] });
+      { now_ms: this.now(), id: [job.id], token: [job.token], result: [result] });
     if (status !== 1) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
   }
 
@@ -259,7 +261,9 @@ class Scheduler {
     if (!done.length) return { ...(await this.lease(topic, { count, ttrMs })), acked: [] };
     const steps = [];
     if (done.length) {
-      steps.push(['ack', { now_ms: this.now(), id: done.map((j) => j.id), token: done.map((j) => j.token) }, false]);
+      steps.push(['ack', {
+        now_ms: this.now(), id: done.map((j) => j.id), token: done.map((j) => j.token),
+        result: done.map(() => '') }, false]);
     }
     steps.push(['reserve', { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000 }, true]);
     const replies = await this.pipeline(topic, steps);
@@ -316,7 +320,8 @@ class Scheduler {
   async stats(topic) {
     const r = await this.call('stats', topic, { now_ms: this.now() });
     const names = ['nowMs', 'scheduled', 'ready', 'reserved', 'dead', 'paused', 'nextDueMs', 'totalPut',
-      'totalReserved', 'totalAcked', 'totalReleased', 'totalRequeued', 'totalDead', 'totalPulled'];
+      'totalReserved', 'totalAcked', 'totalReleased', 'totalRequeued', 'totalDead', 'totalPulled',
+      'finishedDone', 'finishedCancelled', 'finishedDead', 'finishedPulled'];
     return Object.fromEntries(names.map((n, i) => [n, r[i]]));
   }
 

@@ -288,7 +288,8 @@ class Worker {
     if (!done.length) return;
     try {
       const replies = await this.scheduler.pipeline(t.name, [['ack', {
-        now_ms: this.scheduler.now(), id: done.map((j) => j.id), token: done.map((j) => j.token) }, false]]);
+        now_ms: this.scheduler.now(), id: done.map((j) => j.id), token: done.map((j) => j.token),
+        result: done.map(() => '') }, false]]);
       replies[0].forEach((status, i) => status === 1 || this.log.warn(
         `redisched worker: job ${done[i].id} of ${t.name}: ack rejected, the reservation was lost`));
     } catch (err) {

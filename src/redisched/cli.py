@@ -26,6 +26,8 @@ LAZY_COMMANDS = {
     "worker": "redisched.commands.worker:worker",
     "bridge": "redisched.commands.bridge:bridge",
     "scripts": "redisched.commands.scripts:scripts",
+    "history": "redisched.commands.history:history",
+    "events": "redisched.commands.history:events",
     "schedule": "redisched.commands.schedule:schedule",
     "schedules": "redisched.commands.schedule:schedules",
     "unschedule": "redisched.commands.schedule:unschedule",

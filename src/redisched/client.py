@@ -19,7 +19,19 @@ from redis.exceptions import RedisClusterException, RedisError
 from . import connect, operate, routing, validate
 from .durable import DEFAULT_TIMEOUT_MS, TopicFlags, is_pinned
 from .errors import BackendError, InvalidArgument
-from .models import Job, JobPage, JobState, Lease, PutResult, Schedule, Timeline, TopicStats
+from .models import (
+    HistoryPage,
+    Job,
+    JobEvent,
+    JobHistory,
+    JobPage,
+    JobState,
+    Lease,
+    PutResult,
+    Schedule,
+    Timeline,
+    TopicStats,
+)
 from .operate import Progress
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
 from .protocol import Batch, conversation
@@ -258,19 +270,31 @@ class Client:
         """Lease up to ``count`` jobs and learn when the next job or timeout is due."""
         return self._run(self.ops.lease(topic, count, ttr=ttr))
 
-    def ack(self, job: Any) -> None:
-        """Finish a reserved job. Raises StaleReservation if its lease was lost."""
-        return self._run(self.ops.ack(job))
+    def ack(self, job: Any, *, result: object = None) -> None:
+        """Finish a reserved job, keeping ``result`` (bytes, str or JSON data) in its history.
 
-    def ack_many(self, topic: str, jobs: Sequence[Any]) -> list[bool]:
-        """Finish several reserved jobs of one topic; False for each stale one."""
-        return self._run(self.ops.ack_many(topic, jobs))
+        Raises StaleReservation if its lease was lost.
+        """
+        return self._run(self.ops.ack(job, result=result))
+
+    def ack_many(
+        self, topic: str, jobs: Sequence[Any], *, results: Sequence[object] | None = None
+    ) -> list[bool]:
+        """Finish several reserved jobs of one topic (``results``: one per job); False for
+        each stale one."""
+        return self._run(self.ops.ack_many(topic, jobs, results=results))
 
     def ack_and_lease(
-        self, topic: str, done: Sequence[Any], count: int, *, ttr: float | Any = None
+        self,
+        topic: str,
+        done: Sequence[Any],
+        count: int,
+        *,
+        ttr: float | Any = None,
+        results: Sequence[object] | None = None,
     ) -> tuple[list[bool], Lease]:
-        """Ack ``done`` and lease up to ``count`` more jobs in one round trip."""
-        return self._run(self.ops.ack_and_lease(topic, done, count, ttr=ttr))
+        """Ack ``done`` (with ``results``) and lease up to ``count`` more jobs in one round trip."""
+        return self._run(self.ops.ack_and_lease(topic, done, count, ttr=ttr, results=results))
 
     def release(
         self,
@@ -427,6 +451,29 @@ class Client:
         as sampled once a minute by ``redisched serve``."""
         return self._run(self.ops.throughput(topic))
 
+    def history(self, topic: str, id: str) -> JobHistory | None:
+        """What happened to a job, live or finished: its events, outcome and result.
+
+        None when the id was never seen or its history aged out (see ``keep_finished``).
+        """
+        return self._run(self.ops.history(topic, id))
+
+    def events(self, topic: str, *, after: str | None = None, limit: int = 100) -> list[JobEvent]:
+        """The topic's feed of events, oldest first; ``after`` is the last ``cursor`` seen."""
+        return self._run(self.ops.events(topic, after=after, limit=limit))
+
+    def finished(
+        self,
+        topic: str,
+        *,
+        outcome: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> HistoryPage:
+        """One page of the topic's finished jobs, most recent first (``outcome``: done,
+        cancelled, dead or pulled; None for all); pass ``page.cursor`` for the next."""
+        return self._run(self.ops.finished(topic, outcome=outcome, limit=limit, cursor=cursor))
+
     def schedule(
         self,
         topic: str,
@@ -481,7 +528,9 @@ class Client:
 
         Keywords: ttr, max_attempts, backoff, backoff_max (seconds or timedelta), webhook
         (a Webhook, a mapping with url/secrets/timeout, or None), concurrency, rate, durable
-        (every put waits for a replica).
+        (every put waits for a replica), history (False records no events or finished jobs),
+        keep_finished, keep_finished_for, keep_dead, keep_dead_for, keep_events (retention)
+        and dedup_window (seconds a finished id stays taken for create-only puts).
         """
         return self._run(self.ops.configure(topic, changes))
 
@@ -674,19 +723,31 @@ class AsyncClient:
         """Lease up to ``count`` jobs and learn when the next job or timeout is due."""
         return await self._run(self.ops.lease(topic, count, ttr=ttr))
 
-    async def ack(self, job: Any) -> None:
-        """Finish a reserved job. Raises StaleReservation if its lease was lost."""
-        return await self._run(self.ops.ack(job))
+    async def ack(self, job: Any, *, result: object = None) -> None:
+        """Finish a reserved job, keeping ``result`` (bytes, str or JSON data) in its history.
 
-    async def ack_many(self, topic: str, jobs: Sequence[Any]) -> list[bool]:
-        """Finish several reserved jobs of one topic; False for each stale one."""
-        return await self._run(self.ops.ack_many(topic, jobs))
+        Raises StaleReservation if its lease was lost.
+        """
+        return await self._run(self.ops.ack(job, result=result))
+
+    async def ack_many(
+        self, topic: str, jobs: Sequence[Any], *, results: Sequence[object] | None = None
+    ) -> list[bool]:
+        """Finish several reserved jobs of one topic (``results``: one per job); False for
+        each stale one."""
+        return await self._run(self.ops.ack_many(topic, jobs, results=results))
 
     async def ack_and_lease(
-        self, topic: str, done: Sequence[Any], count: int, *, ttr: float | Any = None
+        self,
+        topic: str,
+        done: Sequence[Any],
+        count: int,
+        *,
+        ttr: float | Any = None,
+        results: Sequence[object] | None = None,
     ) -> tuple[list[bool], Lease]:
-        """Ack ``done`` and lease up to ``count`` more jobs in one round trip."""
-        return await self._run(self.ops.ack_and_lease(topic, done, count, ttr=ttr))
+        """Ack ``done`` (with ``results``) and lease up to ``count`` more jobs in one round trip."""
+        return await self._run(self.ops.ack_and_lease(topic, done, count, ttr=ttr, results=results))
 
     async def release(
         self,
@@ -843,6 +904,33 @@ class AsyncClient:
         """Puts, acks, failures and deaths per minute over the last day (None: every topic),
         as sampled once a minute by ``redisched serve``."""
         return await self._run(self.ops.throughput(topic))
+
+    async def history(self, topic: str, id: str) -> JobHistory | None:
+        """What happened to a job, live or finished: its events, outcome and result.
+
+        None when the id was never seen or its history aged out (see ``keep_finished``).
+        """
+        return await self._run(self.ops.history(topic, id))
+
+    async def events(
+        self, topic: str, *, after: str | None = None, limit: int = 100
+    ) -> list[JobEvent]:
+        """The topic's feed of events, oldest first; ``after`` is the last ``cursor`` seen."""
+        return await self._run(self.ops.events(topic, after=after, limit=limit))
+
+    async def finished(
+        self,
+        topic: str,
+        *,
+        outcome: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> HistoryPage:
+        """One page of the topic's finished jobs, most recent first (``outcome``: done,
+        cancelled, dead or pulled; None for all); pass ``page.cursor`` for the next."""
+        return await self._run(
+            self.ops.finished(topic, outcome=outcome, limit=limit, cursor=cursor)
+        )
 
     async def schedule(
         self,

@@ -202,6 +202,7 @@ class Lessee:
         self.done_since = 0.0
         self.freed: list[str] = []
         self.unsure: set[str] = set()  # tokens whose ack call failed in transit
+        self.results: dict[str, bytes] = {}  # token -> the result to ack the job with
         self.requeue_at: int | None = None
         self.failures = 0
         self.saturated = False
@@ -234,10 +235,12 @@ class Lessee:
 
     # -- jobs that end ----------------------------------------------------------------------
 
-    def finish(self, job: Job | None, slot: str | None) -> None:
-        """A job ended: ack it (``job``; None if it was released) and free its slot, both with
-        the next round trip, and wake the loop."""
+    def finish(self, job: Job | None, slot: str | None, result: bytes | None = None) -> None:
+        """A job ended: ack it (``job``; None if it was released; ``result`` is kept in its
+        history) and free its slot, both with the next round trip, and wake the loop."""
         if job is not None:
+            if result is not None and job.token:
+                self.results[job.token] = result
             if not self.done:
                 self.done_since = time.time()
             self.done.append(job)
@@ -260,7 +263,8 @@ class Lessee:
         limits = self.limits.get(topic)
         known = limits or self.limits.last(topic)
         limited = known is None or known.limited or bool(freed)
-        parts: list[Call[Any]] = [ops.ack_many(topic, done)]
+        results = [self.results.get(job.token or "") for job in done] if self.results else None
+        parts: list[Call[Any]] = [ops.ack_many(topic, done, results=results)]
         if limits is None:
             parts.append(ops.config(topic))
         if limited:
@@ -270,22 +274,24 @@ class Lessee:
             parts.append(ops.lease(topic, want, ttr=self.ttr))
         sent = time.time()
         try:
-            results = await client.execute(Call.join(*parts))
+            replies = await client.execute(Call.join(*parts))
         except BaseException:
             self.done[:0] = done  # acked again later: a token is never applied twice
             self.freed[:0] = freed
             self.unsure.update(job.token for job in done if job.token)
             raise
         received = time.time()
-        acked: list[bool] = results[0]
+        for job in done if self.results else ():
+            self.results.pop(job.token or "", None)
+        acked: list[bool] = replies[0]
         if limits is None:
-            self.limits.set(topic, Limits.of(results[1]))
+            self.limits.set(topic, Limits.of(replies[1]))
         result = Round(want, [], [], acked, done)
         if not limited:
             if want > 0:
-                self._take_lease(result, results[-1], sent, received)
+                self._take_lease(result, replies[-1], sent, received)
             return result
-        grant: Grant = results[-1]
+        grant: Grant = replies[-1]
         self.clock.observe(grant.now_ms, sent, received)
         result.now_ms, result.retry_ms = grant.now_ms, grant.retry_ms
         result.next_due_ms, result.next_timeout_ms = grant.next_due_ms, grant.next_timeout_ms
@@ -421,6 +427,7 @@ class Lessee:
                     len(self.done), self.topic, exc,
                 )  # fmt: skip
                 self.done, self.freed = [], []
+                self.results.clear()
                 return
 
     def report(self, result: Round) -> None:

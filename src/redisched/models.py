@@ -117,7 +117,10 @@ class Cancellation:
 
 @dataclass(frozen=True, slots=True)
 class TopicStats:
-    """Counts of a topic's jobs per state, and totals since the topic was created."""
+    """Counts of a topic's jobs per state, and totals since the topic was created.
+
+    ``finished_*`` count the jobs that ended with each outcome (done, cancelled, dead, pulled).
+    """
 
     topic: str
     scheduled: int
@@ -133,6 +136,10 @@ class TopicStats:
     total_requeued: int
     total_dead: int
     total_pulled: int
+    finished_done: int = 0
+    finished_cancelled: int = 0
+    finished_dead: int = 0
+    finished_pulled: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +178,86 @@ class Timeline:
     width: float
     counts: list[int]
     oldest_ready: datetime | None
+
+
+class Outcome(enum.StrEnum):
+    """How a job ended: acked, deleted by id, dead and then removed, or pulled."""
+
+    DONE = "done"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+    PULLED = "pulled"
+
+
+class EventKind(enum.StrEnum):
+    """What happened to a job (one :class:`JobEvent` each)."""
+
+    PUT = "put"
+    REPLACED = "replaced"
+    RESERVED = "reserved"
+    RELEASED = "released"
+    REQUEUED = "requeued"
+    RETRIED = "retried"
+    TOUCHED = "touched"
+    BURIED = "buried"
+    DEAD = "dead"
+    KICKED = "kicked"
+    ACKED = "acked"
+    DELETED = "deleted"
+    PULLED = "pulled"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One thing that happened to a job.
+
+    Attributes:
+        at: when (aware UTC datetime).
+        kind: what happened.
+        version: the job's version after the event.
+        attempt: the job's attempt count after the event.
+        detail: a note (an error, a truncated result), or None.
+        id: the job's id (set in a topic's feed; a job's own history knows it already).
+        cursor: where this event sits in the topic's feed; pass it as ``after`` to read on
+            (None in a job's own history).
+    """
+
+    at: datetime
+    kind: EventKind
+    version: int
+    attempt: int
+    detail: str | None = None
+    id: str | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobHistory:
+    """A job's life: its events oldest first and, once it ended, how and with what result.
+
+    ``outcome`` and ``finished_at`` are None while the job lives. ``result`` is what the
+    handler returned (bytes), or a webhook receiver's status and first bytes of its answer.
+    """
+
+    topic: str
+    id: str
+    outcome: Outcome | None
+    finished_at: datetime | None
+    version: int
+    attempts: int
+    result: bytes | None
+    last_error: str | None
+    events: list[JobEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of finished jobs, most recent first (``events`` are left out: read them with
+    ``history``); pass ``cursor`` back for the next page (None at the end)."""
+
+    jobs: list[JobHistory]
+    cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from . import schedule_ops, scripts, topic_config, validate
+from . import history, results, schedule_ops, scripts, topic_config, validate
 from . import throughput as tp
 from .codes import (
     AckCode,
@@ -36,7 +36,10 @@ from .keys import (
 )
 from .models import (
     Cancellation,
+    HistoryPage,
     Job,
+    JobEvent,
+    JobHistory,
     JobPage,
     JobState,
     Lease,
@@ -231,7 +234,7 @@ def parse_job(topic: str, reply: Sequence[Any], cancellation: Cancellation | Non
 
 def _occurrences(call: Call[Any]) -> bool:
     """Whether an ack call names a job id that may be a schedule's occurrence."""
-    return any("@" in str(arg) for step in call.steps for arg in step.args[1::2])
+    return any("@" in str(arg) for step in call.steps for arg in step.args[1::3])
 
 
 def _optional_ms(value: int) -> int | None:
@@ -445,7 +448,9 @@ class Operations:
         """Delete a job by id in any state; True if it existed."""
         job_id = validate.job_id(id)
         expected = validate.optional_positive(if_version, "if_version")
-        step = self._step("delete", topic, job_id, "" if expected is None else expected)
+        step = self._step(
+            "delete", topic, job_id, "" if expected is None else expected, self._now()
+        )
 
         def parse(replies: list[Any]) -> bool:
             status, version = replies[0]
@@ -487,42 +492,64 @@ class Operations:
         step = self._lease_step(topic, count, ttr)
         return Call((step,), lambda r: parse_lease(topic, r[0]).jobs)
 
-    def _ack_step(self, topic: str, pairs: Sequence[tuple[str, str]]) -> Step:
-        return self._step("ack", topic, self._now(), *(v for pair in pairs for v in pair))
+    def _ack_step(self, topic: str, triples: Sequence[tuple[str, str, bytes]]) -> Step:
+        return self._step("ack", topic, self._now(), *(v for triple in triples for v in triple))
 
-    def ack(self, job: Any) -> Call[None]:
-        """Finish a reserved job; StaleReservation if the token is no longer current."""
+    def ack(self, job: Any, *, result: object = None) -> Call[None]:
+        """Finish a reserved job, keeping ``result`` in its history (bytes, str or JSON data);
+        StaleReservation if the token is no longer current."""
         topic, job_id, token = validate.reserved_job(job)
+        data = self._result(result, "result")
 
         def parse(replies: list[Any]) -> None:
             if replies[0][0] != AckCode.ACKED:
                 raise StaleReservation(topic, job_id)
 
-        call = Call((self._ack_step(topic, [(job_id, token)]),), parse)
+        call = Call((self._ack_step(topic, [(job_id, token, data)]),), parse)
         return self._refilling(topic, call, "@" in job_id)
 
-    def ack_many(self, topic: str, jobs: Sequence[Any]) -> Call[list[bool]]:
-        """Finish several reserved jobs of one topic; one flag per job (False = stale)."""
-        call = self._ack_many(topic, jobs)
+    def _result(self, value: object, argument: str) -> bytes:
+        data = results.encode(value, argument) or b""
+        return data[: self.max_body_size]  # the script keeps RESULT_LIMIT bytes and says so
+
+    def ack_many(
+        self, topic: str, jobs: Sequence[Any], *, results: Sequence[object] | None = None
+    ) -> Call[list[bool]]:
+        """Finish several reserved jobs of one topic; one flag per job (False = stale).
+
+        ``results``, when given, holds one result per job (None for none).
+        """
+        call = self._ack_many(topic, jobs, results)
         return self._refilling(topic, call, _occurrences(call))
 
-    def _ack_many(self, topic: str, jobs: Sequence[Any]) -> Call[list[bool]]:
+    def _ack_many(
+        self, topic: str, jobs: Sequence[Any], results: Sequence[object] | None
+    ) -> Call[list[bool]]:
         validate_topic(topic)
-        pairs = []
-        for job in jobs:
+        if results is not None and len(results) != len(jobs):
+            raise InvalidArgument("results", "must hold one result per job")
+        triples = []
+        for index, job in enumerate(jobs):
             job_topic, job_id, token = validate.reserved_job(job)
             if job_topic != topic:
                 raise InvalidArgument("jobs", f"job {job_id!r} is in topic {job_topic!r}")
-            pairs.append((job_id, token))
-        if not pairs:
+            data = b"" if results is None else self._result(results[index], f"results[{index}]")
+            triples.append((job_id, token, data))
+        if not triples:
             return Call((), lambda r: [])
-        return Call((self._ack_step(topic, pairs),), lambda r: [s == AckCode.ACKED for s in r[0]])
+        return Call((self._ack_step(topic, triples),), lambda r: [s == AckCode.ACKED for s in r[0]])
 
     def ack_and_lease(
-        self, topic: str, done: Sequence[Any], count: object, *, ttr: object = None
+        self,
+        topic: str,
+        done: Sequence[Any],
+        count: object,
+        *,
+        ttr: object = None,
+        results: Sequence[object] | None = None,
     ) -> Call[tuple[list[bool], Lease]]:
-        """Ack finished jobs and lease the next ones in a single round trip (for workers)."""
-        acks = self._ack_many(topic, done)
+        """Ack finished jobs (with their ``results``) and lease the next ones in one round trip."""
+        acks = self._ack_many(topic, done, results)
         lease = self._lease_step(topic, count, ttr)
 
         def parse(replies: list[Any]) -> tuple[list[bool], Lease]:
@@ -872,6 +899,52 @@ class Operations:
             return tp.parse(topic, replies[0], minute.parse(replies[1:]))
 
         return Call((read, *minute.steps), parse)
+
+    # -- history ----------------------------------------------------------------------------
+
+    def history(self, topic: str, id: str) -> Call[JobHistory | None]:
+        """A job's events and, once it ended, its outcome and result; None if never seen
+        (or its history aged out). One lookup: O(log n + the job's events)."""
+        job_id = validate.job_id(id)
+        step = self._step("history", topic, job_id)
+        return Call((step,), lambda r: history.parse_history(topic, job_id, r[0]))
+
+    def events(
+        self, topic: str, *, after: object = None, limit: object = 100
+    ) -> Call[list[JobEvent]]:
+        """The topic's feed of events, oldest first, after the cursor ``after``."""
+        count = validate.integer(limit, "limit", 1, 1000)
+        entry, index = ("", None) if after is None else history.parse_cursor(topic, after)
+        step = self._step("feed", topic, entry, "" if index is None else index, count, 0)
+        return Call((step,), lambda r: history.parse_feed(topic, r[0]))
+
+    def latest_events(self, topic: str, limit: object = 20) -> Call[list[JobEvent]]:
+        """The topic's ``limit`` most recent events, oldest first (for the dashboard)."""
+        count = validate.integer(limit, "limit", 1, 1000)
+        step = self._step("feed", topic, "", "", count, 1)
+        return Call((step,), lambda r: history.parse_feed(topic, r[0]))
+
+    def finished(
+        self,
+        topic: str,
+        *,
+        outcome: object = None,
+        limit: object = 100,
+        cursor: str | None = None,
+    ) -> Call[HistoryPage]:
+        """One page of the topic's finished jobs, most recent first, of one ``outcome`` or all."""
+        wanted = history.outcome(outcome)
+        page_size = validate.integer(limit, "limit", 1, 100)
+        if cursor is None:
+            offset = 0
+        elif isinstance(cursor, str) and cursor.isdigit() and len(cursor) < 16:
+            offset = int(cursor)
+        else:
+            raise InvalidArgument("cursor", "must be a cursor returned by a previous page")
+        step = self._step(
+            "finished", topic, offset, page_size, "" if wanted is None else wanted.value
+        )
+        return Call((step,), lambda r: history.parse_finished(topic, r[0]))
 
     # -- schedules --------------------------------------------------------------------------
 

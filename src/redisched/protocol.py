@@ -22,7 +22,7 @@ from .ops import Call, Step
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-READ_ONLY = frozenset({"get", "stats", "jobs", "get_schedule"})
+READ_ONLY = frozenset({"get", "stats", "jobs", "history", "finished", "feed", "get_schedule"})
 """Scripts that change nothing, so sending one again is harmless."""
 
 Command = tuple[Any, ...]

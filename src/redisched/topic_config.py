@@ -1,4 +1,4 @@
-"""A topic's settings: default ttr and attempts, requeue backoff, webhook, delivery limits.
+"""A topic's settings: defaults, requeue backoff, webhook, delivery limits, history retention.
 
 They live in the topic's meta hash, next to the counters the scripts keep, so the scripts
 read the defaults (``ttr``, ``max_attempts``, ``backoff_ms``, ``backoff_max_ms``) without a
@@ -21,7 +21,21 @@ MAX_URL_LENGTH = 2048
 MAX_WEBHOOK_TIMEOUT = 300.0
 
 FIELDS = ("ttr", "max_attempts", "backoff_ms", "backoff_max_ms", "webhook", "concurrency",
-          "rate", "paused", "durable")  # fmt: skip
+          "rate", "paused", "durable", "history", "keep_finished", "keep_finished_for_ms",
+          "dedup_window_ms", "keep_dead", "keep_dead_for_ms", "keep_events")  # fmt: skip
+
+DEFAULT_KEEP_FINISHED = 10_000
+"""Finished jobs whose history a topic keeps (BullMQ keeps every one; 10,000 bounds memory)."""
+DEFAULT_KEEP_FINISHED_FOR = 7 * 86_400.0
+"""Seconds a finished job's history is kept."""
+DEFAULT_KEEP_DEAD = 10_000
+"""Dead jobs a topic keeps before the oldest are removed (Sidekiq's dead set: 10,000)."""
+DEFAULT_KEEP_DEAD_FOR = 180 * 86_400.0
+"""Seconds a dead job is kept before it is removed (Sidekiq: six months)."""
+DEFAULT_KEEP_EVENTS = 10_000
+"""Entries of the topic's event feed kept (approximately: Redis trims whole stream nodes)."""
+MAX_KEEP = 10_000_000
+MAX_KEEP_FOR_MS = 3650 * 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +73,15 @@ class TopicConfig:
         rate: webhook deliveries per second, across every server process.
         paused: a paused topic leases nothing (set with pause/resume).
         durable: every put waits for a replica (see :mod:`redisched.durable`).
+        history: record events and finished jobs (built-in: True); False records nothing.
+        keep_finished: finished jobs whose history is kept (built-in: 10,000).
+        keep_finished_for: seconds a finished job's history is kept (built-in: 7 days).
+        dedup_window: seconds after a job finished during which a create-only put of its id
+            answers ``exists`` (built-in: none; a put creates a new version at once).
+        keep_dead: dead jobs kept; the oldest beyond it end with outcome ``dead``
+            (built-in: 10,000).
+        keep_dead_for: seconds a dead job is kept (built-in: 180 days).
+        keep_events: entries of the topic's event feed kept (built-in: 10,000).
     """
 
     ttr: float | None = None
@@ -70,6 +93,13 @@ class TopicConfig:
     rate: float | None = None
     paused: bool = False
     durable: bool = False
+    history: bool = True
+    keep_finished: int | None = None
+    keep_finished_for: float | None = None
+    dedup_window: float | None = None
+    keep_dead: int | None = None
+    keep_dead_for: float | None = None
+    keep_events: int | None = None
 
 
 def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None:
@@ -159,6 +189,16 @@ def _encode(name: str, value: object) -> tuple[str, str | None]:
         if value is not None and not isinstance(value, bool):
             raise InvalidArgument("durable", f"must be a bool, not {type(value).__name__}")
         return "durable", "1" if value else None
+    if name == "history":
+        if value is not None and not isinstance(value, bool):
+            raise InvalidArgument("history", f"must be a bool, not {type(value).__name__}")
+        return "history", "0" if value is False else None
+    if name in ("keep_finished", "keep_dead", "keep_events"):
+        return name, None if value is None else str(validate.integer(value, name, 0, MAX_KEEP))
+    if name in ("keep_finished_for", "keep_dead_for", "dedup_window"):
+        if value is None:
+            return f"{name}_ms", None
+        return f"{name}_ms", str(validate.duration_ms(value, name, maximum_ms=MAX_KEEP_FOR_MS))
     raise InvalidArgument(name, "is not a topic setting")
 
 
@@ -185,4 +225,19 @@ def decode(values: Sequence[bytes | None]) -> TopicConfig:
         rate=number("rate"),
         paused=raw["paused"] == "1",
         durable=raw["durable"] == "1",
+        history=raw["history"] != "0",
+        keep_finished=_count(raw["keep_finished"]),
+        keep_finished_for=_seconds(raw["keep_finished_for_ms"]),
+        dedup_window=_seconds(raw["dedup_window_ms"]),
+        keep_dead=_count(raw["keep_dead"]),
+        keep_dead_for=_seconds(raw["keep_dead_for_ms"]),
+        keep_events=_count(raw["keep_events"]),
     )
+
+
+def _count(text: str | None) -> int | None:
+    return None if text is None else int(text)
+
+
+def _seconds(text: str | None) -> float | None:
+    return None if text is None else int(text) / 1000

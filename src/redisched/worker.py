@@ -35,7 +35,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from . import validate
+from . import results, validate
 from .client import AsyncClient
 from .errors import BackendError, InvalidArgument, RedischedError, StaleReservation
 from .handlers import Handler, Watched, describe, is_async
@@ -79,6 +79,7 @@ class _Attempt:
     finished: bool = False
     started: bool = False
     task: asyncio.Task[None] | None = None
+    result: bytes | None = None  # what the handler returned, kept with the ack
 
 
 class _Slots:
@@ -458,16 +459,17 @@ class Worker:
             self._finish(attempt, lessee, ok)
             return
         attempt.started = True
+        result: object = None
         attempt.task = asyncio.current_task()
         try:
             if topic.is_async:
-                await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
+                result = await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
                 result = await self._loop.run_in_executor(self._executor, topic.handler, job)
                 if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
-                    await result
+                    result = await result
         except Retry as retry:
             self._on_suspend()
             await self._release(attempt, retry.delay, retry.reason)
@@ -493,6 +495,8 @@ class Worker:
                             " not acked", job.id, topic.name)  # fmt: skip
             else:
                 ok = True
+                if result is not None:
+                    attempt.result = _encode_result(result, job)
         finally:
             attempt.task = None
             self._finish(attempt, lessee, ok)
@@ -503,7 +507,7 @@ class Worker:
         self._active.discard(attempt)
         self._free += 1
         self._kick_starved()
-        lessee.finish(attempt.job if ok else None, attempt.slot)
+        lessee.finish(attempt.job if ok else None, attempt.slot, attempt.result if ok else None)
         if not self._active and self._stop_requested:
             self._idle.set()
 
@@ -569,3 +573,13 @@ class Worker:
         except BackendError as exc:
             attempt.touch_at = time.monotonic()  # try again on the next tick
             log.warning("could not extend the reservation of job %r: %s", job.id, exc)
+
+
+def _encode_result(value: object, job: Job) -> bytes:
+    """A handler's return value as the job's result (see :mod:`redisched.results`)."""
+    try:
+        return results.encode(value) or b""
+    except InvalidArgument:
+        log.warning("job %r of topic %r returned a %s, kept as its repr", job.id, job.topic,
+                    type(value).__name__)  # fmt: skip
+        return repr(value).encode("utf-8", "replace")

@@ -30,9 +30,10 @@ describe('header parsing', () => {
   test('every script declares its keys and arguments', () => {
     const scripts = loadScripts();
     assert.ok(scripts.size >= 15);
-    assert.deepEqual(scripts.get('touch').keys, ['jobs', 'reserved']);
-    assert.deepEqual(buildArgs(scripts.get('ack'), { now_ms: 5, id: ['a', 'b'], token: ['1', '2'] }),
-      ['5', 'a', '1', 'b', '2']);
+    assert.deepEqual(scripts.get('touch').keys, ['jobs', 'reserved', 'meta', 'feed']);
+    assert.deepEqual(buildArgs(scripts.get('ack'),
+      { now_ms: 5, id: ['a', 'b'], token: ['1', '2'], result: ['', 'r'] }),
+      ['5', 'a', '1', '', 'b', '2', 'r']);
     assert.throws(() => buildArgs(scripts.get('touch'), { now_ms: 1 }), /missing argument id/);
   });
 });

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..client import AsyncClient
 from ..json_body import NotJson, json_value
-from ..models import JobPage, JobState, Schedule, Timeline, TopicStats
+from ..models import HistoryPage, JobEvent, JobPage, JobState, Schedule, Timeline, TopicStats
 from ..ops import Call, Step
 from ..throughput import Throughput
 from ..topic_config import TopicConfig
@@ -23,6 +23,8 @@ MAX_TOPICS = 500
 """The overview lists this many topics at most (sorted by name); it says how many it left out."""
 LIST_LIMIT = 50
 """Jobs per page on a topic page."""
+RECENT_LIMIT = 10
+"""Finished jobs and events shown on a topic page (the finished tab pages through the rest)."""
 
 
 def joined(calls: Sequence[Call[Any]]) -> Call[list[Any]]:
@@ -99,6 +101,8 @@ class TopicPage:
     hours: Timeline
     listing: Listing
     throughput: Throughput
+    finished: HistoryPage
+    events: list[JobEvent]
     schedules: list[Schedule]
     throttled: int = 0
     held: str | None = None
@@ -133,13 +137,18 @@ async def topic_page(
         ops.timeline(topic, width=3600, buckets=24),
         ops.jobs(topic, state, prefix=prefix, limit=LIST_LIMIT, cursor=cursor),
         ops.throughput(topic),
+        ops.finished(topic, limit=RECENT_LIMIT),
+        ops.latest_events(topic, 2 * RECENT_LIMIT),
         Call((Step(None, (), ("HGET", ops.keys(topic).name("meta"), "total_throttled")),),
              lambda r: int(r[0] or 0)),
     ]  # fmt: skip
-    stats, config, minutes, hours, page, rates, throttled = await client.execute(joined(calls))
+    replies = await client.execute(joined(calls))
+    stats, config, minutes, hours, page, rates, finished, events, throttled = replies
     listing = Listing(state, prefix, cursor, page)
     schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
-    return TopicPage(stats, config, minutes, hours, listing, rates, schedules, throttled, held)
+    return TopicPage(
+        stats, config, minutes, hours, listing, rates, finished, events, schedules, throttled, held
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,17 +126,35 @@ class Dashboard:
         name = validate_topic(_query(request, "topic"))
         wanted = job_id(_query(request, "id"))
         client = runtime(request).client
-        found, timeline = await client.execute(
-            data.joined([client.ops.get(name, wanted), client.ops.timeline(name, buckets=1)])
-        )
+        found, history, timeline = await client.execute(
+            data.joined([
+                client.ops.get(name, wanted),
+                client.ops.history(name, wanted),
+                client.ops.timeline(name, buckets=1),
+            ])
+        )  # fmt: skip
+        result = None if history is None or history.result is None else history.result
         context = {
             "topic": name,
             "id": wanted,
             "job": found,
+            "history": history,
             "now": timeline.now,
             "body": None if found is None else data.show_body(found.body),
+            "result": None if result is None else data.show_body(result),
         }
         return self._render(request, "job.html", context)
+
+    async def finished(self, request: Request) -> Response:
+        """GET /dashboard/finished?topic=&outcome=&cursor=: a page of finished jobs."""
+        name = validate_topic(_query(request, "topic"))
+        outcome = request.query_params.get("outcome") or None
+        cursor = request.query_params.get("cursor") or None
+        page = await runtime(request).client.finished(
+            name, outcome=outcome, limit=25, cursor=cursor
+        )
+        context = {"topic": name, "outcome": outcome or "", "page": page, "cursor": cursor}
+        return self._render(request, "finished.html", context)
 
     def routes(self) -> list[BaseRoute]:
         """The Starlette routes: the shell, the fragments and the static files."""
@@ -145,6 +163,7 @@ class Dashboard:
             Route("/dashboard/overview", self.overview, methods=["GET"]),
             Route("/dashboard/topic", self.topic, methods=["GET"]),
             Route("/dashboard/job", self.job, methods=["GET"]),
+            Route("/dashboard/finished", self.finished, methods=["GET"]),
             Mount(
                 STATIC_PREFIX,
                 StaticFiles(packages=[("redisched.dashboard", "static")]),

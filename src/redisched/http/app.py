@@ -25,6 +25,7 @@ from ..errors import InvalidArgument
 from ..wakeup import Wakeups
 from . import (
     openapi,
+    routes_history,
     routes_jobs,
     routes_operate,
     routes_schedules,
@@ -48,6 +49,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *routes_jobs.ENDPOINTS,
     *routes_topics.ENDPOINTS,
     *routes_operate.ENDPOINTS,
+    *routes_history.ENDPOINTS,
     *routes_schedules.ENDPOINTS,
     *routes_seed.ENDPOINTS,
     *routes_service.ENDPOINTS,

@@ -60,6 +60,13 @@ def topic_out(stats: TopicStats, config: TopicConfig) -> schemas.TopicOut:
             concurrency=config.concurrency,
             rate=config.rate,
             durable=config.durable,
+            history=config.history,
+            keep_finished=config.keep_finished,
+            keep_finished_for=config.keep_finished_for,
+            dedup_window=config.dedup_window,
+            keep_dead=config.keep_dead,
+            keep_dead_for=config.keep_dead_for,
+            keep_events=config.keep_events,
         ),
     )
 

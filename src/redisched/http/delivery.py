@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC
@@ -30,6 +31,8 @@ from .targets import TargetRefused
 
 USER_AGENT = "redisched-webhook/1"
 MAX_REASON_CHARS = 300
+ANSWER_CHARS = 1024
+"""Characters of a receiver's answer kept as an acked job's result."""
 _READ_LIMIT = 64 * 1024
 _encoder = msgspec.json.Encoder()
 
@@ -53,6 +56,7 @@ class Result:
         retry_after: seconds asked for by Retry-After (THROTTLED only).
         reason: a short text for the job's last_error (empty on success).
         seconds: how long the request took.
+        answer: the first ANSWER_CHARS of the response body (kept as the job's result).
     """
 
     verdict: Verdict
@@ -60,6 +64,11 @@ class Result:
     retry_after: float | None
     reason: str
     seconds: float
+    answer: str = ""
+
+    def job_result(self) -> bytes:
+        """What an acked delivery keeps as the job's result: the status and the answer's start."""
+        return json.dumps({"status": self.status, "body": self.answer}).encode()
 
 
 def payload(job: Job) -> bytes:
@@ -105,7 +114,7 @@ def classify(status: int, headers: Any, text: str, seconds: float) -> Result:
     if status == 202:
         return Result(Verdict.ACCEPTED, status, None, "", seconds)
     if 200 <= status < 300:
-        return Result(Verdict.DONE, status, None, "", seconds)
+        return Result(Verdict.DONE, status, None, "", seconds, text[:ANSWER_CHARS])
     snippet = " ".join(text.split())[:200]
     reason = f"webhook answered HTTP {status}" + (f": {snippet}" if snippet else "")
     if status in (429, 503):

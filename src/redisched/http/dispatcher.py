@@ -260,6 +260,7 @@ class _TopicRunner:
         )  # fmt: skip
         self.inflight: dict[asyncio.Task[None], tuple[Job, str | None]] = {}
         self.seconds: dict[str | None, float] = {}  # token -> request seconds, until acked
+        self.results: dict[str | None, bytes] = {}  # token -> the answer kept as its result
         self.interrupted: list[Job] = []  # deliveries cancelled by stop(): to release
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
@@ -365,13 +366,15 @@ class _TopicRunner:
             log.error("topic %r: delivery of %r failed", self.topic, job.id,
                       exc_info=task.exception())  # fmt: skip
         # acked in the loop's next round trip, with the slot freed
-        self.lessee.finish(job if delivered else None, slot)
+        result = self.results.pop(job.token, None)
+        self.lessee.finish(job if delivered else None, slot, result if delivered else None)
 
     async def _deliver(self, job: Job) -> None:
         self.d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
         result = await delivery.deliver(self.d.session, job, self.webhook, self.keys, self.timeout)
         if result.verdict is delivery.Verdict.DONE:
             self.seconds[job.token] = result.seconds
+            self.results[job.token] = result.job_result()  # the answer, kept as its result
             return
         try:
             outcome = await self._settle(job, result)

@@ -1,6 +1,7 @@
 """Prometheus metrics: job counts and totals read from Redis at scrape time, plus delivery timings.
 
-Counts per state and the put/reserve/ack/release/requeue/dead totals come from each topic's
+Counts per state, the put/reserve/ack/release/requeue/dead totals and the jobs finished per
+outcome (``redisched_finished_total{outcome=...}``) come from each topic's
 stats in Redis, so they hold across every server process. The push dispatcher registers its
 own (dispatch lag, webhook latency and outcomes) in the same registry.
 """
@@ -56,6 +57,14 @@ class _StatsCollector(Collector):
             for stats in self.snapshot:
                 family.add_metric([stats.topic], getattr(stats, attribute))
             yield family
+        finished = CounterMetricFamily(
+            "redisched_finished", "Jobs that ended, per outcome (done, cancelled, dead, pulled).",
+            labels=["topic", "outcome"],
+        )  # fmt: skip
+        for stats in self.snapshot:
+            for outcome in ("done", "cancelled", "dead", "pulled"):
+                finished.add_metric([stats.topic, outcome], getattr(stats, f"finished_{outcome}"))
+        yield finished
 
 
 class Metrics:

@@ -154,7 +154,12 @@ async def ack(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _ACK, rt.settings.max_request_size)
-    call = rt.client.ops.ack(Held(topic, job_id, spec.token))
+    result = (
+        None
+        if spec.result is msgspec.UNSET
+        else stored_body(spec.result, rt.settings.max_body_size, "result")
+    )
+    call = rt.client.ops.ack(Held(topic, job_id, spec.token), result=result)
     await rt.client.execute(settled(rt, topic, spec.token, call))
     return Response(status_code=204)
 

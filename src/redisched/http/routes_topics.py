@@ -22,7 +22,10 @@ from .targets import TargetPolicy, check_url
 
 _RESERVE = msgspec.json.Decoder(schemas.Reserve)
 _PATCH = msgspec.json.Decoder(schemas.TopicPatch)
-_SETTINGS = ("ttr", "max_attempts", "backoff", "backoff_max", "concurrency", "rate", "durable")
+_SETTINGS = ("ttr", "max_attempts", "backoff", "backoff_max", "concurrency", "rate", "durable",
+             "history",
+             "keep_finished", "keep_finished_for", "dedup_window", "keep_dead", "keep_dead_for",
+             "keep_events")  # fmt: skip
 
 
 async def list_topics(request: Request) -> Response:
@@ -83,7 +86,8 @@ async def patch_topic(request: Request) -> Response:
     return json_response(await _topic(rt, topic))
 
 
-def _query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """The integer query parameter ``name`` within [low, high], else ``default``; 400 if bad."""
     text = request.query_params.get(name)
     if text is None:
         return default
@@ -97,7 +101,7 @@ async def list_jobs(request: Request) -> Response:
     state = request.query_params.get("state")
     if state is None:
         raise ApiError(400, "invalid", "give a state: " + ", ".join(bodies.STATE_NAMES), "state")
-    limit = _query_int(request, "limit", 100, 1, 1000)
+    limit = query_int(request, "limit", 100, 1, 1000)
     cursor = request.query_params.get("cursor") or None
     prefix = request.query_params.get("prefix") or None
     page = await rt.client.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)

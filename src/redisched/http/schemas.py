@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .. import validate
-from ..models import JobState
+from ..models import EventKind, JobState, Outcome
 
 _YEAR = 365 * 86_400
 Delay = Annotated[
@@ -34,6 +34,9 @@ Token = Annotated[str, Meta(min_length=1, max_length=256)]
 Reason = Annotated[str, Meta(max_length=validate.MAX_ERROR_CHARS)]
 Url = Annotated[str, Meta(min_length=1, max_length=2048)]
 Secret = Annotated[str, Meta(min_length=8, max_length=512)]
+
+Keep = Annotated[int, Meta(ge=0, le=10_000_000, description="How many to keep.")]
+KeepFor = Annotated[float, Meta(ge=0, le=3650 * 86_400, description="Seconds.")]
 
 BODY_DOC = (
     'Any JSON value. Bytes that are not JSON travel as {"$base64": "<standard base64>"}; '
@@ -101,9 +104,10 @@ class JobPageOut(Struct):
 
 
 class Ack(Struct, forbid_unknown_fields=True):
-    """POST .../ack: finish a reserved job."""
+    """POST .../ack: finish a reserved job; ``result`` (any JSON value) is kept in its history."""
 
     token: Token
+    result: Annotated[Any, Meta(description=BODY_DOC)] | UnsetType = UNSET
 
 
 class Release(Struct, forbid_unknown_fields=True):
@@ -176,6 +180,13 @@ class TopicPatch(Struct, forbid_unknown_fields=True):
     concurrency: Annotated[int, Meta(ge=1, le=10_000)] | UnsetType | None = UNSET
     rate: Annotated[float, Meta(gt=0, le=1_000_000)] | UnsetType | None = UNSET
     durable: bool | UnsetType | None = UNSET
+    history: bool | UnsetType | None = UNSET
+    keep_finished: Keep | UnsetType | None = UNSET
+    keep_finished_for: KeepFor | UnsetType | None = UNSET
+    dedup_window: KeepFor | UnsetType | None = UNSET
+    keep_dead: Keep | UnsetType | None = UNSET
+    keep_dead_for: KeepFor | UnsetType | None = UNSET
+    keep_events: Keep | UnsetType | None = UNSET
 
 
 class WebhookOut(Struct):
@@ -197,6 +208,13 @@ class TopicConfigOut(Struct):
     concurrency: int | None
     rate: float | None
     durable: bool = False
+    history: bool = True
+    keep_finished: int | None = None
+    keep_finished_for: float | None = None
+    dedup_window: float | None = None
+    keep_dead: int | None = None
+    keep_dead_for: float | None = None
+    keep_events: int | None = None
 
 
 class Counts(Struct):
@@ -320,6 +338,47 @@ class KickAll(Struct, forbid_unknown_fields=True):
     """POST /v1/topics/{topic}/kick: move up to ``limit`` dead jobs back to ready, oldest first."""
 
     limit: Annotated[int, Meta(ge=1, le=10_000)] = 100
+
+
+class EventOut(Struct, omit_defaults=True):
+    """One event: in a job's history, or (with ``id`` and ``cursor``) in a topic's feed."""
+
+    at: datetime
+    kind: EventKind
+    version: int
+    attempt: int
+    detail: str | None = None
+    id: str | UnsetType = UNSET
+    cursor: str | UnsetType = UNSET
+
+
+class HistoryOut(Struct):
+    """A job's history; ``outcome`` and ``finished_at`` are null while the job lives."""
+
+    topic: str
+    id: str
+    outcome: Outcome | None
+    finished_at: datetime | None
+    version: int
+    attempts: int
+    result: Annotated[Any, Meta(description=BODY_DOC)]
+    last_error: str | None
+    events: list[EventOut]
+
+
+class EventsOut(Struct):
+    """A page of a topic's feed, oldest first; ``cursor`` is the last event's (pass it as
+    ``after``), or the ``after`` given when no event is newer."""
+
+    events: list[EventOut]
+    cursor: str | None
+
+
+class FinishedPageOut(Struct):
+    """One page of a topic's finished jobs, most recent first (events left out)."""
+
+    jobs: list[HistoryOut]
+    cursor: str | None
 
 
 Cron = Annotated[str, Meta(max_length=256, description="5-field crontab, read in tz.")]

@@ -6,21 +6,25 @@
 -- KEYS[5] meta hash
 -- KEYS[6] schedules hash
 -- KEYS[7] refill zset
+-- KEYS[8] feed stream
+-- KEYS[9] history hash
+-- KEYS[10] finished zset
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] promote_limit int|empty
 -- Returns: nil when no job is ready (or the topic is paused), else the job array of get.lua
---   with state ready and attempts counting this delivery. The job no longer exists afterwards.
---   Pulling the pending occurrence of a schedule puts its next occurrence (see schedule.lua).
+--   with state ready and attempts counting this delivery. The job no longer exists afterwards:
+--   it gets a pulled event and a finished record with outcome pulled. Pulling the pending
+--   occurrence of a schedule puts its next occurrence (see schedule.lua).
 -- Complexity: O((P + 1) log M) for P promoted jobs.
 local jobs_key, scheduled_key, ready_key, errors_key, meta_key = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5]
 local schedules_key, refill_key = KEYS[6], KEYS[7]
+local feed_key, history_key, finished_key = KEYS[8], KEYS[9], KEYS[10]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -32,6 +36,143 @@ if not promote_limit or promote_limit < 0 then
   return redis.error_reply('ERR pull: promote_limit must be >= 0')
 end
 if redis.call('HGET', meta_key, 'paused') == '1' then return nil end
+-- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
+-- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
+-- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
+-- feed (flush_feed: one stream entry per call, holding the call's events).
+local LOG = 10
+local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
+  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
+  expired = 14}
+local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
+local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+local history_on = settings[1] ~= '0'
+local keep_events = tonumber(settings[2]) or 10000
+local feed = {}
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- A scheduled job unchanged since its put keeps no log: its SEQ holds run_at - the put's time
+-- (ms), which keeps a fresh job's record in a smaller allocation. decode() turns that back
+-- into a log with the put event, so the rest of a script never sees the difference.
+local function materialize(job)
+  if not history_on or job[LOG] or job[STATE] ~= SCHEDULED or job[SEQ] == 0 then return end
+  job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, EVENT.put, job[RUN_AT] - job[SEQ],
+    job[VERSION], 0, 0)
+  job[SEQ] = 0
+end
+local decode_record = decode
+decode = function(raw)
+  local job = decode_record(raw)
+  materialize(job)
+  return job
+end
+
+-- The position just after the event that starts at `at` in a log string.
+local function event_end(log, at)
+  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
+end
+
+-- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
+local function add_event(id, job, kind, detail)
+  if not history_on then
+    job[LOG] = nil
+    return
+  end
+  detail = string.sub(detail or '', 1, MAX_DETAIL)
+  local log = job[LOG] or '\0'
+  local count = struct.unpack('>B', log)
+  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+    local second = event_end(log, 2)
+    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
+    count = count - 1
+  end
+  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2)
+    .. struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail) .. detail
+  if keep_events > 0 then
+    local n = #feed
+    feed[n + 1], feed[n + 2], feed[n + 3], feed[n + 4] = 'j', id, 'k', kind
+    feed[n + 5], feed[n + 6], feed[n + 7], feed[n + 8] = 't', now, 'v', job[VERSION]
+    feed[n + 9], feed[n + 10], feed[n + 11], feed[n + 12] = 'a', job[ATTEMPTS], 'd', detail
+  end
+end
+
+-- Adds this call's events to the topic's feed as one entry. Its id is now_ms-0 when that is
+-- free (a fixed clock gives fixed ids), else the next one Redis picks. meta feed_events counts
+-- the feed's events; past keep_events + FEED_SLACK the oldest entries go (FEED_TRIM at most).
+local function flush_feed()
+  if #feed == 0 then return end
+  local added = redis.pcall('XADD', feed_key, now .. '-0', unpack(feed))
+  if type(added) == 'table' and added.err then
+    redis.call('XADD', feed_key, '*', unpack(feed))
+  end
+  local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
+  feed = {}
+  if size <= keep_events + FEED_SLACK then return end
+  local gone, ids = 0, {}
+  for _, entry in ipairs(redis.call('XRANGE', feed_key, '-', '+', 'COUNT', FEED_TRIM)) do
+    if size - gone <= keep_events then break end
+    gone, ids[#ids + 1] = gone + #entry[2] / FEED_FIELDS, entry[1]
+  end
+  if #ids > 0 then
+    redis.call('XDEL', feed_key, unpack(ids))
+    redis.call('HINCRBY', meta_key, 'feed_events', -gone)
+  end
+end
+
+-- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
+local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
+  1, 2, 3, 4, 5, 6, 7
+local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
+local TRIM_PER_CALL = 10
+local keep_finished = tonumber(settings[3]) or 10000
+local keep_finished_for = tonumber(settings[4]) or 604800000
+local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
+
+-- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
+-- ms, at most `most`, calling drop(id) for each.
+local function trim(key, keep, keep_for, most, drop)
+  local n = math.max(redis.call('ZCARD', key) - keep,
+    redis.call('ZCOUNT', key, '-inf', now - keep_for))
+  n = math.min(n, most)
+  if n <= 0 then return end
+  local ids = redis.call('ZRANGE', key, 0, n - 1)
+  redis.call('ZREMRANGEBYRANK', key, 0, n - 1)
+  for _, id in ipairs(ids) do drop(id) end
+end
+
+local function drop_finished(id) redis.call('HDEL', history_key, id) end
+
+-- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
+-- pulled); flush() then counts it and trims the topic's finished jobs.
+local function finish(id, job, outcome, result, last_error)
+  ended[outcome] = ended[outcome] + 1
+  if not history_on then return end
+  local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
+    [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = result or false,
+    [LAST_ERROR] = last_error or false, [EVENTS] = job[LOG] or '\0'}
+  redis.call('HSET', history_key, id, cmsgpack.pack(unpack(record, 1, EVENTS)))
+  redis.call('ZADD', finished_key, now, id)
+end
+
+-- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
+-- keep_finished_for (TRIM_PER_CALL more than this call finished, at most).
+local function flush()
+  flush_feed()
+  local count = 0
+  for outcome, n in pairs(ended) do
+    if n > 0 then
+      redis.call('HINCRBY', meta_key, 'finished_' .. outcome, n)
+      count = count + n
+    end
+  end
+  if count > 0 and history_on then
+    trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL, drop_finished)
+  end
+end
 
 -- Schedules: leasing a schedule's pending occurrence puts its next one, in this same step.
 local S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY,
@@ -79,7 +220,10 @@ local function advance_schedule(id)
   job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
   job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], next_at, 0
   job[BODY] = s[S_BODY]
-  if redis.call('HSETNX', jobs_key, occurrence, encode(job)) == 1 then  -- an id, not a double
+  if redis.call('HEXISTS', jobs_key, occurrence) == 0 then  -- an id, not a double
+    add_event(occurrence, job, 'put')
+    if history_on then job[LOG], job[SEQ] = nil, next_at - now end -- implied (see put.lua)
+    redis.call('HSET', jobs_key, occurrence, encode(job))
     redis.call('ZADD', scheduled_key, next_at, occurrence)
   end
 end
@@ -109,6 +253,10 @@ local last_error = redis.call('HGET', errors_key, best_id)
 redis.call('HDEL', jobs_key, best_id)
 redis.call('HDEL', errors_key, best_id)
 redis.call('HINCRBY', meta_key, 'total_pulled', 1)
+job[ATTEMPTS] = job[ATTEMPTS] + 1
+add_event(best_id, job, 'pulled')
+finish(best_id, job, 'pulled', nil, last_error)
 advance_schedule(best_id)
-return {best_id, 'ready', job[VERSION], job[ATTEMPTS] + 1, job[PRIORITY], job[TTR],
+flush()
+return {best_id, 'ready', job[VERSION], job[ATTEMPTS], job[PRIORITY], job[TTR],
   job[MAX_ATTEMPTS], job[RUN_AT], false, false, last_error, job[BODY], 0}

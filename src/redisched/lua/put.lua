@@ -7,6 +7,8 @@
 -- KEYS[6] errors hash
 -- KEYS[7] meta hash
 -- KEYS[8] wake channel
+-- KEYS[9] feed stream
+-- KEYS[10] history hash
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] run_at_ms int|empty
 -- ARGV[3] delay_ms int|empty
@@ -24,16 +26,19 @@
 --   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
 --   Empty run_at_ms means now + delay_ms; empty ttr_ms / max_attempts take the topic's
 --   defaults (meta fields ttr, max_attempts), else 60000 ms / 25 attempts (a job then goes
---   dead after its 25th failed attempt, like Sidekiq's 25 retries).
+--   dead after its 25th failed attempt, like Sidekiq's 25 retries). A created job gets a put
+--   event, a replaced one a replaced event. An id that finished (history hash) is created at
+--   its finished version + 1, or answers 2 exists (with that version) to a create-only put
+--   within the topic's dedup_window_ms of finishing.
 -- Complexity: O(N log M) for N jobs in a topic of M jobs.
 local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local feed_key, history_key = KEYS[9], KEYS[10]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local CREATED, EXISTS, REPLACED, PENDING, VERSION_CONFLICT = 1, 2, 3, 4, 5
 local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
 local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25
@@ -52,10 +57,101 @@ local if_version = tonumber(ARGV[8])
 if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0 then
   return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
 end
-local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused')
+local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused',
+  'dedup_window_ms')
 local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or DEFAULT_TTR_MS
 local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or DEFAULT_MAX_ATTEMPTS
 local paused = defaults[3] == '1'
+local dedup_window = tonumber(defaults[4]) or 0
+-- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
+-- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
+-- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
+-- feed (flush_feed: one stream entry per call, holding the call's events).
+local LOG = 10
+local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
+  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
+  expired = 14}
+local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
+local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+local history_on = settings[1] ~= '0'
+local keep_events = tonumber(settings[2]) or 10000
+local feed = {}
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- A scheduled job unchanged since its put keeps no log: its SEQ holds run_at - the put's time
+-- (ms), which keeps a fresh job's record in a smaller allocation. decode() turns that back
+-- into a log with the put event, so the rest of a script never sees the difference.
+local function materialize(job)
+  if not history_on or job[LOG] or job[STATE] ~= SCHEDULED or job[SEQ] == 0 then return end
+  job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, EVENT.put, job[RUN_AT] - job[SEQ],
+    job[VERSION], 0, 0)
+  job[SEQ] = 0
+end
+local decode_record = decode
+decode = function(raw)
+  local job = decode_record(raw)
+  materialize(job)
+  return job
+end
+
+-- The position just after the event that starts at `at` in a log string.
+local function event_end(log, at)
+  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
+end
+
+-- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
+local function add_event(id, job, kind, detail)
+  if not history_on then
+    job[LOG] = nil
+    return
+  end
+  detail = string.sub(detail or '', 1, MAX_DETAIL)
+  local log = job[LOG] or '\0'
+  local count = struct.unpack('>B', log)
+  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+    local second = event_end(log, 2)
+    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
+    count = count - 1
+  end
+  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2)
+    .. struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail) .. detail
+  if keep_events > 0 then
+    local n = #feed
+    feed[n + 1], feed[n + 2], feed[n + 3], feed[n + 4] = 'j', id, 'k', kind
+    feed[n + 5], feed[n + 6], feed[n + 7], feed[n + 8] = 't', now, 'v', job[VERSION]
+    feed[n + 9], feed[n + 10], feed[n + 11], feed[n + 12] = 'a', job[ATTEMPTS], 'd', detail
+  end
+end
+
+-- Adds this call's events to the topic's feed as one entry. Its id is now_ms-0 when that is
+-- free (a fixed clock gives fixed ids), else the next one Redis picks. meta feed_events counts
+-- the feed's events; past keep_events + FEED_SLACK the oldest entries go (FEED_TRIM at most).
+local function flush_feed()
+  if #feed == 0 then return end
+  local added = redis.pcall('XADD', feed_key, now .. '-0', unpack(feed))
+  if type(added) == 'table' and added.err then
+    redis.call('XADD', feed_key, '*', unpack(feed))
+  end
+  local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
+  feed = {}
+  if size <= keep_events + FEED_SLACK then return end
+  local gone, ids = 0, {}
+  for _, entry in ipairs(redis.call('XRANGE', feed_key, '-', '+', 'COUNT', FEED_TRIM)) do
+    if size - gone <= keep_events then break end
+    gone, ids[#ids + 1] = gone + #entry[2] / FEED_FIELDS, entry[1]
+  end
+  if #ids > 0 then
+    redis.call('XDEL', feed_key, unpack(ids))
+    redis.call('HINCRBY', meta_key, 'feed_events', -gone)
+  end
+end
+
+-- The finished record's leading fields (see ack.lua): enough to continue its versions.
+local FINISHED_AT, F_VERSION = 2, 3
 
 -- All jobs of one call share run_at: either all become ready or all are scheduled. Workers
 -- need a wake-up when ready was empty, or when the new run_at is the earliest.
@@ -79,8 +175,9 @@ local function fresh(state, version, seq, body)
     [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts, [RUN_AT] = run_at, [SEQ] = seq, [BODY] = body}
 end
 
--- Stores a fresh record for id, scheduled or ready by its run_at.
-local function place(id, version, body)
+-- Stores a fresh record for id, scheduled or ready by its run_at, with the events of log
+-- and then `kind`.
+local function place(id, version, body, log, kind)
   local state, seq = SCHEDULED, 0
   if due_now then
     seq_taken = seq_taken + 1
@@ -90,7 +187,13 @@ local function place(id, version, body)
     redis.call('ZADD', scheduled_key, run_at, id)
   end
   placed = true
-  redis.call('HSET', jobs_key, id, encode(fresh(state, version, seq, body)))
+  local job = fresh(state, version, seq, body)
+  job[LOG] = log
+  add_event(id, job, kind)
+  if history_on and not log and state == SCHEDULED then
+    job[LOG], job[SEQ] = nil, run_at - now -- the put event, implied (see materialize)
+  end
+  redis.call('HSET', jobs_key, id, encode(job))
 end
 
 local reply = {}
@@ -99,11 +202,19 @@ for i = 9, #ARGV, 2 do
   local raw = redis.call('HGET', jobs_key, id)
   local status, version
   if not raw then
+    local ended = history_on and redis.call('HGET', history_key, id)
+    local before = {}
+    if ended then
+      before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
+      table.remove(before, 1)
+    end
     if if_version then
       status, version = VERSION_CONFLICT, 0
+    elseif ended and not replace and before[FINISHED_AT] > now - dedup_window then
+      status, version = EXISTS, before[F_VERSION]
     else
-      status, version = CREATED, 1
-      place(id, version, body)
+      status, version = CREATED, (before[F_VERSION] or 0) + 1
+      place(id, version, body, nil, 'put')
     end
   else
     local job = decode(raw)
@@ -117,6 +228,8 @@ for i = 9, #ARGV, 2 do
     elseif job[STATE] == RESERVED then
       status, version = PENDING, current + 1
       redis.call('HSET', pending_key, id, encode(fresh(SCHEDULED, version, 0, body)))
+      add_event(id, job, 'replaced', 'version ' .. version .. ' waits for the running attempt')
+      redis.call('HSET', jobs_key, id, encode(job))
       redis.call('PUBLISH', wake_channel, CANCEL .. id)
     else
       status, version = REPLACED, current + 1
@@ -128,7 +241,7 @@ for i = 9, #ARGV, 2 do
         redis.call('ZREM', dead_key, id)
       end
       redis.call('HDEL', errors_key, id)
-      place(id, version, body)
+      place(id, version, body, job[LOG], 'replaced')
     end
   end
   reply[#reply + 1] = status
@@ -143,4 +256,5 @@ if placed and not paused then
     redis.call('PUBLISH', wake_channel, tostring(run_at))
   end
 end
+flush_feed()
 return reply

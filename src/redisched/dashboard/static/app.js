@@ -30,10 +30,14 @@
     $("#logout").hidden = !token();
   }
 
-  // -- routing: #/  #/topic/<topic>[?state=&prefix=&cursor=]  #/job/<topic>/<id> ----------
+  // -- routing: #/  #/topic/<topic>[?state=&prefix=&cursor=]  #/job/<topic>/<id>
+  //    #/finished/<topic>[/<outcome>] --------------------------------------------------------
   function route() {
     const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
     const parts = path.split("/").map(decodeURIComponent);
+    if (parts[0] === "finished" && parts[1]) {
+      return "/dashboard/finished?" + new URLSearchParams({ topic: parts[1], outcome: parts[2] || "" });
+    }
     if (parts[0] === "topic" && parts[1]) {
       const params = new URLSearchParams({ topic: parts[1] });
       for (const [key, value] of new URLSearchParams(query || "")) {

@@ -1,0 +1,83 @@
+"""``redisched history TOPIC ID`` and ``redisched events TOPIC [--follow]``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import click
+
+from ..cli import _echo, url_option
+from ..cli import client_for as _client
+from ..models import JobEvent, JobHistory
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    """An event as JSON-ready data."""
+    data: dict[str, Any] = {
+        "at": event.at.isoformat(), "kind": event.kind.value, "version": event.version,
+        "attempt": event.attempt, "detail": event.detail,
+    }  # fmt: skip
+    if event.id is not None:
+        data["id"], data["cursor"] = event.id, event.cursor
+    return data
+
+
+def history_json(history: JobHistory) -> dict[str, Any]:
+    """A job's history as JSON-ready data (result as text when it is UTF-8, else base64)."""
+    result: str | None = None
+    encoding = "utf-8"
+    if history.result is not None:
+        try:
+            result = history.result.decode("utf-8")
+        except UnicodeDecodeError:
+            result, encoding = base64.b64encode(history.result).decode(), "base64"
+    return {
+        "topic": history.topic, "id": history.id,
+        "outcome": None if history.outcome is None else history.outcome.value,
+        "finished_at": None if history.finished_at is None else history.finished_at.isoformat(),
+        "version": history.version, "attempts": history.attempts,
+        "result": result, "result_encoding": encoding,
+        "last_error": history.last_error,
+        "events": [event_json(e) for e in history.events],
+    }  # fmt: skip
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.argument("id")
+def history(redis_url: str | None, topic: str, id: str) -> None:
+    """What happened to a job, live or finished (exit 1 if never seen or aged out)."""
+    found = _client(redis_url).history(topic, id)
+    if found is None:
+        raise click.ClickException(f"no history of job {id!r} in topic {topic!r}")
+    _echo(history_json(found))
+
+
+@click.command()
+@url_option
+@click.argument("topic")
+@click.option("--after", help="The cursor of the last event seen.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events (one JSON a line).")
+@click.option("--interval", type=float, default=0.5, show_default=True,
+              help="Seconds between two reads of an idle feed with --follow.")  # fmt: skip
+def events(
+    redis_url: str | None, topic: str, after: str | None, limit: int, follow: bool,
+    interval: float,
+) -> None:  # fmt: skip
+    """A topic's events, oldest first; --follow tails the feed like ``tail -f``."""
+    client = _client(redis_url)
+    while True:
+        page = client.events(topic, after=after, limit=limit)
+        for event in page:
+            click.echo(json.dumps(event_json(event), ensure_ascii=False))
+        if page:
+            after = page[-1].cursor
+        if not follow:
+            return
+        if len(page) < limit:
+            time.sleep(interval)

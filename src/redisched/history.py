@@ -1,0 +1,119 @@
+"""Reading job history: the replies of history.lua and finished.lua, and the topic's feed.
+
+The scripts that change a job append an event to its record and to the topic's feed (a Redis
+Stream); the scripts that end a job write its finished record in the same call (DESIGN.md
+section 9). This module reads them back into :class:`JobHistory` and :class:`JobEvent`.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import InvalidArgument
+from .models import EventKind, HistoryPage, JobEvent, JobHistory, Outcome
+
+_CURSOR = re.compile(r"^(\d{1,20}-\d{1,20})(?::(\d{1,6}))?$")
+
+
+def _to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else bytes(value).decode("utf-8", "replace")
+
+
+def topic_tag(topic: str) -> str:
+    """A short tag of the topic carried in each cursor, so a cursor of another topic is caught."""
+    return format(zlib.crc32(topic.encode("utf-8")), "08x")
+
+
+def cursor(topic: str, entry_id: str, index: int) -> str:
+    """The cursor of a feed event: its stream entry id, its index in the entry, the topic's tag."""
+    return f"{entry_id}:{index}.{topic_tag(topic)}"
+
+
+def parse_cursor(topic: str, value: object, argument: str = "after") -> tuple[str, int | None]:
+    """The (entry id, index) of a cursor of ``topic``; InvalidArgument for anything else.
+
+    A bare stream entry id (``1767225600000-0``, no index) means after that whole entry.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgument(argument, f"must be a cursor string, not {type(value).__name__}")
+    position, dot, tag = value.partition(".")
+    if dot and tag != topic_tag(topic):
+        raise InvalidArgument(argument, f"is a cursor of another topic, not of {topic!r}")
+    match = _CURSOR.match(position)
+    if not match:
+        raise InvalidArgument(argument, "must be a cursor returned by events()")
+    index = match.group(2)
+    return match.group(1), None if index is None else int(index)
+
+
+def outcome(value: object, argument: str = "outcome") -> Outcome | None:
+    """None, or an Outcome (or its name)."""
+    if value is None:
+        return None
+    try:
+        return Outcome(value if isinstance(value, str) else "")
+    except ValueError:
+        names = ", ".join(o.value for o in Outcome)
+        raise InvalidArgument(argument, f"must be one of {names}, not {value!r}") from None
+
+
+def parse_event(reply: Sequence[Any]) -> JobEvent:
+    """One event of a history reply: ``[kind, at_ms, version, attempt, detail]``."""
+    kind, at, version, attempt, detail = reply
+    return JobEvent(_to_datetime(at), EventKind(kind.decode()), version, attempt, _text(detail))
+
+
+def parse_history(topic: str, job_id: str, reply: Sequence[Any] | None) -> JobHistory | None:
+    """Read the reply of history.lua."""
+    if reply is None:
+        return None
+    code, finished_at, version, attempts, result, last_error, *events = reply
+    return JobHistory(
+        topic=topic,
+        id=job_id,
+        outcome=Outcome(code.decode()) if code else None,
+        finished_at=None if finished_at < 0 else _to_datetime(finished_at),
+        version=version,
+        attempts=attempts,
+        result=None if result is None else bytes(result),
+        last_error=_text(last_error),
+        events=[parse_event(e) for e in events],
+    )
+
+
+def parse_finished(topic: str, reply: Sequence[Any]) -> HistoryPage:
+    """Read the reply of finished.lua: ``[next_offset, [id, outcome, finished_at, ...], ...]``."""
+    next_offset, *records = reply
+    jobs = []
+    for record in records:
+        job_id, *rest = record
+        parsed = parse_history(topic, bytes(job_id).decode("utf-8"), [*rest])
+        assert parsed is not None
+        jobs.append(parsed)
+    return HistoryPage(jobs, str(next_offset) if next_offset else None)
+
+
+def parse_feed(topic: str, reply: Sequence[Any]) -> list[JobEvent]:
+    """Read the reply of feed.lua: ``[entry_id, index, id, kind, at, version, attempt, detail]``."""
+    events = []
+    for entry_id, index, job_id, kind, at, version, attempt, detail in reply:
+        events.append(
+            JobEvent(
+                at=_to_datetime(at),
+                kind=EventKind(bytes(kind).decode()),
+                version=version,
+                attempt=attempt,
+                detail=_text(detail) or None,
+                id=bytes(job_id).decode("utf-8", "replace"),
+                cursor=cursor(topic, bytes(entry_id).decode(), index),
+            )
+        )
+    return events

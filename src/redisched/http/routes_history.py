@@ -1,0 +1,154 @@
+"""History routes: a job's history, a topic's finished jobs, and its event feed (JSON or SSE).
+
+``GET /v1/topics/{topic}/events`` answers JSON, or with ``Accept: text/event-stream`` a live
+Server-Sent Events tail: each event's ``id:`` is its cursor, so a browser's ``EventSource``
+resumes after a disconnect where it left off (``Last-Event-ID``). The tail reads the feed
+again every ``POLL_INTERVAL`` while it is idle (one XRANGE, no connection held in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..client import AsyncClient
+from ..json_body import to_json
+from ..models import JobEvent, JobHistory
+from . import schemas
+from .endpoint import ENCODER, Endpoint, Param, json_response
+from .errors import ApiError
+from .paths import path_param
+from .routes_topics import query_int
+from .runtime import runtime
+
+POLL_INTERVAL = 0.25
+"""Seconds between two reads of an idle feed by an SSE tail."""
+KEEPALIVE = 15.0
+"""Seconds of silence after which an SSE tail sends a comment, so proxies keep it open."""
+
+
+def event_out(event: JobEvent) -> schemas.EventOut:
+    """An event as the API shows it."""
+    out = schemas.EventOut(event.at, event.kind, event.version, event.attempt, event.detail)
+    if event.id is not None:
+        out.id = event.id
+    if event.cursor is not None:
+        out.cursor = event.cursor
+    return out
+
+
+def history_out(history: JobHistory) -> schemas.HistoryOut:
+    """A job's history as the API shows it (the result follows the body convention)."""
+    return schemas.HistoryOut(
+        topic=history.topic,
+        id=history.id,
+        outcome=history.outcome,
+        finished_at=history.finished_at,
+        version=history.version,
+        attempts=history.attempts,
+        result=None if history.result is None else to_json(history.result),
+        last_error=history.last_error,
+        events=[event_out(e) for e in history.events],
+    )
+
+
+async def get_history(request: Request) -> Response:
+    """GET /v1/topics/{topic}/jobs/{id}/history."""
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    history = await runtime(request).client.history(topic, job_id)
+    if history is None:
+        raise ApiError(404, "not_found", f"no history of job {job_id!r} in {topic!r}", "id")
+    return json_response(history_out(history))
+
+
+async def list_finished(request: Request) -> Response:
+    """GET /v1/topics/{topic}/finished?outcome=&limit=&cursor=."""
+    topic = path_param(request, "topic")
+    page = await runtime(request).client.finished(
+        topic,
+        outcome=request.query_params.get("outcome") or None,
+        limit=query_int(request, "limit", 50, 1, 100),
+        cursor=request.query_params.get("cursor") or None,
+    )
+    return json_response(schemas.FinishedPageOut([history_out(h) for h in page.jobs], page.cursor))
+
+
+async def list_events(request: Request) -> Response:
+    """GET /v1/topics/{topic}/events?after=&limit= (JSON, or an SSE tail)."""
+    client = runtime(request).client
+    topic = path_param(request, "topic")
+    limit = query_int(request, "limit", 100, 1, 1000)
+    after = request.query_params.get("after") or request.headers.get("last-event-id") or None
+    events = await client.events(topic, after=after, limit=limit)  # checks topic and cursor
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return StreamingResponse(
+            _tail(client, topic, events, after, limit),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    cursor = events[-1].cursor if events else after
+    return json_response(schemas.EventsOut([event_out(e) for e in events], cursor))
+
+
+def sse_message(event: JobEvent) -> bytes:
+    """One event as a Server-Sent Events message, its cursor as the ``id``."""
+    data = ENCODER.encode(event_out(event))
+    return b"id: " + (event.cursor or "").encode() + b"\nevent: job\ndata: " + data + b"\n\n"
+
+
+async def _tail(
+    client: AsyncClient, topic: str, first: list[JobEvent], after: str | None, limit: int
+) -> AsyncIterator[bytes]:
+    yield b"retry: 1000\n\n"
+    events, idle = first, 0.0
+    while True:
+        for event in events:
+            yield sse_message(event)
+        if events:
+            after, idle = events[-1].cursor, 0.0
+        else:
+            await asyncio.sleep(POLL_INTERVAL)
+            idle += POLL_INTERVAL
+            if idle >= KEEPALIVE:
+                idle = 0.0
+                yield b": keep-alive\n\n"
+        events = await client.events(topic, after=after, limit=limit)
+
+
+_TOPIC = "/v1/topics/{topic}"
+_LIMIT = {"type": "integer", "minimum": 1}
+ENDPOINTS = (
+    Endpoint(
+        "GET", f"{_TOPIC}/jobs/{{id}}/history", get_history,
+        "A job's history: events, outcome, result (live or finished)",
+        responses={200: schemas.HistoryOut, 404: schemas.Error}, tag="history",
+    ),
+    Endpoint(
+        "GET", f"{_TOPIC}/finished", list_finished,
+        "One page of a topic's finished jobs, most recent first",
+        responses={200: schemas.FinishedPageOut},
+        params=(
+            Param("outcome", "query", {"type": "string",
+                                       "enum": ["done", "cancelled", "dead", "pulled"]}),
+            Param("limit", "query", {**_LIMIT, "maximum": 100}),
+            Param("cursor", "query", {"type": "string"}, description="From the last page."),
+        ),
+        tag="history",
+    ),
+    Endpoint(
+        "GET", f"{_TOPIC}/events", list_events,
+        "A topic's event feed, oldest first; Accept: text/event-stream for a live tail",
+        responses={200: schemas.EventsOut},
+        params=(
+            Param("after", "query", {"type": "string"}, description="The last cursor seen."),
+            Param("limit", "query", {**_LIMIT, "maximum": 1000}),
+            Param("Last-Event-ID", "header", {"type": "string"},
+                  description="SSE resume: the id of the last event received."),
+        ),
+        tag="history",
+    ),
+)  # fmt: skip
+"""The history routes."""

@@ -1,0 +1,53 @@
+-- feed: read a topic's events in order, after a cursor, or its latest ones.
+-- KEYS[1] feed stream
+-- ARGV[1] after_id string|empty
+-- ARGV[2] after_index int|empty
+-- ARGV[3] limit int
+-- ARGV[4] latest int
+-- Returns: up to limit events, oldest first, each [entry_id, index, id, kind, at_ms, version,
+--   attempt, detail]: the feed entry (one per script call that changed jobs) and the event's
+--   position in it form its cursor. Empty after_id starts at the oldest event kept; else
+--   the events after (after_id, after_index) are returned, or after the whole entry after_id
+--   when after_index is empty. latest 1 returns the limit most recent events instead. detail
+--   is '' when there is none; kind is one of the event kinds of history.lua.
+-- Complexity: O(log N + E) for E events read (limit plus the rest of the entries touched).
+local feed_key = KEYS[1]
+local after_id, after_index, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local latest = ARGV[4] == '1'
+local FIELDS_PER_EVENT = 12 -- j id k kind t at_ms v version a attempt d detail
+if not limit or limit < 1 then return redis.error_reply('ERR feed: limit must be >= 1') end
+
+local function events_of(entry)
+  local found, fields = {}, entry[2]
+  for i = 1, #fields, FIELDS_PER_EVENT do
+    found[#found + 1] = {entry[1], (i - 1) / FIELDS_PER_EVENT, fields[i + 1], fields[i + 3],
+      tonumber(fields[i + 5]), tonumber(fields[i + 7]), tonumber(fields[i + 9]), fields[i + 11]}
+  end
+  return found
+end
+
+local reply = {}
+if latest then
+  local newest = {}
+  for _, entry in ipairs(redis.call('XREVRANGE', feed_key, '+', '-', 'COUNT', limit)) do
+    local found = events_of(entry)
+    for i = #found, 1, -1 do
+      if #newest < limit then newest[#newest + 1] = found[i] end
+    end
+    if #newest >= limit then break end
+  end
+  for i = #newest, 1, -1 do reply[#reply + 1] = newest[i] end
+  return reply
+end
+
+local start = '-'
+if after_id ~= '' then start = after_index and after_id or '(' .. after_id end
+for _, entry in ipairs(redis.call('XRANGE', feed_key, start, '+', 'COUNT', limit + 1)) do
+  for _, event in ipairs(events_of(entry)) do
+    if not (after_index and event[1] == after_id and event[2] <= after_index) then
+      reply[#reply + 1] = event
+      if #reply >= limit then return reply end
+    end
+  end
+end
+return reply

@@ -1,0 +1,253 @@
+"""Job history and the topic feed (issue 13), through both clients, on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+
+import redisched
+from redisched import EventKind, InvalidArgument, Outcome, PutStatus
+from redisched.results import RESULT_LIMIT
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.asyncio
+
+DAY = 86_400
+
+
+def kinds(history: Any) -> list[str]:
+    return [e.kind.value for e in history.events]
+
+
+async def test_acked_job_keeps_outcome_result_and_timeline(
+    api: Any, topic: str, clock: FakeClock
+) -> None:
+    put_at = clock.now
+    await api.put(topic, "need_some_help_email_42", b"{}", delay=60)
+    clock.advance(60)
+    job = await api.reserve(topic)
+    clock.advance(2)
+    await api.ack(job, result={"sent": True})
+    assert await api.get(topic, "need_some_help_email_42") is None  # get: live jobs only
+    history = await api.history(topic, "need_some_help_email_42")
+    assert history.outcome is Outcome.DONE
+    assert history.finished_at == datetime.fromtimestamp(put_at + 62, tz=UTC)
+    assert (history.version, history.attempts) == (1, 1)
+    assert history.result == b'{"sent":true}'
+    assert kinds(history) == ["put", "reserved", "acked"]
+    assert [e.attempt for e in history.events] == [0, 1, 1]
+    assert history.events[0].at == datetime.fromtimestamp(put_at, tz=UTC)
+
+
+async def test_live_job_history_and_never_seen(api: Any, topic: str) -> None:
+    assert await api.history(topic, "nobody") is None
+    await api.put(topic, "j", b"x")
+    history = await api.history(topic, "j")
+    assert history.outcome is None and history.finished_at is None
+    assert kinds(history) == ["put"] and history.result is None
+    job = await api.reserve(topic)
+    await api.touch(job)
+    await api.touch(job)
+    await api.release(job, reason="boom")
+    history = await api.history(topic, "j")
+    assert kinds(history) == ["put", "reserved", "touched", "retried"]
+    assert history.events[-1].detail == "boom" and history.last_error == "boom"
+
+
+async def test_delete_cancels_and_delete_of_dead_is_dead(api: Any, topic: str) -> None:
+    await api.put(topic, "a", b"")
+    assert await api.delete(topic, "a")
+    history = await api.history(topic, "a")
+    assert history.outcome is Outcome.CANCELLED and kinds(history) == ["put", "deleted"]
+    await api.put(topic, "b", b"", max_attempts=1)
+    await api.release(await api.reserve(topic), reason="bad")
+    assert (await api.get(topic, "b")).state.value == "dead"
+    await api.delete(topic, "b")
+    history = await api.history(topic, "b")
+    assert history.outcome is Outcome.DEAD and history.last_error == "bad"
+    assert kinds(history) == ["put", "reserved", "dead", "deleted"]
+
+
+async def test_pull_bury_kick_and_requeue_events(api: Any, topic: str, clock: FakeClock) -> None:
+    await api.put(topic, "p", b"")
+    await api.pull(topic)
+    assert (await api.history(topic, "p")).outcome is Outcome.PULLED
+    await api.put(topic, "q", b"", ttr=5)
+    job = await api.reserve(topic)
+    await api.bury(job, reason="poison")
+    await api.kick(topic, "q")
+    await api.reserve(topic)
+    clock.advance(6)
+    await api.requeue(topic)
+    history = await api.history(topic, "q")
+    assert kinds(history) == ["put", "reserved", "buried", "kicked", "reserved", "requeued"]
+    assert history.events[2].detail == "poison" and history.outcome is None
+
+
+async def test_replace_and_a_new_life_after_finishing(api: Any, topic: str) -> None:
+    await api.put(topic, "j", b"1")
+    await api.put(topic, "j", b"2", replace=True)
+    await api.ack(await api.reserve(topic))
+    history = await api.history(topic, "j")
+    assert kinds(history) == ["put", "replaced", "reserved", "acked"]
+    assert [e.version for e in history.events] == [1, 2, 2, 2]
+    result = await api.put(topic, "j", b"3")  # no dedup window: a new version at once
+    assert (result.status, result.version) == (PutStatus.CREATED, 3)
+    history = await api.history(topic, "j")
+    assert history.outcome is None and kinds(history) == ["put"] and history.version == 3
+
+
+async def test_dedup_window_keeps_a_finished_id_taken(
+    api: Any, topic: str, clock: FakeClock
+) -> None:
+    await api.configure(topic, dedup_window=3600)
+    await api.put(topic, "once", b"")
+    await api.ack(await api.reserve(topic))
+    clock.advance(3599)
+    result = await api.put(topic, "once", b"")
+    assert (result.status, result.version) == (PutStatus.EXISTS, 1)
+    assert await api.get(topic, "once") is None
+    assert (await api.put(topic, "once", b"", replace=True)).status is PutStatus.CREATED
+    await api.delete(topic, "once")
+    clock.advance(3601)
+    assert (await api.put(topic, "once", b"")).status is PutStatus.CREATED
+
+
+async def test_retention_by_count_and_age_trims_incrementally(
+    api: Any, topic: str, clock: FakeClock
+) -> None:
+    await api.configure(topic, keep_finished=3, keep_finished_for=100)
+    for i in range(5):
+        await api.put(topic, f"j{i}", b"")
+        await api.ack(await api.reserve(topic))
+    kept = [i for i in range(5) if await api.history(topic, f"j{i}") is not None]
+    assert kept == [2, 3, 4]
+    clock.advance(101)
+    await api.put(topic, "late", b"")
+    await api.delete(topic, "late")  # any finishing call trims what aged out
+    assert [await api.history(topic, f"j{i}") for i in range(5)] == [None] * 5
+    assert (await api.history(topic, "late")).outcome is Outcome.CANCELLED
+
+
+async def test_dead_jobs_are_capped(api: Any, topic: str) -> None:
+    await api.configure(topic, keep_dead=2)
+    for i in range(4):
+        await api.put(topic, f"d{i}", b"")
+        await api.bury(await api.reserve(topic), reason=f"r{i}")
+    assert (await api.stats(topic)).dead == 2
+    assert await api.get(topic, "d0") is None and await api.get(topic, "d3") is not None
+    history = await api.history(topic, "d0")
+    assert history.outcome is Outcome.DEAD and history.last_error == "r0"
+    assert kinds(history)[-2:] == ["buried", "expired"]
+
+
+async def test_topic_feed_with_cursors(api: Any, topic: str, clock: FakeClock) -> None:
+    await api.put(topic, "a", b"")
+    await api.put(topic, "b", b"")
+    await api.ack(await api.reserve(topic))
+    first = await api.events(topic, limit=2)
+    assert [(e.id, e.kind) for e in first] == [("a", EventKind.PUT), ("b", EventKind.PUT)]
+    rest = await api.events(topic, after=first[-1].cursor)
+    assert [(e.id, e.kind.value) for e in rest] == [("a", "reserved"), ("a", "acked")]
+    assert await api.events(topic, after=rest[-1].cursor) == []
+    with pytest.raises(InvalidArgument) as info:
+        await api.events(topic + "x", after=rest[-1].cursor)
+    assert info.value.argument == "after"
+    with pytest.raises(InvalidArgument):
+        await api.events(topic, after="yesterday")
+
+
+async def test_history_off_records_nothing(api: Any, topic: str, raw_redis: redis.Redis) -> None:
+    await api.configure(topic, history=False)
+    await api.put(topic, "j", b"")
+    assert (await api.history(topic, "j")).events == []
+    await api.ack(await api.reserve(topic), result=b"r")
+    assert await api.history(topic, "j") is None
+    assert await api.events(topic) == []
+    assert not raw_redis.exists(f"redisched:{{{topic}}}:feed", f"redisched:{{{topic}}}:history")
+
+
+async def test_bad_history_input_changes_nothing(api: Any, topic: str) -> None:
+    await api.configure(topic, keep_finished=5)
+    for name, value in [("keep_finished", -1), ("keep_finished_for", -1), ("dedup_window", "x"),
+                        ("keep_dead", 1.5), ("history", "no")]:  # fmt: skip
+        with pytest.raises(InvalidArgument) as info:
+            await api.configure(topic, **{name: value})
+        assert info.value.argument == name
+    assert (await api.config(topic)).keep_finished == 5
+    with pytest.raises(InvalidArgument) as info:
+        await api.finished(topic, outcome="exploded")
+    assert info.value.argument == "outcome"
+    with pytest.raises(InvalidArgument):
+        await api.ack(await _reserved(api, topic), result=object())
+    assert (await api.get(topic, "r")).state.value == "reserved"
+
+
+async def _reserved(api: Any, topic: str) -> Any:
+    await api.put(topic, "r", b"")
+    return await api.reserve(topic)
+
+
+async def test_large_result_is_truncated_with_a_note(api: Any, topic: str) -> None:
+    await api.put(topic, "big", b"")
+    await api.ack(await api.reserve(topic), result=b"x" * (RESULT_LIMIT + 10))
+    history = await api.history(topic, "big")
+    assert history.result == b"x" * RESULT_LIMIT
+    assert "truncated" in (history.events[-1].detail or "")
+
+
+async def test_finished_listing_pages_by_outcome(api: Any, topic: str) -> None:
+    for i in range(5):
+        await api.put(topic, f"j{i}", b"")
+        if i % 2:
+            await api.delete(topic, f"j{i}")
+        else:
+            await api.ack(await api.reserve(topic), result=str(i))
+    page = await api.finished(topic, outcome="done", limit=2)
+    assert [h.id for h in page.jobs] == ["j4", "j2"] and page.cursor
+    rest = await api.finished(topic, outcome="done", limit=2, cursor=page.cursor)
+    assert [h.id for h in rest.jobs] == ["j0"] and rest.jobs[0].result == b"0"
+    everything = await api.finished(topic)
+    assert [h.outcome.value for h in everything.jobs] == ["done", "cancelled"] * 2 + ["done"]
+
+
+async def test_worker_keeps_the_handler_result(redis_url: str, topic: str) -> None:
+    async with redisched.AsyncClient.from_url(redis_url) as client:
+        await client.put(topic, "w", b"")
+        done = asyncio.Event()
+
+        async def handler(job: redisched.Job) -> dict[str, int]:
+            done.set()
+            return {"answer": 42}
+
+        worker = redisched.Worker(client, {topic: handler})
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(done.wait(), 10)
+        for _ in range(100):
+            history = await client.history(topic, "w")
+            if history is not None and history.outcome is not None:
+                break
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await task
+    assert history.outcome is Outcome.DONE and history.result == b'{"answer":42}'
+
+
+async def test_the_feed_is_bounded_by_keep_events(
+    api: Any, topic: str, raw_redis: redis.Redis
+) -> None:
+    await api.configure(topic, keep_events=50)
+    for start in range(0, 600, 100):  # big entries (one per call) and small ones
+        await api.put_many(topic, [(f"j{i}", b"") for i in range(start, start + 100)])
+    for i in range(300):
+        await api.delete(topic, f"j{i}")
+    feed = f"redisched:{{{topic}}}:feed"
+    events = await api.events(topic, limit=1000)
+    assert 50 <= len(events) <= 50 + 100 + 100  # keep_events + slack + one entry at most
+    assert events[-1].kind is EventKind.DELETED and events[-1].id == "j299"
+    assert int(raw_redis.hget(f"redisched:{{{topic}}}:meta", "feed_events")) == len(events)
+    assert raw_redis.xlen(feed) < 300

@@ -1,0 +1,157 @@
+"""The history routes: a job's history, finished jobs, the event feed as JSON and as SSE."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from redisched.config import Settings
+from redisched.http import create_app
+from tests.dashboard_server import serve
+from tests.test_http_api import error_of, job_url, topic_url
+
+
+@pytest.fixture
+async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to a fresh app in this process."""
+    app = create_app(Settings(redis_url=redis_url, requeue_interval=0.05))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            yield client
+
+
+async def _reserve_one(http: httpx.AsyncClient, topic: str) -> dict[str, Any]:
+    reply = await http.post(topic_url(topic, "/reserve"), json={"count": 1})
+    assert reply.status_code == 200
+    job: dict[str, Any] = reply.json()["jobs"][0]
+    return job
+
+
+@pytest.mark.asyncio
+async def test_history_of_an_acked_job_with_its_result(http: httpx.AsyncClient, topic: str) -> None:
+    assert (await http.get(job_url(topic, "mail-1", "history"))).status_code == 404
+    await http.put(job_url(topic, "mail-1"), json={"body": {"to": "ada"}})
+    live = (await http.get(job_url(topic, "mail-1", "history"))).json()
+    assert live["outcome"] is None and [e["kind"] for e in live["events"]] == ["put"]
+    job = await _reserve_one(http, topic)
+    acked = await http.post(
+        job_url(topic, "mail-1", "ack"), json={"token": job["token"], "result": {"sent": True}}
+    )
+    assert acked.status_code == 204
+    assert (await http.get(job_url(topic, "mail-1"))).status_code == 404
+    done = (await http.get(job_url(topic, "mail-1", "history"))).json()
+    assert done["outcome"] == "done" and done["result"] == {"sent": True}
+    assert done["finished_at"] and done["attempts"] == 1 and done["version"] == 1
+    assert [e["kind"] for e in done["events"]] == ["put", "reserved", "acked"]
+    assert set(done["events"][0]) == {"at", "kind", "version", "attempt"}
+
+
+@pytest.mark.asyncio
+async def test_event_feed_pages_with_cursors(http: httpx.AsyncClient, topic: str) -> None:
+    for name in ("a", "b", "c"):
+        await http.put(job_url(topic, name), json={"body": 1})
+    await http.delete(job_url(topic, "b"))
+    first = (await http.get(topic_url(topic, "/events"), params={"limit": 2})).json()
+    assert [(e["id"], e["kind"]) for e in first["events"]] == [("a", "put"), ("b", "put")]
+    assert first["cursor"] == first["events"][-1]["cursor"]
+    rest = (await http.get(topic_url(topic, "/events"), params={"after": first["cursor"]})).json()
+    assert [(e["id"], e["kind"]) for e in rest["events"]] == [("c", "put"), ("b", "deleted")]
+    empty = (await http.get(topic_url(topic, "/events"), params={"after": rest["cursor"]})).json()
+    assert empty == {"events": [], "cursor": rest["cursor"]}
+
+
+@pytest.mark.asyncio
+async def test_finished_jobs_by_outcome(http: httpx.AsyncClient, topic: str) -> None:
+    await http.put(job_url(topic, "gone"), json={"body": 1})
+    await http.delete(job_url(topic, "gone"))
+    await http.put(job_url(topic, "sent"), json={"body": 2})
+    job = await _reserve_one(http, topic)
+    await http.post(job_url(topic, "sent", "ack"), json={"token": job["token"]})
+    page = (await http.get(topic_url(topic, "/finished"))).json()
+    assert [(j["id"], j["outcome"]) for j in page["jobs"]] == [("sent", "done"),
+                                                               ("gone", "cancelled")]  # fmt: skip
+    done = (await http.get(topic_url(topic, "/finished"), params={"outcome": "done"})).json()
+    assert [j["id"] for j in done["jobs"]] == ["sent"] and done["cursor"] is None
+
+
+@pytest.mark.asyncio
+async def test_bad_history_input_is_400_naming_the_field(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    await http.put(job_url(topic, "j"), json={"body": 1})
+    before = (await http.get(topic_url(topic))).json()["config"]
+    cases = [
+        (http.get(topic_url(topic, "/events"), params={"after": "yesterday"}), "after"),
+        (http.get(topic_url(topic, "/events"), params={"limit": "0"}), "limit"),
+        (http.get(topic_url(topic, "/finished"), params={"outcome": "exploded"}), "outcome"),
+        (http.get(topic_url(topic, "/finished"), params={"cursor": "x"}), "cursor"),
+        (http.patch(topic_url(topic), json={"keep_finished": -1}), "keep_finished"),
+        (http.patch(topic_url(topic), json={"dedup_window": "soon"}), "dedup_window"),
+        (http.patch(topic_url(topic), json={"history": "off"}), "history"),
+    ]
+    for request, field in cases:
+        reply = await request
+        assert reply.status_code == 400, (field, reply.text)
+        assert error_of(reply)["field"] == field
+    other = (await http.get(topic_url(topic + "-other", "/events"))).json()
+    await http.put(job_url(topic + "-other", "x"), json={"body": 1})
+    other = (await http.get(topic_url(topic + "-other", "/events"))).json()
+    foreign = await http.get(topic_url(topic, "/events"), params={"after": other["cursor"]})
+    assert foreign.status_code == 400 and error_of(foreign)["field"] == "after"
+    assert (await http.get(topic_url(topic))).json()["config"] == before
+
+
+@pytest.mark.asyncio
+async def test_openapi_documents_the_history_routes(http: httpx.AsyncClient) -> None:
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    assert "/v1/topics/{topic}/jobs/{id}/history" in paths
+    assert "/v1/topics/{topic}/events" in paths and "/v1/topics/{topic}/finished" in paths
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(tmp_path_factory.mktemp("sse") / "data") as url:
+        yield url
+
+
+def _sse(lines: Iterator[str], count: int) -> list[dict[str, Any]]:
+    """The next ``count`` SSE messages (id and decoded data) from a line iterator."""
+    messages: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    for line in lines:
+        if line.startswith("id: "):
+            current["id"] = line[4:]
+        elif line.startswith("data: "):
+            current["data"] = json.loads(line[6:])
+        elif line == "" and "data" in current:
+            messages.append(current)
+            current = {}
+            if len(messages) == count:
+                return messages
+    raise AssertionError("the stream ended early")
+
+
+def test_sse_tail_is_live_and_resumes_with_last_event_id(server: str, topic: str) -> None:
+    headers = {"Accept": "text/event-stream"}
+    with httpx.Client(base_url=server, timeout=10) as http:
+        http.put(job_url(topic, "first"), json={"body": 1})
+        with http.stream("GET", topic_url(topic, "/events"), headers=headers) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.iter_lines()
+            [put] = _sse(lines, 1)
+            assert put["data"]["kind"] == "put" and put["data"]["id"] == "first"
+            started = time.monotonic()
+            http.delete(job_url(topic, "first"))  # arrives live, within a poll interval
+            [deleted] = _sse(lines, 1)
+            assert deleted["data"]["kind"] == "deleted" and time.monotonic() - started < 5
+        http.put(job_url(topic, "second"), json={"body": 2})
+        resumed = {**headers, "Last-Event-ID": deleted["id"]}
+        with http.stream("GET", topic_url(topic, "/events"), headers=resumed) as stream:
+            [after] = _sse(stream.iter_lines(), 1)
+            assert after["data"]["id"] == "second" and after["id"] == after["data"]["cursor"]
