@@ -54,7 +54,7 @@ async def push_lag(jobs: int, spread: float) -> dict[str, float]:
     from bench.common import private_redis
     from redisched import AsyncClient
     from redisched.embedded import free_port
-    from redisched.http.dispatcher import Dispatcher
+    from redisched.push.dispatcher import Dispatcher
     from redisched.wakeup import Wakeups
 
     port = free_port()

@@ -4,7 +4,7 @@ The receiver is an aiohttp server in its own process (answers 200 to every POST)
 run, on the same receiver, the baseline is raw aiohttp POSTs of a similar JSON body from one
 process with the same number of requests in flight: the ceiling of any Python dispatcher
 (no Redis, no signing, no acks). Then ``--jobs`` due jobs are put, and one
-:class:`~redisched.http.dispatcher.Dispatcher` delivers them (signed with one secret, acked
+:class:`~redisched.push.dispatcher.Dispatcher` delivers them (signed with one secret, acked
 in Redis); the figure is jobs/s from its start until the topic is empty. A third run adds a
 topic ``concurrency`` limit, so that the cost of the Redis-side slots shows.
 
@@ -28,7 +28,7 @@ from aiohttp import web
 
 from bench.common import emit, private_redis
 from redisched import AsyncClient
-from redisched.http.dispatcher import Dispatcher
+from redisched.push.dispatcher import Dispatcher
 from redisched.wakeup import Wakeups
 
 HEADERS = {"content-type": "application/json"}

@@ -21,9 +21,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from redisched import AsyncClient, JobState
-from redisched.http.dispatch_metrics import Outcome, PrometheusDispatchMetrics
-from redisched.http.dispatcher import Dispatcher
-from redisched.http.signing import verify
+from redisched.push.dispatch_metrics import Outcome, PrometheusDispatchMetrics
+from redisched.push.dispatcher import Dispatcher
+from redisched.push.signing import verify
 from redisched.wakeup import Wakeups
 
 SECRET = "whsec_" + base64.b64encode(b"the-current-secret").decode()

@@ -9,9 +9,9 @@ from email.utils import format_datetime
 import pytest
 from prometheus_client import CollectorRegistry
 
-from redisched.http.delivery import Verdict, classify, message_id, payload, retry_after
-from redisched.http.dispatch_metrics import Outcome, PrometheusDispatchMetrics
 from redisched.models import Job, JobState
+from redisched.push.delivery import Verdict, classify, message_id, payload, retry_after
+from redisched.push.dispatch_metrics import Outcome, PrometheusDispatchMetrics
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio
 
 from redisched import AsyncClient, scripts
-from redisched.http.limits import Grant, ack_and_grant, limit_step
+from redisched.limits import Grant, ack_and_grant, limit_step
 from redisched.ops import Operations
 from tests.conftest import FakeClock
 

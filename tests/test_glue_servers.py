@@ -2,7 +2,7 @@
 
 ``/schedule/{topic}`` and ``/cancel/{topic}`` through each language's server, checked with the
 Python client; push deliveries to a receiver here, their Standard Webhooks signatures checked
-with :func:`redisched.http.signing.verify`.
+with :func:`redisched.push.signing.verify`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import redisched
-from redisched.http.signing import verify
+from redisched.push.signing import verify
 from tests.glueproc import LANGUAGES, NODE_BIN, go_build, require_node, running, stop
 from tests.workerproc import wait_for
 

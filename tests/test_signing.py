@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redisched.http.signing import InvalidSignature, secret_key, sign_headers, verify
+from redisched.push.signing import InvalidSignature, secret_key, sign_headers, verify
 
 # The reference example of the Standard Webhooks specification and its libraries.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

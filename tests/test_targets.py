@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from redisched import InvalidArgument
-from redisched.http.targets import TargetPolicy, TargetRefused, check_url, guarded_connector
+from redisched.push.targets import TargetPolicy, TargetRefused, check_url, guarded_connector
 
 REFUSED = [
     "10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "127.8.9.10", "0.0.0.0", "::1", "::",

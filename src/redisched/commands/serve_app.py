@@ -10,10 +10,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from ..config import Settings
-from ..http.dispatch_metrics import PrometheusDispatchMetrics
-from ..http.dispatcher import Dispatcher
 from ..http.endpoint import Endpoint
 from ..http.runtime import Runtime, Service, ServiceFactory
+from ..push.dispatch_metrics import PrometheusDispatchMetrics
+from ..push.dispatcher import Dispatcher
 
 
 def dispatcher_service(rt: Runtime) -> Service:

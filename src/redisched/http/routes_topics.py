@@ -12,13 +12,13 @@ from starlette.responses import Response
 
 from .. import validate
 from ..models import JobState
+from ..push.targets import TargetPolicy, check_url
 from . import bodies, longpoll, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError
 from .paths import path_param
 from .reading import read_json
 from .runtime import Runtime, runtime
-from .targets import TargetPolicy, check_url
 
 _RESERVE = msgspec.json.Decoder(schemas.Reserve)
 _PATCH = msgspec.json.Decoder(schemas.TopicPatch)

@@ -7,7 +7,7 @@ The request is ``POST <webhook url>`` with the JSON body::
 
 ``body`` is the job's body as the HTTP API shows it (:func:`redisched.http.bodies.to_json`):
 the JSON value when its bytes are a JSON text, else ``{"$base64": "<standard base64>"}``.
-The headers are those of :mod:`redisched.http.signing`. Redirects are not followed.
+The headers are those of :mod:`redisched.push.signing`. Redirects are not followed.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from ..http import bodies
 from ..models import Job
 from ..topic_config import Webhook
-from . import bodies, signing
+from . import signing
 from .targets import TargetRefused
 
 USER_AGENT = "redisched-webhook/1"

@@ -1,7 +1,7 @@
 """The push dispatcher: POST each due job of every topic with a webhook, then ack or retry it.
 
 One task per webhook topic leases due jobs and starts one delivery per job (see
-:mod:`redisched.http.delivery`). The answer decides the job's fate: 2xx acks it, 202 leaves it
+:mod:`redisched.push.delivery`). The answer decides the job's fate: 2xx acks it, 202 leaves it
 reserved for the receiver to ack or release with its token (the reservation is renewed for
 the job's own ttr), 429/503 with Retry-After releases it after that delay, anything else
 releases it with exponential backoff and jitter (the topic's ``backoff``/``backoff_max``, else
