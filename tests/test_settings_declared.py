@@ -118,7 +118,8 @@ def test_a_bad_option_names_the_option() -> None:
 
 def test_the_option_wins_over_the_variable() -> None:
     context = serve.make_context("serve", ["--port", "9090"])
-    assert Settings.from_env({"REDISCHED_PORT": "8080"}, **chosen(context.params)).port == 9090
+    port = context.params["port"]
+    assert Settings.from_env({"REDISCHED_PORT": "8080"}, port=port).port == 9090
 
 
 def test_a_worker_needs_a_topic() -> None:
