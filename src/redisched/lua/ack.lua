@@ -19,6 +19,8 @@
 --   already acked; nothing changed). ARGV[2..4] repeat per job. An acked job gets an acked
 --   event and, unless a replacement waited for it, a finished record with outcome done and
 --   its result (empty: none; the first 65536 bytes of a longer one, said in the event).
+--   Acking frees a place under the topic's concurrency: a consumer waiting for one (limit.lua)
+--   is woken with 0 on the wake channel.
 -- Complexity: O(N log M) for N jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -29,6 +31,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local STALE, ACKED = 0, 1
+local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -225,5 +228,8 @@ for i = 2, #ARGV, 3 do
   reply[#reply + 1] = status
 end
 if acked > 0 then redis.call('HINCRBY', meta_key, 'total_acked', acked) end
+if acked > 0 and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
+  redis.call('PUBLISH', wake_channel, '0')
+end
 flush()
 return reply

@@ -18,7 +18,8 @@
 -- Returns: [status]. status: 1 buried, 3 replaced (a replacement that waited for this attempt
 --   was scheduled instead of burying the old version), 0 stale token (nothing changed).
 --   A buried job gets a buried event (the reason as its detail); the topic's oldest dead jobs
---   beyond its keep_dead / keep_dead_for then end with outcome dead.
+--   beyond its keep_dead / keep_dead_for then end with outcome dead. A consumer waiting for a
+--   place under the topic's concurrency (limit.lua) is woken with 0 on the wake channel.
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -27,6 +28,7 @@ local wake_channel, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEY
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local STALE, BURIED, REPLACED = 0, 1, 3
 local now = tonumber(ARGV[1])
@@ -195,6 +197,9 @@ local job = decode(raw)
 if job[STATE] ~= RESERVED or job[SEQ] ~= token then return {STALE} end
 
 redis.call('ZREM', reserved_key, id)
+if redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
+  redis.call('PUBLISH', wake_channel, '0')
+end
 local pending = redis.call('HGET', pending_key, id)
 if pending then
   add_event(id, job, 'released', 'replaced by version ' .. decode(pending)[VERSION])

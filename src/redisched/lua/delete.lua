@@ -17,7 +17,8 @@
 -- Returns: [status, version]. status: 1 deleted (version is the deleted one), 0 no such job,
 --   5 version conflict (if_version did not match; nothing changed). The holder of a deleted
 --   reservation gets a stale reply on ack/release/touch/bury, and is told to stop: 'x' .. id
---   on the wake channel. A deleted job gets a deleted event and a finished record with
+--   on the wake channel (and a consumer waiting for a place under the topic's concurrency,
+--   limit.lua, is woken with 0). A deleted job gets a deleted event and a finished record with
 --   outcome cancelled (dead when it was dead).
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -27,6 +28,7 @@ local meta_key, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
 local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
@@ -192,6 +194,9 @@ elseif state == READY then
 elseif state == RESERVED then
   redis.call('ZREM', reserved_key, id)
   redis.call('PUBLISH', wake_channel, CANCEL .. id)
+  if redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
+    redis.call('PUBLISH', wake_channel, '0')
+  end
 else
   redis.call('ZREM', dead_key, id)
 end
