@@ -8,8 +8,8 @@ import statistics
 import subprocess
 import time
 import uuid
-from types import SimpleNamespace
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 import redis

@@ -6,8 +6,8 @@ Kept apart from :mod:`redisched.bridges.amqp` so that ``serve --help`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .. import setting as setting_
