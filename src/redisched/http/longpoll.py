@@ -6,8 +6,8 @@ if none are due sleeps until a put (or release, requeue, kick, resume) wakes the
 next scheduled job falls due (sub-millisecond alarm on the server's clock), a limit's retry
 time comes, the client goes away, the server shuts down, or ``wait`` runs out. Jobs leased
 for a client that has already disconnected are released at once, so a vanished client
-strands nothing. A job's concurrency slot is freed when its ack, release or bury comes
-through this process; otherwise it lapses after the job's ttr plus a margin.
+strands nothing. A leased job holds its place under the topic's ``concurrency`` while it is
+reserved: its ack, release, bury or delete, through any process, frees it.
 """
 
 from __future__ import annotations
@@ -83,7 +83,11 @@ async def reserve(
     """
     lessee = Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits)
     if wait <= 0:
-        return _keep(rt, lessee, await lessee.exchange(count))
+        result = await lessee.exchange(count)
+        if lessee.freed:  # the grant's slots: its jobs hold their places as reservations
+            with contextlib.suppress(RedischedError):
+                await lessee.flush()
+        return _keep(rt, lessee, result)
     deadline = time.time() + wait
     await lessee.watch()
     gone = asyncio.Event()
