@@ -245,7 +245,7 @@ def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
     """Read the reply of reserve.lua."""
     now, next_due, next_timeout, *jobs = reply
     return Lease(
-        jobs=[parse_job(topic, job, Cancellation()) for job in jobs],
+        jobs=[parse_job(topic, job) for job in jobs],  # the Worker adds a cancel flag
         now_ms=now,
         next_due_ms=_optional_ms(next_due),
         next_timeout_ms=_optional_ms(next_timeout),

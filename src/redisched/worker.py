@@ -41,7 +41,7 @@ from .errors import BackendError, InvalidArgument, RedischedError, StaleReservat
 from .handlers import Handler, Watched, describe, is_async
 from .keys import validate_topic
 from .leasing import ACK_DELAY, MAX_IDLE, Lessee, LimitsCache
-from .models import Job, JobState
+from .models import Cancellation, Job, JobState
 from .retry import Backoff, Retry
 from .timing import ServerClock
 from .wakeup import Wakeups
@@ -399,8 +399,10 @@ class Worker:
             return
         attempt.cancelled = True
         job = attempt.job
-        if job.cancellation is not None:
-            job.cancellation.set(CANCELLED_ERROR)
+        if job.cancellation is None:  # made only now: a job that is never cancelled pays nothing
+            object.__setattr__(job, "cancellation", Cancellation())
+        assert job.cancellation is not None
+        job.cancellation.set(CANCELLED_ERROR)
         log.info("job %r of topic %r: cancelled while running", job.id, job.topic)
         if attempt.task is not None and attempt.topic.is_async:
             attempt.task.cancel(CANCELLED_ERROR)
@@ -416,6 +418,11 @@ class Worker:
             if ttr < self._min_ttr:
                 self._min_ttr = ttr
                 self._shorter_ttr.set()  # the heartbeat must tick faster
+            if not topic.is_async and job.cancellation is None:
+                # A thread may wait on the flag (job.cancellation.wait): it exists before the
+                # handler starts. An async handler is cancelled instead, and its job gets a
+                # flag only if that happens.
+                object.__setattr__(job, "cancellation", Cancellation())
             attempt = _Attempt(job, topic, ttr, now + ttr / 2, slot)
             add(attempt)
             put(attempt)
