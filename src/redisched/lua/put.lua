@@ -60,8 +60,7 @@ local replace, read_back = REPLACE[ARGV[7]] or false, READ_BACK[ARGV[7]] or fals
 local if_version = tonumber(ARGV[8])
 if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0
   or (read_back and #ARGV > 10) then
-  return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, replace, '
-    .. 'id/body pairs)')
+  return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
 end
 local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused',
   'dedup_window_ms')
