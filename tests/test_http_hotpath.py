@@ -60,7 +60,7 @@ async def guarded_api(redis_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, 
         yield pair
 
 
-async def test_put_get_and_reserve_are_served_directly(
+async def test_put_get_reserve_and_ack_are_served_directly(
     open_api: tuple[httpx.AsyncClient, list[str]], plain_topic: str
 ) -> None:
     http, long_way = open_api
@@ -75,8 +75,12 @@ async def test_put_get_and_reserve_are_served_directly(
     await http.put(f"/v1/topics/{plain_topic}/jobs/j2", json={"body": 2})
     leased = await http.post(f"/v1/topics/{plain_topic}/reserve", json={"count": 1})
     assert leased.status_code == 200 and leased.json()["jobs"][0]["id"] == "j2"
+    token = leased.json()["jobs"][0]["token"]
     pending = await http.put(f"/v1/topics/{plain_topic}/jobs/j2", json={"body": 3})
     assert pending.status_code == 202 and pending.json()["state"] == "reserved"
+    acked = await http.post(f"/v1/topics/{plain_topic}/jobs/j2/ack", json={"token": token})
+    assert acked.status_code == 204
+    assert (await http.get(f"/v1/topics/{plain_topic}/jobs/j2")).json()["version"] == 3
     assert long_way == []
 
 

@@ -57,7 +57,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 """Every operation of the API, in document order."""
 
-HOT_PATHS = frozenset({"/v1/topics/{topic}/jobs/{id}", "/v1/topics/{topic}/reserve"})
+HOT_PATHS = frozenset(
+    {
+        "/v1/topics/{topic}/jobs/{id}",
+        "/v1/topics/{topic}/reserve",
+        "/v1/topics/{topic}/jobs/{id}/ack",
+    }
+)
 """Served by :class:`~.hotpath.HotRoutes` in front of the middleware, and routed first by the
 router (for the requests that take the long way)."""
 

@@ -1,6 +1,6 @@
 """The job routes served without the middleware layers and the router (issue 17).
 
-Putting a job and reserving carry most requests. :class:`HotRoutes` sits in front of the
+Putting, reserving and acking jobs carry most requests. :class:`HotRoutes` sits in front of the
 API's own middleware and serves those routes itself: the same-origin guard's and the bearer
 token's checks run as plain calls, the route's handler runs, and an exception maps to its
 answer through the API's exception handlers, as the full stack would do. Any other request,
