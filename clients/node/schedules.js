@@ -91,15 +91,47 @@ function everyMs(value, field = 'everyMs') {
   return value;
 }
 
-/** Up to `count` UTC epoch ms after `afterMs` at which `expr` fires in `tz`; stops at `endMs`
- * (inclusive, 0: none) and 50 years ahead. */
+const wallFormats = new Map();
+
+/** The wall-clock reading of epoch `ms` in `tz`, as epoch ms of that reading in UTC. */
+function wallMs(ms, tz) {
+  let format = wallFormats.get(tz);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric',
+      month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    wallFormats.set(tz, format);
+  }
+  const p = Object.fromEntries(format.formatToParts(new Date(ms)).map((x) => [x.type, Number(x.value)]));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) + (((ms % 1000) + 1000) % 1000);
+}
+
+/** The earliest epoch ms whose wall-clock reading in `tz` is `wall`; null when the clocks skip it. */
+function instant(wall, tz) {
+  let best = null;
+  for (const probe of [wall - 86_400_000, wall, wall + 86_400_000]) {
+    const t = wall - (wallMs(probe, tz) - probe);
+    if (wallMs(t, tz) === wall && (best === null || t < best)) best = t;
+  }
+  return best;
+}
+
+/**
+ * Up to `count` UTC epoch ms after `afterMs` at which `expr` fires in `tz`; stops at `endMs`
+ * (inclusive, 0: none) and 50 years ahead. DST follows the Python client (cronsim, the Debian
+ * cron convention): when neither the minute nor the hour field starts with '*', the expression
+ * runs on local wall-clock times, once when a local time repeats and right after the jump when
+ * it does not exist; otherwise it keeps its real time interval.
+ */
 function cronTimes(expr, tz, afterMs, count, endMs = 0) {
   const out = [];
   if (count <= 0) return out;
+  const [minute, hour] = expr.split(' ');
+  const wallClock = tz !== 'UTC' && !minute.startsWith('*') && !hour.startsWith('*');
   const horizon = afterMs + LOOKAHEAD_MS;
+  const start = (at) => CronExpressionParser.parse(expr, { currentDate: new Date(at), tz: wallClock ? 'UTC' : tz });
   let it;
   try {
-    it = CronExpressionParser.parse(expr, { currentDate: new Date(afterMs), tz });
+    it = start(wallClock ? wallMs(afterMs, tz) : afterMs);
   } catch {
     return out;
   }
@@ -109,6 +141,13 @@ function cronTimes(expr, tz, afterMs, count, endMs = 0) {
       ms = it.next().getTime();
     } catch {
       break; // no further time
+    }
+    if (wallClock) {
+      let wall = ms;
+      let real = instant(wall, tz);
+      while (real === null) real = instant((wall += 60_000), tz); // skipped: right after the jump
+      if (wall !== ms) it = start(wall);
+      ms = real;
     }
     if (ms <= afterMs) continue;
     if ((endMs && ms > endMs) || ms > horizon) break;

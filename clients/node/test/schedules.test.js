@@ -73,6 +73,18 @@ test('cron times follow the zone, skip to end_at and agree with the Python clien
   assert.deepEqual(berlin, [Date.UTC(2030, 2, 30, 11), Date.UTC(2030, 2, 31, 10)]); // CET, then CEST
   assert.deepEqual(cronTimes('0 0 1 1 *', 'UTC', T0, 5, Date.UTC(2031, 5, 1)), [Date.UTC(2031, 0, 1)]);
   assert.deepEqual(cronTimes('0 0 30 2 *', 'UTC', T0, 3), []);
+  // DST as the Python client (recurrence.py): these are its cron_times for Europe/Berlin.
+  const at = (m, d, h, min = 0) => Date.UTC(2026, m - 1, d, h, min);
+  const cases = [
+    ['30 2 * * *', at(3, 28, 0), [at(3, 28, 1, 30), at(3, 29, 1), at(3, 30, 0, 30)]],
+    ['30 2 * * *', at(10, 24, 0), [at(10, 24, 0, 30), at(10, 25, 0, 30), at(10, 26, 1, 30)]],
+    ['0 3 * * *', at(3, 28, 0), [at(3, 28, 2), at(3, 29, 1), at(3, 30, 1)]],
+    ['*/30 * * * *', at(10, 25, 0), [at(10, 25, 0, 30), at(10, 25, 1), at(10, 25, 1, 30), at(10, 25, 2)]],
+    ['0,30 2 * * *', at(3, 28, 0), [at(3, 28, 1), at(3, 28, 1, 30), at(3, 29, 1), at(3, 30, 0)]],
+  ];
+  for (const [expr, after, want] of cases) {
+    assert.deepEqual(cronTimes(expr, 'Europe/Berlin', after, want.length), want, expr);
+  }
 });
 
 test('bad arguments name the field and change nothing', async () => {
