@@ -118,7 +118,8 @@ class Round:
     Attributes:
         wanted: how many jobs were asked for.
         jobs: the jobs leased.
-        slots: for each job, its concurrency slot (None without a concurrency limit).
+        slots: for each job, a concurrency slot it holds: always None, as a leased job holds
+            its place as a reservation (the grant's slots go back with the next round trip).
         acked: for each job acked by the exchange, True if the ack applied (False: stale).
         done: the jobs acked by the exchange, in the order of ``acked``.
         now_ms: the server's clock.

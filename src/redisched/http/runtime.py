@@ -33,8 +33,9 @@ class Runtime:
         topic_listeners: called with a topic's name after its settings change over the API
             (the dispatcher re-reads webhooks then instead of at its next refresh).
         limits: each topic's concurrency and rate as last read (for HTTP reserves).
-        slots: (topic, token) -> the concurrency slot of a job leased over HTTP, freed when
-            its ack, release or bury comes through this process (else it lapses).
+        slots: (topic, token) -> a concurrency slot still held by a job leased over HTTP;
+            empty since a leased job holds its place as a reservation (see
+            :mod:`redisched.leasing`), kept for the routes that free from it.
         held: topics whose deliveries the push dispatcher holds -> why (their webhook is
             refused by the target policy); the dashboard shows it.
         services: the background parts running now, in start order.
