@@ -18,8 +18,11 @@ each under its own hash tag, so the partitions spread over the cluster's masters
 - **N is fixed**: changing it would move ids to other partitions. :meth:`PartitionedTopic.declare`
   records N in Redis (``<prefix>:partitions``, a hash) and refuses another N later.
 
-A Worker serves a partitioned topic by handling each partition:
-``Worker(client, {name: handler for name in topic.names})``.
+N is also a topic setting (:mod:`redisched.partition_setting`): set through the HTTP API or
+``redisched config TOPIC --set partitions=N``, it makes the HTTP routes, the CLI, the
+dashboard, Workers and the push dispatcher treat ``<topic>`` as its partitions.
+``Worker(client, {topic: handler})`` serves every partition of a topic partitioned when the
+Worker starts.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from .client import AsyncClient, Client
 from .errors import InvalidArgument
 from .keys import MAX_TOPIC_LENGTH, partitions_key, validate_topic
 from .models import Job, Lease, PutResult, TopicStats
+from .topic_config import MAX_PARTITIONS as MAX_PARTITIONS
+from .topic_config import partitions_count
 
 SEPARATOR = "~p"
-MAX_PARTITIONS = 1024
 
 
 def partition_of(job_id: str, partitions: int) -> int:
@@ -59,7 +63,7 @@ class Partitions:
 
     def __post_init__(self) -> None:
         validate_topic(self.topic)
-        self.count = validate.integer(self.count, "partitions", 1, MAX_PARTITIONS)
+        self.count = partitions_count(self.count)
         longest = f"{self.topic}{SEPARATOR}{self.count - 1}"
         if len(longest) > MAX_TOPIC_LENGTH:
             raise InvalidArgument("topic", f"{longest!r} would be longer than {MAX_TOPIC_LENGTH}")
