@@ -198,17 +198,13 @@ async def run_async(client: AsyncClient, flow: Flow[T]) -> T:
 
 
 async def served_topics(client: AsyncClient, topics: Iterable[str]) -> dict[str, str]:
-    """The topics to serve for ``topics``: each partitioned one replaced by its partitions.
+    """The topics to serve for ``topics``: each partitioned one with its partitions (the
+    topic itself too, so a job put there by a process that did not know the count yet runs).
 
     Maps each name to serve to the name it stands for (one ``HGETALL``).
     """
-    counts = await client.execute(read_counts(client.ops))
-    served: dict[str, str] = {}
-    for topic in topics:
-        count = counts.get(topic)
-        for name in Partitions(topic, count).names if count else [topic]:
-            served[name] = topic
-    return served
+    counts: dict[str, int] = await client.execute(read_counts(client.ops))
+    return {name: topic for topic in topics for name in names(topic, counts.get(topic))}
 
 
 class PartitionMap:
