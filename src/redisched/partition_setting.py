@@ -27,14 +27,14 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from . import topic_config
 from .client import AsyncClient, Client
 from .errors import InvalidArgument
 from .keys import partitions_key, topics_key
-from .models import TopicStats
+from .models import Job, JobPage, Timeline, TopicStats
 from .operate import Flow
 from .ops import Call, Operations, Step
 from .partitions import SEPARATOR, Partitions, merge_stats
@@ -175,6 +175,55 @@ def read_stats(ops: Operations, topic: str, count: int | None) -> Call[TopicStat
         return ops.stats(topic)
     every = [ops.stats(name) for name in names(topic, count)]
     return Call.join(*every).map(lambda found: merge_stats(topic, found))
+
+
+def read_timeline(
+    ops: Operations, topic: str, count: int | None, *, width: object, buckets: object
+) -> Call[Timeline]:
+    """The topic's timeline, its partitions' added in (one round trip)."""
+    if not count:
+        return ops.timeline(topic, width=width, buckets=buckets)
+    every = [ops.timeline(name, width=width, buckets=buckets) for name in names(topic, count)]
+    return Call.join(*every).map(lambda found: merge_timelines(topic, found))
+
+
+def merge_timelines(topic: str, found: Sequence[Timeline]) -> Timeline:
+    """Several partitions' timelines as one: counts added, the oldest ready job."""
+    oldest = [t.oldest_ready for t in found if t.oldest_ready is not None]
+    counts = [sum(column) for column in zip(*(t.counts for t in found), strict=True)]
+    first = found[0]
+    return Timeline(topic, first.now, first.width, counts, min(oldest, default=None))
+
+
+def _cursor(text: str | None, count: int) -> tuple[int, str | None]:
+    if text is None:
+        return 0, None
+    index, sep, inner = text.partition(":")
+    if not sep or not index.isdigit() or not int(index) < count:
+        raise InvalidArgument("cursor", "is not a cursor of this topic's listing")
+    return int(index), inner or None
+
+
+def jobs_page(
+    ops: Operations, layout: Partitions, state: object, *, prefix: str | None = None,
+    limit: int = 100, cursor: str | None = None,
+) -> Flow[JobPage]:  # fmt: skip
+    """One page of a partitioned topic's jobs in one state: partition after partition (no
+    order across them); the cursor is ``<partition>:<that partition's cursor>``."""
+    index, inner = _cursor(cursor, layout.count)
+    jobs: list[Job] = []
+    while True:
+        page = yield ops.jobs(
+            layout.name(index), state, prefix=prefix, limit=limit - len(jobs), cursor=inner
+        )
+        jobs.extend(page.jobs)
+        if page.cursor is not None:
+            return JobPage(jobs, f"{index}:{page.cursor}")
+        index, inner = index + 1, None
+        if index == layout.count:
+            return JobPage(jobs, None)
+        if len(jobs) == limit:
+            return JobPage(jobs, f"{index}:")
 
 
 def run(client: Client, flow: Flow[T]) -> T:

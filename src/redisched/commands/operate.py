@@ -48,7 +48,15 @@ def jobs(
     cursor: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """List one page of a topic's jobs in one state."""
-    page = client_for(redis_url).jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
+    client = client_for(redis_url)
+    count = client.execute(partition_setting.read_count(client.ops, topic))
+    if count is None:
+        page = client.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
+    else:  # partition after partition
+        flow = partition_setting.jobs_page(
+            client.ops, Partitions(topic, count), state, prefix=prefix, limit=limit, cursor=cursor
+        )
+        page = partition_setting.run(client, flow)
     if as_json:
         echo_json({"jobs": [job_data(j) for j in page.jobs], "cursor": page.cursor})
         return

@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 
-from ..errors import InvalidArgument, TopicBusy
+from ..errors import TopicBusy
 from ..leasing import Lessee, Round
-from ..models import Job, JobPage
 from ..partition_setting import read_stats
 from ..partitions import Partitions
 from .paths import path_param
@@ -26,12 +25,17 @@ async def layout(rt: Runtime, topic: str) -> Partitions | None:
     return (await rt.partitions.current(rt.client)).get(topic)
 
 
+async def route(rt: Runtime, topic: str, job_id: str) -> str:
+    """The topic holding ``job_id``: its partition when ``topic`` is partitioned."""
+    found = await layout(rt, topic)
+    return topic if found is None else found.route(job_id)
+
+
 async def job_path(request: Request) -> tuple[str, str]:
     """``(topic, id)`` of a by-id route: the id's partition when the path names a
     partitioned topic, else the topic of the path."""
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
-    found = await layout(runtime(request), topic)
-    return (topic if found is None else found.route(job_id)), job_id
+    return await route(runtime(request), topic, job_id), job_id
 
 
 async def each_partition(rt: Runtime, topic: str, action: Callable[[str], Awaitable[int]]) -> int:
@@ -68,36 +72,6 @@ async def delete_topic(rt: Runtime, topic: str, force: bool) -> int:
         deleted += await rt.client.delete_topic(name, force=force)
     rt.partitions.learn(topic, None)
     return deleted
-
-
-def _cursor(text: str | None, count: int) -> tuple[int, str | None]:
-    if text is None:
-        return 0, None
-    index, sep, inner = text.partition(":")
-    if not sep or not index.isdigit() or not int(index) < count:
-        raise InvalidArgument("cursor", "is not a cursor of this topic's listing")
-    return int(index), inner or None
-
-
-async def jobs_page(
-    rt: Runtime, found: Partitions, state: str, prefix: str | None, limit: int, cursor: str | None
-) -> JobPage:
-    """One page of a partitioned topic's jobs: partition after partition (no order across
-    them); the cursor is ``<partition>:<the partition's cursor>``."""
-    index, inner = _cursor(cursor, found.count)
-    jobs: list[Job] = []
-    while True:
-        page = await rt.client.jobs(
-            found.name(index), state, prefix=prefix, limit=limit - len(jobs), cursor=inner
-        )
-        jobs.extend(page.jobs)
-        if page.cursor is not None:
-            return JobPage(jobs, f"{index}:{page.cursor}")
-        index, inner = index + 1, None
-        if index == found.count:
-            return JobPage(jobs, None)
-        if len(jobs) == limit:
-            return JobPage(jobs, f"{index}:")
 
 
 class Lessees:

@@ -12,7 +12,14 @@ from starlette.responses import Response
 from .. import partition_setting, validate
 from ..models import JobState
 from ..ops import Call
-from ..partition_setting import fold, read_config, read_counts, read_stats, run_async
+from ..partition_setting import (
+    fold,
+    jobs_page,
+    read_config,
+    read_counts,
+    read_stats,
+    run_async,
+)
 from ..push.targets import TargetPolicy, check_url
 from . import bodies, longpoll, partitioned, schemas
 from .endpoint import Endpoint, Param, json_response
@@ -123,7 +130,8 @@ async def list_jobs(request: Request) -> Response:
     if found is None:
         page = await rt.client.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
     else:
-        page = await partitioned.jobs_page(rt, found, state, prefix, limit, cursor)
+        flow = jobs_page(rt.client.ops, found, state, prefix=prefix, limit=limit, cursor=cursor)
+        page = await run_async(rt.client, flow)
     jobs = [bodies.job_out(job) for job in page.jobs]
     return json_response(schemas.JobPageOut(jobs, page.cursor))
 
