@@ -139,3 +139,22 @@ def test_fold_hides_partitions_only() -> None:
 async def test_served_topics_leave_unpartitioned_topics_alone(redis_url: str, topic: str) -> None:
     async with AsyncClient.from_url(redis_url) as client:
         assert await served_topics(client, [topic]) == {topic: topic}
+
+
+def test_cli_put_get_reserve_delete_and_topics(redis_url: str, topic: str) -> None:
+    assert cli(["config", topic, "--set", "partitions=2"], redis_url).exit_code == 0
+    layout = Partitions(topic, 2)
+    put = cli(["put", topic, "a", "hello"], redis_url)
+    assert put.exit_code == 0 and json.loads(put.output)["topic"] == layout.route("a")
+    again = cli(["put", topic, "a", "hello"], redis_url)
+    assert again.exit_code == 1  # exists, in its partition
+    got = cli(["get", topic, "a"], redis_url)
+    assert got.exit_code == 0 and json.loads(got.output)["topic"] == layout.route("a")
+    listed = json.loads(cli(["topics"], redis_url).output)
+    assert topic in listed and layout.route("a") not in listed
+    page = json.loads(cli(["jobs", topic, "--state", "ready", "--json"], redis_url).output)
+    assert [j["id"] for j in page["jobs"]] == ["a"]
+    reserved = json.loads(cli(["reserve", topic], redis_url).output)
+    assert [j["id"] for j in reserved] == ["a"]
+    assert cli(["delete", topic, "a"], redis_url).exit_code == 0
+    assert cli(["get", topic, "a"], redis_url).exit_code == 1

@@ -226,6 +226,13 @@ def jobs_page(
             return JobPage(jobs, f"{index}:")
 
 
+def route(client: Client, topic: str, job_id: str) -> str:
+    """The topic holding ``job_id``: its partition when ``topic`` is partitioned (one call;
+    for the CLI and scripts; long-running processes use :class:`PartitionMap`)."""
+    count = client.execute(read_count(client.ops, topic))
+    return topic if count is None else Partitions(topic, count).route(job_id)
+
+
 def run(client: Client, flow: Flow[T]) -> T:
     """Drive ``flow`` through a blocking client."""
     try:

@@ -96,12 +96,6 @@ def _stats(client: Client, topic: str, counts: dict[str, int]) -> TopicStats:
     return client.execute(partition_setting.read_stats(client.ops, topic, counts.get(topic)))
 
 
-def _partition(client: Client, topic: str, id: str) -> str:
-    """The topic holding job ``id``: its partition when ``topic`` is partitioned."""
-    count = client.execute(partition_setting.read_count(client.ops, topic))
-    return topic if count is None else Partitions(topic, count).route(id)
-
-
 def _partitions(client: Client, topic: str) -> list[str]:
     """The topic and its partitions (just the topic when it is not partitioned)."""
     count = client.execute(partition_setting.read_count(client.ops, topic))
@@ -170,7 +164,7 @@ def reschedule(
     if delay is None and run_at is None:
         raise click.UsageError("give --delay or --run-at")
     client = client_for(redis_url)
-    topic = _partition(client, topic, id)
+    topic = partition_setting.route(client, topic, id)
     result = client.reschedule(topic, id, delay=delay, run_at=_time(run_at), priority=priority)
     if result is None:
         raise click.ClickException(f"no job {id!r} in topic {topic!r}")
@@ -207,7 +201,7 @@ def _show(client: Any, topic: str, id: str) -> None:
 def run_now(redis_url: str | None, topic: str, id: str) -> None:
     """Make a scheduled job ready at once (exit 1 if it is not scheduled)."""
     client = client_for(redis_url)
-    topic = _partition(client, topic, id)
+    topic = partition_setting.route(client, topic, id)
     if not client.run_now(topic, id):
         job = client.get(topic, id)
         if job is None:
@@ -275,7 +269,7 @@ token_option = click.option("--token", required=True, help="The token reserve re
 def ack(redis_url: str | None, topic: str, id: str, token: str) -> None:
     """Finish a reserved job (exit 1 if the token is stale)."""
     client = client_for(redis_url)
-    topic = _partition(client, topic, id)
+    topic = partition_setting.route(client, topic, id)
     _stale_is_an_error(lambda: client.ack(Held(topic, id, token)))
     echo_json({"topic": topic, "id": id, "acked": True})
 
@@ -292,7 +286,7 @@ def release(
 ) -> None:
     """Give a reserved job back, due after --delay seconds."""
     client = client_for(redis_url)
-    topic = _partition(client, topic, id)
+    topic = partition_setting.route(client, topic, id)
     state = _stale_is_an_error(
         lambda: client.release(Held(topic, id, token), delay=delay, reason=reason)
     )
@@ -308,7 +302,7 @@ def release(
 def touch(redis_url: str | None, topic: str, id: str, token: str, ttr: float | None) -> None:
     """Extend a reservation."""
     client = client_for(redis_url)
-    topic = _partition(client, topic, id)
+    topic = partition_setting.route(client, topic, id)
     until = _stale_is_an_error(lambda: client.touch(Held(topic, id, token), ttr=ttr))
     echo_json({"reserved_until": until})
 
@@ -322,7 +316,7 @@ def touch(redis_url: str | None, topic: str, id: str, token: str, ttr: float | N
 def bury(redis_url: str | None, topic: str, id: str, token: str, reason: str | None) -> None:
     """Move a reserved job to dead."""
     client = client_for(redis_url)
-    topic = _partition(client, topic, id)
+    topic = partition_setting.route(client, topic, id)
     _stale_is_an_error(lambda: client.bury(Held(topic, id, token), reason=reason))
     echo_json({"topic": topic, "id": id, "state": "dead"})
 
