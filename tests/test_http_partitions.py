@@ -187,3 +187,11 @@ async def test_openapi_documents_partitions(http: httpx.AsyncClient) -> None:
     patch = spec["components"]["schemas"]["TopicPatch"]["properties"]["partitions"]
     assert "set once" in str(patch)
     assert "partitions" in spec["components"]["schemas"]["TopicConfigOut"]["properties"]
+
+
+async def test_the_original_calls_route_by_id(http: httpx.AsyncClient, topic: str) -> None:
+    await partition(http, topic, 2)
+    made = await http.post(f"/schedule/{topic}", json={"id": "s1", "contents": 1, "delay": 60})
+    assert made.status_code == 201 and made.json()["topic"] == Partitions(topic, 2).route("s1")
+    gone = await http.post(f"/cancel/{topic}", json={"id": "s1"})
+    assert gone.status_code == 200
