@@ -11,10 +11,9 @@ import pytest
 
 import redisched
 from redisched.partitions import Partitions
-from tests.test_http_api import error_of, http, job_url, py, topic_url
+from tests.test_http_api import error_of, job_url, topic_url
 
 pytestmark = pytest.mark.asyncio
-__all__ = ["http", "py"]  # fixtures
 
 
 async def partition(http: httpx.AsyncClient, topic: str, count: int) -> dict[str, Any]:
