@@ -194,3 +194,19 @@ async def test_the_original_calls_route_by_id(http: httpx.AsyncClient, topic: st
     assert made.status_code == 201 and made.json()["topic"] == Partitions(topic, 2).route("s1")
     gone = await http.post(f"/cancel/{topic}", json={"id": "s1"})
     assert gone.status_code == 200
+
+
+async def test_kick_all_and_partitions_of_a_partition(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await partition(http, topic, 3)
+    for i in range(12):
+        await http.put(job_url(topic, f"k{i}"), json={"body": i})
+    for job in (await http.post(topic_url(topic, "/reserve"), json={"count": 12})).json()["jobs"]:
+        await http.post(job_url(topic, job["id"], "bury"), json={"token": job["token"]})
+    kicked = await http.post(topic_url(topic, "/kick"), json={"limit": 5})
+    assert kicked.json()["kicked"] == 5  # the limit holds across partitions
+    assert (await http.get(topic_url(topic))).json()["counts"]["dead"] == 7
+    nested = await http.patch(topic_url(f"{topic}~p1"), json={"partitions": 2})
+    assert nested.status_code == 400 and error_of(nested)["field"] == "partitions"
+    assert "is a partition of" in error_of(nested)["message"]

@@ -103,9 +103,16 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
     ``partitions`` when the topic has another count or holds jobs (nothing changes then)."""
     count = check_count(value)
     layout = Partitions(topic, count)
-    current, stats = yield Call.join(read_count(ops, topic), ops.stats(topic))
+    logical = topic.rpartition(SEPARATOR)[0] or topic
+    current, stats, above = yield Call.join(
+        read_count(ops, topic), ops.stats(topic), read_count(ops, logical)
+    )
     if current == count:
         return count
+    if logical != topic and above is not None and fold([topic], {logical: above}) == [logical]:
+        raise InvalidArgument(
+            "partitions", f"{topic!r} is a partition of {logical!r}; partition that topic"
+        )
     if current is not None:
         raise InvalidArgument(
             "partitions",

@@ -45,6 +45,20 @@ async def each_partition(rt: Runtime, topic: str, action: Callable[[str], Awaita
     return sum([await action(name) for name in names])
 
 
+async def up_to(
+    rt: Runtime, topic: str, limit: int, action: Callable[[str, int], Awaitable[int]]
+) -> int:
+    """``action(name, what is left of limit)`` on the topic, then each partition, until
+    ``limit`` is reached; the results added up."""
+    found = await layout(rt, topic)
+    done = 0
+    for name in [topic] if found is None else [topic, *found.names]:
+        done += await action(name, limit - done)
+        if done >= limit:
+            break
+    return done
+
+
 async def by_partition(
     rt: Runtime, topic: str, ids: Sequence[str], action: Callable[[str, list[str]], Awaitable[int]]
 ) -> int:

@@ -20,7 +20,7 @@ from ..models import JobState
 from . import bodies, partitioned, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag
-from .partitioned import by_partition, each_partition, job_path
+from .partitioned import by_partition, each_partition, job_path, up_to
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import not_found
@@ -83,7 +83,7 @@ async def kick_all(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _KICK_ALL, rt.settings.max_request_size, empty=b"{}")
-    kicked = await each_partition(rt, topic, lambda name: rt.client.kick(name, limit=spec.limit))
+    kicked = await up_to(rt, topic, spec.limit, lambda name, n: rt.client.kick(name, limit=n))
     rt.topic_changed(topic)
     return json_response(schemas.Kicked(kicked))
 
