@@ -210,3 +210,11 @@ async def test_kick_all_and_partitions_of_a_partition(
     nested = await http.patch(topic_url(f"{topic}~p1"), json={"partitions": 2})
     assert nested.status_code == 400 and error_of(nested)["field"] == "partitions"
     assert "is a partition of" in error_of(nested)["message"]
+
+
+async def test_the_timeline_adds_the_partitions_up(web: httpx.AsyncClient, topic: str) -> None:
+    assert (await web.patch(topic_url(topic), json={"partitions": 3})).status_code == 200
+    for i in range(6):
+        await web.put(job_url(topic, f"t{i}"), json={"body": i, "delay": 90})
+    found = (await web.get(topic_url(topic, "/timeline"), params={"width": 60})).json()
+    assert sum(found["counts"]) == 6

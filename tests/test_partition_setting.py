@@ -158,3 +158,12 @@ def test_cli_put_get_reserve_delete_and_topics(redis_url: str, topic: str) -> No
     assert [j["id"] for j in reserved] == ["a"]
     assert cli(["delete", topic, "a"], redis_url).exit_code == 0
     assert cli(["get", topic, "a"], redis_url).exit_code == 1
+
+
+def test_cli_pause_and_the_timeline_cover_the_partitions(redis_url: str, topic: str) -> None:
+    assert cli(["config", topic, "--set", "partitions=2"], redis_url).exit_code == 0
+    client = redisched.Client.from_url(redis_url)
+    assert cli(["pause", topic], redis_url).exit_code == 0
+    assert all(client.stats(name).paused for name in [topic, *Partitions(topic, 2).names])
+    assert cli(["resume", topic], redis_url).exit_code == 0
+    assert not any(client.stats(name).paused for name in [topic, *Partitions(topic, 2).names])

@@ -215,7 +215,9 @@ def run_now(redis_url: str | None, topic: str, id: str) -> None:
 @click.argument("topic")
 def pause(redis_url: str | None, topic: str) -> None:
     """Stop a topic from leasing jobs."""
-    echo_json({"topic": topic, "paused": True, "changed": client_for(redis_url).pause(topic)})
+    echo_json(
+        {"topic": topic, "paused": True, "changed": _pause(client_for(redis_url), topic, True)}
+    )
 
 
 @click.command()
@@ -223,7 +225,15 @@ def pause(redis_url: str | None, topic: str) -> None:
 @click.argument("topic")
 def resume(redis_url: str | None, topic: str) -> None:
     """Let a paused topic lease jobs again."""
-    echo_json({"topic": topic, "paused": False, "changed": client_for(redis_url).resume(topic)})
+    echo_json(
+        {"topic": topic, "paused": False, "changed": _pause(client_for(redis_url), topic, False)}
+    )
+
+
+def _pause(client: Client, topic: str, paused: bool) -> bool:
+    """Pause or resume the topic and its partitions; True if the topic itself changed."""
+    count = client.execute(partition_setting.read_count(client.ops, topic))
+    return client.execute(partition_setting.pause(client.ops, topic, count, paused))
 
 
 def _setting(text: str) -> tuple[str, Any]:
