@@ -17,8 +17,9 @@
 -- Returns: [status, version]. status: 1 deleted (version is the deleted one), 0 no such job,
 --   5 version conflict (if_version did not match; nothing changed). The holder of a deleted
 --   reservation gets a stale reply on ack/release/touch/bury, and is told to stop: 'x' .. id
---   on the wake channel. A deleted job gets a deleted event and a finished record with
---   outcome cancelled (dead when it was dead).
+--   on the wake channel. A deleted job gets a deleted event (a reserved one's detail: 'was
+--   running; cancel sent') and a finished record with outcome cancelled (dead when it was
+--   dead). abort() is this script: an aborted job's history reads as a deletion.
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -30,6 +31,7 @@ local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
 local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local CANCEL_SENT = 'was running; cancel sent' -- the deleted event's detail for a running job
 local id = ARGV[1]
 local if_version = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -185,6 +187,7 @@ if pending then version = decode(pending)[VERSION] end
 if if_version and if_version ~= version then return {VERSION_CONFLICT, version} end
 
 local state = job[STATE]
+local detail
 if state == SCHEDULED then
   redis.call('ZREM', scheduled_key, id)
 elseif state == READY then
@@ -192,6 +195,7 @@ elseif state == READY then
 elseif state == RESERVED then
   redis.call('ZREM', reserved_key, id)
   redis.call('PUBLISH', wake_channel, CANCEL .. id)
+  detail = CANCEL_SENT
 else
   redis.call('ZREM', dead_key, id)
 end
@@ -200,7 +204,7 @@ redis.call('HDEL', jobs_key, id)
 redis.call('HDEL', pending_key, id)
 redis.call('HDEL', errors_key, id)
 job[VERSION] = version
-add_event(id, job, 'deleted')
+add_event(id, job, 'deleted', detail)
 finish(id, job, state == DEAD and 'dead' or 'cancelled', nil, last_error)
 flush()
 return {DELETED, version}

@@ -228,7 +228,8 @@ for i = 9, #ARGV, 2 do
     elseif job[STATE] == RESERVED then
       status, version = PENDING, current + 1
       redis.call('HSET', pending_key, id, encode(fresh(SCHEDULED, version, 0, body)))
-      add_event(id, job, 'replaced', 'version ' .. version .. ' waits for the running attempt')
+      add_event(id, job, 'replaced', 'version ' .. version
+        .. ' waits for the running attempt; cancel sent')
       redis.call('HSET', jobs_key, id, encode(job))
       redis.call('PUBLISH', wake_channel, CANCEL .. id)
     else

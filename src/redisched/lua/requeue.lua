@@ -18,8 +18,9 @@
 --   the topic's backoff (meta backoff_ms * 2^(attempts-1), at most backoff_max_ms; default 0),
 --   and a replacement that waited for the attempt is scheduled in its place. The holder of each
 --   expired reservation is told to stop ('x' .. id on the wake channel). Idempotent; safe
---   to run from every process. Each job gets a requeued event (dead when it went dead); the
---   topic's oldest dead jobs beyond its keep_dead / keep_dead_for end with outcome dead
+--   to run from every process. Each job gets a requeued event (dead when it went dead) whose
+--   detail says 'reservation timed out' (or 'reservation expired by an operator': a deadline
+--   of 0, set by expire) and ends in '; cancel sent'; the topic's oldest dead jobs beyond its keep_dead / keep_dead_for end with outcome dead
 --   (up to 10 per call that found a timed-out reservation).
 -- Complexity: O(N log M) for N expired reservations, N <= limit.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -31,6 +32,10 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+-- Event details: why the reservation ended (expire() sets its deadline to 0), and the cancel.
+local EXPIRED_BY_OPERATOR, EXPIRED, TIMED_OUT =
+  0, 'reservation expired by an operator', 'reservation timed out'
+local CANCEL_SENT = '; cancel sent'
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -193,18 +198,21 @@ local function trim_dead()
   end)
 end
 
-local expired = redis.call('ZRANGEBYSCORE', reserved_key, '-inf', now, 'LIMIT', 0, limit)
+local expired = redis.call('ZRANGEBYSCORE', reserved_key, '-inf', now, 'WITHSCORES',
+  'LIMIT', 0, limit)
 local backoff, backoff_max = tonumber(settings[7]) or 0, tonumber(settings[8]) or 3600000
 local requeued, dead, woke_ready, earliest = 0, 0, false, nil
 
-for _, id in ipairs(expired) do
+for i = 1, #expired, 2 do
+  local id = expired[i]
+  local cause = tonumber(expired[i + 1]) == EXPIRED_BY_OPERATOR and EXPIRED or TIMED_OUT
   redis.call('ZREM', reserved_key, id)
   redis.call('PUBLISH', wake_channel, CANCEL .. id)
   local job = decode(redis.call('HGET', jobs_key, id))
   local pending = redis.call('HGET', pending_key, id)
   if pending then
-    add_event(id, job, 'requeued', 'reservation timed out; version '
-      .. decode(pending)[VERSION] .. ' replaces it')
+    add_event(id, job, 'requeued', cause .. '; version ' .. decode(pending)[VERSION]
+      .. ' replaces it' .. CANCEL_SENT)
     local log = job[LOG]
     job = decode(pending)
     job[LOG] = log
@@ -213,14 +221,14 @@ for _, id in ipairs(expired) do
   elseif job[MAX_ATTEMPTS] > 0 and job[ATTEMPTS] >= job[MAX_ATTEMPTS] then
     job[STATE], job[SEQ] = DEAD, 0
     local reason = 'reservation timed out after ' .. job[ATTEMPTS] .. ' attempts'
-    add_event(id, job, 'dead', reason)
+    add_event(id, job, 'dead', cause .. ' after ' .. job[ATTEMPTS] .. ' attempts' .. CANCEL_SENT)
     redis.call('HSET', errors_key, id, reason)
     redis.call('ZADD', dead_key, now, id)
     redis.call('HSET', jobs_key, id, encode(job))
     dead = dead + 1
   else
     job[RUN_AT] = now + math.min(backoff * 2 ^ (job[ATTEMPTS] - 1), backoff_max)
-    add_event(id, job, 'requeued', 'reservation timed out')
+    add_event(id, job, 'requeued', cause .. CANCEL_SENT)
   end
   if job[STATE] ~= DEAD then
     requeued = requeued + 1
