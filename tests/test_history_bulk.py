@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from redisched import JobState, Outcome, PutStatus, StaleReservation
+from redisched.history import cancel_sent
 from redisched.keys import TopicKeys
 from tests.conftest import FakeClock
 
@@ -44,7 +45,8 @@ async def test_delete_many_ends_each_job_as_delete_does(api: Any, topic: str) ->
     }  # fmt: skip
     assert kinds(ended["s"]) == kinds(ended["r"]) == ["put", "deleted"]
     assert kinds(ended["x"]) == ["put", "reserved", "deleted"]
-    assert ended["x"].events[-1].detail == CANCEL_SENT
+    assert ended["x"].events[-1].detail == CANCEL_SENT and cancel_sent(ended["x"].events[-1])
+    assert not any(cancel_sent(e) for e in ended["s"].events)
     assert ended["s"].events[-1].detail is None
     assert kinds(ended["d"]) == ["put", "reserved", "dead", "deleted"]
     assert ended["d"].last_error == "bad"
@@ -174,3 +176,4 @@ async def test_expire_says_an_operator_ended_the_reservation(api: Any, topic: st
     event = (await api.history(topic, "a")).events[-1]
     assert event.kind.value == "requeued"
     assert event.detail == "reservation expired by an operator; cancel sent"
+    assert cancel_sent(event)

@@ -125,10 +125,13 @@ local function flush_feed()
   local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
   feed = {}
   if size <= keep_events + FEED_SLACK then return end
-  local gone, ids = 0, {}
-  for _, entry in ipairs(redis.call('XRANGE', feed_key, '-', '+', 'COUNT', FEED_TRIM)) do
-    if size - gone <= keep_events then break end
-    gone, ids[#ids + 1] = gone + #entry[2] / FEED_FIELDS, entry[1]
+  -- this call's entries are large (FEED_ENTRY_EVENTS events): read the oldest one at a time
+  -- rather than FEED_TRIM at once, so as not to read more than what goes
+  local gone, ids, from = 0, {}, '-'
+  while #ids < FEED_TRIM and size - gone > keep_events do
+    local entry = redis.call('XRANGE', feed_key, from, '+', 'COUNT', 1)[1]
+    if not entry then break end
+    gone, ids[#ids + 1], from = gone + #entry[2] / FEED_FIELDS, entry[1], '(' .. entry[1]
   end
   if #ids > 0 then
     redis.call('XDEL', feed_key, unpack(ids))
@@ -222,25 +225,49 @@ end
 
 local running = state_name == 'reserved'
 local outcome = state_name == 'dead' and 'dead' or 'cancelled'
-for _, id in ipairs(ids) do
-  if running then redis.call('PUBLISH', wake_channel, CANCEL .. id) end
-  if history_on then
-    local raw = redis.call('HGET', jobs_key, id)
-    if raw then
-      local job = decode(raw)
-      local pending = redis.call('HGET', pending_key, id)
-      if pending then job[VERSION] = decode(pending)[VERSION] end
+if running then
+  for _, id in ipairs(ids) do redis.call('PUBLISH', wake_channel, CANCEL .. id) end
+end
+-- finish() for a slice of ids at once: one HMGET per hash read, one HSET and one ZADD written
+-- (a chunk stays a few milliseconds, see docs/design.md "History"); and one HDEL for the
+-- finished records that retention drops.
+local SLICE = 1000 -- unpack() takes a bounded number of values
+local function finish_slice(slice)
+  local raws = redis.call('HMGET', jobs_key, unpack(slice))
+  local errors = redis.call('HMGET', errors_key, unpack(slice))
+  local pendings = running and redis.call('HMGET', pending_key, unpack(slice))
+  local records, members = {}, {}
+  for i, id in ipairs(slice) do
+    if raws[i] then
+      local job = decode(raws[i])
+      if pendings and pendings[i] then job[VERSION] = decode(pendings[i])[VERSION] end
       add_event(id, job, 'deleted', running and PURGED_RUNNING or PURGED)
-      finish(id, job, outcome, nil, redis.call('HGET', errors_key, id))
+      local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
+        [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = false,
+        [LAST_ERROR] = errors[i] or false, [EVENTS] = job[LOG] or '\0'}
+      records[#records + 1], records[#records + 2] = id, cmsgpack.pack(unpack(record, 1, EVENTS))
+      members[#members + 1], members[#members + 2] = now, id
       if #feed >= FEED_ENTRY_EVENTS * FEED_FIELDS then flush_feed() end
     end
+  end
+  ended[outcome] = ended[outcome] + #members / 2
+  if #records > 0 then
+    redis.call('HSET', history_key, unpack(records))
+    redis.call('ZADD', finished_key, unpack(members))
+  end
+end
+local dropped = {}
+drop_finished = function(id) dropped[#dropped + 1] = id end -- flush()'s trim: HDEL at once
+
+for start = 1, #ids, SLICE do
+  local slice = {unpack(ids, start, math.min(start + SLICE - 1, #ids))}
+  if history_on then
+    finish_slice(slice)
   else
-    ended[outcome] = ended[outcome] + 1 -- finish() without a record
+    ended[outcome] = ended[outcome] + #slice -- finish() without a record
   end
 end
 
--- unpack() takes a bounded number of values: delete in slices
-local SLICE = 1000
 for start = 1, #ids, SLICE do
   local slice = {unpack(ids, start, math.min(start + SLICE - 1, #ids))}
   redis.call('HDEL', jobs_key, unpack(slice))
@@ -248,4 +275,7 @@ for start = 1, #ids, SLICE do
   redis.call('HDEL', errors_key, unpack(slice))
 end
 flush()
+for start = 1, #dropped, SLICE do
+  redis.call('HDEL', history_key, unpack(dropped, start, math.min(start + SLICE - 1, #dropped)))
+end
 return {#ids, left}
