@@ -69,9 +69,9 @@ _RESCHEDULE_STATUS = {
 }
 SCAN_LIMIT = 2000
 """How many jobs one listing call with a prefix examines at most."""
-PURGE_CHUNK = 200
+PURGE_CHUNK = 100
 """How many jobs one purge call deletes at most (a few ms of Redis time with history on)."""
-DELETE_CHUNK = 200
+DELETE_CHUNK = 100
 """How many ids one delete_many script takes (as many as a purge chunk: the same work)."""
 
 

@@ -116,12 +116,14 @@ end
 -- Adds this call's events to the topic's feed as one entry. Its id is now_ms-0 when that is
 -- free (a fixed clock gives fixed ids), else the next one Redis picks. meta feed_events counts
 -- the feed's events; past keep_events + FEED_SLACK the oldest entries go (FEED_TRIM at most).
+local first_entry = true -- this call's later entries take the next id at once
 local function flush_feed()
   if #feed == 0 then return end
-  local added = redis.pcall('XADD', feed_key, now .. '-0', unpack(feed))
-  if type(added) == 'table' and added.err then
+  local added = first_entry and redis.pcall('XADD', feed_key, now .. '-0', unpack(feed))
+  if not added or type(added) == 'table' and added.err then
     redis.call('XADD', feed_key, '*', unpack(feed))
   end
+  first_entry = false
   local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
   feed = {}
   if size <= keep_events + FEED_SLACK then return end
