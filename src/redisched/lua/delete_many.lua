@@ -249,8 +249,13 @@ local function delete_slice(slice)
   end
 end
 
-for start = 3, #ARGV, SLICE do
-  delete_slice({unpack(ARGV, start, math.min(start + SLICE - 1, #ARGV))})
+local slice = {}
+for i = 3, #ARGV, 1 do
+  slice[#slice + 1] = ARGV[i]
+  if #slice == SLICE or i == #ARGV then
+    delete_slice(slice)
+    slice = {}
+  end
 end
 flush()
 for start = 1, #dropped, SLICE do
