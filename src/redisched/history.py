@@ -21,7 +21,7 @@ _CURSOR = re.compile(r"^(\d{1,20}-\d{1,20})(?::(\d{1,6}))?$")
 CANCEL_SENT = "cancel sent"
 """How an event's detail ends when its script told the job's running holder to stop: a delete
 (also abort, delete_many, purge) or replace (also reschedule) of a reserved job, and an expired
-or timed-out reservation (docs/design.md, "History")."""
+or timed-out reservation (docs/design.md, section 7 "Cancellation")."""
 
 
 def cancel_sent(event: JobEvent) -> bool:

@@ -467,7 +467,7 @@ class Operations:
         The job is removed like ``delete`` does (its holder's ack is then stale).
         """
         # History: as delete.lua records it (outcome cancelled, a deleted event whose detail,
-        # for a running job, is "was running; cancel sent"); docs/design.md, "History".
+        # for a running job, is "was running; cancel sent"); docs/design.md section 7.
         return self.delete(topic, id)
 
     # -- leases -----------------------------------------------------------------------------

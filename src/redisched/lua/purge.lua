@@ -231,7 +231,7 @@ if running then
   for _, id in ipairs(ids) do redis.call('PUBLISH', wake_channel, CANCEL .. id) end
 end
 -- finish() for a slice of ids at once: one HMGET per hash read, one HSET and one ZADD written
--- (a chunk stays a few milliseconds, see docs/design.md "History"); and one HDEL for the
+-- (a chunk stays a few milliseconds, docs/design.md section 8); and one HDEL for the
 -- finished records that retention drops.
 local SLICE = 1000 -- unpack() takes a bounded number of values
 local function finish_slice(slice)
