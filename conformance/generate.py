@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from conformance import cron_vectors
 from conformance.runner import VECTORS_DIR, job_fields, run_step
 
 from redisched.keys import TopicKeys
@@ -243,6 +244,20 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         put("replace a dead job", ("j", "v2"), replace=1, max_attempts=1),
         get("ready again, attempts 0, last_error cleared", "j"),
         stats("no dead job left"),
+    ]),
+    "put_read_back": ("replace 2 (create-only) or 3 (replace) also answers the job as stored", [
+        put("create, read back: the job array as get answers it", ("j", "v1"), delay=60 * S,
+            replace=2, ttr=5 * S, priority=4),
+        get("the same job", "j"),
+        put("create-only on an existing id: exists, no job", ("j", "x"), replace=2),
+        put("replace, read back: version 2, due now, ready", ("j", "v2"), replace=3,
+            run_at=NOW),
+        get("the same job", "j"),
+        put("CAS conflict: no job", ("j", "v3"), replace=3, if_version=1),
+        reserve("lease it", "r"),
+        put("replace while reserved: pending, no job (read it with get)", ("j", "v3"),
+            replace=3),
+        put("two jobs with read back: bad arguments", ("a", "A"), ("b", "B"), replace=2),
     ]),
     "get_due_reads_ready": ("get, stats and jobs read a due scheduled job as ready", [
         get("no such job: nil", "missing"),
@@ -750,6 +765,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url", help="a server you own (default: start a throwaway one)")
     url = parser.parse_args().redis_url
+    cron_vectors.write()
     if url:
         write(build(redis.Redis.from_url(url)))
         return

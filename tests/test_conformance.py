@@ -2,7 +2,8 @@
 
 The vectors are the spec of the scripts for any language. The Python runner replays them here
 on both session redis-servers; the Node and Go runners run as subprocesses against the same
-servers and must pass every vector.
+servers and must pass every vector, and compute the cron times of conformance/cron_times.json
+(when a cron schedule fires, which the glue hands to the scripts) as the Python client does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+from conformance import cron_vectors
 from conformance.generate import build
 from conformance.runner import load_vectors, mismatches, run_vector
 
@@ -62,8 +64,10 @@ def test_vectors_cover_every_status_code(script: str, codes: set[int]) -> None:
     for step in _steps(script):
         reply = step["reply"]
         if isinstance(reply, list):
-            # put and ack reply per job; the others reply [status, ...].
-            seen.update(reply[::2] if script == "put" else reply if script == "ack" else reply[:1])
+            # put and ack reply per job (a put's read back adds the job after its one pair);
+            # the others reply [status, ...].
+            pairs = reply[:2] if script == "put" and len(reply) % 2 else reply
+            seen.update(pairs[::2] if script == "put" else reply if script == "ack" else reply[:1])
     assert seen == codes
 
 
@@ -85,6 +89,13 @@ def test_python_runner_passes_vector(
 def test_generator_output_is_committed(raw_redis: redis.Redis) -> None:
     # A changed script or scenario needs `python -m conformance.generate` and a reviewed diff.
     assert build(raw_redis) == {v["name"]: v for v in VECTORS}
+
+
+def test_cron_time_vectors_are_committed() -> None:
+    # A changed case or recurrence.py needs `python -m conformance.generate` and a reviewed diff.
+    committed = cron_vectors.CRON_TIMES_FILE.read_text("utf-8")
+    assert committed == cron_vectors.dumps(cron_vectors.build())
+    assert all(case["times"] for case in cron_vectors.build())
 
 
 def _env(redis_url: str) -> dict[str, str]:
@@ -115,6 +126,7 @@ def test_node_runner_passes_every_vector(redis_url: str) -> None:
     output = _run(["node", "--test", "--test-reporter=tap", "test/"], NODE_DIR, redis_url)
     passed = set(re.findall(r"^\s*ok \d+ - (\S+)$", output, re.MULTILINE))
     assert set(NAMES) <= passed, sorted(set(NAMES) - passed)
+    assert re.search(r"^\s*ok \d+ - cron times$", output, re.MULTILINE)
     assert re.search(r"^# fail 0$", output, re.MULTILINE)
 
 
@@ -124,3 +136,5 @@ def test_go_runner_passes_every_vector(redis_url: str) -> None:
     passed = set(re.findall(r"--- PASS: TestVectors/(\S+) ", output))
     assert set(NAMES) <= passed, sorted(set(NAMES) - passed)
     assert "--- PASS: TestHeaders" in output and "--- PASS: TestClientLifecycle" in output
+    assert "--- PASS: TestCronTimeVectors" in output
+    assert "--- PASS: TestCronScheduleRefill" in output

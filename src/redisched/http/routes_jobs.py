@@ -3,9 +3,10 @@
 PUT follows HTTP: it creates (201) or replaces (200) the job; when the job is running, the
 replacement waits for the attempt to end (202). ``If-None-Match: *`` makes it create-only and
 ``If-Match: <version>`` a compare-and-set; either answers 412 when it does not hold. The
-ETag of a job is its version. The answer carries the job as stored, read back in the same
-round trip; a producer that does not need it sends ``Prefer: return=minimal`` and gets
-``{"topic", "id", "version", "status"}`` for one script call less.
+ETag of a job is its version. The answer carries the job as stored, which put.lua returns
+with its status (a pending replacement, 202, reads the running job in a second call); a
+producer that does not need it sends ``Prefer: return=minimal`` and gets
+``{"topic", "id", "version", "status"}``.
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ def stored_body(value: Any, limit: int, argument: str = "body") -> bytes:
 async def put_and_get(
     client: AsyncClient, call: Call[PutResult], topic: str, job_id: str
 ) -> tuple[PutResult, Job | None]:
-    """Run a put and read the job back in the same round trip (one pipeline)."""
-    both = Call.join(call, client.ops.get(topic, job_id))
-    result, job = await client.execute(both)
+    """Run a put and read the job as stored: in put.lua's reply, or for a pending
+    replacement (the running job stays) with a get."""
+    result, job = await client.execute(client.ops.put_read_back(call))
+    if job is None and result.status is PutStatus.PENDING:
+        job = await client.get(topic, job_id)
     return result, job
 
 

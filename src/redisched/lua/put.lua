@@ -24,6 +24,9 @@
 --   the new version waits until the running attempt ends; its holder is told to stop with
 --   'x' .. id on the wake channel), 5 version conflict (if_version
 --   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
+--   replace: 1 replaces an existing job, anything else does not; 2 (create-only) or 3
+--   (replace) also append the job as stored, as get.lua returns it (one job per call only),
+--   or false when nothing was stored (exists, version conflict, pending: read it with get).
 --   Empty run_at_ms means now + delay_ms; empty ttr_ms / max_attempts take the topic's
 --   defaults (meta fields ttr, max_attempts), else 60000 ms / 25 attempts (a job then goes
 --   dead after its 25th failed attempt, like Sidekiq's 25 retries). A created job gets a put
@@ -52,9 +55,11 @@ local DEFAULT_DELAY, DEFAULT_PRIORITY = 0, 0
 local delay = ARGV[3] == '' and DEFAULT_DELAY or tonumber(ARGV[3])
 local run_at = tonumber(ARGV[2]) or (delay and now + delay)
 local priority = ARGV[5] == '' and DEFAULT_PRIORITY or tonumber(ARGV[5])
-local replace = ARGV[7] == '1'
+local REPLACE, READ_BACK = {['1'] = true, ['3'] = true}, {['2'] = true, ['3'] = true}
+local replace, read_back = REPLACE[ARGV[7]] or false, READ_BACK[ARGV[7]] or false
 local if_version = tonumber(ARGV[8])
-if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0 then
+if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0
+  or (read_back and #ARGV > 10) then
   return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
 end
 local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused',
@@ -155,7 +160,7 @@ local FINISHED_AT, F_VERSION = 2, 3
 
 -- All jobs of one call share run_at: either all become ready or all are scheduled. Workers
 -- need a wake-up when ready was empty, or when the new run_at is the earliest.
-local due_now, placed = run_at <= now, false
+local due_now, placed, stored = run_at <= now, false, false
 local ready_before, head_before, seq_taken
 if due_now then
   ready_before = redis.call('ZCARD', ready_key)
@@ -194,6 +199,7 @@ local function place(id, version, body, log, kind)
     job[LOG], job[SEQ] = nil, run_at - now -- the put event, implied (see materialize)
   end
   redis.call('HSET', jobs_key, id, encode(job))
+  stored = job
 end
 
 local reply = {}
@@ -258,4 +264,10 @@ if placed and not paused then
   end
 end
 flush_feed()
+if read_back then -- a fresh record: never reserved, no error (a replace cleared it), no pending
+  local STATE_NAMES = {[SCHEDULED] = 'scheduled', [READY] = 'ready'}
+  reply[3] = stored and {ARGV[9], STATE_NAMES[stored[STATE]], stored[VERSION], stored[ATTEMPTS],
+    stored[PRIORITY], stored[TTR], stored[MAX_ATTEMPTS], stored[RUN_AT], false, false, false,
+    stored[BODY], 0}
+end
 return reply
