@@ -113,11 +113,13 @@ local function add_event(id, job, kind, detail)
   end
 end
 
--- Adds this call's events to the topic's feed as one entry. Its id is now_ms-0 when that is
--- free (a fixed clock gives fixed ids), else the next one Redis picks. meta feed_events counts
--- the feed's events; past keep_events + FEED_SLACK the oldest entries go (FEED_TRIM at most).
-local first_entry = true -- this call's later entries take the next id at once
-local function flush_feed()
+-- flush_feed for a call that ends many jobs (flush_feed's variant, see lua/README.md
+-- "History"): the call's first entry tries the id now_ms-0, later ones take the next id at
+-- once; its entries are large (FEED_ENTRY_EVENTS events), so trimming reads the oldest entries
+-- one at a time rather than FEED_TRIM at once, never reading more than what goes.
+local FEED_ENTRY_EVENTS = 200 -- events per feed entry (unpack() takes a bounded number)
+local first_entry = true
+local function flush_bulk_feed()
   if #feed == 0 then return end
   local added = first_entry and redis.pcall('XADD', feed_key, now .. '-0', unpack(feed))
   if not added or type(added) == 'table' and added.err then
@@ -127,8 +129,6 @@ local function flush_feed()
   local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
   feed = {}
   if size <= keep_events + FEED_SLACK then return end
-  -- this call's entries are large (FEED_ENTRY_EVENTS events): read the oldest one at a time
-  -- rather than FEED_TRIM at once, so as not to read more than what goes
   local gone, ids, from = 0, {}, '-'
   while #ids < FEED_TRIM and size - gone > keep_events do
     local entry = redis.call('XRANGE', feed_key, from, '+', 'COUNT', 1)[1]
@@ -149,6 +149,7 @@ local TRIM_PER_CALL = 10
 local keep_finished = tonumber(settings[3]) or 10000
 local keep_finished_for = tonumber(settings[4]) or 604800000
 local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
+local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values)
 
 -- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
 -- ms, at most `most`, calling drop(id) for each.
@@ -162,24 +163,28 @@ local function trim(key, keep, keep_for, most, drop)
   for _, id in ipairs(ids) do drop(id) end
 end
 
-local function drop_finished(id) redis.call('HDEL', history_key, id) end
-
--- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
--- pulled); flush() then counts it and trims the topic's finished jobs.
-local function finish(id, job, outcome, result, last_error)
-  ended[outcome] = ended[outcome] + 1
-  if not history_on then return end
-  local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
-    [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = result or false,
-    [LAST_ERROR] = last_error or false, [EVENTS] = job[LOG] or '\0'}
-  redis.call('HSET', history_key, id, cmsgpack.pack(unpack(record, 1, EVENTS)))
-  redis.call('ZADD', finished_key, now, id)
+-- finish() for many jobs: the finished records of the jobs (decoded records, with their ids
+-- and last errors) that ended now with `outcome`, in one HSET and one ZADD.
+local function finish_bulk(ids, jobs, outcome, last_errors)
+  ended[outcome] = ended[outcome] + #ids
+  if not history_on or #ids == 0 then return end
+  local records, members = {}, {}
+  for i, id in ipairs(ids) do
+    local job = jobs[i]
+    local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
+      [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = false,
+      [LAST_ERROR] = last_errors[i] or false, [EVENTS] = job[LOG] or '\0'}
+    records[#records + 1], records[#records + 2] = id, cmsgpack.pack(unpack(record, 1, EVENTS))
+    members[#members + 1], members[#members + 2] = now, id
+  end
+  redis.call('HSET', history_key, unpack(records))
+  redis.call('ZADD', finished_key, unpack(members))
 end
 
--- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
--- keep_finished_for (TRIM_PER_CALL more than this call finished, at most).
-local function flush()
-  flush_feed()
+-- flush() for many jobs: flush_bulk_feed, the finished_* counters, and retention with one
+-- HDEL for the finished records it drops.
+local function flush_bulk()
+  flush_bulk_feed()
   local count = 0
   for outcome, n in pairs(ended) do
     if n > 0 then
@@ -187,14 +192,14 @@ local function flush()
       count = count + n
     end
   end
-  if count > 0 and history_on then
-    trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL, drop_finished)
+  if count == 0 or not history_on then return end
+  local dropped = {}
+  trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL,
+    function(id) dropped[#dropped + 1] = id end)
+  for start = 1, #dropped, SLICE do
+    redis.call('HDEL', history_key, unpack(dropped, start, math.min(start + SLICE - 1, #dropped)))
   end
 end
-
--- A call's events go to the feed in entries of at most FEED_ENTRY_EVENTS (unpack() takes a
--- bounded number of values).
-local FEED_ENTRY_EVENTS = 200
 
 local ids = {}
 -- Takes up to n members from ranks first.. of a sorted set, removing them; returns how many.
@@ -230,54 +235,36 @@ local outcome = state_name == 'dead' and 'dead' or 'cancelled'
 if running then
   for _, id in ipairs(ids) do redis.call('PUBLISH', wake_channel, CANCEL .. id) end
 end
--- finish() for a slice of ids at once: one HMGET per hash read, one HSET and one ZADD written
--- (a chunk stays a few milliseconds, docs/design.md section 8); and one HDEL for the
--- finished records that retention drops.
-local SLICE = 1000 -- unpack() takes a bounded number of values
+-- delete.lua's events and finished records for a slice of ids at once: one HMGET per hash
+-- read, the records in one HSET and one ZADD.
 local function finish_slice(slice)
   local raws = redis.call('HMGET', jobs_key, unpack(slice))
   local errors = redis.call('HMGET', errors_key, unpack(slice))
   local pendings = running and redis.call('HMGET', pending_key, unpack(slice))
-  local records, members = {}, {}
+  local found, jobs, last_errors = {}, {}, {}
   for i, id in ipairs(slice) do
     if raws[i] then
       local job = decode(raws[i])
       if pendings and pendings[i] then job[VERSION] = decode(pendings[i])[VERSION] end
       add_event(id, job, 'deleted', running and PURGED_RUNNING or PURGED)
-      local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
-        [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = false,
-        [LAST_ERROR] = errors[i] or false, [EVENTS] = job[LOG] or '\0'}
-      records[#records + 1], records[#records + 2] = id, cmsgpack.pack(unpack(record, 1, EVENTS))
-      members[#members + 1], members[#members + 2] = now, id
-      if #feed >= FEED_ENTRY_EVENTS * FEED_FIELDS then flush_feed() end
+      local n = #found + 1
+      found[n], jobs[n], last_errors[n] = id, job, errors[i]
+      if #feed >= FEED_ENTRY_EVENTS * FEED_FIELDS then flush_bulk_feed() end
     end
   end
-  ended[outcome] = ended[outcome] + #members / 2
-  if #records > 0 then
-    redis.call('HSET', history_key, unpack(records))
-    redis.call('ZADD', finished_key, unpack(members))
-  end
+  finish_bulk(found, jobs, outcome, last_errors)
 end
-local dropped = {}
-drop_finished = function(id) dropped[#dropped + 1] = id end -- flush()'s trim: HDEL at once
 
 for start = 1, #ids, SLICE do
   local slice = {unpack(ids, start, math.min(start + SLICE - 1, #ids))}
   if history_on then
     finish_slice(slice)
   else
-    ended[outcome] = ended[outcome] + #slice -- finish() without a record
+    ended[outcome] = ended[outcome] + #slice -- finish_bulk() without records
   end
-end
-
-for start = 1, #ids, SLICE do
-  local slice = {unpack(ids, start, math.min(start + SLICE - 1, #ids))}
   redis.call('HDEL', jobs_key, unpack(slice))
   redis.call('HDEL', pending_key, unpack(slice))
   redis.call('HDEL', errors_key, unpack(slice))
 end
-flush()
-for start = 1, #dropped, SLICE do
-  redis.call('HDEL', history_key, unpack(dropped, start, math.min(start + SLICE - 1, #dropped)))
-end
+flush_bulk()
 return {#ids, left}

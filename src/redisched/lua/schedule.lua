@@ -247,7 +247,7 @@ end
 -- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone);
 -- `replacing`: the decoded record of the waiting occurrence with that id, taken out of its
 -- sorted set, which the new one replaces.
-local function put_occurrence(id, at, s, replacing)
+local function place_occurrence(id, at, s, replacing)
   if not replacing and redis.call('HEXISTS', jobs_key, id) == 1 then return false end
   local job = {}
   job[STATE], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 0, s[S_PRIORITY]
@@ -331,7 +331,7 @@ if waiting and waiting_id ~= next_id then -- it will not run: it ends as a delet
 end
 if next_at > 0 then
   s[S_NEXT] = next_at
-  if put_occurrence(next_id, next_at, s, waiting) and defaults[3] ~= '1' then
+  if place_occurrence(next_id, next_at, s, waiting) and defaults[3] ~= '1' then
     redis.call('PUBLISH', wake_channel, tostring(next_at))
   end
 end
