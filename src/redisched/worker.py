@@ -42,6 +42,7 @@ from .handlers import Handler, Watched, describe, is_async
 from .keys import validate_topic
 from .leasing import ACK_DELAY, MAX_IDLE, Lessee, LimitsCache
 from .models import Job, JobState
+from .partition_setting import served_topics
 from .retry import Backoff, Retry
 from .timing import ServerClock
 from .wakeup import Wakeups
@@ -119,6 +120,8 @@ class Worker:
             plain function runs in a thread pool. Returning acks the job; raising releases it
             with backoff (``Retry(delay=...)`` picks the delay); a job whose ``max_attempts``
             are used up goes dead with the error text as its ``last_error``.
+            A topic partitioned when ``run()`` starts is served on each of its partitions
+            (one partitioned later is not: restart the Worker).
         concurrency: handlers running at once, across all topics; leased jobs never exceed it.
         ttr: seconds each lease lasts (None: each job's own ttr). Handlers running longer
             than half of it get their lease extended.
@@ -227,6 +230,9 @@ class Worker:
         """
         if self._loop is not None:
             raise RedischedError("this worker is already running")
+        served = await served_topics(self._client, self._topics)  # partitioned: each partition
+        self._topics = {n: _Topic(n, self._topics[t].handler, self._topics[t].is_async)
+                        for n, t in served.items()}  # fmt: skip
         loop = self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._wake_up = asyncio.Event()

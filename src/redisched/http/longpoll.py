@@ -25,6 +25,7 @@ from ..leasing import Lessee
 from ..limits import limit_step
 from ..models import Job
 from ..ops import Call
+from . import partitioned
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ async def reserve(
     ``receive`` is the request's ASGI receive channel, read after the body to notice a
     client that disconnects while waiting.
     """
-    lessee = Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits)
+    lessee = await partitioned.lessee(rt, topic, ttr)  # a partitioned topic: each partition
     if wait <= 0:
         return _keep(rt, lessee, await lessee.exchange(count))
     deadline = time.time() + wait
@@ -117,7 +118,7 @@ async def reserve(
                 await lessee.flush()
 
 
-def _keep(rt: Runtime, lessee: Lessee, result: Any) -> list[Job]:
+def _keep(rt: Runtime, lessee: Lessee | partitioned.Lessees, result: Any) -> list[Job]:
     """Remember the slots of leased jobs (freed when they are settled here)."""
     for job, slot in zip(result.jobs, result.slots, strict=True):
         if slot is not None and job.token is not None and len(rt.slots) < MAX_SLOTS:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from ..client import AsyncClient
 from ..config import Settings
 from ..leasing import LimitsCache
+from ..partition_setting import PartitionMap
 from ..wakeup import Wakeups
 from .metrics import Metrics
 
@@ -38,6 +39,7 @@ class Runtime:
         held: topics whose deliveries the push dispatcher holds -> why (their webhook is
             refused by the target policy); the dashboard shows it.
         services: the background parts running now, in start order.
+        partitions: the partitioned topics' layouts as last read (routing by id, reserves).
     """
 
     settings: Settings
@@ -50,6 +52,7 @@ class Runtime:
     slots: dict[tuple[str, str], str] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
+    partitions: PartitionMap = field(default_factory=PartitionMap)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""
