@@ -69,10 +69,10 @@ _RESCHEDULE_STATUS = {
 }
 SCAN_LIMIT = 2000
 """How many jobs one listing call with a prefix examines at most."""
-PURGE_CHUNK = 200
-"""How many jobs one purge call deletes at most (about a millisecond of Redis time)."""
-DELETE_CHUNK = 500
-"""How many ids one delete_many script takes."""
+PURGE_CHUNK = 100
+"""How many jobs one purge call deletes at most (a few ms of Redis time with history on)."""
+DELETE_CHUNK = 100
+"""How many ids one delete_many script takes (as many as a purge chunk: the same work)."""
 
 
 def _offset(cursor: object) -> int:
@@ -498,8 +498,8 @@ class Operations:
 
         The job is removed like ``delete`` does (its holder's ack is then stale).
         """
-        # History hook: when job history lands, record the outcome "aborted" here (delete.lua
-        # with an outcome argument) rather than "deleted".
+        # History: as delete.lua records it (outcome cancelled, a deleted event whose detail,
+        # for a running job, is "was running; cancel sent"); docs/design.md section 7.
         return self.delete(topic, id)
 
     # -- leases -----------------------------------------------------------------------------
