@@ -268,7 +268,7 @@ class Lessee:
         known = limits or self.limits.last(topic)
         limited = known is None or known.limited or bool(freed)
         results = [self.results.get(job.token or "") for job in done] if self.results else None
-        parts: list[Call[Any]] = [ops.ack_many(topic, done, results=results)]
+        parts: list[Call[Any]] = [ops.ack_leased(topic, done, results=results)]
         if limits is None:
             parts.append(ops.config(topic))
         if limited:

@@ -188,6 +188,13 @@ def to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+def _shared_datetime(ms: int, times: dict[int, datetime]) -> datetime:
+    made = times.get(ms)
+    if made is None:
+        made = times[ms] = to_datetime(ms)
+    return made
+
+
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
@@ -211,32 +218,38 @@ READ_BACK = 2
 _STATES = {state.value.encode(): state for state in JobState}
 
 
-def parse_job(topic: str, reply: Sequence[Any], cancellation: Cancellation | None = None) -> Job:
-    """Read the job array that get, reserve, pull and jobs return (see get.lua)."""
+def parse_job(
+    topic: str,
+    reply: Sequence[Any],
+    cancellation: Cancellation | None = None,
+    times: dict[int, datetime] | None = None,
+) -> Job:
+    """Read the job array that get, reserve, pull and jobs return (see get.lua).
+
+    ``times`` shares the datetimes made for the other jobs of one reply (the jobs of a lease
+    share their ``reserved_until``, and often their ``run_at``).
+    """
     (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, token,
      reserved_until, last_error, body, pending_version) = reply  # fmt: skip
+    if times is None:
+        times = {}
     return Job(
         topic=topic,
         id=job_id.decode("utf-8"),
         body=bytes(body),
         state=_STATES.get(state) or JobState(state.decode()),
-        run_at=to_datetime(run_at),
+        run_at=_shared_datetime(run_at, times),
         priority=priority,
         ttr=ttr / 1000,
         attempts=attempts,
         max_attempts=max_attempts or None,
         version=version,
         token=_text(token),
-        reserved_until=None if reserved_until is None else to_datetime(reserved_until),
+        reserved_until=None if reserved_until is None else _shared_datetime(reserved_until, times),
         last_error=_text(last_error),
         pending_version=pending_version or None,
         cancellation=cancellation,
     )
-
-
-def _occurrences(call: Call[Any]) -> bool:
-    """Whether an ack call names a job id that may be a schedule's occurrence."""
-    return any("@" in str(arg) for step in call.steps for arg in step.args[1::3])
 
 
 def _optional_ms(value: int) -> int | None:
@@ -246,8 +259,9 @@ def _optional_ms(value: int) -> int | None:
 def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
     """Read the reply of reserve.lua."""
     now, next_due, next_timeout, *jobs = reply
+    times: dict[int, datetime] = {}
     return Lease(
-        jobs=[parse_job(topic, job) for job in jobs],  # the Worker adds a cancel flag
+        jobs=[parse_job(topic, job, None, times) for job in jobs],  # the Worker adds a cancel flag
         now_ms=now,
         next_due_ms=_optional_ms(next_due),
         next_timeout_ms=_optional_ms(next_timeout),
@@ -551,25 +565,51 @@ class Operations:
 
         ``results``, when given, holds one result per job (None for none).
         """
-        call = self._ack_many(topic, jobs, results)
-        return self._refilling(topic, call, _occurrences(call))
+        call, occurrence = self._ack_many(topic, jobs, results)
+        return self._refilling(topic, call, occurrence)
+
+    def ack_leased(
+        self, topic: str, jobs: Sequence[Job], *, results: Sequence[object] | None = None
+    ) -> Call[list[bool]]:
+        """:meth:`ack_many` for jobs this process leased itself (a Worker's, a dispatcher's).
+
+        Their ids and tokens came from Redis in the lease reply, so they are not checked again
+        one by one (a Worker acks every job it runs); each must still be of ``topic`` and hold
+        a token. Jobs from anywhere else go through :meth:`ack_many`.
+        """
+        call, occurrence = self._ack_many(topic, jobs, results, leased=True)
+        return self._refilling(topic, call, occurrence)
 
     def _ack_many(
-        self, topic: str, jobs: Sequence[Any], results: Sequence[object] | None
-    ) -> Call[list[bool]]:
+        self,
+        topic: str,
+        jobs: Sequence[Any],
+        results: Sequence[object] | None,
+        *,
+        leased: bool = False,
+    ) -> tuple[Call[list[bool]], bool]:
+        """The ack call, and whether it names a job id that may be a schedule's occurrence."""
         validate_topic(topic)
         if results is not None and len(results) != len(jobs):
             raise InvalidArgument("results", "must hold one result per job")
-        triples = []
+        args: list[Arg] = []
+        occurrence = False
         for index, job in enumerate(jobs):
-            job_topic, job_id, token = validate.reserved_job(job)
+            if leased:
+                job_topic, job_id, token = job.topic, job.id, job.token
+                if not token:
+                    raise InvalidArgument("jobs", f"job {job_id!r} has no token")
+            else:
+                job_topic, job_id, token = validate.reserved_job(job)
+            occurrence = occurrence or "@" in job_id
             if job_topic != topic:
                 raise InvalidArgument("jobs", f"job {job_id!r} is in topic {job_topic!r}")
             data = b"" if results is None else self._result(results[index], f"results[{index}]")
-            triples.append((job_id, token, data))
-        if not triples:
-            return Call((), lambda r: [])
-        return Call((self._ack_step(topic, triples),), lambda r: [s == AckCode.ACKED for s in r[0]])
+            args += (job_id, token, data)
+        if not args:
+            return Call((), lambda r: []), False
+        step = self._step("ack", topic, self._now(), *args)
+        return Call((step,), lambda r: [s == AckCode.ACKED for s in r[0]]), occurrence
 
     def ack_and_lease(
         self,
@@ -581,14 +621,14 @@ class Operations:
         results: Sequence[object] | None = None,
     ) -> Call[tuple[list[bool], Lease]]:
         """Ack finished jobs (with their ``results``) and lease the next ones in one round trip."""
-        acks = self._ack_many(topic, done, results)
+        acks, occurrence = self._ack_many(topic, done, results)
         lease = self._lease_step(topic, count, ttr)
 
         def parse(replies: list[Any]) -> tuple[list[bool], Lease]:
             acked = acks.parse(replies[:-1])
             return acked, parse_lease(topic, replies[-1])
 
-        return self._refilling(topic, Call((*acks.steps, lease), parse), _occurrences(acks))
+        return self._refilling(topic, Call((*acks.steps, lease), parse), occurrence)
 
     def release(
         self,

@@ -453,16 +453,16 @@ class Worker:
             self._unpark()
 
     async def _runner(self) -> None:
-        pending, loop = self._pending, asyncio.get_running_loop()
+        pending, loop, task = self._pending, asyncio.get_running_loop(), asyncio.current_task()
         while True:
             if pending:
-                await self._run_attempt(pending.popleft())
+                await self._run_attempt(pending.popleft(), task)
             else:
                 waiter = loop.create_future()
                 self._parked.append(waiter)
                 await waiter
 
-    async def _run_attempt(self, attempt: _Attempt) -> None:
+    async def _run_attempt(self, attempt: _Attempt, runner: asyncio.Task[Any] | None) -> None:
         topic, job = attempt.topic, attempt.job
         lessee = topic.lessee
         assert lessee is not None
@@ -473,7 +473,7 @@ class Worker:
             return
         attempt.started = True
         result: object = None
-        attempt.task = asyncio.current_task()
+        attempt.task = runner
         try:
             if topic.is_async:
                 result = await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
@@ -519,7 +519,8 @@ class Worker:
         attempt.finished = True
         self._active.discard(attempt)
         self._free += 1
-        self._kick_starved()
+        if self._free == 1:  # a topic waits for a slot only when it saw none free
+            self._kick_starved()
         lessee.finish(attempt.job if ok else None, attempt.slot, attempt.result if ok else None)
         if not self._active and self._stop_requested:
             self._idle.set()
