@@ -9,6 +9,7 @@ parts started and stopped with the app (the push dispatcher). The requeue sweep 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import logging
@@ -112,23 +113,29 @@ def create_app(
         app.state.runtime = rt
         started: list[Service] = rt.services
         try:
-            factories: tuple[ServiceFactory, ...] = (
-                lambda r: RequeueLoop(r.client, settings.requeue_interval),
-                lambda r: ThroughputSampler(r.client),
-                *services,
-            )
-            for factory in factories:
-                service = factory(rt)
-                await service.start()
-                started.append(service)
-            yield
-        finally:
-            rt.closing.set()
-            for service in reversed(started):
+            # The background loops run in one TaskGroup: none outlives the app. They keep
+            # their own errors (``/healthz`` names a loop that died), so the group never
+            # cancels the lifespan.
+            async with asyncio.TaskGroup() as loops:
                 try:
-                    await service.stop()
-                except Exception:
-                    log.exception("stopping %r failed", service)
+                    factories: tuple[ServiceFactory, ...] = (
+                        lambda r: RequeueLoop(r.client, settings.requeue_interval, loops),
+                        lambda r: ThroughputSampler(r.client, group=loops),
+                        *services,
+                    )
+                    for factory in factories:
+                        service = factory(rt)
+                        await service.start()
+                        started.append(service)
+                    yield
+                finally:
+                    rt.closing.set()
+                    for service in reversed(started):
+                        try:
+                            await service.stop()
+                        except Exception:
+                            log.exception("stopping %r failed", service)
+        finally:
             await rt.wakeups.close()
             await client.close()
 

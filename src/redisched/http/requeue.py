@@ -12,12 +12,13 @@ import logging
 
 from ..client import AsyncClient
 from ..errors import RedischedError
+from .background import BackgroundLoop
 
 log = logging.getLogger(__name__)
 BATCH = 1000
 
 
-class RequeueLoop:
+class RequeueLoop(BackgroundLoop):
     """Every ``interval`` seconds, requeue the expired reservations of every topic.
 
     One topic never stops the others: a member of the topics set that is no valid name
@@ -29,14 +30,19 @@ class RequeueLoop:
     Args:
         client: the client to sweep with.
         interval: seconds between sweeps.
+        group: the app's TaskGroup to run in (None: a task of its own).
     """
 
-    def __init__(self, client: AsyncClient, interval: float) -> None:
+    name = "the requeue sweep"
+    cancel_on_stop = True  # a sweep over many topics may take long: it is safe to cut short
+
+    def __init__(
+        self, client: AsyncClient, interval: float, group: asyncio.TaskGroup | None = None
+    ) -> None:
+        super().__init__(group)
         self.client = client
         self.interval = interval
         self.invalid_topics: list[bytes] = []
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
 
     async def sweep(self) -> int:
         """One pass over every topic; how many reservations moved."""
@@ -77,26 +83,3 @@ class RequeueLoop:
                 log.exception("requeue sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.interval)
-
-    def failure(self) -> str | None:
-        """Why the sweep is not running although it should, or None while it runs."""
-        task = self._task
-        if task is None or not task.done() or self._stopping.is_set():
-            return None
-        exc = None if task.cancelled() else task.exception()
-        return f"the requeue sweep stopped: {exc!r}" if exc else "the requeue sweep stopped"
-
-    async def start(self) -> None:
-        """Start sweeping in the background."""
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._run(), name="redisched-requeue")
-
-    async def stop(self) -> None:
-        """Stop sweeping."""
-        if self._task is not None:
-            self._stopping.set()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

@@ -13,25 +13,33 @@ import logging
 
 from ..client import AsyncClient
 from ..errors import RedischedError
+from .background import BackgroundLoop
 
 log = logging.getLogger(__name__)
 BATCH = 32
 """Topics read per round trip (as the metrics do: a bounded pipeline)."""
 
 
-class ThroughputSampler:
+class ThroughputSampler(BackgroundLoop):
     """Every ``interval`` seconds, sample every topic's totals.
 
     Args:
         client: the client to read and write with.
         interval: seconds between samples (a minute: the series is per minute).
+        group: the app's TaskGroup to run in (None: a task of its own).
     """
 
-    def __init__(self, client: AsyncClient, interval: float = 60.0) -> None:
+    name = "the throughput sampler"
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        interval: float = 60.0,
+        group: asyncio.TaskGroup | None = None,
+    ) -> None:
+        super().__init__(group)
         self.client = client
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
 
     async def sample(self) -> int:
         """One sample of every topic; how many topics were sampled."""
@@ -52,17 +60,7 @@ class ThroughputSampler:
             except RedischedError as exc:
                 if not self._stopping.is_set():
                     log.warning("throughput sample failed: %s", exc)
+            except Exception:  # a bug must not end the sampling for the life of the process
+                log.exception("throughput sample failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.interval)
-
-    async def start(self) -> None:
-        """Start sampling in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="redisched-throughput")
-
-    async def stop(self) -> None:
-        """Stop sampling."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
