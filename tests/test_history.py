@@ -161,6 +161,20 @@ async def test_topic_feed_with_cursors(api: Any, topic: str, clock: FakeClock) -
         await api.events(topic, after="yesterday")
 
 
+async def test_a_call_of_a_thousand_jobs_records_every_event(
+    api: Any, topic: str, raw_redis: redis.Redis
+) -> None:
+    # 12 feed values per event: one stream entry of 1,000 events is past what unpack() passes
+    await api.put_many(topic, [(f"j{i}", b"") for i in range(1000)])
+    jobs = await api.reserve_many(topic, 1000)
+    assert len(jobs) == 1000
+    assert all(await api.ack_many(topic, jobs))
+    puts = await api.events(topic, limit=1000)
+    reserved = await api.events(topic, after=puts[-1].cursor, limit=1000)
+    assert [e.kind for e in reserved] == [EventKind.RESERVED] * 1000
+    assert int(raw_redis.hget(f"redisched:{{{topic}}}:meta", "feed_events")) == 3000
+
+
 async def test_history_off_records_nothing(api: Any, topic: str, raw_redis: redis.Redis) -> None:
     await api.configure(topic, history=False)
     await api.put(topic, "j", b"")
