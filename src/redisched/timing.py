@@ -7,10 +7,10 @@ timers round to whole milliseconds (and uvloop's may fire a millisecond early), 
 would cost the dispatch lag target; a thread blocked on a timed lock wakes within ~0.1 ms.
 
 An alarm reaches the event loop through two wake-ups (the thread's, then the loop's), which
-cost ~0.1 ms on a quiet machine and milliseconds on a busy one. The alarm tracks a low quantile
-of that cost, and an ``early`` alarm (a lease waiting for a job's run_at: the server decides whether the
-job is due, so waking early costs at most a round trip) fires that much ahead, so that the
-loop sees it at its time rather than after it.
+cost ~0.1 ms on a quiet machine and milliseconds on a busy one. The alarm tracks a low
+quantile of that cost, and an ``early`` alarm (a lease waiting for a job's run_at: the server
+decides whether the job is due, so waking early costs at most a round trip) fires that much
+ahead, so that the loop sees it at its time rather than after it.
 """
 
 from __future__ import annotations
