@@ -20,6 +20,9 @@ import redis
 import redisched
 from redisched.embedded import EmbeddedRedis, bundled_binary, server_version
 from tests.cluster import LocalCluster
+from tests.http_fixtures import http, py, web
+
+__all__ = ["http", "py", "web"]  # the HTTP fixtures, shared by every module
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -16,6 +16,7 @@ import pytest
 import redisched
 from redisched import InvalidArgument
 from redisched.embedded import free_port
+from tests.http_fixtures import asgi_client
 
 T = "topic"
 JOB = SimpleNamespace(topic=T, id="j", token="1")
@@ -180,8 +181,6 @@ async def test_refused_by_the_scripts_over_python_and_http(
 ) -> None:  # fmt: skip
     from urllib.parse import quote
 
-    import httpx
-
     from redisched.config import Settings
     from redisched.http import create_app
 
@@ -195,11 +194,9 @@ async def test_refused_by_the_scripts_over_python_and_http(
     method, rest, body = request_
     headers = {"If-Match": '"99"'} if status == 412 else {}
     app = create_app(Settings(redis_url=redis_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
-            url = f"/v1/topics/{quote(topic, safe='')}/jobs/{rest}"
-            reply = await http.request(method, url, json=body, headers=headers)
+    async with asgi_client(app) as http:
+        url = f"/v1/topics/{quote(topic, safe='')}/jobs/{rest}"
+        reply = await http.request(method, url, json=body, headers=headers)
     assert reply.status_code == status, reply.text
     assert reply.json()["error"]["field"] == field
     assert [client.get(topic, i) for i in ("j", "other")] == before

@@ -24,6 +24,7 @@ from redisched.embedded import free_port
 from redisched.http import create_app
 from tests import test_http_api
 from tests.cluster import LocalCluster
+from tests.http_fixtures import asgi_client
 
 _ONLY = {"http", "py", "topic"}
 for _name, _test in vars(test_http_api).items():
@@ -40,10 +41,8 @@ async def http(redis_cluster: LocalCluster) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client talking to a fresh app on the cluster, in this process."""
     settings = Settings(redis_url=redis_cluster.url, redis_cluster=True, requeue_interval=0.05)
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            yield client
+    async with asgi_client(app) as client:
+        yield client
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 The vectors are the spec of the scripts for any language. The Python runner replays them here
 on both session redis-servers; the Node and Go runners run as subprocesses against the same
-servers and must pass every vector.
+servers and must pass every vector, and compute the cron times of conformance/cron_times.json
+(when a cron schedule fires, which the glue hands to the scripts) as the Python client does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+from conformance import cron_vectors
 from conformance.generate import build
 from conformance.runner import load_vectors, mismatches, run_vector
 
@@ -87,6 +89,13 @@ def test_generator_output_is_committed(raw_redis: redis.Redis) -> None:
     assert build(raw_redis) == {v["name"]: v for v in VECTORS}
 
 
+def test_cron_time_vectors_are_committed() -> None:
+    # A changed case or recurrence.py needs `python -m conformance.generate` and a reviewed diff.
+    committed = cron_vectors.CRON_TIMES_FILE.read_text("utf-8")
+    assert committed == cron_vectors.dumps(cron_vectors.build())
+    assert all(case["times"] for case in cron_vectors.build())
+
+
 def _env(redis_url: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -115,6 +124,7 @@ def test_node_runner_passes_every_vector(redis_url: str) -> None:
     output = _run(["node", "--test", "--test-reporter=tap", "test/"], NODE_DIR, redis_url)
     passed = set(re.findall(r"^\s*ok \d+ - (\S+)$", output, re.MULTILINE))
     assert set(NAMES) <= passed, sorted(set(NAMES) - passed)
+    assert re.search(r"^\s*ok \d+ - cron times$", output, re.MULTILINE)
     assert re.search(r"^# fail 0$", output, re.MULTILINE)
 
 
@@ -124,3 +134,5 @@ def test_go_runner_passes_every_vector(redis_url: str) -> None:
     passed = set(re.findall(r"--- PASS: TestVectors/(\S+) ", output))
     assert set(NAMES) <= passed, sorted(set(NAMES) - passed)
     assert "--- PASS: TestHeaders" in output and "--- PASS: TestClientLifecycle" in output
+    assert "--- PASS: TestCronTimeVectors" in output
+    assert "--- PASS: TestCronScheduleRefill" in output

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import quote
@@ -82,18 +81,6 @@ def test_open_paths_are_the_shell_and_static_files_only() -> None:
         f"/dashboard/static/{name}"
         for name in ("htmx.min.js", "app.js", "style.css", "favicon.svg", "VENDORED.md")
     }
-
-
-@pytest.fixture
-async def web(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The API with the dashboard, in process, on the session Redis."""
-    settings = Settings(redis_url=redis_url)
-    app = create_app(settings, extra_routes=ROUTES, extra_endpoints=ENDPOINTS)
-    async with app.router.lifespan_context(app):
-        app.state.runtime  # noqa: B018 - started
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            yield client
 
 
 def _path(topic: str, job_id: str = "") -> str:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 import redisched
@@ -24,6 +23,7 @@ from redisched.embedded import EmbeddedRedis
 from redisched.http import create_app
 from redisched.keys import TopicKeys
 from tests.cluster import LocalCluster
+from tests.http_fixtures import asgi_client
 
 
 def test_a_durable_put_without_replica_is_stored_but_not_replicated(redis_url: str) -> None:
@@ -139,11 +139,9 @@ def test_turning_a_topic_durable_reaches_other_clients_within_the_cache_time(
 
 async def test_the_http_service_answers_503_not_replicated(redis_url: str, topic: str) -> None:
     app = create_app(Settings(redis_url=redis_url, durable_puts=True))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
-            response = await http.put(f"/v1/topics/{topic}/jobs/a", json={"body": "x"})
-            assert response.status_code == 503 and response.headers["retry-after"] == "1"
-            assert response.json()["error"]["code"] == "not_replicated"
-            stored = await http.get(f"/v1/topics/{topic}/jobs/a")
-            assert stored.status_code == 200  # on the primary, not on a replica
+    async with asgi_client(app) as http:
+        response = await http.put(f"/v1/topics/{topic}/jobs/a", json={"body": "x"})
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert response.json()["error"]["code"] == "not_replicated"
+        stored = await http.get(f"/v1/topics/{topic}/jobs/a")
+        assert stored.status_code == 200  # on the primary, not on a replica

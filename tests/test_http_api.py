@@ -16,25 +16,9 @@ import redisched
 from redisched.config import Settings
 from redisched.http import create_app, schemas
 from redisched.http.app import ENDPOINTS
+from tests.http_fixtures import asgi_client
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client talking to a fresh app in this process."""
-    app = create_app(Settings(redis_url=redis_url, requeue_interval=0.05))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            yield client
-
-
-@pytest.fixture
-async def py(redis_url: str) -> AsyncIterator[redisched.AsyncClient]:
-    """The Python client on the same Redis, to check what HTTP stored."""
-    async with redisched.AsyncClient.from_url(redis_url) as client:
-        yield client
 
 
 def job_url(topic: str, job_id: str, action: str = "") -> str:
@@ -290,19 +274,17 @@ async def test_private_webhook_targets_are_refused_unless_allowed(
 ) -> None:
     for allowed in (False, True):
         app = create_app(Settings(redis_url=redis_url, allow_private_webhooks=allowed))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
-                for url in ("http://127.0.0.1:9/hook", "http://10.0.0.8/x", "http://[::1]/x"):
-                    patch = {"webhook": {"url": url}}
-                    response = await http.patch(topic_url(topic), json=patch)
-                    if allowed:
-                        assert response.status_code == 200
-                    else:
-                        assert response.status_code == 400
-                        assert error_of(response)["field"] == "webhook.url"
-                metadata = {"webhook": {"url": "http://169.254.169.254/latest"}}
-                assert (await http.patch(topic_url(topic), json=metadata)).status_code == 400
+        async with asgi_client(app) as http:
+            for url in ("http://127.0.0.1:9/hook", "http://10.0.0.8/x", "http://[::1]/x"):
+                patch = {"webhook": {"url": url}}
+                response = await http.patch(topic_url(topic), json=patch)
+                if allowed:
+                    assert response.status_code == 200
+                else:
+                    assert response.status_code == 400
+                    assert error_of(response)["field"] == "webhook.url"
+            metadata = {"webhook": {"url": "http://169.254.169.254/latest"}}
+            assert (await http.patch(topic_url(topic), json=metadata)).status_code == 400
 
 
 async def test_job_listing_is_paged(http: httpx.AsyncClient, topic: str) -> None:
@@ -507,42 +489,38 @@ async def test_oversized_request_is_refused_before_it_is_read(redis_url: str, to
             chunks_read += 1
             yield b" " * 1024
 
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
-            declared = await http.put(
-                job_url(topic, "j"), content=b"{}", headers={"Content-Length": "999999"}
-            )
-            assert declared.status_code == 413 and error_of(declared)["code"] == "payload_too_large"
-            chunked = await http.put(job_url(topic, "j"), content=body())
-            assert chunked.status_code == 413
-            assert chunks_read < 10
-            assert (await http.get(job_url(topic, "j"))).status_code == 404
+    async with asgi_client(app) as http:
+        declared = await http.put(
+            job_url(topic, "j"), content=b"{}", headers={"Content-Length": "999999"}
+        )
+        assert declared.status_code == 413 and error_of(declared)["code"] == "payload_too_large"
+        chunked = await http.put(job_url(topic, "j"), content=body())
+        assert chunked.status_code == 413
+        assert chunks_read < 10
+        assert (await http.get(job_url(topic, "j"))).status_code == 404
 
 
 async def test_auth_guards_every_route_but_healthz(redis_url: str, topic: str) -> None:
     tokens = ("s3cret-token-0123", "second-token-0123")
     app = create_app(Settings(redis_url=redis_url, tokens=tokens))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
-            good = {"Authorization": "Bearer second-token-0123"}
-            for endpoint in ENDPOINTS:
-                url = endpoint.path.format(topic=quote(topic, safe=""), id="j")
-                for headers in ({}, {"Authorization": "Bearer wrong"},
+    async with asgi_client(app) as http:
+        good = {"Authorization": "Bearer second-token-0123"}
+        for endpoint in ENDPOINTS:
+            url = endpoint.path.format(topic=quote(topic, safe=""), id="j")
+            for headers in ({}, {"Authorization": "Bearer wrong"},
                                 {"Authorization": "s3cret-token-0123"},
                                 {"Authorization": "Bearer "}):  # fmt: skip
-                    denied = await http.request(endpoint.method, url, headers=headers)
-                    if endpoint.path == "/healthz":
-                        assert denied.status_code == 200
-                    else:
-                        assert denied.status_code == 401, (endpoint.path, headers)
-                        assert error_of(denied)["code"] == "unauthorized"
-                        assert denied.headers["www-authenticate"].startswith("Bearer")
-                allowed = await http.request(endpoint.method, url, headers=good, json={})
-                assert allowed.status_code != 401, endpoint.path
-            doc = (await http.get("/openapi.json", headers=good)).json()
-            assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+                denied = await http.request(endpoint.method, url, headers=headers)
+                if endpoint.path == "/healthz":
+                    assert denied.status_code == 200
+                else:
+                    assert denied.status_code == 401, (endpoint.path, headers)
+                    assert error_of(denied)["code"] == "unauthorized"
+                    assert denied.headers["www-authenticate"].startswith("Bearer")
+            allowed = await http.request(endpoint.method, url, headers=good, json={})
+            assert allowed.status_code != 401, endpoint.path
+        doc = (await http.get("/openapi.json", headers=good)).json()
+        assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 async def test_openapi_is_generated_from_the_request_types(http: httpx.AsyncClient) -> None:
@@ -634,10 +612,8 @@ async def test_a_reserve_answer_that_fails_to_build_gives_the_jobs_back(
 
     monkeypatch.setattr("redisched.http.bodies.job_out", broken)
     app = create_app(Settings(redis_url=redis_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            reply = await client.post(topic_url(topic, "/reserve"), json={"count": 10})
+    async with asgi_client(app, raise_app_exceptions=False) as client:
+        reply = await client.post(topic_url(topic, "/reserve"), json={"count": 10})
     assert reply.status_code == 500
     for n in range(3):  # back in the queue, attempt given back: not dead after one try
         job = await py.get(topic, f"j{n}")

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from redisched.config import Settings
-from redisched.http import create_app
 from tests.dashboard_server import serve
 from tests.test_http_api import error_of, job_url, topic_url
-
-
-@pytest.fixture
-async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client talking to a fresh app in this process."""
-    app = create_app(Settings(redis_url=redis_url, requeue_interval=0.05))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            yield client
 
 
 async def _reserve_one(http: httpx.AsyncClient, topic: str) -> dict[str, Any]:

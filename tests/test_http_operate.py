@@ -9,10 +9,9 @@ import pytest
 
 import redisched
 from redisched import JobState
-from tests.test_http_api import error_of, http, job_url, py, topic_url
+from tests.test_http_api import error_of, job_url, topic_url
 
 pytestmark = pytest.mark.asyncio
-__all__ = ["http", "py"]  # fixtures
 
 
 async def snapshot(py: redisched.AsyncClient, topic: str) -> list[Any]:

@@ -6,7 +6,6 @@ the ASCII digits a client means, and a path must be decoded exactly once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
@@ -14,9 +13,7 @@ import pytest
 
 import redisched
 from redisched.config import Settings
-from redisched.dashboard import ENDPOINTS, ROUTES
 from redisched.errors import InvalidArgument
-from redisched.http import create_app
 from redisched.http.paths import routing_path
 from redisched.validate import integer_text, number_text
 
@@ -49,15 +46,6 @@ def test_routing_path_decodes_each_escape_once() -> None:
     assert routing_path(b"/v1/topics/a%2Fb") == "/v1/topics/a%2Fb"
     assert routing_path(b"/v1/topics/a%252Fb") == "/v1/topics/a%252Fb"
     assert routing_path(b"/v1/topics/%C3%BC") == "/v1/topics/\u00fc"
-
-
-@pytest.fixture
-async def web(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(redis_url=redis_url), extra_routes=ROUTES, extra_endpoints=ENDPOINTS)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            yield client
 
 
 @pytest.mark.parametrize("cursor", ["\u00b2", "\u0661\u0662", "1_0", "-1", "99999999999999999"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -11,27 +10,8 @@ import msgspec
 import pytest
 
 import redisched
-from redisched.config import Settings
-from redisched.http import create_app
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client talking to a fresh app in this process."""
-    app = create_app(Settings(redis_url=redis_url, requeue_interval=0.05))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            yield client
-
-
-@pytest.fixture
-async def py(redis_url: str) -> AsyncIterator[redisched.AsyncClient]:
-    """The Python client on the same Redis."""
-    async with redisched.AsyncClient.from_url(redis_url) as client:
-        yield client
 
 
 def url(topic: str, sid: str | None = None) -> str:

@@ -15,6 +15,7 @@ import redisched
 from redisched.config import Settings
 from redisched.http import create_app
 from redisched.http.sameorigin import SameOriginGuard, host_name
+from tests.http_fixtures import asgi_client
 
 
 async def _app(scope: object, receive: object, send: object) -> None:  # never called
@@ -44,15 +45,7 @@ def test_host_name() -> None:
 async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(redis_url=redis_url, allowed_hosts=("jobs.internal",))
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            yield client
-
-
-@pytest.fixture
-async def py(redis_url: str) -> AsyncIterator[redisched.AsyncClient]:
-    async with redisched.AsyncClient.from_url(redis_url) as client:
+    async with asgi_client(app) as client:
         yield client
 
 

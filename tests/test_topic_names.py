@@ -20,6 +20,7 @@ from redisched.dashboard import ENDPOINTS, ROUTES
 from redisched.errors import InvalidArgument
 from redisched.http import create_app
 from redisched.keys import split_topic_names, topic_problem, validate_topic
+from tests.http_fixtures import asgi_client
 
 BAD_NAMES = [b"\xff\xfe-not-utf8", b"ctl\x01name", b"nl\nname", b"a{b}", b"", b"x" * 201]
 
@@ -61,11 +62,9 @@ def prefix(raw_redis: redis.Redis) -> str:
 async def web(redis_url: str, prefix: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(redis_url=redis_url, prefix=prefix, requeue_interval=0.05)
     app = create_app(settings, extra_routes=ROUTES, extra_endpoints=ENDPOINTS)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
+    async with asgi_client(app) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
 
 
 async def test_bad_names_do_not_stop_the_sweep_or_any_reader(

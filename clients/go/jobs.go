@@ -23,6 +23,9 @@ type Job struct {
 	LastError       string `json:"last_error"`
 	Body            []byte `json:"body"`            // base64 in JSON
 	PendingVersion  int64  `json:"pending_version"` // a replacement waiting for the attempt, or 0
+	// Result is what AckMany and AckAndLease keep as the job's result (EncodeResult); the
+	// Worker sets it from the handler's return value.
+	Result []byte `json:"-"`
 }
 
 func (c *Client) parseJob(topic string, reply any) (*Job, error) {
@@ -126,10 +129,23 @@ func (c *Client) Reserve(ctx context.Context, topic string, count, ttrMs int64) 
 	return jobs, nil
 }
 
-// Ack finishes a reserved job; ErrStale if its token is no longer current.
-func (c *Client) Ack(ctx context.Context, job *Job) error {
-	r, err := redis.Int64s(c.Call(ctx, "ack", job.Topic, Args{"now_ms": c.now(), "id": []any{job.ID},
-		"token": []any{job.Token}, "result": []any{""}}))
+// Ack finishes a reserved job with no result; ErrStale if its token is no longer current.
+func (c *Client) Ack(ctx context.Context, job *Job) error { return c.AckWith(ctx, job, nil) }
+
+// AckWith finishes a reserved job keeping result in its history (see EncodeResult: an
+// *InvalidArgument when it cannot be encoded, and nothing is sent); ErrStale if its token is no
+// longer current.
+func (c *Client) AckWith(ctx context.Context, job *Job, result any) error {
+	data, err := EncodeResult(result)
+	if err != nil {
+		return err
+	}
+	replies, err := c.withRefill(ctx, job.Topic, []Step{{Script: "ack", Args: Args{"now_ms": c.now(),
+		"id": []any{job.ID}, "token": []any{job.Token}, "result": []any{data}}}})
+	if err != nil {
+		return err
+	}
+	r, err := redis.Int64s(replies[0], nil)
 	if err == nil && r[0] != 1 {
 		err = ErrStale
 	}
@@ -156,8 +172,12 @@ func (c *Client) Touch(ctx context.Context, job *Job, ttrMs int64) (int64, error
 
 // Bury moves a reserved job to dead with reason as its last error.
 func (c *Client) Bury(ctx context.Context, job *Job, reason string) error {
-	r, err := redis.Int64s(c.Call(ctx, "bury", job.Topic, Args{"now_ms": c.now(), "id": job.ID,
-		"token": job.Token, "reason": reason}))
+	replies, err := c.withRefill(ctx, job.Topic, []Step{{Script: "bury", Args: Args{"now_ms": c.now(),
+		"id": job.ID, "token": job.Token, "reason": reason}}})
+	if err != nil {
+		return err
+	}
+	r, err := redis.Int64s(replies[0], nil)
 	if err == nil && r[0] == 0 {
 		err = ErrStale
 	}

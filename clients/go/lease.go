@@ -54,7 +54,7 @@ func (c *Client) leaseArgs(count, ttrMs int64) Args {
 func (c *Client) ackArgs(done []*Job) Args {
 	ids, tokens, results := make([]any, len(done)), make([]any, len(done)), make([]any, len(done))
 	for i, job := range done {
-		ids[i], tokens[i], results[i] = job.ID, job.Token, ""
+		ids[i], tokens[i], results[i] = job.ID, job.Token, job.Result
 	}
 	return Args{"now_ms": c.now(), "id": ids, "token": tokens, "result": results}
 }
@@ -70,7 +70,7 @@ func (c *Client) Lease(ctx context.Context, topic string, count, ttrMs int64) (*
 
 // AckMany acks finished jobs of one topic; one bool per job (false: stale token).
 func (c *Client) AckMany(ctx context.Context, topic string, done []*Job) ([]bool, error) {
-	replies, err := c.Pipeline(ctx, topic, []Step{{"ack", c.ackArgs(done)}})
+	replies, err := c.withRefill(ctx, topic, []Step{{Script: "ack", Args: c.ackArgs(done)}})
 	if err != nil {
 		return nil, err
 	}
@@ -86,13 +86,14 @@ func acked(reply any) ([]bool, error) {
 	return out, err
 }
 
-// AckAndLease acks finished jobs and leases up to count more in one round trip (a pipeline).
+// AckAndLease acks finished jobs (each keeping its Result) and leases up to count more in one
+// round trip (a pipeline); cron schedules that ran low are refilled after.
 func (c *Client) AckAndLease(ctx context.Context, topic string, done []*Job, count, ttrMs int64) (*Lease, []bool, error) {
 	var steps []Step
 	if len(done) > 0 {
-		steps = append(steps, Step{"ack", c.ackArgs(done)})
+		steps = append(steps, Step{Script: "ack", Args: c.ackArgs(done)})
 	}
-	replies, err := c.Pipeline(ctx, topic, append(steps, Step{"reserve", c.leaseArgs(count, ttrMs)}))
+	replies, err := c.withRefill(ctx, topic, append(steps, Step{Script: "reserve", Args: c.leaseArgs(count, ttrMs)}))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -108,7 +109,11 @@ func (c *Client) AckAndLease(ctx context.Context, topic string, done []*Job, cou
 
 // Requeue returns timed-out reservations to the queue (or to dead); the next deadline (0: none).
 func (c *Client) Requeue(ctx context.Context, topic string, limit int64) (int64, error) {
-	r, err := redis.Int64s(c.Call(ctx, "requeue", topic, Args{"now_ms": c.now(), "limit": limit}))
+	replies, err := c.withRefill(ctx, topic, []Step{{Script: "requeue", Args: Args{"now_ms": c.now(), "limit": limit}}})
+	if err != nil {
+		return 0, err
+	}
+	r, err := redis.Int64s(replies[0], nil)
 	if err != nil {
 		return 0, err
 	}
@@ -121,8 +126,12 @@ func (c *Client) ReleaseJob(ctx context.Context, job *Job, delayMs int64, errorT
 	if unstarted {
 		refund = 1
 	}
-	r, err := redis.Values(c.Call(ctx, "release", job.Topic, Args{"now_ms": c.now(), "id": job.ID,
-		"token": job.Token, "delay_ms": delayMs, "error": errorText, "refund": refund}))
+	replies, err := c.withRefill(ctx, job.Topic, []Step{{Script: "release", Args: Args{"now_ms": c.now(),
+		"id": job.ID, "token": job.Token, "delay_ms": delayMs, "error": errorText, "refund": refund}}})
+	if err != nil {
+		return "", err
+	}
+	r, err := redis.Values(replies[0], nil)
 	if err != nil {
 		return "", err
 	}
@@ -156,10 +165,11 @@ func (c *Client) TopicBackoff(ctx context.Context, topic string) (Backoff, error
 	return b, nil
 }
 
-// Step is one script call of a pipeline.
+// Step is one script call of a pipeline, or (Command set) one plain command.
 type Step struct {
-	Script string
-	Args   Args
+	Script  string
+	Args    Args
+	Command []any // a command name and its arguments (the keys must be the topic's)
 }
 
 // Pipeline runs several scripts of one topic in one round trip (not a transaction); their
@@ -172,6 +182,10 @@ func (c *Client) Pipeline(ctx context.Context, topic string, steps []Step) ([]an
 	}
 	calls := make([]call, len(steps))
 	for i, step := range steps {
+		if step.Command != nil {
+			calls[i] = call{nil, step.Command}
+			continue
+		}
 		s, keysAndArgs, err := c.prepare(step.Script, topic, step.Args)
 		if err != nil {
 			return nil, err
@@ -184,7 +198,13 @@ func (c *Client) Pipeline(ctx context.Context, topic string, steps []Step) ([]an
 	}
 	defer conn.Close()
 	for _, cl := range calls {
-		if err := cl.s.lua.SendHash(conn, cl.args...); err != nil {
+		var err error
+		if cl.s == nil {
+			err = conn.Send(cl.args[0].(string), cl.args[1:]...)
+		} else {
+			err = cl.s.lua.SendHash(conn, cl.args...)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -201,7 +221,7 @@ func (c *Client) Pipeline(ctx context.Context, topic string, steps []Step) ([]an
 	}
 	for i, cl := range calls {
 		var e redis.Error
-		if errors.As(errs[i], &e) && strings.HasPrefix(string(e), "NOSCRIPT") {
+		if cl.s != nil && errors.As(errs[i], &e) && strings.HasPrefix(string(e), "NOSCRIPT") {
 			replies[i], errs[i] = cl.s.lua.Do(conn, cl.args...)
 		}
 	}

@@ -55,6 +55,20 @@ func RetryAfter(value string, now time.Time) (time.Duration, bool) {
 	return 0, true
 }
 
+// answerChars is how many characters of a receiver's answer an acked job keeps as its result.
+const answerChars = 1024
+
+// DeliveryResult is what an acked delivery keeps as the job's result, byte for byte as
+// push/delivery.py: {"status": N, "body": the answer's first 1024 characters}.
+func DeliveryResult(status int, answer []byte) []byte {
+	runes := []rune(strings.ToValidUTF8(string(answer), "\ufffd"))
+	if len(runes) > answerChars {
+		runes = runes[:answerChars]
+	}
+	text, _ := EncodeResult([]string{string(runes)})
+	return []byte(fmt.Sprintf(`{"status": %d, "body": %s}`, status, text[1:len(text)-1]))
+}
+
 // WebhookHandler delivers each job to target, signed with secrets (up to two during a rotation).
 func WebhookHandler(target string, secrets []string, timeout time.Duration) (Handler, error) {
 	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -73,11 +87,11 @@ func WebhookHandler(target string, secrets []string, timeout time.Duration) (Han
 	}
 	client := &http.Client{Timeout: timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return func(ctx context.Context, job *Job) error {
+	return func(ctx context.Context, job *Job) (any, error) {
 		data := Payload(job)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(data))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for k, v := range SignHeaders(MessageID(job), data, keys, 0) {
 			req.Header.Set(k, v)
@@ -86,21 +100,25 @@ func WebhookHandler(target string, secrets []string, timeout time.Duration) (Han
 		req.Header.Set("user-agent", "redisched-go-webhook/1")
 		res, err := client.Do(req)
 		if err != nil {
-			return fmt.Errorf("webhook %s: %w", target, err)
+			return nil, fmt.Errorf("webhook %s: %w", target, err)
 		}
 		defer res.Body.Close()
-		text, _ := io.ReadAll(io.LimitReader(res.Body, 300))
+		answer, _ := io.ReadAll(io.LimitReader(res.Body, 4*answerChars))
+		text := answer
+		if len(text) > 300 {
+			text = text[:300]
+		}
 		switch {
 		case res.StatusCode == http.StatusAccepted:
-			return ErrKeep
+			return nil, ErrKeep
 		case res.StatusCode >= 200 && res.StatusCode < 300:
-			return nil
+			return DeliveryResult(res.StatusCode, answer), nil
 		}
 		if res.StatusCode == 429 || res.StatusCode == 503 {
 			if d, ok := RetryAfter(res.Header.Get("Retry-After"), time.Now()); ok {
-				return Retry(d, fmt.Sprintf("webhook answered HTTP %d", res.StatusCode))
+				return nil, Retry(d, fmt.Sprintf("webhook answered HTTP %d", res.StatusCode))
 			}
 		}
-		return fmt.Errorf("webhook answered HTTP %d: %s", res.StatusCode, text)
+		return nil, fmt.Errorf("webhook answered HTTP %d: %s", res.StatusCode, text)
 	}, nil
 }

@@ -175,12 +175,14 @@ func JobFields(scripts map[string]*Script) ([]string, error) {
 
 // Client runs the scripts on a redigo pool.
 type Client struct {
-	Pool      *redis.Pool
-	Prefix    string             // key prefix, "redisched" by default
-	Scripts   map[string]*Script // by name
-	Clock     func() int64       // nil: Redis server time; else epoch ms (tests)
-	Cluster   *Cluster           // set by NewCluster: calls go to the node of the topic's slot
-	jobFields []string
+	Pool    *redis.Pool
+	Prefix  string             // key prefix, "redisched" by default
+	Scripts map[string]*Script // by name
+	Clock   func() int64       // nil: Redis server time; else epoch ms (tests)
+	Cluster *Cluster           // set by NewCluster: calls go to the node of the topic's slot
+	// MaxBodySize is the largest schedule body accepted, in bytes (0: DefaultMaxBodySize).
+	MaxBodySize int
+	jobFields   []string
 }
 
 // New loads the scripts of dir ("" = ScriptsDir()) for use on pool.

@@ -34,11 +34,14 @@ const (
 	StoppedError = "the worker stopped before the handler finished"
 )
 
-// Handler runs one job. Returning nil acks it; ErrKeep leaves it reserved (someone else acks or
-// releases it with the token); any other error releases it with backoff (a *RetryError picks the
-// delay), and a job whose max_attempts are used up goes dead with the error as its last_error.
-// ctx is cancelled when the grace period after a stop ends or the reservation is lost.
-type Handler func(ctx context.Context, job *Job) error
+// Handler runs one job. Returning a nil error acks it, the result kept as the job's result
+// (EncodeResult: []byte and string as they are, nil as none, other values as JSON; one that
+// cannot be encoded is kept as its fmt %v text, with a warning); ErrKeep leaves it reserved
+// (someone else acks or releases it with the token); any other error releases it with backoff
+// (a *RetryError picks the delay), and a job whose max_attempts are used up goes dead with the
+// error as its last_error. ctx is cancelled when the grace period after a stop ends or the
+// reservation is lost.
+type Handler func(ctx context.Context, job *Job) (result any, err error)
 
 // ErrKeep, returned by a handler, leaves its job reserved.
 var ErrKeep = errors.New("redisched: keep the reservation")
@@ -471,7 +474,7 @@ func describe(err error) string {
 func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 	defer w.handlers.Done()
 	t, job := a.topic, a.job
-	err := safeCall(ctx, t.handler, job)
+	result, err := safeCall(ctx, t.handler, job)
 	a.cancel()
 	var retry *RetryError
 	switch {
@@ -482,6 +485,7 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 			if len(t.done) == 0 {
 				t.doneSince = time.Now()
 			}
+			job.Result = w.encodeResult(result, job)
 			t.done = append(t.done, job)
 		}
 		w.mu.Unlock()
@@ -506,13 +510,24 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 }
 
 // safeCall runs a handler; a panic is its error.
-func safeCall(ctx context.Context, h Handler, job *Job) (err error) {
+func safeCall(ctx context.Context, h Handler, job *Job) (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
 	return h(ctx, job)
+}
+
+// encodeResult is a handler's return value as the job's result; a value encoding/json cannot
+// encode is kept as its %v text, as the Python Worker keeps its repr.
+func (w *Worker) encodeResult(value any, job *Job) []byte {
+	data, err := EncodeResult(value)
+	if err != nil {
+		w.log.Printf("redisched worker: job %q of %s returned a %T, kept as its %%v text", job.ID, job.Topic, value)
+		return []byte(fmt.Sprint(value))
+	}
+	return data
 }
 
 // release gives the job back after delay; a job whose handler never started gets its attempt back.

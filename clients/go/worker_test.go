@@ -1,6 +1,7 @@
 package redisched
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gomodule/redigo/redis"
 )
 
 // TestWorker runs due and future jobs once, retries failures with backoff, then stops.
@@ -34,17 +37,21 @@ func TestWorker(t *testing.T) {
 	topic := "go-worker-" + hex.EncodeToString(random)
 	var mu sync.Mutex
 	var ran []string
-	handler := func(ctx context.Context, job *Job) error {
+	handler := func(ctx context.Context, job *Job) (any, error) {
 		mu.Lock()
 		ran = append(ran, job.ID+":"+strconv.FormatInt(job.Attempts, 10))
 		mu.Unlock()
 		switch {
 		case job.ID == "retry" && job.Attempts == 1:
-			return Retry(50*time.Millisecond, "again")
+			return nil, Retry(50*time.Millisecond, "again")
 		case job.ID == "dead":
-			return errors.New("always")
+			return nil, errors.New("always")
+		case job.ID == "later":
+			return bytes.Repeat([]byte("x"), 70_000), nil
+		case job.ID == "now":
+			return map[string]any{"ran": job.ID, "é": []float64{1, 2.5}}, nil
 		}
-		return nil
+		return make(chan int), nil // not JSON: kept as its %v text
 	}
 	ctx := context.Background()
 	ready := make(chan struct{})
@@ -91,6 +98,24 @@ func TestWorker(t *testing.T) {
 	sort.Strings(ran)
 	if got := strings.Join(ran, " "); got != "dead:1 dead:2 later:1 now:1 retry:1 retry:2" {
 		t.Fatalf("runs: %s", got)
+	}
+	// A handler's return value is the job's result, encoded and cut as the Python Worker does.
+	result := func(id string) []byte {
+		r, err := redis.Values(c.Call(ctx, "history", topic, Args{"id": id}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := redis.Bytes(r[4], nil)
+		return data
+	}
+	if got := string(result("now")); got != `{"ran":"now","\u00e9":[1,2.5]}` {
+		t.Fatalf("result of now: %s", got)
+	}
+	if got := len(result("later")); got != ResultLimit {
+		t.Fatalf("result of later: %d bytes", got)
+	}
+	if got := string(result("retry")); !strings.HasPrefix(got, "0x") {
+		t.Fatalf("result of retry: %q", got)
 	}
 }
 

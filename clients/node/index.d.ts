@@ -64,20 +64,62 @@ export class VersionConflict extends RedischedError {
   current: number;
 }
 
+/** A bad argument (nothing was sent); `field` names it. */
+export class InvalidArgument extends TypeError {
+  field: string;
+}
+
+/** What a result may be: bytes and strings as they are, null for none, anything else as JSON. */
+export type Result = Buffer | Uint8Array | string | null | undefined | unknown;
+
+export interface ScheduleOptions {
+  /** A 5-field crontab expression, read in `tz`; give it or everyMs. */
+  cron?: string | null;
+  /** An interval of whole seconds, in ms. */
+  everyMs?: number | null;
+  /** An IANA time zone name (default 'UTC'). */
+  tz?: string;
+  startAtMs?: number | Date | null;
+  endAtMs?: number | Date | null;
+  ttrMs?: number | null;
+  priority?: number;
+  maxAttempts?: number | null;
+  ifVersion?: number | null;
+}
+
+/** A recurring schedule, as get_schedule.lua reads it (times in epoch ms, null: none). */
+export interface Schedule {
+  topic: string;
+  id: string;
+  version: number;
+  cron: string | null;
+  everyMs: number | null;
+  tz: string;
+  nextRunAtMs: number | null;
+  startAtMs: number | null;
+  endAtMs: number | null;
+  lastRunAtMs: number | null;
+  priority: number;
+  ttrMs: number;
+  maxAttempts: number | null;
+  body: Buffer;
+}
+
 /** One method per script. */
 export class Scheduler {
-  constructor(redis: RedisLike, options?: { prefix?: string; dir?: string; clock?: (() => number) | null });
+  constructor(redis: RedisLike, options?: { prefix?: string; dir?: string; clock?: (() => number) | null; maxBodySize?: number });
   readonly redis: RedisLike;
   readonly prefix: string;
   call(name: string, topic: string, named?: Record<string, unknown>, options?: { buffers?: boolean }): Promise<any>;
-  pipeline(topic: string, steps: Array<[string, Record<string, unknown>, boolean]>): Promise<any[]>;
+  pipeline(topic: string, steps: Array<[string, Record<string, unknown>, boolean] | { command: Array<string | number> }>): Promise<any[]>;
   put(topic: string, id: string, body: string | Buffer, options?: PutOptions): Promise<{ status: 'created' | 'exists' | 'replaced' | 'pending'; version: number }>;
   get(topic: string, id: string): Promise<Job | null>;
   delete(topic: string, id: string, options?: { ifVersion?: number | '' }): Promise<boolean>;
   reserve(topic: string, options?: { count?: number; ttrMs?: number | '' }): Promise<Job[]>;
   lease(topic: string, options?: { count?: number; ttrMs?: number | '' }): Promise<Lease>;
-  ackAndLease(topic: string, done: Reservation[], count: number, options?: { ttrMs?: number | '' }): Promise<Lease & { acked: boolean[] }>;
-  ack(job: Reservation): Promise<void>;
+  ackAndLease(topic: string, done: Array<Reservation & { result?: Buffer | string }>, count: number, options?: { ttrMs?: number | '' }): Promise<Lease & { acked: boolean[] }>;
+  ackMany(topic: string, done: Array<Reservation & { result?: Buffer | string }>): Promise<boolean[]>;
+  ack(job: Reservation, result?: Result): Promise<void>;
   release(job: Reservation, options?: { delayMs?: number; error?: string; unstarted?: boolean }): Promise<'scheduled' | 'ready' | 'dead'>;
   touch(job: Reservation, options?: { ttrMs?: number | '' }): Promise<number>;
   bury(job: Reservation, options?: { reason?: string }): Promise<void>;
@@ -89,7 +131,16 @@ export class Scheduler {
   resume(topic: string): Promise<boolean>;
   topicBackoff(topic: string): Promise<{ baseMs: number | null; maxMs: number | null }>;
   wakeChannel(topic: string): string;
+  schedule(topic: string, id: string, body: string | Buffer, options: ScheduleOptions): Promise<Schedule>;
+  getSchedule(topic: string, id: string): Promise<Schedule | null>;
+  schedules(topic: string): Promise<Schedule[]>;
+  unschedule(topic: string, id: string, options?: { ifVersion?: number | null }): Promise<boolean>;
+  /** Top up the cron times of these schedules (refill.lua); the calls above do it on their own. */
+  refill(topic: string, ids: string[]): Promise<void>;
 }
+
+/** A result as stored (results.js): '' for none; InvalidArgument when JSON cannot encode it. */
+export function encodeResult(value: Result, field?: string): Buffer | '';
 
 /** Returned by a handler: the job stays reserved; someone else acks or releases it with the token. */
 export const KEEP: unique symbol;
@@ -106,7 +157,8 @@ export class Backoff {
   delayMs(attempt: number): number;
 }
 
-export type Handler = (job: Job, context: { readonly signal: AbortSignal }) => unknown | Promise<unknown>;
+/** Returning acks the job; the value becomes its result (see Result), KEEP leaves it reserved. */
+export type Handler = (job: Job, context: { readonly signal: AbortSignal }) => Result | typeof KEEP | Promise<Result | typeof KEEP>;
 
 export interface Logger {
   info(message: string): void;

@@ -3,16 +3,19 @@
  * Push delivery: a Worker handler that POSTs each due job to a webhook, as the Python
  * dispatcher does (src/redisched/http/delivery.py). The request body is
  * {"topic", "id", "body", "attempt", "version", "token", "run_at"}, signed the Standard Webhooks
- * way (signing.js). 2xx acks the job; 202 leaves it reserved for the receiver to ack or release
+ * way (signing.js). 2xx acks the job (its result: the status and the answer's start); 202 leaves it reserved for the receiver to ack or release
  * with the token; 429/503 with Retry-After releases it after that delay; anything else, a
  * timeout or a connection error releases it with the topic's backoff (dead after max_attempts).
  */
 const { toJsonText } = require('./body');
 const { messageId, secretKey, signHeaders } = require('./signing');
 const { KEEP, Retry } = require('./worker');
+const { encodeResult } = require('./results');
 
 const USER_AGENT = 'redisched-node-webhook/1';
 const MAX_REASON_CHARS = 300;
+/** Characters of a receiver's answer kept as an acked job's result. */
+const ANSWER_CHARS = 1024;
 
 /** The JSON request body for a reserved job. */
 function payload(job) {
@@ -56,9 +59,10 @@ function webhookHandler({ url, secrets = [], timeoutMs = 10_000 }) {
     } catch (err) {
       throw new Error(`webhook ${url}: ${err.cause?.message || err.message}`);
     }
-    const text = (await res.text().catch(() => '')).slice(0, MAX_REASON_CHARS);
+    const answer = await res.text().catch(() => '');
+    const text = answer.slice(0, MAX_REASON_CHARS);
     if (res.status === 202) return KEEP;
-    if (res.status >= 200 && res.status < 300) return undefined;
+    if (res.status >= 200 && res.status < 300) return deliveryResult(res.status, answer);
     const after = retryAfterMs(res.headers.get('retry-after'));
     if ((res.status === 429 || res.status === 503) && after !== null) {
       throw new Retry(after, `webhook answered HTTP ${res.status}`);
@@ -67,4 +71,12 @@ function webhookHandler({ url, secrets = [], timeoutMs = 10_000 }) {
   };
 }
 
-module.exports = { webhookHandler, payload, retryAfterMs, USER_AGENT };
+/** What an acked delivery keeps as the job's result, byte for byte as push/delivery.py:
+ * {"status": N, "body": the answer's first 1024 characters}. */
+function deliveryResult(status, answer) {
+  const start = Array.from(answer).slice(0, ANSWER_CHARS).join('');
+  const text = String(encodeResult([start])).slice(1, -1); // the JSON string, non-ASCII escaped
+  return Buffer.from(`{"status": ${status}, "body": ${text}}`);
+}
+
+module.exports = { webhookHandler, deliveryResult, payload, retryAfterMs, USER_AGENT };

@@ -9,6 +9,9 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule, refillTimes, jobId } =
+  require('./schedules');
+const { encodeResult } = require('./results');
 
 const PARAM = /^-- (KEYS|ARGV)\[(\d+)\] (\w+) (\S+)$/;
 const PUT_STATUS = { 1: 'created', 2: 'exists', 3: 'replaced', 4: 'pending' };
@@ -138,11 +141,13 @@ class Scheduler {
    * @param options.prefix key prefix (default "redisched")
    * @param options.dir folder of the .lua files (see scriptsDir)
    * @param options.clock null for Redis server time, or a function returning epoch ms (tests)
+   * @param options.maxBodySize the largest schedule body accepted, in bytes (default 1 MiB)
    */
-  constructor(redis, { prefix = 'redisched', dir, clock = null } = {}) {
+  constructor(redis, { prefix = 'redisched', dir, clock = null, maxBodySize = DEFAULT_MAX_BODY_SIZE } = {}) {
     this.redis = redis;
     this.prefix = prefix;
     this.clock = clock;
+    this.maxBodySize = maxBodySize;
     this.scripts = loadScripts(dir);
     this.jobFields = jobFields(this.scripts);
   }
@@ -210,20 +215,22 @@ class Scheduler {
     return parseLease(topic, this.jobFields, r);
   }
 
-  /** Finish a reserved job; `result` (a string or Buffer) is kept in its history. */
-  async ack(job, result = '') {
-    const [status] = await this.call('ack', job.topic,
-      { now_ms: this.now(), id: [job.id], token: [job.token], result: [result] });
+  /** Finish a reserved job; `result` is kept in its history: a Buffer or string as it is,
+   * null for none, any other value as JSON (see results.js). */
+  async ack(job, result = null) {
+    const data = encodeResult(result);
+    const [[status]] = await this.withRefill(job.topic,
+      [['ack', { now_ms: this.now(), id: [job.id], token: [job.token], result: [data] }, false]]);
     if (status !== 1) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
   }
 
   /** Put a reserved job back after `delayMs`; the state it went to. `unstarted`: the job was
    * never handed to anyone, so its attempt is given back. */
   async release(job, { delayMs = 0, error = '', unstarted = false } = {}) {
-    const [status, state] = await this.call('release', job.topic, {
+    const [[status, state]] = await this.withRefill(job.topic, [['release', {
       now_ms: this.now(), id: job.id, token: job.token, delay_ms: delayMs, error,
       refund: unstarted ? 1 : 0,
-    });
+    }, false]]);
     if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
     return state;
   }
@@ -237,8 +244,8 @@ class Scheduler {
   }
 
   async bury(job, { reason = '' } = {}) {
-    const [status] = await this.call('bury', job.topic,
-      { now_ms: this.now(), id: job.id, token: job.token, reason });
+    const [[status]] = await this.withRefill(job.topic,
+      [['bury', { now_ms: this.now(), id: job.id, token: job.token, reason }, false]]);
     if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
   }
 
@@ -248,28 +255,63 @@ class Scheduler {
   }
 
   /** Return timed-out reservations to the queue (or to dead); [requeued, dead, nextTimeoutMs]. */
-  requeue(topic, { limit = 1000 } = {}) {
-    return this.call('requeue', topic, { now_ms: this.now(), limit });
+  async requeue(topic, { limit = 1000 } = {}) {
+    return (await this.withRefill(topic, [['requeue', { now_ms: this.now(), limit }, false]]))[0];
   }
 
   /**
    * Ack finished jobs and lease up to `count` more in one round trip (a pipeline: ack, then
-   * reserve). Resolves to {acked: [bool per job], nowMs, nextDueMs, nextTimeoutMs, jobs};
-   * the times are null when there is none.
+   * reserve). `done` holds jobs (or {id, token, result}: `result` an encoded result, see
+   * results.js). Resolves to {acked: [bool per job], nowMs, nextDueMs, nextTimeoutMs, jobs};
+   * the times are null when there is none. Cron schedules that ran low are refilled after.
    */
   async ackAndLease(topic, done, count, { ttrMs = '' } = {}) {
     if (!done.length) return { ...(await this.lease(topic, { count, ttrMs })), acked: [] };
-    const steps = [];
-    if (done.length) {
-      steps.push(['ack', {
-        now_ms: this.now(), id: done.map((j) => j.id), token: done.map((j) => j.token),
-        result: done.map(() => '') }, false]);
-    }
-    steps.push(['reserve', { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000 }, true]);
-    const replies = await this.pipeline(topic, steps);
-    const lease = parseLease(topic, this.jobFields, replies[replies.length - 1]);
-    lease.acked = done.length ? replies[0].map((status) => status === 1) : [];
+    const replies = await this.withRefill(topic, [
+      this.ackStep(done),
+      ['reserve', { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000 }, true],
+    ]);
+    const lease = parseLease(topic, this.jobFields, replies[1]);
+    lease.acked = replies[0].map((status) => status === 1);
     return lease;
+  }
+
+  /** Ack jobs (or {id, token, result}) in one round trip; a status per job, true when acked. */
+  async ackMany(topic, done) {
+    const [statuses] = await this.withRefill(topic, [this.ackStep(done)]);
+    return statuses.map((status) => status === 1);
+  }
+
+  ackStep(done) {
+    return ['ack', {
+      now_ms: this.now(), id: done.map((j) => j.id), token: done.map((j) => j.token),
+      result: done.map((j) => (j.result === undefined ? '' : j.result)) }, false];
+  }
+
+  /**
+   * `steps` (see pipeline) plus a read of the topic's refill set in the same round trip; the
+   * step replies. Cron schedules found there get more times afterwards: best effort, a
+   * failed refill leaves them in the set for the next call.
+   */
+  async withRefill(topic, steps) {
+    const refillKey = `${this.prefix}:{${topic}}:refill`;
+    const replies = await this.pipeline(topic, [...steps, { command: ['ZRANGE', refillKey, 0, REFILL_BATCH - 1] }]);
+    const ids = replies.pop();
+    if (ids.length) await this.refill(topic, ids).catch(() => {});
+    return replies;
+  }
+
+  /** Top up the cron times of the schedules `ids` (refill.lua), computed with cron-parser. */
+  async refill(topic, ids) {
+    const entries = await this.call('get_schedule', topic, { id: ids }, { buffers: true });
+    let nowMs = this.clock ? Math.round(this.clock()) : null;
+    if (nowMs === null) {
+      const [seconds, micros] = await this.redis.time();
+      nowMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    }
+    await this.pipeline(topic, ids.map((id, i) => ['refill', {
+      now_ms: this.now(), id, version: entries[i] ? entries[i][1] : 0,
+      time: refillTimes(entries[i], nowMs) }, false]));
   }
 
   /**
@@ -278,19 +320,24 @@ class Scheduler {
    * it did not run, so sending it again is safe.
    */
   async pipeline(topic, steps) {
-    const calls = steps.map(([name, named, buffers]) => {
+    const calls = steps.map((step) => {
+      if (!Array.isArray(step)) return { command: step.command };
+      const [name, named, buffers] = step;
       const script = this.scripts.get(name);
       if (!script) throw new TypeError(`no script ${JSON.stringify(name)}`);
       const keys = this.keys(script, topic);
       return { script, buffers, rest: [keys.length, ...keys, ...buildArgs(script, named)] };
     });
     const pipe = this.redis.pipeline();
-    for (const c of calls) pipe[c.buffers ? 'callBuffer' : 'call']('EVALSHA', c.script.sha, ...c.rest);
+    for (const c of calls) {
+      if (c.command) pipe.call(...c.command);
+      else pipe[c.buffers ? 'callBuffer' : 'call']('EVALSHA', c.script.sha, ...c.rest);
+    }
     const results = await pipe.exec();
     const replies = [];
     for (let i = 0; i < calls.length; i++) {
       let [err, reply] = results[i];
-      if (err && String(err.message).startsWith('NOSCRIPT')) {
+      if (err && calls[i].script && String(err.message).startsWith('NOSCRIPT')) {
         const c = calls[i];
         reply = await this.redis[c.buffers ? 'callBuffer' : 'call']('EVAL', c.script.source, ...c.rest);
         err = null;
@@ -313,7 +360,7 @@ class Scheduler {
   }
 
   async pull(topic) {
-    const r = await this.call('pull', topic, { now_ms: this.now(), promote_limit: 1000 }, { buffers: true });
+    const [r] = await this.withRefill(topic, [['pull', { now_ms: this.now(), promote_limit: 1000 }, true]]);
     return r === null ? null : parseJob(topic, this.jobFields, r);
   }
 
@@ -333,9 +380,55 @@ class Scheduler {
   async resume(topic) {
     return (await this.call('resume', topic)) === 1;
   }
+
+  // -- recurring schedules (schedules.js) ---------------------------------------------------------
+
+  /**
+   * Create or replace (by id) a recurring schedule; exactly one of `cron` (5 fields, in `tz`)
+   * and `everyMs` (whole seconds). Options: tz ('UTC'), startAtMs, endAtMs, ttrMs, priority,
+   * maxAttempts, ifVersion. Resolves to the schedule as getSchedule reads it; a
+   * VersionConflict when ifVersion does not match (nothing changed).
+   */
+  async schedule(topic, id, body, options = {}) {
+    const wallMs = this.clock ? Math.round(this.clock()) : Date.now();
+    const args = scheduleArgs(id, body, options, wallMs, this.maxBodySize);
+    await this.redis.sadd(`${this.prefix}:topics`, topic);
+    const [[status, version], [entry]] = await this.pipeline(topic, [
+      ['schedule', { now_ms: this.now(), ...args }, false],
+      ['get_schedule', { id: [args.id] }, true],
+    ]);
+    if (status === VERSION_CONFLICT) throw new VersionConflict(topic, args.id, version);
+    return parseSchedule(topic, entry);
+  }
+
+  /** A schedule by id, or null. */
+  async getSchedule(topic, id) {
+    const [entry] = await this.call('get_schedule', topic, { id: [jobId(id)] }, { buffers: true });
+    return entry ? parseSchedule(topic, entry) : null;
+  }
+
+  /** Every schedule of the topic, sorted by id. */
+  async schedules(topic) {
+    this.keys(this.scripts.get('get_schedule'), topic);
+    const ids = (await this.redis.hkeys(`${this.prefix}:{${topic}}:schedules`)).sort();
+    if (!ids.length) return [];
+    const entries = await this.call('get_schedule', topic, { id: ids }, { buffers: true });
+    return entries.filter((e) => e).map((e) => parseSchedule(topic, e));
+  }
+
+  /** Delete a schedule and its pending occurrence (a running one is left alone); true if it existed. */
+  async unschedule(topic, id, { ifVersion = null } = {}) {
+    const expected = ifVersion === null ? '' : ifVersion;
+    if (expected !== '' && !(Number.isSafeInteger(expected) && expected >= 1 && expected <= 2 ** 31 - 1)) {
+      throw new InvalidArgument('ifVersion', `must be between 1 and ${2 ** 31 - 1}`);
+    }
+    const [status, version] = await this.call('unschedule', topic, { id: jobId(id), if_version: expected });
+    if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
+    return status === 1;
+  }
 }
 
 module.exports = {
-  Scheduler, RedischedError, StaleReservation, VersionConflict,
+  Scheduler, RedischedError, StaleReservation, VersionConflict, InvalidArgument, encodeResult,
   scriptsDir, parseScript, loadScripts, jobFields, buildArgs, parseJob, parseLease,
 };

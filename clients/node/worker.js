@@ -16,6 +16,7 @@
  * handlers still running after the grace period are aborted (their AbortSignal) and released.
  */
 const { Scheduler, StaleReservation } = require('./redisched');
+const { encodeResult } = require('./results');
 
 const MAX_LEASE = 1000;
 /** Milliseconds an idle topic sleeps at most, in case a wake-up message was lost. */
@@ -104,7 +105,7 @@ const QUIET = { info() {}, warn: console.warn, error: console.error };
 class Worker {
   /**
    * @param redis an ioredis client or Cluster (or a Scheduler over one)
-   * @param handlers topic -> async (job, {signal}) => result. Returning acks the job (KEEP leaves
+   * @param handlers topic -> async (job, {signal}) => result. Returning acks the job, the value kept as its result (results.js; KEEP leaves
    *   it reserved); throwing releases it with backoff (a Retry picks the delay); a job whose
    *   max_attempts are used up goes dead with the error as its last_error.
    * @param options.concurrency handlers running at once across all topics (default 50)
@@ -287,10 +288,8 @@ class Worker {
     t.done = [];
     if (!done.length) return;
     try {
-      const replies = await this.scheduler.pipeline(t.name, [['ack', {
-        now_ms: this.scheduler.now(), id: done.map((j) => j.id), token: done.map((j) => j.token),
-        result: done.map(() => '') }, false]]);
-      replies[0].forEach((status, i) => status === 1 || this.log.warn(
+      const acked = await this.scheduler.ackMany(t.name, done);
+      acked.forEach((ok, i) => ok || this.log.warn(
         `redisched worker: job ${done[i].id} of ${t.name}: ack rejected, the reservation was lost`));
     } catch (err) {
       this.log.warn(`redisched worker: could not ack ${done.length} jobs of ${t.name} (${err.message}); they return after their ttr`);
@@ -325,7 +324,7 @@ class Worker {
         this.log.warn(`redisched worker: job ${job.id} of ${t.name} finished after its reservation was lost; not acked`);
       } else if (result !== KEEP) {
         if (!t.done.length) t.doneSince = Date.now();
-        t.done.push(job);
+        t.done.push({ id: job.id, token: job.token, result: this.encodeResult(result, job) });
       }
     } catch (err) {
       if (err instanceof Retry) await this.release(a, err.delayMs, err.reason);
@@ -337,6 +336,17 @@ class Worker {
       this.wakeStarved();
       t.kick.set();
       if (!this.active.size && this.stopping) this.idle.set();
+    }
+  }
+
+  /** A handler's return value as the job's result (results.js); a value JSON cannot encode is
+   * kept as its String(), with a warning, as the Python Worker keeps its repr. */
+  encodeResult(value, job) {
+    try {
+      return encodeResult(value);
+    } catch {
+      this.log.warn(`redisched worker: job ${job.id} of ${job.topic} returned a ${typeof value}, kept as its String()`);
+      return Buffer.from(String(value), 'utf8');
     }
   }
 

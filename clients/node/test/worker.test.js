@@ -21,6 +21,8 @@ test('the worker runs due and future jobs once, retries failures, then stops', a
       ran.push(`${job.id}:${job.attempts}`);
       if (job.id === 'retry' && job.attempts === 1) throw new Retry(50, 'again');
       if (job.id === 'dead') throw new Error('always');
+      if (job.id === 'later') return 'x'.repeat(70_000);
+      return job.id === 'now' ? { ran: job.id, é: [1, 2.5] } : 10n;
     },
   }, { backoff: new Backoff({ baseMs: 20, maxMs: 20 }), handleSignals: false, logger: { info() {}, warn() {}, error() {} } });
   const done = worker.run({ onReady: async () => {
@@ -40,6 +42,11 @@ test('the worker runs due and future jobs once, retries failures, then stops', a
   const dead = await s.get(topic, 'dead');
   assert.equal(dead.state, 'dead');
   assert.match(dead.lastError, /Error: always/);
+  // A handler's return value is the job's result, encoded and cut as the Python Worker does.
+  const result = async (id) => (await s.call('history', topic, { id }, { buffers: true }))[4];
+  assert.equal((await result('now')).toString(), '{"ran":"now","\\u00e9":[1,2.5]}');
+  assert.equal((await result('later')).length, 65536);
+  assert.equal((await result('retry')).toString(), '10', 'not JSON: kept as its String()');
 });
 
 test('signatures and bodies follow the Python service', () => {

@@ -1,0 +1,49 @@
+package redisched
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// TestCronTimeVectors: when a cron schedule fires, as the Python client computes it
+// (conformance/cron_times.json, next to $REDISCHED_VECTORS_DIR).
+func TestCronTimeVectors(t *testing.T) {
+	dir := os.Getenv("REDISCHED_VECTORS_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "conformance", "vectors")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "..", "cron_times.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Note, Cron, TZ string
+		AfterMs        int64 `json:"after_ms"`
+		Count          int
+		EndMs          int64 `json:"end_ms"`
+		Times          []int64
+	}
+	if err := json.Unmarshal(data, &cases); err != nil || len(cases) < 10 {
+		t.Fatalf("%d cases: %v", len(cases), err)
+	}
+	for _, c := range cases {
+		loc, err := TimeZone(c.TZ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expr, err := CronExpression(c.Cron, loc)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Note, err)
+		}
+		got := CronTimes(expr, loc, c.AfterMs, c.Count, c.EndMs)
+		if len(got) == 0 && len(c.Times) == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(got, c.Times) {
+			t.Errorf("%s (%s in %s): %v, not %v", c.Note, c.Cron, c.TZ, got, c.Times)
+		}
+	}
+}

@@ -1,0 +1,468 @@
+package redisched
+
+// Recurring schedules: validation, cron times and the replies of get_schedule.lua, as in the
+// Python client (src/redisched/schedule_ops.py and recurrence.py).
+//
+// An interval schedule (EveryMs) runs on its own: reserve.lua and pull.lua put the next
+// occurrence. A cron schedule holds up to 48 upcoming UTC times computed here (robfig/cron, in
+// the schedule's IANA time zone from the platform's tz database); when fewer than 16 are left
+// the scripts add it to the topic's refill set, and Refill appends more (refill.lua).
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/robfig/cron/v3"
+)
+
+const (
+	upcoming           = 48
+	refillBatch        = 10
+	maxScheduleIDBytes = maxIDBytes - len("@2000-01-01T00:00:00Z")
+	maxEveryMs         = 100 * 365 * 86_400_000
+	maxTTRMs           = 365 * 86_400_000
+	maxEpochMs         = 253_402_300_799_000
+	lookaheadMs        = 50 * 365 * 86_400_000
+	maxInt32           = 1<<31 - 1
+	// DefaultMaxBodySize is the largest schedule body accepted unless Client.MaxBodySize says otherwise.
+	DefaultMaxBodySize = 1 << 20
+)
+
+// InvalidArgument is a bad argument: nothing was sent. Field names it.
+type InvalidArgument struct{ Field, Message string }
+
+func (e *InvalidArgument) Error() string { return e.Field + ": " + e.Message }
+
+func invalidArg(field, format string, a ...any) error {
+	return &InvalidArgument{field, fmt.Sprintf(format, a...)}
+}
+
+// ScheduleOptions of Schedule. Exactly one of Cron and EveryMs; zero values mean: UTC, no
+// start or end, the topic's ttr and max_attempts, priority 0, no version check.
+type ScheduleOptions struct {
+	Cron               string // a 5-field crontab expression, read in TZ
+	EveryMs            int64  // an interval of whole seconds, in ms
+	TZ                 string // an IANA time zone name ("" = UTC)
+	StartAtMs, EndAtMs int64
+	TTRMs, Priority    int64
+	MaxAttempts        int64
+	IfVersion          int64
+}
+
+// Schedule is a recurring schedule as get_schedule.lua reads it; times are epoch ms, 0: none.
+type Schedule struct {
+	Topic       string `json:"topic"`
+	ID          string `json:"id"`
+	Version     int64  `json:"version"`
+	Cron        string `json:"cron"` // "" for an interval schedule
+	EveryMs     int64  `json:"every_ms"`
+	TZ          string `json:"tz"`
+	NextRunAtMs int64  `json:"next_run_at_ms"`
+	StartAtMs   int64  `json:"start_at_ms"`
+	EndAtMs     int64  `json:"end_at_ms"`
+	LastRunAtMs int64  `json:"last_run_at_ms"`
+	Priority    int64  `json:"priority"`
+	TTRMs       int64  `json:"ttr_ms"`
+	MaxAttempts int64  `json:"max_attempts"` // 0: unlimited
+	Body        []byte `json:"body"`
+}
+
+func checkJobID(id, field string, maxBytes int) error {
+	switch {
+	case id == "":
+		return invalidArg(field, "must not be empty")
+	case !utf8.ValidString(id):
+		return invalidArg(field, "must be valid UTF-8")
+	case len(id) > maxBytes:
+		return invalidArg(field, "must be at most %d bytes in UTF-8", maxBytes)
+	}
+	return nil
+}
+
+func checkRange(v int64, field string, low, high int64) error {
+	if v < low || v > high {
+		return invalidArg(field, "must be between %d and %d", low, high)
+	}
+	return nil
+}
+
+// TimeZone loads an IANA time zone name (Europe/Berlin, UTC) from the platform's tz database.
+func TimeZone(name string) (*time.Location, error) {
+	unknown := invalidArg("tz", "unknown time zone %q", name)
+	if name == "" || name == "Local" || len(name) > 64 || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
+		return nil, unknown
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, unknown
+	}
+	return loc, nil
+}
+
+// CronExpression checks a 5-field crontab expression that fires; it comes back with its
+// whitespace normalised.
+func CronExpression(expr string, loc *time.Location) (string, error) {
+	fields := strings.Fields(expr)
+	if len(fields) != 5 {
+		return "", invalidArg("cron", "must have 5 fields: minute hour day month weekday")
+	}
+	normal := strings.Join(fields, " ")
+	if _, err := cron.ParseStandard(normal); err != nil {
+		return "", invalidArg("cron", "invalid cron expression %q: %v", expr, err)
+	}
+	if len(CronTimes(normal, loc, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), 1, 0)) == 0 {
+		return "", invalidArg("cron", "cron expression %q never fires", expr)
+	}
+	return normal, nil
+}
+
+// CronTimes are up to count UTC epoch ms after afterMs at which expr fires in loc; they stop
+// at endMs (inclusive, 0: none) and 50 years ahead. DST follows the Python client (cronsim,
+// the Debian cron convention): when neither the minute nor the hour field starts with '*', the
+// expression runs on local wall-clock times, once when a local time repeats and right after
+// the jump when it does not exist; otherwise it keeps its real time interval.
+func CronTimes(expr string, loc *time.Location, afterMs int64, count int, endMs int64) []int64 {
+	sched, err := cron.ParseStandard(expr)
+	if err != nil {
+		return nil
+	}
+	fields := strings.Fields(expr)
+	wallClock := loc != time.UTC && !strings.HasPrefix(fields[0], "*") && !strings.HasPrefix(fields[1], "*")
+	var out []int64
+	horizon := afterMs + lookaheadMs
+	at := time.UnixMilli(afterMs).In(loc)
+	if wallClock {
+		at = wallTime(at)
+	}
+	for len(out) < count {
+		at = sched.Next(at)
+		if at.IsZero() {
+			break // robfig/cron looks 5 years ahead at most
+		}
+		ms := at.UnixMilli()
+		if wallClock {
+			var ok bool
+			for ms, ok = instant(at, loc); !ok; ms, ok = instant(at, loc) {
+				at = at.Add(time.Minute) // a local time skipped by the clocks: right after the jump
+			}
+		}
+		if ms <= afterMs {
+			continue
+		}
+		if (endMs != 0 && ms > endMs) || ms > horizon {
+			break
+		}
+		out = append(out, ms)
+	}
+	return out
+}
+
+// wallTime is t's local wall-clock reading as a UTC time.
+func wallTime(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+}
+
+// instant is the earliest epoch ms whose wall-clock reading in loc is wall (a UTC time); false
+// when the clocks skip that reading.
+func instant(wall time.Time, loc *time.Location) (int64, bool) {
+	ms := wall.UnixMilli()
+	var best int64
+	found := false
+	for _, probe := range []int64{ms - 86_400_000, ms, ms + 86_400_000} {
+		_, offset := time.UnixMilli(probe).In(loc).Zone()
+		t := ms - int64(offset)*1000
+		if _, actual := time.UnixMilli(t).In(loc).Zone(); actual == offset && (!found || t < best) {
+			best, found = t, true
+		}
+	}
+	return best, found
+}
+
+func ceilSecond(ms int64) int64 { return (ms + 999) / 1000 * 1000 }
+
+// scheduleArgs checks a schedule's options as the Python client does and builds schedule.lua's
+// arguments (all but now_ms); wallMs is the clock the first cron times start from.
+func (c *Client) scheduleArgs(id string, body []byte, o ScheduleOptions, wallMs int64) (Args, error) {
+	if err := checkJobID(id, "id", maxScheduleIDBytes); err != nil {
+		return nil, err
+	}
+	limit := c.MaxBodySize
+	if limit == 0 {
+		limit = DefaultMaxBodySize
+	}
+	if len(body) > limit {
+		return nil, invalidArg("body", "is %d bytes; the limit is %d", len(body), limit)
+	}
+	if (o.Cron == "") == (o.EveryMs == 0) {
+		return nil, invalidArg("cron", "give exactly one of Cron and EveryMs")
+	}
+	tz := o.TZ
+	if tz == "" {
+		tz = "UTC"
+	}
+	loc, err := TimeZone(tz)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		v     int64
+		field string
+		low   int64
+		high  int64
+	}{{o.StartAtMs, "StartAtMs", 0, maxEpochMs}, {o.EndAtMs, "EndAtMs", 0, maxEpochMs},
+		{o.TTRMs, "TTRMs", 0, maxTTRMs}, {o.Priority, "Priority", -maxInt32 - 1, maxInt32},
+		{o.MaxAttempts, "MaxAttempts", 0, maxInt32}, {o.IfVersion, "IfVersion", 0, maxInt32}} {
+		if err := checkRange(f.v, f.field, f.low, f.high); err != nil {
+			return nil, err
+		}
+	}
+	if o.EndAtMs != 0 && o.EndAtMs <= o.StartAtMs {
+		return nil, invalidArg("EndAtMs", "must be after StartAtMs")
+	}
+	args := Args{"id": id, "if_version": opt(o.IfVersion), "every_ms": int64(0), "anchor_ms": "",
+		"start_ms": o.StartAtMs, "end_ms": o.EndAtMs, "ttr_ms": opt(o.TTRMs), "priority": o.Priority,
+		"max_attempts": opt(o.MaxAttempts), "cron": "", "tz": loc.String(), "body": body, "time": []any{}}
+	if o.EveryMs != 0 {
+		switch {
+		case o.EveryMs < 1000:
+			return nil, invalidArg("EveryMs", "must be at least 1 second")
+		case o.EveryMs%1000 != 0:
+			return nil, invalidArg("EveryMs", "must be a whole number of seconds")
+		case o.EveryMs > maxEveryMs:
+			return nil, invalidArg("EveryMs", "must be at most %d seconds", maxEveryMs/1000)
+		}
+		args["every_ms"] = o.EveryMs
+		if o.StartAtMs != 0 {
+			args["anchor_ms"] = ceilSecond(o.StartAtMs)
+		}
+		return args, nil
+	}
+	expr, err := CronExpression(o.Cron, loc)
+	if err != nil {
+		return nil, err
+	}
+	after := o.StartAtMs - 1
+	if wallMs-60_000 > after {
+		after = wallMs - 60_000
+	}
+	times := CronTimes(expr, loc, after, upcoming, o.EndAtMs)
+	if len(times) == 0 && o.EndAtMs == 0 {
+		return nil, invalidArg("cron", "cron expression %q never fires", expr)
+	}
+	column := make([]any, len(times))
+	for i, t := range times {
+		column[i] = t
+	}
+	args["cron"], args["time"] = expr, column
+	return args, nil
+}
+
+// Schedule creates or replaces (by id) a recurring schedule and returns it as GetSchedule reads
+// it; a *VersionConflict when IfVersion does not match (nothing changed), an *InvalidArgument
+// for a bad option (nothing sent).
+func (c *Client) Schedule(ctx context.Context, topic, id string, body []byte, o ScheduleOptions) (*Schedule, error) {
+	wall := time.Now().UnixMilli()
+	if c.Clock != nil {
+		wall = c.Clock()
+	}
+	args, err := c.scheduleArgs(id, body, o, wall)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTopic(topic); err != nil {
+		return nil, fmt.Errorf("redisched: %w", err)
+	}
+	if _, err := c.doPlain(ctx, "SADD", c.Prefix+":topics", topic); err != nil {
+		return nil, err
+	}
+	args["now_ms"] = c.now()
+	replies, err := c.Pipeline(ctx, topic, []Step{{Script: "schedule", Args: args},
+		{Script: "get_schedule", Args: Args{"id": []any{id}}}})
+	if err != nil {
+		return nil, err
+	}
+	r, err := redis.Int64s(replies[0], nil)
+	if err != nil {
+		return nil, err
+	}
+	if r[0] == 5 {
+		return nil, &VersionConflict{r[1]}
+	}
+	entries, err := redis.Values(replies[1], nil)
+	if err != nil {
+		return nil, err
+	}
+	return parseSchedule(topic, entries[0])
+}
+
+// GetSchedule reads a schedule by id; nil when there is none.
+func (c *Client) GetSchedule(ctx context.Context, topic, id string) (*Schedule, error) {
+	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+		return nil, err
+	}
+	entries, err := redis.Values(c.Call(ctx, "get_schedule", topic, Args{"id": []any{id}}))
+	if err != nil || entries[0] == nil {
+		return nil, err
+	}
+	return parseSchedule(topic, entries[0])
+}
+
+// Schedules are every schedule of the topic, sorted by id.
+func (c *Client) Schedules(ctx context.Context, topic string) ([]*Schedule, error) {
+	if err := checkTopic(topic); err != nil {
+		return nil, fmt.Errorf("redisched: %w", err)
+	}
+	ids, err := redis.Strings(c.doPlain(ctx, "HKEYS", c.Key(topic, "schedules")))
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	sort.Strings(ids)
+	column := make([]any, len(ids))
+	for i, id := range ids {
+		column[i] = id
+	}
+	entries, err := redis.Values(c.Call(ctx, "get_schedule", topic, Args{"id": column}))
+	if err != nil {
+		return nil, err
+	}
+	var out []*Schedule
+	for _, entry := range entries {
+		if entry == nil {
+			continue
+		}
+		s, err := parseSchedule(topic, entry)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Unschedule deletes a schedule and its pending occurrence (a running one is left alone);
+// ifVersion 0: unconditionally. True if it existed.
+func (c *Client) Unschedule(ctx context.Context, topic, id string, ifVersion int64) (bool, error) {
+	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+		return false, err
+	}
+	if err := checkRange(ifVersion, "IfVersion", 0, maxInt32); err != nil {
+		return false, err
+	}
+	r, err := redis.Int64s(c.Call(ctx, "unschedule", topic, Args{"id": id, "if_version": opt(ifVersion)}))
+	if err != nil {
+		return false, err
+	}
+	if r[0] == 5 {
+		return false, &VersionConflict{r[1]}
+	}
+	return r[0] == 1, nil
+}
+
+func parseSchedule(topic string, entry any) (*Schedule, error) {
+	r, err := redis.Values(entry, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(r) < 15 {
+		return nil, fmt.Errorf("redisched: a schedule entry of %d fields", len(r))
+	}
+	n := func(i int) int64 { v, _ := redis.Int64(r[i], nil); return v }
+	s := func(i int) string { v, _ := redis.String(r[i], nil); return v }
+	body, _ := redis.Bytes(r[12], nil)
+	return &Schedule{Topic: topic, ID: s(0), Version: n(1), Cron: s(2), TZ: s(3), EveryMs: n(4),
+		StartAtMs: n(5), EndAtMs: n(6), NextRunAtMs: n(7), LastRunAtMs: n(8), Priority: n(9),
+		TTRMs: n(10), MaxAttempts: n(11), Body: body}, nil
+}
+
+// refillTimes are the times refill.lua appends for one get_schedule.lua entry.
+func refillTimes(entry any, nowMs int64) []any {
+	r, err := redis.Values(entry, nil)
+	if err != nil || len(r) < 15 {
+		return []any{}
+	}
+	n := func(i int) int64 { v, _ := redis.Int64(r[i], nil); return v }
+	expr, _ := redis.String(r[2], nil)
+	tz, _ := redis.String(r[3], nil)
+	if expr == "" {
+		return []any{}
+	}
+	loc, err := TimeZone(tz)
+	if err != nil {
+		return []any{}
+	}
+	next, last, left, lastTime := n(7), n(8), n(13), n(14)
+	after := nowMs - 1
+	if next != 0 {
+		after = next
+		if lastTime > after {
+			after = lastTime
+		}
+	} else if last > after {
+		after = last
+	}
+	times := CronTimes(expr, loc, after, upcoming-int(left), n(6))
+	out := make([]any, len(times))
+	for i, t := range times {
+		out[i] = t
+	}
+	return out
+}
+
+// Refill tops up the cron times of the schedules ids (refill.lua). Ack, AckMany, AckAndLease,
+// ReleaseJob, Bury and Requeue do it on their own when the scripts ask for it.
+func (c *Client) Refill(ctx context.Context, topic string, ids []string) error {
+	column := make([]any, len(ids))
+	for i, id := range ids {
+		column[i] = id
+	}
+	entries, err := redis.Values(c.Call(ctx, "get_schedule", topic, Args{"id": column}))
+	if err != nil {
+		return err
+	}
+	var nowMs int64
+	if c.Clock != nil {
+		nowMs = c.Clock()
+	} else {
+		conn, err := c.conn(ctx, topic)
+		if err != nil {
+			return err
+		}
+		t, err := redis.Int64s(conn.Do("TIME"))
+		conn.Close()
+		if err != nil {
+			return err
+		}
+		nowMs = t[0]*1000 + t[1]/1000
+	}
+	steps := make([]Step, len(ids))
+	for i, id := range ids {
+		var version int64
+		if r, err := redis.Values(entries[i], nil); err == nil && len(r) > 1 {
+			version, _ = redis.Int64(r[1], nil)
+		}
+		steps[i] = Step{Script: "refill", Args: Args{"now_ms": c.now(), "id": id, "version": version,
+			"time": refillTimes(entries[i], nowMs)}}
+	}
+	_, err = c.Pipeline(ctx, topic, steps)
+	return err
+}
+
+// withRefill runs steps plus a read of the topic's refill set in one round trip and returns the
+// steps' replies; the schedules found there get more cron times after (best effort: a failed
+// refill leaves them in the set for the next call).
+func (c *Client) withRefill(ctx context.Context, topic string, steps []Step) ([]any, error) {
+	read := Step{Command: []any{"ZRANGE", c.Key(topic, "refill"), 0, refillBatch - 1}}
+	replies, err := c.Pipeline(ctx, topic, append(steps, read))
+	if err != nil {
+		return nil, err
+	}
+	if ids, _ := redis.Strings(replies[len(replies)-1], nil); len(ids) > 0 {
+		_ = c.Refill(ctx, topic, ids)
+	}
+	return replies[:len(replies)-1], nil
+}

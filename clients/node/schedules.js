@@ -1,0 +1,235 @@
+'use strict';
+/**
+ * Recurring schedules: validation, cron times and the replies of get_schedule.lua, as in the
+ * Python client (src/redisched/schedule_ops.py and recurrence.py).
+ *
+ * An interval schedule (`everyMs`) runs on its own: reserve.lua and pull.lua put the next
+ * occurrence. A cron schedule holds up to 48 upcoming UTC times computed here (cron-parser, in
+ * the schedule's IANA time zone); when fewer than 16 are left the scripts add it to the topic's
+ * `refill` set, and `refillTimes` computes the times refill.lua appends.
+ */
+const { CronExpressionParser } = require('cron-parser');
+
+const UPCOMING = 48;
+const REFILL_BATCH = 10;
+const MAX_ID_BYTES = 1024;
+const MAX_SCHEDULE_ID_BYTES = MAX_ID_BYTES - '@2000-01-01T00:00:00Z'.length;
+const MAX_EVERY_MS = 100 * 365 * 86_400_000;
+const MAX_TTR_MS = 365 * 86_400_000;
+const MAX_EPOCH_MS = 253_402_300_799_000;
+const LOOKAHEAD_MS = 50 * 365 * 86_400_000;
+const INT32 = 2 ** 31 - 1;
+const DEFAULT_MAX_BODY_SIZE = 1 << 20;
+
+/** A bad argument: nothing was sent. `field` names it. */
+class InvalidArgument extends TypeError {
+  constructor(field, message) {
+    super(`${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+const kind = (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
+
+function jobId(value, field = 'id', maxBytes = MAX_ID_BYTES) {
+  if (typeof value !== 'string') throw new InvalidArgument(field, `must be a string, not ${kind(value)}`);
+  if (!value) throw new InvalidArgument(field, 'must not be empty');
+  if (!value.isWellFormed()) throw new InvalidArgument(field, 'must be valid Unicode (no lone surrogates)');
+  if (Buffer.byteLength(value) > maxBytes) throw new InvalidArgument(field, `must be at most ${maxBytes} bytes in UTF-8`);
+  return value;
+}
+
+function body(value, maxSize = DEFAULT_MAX_BODY_SIZE) {
+  let data;
+  if (typeof value === 'string') {
+    if (!value.isWellFormed()) throw new InvalidArgument('body', 'must be valid Unicode (no lone surrogates)');
+    data = Buffer.from(value, 'utf8');
+  } else if (value instanceof Uint8Array) {
+    data = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  } else {
+    throw new InvalidArgument('body', `must be a Buffer or a string, not ${kind(value)}`);
+  }
+  if (data.length > maxSize) throw new InvalidArgument('body', `is ${data.length} bytes; the limit is ${maxSize}`);
+  return data;
+}
+
+function integer(value, field, low, high) {
+  if (!Number.isSafeInteger(value)) throw new InvalidArgument(field, `must be an integer, not ${kind(value)}`);
+  if (value < low || value > high) throw new InvalidArgument(field, `must be between ${low} and ${high}`);
+  return value;
+}
+
+const optionalPositive = (value, field) => (value == null ? '' : integer(value, field, 1, INT32));
+
+function epochMs(value, field) {
+  if (value instanceof Date) value = value.getTime();
+  if (!Number.isFinite(value)) throw new InvalidArgument(field, `must be epoch milliseconds or a Date, not ${kind(value)}`);
+  const ms = Math.round(value);
+  if (ms < 0 || ms > MAX_EPOCH_MS) throw new InvalidArgument(field, 'must lie between 1970 and the year 9999');
+  return ms;
+}
+
+/** An IANA time zone name (`Europe/Berlin`, `UTC`), checked against the platform's tz database. */
+function timeZone(value, field = 'tz') {
+  if (typeof value !== 'string') throw new InvalidArgument(field, `must be a time zone name, not ${kind(value)}`);
+  const unknown = new InvalidArgument(field, `unknown time zone ${JSON.stringify(value)}`);
+  if (!value || value.length > 64 || value.startsWith('/') || value.includes('..')) throw unknown;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: value });
+  } catch {
+    throw unknown;
+  }
+  return value;
+}
+
+/** An interval in whole seconds, at least 1 s, given in ms. */
+function everyMs(value, field = 'everyMs') {
+  if (!Number.isFinite(value)) throw new InvalidArgument(field, `must be a finite number of milliseconds, not ${kind(value)}`);
+  if (value < 1000) throw new InvalidArgument(field, 'must be at least 1 second');
+  if (value % 1000 !== 0) throw new InvalidArgument(field, 'must be a whole number of seconds');
+  if (value > MAX_EVERY_MS) throw new InvalidArgument(field, `must be at most ${MAX_EVERY_MS / 1000} seconds`);
+  return value;
+}
+
+const wallFormats = new Map();
+
+/** The wall-clock reading of epoch `ms` in `tz`, as epoch ms of that reading in UTC. */
+function wallMs(ms, tz) {
+  let format = wallFormats.get(tz);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric',
+      month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    wallFormats.set(tz, format);
+  }
+  const p = Object.fromEntries(format.formatToParts(new Date(ms)).map((x) => [x.type, Number(x.value)]));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) + (((ms % 1000) + 1000) % 1000);
+}
+
+/** The earliest epoch ms whose wall-clock reading in `tz` is `wall`; null when the clocks skip it. */
+function instant(wall, tz) {
+  let best = null;
+  for (const probe of [wall - 86_400_000, wall, wall + 86_400_000]) {
+    const t = wall - (wallMs(probe, tz) - probe);
+    if (wallMs(t, tz) === wall && (best === null || t < best)) best = t;
+  }
+  return best;
+}
+
+/**
+ * Up to `count` UTC epoch ms after `afterMs` at which `expr` fires in `tz`; stops at `endMs`
+ * (inclusive, 0: none) and 50 years ahead. DST follows the Python client (cronsim, the Debian
+ * cron convention): when neither the minute nor the hour field starts with '*', the expression
+ * runs on local wall-clock times, once when a local time repeats and right after the jump when
+ * it does not exist; otherwise it keeps its real time interval.
+ */
+function cronTimes(expr, tz, afterMs, count, endMs = 0) {
+  const out = [];
+  if (count <= 0) return out;
+  const [minute, hour] = expr.split(' ');
+  const wallClock = tz !== 'UTC' && !minute.startsWith('*') && !hour.startsWith('*');
+  const horizon = afterMs + LOOKAHEAD_MS;
+  const start = (at) => CronExpressionParser.parse(expr, { currentDate: new Date(at), tz: wallClock ? 'UTC' : tz });
+  let it;
+  try {
+    it = start(wallClock ? wallMs(afterMs, tz) : afterMs);
+  } catch {
+    return out;
+  }
+  while (out.length < count) {
+    let ms;
+    try {
+      ms = it.next().getTime();
+    } catch {
+      break; // no further time
+    }
+    if (wallClock) {
+      let wall = ms;
+      let real = instant(wall, tz);
+      while (real === null) real = instant((wall += 60_000), tz); // skipped: right after the jump
+      if (wall !== ms) it = start(wall);
+      ms = real;
+    }
+    if (ms <= afterMs) continue;
+    if ((endMs && ms > endMs) || ms > horizon) break;
+    out.push(ms);
+  }
+  return out;
+}
+
+/** A 5-field crontab expression (whitespace normalised) that fires. */
+function cronExpression(value, tz, field = 'cron') {
+  if (typeof value !== 'string') throw new InvalidArgument(field, `must be a string, not ${kind(value)}`);
+  const expr = value.trim().split(/\s+/).join(' ');
+  if (expr.split(' ').length !== 5) throw new InvalidArgument(field, 'must have 5 fields: minute hour day month weekday');
+  try {
+    CronExpressionParser.parse(expr, { tz, strict: false });
+  } catch (err) {
+    throw new InvalidArgument(field, `invalid cron expression ${JSON.stringify(value)}: ${err.message}`);
+  }
+  if (!cronTimes(expr, tz, Date.UTC(2000, 0, 1), 1).length) {
+    throw new InvalidArgument(field, `cron expression ${JSON.stringify(value)} never fires`);
+  }
+  return expr;
+}
+
+const ceilSecond = (ms) => Math.ceil(ms / 1000) * 1000;
+
+/**
+ * schedule.lua's named arguments (all but now_ms) from the options of Scheduler.schedule,
+ * validated as the Python client does. `nowMs` is the wall clock (for the first cron times).
+ */
+function scheduleArgs(id, data, options, nowMs, maxBodySize) {
+  const { cron = null, everyMs: every = null, tz = 'UTC', startAtMs = null, endAtMs = null,
+    ttrMs = null, priority = 0, maxAttempts = null, ifVersion = null, ...rest } = options;
+  const unknown = Object.keys(rest);
+  if (unknown.length) throw new InvalidArgument(unknown[0], 'is not an option of schedule');
+  const sid = jobId(id, 'id', MAX_SCHEDULE_ID_BYTES);
+  const bytes = body(data, maxBodySize);
+  if ((cron === null) === (every === null)) throw new InvalidArgument('cron', 'give exactly one of cron and everyMs');
+  const zone = timeZone(tz);
+  const start = startAtMs === null ? 0 : epochMs(startAtMs, 'startAtMs');
+  const end = endAtMs === null ? 0 : epochMs(endAtMs, 'endAtMs');
+  if (end && end <= start) throw new InvalidArgument('endAtMs', 'must be after startAtMs');
+  const ttr = ttrMs === null ? '' : integer(ttrMs, 'ttrMs', 1, MAX_TTR_MS);
+  const args = {
+    id: sid, if_version: optionalPositive(ifVersion, 'ifVersion'), every_ms: 0, anchor_ms: '',
+    start_ms: start, end_ms: end, ttr_ms: ttr, priority: integer(priority, 'priority', -(2 ** 31), INT32),
+    max_attempts: optionalPositive(maxAttempts, 'maxAttempts'), cron: '', tz: zone, body: bytes, time: [],
+  };
+  if (every !== null) {
+    args.every_ms = everyMs(every);
+    args.anchor_ms = start ? ceilSecond(start) : '';
+  } else {
+    args.cron = cronExpression(cron, zone);
+    args.time = cronTimes(args.cron, zone, Math.max(start - 1, nowMs - 60_000), UPCOMING, end);
+    if (!args.time.length && !end) throw new InvalidArgument('cron', `cron expression ${JSON.stringify(args.cron)} never fires`);
+  }
+  return args;
+}
+
+const orNull = (ms) => (ms > 0 ? ms : null);
+
+/** One entry of get_schedule.lua's reply (bulk strings as Buffers) as a schedule object. */
+function parseSchedule(topic, entry) {
+  const [id, version, cron, tz, every, start, end, next, last, priority, ttr, maxAttempts, data] = entry;
+  return {
+    topic, id: id.toString('utf8'), version, cron: cron.length ? cron.toString('utf8') : null,
+    everyMs: every || null, tz: tz.toString('utf8'), nextRunAtMs: orNull(next),
+    startAtMs: orNull(start), endAtMs: orNull(end), lastRunAtMs: orNull(last), priority,
+    ttrMs: ttr, maxAttempts: maxAttempts || null, body: data,
+  };
+}
+
+/** The times refill.lua appends for one get_schedule.lua entry (an empty list when none). */
+function refillTimes(entry, nowMs) {
+  if (!entry) return [];
+  const [, , cron, tz, , , end, next, last, , , , , left, lastTime] = entry;
+  if (!cron.length) return [];
+  const after = next ? Math.max(lastTime, next) : Math.max(nowMs - 1, last);
+  return cronTimes(cron.toString('utf8'), tz.toString('utf8'), after, UPCOMING - left, end);
+}
+
+module.exports = {
+  InvalidArgument, UPCOMING, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule,
+  refillTimes, cronTimes, cronExpression, timeZone, jobId,
+};
