@@ -2,9 +2,10 @@
 
 Each level (default 0, 100k, 1M, 10M) gets its own redis-server whose topic holds ``level``
 jobs due tomorrow (100-byte bodies, written by ``put_many`` from ``--fillers`` processes at
-once). Then, round after round and level after level (so that the drift of a shared machine
-falls on every level alike), ``--jobs`` ready jobs are put in the same topic and drained by one
-Worker (concurrency 1000, a no-op async handler, as ``bench_worker``). Per level: the median
+once). Then, after a warm-up drain, round after round and level after level (in the opposite
+order every other round, so that the drift of a shared machine falls on every level alike),
+``--jobs`` ready jobs are put in the same topic and drained by one Worker (concurrency 1000,
+a no-op async handler, as ``bench_worker``). Per level: the median
 jobs/s, its same-round ratio to the empty topic (goal: >= 0.95), and Redis's own microseconds
 per job (``INFO commandstats``: every EVALSHA of the drain over the jobs drained), which shows
 what the scripts pay for the bigger topic without the client's noise.
@@ -104,8 +105,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for level in levels:
             server = stack.enter_context(private_redis())
             states.append(Level(server.url, level, args.fillers))
-        for round_no in range(args.rounds):
-            for state in states:
+        states[0].drain_once(-1, min(args.jobs, 2000), args.concurrency)  # warm-up, dropped
+        states[0].rates.clear()
+        states[0].server_us.clear()
+        for round_no in range(args.rounds):  # the order flips each round: no level always first
+            for state in states if round_no % 2 == 0 else states[::-1]:
                 state.drain_once(round_no, args.jobs, args.concurrency)
         base = states[0]
         for state in states:
@@ -118,6 +122,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             result[f"ratio_{at}"] = round(statistics.median(ratios), 3)
             result[f"server_us_per_job_{at}"] = round(statistics.median(state.server_us), 2)
             result[f"server_ratio_{at}"] = round(statistics.median(server), 3)
+            result[f"rounds_jobs_per_s_{at}"] = [round(rate) for rate in state.rates]
+            result[f"rounds_server_us_{at}"] = [round(us, 1) for us in state.server_us]
             result[f"fill_s_{at}"] = round(state.fill_s, 1)
             result[f"used_memory_mb_{at}"] = round(
                 int(state.conn.info("memory")["used_memory"]) / 1e6

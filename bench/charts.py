@@ -187,7 +187,8 @@ def backlog_chart(results: Results, path: Path) -> bool:
         return False
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    xs = [max(level, 1) for level in levels]
+    xs = list(range(len(levels)))  # evenly spaced: 0 has no place on a log scale
+    top = 1.2
     for key, label, style in (
         ("ratio_at_", "Worker jobs/s, ratio to none (same rounds)", "-o"),
         ("server_ratio_at_", "Redis cost per job, none's over this one's", "--s"),
@@ -195,10 +196,10 @@ def backlog_chart(results: Results, path: Path) -> bool:
         ys = [record.get(f"{key}{level}") for level in levels]
         ax.plot([x for x, y in zip(xs, ys, strict=True) if y is not None],
                 [y for y in ys if y is not None], style, label=label)  # fmt: skip
+        top = max([top, *(y + 0.1 for y in ys if y is not None)])
     ax.axhline(0.95, color="black", linewidth=0.8, linestyle=":", label="goal 0.95")
-    ax.set_xscale("symlog", linthresh=10_000)
     ax.set_xticks(xs, [f"{level:,}" for level in levels])
-    ax.set_ylim(0.5, 1.2)
+    ax.set_ylim(0.5, top)
     ax.set_xlabel("jobs scheduled for tomorrow in the Worker's topic")
     ax.set_ylabel("ratio to the empty topic")
     ax.legend(fontsize=8, loc="lower left")
