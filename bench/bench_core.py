@@ -7,6 +7,11 @@ same load on a shared machine; the ratios are the figures issue 17 sets goals fo
 ``put_ratio`` (one put per call vs one EVALSHA), ``reserve_ack_ratio`` (a reserve and an ack
 per job vs two EVALSHAs) and ``put_many_ratio`` (100 jobs per call vs 100 pipelined EVALSHAs).
 
+Those ratios count the scripts' own work in Redis against ``return 1``. The ``*_script_ratio``
+figures isolate what the client adds: the same calls against redis-py EVALSHAs of the same
+scripts (put.lua, reserve.lua then ack.lua) with plain arguments on a topic of their own, in
+alternating blocks too.
+
 Run: ``python -m bench.bench_core [--jobs N] [--memory-jobs N]``
 """
 
@@ -18,6 +23,8 @@ import redis
 
 import redisched
 from bench.common import TRIVIAL_SCRIPT, emit, median_rate, paired_rates, private_redis
+from redisched import scripts
+from redisched.keys import TopicKeys
 
 BODY = b"x" * 100
 
@@ -49,10 +56,27 @@ def main() -> None:
         client = redisched.Client(conn)
         counter = iter(range(10**9))
         sha = conn.script_load(TRIVIAL_SCRIPT)
+        for name in ("put", "reserve", "ack"):
+            conn.script_load(scripts.get(name).source)
 
         def bare(count: int) -> None:
             for _ in range(count):
                 conn.evalsha(sha, 0)
+
+        def script_call(name: str, *args: object) -> object:
+            script = scripts.get(name)
+            names = TopicKeys("redisched", "raw")
+            keys = [names.name(p.name) for p in script.keys]
+            return conn.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+
+        def raw_puts(count: int) -> None:
+            for _ in range(count):
+                script_call("put", "", "", 0, "", 0, "", 0, "", f"r{next(counter)}", BODY)
+
+        def raw_reserve_ack(count: int) -> None:
+            for _ in range(count):
+                job = script_call("reserve", "", 1, "", 1000)[3]  # type: ignore[index]
+                script_call("ack", "", job[0], job[8], b"")
 
         def bare_pipelined(count: int) -> None:
             for start in range(0, count, 100):
@@ -83,6 +107,8 @@ def main() -> None:
         bare_put, put = paired_rates(n, bare, single_puts)
         bare_piped, put_many = paired_rates(n, bare_pipelined, batched_puts)
         bare_ra, ra = paired_rates(n, bare, reserve_ack)
+        raw_put, put_again = paired_rates(n, raw_puts, single_puts)
+        raw_ra, ra_again = paired_rates(n, raw_reserve_ack, reserve_ack)
         results = {
             "bare_evalsha_per_s": bare_put,
             "bare_evalsha_pipelined_per_s": bare_piped,
@@ -95,6 +121,10 @@ def main() -> None:
             "put_many_ratio": put_many / bare_piped,
             # a reserve and an ack are two calls: the baseline is half the bare EVALSHA rate
             "reserve_ack_ratio": ra / (bare_ra / 2),
+            "raw_put_script_per_s": raw_put,
+            "raw_reserve_ack_scripts_per_s": raw_ra,
+            "put_script_ratio": put_again / raw_put,
+            "reserve_ack_script_ratio": ra_again / raw_ra,
         }
     with private_redis() as server:
         results["memory_bytes_per_job"] = memory_per_job(server.url, args.memory_jobs)

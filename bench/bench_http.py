@@ -13,6 +13,10 @@ round so that both see the same machine load:
   job parsing, no errors. The ratio ours / baseline is the cost of the API layer (target 0.9).
 * for context, the same bare app answering one EVALSHA of ``return 1`` (the HTTP ceiling).
 
+Beside each rate, the server process's CPU time per request is read from /proc around each wrk
+run: the CPU ratios (baseline / ours) are what a machine with a core to spare would show, and
+move far less with a shared machine's load than the rates do.
+
 Reserve runs on topics preloaded with more ready jobs than a round can take, so that every
 request leases a job (the output says so in ``exhausted``).
 
@@ -58,6 +62,11 @@ end
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _ERRORS = re.compile(r"Socket errors: .*")
+_REQUESTS = re.compile(r"(\d+) requests in")
+PIDS: dict[str, int] = {}
+"""Base URL -> pid of the server process answering it."""
+CPU_US: dict[str, list[float]] = {}
+"""Run name -> the server process's CPU microseconds per request, one per run."""
 
 
 # -- the baseline app ---------------------------------------------------------------------------
@@ -153,12 +162,13 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.
 
 @contextmanager
 def server(command: list[str], port: int) -> Iterator[str]:
-    """Run a server process on ``port``; yield its base URL."""
+    """Run a server process on ``port``; yield its base URL (its pid goes in ``PIDS``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDISCHED_")}
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
+    PIDS[url] = process.pid
     try:
         _wait_ready(url, process)
         yield url
@@ -174,11 +184,21 @@ def server(command: list[str], port: int) -> Iterator[str]:
 # -- wrk ----------------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
     url: str, method: str, body: bytes, duration: float, folder: Path, path: str = "",
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None, name: str = "",
 ) -> float:  # fmt: skip
-    """Requests/s of ``wrk`` with 64 connections; PUTs get a fresh id per request."""
+    """Requests/s of ``wrk`` with 64 connections; PUTs get a fresh id per request.
+
+    With a ``name``, the server's CPU time per request goes in ``CPU_US[name]``: unlike the
+    rate, it hardly moves with the machine's load.
+    """
     script = folder / f"{method.lower()}-{abs(hash((url, path, str(headers))))}.lua"
     if method == "PUT":
         script.write_text(PUT_LUA % path)
@@ -195,14 +215,18 @@ def wrk(
         + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
     )
     threads = "2"
+    cpu_before = cpu_seconds(PIDS[url])
     out = subprocess.run(
         ["wrk", "-t", threads, "-c", str(CONNECTIONS), "-d", f"{duration:g}s", "-s", str(script),
          target],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    match = _RATE.search(out)
-    if match is None:
+    cpu = cpu_seconds(PIDS[url]) - cpu_before
+    match, count = _RATE.search(out), _REQUESTS.search(out)
+    if match is None or count is None:
         raise RuntimeError(f"no rate in wrk output: {out}")
+    if name:
+        CPU_US.setdefault(name, []).append(cpu / int(count.group(1)) * 1e6)
     bad = _NON_2XX.search(out)
     if bad and int(bad.group(1)):
         raise RuntimeError(f"{bad.group(1)} non-2xx answers from {target}: {out}")
@@ -262,23 +286,29 @@ def main() -> None:
                 preload(url, "redisched", topic, stock)
                 preload(url, "benchbase", topic, stock)
                 path = f"/v1/topics/{topic}"
+                jobs, body = path + "/jobs/", b'{"count":1}'
                 runs["baseline_put"].append(
-                    wrk(base, "PUT", BODY, duration, folder, path + "/jobs/")
+                    wrk(base, "PUT", BODY, duration, folder, jobs, name="baseline_put")
                 )
-                runs["put"].append(wrk(ours, "PUT", BODY, duration, folder, path + "/jobs/"))
+                runs["put"].append(wrk(ours, "PUT", BODY, duration, folder, jobs, name="put"))
                 runs["put_minimal"].append(
-                    wrk(ours, "PUT", BODY, duration, folder, path + "/jobs/", MINIMAL)
+                    wrk(ours, "PUT", BODY, duration, folder, jobs, MINIMAL, name="put_minimal")
                 )
-                body = b'{"count":1}'
-                runs["reserve"].append(wrk(ours, "POST", body, duration, folder, path + "/reserve"))
+                runs["reserve"].append(
+                    wrk(ours, "POST", body, duration, folder, path + "/reserve", name="reserve")
+                )
                 runs["baseline_reserve"].append(
-                    wrk(base, "POST", body, duration, folder, path + "/reserve")
+                    wrk(base, "POST", body, duration, folder, path + "/reserve",
+                        name="baseline_reserve")
+                )  # fmt: skip
+                runs["trivial"].append(
+                    wrk(base, "POST", b"{}", duration, folder, "/trivial", name="trivial")
                 )
-                runs["trivial"].append(wrk(base, "POST", b"{}", duration, folder, "/trivial"))
                 exhausted |= not ready(url, "redisched", topic) or not ready(
                     url, "benchbase", topic
                 )
     medians = {k: statistics.median(v) for k, v in runs.items()}
+    cpu = {k: statistics.median(v) for k, v in CPU_US.items()}
     emit(
         "http",
         {
@@ -291,6 +321,12 @@ def main() -> None:
             "baseline_reserve_per_s": round(medians["baseline_reserve"]),
             "reserve_ratio": round(medians["reserve"] / medians["baseline_reserve"], 3),
             "baseline_trivial_evalsha_per_s": round(medians["trivial"]),
+            # the server's CPU per request, and the baseline's / ours: the ratio a machine
+            # with a core to spare would show, steadier than the rates on a loaded machine
+            "cpu_us_per_request": {k: round(v, 1) for k, v in cpu.items()},
+            "put_cpu_ratio": round(cpu["baseline_put"] / cpu["put"], 3),
+            "put_minimal_cpu_ratio": round(cpu["baseline_put"] / cpu["put_minimal"], 3),
+            "reserve_cpu_ratio": round(cpu["baseline_reserve"] / cpu["reserve"], 3),
             "connections": CONNECTIONS,
             "duration_s": duration,
             "rounds": rounds,

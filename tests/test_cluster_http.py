@@ -80,7 +80,7 @@ def test_cluster_and_durable_settings_from_the_environment() -> None:
     assert (settings.redis_cluster, settings.durable_puts) == (True, True)
     with pytest.raises(redisched.InvalidArgument) as err:
         Settings.from_env({"REDISCHED_REDIS_CLUSTER": "1"})
-    assert err.value.argument == "redis_cluster"
+    assert err.value.argument == "REDISCHED_REDIS_CLUSTER"
     with pytest.raises(redisched.InvalidArgument) as err:
         Settings.from_env({"REDISCHED_DURABLE_PUTS": "maybe"})
     assert err.value.argument == "REDISCHED_DURABLE_PUTS"

@@ -118,7 +118,7 @@ def test_lease_reports_the_earliest_next_due_of_all_partitions(hot: PartitionedT
 
 
 def test_a_partition_count_cannot_change(hot: PartitionedTopic) -> None:
-    with pytest.raises(InvalidArgument, match="declared with 6 partitions"):
+    with pytest.raises(InvalidArgument, match="has 6 partitions"):
         PartitionedTopic(hot.client, hot.partitions.topic, 8).declare()
 
 

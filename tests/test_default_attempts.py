@@ -10,9 +10,10 @@ from redisched import DEFAULT_MAX_ATTEMPTS
 
 
 def test_python_mirrors_the_scripts_default() -> None:
-    put = (resources.files("redisched") / "lua" / "put.lua").read_text(encoding="utf-8")
-    found = re.search(r"DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = \d+, (\d+)", put)
-    assert found is not None and int(found.group(1)) == DEFAULT_MAX_ATTEMPTS == 25
+    for script in ("put.lua", "schedule.lua"):  # a schedule's occurrences: the same default
+        text = (resources.files("redisched") / "lua" / script).read_text(encoding="utf-8")
+        found = re.search(r"DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = \d+, (\d+)", text)
+        assert found is not None and int(found.group(1)) == DEFAULT_MAX_ATTEMPTS == 25, script
 
 
 def test_a_job_without_max_attempts_goes_dead_after_the_default(

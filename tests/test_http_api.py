@@ -257,7 +257,7 @@ async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str
         "rate": 2.5, "durable": True,
         "webhook": {"url": "https://93.184.215.14/x", "timeout": 3.0, "secret_count": 1},
         "history": True, "keep_finished": 50, "keep_finished_for": None, "dedup_window": 3600.0,
-        "keep_dead": None, "keep_dead_for": None, "keep_events": None,
+        "keep_dead": None, "keep_dead_for": None, "keep_events": None, "partitions": None,
     }  # fmt: skip
     assert (await http.post(topic_url(topic, "/reserve"))).status_code == 204
     restored = await http.patch(

@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -113,3 +114,36 @@ def test_cancellation_reaches_the_handler_within_100_ms(
     replaced = client.get(topic, "replace-0")
     assert replaced is not None and replaced.version == 2  # the new version waits its turn
     assert replaced.state is redisched.JobState.SCHEDULED
+
+
+@pytest.mark.parametrize("way", ["ack", "bury", "delete", "release"])
+def test_a_job_ended_by_another_process_frees_its_place_at_once(
+    redis_url: str, client: redisched.Client, raw_redis: redis.Redis, topic: str,
+    workers: list[subprocess.Popen[bytes]], way: str,
+) -> None:  # fmt: skip
+    """Under concurrency=1, a Worker's running job ended by another client (not the Worker):
+    the next job starts at once, not when the lease or its slot times out."""
+    key = f"freed-{uuid.uuid4().hex[:8]}"
+    client.configure(topic, concurrency=1)
+    workers.append(spawn(redis_url, key, "holding", "--topic", topic, "--grace", "0.1"))
+    read_until(workers[-1], "worker serving", 20)
+    started = f"{key}:started"
+    client.put(topic, "first", b"", ttr=60)
+    wait_for(lambda: raw_redis.llen(started) == 1, 10, "the first job to start")
+    client.put(topic, "second", b"", ttr=60)
+    time.sleep(0.3)
+    assert raw_redis.llen(started) == 1  # the limit holds the second job back
+    job_id, token = raw_redis.lrange(started, 0, 0)[0].decode().split()
+    running = SimpleNamespace(topic=topic, id=job_id, token=token)
+    ended = time.monotonic()
+    if way == "ack":
+        client.ack(running)
+    elif way == "bury":
+        client.bury(running, reason="by hand")
+    elif way == "release":
+        client.release(running, delay=3600)
+    else:
+        client.delete(topic, "first")
+    wait_for(lambda: raw_redis.llen(started) == 2, 5, "the second job to start")
+    assert time.monotonic() - ended < 1.0
+    assert raw_redis.lrange(started, 1, 1)[0].startswith(b"second ")

@@ -21,7 +21,6 @@ _START = re.compile(r"^local function (\w+)\(")
 _ONE_LINE = re.compile(r"^local function \w+\([^)]*\) .* end$")
 
 KNOWN_VARIANTS: dict[tuple[str, str], str] = {
-    ("encode", "reschedule"): "packs up to BODY only: reschedule.lua keeps no history log",
     ("ready_member", "reschedule"): "takes only seq and reads the script's `id`",
 }
 """(function, script) pairs whose copy differs today, waiting for the lead's decision (rename

@@ -51,18 +51,18 @@ def test_overrides_win_over_the_environment() -> None:
     ("variable", "value", "argument"),
     [
         ("REDISCHED_PORT", "http", "REDISCHED_PORT"),
-        ("REDISCHED_PORT", "70000", "port"),
+        ("REDISCHED_PORT", "70000", "REDISCHED_PORT"),
         ("REDISCHED_INSECURE", "maybe", "REDISCHED_INSECURE"),
-        ("REDISCHED_APPENDFSYNC", "no", "appendfsync"),
+        ("REDISCHED_APPENDFSYNC", "no", "REDISCHED_APPENDFSYNC"),
         ("REDISCHED_REQUEUE_INTERVAL", "nan", "REDISCHED_REQUEUE_INTERVAL"),
-        ("REDISCHED_MAX_BODY_SIZE", "10", "max_body_size"),
+        ("REDISCHED_MAX_BODY_SIZE", "10", "REDISCHED_MAX_BODY_SIZE"),
         ("REDISCHED_PORT", "8_080", "REDISCHED_PORT"),
         ("REDISCHED_REQUEUE_INTERVAL", "\u0661", "REDISCHED_REQUEUE_INTERVAL"),
-        ("REDISCHED_REDIS_PORT", "65536", "redis_port"),
-        ("REDISCHED_API_TOKENS", "short-token", "tokens"),
+        ("REDISCHED_REDIS_PORT", "65536", "REDISCHED_REDIS_PORT"),
+        ("REDISCHED_API_TOKENS", "short-token", "REDISCHED_API_TOKENS"),
     ],
 )
-def test_bad_values_name_the_setting(variable: str, value: str, argument: str) -> None:
+def test_bad_values_name_the_variable(variable: str, value: str, argument: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         Settings.from_env({variable: value})
     assert caught.value.argument == argument

@@ -241,12 +241,8 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(job_id=IDS)
     def delete(self, job_id: str) -> None:
         assert self.client.delete(self.topic, job_id) is (job_id in self.jobs)
-        job = self.jobs.get(job_id)
-        if job is not None:
-            version = job.pending.version if job.pending else job.version
-            job.version = version
-            add_event(job, "deleted")
-            self.finish(job_id, "dead" if job.state == "dead" else "cancelled")
+        if job_id in self.jobs:
+            self.end_deleted(job_id)
 
     @rule(count=st.integers(1, 3), ttr=st.none() | st.integers(1, 3000))
     def reserve(self, count: int, ttr: int | None) -> None:
@@ -414,11 +410,11 @@ class Lifecycle(RuleBasedStateMachine):
         assert result is not None and result.version == new.version
         if old.state == "reserved":
             assert result.status is PutStatus.PENDING
+            add_event(old, "replaced")
             old.pending = new
         else:
             assert result.status is PutStatus.REPLACED
-            self.jobs[job_id] = new
-            self.place(new)
+            self.replace(job_id, old, new)
 
     @rule(
         ids=st.lists(IDS, min_size=1, max_size=4),
@@ -431,14 +427,21 @@ class Lifecycle(RuleBasedStateMachine):
         }  # fmt: skip
         assert self.client.delete_many(self.topic, ids, state=state) == len(doomed)
         for job_id in doomed:
-            del self.jobs[job_id]
+            self.end_deleted(job_id)
 
     @rule(state=st.sampled_from(["scheduled", "ready", "dead"]))
     def purge(self, state: str) -> None:
         doomed = [i for i, j in self.jobs.items() if self.shown_state(j) == state]
         assert self.client.purge(self.topic, state) == len(doomed)
         for job_id in doomed:
-            del self.jobs[job_id]
+            self.end_deleted(job_id)
+
+    def end_deleted(self, job_id: str) -> None:
+        """A job deleted by delete, delete_many or purge: a deleted event, then finished."""
+        job = self.jobs[job_id]
+        job.version = job.pending.version if job.pending else job.version
+        add_event(job, "deleted")
+        self.finish(job_id, "dead" if job.state == "dead" else "cancelled")
 
     @rule()
     def pull(self) -> None:

@@ -96,4 +96,15 @@ async def cancellable(job: Job) -> None:
         raise
 
 
+async def holding(job: Job) -> None:
+    """Records "id token" in ``<key>:started``, then holds its job for a minute (until
+    cancelled)."""
+    key = os.environ["WORKER_APP_KEY"]
+    conn = _shared.get("conn")
+    if conn is None:
+        conn = _shared["conn"] = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+    await conn.rpush(f"{key}:started", f"{job.id} {job.token}")
+    await asyncio.sleep(60)
+
+
 _shared: dict[str, redis.asyncio.Redis] = {}

@@ -68,7 +68,7 @@ type Schedule struct {
 	LastRunAtMs int64  `json:"last_run_at_ms"`
 	Priority    int64  `json:"priority"`
 	TTRMs       int64  `json:"ttr_ms"`
-	MaxAttempts int64  `json:"max_attempts"` // 0: unlimited
+	MaxAttempts int64  `json:"max_attempts"` // 0: unlimited (schedules made before the default of 25)
 	Body        []byte `json:"body"`
 }
 
@@ -353,7 +353,8 @@ func (c *Client) Unschedule(ctx context.Context, topic, id string, ifVersion int
 	if err := checkRange(ifVersion, "IfVersion", 0, maxInt32); err != nil {
 		return false, err
 	}
-	r, err := redis.Int64s(c.Call(ctx, "unschedule", topic, Args{"id": id, "if_version": opt(ifVersion)}))
+	r, err := redis.Int64s(c.Call(ctx, "unschedule", topic, Args{"id": id, "if_version": opt(ifVersion),
+		"now_ms": c.now()}))
 	if err != nil {
 		return false, err
 	}

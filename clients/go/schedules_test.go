@@ -45,7 +45,7 @@ func TestIntervalSchedule(t *testing.T) {
 		Priority: 3, TTRMs: 5000, Body: []byte("payload")}
 	if made.ID != want.ID || made.Version != 1 || made.Cron != "" || made.EveryMs != want.EveryMs || made.TZ != "UTC" ||
 		made.NextRunAtMs != want.NextRunAtMs || made.StartAtMs != 0 || made.LastRunAtMs != 0 || made.Priority != 3 ||
-		made.TTRMs != 5000 || made.MaxAttempts != 0 || string(made.Body) != "payload" {
+		made.TTRMs != 5000 || made.MaxAttempts != 25 || string(made.Body) != "payload" {
 		t.Fatalf("schedule: %+v", made)
 	}
 	now = t0 + 1000

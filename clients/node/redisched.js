@@ -416,13 +416,15 @@ class Scheduler {
     return entries.filter((e) => e).map((e) => parseSchedule(topic, e));
   }
 
-  /** Delete a schedule and its pending occurrence (a running one is left alone); true if it existed. */
+  /** Delete a schedule and its pending occurrence, which ends cancelled in its history (a running one
+   * is left alone); true if it existed. */
   async unschedule(topic, id, { ifVersion = null } = {}) {
     const expected = ifVersion === null ? '' : ifVersion;
     if (expected !== '' && !(Number.isSafeInteger(expected) && expected >= 1 && expected <= 2 ** 31 - 1)) {
       throw new InvalidArgument('ifVersion', `must be between 1 and ${2 ** 31 - 1}`);
     }
-    const [status, version] = await this.call('unschedule', topic, { id: jobId(id), if_version: expected });
+    const [status, version] = await this.call('unschedule', topic,
+      { id: jobId(id), if_version: expected, now_ms: this.now() });
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
     return status === 1;
   }

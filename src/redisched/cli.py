@@ -14,9 +14,11 @@ from typing import Any
 
 import click
 
+from . import partition_setting
 from .client import Client
 from .errors import InvalidArgument, RedischedError
 from .models import Job, PutStatus
+from .partitions import PartitionedTopic
 
 _OPERATE = ("jobs", "stats", "purge", "delete-topic", "reschedule", "run-now", "pause", "resume",
             "config", "ack", "release", "touch", "bury")  # fmt: skip
@@ -114,7 +116,9 @@ def put(
     ttr: float | None, priority: int, max_attempts: int | None, replace: bool,
 ) -> None:  # fmt: skip
     """Put a job (BODY is stored as UTF-8 text)."""
-    result = client_for(redis_url).put(
+    client = client_for(redis_url)
+    topic = partition_setting.route(client, topic, id)
+    result = client.put(
         topic, id, body, delay=delay, ttr=ttr, priority=priority,
         max_attempts=max_attempts, replace=replace,
     )  # fmt: skip
@@ -129,7 +133,8 @@ def put(
 @click.argument("id")
 def get(redis_url: str | None, topic: str, id: str) -> None:
     """Show a job by id (exit 1 if absent)."""
-    job = client_for(redis_url).get(topic, id)
+    client = client_for(redis_url)
+    job = client.get(partition_setting.route(client, topic, id), id)
     if job is None:
         raise click.ClickException(f"no job {id!r} in topic {topic!r}")
     _echo(job_json(job))
@@ -141,7 +146,8 @@ def get(redis_url: str | None, topic: str, id: str) -> None:
 @click.argument("id")
 def delete(redis_url: str | None, topic: str, id: str) -> None:
     """Delete a job by id (exit 1 if absent)."""
-    if not client_for(redis_url).delete(topic, id):
+    client = client_for(redis_url)
+    if not client.delete(partition_setting.route(client, topic, id), id):
         raise click.ClickException(f"no job {id!r} in topic {topic!r}")
     _echo({"deleted": id})
 
@@ -153,14 +159,22 @@ def delete(redis_url: str | None, topic: str, id: str) -> None:
 @click.option("--ttr", type=float)
 def reserve(redis_url: str | None, topic: str, count: int, ttr: float | None) -> None:
     """Reserve due jobs and print them with their tokens."""
-    _echo([job_json(job) for job in client_for(redis_url).reserve_many(topic, count, ttr=ttr)])
+    client = client_for(redis_url)
+    found = client.execute(partition_setting.read_count(client.ops, topic))
+    jobs = (
+        client.reserve_many(topic, count, ttr=ttr) if found is None
+        else PartitionedTopic(client, topic, found).reserve_many(count, ttr=ttr)
+    )  # fmt: skip
+    _echo([job_json(job) for job in jobs])
 
 
 @main.command()
 @url_option
 def topics(redis_url: str | None) -> None:
-    """List every topic."""
-    _echo(client_for(redis_url).topics())
+    """List every topic (a partitioned topic once)."""
+    client = client_for(redis_url)
+    counts = client.execute(partition_setting.read_counts(client.ops))
+    _echo(partition_setting.fold(client.topics(), counts))
 
 
 @main.command()

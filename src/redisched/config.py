@@ -1,46 +1,78 @@
-"""The settings of ``redisched serve``: one frozen dataclass, each field also from the environment.
+"""The settings of ``redisched serve``: one frozen dataclass, each field declared once.
 
-Every field has a ``REDISCHED_*`` environment variable (``Settings.ENV`` lists them); command
-line options override the environment, which overrides the defaults.
+Each field is declared with :func:`redisched.setting.setting`: its default, its
+``REDISCHED_*`` environment variable (``Settings.ENV`` lists them), its ``serve`` option and
+help, and its parser. Command line options override the environment, which overrides the
+defaults.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
-from . import validate
+from . import setting as setting_
 from .errors import InvalidArgument
+from .setting import Spec, choice, integer, number, path, setting
 
 MIN_TOKEN_LENGTH = 16
 """The shortest API token accepted."""
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
 
+# The settings that several commands share (serve, worker, bridge) are declared here once.
+REDIS_URL = Spec(
+    "REDISCHED_REDIS_URL", "Redis to use; none starts an embedded one.", metavar="URL"
+)  # fmt: skip
+REDIS_CLUSTER = Spec(
+    "REDISCHED_REDIS_CLUSTER", "--redis-url is a node of a Redis Cluster.", flag=True
+)
+PREFIX = Spec("REDISCHED_PREFIX", "The first part of every Redis key name.")
+DATA_DIR = Spec(
+    "REDISCHED_DATA_DIR", "Embedded Redis data folder.", parse=path, metavar="DIRECTORY",
+    default_text="./redisched-data",
+)  # fmt: skip
 
-def _flag(name: str, text: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise InvalidArgument(name, f"must be one of 1/0, true/false, yes/no, on/off, not {text!r}")
-
-
-def _number(name: str, text: str) -> float:
-    return validate.number_text(text.strip(), name)
-
-
-def _integer(name: str, text: str) -> int:
-    return validate.integer_text(text.strip(), name)
-
-
-def _tokens(name: str, text: str) -> tuple[str, ...]:
-    return tuple(t for t in (part.strip() for part in text.replace(",", " ").split()) if t)
+HOST = Spec("REDISCHED_HOST", "Address to listen on.")
+PORT = Spec("REDISCHED_PORT", "Port to listen on.", parse=integer())
+DURABLE_PUTS = Spec("REDISCHED_DURABLE_PUTS", "Every put waits for a replica (WAIT).", flag=True)
+REDIS_PORT = Spec(
+    "REDISCHED_REDIS_PORT",
+    "Embedded Redis TCP port on 127.0.0.1 (it also listens on <data-dir>/redis.sock).",
+    parse=integer(), default_text="a free port",
+)  # fmt: skip
+APPENDFSYNC = Spec(
+    "REDISCHED_APPENDFSYNC", "Embedded Redis AOF fsync policy.",
+    parse=choice("everysec", "always"),
+)  # fmt: skip
+TOKENS = Spec(
+    "REDISCHED_API_TOKENS", "API token, at least 16 characters (repeatable; the variable "
+    "takes them comma-separated).", option="--token", multiple=True, separator=",",
+    metavar="TOKEN", default_text="none",
+)  # fmt: skip
+INSECURE = Spec("REDISCHED_INSECURE", "Allow a non-loopback --host without tokens.", flag=True)
+ALLOW_PRIVATE_WEBHOOKS = Spec(
+    "REDISCHED_ALLOW_PRIVATE_WEBHOOKS", "Let webhooks reach private/loopback addresses.",
+    flag=True,
+)  # fmt: skip
+ALLOWED_HOSTS = Spec(
+    "REDISCHED_ALLOWED_HOSTS", "A host name the API answers for besides IPs, localhost and "
+    "--host (repeatable; * for any). Others get 400 (DNS rebinding).",
+    option="--allowed-host", multiple=True, separator=",", metavar="HOST", default_text="none",
+)  # fmt: skip
+MAX_BODY_SIZE = Spec(
+    "REDISCHED_MAX_BODY_SIZE", "The largest stored job body, in bytes.", parse=integer()
+)
+MAX_REQUEST_SIZE = Spec(
+    "REDISCHED_MAX_REQUEST_SIZE", "The largest HTTP request body read, in bytes (413 beyond).",
+    parse=integer(),
+)  # fmt: skip
+REQUEUE_INTERVAL = Spec(
+    "REDISCHED_REQUEUE_INTERVAL", "Seconds between sweeps returning timed-out reservations.",
+    parse=number(), metavar="SECONDS",
+)  # fmt: skip
 
 
 def is_loopback(host: str) -> bool:
@@ -82,41 +114,25 @@ class Settings:
         requeue_interval: seconds between sweeps returning timed-out reservations.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 7171
-    redis_url: str | None = None
-    redis_cluster: bool = False
-    durable_puts: bool = False
-    data_dir: Path = field(default_factory=lambda: Path("redisched-data"))
-    redis_port: int = 0
-    appendfsync: str = "everysec"
-    tokens: tuple[str, ...] = ()
-    insecure: bool = False
-    allow_private_webhooks: bool = False
-    allowed_hosts: tuple[str, ...] = ()
-    prefix: str = "redisched"
-    max_body_size: int = 1 << 20
-    max_request_size: int = 4 << 20
-    requeue_interval: float = 1.0
+    host: str = setting("127.0.0.1", HOST)
+    port: int = setting(7171, PORT)
+    redis_url: str | None = setting(None, REDIS_URL)
+    redis_cluster: bool = setting(False, REDIS_CLUSTER)
+    durable_puts: bool = setting(False, DURABLE_PUTS)
+    data_dir: Path = setting(Path("redisched-data"), DATA_DIR)
+    redis_port: int = setting(0, REDIS_PORT)
+    appendfsync: str = setting("everysec", APPENDFSYNC)
+    tokens: tuple[str, ...] = setting((), TOKENS)
+    insecure: bool = setting(False, INSECURE)
+    allow_private_webhooks: bool = setting(False, ALLOW_PRIVATE_WEBHOOKS)
+    allowed_hosts: tuple[str, ...] = setting((), ALLOWED_HOSTS)
+    prefix: str = setting("redisched", PREFIX)
+    max_body_size: int = setting(1 << 20, MAX_BODY_SIZE)
+    max_request_size: int = setting(4 << 20, MAX_REQUEST_SIZE)
+    requeue_interval: float = setting(1.0, REQUEUE_INTERVAL)
 
-    ENV: ClassVar[Mapping[str, str]] = {
-        "host": "REDISCHED_HOST",
-        "port": "REDISCHED_PORT",
-        "redis_url": "REDISCHED_REDIS_URL",
-        "redis_cluster": "REDISCHED_REDIS_CLUSTER",
-        "durable_puts": "REDISCHED_DURABLE_PUTS",
-        "data_dir": "REDISCHED_DATA_DIR",
-        "redis_port": "REDISCHED_REDIS_PORT",
-        "appendfsync": "REDISCHED_APPENDFSYNC",
-        "tokens": "REDISCHED_API_TOKENS",
-        "insecure": "REDISCHED_INSECURE",
-        "allow_private_webhooks": "REDISCHED_ALLOW_PRIVATE_WEBHOOKS",
-        "allowed_hosts": "REDISCHED_ALLOWED_HOSTS",
-        "prefix": "REDISCHED_PREFIX",
-        "max_body_size": "REDISCHED_MAX_BODY_SIZE",
-        "max_request_size": "REDISCHED_MAX_REQUEST_SIZE",
-        "requeue_interval": "REDISCHED_REQUEUE_INTERVAL",
-    }
+    ENV: ClassVar[Mapping[str, str]]
+    """Each setting's environment variable, by field name (generated from the fields)."""
 
     def __post_init__(self) -> None:
         self.check()
@@ -128,23 +144,13 @@ class Settings:
         ``REDISCHED_API_TOKENS`` holds tokens separated by commas or spaces; flags take
         1/0, true/false, yes/no or on/off.
         """
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name, variable in cls.ENV.items():
-            text = env.get(variable)
-            if text is not None and text.strip():
-                values[name] = _PARSERS[name](variable, text)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise InvalidArgument(sorted(unknown)[0], "is not a setting")
-        if "data_dir" in values:
+        values = dict(overrides)
+        if values.get("data_dir") is not None:
             values["data_dir"] = Path(values["data_dir"])
         for name in ("tokens", "allowed_hosts"):
-            if name in values:
+            if values.get(name) is not None:
                 values[name] = tuple(values[name])
-        return cls(**values)
+        return setting_.from_env(cls, environ, values)
 
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
@@ -185,21 +191,4 @@ class Settings:
             )
 
 
-_PARSERS: dict[str, Callable[[str, str], Any]] = {
-    "host": lambda _n, t: t.strip(),
-    "port": _integer,
-    "redis_url": lambda _n, t: t.strip(),
-    "redis_cluster": _flag,
-    "durable_puts": _flag,
-    "data_dir": lambda _n, t: Path(t),
-    "redis_port": _integer,
-    "appendfsync": lambda _n, t: t.strip(),
-    "tokens": _tokens,
-    "insecure": _flag,
-    "allow_private_webhooks": _flag,
-    "allowed_hosts": _tokens,
-    "prefix": lambda _n, t: t.strip(),
-    "max_body_size": _integer,
-    "max_request_size": _integer,
-    "requeue_interval": _number,
-}
+Settings.ENV = MappingProxyType(setting_.env_names(Settings))

@@ -18,6 +18,16 @@ from .models import EventKind, HistoryPage, JobEvent, JobHistory, Outcome
 
 _CURSOR = re.compile(r"^(\d{1,20}-\d{1,20})(?::(\d{1,6}))?$")
 
+CANCEL_SENT = "cancel sent"
+"""How an event's detail ends when its script told the job's running holder to stop: a delete
+(also abort, delete_many, purge) or replace (also reschedule) of a reserved job, and an expired
+or timed-out reservation (docs/design.md, section 7 "Cancellation")."""
+
+
+def cancel_sent(event: JobEvent) -> bool:
+    """True when ``event`` ended or replaced a running attempt and sent its holder the cancel."""
+    return event.detail is not None and event.detail.endswith(CANCEL_SENT)
+
 
 def _to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)

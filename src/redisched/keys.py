@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InvalidArgument
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 DEFAULT_PREFIX = "redisched"
 MAX_TOPIC_LENGTH = 200
 
@@ -21,7 +23,7 @@ def topic_problem(topic: str) -> str | None:
         return f"must be 1 to {MAX_TOPIC_LENGTH} characters long"
     if "{" in topic or "}" in topic:
         return "must not contain '{' or '}'"
-    if any(ord(c) < 32 or ord(c) == 127 for c in topic):
+    if _CONTROL.search(topic):
         return "must not contain control characters"
     if not topic.isascii():
         try:

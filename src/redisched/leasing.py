@@ -17,8 +17,11 @@ through a :class:`Lessee` (one topic, one consumer):
 - A busy consumer lets finished jobs gather for up to :data:`ACK_DELAY` so that one round
   trip acks and refills many; Redis failures back off by one formula (:func:`redis_pause`).
 
-Concurrency slots are named by ``limit.lua`` and freed by the consumer when the job ends
-(``Lessee.finish``); a crashed consumer's slots lapse after their hold.
+A topic's ``concurrency`` counts its reserved jobs, whoever leased them, plus the slots
+``limit.lua`` granted for leases not yet made: the round trip that leases frees those slots,
+so a job's place comes back when it leaves the reserved set by any path (an ack from another
+process or over HTTP, a delete, a timeout), and the script that frees it wakes a consumer
+waiting for room. A crashed consumer's slots lapse after their hold.
 """
 
 from __future__ import annotations
@@ -115,7 +118,8 @@ class Round:
     Attributes:
         wanted: how many jobs were asked for.
         jobs: the jobs leased.
-        slots: for each job, its concurrency slot (None without a concurrency limit).
+        slots: for each job, a concurrency slot it holds: always None, as a leased job holds
+            its place as a reservation (the grant's slots go back with the next round trip).
         acked: for each job acked by the exchange, True if the ack applied (False: stale).
         done: the jobs acked by the exchange, in the order of ``acked``.
         now_ms: the server's clock.
@@ -300,14 +304,13 @@ class Lessee:
         sent = time.time()
         try:
             lease = await client.lease(topic, grant.granted, ttr=self.ttr)
-        except BaseException:
+        finally:
+            # The leased jobs hold their places as reservations now (a place is free again
+            # when its job leaves the reserved set, whoever acks, releases, buries or deletes
+            # it), so the grant's slots go back with the next round trip. Not in this one: a
+            # step after the lease may run before it (a NOSCRIPT retry runs the lease again).
             self.freed.extend(grant.slots)
-            raise
         self._take_lease(result, lease, sent, time.time())
-        count = len(lease.jobs)
-        slots: list[str | None] = list(grant.slots[:count])
-        result.slots = slots + [None] * (count - len(slots))
-        self.freed.extend(grant.slots[count:])
         result.wanted = grant.granted if grant.granted < want else want
         return result
 

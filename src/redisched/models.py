@@ -52,7 +52,9 @@ class Job:
 
     Times are aware UTC datetimes; ``ttr`` is in seconds; ``max_attempts`` is None when
     unlimited (only jobs stored before the default of 25 existed); ``pending_version`` is set
-    while a replacement waits for the running attempt.
+    while a replacement waits for the running attempt. ``cancellation`` is the flag a Worker
+    sets when the running job is cancelled: a sync handler's job has one from the start, an
+    async handler's only once it is cancelled (None otherwise: nothing is spent per job).
     """
 
     topic: str

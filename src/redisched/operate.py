@@ -50,7 +50,9 @@ def delete_topic(
 ) -> Flow[int]:
     """Delete a topic: its jobs (in chunks), settings, counters and every other key.
 
-    Refused with TopicBusy while jobs are reserved, unless ``force``. How many jobs it held.
+    Refused with TopicBusy while jobs are reserved, unless ``force``: then the reserved jobs
+    are purged last (catching any reserved meanwhile), and purge.lua tells each holder to stop
+    (``x<id>`` on the wake channel), so running handlers are cancelled. How many jobs it held.
     """
     if not isinstance(force, bool):
         raise InvalidArgument("force", f"must be a bool, not {type(force).__name__}")

@@ -69,10 +69,10 @@ _RESCHEDULE_STATUS = {
 }
 SCAN_LIMIT = 2000
 """How many jobs one listing call with a prefix examines at most."""
-PURGE_CHUNK = 200
-"""How many jobs one purge call deletes at most (about a millisecond of Redis time)."""
-DELETE_CHUNK = 500
-"""How many ids one delete_many script takes."""
+PURGE_CHUNK = 100
+"""How many jobs one purge call deletes at most (a few ms of Redis time with history on)."""
+DELETE_CHUNK = 100
+"""How many ids one delete_many script takes (as many as a purge chunk: the same work)."""
 
 
 def _offset(cursor: object) -> int:
@@ -206,6 +206,8 @@ def put_result(code: int, version: int) -> PutResult:
     return PutResult(_PUT_STATUS[code], version) if made is None else made
 
 
+READ_BACK = 2
+"""Added to put.lua's ``replace`` argument: the reply also holds the job as stored."""
 _STATES = {state.value.encode(): state for state in JobState}
 
 
@@ -245,7 +247,7 @@ def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
     """Read the reply of reserve.lua."""
     now, next_due, next_timeout, *jobs = reply
     return Lease(
-        jobs=[parse_job(topic, job, Cancellation()) for job in jobs],
+        jobs=[parse_job(topic, job) for job in jobs],  # the Worker adds a cancel flag
         now_ms=now,
         next_due_ms=_optional_ms(next_due),
         next_timeout_ms=_optional_ms(next_timeout),
@@ -340,6 +342,11 @@ class Operations:
         max_attempts: object,
         replace: object,
     ) -> tuple[Arg, ...]:
+        if (  # the common case, checked as the long way would: only the defaults given
+            delay is None and run_at is None and ttr is None and max_attempts is None
+            and type(priority) is int and priority == 0 and type(replace) is bool
+        ):  # fmt: skip
+            return (self._now(), "", 0, "", 0, "", int(replace))
         if delay is not None and run_at is not None:
             raise InvalidArgument("delay", "give delay or run_at, not both")
         run_at_arg: Arg = "" if run_at is None else validate.epoch_ms(run_at)
@@ -391,6 +398,31 @@ class Operations:
             return put_result(status, version)
 
         return Call((step,), parse, self._register(keys.topic), durability)
+
+    def put_read_back(self, call: Call[PutResult]) -> Call[tuple[PutResult, Job | None]]:
+        """A put built by :meth:`put` that also answers the job as stored, in the same script.
+
+        The job is None when nothing was stored (the put answered exists, a version conflict,
+        or pending: a pending job is read with :meth:`get`).
+        """
+        (step,) = call.steps
+        *options, replace, expected, job_id, data = step.args
+        args = (*options, int(replace) + READ_BACK, expected, job_id, data)
+        topic, inner = self._topic_of(call), call.parse
+
+        def parse(replies: list[Any]) -> tuple[PutResult, Job | None]:
+            reply = replies[0]
+            result = inner([reply[:2]])
+            return result, None if reply[2] is None else parse_job(topic, reply[2])
+
+        return Call(
+            (Step(step.script, step.keys, args),), parse, call.register_topic, call.durability
+        )
+
+    def _topic_of(self, call: Call[Any]) -> str:
+        if call.register_topic is None:
+            raise ValueError("put_read_back: not a call built by put")
+        return call.register_topic[1]
 
     def put_many(
         self,
@@ -466,8 +498,8 @@ class Operations:
 
         The job is removed like ``delete`` does (its holder's ack is then stale).
         """
-        # History hook: when job history lands, record the outcome "aborted" here (delete.lua
-        # with an outcome argument) rather than "deleted".
+        # History: as delete.lua records it (outcome cancelled, a deleted event whose detail,
+        # for a running job, is "was running; cancel sent"); docs/design.md section 7.
         return self.delete(topic, id)
 
     # -- leases -----------------------------------------------------------------------------

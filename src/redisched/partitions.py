@@ -18,8 +18,11 @@ each under its own hash tag, so the partitions spread over the cluster's masters
 - **N is fixed**: changing it would move ids to other partitions. :meth:`PartitionedTopic.declare`
   records N in Redis (``<prefix>:partitions``, a hash) and refuses another N later.
 
-A Worker serves a partitioned topic by handling each partition:
-``Worker(client, {name: handler for name in topic.names})``.
+N is also a topic setting (:mod:`redisched.partition_setting`): set through the HTTP API or
+``redisched config TOPIC --set partitions=N``, it makes the HTTP routes, the CLI, the
+dashboard, Workers and the push dispatcher treat ``<topic>`` as its partitions.
+``Worker(client, {topic: handler})`` serves every partition of a topic partitioned when the
+Worker starts.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from typing import Any
 from . import validate
 from .client import AsyncClient, Client
 from .errors import InvalidArgument
-from .keys import MAX_TOPIC_LENGTH, partitions_key, validate_topic
+from .keys import MAX_TOPIC_LENGTH, validate_topic
 from .models import Job, Lease, PutResult, TopicStats
+from .topic_config import MAX_PARTITIONS as MAX_PARTITIONS
+from .topic_config import partitions_count
 
 SEPARATOR = "~p"
-MAX_PARTITIONS = 1024
 
 
 def partition_of(job_id: str, partitions: int) -> int:
@@ -59,7 +63,7 @@ class Partitions:
 
     def __post_init__(self) -> None:
         validate_topic(self.topic)
-        self.count = validate.integer(self.count, "partitions", 1, MAX_PARTITIONS)
+        self.count = partitions_count(self.count)
         longest = f"{self.topic}{SEPARATOR}{self.count - 1}"
         if len(longest) > MAX_TOPIC_LENGTH:
             raise InvalidArgument("topic", f"{longest!r} would be longer than {MAX_TOPIC_LENGTH}")
@@ -124,16 +128,6 @@ def merge_stats(topic: str, stats: Sequence[TopicStats]) -> TopicStats:
     )  # fmt: skip
 
 
-def _check_declared(topic: str, count: int, stored: object) -> None:
-    if stored is None:
-        return
-    existing = int(stored.decode() if isinstance(stored, bytes) else str(stored))
-    if existing != count:
-        raise InvalidArgument(
-            "partitions", f"topic {topic!r} is declared with {existing} partitions, not {count}"
-        )
-
-
 class PartitionedTopic:
     """A topic spread over partitions, through a blocking :class:`~redisched.Client`.
 
@@ -152,12 +146,18 @@ class PartitionedTopic:
         """Every partition's topic name (give each a handler to run a Worker on them)."""
         return self.partitions.names
 
+    @property
+    def count(self) -> int:
+        """How many partitions."""
+        return self.partitions.count
+
     def declare(self) -> PartitionedTopic:
-        """Record the partition count in Redis; InvalidArgument if another one is recorded."""
-        key = partitions_key(self.client.ops.prefix)
-        topic, count = self.partitions.topic, self.partitions.count
-        self.client.redis.hsetnx(key, topic, count)
-        _check_declared(topic, count, self.client.redis.hget(key, topic))
+        """Set the topic's ``partitions`` setting (copying its settings to the partitions);
+        InvalidArgument if another count is set, or the topic holds jobs of its own."""
+        from . import partition_setting  # it builds on this module
+
+        flow = partition_setting.set_count(self.client.ops, self.partitions.topic, self.count)
+        partition_setting.run(self.client, flow)
         return self
 
     def put(self, id: str, body: bytes | str, **options: Any) -> PutResult:
@@ -218,12 +218,18 @@ class AsyncPartitionedTopic:
         """Every partition's topic name (give each a handler to run a Worker on them)."""
         return self.partitions.names
 
+    @property
+    def count(self) -> int:
+        """How many partitions."""
+        return self.partitions.count
+
     async def declare(self) -> AsyncPartitionedTopic:
-        """Record the partition count in Redis; InvalidArgument if another one is recorded."""
-        key = partitions_key(self.client.ops.prefix)
-        topic, count = self.partitions.topic, self.partitions.count
-        await self.client.redis.hsetnx(key, topic, count)
-        _check_declared(topic, count, await self.client.redis.hget(key, topic))
+        """Set the topic's ``partitions`` setting (copying its settings to the partitions);
+        InvalidArgument if another count is set, or the topic holds jobs of its own."""
+        from . import partition_setting  # it builds on this module
+
+        flow = partition_setting.set_count(self.client.ops, self.partitions.topic, self.count)
+        await partition_setting.run_async(self.client, flow)
         return self
 
     async def put(self, id: str, body: bytes | str, **options: Any) -> PutResult:

@@ -31,11 +31,19 @@ Batch = list[Command]
 exception instance in place of a reply that failed."""
 
 
+_SHAS: dict[str, str] = {}
+"""Script name -> SHA1, filled on first use (a dict lookup per command, issue 17)."""
+
+
 def command(step: Step) -> Command:
     """The Redis command of a step: EVALSHA for a script, else the step's own command."""
-    if step.script is None:
+    name = step.script
+    if name is None:
         return step.args
-    return ("EVALSHA", scripts.get(step.script).sha, len(step.keys), *step.keys, *step.args)
+    sha = _SHAS.get(name)
+    if sha is None:
+        sha = _SHAS[name] = scripts.get(name).sha
+    return ("EVALSHA", sha, len(step.keys), *step.keys, *step.args)
 
 
 def conversation(
@@ -65,8 +73,13 @@ def conversation(
             flags.set(durability.topic, durable)
         if not durable:
             durability = None
-    wait = [] if durability is None else [durability.wait_command()]
-    replies = yield [command(step) for step in call.steps] + wait
+    steps = call.steps
+    if durability is None:
+        wait = []
+        replies = yield [command(steps[0])] if len(steps) == 1 else [command(s) for s in steps]
+    else:
+        wait = [durability.wait_command()]
+        replies = yield [command(step) for step in steps] + wait
     acknowledged = replies.pop() if wait else None
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:

@@ -154,12 +154,13 @@ def schedules(ops: Operations, topic: str) -> Call[list[Schedule]]:
 
 
 def unschedule(ops: Operations, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
-    """Delete a schedule and its pending occurrence; True if it existed."""
+    """Delete a schedule and its waiting occurrence (which ends ``cancelled`` in its history,
+    with a ``deleted`` event); True if it existed."""
     from .ops import Call
 
     sid = validate.job_id(id)
     expected = validate.optional_positive(if_version, "if_version")
-    step = ops._step("unschedule", topic, sid, "" if expected is None else expected)
+    step = ops._step("unschedule", topic, sid, "" if expected is None else expected, ops._now())
 
     def parse(replies: list[Any]) -> bool:
         status, version = replies[0]

@@ -35,6 +35,8 @@ DEFAULT_KEEP_DEAD_FOR = 180 * 86_400.0
 DEFAULT_KEEP_EVENTS = 10_000
 """Entries of the topic's event feed kept (approximately: Redis trims whole stream nodes)."""
 MAX_KEEP = 10_000_000
+MAX_PARTITIONS = 1024
+"""The most partitions a topic may be spread over."""
 MAX_KEEP_FOR_MS = 3650 * 86_400_000
 
 
@@ -82,6 +84,9 @@ class TopicConfig:
             (built-in: 10,000).
         keep_dead_for: seconds a dead job is kept (built-in: 180 days).
         keep_events: entries of the topic's event feed kept (built-in: 10,000).
+        partitions: how many partitions the topic is spread over (None: not partitioned);
+            kept in the partitions hash, not the meta hash, so only
+            :mod:`redisched.partition_setting` reads and sets it.
     """
 
     ttr: float | None = None
@@ -100,6 +105,25 @@ class TopicConfig:
     keep_dead: int | None = None
     keep_dead_for: float | None = None
     keep_events: int | None = None
+    partitions: int | None = None
+
+
+def partitions_count(value: object) -> int:
+    """A partition count: an integer from 1 to :data:`MAX_PARTITIONS`."""
+    return validate.integer(value, "partitions", 1, MAX_PARTITIONS)
+
+
+def as_changes(config: TopicConfig) -> dict[str, object]:
+    """The settings of ``config`` as ``configure`` keywords (to copy them to another topic)."""
+    return {
+        "ttr": config.ttr, "max_attempts": config.max_attempts, "backoff": config.backoff,
+        "backoff_max": config.backoff_max, "webhook": config.webhook,
+        "concurrency": config.concurrency, "rate": config.rate, "durable": config.durable,
+        "history": config.history, "keep_finished": config.keep_finished,
+        "keep_finished_for": config.keep_finished_for, "dedup_window": config.dedup_window,
+        "keep_dead": config.keep_dead, "keep_dead_for": config.keep_dead_for,
+        "keep_events": config.keep_events,
+    }  # fmt: skip
 
 
 def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None:
@@ -149,6 +173,11 @@ def encode_changes(changes: Mapping[str, object]) -> tuple[dict[str, str], list[
     for name, value in changes.items():
         if name == "paused":
             raise InvalidArgument("paused", "use pause() and resume(), which wake workers")
+        if name == "partitions":
+            raise InvalidArgument(
+                "partitions", "is set with redisched.partition_setting.configure (or the "
+                "HTTP API, the CLI's config command, PartitionedTopic.declare)",
+            )  # fmt: skip
         field_name, encoded = _encode(name, value)
         if encoded is None:
             to_delete.append(field_name)

@@ -41,7 +41,8 @@ from .errors import BackendError, InvalidArgument, RedischedError, StaleReservat
 from .handlers import Handler, Watched, describe, is_async
 from .keys import validate_topic
 from .leasing import ACK_DELAY, MAX_IDLE, Lessee, LimitsCache
-from .models import Job, JobState
+from .models import Cancellation, Job, JobState
+from .partition_setting import served_topics
 from .retry import Backoff, Retry
 from .timing import ServerClock
 from .wakeup import Wakeups
@@ -119,6 +120,8 @@ class Worker:
             plain function runs in a thread pool. Returning acks the job; raising releases it
             with backoff (``Retry(delay=...)`` picks the delay); a job whose ``max_attempts``
             are used up goes dead with the error text as its ``last_error``.
+            A topic partitioned when ``run()`` starts is served on each of its partitions
+            (one partitioned later is not: restart the Worker).
         concurrency: handlers running at once, across all topics; leased jobs never exceed it.
         ttr: seconds each lease lasts (None: each job's own ttr). Handlers running longer
             than half of it get their lease extended.
@@ -227,6 +230,9 @@ class Worker:
         """
         if self._loop is not None:
             raise RedischedError("this worker is already running")
+        served = await served_topics(self._client, self._topics)  # partitioned: each partition
+        self._topics = {n: _Topic(n, self._topics[t].handler, self._topics[t].is_async)
+                        for n, t in served.items()}  # fmt: skip
         loop = self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._wake_up = asyncio.Event()
@@ -399,8 +405,10 @@ class Worker:
             return
         attempt.cancelled = True
         job = attempt.job
-        if job.cancellation is not None:
-            job.cancellation.set(CANCELLED_ERROR)
+        if job.cancellation is None:  # made only now: a job that is never cancelled pays nothing
+            object.__setattr__(job, "cancellation", Cancellation())
+        assert job.cancellation is not None
+        job.cancellation.set(CANCELLED_ERROR)
         log.info("job %r of topic %r: cancelled while running", job.id, job.topic)
         if attempt.task is not None and attempt.topic.is_async:
             attempt.task.cancel(CANCELLED_ERROR)
@@ -416,6 +424,11 @@ class Worker:
             if ttr < self._min_ttr:
                 self._min_ttr = ttr
                 self._shorter_ttr.set()  # the heartbeat must tick faster
+            if not topic.is_async and job.cancellation is None:
+                # A thread may wait on the flag (job.cancellation.wait): it exists before the
+                # handler starts. An async handler is cancelled instead, and its job gets a
+                # flag only if that happens.
+                object.__setattr__(job, "cancellation", Cancellation())
             attempt = _Attempt(job, topic, ttr, now + ttr / 2, slot)
             add(attempt)
             put(attempt)

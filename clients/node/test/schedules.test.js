@@ -26,7 +26,7 @@ test('an interval schedule is created, read, listed, replaced with if_version an
   const made = await s.schedule(topic, 'tick', 'payload', { everyMs: 60_000, priority: 3, ttrMs: 5000 });
   assert.deepEqual({ ...made, body: made.body.toString() }, {
     topic, id: 'tick', version: 1, cron: null, everyMs: 60_000, tz: 'UTC', nextRunAtMs: T0 + 1000,
-    startAtMs: null, endAtMs: null, lastRunAtMs: null, priority: 3, ttrMs: 5000, maxAttempts: null,
+    startAtMs: null, endAtMs: null, lastRunAtMs: null, priority: 3, ttrMs: 5000, maxAttempts: 25,
     body: 'payload',
   });
   assert.equal((await s.get(topic, 'tick@2030-01-01T00:00:01Z')).state, 'scheduled');

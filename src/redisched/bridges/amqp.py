@@ -27,10 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import (
@@ -47,6 +45,7 @@ from .acks import AckTracker
 from .batch import by_topic, join, rounds
 from .messages import Delete, Put, parse
 from .metrics import BridgeMetrics, NullMetrics
+from .settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,78 +54,9 @@ __all__ = ["ERROR_HEADER", "AmqpBridge", "BridgeSettings"]
 ERROR_HEADER = "x-redisched-error"
 """The header of a dead-lettered message that says why it was rejected."""
 MAX_REASON_CHARS = 1000
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 Command = Put | Delete
 Item = tuple[AbstractIncomingMessage, Command]
-
-
-@dataclass(frozen=True, slots=True)
-class BridgeSettings:
-    """How the bridge connects and consumes.
-
-    Attributes:
-        amqp_url: the broker, ``amqp://user:password@host:port/vhost``.
-        queue: the queue to consume (declared durable).
-        dead_letter_queue: where malformed messages go (declared durable); None means
-            ``<queue>.dead``.
-        prefetch: unacked messages the broker hands this bridge at most.
-        concurrency: batches processed at once.
-        max_batch: messages one worker takes at once.
-        retry_initial: first backoff, in seconds, while Redis is unreachable.
-        retry_max: largest backoff, in seconds.
-        shutdown_grace: seconds ``stop`` lets in-flight batches finish before returning
-            them to the queue.
-    """
-
-    amqp_url: str = DEFAULT_AMQP_URL
-    queue: str = "redisched"
-    dead_letter_queue: str | None = None
-    prefetch: int = 1000
-    concurrency: int = 4
-    max_batch: int = 500
-    retry_initial: float = 0.1
-    retry_max: float = 5.0
-    shutdown_grace: float = 10.0
-
-    def __post_init__(self) -> None:
-        if not self.queue:
-            raise InvalidArgument("queue", "must not be empty")
-        if self.dead_letter_queue == self.queue:
-            raise InvalidArgument("dead_letter_queue", "must differ from the queue")
-        for name, low, high in (
-            ("prefetch", 1, 65_535),
-            ("concurrency", 1, 1000),
-            ("max_batch", 1, 10_000),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise InvalidArgument(name, f"must be an integer between {low} and {high}")
-
-    @property
-    def dead_letters(self) -> str:
-        """The dead-letter queue's name."""
-        return self.dead_letter_queue or f"{self.queue}.dead"
-
-    @classmethod
-    def from_env(cls, **overrides: object) -> BridgeSettings:
-        """Settings from ``REDISCHED_AMQP_*`` variables; keyword arguments win."""
-        env = os.environ
-        values: dict[str, object] = {}
-        for name, variable, kind in (
-            ("amqp_url", "REDISCHED_AMQP_URL", str),
-            ("queue", "REDISCHED_AMQP_QUEUE", str),
-            ("dead_letter_queue", "REDISCHED_AMQP_DEAD_LETTER_QUEUE", str),
-            ("prefetch", "REDISCHED_AMQP_PREFETCH", int),
-            ("concurrency", "REDISCHED_AMQP_CONCURRENCY", int),
-        ):
-            if env.get(variable):
-                try:
-                    values[name] = kind(env[variable])
-                except ValueError:
-                    raise InvalidArgument(variable, "must be an integer") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
 
 
 class AmqpBridge:

@@ -13,9 +13,13 @@ from typing import Any
 
 import click
 
+from .. import partition_setting
 from ..cli import client_for, url_option
-from ..errors import InvalidArgument, StaleReservation
-from ..models import JobState
+from ..client import Client
+from ..errors import InvalidArgument, StaleReservation, TopicBusy
+from ..models import JobState, TopicStats
+from ..operate import Progress
+from ..partitions import Partitions
 from .output import config_data, echo_json, echo_table, job_data, progress_bar, topic_data
 
 STATES = click.Choice([s.value for s in JobState])
@@ -44,7 +48,15 @@ def jobs(
     cursor: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """List one page of a topic's jobs in one state."""
-    page = client_for(redis_url).jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
+    client = client_for(redis_url)
+    count = client.execute(partition_setting.read_count(client.ops, topic))
+    if count is None:
+        page = client.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
+    else:  # partition after partition
+        flow = partition_setting.jobs_page(
+            client.ops, Partitions(topic, count), state, prefix=prefix, limit=limit, cursor=cursor
+        )
+        page = partition_setting.run(client, flow)
     if as_json:
         echo_json({"jobs": [job_data(j) for j in page.jobs], "cursor": page.cursor})
         return
@@ -65,8 +77,9 @@ def jobs(
 def stats(redis_url: str | None, topic: str | None, as_json: bool) -> None:
     """Counts per state of one topic, or of every topic."""
     client = client_for(redis_url)
-    names = [topic] if topic is not None else client.topics()
-    found = [client.stats(name) for name in names]
+    counts = client.execute(partition_setting.read_counts(client.ops))
+    names = [topic] if topic is not None else partition_setting.fold(client.topics(), counts)
+    found = [_stats(client, name, counts) for name in names]
     if as_json:
         echo_json(topic_data(found[0]) if topic is not None else [topic_data(s) for s in found])
         return
@@ -78,6 +91,17 @@ def stats(redis_url: str | None, topic: str | None, as_json: bool) -> None:
     echo_table("topics", columns, rows)
 
 
+def _stats(client: Client, topic: str, counts: dict[str, int]) -> TopicStats:
+    """A topic's counts, its partitions' added in."""
+    return client.execute(partition_setting.read_stats(client.ops, topic, counts.get(topic)))
+
+
+def _partitions(client: Client, topic: str) -> list[str]:
+    """The topic and its partitions (just the topic when it is not partitioned)."""
+    count = client.execute(partition_setting.read_count(client.ops, topic))
+    return partition_setting.names(topic, count)
+
+
 @click.command()
 @url_option
 @click.argument("topic")
@@ -86,12 +110,20 @@ def stats(redis_url: str | None, topic: str | None, as_json: bool) -> None:
 def purge(redis_url: str | None, topic: str, state: str, yes: bool) -> None:
     """Delete every job of a topic in one state (running jobs are never purged)."""
     client = client_for(redis_url)
-    count = getattr(client.stats(topic), state)
+    names = _partitions(client, topic)
+    count = sum(getattr(client.stats(name), state) for name in names)
     if not yes:
         click.confirm(f"Delete {count} {state} job(s) of {topic!r}?", abort=True, err=True)
+    deleted = 0
     with progress_bar(f"purging {state}", count) as progress:
-        deleted = client.purge(topic, state, progress=progress)
+        for name in names:
+            deleted += client.purge(name, state, progress=_after(progress, deleted, count))
     echo_json({"topic": topic, "deleted": deleted, "state": state})
+
+
+def _after(progress: Progress, done: int, total: int) -> Progress:
+    """``progress`` of one partition's work, after ``done`` of ``total`` jobs."""
+    return lambda n, left: progress(done + n, max(0, total - done - n))
 
 
 @click.command("delete-topic")
@@ -102,12 +134,18 @@ def purge(redis_url: str | None, topic: str, state: str, yes: bool) -> None:
 def delete_topic(redis_url: str | None, topic: str, force: bool, yes: bool) -> None:
     """Delete a topic: its jobs, settings and counters."""
     client = client_for(redis_url)
-    s = client.stats(topic)
+    names = _partitions(client, topic)
+    s = client.execute(partition_setting.read_stats(client.ops, topic, len(names) - 1))
     count = s.scheduled + s.ready + s.reserved + s.dead
+    if s.reserved and not force:
+        raise TopicBusy(topic, s.reserved)
     if not yes:
         click.confirm(f"Delete topic {topic!r} and its {count} job(s)?", abort=True, err=True)
+    deleted = 0
     with progress_bar(f"deleting {topic}", count) as progress:
-        deleted = client.delete_topic(topic, force=force, progress=progress)
+        for name in [*names[1:], topic]:  # the partition count goes last
+            done = _after(progress, deleted, count)
+            deleted += client.delete_topic(name, force=force, progress=done)
     echo_json({"topic": topic, "deleted": deleted, "state": None})
 
 
@@ -126,6 +164,7 @@ def reschedule(
     if delay is None and run_at is None:
         raise click.UsageError("give --delay or --run-at")
     client = client_for(redis_url)
+    topic = partition_setting.route(client, topic, id)
     result = client.reschedule(topic, id, delay=delay, run_at=_time(run_at), priority=priority)
     if result is None:
         raise click.ClickException(f"no job {id!r} in topic {topic!r}")
@@ -162,6 +201,7 @@ def _show(client: Any, topic: str, id: str) -> None:
 def run_now(redis_url: str | None, topic: str, id: str) -> None:
     """Make a scheduled job ready at once (exit 1 if it is not scheduled)."""
     client = client_for(redis_url)
+    topic = partition_setting.route(client, topic, id)
     if not client.run_now(topic, id):
         job = client.get(topic, id)
         if job is None:
@@ -175,7 +215,9 @@ def run_now(redis_url: str | None, topic: str, id: str) -> None:
 @click.argument("topic")
 def pause(redis_url: str | None, topic: str) -> None:
     """Stop a topic from leasing jobs."""
-    echo_json({"topic": topic, "paused": True, "changed": client_for(redis_url).pause(topic)})
+    echo_json(
+        {"topic": topic, "paused": True, "changed": _pause(client_for(redis_url), topic, True)}
+    )
 
 
 @click.command()
@@ -183,7 +225,15 @@ def pause(redis_url: str | None, topic: str) -> None:
 @click.argument("topic")
 def resume(redis_url: str | None, topic: str) -> None:
     """Let a paused topic lease jobs again."""
-    echo_json({"topic": topic, "paused": False, "changed": client_for(redis_url).resume(topic)})
+    echo_json(
+        {"topic": topic, "paused": False, "changed": _pause(client_for(redis_url), topic, False)}
+    )
+
+
+def _pause(client: Client, topic: str, paused: bool) -> bool:
+    """Pause or resume the topic and its partitions; True if the topic itself changed."""
+    count = client.execute(partition_setting.read_count(client.ops, topic))
+    return client.execute(partition_setting.pause(client.ops, topic, count, paused))
 
 
 def _setting(text: str) -> tuple[str, Any]:
@@ -209,7 +259,12 @@ def config(redis_url: str | None, topic: str, settings: tuple[str, ...]) -> None
     """Show a topic's settings, or change some with --set ttr=30 --set webhook=null."""
     client = client_for(redis_url)
     changes = dict(_setting(text) for text in settings)
-    found = client.configure(topic, **changes) if changes else client.config(topic)
+    if changes:
+        found = partition_setting.run(
+            client, partition_setting.configure(client.ops, topic, changes)
+        )
+    else:
+        found = client.execute(partition_setting.read_config(client.ops, topic))
     echo_json({"topic": topic, "paused": found.paused, "config": config_data(found)})
 
 
@@ -223,7 +278,9 @@ token_option = click.option("--token", required=True, help="The token reserve re
 @token_option
 def ack(redis_url: str | None, topic: str, id: str, token: str) -> None:
     """Finish a reserved job (exit 1 if the token is stale)."""
-    _stale_is_an_error(lambda: client_for(redis_url).ack(Held(topic, id, token)))
+    client = client_for(redis_url)
+    topic = partition_setting.route(client, topic, id)
+    _stale_is_an_error(lambda: client.ack(Held(topic, id, token)))
     echo_json({"topic": topic, "id": id, "acked": True})
 
 
@@ -239,6 +296,7 @@ def release(
 ) -> None:
     """Give a reserved job back, due after --delay seconds."""
     client = client_for(redis_url)
+    topic = partition_setting.route(client, topic, id)
     state = _stale_is_an_error(
         lambda: client.release(Held(topic, id, token), delay=delay, reason=reason)
     )
@@ -254,6 +312,7 @@ def release(
 def touch(redis_url: str | None, topic: str, id: str, token: str, ttr: float | None) -> None:
     """Extend a reservation."""
     client = client_for(redis_url)
+    topic = partition_setting.route(client, topic, id)
     until = _stale_is_an_error(lambda: client.touch(Held(topic, id, token), ttr=ttr))
     echo_json({"reserved_until": until})
 
@@ -266,7 +325,9 @@ def touch(redis_url: str | None, topic: str, id: str, token: str, ttr: float | N
 @click.option("--reason", help="Recorded as the job's last error.")
 def bury(redis_url: str | None, topic: str, id: str, token: str, reason: str | None) -> None:
     """Move a reserved job to dead."""
-    _stale_is_an_error(lambda: client_for(redis_url).bury(Held(topic, id, token), reason=reason))
+    client = client_for(redis_url)
+    topic = partition_setting.route(client, topic, id)
+    _stale_is_an_error(lambda: client.bury(Held(topic, id, token), reason=reason))
     echo_json({"topic": topic, "id": id, "state": "dead"})
 
 

@@ -47,6 +47,7 @@ def config_data(config: TopicConfig) -> dict[str, Any]:
             "url": hook.url, "timeout": hook.timeout, "secret_count": len(hook.secrets)
         },
         "concurrency": config.concurrency, "rate": config.rate, "durable": config.durable,
+        "partitions": config.partitions,
     }  # fmt: skip
 
 

@@ -35,9 +35,8 @@ def amqp_service(amqp_url: str, queue: str | None = None) -> ServiceFactory:
         from ..bridges.amqp import AmqpBridge, BridgeSettings
         from ..bridges.metrics import PrometheusMetrics
 
-        chosen = {"queue": queue} if queue else {}
         return AmqpBridge(
-            rt.client, BridgeSettings.from_env(amqp_url=amqp_url, **chosen),
+            rt.client, BridgeSettings.from_env(None, amqp_url=amqp_url, queue=queue or None),
             metrics=PrometheusMetrics(rt.metrics.registry),
         )  # fmt: skip
 

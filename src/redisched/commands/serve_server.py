@@ -38,7 +38,18 @@ class Server(uvicorn.Server):
         self.supervisor = supervisor
         self.failure: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: asyncio.TaskGroup | None = None
         self._watch: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: Any = None) -> None:
+        """Serve, holding the server's own background tasks (the embedded Redis's watch) in
+        one TaskGroup: none outlives the server."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                await super().serve(sockets)
+            finally:
+                self._tasks = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Begin a graceful stop (uvicorn's), after telling the user and the long polls."""
@@ -69,9 +80,9 @@ class Server(uvicorn.Server):
         if not self.started:
             return
         self.on_started()
-        if self.supervisor is not None:
+        if self.supervisor is not None and self._tasks is not None:
             self.supervisor.give_up = self._give_up
-            self._watch = asyncio.create_task(self.supervisor.run(), name="redis-supervisor")
+            self._watch = self._tasks.create_task(self._supervise(), name="redis-supervisor")
 
     async def shutdown(self, sockets: Any = None) -> None:
         """Stop watching the embedded Redis (it is stopped on purpose now), then shut down."""
@@ -80,6 +91,13 @@ class Server(uvicorn.Server):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         await super().shutdown(sockets)
+
+    async def _supervise(self) -> None:
+        assert self.supervisor is not None
+        try:
+            await self.supervisor.run()
+        except Exception as exc:  # a bug: stop serving gracefully (exit 1), not abruptly
+            self._give_up(f"the embedded redis-server's supervisor failed: {exc!r}")
 
     def _give_up(self, reason: str) -> None:
         self.failure = reason

@@ -6,12 +6,14 @@ import asyncio
 import importlib
 import sys
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import click
 
-from ..cli import DEFAULT_URL, configure_logging
+from ..cli import configure_logging
+from ..errors import InvalidArgument
+from ..worker_settings import WorkerSettings
+from .options import chosen, option_name, options
 
 
 def load_handler(spec: str) -> Callable[..., Any]:
@@ -52,51 +54,9 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 @click.command()
 @click.argument("handler", envvar="REDISCHED_HANDLER")
-@click.option(
-    "--topic", "-t", "topics", multiple=True, required=True, envvar="REDISCHED_TOPIC",
-    help="A topic to serve (repeat for several; REDISCHED_TOPIC takes them space-separated).",
-)  # fmt: skip
-@click.option(
-    "--redis-url", envvar="REDISCHED_REDIS_URL", default=DEFAULT_URL, show_default=True,
-    help="Redis to work on.",
-)  # fmt: skip
-@click.option(
-    "--redis-cluster", envvar="REDISCHED_REDIS_CLUSTER", is_flag=True,
-    help="--redis-url is a node of a Redis Cluster.",
-)  # fmt: skip
-@click.option("--prefix", envvar="REDISCHED_PREFIX", default="redisched", show_default=True)
-@click.option(
-    "--concurrency", "-c", envvar="REDISCHED_CONCURRENCY", type=click.IntRange(1, 10_000),
-    default=50, show_default=True, help="Handlers running at once.",
-)  # fmt: skip
-@click.option(
-    "--ttr", envvar="REDISCHED_TTR", type=click.FloatRange(0.001, min_open=False),
-    help="Seconds each lease lasts  [default: each job's ttr]",
-)  # fmt: skip
-@click.option(
-    "--grace", envvar="REDISCHED_GRACE", type=click.FloatRange(0), default=30.0,
-    show_default=True, help="Seconds running handlers get to finish on SIGTERM.",
-)  # fmt: skip
-@click.option(
-    "--backoff", envvar="REDISCHED_BACKOFF", type=click.FloatRange(0),
-    help="Seconds before the first retry, doubled per attempt  [default: the topic's, else 1]",
-)  # fmt: skip
-@click.option(
-    "--backoff-max", envvar="REDISCHED_BACKOFF_MAX", type=click.FloatRange(0),
-    help="The longest retry delay, seconds  [default: the topic's, else 3600]",
-)  # fmt: skip
-@click.option(
-    "--app-dir", envvar="REDISCHED_APP_DIR", default=".", show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder added to the import path before loading HANDLER.",
-)  # fmt: skip
+@options(WorkerSettings)
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
-def worker(
-    handler: str, topics: tuple[str, ...], redis_url: str, redis_cluster: bool, prefix: str,
-    concurrency: int,
-    ttr: float | None, grace: float, backoff: float | None, backoff_max: float | None,
-    app_dir: Path, verbose: bool,
-) -> None:  # fmt: skip
+def worker(handler: str, verbose: bool, **given: Any) -> None:
     """Run HANDLER (module.path:function) for the jobs of each --topic.
 
     An async function runs on the event loop, a plain one in a thread pool. Returning acks
@@ -105,15 +65,24 @@ def worker(
     job goes dead with the error kept. SIGTERM or SIGINT stops gracefully: running handlers
     get --grace seconds, then unfinished jobs are released. Exit status 0 after a graceful stop.
     """
-    from ..errors import InvalidArgument, RedischedError
+    from ..errors import RedischedError
     from ..keys import validate_topic
     from ..preflight import check_redis
     from ..retry import Backoff
 
     configure_logging(verbose)
-    sys.path.insert(0, str(app_dir.resolve()))
+    try:
+        settings = WorkerSettings.from_env(**chosen(given))
+    except InvalidArgument as exc:
+        raise click.ClickException(
+            f"{option_name(WorkerSettings, exc.argument)}: {exc.message}"
+        ) from exc
+    if not settings.topics:
+        raise click.UsageError("Missing option '--topic' / '-t' (or REDISCHED_TOPIC).")
+    sys.path.insert(0, str(settings.app_dir.resolve()))
     function = load_handler(handler)
-    names = [name for value in topics for name in value.split()]
+    names = [name for value in settings.topics for name in value.split()]
+    backoff, backoff_max = settings.backoff, settings.backoff_max
     try:
         for name in names:
             validate_topic(name, "--topic")
@@ -124,24 +93,25 @@ def worker(
     except RedischedError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:  # fail fast on a bad URL or a Redis that does not answer; ride out outages later
-        check_redis(redis_url, cluster=redis_cluster)
+        check_redis(settings.redis_url, cluster=settings.redis_cluster)
     except InvalidArgument as exc:
         raise click.ClickException(f"{exc.argument}: {exc.message}") from exc
     except RedischedError as exc:
         raise click.ClickException(str(exc)) from exc
-    _run(_serve(function, names, redis_url, redis_cluster, prefix, concurrency, ttr, grace, policy))
+    _run(_serve(function, names, settings, policy))
 
 
 async def _serve(
-    function: Callable[..., Any], topics: list[str], redis_url: str, cluster: bool, prefix: str,
-    concurrency: int, ttr: float | None, grace: float, backoff: Any,
-) -> None:  # fmt: skip
+    function: Callable[..., Any], topics: list[str], settings: WorkerSettings, backoff: Any
+) -> None:
     from ..client import AsyncClient
     from ..worker import Worker
 
-    async with AsyncClient.from_url(redis_url, cluster=cluster, prefix=prefix) as client:
+    async with AsyncClient.from_url(
+        settings.redis_url, cluster=settings.redis_cluster, prefix=settings.prefix
+    ) as client:
         runner = Worker(
-            client, dict.fromkeys(topics, function), concurrency=concurrency, ttr=ttr,
-            backoff=backoff, grace=grace,
+            client, dict.fromkeys(topics, function), concurrency=settings.concurrency,
+            ttr=settings.ttr, backoff=backoff, grace=settings.grace,
         )  # fmt: skip
         await runner.run()

@@ -13,13 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import validate
-from ..http import schemas
+from ..http import partitioned, schemas
 from ..http.endpoint import Endpoint, Param, json_response
 from ..http.errors import ApiError
 from ..http.paths import path_param
 from ..http.reading import read_json
 from ..http.routes_jobs import not_found
 from ..http.runtime import runtime
+from ..partition_setting import read_timeline
 
 _EMPTY = msgspec.json.Decoder(schemas.Kick)  # an empty object: expire takes no options
 
@@ -53,7 +54,11 @@ async def timeline(request: Request) -> Response:
     topic = path_param(request, "topic")
     width = _number(request, "width", 60)
     buckets = validate.integer_text(request.query_params.get("buckets", "60"), "buckets")
-    found = await runtime(request).client.timeline(topic, width=width, buckets=buckets)
+    rt = runtime(request)
+    layout = await partitioned.layout(rt, topic)  # a partitioned topic: its partitions added up
+    count = None if layout is None else layout.count
+    call = read_timeline(rt.client.ops, topic, count, width=width, buckets=buckets)
+    found = await rt.client.execute(call)
     out = TimelineOut(found.topic, found.now, found.width, found.counts, found.oldest_ready)
     return json_response(out)
 
@@ -61,7 +66,7 @@ async def timeline(request: Request) -> Response:
 async def expire(request: Request) -> Response:
     """POST /v1/topics/{topic}/jobs/{id}/expire."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await partitioned.job_path(request)
     await read_json(request, _EMPTY, rt.settings.max_request_size, empty=b"{}")
     expired = await rt.client.expire(topic, job_id)
     job = await rt.client.get(topic, job_id)

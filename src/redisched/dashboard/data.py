@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,18 @@ from ..client import AsyncClient
 from ..json_body import NotJson, json_value
 from ..models import HistoryPage, JobEvent, JobPage, JobState, Schedule, Timeline, TopicStats
 from ..ops import Call, Step
+from ..partition_setting import (
+    fold,
+    jobs_page,
+    names,
+    read_config,
+    read_count,
+    read_counts,
+    read_stats,
+    read_timeline,
+    run_async,
+)
+from ..partitions import Partitions
 from ..throughput import Throughput
 from ..topic_config import TopicConfig
 
@@ -65,12 +77,18 @@ class Overview:
 
 async def overview(client: AsyncClient) -> Overview:
     """The overview: counts, totals, settings and the next hour of every topic."""
-    names = await client.topics()
-    shown = names[:MAX_TOPICS]
     ops = client.ops
+    every, counts = await client.execute(Call.join(ops.topics(), read_counts(ops)))
+    names = fold(every, counts)  # a partitioned topic once, its partitions added in
+    shown = names[:MAX_TOPICS]
     calls: list[Call[Any]] = [ops.throughput()]
     for name in shown:
-        calls += [ops.stats(name), ops.config(name), ops.timeline(name, width=3600, buckets=1)]
+        count = counts.get(name)
+        calls += [
+            read_stats(ops, name, count),
+            ops.config(name),
+            read_timeline(ops, name, count, width=3600, buckets=1),
+        ]
     rates, *results = await client.execute(joined(calls))
     rows = []
     for i in range(len(shown)):
@@ -93,7 +111,9 @@ class Listing:
 
 @dataclass(frozen=True, slots=True)
 class TopicPage:
-    """A topic's counts, settings, timelines and one page of its jobs in one state."""
+    """A topic's counts, settings, timelines and one page of its jobs in one state; for a
+    partitioned topic, its partitions' counts added up, and each partition's
+    (``partitions``)."""
 
     stats: TopicStats
     config: TopicConfig
@@ -106,6 +126,12 @@ class TopicPage:
     schedules: list[Schedule]
     throttled: int = 0
     held: str | None = None
+    partitions: list[TopicStats] = field(default_factory=list)
+
+
+def _known(page: JobPage) -> Call[JobPage]:
+    """A call of no step that answers ``page`` (read already)."""
+    return Call((), lambda replies: page)
 
 
 def default_state(stats: TopicStats) -> JobState:
@@ -128,27 +154,36 @@ async def topic_page(
     counts when the tab is not chosen); ``held``: why the dispatcher holds the topic's
     deliveries, if it does."""
     ops = client.ops
+    count = await client.execute(read_count(ops, topic))
     if state is None:
-        state = default_state(await client.stats(topic))
+        state = default_state(await client.execute(read_stats(ops, topic, count)))
+    if count is None:
+        listed = ops.jobs(topic, state, prefix=prefix, limit=LIST_LIMIT, cursor=cursor)
+    else:  # partition after partition, in round trips of its own
+        flow = jobs_page(ops, Partitions(topic, count), state, prefix=prefix,
+                         limit=LIST_LIMIT, cursor=cursor)  # fmt: skip
+        listed = _known(await run_async(client, flow))
     calls: list[Call[Any]] = [
-        ops.stats(topic),
-        ops.config(topic),
-        ops.timeline(topic, width=60, buckets=60),
-        ops.timeline(topic, width=3600, buckets=24),
-        ops.jobs(topic, state, prefix=prefix, limit=LIST_LIMIT, cursor=cursor),
+        read_stats(ops, topic, count),
+        read_config(ops, topic),
+        read_timeline(ops, topic, count, width=60, buckets=60),
+        read_timeline(ops, topic, count, width=3600, buckets=24),
+        listed,
         ops.throughput(topic),
         ops.finished(topic, limit=RECENT_LIMIT),
         ops.latest_events(topic, 2 * RECENT_LIMIT),
         Call((Step(None, (), ("HGET", ops.keys(topic).name("meta"), "total_throttled")),),
              lambda r: int(r[0] or 0)),
     ]  # fmt: skip
-    replies = await client.execute(joined(calls))
-    stats, config, minutes, hours, page, rates, finished, events, throttled = replies
+    parts = [ops.stats(name) for name in names(topic, count)[1:]]
+    replies = await client.execute(joined([*calls, *parts]))
+    stats, config, minutes, hours, page, rates, finished, events, throttled = replies[:9]
     listing = Listing(state, prefix, cursor, page)
     schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
     return TopicPage(
-        stats, config, minutes, hours, listing, rates, finished, events, schedules, throttled, held
-    )
+        stats, config, minutes, hours, listing, rates, finished, events, schedules, throttled,
+        held, replies[9:],
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

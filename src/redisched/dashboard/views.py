@@ -21,10 +21,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from .. import validate
+from ..http import partitioned
 from ..http.errors import ApiError
 from ..http.runtime import runtime
 from ..keys import validate_topic
 from ..models import DEFAULT_MAX_ATTEMPTS
+from ..topic_config import MAX_PARTITIONS
 from ..validate import job_id
 from . import chart, data
 
@@ -118,14 +120,16 @@ class Dashboard:
             "minutes": chart.layout(page.minutes, label_every=10),
             "hours": chart.layout(page.hours, label_every=4),
             "throughput": chart.lines(page.throughput),
+            "max_partitions": MAX_PARTITIONS,
         }
         return self._render(request, "topic.html", context)
 
     async def job(self, request: Request) -> Response:
         """GET /dashboard/job?topic=&id=: one job, with its actions."""
-        name = validate_topic(_query(request, "topic"))
         wanted = job_id(_query(request, "id"))
-        client = runtime(request).client
+        rt = runtime(request)
+        name = await partitioned.route(rt, validate_topic(_query(request, "topic")), wanted)
+        client = rt.client
         found, history, timeline = await client.execute(
             data.joined([
                 client.ops.get(name, wanted),

@@ -36,6 +36,7 @@ from . import (
 from .auth import OPEN_PATHS, BearerAuth
 from .endpoint import Endpoint
 from .errors import exception_handlers
+from .hotpath import HotRoutes
 from .metrics import Metrics
 from .paths import RawPathMiddleware
 from .requeue import RequeueLoop
@@ -56,8 +57,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 """Every operation of the API, in document order."""
 
-HOT_PATHS = frozenset({"/v1/topics/{topic}/jobs/{id}", "/v1/topics/{topic}/reserve"})
-"""Routed first: Starlette tries routes in order, and these carry most requests."""
+HOT_PATHS = frozenset(
+    {
+        "/v1/topics/{topic}/jobs/{id}",
+        "/v1/topics/{topic}/reserve",
+        "/v1/topics/{topic}/jobs/{id}/ack",
+    }
+)
+"""Served by :class:`~.hotpath.HotRoutes` in front of the middleware, and routed first by the
+router (for the requests that take the long way)."""
 
 
 def _version() -> str:
@@ -130,18 +138,24 @@ def create_app(
     ]
     routes += extra_routes
     allowed_hosts = (*settings.allowed_hosts, settings.host)
+    unguarded = OPEN_PATHS | frozenset(open_paths)
+    handlers = exception_handlers()
+    hot = [r for r in routes if isinstance(r, Route) and r.path in HOT_PATHS]
     middleware = [
         *extra_middleware,
+        Middleware(
+            HotRoutes, routes=hot, allowed_hosts=allowed_hosts, tokens=settings.tokens,
+            open_paths=unguarded, handlers=handlers,
+        ),
         Middleware(SameOriginGuard, allowed_hosts=allowed_hosts),
         Middleware(RawPathMiddleware),
-    ]
+    ]  # fmt: skip
     if settings.tokens:
-        unguarded = OPEN_PATHS | frozenset(open_paths)
         middleware.append(Middleware(BearerAuth, tokens=settings.tokens, open_paths=unguarded))
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers=exception_handlers(),
+        exception_handlers=handlers,
         lifespan=lifespan,
     )
     document = openapi.document(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import error_response
@@ -47,15 +48,20 @@ class BearerAuth:
         if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
+        problem = self.refusal(scope)
+        if problem is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await problem(scope, receive, send)
+
+    def refusal(self, scope: Scope) -> Response | None:
+        """The 401 answer to a request without an accepted token, or None to serve it."""
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if self.allows(header):
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        response = error_response(
+            return None
+        return error_response(
             401, "unauthorized", "send Authorization: Bearer <token>", "Authorization",
             {"WWW-Authenticate": 'Bearer realm="redisched"'},
         )  # fmt: skip
-        await response(scope, receive, send)

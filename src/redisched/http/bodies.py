@@ -67,6 +67,7 @@ def topic_out(stats: TopicStats, config: TopicConfig) -> schemas.TopicOut:
             keep_dead=config.keep_dead,
             keep_dead_for=config.keep_dead_for,
             keep_events=config.keep_events,
+            partitions=config.partitions,
         ),
     )
 

@@ -6,8 +6,8 @@ if none are due sleeps until a put (or release, requeue, kick, resume) wakes the
 next scheduled job falls due (sub-millisecond alarm on the server's clock), a limit's retry
 time comes, the client goes away, the server shuts down, or ``wait`` runs out. Jobs leased
 for a client that has already disconnected are released at once, so a vanished client
-strands nothing. A job's concurrency slot is freed when its ack, release or bury comes
-through this process; otherwise it lapses after the job's ttr plus a margin.
+strands nothing. A leased job holds its place under the topic's ``concurrency`` while it is
+reserved: its ack, release, bury or delete, through any process, frees it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ..leasing import Lessee
 from ..limits import limit_step
 from ..models import Job
 from ..ops import Call
+from . import partitioned
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,13 @@ async def reserve(
     ``receive`` is the request's ASGI receive channel, read after the body to notice a
     client that disconnects while waiting.
     """
-    lessee = Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits)
+    lessee = await partitioned.lessee(rt, topic, ttr)  # a partitioned topic: each partition
     if wait <= 0:
-        return _keep(rt, lessee, await lessee.exchange(count))
+        result = await lessee.exchange(count)
+        if lessee.freed:  # the grant's slots: its jobs hold their places as reservations
+            with contextlib.suppress(RedischedError):
+                await lessee.flush()
+        return _keep(rt, lessee, result)
     deadline = time.time() + wait
     await lessee.watch()
     gone = asyncio.Event()
@@ -117,7 +122,7 @@ async def reserve(
                 await lessee.flush()
 
 
-def _keep(rt: Runtime, lessee: Lessee, result: Any) -> list[Job]:
+def _keep(rt: Runtime, lessee: Lessee | partitioned.Lessees, result: Any) -> list[Job]:
     """Remember the slots of leased jobs (freed when they are settled here)."""
     for job, slot in zip(result.jobs, result.slots, strict=True):
         if slot is not None and job.token is not None and len(rt.slots) < MAX_SLOTS:

@@ -20,6 +20,7 @@ from ..models import JobEvent, JobHistory
 from . import schemas
 from .endpoint import ENCODER, Endpoint, Param, json_response
 from .errors import ApiError
+from .partitioned import job_path
 from .paths import path_param
 from .routes_topics import query_int
 from .runtime import runtime
@@ -57,7 +58,7 @@ def history_out(history: JobHistory) -> schemas.HistoryOut:
 
 async def get_history(request: Request) -> Response:
     """GET /v1/topics/{topic}/jobs/{id}/history."""
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     history = await runtime(request).client.history(topic, job_id)
     if history is None:
         raise ApiError(404, "not_found", f"no history of job {job_id!r} in {topic!r}", "id")

@@ -3,9 +3,10 @@
 PUT follows HTTP: it creates (201) or replaces (200) the job; when the job is running, the
 replacement waits for the attempt to end (202). ``If-None-Match: *`` makes it create-only and
 ``If-Match: <version>`` a compare-and-set; either answers 412 when it does not hold. The
-ETag of a job is its version. The answer carries the job as stored, read back in the same
-round trip; a producer that does not need it sends ``Prefer: return=minimal`` and gets
-``{"topic", "id", "version", "status"}`` for one script call less.
+ETag of a job is its version. The answer carries the job as stored, which put.lua returns
+with its status (a pending replacement, 202, reads the running job in a second call); a
+producer that does not need it sends ``Prefer: return=minimal`` and gets
+``{"topic", "id", "version", "status"}``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from . import bodies, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
 from .longpoll import settled
-from .paths import path_param
+from .partitioned import job_path
 from .reading import read_json
 from .runtime import runtime
 
@@ -66,9 +67,11 @@ def stored_body(value: Any, limit: int, argument: str = "body") -> bytes:
 async def put_and_get(
     client: AsyncClient, call: Call[PutResult], topic: str, job_id: str
 ) -> tuple[PutResult, Job | None]:
-    """Run a put and read the job back in the same round trip (one pipeline)."""
-    both = Call.join(call, client.ops.get(topic, job_id))
-    result, job = await client.execute(both)
+    """Run a put and read the job as stored: in put.lua's reply, or for a pending
+    replacement (the running job stays) with a get."""
+    result, job = await client.execute(client.ops.put_read_back(call))
+    if job is None and result.status is PutStatus.PENDING:
+        job = await client.get(topic, job_id)
     return result, job
 
 
@@ -105,7 +108,7 @@ async def write(
 async def put_job(request: Request) -> Response:
     """PUT /v1/topics/{topic}/jobs/{id}."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     spec = await read_json(request, _PUT, rt.settings.max_request_size)
     if_none_match = request.headers.get("if-none-match")
     if_match = request.headers.get("if-match")
@@ -129,7 +132,7 @@ async def put_job(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     """GET /v1/topics/{topic}/jobs/{id}."""
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     job = await runtime(request).client.get(topic, job_id)
     if job is None:
         raise not_found(topic, job_id)
@@ -141,7 +144,7 @@ async def get_job(request: Request) -> Response:
 
 async def delete_job(request: Request) -> Response:
     """DELETE /v1/topics/{topic}/jobs/{id}."""
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     if_match = request.headers.get("if-match")
     if_version = None if if_match is None else parse_etag(if_match, "If-Match")
     if not await runtime(request).client.delete(topic, job_id, if_version=if_version):
@@ -152,7 +155,7 @@ async def delete_job(request: Request) -> Response:
 async def ack(request: Request) -> Response:
     """POST .../ack."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     spec = await read_json(request, _ACK, rt.settings.max_request_size)
     result = (
         None
@@ -167,7 +170,7 @@ async def ack(request: Request) -> Response:
 async def release(request: Request) -> Response:
     """POST .../release."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     spec = await read_json(request, _RELEASE, rt.settings.max_request_size)
     call = rt.client.ops.release(
         Held(topic, job_id, spec.token), delay=spec.delay, reason=spec.reason
@@ -179,7 +182,7 @@ async def release(request: Request) -> Response:
 async def touch(request: Request) -> Response:
     """POST .../touch."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     spec = await read_json(request, _TOUCH, rt.settings.max_request_size)
     until = await rt.client.touch(Held(topic, job_id, spec.token), ttr=spec.ttr)
     return json_response(schemas.Touched(until))
@@ -188,7 +191,7 @@ async def touch(request: Request) -> Response:
 async def bury(request: Request) -> Response:
     """POST .../bury."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     spec = await read_json(request, _BURY, rt.settings.max_request_size)
     call = rt.client.ops.bury(Held(topic, job_id, spec.token), reason=spec.reason)
     await rt.client.execute(settled(rt, topic, spec.token, call))
@@ -198,7 +201,7 @@ async def bury(request: Request) -> Response:
 async def kick(request: Request) -> Response:
     """POST .../kick."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     await read_json(request, _KICK, rt.settings.max_request_size, empty=b"{}")
     if await rt.client.kick(topic, job_id):
         return json_response(schemas.Kicked(1))
@@ -211,7 +214,7 @@ async def kick(request: Request) -> Response:
 async def abort(request: Request) -> Response:
     """POST .../abort: stop the job, cancelling its handler if it runs."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     await read_json(request, _ABORT, rt.settings.max_request_size, empty=b"{}")
     if not await rt.client.abort(topic, job_id):
         raise not_found(topic, job_id)

@@ -17,9 +17,10 @@ from starlette.responses import Response
 from ..client import AsyncClient
 from ..errors import TopicBusy
 from ..models import JobState
-from . import bodies, schemas
+from . import bodies, partitioned, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag
+from .partitioned import by_partition, each_partition, job_path, up_to
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import not_found
@@ -67,7 +68,9 @@ def bulk(name: str, action: Action) -> Callable[[Request], Awaitable[Response]]:
         spec = await read_json(request, _BULK, rt.settings.max_request_size)
         rt.client.ops.keys(topic)  # a bad topic is a 400 before anything runs
         ids = list(dict.fromkeys(spec.ids))
-        done = await action(rt.client, topic, ids, spec.state)
+        done = await by_partition(
+            rt, topic, ids, lambda name, group: action(rt.client, name, group, spec.state)
+        )
         rt.topic_changed(topic)
         return json_response(schemas.BulkOut(name, len(ids), done))
 
@@ -80,7 +83,7 @@ async def kick_all(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _KICK_ALL, rt.settings.max_request_size, empty=b"{}")
-    kicked = await rt.client.kick(topic, limit=spec.limit)
+    kicked = await up_to(rt, topic, spec.limit, lambda name, n: rt.client.kick(name, limit=n))
     rt.topic_changed(topic)
     return json_response(schemas.Kicked(kicked))
 
@@ -90,7 +93,7 @@ async def purge(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _PURGE, rt.settings.max_request_size)
-    deleted = await rt.client.purge(topic, spec.state)
+    deleted = await each_partition(rt, topic, lambda name: rt.client.purge(name, spec.state))
     rt.topic_changed(topic)
     return json_response(schemas.Purged(topic, deleted, spec.state))
 
@@ -108,7 +111,7 @@ async def delete_topic(request: Request) -> Response:
     topic = path_param(request, "topic")
     force = _flag(request, "force")
     try:
-        deleted = await rt.client.delete_topic(topic, force=force)
+        deleted = await partitioned.delete_topic(rt, topic, force)
     except TopicBusy as exc:
         raise ApiError(409, "busy", str(exc), "force") from exc
     rt.topic_changed(topic)
@@ -125,7 +128,7 @@ async def _job_answer(client: AsyncClient, topic: str, job_id: str) -> Response:
 async def reschedule(request: Request) -> Response:
     """POST /v1/topics/{topic}/jobs/{id}/reschedule."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     spec = await read_json(request, _RESCHEDULE, rt.settings.max_request_size, empty=b"{}")
     result = await rt.client.reschedule(
         topic, job_id, delay=spec.delay, run_at=spec.run_at, priority=spec.priority
@@ -139,7 +142,7 @@ async def reschedule(request: Request) -> Response:
 async def run_now(request: Request) -> Response:
     """POST /v1/topics/{topic}/jobs/{id}/run-now."""
     rt = runtime(request)
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = await job_path(request)
     await read_json(request, _EMPTY, rt.settings.max_request_size, empty=b"{}")
     if not await rt.client.run_now(topic, job_id):
         job = await rt.client.get(topic, job_id)

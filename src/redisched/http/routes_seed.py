@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from . import schemas
 from .endpoint import Endpoint, json_response
+from .partitioned import route
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import PREFER, WRITTEN, not_found, stored_body, wants_minimal, write
@@ -26,6 +27,7 @@ async def schedule(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _SCHEDULE, rt.settings.max_request_size)
+    topic = await route(rt, topic, spec.id)
     data = stored_body(spec.contents, rt.settings.max_body_size, "contents")
     call = rt.client.ops.put(topic, spec.id, data, delay=spec.delay, replace=True)
     return await write(rt.client, call, topic, spec.id, wants_minimal(request))
@@ -36,6 +38,7 @@ async def cancel(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _CANCEL, rt.settings.max_request_size)
+    topic = await route(rt, topic, spec.id)
     if not await rt.client.delete(topic, spec.id):
         raise not_found(topic, spec.id)
     return json_response(schemas.Cancelled(spec.id, True))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,10 +9,19 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import validate
+from .. import partition_setting, validate
 from ..models import JobState
+from ..ops import Call
+from ..partition_setting import (
+    fold,
+    jobs_page,
+    read_config,
+    read_counts,
+    read_stats,
+    run_async,
+)
 from ..push.targets import TargetPolicy, check_url
-from . import bodies, longpoll, schemas
+from . import bodies, longpoll, partitioned, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError
 from .paths import path_param
@@ -29,12 +37,25 @@ _SETTINGS = ("ttr", "max_attempts", "backoff", "backoff_max", "concurrency", "ra
 
 
 async def list_topics(request: Request) -> Response:
-    """GET /v1/topics."""
-    return json_response(schemas.Topics(await runtime(request).client.topics()))
+    """GET /v1/topics[?partitions=true]: a partitioned topic once, or its partitions too."""
+    rt = runtime(request)
+    ops = rt.client.ops
+    names, counts = await rt.client.execute(Call.join(ops.topics(), read_counts(ops)))
+    every = request.query_params.get("partitions", "false")
+    if every not in ("true", "false"):
+        raise ApiError(400, "invalid", "must be true or false", "partitions")
+    if every == "true":
+        return json_response(schemas.Topics(sorted({*names, *counts})))
+    rt.partitions.load(counts)
+    return json_response(schemas.Topics(fold(names, counts)))
 
 
 async def _topic(rt: Runtime, topic: str) -> schemas.TopicOut:
-    stats, config = await asyncio.gather(rt.client.stats(topic), rt.client.config(topic))
+    ops = rt.client.ops
+    found = await partitioned.layout(rt, topic)
+    count = None if found is None else found.count
+    both = Call.join(read_config(ops, topic), read_stats(ops, topic, count))
+    config, stats = await rt.client.execute(both)
     return bodies.topic_out(stats, config)
 
 
@@ -53,6 +74,8 @@ def patch_changes(spec: schemas.TopicPatch, kept_secrets: Sequence[str] = ()) ->
     changes: dict[str, Any] = {
         name: getattr(spec, name) for name in _SETTINGS if getattr(spec, name) is not msgspec.UNSET
     }
+    if spec.partitions is not msgspec.UNSET:
+        changes["partitions"] = spec.partitions
     if spec.webhook is not msgspec.UNSET:
         hook = spec.webhook
         if hook is None:
@@ -76,12 +99,11 @@ async def patch_topic(request: Request) -> Response:
     if isinstance(spec.webhook, schemas.WebhookIn):  # refuse private targets now, not at delivery
         policy = TargetPolicy.of(rt.settings.allow_private_webhooks)
         await check_url(spec.webhook.url, policy, argument="webhook.url")
-    if changes:
-        await rt.client.configure(topic, **changes)
-    if spec.paused is True:
-        await rt.client.pause(topic)
-    elif spec.paused is False:
-        await rt.client.resume(topic)
+    ops = rt.client.ops
+    config = await run_async(rt.client, partition_setting.configure(ops, topic, changes))
+    rt.partitions.learn(topic, config.partitions)
+    if isinstance(spec.paused, bool):
+        await rt.client.execute(partition_setting.pause(ops, topic, config.partitions, spec.paused))
     rt.topic_changed(topic)
     return json_response(await _topic(rt, topic))
 
@@ -104,7 +126,12 @@ async def list_jobs(request: Request) -> Response:
     limit = query_int(request, "limit", 100, 1, 1000)
     cursor = request.query_params.get("cursor") or None
     prefix = request.query_params.get("prefix") or None
-    page = await rt.client.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
+    found = await partitioned.layout(rt, topic)
+    if found is None:
+        page = await rt.client.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
+    else:
+        flow = jobs_page(rt.client.ops, found, state, prefix=prefix, limit=limit, cursor=cursor)
+        page = await run_async(rt.client, flow)
     jobs = [bodies.job_out(job) for job in page.jobs]
     return json_response(schemas.JobPageOut(jobs, page.cursor))
 
@@ -130,7 +157,11 @@ _STATE = {"type": "string", "enum": [s.value for s in JobState]}
 
 ENDPOINTS = (
     Endpoint(
-        "GET", "/v1/topics", list_topics, "List every topic", responses={200: schemas.Topics},
+        "GET", "/v1/topics", list_topics,
+        "List every topic (a partitioned topic once, unless partitions=true)",
+        responses={200: schemas.Topics},
+        params=(Param("partitions", "query", {"type": "boolean"},
+                      description="Also list each partition of a partitioned topic."),),
         tag="topics",
     ),
     Endpoint(

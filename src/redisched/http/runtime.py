@@ -16,6 +16,7 @@ from starlette.requests import Request
 from ..client import AsyncClient
 from ..config import Settings
 from ..leasing import LimitsCache
+from ..partition_setting import PartitionMap
 from ..wakeup import Wakeups
 from .metrics import Metrics
 
@@ -33,11 +34,13 @@ class Runtime:
         topic_listeners: called with a topic's name after its settings change over the API
             (the dispatcher re-reads webhooks then instead of at its next refresh).
         limits: each topic's concurrency and rate as last read (for HTTP reserves).
-        slots: (topic, token) -> the concurrency slot of a job leased over HTTP, freed when
-            its ack, release or bury comes through this process (else it lapses).
+        slots: (topic, token) -> a concurrency slot still held by a job leased over HTTP;
+            empty since a leased job holds its place as a reservation (see
+            :mod:`redisched.leasing`), kept for the routes that free from it.
         held: topics whose deliveries the push dispatcher holds -> why (their webhook is
             refused by the target policy); the dashboard shows it.
         services: the background parts running now, in start order.
+        partitions: the partitioned topics' layouts as last read (routing by id, reserves).
     """
 
     settings: Settings
@@ -50,6 +53,7 @@ class Runtime:
     slots: dict[tuple[str, str], str] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
+    partitions: PartitionMap = field(default_factory=PartitionMap)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""

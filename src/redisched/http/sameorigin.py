@@ -80,9 +80,14 @@ class SameOriginGuard:
         return self.any_host or name in self.allowed or _is_ip(name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        problem = self.refusal(scope) if scope["type"] == "http" else None
+        if problem is None:
             await self.app(scope, receive, send)
-            return
+        else:
+            await problem(scope, receive, send)
+
+    def refusal(self, scope: Scope) -> Response | None:
+        """The answer refusing an HTTP request under the two rules, or None to serve it."""
         host = origin = fetch_site = None
         for key, value in scope["headers"]:
             if key == b"host":
@@ -102,10 +107,7 @@ class SameOriginGuard:
                 problem = _cross_site("Sec-Fetch-Site", "the request comes from another site")
             elif origin is not None and not _same_origin(origin, host, scope):
                 problem = _cross_site("Origin", f"origin {origin!r} is not this service's own")
-        if problem is None:
-            await self.app(scope, receive, send)
-        else:
-            await problem(scope, receive, send)
+        return problem
 
 
 def _cross_site(field: str, why: str) -> Response:

@@ -14,6 +14,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .. import validate
 from ..models import EventKind, JobState, Outcome
+from ..topic_config import MAX_PARTITIONS
 
 _YEAR = 365 * 86_400
 Delay = Annotated[
@@ -37,6 +38,11 @@ Secret = Annotated[str, Meta(min_length=8, max_length=512)]
 
 Keep = Annotated[int, Meta(ge=0, le=10_000_000, description="How many to keep.")]
 KeepFor = Annotated[float, Meta(ge=0, le=3650 * 86_400, description="Seconds.")]
+Partitions = Annotated[
+    int,
+    Meta(ge=1, le=MAX_PARTITIONS, description="Partitions the topic is spread over; set once, "
+         "while the topic holds no job, and never changed (ids would move)."),
+]  # fmt: skip
 
 BODY_DOC = (
     'Any JSON value. Bytes that are not JSON travel as {"$base64": "<standard base64>"}; '
@@ -187,6 +193,7 @@ class TopicPatch(Struct, forbid_unknown_fields=True):
     keep_dead: Keep | UnsetType | None = UNSET
     keep_dead_for: KeepFor | UnsetType | None = UNSET
     keep_events: Keep | UnsetType | None = UNSET
+    partitions: Partitions | UnsetType | None = UNSET
 
 
 class WebhookOut(Struct):
@@ -215,6 +222,7 @@ class TopicConfigOut(Struct):
     keep_dead: int | None = None
     keep_dead_for: float | None = None
     keep_events: int | None = None
+    partitions: int | None = None
 
 
 class Counts(Struct):

@@ -18,7 +18,8 @@
 -- Returns: [status]. status: 1 buried, 3 replaced (a replacement that waited for this attempt
 --   was scheduled instead of burying the old version), 0 stale token (nothing changed).
 --   A buried job gets a buried event (the reason as its detail); the topic's oldest dead jobs
---   beyond its keep_dead / keep_dead_for then end with outcome dead.
+--   beyond its keep_dead / keep_dead_for then end with outcome dead. A consumer waiting for a
+--   place under the topic's concurrency (limit.lua) is woken with 0 on the wake channel.
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -27,6 +28,7 @@ local wake_channel, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEY
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local STALE, BURIED, REPLACED = 0, 1, 3
 local now = tonumber(ARGV[1])
@@ -45,8 +47,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
-local FEED_CHUNK = 500 * FEED_FIELDS -- values per feed entry at most
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
 local history_on = settings[1] ~= '0'
@@ -101,15 +102,18 @@ local function add_event(id, job, kind, detail)
   end
 end
 
--- Adds this call's events to the topic's feed as one entry (one per 500 events). Its id is
--- now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis picks.
--- meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
+-- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
+-- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
 -- entries go (FEED_TRIM at most).
 local function flush_feed()
   if #feed == 0 then return end
-  for first = 1, #feed, FEED_CHUNK do -- unpack() passes ~8000 values at most
-    local last = math.min(first + FEED_CHUNK - 1, #feed)
-    local added = redis.pcall('XADD', feed_key, now .. '-0', unpack(feed, first, last))
+  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  for first = 1, #feed, per_entry do
+    local last = math.min(first + per_entry - 1, #feed)
+    local entry_id = first == 1 and now .. '-0' or '*'
+    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
     if type(added) == 'table' and added.err then
       redis.call('XADD', feed_key, '*', unpack(feed, first, last))
     end
@@ -200,6 +204,9 @@ local job = decode(raw)
 if job[STATE] ~= RESERVED or job[SEQ] ~= token then return {STALE} end
 
 redis.call('ZREM', reserved_key, id)
+if redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
+  redis.call('PUBLISH', wake_channel, '0')
+end
 local pending = redis.call('HGET', pending_key, id)
 if pending then
   add_event(id, job, 'released', 'replaced by version ' .. decode(pending)[VERSION])

@@ -13,14 +13,19 @@
 -- Returns: [now_ms, granted, retry_ms, next_due_ms, next_timeout_ms, slot...]. The slots of
 --   ARGV[4..] (from earlier grants) are freed first; then up to want deliveries are granted,
 --   no more than the due jobs (ready, or scheduled with run_at <= now), and within the meta
---   hash's concurrency (slots held at once across every process; each granted slot is named
---   and held until freed or for hold_ms, so a crashed holder's slots come back) and rate
---   (deliveries per second: a token bucket holding at most max(1, rate / 10) tokens). A paused
---   topic grants nothing. retry_ms: when granted < want because of a limit, the ms after which
---   asking again may succeed (rate: the next token; concurrency: the earliest slot expiry, and
---   the next freeing of a slot publishes on the wake channel); else -1. next_due_ms is the
---   earliest scheduled run_at and next_timeout_ms the earliest reservation deadline, -1 when
---   none. Slot names are returned only when a concurrency limit is set.
+--   hash's concurrency and rate. Concurrency counts the topic's reserved jobs (whoever
+--   leased them: a job's place is free as soon as it leaves the reserved set by any path,
+--   ack, release, bury, delete or timeout) plus the granted slots not yet leased; a slot is
+--   named and held until freed (its lease done) or for hold_ms, so a holder that crashed
+--   between grant and lease gives it back. Rate is deliveries per second: a token bucket
+--   holding at most max(1, rate / 10) tokens. A paused topic grants nothing. When a limit
+--   holds deliveries back, the meta hash's limit_waiting field is set; whoever frees room
+--   next (this script, ack, bury, delete) clears it and publishes 0 on the wake channel.
+--   retry_ms: when granted < want because of a limit, the ms after which asking again may
+--   succeed (rate: the next token; concurrency: the earliest slot expiry, -1 when only
+--   reservations hold the room: their end publishes); else -1. next_due_ms is the earliest
+--   scheduled run_at and next_timeout_ms the earliest reservation deadline, -1 when none.
+--   Slot names are returned only when a concurrency limit is set.
 -- Complexity: O((F + G) log S + log M) for F freed and G granted slots out of S held.
 local slots_key, bucket_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
 local scheduled_key, ready_key, reserved_key, wake_channel = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -39,16 +44,22 @@ local function earliest(key)
   return tonumber(head[2]) or -1
 end
 
+local WAITING = 'limit_waiting'  -- meta field: a consumer waits for room
 local freed = {}
 for i = 4, #ARGV, 1 do freed[#freed + 1] = ARGV[i] end
-if #freed > 0 and redis.call('ZREM', slots_key, unpack(freed)) > 0
-    and redis.call('HDEL', bucket_key, 'waiting') == 1 then
-  redis.call('PUBLISH', wake_channel, '0')
-end
+local removed = 0
+if #freed > 0 then removed = redis.call('ZREM', slots_key, unpack(freed)) end
 redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', now)
 
 local config = redis.call('HMGET', meta_key, 'concurrency', 'rate', 'paused')
 local concurrency, rate = tonumber(config[1]), tonumber(config[2])
+local held = 0
+if concurrency then held = redis.call('ZCARD', slots_key) + redis.call('ZCARD', reserved_key) end
+-- Slots freed after their lease are no new room (the job is reserved now): wake nobody then.
+if removed > 0 and (not concurrency or held < concurrency)
+    and redis.call('HDEL', meta_key, WAITING) == 1 then
+  redis.call('PUBLISH', wake_channel, '0')
+end
 local granted, retry, crowded = want, -1, false
 if config[3] == '1' then granted = 0 end
 if granted > 0 then
@@ -56,10 +67,10 @@ if granted > 0 then
   granted = math.min(granted, due)
 end
 if concurrency and granted > 0 then
-  local free = math.max(0, concurrency - redis.call('ZCARD', slots_key))
+  local free = math.max(0, concurrency - held)
   if free < granted then
     granted, crowded = free, true
-    redis.call('HSET', bucket_key, 'waiting', '1')
+    redis.call('HSET', meta_key, WAITING, '1')
   end
 end
 if rate and granted > 0 then
@@ -83,8 +94,9 @@ if concurrency and granted > 0 then
     redis.call('ZADD', slots_key, now + hold, names[i])
   end
 end
-if crowded then
-  local expiry = math.max(1, earliest(slots_key) - now)
+local first_expiry = earliest(slots_key)
+if crowded and first_expiry >= 0 then
+  local expiry = math.max(1, first_expiry - now)
   if retry < 0 or expiry < retry then retry = expiry end
 end
 local reply = {now, granted, retry, earliest(scheduled_key), earliest(reserved_key)}

@@ -6,16 +6,32 @@
 -- KEYS[5] dead zset
 -- KEYS[6] pending hash
 -- KEYS[7] errors hash
+-- KEYS[8] wake channel
+-- KEYS[9] meta hash
+-- KEYS[10] feed stream
+-- KEYS[11] history hash
+-- KEYS[12] finished zset
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] state string
 -- ARGV[3] limit int|empty
 -- Returns: [deleted, left]: the jobs this call deleted, and how many are still in that state.
---   States as jobs.lua lists them (a scheduled job whose run_at has passed is ready). A
---   reserved job's holder gets a stale reply on ack/release/touch/bury; the Python API purges
---   reserved jobs only when a topic is deleted with force. Empty limit: 200.
+--   States as jobs.lua lists them (a scheduled job whose run_at has passed is ready). Each
+--   purged job ends as delete.lua ends it: a deleted event (detail 'purged') and a finished
+--   record with outcome cancelled (dead when it was dead). A reserved job's holder is told to
+--   stop ('x' .. id on the wake channel; detail 'purged; was running; cancel sent') and gets a
+--   stale reply on ack/release/touch/bury; the Python API purges reserved jobs only when a
+--   topic is deleted with force. Empty limit: 200.
 -- Complexity: O(limit log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local dead_key, pending_key, errors_key = KEYS[5], KEYS[6], KEYS[7]
+local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local meta_key, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+-- The record: a MessagePack stream of these fields, in this order.
+local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
+local function decode(raw) return {cmsgpack.unpack(raw)} end
+local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local PURGED, PURGED_RUNNING = 'purged', 'purged; was running; cancel sent' -- event details
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -28,6 +44,162 @@ if not limit or limit < 1 or limit > 10000 then
   return redis.error_reply('ERR purge: limit must be 1 to 10000')
 end
 local READY_MEMBER_PREFIX = 12 -- a ready member is a %012x sequence number, then the id
+local STATES = {scheduled = SCHEDULED, ready = READY, reserved = RESERVED, dead = DEAD}
+if not STATES[state_name] then
+  return redis.error_reply('ERR purge: state must be scheduled, ready, reserved or dead')
+end
+
+-- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
+-- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
+-- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
+-- feed (flush_feed: one stream entry per call, holding the call's events).
+local LOG = 10
+local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
+  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
+  expired = 14}
+local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
+local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+local history_on = settings[1] ~= '0'
+local keep_events = tonumber(settings[2]) or 10000
+local feed = {}
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- A scheduled job unchanged since its put keeps no log: its SEQ holds run_at - the put's time
+-- (ms), which keeps a fresh job's record in a smaller allocation. decode() turns that back
+-- into a log with the put event, so the rest of a script never sees the difference.
+local function materialize(job)
+  if not history_on or job[LOG] or job[STATE] ~= SCHEDULED or job[SEQ] == 0 then return end
+  job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, EVENT.put, job[RUN_AT] - job[SEQ],
+    job[VERSION], 0, 0)
+  job[SEQ] = 0
+end
+local decode_record = decode
+decode = function(raw)
+  local job = decode_record(raw)
+  materialize(job)
+  return job
+end
+
+-- The position just after the event that starts at `at` in a log string.
+local function event_end(log, at)
+  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
+end
+
+-- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
+local function add_event(id, job, kind, detail)
+  if not history_on then
+    job[LOG] = nil
+    return
+  end
+  detail = string.sub(detail or '', 1, MAX_DETAIL)
+  local log = job[LOG] or '\0'
+  local count = struct.unpack('>B', log)
+  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+    local second = event_end(log, 2)
+    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
+    count = count - 1
+  end
+  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2)
+    .. struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail) .. detail
+  if keep_events > 0 then
+    local n = #feed
+    feed[n + 1], feed[n + 2], feed[n + 3], feed[n + 4] = 'j', id, 'k', kind
+    feed[n + 5], feed[n + 6], feed[n + 7], feed[n + 8] = 't', now, 'v', job[VERSION]
+    feed[n + 9], feed[n + 10], feed[n + 11], feed[n + 12] = 'a', job[ATTEMPTS], 'd', detail
+  end
+end
+
+-- flush_feed for a call that ends many jobs (flush_feed's variant, see lua/README.md
+-- "History"): the call's first entry tries the id now_ms-0, later ones take the next id at
+-- once; its entries are large (FEED_ENTRY_EVENTS events), so trimming reads the oldest entries
+-- one at a time rather than FEED_TRIM at once, never reading more than what goes.
+local FEED_ENTRY_EVENTS = 200 -- events per feed entry (unpack() takes a bounded number)
+local first_entry = true
+local function flush_bulk_feed()
+  if #feed == 0 then return end
+  local added = first_entry and redis.pcall('XADD', feed_key, now .. '-0', unpack(feed))
+  if not added or type(added) == 'table' and added.err then
+    redis.call('XADD', feed_key, '*', unpack(feed))
+  end
+  first_entry = false
+  local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
+  feed = {}
+  if size <= keep_events + FEED_SLACK then return end
+  local gone, ids, from = 0, {}, '-'
+  while #ids < FEED_TRIM and size - gone > keep_events do
+    local entry = redis.call('XRANGE', feed_key, from, '+', 'COUNT', 1)[1]
+    if not entry then break end
+    gone, ids[#ids + 1], from = gone + #entry[2] / FEED_FIELDS, entry[1], '(' .. entry[1]
+  end
+  if #ids > 0 then
+    redis.call('XDEL', feed_key, unpack(ids))
+    redis.call('HINCRBY', meta_key, 'feed_events', -gone)
+  end
+end
+
+-- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
+local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
+  1, 2, 3, 4, 5, 6, 7
+local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
+local TRIM_PER_CALL = 10
+local keep_finished = tonumber(settings[3]) or 10000
+local keep_finished_for = tonumber(settings[4]) or 604800000
+local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
+local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values)
+
+-- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
+-- ms, at most `most`, calling drop(id) for each.
+local function trim(key, keep, keep_for, most, drop)
+  local n = math.max(redis.call('ZCARD', key) - keep,
+    redis.call('ZCOUNT', key, '-inf', now - keep_for))
+  n = math.min(n, most)
+  if n <= 0 then return end
+  local ids = redis.call('ZRANGE', key, 0, n - 1)
+  redis.call('ZREMRANGEBYRANK', key, 0, n - 1)
+  for _, id in ipairs(ids) do drop(id) end
+end
+
+-- finish() for many jobs: the finished records of the jobs (decoded records, with their ids
+-- and last errors) that ended now with `outcome`, in one HSET and one ZADD.
+local function finish_bulk(ids, jobs, outcome, last_errors)
+  ended[outcome] = ended[outcome] + #ids
+  if not history_on or #ids == 0 then return end
+  local records, members = {}, {}
+  for i, id in ipairs(ids) do
+    local job = jobs[i]
+    local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
+      [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = false,
+      [LAST_ERROR] = last_errors[i] or false, [EVENTS] = job[LOG] or '\0'}
+    records[#records + 1], records[#records + 2] = id, cmsgpack.pack(unpack(record, 1, EVENTS))
+    members[#members + 1], members[#members + 2] = now, id
+  end
+  redis.call('HSET', history_key, unpack(records))
+  redis.call('ZADD', finished_key, unpack(members))
+end
+
+-- flush() for many jobs: flush_bulk_feed, the finished_* counters, and retention with one
+-- HDEL for the finished records it drops.
+local function flush_bulk()
+  flush_bulk_feed()
+  local count = 0
+  for outcome, n in pairs(ended) do
+    if n > 0 then
+      redis.call('HINCRBY', meta_key, 'finished_' .. outcome, n)
+      count = count + n
+    end
+  end
+  if count == 0 or not history_on then return end
+  local dropped = {}
+  trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL,
+    function(id) dropped[#dropped + 1] = id end)
+  for start = 1, #dropped, SLICE do
+    redis.call('HDEL', history_key, unpack(dropped, start, math.min(start + SLICE - 1, #dropped)))
+  end
+end
 
 local ids = {}
 -- Takes up to n members from ranks first.. of a sorted set, removing them; returns how many.
@@ -53,19 +225,46 @@ elseif state_name == 'ready' then
 elseif state_name == 'reserved' then
   take(reserved_key, 0, limit)
   left = redis.call('ZCARD', reserved_key)
-elseif state_name == 'dead' then
+else
   take(dead_key, 0, limit)
   left = redis.call('ZCARD', dead_key)
-else
-  return redis.error_reply('ERR purge: state must be scheduled, ready, reserved or dead')
 end
 
--- unpack() takes a bounded number of values: delete in slices
-local SLICE = 1000
+local running = state_name == 'reserved'
+local outcome = state_name == 'dead' and 'dead' or 'cancelled'
+if running then
+  for _, id in ipairs(ids) do redis.call('PUBLISH', wake_channel, CANCEL .. id) end
+end
+-- delete.lua's events and finished records for a slice of ids at once: one HMGET per hash
+-- read, the records in one HSET and one ZADD.
+local function finish_slice(slice)
+  local raws = redis.call('HMGET', jobs_key, unpack(slice))
+  local errors = redis.call('HMGET', errors_key, unpack(slice))
+  local pendings = running and redis.call('HMGET', pending_key, unpack(slice))
+  local found, jobs, last_errors = {}, {}, {}
+  for i, id in ipairs(slice) do
+    if raws[i] then
+      local job = decode(raws[i])
+      if pendings and pendings[i] then job[VERSION] = decode(pendings[i])[VERSION] end
+      add_event(id, job, 'deleted', running and PURGED_RUNNING or PURGED)
+      local n = #found + 1
+      found[n], jobs[n], last_errors[n] = id, job, errors[i]
+      if #feed >= FEED_ENTRY_EVENTS * FEED_FIELDS then flush_bulk_feed() end
+    end
+  end
+  finish_bulk(found, jobs, outcome, last_errors)
+end
+
 for start = 1, #ids, SLICE do
   local slice = {unpack(ids, start, math.min(start + SLICE - 1, #ids))}
+  if history_on then
+    finish_slice(slice)
+  else
+    ended[outcome] = ended[outcome] + #slice -- finish_bulk() without records
+  end
   redis.call('HDEL', jobs_key, unpack(slice))
   redis.call('HDEL', pending_key, unpack(slice))
   redis.call('HDEL', errors_key, unpack(slice))
 end
+flush_bulk()
 return {#ids, left}

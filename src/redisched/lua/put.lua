@@ -24,6 +24,9 @@
 --   the new version waits until the running attempt ends; its holder is told to stop with
 --   'x' .. id on the wake channel), 5 version conflict (if_version
 --   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
+--   replace: 1 replaces an existing job, anything else does not; 2 (create-only) or 3
+--   (replace) also append the job as stored, as get.lua returns it (one job per call only),
+--   or false when nothing was stored (exists, version conflict, pending: read it with get).
 --   Empty run_at_ms means now + delay_ms; empty ttr_ms / max_attempts take the topic's
 --   defaults (meta fields ttr, max_attempts), else 60000 ms / 25 attempts (a job then goes
 --   dead after its 25th failed attempt, like Sidekiq's 25 retries). A created job gets a put
@@ -52,9 +55,11 @@ local DEFAULT_DELAY, DEFAULT_PRIORITY = 0, 0
 local delay = ARGV[3] == '' and DEFAULT_DELAY or tonumber(ARGV[3])
 local run_at = tonumber(ARGV[2]) or (delay and now + delay)
 local priority = ARGV[5] == '' and DEFAULT_PRIORITY or tonumber(ARGV[5])
-local replace = ARGV[7] == '1'
+local REPLACE, READ_BACK = {['1'] = true, ['3'] = true}, {['2'] = true, ['3'] = true}
+local replace, read_back = REPLACE[ARGV[7]] or false, READ_BACK[ARGV[7]] or false
 local if_version = tonumber(ARGV[8])
-if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0 then
+if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0
+  or (read_back and #ARGV > 10) then
   return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
 end
 local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused',
@@ -72,8 +77,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
-local FEED_CHUNK = 500 * FEED_FIELDS -- values per feed entry at most
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
 local history_on = settings[1] ~= '0'
@@ -128,15 +132,18 @@ local function add_event(id, job, kind, detail)
   end
 end
 
--- Adds this call's events to the topic's feed as one entry (one per 500 events). Its id is
--- now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis picks.
--- meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
+-- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
+-- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
 -- entries go (FEED_TRIM at most).
 local function flush_feed()
   if #feed == 0 then return end
-  for first = 1, #feed, FEED_CHUNK do -- unpack() passes ~8000 values at most
-    local last = math.min(first + FEED_CHUNK - 1, #feed)
-    local added = redis.pcall('XADD', feed_key, now .. '-0', unpack(feed, first, last))
+  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  for first = 1, #feed, per_entry do
+    local last = math.min(first + per_entry - 1, #feed)
+    local entry_id = first == 1 and now .. '-0' or '*'
+    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
     if type(added) == 'table' and added.err then
       redis.call('XADD', feed_key, '*', unpack(feed, first, last))
     end
@@ -160,7 +167,7 @@ local FINISHED_AT, F_VERSION = 2, 3
 
 -- All jobs of one call share run_at: either all become ready or all are scheduled. Workers
 -- need a wake-up when ready was empty, or when the new run_at is the earliest.
-local due_now, placed = run_at <= now, false
+local due_now, placed, stored = run_at <= now, false, false
 local ready_before, head_before, seq_taken
 if due_now then
   ready_before = redis.call('ZCARD', ready_key)
@@ -199,6 +206,7 @@ local function place(id, version, body, log, kind)
     job[LOG], job[SEQ] = nil, run_at - now -- the put event, implied (see materialize)
   end
   redis.call('HSET', jobs_key, id, encode(job))
+  stored = job
 end
 
 local reply = {}
@@ -233,7 +241,8 @@ for i = 9, #ARGV, 2 do
     elseif job[STATE] == RESERVED then
       status, version = PENDING, current + 1
       redis.call('HSET', pending_key, id, encode(fresh(SCHEDULED, version, 0, body)))
-      add_event(id, job, 'replaced', 'version ' .. version .. ' waits for the running attempt')
+      add_event(id, job, 'replaced', 'version ' .. version
+        .. ' waits for the running attempt; cancel sent')
       redis.call('HSET', jobs_key, id, encode(job))
       redis.call('PUBLISH', wake_channel, CANCEL .. id)
     else
@@ -262,4 +271,10 @@ if placed and not paused then
   end
 end
 flush_feed()
+if read_back then -- a fresh record: never reserved, no error (a replace cleared it), no pending
+  local STATE_NAMES = {[SCHEDULED] = 'scheduled', [READY] = 'ready'}
+  reply[3] = stored and {ARGV[9], STATE_NAMES[stored[STATE]], stored[VERSION], stored[ATTEMPTS],
+    stored[PRIORITY], stored[TTR], stored[MAX_ATTEMPTS], stored[RUN_AT], false, false, false,
+    stored[BODY], 0}
+end
 return reply

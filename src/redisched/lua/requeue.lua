@@ -18,8 +18,9 @@
 --   the topic's backoff (meta backoff_ms * 2^(attempts-1), at most backoff_max_ms; default 0),
 --   and a replacement that waited for the attempt is scheduled in its place. The holder of each
 --   expired reservation is told to stop ('x' .. id on the wake channel). Idempotent; safe
---   to run from every process. Each job gets a requeued event (dead when it went dead); the
---   topic's oldest dead jobs beyond its keep_dead / keep_dead_for end with outcome dead
+--   to run from every process. Each job gets a requeued event (dead when it went dead) whose
+--   detail says 'reservation timed out' (or 'reservation expired by an operator': a deadline
+--   of 0, set by expire) and ends in '; cancel sent'; the topic's oldest dead jobs beyond its keep_dead / keep_dead_for end with outcome dead
 --   (up to 10 per call that found a timed-out reservation).
 -- Complexity: O(N log M) for N expired reservations, N <= limit.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -31,6 +32,10 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+-- Event details: why the reservation ended (expire() sets its deadline to 0), and the cancel.
+local EXPIRED_BY_OPERATOR, EXPIRED, TIMED_OUT =
+  0, 'reservation expired by an operator', 'reservation timed out'
+local CANCEL_SENT = '; cancel sent'
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -49,8 +54,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
-local FEED_CHUNK = 500 * FEED_FIELDS -- values per feed entry at most
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'backoff_ms', 'backoff_max_ms')
 local history_on = settings[1] ~= '0'
@@ -105,15 +109,18 @@ local function add_event(id, job, kind, detail)
   end
 end
 
--- Adds this call's events to the topic's feed as one entry (one per 500 events). Its id is
--- now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis picks.
--- meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
+-- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
+-- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
 -- entries go (FEED_TRIM at most).
 local function flush_feed()
   if #feed == 0 then return end
-  for first = 1, #feed, FEED_CHUNK do -- unpack() passes ~8000 values at most
-    local last = math.min(first + FEED_CHUNK - 1, #feed)
-    local added = redis.pcall('XADD', feed_key, now .. '-0', unpack(feed, first, last))
+  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  for first = 1, #feed, per_entry do
+    local last = math.min(first + per_entry - 1, #feed)
+    local entry_id = first == 1 and now .. '-0' or '*'
+    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
     if type(added) == 'table' and added.err then
       redis.call('XADD', feed_key, '*', unpack(feed, first, last))
     end
@@ -198,18 +205,21 @@ local function trim_dead()
   end)
 end
 
-local expired = redis.call('ZRANGEBYSCORE', reserved_key, '-inf', now, 'LIMIT', 0, limit)
+local expired = redis.call('ZRANGEBYSCORE', reserved_key, '-inf', now, 'WITHSCORES',
+  'LIMIT', 0, limit)
 local backoff, backoff_max = tonumber(settings[7]) or 0, tonumber(settings[8]) or 3600000
 local requeued, dead, woke_ready, earliest = 0, 0, false, nil
 
-for _, id in ipairs(expired) do
+for i = 1, #expired, 2 do
+  local id = expired[i]
+  local cause = tonumber(expired[i + 1]) == EXPIRED_BY_OPERATOR and EXPIRED or TIMED_OUT
   redis.call('ZREM', reserved_key, id)
   redis.call('PUBLISH', wake_channel, CANCEL .. id)
   local job = decode(redis.call('HGET', jobs_key, id))
   local pending = redis.call('HGET', pending_key, id)
   if pending then
-    add_event(id, job, 'requeued', 'reservation timed out; version '
-      .. decode(pending)[VERSION] .. ' replaces it')
+    add_event(id, job, 'requeued', cause .. '; version ' .. decode(pending)[VERSION]
+      .. ' replaces it' .. CANCEL_SENT)
     local log = job[LOG]
     job = decode(pending)
     job[LOG] = log
@@ -218,14 +228,14 @@ for _, id in ipairs(expired) do
   elseif job[MAX_ATTEMPTS] > 0 and job[ATTEMPTS] >= job[MAX_ATTEMPTS] then
     job[STATE], job[SEQ] = DEAD, 0
     local reason = 'reservation timed out after ' .. job[ATTEMPTS] .. ' attempts'
-    add_event(id, job, 'dead', reason)
+    add_event(id, job, 'dead', cause .. ' after ' .. job[ATTEMPTS] .. ' attempts' .. CANCEL_SENT)
     redis.call('HSET', errors_key, id, reason)
     redis.call('ZADD', dead_key, now, id)
     redis.call('HSET', jobs_key, id, encode(job))
     dead = dead + 1
   else
     job[RUN_AT] = now + math.min(backoff * 2 ^ (job[ATTEMPTS] - 1), backoff_max)
-    add_event(id, job, 'requeued', 'reservation timed out')
+    add_event(id, job, 'requeued', cause .. CANCEL_SENT)
   end
   if job[STATE] ~= DEAD then
     requeued = requeued + 1

@@ -7,6 +7,7 @@
 -- KEYS[6] errors hash
 -- KEYS[7] meta hash
 -- KEYS[8] wake channel
+-- KEYS[9] feed stream
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] id string
 -- ARGV[3] run_at_ms int|empty
@@ -16,20 +17,24 @@
 -- Returns: [status, version]. status: 3 replaced (scheduled or ready by the new run_at, with a
 --   fresh count of attempts and no last_error, as a put with replace; version is the new one),
 --   4 pending (the job is reserved: the new run_at and priority apply to the version that
---   waits for the running attempt to end), 0 no such job, 6 not in state (the job is not in
+--   waits for the running attempt to end; its holder is told to stop with 'x' .. id on the
+--   wake channel, as put.lua does), 0 no such job, 6 not in state (the job is not in
 --   the given state, a scheduled job whose run_at has passed counting as ready; nothing
 --   changed, version is the current one). Empty run_at_ms means now + delay_ms (empty:
---   0); empty priority keeps the job's; empty state acts in any state.
+--   0); empty priority keeps the job's; empty state acts in any state. The job keeps its
+--   events and gets a replaced event (detail 'rescheduled'; for a reserved job 'rescheduled:
+--   version N waits for the running attempt; cancel sent').
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local feed_key = KEYS[9]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local function encode(job) return cmsgpack.pack(unpack(job, 1, BODY)) end
 local NOT_FOUND, REPLACED, PENDING, NOT_IN_STATE = 0, 3, 4, 6
+local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -49,6 +54,100 @@ if ARGV[6] ~= '' and not wanted then
   return redis.error_reply('ERR reschedule: state must be scheduled, ready, reserved or dead')
 end
 
+-- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
+-- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
+-- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
+-- feed (flush_feed: one stream entry per call, holding the call's events).
+local LOG = 10
+local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
+  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
+  expired = 14}
+local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
+local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+local history_on = settings[1] ~= '0'
+local keep_events = tonumber(settings[2]) or 10000
+local feed = {}
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- A scheduled job unchanged since its put keeps no log: its SEQ holds run_at - the put's time
+-- (ms), which keeps a fresh job's record in a smaller allocation. decode() turns that back
+-- into a log with the put event, so the rest of a script never sees the difference.
+local function materialize(job)
+  if not history_on or job[LOG] or job[STATE] ~= SCHEDULED or job[SEQ] == 0 then return end
+  job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, EVENT.put, job[RUN_AT] - job[SEQ],
+    job[VERSION], 0, 0)
+  job[SEQ] = 0
+end
+local decode_record = decode
+decode = function(raw)
+  local job = decode_record(raw)
+  materialize(job)
+  return job
+end
+
+-- The position just after the event that starts at `at` in a log string.
+local function event_end(log, at)
+  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
+end
+
+-- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
+local function add_event(id, job, kind, detail)
+  if not history_on then
+    job[LOG] = nil
+    return
+  end
+  detail = string.sub(detail or '', 1, MAX_DETAIL)
+  local log = job[LOG] or '\0'
+  local count = struct.unpack('>B', log)
+  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+    local second = event_end(log, 2)
+    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
+    count = count - 1
+  end
+  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2)
+    .. struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail) .. detail
+  if keep_events > 0 then
+    local n = #feed
+    feed[n + 1], feed[n + 2], feed[n + 3], feed[n + 4] = 'j', id, 'k', kind
+    feed[n + 5], feed[n + 6], feed[n + 7], feed[n + 8] = 't', now, 'v', job[VERSION]
+    feed[n + 9], feed[n + 10], feed[n + 11], feed[n + 12] = 'a', job[ATTEMPTS], 'd', detail
+  end
+end
+
+-- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
+-- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
+-- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- entries go (FEED_TRIM at most).
+local function flush_feed()
+  if #feed == 0 then return end
+  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  for first = 1, #feed, per_entry do
+    local last = math.min(first + per_entry - 1, #feed)
+    local entry_id = first == 1 and now .. '-0' or '*'
+    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
+    if type(added) == 'table' and added.err then
+      redis.call('XADD', feed_key, '*', unpack(feed, first, last))
+    end
+  end
+  local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
+  feed = {}
+  if size <= keep_events + FEED_SLACK then return end
+  local gone, ids = 0, {}
+  for _, entry in ipairs(redis.call('XRANGE', feed_key, '-', '+', 'COUNT', FEED_TRIM)) do
+    if size - gone <= keep_events then break end
+    gone, ids[#ids + 1] = gone + #entry[2] / FEED_FIELDS, entry[1]
+  end
+  if #ids > 0 then
+    redis.call('XDEL', feed_key, unpack(ids))
+    redis.call('HINCRBY', meta_key, 'feed_events', -gone)
+  end
+end
+
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {NOT_FOUND, 0} end
 local job = decode(raw)
@@ -66,8 +165,13 @@ local fresh = {[STATE] = SCHEDULED, [VERSION] = latest[VERSION] + 1, [ATTEMPTS] 
   [PRIORITY] = new_priority or latest[PRIORITY], [TTR] = latest[TTR],
   [MAX_ATTEMPTS] = latest[MAX_ATTEMPTS], [RUN_AT] = run_at, [SEQ] = 0, [BODY] = latest[BODY]}
 
-if state == RESERVED then
+if state == RESERVED then -- as put.lua replaces a reserved job: the new version waits
   redis.call('HSET', pending_key, id, encode(fresh))
+  add_event(id, job, 'replaced', 'rescheduled: version ' .. fresh[VERSION]
+    .. ' waits for the running attempt; cancel sent')
+  redis.call('HSET', jobs_key, id, encode(job))
+  redis.call('PUBLISH', wake_channel, CANCEL .. id)
+  flush_feed()
   return {PENDING, fresh[VERSION]}
 end
 
@@ -91,5 +195,8 @@ else
     redis.call('PUBLISH', wake_channel, tostring(run_at))
   end
 end
+fresh[LOG] = job[LOG]
+add_event(id, fresh, 'replaced', 'rescheduled')
 redis.call('HSET', jobs_key, id, encode(fresh))
+flush_feed()
 return {REPLACED, fresh[VERSION]}

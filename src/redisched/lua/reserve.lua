@@ -59,8 +59,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
-local FEED_CHUNK = 500 * FEED_FIELDS -- values per feed entry at most
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
 local history_on = settings[1] ~= '0'
@@ -115,15 +114,18 @@ local function add_event(id, job, kind, detail)
   end
 end
 
--- Adds this call's events to the topic's feed as one entry (one per 500 events). Its id is
--- now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis picks.
--- meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
+-- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
+-- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
 -- entries go (FEED_TRIM at most).
 local function flush_feed()
   if #feed == 0 then return end
-  for first = 1, #feed, FEED_CHUNK do -- unpack() passes ~8000 values at most
-    local last = math.min(first + FEED_CHUNK - 1, #feed)
-    local added = redis.pcall('XADD', feed_key, now .. '-0', unpack(feed, first, last))
+  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  for first = 1, #feed, per_entry do
+    local last = math.min(first + per_entry - 1, #feed)
+    local entry_id = first == 1 and now .. '-0' or '*'
+    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
     if type(added) == 'table' and added.err then
       redis.call('XADD', feed_key, '*', unpack(feed, first, last))
     end
@@ -201,6 +203,7 @@ if redis.call('HGET', meta_key, 'paused') == '1' then
   reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
   return reply
 end
+
 
 local promote = math.min(promote_limit, math.max(count, PROMOTE_PER_CALL))
 local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)

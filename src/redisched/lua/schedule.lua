@@ -8,6 +8,8 @@
 -- KEYS[7] meta hash
 -- KEYS[8] wake channel
 -- KEYS[9] feed stream
+-- KEYS[10] history hash
+-- KEYS[11] finished zset
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] id string
 -- ARGV[3] if_version int|empty
@@ -31,13 +33,18 @@
 --   (ascending whole seconds, computed by the glue; cron and tz are kept for it). An occurrence
 --   is the job <id>@<YYYY-MM-DDTHH:MM:SSZ>. The first one is at or after now and start_ms and
 --   after the latest occurrence reserved; the pending occurrence of a replaced schedule is
---   deleted first unless it is running. start_ms / end_ms 0 mean none; empty ttr_ms /
---   max_attempts take the topic's defaults (meta fields ttr, max_attempts) at this call. A
---   new occurrence gets a put event, like any put.
+--   replaced unless it is running. start_ms / end_ms 0 mean none; empty ttr_ms / max_attempts
+--   take the topic's defaults (meta fields ttr, max_attempts) at this call, else 60000 ms / 25
+--   attempts (as put.lua). A new occurrence gets a put event, like any put (its version goes on
+--   from a finished record of the same id). A replaced schedule's waiting occurrence (scheduled
+--   or ready) that is also the new schedule's next one is replaced in place: version + 1, its
+--   events kept, one replaced event (detail 'schedule replaced'), attempts and last_error
+--   reset; one that is not ends as delete.lua ends a job: a deleted event (detail 'schedule
+--   replaced') and a finished record with outcome cancelled.
 -- Complexity: O(T + log M) for T times.
 local jobs_key, scheduled_key, ready_key, errors_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local schedules_key, refill_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local feed_key = KEYS[9]
+local feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -48,6 +55,8 @@ local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
   S_MAX_ATTEMPTS, S_BODY, S_CRON, S_TZ, S_START_AT, S_TIMES =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
 local CREATED, REPLACED, VERSION_CONFLICT = 1, 2, 5
+local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25 -- as put.lua
+local SCHEDULE_REPLACED = 'schedule replaced' -- the detail of its occurrence's event
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -70,6 +79,7 @@ for i = 14, #ARGV, 1 do
   times[#times + 1] = time
 end
 
+
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
 -- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
@@ -79,8 +89,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
-local FEED_CHUNK = 500 * FEED_FIELDS -- values per feed entry at most
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
 local history_on = settings[1] ~= '0'
@@ -135,15 +144,18 @@ local function add_event(id, job, kind, detail)
   end
 end
 
--- Adds this call's events to the topic's feed as one entry (one per 500 events). Its id is
--- now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis picks.
--- meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
+-- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
+-- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
 -- entries go (FEED_TRIM at most).
 local function flush_feed()
   if #feed == 0 then return end
-  for first = 1, #feed, FEED_CHUNK do -- unpack() passes ~8000 values at most
-    local last = math.min(first + FEED_CHUNK - 1, #feed)
-    local added = redis.pcall('XADD', feed_key, now .. '-0', unpack(feed, first, last))
+  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  for first = 1, #feed, per_entry do
+    local last = math.min(first + per_entry - 1, #feed)
+    local entry_id = first == 1 and now .. '-0' or '*'
+    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
     if type(added) == 'table' and added.err then
       redis.call('XADD', feed_key, '*', unpack(feed, first, last))
     end
@@ -159,6 +171,57 @@ local function flush_feed()
   if #ids > 0 then
     redis.call('XDEL', feed_key, unpack(ids))
     redis.call('HINCRBY', meta_key, 'feed_events', -gone)
+  end
+end
+
+-- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
+local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
+  1, 2, 3, 4, 5, 6, 7
+local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
+local TRIM_PER_CALL = 10
+local keep_finished = tonumber(settings[3]) or 10000
+local keep_finished_for = tonumber(settings[4]) or 604800000
+local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
+
+-- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
+-- ms, at most `most`, calling drop(id) for each.
+local function trim(key, keep, keep_for, most, drop)
+  local n = math.max(redis.call('ZCARD', key) - keep,
+    redis.call('ZCOUNT', key, '-inf', now - keep_for))
+  n = math.min(n, most)
+  if n <= 0 then return end
+  local ids = redis.call('ZRANGE', key, 0, n - 1)
+  redis.call('ZREMRANGEBYRANK', key, 0, n - 1)
+  for _, id in ipairs(ids) do drop(id) end
+end
+
+local function drop_finished(id) redis.call('HDEL', history_key, id) end
+
+-- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
+-- pulled); flush() then counts it and trims the topic's finished jobs.
+local function finish(id, job, outcome, result, last_error)
+  ended[outcome] = ended[outcome] + 1
+  if not history_on then return end
+  local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
+    [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = result or false,
+    [LAST_ERROR] = last_error or false, [EVENTS] = job[LOG] or '\0'}
+  redis.call('HSET', history_key, id, cmsgpack.pack(unpack(record, 1, EVENTS)))
+  redis.call('ZADD', finished_key, now, id)
+end
+
+-- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
+-- keep_finished_for (TRIM_PER_CALL more than this call finished, at most).
+local function flush()
+  flush_feed()
+  local count = 0
+  for outcome, n in pairs(ended) do
+    if n > 0 then
+      redis.call('HINCRBY', meta_key, 'finished_' .. outcome, n)
+      count = count + n
+    end
+  end
+  if count > 0 and history_on then
+    trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL, drop_finished)
   end
 end
 
@@ -180,36 +243,53 @@ local function iso(ms)
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
 
--- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone).
-local function put_occurrence(id, at, s)
+-- The finished version of id + 1 (versions never repeat for an id, as put.lua), else 1.
+local function next_version(id)
+  local ended = history_on and redis.call('HGET', history_key, id)
+  if not ended then return 1 end
+  local before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
+  return before[F_VERSION + 1] + 1
+end
+
+-- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone);
+-- `replacing`: the decoded record of the waiting occurrence with that id, taken out of its
+-- sorted set, which the new one replaces.
+local function place_occurrence(id, at, s, replacing)
+  if not replacing and redis.call('HEXISTS', jobs_key, id) == 1 then return false end
   local job = {}
-  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
+  job[STATE], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 0, s[S_PRIORITY]
   job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], at, 0
   job[BODY] = s[S_BODY]
-  if redis.call('HEXISTS', jobs_key, id) == 1 then return false end
-  add_event(id, job, 'put')
-  if history_on and at > now then job[LOG], job[SEQ] = nil, at - now end -- implied (put.lua)
+  if replacing then
+    job[VERSION], job[LOG] = replacing[VERSION] + 1, replacing[LOG]
+    redis.call('HDEL', errors_key, id)
+    add_event(id, job, 'replaced', SCHEDULE_REPLACED)
+  else
+    job[VERSION] = next_version(id)
+    add_event(id, job, 'put')
+    if history_on and at > now then job[LOG], job[SEQ] = nil, at - now end -- implied (put.lua)
+  end
   redis.call('HSET', jobs_key, id, encode(job))
   redis.call('ZADD', scheduled_key, at, id)
   return true
 end
 
--- Deletes the pending occurrence of schedule s unless it is running (reserved, or dead).
-local function drop_pending(sid, s)
-  if s[S_NEXT] == 0 then return end
-  local pending_id = sid .. '@' .. iso(s[S_NEXT])
-  local raw = redis.call('HGET', jobs_key, pending_id)
-  if not raw then return end
+-- The waiting (scheduled or ready) occurrence of schedule s, taken out of its sorted set: its
+-- id and decoded record; nil when there is none, or it is running or dead (it is left alone).
+local function take_waiting(sid, s)
+  if s[S_NEXT] == 0 then return nil end
+  local waiting_id = sid .. '@' .. iso(s[S_NEXT])
+  local raw = redis.call('HGET', jobs_key, waiting_id)
+  if not raw then return nil end
   local job = decode(raw)
   if job[STATE] == SCHEDULED then
-    redis.call('ZREM', scheduled_key, pending_id)
+    redis.call('ZREM', scheduled_key, waiting_id)
   elseif job[STATE] == READY then
-    redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. pending_id)
+    redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. waiting_id)
   else
-    return
+    return nil
   end
-  redis.call('HDEL', jobs_key, pending_id)
-  redis.call('HDEL', errors_key, pending_id)
+  return waiting_id, job
 end
 
 local raw = redis.call('HGET', schedules_key, id)
@@ -221,10 +301,11 @@ local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused')
 local s = {}
 s[S_VERSION], s[S_EVERY], s[S_END_AT], s[S_NEXT] = current + 1, every, end_at, 0
 s[S_LAST], s[S_PRIORITY] = old and old[S_LAST] or 0, priority
-s[S_TTR] = tonumber(ARGV[8]) or tonumber(defaults[1]) or 60000
-s[S_MAX_ATTEMPTS] = tonumber(ARGV[10]) or tonumber(defaults[2]) or 0
+s[S_TTR] = tonumber(ARGV[8]) or tonumber(defaults[1]) or DEFAULT_TTR_MS
+s[S_MAX_ATTEMPTS] = tonumber(ARGV[10]) or tonumber(defaults[2]) or DEFAULT_MAX_ATTEMPTS
 s[S_BODY], s[S_CRON], s[S_TZ], s[S_START_AT] = ARGV[13], ARGV[11], ARGV[12], start_at
-if old then drop_pending(id, old) end
+local waiting_id, waiting
+if old then waiting_id, waiting = take_waiting(id, old) end
 
 -- the first occurrence: at or after now and start_ms, after the latest one reserved
 local earliest = math.max(now, start_at, s[S_LAST] + 1000)
@@ -246,13 +327,22 @@ end
 if end_at > 0 and next_at > end_at then next_at = 0 end
 s[S_ANCHOR], s[S_TIMES] = anchor, times
 
+local next_id = next_at > 0 and id .. '@' .. iso(next_at)
+if waiting and waiting_id ~= next_id then -- it will not run: it ends as a deleted job
+  local last_error = redis.call('HGET', errors_key, waiting_id)
+  redis.call('HDEL', jobs_key, waiting_id)
+  redis.call('HDEL', errors_key, waiting_id)
+  add_event(waiting_id, waiting, 'deleted', SCHEDULE_REPLACED)
+  finish(waiting_id, waiting, 'cancelled', nil, last_error)
+  waiting = nil
+end
 if next_at > 0 then
   s[S_NEXT] = next_at
-  if put_occurrence(id .. '@' .. iso(next_at), next_at, s) and defaults[3] ~= '1' then
+  if place_occurrence(next_id, next_at, s, waiting) and defaults[3] ~= '1' then
     redis.call('PUBLISH', wake_channel, tostring(next_at))
   end
 end
 redis.call('HSET', schedules_key, id, cmsgpack.pack(unpack(s, 1, S_TIMES)))
 redis.call('ZREM', refill_key, id)
-flush_feed()
+flush()
 return {old and REPLACED or CREATED, current + 1, next_at}

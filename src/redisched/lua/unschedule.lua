@@ -1,18 +1,26 @@
--- unschedule: delete a schedule by id and its pending occurrence; a running one is kept.
+-- unschedule: delete a schedule by id and its waiting occurrence; a running one is kept.
 -- KEYS[1] jobs hash
 -- KEYS[2] scheduled zset
 -- KEYS[3] ready zset
 -- KEYS[4] errors hash
 -- KEYS[5] schedules hash
 -- KEYS[6] refill zset
+-- KEYS[7] meta hash
+-- KEYS[8] feed stream
+-- KEYS[9] history hash
+-- KEYS[10] finished zset
 -- ARGV[1] id string
 -- ARGV[2] if_version int|empty
+-- ARGV[3] now_ms int|empty
 -- Returns: [status, version]. status: 1 deleted (version is the deleted one), 0 no such
---   schedule, 5 version conflict (if_version did not match; nothing changed). The pending
---   occurrence is deleted when it is scheduled or ready; a reserved (running) or dead one stays.
+--   schedule, 5 version conflict (if_version did not match; nothing changed). The waiting
+--   occurrence is deleted when it is scheduled or ready, and ends as delete.lua ends a job: a
+--   deleted event (detail 'unscheduled') and a finished record with outcome cancelled. A
+--   reserved (running) or dead one stays, and ends as any job does.
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, errors_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local schedules_key, refill_key = KEYS[5], KEYS[6]
+local schedules_key, refill_key, meta_key, feed_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local history_key, finished_key = KEYS[9], KEYS[10]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -23,7 +31,163 @@ local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
   S_MAX_ATTEMPTS, S_BODY, S_CRON, S_TZ, S_START_AT, S_TIMES =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
 local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
+local UNSCHEDULED = 'unscheduled' -- the detail of its waiting occurrence's deleted event
 local id, if_version = ARGV[1], tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local raw = redis.call('HGET', schedules_key, id)
+if not raw then return {NOT_FOUND, 0} end
+local s = {cmsgpack.unpack(raw)}
+if if_version and if_version ~= s[S_VERSION] then return {VERSION_CONFLICT, s[S_VERSION]} end
+
+-- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
+-- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
+-- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
+-- feed (flush_feed: one stream entry per call, holding the call's events).
+local LOG = 10
+local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
+  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
+  expired = 14}
+local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
+local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+local history_on = settings[1] ~= '0'
+local keep_events = tonumber(settings[2]) or 10000
+local feed = {}
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
+
+-- A scheduled job unchanged since its put keeps no log: its SEQ holds run_at - the put's time
+-- (ms), which keeps a fresh job's record in a smaller allocation. decode() turns that back
+-- into a log with the put event, so the rest of a script never sees the difference.
+local function materialize(job)
+  if not history_on or job[LOG] or job[STATE] ~= SCHEDULED or job[SEQ] == 0 then return end
+  job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, EVENT.put, job[RUN_AT] - job[SEQ],
+    job[VERSION], 0, 0)
+  job[SEQ] = 0
+end
+local decode_record = decode
+decode = function(raw)
+  local job = decode_record(raw)
+  materialize(job)
+  return job
+end
+
+-- The position just after the event that starts at `at` in a log string.
+local function event_end(log, at)
+  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
+end
+
+-- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
+local function add_event(id, job, kind, detail)
+  if not history_on then
+    job[LOG] = nil
+    return
+  end
+  detail = string.sub(detail or '', 1, MAX_DETAIL)
+  local log = job[LOG] or '\0'
+  local count = struct.unpack('>B', log)
+  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+    local second = event_end(log, 2)
+    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
+    count = count - 1
+  end
+  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2)
+    .. struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail) .. detail
+  if keep_events > 0 then
+    local n = #feed
+    feed[n + 1], feed[n + 2], feed[n + 3], feed[n + 4] = 'j', id, 'k', kind
+    feed[n + 5], feed[n + 6], feed[n + 7], feed[n + 8] = 't', now, 'v', job[VERSION]
+    feed[n + 9], feed[n + 10], feed[n + 11], feed[n + 12] = 'a', job[ATTEMPTS], 'd', detail
+  end
+end
+
+-- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
+-- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
+-- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- entries go (FEED_TRIM at most).
+local function flush_feed()
+  if #feed == 0 then return end
+  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  for first = 1, #feed, per_entry do
+    local last = math.min(first + per_entry - 1, #feed)
+    local entry_id = first == 1 and now .. '-0' or '*'
+    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
+    if type(added) == 'table' and added.err then
+      redis.call('XADD', feed_key, '*', unpack(feed, first, last))
+    end
+  end
+  local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
+  feed = {}
+  if size <= keep_events + FEED_SLACK then return end
+  local gone, ids = 0, {}
+  for _, entry in ipairs(redis.call('XRANGE', feed_key, '-', '+', 'COUNT', FEED_TRIM)) do
+    if size - gone <= keep_events then break end
+    gone, ids[#ids + 1] = gone + #entry[2] / FEED_FIELDS, entry[1]
+  end
+  if #ids > 0 then
+    redis.call('XDEL', feed_key, unpack(ids))
+    redis.call('HINCRBY', meta_key, 'feed_events', -gone)
+  end
+end
+
+-- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
+local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
+  1, 2, 3, 4, 5, 6, 7
+local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
+local TRIM_PER_CALL = 10
+local keep_finished = tonumber(settings[3]) or 10000
+local keep_finished_for = tonumber(settings[4]) or 604800000
+local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
+
+-- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
+-- ms, at most `most`, calling drop(id) for each.
+local function trim(key, keep, keep_for, most, drop)
+  local n = math.max(redis.call('ZCARD', key) - keep,
+    redis.call('ZCOUNT', key, '-inf', now - keep_for))
+  n = math.min(n, most)
+  if n <= 0 then return end
+  local ids = redis.call('ZRANGE', key, 0, n - 1)
+  redis.call('ZREMRANGEBYRANK', key, 0, n - 1)
+  for _, id in ipairs(ids) do drop(id) end
+end
+
+local function drop_finished(id) redis.call('HDEL', history_key, id) end
+
+-- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
+-- pulled); flush() then counts it and trims the topic's finished jobs.
+local function finish(id, job, outcome, result, last_error)
+  ended[outcome] = ended[outcome] + 1
+  if not history_on then return end
+  local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
+    [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = result or false,
+    [LAST_ERROR] = last_error or false, [EVENTS] = job[LOG] or '\0'}
+  redis.call('HSET', history_key, id, cmsgpack.pack(unpack(record, 1, EVENTS)))
+  redis.call('ZADD', finished_key, now, id)
+end
+
+-- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
+-- keep_finished_for (TRIM_PER_CALL more than this call finished, at most).
+local function flush()
+  flush_feed()
+  local count = 0
+  for outcome, n in pairs(ended) do
+    if n > 0 then
+      redis.call('HINCRBY', meta_key, 'finished_' .. outcome, n)
+      count = count + n
+    end
+  end
+  if count > 0 and history_on then
+    trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL, drop_finished)
+  end
+end
 
 -- An occurrence's id names its UTC time: <schedule id>@YYYY-MM-DDTHH:MM:SSZ.
 local function iso(ms)
@@ -43,29 +207,30 @@ local function iso(ms)
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
 
--- Deletes the pending occurrence of schedule s unless it is running (reserved, or dead).
-local function drop_pending(sid, s)
+
+-- Deletes the waiting occurrence of schedule s, unless it is running (reserved) or dead.
+local function drop_waiting(sid, s)
   if s[S_NEXT] == 0 then return end
-  local pending_id = sid .. '@' .. iso(s[S_NEXT])
-  local raw = redis.call('HGET', jobs_key, pending_id)
+  local waiting_id = sid .. '@' .. iso(s[S_NEXT])
+  local raw = redis.call('HGET', jobs_key, waiting_id)
   if not raw then return end
   local job = decode(raw)
   if job[STATE] == SCHEDULED then
-    redis.call('ZREM', scheduled_key, pending_id)
+    redis.call('ZREM', scheduled_key, waiting_id)
   elseif job[STATE] == READY then
-    redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. pending_id)
+    redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. waiting_id)
   else
     return
   end
-  redis.call('HDEL', jobs_key, pending_id)
-  redis.call('HDEL', errors_key, pending_id)
+  local last_error = redis.call('HGET', errors_key, waiting_id)
+  redis.call('HDEL', jobs_key, waiting_id)
+  redis.call('HDEL', errors_key, waiting_id)
+  add_event(waiting_id, job, 'deleted', UNSCHEDULED)
+  finish(waiting_id, job, 'cancelled', nil, last_error)
 end
 
-local raw = redis.call('HGET', schedules_key, id)
-if not raw then return {NOT_FOUND, 0} end
-local s = {cmsgpack.unpack(raw)}
-if if_version and if_version ~= s[S_VERSION] then return {VERSION_CONFLICT, s[S_VERSION]} end
-drop_pending(id, s)
+drop_waiting(id, s)
 redis.call('HDEL', schedules_key, id)
 redis.call('ZREM', refill_key, id)
+flush()
 return {DELETED, s[S_VERSION]}

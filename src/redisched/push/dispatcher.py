@@ -33,7 +33,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any
 
 import aiohttp
 
@@ -110,8 +111,10 @@ class Dispatcher:
         self.limits = LimitsCache()
         self.held: dict[str, str] = {}
         """Topics whose webhook the target policy refuses -> why; their jobs wait."""
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._group: asyncio.TaskGroup | None = None  # discovery, topic runners, retirements
+        self._main: asyncio.Task[None] | None = None  # the task that holds the group
         self._discovery: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
         self._refresh_now = asyncio.Event()
         self._refreshing = asyncio.Lock()
         self._closing = False
@@ -138,11 +141,29 @@ class Dispatcher:
             headers={"User-Agent": delivery.USER_AGENT},
             trace_configs=self._trace_configs or None,
         )
+        self._stopped.clear()
+        started = asyncio.Event()
+        self._main = asyncio.create_task(self._hold_tasks(started), name="redisched-dispatch")
+        await started.wait()
         try:
             await self.refresh()
         except BackendError as exc:
             log.warning("dispatcher could not read topics yet: %s", exc)
-        self._discovery = asyncio.create_task(self._discover(), name="redisched-dispatch-discovery")
+        assert self._group is not None
+        self._discovery = self._group.create_task(
+            self._discover(), name="redisched-dispatch-discovery"
+        )
+
+    async def _hold_tasks(self, started: asyncio.Event) -> None:
+        """Hold the dispatcher's tasks in one TaskGroup until :meth:`stop`: none outlives the
+        dispatcher, and an escaped exception ends them all (``failure`` then says why)."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                started.set()
+                await self._stopped.wait()
+        finally:
+            self._group = None
 
     async def stop(self) -> None:
         """Stop leasing; let deliveries in flight finish (up to ``grace``), give back the rest."""
@@ -154,7 +175,12 @@ class Dispatcher:
             self._discovery = None
         async with self._refreshing:  # a refresh in progress may still start a topic task
             runners, self._runners = list(self._runners.values()), {}
-        await asyncio.gather(*(r.stop(self.grace) for r in runners), *self._retiring)
+        await asyncio.gather(*(r.stop(self.grace) for r in runners))
+        self._stopped.set()  # the group then waits for the retiring runners
+        if self._main is not None:
+            main, self._main = self._main, None
+            with contextlib.suppress(Exception):  # an escaped error: failure() said so
+                await main
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -191,9 +217,13 @@ class Dispatcher:
             self._retire(topic)
 
     def _retire(self, topic: str) -> None:
-        retiring = asyncio.create_task(self._runners.pop(topic).stop(self.grace))
-        self._retiring.add(retiring)
-        retiring.add_done_callback(self._retiring.discard)
+        self._spawn(self._runners.pop(topic).stop(self.grace), f"redisched-retire:{topic}")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``work`` in the dispatcher's task group."""
+        if self._group is None:
+            raise RedischedError("the dispatcher is not started")
+        return self._group.create_task(work, name=name)
 
     def _hold(self, topic: str, reason: str) -> None:
         """Deliver nothing for ``topic``: its webhook is refused, and a delivery would only
@@ -216,11 +246,17 @@ class Dispatcher:
 
     def failure(self) -> str | None:
         """Why topic discovery stopped although the dispatcher was not stopped, else None."""
-        task = self._discovery
-        if task is None or not task.done() or self._closing:
+        if self._closing:
             return None
-        exc = None if task.cancelled() else task.exception()
-        return f"webhook topic discovery stopped: {exc!r}"
+        main = self._main
+        if main is not None and main.done():
+            exc = None if main.cancelled() else main.exception()
+            return f"the webhook dispatcher's tasks stopped: {exc!r}"
+        task = self._discovery
+        if task is not None and task.done():
+            exc = None if task.cancelled() else task.exception()
+            return f"webhook topic discovery stopped: {exc!r}"
+        return None
 
     def request_refresh(self) -> None:
         """Ask the discovery task to read the topics' settings soon (e.g. after a PATCH)."""
@@ -295,7 +331,7 @@ class _TopicRunner:
             self.backoff = base
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name=f"redisched-dispatch:{self.topic}")
+        self.task = self.d._spawn(self._run(), f"redisched-dispatch:{self.topic}")
 
     async def stop(self, grace: float) -> None:
         """Stop leasing, wait up to ``grace`` for deliveries, release what did not finish."""

@@ -290,6 +290,7 @@
       backoff_max: number("backoff_max"), concurrency: number("concurrency"), rate: number("rate"),
       durable: f.durable.checked ? true : null,
     };
+    if (!f.partitions.disabled && f.partitions.value !== "") patch.partitions = number("partitions");
     if (f.webhook_url.value.trim() === "") patch.webhook = null;
     else {
       patch.webhook = { url: f.webhook_url.value.trim(), timeout: number("webhook_timeout") || 10 };

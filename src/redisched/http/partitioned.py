@@ -1,0 +1,179 @@
+"""Partitioned topics over HTTP: by-id routes go to the id's partition, reserves rotate.
+
+The layouts come from the runtime's :class:`~redisched.partition_setting.PartitionMap`, so a
+route on a topic that is not partitioned pays a dict lookup. A path naming a partition
+(``orders~p3``, the ``topic`` of a reserved job) is an ordinary topic and goes straight to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from starlette.requests import Request
+
+from ..errors import TopicBusy
+from ..leasing import Lessee, Round
+from ..partition_setting import read_stats
+from ..partitions import Partitions
+from .paths import path_param
+from .runtime import Runtime, runtime
+
+
+async def layout(rt: Runtime, topic: str) -> Partitions | None:
+    """The topic's partitions, or None when it is not partitioned."""
+    return (await rt.partitions.current(rt.client)).get(topic)
+
+
+async def route(rt: Runtime, topic: str, job_id: str) -> str:
+    """The topic holding ``job_id``: its partition when ``topic`` is partitioned."""
+    found = await layout(rt, topic)
+    return topic if found is None else found.route(job_id)
+
+
+async def job_path(request: Request) -> tuple[str, str]:
+    """``(topic, id)`` of a by-id route: the id's partition when the path names a
+    partitioned topic, else the topic of the path."""
+    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    return await route(runtime(request), topic, job_id), job_id
+
+
+async def each_partition(rt: Runtime, topic: str, action: Callable[[str], Awaitable[int]]) -> int:
+    """``action`` on the topic and each of its partitions; the results added up."""
+    found = await layout(rt, topic)
+    names = [topic] if found is None else [topic, *found.names]
+    return sum([await action(name) for name in names])
+
+
+async def up_to(
+    rt: Runtime, topic: str, limit: int, action: Callable[[str, int], Awaitable[int]]
+) -> int:
+    """``action(name, what is left of limit)`` on the topic, then each partition, until
+    ``limit`` is reached; the results added up."""
+    found = await layout(rt, topic)
+    done = 0
+    for name in [topic] if found is None else [topic, *found.names]:
+        done += await action(name, limit - done)
+        if done >= limit:
+            break
+    return done
+
+
+async def by_partition(
+    rt: Runtime, topic: str, ids: Sequence[str], action: Callable[[str, list[str]], Awaitable[int]]
+) -> int:
+    """``action(partition, its ids)`` for the ids grouped by partition; the results added up."""
+    found = await layout(rt, topic)
+    if found is None:
+        return await action(topic, list(ids))
+    groups: dict[str, list[str]] = {}
+    for job_id in ids:
+        groups.setdefault(found.route(job_id), []).append(job_id)
+    return sum([await action(name, group) for name, group in groups.items()])
+
+
+async def delete_topic(rt: Runtime, topic: str, force: bool) -> int:
+    """Delete a topic and its partitions (TopicBusy, nothing deleted, while any partition
+    has reserved jobs and not ``force``); the partition count goes last."""
+    found = await layout(rt, topic)
+    if found is None:
+        return await rt.client.delete_topic(topic, force=force)
+    stats = await rt.client.execute(read_stats(rt.client.ops, topic, found.count))
+    if stats.reserved and not force:
+        raise TopicBusy(topic, stats.reserved)
+    deleted = 0
+    for name in [*found.names, topic]:
+        deleted += await rt.client.delete_topic(name, force=force)
+    rt.partitions.learn(topic, None)
+    return deleted
+
+
+class Lessees:
+    """What a long poll needs of a :class:`~redisched.leasing.Lessee`, over every partition.
+
+    Each exchange starts at the partition whose turn it is (the turn is kept per process in
+    the topic's layout) and moves on while it needs jobs; a wake-up of any partition wakes
+    the poll (the lessees share one ``kick`` event).
+    """
+
+    def __init__(self, rt: Runtime, found: Partitions, ttr: float | None) -> None:
+        self.layout = found
+        self.kick = asyncio.Event()
+        self.lessees: dict[str, Lessee] = {}
+        for name in found.names:
+            lessee = Lessee(rt.client, name, rt.wakeups, ttr=ttr, limits=rt.limits)
+            lessee.kick = self.kick
+            self.lessees[name] = lessee
+        self.first = self.lessees[found.name(0)]
+
+    @property
+    def freed(self) -> list[str]:
+        """Slots granted but not used, waiting to be given back."""
+        return [slot for lessee in self.lessees.values() for slot in lessee.freed]
+
+    async def watch(self) -> None:
+        """Subscribe to every partition's wake-ups."""
+        for lessee in self.lessees.values():
+            await lessee.watch()
+
+    async def close(self) -> None:
+        """Stop forwarding wake-ups."""
+        for lessee in self.lessees.values():
+            await lessee.close()
+
+    async def flush(self) -> None:
+        """Give back unused slots."""
+        for lessee in self.lessees.values():
+            if lessee.freed:
+                await lessee.flush()
+
+    async def exchange(self, want: int) -> Round:
+        """Lease up to ``want`` jobs, partition after partition from the one whose turn it is.
+
+        A failure after some jobs were leased answers with those (they are not stranded).
+        """
+        rounds: list[Round] = []
+        got = 0
+        for name in self.layout.rotation():
+            try:
+                found = await self.lessees[name].exchange(want - got)
+            except Exception:
+                if not got:
+                    raise
+                break
+            rounds.append(found)
+            got += len(found.jobs)
+            if got >= want:
+                break
+        return merge_rounds(want, rounds)
+
+    async def sleep(self, result: Round, *, until: float | None = None) -> None:
+        """Sleep until a partition has work (see :meth:`Lessee.sleep`)."""
+        await self.first.sleep(result, until=until)
+
+
+def merge_rounds(want: int, rounds: Sequence[Round]) -> Round:
+    """One Round of several partitions': every job, the earliest times."""
+
+    def earliest(values: list[int | None]) -> int | None:
+        return min((v for v in values if v is not None), default=None)
+
+    return Round(
+        want,
+        [job for r in rounds for job in r.jobs],
+        [slot for r in rounds for slot in r.slots],
+        [flag for r in rounds for flag in r.acked],
+        [job for r in rounds for job in r.done],
+        now_ms=max((r.now_ms for r in rounds if r.now_ms is not None), default=None),
+        next_due_ms=earliest([r.next_due_ms for r in rounds]),
+        next_timeout_ms=earliest([r.next_timeout_ms for r in rounds]),
+        retry_ms=earliest([r.retry_ms for r in rounds]),
+    )
+
+
+async def lessee(rt: Runtime, topic: str, ttr: float | None) -> Lessee | Lessees:
+    """The lessee of a reserve on ``topic``: one Lessee, or Lessees over its partitions."""
+    found = await layout(rt, topic)
+    if found is None:
+        return Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits)
+    return Lessees(rt, found, ttr)

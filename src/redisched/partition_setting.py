@@ -1,0 +1,332 @@
+"""The ``partitions`` topic setting: how many partitions a topic is spread over.
+
+A topic's partition count is recorded in one hash for every topic (``<prefix>:partitions``,
+see :mod:`redisched.partitions`), so a process reads all of them with one ``HGETALL`` and
+keeps them (:class:`PartitionMap`): a call on a topic that is not partitioned pays a dict
+lookup, never a round trip.
+
+- **Set once**: the count may be set while the topic holds no job, and never changed or
+  removed afterwards, since ids would move to other partitions.
+- **Settings follow**: the scripts read a topic's defaults (ttr, max_attempts, backoff) from
+  the topic's own meta hash, so setting the count copies the topic's settings to every
+  partition, and each later change of the topic's settings (and pause, resume) is made to the
+  topic and every partition in one round trip. The push dispatcher and Workers then see the
+  topic's webhook, limits and defaults on each partition. ``concurrency`` and ``rate`` are
+  held per partition (a topic of N partitions may run N times ``concurrency`` jobs at once).
+- **Other processes** read the counts again every :data:`REFRESH` seconds (in the
+  background); the process that sets the count knows it at once. Set it before the first put.
+
+Every multi-call operation is a :data:`~redisched.operate.Flow` over
+:class:`~redisched.ops.Operations`, driven by :func:`run` or :func:`run_async`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from . import topic_config
+from .client import AsyncClient, Client
+from .errors import InvalidArgument
+from .keys import partitions_key, topics_key
+from .models import Job, JobPage, Timeline, TopicStats
+from .operate import Flow
+from .ops import Call, Operations, Step
+from .partitions import SEPARATOR, Partitions, merge_stats
+from .topic_config import TopicConfig
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+REFRESH = 5.0
+"""Seconds a process trusts the partition counts it read."""
+
+
+def _decode(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_counts(ops: Operations) -> Call[dict[str, int]]:
+    """Every partitioned topic's count (one ``HGETALL``)."""
+    step = Step(None, (), ("HGETALL", partitions_key(ops.prefix)))
+    return Call((step,), lambda r: {_decode(k): int(_decode(v)) for k, v in r[0].items()})
+
+
+def read_count(ops: Operations, topic: str) -> Call[int | None]:
+    """The topic's partition count, or None when it is not partitioned."""
+    ops.keys(topic)  # a bad name fails before any I/O
+    step = Step(None, (), ("HGET", partitions_key(ops.prefix), topic))
+    return Call((step,), lambda r: None if r[0] is None else int(_decode(r[0])))
+
+
+def names(topic: str, count: int | None) -> list[str]:
+    """The topic itself, then its partitions' names (just the topic when not partitioned)."""
+    return [topic] if not count else [topic, *Partitions(topic, count).names]
+
+
+def fold(topics: Iterable[str], counts: Mapping[str, int]) -> list[str]:
+    """Topic names with each partitioned topic once (its partitions hidden), sorted."""
+    shown = set(counts)
+    for name in topics:
+        logical, sep, index = name.rpartition(SEPARATOR)
+        numbered = sep and index.isdigit() and str(int(index)) == index
+        if numbered and int(index) < counts.get(logical, 0):
+            continue
+        shown.add(name)
+    return sorted(shown)
+
+
+def _unregistered(call: Call[T]) -> Call[T]:
+    return Call(call.steps, call.parse)
+
+
+def _everywhere(ops: Operations, topics: list[str], make: Callable[[str], Call[T]]) -> Call[T]:
+    """``make(topic)`` for each topic in one round trip, registering them all; the first's
+    result (Call.join allows one registration, so the topics set is written here)."""
+    register = Step(None, (), ("SADD", topics_key(ops.prefix), *topics))
+    calls = [_unregistered(make(topic)) for topic in topics]
+    return Call.join(Call((register,), lambda r: None), *calls).map(lambda r: r[1])
+
+
+def check_count(value: object) -> int:
+    """A partition count: an integer from 1 to :data:`~redisched.partitions.MAX_PARTITIONS`."""
+    return topic_config.partitions_count(value)
+
+
+def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
+    """Partition an empty topic into ``value`` partitions; InvalidArgument naming
+    ``partitions`` when the topic has another count or holds jobs (nothing changes then)."""
+    count = check_count(value)
+    layout = Partitions(topic, count)
+    logical = topic.rpartition(SEPARATOR)[0] or topic
+    current, stats, above = yield Call.join(
+        read_count(ops, topic), ops.stats(topic), read_count(ops, logical)
+    )
+    if current == count:
+        return count
+    if logical != topic and above is not None and fold([topic], {logical: above}) == [logical]:
+        raise InvalidArgument(
+            "partitions", f"{topic!r} is a partition of {logical!r}; partition that topic"
+        )
+    if current is not None:
+        raise InvalidArgument(
+            "partitions",
+            f"topic {topic!r} has {current} partitions; the count cannot change, since ids "
+            "would move to other partitions (delete the topic to start again)",
+        )
+    held = stats.scheduled + stats.ready + stats.reserved + stats.dead
+    if held:
+        raise InvalidArgument(
+            "partitions",
+            f"topic {topic!r} holds {held} job(s); partition a topic before its first put",
+        )
+    key = partitions_key(ops.prefix)
+    claim = (Step(None, (), ("HSETNX", key, topic, count)), Step(None, (), ("HGET", key, topic)))
+    stored = yield Call(claim, lambda r: int(_decode(r[1])))
+    if stored != count:  # another process set a count first
+        raise InvalidArgument(
+            "partitions", f"topic {topic!r} was just given {stored} partitions elsewhere"
+        )
+    config: TopicConfig = yield ops.config(topic)
+    changes = topic_config.as_changes(config)
+    yield _everywhere(ops, layout.names, lambda name: ops.configure(name, changes))
+    if config.paused:
+        yield _everywhere(ops, layout.names, ops.pause)
+    return count
+
+
+def configure(ops: Operations, topic: str, changes: Mapping[str, object]) -> Flow[TopicConfig]:
+    """Change the topic's settings, ``partitions`` among them, on the topic and every
+    partition; the settings after. Every value is checked before anything changes."""
+    rest = dict(changes)
+    wanted = rest.pop("partitions", ...)
+    topic_config.encode_changes(rest)
+    if wanted is None:
+        count = yield read_count(ops, topic)
+        if count is not None:
+            raise InvalidArgument("partitions", f"topic {topic!r} stays in {count} partitions")
+    elif wanted is not ...:
+        check_count(wanted)
+        count = yield from set_count(ops, topic, wanted)
+    else:
+        count = yield read_count(ops, topic)
+    everywhere = names(topic, count)
+    if rest:
+        config = yield _everywhere(ops, everywhere, lambda name: ops.configure(name, rest))
+    else:
+        config = yield ops.config(topic)
+    found: TopicConfig = dataclasses.replace(config, partitions=count)
+    return found
+
+
+def read_config(ops: Operations, topic: str) -> Call[TopicConfig]:
+    """The topic's settings with its partition count, in one round trip."""
+    both = Call.join(ops.config(topic), read_count(ops, topic))
+    return both.map(lambda r: dataclasses.replace(r[0], partitions=r[1]))
+
+
+def pause(ops: Operations, topic: str, count: int | None, paused: bool) -> Call[bool]:
+    """Pause or resume the topic and its partitions in one round trip; True if it changed."""
+    make = ops.pause if paused else ops.resume
+    return _everywhere(ops, names(topic, count), make)
+
+
+def read_stats(ops: Operations, topic: str, count: int | None) -> Call[TopicStats]:
+    """The topic's counts, its partitions' added in (one round trip)."""
+    if not count:
+        return ops.stats(topic)
+    every = [ops.stats(name) for name in names(topic, count)]
+    return Call.join(*every).map(lambda found: merge_stats(topic, found))
+
+
+def read_timeline(
+    ops: Operations, topic: str, count: int | None, *, width: object, buckets: object
+) -> Call[Timeline]:
+    """The topic's timeline, its partitions' added in (one round trip)."""
+    if not count:
+        return ops.timeline(topic, width=width, buckets=buckets)
+    every = [ops.timeline(name, width=width, buckets=buckets) for name in names(topic, count)]
+    return Call.join(*every).map(lambda found: merge_timelines(topic, found))
+
+
+def merge_timelines(topic: str, found: Sequence[Timeline]) -> Timeline:
+    """Several partitions' timelines as one: counts added, the oldest ready job."""
+    oldest = [t.oldest_ready for t in found if t.oldest_ready is not None]
+    counts = [sum(column) for column in zip(*(t.counts for t in found), strict=True)]
+    first = found[0]
+    return Timeline(topic, first.now, first.width, counts, min(oldest, default=None))
+
+
+def _cursor(text: str | None, count: int) -> tuple[int, str | None]:
+    if text is None:
+        return 0, None
+    index, sep, inner = text.partition(":")
+    if not sep or not index.isdigit() or not int(index) < count:
+        raise InvalidArgument("cursor", "is not a cursor of this topic's listing")
+    return int(index), inner or None
+
+
+def jobs_page(
+    ops: Operations, layout: Partitions, state: object, *, prefix: str | None = None,
+    limit: int = 100, cursor: str | None = None,
+) -> Flow[JobPage]:  # fmt: skip
+    """One page of a partitioned topic's jobs in one state: partition after partition (no
+    order across them); the cursor is ``<partition>:<that partition's cursor>``."""
+    index, inner = _cursor(cursor, layout.count)
+    jobs: list[Job] = []
+    while True:
+        page = yield ops.jobs(
+            layout.name(index), state, prefix=prefix, limit=limit - len(jobs), cursor=inner
+        )
+        jobs.extend(page.jobs)
+        if page.cursor is not None:
+            return JobPage(jobs, f"{index}:{page.cursor}")
+        index, inner = index + 1, None
+        if index == layout.count:
+            return JobPage(jobs, None)
+        if len(jobs) == limit:
+            return JobPage(jobs, f"{index}:")
+
+
+def route(client: Client, topic: str, job_id: str) -> str:
+    """The topic holding ``job_id``: its partition when ``topic`` is partitioned (one call;
+    for the CLI and scripts; long-running processes use :class:`PartitionMap`)."""
+    count = client.execute(read_count(client.ops, topic))
+    return topic if count is None else Partitions(topic, count).route(job_id)
+
+
+def run(client: Client, flow: Flow[T]) -> T:
+    """Drive ``flow`` through a blocking client."""
+    try:
+        call = next(flow)
+        while True:
+            call = flow.send(client.execute(call))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def run_async(client: AsyncClient, flow: Flow[T]) -> T:
+    """Drive ``flow`` through an asyncio client."""
+    try:
+        call = next(flow)
+        while True:
+            call = flow.send(await client.execute(call))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def served_topics(client: AsyncClient, topics: Iterable[str]) -> dict[str, str]:
+    """The topics to serve for ``topics``: each partitioned one with its partitions (the
+    topic itself too, so a job put there by a process that did not know the count yet runs).
+
+    Maps each name to serve to the name it stands for (one ``HGETALL``).
+    """
+    counts: dict[str, int] = await client.execute(read_counts(client.ops))
+    return {name: topic for topic in topics for name in names(topic, counts.get(topic))}
+
+
+class PartitionMap:
+    """Every partitioned topic's layout as this process last read it.
+
+    :meth:`get` answers from memory; :meth:`current` reads the counts the first time and,
+    once they are older than ``refresh`` seconds, again in the background (the caller does
+    not wait). Layouts keep their reserve rotation across refreshes.
+    """
+
+    def __init__(self, refresh: float = REFRESH, clock: Callable[[], float] = time.monotonic):
+        self.refresh = refresh
+        self.clock = clock
+        self._layouts: dict[str, Partitions] = {}
+        self._read_at: float | None = None
+        self._reading: asyncio.Task[None] | None = None
+
+    def get(self, topic: str) -> Partitions | None:
+        """The topic's layout, or None when it is not partitioned (no I/O)."""
+        return self._layouts.get(topic) if self._layouts else None
+
+    def load(self, counts: Mapping[str, int]) -> None:
+        """Take freshly read counts."""
+        old = self._layouts
+        self._layouts = {
+            topic: old[topic] if topic in old and old[topic].count == count
+            else Partitions(topic, count)
+            for topic, count in counts.items()
+        }  # fmt: skip
+        self._read_at = self.clock()
+
+    def learn(self, topic: str, count: int | None) -> None:
+        """Record a count this process just set (or found)."""
+        if count is None:
+            self._layouts.pop(topic, None)
+        elif topic not in self._layouts or self._layouts[topic].count != count:
+            self._layouts[topic] = Partitions(topic, count)
+
+    async def current(self, client: AsyncClient) -> PartitionMap:
+        """This map, read once before the first answer and refreshed in the background."""
+        if self._read_at is None:
+            counts: dict[str, int] = await client.execute(read_counts(client.ops))
+            self.load(counts)
+        elif self.clock() - self._read_at > self.refresh and self._reading is None:
+            self._reading = asyncio.create_task(self._reread(client))
+        return self
+
+    async def _reread(self, client: AsyncClient) -> None:
+        try:
+            counts: dict[str, int] = await client.execute(read_counts(client.ops))
+            self.load(counts)
+        except Exception as exc:  # the old counts serve until the next try
+            log.warning("could not read the partition counts: %s", exc)
+            self._read_at = self.clock()
+        finally:
+            self._reading = None
+
+    async def close(self) -> None:
+        """Wait out a background read."""
+        if self._reading is not None:
+            with contextlib.suppress(Exception):
+                await self._reading

@@ -1,0 +1,71 @@
+"""Background tasks in asyncio.TaskGroups (push dispatcher, serve): an escaped error turns /healthz
+to 503, and the service still stops gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redisched.commands.serve_app import dispatcher_service
+from redisched.config import Settings
+from redisched.http import create_app
+from redisched.push.dispatcher import Dispatcher
+from tests.http_fixtures import asgi_client
+
+
+async def test_a_crashed_dispatcher_task_turns_healthz_to_503_and_stop_is_graceful(
+    redis_url: str,
+) -> None:
+    app = create_app(Settings(redis_url=redis_url), services=[dispatcher_service])
+    async with asgi_client(app) as web:
+        assert (await web.get("/healthz")).status_code == 200
+        runtime = app.state.runtime
+        [dispatcher] = [s for s in runtime.services if isinstance(s, Dispatcher)]
+
+        async def crash() -> None:
+            raise RuntimeError("a bug in a background loop")
+
+        dispatcher._spawn(crash(), "crash")  # what an escaped exception does
+        for _ in range(100):
+            if "a bug" in (dispatcher.failure() or ""):
+                break
+            await asyncio.sleep(0.01)
+        health = await web.get("/healthz")
+        assert health.status_code == 503
+        assert "a bug in a background loop" in health.json()["redis"]
+        assert dispatcher._discovery is not None and dispatcher._discovery.done()
+    assert dispatcher._main is None and dispatcher._group is None  # stopped, nothing left
+
+
+async def test_stop_waits_for_every_task_of_the_group(redis_url: str) -> None:
+    app = create_app(Settings(redis_url=redis_url), services=[dispatcher_service])
+    async with asgi_client(app) as web:
+        assert (await web.get("/healthz")).status_code == 200
+        [dispatcher] = [s for s in app.state.runtime.services if isinstance(s, Dispatcher)]
+        finished = asyncio.Event()
+
+        async def slow() -> None:
+            await asyncio.sleep(0.2)
+            finished.set()
+
+        dispatcher._spawn(slow(), "slow")
+    assert finished.is_set()  # the group waited for it before the app stopped
+    assert dispatcher.failure() is None
+
+
+async def test_a_crashed_supervisor_stops_serve_gracefully_with_the_reason() -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from redisched.commands.serve_server import Server
+
+    class Broken:
+        give_up: object = None
+
+        async def run(self) -> None:
+            raise RuntimeError("bug in the watch")
+
+    app = Starlette()
+    server = Server(uvicorn.Config(app), app, lambda: None, Broken())  # type: ignore[arg-type]
+    await server._supervise()
+    assert server.should_exit and server.failure is not None
+    assert "bug in the watch" in server.failure

@@ -1,0 +1,220 @@
+"""Partitioned topics over HTTP: the ``partitions`` setting, routing by id, rotating reserves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+import redisched
+from redisched.partitions import Partitions
+from tests.test_http_api import error_of, job_url, topic_url
+
+pytestmark = pytest.mark.asyncio
+
+
+async def partition(http: httpx.AsyncClient, topic: str, count: int) -> dict[str, Any]:
+    answer = await http.patch(topic_url(topic), json={"partitions": count})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def test_partitions_is_a_setting_set_once(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await http.patch(topic_url(topic), json={"ttr": 12, "max_attempts": 3, "durable": False})
+    shown = await partition(http, topic, 4)
+    assert shown["config"]["partitions"] == 4 and shown["config"]["ttr"] == 12
+    # the settings were copied to every partition (the scripts read them there)
+    for name in Partitions(topic, 4).names:
+        config = await py.config(name)
+        assert (config.ttr, config.max_attempts) == (12, 3)
+    assert (await partition(http, topic, 4))["config"]["partitions"] == 4  # the same: fine
+    before = (await http.get(topic_url(topic))).json()
+    for bad in (0, -1, "x", 1025, 3, None, 2.5, True):
+        answer = await http.patch(topic_url(topic), json={"partitions": bad, "ttr": 99})
+        assert answer.status_code in (400, 422), (bad, answer.text)
+        assert error_of(answer)["field"] == "partitions", bad
+    assert (await http.get(topic_url(topic))).json() == before  # nothing changed
+    # later settings go to the topic and every partition
+    await http.patch(topic_url(topic), json={"ttr": 40, "paused": True})
+    for name in Partitions(topic, 4).names:
+        assert (await py.config(name)).ttr == 40 and (await py.stats(name)).paused
+    shown = (await http.get(topic_url(topic))).json()
+    assert shown["paused"] and shown["config"]["ttr"] == 40
+
+
+async def test_durable_is_a_topic_setting(http: httpx.AsyncClient, topic: str) -> None:
+    answer = await http.patch(topic_url(topic), json={"durable": True})
+    assert answer.status_code == 200 and answer.json()["config"]["durable"] is True
+    bad = await http.patch(topic_url(topic), json={"durable": "yes"})
+    assert bad.status_code in (400, 422) and error_of(bad)["field"] == "durable"
+    answer = await http.patch(topic_url(topic), json={"durable": None})
+    assert answer.json()["config"]["durable"] is False
+
+
+async def test_a_topic_with_jobs_cannot_be_partitioned(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await py.put(topic, "a", b"1")
+    answer = await http.patch(topic_url(topic), json={"partitions": 2, "ttr": 5})
+    assert answer.status_code == 400 and error_of(answer)["field"] == "partitions"
+    assert "holds 1 job" in error_of(answer)["message"]
+    assert (await py.config(topic)).ttr is None  # nothing changed
+
+
+async def test_by_id_routes_go_to_the_ids_partition(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await partition(http, topic, 3)
+    layout = Partitions(topic, 3)
+    ids = [f"job-{i}" for i in range(12)]
+    for job_id in ids:
+        created = await http.put(job_url(topic, job_id), json={"body": job_id, "delay": 600})
+        assert created.status_code == 201 and created.json()["topic"] == layout.route(job_id)
+        assert await py.get(layout.route(job_id), job_id) is not None
+    assert await py.stats(topic) == await py.stats(topic)  # the logical topic holds nothing
+    assert (await py.stats(topic)).scheduled == 0
+    got = await http.get(job_url(topic, "job-5"))
+    assert got.status_code == 200 and got.json()["id"] == "job-5"
+    ran = await http.post(job_url(topic, "job-5", "run-now"))
+    assert ran.status_code == 200 and ran.json()["state"] == "ready"
+    moved = await http.post(job_url(topic, "job-6", "reschedule"), json={"delay": 1200})
+    assert moved.status_code == 200
+    assert (await http.delete(job_url(topic, "job-7"))).status_code == 204
+    assert (await http.get(job_url(topic, "job-7"))).status_code == 404
+    shown = (await http.get(topic_url(topic))).json()
+    assert shown["counts"] == {"scheduled": 10, "ready": 1, "reserved": 0, "dead": 0}
+    assert shown["totals"]["put"] == 12
+    # the listing walks the partitions page by page
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"state": "scheduled", "limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = (await http.get(topic_url(topic, "/jobs"), params=params)).json()
+        assert len(page["jobs"]) <= 4
+        seen += [j["id"] for j in page["jobs"]]
+        cursor = page["cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(set(ids) - {"job-5", "job-7"})
+    bad = await http.get(topic_url(topic, "/jobs"), params={"state": "ready", "cursor": "9:"})
+    assert bad.status_code == 400 and error_of(bad)["field"] == "cursor"
+    bulk = await http.post(topic_url(topic, "/bulk/delete"), json={"ids": ids[:4]})
+    assert bulk.json()["done"] == 4
+    purged = await http.post(topic_url(topic, "/purge"), json={"state": "scheduled"})
+    assert purged.json()["deleted"] == 6
+
+
+async def test_reserve_rotates_and_ack_goes_by_partition_or_topic(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await partition(http, topic, 4)
+    for i in range(40):
+        await http.put(job_url(topic, f"j{i}"), json={"body": i})
+    firsts = Counter()
+    for _ in range(8):
+        got = (await http.post(topic_url(topic, "/reserve"), json={"count": 1})).json()["jobs"]
+        firsts[got[0]["topic"]] += 1
+    assert set(firsts.values()) == {2}, firsts  # each partition served in turn
+    many = (await http.post(topic_url(topic, "/reserve"), json={"count": 30})).json()["jobs"]
+    assert len(many) == 30 and {j["topic"] for j in many} == set(Partitions(topic, 4).names)
+    held = many[0]
+    token = {"token": held["token"]}
+    acked = await http.post(job_url(held["topic"], held["id"], "ack"), json=token)
+    assert acked.status_code == 204  # by the partition's name
+    other = many[1]
+    acked = await http.post(job_url(topic, other["id"], "ack"), json={"token": other["token"]})
+    assert acked.status_code == 204  # by the topic's name: routed by id
+    touched = await http.post(
+        job_url(topic, many[2]["id"], "touch"), json={"token": many[2]["token"], "ttr": 60}
+    )
+    assert touched.status_code == 200
+    released = await http.post(
+        job_url(topic, many[3]["id"], "release"), json={"token": many[3]["token"]}
+    )
+    assert released.status_code == 200
+    token = {"token": many[4]["token"]}
+    buried = await http.post(job_url(topic, many[4]["id"], "bury"), json=token)
+    assert buried.status_code == 204
+    counts = (await http.get(topic_url(topic))).json()["counts"]
+    assert counts == {"scheduled": 0, "ready": 3, "reserved": 34, "dead": 1}
+    assert (await py.stats(topic)).reserved == 0  # nothing in the logical topic itself
+
+
+async def test_long_poll_wakes_on_a_put_to_any_partition(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    await partition(http, topic, 3)
+    waiter = asyncio.create_task(http.post(topic_url(topic, "/reserve"), json={"wait": 20}))
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    await http.put(job_url(topic, "late"), json={"body": 1})
+    answer = await asyncio.wait_for(waiter, 5)
+    job = answer.json()["jobs"][0]
+    assert job["id"] == "late" and job["topic"] == Partitions(topic, 3).route("late")
+
+
+async def test_topics_list_the_logical_topic_once(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await partition(http, topic, 2)
+    await http.put(job_url(topic, "a"), json={"body": 1})
+    names = (await http.get("/v1/topics")).json()["topics"]
+    assert topic in names and not any(n.startswith(f"{topic}~p") for n in names)
+    every = (await http.get("/v1/topics", params={"partitions": "true"})).json()["topics"]
+    assert {topic, f"{topic}~p0", f"{topic}~p1"} <= set(every)
+    bad = await http.get("/v1/topics", params={"partitions": "maybe"})
+    assert bad.status_code == 400 and error_of(bad)["field"] == "partitions"
+    busy = await http.post(topic_url(topic, "/reserve"))
+    assert busy.status_code == 200
+    refused = await http.delete(topic_url(topic))
+    assert refused.status_code == 409
+    deleted = await http.delete(topic_url(topic), params={"force": "true"})
+    assert deleted.status_code == 200 and deleted.json()["deleted"] == 1
+    assert topic not in (await http.get("/v1/topics")).json()["topics"]
+    again = await http.patch(topic_url(topic), json={"partitions": 5})  # a new start
+    assert again.json()["config"]["partitions"] == 5
+
+
+async def test_openapi_documents_partitions(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    patch = spec["components"]["schemas"]["TopicPatch"]["properties"]["partitions"]
+    assert "set once" in str(patch)
+    assert "partitions" in spec["components"]["schemas"]["TopicConfigOut"]["properties"]
+
+
+async def test_the_original_calls_route_by_id(http: httpx.AsyncClient, topic: str) -> None:
+    await partition(http, topic, 2)
+    made = await http.post(f"/schedule/{topic}", json={"id": "s1", "contents": 1, "delay": 60})
+    assert made.status_code == 201 and made.json()["topic"] == Partitions(topic, 2).route("s1")
+    gone = await http.post(f"/cancel/{topic}", json={"id": "s1"})
+    assert gone.status_code == 200
+
+
+async def test_kick_all_and_partitions_of_a_partition(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await partition(http, topic, 3)
+    for i in range(12):
+        await http.put(job_url(topic, f"k{i}"), json={"body": i})
+    for job in (await http.post(topic_url(topic, "/reserve"), json={"count": 12})).json()["jobs"]:
+        await http.post(job_url(topic, job["id"], "bury"), json={"token": job["token"]})
+    kicked = await http.post(topic_url(topic, "/kick"), json={"limit": 5})
+    assert kicked.json()["kicked"] == 5  # the limit holds across partitions
+    assert (await http.get(topic_url(topic))).json()["counts"]["dead"] == 7
+    nested = await http.patch(topic_url(f"{topic}~p1"), json={"partitions": 2})
+    assert nested.status_code == 400 and error_of(nested)["field"] == "partitions"
+    assert "is a partition of" in error_of(nested)["message"]
+
+
+async def test_the_timeline_adds_the_partitions_up(web: httpx.AsyncClient, topic: str) -> None:
+    assert (await web.patch(topic_url(topic), json={"partitions": 3})).status_code == 200
+    for i in range(6):
+        await web.put(job_url(topic, f"t{i}"), json={"body": i, "delay": 90})
+    found = (await web.get(topic_url(topic, "/timeline"), params={"width": 60})).json()
+    assert sum(found["counts"]) == 6

@@ -1,0 +1,169 @@
+"""The ``partitions`` topic setting outside HTTP: the CLI, the Worker, the push dispatcher,
+and the process cache that keeps unpartitioned topics free of extra round trips."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from click.testing import CliRunner
+
+import redisched
+import redisched.partition_setting
+from redisched import AsyncClient
+from redisched.cli import main
+from redisched.partition_setting import PartitionMap, configure, fold, run, served_topics
+from redisched.partitions import Partitions
+from tests.test_dispatcher import (
+    Receiver,
+    client,
+    dispatchers,
+    prefix,
+    receiver,
+    until,
+)
+from tests.test_dispatcher import configure as set_webhook
+
+__all__ = ["client", "dispatchers", "prefix", "receiver"]  # fixtures
+
+
+def cli(args: list[str], redis_url: str) -> Any:
+    return CliRunner().invoke(main, args, env={"REDISCHED_REDIS_URL": redis_url})
+
+
+def test_cli_config_sets_partitions_once(redis_url: str, topic: str) -> None:
+    done = cli(["config", topic, "--set", "partitions=3", "--set", "ttr=7"], redis_url)
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.output)
+    assert shown["config"]["partitions"] == 3 and shown["config"]["ttr"] == 7
+    client = redisched.Client.from_url(redis_url)
+    assert all(client.config(name).ttr == 7 for name in Partitions(topic, 3).names)
+    for bad in ("0", "-1", "x", "1025", "4", "null", "2.5"):
+        refused = cli(["config", topic, "--set", f"partitions={bad}", "--set", "ttr=9"], redis_url)
+        assert refused.exit_code == 2 and "partitions" in refused.output, (bad, refused.output)
+    assert client.config(topic).ttr == 7  # nothing changed
+    assert json.loads(cli(["config", topic], redis_url).output)["config"]["partitions"] == 3
+
+
+def test_cli_commands_route_by_id_and_stats_add_up(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 2}))
+    layout = Partitions(topic, 2)
+    for i in range(6):
+        client.put(layout.route(f"j{i}"), f"j{i}", b"x", delay=600)
+    assert cli(["run-now", topic, "j1"], redis_url).exit_code == 0
+    job = client.reserve(layout.route("j1"))
+    assert job is not None
+    acked = cli(["ack", topic, "j1", "--token", str(job.token)], redis_url)
+    assert acked.exit_code == 0, acked.output
+    assert json.loads(acked.output)["topic"] == layout.route("j1")
+    stats = json.loads(cli(["stats", "--json"], redis_url).output)
+    mine = [s for s in stats if s["topic"].startswith(topic)]
+    assert [s["topic"] for s in mine] == [topic] and mine[0]["counts"]["scheduled"] == 5
+    purged = cli(["purge", topic, "--state", "scheduled", "--yes"], redis_url)
+    assert purged.exit_code == 0 and json.loads(purged.output)["deleted"] == 5
+    deleted = cli(["delete-topic", topic, "--yes"], redis_url)
+    assert deleted.exit_code == 0, deleted.output
+    assert client.execute(redisched.partition_setting.read_count(client.ops, topic)) is None
+
+
+async def test_worker_serves_every_partition(redis_url: str, topic: str) -> None:
+    async with AsyncClient.from_url(redis_url) as client:
+        await redisched.partition_setting.run_async(
+            client, configure(client.ops, topic, {"partitions": 3})
+        )
+        layout = Partitions(topic, 3)
+        done: list[str] = []
+        worker = redisched.Worker(
+            client, {topic: lambda job: done.append(job.topic)}, handle_signals=False
+        )
+        task = asyncio.create_task(worker.run())
+        await worker.wait_started()
+        for i in range(30):
+            await client.put(layout.route(f"w{i}"), f"w{i}", b"")
+        await client.put(topic, "stray", b"")  # put by a process that did not know yet
+        for _ in range(1000):  # 20 s at most, for a loaded machine
+            if len(done) == 31:
+                break
+            await asyncio.sleep(0.02)
+        worker.stop()
+        await task
+        assert set(done) == {topic, *layout.names} and len(done) == 31
+
+
+async def test_dispatcher_delivers_partitions_with_the_topics_webhook(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    await set_webhook(client, topic, receiver)
+    await redisched.partition_setting.run_async(
+        client, configure(client.ops, topic, {"partitions": 2})
+    )
+    await dispatchers()
+    layout = Partitions(topic, 2)
+    for i in range(8):
+        await client.put(layout.route(f"h{i}"), f"h{i}", b"{}")
+
+    async def delivered() -> bool:
+        return len(receiver.successes) == 8
+
+    await until(delivered)
+    assert {c.payload["topic"] for c in receiver.calls} == set(layout.names)
+
+
+async def test_the_cache_reads_once_then_in_the_background(redis_url: str, topic: str) -> None:
+    async with AsyncClient.from_url(redis_url) as client:
+        now = [0.0]
+        cache = PartitionMap(refresh=5, clock=lambda: now[0])
+        assert (await cache.current(client)).get(topic) is None
+        await redisched.partition_setting.run_async(
+            client, configure(client.ops, topic, {"partitions": 2})
+        )
+        assert (await cache.current(client)).get(topic) is None  # trusted for 5 s
+        now[0] = 6
+        await cache.current(client)  # starts the background read, answers from memory
+        await cache.close()
+        found = cache.get(topic)
+        assert found is not None and found.count == 2
+        found.rotation()
+        cache.load({topic: 2})
+        assert cache.get(topic) is found  # the reserve rotation carries over
+
+
+def test_fold_hides_partitions_only() -> None:
+    names = ["a", "a~p0", "a~p1", "a~p2", "b~p0", "c~p01"]
+    assert fold(names, {"a": 2}) == ["a", "a~p2", "b~p0", "c~p01"]
+    assert fold([], {"x": 3}) == ["x"]
+
+
+async def test_served_topics_leave_unpartitioned_topics_alone(redis_url: str, topic: str) -> None:
+    async with AsyncClient.from_url(redis_url) as client:
+        assert await served_topics(client, [topic]) == {topic: topic}
+
+
+def test_cli_put_get_reserve_delete_and_topics(redis_url: str, topic: str) -> None:
+    assert cli(["config", topic, "--set", "partitions=2"], redis_url).exit_code == 0
+    layout = Partitions(topic, 2)
+    put = cli(["put", topic, "a", "hello"], redis_url)
+    assert put.exit_code == 0 and json.loads(put.output)["topic"] == layout.route("a")
+    again = cli(["put", topic, "a", "hello"], redis_url)
+    assert again.exit_code == 1  # exists, in its partition
+    got = cli(["get", topic, "a"], redis_url)
+    assert got.exit_code == 0 and json.loads(got.output)["topic"] == layout.route("a")
+    listed = json.loads(cli(["topics"], redis_url).output)
+    assert topic in listed and layout.route("a") not in listed
+    page = json.loads(cli(["jobs", topic, "--state", "ready", "--json"], redis_url).output)
+    assert [j["id"] for j in page["jobs"]] == ["a"]
+    reserved = json.loads(cli(["reserve", topic], redis_url).output)
+    assert [j["id"] for j in reserved] == ["a"]
+    assert cli(["delete", topic, "a"], redis_url).exit_code == 0
+    assert cli(["get", topic, "a"], redis_url).exit_code == 1
+
+
+def test_cli_pause_and_the_timeline_cover_the_partitions(redis_url: str, topic: str) -> None:
+    assert cli(["config", topic, "--set", "partitions=2"], redis_url).exit_code == 0
+    client = redisched.Client.from_url(redis_url)
+    assert cli(["pause", topic], redis_url).exit_code == 0
+    assert all(client.stats(name).paused for name in [topic, *Partitions(topic, 2).names])
+    assert cli(["resume", topic], redis_url).exit_code == 0
+    assert not any(client.stats(name).paused for name in [topic, *Partitions(topic, 2).names])

@@ -1,0 +1,98 @@
+"""A schedule's occurrences in the history: the default max_attempts, replace and unschedule
+(both clients, a hand-moved clock, a real Redis)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from redisched import DEFAULT_MAX_ATTEMPTS, Outcome
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.asyncio
+
+
+def at(text: str) -> datetime:
+    """An aware UTC datetime from 'YYYY-MM-DD HH:MM'."""
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+
+
+def kinds(history: Any) -> list[str]:
+    return [e.kind.value for e in history.events]
+
+
+async def test_an_occurrence_gets_the_default_max_attempts(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00").timestamp()
+    schedule = await api.schedule(topic, "s", b"", every=60)
+    assert schedule.max_attempts == DEFAULT_MAX_ATTEMPTS
+    job = await api.get(topic, "s@2027-05-01T00:00:00Z")
+    assert job.max_attempts == DEFAULT_MAX_ATTEMPTS  # not 0: a failing one goes dead
+    await api.configure(topic, max_attempts=4)
+    await api.schedule(topic, "t", b"", every=60)
+    assert (await api.get(topic, "t@2027-05-01T00:00:00Z")).max_attempts == 4
+
+
+async def test_replacing_a_schedule_replaces_its_waiting_occurrence_with_one_event(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 08:00").timestamp()
+    await api.schedule(topic, "d", b"old", cron="0 9 * * *")
+    await api.schedule(topic, "d", b"new", cron="0 9 * * *", priority=2)
+    occurrence = "d@2027-05-01T09:00:00Z"
+    job = await api.get(topic, occurrence)
+    assert (job.body, job.priority, job.version) == (b"new", 2, 2)
+    history = await api.history(topic, occurrence)
+    assert kinds(history) == ["put", "replaced"] and history.version == 2
+    assert history.events[-1].detail == "schedule replaced"
+    feed = [(e.id, e.kind.value, e.version) for e in await api.events(topic)]
+    assert feed == [(occurrence, "put", 1), (occurrence, "replaced", 2)]
+
+
+async def test_a_replaced_schedules_occurrence_at_another_time_ends_cancelled(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 08:00").timestamp()
+    await api.schedule(topic, "d", b"", cron="0 9 * * *")
+    replaced = await api.schedule(topic, "d", b"", cron="0 10 * * *")
+    assert replaced.next_run_at == at("2027-05-01 10:00")
+    old = await api.history(topic, "d@2027-05-01T09:00:00Z")
+    assert old.outcome is Outcome.CANCELLED and kinds(old) == ["put", "deleted"]
+    assert old.events[-1].detail == "schedule replaced"
+    assert old.finished_at == at("2027-05-01 08:00")
+    new = await api.history(topic, "d@2027-05-01T10:00:00Z")
+    assert new.outcome is None and kinds(new) == ["put"]
+
+
+async def test_unschedule_ends_the_waiting_occurrence_cancelled(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60)
+    running = await api.reserve(topic)  # 00:00 runs; 00:01 waits
+    clock.advance(10)
+    assert await api.unschedule(topic, "s") is True
+    waiting = await api.history(topic, "s@2027-05-01T00:01:00Z")
+    assert waiting.outcome is Outcome.CANCELLED and kinds(waiting) == ["put", "deleted"]
+    assert waiting.events[-1].detail == "unscheduled"
+    assert waiting.finished_at == datetime.fromtimestamp(clock.now, tz=UTC)
+    assert (await api.history(topic, running.id)).outcome is None  # running: kept
+    await api.ack(running)
+    assert (await api.history(topic, running.id)).outcome is Outcome.DONE
+    finished = {f.id: f.outcome for f in (await api.finished(topic)).jobs}
+    assert finished == {"s@2027-05-01T00:01:00Z": Outcome.CANCELLED, running.id: Outcome.DONE}
+
+
+async def test_scheduling_again_goes_on_from_the_finished_version(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60, start_at=at("2027-05-01 00:01"))
+    assert await api.unschedule(topic, "s") is True
+    await api.schedule(topic, "s", b"", every=60, start_at=at("2027-05-01 00:01"))
+    occurrence = "s@2027-05-01T00:01:00Z"
+    assert (await api.get(topic, occurrence)).version == 2  # versions never repeat
+    assert kinds(await api.history(topic, occurrence)) == ["put"]
