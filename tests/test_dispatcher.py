@@ -497,3 +497,17 @@ async def test_delivery_keeps_the_answer_as_the_result(
     kept = json.loads(history.result or b"")
     assert kept["status"] == 201 and kept["body"].startswith("queued as #7 xxx")
     assert len(kept["body"]) == 1024
+
+
+async def test_refresh_reads_hundreds_of_topics_within_the_connection_pool(
+    client: AsyncClient, prefix: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    # redis-py's asyncio pool refuses a 101st connection: one read per topic, all at once,
+    # failed with "Too many connections" past 100 topics.
+    names = [f"many-{i}" for i in range(250)]
+    for name in names:
+        await client.put(name, "j", b"x", delay=3600)
+    await configure(client, names[-1], receiver)
+    dispatcher = await dispatchers()
+    await dispatcher.refresh()
+    assert dispatcher.failure() is None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .embedded import EmbeddedRedis, EmbeddedRedisError
@@ -29,6 +29,8 @@ class Supervisor:
         server: a started EmbeddedRedis (its port is kept across restarts).
         give_up: called once, with the reason, when the server cannot be brought back
             (``serve`` sets it to stop the server).
+        on_restart: awaited after each successful restart (``serve`` drops its pooled
+            connections there: they lead to the dead server).
         retries: restarts tried in a row before giving up.
         backoff: seconds before the second attempt, doubled for each further one.
         max_backoff: the longest wait between two attempts.
@@ -39,6 +41,7 @@ class Supervisor:
 
     server: EmbeddedRedis
     give_up: Callable[[str], None] = lambda _reason: None
+    on_restart: Callable[[], Awaitable[None]] | None = None
     retries: int = 5
     backoff: float = 0.5
     max_backoff: float = 8.0
@@ -88,6 +91,8 @@ class Supervisor:
                 self.server.kill()  # reaped: no zombie, nothing holding the port
                 continue
             self.restarts += 1
+            if self.on_restart is not None:
+                await self.on_restart()
             log.warning(
                 "the embedded redis-server is back on %s (restart %d/%d)",
                 self.server.url, attempt, self.retries,

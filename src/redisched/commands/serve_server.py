@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any
 
 import click
+import redis.asyncio
 import uvicorn
 from starlette.applications import Starlette
 
@@ -82,6 +83,7 @@ class Server(uvicorn.Server):
         self.on_started()
         if self.supervisor is not None and self._tasks is not None:
             self.supervisor.give_up = self._give_up
+            self.supervisor.on_restart = self._drop_stale_connections
             self._watch = self._tasks.create_task(self._supervise(), name="redis-supervisor")
 
     async def shutdown(self, sockets: Any = None) -> None:
@@ -98,6 +100,13 @@ class Server(uvicorn.Server):
             await self.supervisor.run()
         except Exception as exc:  # a bug: stop serving gracefully (exit 1), not abruptly
             self._give_up(f"the embedded redis-server's supervisor failed: {exc!r}")
+
+    async def _drop_stale_connections(self) -> None:
+        """Close the idle pooled connections: they lead to the server that died, and redis-py
+        would hand them out (a request's first command then fails with "connection closed")."""
+        rt: Runtime | None = getattr(self.asgi_app.state, "runtime", None)
+        if rt is not None and isinstance(rt.client.redis, redis.asyncio.Redis):  # never a cluster
+            await rt.client.redis.connection_pool.disconnect(inuse_connections=False)
 
     def _give_up(self, reason: str) -> None:
         self.failure = reason

@@ -8,7 +8,6 @@ own (dispatch lag, webhook latency and outcomes) in the same registry.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -16,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..client import AsyncClient
+from ..fanout import per_topic
 from ..models import TopicStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -89,9 +89,5 @@ class Metrics:
             names, self._stats.invalid_topics = found.valid, len(found.invalid)
         else:
             names = list(topics)
-        snapshot: list[TopicStats] = []
-        for start in range(0, len(names), 32):  # well below the pool's 100 connections,
-            batch = names[start : start + 32]  # which the long polls and loops share
-            snapshot += await asyncio.gather(*(client.stats(name) for name in batch))
-        self._stats.snapshot = snapshot
+        self._stats.snapshot = await per_topic(list(names), client.stats)
         return generate_latest(self.registry)

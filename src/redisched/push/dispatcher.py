@@ -40,6 +40,7 @@ import aiohttp
 
 from ..client import AsyncClient
 from ..errors import BackendError, InvalidArgument, RedischedError, StaleReservation
+from ..fanout import per_topic
 from ..leasing import HOLD_MARGIN, Lessee, Limits, LimitsCache, Round
 from ..models import Job, JobState
 from ..ops import Call, Step
@@ -192,7 +193,7 @@ class Dispatcher:
 
     async def _refresh(self) -> None:
         names = await self.client.topics()
-        configs = await asyncio.gather(*(self.client.config(t) for t in names))
+        configs = await per_topic(names, self.client.config)
         wanted = {t: c for t, c in zip(names, configs, strict=True) if c.webhook is not None}
         for topic, config in wanted.items():
             runner = self._runners.get(topic)
