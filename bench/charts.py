@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.results_doc import Results
-from bench.targets import ONE_CALL_TARGETS
+from bench.targets import ISSUE_17_TARGETS
 
 RATE_BARS = (
     # (label, benchmark, key)
@@ -131,28 +131,79 @@ def peers_chart(peers: Results, path: Path) -> bool:
     return True
 
 
-def one_call_chart(results: Results, path: Path) -> bool:
-    """Each one-call path's same-run ratio to its baseline, with its goal marked (issue 17)."""
-    rows = []
-    for target in ONE_CALL_TARGETS:
+def issue17_chart(results: Results, path: Path) -> bool:
+    """Issue 17 at a glance: each same-run ratio against its goal, and each lag in ms against
+    its limit (blue: met, red: not met, | = goal)."""
+    ratios, limits = [], []
+    for target in ISSUE_17_TARGETS:
         found = target.measure(results)
-        if found is not None:
-            rows.append((target.figure.replace("`", ""), found[0], target.limit))
-    if not rows:
+        if found is None or target.limit == 0:
+            continue
+        row = (target.figure.replace("`", ""), found[0], target.limit, target.higher_is_better)
+        (ratios if target.higher_is_better and target.limit < 2 else limits).append(row)
+    if not ratios and not limits:
         return False
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.4))
-    labels = [label for label, _, _ in rows][::-1]
-    values = [value for _, value, _ in rows][::-1]
-    goals = [goal for _, _, goal in rows][::-1]
-    colors = ["#1f6feb" if v >= g else "#d1242f" for v, g in zip(values, goals, strict=True)]
-    ax.barh(labels, values, color=colors)
-    ax.scatter(goals, range(len(goals)), marker="|", s=400, color="black", label="goal", zorder=3)
-    for y, value in enumerate(values):
-        ax.text(value, y, f" {value:.2f}", va="center", fontsize=8)
-    ax.set_xlim(0, max([1.1, *values]) * 1.1)
-    ax.set_xlabel("ours / baseline, same run (blue: goal met, red: not met; | = goal)")
-    ax.set_title("One call at a time: each path against its plainest baseline")
+    height = 0.42 * max(len(ratios), len(limits), 1) + 1.6
+    fig, axes = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [3, 2]})
+    for ax, rows, title, unit in (
+        (axes[0], ratios, "ours / baseline, same run (higher is better)", ""),
+        (axes[1], limits, "ms or µs against a limit (lower is better)", ""),
+    ):
+        if not rows:
+            ax.set_axis_off()
+            continue
+        labels = [r[0] for r in rows][::-1]
+        values = [r[1] for r in rows][::-1]
+        goals = [r[2] for r in rows][::-1]
+        better = [r[3] for r in rows][::-1]
+        if ax is axes[1]:  # one scale for ms and µs: each bar as a share of its limit
+            values = [v / g for v, g in zip(values, goals, strict=True)]
+            shown = [r[1] for r in rows][::-1]
+            goals = [1.0] * len(values)
+        else:
+            shown = values
+        met = [(v >= g) if b else (v <= g) for v, g, b in zip(values, goals, better, strict=True)]
+        ax.barh(labels, values, color=["#1f6feb" if m else "#d1242f" for m in met])
+        ax.scatter(goals, range(len(goals)), marker="|", s=400, color="black", zorder=3)
+        for y, (value, label) in enumerate(zip(values, shown, strict=True)):
+            ax.text(value, y, f" {label:,.2f}{unit}", va="center", fontsize=8)
+        ax.set_xlim(0, max([1.1, *values]) * 1.15)
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="y", labelsize=8)
+    axes[1].set_xlabel("measured / limit (the figure itself beside each bar)")
+    axes[0].set_xlabel("ratio (| = goal)")
+    fig.suptitle("Issue 17: every ratio and limit (blue: met, red: not met)")
+    _save(fig, results.caption(), path)
+    plt.close(fig)
+    return True
+
+
+def backlog_chart(results: Results, path: Path) -> bool:
+    """The Worker's jobs/s ratio (and Redis's per-job cost ratio) against scheduled jobs."""
+    record = results.record("backlog")
+    levels = record.get("levels") or []
+    if len(levels) < 2:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    xs = list(range(len(levels)))  # evenly spaced: 0 has no place on a log scale
+    top = 1.2
+    for key, label, style in (
+        ("ratio_at_", "Worker jobs/s, ratio to none (same rounds)", "-o"),
+        ("server_ratio_at_", "Redis cost per job, none's over this one's", "--s"),
+    ):
+        ys = [record.get(f"{key}{level}") for level in levels]
+        ax.plot([x for x, y in zip(xs, ys, strict=True) if y is not None],
+                [y for y in ys if y is not None], style, label=label)  # fmt: skip
+        top = max([top, *(y + 0.1 for y in ys if y is not None)])
+    ax.axhline(0.95, color="black", linewidth=0.8, linestyle=":", label="goal 0.95")
+    ax.set_xticks(xs, [f"{level:,}" for level in levels])
+    ax.set_ylim(0.5, top)
+    ax.set_xlabel("jobs scheduled for tomorrow in the Worker's topic")
+    ax.set_ylabel("ratio to the empty topic")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("The Worker with a backlog of scheduled jobs")
     _save(fig, results.caption(), path)
     plt.close(fig)
     return True

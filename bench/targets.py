@@ -214,3 +214,29 @@ LAG_TARGETS = (
 )  # fmt: skip
 """Dispatch lag with the Worker alone in its process (``bench/bench_lag.py``, issue 17); the
 same figure from ``bench_worker`` (producer and Worker in one process) is in issue 8's table."""
+
+
+def backlog_ratio(level: int) -> Measure:
+    """The Worker's jobs/s with ``level`` scheduled jobs in the topic over none (same rounds)."""
+
+    def measure(results: Results) -> tuple[float, str] | None:
+        value = results.value("backlog", f"ratio_at_{level}")
+        if value is None:
+            return None
+        rate = results.value("backlog", f"jobs_per_s_at_{level}") or 0.0
+        server = results.value("backlog", f"server_ratio_at_{level}")
+        note = f"; Redis-side {server:.2f}" if server is not None else ""
+        return value, f"{value:.2f} ({rate:,.0f} jobs/s at {level:,} scheduled{note})"
+
+    return measure
+
+
+BACKLOG_TARGETS = (
+    Target("Worker jobs/s, 1,000,000 scheduled vs none", ">= 0.95x", 0.95, True,
+           backlog_ratio(1_000_000)),
+)  # fmt: skip
+"""The scheduled backlog of issue 17 (``bench/bench_backlog.py``); the whole curve is in its
+own table."""
+
+ISSUE_17_TARGETS = (*ONE_CALL_TARGETS, *BACKLOG_TARGETS, *LAG_TARGETS, *BURST_TARGETS)
+"""Every ratio and limit of issue 17, in the order of the issue."""

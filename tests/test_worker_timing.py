@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from redisched.timing import Alarm, ServerClock
+from redisched.timing import MAX_LEAD, Alarm, ServerClock
 
 
 def test_server_clock_keeps_the_tightest_lower_bound() -> None:
@@ -65,5 +65,36 @@ async def test_many_cancelled_alarms_are_compacted() -> None:
         for _ in range(3000):
             alarm.set_at(far, asyncio.Event()).cancel()
         assert len(alarm._heap) < 1100
+    finally:
+        alarm.close()
+
+
+async def test_an_alarm_already_due_sets_its_event_at_once() -> None:
+    alarm = Alarm()
+    alarm.start()
+    try:
+        event = asyncio.Event()
+        alarm.set_at(time.time() - 1, event)
+        assert event.is_set()  # no hop through the alarm thread
+    finally:
+        alarm.close()
+
+
+async def test_an_early_alarm_fires_ahead_by_the_alarms_own_lateness_at_most() -> None:
+    alarm = Alarm()
+    alarm.start()
+    try:
+        alarm._lateness = 0.05  # as if the loop had seen every alarm 50 ms late
+        assert alarm.lead == MAX_LEAD
+        event = asyncio.Event()
+        when = time.time() + 0.05
+        alarm.set_at(when, event, early=True)
+        await asyncio.wait_for(event.wait(), 1)
+        assert time.time() >= when - MAX_LEAD
+        plain = asyncio.Event()
+        when = time.time() + 0.02
+        alarm.set_at(when, plain)
+        await asyncio.wait_for(plain.wait(), 1)
+        assert time.time() >= when  # without early, never before its time
     finally:
         alarm.close()

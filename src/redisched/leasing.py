@@ -328,12 +328,13 @@ class Lessee:
 
     # -- sleeping ---------------------------------------------------------------------------
 
-    async def sleep_until(self, when: float | None) -> None:
-        """Sleep until local epoch ``when`` (None: :data:`MAX_IDLE`) or a kick."""
+    async def sleep_until(self, when: float | None, *, early: bool = False) -> None:
+        """Sleep until local epoch ``when`` (None: :data:`MAX_IDLE`) or a kick (``early``:
+        the alarm's own lateness ahead, see :mod:`redisched.timing`)."""
         wake_at = time.time() + MAX_IDLE
         if when is not None:
             wake_at = min(wake_at, when)
-        alarm = self.wakeups.alarm.set_at(wake_at, self.kick)
+        alarm = self.wakeups.alarm.set_at(wake_at, self.kick, early=early)
         try:
             await self.kick.wait()
         finally:
@@ -352,7 +353,7 @@ class Lessee:
         when = self.clock.local_time(min(deadlines)) if deadlines else None
         if until is not None:
             when = until if when is None else min(when, until)
-        await self.sleep_until(when)
+        await self.sleep_until(when, early=next_due is not None and min(deadlines) == next_due)
 
     async def nap(self, seconds: float) -> None:
         """Sleep ``seconds`` or until a kick."""

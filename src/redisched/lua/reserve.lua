@@ -20,6 +20,9 @@
 --   are promoted in run_at order). Empty ttr_ms uses each job's own ttr. Leasing the pending
 --   occurrence of a schedule puts the schedule's next occurrence (see schedule.lua). Each
 --   leased job gets a reserved event (a schedule's next occurrence, a put event).
+--   Promotion moves due jobs to ready in run_at order, at most min(promote_limit,
+--   max(count, PROMOTE_PER_CALL)) per call: a burst of jobs due at once goes to ready in steps
+--   the size of the leases, so that no call runs long (~10 µs per promoted job).
 -- Complexity: O((P + N) log M) for P promoted and N leased jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local errors_key, meta_key, schedules_key, refill_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -34,7 +37,7 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT = 1, 1000
+local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT, PROMOTE_PER_CALL = 1, 1000, 100
 local count = ARGV[2] == '' and DEFAULT_COUNT or tonumber(ARGV[2])
 local ttr_override = tonumber(ARGV[3])
 local promote_limit = ARGV[4] == '' and DEFAULT_PROMOTE_LIMIT or tonumber(ARGV[4])
@@ -202,7 +205,8 @@ if redis.call('HGET', meta_key, 'paused') == '1' then
 end
 
 
-local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote_limit)
+local promote = math.min(promote_limit, math.max(count, PROMOTE_PER_CALL))
+local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)
 if #due > 0 then
   local seq = redis.call('HINCRBY', meta_key, 'seq', #due) - #due
   for _, id in ipairs(due) do

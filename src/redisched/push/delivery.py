@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import time
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -69,22 +68,32 @@ class Result:
 
     def job_result(self) -> bytes:
         """What an acked delivery keeps as the job's result: the status and the answer's start."""
-        return json.dumps({"status": self.status, "body": self.answer}).encode()
+        return _encoder.encode(_Answer(self.status, self.answer))
+
+
+class _Answer(msgspec.Struct):
+    status: int | None
+    body: str
+
+
+class _Payload(msgspec.Struct):
+    """The request body, its fields in this order (a Struct encodes ~2x faster than a dict)."""
+
+    topic: str
+    id: str
+    body: msgspec.Raw
+    attempt: int
+    version: int
+    token: str | None
+    run_at: datetime
 
 
 def payload(job: Job) -> bytes:
     """The JSON request body for a reserved job."""
     return _encoder.encode(
-        {
-            "topic": job.topic,
-            "id": job.id,
-            "body": bodies.to_json(job.body),
-            "attempt": job.attempts,
-            "version": job.version,
-            "token": job.token,
-            "run_at": job.run_at,
-        }
-    )
+        _Payload(job.topic, job.id, bodies.to_json(job.body), job.attempts, job.version,
+                 job.token, job.run_at)
+    )  # fmt: skip
 
 
 def message_id(job: Job) -> str:

@@ -21,7 +21,7 @@ A receiver verifies a request in a few lines::
     except InvalidSignature:
         return 401
 
-Only the standard library is used (``hmac``, ``hashlib``, ``base64``), so receivers can copy
+Only the standard library is used (``hmac``, ``base64``), so receivers can copy
 this module as it is.
 """
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import time
 from collections.abc import Mapping, Sequence
@@ -61,7 +60,7 @@ def secret_key(secret: str) -> bytes:
 def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """One ``v1,<base64>`` signature of a message under one key."""
     content = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, content, hashlib.sha256).digest()
+    digest = hmac.digest(key, content, "sha256")  # one C call, unlike hmac.new().digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
