@@ -7,6 +7,8 @@ import http.client
 import json
 import os
 import signal
+import socket
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -22,7 +24,7 @@ from click.testing import CliRunner
 from redisched.cli import main
 from redisched.config import MAX_WORKERS
 from redisched.embedded import PIDFILE, alive_redis
-from tests.test_serve import Served, start_serve, stop_leftover_redis
+from tests.test_serve import REDISCHED, Served, _env, start_serve, stop_leftover_redis
 
 
 @pytest.fixture
@@ -243,3 +245,19 @@ def test_a_bad_worker_count_is_one_line_naming_the_option(value: str) -> None:
     result = CliRunner().invoke(main, ["serve", "--workers", value])
     assert result.exit_code == 2, result.output
     assert "'--workers'" in result.output and value in result.output
+
+
+def test_a_port_another_program_listens_on_is_not_shared(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # even one that would share
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [REDISCHED, "serve", "--workers", "2", "--port", str(port)]
+        result = subprocess.run(
+            [*command, "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=60, env=_env(None),
+        )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"could not listen on 127.0.0.1:{port}" in result.stderr
