@@ -27,7 +27,7 @@ def test_every_setting_has_an_environment_variable() -> None:
         "REDISCHED_PREFIX": "rs", "REDISCHED_MAX_BODY_SIZE": "2048",
         "REDISCHED_MAX_REQUEST_SIZE": "4096", "REDISCHED_REQUEUE_INTERVAL": "0.5",
         "REDISCHED_ALLOWED_HOSTS": "jobs.internal, api.example",
-        "REDISCHED_REDIS_PORT": "7379",
+        "REDISCHED_REDIS_PORT": "7379", "REDISCHED_WORKERS": "2",
     }  # fmt: skip
     assert set(Settings.ENV.values()) - set(env) <= {
         "REDISCHED_REDIS_CLUSTER", "REDISCHED_DURABLE_PUTS"
@@ -39,6 +39,7 @@ def test_every_setting_has_an_environment_variable() -> None:
         insecure=True,
         allow_private_webhooks=True, prefix="rs", max_body_size=2048, max_request_size=4096,
         requeue_interval=0.5, allowed_hosts=("jobs.internal", "api.example"), redis_port=7379,
+        workers=2,
     )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ CASES: dict[type, tuple[click.Command, list[str], dict[str, Any]]] = {
         "appendfsync": "always", "tokens": TOKENS, "insecure": "1",
         "allow_private_webhooks": "1", "allowed_hosts": ("jobs.internal", "api.example"),
         "prefix": "rs", "max_body_size": "2048", "max_request_size": "2097152",
-        "requeue_interval": "0.5",
+        "requeue_interval": "0.5", "workers": "2",
     }),
     WorkerSettings: (worker, ["json:dumps"], {
         "topics": ("emails", "sms"), "redis_url": "redis://127.0.0.1:7000/1",
@@ -96,6 +96,8 @@ def test_the_variable_and_the_option_give_the_same_value(cls: type) -> None:
         (["serve"], "REDISCHED_PORT", "70000", "must be between 0 and 65535"),
         (["serve"], "REDISCHED_INSECURE", "maybe", "must be one of 1/0"),
         (["serve"], "REDISCHED_API_TOKENS", "short", "at least 16 characters"),
+        (["serve"], "REDISCHED_WORKERS", "0", "must be between 1 and"),
+        (["serve"], "REDISCHED_WORKERS", "many", "must be a whole number"),
         (["worker", "json:dumps", "-t", "t"], "REDISCHED_CONCURRENCY", "0", "between 1 and"),
         (["worker", "json:dumps", "-t", "t"], "REDISCHED_GRACE", "soon", "must be a number"),
         (["bridge", "amqp"], "REDISCHED_AMQP_PREFETCH", "many", "must be a whole number"),

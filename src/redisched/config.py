@@ -9,6 +9,7 @@ defaults.
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,6 +75,13 @@ REQUEUE_INTERVAL = Spec(
     parse=number(), metavar="SECONDS",
 )  # fmt: skip
 
+MAX_WORKERS = 4 * (os.cpu_count() or 1)
+"""The most ``serve`` processes accepted: four per core."""
+WORKERS = Spec(
+    "REDISCHED_WORKERS", "HTTP server processes sharing the port (SO_REUSEPORT); the "
+    "background services run in the first only.", parse=integer(1, MAX_WORKERS),
+)  # fmt: skip
+
 
 def is_loopback(host: str) -> bool:
     """True when ``host`` names this machine only (127.0.0.0/8, ::1, ``localhost``)."""
@@ -112,6 +120,9 @@ class Settings:
         max_body_size: the largest stored job body, in bytes.
         max_request_size: the largest HTTP request body read, in bytes (413 beyond).
         requeue_interval: seconds between sweeps returning timed-out reservations.
+        workers: the HTTP server processes of ``serve`` (1..MAX_WORKERS), all on ``port``
+            through ``SO_REUSEPORT``; the embedded Redis and the background services (push
+            dispatcher, requeue sweep, throughput sampler, bridge) run once, in the first.
     """
 
     host: str = setting("127.0.0.1", HOST)
@@ -130,6 +141,7 @@ class Settings:
     max_body_size: int = setting(1 << 20, MAX_BODY_SIZE)
     max_request_size: int = setting(4 << 20, MAX_REQUEST_SIZE)
     requeue_interval: float = setting(1.0, REQUEUE_INTERVAL)
+    workers: int = setting(1, WORKERS)
 
     ENV: ClassVar[Mapping[str, str]]
     """Each setting's environment variable, by field name (generated from the fields)."""
@@ -180,6 +192,8 @@ class Settings:
             raise InvalidArgument("max_request_size", "must be between max_body_size and 1 GiB")
         if not 0.01 <= self.requeue_interval <= 3600:
             raise InvalidArgument("requeue_interval", "must be between 0.01 and 3600 seconds")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise InvalidArgument("workers", f"must be between 1 and {MAX_WORKERS}")
 
     def check_exposure(self) -> None:
         """Refuse a non-loopback ``host`` without tokens unless ``insecure`` is set."""

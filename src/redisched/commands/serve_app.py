@@ -76,9 +76,11 @@ def dashboard_middleware() -> list[Any]:
 
 
 def build_app(
-    settings: Settings, amqp_url: str | None = None, amqp_queue: str | None = None
-) -> Starlette:
-    """The whole service's app; with ``amqp_url`` the AMQP bridge runs in it too."""
+    settings: Settings, amqp_url: str | None = None, amqp_queue: str | None = None,
+    *, background: bool = True,
+) -> Starlette:  # fmt: skip
+    """The whole service's app; with ``amqp_url`` the AMQP bridge runs in it too. Without
+    ``background`` it serves the API and dashboard only (an extra ``--workers`` process)."""
     from ..http import create_app
 
     routes, endpoints = dashboard()
@@ -86,4 +88,5 @@ def build_app(
     return create_app(
         settings, extra_routes=routes, extra_endpoints=endpoints, services=[*services(), *bridge],
         open_paths=dashboard_open_paths(), extra_middleware=dashboard_middleware(),
+        background=background,
     )  # fmt: skip

@@ -4,21 +4,24 @@ redis-server, then serve until SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import logging
+import socket
 
 import click
-import uvicorn
 
 from ..config import Settings
 from ..embedded import EmbeddedRedis, claim_data_dir
 from ..preflight import check_redis, redacted
 from ..supervisor import Supervisor
 from .serve_app import build_app
-from .serve_server import Server
+from .serve_server import GRACE, Server, server_config
+from .serve_workers import WorkerOrder, WorkerPool, bound_port, reuse_port_socket
 
 
 def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None = None) -> None:
     """Run the service until SIGINT/SIGTERM, with a supervised embedded Redis if no URL is
-    set, and the AMQP bridge if ``amqp_url`` is given.
+    set, and the AMQP bridge if ``amqp_url`` is given; with ``settings.workers`` above 1,
+    the extra HTTP processes too (:mod:`.serve_workers`).
 
     Raises:
         RedischedError: a setting is refused, the Redis URL is bad or does not answer, or
@@ -38,6 +41,7 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
             stack.enter_context(embedded)
             supervisor = Supervisor(embedded)
             settings = settings.with_changes(redis_url=embedded.url)
+            worker_redis_url = embedded.socket_url or embedded.url
             where = [
                 f"data in {data_dir} (embedded redis-server on {embedded.url}, "
                 f"AOF appendfsync {settings.appendfsync})",
@@ -45,6 +49,7 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
             ]
         else:
             check_redis(settings.redis_url, cluster=settings.redis_cluster)
+            worker_redis_url = settings.redis_url
             where = [f"Redis at {redacted(settings.redis_url)}"]
 
         def started() -> None:
@@ -54,14 +59,22 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
             if not settings.tokens:
                 click.echo("redisched API tokens: none (every client may use the API)")
 
+        sockets: list[socket.socket] | None = None
+        pool: WorkerPool | None = None
+        if settings.workers > 1:
+            sock = _listen(settings)
+            sockets = [sock]
+            settings = settings.with_changes(port=bound_port(sock))
+            order = WorkerOrder(
+                settings.with_changes(redis_url=worker_redis_url),
+                logging.getLogger().isEnabledFor(logging.DEBUG),
+            )  # fmt: skip
+            pool = WorkerPool(settings.workers - 1, order, grace=GRACE + 5)
+            where.append(f"{settings.workers} HTTP processes share the port (SO_REUSEPORT)")
+
         app = build_app(settings, amqp_url, amqp_queue)
-        config = uvicorn.Config(
-            app, host=settings.host, port=settings.port,
-            loop="uvloop", http="httptools", lifespan="on", access_log=False, log_config=None,
-            timeout_graceful_shutdown=10, server_header=False,
-        )  # fmt: skip
-        server = Server(config, app, started, supervisor)
-        server.run()
+        server = Server(server_config(app, settings), app, started, supervisor, workers=pool)
+        server.run(sockets=sockets)
         if server.failure is not None:
             raise click.ClickException(server.failure)
         if not server.started:
@@ -69,6 +82,16 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
                 f"could not listen on {settings.host}:{settings.port} (see the log above)"
             )
     click.echo("redisched stopped")
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """The first process's socket on the port, which the workers bind too."""
+    try:
+        return reuse_port_socket(settings.host, settings.port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"could not listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from exc
 
 
 def _host(host: str) -> str:

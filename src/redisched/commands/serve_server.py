@@ -14,8 +14,22 @@ import redis.asyncio
 import uvicorn
 from starlette.applications import Starlette
 
+from ..config import Settings
 from ..http.runtime import Runtime
 from ..supervisor import Supervisor
+from .serve_workers import RECONNECT_SIGNAL, WorkerPool
+
+GRACE = 10
+"""Seconds a graceful stop waits for requests in flight."""
+
+
+def server_config(app: Starlette, settings: Settings) -> uvicorn.Config:
+    """uvicorn's configuration of every ``serve`` process."""
+    return uvicorn.Config(
+        app, host=settings.host, port=settings.port,
+        loop="uvloop", http="httptools", lifespan="on", access_log=False, log_config=None,
+        timeout_graceful_shutdown=GRACE, server_header=False,
+    )  # fmt: skip
 
 
 class Server(uvicorn.Server):
@@ -27,20 +41,29 @@ class Server(uvicorn.Server):
     - ``on_started`` runs once the port is bound.
     - ``supervisor`` (the embedded redis-server's) runs on the event loop while serving; if
       it gives up, the server stops and :attr:`failure` says why.
+    - ``workers`` (the extra HTTP processes of ``--workers``) are started once the port is
+      bound, watched like the supervisor, told when the embedded Redis was restarted, and
+      stopped with the server.
+    - ``signals`` are those that stop it gracefully (a worker leaves SIGINT to ``serve``).
     """
 
     def __init__(
         self, config: uvicorn.Config, app: Starlette, on_started: Callable[[], None],
-        supervisor: Supervisor | None = None,
+        supervisor: Supervisor | None = None, *, workers: WorkerPool | None = None,
+        signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
     ) -> None:  # fmt: skip
         super().__init__(config)
         self.asgi_app = app
         self.on_started = on_started
         self.supervisor = supervisor
+        self.workers = workers
+        self.signals = signals
+        self.name = "redisched"
         self.failure: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._pool: asyncio.Task[None] | None = None
 
     async def serve(self, sockets: Any = None) -> None:
         """Serve, holding the server's own background tasks (the embedded Redis's watch) in
@@ -57,7 +80,7 @@ class Server(uvicorn.Server):
         if self._loop is not None:
             if not self.should_exit:
                 name = signal.Signals(sig).name
-                self._loop.call_soon_threadsafe(click.echo, f"redisched: {name}, stopping")
+                self._loop.call_soon_threadsafe(click.echo, f"{self.name}: {name}, stopping")
             rt: Runtime | None = getattr(self.asgi_app.state, "runtime", None)
             if rt is not None:
                 self._loop.call_soon_threadsafe(rt.closing.set)
@@ -66,8 +89,7 @@ class Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         """As uvicorn's, minus raising the signal again on the way out."""
-        handled = (signal.SIGINT, signal.SIGTERM)
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in self.signals}
         try:
             yield
         finally:
@@ -83,16 +105,31 @@ class Server(uvicorn.Server):
         self.on_started()
         if self.supervisor is not None and self._tasks is not None:
             self.supervisor.give_up = self._give_up
-            self.supervisor.on_restart = self._drop_stale_connections
+            self.supervisor.on_restart = self.drop_stale_connections
             self._watch = self._tasks.create_task(self._supervise(), name="redis-supervisor")
+        if self.workers is not None and self._tasks is not None:
+            self._pool = self._tasks.create_task(self._run_workers(), name="http-workers")
 
     async def shutdown(self, sockets: Any = None) -> None:
-        """Stop watching the embedded Redis (it is stopped on purpose now), then shut down."""
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        """Stop watching the embedded Redis (it is stopped on purpose now), then shut down,
+        the workers at the same time."""
+        for watch in (self._watch, self._pool):
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+        if self.workers is not None:
+            self.workers.terminate()
         await super().shutdown(sockets)
+        if self.workers is not None:
+            await self.workers.stopped()
+
+    async def _run_workers(self) -> None:
+        assert self.workers is not None
+        try:
+            await self.workers.run(self._give_up)
+        except Exception as exc:  # a bug, or a worker that cannot be started: stop (exit 1)
+            self._give_up(f"the HTTP workers failed: {exc!r}")
 
     async def _supervise(self) -> None:
         assert self.supervisor is not None
@@ -101,9 +138,12 @@ class Server(uvicorn.Server):
         except Exception as exc:  # a bug: stop serving gracefully (exit 1), not abruptly
             self._give_up(f"the embedded redis-server's supervisor failed: {exc!r}")
 
-    async def _drop_stale_connections(self) -> None:
-        """Close the idle pooled connections: they lead to the server that died, and redis-py
-        would hand them out (a request's first command then fails with "connection closed")."""
+    async def drop_stale_connections(self) -> None:
+        """Close the idle pooled connections (this process's and the workers'): they lead to
+        the server that died, and redis-py would hand them out (a request's first command then
+        fails with "connection closed")."""
+        if self.workers is not None:
+            self.workers.signal_all(RECONNECT_SIGNAL)
         rt: Runtime | None = getattr(self.asgi_app.state, "runtime", None)
         if rt is not None and isinstance(rt.client.redis, redis.asyncio.Redis):  # never a cluster
             await rt.client.redis.connection_pool.disconnect(inuse_connections=False)

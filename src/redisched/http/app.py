@@ -84,6 +84,7 @@ def create_app(
     services: Sequence[ServiceFactory] = (),
     open_paths: Collection[str] = (),
     extra_middleware: Sequence[Middleware] = (),
+    background: bool = True,
 ) -> Starlette:
     """Build the API app.
 
@@ -97,6 +98,9 @@ def create_app(
         open_paths: more paths served without a token, for pages that hold no data (the
             dashboard's page shell and static files, which then ask for the token).
         extra_middleware: more middleware, outermost first, around the API's own.
+        background: run the requeue sweep, the throughput sampler and ``services``; False
+            serves the API only (the extra worker processes of ``serve --workers``, whose
+            first process runs them once for all).
     """
     if not settings.redis_url:
         raise InvalidArgument("redis_url", "create_app needs a Redis URL")
@@ -123,7 +127,7 @@ def create_app(
                         lambda r: ThroughputSampler(r.client, group=loops),
                         *services,
                     )
-                    for factory in factories:
+                    for factory in factories if background else ():
                         service = factory(rt)
                         await service.start()
                         started.append(service)
