@@ -119,7 +119,10 @@ def test_a_frozen_worker_late_ack_is_rejected_and_the_new_holder_acks(
         frozen.send_signal(signal.SIGTERM)
         log = finish(frozen)
     assert frozen.returncode == 0, log
-    assert "ack rejected" in log or "lost its reservation" in log, log
+    # Woken, the frozen worker either reads the requeue's cancel message first (the handler
+    # is cancelled and never acks) or acks first and is refused.
+    late = ("ack rejected", "lost its reservation", "cancelled while running")
+    assert any(words in log for words in late), log
     stats = client.stats(topic)
     assert (stats.total_reserved, stats.total_acked) == (2, 1)
     assert client.get(topic, "j") is None
