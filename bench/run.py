@@ -72,6 +72,7 @@ OURS = (
     Spec("lag", "bench.bench_lag", ("--jobs", "300", "--spread", "3")),
     Spec("glue", "bench.bench_glue", ("--quick",)),
     Spec("http", "bench.bench_http", ("--quick",)),
+    Spec("http_workers", "bench.bench_http_workers", ("--quick",), (), once=True),
     Spec("webhook", "bench.bench_webhook", ("--jobs", "5000")),
     Spec("amqp", "bench.bench_amqp", ("--messages", "5000")),
     Spec("failover", "bench.bench_failover", ("--quick",), quick_once=True),
