@@ -128,10 +128,12 @@ local function flush_feed()
   local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
   feed = {}
   if size <= keep_events + FEED_SLACK then return end
-  local gone, ids = 0, {}
-  for _, entry in ipairs(redis.call('XRANGE', feed_key, '-', '+', 'COUNT', FEED_TRIM)) do
-    if size - gone <= keep_events then break end
-    gone, ids[#ids + 1] = gone + #entry[2] / FEED_FIELDS, entry[1]
+  -- one entry at a time: an entry can hold hundreds of events, and only those it drops are read
+  local gone, ids, from = 0, {}, '-'
+  while #ids < FEED_TRIM and size - gone > keep_events do
+    local entry = redis.call('XRANGE', feed_key, from, '+', 'COUNT', 1)[1]
+    if not entry then break end
+    gone, ids[#ids + 1], from = gone + #entry[2] / FEED_FIELDS, entry[1], '(' .. entry[1]
   end
   if #ids > 0 then
     redis.call('XDEL', feed_key, unpack(ids))
