@@ -26,6 +26,8 @@ type Job struct {
 	// Result is what AckMany and AckAndLease keep as the job's result (EncodeResult); the
 	// Worker sets it from the handler's return value.
 	Result []byte `json:"-"`
+	// returned is a ResultHandler's return value (see Returning), encoded into Result on ack.
+	returned any
 }
 
 func (c *Client) parseJob(topic string, reply any) (*Job, error) {

@@ -87,7 +87,7 @@ func WebhookHandler(target string, secrets []string, timeout time.Duration) (Han
 	}
 	client := &http.Client{Timeout: timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return func(ctx context.Context, job *Job) (any, error) {
+	return Returning(func(ctx context.Context, job *Job) (any, error) {
 		data := Payload(job)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(data))
 		if err != nil {
@@ -120,5 +120,5 @@ func WebhookHandler(target string, secrets []string, timeout time.Duration) (Han
 			}
 		}
 		return nil, fmt.Errorf("webhook answered HTTP %d: %s", res.StatusCode, text)
-	}, nil
+	}), nil
 }

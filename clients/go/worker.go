@@ -34,14 +34,26 @@ const (
 	StoppedError = "the worker stopped before the handler finished"
 )
 
-// Handler runs one job. Returning a nil error acks it, the result kept as the job's result
-// (EncodeResult: []byte and string as they are, nil as none, other values as JSON; one that
-// cannot be encoded is kept as its fmt %v text, with a warning); ErrKeep leaves it reserved
-// (someone else acks or releases it with the token); any other error releases it with backoff
-// (a *RetryError picks the delay), and a job whose max_attempts are used up goes dead with the
-// error as its last_error. ctx is cancelled when the grace period after a stop ends or the
-// reservation is lost.
-type Handler func(ctx context.Context, job *Job) (result any, err error)
+// Handler runs one job. Returning nil acks it; ErrKeep leaves it reserved (someone else acks or
+// releases it with the token); any other error releases it with backoff (a *RetryError picks
+// the delay), and a job whose max_attempts are used up goes dead with the error as its
+// last_error. ctx is cancelled when the grace period after a stop ends or the reservation is
+// lost. A handler that has a result to keep is a ResultHandler wrapped with Returning.
+type Handler func(ctx context.Context, job *Job) error
+
+// ResultHandler runs one job as a Handler does; on success its result is kept as the job's
+// result (EncodeResult: []byte and string as they are, nil as none, other values as JSON; one
+// that cannot be encoded is kept as its fmt %v text, with a warning).
+type ResultHandler func(ctx context.Context, job *Job) (result any, err error)
+
+// Returning makes a Handler of a ResultHandler: the Worker keeps what it returns.
+func Returning(h ResultHandler) Handler {
+	return func(ctx context.Context, job *Job) error {
+		result, err := h(ctx, job)
+		job.returned = result
+		return err
+	}
+}
 
 // ErrKeep, returned by a handler, leaves its job reserved.
 var ErrKeep = errors.New("redisched: keep the reservation")
@@ -474,7 +486,7 @@ func describe(err error) string {
 func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 	defer w.handlers.Done()
 	t, job := a.topic, a.job
-	result, err := safeCall(ctx, t.handler, job)
+	err := safeCall(ctx, t.handler, job)
 	a.cancel()
 	var retry *RetryError
 	switch {
@@ -485,7 +497,7 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 			if len(t.done) == 0 {
 				t.doneSince = time.Now()
 			}
-			job.Result = w.encodeResult(result, job)
+			job.Result = w.encodeResult(job.returned, job)
 			t.done = append(t.done, job)
 		}
 		w.mu.Unlock()
@@ -510,7 +522,7 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 }
 
 // safeCall runs a handler; a panic is its error.
-func safeCall(ctx context.Context, h Handler, job *Job) (result any, err error) {
+func safeCall(ctx context.Context, h Handler, job *Job) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)

@@ -55,7 +55,7 @@ func TestWorker(t *testing.T) {
 	}
 	ctx := context.Background()
 	ready := make(chan struct{})
-	w, err := NewWorker(c, map[string]Handler{topic: handler}, Options{IgnoreSignals: true,
+	w, err := NewWorker(c, map[string]Handler{topic: Returning(handler)}, Options{IgnoreSignals: true,
 		Backoff: &Backoff{20 * time.Millisecond, 20 * time.Millisecond, 0}, OnReady: func() { close(ready) },
 		Logger: log.New(io.Discard, "", 0)})
 	if err != nil {

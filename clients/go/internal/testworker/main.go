@@ -49,13 +49,13 @@ func main() {
 	handlers := map[string]redisched.Handler{}
 	for _, topic := range flag.Args() {
 		if *noop {
-			handlers[topic] = func(context.Context, *redisched.Job) (any, error) { return nil, nil }
+			handlers[topic] = func(context.Context, *redisched.Job) error { return nil }
 			continue
 		}
-		handlers[topic] = func(ctx context.Context, job *redisched.Job) (any, error) {
+		handlers[topic] = func(ctx context.Context, job *redisched.Job) error {
 			record := fmt.Sprintf("%s %d %d", job.ID, job.Attempts, time.Now().UnixMilli())
 			if err := client.Record(ctx, "gluetest:"+job.Topic+":runs", record); err != nil {
-				return nil, err
+				return err
 			}
 			var s spec
 			_ = json.Unmarshal(job.Body, &s)
@@ -69,9 +69,9 @@ func main() {
 				if s.Error == "" {
 					s.Error = "failed on purpose"
 				}
-				return nil, errors.New(s.Error)
+				return errors.New(s.Error)
 			}
-			return nil, nil
+			return nil
 		}
 	}
 	w, err := redisched.NewWorker(client, handlers, redisched.Options{Concurrency: *concurrency,
