@@ -264,9 +264,11 @@ def test_job_page_reschedules_edits_and_runs_now(
     expect(page.locator("#flash")).to_contain_text("Saved: version 3")
     job = http.get(job_path(topic, "invoice-7")).json()
     assert job["body"] == {"amount": 8} and job["priority"] == -3 and job["state"] == "scheduled"
-    # a replace that lost a race is refused (412) and says so, without a console error
-    http.post(job_path(topic, "invoice-7") + "/reschedule", json={"delay": 60}).raise_for_status()
+    # a replace that lost a race is refused (412) and says so, without a console error: the
+    # edit starts first (polls pause while a form is edited, so the page keeps version 3),
+    # then the job changes elsewhere (before the edit, a poll may show version 4 in time)
     body.fill('{"amount": 9}')
+    http.post(job_path(topic, "invoice-7") + "/reschedule", json={"delay": 60}).raise_for_status()
     page.locator("#body-form button[type=submit]").click()
     expect(page.locator("#edit-result")).to_contain_text("changed meanwhile")
     page.locator("#body-form button[data-cancel-edit]").click()
