@@ -1020,28 +1020,8 @@ class Operations:
 
     # -- schedules --------------------------------------------------------------------------
 
-    def schedule(
-        self,
-        topic: str,
-        id: str,
-        body: bytes | str,
-        *,
-        cron: object = None,
-        every: object = None,
-        tz: object = "UTC",
-        start_at: object = None,
-        end_at: object = None,
-        ttr: object = None,
-        priority: object = 0,
-        max_attempts: object = None,
-        if_version: object = None,
-    ) -> Call[Schedule]:
-        """Create or replace a recurring schedule by id (see ``Client.schedule``)."""
-        return schedule_ops.schedule(
-            self, topic, id, body, cron=cron, every=every, tz=tz, start_at=start_at,
-            end_at=end_at, ttr=ttr, priority=priority, max_attempts=max_attempts,
-            if_version=if_version,
-        )  # fmt: skip
+    schedule = schedule_ops.schedule
+    """Create or replace a recurring schedule by id (see ``Client.schedule``)."""
 
     def get_schedule(self, topic: str, id: str) -> Call[Schedule | None]:
         """Read one schedule; None when there is none."""
