@@ -93,15 +93,10 @@ def _everywhere(ops: Operations, topics: list[str], make: Callable[[str], Call[T
     return Call.join(Call((register,), lambda r: None), *calls).map(lambda r: r[1])
 
 
-def check_count(value: object) -> int:
-    """A partition count: an integer from 1 to :data:`~redisched.partitions.MAX_PARTITIONS`."""
-    return topic_config.partitions_count(value)
-
-
 def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
     """Partition an empty topic into ``value`` partitions; InvalidArgument naming
     ``partitions`` when the topic has another count or holds jobs (nothing changes then)."""
-    count = check_count(value)
+    count = topic_config.partitions_count(value)
     layout = Partitions(topic, count)
     logical = topic.rpartition(SEPARATOR)[0] or topic
     current, stats, above = yield Call.join(
@@ -151,7 +146,7 @@ def configure(ops: Operations, topic: str, changes: Mapping[str, object]) -> Flo
         if count is not None:
             raise InvalidArgument("partitions", f"topic {topic!r} stays in {count} partitions")
     elif wanted is not ...:
-        check_count(wanted)
+        topic_config.partitions_count(wanted)
         count = yield from set_count(ops, topic, wanted)
     else:
         count = yield read_count(ops, topic)
@@ -242,22 +237,12 @@ def route(client: Client, topic: str, job_id: str) -> str:
 
 def run(client: Client, flow: Flow[T]) -> T:
     """Drive ``flow`` through a blocking client."""
-    try:
-        call = next(flow)
-        while True:
-            call = flow.send(client.execute(call))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+    return client._drive(flow)
 
 
 async def run_async(client: AsyncClient, flow: Flow[T]) -> T:
     """Drive ``flow`` through an asyncio client."""
-    try:
-        call = next(flow)
-        while True:
-            call = flow.send(await client.execute(call))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+    return await client._drive(flow)
 
 
 async def served_topics(client: AsyncClient, topics: Iterable[str]) -> dict[str, str]:
