@@ -42,6 +42,7 @@ from .handlers import Handler, Watched, describe, is_async
 from .keys import validate_topic
 from .leasing import ACK_DELAY, MAX_IDLE, Lessee, LimitsCache
 from .models import Cancellation, Job, JobState
+from .ops import Call
 from .partition_setting import served_topics
 from .retry import Backoff, Retry
 from .timing import ServerClock
@@ -275,7 +276,7 @@ class Worker:
                 except (RedisError, OSError) as exc:
                     raise BackendError(f"Redis is unavailable: {exc}") from exc
                 unsubscribe.append(wakeups.on_abort(topic.name, self._aborter(topic)))
-                topic.backoff = self._backoff or await self._topic_backoff(topic.name)
+            await self._read_backoffs()
             background = [self._spawn(self._heartbeat(), "heartbeat")]
             runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
             loops = [
@@ -339,12 +340,21 @@ class Worker:
             log.error("worker task %s failed", task.get_name(), exc_info=self._failure)
             self._request_stop()
 
-    async def _topic_backoff(self, topic: str) -> Backoff:
-        config = await self._client.config(topic)
+    async def _read_backoffs(self) -> None:
+        """Each topic's backoff: the Worker's own, else the topic's settings (one round trip
+        for every topic and partition)."""
+        topics = list(self._topics.values())
+        if self._backoff is not None:
+            for topic in topics:
+                topic.backoff = self._backoff
+            return
+        ops = self._client.ops
+        configs = await self._client.execute(Call.join(*(ops.config(t.name) for t in topics)))
         default = Backoff()
-        base = default.base if config.backoff is None else config.backoff
-        ceiling = default.max if config.backoff_max is None else config.backoff_max
-        return Backoff(base, max(base, ceiling))
+        for topic, config in zip(topics, configs, strict=True):
+            base = default.base if config.backoff is None else config.backoff
+            ceiling = default.max if config.backoff_max is None else config.backoff_max
+            topic.backoff = Backoff(base, max(base, ceiling))
 
     async def _shutdown(
         self, loops: list[asyncio.Task[None]], runners: list[asyncio.Task[None]]
@@ -526,8 +536,8 @@ class Worker:
             self._idle.set()
 
     def _retry_delay(self, attempt: _Attempt) -> float:
-        backoff = attempt.topic.backoff or Backoff()
-        return backoff.delay(attempt.job.attempts)
+        assert attempt.topic.backoff is not None  # read before the first lease
+        return attempt.topic.backoff.delay(attempt.job.attempts)
 
     async def _release(self, attempt: _Attempt, delay: float, error: str) -> None:
         """Give the job back after ``delay``; a job whose handler never started gets its
