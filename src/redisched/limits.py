@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import scripts, validate
-from .ops import Arg, Call, Operations, Step
+from . import validate
+from .ops import Call, Operations, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +58,9 @@ def parse_grant(reply: Sequence[Any]) -> Grant:
 
 def limit_step(ops: Operations, topic: str, want: int, hold_ms: int, freed: Sequence[str]) -> Step:
     """The limit.lua step: free ``freed`` slots, then ask for ``want`` deliveries."""
-    keys = ops.keys(topic)
-    names = tuple(keys.name(p.name) for p in scripts.get("limit").keys)
-    now: Arg = "" if ops.clock is None else round(ops.clock() * 1000)
     count = validate.integer(want, "want", 0, validate.MAX_COUNT)
     hold = validate.integer(hold_ms, "hold_ms", 1, validate.MAX_TTR_MS)
-    return Step("limit", names, (now, count, hold, *freed))
+    return ops._step("limit", topic, ops._now(), count, hold, *freed)
 
 
 def ack_and_grant(
