@@ -92,7 +92,8 @@ class Partitions:
             if not isinstance(item, tuple) or len(item) != 2:
                 raise InvalidArgument(f"jobs[{index}]", "must be an (id, body) pair")
             job_id = validate.job_id(item[0], f"jobs[{index}].id")
-            groups.setdefault(self.route(job_id), []).append((index, job_id, item[1]))
+            name = self.name(partition_of(job_id, self.count))  # route() without a 2nd check
+            groups.setdefault(name, []).append((index, job_id, item[1]))
         return groups
 
     def rotation(self) -> list[str]:
