@@ -83,8 +83,8 @@ class Job:
 class Cancellation:
     """A flag a running job's handler can check (thread-safe): set when the job is cancelled.
 
-    Cheap to make (every leased job carries one): the event behind :meth:`wait` is created
-    only when someone waits.
+    Cheap to make (a sync handler's job carries one from the start, an async handler's only
+    once cancelled): the event behind :meth:`wait` is created only when someone waits.
     """
 
     __slots__ = ("_event", "_flag", "reason")
