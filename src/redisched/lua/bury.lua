@@ -157,7 +157,7 @@ local function trim(key, keep, keep_for, most, drop)
   for _, id in ipairs(ids) do drop(id) end
 end
 
-local function drop_finished(id) redis.call('HDEL', history_key, id) end
+local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values)
 
 -- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
 -- pulled); flush() then counts it and trims the topic's finished jobs.
@@ -172,7 +172,8 @@ local function finish(id, job, outcome, result, last_error)
 end
 
 -- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
--- keep_finished_for (TRIM_PER_CALL more than this call finished, at most).
+-- keep_finished_for (TRIM_PER_CALL more than this call finished, at most; the finished records
+-- it drops go in one HDEL per SLICE).
 local function flush()
   flush_feed()
   local count = 0
@@ -182,8 +183,12 @@ local function flush()
       count = count + n
     end
   end
-  if count > 0 and history_on then
-    trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL, drop_finished)
+  if count == 0 or not history_on then return end
+  local dropped = {}
+  trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL,
+    function(id) dropped[#dropped + 1] = id end)
+  for start = 1, #dropped, SLICE do
+    redis.call('HDEL', history_key, unpack(dropped, start, math.min(start + SLICE - 1, #dropped)))
   end
 end
 

@@ -188,9 +188,10 @@ local function finish_bulk(ids, jobs, outcome, last_errors)
   redis.call('ZADD', finished_key, unpack(members))
 end
 
--- flush() for many jobs: flush_feed, the finished_* counters, and retention with one
--- HDEL for the finished records it drops.
-local function flush_bulk()
+-- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
+-- keep_finished_for (TRIM_PER_CALL more than this call finished, at most; the finished records
+-- it drops go in one HDEL per SLICE).
+local function flush()
   flush_feed()
   local count = 0
   for outcome, n in pairs(ended) do
@@ -273,5 +274,5 @@ for start = 1, #ids, SLICE do
   redis.call('HDEL', pending_key, unpack(slice))
   redis.call('HDEL', errors_key, unpack(slice))
 end
-flush_bulk()
+flush()
 return {#ids, left}
