@@ -211,6 +211,19 @@ local function iso(ms)
   return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', year, month, day,
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
+-- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone).
+local function put_occurrence(id, at, s)
+  local job = {}
+  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
+  job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], at, 0
+  job[BODY] = s[S_BODY]
+  if redis.call('HEXISTS', jobs_key, id) == 1 then return false end
+  add_event(id, job, 'put')
+  if history_on and at > now then job[LOG], job[SEQ] = nil, at - now end -- implied (put.lua)
+  redis.call('HSET', jobs_key, id, encode(job))
+  redis.call('ZADD', scheduled_key, at, id)
+  return true
+end
 local function advance_schedule(id)
   if not string.find(id, '@', 1, true) then return end
   local at = string.find(id, '@[^@]*$')
@@ -231,17 +244,7 @@ local function advance_schedule(id)
   if s[S_END_AT] > 0 and next_at > s[S_END_AT] then next_at = 0 end
   s[S_LAST], s[S_NEXT] = s[S_NEXT], next_at
   redis.call('HSET', schedules_key, sid, cmsgpack.pack(unpack(s, 1, S_TIMES)))
-  if next_at == 0 then return end
-  local occurrence, job = sid .. '@' .. iso(next_at), {}
-  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
-  job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], next_at, 0
-  job[BODY] = s[S_BODY]
-  if redis.call('HEXISTS', jobs_key, occurrence) == 0 then  -- an id, not a double
-    add_event(occurrence, job, 'put')
-    if history_on then job[LOG], job[SEQ] = nil, next_at - now end -- implied (see put.lua)
-    redis.call('HSET', jobs_key, occurrence, encode(job))
-    redis.call('ZADD', scheduled_key, next_at, occurrence)
-  end
+  if next_at > 0 then put_occurrence(sid .. '@' .. iso(next_at), next_at, s) end
 end
 
 -- Only the best due job matters: compare the head of ready with the earliest due job, whose
