@@ -217,20 +217,28 @@ local function iso(ms)
 end
 
 
--- Deletes the waiting occurrence of schedule s, unless it is running (reserved) or dead.
-local function drop_waiting(sid, s)
-  if s[S_NEXT] == 0 then return end
+-- The waiting (scheduled or ready) occurrence of schedule s, taken out of its sorted set: its
+-- id and decoded record; nil when there is none, or it is running or dead (it is left alone).
+local function take_waiting(sid, s)
+  if s[S_NEXT] == 0 then return nil end
   local waiting_id = sid .. '@' .. iso(s[S_NEXT])
   local raw = redis.call('HGET', jobs_key, waiting_id)
-  if not raw then return end
+  if not raw then return nil end
   local job = decode(raw)
   if job[STATE] == SCHEDULED then
     redis.call('ZREM', scheduled_key, waiting_id)
   elseif job[STATE] == READY then
     redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. waiting_id)
   else
-    return
+    return nil
   end
+  return waiting_id, job
+end
+
+-- Deletes the waiting occurrence of schedule s, unless it is running (reserved) or dead.
+local function drop_waiting(sid, s)
+  local waiting_id, job = take_waiting(sid, s)
+  if not waiting_id then return end
   local last_error = redis.call('HGET', errors_key, waiting_id)
   redis.call('HDEL', jobs_key, waiting_id)
   redis.call('HDEL', errors_key, waiting_id)
