@@ -301,6 +301,15 @@ local function take_waiting(sid, s)
   return waiting_id, job
 end
 
+-- Ends a waiting occurrence that take_waiting took out as a deleted job (outcome cancelled).
+local function end_waiting(waiting_id, job, detail)
+  local last_error = redis.call('HGET', errors_key, waiting_id)
+  redis.call('HDEL', jobs_key, waiting_id)
+  redis.call('HDEL', errors_key, waiting_id)
+  add_event(waiting_id, job, 'deleted', detail)
+  finish(waiting_id, job, 'cancelled', nil, last_error)
+end
+
 local raw = redis.call('HGET', schedules_key, id)
 local old = raw and {cmsgpack.unpack(raw)}
 local current = old and old[S_VERSION] or 0
@@ -338,11 +347,7 @@ s[S_ANCHOR], s[S_TIMES] = anchor, times
 
 local next_id = next_at > 0 and id .. '@' .. iso(next_at)
 if waiting and waiting_id ~= next_id then -- it will not run: it ends as a deleted job
-  local last_error = redis.call('HGET', errors_key, waiting_id)
-  redis.call('HDEL', jobs_key, waiting_id)
-  redis.call('HDEL', errors_key, waiting_id)
-  add_event(waiting_id, waiting, 'deleted', SCHEDULE_REPLACED)
-  finish(waiting_id, waiting, 'cancelled', nil, last_error)
+  end_waiting(waiting_id, waiting, SCHEDULE_REPLACED)
   waiting = nil
 end
 if next_at > 0 then

@@ -235,18 +235,17 @@ local function take_waiting(sid, s)
   return waiting_id, job
 end
 
--- Deletes the waiting occurrence of schedule s, unless it is running (reserved) or dead.
-local function drop_waiting(sid, s)
-  local waiting_id, job = take_waiting(sid, s)
-  if not waiting_id then return end
+-- Ends a waiting occurrence that take_waiting took out as a deleted job (outcome cancelled).
+local function end_waiting(waiting_id, job, detail)
   local last_error = redis.call('HGET', errors_key, waiting_id)
   redis.call('HDEL', jobs_key, waiting_id)
   redis.call('HDEL', errors_key, waiting_id)
-  add_event(waiting_id, job, 'deleted', UNSCHEDULED)
+  add_event(waiting_id, job, 'deleted', detail)
   finish(waiting_id, job, 'cancelled', nil, last_error)
 end
 
-drop_waiting(id, s)
+local waiting_id, waiting = take_waiting(id, s) -- a running or dead occurrence is left alone
+if waiting_id then end_waiting(waiting_id, waiting, UNSCHEDULED) end
 redis.call('HDEL', schedules_key, id)
 redis.call('ZREM', refill_key, id)
 flush()
