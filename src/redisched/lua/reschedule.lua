@@ -164,7 +164,9 @@ local shown = state
 if state == SCHEDULED and job[RUN_AT] <= now then shown = READY end
 if wanted and shown ~= wanted then return {NOT_IN_STATE, latest[VERSION]} end
 
-local function ready_member(seq) return string.format('%012x', seq) .. id end
+local function ready_member(seq, id)
+  return string.format('%012x', seq) .. id
+end
 local fresh = {[STATE] = SCHEDULED, [VERSION] = latest[VERSION] + 1, [ATTEMPTS] = 0,
   [PRIORITY] = new_priority or latest[PRIORITY], [TTR] = latest[TTR],
   [MAX_ATTEMPTS] = latest[MAX_ATTEMPTS], [RUN_AT] = run_at, [SEQ] = 0, [BODY] = latest[BODY]}
@@ -182,7 +184,7 @@ end
 if state == SCHEDULED then
   redis.call('ZREM', scheduled_key, id)
 elseif state == READY then
-  redis.call('ZREM', ready_key, ready_member(job[SEQ]))
+  redis.call('ZREM', ready_key, ready_member(job[SEQ], id))
 else
   redis.call('ZREM', dead_key, id)
 end
@@ -190,7 +192,7 @@ redis.call('HDEL', errors_key, id)
 local paused = redis.call('HGET', meta_key, 'paused') == '1'
 if run_at <= now then
   fresh[STATE], fresh[SEQ] = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
-  redis.call('ZADD', ready_key, fresh[PRIORITY], ready_member(fresh[SEQ]))
+  redis.call('ZADD', ready_key, fresh[PRIORITY], ready_member(fresh[SEQ], id))
   if not paused then redis.call('PUBLISH', wake_channel, '0') end
 else
   local head = tonumber(redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')[2])
