@@ -17,7 +17,6 @@ from ..bridges import settings as BridgeSpecs
 from ..config import Settings
 from ..errors import InvalidArgument, RedischedError
 from ..setting import env_value
-from . import options as options_
 from .options import chosen, fail, option, options
 
 
@@ -52,9 +51,3 @@ def serve(amqp_url: str | None, amqp_queue: str | None, verbose: bool, **given: 
         raise fail(exc, Settings) from exc
     except RedischedError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def option_name(argument: str) -> str:
-    """The option of a setting named in an error (``redis_url`` -> ``--redis-url``); other
-    names (``--redis-url``, ``REDISCHED_PORT``) as they are."""
-    return options_.option_name(Settings, argument)
