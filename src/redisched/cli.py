@@ -15,6 +15,7 @@ import click
 
 from . import partition_setting
 from .client import Client
+from .config import DEFAULT_URL
 from .errors import InvalidArgument, RedischedError
 from .models import Job, PutStatus
 from .partitions import PartitionedTopic
@@ -33,7 +34,6 @@ LAZY_COMMANDS = {
     "schedules": "redisched.commands.schedule:schedules",
     "unschedule": "redisched.commands.schedule:unschedule",
 }
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 class _LazyGroup(click.Group):
