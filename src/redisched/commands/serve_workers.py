@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import Settings
-from ..embedded import _die_with_parent
+from ..embedded import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class WorkerPool:
         """Start the worker of ``slot`` (numbered from 2 in the log: ``serve`` is 1)."""
         process = subprocess.Popen(
             [sys.executable, "-m", "redisched.commands.serve_worker"],
-            stdin=subprocess.PIPE, preexec_fn=_die_with_parent(),
+            stdin=subprocess.PIPE, preexec_fn=die_with_parent(),
         )  # fmt: skip
         assert process.stdin is not None
         with process.stdin:
