@@ -32,7 +32,7 @@ from typing import Any
 
 import redis
 
-from bench.bench_worker import fill, percentiles, run_loop
+from bench.bench_worker import fill, options, parse, percentiles, run_loop
 from redisched import AsyncClient, Client, Job, Worker
 from redisched.commands.scripts import lua_dir
 from redisched.embedded import EmbeddedRedis
@@ -215,20 +215,7 @@ def measure(args: argparse.Namespace, url: str, go_binary: Path) -> dict[str, An
 
 def main(argv: list[str] | None = None, emit: Callable[[str], object] = print) -> dict[str, Any]:
     """Parse the options, run the benchmark on a private server, print JSON."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.bench_glue",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--jobs", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3, help="throughput runs (median)")
-    parser.add_argument("--lag-jobs", type=int, default=1000, help="0 skips the lag figures")
-    parser.add_argument("--spread", type=float, default=5.0, help="seconds the lag jobs span")
-    parser.add_argument("--quick", action="store_true", help="5k jobs, 200 lag jobs over 1 s")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.jobs, args.lag_jobs, args.spread, args.repeat = 5000, 200, 1.0, 1
+    args = parse(options("python -m bench.bench_glue", __doc__), argv)
     with (
         tempfile.TemporaryDirectory(prefix="redisched-bench-") as folder,
         EmbeddedRedis(Path(folder), persistent=False) as server,

@@ -203,26 +203,36 @@ def measure(args: argparse.Namespace, server: EmbeddedRedis) -> dict[str, Any]:
     return results
 
 
-def main(argv: list[str] | None = None, emit: Callable[[str], object] = print) -> dict[str, Any]:
-    """Parse the options, run the benchmark on a private server, print JSON."""
+def options(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The options of a worker benchmark: throughput runs and lag jobs (bench_glue shares them)."""
     parser = argparse.ArgumentParser(
-        prog="python -m bench.bench_worker",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="throughput runs (median)")
     parser.add_argument("--lag-jobs", type=int, default=1000, help="0 skips the lag figures")
     parser.add_argument("--spread", type=float, default=5.0, help="seconds the lag jobs span")
-    parser.add_argument("--scheduled", type=int, default=0,
-                        help="future jobs in the topic during the throughput runs")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="5k jobs, 200 lag jobs over 1 s")
-    parser.add_argument("--topic-concurrency", type=int, default=None,
-                        help="a concurrency limit on every topic (limit.lua's grant)")  # fmt: skip
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The parsed options, ``--quick`` applied."""
     args = parser.parse_args(argv)
     if args.quick:
         args.jobs, args.lag_jobs, args.spread, args.repeat = 5000, 200, 1.0, 1
+    return args
+
+
+def main(argv: list[str] | None = None, emit: Callable[[str], object] = print) -> dict[str, Any]:
+    """Parse the options, run the benchmark on a private server, print JSON."""
+    parser = options("python -m bench.bench_worker", __doc__)
+    parser.add_argument("--scheduled", type=int, default=0,
+                        help="future jobs in the topic during the throughput runs")  # fmt: skip
+    parser.add_argument("--topic-concurrency", type=int, default=None,
+                        help="a concurrency limit on every topic (limit.lua's grant)")  # fmt: skip
+    args = parse(parser, argv)
     with (
         tempfile.TemporaryDirectory(prefix="redisched-bench-") as folder,
         EmbeddedRedis(Path(folder), persistent=False) as server,

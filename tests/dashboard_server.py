@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,20 +16,14 @@ from typing import Any
 
 import httpx
 
+from redisched.embedded import free_port
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 """Looked up on PATH in this order without ``REDISCHED_CHROMIUM`` (as scripts/setup does)."""
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

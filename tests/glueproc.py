@@ -1,4 +1,8 @@
-"""Start the Node.js and Go glue (clients/) as subprocesses: workers, servers, their readiness."""
+"""Start the Node.js and Go glue (clients/) as subprocesses: workers, servers, their readiness.
+
+The fixtures ``go_cli`` and ``go_testworker`` (the Go binaries, built once per session) are
+registered in ``conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,18 @@ def require_node() -> None:
         pytest.fail("node is not installed (.ci/run installs it)")
     if not (NODE_DIR / "node_modules" / "ioredis").is_dir():
         pytest.fail("clients/node has no node_modules: run `npm ci` there (.ci/run does)")
+
+
+@pytest.fixture(scope="session")
+def go_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``redisched-go`` (the Go glue's command), built once per session."""
+    return go_build("./cmd/redisched-go", tmp_path_factory.mktemp("go") / "redisched-go")
+
+
+@pytest.fixture(scope="session")
+def go_testworker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go worker with the recording handler, built once per session."""
+    return go_build("./internal/testworker", tmp_path_factory.mktemp("go") / "testworker")
 
 
 def go_build(package: str, output: Path) -> Path:

@@ -8,7 +8,6 @@ servers and must pass every vector, and compute the cron times of conformance/cr
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -20,14 +19,11 @@ import pytest
 import redis
 from conformance import cron_vectors
 from conformance.generate import build
-from conformance.runner import load_vectors, mismatches, run_vector
+from conformance.runner import VECTORS_DIR, load_vectors, mismatches, run_vector
 
 from redisched import scripts
-from redisched.commands.scripts import lua_dir
+from tests.glueproc import GO_DIR, NODE_DIR, env, require_node
 
-ROOT = Path(__file__).resolve().parents[1]
-NODE_DIR = ROOT / "clients" / "node"
-GO_DIR = ROOT / "clients" / "go"
 VECTORS = load_vectors()
 NAMES = [v["name"] for v in VECTORS]
 
@@ -98,21 +94,12 @@ def test_cron_time_vectors_are_committed() -> None:
     assert all(case["times"] for case in cron_vectors.build())
 
 
-def _env(redis_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "REDISCHED_TEST_REDIS_URL": redis_url,
-        "REDISCHED_LUA_DIR": str(lua_dir()),
-        "REDISCHED_VECTORS_DIR": str(ROOT / "conformance" / "vectors"),
-        "GOPROXY": "off",
-    }
-
-
 def _run(command: list[str], cwd: Path, redis_url: str) -> str:
     if shutil.which(command[0]) is None:
         pytest.fail(f"{command[0]} is not installed (.ci/run installs it)")
+    extra = {"REDISCHED_TEST_REDIS_URL": redis_url, "REDISCHED_VECTORS_DIR": str(VECTORS_DIR)}
     proc = subprocess.run(
-        command, cwd=cwd, env=_env(redis_url), capture_output=True, text=True, timeout=240
+        command, cwd=cwd, env=env(**extra), capture_output=True, text=True, timeout=240
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
@@ -121,8 +108,7 @@ def _run(command: list[str], cwd: Path, redis_url: str) -> str:
 
 def test_node_runner_passes_every_vector(redis_url: str) -> None:
     # Also runs test/scheduler.test.js, the glue's typed methods on a fixed clock.
-    if not (NODE_DIR / "node_modules" / "ioredis").is_dir():
-        pytest.fail("clients/node has no node_modules: run `npm ci` there (.ci/run does)")
+    require_node()
     output = _run(["node", "--test", "--test-reporter=tap", "test/"], NODE_DIR, redis_url)
     passed = set(re.findall(r"^\s*ok \d+ - (\S+)$", output, re.MULTILINE))
     assert set(NAMES) <= passed, sorted(set(NAMES) - passed)

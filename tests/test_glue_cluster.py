@@ -15,19 +15,9 @@ import pytest
 import redisched
 from redisched.keys import TopicKeys
 from tests.cluster import LocalCluster
-from tests.glueproc import LANGUAGES, NODE_BIN, NODE_HANDLERS, go_build, require_node, running, stop
+from tests.glueproc import LANGUAGES, NODE_BIN, NODE_HANDLERS, require_node, running, stop
 from tests.test_glue_servers import post
 from tests.workerproc import wait_for
-
-
-@pytest.fixture(scope="module")
-def go_binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The Go test worker and CLI, built once for this module."""
-    folder = tmp_path_factory.mktemp("gocluster")
-    return {
-        "worker": go_build("./internal/testworker", folder / "testworker"),
-        "cli": go_build("./cmd/redisched-go", folder / "redisched-go"),
-    }
 
 
 @pytest.fixture
@@ -61,7 +51,7 @@ def test_worker_runs_jobs_of_topics_on_every_master(
     language: str,
     redis_cluster: LocalCluster,
     cluster_client: redisched.Client,
-    go_binaries: dict[str, Path],
+    go_testworker: Path,
 ) -> None:
     topics = spread_topics(redis_cluster)
     for t in topics:
@@ -69,7 +59,7 @@ def test_worker_runs_jobs_of_topics_on_every_master(
     if language == "node":
         command = ["node", str(NODE_BIN), "worker", str(NODE_HANDLERS), "--cluster"]
     else:
-        command = [str(go_binaries["worker"]), "-cluster", *topics]
+        command = [str(go_testworker), "-cluster", *topics]
     with running(
         command, redis_cluster.url, REDISCHED_REDIS_CLUSTER="1", GLUE_TOPICS=",".join(topics)
     ) as proc:
@@ -83,13 +73,13 @@ def test_server_schedules_and_cancels_on_every_master(
     language: str,
     redis_cluster: LocalCluster,
     cluster_client: redisched.Client,
-    go_binaries: dict[str, Path],
+    go_cli: Path,
 ) -> None:
     topics = spread_topics(redis_cluster, 6)
     if language == "node":
         command = ["node", str(NODE_BIN), "serve", "--port=0", "--cluster"]
     else:
-        command = [str(go_binaries["cli"]), "serve", "-addr=127.0.0.1:0", "-cluster"]
+        command = [str(go_cli), "serve", "-addr=127.0.0.1:0", "-cluster"]
     with running(command, redis_cluster.url) as proc:
         port = proc.ready["port"]  # type: ignore[attr-defined]
         for t in topics:

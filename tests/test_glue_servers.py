@@ -14,7 +14,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,17 +21,11 @@ import pytest
 
 import redisched
 from redisched.push.signing import verify
-from tests.glueproc import LANGUAGES, NODE_BIN, go_build, require_node, running, stop
+from tests.glueproc import LANGUAGES, NODE_BIN, require_node, running, stop
 from tests.workerproc import wait_for
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 Command = Callable[..., list[str]]
-
-
-@pytest.fixture(scope="session")
-def go_cli_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``redisched-go``, built once per session."""
-    return go_build("./cmd/redisched-go", tmp_path_factory.mktemp("gocli") / "redisched-go")
 
 
 @pytest.fixture(params=LANGUAGES)
@@ -44,7 +37,7 @@ def server(request: pytest.FixtureRequest) -> Command:
                 f"--secret={SECRET}", "--timeout-ms=2000"]  # fmt: skip
 
     def go(*push: str) -> list[str]:
-        binary = request.getfixturevalue("go_cli_binary")
+        binary = request.getfixturevalue("go_cli")
         return [str(binary), "serve", "-addr=127.0.0.1:0", *(f"-push={p}" for p in push),
                 f"-secret={SECRET}", "-timeout=2s"]  # fmt: skip
 

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis
@@ -24,7 +23,6 @@ from tests.glueproc import (
     NODE_BIN,
     NODE_DIR,
     NODE_HANDLERS,
-    go_build,
     require_node,
     running,
     stop,
@@ -32,12 +30,6 @@ from tests.glueproc import (
 from tests.workerproc import wait_for
 
 Command = Callable[..., list[str]]
-
-
-@pytest.fixture(scope="session")
-def go_testworker(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Go worker with the recording handler, built once per session."""
-    return go_build("./internal/testworker", tmp_path_factory.mktemp("go") / "testworker")
 
 
 @pytest.fixture(params=LANGUAGES)

@@ -15,14 +15,11 @@ from redisched import JobState, Outcome, PutStatus, StaleReservation
 from redisched.history import cancel_sent
 from redisched.keys import TopicKeys
 from tests.conftest import FakeClock
+from tests.test_history import kinds
 
 pytestmark = pytest.mark.asyncio
 
 CANCEL_SENT = "was running; cancel sent"
-
-
-def kinds(history: Any) -> list[str]:
-    return [e.kind.value for e in history.events]
 
 
 async def one_in_each_state(api: Any, topic: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -15,13 +14,8 @@ import pytest
 import redis
 
 import redisched
-from redisched.commands.scripts import lua_dir
-from tests.glueproc import NODE_BIN, NODE_HANDLERS, go_build, require_node, running, stop
+from tests.glueproc import NODE_BIN, NODE_DIR, NODE_HANDLERS, env, require_node, running, stop
 from tests.workerproc import wait_for
-
-ROOT = Path(__file__).resolve().parents[1]
-NODE_DIR = ROOT / "clients" / "node"
-GO_DIR = ROOT / "clients" / "go"
 
 NODE_PRELUDE = """
 const Redis = require('ioredis');
@@ -37,39 +31,22 @@ const s = new Scheduler(redis);
 """
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "REDISCHED_LUA_DIR": str(lua_dir()), "GOPROXY": "off"}
-
-
 def node(expression: str, *args: str) -> Any:
     """Evaluate a JS expression (awaited) with ``s`` = a Scheduler; its value as JSON."""
-    if not (NODE_DIR / "node_modules" / "ioredis").is_dir():
-        pytest.fail("clients/node has no node_modules: run `npm ci` there (.ci/run does)")
+    require_node()
     proc = subprocess.run(
         ["node", "-e", NODE_PRELUDE % expression, "--", *args],
-        cwd=NODE_DIR, env=_env(), capture_output=True, text=True, timeout=60,
+        cwd=NODE_DIR, env=env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-@pytest.fixture(scope="session")
-def go_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Go glue's example command, built once per session."""
-    binary = tmp_path_factory.mktemp("go") / "redisched-go"
-    proc = subprocess.run(
-        ["go", "build", "-o", str(binary), "./cmd/redisched-go"],
-        cwd=GO_DIR, env=_env(), capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return binary
 
 
 def go(binary: Path, redis_url: str, *args: str) -> Any:
     """Run the Go command against ``redis_url``; its output as JSON."""
     proc = subprocess.run(
         [str(binary), *args],
-        env={**_env(), "REDISCHED_REDIS_URL": redis_url}, capture_output=True, text=True,
+        env=env(redis_url), capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -123,12 +100,11 @@ def test_lease_taken_in_go_is_acked_from_node_and_stale_in_python(
 
 
 def test_job_put_from_python_runs_on_the_go_worker_and_from_go_on_the_node_worker(
-    redis_url: str, topic: str, client: redisched.Client, go_cli: Path, tmp_path: Path
+    redis_url: str, topic: str, client: redisched.Client, go_cli: Path, go_testworker: Path
 ) -> None:
     client.put(topic, "from-python", b"p")
     assert go(go_cli, redis_url, "put", topic, "from-go", "g")["status"] == "created"
-    worker = go_build("./internal/testworker", tmp_path / "testworker")
-    with running([str(worker), "-concurrency=1", topic], redis_url) as proc:
+    with running([str(go_testworker), "-concurrency=1", topic], redis_url) as proc:
         wait_for(lambda: client.stats(topic).total_acked == 2, 10, "the Go worker's acks")
         assert stop(proc) == 0
     assert go(go_cli, redis_url, "put", topic, "go-to-node", "n")["status"] == "created"

@@ -58,6 +58,8 @@ def test_cli_commands_route_by_id_and_stats_add_up(redis_url: str, topic: str) -
     acked = cli(["ack", topic, "j1", "--token", str(job.token)], redis_url)
     assert acked.exit_code == 0, acked.output
     assert json.loads(acked.output)["topic"] == layout.route("j1")
+    shown = cli(["history", topic, "j1"], redis_url)  # the finished job, in its partition
+    assert shown.exit_code == 0 and json.loads(shown.output)["outcome"] == "done", shown.output
     stats = json.loads(cli(["stats", "--json"], redis_url).output)
     mine = [s for s in stats if s["topic"].startswith(topic)]
     assert [s["topic"] for s in mine] == [topic] and mine[0]["counts"]["scheduled"] == 5

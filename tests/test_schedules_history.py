@@ -10,17 +10,10 @@ import pytest
 
 from redisched import DEFAULT_MAX_ATTEMPTS, Outcome
 from tests.conftest import FakeClock
+from tests.test_history import kinds
+from tests.test_schedules import at
 
 pytestmark = pytest.mark.asyncio
-
-
-def at(text: str) -> datetime:
-    """An aware UTC datetime from 'YYYY-MM-DD HH:MM'."""
-    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
-
-
-def kinds(history: Any) -> list[str]:
-    return [e.kind.value for e in history.events]
 
 
 async def test_an_occurrence_gets_the_default_max_attempts(

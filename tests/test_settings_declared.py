@@ -71,7 +71,7 @@ def test_every_field_has_a_variable_and_an_option(cls: type) -> None:
     options = {opt for param in command.params for opt in param.opts}
     for name, spec in declared.items():
         assert spec.env.startswith("REDISCHED_") and spec.help
-        assert option_of(name, spec) in options or (name == "queue" and "--queue" in options)
+        assert option_of(name, spec) in options, name
 
 
 @pytest.mark.parametrize("cls", list(CASES), ids=lambda c: c.__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -27,74 +28,58 @@ def test_server_clock_resets_when_the_local_clock_steps() -> None:
     assert clock.local_time(6000) == pytest.approx(6.0, abs=0.002)
 
 
-async def test_alarm_sets_events_on_time_and_never_early() -> None:
-    alarm = Alarm()
-    alarm.start()
-    try:
-        lateness = []
-        for delay in (0.003, 0.011, 0.007, 0.02):
-            event = asyncio.Event()
-            when = time.time() + delay
-            alarm.set_at(when, event)
-            await asyncio.wait_for(event.wait(), 1)
-            lateness.append(time.time() - when)
-        assert min(lateness) >= 0
-        assert sorted(lateness)[1] < 0.005  # typically ~0.2 ms; generous on a shared machine
-    finally:
-        alarm.close()
+@pytest.fixture
+async def alarm() -> AsyncIterator[Alarm]:
+    """A started alarm thread, closed after the test."""
+    started = Alarm()
+    started.start()
+    yield started
+    started.close()
 
 
-async def test_a_cancelled_alarm_does_not_fire() -> None:
-    alarm = Alarm()
-    alarm.start()
-    try:
-        quiet, loud = asyncio.Event(), asyncio.Event()
-        alarm.set_at(time.time() + 0.01, quiet).cancel()
-        alarm.set_at(time.time() + 0.03, loud)
-        await asyncio.wait_for(loud.wait(), 1)
-        assert not quiet.is_set()
-    finally:
-        alarm.close()
-
-
-async def test_many_cancelled_alarms_are_compacted() -> None:
-    alarm = Alarm()
-    alarm.start()
-    try:
-        far = time.time() + 3600
-        for _ in range(3000):
-            alarm.set_at(far, asyncio.Event()).cancel()
-        assert len(alarm._heap) < 1100
-    finally:
-        alarm.close()
-
-
-async def test_an_alarm_already_due_sets_its_event_at_once() -> None:
-    alarm = Alarm()
-    alarm.start()
-    try:
+async def test_alarm_sets_events_on_time_and_never_early(alarm: Alarm) -> None:
+    lateness = []
+    for delay in (0.003, 0.011, 0.007, 0.02):
         event = asyncio.Event()
-        alarm.set_at(time.time() - 1, event)
-        assert event.is_set()  # no hop through the alarm thread
-    finally:
-        alarm.close()
-
-
-async def test_an_early_alarm_fires_ahead_by_the_alarms_own_lateness_at_most() -> None:
-    alarm = Alarm()
-    alarm.start()
-    try:
-        alarm._lateness = 0.05  # as if the loop had seen every alarm 50 ms late
-        assert alarm.lead == MAX_LEAD
-        event = asyncio.Event()
-        when = time.time() + 0.05
-        alarm.set_at(when, event, early=True)
+        when = time.time() + delay
+        alarm.set_at(when, event)
         await asyncio.wait_for(event.wait(), 1)
-        assert time.time() >= when - MAX_LEAD
-        plain = asyncio.Event()
-        when = time.time() + 0.02
-        alarm.set_at(when, plain)
-        await asyncio.wait_for(plain.wait(), 1)
-        assert time.time() >= when  # without early, never before its time
-    finally:
-        alarm.close()
+        lateness.append(time.time() - when)
+    assert min(lateness) >= 0
+    assert sorted(lateness)[1] < 0.005  # typically ~0.2 ms; generous on a shared machine
+
+
+async def test_a_cancelled_alarm_does_not_fire(alarm: Alarm) -> None:
+    quiet, loud = asyncio.Event(), asyncio.Event()
+    alarm.set_at(time.time() + 0.01, quiet).cancel()
+    alarm.set_at(time.time() + 0.03, loud)
+    await asyncio.wait_for(loud.wait(), 1)
+    assert not quiet.is_set()
+
+
+async def test_many_cancelled_alarms_are_compacted(alarm: Alarm) -> None:
+    far = time.time() + 3600
+    for _ in range(3000):
+        alarm.set_at(far, asyncio.Event()).cancel()
+    assert len(alarm._heap) < 1100
+
+
+async def test_an_alarm_already_due_sets_its_event_at_once(alarm: Alarm) -> None:
+    event = asyncio.Event()
+    alarm.set_at(time.time() - 1, event)
+    assert event.is_set()  # no hop through the alarm thread
+
+
+async def test_an_early_alarm_fires_ahead_by_the_alarms_own_lateness_at_most(alarm: Alarm) -> None:
+    alarm._lateness = 0.05  # as if the loop had seen every alarm 50 ms late
+    assert alarm.lead == MAX_LEAD
+    event = asyncio.Event()
+    when = time.time() + 0.05
+    alarm.set_at(when, event, early=True)
+    await asyncio.wait_for(event.wait(), 1)
+    assert time.time() >= when - MAX_LEAD
+    plain = asyncio.Event()
+    when = time.time() + 0.02
+    alarm.set_at(when, plain)
+    await asyncio.wait_for(plain.wait(), 1)
+    assert time.time() >= when  # without early, never before its time

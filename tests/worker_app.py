@@ -14,6 +14,7 @@ variable the CLI reads) and write under the key prefix ``WORKER_APP_KEY``:
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import time
@@ -23,25 +24,25 @@ import redis.asyncio
 from redisched import Job
 
 
+@functools.cache
+def _conn() -> redis.asyncio.Redis:
+    """This process's connection (a worker process runs one event loop)."""
+    return redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+
+
 class Recorder:
     """An async handler that records each start, then sleeps ``low``..``high`` seconds."""
 
     def __init__(self, low: float, high: float) -> None:
         self.low = low
         self.high = high
-        self._redis: redis.asyncio.Redis | None = None
-
-    def _conn(self) -> redis.asyncio.Redis:
-        if self._redis is None:
-            self._redis = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
-        return self._redis
 
     async def __call__(self, job: Job) -> None:
         started = time.time()
         key = os.environ["WORKER_APP_KEY"]
         until = 0 if job.reserved_until is None else round(job.reserved_until.timestamp() * 1000)
         pid = os.getpid()
-        pipe = self._conn().pipeline(transaction=False)
+        pipe = _conn().pipeline(transaction=False)
         pipe.hincrby(f"{key}:runs", job.id, 1)
         leased = until - round(job.ttr * 1000)
         line = f"{job.id} {job.attempts} {leased} {until} {round(started * 1000)} {pid} {job.token}"
@@ -49,7 +50,7 @@ class Recorder:
         pipe.set(f"{key}:alive:{pid}", 1)
         await pipe.execute()
         await asyncio.sleep(random.uniform(self.low, self.high))
-        await self._conn().rpush(f"{key}:finished", f"{job.id} {pid} {job.token}")
+        await _conn().rpush(f"{key}:finished", f"{job.id} {pid} {job.token}")
 
 
 record = Recorder(0.005, 0.03)
@@ -69,9 +70,7 @@ async def limited(job: Job) -> None:
     """Counts the handlers in flight across every process (``<key>:inflight``), records each
     start as "level started_ms" in ``<key>:levels``, runs 10-40 ms, then ``<key>:finished``."""
     key = os.environ["WORKER_APP_KEY"]
-    conn = _shared.get("conn")
-    if conn is None:
-        conn = _shared["conn"] = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+    conn = _conn()
     level = await conn.incr(f"{key}:inflight")
     await conn.rpush(f"{key}:levels", f"{level} {round(time.time() * 1000)}")
     try:
@@ -85,9 +84,7 @@ async def cancellable(job: Job) -> None:
     """Records its start in ``<key>:started``, then waits a minute; when cancelled, records
     "id cancelled_ms" in ``<key>:cancelled``."""
     key = os.environ["WORKER_APP_KEY"]
-    conn = _shared.get("conn")
-    if conn is None:
-        conn = _shared["conn"] = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+    conn = _conn()
     try:  # a cancellation may come while the start is being recorded
         await conn.rpush(f"{key}:started", job.id)
         await asyncio.sleep(60)
@@ -100,11 +97,6 @@ async def holding(job: Job) -> None:
     """Records "id token" in ``<key>:started``, then holds its job for a minute (until
     cancelled)."""
     key = os.environ["WORKER_APP_KEY"]
-    conn = _shared.get("conn")
-    if conn is None:
-        conn = _shared["conn"] = redis.asyncio.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+    conn = _conn()
     await conn.rpush(f"{key}:started", f"{job.id} {job.token}")
     await asyncio.sleep(60)
-
-
-_shared: dict[str, redis.asyncio.Redis] = {}

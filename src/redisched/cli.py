@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from typing import Any
 
@@ -16,6 +15,7 @@ import click
 
 from . import partition_setting
 from .client import Client
+from .config import DEFAULT_URL
 from .errors import InvalidArgument, RedischedError
 from .models import Job, PutStatus
 from .partitions import PartitionedTopic
@@ -34,7 +34,6 @@ LAZY_COMMANDS = {
     "schedules": "redisched.commands.schedule:schedules",
     "unschedule": "redisched.commands.schedule:unschedule",
 }
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 class _LazyGroup(click.Group):
@@ -74,8 +73,8 @@ def main() -> None:
 
 
 def client_for(url: str | None) -> Client:
-    """A client for ``--redis-url``, else REDISCHED_REDIS_URL, else the local default."""
-    return Client.from_url(url or os.environ.get("REDISCHED_REDIS_URL") or DEFAULT_URL)
+    """A client for url_option's value (--redis-url or REDISCHED_REDIS_URL), else the default."""
+    return Client.from_url(url or DEFAULT_URL)
 
 
 def job_json(job: Job) -> dict[str, Any]:

@@ -24,6 +24,8 @@ MIN_TOKEN_LENGTH = 16
 """The shortest API token accepted."""
 
 # The settings that several commands share (serve, worker, bridge) are declared here once.
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+"""The Redis of the job commands and ``worker`` when no URL is given."""
 REDIS_URL = Spec(
     "REDISCHED_REDIS_URL", "Redis to use; none starts an embedded one.", metavar="URL"
 )  # fmt: skip

@@ -119,7 +119,7 @@ def claim_data_dir(data_dir: Path) -> Iterator[Path]:
         yield path
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` asking the kernel for SIGTERM when the parent dies (Linux only)."""
     if not os.path.exists("/proc/self"):
         return None
@@ -288,7 +288,7 @@ class EmbeddedRedis:
         log.info("starting %s on 127.0.0.1:%d, data in %s", cmd[0], self.port, self.data_dir)
         self.process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=_die_with_parent() if self.die_with_owner else None,
+            preexec_fn=die_with_parent() if self.die_with_owner else None,
         )  # fmt: skip
 
     def ready(self) -> bool:

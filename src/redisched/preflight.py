@@ -52,15 +52,15 @@ def _cause(exc: BaseException) -> str:
     return text.splitlines()[0].rstrip(".")
 
 
-def check_redis(url: str, *, cluster: bool = False, option: str = "--redis-url") -> None:
+def check_redis(url: str, *, cluster: bool = False) -> None:
     """Connect to ``url`` once and PING it.
 
     Raises:
-        InvalidArgument: ``url`` is not a Redis URL (``argument`` is ``option``).
-        BackendError: Redis did not answer; the message names ``option``, the URL (without
+        InvalidArgument: ``url`` is not a Redis URL (``argument`` is ``--redis-url``).
+        BackendError: Redis did not answer; the message names ``--redis-url``, the URL (without
             its password) and the cause.
     """
-    shown = repr(redacted(url))
+    option, shown = "--redis-url", repr(redacted(url))
     try:
         connection = _connection(url, cluster)
     except InvalidArgument as exc:

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import setting as setting_
-from .cli import DEFAULT_URL
-from .config import PREFIX, REDIS_CLUSTER, REDIS_URL
+from .config import DEFAULT_URL, PREFIX, REDIS_CLUSTER, REDIS_URL
 from .setting import Spec, integer, number, path, setting
 
 TOPIC = Spec(

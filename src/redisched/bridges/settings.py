@@ -7,7 +7,7 @@ Kept apart from :mod:`redisched.bridges.amqp` so that ``serve --help`` and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import setting as setting_
@@ -20,7 +20,7 @@ AMQP_URL = Spec("REDISCHED_AMQP_URL", "RabbitMQ to consume from.", metavar="URL"
 QUEUE = Spec(
     "REDISCHED_AMQP_QUEUE", "Queue of put/delete messages, declared durable.", option="--queue"
 )
-AMQP_QUEUE_OPTION = Spec(QUEUE.env, QUEUE.help, option="--amqp-queue")
+AMQP_QUEUE_OPTION = replace(QUEUE, option="--amqp-queue")
 """The queue as ``serve`` names its option."""
 DEAD_LETTER_QUEUE = Spec(
     "REDISCHED_AMQP_DEAD_LETTER_QUEUE", "Where malformed messages go.", default_text="<queue>.dead"

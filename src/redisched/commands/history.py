@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from ..cli import _echo, url_option
-from ..cli import client_for as _client
+from .. import partition_setting
+from ..cli import _echo, client_for, url_option
 from ..models import JobEvent, JobHistory
 
 
@@ -51,7 +51,8 @@ def history_json(history: JobHistory) -> dict[str, Any]:
 @click.argument("id")
 def history(redis_url: str | None, topic: str, id: str) -> None:
     """What happened to a job, live or finished (exit 1 if never seen or aged out)."""
-    found = _client(redis_url).history(topic, id)
+    client = client_for(redis_url)
+    found = client.history(partition_setting.route(client, topic, id), id)
     if found is None:
         raise click.ClickException(f"no history of job {id!r} in topic {topic!r}")
     _echo(history_json(found))
@@ -70,7 +71,7 @@ def events(
     interval: float,
 ) -> None:  # fmt: skip
     """A topic's events, oldest first; --follow tails the feed like ``tail -f``."""
-    client = _client(redis_url)
+    client = client_for(redis_url)
     while True:
         page = client.events(topic, after=after, limit=limit)
         for event in page:

@@ -72,19 +72,11 @@ def option(
     )
 
 
-def options(
-    cls: type, *, exclude: tuple[str, ...] = (), rename: Mapping[str, str] | None = None
-) -> Callable[[F], F]:
-    """Every declared setting of ``cls`` as a click option (but ``exclude``); ``rename`` maps
-    a field to another long option."""
-    renamed = rename or {}
-    made = []
-    for name, spec in setting.specs(cls).items():
-        if name in exclude:
-            continue
-        if name in renamed:
-            spec = _with_option(spec, renamed[name])
-        made.append(option(name, spec, setting.default(cls, name)))
+def options(cls: type) -> Callable[[F], F]:
+    """Every declared setting of ``cls`` as a click option."""
+    made = [
+        option(name, spec, setting.default(cls, name)) for name, spec in setting.specs(cls).items()
+    ]
 
     def decorate(function: F) -> F:
         for make in reversed(made):
@@ -94,31 +86,23 @@ def options(
     return decorate
 
 
-def _with_option(spec: Spec, long: str) -> Spec:
-    from dataclasses import replace
-
-    return replace(spec, option=long)
-
-
 def chosen(values: Mapping[str, Any]) -> dict[str, Any]:
     """The options given on the command line: those that are not None or empty."""
     return {k: v for k, v in values.items() if v is not None and v != ()}
 
 
-def option_name(cls: type, argument: str, rename: Mapping[str, str] | None = None) -> str:
+def option_name(cls: type, argument: str) -> str:
     """The option of a setting named in an error (``redis_url`` -> ``--redis-url``); other
     names (``--redis-url``, ``REDISCHED_PORT``) as they are."""
     found = setting.specs(cls).get(argument)
     if found is None:
         return argument
-    return (rename or {}).get(argument) or setting.option_of(argument, found)
+    return setting.option_of(argument, found)
 
 
-def fail(
-    exc: InvalidArgument, cls: type, rename: Mapping[str, str] | None = None
-) -> click.ClickException:
+def fail(exc: InvalidArgument, cls: type) -> click.ClickException:
     """The one-line error of a refused setting, naming its option or variable."""
-    return click.ClickException(f"{option_name(cls, exc.argument, rename)}: {exc.message}")
+    return click.ClickException(f"{option_name(cls, exc.argument)}: {exc.message}")
 
 
 __all__ = ["SettingType", "chosen", "fail", "option", "option_name", "options"]

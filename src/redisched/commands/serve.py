@@ -16,8 +16,7 @@ import click
 from ..bridges import settings as BridgeSpecs
 from ..config import Settings
 from ..errors import InvalidArgument, RedischedError
-from ..setting import env_value
-from . import options as options_
+from ..setting import default, env_value
 from .options import chosen, fail, option, options
 
 
@@ -27,7 +26,10 @@ from .options import chosen, fail, option, options
     "amqp_url", BridgeSpecs.AMQP_URL, None,
     help="Also run the AMQP bridge (see `bridge amqp`).",
 )  # fmt: skip
-@option("amqp_queue", BridgeSpecs.AMQP_QUEUE_OPTION, "redisched", help="The bridge's queue.")
+@option(
+    "amqp_queue", BridgeSpecs.AMQP_QUEUE_OPTION, default(BridgeSpecs.BridgeSettings, "queue"),
+    help="The bridge's queue.",
+)  # fmt: skip
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
 def serve(amqp_url: str | None, amqp_queue: str | None, verbose: bool, **given: Any) -> None:
     """Serve the HTTP API, push dispatcher, requeue sweep and dashboard.
@@ -52,9 +54,3 @@ def serve(amqp_url: str | None, amqp_queue: str | None, verbose: bool, **given: 
         raise fail(exc, Settings) from exc
     except RedischedError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def option_name(argument: str) -> str:
-    """The option of a setting named in an error (``redis_url`` -> ``--redis-url``); other
-    names (``--redis-url``, ``REDISCHED_PORT``) as they are."""
-    return options_.option_name(Settings, argument)

@@ -48,6 +48,13 @@ def services() -> list[ServiceFactory]:
     return [dispatcher_service]
 
 
+def _dashboard(name: str) -> list[Any]:
+    """The ``redisched.dashboard`` package's ``name`` (an empty list without the package)."""
+    if importlib.util.find_spec("redisched.dashboard") is None:
+        return []
+    return list(getattr(importlib.import_module("redisched.dashboard"), name, ()))
+
+
 def dashboard() -> tuple[list[BaseRoute], list[Endpoint]]:
     """The dashboard's routes and endpoints, when ``redisched.dashboard`` provides them.
 
@@ -55,24 +62,17 @@ def dashboard() -> tuple[list[BaseRoute], list[Endpoint]]:
     page at ``/`` and its static files) and ``ENDPOINTS`` (JSON operations, routed and
     documented in ``/openapi.json``); both are read once at startup.
     """
-    if importlib.util.find_spec("redisched.dashboard") is None:
-        return [], []
-    module = importlib.import_module("redisched.dashboard")
-    return list(getattr(module, "ROUTES", ())), list(getattr(module, "ENDPOINTS", ()))
+    return _dashboard("ROUTES"), _dashboard("ENDPOINTS")
 
 
 def dashboard_open_paths() -> frozenset[str]:
     """Paths the dashboard serves without a token: its page shell and static files (no data)."""
-    if importlib.util.find_spec("redisched.dashboard") is None:
-        return frozenset()
-    return frozenset(getattr(importlib.import_module("redisched.dashboard"), "OPEN_PATHS", ()))
+    return frozenset(_dashboard("OPEN_PATHS"))
 
 
 def dashboard_middleware() -> list[Any]:
     """The dashboard's middleware (see :mod:`redisched.dashboard.soft`), if it is installed."""
-    if importlib.util.find_spec("redisched.dashboard") is None:
-        return []
-    return list(getattr(importlib.import_module("redisched.dashboard"), "MIDDLEWARE", ()))
+    return _dashboard("MIDDLEWARE")
 
 
 def build_app(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pickle
 import signal
 import sys
 
@@ -23,7 +22,7 @@ from .serve_workers import RECONNECT_SIGNAL, WorkerOrder, reuse_port_socket
 def main() -> int:
     """Serve as the order on stdin says; the exit status (1: the port could not be bound)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    order: WorkerOrder = pickle.load(sys.stdin.buffer)  # written by serve, our parent
+    order = WorkerOrder.decode(sys.stdin.buffer.read())  # written by serve, our parent
     from ..cli import configure_logging
 
     configure_logging(order.verbose)

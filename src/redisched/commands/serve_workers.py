@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import pickle
 import signal
 import socket
 import subprocess
@@ -26,9 +25,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
 
 from ..config import Settings
-from ..embedded import _die_with_parent
+from ..embedded import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,21 @@ class WorkerOrder:
     settings: Settings
     verbose: bool
 
+    def encode(self) -> bytes:
+        """This order as JSON (the worker reads it with :meth:`decode`)."""
+        return msgspec.json.encode(self, enc_hook=str)  # Path as its text
+
+    @staticmethod
+    def decode(data: bytes) -> WorkerOrder:
+        """The order that :meth:`encode` wrote."""
+        return msgspec.json.decode(data, type=WorkerOrder, dec_hook=_path)
+
+
+def _path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError(f"{kind!r} in a worker order")
+
 
 class WorkerPool:
     """Starts, watches and stops the extra HTTP processes of ``serve``.
@@ -108,11 +125,11 @@ class WorkerPool:
         """Start the worker of ``slot`` (numbered from 2 in the log: ``serve`` is 1)."""
         process = subprocess.Popen(
             [sys.executable, "-m", "redisched.commands.serve_worker"],
-            stdin=subprocess.PIPE, preexec_fn=_die_with_parent(),
+            stdin=subprocess.PIPE, preexec_fn=die_with_parent(),
         )  # fmt: skip
         assert process.stdin is not None
         with process.stdin:
-            process.stdin.write(pickle.dumps(self.order))
+            process.stdin.write(self.order.encode())
         self.processes[slot] = process
         log.info("HTTP worker %d started (pid %d)", slot + 2, process.pid)
 

@@ -13,7 +13,7 @@ import click
 from ..cli import configure_logging
 from ..errors import InvalidArgument
 from ..worker_settings import WorkerSettings
-from .options import chosen, option_name, options
+from .options import chosen, fail, options
 
 
 def load_handler(spec: str) -> Callable[..., Any]:
@@ -74,9 +74,7 @@ def worker(handler: str, verbose: bool, **given: Any) -> None:
     try:
         settings = WorkerSettings.from_env(**chosen(given))
     except InvalidArgument as exc:
-        raise click.ClickException(
-            f"{option_name(WorkerSettings, exc.argument)}: {exc.message}"
-        ) from exc
+        raise fail(exc, WorkerSettings) from exc
     if not settings.topics:
         raise click.UsageError("Missing option '--topic' / '-t' (or REDISCHED_TOPIC).")
     sys.path.insert(0, str(settings.app_dir.resolve()))

@@ -51,7 +51,8 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_SLACK, FEED_TRIM = 12, 100, 4
+local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
+local BULK_ENTRY_EVENTS = 200 -- the loop below flushes the feed at this many events
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
 local history_on = settings[1] ~= '0'
@@ -106,22 +107,28 @@ local function add_event(id, job, kind, detail)
   end
 end
 
--- flush_feed for a call that ends many jobs (flush_feed's variant, see lua/README.md
--- "History"): the call's first entry tries the id now_ms-0, later ones take the next id at
--- once; its entries are large (FEED_ENTRY_EVENTS events), so trimming reads the oldest entries
--- one at a time rather than FEED_TRIM at once, never reading more than what goes.
-local FEED_ENTRY_EVENTS = 200 -- events per feed entry (unpack() takes a bounded number)
-local first_entry = true
-local function flush_bulk_feed()
+-- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The call's first
+-- entry's id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one
+-- Redis picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- entries go (FEED_TRIM at most).
+local feed_written = false -- flush_feed may run more than once in a call
+local function flush_feed()
   if #feed == 0 then return end
-  local added = first_entry and redis.pcall('XADD', feed_key, now .. '-0', unpack(feed))
-  if not added or type(added) == 'table' and added.err then
-    redis.call('XADD', feed_key, '*', unpack(feed))
+  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  for first = 1, #feed, per_entry do
+    local last = math.min(first + per_entry - 1, #feed)
+    local entry_id = feed_written and '*' or now .. '-0'
+    feed_written = true
+    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
+    if type(added) == 'table' and added.err then
+      redis.call('XADD', feed_key, '*', unpack(feed, first, last))
+    end
   end
-  first_entry = false
   local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
   feed = {}
   if size <= keep_events + FEED_SLACK then return end
+  -- one entry at a time: an entry can hold hundreds of events, and only those it drops are read
   local gone, ids, from = 0, {}, '-'
   while #ids < FEED_TRIM and size - gone > keep_events do
     local entry = redis.call('XRANGE', feed_key, from, '+', 'COUNT', 1)[1]
@@ -174,10 +181,11 @@ local function finish_bulk(ids, jobs, outcome, last_errors)
   redis.call('ZADD', finished_key, unpack(members))
 end
 
--- flush() for many jobs: flush_bulk_feed, the finished_* counters, and retention with one
--- HDEL for the finished records it drops.
-local function flush_bulk()
-  flush_bulk_feed()
+-- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
+-- keep_finished_for (TRIM_PER_CALL more than this call finished, at most; the finished records
+-- it drops go in one HDEL per SLICE).
+local function flush()
+  flush_feed()
   local count = 0
   for outcome, n in pairs(ended) do
     if n > 0 then
@@ -235,7 +243,7 @@ local function delete_slice(slice)
     local into = by_outcome[job[STATE] == DEAD and 'dead' or 'cancelled']
     local n = #into[1] + 1
     into[1][n], into[2][n], into[3][n] = id, job, errors[i]
-    if #feed >= FEED_ENTRY_EVENTS * FEED_FIELDS then flush_bulk_feed() end
+    if #feed >= BULK_ENTRY_EVENTS * FEED_FIELDS then flush_feed() end
   end
   for outcome, found in pairs(by_outcome) do finish_bulk(found[1], found[2], outcome, found[3]) end
 end
@@ -248,5 +256,5 @@ for i = 3, #ARGV, 1 do
     slice = {}
   end
 end
-flush_bulk()
+flush()
 return deleted

@@ -110,16 +110,18 @@ local function add_event(id, job, kind, detail)
 end
 
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
--- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
--- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
--- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The call's first
+-- entry's id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one
+-- Redis picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
 -- entries go (FEED_TRIM at most).
+local feed_written = false -- flush_feed may run more than once in a call
 local function flush_feed()
   if #feed == 0 then return end
   local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
-    local entry_id = first == 1 and now .. '-0' or '*'
+    local entry_id = feed_written and '*' or now .. '-0'
+    feed_written = true
     local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
     if type(added) == 'table' and added.err then
       redis.call('XADD', feed_key, '*', unpack(feed, first, last))
@@ -162,7 +164,7 @@ local function trim(key, keep, keep_for, most, drop)
   for _, id in ipairs(ids) do drop(id) end
 end
 
-local function drop_finished(id) redis.call('HDEL', history_key, id) end
+local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values)
 
 -- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
 -- pulled); flush() then counts it and trims the topic's finished jobs.
@@ -177,7 +179,8 @@ local function finish(id, job, outcome, result, last_error)
 end
 
 -- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
--- keep_finished_for (TRIM_PER_CALL more than this call finished, at most).
+-- keep_finished_for (TRIM_PER_CALL more than this call finished, at most; the finished records
+-- it drops go in one HDEL per SLICE).
 local function flush()
   flush_feed()
   local count = 0
@@ -187,8 +190,12 @@ local function flush()
       count = count + n
     end
   end
-  if count > 0 and history_on then
-    trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL, drop_finished)
+  if count == 0 or not history_on then return end
+  local dropped = {}
+  trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL,
+    function(id) dropped[#dropped + 1] = id end)
+  for start = 1, #dropped, SLICE do
+    redis.call('HDEL', history_key, unpack(dropped, start, math.min(start + SLICE - 1, #dropped)))
   end
 end
 

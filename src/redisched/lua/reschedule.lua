@@ -119,16 +119,18 @@ local function add_event(id, job, kind, detail)
 end
 
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
--- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
--- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
--- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The call's first
+-- entry's id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one
+-- Redis picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
 -- entries go (FEED_TRIM at most).
+local feed_written = false -- flush_feed may run more than once in a call
 local function flush_feed()
   if #feed == 0 then return end
   local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
-    local entry_id = first == 1 and now .. '-0' or '*'
+    local entry_id = feed_written and '*' or now .. '-0'
+    feed_written = true
     local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
     if type(added) == 'table' and added.err then
       redis.call('XADD', feed_key, '*', unpack(feed, first, last))
@@ -162,7 +164,9 @@ local shown = state
 if state == SCHEDULED and job[RUN_AT] <= now then shown = READY end
 if wanted and shown ~= wanted then return {NOT_IN_STATE, latest[VERSION]} end
 
-local function ready_member(seq) return string.format('%012x', seq) .. id end
+local function ready_member(seq, id)
+  return string.format('%012x', seq) .. id
+end
 local fresh = {[STATE] = SCHEDULED, [VERSION] = latest[VERSION] + 1, [ATTEMPTS] = 0,
   [PRIORITY] = new_priority or latest[PRIORITY], [TTR] = latest[TTR],
   [MAX_ATTEMPTS] = latest[MAX_ATTEMPTS], [RUN_AT] = run_at, [SEQ] = 0, [BODY] = latest[BODY]}
@@ -180,7 +184,7 @@ end
 if state == SCHEDULED then
   redis.call('ZREM', scheduled_key, id)
 elseif state == READY then
-  redis.call('ZREM', ready_key, ready_member(job[SEQ]))
+  redis.call('ZREM', ready_key, ready_member(job[SEQ], id))
 else
   redis.call('ZREM', dead_key, id)
 end
@@ -188,7 +192,7 @@ redis.call('HDEL', errors_key, id)
 local paused = redis.call('HGET', meta_key, 'paused') == '1'
 if run_at <= now then
   fresh[STATE], fresh[SEQ] = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
-  redis.call('ZADD', ready_key, fresh[PRIORITY], ready_member(fresh[SEQ]))
+  redis.call('ZADD', ready_key, fresh[PRIORITY], ready_member(fresh[SEQ], id))
   if not paused then redis.call('PUBLISH', wake_channel, '0') end
 else
   local head = tonumber(redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')[2])

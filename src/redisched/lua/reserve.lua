@@ -115,16 +115,18 @@ local function add_event(id, job, kind, detail)
 end
 
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
--- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
--- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
--- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The call's first
+-- entry's id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one
+-- Redis picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
 -- entries go (FEED_TRIM at most).
+local feed_written = false -- flush_feed may run more than once in a call
 local function flush_feed()
   if #feed == 0 then return end
   local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
-    local entry_id = first == 1 and now .. '-0' or '*'
+    local entry_id = feed_written and '*' or now .. '-0'
+    feed_written = true
     local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
     if type(added) == 'table' and added.err then
       redis.call('XADD', feed_key, '*', unpack(feed, first, last))
@@ -167,6 +169,19 @@ local function iso(ms)
   return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', year, month, day,
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
+-- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone).
+local function put_occurrence(id, at, s)
+  local job = {}
+  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
+  job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], at, 0
+  job[BODY] = s[S_BODY]
+  if redis.call('HEXISTS', jobs_key, id) == 1 then return false end
+  add_event(id, job, 'put')
+  if history_on and at > now then job[LOG], job[SEQ] = nil, at - now end -- implied (put.lua)
+  redis.call('HSET', jobs_key, id, encode(job))
+  redis.call('ZADD', scheduled_key, at, id)
+  return true
+end
 local function advance_schedule(id)
   if not string.find(id, '@', 1, true) then return end
   local at = string.find(id, '@[^@]*$')
@@ -187,17 +202,7 @@ local function advance_schedule(id)
   if s[S_END_AT] > 0 and next_at > s[S_END_AT] then next_at = 0 end
   s[S_LAST], s[S_NEXT] = s[S_NEXT], next_at
   redis.call('HSET', schedules_key, sid, cmsgpack.pack(unpack(s, 1, S_TIMES)))
-  if next_at == 0 then return end
-  local occurrence, job = sid .. '@' .. iso(next_at), {}
-  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
-  job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], next_at, 0
-  job[BODY] = s[S_BODY]
-  if redis.call('HEXISTS', jobs_key, occurrence) == 0 then  -- an id, not a double
-    add_event(occurrence, job, 'put')
-    if history_on then job[LOG], job[SEQ] = nil, next_at - now end -- implied (see put.lua)
-    redis.call('HSET', jobs_key, occurrence, encode(job))
-    redis.call('ZADD', scheduled_key, next_at, occurrence)
-  end
+  if next_at > 0 then put_occurrence(sid .. '@' .. iso(next_at), next_at, s) end
 end
 
 local reply = {now, -1, -1}

@@ -89,16 +89,18 @@ local function add_event(id, job, kind, detail)
 end
 
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
--- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The first entry's
--- id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one Redis
--- picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The call's first
+-- entry's id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one
+-- Redis picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
 -- entries go (FEED_TRIM at most).
+local feed_written = false -- flush_feed may run more than once in a call
 local function flush_feed()
   if #feed == 0 then return end
   local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
-    local entry_id = first == 1 and now .. '-0' or '*'
+    local entry_id = feed_written and '*' or now .. '-0'
+    feed_written = true
     local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
     if type(added) == 'table' and added.err then
       redis.call('XADD', feed_key, '*', unpack(feed, first, last))
