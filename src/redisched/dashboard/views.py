@@ -27,7 +27,6 @@ from ..http.runtime import runtime
 from ..keys import validate_topic
 from ..models import DEFAULT_MAX_ATTEMPTS
 from ..topic_config import MAX_PARTITIONS
-from ..validate import job_id
 from . import chart, data
 
 STATIC_PREFIX = "/dashboard/static"
@@ -126,7 +125,7 @@ class Dashboard:
 
     async def job(self, request: Request) -> Response:
         """GET /dashboard/job?topic=&id=: one job, with its actions."""
-        wanted = job_id(_query(request, "id"))
+        wanted = validate.job_id(_query(request, "id"))
         rt = runtime(request)
         name = await partitioned.route(rt, validate_topic(_query(request, "topic")), wanted)
         client = rt.client
@@ -137,7 +136,7 @@ class Dashboard:
                 client.ops.timeline(name, buckets=1),
             ])
         )  # fmt: skip
-        result = None if history is None or history.result is None else history.result
+        result = None if history is None else history.result
         context = {
             "topic": name,
             "id": wanted,

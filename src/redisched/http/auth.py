@@ -45,7 +45,7 @@ class BearerAuth:
         return matched and bool(presented)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         problem = self.refusal(scope)
@@ -57,7 +57,10 @@ class BearerAuth:
             await problem(scope, receive, send)
 
     def refusal(self, scope: Scope) -> Response | None:
-        """The 401 answer to a request without an accepted token, or None to serve it."""
+        """The 401 answer to a request without an accepted token, or None to serve it (an
+        open path needs none)."""
+        if scope["path"] in self.open_paths:
+            return None
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if self.allows(header):
             return None

@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 import logging
 
+from ..errors import RedischedError
+
 log = logging.getLogger(__name__)
 
 
 class BackgroundLoop:
     """The task bookkeeping of one loop: start it in a TaskGroup, stop it, say if it died.
 
-    Subclasses write :meth:`_run`, which returns once ``_stopping`` is set.
+    Subclasses write :meth:`_pass`, run every ``interval`` seconds until :meth:`stop` (or
+    a whole :meth:`_run`, which returns once ``_stopping`` is set).
 
     Args:
         group: the TaskGroup to run in (None: a task of its own, for use outside an app).
@@ -29,14 +32,30 @@ class BackgroundLoop:
     cancel_on_stop = False
     """Cancel the task on :meth:`stop` (True) or let its current pass finish (False)."""
 
+    interval = 60.0
+    """Seconds between two passes."""
+
     def __init__(self, group: asyncio.TaskGroup | None = None) -> None:
         self._group = group
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._error: Exception | None = None
 
-    async def _run(self) -> None:
+    async def _pass(self) -> None:
         raise NotImplementedError
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._pass()
+            except RedischedError as exc:
+                # redis-py may turn a cancellation into a connection error: check the flag.
+                if not self._stopping.is_set():
+                    log.warning("%s failed: %s", self.name, exc)
+            except Exception:  # a bug must not end the loop for the life of the process
+                log.exception("%s failed", self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
 
     async def _guarded(self) -> None:
         try:

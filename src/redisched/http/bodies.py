@@ -9,6 +9,9 @@ from . import schemas
 
 __all__ = ["MARKER", "job_out", "to_json", "to_stored", "topic_out"]
 
+_CONFIG_FIELDS = tuple(n for n in schemas.TopicConfigOut.__struct_fields__ if n != "webhook")
+"""The settings shown as :class:`~redisched.topic_config.TopicConfig` holds them."""
+
 
 def job_out(job: Job, *, handed_out: bool = False) -> schemas.JobOut:
     """A job as the API shows it; ``handed_out`` adds the token of a fresh reservation."""
@@ -50,24 +53,10 @@ def topic_out(stats: TopicStats, config: TopicConfig) -> schemas.TopicOut:
             pulled=stats.total_pulled,
         ),
         config=schemas.TopicConfigOut(
-            ttr=config.ttr,
-            max_attempts=config.max_attempts,
-            backoff=config.backoff,
-            backoff_max=config.backoff_max,
             webhook=None
             if hook is None
             else schemas.WebhookOut(hook.url, hook.timeout, len(hook.secrets)),
-            concurrency=config.concurrency,
-            rate=config.rate,
-            durable=config.durable,
-            history=config.history,
-            keep_finished=config.keep_finished,
-            keep_finished_for=config.keep_finished_for,
-            dedup_window=config.dedup_window,
-            keep_dead=config.keep_dead,
-            keep_dead_for=config.keep_dead_for,
-            keep_events=config.keep_events,
-            partitions=config.partitions,
+            **{name: getattr(config, name) for name in _CONFIG_FIELDS},
         ),
     )
 

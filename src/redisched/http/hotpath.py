@@ -57,7 +57,7 @@ class HotRoutes:
             await self.app(scope, receive, send)
             return
         problem = self.guard.refusal(scope)
-        if problem is None and self.auth is not None and scope["path"] not in self.auth.open_paths:
+        if problem is None and self.auth is not None:
             problem = self.auth.refusal(scope)
         if problem is not None:
             await problem(scope, receive, send)

@@ -16,22 +16,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from starlette.types import Receive
 
 from ..errors import RedischedError, StaleReservation
-from ..leasing import Lessee
-from ..limits import limit_step
 from ..models import Job
-from ..ops import Call
 from . import partitioned
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-MAX_SLOTS = 100_000
-"""Slots of HTTP-leased jobs remembered at most (the rest lapse after their hold)."""
 
 
 async def _watch(receive: Receive, gone: asyncio.Event, kick: asyncio.Event) -> None:
@@ -56,22 +49,6 @@ async def give_back(rt: Runtime, jobs: list[Job]) -> None:
                 await rt.client.release(job, unstarted=True)
             except RedischedError as exc:  # the job comes back when its ttr runs out
                 log.warning("could not release job %r of %r: %s", job.id, job.topic, exc)
-        if job.token is not None:
-            free_later(rt, job.topic, job.token)
-
-
-def free_later(rt: Runtime, topic: str, token: str) -> None:
-    """Forget a job's slot, returning it with the next reserve of the topic."""
-    rt.slots.pop((topic, token), None)
-
-
-def settled(rt: Runtime, topic: str, token: str, call: Call[Any]) -> Call[Any]:
-    """``call`` (an ack, release or bury of a job) joined with the freeing of its slot."""
-    slot = rt.slots.pop((topic, token), None)
-    if slot is None:
-        return call
-    free = Call((limit_step(rt.client.ops, topic, 0, 1, [slot]),), lambda r: None)
-    return Call.join(call, free).map(lambda results: results[0])
 
 
 async def reserve(
@@ -88,7 +65,7 @@ async def reserve(
         if lessee.freed:  # the grant's slots: its jobs hold their places as reservations
             with contextlib.suppress(RedischedError):
                 await lessee.flush()
-        return _keep(rt, lessee, result)
+        return result.jobs
     deadline = time.time() + wait
     await lessee.watch()
     gone = asyncio.Event()
@@ -102,11 +79,10 @@ async def reserve(
             result = await lessee.exchange(count)
             if result.jobs:
                 await asyncio.sleep(0)  # let the watcher see a disconnect that just happened
-                jobs = _keep(rt, lessee, result)
                 if gone.is_set():
-                    await give_back(rt, jobs)
+                    await give_back(rt, result.jobs)
                     return []
-                return jobs
+                return result.jobs
             if lessee.freed:  # spare slots of a grant go back at once
                 await lessee.flush()
             if time.time() >= deadline or gone.is_set() or rt.closing.is_set():
@@ -120,12 +96,3 @@ async def reserve(
         if lessee.freed:
             with contextlib.suppress(RedischedError):
                 await lessee.flush()
-
-
-def _keep(rt: Runtime, lessee: Lessee | partitioned.Lessees, result: Any) -> list[Job]:
-    """Remember the slots of leased jobs (freed when they are settled here)."""
-    for job, slot in zip(result.jobs, result.slots, strict=True):
-        if slot is not None and job.token is not None and len(rt.slots) < MAX_SLOTS:
-            rt.slots[(job.topic, job.token)] = slot
-    jobs: list[Job] = result.jobs
-    return jobs

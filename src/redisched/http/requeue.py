@@ -7,7 +7,6 @@ runs this loop over all topics, with no leader.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from ..client import AsyncClient
@@ -69,17 +68,7 @@ class RequeueLoop(BackgroundLoop):
             if count < BATCH:
                 return moved
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                moved = await self.sweep()
-                if moved:
-                    log.info("requeued %d timed-out reservations", moved)
-            except RedischedError as exc:
-                # redis-py may turn a cancellation into a connection error: check the flag.
-                if not self._stopping.is_set():
-                    log.warning("requeue sweep failed: %s", exc)
-            except Exception:  # a bug must not end the sweep for the life of the process
-                log.exception("requeue sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+    async def _pass(self) -> None:
+        moved = await self.sweep()
+        if moved:
+            log.info("requeued %d timed-out reservations", moved)

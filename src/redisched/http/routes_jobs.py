@@ -24,7 +24,6 @@ from ..ops import Call
 from . import bodies, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
-from .longpoll import settled
 from .partitioned import job_path
 from .reading import read_json
 from .runtime import runtime
@@ -162,8 +161,7 @@ async def ack(request: Request) -> Response:
         if spec.result is msgspec.UNSET
         else stored_body(spec.result, rt.settings.max_body_size, "result")
     )
-    call = rt.client.ops.ack(Held(topic, job_id, spec.token), result=result)
-    await rt.client.execute(settled(rt, topic, spec.token, call))
+    await rt.client.ack(Held(topic, job_id, spec.token), result=result)
     return Response(status_code=204)
 
 
@@ -172,10 +170,9 @@ async def release(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await job_path(request)
     spec = await read_json(request, _RELEASE, rt.settings.max_request_size)
-    call = rt.client.ops.release(
+    state = await rt.client.release(
         Held(topic, job_id, spec.token), delay=spec.delay, reason=spec.reason
     )
-    state = await rt.client.execute(settled(rt, topic, spec.token, call))
     return json_response(schemas.Released(state))
 
 
@@ -193,8 +190,7 @@ async def bury(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await job_path(request)
     spec = await read_json(request, _BURY, rt.settings.max_request_size)
-    call = rt.client.ops.bury(Held(topic, job_id, spec.token), reason=spec.reason)
-    await rt.client.execute(settled(rt, topic, spec.token, call))
+    await rt.client.bury(Held(topic, job_id, spec.token), reason=spec.reason)
     return Response(status_code=204)
 
 

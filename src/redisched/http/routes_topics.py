@@ -30,10 +30,9 @@ from .runtime import Runtime, runtime
 
 _RESERVE = msgspec.json.Decoder(schemas.Reserve)
 _PATCH = msgspec.json.Decoder(schemas.TopicPatch)
-_SETTINGS = ("ttr", "max_attempts", "backoff", "backoff_max", "concurrency", "rate", "durable",
-             "history",
-             "keep_finished", "keep_finished_for", "dedup_window", "keep_dead", "keep_dead_for",
-             "keep_events")  # fmt: skip
+_SETTINGS = tuple(n for n in schemas.TopicPatch.__struct_fields__ if n not in ("webhook", "paused"))
+"""The PATCH fields passed on to ``configure`` as they are (the webhook is rebuilt, pause is
+its own call)."""
 
 
 async def list_topics(request: Request) -> Response:
@@ -74,8 +73,6 @@ def patch_changes(spec: schemas.TopicPatch, kept_secrets: Sequence[str] = ()) ->
     changes: dict[str, Any] = {
         name: getattr(spec, name) for name in _SETTINGS if getattr(spec, name) is not msgspec.UNSET
     }
-    if spec.partitions is not msgspec.UNSET:
-        changes["partitions"] = spec.partitions
     if spec.webhook is not msgspec.UNSET:
         hook = spec.webhook
         if hook is None:

@@ -34,9 +34,6 @@ class Runtime:
         topic_listeners: called with a topic's name after its settings change over the API
             (the dispatcher re-reads webhooks then instead of at its next refresh).
         limits: each topic's concurrency and rate as last read (for HTTP reserves).
-        slots: (topic, token) -> a concurrency slot still held by a job leased over HTTP;
-            empty since a leased job holds its place as a reservation (see
-            :mod:`redisched.leasing`), kept for the routes that free from it.
         held: topics whose deliveries the push dispatcher holds -> why (their webhook is
             refused by the target policy); the dashboard shows it.
         services: the background parts running now, in start order.
@@ -50,7 +47,6 @@ class Runtime:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     topic_listeners: list[Callable[[str], None]] = field(default_factory=list)
     limits: LimitsCache = field(default_factory=LimitsCache)
-    slots: dict[tuple[str, str], str] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
     partitions: PartitionMap = field(default_factory=PartitionMap)

@@ -8,14 +8,10 @@ member per topic, so the hot path pays nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 
 from ..client import AsyncClient
-from ..errors import RedischedError
 from .background import BackgroundLoop
 
-log = logging.getLogger(__name__)
 BATCH = 32
 """Topics read per round trip (as the metrics do: a bounded pipeline)."""
 
@@ -53,14 +49,5 @@ class ThroughputSampler(BackgroundLoop):
         await self.client.execute(ops.record_throughput(minute, stats))
         return len(stats)
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sample()
-            except RedischedError as exc:
-                if not self._stopping.is_set():
-                    log.warning("throughput sample failed: %s", exc)
-            except Exception:  # a bug must not end the sampling for the life of the process
-                log.exception("throughput sample failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+    async def _pass(self) -> None:
+        await self.sample()

@@ -295,7 +295,7 @@ class _TopicRunner:
             dispatcher.client, topic, dispatcher.wakeups, limits=dispatcher.limits,
             on_round=self._count_acks,
         )  # fmt: skip
-        self.inflight: dict[asyncio.Task[None], tuple[Job, str | None]] = {}
+        self.inflight: dict[asyncio.Task[None], Job] = {}
         self.seconds: dict[str | None, float] = {}  # token -> request seconds, until acked
         self.results: dict[str | None, bytes] = {}  # token -> the answer kept as its result
         self.interrupted: list[Job] = []  # deliveries cancelled by stop(): to release
@@ -375,8 +375,9 @@ class _TopicRunner:
         pass
 
     def start_jobs(self, lessee: Lessee, jobs: list[Job], slots: list[str | None]) -> None:
-        for job, slot in zip(jobs, slots, strict=True):
-            self._spawn(job, slot)
+        # ``slots`` is all None: a leased job holds its concurrency place as a reservation
+        for job in jobs:
+            self._spawn(job)
 
     async def _run(self) -> None:
         await self.lessee.watch()
@@ -389,22 +390,22 @@ class _TopicRunner:
 
     # -- deliveries -------------------------------------------------------------------------
 
-    def _spawn(self, job: Job, slot: str | None) -> None:
+    def _spawn(self, job: Job) -> None:
         task = asyncio.create_task(self._deliver(job))
-        self.inflight[task] = (job, slot)
+        self.inflight[task] = job
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        job, slot = self.inflight.pop(task)
+        job = self.inflight.pop(task)
         delivered = job.token in self.seconds
         if task.cancelled():
             self.interrupted.append(job)
         elif task.exception() is not None:
             log.error("topic %r: delivery of %r failed", self.topic, job.id,
                       exc_info=task.exception())  # fmt: skip
-        # acked in the loop's next round trip, with the slot freed
+        # acked in the loop's next round trip, which frees its place under the concurrency
         result = self.results.pop(job.token, None)
-        self.lessee.finish(job if delivered else None, slot, result if delivered else None)
+        self.lessee.finish(job if delivered else None, None, result if delivered else None)
 
     async def _deliver(self, job: Job) -> None:
         self.d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
