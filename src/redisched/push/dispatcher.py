@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import Coroutine, Iterable, Sequence
@@ -296,7 +297,7 @@ class _TopicRunner:
         self.d = dispatcher
         self.topic = topic
         self.config = config
-        self.keys: list[bytes] = []
+        self.keys: list[hmac.HMAC] = []  # the secrets' HMAC keys, prepared once
         self.timeout = aiohttp.ClientTimeout()
         self.backoff = dispatcher.backoff
         self.lessee = Lessee(
@@ -329,7 +330,7 @@ class _TopicRunner:
         if config.webhook is None:
             return
         try:
-            self.keys = [signing.secret_key(s) for s in config.webhook.secrets]
+            self.keys = [signing.prepared(signing.secret_key(s)) for s in config.webhook.secrets]
         except ValueError as exc:
             log.error("topic %r: bad webhook secret (%s); sending unsigned", self.topic, exc)
             self.keys = []
