@@ -12,7 +12,10 @@ Each topic task is a :class:`~redisched.leasing.Lessee` (the leasing loop shared
 Worker and the HTTP long poll): no polling, it sleeps until a wake-up (a put, a release, a
 freed slot in another process) or until the next job or reservation deadline is due by the
 server's clock, to within a fraction of a millisecond. Leases carry tokens, so any number of
-dispatchers on one Redis never deliver a job twice unless its reservation timed out.
+dispatchers on one Redis never deliver a job twice unless its reservation timed out. A topic
+without limits leases a little ahead (:data:`AHEAD_SECONDS`), so that a finished delivery
+starts the next job at once instead of waiting for the round trip that acks it; a job leased
+ahead is given back unstarted (no attempt spent) if it waits too long or the dispatcher stops.
 Per-topic ``concurrency`` and ``rate`` hold across every consumer (see
 :mod:`redisched.limits`), in the same round trip that acks finished deliveries.
 
@@ -77,7 +80,8 @@ class Dispatcher:
         allow_private_webhooks: let webhooks reach private, loopback and link-local addresses.
         allow_networks: networks webhooks may always reach (e.g. ``["10.1.2.0/24"]``).
         concurrency: deliveries in flight per topic in this process (the topic's own
-            ``concurrency`` setting holds across all processes on top of it).
+            ``concurrency`` setting holds across all processes on top of it). A topic without
+            limits also leases up to as many jobs ahead, see :data:`AHEAD_SECONDS`.
         metrics: where to report deliveries; nothing by default.
         backoff: retry delays when a topic sets no ``backoff``; base 1 s, max 1 h, 20% jitter.
         refresh_interval: seconds between reads of the topics' webhook settings.
