@@ -128,6 +128,7 @@ class Dispatcher:
         self._group: asyncio.TaskGroup | None = None  # discovery, topic runners, retirements
         self._main: asyncio.Task[None] | None = None  # the task that holds the group
         self._discovery: asyncio.Task[None] | None = None
+        self._crash: str | None = None  # the first exception that escaped a task, and where
         self._stopped = asyncio.Event()
         self._refresh_now = asyncio.Event()
         self._refreshing = asyncio.Lock()
@@ -149,7 +150,7 @@ class Dispatcher:
         """Open the HTTP session, read the topics once and start delivering."""
         if self._session is not None:
             return
-        self._closing = False
+        self._closing, self._crash = False, None
         self._session = aiohttp.ClientSession(
             connector=guarded_connector(self.policy, limit=0, keepalive_timeout=30),
             headers={"User-Agent": delivery.USER_AGENT},
@@ -164,9 +165,7 @@ class Dispatcher:
         except BackendError as exc:
             log.warning("dispatcher could not read topics yet: %s", exc)
         assert self._group is not None
-        self._discovery = self._group.create_task(
-            self._discover(), name="redisched-dispatch-discovery"
-        )
+        self._discovery = self._spawn(self._discover(), "redisched-dispatch-discovery")
 
     async def _hold_tasks(self, started: asyncio.Event) -> None:
         """Hold the dispatcher's tasks in one TaskGroup until :meth:`stop`: none outlives the
@@ -237,7 +236,18 @@ class Dispatcher:
         """Run ``work`` in the dispatcher's task group."""
         if self._group is None:
             raise RedischedError("the dispatcher is not started")
-        return self._group.create_task(work, name=name)
+        return self._group.create_task(self._watched(work), name=name)
+
+    async def _watched(self, work: Coroutine[Any, Any, None]) -> None:
+        # /healthz learns of an escaped exception at once, not only after the group has
+        # cancelled every topic's runner (which may take their deliveries' timeouts)
+        try:
+            await work
+        except Exception as exc:
+            if self._crash is None:
+                task = asyncio.current_task()
+                self._crash = f"{task.get_name() if task else 'a task'} failed: {exc!r}"
+            raise
 
     def _hold(self, topic: str, reason: str) -> None:
         """Deliver nothing for ``topic``: its webhook is refused, and a delivery would only
@@ -262,6 +272,8 @@ class Dispatcher:
         """Why topic discovery stopped although the dispatcher was not stopped, else None."""
         if self._closing:
             return None
+        if self._crash is not None:
+            return f"the webhook dispatcher's tasks stopped: {self._crash}"
         main = self._main
         if main is not None and main.done():
             exc = None if main.cancelled() else main.exception()
