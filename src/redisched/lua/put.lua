@@ -55,19 +55,13 @@ local DEFAULT_DELAY, DEFAULT_PRIORITY = 0, 0
 local delay = ARGV[3] == '' and DEFAULT_DELAY or tonumber(ARGV[3])
 local run_at = tonumber(ARGV[2]) or (delay and now + delay)
 local priority = ARGV[5] == '' and DEFAULT_PRIORITY or tonumber(ARGV[5])
-local REPLACE, READ_BACK = {['1'] = true, ['3'] = true}, {['2'] = true, ['3'] = true}
-local replace, read_back = REPLACE[ARGV[7]] or false, READ_BACK[ARGV[7]] or false
+local mode = ARGV[7] -- 1 replace, 2 create-only and read back, 3 replace and read back
+local replace, read_back = mode == '1' or mode == '3', mode == '2' or mode == '3'
 local if_version = tonumber(ARGV[8])
 if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0
   or (read_back and #ARGV > 10) then
   return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
 end
-local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused',
-  'dedup_window_ms')
-local ttr = tonumber(ARGV[4]) or tonumber(defaults[1]) or DEFAULT_TTR_MS
-local max_attempts = tonumber(ARGV[6]) or tonumber(defaults[2]) or DEFAULT_MAX_ATTEMPTS
-local paused = defaults[3] == '1'
-local dedup_window = tonumber(defaults[4]) or 0
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
 -- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
@@ -79,10 +73,15 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local FEED_FIELDS, FEED_ENTRY_EVENTS = 12, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
-  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch', 'ttr', 'max_attempts',
+  'paused', 'dedup_window_ms')
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[7] -- false until the feed's first entry (flush_feed)
+local ttr = tonumber(ARGV[4]) or tonumber(settings[8]) or DEFAULT_TTR_MS
+local max_attempts = tonumber(ARGV[6]) or tonumber(settings[9]) or DEFAULT_MAX_ATTEMPTS
+local paused = settings[10] == '1'
+local dedup_window = tonumber(settings[11]) or 0
 local feed = {}
 local function encode(job)
   return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
