@@ -53,7 +53,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local FEED_FIELDS, FEED_ENTRY_EVENTS = 12, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
-  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch', LIMIT_WAITING)
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[7] -- false until the feed's first entry (flush_feed)
@@ -228,7 +228,7 @@ for i = 2, #ARGV, 3 do
       status, acked = ACKED, acked + 1
       redis.call('ZREM', reserved_key, id)
       local last_error = redis.call('HGET', errors_key, id)
-      redis.call('HDEL', errors_key, id)
+      if last_error then redis.call('HDEL', errors_key, id) end
       local note
       if #result > RESULT_LIMIT then
         note = 'result truncated to ' .. RESULT_LIMIT .. ' of ' .. #result .. ' bytes'
@@ -247,7 +247,7 @@ for i = 2, #ARGV, 3 do
   reply[#reply + 1] = status
 end
 if acked > 0 then redis.call('HINCRBY', meta_key, 'total_acked', acked) end
-if acked > 0 and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
+if acked > 0 and settings[8] and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
   redis.call('PUBLISH', wake_channel, '0')
 end
 flush()

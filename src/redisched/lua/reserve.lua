@@ -61,7 +61,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local FEED_FIELDS, FEED_ENTRY_EVENTS = 12, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
-  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch', 'paused')
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[7] -- false until the feed's first entry (flush_feed)
@@ -209,7 +209,7 @@ local function advance_schedule(id)
 end
 
 local reply = {now, -1, -1}
-if redis.call('HGET', meta_key, 'paused') == '1' then
+if settings[8] == '1' then -- paused
   reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
   return reply
 end
@@ -229,11 +229,12 @@ if #due > 0 then
   redis.call('ZREM', scheduled_key, unpack(due))
 end
 
-local members = redis.call('ZRANGE', ready_key, 0, count - 1)
-if #members > 0 then
-  redis.call('ZREMRANGEBYRANK', ready_key, 0, #members - 1)
-  local token = redis.call('HINCRBY', meta_key, 'seq', #members) - #members
-  for _, member in ipairs(members) do
+local popped = redis.call('ZPOPMIN', ready_key, count) -- member, score, member, score...
+if #popped > 0 then
+  local leased = #popped / 2
+  local token = redis.call('HINCRBY', meta_key, 'seq', leased) - leased
+  for i = 1, #popped, 2 do
+    local member = popped[i]
     token = token + 1
     local id = string.sub(member, 13)
     local job = decode(redis.call('HGET', jobs_key, id))
@@ -247,7 +248,7 @@ if #members > 0 then
       job[MAX_ATTEMPTS], job[RUN_AT], tostring(token), reserved_until,
       redis.call('HGET', errors_key, id), job[BODY], 0}
   end
-  redis.call('HINCRBY', meta_key, 'total_reserved', #members)
+  redis.call('HINCRBY', meta_key, 'total_reserved', leased)
 end
 reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
 flush_feed()
