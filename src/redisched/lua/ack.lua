@@ -199,24 +199,6 @@ local function flush()
   end
 end
 
--- A waiting replacement becomes scheduled (or ready, when due) as the attempt ends.
-local function place_pending(id, pending, log)
-  local job = decode(pending)
-  job[LOG] = log
-  redis.call('HDEL', pending_key, id)
-  job[ATTEMPTS] = 0
-  if job[RUN_AT] <= now then
-    job[STATE], job[SEQ] = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
-    redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', job[SEQ]) .. id)
-    redis.call('PUBLISH', wake_channel, '0')
-  else
-    job[STATE], job[SEQ] = SCHEDULED, 0
-    redis.call('ZADD', scheduled_key, job[RUN_AT], id)
-    redis.call('PUBLISH', wake_channel, tostring(job[RUN_AT]))
-  end
-  redis.call('HSET', jobs_key, id, encode(job))
-end
-
 local reply, acked = {}, 0
 for i = 2, #ARGV, 3 do
   local id, token, result = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
@@ -236,8 +218,22 @@ for i = 2, #ARGV, 3 do
       end
       add_event(id, job, 'acked', note)
       local pending = redis.call('HGET', pending_key, id)
-      if pending then
-        place_pending(id, pending, job[LOG])
+      if pending then -- the waiting replacement: scheduled (or ready, when due) now
+        -- (inline, not a local function: a closure made on every call costs ~2 us)
+        local log = job[LOG]
+        job = decode(pending)
+        job[LOG], job[ATTEMPTS] = log, 0
+        redis.call('HDEL', pending_key, id)
+        if job[RUN_AT] <= now then
+          job[STATE], job[SEQ] = READY, redis.call('HINCRBY', meta_key, 'seq', 1)
+          redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', job[SEQ]) .. id)
+          redis.call('PUBLISH', wake_channel, '0')
+        else
+          job[STATE], job[SEQ] = SCHEDULED, 0
+          redis.call('ZADD', scheduled_key, job[RUN_AT], id)
+          redis.call('PUBLISH', wake_channel, tostring(job[RUN_AT]))
+        end
+        redis.call('HSET', jobs_key, id, encode(job))
       else
         redis.call('HDEL', jobs_key, id)
         finish(id, job, 'done', result ~= '' and result or nil, last_error)
