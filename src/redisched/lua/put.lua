@@ -184,56 +184,27 @@ else
   head_before = tonumber(redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')[2])
 end
 
-local function ready_member(seq, id)
-  return string.format('%012x', seq) .. id
-end
-
-local function fresh(state, version, seq, body)
-  return {[STATE] = state, [VERSION] = version, [ATTEMPTS] = 0, [PRIORITY] = priority,
-    [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts, [RUN_AT] = run_at, [SEQ] = seq, [BODY] = body}
-end
-
--- Stores a fresh record for id, scheduled or ready by its run_at, with the events of log
--- and then `kind`.
-local function place(id, version, body, log, kind)
-  local state, seq = SCHEDULED, 0
-  if due_now then
-    seq_taken = seq_taken + 1
-    state, seq = READY, seq_taken
-    redis.call('ZADD', ready_key, priority, ready_member(seq, id))
-  else
-    redis.call('ZADD', scheduled_key, run_at, id)
-  end
-  placed = true
-  local job = fresh(state, version, seq, body)
-  job[LOG] = log
-  add_event(id, job, kind)
-  if history_on and not log and state == SCHEDULED then
-    job[LOG], job[SEQ] = nil, run_at - now -- the put event, implied (see materialize)
-  end
-  redis.call('HSET', jobs_key, id, encode(job))
-  stored = job
-end
-
+-- The loop stores each created or replaced job afresh (scheduled or ready by its run_at) with
+-- the events of `log` and then `kind`. It is written inline, not as local functions: a closure
+-- made on every call costs Redis ~0.5-1.5 us, used or not.
 local reply = {}
 for i = 9, #ARGV, 2 do
   local id, body = ARGV[i], ARGV[i + 1]
   local raw = redis.call('HGET', jobs_key, id)
-  local status, version
+  local status, version, kind, log -- kind: the job is stored afresh, with this event
   if not raw then
     local ended = history_on and redis.call('HGET', history_key, id)
-    local before = {}
-    if ended then
-      before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
-      table.remove(before, 1)
+    local finished_at, finished_version = nil, 0
+    if ended then -- unpack_limit's first value is the offset read, then the fields
+      local before = {cmsgpack.unpack_limit(ended, F_VERSION)}
+      finished_at, finished_version = before[1 + FINISHED_AT], before[1 + F_VERSION]
     end
     if if_version then
       status, version = VERSION_CONFLICT, 0
-    elseif ended and not replace and before[FINISHED_AT] > now - dedup_window then
-      status, version = EXISTS, before[F_VERSION]
+    elseif ended and not replace and finished_at > now - dedup_window then
+      status, version = EXISTS, finished_version
     else
-      status, version = CREATED, (before[F_VERSION] or 0) + 1
-      place(id, version, body, nil, 'put')
+      status, version, kind = CREATED, finished_version + 1, 'put'
     end
   else
     local job = decode(raw)
@@ -246,23 +217,43 @@ for i = 9, #ARGV, 2 do
       status, version = EXISTS, current
     elseif job[STATE] == RESERVED then
       status, version = PENDING, current + 1
-      redis.call('HSET', pending_key, id, encode(fresh(SCHEDULED, version, 0, body)))
+      redis.call('HSET', pending_key, id, encode({[STATE] = SCHEDULED, [VERSION] = version,
+        [ATTEMPTS] = 0, [PRIORITY] = priority, [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts,
+        [RUN_AT] = run_at, [SEQ] = 0, [BODY] = body}))
       add_event(id, job, 'replaced', 'version ' .. version
         .. ' waits for the running attempt; cancel sent')
       redis.call('HSET', jobs_key, id, encode(job))
       redis.call('PUBLISH', wake_channel, CANCEL .. id)
     else
-      status, version = REPLACED, current + 1
+      status, version, kind, log = REPLACED, current + 1, 'replaced', job[LOG]
       if job[STATE] == SCHEDULED then
         redis.call('ZREM', scheduled_key, id)
       elseif job[STATE] == READY then
-        redis.call('ZREM', ready_key, ready_member(job[SEQ], id))
+        redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. id)
       else
         redis.call('ZREM', dead_key, id)
       end
       redis.call('HDEL', errors_key, id)
-      place(id, version, body, job[LOG], 'replaced')
     end
+  end
+  if kind then
+    local job = {[STATE] = SCHEDULED, [VERSION] = version, [ATTEMPTS] = 0, [PRIORITY] = priority,
+      [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts, [RUN_AT] = run_at, [SEQ] = 0, [BODY] = body,
+      [LOG] = log}
+    if due_now then
+      seq_taken = seq_taken + 1
+      job[STATE], job[SEQ] = READY, seq_taken
+      redis.call('ZADD', ready_key, priority, string.format('%012x', seq_taken) .. id)
+    else
+      redis.call('ZADD', scheduled_key, run_at, id)
+    end
+    placed = true
+    add_event(id, job, kind)
+    if history_on and not log and not due_now then
+      job[LOG], job[SEQ] = nil, run_at - now -- the put event, implied (see materialize)
+    end
+    redis.call('HSET', jobs_key, id, encode(job))
+    stored = job
   end
   reply[#reply + 1] = status
   reply[#reply + 1] = version
