@@ -643,8 +643,11 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         put("two jobs in one call: one entry, two events", ("a", "A"), ("b", "B")),
         reserve("lease both: one entry, two events", "r", count=2),
         ack("ack a", ("a", Token("r", 0)), now=NOW + S, results=("ok",)),
-        feed("everything, oldest first; entry ids come from the server clock", limit=2),
+        feed("everything, oldest first; an entry's id is 0-<events in the feed up to its last>",
+             limit=2),
         feed("the latest 2 events", limit=2, latest=1),
+        feed("after a cursor: the events after index 0 of entry 0-2", after_id="0-2", after_index=0,
+             limit=10),
         feed("a limit of 0 is an error", limit=0),
     ]),
     "history_outcomes": ("delete cancels, pull pulls, a deleted dead job ends dead", [

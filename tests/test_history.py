@@ -247,10 +247,66 @@ async def test_the_feed_is_bounded_by_keep_events(
         await api.delete(topic, f"j{i}")
     feed = f"redisched:{{{topic}}}:feed"
     events = await api.events(topic, limit=1000)
-    assert 50 <= len(events) <= 50 + 100 + 100  # keep_events + slack + one entry at most
+    # at least keep_events, trimmed in whole stream nodes (stream-node-max-entries: 100)
+    assert 50 <= len(events) <= 50 + 100
+    assert [e.id for e in events[-50:]] == [f"j{i}" for i in range(250, 300)]  # the newest
     assert events[-1].kind is EventKind.DELETED and events[-1].id == "j299"
-    assert int(raw_redis.hget(f"redisched:{{{topic}}}:meta", "feed_events")) == len(events)
-    assert raw_redis.xlen(feed) < 300
+    assert int(raw_redis.hget(f"redisched:{{{topic}}}:meta", "feed_total")) == 900
+    assert raw_redis.xlen(feed) <= 150
+
+
+async def test_keep_events_0_turns_the_feed_off(
+    api: Any, topic: str, raw_redis: redis.Redis
+) -> None:
+    await api.configure(topic, keep_events=0)
+    await api.put(topic, "j", b"")
+    await api.ack(await api.reserve(topic))
+    assert await api.events(topic) == []
+    assert [e.kind for e in (await api.history(topic, "j")).events][-1] is EventKind.ACKED
+    assert not raw_redis.exists(f"redisched:{{{topic}}}:feed")
+
+
+async def test_a_feed_of_an_older_version_goes_on_after_its_time_based_ids(
+    api: Any, topic: str, raw_redis: redis.Redis
+) -> None:
+    feed, meta = f"redisched:{{{topic}}}:feed", f"redisched:{{{topic}}}:meta"
+    old = ["j", "old", "k", "put", "t", "1", "v", "1", "a", "0", "d", ""]
+    raw_redis.xadd(feed, dict(zip(old[::2], old[1::2], strict=True)), id="1900000000000-0")
+    raw_redis.xadd(feed, dict(zip(old[::2], old[1::2], strict=True)), id="1900000000000-7")
+    raw_redis.xdel(feed, "1900000000000-7")  # the stream's last id is one it no longer holds
+    raw_redis.hset(meta, mapping={"feed_events": 1, "keep_events": 3})
+    seen = await api.events(topic)
+    assert [e.id for e in seen] == ["old"]
+    await api.put(topic, "a", b"")
+    after = await api.events(topic, after=seen[-1].cursor)
+    assert [(e.id, e.kind.value) for e in after] == [("a", "put")]
+    assert raw_redis.xrevrange(feed, count=1)[0][0] == b"1900000000001-1"
+    assert raw_redis.hget(meta, "feed_epoch") == b"1900000000001"
+    assert not raw_redis.hexists(meta, "feed_events")
+    for name in "bcd":
+        await api.put(topic, name, b"")
+    assert [e.id for e in await api.events(topic)] == ["old", "a", "b", "c", "d"]
+    # trimmed with its stream node (100 entries) once that node holds no newest events
+    for i in range(150):
+        await api.put(topic, f"n{i}", b"")
+    kept = [e.id for e in await api.events(topic, limit=1000)]
+    assert "old" not in kept and 3 <= len(kept) <= 3 + 100 and kept[-1] == "n149"
+
+
+async def test_a_meta_reset_while_the_feed_stayed_starts_a_later_epoch(
+    api: Any, topic: str, raw_redis: redis.Redis
+) -> None:
+    meta = f"redisched:{{{topic}}}:meta"
+    await api.put(topic, "a", b"")
+    await api.put(topic, "b", b"")
+    raw_redis.hdel(meta, "feed_total")  # the stream is now ahead of the counter
+    await api.put(topic, "c", b"")
+    assert [e.id for e in await api.events(topic)] == ["a", "b", "c"]
+    assert raw_redis.hget(meta, "feed_epoch") == b"1"
+    raw_redis.delete(meta)  # meta gone, feed kept: the epoch comes from the stream
+    await api.put(topic, "d", b"")
+    assert [e.id for e in await api.events(topic)] == ["a", "b", "c", "d"]
+    assert raw_redis.hget(meta, "feed_epoch") == b"2"
 
 
 async def test_a_call_acking_and_leasing_a_thousand_jobs_each_records_every_event(

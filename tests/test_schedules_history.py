@@ -89,3 +89,23 @@ async def test_scheduling_again_goes_on_from_the_finished_version(
     occurrence = "s@2027-05-01T00:01:00Z"
     assert (await api.get(topic, occurrence)).version == 2  # versions never repeat
     assert kinds(await api.history(topic, occurrence)) == ["put"]
+
+
+async def test_leasing_occurrences_with_other_jobs_puts_each_next_one_after_its_lease(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "a", b"", every=60, priority=0)
+    await api.put(topic, "j", b"", delay=30, priority=1)
+    await api.schedule(topic, "b", b"", every=60, priority=2)
+    seen = await api.events(topic)
+    clock.now = at("2027-05-01 00:00").timestamp() + 30
+    leased = await api.reserve_many(topic, 3)
+    assert [job.id for job in leased] == ["a@2027-05-01T00:00:00Z", "j", "b@2027-05-01T00:00:00Z"]
+    feed = [(e.id, e.kind.value) for e in await api.events(topic, after=seen[-1].cursor)]
+    assert feed == [
+        ("a@2027-05-01T00:00:00Z", "reserved"), ("a@2027-05-01T00:01:00Z", "put"),
+        ("j", "reserved"),
+        ("b@2027-05-01T00:00:00Z", "reserved"), ("b@2027-05-01T00:01:00Z", "put"),
+    ]  # fmt: skip
+    assert (await api.get(topic, "b@2027-05-01T00:01:00Z")).run_at == at("2027-05-01 00:01")

@@ -83,7 +83,9 @@ class TopicConfig:
         keep_dead: dead jobs kept; the oldest beyond it end with outcome ``dead``
             (built-in: 10,000).
         keep_dead_for: seconds a dead job is kept (built-in: 180 days).
-        keep_events: entries of the topic's event feed kept (built-in: 10,000).
+        keep_events: the newest events of the topic's feed that are kept, at least
+            (built-in: 10,000; 0 turns the feed off). The feed is trimmed in whole stream nodes
+            (up to 100 entries), so it holds a few more.
         partitions: how many partitions the topic is spread over (None: not partitioned);
             kept in the partitions hash, not the meta hash, so only
             :mod:`redisched.partition_setting` reads and sets it.

@@ -58,12 +58,13 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
+local FEED_FIELDS, FEED_ENTRY_EVENTS = 12, 500
 local BULK_ENTRY_EVENTS = 200 -- the loop below flushes the feed at this many events
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
-  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
+local feed_epoch = settings[7] -- false until the feed's first entry (flush_feed)
 local feed = {}
 local function encode(job)
   return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
@@ -115,37 +116,39 @@ local function add_event(id, job, kind, detail)
 end
 
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
--- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The call's first
--- entry's id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one
--- Redis picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
--- entries go (FEED_TRIM at most).
-local feed_written = false -- flush_feed may run more than once in a call
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). meta feed_total
+-- counts the events ever added: an entry's id is <feed_epoch>-<feed_total at its last event>,
+-- so ids are fixed under a fixed clock, and MINID ~ drops whole stream nodes of entries that
+-- hold none of the newest keep_events events (no read, no XDEL). feed_epoch (meta) sorts after
+-- every id the stream had before: 0 for a new feed, else the last id's ms + 1 (a feed of
+-- time-based ids from an older version, a meta reset while the feed stayed); an XADD refused
+-- because the stream is ahead of meta takes the next epoch.
 local function flush_feed()
   if #feed == 0 then return end
-  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
+  local index = redis.call('HINCRBY', meta_key, 'feed_total', events) - events
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
-    local entry_id = feed_written and '*' or now .. '-0'
-    feed_written = true
-    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
-    if type(added) == 'table' and added.err then
-      redis.call('XADD', feed_key, '*', unpack(feed, first, last))
+    index = index + (last - first + 1) / FEED_FIELDS
+    local oldest = index > keep_events and index - keep_events + 1
+    local added = feed_epoch and redis.pcall('XADD', feed_key, 'MINID', '~',
+      oldest and feed_epoch .. '-' .. oldest or '0-1', feed_epoch .. '-' .. index,
+      unpack(feed, first, last))
+    if not feed_epoch or type(added) == 'table' then
+      local info = redis.call('EXISTS', feed_key) == 1 and redis.call('XINFO', 'STREAM', feed_key)
+      feed_epoch = 0
+      for i = 1, info and #info or 0, 2 do
+        if info[i] == 'last-generated-id' then
+          feed_epoch = tonumber(string.match(info[i + 1], '^%d+')) + 1
+        end
+      end
+      redis.call('HSET', meta_key, 'feed_epoch', feed_epoch)
+      redis.call('HDEL', meta_key, 'feed_events') -- the count kept by older versions
+      redis.call('XADD', feed_key, 'MINID', '~', oldest and feed_epoch .. '-' .. oldest or '0-1',
+        feed_epoch .. '-' .. index, unpack(feed, first, last))
     end
   end
-  local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
   feed = {}
-  if size <= keep_events + FEED_SLACK then return end
-  -- one entry at a time: an entry can hold hundreds of events, and only those it drops are read
-  local gone, ids, from = 0, {}, '-'
-  while #ids < FEED_TRIM and size - gone > keep_events do
-    local entry = redis.call('XRANGE', feed_key, from, '+', 'COUNT', 1)[1]
-    if not entry then break end
-    gone, ids[#ids + 1], from = gone + #entry[2] / FEED_FIELDS, entry[1], '(' .. entry[1]
-  end
-  if #ids > 0 then
-    redis.call('XDEL', feed_key, unpack(ids))
-    redis.call('HINCRBY', meta_key, 'feed_events', -gone)
-  end
 end
 
 -- The finished record (history hash): these fields, packed in this order (EVENTS: a log).

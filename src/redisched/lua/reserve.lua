@@ -59,11 +59,12 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_SLACK, FEED_TRIM, FEED_ENTRY_EVENTS = 12, 100, 4, 500
+local FEED_FIELDS, FEED_ENTRY_EVENTS = 12, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
-  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms')
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch', 'paused')
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
+local feed_epoch = settings[7] -- false until the feed's first entry (flush_feed)
 local feed = {}
 local function encode(job)
   return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
@@ -115,37 +116,92 @@ local function add_event(id, job, kind, detail)
 end
 
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
--- takes at most 8000 values, and a call may ack and lease 1000 jobs each). The call's first
--- entry's id is now_ms-0 when that is free (a fixed clock gives fixed ids), else the next one
--- Redis picks. meta feed_events counts the feed's events; past keep_events + FEED_SLACK the oldest
--- entries go (FEED_TRIM at most).
-local feed_written = false -- flush_feed may run more than once in a call
+-- takes at most 8000 values, and a call may ack and lease 1000 jobs each). meta feed_total
+-- counts the events ever added: an entry's id is <feed_epoch>-<feed_total at its last event>,
+-- so ids are fixed under a fixed clock, and MINID ~ drops whole stream nodes of entries that
+-- hold none of the newest keep_events events (no read, no XDEL). feed_epoch (meta) sorts after
+-- every id the stream had before: 0 for a new feed, else the last id's ms + 1 (a feed of
+-- time-based ids from an older version, a meta reset while the feed stayed); an XADD refused
+-- because the stream is ahead of meta takes the next epoch.
 local function flush_feed()
   if #feed == 0 then return end
-  local per_entry = FEED_ENTRY_EVENTS * FEED_FIELDS
+  local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
+  local index = redis.call('HINCRBY', meta_key, 'feed_total', events) - events
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
-    local entry_id = feed_written and '*' or now .. '-0'
-    feed_written = true
-    local added = redis.pcall('XADD', feed_key, entry_id, unpack(feed, first, last))
-    if type(added) == 'table' and added.err then
-      redis.call('XADD', feed_key, '*', unpack(feed, first, last))
+    index = index + (last - first + 1) / FEED_FIELDS
+    local oldest = index > keep_events and index - keep_events + 1
+    local added = feed_epoch and redis.pcall('XADD', feed_key, 'MINID', '~',
+      oldest and feed_epoch .. '-' .. oldest or '0-1', feed_epoch .. '-' .. index,
+      unpack(feed, first, last))
+    if not feed_epoch or type(added) == 'table' then
+      local info = redis.call('EXISTS', feed_key) == 1 and redis.call('XINFO', 'STREAM', feed_key)
+      feed_epoch = 0
+      for i = 1, info and #info or 0, 2 do
+        if info[i] == 'last-generated-id' then
+          feed_epoch = tonumber(string.match(info[i + 1], '^%d+')) + 1
+        end
+      end
+      redis.call('HSET', meta_key, 'feed_epoch', feed_epoch)
+      redis.call('HDEL', meta_key, 'feed_events') -- the count kept by older versions
+      redis.call('XADD', feed_key, 'MINID', '~', oldest and feed_epoch .. '-' .. oldest or '0-1',
+        feed_epoch .. '-' .. index, unpack(feed, first, last))
     end
   end
-  local size = redis.call('HINCRBY', meta_key, 'feed_events', #feed / FEED_FIELDS)
   feed = {}
-  if size <= keep_events + FEED_SLACK then return end
-  -- one entry at a time: an entry can hold hundreds of events, and only those it drops are read
-  local gone, ids, from = 0, {}, '-'
-  while #ids < FEED_TRIM and size - gone > keep_events do
-    local entry = redis.call('XRANGE', feed_key, from, '+', 'COUNT', 1)[1]
-    if not entry then break end
-    gone, ids[#ids + 1], from = gone + #entry[2] / FEED_FIELDS, entry[1], '(' .. entry[1]
+end
+
+local reply = {now, -1, -1}
+if settings[8] == '1' then -- paused
+  reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
+  return reply
+end
+
+local promote = math.min(promote_limit, math.max(count, PROMOTE_PER_CALL))
+local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)
+if #due > 0 then
+  local seq = redis.call('HINCRBY', meta_key, 'seq', #due) - #due
+  for _, id in ipairs(due) do
+    seq = seq + 1
+    local job = decode(redis.call('HGET', jobs_key, id))
+    job[STATE], job[SEQ] = READY, seq
+    redis.call('HSET', jobs_key, id, encode(job))
+    redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', seq) .. id)
   end
-  if #ids > 0 then
-    redis.call('XDEL', feed_key, unpack(ids))
-    redis.call('HINCRBY', meta_key, 'feed_events', -gone)
+  redis.call('ZREM', scheduled_key, unpack(due))
+end
+
+local popped = redis.call('ZPOPMIN', ready_key, count) -- member, score, member, score...
+-- Leased occurrences of schedules, and for each the length of the feed after its reserved
+-- event (advance_schedule below puts the next occurrence's events there).
+local occurrences, feed_ends = {}, {}
+if #popped > 0 then
+  local leased = #popped / 2
+  local token = redis.call('HINCRBY', meta_key, 'seq', leased) - leased
+  for i = 1, #popped, 2 do
+    local member = popped[i]
+    token = token + 1
+    local id = string.sub(member, 13)
+    local job = decode(redis.call('HGET', jobs_key, id))
+    job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
+    local reserved_until = now + (ttr_override or job[TTR])
+    add_event(id, job, 'reserved')
+    redis.call('HSET', jobs_key, id, encode(job))
+    redis.call('ZADD', reserved_key, reserved_until, id)
+    if string.find(id, '@', 1, true) then
+      local k = #occurrences + 1
+      occurrences[k], feed_ends[k] = id, #feed
+    end
+    reply[#reply + 1] = {id, 'reserved', job[VERSION], job[ATTEMPTS], job[PRIORITY], job[TTR],
+      job[MAX_ATTEMPTS], job[RUN_AT], tostring(token), reserved_until,
+      redis.call('HGET', errors_key, id), job[BODY], 0}
   end
+  redis.call('HINCRBY', meta_key, 'total_reserved', leased)
+end
+if #occurrences == 0 then
+  reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
+  flush_feed()
+  return reply
 end
 
 -- Schedules: leasing a schedule's pending occurrence puts its next one, in this same step.
@@ -205,47 +261,20 @@ local function advance_schedule(id)
   if next_at > 0 then put_occurrence(sid .. '@' .. iso(next_at), next_at, s) end
 end
 
-local reply = {now, -1, -1}
-if redis.call('HGET', meta_key, 'paused') == '1' then
-  reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
-  return reply
+-- Defined only when an occurrence was leased (a closure made on every call costs Redis ~1 us);
+-- each occurrence's events go into the feed right after its reserved event, as if advanced
+-- in the loop above (advancing one schedule never touches a job leased in this call).
+local leased_feed, from = feed, 1
+local merged = {}
+for k, id in ipairs(occurrences) do
+  for i = from, feed_ends[k] do merged[#merged + 1] = leased_feed[i] end
+  from = feed_ends[k] + 1
+  feed = {}
+  advance_schedule(id)
+  for i = 1, #feed do merged[#merged + 1] = feed[i] end
 end
-
-
-local promote = math.min(promote_limit, math.max(count, PROMOTE_PER_CALL))
-local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)
-if #due > 0 then
-  local seq = redis.call('HINCRBY', meta_key, 'seq', #due) - #due
-  for _, id in ipairs(due) do
-    seq = seq + 1
-    local job = decode(redis.call('HGET', jobs_key, id))
-    job[STATE], job[SEQ] = READY, seq
-    redis.call('HSET', jobs_key, id, encode(job))
-    redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', seq) .. id)
-  end
-  redis.call('ZREM', scheduled_key, unpack(due))
-end
-
-local members = redis.call('ZRANGE', ready_key, 0, count - 1)
-if #members > 0 then
-  redis.call('ZREMRANGEBYRANK', ready_key, 0, #members - 1)
-  local token = redis.call('HINCRBY', meta_key, 'seq', #members) - #members
-  for _, member in ipairs(members) do
-    token = token + 1
-    local id = string.sub(member, 13)
-    local job = decode(redis.call('HGET', jobs_key, id))
-    job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
-    local reserved_until = now + (ttr_override or job[TTR])
-    add_event(id, job, 'reserved')
-    redis.call('HSET', jobs_key, id, encode(job))
-    redis.call('ZADD', reserved_key, reserved_until, id)
-    advance_schedule(id)
-    reply[#reply + 1] = {id, 'reserved', job[VERSION], job[ATTEMPTS], job[PRIORITY], job[TTR],
-      job[MAX_ATTEMPTS], job[RUN_AT], tostring(token), reserved_until,
-      redis.call('HGET', errors_key, id), job[BODY], 0}
-  end
-  redis.call('HINCRBY', meta_key, 'total_reserved', #members)
-end
+for i = from, #leased_feed do merged[#merged + 1] = leased_feed[i] end
+feed = merged
 reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
 flush_feed()
 return reply
