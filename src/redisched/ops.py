@@ -95,8 +95,7 @@ class Step(NamedTuple):
     args: tuple[Arg, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Call(Generic[T]):
+class Call(NamedTuple, Generic[T]):
     """The Redis work of one client method and how to read its replies.
 
     Several steps go in one pipeline (one round trip). ``register_topic`` names a topic to add
@@ -105,6 +104,9 @@ class Call(Generic[T]):
     ``then`` reads the replies and returns a second call whose result is the result (a read in
     two round trips). ``after`` is housekeeping once the result is known: it returns calls to
     run next (their parse may return the next one), and their failure is only logged.
+
+    A named tuple, like :class:`Step`: one is made per call, and a frozen dataclass takes
+    several times longer to make (issue 17).
     """
 
     steps: tuple[Step, ...]
