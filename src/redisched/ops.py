@@ -466,12 +466,23 @@ class Operations:
         if isinstance(jobs, (str, bytes)):
             raise InvalidArgument("jobs", "must be an iterable of (id, body) pairs")
         pairs: list[Arg] = []
+        append, job_id, body, limit = (
+            pairs.append,
+            validate.job_id,
+            validate.body,
+            self.max_body_size,
+        )
         try:
             for index, item in enumerate(jobs):
                 if not isinstance(item, tuple) or len(item) != 2:
                     raise InvalidArgument(f"jobs[{index}]", "must be an (id, body) pair")
-                pairs.append(validate.job_id(item[0], f"jobs[{index}].id"))
-                pairs.append(validate.body(item[1], self.max_body_size, f"jobs[{index}].body"))
+                try:
+                    append(job_id(item[0]))
+                    append(body(item[1], limit))
+                except InvalidArgument:  # again, to name the job in the error (no f-string per job)
+                    job_id(item[0], f"jobs[{index}].id")
+                    body(item[1], limit, f"jobs[{index}].body")
+                    raise
         except TypeError as exc:
             raise InvalidArgument("jobs", "must be an iterable of (id, body) pairs") from exc
         steps = tuple(
@@ -533,27 +544,29 @@ class Operations:
     def reserve(self, topic: str, *, ttr: object = None) -> Call[Job | None]:
         """Lease the next ready job, or None."""
         step = self._lease_step(topic, 1, ttr)
-        return Call((step,), lambda r: next(iter(parse_lease(topic, r[0]).jobs), None))
+
+        def parse(replies: list[Any]) -> Job | None:  # parse_lease's, without the Lease
+            reply = replies[0]
+            return parse_job(topic, reply[3]) if len(reply) > 3 else None
+
+        return Call((step,), parse)
 
     def reserve_many(self, topic: str, count: object, *, ttr: object = None) -> Call[list[Job]]:
         """Lease up to ``count`` ready jobs."""
         step = self._lease_step(topic, count, ttr)
         return Call((step,), lambda r: parse_lease(topic, r[0]).jobs)
 
-    def _ack_step(self, topic: str, triples: Sequence[tuple[str, str, bytes]]) -> Step:
-        return self._step("ack", topic, self._now(), *(v for triple in triples for v in triple))
-
     def ack(self, job: Any, *, result: object = None) -> Call[None]:
         """Finish a reserved job, keeping ``result`` in its history (bytes, str or JSON data);
         StaleReservation if the token is no longer current."""
         topic, job_id, token = validate.reserved_job(job)
-        data = self._result(result, "result")
+        data = b"" if result is None else self._result(result, "result")
 
         def parse(replies: list[Any]) -> None:
             if replies[0][0] != AckCode.ACKED:
                 raise StaleReservation(topic, job_id)
 
-        call = Call((self._ack_step(topic, [(job_id, token, data)]),), parse)
+        call = Call((self._step("ack", topic, self._now(), job_id, token, data),), parse)
         return self._refilling(topic, call, "@" in job_id)
 
     def _result(self, value: object, argument: str) -> bytes:
