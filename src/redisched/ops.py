@@ -7,6 +7,7 @@ answer); a client sends it and returns ``call.parse(replies)``. Nothing here doe
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -235,23 +236,41 @@ def parse_job(
      reserved_until, last_error, body, pending_version) = reply  # fmt: skip
     if times is None:
         times = {}
-    return Job(
-        topic=topic,
-        id=job_id.decode("utf-8"),
-        body=bytes(body),
-        state=_STATES.get(state) or JobState(state.decode()),
-        run_at=_shared_datetime(run_at, times),
-        priority=priority,
-        ttr=ttr / 1000,
-        attempts=attempts,
-        max_attempts=max_attempts or None,
-        version=version,
-        token=_text(token),
-        reserved_until=None if reserved_until is None else _shared_datetime(reserved_until, times),
-        last_error=_text(last_error),
-        pending_version=pending_version or None,
-        cancellation=cancellation,
+    # Job(...) with its fields set directly: the frozen dataclass's __init__ goes through
+    # object.__setattr__ per field, about a third of this function (a Worker reads every
+    # job it runs here; issue 17). The values are those Job(...) would get.
+    job: Job = _new(Job)
+    _set_topic(job, topic)
+    _set_id(job, job_id.decode("utf-8"))
+    _set_body(job, bytes(body))
+    _set_state(job, _STATES.get(state) or JobState(state.decode()))
+    _set_run_at(job, _shared_datetime(run_at, times))
+    _set_priority(job, priority)
+    _set_ttr(job, ttr / 1000)
+    _set_attempts(job, attempts)
+    _set_max_attempts(job, max_attempts or None)
+    _set_version(job, version)
+    _set_token(job, _text(token))
+    _set_reserved_until(
+        job, None if reserved_until is None else _shared_datetime(reserved_until, times)
     )
+    _set_last_error(job, _text(last_error))
+    _set_pending_version(job, pending_version or None)
+    _set_cancellation(job, cancellation)
+    return job
+
+
+_JOB_FIELDS = (
+    "topic", "id", "body", "state", "run_at", "priority", "ttr", "attempts", "max_attempts",
+    "version", "token", "reserved_until", "last_error", "pending_version", "cancellation",
+)  # fmt: skip
+if tuple(f.name for f in dataclasses.fields(Job)) != _JOB_FIELDS:  # pragma: no cover
+    raise ImportError("redisched.ops.parse_job: models.Job's fields changed; update it")
+_new = object.__new__
+(_set_topic, _set_id, _set_body, _set_state, _set_run_at, _set_priority, _set_ttr,
+ _set_attempts, _set_max_attempts, _set_version, _set_token, _set_reserved_until,
+ _set_last_error, _set_pending_version, _set_cancellation,
+ ) = (Job.__dict__[name].__set__ for name in _JOB_FIELDS)  # fmt: skip
 
 
 def _optional_ms(value: int) -> int | None:
