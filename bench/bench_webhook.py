@@ -3,13 +3,19 @@
 The receiver is an aiohttp server in its own process (answers 200 to every POST). In the same
 run, on the same receiver, the baseline is raw aiohttp POSTs of a similar JSON body from one
 process with the same number of requests in flight: the ceiling of any Python dispatcher
-(no Redis, no signing, no acks). Then ``--jobs`` due jobs are put, and one
+(no Redis, no signing, no acks). For the dispatcher, due jobs are put, and one
 :class:`~redisched.push.dispatcher.Dispatcher` delivers them (signed with one secret, acked
-in Redis); the figure is jobs/s from its start until the topic is empty. A third run adds a
-topic ``concurrency`` limit, so that the cost of the Redis-side slots shows.
+in Redis); the figure is jobs/s from its start until its last ack applied. A third series
+adds a topic ``concurrency`` limit, so that the cost of the Redis-side slots shows.
 
-Run: ``.venv/bin/python -m bench.bench_webhook [--jobs N] [--concurrency C]``; prints JSON.
-Uses uvloop when installed, as ``redisched serve`` does.
+The three run in ``--blocks`` alternating blocks of ``--jobs`` requests each (baseline,
+dispatcher, limited, baseline...), and each figure is the median of its blocks: on a shared
+machine the load changes within seconds, and a ratio of runs made at different times would
+measure the load, not the code. Each dispatcher block pays its start (session, topic reads,
+subscription: ~10 ms), so a block should stay thousands of jobs long.
+
+Run: ``.venv/bin/python -m bench.bench_webhook [--jobs N] [--concurrency C] [--blocks B]``;
+prints JSON. Uses uvloop when installed, as ``redisched serve`` does.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import asyncio
 import json
 import multiprocessing
 import socket
+import statistics
 import time
 import uuid
 from typing import Any
@@ -28,6 +35,7 @@ from aiohttp import web
 
 from bench.common import emit, private_redis
 from redisched import AsyncClient
+from redisched.push.dispatch_metrics import Outcome
 from redisched.push.dispatcher import Dispatcher
 from redisched.wakeup import Wakeups
 
@@ -106,6 +114,28 @@ async def raw_posts(url: str, requests: int, concurrency: int) -> dict[str, int]
         }
 
 
+class _Finished:
+    """Dispatch metrics that wake the bench when every job has ended (acked or dead): no
+    polling of the topic, which would cost the dispatcher and Redis while they are timed."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.ended = 0
+        self.done = asyncio.Event()
+
+    def delivery(self, topic: str, outcome: Outcome, seconds: float) -> None:
+        if outcome in (Outcome.ACKED, Outcome.DEAD):
+            self.ended += 1
+            if self.ended >= self.jobs:
+                self.done.set()
+
+    def lag(self, topic: str, seconds: float) -> None:
+        pass
+
+    def held(self, topic: str, held: bool) -> None:
+        pass
+
+
 async def dispatched(
     redis_url: str, url: str, jobs: int, concurrency: int, limit: int | None
 ) -> dict[str, Any]:
@@ -119,16 +149,14 @@ async def dispatched(
             batch = [(f"j{i}", BODY) for i in range(start, min(jobs, start + 1000))]
             await client.put_many(topic, batch)
         wakeups = Wakeups(client.redis, prefix=prefix)  # type: ignore[arg-type]
+        finished = _Finished(jobs)
         dispatcher = Dispatcher(
-            client, wakeups, allow_private_webhooks=True, concurrency=concurrency
-        )
+            client, wakeups, allow_private_webhooks=True, concurrency=concurrency,
+            metrics=finished,
+        )  # fmt: skip
         started, cpu = time.perf_counter(), time.process_time()
         await dispatcher.start()
-        while True:
-            stats = await client.stats(topic)
-            if stats.scheduled + stats.ready + stats.reserved == 0:
-                break
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(finished.done.wait(), timeout=max(60.0, jobs / 100))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         await dispatcher.stop()
         await wakeups.close()
@@ -142,7 +170,21 @@ async def dispatched(
         }
 
 
-async def main(jobs: int, concurrency: int, loop: str) -> None:
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over the blocks (counts summed)."""
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        values = [run[key] for run in runs]
+        if key in ("acked", "dead"):
+            out[key] = sum(values)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = round(statistics.median(values))
+        else:
+            out[key] = value
+    return out
+
+
+async def main(jobs: int, concurrency: int, blocks: int, loop: str) -> None:
     port = _free_port()
     receiver = multiprocessing.get_context("spawn").Process(
         target=_serve_receiver, args=(port,), daemon=True
@@ -152,24 +194,36 @@ async def main(jobs: int, concurrency: int, loop: str) -> None:
     try:
         await _wait_ready(f"{base}/count")
         await raw_posts(f"{base}/hook", 2000, concurrency)  # warm up both sides
-        baseline = await raw_posts(f"{base}/hook", jobs, concurrency)
+        per_block = jobs
+        baselines, frees, limiteds = [], [], []
         with private_redis() as redis_server:
-            free = await dispatched(redis_server.url, f"{base}/hook", jobs, concurrency, None)
-            limited = await dispatched(redis_server.url, f"{base}/hook", jobs, concurrency, 50)
+            for _ in range(blocks):
+                hook = f"{base}/hook"
+                baselines.append(await raw_posts(hook, per_block, concurrency))
+                frees.append(await dispatched(redis_server.url, hook, per_block, concurrency, None))
+                limiteds.append(
+                    await dispatched(redis_server.url, hook, per_block, concurrency, 50)
+                )
     finally:
         receiver.terminate()
         receiver.join(5)
+    baseline, free, limited = _median(baselines), _median(frees), _median(limiteds)
     emit(
         "webhook",
         {
             "loop": loop,
-            "jobs": jobs,
+            "jobs_per_block": per_block,
+            "blocks": blocks,
             "in_flight": concurrency,
             "body_bytes": len(BODY),
             "baseline_raw_aiohttp": baseline,
             "dispatcher": free,
             "dispatcher_topic_concurrency_50": limited,
             "ratio_to_baseline": round(free["deliveries_per_s"] / baseline["posts_per_s"], 3),
+            "block_ratios": [
+                round(f["deliveries_per_s"] / b["posts_per_s"], 3)
+                for f, b in zip(frees, baselines, strict=True)
+            ],
             "target_deliveries_per_s": 3000,
         },
     )
@@ -177,8 +231,9 @@ async def main(jobs: int, concurrency: int, loop: str) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--jobs", type=int, default=5000, help="requests per block and series")
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--blocks", type=int, default=3, help="alternating blocks (default 3)")
     arguments = parser.parse_args()
     loop_name = _loop_policy()
-    asyncio.run(main(arguments.jobs, arguments.concurrency, loop_name))
+    asyncio.run(main(arguments.jobs, arguments.concurrency, arguments.blocks, loop_name))

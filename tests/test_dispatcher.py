@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from redisched import AsyncClient, JobState
+from redisched.models import EventKind
 from redisched.push.dispatch_metrics import Outcome, PrometheusDispatchMetrics
 from redisched.push.dispatcher import Dispatcher
 from redisched.push.signing import verify
@@ -196,6 +197,8 @@ async def test_due_job_is_posted_signed_and_acked(
         verify(call.raw, call.headers, SECRET)
         verify(call.raw, call.headers, [OLD_SECRET])
         assert call.headers["Content-Type"] == "application/json"
+    # counted when the ack's reply is read, which may come just after Redis shows it
+    await until(lambda: asyncio.sleep(0, len(metrics.outcomes) == 2))
     assert [o for _, o in metrics.outcomes] == [Outcome.ACKED, Outcome.ACKED]
     assert len(metrics.lags) == 2 and all(-1 < lag < 5 for lag in metrics.lags)
 
@@ -473,6 +476,67 @@ async def test_stop_gives_back_jobs_whose_delivery_did_not_finish(
     job = await client.get(topic, "j")
     assert job is not None and job.state is JobState.READY
     assert job.last_error == "dispatcher stopped during delivery"
+
+
+async def _fast_then(receiver: Receiver, hang: float) -> None:
+    """Answer jobs whose id starts with ``warm`` at once, the others after ``hang`` s."""
+
+    async def behaviour(r: Receiver, call: Call) -> web.StreamResponse:
+        if not call.payload["id"].startswith("warm"):
+            await asyncio.sleep(hang)
+        return web.Response(status=200)
+
+    receiver.behaviour = behaviour
+
+
+async def test_stop_gives_back_jobs_leased_ahead_without_spending_an_attempt(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    await _fast_then(receiver, 3.0)
+    await configure(client, topic, receiver, webhook={"timeout": 5.0})
+    dispatcher = await dispatchers(grace=0.2, concurrency=2)
+    await client.put_many(topic, [(f"warm{i}", b"{}") for i in range(30)])
+    await until(lambda: drained(client, topic))  # fast answers: it now leases ahead
+    await client.put_many(topic, [(f"slow{i}", b"{}") for i in range(6)])
+    await until(lambda: _reserved(client, topic, 4))
+    await dispatcher.stop()
+    sent = {c.payload["id"] for c in receiver.calls if c.payload["id"].startswith("slow")}
+    assert len(sent) == 2  # two places: two requests; two more jobs waited for a place
+    for i in range(6):
+        job = await client.get(topic, f"slow{i}")
+        assert job is not None and job.state is JobState.READY
+        if job.id in sent:
+            assert job.last_error == "dispatcher stopped during delivery"
+        else:
+            assert job.attempts == 0 and job.last_error is None
+
+
+async def _reserved(client: AsyncClient, topic: str, count: int) -> bool:
+    return (await client.stats(topic)).reserved == count
+
+
+async def test_a_job_leased_ahead_that_waited_too_long_is_given_back_unstarted(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from redisched.push import dispatcher as module
+
+    monkeypatch.setattr(module, "MAX_WAIT", 0.3)
+    await _fast_then(receiver, 1.0)
+    await configure(client, topic, receiver, webhook={"timeout": 5.0})
+    await dispatchers(concurrency=2)
+    await client.put_many(topic, [(f"warm{i}", b"{}") for i in range(30)])
+    await until(lambda: drained(client, topic))
+    await client.put_many(topic, [(f"slow{i}", b"{}") for i in range(4)])
+    await until(lambda: drained(client, topic))
+    given_back = 0
+    for i in range(4):
+        calls = receiver.of(f"slow{i}")
+        assert len(calls) == 1 and calls[0].payload["attempt"] == 1  # no attempt was spent
+        history = await client.history(topic, f"slow{i}")
+        assert history is not None and history.attempts == 1
+        given_back += sum(e.kind is EventKind.RELEASED for e in history.events)
+    assert given_back == 2  # the two that waited for the two places
 
 
 async def test_delivery_keeps_the_answer_as_the_result(

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redisched.push.signing import InvalidSignature, secret_key, sign_headers, verify
+from redisched.push.signing import InvalidSignature, prepared, secret_key, sign_headers, verify
 
 # The reference example of the Standard Webhooks specification and its libraries.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -24,6 +24,13 @@ def test_matches_the_reference_signature_of_the_specification() -> None:
         "webhook-signature": SPEC_SIGNATURE,
     }
     verify(SPEC_BODY, headers, SPEC_SECRET, now=SPEC_TIMESTAMP + 10)
+
+
+def test_a_prepared_key_signs_as_its_raw_key_each_time() -> None:
+    key = prepared(secret_key(SPEC_SECRET))
+    for _ in range(2):  # the prepared key is copied, never consumed
+        headers = sign_headers(SPEC_ID, SPEC_BODY, [key], timestamp=SPEC_TIMESTAMP)
+        assert headers["webhook-signature"] == SPEC_SIGNATURE
 
 
 def test_two_secrets_both_sign_during_rotation() -> None:

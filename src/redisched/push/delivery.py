@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -154,12 +156,13 @@ async def deliver(
     session: aiohttp.ClientSession,
     job: Job,
     webhook: Webhook,
-    keys: list[bytes],
+    keys: Sequence[bytes | hmac.HMAC],
     timeout: aiohttp.ClientTimeout | None = None,
 ) -> Result:
     """POST a job to its webhook and classify the answer. Never raises for network errors.
 
-    ``timeout`` defaults to the webhook's (pass one made once, to save its creation).
+    ``timeout`` defaults to the webhook's (pass one made once, to save its creation); ``keys``
+    are the secrets' HMAC keys, best :func:`~redisched.push.signing.prepared` once per topic.
     """
     data = payload(job)
     headers = signing.sign_headers(message_id(job), data, keys)

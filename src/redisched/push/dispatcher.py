@@ -12,7 +12,10 @@ Each topic task is a :class:`~redisched.leasing.Lessee` (the leasing loop shared
 Worker and the HTTP long poll): no polling, it sleeps until a wake-up (a put, a release, a
 freed slot in another process) or until the next job or reservation deadline is due by the
 server's clock, to within a fraction of a millisecond. Leases carry tokens, so any number of
-dispatchers on one Redis never deliver a job twice unless its reservation timed out.
+dispatchers on one Redis never deliver a job twice unless its reservation timed out. A topic
+without limits leases a little ahead (:data:`AHEAD_SECONDS`), so that a finished delivery
+starts the next job at once instead of waiting for the round trip that acks it; a job leased
+ahead is given back unstarted (no attempt spent) if it waits too long or the dispatcher stops.
 Per-topic ``concurrency`` and ``rate`` hold across every consumer (see
 :mod:`redisched.limits`), in the same round trip that acks finished deliveries.
 
@@ -30,7 +33,9 @@ commands per topic), or at once with :meth:`Dispatcher.refresh`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import Coroutine, Iterable, Sequence
@@ -54,6 +59,13 @@ from .targets import TargetPolicy, check_url, guarded_connector
 log = logging.getLogger(__name__)
 
 BATCH = 100  # jobs leased at most per round trip
+AHEAD_SECONDS = 0.05
+"""The lease round trip that jobs leased ahead cover: a topic leases ahead what its places
+deliver in that time at their recent pace (at most one job per place)."""
+MAX_WAIT = HOLD_MARGIN / 2
+"""Seconds a job leased ahead may wait for a free place: started later, its request could
+outlast its reservation (leased for the webhook's timeout + HOLD_MARGIN), so it is given back
+unstarted instead."""
 
 
 class Dispatcher:
@@ -68,7 +80,8 @@ class Dispatcher:
         allow_private_webhooks: let webhooks reach private, loopback and link-local addresses.
         allow_networks: networks webhooks may always reach (e.g. ``["10.1.2.0/24"]``).
         concurrency: deliveries in flight per topic in this process (the topic's own
-            ``concurrency`` setting holds across all processes on top of it).
+            ``concurrency`` setting holds across all processes on top of it). A topic without
+            limits also leases up to as many jobs ahead, see :data:`AHEAD_SECONDS`.
         metrics: where to report deliveries; nothing by default.
         backoff: retry delays when a topic sets no ``backoff``; base 1 s, max 1 h, 20% jitter.
         refresh_interval: seconds between reads of the topics' webhook settings.
@@ -288,7 +301,7 @@ class _TopicRunner:
         self.d = dispatcher
         self.topic = topic
         self.config = config
-        self.keys: list[bytes] = []
+        self.keys: list[hmac.HMAC] = []  # the secrets' HMAC keys, prepared once
         self.timeout = aiohttp.ClientTimeout()
         self.backoff = dispatcher.backoff
         self.lessee = Lessee(
@@ -296,9 +309,17 @@ class _TopicRunner:
             on_round=self._count_acks,
         )  # fmt: skip
         self.inflight: dict[asyncio.Task[None], Job] = {}
+        # Jobs leased ahead, waiting for a place (with the monotonic time they came): each
+        # finished delivery starts the next at once, while the lease round trip that refills
+        # them is on its way. Without them every exchange is a bubble: the deliveries of a
+        # round finish while it is in flight, and the topic waits on Redis with nothing sent.
+        self.waiting: collections.deque[tuple[Job, float]] = collections.deque()
+        self.pace = 1.0  # seconds a request takes, a moving average
         self.seconds: dict[str | None, float] = {}  # token -> request seconds, until acked
         self.results: dict[str | None, bytes] = {}  # token -> the answer kept as its result
         self.interrupted: list[Job] = []  # deliveries cancelled by stop(): to release
+        self.late: list[Job] = []  # leased ahead, waited past MAX_WAIT: to give back unstarted
+        self.giving_back: asyncio.Task[None] | None = None
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
         self.configure(config)
@@ -313,7 +334,7 @@ class _TopicRunner:
         if config.webhook is None:
             return
         try:
-            self.keys = [signing.secret_key(s) for s in config.webhook.secrets]
+            self.keys = [signing.prepared(signing.secret_key(s)) for s in config.webhook.secrets]
         except ValueError as exc:
             log.error("topic %r: bad webhook secret (%s); sending unsigned", self.topic, exc)
             self.keys = []
@@ -353,17 +374,42 @@ class _TopicRunner:
                 log.exception("topic %r: dispatcher task failed", self.topic)
         await self.lessee.flush()  # deliveries that ended after the loop stopped
         await self.lessee.close()
+        if self.giving_back is not None:
+            await asyncio.wait([self.giving_back])
+        # never started: given back without spending an attempt
+        unstarted = [job for job, _ in self.waiting] + self.late
+        self.waiting.clear()
+        self.late = []
+        for job in unstarted:
+            await self._give_back(job, "the dispatcher stopped")
         for job in self.interrupted:
             with contextlib.suppress(RedischedError):
                 await self.d.client.release(job, reason="dispatcher stopped during delivery")
 
     # -- the capacity the lease loop fills ---------------------------------------------------
 
-    def size(self) -> int:
+    def places(self) -> int:
+        """Requests in flight at most."""
         return min(self.d.concurrency, self.config.concurrency or BATCH * 10)
 
+    def ahead(self) -> int:
+        """Jobs leased ahead at most: what the places deliver in AHEAD_SECONDS at the recent
+        pace, so that a slow receiver's jobs do not wait here for long. None where a limit
+        counts them (a topic's concurrency counts reserved jobs: a waiting one would take a
+        place from a request)."""
+        config = self.config
+        if config.concurrency is not None or config.rate is not None:
+            return 0
+        places = self.places()
+        return min(places, int(places * AHEAD_SECONDS / self.pace))
+
+    def size(self) -> int:
+        return self.places() + self.ahead()
+
     def want(self) -> int:
-        return 0 if self.stopping else min(self.size() - len(self.inflight), BATCH)
+        if self.stopping:
+            return 0
+        return min(self.size() - len(self.inflight) - len(self.waiting), BATCH)
 
     def busy(self) -> bool:
         return bool(self.inflight)
@@ -376,8 +422,12 @@ class _TopicRunner:
 
     def start_jobs(self, lessee: Lessee, jobs: list[Job], slots: list[str | None]) -> None:
         # ``slots`` is all None: a leased job holds its concurrency place as a reservation
-        for job in jobs:
+        free = max(0, self.places() - len(self.inflight))
+        for job in jobs[:free]:
             self._spawn(job)
+        if len(jobs) > free:
+            now = time.monotonic()
+            self.waiting.extend((job, now) for job in jobs[free:])
 
     async def _run(self) -> None:
         await self.lessee.watch()
@@ -406,10 +456,41 @@ class _TopicRunner:
         # acked in the loop's next round trip, which frees its place under the concurrency
         result = self.results.pop(job.token, None)
         self.lessee.finish(job if delivered else None, None, result if delivered else None)
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Start jobs leased ahead while there is room; give back those that waited too long."""
+        if self.stopping:
+            return  # stop() gives them back
+        waiting, places = self.waiting, self.places()
+        while waiting and len(self.inflight) < places:
+            job, since = waiting.popleft()
+            if time.monotonic() - since > MAX_WAIT:
+                self.late.append(job)
+                continue
+            self._spawn(job)
+        if self.late and self.giving_back is None:
+            self.giving_back = asyncio.create_task(self._give_back_late())
+
+    async def _give_back_late(self) -> None:
+        """Release the jobs that waited too long, unstarted (no attempt spent)."""
+        try:
+            while self.late:
+                await self._give_back(self.late.pop(), "waited too long for a place")
+        finally:
+            self.giving_back = None
+
+    async def _give_back(self, job: Job, why: str) -> None:
+        try:
+            await self.d.client.release(job, unstarted=True)
+        except RedischedError as exc:  # its reservation lapses: it comes back after its ttr
+            log.warning("topic %r: could not give back job %r (%s): %s", self.topic, job.id,
+                        why, exc)  # fmt: skip
 
     async def _deliver(self, job: Job) -> None:
         self.d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
         result = await delivery.deliver(self.d.session, job, self.webhook, self.keys, self.timeout)
+        self.pace += (max(result.seconds, 0.0001) - self.pace) * 0.1
         if result.verdict is delivery.Verdict.DONE:
             self.seconds[job.token] = result.seconds
             self.results[job.token] = result.job_result()  # the answer, kept as its result
