@@ -34,7 +34,7 @@ from .models import (
 )
 from .operate import Progress
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
-from .protocol import Batch, conversation
+from .protocol import Batch, conversation, direct, finish, lost_script
 from .throughput import Throughput
 from .topic_config import TopicConfig
 
@@ -145,6 +145,11 @@ class Client:
             attempt += 1
 
     def _run_once(self, call: Call[T]) -> T:
+        batch = direct(call, self._registered, self._durable_topics)
+        if batch is not None:  # the common case: one command, nothing before or after
+            replies = self._send(batch)
+            if not lost_script(replies):
+                return finish(call, replies)
         chat = conversation(call, self._registered, self._durable_topics)
         try:
             batch = next(chat)
@@ -160,7 +165,8 @@ class Client:
 
     def _send(self, batch: Batch) -> list[Any]:
         try:
-            if isinstance(self.redis, redis.RedisCluster):
+            if type(self.redis) is not redis.Redis and isinstance(self.redis, redis.RedisCluster):
+                # (a Protocol class: isinstance costs about a microsecond, so Redis first)
                 if is_pinned(batch):
                     return routing.send_pinned(self.redis, batch)
                 if batch[0][0] == "SCRIPT":  # goes to every primary: not in a cluster pipeline
@@ -594,6 +600,11 @@ class AsyncClient:
             attempt += 1
 
     async def _run_once(self, call: Call[T]) -> T:
+        batch = direct(call, self._registered, self._durable_topics)
+        if batch is not None:  # the common case: one command, nothing before or after
+            replies = await self._send(batch)
+            if not lost_script(replies):
+                return finish(call, replies)
         chat = conversation(call, self._registered, self._durable_topics)
         try:
             batch = next(chat)
@@ -609,7 +620,9 @@ class AsyncClient:
 
     async def _send(self, batch: Batch) -> list[Any]:
         try:
-            if isinstance(self.redis, redis.asyncio.RedisCluster):
+            if type(self.redis) is not redis.asyncio.Redis and isinstance(
+                self.redis, redis.asyncio.RedisCluster
+            ):
                 if not self._cluster_ready:
                     await self._initialize_cluster(self.redis)
                 if is_pinned(batch):

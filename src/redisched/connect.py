@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.connection
 import redis.asyncio.sentinel
 import redis.sentinel
 from redis.exceptions import (
@@ -30,8 +31,12 @@ from redis.exceptions import (
     TimeoutError,
     TryAgainError,
 )
+from redis.utils import HIREDIS_AVAILABLE
 
 from .errors import InvalidArgument
+
+if HIREDIS_AVAILABLE:  # redis-py's test: hiredis installed, and recent enough
+    import hiredis
 
 SENTINEL_SCHEME = "redis+sentinel"
 DEFAULT_RETRY_FOR = 10.0
@@ -121,10 +126,62 @@ def async_connection(
         primary: redis.asyncio.Redis = sentinel.master_for(
             address.service, **address.connection_options()
         )
-        return primary
+        return pack_with_hiredis(primary)
     if cluster:
         return redis.asyncio.RedisCluster.from_url(url)
-    return redis.asyncio.Redis.from_url(url)
+    return pack_with_hiredis(redis.asyncio.Redis.from_url(url))
+
+
+AsyncRedis = TypeVar("AsyncRedis", bound=redis.asyncio.Redis)
+
+
+def pack_with_hiredis(client: AsyncRedis) -> AsyncRedis:
+    """Make ``client``'s new connections pack commands with hiredis (C), as redis-py's
+    blocking connections already do; returns ``client``.
+
+    redis-py 8's asyncio connections pack every command in Python, argument by argument
+    (about 40% of a Worker's CPU in a profile; ~10x hiredis.pack_command for a put). The
+    bytes on the wire are the same. Nothing changes without hiredis, or when the
+    connections encode strings other than as strict UTF-8.
+    """
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    if not HIREDIS_AVAILABLE or not _utf8(kwargs.get("encoding"), kwargs.get("encoding_errors")):
+        return client
+    pool.connection_class = _hiredis_class(pool.connection_class)
+    return client
+
+
+def _utf8(encoding: object, errors: object) -> bool:
+    name = "utf-8" if encoding is None else str(encoding).lower().replace("_", "-")
+    return name in ("utf-8", "utf8") and errors in (None, "strict")
+
+
+_HIREDIS_CLASSES: dict[type[Any], type[Any]] = {}
+
+
+def _hiredis_class(base: type[Any]) -> type[Any]:
+    """``base`` (an asyncio connection class) with :class:`HiredisPacking` first."""
+    if issubclass(base, HiredisPacking):
+        return base
+    made = _HIREDIS_CLASSES.get(base)
+    if made is None:
+        made = _HIREDIS_CLASSES[base] = type(f"Hiredis{base.__name__}", (HiredisPacking, base), {})
+    return made
+
+
+class HiredisPacking(redis.asyncio.connection.AbstractConnection):
+    """Mixed into an asyncio connection class: pack with hiredis, else as redis-py does."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        """The command as RESP bytes (one chunk)."""
+        first = args[0] if args else None
+        if type(first) is str and " " not in first:
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:  # a bytearray, or a bad type: redis-py's DataError
+                pass
+        return super().pack_command(*args)
 
 
 def cluster_options(url: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ answer); a client sends it and returns ``call.parse(replies)``. Nothing here doe
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -95,8 +96,7 @@ class Step(NamedTuple):
     args: tuple[Arg, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Call(Generic[T]):
+class Call(NamedTuple, Generic[T]):
     """The Redis work of one client method and how to read its replies.
 
     Several steps go in one pipeline (one round trip). ``register_topic`` names a topic to add
@@ -105,6 +105,9 @@ class Call(Generic[T]):
     ``then`` reads the replies and returns a second call whose result is the result (a read in
     two round trips). ``after`` is housekeeping once the result is known: it returns calls to
     run next (their parse may return the next one), and their failure is only logged.
+
+    A named tuple, like :class:`Step`: one is made per call, and a frozen dataclass takes
+    several times longer to make (issue 17).
     """
 
     steps: tuple[Step, ...]
@@ -233,23 +236,41 @@ def parse_job(
      reserved_until, last_error, body, pending_version) = reply  # fmt: skip
     if times is None:
         times = {}
-    return Job(
-        topic=topic,
-        id=job_id.decode("utf-8"),
-        body=bytes(body),
-        state=_STATES.get(state) or JobState(state.decode()),
-        run_at=_shared_datetime(run_at, times),
-        priority=priority,
-        ttr=ttr / 1000,
-        attempts=attempts,
-        max_attempts=max_attempts or None,
-        version=version,
-        token=_text(token),
-        reserved_until=None if reserved_until is None else _shared_datetime(reserved_until, times),
-        last_error=_text(last_error),
-        pending_version=pending_version or None,
-        cancellation=cancellation,
+    # Job(...) with its fields set directly: the frozen dataclass's __init__ goes through
+    # object.__setattr__ per field, about a third of this function (a Worker reads every
+    # job it runs here; issue 17). The values are those Job(...) would get.
+    job: Job = _new(Job)
+    _set_topic(job, topic)
+    _set_id(job, job_id.decode("utf-8"))
+    _set_body(job, bytes(body))
+    _set_state(job, _STATES.get(state) or JobState(state.decode()))
+    _set_run_at(job, _shared_datetime(run_at, times))
+    _set_priority(job, priority)
+    _set_ttr(job, ttr / 1000)
+    _set_attempts(job, attempts)
+    _set_max_attempts(job, max_attempts or None)
+    _set_version(job, version)
+    _set_token(job, _text(token))
+    _set_reserved_until(
+        job, None if reserved_until is None else _shared_datetime(reserved_until, times)
     )
+    _set_last_error(job, _text(last_error))
+    _set_pending_version(job, pending_version or None)
+    _set_cancellation(job, cancellation)
+    return job
+
+
+_JOB_FIELDS = (
+    "topic", "id", "body", "state", "run_at", "priority", "ttr", "attempts", "max_attempts",
+    "version", "token", "reserved_until", "last_error", "pending_version", "cancellation",
+)  # fmt: skip
+if tuple(f.name for f in dataclasses.fields(Job)) != _JOB_FIELDS:  # pragma: no cover
+    raise ImportError("redisched.ops.parse_job: models.Job's fields changed; update it")
+_new = object.__new__
+(_set_topic, _set_id, _set_body, _set_state, _set_run_at, _set_priority, _set_ttr,
+ _set_attempts, _set_max_attempts, _set_version, _set_token, _set_reserved_until,
+ _set_last_error, _set_pending_version, _set_cancellation,
+ ) = (Job.__dict__[name].__set__ for name in _JOB_FIELDS)  # fmt: skip
 
 
 def _optional_ms(value: int) -> int | None:
@@ -464,12 +485,23 @@ class Operations:
         if isinstance(jobs, (str, bytes)):
             raise InvalidArgument("jobs", "must be an iterable of (id, body) pairs")
         pairs: list[Arg] = []
+        append, job_id, body, limit = (
+            pairs.append,
+            validate.job_id,
+            validate.body,
+            self.max_body_size,
+        )
         try:
             for index, item in enumerate(jobs):
                 if not isinstance(item, tuple) or len(item) != 2:
                     raise InvalidArgument(f"jobs[{index}]", "must be an (id, body) pair")
-                pairs.append(validate.job_id(item[0], f"jobs[{index}].id"))
-                pairs.append(validate.body(item[1], self.max_body_size, f"jobs[{index}].body"))
+                try:
+                    append(job_id(item[0]))
+                    append(body(item[1], limit))
+                except InvalidArgument:  # again, to name the job in the error (no f-string per job)
+                    job_id(item[0], f"jobs[{index}].id")
+                    body(item[1], limit, f"jobs[{index}].body")
+                    raise
         except TypeError as exc:
             raise InvalidArgument("jobs", "must be an iterable of (id, body) pairs") from exc
         steps = tuple(
@@ -531,27 +563,29 @@ class Operations:
     def reserve(self, topic: str, *, ttr: object = None) -> Call[Job | None]:
         """Lease the next ready job, or None."""
         step = self._lease_step(topic, 1, ttr)
-        return Call((step,), lambda r: next(iter(parse_lease(topic, r[0]).jobs), None))
+
+        def parse(replies: list[Any]) -> Job | None:  # parse_lease's, without the Lease
+            reply = replies[0]
+            return parse_job(topic, reply[3]) if len(reply) > 3 else None
+
+        return Call((step,), parse)
 
     def reserve_many(self, topic: str, count: object, *, ttr: object = None) -> Call[list[Job]]:
         """Lease up to ``count`` ready jobs."""
         step = self._lease_step(topic, count, ttr)
         return Call((step,), lambda r: parse_lease(topic, r[0]).jobs)
 
-    def _ack_step(self, topic: str, triples: Sequence[tuple[str, str, bytes]]) -> Step:
-        return self._step("ack", topic, self._now(), *(v for triple in triples for v in triple))
-
     def ack(self, job: Any, *, result: object = None) -> Call[None]:
         """Finish a reserved job, keeping ``result`` in its history (bytes, str or JSON data);
         StaleReservation if the token is no longer current."""
         topic, job_id, token = validate.reserved_job(job)
-        data = self._result(result, "result")
+        data = b"" if result is None else self._result(result, "result")
 
         def parse(replies: list[Any]) -> None:
             if replies[0][0] != AckCode.ACKED:
                 raise StaleReservation(topic, job_id)
 
-        call = Call((self._ack_step(topic, [(job_id, token, data)]),), parse)
+        call = Call((self._step("ack", topic, self._now(), job_id, token, data),), parse)
         return self._refilling(topic, call, "@" in job_id)
 
     def _result(self, value: object, argument: str) -> bytes:

@@ -46,6 +46,48 @@ def command(step: Step) -> Command:
     return ("EVALSHA", sha, len(step.keys), *step.keys, *step.args)
 
 
+def direct(
+    call: Call[Any], registered: set[str], durable_topics: TopicFlags | None = None
+) -> Batch | None:
+    """The batch of a call that needs no other round trip, or None: run :func:`conversation`.
+
+    That is a one-step call (a put, a reserve, an ack) once its client knows the topic: no
+    topic to register, no WAIT (neither the call nor the topic's cached setting asks for
+    one), no second read and no housekeeping. Send the batch and give the replies to
+    :func:`finish`; when a script was missing, run the conversation instead (the lone step
+    did nothing, so sending it again is safe).
+    """
+    steps = call.steps
+    if len(steps) != 1 or call.then is not None or call.after is not None:
+        return None
+    register = call.register_topic
+    if register is not None and register[1] not in registered:
+        return None
+    durability = call.durability
+    if durability is not None and (
+        durability.required is not None
+        or durable_topics is None
+        or durable_topics.get(durability.topic) is not False
+    ):
+        return None
+    return [command(steps[0])]
+
+
+def finish(call: Call[T], replies: list[Any]) -> T:
+    """The result of a :func:`direct` batch's replies (error replies raised as the
+    conversation raises them); check :func:`lost_script` first."""
+    _check(replies)
+    return call.parse(replies)
+
+
+def lost_script(replies: list[Any]) -> bool:
+    """True when a reply says the server lost a script (NOSCRIPT): the call did nothing."""
+    for reply in replies:  # noqa: SIM110 - a loop, not any(): no generator per call
+        if isinstance(reply, NoScriptError):
+            return True
+    return False
+
+
 def conversation(
     call: Call[T], registered: set[str], durable_topics: TopicFlags | None = None
 ) -> Generator[Batch, list[Any], T]:
