@@ -171,9 +171,11 @@ def merge_rounds(want: int, rounds: Sequence[Round]) -> Round:
     )
 
 
-async def lessee(rt: Runtime, topic: str, ttr: float | None) -> Lessee | Lessees:
-    """The lessee of a reserve on ``topic``: one Lessee, or Lessees over its partitions."""
-    found = await layout(rt, topic)
+def lessee(
+    rt: Runtime, topic: str, found: Partitions | None, ttr: float | None
+) -> Lessee | Lessees:
+    """The lessee of a reserve on ``topic`` (whose :func:`layout` is ``found``): one Lessee,
+    or Lessees over its partitions."""
     if found is None:
         return Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits)
     return Lessees(rt, found, ttr)
