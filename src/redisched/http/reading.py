@@ -66,7 +66,7 @@ async def read_json(
 ) -> T:
     """Decode the body with ``decoder``; an empty body is ``empty`` if given, else an error."""
     data = await read_body(request, limit)
-    if not data.strip():
+    if not data or data.isspace():
         if empty is None:
             raise ApiError(400, "malformed_json", "the request needs a JSON body")
         data = empty

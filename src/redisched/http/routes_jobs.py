@@ -112,7 +112,7 @@ async def write(
 async def put_job(request: Request) -> Response:
     """PUT /v1/topics/{topic}/jobs/{id}."""
     rt = runtime(request)
-    topic, job_id = await job_path(request)
+    topic, job_id = await job_path(request, rt)
     spec = await read_json(request, _PUT, rt.settings.max_request_size)
     if_none_match, if_match, prefer = header_values(request, _PUT_HEADERS)
     replace, if_version = True, None
@@ -158,7 +158,7 @@ async def delete_job(request: Request) -> Response:
 async def ack(request: Request) -> Response:
     """POST .../ack."""
     rt = runtime(request)
-    topic, job_id = await job_path(request)
+    topic, job_id = await job_path(request, rt)
     spec = await read_json(request, _ACK, rt.settings.max_request_size)
     result = (
         None
