@@ -50,7 +50,6 @@ class HotRoutes:
     ) -> None:
         self.app = app
         self.routes = tuple(routes)
-        self.methods = frozenset(m for route in routes for m in route.methods or ())
         self.table: dict[tuple[str, int], list[tuple[Route, Shape]]] = {}
         for route in self.routes:
             shape = _shape(route.path)
