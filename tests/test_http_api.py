@@ -236,6 +236,26 @@ async def test_a_lease_for_a_vanished_consumer_is_released(
     assert (job.attempts, job.last_error) == (0, None)  # never delivered: the attempt is given back
 
 
+async def test_a_job_leased_at_once_for_a_vanished_consumer_is_released(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """The same once the topic's limits are known (no limits: the lease is one call)."""
+    from redisched.http import longpoll
+
+    await http.put(job_url(topic, "first"), json={"body": 1})
+    assert (await http.post(topic_url(topic, "/reserve"))).status_code == 200
+    await http.put(job_url(topic, "j"), json={"body": 1})
+    rt = http._transport.app.state.runtime  # type: ignore[attr-defined]
+    assert rt.limits.get(topic) is not None  # the reserve above read them
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    assert await longpoll.reserve(rt, gone, topic, 1, None, 5.0) == []
+    job = await py.get(topic, "j")
+    assert job is not None and (job.state, job.attempts, job.last_error) == ("ready", 0, None)
+
+
 async def test_topics_stats_config_and_pause(http: httpx.AsyncClient, topic: str) -> None:
     await http.put(job_url(topic, "j"), json={"body": 1})
     assert topic in (await http.get("/v1/topics")).json()["topics"]
@@ -584,6 +604,27 @@ async def test_topic_limits_hold_for_http_reserves(
     again = await http.post(topic_url(topic, "/reserve"), json={"count": 5, "wait": 1})
     assert again.status_code == 200 and len(again.json()["jobs"]) == 1
     assert (await py.stats(topic)).reserved == 2
+
+
+async def test_limits_set_while_known_to_be_none_hold_for_http_reserves(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A reserve takes one lease call while the topic is known to have no limits; limits set
+    over the API hold at once, set by another client within LIMITS_TTL."""
+    from redisched.leasing import LIMITS_TTL
+
+    for i in range(6):
+        await http.put(job_url(topic, f"j{i}"), json={"body": i})
+    assert len((await http.post(topic_url(topic, "/reserve"))).json()["jobs"]) == 1
+    patched = await http.patch(topic_url(topic), json={"concurrency": 2})
+    assert patched.status_code == 200
+    held = await http.post(topic_url(topic, "/reserve"), json={"count": 5})
+    assert len(held.json()["jobs"]) == 1  # 2 reserved now: the one above and this one
+    assert (await http.post(topic_url(topic, "/reserve"), json={"count": 5})).status_code == 204
+    await py.configure(topic, concurrency=None)
+    await asyncio.sleep(LIMITS_TTL + 0.2)
+    freed = await http.post(topic_url(topic, "/reserve"), json={"count": 5})
+    assert len(freed.json()["jobs"]) == 4
 
 
 async def test_abort_stops_a_job(

@@ -148,3 +148,20 @@ async def test_the_token_check_applies(
     assert (await http.put(url, json={"body": 1}, headers=good)).status_code == 201
     assert (await http.get(url, headers=good)).status_code == 200
     assert long_way == []
+
+
+async def test_paths_that_fit_no_route_take_the_long_way(
+    open_api: tuple[httpx.AsyncClient, list[str]], plain_topic: str
+) -> None:
+    """An empty segment, a trailing slash or an extra segment is not a job route's path."""
+    http, long_way = open_api
+    paths = [
+        f"/v1/topics/{plain_topic}/jobs/",
+        f"/v1/topics/{plain_topic}/jobs/j/",
+        f"/v1/topics/{plain_topic}/jobs/j/x/ack",
+        f"/v1/topics/{plain_topic}/reserve/",
+    ]
+    for path in paths:
+        assert (await http.put(path, json={"body": 1})).status_code in (307, 404, 405)
+    assert (await http.post(f"/v1/topics/{plain_topic}/jobs/j/nope", json={})).status_code == 404
+    assert long_way == [*paths, f"/v1/topics/{plain_topic}/jobs/j/nope"]

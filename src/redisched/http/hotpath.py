@@ -7,6 +7,10 @@ answer through the API's exception handlers, as the full stack would do. Any oth
 a route with an escaped path (``%``, which :class:`~.paths.RawPathMiddleware` re-decodes),
 and an error without a handler of its own (a 500: the outer ``ServerErrorMiddleware`` logs it)
 go the usual way.
+
+Routes are matched by comparing path segments (a route's ``{param}`` segment takes any
+non-empty segment, as Starlette's default ``str`` convertor does), not by the routes' regular
+expressions in turn.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import Match, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import BearerAuth
@@ -46,7 +50,11 @@ class HotRoutes:
     ) -> None:
         self.app = app
         self.routes = tuple(routes)
-        self.methods = frozenset(m for route in routes for m in route.methods or ())
+        self.table: dict[tuple[str, int], list[tuple[Route, Shape]]] = {}
+        for route in self.routes:
+            shape = _shape(route.path)
+            for method in route.methods or ():
+                self.table.setdefault((method, len(shape)), []).append((route, shape))
         self.guard = SameOriginGuard(app, allowed_hosts)
         self.auth = BearerAuth(app, tokens, open_paths) if tokens else None
         self.handlers = {k: v for k, v in handlers.items() if k is not Exception}
@@ -73,14 +81,19 @@ class HotRoutes:
         await response(scope, receive, send)
 
     def _match(self, scope: Scope) -> Route | None:
-        if scope["type"] != "http" or scope["method"] not in self.methods:
+        if scope["type"] != "http" or scope.get("root_path"):
             return None
         if b"%" in scope.get("raw_path", b"%"):
             return None
-        for route in self.routes:
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                scope.update(child)
+        parts = scope["path"].split("/")
+        candidates = self.table.get((scope["method"], len(parts)))
+        if candidates is None:
+            return None
+        for route, shape in candidates:
+            params = _params(shape, parts)
+            if params is not None:
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = params
                 return route
         return None
 
@@ -90,3 +103,29 @@ class HotRoutes:
             if handler is not None:
                 return handler
         return None
+
+
+Shape = tuple[tuple[bool, str], ...]
+"""A route template's segments: (True, parameter name) or (False, literal text)."""
+
+
+def _shape(template: str) -> Shape:
+    if ":" in template:
+        raise ValueError(f"HotRoutes serves plain {{name}} parameters only: {template}")
+    return tuple(
+        (True, part[1:-1]) if part.startswith("{") and part.endswith("}") else (False, part)
+        for part in template.split("/")
+    )
+
+
+def _params(shape: Shape, parts: list[str]) -> dict[str, str] | None:
+    """The path parameters when ``parts`` (the path's segments) fit ``shape``, else None."""
+    params: dict[str, str] = {}
+    for (is_param, text), part in zip(shape, parts, strict=True):
+        if is_param:
+            if not part:
+                return None
+            params[text] = part
+        elif part != text:
+            return None
+    return params

@@ -51,6 +51,30 @@ async def give_back(rt: Runtime, jobs: list[Job]) -> None:
                 log.warning("could not release job %r of %r: %s", job.id, job.topic, exc)
 
 
+async def _gone(receive: Receive) -> bool:
+    """True when the client has gone already (a look at the channel that does not wait)."""
+    peek = asyncio.ensure_future(receive())
+    await asyncio.sleep(0)
+    if not peek.done():
+        peek.cancel()
+        await asyncio.gather(peek, return_exceptions=True)
+        return False
+    if peek.cancelled() or peek.exception() is not None:
+        return False
+    return bool(peek.result()["type"] == "http.disconnect")
+
+
+async def _lease_at_once(
+    rt: Runtime, topic: str, count: int, ttr: float | None
+) -> list[Job] | None:
+    """The jobs of one lease call, when the topic's limits are known to be none (else None:
+    the lessee takes the limits' grant, reading them again when they are too old)."""
+    limits = rt.limits.get(topic)
+    if limits is None or limits.limited:
+        return None
+    return await rt.client.execute(rt.client.ops.reserve_many(topic, count, ttr=ttr))
+
+
 async def reserve(
     rt: Runtime, receive: Receive, topic: str, count: int, ttr: float | None, wait: float
 ) -> list[Job]:
@@ -59,7 +83,15 @@ async def reserve(
     ``receive`` is the request's ASGI receive channel, read after the body to notice a
     client that disconnects while waiting.
     """
-    lessee = await partitioned.lessee(rt, topic, ttr)  # a partitioned topic: each partition
+    found = await partitioned.layout(rt, topic)
+    if found is None:  # a job there at once needs none of the long poll's machinery
+        jobs = await _lease_at_once(rt, topic, count, ttr)
+        if jobs and wait > 0 and await _gone(receive):
+            await give_back(rt, jobs)
+            return []
+        if jobs or (jobs is not None and wait <= 0):
+            return jobs
+    lessee = partitioned.lessee(rt, topic, found, ttr)  # a partitioned topic: each partition
     if wait <= 0:
         result = await lessee.exchange(count)
         if lessee.freed:  # the grant's slots: its jobs hold their places as reservations

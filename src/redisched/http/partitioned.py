@@ -31,11 +31,14 @@ async def route(rt: Runtime, topic: str, job_id: str) -> str:
     return topic if found is None else found.route(job_id)
 
 
-async def job_path(request: Request) -> tuple[str, str]:
+async def job_path(request: Request, rt: Runtime | None = None) -> tuple[str, str]:
     """``(topic, id)`` of a by-id route: the id's partition when the path names a
-    partitioned topic, else the topic of the path."""
+    partitioned topic, else the topic of the path (``rt``: the request's runtime)."""
     topic, job_id = path_param(request, "topic"), path_param(request, "id")
-    return await route(runtime(request), topic, job_id), job_id
+    if rt is None:
+        rt = runtime(request)
+    found = (await rt.partitions.current(rt.client)).get(topic)  # :func:`route`, inlined
+    return topic if found is None else found.route(job_id), job_id
 
 
 async def each_partition(rt: Runtime, topic: str, action: Callable[[str], Awaitable[int]]) -> int:
@@ -171,9 +174,11 @@ def merge_rounds(want: int, rounds: Sequence[Round]) -> Round:
     )
 
 
-async def lessee(rt: Runtime, topic: str, ttr: float | None) -> Lessee | Lessees:
-    """The lessee of a reserve on ``topic``: one Lessee, or Lessees over its partitions."""
-    found = await layout(rt, topic)
+def lessee(
+    rt: Runtime, topic: str, found: Partitions | None, ttr: float | None
+) -> Lessee | Lessees:
+    """The lessee of a reserve on ``topic`` (whose :func:`layout` is ``found``): one Lessee,
+    or Lessees over its partitions."""
     if found is None:
         return Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits)
     return Lessees(rt, found, ttr)

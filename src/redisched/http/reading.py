@@ -50,12 +50,23 @@ async def read_body(request: Request, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def header_values(request: Request, names: tuple[bytes, ...]) -> list[str | None]:
+    """The first value of each header in ``names`` (lower case), in one pass over them."""
+    found: list[str | None] = [None] * len(names)
+    for name, value in request.scope["headers"]:
+        if name in names:
+            index = names.index(name)
+            if found[index] is None:
+                found[index] = value.decode("latin-1")
+    return found
+
+
 async def read_json(
     request: Request, decoder: msgspec.json.Decoder[T], limit: int, *, empty: bytes | None = None
 ) -> T:
     """Decode the body with ``decoder``; an empty body is ``empty`` if given, else an error."""
     data = await read_body(request, limit)
-    if not data.strip():
+    if not data or data.isspace():
         if empty is None:
             raise ApiError(400, "malformed_json", "the request needs a JSON body")
         data = empty
@@ -96,10 +107,16 @@ _STRING = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")(\s*:)?')
 def _may_repeat_a_key(data: bytes) -> bool:
     """False when no object key of the (valid) JSON text occurs twice, even in two objects.
 
-    One pass of a C regex over the string tokens, left to right (outside strings JSON has no
-    quotes, so each match starts at an opening quote); a key written with escapes counts as
-    a possible repeat.
+    Without a backslash, the text split at its quotes alternates between the outside and the
+    inside of strings, and a string is a key when a colon follows it. Otherwise one pass of a
+    C regex over the string tokens, left to right (outside strings JSON has no quotes, so each
+    match starts at an opening quote); a key written with escapes counts as a possible repeat.
     """
+    if b"\\" not in data:
+        parts = data.split(b'"')
+        pairs = zip(parts[1::2], parts[2::2], strict=True)  # (string, what follows it)
+        keys = [string for string, after in pairs if after.lstrip()[:1] == b":"]
+        return len(set(keys)) != len(keys)
     keys = [string for string, colon in _STRING.findall(data) if colon]
     return len(set(keys)) != len(keys) or any(b"\\" in key for key in keys)
 

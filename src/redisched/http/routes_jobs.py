@@ -25,7 +25,7 @@ from . import bodies, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
 from .partitioned import job_path
-from .reading import read_json
+from .reading import header_values, read_json
 from .runtime import runtime
 
 _PUT = msgspec.json.Decoder(schemas.PutJob)
@@ -35,6 +35,7 @@ _TOUCH = msgspec.json.Decoder(schemas.Touch)
 _BURY = msgspec.json.Decoder(schemas.Bury)
 _KICK = msgspec.json.Decoder(schemas.Kick)
 _ABORT = msgspec.json.Decoder(schemas.Abort)
+_PUT_HEADERS = (b"if-none-match", b"if-match", b"prefer")
 _PUT_STATUS = {PutStatus.CREATED: 201, PutStatus.REPLACED: 200, PutStatus.PENDING: 202}
 
 
@@ -76,7 +77,11 @@ async def put_and_get(
 
 def wants_minimal(request: Request) -> bool:
     """True when the client sent ``Prefer: return=minimal`` (RFC 7240)."""
-    prefer = request.headers.get("prefer")
+    return prefers_minimal(request.headers.get("prefer"))
+
+
+def prefers_minimal(prefer: str | None) -> bool:
+    """True when a ``Prefer`` header value asks for ``return=minimal`` (RFC 7240)."""
     return prefer is not None and "return=minimal" in prefer.replace(" ", "").lower()
 
 
@@ -107,10 +112,9 @@ async def write(
 async def put_job(request: Request) -> Response:
     """PUT /v1/topics/{topic}/jobs/{id}."""
     rt = runtime(request)
-    topic, job_id = await job_path(request)
+    topic, job_id = await job_path(request, rt)
     spec = await read_json(request, _PUT, rt.settings.max_request_size)
-    if_none_match = request.headers.get("if-none-match")
-    if_match = request.headers.get("if-match")
+    if_none_match, if_match, prefer = header_values(request, _PUT_HEADERS)
     replace, if_version = True, None
     if if_none_match is not None:
         if if_none_match.strip() != "*":
@@ -126,7 +130,7 @@ async def put_job(request: Request) -> Response:
         priority=spec.priority, max_attempts=spec.max_attempts, replace=replace,
         if_version=if_version,
     )  # fmt: skip
-    return await write(rt.client, call, topic, job_id, wants_minimal(request))
+    return await write(rt.client, call, topic, job_id, prefers_minimal(prefer))
 
 
 async def get_job(request: Request) -> Response:
@@ -154,7 +158,7 @@ async def delete_job(request: Request) -> Response:
 async def ack(request: Request) -> Response:
     """POST .../ack."""
     rt = runtime(request)
-    topic, job_id = await job_path(request)
+    topic, job_id = await job_path(request, rt)
     spec = await read_json(request, _ACK, rt.settings.max_request_size)
     result = (
         None

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import partition_setting, validate
+from ..leasing import Limits
 from ..models import JobState
 from ..ops import Call
 from ..partition_setting import (
@@ -99,6 +100,7 @@ async def patch_topic(request: Request) -> Response:
     ops = rt.client.ops
     config = await run_async(rt.client, partition_setting.configure(ops, topic, changes))
     rt.partitions.learn(topic, config.partitions)
+    rt.limits.set(topic, Limits.of(config))  # this process's reserves see it at once
     if isinstance(spec.paused, bool):
         await rt.client.execute(partition_setting.pause(ops, topic, config.partitions, spec.paused))
     rt.topic_changed(topic)

@@ -73,11 +73,18 @@ class SameOriginGuard:
         names = {host_name(h) for h in allowed_hosts}
         self.any_host = "*" in names
         self.allowed = frozenset(names | LOOPBACK_NAMES)
+        self._seen: dict[str, bool] = {}  # Host value -> allowed (clients send a few)
 
     def host_allowed(self, host: str) -> bool:
         """True when a request with this ``Host`` value is for this service."""
-        name = host_name(host)
-        return self.any_host or name in self.allowed or _is_ip(name)
+        known = self._seen.get(host)
+        if known is None:
+            name = host_name(host)
+            known = self.any_host or name in self.allowed or _is_ip(name)
+            if len(self._seen) >= 1024:
+                self._seen.clear()
+            self._seen[host] = known
+        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         problem = self.refusal(scope) if scope["type"] == "http" else None
