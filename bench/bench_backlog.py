@@ -8,7 +8,9 @@ order every other round, so that the drift of a shared machine falls on every le
 a no-op async handler, as ``bench_worker``). Per level: the median
 jobs/s, its same-round ratio to the empty topic (goal: >= 0.95), and Redis's own microseconds
 per job (``INFO commandstats``: every EVALSHA of the drain over the jobs drained), which shows
-what the scripts pay for the bigger topic without the client's noise.
+what the scripts pay for the bigger topic without the client's noise. Both are wall-clock
+times, which on a shared machine also count the time a process waited for a core; the CPU
+time of Redis's main thread per job (``server_cpu_*``, Linux's schedstat) does not.
 
 Run: ``python -m bench.bench_backlog [--levels 0,100000,1000000,10000000] [--jobs N]``; prints
 one JSON line. 10M scheduled jobs take ~4 GB of Redis memory and a few minutes to write.
@@ -25,6 +27,7 @@ from typing import Any
 
 import redis
 
+from bench.bench_burst import cpu_seconds, load
 from bench.bench_worker import drain, fill, run_loop
 from bench.common import emit, private_redis
 
@@ -77,14 +80,18 @@ class Level:
         self.level = level
         self.conn = redis.Redis.from_url(url)
         self.fill_s = fill_backlog(url, level, fillers)
+        self.pid = int(self.conn.info("server")["process_id"])
         self.rates: list[float] = []
         self.server_us: list[float] = []
+        self.server_cpu_us: list[float] = []
 
     def drain_once(self, round_no: int, jobs: int, concurrency: int) -> None:
         """Put ``jobs`` ready jobs and time one Worker draining them."""
         fill(self.url, TOPIC, f"r{round_no}", jobs)
         self.conn.config_resetstat()
+        server_cpu = cpu_seconds(self.pid)
         seconds = run_loop(drain(self.url, TOPIC, jobs, concurrency))
+        self.server_cpu_us.append(1e6 * (cpu_seconds(self.pid) - server_cpu) / jobs)
         self.rates.append(jobs / seconds)
         self.server_us.append(evalsha_usec(self.conn) / jobs)
 
@@ -108,6 +115,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         states[0].drain_once(-1, min(args.jobs, 2000), args.concurrency)  # warm-up, dropped
         states[0].rates.clear()
         states[0].server_us.clear()
+        states[0].server_cpu_us.clear()
         for round_no in range(args.rounds):  # the order flips each round: no level always first
             for state in states if round_no % 2 == 0 else states[::-1]:
                 state.drain_once(round_no, args.jobs, args.concurrency)
@@ -122,6 +130,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             result[f"ratio_{at}"] = round(statistics.median(ratios), 3)
             result[f"server_us_per_job_{at}"] = round(statistics.median(state.server_us), 2)
             result[f"server_ratio_{at}"] = round(statistics.median(server), 3)
+            cpu = [empty / ours for ours, empty in zip(state.server_cpu_us, base.server_cpu_us,
+                                                       strict=True)]  # fmt: skip
+            result[f"server_cpu_us_per_job_{at}"] = round(statistics.median(state.server_cpu_us), 2)
+            result[f"server_cpu_ratio_{at}"] = round(statistics.median(cpu), 3)
+            result[f"rounds_server_cpu_us_{at}"] = [round(us, 1) for us in state.server_cpu_us]
             result[f"rounds_jobs_per_s_{at}"] = [round(rate) for rate in state.rates]
             result[f"rounds_server_us_{at}"] = [round(us, 1) for us in state.server_us]
             result[f"fill_s_{at}"] = round(state.fill_s, 1)
@@ -147,7 +160,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--fillers", type=int, default=2, help="processes writing the backlog")
     args = parser.parse_args()  # fmt: skip
-    emit("backlog", measure(args))
+    started = load()
+    result = measure(args)
+    emit("backlog", {**result, "load_before": started, "load_after": load()})
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def evalsha_usec(conn: redis.Redis) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU seconds the process ``pid`` has run (Linux's schedstat; 0.0 elsewhere)."""
+    """CPU seconds the main thread of process ``pid`` ran (Linux's schedstat; else 0.0)."""
     try:
         with open(f"/proc/{pid}/schedstat") as stat:
             return int(stat.read().split()[0]) / 1e9
