@@ -4,7 +4,8 @@ The Worker, the push dispatcher and the HTTP long-poll reserve all lease jobs th
 through a :class:`Lessee` (one topic, one consumer):
 
 - **One round trip** acks the jobs finished since the last one, frees their concurrency
-  slots and leases as many new jobs as the consumer's :class:`Capacity` wants. A topic with
+  slots and leases as many new jobs as the consumer's :class:`Capacity` wants, in script calls
+  of :data:`CALL_JOBS` jobs at most (no call holds Redis long). A topic with
   ``concurrency`` or ``rate`` set takes ``limit.lua``'s grant in that round trip and leases
   what was granted in a second one; a topic without limits pays nothing for them.
 - The topic's limits are read with the acks (no round trip of their own) every
@@ -15,7 +16,9 @@ through a :class:`Lessee` (one topic, one consumer):
   topic's channel, or a local kick (a finished job); :data:`MAX_IDLE` at most, in case a
   wake-up was lost.
 - A busy consumer lets finished jobs gather for up to :data:`ACK_DELAY` so that one round
-  trip acks and refills many; Redis failures back off by one formula (:func:`redis_pause`).
+  trip acks and refills many; one woken from an idle sleep leases :data:`WAKE_LEASE` job first
+  (the first due job starts sooner); Redis failures back off by one formula
+  (:func:`redis_pause`).
 
 A topic's ``concurrency`` counts its reserved jobs, whoever leased them, plus the slots
 ``limit.lua`` granted for leases not yet made: the round trip that leases frees those slots,
@@ -66,6 +69,11 @@ HOLD_MARGIN = 10.0
 slot comes back after that)."""
 DEFAULT_HOLD = 60.0
 """Seconds a slot is held when the lease names no ttr (the built-in default ttr)."""
+
+
+def _calls(count: int) -> list[tuple[int, int]]:
+    """``count`` jobs as script calls of :data:`CALL_JOBS` at most: (first, size) each."""
+    return [(at, min(CALL_JOBS, count - at)) for at in range(0, count, CALL_JOBS)]
 
 
 def redis_pause(failures: int) -> float:
@@ -277,10 +285,9 @@ class Lessee:
         limited = known is None or known.limited or bool(freed)
         results = [self.results.get(job.token or "") for job in done] if self.results else None
         parts: list[Call[Any]] = [
-            ops.ack_leased(topic, done[at : at + CALL_JOBS],
-                           results=None if results is None else results[at : at + CALL_JOBS])
-            for at in range(0, len(done), CALL_JOBS)
-        ] or [ops.ack_leased(topic, [])]  # fmt: skip
+            ops.ack_leased(topic, done[at : at + n], results=results and results[at : at + n])
+            for at, n in _calls(len(done))
+        ] or [ops.ack_leased(topic, [])]
         acks = len(parts)
         if limits is None:
             parts.append(ops.config(topic))
@@ -328,14 +335,9 @@ class Lessee:
         result.wanted = grant.granted if grant.granted < want else want
         return result
 
-    @staticmethod
-    def _chunks(count: int) -> list[int]:
-        """``count`` jobs as the sizes of the calls that lease them (:data:`CALL_JOBS` each)."""
-        return [min(CALL_JOBS, count - at) for at in range(0, count, CALL_JOBS)]
-
     def _lease_calls(self, count: int) -> list[Call[Lease]]:
         ops = self.client.ops
-        return [ops.lease(self.topic, n, ttr=self.ttr) for n in self._chunks(count)]
+        return [ops.lease(self.topic, n, ttr=self.ttr) for _, n in _calls(count)]
 
     def _take_lease(self, result: Round, leases: list[Lease], sent: float, received: float) -> None:
         """The jobs of one round trip's leases, in order; the clock and the times ahead from
@@ -483,7 +485,9 @@ class Lessee:
 
 __all__ = [
     "ACK_DELAY",
+    "CALL_JOBS",
     "MAX_IDLE",
+    "WAKE_LEASE",
     "Capacity",
     "Lessee",
     "Limits",
