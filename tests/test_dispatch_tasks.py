@@ -4,6 +4,7 @@ to 503, and the service still stops gracefully."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from redisched.commands.serve_app import dispatcher_service
 from redisched.config import Settings
@@ -12,10 +13,15 @@ from redisched.push.dispatcher import Dispatcher
 from tests.http_fixtures import asgi_client
 
 
+def alone(redis_url: str) -> Settings:
+    """Settings under a prefix of their own: no topic (and no webhook) of another test."""
+    return Settings(redis_url=redis_url, prefix=f"dispatch-{uuid.uuid4().hex[:8]}")
+
+
 async def test_a_crashed_dispatcher_task_turns_healthz_to_503_and_stop_is_graceful(
     redis_url: str,
 ) -> None:
-    app = create_app(Settings(redis_url=redis_url), services=[dispatcher_service])
+    app = create_app(alone(redis_url), services=[dispatcher_service])
     async with asgi_client(app) as web:
         assert (await web.get("/healthz")).status_code == 200
         runtime = app.state.runtime
@@ -37,7 +43,7 @@ async def test_a_crashed_dispatcher_task_turns_healthz_to_503_and_stop_is_gracef
 
 
 async def test_stop_waits_for_every_task_of_the_group(redis_url: str) -> None:
-    app = create_app(Settings(redis_url=redis_url), services=[dispatcher_service])
+    app = create_app(alone(redis_url), services=[dispatcher_service])
     async with asgi_client(app) as web:
         assert (await web.get("/healthz")).status_code == 200
         [dispatcher] = [s for s in app.state.runtime.services if isinstance(s, Dispatcher)]

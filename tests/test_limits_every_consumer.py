@@ -95,7 +95,7 @@ def test_cancellation_reaches_the_handler_within_100_ms(
     }
     latencies: dict[str, list[float]] = {way: [] for way in ways}
     started = f"{key}:started"
-    for round_ in range(10):
+    for round_ in range(50):  # 200 cancellations: the p99 is not just the slowest one
         for way, cancel in ways.items():
             job_id = f"{way}-{round_}"
             client.put(topic, job_id, b"", max_attempts=1)

@@ -127,3 +127,24 @@ def test_the_option_wins_over_the_variable() -> None:
 def test_a_worker_needs_a_topic() -> None:
     result = CliRunner().invoke(main, ["worker", "json:dumps"], env={"REDISCHED_TOPIC": ""})
     assert result.exit_code == 2 and "--topic" in result.output
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "value", "message"),
+    [
+        (BridgeSettings, "prefetch", 0, "between 1 and 65535"),
+        (BridgeSettings, "max_batch", True, "must be an integer"),
+        (BridgeSettings, "concurrency", 2.5, "must be an integer"),
+        (BridgeSettings, "retry_max", -1.0, "at least 0"),
+        (WorkerSettings, "concurrency", 0, "between 1 and"),
+        (WorkerSettings, "grace", "soon", "must be a number"),
+    ],
+)
+def test_a_value_given_in_code_gets_the_bounds_of_its_text(
+    cls: type, name: str, value: Any, message: str
+) -> None:
+    from redisched import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=message) as caught:
+        cls(**{name: value})
+    assert caught.value.argument == name

@@ -204,6 +204,23 @@ def from_env(
         raise
 
 
+def check_numbers(settings: Any) -> None:
+    """Raise InvalidArgument naming the first numeric setting of the dataclass instance
+    ``settings`` that is not a number within its parser's bounds (None passes: unset).
+
+    A value given in code gets the same bounds as the same value given as text.
+    """
+    for name, spec in specs(type(settings)).items():
+        value = getattr(settings, name)
+        kind = getattr(spec.parse, "metavar", None)
+        if value is None or kind not in ("INTEGER", "NUMBER"):
+            continue
+        whole = kind == "INTEGER"
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+            raise InvalidArgument(name, "must be an integer" if whole else "must be a number")
+        spec.parse(name, repr(value))
+
+
 def env_names(cls: type) -> dict[str, str]:
     """Each setting's environment variable, by field name."""
     return {name: spec.env for name, spec in specs(cls).items()}
@@ -212,6 +229,7 @@ def env_names(cls: type) -> dict[str, str]:
 __all__ = [
     "Parser",
     "Spec",
+    "check_numbers",
     "choice",
     "default",
     "env_names",

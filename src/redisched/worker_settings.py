@@ -70,10 +70,7 @@ class WorkerSettings:
     app_dir: Path = setting(Path("."), APP_DIR)
 
     def __post_init__(self) -> None:
-        for name, spec in setting_.specs(WorkerSettings).items():
-            value = getattr(self, name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                spec.parse(name, repr(value))  # the bounds of its parser hold
+        setting_.check_numbers(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSettings:

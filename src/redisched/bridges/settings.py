@@ -81,14 +81,7 @@ class BridgeSettings:
             raise InvalidArgument("queue", "must not be empty")
         if self.dead_letter_queue == self.queue:
             raise InvalidArgument("dead_letter_queue", "must differ from the queue")
-        for name, low, high in (
-            ("prefetch", 1, 65_535),
-            ("concurrency", 1, 1000),
-            ("max_batch", 1, 10_000),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise InvalidArgument(name, f"must be an integer between {low} and {high}")
+        setting_.check_numbers(self)
 
     @property
     def dead_letters(self) -> str:
