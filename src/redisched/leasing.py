@@ -4,7 +4,8 @@ The Worker, the push dispatcher and the HTTP long-poll reserve all lease jobs th
 through a :class:`Lessee` (one topic, one consumer):
 
 - **One round trip** acks the jobs finished since the last one, frees their concurrency
-  slots and leases as many new jobs as the consumer's :class:`Capacity` wants. A topic with
+  slots and leases as many new jobs as the consumer's :class:`Capacity` wants, in script calls
+  of :data:`CALL_JOBS` jobs at most (no call holds Redis long). A topic with
   ``concurrency`` or ``rate`` set takes ``limit.lua``'s grant in that round trip and leases
   what was granted in a second one; a topic without limits pays nothing for them.
 - The topic's limits are read with the acks (no round trip of their own) every
@@ -15,7 +16,9 @@ through a :class:`Lessee` (one topic, one consumer):
   topic's channel, or a local kick (a finished job); :data:`MAX_IDLE` at most, in case a
   wake-up was lost.
 - A busy consumer lets finished jobs gather for up to :data:`ACK_DELAY` so that one round
-  trip acks and refills many; Redis failures back off by one formula (:func:`redis_pause`).
+  trip acks and refills many; one woken from an idle sleep leases :data:`WAKE_LEASE` job first
+  (the first due job starts sooner); Redis failures back off by one formula
+  (:func:`redis_pause`).
 
 A topic's ``concurrency`` counts its reserved jobs, whoever leased them, plus the slots
 ``limit.lua`` granted for leases not yet made: the round trip that leases frees those slots,
@@ -52,6 +55,13 @@ ACK_DELAY = 0.005
 """Seconds a finished job's ack may wait to share a round trip with others."""
 MAX_LEASE = validate.MAX_COUNT
 """Jobs leased at most per round trip."""
+CALL_JOBS = 100
+"""Jobs one script call acks or leases at most. A round trip that acks or leases more sends
+several calls in one pipeline: Redis runs one script at a time, and a call costs ~10-20 µs of
+Redis time per job, so this bounds every call of a consumer to a few ms (docs/design.md)."""
+WAKE_LEASE = 1
+"""Jobs the first round trip after an idle sleep leases at most: the first due job starts
+after a one-job lease, and the rest are leased while it runs."""
 LIMITS_TTL = 2.0
 """Seconds a consumer trusts what it read of a topic's ``concurrency`` and ``rate``."""
 HOLD_MARGIN = 10.0
@@ -59,6 +69,11 @@ HOLD_MARGIN = 10.0
 slot comes back after that)."""
 DEFAULT_HOLD = 60.0
 """Seconds a slot is held when the lease names no ttr (the built-in default ttr)."""
+
+
+def _calls(count: int) -> list[tuple[int, int]]:
+    """``count`` jobs as script calls of :data:`CALL_JOBS` at most: (first, size) each."""
+    return [(at, min(CALL_JOBS, count - at)) for at in range(0, count, CALL_JOBS)]
 
 
 def redis_pause(failures: int) -> float:
@@ -211,6 +226,7 @@ class Lessee:
         self.failures = 0
         self.saturated = False
         self.starved = False  # waiting for the consumer to have room
+        self.woke = False  # the last step slept for want of work: lease WAKE_LEASE first
         self._forwarder: asyncio.Task[None] | None = None
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -268,14 +284,19 @@ class Lessee:
         known = limits or self.limits.last(topic)
         limited = known is None or known.limited or bool(freed)
         results = [self.results.get(job.token or "") for job in done] if self.results else None
-        parts: list[Call[Any]] = [ops.ack_leased(topic, done, results=results)]
+        parts: list[Call[Any]] = [
+            ops.ack_leased(topic, done[at : at + n], results=results and results[at : at + n])
+            for at, n in _calls(len(done))
+        ] or [ops.ack_leased(topic, [])]
+        acks = len(parts)
         if limits is None:
             parts.append(ops.config(topic))
+        leases = len(parts)
         if limited:
             step = limit_step(ops, topic, want, self.hold_ms, freed)
             parts.append(Call((step,), lambda r: parse_grant(r[0])))
         elif want > 0:
-            parts.append(ops.lease(topic, want, ttr=self.ttr))
+            parts += self._lease_calls(want)
         sent = time.time()
         try:
             replies = await client.execute(Call.join(*parts))
@@ -287,13 +308,13 @@ class Lessee:
         received = time.time()
         for job in done if self.results else ():
             self.results.pop(job.token or "", None)
-        acked: list[bool] = replies[0]
+        acked: list[bool] = [flag for reply in replies[:acks] for flag in reply]
         if limits is None:
-            self.limits.set(topic, Limits.of(replies[1]))
+            self.limits.set(topic, Limits.of(replies[acks]))
         result = Round(want, [], [], acked, done)
         if not limited:
             if want > 0:
-                self._take_lease(result, replies[-1], sent, received)
+                self._take_lease(result, replies[leases:], sent, received)
             return result
         grant: Grant = replies[-1]
         self.clock.observe(grant.now_ms, sent, received)
@@ -303,24 +324,31 @@ class Lessee:
             return result
         sent = time.time()
         try:
-            lease = await client.lease(topic, grant.granted, ttr=self.ttr)
+            leased = await client.execute(Call.join(*self._lease_calls(grant.granted)))
         finally:
             # The leased jobs hold their places as reservations now (a place is free again
             # when its job leaves the reserved set, whoever acks, releases, buries or deletes
             # it), so the grant's slots go back with the next round trip. Not in this one: a
             # step after the lease may run before it (a NOSCRIPT retry runs the lease again).
             self.freed.extend(grant.slots)
-        self._take_lease(result, lease, sent, time.time())
+        self._take_lease(result, leased, sent, time.time())
         result.wanted = grant.granted if grant.granted < want else want
         return result
 
-    def _take_lease(self, result: Round, lease: Lease, sent: float, received: float) -> None:
-        self.clock.observe(lease.now_ms, sent, received)
-        result.jobs = lease.jobs
-        result.slots = [None] * len(lease.jobs)
-        result.now_ms = lease.now_ms
-        result.next_due_ms = lease.next_due_ms
-        result.next_timeout_ms = lease.next_timeout_ms
+    def _lease_calls(self, count: int) -> list[Call[Lease]]:
+        ops = self.client.ops
+        return [ops.lease(self.topic, n, ttr=self.ttr) for _, n in _calls(count)]
+
+    def _take_lease(self, result: Round, leases: list[Lease], sent: float, received: float) -> None:
+        """The jobs of one round trip's leases, in order; the clock and the times ahead from
+        the last of them (the latest state of the topic)."""
+        last = leases[-1]
+        self.clock.observe(last.now_ms, sent, received)
+        result.jobs = leases[0].jobs if len(leases) == 1 else [j for x in leases for j in x.jobs]
+        result.slots = [None] * len(result.jobs)
+        result.now_ms = last.now_ms
+        result.next_due_ms = last.next_due_ms
+        result.next_timeout_ms = last.next_timeout_ms
 
     async def requeue(self) -> None:
         """Return timed-out reservations to the queue; remember the next deadline."""
@@ -384,6 +412,9 @@ class Lessee:
             await self.requeue()
             return
         want = min(capacity.want(), MAX_LEASE)
+        if self.woke:
+            self.woke = False
+            want = min(want, WAKE_LEASE)
         refill_at = max(1, capacity.size() // 10)
         if want <= 0 or (want < refill_at and self.saturated and capacity.busy()):
             # Few free slots while more jobs wait: let finished jobs gather a while, so that
@@ -419,6 +450,7 @@ class Lessee:
             await self.requeue()
             return
         await self.sleep(result)
+        self.woke = True
 
     async def flush(self) -> None:
         """Ack what finished and free slots now (lease nothing)."""
@@ -453,7 +485,9 @@ class Lessee:
 
 __all__ = [
     "ACK_DELAY",
+    "CALL_JOBS",
     "MAX_IDLE",
+    "WAKE_LEASE",
     "Capacity",
     "Lessee",
     "Limits",

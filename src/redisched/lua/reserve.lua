@@ -37,7 +37,7 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT, PROMOTE_PER_CALL = 1, 1000, 100
+local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT, PROMOTE_PER_CALL = 1, 1000, 1
 local count = ARGV[2] == '' and DEFAULT_COUNT or tonumber(ARGV[2])
 local ttr_override = tonumber(ARGV[3])
 local promote_limit = ARGV[4] == '' and DEFAULT_PROMOTE_LIMIT or tonumber(ARGV[4])
