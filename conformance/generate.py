@@ -305,8 +305,10 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         put("due at +20 s, priority -1", ("urgent", "x"), run_at=NOW + 20 * S, priority=-1),
         reserve("lease up to 10: first, second, low", count=10),
         reserve("nothing ready: next_due +5 s, next_timeout +60 s"),
-        reserve("at +20 s: urgent wins although promoted last", now=NOW + 20 * S),
-        reserve("then in run_at order: sooner, later", now=NOW + 20 * S, count=10),
+        reserve("at +20 s, one job: sooner (a reserve promotes as many due jobs as it leases, in "
+                "run_at order)", now=NOW + 20 * S),
+        reserve("at +20 s, ten jobs: urgent wins although promoted last, then later",
+                now=NOW + 20 * S, count=10),
     ]),
     "reserve_promote_limit": ("promotion is bounded per call, in run_at order", [
         put("due at +1 s", ("a", "x"), run_at=NOW + S),

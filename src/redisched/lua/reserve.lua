@@ -20,9 +20,10 @@
 --   are promoted in run_at order). Empty ttr_ms uses each job's own ttr. Leasing the pending
 --   occurrence of a schedule puts the schedule's next occurrence (see schedule.lua). Each
 --   leased job gets a reserved event (a schedule's next occurrence, a put event).
---   Promotion moves due jobs to ready in run_at order, at most min(promote_limit,
---   max(count, PROMOTE_PER_CALL)) per call: a burst of jobs due at once goes to ready in steps
---   the size of the leases, so that no call runs long (~10 µs per promoted job).
+--   Promotion moves due jobs to ready in run_at order, at most min(promote_limit, count) per
+--   call: a burst of jobs due at once goes to ready in steps the size of the leases, so that
+--   no call runs long (~10 µs per promoted job). When nothing was ready, the jobs promoted are
+--   leased at once (they are the next in ready order), never written as ready.
 -- Complexity: O((P + N) log M) for P promoted and N leased jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local errors_key, meta_key, schedules_key, refill_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -37,7 +38,7 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT, PROMOTE_PER_CALL = 1, 1000, 1
+local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT = 1, 1000
 local count = ARGV[2] == '' and DEFAULT_COUNT or tonumber(ARGV[2])
 local ttr_override = tonumber(ARGV[3])
 local promote_limit = ARGV[4] == '' and DEFAULT_PROMOTE_LIMIT or tonumber(ARGV[4])
@@ -157,32 +158,53 @@ if settings[8] == '1' then -- paused
   return reply
 end
 
-local promote = math.min(promote_limit, math.max(count, PROMOTE_PER_CALL))
+local promote = math.min(promote_limit, count)
 local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)
+local leasing = {} -- {id, decoded record} of each job to lease, in ready order
 if #due > 0 then
   local seq = redis.call('HINCRBY', meta_key, 'seq', #due) - #due
-  for _, id in ipairs(due) do
-    seq = seq + 1
+  -- With nothing ready, the jobs promoted now are the next ones in ready order (priority,
+  -- then seq): the first count are leased as they are, decoded once and never written as ready.
+  local straight = redis.call('ZCARD', ready_key) == 0
+  local promoted = {}
+  for i, id in ipairs(due) do
     local job = decode(redis.call('HGET', jobs_key, id))
-    job[STATE], job[SEQ] = READY, seq
-    redis.call('HSET', jobs_key, id, encode(job))
-    redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', seq) .. id)
+    job[STATE], job[SEQ] = READY, seq + i
+    promoted[i] = {id, job}
+  end
+  if straight then
+    table.sort(promoted, function(a, b)
+      if a[2][PRIORITY] ~= b[2][PRIORITY] then return a[2][PRIORITY] < b[2][PRIORITY] end
+      return a[2][SEQ] < b[2][SEQ]
+    end)
+  end
+  for i, entry in ipairs(promoted) do
+    if straight and i <= count then
+      leasing[i] = entry
+    else
+      local id, job = entry[1], entry[2]
+      redis.call('HSET', jobs_key, id, encode(job))
+      redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', job[SEQ]) .. id)
+    end
   end
   redis.call('ZREM', scheduled_key, unpack(due))
 end
+if #leasing < count then
+  local popped = redis.call('ZPOPMIN', ready_key, count - #leasing) -- member, score, ...
+  for i = 1, #popped, 2 do
+    local id = string.sub(popped[i], 13)
+    leasing[#leasing + 1] = {id, decode(redis.call('HGET', jobs_key, id))}
+  end
+end
 
-local popped = redis.call('ZPOPMIN', ready_key, count) -- member, score, member, score...
 -- Leased occurrences of schedules, and for each the length of the feed after its reserved
 -- event (advance_schedule below puts the next occurrence's events there).
 local occurrences, feed_ends = {}, {}
-if #popped > 0 then
-  local leased = #popped / 2
-  local token = redis.call('HINCRBY', meta_key, 'seq', leased) - leased
-  for i = 1, #popped, 2 do
-    local member = popped[i]
+if #leasing > 0 then
+  local token = redis.call('HINCRBY', meta_key, 'seq', #leasing) - #leasing
+  for _, entry in ipairs(leasing) do
+    local id, job = entry[1], entry[2]
     token = token + 1
-    local id = string.sub(member, 13)
-    local job = decode(redis.call('HGET', jobs_key, id))
     job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
     local reserved_until = now + (ttr_override or job[TTR])
     add_event(id, job, 'reserved')
@@ -196,7 +218,7 @@ if #popped > 0 then
       job[MAX_ATTEMPTS], job[RUN_AT], tostring(token), reserved_until,
       redis.call('HGET', errors_key, id), job[BODY], 0}
   end
-  redis.call('HINCRBY', meta_key, 'total_reserved', leased)
+  redis.call('HINCRBY', meta_key, 'total_reserved', #leasing)
 end
 if #occurrences == 0 then
   reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
