@@ -221,6 +221,64 @@ READ_BACK = 2
 _STATES = {state.value.encode(): state for state in JobState}
 
 
+class _JobBuilder:
+    """A mutable twin of :class:`Job` (the same slots, in the same order): a job is built as
+    one of these, with plain attribute stores, then becomes a Job by taking its class.
+
+    Job's frozen ``__init__`` goes through ``object.__setattr__`` per field, and even its
+    slot descriptors called one by one take twice as long as this; a Worker, a lease and an
+    HTTP PUT read every job they return here (issue 17).
+    """
+
+    __slots__ = Job.__slots__
+
+    def __init__(  # noqa: PLR0913 - one argument per field of Job
+        self,
+        topic: str,
+        id: str,
+        body: bytes,
+        state: JobState,
+        run_at: datetime,
+        priority: int,
+        ttr: float,
+        attempts: int,
+        max_attempts: int | None,
+        version: int,
+        token: str | None,
+        reserved_until: datetime | None,
+        last_error: str | None,
+        pending_version: int | None,
+        cancellation: Cancellation | None,
+    ) -> None:
+        self.topic = topic
+        self.id = id
+        self.body = body
+        self.state = state
+        self.run_at = run_at
+        self.priority = priority
+        self.ttr = ttr
+        self.attempts = attempts
+        self.max_attempts = max_attempts
+        self.version = version
+        self.token = token
+        self.reserved_until = reserved_until
+        self.last_error = last_error
+        self.pending_version = pending_version
+        self.cancellation = cancellation
+
+
+_JOB_FIELDS = (
+    "topic", "id", "body", "state", "run_at", "priority", "ttr", "attempts", "max_attempts",
+    "version", "token", "reserved_until", "last_error", "pending_version", "cancellation",
+)  # fmt: skip
+if (
+    tuple(f.name for f in dataclasses.fields(Job)) != _JOB_FIELDS
+    or Job.__slots__ != _JOB_FIELDS
+    or _JobBuilder.__init__.__code__.co_varnames[1:16] != _JOB_FIELDS
+):  # pragma: no cover
+    raise ImportError("redisched.ops.parse_job: models.Job's fields changed; update it")
+
+
 def parse_job(
     topic: str,
     reply: Sequence[Any],
@@ -235,42 +293,33 @@ def parse_job(
     (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, token,
      reserved_until, last_error, body, pending_version) = reply  # fmt: skip
     if times is None:
-        times = {}
-    # Job(...) with its fields set directly: the frozen dataclass's __init__ goes through
-    # object.__setattr__ per field, about a third of this function (a Worker reads every
-    # job it runs here; issue 17). The values are those Job(...) would get.
-    job: Job = _new(Job)
-    _set_topic(job, topic)
-    _set_id(job, job_id.decode("utf-8"))
-    _set_body(job, bytes(body))
-    _set_state(job, _STATES.get(state) or JobState(state.decode()))
-    _set_run_at(job, _shared_datetime(run_at, times))
-    _set_priority(job, priority)
-    _set_ttr(job, ttr / 1000)
-    _set_attempts(job, attempts)
-    _set_max_attempts(job, max_attempts or None)
-    _set_version(job, version)
-    _set_token(job, _text(token))
-    _set_reserved_until(
-        job, None if reserved_until is None else _shared_datetime(reserved_until, times)
+        run_at_time = _from_ms(run_at / 1000, UTC)
+        until = None if reserved_until is None else _from_ms(reserved_until / 1000, UTC)
+    else:
+        run_at_time = _shared_datetime(run_at, times)
+        until = None if reserved_until is None else _shared_datetime(reserved_until, times)
+    job: Any = _JobBuilder(
+        topic,
+        job_id.decode(),
+        body if type(body) is bytes else bytes(body),
+        _STATES.get(state) or JobState(state.decode()),
+        run_at_time,
+        priority,
+        ttr / 1000,
+        attempts,
+        max_attempts or None,
+        version,
+        None if token is None else token.decode("utf-8", "replace"),
+        until,
+        None if last_error is None else last_error.decode("utf-8", "replace"),
+        pending_version or None,
+        cancellation,
     )
-    _set_last_error(job, _text(last_error))
-    _set_pending_version(job, pending_version or None)
-    _set_cancellation(job, cancellation)
-    return job
+    job.__class__ = Job  # the values are those Job(...) would get, checked by its tests
+    return job  # type: ignore[no-any-return]
 
 
-_JOB_FIELDS = (
-    "topic", "id", "body", "state", "run_at", "priority", "ttr", "attempts", "max_attempts",
-    "version", "token", "reserved_until", "last_error", "pending_version", "cancellation",
-)  # fmt: skip
-if tuple(f.name for f in dataclasses.fields(Job)) != _JOB_FIELDS:  # pragma: no cover
-    raise ImportError("redisched.ops.parse_job: models.Job's fields changed; update it")
-_new = object.__new__
-(_set_topic, _set_id, _set_body, _set_state, _set_run_at, _set_priority, _set_ttr,
- _set_attempts, _set_max_attempts, _set_version, _set_token, _set_reserved_until,
- _set_last_error, _set_pending_version, _set_cancellation,
- ) = (Job.__dict__[name].__set__ for name in _JOB_FIELDS)  # fmt: skip
+_from_ms = datetime.fromtimestamp
 
 
 def _optional_ms(value: int) -> int | None:
