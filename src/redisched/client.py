@@ -63,12 +63,16 @@ def _retry_for(value: object) -> float:
     return validate.duration_ms(value, "retry_for", maximum_ms=3_600_000) / 1000
 
 
-def _retry_delay(exc: BaseException, attempt: int, deadline: float) -> float | None:
-    """Seconds to wait before running a call again after ``exc``, or None to give up."""
-    if not connect.is_retryable(exc):
-        return None
-    delay = connect.backoff(attempt)
-    return delay if time.monotonic() + delay <= deadline else None
+def _retry_delay(exc: BaseException, attempt: int, deadline: float) -> float:
+    """Seconds to wait before running a call again after ``exc``; raises BackendError to give
+    up (``exc`` itself, or a cluster error wrapped)."""
+    if connect.is_retryable(exc):
+        delay = connect.backoff(attempt)
+        if time.monotonic() + delay <= deadline:
+            return delay
+    if isinstance(exc, BackendError):
+        raise exc
+    raise BackendError(f"Redis Cluster is unavailable: {exc}") from exc
 
 
 class Client:
@@ -130,26 +134,28 @@ class Client:
         self.close()
 
     def _run(self, call: Call[T]) -> T:
+        batch = direct(call, self._registered, self._durable_topics)
+        try:
+            if batch is not None:  # the common case: one command, nothing before or after
+                replies = self._send(batch)
+                if not lost_script(replies):
+                    return finish(call, replies)
+            return self._converse(call)
+        except (BackendError, RedisClusterException) as exc:
+            failed: BaseException = exc
+        # Retrying through connection errors for retry_for seconds from the first failure
+        # (read no clock until a call fails).
         deadline = time.monotonic() + self.retry_for
         attempt = 0
         while True:
-            try:
-                return self._run_once(call)
-            except (BackendError, RedisClusterException) as exc:
-                delay = _retry_delay(exc, attempt, deadline)
-                if delay is None:
-                    if isinstance(exc, BackendError):
-                        raise
-                    raise BackendError(f"Redis Cluster is unavailable: {exc}") from exc
-            time.sleep(delay)
+            time.sleep(_retry_delay(failed, attempt, deadline))
             attempt += 1
+            try:
+                return self._converse(call)
+            except (BackendError, RedisClusterException) as exc:
+                failed = exc
 
-    def _run_once(self, call: Call[T]) -> T:
-        batch = direct(call, self._registered, self._durable_topics)
-        if batch is not None:  # the common case: one command, nothing before or after
-            replies = self._send(batch)
-            if not lost_script(replies):
-                return finish(call, replies)
+    def _converse(self, call: Call[T]) -> T:
         chat = conversation(call, self._registered, self._durable_topics)
         try:
             batch = next(chat)
@@ -585,26 +591,28 @@ class AsyncClient:
         await self.close()
 
     async def _run(self, call: Call[T]) -> T:
+        batch = direct(call, self._registered, self._durable_topics)
+        try:
+            if batch is not None:  # the common case: one command, nothing before or after
+                replies = await self._send(batch)
+                if not lost_script(replies):
+                    return finish(call, replies)
+            return await self._converse(call)
+        except (BackendError, RedisClusterException) as exc:
+            failed: BaseException = exc
+        # Retrying through connection errors for retry_for seconds from the first failure
+        # (read no clock until a call fails).
         deadline = time.monotonic() + self.retry_for
         attempt = 0
         while True:
-            try:
-                return await self._run_once(call)
-            except (BackendError, RedisClusterException) as exc:
-                delay = _retry_delay(exc, attempt, deadline)
-                if delay is None:
-                    if isinstance(exc, BackendError):
-                        raise
-                    raise BackendError(f"Redis Cluster is unavailable: {exc}") from exc
-            await asyncio.sleep(delay)
+            await asyncio.sleep(_retry_delay(failed, attempt, deadline))
             attempt += 1
+            try:
+                return await self._converse(call)
+            except (BackendError, RedisClusterException) as exc:
+                failed = exc
 
-    async def _run_once(self, call: Call[T]) -> T:
-        batch = direct(call, self._registered, self._durable_topics)
-        if batch is not None:  # the common case: one command, nothing before or after
-            replies = await self._send(batch)
-            if not lost_script(replies):
-                return finish(call, replies)
+    async def _converse(self, call: Call[T]) -> T:
         chat = conversation(call, self._registered, self._durable_topics)
         try:
             batch = next(chat)
