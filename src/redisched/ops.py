@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, overload
 
 from . import history, results, schedule_ops, scripts, topic_config, validate
 from . import throughput as tp
@@ -232,7 +232,7 @@ class _JobBuilder:
 
     __slots__ = Job.__slots__
 
-    def __init__(  # noqa: PLR0913 - one argument per field of Job
+    def __init__(
         self,
         topic: str,
         id: str,
@@ -338,6 +338,37 @@ def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
     )
 
 
+class _PreparedPut(NamedTuple):
+    """The parts of a put call that depend on its topic only (see ``Operations._puts``)."""
+
+    topic: str
+    keys: tuple[str, ...]
+    register: tuple[str, str]
+    durability: Durability | None
+
+
+def _put_parser(
+    topic: str, job_id: str, expected: int | None, read_back: bool
+) -> Callable[[list[Any]], Any]:
+    """The parse of a put's reply: a PutResult, or with ``read_back`` (PutResult, Job | None)."""
+
+    def parse(replies: list[Any]) -> PutResult:
+        status, version = replies[0]
+        if status == PutCode.VERSION_CONFLICT:
+            raise VersionConflict(topic, job_id, expected or 0, version)
+        return put_result(status, version)
+
+    def parse_read_back(replies: list[Any]) -> tuple[PutResult, Job | None]:
+        reply = replies[0]
+        status, version = reply[0], reply[1]
+        if status == PutCode.VERSION_CONFLICT:
+            raise VersionConflict(topic, job_id, expected or 0, version)
+        stored = reply[2] if len(reply) > 2 else None
+        return put_result(status, version), None if stored is None else parse_job(topic, stored)
+
+    return parse_read_back if read_back else parse
+
+
 @dataclass(frozen=True, slots=True)
 class Operations:
     """Builds every call of the public API. Holds settings only; safe to share.
@@ -365,6 +396,7 @@ class Operations:
     _topic_durability: dict[str, Durability | None] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _puts: dict[str, _PreparedPut] = field(default_factory=dict, compare=False, repr=False)
 
     def keys(self, topic: str) -> TopicKeys:
         """The validated keys of a topic (cached: key names are built once per topic)."""
@@ -449,6 +481,7 @@ class Operations:
             int(replace),
         )
 
+    @overload
     def put(
         self,
         topic: str,
@@ -463,42 +496,97 @@ class Operations:
         replace: object = False,
         if_version: object = None,
         durable: object = None,
-    ) -> Call[PutResult]:
-        """Create a job, or replace it with ``replace=True`` (docs/design.md section 2)."""
-        keys = self.keys(topic)
-        durability = self._durability(keys, durable)
-        job_id = validate.job_id(id)
-        data = validate.body(body, self.max_body_size)
+        read_back: Literal[False] = False,
+    ) -> Call[PutResult]: ...
+
+    @overload
+    def put(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        delay: object = None,
+        run_at: object = None,
+        ttr: object = None,
+        priority: object = 0,
+        max_attempts: object = None,
+        replace: object = False,
+        if_version: object = None,
+        durable: object = None,
+        read_back: Literal[True],
+    ) -> Call[tuple[PutResult, Job | None]]: ...
+
+    def put(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        delay: object = None,
+        run_at: object = None,
+        ttr: object = None,
+        priority: object = 0,
+        max_attempts: object = None,
+        replace: object = False,
+        if_version: object = None,
+        durable: object = None,
+        read_back: object = False,
+    ) -> Call[Any]:
+        """Create a job, or replace it with ``replace=True`` (docs/design.md section 2).
+
+        ``read_back=True``: the call also answers the job as stored (see :meth:`put_read_back`).
+        """
+        prepared = self._puts.get(topic) if durable is None else None
+        if prepared is None:
+            prepared = self._prepare_put(topic, durable)
+        if type(id) is str and 0 < len(id) <= validate.MAX_ID_BYTES and id.isascii():
+            job_id = id  # the common case, as validate.job_id would pass it (ASCII: no surrogates)
+        else:
+            job_id = validate.job_id(id)
+        if type(body) is bytes and len(body) <= self.max_body_size:
+            data = body
+        else:
+            data = validate.body(body, self.max_body_size)
         options = self._put_options(delay, run_at, ttr, priority, max_attempts, replace)
         expected = validate.optional_positive(if_version, "if_version")
-        step = self._step(
-            "put", topic, *options, "" if expected is None else expected, job_id, data
+        if read_back is not False:
+            if read_back is not True:
+                kind = type(read_back).__name__
+                raise InvalidArgument("read_back", f"must be a bool, not {kind}")
+            *head, flag = options
+            options = (*head, int(flag) + READ_BACK)
+        args = (*options, "" if expected is None else expected, job_id, data)
+        step = Step("put", prepared.keys, args)
+        parse = _put_parser(prepared.topic, job_id, expected, bool(read_back))
+        return Call((step,), parse, prepared.register, prepared.durability)
+
+    def _prepare_put(self, topic: str, durable: object) -> _PreparedPut:
+        """What every put in ``topic`` shares: its keys, registration and durability (cached
+        per topic for ``durable=None``, the common case)."""
+        keys = self.keys(topic)
+        durability = self._durability(keys, durable)
+        prepared = _PreparedPut(
+            keys.topic, self._step("put", topic).keys, self._register(keys.topic), durability
         )
-
-        def parse(replies: list[Any]) -> PutResult:
-            status, version = replies[0]
-            if status == PutCode.VERSION_CONFLICT:
-                raise VersionConflict(topic, job_id, expected or 0, version)
-            return put_result(status, version)
-
-        return Call((step,), parse, self._register(keys.topic), durability)
+        if durable is None and len(self._puts) < 10_000:
+            self._puts[topic] = prepared
+        return prepared
 
     def put_read_back(self, call: Call[PutResult]) -> Call[tuple[PutResult, Job | None]]:
         """A put built by :meth:`put` that also answers the job as stored, in the same script.
 
         The job is None when nothing was stored (the put answered exists, a version conflict,
-        or pending: a pending job is read with :meth:`get`).
+        or pending: a pending job is read with :meth:`get`). ``put(..., read_back=True)``
+        builds the same call at once.
         """
         (step,) = call.steps
         *options, replace, expected, job_id, data = step.args
+        if int(replace) & READ_BACK:
+            raise ValueError("put_read_back: the put reads back already")
         args = (*options, int(replace) + READ_BACK, expected, job_id, data)
-        topic, inner = self._topic_of(call), call.parse
-
-        def parse(replies: list[Any]) -> tuple[PutResult, Job | None]:
-            reply = replies[0]
-            result = inner([reply[:2]])
-            return result, None if reply[2] is None else parse_job(topic, reply[2])
-
+        topic = self._topic_of(call)
+        parse = _put_parser(topic, str(job_id), None if expected == "" else int(expected), True)
         return Call(
             (Step(step.script, step.keys, args),), parse, call.register_topic, call.durability
         )
