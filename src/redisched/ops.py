@@ -328,14 +328,37 @@ def _optional_ms(value: int) -> int | None:
 
 def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
     """Read the reply of reserve.lua."""
-    now, next_due, next_timeout, *jobs = reply
-    times: dict[int, datetime] = {}
     return Lease(
-        jobs=[parse_job(topic, job, None, times) for job in jobs],  # the Worker adds a cancel flag
-        now_ms=now,
-        next_due_ms=_optional_ms(next_due),
-        next_timeout_ms=_optional_ms(next_timeout),
+        jobs=parse_lease_jobs(topic, reply),  # the Worker adds a cancel flag
+        now_ms=reply[0],
+        next_due_ms=_optional_ms(reply[1]),
+        next_timeout_ms=_optional_ms(reply[2]),
     )
+
+
+def parse_lease_jobs(topic: str, reply: Sequence[Any]) -> list[Job]:
+    """The jobs of a reserve.lua reply (their datetimes shared: one lease's jobs have the same
+    ``reserved_until``, and often the same ``run_at``)."""
+    if len(reply) == 4:
+        return [parse_job(topic, reply[3])]
+    times: dict[int, datetime] = {}
+    return [parse_job(topic, job, None, times) for job in reply[3:]]
+
+
+def _lease_parser(topic: str) -> Callable[[list[Any]], Lease]:
+    return lambda replies: parse_lease(topic, replies[0])
+
+
+def _reserve_many_parser(topic: str) -> Callable[[list[Any]], list[Job]]:
+    return lambda replies: parse_lease_jobs(topic, replies[0])
+
+
+def _reserve_parser(topic: str) -> Callable[[list[Any]], Job | None]:
+    def parse(replies: list[Any]) -> Job | None:  # parse_lease's, without the Lease
+        reply = replies[0]
+        return parse_job(topic, reply[3]) if len(reply) > 3 else None
+
+    return parse
 
 
 class _PreparedPut(NamedTuple):
@@ -397,6 +420,9 @@ class Operations:
         default_factory=dict, compare=False, repr=False
     )
     _puts: dict[str, _PreparedPut] = field(default_factory=dict, compare=False, repr=False)
+    _leases: dict[tuple[object, str, int], Call[Any]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def keys(self, topic: str) -> TopicKeys:
         """The validated keys of a topic (cached: key names are built once per topic)."""
@@ -689,7 +715,7 @@ class Operations:
 
     def lease(self, topic: str, count: object, *, ttr: object = None) -> Call[Lease]:
         """Reserve up to ``count`` jobs and learn when the next work is due."""
-        return Call((self._lease_step(topic, count, ttr),), lambda r: parse_lease(topic, r[0]))
+        return self._lease_call(_lease_parser, topic, count, ttr)
 
     def _lease_step(self, topic: str, count: object, ttr: object) -> Step:
         ttr_arg: Arg = "" if ttr is None else validate.ttr_ms(ttr)
@@ -697,20 +723,32 @@ class Operations:
             "reserve", topic, self._now(), validate.count(count), ttr_arg, self.promote_limit
         )
 
+    def _lease_call(
+        self,
+        parser: Callable[[str], Callable[[list[Any]], Any]],
+        topic: str,
+        count: object,
+        ttr: object,
+    ) -> Call[Any]:
+        """A reserve.lua call read by ``parser(topic)``. With the server's clock and the
+        topic's ttr every such call is the same: made once per topic, count and reader."""
+        if ttr is None and self.clock is None and type(count) is int:
+            key = (parser, topic, count)
+            call = self._leases.get(key)
+            if call is None:
+                call = Call((self._lease_step(topic, count, None),), parser(topic))
+                if len(self._leases) < 10_000:
+                    self._leases[key] = call
+            return call
+        return Call((self._lease_step(topic, count, ttr),), parser(topic))
+
     def reserve(self, topic: str, *, ttr: object = None) -> Call[Job | None]:
         """Lease the next ready job, or None."""
-        step = self._lease_step(topic, 1, ttr)
-
-        def parse(replies: list[Any]) -> Job | None:  # parse_lease's, without the Lease
-            reply = replies[0]
-            return parse_job(topic, reply[3]) if len(reply) > 3 else None
-
-        return Call((step,), parse)
+        return self._lease_call(_reserve_parser, topic, 1, ttr)
 
     def reserve_many(self, topic: str, count: object, *, ttr: object = None) -> Call[list[Job]]:
         """Lease up to ``count`` ready jobs."""
-        step = self._lease_step(topic, count, ttr)
-        return Call((step,), lambda r: parse_lease(topic, r[0]).jobs)
+        return self._lease_call(_reserve_many_parser, topic, count, ttr)
 
     def ack(self, job: Any, *, result: object = None) -> Call[None]:
         """Finish a reserved job, keeping ``result`` in its history (bytes, str or JSON data);
