@@ -34,7 +34,7 @@ from .models import (
 )
 from .operate import Progress
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
-from .protocol import Batch, conversation, direct, finish, lost_script
+from .protocol import Batch, ScriptLost, conversation, direct, finish
 from .throughput import Throughput
 from .topic_config import TopicConfig
 
@@ -137,9 +137,10 @@ class Client:
         batch = direct(call, self._registered, self._durable_topics)
         try:
             if batch is not None:  # the common case: one command, nothing before or after
-                replies = self._send(batch)
-                if not lost_script(replies):
-                    return finish(call, replies)
+                try:
+                    return finish(call, self._send(batch))
+                except ScriptLost:
+                    pass
             return self._converse(call)
         except (BackendError, RedisClusterException) as exc:
             failed: BaseException = exc
@@ -594,9 +595,10 @@ class AsyncClient:
         batch = direct(call, self._registered, self._durable_topics)
         try:
             if batch is not None:  # the common case: one command, nothing before or after
-                replies = await self._send(batch)
-                if not lost_script(replies):
-                    return finish(call, replies)
+                try:
+                    return finish(call, await self._send(batch))
+                except ScriptLost:
+                    pass
             return await self._converse(call)
         except (BackendError, RedisClusterException) as exc:
             failed: BaseException = exc

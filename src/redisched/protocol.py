@@ -54,16 +54,14 @@ def direct(
     That is a one-step call (a put, a reserve, an ack) once its client knows the topic: no
     topic to register, no WAIT (neither the call nor the topic's cached setting asks for
     one), no second read and no housekeeping. Send the batch and give the replies to
-    :func:`finish`; when a script was missing, run the conversation instead (the lone step
-    did nothing, so sending it again is safe).
+    :func:`finish`; when it raises :class:`ScriptLost`, run the conversation instead (the
+    lone step did nothing, so sending it again is safe).
     """
-    steps = call.steps
-    if len(steps) != 1 or call.then is not None or call.after is not None:
+    steps, _, register, durability, then, after = call
+    if then is not None or after is not None or len(steps) != 1:
         return None
-    register = call.register_topic
     if register is not None and register[1] not in registered:
         return None
-    durability = call.durability
     if durability is not None and (
         durability.required is not None
         or durable_topics is None
@@ -73,10 +71,19 @@ def direct(
     return [command(steps[0])]
 
 
+class ScriptLost(Exception):
+    """The server had lost the script of a :func:`direct` batch (NOSCRIPT): the call did
+    nothing; run it through the :func:`conversation`, which loads the script."""
+
+
 def finish(call: Call[T], replies: list[Any]) -> T:
     """The result of a :func:`direct` batch's replies (error replies raised as the
-    conversation raises them); check :func:`lost_script` first."""
-    _check(replies)
+    conversation raises them; :class:`ScriptLost` when a script was missing)."""
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            if lost_script(replies):
+                raise ScriptLost from reply
+            _check(replies)
     return call.parse(replies)
 
 
