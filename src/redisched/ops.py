@@ -433,6 +433,18 @@ class Operations:
                 self._keys[topic] = keys
         return keys
 
+    def _reserved(self, job: Any) -> tuple[str, str, str]:
+        """The (topic, id, token) of a reserved job, checked as :func:`validate.reserved_job`
+        checks them; a Job of a topic this process already checked takes the short way."""
+        if type(job) is Job and job.topic in self._keys:
+            job_id, token = job.id, job.token
+            if (
+                type(job_id) is str and 0 < len(job_id) <= validate.MAX_ID_BYTES
+                and job_id.isascii() and type(token) is str and token
+            ):  # fmt: skip
+                return job.topic, job_id, token
+        return validate.reserved_job(job)
+
     def _now(self) -> Arg:
         return "" if self.clock is None else round(self.clock() * 1000)
 
@@ -753,7 +765,7 @@ class Operations:
     def ack(self, job: Any, *, result: object = None) -> Call[None]:
         """Finish a reserved job, keeping ``result`` in its history (bytes, str or JSON data);
         StaleReservation if the token is no longer current."""
-        topic, job_id, token = validate.reserved_job(job)
+        topic, job_id, token = self._reserved(job)
         data = b"" if result is None else self._result(result, "result")
 
         def parse(replies: list[Any]) -> None:
@@ -809,7 +821,7 @@ class Operations:
                 if not token:
                     raise InvalidArgument("jobs", f"job {job_id!r} has no token")
             else:
-                job_topic, job_id, token = validate.reserved_job(job)
+                job_topic, job_id, token = self._reserved(job)
             occurrence = occurrence or "@" in job_id
             if job_topic != topic:
                 raise InvalidArgument("jobs", f"job {job_id!r} is in topic {job_topic!r}")
@@ -855,7 +867,7 @@ class Operations:
         was leased but never handed to anyone: the attempt is given back (it does not count
         toward max_attempts) and no error is recorded.
         """
-        topic, job_id, token = validate.reserved_job(job)
+        topic, job_id, token = self._reserved(job)
         delay_ms = validate.duration_ms(delay, "delay")
         argument = "reason"
         if error is not None:
@@ -884,7 +896,7 @@ class Operations:
 
     def touch(self, job: Any, *, ttr: object = None) -> Call[datetime]:
         """Extend a reservation by ``ttr`` (default: the job's); the new deadline."""
-        topic, job_id, token = validate.reserved_job(job)
+        topic, job_id, token = self._reserved(job)
         ttr_arg: Arg = "" if ttr is None else validate.ttr_ms(ttr)
         step = self._step("touch", topic, self._now(), job_id, token, ttr_arg)
 
@@ -898,7 +910,7 @@ class Operations:
 
     def bury(self, job: Any, *, reason: object = None) -> Call[None]:
         """Move a reserved job to dead, keeping ``reason`` as its last error."""
-        topic, job_id, token = validate.reserved_job(job)
+        topic, job_id, token = self._reserved(job)
         reason_text = "" if reason is None else validate.text(reason, "reason")
         step = self._step("bury", topic, self._now(), job_id, token, reason_text)
 
