@@ -9,10 +9,10 @@ import pytest
 import redis.asyncio
 from redis.exceptions import DataError, NoScriptError
 
-from redisched import AsyncClient, Job, JobState, connect
+from redisched import AsyncClient, InvalidArgument, Job, JobState, connect
 from redisched.durable import TopicFlags
-from redisched.ops import Operations, parse_job
-from redisched.protocol import direct, finish, lost_script
+from redisched.ops import Lease, Operations, parse_job, parse_lease
+from redisched.protocol import ScriptLost, direct, finish, lost_script
 
 OPS = Operations()
 
@@ -53,6 +53,68 @@ def test_a_known_topic_goes_direct_and_a_new_one_registers_first() -> None:
 def test_a_lost_script_sends_the_call_through_the_conversation() -> None:
     assert lost_script([NoScriptError("NOSCRIPT")])
     assert not lost_script([[1, 1]])
+    with pytest.raises(ScriptLost):
+        finish(OPS.put("t", "a", b"x"), [NoScriptError("NOSCRIPT")])
+
+
+def test_parse_lease_shares_datetimes_and_makes_the_lease_that_lease_init_makes() -> None:
+    job = [b"a", b"reserved", 1, 1, 0, 60_000, 25, 1_700_000_000_000, b"tok",
+           1_700_000_060_000, None, b"x", 0]  # fmt: skip
+    lease = parse_lease("t", [1_700_000_000_001, -1, 1_700_000_060_000, job, [b"b", *job[1:]]])
+    assert type(lease) is Lease and [j.id for j in lease.jobs] == ["a", "b"]
+    assert lease == Lease(lease.jobs, 1_700_000_000_001, None, 1_700_000_060_000)
+    assert lease.jobs[0].reserved_until is lease.jobs[1].reserved_until
+    assert lease.jobs[0] == parse_job("t", job)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lease.now_ms = 0  # type: ignore[misc]
+
+
+def test_put_with_read_back_is_put_read_back_of_the_put() -> None:
+    for kwargs in ({}, {"replace": True}, {"if_version": 3, "delay": 5}):
+        built = OPS.put_read_back(OPS.put("t", "a", b"x", **kwargs))  # type: ignore[arg-type]
+        once = OPS.put("t", "a", b"x", read_back=True, **kwargs)  # type: ignore[call-overload]
+        assert once.steps == built.steps and once[2:] == built[2:]
+        stored = [b"a", b"ready", 1, 0, 0, 60_000, 25, 1_700_000_000_000, None, None, None,
+                  b"x", 0]  # fmt: skip
+        assert once.parse([[1, 1, stored]]) == built.parse([[1, 1, stored]])
+        assert once.parse([[2, 4]])[1] is None  # exists: nothing stored
+    with pytest.raises(InvalidArgument, match="read_back"):
+        OPS.put("t", "a", b"x", read_back=1)  # type: ignore[call-overload]
+
+
+def test_the_put_shortcuts_check_what_the_long_way_checks() -> None:
+    ops = Operations(max_body_size=4)
+    ops.put("t", "a", b"x")  # the topic prepared
+    for bad_id in ["", "x" * 1025, "\udc80", 7, "\u00e9" * 513]:
+        with pytest.raises(InvalidArgument, match="id"):
+            ops.put("t", bad_id, b"x")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="body"):
+        ops.put("t", "a", b"xxxxx")
+    assert ops.put("t", "\u00e9" * 10, "xy").steps[0].args[-2:] == ("\u00e9" * 10, b"xy")
+    with pytest.raises(InvalidArgument):
+        ops.put("bad topic{", "a", b"x")
+
+
+def test_lease_calls_are_made_once_per_topic_and_count_and_still_checked() -> None:
+    ops = Operations()
+    assert ops.reserve("t") is ops.reserve("t") and ops.lease("t", 5) is ops.lease("t", 5)
+    assert ops.reserve_many("t", 5) is not ops.lease("t", 5)  # each reads its reply its way
+    assert ops.reserve("t", ttr=5) is not ops.reserve("t", ttr=5)  # not the topic's ttr
+    for count in [True, 0, 1001, 2.0]:
+        with pytest.raises(InvalidArgument, match="count"):
+            ops.lease("t", count)
+    clocked = Operations(clock=lambda: 1.0)
+    assert clocked.reserve("t") is not clocked.reserve("t")  # the client's clock: now differs
+
+
+def test_a_job_of_a_checked_topic_is_still_checked_for_ack() -> None:
+    ops = Operations()
+    ops.reserve("t")  # the topic checked
+    job = parse_job("t", [b"a", b"reserved", 1, 1, 0, 60_000, 25, 1, b"tok", 2, None, b"", 0])
+    assert ops.ack(job).steps[0].args[1:3] == ("a", "tok")
+    for changes in [{"token": None}, {"token": ""}, {"id": ""}, {"topic": "bad topic{"}]:
+        with pytest.raises(InvalidArgument):
+            ops.ack(dataclasses.replace(job, **changes))  # type: ignore[arg-type]
 
 
 async def test_async_connections_from_a_url_pack_with_hiredis(redis_url: str, topic: str) -> None:

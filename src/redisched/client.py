@@ -88,7 +88,8 @@ class Client:
             ``durable=False``; see :mod:`redisched.durable`.
         durable_timeout: seconds a durable put waits for a replica before NotReplicated.
         retry_for: seconds to keep retrying a call through connection errors, redirections
-            and cluster failovers (with backoff) before raising BackendError; 0 = never.
+            and cluster failovers (with backoff) from its first failure before raising
+            BackendError; 0 = never.
     """
 
     def __init__(
