@@ -432,8 +432,8 @@ class _TopicRunner:
     def give(self, count: int) -> None:
         pass
 
-    def start_jobs(self, lessee: Lessee, jobs: list[Job], slots: list[str | None]) -> None:
-        # ``slots`` is all None: a leased job holds its concurrency place as a reservation
+    def start_jobs(self, lessee: Lessee, jobs: list[Job]) -> None:
+        # a leased job holds its concurrency place as a reservation
         free = max(0, self.places() - len(self.inflight))
         for job in jobs[:free]:
             self._spawn(job)
@@ -467,7 +467,7 @@ class _TopicRunner:
                       exc_info=task.exception())  # fmt: skip
         # acked in the loop's next round trip, which frees its place under the concurrency
         result = self.results.pop(job.token, None)
-        self.lessee.finish(job if delivered else None, None, result if delivered else None)
+        self.lessee.finish(job if delivered else None, result if delivered else None)
         self._start_waiting()
 
     def _start_waiting(self) -> None:
