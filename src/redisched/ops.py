@@ -25,6 +25,7 @@ from .codes import (
     RescheduleCode,
     TouchCode,
 )
+from .convert import to_datetime
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
 from .keys import (
@@ -184,15 +185,6 @@ def _merge_durability(values: Sequence[Durability | None]) -> Durability | None:
 
 def _zero(ids: Sequence[str]) -> list[Arg]:
     return [v for job_id in ids for v in (0, job_id)]
-
-
-def to_datetime(ms: int) -> datetime:
-    """Epoch milliseconds as an aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("utf-8", "replace")
 
 
 _PUT_RESULTS: dict[tuple[int, int], PutResult] = {
