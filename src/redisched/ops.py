@@ -573,6 +573,24 @@ class Operations:
         read_back: Literal[True],
     ) -> Call[tuple[PutResult, Job | None]]: ...
 
+    @overload
+    def put(
+        self,
+        topic: str,
+        id: str,
+        body: bytes | str,
+        *,
+        delay: object = None,
+        run_at: object = None,
+        ttr: object = None,
+        priority: object = 0,
+        max_attempts: object = None,
+        replace: object = False,
+        if_version: object = None,
+        durable: object = None,
+        read_back: bool,
+    ) -> Call[PutResult] | Call[tuple[PutResult, Job | None]]: ...
+
     def put(
         self,
         topic: str,

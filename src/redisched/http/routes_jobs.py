@@ -65,11 +65,11 @@ def stored_body(value: Any, limit: int, argument: str = "body") -> bytes:
 
 
 async def put_and_get(
-    client: AsyncClient, call: Call[PutResult], topic: str, job_id: str
+    client: AsyncClient, call: Call[tuple[PutResult, Job | None]], topic: str, job_id: str
 ) -> tuple[PutResult, Job | None]:
-    """Run a put and read the job as stored: in put.lua's reply, or for a pending
-    replacement (the running job stays) with a get."""
-    result, job = await client.execute(client.ops.put_read_back(call))
+    """Run a put built with ``read_back=True`` and read the job as stored: in put.lua's
+    reply, or for a pending replacement (the running job stays) with a get."""
+    result, job = await client.execute(call)
     if job is None and result.status is PutStatus.PENDING:
         job = await client.get(topic, job_id)
     return result, job
@@ -86,9 +86,10 @@ def prefers_minimal(prefer: str | None) -> bool:
 
 
 async def write(
-    client: AsyncClient, call: Call[PutResult], topic: str, job_id: str, minimal: bool
+    client: AsyncClient, call: Call[Any], topic: str, job_id: str, minimal: bool
 ) -> Response:
-    """Run a put and answer 201/200/202 with the job (or the short form) and its ETag."""
+    """Run a put (built with ``read_back=not minimal``) and answer 201/200/202 with the job
+    (or the short form) and its ETag."""
     if minimal:
         result = await client.execute(call)
         job = None
@@ -125,12 +126,13 @@ async def put_job(request: Request) -> Response:
     elif if_match is not None:
         if_version = parse_etag(if_match, "If-Match")
     data = stored_body(spec.body, rt.settings.max_body_size)
+    minimal = prefers_minimal(prefer)
     call = rt.client.ops.put(
         topic, job_id, data, delay=spec.delay, run_at=spec.run_at, ttr=spec.ttr,
         priority=spec.priority, max_attempts=spec.max_attempts, replace=replace,
-        if_version=if_version,
+        if_version=if_version, read_back=not minimal,
     )  # fmt: skip
-    return await write(rt.client, call, topic, job_id, prefers_minimal(prefer))
+    return await write(rt.client, call, topic, job_id, minimal)
 
 
 async def get_job(request: Request) -> Response:

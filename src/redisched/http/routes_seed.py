@@ -29,8 +29,11 @@ async def schedule(request: Request) -> Response:
     spec = await read_json(request, _SCHEDULE, rt.settings.max_request_size)
     topic = await route(rt, topic, spec.id)
     data = stored_body(spec.contents, rt.settings.max_body_size, "contents")
-    call = rt.client.ops.put(topic, spec.id, data, delay=spec.delay, replace=True)
-    return await write(rt.client, call, topic, spec.id, wants_minimal(request))
+    minimal = wants_minimal(request)
+    call = rt.client.ops.put(
+        topic, spec.id, data, delay=spec.delay, replace=True, read_back=not minimal
+    )
+    return await write(rt.client, call, topic, spec.id, minimal)
 
 
 async def cancel(request: Request) -> Response:
