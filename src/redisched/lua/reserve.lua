@@ -158,8 +158,13 @@ if settings[8] == '1' then -- paused
   return reply
 end
 
-local promote = math.min(promote_limit, count)
-local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)
+-- The earliest scheduled job first: when it is not due (the common case), it is the reply's
+-- next_due_ms as well, and nothing is promoted.
+local promote, next_due = math.min(promote_limit, count), earliest(scheduled_key)
+local due = {}
+if next_due ~= -1 and next_due <= now and promote > 0 then
+  due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)
+end
 local leasing = {} -- {id, decoded record} of each job to lease, in ready order
 -- The records to write and the members to add go in one command per kind and SLICE jobs,
 -- after each loop (a call of many jobs costs a few commands, not a few per job).
@@ -196,6 +201,7 @@ if #due > 0 then
     redis.call('ZADD', ready_key, unpack(members, first, last))
   end
   redis.call('ZREM', scheduled_key, unpack(due))
+  next_due = earliest(scheduled_key)
 end
 if #leasing < count then
   local popped = redis.call('ZPOPMIN', ready_key, count - #leasing) -- member, score, ...
@@ -236,7 +242,7 @@ if #leasing > 0 then
   redis.call('HINCRBY', meta_key, 'total_reserved', #leasing)
 end
 if #occurrences == 0 then
-  reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
+  reply[2], reply[3] = next_due, earliest(reserved_key)
   flush_feed()
   return reply
 end
