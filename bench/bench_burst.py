@@ -123,7 +123,7 @@ def slow_commands(conn: redis.Redis) -> dict[str, Any]:
     entries = conn.slowlog_get(1024)
     over = [e for e in entries if e["duration"] > SLOW_US]
     slowest = sorted(entries, key=lambda e: -e["duration"])[:5]
-    latest = conn.execute_command("LATENCY", "LATEST")
+    latest = conn.execute_command("LATENCY", "LATEST")  # type: ignore[no-untyped-call]
     return {
         "over_5ms": len(over),
         "slowest_us": slowest[0]["duration"] if slowest else 0,
@@ -206,7 +206,7 @@ class Rounds:
         conn.config_set("slowlog-log-slower-than", SLOW_US // 5)  # keep the near misses too
         conn.config_set("latency-monitor-threshold", SLOW_US // 1000)
         conn.slowlog_reset()
-        conn.execute_command("LATENCY", "RESET")
+        conn.execute_command("LATENCY", "RESET")  # type: ignore[no-untyped-call]
         self.meter.start()
         run = burst(self.url, "burst", args.jobs, begin, args.concurrency, args.promote_limit)
         result = run_loop(run)

@@ -18,6 +18,7 @@ Run: ``python -m bench.bench_core [--jobs N] [--memory-jobs N]``
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import redis
 
@@ -34,13 +35,13 @@ def memory_per_job(url: str, jobs: int) -> float:
     conn = redis.Redis.from_url(url)
     client = redisched.Client(conn)
     client.put("warmup", "w", b"")  # create the topics set and load the scripts first
-    before = conn.info("memory")["used_memory"]
+    before: int = conn.info("memory")["used_memory"]
     batch = 1000
     for start in range(0, jobs, batch):
         client.put_many(
             "memory", [(f"job-{i:06d}", BODY) for i in range(start, start + batch)], delay=86400
         )
-    after = conn.info("memory")["used_memory"]
+    after: int = conn.info("memory")["used_memory"]
     return (after - before) / jobs
 
 
@@ -63,11 +64,11 @@ def main() -> None:
             for _ in range(count):
                 conn.evalsha(sha, 0)
 
-        def script_call(name: str, *args: object) -> object:
+        def script_call(name: str, *args: Any) -> Any:
             script = scripts.get(name)
             names = TopicKeys("redisched", "raw")
             keys = [names.name(p.name) for p in script.keys]
-            return conn.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return conn.evalsha(script.sha, len(keys), *keys, *args)
 
         def raw_puts(count: int) -> None:
             for _ in range(count):
@@ -75,7 +76,7 @@ def main() -> None:
 
         def raw_reserve_ack(count: int) -> None:
             for _ in range(count):
-                job = script_call("reserve", "", 1, "", 1000)[3]  # type: ignore[index]
+                job = script_call("reserve", "", 1, "", 1000)[3]
                 script_call("ack", "", job[0], job[8], b"")
 
         def bare_pipelined(count: int) -> None:

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -154,7 +154,8 @@ def throughput(
             ended = wait_acked(client, topic, args.jobs, 120)
         finally:
             stop()
-    return args.jobs / (ended - began)
+    jobs: int = args.jobs
+    return jobs / (ended - began)
 
 
 def lag(language: str, url: str, args: argparse.Namespace, go_binary: Path) -> list[float]:
@@ -183,7 +184,7 @@ def lag(language: str, url: str, args: argparse.Namespace, go_binary: Path) -> l
     if language == "python":
         return lags
     conn = redis.Redis.from_url(url)
-    for entry in conn.lrange(f"gluetest:{topic}:runs", 0, -1):
+    for entry in cast(list[bytes], conn.lrange(f"gluetest:{topic}:runs", 0, -1)):
         job_id, _, at_ms = entry.decode().rsplit(" ", 2)
         lags.append(int(at_ms) - run_at[job_id])
     conn.close()

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ async def push_lag(jobs: int, spread: float) -> dict[str, float]:
             async with AsyncClient.from_url(server.url) as client:
                 topic = "bench-push-lag"
                 await client.configure(topic, webhook={"url": f"http://127.0.0.1:{port}/hook"})
-                wakeups = Wakeups(client.redis)  # type: ignore[arg-type]
+                wakeups = Wakeups(client.redis)
                 dispatcher = Dispatcher(client, wakeups, allow_private_webhooks=True)
                 await dispatcher.start()
                 await asyncio.sleep(1.0)  # the receiver is up, the topic task subscribed
@@ -147,7 +148,7 @@ def main() -> None:
         base_src = str(Path(folder) / "src")
         samples: dict[str, list[dict[str, float]]] = {}
         for _ in range(args.rounds):
-            runs = {
+            runs: dict[str, Callable[[], dict[str, Any]]] = {
                 "baseline": lambda: _worker_figures(_run(base_src, *worker)),
                 "current": lambda: _worker_figures(_run(None, *worker)),
                 "current_limited": lambda: _worker_figures(

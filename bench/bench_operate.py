@@ -21,7 +21,7 @@ import argparse
 import statistics
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -71,7 +71,7 @@ def listing(client: redisched.Client, conn: redis.Redis, count: int) -> dict[str
     out["prefix_page_us"] = statistics.median(server_us(conn, "EVALSHA"))
     out["prefix_page_jobs"] = len(page.jobs)
     for _ in range(20):  # the baseline: read the same 100 records with bare commands
-        ids = conn.zrange(keys.name("scheduled"), 0, 99)
+        ids = cast(list[bytes], conn.zrange(keys.name("scheduled"), 0, 99))
         conn.hmget(keys.name("jobs"), ids)
     entries = conn.slowlog_get(100_000)
     conn.slowlog_reset()
@@ -116,7 +116,7 @@ def purge(client: redisched.Client, conn: redis.Redis, url: str, count: int) -> 
     conn.config_set("slowlog-max-len", 1_000_000)
     conn.config_set("latency-monitor-threshold", 10)
     conn.slowlog_reset()
-    conn.execute_command("LATENCY", "RESET")
+    conn.execute_command("LATENCY", "RESET")  # type: ignore[no-untyped-call]
     neighbour = Neighbour(url)
     neighbour.start()
     time.sleep(2)
@@ -126,7 +126,7 @@ def purge(client: redisched.Client, conn: redis.Redis, url: str, count: int) -> 
     neighbour.stop.set()
     neighbour.join()
     # LATENCY first: reading 20,000 SLOWLOG entries is itself a command of over 10 ms.
-    latency = conn.execute_command("LATENCY", "LATEST")
+    latency = conn.execute_command("LATENCY", "LATEST")  # type: ignore[no-untyped-call]
     slow = conn.slowlog_get(1_000_000)
     assert deleted == count, (deleted, count)
     durations = [int(e["duration"]) for e in slow]
@@ -134,7 +134,7 @@ def purge(client: redisched.Client, conn: redis.Redis, url: str, count: int) -> 
     put_sha = scripts.get("put").sha.encode()
 
     def kind(entry: dict[str, Any]) -> str:
-        words = entry["command"].split(b" ")
+        words: list[bytes] = entry["command"].split(b" ")
         if words[0] == b"EVALSHA" and len(words) > 1:
             return {purge_sha: "purge", put_sha: "put"}.get(words[1], "other script")
         return words[0].decode(errors="replace")

@@ -148,7 +148,7 @@ async def dispatched(
         for start in range(0, jobs, 1000):
             batch = [(f"j{i}", BODY) for i in range(start, min(jobs, start + 1000))]
             await client.put_many(topic, batch)
-        wakeups = Wakeups(client.redis, prefix=prefix)  # type: ignore[arg-type]
+        wakeups = Wakeups(client.redis, prefix=prefix)
         finished = _Finished(jobs)
         dispatcher = Dispatcher(
             client, wakeups, allow_private_webhooks=True, concurrency=concurrency,

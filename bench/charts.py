@@ -134,7 +134,8 @@ def peers_chart(peers: Results, path: Path) -> bool:
 def issue17_chart(results: Results, path: Path) -> bool:
     """Issue 17 at a glance: each same-run ratio against its goal, and each lag in ms against
     its limit (blue: met, red: not met, | = goal)."""
-    ratios, limits = [], []
+    ratios: list[tuple[str, float, float, bool]] = []
+    limits: list[tuple[str, float, float, bool]] = []
     for target in ISSUE_17_TARGETS:
         found = target.measure(results)
         if found is None or target.limit == 0:

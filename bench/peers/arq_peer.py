@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from arq import Worker, create_pool
 from arq.connections import RedisSettings
@@ -62,7 +62,7 @@ class ArqPeer(Peer):
 
     def remaining(self, target: str, total: int) -> int:
         """Jobs still in arq's queue zset (removed when a job finishes)."""
-        return cast(int, self.redis(target).zcard(default_queue_name))
+        return self.redis(target).zcard(default_queue_name)
 
     def work(self, target: str) -> None:
         """One ``arq.Worker`` until SIGTERM."""

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -75,7 +75,7 @@ class Peer:
 
     def memory_used(self, target: str) -> int:
         """Bytes the server uses now."""
-        info: dict[str, Any] = cast(dict[str, Any], self.redis(target).info("memory"))
+        info: dict[str, Any] = self.redis(target).info("memory")
         return int(info["used_memory"])
 
     def enqueue(self, target: str, ids: list[str], body: bytes) -> None:

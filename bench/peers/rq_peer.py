@@ -52,7 +52,8 @@ class RQPeer(Peer):
     def remaining(self, target: str, total: int) -> int:
         """Jobs not yet in the finished registry."""
         conn = self.redis(target)
-        return total - FinishedJobRegistry(QUEUE, connection=conn).get_job_count(cleanup=False)
+        done: int = FinishedJobRegistry(QUEUE, connection=conn).get_job_count(cleanup=False)
+        return total - done
 
     def work(self, target: str) -> None:
         """One ``SimpleWorker`` until SIGTERM."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import cast
 
 from saq import Queue, Worker
 from saq.types import Context
@@ -63,7 +62,7 @@ class SaqPeer(Peer):
 
     def remaining(self, target: str, total: int) -> int:
         """Jobs still in SAQ's ``incomplete`` sorted set."""
-        return cast(int, self.redis(target).zcard(f"saq:{QUEUE}:incomplete"))
+        return self.redis(target).zcard(f"saq:{QUEUE}:incomplete")
 
     def work(self, target: str) -> None:
         """One ``saq.Worker`` until SIGTERM."""

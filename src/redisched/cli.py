@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from .config import DEFAULT_URL
 from .errors import InvalidArgument, RedischedError
 from .models import Job, PutStatus
 from .partitions import PartitionedTopic
+
+if TYPE_CHECKING:
+    from .shapes import JobOut
 
 _OPERATE = ("jobs", "stats", "purge", "delete-topic", "reschedule", "run-now", "pause", "resume",
             "config", "ack", "release", "touch", "bury")  # fmt: skip
@@ -77,8 +80,8 @@ def client_for(url: str | None) -> Client:
     return Client.from_url(url or DEFAULT_URL)
 
 
-def job_json(job: Job) -> dict[str, Any]:
-    """A job as JSON-ready data, as the HTTP API shows it."""
+def job_json(job: Job) -> JobOut:
+    """A job as the HTTP API shows it (with its token while reserved)."""
     from .commands.output import job_data
 
     return job_data(job)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+from .convert import text, to_datetime
 from .errors import InvalidArgument
 from .models import EventKind, HistoryPage, JobEvent, JobHistory, Outcome
 
@@ -27,14 +27,6 @@ or timed-out reservation (docs/design.md, section 7 "Cancellation")."""
 def cancel_sent(event: JobEvent) -> bool:
     """True when ``event`` ended or replaced a running attempt and sent its holder the cancel."""
     return event.detail is not None and event.detail.endswith(CANCEL_SENT)
-
-
-def _to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else bytes(value).decode("utf-8", "replace")
 
 
 def topic_tag(topic: str) -> str:
@@ -78,7 +70,7 @@ def outcome(value: object, argument: str = "outcome") -> Outcome | None:
 def parse_event(reply: Sequence[Any]) -> JobEvent:
     """One event of a history reply: ``[kind, at_ms, version, attempt, detail]``."""
     kind, at, version, attempt, detail = reply
-    return JobEvent(_to_datetime(at), EventKind(kind.decode()), version, attempt, _text(detail))
+    return JobEvent(to_datetime(at), EventKind(kind.decode()), version, attempt, text(detail))
 
 
 def parse_history(topic: str, job_id: str, reply: Sequence[Any] | None) -> JobHistory | None:
@@ -90,11 +82,11 @@ def parse_history(topic: str, job_id: str, reply: Sequence[Any] | None) -> JobHi
         topic=topic,
         id=job_id,
         outcome=Outcome(code.decode()) if code else None,
-        finished_at=None if finished_at < 0 else _to_datetime(finished_at),
+        finished_at=None if finished_at < 0 else to_datetime(finished_at),
         version=version,
         attempts=attempts,
         result=None if result is None else bytes(result),
-        last_error=_text(last_error),
+        last_error=text(last_error),
         events=[parse_event(e) for e in events],
     )
 
@@ -117,11 +109,11 @@ def parse_feed(topic: str, reply: Sequence[Any]) -> list[JobEvent]:
     for entry_id, index, job_id, kind, at, version, attempt, detail in reply:
         events.append(
             JobEvent(
-                at=_to_datetime(at),
+                at=to_datetime(at),
                 kind=EventKind(bytes(kind).decode()),
                 version=version,
                 attempt=attempt,
-                detail=_text(detail) or None,
+                detail=text(detail) or None,
                 id=bytes(job_id).decode("utf-8", "replace"),
                 cursor=cursor(topic, bytes(entry_id).decode(), index),
             )

@@ -132,9 +132,8 @@ class Round:
 
     Attributes:
         wanted: how many jobs were asked for.
-        jobs: the jobs leased.
-        slots: for each job, a concurrency slot it holds: always None, as a leased job holds
-            its place as a reservation (the grant's slots go back with the next round trip).
+        jobs: the jobs leased (each holds its concurrency place as a reservation; the
+            grant's slots go back with the next round trip).
         acked: for each job acked by the exchange, True if the ack applied (False: stale).
         done: the jobs acked by the exchange, in the order of ``acked``.
         now_ms: the server's clock.
@@ -145,7 +144,6 @@ class Round:
 
     wanted: int
     jobs: list[Job]
-    slots: list[str | None]
     acked: list[bool]
     done: list[Job]
     now_ms: int | None = None
@@ -177,7 +175,7 @@ class Capacity(Protocol):
     def give(self, count: int) -> None:
         """``count`` of the jobs taken did not come."""
 
-    def start(self, lessee: Lessee, jobs: list[Job], slots: list[str | None]) -> None:
+    def start(self, lessee: Lessee, jobs: list[Job]) -> None:
         """Run the leased jobs (call ``lessee.finish`` when each ends)."""
 
 
@@ -255,17 +253,15 @@ class Lessee:
 
     # -- jobs that end ----------------------------------------------------------------------
 
-    def finish(self, job: Job | None, slot: str | None, result: bytes | None = None) -> None:
+    def finish(self, job: Job | None, result: bytes | None = None) -> None:
         """A job ended: ack it (``job``; None if it was released; ``result`` is kept in its
-        history) and free its slot, both with the next round trip, and wake the loop."""
+        history) with the next round trip, and wake the loop."""
         if job is not None:
             if result is not None and job.token:
                 self.results[job.token] = result
             if not self.done:
                 self.done_since = time.time()
             self.done.append(job)
-        if slot is not None:
-            self.freed.append(slot)
         self.kick.set()
 
     @property
@@ -311,7 +307,7 @@ class Lessee:
         acked: list[bool] = [flag for reply in replies[:acks] for flag in reply]
         if limits is None:
             self.limits.set(topic, Limits.of(replies[acks]))
-        result = Round(want, [], [], acked, done)
+        result = Round(want, [], acked, done)
         if not limited:
             if want > 0:
                 self._take_lease(result, replies[leases:], sent, received)
@@ -345,7 +341,6 @@ class Lessee:
         last = leases[-1]
         self.clock.observe(last.now_ms, sent, received)
         result.jobs = leases[0].jobs if len(leases) == 1 else [j for x in leases for j in x.jobs]
-        result.slots = [None] * len(result.jobs)
         result.now_ms = last.now_ms
         result.next_due_ms = last.next_due_ms
         result.next_timeout_ms = last.next_timeout_ms
@@ -441,7 +436,7 @@ class Lessee:
         if result.jobs:
             # Even when stopping: these run within the grace period, as releasing them
             # would spend an attempt of jobs that never ran.
-            capacity.start(self, result.jobs, result.slots)
+            capacity.start(self, result.jobs)
         self.requeue_at = result.next_timeout_ms
         if stopping() or self.saturated or self.freed:
             return

@@ -4,7 +4,9 @@ The limits hold across every consumer on one Redis (Workers in any process, HTTP
 webhook pushes), so they live in Redis: a sorted set of named slots with expiry (a semaphore
 whose holders may crash) and a token bucket, both under the topic's hash tag. A consumer
 frees the slots of finished jobs and asks for new ones in the same round trip as its acks
-(see :mod:`redisched.leasing`). No I/O here.
+(see :mod:`redisched.leasing`). A webhook receiver's own back-pressure (429/503 with
+Retry-After) is counted in the topic's ``total_throttled`` (:func:`count_throttled`). No I/O
+here.
 """
 
 from __future__ import annotations
@@ -77,3 +79,19 @@ def ack_and_grant(
     """
     grant = Call((limit_step(ops, topic, want, hold_ms, freed),), lambda r: parse_grant(r[0]))
     return Call.join(ops.ack_many(topic, done), grant).map(lambda r: (r[0], r[1]))
+
+
+THROTTLED = "total_throttled"
+"""The field of the topic's meta hash counting webhook deliveries the receiver throttled."""
+
+
+def count_throttled(ops: Operations, topic: str) -> Call[int]:
+    """Count one throttled webhook delivery of ``topic``; returns the new total."""
+    meta = ops.keys(topic).name("meta")
+    return Call((Step(None, (), ("HINCRBY", meta, THROTTLED, 1)),), lambda r: int(r[0]))
+
+
+def read_throttled(ops: Operations, topic: str) -> Call[int]:
+    """The topic's count of throttled webhook deliveries (0 when none was)."""
+    meta = ops.keys(topic).name("meta")
+    return Call((Step(None, (), ("HGET", meta, THROTTLED)),), lambda r: int(r[0] or 0))

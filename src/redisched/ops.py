@@ -11,7 +11,7 @@ import dataclasses
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from . import history, results, schedule_ops, scripts, topic_config, validate
@@ -25,6 +25,8 @@ from .codes import (
     RescheduleCode,
     TouchCode,
 )
+from .convert import text as _text
+from .convert import to_datetime
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
 from .keys import (
@@ -186,20 +188,11 @@ def _zero(ids: Sequence[str]) -> list[Arg]:
     return [v for job_id in ids for v in (0, job_id)]
 
 
-def to_datetime(ms: int) -> datetime:
-    """Epoch milliseconds as an aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def _shared_datetime(ms: int, times: dict[int, datetime]) -> datetime:
     made = times.get(ms)
     if made is None:
         made = times[ms] = to_datetime(ms)
     return made
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("utf-8", "replace")
 
 
 _PUT_RESULTS: dict[tuple[int, int], PutResult] = {

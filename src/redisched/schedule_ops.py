@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import recurrence, validate
 from .codes import ScheduleCode, UnscheduleCode
+from .convert import to_datetime
 from .errors import InvalidArgument, VersionConflict
 from .models import Schedule
 
@@ -31,7 +32,7 @@ _MAX_SCHEDULE_ID_BYTES = validate.MAX_ID_BYTES - len("@2000-01-01T00:00:00Z")
 
 
 def _ms_to_datetime(ms: int) -> datetime | None:
-    return None if ms <= 0 else datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return None if ms <= 0 else to_datetime(ms)
 
 
 def parse_schedule(topic: str, entry: Sequence[Any]) -> Schedule:

@@ -75,7 +75,6 @@ class _Attempt:
     topic: _Topic
     ttr: float
     touch_at: float
-    slot: str | None = None
     lost: bool = False
     cancelled: bool = False
     finished: bool = False
@@ -108,8 +107,8 @@ class _Slots:
         if count > 0:
             self.worker._kick_starved()
 
-    def start(self, lessee: Lessee, jobs: list[Job], slots: list[str | None]) -> None:
-        self.worker._dispatch(self.worker._topics[lessee.topic], jobs, slots)
+    def start(self, lessee: Lessee, jobs: list[Job]) -> None:
+        self.worker._dispatch(self.worker._topics[lessee.topic], jobs)
 
 
 class Worker:
@@ -425,11 +424,11 @@ class Worker:
 
     # -- running handlers -------------------------------------------------------------------
 
-    def _dispatch(self, topic: _Topic, jobs: list[Job], slots: list[str | None]) -> None:
+    def _dispatch(self, topic: _Topic, jobs: list[Job]) -> None:
         now = time.monotonic()
         put = self._pending.append
         add = self._active.add
-        for job, slot in zip(jobs, slots, strict=True):
+        for job in jobs:
             ttr = self._ttr or job.ttr
             if ttr < self._min_ttr:
                 self._min_ttr = ttr
@@ -439,7 +438,7 @@ class Worker:
                 # handler starts. An async handler is cancelled instead, and its job gets a
                 # flag only if that happens.
                 object.__setattr__(job, "cancellation", Cancellation())
-            attempt = _Attempt(job, topic, ttr, now + ttr / 2, slot)
+            attempt = _Attempt(job, topic, ttr, now + ttr / 2)
             add(attempt)
             put(attempt)
         self._unpark()
@@ -525,13 +524,13 @@ class Worker:
             self._finish(attempt, lessee, ok)
 
     def _finish(self, attempt: _Attempt, lessee: Lessee, ok: bool) -> None:
-        """The attempt ended: ack it if ``ok`` (with the next round trip), free its slots."""
+        """The attempt ended: ack it if ``ok`` (with the next round trip), free its handler slot."""
         attempt.finished = True
         self._active.discard(attempt)
         self._free += 1
         if self._free == 1:  # a topic waits for a slot only when it saw none free
             self._kick_starved()
-        lessee.finish(attempt.job if ok else None, attempt.slot, attempt.result if ok else None)
+        lessee.finish(attempt.job if ok else None, attempt.result if ok else None)
         if not self._active and self._stop_requested:
             self._idle.set()
 

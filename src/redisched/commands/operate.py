@@ -20,7 +20,8 @@ from ..errors import InvalidArgument, StaleReservation, TopicBusy
 from ..models import JobState, TopicStats
 from ..operate import Progress
 from ..partitions import Partitions
-from .output import config_data, echo_json, echo_table, job_data, progress_bar, topic_data
+from ..shapes import config_out, stats_out
+from .output import echo_json, echo_table, job_data, progress_bar
 
 STATES = click.Choice([s.value for s in JobState])
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")
@@ -81,7 +82,7 @@ def stats(redis_url: str | None, topic: str | None, as_json: bool) -> None:
     names = [topic] if topic is not None else partition_setting.fold(client.topics(), counts)
     found = [_stats(client, name, counts) for name in names]
     if as_json:
-        echo_json(topic_data(found[0]) if topic is not None else [topic_data(s) for s in found])
+        echo_json(stats_out(found[0]) if topic is not None else [stats_out(s) for s in found])
         return
     rows = [
         (s.topic, s.scheduled, s.ready, s.reserved, s.dead, "yes" if s.paused else "", s.next_due)
@@ -265,7 +266,7 @@ def config(redis_url: str | None, topic: str, settings: tuple[str, ...]) -> None
         )
     else:
         found = client.execute(partition_setting.read_config(client.ops, topic))
-    echo_json({"topic": topic, "paused": found.paused, "config": config_data(found)})
+    echo_json({"topic": topic, "paused": found.paused, "config": config_out(found)})
 
 
 token_option = click.option("--token", required=True, help="The token reserve returned.")

@@ -14,8 +14,9 @@ from typing import Any
 
 from ..client import AsyncClient
 from ..json_body import NotJson, json_value
+from ..limits import read_throttled
 from ..models import HistoryPage, JobEvent, JobPage, JobState, Schedule, Timeline, TopicStats
-from ..ops import Call, Step
+from ..ops import Call
 from ..partition_setting import (
     fold,
     jobs_page,
@@ -172,8 +173,7 @@ async def topic_page(
         ops.throughput(topic),
         ops.finished(topic, limit=RECENT_LIMIT),
         ops.latest_events(topic, 2 * RECENT_LIMIT),
-        Call((Step(None, (), ("HGET", ops.keys(topic).name("meta"), "total_throttled")),),
-             lambda r: int(r[0] or 0)),
+        read_throttled(ops, topic),
     ]  # fmt: skip
     parts = [ops.stats(name) for name in names(topic, count)[1:]]
     replies = await client.execute(joined([*calls, *parts]))

@@ -164,7 +164,6 @@ def merge_rounds(want: int, rounds: Sequence[Round]) -> Round:
     return Round(
         want,
         [job for r in rounds for job in r.jobs],
-        [slot for r in rounds for slot in r.slots],
         [flag for r in rounds for flag in r.acked],
         [job for r in rounds for job in r.done],
         now_ms=max((r.now_ms for r in rounds if r.now_ms is not None), default=None),

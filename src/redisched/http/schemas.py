@@ -2,7 +2,9 @@
 
 Requests are decoded straight into these types, so a wrong type, an unknown field or an
 out-of-range number is rejected with the path of the field at fault; ``/openapi.json`` is
-generated from the same classes (``msgspec.json.schema_components``).
+generated from the same classes (``msgspec.json.schema_components``). How jobs and topics are
+shown (:class:`JobOut`, :class:`TopicOut`) lives in :mod:`redisched.shapes`, which the CLI
+shares.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .. import validate
 from ..models import EventKind, JobState, Outcome
+from ..shapes import BODY_DOC
+from ..shapes import JobOut as JobOut
+from ..shapes import TopicOut as TopicOut
 from ..topic_config import MAX_PARTITIONS
 
 _YEAR = 365 * 86_400
@@ -44,11 +49,6 @@ Partitions = Annotated[
          "while the topic holds no job, and never changed (ids would move)."),
 ]  # fmt: skip
 
-BODY_DOC = (
-    'Any JSON value. Bytes that are not JSON travel as {"$base64": "<standard base64>"}; '
-    "a body stored as the bytes of a JSON text reads back as that JSON value."
-)
-
 
 class PutJob(Struct, forbid_unknown_fields=True):
     """PUT /v1/topics/{topic}/jobs/{id}: the job to store (replacing any with that id)."""
@@ -59,24 +59,6 @@ class PutJob(Struct, forbid_unknown_fields=True):
     ttr: Ttr | None = None
     priority: Priority = 0
     max_attempts: Attempts | None = None
-
-
-class JobOut(Struct, omit_defaults=True):
-    """A job; ``token`` and ``reserved_until`` only on jobs handed to a consumer by reserve."""
-
-    topic: str
-    id: str
-    body: Annotated[Any, Meta(description=BODY_DOC)]
-    state: JobState
-    run_at: datetime
-    priority: int
-    ttr: float
-    attempts: int
-    max_attempts: int | None
-    version: int
-    last_error: str | None
-    token: str | UnsetType = UNSET
-    reserved_until: datetime | UnsetType = UNSET
 
 
 class Written(Struct):
@@ -194,67 +176,6 @@ class TopicPatch(Struct, forbid_unknown_fields=True):
     keep_dead_for: KeepFor | UnsetType | None = UNSET
     keep_events: Keep | UnsetType | None = UNSET
     partitions: Partitions | UnsetType | None = UNSET
-
-
-class WebhookOut(Struct):
-    """A topic's webhook; secrets are never shown, only how many there are."""
-
-    url: str
-    timeout: float
-    secret_count: int
-
-
-class TopicConfigOut(Struct):
-    """A topic's settings; null means the built-in default."""
-
-    ttr: float | None
-    max_attempts: int | None
-    backoff: float | None
-    backoff_max: float | None
-    webhook: WebhookOut | None
-    concurrency: int | None
-    rate: float | None
-    durable: bool = False
-    history: bool = True
-    keep_finished: int | None = None
-    keep_finished_for: float | None = None
-    dedup_window: float | None = None
-    keep_dead: int | None = None
-    keep_dead_for: float | None = None
-    keep_events: int | None = None
-    partitions: int | None = None
-
-
-class Counts(Struct):
-    """Jobs per state now."""
-
-    scheduled: int
-    ready: int
-    reserved: int
-    dead: int
-
-
-class Totals(Struct):
-    """Events since the topic was created."""
-
-    put: int
-    reserved: int
-    acked: int
-    released: int
-    requeued: int
-    dead: int
-    pulled: int
-
-
-class TopicOut(Struct):
-    """A topic: counts per state, totals, pause flag and settings."""
-
-    topic: str
-    paused: bool
-    counts: Counts
-    next_due: datetime | None
-    totals: Totals
-    config: TopicConfigOut
 
 
 class Topics(Struct):

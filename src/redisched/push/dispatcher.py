@@ -24,7 +24,7 @@ A topic whose stored webhook the target policy refuses (a private address withou
 spent, until the policy or the webhook changes; :attr:`Dispatcher.held` says why.
 A 429 or 503 answer with Retry-After is back-pressure: the job is released after that delay
 without spending an attempt (counted as ``throttled``, and in the topic's
-``total_throttled``).
+``total_throttled``: :func:`redisched.limits.count_throttled`).
 
 Topics and their webhook settings are read again every ``refresh_interval`` seconds (two
 commands per topic), or at once with :meth:`Dispatcher.refresh`.
@@ -47,8 +47,9 @@ from ..client import AsyncClient
 from ..errors import BackendError, InvalidArgument, RedischedError, StaleReservation
 from ..fanout import per_topic
 from ..leasing import HOLD_MARGIN, Lessee, Limits, LimitsCache, Round
+from ..limits import count_throttled
 from ..models import Job, JobState
-from ..ops import Call, Step
+from ..ops import Call
 from ..retry import Backoff
 from ..topic_config import TopicConfig, Webhook
 from ..wakeup import Wakeups
@@ -432,8 +433,8 @@ class _TopicRunner:
     def give(self, count: int) -> None:
         pass
 
-    def start_jobs(self, lessee: Lessee, jobs: list[Job], slots: list[str | None]) -> None:
-        # ``slots`` is all None: a leased job holds its concurrency place as a reservation
+    def start_jobs(self, lessee: Lessee, jobs: list[Job]) -> None:
+        # a leased job holds its concurrency place as a reservation
         free = max(0, self.places() - len(self.inflight))
         for job in jobs[:free]:
             self._spawn(job)
@@ -467,7 +468,7 @@ class _TopicRunner:
                       exc_info=task.exception())  # fmt: skip
         # acked in the loop's next round trip, which frees its place under the concurrency
         result = self.results.pop(job.token, None)
-        self.lessee.finish(job if delivered else None, None, result if delivered else None)
+        self.lessee.finish(job if delivered else None, result if delivered else None)
         self._start_waiting()
 
     def _start_waiting(self) -> None:
@@ -526,8 +527,7 @@ class _TopicRunner:
             # apart, in the same round trip.
             delay = min(result.retry_after, self.backoff.max)
             release = client.ops.release(job, delay=delay, unstarted=True)
-            meta = client.ops.keys(self.topic).name("meta")
-            count = Call((Step(None, (), ("HINCRBY", meta, "total_throttled", 1)),), lambda r: r)
+            count = count_throttled(client.ops, self.topic)
             state, _ = await client.execute(Call.join(release, count))
             return Outcome.DEAD if state is JobState.DEAD else Outcome.THROTTLED
         delay = self.backoff.delay(job.attempts)

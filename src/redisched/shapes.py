@@ -1,0 +1,171 @@
+"""How jobs and topics are shown as JSON, by the HTTP API and the CLI alike.
+
+The msgspec types here are the HTTP API's responses (:mod:`redisched.http.schemas` documents
+them in ``/openapi.json``) and what ``redisched ... --json`` prints, so a script can read
+either. Bodies follow :mod:`redisched.json_body`; times encode as RFC 3339 in UTC with ``Z``.
+No web framework is imported: the CLI uses this module too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from .json_body import to_json
+from .models import Job, JobState, TopicStats
+from .topic_config import TopicConfig
+
+BODY_DOC = (
+    'Any JSON value. Bytes that are not JSON travel as {"$base64": "<standard base64>"}; '
+    "a body stored as the bytes of a JSON text reads back as that JSON value."
+)
+
+
+class JobOut(Struct, omit_defaults=True):
+    """A job; ``token`` and ``reserved_until`` only on jobs handed to a consumer by reserve."""
+
+    topic: str
+    id: str
+    body: Annotated[Any, Meta(description=BODY_DOC)]
+    state: JobState
+    run_at: datetime
+    priority: int
+    ttr: float
+    attempts: int
+    max_attempts: int | None
+    version: int
+    last_error: str | None
+    token: str | UnsetType = UNSET
+    reserved_until: datetime | UnsetType = UNSET
+
+
+class WebhookOut(Struct):
+    """A topic's webhook; secrets are never shown, only how many there are."""
+
+    url: str
+    timeout: float
+    secret_count: int
+
+
+class TopicConfigOut(Struct):
+    """A topic's settings; null means the built-in default."""
+
+    ttr: float | None
+    max_attempts: int | None
+    backoff: float | None
+    backoff_max: float | None
+    webhook: WebhookOut | None
+    concurrency: int | None
+    rate: float | None
+    durable: bool = False
+    history: bool = True
+    keep_finished: int | None = None
+    keep_finished_for: float | None = None
+    dedup_window: float | None = None
+    keep_dead: int | None = None
+    keep_dead_for: float | None = None
+    keep_events: int | None = None
+    partitions: int | None = None
+
+
+class Counts(Struct):
+    """Jobs per state now."""
+
+    scheduled: int
+    ready: int
+    reserved: int
+    dead: int
+
+
+class Totals(Struct):
+    """Events since the topic was created."""
+
+    put: int
+    reserved: int
+    acked: int
+    released: int
+    requeued: int
+    dead: int
+    pulled: int
+
+
+class TopicStatsOut(Struct):
+    """A topic's counts per state, totals and pause flag."""
+
+    topic: str
+    paused: bool
+    counts: Counts
+    next_due: datetime | None
+    totals: Totals
+
+
+class TopicOut(TopicStatsOut):
+    """A topic: counts per state, totals, pause flag and settings."""
+
+    config: TopicConfigOut
+
+
+_CONFIG_FIELDS = tuple(n for n in TopicConfigOut.__struct_fields__ if n != "webhook")
+"""The settings shown as :class:`~redisched.topic_config.TopicConfig` holds them."""
+
+
+def job_out(job: Job, *, handed_out: bool = False) -> JobOut:
+    """A job as the API shows it; ``handed_out`` adds the token of a fresh reservation."""
+    out = JobOut(
+        topic=job.topic,
+        id=job.id,
+        body=to_json(job.body),
+        state=job.state,
+        run_at=job.run_at,
+        priority=job.priority,
+        ttr=job.ttr,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        version=job.version,
+        last_error=job.last_error,
+    )
+    if handed_out and job.token is not None:
+        out.token = job.token
+        if job.reserved_until is not None:
+            out.reserved_until = job.reserved_until
+    return out
+
+
+def config_out(config: TopicConfig) -> TopicConfigOut:
+    """A topic's settings as the API shows them (webhook secrets counted, never shown)."""
+    hook = config.webhook
+    return TopicConfigOut(
+        webhook=None if hook is None else WebhookOut(hook.url, hook.timeout, len(hook.secrets)),
+        **{name: getattr(config, name) for name in _CONFIG_FIELDS},
+    )
+
+
+def _counts(stats: TopicStats) -> Counts:
+    return Counts(stats.scheduled, stats.ready, stats.reserved, stats.dead)
+
+
+def _totals(stats: TopicStats) -> Totals:
+    return Totals(
+        put=stats.total_put,
+        reserved=stats.total_reserved,
+        acked=stats.total_acked,
+        released=stats.total_released,
+        requeued=stats.total_requeued,
+        dead=stats.total_dead,
+        pulled=stats.total_pulled,
+    )
+
+
+def stats_out(stats: TopicStats) -> TopicStatsOut:
+    """A topic's counts and totals as the API shows them (without its settings)."""
+    return TopicStatsOut(stats.topic, stats.paused, _counts(stats), stats.next_due, _totals(stats))
+
+
+def topic_out(stats: TopicStats, config: TopicConfig) -> TopicOut:
+    """A topic's counts, totals and settings as the API shows them."""
+    return TopicOut(
+        stats.topic, stats.paused, _counts(stats), stats.next_due, _totals(stats),
+        config_out(config),
+    )  # fmt: skip
