@@ -159,24 +159,11 @@ local function trim(key, keep, keep_for, most, drop)
     redis.call('ZCOUNT', key, '-inf', now - keep_for))
   n = math.min(n, most)
   if n <= 0 then return end
-  local ids = redis.call('ZRANGE', key, 0, n - 1)
-  redis.call('ZREMRANGEBYRANK', key, 0, n - 1)
-  for _, id in ipairs(ids) do drop(id) end
+  local popped = redis.call('ZPOPMIN', key, n) -- member, score, ...
+  for i = 1, #popped, 2 do drop(popped[i]) end
 end
 
 local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values)
-
--- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
--- pulled); flush() then counts it and trims the topic's finished jobs.
-local function finish(id, job, outcome, result, last_error)
-  ended[outcome] = ended[outcome] + 1
-  if not history_on then return end
-  local record = {[OUTCOME] = OUTCOMES[outcome], [FINISHED_AT] = now,
-    [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS], [RESULT] = result or false,
-    [LAST_ERROR] = last_error or false, [EVENTS] = job[LOG] or '\0'}
-  redis.call('HSET', history_key, id, cmsgpack.pack(unpack(record, 1, EVENTS)))
-  redis.call('ZADD', finished_key, now, id)
-end
 
 -- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
 -- keep_finished_for (TRIM_PER_CALL more than this call finished, at most; the finished records
@@ -199,18 +186,22 @@ local function flush()
   end
 end
 
-local reply, acked = {}, 0
+-- The writes that every acked job needs go in one command per kind after the loop (SLICE ids
+-- per command): done, the acked ids (out of reserved); errored, those with a last_error; gone,
+-- those that end, whose finished records (records, members) go to history. An id acked earlier
+-- in the call (seen) is stale, as its record is gone or replaced.
+local reply, acked, seen, done, errored, gone, records, members = {}, 0, {}, {}, {}, {}, {}, {}
 for i = 2, #ARGV, 3 do
   local id, token, result = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local raw = redis.call('HGET', jobs_key, id)
+  local raw = not seen[id] and redis.call('HGET', jobs_key, id)
   local status = STALE
   if raw then
     local job = decode(raw)
     if job[STATE] == RESERVED and job[SEQ] == token then
       status, acked = ACKED, acked + 1
-      redis.call('ZREM', reserved_key, id)
+      done[acked], seen[id] = id, true
       local last_error = redis.call('HGET', errors_key, id)
-      if last_error then redis.call('HDEL', errors_key, id) end
+      if last_error then errored[#errored + 1] = id end
       local note
       if #result > RESULT_LIMIT then
         note = 'result truncated to ' .. RESULT_LIMIT .. ' of ' .. #result .. ' bytes'
@@ -219,7 +210,6 @@ for i = 2, #ARGV, 3 do
       add_event(id, job, 'acked', note)
       local pending = redis.call('HGET', pending_key, id)
       if pending then -- the waiting replacement: scheduled (or ready, when due) now
-        -- (inline, not a local function: a closure made on every call costs ~2 us)
         local log = job[LOG]
         job = decode(pending)
         job[LOG], job[ATTEMPTS] = log, 0
@@ -234,13 +224,36 @@ for i = 2, #ARGV, 3 do
           redis.call('PUBLISH', wake_channel, tostring(job[RUN_AT]))
         end
         redis.call('HSET', jobs_key, id, encode(job))
-      else
-        redis.call('HDEL', jobs_key, id)
-        finish(id, job, 'done', result ~= '' and result or nil, last_error)
+      else -- it ends: the finished record, outcome done (finish() of bury.lua, for many jobs)
+        gone[#gone + 1] = id
+        ended.done = ended.done + 1
+        if history_on then
+          local n = #records
+          local record = {[OUTCOME] = OUTCOMES.done, [FINISHED_AT] = now,
+            [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS],
+            [RESULT] = result ~= '' and result or false, [LAST_ERROR] = last_error or false,
+            [EVENTS] = job[LOG] or '\0'}
+          records[n + 1], records[n + 2] = id, cmsgpack.pack(unpack(record, 1, EVENTS))
+          members[n + 1], members[n + 2] = now, id
+        end
       end
     end
   end
   reply[#reply + 1] = status
+end
+for first = 1, #done, SLICE do
+  redis.call('ZREM', reserved_key, unpack(done, first, math.min(first + SLICE - 1, #done)))
+end
+for first = 1, #errored, SLICE do
+  redis.call('HDEL', errors_key, unpack(errored, first, math.min(first + SLICE - 1, #errored)))
+end
+for first = 1, #gone, SLICE do
+  redis.call('HDEL', jobs_key, unpack(gone, first, math.min(first + SLICE - 1, #gone)))
+end
+for first = 1, #records, 2 * SLICE do
+  local last = math.min(first + 2 * SLICE - 1, #records)
+  redis.call('HSET', history_key, unpack(records, first, last))
+  redis.call('ZADD', finished_key, unpack(members, first, last))
 end
 if acked > 0 then redis.call('HINCRBY', meta_key, 'total_acked', acked) end
 if acked > 0 and settings[8] and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then

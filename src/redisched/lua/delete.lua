@@ -161,9 +161,8 @@ local function trim(key, keep, keep_for, most, drop)
     redis.call('ZCOUNT', key, '-inf', now - keep_for))
   n = math.min(n, most)
   if n <= 0 then return end
-  local ids = redis.call('ZRANGE', key, 0, n - 1)
-  redis.call('ZREMRANGEBYRANK', key, 0, n - 1)
-  for _, id in ipairs(ids) do drop(id) end
+  local popped = redis.call('ZPOPMIN', key, n) -- member, score, ...
+  for i = 1, #popped, 2 do drop(popped[i]) end
 end
 
 local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values)

@@ -158,15 +158,23 @@ if settings[8] == '1' then -- paused
   return reply
 end
 
-local promote = math.min(promote_limit, count)
-local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)
+-- The earliest scheduled job first: when it is not due (the common case), it is the reply's
+-- next_due_ms as well, and nothing is promoted.
+local promote, next_due = math.min(promote_limit, count), earliest(scheduled_key)
+local due = {}
+if next_due ~= -1 and next_due <= now and promote > 0 then
+  due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)
+end
 local leasing = {} -- {id, decoded record} of each job to lease, in ready order
+-- The records to write and the members to add go in one command per kind and SLICE jobs,
+-- after each loop (a call of many jobs costs a few commands, not a few per job).
+local SLICE = 1000
 if #due > 0 then
   local seq = redis.call('HINCRBY', meta_key, 'seq', #due) - #due
   -- With nothing ready, the jobs promoted now are the next ones in ready order (priority,
   -- then seq): the first count are leased as they are, decoded once and never written as ready.
   local straight = redis.call('ZCARD', ready_key) == 0
-  local promoted = {}
+  local promoted, records, members = {}, {}, {}
   for i, id in ipairs(due) do
     local job = decode(redis.call('HGET', jobs_key, id))
     job[STATE], job[SEQ] = READY, seq + i
@@ -182,12 +190,18 @@ if #due > 0 then
     if straight and i <= count then
       leasing[i] = entry
     else
-      local id, job = entry[1], entry[2]
-      redis.call('HSET', jobs_key, id, encode(job))
-      redis.call('ZADD', ready_key, job[PRIORITY], string.format('%012x', job[SEQ]) .. id)
+      local id, job, n = entry[1], entry[2], #records
+      records[n + 1], records[n + 2] = id, encode(job)
+      members[n + 1], members[n + 2] = job[PRIORITY], string.format('%012x', job[SEQ]) .. id
     end
   end
+  for first = 1, #records, 2 * SLICE do -- written as ready before the pop below
+    local last = math.min(first + 2 * SLICE - 1, #records)
+    redis.call('HSET', jobs_key, unpack(records, first, last))
+    redis.call('ZADD', ready_key, unpack(members, first, last))
+  end
   redis.call('ZREM', scheduled_key, unpack(due))
+  next_due = earliest(scheduled_key)
 end
 if #leasing < count then
   local popped = redis.call('ZPOPMIN', ready_key, count - #leasing) -- member, score, ...
@@ -202,14 +216,16 @@ end
 local occurrences, feed_ends = {}, {}
 if #leasing > 0 then
   local token = redis.call('HINCRBY', meta_key, 'seq', #leasing) - #leasing
+  local records, members = {}, {}
   for _, entry in ipairs(leasing) do
     local id, job = entry[1], entry[2]
     token = token + 1
     job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
     local reserved_until = now + (ttr_override or job[TTR])
     add_event(id, job, 'reserved')
-    redis.call('HSET', jobs_key, id, encode(job))
-    redis.call('ZADD', reserved_key, reserved_until, id)
+    local n = #records
+    records[n + 1], records[n + 2] = id, encode(job)
+    members[n + 1], members[n + 2] = reserved_until, id
     if string.find(id, '@', 1, true) then
       local k = #occurrences + 1
       occurrences[k], feed_ends[k] = id, #feed
@@ -218,10 +234,15 @@ if #leasing > 0 then
       job[MAX_ATTEMPTS], job[RUN_AT], tostring(token), reserved_until,
       redis.call('HGET', errors_key, id), job[BODY], 0}
   end
+  for first = 1, #records, 2 * SLICE do
+    local last = math.min(first + 2 * SLICE - 1, #records)
+    redis.call('HSET', jobs_key, unpack(records, first, last))
+    redis.call('ZADD', reserved_key, unpack(members, first, last))
+  end
   redis.call('HINCRBY', meta_key, 'total_reserved', #leasing)
 end
 if #occurrences == 0 then
-  reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
+  reply[2], reply[3] = next_due, earliest(reserved_key)
   flush_feed()
   return reply
 end
