@@ -718,3 +718,29 @@ async def test_a_sync_handler_sees_job_cancelled_and_an_async_one_is_cancelled(
 
 async def _done(value: bool) -> bool:
     return value
+
+
+async def test_a_worker_loads_the_scripts_before_its_first_lease(tmp_path: Path) -> None:
+    """A Worker that finds nothing due at start has its scripts loaded all the same: the first
+    job due later meets no NOSCRIPT (a SCRIPT LOAD and a retry would make it ~5 ms late)."""
+    from redisched import scripts
+
+    ran: asyncio.Queue[str] = asyncio.Queue()
+
+    async def handler(job: Job) -> None:
+        ran.put_nowait(job.id)
+
+    server = EmbeddedRedis(tmp_path, binary=BINARIES["redis7"], persistent=False).start()
+    try:
+        raw = redis.Redis.from_url(server.url)
+        async with AsyncClient.from_url(server.url) as client:
+            async with serving(new_worker(client, {"fresh": handler})):
+                shas = [s.sha for s in scripts.load_all().values()]
+                assert all(raw.script_exists(*shas))
+                raw.config_resetstat()
+                await client.put("fresh", "later", b"", delay=0.2)
+                assert await asyncio.wait_for(ran.get(), 5) == "later"
+        errors = raw.info("errorstats")
+        assert "errorstat_NOSCRIPT" not in errors, errors
+    finally:
+        server.stop()

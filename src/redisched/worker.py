@@ -35,7 +35,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from . import results, validate
+from . import results, scripts, validate
 from .client import AsyncClient
 from .errors import BackendError, InvalidArgument, RedischedError, StaleReservation
 from .handlers import Handler, Watched, describe, is_async
@@ -275,6 +275,7 @@ class Worker:
                 except (RedisError, OSError) as exc:
                     raise BackendError(f"Redis is unavailable: {exc}") from exc
                 unsubscribe.append(wakeups.on_abort(topic.name, self._aborter(topic)))
+            await self._load_scripts()
             await self._read_backoffs()
             background = [self._spawn(self._heartbeat(), "heartbeat")]
             runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
@@ -338,6 +339,18 @@ class Worker:
             self._failure = task.exception()
             log.error("worker task %s failed", task.get_name(), exc_info=self._failure)
             self._request_stop()
+
+    async def _load_scripts(self) -> None:
+        """Load every script on the server (each primary of a cluster) before the first lease.
+
+        A Worker that finds nothing due at start has not called ``reserve.lua`` yet: its first
+        job would meet NOSCRIPT, and the SCRIPT LOAD and retry (~5 ms) would make it late.
+        """
+        try:
+            for script in scripts.load_all().values():
+                await self._client.redis.script_load(script.source)
+        except (RedisError, OSError) as exc:
+            raise BackendError(f"Redis is unavailable: {exc}") from exc
 
     async def _read_backoffs(self) -> None:
         """Each topic's backoff: the Worker's own, else the topic's settings (one round trip
