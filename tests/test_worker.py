@@ -733,13 +733,15 @@ async def test_a_worker_loads_the_scripts_before_its_first_lease(tmp_path: Path)
     server = EmbeddedRedis(tmp_path, binary=BINARIES["redis7"], persistent=False).start()
     try:
         raw = redis.Redis.from_url(server.url)
-        async with AsyncClient.from_url(server.url) as client:
-            async with serving(new_worker(client, {"fresh": handler})):
-                shas = [s.sha for s in scripts.load_all().values()]
-                assert all(raw.script_exists(*shas))
-                raw.config_resetstat()
-                await client.put("fresh", "later", b"", delay=0.2)
-                assert await asyncio.wait_for(ran.get(), 5) == "later"
+        async with (
+            AsyncClient.from_url(server.url) as client,
+            serving(new_worker(client, {"fresh": handler})),
+        ):
+            shas = [s.sha for s in scripts.load_all().values()]
+            assert all(raw.script_exists(*shas))
+            raw.config_resetstat()
+            await client.put("fresh", "later", b"", delay=0.2)
+            assert await asyncio.wait_for(ran.get(), 5) == "later"
         errors = raw.info("errorstats")
         assert "errorstat_NOSCRIPT" not in errors, errors
     finally:
