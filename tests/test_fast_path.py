@@ -11,7 +11,7 @@ from redis.exceptions import DataError, NoScriptError
 
 from redisched import AsyncClient, InvalidArgument, Job, JobState, connect
 from redisched.durable import TopicFlags
-from redisched.ops import Lease, Operations, parse_job, parse_lease
+from redisched.ops import READ_BACK, Lease, Operations, parse_job, parse_lease
 from redisched.protocol import ScriptLost, direct, finish, lost_script
 
 OPS = Operations()
@@ -69,14 +69,17 @@ def test_parse_lease_shares_datetimes_and_makes_the_lease_that_lease_init_makes(
         lease.now_ms = 0  # type: ignore[misc]
 
 
-def test_put_with_read_back_is_put_read_back_of_the_put() -> None:
+def test_put_with_read_back_is_the_put_asking_put_lua_for_the_job() -> None:
     for kwargs in ({}, {"replace": True}, {"if_version": 3, "delay": 5}):
-        built = OPS.put_read_back(OPS.put("t", "a", b"x", **kwargs))  # type: ignore[arg-type]
+        plain = OPS.put("t", "a", b"x", **kwargs)  # type: ignore[arg-type]
         once = OPS.put("t", "a", b"x", read_back=True, **kwargs)  # type: ignore[call-overload]
-        assert once.steps == built.steps and once[2:] == built[2:]
+        *options, replace, expected, job_id, data = plain.steps[0].args
+        assert once.steps[0].args == (*options, int(replace) + READ_BACK, expected, job_id, data)
+        assert once.steps[0][:2] == plain.steps[0][:2] and once[2:] == plain[2:]
         stored = [b"a", b"ready", 1, 0, 0, 60_000, 25, 1_700_000_000_000, None, None, None,
                   b"x", 0]  # fmt: skip
-        assert once.parse([[1, 1, stored]]) == built.parse([[1, 1, stored]])
+        result, job = once.parse([[1, 1, stored]])
+        assert result == plain.parse([[1, 1]]) and job == parse_job("t", stored)
         assert once.parse([[2, 4]])[1] is None  # exists: nothing stored
     with pytest.raises(InvalidArgument, match="read_back"):
         OPS.put("t", "a", b"x", read_back=1)  # type: ignore[call-overload]

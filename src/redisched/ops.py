@@ -609,7 +609,9 @@ class Operations:
     ) -> Call[Any]:
         """Create a job, or replace it with ``replace=True`` (docs/design.md section 2).
 
-        ``read_back=True``: the call also answers the job as stored (see :meth:`put_read_back`).
+        ``read_back=True``: the call also answers the job as stored, in the same script: the
+        job is None when nothing was stored (exists, a version conflict, or pending: read a
+        pending job with :meth:`get`).
         """
         prepared = self._puts.get(topic) if durable is None else None
         if prepared is None:
@@ -646,29 +648,6 @@ class Operations:
         if durable is None and len(self._puts) < 10_000:
             self._puts[topic] = prepared
         return prepared
-
-    def put_read_back(self, call: Call[PutResult]) -> Call[tuple[PutResult, Job | None]]:
-        """A put built by :meth:`put` that also answers the job as stored, in the same script.
-
-        The job is None when nothing was stored (the put answered exists, a version conflict,
-        or pending: a pending job is read with :meth:`get`). ``put(..., read_back=True)``
-        builds the same call at once.
-        """
-        (step,) = call.steps
-        *options, replace, expected, job_id, data = step.args
-        if int(replace) & READ_BACK:
-            raise ValueError("put_read_back: the put reads back already")
-        args = (*options, int(replace) + READ_BACK, expected, job_id, data)
-        topic = self._topic_of(call)
-        parse = _put_parser(topic, str(job_id), None if expected == "" else int(expected), True)
-        return Call(
-            (Step(step.script, step.keys, args),), parse, call.register_topic, call.durability
-        )
-
-    def _topic_of(self, call: Call[Any]) -> str:
-        if call.register_topic is None:
-            raise ValueError("put_read_back: not a call built by put")
-        return call.register_topic[1]
 
     def put_many(
         self,
