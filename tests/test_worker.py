@@ -746,3 +746,48 @@ async def test_a_worker_loads_the_scripts_before_its_first_lease(tmp_path: Path)
         assert "errorstat_NOSCRIPT" not in errors, errors
     finally:
         server.stop()
+
+
+async def test_a_worker_reads_the_server_clock_to_the_microsecond_at_start(tmp_path: Path) -> None:
+    """Leases carry the server's clock floored to the millisecond: a Worker that has seen one
+    could wake a millisecond late. It reads TIME (microseconds) at start instead."""
+    from redisched.worker import CLOCK_SAMPLES
+
+    server = EmbeddedRedis(tmp_path, binary=BINARIES["redis7"], persistent=False).start()
+    try:
+        raw = redis.Redis.from_url(server.url)
+        raw.config_resetstat()
+        async with AsyncClient.from_url(server.url) as client:
+            worker = new_worker(client, {"clocked": lambda job: _done(True)})
+            async with serving(worker):
+                sent = time.time()
+                seconds, microseconds = raw.time()
+                received = time.time()
+                server_ms = seconds * 1000 + microseconds / 1000
+                low, high = server_ms - received * 1000, server_ms - sent * 1000
+                offset = worker._clock._offset_ms
+                assert offset is not None and low - 1 <= offset <= high  # 1 ms: a loaded machine
+        assert raw.info("commandstats")["cmdstat_time"]["calls"] >= CLOCK_SAMPLES
+    finally:
+        server.stop()
+
+
+async def test_leases_leave_ahead_of_a_run_at_learn_the_lead_and_never_run_a_job_early(
+    client: AsyncClient, topic: str
+) -> None:
+    """The lease for a job due later leaves ``lead`` ahead (the first call after idle is slow);
+    the server decides what is due, so one that came early takes the job one lease later."""
+    started: list[tuple[float, float]] = []
+
+    async def handler(job: Job) -> None:
+        started.append((time.time(), job.run_at.timestamp()))
+
+    worker = new_worker(client, {topic: handler})
+    async with serving(worker):
+        leads = [worker._clock.lead.seconds]
+        for index in range(12):
+            await client.put(topic, f"j{index}", b"", delay=0.03)
+            await wait_until(lambda: _done(len(started) == index + 1))
+            leads.append(worker._clock.lead.seconds)
+    assert all(at >= run_at - 0.0005 for at, run_at in started), started  # ms rounding of run_at
+    assert len(set(leads)) > 1  # each lease sent ahead taught the lead

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from redisched.timing import MAX_LEAD, Alarm, ServerClock
+from redisched.timing import MAX_LEAD, START_LEAD, Alarm, Lead, ServerClock
 
 
 def test_server_clock_keeps_the_tightest_lower_bound() -> None:
@@ -70,16 +70,43 @@ async def test_an_alarm_already_due_sets_its_event_at_once(alarm: Alarm) -> None
     assert event.is_set()  # no hop through the alarm thread
 
 
-async def test_an_early_alarm_fires_ahead_by_the_alarms_own_lateness_at_most(alarm: Alarm) -> None:
-    alarm._lateness = 0.05  # as if the loop had seen every alarm 50 ms late
-    assert alarm.lead == MAX_LEAD
-    event = asyncio.Event()
-    when = time.time() + 0.05
-    alarm.set_at(when, event, early=True)
-    await asyncio.wait_for(event.wait(), 1)
-    assert time.time() >= when - MAX_LEAD
-    plain = asyncio.Event()
-    when = time.time() + 0.02
-    alarm.set_at(when, plain)
-    await asyncio.wait_for(plain.wait(), 1)
-    assert time.time() >= when  # without early, never before its time
+def test_the_lead_learns_from_outcomes_within_its_bounds() -> None:
+    lead = Lead()
+    assert lead.seconds == START_LEAD
+    lead.met()
+    assert lead.seconds > START_LEAD
+    lead.missed()
+    assert lead.seconds < START_LEAD  # a miss weighs three hits
+    for _ in range(1000):
+        lead.missed()
+    assert lead.seconds == 0.0
+    for _ in range(1000):
+        lead.met()
+    assert lead.seconds == MAX_LEAD
+
+
+def test_the_lead_settles_where_a_quarter_of_leases_come_early() -> None:
+    lead = Lead()
+    needed = 0.0004  # a lease sent less than this far ahead finds its job due
+    early = []
+    for step in range(4000):
+        jitter = (step * 7919 % 1000) / 1000 * 0.0002 - 0.0001  # ±0.1 ms, spread evenly
+        if lead.seconds > needed + jitter:
+            lead.missed()
+            early.append(step >= 2000)
+        else:
+            lead.met()
+    assert 0.0003 < lead.seconds < 0.0004  # the quarter quantile of what was needed: 0.35 ms
+    assert 0.15 < sum(early) / 2000 < 0.35
+
+
+async def test_an_alarm_says_whether_it_ended_the_wait(alarm: Alarm) -> None:
+    rung, kicked, past = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    ringing = alarm.set_at(time.time() + 0.005, rung)
+    await asyncio.wait_for(rung.wait(), 1)
+    waiting = alarm.set_at(time.time() + 0.05, kicked)
+    kicked.set()  # another wake-up ended the wait first
+    waiting.cancel()
+    await asyncio.sleep(0.08)
+    assert ringing.fired and not waiting.fired
+    assert alarm.set_at(time.time() - 1, past).fired

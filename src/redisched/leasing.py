@@ -225,6 +225,8 @@ class Lessee:
         self.saturated = False
         self.starved = False  # waiting for the consumer to have room
         self.woke = False  # the last step slept for want of work: lease WAKE_LEASE first
+        self.aimed_ms: int | None = None  # the run_at the last sleep's alarm woke ahead of
+        self.patient = False  # the last lease ahead came early: the next sleep takes no lead
         self._forwarder: asyncio.Task[None] | None = None
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -344,6 +346,9 @@ class Lessee:
         result.now_ms = last.now_ms
         result.next_due_ms = last.next_due_ms
         result.next_timeout_ms = last.next_timeout_ms
+        if self.aimed_ms is not None:
+            self.judge_lead(self.aimed_ms, result)
+            self.aimed_ms = None
 
     async def requeue(self) -> None:
         """Return timed-out reservations to the queue; remember the next deadline."""
@@ -351,17 +356,18 @@ class Lessee:
 
     # -- sleeping ---------------------------------------------------------------------------
 
-    async def sleep_until(self, when: float | None, *, early: bool = False) -> None:
-        """Sleep until local epoch ``when`` (None: :data:`MAX_IDLE`) or a kick (``early``:
-        the alarm's own lateness ahead, see :mod:`redisched.timing`)."""
+    async def sleep_until(self, when: float | None) -> bool:
+        """Sleep until local epoch ``when`` (None: :data:`MAX_IDLE`) or a kick; True if the
+        alarm ended it."""
         wake_at = time.time() + MAX_IDLE
         if when is not None:
             wake_at = min(wake_at, when)
-        alarm = self.wakeups.alarm.set_at(wake_at, self.kick, early=early)
+        alarm = self.wakeups.alarm.set_at(wake_at, self.kick)
         try:
             await self.kick.wait()
         finally:
             alarm.cancel()
+        return alarm.fired
 
     async def sleep(self, result: Round, *, until: float | None = None) -> None:
         """Sleep until there is work: the next job due, a deadline, a limit's retry, a kick,
@@ -374,9 +380,28 @@ class Lessee:
         if result.retry_ms is not None and now_ms is not None:
             deadlines.append(now_ms + result.retry_ms)
         when = self.clock.local_time(min(deadlines)) if deadlines else None
+        aim = next_due if next_due is not None and min(deadlines) == next_due else None
+        if aim is not None and when is not None and not self.patient:
+            when -= self.clock.lead.seconds  # see timing.Lead
+        self.patient = False
+        if until is not None and when is not None and until < when:
+            aim = None
         if until is not None:
             when = until if when is None else min(when, until)
-        await self.sleep_until(when, early=next_due is not None and min(deadlines) == next_due)
+        if await self.sleep_until(when) and aim is not None:
+            self.aimed_ms = aim
+
+    def judge_lead(self, aimed_ms: int, result: Round) -> None:
+        """Teach the clock's lead from a lease sent ahead of the job due at ``aimed_ms``."""
+        if result.jobs:
+            self.clock.lead.met()
+        elif (
+            result.now_ms is not None
+            and result.next_due_ms is not None
+            and result.now_ms < result.next_due_ms <= aimed_ms
+        ):
+            self.clock.lead.missed()
+            self.patient = True  # one more round trip at most for this job
 
     async def nap(self, seconds: float) -> None:
         """Sleep ``seconds`` or until a kick."""

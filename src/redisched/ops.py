@@ -1175,6 +1175,13 @@ class Operations:
             return Call((), lambda r: int(clock() // 60))
         return Call((Step(None, (), ("TIME",)),), lambda r: tp.now_minute(r[0]))
 
+    def server_time_ms(self) -> Call[float]:
+        """The Redis clock in milliseconds, to the microsecond (or the client's override)."""
+        if self.clock is not None:
+            clock = self.clock
+            return Call((), lambda r: clock() * 1000)
+        return Call((Step(None, (), ("TIME",)),), lambda r: _time_ms(r[0]))
+
     def _throughput_key(self, topic: str | None) -> str:
         if topic is None:
             return tp.all_topics_key(self.prefix)
@@ -1290,3 +1297,8 @@ class Operations:
             steps.append(Step(None, (), ("HDEL", meta, *to_delete)))
         steps.append(Step(None, (), ("HMGET", meta, *topic_config.FIELDS)))
         return Call(tuple(steps), lambda r: topic_config.decode(r[-1]), self._register(topic))
+
+
+def _time_ms(reply: Any) -> float:
+    seconds, microseconds = reply
+    return int(seconds) * 1000 + int(microseconds) / 1000

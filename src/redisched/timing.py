@@ -1,16 +1,18 @@
 """Waking up at an instant of the Redis server's clock, to within a fraction of a millisecond.
 
-Two parts. :class:`ServerClock` learns the offset between the server's clock (the scripts'
+Three parts. :class:`ServerClock` learns the offset between the server's clock (the scripts'
 ``now_ms``, which decides when a job is due) and the local one from the leases' replies.
-:class:`Alarm` is one thread that sets asyncio events at precise times: the event loop's own
-timers round to whole milliseconds (and uvloop's may fire a millisecond early), which alone
-would cost the dispatch lag target; a thread blocked on a timed lock wakes within ~0.1 ms.
+:class:`Lead` learns how far ahead of a job's run_at a lease must leave so that it meets the
+job just due. :class:`Alarm` is one thread that sets asyncio events at precise times: the
+event loop's own timers round to whole milliseconds (and uvloop's may fire a millisecond
+early), which alone would cost the dispatch lag target; a thread blocked on a timed lock wakes
+within ~0.1 ms.
 
-An alarm reaches the event loop through two wake-ups (the thread's, then the loop's), which
-cost ~0.1 ms on a quiet machine and milliseconds on a busy one. The alarm tracks a low
-quantile of that cost, and an ``early`` alarm (a lease waiting for a job's run_at: the server
-decides whether the job is due, so waking early costs at most a round trip) fires that much
-ahead, so that the loop sees it at its time rather than after it.
+The lead exists because the first call after an idle sleep is slow: both processes wake
+from idle (on this project's VMs a loopback round trip takes ~0.55 ms after 10 ms idle
+against ~0.11 ms back to back), and the alarm reaches the loop through two wake-ups of its own.
+The server decides whether a job is due, so a lease that arrives early costs one more (warm)
+round trip and never runs a job early; one that arrives late costs lag.
 """
 
 from __future__ import annotations
@@ -25,11 +27,36 @@ import threading
 import time
 
 _COMPACT_AT = 1024
-MAX_LEAD = 0.001
-"""Seconds an ``early`` alarm fires ahead of its time at most."""
-_LEAD_QUANTILE = 0.25  # an early alarm is seen early ~25% of the time (then costs a round trip)
-_LEAD_STEP = 0.00002  # seconds the lateness estimate moves per alarm
+MAX_LEAD = 0.002
+"""Seconds a lease leaves ahead of a job's run_at at most."""
+START_LEAD = 0.0005
+"""The lead before it has learned: about a loopback round trip to a server woken from idle."""
+_EARLY_SHARE = 0.25  # the share of leases that arrive before their job is due, once learned
+_LEAD_STEP = 0.00004  # seconds the lead moves per outcome, scaled by the share
 _PR_SET_TIMERSLACK = 29
+
+
+class Lead:
+    """Seconds ahead of a job's run_at to send the lease that is to take it.
+
+    A running estimate of the quantile that makes :data:`_EARLY_SHARE` of such leases arrive
+    before the job is due: it grows a step when the lease found the job due (it could have
+    left earlier) and shrinks three steps when it did not. It covers every delay between the
+    alarm and the script reading the server's clock: the alarm's wake-ups, the loop, the
+    request's way to a server woken from idle, and the server clock estimate's own bias. It
+    starts at :data:`START_LEAD` and stays within ``[0, MAX_LEAD]``.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = START_LEAD
+
+    def met(self) -> None:
+        """A lease sent ahead found its job due."""
+        self.seconds = min(self.seconds + _LEAD_STEP * _EARLY_SHARE, MAX_LEAD)
+
+    def missed(self) -> None:
+        """A lease sent ahead arrived before its job was due."""
+        self.seconds = max(self.seconds - _LEAD_STEP * (1 - _EARLY_SHARE), 0.0)
 
 
 class ServerClock:
@@ -45,11 +72,14 @@ class ServerClock:
 
     def __init__(self) -> None:
         self._offset_ms: float | None = None
+        self.lead = Lead()
+        """How far ahead of a job's run_at to send the lease that takes it."""
 
-    def observe(self, now_ms: int, sent: float, received: float) -> None:
-        """Learn from one reply; ``sent`` and ``received`` are local epoch seconds."""
+    def observe(self, now_ms: float, sent: float, received: float, *, step_ms: float = 1) -> None:
+        """Learn from one reply; ``sent`` and ``received`` are local epoch seconds, ``step_ms``
+        the resolution of ``now_ms`` (a script's: floored to the millisecond; TIME's: 0.001)."""
         low = now_ms - received * 1000
-        high = now_ms + 1 - sent * 1000
+        high = now_ms + step_ms - sent * 1000
         offset = self._offset_ms
         if offset is None or offset < low or offset > high:
             self._offset_ms = low
@@ -66,7 +96,7 @@ class ServerClock:
 class AlarmHandle:
     """A scheduled alarm; :meth:`cancel` it when the wait ended for another reason."""
 
-    __slots__ = ("cancelled", "event", "loop", "when")
+    __slots__ = ("cancelled", "event", "fired", "loop", "when")
 
     def __init__(self, when: float, loop: asyncio.AbstractEventLoop, event: asyncio.Event):
         self.when = when
@@ -74,6 +104,8 @@ class AlarmHandle:
         self.loop = loop
         self.event = event
         self.cancelled = False
+        self.fired = False
+        """True once the alarm set its event (not when the wait ended for another reason)."""
 
     def cancel(self) -> None:
         """Do not fire (a no-op if it already fired)."""
@@ -93,12 +125,6 @@ class Alarm:
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._lateness = 0.0  # seconds from an alarm's time until the loop sees it (quantile)
-
-    @property
-    def lead(self) -> float:
-        """Seconds an ``early`` alarm fires ahead of its time (its recent lateness)."""
-        return min(self._lateness, MAX_LEAD)
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -106,13 +132,11 @@ class Alarm:
             self._thread = threading.Thread(target=self._run, name="redisched-alarm", daemon=True)
             self._thread.start()
 
-    def set_at(self, when: float, event: asyncio.Event, *, early: bool = False) -> AlarmHandle:
-        """Set ``event`` (of the running loop) at local epoch seconds ``when``; ``early``: up to
-        :attr:`lead` before, so that the loop sees it at ``when`` on average."""
-        if early:
-            when -= self.lead
+    def set_at(self, when: float, event: asyncio.Event) -> AlarmHandle:
+        """Set ``event`` (of the running loop) at local epoch seconds ``when``."""
         handle = AlarmHandle(when, asyncio.get_running_loop(), event)
         if when <= time.time():  # no thread hop for a time already past
+            handle.fired = True
             event.set()
             return handle
         with self._cond:
@@ -158,11 +182,5 @@ class Alarm:
     def _fire(self, handle: AlarmHandle) -> None:
         if handle.cancelled:
             return
-        # a running estimate of a low quantile of the lateness: spikes on a busy machine
-        # barely move it, and early alarms that come too soon stay rare
-        late = time.time() - handle.when
-        if late > self._lateness:
-            self._lateness += _LEAD_STEP * _LEAD_QUANTILE
-        else:
-            self._lateness = max(0.0, self._lateness - _LEAD_STEP * (1 - _LEAD_QUANTILE))
+        handle.fired = True
         handle.event.set()

@@ -54,6 +54,8 @@ __all__ = ["ACK_DELAY", "MAX_IDLE", "Worker"]
 
 SIDE_CALLS = 16
 """Releases and touches in flight at once."""
+CLOCK_SAMPLES = 5
+"""``TIME`` round trips a Worker reads at start to learn the server clock's offset."""
 STOPPED_ERROR = "the worker stopped before the handler finished"
 CANCELLED_ERROR = "cancelled: the job was deleted, replaced, expired or aborted while running"
 
@@ -276,6 +278,7 @@ class Worker:
                     raise BackendError(f"Redis is unavailable: {exc}") from exc
                 unsubscribe.append(wakeups.on_abort(topic.name, self._aborter(topic)))
             await self._load_scripts()
+            await self._set_clock()
             await self._read_backoffs()
             background = [self._spawn(self._heartbeat(), "heartbeat")]
             runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
@@ -351,6 +354,18 @@ class Worker:
                 await self._client.redis.script_load(script.source)
         except (RedisError, OSError) as exc:
             raise BackendError(f"Redis is unavailable: {exc}") from exc
+
+    async def _set_clock(self) -> None:
+        """Bound the server clock's offset to a round trip before the first sleep.
+
+        A lease's ``now_ms`` is floored to the millisecond, so until many leases have been
+        seen the estimate may be a millisecond late; ``TIME`` has microseconds.
+        """
+        client = self._client
+        for _ in range(CLOCK_SAMPLES):
+            sent = time.time()
+            now_ms = await client.execute(client.ops.server_time_ms())
+            self._clock.observe(now_ms, sent, time.time(), step_ms=0.001)
 
     async def _read_backoffs(self) -> None:
         """Each topic's backoff: the Worker's own, else the topic's settings (one round trip
