@@ -751,7 +751,7 @@ async def test_a_worker_loads_the_scripts_before_its_first_lease(tmp_path: Path)
 async def test_a_worker_reads_the_server_clock_to_the_microsecond_at_start(tmp_path: Path) -> None:
     """Leases carry the server's clock floored to the millisecond: a Worker that has seen one
     could wake a millisecond late. It reads TIME (microseconds) at start instead."""
-    from redisched.worker import CLOCK_SAMPLES
+    from redisched.warmup import CLOCK_SAMPLES
 
     server = EmbeddedRedis(tmp_path, binary=BINARIES["redis7"], persistent=False).start()
     try:

@@ -1182,6 +1182,12 @@ class Operations:
             return Call((), lambda r: clock() * 1000)
         return Call((Step(None, (), ("TIME",)),), lambda r: _time_ms(r[0]))
 
+    def load_scripts(self) -> Call[None]:
+        """Load every script on the server (each primary of a cluster), so that no call
+        meets NOSCRIPT until the server restarts or fails over."""
+        load = [("SCRIPT", "LOAD", script.source) for script in scripts.load_all().values()]
+        return Call(tuple(Step(None, (), args) for args in load), lambda r: None)
+
     def _throughput_key(self, topic: str | None) -> str:
         if topic is None:
             return tp.all_topics_key(self.prefix)

@@ -35,7 +35,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from . import results, scripts, validate
+from . import results, validate
 from .client import AsyncClient
 from .errors import BackendError, InvalidArgument, RedischedError, StaleReservation
 from .handlers import Handler, Watched, describe, is_async
@@ -47,6 +47,7 @@ from .partition_setting import served_topics
 from .retry import Backoff, Retry
 from .timing import ServerClock
 from .wakeup import Wakeups
+from .warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ __all__ = ["ACK_DELAY", "MAX_IDLE", "Worker"]
 
 SIDE_CALLS = 16
 """Releases and touches in flight at once."""
-CLOCK_SAMPLES = 5
-"""``TIME`` round trips a Worker reads at start to learn the server clock's offset."""
 STOPPED_ERROR = "the worker stopped before the handler finished"
 CANCELLED_ERROR = "cancelled: the job was deleted, replaced, expired or aborted while running"
 
@@ -277,8 +276,7 @@ class Worker:
                 except (RedisError, OSError) as exc:
                     raise BackendError(f"Redis is unavailable: {exc}") from exc
                 unsubscribe.append(wakeups.on_abort(topic.name, self._aborter(topic)))
-            await self._load_scripts()
-            await self._set_clock()
+            await warm_up(self._client, self._clock)  # the first job due later is on time
             await self._read_backoffs()
             background = [self._spawn(self._heartbeat(), "heartbeat")]
             runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
@@ -342,30 +340,6 @@ class Worker:
             self._failure = task.exception()
             log.error("worker task %s failed", task.get_name(), exc_info=self._failure)
             self._request_stop()
-
-    async def _load_scripts(self) -> None:
-        """Load every script on the server (each primary of a cluster) before the first lease.
-
-        A Worker that finds nothing due at start has not called ``reserve.lua`` yet: its first
-        job would meet NOSCRIPT, and the SCRIPT LOAD and retry (~5 ms) would make it late.
-        """
-        try:
-            for script in scripts.load_all().values():
-                await self._client.redis.script_load(script.source)
-        except (RedisError, OSError) as exc:
-            raise BackendError(f"Redis is unavailable: {exc}") from exc
-
-    async def _set_clock(self) -> None:
-        """Bound the server clock's offset to a round trip before the first sleep.
-
-        A lease's ``now_ms`` is floored to the millisecond, so until many leases have been
-        seen the estimate may be a millisecond late; ``TIME`` has microseconds.
-        """
-        client = self._client
-        for _ in range(CLOCK_SAMPLES):
-            sent = time.time()
-            now_ms = await client.execute(client.ops.server_time_ms())
-            self._clock.observe(now_ms, sent, time.time(), step_ms=0.001)
 
     async def _read_backoffs(self) -> None:
         """Each topic's backoff: the Worker's own, else the topic's settings (one round trip

@@ -17,10 +17,11 @@ from ..push.dispatcher import Dispatcher
 
 
 def dispatcher_service(rt: Runtime) -> Service:
-    """The push dispatcher, reporting into the app's metrics registry."""
+    """The push dispatcher, reporting into the app's metrics registry, on the app's server
+    clock (read at startup with the scripts loaded: the dispatcher need not do it again)."""
     dispatcher = Dispatcher(
         rt.client, rt.wakeups, rt.settings,
-        metrics=PrometheusDispatchMetrics(rt.metrics.registry),
+        metrics=PrometheusDispatchMetrics(rt.metrics.registry), clock=rt.clock,
     )  # fmt: skip
     rt.topic_listeners.append(lambda _topic: dispatcher.request_refresh())
     dispatcher.held = rt.held  # the dashboard shows held topics

@@ -5,6 +5,8 @@ by the lifespan; nothing is kept at module level. Other parts plug in without ed
 file: ``extra_routes`` adds Starlette routes (the dashboard mounts here; ``/`` is left free
 for it), ``extra_endpoints`` adds documented operations, and ``services`` adds background
 parts started and stopped with the app (the push dispatcher). The requeue sweep always runs.
+At startup each process loads every script and reads the server's clock (its long-poll
+reserves and dispatcher share it, see :mod:`redisched.warmup`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..client import AsyncClient
 from ..config import Settings
 from ..errors import InvalidArgument
 from ..wakeup import Wakeups
+from ..warmup import warm_up_or_warn
 from . import (
     openapi,
     routes_history,
@@ -117,6 +120,9 @@ def create_app(
         app.state.runtime = rt
         started: list[Service] = rt.services
         try:
+            # Every process: its reserves and dispatcher lease on this clock. A Redis down at
+            # start is only logged, as the background loops' failures are.
+            await warm_up_or_warn(client, rt.clock, "the HTTP service")
             # The background loops run in one TaskGroup: none outlives the app. They keep
             # their own errors (``/healthz`` names a loop that died), so the group never
             # cancels the lifespan.

@@ -104,7 +104,7 @@ class Lessees:
         self.kick = asyncio.Event()
         self.lessees: dict[str, Lessee] = {}
         for name in found.names:
-            lessee = Lessee(rt.client, name, rt.wakeups, ttr=ttr, limits=rt.limits)
+            lessee = Lessee(rt.client, name, rt.wakeups, ttr=ttr, limits=rt.limits, clock=rt.clock)
             lessee.kick = self.kick
             self.lessees[name] = lessee
         self.first = self.lessees[found.name(0)]
@@ -179,5 +179,5 @@ def lessee(
     """The lessee of a reserve on ``topic`` (whose :func:`layout` is ``found``): one Lessee,
     or Lessees over its partitions."""
     if found is None:
-        return Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits)
+        return Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits, clock=rt.clock)
     return Lessees(rt, found, ttr)

@@ -17,6 +17,7 @@ from ..client import AsyncClient
 from ..config import Settings
 from ..leasing import LimitsCache
 from ..partition_setting import PartitionMap
+from ..timing import ServerClock
 from ..wakeup import Wakeups
 from .metrics import Metrics
 
@@ -34,6 +35,8 @@ class Runtime:
         topic_listeners: called with a topic's name after its settings change over the API
             (the dispatcher re-reads webhooks then instead of at its next refresh).
         limits: each topic's concurrency and rate as last read (for HTTP reserves).
+        clock: the server clock every lessee of the process shares (HTTP reserves, the push
+            dispatcher), read at startup (see :mod:`redisched.warmup`).
         held: topics whose deliveries the push dispatcher holds -> why (their webhook is
             refused by the target policy); the dashboard shows it.
         services: the background parts running now, in start order.
@@ -47,6 +50,7 @@ class Runtime:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     topic_listeners: list[Callable[[str], None]] = field(default_factory=list)
     limits: LimitsCache = field(default_factory=LimitsCache)
+    clock: ServerClock = field(default_factory=ServerClock)
     held: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
     partitions: PartitionMap = field(default_factory=PartitionMap)

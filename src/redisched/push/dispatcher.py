@@ -51,8 +51,10 @@ from ..limits import count_throttled
 from ..models import Job, JobState
 from ..ops import Call
 from ..retry import Backoff
+from ..timing import ServerClock
 from ..topic_config import TopicConfig, Webhook
 from ..wakeup import Wakeups
+from ..warmup import warm_up_or_warn
 from . import delivery, signing
 from .dispatch_metrics import DispatchMetrics, NullDispatchMetrics, Outcome
 from .targets import TargetPolicy, check_url, guarded_connector
@@ -89,6 +91,9 @@ class Dispatcher:
         grace: seconds :meth:`stop` waits for deliveries in flight before giving their jobs
             back.
         trace_configs: aiohttp trace configs for the webhook session (observability, tests).
+        clock: the server clock every topic's lessee shares, already read (the HTTP
+            service's); None: one of the dispatcher's own, read at :meth:`start`, which
+            loads every script on the server too (see :mod:`redisched.warmup`).
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class Dispatcher:
         refresh_interval: float = 5.0,
         grace: float = 10.0,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        clock: ServerClock | None = None,
     ) -> None:
         if allow_private_webhooks is None:
             allow_private_webhooks = bool(getattr(settings, "allow_private_webhooks", False))
@@ -124,6 +130,8 @@ class Dispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._runners: dict[str, _TopicRunner] = {}
         self.limits = LimitsCache()
+        self.clock = clock or ServerClock()
+        self._own_clock = clock is None  # a clock given was read by its owner
         self.held: dict[str, str] = {}
         """Topics whose webhook the target policy refuses -> why; their jobs wait."""
         self._group: asyncio.TaskGroup | None = None  # discovery, topic runners, retirements
@@ -148,7 +156,8 @@ class Dispatcher:
         return sorted(self._runners)
 
     async def start(self) -> None:
-        """Open the HTTP session, read the topics once and start delivering."""
+        """Load the scripts and read the server clock (unless the clock was given), open the
+        HTTP session, read the topics once and start delivering."""
         if self._session is not None:
             return
         self._closing, self._crash = False, None
@@ -158,6 +167,8 @@ class Dispatcher:
             trace_configs=self._trace_configs or None,
         )
         self._stopped.clear()
+        if self._own_clock:
+            await warm_up_or_warn(self.client, self.clock, "the webhook dispatcher")
         started = asyncio.Event()
         self._main = asyncio.create_task(self._hold_tasks(started), name="redisched-dispatch")
         await started.wait()
@@ -319,7 +330,7 @@ class _TopicRunner:
         self.backoff = dispatcher.backoff
         self.lessee = Lessee(
             dispatcher.client, topic, dispatcher.wakeups, limits=dispatcher.limits,
-            on_round=self._count_acks,
+            clock=dispatcher.clock, on_round=self._count_acks,
         )  # fmt: skip
         self.inflight: dict[asyncio.Task[None], Job] = {}
         # Jobs leased ahead, waiting for a place (with the monotonic time they came): each
