@@ -59,10 +59,13 @@ from .targets import TargetPolicy, check_url, guarded_connector
 
 log = logging.getLogger(__name__)
 
-BATCH = 100  # jobs leased at most per round trip
+BATCH = 200  # jobs leased at most per round trip
 AHEAD_SECONDS = 0.05
 """The lease round trip that jobs leased ahead cover: a topic leases ahead what its places
-deliver in that time at their recent pace (at most one job per place)."""
+deliver in that time at their recent pace (at most AHEAD_PER_PLACE jobs per place)."""
+AHEAD_PER_PLACE = 2
+"""Jobs leased ahead per place at most. On a busy event loop a lease round trip (acks,
+leases, parsing) takes as long as a delivery or more, so one job per place ran dry."""
 MAX_WAIT = HOLD_MARGIN / 2
 """Seconds a job leased ahead may wait for a free place: started later, its request could
 outlast its reservation (leased for the webhook's timeout + HOLD_MARGIN), so it is given back
@@ -419,7 +422,7 @@ class _TopicRunner:
         if config.concurrency is not None or config.rate is not None:
             return 0
         places = self.places()
-        return min(places, int(places * AHEAD_SECONDS / self.pace))
+        return min(AHEAD_PER_PLACE * places, int(places * AHEAD_SECONDS / self.pace))
 
     def size(self) -> int:
         return self.places() + self.ahead()
