@@ -787,7 +787,7 @@ async def test_leases_leave_ahead_of_a_run_at_learn_the_lead_and_never_run_a_job
         leads = [worker._clock.lead.seconds]
         for index in range(12):
             await client.put(topic, f"j{index}", b"", delay=0.03)
-            await wait_until(lambda: _done(len(started) == index + 1))
+            await wait_until(lambda count=index + 1: _done(len(started) == count))
             leads.append(worker._clock.lead.seconds)
     assert all(at >= run_at - 0.0005 for at, run_at in started), started  # ms rounding of run_at
     assert len(set(leads)) > 1  # each lease sent ahead taught the lead
