@@ -258,7 +258,8 @@ class Lessee:
 
     def finish(self, job: Job | None, result: bytes | None = None) -> None:
         """A job ended: ack it (``job``; None if it was released; ``result`` is kept in its
-        history) with the next round trip, and wake the loop."""
+        history) with the next round trip, and wake the loop (a gathering loop only once
+        enough jobs ended to refill, or on the first ack to send)."""
         first = False
         if job is not None:
             if result is not None and job.token:
@@ -267,8 +268,9 @@ class Lessee:
                 self.done_since = time.time()
                 first = True  # the gathering sleep has no deadline yet
             self.done.append(job)
-        self.gather -= 1
-        if self.gather <= 0 or first:
+        if self.gather > 0:
+            self.gather -= 1
+        if not self.gather or first:
             self.kick.set()
 
     @property
@@ -375,9 +377,9 @@ class Lessee:
         return alarm.fired
 
     async def gather_until(self, when: float) -> None:
-        """Sleep until local epoch ``when`` (a few ms away) or a kick, on the event loop's own
-        timer: acks need no precise wake-up, and a busy loop would wait for the alarm
-        thread's turn at the GIL (up to the 5 ms switch interval)."""
+        """Sleep until local epoch ``when`` or a kick, on the event loop's own timer: gathering
+        acks needs no precise wake-up, and on a busy loop each alarm would cost a thread
+        switch and wait for the alarm thread's turn at the GIL."""
         timer = asyncio.get_running_loop().call_later(max(0.0, when - time.time()), self.kick.set)
         try:
             await self.kick.wait()
@@ -460,10 +462,9 @@ class Lessee:
                 # per job cost a loop turn and a timer each), or when acks waited ACK_DELAY
                 self.gather = refill_at - want
                 try:
-                    if self.pending:
-                        await self.gather_until(self.done_since + ACK_DELAY)
-                    else:
-                        await self.sleep_until(None)
+                    await self.gather_until(
+                        self.done_since + ACK_DELAY if self.pending else time.time() + MAX_IDLE
+                    )
                 finally:
                     self.starved = False
                     self.gather = 0
