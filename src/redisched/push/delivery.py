@@ -73,13 +73,14 @@ class Result:
         return _encoder.encode(_Answer(self.status, self.answer))
 
 
-class _Answer(msgspec.Struct):
+class _Answer(msgspec.Struct, gc=False):
     status: int | None
     body: str
 
 
-class _Payload(msgspec.Struct):
-    """The request body, its fields in this order (a Struct encodes ~2x faster than a dict)."""
+class _Payload(msgspec.Struct, gc=False):
+    """The request body, its fields in this order (a Struct encodes ~2x faster than a dict;
+    untracked by the garbage collector, as it holds no containers)."""
 
     topic: str
     id: str
