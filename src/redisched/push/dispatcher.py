@@ -489,7 +489,16 @@ class _TopicRunner:
                 self.running[me] = job
                 answer: bytes | None = None
                 try:
-                    answer = await self._deliver(job)
+                    # the request is awaited here, not in a helper coroutine: one coroutine
+                    # less to make and to resume at each of the request's steps
+                    d = self.d
+                    d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
+                    result = await delivery.deliver(
+                        d.session, job, self.webhook, self.keys, self.timeout
+                    )
+                    answer = self._answered(job, result)
+                    if answer is None:
+                        await self._settle_failure(job, result)
                 except asyncio.CancelledError:
                     self.interrupted.append(job)
                     raise
@@ -536,15 +545,18 @@ class _TopicRunner:
             log.warning("topic %r: could not give back job %r (%s): %s", self.topic, job.id,
                         why, exc)  # fmt: skip
 
-    async def _deliver(self, job: Job) -> bytes | None:
-        """POST the job and settle a failure; for a success, the answer to ack it with (its
-        result), else None."""
-        self.d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
-        result = await delivery.deliver(self.d.session, job, self.webhook, self.keys, self.timeout)
+    def _answered(self, job: Job, result: delivery.Result) -> bytes | None:
+        """Learn the pace from a request; for a success, the answer to ack the job with (its
+        result), else None (the failure is still to settle)."""
         self.pace += (max(result.seconds, 0.0001) - self.pace) * 0.1
         if result.verdict is delivery.Verdict.DONE:
             self.seconds[job.token] = result.seconds
             return result.job_result()
+        return None
+
+    async def _settle_failure(self, job: Job, result: delivery.Result) -> None:
+        """Apply an answer other than success to the job (touch, release or dead) and count
+        it."""
         try:
             outcome = await self._settle(job, result)
         except StaleReservation:
@@ -553,7 +565,6 @@ class _TopicRunner:
             log.warning("topic %r: could not settle job %r: %s", self.topic, job.id, exc)
             outcome = Outcome.ERROR
         self.d.metrics.delivery(self.topic, outcome, result.seconds)
-        return None
 
     async def _settle(self, job: Job, result: delivery.Result) -> Outcome:
         client = self.d.client
