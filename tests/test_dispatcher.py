@@ -490,8 +490,12 @@ async def _fast_then(receiver: Receiver, hang: float) -> None:
 
 
 async def test_stop_gives_back_jobs_leased_ahead_without_spending_an_attempt(
-    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
-) -> None:
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from redisched.push import dispatcher as module
+
+    monkeypatch.setattr(module, "AHEAD_PER_PLACE", 1)  # two places, two jobs ahead
     await _fast_then(receiver, 3.0)
     await configure(client, topic, receiver, webhook={"timeout": 5.0})
     dispatcher = await dispatchers(grace=0.2, concurrency=2)

@@ -227,6 +227,7 @@ class Lessee:
         self.woke = False  # the last step slept for want of work: lease WAKE_LEASE first
         self.aimed_ms: int | None = None  # the run_at the last sleep's alarm woke ahead of
         self.patient = False  # the last lease ahead came early: the next sleep takes no lead
+        self.gather = 0  # jobs to finish before a gathering loop acts (0: wake on each one)
         self._forwarder: asyncio.Task[None] | None = None
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -257,14 +258,20 @@ class Lessee:
 
     def finish(self, job: Job | None, result: bytes | None = None) -> None:
         """A job ended: ack it (``job``; None if it was released; ``result`` is kept in its
-        history) with the next round trip, and wake the loop."""
+        history) with the next round trip, and wake the loop (a gathering loop only once
+        enough jobs ended to refill, or on the first ack to send)."""
+        first = False
         if job is not None:
             if result is not None and job.token:
                 self.results[job.token] = result
             if not self.done:
                 self.done_since = time.time()
+                first = True  # the gathering sleep has no deadline yet
             self.done.append(job)
-        self.kick.set()
+        if self.gather > 0:
+            self.gather -= 1
+        if not self.gather or first:
+            self.kick.set()
 
     @property
     def pending(self) -> bool:
@@ -369,6 +376,16 @@ class Lessee:
             alarm.cancel()
         return alarm.fired
 
+    async def gather_until(self, when: float) -> None:
+        """Sleep until local epoch ``when`` or a kick, on the event loop's own timer: gathering
+        acks needs no precise wake-up, and on a busy loop each alarm would cost a thread
+        switch and wait for the alarm thread's turn at the GIL."""
+        timer = asyncio.get_running_loop().call_later(max(0.0, when - time.time()), self.kick.set)
+        try:
+            await self.kick.wait()
+        finally:
+            timer.cancel()
+
     async def sleep(self, result: Round, *, until: float | None = None) -> None:
         """Sleep until there is work: the next job due, a deadline, a limit's retry, a kick,
         or local epoch ``until``."""
@@ -441,10 +458,16 @@ class Lessee:
             # one round trip acks and refills many. Acks wait ACK_DELAY at most.
             if not self.pending or time.time() < self.done_since + ACK_DELAY:
                 self.starved = want <= 0
+                # each finished job adds one to want: wake when it reaches refill_at (a kick
+                # per job cost a loop turn and a timer each), or when acks waited ACK_DELAY
+                self.gather = refill_at - want
                 try:
-                    await self.sleep_until(self.done_since + ACK_DELAY if self.pending else None)
+                    await self.gather_until(
+                        self.done_since + ACK_DELAY if self.pending else time.time() + MAX_IDLE
+                    )
                 finally:
                     self.starved = False
+                    self.gather = 0
                 return
             if want <= 0:
                 await self.flush()
