@@ -1,0 +1,179 @@
+"""Redis's own time per call of the hot scripts (put, reserve, ack), from INFO commandstats.
+
+``usec_per_call`` of EVALSHA is the time Redis spends inside one script call, so neither the
+client nor the round trip counts. Each case runs in a topic holding ~20k jobs (half ready,
+half scheduled a day ahead) and a full feed, with the server's clock (the scripts read TIME).
+``--baseline DIR`` also measures the put/reserve/ack.lua of another folder (e.g. an older
+copy), each in its own topic of the same server, in alternating blocks: compare the two in
+one run. Run: ``.venv/bin/python -m bench.bench_script_cost [--baseline DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+from collections.abc import Callable, Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.common import TRIVIAL_SCRIPT, emit, private_redis
+from redisched.ops import Operations, Step, parse_lease_jobs
+
+SCRIPTS = ("put", "reserve", "ack")
+FILL, FILL_BATCH = 20_000, 500
+DAY_S = 86_400
+
+
+class Variant:
+    """One set of scripts, loaded into the server, with its own topic."""
+
+    def __init__(self, r: redis.Redis, label: str, folder: Path) -> None:
+        self.r, self.label, self.topic = r, label, f"cost-{label}"
+        self.shas = {name: r.script_load((folder / f"{name}.lua").read_text()) for name in SCRIPTS}
+
+    def run_all(self, steps: Iterable[Step]) -> list[Any]:
+        """Run script steps in one pipeline; their replies."""
+        pipe = self.r.pipeline(transaction=False)
+        for step in steps:
+            assert step.script is not None
+            pipe.evalsha(self.shas[step.script], len(step.keys), *step.keys, *step.args)
+        return pipe.execute()
+
+
+def cpu_ns(pid: int) -> int:
+    """The CPU time of redis-server's main thread (where commands run), from schedstat."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0])
+
+
+def per_call(r: redis.Redis, pid: int, calls: Callable[[], None]) -> tuple[float, float]:
+    """Redis's mean µs per EVALSHA (commandstats) over the calls ``calls`` makes, and the
+    main thread's CPU µs per call (the same, plus reading the command and writing the reply;
+    a loaded machine does not inflate it)."""
+    r.config_resetstat()
+    started = cpu_ns(pid)
+    calls()
+    cpu = cpu_ns(pid) - started
+    stats = r.info("commandstats")["cmdstat_evalsha"]
+    count = int(stats["calls"])
+    return float(stats["usec"]) / count, cpu / 1000 / count
+
+
+def cases(ops: Operations, v: Variant, block: int, n: int) -> dict[str, Callable[[], None]]:
+    """The measured cases of one block: each makes ``n`` script calls (unique ids), pipelined
+    so that reading and answering commands costs Redis little besides the scripts."""
+    leased: list[Any] = []
+
+    def put(kind: str, delay: int | None) -> Callable[[], None]:
+        def calls() -> None:
+            v.run_all(
+                ops.put(v.topic, f"{kind}-{block}-{i}", b"x" * 100, delay=delay).steps[0]
+                for i in range(n)
+            )
+
+        return calls
+
+    def put_many() -> None:
+        v.run_all(
+            ops.put_many(
+                v.topic, [(f"many-{block}-{i}-{k}", b"x" * 100) for k in range(100)], batch_size=100
+            ).steps[0]
+            for i in range(n // 10)
+        )
+
+    def reserve() -> None:
+        for reply in v.run_all(ops.lease(v.topic, 1).steps[0] for _ in range(n)):
+            leased.extend(parse_lease_jobs(v.topic, reply))
+
+    def ack() -> None:
+        v.run_all(ops.ack_leased(v.topic, [job]).steps[0] for job in leased)
+
+    return {
+        "put_ready": put("ready", None),
+        "put_scheduled": put("scheduled", DAY_S),
+        "put_many_100": put_many,
+        "reserve_1": reserve,
+        "ack_1": ack,
+    }
+
+
+def tidy(ops: Operations, v: Variant, block: int, n: int) -> None:
+    """Takes out the jobs one block added (leases and acks 1000 ready ones; deletes the
+    scheduled ones raw), so that every block meets a topic of the same size."""
+    for reply in v.run_all([ops.lease(v.topic, 1000).steps[0]]):
+        v.run_all([ops.ack_leased(v.topic, parse_lease_jobs(v.topic, reply)).steps[0]])
+    keys = ops.keys(v.topic)
+    ids = [f"scheduled-{block}-{i}" for i in range(n)]
+    v.r.hdel(keys.name("jobs"), *ids)
+    v.r.zrem(keys.name("scheduled"), *ids)
+
+
+def fill(ops: Operations, v: Variant) -> None:
+    """~20k jobs, half ready and half scheduled; their put events overflow the feed."""
+    for first in range(0, FILL, FILL_BATCH):
+        jobs = [(f"fill-{i}", b"x" * 100) for i in range(first, first + FILL_BATCH)]
+        delay = DAY_S if first % (2 * FILL_BATCH) else None
+        v.run_all([ops.put_many(v.topic, jobs, delay=delay, batch_size=FILL_BATCH).steps[0]])
+
+
+def main(baseline: Path | None, blocks: int = 5, n: int = 300) -> None:
+    """Measure the installed scripts (and ``baseline``'s); print the medians over blocks."""
+    ops = Operations()
+    ours_dir = Path(str(resources.files("redisched") / "lua"))
+    with private_redis() as server:
+        r = redis.Redis.from_url(server.url)
+        variants = [Variant(r, "current", ours_dir)]
+        if baseline is not None:
+            variants.append(Variant(r, "baseline", baseline))
+        for v in variants:
+            fill(ops, v)
+        trivial = r.script_load(TRIVIAL_SCRIPT)
+
+        def trivial_calls() -> None:
+            pipe = r.pipeline(transaction=False)
+            for _ in range(n):
+                pipe.evalsha(trivial, 0)
+            pipe.execute()
+
+        pid = server.process.pid
+        floor = per_call(r, pid, trivial_calls)
+        figures: dict[str, dict[str, list[tuple[float, float]]]] = {v.label: {} for v in variants}
+        for block in range(-1, blocks):  # block -1 warms up and is not counted
+            order = variants if block % 2 == 0 else variants[::-1]
+            for v in order:
+                for name, calls in cases(ops, v, block, n).items():
+                    measured = per_call(r, pid, calls)
+                    if block >= 0:
+                        figures[v.label].setdefault(name, []).append(measured)
+                tidy(ops, v, block, n)
+        r.close()
+    emit(
+        "script_cost",
+        {
+            "load_average": os.getloadavg(),
+            "return_1": {"usec": round(floor[0], 2), "cpu_usec": round(floor[1], 2)},
+            **{label: summary(cases_) for label, cases_ in figures.items()},
+        },
+    )
+
+
+def summary(runs: dict[str, list[tuple[float, float]]]) -> dict[str, dict[str, float]]:
+    """The median over blocks of each case's µs per call (commandstats) and CPU µs per call."""
+    return {
+        name: {
+            "usec": round(statistics.median(u for u, _ in figures), 2),
+            "cpu_usec": round(statistics.median(c for _, c in figures), 2),
+        }
+        for name, figures in runs.items()
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, help="a folder of put/reserve/ack.lua")
+    parser.add_argument("--blocks", type=int, default=5)
+    args = parser.parse_args()
+    main(args.baseline, args.blocks)
