@@ -24,7 +24,7 @@ from bench.common import TRIVIAL_SCRIPT, emit, private_redis
 from redisched.ops import Operations, Step, parse_lease_jobs
 
 SCRIPTS = ("put", "reserve", "ack")
-FILL, FILL_BATCH = 20_000, 500
+FILL, FILL_BATCH = 20_000, 100
 DAY_S = 86_400
 
 
@@ -101,22 +101,28 @@ def cases(ops: Operations, v: Variant, block: int, n: int) -> dict[str, Callable
 
 
 def tidy(ops: Operations, v: Variant, block: int, n: int) -> None:
-    """Takes out the jobs one block added (leases and acks 1000 ready ones; deletes the
-    scheduled ones raw), so that every block meets a topic of the same size."""
-    for reply in v.run_all([ops.lease(v.topic, 1000).steps[0]]):
-        v.run_all([ops.ack_leased(v.topic, parse_lease_jobs(v.topic, reply)).steps[0]])
+    """Takes out the jobs one block added, raw (no feed events), so that every block meets a
+    topic of the same size: the newest ready ones (put last) and the scheduled ones."""
     keys = ops.keys(v.topic)
+    ready, jobs = keys.name("ready"), keys.name("jobs")
+    popped = v.r.zpopmax(ready, n // 10 * 100)
+    v.r.hdel(jobs, *(member[12:] for member, _ in popped))
     ids = [f"scheduled-{block}-{i}" for i in range(n)]
-    v.r.hdel(keys.name("jobs"), *ids)
+    v.r.hdel(jobs, *ids)
     v.r.zrem(keys.name("scheduled"), *ids)
 
 
 def fill(ops: Operations, v: Variant) -> None:
     """~20k jobs, half ready and half scheduled; their put events overflow the feed."""
-    for first in range(0, FILL, FILL_BATCH):
-        jobs = [(f"fill-{i}", b"x" * 100) for i in range(first, first + FILL_BATCH)]
-        delay = DAY_S if first % (2 * FILL_BATCH) else None
-        v.run_all([ops.put_many(v.topic, jobs, delay=delay, batch_size=FILL_BATCH).steps[0]])
+    v.run_all(
+        ops.put_many(
+            v.topic,
+            [(f"fill-{i}", b"x" * 100) for i in range(first, first + FILL_BATCH)],
+            delay=DAY_S if first % (2 * FILL_BATCH) else None,
+            batch_size=FILL_BATCH,
+        ).steps[0]
+        for first in range(0, FILL, FILL_BATCH)
+    )
 
 
 def main(baseline: Path | None, blocks: int = 5, n: int = 300) -> None:
