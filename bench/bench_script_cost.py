@@ -106,7 +106,8 @@ def tidy(ops: Operations, v: Variant, block: int, n: int) -> None:
     keys = ops.keys(v.topic)
     ready, jobs = keys.name("ready"), keys.name("jobs")
     popped = v.r.zpopmax(ready, n // 10 * 100)
-    v.r.hdel(jobs, *(member[12:] for member, _ in popped))
+    if popped:
+        v.r.hdel(jobs, *(member[12:] for member, _ in popped))
     ids = [f"scheduled-{block}-{i}" for i in range(n)]
     v.r.hdel(jobs, *ids)
     v.r.zrem(keys.name("scheduled"), *ids)
