@@ -53,6 +53,7 @@ def per_call(r: redis.Redis, pid: int, calls: Callable[[], None]) -> tuple[float
     """Redis's mean µs per EVALSHA (commandstats) over the calls ``calls`` makes, and the
     main thread's CPU µs per call (the same, plus reading the command and writing the reply;
     a loaded machine does not inflate it)."""
+    r.eval("collectgarbage('collect')", 0)  # no garbage of earlier calls to collect now
     r.config_resetstat()
     started = cpu_ns(pid)
     calls()
@@ -150,11 +151,13 @@ def main(baseline: Path | None, blocks: int = 5, n: int = 300) -> None:
         figures: dict[str, dict[str, list[tuple[float, float]]]] = {v.label: {} for v in variants}
         for block in range(-1, blocks):  # block -1 warms up and is not counted
             order = variants if block % 2 == 0 else variants[::-1]
-            for v in order:
-                for name, calls in cases(ops, v, block, n).items():
-                    measured = per_call(r, pid, calls)
+            made = {v.label: cases(ops, v, block, n) for v in order}
+            for name in made[order[0].label]:  # each case of each variant in turn: the same load
+                for v in order:
+                    measured = per_call(r, pid, made[v.label][name])
                     if block >= 0:
                         figures[v.label].setdefault(name, []).append(measured)
+            for v in order:
                 tidy(ops, v, block, n)
         r.close()
     emit(
@@ -163,8 +166,20 @@ def main(baseline: Path | None, blocks: int = 5, n: int = 300) -> None:
             "load_average": os.getloadavg(),
             "return_1": {"usec": round(floor[0], 2), "cpu_usec": round(floor[1], 2)},
             **{label: summary(cases_) for label, cases_ in figures.items()},
+            **({"ratio_cpu": ratios(figures["current"], figures["baseline"])} if baseline else {}),
         },
     )
+
+
+def ratios(
+    ours: dict[str, list[tuple[float, float]]], theirs: dict[str, list[tuple[float, float]]]
+) -> dict[str, float]:
+    """Per case, the median over blocks of current / baseline CPU µs per call (each block's
+    pair ran back to back, so a machine's changing load falls on both)."""
+    return {
+        name: round(statistics.median(o[1] / t[1] for o, t in zip(runs, theirs[name])), 3)
+        for name, runs in ours.items()
+    }
 
 
 def summary(runs: dict[str, list[tuple[float, float]]]) -> dict[str, dict[str, float]]:
