@@ -91,6 +91,18 @@ def cases(ops: Operations, v: Variant, block: int, n: int) -> dict[str, Callable
 
     def ack() -> None:
         v.run_all(ops.ack_leased(v.topic, [job]).steps[0] for job in leased)
+        leased.clear()
+
+    def reserve_many() -> None:
+        for reply in v.run_all(ops.lease(v.topic, 100).steps[0] for _ in range(n // 100)):
+            leased.extend(parse_lease_jobs(v.topic, reply))
+
+    def ack_many() -> None:
+        v.run_all(
+            ops.ack_leased(v.topic, leased[first : first + 100]).steps[0]
+            for first in range(0, len(leased), 100)
+        )
+        leased.clear()
 
     return {
         "put_ready": put("ready", None),
@@ -98,6 +110,8 @@ def cases(ops: Operations, v: Variant, block: int, n: int) -> dict[str, Callable
         "put_many_100": put_many,
         "reserve_1": reserve,
         "ack_1": ack,
+        "reserve_100": reserve_many,
+        "ack_100": ack_many,
     }
 
 
