@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -120,7 +120,7 @@ def tidy(ops: Operations, v: Variant, block: int, n: int) -> None:
     topic of the same size: the newest ready ones (put last) and the scheduled ones."""
     keys = ops.keys(v.topic)
     ready, jobs = keys.name("ready"), keys.name("jobs")
-    popped = v.r.zpopmax(ready, n // 10 * 100)
+    popped = cast(list[tuple[bytes, float]], v.r.zpopmax(ready, n // 10 * 100))
     if popped:
         v.r.hdel(jobs, *(member[12:] for member, _ in popped))
     ids = [f"scheduled-{block}-{i}" for i in range(n)]
@@ -160,6 +160,7 @@ def main(baseline: Path | None, blocks: int = 5, n: int = 300) -> None:
                 pipe.evalsha(trivial, 0)
             pipe.execute()
 
+        assert server.process is not None
         pid = server.process.pid
         floor = per_call(r, pid, trivial_calls)
         figures: dict[str, dict[str, list[tuple[float, float]]]] = {v.label: {} for v in variants}
@@ -191,7 +192,9 @@ def ratios(
     """Per case, the median over blocks of current / baseline CPU µs per call (each block's
     pair ran back to back, so a machine's changing load falls on both)."""
     return {
-        name: round(statistics.median(o[1] / t[1] for o, t in zip(runs, theirs[name])), 3)
+        name: round(
+            statistics.median(o[1] / t[1] for o, t in zip(runs, theirs[name], strict=True)), 3
+        )
         for name, runs in ours.items()
     }
 
