@@ -1,11 +1,14 @@
 """Redis's own time per call of the hot scripts (put, reserve, ack), from INFO commandstats.
 
 ``usec_per_call`` of EVALSHA is the time Redis spends inside one script call, so neither the
-client nor the round trip counts. Each case runs in a topic holding ~20k jobs (half ready,
-half scheduled a day ahead) and a full feed, with the server's clock (the scripts read TIME).
-``--baseline DIR`` also measures the put/reserve/ack.lua of another folder (e.g. an older
-copy), each in its own topic of the same server, in alternating blocks: compare the two in
-one run. Run: ``.venv/bin/python -m bench.bench_script_cost [--baseline DIR]``.
+client nor the round trip counts (``cpu_usec``: the main thread's CPU per call, pipelined).
+The cases: put of one ready job, of one scheduled job, of 100 (put_many), a Worker's lease of
+1 and ack of 1 (``ops.lease``, ``ops.ack_leased``), and of 100. Each runs in a topic holding
+~20k jobs (half ready, half scheduled a day ahead) and a full feed, with the server's clock
+(the scripts read TIME). ``--baseline DIR`` also measures the put/reserve/ack.lua of another
+folder (e.g. ``git show main:...``), in its own topic of the same server, case by case right
+after the current one (``ratio_cpu``: the median over blocks of current / baseline).
+Run: ``.venv/bin/python -m bench.bench_script_cost [--baseline DIR] [--blocks N]``.
 """
 
 from __future__ import annotations
