@@ -119,6 +119,15 @@ local function flush_feed()
   if #feed == 0 then return end
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
   local index = redis.call('HINCRBY', meta_key, 'feed_total', events) - events
+  if events > 1 then -- each distinct number (t, v, a) as text once: redis.call would format
+    local texts = {} -- every one (~0.3 us), and the events of one call share a few
+    for i = 6, #feed, FEED_FIELDS do
+      for j = i, i + 4, 2 do
+        local text = texts[feed[j]] or string.format('%.17g', feed[j]) -- as redis.call does
+        texts[feed[j]], feed[j] = text, text
+      end
+    end
+  end
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
     index = index + (last - first + 1) / FEED_FIELDS
@@ -229,11 +238,10 @@ for i = 2, #ARGV, 3 do
         ended.done = ended.done + 1
         if history_on then
           local n = #records
-          local record = {[OUTCOME] = OUTCOMES.done, [FINISHED_AT] = now,
-            [F_VERSION] = job[VERSION], [F_ATTEMPTS] = job[ATTEMPTS],
-            [RESULT] = result ~= '' and result or false, [LAST_ERROR] = last_error or false,
-            [EVENTS] = job[LOG] or '\0'}
-          records[n + 1], records[n + 2] = id, cmsgpack.pack(unpack(record, 1, EVENTS))
+          -- the fields OUTCOME .. EVENTS, packed as they are (no table to build and drop)
+          records[n + 1], records[n + 2] = id, cmsgpack.pack(OUTCOMES.done, now, job[VERSION],
+            job[ATTEMPTS], result ~= '' and result or false, last_error or false,
+            job[LOG] or '\0')
           members[n + 1], members[n + 2] = now, id
         end
       end

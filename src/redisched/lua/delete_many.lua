@@ -120,6 +120,15 @@ local function flush_feed()
   if #feed == 0 then return end
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
   local index = redis.call('HINCRBY', meta_key, 'feed_total', events) - events
+  if events > 1 then -- each distinct number (t, v, a) as text once: redis.call would format
+    local texts = {} -- every one (~0.3 us), and the events of one call share a few
+    for i = 6, #feed, FEED_FIELDS do
+      for j = i, i + 4, 2 do
+        local text = texts[feed[j]] or string.format('%.17g', feed[j]) -- as redis.call does
+        texts[feed[j]], feed[j] = text, text
+      end
+    end
+  end
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
     index = index + (last - first + 1) / FEED_FIELDS

@@ -144,6 +144,15 @@ local function flush_feed()
   if #feed == 0 then return end
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
   local index = redis.call('HINCRBY', meta_key, 'feed_total', events) - events
+  if events > 1 then -- each distinct number (t, v, a) as text once: redis.call would format
+    local texts = {} -- every one (~0.3 us), and the events of one call share a few
+    for i = 6, #feed, FEED_FIELDS do
+      for j = i, i + 4, 2 do
+        local text = texts[feed[j]] or string.format('%.17g', feed[j]) -- as redis.call does
+        texts[feed[j]], feed[j] = text, text
+      end
+    end
+  end
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
     index = index + (last - first + 1) / FEED_FIELDS
@@ -189,8 +198,11 @@ end
 -- command), unless an id comes twice in the call: its second put must see the first.
 local SLICE = 1000
 local batched = #ARGV > 10
-local raws, histories, records, members
+local raws, histories, records, members, score
 if batched then
+  -- every job's score, as text once: redis.call would format the number again for each job
+  -- (as '%.17g' does, ~0.3 us a number); ZADD reads the same score either way
+  score = string.format('%.17g', due_now and priority or run_at)
   local ids, seen = {}, {}
   for i = 9, #ARGV, 2 do
     if seen[ARGV[i]] then batched = false end
@@ -262,9 +274,9 @@ for i = 9, #ARGV, 2 do
     end
   end
   if kind then
-    local job = {[STATE] = SCHEDULED, [VERSION] = version, [ATTEMPTS] = 0, [PRIORITY] = priority,
-      [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts, [RUN_AT] = run_at, [SEQ] = 0, [BODY] = body,
-      [LOG] = log}
+    -- the fields in record order, STATE .. LOG: a list constructor costs Redis less than
+    -- [STATE] = ... (an array, not a hash), ~0.5 us per job
+    local job = {SCHEDULED, version, 0, priority, ttr, max_attempts, run_at, 0, body, log}
     local member = id
     if due_now then
       seq_taken = seq_taken + 1
@@ -279,7 +291,7 @@ for i = 9, #ARGV, 2 do
     if batched then
       local n = #records
       records[n + 1], records[n + 2] = id, encode(job)
-      members[n + 1], members[n + 2] = due_now and priority or run_at, member
+      members[n + 1], members[n + 2] = score, member
     else
       redis.call('ZADD', due_now and ready_key or scheduled_key, due_now and priority or run_at,
         member)
