@@ -128,10 +128,11 @@ class Lifecycle(RuleBasedStateMachine):
             outcome, version or job.version, job.attempts, job.last_error, job.events
         )
 
-    def promote(self) -> None:
+    def promote(self, limit: int) -> None:
+        """Make the first ``limit`` due jobs ready, in run_at order (as reserve.lua does)."""
         due = [(j.run_at, i.encode()) for i, j in self.jobs.items()
                if j.state == "scheduled" and j.run_at <= self.now]  # fmt: skip
-        for _, job_id in sorted(due):
+        for _, job_id in sorted(due)[:limit]:
             self.place(self.jobs[job_id.decode()])
 
     def ready_order(self) -> list[str]:
@@ -250,7 +251,7 @@ class Lifecycle(RuleBasedStateMachine):
         if self.paused:
             assert got == []
             return
-        self.promote()
+        self.promote(count)  # reserve promotes at most min(promote_limit, count) due jobs
         expected = self.ready_order()[:count]
         assert [job.id for job in got] == expected
         for job in got:

@@ -401,10 +401,8 @@ class Lessee:
         if aim is not None and when is not None and not self.patient:
             when -= self.clock.lead.seconds  # see timing.Lead
         self.patient = False
-        if until is not None and when is not None and until < when:
-            aim = None
-        if until is not None:
-            when = until if when is None else min(when, until)
+        if until is not None and (when is None or until < when):
+            when, aim = until, None
         if await self.sleep_until(when) and aim is not None:
             self.aimed_ms = aim
 
