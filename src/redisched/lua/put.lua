@@ -71,7 +71,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS = 12, 500
+local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS = 12, 500, 100
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch', 'ttr', 'max_attempts',
   'paused', 'dedup_window_ms')
@@ -136,10 +136,12 @@ end
 -- takes at most 8000 values, and a call may ack and lease 1000 jobs each). meta feed_total
 -- counts the events ever added: an entry's id is <feed_epoch>-<feed_total at its last event>,
 -- so ids are fixed under a fixed clock, and MINID ~ drops whole stream nodes of entries that
--- hold none of the newest keep_events events (no read, no XDEL). feed_epoch (meta) sorts after
--- every id the stream had before: 0 for a new feed, else the last id's ms + 1 (a feed of
--- time-based ids from an older version, a meta reset while the feed stayed); an XADD refused
--- because the stream is ahead of meta takes the next epoch.
+-- hold none of the newest keep_events events (no read, no XDEL). A node holds at most 100
+-- entries, so only the XADD that passes a multiple of FEED_TRIM_EVENTS trims (the others
+-- skip its cost), and the feed holds at most FEED_TRIM_EVENTS more events for it.
+-- feed_epoch (meta) sorts after every id the stream had before: 0 for a new feed, else the
+-- last id's ms + 1 (a feed of time-based ids from an older version, a meta reset while the
+-- feed stayed); an XADD refused because the stream is ahead of meta takes the next epoch.
 local function flush_feed()
   if #feed == 0 then return end
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
@@ -155,12 +157,15 @@ local function flush_feed()
   end
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
+    local before = index
     index = index + (last - first + 1) / FEED_FIELDS
-    local oldest = index > keep_events and index - keep_events + 1
-    local added = feed_epoch and redis.pcall('XADD', feed_key, 'MINID', '~',
-      oldest and feed_epoch .. '-' .. oldest or '0-1', feed_epoch .. '-' .. index,
-      unpack(feed, first, last))
-    if not feed_epoch or type(added) == 'table' then
+    local oldest = index > keep_events and math.floor(index / FEED_TRIM_EVENTS)
+      > math.floor(before / FEED_TRIM_EVENTS) and index - keep_events + 1
+    local id = feed_epoch and feed_epoch .. '-' .. index
+    local added = id and (oldest and redis.pcall('XADD', feed_key, 'MINID', '~',
+      feed_epoch .. '-' .. oldest, id, unpack(feed, first, last))
+      or redis.pcall('XADD', feed_key, id, unpack(feed, first, last)))
+    if not id or type(added) == 'table' then
       local info = redis.call('EXISTS', feed_key) == 1 and redis.call('XINFO', 'STREAM', feed_key)
       feed_epoch = 0
       for i = 1, info and #info or 0, 2 do
@@ -170,8 +175,13 @@ local function flush_feed()
       end
       redis.call('HSET', meta_key, 'feed_epoch', feed_epoch)
       redis.call('HDEL', meta_key, 'feed_events') -- the count kept by older versions
-      redis.call('XADD', feed_key, 'MINID', '~', oldest and feed_epoch .. '-' .. oldest or '0-1',
-        feed_epoch .. '-' .. index, unpack(feed, first, last))
+      id = feed_epoch .. '-' .. index
+      if oldest then
+        redis.call('XADD', feed_key, 'MINID', '~', feed_epoch .. '-' .. oldest, id,
+          unpack(feed, first, last))
+      else
+        redis.call('XADD', feed_key, id, unpack(feed, first, last))
+      end
     end
   end
   feed = {}
