@@ -210,6 +210,9 @@ end
 -- those that end, whose finished records (records, members) go to history. An id acked earlier
 -- in the call (seen) is stale, as its record is gone or replaced.
 local reply, acked, seen, done, errored, gone, records, members = {}, 0, {}, {}, {}, {}, {}, {}
+-- An empty hash is no key: when neither errors nor pending exists (the common case), one
+-- EXISTS saves reading both for every job (nothing in the loop creates either).
+local lookup = redis.call('EXISTS', errors_key, pending_key) > 0
 for i = 2, #ARGV, 3 do
   local id, token, result = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local raw = not seen[id] and redis.call('HGET', jobs_key, id)
@@ -219,7 +222,7 @@ for i = 2, #ARGV, 3 do
     if job[STATE] == RESERVED and job[SEQ] == token then
       status, acked = ACKED, acked + 1
       done[acked], seen[id] = id, true
-      local last_error = redis.call('HGET', errors_key, id)
+      local last_error = lookup and redis.call('HGET', errors_key, id)
       if last_error then errored[#errored + 1] = id end
       local note
       if #result > RESULT_LIMIT then
@@ -227,7 +230,7 @@ for i = 2, #ARGV, 3 do
         result = string.sub(result, 1, RESULT_LIMIT)
       end
       add_event(id, job, 'acked', note)
-      local pending = redis.call('HGET', pending_key, id)
+      local pending = lookup and redis.call('HGET', pending_key, id)
       if pending then -- the waiting replacement: scheduled (or ready, when due) now
         local log = job[LOG]
         job = decode(pending)
