@@ -29,7 +29,6 @@ local feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11]
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
-local function decode(raw) return {cmsgpack.unpack(raw)} end
 local STALE, ACKED = 0, 1
 local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local now = tonumber(ARGV[1])
@@ -61,22 +60,6 @@ local feed_epoch = settings[5] -- false until the feed's first entry (flush_feed
 local feed = {}
 local function encode(job)
   return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
-end
-
--- A scheduled job unchanged since its put keeps no log: its SEQ holds run_at - the put's time
--- (ms), which keeps a fresh job's record in a smaller allocation. decode() turns that back
--- into a log with the put event, so the rest of a script never sees the difference.
-local function materialize(job)
-  if not history_on or job[LOG] or job[STATE] ~= SCHEDULED or job[SEQ] == 0 then return end
-  job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, EVENT.put, job[RUN_AT] - job[SEQ],
-    job[VERSION], 0, 0)
-  job[SEQ] = 0
-end
-local decode_record = decode
-decode = function(raw)
-  local job = decode_record(raw)
-  materialize(job)
-  return job
 end
 
 -- The position just after the event that starts at `at` in a log string.
@@ -185,7 +168,10 @@ for i = 2, #ARGV, 3 do
   local raw = not seen[id] and redis.call('HGET', jobs_key, id)
   local status = STALE
   if raw then
-    local job = decode(raw)
+    -- decoded without decode() and materialize() of the other scripts (three closures fewer
+    -- per call): a record is acked only when reserved, and a pending one has SEQ 0, so
+    -- materialize() (a scheduled job's implied put event) never changes one here
+    local job = {cmsgpack.unpack(raw)}
     if job[STATE] == RESERVED and job[SEQ] == token then
       status, acked = ACKED, acked + 1
       done[acked], seen[id] = id, true
@@ -200,7 +186,7 @@ for i = 2, #ARGV, 3 do
       local pending = lookup and redis.call('HGET', pending_key, id)
       if pending then -- the waiting replacement: scheduled (or ready, when due) now
         local log = job[LOG]
-        job = decode(pending)
+        job = {cmsgpack.unpack(pending)}
         job[LOG], job[ATTEMPTS] = log, 0
         redis.call('HDEL', pending_key, id)
         if job[RUN_AT] <= now then
