@@ -170,17 +170,22 @@ def backlog_section(results: Results, charts: bool) -> list[str]:
     lines = ["### The Worker with a backlog of scheduled jobs", ""]
     if not levels:
         return [*lines, "Not measured yet (`bench/bench_backlog.py`).", ""]
+    settled = any(key.startswith("settled_ratio_at_") for key in record)
     rows = []
     for level in levels:
         at = f"at_{level}"
         rows.append((
             f"{level:,}", number(record.get(f"jobs_per_s_{at}")),
-            number(record.get(f"ratio_{at}"), 3), number(record.get(f"server_us_per_job_{at}"), 1),
+            number(record.get(f"ratio_{at}"), 3),
+            *((number(record.get(f"settled_jobs_per_s_{at}")),
+               number(record.get(f"settled_ratio_{at}"), 3)) if settled else ()),
+            number(record.get(f"server_us_per_job_{at}"), 1),
             number(record.get(f"server_ratio_{at}"), 3),
             number(record.get(f"used_memory_mb_{at}")),
         ))  # fmt: skip
     lines += table(
         ("scheduled jobs in the topic", "Worker jobs/s", "ratio to none (same rounds)",
+         *(("settled: jobs/s", "settled: ratio to none") if settled else ()),
          "Redis µs per job", "Redis-side ratio", "Redis MB"),
         rows,
     )  # fmt: skip
@@ -191,7 +196,10 @@ def backlog_section(results: Results, charts: bool) -> list[str]:
         f"(one Worker, concurrency {record.get('concurrency')}); ratios are medians of the "
         "per-round ratios. Redis µs per job: every EVALSHA of the drain (`INFO commandstats`) "
         "over the jobs drained; its ratio is the empty topic's cost over this one's (1.0 = as "
-        "cheap). The 10,000,000 point is measured by `make bench-backlog` (`make bench-full` "
+        "cheap). Settled: the same rounds again once every jobs hash has finished growing its "
+        "table (a backlog written just past a power of two, as 10M is past 2^23, leaves Redis "
+        "rehashing for the next millions of commands; a topic that has lived a while has "
+        "not). The 10,000,000 point is measured by `make bench-backlog` (`make bench-full` "
         f"too); this table is from `{results.doc.get('command', '?')}`.",
     ]
     if charts and len(levels) > 1:
