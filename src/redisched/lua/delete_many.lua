@@ -19,7 +19,8 @@
 --   as jobs.lua lists it. Empty state deletes in any state, as delete.lua does. Each deleted
 --   job ends as delete.lua ends it: a deleted event and a finished record with outcome
 --   cancelled (dead when it was dead); a reserved one's holder is told to stop ('x' .. id on
---   the wake channel) and its deleted event says so (detail 'was running; cancel sent').
+--   the wake channel) and its deleted event says so (detail 'was running; cancel sent'),
+--   and a consumer held back by the topic's concurrency (meta limit_waiting) is woken.
 -- Complexity: O(N log M) for N ids.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -30,6 +31,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local CANCEL_SENT = 'was running; cancel sent' -- the deleted event's detail for a running job
 local now = tonumber(ARGV[1])
 if not now then
@@ -249,6 +251,10 @@ local function delete_slice(slice)
   for state, key in pairs({[SCHEDULED] = scheduled_key, [READY] = ready_key,
       [RESERVED] = reserved_key, [DEAD] = dead_key}) do
     if #members[state] > 0 then redis.call('ZREM', key, unpack(members[state])) end
+  end
+  -- a reserved job's place is free: wake a consumer a concurrency limit holds back
+  if #members[RESERVED] > 0 and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
+    redis.call('PUBLISH', wake_channel, '0')
   end
   local pendings = redis.call('HMGET', pending_key, unpack(doomed))
   local errors = redis.call('HMGET', errors_key, unpack(doomed))

@@ -19,8 +19,9 @@
 --   purged job ends as delete.lua ends it: a deleted event (detail 'purged') and a finished
 --   record with outcome cancelled (dead when it was dead). A reserved job's holder is told to
 --   stop ('x' .. id on the wake channel; detail 'purged; was running; cancel sent') and gets a
---   stale reply on ack/release/touch/bury; the Python API purges reserved jobs only when a
---   topic is deleted with force. Empty limit: 200.
+--   stale reply on ack/release/touch/bury, and a consumer held back by the topic's
+--   concurrency (meta limit_waiting) is woken; the Python API purges reserved jobs only when
+--   a topic is deleted with force. Empty limit: 200.
 -- Complexity: O(limit log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -31,6 +32,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local PURGED, PURGED_RUNNING = 'purged', 'purged; was running; cancel sent' -- event details
 local now = tonumber(ARGV[1])
 if not now then
@@ -263,6 +265,9 @@ local running = state_name == 'reserved'
 local outcome = state_name == 'dead' and 'dead' or 'cancelled'
 if running then
   for _, id in ipairs(ids) do redis.call('PUBLISH', wake_channel, CANCEL .. id) end
+  if #ids > 0 and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
+    redis.call('PUBLISH', wake_channel, '0') -- room for a consumer the concurrency held back
+  end
 end
 -- delete.lua's events and finished records for a slice of ids at once: one HMGET per hash
 -- read, the records in one HSET and one ZADD.
