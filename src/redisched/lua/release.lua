@@ -291,6 +291,10 @@ local function trim_dead()
 end
 
 job[STATE], job[SEQ] = DEAD, 0
+-- its place is free, and this path publishes nothing else: wake a consumer a limit holds back
+if redis.call('HDEL', meta_key, 'limit_waiting') == 1 then
+  redis.call('PUBLISH', wake_channel, '0')
+end
 add_event(id, job, 'dead', error_text ~= '' and error_text or nil)
 redis.call('ZADD', dead_key, now, id)
 redis.call('HSET', jobs_key, id, encode(job))

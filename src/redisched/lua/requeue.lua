@@ -282,7 +282,9 @@ for i = 1, #expired, 2 do
     redis.call('HSET', jobs_key, id, encode(job))
   end
 end
-if woke_ready then
+-- an expired reservation's place is free: a consumer a concurrency limit holds back must hear
+-- it even when every expired job went dead (the cancels alone wake no consumer)
+if woke_ready or (#expired > 0 and redis.call('HDEL', meta_key, 'limit_waiting') == 1) then
   redis.call('PUBLISH', wake_channel, '0')
 elseif earliest then
   redis.call('PUBLISH', wake_channel, tostring(earliest))
