@@ -1,8 +1,7 @@
-"""Review: every path that takes a job out of the reserved set wakes a consumer that a
-concurrency limit holds back (meta limit_waiting), as ack/bury/delete/delete_many/purge do.
-release.lua (a job that dies) and requeue.lua (expire/expire_many of a job whose attempts are
-used up) free the place and publish only the cancel ('x' + id), which wakes no consumer: a
-Worker held back waits for MAX_IDLE (10 s)."""
+"""Every path that takes a job out of the reserved set wakes a consumer that a concurrency
+limit holds back (meta limit_waiting), as ack/bury/delete/delete_many/purge do: release.lua (a
+job that dies) and requeue.lua (expire/expire_many of a job whose attempts are used up) too,
+not only with the cancel ('x' + id), which wakes no consumer (a held Worker waited MAX_IDLE)."""
 
 from __future__ import annotations
 

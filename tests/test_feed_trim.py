@@ -1,4 +1,5 @@
-"""Review checks of the feed's trimming cadence (one MINID ~ per 100 events)."""
+"""The feed's trimming cadence (one MINID ~ per 100 events): the newest keep_events events
+stay, the feed stays bounded, across epochs and when keep_events is lowered."""
 
 from __future__ import annotations
 
@@ -89,18 +90,18 @@ def test_feed_keeps_the_newest_across_an_epoch_change(
     assert sum(c for e, _, c in entries(raw_redis, topic)) <= 150 + 100 + 100
 
 
-def test_lowering_keep_events_trims_a_long_feed_within_a_few_calls(
+def test_lowering_keep_events_trims_a_long_feed_at_the_next_trim(
     client: redisched.Client, raw_redis: redis.Redis, topic: str
 ) -> None:
-    """MINID ~ evicts at most 100 * stream-node-max-entries (10,000) entries per XADD, so with
-    one trim per 100 events a feed of N one-event entries takes N/100 calls, not N/10,000,
-    to come back within keep_events + ~200 after keep_events is lowered (or after an epoch
-    change leaves a long old feed behind)."""
+    """A trim (one per 100 events) evicts up to FEED_TRIM_LIMIT (100,000) entries: with
+    Redis's default LIMIT (100 * stream-node-max-entries, 10,000) a feed of N one-event
+    entries took N/100 calls to come back within keep_events after it was lowered."""
     feed = f"redisched:{{{topic}}}:feed"
     client.configure(topic, keep_events=12_000)
     for i in range(12_000):
         client.put(topic, f"a{i}", b"")
+    assert raw_redis.xlen(feed) == 12_000
     client.configure(topic, keep_events=100)
-    for i in range(10):
+    for i in range(100):  # passes the next multiple of 100 events
         client.put(topic, f"b{i}", b"")
     assert raw_redis.xlen(feed) <= 100 + 100 + 100
