@@ -192,6 +192,7 @@ def backlog_chart(results: Results, path: Path) -> bool:
     top = 1.2
     for key, label, style in (
         ("ratio_at_", "Worker jobs/s, ratio to none (same rounds)", "-o"),
+        ("settled_ratio_at_", "Worker jobs/s, the topic settled", "-^"),
         ("server_ratio_at_", "Redis cost per job, none's over this one's", "--s"),
     ):
         ys = [record.get(f"{key}{level}") for level in levels]

@@ -129,7 +129,9 @@ def target_rows(latest: Results, targets: Sequence[Target]) -> list[tuple[str, .
     return [(t.figure, t.goal, *t.judge(latest)) for t in targets]
 
 
-def targets_section(latest: Results, charts: bool = False) -> list[str]:
+def targets_section(
+    latest: Results, charts: bool = False, backlog: Results | None = None
+) -> list[str]:
     """Every ratio and limit of issue 17, then the aims of issue 8, each met or not."""
     header = ("figure", "target", "measured (median)", "met?", "by how much")
     lines = [
@@ -148,7 +150,7 @@ def targets_section(latest: Results, charts: bool = False) -> list[str]:
     ]
     if charts:
         lines += ["", f"![issue 17](docs/{CHARTS[3]})"]
-    lines += ["", *backlog_section(latest, charts), *lag_section(latest)]
+    lines += ["", *backlog_section(backlog_results(latest, backlog), charts), *lag_section(latest)]
     lines += [
         "## Issue 8's aims",
         "",
@@ -160,24 +162,37 @@ def targets_section(latest: Results, charts: bool = False) -> list[str]:
     return [*lines, ""]
 
 
-def backlog_section(latest: Results, charts: bool) -> list[str]:
-    """The Worker's jobs/s at each number of scheduled jobs in its topic."""
-    record = latest.record("backlog")
+def backlog_results(latest: Results, backlog: Results | None) -> Results:
+    """``make bench-backlog``'s results when they hold a curve, else ``make bench``'s."""
+    if backlog and backlog.record("backlog").get("levels"):
+        return backlog
+    return latest
+
+
+def backlog_section(results: Results, charts: bool) -> list[str]:
+    """The Worker's jobs/s at each number of scheduled jobs in its topic (``make
+    bench-backlog``'s run to 10M when there is one, else ``make bench``'s)."""
+    record = results.record("backlog")
     levels = record.get("levels") or []
     lines = ["### The Worker with a backlog of scheduled jobs", ""]
     if not levels:
         return [*lines, "Not measured yet (`bench/bench_backlog.py`).", ""]
+    settled = any(key.startswith("settled_ratio_at_") for key in record)
     rows = []
     for level in levels:
         at = f"at_{level}"
         rows.append((
             f"{level:,}", number(record.get(f"jobs_per_s_{at}")),
-            number(record.get(f"ratio_{at}"), 3), number(record.get(f"server_us_per_job_{at}"), 1),
+            number(record.get(f"ratio_{at}"), 3),
+            *((number(record.get(f"settled_jobs_per_s_{at}")),
+               number(record.get(f"settled_ratio_{at}"), 3)) if settled else ()),
+            number(record.get(f"server_us_per_job_{at}"), 1),
             number(record.get(f"server_ratio_{at}"), 3),
             number(record.get(f"used_memory_mb_{at}")),
         ))  # fmt: skip
     lines += table(
         ("scheduled jobs in the topic", "Worker jobs/s", "ratio to none (same rounds)",
+         *(("settled: jobs/s", "settled: ratio to none") if settled else ()),
          "Redis µs per job", "Redis-side ratio", "Redis MB"),
         rows,
     )  # fmt: skip
@@ -188,7 +203,11 @@ def backlog_section(latest: Results, charts: bool) -> list[str]:
         f"(one Worker, concurrency {record.get('concurrency')}); ratios are medians of the "
         "per-round ratios. Redis µs per job: every EVALSHA of the drain (`INFO commandstats`) "
         "over the jobs drained; its ratio is the empty topic's cost over this one's (1.0 = as "
-        "cheap). The 10,000,000 point is measured by `make bench-full` only.",
+        "cheap). Settled: the same rounds again once every jobs hash has finished growing its "
+        "table (a backlog written just past a power of two, as 10M is past 2^23, leaves Redis "
+        "rehashing for the next millions of commands; a topic that has lived a while has "
+        "not). The 10,000,000 point is measured by `make bench-backlog` (`make bench-full` "
+        f"too); this table is from `{results.doc.get('command', '?')}`.",
     ]
     if charts and len(levels) > 1:
         lines += ["", f"![backlog](docs/{CHARTS[4]})"]
@@ -460,6 +479,7 @@ def render(
     charts: bool,
     history: Results | None = None,
     operate: Results | None = None,
+    backlog: Results | None = None,
 ) -> str:
     """The whole BENCHMARKS.md."""
     lines = [
@@ -472,9 +492,14 @@ def render(
         "and absolute numbers drift.",
         "",
         *machine_section(
-            (("ours", latest), ("peers", peers), *((("history", history),) if history else ()))
+            (
+                ("ours", latest),
+                ("peers", peers),
+                *((("history", history),) if history else ()),
+                *((("backlog", backlog),) if backlog else ()),
+            )
         ),
-        *targets_section(latest, charts),
+        *targets_section(latest, charts, backlog),
         *(history_section(history) if history else ()),
         *figures_section(latest, charts),
         *scale_section(latest, charts),
@@ -503,12 +528,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peers", type=Path, default=ROOT / "bench/results/peers.json")
     parser.add_argument("--operate", type=Path, default=ROOT / "bench/results/operate.json")
     parser.add_argument("--history", type=Path, default=ROOT / "bench/results/history.json")
+    parser.add_argument("--backlog", type=Path, default=ROOT / "bench/results/backlog.json")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     parser.add_argument("--no-charts", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     latest, peers = Results.load(args.latest), Results.load(args.peers)
+    backlog = Results.load(args.backlog) if args.backlog.exists() else None
     charts = not args.no_charts and importlib.util.find_spec("matplotlib") is not None
     if not charts and not args.no_charts:
         log.warning("matplotlib is not installed: tables only (run it from .venv-bench)")
@@ -519,10 +546,10 @@ def main(argv: list[str] | None = None) -> None:
         draw.scale_chart(latest, args.docs / CHARTS[1])
         draw.peers_chart(peers, args.docs / CHARTS[2])
         draw.issue17_chart(latest, args.docs / CHARTS[3])
-        draw.backlog_chart(latest, args.docs / CHARTS[4])
+        draw.backlog_chart(backlog_results(latest, backlog), args.docs / CHARTS[4])
     operate = Results.load(args.operate) if args.operate.exists() else None
     history = Results.load(args.history) if args.history.exists() else None
-    args.output.write_text(render(latest, peers, charts, history, operate))
+    args.output.write_text(render(latest, peers, charts, history, operate, backlog))
     log.info("wrote %s", args.output)
     print_targets(latest)
 

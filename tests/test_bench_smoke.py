@@ -182,3 +182,20 @@ def test_one_call_targets_are_judged_on_the_same_run_ratios() -> None:
     assert minimal[3] == "**met**"
     [webhook] = rows(markdown, "webhook deliveries")
     assert webhook[2:] == ["not measured", "-", "-"]
+
+
+def test_backlog_curve_comes_from_its_own_run_when_there_is_one() -> None:
+    levels = [0, 100_000, 1_000_000, 10_000_000]
+    record = {"levels": levels, "rounds": 5, "jobs": 20_000, "concurrency": 1000}
+    for level, ratio in zip(levels, (1.0, 0.99, 0.98, 0.97), strict=True):
+        record |= {f"jobs_per_s_at_{level}": 30_000 * ratio, f"ratio_at_{level}": ratio}
+    backlog = {
+        "command": "python -m bench.run --only backlog --repeats 1", "repeats": 1,
+        "started_at": "2026-01-01T00:00:00+00:00", "machine": MACHINE,
+        "benchmarks": {"backlog": entry({"backlog": record})},
+    }  # fmt: skip
+    markdown = render.render(Results(LATEST), Results(PEERS), False, backlog=Results(backlog))
+    [row] = rows(markdown, "10,000,000")
+    assert row[2] == "0.970"
+    assert "from `python -m bench.run --only backlog --repeats 1`" in markdown
+    assert "10,000,000 |" not in render.render(Results(LATEST), Results(PEERS), False)

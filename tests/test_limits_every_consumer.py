@@ -116,7 +116,7 @@ def test_cancellation_reaches_the_handler_within_100_ms(
     assert replaced.state is redisched.JobState.SCHEDULED
 
 
-@pytest.mark.parametrize("way", ["ack", "bury", "delete", "release"])
+@pytest.mark.parametrize("way", ["ack", "bury", "delete", "release", "delete_many", "abort"])
 def test_a_job_ended_by_another_process_frees_its_place_at_once(
     redis_url: str, client: redisched.Client, raw_redis: redis.Redis, topic: str,
     workers: list[subprocess.Popen[bytes]], way: str,
@@ -142,8 +142,65 @@ def test_a_job_ended_by_another_process_frees_its_place_at_once(
         client.bury(running, reason="by hand")
     elif way == "release":
         client.release(running, delay=3600)
+    elif way == "delete_many":
+        assert client.delete_many(topic, ["first"]) == 1
+    elif way == "abort":
+        assert client.abort(topic, "first")
     else:
         client.delete(topic, "first")
     wait_for(lambda: raw_redis.llen(started) == 2, 5, "the second job to start")
     assert time.monotonic() - ended < 1.0
     assert raw_redis.lrange(started, 1, 1)[0].startswith(b"second ")
+
+
+@pytest.mark.parametrize("way", ["ack", "delete", "delete_many", "abort"])
+def test_a_job_leased_by_a_plain_client_frees_a_waiting_worker_at_once(
+    redis_url: str, client: redisched.Client, raw_redis: redis.Redis, topic: str,
+    workers: list[subprocess.Popen[bytes]], way: str,
+) -> None:  # fmt: skip
+    """Under concurrency=1, a job reserved by a plain client (no Worker, so no cancel to wake
+    anyone) holds the place; ending it by any path wakes the Worker waiting for room."""
+    key = f"plain-{uuid.uuid4().hex[:8]}"
+    client.configure(topic, concurrency=1)
+    client.put(topic, "first", b"", ttr=60)
+    held = client.reserve(topic)
+    assert held is not None and held.id == "first"
+    workers.append(spawn(redis_url, key, "holding", "--topic", topic, "--grace", "0.1"))
+    read_until(workers[-1], "worker serving", 20)
+    started = f"{key}:started"
+    client.put(topic, "second", b"", ttr=60)
+    time.sleep(0.5)
+    assert raw_redis.llen(started) == 0  # the limit holds the Worker back
+    ended = time.monotonic()
+    if way == "ack":
+        client.ack(held)
+    elif way == "delete":
+        assert client.delete(topic, "first")
+    elif way == "delete_many":
+        assert client.delete_many(topic, ["first"]) == 1
+    else:
+        assert client.abort(topic, "first")
+    wait_for(lambda: raw_redis.llen(started) == 1, 5, "the second job to start")
+    assert time.monotonic() - ended < 1.0
+    assert raw_redis.lrange(started, 0, 0)[0].startswith(b"second ")
+
+
+def test_purging_running_jobs_wakes_a_consumer_the_concurrency_holds_back(
+    client: redisched.Client, raw_redis: redis.Redis, topic: str
+) -> None:
+    """delete_topic(force=True) purges reserved jobs (purge.lua): their places are free, so a
+    consumer waiting for room (meta limit_waiting) hears '0' on the wake channel."""
+    meta, channel = f"redisched:{{{topic}}}:meta", f"redisched:{{{topic}}}:wake"
+    client.configure(topic, concurrency=1)
+    client.put(topic, "running", b"")
+    assert client.reserve(topic) is not None
+    raw_redis.hset(meta, "limit_waiting", 1)  # as limit.lua leaves it for a held consumer
+    pubsub = raw_redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel)
+    pubsub.get_message(timeout=1)
+    assert client.delete_topic(topic, force=True) == 1
+    heard = []
+    while (message := pubsub.get_message(timeout=1)) is not None:
+        heard.append(message["data"])
+    pubsub.close()
+    assert heard == [b"xrunning", b"0"]

@@ -53,7 +53,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS = 12, 500, 100
+local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 12, 500, 100, 100000
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
 local history_on = settings[1] ~= '0'
@@ -115,7 +115,9 @@ end
 -- so ids are fixed under a fixed clock, and MINID ~ drops whole stream nodes of entries that
 -- hold none of the newest keep_events events (no read, no XDEL). A node holds at most 100
 -- entries, so only the XADD that passes a multiple of FEED_TRIM_EVENTS trims (the others
--- skip its cost), and the feed holds at most FEED_TRIM_EVENTS more events for it.
+-- skip its cost), and the feed holds at most FEED_TRIM_EVENTS more events for it. A trim
+-- evicts up to FEED_TRIM_LIMIT entries (~0.7 ms): a feed left long when keep_events is
+-- lowered shrinks by ~1000 entries a call (Redis's default limit would give 100).
 -- feed_epoch (meta) sorts after every id the stream had before: 0 for a new feed, else the
 -- last id's ms + 1 (a feed of time-based ids from an older version, a meta reset while the
 -- feed stayed); an XADD refused because the stream is ahead of meta takes the next epoch.
@@ -140,7 +142,7 @@ local function flush_feed()
       > math.floor(before / FEED_TRIM_EVENTS) and index - keep_events + 1
     local id = feed_epoch and feed_epoch .. '-' .. index
     local added = id and (oldest and redis.pcall('XADD', feed_key, 'MINID', '~',
-      feed_epoch .. '-' .. oldest, id, unpack(feed, first, last))
+      feed_epoch .. '-' .. oldest, 'LIMIT', FEED_TRIM_LIMIT, id, unpack(feed, first, last))
       or redis.pcall('XADD', feed_key, id, unpack(feed, first, last)))
     if not id or type(added) == 'table' then
       local info = redis.call('EXISTS', feed_key) == 1 and redis.call('XINFO', 'STREAM', feed_key)
@@ -154,8 +156,8 @@ local function flush_feed()
       redis.call('HDEL', meta_key, 'feed_events') -- the count kept by older versions
       id = feed_epoch .. '-' .. index
       if oldest then
-        redis.call('XADD', feed_key, 'MINID', '~', feed_epoch .. '-' .. oldest, id,
-          unpack(feed, first, last))
+        redis.call('XADD', feed_key, 'MINID', '~', feed_epoch .. '-' .. oldest,
+          'LIMIT', FEED_TRIM_LIMIT, id, unpack(feed, first, last))
       else
         redis.call('XADD', feed_key, id, unpack(feed, first, last))
       end

@@ -19,7 +19,8 @@
 --   as jobs.lua lists it. Empty state deletes in any state, as delete.lua does. Each deleted
 --   job ends as delete.lua ends it: a deleted event and a finished record with outcome
 --   cancelled (dead when it was dead); a reserved one's holder is told to stop ('x' .. id on
---   the wake channel) and its deleted event says so (detail 'was running; cancel sent').
+--   the wake channel) and its deleted event says so (detail 'was running; cancel sent'),
+--   and a consumer held back by the topic's concurrency (meta limit_waiting) is woken.
 -- Complexity: O(N log M) for N ids.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -30,6 +31,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local CANCEL_SENT = 'was running; cancel sent' -- the deleted event's detail for a running job
 local now = tonumber(ARGV[1])
 if not now then
@@ -51,7 +53,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS = 12, 500, 100
+local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 12, 500, 100, 100000
 local BULK_ENTRY_EVENTS = 200 -- the loop below flushes the feed at this many events
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
@@ -114,7 +116,9 @@ end
 -- so ids are fixed under a fixed clock, and MINID ~ drops whole stream nodes of entries that
 -- hold none of the newest keep_events events (no read, no XDEL). A node holds at most 100
 -- entries, so only the XADD that passes a multiple of FEED_TRIM_EVENTS trims (the others
--- skip its cost), and the feed holds at most FEED_TRIM_EVENTS more events for it.
+-- skip its cost), and the feed holds at most FEED_TRIM_EVENTS more events for it. A trim
+-- evicts up to FEED_TRIM_LIMIT entries (~0.7 ms): a feed left long when keep_events is
+-- lowered shrinks by ~1000 entries a call (Redis's default limit would give 100).
 -- feed_epoch (meta) sorts after every id the stream had before: 0 for a new feed, else the
 -- last id's ms + 1 (a feed of time-based ids from an older version, a meta reset while the
 -- feed stayed); an XADD refused because the stream is ahead of meta takes the next epoch.
@@ -139,7 +143,7 @@ local function flush_feed()
       > math.floor(before / FEED_TRIM_EVENTS) and index - keep_events + 1
     local id = feed_epoch and feed_epoch .. '-' .. index
     local added = id and (oldest and redis.pcall('XADD', feed_key, 'MINID', '~',
-      feed_epoch .. '-' .. oldest, id, unpack(feed, first, last))
+      feed_epoch .. '-' .. oldest, 'LIMIT', FEED_TRIM_LIMIT, id, unpack(feed, first, last))
       or redis.pcall('XADD', feed_key, id, unpack(feed, first, last)))
     if not id or type(added) == 'table' then
       local info = redis.call('EXISTS', feed_key) == 1 and redis.call('XINFO', 'STREAM', feed_key)
@@ -153,8 +157,8 @@ local function flush_feed()
       redis.call('HDEL', meta_key, 'feed_events') -- the count kept by older versions
       id = feed_epoch .. '-' .. index
       if oldest then
-        redis.call('XADD', feed_key, 'MINID', '~', feed_epoch .. '-' .. oldest, id,
-          unpack(feed, first, last))
+        redis.call('XADD', feed_key, 'MINID', '~', feed_epoch .. '-' .. oldest,
+          'LIMIT', FEED_TRIM_LIMIT, id, unpack(feed, first, last))
       else
         redis.call('XADD', feed_key, id, unpack(feed, first, last))
       end
@@ -249,6 +253,10 @@ local function delete_slice(slice)
   for state, key in pairs({[SCHEDULED] = scheduled_key, [READY] = ready_key,
       [RESERVED] = reserved_key, [DEAD] = dead_key}) do
     if #members[state] > 0 then redis.call('ZREM', key, unpack(members[state])) end
+  end
+  -- a reserved job's place is free: wake a consumer a concurrency limit holds back
+  if #members[RESERVED] > 0 and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
+    redis.call('PUBLISH', wake_channel, '0')
   end
   local pendings = redis.call('HMGET', pending_key, unpack(doomed))
   local errors = redis.call('HMGET', errors_key, unpack(doomed))

@@ -20,7 +20,8 @@
 --   between grant and lease gives it back. Rate is deliveries per second: a token bucket
 --   holding at most max(1, rate / 10) tokens. A paused topic grants nothing. When a limit
 --   holds deliveries back, the meta hash's limit_waiting field is set; whoever frees room
---   next (this script, ack, bury, delete) clears it and publishes 0 on the wake channel.
+--   next (this script, ack, bury, delete, delete_many, purge, a release or requeue that ends
+--   a reservation) clears it and publishes 0 on the wake channel.
 --   retry_ms: when granted < want because of a limit, the ms after which asking again may
 --   succeed (rate: the next token; concurrency: the earliest slot expiry, -1 when only
 --   reservations hold the room: their end publishes); else -1. next_due_ms is the earliest

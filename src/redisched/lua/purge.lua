@@ -19,8 +19,9 @@
 --   purged job ends as delete.lua ends it: a deleted event (detail 'purged') and a finished
 --   record with outcome cancelled (dead when it was dead). A reserved job's holder is told to
 --   stop ('x' .. id on the wake channel; detail 'purged; was running; cancel sent') and gets a
---   stale reply on ack/release/touch/bury; the Python API purges reserved jobs only when a
---   topic is deleted with force. Empty limit: 200.
+--   stale reply on ack/release/touch/bury, and a consumer held back by the topic's
+--   concurrency (meta limit_waiting) is woken; the Python API purges reserved jobs only when
+--   a topic is deleted with force. Empty limit: 200.
 -- Complexity: O(limit log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -31,6 +32,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local PURGED, PURGED_RUNNING = 'purged', 'purged; was running; cancel sent' -- event details
 local now = tonumber(ARGV[1])
 if not now then
@@ -58,7 +60,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS = 12, 500, 100
+local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 12, 500, 100, 100000
 local BULK_ENTRY_EVENTS = 200 -- the loop below flushes the feed at this many events
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
@@ -121,7 +123,9 @@ end
 -- so ids are fixed under a fixed clock, and MINID ~ drops whole stream nodes of entries that
 -- hold none of the newest keep_events events (no read, no XDEL). A node holds at most 100
 -- entries, so only the XADD that passes a multiple of FEED_TRIM_EVENTS trims (the others
--- skip its cost), and the feed holds at most FEED_TRIM_EVENTS more events for it.
+-- skip its cost), and the feed holds at most FEED_TRIM_EVENTS more events for it. A trim
+-- evicts up to FEED_TRIM_LIMIT entries (~0.7 ms): a feed left long when keep_events is
+-- lowered shrinks by ~1000 entries a call (Redis's default limit would give 100).
 -- feed_epoch (meta) sorts after every id the stream had before: 0 for a new feed, else the
 -- last id's ms + 1 (a feed of time-based ids from an older version, a meta reset while the
 -- feed stayed); an XADD refused because the stream is ahead of meta takes the next epoch.
@@ -146,7 +150,7 @@ local function flush_feed()
       > math.floor(before / FEED_TRIM_EVENTS) and index - keep_events + 1
     local id = feed_epoch and feed_epoch .. '-' .. index
     local added = id and (oldest and redis.pcall('XADD', feed_key, 'MINID', '~',
-      feed_epoch .. '-' .. oldest, id, unpack(feed, first, last))
+      feed_epoch .. '-' .. oldest, 'LIMIT', FEED_TRIM_LIMIT, id, unpack(feed, first, last))
       or redis.pcall('XADD', feed_key, id, unpack(feed, first, last)))
     if not id or type(added) == 'table' then
       local info = redis.call('EXISTS', feed_key) == 1 and redis.call('XINFO', 'STREAM', feed_key)
@@ -160,8 +164,8 @@ local function flush_feed()
       redis.call('HDEL', meta_key, 'feed_events') -- the count kept by older versions
       id = feed_epoch .. '-' .. index
       if oldest then
-        redis.call('XADD', feed_key, 'MINID', '~', feed_epoch .. '-' .. oldest, id,
-          unpack(feed, first, last))
+        redis.call('XADD', feed_key, 'MINID', '~', feed_epoch .. '-' .. oldest,
+          'LIMIT', FEED_TRIM_LIMIT, id, unpack(feed, first, last))
       else
         redis.call('XADD', feed_key, id, unpack(feed, first, last))
       end
@@ -263,6 +267,9 @@ local running = state_name == 'reserved'
 local outcome = state_name == 'dead' and 'dead' or 'cancelled'
 if running then
   for _, id in ipairs(ids) do redis.call('PUBLISH', wake_channel, CANCEL .. id) end
+  if #ids > 0 and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
+    redis.call('PUBLISH', wake_channel, '0') -- room for a consumer the concurrency held back
+  end
 end
 -- delete.lua's events and finished records for a slice of ids at once: one HMGET per hash
 -- read, the records in one HSET and one ZADD.
