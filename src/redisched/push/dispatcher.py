@@ -61,18 +61,17 @@ from .targets import TargetPolicy, check_url, guarded_connector
 
 log = logging.getLogger(__name__)
 
-BATCH = 1200  # jobs leased at most per round trip
+BATCH = 800  # jobs leased at most per round trip
 AHEAD_SECONDS = 0.1
 """The lease round trip that jobs leased ahead cover: a topic leases ahead what its places
 deliver in that time at their recent pace (at most AHEAD_PER_PLACE jobs per place). On a
 busy event loop a round trip that acks and leases a few hundred jobs takes 10-80 ms."""
-AHEAD_PER_PLACE = 12
+AHEAD_PER_PLACE = 8
 """Jobs leased ahead per place at most. With one per place the places ran dry during each
 round trip, and when its jobs came they all started at once: a burst of allocations that
 made the garbage collector run ~4x as often as steady work does (~30 µs per delivery). With
-three they still ran dry every few round trips at ~10k deliveries/s (300 jobs are ~25 ms of
-work; a busy round trip that acks and leases a few hundred takes 10-50 ms). With twelve,
-AHEAD_SECONDS is what bounds a fast topic's jobs ahead (100 places at ~10k/s: ~1000)."""
+three they still ran dry every second or third round trip at ~10k deliveries/s (300 jobs
+are ~25 ms of work, a busy round trip that acks and leases a few hundred takes 10-25 ms)."""
 GIVE_BACK_CALLS = 100
 """Jobs given back (released unstarted) per round trip when a topic stops."""
 MAX_WAIT = HOLD_MARGIN / 2
