@@ -251,7 +251,7 @@ class Lifecycle(RuleBasedStateMachine):
         if self.paused:
             assert got == []
             return
-        self.promote(count)  # reserve promotes at most min(promote_limit, count) due jobs
+        self.promote(min(self.client.ops.promote_limit, count))  # as reserve.lua promotes
         expected = self.ready_order()[:count]
         assert [job.id for job in got] == expected
         for job in got:
