@@ -579,3 +579,23 @@ async def test_refresh_reads_hundreds_of_topics_within_the_connection_pool(
     dispatcher = await dispatchers()
     await dispatcher.refresh()
     assert dispatcher.failure() is None
+
+
+async def test_giving_back_many_jobs_joins_their_releases_and_skips_a_lost_one(
+    client: AsyncClient, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from redisched.push import dispatcher as module
+
+    await client.put_many(topic, [(f"j{i}", b"{}") for i in range(5)])
+    jobs = await client.reserve_many(topic, 5)
+    assert len(jobs) == 5
+    await client.release(jobs[2])  # its reservation is gone: the give-back finds it stale
+    runner = SimpleNamespace(d=SimpleNamespace(client=client), topic=topic)
+    runner._give_back = module._TopicRunner._give_back.__get__(runner)
+    await module._TopicRunner._give_back_all(runner, jobs, "the dispatcher stopped")  # type: ignore[arg-type]
+    for i, job in enumerate(jobs):
+        stored = await client.get(topic, job.id)
+        assert stored is not None and stored.state is JobState.READY
+        if i != 2:
+            assert stored.attempts == 0  # unstarted: no attempt spent
+    assert "could not give back job 'j2'" in caplog.text

@@ -468,7 +468,11 @@ class Lessee:
                     self.gather = 0
                 return
             if want <= 0:
-                await self.flush()
+                # One ack round trip, then decide again. flush() here went on acking as long
+                # as jobs finished during each round trip, leasing nothing until the consumer
+                # ran dry: a busy push dispatcher's places all stood idle every few round
+                # trips, then all started at once. (A failed ack is retried by run().)
+                self.report(await self.exchange(0))
                 return
         capacity.take(want)
         try:
