@@ -191,7 +191,7 @@ def backlog_chart(results: Results, path: Path) -> bool:
     xs = list(range(len(levels)))  # evenly spaced: 0 has no place on a log scale
     top = 1.2
     for key, label, style in (
-        ("ratio_at_", "Worker jobs/s, ratio to none (same rounds)", "-o"),
+        ("ratio_at_", "Worker jobs/s, ratio to none (same rounds), as written", "-o"),
         ("settled_ratio_at_", "Worker jobs/s, the topic settled", "-^"),
         ("server_ratio_at_", "Redis cost per job, none's over this one's", "--s"),
     ):

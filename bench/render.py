@@ -191,7 +191,7 @@ def backlog_section(results: Results, charts: bool) -> list[str]:
             number(record.get(f"used_memory_mb_{at}")),
         ))  # fmt: skip
     lines += table(
-        ("scheduled jobs in the topic", "Worker jobs/s", "ratio to none (same rounds)",
+        ("scheduled jobs in the topic", "Worker jobs/s", "ratio to none, as written (same rounds)",
          *(("settled: jobs/s", "settled: ratio to none") if settled else ()),
          "Redis µs per job", "Redis-side ratio", "Redis MB"),
         rows,
