@@ -591,7 +591,6 @@ async def test_giving_back_many_jobs_joins_their_releases_and_skips_a_lost_one(
     assert len(jobs) == 5
     await client.release(jobs[2])  # its reservation is gone: the give-back finds it stale
     runner = SimpleNamespace(d=SimpleNamespace(client=client), topic=topic)
-    runner._give_back = module._TopicRunner._give_back.__get__(runner)
     await module._TopicRunner._give_back_all(runner, jobs, "the dispatcher stopped")  # type: ignore[arg-type]
     for i, job in enumerate(jobs):
         stored = await client.get(topic, job.id)

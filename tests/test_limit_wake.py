@@ -1,36 +1,18 @@
 """Every path that takes a job out of the reserved set wakes a consumer that a concurrency
-limit holds back (meta limit_waiting), as ack/bury/delete/delete_many/purge do: release.lua (a
-job that dies) and requeue.lua (expire/expire_many of a job whose attempts are used up) too,
-not only with the cancel ('x' + id), which wakes no consumer (a held Worker waited MAX_IDLE)."""
+limit holds back (meta limit_waiting), on the wake channel: release.lua (a job that dies),
+requeue.lua (expire/expire_many of a job whose attempts are used up) and purge.lua, not only
+with the cancel ('x' + id), which wakes no consumer. End to end with a real Worker:
+tests/test_limits_every_consumer.py."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
 
 import redisched
-from tests.workerproc import read_until, spawn, wait_for
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        process.terminate()
-    for process in started:
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 def heard_after(raw: redis.Redis, topic: str, action: Callable[[], object]) -> list[bytes]:
@@ -78,24 +60,12 @@ def test_a_running_job_that_dies_wakes_the_held_consumer(
     assert any(not message.startswith(b"x") for message in heard), heard
 
 
-@pytest.mark.parametrize("way", WAYS[:2])
-def test_a_plain_clients_job_that_dies_frees_a_waiting_worker_at_once(
-    redis_url: str, client: redisched.Client, raw_redis: redis.Redis, topic: str,
-    workers: list[subprocess.Popen[bytes]], way: str,
-) -> None:  # fmt: skip
-    """As test_limits_every_consumer's plain-client test, for the paths where the job dies."""
-    key = f"plain-{uuid.uuid4().hex[:8]}"
+def test_purging_running_jobs_wakes_a_consumer_the_concurrency_holds_back(
+    client: redisched.Client, raw_redis: redis.Redis, topic: str
+) -> None:
+    """delete_topic(force=True) purges reserved jobs (purge.lua): their places are free."""
     client.configure(topic, concurrency=1)
-    client.put(topic, "first", b"", ttr=60, max_attempts=1)
-    held = client.reserve(topic)
-    assert held is not None and held.id == "first"
-    workers.append(spawn(redis_url, key, "holding", "--topic", topic, "--grace", "0.1"))
-    read_until(workers[-1], "worker serving", 20)
-    started = f"{key}:started"
-    client.put(topic, "second", b"", ttr=60)
-    time.sleep(0.5)
-    assert raw_redis.llen(started) == 0  # the limit holds the Worker back
-    ended = time.monotonic()
-    end(client, topic, held, way)
-    wait_for(lambda: raw_redis.llen(started) == 1, 15, "the second job to start")
-    assert time.monotonic() - ended < 1.0  # without a wake: ~9.5 s (MAX_IDLE)
+    client.put(topic, "running", b"")
+    assert client.reserve(topic) is not None
+    heard = heard_after(raw_redis, topic, lambda: client.delete_topic(topic, force=True))
+    assert heard == [b"xrunning", b"0"]

@@ -153,16 +153,19 @@ def test_a_job_ended_by_another_process_frees_its_place_at_once(
     assert raw_redis.lrange(started, 1, 1)[0].startswith(b"second ")
 
 
-@pytest.mark.parametrize("way", ["ack", "delete", "delete_many", "abort"])
+@pytest.mark.parametrize(
+    "way", ["ack", "delete", "delete_many", "abort", "release_to_dead", "expire_to_dead"]
+)
 def test_a_job_leased_by_a_plain_client_frees_a_waiting_worker_at_once(
     redis_url: str, client: redisched.Client, raw_redis: redis.Redis, topic: str,
     workers: list[subprocess.Popen[bytes]], way: str,
 ) -> None:  # fmt: skip
     """Under concurrency=1, a job reserved by a plain client (no Worker, so no cancel to wake
-    anyone) holds the place; ending it by any path wakes the Worker waiting for room."""
+    anyone) holds the place; ending it by any path wakes the Worker waiting for room (without
+    a wake: ~9.5 s, MAX_IDLE)."""
     key = f"plain-{uuid.uuid4().hex[:8]}"
     client.configure(topic, concurrency=1)
-    client.put(topic, "first", b"", ttr=60)
+    client.put(topic, "first", b"", ttr=60, max_attempts=1)
     held = client.reserve(topic)
     assert held is not None and held.id == "first"
     workers.append(spawn(redis_url, key, "holding", "--topic", topic, "--grace", "0.1"))
@@ -178,29 +181,12 @@ def test_a_job_leased_by_a_plain_client_frees_a_waiting_worker_at_once(
         assert client.delete(topic, "first")
     elif way == "delete_many":
         assert client.delete_many(topic, ["first"]) == 1
-    else:
+    elif way == "abort":
         assert client.abort(topic, "first")
-    wait_for(lambda: raw_redis.llen(started) == 1, 5, "the second job to start")
+    elif way == "release_to_dead":
+        assert client.release(held, reason="boom") is redisched.JobState.DEAD
+    else:
+        assert client.expire(topic, "first")
+    wait_for(lambda: raw_redis.llen(started) == 1, 15, "the second job to start")
     assert time.monotonic() - ended < 1.0
     assert raw_redis.lrange(started, 0, 0)[0].startswith(b"second ")
-
-
-def test_purging_running_jobs_wakes_a_consumer_the_concurrency_holds_back(
-    client: redisched.Client, raw_redis: redis.Redis, topic: str
-) -> None:
-    """delete_topic(force=True) purges reserved jobs (purge.lua): their places are free, so a
-    consumer waiting for room (meta limit_waiting) hears '0' on the wake channel."""
-    meta, channel = f"redisched:{{{topic}}}:meta", f"redisched:{{{topic}}}:wake"
-    client.configure(topic, concurrency=1)
-    client.put(topic, "running", b"")
-    assert client.reserve(topic) is not None
-    raw_redis.hset(meta, "limit_waiting", 1)  # as limit.lua leaves it for a held consumer
-    pubsub = raw_redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(channel)
-    pubsub.get_message(timeout=1)
-    assert client.delete_topic(topic, force=True) == 1
-    heard = []
-    while (message := pubsub.get_message(timeout=1)) is not None:
-        heard.append(message["data"])
-    pubsub.close()
-    assert heard == [b"xrunning", b"0"]

@@ -547,8 +547,9 @@ class _TopicRunner:
     async def _give_back_late(self) -> None:
         """Release the jobs that waited too long, unstarted (no attempt spent)."""
         try:
-            while self.late:
-                await self._give_back(self.late.pop(), "waited too long for a place")
+            while self.late:  # more may come late while a round trip gives these back
+                late, self.late = self.late, []
+                await self._give_back_all(late, "waited too long for a place")
         finally:
             self.giving_back = None
 
@@ -558,9 +559,6 @@ class _TopicRunner:
         client = self.d.client
         for at in range(0, len(jobs), GIVE_BACK_CALLS):
             chunk = jobs[at : at + GIVE_BACK_CALLS]
-            if len(chunk) == 1:
-                await self._give_back(chunk[0], why)
-                continue
             calls = [_stale_is_none(client.ops.release(job, unstarted=True)) for job in chunk]
             try:
                 states = await client.execute(Call.join(*calls))
@@ -572,13 +570,6 @@ class _TopicRunner:
                 if state is None:
                     log.warning("topic %r: could not give back job %r (%s): its reservation"
                                 " was lost", self.topic, job.id, why)  # fmt: skip
-
-    async def _give_back(self, job: Job, why: str) -> None:
-        try:
-            await self.d.client.release(job, unstarted=True)
-        except RedischedError as exc:  # its reservation lapses: it comes back after its ttr
-            log.warning("topic %r: could not give back job %r (%s): %s", self.topic, job.id,
-                        why, exc)  # fmt: skip
 
     def _answered(self, job: Job, result: delivery.Result) -> bytes | None:
         """Learn the pace from a request; for a success, the answer to ack the job with (its
@@ -633,7 +624,8 @@ def _stale_is_none(call: Call[JobState]) -> Call[JobState | None]:
         except StaleReservation:
             return None
 
-    return Call(call.steps, tolerant, call.register_topic, call.durability, None, call.after)
+    return Call(call.steps, tolerant, register_topic=call.register_topic,
+                durability=call.durability, after=call.after)  # fmt: skip
 
 
 class _Capacity:

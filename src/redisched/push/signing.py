@@ -103,10 +103,7 @@ def sign_headers(
     headers = {"webhook-id": msg_id, "webhook-timestamp": stamp}
     if keys:
         prefix = f"{msg_id}.{stamp}.".encode()
-        if len(keys) == 1:  # the usual case: no list to join
-            headers["webhook-signature"] = _signature(keys[0], prefix, body)
-        else:
-            headers["webhook-signature"] = " ".join([_signature(k, prefix, body) for k in keys])
+        headers["webhook-signature"] = " ".join([_signature(k, prefix, body) for k in keys])
     return headers
 
 
