@@ -10,9 +10,13 @@ counted, and bounded by what a crash can cut: one batch per connection in flight
 No id is exempted before the fact; nothing was delivered that was never put; no lease was
 acked twice; no job acked after its put was acknowledged came back; the queue ends empty.
 
-A process crash loses nothing with ``appendfsync always`` nor ``everysec``: Redis writes the
-AOF before it replies, and the kernel keeps what a killed process wrote. The two differ on a
-machine crash (power loss), which this test cannot cause.
+A process crash loses nothing with ``appendfsync always``: Redis writes the AOF before it
+replies, and the kernel keeps what a killed process wrote. With ``everysec`` Redis writes
+before it replies too, except while its background fsync of the last second is still running:
+then it postpones the write (up to 2 s, redis.conf says so) and replies anyway, so a kill at
+that moment loses the puts answered since. The test allows exactly those: lost puts answered
+in the 2 s before a kill (a busy disk, as in the full suite, makes that window real). A machine
+crash (power loss), which this test cannot cause, loses up to that second in any case.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from redisched.embedded import EmbeddedRedis
 from tests.conftest import BINARIES
 
 CRASHES = 3
+EVERYSEC_POSTPONE = 2.0  # seconds Redis may postpone an AOF write behind a running fsync
 
 
 @dataclass
@@ -49,6 +54,7 @@ class History:
     errors: int = 0
     clock: itertools.count[int] = field(default_factory=itertools.count)
     put_answered: dict[str, int] = field(default_factory=dict)
+    answered_at: dict[str, float] = field(default_factory=dict)  # time.monotonic() of the put
     first_ack: dict[str, int] = field(default_factory=dict)
 
 
@@ -63,6 +69,7 @@ async def produce(
             await client.put(topic, job_id, b"payload")
             h.put.add(job_id)
             h.put_answered[job_id] = next(h.clock)
+            h.answered_at[job_id] = time.monotonic()
         except BackendError:
             h.errors += 1
             await asyncio.sleep(0.01)
@@ -128,6 +135,7 @@ async def test_kill_and_restart_under_load(tmp_path: Path, appendfsync: str) -> 
     h = History()
     stop_producing, stop_consuming = asyncio.Event(), asyncio.Event()
     outages = []
+    kills: list[tuple[float, float]] = []  # (killed, restarting): the killed server answered before
     try:
         async with AsyncClient.from_url(server.url, retry_for=10) as client:
             tasks = [
@@ -142,6 +150,7 @@ async def test_kill_and_restart_under_load(tmp_path: Path, appendfsync: str) -> 
                 killed = time.monotonic()
                 server.kill()
                 await asyncio.sleep(0.1)
+                kills.append((killed, time.monotonic()))
                 await asyncio.to_thread(server.start)
                 outages.append(time.monotonic() - killed)
             await asyncio.sleep(0.7)
@@ -162,6 +171,12 @@ async def test_kill_and_restart_under_load(tmp_path: Path, appendfsync: str) -> 
 
     unconfirmed = h.unconfirmed - h.acked - h.deleted
     lost = h.put - h.acked - h.deleted - dead - unconfirmed
+    # everysec: a write postponed behind a running fsync (at most 2 s) dies with the process
+    in_fsync_window = {
+        job_id for job_id in lost
+        if any(killed - EVERYSEC_POSTPONE <= h.answered_at[job_id] <= restarting
+               for killed, restarting in kills)
+    } if appendfsync == "everysec" else set()  # fmt: skip
     figures = {
         "appendfsync": appendfsync,
         "crashes": len(outages),
@@ -173,6 +188,7 @@ async def test_kill_and_restart_under_load(tmp_path: Path, appendfsync: str) -> 
         "stale_answer_only": len(unconfirmed),
         "delivered": len(h.delivered),
         "lost": len(lost),
+        "lost_in_fsync_window": len(in_fsync_window),
         "retried_after_errors": h.errors,
         "acked_again": h.acked_again,
         "double_acks": h.double_acks,
@@ -184,7 +200,7 @@ async def test_kill_and_restart_under_load(tmp_path: Path, appendfsync: str) -> 
     assert len(dead) == final.dead == 0, figures  # 25 attempts by default: none used up here
     # a crash cuts at most the calls in flight: a batch of 20 acks per consumer, a delete each
     assert len(unconfirmed) <= CRASHES * (2 * 20 + 2), figures
-    assert not lost, f"acknowledged puts lost: {sorted(lost)[:10]}"
+    assert not lost - in_fsync_window, f"acknowledged puts lost: {sorted(lost)[:10]}"
     assert h.double_acks == 0, "a lease was acked twice"
     assert h.acked_again == 0, "an acked job came back after a crash"
     assert (final.ready, final.reserved, final.scheduled) == (0, 0, 0)
