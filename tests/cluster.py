@@ -38,13 +38,14 @@ def _port_free(port: int) -> bool:
 def cluster_ports(count: int) -> list[int]:
     """``count`` ports free on 127.0.0.1 whose cluster bus ports (port + 10000) are free too.
 
-    Drawn from 20000-29999, below the kernel's ephemeral range, so that no client socket of
-    another test takes one between this check and the server's bind.
+    Drawn from 10000-21999, so that the bus ports (20000-31999) lie below the kernel's
+    ephemeral range (32768 and up) as well: no client socket of another process takes one
+    between this check and the server's bind (a bus port at 35386 once was).
     """
     ports: list[int] = []
     rng = random.Random()
     while len(ports) < count:
-        port = rng.randrange(20000, 30000)
+        port = rng.randrange(10000, 22000)
         if port not in ports and _port_free(port) and _port_free(port + 10000):
             ports.append(port)
     return ports
