@@ -276,7 +276,9 @@ async def test_a_feed_of_an_older_version_goes_on_after_its_time_based_ids(
     raw_redis.xdel(feed, "1900000000000-7")  # the stream's last id is one it no longer holds
     raw_redis.hset(meta, mapping={"feed_events": 1, "keep_events": 3})
     seen = await api.events(topic)
-    assert [e.id for e in seen] == ["old"]
+    assert [(e.id, e.kind.value, e.version, e.attempt, e.detail) for e in seen] == [
+        ("old", "put", 1, 0, None)
+    ]
     await api.put(topic, "a", b"")
     after = await api.events(topic, after=seen[-1].cursor)
     assert [(e.id, e.kind.value) for e in after] == [("a", "put")]
@@ -313,7 +315,7 @@ async def test_a_meta_reset_while_the_feed_stayed_starts_a_later_epoch(
 async def test_a_call_acking_and_leasing_a_thousand_jobs_each_records_every_event(
     api: Any, topic: str
 ) -> None:
-    # 2,000 events of 12 fields: more values than Lua's unpack takes in one XADD.
+    # 2,000 events in one call: more than one feed entry holds (flush_feed's FEED_ENTRY_EVENTS).
     await api.put_many(topic, [(f"j{i}", b"x") for i in range(2000)])
     jobs = await api.reserve_many(topic, 1000)
     done, lease = await api.ack_and_lease(topic, jobs, 1000)

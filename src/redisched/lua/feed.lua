@@ -14,14 +14,29 @@
 local feed_key = KEYS[1]
 local after_id, after_index, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local latest = ARGV[4] == '1'
-local FIELDS_PER_EVENT = 12 -- j id k kind t at_ms v version a attempt d detail
 if not limit or limit < 1 then return redis.error_reply('ERR feed: limit must be >= 1') end
+-- An entry holds its events as pairs: the event as the job's log stores it (struct '>BdIIH'
+-- kind, at_ms, version, attempt, detail length, then the detail: at least EVENT_HEADER
+-- bytes) and the job's id. Entries written by earlier versions hold six one-letter fields per
+-- event: j id k kind t at_ms v version a attempt d detail (their first field is 'j').
+local EVENT_FORMAT, EVENT_HEADER, OLD_FIELDS_PER_EVENT = '>BdIIH', 19, 12
+local EVENT_NAMES = {'put', 'replaced', 'reserved', 'released', 'requeued', 'retried',
+  'touched', 'buried', 'dead', 'kicked', 'acked', 'deleted', 'pulled', 'expired'}
 
 local function events_of(entry)
   local found, fields = {}, entry[2]
-  for i = 1, #fields, FIELDS_PER_EVENT do
-    found[#found + 1] = {entry[1], (i - 1) / FIELDS_PER_EVENT, fields[i + 1], fields[i + 3],
-      tonumber(fields[i + 5]), tonumber(fields[i + 7]), tonumber(fields[i + 9]), fields[i + 11]}
+  if #fields[1] < EVENT_HEADER then
+    for i = 1, #fields, OLD_FIELDS_PER_EVENT do
+      found[#found + 1] = {entry[1], (i - 1) / OLD_FIELDS_PER_EVENT, fields[i + 1],
+        fields[i + 3], tonumber(fields[i + 5]), tonumber(fields[i + 7]),
+        tonumber(fields[i + 9]), fields[i + 11]}
+    end
+    return found
+  end
+  for i = 1, #fields, 2 do
+    local kind, at, version, attempt, size, detail_at = struct.unpack(EVENT_FORMAT, fields[i])
+    found[#found + 1] = {entry[1], (i - 1) / 2, fields[i + 1], EVENT_NAMES[kind], at, version,
+      attempt, string.sub(fields[i], detail_at, detail_at + size - 1)}
   end
   return found
 end

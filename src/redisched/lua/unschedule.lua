@@ -53,7 +53,7 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 12, 500, 100, 100000
+local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
 local history_on = settings[1] ~= '0'
@@ -99,13 +99,12 @@ local function add_event(id, job, kind, detail)
     log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
     count = count - 1
   end
-  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2)
-    .. struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail) .. detail
-  if keep_events > 0 then
+  local event = struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail)
+    .. detail
+  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2) .. event
+  if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
     local n = #feed
-    feed[n + 1], feed[n + 2], feed[n + 3], feed[n + 4] = 'j', id, 'k', kind
-    feed[n + 5], feed[n + 6], feed[n + 7], feed[n + 8] = 't', now, 'v', job[VERSION]
-    feed[n + 9], feed[n + 10], feed[n + 11], feed[n + 12] = 'a', job[ATTEMPTS], 'd', detail
+    feed[n + 1], feed[n + 2] = event, id
   end
 end
 
@@ -125,15 +124,6 @@ local function flush_feed()
   if #feed == 0 then return end
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
   local index = redis.call('HINCRBY', meta_key, 'feed_total', events) - events
-  if events > 1 then -- each distinct number (t, v, a) as text once: redis.call would format
-    local texts = {} -- every one (~0.3 us), and the events of one call share a few
-    for i = 6, #feed, FEED_FIELDS do
-      for j = i, i + 4, 2 do
-        local text = texts[feed[j]] or string.format('%.17g', feed[j]) -- as redis.call does
-        texts[feed[j]], feed[j] = text, text
-      end
-    end
-  end
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
     local before = index
