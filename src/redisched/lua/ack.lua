@@ -155,9 +155,18 @@ local reply, acked, seen, done, errored, gone, records, members = {}, 0, {}, {},
 -- An empty hash is no key: when neither errors nor pending exists (the common case), one
 -- EXISTS saves reading both for every job (nothing in the loop creates either).
 local lookup = redis.call('EXISTS', errors_key, pending_key) > 0
+-- the records in one HMGET per SLICE ids, not an HGET each; the finished records' score (now)
+-- as text once, not formatted again by redis.call for every job
+local ids, raws, finished_at = {}, {}, string.format('%.17g', now)
+for i = 2, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
+for first = 1, #ids, SLICE do
+  local last = math.min(first + SLICE - 1, #ids)
+  local got = redis.call('HMGET', jobs_key, unpack(ids, first, last))
+  for k = first, last do raws[k] = got[k - first + 1] end
+end
 for i = 2, #ARGV, 3 do
   local id, token, result = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local raw = not seen[id] and redis.call('HGET', jobs_key, id)
+  local raw = not seen[id] and raws[(i + 1) / 3]
   local status = STALE
   if raw then
     -- decoded without decode() and materialize() of the other scripts (three closures fewer
@@ -199,7 +208,7 @@ for i = 2, #ARGV, 3 do
           records[n + 1], records[n + 2] = id, cmsgpack.pack(DONE, now, job[VERSION],
             job[ATTEMPTS], result ~= '' and result or false, last_error or false,
             job[LOG] or '\0')
-          members[n + 1], members[n + 2] = now, id
+          members[n + 1], members[n + 2] = finished_at, id
         end
       end
     end

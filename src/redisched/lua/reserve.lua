@@ -206,9 +206,17 @@ if #due > 0 then
   next_due = earliest(scheduled_key)
 end
 if #leasing < count then
-  local popped = redis.call('ZPOPMIN', ready_key, count - #leasing) -- member, score, ...
-  local ids = {}
-  for i = 1, #popped, 2 do ids[#ids + 1] = string.sub(popped[i], 13) end
+  -- the members alone: ZPOPMIN would format every score as text (~3,000 instructions each),
+  -- more than the second call costs once two or more jobs are taken
+  local take, ids = count - #leasing, {}
+  if take == 1 then
+    local popped = redis.call('ZPOPMIN', ready_key) -- member, score
+    if popped[1] then ids[1] = string.sub(popped[1], 13) end
+  else
+    local members = redis.call('ZRANGE', ready_key, 0, take - 1)
+    if #members > 0 then redis.call('ZREMRANGEBYRANK', ready_key, 0, #members - 1) end
+    for i = 1, #members do ids[i] = string.sub(members[i], 13) end
+  end
   for first = 1, #ids, SLICE do -- their records in one HMGET per SLICE ids, not an HGET each
     local last = math.min(first + SLICE - 1, #ids)
     local raws = redis.call('HMGET', jobs_key, unpack(ids, first, last))
@@ -221,7 +229,7 @@ end
 local occurrences, feed_ends = {}, {}
 if #leasing > 0 then
   local token = redis.call('HINCRBY', meta_key, 'seq', #leasing) - #leasing
-  local records, members = {}, {}
+  local records, members, deadlines = {}, {}, {}
   local errors = redis.call('HLEN', errors_key) > 0 -- else no job has a last error to read
   for _, entry in ipairs(leasing) do
     local id, job = entry[1], entry[2]
@@ -231,7 +239,14 @@ if #leasing > 0 then
     add_event(id, job, 'reserved')
     local n = #records
     records[n + 1], records[n + 2] = id, encode(job)
-    members[n + 1], members[n + 2] = reserved_until, id
+    -- each distinct deadline as text once (most jobs of a call share one): redis.call would
+    -- format the number again for every job
+    local deadline = deadlines[reserved_until]
+    if not deadline then
+      deadline = string.format('%.17g', reserved_until)
+      deadlines[reserved_until] = deadline
+    end
+    members[n + 1], members[n + 2] = deadline, id
     if string.find(id, '@', 1, true) then
       local k = #occurrences + 1
       occurrences[k], feed_ends[k] = id, #feed
