@@ -99,9 +99,9 @@ local function add_event(id, job, kind, detail)
     job[LOG] = nil
     return
   end
-  detail = string.sub(detail or '', 1, MAX_DETAIL)
+  detail = detail and string.sub(detail, 1, MAX_DETAIL) or ''
   local log = job[LOG] or '\0'
-  local count = struct.unpack('>B', log)
+  local count = string.byte(log)
   if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
     local second = event_end(log, 2)
     log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
@@ -109,7 +109,7 @@ local function add_event(id, job, kind, detail)
   end
   local event = struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail)
     .. detail
-  job[LOG] = struct.pack('>B', count + 1) .. string.sub(log, 2) .. event
+  job[LOG] = string.char(count + 1) .. string.sub(log, 2) .. event
   if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
     local n = #feed
     feed[n + 1], feed[n + 2] = event, id
