@@ -79,6 +79,8 @@ OURS = (
     Spec("operate", "bench.bench_operate", ("--jobs", "200000"), ("--jobs", "1000000"),
          once=True),
     Spec("schedules", "bench.bench_schedules", ("--ops", "1000"), ("--ops", "3000")),
+    Spec("instructions", "bench.bench_instructions", ("--jobs", "1000"), ("--jobs", "2000"),
+         once=True),
 )  # fmt: skip
 
 PEERS = tuple(

@@ -16,7 +16,7 @@ import redis
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError
 
-from . import connect, operate, routing, validate
+from . import connect, operate, routing, validate, wire
 from .durable import DEFAULT_TIMEOUT_MS, TopicFlags, is_pinned
 from .errors import BackendError, InvalidArgument
 from .models import (
@@ -111,6 +111,7 @@ class Client:
         self.retry_for = _retry_for(retry_for)
         self._registered: set[str] = set()
         self._durable_topics = TopicFlags()
+        self._wire = redis if wire.usable(redis) else None  # one-command calls: wire.send
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> Client:
@@ -180,6 +181,10 @@ class Client:
                 if batch[0][0] == "SCRIPT":  # goes to every primary: not in a cluster pipeline
                     return [self.redis.execute_command(*cmd) for cmd in batch]  # type: ignore[no-untyped-call]
             if len(batch) == 1:
+                if self._wire is self.redis:
+                    reply = wire.send(self.redis, batch[0])
+                    if reply is not wire.AGAIN:
+                        return [reply]
                 try:
                     return [self.redis.execute_command(*batch[0])]  # type: ignore[no-untyped-call]
                 except (RedisError, OSError) as exc:
@@ -574,6 +579,7 @@ class AsyncClient:
         self._nodes = routing.NodeClients()
         self._cluster_ready = False
         self._cluster_lock = asyncio.Lock()
+        self._wire = redis if wire.usable(redis) else None  # one-command calls: wire.send_async
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncClient:
@@ -645,6 +651,10 @@ class AsyncClient:
                         for cmd in batch
                     ]
             if len(batch) == 1:
+                if self._wire is self.redis:
+                    reply = await wire.send_async(self.redis, batch[0])
+                    if reply is not wire.AGAIN:
+                        return [reply]
                 try:
                     return [await self.redis.execute_command(*batch[0])]
                 except (RedisError, OSError) as exc:

@@ -1,0 +1,160 @@
+"""Redis's own cost of each hot call, in CPU instructions counted by valgrind's callgrind.
+
+Wall-clock figures on a shared 2-core machine drift by 2x within minutes; an instruction count
+does not (the same calls give the same count to within ~2%: hash seeds vary). Each case runs
+on its own redis-server under ``valgrind --tool=callgrind``, with counting switched on only
+around the measured calls (``callgrind_control -i on``), and reports redis-server's
+instructions per job, every part of the server included (reading the request, the script, its
+commands, the reply):
+
+- ``bare``: ``EVALSHA`` of ``return 1`` with no keys, the baseline of ``bench_core``;
+- ``bare_put_shaped``: the same script with put's 10 keys and 10 arguments (what passing them
+  costs before any script work);
+- ``put``: ``Client.put``, one job per call; ``put_many``: 100 jobs per call;
+- ``reserve_ack``: ``reserve`` then ``ack``, one job each;
+- ``worker_batch``: ``ack_and_lease`` of 100 jobs per call, as the Worker drains a topic.
+
+Needs valgrind (``callgrind_control``, ``callgrind_annotate``). Run:
+``python -m bench.bench_instructions [--jobs N]``; prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+import redisched
+from bench.common import TRIVIAL_SCRIPT, emit
+from redisched import scripts
+from redisched.embedded import find_binary, free_port
+from redisched.keys import TopicKeys
+
+BODY = b"x" * 100
+BATCH = 100
+_TOTAL = re.compile(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS")
+
+
+@contextmanager
+def counted_server(out: Path) -> Iterator[tuple[redis.Redis, Callable[[bool], None]]]:
+    """A redis-server under callgrind, and a switch for its counting (off at the start)."""
+    port = free_port()
+    process = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--instr-atstart=no",
+         find_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    conn = redis.Redis(port=port)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("redis-server under valgrind did not start") from None
+                time.sleep(0.2)
+
+        def counting(on: bool) -> None:
+            subprocess.run(
+                ["callgrind_control", "-i", "on" if on else "off", str(process.pid)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+
+        yield conn, counting
+    finally:
+        conn.close()
+        process.terminate()
+        process.wait(60)
+
+
+def instructions(out: Path) -> int:
+    """The total instruction count of a callgrind output file."""
+    report = subprocess.run(
+        ["callgrind_annotate", str(out)], check=True, capture_output=True, text=True
+    ).stdout
+    match = _TOTAL.search(report)
+    if match is None:
+        raise RuntimeError(f"no total in callgrind_annotate's report of {out}")
+    return int(match.group(1).replace(",", ""))
+
+
+def measure(case: str, jobs: int, folder: Path) -> float:
+    """redis-server's instructions per job of one case."""
+    out = folder / f"{case}.callgrind"
+    with counted_server(out) as (conn, counting):
+        client = redisched.Client(conn)
+        client.put("warmup", "w", BODY)  # loads the scripts, registers a topic
+        client.ack(client.reserve("warmup"))
+        bare = conn.script_load(TRIVIAL_SCRIPT)
+        shaped_keys = [TopicKeys("redisched", "t").name(k.name) for k in scripts.get("put").keys]
+        if case in ("reserve_ack", "worker_batch"):
+            for start in range(0, jobs, 1000):
+                stop = min(jobs, start + 1000)
+                client.put_many("t", [(f"j{i}", BODY) for i in range(start, stop)])
+        counting(True)
+        if case == "bare":
+            for _ in range(jobs):
+                conn.evalsha(bare, 0)
+        elif case == "bare_put_shaped":
+            for i in range(jobs):
+                conn.evalsha(bare, len(shaped_keys), *shaped_keys, *[""] * 8, f"j{i}", BODY)
+        elif case == "put":
+            for i in range(jobs):
+                client.put("t", f"j{i}", BODY)
+        elif case == "put_many":
+            for start in range(0, jobs, BATCH):
+                client.put_many("t", [(f"j{i}", BODY) for i in range(start, start + BATCH)])
+        elif case == "reserve_ack":
+            for _ in range(jobs):
+                client.ack(client.reserve("t"))
+        elif case == "worker_batch":
+            done: list[redisched.Job] = []
+            for _ in range(jobs // BATCH):
+                _, lease = client.ack_and_lease("t", done, BATCH)
+                done = lease.jobs
+            client.ack_many("t", done)
+        counting(False)
+    return instructions(out) / jobs
+
+
+CASES = ("bare", "bare_put_shaped", "put", "put_many", "reserve_ack", "worker_batch")
+
+
+def main() -> None:
+    """Run and print the instruction counts."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs per case (a multiple of 100)")
+    args = parser.parse_args()
+    for tool in ("valgrind", "callgrind_control", "callgrind_annotate"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: install valgrind")
+    jobs = max(BATCH, args.jobs // BATCH * BATCH)
+    with (
+        tempfile.TemporaryDirectory(prefix="redisched-callgrind-") as folder,
+        ThreadPoolExecutor(2) as pool,  # the counts do not depend on the load
+    ):
+        counted = pool.map(lambda case: measure(case, jobs, Path(folder)), CASES)
+        counts = dict(zip(CASES, counted, strict=True))
+    bare = counts["bare"]
+    emit("instructions", {
+        "jobs": jobs,
+        **{f"{case}_per_job": round(count) for case, count in counts.items()},
+        **{f"{case}_vs_bare": round(counts[case] / bare, 2) for case in CASES[1:]},
+        "put_keys_args_share": round((counts["bare_put_shaped"] - bare) / counts["put"], 3),
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

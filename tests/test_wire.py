@@ -1,0 +1,126 @@
+"""One-command calls go over a pooled connection without redis-py's command wrapper
+(``redisched.wire``), and lose nothing: error replies, NOSCRIPT recovery, a dropped
+connection, a server that is gone, and clients that must keep ``execute_command``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+import redisched
+from redisched import wire
+from redisched.errors import BackendError, InvalidArgument, StaleReservation
+from redisched.models import PutStatus
+
+
+class Traced(redis.Redis):
+    """A client whose execute_command is instrumented (as a tracing library would do)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.traced: list[str] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.traced.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+@pytest.fixture
+def pooled(redis_url: str) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_url)
+    yield conn
+    conn.close()
+
+
+def test_plain_clients_take_the_wire_and_others_keep_execute_command(redis_url: str) -> None:
+    assert wire.usable(redis.Redis.from_url(redis_url))
+    assert wire.usable(redis.asyncio.Redis.from_url(redis_url))
+    assert not wire.usable(Traced.from_url(redis_url))
+    assert not wire.usable(redis.Redis.from_url(redis_url, single_connection_client=True))
+    assert not wire.usable(redis.asyncio.Redis.from_url(redis_url, single_connection_client=True))
+    assert not wire.usable(redis.Redis.from_url(redis_url, encoding="latin-1"))
+    assert wire.usable(redis.Redis.from_url(redis_url, encoding="UTF-8", decode_responses=True))
+
+
+def test_a_traced_client_sees_every_command(redis_url: str, topic: str) -> None:
+    traced = Traced.from_url(redis_url)
+    client = redisched.Client(traced)
+    client.put(topic, "a", b"x")
+    client.put(topic, "b", b"x")
+    assert client.get(topic, "b") is not None
+    assert traced.traced.count("EVALSHA") >= 3
+    traced.close()
+
+
+def test_calls_over_the_wire_keep_replies_and_errors(
+    pooled: redis.Redis, topic: str
+) -> None:  # fmt: skip
+    client = redisched.Client(pooled)
+    assert client._wire is pooled
+    assert client.put(topic, "j", b"body").status is PutStatus.CREATED
+    assert client.put(topic, "j", b"other").status is PutStatus.EXISTS  # nothing changed
+    job = client.reserve(topic)
+    assert job is not None and job.body == b"body"
+    client.ack(job)
+    assert client.get(topic, "j") is None
+    with pytest.raises(StaleReservation):
+        client.touch(job)
+    with pytest.raises(InvalidArgument):
+        client.put(topic, "", b"")
+
+
+def test_an_error_reply_is_returned_as_its_exception(pooled: redis.Redis, topic: str) -> None:
+    pooled.set(f"{topic}:text", "x")
+    assert isinstance(wire.send(pooled, ("EVALSHA", "0" * 40, 0)), redis.exceptions.NoScriptError)
+    failed = wire.send(pooled, ("INCR", f"{topic}:text"))
+    assert isinstance(failed, redis.exceptions.ResponseError)
+    assert wire.send(pooled, ("GET", f"{topic}:text")) == b"x"  # the connection is still in step
+
+
+def test_a_lost_script_is_loaded_again(pooled: redis.Redis, topic: str) -> None:
+    client = redisched.Client(pooled)
+    client.put(topic, "a", b"")
+    pooled.script_flush()
+    assert client.put(topic, "b", b"").status is PutStatus.CREATED
+    assert [j.id for j in client.reserve_many(topic, 10)] == ["a", "b"]
+
+
+def test_a_dropped_connection_is_replaced_and_the_call_goes_through(
+    pooled: redis.Redis, raw_redis: redis.Redis, topic: str
+) -> None:  # fmt: skip
+    client = redisched.Client(pooled)
+    client.put(topic, "a", b"")
+    name = "redisched-wire-test"
+    pooled.client_setname(name)  # the pool's only connection
+    killed = [c["id"] for c in raw_redis.client_list() if c.get("name") == name]
+    assert killed and raw_redis.client_kill_filter(_id=killed[0])
+    assert client.put(topic, "b", b"").status is PutStatus.CREATED
+    assert {j.id for j in client.reserve_many(topic, 10)} == {"a", "b"}
+
+
+def test_a_server_that_is_gone_is_a_backend_error(topic: str) -> None:
+    gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    client = redisched.Client(gone)
+    assert client._wire is gone
+    with pytest.raises(BackendError):
+        client.put(topic, "a", b"")
+
+
+async def test_the_async_client_over_the_wire(redis_url: str, topic: str) -> None:
+    conn = redis.asyncio.Redis.from_url(redis_url)
+    client = redisched.AsyncClient(conn)
+    assert client._wire is conn
+    assert (await client.put(topic, "a", b"x")).status is PutStatus.CREATED
+    await conn.script_flush()
+    assert (await client.put(topic, "b", b"x")).status is PutStatus.CREATED
+    name = "redisched-wire-async"
+    await conn.client_setname(name)
+    ids = [c["id"] for c in await conn.client_list() if c.get("name") == name]
+    await conn.client_kill_filter(_id=ids[0], skipme=False)
+    jobs = await client.reserve_many(topic, 10)
+    assert sorted(j.id for j in jobs) == ["a", "b"]
+    await client.close()
