@@ -73,12 +73,26 @@ def test_calls_over_the_wire_keep_replies_and_errors(
         client.put(topic, "", b"")
 
 
-def test_an_error_reply_is_returned_as_its_exception(pooled: redis.Redis, topic: str) -> None:
-    pooled.set(f"{topic}:text", "x")
-    assert isinstance(wire.send(pooled, ("EVALSHA", "0" * 40, 0)), redis.exceptions.NoScriptError)
-    failed = wire.send(pooled, ("INCR", f"{topic}:text"))
-    assert isinstance(failed, redis.exceptions.ResponseError)
-    assert wire.send(pooled, ("GET", f"{topic}:text")) == b"x"  # the connection is still in step
+def test_a_batch_keeps_its_replies_in_order_with_errors_in_place(pooled: redis.Redis) -> None:
+    ok, failing = (
+        pooled.script_load("return ARGV[1]"),
+        pooled.script_load("return redis.error_reply('ERR boom')"),
+    )
+    replies = wire.send(pooled, [
+        ("EVALSHA", ok, 0, "one"), ("EVALSHA", "0" * 40, 0), ("EVALSHA", failing, 0),
+        ("EVALSHA", ok, 0, "two"),
+    ])  # fmt: skip
+    assert isinstance(replies, list) and len(replies) == 4
+    assert replies[0] == b"one" and replies[3] == b"two"
+    assert isinstance(replies[1], redis.exceptions.NoScriptError)
+    assert isinstance(replies[2], redis.exceptions.ResponseError) and "boom" in str(replies[2])
+    assert wire.send(pooled, [("EVALSHA", ok, 0, "x")]) == [b"x"]  # the connection is in step
+
+
+def test_only_script_calls_go_over_the_wire(pooled: redis.Redis) -> None:
+    # redis-py parses some replies (HGETALL into a dict): those commands keep its path
+    assert wire.send(pooled, [("HGETALL", "nothing")]) is wire.AGAIN
+    assert wire.send(pooled, [("EVALSHA", "0" * 40, 0), ("PING",)]) is wire.AGAIN
 
 
 def test_a_lost_script_is_loaded_again(pooled: redis.Redis, topic: str) -> None:

@@ -180,11 +180,11 @@ class Client:
                     return routing.send_pinned(self.redis, batch)
                 if batch[0][0] == "SCRIPT":  # goes to every primary: not in a cluster pipeline
                     return [self.redis.execute_command(*cmd) for cmd in batch]  # type: ignore[no-untyped-call]
+            if self._wire is self.redis:
+                replies = wire.send(self.redis, batch)
+                if replies is not wire.AGAIN:
+                    return replies  # type: ignore[return-value]
             if len(batch) == 1:
-                if self._wire is self.redis:
-                    reply = wire.send(self.redis, batch[0])
-                    if reply is not wire.AGAIN:
-                        return [reply]
                 try:
                     return [self.redis.execute_command(*batch[0])]  # type: ignore[no-untyped-call]
                 except (RedisError, OSError) as exc:
@@ -650,11 +650,11 @@ class AsyncClient:
                         await self.redis.execute_command(*cmd, target_nodes=primaries)
                         for cmd in batch
                     ]
+            if self._wire is self.redis:
+                replies = await wire.send_async(self.redis, batch)
+                if replies is not wire.AGAIN:
+                    return replies  # type: ignore[return-value]
             if len(batch) == 1:
-                if self._wire is self.redis:
-                    reply = await wire.send_async(self.redis, batch[0])
-                    if reply is not wire.AGAIN:
-                        return [reply]
                 try:
                     return [await self.redis.execute_command(*batch[0])]
                 except (RedisError, OSError) as exc:

@@ -1,12 +1,13 @@
-"""One command over a pooled redis-py connection, without redis-py's per-command wrapper.
+"""Script calls over a pooled redis-py connection, without redis-py's per-command wrapper.
 
 ``Redis.execute_command`` costs ~25 µs of CPU a command in redis-py 8 (its retry wrapper,
 operation metrics, argument packing in Python): about as much as Redis spends running a put.
-A one-command call of a client (a put, a reserve, an ack) instead takes a connection from
-the client's own pool, sends the command packed by hiredis and reads the reply; the pool
-still checks the connection's health and reconnects it. When the connection fails, it is
-dropped and :data:`AGAIN` tells the caller to send the command through ``execute_command``,
-whose retries then apply as before. redis-py's operation metrics do not see these commands.
+A client's round trip of script calls (a put, a reserve, an ack, the Worker's ack and lease)
+instead takes a connection from the client's own pool, sends the commands packed by hiredis
+in one write and reads the replies; the pool still checks the connection's health and
+reconnects it. When the connection fails, it is dropped and :data:`AGAIN` tells the caller to
+send the batch through ``execute_command`` or a pipeline, whose retries then apply as before.
+redis-py's operation metrics do not see these commands.
 
 Only a plain ``redis.Redis`` / ``redis.asyncio.Redis`` takes this path (:func:`usable`): a
 subclass may instrument ``execute_command``, a single-connection client serializes its
@@ -22,15 +23,16 @@ import redis
 import redis.asyncio
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-from .protocol import Command
+from .protocol import Batch
 
 AGAIN = object()
-"""The reply of :func:`send` when the connection failed: send the command again through
-``execute_command`` (it may have run: redis-py's own retry would send it again too)."""
+"""What :func:`send` answers when the connection failed (or the batch is not for it): send
+the batch through redis-py instead (it may have run: redis-py's own retry would send it again
+too)."""
 
 
 def usable(client: object) -> bool:
-    """True when ``client``'s one-command calls can go over :func:`send` / :func:`send_async`."""
+    """True when ``client``'s script calls can go over :func:`send` / :func:`send_async`."""
     if type(client) is redis.Redis:
         single = client.connection is not None
     elif type(client) is redis.asyncio.Redis:
@@ -41,19 +43,29 @@ def usable(client: object) -> bool:
     return not single and encoding.lower().replace("-", "").replace("_", "") == "utf8"
 
 
-def send(client: Any, command: Command) -> Any:
-    """The reply to one command (an error reply as its exception), or :data:`AGAIN`; ``client``
-    is a ``redis.Redis`` that :func:`usable` accepted."""
+def send(client: Any, batch: Batch) -> list[Any] | object:
+    """The replies to a batch of script calls (an error reply as its exception), in one round
+    trip, or :data:`AGAIN`. ``client`` is a ``redis.Redis`` that :func:`usable` accepted.
+
+    Only ``EVALSHA`` batches are sent here: redis-py parses the replies of some other commands
+    (``HGETALL`` into a dict, ``SCRIPT EXISTS`` into bools), and a script's reply it does not.
+    """
+    if not scripted(batch):
+        return AGAIN
     pool = client.connection_pool
     try:
         connection = pool.get_connection()
     except (ConnectionError, TimeoutError, OSError):
         return AGAIN
     try:
-        connection.send_packed_command((hiredis.pack_command(command),))
-        return connection.read_response()
-    except ResponseError as exc:
-        return exc
+        connection.send_packed_command((packed(batch),))
+        replies: list[Any] = []
+        for _ in batch:
+            try:
+                replies.append(connection.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
     except (ConnectionError, TimeoutError, OSError):
         connection.disconnect()
         return AGAIN
@@ -61,20 +73,38 @@ def send(client: Any, command: Command) -> Any:
         pool.release(connection)
 
 
-async def send_async(client: Any, command: Command) -> Any:
+async def send_async(client: Any, batch: Batch) -> list[Any] | object:
     """As :func:`send`, on an asyncio client."""
+    if not scripted(batch):
+        return AGAIN
     pool = client.connection_pool
     try:
         connection = await pool.get_connection()
     except (ConnectionError, TimeoutError, OSError):
         return AGAIN
     try:
-        await connection.send_packed_command((hiredis.pack_command(command),))
-        return await connection.read_response()
-    except ResponseError as exc:
-        return exc
+        await connection.send_packed_command((packed(batch),))
+        replies: list[Any] = []
+        for _ in batch:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
     except (ConnectionError, TimeoutError, OSError):
         await connection.disconnect(nowait=True)
         return AGAIN
     finally:
         await pool.release(connection)
+
+
+def scripted(batch: Batch) -> bool:
+    """True when every command of ``batch`` is an ``EVALSHA``."""
+    return all(command[0] == "EVALSHA" for command in batch)
+
+
+def packed(batch: Batch) -> bytes:
+    """The commands of ``batch`` in RESP, in one buffer (one write)."""
+    if len(batch) == 1:
+        return hiredis.pack_command(batch[0])  # type: ignore[no-any-return]
+    return b"".join(hiredis.pack_command(command) for command in batch)
