@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis.asyncio
 from redis.exceptions import DataError, NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redisched import AsyncClient, InvalidArgument, Job, JobState, connect
 from redisched.durable import TopicFlags
@@ -139,3 +142,36 @@ async def test_async_connections_from_a_url_pack_with_hiredis(redis_url: str, to
         job = await client.reserve(topic)
         assert job is not None and job.body == b"x"
         await client.ack(job)
+
+
+async def test_async_connections_write_without_a_task_and_keep_the_write_timeout(
+    redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with AsyncClient.from_url(redis_url) as client:
+        pool = client.redis.connection_pool
+        assert pool.connection_class(**pool.connection_kwargs).socket_timeout  # default 5 s
+        tasks = len(asyncio.all_tasks())
+        writes: list[int] = []
+        write = connect.HiredisPacking._send_packed_command
+
+        async def counted(self: Any, command: Any) -> None:
+            writes.append(len(asyncio.all_tasks()))  # redis-py's wait_for: one task more
+            await write(self, command)
+
+        monkeypatch.setattr(connect.HiredisPacking, "_send_packed_command", counted)
+        await client.put(topic, "a", b"x")
+        assert writes and set(writes) == {tasks}
+
+        connection = await pool.get_connection()
+        try:
+            connection.socket_timeout = 0.05
+
+            async def stuck(self: Any, command: Any) -> None:
+                await asyncio.sleep(10)  # a peer that reads nothing: drain() waits
+
+            monkeypatch.setattr(connect.HiredisPacking, "_send_packed_command", stuck)
+            with pytest.raises(RedisTimeoutError, match="Timeout writing to socket"):
+                await connection.send_packed_command(b"PING\r\n")
+            assert not connection.is_connected  # dropped, as redis-py drops it
+        finally:
+            await pool.release(connection)
