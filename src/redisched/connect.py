@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import random
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -187,43 +188,47 @@ class HiredisPacking(redis.asyncio.connection.AbstractConnection):
                 pass
         return super().pack_command(*args)
 
-    async def send_packed_command(
-        self, command: str | bytes | Iterable[bytes], check_health: bool = True
-    ) -> None:
-        """redis-py 8.1's, with its write timeout as ``asyncio.timeout`` (same timeout, same
-        errors). Its ``asyncio.wait_for`` makes a task on Python 3.11: the bytes left one
-        event loop turn later and the call returned a turn after that, so on a busy loop
-        (a dispatcher with 100 requests in flight: turns of ~10 ms) each round trip waited
-        ~15 ms (p50; p90 40 ms) before anything reached Redis."""
-        if not self.is_connected:
-            await self.connect_check_health(check_health=False)
-        if check_health:
-            await self.check_health()  # type: ignore[no-untyped-call]
-        try:
-            if isinstance(command, str):
-                command = command.encode()
-            if isinstance(command, bytes):
-                command = [command]
-            if self.socket_timeout:
-                async with asyncio.timeout(self.socket_timeout):
-                    await self._send_packed_command(command)
-            else:
-                self._writer.writelines(command)  # type: ignore[union-attr]
-                await self._writer.drain()  # type: ignore[union-attr]
-        except builtins.TimeoutError:  # asyncio.timeout's (the name here is redis-py's)
-            await self.disconnect(nowait=True)
-            raise TimeoutError("Timeout writing to socket") from None
-        except OSError as e:
-            await self.disconnect(nowait=True)
-            if len(e.args) == 1:
-                err_no, errmsg = "UNKNOWN", e.args[0]
-            else:
-                err_no, errmsg = e.args[0], e.args[1]
-            raise ConnectionError(f"Error {err_no} while writing to socket. {errmsg}.") from e
-        except BaseException:
-            # as redis-py: a write cut short leaves the connection in an unknown state
-            await self.disconnect(nowait=True)
-            raise
+    # Python 3.12's wait_for makes no task (it is asyncio.timeout inside): redis-py's own
+    # method is kept there, and this copy of it lives only as long as 3.11 is supported.
+    if sys.version_info < (3, 12):
+
+        async def send_packed_command(
+            self, command: str | bytes | Iterable[bytes], check_health: bool = True
+        ) -> None:
+            """redis-py 8.1's, with its write timeout as ``asyncio.timeout`` (same timeout, same
+            errors). Its ``asyncio.wait_for`` makes a task on Python 3.11: the bytes left one
+            event loop turn later and the call returned a turn after that, so on a busy loop
+            (a dispatcher with 100 requests in flight: turns of ~10 ms) each round trip waited
+            ~15 ms (p50; p90 40 ms) before anything reached Redis."""
+            if not self.is_connected:
+                await self.connect_check_health(check_health=False)
+            if check_health:
+                await self.check_health()  # type: ignore[no-untyped-call]
+            try:
+                if isinstance(command, str):
+                    command = command.encode()
+                if isinstance(command, bytes):
+                    command = [command]
+                if self.socket_timeout:
+                    async with asyncio.timeout(self.socket_timeout):
+                        await self._send_packed_command(command)
+                else:
+                    self._writer.writelines(command)  # type: ignore[union-attr]
+                    await self._writer.drain()  # type: ignore[union-attr]
+            except builtins.TimeoutError:  # asyncio.timeout's (the name here is redis-py's)
+                await self.disconnect(nowait=True)
+                raise TimeoutError("Timeout writing to socket") from None
+            except OSError as e:
+                await self.disconnect(nowait=True)
+                if len(e.args) == 1:
+                    err_no, errmsg = "UNKNOWN", e.args[0]
+                else:
+                    err_no, errmsg = e.args[0], e.args[1]
+                raise ConnectionError(f"Error {err_no} while writing to socket. {errmsg}.") from e
+            except BaseException:
+                # as redis-py: a write cut short leaves the connection in an unknown state
+                await self.disconnect(nowait=True)
+                raise
 
 
 def cluster_options(url: str) -> dict[str, Any]:
