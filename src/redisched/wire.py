@@ -53,10 +53,8 @@ def send(client: Any, batch: Batch) -> list[Any] | object:
     if not scripted(batch):
         return AGAIN
     pool = client.connection_pool
-    try:
-        connection = pool.get_connection()
-    except (ConnectionError, TimeoutError, OSError):
-        return AGAIN
+    # a failure here is redis-py's own (connect and its retries, a full pool): raised as it is
+    connection = pool.get_connection()
     try:
         connection.send_packed_command((packed(batch),))
         replies: list[Any] = []
@@ -69,6 +67,9 @@ def send(client: Any, batch: Batch) -> list[Any] | object:
     except (ConnectionError, TimeoutError, OSError):
         connection.disconnect()
         return AGAIN
+    except BaseException:  # replies may be left unread (Sentinel's read_response keeps them)
+        connection.disconnect()
+        raise
     finally:
         pool.release(connection)
 
@@ -78,10 +79,7 @@ async def send_async(client: Any, batch: Batch) -> list[Any] | object:
     if not scripted(batch):
         return AGAIN
     pool = client.connection_pool
-    try:
-        connection = await pool.get_connection()
-    except (ConnectionError, TimeoutError, OSError):
-        return AGAIN
+    connection = await pool.get_connection()
     try:
         await connection.send_packed_command((packed(batch),))
         replies: list[Any] = []
@@ -94,6 +92,9 @@ async def send_async(client: Any, batch: Batch) -> list[Any] | object:
     except (ConnectionError, TimeoutError, OSError):
         await connection.disconnect(nowait=True)
         return AGAIN
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
     finally:
         await pool.release(connection)
 
