@@ -11,7 +11,8 @@ redis-py's operation metrics do not see these commands.
 
 Only a plain ``redis.Redis`` / ``redis.asyncio.Redis`` takes this path (:func:`usable`): a
 subclass may instrument ``execute_command``, a single-connection client serializes its
-commands there, and hiredis encodes text as UTF-8 only.
+commands there, and hiredis encodes text as UTF-8 only. A response callback set for
+``EVALSHA`` (``set_response_callback``) is not applied to these replies.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from .protocol import Batch
 
 AGAIN = object()
-"""What :func:`send` answers when the connection failed (or the batch is not for it): send
-the batch through redis-py instead (it may have run: redis-py's own retry would send it again
-too)."""
+"""What :func:`send` answers when the batch is not for it, or the connection failed once the
+batch was on its way and the connection's retry policy resends (:func:`resends`): send the
+batch through redis-py instead (it may have run once: redis-py's own retry would send it
+again too). A failure to get a connection (Redis down, a full pool) is raised as it is:
+``get_connection`` already connected with redis-py's retries."""
 
 
 def usable(client: object) -> bool:
@@ -66,6 +69,8 @@ def send(client: Any, batch: Batch) -> list[Any] | object:
         return replies
     except (ConnectionError, TimeoutError, OSError):
         connection.disconnect()
+        if not resends(connection):
+            raise
         return AGAIN
     except BaseException:  # replies may be left unread (Sentinel's read_response keeps them)
         connection.disconnect()
@@ -91,12 +96,21 @@ async def send_async(client: Any, batch: Batch) -> list[Any] | object:
         return replies
     except (ConnectionError, TimeoutError, OSError):
         await connection.disconnect(nowait=True)
+        if not resends(connection):
+            raise
         return AGAIN
     except BaseException:
         await connection.disconnect(nowait=True)
         raise
     finally:
         await pool.release(connection)
+
+
+def resends(connection: Any) -> bool:
+    """True when ``connection``'s redis-py retry policy sends a command again after a
+    connection error: only then does a batch cut short go again (through redis-py)."""
+    retry = getattr(connection, "retry", None)
+    return retry is not None and retry.get_retries() > 0
 
 
 def scripted(batch: Batch) -> bool:
