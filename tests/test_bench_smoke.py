@@ -199,3 +199,19 @@ def test_backlog_curve_comes_from_its_own_run_when_there_is_one() -> None:
     assert row[2] == "0.970"
     assert "from `python -m bench.run --only backlog --repeats 1`" in markdown
     assert "10,000,000 |" not in render.render(Results(LATEST), Results(PEERS), False)
+
+
+def test_instruction_counts_show_per_call_with_their_ratio_to_the_bare_call() -> None:
+    doc = json.loads(json.dumps(LATEST))
+    counts = {"bare_per_job": 13234, "put_per_job": 205190, "put_vs_bare": 15.5,
+              "worker_batch_per_job": 140098, "worker_batch_vs_bare": 10.59}  # fmt: skip
+    doc["benchmarks"]["instructions"] = entry({"instructions": counts})
+    markdown = render.render(Results(doc), Results({}), charts=False)
+    assert "| `Client.put`, one job per call | 205,190 | 15.50 |" in markdown
+    assert "| `EVALSHA` of `return 1`, no keys (the baseline of the ratios above) | 13,234 |" in (
+        markdown
+    )
+    assert "`put_many`, 100 jobs per call" not in markdown  # not measured: no row
+    assert "Not measured yet (`bench/bench_instructions.py`" in render.render(
+        Results(LATEST), Results(PEERS), charts=False
+    )
