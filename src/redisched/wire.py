@@ -110,7 +110,10 @@ def resends(connection: Any) -> bool:
     """True when ``connection``'s redis-py retry policy sends a command again after a
     connection error: only then does a batch cut short go again (through redis-py)."""
     retry = getattr(connection, "retry", None)
-    return retry is not None and retry.get_retries() > 0
+    if retry is None:
+        return False
+    count = retry.get_retries() if hasattr(retry, "get_retries") else retry._retries  # redis<6
+    return int(count) > 0
 
 
 def scripted(batch: Batch) -> bool:
