@@ -296,6 +296,34 @@ async def test_a_feed_of_an_older_version_goes_on_after_its_time_based_ids(
     assert "old" not in kept and 3 <= len(kept) <= 3 + 100 + 100 and kept[-1] == "n249"
 
 
+async def test_entries_of_both_feed_layouts_read_alike(
+    api: Any, topic: str, raw_redis: redis.Redis
+) -> None:
+    feed = f"redisched:{{{topic}}}:feed"
+    old = [
+        ("j", "a"),
+        ("k", "put"),
+        ("t", "5"),
+        ("v", "1"),
+        ("a", "0"),
+        ("d", ""),
+        ("j", "b"),
+        ("k", "released"),
+        ("t", "7"),
+        ("v", "2"),
+        ("a", "3"),
+        ("d", "boom"),
+    ]
+    raw_redis.execute_command("XADD", feed, "0-2", *[x for pair in old for x in pair])
+    raw_redis.hset(f"redisched:{{{topic}}}:meta", mapping={"feed_epoch": 1, "feed_total": 2})
+    await api.put(topic, "c", b"")
+    got = [(e.id, e.kind.value, e.version, e.attempt, e.detail) for e in await api.events(topic)]
+    assert got == [("a", "put", 1, 0, None), ("b", "released", 2, 3, "boom"),
+                   ("c", "put", 1, 0, None)]  # fmt: skip
+    fields = raw_redis.xrevrange(feed, count=1)[0][1]
+    assert list(fields.values()) == [b"c"]  # the new layout: the event's bytes, then the id
+
+
 async def test_a_meta_reset_while_the_feed_stayed_starts_a_later_epoch(
     api: Any, topic: str, raw_redis: redis.Redis
 ) -> None:

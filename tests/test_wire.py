@@ -1,4 +1,4 @@
-"""One-command calls go over a pooled connection without redis-py's command wrapper
+"""Script calls go over a pooled connection without redis-py's command wrapper
 (``redisched.wire``), and lose nothing: error replies, NOSCRIPT recovery, a dropped
 connection, a server that is gone, and clients that must keep ``execute_command``."""
 

@@ -111,7 +111,7 @@ class Client:
         self.retry_for = _retry_for(retry_for)
         self._registered: set[str] = set()
         self._durable_topics = TopicFlags()
-        self._wire = redis if wire.usable(redis) else None  # one-command calls: wire.send
+        self._wire = redis if wire.usable(redis) else None  # script calls: wire.send
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> Client:
@@ -579,7 +579,7 @@ class AsyncClient:
         self._nodes = routing.NodeClients()
         self._cluster_ready = False
         self._cluster_lock = asyncio.Lock()
-        self._wire = redis if wire.usable(redis) else None  # one-command calls: wire.send_async
+        self._wire = redis if wire.usable(redis) else None  # script calls: wire.send_async
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncClient:
@@ -1021,6 +1021,4 @@ class AsyncClient:
 
 
 def _is_transport_error(exc: BaseException) -> bool:
-    from redis.exceptions import ConnectionError, TimeoutError
-
-    return isinstance(exc, (ConnectionError, TimeoutError, OSError))
+    return isinstance(exc, wire.TRANSPORT_ERRORS)

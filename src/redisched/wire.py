@@ -26,6 +26,9 @@ from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from .protocol import Batch
 
+TRANSPORT_ERRORS = (ConnectionError, TimeoutError, OSError)
+"""The connection failed (redis-py's errors and the socket's), as opposed to an error reply."""
+
 AGAIN = object()
 """What :func:`send` answers when the batch is not for it, or the connection failed once the
 batch was on its way and the connection's retry policy resends (:func:`resends`): send the
@@ -67,7 +70,7 @@ def send(client: Any, batch: Batch) -> list[Any] | object:
             except ResponseError as exc:
                 replies.append(exc)
         return replies
-    except (ConnectionError, TimeoutError, OSError):
+    except TRANSPORT_ERRORS:
         connection.disconnect()
         if not resends(connection):
             raise
@@ -94,7 +97,7 @@ async def send_async(client: Any, batch: Batch) -> list[Any] | object:
             except ResponseError as exc:
                 replies.append(exc)
         return replies
-    except (ConnectionError, TimeoutError, OSError):
+    except TRANSPORT_ERRORS:
         await connection.disconnect(nowait=True)
         if not resends(connection):
             raise
@@ -123,6 +126,4 @@ def scripted(batch: Batch) -> bool:
 
 def packed(batch: Batch) -> bytes:
     """The commands of ``batch`` in RESP, in one buffer (one write)."""
-    if len(batch) == 1:
-        return hiredis.pack_command(batch[0])  # type: ignore[no-any-return]
-    return b"".join(hiredis.pack_command(command) for command in batch)
+    return b"".join([hiredis.pack_command(command) for command in batch])
