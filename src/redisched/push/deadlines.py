@@ -48,7 +48,7 @@ class Deadlines:
         answer means the task was cancelled by someone else too (e.g. a shutdown), and that
         cancellation goes on.
         """
-        del self._due[task]
+        self._due.pop(task, None)
         if self._expired and task in self._expired:
             self._expired.discard(task)
             return True
