@@ -267,6 +267,32 @@ async def test_a_request_that_outlasts_the_webhook_timeout_is_cut_short(
     await until(lambda: drained(client, topic))
 
 
+async def test_a_delivery_that_raises_leaves_no_deadline_to_cancel_the_place_later(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from redisched.push import dispatcher as module
+
+    real = module.delivery.deliver
+
+    async def deliver(session: Any, job: Any, *args: Any) -> Any:
+        if job.id == "boom":
+            raise RuntimeError("a bug in a delivery")
+        return await real(session, job, *args)
+
+    monkeypatch.setattr(module.delivery, "deliver", deliver)
+    await configure(client, topic, receiver, webhook={"timeout": 0.3})
+    dispatcher = await dispatchers(concurrency=1)
+    await client.put(topic, "boom", b"{}", ttr=1000)
+    runner = dispatcher._runners[topic]
+    await until(lambda: asyncio.sleep(0, "boom" not in {j.id for j in runner.running.values()}
+                                      and bool(runner.place_tasks)))  # fmt: skip
+    assert len(runner.deadlines) == 0  # disarmed: the timer cannot cancel the place later
+    await asyncio.sleep(0.5)  # past the deadline the request armed
+    await client.put(topic, "next", b"{}")
+    await until(lambda: asyncio.sleep(0, receiver.successes["next"] == 1))
+
+
 async def test_retry_after_is_honoured(
     client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
 ) -> None:

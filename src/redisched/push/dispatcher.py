@@ -520,6 +520,9 @@ class _TopicRunner:
                         if not deadlines.disarm(me) or me.uncancel():
                             raise
                         result = delivery.timed_out(webhook, time.perf_counter() - started)
+                    except BaseException:  # no stale deadline may cancel what the place does next
+                        deadlines.disarm(me)
+                        raise
                     else:
                         if deadlines.disarm(me):  # the request ended as its deadline passed
                             me.uncancel()
