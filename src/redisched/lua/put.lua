@@ -167,7 +167,7 @@ local FINISHED_AT, F_VERSION = 2, 3
 
 -- All jobs of one call share run_at: either all become ready or all are scheduled. Workers
 -- need a wake-up when ready was empty, or when the new run_at is the earliest.
-local due_now, placed, stored = run_at <= now, false, false
+local due_now, placed = run_at <= now, false
 local ready_before, head_before, seq_taken
 if due_now then
   ready_before = redis.call('ZCARD', ready_key)
@@ -208,6 +208,9 @@ end
 -- the events of `log` and then `kind`. It is written inline, not as local functions: a closure
 -- made on every call costs Redis ~0.5-1.5 us, used or not.
 local reply = {}
+local stored_version -- the version of the last job stored (read_back: the one job)
+local put_version, put_event, put_head, put_tail -- a created job's parts, for one version
+local put_seq = not due_now and history_on and run_at - now or 0
 for i = 9, #ARGV, 2 do
   local id, body, k = ARGV[i], ARGV[i + 1], (i - 7) / 2
   local raw
@@ -267,7 +270,41 @@ for i = 9, #ARGV, 2 do
       redis.call('HDEL', errors_key, id)
     end
   end
-  if kind then
+  if kind == 'put' then
+    -- a created job: a fresh record with only the put event (or, scheduled, the put event
+    -- implied). Its MessagePack stream is the call's head (STATE .. RUN_AT), then SEQ and
+    -- BODY, then the call's tail (LOG): head and tail, and the event, are the same for every
+    -- job of one version, so they are packed once (cmsgpack.pack of several values is their
+    -- encodings concatenated)
+    if version ~= put_version then
+      put_version = version
+      put_event = struct.pack(EVENT_FORMAT, EVENT.put, now, version, 0, 0)
+      put_head = cmsgpack.pack(due_now and READY or SCHEDULED, version, 0, priority, ttr,
+        max_attempts, run_at)
+      put_tail = history_on and due_now and cmsgpack.pack('\1' .. put_event) or ''
+    end
+    local seq, member = put_seq, id -- scheduled: SEQ holds run_at - the put's time (history)
+    if due_now then
+      seq_taken = seq_taken + 1
+      seq, member = seq_taken, string.format('%012x', seq_taken) .. id
+    end
+    placed = true
+    if history_on and keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
+      local n = #feed
+      feed[n + 1], feed[n + 2] = put_event, id
+    end
+    local record = put_head .. cmsgpack.pack(seq, body) .. put_tail
+    if batched then
+      local n = #records
+      records[n + 1], records[n + 2] = id, record
+      members[n + 1], members[n + 2] = score, member
+    else
+      redis.call('ZADD', due_now and ready_key or scheduled_key, due_now and priority or run_at,
+        member)
+      redis.call('HSET', jobs_key, id, record)
+    end
+    stored_version = version
+  elseif kind then
     -- the fields in record order, STATE .. LOG: a list constructor costs Redis less than
     -- [STATE] = ... (an array, not a hash), ~0.5 us per job
     local job = {SCHEDULED, version, 0, priority, ttr, max_attempts, run_at, 0, body, log}
@@ -291,7 +328,7 @@ for i = 9, #ARGV, 2 do
         member)
       redis.call('HSET', jobs_key, id, encode(job))
     end
-    stored = job
+    stored_version = version
   end
   reply[#reply + 1] = status
   reply[#reply + 1] = version
@@ -312,9 +349,7 @@ if placed and not paused then
 end
 flush_feed()
 if read_back then -- a fresh record: never reserved, no error (a replace cleared it), no pending
-  local STATE_NAMES = {[SCHEDULED] = 'scheduled', [READY] = 'ready'}
-  reply[3] = stored and {ARGV[9], STATE_NAMES[stored[STATE]], stored[VERSION], stored[ATTEMPTS],
-    stored[PRIORITY], stored[TTR], stored[MAX_ATTEMPTS], stored[RUN_AT], false, false, false,
-    stored[BODY], 0}
+  reply[3] = stored_version and {ARGV[9], due_now and 'ready' or 'scheduled', stored_version, 0,
+    priority, ttr, max_attempts, run_at, false, false, false, ARGV[10], 0} or false
 end
 return reply
