@@ -210,7 +210,9 @@ end
 local reply = {}
 local stored_version -- the version of the last job stored (read_back: the one job)
 local put_version, put_event, put_head, put_tail -- a created job's parts, for one version
-local put_seq = not due_now and history_on and run_at - now or 0
+-- scheduled: SEQ holds run_at - the put's time (history on; see materialize), else 0
+local put_seq_code = not due_now and cmsgpack.pack(history_on and run_at - now or 0)
+local body_heads = {} -- a body's MessagePack header (cmsgpack's own bytes), by its length
 for i = 9, #ARGV, 2 do
   local id, body, k = ARGV[i], ARGV[i + 1], (i - 7) / 2
   local raw
@@ -283,17 +285,23 @@ for i = 9, #ARGV, 2 do
         max_attempts, run_at)
       put_tail = history_on and due_now and cmsgpack.pack('\1' .. put_event) or ''
     end
-    local seq, member = put_seq, id -- scheduled: SEQ holds run_at - the put's time (history)
+    local seq_code, member = put_seq_code, id
     if due_now then
       seq_taken = seq_taken + 1
-      seq, member = seq_taken, string.format('%012x', seq_taken) .. id
+      seq_code, member = cmsgpack.pack(seq_taken), string.format('%012x', seq_taken) .. id
+    end
+    local size = #body
+    local body_head = body_heads[size]
+    if not body_head then
+      body_head = string.sub(cmsgpack.pack(body), 1, -size - 1)
+      body_heads[size] = body_head
     end
     placed = true
     if history_on and keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
       local n = #feed
       feed[n + 1], feed[n + 2] = put_event, id
     end
-    local record = put_head .. cmsgpack.pack(seq, body) .. put_tail
+    local record = put_head .. seq_code .. body_head .. body .. put_tail
     if batched then
       local n = #records
       records[n + 1], records[n + 2] = id, record
