@@ -188,18 +188,23 @@ if batched then
   -- every job's score, as text once: redis.call would format the number again for each job
   -- (as '%.17g' does, ~0.3 us a number); ZADD reads the same score either way
   score = string.format('%.17g', due_now and priority or run_at)
-  local ids, seen = {}, {}
-  for i = 9, #ARGV, 2 do
-    if seen[ARGV[i]] then batched = false end
-    ids[#ids + 1], seen[ARGV[i]] = ARGV[i], true
+  local ids, seen, argv = {}, {}, ARGV
+  for i = 9, #argv, 2 do
+    local id = argv[i]
+    if seen[id] then batched = false end
+    ids[(i - 7) / 2], seen[id] = id, true
   end
   raws, histories, records, members = {}, {}, {}, {}
   for first = 1, batched and #ids or 0, SLICE do
     local last = math.min(first + SLICE - 1, #ids)
     local got = redis.call('HMGET', jobs_key, unpack(ids, first, last))
-    local old = history_on and redis.call('HMGET', history_key, unpack(ids, first, last))
-    for k = first, last do
-      raws[k], histories[k] = got[k - first + 1], old and old[k - first + 1]
+    local old = history_on and redis.call('HMGET', history_key, unpack(ids, first, last)) or {}
+    if first == 1 and last == #ids then -- one slice: its replies as they are
+      raws, histories = got, old
+    else
+      for k = first, last do
+        raws[k], histories[k] = got[k - first + 1], old[k - first + 1]
+      end
     end
   end
 end
