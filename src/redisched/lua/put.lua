@@ -221,11 +221,11 @@ local put_version, put_event, put_head, put_tail -- a created job's parts, for o
 local put_seq_code = not due_now and cmsgpack.pack(history_on and run_at - now or 0)
 local body_heads = {} -- a body's MessagePack header (cmsgpack's own bytes), by its length
 -- A ready job's member starts with '%012x' of its SEQ, and its record holds SEQ's MessagePack
--- code: for a call of many jobs, both are parts fixed for 256 SEQs (seq_high: '%010x' of
--- SEQ / 256; seq_lead: the code but its last byte, from 256 on) then the low byte's, from
--- tables (a string.format and a cmsgpack.pack per job cost Redis more than its share of
--- these; a call of one job makes them for nothing)
-local seq_high, seq_lead
+-- code: for a call of many jobs, both are parts fixed for the 256 SEQs of a block (seq_block:
+-- the first; seq_high: '%010x' of SEQ / 256; seq_lead: the code but its last byte, from 256
+-- on) then the low byte's, from tables (a string.format and a cmsgpack.pack per job cost
+-- Redis more than its share of these; a call of one job makes them for nothing)
+local seq_block, seq_high, seq_lead
 local many_ready = batched and due_now
 local hex_byte = many_ready and {'00', '01', '02', '03', '04', '05', '06', '07', '08', '09', '0a',
   '0b', '0c', '0d', '0e', '0f', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '1a',
@@ -342,8 +342,9 @@ for i = 9, #ARGV, 2 do
       seq_taken = seq_taken + 1
       if many_ready then
         local low = seq_taken % 256
-        if low == 0 or not seq_high then
-          seq_high = string.format('%010x', (seq_taken - low) / 256)
+        if seq_taken - low ~= seq_block then -- (a replaced job may have taken the SEQs between)
+          seq_block = seq_taken - low
+          seq_high = string.format('%010x', seq_block / 256)
           seq_lead = seq_taken >= 256 and string.sub(cmsgpack.pack(seq_taken), 1, -2)
         end
         member = seq_high .. hex_byte[low + 1] .. id
