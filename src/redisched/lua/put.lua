@@ -195,12 +195,10 @@ if batched then
     ids[(i - 7) / 2], seen[id] = id, true
   end
   raws, histories, records, members = {}, {}, {}, {}
-  -- a topic where no job finished yet (or history off) has no history hash to read
-  local finished = batched and history_on and redis.call('EXISTS', history_key) == 1
   for first = 1, batched and #ids or 0, SLICE do
     local last = math.min(first + SLICE - 1, #ids)
     local got = redis.call('HMGET', jobs_key, unpack(ids, first, last))
-    local old = finished and redis.call('HMGET', history_key, unpack(ids, first, last)) or {}
+    local old = history_on and redis.call('HMGET', history_key, unpack(ids, first, last)) or {}
     if first == 1 and last == #ids then -- one slice: its replies as they are
       raws, histories = got, old
     else
