@@ -293,6 +293,48 @@ async def test_a_delivery_that_raises_leaves_no_deadline_to_cancel_the_place_lat
     await until(lambda: asyncio.sleep(0, receiver.successes["next"] == 1))
 
 
+async def test_a_delivery_that_its_deadline_makes_raise_leaves_no_cancellation_behind(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A deadline's cancellation that the request turns into another exception is taken back
+    too: else it stays counted on the place, and the place's next timeout reads as a stop()."""
+    from redisched.push import dispatcher as module
+
+    real = module.delivery.deliver
+
+    async def deliver(session: Any, job: Any, *args: Any) -> Any:
+        if job.id == "boom":
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:  # e.g. a library that wraps what cut it short
+                raise RuntimeError("the request was cut short") from None
+        return await real(session, job, *args)
+
+    async def slow(r: Receiver, call: Call) -> web.StreamResponse:
+        if call.payload["id"] == "slow":
+            await asyncio.sleep(3)
+        return web.Response(status=200)
+
+    monkeypatch.setattr(module.delivery, "deliver", deliver)
+    receiver.behaviour = slow
+    await configure(client, topic, receiver, webhook={"timeout": 0.3}, backoff=10)
+    metrics = Recorded()
+    dispatcher = await dispatchers(concurrency=1, metrics=metrics)
+    runner = dispatcher._runners[topic]
+    await client.put(topic, "boom", b"{}", ttr=1000)
+    await until(lambda: asyncio.sleep(0, "boom" not in {j.id for j in runner.running.values()}
+                                      and bool(runner.place_tasks)))  # fmt: skip
+    assert [t.cancelling() for t in runner.place_tasks] == [0]
+    # the same place times out its next request: a timeout, not a stop
+    await client.put(topic, "slow", b"{}", max_attempts=1)
+    await until(lambda: asyncio.sleep(0, bool(metrics.outcomes)), timeout=2)
+    job = await client.get(topic, "slow")
+    assert job is not None and job.state is JobState.DEAD
+    assert job.last_error == "webhook timed out after 0.3 s"
+    assert runner.interrupted == []
+
+
 async def test_retry_after_is_honoured(
     client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
 ) -> None:

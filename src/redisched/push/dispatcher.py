@@ -521,7 +521,8 @@ class _TopicRunner:
                             raise
                         result = delivery.timed_out(webhook, time.perf_counter() - started)
                     except BaseException:  # no stale deadline may cancel what the place does next
-                        deadlines.disarm(me)
+                        if deadlines.disarm(me):  # its cancellation, turned into this: take it back
+                            me.uncancel()
                         raise
                     else:
                         if deadlines.disarm(me):  # the request ended as its deadline passed
