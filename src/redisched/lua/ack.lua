@@ -142,7 +142,7 @@ end
 local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
   1, 2, 3, 4, 5, 6, 7
 local DONE = 1 -- the outcome of every job that ack finishes
-local TRIM_PER_CALL = 10
+local TRIM_PER_CALL, FINISHED_TRIM_JOBS = 10, 100
 local keep_finished = tonumber(settings[3]) or 10000
 local keep_finished_for = tonumber(settings[4]) or 604800000
 local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values)
@@ -235,14 +235,21 @@ if acked > 0 and settings[6] and redis.call('HDEL', meta_key, LIMIT_WAITING) == 
 end
 -- The end of the call, as flush() and trim() of bury.lua end it, inline (a closure made on
 -- every call costs Redis ~0.5-1 us): the feed entry, finished_done, and retention by
--- keep_finished and keep_finished_for (TRIM_PER_CALL more than this call finished, at most;
--- the finished records it drops go in one HDEL per SLICE).
+-- keep_finished and keep_finished_for. Unlike flush(), not every call trims: only the one whose
+-- finished_done passes a multiple of every (keep_finished / 10, between 1 and
+-- FINISHED_TRIM_JOBS); the others skip its ZCARD, ZCOUNT, ZPOPMIN and HDEL (~20,000
+-- instructions of a one-job ack). So finished holds up to every - 1 records more than
+-- keep_finished, and records past keep_finished_for stay until the next trim (or any other
+-- call that finishes jobs: those trim every call). A trim drops at most every - 1 +
+-- TRIM_PER_CALL more than this call finished (every 1: flush()'s bound), in one HDEL per SLICE.
 flush_feed()
 if #gone > 0 then
-  redis.call('HINCRBY', meta_key, 'finished_done', #gone)
-  if history_on then
+  local total = redis.call('HINCRBY', meta_key, 'finished_done', #gone)
+  local every = math.max(1, math.min(FINISHED_TRIM_JOBS, math.floor(keep_finished / 10)))
+  if history_on and math.floor(total / every) > math.floor((total - #gone) / every) then
     local n = math.min(math.max(redis.call('ZCARD', finished_key) - keep_finished,
-      redis.call('ZCOUNT', finished_key, '-inf', now - keep_finished_for)), #gone + TRIM_PER_CALL)
+      redis.call('ZCOUNT', finished_key, '-inf', now - keep_finished_for)),
+      #gone + every - 1 + TRIM_PER_CALL)
     if n > 0 then
       local popped, dropped = redis.call('ZPOPMIN', finished_key, n), {} -- member, score, ...
       for i = 1, #popped, 2 do dropped[#dropped + 1] = popped[i] end
