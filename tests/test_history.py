@@ -161,6 +161,21 @@ async def test_acks_trim_finished_at_a_cadence_within_its_bound(
     assert raw_redis.zcard(finished) == 20
 
 
+async def test_finished_score_is_finished_at_on_the_server_clock(
+    client: redisched.Client, topic: str, raw_redis: redis.Redis
+) -> None:
+    # on the server clock ack.lua writes the score as text made from TIME, not formatted
+    for i in range(30):
+        client.put(topic, f"j{i:02}", b"")
+        client.ack(client.reserve(topic))
+    finished = f"redisched:{{{topic}}}:finished"
+    for i in range(30):
+        history = client.history(topic, f"j{i:02}")
+        score = raw_redis.zscore(finished, f"j{i:02}")
+        assert history is not None and history.finished_at is not None and score is not None
+        assert score == round(history.finished_at.timestamp() * 1000)
+
+
 async def test_dead_jobs_are_capped(api: Any, topic: str) -> None:
     await api.configure(topic, keep_dead=2)
     for i in range(4):
