@@ -20,7 +20,9 @@
 --   event and, unless a replacement waited for it, a finished record with outcome done and
 --   its result (empty: none; the first 65536 bytes of a longer one, said in the event).
 --   Acking frees a place under the topic's concurrency: a consumer waiting for one (limit.lua)
---   is woken with 0 on the wake channel.
+--   is woken with 0 on the wake channel. Finished records beyond keep_finished or past
+--   keep_finished_for go only on the ack whose finished_done passes a multiple of
+--   keep_finished / 10 (1..100): up to that many - 1 more records stay (the end of the script).
 -- Complexity: O(N log M) for N jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
