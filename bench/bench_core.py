@@ -12,6 +12,10 @@ figures isolate what the client adds: the same calls against redis-py EVALSHAs o
 scripts (put.lua, reserve.lua then ack.lua) with plain arguments on a topic of their own, in
 alternating blocks too.
 
+``plainest_put_ratio`` is the ceiling any Lua put can reach against ``return 1``: the plainest
+script that stores a job (``PLAINEST_PUT_SCRIPT``: TIME, HSET, ZADD) in the same alternating
+blocks; ``put_to_plainest_ratio`` is ``Client.put`` against it.
+
 Run: ``python -m bench.bench_core [--jobs N] [--memory-jobs N]``
 """
 
@@ -23,7 +27,14 @@ from typing import Any
 import redis
 
 import redisched
-from bench.common import TRIVIAL_SCRIPT, emit, median_rate, paired_rates, private_redis
+from bench.common import (
+    PLAINEST_PUT_SCRIPT,
+    TRIVIAL_SCRIPT,
+    emit,
+    median_rate,
+    paired_rates,
+    private_redis,
+)
 from redisched import scripts
 from redisched.keys import TopicKeys
 
@@ -57,6 +68,7 @@ def main() -> None:
         client = redisched.Client(conn)
         counter = iter(range(10**9))
         sha = conn.script_load(TRIVIAL_SCRIPT)
+        plainest_sha = conn.script_load(PLAINEST_PUT_SCRIPT)
         for name in ("put", "reserve", "ack"):
             conn.script_load(scripts.get(name).source)
 
@@ -78,6 +90,11 @@ def main() -> None:
             for _ in range(count):
                 job = script_call("reserve", "", 1, "", 1000)[3]
                 script_call("ack", "", job[0], job[8], b"")
+
+        def plainest_puts(count: int) -> None:
+            for _ in range(count):
+                conn.evalsha(plainest_sha, 2, "{plain}:jobs", "{plain}:ready",
+                             f"p{next(counter)}", BODY)  # fmt: skip
 
         def bare_pipelined(count: int) -> None:
             for start in range(0, count, 100):
@@ -110,6 +127,8 @@ def main() -> None:
         bare_ra, ra = paired_rates(n, bare, reserve_ack)
         raw_put, put_again = paired_rates(n, raw_puts, single_puts)
         raw_ra, ra_again = paired_rates(n, raw_reserve_ack, reserve_ack)
+        bare_plain, plainest = paired_rates(n, bare, plainest_puts)
+        plainest_again, put_third = paired_rates(n, plainest_puts, single_puts)
         results = {
             "bare_evalsha_per_s": bare_put,
             "bare_evalsha_pipelined_per_s": bare_piped,
@@ -126,6 +145,9 @@ def main() -> None:
             "raw_reserve_ack_scripts_per_s": raw_ra,
             "put_script_ratio": put_again / raw_put,
             "reserve_ack_script_ratio": ra_again / raw_ra,
+            "plainest_put_per_s": plainest,
+            "plainest_put_ratio": plainest / bare_plain,
+            "put_to_plainest_ratio": put_third / plainest_again,
         }
     with private_redis() as server:
         results["memory_bytes_per_job"] = memory_per_job(server.url, args.memory_jobs)

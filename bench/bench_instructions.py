@@ -10,6 +10,7 @@ commands, the reply):
 - ``bare``: ``EVALSHA`` of ``return 1`` with no keys, the baseline of ``bench_core``;
 - ``bare_put_shaped``: the same script with put's 10 keys and 10 arguments (what passing them
   costs before any script work);
+- ``plainest_put``: ``PLAINEST_PUT_SCRIPT`` (TIME, HSET, ZADD: the least a put can do);
 - ``put``: ``Client.put``, one job per call; ``put_many``: 100 jobs per call;
 - ``reserve_ack``: ``reserve`` then ``ack``, one job each;
 - ``worker_batch``: ``ack_and_lease`` of 100 jobs per call, as the Worker drains a topic.
@@ -34,7 +35,7 @@ from pathlib import Path
 import redis
 
 import redisched
-from bench.common import TRIVIAL_SCRIPT, emit
+from bench.common import PLAINEST_PUT_SCRIPT, TRIVIAL_SCRIPT, emit
 from redisched import scripts
 from redisched.embedded import find_binary, free_port
 from redisched.keys import TopicKeys
@@ -98,6 +99,7 @@ def measure(case: str, jobs: int, folder: Path) -> float:
         client.put("warmup", "w", BODY)  # loads the scripts, registers a topic
         client.ack(client.reserve("warmup"))
         bare = conn.script_load(TRIVIAL_SCRIPT)
+        plainest = conn.script_load(PLAINEST_PUT_SCRIPT)
         shaped_keys = [TopicKeys("redisched", "t").name(k.name) for k in scripts.get("put").keys]
         if case in ("reserve_ack", "worker_batch"):
             for start in range(0, jobs, 1000):
@@ -110,6 +112,9 @@ def measure(case: str, jobs: int, folder: Path) -> float:
         elif case == "bare_put_shaped":
             for i in range(jobs):
                 conn.evalsha(bare, len(shaped_keys), *shaped_keys, *[""] * 8, f"j{i}", BODY)
+        elif case == "plainest_put":
+            for i in range(jobs):
+                conn.evalsha(plainest, 2, "{t}:jobs", "{t}:ready", f"j{i}", BODY)
         elif case == "put":
             for i in range(jobs):
                 client.put("t", f"j{i}", BODY)
@@ -129,7 +134,15 @@ def measure(case: str, jobs: int, folder: Path) -> float:
     return instructions(out) / jobs
 
 
-CASES = ("bare", "bare_put_shaped", "put", "put_many", "reserve_ack", "worker_batch")
+CASES = (
+    "bare",
+    "bare_put_shaped",
+    "plainest_put",
+    "put",
+    "put_many",
+    "reserve_ack",
+    "worker_batch",
+)
 
 
 def main() -> None:

@@ -150,7 +150,8 @@ def targets_section(
     ]
     if charts:
         lines += ["", f"![issue 17](docs/{CHARTS[3]})"]
-    lines += ["", *backlog_section(backlog_results(latest, backlog), charts), *lag_section(latest)]
+    lines += ["", *ceiling_section(latest)]
+    lines += [*backlog_section(backlog_results(latest, backlog), charts), *lag_section(latest)]
     lines += instructions_section(latest)
     lines += [
         "## Issue 8's aims",
@@ -243,9 +244,54 @@ def lag_section(latest: Results) -> list[str]:
     return [*lines, ""]
 
 
+CEILING_ROWS = (
+    ("put_ratio", "`Client.put` / bare `EVALSHA` of `return 1` (the goal's ratio)"),
+    (
+        "plainest_put_ratio",
+        "the plainest Lua put (TIME, HSET, ZADD) / bare `EVALSHA` of "
+        "`return 1`: the ceiling of any Lua put",
+    ),
+    ("put_to_plainest_ratio", "`Client.put` / the plainest Lua put"),
+    (
+        "put_script_ratio",
+        "`Client.put` / redis-py `EVALSHA` of `put.lua` itself (what the client adds)",
+    ),
+    (
+        "reserve_ack_script_ratio",
+        "`reserve` + `ack` / redis-py `EVALSHA`s of `reserve.lua` and `ack.lua`",
+    ),
+)
+
+
+def ceiling_section(latest: Results) -> list[str]:
+    """The one-call ratios of ``bench_core`` beside the ceiling a Lua put can reach."""
+    lines = ["### One job per call: the ceiling of a Lua put", ""]
+    rows = [(label, number(value, 2)) for key, label in CEILING_ROWS
+            if (value := latest.value("core", key)) is not None]  # fmt: skip
+    if not rows:
+        return [*lines, "Not measured yet.", ""]
+    lines += table(("ratio (same run, alternating blocks)", "median"), rows)
+    ceiling = latest.value("core", "plainest_put_ratio")
+    verdict = (
+        f"reaches {ceiling:.2f} of it in this run: no Lua put can do better one call at a time, "
+        "so that is the bound on `Client.put`'s ratio"
+        if ceiling is not None
+        else "was not measured in this run"
+    )
+    lines += [
+        "",
+        "`return 1` costs Redis nothing but the round trip. The least a script can do to store a "
+        "job by id (`bench/common.py`'s `PLAINEST_PUT_SCRIPT`: no options, versions, history or "
+        f"wake-up) {verdict}. What the client itself adds is the ratio to `put.lua` called bare.",
+        "",
+    ]
+    return lines
+
+
 INSTRUCTION_CASES = (
     ("bare", "`EVALSHA` of `return 1`, no keys (the baseline of the ratios above)"),
     ("bare_put_shaped", "the same with put's 10 keys and 10 arguments"),
+    ("plainest_put", "the plainest Lua put: TIME, HSET, ZADD (2 keys, 2 arguments)"),
     ("put", "`Client.put`, one job per call"),
     ("put_many", "`put_many`, 100 jobs per call"),
     ("reserve_ack", "`reserve` + `ack`, one job each"),

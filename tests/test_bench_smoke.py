@@ -215,3 +215,21 @@ def test_instruction_counts_show_per_call_with_their_ratio_to_the_bare_call() ->
     assert "Not measured yet (`bench/bench_instructions.py`" in render.render(
         Results(LATEST), Results(PEERS), charts=False
     )
+
+
+def test_ceiling_section_shows_the_plainest_put_beside_the_goal_ratio() -> None:
+    doc = json.loads(json.dumps(LATEST))
+    core = {"put_ratio": 0.61, "plainest_put_ratio": 0.78, "put_to_plainest_ratio": 0.8}
+    doc["benchmarks"]["core"] = entry({"core": core})
+    markdown = render.render(Results(doc), Results({}), charts=False)
+    [plainest] = rows(
+        markdown,
+        "the plainest Lua put (TIME, HSET, ZADD) / bare `EVALSHA` of `return 1`: the ceiling of "
+        "any Lua put",
+    )
+    assert plainest[1] == "0.78"
+    assert "reaches 0.78 of it in this run" in markdown
+    assert "`reserve` + `ack` / redis-py" not in markdown  # not measured: no row
+    assert "### One job per call: the ceiling of a Lua put\n\nNot measured yet." in render.render(
+        Results({**doc, "benchmarks": {}}), Results({}), charts=False
+    )

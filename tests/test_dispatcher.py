@@ -242,6 +242,57 @@ async def test_failed_deliveries_back_off_then_the_job_dies_with_the_reason(
         assert ceiling * 0.8 - 0.02 <= gap <= ceiling + 0.5, gaps  # 20% jitter, margins
 
 
+async def test_a_request_that_outlasts_the_webhook_timeout_is_cut_short(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    async def slow_then_fast(r: Receiver, call: Call) -> web.StreamResponse:
+        if call.payload["id"] == "slow":
+            await asyncio.sleep(3)
+        return web.Response(status=200)
+
+    receiver.behaviour = slow_then_fast
+    await configure(client, topic, receiver, webhook={"timeout": 0.3}, backoff=10)
+    metrics = Recorded()
+    await dispatchers(metrics=metrics)
+    await client.put(topic, "slow", b"{}", max_attempts=1)
+    await until(lambda: asyncio.sleep(0, bool(metrics.outcomes)))
+    assert time.monotonic() - receiver.of("slow")[0].at < 1.5  # not after the receiver's 3 s
+    job = await client.get(topic, "slow")
+    assert job is not None and job.state is JobState.DEAD
+    assert job.last_error == "webhook timed out after 0.3 s"
+    assert metrics.outcomes == [(topic, Outcome.DEAD)]
+    # the place that timed out delivers the next job: its cancellation was taken back
+    await client.put(topic, "fast", b"{}")
+    await until(lambda: asyncio.sleep(0, receiver.successes["fast"] == 1))
+    await until(lambda: drained(client, topic))
+
+
+async def test_a_delivery_that_raises_leaves_no_deadline_to_cancel_the_place_later(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from redisched.push import dispatcher as module
+
+    real = module.delivery.deliver
+
+    async def deliver(session: Any, job: Any, *args: Any) -> Any:
+        if job.id == "boom":
+            raise RuntimeError("a bug in a delivery")
+        return await real(session, job, *args)
+
+    monkeypatch.setattr(module.delivery, "deliver", deliver)
+    await configure(client, topic, receiver, webhook={"timeout": 0.3})
+    dispatcher = await dispatchers(concurrency=1)
+    await client.put(topic, "boom", b"{}", ttr=1000)
+    runner = dispatcher._runners[topic]
+    await until(lambda: asyncio.sleep(0, "boom" not in {j.id for j in runner.running.values()}
+                                      and bool(runner.place_tasks)))  # fmt: skip
+    assert len(runner.deadlines) == 0  # disarmed: the timer cannot cancel the place later
+    await asyncio.sleep(0.5)  # past the deadline the request armed
+    await client.put(topic, "next", b"{}")
+    await until(lambda: asyncio.sleep(0, receiver.successes["next"] == 1))
+
+
 async def test_retry_after_is_honoured(
     client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
 ) -> None:

@@ -167,7 +167,7 @@ local FINISHED_AT, F_VERSION = 2, 3
 
 -- All jobs of one call share run_at: either all become ready or all are scheduled. Workers
 -- need a wake-up when ready was empty, or when the new run_at is the earliest.
-local due_now, placed, stored = run_at <= now, false, false
+local due_now, placed = run_at <= now, false
 local ready_before, head_before, seq_taken
 if due_now then
   ready_before = redis.call('ZCARD', ready_key)
@@ -188,18 +188,23 @@ if batched then
   -- every job's score, as text once: redis.call would format the number again for each job
   -- (as '%.17g' does, ~0.3 us a number); ZADD reads the same score either way
   score = string.format('%.17g', due_now and priority or run_at)
-  local ids, seen = {}, {}
-  for i = 9, #ARGV, 2 do
-    if seen[ARGV[i]] then batched = false end
-    ids[#ids + 1], seen[ARGV[i]] = ARGV[i], true
+  local ids, seen, argv = {}, {}, ARGV
+  for i = 9, #argv, 2 do
+    local id = argv[i]
+    if seen[id] then batched = false end
+    ids[(i - 7) / 2], seen[id] = id, true
   end
   raws, histories, records, members = {}, {}, {}, {}
   for first = 1, batched and #ids or 0, SLICE do
     local last = math.min(first + SLICE - 1, #ids)
     local got = redis.call('HMGET', jobs_key, unpack(ids, first, last))
-    local old = history_on and redis.call('HMGET', history_key, unpack(ids, first, last))
-    for k = first, last do
-      raws[k], histories[k] = got[k - first + 1], old and old[k - first + 1]
+    local old = history_on and redis.call('HMGET', history_key, unpack(ids, first, last)) or {}
+    if first == 1 and last == #ids then -- one slice: its replies as they are
+      raws, histories = got, old
+    else
+      for k = first, last do
+        raws[k], histories[k] = got[k - first + 1], old[k - first + 1]
+      end
     end
   end
 end
@@ -208,6 +213,56 @@ end
 -- the events of `log` and then `kind`. It is written inline, not as local functions: a closure
 -- made on every call costs Redis ~0.5-1.5 us, used or not.
 local reply = {}
+local stored_version -- the version of the last job stored (read_back: the one job)
+local put_version, put_event, put_head, put_tail -- a created job's parts, for one version
+-- scheduled: SEQ holds run_at - the put's time (history on; see materialize), else 0
+local put_seq_code = not due_now and cmsgpack.pack(history_on and run_at - now or 0)
+local body_heads = {} -- a body's MessagePack header (cmsgpack's own bytes), by its length
+-- A ready job's member starts with '%012x' of its SEQ, and its record holds SEQ's MessagePack
+-- code: for a call of many jobs, both are parts fixed for the 256 SEQs of a block (seq_block:
+-- the first; seq_high: '%010x' of SEQ / 256; seq_lead: the code but its last byte, from 256
+-- on) then the low byte's, from tables (a string.format and a cmsgpack.pack per job cost
+-- Redis more than its share of these; a call of one job makes them for nothing)
+local seq_block, seq_high, seq_lead
+local many_ready = batched and due_now
+local hex_byte = many_ready and {'00', '01', '02', '03', '04', '05', '06', '07', '08', '09', '0a',
+  '0b', '0c', '0d', '0e', '0f', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '1a',
+  '1b', '1c', '1d', '1e', '1f', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '2a',
+  '2b', '2c', '2d', '2e', '2f', '30', '31', '32', '33', '34', '35', '36', '37', '38', '39', '3a',
+  '3b', '3c', '3d', '3e', '3f', '40', '41', '42', '43', '44', '45', '46', '47', '48', '49', '4a',
+  '4b', '4c', '4d', '4e', '4f', '50', '51', '52', '53', '54', '55', '56', '57', '58', '59', '5a',
+  '5b', '5c', '5d', '5e', '5f', '60', '61', '62', '63', '64', '65', '66', '67', '68', '69', '6a',
+  '6b', '6c', '6d', '6e', '6f', '70', '71', '72', '73', '74', '75', '76', '77', '78', '79', '7a',
+  '7b', '7c', '7d', '7e', '7f', '80', '81', '82', '83', '84', '85', '86', '87', '88', '89', '8a',
+  '8b', '8c', '8d', '8e', '8f', '90', '91', '92', '93', '94', '95', '96', '97', '98', '99', '9a',
+  '9b', '9c', '9d', '9e', '9f', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7', 'a8', 'a9', 'aa',
+  'ab', 'ac', 'ad', 'ae', 'af', 'b0', 'b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'b8', 'b9', 'ba',
+  'bb', 'bc', 'bd', 'be', 'bf', 'c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9', 'ca',
+  'cb', 'cc', 'cd', 'ce', 'cf', 'd0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd8', 'd9', 'da',
+  'db', 'dc', 'dd', 'de', 'df', 'e0', 'e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e7', 'e8', 'e9', 'ea',
+  'eb', 'ec', 'ed', 'ee', 'ef', 'f0', 'f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7', 'f8', 'f9', 'fa',
+  'fb', 'fc', 'fd', 'fe', 'ff'}
+local byte_char = many_ready and {'\0', '\1', '\2', '\3', '\4', '\5', '\6', '\7', '\8', '\9',
+  '\10', '\11', '\12', '\13', '\14', '\15', '\16', '\17', '\18', '\19', '\20', '\21', '\22', '\23',
+  '\24', '\25', '\26', '\27', '\28', '\29', '\30', '\31', '\32', '\33', '\34', '\35', '\36', '\37',
+  '\38', '\39', '\40', '\41', '\42', '\43', '\44', '\45', '\46', '\47', '\48', '\49', '\50', '\51',
+  '\52', '\53', '\54', '\55', '\56', '\57', '\58', '\59', '\60', '\61', '\62', '\63', '\64', '\65',
+  '\66', '\67', '\68', '\69', '\70', '\71', '\72', '\73', '\74', '\75', '\76', '\77', '\78', '\79',
+  '\80', '\81', '\82', '\83', '\84', '\85', '\86', '\87', '\88', '\89', '\90', '\91', '\92', '\93',
+  '\94', '\95', '\96', '\97', '\98', '\99', '\100', '\101', '\102', '\103', '\104', '\105', '\106',
+  '\107', '\108', '\109', '\110', '\111', '\112', '\113', '\114', '\115', '\116', '\117', '\118',
+  '\119', '\120', '\121', '\122', '\123', '\124', '\125', '\126', '\127', '\128', '\129', '\130',
+  '\131', '\132', '\133', '\134', '\135', '\136', '\137', '\138', '\139', '\140', '\141', '\142',
+  '\143', '\144', '\145', '\146', '\147', '\148', '\149', '\150', '\151', '\152', '\153', '\154',
+  '\155', '\156', '\157', '\158', '\159', '\160', '\161', '\162', '\163', '\164', '\165', '\166',
+  '\167', '\168', '\169', '\170', '\171', '\172', '\173', '\174', '\175', '\176', '\177', '\178',
+  '\179', '\180', '\181', '\182', '\183', '\184', '\185', '\186', '\187', '\188', '\189', '\190',
+  '\191', '\192', '\193', '\194', '\195', '\196', '\197', '\198', '\199', '\200', '\201', '\202',
+  '\203', '\204', '\205', '\206', '\207', '\208', '\209', '\210', '\211', '\212', '\213', '\214',
+  '\215', '\216', '\217', '\218', '\219', '\220', '\221', '\222', '\223', '\224', '\225', '\226',
+  '\227', '\228', '\229', '\230', '\231', '\232', '\233', '\234', '\235', '\236', '\237', '\238',
+  '\239', '\240', '\241', '\242', '\243', '\244', '\245', '\246', '\247', '\248', '\249', '\250',
+  '\251', '\252', '\253', '\254', '\255'}
 for i = 9, #ARGV, 2 do
   local id, body, k = ARGV[i], ARGV[i + 1], (i - 7) / 2
   local raw
@@ -267,7 +322,62 @@ for i = 9, #ARGV, 2 do
       redis.call('HDEL', errors_key, id)
     end
   end
-  if kind then
+  if kind == 'put' then
+    -- a created job: a fresh record with only the put event (or, scheduled, the put event
+    -- implied). Its MessagePack stream is the call's head (STATE .. RUN_AT), then SEQ and
+    -- BODY, then the call's tail (LOG): head and tail, and the event, are the same for every
+    -- job of one version, so they are packed once (cmsgpack.pack of several values is their
+    -- encodings concatenated)
+    if version ~= put_version then
+      put_version = version
+      put_event = struct.pack(EVENT_FORMAT, EVENT.put, now, version, 0, 0)
+      put_head = cmsgpack.pack(due_now and READY or SCHEDULED, version, 0, priority, ttr,
+        max_attempts, run_at)
+      put_tail = history_on and due_now and cmsgpack.pack('\1' .. put_event) or ''
+    end
+    local seq_code, seq_low, member = put_seq_code, '', id -- SEQ's code: seq_code .. seq_low
+    if due_now then
+      seq_taken = seq_taken + 1
+      if many_ready then
+        local low = seq_taken % 256
+        if seq_taken - low ~= seq_block then -- (a replaced job may have taken the SEQs between)
+          seq_block = seq_taken - low
+          seq_high = string.format('%010x', seq_block / 256)
+          seq_lead = seq_taken >= 256 and string.sub(cmsgpack.pack(seq_taken), 1, -2)
+        end
+        member = seq_high .. hex_byte[low + 1] .. id
+        if seq_lead then
+          seq_code, seq_low = seq_lead, byte_char[low + 1]
+        else
+          seq_code = cmsgpack.pack(seq_taken)
+        end
+      else
+        seq_code, member = cmsgpack.pack(seq_taken), string.format('%012x', seq_taken) .. id
+      end
+    end
+    local size = #body
+    local body_head = body_heads[size]
+    if not body_head then
+      body_head = string.sub(cmsgpack.pack(body), 1, -size - 1)
+      body_heads[size] = body_head
+    end
+    placed = true
+    if history_on and keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
+      local n = #feed
+      feed[n + 1], feed[n + 2] = put_event, id
+    end
+    local record = put_head .. seq_code .. seq_low .. body_head .. body .. put_tail
+    if batched then
+      local n = #records
+      records[n + 1], records[n + 2] = id, record
+      members[n + 1], members[n + 2] = score, member
+    else
+      redis.call('ZADD', due_now and ready_key or scheduled_key, due_now and priority or run_at,
+        member)
+      redis.call('HSET', jobs_key, id, record)
+    end
+    stored_version = version
+  elseif kind then
     -- the fields in record order, STATE .. LOG: a list constructor costs Redis less than
     -- [STATE] = ... (an array, not a hash), ~0.5 us per job
     local job = {SCHEDULED, version, 0, priority, ttr, max_attempts, run_at, 0, body, log}
@@ -291,7 +401,7 @@ for i = 9, #ARGV, 2 do
         member)
       redis.call('HSET', jobs_key, id, encode(job))
     end
-    stored = job
+    stored_version = version
   end
   reply[#reply + 1] = status
   reply[#reply + 1] = version
@@ -312,9 +422,7 @@ if placed and not paused then
 end
 flush_feed()
 if read_back then -- a fresh record: never reserved, no error (a replace cleared it), no pending
-  local STATE_NAMES = {[SCHEDULED] = 'scheduled', [READY] = 'ready'}
-  reply[3] = stored and {ARGV[9], STATE_NAMES[stored[STATE]], stored[VERSION], stored[ATTEMPTS],
-    stored[PRIORITY], stored[TTR], stored[MAX_ATTEMPTS], stored[RUN_AT], false, false, false,
-    stored[BODY], 0}
+  reply[3] = stored_version and {ARGV[9], due_now and 'ready' or 'scheduled', stored_version, 0,
+    priority, ttr, max_attempts, run_at, false, false, false, ARGV[10], 0} or false
 end
 return reply

@@ -35,6 +35,9 @@ MAX_REASON_CHARS = 300
 ANSWER_CHARS = 1024
 """Characters of a receiver's answer kept as an acked job's result."""
 _READ_LIMIT = 64 * 1024
+UNTIMED = aiohttp.ClientTimeout()
+"""No aiohttp timeout at all: for a caller that times its requests itself (the dispatcher's
+:class:`~redisched.push.deadlines.Deadlines`), as aiohttp's own costs ~10% of a delivery."""
 _encoder = msgspec.json.Encoder()
 
 
@@ -160,8 +163,10 @@ async def deliver(
 ) -> Result:
     """POST a job to its webhook and classify the answer. Never raises for network errors.
 
-    ``timeout`` defaults to the webhook's (pass one made once, to save its creation); ``keys``
-    are the secrets' HMAC keys, best :func:`~redisched.push.signing.prepared` once per topic.
+    ``timeout`` defaults to the webhook's (pass one made once, to save its creation, or
+    :data:`UNTIMED` to time the request yourself, then :func:`timed_out` is the result of one
+    cut short); ``keys`` are the secrets' HMAC keys, best :func:`~redisched.push.signing.prepared`
+    once per topic.
     """
     data = payload(job)
     headers = signing.sign_headers(message_id(job), data, keys)
@@ -182,10 +187,17 @@ async def deliver(
             text = raw.decode("utf-8", "replace")
             return classify(response.status, response.headers, text, time.perf_counter() - started)
     except TimeoutError:
-        reason = f"webhook timed out after {webhook.timeout:g} s"
+        return timed_out(webhook, time.perf_counter() - started)
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         refused = _refused(exc)
         reason = refused or f"webhook request failed: {type(exc).__name__}: {exc}"
     return Result(
         Verdict.FAILED, None, None, reason[:MAX_REASON_CHARS], time.perf_counter() - started
+    )
+
+
+def timed_out(webhook: Webhook, seconds: float) -> Result:
+    """The result of a request cut short by the webhook's timeout after ``seconds``."""
+    return Result(
+        Verdict.FAILED, None, None, f"webhook timed out after {webhook.timeout:g} s", seconds
     )

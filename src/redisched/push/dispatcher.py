@@ -56,6 +56,7 @@ from ..topic_config import TopicConfig, Webhook
 from ..wakeup import Wakeups
 from ..warmup import warm_up_or_warn
 from . import delivery, signing
+from .deadlines import Deadlines
 from .dispatch_metrics import DispatchMetrics, NullDispatchMetrics, Outcome
 from .targets import TargetPolicy, check_url, guarded_connector
 
@@ -336,7 +337,7 @@ class _TopicRunner:
         self.topic = topic
         self.config = config
         self.keys: list[hmac.HMAC] = []  # the secrets' HMAC keys, prepared once
-        self.timeout = aiohttp.ClientTimeout()
+        self.deadlines = Deadlines()  # each request's webhook timeout, on one timer
         self.backoff = dispatcher.backoff
         self.lessee = Lessee(
             dispatcher.client, topic, dispatcher.wakeups, limits=dispatcher.limits,
@@ -377,7 +378,6 @@ class _TopicRunner:
             log.error("topic %r: bad webhook secret (%s); sending unsigned", self.topic, exc)
             self.keys = []
         self.config = config
-        self.timeout = aiohttp.ClientTimeout(total=config.webhook.timeout)
         hold = config.webhook.timeout + HOLD_MARGIN  # a reservation outlasts the request
         self.lessee.ttr = hold
         self.lessee.hold_ms = round(hold * 1000)
@@ -411,6 +411,7 @@ class _TopicRunner:
                 pass
             except Exception:
                 log.exception("topic %r: dispatcher task failed", self.topic)
+        self.deadlines.close()
         await self.lessee.flush()  # deliveries that ended after the loop stopped
         await self.lessee.close()
         if self.giving_back is not None:
@@ -492,6 +493,7 @@ class _TopicRunner:
         then released by :meth:`stop`)."""
         me = asyncio.current_task()
         assert me is not None
+        deadlines = self.deadlines
         try:
             while not self.stopping and len(self.place_tasks) <= self.places():
                 job = self._next_job()
@@ -505,11 +507,25 @@ class _TopicRunner:
                 try:
                     # the request is awaited here, not in a helper coroutine: one coroutine
                     # less to make and to resume at each of the request's steps
-                    d = self.d
+                    d, webhook = self.d, self.webhook
                     d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
-                    result = await delivery.deliver(
-                        d.session, job, self.webhook, self.keys, self.timeout
-                    )
+                    started = time.perf_counter()
+                    deadlines.arm(me, webhook.timeout)
+                    try:
+                        result = await delivery.deliver(
+                            d.session, job, webhook, self.keys, delivery.UNTIMED
+                        )
+                    except asyncio.CancelledError:
+                        # cancelled for its deadline, and by nobody else: the request timed out
+                        if not deadlines.disarm(me) or me.uncancel():
+                            raise
+                        result = delivery.timed_out(webhook, time.perf_counter() - started)
+                    except BaseException:  # no stale deadline may cancel what the place does next
+                        deadlines.disarm(me)
+                        raise
+                    else:
+                        if deadlines.disarm(me):  # the request ended as its deadline passed
+                            me.uncancel()
                     answer = self._answered(job, result)
                     if answer is None:
                         await self._settle_failure(job, result)
