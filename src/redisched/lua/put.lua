@@ -183,11 +183,13 @@ end
 -- command), unless an id comes twice in the call: its second put must see the first.
 local SLICE = 1000
 local batched = #ARGV > 10
-local raws, histories, records, members, score
+local raws, histories, records, members
+-- every job's ZADD score, as text once: redis.call would write the number as '%.17g' for each
+-- job. The usual priority 0 is the literal '0', the text '%.17g' gives (a one-job put: ~2,700
+-- instructions less; matching other texts with a pattern costs what the format does)
+local score = due_now and (ARGV[5] == '0' or ARGV[5] == '') and '0'
+  or string.format('%.17g', due_now and priority or run_at)
 if batched then
-  -- every job's score, as text once: redis.call would format the number again for each job
-  -- (as '%.17g' does, ~0.3 us a number); ZADD reads the same score either way
-  score = string.format('%.17g', due_now and priority or run_at)
   local ids, seen, argv = {}, {}, ARGV
   for i = 9, #argv, 2 do
     local id = argv[i]
@@ -372,8 +374,7 @@ for i = 9, #ARGV, 2 do
       records[n + 1], records[n + 2] = id, record
       members[n + 1], members[n + 2] = score, member
     else
-      redis.call('ZADD', due_now and ready_key or scheduled_key, due_now and priority or run_at,
-        member)
+      redis.call('ZADD', due_now and ready_key or scheduled_key, score, member)
       redis.call('HSET', jobs_key, id, record)
     end
     stored_version = version
@@ -397,8 +398,7 @@ for i = 9, #ARGV, 2 do
       records[n + 1], records[n + 2] = id, encode(job)
       members[n + 1], members[n + 2] = score, member
     else
-      redis.call('ZADD', due_now and ready_key or scheduled_key, due_now and priority or run_at,
-        member)
+      redis.call('ZADD', due_now and ready_key or scheduled_key, score, member)
       redis.call('HSET', jobs_key, id, encode(job))
     end
     stored_version = version
