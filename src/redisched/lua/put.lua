@@ -220,7 +220,7 @@ local stored_version -- the version of the last job stored (read_back: the one j
 local put_version, put_event, put_head, put_tail -- a created job's parts, for one version
 -- scheduled: SEQ holds run_at - the put's time (history on; see materialize), else 0
 local put_seq_code = not due_now and cmsgpack.pack(history_on and run_at - now or 0)
-local body_heads = {} -- a body's MessagePack header (cmsgpack's own bytes), by its length
+local body_heads = batched and {} -- a body's MessagePack header (cmsgpack's bytes), by length
 -- A ready job's member starts with '%012x' of its SEQ, and its record holds SEQ's MessagePack
 -- code: for a call of many jobs, both are parts fixed for the 256 SEQs of a block (seq_block:
 -- the first; seq_high: '%010x' of SEQ / 256; seq_lead: the code but its last byte, from 256
@@ -358,18 +358,22 @@ for i = 9, #ARGV, 2 do
         seq_code, member = cmsgpack.pack(seq_taken), string.format('%012x', seq_taken) .. id
       end
     end
-    local size = #body
-    local body_head = body_heads[size]
-    if not body_head then
-      body_head = string.sub(cmsgpack.pack(body), 1, -size - 1)
-      body_heads[size] = body_head
+    local body_head
+    if batched then
+      local size = #body
+      body_head = body_heads[size]
+      if not body_head then
+        body_head = string.sub(cmsgpack.pack(body), 1, -size - 1)
+        body_heads[size] = body_head
+      end
     end
     placed = true
     if history_on and keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
       local n = #feed
       feed[n + 1], feed[n + 2] = put_event, id
     end
-    local record = put_head .. seq_code .. seq_low .. body_head .. body .. put_tail
+    local record = body_head and put_head .. seq_code .. seq_low .. body_head .. body .. put_tail
+      or put_head .. seq_code .. cmsgpack.pack(body) .. put_tail -- one job: packed at once
     if batched then
       local n = #records
       records[n + 1], records[n + 2] = id, record
