@@ -81,38 +81,6 @@ local max_attempts = tonumber(ARGV[6]) or tonumber(settings[5]) or DEFAULT_MAX_A
 local paused = settings[6] == '1'
 local dedup_window = tonumber(settings[7]) or 0
 local feed = {}
-local function encode(job)
-  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
-end
-
--- The position just after the event that starts at `at` in a log string.
-local function event_end(log, at)
-  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
-end
-
--- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
-local function add_event(id, job, kind, detail)
-  if not history_on then
-    job[LOG] = nil
-    return
-  end
-  detail = detail and string.sub(detail, 1, MAX_DETAIL) or ''
-  local log = job[LOG] or '\0'
-  local count = string.byte(log)
-  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
-    local second = event_end(log, 2)
-    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
-    count = count - 1
-  end
-  local event = struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail)
-    .. detail
-  job[LOG] = string.char(count + 1) .. string.sub(log, 2) .. event
-  if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
-    local n = #feed
-    feed[n + 1], feed[n + 2] = event, id
-  end
-end
-
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
 -- takes at most 8000 values, and a call may ack and lease 1000 jobs each). meta feed_total
 -- counts the events ever added: an entry's id is <feed_epoch>-<feed_total at its last event>,
@@ -270,7 +238,8 @@ for i = 9, #ARGV, 2 do
   local id, body, k = ARGV[i], ARGV[i + 1], (i - 7) / 2
   local raw
   if batched then raw = raws[k] else raw = redis.call('HGET', jobs_key, id) end
-  local status, version, kind, log -- kind: the job is stored afresh, with this event
+  -- kind: the job is stored afresh, with this event; log: its old log; logged: with the event
+  local status, version, kind, log, logged
   if not raw then
     local ended = batched and histories[k]
     if not batched then ended = history_on and redis.call('HGET', history_key, id) end
@@ -306,13 +275,9 @@ for i = 9, #ARGV, 2 do
       status, version = EXISTS, current
     elseif job[STATE] == RESERVED then
       status, version = PENDING, current + 1
-      redis.call('HSET', pending_key, id, encode({[STATE] = SCHEDULED, [VERSION] = version,
-        [ATTEMPTS] = 0, [PRIORITY] = priority, [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts,
-        [RUN_AT] = run_at, [SEQ] = 0, [BODY] = body}))
-      add_event(id, job, 'replaced', 'version ' .. version
-        .. ' waits for the running attempt; cancel sent')
-      redis.call('HSET', jobs_key, id, encode(job))
-      redis.call('PUBLISH', wake_channel, CANCEL .. id)
+      -- the record's fields STATE .. BODY, packed as encode() of the other scripts packs them
+      redis.call('HSET', pending_key, id, cmsgpack.pack(SCHEDULED, version, 0, priority, ttr,
+        max_attempts, run_at, 0, body))
     else
       status, version, kind, log = REPLACED, current + 1, 'replaced', job[LOG]
       if job[STATE] == SCHEDULED then
@@ -323,6 +288,36 @@ for i = 9, #ARGV, 2 do
         redis.call('ZREM', dead_key, id)
       end
       redis.call('HDEL', errors_key, id)
+    end
+    if status == PENDING or kind then
+      -- add_event() of the other scripts (with event_end()), inline, for its one use here:
+      -- the replaced event goes into the running job's record (pending: detail, the job's
+      -- version and attempt) or into the new record (version, attempt 0, the old log).
+      -- `logged` is the log with it (nil with history off), `log` stays the old one.
+      if history_on then
+        local detail = kind and '' or string.sub('version ' .. version
+          .. ' waits for the running attempt; cancel sent', 1, MAX_DETAIL)
+        local old = job[LOG] or '\0'
+        local count = string.byte(old)
+        if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+          local second = 2 + EVENT_HEADER + struct.unpack('>H', old, 2 + EVENT_HEADER - 2)
+          old = string.sub(old, 1, second - 1) .. string.sub(old,
+            second + EVENT_HEADER + struct.unpack('>H', old, second + EVENT_HEADER - 2))
+          count = count - 1
+        end
+        local event = struct.pack(EVENT_FORMAT, EVENT.replaced, now,
+          kind and version or job[VERSION], kind and 0 or job[ATTEMPTS], #detail) .. detail
+        logged = string.char(count + 1) .. string.sub(old, 2) .. event
+        if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
+          local n = #feed
+          feed[n + 1], feed[n + 2] = event, id
+        end
+      end
+      if not kind then -- pending: the running job's record, as encode() packs it
+        job[LOG] = logged
+        redis.call('HSET', jobs_key, id, cmsgpack.pack(unpack(job, 1, logged and LOG or BODY)))
+        redis.call('PUBLISH', wake_channel, CANCEL .. id)
+      end
     end
   end
   if kind == 'put' then
@@ -386,7 +381,7 @@ for i = 9, #ARGV, 2 do
   elseif kind then
     -- the fields in record order, STATE .. LOG: a list constructor costs Redis less than
     -- [STATE] = ... (an array, not a hash), ~0.5 us per job
-    local job = {SCHEDULED, version, 0, priority, ttr, max_attempts, run_at, 0, body, log}
+    local job = {SCHEDULED, version, 0, priority, ttr, max_attempts, run_at, 0, body, logged}
     local member = id
     if due_now then
       seq_taken = seq_taken + 1
@@ -394,17 +389,17 @@ for i = 9, #ARGV, 2 do
       member = string.format('%012x', seq_taken) .. id
     end
     placed = true
-    add_event(id, job, kind)
     if history_on and not log and not due_now then
       job[LOG], job[SEQ] = nil, run_at - now -- the put event, implied (see materialize)
     end
+    local record = cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)) -- as encode() packs
     if batched then
       local n = #records
-      records[n + 1], records[n + 2] = id, encode(job)
+      records[n + 1], records[n + 2] = id, record
       members[n + 1], members[n + 2] = score, member
     else
       redis.call('ZADD', due_now and ready_key or scheduled_key, score, member)
-      redis.call('HSET', jobs_key, id, encode(job))
+      redis.call('HSET', jobs_key, id, record)
     end
     stored_version = version
   end
