@@ -72,7 +72,7 @@ local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
 -- only the fields this script reads: each costs Redis ~0.2 us (a scan of meta; an absent
 -- field, the usual case of a setting, scans all of it). dedup_window_ms is read only by a put
--- of a finished id (below): every other put saves ~3,000 instructions
+-- of a finished id (below): every other put saves ~2,000 instructions
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'feed_epoch', 'ttr',
   'max_attempts', 'paused')
 local history_on = settings[1] ~= '0'
@@ -156,7 +156,7 @@ local SLICE = 1000
 local batched = #ARGV > 10
 local raws, histories, records, members
 -- every job's ZADD score, as text once: redis.call would write the number as '%.17g' for each
--- job. The usual priority 0 is the literal '0', the text '%.17g' gives (a one-job put: ~2,700
+-- job. The usual priority 0 is the literal '0', the text '%.17g' gives (a one-job put: ~2,500
 -- instructions less; matching other texts with a pattern costs what the format does)
 local score = due_now and (ARGV[5] == '0' or ARGV[5] == '') and '0'
   or string.format('%.17g', due_now and priority or run_at)
