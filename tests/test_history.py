@@ -133,6 +133,49 @@ async def test_retention_by_count_and_age_trims_incrementally(
     assert (await api.history(topic, "late")).outcome is Outcome.CANCELLED
 
 
+async def test_acks_trim_finished_at_a_cadence_within_its_bound(
+    api: Any, topic: str, clock: FakeClock, raw_redis: redis.Redis
+) -> None:
+    # keep_finished 50: an ack trims when finished_done passes a multiple of 5 (keep_finished
+    # / 10), so finished holds at most 4 records more, and never fewer than keep_finished
+    await api.configure(topic, keep_finished=50)
+    finished = f"redisched:{{{topic}}}:finished"
+    sizes = []  # one clock: records of one score go in member order
+    for i in range(80):
+        await api.put(topic, f"j{i:02}", b"")
+        await api.ack(await api.reserve(topic))
+        sizes.append(raw_redis.zcard(finished))
+    assert sizes[:50] == list(range(1, 51))
+    assert max(sizes) == 54 and min(sizes[50:]) == 50
+    kept = [i for i in range(80) if await api.history(topic, f"j{i:02}") is not None]
+    assert kept == list(range(30, 80))
+    # keep_finished 10,000 trims every 100 jobs: a record past keep_finished_for goes at the
+    # next trim (finished_done 80 now: the 20th ack from here passes 100)
+    await api.configure(topic, keep_finished=None, keep_finished_for=100)
+    clock.advance(101)
+    for i in range(20):
+        assert await api.history(topic, "j79") is not None
+        await api.put(topic, f"k{i}", b"")
+        await api.ack(await api.reserve(topic))
+    assert [i for i in range(80) if await api.history(topic, f"j{i:02}") is not None] == []
+    assert raw_redis.zcard(finished) == 20
+
+
+async def test_finished_score_is_finished_at_on_the_server_clock(
+    client: redisched.Client, topic: str, raw_redis: redis.Redis
+) -> None:
+    # on the server clock ack.lua writes the score as text made from TIME, not formatted
+    for i in range(30):
+        client.put(topic, f"j{i:02}", b"")
+        client.ack(client.reserve(topic))
+    finished = f"redisched:{{{topic}}}:finished"
+    for i in range(30):
+        history = client.history(topic, f"j{i:02}")
+        score = raw_redis.zscore(finished, f"j{i:02}")
+        assert history is not None and history.finished_at is not None and score is not None
+        assert score == round(history.finished_at.timestamp() * 1000)
+
+
 async def test_dead_jobs_are_capped(api: Any, topic: str) -> None:
     await api.configure(topic, keep_dead=2)
     for i in range(4):

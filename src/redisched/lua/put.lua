@@ -66,54 +66,23 @@ end
 -- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
 -- feed (flush_feed: one stream entry per call, holding the call's events).
 local LOG = 10
-local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
-  touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
-  expired = 14}
+-- only the kinds this script records (a table of all 14 costs Redis ~5,000 instructions a call)
+local EVENT = {put = 1, replaced = 2}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
--- only the fields this script reads: each costs Redis ~0.2 us (a scan of meta)
+-- only the fields this script reads: each costs Redis ~0.2 us (a scan of meta; an absent
+-- field, the usual case of a setting, scans all of it). dedup_window_ms is read only by a put
+-- of a finished id (below): every other put saves ~2,000 instructions
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'feed_epoch', 'ttr',
-  'max_attempts', 'paused', 'dedup_window_ms')
+  'max_attempts', 'paused')
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[3] -- false until the feed's first entry (flush_feed)
 local ttr = tonumber(ARGV[4]) or tonumber(settings[4]) or DEFAULT_TTR_MS
 local max_attempts = tonumber(ARGV[6]) or tonumber(settings[5]) or DEFAULT_MAX_ATTEMPTS
 local paused = settings[6] == '1'
-local dedup_window = tonumber(settings[7]) or 0
+local dedup_window -- meta dedup_window_ms, or 0: read when first needed
 local feed = {}
-local function encode(job)
-  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
-end
-
--- The position just after the event that starts at `at` in a log string.
-local function event_end(log, at)
-  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
-end
-
--- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
-local function add_event(id, job, kind, detail)
-  if not history_on then
-    job[LOG] = nil
-    return
-  end
-  detail = detail and string.sub(detail, 1, MAX_DETAIL) or ''
-  local log = job[LOG] or '\0'
-  local count = string.byte(log)
-  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
-    local second = event_end(log, 2)
-    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
-    count = count - 1
-  end
-  local event = struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail)
-    .. detail
-  job[LOG] = string.char(count + 1) .. string.sub(log, 2) .. event
-  if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
-    local n = #feed
-    feed[n + 1], feed[n + 2] = event, id
-  end
-end
-
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
 -- takes at most 8000 values, and a call may ack and lease 1000 jobs each). meta feed_total
 -- counts the events ever added: an entry's id is <feed_epoch>-<feed_total at its last event>,
@@ -129,7 +98,8 @@ end
 local function flush_feed()
   if #feed == 0 then return end
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
-  local index = redis.call('HINCRBY', meta_key, 'feed_total', events) - events
+  local index = redis.call('HINCRBY', meta_key, 'feed_total', events == 1 and '1' or events)
+    - events
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
     local before = index
@@ -173,7 +143,8 @@ if due_now then
   ready_before = redis.call('ZCARD', ready_key)
   -- one sequence number per job of the call, taken at once (unused ones leave harmless gaps)
   local jobs_in_call = (#ARGV - 8) / 2
-  seq_taken = redis.call('HINCRBY', meta_key, 'seq', jobs_in_call) - jobs_in_call
+  seq_taken = redis.call('HINCRBY', meta_key, 'seq', jobs_in_call == 1 and '1' or jobs_in_call)
+    - jobs_in_call
 else
   head_before = tonumber(redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')[2])
 end
@@ -183,11 +154,13 @@ end
 -- command), unless an id comes twice in the call: its second put must see the first.
 local SLICE = 1000
 local batched = #ARGV > 10
-local raws, histories, records, members, score
+local raws, histories, records, members
+-- every job's ZADD score, as text once: redis.call would write the number as '%.17g' for each
+-- job. The usual priority 0 is the literal '0', the text '%.17g' gives (a one-job put: ~2,500
+-- instructions less; matching other texts with a pattern costs what the format does)
+local score = due_now and (ARGV[5] == '0' or ARGV[5] == '') and '0'
+  or string.format('%.17g', due_now and priority or run_at)
 if batched then
-  -- every job's score, as text once: redis.call would format the number again for each job
-  -- (as '%.17g' does, ~0.3 us a number); ZADD reads the same score either way
-  score = string.format('%.17g', due_now and priority or run_at)
   local ids, seen, argv = {}, {}, ARGV
   for i = 9, #argv, 2 do
     local id = argv[i]
@@ -217,7 +190,7 @@ local stored_version -- the version of the last job stored (read_back: the one j
 local put_version, put_event, put_head, put_tail -- a created job's parts, for one version
 -- scheduled: SEQ holds run_at - the put's time (history on; see materialize), else 0
 local put_seq_code = not due_now and cmsgpack.pack(history_on and run_at - now or 0)
-local body_heads = {} -- a body's MessagePack header (cmsgpack's own bytes), by its length
+local body_heads = batched and {} -- a body's MessagePack header (cmsgpack's bytes), by length
 -- A ready job's member starts with '%012x' of its SEQ, and its record holds SEQ's MessagePack
 -- code: for a call of many jobs, both are parts fixed for the 256 SEQs of a block (seq_block:
 -- the first; seq_high: '%010x' of SEQ / 256; seq_lead: the code but its last byte, from 256
@@ -267,7 +240,8 @@ for i = 9, #ARGV, 2 do
   local id, body, k = ARGV[i], ARGV[i + 1], (i - 7) / 2
   local raw
   if batched then raw = raws[k] else raw = redis.call('HGET', jobs_key, id) end
-  local status, version, kind, log -- kind: the job is stored afresh, with this event
+  -- kind: the job is stored afresh, with this event; log: its old log; logged: with the event
+  local status, version, kind, log, logged
   if not raw then
     local ended = batched and histories[k]
     if not batched then ended = history_on and redis.call('HGET', history_key, id) end
@@ -275,6 +249,9 @@ for i = 9, #ARGV, 2 do
     if ended then -- unpack_limit's first value is the offset read, then the fields
       local before = {cmsgpack.unpack_limit(ended, F_VERSION)}
       finished_at, finished_version = before[1 + FINISHED_AT], before[1 + F_VERSION]
+    end
+    if ended and not replace and not if_version and not dedup_window then
+      dedup_window = tonumber(redis.call('HGET', meta_key, 'dedup_window_ms')) or 0
     end
     if if_version then
       status, version = VERSION_CONFLICT, 0
@@ -303,13 +280,9 @@ for i = 9, #ARGV, 2 do
       status, version = EXISTS, current
     elseif job[STATE] == RESERVED then
       status, version = PENDING, current + 1
-      redis.call('HSET', pending_key, id, encode({[STATE] = SCHEDULED, [VERSION] = version,
-        [ATTEMPTS] = 0, [PRIORITY] = priority, [TTR] = ttr, [MAX_ATTEMPTS] = max_attempts,
-        [RUN_AT] = run_at, [SEQ] = 0, [BODY] = body}))
-      add_event(id, job, 'replaced', 'version ' .. version
-        .. ' waits for the running attempt; cancel sent')
-      redis.call('HSET', jobs_key, id, encode(job))
-      redis.call('PUBLISH', wake_channel, CANCEL .. id)
+      -- the record's fields STATE .. BODY, packed as encode() of the other scripts packs them
+      redis.call('HSET', pending_key, id, cmsgpack.pack(SCHEDULED, version, 0, priority, ttr,
+        max_attempts, run_at, 0, body))
     else
       status, version, kind, log = REPLACED, current + 1, 'replaced', job[LOG]
       if job[STATE] == SCHEDULED then
@@ -320,6 +293,36 @@ for i = 9, #ARGV, 2 do
         redis.call('ZREM', dead_key, id)
       end
       redis.call('HDEL', errors_key, id)
+    end
+    if status == PENDING or kind then
+      -- add_event() of the other scripts (with event_end()), inline, for its one use here:
+      -- the replaced event goes into the running job's record (pending: detail, the job's
+      -- version and attempt) or into the new record (version, attempt 0, the old log).
+      -- `logged` is the log with it (nil with history off), `log` stays the old one.
+      if history_on then
+        local detail = kind and '' or string.sub('version ' .. version
+          .. ' waits for the running attempt; cancel sent', 1, MAX_DETAIL)
+        local old = job[LOG] or '\0'
+        local count = string.byte(old)
+        if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+          local second = 2 + EVENT_HEADER + struct.unpack('>H', old, 2 + EVENT_HEADER - 2)
+          old = string.sub(old, 1, second - 1) .. string.sub(old,
+            second + EVENT_HEADER + struct.unpack('>H', old, second + EVENT_HEADER - 2))
+          count = count - 1
+        end
+        local event = struct.pack(EVENT_FORMAT, EVENT.replaced, now,
+          kind and version or job[VERSION], kind and 0 or job[ATTEMPTS], #detail) .. detail
+        logged = string.char(count + 1) .. string.sub(old, 2) .. event
+        if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
+          local n = #feed
+          feed[n + 1], feed[n + 2] = event, id
+        end
+      end
+      if not kind then -- pending: the running job's record, as encode() packs it
+        job[LOG] = logged
+        redis.call('HSET', jobs_key, id, cmsgpack.pack(unpack(job, 1, logged and LOG or BODY)))
+        redis.call('PUBLISH', wake_channel, CANCEL .. id)
+      end
     end
   end
   if kind == 'put' then
@@ -355,32 +358,35 @@ for i = 9, #ARGV, 2 do
         seq_code, member = cmsgpack.pack(seq_taken), string.format('%012x', seq_taken) .. id
       end
     end
-    local size = #body
-    local body_head = body_heads[size]
-    if not body_head then
-      body_head = string.sub(cmsgpack.pack(body), 1, -size - 1)
-      body_heads[size] = body_head
+    local body_head
+    if batched then
+      local size = #body
+      body_head = body_heads[size]
+      if not body_head then
+        body_head = string.sub(cmsgpack.pack(body), 1, -size - 1)
+        body_heads[size] = body_head
+      end
     end
     placed = true
     if history_on and keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
       local n = #feed
       feed[n + 1], feed[n + 2] = put_event, id
     end
-    local record = put_head .. seq_code .. seq_low .. body_head .. body .. put_tail
+    local record = body_head and put_head .. seq_code .. seq_low .. body_head .. body .. put_tail
+      or put_head .. seq_code .. cmsgpack.pack(body) .. put_tail -- one job: packed at once
     if batched then
       local n = #records
       records[n + 1], records[n + 2] = id, record
       members[n + 1], members[n + 2] = score, member
     else
-      redis.call('ZADD', due_now and ready_key or scheduled_key, due_now and priority or run_at,
-        member)
+      redis.call('ZADD', due_now and ready_key or scheduled_key, score, member)
       redis.call('HSET', jobs_key, id, record)
     end
     stored_version = version
   elseif kind then
     -- the fields in record order, STATE .. LOG: a list constructor costs Redis less than
     -- [STATE] = ... (an array, not a hash), ~0.5 us per job
-    local job = {SCHEDULED, version, 0, priority, ttr, max_attempts, run_at, 0, body, log}
+    local job = {SCHEDULED, version, 0, priority, ttr, max_attempts, run_at, 0, body, logged}
     local member = id
     if due_now then
       seq_taken = seq_taken + 1
@@ -388,18 +394,17 @@ for i = 9, #ARGV, 2 do
       member = string.format('%012x', seq_taken) .. id
     end
     placed = true
-    add_event(id, job, kind)
     if history_on and not log and not due_now then
       job[LOG], job[SEQ] = nil, run_at - now -- the put event, implied (see materialize)
     end
+    local record = cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)) -- as encode() packs
     if batched then
       local n = #records
-      records[n + 1], records[n + 2] = id, encode(job)
+      records[n + 1], records[n + 2] = id, record
       members[n + 1], members[n + 2] = score, member
     else
-      redis.call('ZADD', due_now and ready_key or scheduled_key, due_now and priority or run_at,
-        member)
-      redis.call('HSET', jobs_key, id, encode(job))
+      redis.call('ZADD', due_now and ready_key or scheduled_key, score, member)
+      redis.call('HSET', jobs_key, id, record)
     end
     stored_version = version
   end
@@ -412,7 +417,8 @@ for first = 1, batched and #records or 0, 2 * SLICE do
   redis.call('HSET', jobs_key, unpack(records, first, last))
 end
 
-redis.call('HINCRBY', meta_key, 'total_put', (#ARGV - 8) / 2)
+-- a count of one as text: redis.call writes a number as '%.17g' (~2,200 instructions)
+redis.call('HINCRBY', meta_key, 'total_put', #ARGV == 10 and '1' or (#ARGV - 8) / 2)
 if placed and not paused then
   if due_now and ready_before == 0 then
     redis.call('PUBLISH', wake_channel, '0')

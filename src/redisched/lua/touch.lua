@@ -103,7 +103,8 @@ end
 local function flush_feed()
   if #feed == 0 then return end
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
-  local index = redis.call('HINCRBY', meta_key, 'feed_total', events) - events
+  local index = redis.call('HINCRBY', meta_key, 'feed_total', events == 1 and '1' or events)
+    - events
   for first = 1, #feed, per_entry do
     local last = math.min(first + per_entry - 1, #feed)
     local before = index
