@@ -304,8 +304,11 @@ def instructions_section(latest: Results) -> list[str]:
         "Counted by valgrind's callgrind on a redis-server of its own per case, only around the "
         "measured calls (`bench/bench_instructions.py`): reading the request, the script, its "
         "commands and the reply, with no drift from the machine's load (runs agree to ~2%). "
-        "They bound the one-call ratios above: a put makes Redis do ~15x the work of "
-        "`return 1`, and its keys and arguments alone ~3x, before any Python.",
+        "Redis's own work is what the one-call ratios above cannot shed: here a put makes "
+        f"Redis do {number(latest.value('instructions', 'put_vs_bare') or 0, 1)}x the work of "
+        "`return 1`, and its keys and arguments alone "
+        f"{number(latest.value('instructions', 'bare_put_shaped_vs_bare') or 0, 1)}x, before "
+        "any Python.",
         "",
     ]
     return lines
