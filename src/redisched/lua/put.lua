@@ -325,6 +325,7 @@ for i = 9, #ARGV, 2 do
       end
     end
   end
+  local record, member -- a job stored afresh: its record and its member of ready/scheduled
   if kind == 'put' then
     -- a created job: a fresh record with only the put event (or, scheduled, the put event
     -- implied). Its MessagePack stream is the call's head (STATE .. RUN_AT), then SEQ and
@@ -338,7 +339,8 @@ for i = 9, #ARGV, 2 do
         max_attempts, run_at)
       put_tail = history_on and due_now and cmsgpack.pack('\1' .. put_event) or ''
     end
-    local seq_code, seq_low, member = put_seq_code, '', id -- SEQ's code: seq_code .. seq_low
+    local seq_code, seq_low = put_seq_code, '' -- SEQ's code: seq_code .. seq_low
+    member = id
     if due_now then
       seq_taken = seq_taken + 1
       if many_ready then
@@ -367,37 +369,29 @@ for i = 9, #ARGV, 2 do
         body_heads[size] = body_head
       end
     end
-    placed = true
     if history_on and keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
       local n = #feed
       feed[n + 1], feed[n + 2] = put_event, id
     end
-    local record = body_head and put_head .. seq_code .. seq_low .. body_head .. body .. put_tail
+    record = body_head and put_head .. seq_code .. seq_low .. body_head .. body .. put_tail
       or put_head .. seq_code .. cmsgpack.pack(body) .. put_tail -- one job: packed at once
-    if batched then
-      local n = #records
-      records[n + 1], records[n + 2] = id, record
-      members[n + 1], members[n + 2] = score, member
-    else
-      redis.call('ZADD', due_now and ready_key or scheduled_key, score, member)
-      redis.call('HSET', jobs_key, id, record)
-    end
-    stored_version = version
   elseif kind then
     -- the fields in record order, STATE .. LOG: a list constructor costs Redis less than
     -- [STATE] = ... (an array, not a hash), ~0.5 us per job
     local job = {SCHEDULED, version, 0, priority, ttr, max_attempts, run_at, 0, body, logged}
-    local member = id
+    member = id
     if due_now then
       seq_taken = seq_taken + 1
       job[STATE], job[SEQ] = READY, seq_taken
       member = string.format('%012x', seq_taken) .. id
     end
-    placed = true
     if history_on and not log and not due_now then
       job[LOG], job[SEQ] = nil, run_at - now -- the put event, implied (see materialize)
     end
-    local record = cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)) -- as encode() packs
+    record = cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)) -- as encode() packs
+  end
+  if record then
+    placed, stored_version = true, version
     if batched then
       local n = #records
       records[n + 1], records[n + 2] = id, record
@@ -406,7 +400,6 @@ for i = 9, #ARGV, 2 do
       redis.call('ZADD', due_now and ready_key or scheduled_key, score, member)
       redis.call('HSET', jobs_key, id, record)
     end
-    stored_version = version
   end
   reply[#reply + 1] = status
   reply[#reply + 1] = version
