@@ -4,9 +4,12 @@ connection, a server that is gone, and clients that must keep ``execute_command`
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ import redis
 import redis.asyncio
 import redis.connection
 import redis.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -66,7 +70,7 @@ def test_calls_over_the_wire_keep_replies_and_errors(
     pooled: redis.Redis, topic: str
 ) -> None:  # fmt: skip
     client = redisched.Client(pooled)
-    assert client._wire is pooled
+    assert isinstance(client._wire, wire.Wire)
     assert client.put(topic, "j", b"body").status is PutStatus.CREATED
     assert client.put(topic, "j", b"other").status is PutStatus.EXISTS  # nothing changed
     job = client.reserve(topic)
@@ -84,7 +88,7 @@ def test_a_batch_keeps_its_replies_in_order_with_errors_in_place(pooled: redis.R
         pooled.script_load("return ARGV[1]"),
         pooled.script_load("return redis.error_reply('ERR boom')"),
     )
-    replies = wire.send(pooled, [
+    replies = wire.Wire(pooled).send([
         ("EVALSHA", ok, 0, "one"), ("EVALSHA", "0" * 40, 0), ("EVALSHA", failing, 0),
         ("EVALSHA", ok, 0, "two"),
     ])  # fmt: skip
@@ -92,13 +96,13 @@ def test_a_batch_keeps_its_replies_in_order_with_errors_in_place(pooled: redis.R
     assert replies[0] == b"one" and replies[3] == b"two"
     assert isinstance(replies[1], redis.exceptions.NoScriptError)
     assert isinstance(replies[2], redis.exceptions.ResponseError) and "boom" in str(replies[2])
-    assert wire.send(pooled, [("EVALSHA", ok, 0, "x")]) == [b"x"]  # the connection is in step
+    assert wire.Wire(pooled).send([("EVALSHA", ok, 0, "x")]) == [b"x"]  # the connection is in step
 
 
 def test_only_script_calls_go_over_the_wire(pooled: redis.Redis) -> None:
     # redis-py parses some replies (HGETALL into a dict): those commands keep its path
-    assert wire.send(pooled, [("HGETALL", "nothing")]) is wire.AGAIN
-    assert wire.send(pooled, [("EVALSHA", "0" * 40, 0), ("PING",)]) is wire.AGAIN
+    assert wire.Wire(pooled).send([("HGETALL", "nothing")]) is wire.AGAIN
+    assert wire.Wire(pooled).send([("EVALSHA", "0" * 40, 0), ("PING",)]) is wire.AGAIN
 
 
 def test_a_lost_script_is_loaded_again(pooled: redis.Redis, topic: str) -> None:
@@ -125,16 +129,16 @@ def test_a_dropped_connection_is_replaced_and_the_call_goes_through(
 def test_a_server_that_is_gone_is_a_backend_error(topic: str) -> None:
     gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     client = redisched.Client(gone)
-    assert client._wire is gone
+    assert isinstance(client._wire, wire.Wire)
     with pytest.raises(BackendError):
         client.put(topic, "a", b"")
 
 
 async def test_the_async_client_over_the_wire(redis_url: str, topic: str) -> None:
     # one resend allowed: the killed connection below fails a call once it is on its way
-    conn = redis.asyncio.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 1))
+    conn = redis.asyncio.Redis.from_url(redis_url, retry=AsyncRetry(NoBackoff(), 1))
     client = redisched.AsyncClient(conn)
-    assert client._wire is conn
+    assert isinstance(client._wire, wire.AsyncWire)
     assert (await client.put(topic, "a", b"x")).status is PutStatus.CREATED
     await conn.script_flush()
     assert (await client.put(topic, "b", b"x")).status is PutStatus.CREATED
@@ -148,7 +152,7 @@ async def test_the_async_client_over_the_wire(redis_url: str, topic: str) -> Non
 
 
 def _known_topic(client: redisched.Client, topic: str) -> None:
-    # so that a put is a direct (one EVALSHA) call, the path wire.send takes
+    # so that a put is a direct (one EVALSHA) call, the path Wire.send takes
     client._registered.add(topic)
     client._durable_topics.set(topic, False)
 
@@ -175,7 +179,7 @@ def _connect_attempts(monkeypatch: pytest.MonkeyPatch, use_wire: bool) -> int:
 def test_a_server_that_is_gone_costs_one_round_of_connect_retries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # wire.send's get_connection() already connects with redis-py's retries; its AGAIN then
+    # Wire.send's get_connection() already connects with redis-py's retries; its AGAIN then
     # makes execute_command connect (and retry) all over again: twice the attempts and time
     # before a one-server client (retry_for 0) reports the outage.
     assert _connect_attempts(monkeypatch, True) == _connect_attempts(monkeypatch, False)
@@ -185,7 +189,7 @@ def test_a_full_blocking_pool_is_waited_for_once(redis_url: str, topic: str) -> 
     pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=0.5)
     conn = redis.Redis(connection_pool=pool)
     client = redisched.Client(conn)
-    assert client._wire is conn
+    assert isinstance(client._wire, wire.Wire)
     _known_topic(client, topic)
     held = pool.get_connection()
     try:
@@ -223,7 +227,7 @@ def test_an_interrupted_batch_on_a_sentinel_client_leaves_no_reply_behind(
     # redis-py's sync SentinelManagedConnection.read_response defaults disconnect_on_error
     # to False: an exception that is neither a ResponseError nor a connection error (a signal
     # handler's, KeyboardInterrupt, gevent's Timeout) leaves the batch's later replies unread
-    # when wire.send releases the connection; the next command then reads them as its own.
+    # when Wire.send releases the connection; the next command then reads them as its own.
     url = redis.connection.parse_url(redis_url)
     pool = redis.sentinel.SentinelConnectionPool(
         "mymaster", _Master(url.get("host", "127.0.0.1"), url["port"])
@@ -243,12 +247,12 @@ def test_an_interrupted_batch_on_a_sentinel_client_leaves_no_reply_behind(
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.1)
         with pytest.raises(_Interrupted):
-            wire.send(conn, [("EVALSHA", fast, 0, "one"), ("EVALSHA", slow, 0)])
+            wire.Wire(conn).send([("EVALSHA", fast, 0, "one"), ("EVALSHA", slow, 0)])
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     try:
-        assert wire.send(conn, [("EVALSHA", fast, 0, "mine")]) == [b"mine"]
+        assert wire.Wire(conn).send([("EVALSHA", fast, 0, "mine")]) == [b"mine"]
     finally:
         conn.close()
 
@@ -267,12 +271,116 @@ def test_a_batch_cut_short_goes_again_only_when_the_retry_policy_resends(
     spin, runs = conn.script_load(SPIN), f"{topic}:runs"
     try:
         if retries:
-            assert wire.send(conn, [("EVALSHA", spin, 1, runs)]) is wire.AGAIN
+            assert wire.Wire(conn).send([("EVALSHA", spin, 1, runs)]) is wire.AGAIN
         else:
             with pytest.raises(redis.exceptions.TimeoutError):
-                wire.send(conn, [("EVALSHA", spin, 1, runs)])
+                wire.Wire(conn).send([("EVALSHA", spin, 1, runs)])
         time.sleep(0.4)  # the script ran to its end in Redis, once
         assert raw_redis.get(runs) == b"1"
-        assert wire.send(conn, [("EVALSHA", conn.script_load("return 2"), 0)]) == [2]
+        assert wire.Wire(conn).send([("EVALSHA", conn.script_load("return 2"), 0)]) == [2]
     finally:
         conn.close()
+
+
+def _kept(client: redisched.Client | redisched.AsyncClient) -> list[Any]:
+    assert isinstance(client._wire, wire.Wire | wire.AsyncWire)
+    return client._wire._kept.idle
+
+
+def test_a_client_keeps_its_connection_between_calls(pooled: redis.Redis, topic: str) -> None:
+    client = redisched.Client(pooled)
+    client.put(topic, "a", b"")
+    [connection] = _kept(client)
+    for i in range(5):
+        client.put(topic, f"b{i}", b"")
+    assert _kept(client) == [connection]
+    assert pooled.connection_pool._created_connections == 1
+    client.close()
+    assert _kept(client) == [] and not pooled.connection_pool._in_use_connections
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_before_the_call(
+    redis_url: str, raw_redis: redis.Redis, topic: str
+) -> None:  # fmt: skip
+    # no resends: a put sent on the closed connection would fail
+    conn = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0))
+    client = redisched.Client(conn)
+    client.put(topic, "a", b"")
+    [connection] = _kept(client)
+    connection.send_command("CLIENT", "ID")
+    assert raw_redis.client_kill_filter(_id=connection.read_response())
+    assert client.put(topic, "b", b"").status is PutStatus.CREATED
+    assert {j.id for j in client.reserve_many(topic, 10)} == {"a", "b"}
+    client.close()
+
+
+def test_threads_share_a_client_with_a_connection_each_at_most(
+    pooled: redis.Redis, topic: str
+) -> None:  # fmt: skip
+    client = redisched.Client(pooled)
+    threads = 8
+
+    def put_some(thread: int) -> list[PutStatus]:
+        return [client.put(topic, f"{thread}-{i}", b"x").status for i in range(50)]
+
+    with ThreadPoolExecutor(threads) as pool:
+        statuses = [s for done in pool.map(put_some, range(threads)) for s in done]
+    assert statuses == [PutStatus.CREATED] * threads * 50
+    assert 1 <= len(_kept(client)) == pooled.connection_pool._created_connections <= threads
+    assert client.stats(topic).ready == threads * 50
+
+
+def test_a_forked_child_does_not_use_the_parents_connection(
+    pooled: redis.Redis, topic: str
+) -> None:  # fmt: skip
+    client = redisched.Client(pooled)
+    client.put(topic, "parent", b"")
+    [parents] = _kept(client)
+    child = os.fork()
+    if child == 0:  # the child: exit 0 only if its put went over a connection of its own
+        ok = False
+        try:
+            created = client.put(topic, "child", b"").status is PutStatus.CREATED
+            [childs] = _kept(client)
+            ok = created and childs is not parents and childs.pid == os.getpid()
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.put(topic, "parent-again", b"").status is PutStatus.CREATED
+    assert _kept(client) == [parents]
+    assert {j.id for j in client.reserve_many(topic, 10)} == {"parent", "child", "parent-again"}
+
+
+def test_a_blocking_pools_connection_goes_back_after_each_call(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=0.5)
+    conn = redis.Redis(connection_pool=pool)
+    client = redisched.Client(conn)
+    try:
+        client.put(topic, "a", b"")
+        assert _kept(client) == []
+        assert conn.ping()  # the pool's one connection is free for its other users
+    finally:
+        conn.close()
+
+
+async def test_the_async_client_keeps_a_connection_per_concurrent_call(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    conn = redis.asyncio.Redis.from_url(redis_url)
+    client = redisched.AsyncClient(conn)
+    tasks = 20
+    results = await asyncio.gather(
+        *(client.put(topic, f"j{i}", b"x") for i in range(tasks))
+    )  # fmt: skip
+    assert [r.status for r in results] == [PutStatus.CREATED] * tasks
+    kept = len(_kept(client))
+    pool = conn.connection_pool
+    assert 1 <= kept == len(pool._in_use_connections) + len(pool._available_connections) <= tasks
+    for i in range(10):  # one at a time: one connection serves them all
+        await client.put(topic, f"k{i}", b"x")
+    assert len(_kept(client)) == kept
+    await client.close()
+    assert _kept(client) == []

@@ -111,7 +111,7 @@ class Client:
         self.retry_for = _retry_for(retry_for)
         self._registered: set[str] = set()
         self._durable_topics = TopicFlags()
-        self._wire = redis if wire.usable(redis) else None  # script calls: wire.send
+        self._wire = wire.Wire(redis) if wire.usable(redis) else None  # type: ignore[arg-type]
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> Client:
@@ -127,6 +127,8 @@ class Client:
 
     def close(self) -> None:
         """Close the connection pool."""
+        if self._wire is not None:
+            self._wire.close()
         self.redis.close()
 
     def __enter__(self) -> Client:
@@ -180,8 +182,8 @@ class Client:
                     return routing.send_pinned(self.redis, batch)
                 if batch[0][0] == "SCRIPT":  # goes to every primary: not in a cluster pipeline
                     return [self.redis.execute_command(*cmd) for cmd in batch]  # type: ignore[no-untyped-call]
-            if self._wire is self.redis:
-                replies = wire.send(self.redis, batch)
+            if self._wire is not None:
+                replies = self._wire.send(batch)
                 if replies is not wire.AGAIN:
                     return replies  # type: ignore[return-value]
             if len(batch) == 1:
@@ -579,7 +581,7 @@ class AsyncClient:
         self._nodes = routing.NodeClients()
         self._cluster_ready = False
         self._cluster_lock = asyncio.Lock()
-        self._wire = redis if wire.usable(redis) else None  # script calls: wire.send_async
+        self._wire = wire.AsyncWire(redis) if wire.usable(redis) else None  # type: ignore[arg-type]
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncClient:
@@ -589,6 +591,8 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Close the connection pool."""
+        if self._wire is not None:
+            await self._wire.close()
         await self._nodes.close()
         await self.redis.aclose()
 
@@ -650,8 +654,8 @@ class AsyncClient:
                         await self.redis.execute_command(*cmd, target_nodes=primaries)
                         for cmd in batch
                     ]
-            if self._wire is self.redis:
-                replies = await wire.send_async(self.redis, batch)
+            if self._wire is not None:
+                replies = await self._wire.send(batch)
                 if replies is not wire.AGAIN:
                     return replies  # type: ignore[return-value]
             if len(batch) == 1:

@@ -109,8 +109,8 @@ def sync_connection(url: str, *, cluster: bool = False) -> redis.Redis | redis.R
     """A blocking connection to ``url`` (see the module docstring for the forms)."""
     if is_sentinel_url(url):
         address = parse_sentinel_url(url)
-        sentinel = redis.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call]
-        primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        sentinel = redis.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call, unused-ignore]
+        primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
             address.service, **address.connection_options()
         )
         return primary
@@ -126,7 +126,7 @@ def async_connection(
     """An asyncio connection to ``url`` (see the module docstring for the forms)."""
     if is_sentinel_url(url):
         address = parse_sentinel_url(url)
-        sentinel = redis.asyncio.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call]
+        sentinel = redis.asyncio.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call, unused-ignore]
         primary: redis.asyncio.Redis = sentinel.master_for(
             address.service, **address.connection_options()
         )
@@ -203,7 +203,7 @@ class HiredisPacking(redis.asyncio.connection.AbstractConnection):
             if not self.is_connected:
                 await self.connect_check_health(check_health=False)
             if check_health:
-                await self.check_health()  # type: ignore[no-untyped-call]
+                await self.check_health()  # type: ignore[no-untyped-call, unused-ignore]
             try:
                 if isinstance(command, str):
                     command = command.encode()
@@ -233,7 +233,7 @@ class HiredisPacking(redis.asyncio.connection.AbstractConnection):
 
 def cluster_options(url: str) -> dict[str, Any]:
     """RedisCluster keyword arguments for a seed node's ``redis://`` or ``rediss://`` URL."""
-    options: dict[str, Any] = dict(redis.connection.parse_url(url))  # type: ignore[no-untyped-call]
+    options: dict[str, Any] = dict(redis.connection.parse_url(url))  # type: ignore[no-untyped-call, unused-ignore]
     options.pop("db", None)  # a cluster has database 0 only
     if options.pop("connection_class", None) is redis.connection.SSLConnection:
         options["ssl"] = True

@@ -40,8 +40,8 @@ def _connection(url: str, cluster: bool) -> Any:
     }
     if is_sentinel_url(url):
         address = parse_sentinel_url(url)
-        sentinel = redis.sentinel.Sentinel(list(address.sentinels), **timeouts)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(address.service, **address.connection_options(), **timeouts)  # type: ignore[no-untyped-call]
+        sentinel = redis.sentinel.Sentinel(list(address.sentinels), **timeouts)  # type: ignore[no-untyped-call, unused-ignore]
+        return sentinel.master_for(address.service, **address.connection_options(), **timeouts)  # type: ignore[no-untyped-call, unused-ignore]
     if cluster:
         return redis.RedisCluster(**cluster_options(url), **timeouts)
     return redis.Redis.from_url(url, **timeouts)

@@ -1,22 +1,34 @@
-"""Script calls over a pooled redis-py connection, without redis-py's per-command wrapper.
+"""Script calls over connections a client keeps, without redis-py's per-command wrapper.
 
 ``Redis.execute_command`` costs ~25 µs of CPU a command in redis-py 8 (its retry wrapper,
-operation metrics, argument packing in Python): about as much as Redis spends running a put.
-A client's round trip of script calls (a put, a reserve, an ack, the Worker's ack and lease)
-instead takes a connection from the client's own pool, sends the commands packed by hiredis
-in one write and reads the replies; the pool still checks the connection's health and
-reconnects it. When the connection fails, it is dropped and :data:`AGAIN` tells the caller to
-send the batch through ``execute_command`` or a pipeline, whose retries then apply as before.
-redis-py's operation metrics do not see these commands.
+operation metrics, argument packing in Python), and taking a connection from its pool and
+giving it back costs as much again (a lock, two ``getpid``, metrics and event dispatch): each
+as much as Redis spends running a put. A client's round trip of script calls (a put, a
+reserve, an ack, the Worker's ack and lease) instead goes through its :class:`Wire`, which
+keeps the connections it used between calls (one per thread or task that calls at the same
+time), sends the commands packed by hiredis in one write and reads the replies.
+
+What the pool does for a connection still happens: before each use the pool's own
+``ensure_connection`` reconnects a connection that the server closed or that holds data
+nobody asked for, and redis-py's health check and timeouts apply to every command. When the
+connection fails, it is dropped and :data:`AGAIN` tells the caller to send the batch through
+``execute_command`` or a pipeline, whose retries then apply as before. redis-py's operation
+metrics do not see these commands.
 
 Only a plain ``redis.Redis`` / ``redis.asyncio.Redis`` takes this path (:func:`usable`): a
 subclass may instrument ``execute_command``, a single-connection client serializes its
 commands there, and hiredis encodes text as UTF-8 only. A response callback set for
-``EVALSHA`` (``set_response_callback``) is not applied to these replies.
+``EVALSHA`` (``set_response_callback``) is not applied to these replies. Connections are kept
+only from a plain ``ConnectionPool`` without client-side caching or a credential provider
+(:func:`keeps`): a blocking pool's size is a limit other users of it wait on, and a provider
+re-authenticates connections as they go back to the pool. Other pools lend a connection per
+call, as before.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from typing import Any
 
 import hiredis
@@ -30,15 +42,15 @@ TRANSPORT_ERRORS = (ConnectionError, TimeoutError, OSError)
 """The connection failed (redis-py's errors and the socket's), as opposed to an error reply."""
 
 AGAIN = object()
-"""What :func:`send` answers when the batch is not for it, or the connection failed once the
+"""What a send answers when the batch is not for it, or the connection failed once the
 batch was on its way and the connection's retry policy resends (:func:`resends`): send the
 batch through redis-py instead (it may have run once: redis-py's own retry would send it
-again too). A failure to get a connection (Redis down, a full pool) is raised as it is:
-``get_connection`` already connected with redis-py's retries."""
+again too). A failure to get a connection (Redis down, a full pool) is raised as it is: the
+pool already connected with redis-py's retries."""
 
 
 def usable(client: object) -> bool:
-    """True when ``client``'s script calls can go over :func:`send` / :func:`send_async`."""
+    """True when ``client``'s script calls can go over a :class:`Wire` / :class:`AsyncWire`."""
     if type(client) is redis.Redis:
         single = client.connection is not None
     elif type(client) is redis.asyncio.Redis:
@@ -49,64 +61,164 @@ def usable(client: object) -> bool:
     return not single and encoding.lower().replace("-", "").replace("_", "") == "utf8"
 
 
-def send(client: Any, batch: Batch) -> list[Any] | object:
-    """The replies to a batch of script calls (an error reply as its exception), in one round
-    trip, or :data:`AGAIN`. ``client`` is a ``redis.Redis`` that :func:`usable` accepted.
+def keeps(pool: object) -> bool:
+    """True when a wire may keep ``pool``'s connections between calls."""
+    if type(pool) not in (redis.ConnectionPool, redis.asyncio.ConnectionPool):
+        return False
+    options = pool.connection_kwargs  # type: ignore[attr-defined]
+    return getattr(pool, "cache", None) is None and options.get("credential_provider") is None
 
-    Only ``EVALSHA`` batches are sent here: redis-py parses the replies of some other commands
-    (``HGETALL`` into a dict, ``SCRIPT EXISTS`` into bools), and a script's reply it does not.
-    """
-    if not scripted(batch):
-        return AGAIN
-    pool = client.connection_pool
-    # a failure here is redis-py's own (connect and its retries, a full pool): raised as it is
-    connection = pool.get_connection()
-    try:
-        connection.send_packed_command((packed(batch),))
-        replies: list[Any] = []
-        for _ in batch:
-            try:
-                replies.append(connection.read_response())
-            except ResponseError as exc:
-                replies.append(exc)
-        return replies
-    except TRANSPORT_ERRORS:
-        connection.disconnect()
-        if not resends(connection):
+
+class _Kept:
+    """The connections a wire keeps between calls, forgotten in a forked child."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.keeps = keeps(pool)
+        self.idle: list[Any] = []  # list.pop / append: atomic, no lock needed
+        _kept.add(self)
+
+    def forget(self) -> None:
+        """In a forked child: the parent's sockets are not ours (the pool resets itself)."""
+        self.idle = []
+
+
+_kept: weakref.WeakSet[_Kept] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    for kept in list(_kept):
+        kept.forget()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+class Wire:
+    """Script calls of one ``redis.Redis`` (that :func:`usable` accepted)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._kept = _Kept(client.connection_pool)
+
+    def send(self, batch: Batch) -> list[Any] | object:
+        """The replies to a batch of script calls (an error reply as its exception), in one
+        round trip, or :data:`AGAIN`.
+
+        Only ``EVALSHA`` batches are sent here: redis-py parses the replies of some other
+        commands (``HGETALL`` into a dict, ``SCRIPT EXISTS`` into bools), and a script's reply
+        it does not.
+        """
+        if not scripted(batch):
+            return AGAIN
+        connection = self._take()
+        try:
+            connection.send_packed_command((packed(batch),))
+            replies: list[Any] = []
+            for _ in batch:
+                try:
+                    replies.append(connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except TRANSPORT_ERRORS:
+            self._drop(connection)
+            if not resends(connection):
+                raise
+            return AGAIN
+        except BaseException:  # replies may be left unread (Sentinel's read_response keeps them)
+            self._drop(connection)
             raise
-        return AGAIN
-    except BaseException:  # replies may be left unread (Sentinel's read_response keeps them)
-        connection.disconnect()
-        raise
-    finally:
-        pool.release(connection)
-
-
-async def send_async(client: Any, batch: Batch) -> list[Any] | object:
-    """As :func:`send`, on an asyncio client."""
-    if not scripted(batch):
-        return AGAIN
-    pool = client.connection_pool
-    connection = await pool.get_connection()
-    try:
-        await connection.send_packed_command((packed(batch),))
-        replies: list[Any] = []
-        for _ in batch:
-            try:
-                replies.append(await connection.read_response())
-            except ResponseError as exc:
-                replies.append(exc)
+        kept = self._kept
+        if kept.keeps and not connection.should_reconnect():
+            kept.idle.append(connection)
+        else:
+            kept.pool.release(connection)
         return replies
-    except TRANSPORT_ERRORS:
-        await connection.disconnect(nowait=True)
-        if not resends(connection):
+
+    def _take(self) -> Any:
+        kept = self._kept
+        try:
+            connection = kept.idle.pop()
+        except IndexError:
+            # a failure here is redis-py's own (connect and its retries, a full pool)
+            return kept.pool.get_connection()
+        try:
+            kept.pool.ensure_connection(connection)
+        except BaseException:
+            kept.pool.release(connection)
             raise
-        return AGAIN
-    except BaseException:
-        await connection.disconnect(nowait=True)
-        raise
-    finally:
-        await pool.release(connection)
+        return connection
+
+    def _drop(self, connection: Any) -> None:
+        connection.disconnect()
+        self._kept.pool.release(connection)
+
+    def close(self) -> None:
+        """Give the kept connections back to the pool."""
+        kept = self._kept
+        idle, kept.idle = kept.idle, []
+        for connection in idle:
+            kept.pool.release(connection)
+
+
+class AsyncWire:
+    """Script calls of one ``redis.asyncio.Redis`` (that :func:`usable` accepted)."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._kept = _Kept(client.connection_pool)
+
+    async def send(self, batch: Batch) -> list[Any] | object:
+        """As :meth:`Wire.send`."""
+        if not scripted(batch):
+            return AGAIN
+        connection = await self._take()
+        try:
+            await connection.send_packed_command((packed(batch),))
+            replies: list[Any] = []
+            for _ in batch:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except TRANSPORT_ERRORS:
+            await self._drop(connection)
+            if not resends(connection):
+                raise
+            return AGAIN
+        except BaseException:
+            await self._drop(connection)
+            raise
+        kept = self._kept
+        if kept.keeps and not connection.should_reconnect():
+            kept.idle.append(connection)
+        else:
+            await kept.pool.release(connection)
+        return replies
+
+    async def _take(self) -> Any:
+        kept = self._kept
+        try:
+            connection = kept.idle.pop()
+        except IndexError:
+            return await kept.pool.get_connection()
+        try:
+            await kept.pool.ensure_connection(connection)
+        except BaseException:
+            await kept.pool.release(connection)
+            raise
+        return connection
+
+    async def _drop(self, connection: Any) -> None:
+        try:
+            await connection.disconnect(nowait=True)
+        finally:
+            await self._kept.pool.release(connection)
+
+    async def close(self) -> None:
+        """Give the kept connections back to the pool."""
+        kept = self._kept
+        idle, kept.idle = kept.idle, []
+        for connection in idle:
+            await kept.pool.release(connection)
 
 
 def resends(connection: Any) -> bool:
