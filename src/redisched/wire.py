@@ -66,7 +66,25 @@ def keeps(pool: object) -> bool:
     if type(pool) not in (redis.ConnectionPool, redis.asyncio.ConnectionPool):
         return False
     options = pool.connection_kwargs  # type: ignore[attr-defined]
-    return getattr(pool, "cache", None) is None and options.get("credential_provider") is None
+    return (
+        getattr(pool, "cache", None) is None
+        and options.get("credential_provider") is None
+        and hasattr(pool, "ensure_connection")  # redis-py 5.3's sync pool has none
+    )
+
+
+def _keep(kept: _Kept, connection: Any) -> bool:
+    """True when ``connection`` may stay with the wire after a call: the pool's limit
+    (``max_connections``, 100 by default in redis-py 8) counts a kept connection as in use,
+    so it goes back while keeping it would leave the pool without a connection for its
+    other users (``MaxConnectionsError`` on the next command outside the wire)."""
+    if not kept.keeps:
+        return False
+    reconnects = getattr(connection, "should_reconnect", None)  # redis-py >= 6
+    if reconnects is not None and reconnects():
+        return False
+    pool = kept.pool
+    return len(pool._in_use_connections) < pool.max_connections
 
 
 class _Kept:
@@ -128,7 +146,7 @@ class Wire:
             self._drop(connection)
             raise
         kept = self._kept
-        if kept.keeps and not connection.should_reconnect():
+        if _keep(kept, connection):
             kept.idle.append(connection)
         else:
             kept.pool.release(connection)
@@ -188,7 +206,7 @@ class AsyncWire:
             await self._drop(connection)
             raise
         kept = self._kept
-        if kept.keeps and not connection.should_reconnect():
+        if _keep(kept, connection):
             kept.idle.append(connection)
         else:
             await kept.pool.release(connection)
