@@ -21,6 +21,7 @@ def test_a_limited_pool_still_serves_other_commands_after_a_script_call(
         assert conn.ping()
     finally:
         client.close()
+        pool.disconnect()
 
 
 async def test_a_limited_async_pool_still_serves_other_commands_after_a_script_call(
@@ -35,3 +36,4 @@ async def test_a_limited_async_pool_still_serves_other_commands_after_a_script_c
         assert await conn.ping()
     finally:
         await client.close()
+        await pool.disconnect()  # a pool passed in is not closed with its client

@@ -84,7 +84,7 @@ def _keep(kept: _Kept, connection: Any) -> bool:
     if reconnects is not None and reconnects():
         return False
     pool = kept.pool
-    return len(pool._in_use_connections) < pool.max_connections
+    return bool(len(pool._in_use_connections) < pool.max_connections)
 
 
 class _Kept:
