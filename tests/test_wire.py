@@ -135,17 +135,16 @@ def test_a_server_that_is_gone_is_a_backend_error(topic: str) -> None:
 
 
 async def test_the_async_client_over_the_wire(redis_url: str, topic: str) -> None:
-    # one resend allowed: the killed connection below fails a call once it is on its way
-    conn = redis.asyncio.Redis.from_url(redis_url, retry=AsyncRetry(NoBackoff(), 1))
+    # no resends: the killed connection below must be replaced before a call goes out on it
+    conn = redis.asyncio.Redis.from_url(redis_url, retry=AsyncRetry(NoBackoff(), 0))
     client = redisched.AsyncClient(conn)
     assert isinstance(client._wire, wire.AsyncWire)
     assert (await client.put(topic, "a", b"x")).status is PutStatus.CREATED
     await conn.script_flush()
     assert (await client.put(topic, "b", b"x")).status is PutStatus.CREATED
-    name = "redisched-wire-async"
-    await conn.client_setname(name)
-    ids = [c["id"] for c in await conn.client_list() if c.get("name") == name]
-    await conn.client_kill_filter(_id=ids[0], skipme=False)
+    [kept] = client._wire._kept.idle  # the wire's connection, killed while idle
+    await kept.send_command("CLIENT", "ID")
+    assert await conn.client_kill_filter(_id=await kept.read_response())
     jobs = await client.reserve_many(topic, 10)
     assert sorted(j.id for j in jobs) == ["a", "b"]
     await client.close()

@@ -37,3 +37,58 @@ async def test_a_limited_async_pool_still_serves_other_commands_after_a_script_c
     finally:
         await client.close()
         await pool.disconnect()  # a pool passed in is not closed with its client
+
+
+def test_the_wire_keeps_at_most_half_the_pools_limit(redis_url: str, topic: str) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url, max_connections=4)
+    conn = redis.Redis(connection_pool=pool)
+    client = redisched.Client(conn)
+    held = [pool.get_connection() for _ in range(2)]  # the application's own, in use
+    try:
+        assert client.put(topic, "a", b"x").status is PutStatus.CREATED
+        assert client._wire is not None and client._wire._kept.idle == []  # 3 of 4 in use
+        for connection in held:
+            pool.release(connection)
+        assert client.put(topic, "b", b"x").status is PutStatus.CREATED
+        assert len(client._wire._kept.idle) == 1  # 1 of 4 in use: kept
+    finally:
+        client.close()
+        pool.disconnect()
+
+
+async def test_a_reset_async_pool_leaves_the_client_working_and_closable(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    pool = redis.asyncio.ConnectionPool.from_url(redis_url)
+    conn = redis.asyncio.Redis(connection_pool=pool)
+    client = redisched.AsyncClient(conn)
+    try:
+        await client.put(topic, "a", b"x")
+        assert client._wire is not None
+        [forgotten] = client._wire._kept.idle
+        pool.reset()  # the pool no longer knows the kept connection
+        assert (await client.put(topic, "b", b"x")).status is PutStatus.CREATED
+        assert forgotten not in client._wire._kept.idle and not forgotten.is_connected
+        pool.reset()
+        await client.close()  # gave back nothing the pool does not know (no KeyError)
+        assert client._wire._kept.idle == []
+    finally:
+        await pool.disconnect()
+
+
+def test_a_reset_pool_leaves_no_kept_connection_open(
+    redis_url: str, raw_redis: redis.Redis, topic: str
+) -> None:  # fmt: skip
+    pool = redis.ConnectionPool.from_url(redis_url)
+    conn = redis.Redis(connection_pool=pool)
+    client = redisched.Client(conn)
+    try:
+        client.put(topic, "a", b"x")
+        assert client._wire is not None
+        [forgotten] = client._wire._kept.idle
+        pool.reset()
+        assert client.put(topic, "b", b"x").status is PutStatus.CREATED
+        assert forgotten._sock is None  # closed, not left connected to the server
+    finally:
+        client.close()
+        pool.disconnect()

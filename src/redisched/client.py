@@ -78,6 +78,10 @@ def _retry_delay(exc: BaseException, attempt: int, deadline: float) -> float:
 class Client:
     """A blocking redisched client over a ``redis.Redis`` (or ``RedisCluster``) connection.
 
+    Safe to share between threads. Script calls keep the pool's connections they used between
+    calls (one per thread calling at the same time; see :mod:`redisched.wire`); :meth:`close`
+    gives them back.
+
     Args:
         redis: a connection made with ``decode_responses=False`` (bodies are bytes).
         prefix: the first part of every key name.
@@ -557,7 +561,8 @@ class Client:
 
 
 class AsyncClient:
-    """The asyncio twin of :class:`Client`: the same methods, awaitable."""
+    """The asyncio twin of :class:`Client`: the same methods, awaitable. Script calls keep
+    the pool's connections they used between calls (one per task calling at the same time)."""
 
     def __init__(
         self,

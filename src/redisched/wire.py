@@ -74,17 +74,27 @@ def keeps(pool: object) -> bool:
 
 
 def _keep(kept: _Kept, connection: Any) -> bool:
-    """True when ``connection`` may stay with the wire after a call: the pool's limit
-    (``max_connections``, 100 by default in redis-py 8) counts a kept connection as in use,
-    so it goes back while keeping it would leave the pool without a connection for its
-    other users (``MaxConnectionsError`` on the next command outside the wire)."""
+    """True when ``connection`` may stay with the wire after a call.
+
+    The pool counts a kept connection as in use against its ``max_connections`` (100 by
+    default in redis-py 8), so the wire keeps one only while at most half the limit is in
+    use: the other half stays free for the pool's other users (commands outside the wire,
+    the application's own), who would otherwise get ``MaxConnectionsError``.
+    """
     if not kept.keeps:
         return False
     reconnects = getattr(connection, "should_reconnect", None)  # redis-py >= 6
     if reconnects is not None and reconnects():
         return False
     pool = kept.pool
-    return bool(len(pool._in_use_connections) < pool.max_connections)
+    return bool(2 * len(pool._in_use_connections) <= pool.max_connections)
+
+
+def _owned(kept: _Kept, connection: Any) -> bool:
+    """False once the pool forgot ``connection`` (``reset()``, a fork): it can't go back
+    (redis-py's asyncio pool raises ``KeyError``). A pool that does not say is trusted."""
+    in_use = getattr(kept.pool, "_in_use_connections", None)
+    return in_use is None or connection in in_use
 
 
 class _Kept:
@@ -149,7 +159,7 @@ class Wire:
         if _keep(kept, connection):
             kept.idle.append(connection)
         else:
-            kept.pool.release(connection)
+            self._give_back(connection)
         return replies
 
     def _take(self) -> Any:
@@ -159,23 +169,32 @@ class Wire:
         except IndexError:
             # a failure here is redis-py's own (connect and its retries, a full pool)
             return kept.pool.get_connection()
+        if not _owned(kept, connection):  # the pool was reset: close it, take a new one
+            connection.disconnect()
+            return kept.pool.get_connection()
         try:
             kept.pool.ensure_connection(connection)
         except BaseException:
-            kept.pool.release(connection)
+            self._give_back(connection)
             raise
         return connection
 
     def _drop(self, connection: Any) -> None:
         connection.disconnect()
-        self._kept.pool.release(connection)
+        self._give_back(connection)
+
+    def _give_back(self, connection: Any) -> None:
+        if _owned(self._kept, connection):
+            self._kept.pool.release(connection)
+        else:
+            connection.disconnect()
 
     def close(self) -> None:
         """Give the kept connections back to the pool."""
         kept = self._kept
         idle, kept.idle = kept.idle, []
         for connection in idle:
-            kept.pool.release(connection)
+            self._give_back(connection)
 
 
 class AsyncWire:
@@ -209,7 +228,7 @@ class AsyncWire:
         if _keep(kept, connection):
             kept.idle.append(connection)
         else:
-            await kept.pool.release(connection)
+            await self._give_back(connection)
         return replies
 
     async def _take(self) -> Any:
@@ -218,10 +237,13 @@ class AsyncWire:
             connection = kept.idle.pop()
         except IndexError:
             return await kept.pool.get_connection()
+        if not _owned(kept, connection):
+            await connection.disconnect()
+            return await kept.pool.get_connection()
         try:
             await kept.pool.ensure_connection(connection)
         except BaseException:
-            await kept.pool.release(connection)
+            await self._give_back(connection)
             raise
         return connection
 
@@ -229,14 +251,20 @@ class AsyncWire:
         try:
             await connection.disconnect(nowait=True)
         finally:
+            await self._give_back(connection)
+
+    async def _give_back(self, connection: Any) -> None:
+        if _owned(self._kept, connection):
             await self._kept.pool.release(connection)
+        else:
+            await connection.disconnect()
 
     async def close(self) -> None:
         """Give the kept connections back to the pool."""
         kept = self._kept
         idle, kept.idle = kept.idle, []
         for connection in idle:
-            await kept.pool.release(connection)
+            await self._give_back(connection)
 
 
 def resends(connection: Any) -> bool:
