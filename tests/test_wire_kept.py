@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import redis
 import redis.asyncio
 
@@ -89,6 +91,46 @@ def test_a_reset_pool_leaves_no_kept_connection_open(
         pool.reset()
         assert client.put(topic, "b", b"x").status is PutStatus.CREATED
         assert forgotten._sock is None  # closed, not left connected to the server
+    finally:
+        client.close()
+        pool.disconnect()
+
+
+async def test_a_burst_outside_the_wire_can_use_the_kept_connections(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    # New topics' first puts go through redis-py (registration), which lends from the pool:
+    # with the wire keeping half the limit, a burst of them needs the kept ones too.
+    pool = redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=10)
+    conn = redis.asyncio.Redis(connection_pool=pool)
+    client = redisched.AsyncClient(conn)
+    try:
+        await client.put(topic, "first", b"x")  # the topic registered: the next are direct
+        await asyncio.gather(*(client.put(topic, f"a{i}", b"x") for i in range(5)))
+        assert client._wire is not None and len(client._wire._kept.idle) == 5
+        results = await asyncio.gather(
+            *(client.put(f"{topic}-{i}", "b", b"x") for i in range(10))
+        )  # fmt: skip
+        assert [r.status for r in results] == [PutStatus.CREATED] * 10
+    finally:
+        await client.close()
+        await pool.disconnect()
+
+
+def test_a_command_outside_the_wire_can_use_the_kept_connection(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    pool = redis.ConnectionPool.from_url(redis_url, max_connections=2)
+    conn = redis.Redis(connection_pool=pool)
+    client = redisched.Client(conn)
+    try:
+        client.put(topic, "a", b"x")
+        assert client._wire is not None and len(client._wire._kept.idle) == 1
+        held = pool.get_connection()  # the application's own, in use: none left but the kept
+        try:
+            assert client.put(f"{topic}-new", "b", b"x").status is PutStatus.CREATED
+        finally:
+            pool.release(held)
     finally:
         client.close()
         pool.disconnect()

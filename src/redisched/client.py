@@ -190,6 +190,7 @@ class Client:
                 replies = self._wire.send(batch)
                 if replies is not wire.AGAIN:
                     return replies  # type: ignore[return-value]
+                self._wire.close()  # redis-py's path below takes from the pool: the kept too
             if len(batch) == 1:
                 try:
                     return [self.redis.execute_command(*batch[0])]  # type: ignore[no-untyped-call]
@@ -663,6 +664,7 @@ class AsyncClient:
                 replies = await self._wire.send(batch)
                 if replies is not wire.AGAIN:
                     return replies  # type: ignore[return-value]
+                await self._wire.close()  # redis-py's path below takes from the pool: the kept too
             if len(batch) == 1:
                 try:
                     return [await self.redis.execute_command(*batch[0])]

@@ -190,7 +190,8 @@ class Wire:
             connection.disconnect()
 
     def close(self) -> None:
-        """Give the kept connections back to the pool."""
+        """Give the kept connections back to the pool (later calls keep connections again):
+        before a command outside the wire, so that the pool can lend them."""
         kept = self._kept
         idle, kept.idle = kept.idle, []
         for connection in idle:
@@ -260,7 +261,7 @@ class AsyncWire:
             await connection.disconnect()
 
     async def close(self) -> None:
-        """Give the kept connections back to the pool."""
+        """As :meth:`Wire.close`."""
         kept = self._kept
         idle, kept.idle = kept.idle, []
         for connection in idle:
