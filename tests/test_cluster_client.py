@@ -54,9 +54,19 @@ def raw_redis(redis_cluster: LocalCluster) -> Iterator[redis.RedisCluster]:
 
 
 def test_topics_spread_over_the_masters(redis_cluster: LocalCluster) -> None:
-    topics = [f"spread-{i}-{uuid.uuid4().hex[:6]}" for i in range(24)]
-    owners = {redis_cluster.master_of(TopicKeys("redisched", t).name("jobs")) for t in topics}
-    assert len(owners) == 3, "24 topics should land on all 3 masters"
+    # eight topics on each master, chosen (24 random names left one out ~0.02% of runs)
+    by_master: dict[int, list[str]] = {}
+    for i in range(1000):
+        t = f"spread-{i}-{uuid.uuid4().hex[:6]}"
+        names = by_master.setdefault(
+            redis_cluster.master_of(TopicKeys("redisched", t).name("jobs")), []
+        )
+        if len(names) < 8:
+            names.append(t)
+        if sorted(len(names) for names in by_master.values()) == [8, 8, 8]:
+            break
+    assert sorted(len(names) for names in by_master.values()) == [8, 8, 8]
+    topics = [t for names in by_master.values() for t in names]
     with redisched.Client.from_url(redis_cluster.url, cluster=True) as client:
         for t in topics:
             client.put(t, "j", b"x")
