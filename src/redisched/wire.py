@@ -22,7 +22,9 @@ commands there, and hiredis encodes text as UTF-8 only. A response callback set 
 only from a plain ``ConnectionPool`` without client-side caching or a credential provider
 (:func:`keeps`): a blocking pool's size is a limit other users of it wait on, and a provider
 re-authenticates connections as they go back to the pool. Other pools lend a connection per
-call, as before.
+call, as before. A wire keeps connections only while at most half the pool's
+``max_connections`` is in use, and the clients give the kept ones back (:meth:`Wire.close`)
+before any command of theirs that takes redis-py's path.
 """
 
 from __future__ import annotations
