@@ -67,7 +67,7 @@ def main() -> None:
     n = args.jobs
     with private_redis() as server:
         conn = redis.Redis.from_url(server.url)
-        client = redisched.Client(conn)
+        client = redisched.Client.from_url(server.url)  # as a user makes one: its own pool
         counter = iter(range(10**9))
         sha = conn.script_load(TRIVIAL_SCRIPT)
         plainest_sha = conn.script_load(PLAINEST_PUT_SCRIPT)

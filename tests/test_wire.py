@@ -69,7 +69,7 @@ def test_a_traced_client_sees_every_command(redis_url: str, topic: str) -> None:
 def test_calls_over_the_wire_keep_replies_and_errors(
     pooled: redis.Redis, topic: str
 ) -> None:  # fmt: skip
-    client = redisched.Client(pooled)
+    client = redisched.Client(pooled, keep_connections=True)
     assert isinstance(client._wire, wire.Wire)
     assert client.put(topic, "j", b"body").status is PutStatus.CREATED
     assert client.put(topic, "j", b"other").status is PutStatus.EXISTS  # nothing changed
@@ -106,7 +106,7 @@ def test_only_script_calls_go_over_the_wire(pooled: redis.Redis) -> None:
 
 
 def test_a_lost_script_is_loaded_again(pooled: redis.Redis, topic: str) -> None:
-    client = redisched.Client(pooled)
+    client = redisched.Client(pooled, keep_connections=True)
     client.put(topic, "a", b"")
     pooled.script_flush()
     assert client.put(topic, "b", b"").status is PutStatus.CREATED
@@ -116,7 +116,7 @@ def test_a_lost_script_is_loaded_again(pooled: redis.Redis, topic: str) -> None:
 def test_a_dropped_connection_is_replaced_and_the_call_goes_through(
     pooled: redis.Redis, raw_redis: redis.Redis, topic: str
 ) -> None:  # fmt: skip
-    client = redisched.Client(pooled)
+    client = redisched.Client(pooled, keep_connections=True)
     client.put(topic, "a", b"")
     name = "redisched-wire-test"
     pooled.client_setname(name)  # the pool's only connection
@@ -128,7 +128,7 @@ def test_a_dropped_connection_is_replaced_and_the_call_goes_through(
 
 def test_a_server_that_is_gone_is_a_backend_error(topic: str) -> None:
     gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    client = redisched.Client(gone)
+    client = redisched.Client(gone, keep_connections=True)
     assert isinstance(client._wire, wire.Wire)
     with pytest.raises(BackendError):
         client.put(topic, "a", b"")
@@ -137,7 +137,7 @@ def test_a_server_that_is_gone_is_a_backend_error(topic: str) -> None:
 async def test_the_async_client_over_the_wire(redis_url: str, topic: str) -> None:
     # no resends: the killed connection below must be replaced before a call goes out on it
     conn = redis.asyncio.Redis.from_url(redis_url, retry=AsyncRetry(NoBackoff(), 0))
-    client = redisched.AsyncClient(conn)
+    client = redisched.AsyncClient(conn, keep_connections=True)
     assert isinstance(client._wire, wire.AsyncWire)
     assert (await client.put(topic, "a", b"x")).status is PutStatus.CREATED
     await conn.script_flush()
@@ -166,7 +166,7 @@ def _connect_attempts(monkeypatch: pytest.MonkeyPatch, use_wire: bool) -> int:
 
     monkeypatch.setattr(redis.connection.Connection, "_connect", counting)
     gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    client = redisched.Client(gone)
+    client = redisched.Client(gone, keep_connections=True)
     if not use_wire:
         client._wire = None
     _known_topic(client, "t")
@@ -187,7 +187,7 @@ def test_a_server_that_is_gone_costs_one_round_of_connect_retries(
 def test_a_full_blocking_pool_is_waited_for_once(redis_url: str, topic: str) -> None:
     pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=0.5)
     conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn)
+    client = redisched.Client(conn, keep_connections=True)
     assert isinstance(client._wire, wire.Wire)
     _known_topic(client, topic)
     held = pool.get_connection()
@@ -287,7 +287,7 @@ def _kept(client: redisched.Client | redisched.AsyncClient) -> list[Any]:
 
 
 def test_a_client_keeps_its_connection_between_calls(pooled: redis.Redis, topic: str) -> None:
-    client = redisched.Client(pooled)
+    client = redisched.Client(pooled, keep_connections=True)
     client.put(topic, "a", b"")
     [connection] = _kept(client)
     for i in range(5):
@@ -303,7 +303,7 @@ def test_a_kept_connection_the_server_closed_is_replaced_before_the_call(
 ) -> None:  # fmt: skip
     # no resends: a put sent on the closed connection would fail
     conn = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0))
-    client = redisched.Client(conn)
+    client = redisched.Client(conn, keep_connections=True)
     client.put(topic, "a", b"")
     [connection] = _kept(client)
     connection.send_command("CLIENT", "ID")
@@ -316,7 +316,7 @@ def test_a_kept_connection_the_server_closed_is_replaced_before_the_call(
 def test_threads_share_a_client_with_a_connection_each_at_most(
     pooled: redis.Redis, topic: str
 ) -> None:  # fmt: skip
-    client = redisched.Client(pooled)
+    client = redisched.Client(pooled, keep_connections=True)
     threads = 8
 
     def put_some(thread: int) -> list[PutStatus]:
@@ -332,7 +332,7 @@ def test_threads_share_a_client_with_a_connection_each_at_most(
 def test_a_forked_child_does_not_use_the_parents_connection(
     pooled: redis.Redis, topic: str
 ) -> None:  # fmt: skip
-    client = redisched.Client(pooled)
+    client = redisched.Client(pooled, keep_connections=True)
     client.put(topic, "parent", b"")
     [parents] = _kept(client)
     child = os.fork()
@@ -356,7 +356,7 @@ def test_a_blocking_pools_connection_goes_back_after_each_call(
 ) -> None:  # fmt: skip
     pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=0.5)
     conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn)
+    client = redisched.Client(conn, keep_connections=True)
     try:
         client.put(topic, "a", b"")
         assert _kept(client) == []
@@ -369,7 +369,7 @@ async def test_the_async_client_keeps_a_connection_per_concurrent_call(
     redis_url: str, topic: str
 ) -> None:  # fmt: skip
     conn = redis.asyncio.Redis.from_url(redis_url)
-    client = redisched.AsyncClient(conn)
+    client = redisched.AsyncClient(conn, keep_connections=True)
     tasks = 20
     results = await asyncio.gather(
         *(client.put(topic, f"j{i}", b"x") for i in range(tasks))

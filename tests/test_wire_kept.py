@@ -16,7 +16,7 @@ def test_a_limited_pool_still_serves_other_commands_after_a_script_call(
 ) -> None:  # fmt: skip
     pool = redis.ConnectionPool.from_url(redis_url, max_connections=1)
     conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn)
+    client = redisched.Client(conn, keep_connections=True)
     try:
         assert client.put(topic, "a", b"x").status is PutStatus.CREATED
         assert client.get(topic, "a") is not None
@@ -31,7 +31,7 @@ async def test_a_limited_async_pool_still_serves_other_commands_after_a_script_c
 ) -> None:  # fmt: skip
     pool = redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=1)
     conn = redis.asyncio.Redis(connection_pool=pool)
-    client = redisched.AsyncClient(conn)
+    client = redisched.AsyncClient(conn, keep_connections=True)
     try:
         assert (await client.put(topic, "a", b"x")).status is PutStatus.CREATED
         assert await client.get(topic, "a") is not None
@@ -44,7 +44,7 @@ async def test_a_limited_async_pool_still_serves_other_commands_after_a_script_c
 def test_the_wire_keeps_at_most_half_the_pools_limit(redis_url: str, topic: str) -> None:
     pool = redis.ConnectionPool.from_url(redis_url, max_connections=4)
     conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn)
+    client = redisched.Client(conn, keep_connections=True)
     held = [pool.get_connection() for _ in range(2)]  # the application's own, in use
     try:
         assert client.put(topic, "a", b"x").status is PutStatus.CREATED
@@ -63,7 +63,7 @@ async def test_a_reset_async_pool_leaves_the_client_working_and_closable(
 ) -> None:  # fmt: skip
     pool = redis.asyncio.ConnectionPool.from_url(redis_url)
     conn = redis.asyncio.Redis(connection_pool=pool)
-    client = redisched.AsyncClient(conn)
+    client = redisched.AsyncClient(conn, keep_connections=True)
     try:
         await client.put(topic, "a", b"x")
         assert client._wire is not None
@@ -83,7 +83,7 @@ def test_a_reset_pool_leaves_no_kept_connection_open(
 ) -> None:  # fmt: skip
     pool = redis.ConnectionPool.from_url(redis_url)
     conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn)
+    client = redisched.Client(conn, keep_connections=True)
     try:
         client.put(topic, "a", b"x")
         assert client._wire is not None
@@ -103,7 +103,7 @@ async def test_a_burst_outside_the_wire_can_use_the_kept_connections(
     # with the wire keeping half the limit, a burst of them needs the kept ones too.
     pool = redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=10)
     conn = redis.asyncio.Redis(connection_pool=pool)
-    client = redisched.AsyncClient(conn)
+    client = redisched.AsyncClient(conn, keep_connections=True)
     try:
         await client.put(topic, "first", b"x")  # the topic registered: the next are direct
         await asyncio.gather(*(client.put(topic, f"a{i}", b"x") for i in range(5)))
@@ -122,7 +122,7 @@ def test_a_command_outside_the_wire_can_use_the_kept_connection(
 ) -> None:  # fmt: skip
     pool = redis.ConnectionPool.from_url(redis_url, max_connections=2)
     conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn)
+    client = redisched.Client(conn, keep_connections=True)
     try:
         client.put(topic, "a", b"x")
         assert client._wire is not None and len(client._wire._kept.idle) == 1
@@ -134,3 +134,38 @@ def test_a_command_outside_the_wire_can_use_the_kept_connection(
     finally:
         client.close()
         pool.disconnect()
+
+
+def test_a_client_keeps_connections_only_from_a_pool_of_its_own(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    conn = redis.Redis.from_url(redis_url)
+    shared = redisched.Client(conn)  # the application's connection: its pool may be full
+    own = redisched.Client.from_url(redis_url)
+    try:
+        shared.put(topic, "a", b"x")
+        own.put(topic, "b", b"x")
+        assert shared._wire is not None and shared._wire._kept.idle == []
+        assert own._wire is not None and len(own._wire._kept.idle) == 1
+        assert not conn.connection_pool._in_use_connections
+    finally:
+        own.close()
+        conn.close()
+
+
+async def test_the_applications_own_commands_keep_the_whole_shared_pool(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    # (found by review) as many of the application's commands at a time as the pool's limit,
+    # on the connection it gave the client: kept connections would take their places
+    pool = redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=4)
+    conn = redis.asyncio.Redis(connection_pool=pool)
+    client = redisched.AsyncClient(conn)
+    try:
+        for i in range(5):
+            await asyncio.gather(*(client.put(topic, f"a{i}-{j}", b"x") for j in range(2)))
+            assert await asyncio.gather(*(conn.get(f"k{j}") for j in range(4))) == [None] * 4
+        assert not pool._in_use_connections
+    finally:
+        await client.close()
+        await pool.disconnect()

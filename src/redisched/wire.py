@@ -22,9 +22,10 @@ commands there, and hiredis encodes text as UTF-8 only. A response callback set 
 only from a plain ``ConnectionPool`` without client-side caching or a credential provider
 (:func:`keeps`): a blocking pool's size is a limit other users of it wait on, and a provider
 re-authenticates connections as they go back to the pool. Other pools lend a connection per
-call, as before. A wire keeps connections only while at most half the pool's
-``max_connections`` is in use, and the clients give the kept ones back (:meth:`Wire.close`)
-before any command of theirs that takes redis-py's path.
+call, as before. A client keeps connections only when told to (``keep_connections``, set by
+``from_url``, whose pool is the client's own); a wire keeps them only while at most half the
+pool's ``max_connections`` is in use; and the clients give the kept ones back
+(:meth:`Wire.close`) before any command of theirs that takes redis-py's path.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def _owned(kept: _Kept, connection: Any) -> bool:
 class _Kept:
     """The connections a wire keeps between calls, forgotten in a forked child."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, keep: bool) -> None:
         self.pool = pool
-        self.keeps = keeps(pool)
+        self.keeps = keep and keeps(pool)
         self.idle: list[Any] = []  # list.pop / append: atomic, no lock needed
         _kept.add(self)
 
@@ -127,8 +128,8 @@ os.register_at_fork(after_in_child=_forget_in_child)
 class Wire:
     """Script calls of one ``redis.Redis`` (that :func:`usable` accepted)."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._kept = _Kept(client.connection_pool)
+    def __init__(self, client: redis.Redis, keep: bool = True) -> None:
+        self._kept = _Kept(client.connection_pool, keep)
 
     def send(self, batch: Batch) -> list[Any] | object:
         """The replies to a batch of script calls (an error reply as its exception), in one
@@ -203,8 +204,8 @@ class Wire:
 class AsyncWire:
     """Script calls of one ``redis.asyncio.Redis`` (that :func:`usable` accepted)."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
-        self._kept = _Kept(client.connection_pool)
+    def __init__(self, client: redis.asyncio.Redis, keep: bool = True) -> None:
+        self._kept = _Kept(client.connection_pool, keep)
 
     async def send(self, batch: Batch) -> list[Any] | object:
         """As :meth:`Wire.send`."""
