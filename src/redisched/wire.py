@@ -72,7 +72,9 @@ def keeps(pool: object) -> bool:
     return (
         getattr(pool, "cache", None) is None
         and options.get("credential_provider") is None
-        and hasattr(pool, "ensure_connection")  # redis-py 5.3's sync pool has none
+        # redis-py 5.3 has neither (its sync pool no ensure_connection)
+        and hasattr(pool, "ensure_connection")
+        and hasattr(pool.connection_class, "should_reconnect")  # type: ignore[attr-defined]
     )
 
 
@@ -84,10 +86,7 @@ def _keep(kept: _Kept, connection: Any) -> bool:
     use: the other half stays free for the pool's other users (commands outside the wire,
     the application's own), who would otherwise get ``MaxConnectionsError``.
     """
-    if not kept.keeps:
-        return False
-    reconnects = getattr(connection, "should_reconnect", None)  # redis-py >= 6
-    if reconnects is not None and reconnects():
+    if not kept.keeps or connection.should_reconnect():
         return False
     pool = kept.pool
     return bool(2 * len(pool._in_use_connections) <= pool.max_connections)
