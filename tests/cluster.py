@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import redis
 from redis.crc import key_slot
 
 from redisched.embedded import EmbeddedRedis, companion_tool
+from redisched.keys import TopicKeys
 
 NODE_TIMEOUT_MS = 1000
 
@@ -163,6 +165,19 @@ class LocalCluster:
             if any(low <= slot <= high for low, high in ranges):
                 return port
         raise RuntimeError(f"no master owns slot {slot}")
+
+    def topics_on_each_master(self, prefix: str, count: int) -> list[str]:
+        """``count`` new topic names whose keys live on each master (random names would
+        leave a master out now and then)."""
+        by_master: dict[int, list[str]] = {port: [] for port in self.masters()}
+        for _ in range(1000 * count):
+            topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+            names = by_master[self.master_of(TopicKeys("redisched", topic).name("jobs"))]
+            if len(names) < count:
+                names.append(topic)
+            if all(len(names) == count for names in by_master.values()):
+                return [topic for names in by_master.values() for topic in names]
+        raise RuntimeError(f"no {count} topics found on each master")
 
     def node(self, port: int) -> EmbeddedRedis:
         """The node listening on ``port``."""

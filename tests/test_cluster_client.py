@@ -8,7 +8,6 @@ cluster shows: topics spread over the masters, scripts loaded again on a node th
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,19 +53,8 @@ def raw_redis(redis_cluster: LocalCluster) -> Iterator[redis.RedisCluster]:
 
 
 def test_topics_spread_over_the_masters(redis_cluster: LocalCluster) -> None:
-    # eight topics on each master, chosen (24 random names left one out ~0.02% of runs)
-    by_master: dict[int, list[str]] = {}
-    for i in range(1000):
-        t = f"spread-{i}-{uuid.uuid4().hex[:6]}"
-        names = by_master.setdefault(
-            redis_cluster.master_of(TopicKeys("redisched", t).name("jobs")), []
-        )
-        if len(names) < 8:
-            names.append(t)
-        if sorted(len(names) for names in by_master.values()) == [8, 8, 8]:
-            break
-    assert sorted(len(names) for names in by_master.values()) == [8, 8, 8]
-    topics = [t for names in by_master.values() for t in names]
+    topics = redis_cluster.topics_on_each_master("spread", 8)
+    assert len(topics) == 24
     with redisched.Client.from_url(redis_cluster.url, cluster=True) as client:
         for t in topics:
             client.put(t, "j", b"x")

@@ -21,7 +21,6 @@ import pytest
 
 import redisched
 from redisched import AsyncClient, Job, Worker
-from redisched.keys import TopicKeys
 from redisched.wakeup import Wakeups
 from tests import test_worker
 from tests.cluster import LocalCluster
@@ -51,19 +50,8 @@ def test_the_worker_suite_runs_here() -> None:
 async def test_one_subscription_hears_topics_on_every_master(
     redis_cluster: LocalCluster, client: AsyncClient
 ) -> None:
-    # four topics on each of the three masters (twelve random names missed one ~2% of runs)
-    by_master: dict[int, list[str]] = {}
-    for _ in range(1000):
-        t = f"wake-{uuid.uuid4().hex[:8]}"
-        names = by_master.setdefault(
-            redis_cluster.master_of(TopicKeys("redisched", t).name("jobs")), []
-        )
-        if len(names) < 4:
-            names.append(t)
-        if sorted(len(names) for names in by_master.values()) == [4, 4, 4]:
-            break
-    assert sorted(len(names) for names in by_master.values()) == [4, 4, 4]
-    topics = [t for names in by_master.values() for t in names]
+    topics = redis_cluster.topics_on_each_master("wake", 4)
+    assert len(topics) == 12
     hub = Wakeups(client.redis)
     try:
         for t in topics:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -11,60 +14,70 @@ import redisched
 from redisched.models import PutStatus
 
 
-def test_a_limited_pool_still_serves_other_commands_after_a_script_call(
-    redis_url: str, topic: str
-) -> None:  # fmt: skip
-    pool = redis.ConnectionPool.from_url(redis_url, max_connections=1)
-    conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn, keep_connections=True)
+@contextmanager
+def _client(redis_url: str, **pool_options: Any) -> Iterator[redisched.Client]:
+    """A keeping client on a pool of its test's own (a pool passed in is not closed with its
+    client: the test closes both)."""
+    pool = redis.ConnectionPool.from_url(redis_url, **pool_options)
+    client = redisched.Client(redis.Redis(connection_pool=pool), keep_connections=True)
     try:
-        assert client.put(topic, "a", b"x").status is PutStatus.CREATED
-        assert client.get(topic, "a") is not None
-        assert conn.ping()
+        yield client
     finally:
         client.close()
         pool.disconnect()
 
 
+@asynccontextmanager
+async def _async_client(
+    redis_url: str, keep: bool | None = True, **pool_options: Any
+) -> AsyncIterator[redisched.AsyncClient]:  # fmt: skip
+    """As :func:`_client`, for the asyncio client (``keep``: ``keep_connections``; None:
+    the client's default)."""
+    pool = redis.asyncio.ConnectionPool.from_url(redis_url, **pool_options)
+    options = {} if keep is None else {"keep_connections": keep}
+    client = redisched.AsyncClient(redis.asyncio.Redis(connection_pool=pool), **options)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await pool.disconnect()
+
+
+def test_a_limited_pool_still_serves_other_commands_after_a_script_call(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    with _client(redis_url, max_connections=1) as client:
+        assert client.put(topic, "a", b"x").status is PutStatus.CREATED
+        assert client.get(topic, "a") is not None
+        assert client.redis.ping()
+
+
 async def test_a_limited_async_pool_still_serves_other_commands_after_a_script_call(
     redis_url: str, topic: str
 ) -> None:  # fmt: skip
-    pool = redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=1)
-    conn = redis.asyncio.Redis(connection_pool=pool)
-    client = redisched.AsyncClient(conn, keep_connections=True)
-    try:
+    async with _async_client(redis_url, max_connections=1) as client:
         assert (await client.put(topic, "a", b"x")).status is PutStatus.CREATED
         assert await client.get(topic, "a") is not None
-        assert await conn.ping()
-    finally:
-        await client.close()
-        await pool.disconnect()  # a pool passed in is not closed with its client
+        assert await client.redis.ping()
 
 
 def test_the_wire_keeps_at_most_half_the_pools_limit(redis_url: str, topic: str) -> None:
-    pool = redis.ConnectionPool.from_url(redis_url, max_connections=4)
-    conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn, keep_connections=True)
-    held = [pool.get_connection() for _ in range(2)]  # the application's own, in use
-    try:
+    with _client(redis_url, max_connections=4) as client:
+        pool = client.redis.connection_pool
+        held = [pool.get_connection() for _ in range(2)]  # the application's own, in use
         assert client.put(topic, "a", b"x").status is PutStatus.CREATED
         assert client._wire is not None and client._wire._kept.idle == []  # 3 of 4 in use
         for connection in held:
             pool.release(connection)
         assert client.put(topic, "b", b"x").status is PutStatus.CREATED
         assert len(client._wire._kept.idle) == 1  # 1 of 4 in use: kept
-    finally:
-        client.close()
-        pool.disconnect()
 
 
 async def test_a_reset_async_pool_leaves_the_client_working_and_closable(
     redis_url: str, topic: str
 ) -> None:  # fmt: skip
-    pool = redis.asyncio.ConnectionPool.from_url(redis_url)
-    conn = redis.asyncio.Redis(connection_pool=pool)
-    client = redisched.AsyncClient(conn, keep_connections=True)
-    try:
+    async with _async_client(redis_url) as client:
+        pool = client.redis.connection_pool
         await client.put(topic, "a", b"x")
         assert client._wire is not None
         [forgotten] = client._wire._kept.idle
@@ -74,26 +87,18 @@ async def test_a_reset_async_pool_leaves_the_client_working_and_closable(
         pool.reset()
         await client.close()  # gave back nothing the pool does not know (no KeyError)
         assert client._wire._kept.idle == []
-    finally:
-        await pool.disconnect()
 
 
 def test_a_reset_pool_leaves_no_kept_connection_open(
     redis_url: str, raw_redis: redis.Redis, topic: str
 ) -> None:  # fmt: skip
-    pool = redis.ConnectionPool.from_url(redis_url)
-    conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn, keep_connections=True)
-    try:
+    with _client(redis_url) as client:
         client.put(topic, "a", b"x")
         assert client._wire is not None
         [forgotten] = client._wire._kept.idle
-        pool.reset()
+        client.redis.connection_pool.reset()
         assert client.put(topic, "b", b"x").status is PutStatus.CREATED
         assert forgotten._sock is None  # closed, not left connected to the server
-    finally:
-        client.close()
-        pool.disconnect()
 
 
 async def test_a_burst_outside_the_wire_can_use_the_kept_connections(
@@ -101,10 +106,7 @@ async def test_a_burst_outside_the_wire_can_use_the_kept_connections(
 ) -> None:  # fmt: skip
     # New topics' first puts go through redis-py (registration), which lends from the pool:
     # with the wire keeping half the limit, a burst of them needs the kept ones too.
-    pool = redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=10)
-    conn = redis.asyncio.Redis(connection_pool=pool)
-    client = redisched.AsyncClient(conn, keep_connections=True)
-    try:
+    async with _async_client(redis_url, max_connections=10) as client:
         await client.put(topic, "first", b"x")  # the topic registered: the next are direct
         await asyncio.gather(*(client.put(topic, f"a{i}", b"x") for i in range(5)))
         assert client._wire is not None and len(client._wire._kept.idle) == 5
@@ -112,18 +114,13 @@ async def test_a_burst_outside_the_wire_can_use_the_kept_connections(
             *(client.put(f"{topic}-{i}", "b", b"x") for i in range(10))
         )  # fmt: skip
         assert [r.status for r in results] == [PutStatus.CREATED] * 10
-    finally:
-        await client.close()
-        await pool.disconnect()
 
 
 def test_a_command_outside_the_wire_can_use_the_kept_connection(
     redis_url: str, topic: str
 ) -> None:  # fmt: skip
-    pool = redis.ConnectionPool.from_url(redis_url, max_connections=2)
-    conn = redis.Redis(connection_pool=pool)
-    client = redisched.Client(conn, keep_connections=True)
-    try:
+    with _client(redis_url, max_connections=2) as client:
+        pool = client.redis.connection_pool
         client.put(topic, "a", b"x")
         assert client._wire is not None and len(client._wire._kept.idle) == 1
         held = pool.get_connection()  # the application's own, in use: none left but the kept
@@ -131,9 +128,6 @@ def test_a_command_outside_the_wire_can_use_the_kept_connection(
             assert client.put(f"{topic}-new", "b", b"x").status is PutStatus.CREATED
         finally:
             pool.release(held)
-    finally:
-        client.close()
-        pool.disconnect()
 
 
 def test_a_client_keeps_connections_only_from_a_pool_of_its_own(
@@ -158,14 +152,9 @@ async def test_the_applications_own_commands_keep_the_whole_shared_pool(
 ) -> None:  # fmt: skip
     # (found by review) as many of the application's commands at a time as the pool's limit,
     # on the connection it gave the client: kept connections would take their places
-    pool = redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=4)
-    conn = redis.asyncio.Redis(connection_pool=pool)
-    client = redisched.AsyncClient(conn)
-    try:
+    async with _async_client(redis_url, keep=None, max_connections=4) as client:
+        conn = client.redis  # the application's, given to a client made without from_url
         for i in range(5):
             await asyncio.gather(*(client.put(topic, f"a{i}-{j}", b"x") for j in range(2)))
             assert await asyncio.gather(*(conn.get(f"k{j}") for j in range(4))) == [None] * 4
-        assert not pool._in_use_connections
-    finally:
-        await client.close()
-        await pool.disconnect()
+        assert not conn.connection_pool._in_use_connections
