@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -158,3 +160,46 @@ async def test_the_applications_own_commands_keep_the_whole_shared_pool(
             await asyncio.gather(*(client.put(topic, f"a{i}-{j}", b"x") for j in range(2)))
             assert await asyncio.gather(*(conn.get(f"k{j}") for j in range(4))) == [None] * 4
         assert not conn.connection_pool._in_use_connections
+
+
+def test_a_kept_connection_is_reused_without_the_pools_check_while_nothing_waits_on_it(
+    redis_url: str, topic: str, monkeypatch: Any
+) -> None:  # fmt: skip
+    # the pool's ensure_connection costs ~6 µs of CPU a call: a quiet kept connection skips it
+    with _client(redis_url) as client:
+        client.put(topic, "a", b"x")
+        checks: list[Any] = []
+        pool = client.redis.connection_pool
+        original = pool.ensure_connection
+        monkeypatch.setattr(pool, "ensure_connection", lambda c: checks.append(c) or original(c))
+        for i in range(5):
+            assert client.put(topic, f"b{i}", b"x").status is PutStatus.CREATED
+        assert checks == []
+
+
+def test_a_kept_connection_holding_an_unread_reply_is_checked_by_the_pool(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    with _client(redis_url) as client:
+        client.put(topic, "a", b"x")
+        assert client._wire is not None
+        [kept] = client._wire._kept.idle
+        kept.send_command("PING")  # a reply nobody reads: the next call must not take it
+        deadline = time.monotonic() + 5
+        while not kept._sock.recv(1, socket.MSG_PEEK) and time.monotonic() < deadline:
+            time.sleep(0.01)  # (the reply has arrived)
+        put = client.put(topic, "b", b"x")
+        assert put.status is PutStatus.CREATED and put.version == 1
+        assert [job.id for job in client.reserve_many(topic, 10)] == ["a", "b"]
+
+
+def test_a_kept_connection_whose_reply_waits_in_its_parser_is_checked_by_the_pool(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    with _client(redis_url) as client:
+        client.put(topic, "a", b"x")
+        assert client._wire is not None
+        [kept] = client._wire._kept.idle
+        kept._parser._reader.feed(b"+PONG\r\n")  # read from the socket, not yet taken
+        put = client.put(topic, "b", b"x")
+        assert put.status is PutStatus.CREATED and put.version == 1
