@@ -76,12 +76,13 @@ def delete(note: str, id: str, if_version: int | str = "", now: int = NOW) -> di
 
 def reserve(
     note: str, label: str | None = None, now: int = NOW, count: int | str = 1,
-    ttr: int | str = "", promote_limit: int = 1000,
+    ttr: int | str = "", promote_limit: int = 1000, times: int | str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """A reserve of up to ``count`` jobs."""
     return call(
-        note, "reserve", label, now_ms=now, count=count, ttr_ms=ttr, promote_limit=promote_limit
-    )
+        note, "reserve", label, now_ms=now, count=count, ttr_ms=ttr, promote_limit=promote_limit,
+        times=times,
+    )  # fmt: skip
 
 
 def ack(
@@ -316,6 +317,17 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         reserve("promote_limit 1: only a is promoted", now=NOW + 5 * S, count=5,
                 promote_limit=1),
         reserve("the next call promotes b", now=NOW + 5 * S, count=5, promote_limit=1),
+    ]),
+    "reserve_without_times": ("times 0: the lease's times are not read (-2); promotion goes on", [
+        put("due at +1 s", ("a", "x"), run_at=NOW + S),
+        put("due at +60 s", ("b", "x"), run_at=NOW + 60 * S),
+        reserve("at +5 s, times 0: a is promoted and leased; times -2", now=NOW + 5 * S,
+                times=0),
+        reserve("times 0, nothing due: no job, times -2", now=NOW + 5 * S, times=0),
+        reserve("times 1: next_due +60 s, next_timeout a's deadline", now=NOW + 5 * S, times=1),
+        call("pause", "pause"),
+        reserve("paused, times 0: times -2", now=NOW + 5 * S, times=0),
+        reserve("paused, times read", now=NOW + 5 * S),
     ]),
     "reserve_ttr_override": ("a reservation lasts the job's ttr, or the call's ttr_ms", [
         put("ttr 30 s", ("a", "x"), ttr=30 * S),
@@ -700,8 +712,8 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
              state="ready", offset="", limit="", prefix="", scan=""),
         call("timeline: empty width_ms 60000, limit 60 (60 counts)", "timeline", now_ms=NOW,
              width_ms="", limit=""),
-        call("reserve: empty count 1, promote_limit 1000", "reserve", "r", now_ms=NOW, count="",
-             ttr_ms="", promote_limit=""),
+        call("reserve: empty count 1, promote_limit 1000, times read", "reserve", "r", now_ms=NOW,
+             count="", ttr_ms="", promote_limit="", times=""),
         call("release: empty delay_ms 0, refund 0 (the attempt counts)", "release", now_ms=NOW,
              id="a", token=Token("r"), delay_ms="", error="", refund=""),
         call("requeue: empty limit 1000", "requeue", now_ms=NOW, limit=""),

@@ -175,3 +175,18 @@ async def test_async_connections_write_without_a_task_and_keep_the_write_timeout
             assert not connection.is_connected  # dropped, as redis-py drops it
         finally:
             await pool.release(connection)
+
+
+def test_only_a_lease_asks_reserve_lua_for_the_times_it_returns() -> None:
+    # reserve() and reserve_many() drop next_due_ms / next_timeout_ms: times 0 spares the
+    # script two ZRANGE WITHSCORES; lease() and ack_and_lease() read them (times empty)
+    times = {
+        "reserve": OPS.reserve("t").steps[0].args[-1],
+        "reserve_many": OPS.reserve_many("t", 5).steps[0].args[-1],
+        "reserve, ttr": OPS.reserve("t", ttr=5).steps[0].args[-1],
+        "lease": OPS.lease("t", 5).steps[0].args[-1],
+        "ack_and_lease": OPS.ack_and_lease("t", [], 5).steps[-1].args[-1],
+    }
+    assert times == {
+        "reserve": 0, "reserve_many": 0, "reserve, ttr": 0, "lease": "", "ack_and_lease": "",
+    }  # fmt: skip

@@ -115,8 +115,9 @@ func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) 
 
 // Reserve leases up to count ready jobs (ttrMs 0: each job's own ttr).
 func (c *Client) Reserve(ctx context.Context, topic string, count, ttrMs int64) ([]*Job, error) {
+	// times 0: the script skips the lease's times, which Reserve does not return
 	r, err := redis.Values(c.Call(ctx, "reserve", topic, Args{"now_ms": c.now(), "count": count,
-		"ttr_ms": opt(ttrMs), "promote_limit": 1000}))
+		"ttr_ms": opt(ttrMs), "promote_limit": 1000, "times": 0}))
 	if err != nil {
 		return nil, err
 	}

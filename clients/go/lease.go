@@ -48,7 +48,8 @@ func (c *Client) parseLease(topic string, reply any) (*Lease, error) {
 }
 
 func (c *Client) leaseArgs(count, ttrMs int64) Args {
-	return Args{"now_ms": c.now(), "count": count, "ttr_ms": opt(ttrMs), "promote_limit": 1000}
+	return Args{"now_ms": c.now(), "count": count, "ttr_ms": opt(ttrMs), "promote_limit": 1000,
+		"times": ""}
 }
 
 func (c *Client) ackArgs(done []*Job) Args {

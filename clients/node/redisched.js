@@ -205,13 +205,18 @@ class Scheduler {
 
   /** Lease up to `count` ready jobs, each with its token. */
   async reserve(topic, { count = 1, ttrMs = '' } = {}) {
-    return (await this.lease(topic, { count, ttrMs })).jobs;
+    // times 0: the script skips the lease's times, which reserve does not return
+    const r = await this.call('reserve', topic,
+      { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000, times: 0 },
+      { buffers: true });
+    return parseLease(topic, this.jobFields, r).jobs;
   }
 
   /** Like reserve, with the times a consumer sleeps until: {nowMs, nextDueMs, nextTimeoutMs, jobs}. */
   async lease(topic, { count = 1, ttrMs = '' } = {}) {
     const r = await this.call('reserve', topic,
-      { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000 }, { buffers: true });
+      { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000, times: '' },
+      { buffers: true });
     return parseLease(topic, this.jobFields, r);
   }
 
@@ -269,7 +274,8 @@ class Scheduler {
     if (!done.length) return { ...(await this.lease(topic, { count, ttrMs })), acked: [] };
     const replies = await this.withRefill(topic, [
       this.ackStep(done),
-      ['reserve', { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000 }, true],
+      ['reserve', { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000, times: '' },
+        true],
     ]);
     const lease = parseLease(topic, this.jobFields, replies[1]);
     lease.acked = replies[0].map((status) => status === 1);

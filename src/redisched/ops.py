@@ -744,11 +744,14 @@ class Operations:
         """Reserve up to ``count`` jobs and learn when the next work is due."""
         return self._lease_call(_lease_parser, topic, count, ttr)
 
-    def _lease_step(self, topic: str, count: object, ttr: object) -> Step:
+    def _lease_step(self, topic: str, count: object, ttr: object, times: bool = True) -> Step:
+        """reserve.lua's step; ``times=False`` for a reader that drops the lease's
+        ``next_due_ms`` / ``next_timeout_ms``, which then cost the script nothing."""
         ttr_arg: Arg = "" if ttr is None else validate.ttr_ms(ttr)
         return self._step(
-            "reserve", topic, self._now(), validate.count(count), ttr_arg, self.promote_limit
-        )
+            "reserve", topic, self._now(), validate.count(count), ttr_arg, self.promote_limit,
+            "" if times else 0,
+        )  # fmt: skip
 
     def _lease_call(
         self,
@@ -759,15 +762,16 @@ class Operations:
     ) -> Call[Any]:
         """A reserve.lua call read by ``parser(topic)``. With the server's clock and the
         topic's ttr every such call is the same: made once per topic, count and reader."""
+        times = parser is _lease_parser  # the others read the jobs alone
         if ttr is None and self.clock is None and type(count) is int:
             key = (parser, topic, count)
             call = self._leases.get(key)
             if call is None:
-                call = Call((self._lease_step(topic, count, None),), parser(topic))
+                call = Call((self._lease_step(topic, count, None, times),), parser(topic))
                 if len(self._leases) < 10_000:
                     self._leases[key] = call
             return call
-        return Call((self._lease_step(topic, count, ttr),), parser(topic))
+        return Call((self._lease_step(topic, count, ttr, times),), parser(topic))
 
     def reserve(self, topic: str, *, ttr: object = None) -> Call[Job | None]:
         """Lease the next ready job, or None."""

@@ -12,9 +12,11 @@
 -- ARGV[2] count int|empty
 -- ARGV[3] ttr_ms int|empty
 -- ARGV[4] promote_limit int|empty
+-- ARGV[5] times int|empty
 -- Returns: [now_ms, next_due_ms, next_timeout_ms, job...]. next_due_ms is the run_at of the
 --   earliest scheduled job and next_timeout_ms the earliest reservation deadline, each -1 when
---   there is none, so that a caller can sleep exactly until there is work. Each job is the
+--   there is none, so that a caller can sleep exactly until there is work (times 0: both -2,
+--   not read, for a caller that does not sleep on them; empty or 1 reads them). Each job is the
 --   array of get.lua with its token set and state reserved. A paused topic leases nothing.
 --   Order: lowest priority number first, then the order in which jobs became ready (due jobs
 --   are promoted in run_at order). Empty ttr_ms uses each job's own ttr. Leasing the pending
@@ -33,15 +35,19 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local now = tonumber(ARGV[1])
+local now, now_text = tonumber(ARGV[1]), ARGV[1]
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now_text = t[1] .. string.sub('00000' .. t[2], -6, -4) -- the same ms, as text (no format)
 end
 local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT = 1, 1000
 local count = ARGV[2] == '' and DEFAULT_COUNT or tonumber(ARGV[2])
 local ttr_override = tonumber(ARGV[3])
 local promote_limit = ARGV[4] == '' and DEFAULT_PROMOTE_LIMIT or tonumber(ARGV[4])
+-- next_due_ms and next_timeout_ms cost a ZRANGE WITHSCORES each (~14,000 instructions: Redis
+-- formats the score as text, Lua parses it back): read only for a caller that sleeps on them
+local times = ARGV[5] ~= '0'
 if not count or count < 1 or not promote_limit or promote_limit < 0 then
   return redis.error_reply('ERR reserve: count must be >= 1 and promote_limit >= 0')
 end
@@ -149,18 +155,25 @@ local function flush_feed()
   feed = {}
 end
 
-local reply = {now, -1, -1}
+local reply = {now, -2, -2}
 if settings[4] == '1' then -- paused
-  reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
+  if times then reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key) end
   return reply
 end
 
 -- The earliest scheduled job first: when it is not due (the common case), it is the reply's
--- next_due_ms as well, and nothing is promoted.
-local promote, next_due = math.min(promote_limit, count), earliest(scheduled_key)
+-- next_due_ms as well, and nothing is promoted. Without times, the due jobs are asked for
+-- at once (members only: no score to format).
+local promote, next_due = math.min(promote_limit, count), -2
 local due = {}
-if next_due ~= -1 and next_due <= now and promote > 0 then
-  due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote)
+if times then
+  next_due = earliest(scheduled_key)
+  if next_due ~= -1 and next_due <= now and promote > 0 then
+    due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now_text, 'LIMIT', '0', promote)
+  end
+elseif promote > 0 then
+  due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now_text, 'LIMIT', '0',
+    promote == 1 and '1' or promote)
 end
 local leasing = {} -- {id, decoded record} of each job to lease, in ready order
 -- The records to write and the members to add go in one command per kind and SLICE jobs,
@@ -205,7 +218,7 @@ if #due > 0 then
     redis.call('ZADD', ready_key, unpack(members, first, last))
   end
   redis.call('ZREM', scheduled_key, unpack(due))
-  next_due = earliest(scheduled_key)
+  if times then next_due = earliest(scheduled_key) end
 end
 if #leasing < count then
   -- the members alone: ZPOPMIN would format every score as text (~3,000 instructions each),
@@ -266,7 +279,7 @@ if #leasing > 0 then
   redis.call('HINCRBY', meta_key, 'total_reserved', leased)
 end
 if #occurrences == 0 then
-  reply[2], reply[3] = next_due, earliest(reserved_key)
+  if times then reply[2], reply[3] = next_due, earliest(reserved_key) end
   flush_feed()
   return reply
 end
@@ -342,6 +355,6 @@ for k, id in ipairs(occurrences) do
 end
 for i = from, #leased_feed do merged[#merged + 1] = leased_feed[i] end
 feed = merged
-reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key)
+if times then reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key) end
 flush_feed()
 return reply
