@@ -189,7 +189,8 @@ local reply = {}
 local stored_version -- the version of the last job stored (read_back: the one job)
 local put_version, put_event, put_head, put_tail -- a created job's parts, for one version
 -- scheduled: SEQ holds run_at - the put's time (history on; see materialize), else 0
-local put_seq_code = not due_now and cmsgpack.pack(history_on and run_at - now or 0)
+local put_seq = not due_now and (history_on and run_at - now or 0)
+local put_seq_code = batched and put_seq and cmsgpack.pack(put_seq)
 local body_heads = batched and {} -- a body's MessagePack header (cmsgpack's bytes), by length
 -- A ready job's member starts with '%012x' of its SEQ, and its record holds SEQ's MessagePack
 -- code: for a call of many jobs, both are parts fixed for the 256 SEQs of a block (seq_block:
@@ -328,53 +329,62 @@ for i = 9, #ARGV, 2 do
   local record, member -- a job stored afresh: its record and its member of ready/scheduled
   if kind == 'put' then
     -- a created job: a fresh record with only the put event (or, scheduled, the put event
-    -- implied). Its MessagePack stream is the call's head (STATE .. RUN_AT), then SEQ and
-    -- BODY, then the call's tail (LOG): head and tail, and the event, are the same for every
-    -- job of one version, so they are packed once (cmsgpack.pack of several values is their
-    -- encodings concatenated)
+    -- implied). In a call of many jobs, its MessagePack stream is the call's head (STATE ..
+    -- RUN_AT), then SEQ and BODY, then the call's tail (LOG): head and tail, and the event,
+    -- are the same for every job of one version, so they are packed once (cmsgpack.pack of
+    -- several values is their encodings concatenated); a job alone is packed at once.
     if version ~= put_version then
       put_version = version
       put_event = struct.pack(EVENT_FORMAT, EVENT.put, now, version, 0, 0)
-      put_head = cmsgpack.pack(due_now and READY or SCHEDULED, version, 0, priority, ttr,
-        max_attempts, run_at)
-      put_tail = history_on and due_now and cmsgpack.pack('\1' .. put_event) or ''
+      if batched then
+        put_head = cmsgpack.pack(due_now and READY or SCHEDULED, version, 0, priority, ttr,
+          max_attempts, run_at)
+        put_tail = history_on and due_now and cmsgpack.pack('\1' .. put_event) or ''
+      end
     end
     local seq_code, seq_low = put_seq_code, '' -- SEQ's code: seq_code .. seq_low
     member = id
-    if due_now then
-      seq_taken = seq_taken + 1
-      if many_ready then
-        local low = seq_taken % 256
-        if seq_taken - low ~= seq_block then -- (a replaced job may have taken the SEQs between)
-          seq_block = seq_taken - low
-          seq_high = string.format('%010x', seq_block / 256)
-          seq_lead = seq_taken >= 256 and string.sub(cmsgpack.pack(seq_taken), 1, -2)
-        end
-        member = seq_high .. hex_byte[low + 1] .. id
-        if seq_lead then
-          seq_code, seq_low = seq_lead, byte_char[low + 1]
-        else
-          seq_code = cmsgpack.pack(seq_taken)
-        end
+    if not batched then
+      local seq = put_seq
+      if due_now then
+        seq_taken = seq_taken + 1
+        seq, member = seq_taken, string.format('%012x', seq_taken) .. id
+      end
+      if history_on and due_now then
+        record = cmsgpack.pack(READY, version, 0, priority, ttr, max_attempts, run_at, seq, body,
+          '\1' .. put_event)
       else
-        seq_code, member = cmsgpack.pack(seq_taken), string.format('%012x', seq_taken) .. id
+        record = cmsgpack.pack(due_now and READY or SCHEDULED, version, 0, priority, ttr,
+          max_attempts, run_at, seq, body)
+      end
+    elseif due_now then -- many jobs, ready (many_ready)
+      seq_taken = seq_taken + 1
+      local low = seq_taken % 256
+      if seq_taken - low ~= seq_block then -- (a replaced job may have taken the SEQs between)
+        seq_block = seq_taken - low
+        seq_high = string.format('%010x', seq_block / 256)
+        seq_lead = seq_taken >= 256 and string.sub(cmsgpack.pack(seq_taken), 1, -2)
+      end
+      member = seq_high .. hex_byte[low + 1] .. id
+      if seq_lead then
+        seq_code, seq_low = seq_lead, byte_char[low + 1]
+      else
+        seq_code = cmsgpack.pack(seq_taken)
       end
     end
-    local body_head
     if batched then
       local size = #body
-      body_head = body_heads[size]
+      local body_head = body_heads[size]
       if not body_head then
         body_head = string.sub(cmsgpack.pack(body), 1, -size - 1)
         body_heads[size] = body_head
       end
+      record = put_head .. seq_code .. seq_low .. body_head .. body .. put_tail
     end
     if history_on and keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
       local n = #feed
       feed[n + 1], feed[n + 2] = put_event, id
     end
-    record = body_head and put_head .. seq_code .. seq_low .. body_head .. body .. put_tail
-      or put_head .. seq_code .. cmsgpack.pack(body) .. put_tail -- one job: packed at once
   elseif kind then
     -- the fields in record order, STATE .. LOG: a list constructor costs Redis less than
     -- [STATE] = ... (an array, not a hash), ~0.5 us per job
