@@ -129,14 +129,17 @@ def _ready(kept: _Kept, connection: Any) -> bool:
     """
     sock = getattr(connection, "_sock", None)
     watched = kept.watched.get(connection)
-    if watched is None or watched[0] is not sock:
-        poll = None
-        if sock is not None and hasattr(select, "poll") and not hasattr(sock, "pending"):
-            poll = select.poll()
-            poll.register(sock, select.POLLIN)
-        watched = kept.watched[connection] = (sock, poll)
-    poll = watched[1]
-    if poll is None or poll.poll(0):  # readable: data nobody asked for, or the server closed
+    try:
+        if watched is None or watched[0] is not sock:
+            poll = None
+            if sock is not None and hasattr(select, "poll") and not hasattr(sock, "pending"):
+                poll = select.poll()
+                poll.register(sock, select.POLLIN)
+            watched = kept.watched[connection] = (sock, poll)
+        poll = watched[1]
+        if poll is None or poll.poll(0):  # readable: unasked data, or the server closed
+            return False
+    except (ValueError, OSError):  # closed meanwhile (pool.disconnect() in another thread)
         return False
     reader = getattr(getattr(connection, "_parser", None), "_reader", None)
     return reader is not None and not reader.has_data()
@@ -204,10 +207,9 @@ class Wire:
             kept.watched.pop(connection, None)
             connection.disconnect()
             return kept.pool.get_connection()
-        if _ready(kept, connection):
-            return connection
         try:
-            kept.pool.ensure_connection(connection)
+            if not _ready(kept, connection):
+                kept.pool.ensure_connection(connection)
         except BaseException:
             self._give_back(connection)
             raise
