@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -177,17 +176,22 @@ def test_a_kept_connection_is_reused_without_the_pools_check_while_nothing_waits
         assert checks == []
 
 
-def test_a_kept_connection_holding_an_unread_reply_is_checked_by_the_pool(
-    redis_url: str, topic: str
-) -> None:  # fmt: skip
+@contextmanager
+def _one_kept(redis_url: str, topic: str) -> Iterator[tuple[redisched.Client, Any]]:
+    """A keeping client that put job "a", and the one connection its wire kept."""
     with _client(redis_url) as client:
         client.put(topic, "a", b"x")
         assert client._wire is not None
         [kept] = client._wire._kept.idle
+        yield client, kept
+
+
+def test_a_kept_connection_holding_an_unread_reply_is_checked_by_the_pool(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    with _one_kept(redis_url, topic) as (client, kept):
         kept.send_command("PING")  # a reply nobody reads: the next call must not take it
-        deadline = time.monotonic() + 5
-        while not kept._sock.recv(1, socket.MSG_PEEK) and time.monotonic() < deadline:
-            time.sleep(0.01)  # (the reply has arrived)
+        assert kept._sock.recv(1, socket.MSG_PEEK)  # (blocks until the reply has arrived)
         put = client.put(topic, "b", b"x")
         assert put.status is PutStatus.CREATED and put.version == 1
         assert [job.id for job in client.reserve_many(topic, 10)] == ["a", "b"]
@@ -196,10 +200,7 @@ def test_a_kept_connection_holding_an_unread_reply_is_checked_by_the_pool(
 def test_a_kept_connection_whose_reply_waits_in_its_parser_is_checked_by_the_pool(
     redis_url: str, topic: str
 ) -> None:  # fmt: skip
-    with _client(redis_url) as client:
-        client.put(topic, "a", b"x")
-        assert client._wire is not None
-        [kept] = client._wire._kept.idle
+    with _one_kept(redis_url, topic) as (client, kept):
         kept._parser._reader.feed(b"+PONG\r\n")  # read from the socket, not yet taken
         put = client.put(topic, "b", b"x")
         assert put.status is PutStatus.CREATED and put.version == 1
@@ -211,10 +212,8 @@ def test_a_kept_connection_whose_socket_was_closed_under_it_is_reconnected(
     # the state pool.disconnect() from another thread can leave for a moment: a closed
     # socket still set on the connection (review: the poll's register raised ValueError and
     # the connection was lost to the pool)
-    with _client(redis_url) as client:
-        client.put(topic, "a", b"x")
+    with _one_kept(redis_url, topic) as (client, kept):
         assert client._wire is not None
-        [kept] = client._wire._kept.idle
         client._wire._kept.watched.clear()  # the next check makes its poll afresh
         kept._sock.close()
         assert client.put(topic, "b", b"x").status is PutStatus.CREATED

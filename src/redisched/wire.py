@@ -109,7 +109,8 @@ class _Kept:
         self.pool = pool
         self.keeps = keep and keeps(pool)
         self.idle: list[Any] = []  # list.pop / append: atomic, no lock needed
-        self.watched: dict[Any, tuple[Any, Any]] = {}  # connection: (its socket, a poll of it)
+        # connection: (its socket, a poll of it, its parser's hiredis reader), see _ready
+        self.watched: dict[Any, tuple[Any, Any, Any]] = {}
         _kept.add(self)
 
     def forget(self) -> None:
@@ -130,19 +131,19 @@ def _ready(kept: _Kept, connection: Any) -> bool:
     sock = getattr(connection, "_sock", None)
     watched = kept.watched.get(connection)
     try:
-        if watched is None or watched[0] is not sock:
+        if watched is None or watched[0] is not sock:  # new, or reconnected: a new reader too
             poll = None
             if sock is not None and hasattr(select, "poll") and not hasattr(sock, "pending"):
                 poll = select.poll()
                 poll.register(sock, select.POLLIN)
-            watched = kept.watched[connection] = (sock, poll)
-        poll = watched[1]
-        if poll is None or poll.poll(0):  # readable: unasked data, or the server closed
+            reader = getattr(getattr(connection, "_parser", None), "_reader", None)
+            watched = kept.watched[connection] = (sock, poll, reader)
+        _, poll, reader = watched
+        if poll is None or reader is None or poll.poll(0):  # readable: unasked data, or closed
             return False
     except (ValueError, OSError):  # closed meanwhile (pool.disconnect() in another thread)
         return False
-    reader = getattr(getattr(connection, "_parser", None), "_reader", None)
-    return reader is not None and not reader.has_data()
+    return not reader.has_data()
 
 
 _kept: weakref.WeakSet[_Kept] = weakref.WeakSet()
@@ -204,8 +205,7 @@ class Wire:
             # a failure here is redis-py's own (connect and its retries, a full pool)
             return kept.pool.get_connection()
         if not _owned(kept, connection):  # the pool was reset: close it, take a new one
-            kept.watched.pop(connection, None)
-            connection.disconnect()
+            self._give_back(connection)
             return kept.pool.get_connection()
         try:
             if not _ready(kept, connection):
@@ -276,8 +276,8 @@ class AsyncWire:
             connection = kept.idle.pop()
         except IndexError:
             return await kept.pool.get_connection()
-        if not _owned(kept, connection):
-            await connection.disconnect()
+        if not _owned(kept, connection):  # as Wire._take
+            await self._give_back(connection)
             return await kept.pool.get_connection()
         try:
             await kept.pool.ensure_connection(connection)
