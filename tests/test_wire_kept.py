@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 import redisched
+from redisched import wire
 from redisched.models import PutStatus
 
 
@@ -219,3 +226,82 @@ def test_a_kept_connection_whose_socket_was_closed_under_it_is_reconnected(
         assert client.put(topic, "b", b"x").status is PutStatus.CREATED
         pool = client.redis.connection_pool
         assert len(pool._in_use_connections) == 1 and client._wire._kept.idle == [kept]
+
+
+SPIN = (  # a script that answers after 300 ms
+    "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2]"
+    " repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > 300000 return 1"
+)
+
+
+def _kernel_timeout(sock: socket.socket) -> float:
+    value = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+    seconds, micros = struct.unpack("ll", value)
+    return seconds + micros / 1e6
+
+
+@pytest.mark.skipif(not wire.KERNEL_TIMEOUTS, reason="kernel timeouts are taken on Linux only")
+def test_a_kept_socket_blocks_with_the_connections_timeout_kept_by_the_kernel(
+    redis_url: str, topic: str
+) -> None:  # fmt: skip
+    with _client(redis_url, socket_timeout=2.5) as client:
+        client.put(topic, "a", b"x")
+        assert client._wire is not None
+        [kept] = client._wire._kept.idle
+        assert kept._sock.gettimeout() == 2.5  # as redis-py made it, until its first reuse
+        client.put(topic, "b", b"x")
+        sock = kept._sock
+        assert sock.gettimeout() is None and _kernel_timeout(sock) == 2.5
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16) == wire._timeval(2.5)
+        client._wire.close()  # given back: redis-py's timeout mode again
+        assert sock.gettimeout() == 2.5 and _kernel_timeout(sock) == 0
+        assert client.get(topic, "b") is not None  # through redis-py, on the same socket
+
+
+@pytest.mark.skipif(not wire.KERNEL_TIMEOUTS, reason="kernel timeouts are taken on Linux only")
+@pytest.mark.parametrize("retries", [0, 2])
+def test_a_kept_socket_times_out_as_redis_py_would(
+    redis_url: str, raw_redis: redis.Redis, topic: str, retries: int
+) -> None:  # fmt: skip
+    conn = redis.Redis.from_url(redis_url, socket_timeout=0.1, retry=Retry(NoBackoff(), retries))
+    spin, one = conn.script_load(SPIN), conn.script_load("return 1")
+    link = wire.Wire(conn)
+    try:
+        assert link.send([("EVALSHA", one, 0)]) == [1]
+        assert link.send([("EVALSHA", one, 0)]) == [1]  # reused: blocking now
+        [kept] = link._kept.idle
+        assert kept._sock.gettimeout() is None
+        started = time.monotonic()
+        if retries:
+            assert link.send([("EVALSHA", spin, 0)]) is wire.AGAIN
+        else:
+            with pytest.raises(redis.exceptions.TimeoutError, match="Timeout reading from socket"):
+                link.send([("EVALSHA", spin, 0)])
+        assert time.monotonic() - started < 0.25  # the 0.1 s timeout, not the script's 0.3 s
+        assert link._kept.idle == [] and kept._sock is None  # dropped
+        time.sleep(0.35)  # the script ends
+        assert link.send([("EVALSHA", one, 0)]) == [1]
+    finally:
+        link.close()
+        conn.close()
+
+
+@pytest.mark.skipif(not wire.KERNEL_TIMEOUTS, reason="kernel timeouts are taken on Linux only")
+def test_a_call_blocked_on_a_kept_socket_ends_when_the_pool_disconnects(redis_url: str) -> None:
+    conn = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0))
+    spin, one = conn.script_load(SPIN), conn.script_load("return 1")
+    link = wire.Wire(conn)
+    try:
+        link.send([("EVALSHA", one, 0)])
+        link.send([("EVALSHA", one, 0)])
+        assert link._kept.idle[0]._sock.gettimeout() is None  # blocking, kernel timeout 5 s
+        timer = threading.Timer(0.05, conn.connection_pool.disconnect)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            link.send([("EVALSHA", spin, 0)])
+        assert time.monotonic() - started < 0.25  # woken by the shutdown, not the script's end
+        timer.join()
+    finally:
+        link.close()
+        conn.close()

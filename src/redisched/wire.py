@@ -12,7 +12,9 @@ What the pool does for a connection still happens: before each use, a kept conne
 socket is readable (the server closed it, or sent data nobody asked for) or whose parser holds
 unread data goes through the pool's own ``ensure_connection``, which reconnects it (one
 ``poll(0)`` tells, :func:`_ready`), and redis-py's health check and timeouts apply to every
-command. When the
+command. While a wire keeps a connection, its socket blocks with the same timeouts kept by the
+kernel (:func:`_block`, on Linux): Python then makes no ``poll`` of its own before each write
+and each read, two system calls of the five a call made. When the
 connection fails, it is dropped and :data:`AGAIN` tells the caller to send the batch through
 ``execute_command`` or a pipeline, whose retries then apply as before. redis-py's operation
 metrics do not see these commands.
@@ -34,6 +36,9 @@ from __future__ import annotations
 
 import os
 import select
+import socket
+import struct
+import sys
 import weakref
 from typing import Any
 
@@ -119,6 +124,47 @@ class _Kept:
         self.watched = {}
 
 
+KERNEL_TIMEOUTS = sys.platform == "linux"
+"""Whether kept sockets block with kernel timeouts (:func:`_block`)."""
+
+_NO_TIMEOUT = struct.pack("ll", 0, 0)
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    micros = int((seconds - whole) * 1_000_000)
+    return struct.pack("ll", whole, micros if whole or micros else 1)  # 0 would mean never
+
+
+def _block(sock: socket.socket, timeout: float) -> None:
+    """Make ``sock`` (in Python's timeout mode) block, with ``timeout`` kept by the kernel.
+
+    With a timeout, Python's socket is non-blocking and polls before every ``send`` and
+    ``recv``: ~3 µs of CPU and ~3 µs of wall time a round trip, measured. A blocking socket
+    with ``SO_RCVTIMEO`` / ``SO_SNDTIMEO`` waits in the ``send`` or ``recv`` itself, and fails
+    after as long. Such a failure (``EAGAIN``) reaches redis-py as a ``BlockingIOError``, which
+    :meth:`Wire.send` raises as the ``TimeoutError`` redis-py would have raised.
+    """
+    value = _timeval(timeout)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    sock.settimeout(None)
+
+
+def _unblock(connection: Any) -> None:
+    """Put back redis-py's timeout mode on a socket :func:`_block` changed."""
+    sock = getattr(connection, "_sock", None)
+    timeout = getattr(connection, "socket_timeout", None)
+    if sock is None or not timeout or sock.gettimeout() is not None:
+        return  # closed, no timeout wanted (Python's own blocking mode), or never changed
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _NO_TIMEOUT)
+        sock.settimeout(timeout)
+    except OSError:  # closed meanwhile: nothing to put back
+        pass
+
+
 def _ready(kept: _Kept, connection: Any) -> bool:
     """True when a kept ``connection`` can take a command as it is: connected, with nothing
     unread in its socket or its parser. Else the pool's ``ensure_connection`` decides.
@@ -128,7 +174,7 @@ def _ready(kept: _Kept, connection: Any) -> bool:
     ``poll(0)`` on a poll object made once per socket. A TLS socket (decrypted bytes may
     wait above the socket) and a parser without hiredis always take the pool's check.
     """
-    sock = getattr(connection, "_sock", None)
+    sock: Any = getattr(connection, "_sock", None)
     watched = kept.watched.get(connection)
     try:
         if watched is None or watched[0] is not sock:  # new, or reconnected: a new reader too
@@ -141,6 +187,9 @@ def _ready(kept: _Kept, connection: Any) -> bool:
         _, poll, reader = watched
         if poll is None or reader is None or poll.poll(0):  # readable: unasked data, or closed
             return False
+        timeout = sock.gettimeout()  # None once blocking; back after redis-py's can_read()
+        if timeout and KERNEL_TIMEOUTS:
+            _block(sock, timeout)
     except (ValueError, OSError):  # closed meanwhile (pool.disconnect() in another thread)
         return False
     return not reader.has_data()
@@ -174,17 +223,22 @@ class Wire:
         if not scripted(batch):
             return AGAIN
         connection = self._take()
+        written = False
         try:
             connection.send_packed_command((packed(batch),))
+            written = True
             replies: list[Any] = []
             for _ in batch:
                 try:
                     replies.append(connection.read_response())
                 except ResponseError as exc:
                     replies.append(exc)
-        except TRANSPORT_ERRORS:
+        except TRANSPORT_ERRORS as exc:
             self._drop(connection)
             if not resends(connection):
+                if isinstance(exc.__context__, BlockingIOError):  # a kernel timeout (_block)
+                    place = "reading from" if written else "writing to"
+                    raise TimeoutError(f"Timeout {place} socket") from exc
                 raise
             return AGAIN
         except BaseException:  # replies may be left unread (Sentinel's read_response keeps them)
@@ -223,6 +277,7 @@ class Wire:
         kept = self._kept
         kept.watched.pop(connection, None)
         if _owned(kept, connection):
+            _unblock(connection)
             kept.pool.release(connection)
         else:
             connection.disconnect()
