@@ -195,6 +195,14 @@ def _ready(kept: _Kept, connection: Any) -> bool:
     return not reader.has_data()
 
 
+def _timed_out(connection: Any, written: bool) -> TimeoutError:
+    """The error redis-py raises when a write or a read times out."""
+    if not written:
+        return TimeoutError("Timeout writing to socket")
+    host = getattr(connection, "_host_error", None)
+    return TimeoutError(f"Timeout reading from {host() if host else 'socket'}")
+
+
 _kept: weakref.WeakSet[_Kept] = weakref.WeakSet()
 
 
@@ -237,8 +245,7 @@ class Wire:
             self._drop(connection)
             if not resends(connection):
                 if isinstance(exc.__context__, BlockingIOError):  # a kernel timeout (_block)
-                    place = "reading from" if written else "writing to"
-                    raise TimeoutError(f"Timeout {place} socket") from exc
+                    raise _timed_out(connection, written) from exc
                 raise
             return AGAIN
         except BaseException:  # replies may be left unread (Sentinel's read_response keeps them)
