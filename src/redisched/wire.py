@@ -34,6 +34,7 @@ pool's ``max_connections`` is in use; and the clients give the kept ones back
 
 from __future__ import annotations
 
+import _socket
 import os
 import select
 import socket
@@ -114,8 +115,9 @@ class _Kept:
         self.pool = pool
         self.keeps = keep and keeps(pool)
         self.idle: list[Any] = []  # list.pop / append: atomic, no lock needed
-        # connection: (its socket, a poll of it, its parser's hiredis reader), see _ready
-        self.watched: dict[Any, tuple[Any, Any, Any]] = {}
+        # connection: (its socket, a poll of it, its parser's hiredis reader, whether the socket
+        # may block with kernel timeouts), see _ready
+        self.watched: dict[Any, tuple[Any, Any, Any, bool]] = {}
         _kept.add(self)
 
     def forget(self) -> None:
@@ -183,13 +185,16 @@ def _ready(kept: _Kept, connection: Any) -> bool:
                 poll = select.poll()
                 poll.register(sock, select.POLLIN)
             reader = getattr(getattr(connection, "_parser", None), "_reader", None)
-            watched = kept.watched[connection] = (sock, poll, reader)
-        _, poll, reader = watched
+            # a socket of gevent's or eventlet's waits in their loop: no kernel timeouts there
+            blocks = KERNEL_TIMEOUTS and isinstance(sock, _socket.socket)
+            watched = kept.watched[connection] = (sock, poll, reader, blocks)
+        _, poll, reader, blocks = watched
         if poll is None or reader is None or poll.poll(0):  # readable: unasked data, or closed
             return False
-        timeout = sock.gettimeout()  # None once blocking; back after redis-py's can_read()
-        if timeout and KERNEL_TIMEOUTS:
-            _block(sock, timeout)
+        if blocks:
+            timeout = sock.gettimeout()  # None once blocking; back after redis-py's can_read()
+            if timeout:
+                _block(sock, timeout)
     except (ValueError, OSError):  # closed meanwhile (pool.disconnect() in another thread)
         return False
     return not reader.has_data()
