@@ -307,3 +307,114 @@ def test_a_call_blocked_on_a_kept_socket_ends_when_the_pool_disconnects(redis_ur
     finally:
         link.close()
         conn.close()
+
+
+def _reused(conn: redis.Redis) -> tuple[wire.Wire, Any]:
+    """A keeping wire of ``conn`` that sent twice, and the connection it kept."""
+    link = wire.Wire(conn)
+    one = conn.script_load("return 1")
+    assert link.send([("EVALSHA", one, 0)]) == [1]  # redis-py's path: a new connection
+    assert link.send([("EVALSHA", one, 0)]) == [1]  # kept and ready: the wire's own
+    [kept] = link._kept.idle
+    return link, kept
+
+
+def _refuse(connection: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``connection``'s redis-py write and read fail the test when called."""
+
+    def refused(method: str) -> Any:
+        return lambda *args, **kwargs: pytest.fail(f"{method} called")
+
+    for method in ("send_packed_command", "read_response"):
+        monkeypatch.setattr(connection, method, refused(method))
+
+
+def test_a_ready_kept_connection_writes_and_reads_without_redis_pys_layers(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    conn = redis.Redis.from_url(redis_url)
+    link, kept = _reused(conn)
+    _refuse(kept, monkeypatch)
+    mixed = [
+        ("EVALSHA", conn.script_load("return {1, 'two', {3}}"), 0),
+        ("EVALSHA", conn.script_load("return redis.error_reply('ERR boom')"), 0),
+        ("EVALSHA", "0" * 40, 0),
+        ("EVALSHA", conn.script_load("return redis.status_reply('FINE')"), 0),
+        ("EVALSHA", conn.script_load("return false"), 0),
+        ("EVALSHA", conn.script_load("return string.rep('x', 200000)"), 0),  # many reads
+    ]
+    try:
+        replies = link.send(mixed)
+        assert isinstance(replies, list) and link._kept.idle == [kept]
+        monkeypatch.undo()
+        link._kept.watched.clear()
+        link._kept.watched[kept] = wire._Watch(kept, kept._sock)  # never ready: redis-py's
+        expected = conn.pipeline(transaction=False)
+        for command in mixed:
+            expected.execute_command(*command)
+        through_redis_py = expected.execute(raise_on_error=False)
+        assert [repr(reply) for reply in replies] == [repr(r) for r in through_redis_py]
+        assert replies[0] == [1, b"two", [3]] and replies[5] == b"x" * 200000
+        assert type(replies[1]) is redis.exceptions.ResponseError
+        assert type(replies[2]) is redis.exceptions.NoScriptError
+    finally:
+        link.close()
+        conn.close()
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_an_error_reply_redis_py_raises_as_a_connection_error_is_raised(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, retries: int
+) -> None:  # fmt: skip
+    conn = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), retries))
+    link, kept = _reused(conn)
+    _refuse(kept, monkeypatch)
+    full = conn.script_load("return redis.error_reply('ERR max number of clients reached')")
+    try:
+        if retries:
+            assert link.send([("EVALSHA", full, 0)]) is wire.AGAIN
+        else:
+            with pytest.raises(redis.exceptions.ConnectionError, match="max number of clients"):
+                link.send([("EVALSHA", full, 0)])
+        assert link._kept.idle == [] and kept._sock is None  # dropped, as redis-py drops it
+    finally:
+        link.close()
+        conn.close()
+
+
+def test_a_kept_connection_with_a_health_check_keeps_redis_pys_layers(redis_url: str) -> None:
+    conn = redis.Redis.from_url(redis_url, health_check_interval=30)
+    link, kept = _reused(conn)
+    reads: list[int] = []
+    original = kept.read_response
+    kept.read_response = lambda *a, **k: reads.append(1) or original(*a, **k)
+    try:
+        assert link.send([("EVALSHA", conn.script_load("return 3"), 0)]) == [3]
+        assert reads == [1]
+    finally:
+        link.close()
+        conn.close()
+
+
+def test_a_resp3_push_read_before_a_reply_goes_to_redis_pys_handler(
+    redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    conn = redis.Redis.from_url(redis_url, protocol=3)
+    link, kept = _reused(conn)
+    key = f"{topic}:tracked"
+    kept.send_command("CLIENT", "TRACKING", "ON")
+    assert kept.read_response() in (b"OK", "OK")
+    kept.send_command("GET", key)  # the server now tells this connection when key changes
+    assert kept.read_response() is None
+    _refuse(kept, monkeypatch)
+    watch = link._kept.watched[kept]
+    pushed: list[Any] = []
+    monkeypatch.setattr(watch, "handle_push", pushed.append)
+    write = conn.script_load("redis.call('SET', KEYS[1], 'v') return 7")
+    try:  # the invalidation is written before the script's reply, on the same connection
+        assert link.send([("EVALSHA", write, 1, key), ("EVALSHA", write, 1, key)]) == [7, 7]
+        assert [list(push) for push in pushed] == [[b"invalidate", [key.encode()]]]
+        assert link._kept.idle == [kept]
+    finally:
+        link.close()
+        conn.close()
