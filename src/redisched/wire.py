@@ -11,11 +11,12 @@ time), sends the commands packed by hiredis in one write and reads the replies.
 What the pool does for a connection still happens: before each use, a kept connection whose
 socket is readable (the server closed it, or sent data nobody asked for) or whose parser holds
 unread data goes through the pool's own ``ensure_connection``, which reconnects it (one
-``poll(0)`` tells, :func:`_ready`), and redis-py's health check and timeouts apply to every
-command. While a wire keeps a connection, its socket blocks with the same timeouts kept by the
-kernel (:func:`_block`, on Linux): Python then makes no ``poll`` of its own before each write
-and each read, two system calls of the five a call made. When the
-connection fails, it is dropped and :data:`AGAIN` tells the caller to send the batch through
+``poll(0)`` tells, :func:`_ready`), and redis-py's timeouts apply to every command. A sync
+kept connection that passed the check is written and read by the wire itself, with its parser's
+own hiredis reader (:func:`_exchange`; one with a health check keeps redis-py's path), and its
+socket blocks with the same timeouts kept by the kernel (:func:`_block`, on Linux): Python
+then makes no ``poll`` of its own before each write and each read, two system calls of the
+five a call made. When the connection fails, it is dropped and :data:`AGAIN` tells the caller to send the batch through
 ``execute_command`` or a pipeline, whose retries then apply as before. redis-py's operation
 metrics do not see these commands.
 
