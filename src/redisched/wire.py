@@ -16,9 +16,9 @@ kept connection that passed the check is written and read by the wire itself, wi
 own hiredis reader (:func:`_exchange`; one with a health check keeps redis-py's path), and its
 socket blocks with the same timeouts kept by the kernel (:func:`_block`, on Linux): Python
 then makes no ``poll`` of its own before each write and each read, two system calls of the
-five a call made. When the connection fails, it is dropped and :data:`AGAIN` tells the caller to send the batch through
-``execute_command`` or a pipeline, whose retries then apply as before. redis-py's operation
-metrics do not see these commands.
+five a call made. When the connection fails, it is dropped and :data:`AGAIN` tells the
+caller to send the batch through ``execute_command`` or a pipeline, whose retries then apply as
+before. redis-py's operation metrics do not see these commands.
 
 Only a plain ``redis.Redis`` / ``redis.asyncio.Redis`` takes this path (:func:`usable`): a
 subclass may instrument ``execute_command``, a single-connection client serializes its
