@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from redis._parsers import _HiredisParser
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -228,85 +228,10 @@ def test_a_kept_connection_whose_socket_was_closed_under_it_is_reconnected(
         assert len(pool._in_use_connections) == 1 and client._wire._kept.idle == [kept]
 
 
-SPIN = (  # a script that answers after 300 ms
+SPIN = (  # a script that answers after 300 ms; meanwhile the server reads nothing
     "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2]"
     " repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > 300000 return 1"
 )
-
-
-def _kernel_timeout(sock: socket.socket) -> float:
-    value = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
-    seconds, micros = struct.unpack("ll", value)
-    return seconds + micros / 1e6
-
-
-@pytest.mark.skipif(not wire.KERNEL_TIMEOUTS, reason="kernel timeouts are taken on Linux only")
-def test_a_kept_socket_blocks_with_the_connections_timeout_kept_by_the_kernel(
-    redis_url: str, topic: str
-) -> None:  # fmt: skip
-    with _client(redis_url, socket_timeout=2.5) as client:
-        client.put(topic, "a", b"x")
-        assert client._wire is not None
-        [kept] = client._wire._kept.idle
-        assert kept._sock.gettimeout() == 2.5  # as redis-py made it, until its first reuse
-        client.put(topic, "b", b"x")
-        sock = kept._sock
-        assert sock.gettimeout() is None and _kernel_timeout(sock) == 2.5
-        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16) == wire._timeval(2.5)
-        client._wire.close()  # given back: redis-py's timeout mode again
-        assert sock.gettimeout() == 2.5 and _kernel_timeout(sock) == 0
-        assert client.get(topic, "b") is not None  # through redis-py, on the same socket
-
-
-@pytest.mark.skipif(not wire.KERNEL_TIMEOUTS, reason="kernel timeouts are taken on Linux only")
-@pytest.mark.parametrize("retries", [0, 2])
-def test_a_kept_socket_times_out_as_redis_py_would(
-    redis_url: str, raw_redis: redis.Redis, topic: str, retries: int
-) -> None:  # fmt: skip
-    conn = redis.Redis.from_url(redis_url, socket_timeout=0.1, retry=Retry(NoBackoff(), retries))
-    spin, one = conn.script_load(SPIN), conn.script_load("return 1")
-    link = wire.Wire(conn)
-    try:
-        assert link.send([("EVALSHA", one, 0)]) == [1]
-        assert link.send([("EVALSHA", one, 0)]) == [1]  # reused: blocking now
-        [kept] = link._kept.idle
-        assert kept._sock.gettimeout() is None
-        started = time.monotonic()
-        if retries:
-            assert link.send([("EVALSHA", spin, 0)]) is wire.AGAIN
-        else:
-            address = conn.connection_pool.connection_kwargs
-            timeout = f"Timeout reading from {address['host']}:{address['port']}"
-            with pytest.raises(redis.exceptions.TimeoutError, match=timeout):
-                link.send([("EVALSHA", spin, 0)])
-        assert time.monotonic() - started < 0.25  # the 0.1 s timeout, not the script's 0.3 s
-        assert link._kept.idle == [] and kept._sock is None  # dropped
-        time.sleep(0.35)  # the script ends
-        assert link.send([("EVALSHA", one, 0)]) == [1]
-    finally:
-        link.close()
-        conn.close()
-
-
-@pytest.mark.skipif(not wire.KERNEL_TIMEOUTS, reason="kernel timeouts are taken on Linux only")
-def test_a_call_blocked_on_a_kept_socket_ends_when_the_pool_disconnects(redis_url: str) -> None:
-    conn = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0))
-    spin, one = conn.script_load(SPIN), conn.script_load("return 1")
-    link = wire.Wire(conn)
-    try:
-        link.send([("EVALSHA", one, 0)])
-        link.send([("EVALSHA", one, 0)])
-        assert link._kept.idle[0]._sock.gettimeout() is None  # blocking, kernel timeout 5 s
-        timer = threading.Timer(0.05, conn.connection_pool.disconnect)
-        timer.start()
-        started = time.monotonic()
-        with pytest.raises(redis.exceptions.ConnectionError):
-            link.send([("EVALSHA", spin, 0)])
-        assert time.monotonic() - started < 0.25  # woken by the shutdown, not the script's end
-        timer.join()
-    finally:
-        link.close()
-        conn.close()
 
 
 def _reused(conn: redis.Redis) -> tuple[wire.Wire, Any]:
@@ -329,6 +254,14 @@ def _refuse(connection: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(connection, method, refused(method))
 
 
+def _failure(call: Any) -> str:
+    try:
+        call()
+    except Exception as exc:  # the test compares whatever was raised
+        return f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+    return "no failure"
+
+
 def test_a_ready_kept_connection_writes_and_reads_without_redis_pys_layers(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # fmt: skip
@@ -347,8 +280,6 @@ def test_a_ready_kept_connection_writes_and_reads_without_redis_pys_layers(
         replies = link.send(mixed)
         assert isinstance(replies, list) and link._kept.idle == [kept]
         monkeypatch.undo()
-        link._kept.watched.clear()
-        link._kept.watched[kept] = wire._Watch(kept, kept._sock)  # never ready: redis-py's
         expected = conn.pipeline(transaction=False)
         for command in mixed:
             expected.execute_command(*command)
@@ -362,14 +293,16 @@ def test_a_ready_kept_connection_writes_and_reads_without_redis_pys_layers(
         conn.close()
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["reply", "in an array"])
 @pytest.mark.parametrize("retries", [0, 2])
 def test_an_error_reply_redis_py_raises_as_a_connection_error_is_raised(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch, retries: int
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, retries: int, nested: bool
 ) -> None:  # fmt: skip
     conn = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), retries))
     link, kept = _reused(conn)
     _refuse(kept, monkeypatch)
-    full = conn.script_load("return redis.error_reply('ERR max number of clients reached')")
+    error = "redis.error_reply('ERR max number of clients reached')"
+    full = conn.script_load(f"return {{{error}}}" if nested else f"return {error}")
     try:
         if retries:
             assert link.send([("EVALSHA", full, 0)]) is wire.AGAIN
@@ -377,6 +310,95 @@ def test_an_error_reply_redis_py_raises_as_a_connection_error_is_raised(
             with pytest.raises(redis.exceptions.ConnectionError, match="max number of clients"):
                 link.send([("EVALSHA", full, 0)])
         assert link._kept.idle == [] and kept._sock is None  # dropped, as redis-py drops it
+    finally:
+        link.close()
+        conn.close()
+
+
+def test_a_read_that_times_out_fails_as_redis_pys_would(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    conn = redis.Redis.from_url(redis_url, socket_timeout=0.1, retry=Retry(NoBackoff(), 0))
+    spin = conn.script_load(SPIN)
+    try:
+        by_redis_py = _failure(lambda: conn.evalsha(spin, 0))
+        time.sleep(0.35)  # the script ends
+        link, kept = _reused(conn)
+        _refuse(kept, monkeypatch)
+        started = time.monotonic()
+        assert _failure(lambda: link.send([("EVALSHA", spin, 0)])) == by_redis_py
+        assert time.monotonic() - started < 0.25  # the 0.1 s timeout, not the script's 0.3 s
+        assert "Timeout reading from 127.0.0.1:" in by_redis_py
+        assert link._kept.idle == [] and kept._sock is None  # dropped
+        time.sleep(0.35)
+        monkeypatch.undo()
+        assert link.send([("EVALSHA", conn.script_load("return 1"), 0)]) == [1]
+        link.close()
+    finally:
+        conn.close()
+
+
+def _stalled(redis_url: str) -> threading.Thread:
+    """A thread that keeps the server busy (reading nothing) for 300 ms, started."""
+    conn = redis.Redis.from_url(redis_url)
+    spin = conn.script_load(SPIN)
+    thread = threading.Thread(target=lambda: conn.evalsha(spin, 0) and conn.close())
+    thread.start()
+    time.sleep(0.05)
+    return thread
+
+
+def test_a_write_that_times_out_or_fails_fails_as_redis_pys_would(
+    redis_url: str, raw_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    big = b"x" * (64 << 20)  # more than the sockets' buffers hold
+    conn = redis.Redis.from_url(redis_url, socket_timeout=0.1, retry=Retry(NoBackoff(), 0))
+    one = conn.script_load("return 1")
+    limit = raw_redis.config_get("client-query-buffer-limit")["client-query-buffer-limit"]
+
+    def failure(path: str, stall: bool) -> str:
+        link, kept = _reused(conn)
+        if path == "wire":
+            _refuse(kept, monkeypatch)
+        else:
+            link.close()  # redis-py's own call takes the connection from the pool
+        stalled = _stalled(redis_url) if stall else None
+        try:
+            if path == "wire":
+                return _failure(lambda: link.send([("EVALSHA", one, 0, big)]))
+            return _failure(lambda: conn.evalsha(one, 0, big))
+        finally:
+            if stalled is not None:
+                stalled.join()
+            monkeypatch.undo()
+            link.close()
+
+    try:
+        timeouts = [failure(path, stall=True) for path in ("redis-py", "wire")]
+        raw_redis.config_set("client-query-buffer-limit", "1mb")  # the server drops us
+        refusals = [failure(path, stall=False) for path in ("redis-py", "wire")]
+    finally:
+        raw_redis.config_set("client-query-buffer-limit", limit)
+        conn.close()
+    assert timeouts == ["redis.exceptions.TimeoutError: Timeout writing to socket"] * 2
+    assert refusals[0] == refusals[1] and "while writing to socket" in refusals[0]
+
+
+def test_a_call_on_a_kept_connection_ends_when_the_pool_disconnects(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    conn = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0))
+    spin = conn.script_load(SPIN)
+    link, kept = _reused(conn)
+    _refuse(kept, monkeypatch)
+    try:
+        timer = threading.Timer(0.05, conn.connection_pool.disconnect)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            link.send([("EVALSHA", spin, 0)])
+        assert time.monotonic() - started < 0.25  # woken by the shutdown, not the script's end
+        timer.join()
     finally:
         link.close()
         conn.close()
@@ -396,6 +418,28 @@ def test_a_kept_connection_with_a_health_check_keeps_redis_pys_layers(redis_url:
         conn.close()
 
 
+def test_a_kept_connection_whose_parser_reads_its_own_way_keeps_redis_pys_layers(
+    redis_url: str,
+) -> None:  # fmt: skip
+    reads: list[int] = []
+
+    class Counting(_HiredisParser):  # type: ignore[misc]
+        def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            reads.append(1)
+            return super().read_response(*args, **kwargs)
+
+    conn = redis.Redis.from_url(redis_url, parser_class=Counting)
+    link, _ = _reused(conn)
+    three = conn.script_load("return 3")
+    reads.clear()
+    try:
+        assert link.send([("EVALSHA", three, 0)]) == [3]
+        assert reads == [1]
+    finally:
+        link.close()
+        conn.close()
+
+
 def test_a_resp3_push_read_before_a_reply_goes_to_redis_pys_handler(
     redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # fmt: skip
@@ -406,10 +450,9 @@ def test_a_resp3_push_read_before_a_reply_goes_to_redis_pys_handler(
     assert kept.read_response() in (b"OK", "OK")
     kept.send_command("GET", key)  # the server now tells this connection when key changes
     assert kept.read_response() is None
-    _refuse(kept, monkeypatch)
-    watch = link._kept.watched[kept]
     pushed: list[Any] = []
-    monkeypatch.setattr(watch, "handle_push", pushed.append)
+    kept._parser.set_invalidation_push_handler(pushed.append)  # redis-py's handler calls it
+    _refuse(kept, monkeypatch)
     write = conn.script_load("redis.call('SET', KEYS[1], 'v') return 7")
     try:  # the invalidation is written before the script's reply, on the same connection
         assert link.send([("EVALSHA", write, 1, key), ("EVALSHA", write, 1, key)]) == [7, 7]

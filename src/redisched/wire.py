@@ -13,10 +13,8 @@ socket is readable (the server closed it, or sent data nobody asked for) or whos
 unread data goes through the pool's own ``ensure_connection``, which reconnects it (one
 ``poll(0)`` tells, :func:`_ready`), and redis-py's timeouts apply to every command. A sync
 kept connection that passed the check is written and read by the wire itself, with its parser's
-own hiredis reader (:func:`_exchange`; one with a health check keeps redis-py's path), and its
-socket blocks with the same timeouts kept by the kernel (:func:`_block`, on Linux): Python
-then makes no ``poll`` of its own before each write and each read, two system calls of the
-five a call made. When the connection fails, it is dropped and :data:`AGAIN` tells the
+own hiredis reader (:func:`_read_replies`; one with a health check keeps redis-py's path).
+When the connection fails, it is dropped and :data:`AGAIN` tells the
 caller to send the batch through ``execute_command`` or a pipeline, whose retries then apply as
 before. redis-py's operation metrics do not see these commands.
 
@@ -35,17 +33,15 @@ pool's ``max_connections`` is in use; and the clients give the kept ones back
 
 from __future__ import annotations
 
-import _socket
 import os
 import select
 import socket
-import struct
-import sys
 import weakref
 from typing import Any
 
 import hiredis
 import redis
+import redis._parsers
 import redis.asyncio
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
@@ -125,51 +121,10 @@ class _Kept:
         self.watched = {}
 
 
-KERNEL_TIMEOUTS = sys.platform == "linux"
-"""Whether kept sockets block with kernel timeouts (:func:`_block`)."""
-
-_NO_TIMEOUT = struct.pack("ll", 0, 0)
-
-
-def _timeval(seconds: float) -> bytes:
-    whole = int(seconds)
-    micros = int((seconds - whole) * 1_000_000)
-    return struct.pack("ll", whole, micros if whole or micros else 1)  # 0 would mean never
-
-
-def _block(sock: socket.socket, timeout: float) -> None:
-    """Make ``sock`` (in Python's timeout mode) block, with ``timeout`` kept by the kernel.
-
-    With a timeout, Python's socket is non-blocking and polls before every ``send`` and
-    ``recv``: ~3 µs of CPU and ~3 µs of wall time a round trip, measured. A blocking socket
-    with ``SO_RCVTIMEO`` / ``SO_SNDTIMEO`` waits in the ``send`` or ``recv`` itself, and fails
-    after as long. Such a failure (``EAGAIN``) reaches redis-py as a ``BlockingIOError``, which
-    :meth:`Wire.send` raises as the ``TimeoutError`` redis-py would have raised.
-    """
-    value = _timeval(timeout)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-    sock.settimeout(None)
-
-
-def _unblock(connection: Any) -> None:
-    """Put back redis-py's timeout mode on a socket :func:`_block` changed."""
-    sock = getattr(connection, "_sock", None)
-    timeout = getattr(connection, "socket_timeout", None)
-    if sock is None or not timeout or sock.gettimeout() is not None:
-        return  # closed, no timeout wanted (Python's own blocking mode), or never changed
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _NO_TIMEOUT)
-        sock.settimeout(timeout)
-    except OSError:  # closed meanwhile: nothing to put back
-        pass
-
-
 class _Watch:
     """What a wire knows of a kept connection's socket, made once per socket (:func:`_ready`)."""
 
-    __slots__ = ("blocks", "buffer", "direct", "handle_push", "poll", "reader", "sock", "waiting")
+    __slots__ = ("buffer", "direct", "handle_push", "poll", "reader", "sock", "waiting")
 
     def __init__(self, connection: Any, sock: Any) -> None:
         self.sock = sock
@@ -179,31 +134,33 @@ class _Watch:
             self.poll.register(sock, select.POLLIN)
         parser = getattr(connection, "_parser", None)
         self.reader: Any = getattr(parser, "_reader", None)
-        # a socket of gevent's or eventlet's waits in their loop: no kernel timeouts there
-        self.blocks = KERNEL_TIMEOUTS and isinstance(sock, _socket.socket)
         self.handle_push: Any = getattr(parser, "handle_push_response", None)
-        self.direct = _plain(connection) and (_PUSH is None or self.handle_push is not None)
+        self.direct = _plain(connection, parser) and (_PUSH is None or self.handle_push is not None)
         self.waiting: Any = None  # the reader's answer while a reply is incomplete (_ready)
         self.buffer = bytearray(65536) if self.direct else None
 
 
-def _plain(connection: Any) -> bool:
+def _plain(connection: Any, parser: Any) -> bool:
     """True when redis-py's ``send_packed_command`` and ``read_response`` of ``connection``
     do nothing but write the bytes and read replies with its hiredis reader (see
-    :func:`_exchange`): no health check, methods not overridden."""
-    kind = type(connection)
+    :func:`_read_replies`): no health check, no method of the connection or of its parser
+    overridden."""
+    kind, parsing = type(connection), type(parser)
     return (
-        kind.send_packed_command is _SEND
+        _HIREDIS is not None
+        and kind.send_packed_command is _SEND
         and kind.read_response is _READ
+        and parsing.read_response is _HIREDIS.read_response
+        and parsing.read_from_socket is _HIREDIS.read_from_socket
         and not getattr(connection, "health_check_interval", 0)
     )
 
 
-_PUSH = getattr(hiredis, "PushNotification", None)  # a RESP3 push message, as hiredis reads it
-
-
 _SEND = getattr(redis.connection.AbstractConnection, "send_packed_command", None)
 _READ = getattr(redis.connection.AbstractConnection, "read_response", None)
+_HIREDIS: Any = getattr(redis._parsers, "_HiredisParser", None)
+
+_PUSH = getattr(hiredis, "PushNotification", None)  # a RESP3 push message, as hiredis reads it
 
 
 def _ready(kept: _Kept, connection: Any) -> _Watch | None:
@@ -223,10 +180,6 @@ def _ready(kept: _Kept, connection: Any) -> _Watch | None:
         reader = watch.reader
         if watch.poll is None or reader is None or watch.poll.poll(0) or reader.has_data():
             return None  # readable (unasked data, or closed), or a reply waits in the parser
-        if watch.blocks:
-            timeout = sock.gettimeout()  # None once blocking; back after redis-py's can_read()
-            if timeout:
-                _block(sock, timeout)
         if watch.direct and watch.waiting is None:
             watch.waiting = reader.gets()  # with nothing buffered: what it says for "wait"
     except (ValueError, OSError):  # closed meanwhile (pool.disconnect() in another thread)
@@ -234,14 +187,13 @@ def _ready(kept: _Kept, connection: Any) -> _Watch | None:
     return watch
 
 
-def _exchange(watch: _Watch, data: bytes, count: int) -> list[Any]:
-    """Write ``data`` (``count`` commands) on a watched socket and read the replies, as
-    redis-py's ``send_packed_command`` and ``read_response`` do, without their layers
-    (~3.5 µs of CPU a call, measured): an error reply comes back in place as redis-py's
-    exception; one that redis-py raises as a connection error (``LOADING``, ``NOAUTH``, "max
-    number of clients") is raised. A RESP3 push message goes to redis-py's handlers."""
+def _read_replies(watch: _Watch, count: int) -> list[Any]:
+    """Read ``count`` replies on a watched socket, as redis-py's ``read_response`` does,
+    without its layers (~3.5 µs of CPU a call, measured): an error reply comes back in place
+    as redis-py's exception; one that redis-py raises as a connection error (``LOADING``,
+    ``NOAUTH``, "max number of clients") is raised. A RESP3 push message goes to redis-py's
+    handlers."""
     sock, reader, waiting, buffer = watch.sock, watch.reader, watch.waiting, watch.buffer
-    sock.sendall(data)
     replies: list[Any] = []
     for _ in range(count):
         while True:
@@ -249,7 +201,7 @@ def _exchange(watch: _Watch, data: bytes, count: int) -> list[Any]:
             while reply is waiting:
                 read = sock.recv_into(buffer)
                 if not read:
-                    raise ConnectionError("Connection closed by server.")
+                    raise ConnectionError(_SERVER_CLOSED)
                 reader.feed(buffer, 0, read)
                 reply = reader.gets()
             if _PUSH is None or type(reply) is not _PUSH:
@@ -264,25 +216,24 @@ def _exchange(watch: _Watch, data: bytes, count: int) -> list[Any]:
 
 
 def _redis_error(exc: BaseException, connection: Any, written: bool) -> BaseException:
-    """``exc`` as redis-py's own write or read would have raised it."""
-    context = exc.__context__
-    if isinstance(exc, BlockingIOError) or isinstance(context, BlockingIOError):
-        return _timed_out(connection, written)  # a kernel timeout (_block)
-    if isinstance(exc, socket.timeout) and exc.errno is None:  # Python's own timeout
-        return _timed_out(connection, written)
-    if isinstance(exc, OSError):
-        host = getattr(connection, "_host_error", None)
-        place = f"reading from {host() if host else 'socket'}" if written else "writing to socket"
-        return ConnectionError(f"Error while {place}: {exc.args}")
-    return exc
-
-
-def _timed_out(connection: Any, written: bool) -> TimeoutError:
-    """The error redis-py raises when a write or a read times out."""
-    if not written:
-        return TimeoutError("Timeout writing to socket")
+    """The error redis-py's ``send_packed_command`` (before ``written``) or ``read_response``
+    raises for ``exc``, an error of the socket (others are returned as they are)."""
+    if not isinstance(exc, OSError):
+        return exc
     host = getattr(connection, "_host_error", None)
-    return TimeoutError(f"Timeout reading from {host() if host else 'socket'}")
+    where = host() if host else "socket"
+    if isinstance(exc, socket.timeout) and exc.errno is None:  # Python's own timeout
+        return TimeoutError(f"Timeout reading from {where}" if written else _WRITE_TIMEOUT)
+    if not written:
+        errno, message = ("UNKNOWN", exc.args[0]) if len(exc.args) == 1 else exc.args[:2]
+        return ConnectionError(f"Error {errno} while writing to socket. {message}.")
+    if isinstance(exc, socket.timeout):  # ETIMEDOUT from the system: the connection is dead
+        return ConnectionError(f"Error while reading from socket: {exc.args}")
+    return ConnectionError(f"Error while reading from {where} : {exc.args}")
+
+
+_WRITE_TIMEOUT = "Timeout writing to socket"  # redis-py's words, as its own errors say them
+_SERVER_CLOSED = "Connection closed by server."
 
 
 _kept: weakref.WeakSet[_Kept] = weakref.WeakSet()
@@ -316,8 +267,9 @@ class Wire:
         written = False
         try:
             if watch is not None and watch.waiting is not None:
-                written = True  # (sendall: once it raised, some bytes may have gone)
-                replies = _exchange(watch, packed(batch), len(batch))
+                watch.sock.sendall(packed(batch))
+                written = True
+                replies = _read_replies(watch, len(batch))
             else:
                 connection.send_packed_command((packed(batch),))
                 written = True
@@ -373,7 +325,6 @@ class Wire:
         kept = self._kept
         kept.watched.pop(connection, None)
         if _owned(kept, connection):
-            _unblock(connection)
             kept.pool.release(connection)
         else:
             connection.disconnect()
