@@ -338,11 +338,18 @@ def test_a_read_that_times_out_fails_as_redis_pys_would(
         conn.close()
 
 
+SPIN_FOR = (  # a script that answers after ARGV[1] µs
+    "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2]"
+    " repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > tonumber(ARGV[1]) return 1"
+)
+
+
 def _stalled(redis_url: str) -> threading.Thread:
-    """A thread that keeps the server busy (reading nothing) for 300 ms, started."""
+    """A thread that keeps the server busy (reading nothing) for 1.5 s, started: packing a
+    64 MiB command alone takes 100-200 ms (review: 300 ms was too short)."""
     conn = redis.Redis.from_url(redis_url)
-    spin = conn.script_load(SPIN)
-    thread = threading.Thread(target=lambda: conn.evalsha(spin, 0) and conn.close())
+    spin = conn.script_load(SPIN_FOR)
+    thread = threading.Thread(target=lambda: conn.evalsha(spin, 0, 1_500_000) and conn.close())
     thread.start()
     time.sleep(0.05)
     return thread
@@ -458,6 +465,120 @@ def test_a_resp3_push_read_before_a_reply_goes_to_redis_pys_handler(
         assert link.send([("EVALSHA", write, 1, key), ("EVALSHA", write, 1, key)]) == [7, 7]
         assert [list(push) for push in pushed] == [[b"invalidate", [key.encode()]]]
         assert link._kept.idle == [kept]
+    finally:
+        link.close()
+        conn.close()
+
+
+def test_a_reply_cut_short_by_the_server_fails_as_redis_pys_would(
+    redis_url: str, raw_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    # the server closes a connection whose reply exceeds its output buffer limit
+    limits = raw_redis.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
+    conn = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0))
+    huge = conn.script_load("return string.rep('x', 4000000)")
+    raw_redis.config_set("client-output-buffer-limit", "normal 1mb 0 0")
+    try:
+        by_redis_py = _failure(lambda: conn.evalsha(huge, 0))
+        link, kept = _reused(conn)
+        _refuse(kept, monkeypatch)
+        assert _failure(lambda: link.send([("EVALSHA", huge, 0)])) == by_redis_py
+        assert by_redis_py.startswith("redis.exceptions.ConnectionError: ")
+        assert link._kept.idle == [] and kept._sock is None
+        link.close()
+    finally:
+        raw_redis.config_set("client-output-buffer-limit", limits)
+        conn.close()
+
+
+def test_socket_errors_are_worded_as_redis_pys(redis_url: str) -> None:
+    conn = redis.Redis.from_url(redis_url)
+    connection = conn.connection_pool.make_connection()
+    host = f"{connection.host}:{connection.port}"
+    reset, timed_out = ConnectionResetError(104, "Connection reset by peer"), TimeoutError()
+    dead = TimeoutError(110, "Connection timed out")  # ETIMEDOUT from the system
+    worded = {
+        (repr(exc), written): f"{type(error).__name__}: {error}"
+        for exc in (reset, timed_out, dead, OSError("odd"))
+        for written in (False, True)
+        for error in [wire._redis_error(exc, connection, written)]
+    }
+    assert worded == {
+        (repr(reset), False): "ConnectionError: Error 104 while writing to socket. Connection "
+        "reset by peer.",
+        (repr(reset), True): f"ConnectionError: Error while reading from {host} : (104, "
+        "'Connection reset by peer')",
+        (repr(timed_out), False): "TimeoutError: Timeout writing to socket",
+        (repr(timed_out), True): f"TimeoutError: Timeout reading from {host}",
+        (repr(dead), False): "ConnectionError: Error 110 while writing to socket. Connection "
+        "timed out.",
+        (repr(dead), True): "ConnectionError: Error while reading from socket: (110, "
+        "'Connection timed out')",
+        (repr(OSError("odd")), False): "ConnectionError: Error UNKNOWN while writing to socket. "
+        "odd.",
+        (repr(OSError("odd")), True): f"ConnectionError: Error while reading from {host} : "
+        "('odd',)",
+    }
+    error = redis.exceptions.ResponseError("not the socket's")
+    assert wire._redis_error(error, connection, True) is error
+    conn.close()
+
+
+class _Overriding(redis.Connection):
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads = getattr(self, "reads", 0) + 1
+        return super().read_response(*args, **kwargs)
+
+
+def test_a_connection_class_that_reads_its_own_way_keeps_redis_pys_layers(
+    redis_url: str,
+) -> None:  # fmt: skip
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=_Overriding)
+    conn = redis.Redis(connection_pool=pool)
+    link, kept = _reused(conn)
+    three = conn.script_load("return 3")
+    try:
+        before = kept.reads
+        assert link.send([("EVALSHA", three, 0)]) == [3]
+        assert kept.reads == before + 1
+    finally:
+        link.close()
+        pool.disconnect()
+
+
+def test_a_kept_connection_disconnected_after_its_check_is_reconnected_by_redis_py(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    # pool.disconnect() in another thread between the wire's check and its write
+    conn = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0))
+    link, kept = _reused(conn)
+    ready = wire._ready
+
+    def disconnected_after(kept_: Any, connection: Any) -> Any:
+        watch = ready(kept_, connection)
+        connection.disconnect()
+        return watch
+
+    monkeypatch.setattr(wire, "_ready", disconnected_after)
+    try:
+        assert link.send([("EVALSHA", conn.script_load("return 4"), 0)]) == [4]
+        assert kept._sock is not None  # connected again
+    finally:
+        link.close()
+        conn.close()
+
+
+def test_a_kept_connection_marked_for_reconnection_is_given_back_before_its_next_call(
+    redis_url: str,
+) -> None:  # fmt: skip
+    conn = redis.Redis.from_url(redis_url)
+    link, kept = _reused(conn)
+    five, marked = conn.script_load("return 5"), kept._sock
+    kept.mark_for_reconnect()  # as a maintenance notice (MOVING) marks it
+    try:
+        assert link.send([("EVALSHA", five, 0)]) == [5]
+        [now] = link._kept.idle  # the pool's release disconnected it: a new socket
+        assert now._sock is not marked and marked.fileno() == -1 and not now.should_reconnect()
     finally:
         link.close()
         conn.close()

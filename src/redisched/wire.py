@@ -266,12 +266,14 @@ class Wire:
         connection, watch = self._take()
         written = False
         try:
-            if watch is not None and watch.waiting is not None:
-                watch.sock.sendall(packed(batch))
+            data = packed(batch)
+            # (a pool.disconnect() in another thread since the check: redis-py's reconnects)
+            if watch is not None and watch.waiting is not None and connection._sock is watch.sock:
+                watch.sock.sendall(data)
                 written = True
                 replies = _read_replies(watch, len(batch))
             else:
-                connection.send_packed_command((packed(batch),))
+                connection.send_packed_command((data,))
                 written = True
                 replies = []
                 for _ in batch:
@@ -305,7 +307,8 @@ class Wire:
         except IndexError:
             # a failure here is redis-py's own (connect and its retries, a full pool)
             return kept.pool.get_connection(), None
-        if not _owned(kept, connection):  # the pool was reset: close it, take a new one
+        # the pool was reset (close it), or a maintenance notice marked it: take a new one
+        if not _owned(kept, connection) or connection.should_reconnect():
             self._give_back(connection)
             return kept.pool.get_connection(), None
         try:
