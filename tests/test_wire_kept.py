@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
@@ -388,7 +389,9 @@ def test_a_write_that_times_out_or_fails_fails_as_redis_pys_would(
         raw_redis.config_set("client-query-buffer-limit", limit)
         conn.close()
     assert timeouts == ["redis.exceptions.TimeoutError: Timeout writing to socket"] * 2
-    assert refusals[0] == refusals[1] and "while writing to socket" in refusals[0]
+    # the server's close makes the write fail with EPIPE or ECONNRESET, as the timing falls
+    worded = r"redis\.exceptions\.ConnectionError: Error (32|104) while writing to socket\. \w.*\."
+    assert all(re.fullmatch(worded, refusal) for refusal in refusals), refusals
 
 
 def test_a_call_on_a_kept_connection_ends_when_the_pool_disconnects(
