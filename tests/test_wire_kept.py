@@ -229,10 +229,11 @@ def test_a_kept_connection_whose_socket_was_closed_under_it_is_reconnected(
         assert len(pool._in_use_connections) == 1 and client._wire._kept.idle == [kept]
 
 
-SPIN = (  # a script that answers after 300 ms; meanwhile the server reads nothing
+SPIN = (  # a script that answers after ARGV[1] µs; meanwhile the server reads nothing
     "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2]"
-    " repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > 300000 return 1"
+    " repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > tonumber(ARGV[1]) return 1"
 )
+SPUN = 300_000  # µs: the usual spin
 
 
 def _reused(conn: redis.Redis) -> tuple[wire.Wire, Any]:
@@ -322,12 +323,12 @@ def test_a_read_that_times_out_fails_as_redis_pys_would(
     conn = redis.Redis.from_url(redis_url, socket_timeout=0.1, retry=Retry(NoBackoff(), 0))
     spin = conn.script_load(SPIN)
     try:
-        by_redis_py = _failure(lambda: conn.evalsha(spin, 0))
+        by_redis_py = _failure(lambda: conn.evalsha(spin, 0, SPUN))
         time.sleep(0.35)  # the script ends
         link, kept = _reused(conn)
         _refuse(kept, monkeypatch)
         started = time.monotonic()
-        assert _failure(lambda: link.send([("EVALSHA", spin, 0)])) == by_redis_py
+        assert _failure(lambda: link.send([("EVALSHA", spin, 0, SPUN)])) == by_redis_py
         assert time.monotonic() - started < 0.25  # the 0.1 s timeout, not the script's 0.3 s
         assert "Timeout reading from 127.0.0.1:" in by_redis_py
         assert link._kept.idle == [] and kept._sock is None  # dropped
@@ -339,17 +340,11 @@ def test_a_read_that_times_out_fails_as_redis_pys_would(
         conn.close()
 
 
-SPIN_FOR = (  # a script that answers after ARGV[1] µs
-    "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2]"
-    " repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > tonumber(ARGV[1]) return 1"
-)
-
-
 def _stalled(redis_url: str) -> threading.Thread:
     """A thread that keeps the server busy (reading nothing) for 1.5 s, started: packing a
     64 MiB command alone takes 100-200 ms (review: 300 ms was too short)."""
     conn = redis.Redis.from_url(redis_url)
-    spin = conn.script_load(SPIN_FOR)
+    spin = conn.script_load(SPIN)
     thread = threading.Thread(target=lambda: conn.evalsha(spin, 0, 1_500_000) and conn.close())
     thread.start()
     time.sleep(0.05)
@@ -406,7 +401,7 @@ def test_a_call_on_a_kept_connection_ends_when_the_pool_disconnects(
         timer.start()
         started = time.monotonic()
         with pytest.raises(redis.exceptions.ConnectionError):
-            link.send([("EVALSHA", spin, 0)])
+            link.send([("EVALSHA", spin, 0, SPUN)])
         assert time.monotonic() - started < 0.25  # woken by the shutdown, not the script's end
         timer.join()
     finally:
