@@ -74,6 +74,15 @@ async def test_purge_and_delete_topic(
     assert gone.json() == {"topic": topic, "deleted": 2, "state": None}
     assert topic not in (await http.get("/v1/topics")).json()["topics"]
     assert held is not None and await py.get(topic, held.id) is None
+    # put, deleted and put again through the service: listed again (the service used to
+    # trust its first registration of the topic for ever)
+    for attempt in ("first", "again"):
+        put = await http.put(f"{topic_url(topic)}/jobs/{attempt}", json={"body": 1})
+        assert put.status_code == 201
+        assert topic in (await http.get("/v1/topics")).json()["topics"]
+        if attempt == "first":
+            await http.delete(topic_url(topic))
+            assert topic not in (await http.get("/v1/topics")).json()["topics"]
 
 
 async def test_reschedule_and_run_now(

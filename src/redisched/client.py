@@ -35,6 +35,7 @@ from .models import (
 from .operate import Progress
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
 from .protocol import Batch, ScriptLost, conversation, direct, finish
+from .registration import Registrations
 from .throughput import Throughput
 from .topic_config import TopicConfig
 
@@ -118,7 +119,7 @@ class Client:
             prefix, clock, max_body_size, promote_limit, durable, durable_timeout
         )
         self.retry_for = _retry_for(retry_for)
-        self._registered: set[str] = set()
+        self._registered = Registrations()
         self._durable_topics = TopicFlags()
         self._wire = (
             wire.Wire(redis, keep_connections)  # type: ignore[arg-type]
@@ -443,7 +444,12 @@ class Client:
 
         Raises TopicBusy while jobs are reserved, unless ``force=True``.
         """
-        return self._drive(operate.delete_topic(self.ops, topic, force=force, progress=progress))
+        try:
+            return self._drive(
+                operate.delete_topic(self.ops, topic, force=force, progress=progress)
+            )
+        finally:
+            self._registered.discard(topic)  # a put from now on adds it to the set again
 
     def reschedule(
         self,
@@ -592,7 +598,7 @@ class AsyncClient:
             prefix, clock, max_body_size, promote_limit, durable, durable_timeout
         )
         self.retry_for = _retry_for(retry_for)
-        self._registered: set[str] = set()
+        self._registered = Registrations()
         self._durable_topics = TopicFlags()
         self._nodes = routing.NodeClients()
         self._cluster_ready = False
@@ -919,9 +925,12 @@ class AsyncClient:
 
         Raises TopicBusy while jobs are reserved, unless ``force=True``.
         """
-        return await self._drive(
-            operate.delete_topic(self.ops, topic, force=force, progress=progress)
-        )
+        try:
+            return await self._drive(
+                operate.delete_topic(self.ops, topic, force=force, progress=progress)
+            )
+        finally:
+            self._registered.discard(topic)  # a put from now on adds it to the set again
 
     async def reschedule(
         self,

@@ -100,6 +100,13 @@ def topics_key(prefix: str) -> str:
     return f"{prefix}:topics"
 
 
+def deleted_topics_key(prefix: str) -> str:
+    """The set of topics deleted under ``prefix`` that the requeue sweep still watches: a put
+    that overtook the delete makes the sweep add its topic back to the topics set (see
+    :mod:`redisched.registration`)."""
+    return f"{prefix}:deleted_topics"
+
+
 def wake_pattern(prefix: str) -> str:
     """A PSUBSCRIBE pattern matching every topic's wake channel under ``prefix``."""
     return f"{prefix}:{{*}}:wake"

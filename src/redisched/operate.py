@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 from .errors import InvalidArgument, TopicBusy
-from .keys import partitions_key, topics_key
+from .keys import deleted_topics_key, partitions_key, topics_key
 from .models import JobState
 from .ops import PURGE_CHUNK, Call, Operations, Step
 
@@ -74,6 +74,8 @@ def delete_topic(
     forget = (
         Step(None, (), ("DEL", *ops.topic_key_names(topic), ops.keys(topic).name("throughput"))),
         Step(None, (), ("SREM", topics_key(ops.prefix), topic)),
+        # the requeue sweep adds it back if a put overtook this (redisched.registration)
+        Step(None, (), ("SADD", deleted_topics_key(ops.prefix), topic)),
         Step(None, (), ("HDEL", partitions_key(ops.prefix), topic)),
     )
     yield Call(forget, lambda r: None)

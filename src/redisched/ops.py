@@ -32,6 +32,7 @@ from .keys import (
     DEFAULT_PREFIX,
     TopicKeys,
     TopicNames,
+    deleted_topics_key,
     split_topic_names,
     topics_key,
     validate_topic,
@@ -1033,6 +1034,25 @@ class Operations:
         """The topics set split into valid names and members no call accepts (to report)."""
         step = Step(None, (), ("SMEMBERS", topics_key(self.prefix)))
         return Call((step,), lambda r: split_topic_names(r[0]))
+
+    def deleted_topics(self) -> Call[list[str]]:
+        """The deleted topics the requeue sweep still watches (see
+        :mod:`redisched.registration`)."""
+        step = Step(None, (), ("SMEMBERS", deleted_topics_key(self.prefix)))
+        return Call((step,), lambda r: split_topic_names(r[0]).valid)
+
+    def holds_jobs(self, topic: str) -> Call[bool]:
+        """True when the topic holds jobs or recurring schedules."""
+        keys = self.keys(topic)
+        step = Step(None, (), ("EXISTS", keys.name("jobs"), keys.name("schedules")))
+        return Call((step,), lambda r: r[0] > 0)
+
+    def stop_watching(self, topic: str, *, relist: bool) -> Call[None]:
+        """Take a deleted topic off the sweep's watch; ``relist``: back into the topics set."""
+        steps = [Step(None, (), ("SREM", deleted_topics_key(self.prefix), topic))]
+        if relist:
+            steps.insert(0, Step(None, (), ("SADD", topics_key(self.prefix), topic)))
+        return Call(tuple(steps), lambda r: None)
 
     def jobs(
         self,

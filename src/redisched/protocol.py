@@ -18,6 +18,7 @@ from . import scripts
 from .durable import TopicFlags
 from .errors import BackendError, RedischedError
 from .ops import Call, Step
+from .registration import Registrations
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def command(step: Step) -> Command:
 
 
 def direct(
-    call: Call[Any], registered: set[str], durable_topics: TopicFlags | None = None
+    call: Call[Any], registered: Registrations, durable_topics: TopicFlags | None = None
 ) -> Batch | None:
     """The batch of a call that needs no other round trip, or None: run :func:`conversation`.
 
@@ -96,13 +97,13 @@ def lost_script(replies: list[Any]) -> bool:
 
 
 def conversation(
-    call: Call[T], registered: set[str], durable_topics: TopicFlags | None = None
+    call: Call[T], registered: Registrations, durable_topics: TopicFlags | None = None
 ) -> Generator[Batch, list[Any], T]:
     """Run ``call``: yield batches, receive replies, return the parsed result.
 
-    ``registered`` is the caller's set of topics already added to the topics set; a new one
-    is added first, once per client. ``durable_topics`` caches each topic's ``durable``
-    setting; a durable call's batches end with WAIT (see :mod:`redisched.durable`).
+    ``registered`` holds the topics the caller added to the topics set lately; another is
+    added first (see :mod:`redisched.registration`). ``durable_topics`` caches each topic's
+    ``durable`` setting; a durable call's batches end with WAIT (see :mod:`redisched.durable`).
     """
     if call.register_topic is not None:
         key, topic = call.register_topic

@@ -1,20 +1,25 @@
 """The requeue sweep: return timed-out reservations of every topic to the queue.
 
 Requeue is idempotent and safe to run in every process (docs/design.md section 2), so each server
-runs this loop over all topics, with no leader.
+runs this loop over all topics, with no leader. Each pass also lists again a deleted topic
+that a put overtook (see :mod:`redisched.registration`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from ..client import AsyncClient
 from ..errors import RedischedError
+from ..registration import TRUST_SECONDS
 from .background import BackgroundLoop
 
 log = logging.getLogger(__name__)
 BATCH = 1000
+WATCH_MARGIN = 1.0
+"""Seconds a deleted topic is watched beyond :data:`TRUST_SECONDS` (a put in flight)."""
 
 
 class RequeueLoop(BackgroundLoop):
@@ -42,9 +47,12 @@ class RequeueLoop(BackgroundLoop):
         self.client = client
         self.interval = interval
         self.invalid_topics: list[bytes] = []
+        self.watching: dict[str, float] = {}
+        """Deleted topics -> when this sweep first saw them deleted (monotonic)."""
 
     async def sweep(self) -> int:
         """One pass over every topic; how many reservations moved."""
+        await self.relist_overtaken()
         names = await self.client.execute(self.client.ops.topic_names())
         for name in names.invalid:
             if name not in self.invalid_topics:
@@ -59,6 +67,30 @@ class RequeueLoop(BackgroundLoop):
                     raise
                 log.warning("requeue of topic %r failed: %s", topic, exc)
         return moved
+
+    async def relist_overtaken(self) -> list[str]:
+        """Put back into the topics set each deleted topic that holds jobs again; which.
+
+        A client skips the ``SADD`` of a topic it added within :data:`TRUST_SECONDS`, so a put
+        that another process's delete overtook leaves its topic out of the set. Any such put
+        comes within that time of the delete, so a deleted topic is watched until a pass
+        :data:`TRUST_SECONDS` + :data:`WATCH_MARGIN` after this sweep first saw it.
+        """
+        client = self.client
+        deleted = await client.execute(client.ops.deleted_topics())
+        now = time.monotonic()
+        self.watching = {topic: self.watching.get(topic, now) for topic in deleted}
+        relisted = []
+        for topic, since in list(self.watching.items()):
+            if await client.execute(client.ops.holds_jobs(topic)):
+                relisted.append(topic)
+                log.info("topic %r was deleted, then a put overtook the delete: listed again",
+                         topic)  # fmt: skip
+            elif now - since < TRUST_SECONDS + WATCH_MARGIN:
+                continue
+            await client.execute(client.ops.stop_watching(topic, relist=topic in relisted))
+            del self.watching[topic]
+        return relisted
 
     async def _requeue(self, topic: str) -> int:
         moved = 0

@@ -1,0 +1,45 @@
+"""Which topics a client has added to the topics set, and for how long it trusts that.
+
+A call that can create jobs (a put, a schedule, a topic's settings) first adds its topic to
+the topics set (``SADD``), which every listing, ``/metrics`` and the service's requeue sweep
+read. A client remembers the topics it added, so that its next calls skip the ``SADD``: one
+command less per call, and on Redis Cluster one node less (the set lives in a slot of its
+own).
+
+Another process may delete the topic meanwhile, which takes it out of the set. A client that
+trusted its memory for ever would then put jobs into a topic nobody lists, whose timed-out
+reservations no sweep returns. So a client trusts an ``SADD`` for :data:`TRUST_SECONDS` only,
+and forgets the topics it deletes itself at once. A put that another process's delete
+overtook within that time is found by the service's sweep: a deleted topic's name goes into
+the deleted-topics set (:func:`redisched.keys.deleted_topics_key`), and the sweep adds back
+those that hold jobs again (:mod:`redisched.http.requeue`).
+"""
+
+from __future__ import annotations
+
+import time
+
+TRUST_SECONDS = 2.0
+"""How long a client skips the ``SADD`` of a topic it added (a busy producer re-adds each of
+its topics once per this time, one round trip; a rare one pays it on every put)."""
+
+
+class Registrations:
+    """The topics a client added to the topics set, each trusted for :data:`TRUST_SECONDS`."""
+
+    __slots__ = ("_until",)
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}  # topic -> monotonic time its SADD stops counting
+
+    def __contains__(self, topic: object) -> bool:
+        until = self._until.get(topic)  # type: ignore[call-overload]
+        return until is not None and until > time.monotonic()
+
+    def add(self, topic: str) -> None:
+        """Count ``topic`` as in the topics set from now on, for :data:`TRUST_SECONDS`."""
+        self._until[topic] = time.monotonic() + TRUST_SECONDS
+
+    def discard(self, topic: str) -> None:
+        """Forget ``topic`` (deleted): the next call that may create jobs adds it again."""
+        self._until.pop(topic, None)
