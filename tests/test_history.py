@@ -202,6 +202,7 @@ async def test_topic_feed_with_cursors(api: Any, topic: str, clock: FakeClock) -
     assert info.value.argument == "after"
     with pytest.raises(InvalidArgument):
         await api.events(topic, after="yesterday")
+    assert await api.events(topic, after=f"{2**64 - 1}-0") == []  # the largest that has a next
 
 
 async def test_history_off_records_nothing(api: Any, topic: str, raw_redis: redis.Redis) -> None:

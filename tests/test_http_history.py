@@ -76,6 +76,22 @@ async def test_bad_history_input_is_400_naming_the_field(
     before = (await http.get(topic_url(topic))).json()["config"]
     cases = [
         (http.get(topic_url(topic, "/events"), params={"after": "yesterday"}), "after"),
+        # past a stream id's 64-bit parts, or digits of another script: Redis would refuse
+        (http.get(topic_url(topic, "/events"), params={"after": "9" * 20 + "-0"}), "after"),
+        (http.get(topic_url(topic, "/events"), params={"after": f"{2**64}-0"}), "after"),
+        (http.get(topic_url(topic, "/events"), params={"after": f"0-{2**64}"}), "after"),
+        (
+            http.get(topic_url(topic, "/events"), params={"after": f"{2**64 - 1}-{2**64 - 1}"}),
+            "after",
+        ),
+        (http.get(topic_url(topic, "/events"), params={"after": "\u0661-\u0660"}), "after"),
+        (
+            http.get(
+                topic_url(topic, "/events"),
+                headers={"accept": "text/event-stream", "last-event-id": f"{2**64}-0"},
+            ),
+            "Last-Event-ID",
+        ),
         (http.get(topic_url(topic, "/events"), params={"limit": "0"}), "limit"),
         (http.get(topic_url(topic, "/finished"), params={"outcome": "exploded"}), "outcome"),
         (http.get(topic_url(topic, "/finished"), params={"cursor": "x"}), "cursor"),

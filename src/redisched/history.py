@@ -16,7 +16,8 @@ from .convert import text, to_datetime
 from .errors import InvalidArgument
 from .models import EventKind, HistoryPage, JobEvent, JobHistory, Outcome
 
-_CURSOR = re.compile(r"^(\d{1,20}-\d{1,20})(?::(\d{1,6}))?$")
+_CURSOR = re.compile(r"^(([0-9]{1,20})-([0-9]{1,20}))(?::([0-9]{1,6}))?$")
+_MAX_ID_PART = 2**64 - 1
 
 CANCEL_SENT = "cancel sent"
 """How an event's detail ends when its script told the job's running holder to stop: a delete
@@ -50,9 +51,11 @@ def parse_cursor(topic: str, value: object, argument: str = "after") -> tuple[st
     if dot and tag != topic_tag(topic):
         raise InvalidArgument(argument, f"is a cursor of another topic, not of {topic!r}")
     match = _CURSOR.match(position)
-    if not match:
+    # a stream id's parts are unsigned 64-bit numbers; nothing comes after the largest id
+    parts = (int(match.group(2)), int(match.group(3))) if match else None
+    if parts is None or max(parts) > _MAX_ID_PART or min(parts) == _MAX_ID_PART:
         raise InvalidArgument(argument, "must be a cursor returned by events()")
-    index = match.group(2)
+    index = match.group(4)
     return match.group(1), None if index is None else int(index)
 
 

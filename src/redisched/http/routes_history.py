@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..client import AsyncClient
+from ..errors import InvalidArgument
 from ..json_body import to_json
 from ..models import JobEvent, JobHistory
 from . import schemas
@@ -82,8 +83,16 @@ async def list_events(request: Request) -> Response:
     client = runtime(request).client
     topic = path_param(request, "topic")
     limit = query_int(request, "limit", 100, 1, 1000)
-    after = request.query_params.get("after") or request.headers.get("last-event-id") or None
-    events = await client.events(topic, after=after, limit=limit)  # checks topic and cursor
+    after = request.query_params.get("after") or None
+    resumed = after is None and request.headers.get("last-event-id")
+    if resumed:
+        after = resumed
+    try:
+        events = await client.events(topic, after=after, limit=limit)  # checks topic and cursor
+    except InvalidArgument as exc:
+        if resumed and exc.argument == "after":
+            raise InvalidArgument("Last-Event-ID", exc.message) from None
+        raise
     if "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(
             _tail(client, topic, events, after, limit),
