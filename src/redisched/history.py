@@ -52,8 +52,8 @@ def parse_cursor(topic: str, value: object, argument: str = "after") -> tuple[st
         raise InvalidArgument(argument, f"is a cursor of another topic, not of {topic!r}")
     match = _CURSOR.match(position)
     # a stream id's parts are unsigned 64-bit numbers; nothing comes after the largest id
-    parts = (int(match.group(2)), int(match.group(3))) if match else None
-    if parts is None or max(parts) > _MAX_ID_PART or min(parts) == _MAX_ID_PART:
+    parts = (0, 0) if match is None else (int(match.group(2)), int(match.group(3)))
+    if match is None or max(parts) > _MAX_ID_PART or min(parts) == _MAX_ID_PART:
         raise InvalidArgument(argument, "must be a cursor returned by events()")
     index = match.group(4)
     return match.group(1), None if index is None else int(index)
