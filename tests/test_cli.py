@@ -168,3 +168,35 @@ def test_cli_schedules(redis_url: str, topic: str) -> None:
     assert again.exit_code == 1 and "no schedule" in again.output
     with redisched.Client.from_url(redis_url) as client:
         assert client.schedules(topic) == []
+
+
+def test_a_malformed_redis_url_is_a_usage_error_without_a_traceback() -> None:
+    for url in ("bogus://x", "redis://127.0.0.1:notaport/0"):
+        result = CliRunner().invoke(main, ["stats"], env={"REDISCHED_REDIS_URL": url})
+        assert result.exit_code == 2, result.output
+        assert f"--redis-url: '{url}' is not a Redis URL" in result.output
+        assert "Traceback" not in result.output and result.exception is not None
+
+
+def test_a_usage_error_shows_the_subcommands_usage(redis_url: str, topic: str) -> None:
+    result = _run(["put", topic, "x", "y", "--delay", "-5"], redis_url)
+    assert result.exit_code == 2
+    assert "Usage: main put [OPTIONS] TOPIC ID BODY" in result.output  # CliRunner: "main"
+    assert "delay: must be at least 0 seconds" in result.output
+    empty = _run(["ack", topic, "x", "--token", ""], redis_url)
+    assert empty.exit_code == 2 and "Invalid value for '--token'" in empty.output
+
+
+def test_put_at_a_time_and_times_shown_with_z(redis_url: str, topic: str) -> None:
+    put = _run(["put", topic, "later", "b", "--run-at", "2031-01-01T00:00:00+01:00"], redis_url)
+    assert put.exit_code == 0, put.output
+    shown = json.loads(_run(["get", topic, "later"], redis_url).stdout)
+    assert shown["run_at"] == "2030-12-31T23:00:00Z"
+    assert _run(["put", topic, "x", "b", "--run-at", "soon"], redis_url).exit_code == 2
+    events = _run(["events", topic], redis_url)
+    assert json.loads(events.output.splitlines()[0])["at"].endswith("Z")
+    history = json.loads(_run(["history", topic, "later"], redis_url).stdout)
+    assert all(event["at"].endswith("Z") for event in history["events"])
+    made = _run(["schedule", topic, "daily", "--every", "86400"], redis_url)
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["next_run_at"].endswith("Z")

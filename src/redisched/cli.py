@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -50,13 +51,19 @@ class _LazyGroup(click.Group):
             return command
         return super().get_command(ctx, name)
 
+    def _usage_of(self, ctx: click.Context) -> click.Context:
+        """The context whose usage line a usage error shows: the subcommand's."""
+        name = ctx.invoked_subcommand
+        command = None if name is None else self.get_command(ctx, name)
+        return ctx if command is None else click.Context(command, ctx, name)
+
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a bad value is a usage error (exit 2) naming the field, a
         refusal from redisched a plain error (exit 1)."""
         try:
             return super().invoke(ctx)
         except InvalidArgument as exc:
-            raise click.UsageError(f"{exc.argument}: {exc.message}", ctx) from exc
+            raise click.UsageError(f"{exc.argument}: {exc.message}", self._usage_of(ctx)) from exc
         except RedischedError as exc:
             raise click.ClickException(str(exc)) from exc
 
@@ -76,8 +83,19 @@ def main() -> None:
 
 
 def client_for(url: str | None) -> Client:
-    """A client for url_option's value (--redis-url or REDISCHED_REDIS_URL), else the default."""
-    return Client.from_url(url or DEFAULT_URL)
+    """A client for url_option's value (--redis-url or REDISCHED_REDIS_URL), else the default.
+
+    Raises:
+        InvalidArgument: the URL is no Redis URL (``argument`` is ``--redis-url``).
+    """
+    try:
+        return Client.from_url(url or DEFAULT_URL)
+    except (ValueError, TypeError) as exc:  # InvalidArgument, or redis-py's parse errors
+        from .preflight import redacted
+
+        reason = exc.message if isinstance(exc, InvalidArgument) else str(exc).rstrip(".")
+        shown = repr(redacted(url or DEFAULT_URL))
+        raise InvalidArgument("--redis-url", f"{shown} is not a Redis URL: {reason}") from None
 
 
 def job_json(job: Job) -> JobOut:
@@ -94,6 +112,22 @@ def _echo(data: Any) -> None:
 
 
 url_option = click.option("--redis-url", envvar="REDISCHED_REDIS_URL", help="Redis URL.")
+run_at_help = "When the job is due: RFC 3339 with an offset, or epoch seconds."
+
+
+def run_at_value(text: str | None) -> datetime | float | None:
+    """A ``--run-at`` value: epoch seconds, or an RFC 3339 time (``Z`` or an offset)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        msg = "must be RFC 3339 with an offset, or epoch seconds"
+        raise InvalidArgument("run_at", msg) from None
 
 
 @main.command()
@@ -102,6 +136,7 @@ url_option = click.option("--redis-url", envvar="REDISCHED_REDIS_URL", help="Red
 @click.argument("id")
 @click.argument("body")
 @click.option("--delay", type=float, help="Seconds until the job is due.")
+@click.option("--run-at", help=run_at_help)
 @click.option("--ttr", type=float, help="Seconds a reservation lasts.")
 @click.option("--priority", type=int, default=0, show_default=True)
 @click.option(
@@ -115,13 +150,15 @@ url_option = click.option("--redis-url", envvar="REDISCHED_REDIS_URL", help="Red
 )  # fmt: skip
 def put(
     redis_url: str | None, topic: str, id: str, body: str, delay: float | None,
-    ttr: float | None, priority: int, max_attempts: int | None, replace: bool,
+    run_at: str | None, ttr: float | None, priority: int, max_attempts: int | None,
+    replace: bool,
 ) -> None:  # fmt: skip
     """Put a job (BODY is stored as UTF-8 text)."""
+    when = run_at_value(run_at)
     client = client_for(redis_url)
     topic = partition_setting.route(client, topic, id)
     result = client.put(
-        topic, id, body, delay=delay, ttr=ttr, priority=priority,
+        topic, id, body, delay=delay, run_at=when, ttr=ttr, priority=priority,
         max_attempts=max_attempts, replace=replace,
     )  # fmt: skip
     _echo({"topic": topic, "id": id, "version": result.version, "status": result.status.value})

@@ -12,12 +12,13 @@ import click
 from .. import partition_setting
 from ..cli import _echo, client_for, url_option
 from ..models import JobEvent, JobHistory
+from .output import utc_text
 
 
 def event_json(event: JobEvent) -> dict[str, Any]:
     """An event as JSON-ready data."""
     data: dict[str, Any] = {
-        "at": event.at.isoformat(), "kind": event.kind.value, "version": event.version,
+        "at": utc_text(event.at), "kind": event.kind.value, "version": event.version,
         "attempt": event.attempt, "detail": event.detail,
     }  # fmt: skip
     if event.id is not None:
@@ -37,7 +38,7 @@ def history_json(history: JobHistory) -> dict[str, Any]:
     return {
         "topic": history.topic, "id": history.id,
         "outcome": None if history.outcome is None else history.outcome.value,
-        "finished_at": None if history.finished_at is None else history.finished_at.isoformat(),
+        "finished_at": utc_text(history.finished_at),
         "version": history.version, "attempts": history.attempts,
         "result": result, "result_encoding": encoding,
         "last_error": history.last_error,

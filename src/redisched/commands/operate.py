@@ -14,9 +14,9 @@ from typing import Any
 import click
 
 from .. import partition_setting
-from ..cli import client_for, url_option
+from ..cli import client_for, run_at_help, run_at_value, url_option
 from ..client import Client
-from ..errors import InvalidArgument, StaleReservation, TopicBusy
+from ..errors import StaleReservation, TopicBusy
 from ..models import JobState, TopicStats
 from ..operate import Progress
 from ..partitions import Partitions
@@ -155,7 +155,7 @@ def delete_topic(redis_url: str | None, topic: str, force: bool, yes: bool) -> N
 @click.argument("topic")
 @click.argument("id")
 @click.option("--delay", type=float, help="Seconds from now.")
-@click.option("--run-at", help="An RFC 3339 time with an offset, or epoch seconds.")
+@click.option("--run-at", help=run_at_help)
 @click.option("--priority", type=int, help="A new priority (default: keep it).")
 def reschedule(
     redis_url: str | None, topic: str, id: str, delay: float | None, run_at: str | None,
@@ -164,28 +164,13 @@ def reschedule(
     """Give a job a new due time (and priority), keeping its body."""
     if delay is None and run_at is None:
         raise click.UsageError("give --delay or --run-at")
+    when = run_at_value(run_at)
     client = client_for(redis_url)
     topic = partition_setting.route(client, topic, id)
-    result = client.reschedule(topic, id, delay=delay, run_at=_time(run_at), priority=priority)
+    result = client.reschedule(topic, id, delay=delay, run_at=when, priority=priority)
     if result is None:
         raise click.ClickException(f"no job {id!r} in topic {topic!r}")
     _show(client, topic, id)
-
-
-def _time(text: str | None) -> Any:
-    if text is None:
-        return None
-    from datetime import datetime
-
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        msg = "must be RFC 3339 with an offset, or epoch seconds"
-        raise InvalidArgument("run_at", msg) from None
 
 
 def _show(client: Any, topic: str, id: str) -> None:
@@ -269,7 +254,15 @@ def config(redis_url: str | None, topic: str, settings: tuple[str, ...]) -> None
     echo_json({"topic": topic, "paused": found.paused, "config": config_out(found)})
 
 
-token_option = click.option("--token", required=True, help="The token reserve returned.")
+def _token(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value:
+        raise click.BadParameter("must be the token reserve returned, not empty", ctx, param)
+    return value
+
+
+token_option = click.option(
+    "--token", required=True, callback=_token, help="The token reserve returned."
+)
 
 
 @click.command()

@@ -8,14 +8,12 @@ import click
 
 from ..cli import _echo, client_for, url_option
 from ..models import Schedule
+from .output import utc_text
 
 
 def schedule_json(schedule: Schedule) -> dict[str, Any]:
     """A schedule as JSON-ready data (body as UTF-8 text, replacing undecodable bytes)."""
-
-    def iso(moment: Any) -> str | None:
-        return None if moment is None else moment.isoformat()
-
+    iso = utc_text
     return {
         "topic": schedule.topic, "id": schedule.id, "cron": schedule.cron,
         "every": None if schedule.every is None else schedule.every.total_seconds(),
