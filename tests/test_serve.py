@@ -333,7 +333,7 @@ def test_a_non_loopback_bind_without_tokens_is_refused(tmp_path: Path) -> None:
         [REDISCHED, "serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d")],
         capture_output=True, text=True, timeout=30, env=_env(None),
     )  # fmt: skip
-    assert result.returncode == 1 and "--insecure" in result.stderr
+    assert result.returncode == 2 and "--insecure" in result.stderr
     assert not (tmp_path / "d").exists()  # refused before starting anything
 
 

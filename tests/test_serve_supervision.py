@@ -186,5 +186,6 @@ def test_the_embedded_redis_port_must_be_a_port(tmp_path: Path) -> None:
         [REDISCHED, "serve", "--redis-port", "70000", "--data-dir", str(tmp_path / "d")],
         capture_output=True, text=True, timeout=30, env=_env(None),
     )  # fmt: skip
-    assert result.returncode == 1
-    assert result.stderr.strip() == "Error: --redis-port: must be between 0 and 65535"
+    assert result.returncode == 2  # a usage error, as every refused value
+    assert result.stderr.strip().endswith("\nError: --redis-port: must be between 0 and 65535")
+    assert result.stderr.startswith("Usage: redisched serve [OPTIONS]")

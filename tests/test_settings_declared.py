@@ -118,6 +118,20 @@ def test_a_bad_option_names_the_option() -> None:
     assert "must be a whole number" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["serve", "--port", "99999"], "Error: --port: must be between 0 and 65535"),
+        (["serve", "--token", "short"], "Error: --token: each token must be at least 16"),
+    ],
+)
+def test_an_option_the_setting_refuses_is_a_usage_error(args: list[str], line: str) -> None:
+    """Exit 2 as for click's own type errors (the README's exit codes), not 1."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith(line)
+
+
 def test_the_option_wins_over_the_variable() -> None:
     context = serve.make_context("serve", ["--port", "9090"])
     port = context.params["port"]

@@ -101,8 +101,16 @@ def option_name(cls: type, argument: str) -> str:
 
 
 def fail(exc: InvalidArgument, cls: type) -> click.ClickException:
-    """The one-line error of a refused setting, naming its option or variable."""
-    return click.ClickException(f"{option_name(cls, exc.argument)}: {exc.message}")
+    """The error of a refused setting, naming its option or variable.
+
+    A value given as an option is a usage error (exit 2, with the command's usage), as click's
+    own type errors are; a refused environment variable (``exc.argument`` is its name) or
+    ``--redis-url`` is one line (exit 1).
+    """
+    text = f"{option_name(cls, exc.argument)}: {exc.message}"
+    if exc.argument in setting.specs(cls):
+        return click.UsageError(text)
+    return click.ClickException(text)
 
 
 __all__ = ["SettingType", "chosen", "fail", "option", "option_name", "options"]
