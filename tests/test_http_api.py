@@ -403,13 +403,42 @@ async def test_duplicate_json_keys_are_refused_naming_the_key(
 ) -> None:
     for raw, field in (
         (b'{"body": 1, "delay": 5, "delay": 0}', "delay"),
-        (b'{"body": {"a": 1, "a": 2}}', "a"),
-        (b'{"body": [{"x": 1}, {"y": 1, "y": 1}]}', "y"),
+        (b'{"body": {"a": 1, "a": 2}}', "body.a"),
+        (b'{"body": [{"x": 1}, {"y": 1, "y": 1}]}', "body[1].y"),
+        (b'{"body": {"x": [{"a": 1, "a": 2}]}}', "body.x[0].a"),
+        (b'{"body": {"x\\"": 1, "x\\"": 2}}', 'body.x"'),
     ):
         reply = await http.put(job_url(topic, "dup"), content=raw)
         assert reply.status_code == 400 and error_of(reply)["field"] == field, raw
     assert await py.get(topic, "dup") is None
     assert (await http.put(job_url(topic, "ok"), content=b'{"body": {"a": {"a": 1}}}')).is_success
+
+
+async def test_a_lone_surrogate_is_refused_naming_where_it_is(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    for raw, field in (
+        (b'{"body": "\\ud800"}', "body"),
+        (b'{"body": {"k": ["ok", "a\\udfff"]}}', "body.k[1]"),
+        (b'{"body": {"\\ud83d": 1}}', "body.\\ud83d"),
+    ):
+        reply = await http.put(job_url(topic, "s"), content=raw)
+        assert reply.status_code == 400, raw
+        assert error_of(reply)["field"] == field, raw
+        assert "no lone surrogates" in error_of(reply)["message"]
+    assert await py.get(topic, "s") is None
+    pair = await http.put(job_url(topic, "s"), content=b'{"body": "\\ud83d\\ude00"}')
+    assert pair.status_code == 201  # a whole pair is one character
+    assert (await py.get(topic, "s")).body == '"\U0001f600"'.encode()
+
+
+def test_an_error_echoing_a_lone_surrogate_is_still_json() -> None:
+    from redisched.http.errors import error_response
+
+    reply = error_response(400, "invalid", "id \ud800 is bad", "body.\udc80")
+    assert msgspec.json.decode(reply.body) == {
+        "error": {"code": "invalid", "message": "id \\ud800 is bad", "field": "body.\\udc80"}
+    }
 
 
 async def test_http_bodies_are_stored_as_compact_json(

@@ -71,8 +71,14 @@ def error_response(
     field: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """The JSON error response every failure uses."""
-    body = msgspec.json.encode({"error": {"code": code, "message": message, "field": field}})
+    """The JSON error response every failure uses (a lone surrogate, echoed from the request,
+    shown as ``\\udxxx``: JSON text cannot carry one)."""
+    error = {"code": code, "message": message, "field": field}
+    try:
+        body = msgspec.json.encode({"error": error})
+    except UnicodeEncodeError:
+        shown = {k: v and v.encode("utf-8", "backslashreplace").decode() for k, v in error.items()}
+        body = msgspec.json.encode({"error": shown})
     return Response(body, status, headers=headers, media_type="application/json")
 
 

@@ -80,6 +80,8 @@ async def read_json(
     try:
         value = decoder.decode(data)
     except (msgspec.DecodeError, ValueError) as exc:
+        if b"\\u" in data and not isinstance(exc, msgspec.ValidationError):
+            _refuse_lone_surrogates(data)  # msgspec's message for them misleads
         raise from_decode_error(exc) from None
     if b"{" in data:
         _refuse_duplicate_keys(data)
@@ -92,13 +94,49 @@ def _free_field(decoder: msgspec.json.Decoder[Any]) -> str | None:
     return "body" if "body" in fields else None
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ApiError(400, "invalid", f"the JSON object has the key {key!r} twice", key)
-        seen[key] = value
-    return seen
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key-value pairs, in order (the json module's object_pairs_hook)."""
+
+
+def _parsed(data: bytes) -> Any:
+    """The JSON text with each object as :class:`_Pairs`; None when the json module refuses
+    it (what msgspec accepted, json may not: huge integers)."""
+    try:
+        return json.loads(data, object_pairs_hook=_Pairs)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _paths(value: Any, path: str = "") -> Any:
+    """Each (path, object pairs or string) of a :func:`_parsed` value, depth first, keys
+    before their values (paths as the API names fields: ``body.items[0].name``)."""
+    if isinstance(value, _Pairs):
+        yield path, value
+        for key, item in value:
+            inner = f"{path}.{key}" if path else key
+            yield inner, key
+            yield from _paths(item, inner)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, f"{path}[{index}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _shown(path: str) -> str:
+    """A field path as an error can carry it: a lone surrogate in a key as ``\\udxxx``."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _refuse_lone_surrogates(data: bytes) -> None:
+    """400 naming the first key or string that escapes half of a UTF-16 surrogate pair."""
+    for path, found in _paths(_parsed(data)):
+        if isinstance(found, str):
+            try:
+                found.encode("utf-8")
+            except UnicodeEncodeError:
+                message = "must be valid Unicode (no lone surrogates)"
+                raise ApiError(400, "invalid", message, _shown(path) or None) from None
 
 
 _STRING = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")(\s*:)?')
@@ -130,7 +168,12 @@ def _refuse_duplicate_keys(data: bytes) -> None:
     """
     if not _may_repeat_a_key(data):
         return
-    try:
-        json.loads(data, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError):  # what msgspec accepted, json may not (huge ints)
-        return
+    for path, found in _paths(_parsed(data)):
+        if isinstance(found, _Pairs):
+            seen: set[str] = set()
+            for key, _ in found:
+                if key in seen:
+                    where = _shown(f"{path}.{key}" if path else key)
+                    message = f"the JSON object has the key {key!r} twice"
+                    raise ApiError(400, "invalid", message, where)
+                seen.add(key)
