@@ -432,7 +432,7 @@ async def test_a_lone_surrogate_is_refused_naming_where_it_is(
     assert (await py.get(topic, "s")).body == '"\U0001f600"'.encode()
 
 
-def test_an_error_echoing_a_lone_surrogate_is_still_json() -> None:
+async def test_an_error_echoing_a_lone_surrogate_is_still_json() -> None:
     from redisched.http.errors import error_response
 
     reply = error_response(400, "invalid", "id \ud800 is bad", "body.\udc80")
