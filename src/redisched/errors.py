@@ -47,12 +47,14 @@ class VersionConflict(RedischedError):
     """A conditional put or delete found another version than the one expected.
 
     Attributes:
-        current_version: the job's version now (0 when the job does not exist).
+        current_version: the job's (or schedule's) version now (0 when it does not exist).
     """
 
-    def __init__(self, topic: str, id: str, expected: int, current_version: int) -> None:
+    def __init__(
+        self, topic: str, id: str, expected: int, current_version: int, what: str = "job"
+    ) -> None:
         super().__init__(
-            f"job {id!r} in topic {topic!r} is at version {current_version}, not {expected}"
+            f"{what} {id!r} in topic {topic!r} is at version {current_version}, not {expected}"
         )
         self.topic = topic
         self.id = id

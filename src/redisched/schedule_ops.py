@@ -124,7 +124,7 @@ def schedule(
     def parse(replies: list[Any]) -> Schedule:
         status, version, _ = replies[0]
         if status == ScheduleCode.VERSION_CONFLICT:
-            raise VersionConflict(topic, sid, expected or 0, version)
+            raise VersionConflict(topic, sid, expected or 0, version, "schedule")
         return parse_schedule(topic, replies[1][0])
 
     return Call((write, read), parse, ops._register(keys.topic))
@@ -166,7 +166,7 @@ def unschedule(ops: Operations, topic: str, id: str, *, if_version: object = Non
     def parse(replies: list[Any]) -> bool:
         status, version = replies[0]
         if status == UnscheduleCode.VERSION_CONFLICT:
-            raise VersionConflict(topic, sid, expected or 0, version)
+            raise VersionConflict(topic, sid, expected or 0, version, "schedule")
         return bool(status == UnscheduleCode.DELETED)
 
     return Call((step,), parse)
