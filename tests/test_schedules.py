@@ -218,7 +218,7 @@ async def test_replace_takes_effect_from_the_next_occurrence_not_yet_reserved(
     assert job.body == b"new"
     assert (await api.get(topic, running.id)).body == b"old"  # the running one untouched
     await api.ack(running)
-    with pytest.raises(VersionConflict, match="^schedule 's' in topic .* is at version 2, not 1$"):
+    with pytest.raises(VersionConflict, match=r"^schedule 's' in topic .* is at version 2, not 1$"):
         await api.schedule(topic, "s", b"x", every=60, if_version=1)
 
 
