@@ -688,3 +688,24 @@ async def test_a_reserve_answer_that_fails_to_build_gives_the_jobs_back(
     for n in range(3):  # back in the queue, attempt given back: not dead after one try
         job = await py.get(topic, f"j{n}")
         assert job is not None and (job.state, job.attempts) == ("ready", 0)
+
+
+async def test_an_unknown_or_repeated_query_parameter_is_refused_naming_it(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await py.put(topic, "j", b"1")
+    listing = topic_url(topic, "/jobs")
+    for query, field in (
+        ("state=scheduled&bogus=1", "bogus"),  # a misspelt filter must not list everything
+        ("state=dead&state=ready", "state"),
+        ("sate=ready", "sate"),
+    ):
+        reply = await http.get(f"{listing}?{query}")
+        assert reply.status_code == 400, query
+        assert error_of(reply)["field"] == field
+    assert "accepted: cursor, limit, prefix, state" in error_of(reply)["message"]
+    put = await http.put(f"{job_url(topic, 'j')}?replace=true", json={"body": 2})
+    assert put.status_code == 400 and error_of(put)["field"] == "replace"
+    assert (await py.get(topic, "j")).body == b"1"  # nothing changed
+    ok = await http.get(f"{listing}?state=ready&limit=5")
+    assert ok.status_code == 200 and [j["id"] for j in ok.json()["jobs"]] == ["j"]

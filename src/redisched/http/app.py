@@ -38,7 +38,7 @@ from . import (
     routes_topics,
 )
 from .auth import OPEN_PATHS, BearerAuth
-from .endpoint import Endpoint
+from .endpoint import Endpoint, query_checked
 from .errors import exception_handlers
 from .hotpath import HotRoutes
 from .metrics import Metrics
@@ -150,7 +150,7 @@ def create_app(
             await client.close()
 
     routes: list[BaseRoute] = [
-        Route(e.path, e.handler, methods=[e.method], name=e.handler.__name__)
+        Route(e.path, query_checked(e), methods=[e.method], name=e.handler.__name__)
         for e in sorted(endpoints, key=lambda e: e.path not in HOT_PATHS)  # stable: hot first
     ]
     routes += extra_routes

@@ -14,6 +14,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .errors import ApiError
+
 Handler = Callable[[Request], Awaitable[Response]]
 ENCODER = msgspec.json.Encoder()
 
@@ -63,6 +65,30 @@ class Endpoint:
     responses: Mapping[int, type | tuple[type, ...] | str | None] = field(default_factory=dict)
     params: Sequence[Param] = ()
     tag: str = "jobs"
+
+
+def query_checked(endpoint: Endpoint) -> Handler:
+    """The endpoint's handler, refusing (400 naming it) a query parameter the endpoint does not
+    declare, or one given twice: a misspelt filter must not list everything, and of two values
+    neither may be silently chosen."""
+    handler = endpoint.handler
+    known = frozenset(p.name for p in endpoint.params if p.where == "query")
+
+    async def checked(request: Request) -> Response:
+        if request.scope["query_string"]:
+            names = [name for name, _ in request.query_params.multi_items()]
+            for name in names:
+                if name not in known:
+                    accepted = ", ".join(sorted(known)) or "none"
+                    message = f"is not a query parameter of this route (accepted: {accepted})"
+                    raise ApiError(400, "invalid", message, name)
+                if names.count(name) > 1:
+                    raise ApiError(400, "invalid", "is given more than once", name)
+        return await handler(request)
+
+    checked.__name__ = checked.__qualname__ = handler.__name__
+    checked.__doc__ = handler.__doc__
+    return checked
 
 
 class JsonResponse(Response):
