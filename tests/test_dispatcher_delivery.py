@@ -74,6 +74,7 @@ def test_retry_after_reads_http_dates() -> None:
     assert retry_after(format_datetime(when, usegmt=True), now=when.timestamp() + 5) == 0.0
     assert retry_after(None) is None
     assert retry_after("-3") is None
+    assert retry_after("\u00b2") is None and retry_after("\u0665") is None  # other digits
 
 
 def test_prometheus_metrics_expose_outcomes_latency_and_lag() -> None:

@@ -95,6 +95,9 @@ async def test_bad_history_input_is_400_naming_the_field(
         (http.get(topic_url(topic, "/events"), params={"limit": "0"}), "limit"),
         (http.get(topic_url(topic, "/finished"), params={"outcome": "exploded"}), "outcome"),
         (http.get(topic_url(topic, "/finished"), params={"cursor": "x"}), "cursor"),
+        # digits of other scripts: isdigit() takes them, int() fails on some (a 500 once)
+        (http.get(topic_url(topic, "/finished"), params={"cursor": "\u00b95"}), "cursor"),
+        (http.get(topic_url(topic, "/finished"), params={"cursor": "\u0665"}), "cursor"),
         (http.patch(topic_url(topic), json={"keep_finished": -1}), "keep_finished"),
         (http.patch(topic_url(topic), json={"dedup_window": "soon"}), "dedup_window"),
         (http.patch(topic_url(topic), json={"history": "off"}), "history"),

@@ -88,11 +88,15 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
     sentinels = []
     for item in hosts.split(","):
         host, _, port = item.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             raise InvalidArgument("url", f"{item!r} is not a host:port Sentinel address")
         sentinels.append((host.strip("[]"), int(port)))
     path = [unquote(p) for p in parts.path.split("/") if p]
-    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+    if (
+        not path
+        or len(path) > 2
+        or (len(path) == 2 and not (path[1].isascii() and path[1].isdigit()))
+    ):
         raise InvalidArgument("url", "give the service name, and optionally a db number")
     return SentinelAddress(
         tuple(sentinels), path[0], int(path[1]) if len(path) == 2 else 0,

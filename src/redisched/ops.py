@@ -1282,7 +1282,7 @@ class Operations:
         page_size = validate.integer(limit, "limit", 1, 100)
         if cursor is None:
             offset = 0
-        elif isinstance(cursor, str) and cursor.isdigit() and len(cursor) < 16:
+        elif isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) < 16:
             offset = int(cursor)
         else:
             raise InvalidArgument("cursor", "must be a cursor returned by a previous page")

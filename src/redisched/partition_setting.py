@@ -74,7 +74,7 @@ def fold(topics: Iterable[str], counts: Mapping[str, int]) -> list[str]:
     shown = set(counts)
     for name in topics:
         logical, sep, index = name.rpartition(SEPARATOR)
-        numbered = sep and index.isdigit() and str(int(index)) == index
+        numbered = sep and index.isascii() and index.isdigit() and str(int(index)) == index
         if numbered and int(index) < counts.get(logical, 0):
             continue
         shown.add(name)
@@ -201,7 +201,7 @@ def _cursor(text: str | None, count: int) -> tuple[int, str | None]:
     if text is None:
         return 0, None
     index, sep, inner = text.partition(":")
-    if not sep or not index.isdigit() or not int(index) < count:
+    if not sep or not (index.isascii() and index.isdigit()) or not int(index) < count:
         raise InvalidArgument("cursor", "is not a cursor of this topic's listing")
     return int(index), inner or None
 

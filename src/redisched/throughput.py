@@ -80,7 +80,7 @@ def parse(
     samples: dict[int, tuple[int, ...]] = {}
     for raw in members:
         parts = raw.decode().split(":")
-        if len(parts) == 5 and all(p.isdigit() for p in parts):
+        if len(parts) == 5 and all(p.isascii() and p.isdigit() for p in parts):
             minute, *counts = (int(p) for p in parts)
             samples.setdefault(minute, tuple(counts))  # several servers: the first one counts
     first = now_minute - minutes + 1
