@@ -414,6 +414,22 @@ async def test_duplicate_json_keys_are_refused_naming_the_key(
     assert (await http.put(job_url(topic, "ok"), content=b'{"body": {"a": {"a": 1}}}')).is_success
 
 
+async def test_a_large_request_names_its_fault_without_walking_it(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """Past PATH_SEARCH_BYTES the path is not searched (a walk of a few MiB took seconds of
+    the event loop): the free field, or the repeated top-level key, is named."""
+    filler = b'"' + b"x" * 300_000 + b'"'
+    for raw, field in (
+        (b'{"body": [' + filler + b', {"a": 1, "a": 2}]}', "body"),
+        (b'{"body": [' + filler + b', "\\ud800"]}', "body"),
+        (b'{"delay": 1, "body": [' + filler + b'], "delay": 2}', "delay"),
+    ):
+        reply = await http.put(job_url(topic, "big"), content=raw)
+        assert reply.status_code == 400 and error_of(reply)["field"] == field, raw[-40:]
+    assert await py.get(topic, "big") is None
+
+
 async def test_a_lone_surrogate_is_refused_naming_where_it_is(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:
