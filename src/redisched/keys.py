@@ -101,9 +101,9 @@ def topics_key(prefix: str) -> str:
 
 
 def deleted_topics_key(prefix: str) -> str:
-    """The set of topics deleted under ``prefix`` that the requeue sweep still watches: a put
-    that overtook the delete makes the sweep add its topic back to the topics set (see
-    :mod:`redisched.registration`)."""
+    """The sorted set of topics deleted lately under ``prefix`` (scored by the deletion's epoch
+    ms), which the requeue sweep watches: a put that overtook the delete makes the sweep add
+    its topic back to the topics set (see :mod:`redisched.registration`)."""
     return f"{prefix}:deleted_topics"
 
 

@@ -9,6 +9,7 @@ Redis serves other clients between them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from .errors import InvalidArgument, TopicBusy
 from .keys import deleted_topics_key, partitions_key, topics_key
 from .models import JobState
 from .ops import PURGE_CHUNK, Call, Operations, Step
+from .registration import DELETIONS_KEPT_SECONDS
 
 T = TypeVar("T")
 Flow = Generator[Call[Any], Any, T]
@@ -71,11 +73,13 @@ def delete_topic(
 
     for state in states:
         done += yield from purge(ops, topic, state, progress=report, force=True)
+    now_ms = round(time.time() * 1000)
     forget = (
         Step(None, (), ("DEL", *ops.topic_key_names(topic), ops.keys(topic).name("throughput"))),
         Step(None, (), ("SREM", topics_key(ops.prefix), topic)),
         # the requeue sweep adds it back if a put overtook this (redisched.registration)
-        Step(None, (), ("SADD", deleted_topics_key(ops.prefix), topic)),
+        Step(None, (), ("ZADD", deleted_topics_key(ops.prefix), now_ms, topic)),
+        *ops.forget_deletions(now_ms - round(DELETIONS_KEPT_SECONDS * 1000)).steps,
         Step(None, (), ("HDEL", partitions_key(ops.prefix), topic)),
     )
     yield Call(forget, lambda r: None)

@@ -1035,11 +1035,30 @@ class Operations:
         step = Step(None, (), ("SMEMBERS", topics_key(self.prefix)))
         return Call((step,), lambda r: split_topic_names(r[0]))
 
-    def deleted_topics(self) -> Call[list[str]]:
-        """The deleted topics the requeue sweep still watches (see
-        :mod:`redisched.registration`)."""
-        step = Step(None, (), ("SMEMBERS", deleted_topics_key(self.prefix)))
-        return Call((step,), lambda r: split_topic_names(r[0]).valid)
+    def deleted_topics(self) -> Call[list[tuple[str, int]]]:
+        """The topics deleted lately, each with its deletion's time (epoch ms, the deleting
+        client's clock), which the requeue sweep watches (see :mod:`redisched.registration`)."""
+        step = Step(None, (), ("ZRANGE", deleted_topics_key(self.prefix), 0, -1, "WITHSCORES"))
+
+        def parse(replies: list[Any]) -> list[tuple[str, int]]:
+            reply = replies[0]
+            if reply and isinstance(reply[0], list):  # RESP3: [member, score] pairs
+                pairs = [(member, score) for member, score in reply]
+            else:
+                pairs = list(zip(reply[::2], reply[1::2], strict=True))
+            found = []
+            for member, score in pairs:
+                for name in split_topic_names([member]).valid:  # not a name: skipped
+                    found.append((name, int(float(score))))
+            return found
+
+        return Call((step,), parse)
+
+    def forget_deletions(self, before_ms: int) -> Call[None]:
+        """Drop the deleted topics' entries older than ``before_ms`` (epoch ms)."""
+        key = deleted_topics_key(self.prefix)
+        step = Step(None, (), ("ZREMRANGEBYSCORE", key, "-inf", f"({before_ms}"))
+        return Call((step,), lambda r: None)
 
     def holds_jobs(self, topic: str) -> Call[bool]:
         """True when the topic holds jobs or recurring schedules."""
@@ -1047,12 +1066,10 @@ class Operations:
         step = Step(None, (), ("EXISTS", keys.name("jobs"), keys.name("schedules")))
         return Call((step,), lambda r: r[0] > 0)
 
-    def stop_watching(self, topic: str, *, relist: bool) -> Call[None]:
-        """Take a deleted topic off the sweep's watch; ``relist``: back into the topics set."""
-        steps = [Step(None, (), ("SREM", deleted_topics_key(self.prefix), topic))]
-        if relist:
-            steps.insert(0, Step(None, (), ("SADD", topics_key(self.prefix), topic)))
-        return Call(tuple(steps), lambda r: None)
+    def relist(self, topic: str) -> Call[bool]:
+        """Add the topic to the topics set; True when it was missing."""
+        step = Step(None, (), ("SADD", topics_key(self.prefix), topic))
+        return Call((step,), lambda r: r[0] == 1)
 
     def jobs(
         self,

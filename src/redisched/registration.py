@@ -10,9 +10,11 @@ Another process may delete the topic meanwhile, which takes it out of the set. A
 trusted its memory for ever would then put jobs into a topic nobody lists, whose timed-out
 reservations no sweep returns. So a client trusts an ``SADD`` for :data:`TRUST_SECONDS` only,
 and forgets the topics it deletes itself at once. A put that another process's delete
-overtook within that time is found by the service's sweep: a deleted topic's name goes into
-the deleted-topics set (:func:`redisched.keys.deleted_topics_key`), and the sweep adds back
-those that hold jobs again (:mod:`redisched.http.requeue`).
+overtook within that time is found by the service's sweep: a deletion goes into the sorted set
+:func:`redisched.keys.deleted_topics_key` (the topic, scored by the deletion's time), and the
+sweep lists again those that hold jobs within a while of it (:mod:`redisched.http.requeue`).
+Entries older than :data:`DELETIONS_KEPT_SECONDS` are dropped by the next deletion or sweep,
+so the set stays small without a service too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ import time
 TRUST_SECONDS = 2.0
 """How long a client skips the ``SADD`` of a topic it added (a busy producer re-adds each of
 its topics once per this time, one round trip; a rare one pays it on every put)."""
+
+
+DELETIONS_KEPT_SECONDS = 600.0
+"""How long a deletion stays in the deleted-topics set (far longer than a sweep watches it:
+the deleting client's clock may differ from the sweeping one's)."""
 
 
 class Registrations:

@@ -13,7 +13,8 @@ import time
 
 from ..client import AsyncClient
 from ..errors import RedischedError
-from ..registration import TRUST_SECONDS
+from ..ops import Call
+from ..registration import DELETIONS_KEPT_SECONDS, TRUST_SECONDS
 from .background import BackgroundLoop
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,18 @@ class RequeueLoop(BackgroundLoop):
         self.client = client
         self.interval = interval
         self.invalid_topics: list[bytes] = []
-        self.watching: dict[str, float] = {}
-        """Deleted topics -> when this sweep first saw them deleted (monotonic)."""
+        self.watching: dict[tuple[str, int], float | None] = {}
+        """Deletions (topic, epoch ms) -> when this sweep first saw them (monotonic); None
+        once done with."""
 
     async def sweep(self) -> int:
         """One pass over every topic; how many reservations moved."""
-        await self.relist_overtaken()
+        try:
+            await self.relist_overtaken()
+        except RedischedError as exc:  # the requeues below matter more
+            if self._stopping.is_set():
+                raise
+            log.warning("could not read the deleted topics: %s", exc)
         names = await self.client.execute(self.client.ops.topic_names())
         for name in names.invalid:
             if name not in self.invalid_topics:
@@ -69,27 +76,42 @@ class RequeueLoop(BackgroundLoop):
         return moved
 
     async def relist_overtaken(self) -> list[str]:
-        """Put back into the topics set each deleted topic that holds jobs again; which.
+        """List again each deleted topic that holds jobs while it is watched; which ones were
+        missing from the topics set.
 
         A client skips the ``SADD`` of a topic it added within :data:`TRUST_SECONDS`, so a put
         that another process's delete overtook leaves its topic out of the set. Any such put
-        comes within that time of the delete, so a deleted topic is watched until a pass
-        :data:`TRUST_SECONDS` + :data:`WATCH_MARGIN` after this sweep first saw it.
+        comes within that time of the delete, so each deletion (a topic and its time) is
+        watched until a pass :data:`TRUST_SECONDS` + :data:`WATCH_MARGIN` after this sweep first
+        saw it; a topic deleted again is a new deletion, watched anew. A failure is logged and
+        passes the deletion over until the next sweep.
         """
-        client = self.client
-        deleted = await client.execute(client.ops.deleted_topics())
+        client, ops = self.client, self.client.ops
+        old = round((time.time() - DELETIONS_KEPT_SECONDS) * 1000)
+        _, deletions = await client.execute(
+            Call.join(ops.forget_deletions(old), ops.deleted_topics())
+        )
         now = time.monotonic()
-        self.watching = {topic: self.watching.get(topic, now) for topic in deleted}
+        self.watching = {deletion: self.watching.get(deletion, now) for deletion in deletions}
         relisted = []
-        for topic, since in list(self.watching.items()):
-            if await client.execute(client.ops.holds_jobs(topic)):
-                relisted.append(topic)
-                log.info("topic %r was deleted, then a put overtook the delete: listed again",
-                         topic)  # fmt: skip
-            elif now - since < TRUST_SECONDS + WATCH_MARGIN:
+        for deletion, since in self.watching.items():
+            if since is None:
+                continue  # done with
+            topic = deletion[0]
+            try:
+                if await client.execute(ops.holds_jobs(topic)):
+                    if await client.execute(ops.relist(topic)):
+                        relisted.append(topic)
+                        log.info("topic %r was deleted, then a put overtook the delete: listed"
+                                 " again", topic)  # fmt: skip
+                elif now - since < TRUST_SECONDS + WATCH_MARGIN:
+                    continue
+            except RedischedError as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("could not check deleted topic %r: %s", topic, exc)
                 continue
-            await client.execute(client.ops.stop_watching(topic, relist=topic in relisted))
-            del self.watching[topic]
+            self.watching[deletion] = None
         return relisted
 
     async def _requeue(self, topic: str) -> int:
