@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from redisched.embedded import free_port
+from redisched.preflight import redacted
 from tests.test_serve import REDISCHED, _env, start_serve, stop_leftover_redis
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -25,9 +26,11 @@ COMMANDS = {
 }
 
 
-def _run(args: list[str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], cwd: Path, timeout: float = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [REDISCHED, *args], capture_output=True, text=True, timeout=timeout, env=_env(None),
+        [REDISCHED, *args], capture_output=True, text=True, timeout=timeout, env=_env(env),
         cwd=cwd,
     )  # fmt: skip
 
@@ -68,9 +71,30 @@ def test_an_unreachable_redis_fails_fast(command: str, tmp_path: Path) -> None:
 
 def test_a_short_token_is_refused(tmp_path: Path) -> None:
     result = _run(["serve", "--token", "short", "--data-dir", str(tmp_path / "d")], tmp_path)
-    assert result.returncode == 1
-    assert result.stderr.startswith("Error: --token: each token must be at least 16 characters")
+    assert result.returncode == 2  # given as an option: a usage error
+    assert "\nError: --token: each token must be at least 16 characters" in result.stderr
     assert not (tmp_path / "d").exists()
+    env = _run(["serve", "--data-dir", str(tmp_path / "d")], tmp_path,
+               env={"REDISCHED_API_TOKENS": "short"})  # fmt: skip
+    assert env.returncode == 1  # from the environment: one line
+    assert env.stderr.startswith("Error: REDISCHED_API_TOKENS: each token must be at least 16")
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("redis://user:s3cret@[::1:6390/0", "s3cret"),  # the parser refuses the host
+        ("redis://:pa#ss@localhost:1/0", "pa#ss"),  # '#' starts a fragment for the parser
+        ("redis://:s3/cret@localhost:1/0", "s3/cret"),
+        ("redis://:p?x@localhost:1/0", "p?x"),
+    ],
+)
+def test_a_url_the_parser_reads_in_part_keeps_its_password_hidden(
+    tmp_path: Path, url: str, secret: str
+) -> None:
+    assert secret not in redacted(url) and "***@" in redacted(url)
+    result = _run(["stats", "--redis-url", url], tmp_path)
+    assert result.returncode in (1, 2) and secret not in result.stdout + result.stderr
 
 
 def test_help_lists_every_environment_variable(tmp_path: Path) -> None:

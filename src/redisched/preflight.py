@@ -7,6 +7,7 @@ option and the cause. Outages after a successful start are ridden out by the cli
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import Any
 
@@ -20,13 +21,23 @@ CONNECT_TIMEOUT = 5.0
 """Seconds the check waits for Redis to answer."""
 
 
+_USERINFO = re.compile(r"^([^:/?#]*://)(.*)@", re.DOTALL)
+
+
 def redacted(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, fit for a log or an error."""
+    """``url`` with its password (if any) replaced by ``***``, fit for a log or an error.
+
+    A URL the parser reads only in part (a ``#``, ``/`` or ``?`` in the password, a malformed
+    host) has everything between ``://`` and its last ``@`` hidden instead.
+    """
     try:
         parts = urllib.parse.urlsplit(url)
+        password = parts.password
     except ValueError:
-        return url
-    if parts.password is None:
+        return _USERINFO.sub(r"\1***@", url)
+    if url.count("@") != parts.netloc.count("@"):  # an '@' the netloc did not get
+        return _USERINFO.sub(r"\1***@", url)
+    if password is None:
         return url
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]

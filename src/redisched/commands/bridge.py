@@ -57,7 +57,7 @@ def amqp(redis_url: str | None, data_dir: Path | None, verbose: bool, **given: A
             click.echo(f"redisched bridge: embedded redis-server on {server.url}, data in {folder}")
             asyncio.run(run_bridge(server.url, settings))
     except InvalidArgument as exc:
-        raise fail(exc, BridgeSettings) from exc
+        raise fail(exc, BridgeSettings, given) from exc
     except RedischedError as exc:
         raise click.ClickException(str(exc)) from exc
 

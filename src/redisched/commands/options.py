@@ -100,15 +100,15 @@ def option_name(cls: type, argument: str) -> str:
     return setting.option_of(argument, found)
 
 
-def fail(exc: InvalidArgument, cls: type) -> click.ClickException:
+def fail(exc: InvalidArgument, cls: type, given: Mapping[str, Any]) -> click.ClickException:
     """The error of a refused setting, naming its option or variable.
 
-    A value given as an option is a usage error (exit 2, with the command's usage), as click's
-    own type errors are; a refused environment variable (``exc.argument`` is its name) or
-    ``--redis-url`` is one line (exit 1).
+    A value given as an option (in ``given``, the command's options) is a usage error (exit
+    2, with the command's usage), as click's own type errors are; a value from an environment
+    variable or a default is one line (exit 1).
     """
     text = f"{option_name(cls, exc.argument)}: {exc.message}"
-    if exc.argument in setting.specs(cls):
+    if exc.argument in chosen(given):
         return click.UsageError(text)
     return click.ClickException(text)
 

@@ -51,6 +51,6 @@ def serve(amqp_url: str | None, amqp_queue: str | None, verbose: bool, **given: 
             amqp_url = env_value(BridgeSpecs.AMQP_URL)
         run(settings, amqp_url, amqp_queue)
     except InvalidArgument as exc:
-        raise fail(exc, Settings) from exc
+        raise fail(exc, Settings, given) from exc
     except RedischedError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -74,7 +74,7 @@ def worker(handler: str, verbose: bool, **given: Any) -> None:
     try:
         settings = WorkerSettings.from_env(**chosen(given))
     except InvalidArgument as exc:
-        raise fail(exc, WorkerSettings) from exc
+        raise fail(exc, WorkerSettings, given) from exc
     if not settings.topics:
         raise click.UsageError("Missing option '--topic' / '-t' (or REDISCHED_TOPIC).")
     sys.path.insert(0, str(settings.app_dir.resolve()))
