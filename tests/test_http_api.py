@@ -725,3 +725,5 @@ async def test_an_unknown_or_repeated_query_parameter_is_refused_naming_it(
     assert (await py.get(topic, "j")).body == b"1"  # nothing changed
     ok = await http.get(f"{listing}?state=ready&limit=5")
     assert ok.status_code == 200 and [j["id"] for j in ok.json()["jobs"]] == ["j"]
+    for probe in ("/healthz?cachebust=1", "/metrics?name[]=x", "/openapi.json?v=2"):
+        assert (await http.get(probe)).status_code == 200, probe  # monitors add their own

@@ -70,8 +70,11 @@ class Endpoint:
 def query_checked(endpoint: Endpoint) -> Handler:
     """The endpoint's handler, refusing (400 naming it) a query parameter the endpoint does not
     declare, or one given twice: a misspelt filter must not list everything, and of two values
-    neither may be silently chosen."""
+    neither may be silently chosen. The service routes (health, metrics, the OpenAPI
+    document) take none and ignore any, as monitors add their own."""
     handler = endpoint.handler
+    if endpoint.tag == "service":  # /healthz, /metrics: probes and scrapers may add their own
+        return handler
     known = frozenset(p.name for p in endpoint.params if p.where == "query")
 
     async def checked(request: Request) -> Response:
