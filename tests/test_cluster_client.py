@@ -137,3 +137,25 @@ def test_a_read_back_after_a_reloaded_script_sees_the_write(
         result, job = client.execute(both)
         assert result.status is PutStatus.CREATED
         assert job is not None and job.body == b"1"
+
+
+async def test_a_put_that_overtook_a_delete_is_listed_again_on_a_cluster(
+    redis_cluster: LocalCluster,
+) -> None:
+    """The topics set, the deleted topics and the topic live in different slots: the delete,
+    the stale put and the sweep's relisting each cross them."""
+    from redisched.http.requeue import RequeueLoop
+
+    [topic, *_] = redis_cluster.topics_on_each_master("overtaken", 1)
+    url, prefix = redis_cluster.url, f"overtaken-{topic}"
+    with (
+        redisched.Client.from_url(url, cluster=True, prefix=prefix) as producer,
+        redisched.Client.from_url(url, cluster=True, prefix=prefix) as operator,
+    ):
+        producer.put(topic, "a", b"")
+        operator.delete_topic(topic)
+        producer.put(topic, "b", b"")  # trusts its SADD of a moment ago
+        assert topic not in operator.topics()
+        async with redisched.AsyncClient.from_url(url, cluster=True, prefix=prefix) as service:
+            assert await RequeueLoop(service, interval=1.0).relist_overtaken() == [topic]
+        assert topic in operator.topics()
