@@ -167,3 +167,23 @@ async def test_a_failing_check_of_a_deleted_topic_does_not_stop_the_sweep(
         assert await RequeueLoop(service, interval=1.0).sweep() == 1  # the other topic's
     job = operator.get(topic, "j")
     assert job is not None and job.state is JobState.READY
+
+
+async def test_a_sweep_an_hour_apart_still_sees_a_deletion(
+    redis_url: str, prefix: str, topic: str, raw_redis: redis.Redis
+) -> None:
+    """requeue_interval may be 3,600 s: a deletion scored an hour ago (by the server's clock)
+    is read before anything old is trimmed; one older than DELETIONS_KEPT_SECONDS goes."""
+    with redisched.Client.from_url(redis_url, prefix=prefix) as producer:
+        producer.put(topic, "a", b"")
+    raw_redis.srem(f"{prefix}:topics", topic)  # as a put that overtook the delete leaves it
+    seconds, micros = raw_redis.time()
+    now_ms = seconds * 1000 + micros // 1000
+    kept_ms = registration.DELETIONS_KEPT_SECONDS * 1000
+    raw_redis.zadd(
+        f"{prefix}:deleted_topics", {topic: now_ms - 3_600_000, "stale": now_ms - kept_ms - 1}
+    )
+    async with redisched.AsyncClient.from_url(redis_url, prefix=prefix) as service:
+        assert await RequeueLoop(service, interval=3600).relist_overtaken() == [topic]
+        assert topic in await service.topics()
+    assert sorted(deletions(raw_redis, prefix)) == [topic.encode()]

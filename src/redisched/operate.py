@@ -9,7 +9,6 @@ Redis serves other clients between them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
@@ -73,7 +72,7 @@ def delete_topic(
 
     for state in states:
         done += yield from purge(ops, topic, state, progress=report, force=True)
-    now_ms = round(time.time() * 1000)
+    now_ms = round((yield ops.server_time_ms()))  # the clock every deletion is scored by
     forget = (
         Step(None, (), ("DEL", *ops.topic_key_names(topic), ops.keys(topic).name("throughput"))),
         Step(None, (), ("SREM", topics_key(ops.prefix), topic)),

@@ -13,8 +13,8 @@ and forgets the topics it deletes itself at once. A put that another process's d
 overtook within that time is found by the service's sweep: a deletion goes into the sorted set
 :func:`redisched.keys.deleted_topics_key` (the topic, scored by the deletion's time), and the
 sweep lists again those that hold jobs within a while of it (:mod:`redisched.http.requeue`).
-Entries older than :data:`DELETIONS_KEPT_SECONDS` are dropped by the next deletion or sweep,
-so the set stays small without a service too.
+Entries older than :data:`DELETIONS_KEPT_SECONDS` (by the Redis server's clock, which scores
+them) are dropped by the next deletion or sweep, so the set stays small without a service too.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ TRUST_SECONDS = 2.0
 its topics once per this time, one round trip; a rare one pays it on every put)."""
 
 
-DELETIONS_KEPT_SECONDS = 600.0
-"""How long a deletion stays in the deleted-topics set (far longer than a sweep watches it:
-the deleting client's clock may differ from the sweeping one's)."""
+DELETIONS_KEPT_SECONDS = 7200.0
+"""How long a deletion stays in the deleted-topics set, by the Redis server's clock: longer
+than the longest requeue interval (3,600 s), so that every sweep reads each deletion."""
 
 
 class Registrations:

@@ -87,10 +87,12 @@ class RequeueLoop(BackgroundLoop):
         passes the deletion over until the next sweep.
         """
         client, ops = self.client, self.client.ops
-        old = round((time.time() - DELETIONS_KEPT_SECONDS) * 1000)
-        _, deletions = await client.execute(
-            Call.join(ops.forget_deletions(old), ops.deleted_topics())
+        server_ms, deletions = await client.execute(
+            Call.join(ops.server_time_ms(), ops.deleted_topics())
         )
+        # read before trimmed, by the server's clock that scored them: a sweep as rare as
+        # DELETIONS_KEPT_SECONDS still sees each deletion once
+        await client.execute(ops.forget_deletions(round(server_ms - DELETIONS_KEPT_SECONDS * 1000)))
         now = time.monotonic()
         self.watching = {deletion: self.watching.get(deletion, now) for deletion in deletions}
         relisted = []
