@@ -87,14 +87,19 @@ def test_a_short_token_is_refused(tmp_path: Path) -> None:
         ("redis://:pa#ss@localhost:1/0", "pa#ss"),  # '#' starts a fragment for the parser
         ("redis://:s3/cret@localhost:1/0", "s3/cret"),
         ("redis://:p?x@localhost:1/0", "p?x"),
+        ("redis://:sec/ret@127.0.0.1:1", "sec"),  # the parser names 'sec' as the port
+        ("redis+sentinel://:sec/ret@127.0.0.1:26379/svc", "sec"),
+        ("redis://127.0.0.1:1?password=secret", "secret"),  # redis-py reads it
+        ("unix:///tmp/none.sock?db=0&password=secret", "secret"),
     ],
 )
 def test_a_url_the_parser_reads_in_part_keeps_its_password_hidden(
     tmp_path: Path, url: str, secret: str
 ) -> None:
-    assert secret not in redacted(url) and "***@" in redacted(url)
-    result = _run(["stats", "--redis-url", url], tmp_path)
-    assert result.returncode in (1, 2) and secret not in result.stdout + result.stderr
+    assert secret not in redacted(url) and "***" in redacted(url)
+    for command in (["stats"], ["serve"]):
+        result = _run([*command, "--redis-url", url], tmp_path)
+        assert result.returncode in (1, 2) and secret not in result.stdout + result.stderr
 
 
 def test_help_lists_every_environment_variable(tmp_path: Path) -> None:

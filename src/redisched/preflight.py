@@ -22,14 +22,17 @@ CONNECT_TIMEOUT = 5.0
 
 
 _USERINFO = re.compile(r"^([^:/?#]*://)(.*)@", re.DOTALL)
+_PASSWORD_PARAM = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
 
 
 def redacted(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``, fit for a log or an error.
 
     A URL the parser reads only in part (a ``#``, ``/`` or ``?`` in the password, a malformed
-    host) has everything between ``://`` and its last ``@`` hidden instead.
+    host) has everything between ``://`` and its last ``@`` hidden instead; a ``password=``
+    query parameter (redis-py reads one) is hidden too.
     """
+    url = _PASSWORD_PARAM.sub(r"\1***", url)
     try:
         parts = urllib.parse.urlsplit(url)
         password = parts.password
@@ -63,6 +66,20 @@ def _cause(exc: BaseException) -> str:
     return text.splitlines()[0].rstrip(".")
 
 
+def safe_cause(url: str, cause: str) -> str:
+    """``cause`` (a parser's or a connection's words about ``url``), or a hint instead when
+    it quotes any piece of the URL's user info or password (a parser that misreads a password
+    with a ``/`` in it names a piece of it as the port)."""
+    found = _USERINFO.match(url)
+    secret = (found.group(2) if found else "") + " ".join(
+        value for _, value in _PASSWORD_PARAM.findall(url)
+    )
+    pieces = [p for p in re.split(r"[:/?#@\[\]\s]+", secret) if len(p) >= 3]
+    if any(piece in cause for piece in pieces):
+        return "check its form (a '#', '/', '?', '@' or ':' in a password must be percent-encoded)"
+    return cause
+
+
 def check_redis(url: str, *, cluster: bool = False) -> None:
     """Connect to ``url`` once and PING it.
 
@@ -75,16 +92,21 @@ def check_redis(url: str, *, cluster: bool = False) -> None:
     try:
         connection = _connection(url, cluster)
     except InvalidArgument as exc:
-        raise InvalidArgument(option, f"{shown} is not a Redis URL: {exc.message}") from exc
+        cause = safe_cause(url, exc.message)
+        raise InvalidArgument(option, f"{shown} is not a Redis URL: {cause}") from exc
     except (ValueError, TypeError) as exc:
-        raise InvalidArgument(option, f"{shown} is not a Redis URL: {_cause(exc)}") from exc
+        cause = safe_cause(url, _cause(exc))
+        raise InvalidArgument(option, f"{shown} is not a Redis URL: {cause}") from exc
     except (redis.RedisError, RedisClusterException) as exc:  # a cluster connects at once
-        raise BackendError(f"{option}: cannot reach Redis at {shown}: {_cause(exc)}") from exc
+        cause = safe_cause(url, _cause(exc))
+        raise BackendError(f"{option}: cannot reach Redis at {shown}: {cause}") from exc
     try:
         connection.ping()
     except (redis.RedisError, RedisClusterException, OSError) as exc:
-        raise BackendError(f"{option}: cannot reach Redis at {shown}: {_cause(exc)}") from exc
+        cause = safe_cause(url, _cause(exc))
+        raise BackendError(f"{option}: cannot reach Redis at {shown}: {cause}") from exc
     except (ValueError, TypeError) as exc:
-        raise InvalidArgument(option, f"{shown} is not a Redis URL: {_cause(exc)}") from exc
+        cause = safe_cause(url, _cause(exc))
+        raise InvalidArgument(option, f"{shown} is not a Redis URL: {cause}") from exc
     finally:
         connection.close()
