@@ -424,6 +424,7 @@ async def test_a_large_request_names_its_fault_without_walking_it(
         (b'{"body": [' + filler + b', {"a": 1, "a": 2}]}', "body"),
         (b'{"body": [' + filler + b', "\\ud800"]}', "body"),
         (b'{"delay": 1, "body": [' + filler + b'], "delay": 2}', "delay"),
+        (b'{"delay": 1, "body": [' + filler + b', {"x": 1, "x": 2}], "delay": 2}', "delay"),
     ):
         reply = await http.put(job_url(topic, "big"), content=raw)
         assert reply.status_code == 400 and error_of(reply)["field"] == field, raw[-40:]

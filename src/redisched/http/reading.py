@@ -213,9 +213,13 @@ def _refuse_duplicate_keys(data: bytes, free_field: str | None) -> None:
         if len(data) <= PATH_SEARCH_BYTES:
             _name_the_repeated_key(data)
         top = json.loads(data, object_pairs_hook=_Pairs)
-        keys = [key for key, _ in top] if isinstance(top, _Pairs) else []
-        at_top = len(set(keys)) != len(keys)  # else inside the free field, e.g. the body
-        raise ApiError(400, "invalid", message, repeated.key if at_top else free_field) from None
+        seen: set[str] = set()
+        for key, _ in top if isinstance(top, _Pairs) else ():
+            if key in seen:  # a repeated request field: named as itself
+                message = f"the JSON object has the key {key!r} twice"
+                raise ApiError(400, "invalid", message, _path((None, key))) from None
+            seen.add(key)
+        raise ApiError(400, "invalid", message, free_field) from None  # inside, e.g. the body
     except (ValueError, RecursionError):  # what msgspec accepted, json may not (huge ints)
         pass
 
