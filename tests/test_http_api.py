@@ -16,6 +16,7 @@ import redisched
 from redisched.config import Settings
 from redisched.http import create_app, schemas
 from redisched.http.app import ENDPOINTS
+from redisched.models import JobState
 from tests.http_fixtures import asgi_client
 
 pytestmark = pytest.mark.asyncio
@@ -429,6 +430,15 @@ async def test_a_large_request_names_its_fault_without_walking_it(
         reply = await http.put(job_url(topic, "big"), content=raw)
         assert reply.status_code == 400 and error_of(reply)["field"] == field, raw[-40:]
     assert await py.get(topic, "big") is None
+    await py.put(topic, "held", b"1")
+    held = await py.reserve(topic)
+    assert held is not None and held.token is not None
+    token = held.token.encode()
+    for result in (b"[" + filler + b', {"x": 1, "x": 2}]', b"[" * 600 + b"]" * 600):
+        raw = b'{"token": "' + token + b'", "result": ' + result + b"}"
+        reply = await http.post(job_url(topic, "held", "ack"), content=raw)
+        assert reply.status_code == 400 and error_of(reply)["field"] == "result"
+    assert (await py.get(topic, "held")).state is JobState.RESERVED
 
 
 async def test_a_lone_surrogate_is_refused_naming_where_it_is(

@@ -89,10 +89,15 @@ async def read_json(
     return value
 
 
+FREE_FIELDS = ("body", "result", "contents")
+"""The request fields that hold free JSON: a job's body, an ack's result, a legacy
+``/schedule``'s contents."""
+
+
 def _free_field(decoder: msgspec.json.Decoder[Any]) -> str | None:
-    """The request field that holds free JSON (only a job's ``body`` nests)."""
+    """The request field of ``decoder``'s type that holds free JSON, if any."""
     fields = getattr(decoder.type, "__struct_fields__", ())
-    return "body" if "body" in fields else None
+    return next((name for name in FREE_FIELDS if name in fields), None)
 
 
 class _Pairs(list[tuple[str, Any]]):
