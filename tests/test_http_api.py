@@ -38,6 +38,20 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return error
 
 
+async def refused_puts(
+    http: httpx.AsyncClient, url: str, cases: tuple[tuple[bytes, str], ...]
+) -> list[dict[str, Any]]:
+    """PUT each raw request of ``cases`` to ``url``: each must be a 400 naming its field; the
+    errors, in order."""
+    errors = []
+    for raw, field in cases:
+        reply = await http.put(url, content=raw)
+        assert reply.status_code == 400, raw[-40:]
+        assert error_of(reply)["field"] == field, raw[-40:]
+        errors.append(error_of(reply))
+    return errors
+
+
 JOB_FIELDS = {"topic", "id", "body", "state", "run_at", "priority", "ttr", "attempts",
               "max_attempts", "version", "last_error"}  # fmt: skip
 
@@ -402,15 +416,14 @@ async def test_deep_json_put_over_http_is_refused_naming_the_body(
 async def test_duplicate_json_keys_are_refused_naming_the_key(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:
-    for raw, field in (
+    cases = (
         (b'{"body": 1, "delay": 5, "delay": 0}', "delay"),
         (b'{"body": {"a": 1, "a": 2}}', "body.a"),
         (b'{"body": [{"x": 1}, {"y": 1, "y": 1}]}', "body[1].y"),
         (b'{"body": {"x": [{"a": 1, "a": 2}]}}', "body.x[0].a"),
         (b'{"body": {"x\\"": 1, "x\\"": 2}}', 'body.x"'),
-    ):
-        reply = await http.put(job_url(topic, "dup"), content=raw)
-        assert reply.status_code == 400 and error_of(reply)["field"] == field, raw
+    )
+    await refused_puts(http, job_url(topic, "dup"), cases)
     assert await py.get(topic, "dup") is None
     assert (await http.put(job_url(topic, "ok"), content=b'{"body": {"a": {"a": 1}}}')).is_success
 
@@ -421,14 +434,13 @@ async def test_a_large_request_names_its_fault_without_walking_it(
     """Past PATH_SEARCH_BYTES the path is not searched (a walk of a few MiB took seconds of
     the event loop): the free field, or the repeated top-level key, is named."""
     filler = b'"' + b"x" * 300_000 + b'"'
-    for raw, field in (
+    cases = (
         (b'{"body": [' + filler + b', {"a": 1, "a": 2}]}', "body"),
         (b'{"body": [' + filler + b', "\\ud800"]}', "body"),
         (b'{"delay": 1, "body": [' + filler + b'], "delay": 2}', "delay"),
         (b'{"delay": 1, "body": [' + filler + b', {"x": 1, "x": 2}], "delay": 2}', "delay"),
-    ):
-        reply = await http.put(job_url(topic, "big"), content=raw)
-        assert reply.status_code == 400 and error_of(reply)["field"] == field, raw[-40:]
+    )
+    await refused_puts(http, job_url(topic, "big"), cases)
     assert await py.get(topic, "big") is None
     await py.put(topic, "held", b"1")
     held = await py.reserve(topic)
@@ -444,15 +456,13 @@ async def test_a_large_request_names_its_fault_without_walking_it(
 async def test_a_lone_surrogate_is_refused_naming_where_it_is(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:
-    for raw, field in (
+    cases = (
         (b'{"body": "\\ud800"}', "body"),
         (b'{"body": {"k": ["ok", "a\\udfff"]}}', "body.k[1]"),
         (b'{"body": {"\\ud83d": 1}}', "body.\\ud83d"),
-    ):
-        reply = await http.put(job_url(topic, "s"), content=raw)
-        assert reply.status_code == 400, raw
-        assert error_of(reply)["field"] == field, raw
-        assert "no lone surrogates" in error_of(reply)["message"]
+    )
+    for error in await refused_puts(http, job_url(topic, "s"), cases):
+        assert "no lone surrogates" in error["message"]
     assert await py.get(topic, "s") is None
     pair = await http.put(job_url(topic, "s"), content=b'{"body": "\\ud83d\\ude00"}')
     assert pair.status_code == 201  # a whole pair is one character

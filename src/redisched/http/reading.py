@@ -104,22 +104,20 @@ class _Pairs(list[tuple[str, Any]]):
     """A JSON object as its key-value pairs, in order (the json module's object_pairs_hook)."""
 
 
-class _Repeated(Exception):
-    """A JSON object of the request has a key twice (``key``)."""
+class _Repeating(dict[str, Any]):
+    """A JSON object that has a key twice: ``repeated``, the first such key."""
 
-    def __init__(self, key: str) -> None:
-        self.key = key
+    repeated = ""
 
 
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _Repeated(key)
-            seen.add(key)
-    return found
+def _repeated_key(pairs: list[tuple[str, Any]]) -> str | None:
+    """The first key that ``pairs`` (an object's, in order) gives twice, if any."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
 
 
 Link = tuple["Link | None", "str | int"]
@@ -141,27 +139,20 @@ def _walk(text: bytes) -> Iterator[tuple[Any, Link | None]]:
         if isinstance(value, _Pairs):
             yield value, link
             for key, item in reversed(value):
-                stack.append((item, (link, key)))
-                stack.append((_Key(key), (link, key)))
+                stack += ((item, (link, key)), (key, (link, key)))  # the key comes first
         elif isinstance(value, list):
             stack.extend((item, (link, index)) for index, item in reversed(list(enumerate(value))))
         elif isinstance(value, str):
             yield value, link
 
 
-class _Key(str):
-    """An object's key, told from a string value by :func:`_walk`."""
-
-
 def _path(link: Link | None) -> str | None:
-    """The field path of a link as the API names fields (``body.items[0].name``), a lone
-    surrogate in a key shown as ``\\udxxx`` (JSON text cannot carry it)."""
+    """The field path of a link as the API names fields (``body.items[0].name``)."""
     parts: list[str] = []
     while link is not None:
         link, step = link
         parts.append(f"[{step}]" if isinstance(step, int) else f".{step}")
-    text = "".join(reversed(parts)).removeprefix(".")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8") or None
+    return "".join(reversed(parts)).removeprefix(".") or None
 
 
 PATH_SEARCH_BYTES = 256 * 1024
@@ -207,36 +198,37 @@ def _refuse_duplicate_keys(data: bytes, free_field: str | None) -> None:
 
     msgspec, like most parsers, keeps the last of two equal keys; a request that says two
     things must not be read as one of them. The exact check (the json module) runs only
-    when a cheap scan finds a key twice in the text.
+    when a cheap scan finds a key twice in the text. A repeated request field is named as
+    itself; one inside the free field by its path, up to :data:`PATH_SEARCH_BYTES`.
     """
     if not _may_repeat_a_key(data):
         return
+    repeated: list[str] = []
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        if len(found) == len(pairs):
+            return found
+        marked = _Repeating(found)
+        marked.repeated = _repeated_key(pairs) or ""
+        repeated.append(marked.repeated)
+        return marked
+
     try:
-        json.loads(data, object_pairs_hook=_unique)
-    except _Repeated as repeated:
-        message = f"the JSON object has the key {repeated.key!r} twice"
-        if len(data) <= PATH_SEARCH_BYTES:
-            _name_the_repeated_key(data)
-        top = json.loads(data, object_pairs_hook=_Pairs)
-        seen: set[str] = set()
-        for key, _ in top if isinstance(top, _Pairs) else ():
-            if key in seen:  # a repeated request field: named as itself
-                message = f"the JSON object has the key {key!r} twice"
-                raise ApiError(400, "invalid", message, _path((None, key))) from None
-            seen.add(key)
-        raise ApiError(400, "invalid", message, free_field) from None  # inside, e.g. the body
+        request = json.loads(data, object_pairs_hook=unique)
     except (ValueError, RecursionError):  # what msgspec accepted, json may not (huge ints)
-        pass
-
-
-def _name_the_repeated_key(data: bytes) -> None:
-    """400 naming the path of the first key an object of ``data`` repeats (only for a request
-    refused anyway: finding the path walks the whole text)."""
-    for value, link in _walk(data):
-        if isinstance(value, _Pairs):
-            seen: set[str] = set()
-            for key, _ in value:
-                if key in seen:
-                    message = f"the JSON object has the key {key!r} twice"
-                    raise ApiError(400, "invalid", message, _path((link, key)))
-                seen.add(key)
+        return
+    if not repeated:
+        return
+    field: str | None
+    if isinstance(request, _Repeating):
+        key = field = request.repeated
+    else:
+        key, field = repeated[0], free_field
+        if len(data) <= PATH_SEARCH_BYTES:  # only for a request refused anyway: a whole walk
+            for value, link in _walk(data):
+                inner = _repeated_key(value) if isinstance(value, _Pairs) else None
+                if inner is not None:
+                    key, field = inner, _path((link, inner))
+                    break
+    raise ApiError(400, "invalid", f"the JSON object has the key {key!r} twice", field)
