@@ -91,12 +91,10 @@ def client_for(url: str | None) -> Client:
     try:
         return Client.from_url(url or DEFAULT_URL)
     except (ValueError, TypeError) as exc:  # InvalidArgument, or redis-py's parse errors
-        from .preflight import redacted, safe_cause
+        from .preflight import not_a_redis_url
 
         reason = exc.message if isinstance(exc, InvalidArgument) else str(exc).rstrip(".")
-        reason = safe_cause(url or DEFAULT_URL, reason)
-        shown = repr(redacted(url or DEFAULT_URL))
-        raise InvalidArgument("--redis-url", f"{shown} is not a Redis URL: {reason}") from None
+        raise not_a_redis_url(url or DEFAULT_URL, reason) from None
 
 
 def job_json(job: Job) -> JobOut:

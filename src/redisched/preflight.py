@@ -80,6 +80,19 @@ def safe_cause(url: str, cause: str) -> str:
     return cause
 
 
+def not_a_redis_url(url: str, cause: str) -> InvalidArgument:
+    """The error of a ``--redis-url`` that is no Redis URL: the URL without its password, and
+    ``cause`` unless it quotes a piece of the password (see :func:`safe_cause`)."""
+    shown = repr(redacted(url))
+    return InvalidArgument("--redis-url", f"{shown} is not a Redis URL: {safe_cause(url, cause)}")
+
+
+def unreachable(url: str, cause: str) -> BackendError:
+    """The error of a ``--redis-url`` whose Redis did not answer (password hidden as above)."""
+    shown = repr(redacted(url))
+    return BackendError(f"--redis-url: cannot reach Redis at {shown}: {safe_cause(url, cause)}")
+
+
 def check_redis(url: str, *, cluster: bool = False) -> None:
     """Connect to ``url`` once and PING it.
 
@@ -88,25 +101,19 @@ def check_redis(url: str, *, cluster: bool = False) -> None:
         BackendError: Redis did not answer; the message names ``--redis-url``, the URL (without
             its password) and the cause.
     """
-    option, shown = "--redis-url", repr(redacted(url))
     try:
         connection = _connection(url, cluster)
     except InvalidArgument as exc:
-        cause = safe_cause(url, exc.message)
-        raise InvalidArgument(option, f"{shown} is not a Redis URL: {cause}") from exc
+        raise not_a_redis_url(url, exc.message) from exc
     except (ValueError, TypeError) as exc:
-        cause = safe_cause(url, _cause(exc))
-        raise InvalidArgument(option, f"{shown} is not a Redis URL: {cause}") from exc
+        raise not_a_redis_url(url, _cause(exc)) from exc
     except (redis.RedisError, RedisClusterException) as exc:  # a cluster connects at once
-        cause = safe_cause(url, _cause(exc))
-        raise BackendError(f"{option}: cannot reach Redis at {shown}: {cause}") from exc
+        raise unreachable(url, _cause(exc)) from exc
     try:
         connection.ping()
     except (redis.RedisError, RedisClusterException, OSError) as exc:
-        cause = safe_cause(url, _cause(exc))
-        raise BackendError(f"{option}: cannot reach Redis at {shown}: {cause}") from exc
+        raise unreachable(url, _cause(exc)) from exc
     except (ValueError, TypeError) as exc:
-        cause = safe_cause(url, _cause(exc))
-        raise InvalidArgument(option, f"{shown} is not a Redis URL: {cause}") from exc
+        raise not_a_redis_url(url, _cause(exc)) from exc
     finally:
         connection.close()

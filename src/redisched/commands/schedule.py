@@ -13,13 +13,12 @@ from .output import utc_text
 
 def schedule_json(schedule: Schedule) -> dict[str, Any]:
     """A schedule as JSON-ready data (body as UTF-8 text, replacing undecodable bytes)."""
-    iso = utc_text
     return {
         "topic": schedule.topic, "id": schedule.id, "cron": schedule.cron,
         "every": None if schedule.every is None else schedule.every.total_seconds(),
-        "tz": schedule.tz, "next_run_at": iso(schedule.next_run_at),
-        "last_run_at": iso(schedule.last_run_at), "start_at": iso(schedule.start_at),
-        "end_at": iso(schedule.end_at), "body": schedule.body.decode("utf-8", "replace"),
+        "tz": schedule.tz, "next_run_at": utc_text(schedule.next_run_at),
+        "last_run_at": utc_text(schedule.last_run_at), "start_at": utc_text(schedule.start_at),
+        "end_at": utc_text(schedule.end_at), "body": schedule.body.decode("utf-8", "replace"),
         "priority": schedule.priority, "ttr": schedule.ttr,
         "max_attempts": schedule.max_attempts, "version": schedule.version,
     }  # fmt: skip
