@@ -1036,8 +1036,8 @@ class Operations:
         return Call((step,), lambda r: split_topic_names(r[0]))
 
     def deleted_topics(self) -> Call[list[tuple[str, int]]]:
-        """The topics deleted lately, each with its deletion's time (epoch ms, the deleting
-        client's clock), which the requeue sweep watches (see :mod:`redisched.registration`)."""
+        """The topics deleted lately, each with its deletion's time (epoch ms by the Redis
+        server's clock), which the requeue sweep watches (see :mod:`redisched.registration`)."""
         step = Step(None, (), ("ZRANGE", deleted_topics_key(self.prefix), 0, -1, "WITHSCORES"))
 
         def parse(replies: list[Any]) -> list[tuple[str, int]]:
