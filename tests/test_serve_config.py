@@ -77,3 +77,10 @@ def test_exposure_needs_tokens_or_insecure() -> None:
     Settings(host="0.0.0.0", tokens=("t" * 16,)).check_exposure()
     Settings(host="0.0.0.0", insecure=True).check_exposure()
     assert is_loopback("localhost") and is_loopback("127.1.2.3") and not is_loopback("10.0.0.1")
+
+
+def test_a_body_limit_above_the_request_limit_says_both_values() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        Settings(max_body_size=8_000_000)
+    assert caught.value.argument == "max_request_size"
+    assert "max_body_size (8000000)" in str(caught.value) and "4194304" in str(caught.value)

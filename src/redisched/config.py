@@ -191,7 +191,11 @@ class Settings:
         if not 1024 <= self.max_body_size <= 512 << 20:
             raise InvalidArgument("max_body_size", "must be between 1 KiB and 512 MiB")
         if not self.max_body_size <= self.max_request_size <= 1 << 30:
-            raise InvalidArgument("max_request_size", "must be between max_body_size and 1 GiB")
+            raise InvalidArgument(
+                "max_request_size",
+                f"must be between max_body_size ({self.max_body_size}) and 1 GiB (it is "
+                f"{self.max_request_size}): a request must hold the largest body it may carry",
+            )
         if not 0.01 <= self.requeue_interval <= 3600:
             raise InvalidArgument("requeue_interval", "must be between 0.01 and 3600 seconds")
         if not 1 <= self.workers <= MAX_WORKERS:
