@@ -421,7 +421,10 @@ async def test_duplicate_json_keys_are_refused_naming_the_key(
         (b'{"body": {"a": 1, "a": 2}}', "body.a"),
         (b'{"body": [{"x": 1}, {"y": 1, "y": 1}]}', "body[1].y"),
         (b'{"body": {"x": [{"a": 1, "a": 2}]}}', "body.x[0].a"),
-        (b'{"body": {"x\\"": 1, "x\\"": 2}}', 'body.x"'),
+        (b'{"body": {"x\\"": 1, "x\\"": 2}}', 'body["x\\""]'),
+        (b'{"body": {"a.b": {"c": 1, "c": 2}}}', 'body["a.b"].c'),
+        (b'{"body": {"a": {"b": 1}, "a[0]": [{"d": 1, "d": 2}]}}', 'body["a[0]"][0].d'),
+        (b'{"body": {"": {"e": 1, "e": 2}}}', 'body[""].e'),
     )
     await refused_puts(http, job_url(topic, "dup"), cases)
     assert await py.get(topic, "dup") is None
@@ -459,7 +462,7 @@ async def test_a_lone_surrogate_is_refused_naming_where_it_is(
     cases = (
         (b'{"body": "\\ud800"}', "body"),
         (b'{"body": {"k": ["ok", "a\\udfff"]}}', "body.k[1]"),
-        (b'{"body": {"\\ud83d": 1}}', "body.\\ud83d"),
+        (b'{"body": {"\\ud83d": 1}}', 'body["\\ud83d"]'),
     )
     for error in await refused_puts(http, job_url(topic, "s"), cases):
         assert "no lone surrogates" in error["message"]

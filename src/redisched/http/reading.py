@@ -146,12 +146,25 @@ def _walk(text: bytes) -> Iterator[tuple[Any, Link | None]]:
             yield value, link
 
 
+_PLAIN_KEY = re.compile(r'[^.\[\]"\\]+')
+
+
+def _step(step: str | int) -> str:
+    """One step of a path: ``[0]``, ``.name``, or ``["a.b"]`` for a key that would read as
+    more than one step (or not be printable), written as a JSON string (ASCII only)."""
+    if isinstance(step, int):
+        return f"[{step}]"
+    if _PLAIN_KEY.fullmatch(step) and step.isprintable():
+        return f".{step}"
+    return f"[{json.dumps(step)}]"
+
+
 def _path(link: Link | None) -> str | None:
     """The field path of a link as the API names fields (``body.items[0].name``)."""
     parts: list[str] = []
     while link is not None:
         link, step = link
-        parts.append(f"[{step}]" if isinstance(step, int) else f".{step}")
+        parts.append(_step(step))
     return "".join(reversed(parts)).removeprefix(".") or None
 
 
