@@ -140,6 +140,28 @@ def test_tabs_count_page_and_filter_by_prefix(
     assert console == []
 
 
+def test_the_prefix_being_typed_outlives_the_polls(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    # The jobs panel is re-rendered every 2 s: the filter's text, typed and not yet submitted,
+    # used to be replaced by the prefix last submitted (empty), under the user's fingers.
+    put_many(http, topic, [f"order-{i:03d}" for i in range(3)], delay=3600)
+    put_many(http, topic, [f"user-{i:03d}" for i in range(2)], delay=3600)
+    open_topic(page, server, topic, "?state=scheduled")
+    expect(tab(page, "scheduled").locator(".count")).to_have_text("5")
+    prefix = page.locator("#filter-form input[name=prefix]")
+    prefix.press_sequentially("user-")
+    put_many(http, topic, ["user-002"], delay=3600)
+    expect(tab(page, "scheduled").locator(".count")).to_have_text("6")  # a poll came by
+    expect(prefix).to_have_value("user-")
+    expect(prefix).to_be_focused()
+    prefix.press_sequentially("00")  # the caret stayed at the end
+    prefix.press("Enter")
+    expect(page.locator("#scheduled-list tbody tr")).to_have_count(3)
+    expect(prefix).to_have_value("user-00")
+    assert console == []
+
+
 def test_bulk_delete_of_a_stale_selection_says_how_many(
     page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
 ) -> None:

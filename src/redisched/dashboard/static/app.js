@@ -281,6 +281,32 @@
   let editing = null; // the form being edited
   const isEditing = () => editing !== null && document.contains(editing);
 
+  // -- the id-prefix filter keeps what is being typed across the 2-second polls ---------------
+  // (a poll re-renders the jobs panel, filter included, with the prefix last submitted)
+  let typedPrefix = null; // {key, value, focused, start, end}: text typed and not yet submitted
+  const filterInput = () => document.querySelector("#filter-form input[name=prefix]");
+  const filterKey = (input) => input.form.dataset.topic + "\u0000" + input.form.dataset.state;
+
+  function keepTypedPrefix() {
+    const input = filterInput();
+    typedPrefix = input && input.value !== input.defaultValue ? {
+      key: filterKey(input), value: input.value, focused: document.activeElement === input,
+      start: input.selectionStart, end: input.selectionEnd,
+    } : null;
+  }
+
+  function restoreTypedPrefix() {
+    const input = filterInput();
+    const kept = typedPrefix;
+    typedPrefix = null;
+    if (!kept || !input || filterKey(input) !== kept.key || input.value === kept.value) return;
+    input.value = kept.value;
+    if (kept.focused) {
+      input.focus();
+      input.setSelectionRange(kept.start, kept.end);
+    }
+  }
+
   async function saveSettings(form) {
     const out = $("#settings-result");
     const f = form.elements;
@@ -503,8 +529,10 @@
       $("#live").classList.add("down");
       flash("The server does not answer; retrying.", "error");
     });
+    document.body.addEventListener("htmx:beforeSwap", keepTypedPrefix);
     document.body.addEventListener("htmx:afterSettle", () => {
       $("#live").classList.remove("down");
+      restoreTypedPrefix();
       showApp();
       updateRates();
       markConfirming();
