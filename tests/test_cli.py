@@ -200,3 +200,19 @@ def test_put_at_a_time_and_times_shown_with_z(redis_url: str, topic: str) -> Non
     made = _run(["schedule", topic, "daily", "--every", "86400"], redis_url)
     assert made.exit_code == 0, made.output
     assert json.loads(made.stdout)["next_run_at"].endswith("Z")
+
+
+def test_every_job_command_names_where_its_redis_url_comes_from() -> None:
+    # `make serve` starts its own Redis, not the one at the default URL: a command's --help
+    # said only "Redis URL.", leaving a new user to find the variable and the default.
+    from redisched.cli import LAZY_COMMANDS
+
+    runner = CliRunner()
+    names = [*main.commands, *LAZY_COMMANDS]
+    shown = 0
+    for name in names:
+        text = " ".join(runner.invoke(main, [name, "--help"]).output.split())
+        if "--redis-url URL" in text and name not in ("serve", "worker"):
+            assert "[env REDISCHED_REDIS_URL; default redis://127.0.0.1:6379/0]" in text, name
+            shown += 1
+    assert shown >= 24

@@ -110,7 +110,13 @@ def _echo(data: Any) -> None:
     echo_json(data)
 
 
-url_option = click.option("--redis-url", envvar="REDISCHED_REDIS_URL", help="Redis URL.")
+url_option = click.option(
+    "--redis-url",
+    envvar="REDISCHED_REDIS_URL",
+    metavar="URL",
+    help="Redis to work on (`serve` prints its own). "
+    f"[env REDISCHED_REDIS_URL; default {DEFAULT_URL}]",
+)
 run_at_help = "When the job is due: RFC 3339 with an offset, or epoch seconds."
 
 
