@@ -146,6 +146,23 @@ def test_cli_history_and_events(redis_url: str, topic: str) -> None:
     assert bad.exit_code != 0
 
 
+def test_cli_history_shows_the_result_as_the_http_api_does(redis_url: str, topic: str) -> None:
+    # The result was a string of its bytes plus a "result_encoding" the HTTP API has not:
+    # a JSON result read back as '{"sent":true}' (a string), and binary as bare base64.
+    client = redisched.Client.from_url(redis_url)
+    results = {"json": {"sent": True}, "text": "sent", "binary": b"\xff\x00"}
+    for job_id, result in results.items():
+        client.put(topic, job_id, b"x")
+        client.ack(client.reserve(topic), result=result)
+    shown = {
+        job_id: json.loads(_run(["history", topic, job_id], redis_url).stdout) for job_id in results
+    }
+    assert shown["json"]["result"] == {"sent": True}
+    assert shown["text"]["result"] == "sent"
+    assert shown["binary"]["result"] == {"$base64": "/wA="}
+    assert all("result_encoding" not in data for data in shown.values())
+
+
 def test_cli_schedules(redis_url: str, topic: str) -> None:
     runner = CliRunner()
     env = {"REDISCHED_REDIS_URL": redis_url}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from typing import Any
@@ -11,6 +10,7 @@ import click
 
 from .. import partition_setting
 from ..cli import _echo, client_for, url_option
+from ..json_body import to_json
 from ..models import JobEvent, JobHistory
 from .output import utc_text
 
@@ -27,20 +27,14 @@ def event_json(event: JobEvent) -> dict[str, Any]:
 
 
 def history_json(history: JobHistory) -> dict[str, Any]:
-    """A job's history as JSON-ready data (result as text when it is UTF-8, else base64)."""
-    result: str | None = None
-    encoding = "utf-8"
-    if history.result is not None:
-        try:
-            result = history.result.decode("utf-8")
-        except UnicodeDecodeError:
-            result, encoding = base64.b64encode(history.result).decode(), "base64"
+    """A job's history as the HTTP API shows it (the result follows the body rule: a JSON
+    text as its value, other UTF-8 text as a string, else a ``$base64`` marker)."""
     return {
         "topic": history.topic, "id": history.id,
         "outcome": None if history.outcome is None else history.outcome.value,
         "finished_at": utc_text(history.finished_at),
         "version": history.version, "attempts": history.attempts,
-        "result": result, "result_encoding": encoding,
+        "result": None if history.result is None else to_json(history.result),
         "last_error": history.last_error,
         "events": [event_json(e) for e in history.events],
     }  # fmt: skip
