@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import time
 import uuid
@@ -14,7 +15,7 @@ import aio_pika
 import httpx
 import pytest
 
-from redisched.embedded import free_port
+from redisched.embedded import PIDFILE, free_port
 from redisched.preflight import redacted
 from tests.test_serve import REDISCHED, _env, start_serve, stop_leftover_redis
 
@@ -147,3 +148,18 @@ def test_serve_amqp_queue_names_the_bridge_queue(tmp_path: Path) -> None:
         assert served.stop() == 0
         stop_leftover_redis(data_dir)
         asyncio.run(delete())
+
+
+def test_a_port_in_use_is_one_error_line_and_status_1(tmp_path: Path) -> None:
+    # `make serve` on a taken port: uvicorn exited with status 3 and only its own log line,
+    # while --workers 2 said "could not listen" with status 1.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")]
+        result = _run(args, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"Error: could not listen on 127.0.0.1:{port}: Address already in use"
+    assert not (tmp_path / "data" / PIDFILE).exists()  # the embedded redis-server was stopped

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -102,7 +103,17 @@ class Server(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         """Start serving; then call ``on_started`` and begin watching the embedded Redis."""
         self._loop = asyncio.get_running_loop()
-        await super().startup(sockets)
+        try:
+            await super().startup(sockets)
+        except SystemExit as exc:  # uvicorn exits with status 3 when it cannot bind or start
+            cause = exc.__context__
+            if isinstance(cause, OSError):
+                where = f"{self.config.host}:{self.config.port}"
+                reason = os.strerror(cause.errno) if cause.errno else str(cause)
+                self._give_up(f"could not listen on {where}: {reason}")
+            else:
+                self._give_up("could not start (see the log above)")
+            return
         if not self.started:
             return
         # The modules, app and clients made while starting live as long as the process: out
