@@ -326,6 +326,8 @@ def test_a_data_dir_serves_one_server_at_a_time(served: Served) -> None:
         capture_output=True, text=True, timeout=30, env=_env(None),
     )  # fmt: skip
     assert second.returncode == 1 and "another redisched serve" in second.stderr
+    # the way to share it (another --data-dir would be another Redis)
+    assert f"--redis-url unix://{served.data_dir}/redis.sock?db=0" in second.stderr
 
 
 def test_a_non_loopback_bind_without_tokens_is_refused(tmp_path: Path) -> None:

@@ -64,9 +64,7 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataDirBusy(
-                f"another redisched serve is using {data_dir}: stop it or pick --data-dir"
-            ) from None
+            raise DataDirBusy(_busy(data_dir)) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -74,6 +72,17 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def _busy(data_dir: Path) -> str:
+    """Why ``data_dir`` cannot be claimed, and the way to share its Redis instead (another
+    folder would be another Redis: jobs put there never reach the first one)."""
+    sock = data_dir / SOCKET
+    url = f"--redis-url unix://{sock}?db=0" if sock.exists() else "--redis-url (the URL it printed)"
+    return (
+        f"another redisched serve or bridge is using {data_dir}: to work on its Redis, "
+        f"pass {url}; else stop it or pick another --data-dir"
+    )
 
 
 def alive_redis(pid: int) -> bool:
