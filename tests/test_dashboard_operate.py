@@ -301,6 +301,39 @@ def test_job_page_reschedules_edits_and_runs_now(
     assert console == []
 
 
+def test_a_body_typed_as_json_is_sent_as_typed(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    # The forms parsed the JSON typed and encoded it again: "Replace body" on a job holding
+    # {"user": 9007199254740993}, unchanged, stored 9007199254740992 (a double's digits), and
+    # a repeated key was dropped in silence instead of refused by the server.
+    big = '{"user": 9007199254740993, "tags": ["a", {"n": 12345678901234567890}]}'
+    response = http.put(
+        job_path(topic, "big"), content=f'{{"body": {big}, "delay": 3600}}'.encode()
+    )
+    response.raise_for_status()
+    open_dashboard(page, server)
+    page.evaluate(f"location.hash = '#/job/{topic}/big'")
+    expect(page.locator("#job-body")).to_contain_text("9007199254740993")
+    page.locator("#body-form button[type=submit]").click()  # the body as shown, unchanged
+    expect(page.locator("#flash")).to_contain_text("Saved: version 2")
+    stored = http.get(job_path(topic, "big")).content
+    assert b'"user":9007199254740993' in stored and b'"n":12345678901234567890' in stored
+    form = page.locator("#schedule-form")
+    form.locator("[name=topic]").fill(topic)
+    form.locator("[name=id]").fill("twice")
+    form.locator("[name=body]").fill('{"to": "ada", "to": "bob"}')
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#schedule-result")).to_contain_text("body.to")
+    assert http.get(job_path(topic, "twice")).status_code == 404
+    form.locator("[name=id]").fill("text")
+    form.locator("[name=body]").fill('Hello, "Ada"')  # not JSON: its bytes, as they are
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#schedule-result")).to_contain_text("created")
+    assert http.get(job_path(topic, "text")).json()["body"] == 'Hello, "Ada"'
+    assert all("status of 400" in message for message in console)  # the refused put only
+
+
 def test_delete_topic_and_the_missing_job_page(
     page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
 ) -> None:

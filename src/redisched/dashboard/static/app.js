@@ -77,13 +77,35 @@
   }
 
   // -- the JSON API ------------------------------------------------------------------------
+  // JSON typed into a body field is sent as typed, not parsed and encoded again: JSON.parse
+  // reads numbers as doubles (9007199254740993 came back as ...992) and keeps one of two
+  // equal keys, where the server keeps every digit and names a repeated key.
+  class JsonText { constructor(text) { this.text = text; } }
+
+  function serialize(value) {
+    const texts = [];
+    const mark = "\u0000json:" + Math.random().toString(36).slice(2) + ":";
+    const encoded = JSON.stringify(value, (key, v) => {
+      if (!(v instanceof JsonText)) return v;
+      texts.push(v.text);
+      return mark + (texts.length - 1);
+    });
+    if (!texts.length) return encoded;
+    const quoted = JSON.stringify(mark).slice(1, -1); // the mark as it reads inside a string
+    return encoded.split('"' + quoted).map((part, i) => {
+      if (i === 0) return part;
+      const end = part.indexOf('"');
+      return texts[Number(part.slice(0, end))] + part.slice(end + 1);
+    }).join("");
+  }
+
   async function api(method, path, body, headers) {
     // expected refusals (404, 409, 412) come as 200 with the status in a header: no console error
     const soft = { "X-Redisched-Soft-Status": "1" };
     const init = { method, headers: Object.assign(soft, authHeaders(), headers || {}) };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
+      init.body = serialize(body);
     }
     const response = await fetch(path, init);
     let data = null;
@@ -391,7 +413,7 @@
   // -- forms ------------------------------------------------------------------------------
   function bodyValue(text) {
     if (text.trim() !== "") {
-      try { return JSON.parse(text); } catch (_) { /* not JSON: stored as text */ }
+      try { JSON.parse(text); return new JsonText(text); } catch (_) { /* not JSON: stored as text */ }
     }
     const bytes = new TextEncoder().encode(text);
     let binary = "";
