@@ -330,3 +330,22 @@ def test_recurring_schedules_listed_created_edited_deleted(
     expect(page.locator('#schedule-list tr[data-schedule="sync"]')).to_have_count(0)
     assert http.get(f"{base}/sync").status_code == 404
     assert_not_reloaded(page)
+
+
+def test_a_schedule_edited_keeps_the_digits_of_its_body(
+    page: Page, server: str, http: httpx.Client, topic: str
+) -> None:
+    # "Edit" read the body with response.json(): {"user": 9007199254740993} filled the form
+    # as ...992, and saving it changed every occurrence's body.
+    base = f"/v1/topics/{quote(topic, safe='')}/schedules"
+    body = b'{"user":9007199254740993}'
+    spec = b'{"every": 600, "body": ' + body + b"}"
+    http.put(f"{base}/big", content=spec).raise_for_status()
+    open_dashboard(page, server)
+    page.goto(f"{server}/#/topic/{quote(topic, safe='')}")
+    page.locator('#schedule-list tr[data-schedule="big"] button[data-edit-schedule]').click()
+    form = page.locator("#recurring-form")
+    expect(form.locator("[name=body]")).to_have_value(body.decode())
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#recurring-result")).to_contain_text("replaced: version 2")
+    assert body in http.get(f"{base}/big").content
