@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from redisched.push import signing
 from redisched.push.signing import InvalidSignature, prepared, secret_key, sign_headers, verify
 
 # The reference example of the Standard Webhooks specification and its libraries.
@@ -159,3 +165,24 @@ def test_any_of_several_signatures_may_match_and_other_versions_are_ignored() ->
     for header in (f"{forged} v1,", "v2," + signature[3:], signature[3:], f"{forged} {forged}"):
         with pytest.raises(InvalidSignature, match="no signature matches"):
             verify(b"x", {**good, "webhook-signature": header}, SECRET, now=NOW)
+
+
+def test_the_module_copied_out_of_the_package_imports_and_verifies(tmp_path: Path) -> None:
+    # The README says a receiver may copy this module as it is; its `from ..errors import`
+    # made the copy fail at import ("attempted relative import with no known parent package").
+    shutil.copy(signing.__file__, tmp_path / "signing.py")
+    script = """
+from signing import InvalidSignature, secret_key, sign_headers, verify
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+headers = sign_headers("msg_1", b'{"id": 1}', [secret_key(secret)])
+verify(b'{"id": 1}', headers, [secret])
+try:
+    verify(b'{"id": 2}', headers, [secret])
+except InvalidSignature as exc:
+    print("refused:", exc)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("refused:")

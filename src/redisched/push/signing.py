@@ -34,7 +34,10 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 
-from ..errors import RedischedError
+try:
+    from ..errors import RedischedError
+except ImportError:  # this file copied out of the package, as the receivers may do
+    RedischedError = Exception  # type: ignore[misc,assignment]
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 300.0
