@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 import redisched
@@ -233,3 +234,19 @@ def test_every_job_command_names_where_its_redis_url_comes_from() -> None:
             assert "[env REDISCHED_REDIS_URL; default redis://127.0.0.1:6379/0]" in text, name
             shown += 1
     assert shown >= 24
+
+
+def test_a_table_shows_brackets_as_they_are(
+    redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rich read "[...]" in a cell as markup: an id "job[bold]" showed as "job", a topic
+    # "t[x]" as "t", a last_error "KeyError: [red]" lost its key.
+    monkeypatch.setenv("COLUMNS", "250")  # no folding, whatever the width of the output
+    name = f"{topic}[bold]"
+    client = redisched.Client.from_url(redis_url)
+    client.put(name, "job[1][red]", b"")
+    client.bury(client.reserve(name), reason="KeyError: [blue]")
+    listed = _run(["jobs", name, "--state", "dead"], redis_url).stdout
+    assert f"{name}: dead" in listed
+    assert "job[1][red]" in listed and "KeyError: [blue]" in listed
+    assert name in _run(["stats"], redis_url).stdout

@@ -52,12 +52,14 @@ def echo_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     """Print a table (long ids fold, they never push the other columns off screen)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    # Text, not str: rich reads "[...]" in a str as markup ("job[1]" would show as "job")
+    table = Table(title=Text(title), title_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(Text(_cell(v)) for v in row))
     Console().print(table)
 
 
