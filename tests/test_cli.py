@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 
 import redisched
@@ -236,12 +236,9 @@ def test_every_job_command_names_where_its_redis_url_comes_from() -> None:
     assert shown >= 24
 
 
-def test_a_table_shows_brackets_as_they_are(
-    redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_table_shows_brackets_as_they_are(redis_url: str, topic: str) -> None:
     # rich read "[...]" in a cell as markup: an id "job[bold]" showed as "job", a topic
     # "t[x]" as "t", a last_error "KeyError: [red]" lost its key.
-    monkeypatch.setenv("COLUMNS", "250")  # no folding, whatever the width of the output
     name = f"{topic}[bold]"
     client = redisched.Client.from_url(redis_url)
     client.put(name, "job[1][red]", b"")
@@ -250,3 +247,17 @@ def test_a_table_shows_brackets_as_they_are(
     assert f"{name}: dead" in listed
     assert "job[1][red]" in listed and "KeyError: [blue]" in listed
     assert name in _run(["stats"], redis_url).stdout
+
+
+def test_a_table_into_a_pipe_keeps_each_row_whole(redis_url: str, topic: str) -> None:
+    # Out of a terminal rich folded the table to 80 columns: "welcome-42" came out as
+    # "welcome-4" and "2" on the next line, and so did every date, so `| grep` missed them.
+    client = redisched.Client.from_url(redis_url)
+    job_id = "need_some_help_email_42"
+    client.put(topic, job_id, b"", run_at=datetime(2031, 1, 1, 9, tzinfo=UTC))
+    listed = _run(["jobs", topic, "--state", "scheduled"], redis_url)
+    assert listed.exit_code == 0
+    [line] = [line for line in listed.stdout.splitlines() if job_id in line]
+    assert "scheduled" in line and "2031-01-01 09:00:00Z" in line
+    stats = _run(["stats"], redis_url).stdout
+    assert any(topic in line and "2031-01-01 09:00:00Z" in line for line in stats.splitlines())

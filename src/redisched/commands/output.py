@@ -49,7 +49,8 @@ def _cell(value: Any) -> str:
 
 
 def echo_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a table (long ids fold, they never push the other columns off screen)."""
+    """Print a table: on a terminal, long ids fold (they never push the other columns off
+    screen); into a pipe or a file, each row is one line, whole (``| grep id`` finds it)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -60,7 +61,10 @@ def echo_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(Text(_cell(v)) for v in row))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # rich would fold to 80 columns
+        console = Console(width=1 << 16)
+    console.print(table)
 
 
 @contextmanager
