@@ -322,6 +322,40 @@ async def test_private_webhook_targets_are_refused_unless_allowed(
             assert (await http.patch(topic_url(topic), json=metadata)).status_code == 400
 
 
+BAD_WEBHOOK_URLS = (
+    "http://[::1/hook",  # unclosed IPv6 host: was a 500
+    "http://[::1]x/hook",  # the HTTP client refuses it: every delivery failed
+    "http://127.0.0.1:99999/hook",  # was stored, and every delivery failed
+    "http://127.0.0.1:abc/hook",
+    "http://127.0.0.1:0/hook",
+    "http://127.0.0.1:9/ok\nX-Injected: 1",  # the HTTP client drops the newline: /okX-...
+    "http://127.0.0.1:9/a b",
+)
+
+
+async def test_a_webhook_url_no_request_could_reach_is_refused_and_changes_nothing(
+    redis_url: str, topic: str
+) -> None:
+    app = create_app(Settings(redis_url=redis_url, allow_private_webhooks=True))
+    good = {"url": "http://127.0.0.1:9/hook", "timeout": 10.0, "secret_count": 0}
+    async with asgi_client(app) as http:
+        hook = {"url": good["url"]}
+        assert (await http.patch(topic_url(topic), json={"webhook": hook})).status_code == 200
+        for url in BAD_WEBHOOK_URLS:
+            response = await http.patch(topic_url(topic), json={"webhook": {"url": url}})
+            assert response.status_code == 400, url
+            assert error_of(response)["field"] == "webhook.url", url
+        stored = (await http.get(topic_url(topic))).json()["config"]["webhook"]
+        assert stored == good
+    client = redisched.AsyncClient.from_url(redis_url)
+    try:
+        for url in BAD_WEBHOOK_URLS[:1] + BAD_WEBHOOK_URLS[2:]:  # without aiohttp's parser
+            with pytest.raises(redisched.InvalidArgument, match=r"webhook\.url"):
+                await client.configure(topic, webhook={"url": url})
+    finally:
+        await client.close()
+
+
 async def test_job_listing_is_paged(http: httpx.AsyncClient, topic: str) -> None:
     for i in range(5):
         await http.put(job_url(topic, f"j{i}"), json={"body": i, "delay": 100 + i})

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from . import validate
 from .errors import InvalidArgument
@@ -128,6 +128,34 @@ def as_changes(config: TopicConfig) -> dict[str, object]:
     }  # fmt: skip
 
 
+def check_webhook_url(url: str, argument: str = "webhook.url") -> SplitResult:
+    """The parts of a webhook URL that a request can reach as it is written.
+
+    Refused: a scheme other than http(s), no host, a malformed host (``http://[::1``), a port
+    that is not a number from 1 to 65535, and whitespace or control characters (the HTTP
+    client drops tabs and newlines silently, so the URL reached would not be the one stored).
+
+    Raises:
+        InvalidArgument: naming ``argument``, with the reason.
+    """
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise InvalidArgument(argument, "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # an unclosed [ of an IPv6 host
+        raise InvalidArgument(argument, f"is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidArgument(argument, "must be an http:// or https:// URL with a host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise InvalidArgument(argument, "must have a port from 1 to 65535 (or none)")
+    return parts
+
+
 def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None:
     """A Webhook, a mapping ``{"url", "secrets", "timeout"}``, or None."""
     if value is None or isinstance(value, Webhook):
@@ -144,9 +172,7 @@ def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None
     url = data.get("url")
     if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
         raise InvalidArgument(f"{argument}.url", f"must be a URL of at most {MAX_URL_LENGTH} chars")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument(f"{argument}.url", "must be an http:// or https:// URL with a host")
+    check_webhook_url(url, f"{argument}.url")
     secrets = data.get("secrets", ())
     if isinstance(secrets, str) or not isinstance(secrets, Sequence):
         raise InvalidArgument(f"{argument}.secrets", "must be a list of strings")

@@ -27,11 +27,12 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 
 from ..errors import InvalidArgument, RedischedError
+from ..topic_config import check_webhook_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -150,10 +151,13 @@ async def check_url(url: str, policy: TargetPolicy, *, argument: str = "webhook.
     Raises:
         InvalidArgument: naming ``argument``, with the reason.
     """
-    parts = urlsplit(url)
+    parts = check_webhook_url(url, argument)
+    try:  # what the HTTP client will parse: it refuses a few hosts urlsplit takes
+        yarl.URL(url)
+    except ValueError as exc:
+        raise InvalidArgument(argument, f"is not a valid URL: {exc}") from None
     host = parts.hostname
-    if parts.scheme not in ("http", "https") or not host:
-        raise InvalidArgument(argument, "must be an http:// or https:// URL with a host")
+    assert host is not None
     name = host.rstrip(".").lower()
     if name in METADATA_HOSTS:
         raise InvalidArgument(argument, f"{host} is a cloud metadata host")
@@ -161,10 +165,7 @@ async def check_url(url: str, policy: TargetPolicy, *, argument: str = "webhook.
     if literal is not None:
         addresses = [literal]
     else:
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError as exc:
-            raise InvalidArgument(argument, f"has a bad port: {exc}") from None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 name, port, type=socket.SOCK_STREAM
