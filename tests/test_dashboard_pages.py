@@ -208,3 +208,34 @@ async def test_pages_survive_any_stored_body(
         ("/dashboard/overview", {}),
     ):
         assert (await web.get(path, params=params)).status_code == 200, path
+
+
+async def test_a_webhook_urls_password_is_never_shown_and_a_form_round_trip_keeps_it(
+    web: httpx.AsyncClient, py: redisched.AsyncClient, redis_url: str, topic: str
+) -> None:
+    from click.testing import CliRunner
+
+    from redisched.cli import main
+
+    url = "https://bob:hunter2pw@93.184.216.34/hook?x=1"
+    shown = "https://bob:***@93.184.216.34/hook?x=1"
+    patched = await web.patch(_path(topic), json={"webhook": {"url": url}})
+    assert patched.status_code == 200 and "hunter2pw" not in patched.text
+    assert patched.json()["config"]["webhook"]["url"] == shown
+    read = await web.get(_path(topic))
+    assert read.json()["config"]["webhook"]["url"] == shown
+    page = await web.get("/dashboard/topic", params={"topic": topic})
+    overview = await web.get("/dashboard/overview")
+    assert shown in page.text and "hunter2pw" not in page.text + overview.text
+    cli = CliRunner().invoke(main, ["config", topic], env={"REDISCHED_REDIS_URL": redis_url})
+    assert cli.exit_code == 0 and shown in cli.output and "hunter2pw" not in cli.output
+    # the settings form sends back the URL it was shown: the password stays
+    again = await web.patch(_path(topic), json={"webhook": {"url": shown, "timeout": 5}})
+    assert again.status_code == 200
+    hook = (await py.config(topic)).webhook
+    assert hook is not None and (hook.url, hook.timeout) == (url, 5.0)
+    # a URL that differs is taken as it is
+    other = "https://bob:***@93.184.216.34/other"
+    assert (await web.patch(_path(topic), json={"webhook": {"url": other}})).status_code == 200
+    hook = (await py.config(topic)).webhook
+    assert hook is not None and hook.url == other

@@ -42,7 +42,8 @@ class JobOut(Struct, omit_defaults=True):
 
 
 class WebhookOut(Struct):
-    """A topic's webhook; secrets are never shown, only how many there are."""
+    """A topic's webhook; secrets are never shown, only how many there are, nor the URL's
+    password (``***``)."""
 
     url: str
     timeout: float
@@ -134,10 +135,12 @@ def job_out(job: Job, *, handed_out: bool = False) -> JobOut:
 
 
 def config_out(config: TopicConfig) -> TopicConfigOut:
-    """A topic's settings as the API shows them (webhook secrets counted, never shown)."""
+    """A topic's settings as the API shows them (webhook secrets counted, never shown, nor
+    the URL's password)."""
     hook = config.webhook
+    shown = None if hook is None else WebhookOut(hook.shown_url, hook.timeout, len(hook.secrets))
     return TopicConfigOut(
-        webhook=None if hook is None else WebhookOut(hook.url, hook.timeout, len(hook.secrets)),
+        webhook=shown,
         **{name: getattr(config, name) for name in _CONFIG_FIELDS},
     )
 

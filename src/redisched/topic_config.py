@@ -58,6 +58,24 @@ class Webhook:
         """The webhook as JSON-ready data."""
         return {"url": self.url, "secrets": list(self.secrets), "timeout": self.timeout}
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as the API, the CLI and the dashboard show it: a password in it
+        (``user:password@``, sent to the receiver as basic auth) is ``***``, as secrets are
+        never shown. A new webhook given with this very URL keeps the stored password."""
+        return shown_url(self.url)
+
+
+def shown_url(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part (if any) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not (sep and at and colon and password):
+        return url
+    return f"{scheme}://{user}:***@{host}{rest[end:]}"
+
 
 @dataclass(frozen=True, slots=True)
 class TopicConfig:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -22,6 +21,7 @@ from ..partition_setting import (
     run_async,
 )
 from ..push.targets import TargetPolicy, check_url
+from ..topic_config import Webhook
 from . import bodies, longpoll, partitioned, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError
@@ -65,11 +65,12 @@ async def get_topic(request: Request) -> Response:
     return json_response(await _topic(rt, path_param(request, "topic")))
 
 
-def patch_changes(spec: schemas.TopicPatch, kept_secrets: Sequence[str] = ()) -> dict[str, Any]:
+def patch_changes(spec: schemas.TopicPatch, current: Webhook | None = None) -> dict[str, Any]:
     """The settings a PATCH changes, as ``AsyncClient.configure`` keywords.
 
-    ``kept_secrets`` are the topic's current webhook secrets, kept when the new webhook gives
-    none.
+    ``current`` is the topic's webhook: its secrets are kept when the new webhook gives none,
+    and its URL when the new one is the URL as shown (its password hidden), so that a form
+    sending back what it was shown changes neither.
     """
     changes: dict[str, Any] = {
         name: getattr(spec, name) for name in _SETTINGS if getattr(spec, name) is not msgspec.UNSET
@@ -79,8 +80,12 @@ def patch_changes(spec: schemas.TopicPatch, kept_secrets: Sequence[str] = ()) ->
         if hook is None:
             changes["webhook"] = None
         else:
-            secrets = list(kept_secrets) if hook.secrets is msgspec.UNSET else hook.secrets
-            changes["webhook"] = {"url": hook.url, "secrets": secrets, "timeout": hook.timeout}
+            kept = () if current is None else current.secrets
+            secrets = list(kept) if hook.secrets is msgspec.UNSET else hook.secrets
+            url = hook.url
+            if current is not None and url == current.shown_url:
+                url = current.url
+            changes["webhook"] = {"url": url, "secrets": secrets, "timeout": hook.timeout}
     return changes
 
 
@@ -89,14 +94,13 @@ async def patch_topic(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _PATCH, rt.settings.max_request_size)
-    kept: Sequence[str] = ()
-    if isinstance(spec.webhook, schemas.WebhookIn) and spec.webhook.secrets is msgspec.UNSET:
+    current = None
+    if isinstance(spec.webhook, schemas.WebhookIn):
         current = (await rt.client.config(topic)).webhook
-        kept = () if current is None else current.secrets
-    changes = patch_changes(spec, kept)
+    changes = patch_changes(spec, current)
     if isinstance(spec.webhook, schemas.WebhookIn):  # refuse private targets now, not at delivery
         policy = TargetPolicy.of(rt.settings.allow_private_webhooks)
-        await check_url(spec.webhook.url, policy, argument="webhook.url")
+        await check_url(changes["webhook"]["url"], policy, argument="webhook.url")
     ops = rt.client.ops
     config = await run_async(rt.client, partition_setting.configure(ops, topic, changes))
     rt.partitions.learn(topic, config.partitions)
