@@ -87,6 +87,8 @@ def test_delete() -> None:
         (b"[1, 2]", "message"),
         (b"", "message"),
         (b"\xff\xfe", "message"),
+        (b'{"topic": "t", "id": "a", "id": "b"}', "id"),
+        (b'{"topic": "t", "id": "a", "body": {"k": [{"x": 1, "x": 2}]}}', "body.k[0].x"),
         ({"id": "j"}, "topic"),
         ({"topic": "t"}, "id"),
         ({"topic": 5, "id": "j"}, "topic"),

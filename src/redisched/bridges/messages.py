@@ -11,7 +11,8 @@ publisher sets none, which would turn a message without an id into a job with a 
 instead of a dead letter. ``body`` follows the HTTP API's rule (``redisched.json_body``): any
 JSON value, stored as its compact JSON encoding; an object whose only key is ``"$base64"``
 stores the bytes it encodes; absent, the body is empty. ``delay`` (seconds) or ``run_at``
-(epoch seconds or an RFC 3339 time with offset) set the due time. Anything else is an error.
+(epoch seconds or an RFC 3339 time with offset) set the due time. Anything else is an error,
+a key given twice in one object (the message's or the body's) included.
 
 Every check is the core's own (``redisched.validate``, ``Operations.put``), so a message the
 bridge accepts is one ``put`` accepts, and a rejected one names its field.
@@ -28,6 +29,7 @@ import msgspec
 from .. import validate
 from ..errors import InvalidArgument
 from ..json_body import MAX_DEPTH, to_stored, too_deep
+from ..json_keys import repeated_key
 from ..keys import validate_topic
 from ..ops import Operations
 
@@ -126,6 +128,10 @@ def parse(data: bytes, ops: Operations) -> Put | Delete:
         raise _validation_error(exc) from None
     except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidArgument("message", f"is not valid JSON: {exc}") from None
+    repeated = repeated_key(data, "body")  # msgspec keeps the last: which id was meant?
+    if repeated is not None:
+        key, field = repeated
+        raise InvalidArgument(field or "message", f"the JSON object has the key {key!r} twice")
     topic = validate_topic(message.topic)
     if message.id is None:
         raise InvalidArgument("id", "is missing (the AMQP message_id does not stand in for it)")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
 
 from ..json_body import MAX_DEPTH, too_deep
+from ..json_keys import PATH_SEARCH_BYTES, path, repeated_key, walk
 from .errors import ApiError, from_decode_error
 
 T = TypeVar("T")
@@ -100,148 +98,23 @@ def _free_field(decoder: msgspec.json.Decoder[Any]) -> str | None:
     return next((name for name in FREE_FIELDS if name in fields), None)
 
 
-class _Pairs(list[tuple[str, Any]]):
-    """A JSON object as its key-value pairs, in order (the json module's object_pairs_hook)."""
-
-
-class _Repeating(dict[str, Any]):
-    """A JSON object that has a key twice: ``repeated``, the first such key."""
-
-    repeated = ""
-
-
-def _repeated_key(pairs: list[tuple[str, Any]]) -> str | None:
-    """The first key that ``pairs`` (an object's, in order) gives twice, if any."""
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            return key
-        seen.add(key)
-    return None
-
-
-Link = tuple["Link | None", "str | int"]
-"""Where a value sits: its parent's link and its key or index (a path, made only when
-needed: a walk that made every path's text cost seconds on a large nested body)."""
-
-
-def _walk(text: bytes) -> Iterator[tuple[Any, Link | None]]:
-    """Each object (as :class:`_Pairs`), key and string of the JSON text with its link, in
-    document order, iteratively (a body may nest 512 levels); nothing when the json module
-    refuses the text (what msgspec accepted, json may not: huge integers)."""
-    try:
-        tree = json.loads(text, object_pairs_hook=_Pairs)
-    except (ValueError, RecursionError):
-        return
-    stack: list[tuple[Any, Link | None]] = [(tree, None)]
-    while stack:
-        value, link = stack.pop()
-        if isinstance(value, _Pairs):
-            yield value, link
-            for key, item in reversed(value):
-                stack += ((item, (link, key)), (key, (link, key)))  # the key comes first
-        elif isinstance(value, list):
-            stack.extend((item, (link, index)) for index, item in reversed(list(enumerate(value))))
-        elif isinstance(value, str):
-            yield value, link
-
-
-_PLAIN_KEY = re.compile(r'[^.\[\]"\\]+')
-
-
-def _step(step: str | int) -> str:
-    """One step of a path: ``[0]``, ``.name``, or ``["a.b"]`` for a key that would read as
-    more than one step (or not be printable), written as a JSON string (ASCII only)."""
-    if isinstance(step, int):
-        return f"[{step}]"
-    if _PLAIN_KEY.fullmatch(step) and step.isprintable():
-        return f".{step}"
-    return f"[{json.dumps(step)}]"
-
-
-def _path(link: Link | None) -> str | None:
-    """The field path of a link as the API names fields (``body.items[0].name``)."""
-    parts: list[str] = []
-    while link is not None:
-        link, step = link
-        parts.append(_step(step))
-    return "".join(reversed(parts)).removeprefix(".") or None
-
-
-PATH_SEARCH_BYTES = 256 * 1024
-"""The largest request whose fault is located to its path: the walk that finds it takes
-~0.1 s for this much JSON (a larger request names its free field, ``body``, instead)."""
-
-
 def _refuse_lone_surrogates(data: bytes, free_field: str | None) -> None:
     """400 naming the first key or string that escapes half of a UTF-16 surrogate pair."""
     message = "must be valid Unicode (no lone surrogates)"
     if len(data) > PATH_SEARCH_BYTES:
         raise ApiError(400, "invalid", message, free_field)
-    for value, link in _walk(data):
+    for value, link in walk(data):
         if isinstance(value, str) and not value.isascii():
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise ApiError(400, "invalid", message, _path(link)) from None
-
-
-_STRING = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")(\s*:)?')
-
-
-def _may_repeat_a_key(data: bytes) -> bool:
-    """False when no object key of the (valid) JSON text occurs twice, even in two objects.
-
-    Without a backslash, the text split at its quotes alternates between the outside and the
-    inside of strings, and a string is a key when a colon follows it. Otherwise one pass of a
-    C regex over the string tokens, left to right (outside strings JSON has no quotes, so each
-    match starts at an opening quote); a key written with escapes counts as a possible repeat.
-    """
-    if b"\\" not in data:
-        parts = data.split(b'"')
-        pairs = zip(parts[1::2], parts[2::2], strict=True)  # (string, what follows it)
-        keys = [string for string, after in pairs if after.lstrip()[:1] == b":"]
-        return len(set(keys)) != len(keys)
-    keys = [string for string, colon in _STRING.findall(data) if colon]
-    return len(set(keys)) != len(keys) or any(b"\\" in key for key in keys)
+                raise ApiError(400, "invalid", message, path(link)) from None
 
 
 def _refuse_duplicate_keys(data: bytes, free_field: str | None) -> None:
-    """400 naming the key when any JSON object of the request repeats a key.
-
-    msgspec, like most parsers, keeps the last of two equal keys; a request that says two
-    things must not be read as one of them. The exact check (the json module) runs only
-    when a cheap scan finds a key twice in the text. A repeated request field is named as
-    itself; one inside the free field by its path, up to :data:`PATH_SEARCH_BYTES`.
-    """
-    if not _may_repeat_a_key(data):
-        return
-    repeated: list[str] = []
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        found = dict(pairs)
-        if len(found) == len(pairs):
-            return found
-        marked = _Repeating(found)
-        marked.repeated = _repeated_key(pairs) or ""
-        repeated.append(marked.repeated)
-        return marked
-
-    try:
-        request = json.loads(data, object_pairs_hook=unique)
-    except (ValueError, RecursionError):  # what msgspec accepted, json may not (huge ints)
-        return
-    if not repeated:
-        return
-    field: str | None
-    if isinstance(request, _Repeating):
-        key = field = request.repeated
-    else:
-        key, field = repeated[0], free_field
-        if len(data) <= PATH_SEARCH_BYTES:  # only for a request refused anyway: a whole walk
-            for value, link in _walk(data):
-                inner = _repeated_key(value) if isinstance(value, _Pairs) else None
-                if inner is not None:
-                    key, field = inner, _path((link, inner))
-                    break
-    raise ApiError(400, "invalid", f"the JSON object has the key {key!r} twice", field)
+    """400 naming the key when any JSON object of the request repeats a key (see
+    :func:`redisched.json_keys.repeated_key`)."""
+    found = repeated_key(data, free_field)
+    if found is not None:
+        key, field = found
+        raise ApiError(400, "invalid", f"the JSON object has the key {key!r} twice", field)
