@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import IO, Any
 
 import aio_pika
 import httpx
+import pamqp.encode
 import pytest
 from aio_pika.abc import AbstractChannel
 from prometheus_client import CollectorRegistry
@@ -234,6 +236,50 @@ async def test_malformed_messages_are_dead_lettered_with_reasons(
     assert (value("consumed"), value("put"), value("rejected"), value("deleted")) == (
         len(bad) + 4, 4, len(bad), 0,
     )  # fmt: skip
+
+
+async def test_a_malformed_message_with_a_header_not_utf8_is_dead_lettered_once(
+    client: AsyncClient,
+    channel: AbstractChannel,
+    settings: BridgeSettings,
+    topic: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pamqp reads a string header that is not UTF-8 as bytes, which it cannot encode: the
+    # dead letter failed to publish and the message went back to the queue, every second,
+    # forever
+    encode = pamqp.encode.encode_table_value
+
+    def raw_strings(value: Any) -> bytes:
+        if isinstance(value, bytes):  # what another client may send: a long string as is
+            return b"S" + struct.pack(">I", len(value)) + value
+        return encode(value)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pamqp.encode, "encode_table_value", raw_strings)
+        headers: dict[str, Any] = {"trace": b"\xff\xfe", "kept": {"n": [1, b"\xfe"]}}
+        for data in (b"{oops", json.dumps({"topic": topic, "id": "fine"}).encode()):
+            message = aio_pika.Message(data, headers=headers, delivery_mode=2)
+            await channel.default_exchange.publish(message, routing_key=settings.queue)
+    async with running(AmqpBridge(client, settings)):
+
+        async def dead() -> bool:
+            return await ready_count(channel, settings.dead_letters) == 1
+
+        await wait_for(dead, 10, "the dead letter")
+
+        async def put() -> bool:
+            return await client.get(topic, "fine") is not None
+
+        await wait_for(put, 10, "the good job")
+    assert await ready_count(channel, settings.queue) == 0
+    dead_queue = await channel.declare_queue(settings.dead_letters, passive=True)
+    letter = await dead_queue.get(timeout=5)
+    assert letter is not None and letter.body == b"{oops" and letter.headers is not None
+    assert str(letter.headers[ERROR_HEADER]).startswith("message: is not valid JSON")
+    assert letter.headers["trace"] == b"\xff\xfe"  # the bytes kept, as a byte array
+    assert letter.headers["kept"] == {"n": [1, b"\xfe"]}
+    await letter.ack()
 
 
 async def _equals(value: Awaitable[int], expected: int) -> bool:

@@ -4,7 +4,9 @@ Delivery is at-least-once with no duplicates: a message is acked only after Redi
 committed its put or delete, and since ids are the client's, a redelivered message changes
 nothing (puts are create-only unless the message says ``"replace": true``; an ``exists``
 result counts as done). A malformed message is published to the dead-letter queue with the
-reason in the ``x-redisched-error`` header, then acked: it is never requeued in a loop.
+reason in the ``x-redisched-error`` header, then acked: it is never requeued in a loop (its
+headers are copied, a string that is not UTF-8 as a byte array; should they still fail to
+encode, it goes without them, saying why in ``x-redisched-headers-dropped``).
 While Redis is unreachable, each worker retries its batch with a growing backoff and holds
 its messages unacked, so consumption pauses at the prefetch limit and nothing is lost.
 
@@ -29,6 +31,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -36,6 +39,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
     DeliveryMode,
+    HeadersType,
 )
 
 from ..client import AsyncClient
@@ -53,6 +57,9 @@ __all__ = ["ERROR_HEADER", "AmqpBridge", "BridgeSettings"]
 
 ERROR_HEADER = "x-redisched-error"
 """The header of a dead-lettered message that says why it was rejected."""
+DROPPED_HEADER = "x-redisched-headers-dropped"
+"""The header of a dead letter sent without the original's headers and properties (some
+could not be encoded again), saying why."""
 MAX_REASON_CHARS = 1000
 
 Command = Put | Delete
@@ -260,12 +267,10 @@ class AmqpBridge:
     ) -> None:
         reason = reason[:MAX_REASON_CHARS]
         log.info("dead-lettering message %s: %s", message.message_id or "", reason)
-        headers = dict(message.headers or {})
-        headers[ERROR_HEADER] = reason
-        headers["x-redisched-queue"] = self.settings.queue
+        ours: HeadersType = {ERROR_HEADER: reason, "x-redisched-queue": self.settings.queue}
         copy = aio_pika.Message(
             body=message.body,
-            headers=headers,
+            headers={**_encodable(dict(message.headers or {})), **ours},
             content_type=message.content_type,
             content_encoding=message.content_encoding,
             message_id=message.message_id,
@@ -274,7 +279,19 @@ class AmqpBridge:
             delivery_mode=DeliveryMode.PERSISTENT,
         )
         try:
-            await channel.default_exchange.publish(copy, self.settings.dead_letters)
+            try:
+                await channel.default_exchange.publish(copy, self.settings.dead_letters)
+            except (TypeError, ValueError) as exc:
+                # a property or header that cannot be encoded again: nothing was sent, so
+                # send the body with the reason alone rather than return it to the queue
+                # (where it would come back, and fail here again, forever)
+                log.warning("dead-lettering message %s without its headers: %s",
+                            message.message_id or "", exc)  # fmt: skip
+                ours[DROPPED_HEADER] = str(exc)[:MAX_REASON_CHARS]
+                bare = aio_pika.Message(
+                    body=message.body, headers=ours, delivery_mode=DeliveryMode.PERSISTENT
+                )
+                await channel.default_exchange.publish(bare, self.settings.dead_letters)
         except Exception as exc:  # any failure: keep the original, the broker redelivers it
             log.warning("cannot dead-letter (%s); returning the message to the queue", exc)
             await self._sleep(1.0)
@@ -282,6 +299,19 @@ class AmqpBridge:
             return
         self.metrics.rejected(1)
         await self._acks.ack(message)
+
+
+def _encodable(value: Any) -> Any:
+    """A header value as it can be published again: the AMQP library decodes a string that
+    is not UTF-8 as ``bytes``, which it cannot encode; a ``bytearray`` (a byte array) keeps
+    those bytes."""
+    if isinstance(value, bytes):
+        return bytearray(value)
+    if isinstance(value, dict):
+        return {key: _encodable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    return value
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:
