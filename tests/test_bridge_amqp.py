@@ -7,6 +7,7 @@ is touched. A missing broker fails these tests: there is no skip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -280,6 +281,26 @@ async def test_a_malformed_message_with_a_header_not_utf8_is_dead_lettered_once(
     assert letter.headers["trace"] == b"\xff\xfe"  # the bytes kept, as a byte array
     assert letter.headers["kept"] == {"n": [1, b"\xfe"]}
     await letter.ack()
+
+
+async def test_a_dead_letter_queue_deleted_while_running_is_declared_again(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings
+) -> None:
+    # the broker returned the dead letter unroutable, the bridge did not look, and acked the
+    # malformed message: lost
+    async with running(AmqpBridge(client, settings)):
+        await channel.queue_delete(settings.dead_letters)
+        await publish(channel, settings.queue, [b"{oops"])
+
+        async def dead() -> bool:  # a passive declare of a missing queue closes its channel
+            async with await aio_pika.connect(AMQP_URL) as connection:
+                probe = await connection.channel()
+                with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
+                    return await ready_count(probe, settings.dead_letters) == 1
+            return False
+
+        await wait_for(dead, 10, "the dead letter", every=0.2)
+    assert await ready_count(channel, settings.queue) == 0
 
 
 async def _equals(value: Awaitable[int], expected: int) -> bool:

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
@@ -43,7 +44,7 @@ from aio_pika.abc import (
 )
 
 from ..client import AsyncClient
-from ..errors import BackendError, InvalidArgument, NotReplicated
+from ..errors import BackendError, InvalidArgument, NotReplicated, RedischedError
 from ..preflight import redacted
 from .acks import AckTracker
 from .batch import by_topic, join, rounds
@@ -280,7 +281,7 @@ class AmqpBridge:
         )
         try:
             try:
-                await channel.default_exchange.publish(copy, self.settings.dead_letters)
+                await self._publish_dead(copy, channel)
             except (TypeError, ValueError) as exc:
                 # a property or header that cannot be encoded again: nothing was sent, so
                 # send the body with the reason alone rather than return it to the queue
@@ -291,7 +292,7 @@ class AmqpBridge:
                 bare = aio_pika.Message(
                     body=message.body, headers=ours, delivery_mode=DeliveryMode.PERSISTENT
                 )
-                await channel.default_exchange.publish(bare, self.settings.dead_letters)
+                await self._publish_dead(bare, channel)
         except Exception as exc:  # any failure: keep the original, the broker redelivers it
             log.warning("cannot dead-letter (%s); returning the message to the queue", exc)
             await self._sleep(1.0)
@@ -299,6 +300,28 @@ class AmqpBridge:
             return
         self.metrics.rejected(1)
         await self._acks.ack(message)
+
+    async def _publish_dead(self, letter: aio_pika.Message, channel: AbstractChannel) -> None:
+        """Publish a dead letter, confirmed by the broker. One returned unroutable (its queue
+        was deleted while the bridge runs: the broker would drop it, and its message be acked
+        and lost) declares the queue again and goes once more.
+
+        Raises:
+            UnroutableDeadLetter: returned again; aio-pika's errors for a failed publish.
+        """
+        name = self.settings.dead_letters
+        for first in (True, False):
+            result = await channel.default_exchange.publish(letter, name)
+            if not isinstance(result, aiormq.abc.DeliveredMessage):  # a return is one
+                return
+            if first:
+                log.warning("the dead-letter queue %s is gone; declaring it again", name)
+                await channel.declare_queue(name, durable=True)
+        raise UnroutableDeadLetter(f"the broker returned it unroutable to queue {name!r}")
+
+
+class UnroutableDeadLetter(RedischedError):
+    """A dead letter the broker returned: no queue took it."""
 
 
 def _encodable(value: Any) -> Any:
