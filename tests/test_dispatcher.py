@@ -356,6 +356,29 @@ async def test_retry_after_is_honoured(
     assert await client.redis.hget(meta, "total_throttled") == b"1"
 
 
+@pytest.mark.parametrize("digits", [400, 5000])
+async def test_a_retry_after_too_large_to_count_waits_backoff_max_without_an_attempt(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any, digits: int
+) -> None:
+    # 400 digits: OverflowError escaped the delivery, the job sat reserved until its lease
+    # lapsed; 5000: int() refused it, a failure spending an attempt
+    async def busy_once(r: Receiver, call: Call) -> web.StreamResponse:
+        if len(r.of(call.payload["id"])) == 1:
+            return web.Response(status=503, headers={"Retry-After": "9" * digits})
+        return web.Response(status=204)
+
+    receiver.behaviour = busy_once
+    await configure(client, topic, receiver, backoff=0.01, backoff_max=0.5)
+    await dispatchers()
+    await client.put(topic, "j", b"{}")
+    await until(lambda: drained(client, topic))
+    first, second = receiver.of("j")
+    assert 0.45 <= second.at - first.at < 2.0
+    assert second.payload["attempt"] == 1
+    meta = client.ops.keys(topic).name("meta")
+    assert await client.redis.hget(meta, "total_throttled") == b"1"
+
+
 async def test_every_job_is_delivered_or_dead_with_a_flaky_receiver(
     client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
 ) -> None:

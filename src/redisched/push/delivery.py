@@ -113,15 +113,20 @@ def message_id(job: Job) -> str:
 
 
 def retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date), or None."""
+    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date), or None.
+
+    A number too large for a float is ``inf`` (the dispatcher waits its topic's
+    ``backoff_max`` at most); int() would raise past 4,300 digits, and turning a 309-digit
+    int into a float raises OverflowError.
+    """
     if value is None:
         return None
     text = value.strip()
     if text.isascii() and text.isdigit():
-        return float(int(text))
+        return float(text)
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
