@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from redisched import AsyncClient, JobState
+from redisched import AsyncClient, InvalidArgument, JobState
 from redisched.models import EventKind
 from redisched.push.dispatch_metrics import Outcome, PrometheusDispatchMetrics
 from redisched.push.dispatcher import Dispatcher
@@ -520,6 +520,29 @@ async def test_a_refused_webhook_holds_its_topic_without_spending_attempts(
     await dispatchers()  # allowed: delivers the held job on its first attempt
     await until(lambda: drained(client, topic))
     assert [c.payload["attempt"] for c in receiver.of("j")] == [1]
+
+
+async def test_a_stored_secret_that_signs_nothing_holds_its_topic_never_sending_unsigned(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    """A ``whsec_`` secret whose rest is not base64 was accepted, and the dispatcher then
+    sent every request unsigned. configure refuses it now; one stored before is held."""
+    bad = "whsec_!!not-base64"
+    with pytest.raises(InvalidArgument, match=r"webhook\.secrets\[1\]: must be whsec_"):
+        await configure(client, topic, receiver, webhook={"secrets": [SECRET, bad]})
+    hook = {"url": receiver.url, "secrets": [bad], "timeout": 2.0}
+    await client.redis.hset(client.ops.keys(topic).name("meta"), "webhook", json.dumps(hook))
+    dispatcher = await dispatchers()
+    await client.put(topic, "j", b"{}")
+    await until(lambda: _true(topic in dispatcher.held))
+    assert "secret" in dispatcher.held[topic]
+    await asyncio.sleep(0.5)  # several refreshes
+    assert receiver.calls == []
+    await configure(client, topic, receiver)  # a good secret: delivered, signed
+    await until(lambda: drained(client, topic))
+    (call,) = receiver.of("j")
+    verify(call.raw, call.headers, [SECRET])
+    assert topic not in dispatcher.held
 
 
 async def _true(value: bool) -> bool:

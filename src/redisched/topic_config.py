@@ -16,6 +16,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from . import validate
 from .errors import InvalidArgument
+from .push.signing import secret_key
 
 MAX_URL_LENGTH = 2048
 MAX_WEBHOOK_TIMEOUT = 300.0
@@ -174,6 +175,18 @@ def check_webhook_url(url: str, argument: str = "webhook.url") -> SplitResult:
     return parts
 
 
+def secret_problem(secret: str) -> str | None:
+    """Why ``secret`` signs nothing, or None: a ``whsec_`` secret must be followed by base64
+    (the Standard Webhooks form, whose key is the decoded bytes)."""
+    try:
+        key = secret_key(secret)
+    except ValueError:
+        key = b""
+    if not key:
+        return "must be whsec_ followed by base64 (Standard Webhooks), or not start with whsec_"
+    return None
+
+
 def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None:
     """A Webhook, a mapping ``{"url", "secrets", "timeout"}``, or None."""
     if value is None or isinstance(value, Webhook):
@@ -198,6 +211,10 @@ def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None
         raise InvalidArgument(
             f"{argument}.secrets", "must hold at most 2 secrets of 8 to 512 characters"
         )
+    for index, secret in enumerate(secrets):
+        problem = secret_problem(secret)
+        if problem is not None:
+            raise InvalidArgument(f"{argument}.secrets[{index}]", problem)
     timeout = data.get("timeout", 10.0)
     if (
         not isinstance(timeout, (int, float))

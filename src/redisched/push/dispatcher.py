@@ -52,7 +52,7 @@ from ..models import Job, JobState
 from ..ops import Call
 from ..retry import Backoff
 from ..timing import ServerClock
-from ..topic_config import TopicConfig, Webhook
+from ..topic_config import TopicConfig, Webhook, secret_problem
 from ..wakeup import Wakeups
 from ..warmup import warm_up_or_warn
 from . import delivery, signing
@@ -233,6 +233,10 @@ class Dispatcher:
         for topic, config in wanted.items():
             runner = self._runners.get(topic)
             assert config.webhook is not None
+            bad = next(filter(None, map(secret_problem, config.webhook.secrets)), None)
+            if bad is not None:  # stored before secrets were checked: never send unsigned
+                self._hold(topic, f"a webhook secret is unusable: it {bad}")
+                continue
             if runner is None or runner.webhook.url != config.webhook.url:
                 refused = await self._check_target(topic, config.webhook.url)
                 if refused is not None:
