@@ -32,6 +32,8 @@ from redisched import AsyncClient, JobState
 from redisched.bridges import PrometheusMetrics
 from redisched.bridges.amqp import ERROR_HEADER, AmqpBridge, BridgeSettings
 from redisched.embedded import EmbeddedRedis, free_port
+from redisched.partition_setting import configure, run_async
+from redisched.partitions import Partitions
 
 AMQP_URL = os.environ.get("REDISCHED_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDISCHED = str(Path(sys.executable).parent / "redisched")
@@ -301,6 +303,33 @@ async def test_a_dead_letter_queue_deleted_while_running_is_declared_again(
 
         await wait_for(dead, 10, "the dead letter", every=0.2)
     assert await ready_count(channel, settings.queue) == 0
+
+
+async def test_puts_and_deletes_of_a_partitioned_topic_go_to_each_ids_partition(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    # the bridge put into the topic itself and deleted there: a job put over HTTP (in its
+    # partition) was not deleted, and one put by the bridge was not found by id
+    await run_async(client, configure(client.ops, topic, {"partitions": 4}))
+    layout = Partitions(topic, 4)
+    await client.put(layout.route("old"), "old", b"1", delay=600)
+    messages: list[Any] = [{"op": "delete", "topic": topic, "id": "old"}]
+    messages += [{"topic": topic, "id": f"new-{i}", "delay": 600} for i in range(20)]
+    await publish(channel, settings.queue, messages)
+    async with running(AmqpBridge(client, settings)):
+
+        async def done() -> bool:
+            found = [await client.get(layout.route(f"new-{i}"), f"new-{i}") for i in range(20)]
+            return None not in found
+
+        await wait_for(done, 10, "the puts in their partitions")
+        await wait_for(lambda: _is_none(client.get(layout.route("old"), "old")), 10, "delete")
+    assert await client.get(topic, "new-0") is None  # nothing in the topic itself
+    assert (await client.stats(topic)).scheduled == 0
+
+
+async def _is_none(value: Awaitable[Any]) -> bool:
+    return await value is None
 
 
 async def _equals(value: Awaitable[int], expected: int) -> bool:

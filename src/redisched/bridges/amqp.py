@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from aio_pika.abc import (
 
 from ..client import AsyncClient
 from ..errors import BackendError, InvalidArgument, NotReplicated, RedischedError
+from ..partition_setting import PartitionMap
 from ..preflight import redacted
 from .acks import AckTracker
 from .batch import by_topic, join, rounds
@@ -92,6 +94,7 @@ class AmqpBridge:
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._acks = AckTracker()
+        self._partitions = PartitionMap()  # partitioned topics: ids go to their partition
         # Bounds the Redis connections used at once (one per topic of a round in flight).
         self._redis_slots = asyncio.Semaphore(2 * self.settings.concurrency)
 
@@ -152,6 +155,7 @@ class AmqpBridge:
         finally:
             # Anything still unacked goes back to the queue when the channel closes.
             await connection.close()
+            await self._partitions.close()
             log.info("bridge stopped")
 
     async def _connect(self) -> AbstractRobustConnection | None:
@@ -255,13 +259,21 @@ class AmqpBridge:
         return True
 
     async def _apply(self, group: list[Item]) -> None:
-        """Commit one topic's commands in one round trip."""
+        """Commit one topic's commands in one round trip, or one per partition when the topic
+        is partitioned (each id to its partition, as every other way in routes it)."""
+        layouts = await self._partitions.current(self.client)
+        layout = layouts.get(group[0][1].topic)
+        parts: dict[str, list[Command]] = {}
+        for _, command in group:
+            if layout is not None:
+                command = dataclasses.replace(command, topic=layout.route(command.id))
+            parts.setdefault(command.topic, []).append(command)
         async with self._redis_slots:
-            puts, deletes = await self.client.execute(
-                join(self.client.ops, [command for _, command in group])
+            counts = await asyncio.gather(
+                *(self.client.execute(join(self.client.ops, part)) for part in parts.values())
             )
-        self.metrics.put(puts)
-        self.metrics.deleted(deletes)
+        self.metrics.put(sum(puts for puts, _ in counts))
+        self.metrics.deleted(sum(deletes for _, deletes in counts))
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, reason: str, channel: AbstractChannel
