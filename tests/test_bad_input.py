@@ -200,3 +200,29 @@ async def test_refused_by_the_scripts_over_python_and_http(
     assert reply.status_code == status, reply.text
     assert reply.json()["error"]["field"] == field
     assert [client.get(topic, i) for i in ("j", "other")] == before
+
+
+def test_a_client_of_a_url_string_names_from_url(redis_url: str) -> None:
+    # Client("redis://...") used to be taken and fail on the first call with
+    # AttributeError: 'str' object has no attribute 'execute_command'.
+    for cls in (redisched.Client, redisched.AsyncClient):
+        with pytest.raises(TypeError, match=rf"use {cls.__name__}\.from_url\(url\)"):
+            cls(redis_url)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=rf"{cls.__name__}\.from_url"):
+            cls(None)  # type: ignore[arg-type]
+
+
+async def test_a_client_of_the_other_kind_of_connection_is_refused(redis_url: str) -> None:
+    import redis
+    import redis.asyncio
+
+    blocking = redis.Redis.from_url(redis_url)
+    asynchronous = redis.asyncio.Redis.from_url(redis_url)
+    with pytest.raises(TypeError, match=r"use redisched\.AsyncClient for an asyncio connection"):
+        redisched.Client(asynchronous)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"use redisched\.Client for a blocking connection"):
+        redisched.AsyncClient(blocking)  # type: ignore[arg-type]
+    with redisched.Client(blocking) as right:
+        assert right.get(T, "absent") is None
+    async with redisched.AsyncClient(asynchronous) as right_async:
+        assert await right_async.get(T, "absent") is None

@@ -60,6 +60,35 @@ def _operations(
     )  # fmt: skip
 
 
+def _connection(value: object, client: str) -> None:
+    """Raise TypeError unless ``value`` is a redis-py connection of the kind ``client`` uses.
+
+    Without this a URL string (or an asyncio connection given to the blocking client) is
+    taken and fails on the first call with an AttributeError far from the mistake.
+    """
+    if client == "Client":
+        wanted: tuple[type, ...] = (redis.Redis, redis.RedisCluster)
+        mismatched: tuple[type, ...] = (redis.asyncio.Redis, redis.asyncio.RedisCluster)
+        names, other = "redis.Redis or redis.RedisCluster", "redisched.AsyncClient for an asyncio"
+    else:
+        wanted = (redis.asyncio.Redis, redis.asyncio.RedisCluster)
+        mismatched = (redis.Redis, redis.RedisCluster)
+        names = "redis.asyncio.Redis or redis.asyncio.RedisCluster"
+        other = "redisched.Client for a blocking"
+    if isinstance(value, wanted):
+        return
+    kind = type(value).__qualname__
+    if type(value).__module__ != "builtins":
+        kind = f"{type(value).__module__}.{kind}"
+    if isinstance(value, (str, bytes)):
+        hint = f"; to connect to a URL, use {client}.from_url(url)"
+    elif isinstance(value, mismatched):
+        hint = f"; use {other} connection"
+    else:
+        hint = f" (or connect with {client}.from_url(url))"
+    raise TypeError(f"{client}(redis): must be a {names} connection, not {kind}{hint}")
+
+
 def _retry_for(value: object) -> float:
     return validate.duration_ms(value, "retry_for", maximum_ms=3_600_000) / 1000
 
@@ -114,6 +143,7 @@ class Client:
         retry_for: float = 0.0,
         keep_connections: bool = False,
     ) -> None:
+        _connection(redis, "Client")
         self.redis = redis
         self.ops = _operations(
             prefix, clock, max_body_size, promote_limit, durable, durable_timeout
@@ -593,6 +623,7 @@ class AsyncClient:
         retry_for: float = 0.0,
         keep_connections: bool = False,
     ) -> None:
+        _connection(redis, "AsyncClient")
         self.redis = redis
         self.ops = _operations(
             prefix, clock, max_body_size, promote_limit, durable, durable_timeout
