@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -327,6 +328,32 @@ async def test_bad_input_is_rejected_before_redis(api: Any, topic: str) -> None:
         await api.put(topic, "keep", b"new", replace=True, ttr=-1)
     assert err.value.argument == "ttr"
     assert (await api.get(topic, "keep")).body == b"original"
+
+
+async def test_an_unhashable_topic_is_an_invalid_argument(api: Any, topic: str) -> None:
+    # The per-topic caches looked a topic up before validating it: a list or dict topic
+    # raised TypeError: unhashable type (delete_topic too, once the client had registered
+    # a topic).
+    await api.put(topic, "keep", b"original", ttr=600)
+    leased = await api.reserve(topic)
+    before = await api.get(topic, "keep")
+    for bad in (["t"], {"t": 1}, {"t"}):
+        calls = [
+            api.put(bad, "j", b""), api.put(bad, "j", b"", durable=True), api.get(bad, "j"),
+            api.delete(bad, "j"), api.reserve(bad), api.reserve_many(bad, 2), api.lease(bad, 2),
+            api.stats(bad), api.pull(bad), api.requeue(bad), api.kick(bad), api.config(bad),
+            api.put_many(bad, [("j", b"")]), api.delete_topic(bad), api.purge(bad, "dead"),
+            api.schedule(bad, "s", b"", every=60), api.history(bad, "j"), api.events(bad),
+            api.ack_many(bad, [leased]), api.throughput(bad), api.jobs(bad, "ready"),
+        ]  # fmt: skip
+        for call in calls:
+            with pytest.raises(InvalidArgument) as err:
+                await call
+            assert err.value.argument == "topic", str(err.value)
+        with pytest.raises(InvalidArgument) as err:
+            await api.ack(replace(leased, topic=bad))
+        assert err.value.argument == "job.topic", str(err.value)
+    assert await api.get(topic, "keep") == before
 
 
 async def test_an_unstarted_release_gives_the_attempt_back(

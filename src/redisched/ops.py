@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, NamedTuple, TypeVar, overload
+from typing import Any, Generic, Literal, NamedTuple, NoReturn, TypeVar, overload
 
 from . import history, results, schedule_ops, scripts, topic_config, validate
 from . import throughput as tp
@@ -182,6 +182,13 @@ def _merge_durability(values: Sequence[Durability | None]) -> Durability | None:
     # required=True (always wait) beats None (wait if the topic says so); the longest wait.
     strictest = max(found, key=lambda d: (d.required is True, d.timeout_ms, d.replicas))
     return strictest
+
+
+def _unhashable_topic(topic: object, exc: TypeError, argument: str = "topic") -> NoReturn:
+    """Raise InvalidArgument for a topic that cannot be a cache key (a list, a dict: no str);
+    the per-topic caches look a topic up before it is validated."""
+    validate_topic(topic, argument)
+    raise exc
 
 
 def _zero(ids: Sequence[str]) -> list[Arg]:
@@ -445,7 +452,10 @@ class Operations:
 
     def keys(self, topic: str) -> TopicKeys:
         """The validated keys of a topic (cached: key names are built once per topic)."""
-        keys = self._keys.get(topic)
+        try:
+            keys = self._keys.get(topic)
+        except TypeError as exc:
+            _unhashable_topic(topic, exc)
         if keys is None:
             keys = TopicKeys(self.prefix, validate_topic(topic))
             if len(self._keys) < 10_000:
@@ -455,7 +465,11 @@ class Operations:
     def _reserved(self, job: Any) -> tuple[str, str, str]:
         """The (topic, id, token) of a reserved job, checked as :func:`validate.reserved_job`
         checks them; a Job of a topic this process already checked takes the short way."""
-        if type(job) is Job and job.topic in self._keys:
+        try:
+            known = type(job) is Job and job.topic in self._keys
+        except TypeError as exc:
+            _unhashable_topic(job.topic, exc, "job.topic")
+        if known:
             job_id, token = job.id, job.token
             if (
                 type(job_id) is str and 0 < len(job_id) <= validate.MAX_ID_BYTES
@@ -468,7 +482,10 @@ class Operations:
         return "" if self.clock is None else round(self.clock() * 1000)
 
     def _step(self, script: str, topic: str, *args: Arg) -> Step:
-        names = self._script_keys.get((script, topic))
+        try:
+            names = self._script_keys.get((script, topic))
+        except TypeError as exc:
+            _unhashable_topic(topic, exc)
         if names is None:  # built once per script and topic, from the script's header
             keys = self.keys(topic)
             names = tuple(keys.name(p.name) for p in scripts.get(script).keys)
@@ -614,7 +631,10 @@ class Operations:
         job is None when nothing was stored (exists, a version conflict, or pending: read a
         pending job with :meth:`get`).
         """
-        prepared = self._puts.get(topic) if durable is None else None
+        try:
+            prepared = self._puts.get(topic) if durable is None else None
+        except TypeError as exc:
+            _unhashable_topic(topic, exc)
         if prepared is None:
             prepared = self._prepare_put(topic, durable)
         if type(id) is str and 0 < len(id) <= validate.MAX_ID_BYTES and id.isascii():
@@ -766,7 +786,10 @@ class Operations:
         times = parser is _lease_parser  # the others read the jobs alone
         if ttr is None and self.clock is None and type(count) is int:
             key = (parser, topic, count)
-            call = self._leases.get(key)
+            try:
+                call = self._leases.get(key)
+            except TypeError as exc:
+                _unhashable_topic(topic, exc)
             if call is None:
                 call = Call((self._lease_step(topic, count, None, times),), parser(topic))
                 if len(self._leases) < 10_000:

@@ -47,6 +47,11 @@ class Registrations:
         """Count ``topic`` as in the topics set from now on, for :data:`TRUST_SECONDS`."""
         self._until[topic] = time.monotonic() + TRUST_SECONDS
 
-    def discard(self, topic: str) -> None:
-        """Forget ``topic`` (deleted): the next call that may create jobs adds it again."""
-        self._until.pop(topic, None)
+    def discard(self, topic: object) -> None:
+        """Forget ``topic`` (deleted): the next call that may create jobs adds it again.
+
+        Anything but a str is ignored: a client's ``delete_topic`` calls this however its
+        call ended, and an unhashable topic must leave its InvalidArgument to the caller.
+        """
+        if isinstance(topic, str):
+            self._until.pop(topic, None)
