@@ -84,6 +84,8 @@ CASES: list[Case] = [
     ("purge bad state", lambda c: c.purge(T, "all"), "state"),
     ("delete_topic force not bool", lambda c: c.delete_topic(T, force="yes"), "force"),
     ("delete_topic bad topic", lambda c: c.delete_topic("a{b}"), "topic"),
+    ("delete_topic progress not callable", lambda c: c.delete_topic(T, progress=5), "progress"),
+    ("purge progress not callable", lambda c: c.purge(T, "dead", progress="yes"), "progress"),
     ("reschedule delay and run_at", lambda c: c.reschedule(T, "j", delay=1, run_at=5), "delay"),
     ("reschedule negative delay", lambda c: c.reschedule(T, "j", delay=-1), "delay"),
     ("reschedule bad priority", lambda c: c.reschedule(T, "j", priority=1.5), "priority"),

@@ -25,6 +25,14 @@ Progress = Callable[[int, int], None]
 """Called after each chunk with (jobs done so far, jobs left)."""
 
 
+def _check_progress(progress: object) -> None:
+    """Refuse a ``progress`` that is not callable before the first chunk is deleted (else
+    the first chunk goes and only then the call fails, half done)."""
+    if progress is not None and not callable(progress):
+        kind = type(progress).__name__
+        raise InvalidArgument("progress", f"must be a function (done, left) or None, not {kind}")
+
+
 def purge(
     ops: Operations,
     topic: str,
@@ -35,6 +43,7 @@ def purge(
     chunk: int = PURGE_CHUNK,
 ) -> Flow[int]:
     """Delete every job in ``state``, ``chunk`` at a time; how many were deleted."""
+    _check_progress(progress)
     call = ops.purge_chunk(topic, state, limit=chunk, force=force)  # checks before any I/O
     total = 0
     while True:
@@ -57,6 +66,7 @@ def delete_topic(
     """
     if not isinstance(force, bool):
         raise InvalidArgument("force", f"must be a bool, not {type(force).__name__}")
+    _check_progress(progress)
     stats = yield ops.stats(topic)
     if stats.reserved and not force:
         raise TopicBusy(topic, stats.reserved)
