@@ -106,6 +106,8 @@ CASES: list[Case] = [
     ("release reason and error", lambda c: c.release(JOB, reason="a", error="b"), "error"),
     ("release unstarted not bool", lambda c: c.release(JOB, unstarted=1), "unstarted"),
     ("bury reason not str", lambda c: c.bury(JOB, reason=b"r"), "reason"),
+    ("release lone surrogate reason", lambda c: c.release(JOB, reason="bad \udc80"), "reason"),
+    ("bury lone surrogate reason", lambda c: c.bury(JOB, reason="\ud800"), "reason"),
     ("ack_many other topic", lambda c: c.ack_many("other", [JOB]), "jobs"),
     # topic settings
     ("config unknown", lambda c: c.configure(T, colour="red"), "colour"),

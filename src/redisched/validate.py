@@ -176,11 +176,17 @@ def count(value: object, argument: str = "count") -> int:
 
 
 def text(value: object, argument: str) -> str:
-    """An optional free text (error, reason): a str of at most 64 Ki characters."""
+    """An optional free text (error, reason): a str of valid Unicode (no lone surrogates:
+    they have no UTF-8) of at most 64 Ki characters."""
     if not isinstance(value, str):
         raise InvalidArgument(argument, f"must be a string, not {type(value).__name__}")
     if len(value) > MAX_ERROR_CHARS:
         raise InvalidArgument(argument, f"must be at most {MAX_ERROR_CHARS} characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(argument, "must be valid Unicode (no lone surrogates)") from exc
     return value
 
 
