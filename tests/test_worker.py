@@ -228,6 +228,28 @@ async def test_sync_handler_error_is_kept_as_last_error(client: AsyncClient, top
     assert job.last_error is not None and "KeyError: 'missing-key'" in job.last_error
 
 
+async def test_an_error_text_with_a_lone_surrogate_is_kept_escaped(
+    client: AsyncClient, topic: str
+) -> None:
+    # An undecodable file name (os.fsdecode: surrogateescape) in an exception's message made
+    # the release refuse its reason, and the worker stopped ("worker task failed"), the job
+    # left reserved until its ttr ran out.
+    async def handler(job: Job) -> None:
+        raise ValueError("cannot read " + b"/data/caf\xe9.csv".decode("utf-8", "surrogateescape"))
+
+    await client.put(topic, "j", b"", max_attempts=2)
+    async with serving(new_worker(client, {topic: handler})) as task:
+
+        async def dead() -> bool:
+            return (await client.stats(topic)).dead == 1
+
+        await wait_until(dead)
+        assert not task.done()
+    job = await client.get(topic, "j")
+    assert job is not None and job.state is JobState.DEAD and job.attempts == 2
+    assert job.last_error is not None and "cannot read /data/caf\\udce9.csv" in job.last_error
+
+
 async def test_pause_is_honoured_and_resume_wakes_the_worker(
     client: AsyncClient, topic: str
 ) -> None:

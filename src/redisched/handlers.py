@@ -59,6 +59,12 @@ def is_async(handler: Handler) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """An exception with its traceback, as a job's ``last_error`` (the end, if very long)."""
+    """An exception with its traceback, as a job's ``last_error`` (the end, if very long).
+
+    A lone surrogate (an undecodable file name's ``surrogateescape``) is written as its
+    ``\\udcXX`` escape: it has no UTF-8, and a release refuses it.
+    """
     text = "".join(traceback.format_exception(exc)).strip()
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= MAX_ERROR_TEXT else "..." + text[-MAX_ERROR_TEXT:]
