@@ -109,6 +109,11 @@ CASES: list[Case] = [
     ("release lone surrogate reason", lambda c: c.release(JOB, reason="bad \udc80"), "reason"),
     ("bury lone surrogate reason", lambda c: c.bury(JOB, reason="\ud800"), "reason"),
     ("ack_many other topic", lambda c: c.ack_many("other", [JOB]), "jobs"),
+    ("ack_many jobs None", lambda c: c.ack_many(T, None), "jobs"),
+    ("ack_many one job, not a list", lambda c: c.ack_many(T, JOB), "jobs"),
+    ("ack_many results not a list", lambda c: c.ack_many(T, [JOB], results=5), "results"),
+    ("ack_many results a str", lambda c: c.ack_many(T, [JOB], results="r"), "results"),
+    ("ack_and_lease done None", lambda c: c.ack_and_lease(T, None, 1), "jobs"),
     # topic settings
     ("config unknown", lambda c: c.configure(T, colour="red"), "colour"),
     ("config paused", lambda c: c.configure(T, paused=True), "paused"),

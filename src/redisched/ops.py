@@ -191,6 +191,17 @@ def _unhashable_topic(topic: object, exc: TypeError, argument: str = "topic") ->
     raise exc
 
 
+def _listed(values: object, argument: str, what: str) -> list[Any]:
+    """``values`` as a list, when it is a list, a tuple or another iterable of values (not a
+    str or bytes, whose items are characters); else InvalidArgument."""
+    if not isinstance(values, (str, bytes, bytearray, memoryview)):
+        try:
+            return list(values)  # type: ignore[call-overload, no-any-return]
+        except TypeError:
+            pass
+    raise InvalidArgument(argument, f"must be a list of {what}, not {type(values).__name__}")
+
+
 def _zero(ids: Sequence[str]) -> list[Arg]:
     return [v for job_id in ids for v in (0, job_id)]
 
@@ -854,8 +865,13 @@ class Operations:
     ) -> tuple[Call[list[bool]], bool]:
         """The ack call, and whether it names a job id that may be a schedule's occurrence."""
         validate_topic(topic)
-        if results is not None and len(results) != len(jobs):
-            raise InvalidArgument("results", "must hold one result per job")
+        if type(jobs) is not list:
+            jobs = _listed(jobs, "jobs", "reserved jobs")
+        if results is not None:
+            if type(results) is not list:
+                results = _listed(results, "results", "results, one per job")
+            if len(results) != len(jobs):
+                raise InvalidArgument("results", "must hold one result per job")
         args: list[Arg] = []
         occurrence = False
         for index, job in enumerate(jobs):
