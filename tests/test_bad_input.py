@@ -235,3 +235,39 @@ async def test_a_client_of_the_other_kind_of_connection_is_refused(redis_url: st
         assert right.get(T, "absent") is None
     async with redisched.AsyncClient(asynchronous) as right_async:
         assert await right_async.get(T, "absent") is None
+
+
+CONSTRUCTOR_CASES = [
+    ({"prefix": None}, "prefix"),
+    ({"prefix": ""}, "prefix"),
+    ({"prefix": "{app}"}, "prefix"),
+    ({"prefix": "app\n"}, "prefix"),
+    ({"clock": 5}, "clock"),
+    ({"max_body_size": "1"}, "max_body_size"),
+    ({"max_body_size": -1}, "max_body_size"),
+    ({"promote_limit": 0}, "promote_limit"),
+    ({"promote_limit": 1.5}, "promote_limit"),
+    ({"keep_connections": "yes"}, "keep_connections"),
+]
+
+
+@pytest.mark.parametrize(("options", "argument"), CONSTRUCTOR_CASES)
+async def test_client_options_are_checked_at_construction(
+    redis_url: str, options: dict[str, Any], argument: str
+) -> None:
+    # These were taken as they were: prefix=None wrote under "None:{topic}:...", braces put
+    # every topic under one hash tag, and the others failed on a later call (TypeError,
+    # or a BackendError from the script for a promote_limit of 0).
+    with pytest.raises(InvalidArgument) as err:
+        redisched.Client.from_url(redis_url, **options)
+    assert err.value.argument == argument
+    with pytest.raises(InvalidArgument) as err_async:
+        redisched.AsyncClient.from_url(redis_url, **options)
+    assert str(err_async.value) == str(err.value)
+
+
+def test_a_settings_prefix_is_checked_as_the_clients_check_it() -> None:
+    from redisched.config import Settings
+
+    with pytest.raises(InvalidArgument, match="prefix: must not contain"):
+        Settings(redis_url="redis://127.0.0.1:1/0", prefix="{app}")

@@ -19,6 +19,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from . import connect, operate, routing, validate, wire
 from .durable import DEFAULT_TIMEOUT_MS, TopicFlags, is_pinned
 from .errors import BackendError, InvalidArgument
+from .keys import topic_problem
 from .models import (
     HistoryPage,
     Job,
@@ -40,6 +41,10 @@ from .throughput import Throughput
 from .topic_config import TopicConfig
 
 T = TypeVar("T")
+MAX_BODY_SIZE_LIMIT = 512 << 20
+"""The largest ``max_body_size`` a client takes: the largest string Redis stores."""
+MAX_PROMOTE_LIMIT = 1_000_000
+"""The largest ``promote_limit`` a client takes."""
 
 
 def _operations(
@@ -50,6 +55,16 @@ def _operations(
     durable: object = False,
     durable_timeout: object = DEFAULT_TIMEOUT_MS / 1000,
 ) -> Operations:
+    if not isinstance(prefix, str):
+        raise InvalidArgument("prefix", f"must be a string, not {type(prefix).__name__}")
+    problem = topic_problem(prefix)  # braces would put every topic under one hash tag
+    if problem is not None:
+        raise InvalidArgument("prefix", problem)
+    if clock is not None and not callable(clock):
+        kind = type(clock).__name__
+        raise InvalidArgument("clock", f"must be None or a function of epoch seconds, not {kind}")
+    validate.integer(max_body_size, "max_body_size", 0, MAX_BODY_SIZE_LIMIT)
+    validate.integer(promote_limit, "promote_limit", 1, MAX_PROMOTE_LIMIT)
     if not isinstance(durable, bool):
         raise InvalidArgument("durable", f"must be a bool, not {type(durable).__name__}")
     return Operations(
@@ -89,6 +104,11 @@ def _connection(value: object, client: str) -> None:
     raise TypeError(f"{client}(redis): must be a {names} connection, not {kind}{hint}")
 
 
+def _keep_connections(value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgument("keep_connections", f"must be a bool, not {type(value).__name__}")
+
+
 def _retry_for(value: object) -> float:
     return validate.duration_ms(value, "retry_for", maximum_ms=3_600_000) / 1000
 
@@ -112,10 +132,11 @@ class Client:
 
     Args:
         redis: a connection made with ``decode_responses=False`` (bodies are bytes).
-        prefix: the first part of every key name.
+        prefix: the first part of every key name (1-200 characters, as a topic name: no
+            braces, which would put every topic under one hash tag, nor control characters).
         clock: None (the Redis server's clock) or a function returning epoch seconds.
-        max_body_size: the largest body accepted, in bytes.
-        promote_limit: how many due jobs one reserve moves to ready at most.
+        max_body_size: the largest body accepted, in bytes (at most 512 MiB).
+        promote_limit: how many due jobs one reserve moves to ready at most (at least 1).
         durable: make every put wait for a replica (``WAIT``), unless a call says
             ``durable=False``; see :mod:`redisched.durable`.
         durable_timeout: seconds a durable put waits for a replica before NotReplicated.
@@ -149,6 +170,7 @@ class Client:
             prefix, clock, max_body_size, promote_limit, durable, durable_timeout
         )
         self.retry_for = _retry_for(retry_for)
+        _keep_connections(keep_connections)
         self._registered = Registrations()
         self._durable_topics = TopicFlags()
         self._wire = (
@@ -629,6 +651,7 @@ class AsyncClient:
             prefix, clock, max_body_size, promote_limit, durable, durable_timeout
         )
         self.retry_for = _retry_for(retry_for)
+        _keep_connections(keep_connections)
         self._registered = Registrations()
         self._durable_topics = TopicFlags()
         self._nodes = routing.NodeClients()

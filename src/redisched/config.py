@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from . import setting as setting_
 from .errors import InvalidArgument
+from .keys import topic_problem
 from .setting import Spec, choice, integer, number, path, setting
 
 MIN_TOKEN_LENGTH = 16
@@ -178,6 +179,9 @@ class Settings:
             raise InvalidArgument("redis_port", "must be between 0 and 65535")
         if self.redis_cluster and not self.redis_url:
             raise InvalidArgument("redis_cluster", "needs the URL of a cluster node (redis_url)")
+        prefix_problem = topic_problem(self.prefix)  # as the clients check it
+        if prefix_problem is not None:
+            raise InvalidArgument("prefix", prefix_problem)
         if self.appendfsync not in ("everysec", "always"):
             raise InvalidArgument("appendfsync", "must be 'everysec' or 'always'")
         if any(not t or len(t) > 4096 or not t.isprintable() for t in self.tokens):
