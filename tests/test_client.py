@@ -229,6 +229,19 @@ async def test_touch_extends_the_reservation(api: Any, topic: str, clock: FakeCl
     await api.ack(job)
 
 
+async def test_touch_sets_the_deadline_from_now_even_when_sooner(
+    api: Any, topic: str, clock: FakeClock
+) -> None:
+    # The docstring said "extend a reservation by ttr": a touch sets now + ttr, which can
+    # shorten the reservation.
+    await api.put(topic, "j", b"", ttr=600)
+    job = await api.reserve(topic)
+    until = await api.touch(job, ttr=1)
+    assert until == datetime.fromtimestamp(clock.now + 1, tz=UTC) < job.reserved_until
+    clock.advance(2)
+    assert await api.requeue(topic) == 1
+
+
 async def test_reserve_ttr_override(api: Any, topic: str, clock: FakeClock) -> None:
     await api.put(topic, "j", b"", ttr=100)
     job = await api.reserve(topic, ttr=2)

@@ -405,7 +405,8 @@ class Client:
         )
 
     def touch(self, job: Any, *, ttr: float | Any = None) -> datetime:
-        """Extend a reservation by ``ttr`` (default: the job's ttr); the new deadline."""
+        """Move a reservation's deadline to now + ``ttr`` (default: the job's ttr); the new
+        deadline. A ``ttr`` shorter than the time left shortens the reservation."""
         return self._run(self.ops.touch(job, ttr=ttr))
 
     def bury(self, job: Any, *, reason: str | None = None) -> None:
@@ -884,7 +885,8 @@ class AsyncClient:
         )
 
     async def touch(self, job: Any, *, ttr: float | Any = None) -> datetime:
-        """Extend a reservation by ``ttr`` (default: the job's ttr); the new deadline."""
+        """Move a reservation's deadline to now + ``ttr`` (default: the job's ttr); the new
+        deadline. A ``ttr`` shorter than the time left shortens the reservation."""
         return await self._run(self.ops.touch(job, ttr=ttr))
 
     async def bury(self, job: Any, *, reason: str | None = None) -> None:

@@ -954,7 +954,8 @@ class Operations:
         return self._refilling(topic, Call((step,), parse), "@" in job_id)
 
     def touch(self, job: Any, *, ttr: object = None) -> Call[datetime]:
-        """Extend a reservation by ``ttr`` (default: the job's); the new deadline."""
+        """Move a reservation's deadline to now + ``ttr`` (default: the job's); the new
+        deadline (a ``ttr`` shorter than the time left shortens it)."""
         topic, job_id, token = self._reserved(job)
         ttr_arg: Arg = "" if ttr is None else validate.ttr_ms(ttr)
         step = self._step("touch", topic, self._now(), job_id, token, ttr_arg)
