@@ -271,3 +271,31 @@ def test_a_settings_prefix_is_checked_as_the_clients_check_it() -> None:
 
     with pytest.raises(InvalidArgument, match="prefix: must not contain"):
         Settings(redis_url="redis://127.0.0.1:1/0", prefix="{app}")
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "argument"),
+    [
+        (None, {}, "url"),
+        (b"redis://127.0.0.1:1/0", {}, "url"),
+        ("http://127.0.0.1:1/0", {}, "url"),
+        ("redis://127.0.0.1:99999/0", {}, "url"),
+        ("redis://127.0.0.1:1/0", {"cluster": "yes"}, "cluster"),
+    ],
+)
+def test_from_url_names_a_bad_url_or_cluster(
+    url: object, options: dict[str, Any], argument: str
+) -> None:
+    # These raised AttributeError ('NoneType' object has no attribute 'startswith'),
+    # TypeError, or redis-py's ValueError naming no argument; cluster="yes" was taken.
+    for cls in (redisched.Client, redisched.AsyncClient):
+        with pytest.raises(InvalidArgument) as err:
+            cls.from_url(url, **options)  # type: ignore[arg-type]
+        assert err.value.argument == argument, str(err.value)
+
+
+def test_from_url_of_an_unreachable_cluster_is_a_backend_error() -> None:
+    # The blocking cluster client asks its nodes at once: that raised redis-py's
+    # RedisClusterUnreachableError, not the BackendError every other outage is.
+    with pytest.raises(redisched.BackendError):
+        redisched.Client.from_url(f"redis://127.0.0.1:{free_port()}/0", cluster=True)

@@ -104,6 +104,30 @@ def _connection(value: object, client: str) -> None:
     raise TypeError(f"{client}(redis): must be a {names} connection, not {kind}{hint}")
 
 
+def _check_url(url: object, cluster: object) -> None:
+    """Refuse a ``from_url`` URL that is no str, and a ``cluster`` that is no bool."""
+    if not isinstance(url, str):
+        kind = type(url).__name__
+        raise InvalidArgument("url", f"must be a string such as redis://host:6379/0, not {kind}")
+    if not isinstance(cluster, bool):
+        raise InvalidArgument("cluster", f"must be a bool, not {type(cluster).__name__}")
+
+
+def _connected(connection: Callable[..., T], url: str, cluster: bool) -> T:
+    """``connection(url, cluster=cluster)``: a URL redis-py cannot read (a ValueError such
+    as "Redis URL must specify one of the following schemes") is an InvalidArgument naming
+    url, and a cluster whose nodes cannot be reached (the blocking client asks them at once)
+    a BackendError."""
+    try:
+        return connection(url, cluster=cluster)
+    except InvalidArgument:
+        raise
+    except ValueError as exc:
+        raise InvalidArgument("url", str(exc)) from exc
+    except (RedisError, RedisClusterException, OSError) as exc:
+        raise BackendError(f"Redis is unavailable: {exc}") from exc
+
+
 def _keep_connections(value: object) -> None:
     if not isinstance(value, bool):
         raise InvalidArgument("keep_connections", f"must be a bool, not {type(value).__name__}")
@@ -188,9 +212,15 @@ class Client:
         primary the Sentinels name (see :mod:`redisched.connect`). On a cluster or Sentinel
         ``retry_for`` defaults to 10 seconds, enough to ride out a failover.
         """
+        _check_url(url, cluster)
         options.setdefault("retry_for", connect.default_retry_for(url, cluster))
         options.setdefault("keep_connections", True)  # the pool is the client's own
-        return cls(connect.sync_connection(url, cluster=cluster), **options)
+        connection = _connected(connect.sync_connection, url, cluster)
+        try:
+            return cls(connection, **options)
+        except BaseException:  # a bad option: the pool (a cluster's sockets) is nobody's
+            connection.close()
+            raise
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -667,9 +697,10 @@ class AsyncClient:
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncClient:
         """Connect to ``url``; options as __init__ (URL forms as :meth:`Client.from_url`)."""
+        _check_url(url, cluster)
         options.setdefault("retry_for", connect.default_retry_for(url, cluster))
         options.setdefault("keep_connections", True)  # the pool is the client's own
-        return cls(connect.async_connection(url, cluster=cluster), **options)
+        return cls(_connected(connect.async_connection, url, cluster), **options)
 
     async def close(self) -> None:
         """Close the connection pool."""
