@@ -88,7 +88,8 @@ def ceil_second(ms: int) -> int:
 def cron_times(expr: str, tz: ZoneInfo, after_ms: int, count: int, end_ms: int | None) -> list[int]:
     """Up to ``count`` UTC epoch ms at which ``expr`` fires in ``tz``, all after ``after_ms``.
 
-    Stops at ``end_ms`` (inclusive) and looks no further than 50 years ahead.
+    Stops at ``end_ms`` (inclusive), at the end of the year 9999 (the last time a job can
+    have) and looks no further than 50 years ahead.
     """
     start = datetime.fromtimestamp(after_ms / 1000, tz=UTC).astimezone(tz)
     horizon = after_ms + _LOOKAHEAD_YEARS * 365 * 86_400_000
@@ -103,7 +104,7 @@ def cron_times(expr: str, tz: ZoneInfo, after_ms: int, count: int, end_ms: int |
             out.append(ms)
             if len(out) >= count:
                 break
-    except (CronSimError, StopIteration):
+    except (CronSimError, StopIteration, OverflowError):  # (past the year 9999: no more)
         pass
     return out
 

@@ -112,7 +112,8 @@ def schedule(
         after = max(start_ms - 1, _wall_ms(ops) - 60_000)
         found = recurrence.cron_times(expr, zone, after, recurrence.UPCOMING, end_ms or None)
         if not found and not end_ms:
-            raise InvalidArgument("cron", f"cron expression {expr!r} never fires")
+            when = " after start_at (before the year 10000)" if start_ms else ""
+            raise InvalidArgument("cron", f"cron expression {expr!r} never fires{when}")
         times.extend(found)
     write = ops._step(
         "schedule", topic, ops._now(), sid, "" if expected is None else expected, every_arg,
