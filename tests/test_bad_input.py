@@ -114,6 +114,8 @@ CASES: list[Case] = [
     ("ack_many results not a list", lambda c: c.ack_many(T, [JOB], results=5), "results"),
     ("ack_many results a str", lambda c: c.ack_many(T, [JOB], results="r"), "results"),
     ("ack_and_lease done None", lambda c: c.ack_and_lease(T, None, 1), "jobs"),
+    ("execute of no Call", lambda c: c.execute("GET x"), "call"),
+    ("execute of a tuple", lambda c: c.execute(("GET", "x")), "call"),
     # topic settings
     ("config unknown", lambda c: c.configure(T, colour="red"), "colour"),
     ("config paused", lambda c: c.configure(T, paused=True), "paused"),

@@ -128,6 +128,14 @@ def _connected(connection: Callable[..., T], url: str, cluster: bool) -> T:
         raise BackendError(f"Redis is unavailable: {exc}") from exc
 
 
+def _call(value: Call[T]) -> Call[T]:
+    """``value`` if it is a Call, else InvalidArgument (it would fail mid-send, unpacked)."""
+    if not isinstance(value, Call):
+        kind = type(value).__name__
+        raise InvalidArgument("call", f"must be a Call built with client.ops, not {kind}")
+    return value
+
+
 def _keep_connections(value: object) -> None:
     if not isinstance(value, bool):
         raise InvalidArgument("keep_connections", f"must be a bool, not {type(value).__name__}")
@@ -300,7 +308,7 @@ class Client:
 
     def execute(self, call: Call[T]) -> T:
         """Run a call built with ``self.ops`` (several can be joined into one round trip)."""
-        return self._run(call)
+        return self._run(_call(call))
 
     def put(
         self,
@@ -794,7 +802,7 @@ class AsyncClient:
 
     async def execute(self, call: Call[T]) -> T:
         """Run a call built with ``self.ops`` (several can be joined into one round trip)."""
-        return await self._run(call)
+        return await self._run(_call(call))
 
     async def _initialize_cluster(self, cluster: redis.asyncio.RedisCluster) -> None:
         # Concurrent first commands each start redis-py's lazy cluster discovery, and the
