@@ -11,6 +11,7 @@ import statistics
 import threading
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,30 @@ def test_backoff_delays() -> None:
     assert [backoff.ceiling(n) for n in (1, 2, 3, 5, 6, 100)] == [1, 2, 4, 16, 30, 30]
     delays = [backoff.delay(3) for _ in range(200)]
     assert all(2 <= d <= 4 for d in delays) and max(delays) - min(delays) > 1  # jittered
+
+
+async def test_a_backoff_of_timedeltas_delays_a_failed_job(client: AsyncClient, topic: str) -> None:
+    # Backoff took timedeltas (its checks do) but kept them: the first failure's delay
+    # raised TypeError ('<' not supported between 'datetime.timedelta' and 'float') and the
+    # worker stopped.
+    backoff = Backoff(base=timedelta(seconds=30), max=timedelta(minutes=5), jitter=0)
+    assert (backoff.base, backoff.max, backoff.ceiling(2)) == (30.0, 300.0, 60.0)
+
+    async def handler(job: Job) -> None:
+        raise RuntimeError("fails")
+
+    await client.put(topic, "j", b"")
+    started = time.time()
+    async with serving(new_worker(client, {topic: handler}, backoff=backoff)) as task:
+
+        async def released() -> bool:
+            return (await client.stats(topic)).scheduled == 1
+
+        await wait_until(released)
+        assert not task.done()
+    job = await client.get(topic, "j")
+    assert job is not None and job.state is JobState.SCHEDULED
+    assert 29 <= job.run_at.timestamp() - started <= 40
 
 
 async def test_retry_asks_for_a_specific_delay(client: AsyncClient, topic: str) -> None:

@@ -39,8 +39,8 @@ class Backoff:
     up to ``jitter`` of it at random, so that jobs failing together do not retry together.
 
     Args:
-        base: seconds after the first failed attempt.
-        max: the longest delay, seconds.
+        base: seconds (or a timedelta) after the first failed attempt.
+        max: the longest delay, seconds (or a timedelta).
         jitter: the fraction of the delay taken off at random, 0 to 1.
     """
 
@@ -50,6 +50,10 @@ class Backoff:
 
     def __post_init__(self) -> None:
         validate.duration_ms(self.base, "backoff.base")
+        for name in ("base", "max"):  # a timedelta (as validate takes) kept as seconds
+            value = getattr(self, name)
+            if isinstance(value, timedelta):
+                object.__setattr__(self, name, value.total_seconds())
         if validate.duration_ms(self.max, "backoff.max") < validate.duration_ms(
             self.base, "backoff.base"
         ):
