@@ -122,6 +122,12 @@ CASES: list[Case] = [
     ("config bad webhook url", lambda c: c.configure(T, webhook={"url": "ftp://x"}), "webhook.url"),
     ("config short secret", lambda c: c.configure(T, webhook={"url": "http://h", "secrets": ["s"]}),
      "webhook.secrets"),
+    ("config lone surrogate secret",
+     lambda c: c.configure(T, webhook={"url": "http://h", "secrets": ["\udc80" * 20]}),
+     "webhook.secrets[0]"),
+    ("config lone surrogate url",
+     lambda c: c.configure(T, webhook={"url": "http://h/\ud800", "secrets": ["s" * 20]}),
+     "webhook.url"),
     ("config bad rate", lambda c: c.configure(T, rate=-1), "rate"),
     ("config bad concurrency", lambda c: c.configure(T, concurrency=0), "concurrency"),
 ]  # fmt: skip

@@ -187,6 +187,15 @@ def secret_problem(secret: str) -> str | None:
     return None
 
 
+def _encodable(text: str) -> bool:
+    """True when ``text`` has a UTF-8 form (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None:
     """A Webhook, a mapping ``{"url", "secrets", "timeout"}``, or None."""
     if value is None or isinstance(value, Webhook):
@@ -203,6 +212,8 @@ def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None
     url = data.get("url")
     if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
         raise InvalidArgument(f"{argument}.url", f"must be a URL of at most {MAX_URL_LENGTH} chars")
+    if not _encodable(url):
+        raise InvalidArgument(f"{argument}.url", "must be valid Unicode (no lone surrogates)")
     check_webhook_url(url, f"{argument}.url")
     secrets = data.get("secrets", ())
     if isinstance(secrets, str) or not isinstance(secrets, Sequence):
@@ -212,6 +223,10 @@ def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None
             f"{argument}.secrets", "must hold at most 2 secrets of 8 to 512 characters"
         )
     for index, secret in enumerate(secrets):
+        if not _encodable(secret):  # a secret is signed with as UTF-8
+            raise InvalidArgument(
+                f"{argument}.secrets[{index}]", "must be valid Unicode (no lone surrogates)"
+            )
         problem = secret_problem(secret)
         if problem is not None:
             raise InvalidArgument(f"{argument}.secrets[{index}]", problem)
