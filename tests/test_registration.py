@@ -187,3 +187,19 @@ async def test_a_sweep_an_hour_apart_still_sees_a_deletion(
         assert await RequeueLoop(service, interval=3600).relist_overtaken() == [topic]
         assert topic in await service.topics()
     assert sorted(deletions(raw_redis, prefix)) == [topic.encode()]
+
+
+def test_a_client_remembers_a_bounded_number_of_topics(
+    redis_url: str, prefix: str, raw_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every topic ever put was remembered for good (the clients' other per-topic caches
+    # stop at 10,000): a service putting to ever new topics grew without bound.
+    monkeypatch.setattr(registration, "MAX_REMEMBERED", 50)
+    with redisched.Client.from_url(redis_url, prefix=prefix) as client:
+        for i in range(120):
+            client.put(f"many-{i}", "j", b"")
+        assert len(client._registered._until) <= 50
+        # a forgotten topic is added again by its next put, as after TRUST_SECONDS
+        raw_redis.srem(f"{prefix}:topics", "many-0")
+        client.put("many-0", "k", b"")
+        assert "many-0" in client.topics() and len(client.topics()) == 120

@@ -26,6 +26,9 @@ TRUST_SECONDS = 2.0
 its topics once per this time, one round trip; a rare one pays it on every put)."""
 
 
+MAX_REMEMBERED = 10_000
+"""How many topics a client remembers adding at once (see :meth:`Registrations.add`)."""
+
 DELETIONS_KEPT_SECONDS = 7200.0
 """How long a deletion stays in the deleted-topics set, by the Redis server's clock: longer
 than the longest requeue interval (3,600 s), so that every sweep reads each deletion."""
@@ -44,7 +47,14 @@ class Registrations:
         return until is not None and until > time.monotonic()
 
     def add(self, topic: str) -> None:
-        """Count ``topic`` as in the topics set from now on, for :data:`TRUST_SECONDS`."""
+        """Count ``topic`` as in the topics set from now on, for :data:`TRUST_SECONDS`.
+
+        At most :data:`MAX_REMEMBERED` topics are remembered (as the clients' other per-topic
+        caches): past that the memory starts afresh, which costs the next call of each
+        forgotten topic one ``SADD``, instead of growing with every topic ever put.
+        """
+        if len(self._until) >= MAX_REMEMBERED:
+            self._until.clear()
         self._until[topic] = time.monotonic() + TRUST_SECONDS
 
     def discard(self, topic: object) -> None:
