@@ -79,6 +79,8 @@ CASES: list[Case] = [
     ("delete_many bad state", lambda c: c.delete_many(T, ["j"], state="gone"), "state"),
     ("kick id and ids", lambda c: c.kick(T, "j", ids=["j"]), "ids"),
     ("kick bad ids", lambda c: c.kick(T, ids=[5]), "ids[0]"),
+    ("kick ids with a bad limit", lambda c: c.kick(T, ids=["j"], limit="x"), "limit"),
+    ("kick id with a zero limit", lambda c: c.kick(T, "j", limit=0), "limit"),
     ("expire_many no ids", lambda c: c.expire_many(T, []), "ids"),
     ("purge reserved", lambda c: c.purge(T, "reserved"), "state"),
     ("purge bad state", lambda c: c.purge(T, "all"), "state"),

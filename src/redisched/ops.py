@@ -992,6 +992,7 @@ class Operations:
     ) -> Call[int]:
         """Move dead jobs back to ready: one by id, those of ``ids`` that are dead, else up to
         ``limit`` of them (those that died first); how many moved."""
+        most = validate.integer(limit, "limit", 1, 10_000)  # checked even when unused
         if ids is not None:
             if id is not None:
                 raise InvalidArgument("ids", "give id or ids, not both")
@@ -1001,9 +1002,7 @@ class Operations:
             )
             return Call(steps, lambda r: sum(int(n) for n in r))
         job_id = "" if id is None else validate.job_id(id)
-        step = self._step(
-            "kick", topic, self._now(), job_id, validate.integer(limit, "limit", 1, 10_000)
-        )
+        step = self._step("kick", topic, self._now(), job_id, most)
         return Call((step,), lambda r: int(r[0]))
 
     def pull(self, topic: str) -> Call[Job | None]:
