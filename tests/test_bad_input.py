@@ -312,3 +312,25 @@ def test_from_url_of_an_unreachable_cluster_is_a_backend_error() -> None:
     # RedisClusterUnreachableError, not the BackendError every other outage is.
     with pytest.raises(redisched.BackendError):
         redisched.Client.from_url(f"redis://127.0.0.1:{free_port()}/0", cluster=True)
+
+
+async def test_a_connection_decoding_replies_is_refused(redis_url: str, topic: str) -> None:
+    # A decode_responses=True connection was taken: a put worked, and a reserve then leased
+    # the job and failed reading it (AttributeError: 'str' object has no attribute 'decode'),
+    # leaving it reserved until its ttr ran out.
+    import redis
+    import redis.asyncio
+
+    with redisched.Client.from_url(redis_url) as good:
+        good.put(topic, "j", b"keep")
+        with pytest.raises(InvalidArgument, match="decode_responses=False") as err:
+            redisched.Client(redis.Redis.from_url(redis_url, decode_responses=True))
+        assert err.value.argument == "redis"
+        decoding = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        with pytest.raises(InvalidArgument, match="decode_responses=False"):
+            redisched.AsyncClient(decoding)
+        await decoding.aclose()
+        with pytest.raises(InvalidArgument, match="decode_responses=False"):
+            redisched.Client.from_url(f"{redis_url}?decode_responses=True")
+        job = good.get(topic, "j")
+        assert job is not None and job.state is redisched.JobState.READY

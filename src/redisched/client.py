@@ -76,7 +76,8 @@ def _operations(
 
 
 def _connection(value: object, client: str) -> None:
-    """Raise TypeError unless ``value`` is a redis-py connection of the kind ``client`` uses.
+    """Raise TypeError unless ``value`` is a redis-py connection of the kind ``client`` uses,
+    and InvalidArgument for one that decodes replies (``decode_responses=True``).
 
     Without this a URL string (or an asyncio connection given to the blocking client) is
     taken and fails on the first call with an AttributeError far from the mistake.
@@ -91,6 +92,11 @@ def _connection(value: object, client: str) -> None:
         names = "redis.asyncio.Redis or redis.asyncio.RedisCluster"
         other = "redisched.Client for a blocking"
     if isinstance(value, wanted):
+        if value.get_encoder().decode_responses:  # type: ignore[attr-defined]
+            # replies would come back as str: a reserve would take a job and then fail
+            raise InvalidArgument(
+                "redis", "must be a connection made with decode_responses=False (bodies are bytes)"
+            )
         return
     kind = type(value).__qualname__
     if type(value).__module__ != "builtins":
