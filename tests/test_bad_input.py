@@ -314,7 +314,9 @@ def test_from_url_of_an_unreachable_cluster_is_a_backend_error() -> None:
         redisched.Client.from_url(f"redis://127.0.0.1:{free_port()}/0", cluster=True)
 
 
-async def test_a_connection_decoding_replies_is_refused(redis_url: str, topic: str) -> None:
+async def test_a_connection_decoding_replies_or_not_utf8_is_refused(
+    redis_url: str, topic: str
+) -> None:
     # A decode_responses=True connection was taken: a put worked, and a reserve then leased
     # the job and failed reading it (AttributeError: 'str' object has no attribute 'decode'),
     # leaving it reserved until its ttr ran out.
@@ -332,5 +334,10 @@ async def test_a_connection_decoding_replies_is_refused(redis_url: str, topic: s
         await decoding.aclose()
         with pytest.raises(InvalidArgument, match="decode_responses=False"):
             redisched.Client.from_url(f"{redis_url}?decode_responses=True")
+        # latin-1: a put of id "é" stored b"\xe9", and its reserve failed with
+        # UnicodeDecodeError once it had leased the job
+        with pytest.raises(InvalidArgument, match="UTF-8, not latin-1") as err:
+            redisched.Client(redis.Redis.from_url(redis_url, encoding="latin-1"))
+        assert err.value.argument == "redis"
         job = good.get(topic, "j")
         assert job is not None and job.state is redisched.JobState.READY

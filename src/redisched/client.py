@@ -77,7 +77,8 @@ def _operations(
 
 def _connection(value: object, client: str) -> None:
     """Raise TypeError unless ``value`` is a redis-py connection of the kind ``client`` uses,
-    and InvalidArgument for one that decodes replies (``decode_responses=True``).
+    and InvalidArgument for one that decodes replies (``decode_responses=True``) or encodes
+    text in another encoding than UTF-8.
 
     Without this a URL string (or an asyncio connection given to the blocking client) is
     taken and fails on the first call with an AttributeError far from the mistake.
@@ -92,10 +93,15 @@ def _connection(value: object, client: str) -> None:
         names = "redis.asyncio.Redis or redis.asyncio.RedisCluster"
         other = "redisched.Client for a blocking"
     if isinstance(value, wanted):
-        if value.get_encoder().decode_responses:  # type: ignore[attr-defined]
-            # replies would come back as str: a reserve would take a job and then fail
+        encoder = value.get_encoder()  # type: ignore[attr-defined]
+        if encoder.decode_responses:  # a reserve would take a job and fail reading it
             raise InvalidArgument(
                 "redis", "must be a connection made with decode_responses=False (bodies are bytes)"
+            )
+        if str(encoder.encoding).lower().replace("-", "").replace("_", "") != "utf8":
+            # ids and topics are UTF-8 in Redis: others would be unreadable, or other keys
+            raise InvalidArgument(
+                "redis", f"must be a connection encoding text as UTF-8, not {encoder.encoding}"
             )
         return
     kind = type(value).__qualname__
