@@ -63,7 +63,9 @@ def every_ms(value: object, argument: str = "every") -> int:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        # an int too large for a float (float(10**400) raises OverflowError) is out of range
+        huge = isinstance(value, int) and abs(value) > MAX_EVERY_MS
+        seconds = (MAX_EVERY_MS if value > 0 else -MAX_EVERY_MS) if huge else float(value)
     else:
         raise InvalidArgument(
             argument, f"must be seconds or a timedelta, not {type(value).__name__}"

@@ -234,8 +234,8 @@ def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None
     if (
         not isinstance(timeout, (int, float))
         or isinstance(timeout, bool)
+        or not 0 < timeout <= MAX_WEBHOOK_TIMEOUT  # first: isfinite(10**400) overflows
         or not math.isfinite(timeout)
-        or not 0 < timeout <= MAX_WEBHOOK_TIMEOUT
     ):
         raise InvalidArgument(f"{argument}.timeout", f"must be 0 to {MAX_WEBHOOK_TIMEOUT} seconds")
     return Webhook(url, tuple(secrets), float(timeout))
@@ -287,8 +287,8 @@ def _encode(name: str, value: object) -> tuple[str, str | None]:
         if (
             not isinstance(value, (int, float))
             or isinstance(value, bool)
+            or not 0 < value <= 1_000_000  # first: isfinite(10**400) overflows
             or not math.isfinite(value)
-            or not 0 < value <= 1_000_000
         ):
             raise InvalidArgument("rate", "must be a number of deliveries per second, 0 to 1e6")
         return "rate", repr(float(value))

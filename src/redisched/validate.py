@@ -104,6 +104,15 @@ def body(value: object, max_size: int, argument: str = "body") -> bytes:
     return data
 
 
+def to_float(value: int | float) -> float:
+    """``value`` as a float; an int too large for a double as the infinity of its sign (its
+    range check then refuses it: ``float(10**400)`` raises OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def duration_ms(
     value: object, argument: str, *, minimum_ms: int = 0, maximum_ms: int = MAX_DELAY_MS
 ) -> int:
@@ -111,11 +120,13 @@ def duration_ms(
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif _is_number(value):
-        seconds = float(value)  # type: ignore[arg-type]
+        seconds = to_float(value)  # type: ignore[arg-type]
     else:
         raise InvalidArgument(
             argument, f"must be seconds (int or float) or a timedelta, not {type(value).__name__}"
         )
+    if isinstance(value, int) and math.isinf(seconds):
+        seconds = math.copysign(MAX_DELAY_MS, seconds)  # out of every range: said as such
     if not math.isfinite(seconds * 1000):  # a huge float overflows as milliseconds
         raise InvalidArgument(argument, "must be a finite number of seconds")
     ms = round(seconds * 1000)
@@ -138,7 +149,9 @@ def epoch_ms(value: object, argument: str = "run_at") -> int:
             raise InvalidArgument(argument, "must be timezone-aware (e.g. tzinfo=timezone.utc)")
         seconds = value.timestamp()
     elif _is_number(value):
-        seconds = float(value)  # type: ignore[arg-type]
+        seconds = to_float(value)  # type: ignore[arg-type]
+        if isinstance(value, int) and math.isinf(seconds):
+            raise InvalidArgument(argument, "must lie between 1970 and the year 9999")
         if not math.isfinite(seconds * 1000):  # a huge float overflows as milliseconds
             raise InvalidArgument(argument, "must be a finite number of epoch seconds")
     else:
