@@ -107,7 +107,8 @@ class Release(Struct, forbid_unknown_fields=True):
 
 
 class Touch(Struct, forbid_unknown_fields=True):
-    """POST .../touch: extend a reservation by ``ttr`` (default: the job's ttr)."""
+    """POST .../touch: move a reservation's deadline to now + ``ttr`` (default: the job's
+    ttr); a ttr shorter than the time left shortens it."""
 
     token: Token
     ttr: Ttr | None = None
