@@ -156,8 +156,10 @@ class JobPage:
 class Lease:
     """Jobs leased by reserve, with the server's clock and when work is next due.
 
-    ``next_due`` is the earliest scheduled run_at and ``next_timeout`` the earliest reservation
-    deadline; a worker sleeps until the sooner of the two instead of polling.
+    All three times are epoch milliseconds by the clock the scripts used (``now_ms``):
+    ``next_due_ms`` is the earliest scheduled run_at and ``next_timeout_ms`` the earliest
+    reservation deadline, each None when there is none; a worker sleeps until the sooner of
+    the two instead of polling.
     """
 
     jobs: list[Job]
