@@ -14,8 +14,9 @@ import pytest
 import redisched
 from redisched.config import Settings
 from redisched.errors import InvalidArgument
+from redisched.history import parse_cursor, topic_tag
 from redisched.http.paths import routing_path
-from redisched.validate import integer_text, number_text
+from redisched.validate import duration_ms, integer_text, number_text
 
 NOT_NUMBERS = ["1_0", "\u0661\u0662", "\u00b2", " 5", "5 ", "+5", "nan", "inf", "1e999", "0x10",
                "", "-", "1.", ".5", "\uff15"]  # fmt: skip
@@ -83,3 +84,20 @@ async def test_a_path_segment_is_decoded_once(
     assert (await web.put(escaped, json={"body": 1})).status_code == 201
     async with redisched.AsyncClient.from_url(redis_url) as py:
         assert await py.get(topic, "x%2Fy") is not None
+
+
+def test_an_events_cursor_says_what_is_wrong_with_it() -> None:
+    ours = f"1-0:0.{topic_tag('t')}"
+    assert parse_cursor("t", ours) == ("1-0", 0)
+    for value, message in (
+        ("1.5", r"returned by events\(\)"),
+        ("1-0:0.zz", r"returned by events\(\)"),
+        (f"1-0:0.{topic_tag('u')}", "another topic"),
+    ):
+        with pytest.raises(InvalidArgument, match=message):
+            parse_cursor("t", value)
+
+
+def test_a_minimum_of_one_second_is_said_in_the_singular() -> None:
+    with pytest.raises(InvalidArgument, match=r"at least 1 second$"):
+        duration_ms(0.5, "width", minimum_ms=1000)

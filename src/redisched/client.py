@@ -496,7 +496,8 @@ class Client:
         return self._run(self.ops.expire(topic, id))
 
     def topics(self) -> list[str]:
-        """Every topic that has had a put, sorted."""
+        """Every topic listed, sorted: a topic is listed from its first put, schedule, setting or
+        pause until :meth:`delete_topic`."""
         return self._run(self.ops.topics())
 
     def jobs(
@@ -977,7 +978,8 @@ class AsyncClient:
         return await self._run(self.ops.expire(topic, id))
 
     async def topics(self) -> list[str]:
-        """Every topic that has had a put, sorted."""
+        """Every topic listed, sorted: a topic is listed from its first put, schedule, setting or
+        pause until :meth:`delete_topic`."""
         return await self._run(self.ops.topics())
 
     async def jobs(

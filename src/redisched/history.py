@@ -16,6 +16,7 @@ from .convert import text, to_datetime
 from .errors import InvalidArgument
 from .models import EventKind, HistoryPage, JobEvent, JobHistory, Outcome
 
+_TAG = re.compile(r"[0-9a-f]{8}")
 _CURSOR = re.compile(r"^(([0-9]{1,20})-([0-9]{1,20}))(?::([0-9]{1,6}))?$")
 _MAX_ID_PART = 2**64 - 1
 
@@ -48,9 +49,11 @@ def parse_cursor(topic: str, value: object, argument: str = "after") -> tuple[st
     if not isinstance(value, str):
         raise InvalidArgument(argument, f"must be a cursor string, not {type(value).__name__}")
     position, dot, tag = value.partition(".")
-    if dot and tag != topic_tag(topic):
-        raise InvalidArgument(argument, f"is a cursor of another topic, not of {topic!r}")
     match = _CURSOR.match(position)
+    if match is not None and dot and tag != topic_tag(topic):
+        if _TAG.fullmatch(tag):
+            raise InvalidArgument(argument, f"is a cursor of another topic, not of {topic!r}")
+        match = None
     # a stream id's parts are unsigned 64-bit numbers; nothing comes after the largest id
     parts = (0, 0) if match is None else (int(match.group(2)), int(match.group(3)))
     if match is None or max(parts) > _MAX_ID_PART or min(parts) == _MAX_ID_PART:

@@ -131,10 +131,15 @@ def duration_ms(
         raise InvalidArgument(argument, "must be a finite number of seconds")
     ms = round(seconds * 1000)
     if ms < minimum_ms:
-        raise InvalidArgument(argument, f"must be at least {minimum_ms / 1000:g} seconds")
+        raise InvalidArgument(argument, f"must be at least {_seconds(minimum_ms)}")
     if ms > maximum_ms:
-        raise InvalidArgument(argument, f"must be at most {maximum_ms / 1000:g} seconds")
+        raise InvalidArgument(argument, f"must be at most {_seconds(maximum_ms)}")
     return ms
+
+
+def _seconds(ms: int) -> str:
+    """``ms`` as seconds in words: "1 second", "0.5 seconds"."""
+    return f"{ms / 1000:g} second" + ("" if ms == 1000 else "s")
 
 
 def ttr_ms(value: object, argument: str = "ttr") -> int:
