@@ -334,6 +334,34 @@ def test_a_body_typed_as_json_is_sent_as_typed(
     assert all("status of 400" in message for message in console)  # the refused put only
 
 
+def test_a_job_named_dot_dot_is_never_sent_in_a_path(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    # The browser resolves DELETE /v1/topics/T/jobs/.. to DELETE /v1/topics/T: deleting the
+    # job ".." from its row deleted the whole topic, every other job with it.
+    put_many(http, topic, ["keep-1", "keep-2"])
+    for name in ("..", "."):  # httpx keeps an escaped dot: the server reads it as the id
+        http.put(f"/v1/topics/{topic}/jobs/{name.replace('.', '%2E')}", json={"body": 1})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(f"{r.method} {r.url}"))
+    open_topic(page, server, topic, "?state=ready")
+    expect(tab(page, "ready").locator(".count")).to_have_text("4")
+    for name in ("..", "."):
+        delete = page.locator(f'#ready-list tr[data-id="{name}"] button[data-act="delete"]')
+        delete.click()
+        delete.click()
+        expect(page.locator("#flash")).to_contain_text("cannot be sent in a URL path")
+    assert not [r for r in requests if r.startswith("DELETE") and "/v1/" in r]
+    assert http.get(f"/v1/topics/{topic}").json()["counts"]["ready"] == 4
+    # the bulk actions carry ids in the request body: they reach it
+    page.locator('#ready-list tr[data-id=".."] input.pick').check()
+    page.locator('button[data-bulk="delete"]').click()
+    confirm(page, "Delete 1 job")
+    expect(tab(page, "ready").locator(".count")).to_have_text("3")
+    assert http.get(job_path(topic, "keep-1")).status_code == 200
+    assert console == []
+
+
 def test_delete_topic_and_the_missing_job_page(
     page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
 ) -> None:

@@ -127,9 +127,21 @@
     r.data && r.data.error
       ? r.data.error.message + (r.data.error.field ? " (" + r.data.error.field + ")" : "")
       : "HTTP " + r.status;
-  const jobPath = (topic, id) => "/v1/topics/" + enc(topic) + "/jobs/" + enc(id);
+  // A name in an API path. Every browser reads a "." or ".." segment (even as %2E) as this
+  // folder or the parent one: a DELETE of the job ".." went to its topic and deleted it.
+  // Such names cannot travel in a path, so the call is refused before it is sent.
+  function segment(name) {
+    if (name !== "." && name !== "..") return enc(name);
+    const error = new Error(JSON.stringify(name) + " cannot be sent in a URL path (browsers " +
+      "read it as a folder): select the job and use a bulk action, or use the CLI");
+    error.refused = true;
+    throw error;
+  }
+  const topicPath = (topic) => "/v1/topics/" + segment(topic);
+  const jobPath = (topic, id) => topicPath(topic) + "/jobs/" + segment(id);
   const version = (etag) => (etag || "").replace(/\D/g, "");
-  const schedulePath = (topic, id) => "/v1/topics/" + enc(topic) + "/schedules/" + enc(id);
+  const schedulePath = (topic, id) => topicPath(topic) + "/schedules/" + segment(id);
+  const failure = (err) => (err.refused ? "" : "The server did not answer: ") + err.message;
 
   function refresh() {
     htmx.trigger(document.body, "refresh");
@@ -163,11 +175,11 @@
       return [errorText(r), "error"];
     },
     async pause(topic) {
-      const r = await api("PATCH", "/v1/topics/" + enc(topic), { paused: true });
+      const r = await api("PATCH", topicPath(topic), { paused: true });
       return r.status === 200 ? ["Paused " + topic, "ok"] : [errorText(r), "error"];
     },
     async resume(topic) {
-      const r = await api("PATCH", "/v1/topics/" + enc(topic), { paused: false });
+      const r = await api("PATCH", topicPath(topic), { paused: false });
       return r.status === 200 ? ["Resumed " + topic, "ok"] : [errorText(r), "error"];
     },
   };
@@ -190,7 +202,7 @@
       const [text, kind] = await ACTIONS[act](topic, id);
       flash(text, kind);
     } catch (err) {
-      flash("The server did not answer: " + err.message, "error");
+      flash(failure(err), "error");
     }
     button.disabled = false;
     refresh();
@@ -263,7 +275,7 @@
     const [verb, past] = BULK_WORDS[bulk];
     if (bulk === "delete" && !(await confirmAction(
       "Delete " + plural(ids.length) + " of " + topic + "? This cannot be undone.", "Delete " + plural(ids.length)))) return;
-    const r = await api("POST", "/v1/topics/" + enc(topic) + "/bulk/" + bulk, { ids, state });
+    const r = await api("POST", topicPath(topic) + "/bulk/" + bulk, { ids, state });
     if (r.status !== 200) { flash(errorText(r), "error"); return; }
     const moved = r.data.requested - r.data.done;
     flash(verb + ": " + plural(r.data.done) + " " + past +
@@ -282,14 +294,14 @@
       if (r.status === 200) flash("Kicked " + plural(r.kicked) + " back to ready", "ok");
     } else if (all === "purge") {
       if (!(await confirmAction("Delete all " + plural(count) + " in " + state + " of " + topic + "? This cannot be undone.", "Delete " + plural(count)))) return;
-      r = await api("POST", "/v1/topics/" + enc(topic) + "/purge", { state });
+      r = await api("POST", topicPath(topic) + "/purge", { state });
       if (r.status === 200) flash("Deleted " + plural(r.data.deleted) + " in " + state, "ok");
     } else if (all === "delete-topic") {
       const reserved = Number(button.dataset.reserved);
       const text = "Delete topic " + topic + " with its " + plural(count) + ", settings and counters?" +
         (reserved ? " " + plural(reserved) + " running will be cut off." : "");
       if (!(await confirmAction(text, "Delete topic"))) return;
-      r = await api("DELETE", "/v1/topics/" + enc(topic) + "?force=" + (reserved > 0));
+      r = await api("DELETE", topicPath(topic) + "?force=" + (reserved > 0));
       if (r.status === 200) { flash("Deleted topic " + topic + " (" + plural(r.data.deleted) + ")", "ok"); location.hash = "#/"; return; }
     }
     if (r && r.status !== 200) flash(errorText(r), "error");
@@ -300,7 +312,7 @@
     // kick without an id moves up to `limit` dead jobs per call, the oldest first
     let kicked = 0;
     for (;;) {
-      const r = await api("POST", "/v1/topics/" + enc(topic) + "/kick", { limit: 10000 });
+      const r = await api("POST", topicPath(topic) + "/kick", { limit: 10000 });
       if (r.status !== 200) return r;
       kicked += r.data.kicked;
       if (r.data.kicked < 10000) return { status: 200, kicked };
@@ -352,7 +364,7 @@
       patch.webhook = { url: f.webhook_url.value.trim(), timeout: number("webhook_timeout") || 10 };
       if (f.webhook_secret.value) patch.webhook.secrets = [f.webhook_secret.value];
     }
-    const r = await api("PATCH", "/v1/topics/" + enc(form.dataset.topic), patch);
+    const r = await api("PATCH", topicPath(form.dataset.topic), patch);
     if (r.status === 200) { editing = null; flash("Settings saved", "ok"); refresh(); }
     else setResult(out, errorText(r), "error");
   }
@@ -503,7 +515,7 @@
       event.preventDefault();
       const button = form.querySelector("button[type=submit]");
       button.disabled = true;
-      try { await handler(form); } catch (err) { flash("The server did not answer: " + err.message, "error"); }
+      try { await handler(form); } catch (err) { flash(failure(err), "error"); }
       button.disabled = false;
     });
   }
@@ -545,7 +557,7 @@
       } else if (form.id === "settings-form" || form.id === "reschedule-form" || form.id === "body-form") {
         event.preventDefault();
         const handler = form.id === "settings-form" ? saveSettings : saveJob;
-        handler(form).catch((err) => flash("The server did not answer: " + err.message, "error"));
+        handler(form).catch((err) => flash(failure(err), "error"));
       }
     });
     document.body.addEventListener("htmx:responseError", (event) => {
@@ -573,13 +585,13 @@
       const button = event.target.closest("button[data-act]");
       if (button) onAction(button);
       const bulk = event.target.closest("button[data-bulk]");
-      if (bulk) onBulk(bulk).catch((err) => flash("The server did not answer: " + err.message, "error"));
+      if (bulk) onBulk(bulk).catch((err) => flash(failure(err), "error"));
       const all = event.target.closest("button[data-all]");
-      if (all) onAll(all).catch((err) => flash("The server did not answer: " + err.message, "error"));
+      if (all) onAll(all).catch((err) => flash(failure(err), "error"));
       const cancelEdit = event.target.closest("button[data-cancel-edit]");
       if (cancelEdit) { editing = null; refresh(); }
       const edit = event.target.closest("button[data-edit-schedule]");
-      if (edit) editSchedule(edit);
+      if (edit) editSchedule(edit).catch((err) => flash(failure(err), "error"));
     });
 
     $("#login-form").addEventListener("submit", (event) => {
