@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
@@ -261,3 +266,21 @@ def test_a_table_into_a_pipe_keeps_each_row_whole(redis_url: str, topic: str) ->
     assert "scheduled" in line and "2031-01-01 09:00:00Z" in line
     stats = _run(["stats"], redis_url).stdout
     assert any(topic in line and "2031-01-01 09:00:00Z" in line for line in stats.splitlines())
+
+
+def test_events_follow_refuses_a_bad_interval_and_ends_quietly_on_ctrl_c(
+    redis_url: str, topic: str
+) -> None:
+    for interval, message in (("-1", "at least 0.01 seconds"), ("nan", "finite")):
+        refused = _run(["events", topic, "-f", "--interval", interval], redis_url)
+        assert refused.exit_code == 2 and message in refused.output  # (was a traceback)
+    redisched.Client.from_url(redis_url).put(topic, "j", b"x")
+    env = {**os.environ, "REDISCHED_REDIS_URL": redis_url}
+    follow = subprocess.Popen(
+        [str(Path(sys.executable).parent / "redisched"), "events", topic, "-f"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert follow.stdout is not None and '"kind": "put"' in follow.stdout.readline()
+    follow.send_signal(signal.SIGINT)
+    _, err = follow.communicate(timeout=10)
+    assert follow.returncode == 0 and "Aborted" not in err, err  # (was "Aborted!", status 1)

@@ -12,6 +12,7 @@ from .. import partition_setting
 from ..cli import _echo, client_for, url_option
 from ..json_body import to_json
 from ..models import JobEvent, JobHistory
+from ..validate import duration_ms
 from .output import utc_text
 
 
@@ -60,20 +61,26 @@ def history(redis_url: str | None, topic: str, id: str) -> None:
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events (one JSON a line).")
 @click.option("--interval", type=float, default=0.5, show_default=True,
-              help="Seconds between two reads of an idle feed with --follow.")  # fmt: skip
+              help="Seconds (0.01 to 3600) between reads of an idle feed (--follow).")  # fmt: skip
 def events(
     redis_url: str | None, topic: str, after: str | None, limit: int, follow: bool,
     interval: float,
 ) -> None:  # fmt: skip
-    """A topic's events, oldest first; --follow tails the feed like ``tail -f``."""
+    """A topic's events, oldest first; --follow tails the feed like ``tail -f`` (Ctrl-C ends it)."""
+    pause = duration_ms(interval, "interval", minimum_ms=10, maximum_ms=3_600_000) / 1000
     client = client_for(redis_url)
-    while True:
-        page = client.events(topic, after=after, limit=limit)
-        for event in page:
-            click.echo(json.dumps(event_json(event), ensure_ascii=False))
-        if page:
-            after = page[-1].cursor
+    try:
+        while True:
+            page = client.events(topic, after=after, limit=limit)
+            for event in page:
+                click.echo(json.dumps(event_json(event), ensure_ascii=False))
+            if page:
+                after = page[-1].cursor
+            if not follow:
+                return
+            if len(page) < limit:
+                time.sleep(pause)
+    except KeyboardInterrupt:
         if not follow:
-            return
-        if len(page) < limit:
-            time.sleep(interval)
+            raise
+        # Ctrl-C is how a follow ends: no "Aborted!", status 0
