@@ -216,6 +216,29 @@ async def test_a_backoff_of_timedeltas_delays_a_failed_job(client: AsyncClient, 
     assert 29 <= job.run_at.timestamp() - started <= 40
 
 
+async def test_a_backoff_given_as_timedeltas_retries_in_seconds(
+    client: AsyncClient, topic: str
+) -> None:
+    """A timedelta base and max are accepted, so they must work: delay() raised a TypeError
+    on the first failure, which stopped the Worker with the job left reserved."""
+    backoff = Backoff(base=timedelta(milliseconds=200), max=timedelta(seconds=1), jitter=0)
+    assert (backoff.base, backoff.max) == (0.2, 1.0)
+    assert [backoff.delay(n) for n in (1, 2, 4)] == [0.2, 0.4, 1.0]
+
+    async def handler(job: Job) -> None:
+        raise ValueError("boom")
+
+    await client.put(topic, "j", b"", max_attempts=2)
+    async with serving(new_worker(client, {topic: handler}, backoff=backoff)) as task:
+
+        async def dead() -> bool:
+            job = await client.get(topic, "j")
+            return job is not None and job.state is JobState.DEAD
+
+        await wait_until(dead)
+        assert not task.done()  # still serving
+
+
 async def test_retry_asks_for_a_specific_delay(client: AsyncClient, topic: str) -> None:
     starts: list[float] = []
 

@@ -42,6 +42,8 @@ class Backoff:
         base: seconds (or a timedelta) after the first failed attempt.
         max: the longest delay, seconds (or a timedelta).
         jitter: the fraction of the delay taken off at random, 0 to 1.
+
+    ``base`` and ``max`` are kept as float seconds, whichever form they were given in.
     """
 
     base: float = 1.0
