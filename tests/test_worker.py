@@ -260,6 +260,49 @@ async def test_retry_asks_for_a_specific_delay(client: AsyncClient, topic: str) 
     assert await client.get(topic, "j") is None
 
 
+async def test_an_error_text_with_a_lone_surrogate_fails_only_its_job(
+    client: AsyncClient, topic: str
+) -> None:
+    """A handler's error naming a file decoded with surrogateescape: releasing its job raised
+    UnicodeEncodeError, which stopped the Worker with the job left reserved."""
+    name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+
+    async def handler(job: Job) -> None:
+        if job.id == "file":
+            raise FileNotFoundError(f"no such file: {name}")
+        raise Retry(reason=f"later: {name}")  # refused: InvalidArgument fails the attempt
+
+    await client.put_many(topic, [("file", b""), ("retry", b"")], max_attempts=1)
+    async with serving(new_worker(client, {topic: handler})) as task:
+
+        async def both_dead() -> bool:
+            jobs = [await client.get(topic, i) for i in ("file", "retry")]
+            return all(j is not None and j.state is JobState.DEAD for j in jobs)
+
+        await wait_until(both_dead)
+        assert not task.done()  # still serving
+    file = await client.get(topic, "file")
+    assert file is not None and file.last_error is not None
+    assert file.last_error.endswith("FileNotFoundError: no such file: caf\\udce9.txt")
+    retry = await client.get(topic, "retry")
+    assert retry is not None and retry.last_error is not None
+    assert "reason: must be valid Unicode: a lone surrogate at character 10" in retry.last_error
+
+
+async def test_release_refuses_a_reason_utf8_cannot_carry(client: AsyncClient, topic: str) -> None:
+    await client.put(topic, "j", b"")
+    job = await client.reserve(topic)
+    assert job is not None
+    with pytest.raises(InvalidArgument) as caught:
+        await client.release(job, reason="bad \udcff")
+    assert caught.value.argument == "reason"
+    with pytest.raises(InvalidArgument) as caught:
+        await client.bury(job, reason="bad \udcff")
+    assert caught.value.argument == "reason"
+    stored = await client.get(topic, "j")
+    assert stored is not None and stored.state is JobState.RESERVED  # unchanged
+
+
 async def test_sync_handler_error_is_kept_as_last_error(client: AsyncClient, topic: str) -> None:
     def handler(job: Job) -> None:
         raise KeyError("missing-key")

@@ -204,7 +204,9 @@ def text(value: object, argument: str) -> str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise InvalidArgument(argument, "must be valid Unicode (no lone surrogates)") from exc
+            raise InvalidArgument(
+                argument, f"must be valid Unicode (no lone surrogates): one at character {exc.start}"
+            ) from None
     return value
 
 
