@@ -660,6 +660,82 @@ async def test_a_handler_raising_cancelled_error_itself_is_a_failure(
     assert job is not None and job.last_error is not None and "CancelledError" in job.last_error
 
 
+class _OwnBaseError(BaseException):
+    """A library's exception that does not derive from Exception."""
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_a_base_exception_from_a_handler_fails_only_its_job(
+    client: AsyncClient, topic: str, kind: str
+) -> None:
+    """A BaseException left the runner: the Worker stopped ("worker task failed") and the job
+    stayed reserved until its ttr."""
+
+    def fail(job: Job) -> None:
+        if job.attempts == 1:
+            raise GeneratorExit() if job.id == "gen" else _OwnBaseError("own")
+
+    async def async_fail(job: Job) -> None:
+        await asyncio.sleep(0)
+        fail(job)
+
+    handler = async_fail if kind == "async" else fail
+    await client.put_many(topic, [("gen", b""), ("own", b"")])
+    backoff = Backoff(base=0.05, max=0.05, jitter=0)
+    async with serving(new_worker(client, {topic: handler}, backoff=backoff)) as task:
+
+        async def acked() -> bool:
+            return (await client.stats(topic)).total_acked == 2
+
+        await wait_until(acked)
+        assert not task.done()
+    for job_id, error in (("gen", "GeneratorExit"), ("own", "_OwnBaseError: own")):
+        history = await client.history(topic, job_id)
+        assert history is not None and history.attempts == 2
+        assert [e.kind for e in history.events][-3:] == ["retried", "reserved", "acked"]
+        assert history.last_error is not None and error in history.last_error
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("exit", [SystemExit(3), KeyboardInterrupt()])
+async def test_a_handler_raising_system_exit_stops_the_worker_gracefully(
+    client: AsyncClient, topic: str, kind: str, exit: BaseException
+) -> None:
+    """SystemExit and KeyboardInterrupt escaped the event loop: no graceful stop, the running
+    jobs left reserved. Now the job fails, the others finish, and run() raises it."""
+    other_started = asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        if job.id == "other":
+            other_started.set()
+            await asyncio.sleep(0.3)
+            return
+        await other_started.wait()
+        if kind == "sync":
+            await asyncio.to_thread(functools.partial(_raise, exit))
+        raise exit
+
+    await client.put_many(topic, [("other", b""), ("exits", b"")])
+    worker = new_worker(client, {topic: handler}, concurrency=2)
+
+    async def run() -> BaseException | None:  # a task ending with SystemExit ends the loop
+        try:
+            await worker.run()
+        except (SystemExit, KeyboardInterrupt) as raised:
+            return raised
+        return None
+
+    assert await asyncio.wait_for(run(), 10) is exit
+    stats = await client.stats(topic)
+    assert (stats.total_acked, stats.reserved, stats.total_released) == (1, 0, 1)
+    job = await client.get(topic, "exits")
+    assert job is not None and job.attempts == 1 and type(exit).__name__ in (job.last_error or "")
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
 def test_handler_kinds_are_told_apart() -> None:
     async def coroutine_function(job: Job) -> None: ...
 

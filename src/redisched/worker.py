@@ -120,7 +120,9 @@ class Worker:
         handlers: topic name -> handler. An ``async def`` handler runs on the event loop; a
             plain function runs in a thread pool. Returning acks the job; raising releases it
             with backoff (``Retry(delay=...)`` picks the delay); a job whose ``max_attempts``
-            are used up goes dead with the error text as its ``last_error``.
+            are used up goes dead with the error text as its ``last_error``. Any exception
+            fails only its job; a ``KeyboardInterrupt`` or ``SystemExit`` also stops the
+            Worker gracefully, and ``run()`` then raises it.
             A topic partitioned when ``run()`` starts is served on each of its partitions
             (one partitioned later is not: restart the Worker).
         concurrency: handlers running at once, across all topics; leased jobs never exceed it.
@@ -228,6 +230,7 @@ class Worker:
         Raises:
             RedischedError: when already running, or a worker task failed unexpectedly.
             BackendError: when Redis cannot be reached at start.
+            KeyboardInterrupt, SystemExit: what a handler raised, after the graceful stop.
         """
         if self._loop is not None:
             raise RedischedError("this worker is already running")
@@ -251,6 +254,7 @@ class Worker:
         self._min_ttr = 3600.0
         self._shorter_ttr = asyncio.Event()
         self._failure: BaseException | None = None
+        self._exit: KeyboardInterrupt | SystemExit | None = None
         self._executor: ThreadPoolExecutor | None = None
         if not all(t.is_async for t in self._topics.values()):
             self._executor = ThreadPoolExecutor(
@@ -313,6 +317,8 @@ class Worker:
             self._loop = None
         if self._failure is not None:
             raise RedischedError(f"worker task failed: {self._failure!r}") from self._failure
+        if self._exit is not None:
+            raise self._exit
         log.info("worker stopped")
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
@@ -491,7 +497,11 @@ class Worker:
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
-                result = await self._loop.run_in_executor(self._executor, topic.handler, job)
+                result, error = await self._loop.run_in_executor(
+                    self._executor, _call, topic.handler, job
+                )
+                if error is not None:
+                    raise error
                 if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
                     result = await result
         except Retry as retry:
@@ -510,9 +520,18 @@ class Worker:
                 raise
             self._on_suspend()
             await self._release(attempt, self._retry_delay(attempt), describe(exc))
-        except Exception as exc:
+        except BaseException as exc:
+            # Any other exception, a BaseException too (a library's own, GeneratorExit,
+            # KeyboardInterrupt, SystemExit), fails this attempt only: one that left the
+            # runner stopped the whole Worker and left the job reserved until its ttr.
             self._on_suspend()
             await self._release(attempt, self._retry_delay(attempt), describe(exc))
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self._exit is None:
+                # The handler asked the process to end: stop gracefully, then raise it.
+                log.warning("job %r of topic %r raised %s: stopping", job.id, topic.name,
+                            type(exc).__name__)  # fmt: skip
+                self._exit = exc
+                self._request_stop()
         else:
             if attempt.lost:
                 log.warning("job %r of topic %r finished after its reservation was lost;"
@@ -598,6 +617,18 @@ class Worker:
         except BackendError as exc:
             attempt.touch_at = time.monotonic()  # try again on the next tick
             log.warning("could not extend the reservation of job %r: %s", job.id, exc)
+
+
+def _call(handler: Handler, job: Job) -> tuple[object, BaseException | None]:
+    """Run a sync handler (in its thread): what it returned, or what it raised.
+
+    The exception comes back as a value for the runner to raise itself: set on the future, a
+    GeneratorExit would be thrown into the runner task, which closes the coroutine it awaits.
+    """
+    try:
+        return handler(job), None
+    except BaseException as exc:  # raised again by the runner
+        return None, exc
 
 
 def _encode_result(value: object, job: Job) -> bytes:
