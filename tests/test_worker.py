@@ -30,7 +30,7 @@ from redisched import (
 )
 from redisched.embedded import EmbeddedRedis
 from redisched.handlers import Handler, Watched, is_async
-from redisched.worker import STOPPED_ERROR
+from redisched.worker import CANCEL_WAIT, STOPPED_ERROR
 from tests.conftest import BINARIES, FakeClock
 
 
@@ -459,6 +459,49 @@ async def test_stop_releases_what_does_not_finish_within_grace(
     assert cancelled.is_set()
     job = await client.get(topic, "j")
     assert job is not None and job.state is JobState.READY and job.last_error == STOPPED_ERROR
+
+
+async def test_stop_returns_even_if_handlers_ignore_their_cancellation(
+    client: AsyncClient, topic: str
+) -> None:
+    """run() waited forever for an async handler that swallows CancelledError; a thread that
+    does not return kept the interpreter from exiting, unannounced."""
+    sync_topic = f"{topic}-sync"
+    ignoring = asyncio.Event()
+    let_go = threading.Event()
+    started: list[str] = []
+
+    async def stubborn(job: Job) -> None:
+        started.append(job.id)
+        while not let_go.is_set():
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                ignoring.set()
+
+    def stuck(job: Job) -> None:
+        started.append(job.id)
+        let_go.wait(30)
+
+    await client.put(topic, "async", b"")
+    await client.put(sync_topic, "sync", b"")
+    worker = new_worker(client, {topic: stubborn, sync_topic: stuck}, grace=0.1)
+    task = asyncio.create_task(worker.run())
+    await wait_until(lambda: _done(len(started) == 2))
+    stopped = time.monotonic()
+    worker.stop()
+    try:
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - stopped < 0.1 + CANCEL_WAIT + 0.5
+        assert ignoring.is_set() and worker.abandoned == 2
+        for t, i in ((topic, "async"), (sync_topic, "sync")):
+            job = await client.get(t, i)
+            assert job is not None and job.state is JobState.READY, job
+            assert job.last_error == STOPPED_ERROR
+    finally:
+        let_go.set()
+    await asyncio.sleep(0.1)  # the stubborn handler returns: its job is not acked
+    assert (await client.stats(topic)).total_acked == 0
 
 
 async def test_a_second_stop_skips_the_grace_period(client: AsyncClient, topic: str) -> None:

@@ -59,6 +59,30 @@ def test_sigterm_releases_a_job_that_outlasts_the_grace_period(redis_url: str, t
     assert job.last_error == "the worker stopped before the handler finished"
 
 
+@pytest.mark.parametrize("handler", ["stubborn", "stuck"])
+def test_sigterm_exits_after_the_grace_period_even_if_a_handler_does_not_end(
+    redis_url: str, topic: str, handler: str
+) -> None:
+    """An async handler that ignores its cancellation, or a sync one whose thread does not
+    return: the worker used to wait for it forever after the grace period."""
+    key = f"app-{topic}"
+    raw = redis.Redis.from_url(redis_url)
+    client = redisched.Client.from_url(redis_url)
+    process = spawn(redis_url, key, handler, "--topic", topic, "--grace", "0.2")
+    read_until(process, "worker serving", 30)
+    client.put(topic, "j", b"")
+    wait_for(lambda: raw.llen(f"{key}:started") == 1, 10, "the handler to start")
+    stopped = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    log = finish(process)
+    assert process.returncode == 0, log
+    assert time.monotonic() - stopped < 5, log
+    assert "exiting without waiting for 1 handlers left behind" in log
+    job = client.get(topic, "j")
+    assert job is not None and job.state is JobState.READY
+    assert job.last_error == "the worker stopped before the handler finished"
+
+
 def test_options_come_from_environment_variables(redis_url: str, topic: str) -> None:
     key = f"app-{topic}"
     client = redisched.Client.from_url(redis_url)

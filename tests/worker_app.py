@@ -14,11 +14,13 @@ variable the CLI reads) and write under the key prefix ``WORKER_APP_KEY``:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import random
 import time
 
+import redis
 import redis.asyncio
 
 from redisched import Job
@@ -100,3 +102,21 @@ async def holding(job: Job) -> None:
     conn = _conn()
     await conn.rpush(f"{key}:started", f"{job.id} {job.token}")
     await asyncio.sleep(60)
+
+
+async def stubborn(job: Job) -> None:
+    """Records its start in ``<key>:started``, then runs for a minute, ignoring cancellation."""
+    await _conn().rpush(f"{os.environ['WORKER_APP_KEY']}:started", job.id)
+    ends = time.monotonic() + 60
+    while time.monotonic() < ends:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(ends - time.monotonic())
+
+
+def stuck(job: Job) -> None:
+    """A sync handler that records its start in ``<key>:started``, then blocks its thread for a
+    minute."""
+    redis.Redis.from_url(os.environ["REDISCHED_REDIS_URL"]).rpush(
+        f"{os.environ['WORKER_APP_KEY']}:started", job.id
+    )
+    time.sleep(60)

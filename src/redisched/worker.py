@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,9 @@ SIDE_CALLS = 16
 """Releases and touches in flight at once."""
 STOPPED_ERROR = "the worker stopped before the handler finished"
 CANCELLED_ERROR = "cancelled: the job was deleted, replaced, expired or aborted while running"
+CANCEL_WAIT = 1.0
+"""Seconds handlers still running at the end of the grace period get to end once cancelled;
+one that ignores its cancellation (or a thread that does not return) is left behind."""
 
 
 @dataclass(eq=False, slots=True)
@@ -81,6 +84,7 @@ class _Attempt:
     finished: bool = False
     started: bool = False
     task: asyncio.Task[None] | None = None
+    thread: Future[Any] | None = None  # a sync handler's run in the thread pool
     result: bytes | None = None  # what the handler returned, kept with the ack
 
 
@@ -174,6 +178,7 @@ class Worker:
         self._force_requested = False
         self._clock = ServerClock()
         self._serving = asyncio.Event()
+        self._abandoned = 0
 
     # -- control ----------------------------------------------------------------------------
 
@@ -218,6 +223,14 @@ class Worker:
         await self._serving.wait()
 
     @property
+    def abandoned(self) -> int:
+        """Handlers that had not ended when ``run()`` last returned: cancelled at the end of
+        the grace period, an async one ignored its cancellation or a thread did not return.
+        Their jobs were released (what they do now is not applied); they may still run, and
+        a thread keeps the interpreter from exiting until it returns."""
+        return self._abandoned
+
+    @property
     def stopping(self) -> bool:
         """True once ``stop()`` was called (or a signal arrived)."""
         return self._stop_requested
@@ -254,6 +267,8 @@ class Worker:
         self._min_ttr = 3600.0
         self._shorter_ttr = asyncio.Event()
         self._failure: BaseException | None = None
+        self._runners_ended = False
+        self._abandoned = 0
         self._exit: KeyboardInterrupt | SystemExit | None = None
         self._executor: ThreadPoolExecutor | None = None
         if not all(t.is_async for t in self._topics.values()):
@@ -297,10 +312,18 @@ class Worker:
             await self._wake_up.wait()
             await self._shutdown(loops, runners)
         finally:
-            tasks = (*loops, *runners, *background, *self._touches)
+            tasks = (*loops, *background, *self._touches)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._end_runners(runners)
+            threads = [a.thread for a in (*self._interrupted, *self._active) if a.thread]
+            self._abandoned = sum(not t.done() for t in runners) + sum(
+                not t.done() for t in threads
+            )
+            if self._abandoned:
+                log.warning("%d handlers did not end when cancelled; left behind, their"
+                            " jobs released", self._abandoned)  # fmt: skip
             for sig in signals:
                 loop.remove_signal_handler(sig)
             for stop_listening in unsubscribe:
@@ -372,19 +395,30 @@ class Worker:
         await self._within(asyncio.gather(*loops, return_exceptions=True), deadline)
         if self._active:
             await self._within(self._idle.wait(), deadline)
-        for task in runners:
-            task.cancel()
-        await asyncio.gather(*runners, return_exceptions=True)
-        # Interrupted handlers, and jobs leased but never started:
+        await self._end_runners(runners)
+        # Interrupted handlers (and those that ignored it), and jobs leased but never started:
         unfinished = [a for a in (*self._interrupted, *self._active) if not a.lost]
         if unfinished:
             log.warning("releasing %d jobs that did not finish in time", len(unfinished))
             await asyncio.gather(
                 *(self._release(a, 0.0, STOPPED_ERROR) for a in unfinished), return_exceptions=True
             )
+            for attempt in unfinished:  # a handler left behind neither acks nor releases
+                attempt.lost = True
         for topic in self._topics.values():
             if topic.lessee is not None:
                 await topic.lessee.flush()
+
+    async def _end_runners(self, runners: list[asyncio.Task[None]]) -> None:
+        """Cancel the runners and give them :data:`CANCEL_WAIT` to end (once per run): a
+        handler that ignores its cancellation no longer holds the Worker forever."""
+        if self._runners_ended:
+            return
+        self._runners_ended = True
+        for task in runners:
+            task.cancel()
+        if runners:
+            await asyncio.wait(runners, timeout=CANCEL_WAIT)
 
     async def _within(self, waitable: Awaitable[Any], deadline: float) -> None:
         """Await ``waitable`` until ``deadline`` (monotonic) or a forced stop, whichever first."""
@@ -497,9 +531,8 @@ class Worker:
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
-                result, error = await self._loop.run_in_executor(
-                    self._executor, _call, topic.handler, job
-                )
+                attempt.thread = self._executor.submit(_call, topic.handler, job)
+                result, error = await asyncio.wrap_future(attempt.thread)
                 if error is not None:
                     raise error
                 if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -63,7 +65,9 @@ def worker(handler: str, verbose: bool, **given: Any) -> None:
     the job; raising releases it for a retry with backoff (raise redisched.Retry(delay=...)
     to choose the delay); after its max_attempts (the put's, else the topic's, else 25) the
     job goes dead with the error kept. SIGTERM or SIGINT stops gracefully: running handlers
-    get --grace seconds, then unfinished jobs are released. Exit status 0 after a graceful stop.
+    get --grace seconds, then unfinished jobs are released and the process exits (a handler
+    still running a second after its cancellation is left behind). Exit status 0 after a
+    graceful stop.
     """
     from ..errors import RedischedError
     from ..keys import validate_topic
@@ -113,3 +117,14 @@ async def _serve(
             ttr=settings.ttr, backoff=backoff, grace=settings.grace,
         )  # fmt: skip
         await runner.run()
+    if runner.abandoned:
+        # Handlers that ignored their cancellation: asyncio.run would wait for their tasks and
+        # the interpreter for their threads, forever for one that never returns. Their jobs
+        # were released; the process exits now, as the grace period promises.
+        logging.getLogger(__name__).warning(
+            "exiting without waiting for %d handlers left behind", runner.abandoned
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
