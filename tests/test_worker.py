@@ -952,6 +952,56 @@ async def test_a_sync_handler_sees_job_cancelled_and_an_async_one_is_cancelled(
         await client.delete(topic, "next")
 
 
+async def test_a_cancellation_after_the_handler_ended_leaves_the_runner_serving(
+    client: AsyncClient, topic: str
+) -> None:
+    """The handler fails as its job is deleted: the cancellation came while the runner
+    released the attempt, and killed the runner. With concurrency 1 the next job was leased,
+    kept reserved by heartbeats, and never run."""
+    ran: list[str] = []
+
+    async def handler(job: Job) -> None:
+        ran.append(job.id)
+        if job.id.startswith("fails"):
+            await client.delete(topic, job.id)  # its cancellation is read after the raise
+            raise ValueError("failed as it was deleted")
+
+    async with serving(new_worker(client, {topic: handler}, concurrency=1)):
+        for i in range(3):
+            await client.put(topic, f"fails-{i}", b"")
+            await wait_until(lambda i=i: _done(len(ran) == 2 * i + 1))
+            await asyncio.sleep(0.05)  # the cancellation is read
+            await client.put(topic, f"next-{i}", b"")
+            await wait_until(lambda i=i: _done(len(ran) == 2 * i + 2), timeout=5)
+        assert (await client.stats(topic)).total_acked == 3
+
+
+async def test_a_handler_that_swallows_its_cancellation_leaves_the_next_cancellable(
+    client: AsyncClient, topic: str
+) -> None:
+    """A swallowed job cancellation left the runner's cancelling() count at 1: the next job's
+    cancellation was then taken for the worker stopping, and the runner ended."""
+    started: asyncio.Queue[str] = asyncio.Queue()
+    cancelled: list[str] = []
+
+    async def handler(job: Job) -> None:
+        await started.put(job.id)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(job.id)
+            if job.id != "swallows":
+                raise
+
+    async with serving(new_worker(client, {topic: handler}, concurrency=1)):
+        for job_id in ("swallows", "raises", "last"):
+            await client.put(topic, job_id, b"")
+            assert await asyncio.wait_for(started.get(), 5) == job_id
+            assert await client.delete(topic, job_id)
+            await wait_until(lambda n=job_id: _done(n in cancelled))
+    assert cancelled == ["swallows", "raises", "last"]
+
+
 async def _done(value: bool) -> bool:
     return value
 

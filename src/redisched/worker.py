@@ -524,10 +524,16 @@ class Worker:
             return
         attempt.started = True
         result: object = None
-        attempt.task = runner
         try:
             if topic.is_async:
-                result = await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
+                # Cancellable only while its handler runs: a cancellation that came later (the
+                # wake-up read during the release of a failed attempt) killed the runner, and
+                # with it a handler slot; the jobs leased for it stayed reserved, never run.
+                attempt.task = runner
+                try:
+                    result = await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
+                finally:
+                    attempt.task = None
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
@@ -574,7 +580,9 @@ class Worker:
                 if result is not None:
                     attempt.result = _encode_result(result, job)
         finally:
-            attempt.task = None
+            if attempt.cancelled and runner is not None and not self._runners_ended:
+                while runner.cancelling():  # the handler swallowed its job's cancellation
+                    runner.uncancel()
             self._finish(attempt, lessee, ok)
 
     def _finish(self, attempt: _Attempt, lessee: Lessee, ok: bool) -> None:
