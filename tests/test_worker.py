@@ -1002,6 +1002,48 @@ async def test_a_handler_that_swallows_its_cancellation_leaves_the_next_cancella
     assert cancelled == ["swallows", "raises", "last"]
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_replaced_job_whose_handler_returns_anyway_is_not_acked(
+    client: AsyncClient, topic: str, kind: str
+) -> None:
+    """The README: a cancelled job's result is not applied. A sync handler that returned after
+    seeing job.cancelled (or an async one that swallowed the cancellation) was acked: the old
+    version's attempt was recorded as done, with its result."""
+    loop = asyncio.get_running_loop()
+    started: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def blocking(job: Job) -> str:
+        loop.call_soon_threadsafe(started.put_nowait, job.body)
+        if job.body == b"v1":
+            assert job.cancellation is not None and job.cancellation.wait(10)
+        return f"done {job.body.decode()}"
+
+    async def swallowing(job: Job) -> str:
+        await started.put(job.body)
+        if job.body == b"v1":
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+        return f"done {job.body.decode()}"
+
+    handler = blocking if kind == "sync" else swallowing
+    async with serving(new_worker(client, {topic: handler})):
+        await client.put(topic, "j", b"v1")
+        assert await asyncio.wait_for(started.get(), 5) == b"v1"
+        await client.put(topic, "j", b"v2", replace=True)
+        assert await asyncio.wait_for(started.get(), 5) == b"v2"
+
+        async def finished() -> bool:
+            history = await client.history(topic, "j")
+            return history is not None and history.outcome is not None
+
+        await wait_until(finished)
+    history = await client.history(topic, "j")
+    assert history is not None and history.result == b"done v2"
+    kinds = [(e.kind.value, e.version) for e in history.events]
+    assert kinds[-4:] == [("replaced", 1), ("released", 1), ("reserved", 2), ("acked", 2)], kinds
+    assert (await client.stats(topic)).total_acked == 1
+
+
 async def _done(value: bool) -> bool:
     return value
 

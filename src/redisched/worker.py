@@ -575,6 +575,11 @@ class Worker:
             if attempt.lost:
                 log.warning("job %r of topic %r finished after its reservation was lost;"
                             " not acked", job.id, topic.name)  # fmt: skip
+            elif attempt.cancelled:
+                # It finished anyway (a sync handler, or an async one that swallowed the
+                # cancellation): its result is not applied. Acked, a replaced job's old
+                # attempt was recorded as done with its result.
+                await self._release(attempt, 0.0, CANCELLED_ERROR)
             else:
                 ok = True
                 if result is not None:
