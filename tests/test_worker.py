@@ -657,6 +657,7 @@ async def test_stop_before_run_returns_at_once(client: AsyncClient, topic: str) 
         ({"ttr": 0}, "ttr"),
         ({"grace": -1}, "grace"),
         ({"backoff": 3}, "backoff"),
+        ({"wakeups": "hub"}, "wakeups"),
         ({"client": None}, "client"),
     ],
 )

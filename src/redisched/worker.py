@@ -165,6 +165,8 @@ class Worker:
             self._topics[name] = _Topic(name, handler, is_async(handler))
         if backoff is not None and not isinstance(backoff, Backoff):
             raise InvalidArgument("backoff", "must be a redisched.Backoff")
+        if wakeups is not None and not isinstance(wakeups, Wakeups):
+            raise InvalidArgument("wakeups", "must be a redisched.wakeup.Wakeups")
         self._client = client
         self._concurrency = validate.integer(concurrency, "concurrency", 1, 10_000)
         self._ttr = None if ttr is None else validate.ttr_ms(ttr) / 1000
