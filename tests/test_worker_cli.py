@@ -124,6 +124,47 @@ def test_a_bad_topic_is_a_usage_error() -> None:
     assert result.exit_code == 2 and "must not contain '{' or '}'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("option", "topic_backoff", "gaps"),
+    [
+        ("--backoff-max", 0.1, (0.08, 0.2)),  # the topic's first delay, the option's longest
+        ("--backoff-max", None, (0.24, 0.3)),  # the built-in 1 s is capped by the option
+        ("--backoff", None, (0.24, 0.3)),
+    ],
+)
+def test_one_backoff_option_alone_keeps_the_topics_other_setting(
+    redis_url: str, topic: str, option: str, topic_backoff: float | None, gaps: tuple[float, float]
+) -> None:
+    """--backoff-max alone took 1 s as the first delay, not the topic's backoff as --help
+    says, and one below 1 was refused: "backoff.max: must be at least backoff.base"."""
+    client = redisched.Client.from_url(redis_url)
+    if topic_backoff is not None:
+        client.configure(topic, backoff=topic_backoff)
+    process = spawn(redis_url, f"app-{topic}", "failing", "--topic", topic, option, "0.3")
+    read_until(process, "worker serving", 30)
+    client.put(topic, "j", b"", max_attempts=2)
+    wait_for(lambda: client.stats(topic).dead == 1, 10, "the job to die")
+    process.send_signal(signal.SIGTERM)
+    log = finish(process)
+    assert process.returncode == 0, log
+    history = client.history(topic, "j")
+    assert history is not None
+    retried, reserved = (
+        [e.at for e in history.events if e.kind.value == kind] for kind in ("retried", "reserved")
+    )
+    gap = (reserved[1] - retried[0]).total_seconds()
+    assert gaps[0] <= gap <= gaps[1] + 0.1, gap
+
+
+def test_a_backoff_max_below_the_backoff_names_the_option() -> None:
+    result = CliRunner().invoke(
+        main, ["worker", "tests.worker_app:record", "-t", "t", "--backoff", "5",
+               "--backoff-max", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --backoff-max: must be at least --backoff (5)" in result.output
+
+
 def test_a_frozen_worker_late_ack_is_rejected_and_the_new_holder_acks(
     redis_url: str, topic: str
 ) -> None:

@@ -171,6 +171,8 @@ class Worker:
         self._concurrency = validate.integer(concurrency, "concurrency", 1, 10_000)
         self._ttr = None if ttr is None else validate.ttr_ms(ttr) / 1000
         self._backoff = backoff
+        # ``redisched worker --backoff`` or ``--backoff-max`` alone: the other is the topic's.
+        self._backoff_parts: tuple[float | None, float | None] = (None, None)
         self._grace = validate.duration_ms(grace, "grace") / 1000
         self._wakeups = wakeups
         self._handle_signals = bool(handle_signals)
@@ -383,10 +385,17 @@ class Worker:
         ops = self._client.ops
         configs = await self._client.execute(Call.join(*(ops.config(t.name) for t in topics)))
         default = Backoff()
+        given_base, given_max = self._backoff_parts
         for topic, config in zip(topics, configs, strict=True):
             base = default.base if config.backoff is None else config.backoff
             ceiling = default.max if config.backoff_max is None else config.backoff_max
-            topic.backoff = Backoff(base, max(base, ceiling))
+            base = base if given_base is None else given_base
+            if given_max is None:
+                ceiling = max(base, ceiling)
+            else:  # a longest delay given alone caps the topic's first one too
+                ceiling = given_max
+                base = min(base, ceiling)
+            topic.backoff = Backoff(base, ceiling)
 
     async def _shutdown(
         self, loops: list[asyncio.Task[None]], runners: list[asyncio.Task[None]]

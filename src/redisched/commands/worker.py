@@ -88,12 +88,15 @@ def worker(handler: str, verbose: bool, **given: Any) -> None:
     try:
         for name in names:
             validate_topic(name, "--topic")
-        policy = None
-        if backoff is not None or backoff_max is not None:
-            base = 1.0 if backoff is None else backoff
-            policy = Backoff(base, max(base, 3600.0) if backoff_max is None else backoff_max)
     except RedischedError as exc:
         raise click.BadParameter(str(exc)) from exc
+    policy = None  # one of them alone: the other is each topic's (see Worker._read_backoffs)
+    if backoff is not None and backoff_max is not None:
+        if backoff_max < backoff:
+            raise click.BadParameter(
+                f"must be at least --backoff ({backoff:g})", param_hint="--backoff-max"
+            )
+        policy = Backoff(backoff, backoff_max)
     try:  # fail fast on a bad URL or a Redis that does not answer; ride out outages later
         check_redis(settings.redis_url, cluster=settings.redis_cluster)
     except InvalidArgument as exc:
@@ -116,6 +119,7 @@ async def _serve(
             client, dict.fromkeys(topics, function), concurrency=settings.concurrency,
             ttr=settings.ttr, backoff=backoff, grace=settings.grace,
         )  # fmt: skip
+        runner._backoff_parts = (settings.backoff, settings.backoff_max)
         await runner.run()
     if runner.abandoned:
         # Handlers that ignored their cancellation: asyncio.run would wait for their tasks and
