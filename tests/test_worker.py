@@ -646,6 +646,15 @@ async def test_stop_before_run_returns_at_once(client: AsyncClient, topic: str) 
     assert (await client.stats(topic)).ready == 1
 
 
+def _generator_handler(job: Job) -> Any:
+    """A handler written as a generator by mistake: calling it runs nothing (it was acked)."""
+    yield job.id
+
+
+async def _async_generator_handler(job: Job) -> Any:
+    yield job.id
+
+
 @pytest.mark.parametrize(
     ("options", "argument"),
     [
@@ -658,6 +667,8 @@ async def test_stop_before_run_returns_at_once(client: AsyncClient, topic: str) 
         ({"grace": -1}, "grace"),
         ({"backoff": 3}, "backoff"),
         ({"wakeups": "hub"}, "wakeups"),
+        ({"handlers": {"t": _generator_handler}}, "handlers['t']"),
+        ({"handlers": {"t": _async_generator_handler}}, "handlers['t']"),
         ({"client": None}, "client"),
     ],
 )

@@ -162,6 +162,11 @@ class Worker:
             validate_topic(name, f"handlers[{name!r}]")
             if not callable(handler):
                 raise InvalidArgument(f"handlers[{name!r}]", "must be callable")
+            if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
+                # its call returns a generator without running a line: each job was acked
+                raise InvalidArgument(
+                    f"handlers[{name!r}]", "must be a function, not a generator function"
+                )
             self._topics[name] = _Topic(name, handler, is_async(handler))
         if backoff is not None and not isinstance(backoff, Backoff):
             raise InvalidArgument("backoff", "must be a redisched.Backoff")
