@@ -303,6 +303,35 @@ async def test_release_refuses_a_reason_utf8_cannot_carry(client: AsyncClient, t
     assert stored is not None and stored.state is JobState.RESERVED  # unchanged
 
 
+async def test_a_result_that_is_not_json_is_never_stored_as_if_it_were(
+    client: AsyncClient, topic: str
+) -> None:
+    """A NaN or an infinity was stored as NaN / Infinity: not JSON, which the README promises
+    for results that are neither bytes nor str."""
+    await client.put(topic, "acked", b"")
+    job = await client.reserve(topic)
+    assert job is not None
+    with pytest.raises(InvalidArgument) as caught:
+        await client.ack(job, result={"ratio": float("nan")})
+    assert caught.value.argument == "result"
+    assert (await client.get(topic, "acked")) is not None  # still reserved
+    await client.ack(job)
+
+    async def handler(job: Job) -> object:
+        return [float("inf")]
+
+    await client.put(topic, "worked", b"")
+    async with serving(new_worker(client, {topic: handler})):
+
+        async def finished() -> bool:
+            history = await client.history(topic, "worked")
+            return history is not None and history.outcome is not None
+
+        await wait_until(finished)
+    history = await client.history(topic, "worked")
+    assert history is not None and history.result == b"[inf]"  # its repr, logged as such
+
+
 async def test_sync_handler_error_is_kept_as_last_error(client: AsyncClient, topic: str) -> None:
     def handler(job: Job) -> None:
         raise KeyError("missing-key")

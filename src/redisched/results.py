@@ -23,7 +23,8 @@ def encode(value: object, argument: str = "result") -> bytes | None:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass")
     try:
-        return json.dumps(value, separators=(",", ":"), default=_reject).encode()
+        # allow_nan=False: NaN and Infinity are not JSON; a reader of the result would fail.
+        return json.dumps(value, separators=(",", ":"), default=_reject, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(argument, f"must be bytes, str or JSON-encodable: {exc}") from exc
 
