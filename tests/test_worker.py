@@ -465,6 +465,31 @@ async def test_stop_lets_running_handlers_finish_and_acks_them(
     assert job is not None and job.attempts == 0
 
 
+async def test_jobs_that_finish_during_the_grace_period_are_acked_at_once(
+    client: AsyncClient, topic: str
+) -> None:
+    """Acks waited for the last handler: a job that finished early in the grace period lost its
+    reservation meanwhile (ttr 1 s, no heartbeat once finished) and a second worker ran it
+    again."""
+    runs: list[str] = []
+
+    async def handler(job: Job) -> None:
+        runs.append(job.id)
+        await asyncio.sleep(3 if job.id == "long" else 0.3)
+
+    await client.put_many(topic, [("long", b""), ("short", b"")], ttr=1)
+    first = new_worker(client, {topic: handler}, grace=10)
+    task = asyncio.create_task(first.run())
+    await wait_until(lambda: _done(len(runs) == 2))
+    first.stop()
+    async with serving(new_worker(client, {topic: handler})):
+        await asyncio.wait_for(task, 10)  # "long" ends after 3 s, "short" long before
+        await asyncio.sleep(0.3)
+    assert sorted(runs) == ["long", "short"]
+    stats = await client.stats(topic)
+    assert (stats.total_acked, stats.total_requeued) == (2, 0)
+
+
 async def test_stop_releases_what_does_not_finish_within_grace(
     client: AsyncClient, topic: str
 ) -> None:

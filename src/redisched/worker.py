@@ -96,7 +96,7 @@ class _Slots:
         self.worker = worker
 
     def want(self) -> int:
-        return self.worker._free
+        return 0 if self.worker._stop_requested else self.worker._free
 
     def size(self) -> int:
         return self.worker._concurrency
@@ -453,7 +453,10 @@ class Worker:
 
     async def _topic_loop(self, topic: _Topic) -> None:
         assert topic.lessee is not None
-        await topic.lessee.run(_Slots(self), lambda: self._stop_requested)
+        # Once stopping, the loop leases nothing but goes on acking until the handlers are done:
+        # an ack held until the end of the grace period let a finished job's reservation run
+        # out (heartbeats touch running jobs only), and another worker ran it again.
+        await topic.lessee.run(_Slots(self), lambda: self._stop_requested and not self._active)
 
     # -- cancellation -----------------------------------------------------------------------
 
@@ -616,6 +619,7 @@ class Worker:
         lessee.finish(attempt.job if ok else None, attempt.result if ok else None)
         if not self._active and self._stop_requested:
             self._idle.set()
+            self._kick_all()  # the topic loops end now
 
     def _retry_delay(self, attempt: _Attempt) -> float:
         assert attempt.topic.backoff is not None  # read before the first lease
