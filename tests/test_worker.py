@@ -558,6 +558,35 @@ async def test_stop_returns_even_if_handlers_ignore_their_cancellation(
     assert (await client.stats(topic)).total_acked == 0
 
 
+async def test_a_job_still_waiting_for_a_thread_at_stop_goes_back_unstarted(
+    client: AsyncClient, topic: str
+) -> None:
+    """Sync handlers run on 256 threads at most: the jobs leased beyond that wait for one, and
+    a stop released them as started, using up an attempt of jobs that never ran."""
+    started: set[str] = set()
+    let_go = threading.Event()
+
+    def handler(job: Job) -> None:
+        started.add(job.id)
+        let_go.wait(10)
+
+    await client.put_many(topic, [(f"j{i}", b"") for i in range(260)])
+    worker = new_worker(client, {topic: handler}, concurrency=260, grace=0.1)
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: _done(len(started) == 256))
+        await asyncio.sleep(0.1)
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+    finally:
+        let_go.set()
+    waited = [f"j{i}" for i in range(260) if f"j{i}" not in started]
+    assert len(waited) == 4
+    for job_id in waited:
+        job = await client.get(topic, job_id)
+        assert job is not None and job.state is JobState.READY and job.attempts == 0
+
+
 async def test_a_second_stop_skips_the_grace_period(client: AsyncClient, topic: str) -> None:
     started = asyncio.Event()
 

@@ -122,11 +122,12 @@ class Worker:
     Args:
         client: the AsyncClient to lease, ack and release through.
         handlers: topic name -> handler. An ``async def`` handler runs on the event loop; a
-            plain function runs in a thread pool. Returning acks the job; raising releases it
-            with backoff (``Retry(delay=...)`` picks the delay); a job whose ``max_attempts``
-            are used up goes dead with the error text as its ``last_error``. Any exception
-            fails only its job; a ``KeyboardInterrupt`` or ``SystemExit`` also stops the
-            Worker gracefully, and ``run()`` then raises it.
+            plain function runs in a thread pool of ``min(concurrency, 256)`` threads (jobs
+            leased beyond that wait for a thread). Returning acks the job; raising releases
+            it with backoff (``Retry(delay=...)`` picks the delay); a job whose
+            ``max_attempts`` are used up goes dead with the error text as its
+            ``last_error``. Any exception fails only its job; a ``KeyboardInterrupt`` or
+            ``SystemExit`` also stops the Worker gracefully, and ``run()`` then raises it.
             A topic partitioned when ``run()`` starts is served on each of its partitions
             (one partitioned later is not: restart the Worker).
         concurrency: handlers running at once, across all topics; leased jobs never exceed it.
@@ -541,10 +542,10 @@ class Worker:
             await self._release(attempt, 0.0, CANCELLED_ERROR)
             self._finish(attempt, lessee, ok)
             return
-        attempt.started = True
         result: object = None
         try:
             if topic.is_async:
+                attempt.started = True
                 # Cancellable only while its handler runs: a cancellation that came later (the
                 # wake-up read during the release of a failed attempt) killed the runner, and
                 # with it a handler slot; the jobs leased for it stayed reserved, never run.
@@ -556,7 +557,9 @@ class Worker:
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
-                attempt.thread = self._executor.submit(_call, topic.handler, job)
+                # started once a thread takes it: one waiting for a thread when the worker
+                # stops goes back unstarted (it counted as an attempt, never having run)
+                attempt.thread = self._executor.submit(_call, topic.handler, job, attempt)
                 result, error = await asyncio.wrap_future(attempt.thread)
                 if error is not None:
                     raise error
@@ -685,12 +688,13 @@ class Worker:
             log.warning("could not extend the reservation of job %r: %s", job.id, exc)
 
 
-def _call(handler: Handler, job: Job) -> tuple[object, BaseException | None]:
+def _call(handler: Handler, job: Job, attempt: _Attempt) -> tuple[object, BaseException | None]:
     """Run a sync handler (in its thread): what it returned, or what it raised.
 
     The exception comes back as a value for the runner to raise itself: set on the future, a
     GeneratorExit would be thrown into the runner task, which closes the coroutine it awaits.
     """
+    attempt.started = True
     try:
         return handler(job), None
     except BaseException as exc:  # raised again by the runner
