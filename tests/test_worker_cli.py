@@ -119,6 +119,13 @@ def test_a_bad_handler_is_a_usage_error(handler: str, message: str) -> None:
     assert result.exit_code == 2 and message in result.output
 
 
+@pytest.mark.parametrize("topic", ["", "  "])
+def test_a_blank_topic_is_a_missing_topic(topic: str) -> None:
+    result = CliRunner().invoke(main, ["worker", "tests.worker_app:record", "--topic", topic])
+    assert result.exit_code == 2, result.output
+    assert "Missing option '--topic' / '-t' (or REDISCHED_TOPIC)." in result.output
+
+
 def test_a_bad_topic_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["worker", "tests.worker_app:record", "--topic", "a{b"])
     assert result.exit_code == 2 and "must not contain '{' or '}'" in result.output

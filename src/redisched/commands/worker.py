@@ -79,11 +79,11 @@ def worker(handler: str, verbose: bool, **given: Any) -> None:
         settings = WorkerSettings.from_env(**chosen(given))
     except InvalidArgument as exc:
         raise fail(exc, WorkerSettings, given) from exc
-    if not settings.topics:
+    names = [name for value in settings.topics for name in value.split()]
+    if not names:  # none given, or only blank ones (-t '' named no option but "handlers")
         raise click.UsageError("Missing option '--topic' / '-t' (or REDISCHED_TOPIC).")
     sys.path.insert(0, str(settings.app_dir.resolve()))
     function = load_handler(handler)
-    names = [name for value in settings.topics for name in value.split()]
     backoff, backoff_max = settings.backoff, settings.backoff_max
     try:
         for name in names:
