@@ -953,6 +953,44 @@ async def test_the_worker_rides_out_a_redis_restart(tmp_path: Path) -> None:
         server.stop()
 
 
+async def test_a_job_finished_during_an_outage_longer_than_its_ttr_runs_once(
+    tmp_path: Path,
+) -> None:
+    """Its ack failed while Redis was down; back, the worker requeued its timed-out reservation
+    before retrying the ack, and the job ran a second time."""
+    runs: list[str] = []
+    finished = asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        runs.append(job.id)
+        await asyncio.sleep(0.3)
+        finished.set()
+
+    server = EmbeddedRedis(tmp_path, binary=BINARIES["redis6"], appendfsync="always").start()
+    try:
+        async with AsyncClient.from_url(server.url) as client:
+            async with serving(new_worker(client, {"outage": handler})):
+                await client.put("outage", "j", b"", ttr=1)
+                await wait_until(lambda: _done(runs == ["j"]))
+                server.kill()
+                await asyncio.wait_for(finished.wait(), 5)  # its ack fails
+                await asyncio.sleep(1.5)  # past the reservation's deadline
+                server.start()
+
+                async def settled() -> bool:
+                    with contextlib.suppress(BackendError):
+                        stats = await client.stats("outage")
+                        return stats.total_acked == 1 or stats.total_requeued > 0
+                    return False
+
+                await wait_until(settled, timeout=15)
+                await asyncio.sleep(0.3)
+            stats = await client.stats("outage")
+            assert (stats.total_acked, stats.total_requeued, runs) == (1, 0, ["j"])
+    finally:
+        server.stop()
+
+
 async def test_without_a_backoff_the_topic_settings_apply(client: AsyncClient, topic: str) -> None:
     starts: list[float] = []
 

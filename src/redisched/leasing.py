@@ -444,6 +444,11 @@ class Lessee:
         """One turn: requeue if a deadline passed, else ack + lease, then sleep if idle."""
         self.kick.clear()  # from here on, a wake-up (or a finished job) ends the next sleep
         if self.requeue_at is not None and self.clock.now_ms() >= self.requeue_at:
+            if self.pending:
+                # Ack what finished first: after an outage longer than a ttr, the acks that
+                # failed meanwhile are of reservations now past their deadline, and requeued
+                # first those jobs ran again (an ack applies until the requeue).
+                self.report(await self.exchange(0))
             await self.requeue()
             return
         want = min(capacity.want(), MAX_LEASE)
