@@ -332,6 +332,24 @@ async def test_a_result_that_is_not_json_is_never_stored_as_if_it_were(
     assert history is not None and history.result == b"[inf]"  # its repr, logged as such
 
 
+async def test_an_empty_retry_reason_after_the_lease_was_lost_fails_only_its_job(
+    client: AsyncClient, topic: str
+) -> None:
+    """Logging the failure of a lost attempt took the reason's last line: Retry(reason="")
+    raised IndexError there, which stopped the Worker."""
+
+    def handler(job: Job) -> None:
+        time.sleep(0.6)  # expired meanwhile; the next heartbeat finds the lease lost
+        raise Retry(reason="")
+
+    async with serving(new_worker(client, {topic: handler}, ttr=0.2)) as task:
+        await client.put(topic, "j", b"")
+        await asyncio.sleep(0.05)
+        assert await client.expire(topic, "j")
+        await asyncio.sleep(1.0)
+        assert not task.done()
+
+
 async def test_sync_handler_error_is_kept_as_last_error(client: AsyncClient, topic: str) -> None:
     def handler(job: Job) -> None:
         raise KeyError("missing-key")

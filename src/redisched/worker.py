@@ -634,7 +634,7 @@ class Worker:
         job = attempt.job
         if attempt.lost:
             log.warning("job %r of topic %r failed after its reservation was lost: %s",
-                        job.id, job.topic, error.splitlines()[-1])  # fmt: skip
+                        job.id, job.topic, _summary(error))  # fmt: skip
             return
         try:
             async with self._side_calls:
@@ -649,7 +649,7 @@ class Worker:
             log.warning("could not release job %r of topic %r (%s); it returns after its ttr",
                         job.id, job.topic, exc)  # fmt: skip
         else:
-            summary = error.splitlines()[-1] if error else ""
+            summary = _summary(error)
             if state is JobState.DEAD:
                 log.error("job %r of topic %r is dead after %d attempts: %s",
                           job.id, job.topic, job.attempts, summary)  # fmt: skip
@@ -686,6 +686,13 @@ class Worker:
         except BackendError as exc:
             attempt.touch_at = time.monotonic()  # try again on the next tick
             log.warning("could not extend the reservation of job %r: %s", job.id, exc)
+
+
+def _summary(error: str) -> str:
+    """The last line of an error text (a traceback's exception), for a log line ("" if none:
+    ``Retry(reason="")`` made an IndexError that stopped the Worker)."""
+    lines = error.splitlines()
+    return lines[-1] if lines else ""
 
 
 def _call(handler: Handler, job: Job, attempt: _Attempt) -> tuple[object, BaseException | None]:
