@@ -205,7 +205,7 @@ def text(value: object, argument: str) -> str:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidArgument(
-                argument, f"must be valid Unicode (no lone surrogates): one at character {exc.start}"
+                argument, f"must be valid Unicode (no lone surrogates): one at {exc.start}"
             ) from None
     return value
 
