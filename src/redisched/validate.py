@@ -204,9 +204,9 @@ def text(value: object, argument: str) -> str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise InvalidArgument(
-                argument, f"must be valid Unicode (no lone surrogates): one at {exc.start}"
-            ) from None
+            where = f"one at character {exc.start}"
+            message = f"must be valid Unicode (no lone surrogates): {where}"
+            raise InvalidArgument(argument, message) from None
     return value
 
 
