@@ -105,6 +105,20 @@ def test_options_come_from_environment_variables(redis_url: str, topic: str) -> 
     assert job.last_error is not None and "ValueError: cannot process j" in job.last_error
 
 
+def test_a_topic_option_with_a_space_is_one_topic(redis_url: str, topic: str) -> None:
+    # -t "a b" served the topics "a" and "b": a topic whose name holds a space had no worker
+    key, name = f"app-{topic}", f"{topic} with spaces"
+    client = redisched.Client.from_url(redis_url)
+    process = spawn(redis_url, key, "failing", "--topic", name, "--backoff", "0.05")
+    started = read_until(process, "worker serving", 30)
+    assert f"serving {name} with concurrency" in started
+    client.put(name, "j", b"", max_attempts=1)
+    wait_for(lambda: client.stats(name).dead == 1, 10, "the job to die")
+    process.send_signal(signal.SIGTERM)
+    log = finish(process)
+    assert process.returncode == 0, log
+
+
 @pytest.mark.parametrize(
     ("handler", "message"),
     [

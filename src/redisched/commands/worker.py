@@ -79,7 +79,8 @@ def worker(handler: str, verbose: bool, **given: Any) -> None:
         settings = WorkerSettings.from_env(**chosen(given))
     except InvalidArgument as exc:
         raise fail(exc, WorkerSettings, given) from exc
-    names = [name for value in settings.topics for name in value.split()]
+    # REDISCHED_TOPIC is split at spaces when read; each --topic is one topic, spaces and all
+    names = [name for name in settings.topics if name.strip()]
     if not names:  # none given, or only blank ones (-t '' named no option but "handlers")
         raise click.UsageError("Missing option '--topic' / '-t' (or REDISCHED_TOPIC).")
     sys.path.insert(0, str(settings.app_dir.resolve()))
