@@ -74,6 +74,11 @@ async def test_put_creates_replaces_and_reads_back(http: httpx.AsyncClient, topi
         "body": [1, 2], "ttr": 5.0, "max_attempts": 3, "version": 2,
     }  # fmt: skip
     assert (await http.get(url, headers={"If-None-Match": '"2"'})).status_code == 304
+    # The version is no validator of a job's whole state (a reserve changes the state, not the
+    # version): no answer may be kept by a browser's cache, which would revalidate it to a 304.
+    reserved = await http.post(topic_url(topic, "/reserve"))
+    assert reserved.headers["cache-control"] == "no-store"
+    assert got.headers["cache-control"] == "no-store"
 
 
 async def test_prefer_return_minimal_skips_the_read_back(

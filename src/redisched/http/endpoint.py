@@ -96,7 +96,12 @@ def query_checked(endpoint: Endpoint) -> Handler:
 
 class JsonResponse(Response):
     """An application/json response of encoded bytes, its headers made in one step (the
-    job routes answer thousands a second; Starlette's ``Response`` renders and checks more)."""
+    job routes answer thousands a second; Starlette's ``Response`` renders and checks more).
+
+    ``Cache-Control: no-store``: the answers are live state, some hold reservation tokens, and
+    a job's state changes without its version (its ETag), so a browser that kept a job and
+    revalidated it with If-None-Match would be told 304 and show the job as it was.
+    """
 
     media_type = "application/json"
 
@@ -108,6 +113,7 @@ class JsonResponse(Response):
         self.body = body
         self.raw_headers = [
             (b"content-length", b"%d" % len(body)), (b"content-type", b"application/json"),
+            (b"cache-control", b"no-store"),
         ]  # fmt: skip
         if headers:
             self.raw_headers += [
