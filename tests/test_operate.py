@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import redis
 
+import redisched
 from redisched import InvalidArgument, JobState, PutStatus, StaleReservation, TopicBusy
 from redisched.ops import PURGE_CHUNK, SCAN_LIMIT
 from tests.conftest import FakeClock
@@ -161,3 +162,25 @@ async def test_bulk_run_now_and_expire(api: Any, topic: str) -> None:
     assert await api.expire_many(topic, ["a", "c", "missing"]) == 2
     stats = await api.stats(topic)
     assert (stats.ready, stats.reserved) == (2, 1)
+
+
+async def test_delete_topic_refuses_a_job_reserved_while_it_deletes(
+    api: Any, topic: str, redis_url: str
+) -> None:
+    """A job reserved while the other jobs are being deleted is not deleted under its holder
+    (the last step deletes every key: the job vanished, its holder never told)."""
+    await api.put_many(topic, [(f"later{i}", b"") for i in range(3)], delay=3600)
+    await api.put_many(topic, [(f"now{i}", b"") for i in range(3)])
+    other = redisched.Client.from_url(redis_url)
+    held: list[Any] = []
+
+    def reserve_once(done: int, left: int) -> None:
+        if not held:
+            held.append(other.reserve(topic))
+
+    with pytest.raises(TopicBusy) as busy:
+        await api.delete_topic(topic, progress=reserve_once)
+    assert busy.value.reserved == 1 and held[0] is not None
+    stats = await api.stats(topic)
+    assert (stats.scheduled, stats.ready, stats.reserved) == (0, 0, 1)
+    other.ack(held[0])

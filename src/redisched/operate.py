@@ -62,7 +62,9 @@ def delete_topic(
 
     Refused with TopicBusy while jobs are reserved, unless ``force``: then the reserved jobs
     are purged last (catching any reserved meanwhile), and purge.lua tells each holder to stop
-    (``x<id>`` on the wake channel), so running handlers are cancelled. How many jobs it held.
+    (``x<id>`` on the wake channel), so running handlers are cancelled. Without ``force``, a
+    job reserved while the others are deleted is a TopicBusy too, with the topic left holding
+    it (and its settings). How many jobs it held.
     """
     if not isinstance(force, bool):
         raise InvalidArgument("force", f"must be a bool, not {type(force).__name__}")
@@ -82,6 +84,12 @@ def delete_topic(
 
     for state in states:
         done += yield from purge(ops, topic, state, progress=report, force=True)
+    if not force:
+        # a worker may have reserved a job while the others went: the last step deletes every
+        # key, and would take it from under its holder untold (force cancels such jobs above)
+        stats = yield ops.stats(topic)
+        if stats.reserved:
+            raise TopicBusy(topic, stats.reserved)
     now_ms = round((yield ops.server_time_ms()))  # the clock every deletion is scored by
     forget = (
         Step(None, (), ("DEL", *ops.topic_key_names(topic), ops.keys(topic).name("throughput"))),
