@@ -110,6 +110,7 @@ CASES: list[Case] = [
     # reserved-job methods
     ("ack without token", lambda c: c.ack(SimpleNamespace(topic=T, id="j", token=None)), "job"),
     ("ack not a job", lambda c: c.ack("j"), "job"),
+    ("ack lone surrogate result", lambda c: c.ack(JOB, result="a\udc80"), "result"),
     ("release negative delay", lambda c: c.release(JOB, delay=-1), "delay"),
     ("release reason not str", lambda c: c.release(JOB, reason=5), "reason"),
     ("release huge reason", lambda c: c.release(JOB, reason="e" * 70_000), "reason"),
