@@ -9,11 +9,39 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule, refillTimes, jobId } =
-  require('./schedules');
+const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule, refillTimes, jobId,
+  body: checkBody, integer, epochMs, optionalPositive, MAX_TTR_MS, INT32 } = require('./schedules');
 const { encodeResult } = require('./results');
 
 const PARAM = /^-- (KEYS|ARGV)\[(\d+)\] (\w+) (\S+)$/;
+const MAX_DELAY_MS = 100 * 365 * 86_400_000; // as the Python client's validate.MAX_DELAY_MS
+const MAX_COUNT = 1000;
+
+/** A duration in ms (a finite number, rounded to whole ms) within [low, high]. */
+function durationMs(value, field, low = 0, high = MAX_DELAY_MS) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new InvalidArgument(field, `must be a finite number of milliseconds, not ${value === null ? 'null' : typeof value === 'number' ? value : typeof value}`);
+  }
+  const ms = Math.round(value);
+  if (ms < low) throw new InvalidArgument(field, `must be at least ${low} ms`);
+  if (ms > high) throw new InvalidArgument(field, `must be at most ${high} ms`);
+  return ms;
+}
+
+/** An optional ttr in ms ('' or null: the job's or topic's own): 1 ms to a year. */
+const optionalTtr = (value, field = 'ttrMs') =>
+  (value === '' || value == null ? '' : durationMs(value, field, 1, MAX_TTR_MS));
+
+/** The topic, id and token of a reserved job, checked before anything is sent. */
+function reservedJob(job) {
+  if (job === null || typeof job !== 'object') throw new InvalidArgument('job', 'must be a job returned by reserve');
+  if (typeof job.token !== 'string' || !job.token) {
+    throw new InvalidArgument('job', 'has no token: only jobs returned by reserve can be acked');
+  }
+  jobId(job.id, 'job.id');
+  return job;
+}
+
 const PUT_STATUS = { 1: 'created', 2: 'exists', 3: 'replaced', 4: 'pending' };
 const VERSION_CONFLICT = 5;
 
@@ -141,7 +169,7 @@ class Scheduler {
    * @param options.prefix key prefix (default "redisched")
    * @param options.dir folder of the .lua files (see scriptsDir)
    * @param options.clock null for Redis server time, or a function returning epoch ms (tests)
-   * @param options.maxBodySize the largest schedule body accepted, in bytes (default 1 MiB)
+   * @param options.maxBodySize the largest job or schedule body accepted, in bytes (default 1 MiB)
    */
   constructor(redis, { prefix = 'redisched', dir, clock = null, maxBodySize = DEFAULT_MAX_BODY_SIZE } = {}) {
     this.redis = redis;
@@ -154,7 +182,7 @@ class Scheduler {
 
   keys(script, topic) {
     if (typeof topic !== 'string' || !topic || topic.length > 200 || /[{}\x00-\x1f\x7f]/.test(topic)) {
-      throw new TypeError(`topic: must be 1 to 200 characters without braces or control characters`);
+      throw new InvalidArgument('topic', 'must be 1 to 200 characters without braces or control characters');
     }
     return script.keys.map((name) => `${this.prefix}:{${topic}}:${name}`);
   }
@@ -178,27 +206,35 @@ class Scheduler {
     return this.clock ? Math.round(this.clock()) : '';
   }
 
-  /** Create a job (or replace it with `replace: true`); {status, version}. */
+  /** Create a job (or replace it with `replace: true`); {status, version}. A bad argument
+   * throws InvalidArgument naming it (the Python client's checks) and sends nothing. */
   async put(topic, id, body, { delayMs = 0, runAtMs = '', ttrMs = '', priority = 0, maxAttempts = '',
     replace = false, ifVersion = '' } = {}) {
+    this.keys(this.scripts.get('put'), topic);
+    const named = {
+      now_ms: this.now(), run_at_ms: runAtMs === '' || runAtMs == null ? '' : epochMs(runAtMs, 'runAtMs'),
+      delay_ms: durationMs(delayMs, 'delayMs'), ttr_ms: optionalTtr(ttrMs),
+      priority: integer(priority, 'priority', -(2 ** 31), INT32),
+      max_attempts: maxAttempts === '' ? '' : optionalPositive(maxAttempts, 'maxAttempts'),
+      replace: replace ? 1 : 0, if_version: ifVersion === '' ? '' : optionalPositive(ifVersion, 'ifVersion'),
+      id: [jobId(id)], body: [checkBody(body, this.maxBodySize)],
+    };
     await this.redis.sadd(`${this.prefix}:topics`, topic);
-    const [status, version] = await this.call('put', topic, {
-      now_ms: this.now(), run_at_ms: runAtMs, delay_ms: delayMs, ttr_ms: ttrMs, priority,
-      max_attempts: maxAttempts, replace: replace ? 1 : 0, if_version: ifVersion, id: [id], body: [body],
-    });
+    const [status, version] = await this.call('put', topic, named);
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
     return { status: PUT_STATUS[status], version };
   }
 
   async get(topic, id) {
-    const r = await this.call('get', topic, { now_ms: this.now(), id }, { buffers: true });
+    const r = await this.call('get', topic, { now_ms: this.now(), id: jobId(id) }, { buffers: true });
     return r === null ? null : parseJob(topic, this.jobFields, r);
   }
 
   /** Delete a job in any state; true if it existed. */
   async delete(topic, id, { ifVersion = '' } = {}) {
+    const expected = ifVersion === '' ? '' : optionalPositive(ifVersion, 'ifVersion');
     const [status, version] = await this.call('delete', topic,
-      { id, if_version: ifVersion, now_ms: this.now() });
+      { id: jobId(id), if_version: expected, now_ms: this.now() });
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
     return status === 1;
   }
@@ -207,7 +243,8 @@ class Scheduler {
   async reserve(topic, { count = 1, ttrMs = '' } = {}) {
     // times 0: the script skips the lease's times, which reserve does not return
     const r = await this.call('reserve', topic,
-      { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000, times: 0 },
+      { now_ms: this.now(), count: integer(count, 'count', 1, MAX_COUNT), ttr_ms: optionalTtr(ttrMs),
+        promote_limit: 1000, times: 0 },
       { buffers: true });
     return parseLease(topic, this.jobFields, r).jobs;
   }
@@ -215,7 +252,8 @@ class Scheduler {
   /** Like reserve, with the times a consumer sleeps until: {nowMs, nextDueMs, nextTimeoutMs, jobs}. */
   async lease(topic, { count = 1, ttrMs = '' } = {}) {
     const r = await this.call('reserve', topic,
-      { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000, times: '' },
+      { now_ms: this.now(), count: integer(count, 'count', 1, MAX_COUNT), ttr_ms: optionalTtr(ttrMs),
+        promote_limit: 1000, times: '' },
       { buffers: true });
     return parseLease(topic, this.jobFields, r);
   }
@@ -232,8 +270,9 @@ class Scheduler {
   /** Put a reserved job back after `delayMs`; the state it went to. `unstarted`: the job was
    * never handed to anyone, so its attempt is given back. */
   async release(job, { delayMs = 0, error = '', unstarted = false } = {}) {
+    reservedJob(job);
     const [[status, state]] = await this.withRefill(job.topic, [['release', {
-      now_ms: this.now(), id: job.id, token: job.token, delay_ms: delayMs, error,
+      now_ms: this.now(), id: job.id, token: job.token, delay_ms: durationMs(delayMs, 'delayMs'), error,
       refund: unstarted ? 1 : 0,
     }, false]]);
     if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
@@ -242,8 +281,9 @@ class Scheduler {
 
   /** Extend a reservation; the new deadline in epoch ms. */
   async touch(job, { ttrMs = '' } = {}) {
+    reservedJob(job);
     const [status, until] = await this.call('touch', job.topic,
-      { now_ms: this.now(), id: job.id, token: job.token, ttr_ms: ttrMs });
+      { now_ms: this.now(), id: job.id, token: job.token, ttr_ms: optionalTtr(ttrMs) });
     if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
     return until;
   }
@@ -379,6 +419,7 @@ class Scheduler {
   }
 
   async pause(topic) {
+    this.keys(this.scripts.get('pause'), topic);
     await this.redis.sadd(`${this.prefix}:topics`, topic);
     return (await this.call('pause', topic)) === 1;
   }

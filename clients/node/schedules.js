@@ -231,5 +231,6 @@ function refillTimes(entry, nowMs) {
 
 module.exports = {
   InvalidArgument, UPCOMING, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule,
-  refillTimes, cronTimes, cronExpression, timeZone, jobId,
+  refillTimes, cronTimes, cronExpression, timeZone, jobId, body, integer, epochMs, optionalPositive,
+  MAX_TTR_MS, INT32,
 };

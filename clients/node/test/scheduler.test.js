@@ -4,7 +4,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { after, test } = require('node:test');
 const Redis = require('ioredis');
-const { Scheduler, StaleReservation, VersionConflict } = require('../redisched');
+const { Scheduler, StaleReservation, VersionConflict, InvalidArgument } = require('../redisched');
 
 const url = process.env.REDISCHED_TEST_REDIS_URL;
 const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
@@ -59,4 +59,37 @@ test('pause, pull, requeue and delete', async () => {
   assert.equal(await s.delete(topic, 'b'), false);
   assert.throws(() => s.keys(s.scripts.get('get'), 'bad{topic}'), /topic/);
   await assert.rejects(s.ack(job), StaleReservation);
+});
+
+test('bad job arguments name the field, send nothing and leave the stored job alone', async () => {
+  const { s, topic } = scheduler();
+  await s.put(topic, 'kept', 'original', { delayMs: 5000, priority: 3 });
+  const before = await s.get(topic, 'kept');
+  const bad = [
+    [['', 'b'], 'id'], [['x'.repeat(1025), 'b'], 'id'], [['a\ud800', 'b'], 'id'], [[7, 'b'], 'id'],
+    [['kept', 'a\udc00'], 'body'], [['kept', 42], 'body'], [['kept', Buffer.alloc((1 << 20) + 1)], 'body'],
+    [['kept', 'b', { delayMs: -1 }], 'delayMs'], [['kept', 'b', { delayMs: NaN }], 'delayMs'],
+    [['kept', 'b', { delayMs: Infinity }], 'delayMs'], [['kept', 'b', { delayMs: '5' }], 'delayMs'],
+    [['kept', 'b', { ttrMs: 0 }], 'ttrMs'], [['kept', 'b', { ttrMs: 366 * 86_400_000 }], 'ttrMs'],
+    [['kept', 'b', { priority: 2 ** 31 }], 'priority'], [['kept', 'b', { priority: 1.5 }], 'priority'],
+    [['kept', 'b', { maxAttempts: 0 }], 'maxAttempts'], [['kept', 'b', { runAtMs: -1 }], 'runAtMs'],
+    [['kept', 'b', { replace: true, ifVersion: 0 }], 'ifVersion'],
+  ];
+  for (const [args, field] of bad) {
+    await assert.rejects(s.put(topic, ...args),
+      (err) => err instanceof InvalidArgument && err.field === field, `${field}: ${JSON.stringify(args[2])}`);
+  }
+  const braces = `${topic}{x}`;
+  await assert.rejects(s.put(braces, 'j', 'b'), (err) => err instanceof InvalidArgument && err.field === 'topic');
+  assert.equal(await redis.sismember('redisched:topics', braces), 0);
+  await assert.rejects(s.get(topic, ''), (e) => e.field === 'id');
+  await assert.rejects(s.delete(topic, ''), (e) => e.field === 'id');
+  await assert.rejects(s.delete(topic, 'kept', { ifVersion: -2 }), (e) => e.field === 'ifVersion');
+  await assert.rejects(s.reserve(topic, { count: 0 }), (e) => e.field === 'count');
+  await assert.rejects(s.lease(topic, { count: 1001 }), (e) => e.field === 'count');
+  await assert.rejects(s.reserve(topic, { ttrMs: -5 }), (e) => e.field === 'ttrMs');
+  await assert.rejects(s.release({ topic, id: 'kept', token: '1' }, { delayMs: NaN }), (e) => e.field === 'delayMs');
+  await assert.rejects(s.touch({ topic, id: 'kept' }), (e) => e.field === 'job');
+  assert.deepEqual(await s.get(topic, 'kept'), before);
+  assert.equal(await redis.hlen(`redisched:{${topic}}:jobs`), 1);
 });
