@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -76,4 +77,72 @@ func TestClientLifecycle(t *testing.T) {
 	check(deleted && err == nil, "delete", deleted, err)
 	_, err = c.Call(ctx, "get", "bad{topic}", Args{"now_ms": "", "id": "x"})
 	check(err != nil, "a topic with braces is refused", err)
+}
+
+// TestBadJobArguments: a bad argument to Put, Get, Delete, Reserve, Lease, Touch or Release is
+// an *InvalidArgument naming it (the Python client's checks); nothing is sent, so the stored job
+// and the topics set stay as they were.
+func TestBadJobArguments(t *testing.T) {
+	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
+	if url == "" {
+		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
+	}
+	pool := NewPool(url)
+	defer pool.Close()
+	c, err := New(pool, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := make([]byte, 4)
+	rand.Read(random)
+	topic := "go-glue-" + hex.EncodeToString(random)
+	ctx := context.Background()
+	if _, _, err := c.Put(ctx, topic, "kept", []byte("original"), PutOptions{DelayMs: 5000, Priority: 3}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := c.Get(ctx, topic, "kept")
+	bad := []struct {
+		id    string
+		body  []byte
+		o     PutOptions
+		field string
+	}{
+		{"", nil, PutOptions{}, "id"}, {strings.Repeat("x", 1025), nil, PutOptions{}, "id"},
+		{"a\xff", nil, PutOptions{}, "id"}, {"kept", make([]byte, DefaultMaxBodySize+1), PutOptions{}, "body"},
+		{"kept", nil, PutOptions{DelayMs: -1}, "DelayMs"}, {"kept", nil, PutOptions{RunAtMs: -1}, "RunAtMs"},
+		{"kept", nil, PutOptions{TTRMs: -1}, "TTRMs"}, {"kept", nil, PutOptions{TTRMs: 366 * 86_400_000}, "TTRMs"},
+		{"kept", nil, PutOptions{Priority: 1 << 31}, "Priority"}, {"kept", nil, PutOptions{MaxAttempts: -1}, "MaxAttempts"},
+		{"kept", nil, PutOptions{Replace: true, IfVersion: -1}, "IfVersion"},
+	}
+	var invalid *InvalidArgument
+	for _, b := range bad {
+		if _, _, err := c.Put(ctx, topic, b.id, b.body, b.o); !errors.As(err, &invalid) || invalid.Field != b.field {
+			t.Errorf("put %q %+v: want an InvalidArgument for %s, got %v", b.id, b.o, b.field, err)
+		}
+	}
+	braces := topic + "{x}"
+	if _, _, err := c.Put(ctx, braces, "j", nil, PutOptions{}); !errors.As(err, &invalid) || invalid.Field != "topic" {
+		t.Errorf("topic with braces: %v", err)
+	}
+	if member, _ := c.doPlain(ctx, "SISMEMBER", c.Prefix+":topics", braces); member != int64(0) {
+		t.Errorf("a refused topic was added to the topics set")
+	}
+	for what, err := range map[string]error{
+		"get":          func() error { _, err := c.Get(ctx, topic, ""); return err }(),
+		"delete":       func() error { _, err := c.Delete(ctx, topic, "", 0); return err }(),
+		"delete CAS":   func() error { _, err := c.Delete(ctx, topic, "kept", -2); return err }(),
+		"reserve 0":    func() error { _, err := c.Reserve(ctx, topic, 0, 0); return err }(),
+		"lease 1001":   func() error { _, err := c.Lease(ctx, topic, 1001, 0); return err }(),
+		"reserve ttr":  func() error { _, err := c.Reserve(ctx, topic, 1, -5); return err }(),
+		"touch ttr":    func() error { _, err := c.Touch(ctx, &Job{Topic: topic, ID: "kept", Token: "1"}, -1); return err }(),
+		"release -1ms": func() error { _, err := c.Release(ctx, &Job{Topic: topic, ID: "kept", Token: "1"}, -1, ""); return err }(),
+	} {
+		if !errors.As(err, &invalid) {
+			t.Errorf("%s: want an InvalidArgument, got %v", what, err)
+		}
+	}
+	after, _ := c.Get(ctx, topic, "kept")
+	if after == nil || after.Version != before.Version || after.Priority != 3 || string(after.Body) != "original" {
+		t.Errorf("the stored job changed: %+v", after)
+	}
 }

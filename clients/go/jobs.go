@@ -3,6 +3,7 @@ package redisched
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -72,9 +73,57 @@ type PutOptions struct {
 	Replace                                                   bool
 }
 
+// maxDelayMs is the longest delay, as the Python client's validate.MAX_DELAY_MS.
+const maxDelayMs = 100 * 365 * 86_400_000
+
+// maxCount is the most jobs one Reserve or Lease takes, as the Python client's validate.MAX_COUNT.
+const maxCount = 1000
+
+// checkPut checks a put's arguments as the Python client does (validate.py): an
+// *InvalidArgument naming the first bad one, before anything is sent.
+func (c *Client) checkPut(topic, id string, body []byte, o PutOptions) error {
+	if err := ValidateTopic(topic); err != nil {
+		return &InvalidArgument{"topic", strings.TrimPrefix(err.Error(), "topic ")}
+	}
+	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+		return err
+	}
+	limit := c.MaxBodySize
+	if limit == 0 {
+		limit = DefaultMaxBodySize
+	}
+	if len(body) > limit {
+		return invalidArg("body", "is %d bytes; the limit is %d", len(body), limit)
+	}
+	for _, f := range []struct {
+		v         int64
+		field     string
+		low, high int64
+	}{{o.DelayMs, "DelayMs", 0, maxDelayMs}, {o.RunAtMs, "RunAtMs", 0, maxEpochMs},
+		{o.TTRMs, "TTRMs", 0, maxTTRMs}, {o.Priority, "Priority", -maxInt32 - 1, maxInt32},
+		{o.MaxAttempts, "MaxAttempts", 0, maxInt32}, {o.IfVersion, "IfVersion", 0, maxInt32}} {
+		if err := checkRange(f.v, f.field, f.low, f.high); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkLease checks Reserve's and Lease's count (1 to 1000) and ttrMs (0: each job's own ttr).
+func checkLease(count, ttrMs int64) error {
+	if err := checkRange(count, "count", 1, maxCount); err != nil {
+		return err
+	}
+	return checkRange(ttrMs, "ttrMs", 0, maxTTRMs)
+}
+
 // Put creates a job (or replaces it with Replace); the status (created, exists, replaced,
-// pending) and the version.
+// pending) and the version. A bad argument is an *InvalidArgument naming its field (the Python
+// client's checks; zero options mean "the default"), and nothing is sent.
 func (c *Client) Put(ctx context.Context, topic, id string, body []byte, o PutOptions) (string, int64, error) {
+	if err := c.checkPut(topic, id, body, o); err != nil {
+		return "", 0, err
+	}
 	replace := 0
 	if o.Replace {
 		replace = 1
@@ -96,6 +145,9 @@ func (c *Client) Put(ctx context.Context, topic, id string, body []byte, o PutOp
 
 // Get reads a job by id; nil when there is none.
 func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
+	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+		return nil, err
+	}
 	r, err := c.Call(ctx, "get", topic, Args{"now_ms": c.now(), "id": id})
 	if err != nil || r == nil {
 		return nil, err
@@ -105,6 +157,12 @@ func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
 
 // Delete removes a job in any state (ifVersion 0: unconditionally); true if it existed.
 func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) (bool, error) {
+	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+		return false, err
+	}
+	if err := checkRange(ifVersion, "ifVersion", 0, maxInt32); err != nil {
+		return false, err
+	}
 	r, err := redis.Int64s(c.Call(ctx, "delete", topic, Args{"id": id, "if_version": opt(ifVersion),
 		"now_ms": c.now()}))
 	if err == nil && r[0] == 5 {
@@ -115,6 +173,9 @@ func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) 
 
 // Reserve leases up to count ready jobs (ttrMs 0: each job's own ttr).
 func (c *Client) Reserve(ctx context.Context, topic string, count, ttrMs int64) ([]*Job, error) {
+	if err := checkLease(count, ttrMs); err != nil {
+		return nil, err
+	}
 	// times 0: the script skips the lease's times, which Reserve does not return
 	r, err := redis.Values(c.Call(ctx, "reserve", topic, Args{"now_ms": c.now(), "count": count,
 		"ttr_ms": opt(ttrMs), "promote_limit": 1000, "times": 0}))
@@ -162,6 +223,9 @@ func (c *Client) Release(ctx context.Context, job *Job, delayMs int64, errorText
 
 // Touch extends a reservation (ttrMs 0: the job's ttr); the new deadline.
 func (c *Client) Touch(ctx context.Context, job *Job, ttrMs int64) (int64, error) {
+	if err := checkRange(ttrMs, "ttrMs", 0, maxTTRMs); err != nil {
+		return 0, err
+	}
 	r, err := redis.Int64s(c.Call(ctx, "touch", job.Topic, Args{"now_ms": c.now(), "id": job.ID,
 		"token": job.Token, "ttr_ms": opt(ttrMs)}))
 	if err == nil && r[0] == 0 {

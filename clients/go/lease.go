@@ -62,6 +62,9 @@ func (c *Client) ackArgs(done []*Job) Args {
 
 // Lease is Reserve with the times a consumer sleeps until.
 func (c *Client) Lease(ctx context.Context, topic string, count, ttrMs int64) (*Lease, error) {
+	if err := checkLease(count, ttrMs); err != nil {
+		return nil, err
+	}
 	r, err := c.Call(ctx, "reserve", topic, c.leaseArgs(count, ttrMs))
 	if err != nil {
 		return nil, err
@@ -123,6 +126,9 @@ func (c *Client) Requeue(ctx context.Context, topic string, limit int64) (int64,
 
 // ReleaseJob is Release with unstarted: a job leased but handed to no one gets its attempt back.
 func (c *Client) ReleaseJob(ctx context.Context, job *Job, delayMs int64, errorText string, unstarted bool) (string, error) {
+	if err := checkRange(delayMs, "delayMs", 0, maxDelayMs); err != nil {
+		return "", err
+	}
 	refund := 0
 	if unstarted {
 		refund = 1

@@ -180,7 +180,7 @@ type Client struct {
 	Scripts map[string]*Script // by name
 	Clock   func() int64       // nil: Redis server time; else epoch ms (tests)
 	Cluster *Cluster           // set by NewCluster: calls go to the node of the topic's slot
-	// MaxBodySize is the largest schedule body accepted, in bytes (0: DefaultMaxBodySize).
+	// MaxBodySize is the largest job or schedule body accepted, in bytes (0: DefaultMaxBodySize).
 	MaxBodySize int
 	jobFields   []string
 }

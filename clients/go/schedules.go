@@ -29,7 +29,7 @@ const (
 	maxEpochMs         = 253_402_300_799_000
 	lookaheadMs        = 50 * 365 * 86_400_000
 	maxInt32           = 1<<31 - 1
-	// DefaultMaxBodySize is the largest schedule body accepted unless Client.MaxBodySize says otherwise.
+	// DefaultMaxBodySize is the largest job or schedule body accepted unless Client.MaxBodySize says otherwise.
 	DefaultMaxBodySize = 1 << 20
 )
 
