@@ -98,7 +98,10 @@ BAD_INPUT: list[tuple[str, Any, str | None]] = [
     ("/schedule/{topic}", {"id": "x", "contents": {"$base64": "!!"}}, "contents.$base64"),
     ("/schedule/bad%7Btopic", {"id": "x", "contents": 1}, "topic"),
     ("/cancel/{topic}", {"id": 7}, "id"),
+    ("/schedule/{topic}", b'{"id": "a\\ud800", "contents": 1}', "id"),  # a lone surrogate
+    ("/cancel/{topic}", b'{"id": "\\udc00"}', "id"),
     ("/schedule/{topic}", b"{not json", None),
+    ("/schedule/{topic}", b'{"id": "a\xff", "contents": 1}', None),  # not UTF-8
 ]
 
 
@@ -112,6 +115,19 @@ def test_bad_input_names_the_field_and_stores_nothing(
             assert status == 400, (path, body, error)
             assert error["error"]["field"] == field and error["error"]["message"], (body, error)
         assert client.stats(topic).total_put == 0
+        assert stop(proc) == 0
+
+
+def test_escaped_ids_read_back_exactly(
+    server: Command, redis_url: str, topic: str, client: redisched.Client
+) -> None:
+    """A surrogate pair and an escaped backslash before "ud800" are ids like any other."""
+    with running(server(), redis_url) as proc:
+        port = proc.ready["port"]  # type: ignore[attr-defined]
+        for raw, expected in [(rb'"\ud83d\ude00"', "\U0001f600"), (rb'"\\ud800"', "\\ud800")]:
+            status, written = post(port, f"/schedule/{topic}", b'{"id": %s, "contents": 1}' % raw)
+            assert (status, written["id"]) == (201, expected), raw
+            assert client.get(topic, expected) is not None
         assert stop(proc) == 0
 
 

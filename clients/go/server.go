@@ -21,7 +21,9 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 const (
@@ -50,7 +52,12 @@ func writeJSON(w http.ResponseWriter, status int, value any) {
 
 func writeError(w http.ResponseWriter, err error) {
 	var e *apiError
-	if !errors.As(err, &e) {
+	var bad *InvalidArgument
+	switch {
+	case errors.As(err, &e):
+	case errors.As(err, &bad): // the client's own checks (Put, Delete)
+		e = invalid(bad.Field, bad.Message)
+	default:
 		e = &apiError{503, "backend_unavailable", err.Error(), ""}
 	}
 	var field any
@@ -69,13 +76,19 @@ func readJSON(r *http.Request, dst any) error {
 	if len(data) > maxRequestBytes {
 		return &apiError{413, "too_large", fmt.Sprintf("the request body is over %d bytes", maxRequestBytes), ""}
 	}
+	if !utf8.Valid(data) { // Go's decoder would take each bad byte as U+FFFD
+		return &apiError{400, "malformed_json", "the request body is not valid JSON: it is not valid UTF-8", ""}
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err = dec.Decode(dst)
 	var typeErr *json.UnmarshalTypeError
+	var apiErr *apiError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &apiErr):
+		return apiErr
 	case errors.As(err, &typeErr):
 		return invalid(typeErr.Field, "must be a "+typeErr.Type.String())
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -85,7 +98,7 @@ func readJSON(r *http.Request, dst any) error {
 	}
 }
 
-func checkID(id *string) error {
+func checkID(id *jsonID) error {
 	if id == nil {
 		return invalid("id", "is required")
 	}
@@ -95,14 +108,65 @@ func checkID(id *string) error {
 	return nil
 }
 
+// jsonID is a request's id: a JSON string without a lone surrogate escape ("\ud800"), which
+// Go's decoder would turn into U+FFFD, storing the job under another id than the one sent (the
+// Python and Node services refuse it).
+type jsonID string
+
+func (id *jsonID) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return invalid("id", "must be a string")
+	}
+	if hasLoneSurrogate(data) {
+		return invalid("id", "must be valid Unicode (no lone surrogates)")
+	}
+	*id = jsonID(s)
+	return nil
+}
+
+// hasLoneSurrogate reports whether the JSON string token data holds a \u escape of a UTF-16
+// surrogate that is not half of a pair.
+func hasLoneSurrogate(data []byte) bool {
+	escape := func(i int) (rune, bool) { // the \uXXXX at data[i:], if there is one
+		if i+6 > len(data) || data[i] != '\\' || data[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(data[i+2:i+6]), 16, 32)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		r, ok := escape(i)
+		if !ok {
+			i++ // a two-byte escape such as \\ or \"
+			continue
+		}
+		switch {
+		case r >= 0xDC00 && r < 0xE000:
+			return true
+		case r >= 0xD800 && r < 0xDC00:
+			low, ok := escape(i + 6)
+			if !ok || low < 0xDC00 || low >= 0xE000 {
+				return true
+			}
+			i += 6
+		}
+		i += 5
+	}
+	return false
+}
+
 type scheduleRequest struct {
-	ID       *string         `json:"id"`
+	ID       *jsonID         `json:"id"`
 	Contents json.RawMessage `json:"contents"`
 	Delay    *float64        `json:"delay"`
 }
 
 type cancelRequest struct {
-	ID *string `json:"id"`
+	ID *jsonID `json:"id"`
 }
 
 var putStatus = map[string]int{"created": 201, "replaced": 200, "pending": 202}
@@ -163,7 +227,7 @@ func NewServer(c *Client) http.Handler {
 			}
 			return 0, nil, invalid(field, err.Error())
 		}
-		status, version, err := c.Put(ctx, topic, *req.ID, data,
+		status, version, err := c.Put(ctx, topic, string(*req.ID), data,
 			PutOptions{DelayMs: int64(math.Round(delay * 1000)), Replace: true})
 		if err != nil {
 			return 0, nil, err
@@ -178,7 +242,7 @@ func NewServer(c *Client) http.Handler {
 		if err := checkID(req.ID); err != nil {
 			return 0, nil, err
 		}
-		existed, err := c.Delete(ctx, topic, *req.ID, 0)
+		existed, err := c.Delete(ctx, topic, string(*req.ID), 0)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -13,6 +13,7 @@
  */
 const http = require('node:http');
 const { toStored } = require('./body');
+const { InvalidArgument } = require('./schedules');
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
 const MAX_ID_BYTES = 1024;
@@ -61,6 +62,7 @@ function fields(value, allowed, required) {
   if (typeof id !== 'string' || !id || Buffer.byteLength(id) > MAX_ID_BYTES) {
     throw invalid('id', `must be a string of 1 to ${MAX_ID_BYTES} bytes`);
   }
+  if (!id.isWellFormed()) throw invalid('id', 'must be valid Unicode (no lone surrogates)');
   return value;
 }
 
@@ -124,6 +126,7 @@ function createServer(scheduler) {
         throw new ApiError(404, 'not_found', `no route ${url.pathname}`);
       }
     } catch (err) {
+      if (err instanceof InvalidArgument) err = invalid(err.field, err.message.slice(err.field.length + 2));
       if (err instanceof ApiError) {
         send(res, err.status, { error: { code: err.code, message: err.message, field: err.field } });
       } else {
