@@ -145,7 +145,8 @@ export function encodeResult(value: Result, field?: string): Buffer | '';
 /** Returned by a handler: the job stays reserved; someone else acks or releases it with the token. */
 export const KEEP: unique symbol;
 
-/** Thrown by a handler to run the job again after delayMs (the attempt still counts). */
+/** Thrown by a handler to run the job again after delayMs (the attempt still counts); a delayMs
+ * outside 0 ms to a century, or a reason that is not a string, throws InvalidArgument instead. */
 export class Retry extends Error {
   constructor(delayMs?: number, reason?: string);
   delayMs: number;

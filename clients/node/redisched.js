@@ -478,6 +478,6 @@ class Scheduler {
 }
 
 module.exports = {
-  Scheduler, RedischedError, StaleReservation, VersionConflict, InvalidArgument, encodeResult,
-  scriptsDir, parseScript, loadScripts, jobFields, buildArgs, parseJob, parseLease,
+  Scheduler, RedischedError, StaleReservation, VersionConflict, InvalidArgument, encodeResult, durationMs,
+  MAX_TTR_MS, scriptsDir, parseScript, loadScripts, jobFields, buildArgs, parseJob, parseLease,
 };

@@ -15,7 +15,7 @@
  * `graceMs` to finish, leased jobs that never started go back with their attempt refunded,
  * handlers still running after the grace period are aborted (their AbortSignal) and released.
  */
-const { Scheduler, StaleReservation } = require('./redisched');
+const { Scheduler, StaleReservation, InvalidArgument, durationMs, MAX_TTR_MS } = require('./redisched');
 const { encodeResult } = require('./results');
 
 const MAX_LEASE = 1000;
@@ -30,7 +30,11 @@ const KEEP = Symbol('redisched.keep');
 
 /** Thrown by a handler to run the job again after `delayMs` (the attempt still counts). */
 class Retry extends Error {
+  /** A delay that is not 0 ms to a century, or a reason that is not a string, throws
+   * InvalidArgument here (as the Python Retry raises), so the handler fails with backoff. */
   constructor(delayMs = 0, reason = 'retry requested') {
+    delayMs = durationMs(delayMs, 'delayMs');
+    if (typeof reason !== 'string') throw new InvalidArgument('reason', `must be a string, not ${typeof reason}`);
     super(`${reason} (in ${delayMs / 1000} s)`);
     this.delayMs = delayMs;
     this.reason = reason;
@@ -130,6 +134,8 @@ class Worker {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
       throw new RangeError('concurrency: must be an integer from 1 to 10000');
     }
+    if (ttrMs !== null) ttrMs = durationMs(ttrMs, 'ttrMs', 1, MAX_TTR_MS);
+    graceMs = durationMs(graceMs, 'graceMs');
     if (backoff !== null && !(backoff instanceof Backoff)) throw new TypeError('backoff: must be a Backoff');
     Object.assign(this, { concurrency, ttrMs, backoff, graceMs, handleSignals, log: logger });
     this.running = false;

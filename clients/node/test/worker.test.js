@@ -5,7 +5,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { after, test } = require('node:test');
 const Redis = require('ioredis');
-const { Backoff, Retry, Scheduler, Worker, signHeaders, secretKey, toJsonText, toStored } = require('..');
+const { Backoff, InvalidArgument, Retry, Scheduler, Worker, signHeaders, secretKey, toJsonText, toStored } = require('..');
 
 const url = process.env.REDISCHED_TEST_REDIS_URL;
 const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
@@ -60,4 +60,31 @@ test('signatures and bodies follow the Python service', () => {
   assert.equal(toJsonText(Buffer.from([0, 255])), '{"$base64":"AP8="}');
   assert.equal(toJsonText(Buffer.from('{"$base64":"AP8="}')), '{"$base64":"eyIkYmFzZTY0IjoiQVA4PSJ9"}');
   assert.equal(toJsonText(Buffer.from('[1, 2]')), '[1, 2]');
+});
+
+test('a Retry with a bad delay fails its job with backoff, as the Python Retry does', async () => {
+  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
+  for (const [args, field] of [[[-1], 'delayMs'], [[NaN], 'delayMs'], [[Infinity], 'delayMs'], [[0, 5], 'reason']]) {
+    assert.throws(() => new Retry(...args), (e) => e instanceof InvalidArgument && e.field === field);
+  }
+  assert.throws(() => new Worker(redis, { x: () => {} }, { ttrMs: 0 }), (e) => e.field === 'ttrMs');
+  assert.throws(() => new Worker(redis, { x: () => {} }, { graceMs: -1 }), (e) => e.field === 'graceMs');
+  // Before, the release was refused and the job stayed reserved, with no error, until its ttr.
+  const s = new Scheduler(redis);
+  const topic = `node-worker-${crypto.randomBytes(4).toString('hex')}`;
+  await s.put(topic, 'j', 'x');
+  const worker = new Worker(s, { [topic]: async () => { throw new Retry(-1, 'negative'); } },
+    { backoff: new Backoff({ baseMs: 60_000, maxMs: 60_000 }), handleSignals: false,
+      logger: { info() {}, warn() {}, error() {} } });
+  const done = worker.run();
+  const deadline = Date.now() + 5000;
+  while ((await s.stats(topic)).totalReleased < 1) {
+    assert.ok(Date.now() < deadline, 'the job was not released');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  worker.stop();
+  await done;
+  const job = await s.get(topic, 'j');
+  assert.equal(job.state, 'scheduled');
+  assert.match(job.lastError, /delayMs: must be at least 0 ms/);
 });
