@@ -66,8 +66,15 @@ type RetryError struct {
 
 func (e *RetryError) Error() string { return fmt.Sprintf("%s (in %s)", e.Reason, e.Delay) }
 
-// Retry is the error a handler returns to run its job again after delay.
-func Retry(delay time.Duration, reason string) error { return &RetryError{delay, reason} }
+// Retry is the error a handler returns to run its job again after delay. A delay outside 0 to a
+// century is an *InvalidArgument instead (as the Python Retry raises), which fails the job with
+// backoff, its message kept as the job's last error.
+func Retry(delay time.Duration, reason string) error {
+	if delay < 0 || delay.Milliseconds() > maxDelayMs {
+		return invalidArg("delay", "must be from 0 to %d ms, not %s", int64(maxDelayMs), delay)
+	}
+	return &RetryError{delay, reason}
+}
 
 // Backoff is exponential backoff with jitter: attempt n waits min(Max, Base*2^(n-1)), minus up to
 // Jitter of it at random.
@@ -151,6 +158,12 @@ func NewWorker(client *Client, handlers map[string]Handler, o Options) (*Worker,
 	}
 	if o.Concurrency < 1 || o.Concurrency > 10000 {
 		return nil, errors.New("redisched: Concurrency: must be from 1 to 10000")
+	}
+	if err := checkRange(o.TTRMs, "TTRMs", 0, maxTTRMs); err != nil {
+		return nil, err
+	}
+	if o.Grace < 0 {
+		return nil, invalidArg("Grace", "must not be negative")
 	}
 	if o.Grace == 0 {
 		o.Grace = 30 * time.Second

@@ -139,3 +139,70 @@ func TestSignatureAndSlots(t *testing.T) {
 		t.Fatal("a topic's keys must share the slot of its hash tag")
 	}
 }
+
+// TestRetryBadDelay: Retry with a negative delay is an *InvalidArgument, which fails the job with
+// backoff and its message as last error (before, the release was refused and the job stayed
+// reserved, with no error, until its ttr); bad Options are refused.
+func TestRetryBadDelay(t *testing.T) {
+	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
+	if url == "" {
+		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
+	}
+	pool := NewPool(url)
+	defer pool.Close()
+	c, err := New(pool, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var invalid *InvalidArgument
+	if err := Retry(-time.Second, "x"); !errors.As(err, &invalid) || invalid.Field != "delay" {
+		t.Fatalf("Retry(-1s): %v", err)
+	}
+	quiet := log.New(io.Discard, "", 0)
+	handlers := map[string]Handler{"x": func(context.Context, *Job) error { return nil }}
+	if _, err := NewWorker(c, handlers, Options{TTRMs: -1, Logger: quiet}); !errors.As(err, &invalid) || invalid.Field != "TTRMs" {
+		t.Fatalf("TTRMs -1: %v", err)
+	}
+	if _, err := NewWorker(c, handlers, Options{Grace: -time.Second, Logger: quiet}); !errors.As(err, &invalid) || invalid.Field != "Grace" {
+		t.Fatalf("Grace -1s: %v", err)
+	}
+	random := make([]byte, 4)
+	rand.Read(random)
+	topic := "go-worker-" + hex.EncodeToString(random)
+	ctx := context.Background()
+	if _, _, err := c.Put(ctx, topic, "j", []byte("x"), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	w, err := NewWorker(c, map[string]Handler{topic: func(context.Context, *Job) error {
+		return Retry(-time.Second, "negative")
+	}}, Options{IgnoreSignals: true, Backoff: &Backoff{time.Minute, time.Minute, 0},
+		OnReady: func() { close(ready) }, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	<-ready
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		job, err := c.Get(ctx, topic, "j")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.State == "scheduled" {
+			if !strings.Contains(job.LastError, "delay: must be from 0") {
+				t.Fatalf("last error %q", job.LastError)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job was not released: %+v", job)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
