@@ -180,9 +180,13 @@ class Scheduler {
     this.jobFields = jobFields(this.scripts);
   }
 
+  /** The keys of `script` for `topic`; a topic Python refuses (keys.topic_problem: 1 to 200
+   * characters, counted as code points, of valid Unicode without braces or control characters)
+   * throws InvalidArgument. */
   keys(script, topic) {
-    if (typeof topic !== 'string' || !topic || topic.length > 200 || /[{}\x00-\x1f\x7f]/.test(topic)) {
-      throw new InvalidArgument('topic', 'must be 1 to 200 characters without braces or control characters');
+    if (typeof topic !== 'string' || !topic || /[{}\x00-\x1f\x7f]/.test(topic) || !topic.isWellFormed()
+      || (topic.length > 200 && [...topic].length > 200)) {
+      throw new InvalidArgument('topic', 'must be 1 to 200 characters of valid Unicode without braces or control characters');
     }
     return script.keys.map((name) => `${this.prefix}:{${topic}}:${name}`);
   }

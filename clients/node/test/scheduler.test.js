@@ -93,3 +93,14 @@ test('bad job arguments name the field, send nothing and leave the stored job al
   assert.deepEqual(await s.get(topic, 'kept'), before);
   assert.equal(await redis.hlen(`redisched:{${topic}}:jobs`), 1);
 });
+
+test('topics are checked as Python does: 200 code points, valid Unicode', async () => {
+  const { s, topic } = scheduler();
+  const emoji = `${topic}-${'\u{1F600}'.repeat(150)}`; // 150 code points, 300 UTF-16 units
+  assert.deepEqual(await s.put(emoji, 'j', 'b'), { status: 'created', version: 1 });
+  assert.equal((await s.get(emoji, 'j')).id, 'j');
+  for (const bad of [`${topic}\ud800`, `${topic}\udc00x`, 'x'.repeat(201)]) {
+    await assert.rejects(s.put(bad, 'j', 'b'), (e) => e instanceof InvalidArgument && e.field === 'topic');
+  }
+  assert.equal(await redis.sismember('redisched:topics', `${topic}\ufffd`), 0);
+});
