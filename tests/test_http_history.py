@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -162,3 +164,22 @@ def test_sse_tail_is_live_and_resumes_with_last_event_id(server: str, topic: str
         with http.stream("GET", topic_url(topic, "/events"), headers=resumed) as stream:
             [after] = _sse(stream.iter_lines(), 1)
             assert after["data"]["id"] == "second" and after["id"] == after["data"]["cursor"]
+
+
+def test_sse_tail_ends_when_the_server_stops(tmp_path: Path, topic: str) -> None:
+    # An open tail used to hold a graceful stop for its whole 10 s grace, then be cancelled
+    # with a traceback in the log ("timeout graceful shutdown exceeded").
+    with contextlib.ExitStack() as stack:
+        with serve(tmp_path / "data") as url:
+            http = stack.enter_context(httpx.Client(base_url=url, timeout=10))
+            headers = {"Accept": "text/event-stream"}
+            stream = stack.enter_context(
+                http.stream("GET", topic_url(topic, "/events"), headers=headers)
+            )
+            lines = stream.iter_lines()
+            assert next(lines) == "retry: 1000"
+            started = time.monotonic()
+        assert time.monotonic() - started < 5  # serve (SIGTERM) has exited
+        assert [line for line in lines if line] == []  # the stream ended cleanly
+    [log] = tmp_path.glob("serve-*.log")
+    assert "graceful shutdown exceeded" not in log.read_text()

@@ -3,12 +3,15 @@
 ``GET /v1/topics/{topic}/events`` answers JSON, or with ``Accept: text/event-stream`` a live
 Server-Sent Events tail: each event's ``id:`` is its cursor, so a browser's ``EventSource``
 resumes after a disconnect where it left off (``Last-Event-ID``). The tail reads the feed
-again every ``POLL_INTERVAL`` while it is idle (one XRANGE, no connection held in between).
+again every ``POLL_INTERVAL`` while it is idle (one XRANGE, no connection held in between),
+and ends as soon as the server begins to stop, as long polls do, so that an open tail does not
+hold up a graceful shutdown (the client reconnects and resumes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -80,7 +83,8 @@ async def list_finished(request: Request) -> Response:
 
 async def list_events(request: Request) -> Response:
     """GET /v1/topics/{topic}/events?after=&limit= (JSON, or an SSE tail)."""
-    client = runtime(request).client
+    rt = runtime(request)
+    client = rt.client
     topic = path_param(request, "topic")
     limit = query_int(request, "limit", 100, 1, 1000)
     after = request.query_params.get("after") or None
@@ -95,7 +99,7 @@ async def list_events(request: Request) -> Response:
         raise
     if "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(
-            _tail(client, topic, events, after, limit),
+            _tail(client, topic, events, after, limit, rt.closing),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -110,17 +114,27 @@ def sse_message(event: JobEvent) -> bytes:
 
 
 async def _tail(
-    client: AsyncClient, topic: str, first: list[JobEvent], after: str | None, limit: int
+    client: AsyncClient,
+    topic: str,
+    first: list[JobEvent],
+    after: str | None,
+    limit: int,
+    closing: asyncio.Event,
 ) -> AsyncIterator[bytes]:
+    """The SSE stream: ``first``, then each new event, until the client goes or ``closing``
+    is set (the server is stopping)."""
     yield b"retry: 1000\n\n"
     events, idle = first, 0.0
-    while True:
+    while not closing.is_set():
         for event in events:
             yield sse_message(event)
         if events:
             after, idle = events[-1].cursor, 0.0
         else:
-            await asyncio.sleep(POLL_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), POLL_INTERVAL)
+            if closing.is_set():
+                return
             idle += POLL_INTERVAL
             if idle >= KEEPALIVE:
                 idle = 0.0
