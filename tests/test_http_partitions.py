@@ -219,3 +219,32 @@ async def test_the_timeline_adds_the_partitions_up(web: httpx.AsyncClient, topic
         await web.put(job_url(topic, f"t{i}"), json={"body": i, "delay": 90})
     found = (await web.get(topic_url(topic, "/timeline"), params={"width": 60})).json()
     assert sum(found["counts"]) == 6
+
+
+async def test_finished_jobs_of_a_partitioned_topic_page_partition_after_partition(
+    web: httpx.AsyncClient, topic: str
+) -> None:
+    # The finished jobs are recorded in each partition: the topic's listing used to be empty.
+    await partition(web, topic, 3)
+    names = [f"f{i}" for i in range(7)]
+    for name in names:
+        await web.put(job_url(topic, name), json={"body": 1})
+        assert (await web.delete(job_url(topic, name))).status_code == 204
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await web.get(topic_url(topic, "/finished"), params=params)).json()
+        assert len(page["jobs"]) <= 2
+        seen += [job["id"] for job in page["jobs"]]
+        assert all(job["outcome"] == "cancelled" for job in page["jobs"])
+        cursor = page["cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == names
+    done = await web.get(topic_url(topic, "/finished"), params={"outcome": "done"})
+    assert done.json() == {"jobs": [], "cursor": None}
+    bad = await web.get(topic_url(topic, "/finished"), params={"cursor": "3:"})
+    assert bad.status_code == 400 and error_of(bad)["field"] == "cursor"
+    fragment = await web.get("/dashboard/finished", params={"topic": topic})
+    assert fragment.status_code == 200 and all(name in fragment.text for name in names)

@@ -34,7 +34,7 @@ from . import topic_config
 from .client import AsyncClient, Client
 from .errors import InvalidArgument
 from .keys import partitions_key, topics_key
-from .models import Job, JobPage, Timeline, TopicStats
+from .models import HistoryPage, Job, JobHistory, JobPage, Timeline, TopicStats
 from .operate import Flow
 from .ops import Call, Operations, Step
 from .partitions import SEPARATOR, Partitions, merge_stats
@@ -226,6 +226,28 @@ def jobs_page(
             return JobPage(jobs, None)
         if len(jobs) == limit:
             return JobPage(jobs, f"{index}:")
+
+
+def finished_page(
+    ops: Operations, layout: Partitions, *, outcome: object = None, limit: int = 100,
+    cursor: str | None = None,
+) -> Flow[HistoryPage]:  # fmt: skip
+    """One page of a partitioned topic's finished jobs: partition after partition (most recent
+    first within each, no order across them); the cursor is as :func:`jobs_page`'s."""
+    index, inner = _cursor(cursor, layout.count)
+    jobs: list[JobHistory] = []
+    while True:
+        page = yield ops.finished(
+            layout.name(index), outcome=outcome, limit=limit - len(jobs), cursor=inner
+        )
+        jobs.extend(page.jobs)
+        if page.cursor is not None:
+            return HistoryPage(jobs, f"{index}:{page.cursor}")
+        index, inner = index + 1, None
+        if index == layout.count:
+            return HistoryPage(jobs, None)
+        if len(jobs) == limit:
+            return HistoryPage(jobs, f"{index}:")
 
 
 def route(client: Client, topic: str, job_id: str) -> str:

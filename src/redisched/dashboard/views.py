@@ -26,6 +26,7 @@ from ..http.errors import ApiError
 from ..http.runtime import runtime
 from ..keys import validate_topic
 from ..models import DEFAULT_MAX_ATTEMPTS
+from ..partition_setting import finished_page, run_async
 from ..topic_config import MAX_PARTITIONS
 from . import chart, data
 
@@ -153,9 +154,13 @@ class Dashboard:
         name = validate_topic(_query(request, "topic"))
         outcome = request.query_params.get("outcome") or None
         cursor = request.query_params.get("cursor") or None
-        page = await runtime(request).client.finished(
-            name, outcome=outcome, limit=25, cursor=cursor
-        )
+        rt = runtime(request)
+        found = await partitioned.layout(rt, name)
+        if found is None:
+            page = await rt.client.finished(name, outcome=outcome, limit=25, cursor=cursor)
+        else:  # partition after partition, as the HTTP route
+            flow = finished_page(rt.client.ops, found, outcome=outcome, limit=25, cursor=cursor)
+            page = await run_async(rt.client, flow)
         context = {"topic": name, "outcome": outcome or "", "page": page, "cursor": cursor}
         return self._render(request, "finished.html", context)
 

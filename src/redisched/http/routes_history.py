@@ -21,10 +21,11 @@ from ..client import AsyncClient
 from ..errors import InvalidArgument
 from ..json_body import to_json
 from ..models import JobEvent, JobHistory
+from ..partition_setting import finished_page, run_async
 from . import schemas
 from .endpoint import ENCODER, Endpoint, Param, json_response
 from .errors import ApiError
-from .partitioned import job_path
+from .partitioned import job_path, layout
 from .paths import path_param
 from .routes_topics import query_int
 from .runtime import runtime
@@ -70,14 +71,19 @@ async def get_history(request: Request) -> Response:
 
 
 async def list_finished(request: Request) -> Response:
-    """GET /v1/topics/{topic}/finished?outcome=&limit=&cursor=."""
+    """GET /v1/topics/{topic}/finished?outcome=&limit=&cursor= (a partitioned topic's:
+    partition after partition, as job listings)."""
+    rt = runtime(request)
     topic = path_param(request, "topic")
-    page = await runtime(request).client.finished(
-        topic,
-        outcome=request.query_params.get("outcome") or None,
-        limit=query_int(request, "limit", 50, 1, 100),
-        cursor=request.query_params.get("cursor") or None,
-    )
+    outcome = request.query_params.get("outcome") or None
+    limit = query_int(request, "limit", 50, 1, 100)
+    cursor = request.query_params.get("cursor") or None
+    found = await layout(rt, topic)
+    if found is None:
+        page = await rt.client.finished(topic, outcome=outcome, limit=limit, cursor=cursor)
+    else:  # partition after partition
+        flow = finished_page(rt.client.ops, found, outcome=outcome, limit=limit, cursor=cursor)
+        page = await run_async(rt.client, flow)
     return json_response(schemas.FinishedPageOut([history_out(h) for h in page.jobs], page.cursor))
 
 
