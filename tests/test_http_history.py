@@ -164,6 +164,15 @@ def test_sse_tail_is_live_and_resumes_with_last_event_id(server: str, topic: str
         with http.stream("GET", topic_url(topic, "/events"), headers=resumed) as stream:
             [after] = _sse(stream.iter_lines(), 1)
             assert after["data"]["id"] == "second" and after["id"] == after["data"]["cursor"]
+        # A browser reconnects to the URL it was given, ?after= included, with the id of the
+        # last event it received: the events in between used to be sent again.
+        http.put(job_url(topic, "third"), json={"body": 3})
+        with http.stream(
+            "GET", topic_url(topic, "/events"), params={"after": put["id"]},
+            headers={**headers, "Last-Event-ID": after["id"]},
+        ) as stream:  # fmt: skip
+            [latest] = _sse(stream.iter_lines(), 1)
+            assert latest["data"]["id"] == "third"
 
 
 def test_sse_tail_ends_when_the_server_stops(tmp_path: Path, topic: str) -> None:

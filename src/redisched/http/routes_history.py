@@ -94,7 +94,9 @@ async def list_events(request: Request) -> Response:
     topic = path_param(request, "topic")
     limit = query_int(request, "limit", 100, 1, 1000)
     after = request.query_params.get("after") or None
-    resumed = after is None and request.headers.get("last-event-id")
+    # An EventSource reconnects to the same URL (its ?after= included) with the id of the
+    # last event it received: that one is the later position, so it wins.
+    resumed = request.headers.get("last-event-id")
     if resumed:
         after = resumed
     try:
@@ -176,7 +178,7 @@ ENDPOINTS = (
             Param("after", "query", {"type": "string"}, description="The last cursor seen."),
             Param("limit", "query", {**_LIMIT, "maximum": 1000}),
             Param("Last-Event-ID", "header", {"type": "string"},
-                  description="SSE resume: the id of the last event received."),
+                  description="SSE resume: the id of the last event received (wins over after)."),
         ),
         tag="history",
     ),
