@@ -192,3 +192,13 @@ def test_sse_tail_ends_when_the_server_stops(tmp_path: Path, topic: str) -> None
         assert [line for line in lines if line] == []  # the stream ended cleanly
     [log] = tmp_path.glob("serve-*.log")
     assert "graceful shutdown exceeded" not in log.read_text()
+
+
+def test_a_head_of_the_sse_tail_ends(server: str, topic: str) -> None:
+    # HEAD sends no body, so the tail behind it never ended: the keep-alive connection hung
+    # (and the tail read the feed four times a second) until the client went.
+    with httpx.Client(base_url=server, timeout=3) as http:
+        head = http.head(topic_url(topic, "/events"), headers={"Accept": "text/event-stream"})
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/event-stream")
+        assert http.get("/healthz").status_code == 200  # on the same connection

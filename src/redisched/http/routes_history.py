@@ -106,10 +106,13 @@ async def list_events(request: Request) -> Response:
             raise InvalidArgument("Last-Event-ID", exc.message) from None
         raise
     if "text/event-stream" in request.headers.get("accept", ""):
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        if request.method == "HEAD":  # no body ever goes out: a tail would never end
+            return Response(status_code=200, media_type="text/event-stream", headers=headers)
         return StreamingResponse(
             _tail(client, topic, events, after, limit, rt.closing),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers=headers,
         )
     cursor = events[-1].cursor if events else after
     return json_response(schemas.EventsOut([event_out(e) for e in events], cursor))
