@@ -257,6 +257,25 @@ async def test_end_at_stops_the_chain(api: Any, clock: FakeClock, topic: str) ->
     assert (await api.get_schedule(topic, "s")).next_run_at is None
 
 
+async def test_the_year_9999_ends_an_interval_chain(api: Any, clock: FakeClock, topic: str) -> None:
+    last = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    created = await api.schedule(topic, "s", b"", every=1, start_at=last)
+    assert created.next_run_at == last
+    clock.now = last.timestamp()
+    pulled = await api.pull(topic)  # the next one would be in the year 10000
+    assert pulled.id == "s@9999-12-31T23:59:59Z"
+    (listed,) = await api.schedules(topic)
+    assert listed.next_run_at is None and listed.last_run_at == last
+    assert (await api.stats(topic)).scheduled == 0
+    clock.now = last.timestamp() - 3600
+    await api.schedule(topic, "t", b"", every=86_400, start_at=last - timedelta(hours=1))
+    job = await api.reserve(topic)
+    assert job is not None and job.id == "t@9999-12-31T22:59:59Z"
+    assert (await api.get_schedule(topic, "t")).next_run_at is None
+    replaced = await api.schedule(topic, "t", b"", every=86_400)  # after the last one reserved
+    assert replaced.next_run_at is None and (await api.stats(topic)).scheduled == 0
+
+
 async def test_schedules_lists_every_schedule(api: Any, clock: FakeClock, topic: str) -> None:
     assert await api.schedules(topic) == []
     await api.schedule(topic, "b", b"", every=5)

@@ -284,6 +284,7 @@ end
 local S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY,
   S_TIMES = 2, 3, 4, 5, 6, 7, 8, 9, 10, 14
 local REFILL_BELOW = 16  -- fewer cron times left: the glue is asked to compute more
+local LAST_RUN_AT = 253402300799000 -- 9999-12-31T23:59:59Z: no job runs later (validate.py)
 -- An occurrence's id names its UTC time: <schedule id>@YYYY-MM-DDTHH:MM:SSZ.
 local function iso(ms)
   local s = math.floor(ms / 1000)
@@ -331,7 +332,7 @@ local function advance_schedule(id)
     next_at = table.remove(times, 1) or 0
     if #times < REFILL_BELOW then redis.call('ZADD', refill_key, 'NX', now, sid) end
   end
-  if s[S_END_AT] > 0 and next_at > s[S_END_AT] then next_at = 0 end
+  if next_at > LAST_RUN_AT or (s[S_END_AT] > 0 and next_at > s[S_END_AT]) then next_at = 0 end
   s[S_LAST], s[S_NEXT] = s[S_NEXT], next_at
   redis.call('HSET', schedules_key, sid, cmsgpack.pack(unpack(s, 1, S_TIMES)))
   if next_at > 0 then put_occurrence(sid .. '@' .. iso(next_at), next_at, s) end

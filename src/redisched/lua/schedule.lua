@@ -27,7 +27,7 @@
 -- Returns: [status, version, next_ms]. status: 1 created, 2 replaced, 5 version conflict
 --   (if_version did not match; version is the current one, 0 when there is no schedule;
 --   nothing changed). next_ms is the time of the occurrence now pending (0: none, the schedule
---   has ended). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
+--   has ended: past end_ms, or past 9999-12-31T23:59:59Z, the last time a job can have). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
 --   (an empty anchor_ms keeps the replaced schedule's anchor, else takes now rounded up to a
 --   second). every_ms 0 makes a cron schedule whose upcoming UTC times are ARGV[14...]
 --   (ascending whole seconds, computed by the glue; cron and tz are kept for it). An occurrence
@@ -56,6 +56,7 @@ local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
 local CREATED, REPLACED, VERSION_CONFLICT = 1, 2, 5
 local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25 -- as put.lua
+local LAST_RUN_AT = 253402300799000 -- 9999-12-31T23:59:59Z: no job runs later (validate.py)
 local SCHEDULE_REPLACED = 'schedule replaced' -- the detail of its occurrence's event
 local now = tonumber(ARGV[1])
 if not now then
@@ -356,7 +357,7 @@ else
   while #times > 0 and times[1] < earliest do table.remove(times, 1) end
   next_at = table.remove(times, 1) or 0
 end
-if end_at > 0 and next_at > end_at then next_at = 0 end
+if next_at > LAST_RUN_AT or (end_at > 0 and next_at > end_at) then next_at = 0 end
 s[S_ANCHOR], s[S_TIMES] = anchor, times
 
 local next_id = next_at > 0 and id .. '@' .. iso(next_at)
