@@ -91,6 +91,39 @@ async def test_scheduling_again_goes_on_from_the_finished_version(
     assert kinds(await api.history(topic, occurrence)) == ["put"]
 
 
+@pytest.mark.parametrize("consume", ["reserve", "pull"])
+async def test_the_next_occurrence_goes_on_from_the_finished_version(
+    api: Any, clock: FakeClock, topic: str, consume: str
+) -> None:
+    clock.now = at("2027-05-01 17:40").timestamp()
+    await api.schedule(topic, "s", b"", cron="0 18 * * *")
+    await api.schedule(topic, "s", b"", cron="0,50 17,18 * * *")  # 18:00 ends cancelled
+    cancelled = "s@2027-05-01T18:00:00Z"
+    assert (await api.history(topic, cancelled)).version == 1
+    clock.now = at("2027-05-01 17:50").timestamp()
+    assert (await getattr(api, consume)(topic)).id == "s@2027-05-01T17:50:00Z"
+    job = await api.get(topic, cancelled)  # put again by the lease: version 2, not 1 again
+    assert job.version == 2 and (await api.history(topic, cancelled)).version == 2
+
+
+async def test_a_refilled_occurrence_goes_on_from_the_finished_version(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"", cron="* * * * *")
+    leased = []
+    while (await api.get_schedule(topic, "s")).next_run_at is not None:  # no ack: no refill
+        leased.append(await api.reserve(topic))
+        clock.advance(60)
+    clock.advance(10)
+    later = f"s@{datetime.fromtimestamp(clock.now + 50, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    await api.put(topic, later, b"")  # an earlier life of the id refill will put
+    assert await api.delete(topic, later) is True
+    await api.ack(leased[0])  # refills the schedule that ran dry: its first time after now
+    assert (await api.get_schedule(topic, "s")).next_run_at.timestamp() == clock.now + 50
+    assert (await api.get(topic, later)).version == 2
+
+
 async def test_leasing_occurrences_with_other_jobs_puts_each_next_one_after_its_lease(
     api: Any, clock: FakeClock, topic: str
 ) -> None:

@@ -226,13 +226,22 @@ local function iso(ms)
   return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', year, month, day,
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
--- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone).
+-- The finished version of id + 1 (versions never repeat for an id, as put.lua), else 1.
+local function next_version(id)
+  local ended = history_on and redis.call('HGET', history_key, id)
+  if not ended then return 1 end
+  local before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
+  return before[F_VERSION + 1] + 1
+end
+
+-- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone); its
+-- version goes on from a finished record of the same id (next_version).
 local function put_occurrence(id, at, s)
-  local job = {}
-  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
-  job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], at, 0
-  job[BODY] = s[S_BODY]
   if redis.call('HEXISTS', jobs_key, id) == 1 then return false end
+  local job = {}
+  job[STATE], job[VERSION], job[ATTEMPTS] = SCHEDULED, next_version(id), 0
+  job[PRIORITY], job[TTR], job[MAX_ATTEMPTS] = s[S_PRIORITY], s[S_TTR], s[S_MAX_ATTEMPTS]
+  job[RUN_AT], job[SEQ], job[BODY] = at, 0, s[S_BODY]
   add_event(id, job, 'put')
   if history_on and at > now then job[LOG], job[SEQ] = nil, at - now end -- implied (put.lua)
   redis.call('HSET', jobs_key, id, encode(job))

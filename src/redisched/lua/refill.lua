@@ -6,6 +6,7 @@
 -- KEYS[5] meta hash
 -- KEYS[6] wake channel
 -- KEYS[7] feed stream
+-- KEYS[8] history hash
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] id string
 -- ARGV[3] version int
@@ -18,7 +19,7 @@
 --   The schedule leaves the refill set. A new occurrence gets a put event, like any put.
 -- Complexity: O(T + log M) for T times.
 local jobs_key, scheduled_key, schedules_key, refill_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local meta_key, wake_channel, feed_key = KEYS[5], KEYS[6], KEYS[7]
+local meta_key, wake_channel, feed_key, history_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -176,13 +177,23 @@ local function iso(ms)
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
 
--- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone).
+local F_VERSION = 3 -- the finished record's version field (ack.lua)
+-- The finished version of id + 1 (versions never repeat for an id, as put.lua), else 1.
+local function next_version(id)
+  local ended = history_on and redis.call('HGET', history_key, id)
+  if not ended then return 1 end
+  local before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
+  return before[F_VERSION + 1] + 1
+end
+
+-- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone); its
+-- version goes on from a finished record of the same id (next_version).
 local function put_occurrence(id, at, s)
-  local job = {}
-  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
-  job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], at, 0
-  job[BODY] = s[S_BODY]
   if redis.call('HEXISTS', jobs_key, id) == 1 then return false end
+  local job = {}
+  job[STATE], job[VERSION], job[ATTEMPTS] = SCHEDULED, next_version(id), 0
+  job[PRIORITY], job[TTR], job[MAX_ATTEMPTS] = s[S_PRIORITY], s[S_TTR], s[S_MAX_ATTEMPTS]
+  job[RUN_AT], job[SEQ], job[BODY] = at, 0, s[S_BODY]
   add_event(id, job, 'put')
   if history_on and at > now then job[LOG], job[SEQ] = nil, at - now end -- implied (put.lua)
   redis.call('HSET', jobs_key, id, encode(job))

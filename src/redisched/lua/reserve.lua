@@ -8,6 +8,7 @@
 -- KEYS[7] schedules hash
 -- KEYS[8] refill zset
 -- KEYS[9] feed stream
+-- KEYS[10] history hash
 -- ARGV[1] now_ms int|empty
 -- ARGV[2] count int|empty
 -- ARGV[3] ttr_ms int|empty
@@ -29,7 +30,7 @@
 -- Complexity: O((P + N) log M) for P promoted and N leased jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local errors_key, meta_key, schedules_key, refill_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local feed_key = KEYS[9]
+local feed_key, history_key = KEYS[9], KEYS[10]
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -302,13 +303,23 @@ local function iso(ms)
   return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', year, month, day,
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
--- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone).
+local F_VERSION = 3 -- the finished record's version field (ack.lua)
+-- The finished version of id + 1 (versions never repeat for an id, as put.lua), else 1.
+local function next_version(id)
+  local ended = history_on and redis.call('HGET', history_key, id)
+  if not ended then return 1 end
+  local before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
+  return before[F_VERSION + 1] + 1
+end
+
+-- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone); its
+-- version goes on from a finished record of the same id (next_version).
 local function put_occurrence(id, at, s)
-  local job = {}
-  job[STATE], job[VERSION], job[ATTEMPTS], job[PRIORITY] = SCHEDULED, 1, 0, s[S_PRIORITY]
-  job[TTR], job[MAX_ATTEMPTS], job[RUN_AT], job[SEQ] = s[S_TTR], s[S_MAX_ATTEMPTS], at, 0
-  job[BODY] = s[S_BODY]
   if redis.call('HEXISTS', jobs_key, id) == 1 then return false end
+  local job = {}
+  job[STATE], job[VERSION], job[ATTEMPTS] = SCHEDULED, next_version(id), 0
+  job[PRIORITY], job[TTR], job[MAX_ATTEMPTS] = s[S_PRIORITY], s[S_TTR], s[S_MAX_ATTEMPTS]
+  job[RUN_AT], job[SEQ], job[BODY] = at, 0, s[S_BODY]
   add_event(id, job, 'put')
   if history_on and at > now then job[LOG], job[SEQ] = nil, at - now end -- implied (put.lua)
   redis.call('HSET', jobs_key, id, encode(job))
