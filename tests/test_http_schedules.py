@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 import redisched
+from redisched.partitions import Partitions
 
 pytestmark = pytest.mark.asyncio
 
@@ -101,3 +102,23 @@ async def test_schedules_are_in_the_openapi_document(http: httpx.AsyncClient) ->
     assert "get" in doc["paths"]["/v1/topics/{topic}/schedules"]
     schema = doc["components"]["schemas"]["PutSchedule"]
     assert {"cron", "every", "tz", "body", "start_at", "end_at"} <= set(schema["properties"])
+
+
+async def test_a_partitioned_topics_schedule_runs_in_its_ids_partition(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    answer = await http.patch(f"/v1/topics/{topic}", json={"partitions": 4})
+    assert answer.status_code == 200, answer.text
+    held = Partitions(topic, 4).route("tick")
+    created = await http.put(url(topic, "tick"), json={"every": 60, "body": 1})
+    assert created.status_code == 201 and created.json()["topic"] == held, created.text
+    assert await py.get_schedule(topic, "tick") is None  # not in the logical topic itself
+    reserved = await http.post(f"/v1/topics/{topic}/reserve", json={"count": 4, "wait": 3})
+    leased = reserved.json()["jobs"]
+    assert [(j["topic"], j["id"].split("@")[0]) for j in leased] == [(held, "tick")]
+    assert (await http.get(url(topic, "tick"))).json()["last_run_at"] is not None
+    listed = (await http.get(url(topic))).json()["schedules"]
+    assert [(s["topic"], s["id"]) for s in listed] == [(held, "tick")]
+    assert (await http.delete(url(topic, "tick"), headers={"If-Match": '"1"'})).status_code == 204
+    assert (await http.get(url(topic, "tick"))).status_code == 404
+    assert (await http.get(url(topic))).json()["schedules"] == []

@@ -169,3 +169,17 @@ def test_cli_pause_and_the_timeline_cover_the_partitions(redis_url: str, topic: 
     assert all(client.stats(name).paused for name in [topic, *Partitions(topic, 2).names])
     assert cli(["resume", topic], redis_url).exit_code == 0
     assert not any(client.stats(name).paused for name in [topic, *Partitions(topic, 2).names])
+
+
+def test_cli_schedules_go_to_the_ids_partition(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 3}))
+    held = Partitions(topic, 3).route("tick")
+    made = cli(["schedule", topic, "tick", "--every", "60"], redis_url)
+    assert made.exit_code == 0 and json.loads(made.output)["topic"] == held, made.output
+    assert client.get_schedule(topic, "tick") is None and client.get_schedule(held, "tick")
+    listed = json.loads(cli(["schedules", topic], redis_url).output)
+    assert [(s["topic"], s["id"]) for s in listed] == [(held, "tick")]
+    assert cli(["unschedule", topic, "tick"], redis_url).exit_code == 0
+    assert client.get_schedule(held, "tick") is None
+    assert json.loads(cli(["schedules", topic], redis_url).output) == []

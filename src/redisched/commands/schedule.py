@@ -1,4 +1,7 @@
-"""``redisched schedule | schedules | unschedule``: recurring schedules from the shell."""
+"""``redisched schedule | schedules | unschedule``: recurring schedules from the shell.
+
+On a partitioned topic a schedule lives in the partition its id routes to, as over HTTP.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from typing import Any
 
 import click
 
+from .. import partition_setting
 from ..cli import _echo, client_for, url_option
 from ..models import Schedule
 from .output import utc_text
@@ -40,9 +44,10 @@ def schedule(
     body: str, ttr: float | None, priority: int, max_attempts: int | None,
 ) -> None:  # fmt: skip
     """Create or replace the recurring schedule ID of TOPIC."""
-    created = client_for(redis_url).schedule(
-        topic, id, body, cron=cron, every=every, tz=tz, ttr=ttr, priority=priority,
-        max_attempts=max_attempts,
+    client = client_for(redis_url)
+    created = client.schedule(
+        partition_setting.route(client, topic, id), id, body, cron=cron, every=every, tz=tz,
+        ttr=ttr, priority=priority, max_attempts=max_attempts,
     )  # fmt: skip
     _echo(schedule_json(created))
 
@@ -52,7 +57,10 @@ def schedule(
 @click.argument("topic")
 def schedules(redis_url: str | None, topic: str) -> None:
     """List the schedules of TOPIC."""
-    _echo([schedule_json(s) for s in client_for(redis_url).schedules(topic)])
+    client = client_for(redis_url)
+    count = client.execute(partition_setting.read_count(client.ops, topic))
+    found = [s for name in partition_setting.names(topic, count) for s in client.schedules(name)]
+    _echo([schedule_json(s) for s in sorted(found, key=lambda s: (s.id, s.topic))])
 
 
 @click.command()
@@ -61,6 +69,7 @@ def schedules(redis_url: str | None, topic: str) -> None:
 @click.argument("id")
 def unschedule(redis_url: str | None, topic: str, id: str) -> None:
     """Delete the schedule ID of TOPIC and its pending occurrence (exit 1 if absent)."""
-    if not client_for(redis_url).unschedule(topic, id):
+    client = client_for(redis_url)
+    if not client.unschedule(partition_setting.route(client, topic, id), id):
         raise click.ClickException(f"no schedule {id!r} in topic {topic!r}")
     _echo({"unscheduled": id})

@@ -179,7 +179,10 @@ async def topic_page(
     replies = await client.execute(joined([*calls, *parts]))
     stats, config, minutes, hours, page, rates, finished, events, throttled = replies[:9]
     listing = Listing(state, prefix, cursor, page)
-    schedules = await client.schedules(topic)  # a listing reads ids first: its own round trips
+    schedules = [  # a listing reads ids first: its own round trips; a partition's too
+        s for name in names(topic, count) for s in await client.schedules(name)
+    ]
+    schedules.sort(key=lambda s: (s.id, s.topic))
     return TopicPage(
         stats, config, minutes, hours, listing, rates, finished, events, schedules, throttled,
         held, replies[9:],

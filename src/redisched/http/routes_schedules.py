@@ -3,7 +3,9 @@
 PUT creates (201) or replaces (200) the schedule ``id`` of a topic; ``If-Match: <version>``
 makes it a compare-and-set (412 on a mismatch). The ETag
 of a schedule is its version. A bad cron, time zone, interval or time window is a 400 naming
-the field, and changes nothing stored.
+the field, and changes nothing stored. On a partitioned topic a schedule lives in the partition
+its id routes to (as a job with that id would), so its occurrences run there; the listing
+shows the topic's schedules and its partitions', each with the topic that holds it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..models import Schedule
 from . import schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
+from .partitioned import layout, route
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import stored_body
@@ -57,6 +60,7 @@ async def put_schedule(request: Request) -> Response:
     if_match = request.headers.get("if-match")
     if_version = None if if_match is None else parse_etag(if_match, "If-Match")
     data = stored_body(spec.body, rt.settings.max_body_size)
+    topic = await route(rt, topic, sid)
     call = rt.client.ops.schedule(
         topic, sid, data, cron=spec.cron, every=spec.every, tz=spec.tz, start_at=spec.start_at,
         end_at=spec.end_at, ttr=spec.ttr, priority=spec.priority,
@@ -69,8 +73,9 @@ async def put_schedule(request: Request) -> Response:
 
 async def get_schedule(request: Request) -> Response:
     """GET /v1/topics/{topic}/schedules/{id}."""
+    rt = runtime(request)
     topic, sid = path_param(request, "topic"), path_param(request, "id")
-    schedule = await runtime(request).client.get_schedule(topic, sid)
+    schedule = await rt.client.get_schedule(await route(rt, topic, sid), sid)
     if schedule is None:
         raise _not_found(topic, sid)
     return json_response(schedule_out(schedule), 200, {"ETag": etag(schedule.version)})
@@ -78,17 +83,24 @@ async def get_schedule(request: Request) -> Response:
 
 async def list_schedules(request: Request) -> Response:
     """GET /v1/topics/{topic}/schedules."""
+    rt = runtime(request)
     topic = path_param(request, "topic")
-    found = await runtime(request).client.schedules(topic)
+    found = await rt.client.schedules(topic)
+    partitions = await layout(rt, topic)
+    for name in [] if partitions is None else partitions.names:
+        found.extend(await rt.client.schedules(name))
+    found.sort(key=lambda s: (s.id, s.topic))
     return json_response(schemas.ScheduleList([schedule_out(s) for s in found]))
 
 
 async def delete_schedule(request: Request) -> Response:
     """DELETE /v1/topics/{topic}/schedules/{id}."""
+    rt = runtime(request)
     topic, sid = path_param(request, "topic"), path_param(request, "id")
     if_match = request.headers.get("if-match")
     if_version = None if if_match is None else parse_etag(if_match, "If-Match")
-    if not await runtime(request).client.unschedule(topic, sid, if_version=if_version):
+    held = await route(rt, topic, sid)
+    if not await rt.client.unschedule(held, sid, if_version=if_version):
         raise _not_found(topic, sid)
     return Response(status_code=204)
 
