@@ -349,3 +349,29 @@ def test_a_schedule_edited_keeps_the_digits_of_its_body(
     form.locator("button[type=submit]").click()
     expect(page.locator("#recurring-result")).to_contain_text("replaced: version 2")
     assert body in http.get(f"{base}/big").content
+
+
+def test_a_schedule_edited_keeps_the_fields_the_form_does_not_show(
+    page: Page, server: str, http: httpx.Client, topic: str
+) -> None:
+    # "Edit" sent only cron/every, tz and body: the PUT reset priority, ttr, max_attempts,
+    # start_at and end_at of the schedule (and of every occurrence) to their defaults.
+    base = f"/v1/topics/{quote(topic, safe='')}/schedules"
+    kept = {"priority": -5, "ttr": 7.5, "max_attempts": 3, "start_at": "2031-01-01T00:00:00Z",
+            "end_at": "2032-01-01T00:00:00Z"}  # fmt: skip
+    http.put(f"{base}/nightly", json={"cron": "0 2 * * *", "body": "x", **kept}).raise_for_status()
+    open_dashboard(page, server)
+    page.goto(f"{server}/#/topic/{quote(topic, safe='')}")
+    page.locator('#schedule-list tr[data-schedule="nightly"] button[data-edit-schedule]').click()
+    form = page.locator("#recurring-form")
+    expect(form.locator("[name=body]")).to_have_value("x")
+    form.locator("[name=cron]").fill("0 3 * * *")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#recurring-result")).to_contain_text("replaced: version 2")
+    saved = http.get(f"{base}/nightly").json()
+    assert saved["cron"] == "0 3 * * *" and {k: saved[k] for k in kept} == kept
+    # another id typed into the filled form is a new schedule: nothing is carried over
+    form.locator("[name=id]").fill("other")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#recurring-result")).to_contain_text("created: version 1")
+    assert http.get(f"{base}/other").json()["priority"] == 0

@@ -474,6 +474,10 @@
     const spec = { body: bodyValue(f.body.value), tz: f.tz.value || "UTC" };
     if (f.kind.value === "every") spec.every = Number(f.every.value);
     else spec.cron = f.cron.value;
+    // a PUT replaces the whole schedule: an edit sends again what the form does not show
+    if (kept && kept.topic === f.topic.value && kept.id === f.id.value) {
+      for (const [name, value] of Object.entries(kept.fields)) if (value !== null) spec[name] = value;
+    }
     const r = await api("PUT", schedulePath(f.topic.value, f.id.value), spec);
     if (r.status === 201 || r.status === 200) {
       const next = r.data.next_run_at ? ", next run " + r.data.next_run_at : "";
@@ -481,6 +485,9 @@
       refresh();
     } else setResult(out, errorText(r), "error");
   }
+
+  // The schedule "Edit" read last: its fields the recurring form has no input for.
+  let kept = null;
 
   // "Edit" on a schedule row fills the recurring form (the body is read from the API).
   async function editSchedule(button) {
@@ -493,9 +500,12 @@
     if (d.every) f.every.value = d.every;
     f.tz.value = d.tz;
     const r = await api("GET", schedulePath(d.topic, d.id));
+    kept = null;
     if (r.status === 200) {
       const body = r.data.body;
       f.body.value = typeof body === "string" ? body : JSON.stringify(body);
+      const { start_at, end_at, ttr, priority, max_attempts } = r.data;
+      kept = { topic: d.topic, id: d.id, fields: { start_at, end_at, ttr, priority, max_attempts } };
     }
     f.cron.focus();
   }
