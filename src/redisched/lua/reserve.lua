@@ -304,20 +304,17 @@ local function iso(ms)
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
 local F_VERSION = 3 -- the finished record's version field (ack.lua)
--- The finished version of id + 1 (versions never repeat for an id, as put.lua), else 1.
-local function next_version(id)
-  local ended = history_on and redis.call('HGET', history_key, id)
-  if not ended then return 1 end
-  local before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
-  return before[F_VERSION + 1] + 1
-end
-
 -- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone); its
--- version goes on from a finished record of the same id (next_version).
+-- version goes on from a finished record of the same id (versions never repeat for an id,
+-- as put.lua; inline: a closure made on every call costs Redis ~0.5 us, used or not).
 local function put_occurrence(id, at, s)
   if redis.call('HEXISTS', jobs_key, id) == 1 then return false end
   local job = {}
-  job[STATE], job[VERSION], job[ATTEMPTS] = SCHEDULED, next_version(id), 0
+  local ended, version = history_on and redis.call('HGET', history_key, id), 1
+  if ended then -- unpack_limit's first value is the offset read, then the fields
+    version = ({cmsgpack.unpack_limit(ended, F_VERSION)})[F_VERSION + 1] + 1
+  end
+  job[STATE], job[VERSION], job[ATTEMPTS] = SCHEDULED, version, 0
   job[PRIORITY], job[TTR], job[MAX_ATTEMPTS] = s[S_PRIORITY], s[S_TTR], s[S_MAX_ATTEMPTS]
   job[RUN_AT], job[SEQ], job[BODY] = at, 0, s[S_BODY]
   add_event(id, job, 'put')
