@@ -642,7 +642,8 @@ class Client:
         ``digest@2027-03-29T07:00:00Z``) with this body and options; the next one is put in
         the step that reserves the current one. ``cron`` is a 5-field crontab read in ``tz``
         (Debian cron DST rules); ``every`` is whole seconds (>= 1) from ``start_at`` (default:
-        now). A replacement takes effect from the next occurrence not yet reserved.
+        now; an interval replaced without ``start_at`` keeps its anchor). A replacement takes
+        effect from the next occurrence not yet reserved.
         ``if_version`` makes it conditional (VersionConflict on a mismatch).
         """
         return self._run(
@@ -1132,7 +1133,8 @@ class AsyncClient:
         ``digest@2027-03-29T07:00:00Z``) with this body and options; the next one is put in
         the step that reserves the current one. ``cron`` is a 5-field crontab read in ``tz``
         (Debian cron DST rules); ``every`` is whole seconds (>= 1) from ``start_at`` (default:
-        now). A replacement takes effect from the next occurrence not yet reserved.
+        now; an interval replaced without ``start_at`` keeps its anchor). A replacement takes
+        effect from the next occurrence not yet reserved.
         ``if_version`` makes it conditional (VersionConflict on a mismatch).
         """
         return await self._run(
