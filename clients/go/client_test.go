@@ -128,14 +128,24 @@ func TestBadJobArguments(t *testing.T) {
 		t.Errorf("a refused topic was added to the topics set")
 	}
 	for what, err := range map[string]error{
-		"get":          func() error { _, err := c.Get(ctx, topic, ""); return err }(),
-		"delete":       func() error { _, err := c.Delete(ctx, topic, "", 0); return err }(),
-		"delete CAS":   func() error { _, err := c.Delete(ctx, topic, "kept", -2); return err }(),
-		"reserve 0":    func() error { _, err := c.Reserve(ctx, topic, 0, 0); return err }(),
-		"lease 1001":   func() error { _, err := c.Lease(ctx, topic, 1001, 0); return err }(),
-		"reserve ttr":  func() error { _, err := c.Reserve(ctx, topic, 1, -5); return err }(),
-		"touch ttr":    func() error { _, err := c.Touch(ctx, &Job{Topic: topic, ID: "kept", Token: "1"}, -1); return err }(),
-		"release -1ms": func() error { _, err := c.Release(ctx, &Job{Topic: topic, ID: "kept", Token: "1"}, -1, ""); return err }(),
+		"get":           func() error { _, err := c.Get(ctx, topic, ""); return err }(),
+		"delete":        func() error { _, err := c.Delete(ctx, topic, "", 0); return err }(),
+		"delete CAS":    func() error { _, err := c.Delete(ctx, topic, "kept", -2); return err }(),
+		"reserve 0":     func() error { _, err := c.Reserve(ctx, topic, 0, 0); return err }(),
+		"lease 1001":    func() error { _, err := c.Lease(ctx, topic, 1001, 0); return err }(),
+		"reserve ttr":   func() error { _, err := c.Reserve(ctx, topic, 1, -5); return err }(),
+		"touch ttr":     func() error { _, err := c.Touch(ctx, &Job{Topic: topic, ID: "kept", Token: "1"}, -1); return err }(),
+		"release -1ms":  func() error { _, err := c.Release(ctx, &Job{Topic: topic, ID: "kept", Token: "1"}, -1, ""); return err }(),
+		"ack nil":       c.Ack(ctx, nil),
+		"ack no token":  c.Ack(ctx, &Job{Topic: topic, ID: "kept"}),
+		"ack no id":     c.Ack(ctx, &Job{Topic: topic, Token: "1"}),
+		"bury no token": c.Bury(ctx, &Job{Topic: topic, ID: "kept"}, ""),
+		"bury reason":   c.Bury(ctx, &Job{Topic: topic, ID: "kept", Token: "1"}, "a\xff"),
+		"release text": func() error {
+			_, err := c.Release(ctx, &Job{Topic: topic, ID: "kept", Token: "1"}, 0, "a\xff")
+			return err
+		}(),
+		"touch nil": func() error { _, err := c.Touch(ctx, nil, 0); return err }(),
 	} {
 		if !errors.As(err, &invalid) {
 			t.Errorf("%s: want an InvalidArgument, got %v", what, err)

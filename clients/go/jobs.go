@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -110,6 +111,20 @@ func (c *Client) checkPut(topic, id string, body []byte, o PutOptions) error {
 }
 
 // checkLease checks Reserve's and Lease's count (1 to 1000) and ttrMs (0: each job's own ttr).
+// checkReserved refuses a job no reservation could be acted on with (nil, no token, a bad id)
+// and a text (an error or reason) that is not UTF-8, as the Python client does: nothing is sent.
+func checkReserved(job *Job, text, textField string) error {
+	switch {
+	case job == nil:
+		return invalidArg("job", "must be a job returned by Reserve or Lease")
+	case job.Token == "":
+		return invalidArg("job", "has no token: only reserved jobs can be acked, released or buried")
+	case !utf8.ValidString(text):
+		return invalidArg(textField, "must be valid UTF-8")
+	}
+	return checkJobID(job.ID, "job.ID", maxIDBytes)
+}
+
 func checkLease(count, ttrMs int64) error {
 	if err := checkRange(count, "count", 1, maxCount); err != nil {
 		return err
@@ -200,6 +215,9 @@ func (c *Client) Ack(ctx context.Context, job *Job) error { return c.AckWith(ctx
 // *InvalidArgument when it cannot be encoded, and nothing is sent); ErrStale if its token is no
 // longer current.
 func (c *Client) AckWith(ctx context.Context, job *Job, result any) error {
+	if err := checkReserved(job, "", ""); err != nil {
+		return err
+	}
 	data, err := EncodeResult(result)
 	if err != nil {
 		return err
@@ -223,6 +241,9 @@ func (c *Client) Release(ctx context.Context, job *Job, delayMs int64, errorText
 
 // Touch extends a reservation (ttrMs 0: the job's ttr); the new deadline.
 func (c *Client) Touch(ctx context.Context, job *Job, ttrMs int64) (int64, error) {
+	if err := checkReserved(job, "", ""); err != nil {
+		return 0, err
+	}
 	if err := checkRange(ttrMs, "ttrMs", 0, maxTTRMs); err != nil {
 		return 0, err
 	}
@@ -239,6 +260,9 @@ func (c *Client) Touch(ctx context.Context, job *Job, ttrMs int64) (int64, error
 
 // Bury moves a reserved job to dead with reason as its last error.
 func (c *Client) Bury(ctx context.Context, job *Job, reason string) error {
+	if err := checkReserved(job, reason, "reason"); err != nil {
+		return err
+	}
 	replies, err := c.withRefill(ctx, job.Topic, []Step{{Script: "bury", Args: Args{"now_ms": c.now(),
 		"id": job.ID, "token": job.Token, "reason": reason}}})
 	if err != nil {

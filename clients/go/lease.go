@@ -126,6 +126,9 @@ func (c *Client) Requeue(ctx context.Context, topic string, limit int64) (int64,
 
 // ReleaseJob is Release with unstarted: a job leased but handed to no one gets its attempt back.
 func (c *Client) ReleaseJob(ctx context.Context, job *Job, delayMs int64, errorText string, unstarted bool) (string, error) {
+	if err := checkReserved(job, errorText, "errorText"); err != nil {
+		return "", err
+	}
 	if err := checkRange(delayMs, "delayMs", 0, maxDelayMs); err != nil {
 		return "", err
 	}

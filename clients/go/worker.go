@@ -569,6 +569,8 @@ func (w *Worker) release(a *attempt, delay time.Duration, errText string) {
 	if !started {
 		errText = ""
 	}
+	// a handler's error may hold bytes that are not UTF-8 (a file name): ReleaseJob refuses them
+	errText = strings.ToValidUTF8(errText, "\uFFFD")
 	state, err := w.client.ReleaseJob(context.Background(), job, delay.Milliseconds(), errText, !started)
 	switch {
 	case errors.Is(err, ErrStale):

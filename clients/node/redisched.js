@@ -42,6 +42,15 @@ function reservedJob(job) {
   return job;
 }
 
+/** A free text (a release's error, a bury's reason): a string of valid Unicode (a lone
+ * surrogate has no UTF-8; it was stored as U+FFFD) of at most 64 Ki characters, as Python's. */
+function freeText(value, field) {
+  if (typeof value !== 'string') throw new InvalidArgument(field, `must be a string, not ${typeof value}`);
+  if (value.length > 65536) throw new InvalidArgument(field, 'must be at most 65536 characters');
+  if (!value.isWellFormed()) throw new InvalidArgument(field, 'must be valid Unicode (no lone surrogates)');
+  return value;
+}
+
 const PUT_STATUS = { 1: 'created', 2: 'exists', 3: 'replaced', 4: 'pending' };
 const VERSION_CONFLICT = 5;
 
@@ -265,6 +274,7 @@ class Scheduler {
   /** Finish a reserved job; `result` is kept in its history: a Buffer or string as it is,
    * null for none, any other value as JSON (see results.js). */
   async ack(job, result = null) {
+    reservedJob(job);
     const data = encodeResult(result);
     const [[status]] = await this.withRefill(job.topic,
       [['ack', { now_ms: this.now(), id: [job.id], token: [job.token], result: [data] }, false]]);
@@ -276,7 +286,8 @@ class Scheduler {
   async release(job, { delayMs = 0, error = '', unstarted = false } = {}) {
     reservedJob(job);
     const [[status, state]] = await this.withRefill(job.topic, [['release', {
-      now_ms: this.now(), id: job.id, token: job.token, delay_ms: durationMs(delayMs, 'delayMs'), error,
+      now_ms: this.now(), id: job.id, token: job.token, delay_ms: durationMs(delayMs, 'delayMs'),
+      error: freeText(error, 'error'),
       refund: unstarted ? 1 : 0,
     }, false]]);
     if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
@@ -293,8 +304,9 @@ class Scheduler {
   }
 
   async bury(job, { reason = '' } = {}) {
+    reservedJob(job);
     const [[status]] = await this.withRefill(job.topic,
-      [['bury', { now_ms: this.now(), id: job.id, token: job.token, reason }, false]]);
+      [['bury', { now_ms: this.now(), id: job.id, token: job.token, reason: freeText(reason, 'reason') }, false]]);
     if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
   }
 

@@ -365,7 +365,9 @@ class Worker {
     }
     a.lost = true; // released: a late end of the handler changes nothing
     try {
-      const state = await this.scheduler.release(job, { delayMs, error: a.started ? error : '', unstarted: !a.started });
+      // a handler's error may hold a lone surrogate (release refuses it): as U+FFFD instead
+      const text = a.started ? String(error).toWellFormed() : '';
+      const state = await this.scheduler.release(job, { delayMs, error: text, unstarted: !a.started });
       if (state === 'dead') {
         this.log.error(`redisched worker: job ${job.id} of ${job.topic} is dead after ${job.attempts} attempts: ${error.split('\n')[0]}`);
       } else {

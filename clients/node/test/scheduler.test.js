@@ -90,6 +90,11 @@ test('bad job arguments name the field, send nothing and leave the stored job al
   await assert.rejects(s.reserve(topic, { ttrMs: -5 }), (e) => e.field === 'ttrMs');
   await assert.rejects(s.release({ topic, id: 'kept', token: '1' }, { delayMs: NaN }), (e) => e.field === 'delayMs');
   await assert.rejects(s.touch({ topic, id: 'kept' }), (e) => e.field === 'job');
+  await assert.rejects(s.ack({ topic, id: 'kept' }), (e) => e.field === 'job');
+  await assert.rejects(s.ack({ topic, id: '', token: '1' }), (e) => e.field === 'job.id');
+  await assert.rejects(s.bury({ topic, id: 'kept' }), (e) => e.field === 'job');
+  await assert.rejects(s.bury({ topic, id: 'kept', token: '1' }, { reason: 'a\ud800' }), (e) => e.field === 'reason');
+  await assert.rejects(s.release({ topic, id: 'kept', token: '1' }, { error: 'a\udc00' }), (e) => e.field === 'error');
   assert.deepEqual(await s.get(topic, 'kept'), before);
   assert.equal(await redis.hlen(`redisched:{${topic}}:jobs`), 1);
 });
