@@ -229,6 +229,7 @@ def test_every_job_command_names_where_its_redis_url_comes_from() -> None:
     # `make serve` starts its own Redis, not the one at the default URL: a command's --help
     # said only "Redis URL.", leaving a new user to find the variable and the default.
     from redisched.cli import LAZY_COMMANDS
+    from redisched.config import DEFAULT_URL
 
     runner = CliRunner()
     names = [*main.commands, *LAZY_COMMANDS]
@@ -236,7 +237,7 @@ def test_every_job_command_names_where_its_redis_url_comes_from() -> None:
     for name in names:
         text = " ".join(runner.invoke(main, [name, "--help"]).output.split())
         if "--redis-url URL" in text and name not in ("serve", "worker"):
-            assert "[env REDISCHED_REDIS_URL; default redis://127.0.0.1:6379/0]" in text, name
+            assert f"[env REDISCHED_REDIS_URL; default {DEFAULT_URL}]" in text, name
             shown += 1
     assert shown >= 24
 
