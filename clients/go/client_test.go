@@ -3,31 +3,16 @@ package redisched
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 )
 
 // TestClientLifecycle drives the typed methods on a fixed clock.
 func TestClientLifecycle(t *testing.T) {
-	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
-	if url == "" {
-		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
-	}
-	pool := NewPool(url)
-	defer pool.Close()
-	c, err := New(pool, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, topic := testClient(t, "go-glue-")
 	now := int64(1_900_000_000_000)
 	c.Clock = func() int64 { return now }
-	random := make([]byte, 4)
-	rand.Read(random)
-	topic := "go-glue-" + hex.EncodeToString(random)
 	ctx := context.Background()
 	check := func(ok bool, what string, got ...any) {
 		t.Helper()
@@ -83,19 +68,7 @@ func TestClientLifecycle(t *testing.T) {
 // an *InvalidArgument naming it (the Python client's checks); nothing is sent, so the stored job
 // and the topics set stay as they were.
 func TestBadJobArguments(t *testing.T) {
-	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
-	if url == "" {
-		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
-	}
-	pool := NewPool(url)
-	defer pool.Close()
-	c, err := New(pool, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	random := make([]byte, 4)
-	rand.Read(random)
-	topic := "go-glue-" + hex.EncodeToString(random)
+	c, topic := testClient(t, "go-glue-")
 	ctx := context.Background()
 	if _, _, err := c.Put(ctx, topic, "kept", []byte("original"), PutOptions{DelayMs: 5000, Priority: 3}); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,15 @@ import (
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli() // a Tuesday
 
 func scheduleClient(t *testing.T, now *int64) (*Client, string) {
+	c, topic := testClient(t, "go-sched-")
+	c.Clock = func() int64 { return *now }
+	return c, topic
+}
+
+// testClient is a client of the redis-server at REDISCHED_TEST_REDIS_URL (one the test run
+// owns), closed when the test ends, and a topic of its own named topicPrefix + 8 hex digits.
+func testClient(t *testing.T, topicPrefix string) (*Client, string) {
+	t.Helper()
 	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
 	if url == "" {
 		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
@@ -26,10 +35,9 @@ func scheduleClient(t *testing.T, now *int64) (*Client, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Clock = func() int64 { return *now }
 	random := make([]byte, 4)
 	rand.Read(random)
-	return c, "go-sched-" + hex.EncodeToString(random)
+	return c, topicPrefix + hex.EncodeToString(random)
 }
 
 // TestIntervalSchedule: create, read, list, replace with IfVersion, delete, as the Python client.

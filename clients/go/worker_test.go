@@ -3,12 +3,9 @@ package redisched
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,19 +19,7 @@ import (
 // TestWorker runs due and future jobs once, retries failures with backoff, then stops.
 // (tests/test_glue_workers.py drives the worker process from Python: kill -9, grace, lag.)
 func TestWorker(t *testing.T) {
-	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
-	if url == "" {
-		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
-	}
-	pool := NewPool(url)
-	defer pool.Close()
-	c, err := New(pool, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	random := make([]byte, 4)
-	rand.Read(random)
-	topic := "go-worker-" + hex.EncodeToString(random)
+	c, topic := testClient(t, "go-worker-")
 	var mu sync.Mutex
 	var ran []string
 	handler := func(ctx context.Context, job *Job) (any, error) {
@@ -144,16 +129,7 @@ func TestSignatureAndSlots(t *testing.T) {
 // backoff and its message as last error (before, the release was refused and the job stayed
 // reserved, with no error, until its ttr); bad Options are refused.
 func TestRetryBadDelay(t *testing.T) {
-	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
-	if url == "" {
-		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
-	}
-	pool := NewPool(url)
-	defer pool.Close()
-	c, err := New(pool, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, topic := testClient(t, "go-worker-")
 	var invalid *InvalidArgument
 	if err := Retry(-time.Second, "x"); !errors.As(err, &invalid) || invalid.Field != "delay" {
 		t.Fatalf("Retry(-1s): %v", err)
@@ -166,9 +142,6 @@ func TestRetryBadDelay(t *testing.T) {
 	if _, err := NewWorker(c, handlers, Options{Grace: -time.Second, Logger: quiet}); !errors.As(err, &invalid) || invalid.Field != "Grace" {
 		t.Fatalf("Grace -1s: %v", err)
 	}
-	random := make([]byte, 4)
-	rand.Read(random)
-	topic := "go-worker-" + hex.EncodeToString(random)
 	ctx := context.Background()
 	if _, _, err := c.Put(ctx, topic, "j", []byte("x"), PutOptions{}); err != nil {
 		t.Fatal(err)
