@@ -28,19 +28,20 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import topic_config
 from .client import AsyncClient, Client
 from .errors import InvalidArgument
 from .keys import partitions_key, topics_key
-from .models import HistoryPage, Job, JobHistory, JobPage, Timeline, TopicStats
+from .models import HistoryPage, JobPage, Timeline, TopicStats
 from .operate import Flow
 from .ops import Call, Operations, Step
 from .partitions import SEPARATOR, Partitions, merge_stats
 from .topic_config import TopicConfig
 
 T = TypeVar("T")
+P = TypeVar("P", JobPage, HistoryPage)  # a page of a listing
 log = logging.getLogger(__name__)
 
 REFRESH = 5.0
@@ -212,20 +213,11 @@ def jobs_page(
 ) -> Flow[JobPage]:  # fmt: skip
     """One page of a partitioned topic's jobs in one state: partition after partition (no
     order across them); the cursor is ``<partition>:<that partition's cursor>``."""
-    index, inner = _cursor(cursor, layout.count)
-    jobs: list[Job] = []
-    while True:
-        page = yield ops.jobs(
-            layout.name(index), state, prefix=prefix, limit=limit - len(jobs), cursor=inner
-        )
-        jobs.extend(page.jobs)
-        if page.cursor is not None:
-            return JobPage(jobs, f"{index}:{page.cursor}")
-        index, inner = index + 1, None
-        if index == layout.count:
-            return JobPage(jobs, None)
-        if len(jobs) == limit:
-            return JobPage(jobs, f"{index}:")
+    jobs, after = yield from _across(
+        layout, limit, cursor,
+        lambda name, left, inner: ops.jobs(name, state, prefix=prefix, limit=left, cursor=inner),
+    )  # fmt: skip
+    return JobPage(jobs, after)
 
 
 def finished_page(
@@ -234,20 +226,31 @@ def finished_page(
 ) -> Flow[HistoryPage]:  # fmt: skip
     """One page of a partitioned topic's finished jobs: partition after partition (most recent
     first within each, no order across them); the cursor is as :func:`jobs_page`'s."""
+    jobs, after = yield from _across(
+        layout, limit, cursor,
+        lambda name, left, inner: ops.finished(name, outcome=outcome, limit=left, cursor=inner),
+    )  # fmt: skip
+    return HistoryPage(jobs, after)
+
+
+def _across(
+    layout: Partitions, limit: int, cursor: str | None,
+    page_of: Callable[[str, int, str | None], Call[P]],
+) -> Flow[tuple[list[Any], str | None]]:  # fmt: skip
+    """Up to ``limit`` entries of a listing, partition after partition from ``cursor``
+    (``page_of(partition, how many more, its cursor)`` reads one page), and the next cursor."""
     index, inner = _cursor(cursor, layout.count)
-    jobs: list[JobHistory] = []
+    entries: list[Any] = []
     while True:
-        page = yield ops.finished(
-            layout.name(index), outcome=outcome, limit=limit - len(jobs), cursor=inner
-        )
-        jobs.extend(page.jobs)
+        page = yield page_of(layout.name(index), limit - len(entries), inner)
+        entries.extend(page.jobs)
         if page.cursor is not None:
-            return HistoryPage(jobs, f"{index}:{page.cursor}")
+            return entries, f"{index}:{page.cursor}"
         index, inner = index + 1, None
         if index == layout.count:
-            return HistoryPage(jobs, None)
-        if len(jobs) == limit:
-            return HistoryPage(jobs, f"{index}:")
+            return entries, None
+        if len(entries) == limit:
+            return entries, f"{index}:"
 
 
 def route(client: Client, topic: str, job_id: str) -> str:
