@@ -335,45 +335,35 @@ async def test_a_delivery_that_its_deadline_makes_raise_leaves_no_cancellation_b
     assert runner.interrupted == []
 
 
-async def test_retry_after_is_honoured(
-    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
-) -> None:
+@pytest.mark.parametrize(
+    ("status", "retry_after", "options", "gap"),
+    [
+        (429, "1", {}, (0.98, 2.0)),  # honoured as asked
+        # too large to count: 400 digits made OverflowError escape the delivery, the job sat
+        # reserved until its lease lapsed; 5000, int() refused it, a failure spending an
+        # attempt. Both wait the topic's backoff_max.
+        (503, "9" * 400, {"backoff_max": 0.5}, (0.45, 2.0)),
+        (503, "9" * 5000, {"backoff_max": 0.5}, (0.45, 2.0)),
+    ],
+    ids=["seconds", "400-digits", "5000-digits"],
+)
+async def test_retry_after_waits_without_spending_an_attempt(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any, status: int,
+    retry_after: str, options: dict[str, float], gap: tuple[float, float],
+) -> None:  # fmt: skip
     async def busy_once(r: Receiver, call: Call) -> web.StreamResponse:
         if len(r.of(call.payload["id"])) == 1:
-            return web.Response(status=429, headers={"Retry-After": "1"})
+            return web.Response(status=status, headers={"Retry-After": retry_after})
         return web.Response(status=204)
 
     receiver.behaviour = busy_once
-    await configure(client, topic, receiver, backoff=0.01)
+    await configure(client, topic, receiver, backoff=0.01, **options)
     await dispatchers()
     await client.put(topic, "j", b"{}")
     await until(lambda: drained(client, topic))
     first, second = receiver.of("j")
-    assert 0.98 <= second.at - first.at < 2.0
+    assert gap[0] <= second.at - first.at < gap[1]
     # Back-pressure is not a failure: the attempt is given back, and counted apart.
-    assert second.payload["attempt"] == 1
-    meta = client.ops.keys(topic).name("meta")
-    assert await client.redis.hget(meta, "total_throttled") == b"1"
-
-
-@pytest.mark.parametrize("digits", [400, 5000])
-async def test_a_retry_after_too_large_to_count_waits_backoff_max_without_an_attempt(
-    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any, digits: int
-) -> None:
-    # 400 digits: OverflowError escaped the delivery, the job sat reserved until its lease
-    # lapsed; 5000: int() refused it, a failure spending an attempt
-    async def busy_once(r: Receiver, call: Call) -> web.StreamResponse:
-        if len(r.of(call.payload["id"])) == 1:
-            return web.Response(status=503, headers={"Retry-After": "9" * digits})
-        return web.Response(status=204)
-
-    receiver.behaviour = busy_once
-    await configure(client, topic, receiver, backoff=0.01, backoff_max=0.5)
-    await dispatchers()
-    await client.put(topic, "j", b"{}")
-    await until(lambda: drained(client, topic))
-    first, second = receiver.of("j")
-    assert 0.45 <= second.at - first.at < 2.0
     assert second.payload["attempt"] == 1
     meta = client.ops.keys(topic).name("meta")
     assert await client.redis.hget(meta, "total_throttled") == b"1"
