@@ -28,6 +28,8 @@ from redisched.keys import TopicKeys
 NOW = 1_900_000_000_000
 """The fixed clock of every vector, in epoch milliseconds (2030-03-17)."""
 SECOND = 1000
+FEED_EPOCH = NOW * 1000
+"""The epoch of a feed started at NOW: its clock in microseconds."""
 
 
 @dataclass(frozen=True)
@@ -657,10 +659,13 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         put("two jobs in one call: one entry, two events", ("a", "A"), ("b", "B")),
         reserve("lease both: one entry, two events", "r", count=2),
         ack("ack a", ("a", Token("r", 0)), now=NOW + S, results=("ok",)),
-        feed("everything, oldest first; an entry's id is 0-<events in the feed up to its last>",
-             limit=2),
+        feed("everything, oldest first; an entry's id is <epoch>-<events in the feed up to its "
+             "last>, a new feed's epoch the now_ms of its first call * 1000", limit=2),
         feed("the latest 2 events", limit=2, latest=1),
-        feed("after a cursor: the events after index 0 of entry 0-2", after_id="0-2", after_index=0,
+        feed(f"after a cursor: the events after index 0 of entry {FEED_EPOCH}-2",
+             after_id=f"{FEED_EPOCH}-2", after_index=0, limit=10),
+        feed("after an id of an earlier feed of the topic (started a ms before, deleted, the "
+             "topic used again): every event", after_id=f"{FEED_EPOCH - 1000}-9", after_index=0,
              limit=10),
         feed("a limit of 0 is an error", limit=0),
     ]),

@@ -374,14 +374,16 @@ async def test_a_meta_reset_while_the_feed_stayed_starts_a_later_epoch(
     meta = f"redisched:{{{topic}}}:meta"
     await api.put(topic, "a", b"")
     await api.put(topic, "b", b"")
+    first = 1_900_000_000_000_000  # a new feed's epoch: the clock's now in µs
+    assert raw_redis.hget(meta, "feed_epoch") == str(first).encode()
     raw_redis.hdel(meta, "feed_total")  # the stream is now ahead of the counter
     await api.put(topic, "c", b"")
     assert [e.id for e in await api.events(topic)] == ["a", "b", "c"]
-    assert raw_redis.hget(meta, "feed_epoch") == b"1"
+    assert raw_redis.hget(meta, "feed_epoch") == str(first + 1).encode()
     raw_redis.delete(meta)  # meta gone, feed kept: the epoch comes from the stream
     await api.put(topic, "d", b"")
     assert [e.id for e in await api.events(topic)] == ["a", "b", "c", "d"]
-    assert raw_redis.hget(meta, "feed_epoch") == b"2"
+    assert raw_redis.hget(meta, "feed_epoch") == str(first + 2).encode()
 
 
 async def test_a_call_acking_and_leasing_a_thousand_jobs_each_records_every_event(

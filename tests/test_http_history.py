@@ -175,6 +175,24 @@ def test_sse_tail_is_live_and_resumes_with_last_event_id(server: str, topic: str
             assert latest["data"]["id"] == "third"
 
 
+def test_sse_tail_goes_on_through_a_topic_deleted_and_used_again(server: str, topic: str) -> None:
+    # The re-used topic's feed started its ids at 0-1 again: a tail that had read 0-4 of the
+    # old feed skipped the new one's first four events (it now starts after the old ids).
+    headers = {"Accept": "text/event-stream"}
+    with httpx.Client(base_url=server, timeout=5) as http:
+        for name in ("a", "b"):
+            http.put(job_url(topic, name), json={"body": 1})
+        with http.stream("GET", topic_url(topic, "/events"), headers=headers) as stream:
+            lines = stream.iter_lines()
+            for name in ("a", "b"):  # the topic is left empty: its delete adds no event
+                http.delete(job_url(topic, name))
+            assert [m["data"]["kind"] for m in _sse(lines, 4)] == ["put"] * 2 + ["deleted"] * 2
+            assert http.delete(topic_url(topic)).status_code == 200
+            for name in ("x", "y"):
+                http.put(job_url(topic, name), json={"body": 2})
+            assert [m["data"]["id"] for m in _sse(lines, 2)] == ["x", "y"]
+
+
 def test_sse_tail_ends_when_the_server_stops(tmp_path: Path, topic: str) -> None:
     # An open tail used to hold a graceful stop for its whole 10 s grace, then be cancelled
     # with a traceback in the log ("timeout graceful shutdown exceeded").

@@ -46,9 +46,10 @@ local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. i
 local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25
 
 local now = tonumber(ARGV[1])
+local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  clock = redis.call('TIME')
+  now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 end
 local DEFAULT_DELAY, DEFAULT_PRIORITY = 0, 0
 local delay = ARGV[3] == '' and DEFAULT_DELAY or tonumber(ARGV[3])
@@ -92,9 +93,13 @@ local feed = {}
 -- skip its cost), and the feed holds at most FEED_TRIM_EVENTS more events for it. A trim
 -- evicts up to FEED_TRIM_LIMIT entries (~0.7 ms): a feed left long when keep_events is
 -- lowered shrinks by ~1000 entries a call (Redis's default limit would give 100).
--- feed_epoch (meta) sorts after every id the stream had before: 0 for a new feed, else the
--- last id's ms + 1 (a feed of time-based ids from an older version, a meta reset while the
--- feed stayed); an XADD refused because the stream is ahead of meta takes the next epoch.
+-- feed_epoch (meta) sorts after every id a follower can hold. A new feed (no stream: a new
+-- topic, or one deleted and used again, whose followers may hold ids of its old feed) takes
+-- the clock in µs: the server's TIME (clock), or now_ms * 1000 under a caller's clock, so ids
+-- are fixed under a fixed clock. A feed that holds ids (time-based ones of an older version,
+-- a meta reset while the feed stayed) takes its last id's first part + 1, and so does an XADD
+-- refused because the stream is ahead of meta. An epoch stays text: Lua writes a number of
+-- 15 digits or more as '%.14g' (1.9e+15).
 local function flush_feed()
   if #feed == 0 then return end
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
@@ -112,10 +117,11 @@ local function flush_feed()
       or redis.pcall('XADD', feed_key, id, unpack(feed, first, last)))
     if not id or type(added) == 'table' then
       local info = redis.call('EXISTS', feed_key) == 1 and redis.call('XINFO', 'STREAM', feed_key)
-      feed_epoch = 0
+      feed_epoch = clock and clock[1] .. string.sub('00000' .. clock[2], -6)
+        or string.format('%d', now * 1000)
       for i = 1, info and #info or 0, 2 do
         if info[i] == 'last-generated-id' then
-          feed_epoch = tonumber(string.match(info[i + 1], '^%d+')) + 1
+          feed_epoch = string.format('%d', string.match(info[i + 1], '^%d+') + 1)
         end
       end
       redis.call('HSET', meta_key, 'feed_epoch', feed_epoch)
