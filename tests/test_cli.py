@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -285,3 +286,36 @@ def test_events_follow_refuses_a_bad_interval_and_ends_quietly_on_ctrl_c(
     follow.send_signal(signal.SIGINT)
     _, err = follow.communicate(timeout=10)
     assert follow.returncode == 0 and "Aborted" not in err, err  # (was "Aborted!", status 1)
+
+
+def test_events_follow_goes_on_through_a_topic_deleted_and_used_again(
+    redis_url: str, topic: str
+) -> None:
+    # The re-used topic's feed restarted at 0-1: a follow that had read 0-3 of the old feed
+    # printed nothing of the new one's first three events.
+    client = redisched.Client.from_url(redis_url)
+    for name in ("a", "b", "c"):
+        client.put(topic, name, b"")
+    env = {**os.environ, "REDISCHED_REDIS_URL": redis_url}
+    command = [str(Path(sys.executable).parent / "redisched"), "events", topic, "-f"]
+    follow = subprocess.Popen(
+        [*command, "--interval", "0.05"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    stop = threading.Timer(10, follow.kill)  # a follow that misses "y" ends the test, not hangs
+    stop.start()
+    try:
+        assert follow.stdout is not None
+        puts = [json.loads(follow.stdout.readline())["id"] for _ in range(3)]
+        client.delete_topic(topic)  # the deleted events of its purge may go with the old feed
+        for name in ("x", "y"):
+            client.put(topic, name, b"")
+        while puts[-1] != "y" and (line := follow.stdout.readline()):
+            event = json.loads(line)
+            if event["kind"] == "put":
+                puts.append(event["id"])
+        assert puts == ["a", "b", "c", "x", "y"]
+    finally:
+        stop.cancel()
+        follow.send_signal(signal.SIGINT)
+        follow.communicate(timeout=10)
+        client.close()
