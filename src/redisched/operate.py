@@ -47,12 +47,13 @@ def purge(
     call = ops.purge_chunk(topic, state, limit=chunk, force=force)  # checks before any I/O
     total = 0
     while True:
-        deleted, left = yield call
+        deleted, left, before = yield call
         total += int(deleted)
         if progress is not None:
             progress(total, left)
         if deleted < chunk or left == 0:
             return total
+        call = ops.purge_chunk(topic, state, limit=chunk, force=force, before=before)
 
 
 def delete_topic(

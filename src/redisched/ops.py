@@ -758,7 +758,8 @@ class Operations:
                 raise VersionConflict(topic, job_id, expected or 0, version)
             return bool(status == DeleteCode.DELETED)
 
-        return Call((step,), parse)
+        # deleting a cron schedule's pending occurrence may leave it short of times (refill)
+        return self._refilling(topic, Call((step,), parse), "@" in job_id)
 
     def abort(self, topic: str, id: str) -> Call[bool]:
         """Stop a job for good: a running one has its handler cancelled (the Worker running it
@@ -1162,7 +1163,8 @@ class Operations:
             self._step("delete_many", topic, self._now(), wanted, *job_ids[i : i + DELETE_CHUNK])
             for i in range(0, len(job_ids), DELETE_CHUNK)
         )
-        return Call(steps, lambda r: sum(int(n) for n in r))
+        call = Call(steps, lambda r: sum(int(n) for n in r))
+        return self._refilling(topic, call, any("@" in i for i in job_ids))
 
     def expire_many(self, topic: str, ids: Sequence[str]) -> Call[int]:
         """End the reservations of ``ids`` now (see :meth:`expire`); how many were reserved."""
@@ -1173,12 +1175,20 @@ class Operations:
         return Call(tuple(steps), lambda r: int(r[0]))
 
     def purge_chunk(
-        self, topic: str, state: object, *, limit: object = PURGE_CHUNK, force: bool = False
-    ) -> Call[tuple[int, int]]:
-        """Delete up to ``limit`` jobs in ``state``: (deleted, left in that state).
+        self,
+        topic: str,
+        state: object,
+        *,
+        limit: object = PURGE_CHUNK,
+        force: bool = False,
+        before: int | None = None,
+    ) -> Call[tuple[int, int, int]]:
+        """Delete up to ``limit`` jobs in ``state``: (deleted, left in that state, before).
 
         A reserved job is running: it is purged only with ``force`` (for delete_topic); else
-        end its lease with :meth:`expire`.
+        end its lease with :meth:`expire`. ``before`` is None for a purge's first chunk, then
+        the one the previous chunk returned: it holds the purge to the jobs it began with, so
+        the next occurrence a deleted one's schedule puts is not purged too (purge.lua).
         """
         job_state = validate.state(state)
         if job_state is JobState.RESERVED and not force:
@@ -1186,8 +1196,10 @@ class Operations:
                 "state", "reserved jobs are running: expire their leases instead of purging"
             )
         size = validate.integer(limit, "limit", 1, 10_000)
-        step = self._step("purge", topic, self._now(), job_state.value, size)
-        return Call((step,), lambda r: (int(r[0][0]), int(r[0][1])))
+        bound = "" if before is None else validate.integer(before, "before", 0, validate.MAX_EPOCH_MS)
+        step = self._step("purge", topic, self._now(), job_state.value, size, bound)
+        call = Call((step,), lambda r: (int(r[0][0]), int(r[0][1]), int(r[0][2])))
+        return self._refilling(topic, call, job_state in (JobState.SCHEDULED, JobState.READY))
 
     def reschedule(
         self,

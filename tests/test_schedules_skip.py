@@ -1,0 +1,179 @@
+"""Deleting a schedule's pending occurrence skips that one run: the schedule goes on (delete,
+delete_many, purge); abort and a replacing put of an occurrence keep the chain too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import redisched
+from redisched import InvalidArgument, JobState
+from redisched.operate import purge
+from tests.conftest import FakeClock
+
+
+def at(text: str) -> datetime:
+    """An aware UTC datetime from 'YYYY-MM-DD HH:MM:SS'."""
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def occurrence(schedule: str, when: datetime) -> str:
+    """The job id of ``schedule``'s occurrence at ``when``."""
+    return f"{schedule}@{when.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+async def assert_pending(api: Any, topic: str, schedule: str, when: datetime) -> None:
+    """The schedule names the occurrence at ``when`` as pending, and that job is waiting."""
+    s = await api.get_schedule(topic, schedule)
+    assert s is not None and s.next_run_at == when
+    job = await api.get(topic, occurrence(schedule, when))
+    assert job is not None and job.run_at == when
+    assert job.state in (JobState.SCHEDULED, JobState.READY)
+
+
+async def test_delete_skips_one_run_of_an_interval(api: Any, clock: FakeClock, topic: str) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=1, start_at=at("2027-05-01 00:00:10"))
+    assert await api.delete(topic, occurrence("s", at("2027-05-01 00:00:10"))) is True
+    await assert_pending(api, topic, "s", at("2027-05-01 00:00:11"))
+    s = await api.get_schedule(topic, "s")
+    assert s.last_run_at == at("2027-05-01 00:00:10")  # the skipped one
+    assert (await api.stats(topic)).scheduled == 1
+    clock.now = at("2027-05-01 00:00:11").timestamp()
+    leased = await api.reserve(topic)
+    assert leased.id == occurrence("s", at("2027-05-01 00:00:11"))
+    await assert_pending(api, topic, "s", at("2027-05-01 00:00:12"))
+
+
+async def test_delete_of_an_overdue_occurrence_puts_the_first_future_one(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60)
+    clock.now = at("2027-05-01 00:10:30").timestamp()  # 00:00 is overdue, nobody consumed
+    assert (await api.get(topic, occurrence("s", at("2027-05-01 00:00:00")))).state == "ready"
+    assert await api.delete(topic, occurrence("s", at("2027-05-01 00:00:00"))) is True
+    await assert_pending(api, topic, "s", at("2027-05-01 00:11:00"))  # not in the past
+    assert await api.reserve(topic) is None
+
+
+async def test_delete_skips_one_run_of_a_cron(api: Any, clock: FakeClock, topic: str) -> None:
+    clock.now = at("2027-05-01 08:00:00").timestamp()
+    await api.schedule(topic, "d", b"x", cron="0 9 * * *", tz="UTC")
+    assert await api.delete(topic, occurrence("d", at("2027-05-01 09:00:00"))) is True
+    await assert_pending(api, topic, "d", at("2027-05-02 09:00:00"))
+    job = await api.get(topic, occurrence("d", at("2027-05-02 09:00:00")))
+    assert job.body == b"x"
+
+
+async def test_delete_of_the_last_occurrence_before_end_at_ends_the_schedule(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60, end_at=at("2027-05-01 00:00:30"))
+    assert await api.delete(topic, occurrence("s", at("2027-05-01 00:00:00"))) is True
+    assert (await api.get_schedule(topic, "s")).next_run_at is None
+    assert (await api.stats(topic)).scheduled == 0
+
+
+async def test_delete_many_skips_one_run(api: Any, clock: FakeClock, topic: str) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60, start_at=at("2027-05-01 00:01:00"))
+    first = occurrence("s", at("2027-05-01 00:01:00"))
+    assert await api.delete_many(topic, [first], state="scheduled") == 1
+    await assert_pending(api, topic, "s", at("2027-05-01 00:02:00"))
+
+
+async def test_purge_skips_one_run_of_each_schedule(api: Any, clock: FakeClock, topic: str) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "a", b"", every=60, start_at=at("2027-05-01 00:01:00"))
+    await api.schedule(topic, "b", b"", every=3600)  # due now: ready
+    await api.put(topic, "plain", b"", delay=30)
+    assert await api.purge(topic, "scheduled") == 2  # a's occurrence and the plain job
+    await assert_pending(api, topic, "a", at("2027-05-01 00:02:00"))
+    assert await api.purge(topic, "ready") == 1
+    await assert_pending(api, topic, "b", at("2027-05-01 01:00:00"))
+    stats = await api.stats(topic)
+    assert (stats.scheduled, stats.ready) == (2, 0)
+
+
+def test_a_chunked_purge_ends_and_skips_one_run_only(redis_url: str, topic: str) -> None:
+    clock = FakeClock(at("2027-05-01 00:00:00").timestamp())
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        for i in range(5):  # more schedules than a chunk holds
+            client.schedule(topic, f"s{i}", b"", every=1, start_at=at("2027-05-01 00:00:10"))
+        client.put(topic, "late", b"", delay=3600)
+        deleted = client._drive(purge(client.ops, topic, "scheduled", chunk=2))
+        assert deleted == 6
+        for i in range(5):
+            s = client.get_schedule(topic, f"s{i}")
+            assert s is not None and s.next_run_at == at("2027-05-01 00:00:11")
+        assert client.stats(topic).scheduled == 5
+
+
+async def test_abort_of_a_running_occurrence_keeps_the_chain(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60)
+    running = await api.reserve(topic)
+    assert await api.abort(topic, running.id) is True
+    await assert_pending(api, topic, "s", at("2027-05-01 00:01:00"))
+    assert (await api.get_schedule(topic, "s")).last_run_at == at("2027-05-01 00:00:00")
+    assert (await api.stats(topic)).scheduled == 1  # nothing doubled
+
+
+async def test_a_retried_occurrence_deleted_advances_nothing(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60)
+    running = await api.reserve(topic)
+    await api.release(running, delay=5)  # a retry: no longer the pending occurrence
+    assert await api.delete(topic, running.id) is True
+    await assert_pending(api, topic, "s", at("2027-05-01 00:01:00"))
+    assert (await api.stats(topic)).scheduled == 1
+
+
+async def test_a_replacing_put_of_the_pending_occurrence_keeps_the_chain(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"old", every=60, start_at=at("2027-05-01 00:01:00"))
+    pending = occurrence("s", at("2027-05-01 00:01:00"))
+    await api.put(topic, pending, b"new", delay=90, replace=True)  # moved to 00:01:30
+    assert (await api.get_schedule(topic, "s")).next_run_at == at("2027-05-01 00:01:00")
+    assert (await api.stats(topic)).scheduled == 1  # still the schedule's pending one
+    clock.now = at("2027-05-01 00:01:30").timestamp()
+    leased = await api.reserve(topic)
+    assert (leased.id, leased.body) == (pending, b"new")
+    await assert_pending(api, topic, "s", at("2027-05-01 00:02:00"))
+
+
+async def test_unschedule_still_ends_the_schedule(api: Any, clock: FakeClock, topic: str) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60)
+    assert await api.unschedule(topic, "s") is True
+    assert (await api.stats(topic)).scheduled + (await api.stats(topic)).ready == 0
+    assert await api.get_schedule(topic, "s") is None
+
+
+async def test_delete_topic_removes_the_schedules_and_their_occurrences(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "a", b"", every=1, start_at=at("2027-05-01 00:00:10"))
+    await api.schedule(topic, "b", b"", every=60)
+    await api.delete_topic(topic)
+    assert await api.schedules(topic) == []
+    stats = await api.stats(topic)
+    assert (stats.scheduled, stats.ready) == (0, 0)
+
+
+def test_a_purge_bound_is_checked_before_any_io() -> None:
+    with redisched.Client.from_url("redis://127.0.0.1:1/0") as client:
+        for bad in (-1, "5", 1.5, True):
+            with pytest.raises(InvalidArgument, match="before"):
+                client.ops.purge_chunk("t", "scheduled", before=bad)  # type: ignore[arg-type]
