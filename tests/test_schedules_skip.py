@@ -3,7 +3,7 @@ delete_many, purge); abort and a replacing put of an occurrence keep the chain t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest

@@ -1196,7 +1196,9 @@ class Operations:
                 "state", "reserved jobs are running: expire their leases instead of purging"
             )
         size = validate.integer(limit, "limit", 1, 10_000)
-        bound = "" if before is None else validate.integer(before, "before", 0, validate.MAX_EPOCH_MS)
+        bound: Arg = (
+            "" if before is None else validate.integer(before, "before", 0, validate.MAX_EPOCH_MS)
+        )
         step = self._step("purge", topic, self._now(), job_state.value, size, bound)
         call = Call((step,), lambda r: (int(r[0][0]), int(r[0][1]), int(r[0][2])))
         return self._refilling(topic, call, job_state in (JobState.SCHEDULED, JobState.READY))

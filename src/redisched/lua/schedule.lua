@@ -32,7 +32,7 @@
 --   second). every_ms 0 makes a cron schedule whose upcoming UTC times are ARGV[14...]
 --   (ascending whole seconds, computed by the glue; cron and tz are kept for it). An occurrence
 --   is the job <id>@<YYYY-MM-DDTHH:MM:SSZ>. The first one is at or after now and start_ms and
---   after the latest occurrence reserved; the pending occurrence of a replaced schedule is
+--   after the latest occurrence reserved or skipped (deleted); the pending occurrence of a replaced schedule is
 --   replaced unless it is running. start_ms / end_ms 0 mean none; empty ttr_ms / max_attempts
 --   take the topic's defaults (meta fields ttr, max_attempts) at this call, else 60000 ms / 25
 --   attempts (as put.lua). A new occurrence gets a put event, like any put (its version goes on
