@@ -67,6 +67,21 @@ async def test_http_reserve_advances_a_schedule(http: httpx.AsyncClient, topic: 
     assert after["last_run_at"] == job["run_at"] and after["next_run_at"] > job["run_at"]
 
 
+async def test_http_delete_of_the_pending_occurrence_skips_one_run(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    first = (await http.put(url(topic, "s"), json={"every": 3600, "body": "x"})).json()
+    occurrence_id = "s@" + first["next_run_at"].replace("+00:00", "Z")
+    path = f"/v1/topics/{quote(topic, safe='')}/jobs/{quote(occurrence_id, safe='')}"
+    assert (await http.delete(path)).status_code == 204
+    after = (await http.get(url(topic, "s"))).json()
+    assert after["last_run_at"] == first["next_run_at"]
+    assert after["next_run_at"] > first["next_run_at"]  # the schedule goes on
+    following = "s@" + after["next_run_at"].replace("+00:00", "Z")
+    job = await py.get(topic, following)
+    assert job is not None and job.body == b'"x"'
+
+
 async def test_bad_input_names_the_field_and_changes_nothing(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:
