@@ -3,7 +3,7 @@ delete_many, purge); abort and a replacing put of an occurrence keep the chain t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -66,6 +66,17 @@ async def test_delete_skips_one_run_of_a_cron(api: Any, clock: FakeClock, topic:
     await assert_pending(api, topic, "d", at("2027-05-02 09:00:00"))
     job = await api.get(topic, occurrence("d", at("2027-05-02 09:00:00")))
     assert job.body == b"x"
+
+
+async def test_deleting_many_cron_runs_in_a_row_refills_its_times(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:30").timestamp()
+    await api.schedule(topic, "m", b"", cron="* * * * *")
+    for minute in range(1, 61):  # more than the 48 times a schedule holds
+        when = at("2027-05-01 00:00:00") + timedelta(minutes=minute)
+        assert await api.delete(topic, occurrence("m", when)) is True
+    await assert_pending(api, topic, "m", at("2027-05-01 01:01:00"))
 
 
 async def test_delete_of_the_last_occurrence_before_end_at_ends_the_schedule(
