@@ -178,8 +178,17 @@ func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) 
 	if err := checkRange(ifVersion, "ifVersion", 0, maxInt32); err != nil {
 		return false, err
 	}
-	r, err := redis.Int64s(c.Call(ctx, "delete", topic, Args{"id": id, "if_version": opt(ifVersion),
-		"now_ms": c.now()}))
+	args := Args{"id": id, "if_version": opt(ifVersion), "now_ms": c.now()}
+	var r []int64
+	var err error
+	if strings.Contains(id, "@") { // a schedule's occurrence: its schedule may need more times
+		var replies []any
+		if replies, err = c.withRefill(ctx, topic, []Step{{Script: "delete", Args: args}}); err == nil {
+			r, err = redis.Int64s(replies[0], nil)
+		}
+	} else {
+		r, err = redis.Int64s(c.Call(ctx, "delete", topic, args))
+	}
 	if err == nil && r[0] == 5 {
 		err = &VersionConflict{r[1]}
 	}

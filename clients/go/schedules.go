@@ -415,7 +415,8 @@ func refillTimes(entry any, nowMs int64) []any {
 }
 
 // Refill tops up the cron times of the schedules ids (refill.lua). Ack, AckMany, AckAndLease,
-// ReleaseJob, Bury and Requeue do it on their own when the scripts ask for it.
+// ReleaseJob, Bury, Requeue and Delete of an occurrence do it on their own when the scripts ask
+// for it.
 func (c *Client) Refill(ctx context.Context, topic string, ids []string) error {
 	column := make([]any, len(ids))
 	for i, id := range ids {

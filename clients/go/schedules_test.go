@@ -97,6 +97,34 @@ func TestIntervalSchedule(t *testing.T) {
 }
 
 // TestCronScheduleRefill: 48 times in the schedule's zone, topped up by the ack that leaves 14.
+// TestDeleteSkipsOneRun: deleting the pending occurrence puts the next one, as the Python
+// client; 60 deletes in a row are more than the 48 cron times held, so Delete refills them.
+func TestDeleteSkipsOneRun(t *testing.T) {
+	now := t0 + 30_000
+	c, topic := scheduleClient(t, &now)
+	ctx := context.Background()
+	if _, err := c.Schedule(ctx, topic, "m", []byte("b"), ScheduleOptions{Cron: "* * * * *"}); err != nil {
+		t.Fatal(err)
+	}
+	id := func(ms int64) string {
+		return "m@" + time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05Z")
+	}
+	for minute := int64(1); minute <= 60; minute++ {
+		if ok, err := c.Delete(ctx, topic, id(t0+minute*60_000), 0); err != nil || !ok {
+			t.Fatalf("delete minute %d: %v %v", minute, ok, err)
+		}
+	}
+	read, err := c.GetSchedule(ctx, topic, "m")
+	if err != nil || read.NextRunAtMs != t0+61*60_000 || read.LastRunAtMs != t0+60*60_000 {
+		t.Fatalf("get: %+v %v", read, err)
+	}
+	now = t0 + 61*60_000
+	jobs, err := c.Reserve(ctx, topic, 1, 0)
+	if err != nil || len(jobs) != 1 || jobs[0].ID != id(t0+61*60_000) {
+		t.Fatalf("reserve: %v %v", jobs, err)
+	}
+}
+
 func TestCronScheduleRefill(t *testing.T) {
 	now := t0
 	c, topic := scheduleClient(t, &now)

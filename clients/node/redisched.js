@@ -246,8 +246,11 @@ class Scheduler {
   /** Delete a job in any state; true if it existed. */
   async delete(topic, id, { ifVersion = '' } = {}) {
     const expected = ifVersion === '' ? '' : optionalPositive(ifVersion, 'ifVersion');
-    const [status, version] = await this.call('delete', topic,
-      { id: jobId(id), if_version: expected, now_ms: this.now() });
+    const args = { id: jobId(id), if_version: expected, now_ms: this.now() };
+    // a schedule's occurrence: deleting it may leave its schedule short of cron times (refill)
+    const [status, version] = id.includes('@')
+      ? (await this.withRefill(topic, [['delete', args, false]]))[0]
+      : await this.call('delete', topic, args);
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
     return status === 1;
   }

@@ -68,6 +68,21 @@ test('a cron schedule holds 48 times in its zone and is refilled as they run out
   assert.equal(await redis.zcard(`redisched:{${topic}}:refill`), 0);
 });
 
+test('deleting the pending occurrence skips one run; 60 in a row refill the cron times', async () => {
+  const { s, clock, topic } = scheduler(T0 + 30_000);
+  await s.schedule(topic, 'm', 'b', { cron: '* * * * *' });
+  const iso = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
+  for (let minute = 1; minute <= 60; minute++) {
+    assert.equal(await s.delete(topic, `m@${iso(T0 + minute * 60_000)}`), true, `minute ${minute}`);
+  }
+  const read = await s.getSchedule(topic, 'm');
+  assert.equal(read.nextRunAtMs, T0 + 61 * 60_000); // more than the 48 times held: refilled
+  assert.equal(read.lastRunAtMs, T0 + 60 * 60_000); // the last one skipped
+  assert.equal((await s.get(topic, `m@${iso(T0 + 61 * 60_000)}`)).state, 'scheduled');
+  clock.now = T0 + 61 * 60_000;
+  assert.equal((await s.reserve(topic))[0].id, `m@${iso(T0 + 61 * 60_000)}`);
+});
+
 test('cron times follow the zone, skip to end_at and agree with the Python client', () => {
   const berlin = cronTimes('0 12 * * *', 'Europe/Berlin', Date.UTC(2030, 2, 30), 2);
   assert.deepEqual(berlin, [Date.UTC(2030, 2, 30, 11), Date.UTC(2030, 2, 31, 10)]); // CET, then CEST
