@@ -389,7 +389,10 @@ class Client:
         return self._run(self.ops.get(topic, id))
 
     def delete(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
-        """Delete a job in any state; True if it existed."""
+        """Delete a job in any state; True if it existed.
+
+        Deleting a schedule's pending occurrence skips that run: the schedule goes on.
+        """
         return self._run(self.ops.delete(topic, id, if_version=if_version))
 
     def abort(self, topic: str, id: str) -> bool:
@@ -877,7 +880,10 @@ class AsyncClient:
         return await self._run(self.ops.get(topic, id))
 
     async def delete(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
-        """Delete a job in any state; True if it existed."""
+        """Delete a job in any state; True if it existed.
+
+        Deleting a schedule's pending occurrence skips that run: the schedule goes on.
+        """
         return await self._run(self.ops.delete(topic, id, if_version=if_version))
 
     async def abort(self, topic: str, id: str) -> bool:

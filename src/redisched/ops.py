@@ -745,7 +745,8 @@ class Operations:
         return Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
 
     def delete(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
-        """Delete a job by id in any state; True if it existed."""
+        """Delete a job by id in any state; True if it existed (a schedule's pending occurrence:
+        its next one is put, so that run alone is skipped)."""
         job_id = validate.job_id(id)
         expected = validate.optional_positive(if_version, "if_version")
         step = self._step(
