@@ -40,6 +40,15 @@ class Token:
     index: int = 0
 
 
+@dataclass(frozen=True)
+class After:
+    """Item ``index`` of the ``after`` (the reply's first item) of the listing step labelled
+    ``label``: where the next page goes on."""
+
+    label: str
+    index: int
+
+
 def call(note: str, script: str, label: str | None = None, **args: Any) -> dict[str, Any]:
     """A step calling ``script`` with named arguments."""
     step: dict[str, Any] = {"note": note, "call": script, "args": args}
@@ -111,9 +120,16 @@ def feed(
     )
 
 
-def finished(note: str, offset: int = 0, limit: int = 10, outcome: str = "") -> dict[str, Any]:
-    """A page of the topic's finished jobs."""
-    return call(note, "finished", offset=offset, limit=limit, outcome=outcome)
+def finished(
+    note: str, after: str | None = None, limit: int = 10, outcome: str = "",
+    label: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A page of the topic's finished jobs (after the page labelled ``after``)."""
+    score, member = (After(after, 0), After(after, 1)) if after else ("", "")
+    return call(
+        note, "finished", label, after_score=score, after_member=member, limit=limit,
+        outcome=outcome,
+    )  # fmt: skip
 
 
 def release(
@@ -173,13 +189,18 @@ def stats(note: str, now: int = NOW) -> dict[str, Any]:
 
 
 def jobs(
-    note: str, state: str, now: int = NOW, offset: int = 0, limit: int = 100, prefix: str = "",
-    scan: int = 2000,
+    note: str, state: str, now: int = NOW, after: str | None = None, limit: int = 100,
+    prefix: str = "", scan: int = 2000, label: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A page of the topic's jobs in ``state`` (with ``prefix``: only ids starting with it)."""
+    """A page of the topic's jobs in ``state`` (with ``prefix``: only ids starting with it),
+    after the page labelled ``after``."""
+    resume: tuple[Any, ...] = ("", "", "")
+    if after:
+        resume = (After(after, 0), After(after, 1), After(after, 2))
+    part, score, member = resume
     return call(
-        note, "jobs", now_ms=now, state=state, offset=offset, limit=limit, prefix=prefix,
-        scan=scan,
+        note, "jobs", label, now_ms=now, state=state, after_part=part, after_score=score,
+        after_member=member, limit=limit, prefix=prefix, scan=scan,
     )  # fmt: skip
 
 
@@ -579,18 +600,31 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         reserve("lease d and r2", "l", count=2),
         bury("bury d", "d", Token("l", 0), reason="no"),
         jobs("scheduled by run_at", "scheduled"),
-        jobs("first page of 2", "scheduled", limit=2),
-        jobs("second page", "scheduled", offset=2, limit=2),
+        jobs("first page of 2: s2, s3; after is s3 (part 1, its run_at, its id)", "scheduled",
+             limit=2, label="p1"),
+        delete("delete s3, the last job listed", "s3"),
+        jobs("second page: after s3's place although s3 is gone", "scheduled", after="p1",
+             limit=2),
         jobs("ready in reserve order", "ready"),
         jobs("at +1 s the due s2 follows the ready ones", "ready", now=NOW + S),
-        jobs("paging into the due part", "ready", now=NOW + S, offset=2, limit=1),
+        jobs("the first 2 at +1 s: after is r3 (its member is its sequence number, then its id)",
+             "ready", now=NOW + S, limit=2, label="r"),
+        put("a ready job put after the first page", ("r4", "x"), now=NOW + S),
+        jobs("paging on: r4, put after the first page", "ready", now=NOW + S, after="r", limit=1,
+             label="r2"),
+        jobs("the last page: the due part (part 2), s2; after is nil", "ready", now=NOW + S,
+             after="r2"),
+        call("after_part 3 (ready has 2 parts): error", "jobs", now_ms=NOW, state="ready",
+             after_part=3, after_score="0", after_member="r1", limit=10, prefix="", scan=2000),
+        call("after_score not a number: error", "jobs", now_ms=NOW, state="ready", after_part=1,
+             after_score="soon", after_member="r1", limit=10, prefix="", scan=2000),
         jobs("reserved by deadline", "reserved"),
         jobs("dead", "dead"),
         jobs("unknown state: error", "gone"),
         jobs("limit 0: error", "ready", limit=0),
         jobs("ids starting with s", "scheduled", prefix="s"),
-        jobs("prefix r, 1 per page: the next offset is past r1", "ready", prefix="r", limit=1),
-        jobs("scan 1: r3 is not examined, go on from offset 1", "ready", prefix="r3", limit=1,
+        jobs("prefix r, 1 per page: after is r1", "ready", prefix="r", limit=1),
+        jobs("scan 1: r3 is not examined, go on after r1", "ready", prefix="r3", limit=1,
              scan=1),
         jobs("scan below limit: error", "ready", limit=2, scan=1),
     ]),
@@ -713,8 +747,8 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         history("c: dead, last_error kept", "c"),
         finished("every finished job, most recent first"),
         finished("only the dead ones", outcome="dead"),
-        finished("a page of one", limit=1),
-        finished("the next page", offset=1, limit=1),
+        finished("a page of one: after is c (its finished_at, its id)", limit=1, label="f1"),
+        finished("the next page", after="f1", limit=1),
         finished("an unknown outcome is an error", outcome="exploded"),
         history("never seen: nil", "nobody"),
         stats("one finished per outcome"),
@@ -744,8 +778,9 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
              now_ms=NOW, run_at_ms="", delay_ms="", ttr_ms="", priority="", max_attempts="",
              replace="", if_version="", id=["a", "b"], body=["x", "y"]),
         get("due now, priority 0, ttr 60 s, unlimited attempts", "a"),
-        call("jobs: empty offset 0, limit 100, prefix none, scan 2000", "jobs", now_ms=NOW,
-             state="ready", offset="", limit="", prefix="", scan=""),
+        call("jobs: empty after_*: from the start, limit 100, prefix none, scan 2000", "jobs",
+             now_ms=NOW, state="ready", after_part="", after_score="", after_member="", limit="",
+             prefix="", scan=""),
         call("timeline: empty width_ms 60000, limit 60 (60 counts)", "timeline", now_ms=NOW,
              width_ms="", limit=""),
         call("reserve: empty count 1, promote_limit 1000, times read", "reserve", "r", now_ms=NOW,
@@ -768,6 +803,8 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
 def _resolve(value: Any, replies: dict[str, Any]) -> Any:
     if isinstance(value, Token):
         return replies[value.label][3 + value.index][job_fields().index("token")]
+    if isinstance(value, After):
+        return replies[value.label][0][value.index]
     if isinstance(value, list):
         return [_resolve(v, replies) for v in value]
     return value

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from redisched import codes, ops, schedule_ops, scripts
+from redisched.cursors import encode
 from redisched.ops import Call, Operations
 
 ALL = scripts.load_all()
@@ -110,6 +111,7 @@ def test_parser_rejects_a_broken_header() -> None:
 EMPTY_GROUP_OK = {"schedule", "refill"}
 """Scripts whose repeated group may be empty (an interval schedule has no cron times)."""
 JOB = SimpleNamespace(topic="orders", id="o-1", token="42")
+AFTER = (1, "1900000000000", b"o-9")  # a dead listing resumed after o-9
 
 
 def _calls(o: Operations) -> list[Call[object]]:
@@ -133,7 +135,7 @@ def _calls(o: Operations) -> list[Call[object]]:
         o.requeue("orders"),
         o.stats("orders"),
         o.jobs("orders", "ready"),
-        o.jobs("orders", "dead", prefix="o-", limit=5, cursor="10"),
+        o.jobs("orders", "dead", prefix="o-", limit=5, cursor=encode("orders", "dead", AFTER)),
         o.delete_many("orders", ["a", "b"], state="dead"),
         o.kick("orders", ids=["a", "b"]),
         o.purge_chunk("orders", "scheduled", limit=10),

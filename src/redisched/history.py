@@ -8,10 +8,10 @@ section 9). This module reads them back into :class:`JobHistory` and :class:`Job
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
+from . import cursors
 from .convert import text, to_datetime
 from .errors import InvalidArgument
 from .models import EventKind, HistoryPage, JobEvent, JobHistory, Outcome
@@ -31,9 +31,7 @@ def cancel_sent(event: JobEvent) -> bool:
     return event.detail is not None and event.detail.endswith(CANCEL_SENT)
 
 
-def topic_tag(topic: str) -> str:
-    """A short tag of the topic carried in each cursor, so a cursor of another topic is caught."""
-    return format(zlib.crc32(topic.encode("utf-8")), "08x")
+topic_tag = cursors.topic_tag
 
 
 def cursor(topic: str, entry_id: str, index: int) -> str:
@@ -98,15 +96,16 @@ def parse_history(topic: str, job_id: str, reply: Sequence[Any] | None) -> JobHi
 
 
 def parse_finished(topic: str, reply: Sequence[Any]) -> HistoryPage:
-    """Read the reply of finished.lua: ``[next_offset, [id, outcome, finished_at, ...], ...]``."""
-    next_offset, *records = reply
+    """Read the reply of finished.lua: ``[after, [id, outcome, finished_at, ...], ...]``."""
+    after, *records = reply
     jobs = []
     for record in records:
         job_id, *rest = record
         parsed = parse_history(topic, bytes(job_id).decode("utf-8"), [*rest])
         assert parsed is not None
         jobs.append(parsed)
-    return HistoryPage(jobs, str(next_offset) if next_offset else None)
+    after_part = None if after is None else [1, *after]
+    return HistoryPage(jobs, cursors.from_reply(topic, "finished", after_part))
 
 
 def parse_feed(topic: str, reply: Sequence[Any]) -> list[JobEvent]:

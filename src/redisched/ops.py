@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, NamedTuple, NoReturn, TypeVar, overload
 
-from . import history, results, schedule_ops, scripts, topic_config, validate
+from . import cursors, history, results, schedule_ops, scripts, topic_config, validate
 from . import throughput as tp
 from .codes import (
     AckCode,
@@ -76,14 +76,6 @@ PURGE_CHUNK = 100
 """How many jobs one purge call deletes at most (a few ms of Redis time with history on)."""
 DELETE_CHUNK = 100
 """How many ids one delete_many script takes (as many as a purge chunk: the same work)."""
-
-
-def _offset(cursor: object) -> int:
-    if cursor is None:
-        return 0
-    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) < 16:
-        return int(cursor)
-    raise InvalidArgument("cursor", "must be a cursor returned by a previous page")
 
 
 class Step(NamedTuple):
@@ -1130,17 +1122,17 @@ class Operations:
         job_state = validate.state(state)
         page_size = validate.integer(limit, "limit", 1, 1000)
         wanted = "" if prefix is None else validate.id_prefix(prefix)
-        offset = _offset(cursor)
+        after = cursors.decode(topic, job_state.value, cursor)
+        resume: tuple[Arg, ...] = ("", "", b"") if after is None else after
         step = self._step(
-            "jobs", topic, self._now(), job_state.value, offset, page_size, wanted,
+            "jobs", topic, self._now(), job_state.value, *resume, page_size, wanted,
             max(page_size, SCAN_LIMIT),
         )  # fmt: skip
 
         def parse(replies: list[Any]) -> JobPage:
-            next_offset, *jobs = replies[0]
-            return JobPage(
-                [parse_job(topic, j) for j in jobs], str(next_offset) if next_offset else None
-            )
+            last, *jobs = replies[0]
+            found = [parse_job(topic, j) for j in jobs]
+            return JobPage(found, cursors.from_reply(topic, job_state.value, last))
 
         return Call((step,), parse)
 
@@ -1351,14 +1343,10 @@ class Operations:
         """One page of the topic's finished jobs, most recent first, of one ``outcome`` or all."""
         wanted = history.outcome(outcome)
         page_size = validate.integer(limit, "limit", 1, 100)
-        if cursor is None:
-            offset = 0
-        elif isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) < 16:
-            offset = int(cursor)
-        else:
-            raise InvalidArgument("cursor", "must be a cursor returned by a previous page")
+        after = cursors.decode(topic, "finished", cursor)
+        _, score, member = (0, "", b"") if after is None else after
         step = self._step(
-            "finished", topic, offset, page_size, "" if wanted is None else wanted.value
+            "finished", topic, score, member, page_size, "" if wanted is None else wanted.value
         )
         return Call((step,), lambda r: history.parse_finished(topic, r[0]))
 
