@@ -1,5 +1,5 @@
 """Listing cursors name the last job seen: paging while jobs come and go skips and repeats
-nothing (docs/design.md section 13, "Listing a state")."""
+nothing (docs/design.md section 10, "Listing")."""
 
 from __future__ import annotations
 

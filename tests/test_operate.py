@@ -8,8 +8,7 @@ import pytest
 import redis
 
 import redisched
-from redisched import InvalidArgument, JobState, PutStatus, StaleReservation, TopicBusy
-from redisched import cursors
+from redisched import InvalidArgument, JobState, PutStatus, StaleReservation, TopicBusy, cursors
 from redisched.ops import PURGE_CHUNK, SCAN_LIMIT
 from tests.conftest import FakeClock
 

@@ -2,7 +2,7 @@
 
 ``jobs.lua`` and ``finished.lua`` go on after a job's place in their order (its part of the
 state's order, its score, its member), so a cursor names that job rather than a position:
-jobs removed or added before it while paging shift nothing (docs/design.md section 13).
+jobs removed or added before it while paging shift nothing (docs/design.md section 10).
 
 A cursor reads ``<listing>.<part>.<score>.<member>.<tag>``: the listing (a state's name, or
 ``finished``), the part of its order, the sorted-set score as Redis wrote it, the member in
