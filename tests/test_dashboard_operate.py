@@ -140,6 +140,27 @@ def test_tabs_count_page_and_filter_by_prefix(
     assert console == []
 
 
+def test_a_page_keeps_its_place_when_earlier_jobs_go(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    # The cursor is the last job of the page before: deleting jobs before it (another user's
+    # bulk action, workers taking them) used to shift the page on at the next poll.
+    put_many(http, topic, [f"order-{i:03d}" for i in range(120)], delay=3600)
+    open_topic(page, server, topic, "?state=scheduled")
+    page.locator("#next-page").click()
+    rows = page.locator("#scheduled-list tbody tr")
+    expect(rows.first).to_have_attribute("data-id", "order-050")
+    gone = {"ids": [f"order-{i:03d}" for i in range(10)]}
+    http.post(f"/v1/topics/{topic}/bulk/delete", json=gone).raise_for_status()
+    expect(tab(page, "scheduled").locator(".count")).to_have_text("110")  # a poll came by
+    expect(rows.first).to_have_attribute("data-id", "order-050")
+    page.locator("#next-page").click()
+    expect(rows.first).to_have_attribute("data-id", "order-100")
+    expect(rows).to_have_count(20)
+    assert_not_reloaded(page)
+    assert console == []
+
+
 def test_the_prefix_being_typed_outlives_the_polls(
     page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
 ) -> None:
