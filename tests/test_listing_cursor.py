@@ -157,3 +157,20 @@ async def test_a_partitioned_listing_deleted_page_by_page_skips_nothing(
                 break
             cursor = history.cursor
         assert sorted(finished) == ids and len(finished) == len(ids)  # each deleted once
+
+
+async def test_equal_scores_resume_in_byte_order_after_a_deleted_job(api: Any, topic: str) -> None:
+    # One run_at for all: the place of a deleted job is found among members of one score,
+    # compared bytewise as Redis orders them (uppercase before lowercase, "_" between).
+    ids = [f"{a}{b}" for a in ("B", "a", "_", "Z", "b", "0") for b in ("x", "Y", "-", "~")]
+    await api.put_many(topic, [(i, b"") for i in ids], delay=60)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await api.jobs(topic, "scheduled", limit=5, cursor=cursor)
+        seen += [job.id for job in page.jobs]
+        await api.delete_many(topic, [page.jobs[-1].id] if page.jobs else [])
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert seen == sorted(ids, key=str.encode)
