@@ -110,29 +110,30 @@ if ARGV[3] ~= '' or after_score ~= '' or after_member ~= '' then
   from_part, from_rank = after_part, resume_rank(part.key, after_score, after_member, part.reverse)
 end
 
--- Up to n members from the resume point on, each {member, score, part}.
+-- Up to n members from the resume point on; part i's end among them (ends[i]).
 local function members_from(n)
-  local found, rank = {}, from_rank
+  local found, ends, rank = {}, {}, from_rank
   for index = from_part, #parts do
     local part = parts[index]
     local start = math.max(rank, part.first)
     local take = math.min(n - #found, part.stop - start)
     if take > 0 then
-      local flat = redis.call(part.reverse and 'ZREVRANGE' or 'ZRANGE', part.key, start,
-        start + take - 1, 'WITHSCORES')
-      for i = 1, #flat, 2 do found[#found + 1] = {flat[i], flat[i + 1], index} end
+      local members = redis.call(part.reverse and 'ZREVRANGE' or 'ZRANGE', part.key, start,
+        start + take - 1)
+      for _, member in ipairs(members) do found[#found + 1] = member end
     end
-    rank = 0
+    ends[index], rank = #found, 0
   end
-  return found
+  return found, ends
 end
 
 local examined = prefix == '' and limit or scan
-local candidates = members_from(examined + 1) -- one more: is there a next page?
+local candidates, ends = members_from(examined + 1) -- one more: is there a next page?
+local stripped = parts[from_part].strip and ends[from_part] or 0 -- the ready zset's members
 local ids, seen = {}, math.min(examined, #candidates)
 for i = 1, seen do
-  local member, part = candidates[i][1], parts[candidates[i][3]]
-  local id = part.strip and string.sub(member, part.strip + 1) or member
+  local id = candidates[i]
+  if i <= stripped then id = string.sub(id, READY_MEMBER_PREFIX + 1) end
   if prefix == '' or string.sub(id, 1, #prefix) == prefix then
     ids[#ids + 1] = id
     if #ids == limit then
@@ -143,8 +144,9 @@ for i = 1, seen do
 end
 local after = false
 if #candidates > seen then
-  local last = candidates[seen]
-  after = {last[3], last[2], last[1]}
+  local index, member = from_part, candidates[seen]
+  while ends[index] < seen do index = index + 1 end
+  after = {index, redis.call('ZSCORE', parts[index].key, member), member}
 end
 
 local reply = {after}
