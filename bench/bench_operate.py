@@ -3,11 +3,11 @@
 On a private redis-server, one topic is filled with ``--jobs`` scheduled jobs (1% of them
 with the id prefix ``vip-``). Then:
 
-- **Listing**: pages of 100 at the start, the middle and the end of the topic (the cursor of the
-  job before each: ``page_us_*``; of a job deleted there: ``gone_page_us_middle``, the binary
-  search), with and without a prefix; the server time of each ``jobs`` script is read from SLOWLOG (threshold 0). The
-  baseline is the bare read of the same 100 records (ZRANGE + HMGET in one pipeline), its
-  server time read the same way.
+- **Listing**: pages of 100 at the start, the middle and the end of the topic (the cursor of
+  the job before each: ``page_us_*``; of a job deleted there: ``gone_page_us_middle``, the
+  binary search), with and without a prefix; the server time of each ``jobs`` script is read
+  from SLOWLOG (threshold 0). The baseline is the bare read of the same 100 records (ZRANGE +
+  HMGET in one pipeline), its server time read the same way.
 - **Purge**: the whole topic, with SLOWLOG logging every call and the LATENCY monitor at 10 ms,
   while a second client keeps putting jobs into another topic and times each put. Reports the
   purge calls' server times, how many Redis calls took over 10 ms (the target is none) and
@@ -52,14 +52,15 @@ def server_us(conn: redis.Redis, command: str) -> list[int]:
     return [int(e["duration"]) for e in entries if e["command"].split(b" ")[0] == command.encode()]
 
 
-def cursor_at(conn: redis.Redis, rank: int) -> str | None:
+def cursor_at(conn: redis.Redis, rank: int) -> tuple[str | None, str]:
     """The listing cursor of the scheduled job at ``rank`` (the page after it starts at
-    ``rank + 1``); None for rank -1 (the start)."""
+    ``rank + 1``; None for rank -1, the start) and the job's id."""
     if rank < 0:
-        return None
+        return None, ""
     key = TopicKeys("redisched", TOPIC).name("scheduled")
-    [(member, score)] = conn.zrange(key, rank, rank, withscores=True, score_cast_func=bytes)
-    return cursors.encode(TOPIC, "scheduled", (1, score.decode(), member))
+    found = conn.zrange(key, rank, rank, withscores=True, score_cast_func=bytes)
+    [(member, score)] = cast(list[tuple[bytes, bytes]], found)
+    return cursors.encode(TOPIC, "scheduled", (1, score.decode(), member)), member.decode()
 
 
 def listing(client: redisched.Client, conn: redis.Redis, count: int) -> dict[str, Any]:
@@ -69,20 +70,19 @@ def listing(client: redisched.Client, conn: redis.Redis, count: int) -> dict[str
     conn.config_set("slowlog-max-len", 100_000)
     out: dict[str, Any] = {}
     for name, offset in (("start", 0), ("middle", count // 2), ("end", max(0, count - 100))):
+        cursor, _ = cursor_at(conn, offset - 1)
         conn.slowlog_reset()
         for _ in range(20):
-            page = client.jobs(TOPIC, "scheduled", limit=100, cursor=cursor_at(conn, offset - 1))
+            page = client.jobs(TOPIC, "scheduled", limit=100, cursor=cursor)
             assert len(page.jobs) == min(100, count - offset)
         out[f"page_us_{name}"] = statistics.median(server_us(conn, "EVALSHA"))
-    key = TopicKeys("redisched", TOPIC).name("scheduled")
-    [gone_id] = conn.zrange(key, count // 2, count // 2)
-    gone = cursor_at(conn, count // 2)
-    client.delete(TOPIC, gone_id.decode())  # the page finds the gone job's place by search
+    gone, gone_id = cursor_at(conn, count // 2)
+    client.delete(TOPIC, gone_id)  # the page finds the gone job's place by search
     conn.slowlog_reset()
     for _ in range(20):
         page = client.jobs(TOPIC, "scheduled", limit=100, cursor=gone)
     out["gone_page_us_middle"] = statistics.median(server_us(conn, "EVALSHA"))
-    client.put(TOPIC, gone_id.decode(), BODY, delay=3600)  # the purge counts every job
+    client.put(TOPIC, gone_id, BODY, delay=3600)  # the purge counts every job
     conn.slowlog_reset()
     for _ in range(20):
         page = client.jobs(TOPIC, "scheduled", prefix="vip-", limit=100)
