@@ -174,3 +174,22 @@ async def test_equal_scores_resume_in_byte_order_after_a_deleted_job(api: Any, t
             break
         cursor = page.cursor
     assert seen == sorted(ids, key=str.encode)
+
+
+async def test_dead_jobs_of_one_death_time_resume_in_reverse_byte_order(
+    api: Any, topic: str
+) -> None:
+    ids = [f"{a}{b}" for a in ("B", "a", "_", "Z") for b in ("x", "Y", "-")]
+    await api.put_many(topic, [(i, b"") for i in ids])
+    for job in await api.reserve_many(topic, len(ids)):
+        await api.bury(job)  # the clock stands still: one score
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await api.jobs(topic, "dead", limit=5, cursor=cursor)
+        seen += [job.id for job in page.jobs]
+        await api.delete_many(topic, [page.jobs[-1].id] if page.jobs else [])
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert seen == sorted(ids, key=str.encode, reverse=True)

@@ -514,8 +514,10 @@ class Client:
     ) -> JobPage:
         """One page of the topic's jobs in ``state``; pass ``page.cursor`` for the next.
 
-        ``prefix`` keeps the ids starting with it; each call then examines a bounded number
-        of jobs, so a page can be short (even empty) while its cursor is not None.
+        The cursor names the last job the page examined: jobs deleted, reserved or added
+        before it meanwhile make the next page skip or repeat nothing. ``prefix`` keeps the
+        ids starting with it; each call then examines a bounded number of jobs, so a page can
+        be short (even empty) while its cursor is not None.
         """
         return self._run(self.ops.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor))
 
@@ -620,7 +622,8 @@ class Client:
         cursor: str | None = None,
     ) -> HistoryPage:
         """One page of the topic's finished jobs, most recent first (``outcome``: done,
-        cancelled, dead or pulled; None for all); pass ``page.cursor`` for the next."""
+        cancelled, dead or pulled; None for all); pass ``page.cursor`` (the last job looked
+        at) for the next: jobs finishing meanwhile are not repeated."""
         return self._run(self.ops.finished(topic, outcome=outcome, limit=limit, cursor=cursor))
 
     def schedule(
@@ -1000,8 +1003,10 @@ class AsyncClient:
     ) -> JobPage:
         """One page of the topic's jobs in ``state``; pass ``page.cursor`` for the next.
 
-        ``prefix`` keeps the ids starting with it; each call then examines a bounded number
-        of jobs, so a page can be short (even empty) while its cursor is not None.
+        The cursor names the last job the page examined: jobs deleted, reserved or added
+        before it meanwhile make the next page skip or repeat nothing. ``prefix`` keeps the
+        ids starting with it; each call then examines a bounded number of jobs, so a page can
+        be short (even empty) while its cursor is not None.
         """
         return await self._run(
             self.ops.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
@@ -1112,7 +1117,8 @@ class AsyncClient:
         cursor: str | None = None,
     ) -> HistoryPage:
         """One page of the topic's finished jobs, most recent first (``outcome``: done,
-        cancelled, dead or pulled; None for all); pass ``page.cursor`` for the next."""
+        cancelled, dead or pulled; None for all); pass ``page.cursor`` (the last job looked
+        at) for the next: jobs finishing meanwhile are not repeated."""
         return await self._run(
             self.ops.finished(topic, outcome=outcome, limit=limit, cursor=cursor)
         )

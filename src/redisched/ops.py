@@ -1117,7 +1117,9 @@ class Operations:
 
         With ``prefix``, only ids starting with it; one call then examines at most
         :data:`SCAN_LIMIT` jobs of the state, so a page may hold fewer than ``limit`` jobs (or
-        none) and still have a cursor: keep paging until the cursor is None.
+        none) and still have a cursor: keep paging until the cursor is None. The cursor names
+        the last job examined (:mod:`redisched.cursors`), so jobs removed or added before it
+        while paging skip or repeat nothing.
         """
         job_state = validate.state(state)
         page_size = validate.integer(limit, "limit", 1, 1000)
