@@ -502,7 +502,9 @@ class Operations:
         return schedule_ops.with_refill(self, topic, call) if when else call
 
     def _register(self, topic: str) -> tuple[str, str]:
-        return (topics_key(self.prefix), topic)
+        """The topics set's member for ``topic`` (a checked name), which a call that creates
+        jobs, a schedule or settings adds: such a topic must not be ``.`` or ``..``."""
+        return (topics_key(self.prefix), validate.new_name(topic, "topic"))
 
     def _durability(self, keys: TopicKeys, durable: object) -> Durability | None:
         if durable is None:  # the common case: the client's and the topic's setting, per topic
@@ -640,10 +642,11 @@ class Operations:
             _unhashable_topic(topic, exc)
         if prepared is None:
             prepared = self._prepare_put(topic, durable)
-        if type(id) is str and 0 < len(id) <= validate.MAX_ID_BYTES and id.isascii():
-            job_id = id  # the common case, as validate.job_id would pass it (ASCII: no surrogates)
+        if type(id) is str and 2 < len(id) <= validate.MAX_ID_BYTES and id.isascii():
+            job_id = id  # the common case, as validate.new_job_id would pass it (ASCII: no
+            # surrogates; longer than 2: not "." or "..")
         else:
-            job_id = validate.job_id(id)
+            job_id = validate.new_job_id(id)
         if type(body) is bytes and len(body) <= self.max_body_size:
             data = body
         else:
@@ -701,7 +704,7 @@ class Operations:
         pairs: list[Arg] = []
         append, job_id, body, limit = (
             pairs.append,
-            validate.job_id,
+            validate.new_job_id,
             validate.body,
             self.max_body_size,
         )

@@ -58,7 +58,7 @@ def parse_schedule(topic: str, entry: Sequence[Any]) -> Schedule:
 
 
 def _schedule_id(value: object) -> str:
-    sid = validate.job_id(value)
+    sid = validate.new_job_id(value)
     if len(sid.encode("utf-8")) > _MAX_SCHEDULE_ID_BYTES:
         raise InvalidArgument("id", f"must be at most {_MAX_SCHEDULE_ID_BYTES} bytes in UTF-8")
     return sid

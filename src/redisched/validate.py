@@ -70,6 +70,27 @@ def job_id(value: object, argument: str = "id") -> str:
     return value
 
 
+DOT_NAMES = frozenset({".", ".."})
+DOT_NAME_PROBLEM = "must not be '.' or '..' (a URL path would resolve it to its parent)"
+
+
+def new_name(value: str, argument: str) -> str:
+    """``value`` (an already checked id or topic), unless it is ``.`` or ``..``.
+
+    Browsers and curl resolve such a path segment to its parent (``DELETE …/jobs/..`` is
+    ``DELETE /v1/topics/T``), so no new job, schedule or topic takes one. Reading and deleting
+    an existing one stay possible: data stored by an older version must stay removable.
+    """
+    if value in DOT_NAMES:
+        raise InvalidArgument(argument, DOT_NAME_PROBLEM)
+    return value
+
+
+def new_job_id(value: object, argument: str = "id") -> str:
+    """The id of a job or schedule to create: :func:`job_id`, and not ``.`` or ``..``."""
+    return new_name(job_id(value, argument), argument)
+
+
 MAX_BULK_IDS = 10_000
 
 
