@@ -97,6 +97,10 @@ BAD_INPUT: list[tuple[str, Any, str | None]] = [
     ("/schedule/{topic}", {"id": "x", "contents": 1, "extra": 1}, "extra"),
     ("/schedule/{topic}", {"id": "x", "contents": {"$base64": "!!"}}, "contents.$base64"),
     ("/schedule/bad%7Btopic", {"id": "x", "contents": 1}, "topic"),
+    # a URL path resolves "." and ".." (a topic of them, even as %2E%2E, never reaches a route:
+    # Node's URL and Go's ServeMux resolve it, a 404)
+    ("/schedule/{topic}", {"id": "..", "contents": 1}, "id"),
+    ("/schedule/{topic}", {"id": ".", "contents": 1}, "id"),
     ("/cancel/{topic}", {"id": 7}, "id"),
     ("/schedule/{topic}", b'{"id": "a\\ud800", "contents": 1}', "id"),  # a lone surrogate
     ("/cancel/{topic}", b'{"id": "\\udc00"}', "id"),

@@ -129,3 +129,45 @@ func TestBadJobArguments(t *testing.T) {
 		t.Errorf("the stored job changed: %+v", after)
 	}
 }
+
+// TestDotNames: "." and ".." are refused as new ids and topics (a URL path resolves them to its
+// parent), with the Python client's message; one stored by an older version stays removable.
+func TestDotNames(t *testing.T) {
+	c, topic := testClient(t, "go-glue-")
+	ctx := context.Background()
+	const message = "must not be '.' or '..' (a URL path would resolve it to its parent)"
+	every := ScheduleOptions{EveryMs: 60_000}
+	if _, err := c.doPlain(ctx, "SREM", c.Prefix+":topics", ".", ".."); err != nil { // an earlier run's
+		t.Fatal(err)
+	}
+	for _, dot := range []string{".", ".."} {
+		for what, got := range map[string]struct {
+			err   error
+			field string
+		}{
+			"put id":         {func() error { _, _, err := c.Put(ctx, topic, dot, nil, PutOptions{}); return err }(), "id"},
+			"schedule id":    {func() error { _, err := c.Schedule(ctx, topic, dot, nil, every); return err }(), "id"},
+			"put topic":      {func() error { _, _, err := c.Put(ctx, dot, "j", nil, PutOptions{}); return err }(), "topic"},
+			"schedule topic": {func() error { _, err := c.Schedule(ctx, dot, "j", nil, every); return err }(), "topic"},
+		} {
+			var invalid *InvalidArgument
+			if !errors.As(got.err, &invalid) || invalid.Field != got.field || invalid.Message != message {
+				t.Errorf("%s %q: want an InvalidArgument for %s, got %v", what, dot, got.field, got.err)
+			}
+		}
+		if member, _ := c.doPlain(ctx, "SISMEMBER", c.Prefix+":topics", dot); member != int64(0) {
+			t.Errorf("%q was added to the topics set", dot)
+		}
+		// stored as an older version would have: the script itself takes any id
+		if _, err := c.Call(ctx, "put", topic, Args{"now_ms": c.now(), "run_at_ms": "", "delay_ms": 0, "ttr_ms": "",
+			"priority": 0, "max_attempts": "", "replace": 0, "if_version": "", "id": []any{dot}, "body": []any{"old"}}); err != nil {
+			t.Fatal(err)
+		}
+		if job, err := c.Get(ctx, topic, dot); err != nil || job == nil || job.ID != dot {
+			t.Errorf("get %q: %+v %v", dot, job, err)
+		}
+		if deleted, err := c.Delete(ctx, topic, dot, 0); !deleted || err != nil {
+			t.Errorf("delete %q: %v %v", dot, deleted, err)
+		}
+	}
+}

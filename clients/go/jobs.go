@@ -86,7 +86,10 @@ func (c *Client) checkPut(topic, id string, body []byte, o PutOptions) error {
 	if err := ValidateTopic(topic); err != nil {
 		return &InvalidArgument{"topic", strings.TrimPrefix(err.Error(), "topic ")}
 	}
-	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+	if err := checkNewName(topic, "topic"); err != nil {
+		return err
+	}
+	if err := checkNewJobID(id, "id", maxIDBytes); err != nil {
 		return err
 	}
 	limit := c.MaxBodySize
@@ -143,7 +146,7 @@ func (c *Client) Put(ctx context.Context, topic, id string, body []byte, o PutOp
 	if o.Replace {
 		replace = 1
 	}
-	if _, err := c.doPlain(ctx, "SADD", c.Prefix+":topics", topic); err != nil {
+	if err := c.register(ctx, topic); err != nil {
 		return "", 0, err
 	}
 	r, err := redis.Int64s(c.Call(ctx, "put", topic, Args{"now_ms": c.now(), "run_at_ms": opt(o.RunAtMs),

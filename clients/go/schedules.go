@@ -84,6 +84,40 @@ func checkJobID(id, field string, maxBytes int) error {
 	return nil
 }
 
+// dotNameProblem is why "." and ".." are no new id or topic: a URL path carrying one bare is
+// resolved to its parent by browsers and curl (validate.new_name in the Python client).
+const dotNameProblem = "must not be '.' or '..' (a URL path would resolve it to its parent)"
+
+// checkNewName refuses "." and ".." as the id or topic of something to create. Reading and
+// deleting an existing one stay possible: data stored by an older version must stay removable.
+func checkNewName(name, field string) error {
+	if name == "." || name == ".." {
+		return &InvalidArgument{field, dotNameProblem}
+	}
+	return nil
+}
+
+// checkNewJobID checks the id of a job or schedule to create: checkJobID, and not "." or "..".
+func checkNewJobID(id, field string, maxBytes int) error {
+	if err := checkJobID(id, field, maxBytes); err != nil {
+		return err
+	}
+	return checkNewName(id, field)
+}
+
+// register lists topic in the topics set, as every call that creates something in it does; a
+// bad topic, or one named "." or "..", is an *InvalidArgument and is not listed.
+func (c *Client) register(ctx context.Context, topic string) error {
+	if err := ValidateTopic(topic); err != nil {
+		return &InvalidArgument{"topic", strings.TrimPrefix(err.Error(), "topic ")}
+	}
+	if err := checkNewName(topic, "topic"); err != nil {
+		return err
+	}
+	_, err := c.doPlain(ctx, "SADD", c.Prefix+":topics", topic)
+	return err
+}
+
 func checkRange(v int64, field string, low, high int64) error {
 	if v < low || v > high {
 		return invalidArg(field, "must be between %d and %d", low, high)
@@ -188,7 +222,7 @@ func ceilSecond(ms int64) int64 { return (ms + 999) / 1000 * 1000 }
 // scheduleArgs checks a schedule's options as the Python client does and builds schedule.lua's
 // arguments (all but now_ms); wallMs is the clock the first cron times start from.
 func (c *Client) scheduleArgs(id string, body []byte, o ScheduleOptions, wallMs int64) (Args, error) {
-	if err := checkJobID(id, "id", maxScheduleIDBytes); err != nil {
+	if err := checkNewJobID(id, "id", maxScheduleIDBytes); err != nil {
 		return nil, err
 	}
 	limit := c.MaxBodySize
@@ -274,10 +308,7 @@ func (c *Client) Schedule(ctx context.Context, topic, id string, body []byte, o 
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTopic(topic); err != nil {
-		return nil, fmt.Errorf("redisched: %w", err)
-	}
-	if _, err := c.doPlain(ctx, "SADD", c.Prefix+":topics", topic); err != nil {
+	if err := c.register(ctx, topic); err != nil {
 		return nil, err
 	}
 	args["now_ms"] = c.now()

@@ -127,6 +127,8 @@ export class Scheduler {
   requeue(topic: string, options?: { limit?: number }): Promise<[number, number, number]>;
   pull(topic: string): Promise<Job | null>;
   stats(topic: string): Promise<TopicStats>;
+  /** List a topic in the topics set (what put, schedule and pause do); a bad topic, or one named "." or "..", throws InvalidArgument. */
+  register(topic: string): Promise<void>;
   pause(topic: string): Promise<boolean>;
   resume(topic: string): Promise<boolean>;
   topicBackoff(topic: string): Promise<{ baseMs: number | null; maxMs: number | null }>;

@@ -10,7 +10,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule, refillTimes, jobId,
-  body: checkBody, integer, epochMs, optionalPositive, MAX_TTR_MS, INT32 } = require('./schedules');
+  newJobId, newName, body: checkBody, integer, epochMs, optionalPositive, MAX_TTR_MS, INT32 } = require('./schedules');
 const { encodeResult } = require('./results');
 
 const PARAM = /^-- (KEYS|ARGV)\[(\d+)\] (\w+) (\S+)$/;
@@ -230,9 +230,9 @@ class Scheduler {
       priority: integer(priority, 'priority', -(2 ** 31), INT32),
       max_attempts: maxAttempts === '' ? '' : optionalPositive(maxAttempts, 'maxAttempts'),
       replace: replace ? 1 : 0, if_version: ifVersion === '' ? '' : optionalPositive(ifVersion, 'ifVersion'),
-      id: [jobId(id)], body: [checkBody(body, this.maxBodySize)],
+      id: [newJobId(id)], body: [checkBody(body, this.maxBodySize)],
     };
-    await this.redis.sadd(`${this.prefix}:topics`, topic);
+    await this.register(topic);
     const [status, version] = await this.call('put', topic, named);
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
     return { status: PUT_STATUS[status], version };
@@ -437,9 +437,15 @@ class Scheduler {
     return Object.fromEntries(names.map((n, i) => [n, r[i]]));
   }
 
+  /** List `topic` in the topics set, as every call that creates something in it does: a
+   * topic Python refuses, or one named "." or "..", throws InvalidArgument and is not listed. */
+  async register(topic) {
+    this.keys(this.scripts.get('put'), topic);
+    await this.redis.sadd(`${this.prefix}:topics`, newName(topic, 'topic'));
+  }
+
   async pause(topic) {
-    this.keys(this.scripts.get('pause'), topic);
-    await this.redis.sadd(`${this.prefix}:topics`, topic);
+    await this.register(topic);
     return (await this.call('pause', topic)) === 1;
   }
 
@@ -458,7 +464,7 @@ class Scheduler {
   async schedule(topic, id, body, options = {}) {
     const wallMs = this.clock ? Math.round(this.clock()) : Date.now();
     const args = scheduleArgs(id, body, options, wallMs, this.maxBodySize);
-    await this.redis.sadd(`${this.prefix}:topics`, topic);
+    await this.register(topic);
     const [[status, version], [entry]] = await this.pipeline(topic, [
       ['schedule', { now_ms: this.now(), ...args }, false],
       ['get_schedule', { id: [args.id] }, true],

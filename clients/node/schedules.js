@@ -39,6 +39,19 @@ function jobId(value, field = 'id', maxBytes = MAX_ID_BYTES) {
   return value;
 }
 
+/** `value` (a checked id or topic) unless it is "." or "..", which a URL path resolves to its
+ * parent: no new job, schedule or topic takes one (validate.new_name). Reading and deleting an
+ * existing one stay possible. */
+function newName(value, field) {
+  if (value === '.' || value === '..') {
+    throw new InvalidArgument(field, "must not be '.' or '..' (a URL path would resolve it to its parent)");
+  }
+  return value;
+}
+
+/** The id of a job or schedule to create: jobId, and not "." or "..". */
+const newJobId = (value, field = 'id', maxBytes = MAX_ID_BYTES) => newName(jobId(value, field, maxBytes), field);
+
 function body(value, maxSize = DEFAULT_MAX_BODY_SIZE) {
   let data;
   if (typeof value === 'string') {
@@ -183,7 +196,7 @@ function scheduleArgs(id, data, options, nowMs, maxBodySize) {
     ttrMs = null, priority = 0, maxAttempts = null, ifVersion = null, ...rest } = options;
   const unknown = Object.keys(rest);
   if (unknown.length) throw new InvalidArgument(unknown[0], 'is not an option of schedule');
-  const sid = jobId(id, 'id', MAX_SCHEDULE_ID_BYTES);
+  const sid = newJobId(id, 'id', MAX_SCHEDULE_ID_BYTES);
   const bytes = body(data, maxBodySize);
   if ((cron === null) === (every === null)) throw new InvalidArgument('cron', 'give exactly one of cron and everyMs');
   const zone = timeZone(tz);
@@ -231,6 +244,6 @@ function refillTimes(entry, nowMs) {
 
 module.exports = {
   InvalidArgument, UPCOMING, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule,
-  refillTimes, cronTimes, cronExpression, timeZone, jobId, body, integer, epochMs, optionalPositive,
+  refillTimes, cronTimes, cronExpression, timeZone, jobId, newJobId, newName, body, integer, epochMs, optionalPositive,
   MAX_TTR_MS, INT32,
 };

@@ -109,3 +109,25 @@ test('topics are checked as Python does: 200 code points, valid Unicode', async 
   }
   assert.equal(await redis.sismember('redisched:topics', `${topic}\ufffd`), 0);
 });
+
+test('"." and ".." are refused as new ids and topics; stored ones stay readable and removable', async () => {
+  const { s, topic } = scheduler();
+  const message = "must not be '.' or '..' (a URL path would resolve it to its parent)";
+  const refused = (field) => (e) => e instanceof InvalidArgument && e.field === field
+    && e.message === `${field}: ${message}`;
+  await redis.srem('redisched:topics', '.', '..'); // an earlier run's
+  for (const dot of ['.', '..']) {
+    await assert.rejects(s.put(topic, dot, 'b'), refused('id'));
+    await assert.rejects(s.schedule(topic, dot, 'b', { everyMs: 60_000 }), refused('id'));
+    await assert.rejects(s.put(dot, 'j', 'b'), refused('topic'));
+    await assert.rejects(s.schedule(dot, 'j', 'b', { everyMs: 60_000 }), refused('topic'));
+    await assert.rejects(s.pause(dot), refused('topic'));
+    assert.equal(await redis.sismember('redisched:topics', dot), 0);
+    assert.equal(await s.get(topic, dot), null);
+    // stored as an older version would have: the script itself takes any id
+    await s.call('put', topic, { now_ms: s.now(), run_at_ms: '', delay_ms: 0, ttr_ms: '', priority: 0,
+      max_attempts: '', replace: 0, if_version: '', id: [dot], body: ['old'] });
+    assert.equal((await s.get(topic, dot)).id, dot);
+    assert.equal(await s.delete(topic, dot), true);
+  }
+});
