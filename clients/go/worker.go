@@ -70,10 +70,21 @@ func (e *RetryError) Error() string { return fmt.Sprintf("%s (in %s)", e.Reason,
 // century is an *InvalidArgument instead (as the Python Retry raises), which fails the job with
 // backoff, its message kept as the job's last error.
 func Retry(delay time.Duration, reason string) error {
-	if delay < 0 || delay.Milliseconds() > maxDelayMs {
-		return invalidArg("delay", "must be from 0 to %d ms, not %s", int64(maxDelayMs), delay)
+	retry := &RetryError{delay, reason}
+	if err := retry.check(); err != nil {
+		return err
 	}
-	return &RetryError{delay, reason}
+	return retry
+}
+
+// check is the *InvalidArgument Retry gives for the delay, nil when the delay is fine. A
+// hand-built *RetryError with a bad delay fails its job as that error would (with backoff,
+// its message kept as the job's last error), as Retry's own check does.
+func (e *RetryError) check() error {
+	if e.Delay < 0 || e.Delay.Milliseconds() > maxDelayMs {
+		return invalidArg("delay", "must be from 0 to %d ms, not %s", int64(maxDelayMs), e.Delay)
+	}
+	return nil
 }
 
 // Backoff is exponential backoff with jitter: attempt n waits min(Max, Base*2^(n-1)), minus up to
@@ -517,8 +528,10 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 		if lost {
 			w.log.Printf("redisched worker: job %q of %s finished after its reservation was lost; not acked", job.ID, t.name)
 		}
-	case errors.As(err, &retry):
+	case errors.As(err, &retry) && retry.check() == nil:
 		w.release(a, retry.Delay, retry.Reason)
+	case retry != nil:
+		w.release(a, t.backoff.Delay(job.Attempts), describe(retry.check()))
 	default:
 		w.release(a, t.backoff.Delay(job.Attempts), describe(err))
 	}

@@ -127,7 +127,8 @@ func TestSignatureAndSlots(t *testing.T) {
 
 // TestRetryBadDelay: Retry with a negative delay is an *InvalidArgument, which fails the job with
 // backoff and its message as last error (before, the release was refused and the job stayed
-// reserved, with no error, until its ttr); bad Options are refused.
+// reserved, with no error, until its ttr), and so does a hand-built *RetryError with a delay
+// outside 0 to a century; bad Options are refused.
 func TestRetryBadDelay(t *testing.T) {
 	c, topic := testClient(t, "go-worker-")
 	var invalid *InvalidArgument
@@ -143,12 +144,18 @@ func TestRetryBadDelay(t *testing.T) {
 		t.Fatalf("Grace -1s: %v", err)
 	}
 	ctx := context.Background()
-	if _, _, err := c.Put(ctx, topic, "j", []byte("x"), PutOptions{}); err != nil {
-		t.Fatal(err)
+	// a hand-built *RetryError with a bad delay fails the same way (before, its release was
+	// refused and the job stayed reserved until its ttr)
+	returned := map[string]error{"j": Retry(-time.Second, "negative"), "k": &RetryError{-time.Second, "negative"},
+		"m": &RetryError{time.Duration(maxDelayMs+1) * time.Millisecond, "too late"}}
+	for id := range returned {
+		if _, _, err := c.Put(ctx, topic, id, []byte("x"), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ready := make(chan struct{})
-	w, err := NewWorker(c, map[string]Handler{topic: func(context.Context, *Job) error {
-		return Retry(-time.Second, "negative")
+	w, err := NewWorker(c, map[string]Handler{topic: func(_ context.Context, job *Job) error {
+		return returned[job.ID]
 	}}, Options{IgnoreSignals: true, Backoff: &Backoff{time.Minute, time.Minute, 0},
 		OnReady: func() { close(ready) }, Logger: quiet})
 	if err != nil {
@@ -158,21 +165,23 @@ func TestRetryBadDelay(t *testing.T) {
 	go func() { done <- w.Run(ctx) }()
 	<-ready
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		job, err := c.Get(ctx, topic, "j")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if job.State == "scheduled" {
-			if !strings.Contains(job.LastError, "delay: must be from 0") {
-				t.Fatalf("last error %q", job.LastError)
+	for id := range returned {
+		for {
+			job, err := c.Get(ctx, topic, id)
+			if err != nil {
+				t.Fatal(err)
 			}
-			break
+			if job.State == "scheduled" {
+				if !strings.Contains(job.LastError, "delay: must be from 0") {
+					t.Fatalf("%s: last error %q", id, job.LastError)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the job was not released: %+v", id, job)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the job was not released: %+v", job)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	w.Stop()
 	if err := <-done; err != nil {
