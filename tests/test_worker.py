@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import random
 import statistics
@@ -26,6 +27,7 @@ from redisched import (
     Job,
     JobState,
     Retry,
+    TopicBackoff,
     Worker,
 )
 from redisched.embedded import EmbeddedRedis
@@ -190,6 +192,52 @@ def test_backoff_delays() -> None:
     assert [backoff.ceiling(n) for n in (1, 2, 3, 5, 6, 100)] == [1, 2, 4, 16, 30, 30]
     delays = [backoff.delay(3) for _ in range(200)]
     assert all(2 <= d <= 4 for d in delays) and max(delays) - min(delays) > 1  # jittered
+
+
+@pytest.mark.parametrize(
+    ("policy", "settings", "expected"),
+    [
+        (TopicBackoff(), (None, None), (1.0, 3600.0)),
+        (TopicBackoff(), (5, 2), (5, 5)),  # the topic's longest is raised to its first
+        (TopicBackoff(max=0.3), (0.1, None), (0.1, 0.3)),  # the topic's first, the longest given
+        (TopicBackoff(max=0.3), (None, 60), (0.3, 0.3)),  # a longest alone caps the first too
+        (TopicBackoff(base=2), (None, 60), (2, 60)),
+        (TopicBackoff(base=120), (None, 60), (120, 120)),
+        (TopicBackoff(base=timedelta(seconds=2), max=3, jitter=0), (9, 9), (2, 3)),
+    ],
+)
+def test_a_topic_backoff_fills_in_the_topics_settings(
+    policy: TopicBackoff,
+    settings: tuple[float | None, float | None],
+    expected: tuple[float, float],
+) -> None:
+    made = policy.for_topic(*settings)
+    assert (made.base, made.max, made.jitter) == (*expected, policy.jitter)
+
+
+async def test_a_worker_takes_the_topics_first_delay_and_its_own_longest(
+    client: AsyncClient, topic: str
+) -> None:
+    """The public way to leave one part to the topic (the CLI's --backoff-max alone)."""
+    starts: list[float] = []
+
+    async def handler(job: Job) -> None:
+        starts.append(time.monotonic())
+        raise ValueError("boom")
+
+    await client.configure(topic, backoff=0.1, backoff_max=60)
+    await client.put(topic, "j", b"", max_attempts=5)
+    policy = TopicBackoff(max=0.3, jitter=0)
+    async with serving(new_worker(client, {topic: handler}, backoff=policy)):
+
+        async def dead() -> bool:
+            job = await client.get(topic, "j")
+            return job is not None and job.state is JobState.DEAD
+
+        await wait_until(dead)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # expected 0.1, 0.2, 0.3, 0.3; the topic's alone: 0.1, 0.2, 0.4, 0.8; 0.3 as the first
+    assert 0.1 <= gaps[0] < 0.25 and 0.3 <= gaps[3] < 0.6, gaps
 
 
 async def test_a_backoff_of_timedeltas_delays_a_failed_job(client: AsyncClient, topic: str) -> None:
@@ -788,6 +836,10 @@ async def test_bad_arguments_name_the_field(
         (lambda: Backoff(base=-1), "backoff.base"),
         (lambda: Backoff(base=5, max=1), "backoff.max"),
         (lambda: Backoff(jitter=2), "backoff.jitter"),
+        (lambda: TopicBackoff(base=-1), "backoff.base"),
+        (lambda: TopicBackoff(max="soon"), "backoff.max"),
+        (lambda: TopicBackoff(base=5, max=1), "backoff.max"),
+        (lambda: TopicBackoff(jitter=-0.1), "backoff.jitter"),
         (lambda: Retry(delay=-1), "delay"),
         (lambda: Retry(delay="soon"), "delay"),
     ],

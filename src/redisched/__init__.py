@@ -27,7 +27,7 @@ from .models import (
     Timeline,
     TopicStats,
 )
-from .retry import Backoff, Retry
+from .retry import Backoff, Retry, TopicBackoff
 from .worker import Worker
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "Schedule",
     "StaleReservation",
     "Timeline",
+    "TopicBackoff",
     "TopicBusy",
     "TopicStats",
     "VersionConflict",

@@ -1,4 +1,5 @@
-"""How a failed job is retried: ``Retry`` (a handler's request) and ``Backoff`` (the default)."""
+"""How a failed job is retried: ``Retry`` (a handler's request) and ``Backoff`` (the default),
+or ``TopicBackoff`` (parts of it left to each topic's settings)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,50 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         """The delay in seconds after attempt ``attempt`` (1 = the first run), with jitter."""
         return self.ceiling(attempt) * (1 - self.jitter * random.random())
+
+
+@dataclass(frozen=True, slots=True)
+class TopicBackoff:
+    """A backoff that leaves ``base``, ``max`` or both to each topic's settings.
+
+    A Worker given one reads each topic's ``backoff`` and ``backoff_max`` settings at start
+    (else ``Backoff()``'s) and fills in the parts left as None (:meth:`for_topic`);
+    ``TopicBackoff()`` is what a Worker without a ``backoff`` uses.
+    ``redisched worker --backoff`` or ``--backoff-max`` alone passes one.
+
+    Args:
+        base: seconds (or a timedelta) after the first failed attempt; None: the topic's.
+            With ``max`` None, the topic's longest delay is raised to it when below it.
+        max: the longest delay, seconds (or a timedelta); None: the topic's. Given alone, it
+            caps the topic's first delay too.
+        jitter: the fraction of the delay taken off at random, 0 to 1.
+    """
+
+    base: float | None = None
+    max: float | None = None
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("base", "max"):
+            value = getattr(self, name)
+            if value is not None:
+                seconds = validate.duration_ms(value, f"backoff.{name}") / 1000
+                object.__setattr__(self, name, seconds)
+        if self.base is not None and self.max is not None and self.max < self.base:
+            raise InvalidArgument("backoff.max", "must be at least backoff.base")
+        Backoff(jitter=self.jitter)  # the same check of the jitter
+
+    def for_topic(self, topic_base: float | None, topic_max: float | None) -> Backoff:
+        """The Backoff of a topic whose settings are ``topic_base`` and ``topic_max`` (None:
+        not set, ``Backoff()``'s)."""
+        default = Backoff()
+        base = default.base if topic_base is None else topic_base
+        ceiling = default.max if topic_max is None else topic_max
+        if self.base is not None:
+            base = self.base
+        if self.max is None:
+            ceiling = max(base, ceiling)
+        else:
+            ceiling = self.max
+            base = min(base, ceiling)
+        return Backoff(base, ceiling, self.jitter)

@@ -44,7 +44,7 @@ from .leasing import ACK_DELAY, MAX_IDLE, Lessee, LimitsCache
 from .models import Cancellation, Job, JobState
 from .ops import Call
 from .partition_setting import served_topics
-from .retry import Backoff, Retry
+from .retry import Backoff, Retry, TopicBackoff
 from .timing import ServerClock
 from .wakeup import Wakeups
 from .warmup import warm_up
@@ -133,8 +133,9 @@ class Worker:
         concurrency: handlers running at once, across all topics; leased jobs never exceed it.
         ttr: seconds each lease lasts (None: each job's own ttr). Handlers running longer
             than half of it get their lease extended.
-        backoff: the retry delays after a failure (None: the topic's ``backoff`` and
-            ``backoff_max`` settings as read at start, else ``Backoff()``).
+        backoff: the retry delays after a failure: a Backoff for every topic, or a
+            TopicBackoff leaving parts of it to each topic's ``backoff`` and ``backoff_max``
+            settings as read at start (None: ``TopicBackoff()``, all of it).
         grace: seconds that running handlers get to finish after ``stop()``; what has not
             finished then is cancelled and released.
         wakeups: the process's wake-up hub (None: the worker opens its own on the client's
@@ -149,7 +150,7 @@ class Worker:
         *,
         concurrency: int = 50,
         ttr: float | None = None,
-        backoff: Backoff | None = None,
+        backoff: Backoff | TopicBackoff | None = None,
         grace: float = 30.0,
         wakeups: Wakeups | None = None,
         handle_signals: bool = True,
@@ -169,16 +170,14 @@ class Worker:
                     f"handlers[{name!r}]", "must be a function, not a generator function"
                 )
             self._topics[name] = _Topic(name, handler, is_async(handler))
-        if backoff is not None and not isinstance(backoff, Backoff):
-            raise InvalidArgument("backoff", "must be a redisched.Backoff")
+        if backoff is not None and not isinstance(backoff, (Backoff, TopicBackoff)):
+            raise InvalidArgument("backoff", "must be a redisched.Backoff or TopicBackoff")
         if wakeups is not None and not isinstance(wakeups, Wakeups):
             raise InvalidArgument("wakeups", "must be a redisched.wakeup.Wakeups")
         self._client = client
         self._concurrency = validate.integer(concurrency, "concurrency", 1, 10_000)
         self._ttr = None if ttr is None else validate.ttr_ms(ttr) / 1000
-        self._backoff = backoff
-        # ``redisched worker --backoff`` or ``--backoff-max`` alone: the other is the topic's.
-        self._backoff_parts: tuple[float | None, float | None] = (None, None)
+        self._backoff = TopicBackoff() if backoff is None else backoff
         self._grace = validate.duration_ms(grace, "grace") / 1000
         self._wakeups = wakeups
         self._handle_signals = bool(handle_signals)
@@ -384,24 +383,15 @@ class Worker:
         """Each topic's backoff: the Worker's own, else the topic's settings (one round trip
         for every topic and partition)."""
         topics = list(self._topics.values())
-        if self._backoff is not None:
+        policy = self._backoff
+        if isinstance(policy, Backoff):
             for topic in topics:
-                topic.backoff = self._backoff
+                topic.backoff = policy
             return
         ops = self._client.ops
         configs = await self._client.execute(Call.join(*(ops.config(t.name) for t in topics)))
-        default = Backoff()
-        given_base, given_max = self._backoff_parts
         for topic, config in zip(topics, configs, strict=True):
-            base = default.base if config.backoff is None else config.backoff
-            ceiling = default.max if config.backoff_max is None else config.backoff_max
-            base = base if given_base is None else given_base
-            if given_max is None:
-                ceiling = max(base, ceiling)
-            else:  # a longest delay given alone caps the topic's first one too
-                ceiling = given_max
-                base = min(base, ceiling)
-            topic.backoff = Backoff(base, ceiling)
+            topic.backoff = policy.for_topic(config.backoff, config.backoff_max)
 
     async def _shutdown(
         self, loops: list[asyncio.Task[None]], runners: list[asyncio.Task[None]]

@@ -72,7 +72,7 @@ def worker(handler: str, verbose: bool, **given: Any) -> None:
     from ..errors import RedischedError
     from ..keys import validate_topic
     from ..preflight import check_redis
-    from ..retry import Backoff
+    from ..retry import Backoff, TopicBackoff
 
     configure_logging(verbose)
     try:
@@ -91,13 +91,15 @@ def worker(handler: str, verbose: bool, **given: Any) -> None:
             validate_topic(name, "--topic")
     except RedischedError as exc:
         raise click.BadParameter(str(exc)) from exc
-    policy = None  # one of them alone: the other is each topic's (see Worker._read_backoffs)
-    if backoff is not None and backoff_max is not None:
-        if backoff_max < backoff:
-            raise click.BadParameter(
-                f"must be at least --backoff ({backoff:g})", param_hint="--backoff-max"
-            )
-        policy = Backoff(backoff, backoff_max)
+    if backoff is not None and backoff_max is not None and backoff_max < backoff:
+        raise click.BadParameter(
+            f"must be at least --backoff ({backoff:g})", param_hint="--backoff-max"
+        )
+    policy: Backoff | TopicBackoff = (  # one left out (None): each topic's setting
+        TopicBackoff(backoff, backoff_max)
+        if backoff is None or backoff_max is None
+        else Backoff(backoff, backoff_max)
+    )
     try:  # fail fast on a bad URL or a Redis that does not answer; ride out outages later
         check_redis(settings.redis_url, cluster=settings.redis_cluster)
     except InvalidArgument as exc:
@@ -120,7 +122,6 @@ async def _serve(
             client, dict.fromkeys(topics, function), concurrency=settings.concurrency,
             ttr=settings.ttr, backoff=backoff, grace=settings.grace,
         )  # fmt: skip
-        runner._backoff_parts = (settings.backoff, settings.backoff_max)
         await runner.run()
     if runner.abandoned:
         # Handlers that ignored their cancellation: asyncio.run would wait for their tasks and
