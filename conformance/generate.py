@@ -530,6 +530,11 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         stats("unschedule deleted the pending one; the running lease and the look-alike remain",
               now=NOW + 3600 * S),
         schedule("every not whole seconds: error", "x", "b", every=1500),
+        schedule("end_ms is now: ended, nothing stored", "late", "b", every=60 * S, end=NOW),
+        schedule("end_ms in the past, with if_version: ended", "late", "b", every=60 * S,
+                 start=NOW - 120 * S, end=NOW - 60 * S, if_version=3),
+        get_schedule("the ended schedule was not stored", "late"),
+        stats("and put no occurrence", now=NOW + 3600 * S),
     ]),
     "schedule_skip": ("deleting a pending occurrence skips one run; the schedule goes on", [
         schedule("every 60 s, the first at +1 s", "sync", "b", every=60 * S, now=NOW + 500),

@@ -3,6 +3,7 @@ pause, replace and unschedule (a hand-moved clock, a real Redis)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -321,6 +322,9 @@ async def test_a_job_id_with_an_at_sign_is_not_an_occurrence(
         ({"every": 1.5}, "every"),
         ({"every": "60"}, "every"),
         ({"every": 60, "start_at": 2_000_000_000, "end_at": 1_999_999_999}, "end_at"),
+        # an end already past (schedule.lua's clock): was stored, a schedule that never runs
+        ({"every": 60, "end_at": 1_000_000_000}, "end_at"),
+        ({"cron": "* * * * *", "end_at": 1_000_000_000}, "end_at"),
         ({"every": 60, "start_at": datetime(2027, 1, 1)}, "start_at"),
         ({"every": 60, "ttr": 0}, "ttr"),
         ({"every": 60, "priority": "high"}, "priority"),
@@ -387,3 +391,19 @@ def test_every_occurrence_has_one_put_event(redis_url: str, topic: str) -> None:
         feed = [(e.id, e.kind) for e in client.events(topic)]
         assert feed.count(("s@2027-05-01T00:01:00Z", "put")) == 1
         assert ("s@2027-05-01T00:02:00Z", "put") in feed
+
+
+def test_an_end_at_past_by_the_servers_clock_is_refused(
+    client: redisched.Client, raw_redis: redis.Redis
+) -> None:
+    """The check is schedule.lua's, on the Redis server's clock (a client on server time sends
+    no now_ms), so a skewed local clock does not decide it."""
+    topic = f"ended-{uuid.uuid4().hex[:8]}"
+    seconds, _ = raw_redis.time()
+    server_now = datetime.fromtimestamp(seconds, UTC)
+    with pytest.raises(InvalidArgument) as caught:
+        client.schedule(topic, "s", b"", every=60, end_at=server_now - timedelta(seconds=2))
+    assert caught.value.argument == "end_at" and "Redis server's clock" in caught.value.message
+    assert client.get_schedule(topic, "s") is None and client.stats(topic).scheduled == 0
+    made = client.schedule(topic, "s", b"", every=60, end_at=server_now + timedelta(hours=1))
+    assert made.next_run_at is not None

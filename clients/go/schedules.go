@@ -84,6 +84,9 @@ func checkJobID(id, field string, maxBytes int) error {
 	return nil
 }
 
+// endAtPast is why schedule.lua refused a schedule (status 6), as every glue words it.
+const endAtPast = "must be in the future (by the Redis server's clock): the schedule would never run"
+
 // dotNameProblem is why "." and ".." are no new id or topic: a URL path carrying one bare is
 // resolved to its parent by browsers and curl (validate.new_name in the Python client).
 const dotNameProblem = "must not be '.' or '..' (a URL path would resolve it to its parent)"
@@ -321,8 +324,11 @@ func (c *Client) Schedule(ctx context.Context, topic, id string, body []byte, o 
 	if err != nil {
 		return nil, err
 	}
-	if r[0] == 5 {
+	switch r[0] {
+	case 5:
 		return nil, &VersionConflict{r[1]}
+	case 6: // end_ms is not after now: nothing changed
+		return nil, &InvalidArgument{"EndAtMs", endAtPast}
 	}
 	entries, err := redis.Values(replies[1], nil)
 	if err != nil {

@@ -225,6 +225,8 @@ func TestScheduleBadArguments(t *testing.T) {
 		{ScheduleOptions{EveryMs: 1000, MaxAttempts: -1}, "MaxAttempts"}, {ScheduleOptions{EveryMs: 1000, IfVersion: -1}, "IfVersion"},
 		{ScheduleOptions{EveryMs: 1000, StartAtMs: -5}, "StartAtMs"},
 		{ScheduleOptions{EveryMs: 1000, StartAtMs: t0, EndAtMs: t0}, "EndAtMs"},
+		// already past by the scripts' clock (here the test's): schedule.lua refuses it
+		{ScheduleOptions{EveryMs: 1000, EndAtMs: t0 - 1000}, "EndAtMs"}, {ScheduleOptions{Cron: "* * * * *", EndAtMs: t0}, "EndAtMs"},
 	} {
 		var invalid *InvalidArgument
 		if _, err := c.Schedule(ctx, topic, "x", []byte("b"), bad.o); !errors.As(err, &invalid) || invalid.Field != bad.field {

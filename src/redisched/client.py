@@ -649,7 +649,8 @@ class Client:
         the step that reserves the current one. ``cron`` is a 5-field crontab read in ``tz``
         (Debian cron DST rules); ``every`` is whole seconds (>= 1) from ``start_at`` (default:
         now; an interval replaced without ``start_at`` keeps its anchor). A replacement takes
-        effect from the next occurrence not yet reserved.
+        effect from the next occurrence not yet reserved. An ``end_at`` not after
+        ``start_at``, or already past by the Redis server's clock, is an InvalidArgument.
         ``if_version`` makes it conditional (VersionConflict on a mismatch).
         """
         return self._run(
@@ -1146,7 +1147,8 @@ class AsyncClient:
         the step that reserves the current one. ``cron`` is a 5-field crontab read in ``tz``
         (Debian cron DST rules); ``every`` is whole seconds (>= 1) from ``start_at`` (default:
         now; an interval replaced without ``start_at`` keeps its anchor). A replacement takes
-        effect from the next occurrence not yet reserved.
+        effect from the next occurrence not yet reserved. An ``end_at`` not after
+        ``start_at``, or already past by the Redis server's clock, is an InvalidArgument.
         ``if_version`` makes it conditional (VersionConflict on a mismatch).
         """
         return await self._run(

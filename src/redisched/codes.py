@@ -73,6 +73,7 @@ class ScheduleCode(enum.IntEnum):
     CREATED = 1
     REPLACED = 2
     VERSION_CONFLICT = 5
+    ENDED = 6
 
 
 class UnscheduleCode(enum.IntEnum):

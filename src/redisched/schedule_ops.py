@@ -57,6 +57,10 @@ def parse_schedule(topic: str, entry: Sequence[Any]) -> Schedule:
     )
 
 
+END_AT_PAST = "must be in the future (by the Redis server's clock): the schedule would never run"
+"""schedule.lua's ENDED status, as every glue words it."""
+
+
 def _schedule_id(value: object) -> str:
     sid = validate.new_job_id(value)
     if len(sid.encode("utf-8")) > _MAX_SCHEDULE_ID_BYTES:
@@ -126,6 +130,8 @@ def schedule(
         status, version, _ = replies[0]
         if status == ScheduleCode.VERSION_CONFLICT:
             raise VersionConflict(topic, sid, expected or 0, version, "schedule")
+        if status == ScheduleCode.ENDED:
+            raise InvalidArgument("end_at", END_AT_PAST)
         return parse_schedule(topic, replies[1][0])
 
     return Call((write, read), parse, ops._register(keys.topic))

@@ -112,6 +112,8 @@ test('bad arguments name the field and change nothing', async () => {
     [{ everyMs: 1000, ttrMs: 0 }, 'ttrMs'], [{ everyMs: 1000, maxAttempts: 0 }, 'maxAttempts'],
     [{ everyMs: 1000, ifVersion: -1 }, 'ifVersion'], [{ everyMs: 1000, startAtMs: 'soon' }, 'startAtMs'],
     [{ everyMs: 1000, startAtMs: T0, endAtMs: T0 }, 'endAtMs'], [{ everyMs: 1000, colour: 'red' }, 'colour'],
+    // already past by the scripts' clock (here the test's): schedule.lua refuses it
+    [{ everyMs: 1000, endAtMs: T0 - 1000 }, 'endAtMs'], [{ cron: '* * * * *', endAtMs: T0 }, 'endAtMs'],
   ];
   for (const [options, field] of bad) {
     await assert.rejects(s.schedule(topic, 'x', 'b', options),

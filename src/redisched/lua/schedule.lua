@@ -26,7 +26,8 @@
 -- ARGV[14] time int...
 -- Returns: [status, version, next_ms]. status: 1 created, 2 replaced, 5 version conflict
 --   (if_version did not match; version is the current one, 0 when there is no schedule;
---   nothing changed). next_ms is the time of the occurrence now pending (0: none, the schedule
+--   nothing changed), 6 ended (end_ms is not after now, the server's time unless now_ms is
+--   given: nothing changed; version as for 5). next_ms is the time of the occurrence now pending (0: none, the schedule
 --   has ended: past end_ms, or past 9999-12-31T23:59:59Z, the last time a job can have). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
 --   (an empty anchor_ms keeps the replaced schedule's anchor, else takes now rounded up to a
 --   second). every_ms 0 makes a cron schedule whose upcoming UTC times are ARGV[14...]
@@ -54,7 +55,7 @@ local function decode(raw) return {cmsgpack.unpack(raw)} end
 local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
   S_MAX_ATTEMPTS, S_BODY, S_CRON, S_TZ, S_START_AT, S_TIMES =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
-local CREATED, REPLACED, VERSION_CONFLICT = 1, 2, 5
+local CREATED, REPLACED, VERSION_CONFLICT, ENDED = 1, 2, 5, 6
 local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25 -- as put.lua
 local LAST_RUN_AT = 253402300799000 -- 9999-12-31T23:59:59Z: no job runs later (validate.py)
 local SCHEDULE_REPLACED = 'schedule replaced' -- the detail of its occurrence's event
@@ -334,6 +335,8 @@ end
 local raw = redis.call('HGET', schedules_key, id)
 local old = raw and {cmsgpack.unpack(raw)}
 local current = old and old[S_VERSION] or 0
+-- a schedule that ended before it was made would never run: the caller is told, not stored
+if end_at > 0 and end_at <= now then return {ENDED, current, 0} end
 if if_version and if_version ~= current then return {VERSION_CONFLICT, current, 0} end
 
 local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused')
