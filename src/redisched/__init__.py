@@ -3,6 +3,7 @@
 from .client import AsyncClient, Client
 from .errors import (
     BackendError,
+    ClientClosed,
     InvalidArgument,
     NotReplicated,
     RedischedError,
@@ -36,6 +37,7 @@ __all__ = [
     "BackendError",
     "Backoff",
     "Client",
+    "ClientClosed",
     "EventKind",
     "HistoryPage",
     "InvalidArgument",

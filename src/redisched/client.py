@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import redis
 import redis.asyncio
@@ -18,7 +18,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from . import connect, operate, routing, validate, wire
 from .durable import DEFAULT_TIMEOUT_MS, TopicFlags, is_pinned
-from .errors import BackendError, InvalidArgument
+from .errors import BackendError, ClientClosed, InvalidArgument
 from .keys import topic_problem
 from .models import (
     HistoryPage,
@@ -243,10 +243,17 @@ class Client:
             raise
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; a later call raises ClientClosed (closing again is
+        harmless)."""
+        self._run = self._closed  # type: ignore[method-assign]  # see _closed
         if self._wire is not None:
             self._wire.close()
         self.redis.close()
+
+    def _closed(self, call: Call[Any]) -> NoReturn:
+        """What ``_run`` is once the client is closed (every call goes through ``_run``): an
+        open client's calls check nothing, so being closable costs them nothing."""
+        raise ClientClosed("this Client is closed: make a new one")
 
     def __enter__(self) -> Client:
         return self
@@ -732,11 +739,17 @@ class AsyncClient:
         return cls(_connected(connect.async_connection, url, cluster), **options)
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; a later call raises ClientClosed (closing again is
+        harmless)."""
+        self._run = self._closed  # type: ignore[method-assign]  # see _closed
         if self._wire is not None:
             await self._wire.close()
         await self._nodes.close()
         await self.redis.aclose()
+
+    async def _closed(self, call: Call[Any]) -> NoReturn:
+        """As :meth:`Client._closed`."""
+        raise ClientClosed("this AsyncClient is closed: make a new one")
 
     async def __aenter__(self) -> AsyncClient:
         return self

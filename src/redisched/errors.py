@@ -7,6 +7,7 @@ RedischedError
  ├── VersionConflict      if_version did not match the stored version
  ├── TopicBusy            delete_topic on a topic with running jobs, without force
  ├── NotReplicated        a durable put was not acknowledged by a replica in time
+ ├── ClientClosed         a call on a Client or AsyncClient after its close()
  └── BackendError         Redis failed or could not be reached
 ```
 """
@@ -80,6 +81,15 @@ class TopicBusy(RedischedError):
 
 class NotReplicated(RedischedError):
     """A durable write was stored on the primary but no replica acknowledged it in time."""
+
+
+class ClientClosed(RedischedError):
+    """A call on a Client or AsyncClient after its ``close()`` (or the end of its ``with``).
+
+    redis-py would open new connections for it, behind the back of whoever closed the client
+    (its pool and kept connections leak past their owner's end); make a new client instead.
+    Nothing was sent.
+    """
 
 
 class BackendError(RedischedError):
