@@ -236,8 +236,10 @@ async def test_a_worker_takes_the_topics_first_delay_and_its_own_longest(
 
         await wait_until(dead)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # expected 0.1, 0.2, 0.3, 0.3; the topic's alone: 0.1, 0.2, 0.4, 0.8; 0.3 as the first
-    assert 0.1 <= gaps[0] < 0.25 and 0.3 <= gaps[3] < 0.6, gaps
+    # expected 0.1, 0.2, 0.3, 0.3; the topic's alone: 0.1, 0.2, 0.4, 0.8; 0.3 as the first.
+    # A run may start a few ms early by the local clock: the Worker leaves ahead by its lead
+    # over the server's millisecond clock (seen: 0.29994 for 0.3).
+    assert 0.09 <= gaps[0] < 0.25 and 0.28 <= gaps[3] < 0.6, gaps
 
 
 async def test_a_backoff_of_timedeltas_delays_a_failed_job(client: AsyncClient, topic: str) -> None:
