@@ -164,15 +164,7 @@ async def test_equal_scores_resume_in_byte_order_after_a_deleted_job(api: Any, t
     # compared bytewise as Redis orders them (uppercase before lowercase, "_" between).
     ids = [f"{a}{b}" for a in ("B", "a", "_", "Z", "b", "0") for b in ("x", "Y", "-", "~")]
     await api.put_many(topic, [(i, b"") for i in ids], delay=60)
-    seen: list[str] = []
-    cursor = None
-    while True:
-        page = await api.jobs(topic, "scheduled", limit=5, cursor=cursor)
-        seen += [job.id for job in page.jobs]
-        await api.delete_many(topic, [page.jobs[-1].id] if page.jobs else [])
-        if page.cursor is None:
-            break
-        cursor = page.cursor
+    seen = await pages_deleting_each_last_job(api, topic, "scheduled")
     assert seen == sorted(ids, key=str.encode)
 
 
@@ -183,13 +175,18 @@ async def test_dead_jobs_of_one_death_time_resume_in_reverse_byte_order(
     await api.put_many(topic, [(i, b"") for i in ids])
     for job in await api.reserve_many(topic, len(ids)):
         await api.bury(job)  # the clock stands still: one score
+    seen = await pages_deleting_each_last_job(api, topic, "dead")
+    assert seen == sorted(ids, key=str.encode, reverse=True)
+
+
+async def pages_deleting_each_last_job(api: Any, topic: str, state: str) -> list[str]:
+    """The ids listed page by page (5 a page), deleting each page's last job before the next."""
     seen: list[str] = []
     cursor = None
     while True:
-        page = await api.jobs(topic, "dead", limit=5, cursor=cursor)
+        page = await api.jobs(topic, state, limit=5, cursor=cursor)
         seen += [job.id for job in page.jobs]
         await api.delete_many(topic, [page.jobs[-1].id] if page.jobs else [])
         if page.cursor is None:
-            break
+            return seen
         cursor = page.cursor
-    assert seen == sorted(ids, key=str.encode, reverse=True)
