@@ -82,7 +82,12 @@ def get(note: str, id: str, now: int = NOW) -> dict[str, Any]:
 
 def delete(note: str, id: str, if_version: int | str = "", now: int = NOW) -> dict[str, Any]:
     """A delete by id."""
-    return call(note, "delete", id=id, if_version=if_version, now_ms=now)
+    return call(note, "delete", id=id, if_version=if_version, now_ms=now, abort="", reason="")
+
+
+def abort(note: str, id: str, reason: str = "", now: int = NOW) -> dict[str, Any]:
+    """An abort by id: delete.lua that records an aborted event and outcome."""
+    return call(note, "delete", id=id, if_version="", now_ms=now, abort="abort", reason=reason)
 
 
 def reserve(
@@ -320,6 +325,33 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         get("gone with its replacement", "p"),
         stats("nothing left"),
     ]),
+    "abort": ("abort is a delete whose history says aborted, with its reason", [
+        abort("no such job", "j"),
+        put("a waiting job", ("w", "x")),
+        abort("abort it with a reason", "w", reason="wrong customer"),
+        get("gone", "w"),
+        history("outcome aborted, an aborted event with the reason", "w"),
+        put("a job to lease", ("r", "x"), ttr=S),
+        reserve("lease it", "lease"),
+        abort("abort the running job: its holder is sent the cancel", "r"),
+        ack("the holder's ack is stale", ("r", Token("lease"))),
+        history("outcome aborted, an aborted event 'was running; cancel sent'", "r"),
+        put("another job to lease", ("q", "x"), ttr=S),
+        reserve("lease it", "ql"),
+        abort("abort it with a reason: the reason, then the note", "q", reason="duplicate"),
+        history("the detail ends in the note", "q"),
+        put("a job to kill", ("d", "x"), max_attempts=1),
+        reserve("lease it", "dl"),
+        bury("bury it", "d", Token("dl"), reason="bad"),
+        abort("abort a dead job", "d"),
+        history("it stays dead, with an aborted event", "d"),
+        put("a job to delete", ("x", "x")),
+        delete("a delete (abort empty) deletes", "x"),
+        history("outcome cancelled, a deleted event", "x"),
+        call("finished jobs by outcome aborted", "finished", after_score="", after_member="",
+             limit=10, outcome="aborted"),
+        stats("finished_aborted counts 3, finished_cancelled 1"),
+    ]),
     "reserve_order": ("lowest priority first, then the order jobs became ready", [
         put("priority 5, ready", ("low", "x"), priority=5),
         put("priority 0, ready", ("first", "x")),
@@ -556,8 +588,9 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
              state="scheduled", limit=1, before=NOW + 121 * S),
         get_schedule("next at +181 s", "sync"),
         reserve("lease it at +181 s: +241 s is put", "r1", now=NOW + 181 * S),
-        delete("abort the running one: not the pending one, nothing more is put",
-               "sync@2030-03-17T17:49:41Z", now=NOW + 181 * S),
+        abort("abort the running one: not the pending one, nothing more is put",
+              "sync@2030-03-17T17:49:41Z", now=NOW + 181 * S),
+        history("it ended aborted", "sync@2030-03-17T17:49:41Z"),
         get_schedule("still next at +241 s; last_ms the leased one", "sync"),
         call("unschedule still ends it", "unschedule", id="sync", if_version="",
              now_ms=NOW + 181 * S),

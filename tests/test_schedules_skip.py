@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import redisched
-from redisched import InvalidArgument, JobState
+from redisched import EventKind, InvalidArgument, JobState, Outcome
 from redisched.operate import purge
 from tests.conftest import FakeClock
 
@@ -134,6 +134,21 @@ async def test_abort_of_a_running_occurrence_keeps_the_chain(
     await assert_pending(api, topic, "s", at("2027-05-01 00:01:00"))
     assert (await api.get_schedule(topic, "s")).last_run_at == at("2027-05-01 00:00:00")
     assert (await api.stats(topic)).scheduled == 1  # nothing doubled
+
+
+async def test_abort_of_the_pending_occurrence_skips_one_run_and_reads_aborted(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60, start_at=at("2027-05-01 00:01:00"))
+    skipped = occurrence("s", at("2027-05-01 00:01:00"))
+    assert await api.abort(topic, skipped, reason="holiday") is True
+    await assert_pending(api, topic, "s", at("2027-05-01 00:02:00"))
+    assert (await api.get_schedule(topic, "s")).last_run_at == at("2027-05-01 00:01:00")
+    history = await api.history(topic, skipped)
+    assert history.outcome is Outcome.ABORTED and history.events[-1].kind is EventKind.ABORTED
+    assert history.events[-1].detail == "holiday"
+    assert (await api.stats(topic)).scheduled == 1
 
 
 async def test_a_retried_occurrence_deleted_advances_nothing(

@@ -181,7 +181,7 @@ func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) 
 	if err := checkRange(ifVersion, "ifVersion", 0, maxInt32); err != nil {
 		return false, err
 	}
-	args := Args{"id": id, "if_version": opt(ifVersion), "now_ms": c.now()}
+	args := Args{"id": id, "if_version": opt(ifVersion), "now_ms": c.now(), "abort": "", "reason": ""}
 	var r []int64
 	var err error
 	if strings.Contains(id, "@") { // a schedule's occurrence: its schedule may need more times

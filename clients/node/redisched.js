@@ -248,7 +248,7 @@ class Scheduler {
   /** Delete a job in any state; true if it existed. */
   async delete(topic, id, { ifVersion = '' } = {}) {
     const expected = ifVersion === '' ? '' : optionalPositive(ifVersion, 'ifVersion');
-    const args = { id: jobId(id), if_version: expected, now_ms: this.now() };
+    const args = { id: jobId(id), if_version: expected, now_ms: this.now(), abort: '', reason: '' };
     // a schedule's occurrence: deleting it may leave its schedule short of cron times (refill)
     const [status, version] = id.includes('@')
       ? (await this.withRefill(topic, [['delete', args, false]]))[0]
@@ -435,7 +435,7 @@ class Scheduler {
     const r = await this.call('stats', topic, { now_ms: this.now() });
     const names = ['nowMs', 'scheduled', 'ready', 'reserved', 'dead', 'paused', 'nextDueMs', 'totalPut',
       'totalReserved', 'totalAcked', 'totalReleased', 'totalRequeued', 'totalDead', 'totalPulled',
-      'finishedDone', 'finishedCancelled', 'finishedDead', 'finishedPulled'];
+      'finishedDone', 'finishedCancelled', 'finishedDead', 'finishedPulled', 'finishedAborted'];
     return Object.fromEntries(names.map((n, i) => [n, r[i]]));
   }
 

@@ -402,10 +402,10 @@ class Client:
         """
         return self._run(self.ops.delete(topic, id, if_version=if_version))
 
-    def abort(self, topic: str, id: str) -> bool:
+    def abort(self, topic: str, id: str, *, reason: str | None = None) -> bool:
         """Stop a job: cancel its running handler (any Worker), or keep it from running; True
-        if it existed."""
-        return self._run(self.ops.abort(topic, id))
+        if it existed. Its history ends ``aborted``, with ``reason`` in the ``aborted`` event."""
+        return self._run(self.ops.abort(topic, id, reason=reason))
 
     def reserve(self, topic: str, *, ttr: float | Any = None) -> Job | None:
         """Lease the next due job (lowest priority number first), or None."""
@@ -903,10 +903,10 @@ class AsyncClient:
         """
         return await self._run(self.ops.delete(topic, id, if_version=if_version))
 
-    async def abort(self, topic: str, id: str) -> bool:
+    async def abort(self, topic: str, id: str, *, reason: str | None = None) -> bool:
         """Stop a job: cancel its running handler (any Worker), or keep it from running; True
-        if it existed."""
-        return await self._run(self.ops.abort(topic, id))
+        if it existed. Its history ends ``aborted``, with ``reason`` in the ``aborted`` event."""
+        return await self._run(self.ops.abort(topic, id, reason=reason))
 
     async def reserve(self, topic: str, *, ttr: float | Any = None) -> Job | None:
         """Lease the next due job (lowest priority number first), or None."""

@@ -121,7 +121,8 @@ class Cancellation:
 class TopicStats:
     """Counts of a topic's jobs per state, and totals since the topic was created.
 
-    ``finished_*`` count the jobs that ended with each outcome (done, cancelled, dead, pulled).
+    ``finished_*`` count the jobs that ended with each outcome (done, cancelled, dead, pulled,
+    aborted).
     """
 
     topic: str
@@ -142,6 +143,7 @@ class TopicStats:
     finished_cancelled: int = 0
     finished_dead: int = 0
     finished_pulled: int = 0
+    finished_aborted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +187,13 @@ class Timeline:
 
 
 class Outcome(enum.StrEnum):
-    """How a job ended: acked, deleted by id, dead and then removed, or pulled."""
+    """How a job ended: acked, deleted by id, dead and then removed, pulled, or aborted."""
 
     DONE = "done"
     CANCELLED = "cancelled"
     DEAD = "dead"
     PULLED = "pulled"
+    ABORTED = "aborted"
 
 
 class EventKind(enum.StrEnum):
@@ -210,6 +213,7 @@ class EventKind(enum.StrEnum):
     DELETED = "deleted"
     PULLED = "pulled"
     EXPIRED = "expired"
+    ABORTED = "aborted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -742,10 +742,16 @@ class Operations:
     def delete(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
         """Delete a job by id in any state; True if it existed (a schedule's pending occurrence:
         its next one is put, so that run alone is skipped)."""
+        return self._delete(topic, id, if_version, "", "")
+
+    def _delete(
+        self, topic: str, id: str, if_version: object, abort: str, reason: str
+    ) -> Call[bool]:
+        """delete.lua's call: ``abort`` is "abort" for abort, "" for a delete."""
         job_id = validate.job_id(id)
         expected = validate.optional_positive(if_version, "if_version")
         step = self._step(
-            "delete", topic, job_id, "" if expected is None else expected, self._now()
+            "delete", topic, job_id, "" if expected is None else expected, self._now(), abort, reason
         )
 
         def parse(replies: list[Any]) -> bool:
@@ -757,15 +763,17 @@ class Operations:
         # deleting a cron schedule's pending occurrence may leave it short of times (refill)
         return self._refilling(topic, Call((step,), parse), "@" in job_id)
 
-    def abort(self, topic: str, id: str) -> Call[bool]:
+    def abort(self, topic: str, id: str, *, reason: object = None) -> Call[bool]:
         """Stop a job for good: a running one has its handler cancelled (the Worker running it
         learns through the topic's wake channel), a waiting one never runs; True if it existed.
 
-        The job is removed like ``delete`` does (its holder's ack is then stale).
+        The job is removed like ``delete`` does (its holder's ack is then stale; a schedule's
+        pending occurrence: that run alone is skipped), but its history says so: an
+        ``aborted`` event whose detail is ``reason`` (and, for a running job, "was running;
+        cancel sent") and the outcome ``aborted`` (``dead`` for a dead job).
         """
-        # History: as delete.lua records it (outcome cancelled, a deleted event whose detail,
-        # for a running job, is "was running; cancel sent"); docs/design.md section 7.
-        return self.delete(topic, id)
+        reason_text = "" if reason is None else validate.text(reason, "reason")
+        return self._delete(topic, id, None, "abort", reason_text)
 
     # -- leases -----------------------------------------------------------------------------
 

@@ -58,11 +58,11 @@ class _StatsCollector(Collector):
                 family.add_metric([stats.topic], getattr(stats, attribute))
             yield family
         finished = CounterMetricFamily(
-            "redisched_finished", "Jobs that ended, per outcome (done, cancelled, dead, pulled).",
+            "redisched_finished", "Jobs that ended, per outcome (done, cancelled, dead, pulled, aborted).",
             labels=["topic", "outcome"],
         )  # fmt: skip
         for stats in self.snapshot:
-            for outcome in ("done", "cancelled", "dead", "pulled"):
+            for outcome in ("done", "cancelled", "dead", "pulled", "aborted"):
                 finished.add_metric([stats.topic, outcome], getattr(stats, f"finished_{outcome}"))
         yield finished
 

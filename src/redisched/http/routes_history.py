@@ -167,7 +167,7 @@ ENDPOINTS = (
         responses={200: schemas.FinishedPageOut},
         params=(
             Param("outcome", "query", {"type": "string",
-                                       "enum": ["done", "cancelled", "dead", "pulled"]}),
+                                       "enum": ["done", "cancelled", "dead", "pulled", "aborted"]}),
             Param("limit", "query", {**_LIMIT, "maximum": 100}),
             Param("cursor", "query", {"type": "string"}, description="From the last page."),
         ),

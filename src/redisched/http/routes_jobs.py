@@ -217,8 +217,8 @@ async def abort(request: Request) -> Response:
     """POST .../abort: stop the job, cancelling its handler if it runs."""
     rt = runtime(request)
     topic, job_id = await job_path(request)
-    await read_json(request, _ABORT, rt.settings.max_request_size, empty=b"{}")
-    if not await rt.client.abort(topic, job_id):
+    spec = await read_json(request, _ABORT, rt.settings.max_request_size, empty=b"{}")
+    if not await rt.client.abort(topic, job_id, reason=spec.reason):
         raise not_found(topic, job_id)
     return Response(status_code=204)
 

@@ -126,7 +126,10 @@ class Kick(Struct, forbid_unknown_fields=True):
 
 
 class Abort(Struct, forbid_unknown_fields=True):
-    """POST .../abort: stop a job, cancelling its handler if it runs (the body may be empty)."""
+    """POST .../abort: stop a job, cancelling its handler if it runs (the body may be empty);
+    ``reason`` is kept in its history's ``aborted`` event."""
+
+    reason: Reason | None = None
 
 
 class Released(Struct):

@@ -16,15 +16,21 @@
 -- ARGV[1] id string
 -- ARGV[2] if_version int|empty
 -- ARGV[3] now_ms int|empty
+-- ARGV[4] abort string|empty
+-- ARGV[5] reason string|empty
 -- Returns: [status, version]. status: 1 deleted (version is the deleted one), 0 no such job,
 --   5 version conflict (if_version did not match; nothing changed). The holder of a deleted
 --   reservation gets a stale reply on ack/release/touch/bury, and is told to stop: 'x' .. id
 --   on the wake channel (and a consumer waiting for a place under the topic's concurrency,
 --   limit.lua, is woken with 0). A deleted job gets a deleted event (a reserved one's detail:
 --   'was running; cancel sent') and a finished record with outcome cancelled (dead when it was
---   dead). abort() is this script: an aborted job's history reads as a deletion. Deleting a
---   schedule's pending occurrence skips that run: the schedule's next occurrence is put (after
---   the deleted one's time and after now, within end_at, with a put event), as leasing it does.
+--   dead). With abort 'abort' (abort(); empty or absent, as older callers send: a delete)
+--   the event is aborted instead, whose detail is the reason (a delete ignores it), then,
+--   for a reserved job, '; ' and the same note (the reason cut so that the note stays whole
+--   within 200 bytes); the outcome is aborted (dead when it was dead), counted in meta
+--   finished_aborted. Deleting or aborting a schedule's pending occurrence skips that run:
+--   the schedule's next occurrence is put (after the deleted one's time and after now,
+--   within end_at, with a put event), as leasing it does.
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -42,6 +48,8 @@ local CANCEL_SENT = 'was running; cancel sent' -- the deleted event's detail for
 local id = ARGV[1]
 local if_version = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
+local aborting = ARGV[4] == 'abort'
+local reason = aborting and ARGV[5] ~= '' and ARGV[5] or nil
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
   clock = redis.call('TIME')
@@ -57,7 +65,7 @@ if not raw then return {NOT_FOUND, 0} end
 local LOG = 10
 local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
-  expired = 14}
+  expired = 14, aborted = 15}
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
@@ -171,11 +179,11 @@ end
 -- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
 local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
   1, 2, 3, 4, 5, 6, 7
-local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
+local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4, aborted = 5}
 local TRIM_PER_CALL = 10
 local keep_finished = tonumber(settings[3]) or 10000
 local keep_finished_for = tonumber(settings[4]) or 604800000
-local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
+local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0, aborted = 0}
 
 -- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
 -- ms, at most `most`, calling drop(id) for each.
@@ -242,6 +250,9 @@ elseif state == RESERVED then
     redis.call('PUBLISH', wake_channel, '0')
   end
   detail = CANCEL_SENT
+  if reason then -- the note stays whole (history.cancel_sent reads it); the reason is cut
+    detail = string.sub(reason, 1, MAX_DETAIL - #CANCEL_SENT - 2) .. '; ' .. CANCEL_SENT
+  end
 else
   redis.call('ZREM', dead_key, id)
 end
@@ -250,8 +261,13 @@ redis.call('HDEL', jobs_key, id)
 redis.call('HDEL', pending_key, id)
 redis.call('HDEL', errors_key, id)
 job[VERSION] = version
-add_event(id, job, 'deleted', detail)
-finish(id, job, state == DEAD and 'dead' or 'cancelled', nil, last_error)
+if aborting then
+  add_event(id, job, 'aborted', detail or reason)
+  finish(id, job, state == DEAD and 'dead' or 'aborted', nil, last_error)
+else
+  add_event(id, job, 'deleted', detail)
+  finish(id, job, state == DEAD and 'dead' or 'cancelled', nil, last_error)
+end
 if not string.find(id, '@', 1, true) then -- not an occurrence: no schedule to look at
   flush()
   return {DELETED, version}

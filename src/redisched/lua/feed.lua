@@ -21,7 +21,7 @@ if not limit or limit < 1 then return redis.error_reply('ERR feed: limit must be
 -- event: j id k kind t at_ms v version a attempt d detail (their first field is 'j').
 local EVENT_FORMAT, EVENT_HEADER, OLD_FIELDS_PER_EVENT = '>BdIIH', 19, 12
 local EVENT_NAMES = {'put', 'replaced', 'reserved', 'released', 'requeued', 'retried',
-  'touched', 'buried', 'dead', 'kicked', 'acked', 'deleted', 'pulled', 'expired'}
+  'touched', 'buried', 'dead', 'kicked', 'acked', 'deleted', 'pulled', 'expired', 'aborted'}
 
 local function events_of(entry)
   local found, fields = {}, entry[2]

@@ -10,7 +10,7 @@
 --   (both empty: from the most recent). The page goes on right after that job in (finished
 --   time, id) order, whether it is still there or not, so jobs finishing (or trimmed) while
 --   paging shift nothing. Each job is [id, outcome, finished_at_ms, version, attempts, result,
---   last_error] (history.lua without events). With an outcome (done|cancelled|dead|pulled)
+--   last_error] (history.lua without events). With an outcome (done|cancelled|dead|pulled|aborted)
 --   only those are returned; a page then looks at up to 10 * limit finished jobs, so it may
 --   hold fewer than limit jobs and still have an after.
 -- Complexity: O(log N + S) for S finished jobs looked at (S <= 10 * limit); O(log^2 N) more
@@ -21,7 +21,7 @@ local limit, wanted = tonumber(ARGV[3]), ARGV[4]
 -- The finished record (see ack.lua): these fields, in this order.
 local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
   1, 2, 3, 4, 5, 6, 7
-local OUTCOME_NAMES = {'done', 'cancelled', 'dead', 'pulled'}
+local OUTCOME_NAMES = {'done', 'cancelled', 'dead', 'pulled', 'aborted'}
 -- True when member a comes before b at equal scores: Redis orders them bytewise (memcmp, then
 -- the shorter first), while Lua's < on strings follows the server's locale.
 local function member_before(a, b)
@@ -61,8 +61,8 @@ local resuming = after_score ~= '' or after_member ~= ''
 if resuming and (not tonumber(after_score) or after_member == '') then
   return redis.error_reply('ERR finished: after_score must be a number and after_member not empty')
 end
-if wanted ~= '' and not ({done = 1, cancelled = 1, dead = 1, pulled = 1})[wanted] then
-  return redis.error_reply('ERR finished: outcome must be done, cancelled, dead or pulled')
+if wanted ~= '' and not ({done = 1, cancelled = 1, dead = 1, pulled = 1, aborted = 1})[wanted] then
+  return redis.error_reply('ERR finished: outcome must be done, cancelled, dead, pulled or aborted')
 end
 
 local span = limit

@@ -26,8 +26,8 @@ local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local EVENT_FORMAT = '>BdIIH'
 local EVENT_NAMES = {'put', 'replaced', 'reserved', 'released', 'requeued', 'retried',
-  'touched', 'buried', 'dead', 'kicked', 'acked', 'deleted', 'pulled', 'expired'}
-local OUTCOME_NAMES = {'done', 'cancelled', 'dead', 'pulled'}
+  'touched', 'buried', 'dead', 'kicked', 'acked', 'deleted', 'pulled', 'expired', 'aborted'}
+local OUTCOME_NAMES = {'done', 'cancelled', 'dead', 'pulled', 'aborted'}
 
 
 -- Appends the events of a log string (see ack.lua) to reply.

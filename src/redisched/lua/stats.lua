@@ -7,7 +7,8 @@
 -- ARGV[1] now_ms int|empty
 -- Returns: [now_ms, scheduled, ready, reserved, dead, paused, next_due_ms, total_put,
 --   total_reserved, total_acked, total_released, total_requeued, total_dead, total_pulled,
---   finished_done, finished_cancelled, finished_dead, finished_pulled]. The finished_* totals
+--   finished_done, finished_cancelled, finished_dead, finished_pulled, finished_aborted]. The
+--   finished_* totals
 --   count the jobs that ended with each outcome (a dead job ends when deleted or trimmed).
 --   Scheduled jobs whose run_at has passed count as ready; paused is 0 or 1; next_due_ms is
 --   the earliest future run_at (-1 when none); totals count since the topic was created.
@@ -25,7 +26,7 @@ local next_due = redis.call('ZRANGEBYSCORE', scheduled_key, '(' .. now, '+inf', 
   'LIMIT', 0, 1)
 local meta = redis.call('HMGET', meta_key, 'paused', 'total_put', 'total_reserved',
   'total_acked', 'total_released', 'total_requeued', 'total_dead', 'total_pulled',
-  'finished_done', 'finished_cancelled', 'finished_dead', 'finished_pulled')
+  'finished_done', 'finished_cancelled', 'finished_dead', 'finished_pulled', 'finished_aborted')
 local reply = {now, future, redis.call('ZCARD', ready_key) + due, redis.call('ZCARD', reserved_key),
   redis.call('ZCARD', dead_key), meta[1] == '1' and 1 or 0, tonumber(next_due[2]) or -1}
 for i = 2, #meta do reply[#reply + 1] = tonumber(meta[i]) or 0 end
