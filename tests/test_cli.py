@@ -153,6 +153,20 @@ def test_cli_history_and_events(redis_url: str, topic: str) -> None:
     assert bad.exit_code != 0
 
 
+def test_cli_history_of_an_aborted_job(redis_url: str, topic: str) -> None:
+    env = {"REDISCHED_REDIS_URL": redis_url}
+    with redisched.Client.from_url(redis_url) as client:
+        client.put(topic, "mail", b"hi")
+        client.reserve(topic)
+        client.abort(topic, "mail", reason="sent by hand")
+    shown = json.loads(CliRunner().invoke(main, ["history", topic, "mail"], env=env).output)
+    assert shown["outcome"] == "aborted"
+    assert shown["events"][-1]["kind"] == "aborted"
+    assert shown["events"][-1]["detail"] == "sent by hand; was running; cancel sent"
+    events = CliRunner().invoke(main, ["events", topic], env=env).output.splitlines()
+    assert json.loads(events[-1])["kind"] == "aborted"
+
+
 def test_cli_history_shows_the_result_as_the_http_api_does(redis_url: str, topic: str) -> None:
     # The result was a string of its bytes plus a "result_encoding" the HTTP API has not:
     # a JSON result read back as '{"sent":true}' (a string), and binary as bare base64.

@@ -282,6 +282,39 @@ def test_finished_job_timeline_finished_tab_and_live_events(
     expect(page.locator("#finished-view tbody tr")).to_contain_text("gone")
 
 
+def test_an_aborted_job_reads_aborted_not_deleted(
+    page: Page, server: str, http: httpx.Client, topic: str
+) -> None:
+    http.put(job_path(topic, "run"), json={"body": 1})
+    http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).raise_for_status()
+    aborted = http.post(job_path(topic, "run") + "/abort", json={"reason": "by hand"})
+    assert aborted.status_code == 204
+    http.put(job_path(topic, "gone"), json={"body": 2})
+    http.delete(job_path(topic, "gone"))
+
+    open_dashboard(page, server)
+    find = page.locator("#find-form")
+    find.locator("[name=topic]").fill(topic)
+    find.locator("[name=id]").fill("run")
+    find.locator("button[type=submit]").click()
+    outcome = page.locator("#job-outcome")
+    expect(outcome).to_have_text("aborted")
+    last = page.locator("#job-timeline tbody tr").nth(2)
+    expect(last.locator(".badge")).to_have_text("aborted")
+    expect(last).to_contain_text("by hand; was running; cancel sent")
+    # its own colour, not the grey of a delete (nor the plain badge's)
+    colour = "b => getComputedStyle(b).backgroundColor"
+    assert last.locator(".badge").evaluate(colour) == outcome.evaluate(colour) == "rgb(254, 243, 199)"
+
+    page.locator(f'#job-view .crumbs a[href="#/topic/{topic}"]').click()
+    expect(page.locator("#event-feed")).to_contain_text("aborted")
+    page.locator("#finished-link").click()
+    expect(page.locator("#finished-view tbody tr")).to_have_count(2)
+    page.locator('#outcome-tabs a:has-text("aborted")').click()
+    expect(page.locator("#finished-view tbody tr")).to_have_count(1)
+    expect(page.locator("#finished-view tbody tr")).to_contain_text("run")
+
+
 def test_recurring_schedules_listed_created_edited_deleted(
     page: Page, server: str, http: httpx.Client, topic: str
 ) -> None:

@@ -7,16 +7,18 @@ from typing import Any
 import pytest
 import redis
 
+import redisched
+from redisched import scripts
 from redisched import EventKind, InvalidArgument, Outcome, StaleReservation
 from redisched.history import cancel_sent
 
-pytestmark = pytest.mark.asyncio
 
 
 def kinds(history: Any) -> list[str]:
     return [e.kind.value for e in history.events]
 
 
+@pytest.mark.asyncio
 async def test_an_aborted_pending_job_ends_aborted(api: Any, topic: str) -> None:
     await api.put(topic, "a", b"")
     assert await api.abort(topic, "a") is True
@@ -27,6 +29,7 @@ async def test_an_aborted_pending_job_ends_aborted(api: Any, topic: str) -> None
     assert kinds(await api.history(topic, "a")) == ["put", "aborted"]
 
 
+@pytest.mark.asyncio
 async def test_an_aborted_running_job_ends_aborted_and_its_holder_is_told(
     api: Any, topic: str, raw_redis: redis.Redis
 ) -> None:
@@ -46,6 +49,7 @@ async def test_an_aborted_running_job_ends_aborted_and_its_holder_is_told(
         await api.ack(job)
 
 
+@pytest.mark.asyncio
 async def test_an_abort_keeps_its_reason(api: Any, topic: str) -> None:
     await api.put(topic, "a", b"")
     await api.put(topic, "r", b"")
@@ -64,6 +68,7 @@ async def test_an_abort_keeps_its_reason(api: Any, topic: str) -> None:
     assert detail.startswith("é" * 50) and cancel_sent((await api.history(topic, "l")).events[-1])
 
 
+@pytest.mark.asyncio
 async def test_a_bad_reason_changes_nothing(api: Any, topic: str) -> None:
     await api.put(topic, "a", b"")
     for bad in (1, b"x", "\ud800", "x" * 70_000):
@@ -73,6 +78,7 @@ async def test_a_bad_reason_changes_nothing(api: Any, topic: str) -> None:
     assert (await api.get(topic, "a")) is not None
 
 
+@pytest.mark.asyncio
 async def test_a_delete_still_reads_as_a_delete(api: Any, topic: str) -> None:
     await api.put(topic, "d", b"")
     await api.reserve(topic)
@@ -81,6 +87,7 @@ async def test_a_delete_still_reads_as_a_delete(api: Any, topic: str) -> None:
     assert history.outcome is Outcome.CANCELLED and kinds(history) == ["put", "reserved", "deleted"]
 
 
+@pytest.mark.asyncio
 async def test_an_aborted_dead_job_stays_dead(api: Any, topic: str) -> None:
     await api.put(topic, "b", b"", max_attempts=1)
     await api.release(await api.reserve(topic), reason="bad")
@@ -90,6 +97,7 @@ async def test_an_aborted_dead_job_stays_dead(api: Any, topic: str) -> None:
     assert kinds(history) == ["put", "reserved", "dead", "aborted"]
 
 
+@pytest.mark.asyncio
 async def test_filters_and_counters_know_aborted(api: Any, topic: str) -> None:
     await api.put(topic, "a", b"")
     await api.put(topic, "d", b"")
@@ -102,3 +110,16 @@ async def test_filters_and_counters_know_aborted(api: Any, topic: str) -> None:
     assert [(e.id, e.kind) for e in events][-2:] == [("a", EventKind.ABORTED), ("d", EventKind.DELETED)]
     stats = await api.stats(topic)
     assert (stats.finished_aborted, stats.finished_cancelled) == (1, 1)
+
+
+def test_a_caller_that_sends_no_abort_argument_deletes(
+    client: redisched.Client, topic: str, raw_redis: redis.Redis
+) -> None:
+    """Glue written before abort had a history sends delete.lua three ARGV: still a delete."""
+    client.put(topic, "old", b"")
+    script = scripts.get("delete")
+    keys = [f"redisched:{{{topic}}}:{p.name}" for p in script.keys]
+    assert raw_redis.eval(script.source, len(keys), *keys, "old", "", "") == [1, 1]
+    history = client.history(topic, "old")
+    assert history is not None and history.outcome is Outcome.CANCELLED
+    assert kinds(history) == ["put", "deleted"]

@@ -71,6 +71,34 @@ async def test_finished_jobs_by_outcome(http: httpx.AsyncClient, topic: str) -> 
 
 
 @pytest.mark.asyncio
+async def test_an_aborted_job_reads_aborted_with_its_reason(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    await http.put(job_url(topic, "run"), json={"body": 1})
+    await http.put(job_url(topic, "wait"), json={"body": 2, "delay": 60})
+    await _reserve_one(http, topic)
+    aborted = await http.post(job_url(topic, "run", "abort"), json={"reason": "wrong order"})
+    assert aborted.status_code == 204
+    assert (await http.post(job_url(topic, "wait", "abort"))).status_code == 204
+    running = (await http.get(job_url(topic, "run", "history"))).json()
+    assert running["outcome"] == "aborted"
+    assert running["events"][-1]["kind"] == "aborted"
+    assert running["events"][-1]["detail"] == "wrong order; was running; cancel sent"
+    waiting = (await http.get(job_url(topic, "wait", "history"))).json()
+    assert (waiting["outcome"], waiting["events"][-1]["kind"]) == ("aborted", "aborted")
+    page = (await http.get(topic_url(topic, "/finished"), params={"outcome": "aborted"})).json()
+    assert [j["id"] for j in page["jobs"]] == ["wait", "run"]
+    feed = (await http.get(topic_url(topic, "/events"))).json()["events"]
+    assert [e["kind"] for e in feed if e["kind"] == "aborted"] == ["aborted", "aborted"]
+    metrics = (await http.get("/metrics")).text
+    assert f'redisched_finished_total{{outcome="aborted",topic="{topic}"}} 2.0' in metrics
+    await http.put(job_url(topic, "kept"), json={"body": 3})
+    bad = await http.post(job_url(topic, "kept", "abort"), json={"reason": 7})
+    assert bad.status_code == 400 and error_of(bad)["field"] == "reason"
+    assert (await http.get(job_url(topic, "kept"))).status_code == 200
+
+
+@pytest.mark.asyncio
 async def test_bad_history_input_is_400_naming_the_field(
     http: httpx.AsyncClient, topic: str
 ) -> None:

@@ -53,7 +53,8 @@ export interface TopicStats {
   nowMs: number; scheduled: number; ready: number; reserved: number; dead: number;
   paused: number; nextDueMs: number; totalPut: number; totalReserved: number;
   totalAcked: number; totalReleased: number; totalRequeued: number; totalDead: number;
-  totalPulled: number;
+  totalPulled: number; finishedDone: number; finishedCancelled: number; finishedDead: number;
+  finishedPulled: number; finishedAborted: number;
 }
 
 export class RedischedError extends Error {}
