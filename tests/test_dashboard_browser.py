@@ -304,7 +304,9 @@ def test_an_aborted_job_reads_aborted_not_deleted(
     expect(last).to_contain_text("by hand; was running; cancel sent")
     # its own colour, not the grey of a delete (nor the plain badge's)
     colour = "b => getComputedStyle(b).backgroundColor"
-    assert last.locator(".badge").evaluate(colour) == outcome.evaluate(colour) == "rgb(254, 243, 199)"
+    assert (
+        last.locator(".badge").evaluate(colour) == outcome.evaluate(colour) == "rgb(254, 243, 199)"
+    )
 
     page.locator(f'#job-view .crumbs a[href="#/topic/{topic}"]').click()
     expect(page.locator("#event-feed")).to_contain_text("aborted")

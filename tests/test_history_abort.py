@@ -8,10 +8,8 @@ import pytest
 import redis
 
 import redisched
-from redisched import scripts
-from redisched import EventKind, InvalidArgument, Outcome, StaleReservation
+from redisched import EventKind, InvalidArgument, Outcome, StaleReservation, scripts
 from redisched.history import cancel_sent
-
 
 
 def kinds(history: Any) -> list[str]:
@@ -107,7 +105,10 @@ async def test_filters_and_counters_know_aborted(api: Any, topic: str) -> None:
     assert [h.id for h in page.jobs] == ["a"]
     assert [h.id for h in (await api.finished(topic, outcome=Outcome.CANCELLED)).jobs] == ["d"]
     events = await api.events(topic)
-    assert [(e.id, e.kind) for e in events][-2:] == [("a", EventKind.ABORTED), ("d", EventKind.DELETED)]
+    assert [(e.id, e.kind) for e in events][-2:] == [
+        ("a", EventKind.ABORTED),
+        ("d", EventKind.DELETED),
+    ]
     stats = await api.stats(topic)
     assert (stats.finished_aborted, stats.finished_cancelled) == (1, 1)
 

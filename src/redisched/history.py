@@ -22,8 +22,9 @@ _MAX_ID_PART = 2**64 - 1
 
 CANCEL_SENT = "cancel sent"
 """How an event's detail ends when its script told the job's running holder to stop: a delete
-(also abort, delete_many, purge) or replace (also reschedule) of a reserved job, and an expired
-or timed-out reservation (docs/design.md, section 7 "Cancellation")."""
+(also delete_many, purge), an abort (its ``aborted`` event) or a replace (also reschedule) of a
+reserved job, and an expired or timed-out reservation (docs/design.md, section 7
+"Cancellation")."""
 
 
 def cancel_sent(event: JobEvent) -> bool:

@@ -750,9 +750,8 @@ class Operations:
         """delete.lua's call: ``abort`` is "abort" for abort, "" for a delete."""
         job_id = validate.job_id(id)
         expected = validate.optional_positive(if_version, "if_version")
-        step = self._step(
-            "delete", topic, job_id, "" if expected is None else expected, self._now(), abort, reason
-        )
+        version: Arg = "" if expected is None else expected
+        step = self._step("delete", topic, job_id, version, self._now(), abort, reason)
 
         def parse(replies: list[Any]) -> bool:
             status, version = replies[0]

@@ -58,7 +58,8 @@ class _StatsCollector(Collector):
                 family.add_metric([stats.topic], getattr(stats, attribute))
             yield family
         finished = CounterMetricFamily(
-            "redisched_finished", "Jobs that ended, per outcome (done, cancelled, dead, pulled, aborted).",
+            "redisched_finished",
+            "Jobs that ended, per outcome (done, cancelled, dead, pulled, aborted).",
             labels=["topic", "outcome"],
         )  # fmt: skip
         for stats in self.snapshot:
