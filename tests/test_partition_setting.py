@@ -14,7 +14,7 @@ import redisched.partition_setting
 from redisched import AsyncClient
 from redisched.cli import main
 from redisched.partition_setting import PartitionMap, configure, fold, run, served_topics
-from redisched.partitions import Partitions
+from redisched.partitions import PartitionedTopic, Partitions
 from tests.test_dispatcher import (
     Receiver,
     client,
@@ -183,3 +183,22 @@ def test_cli_schedules_go_to_the_ids_partition(redis_url: str, topic: str) -> No
     assert cli(["unschedule", topic, "tick"], redis_url).exit_code == 0
     assert client.get_schedule(held, "tick") is None
     assert json.loads(cli(["schedules", topic], redis_url).output) == []
+
+
+def test_a_partitioned_topics_stats_add_up_every_finished_count(redis_url: str, topic: str) -> None:
+    # merge_stats added the per-state counts and the totals but not the finished_* counts:
+    # a partitioned topic showed 0 done, cancelled, dead, pulled and aborted for ever.
+    client = redisched.Client.from_url(redis_url)
+    layout = PartitionedTopic(client, topic, 2).declare()
+    ids = [f"j{i}" for i in range(8)]
+    for job_id in ids:
+        layout.put(job_id, b"x")
+    for job_id in ids[:4]:
+        job = client.reserve(layout.partitions.route(job_id))
+        assert job is not None
+        client.ack(job)
+    client.delete(layout.partitions.route(ids[4]), ids[4])
+    client.abort(layout.partitions.route(ids[5]), ids[5])
+    stats = layout.stats()
+    assert (stats.finished_done, stats.finished_cancelled, stats.finished_aborted) == (4, 1, 1)
+    assert stats.ready == 2

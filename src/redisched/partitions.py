@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import validate
@@ -116,17 +116,19 @@ def merge_leases(leases: Sequence[Lease]) -> Lease:
 
 
 def merge_stats(topic: str, stats: Sequence[TopicStats]) -> TopicStats:
-    """The partitions' stats added up (paused if any partition is; the earliest next due)."""
+    """The partitions' stats added up (paused if any partition is; the earliest next due):
+    every count, so a count added to TopicStats is added up here with no list to keep."""
     dues = [s.next_due for s in stats if s.next_due is not None]
+    counts = {name: sum(getattr(s, name) for s in stats) for name in _COUNTS}
     return TopicStats(
-        topic, sum(s.scheduled for s in stats), sum(s.ready for s in stats),
-        sum(s.reserved for s in stats), sum(s.dead for s in stats),
-        any(s.paused for s in stats), min(dues, default=None),
-        sum(s.total_put for s in stats), sum(s.total_reserved for s in stats),
-        sum(s.total_acked for s in stats), sum(s.total_released for s in stats),
-        sum(s.total_requeued for s in stats), sum(s.total_dead for s in stats),
-        sum(s.total_pulled for s in stats),
-    )  # fmt: skip
+        topic=topic,
+        paused=any(s.paused for s in stats),
+        next_due=min(dues, default=None),
+        **counts,
+    )
+
+
+_COUNTS = [f.name for f in fields(TopicStats) if f.name not in ("topic", "paused", "next_due")]
 
 
 class PartitionedTopic:
