@@ -203,3 +203,32 @@ def test_a_purge_bound_is_checked_before_any_io() -> None:
         for bad in (-1, "5", 1.5, True):
             with pytest.raises(InvalidArgument, match="before"):
                 client.ops.purge_chunk("t", "scheduled", before=bad)  # type: ignore[arg-type]
+
+
+def test_a_chunked_purge_skips_one_run_of_a_postponed_occurrence(
+    redis_url: str, topic: str
+) -> None:
+    clock = FakeClock(at("2027-05-01 00:00:00").timestamp())
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        client.schedule(topic, "s", b"", every=1, start_at=at("2027-05-01 00:00:10"))
+        pending = occurrence("s", at("2027-05-01 00:00:10"))
+        client.reschedule(topic, pending, run_at=at("2027-05-01 01:00:00"))  # postponed
+        client.put(topic, "plain", b"", run_at=at("2027-05-01 00:30:00"))
+        # chunks of 1: the postponed occurrence's successor was put within the purge's bound
+        # (before the plain job's run_at), and the next chunk skipped it too
+        assert client._drive(purge(client.ops, topic, "scheduled", chunk=1)) == 2
+        s = client.get_schedule(topic, "s")
+        assert s is not None and s.last_run_at == at("2027-05-01 00:00:10")
+        assert s.next_run_at == at("2027-05-01 01:00:01")  # as if run at 01:00, then skipped
+        assert client.stats(topic).scheduled == 1
+
+
+async def test_delete_of_a_postponed_occurrence_goes_on_after_its_run_at(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=60, start_at=at("2027-05-01 00:01:00"))
+    pending = occurrence("s", at("2027-05-01 00:01:00"))
+    await api.reschedule(topic, pending, run_at=at("2027-05-01 00:10:30"))
+    assert await api.delete_many(topic, [pending]) == 1  # the run at 00:10:30 is skipped
+    await assert_pending(api, topic, "s", at("2027-05-01 00:11:00"))  # not 00:02 to 00:10
