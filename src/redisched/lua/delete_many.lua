@@ -230,7 +230,7 @@ end
 
 -- delete.lua's work for a slice of ids at once: one HMGET per hash read, one ZREM per sorted
 -- set, one HDEL per hash, and the finished records in one HSET and one ZADD.
-local deleted, seen, occurrences = 0, {}, {}
+local deleted, seen, occurrences, run_ats = 0, {}, {}, {}
 local function delete_slice(slice)
   local raws = redis.call('HMGET', jobs_key, unpack(slice))
   local doomed, jobs, members = {}, {}, {[SCHEDULED] = {}, [READY] = {}, [RESERVED] = {},
@@ -270,7 +270,10 @@ local function delete_slice(slice)
     local job = jobs[i]
     if pendings[i] then job[VERSION] = decode(pendings[i])[VERSION] end
     add_event(id, job, 'deleted', job[STATE] == RESERVED and CANCEL_SENT or nil)
-    if string.find(id, '@', 1, true) then occurrences[#occurrences + 1] = id end
+    if string.find(id, '@', 1, true) then
+      local n = #occurrences + 1
+      occurrences[n], run_ats[n] = id, job[RUN_AT]
+    end
     local into = by_outcome[job[STATE] == DEAD and 'dead' or 'cancelled']
     local n = #into[1] + 1
     into[1][n], into[2][n], into[3][n] = id, job, errors[i]
@@ -334,7 +337,7 @@ local function put_occurrence(id, at, s)
   redis.call('ZADD', scheduled_key, at, id)
   return true
 end
-local function advance_schedule(id)
+local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil)
   if not string.find(id, '@', 1, true) then return end
   local at = string.find(id, '@[^@]*$')
   local sid = string.sub(id, 1, at - 1)
@@ -342,7 +345,7 @@ local function advance_schedule(id)
   if not raw then return end
   local s = {cmsgpack.unpack(raw)}
   if s[S_NEXT] == 0 or string.sub(id, at + 1) ~= iso(s[S_NEXT]) then return end
-  local after, next_at = math.max(now, s[S_NEXT]), 0
+  local after, next_at = math.max(now, s[S_NEXT], run_at or 0), 0
   if s[S_EVERY] > 0 then  -- missed occurrences collapse: the next one is in the future
     next_at = s[S_ANCHOR] + (math.floor((after - s[S_ANCHOR]) / s[S_EVERY]) + 1) * s[S_EVERY]
   else
@@ -357,6 +360,6 @@ local function advance_schedule(id)
   if next_at > 0 then put_occurrence(sid .. '@' .. iso(next_at), next_at, s) end
 end
 
-for _, id in ipairs(occurrences) do advance_schedule(id) end
+for i, id in ipairs(occurrences) do advance_schedule(id, run_ats[i]) end
 flush()
 return deleted

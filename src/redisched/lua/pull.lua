@@ -251,7 +251,7 @@ local function put_occurrence(id, at, s)
   redis.call('ZADD', scheduled_key, at, id)
   return true
 end
-local function advance_schedule(id)
+local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil)
   if not string.find(id, '@', 1, true) then return end
   local at = string.find(id, '@[^@]*$')
   local sid = string.sub(id, 1, at - 1)
@@ -259,7 +259,7 @@ local function advance_schedule(id)
   if not raw then return end
   local s = {cmsgpack.unpack(raw)}
   if s[S_NEXT] == 0 or string.sub(id, at + 1) ~= iso(s[S_NEXT]) then return end
-  local after, next_at = math.max(now, s[S_NEXT]), 0
+  local after, next_at = math.max(now, s[S_NEXT], run_at or 0), 0
   if s[S_EVERY] > 0 then  -- missed occurrences collapse: the next one is in the future
     next_at = s[S_ANCHOR] + (math.floor((after - s[S_ANCHOR]) / s[S_EVERY]) + 1) * s[S_EVERY]
   else

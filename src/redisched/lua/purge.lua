@@ -245,7 +245,7 @@ local function flush()
   end
 end
 
-local ids = {}
+local ids, run_ats = {}, {} -- run_ats: the scheduled jobs' (advance_schedule)
 -- Takes up to n members from ranks first.. of a sorted set, removing them; returns how many.
 local function take(key, first, n, strip)
   if n < 1 then return 0 end
@@ -262,15 +262,19 @@ local due = redis.call('ZCOUNT', scheduled_key, '-inf', bound)
 local left
 if state_name == 'scheduled' then
   bound = before or '+inf'
-  local members = redis.call('ZREVRANGEBYSCORE', scheduled_key, bound, '(' .. now, 'LIMIT', 0,
-    limit)
+  local found = redis.call('ZREVRANGEBYSCORE', scheduled_key, bound, '(' .. now, 'WITHSCORES',
+    'LIMIT', 0, limit) -- member, score, ...
+  local members = {}
+  for i = #found - 1, 1, -2 do -- a chunk ends in run_at order
+    local n = #ids + 1
+    ids[n], run_ats[n], members[n] = found[i], tonumber(found[i + 1]), found[i]
+  end
   if #members > 0 then
-    bound = tonumber(redis.call('ZSCORE', scheduled_key, members[#members]))
+    bound = run_ats[1]
     redis.call('ZREM', scheduled_key, unpack(members))
   elseif not before then
     bound = now -- nothing scheduled: nothing left for a next call
   end
-  for i = #members, 1, -1 do ids[#ids + 1] = members[i] end -- a chunk ends in run_at order
   left = redis.call('ZCOUNT', scheduled_key, '(' .. now, bound)
 elseif state_name == 'ready' then
   local got = take(ready_key, 0, limit, READY_MEMBER_PREFIX)
@@ -371,7 +375,7 @@ local function put_occurrence(id, at, s)
   redis.call('ZADD', scheduled_key, at, id)
   return true
 end
-local function advance_schedule(id)
+local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil)
   if not string.find(id, '@', 1, true) then return end
   local at = string.find(id, '@[^@]*$')
   local sid = string.sub(id, 1, at - 1)
@@ -379,7 +383,7 @@ local function advance_schedule(id)
   if not raw then return end
   local s = {cmsgpack.unpack(raw)}
   if s[S_NEXT] == 0 or string.sub(id, at + 1) ~= iso(s[S_NEXT]) then return end
-  local after, next_at = math.max(now, s[S_NEXT]), 0
+  local after, next_at = math.max(now, s[S_NEXT], run_at or 0), 0
   if s[S_EVERY] > 0 then  -- missed occurrences collapse: the next one is in the future
     next_at = s[S_ANCHOR] + (math.floor((after - s[S_ANCHOR]) / s[S_EVERY]) + 1) * s[S_EVERY]
   else
@@ -394,6 +398,6 @@ local function advance_schedule(id)
   if next_at > 0 then put_occurrence(sid .. '@' .. iso(next_at), next_at, s) end
 end
 
-for _, id in ipairs(ids) do advance_schedule(id) end
+for i, id in ipairs(ids) do advance_schedule(id, run_ats[i]) end
 flush()
 return {#ids, left, bound}
