@@ -138,3 +138,46 @@ async def test_a_partitioned_topics_schedule_runs_in_its_ids_partition(
     assert (await http.delete(url(topic, "tick"), headers={"If-Match": '"1"'})).status_code == 204
     assert (await http.get(url(topic, "tick"))).status_code == 404
     assert (await http.get(url(topic))).json()["schedules"] == []
+
+
+async def test_http_delete_of_an_occurrence_of_a_partitioned_topic_skips_one_run(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    partitioned = await http.patch(f"/v1/topics/{quote(topic, safe='')}", json={"partitions": 4})
+    assert partitioned.status_code == 200, partitioned.text
+    layout = Partitions(topic, 4)
+    checked = 0
+    for n in range(12):  # schedules made over HTTP (in their id's partition) and on the topic
+        sid = f"s{n}"
+        if n % 2:
+            await py.schedule(topic, sid, b"x", every=3600)
+            first = schedule_out_of(await py.get_schedule(topic, sid))
+        else:
+            first = (await http.put(url(topic, sid), json={"every": 3600, "body": "x"})).json()
+        occurrence_id = f"{sid}@" + first["next_run_at"].replace("+00:00", "Z")
+        if layout.route(occurrence_id) == layout.route(sid):
+            continue  # the id's own partition holds it by chance: not the case under test
+        checked += 1
+        path = f"/v1/topics/{quote(topic, safe='')}/jobs/{quote(occurrence_id, safe='')}"
+        assert (await http.get(path)).status_code == 200, sid  # found where it lives
+        assert (await http.delete(path)).status_code == 204, sid
+        holder = topic if n % 2 else layout.route(sid)
+        after = await py.get_schedule(holder, sid)
+        assert after is not None and after.next_run_at is not None
+        assert after.next_run_at.isoformat() > first["next_run_at"]  # the schedule goes on
+    assert checked >= 2
+    # an ordinary job whose id holds an "@" is still in its id's partition
+    made = await http.put(job_url_of(topic, "user@example.org"), json={"body": 1})
+    assert made.status_code in (200, 201), made.text
+    assert await py.get(layout.route("user@example.org"), "user@example.org") is not None
+    assert (await http.delete(job_url_of(topic, "user@example.org"))).status_code == 204
+
+
+def schedule_out_of(schedule: Any) -> dict[str, str]:
+    """The next_run_at of a schedule as the HTTP API shows it."""
+    return {"next_run_at": schedule.next_run_at.isoformat()}
+
+
+def job_url_of(topic: str, job_id: str) -> str:
+    """The URL of a job by id."""
+    return f"/v1/topics/{quote(topic, safe='')}/jobs/{quote(job_id, safe='')}"
