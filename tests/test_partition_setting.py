@@ -202,3 +202,32 @@ def test_a_partitioned_topics_stats_add_up_every_finished_count(redis_url: str, 
     stats = layout.stats()
     assert (stats.finished_done, stats.finished_cancelled, stats.finished_aborted) == (4, 1, 1)
     assert stats.ready == 2
+
+
+def test_cli_get_and_delete_find_an_occurrence_with_its_schedule(
+    redis_url: str, topic: str
+) -> None:
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 4}))
+    layout, checked = Partitions(topic, 4), 0
+    for n in range(12):  # made by the CLI (in its id's partition) and on the topic itself
+        sid = f"tick{n}"
+        if n % 2:
+            client.schedule(topic, sid, b"", every=3600)
+            holder = topic
+        else:
+            assert cli(["schedule", topic, sid, "--every", "3600"], redis_url).exit_code == 0
+            holder = layout.route(sid)
+        first = client.get_schedule(holder, sid)
+        assert first is not None and first.next_run_at is not None
+        occurrence = f"{sid}@{first.next_run_at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        if layout.route(occurrence) == holder:
+            continue  # its own id's partition holds it by chance: not the case under test
+        checked += 1
+        shown = cli(["get", topic, occurrence], redis_url)
+        assert shown.exit_code == 0 and json.loads(shown.output)["id"] == occurrence, shown.output
+        assert cli(["delete", topic, occurrence], redis_url).exit_code == 0
+        after = client.get_schedule(holder, sid)
+        assert after is not None and after.next_run_at is not None
+        assert after.next_run_at > first.next_run_at  # the run is skipped, the schedule goes on
+    assert checked >= 2
