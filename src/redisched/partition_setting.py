@@ -253,11 +253,38 @@ def _across(
             return entries, f"{index}:"
 
 
+def holders(layout: Partitions, job_id: str) -> list[str]:
+    """The topics that may hold ``job_id`` of a partitioned topic, its id's partition first.
+
+    An id with an ``@`` may be a schedule's occurrence, which lives with its schedule: in the
+    topic itself (a schedule made on it) or in the schedule id's partition (one made over HTTP
+    or the CLI), not in its own id's partition (docs/design.md section 11)."""
+    routed = layout.route(job_id)
+    if "@" not in job_id:
+        return [routed]
+    schedule_id = job_id[: job_id.rindex("@")]
+    home = [layout.route(schedule_id)] if schedule_id else []
+    return list(dict.fromkeys([routed, *home, layout.topic]))
+
+
+def holder(ops: Operations, names: list[str], job_id: str) -> Call[str]:
+    """The first of ``names`` (from :func:`holders`) whose jobs hold ``job_id``, else the
+    first (a job to create goes to its id's partition): one ``HEXISTS`` each."""
+    steps = tuple(Step(None, (), ("HEXISTS", ops.keys(n).name("jobs"), job_id)) for n in names)
+    return Call(
+        steps, lambda held: next((n for n, h in zip(names, held, strict=True) if h), names[0])
+    )
+
+
 def route(client: Client, topic: str, job_id: str) -> str:
     """The topic holding ``job_id``: its partition when ``topic`` is partitioned (one call;
-    for the CLI and scripts; long-running processes use :class:`PartitionMap`)."""
+    for the CLI and scripts; long-running processes use :class:`PartitionMap`), or for an id
+    with an ``@`` where :func:`holders` finds it (one more)."""
     count = client.execute(read_count(client.ops, topic))
-    return topic if count is None else Partitions(topic, count).route(job_id)
+    if count is None:
+        return topic
+    names = holders(Partitions(topic, count), job_id)
+    return names[0] if len(names) == 1 else client.execute(holder(client.ops, names, job_id))
 
 
 def run(client: Client, flow: Flow[T]) -> T:

@@ -14,8 +14,7 @@ from starlette.requests import Request
 
 from ..errors import TopicBusy
 from ..leasing import Lessee, Round
-from ..ops import Call, Step
-from ..partition_setting import read_stats
+from ..partition_setting import holder, holders, read_stats
 from ..partitions import Partitions
 from .paths import path_param
 from .runtime import Runtime, runtime
@@ -41,28 +40,10 @@ async def job_path(request: Request, rt: Runtime | None = None) -> tuple[str, st
     found = (await rt.partitions.current(rt.client)).get(topic)  # :func:`route`, inlined
     if found is None:
         return topic, job_id
-    routed = found.route(job_id)
-    if "@" in job_id:
-        routed = await _occurrence_holder(rt, topic, found, job_id, routed)
-    return routed, job_id
-
-
-async def _occurrence_holder(
-    rt: Runtime, topic: str, found: Partitions, job_id: str, routed: str
-) -> str:
-    """Where ``job_id`` is held when it may be a schedule's occurrence: an occurrence lives with
-    its schedule, in the topic itself (a schedule made on it) or in the schedule id's partition
-    (one made over HTTP), not in its own id's partition. The id's partition when none of them
-    holds it (an ordinary id with an ``@``, or a job to create): one more round trip, only for
-    such ids on a partitioned topic."""
-    schedule_id = job_id[: job_id.rindex("@")]
-    names = [routed, *([found.route(schedule_id)] if schedule_id else []), topic]
-    names = list(dict.fromkeys(names))
-    steps = tuple(
-        Step(None, (), ("HEXISTS", rt.client.ops.keys(name).name("jobs"), job_id)) for name in names
-    )
-    held = await rt.client.execute(Call(steps, list))
-    return next((name for name, there in zip(names, held, strict=True) if there), routed)
+    names = holders(found, job_id)
+    if len(names) == 1:
+        return names[0], job_id
+    return await rt.client.execute(holder(rt.client.ops, names, job_id)), job_id
 
 
 async def each_partition(rt: Runtime, topic: str, action: Callable[[str], Awaitable[int]]) -> int:
