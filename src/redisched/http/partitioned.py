@@ -26,9 +26,15 @@ async def layout(rt: Runtime, topic: str) -> Partitions | None:
 
 
 async def route(rt: Runtime, topic: str, job_id: str) -> str:
-    """The topic holding ``job_id``: its partition when ``topic`` is partitioned."""
+    """The topic holding ``job_id``: its partition when ``topic`` is partitioned (for an id
+    with an ``@``, where :func:`~redisched.partition_setting.holders` finds it)."""
     found = await layout(rt, topic)
-    return topic if found is None else found.route(job_id)
+    if found is None:
+        return topic
+    names = holders(found, job_id)
+    if len(names) == 1:
+        return names[0]
+    return await rt.client.execute(holder(rt.client.ops, names, job_id))
 
 
 async def job_path(request: Request, rt: Runtime | None = None) -> tuple[str, str]:
@@ -40,10 +46,9 @@ async def job_path(request: Request, rt: Runtime | None = None) -> tuple[str, st
     found = (await rt.partitions.current(rt.client)).get(topic)  # :func:`route`, inlined
     if found is None:
         return topic, job_id
-    names = holders(found, job_id)
-    if len(names) == 1:
-        return names[0], job_id
-    return await rt.client.execute(holder(rt.client.ops, names, job_id)), job_id
+    if "@" in job_id:
+        return await route(rt, topic, job_id), job_id
+    return found.route(job_id), job_id
 
 
 async def each_partition(rt: Runtime, topic: str, action: Callable[[str], Awaitable[int]]) -> int:
