@@ -276,6 +276,13 @@ def holder(ops: Operations, names: list[str], job_id: str) -> Call[str]:
     )
 
 
+def schedule_route(client: Client, topic: str, schedule_id: str) -> str:
+    """The topic holding schedule ``schedule_id``: the partition its id routes to when
+    ``topic`` is partitioned (by the id alone; one call, for the CLI)."""
+    count = client.execute(read_count(client.ops, topic))
+    return topic if count is None else Partitions(topic, count).route(schedule_id)
+
+
 def route(client: Client, topic: str, job_id: str) -> str:
     """The topic holding ``job_id``: its partition when ``topic`` is partitioned (one call;
     for the CLI and scripts; long-running processes use :class:`PartitionMap`), or for an id

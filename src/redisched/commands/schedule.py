@@ -46,8 +46,8 @@ def schedule(
     """Create or replace the recurring schedule ID of TOPIC."""
     client = client_for(redis_url)
     created = client.schedule(
-        partition_setting.route(client, topic, id), id, body, cron=cron, every=every, tz=tz,
-        ttr=ttr, priority=priority, max_attempts=max_attempts,
+        partition_setting.schedule_route(client, topic, id), id, body, cron=cron, every=every,
+        tz=tz, ttr=ttr, priority=priority, max_attempts=max_attempts,
     )  # fmt: skip
     _echo(schedule_json(created))
 
@@ -70,6 +70,6 @@ def schedules(redis_url: str | None, topic: str) -> None:
 def unschedule(redis_url: str | None, topic: str, id: str) -> None:
     """Delete the schedule ID of TOPIC and its pending occurrence (exit 1 if absent)."""
     client = client_for(redis_url)
-    if not client.unschedule(partition_setting.route(client, topic, id), id):
+    if not client.unschedule(partition_setting.schedule_route(client, topic, id), id):
         raise click.ClickException(f"no schedule {id!r} in topic {topic!r}")
     _echo({"unscheduled": id})

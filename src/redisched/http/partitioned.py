@@ -25,6 +25,13 @@ async def layout(rt: Runtime, topic: str) -> Partitions | None:
     return (await rt.partitions.current(rt.client)).get(topic)
 
 
+async def schedule_route(rt: Runtime, topic: str, schedule_id: str) -> str:
+    """The topic holding schedule ``schedule_id``: the partition its id routes to when
+    ``topic`` is partitioned (by the id alone, as a job with that id would go)."""
+    found = await layout(rt, topic)
+    return topic if found is None else found.route(schedule_id)
+
+
 async def route(rt: Runtime, topic: str, job_id: str) -> str:
     """The topic holding ``job_id``: its partition when ``topic`` is partitioned (for an id
     with an ``@``, where :func:`~redisched.partition_setting.holders` finds it)."""

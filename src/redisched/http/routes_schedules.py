@@ -19,7 +19,7 @@ from ..models import Schedule
 from . import schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
-from .partitioned import layout, route
+from .partitioned import layout, schedule_route
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import stored_body
@@ -60,7 +60,7 @@ async def put_schedule(request: Request) -> Response:
     if_match = request.headers.get("if-match")
     if_version = None if if_match is None else parse_etag(if_match, "If-Match")
     data = stored_body(spec.body, rt.settings.max_body_size)
-    topic = await route(rt, topic, sid)
+    topic = await schedule_route(rt, topic, sid)
     call = rt.client.ops.schedule(
         topic, sid, data, cron=spec.cron, every=spec.every, tz=spec.tz, start_at=spec.start_at,
         end_at=spec.end_at, ttr=spec.ttr, priority=spec.priority,
@@ -75,7 +75,7 @@ async def get_schedule(request: Request) -> Response:
     """GET /v1/topics/{topic}/schedules/{id}."""
     rt = runtime(request)
     topic, sid = path_param(request, "topic"), path_param(request, "id")
-    schedule = await rt.client.get_schedule(await route(rt, topic, sid), sid)
+    schedule = await rt.client.get_schedule(await schedule_route(rt, topic, sid), sid)
     if schedule is None:
         raise _not_found(topic, sid)
     return json_response(schedule_out(schedule), 200, {"ETag": etag(schedule.version)})
@@ -99,7 +99,7 @@ async def delete_schedule(request: Request) -> Response:
     topic, sid = path_param(request, "topic"), path_param(request, "id")
     if_match = request.headers.get("if-match")
     if_version = None if if_match is None else parse_etag(if_match, "If-Match")
-    held = await route(rt, topic, sid)
+    held = await schedule_route(rt, topic, sid)
     if not await rt.client.unschedule(held, sid, if_version=if_version):
         raise _not_found(topic, sid)
     return Response(status_code=204)
