@@ -115,3 +115,36 @@ def test_a_bridge_message_putting_one_is_refused(topic: str, id: str, field: str
     assert caught.value.argument == field
     deleting = parse(json.dumps({"op": "delete", "topic": topic, "id": id}).encode(), Operations())
     assert isinstance(deleting, Delete)  # an older version's job stays removable
+
+
+@pytest.mark.parametrize("name", DOTS)
+def test_partitioning_or_resuming_one_as_a_new_topic_is_refused(
+    client: redisched.Client, raw_redis: Any, name: str
+) -> None:
+    """partition_setting writes the partitions hash and the topics set itself (not through
+    Operations._register): the HTTP PATCH and the CLI's config command go that way."""
+    from redisched import partition_setting
+
+    for changes in ({"partitions": 2}, {"partitions": 2, "ttr": 5}):
+        with pytest.raises(InvalidArgument) as caught:
+            partition_setting.run(client, partition_setting.configure(client.ops, name, changes))
+        assert caught.value.argument == "topic"
+    with pytest.raises(InvalidArgument) as caught:
+        client.execute(partition_setting.pause(client.ops, name, None, False))
+    assert caught.value.argument == "topic"
+    assert not raw_redis.hexists("redisched:partitions", name)
+    assert not raw_redis.sismember("redisched:topics", name)
+    assert name not in client.topics()
+
+
+@pytest.mark.parametrize("name", DOTS)
+async def test_the_http_patch_of_one_as_a_new_topic_is_refused(
+    http: httpx.AsyncClient, name: str
+) -> None:
+    encoded = name.replace(".", "%2E")
+    for change in ({"partitions": 2}, {"paused": False}, {"paused": True}):
+        answer = await http.patch(f"/v1/topics/{encoded}", json=change)
+        assert answer.status_code == 400, (change, answer.text)
+        assert answer.json()["error"]["field"] == "topic"
+    listed = (await http.get("/v1/topics", params={"partitions": "true"})).json()
+    assert name not in json.dumps(listed)

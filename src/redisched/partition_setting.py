@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from . import topic_config
+from . import topic_config, validate
 from .client import AsyncClient, Client
 from .errors import InvalidArgument
 from .keys import partitions_key, topics_key
@@ -88,7 +88,10 @@ def _unregistered(call: Call[T]) -> Call[T]:
 
 def _everywhere(ops: Operations, topics: list[str], make: Callable[[str], Call[T]]) -> Call[T]:
     """``make(topic)`` for each topic in one round trip, registering them all; the first's
-    result (Call.join allows one registration, so the topics set is written here)."""
+    result (Call.join allows one registration, so the topics set is written here: no topic
+    named ``.`` or ``..`` gets in, as through Operations._register)."""
+    for topic in topics:
+        validate.new_name(topic, "topic")
     register = Step(None, (), ("SADD", topics_key(ops.prefix), *topics))
     calls = [_unregistered(make(topic)) for topic in topics]
     return Call.join(Call((register,), lambda r: None), *calls).map(lambda r: r[1])
@@ -99,6 +102,7 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
     ``partitions`` when the topic has another count or holds jobs (nothing changes then)."""
     count = topic_config.partitions_count(value)
     layout = Partitions(topic, count)
+    validate.new_name(topic, "topic")  # partitioning makes a topic: checked before the claim
     logical = topic.rpartition(SEPARATOR)[0] or topic
     current, stats, above = yield Call.join(
         read_count(ops, topic), ops.stats(topic), read_count(ops, logical)
