@@ -3,7 +3,9 @@ would silently reconnect)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
@@ -59,3 +61,32 @@ def test_a_client_over_a_callers_connection_is_closed_too(redis_url: str) -> Non
     with pytest.raises(ClientClosed):
         client.put(_topic(), "j", b"x")
     connection.close()
+
+
+async def test_a_close_during_calls_leaves_no_connection_open(
+    redis_url: str, raw_redis: Any
+) -> None:
+    """Calls in flight when close() comes end with their result or ClientClosed (not a
+    BackendError saying the server closed the connection), and none keeps a connection open
+    past the close (one coming back to the closed client's pool or kept set stayed open)."""
+    topic = _topic()
+    own = raw_redis.client_id()
+    before = {c["id"] for c in raw_redis.client_list()}
+    client = redisched.AsyncClient.from_url(redis_url)
+    await client.put(topic, "a", b"x")
+    calls = [
+        asyncio.ensure_future(call)
+        for call in (
+            client.jobs(topic, "ready"),
+            client.put(topic, "b", b"y"),
+            client.get(topic, "a"),
+            client.stats(topic),
+        )
+    ]
+    await asyncio.sleep(0)  # each is sending or waiting for its reply
+    await client.close()
+    for done in await asyncio.gather(*calls, return_exceptions=True):
+        assert not isinstance(done, BaseException) or isinstance(done, ClientClosed), done
+    await asyncio.sleep(0.05)
+    left = {c["id"] for c in raw_redis.client_list()} - before - {str(own), own}
+    assert not left, raw_redis.client_list()

@@ -222,6 +222,7 @@ class Client:
             if wire.usable(redis)
             else None
         )
+        self._open = True  # False once close() began (see _send)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> Client:
@@ -246,13 +247,18 @@ class Client:
         """Close the connection pool; a later call raises ClientClosed (closing again is
         harmless)."""
         self._run = self._closed  # type: ignore[method-assign]  # see _closed
+        self._open = False
+        self._shut()
+
+    def _shut(self) -> None:
         if self._wire is not None:
             self._wire.close()
         self.redis.close()
 
     def _closed(self, call: Call[Any]) -> NoReturn:
         """What ``_run`` is once the client is closed (every call goes through ``_run``): an
-        open client's calls check nothing, so being closable costs them nothing."""
+        open client's calls check nothing for it (``_send`` checks ``_open`` after each round
+        trip, for the calls in flight at close())."""
         raise ClientClosed("this Client is closed: make a new one")
 
     def __enter__(self) -> Client:
@@ -299,6 +305,17 @@ class Client:
             return done.value  # type: ignore[no-any-return]
 
     def _send(self, batch: Batch) -> list[Any]:
+        try:
+            return self._send_open(batch)
+        except BackendError:
+            if self._open:
+                raise
+            raise ClientClosed("this Client was closed during the call") from None
+        finally:
+            if not self._open:  # a call in flight at close(): its connection is closed too
+                self._shut()
+
+    def _send_open(self, batch: Batch) -> list[Any]:
         try:
             if type(self.redis) is not redis.Redis and isinstance(self.redis, redis.RedisCluster):
                 # (a Protocol class: isinstance costs about a microsecond, so Redis first)
@@ -729,6 +746,7 @@ class AsyncClient:
             if wire.usable(redis)
             else None
         )
+        self._open = True  # False once close() began (see _send)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> AsyncClient:
@@ -742,6 +760,10 @@ class AsyncClient:
         """Close the connection pool; a later call raises ClientClosed (closing again is
         harmless)."""
         self._run = self._closed  # type: ignore[method-assign]  # see _closed
+        self._open = False
+        await self._shut()
+
+    async def _shut(self) -> None:
         if self._wire is not None:
             await self._wire.close()
         await self._nodes.close()
@@ -795,6 +817,17 @@ class AsyncClient:
             return done.value  # type: ignore[no-any-return]
 
     async def _send(self, batch: Batch) -> list[Any]:
+        try:
+            return await self._send_open(batch)
+        except BackendError:
+            if self._open:
+                raise
+            raise ClientClosed("this AsyncClient was closed during the call") from None
+        finally:
+            if not self._open:  # a call in flight at close(): its connection is closed too
+                await self._shut()
+
+    async def _send_open(self, batch: Batch) -> list[Any]:
         try:
             if type(self.redis) is not redis.asyncio.Redis and isinstance(
                 self.redis, redis.asyncio.RedisCluster

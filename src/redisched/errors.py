@@ -88,7 +88,8 @@ class ClientClosed(RedischedError):
 
     redis-py would open new connections for it, behind the back of whoever closed the client
     (its pool and kept connections leak past their owner's end); make a new client instead.
-    Nothing was sent.
+    Nothing was sent, unless the call was already in flight when close() came: then it may
+    have run, and its connection is closed as it ends.
     """
 
 
