@@ -64,7 +64,15 @@ type RetryError struct {
 	Reason string
 }
 
-func (e *RetryError) Error() string { return fmt.Sprintf("%s (in %s)", e.Reason, e.Delay) }
+func (e *RetryError) Error() string {
+	if e == nil {
+		return nilRetry
+	}
+	return fmt.Sprintf("%s (in %s)", e.Reason, e.Delay)
+}
+
+// nilRetry is the error of a nil *RetryError returned as a (non-nil) error.
+const nilRetry = "redisched: a nil *RetryError was returned (no delay to retry in)"
 
 // Retry is the error a handler returns to run its job again after delay. A delay outside 0 to a
 // century is an *InvalidArgument instead (as the Python Retry raises), which fails the job with
@@ -79,8 +87,11 @@ func Retry(delay time.Duration, reason string) error {
 
 // check is the *InvalidArgument Retry gives for the delay, nil when the delay is fine. A
 // hand-built *RetryError with a bad delay fails its job as that error would (with backoff,
-// its message kept as the job's last error), as Retry's own check does.
+// its message kept as the job's last error), as Retry's own check does; so does a nil one.
 func (e *RetryError) check() error {
+	if e == nil { // a handler's typed nil: fails its job with backoff, as any error
+		return errors.New(nilRetry)
+	}
 	if e.Delay < 0 || e.Delay.Milliseconds() > maxDelayMs {
 		return invalidArg("delay", "must be from 0 to %d ms, not %s", int64(maxDelayMs), e.Delay)
 	}

@@ -147,7 +147,10 @@ func TestRetryBadDelay(t *testing.T) {
 	// a hand-built *RetryError with a bad delay fails the same way (before, its release was
 	// refused and the job stayed reserved until its ttr)
 	returned := map[string]error{"j": Retry(-time.Second, "negative"), "k": &RetryError{-time.Second, "negative"},
-		"m": &RetryError{time.Duration(maxDelayMs+1) * time.Millisecond, "too late"}}
+		"m": &RetryError{time.Duration(maxDelayMs+1) * time.Millisecond, "too late"},
+		// a nil *RetryError in a non-nil error: it panicked the worker's goroutine (not the
+		// handler's, where safeCall recovers), ending the process
+		"n": error((*RetryError)(nil))}
 	for id := range returned {
 		if _, _, err := c.Put(ctx, topic, id, []byte("x"), PutOptions{}); err != nil {
 			t.Fatal(err)
@@ -172,7 +175,7 @@ func TestRetryBadDelay(t *testing.T) {
 				t.Fatal(err)
 			}
 			if job.State == "scheduled" {
-				if !strings.Contains(job.LastError, "delay: must be from 0") {
+				if want := map[bool]string{true: "nil *RetryError", false: "delay: must be from 0"}[id == "n"]; !strings.Contains(job.LastError, want) {
 					t.Fatalf("%s: last error %q", id, job.LastError)
 				}
 				break
