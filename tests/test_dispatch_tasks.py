@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from redisched.commands.serve_app import dispatcher_service
 from redisched.config import Settings
 from redisched.http import create_app
@@ -74,3 +76,24 @@ async def test_a_crashed_supervisor_stops_serve_gracefully_with_the_reason() -> 
     await server._supervise()
     assert server.should_exit and server.failure is not None
     assert "bug in the watch" in server.failure
+
+
+async def test_a_start_that_fails_leaves_no_session_or_task_behind(redis_url: str) -> None:
+    """A closed client (ClientClosed) fails start(); its HTTP session and task group were left
+    open ("Unclosed client session"), with nothing to stop them: start() undoes them."""
+    from redisched import AsyncClient, ClientClosed
+    from redisched.wakeup import Wakeups
+
+    client = AsyncClient.from_url(redis_url, prefix=alone(redis_url).prefix)
+    wakeups = Wakeups(client.redis, client.ops.prefix)
+    await client.close()
+    for warm in (True, False):  # failing in the clock's warm-up, or in the first refresh
+        dispatcher = Dispatcher(client, wakeups)
+        if not warm:
+            dispatcher._own_clock = False
+        with pytest.raises(ClientClosed):
+            await dispatcher.start()
+        assert dispatcher._session is None and dispatcher._main is None
+        left = [t for t in asyncio.all_tasks() if t.get_name().startswith("redisched-dispatch")]
+        assert not left
+    await wakeups.close()

@@ -178,15 +178,19 @@ class Dispatcher:
             trace_configs=self._trace_configs or None,
         )
         self._stopped.clear()
-        if self._own_clock:
-            await warm_up_or_warn(self.client, self.clock, "the webhook dispatcher")
-        started = asyncio.Event()
-        self._main = asyncio.create_task(self._hold_tasks(started), name="redisched-dispatch")
-        await started.wait()
         try:
-            await self.refresh()
-        except BackendError as exc:
-            log.warning("dispatcher could not read topics yet: %s", exc)
+            if self._own_clock:
+                await warm_up_or_warn(self.client, self.clock, "the webhook dispatcher")
+            started = asyncio.Event()
+            self._main = asyncio.create_task(self._hold_tasks(started), name="redisched-dispatch")
+            await started.wait()
+            try:
+                await self.refresh()
+            except BackendError as exc:
+                log.warning("dispatcher could not read topics yet: %s", exc)
+        except BaseException:  # e.g. ClientClosed: nobody will stop what was started
+            await self.stop()
+            raise
         assert self._group is not None
         self._discovery = self._spawn(self._discover(), "redisched-dispatch-discovery")
 
