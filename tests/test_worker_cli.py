@@ -246,3 +246,17 @@ def test_an_unreachable_redis_is_a_clean_error_at_start(topic: str) -> None:
     assert process.returncode == 1
     assert "Error: --redis-url: cannot reach Redis at 'redis://127.0.0.1:" in log
     assert "Connection refused" in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--backoff", "1e12"), ("--backoff-max", "1e12"), ("--grace", "1e12"), ("--ttr", "1e9")],
+)
+def test_a_duration_past_its_bound_names_the_option(option: str, value: str) -> None:
+    """It said "Error: backoff.base: must be at most ..." (the Backoff's or the Worker's
+    argument, not the option typed)."""
+    result = CliRunner().invoke(
+        main, ["worker", "tests.worker_app:record", "-t", "t", option, value]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}': must be at most" in result.output

@@ -10,6 +10,11 @@ from typing import Any
 from . import setting as setting_
 from .config import DEFAULT_URL, PREFIX, REDIS_CLUSTER, REDIS_URL
 from .setting import Spec, integer, number, path, setting
+from .validate import MAX_DELAY_MS, MAX_TTR_MS
+
+LONGEST = MAX_DELAY_MS / 1000
+"""The longest grace or backoff in seconds (a century), as the Worker checks it: bounded
+here, an error names the option given rather than the Worker's argument."""
 
 TOPIC = Spec(
     "REDISCHED_TOPIC", "A topic to serve (repeat for several; the variable takes them "
@@ -20,19 +25,21 @@ CONCURRENCY = Spec(
     parse=integer(1, 10_000),
 )  # fmt: skip
 TTR = Spec(
-    "REDISCHED_TTR", "Seconds each lease lasts.", parse=number(0.001), metavar="SECONDS",
-    default_text="each job's ttr",
+    "REDISCHED_TTR", "Seconds each lease lasts.", parse=number(0.001, MAX_TTR_MS / 1000),
+    metavar="SECONDS", default_text="each job's ttr",
 )  # fmt: skip
 GRACE = Spec(
-    "REDISCHED_GRACE", "Seconds running handlers get to finish on SIGTERM.", parse=number(0),
+    "REDISCHED_GRACE", "Seconds running handlers get to finish on SIGTERM.",
+    parse=number(0, LONGEST),
     metavar="SECONDS",
 )  # fmt: skip
 BACKOFF = Spec(
     "REDISCHED_BACKOFF", "Seconds before the first retry, doubled per attempt.",
-    parse=number(0), metavar="SECONDS", default_text="the topic's, else 1",
+    parse=number(0, LONGEST), metavar="SECONDS", default_text="the topic's, else 1",
 )  # fmt: skip
 BACKOFF_MAX = Spec(
-    "REDISCHED_BACKOFF_MAX", "The longest retry delay, seconds.", parse=number(0),
+    "REDISCHED_BACKOFF_MAX", "The longest retry delay, seconds.",
+    parse=number(0, LONGEST),
     metavar="SECONDS", default_text="the topic's, else 3600",
 )  # fmt: skip
 APP_DIR = Spec(
