@@ -248,3 +248,21 @@ async def test_finished_jobs_of_a_partitioned_topic_page_partition_after_partiti
     assert bad.status_code == 400 and error_of(bad)["field"] == "cursor"
     fragment = await web.get("/dashboard/finished", params={"topic": topic})
     assert fragment.status_code == 200 and all(name in fragment.text for name in names)
+
+
+async def test_deleting_a_topic_partitioned_elsewhere_a_moment_ago_deletes_its_partitions(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """The service reads partition counts at most every 5 s; a DELETE of a topic that another
+    process (`redisched config T --set partitions=N`) had just partitioned took it for a plain
+    one: the count went, its partitions stayed, listed as topics with whatever they held."""
+    from redisched import partition_setting
+
+    assert (await http.get(topic_url(topic))).status_code == 200  # the map is read now
+    await partition_setting.run_async(
+        py, partition_setting.configure(py.ops, topic, {"partitions": 3})
+    )
+    deleted = await http.delete(topic_url(topic), params={"force": "true"})
+    assert deleted.status_code == 200, deleted.text
+    listed = (await http.get("/v1/topics", params={"partitions": "true"})).json()["topics"]
+    assert not [name for name in listed if name.startswith(topic)], listed

@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from ..errors import TopicBusy
 from ..leasing import Lessee, Round
-from ..partition_setting import holder, holders, read_stats
+from ..partition_setting import holder, holders, read_count, read_stats
 from ..partitions import Partitions
 from .paths import path_param
 from .runtime import Runtime, runtime
@@ -94,10 +94,14 @@ async def by_partition(
 
 async def delete_topic(rt: Runtime, topic: str, force: bool) -> int:
     """Delete a topic and its partitions (TopicBusy, nothing deleted, while any partition
-    has reserved jobs and not ``force``); the partition count goes last."""
-    found = await layout(rt, topic)
-    if found is None:
+    has reserved jobs and not ``force``); the partition count goes last. The count is read
+    afresh, not from the map (up to 5 s old): a topic another process had just partitioned
+    lost its count and kept its partitions, listed as topics."""
+    count = await rt.client.execute(read_count(rt.client.ops, topic))
+    rt.partitions.learn(topic, count)
+    if count is None:
         return await rt.client.delete_topic(topic, force=force)
+    found = Partitions(topic, count)
     stats = await rt.client.execute(read_stats(rt.client.ops, topic, found.count))
     if stats.reserved and not force:
         raise TopicBusy(topic, stats.reserved)
