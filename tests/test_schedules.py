@@ -407,3 +407,39 @@ def test_an_end_at_past_by_the_servers_clock_is_refused(
     assert client.get_schedule(topic, "s") is None and client.stats(topic).scheduled == 0
     made = client.schedule(topic, "s", b"", every=60, end_at=server_now + timedelta(hours=1))
     assert made.next_run_at is not None
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"cron": "0 0 1 1 *", "end_at": at("2027-06-01 00:00")},  # next: 2028-01-01
+        {"cron": "0 12 * * *", "tz": "Europe/Paris", "end_at": at("2027-05-01 09:00")},
+    ],
+)
+async def test_a_schedule_whose_first_run_is_after_its_end_is_refused(
+    api: Any, clock: FakeClock, topic: str, when: dict[str, Any]
+) -> None:
+    # It was stored with no occurrence at all (next_run_at None): a schedule that never runs.
+    clock.now = at("2027-05-01 00:00").timestamp()
+    with pytest.raises(InvalidArgument) as caught:
+        await api.schedule(topic, "s", b"", **when)
+    assert caught.value.argument == "end_at" and "first run" in caught.value.message
+    assert await api.get_schedule(topic, "s") is None
+    assert (await api.stats(topic)).scheduled == 0
+
+
+async def test_a_replace_whose_first_run_is_after_its_end_changes_nothing(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"v1", every=3600)
+    await api.ack(await api.reserve(topic))  # the 00:00 run: the next one is at 01:00
+    made = await api.get_schedule(topic, "s")
+    assert made is not None and made.next_run_at == at("2027-05-01 01:00")
+    with pytest.raises(InvalidArgument) as caught:
+        await api.schedule(topic, "s", b"v2", every=3600, end_at=at("2027-05-01 00:30"))
+    assert caught.value.argument == "end_at" and "first run" in caught.value.message
+    kept = await api.get_schedule(topic, "s")
+    assert kept is not None and kept.version == made.version and kept.body == b"v1"
+    pending = await api.get(topic, "s@2027-05-01T01:00:00Z")
+    assert pending is not None and pending.body == b"v1"  # its occurrence stays, unreplaced

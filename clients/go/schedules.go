@@ -85,7 +85,7 @@ func checkJobID(id, field string, maxBytes int) error {
 }
 
 // endAtPast is why schedule.lua refused a schedule (status 6), as every glue words it.
-const endAtPast = "must be in the future (by the Redis server's clock): the schedule would never run"
+const endAtPast = "must be in the future and after the schedule's first run (by the Redis server's clock): the schedule would never run"
 
 // dotNameProblem is why "." and ".." are no new id or topic: a URL path carrying one bare is
 // resolved to its parent by browsers and curl (validate.new_name in the Python client).

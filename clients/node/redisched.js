@@ -54,7 +54,7 @@ function freeText(value, field) {
 const PUT_STATUS = { 1: 'created', 2: 'exists', 3: 'replaced', 4: 'pending' };
 const VERSION_CONFLICT = 5;
 const SCHEDULE_ENDED = 6; // schedule.lua: end_ms is not after now (nothing changed)
-const END_AT_PAST = "must be in the future (by the Redis server's clock): the schedule would never run";
+const END_AT_PAST = "must be in the future and after the schedule's first run (by the Redis server's clock): the schedule would never run";
 
 class RedischedError extends Error {}
 /** The token no longer holds the job: it was requeued, re-reserved, deleted or acked. */

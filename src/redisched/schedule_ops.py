@@ -57,7 +57,10 @@ def parse_schedule(topic: str, entry: Sequence[Any]) -> Schedule:
     )
 
 
-END_AT_PAST = "must be in the future (by the Redis server's clock): the schedule would never run"
+END_AT_PAST = (
+    "must be in the future and after the schedule's first run (by the Redis server's clock):"
+    " the schedule would never run"
+)
 """schedule.lua's ENDED status, as every glue words it."""
 
 

@@ -26,9 +26,11 @@
 -- ARGV[14] time int...
 -- Returns: [status, version, next_ms]. status: 1 created, 2 replaced, 5 version conflict
 --   (if_version did not match; version is the current one, 0 when there is no schedule;
---   nothing changed), 6 ended (end_ms is not after now, the server's time unless now_ms is
---   given: nothing changed; version as for 5). next_ms is the time of the occurrence now pending (0: none, the schedule
---   has ended: past end_ms, or past 9999-12-31T23:59:59Z, the last time a job can have). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
+--   nothing changed), 6 ended (the schedule would never run: end_ms is not after now, the
+--   server's time unless now_ms is given, or its first occurrence would come after end_ms;
+--   nothing changed; version as for 5). next_ms is the time of the occurrence now pending
+--   (0: none, the schedule has ended: its next time would be past 9999-12-31T23:59:59Z, the
+--   last time a job can have, or a cron schedule's times are all past). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
 --   (an empty anchor_ms keeps the replaced schedule's anchor, else takes now rounded up to a
 --   second). every_ms 0 makes a cron schedule whose upcoming UTC times are ARGV[14...]
 --   (ascending whole seconds, computed by the glue; cron and tz are kept for it). An occurrence
@@ -346,9 +348,6 @@ s[S_LAST], s[S_PRIORITY] = old and old[S_LAST] or 0, priority
 s[S_TTR] = tonumber(ARGV[8]) or tonumber(defaults[1]) or DEFAULT_TTR_MS
 s[S_MAX_ATTEMPTS] = tonumber(ARGV[10]) or tonumber(defaults[2]) or DEFAULT_MAX_ATTEMPTS
 s[S_BODY], s[S_CRON], s[S_TZ], s[S_START_AT] = ARGV[13], ARGV[11], ARGV[12], start_at
-local waiting_id, waiting
-if old then waiting_id, waiting = take_waiting(id, old) end
-
 -- the first occurrence: at or after now and start_ms, after the latest one reserved
 local earliest = math.max(now, start_at, s[S_LAST] + 1000)
 local next_at = 0
@@ -366,8 +365,13 @@ else
   while #times > 0 and times[1] < earliest do table.remove(times, 1) end
   next_at = table.remove(times, 1) or 0
 end
-if next_at > LAST_RUN_AT or (end_at > 0 and next_at > end_at) then next_at = 0 end
+-- nor one whose first occurrence comes after its end (the glue sends a cron schedule with an
+-- end only its times up to it: none left is the same)
+if end_at > 0 and (next_at > end_at or next_at == 0) then return {ENDED, current, 0} end
+if next_at > LAST_RUN_AT then next_at = 0 end
 s[S_ANCHOR], s[S_TIMES] = anchor, times
+local waiting_id, waiting
+if old then waiting_id, waiting = take_waiting(id, old) end
 
 local next_id = next_at > 0 and id .. '@' .. iso(next_at)
 if waiting and waiting_id ~= next_id then -- it will not run: it ends as a deleted job
