@@ -249,6 +249,26 @@ async def test_unschedule_deletes_the_pending_occurrence_only(
     assert await api.get_schedule(topic, "s") is None
 
 
+async def test_a_schedule_made_again_while_its_old_occurrence_runs_goes_on(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    # The new first occurrence fell on the running one's id (same second): schedule.lua's
+    # create-only put kept the running job, the record named it as pending, and once it was
+    # acked nothing ever ran again (found by tests/test_state_machine.py).
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"old", every=60)
+    running = await api.reserve(topic)
+    assert running.id == "s@2027-05-01T00:00:00Z"
+    assert await api.unschedule(topic, "s") is True
+    again = await api.schedule(topic, "s", b"new", every=60)
+    assert again.next_run_at == at("2027-05-01 00:01")
+    assert (await api.get(topic, running.id)).body == b"old"  # left alone, still running
+    await api.ack(running)
+    clock.advance(60)
+    job = await api.reserve(topic)
+    assert job is not None and (job.id, job.body) == ("s@2027-05-01T00:01:00Z", b"new")
+
+
 async def test_end_at_stops_the_chain(api: Any, clock: FakeClock, topic: str) -> None:
     clock.now = at("2027-05-01 00:00").timestamp()
     end = at("2027-05-01 00:03")

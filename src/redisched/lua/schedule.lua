@@ -35,7 +35,8 @@
 --   second). every_ms 0 makes a cron schedule whose upcoming UTC times are ARGV[14...]
 --   (ascending whole seconds, computed by the glue; cron and tz are kept for it). An occurrence
 --   is the job <id>@<YYYY-MM-DDTHH:MM:SSZ>. The first one is at or after now and start_ms and
---   after the latest occurrence reserved or skipped (deleted); the pending occurrence of a replaced schedule is
+--   after the latest occurrence reserved or skipped (deleted), and its id is not a live job's
+--   (a time whose id is taken is passed over); the pending occurrence of a replaced schedule is
 --   replaced unless it is running. start_ms / end_ms 0 mean none; empty ttr_ms / max_attempts
 --   take the topic's defaults (meta fields ttr, max_attempts) at this call, else 60000 ms / 25
 --   attempts (as put.lua). A new occurrence gets a put event, like any put (its version goes on
@@ -307,25 +308,28 @@ local function place_occurrence(id, at, s, replacing)
   return true
 end
 
--- The waiting (scheduled or ready) occurrence of schedule s, taken out of its sorted set: its
--- id and decoded record; nil when there is none, or it is running or dead (it is left alone).
-local function take_waiting(sid, s)
+-- The waiting (scheduled or ready) occurrence of schedule s: its id and decoded record; nil
+-- when there is none, or it is running or dead (it is left alone). Nothing is written.
+local function find_waiting(sid, s)
   if s[S_NEXT] == 0 then return nil end
   local waiting_id = sid .. '@' .. iso(s[S_NEXT])
   local raw = redis.call('HGET', jobs_key, waiting_id)
   if not raw then return nil end
   local job = decode(raw)
-  if job[STATE] == SCHEDULED then
-    redis.call('ZREM', scheduled_key, waiting_id)
-  elseif job[STATE] == READY then
-    redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. waiting_id)
-  else
-    return nil
-  end
+  if job[STATE] ~= SCHEDULED and job[STATE] ~= READY then return nil end
   return waiting_id, job
 end
 
--- Ends a waiting occurrence that take_waiting took out as a deleted job (outcome cancelled).
+-- Takes a waiting occurrence out of its state's index: it is replaced in place or ended next.
+local function take_out(waiting_id, job)
+  if job[STATE] == SCHEDULED then
+    redis.call('ZREM', scheduled_key, waiting_id)
+  else
+    redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. waiting_id)
+  end
+end
+
+-- Ends a waiting occurrence that take_out took out as a deleted job (outcome cancelled).
 local function end_waiting(waiting_id, job, detail)
   local last_error = redis.call('HGET', errors_key, waiting_id)
   redis.call('HDEL', jobs_key, waiting_id)
@@ -348,6 +352,9 @@ s[S_LAST], s[S_PRIORITY] = old and old[S_LAST] or 0, priority
 s[S_TTR] = tonumber(ARGV[8]) or tonumber(defaults[1]) or DEFAULT_TTR_MS
 s[S_MAX_ATTEMPTS] = tonumber(ARGV[10]) or tonumber(defaults[2]) or DEFAULT_MAX_ATTEMPTS
 s[S_BODY], s[S_CRON], s[S_TZ], s[S_START_AT] = ARGV[13], ARGV[11], ARGV[12], start_at
+local waiting_id, waiting
+if old then waiting_id, waiting = find_waiting(id, old) end
+
 -- the first occurrence: at or after now and start_ms, after the latest one reserved
 local earliest = math.max(now, start_at, s[S_LAST] + 1000)
 local next_at = 0
@@ -365,13 +372,19 @@ else
   while #times > 0 and times[1] < earliest do table.remove(times, 1) end
   next_at = table.remove(times, 1) or 0
 end
--- nor one whose first occurrence comes after its end (the glue sends a cron schedule with an
--- end only its times up to it: none left is the same)
+-- a time whose id a live job holds (an occurrence of the schedule this one replaces after an
+-- unschedule, still running in this very second) is passed over: the create-only put would
+-- keep that job, and a record naming it as pending would never advance again
+while next_at > 0 and next_at <= LAST_RUN_AT and not (waiting and waiting_id == id .. '@'
+    .. iso(next_at)) and redis.call('HEXISTS', jobs_key, id .. '@' .. iso(next_at)) == 1 do
+  next_at = every > 0 and next_at + every or (table.remove(times, 1) or 0)
+end
+-- a schedule whose first occurrence comes after its end would never run either (the glue
+-- sends a cron schedule with an end only its times up to it: none left is the same)
 if end_at > 0 and (next_at > end_at or next_at == 0) then return {ENDED, current, 0} end
 if next_at > LAST_RUN_AT then next_at = 0 end
 s[S_ANCHOR], s[S_TIMES] = anchor, times
-local waiting_id, waiting
-if old then waiting_id, waiting = take_waiting(id, old) end
+if waiting then take_out(waiting_id, waiting) end
 
 local next_id = next_at > 0 and id .. '@' .. iso(next_at)
 if waiting and waiting_id ~= next_id then -- it will not run: it ends as a deleted job
