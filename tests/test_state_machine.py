@@ -1,6 +1,8 @@
 """A Hypothesis state machine drives the real scripts against a pure-Python model of the
 lifecycle in DESIGN.md section 2, on a hand-moved clock, with each job's history (events,
-outcome, versions that go on after a job finished)."""
+outcome, versions that go on after a job finished), and of interval schedules (section 9):
+their occurrences are jobs of the same model, put by schedule.lua and by the leasing or
+deleting of the pending one."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import itertools
 import os
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,13 +26,20 @@ from hypothesis.stateful import (
 )
 
 import redisched
-from redisched import DEFAULT_MAX_ATTEMPTS, PutStatus, StaleReservation, VersionConflict
+from redisched import (
+    DEFAULT_MAX_ATTEMPTS,
+    InvalidArgument,
+    PutStatus,
+    StaleReservation,
+    VersionConflict,
+)
 from redisched.dashboard.data import joined
 from redisched.keys import TopicKeys
 from tests.conftest import FakeClock
 
 IDS = st.sampled_from(["a", "b", "c", "é"])
 DELAYS = st.just(0) | st.integers(0, 4000)
+SCHEDULE_IDS = st.sampled_from(["s", "t"])
 EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "500" if os.environ.get("CI") else "150"))
 
 
@@ -65,6 +75,27 @@ class Finished:
     events: list[str]
 
 
+@dataclass
+class ScheduleModel:
+    """What the model knows of one interval schedule (times in epoch ms)."""
+
+    version: int
+    every: int
+    anchor: int
+    start_at: int
+    end_at: int
+    body: bytes
+    priority: int
+    next: int = 0  # the pending occurrence's time; 0: none (the schedule ended)
+    last: int = 0  # the latest occurrence handed out or skipped
+    runs: list[int] = field(default_factory=list)  # the times handed out or skipped, in order
+
+
+def occurrence_id(schedule_id: str, ms: int) -> str:
+    """``<schedule id>@<YYYY-MM-DDTHH:MM:SSZ>``, as the scripts name an occurrence."""
+    return f"{schedule_id}@{datetime.fromtimestamp(ms // 1000, UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
 MAX_EVENTS = 16  # a record keeps its first event and its last 15
 
 
@@ -92,6 +123,8 @@ class Lifecycle(RuleBasedStateMachine):
         self.tokens: list[tuple[str, str]] = []
         self.counter = itertools.count(1)
         self.paused = False
+        self.schedules: dict[str, ScheduleModel] = {}
+        self.unscheduled: dict[str, list[int]] = {}  # an ended schedule's runs, by id
 
     def teardown(self) -> None:
         self.client.close()
@@ -262,6 +295,8 @@ class Lifecycle(RuleBasedStateMachine):
             assert job.attempts == model.attempts and job.body == model.body
             assert job.token is not None
             self.tokens.append((job.id, job.token))
+        for job in got:  # reserve.lua advances the schedules after leasing them all
+            self.advance_schedule(job.id)
 
     def holds(self, job_id: str, token: str) -> bool:
         job = self.jobs.get(job_id)
@@ -443,6 +478,7 @@ class Lifecycle(RuleBasedStateMachine):
         job.version = job.pending.version if job.pending else job.version
         add_event(job, "deleted")
         self.finish(job_id, "dead" if job.state == "dead" else "cancelled")
+        self.advance_schedule(job_id)  # deleting the pending occurrence skips that one run
 
     @rule()
     def pull(self) -> None:
@@ -465,6 +501,7 @@ class Lifecycle(RuleBasedStateMachine):
             self.jobs[best].attempts += 1
             add_event(self.jobs[best], "pulled")
             self.finish(best, "pulled")
+            self.advance_schedule(best)
 
     @rule(choice=st.integers(0, 4))
     def pause_or_resume(self, choice: int) -> None:
@@ -476,6 +513,159 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(ms=st.integers(0, 5000))
     def advance(self, ms: int) -> None:
         self.clock.advance(ms / 1000)
+
+    # -- schedules (section 9) --------------------------------------------------------------
+
+    def occurrence_version(self, job_id: str) -> int:
+        ended = self.finished.get(job_id)
+        return 1 if ended is None else ended.version + 1  # versions go on, as a put's
+
+    def put_occurrence(self, schedule_id: str, at: int) -> None:
+        """The occurrence at ``at``: a new scheduled job (placed in the scheduled set even
+        when due, as the scripts do)."""
+        sched = self.schedules[schedule_id]
+        job_id = occurrence_id(schedule_id, at)
+        assert job_id not in self.jobs, f"{job_id} is still live: the chain would stall on it"
+        job = Model(
+            "scheduled", self.occurrence_version(job_id), sched.body, at, sched.priority,
+            60_000, DEFAULT_MAX_ATTEMPTS,
+        )  # fmt: skip
+        add_event(job, "put")
+        self.jobs[job_id] = job
+        sched.next = at
+
+    def next_after(self, sched: ScheduleModel, after: int) -> int:
+        """The first time of the grid strictly after ``after``, or 0 past end_at."""
+        at = sched.anchor + ((after - sched.anchor) // sched.every + 1) * sched.every
+        return 0 if sched.end_at and at > sched.end_at else at
+
+    def advance_schedule(self, job_id: str) -> None:
+        """A job leased or deleted: when it is a schedule's pending occurrence, the next one
+        is put (missed times collapse) and the handed-out or skipped one becomes last."""
+        schedule_id, at, _ = job_id.rpartition("@")
+        sched = self.schedules.get(schedule_id) if at else None
+        if sched is None or not sched.next or job_id != occurrence_id(schedule_id, sched.next):
+            return
+        following = self.next_after(sched, max(self.now, sched.next))
+        sched.runs.append(sched.next)
+        sched.last, sched.next = sched.next, 0
+        if following:
+            self.put_occurrence(schedule_id, following)
+
+    def take_waiting(self, schedule_id: str) -> tuple[str, Model] | None:
+        """The schedule's pending occurrence when it waits (scheduled or ready)."""
+        sched = self.schedules.get(schedule_id)
+        if sched is None or not sched.next:
+            return None
+        job_id = occurrence_id(schedule_id, sched.next)
+        job = self.jobs.get(job_id)
+        if job is None or job.state not in ("scheduled", "ready"):
+            return None
+        return job_id, job
+
+    @rule(
+        schedule_id=SCHEDULE_IDS,
+        every=st.integers(1, 3),
+        start=st.none() | st.integers(-4000, 4000),
+        end=st.none() | st.integers(-1000, 15_000),
+        priority=st.integers(-1, 1),
+        body=st.binary(max_size=4),
+    )
+    def schedule(
+        self, schedule_id: str, every: int, start: int | None, end: int | None, priority: int,
+        body: bytes,
+    ) -> None:  # fmt: skip
+        """Create or replace an interval schedule (start and end relative to now, in ms)."""
+        start_ms = 0 if start is None else self.now + start
+        end_ms = 0 if end is None else self.now + end
+        try:
+            got = self.client.schedule(
+                self.topic, schedule_id, body, every=every, priority=priority,
+                start_at=None if start is None else start_ms / 1000,
+                end_at=None if end is None else end_ms / 1000,
+            )  # fmt: skip
+        except InvalidArgument as refused:
+            assert refused.argument == "end_at"
+            assert end_ms and (end_ms <= start_ms or end_ms <= self.now)
+            return
+        assert not end_ms or end_ms > max(start_ms, self.now)
+        old = self.schedules.get(schedule_id)
+        waiting = self.take_waiting(schedule_id)
+        last = old.last if old else 0
+        if start is not None:
+            anchor = -(-start_ms // 1000) * 1000
+        elif old is not None:
+            anchor = old.anchor  # an interval replaced without start_at keeps its anchor
+        else:
+            anchor = -(-self.now // 1000) * 1000
+        sched = ScheduleModel(
+            (old.version if old else 0) + 1, every * 1000, anchor, start_ms, end_ms, body,
+            priority, last=last, runs=old.runs if old else [],
+        )  # fmt: skip
+        earliest = max(self.now, start_ms, last + 1000)
+        first = anchor if anchor >= earliest else self.next_after(sched, earliest - 1)
+        while (  # a time whose id a live job holds (an old run of this second) is passed over
+            occurrence_id(schedule_id, first) in self.jobs
+            and (waiting is None or waiting[0] != occurrence_id(schedule_id, first))
+        ):  # fmt: skip
+            first += sched.every
+        if end_ms and first > end_ms:
+            first = 0
+        self.schedules[schedule_id] = sched
+        first_id = occurrence_id(schedule_id, first) if first else None
+        if waiting is not None and waiting[0] == first_id:  # replaced in place
+            job = waiting[1]
+            job.version, job.body, job.priority = job.version + 1, body, priority
+            job.state, job.run_at, job.attempts, job.last_error = "scheduled", first, 0, None
+            add_event(job, "replaced")
+            sched.next = first
+        else:
+            if waiting is not None:
+                self.end_waiting(*waiting)
+            if first:
+                self.put_occurrence(schedule_id, first)
+        assert got.version == sched.version and got.every is not None
+        assert got.every.total_seconds() == every and got.priority == priority
+        assert self.ms(got.next_run_at) == sched.next
+
+    def end_waiting(self, job_id: str, job: Model) -> None:
+        add_event(job, "deleted")
+        self.finish(job_id, "cancelled")
+
+    @rule(schedule_id=SCHEDULE_IDS)
+    def unschedule(self, schedule_id: str) -> None:
+        waiting = self.take_waiting(schedule_id)
+        assert self.client.unschedule(self.topic, schedule_id) is (schedule_id in self.schedules)
+        if waiting is not None:
+            self.end_waiting(*waiting)
+        sched = self.schedules.pop(schedule_id, None)
+        if sched is not None:
+            self.unscheduled[schedule_id] = sched.runs
+
+    @precondition(lambda self: any("@" in i for i in self.jobs))
+    @rule(data=st.data(), how=st.sampled_from(["delete", "abort", "delete_many"]))
+    def delete_occurrence(self, data: Any, how: str) -> None:
+        """Delete (or abort) a live occurrence: the pending one skips one run."""
+        job_id = data.draw(st.sampled_from(sorted(i for i in self.jobs if "@" in i)))
+        if how == "delete_many":
+            assert self.client.delete_many(self.topic, [job_id, "a"]) == 1 + ("a" in self.jobs)
+            if "a" in self.jobs:
+                self.end_deleted("a")
+        else:
+            assert getattr(self.client, how)(self.topic, job_id) is True
+        self.end_deleted(job_id)
+
+    @precondition(lambda self: any(s.next > self.now for s in self.schedules.values()))
+    @rule(data=st.data(), late=st.just(0) | st.integers(0, 7000))
+    def advance_to_an_occurrence(self, data: Any, late: int) -> None:
+        """Move the clock to a pending occurrence's time, exactly or ``late`` ms past it (a
+        late one collapses the missed times when it is leased or deleted)."""
+        times = sorted(s.next for s in self.schedules.values() if s.next > self.now)
+        self.clock.now = (data.draw(st.sampled_from(times)) + late) / 1000
+
+    @staticmethod
+    def ms(when: datetime | None) -> int:
+        return 0 if when is None else round(when.timestamp() * 1000)
 
     # -- invariants -------------------------------------------------------------------------
 
@@ -577,6 +767,50 @@ class Lifecycle(RuleBasedStateMachine):
             due = job.state == "scheduled" and job.run_at <= self.now
             counts["ready" if due else job.state] += 1
         assert (stats.scheduled, stats.ready, stats.reserved, stats.dead) == tuple(counts.values())
+
+    @invariant()
+    def schedules_match_the_model(self) -> None:
+        listed = self.client.schedules(self.topic)
+        assert [s.id for s in listed] == sorted(self.schedules)
+        for got in listed:
+            sched = self.schedules[got.id]
+            assert (got.version, got.body, got.priority) == (
+                sched.version, sched.body, sched.priority,
+            )  # fmt: skip
+            assert got.every is not None and got.every.total_seconds() * 1000 == sched.every
+            assert (self.ms(got.next_run_at), self.ms(got.last_run_at)) == (sched.next, sched.last)
+            assert (self.ms(got.start_at), self.ms(got.end_at)) == (sched.start_at, sched.end_at)
+
+    @invariant()
+    def each_live_schedule_has_one_pending_occurrence(self) -> None:
+        for schedule_id, sched in self.schedules.items():
+            if not sched.next:  # ended: the next grid time (collapsed at now) is past end_at
+                assert sched.end_at
+                assert not self.next_after(sched, max(sched.last, sched.anchor - 1)) or (
+                    self.now + sched.every > sched.end_at
+                )
+                continue
+            job = self.jobs[occurrence_id(schedule_id, sched.next)]
+            assert job.state in ("scheduled", "ready") and job.run_at == sched.next
+            assert (sched.next - sched.anchor) % sched.every == 0  # on the grid
+            assert sched.next > sched.last and (not sched.end_at or sched.next <= sched.end_at)
+        for runs in [*self.unscheduled.values(), *(s.runs for s in self.schedules.values())]:
+            assert runs == sorted(set(runs)), runs  # each run once, never going back
+        for sched in self.schedules.values():
+            assert sched.last == (sched.runs[-1] if sched.runs else 0)
+
+    @invariant()
+    def occurrences_match_the_model(self) -> None:
+        ids = sorted(i for i in self.jobs if "@" in i)
+        found = self.client.execute(joined([self.client.ops.get(self.topic, i) for i in ids]))
+        for job_id, job in zip(ids, found, strict=True):
+            model = self.jobs[job_id]
+            assert job is not None
+            assert job.state.value == self.shown_state(model)
+            assert (job.version, job.attempts, job.body, job.priority) == (
+                model.version, model.attempts, model.body, model.priority,
+            )  # fmt: skip
+            assert round(job.run_at.timestamp() * 1000) == model.run_at
 
 
 @dataclass(frozen=True)
