@@ -691,12 +691,31 @@ class Lifecycle(RuleBasedStateMachine):
             self.pull()
 
     @precondition(lambda self: any("@" in i for i in self.jobs))
-    @rule(data=st.data(), delay=DELAYS, priority=st.none() | st.integers(-2, 2))
-    def reschedule_occurrence(self, data: Any, delay: int, priority: int | None) -> None:
-        """Move a live occurrence in time: the pending one keeps its id, so it stays pending
-        and its chain counts on from the time in its id; a running one's move waits."""
+    @rule(
+        data=st.data(),
+        delay=DELAYS,
+        priority=st.none() | st.integers(-2, 2),
+        put=st.booleans(),
+    )
+    def reschedule_occurrence(
+        self, data: Any, delay: int, priority: int | None, put: bool
+    ) -> None:  # fmt: skip
+        """Move a live occurrence in time (``reschedule``, or a replacing ``put``): the
+        pending one keeps its id, so it stays pending and its chain counts on from the time
+        in its id; a running one's move waits."""
         job_id = data.draw(st.sampled_from(sorted(i for i in self.jobs if "@" in i)))
-        self.reschedule(job_id, delay, priority, None)
+        if put:
+            self.put(job_id, delay, priority or 0, True, 0, 1000, b"put")
+        else:
+            self.reschedule(job_id, delay, priority, None)
+
+    @precondition(lambda self: any("@" in i for i in self.finished))
+    @rule(data=st.data(), delay=DELAYS)
+    def put_a_finished_occurrences_id(self, data: Any, delay: int) -> None:
+        """A create-only put of a finished (run or skipped) occurrence's id: an ordinary job,
+        which no chain takes for its pending occurrence."""
+        job_id = data.draw(st.sampled_from(sorted(i for i in self.finished if "@" in i)))
+        self.put(job_id, delay, 0, False, 0, 1000, b"again")
 
     @staticmethod
     def ms(when: datetime | None) -> int:
