@@ -232,3 +232,28 @@ async def test_delete_of_a_postponed_occurrence_goes_on_after_its_run_at(
     await api.reschedule(topic, pending, run_at=at("2027-05-01 00:10:30"))
     assert await api.delete_many(topic, [pending]) == 1  # the run at 00:10:30 is skipped
     await assert_pending(api, topic, "s", at("2027-05-01 00:11:00"))  # not 00:02 to 00:10
+
+
+async def test_the_chain_passes_over_a_job_put_under_a_later_occurrences_name(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    # A replace to a shorter interval cancels the waiting occurrence at :03; a create-only put
+    # of that id makes an ordinary job, which runs at once. When the chain reached :03 the
+    # leasing script's create-only put kept that running job, the record named it as pending,
+    # and after its ack nothing ran again (found by tests/test_state_machine.py).
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=3)
+    assert (await api.reserve(topic)).id == occurrence("s", at("2027-05-01 00:00:00"))
+    await api.schedule(topic, "s", b"", every=1)
+    taken = occurrence("s", at("2027-05-01 00:00:03"))
+    assert (await api.history(topic, taken)).outcome.value == "cancelled"
+    await api.put(topic, taken, b"mine")
+    mine = await api.reserve(topic)
+    assert mine.id == taken
+    for second in (1, 2):
+        clock.advance(1)
+        assert (await api.reserve(topic)).id == occurrence("s", at(f"2027-05-01 00:00:0{second}"))
+    await assert_pending(api, topic, "s", at("2027-05-01 00:00:04"))
+    await api.ack(mine)
+    clock.advance(2)
+    assert (await api.reserve(topic)).id == occurrence("s", at("2027-05-01 00:00:04"))

@@ -346,15 +346,20 @@ local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil
   local s = {cmsgpack.unpack(raw)}
   if s[S_NEXT] == 0 or string.sub(id, at + 1) ~= iso(s[S_NEXT]) then return end
   local after, next_at = math.max(now, s[S_NEXT], run_at or 0), 0
-  if s[S_EVERY] > 0 then  -- missed occurrences collapse: the next one is in the future
-    next_at = s[S_ANCHOR] + (math.floor((after - s[S_ANCHOR]) / s[S_EVERY]) + 1) * s[S_EVERY]
-  else
-    local times = s[S_TIMES]
-    while #times > 0 and times[1] <= after do table.remove(times, 1) end
-    next_at = table.remove(times, 1) or 0
-    if #times < REFILL_BELOW then redis.call('ZADD', refill_key, 'NX', now, sid) end
-  end
-  if next_at > LAST_RUN_AT or (s[S_END_AT] > 0 and next_at > s[S_END_AT]) then next_at = 0 end
+  -- a time whose id a live job holds (a job put under an occurrence's name) is passed over:
+  -- the create-only put would keep that job, which may be running or dead and never advance
+  repeat
+    if s[S_EVERY] > 0 then  -- missed occurrences collapse: the next one is in the future
+      next_at = s[S_ANCHOR] + (math.floor((after - s[S_ANCHOR]) / s[S_EVERY]) + 1) * s[S_EVERY]
+    else
+      local times = s[S_TIMES]
+      while #times > 0 and times[1] <= after do table.remove(times, 1) end
+      next_at = table.remove(times, 1) or 0
+      if #times < REFILL_BELOW then redis.call('ZADD', refill_key, 'NX', now, sid) end
+    end
+    if next_at > LAST_RUN_AT or (s[S_END_AT] > 0 and next_at > s[S_END_AT]) then next_at = 0 end
+    after = next_at
+  until next_at == 0 or redis.call('HEXISTS', jobs_key, sid .. '@' .. iso(next_at)) == 0
   s[S_LAST], s[S_NEXT] = s[S_NEXT], next_at
   redis.call('HSET', schedules_key, sid, cmsgpack.pack(unpack(s, 1, S_TIMES)))
   if next_at > 0 then put_occurrence(sid .. '@' .. iso(next_at), next_at, s) end
