@@ -553,6 +553,8 @@ class Lifecycle(RuleBasedStateMachine):
         if sched is None or not sched.next or job_id != occurrence_id(schedule_id, sched.next):
             return
         following = self.next_after(sched, max(self.now, sched.next))
+        while following and occurrence_id(schedule_id, following) in self.jobs:
+            following = self.next_after(sched, following)  # a taken id is passed over
         sched.runs.append(sched.next)
         sched.last, sched.next = sched.next, 0
         if following:
