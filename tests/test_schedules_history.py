@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from redisched import DEFAULT_MAX_ATTEMPTS, Outcome
+from redisched import DEFAULT_MAX_ATTEMPTS, JobState, Outcome
 from tests.conftest import FakeClock
 from tests.test_history import kinds
 from tests.test_schedules import at
@@ -122,6 +122,29 @@ async def test_a_refilled_occurrence_goes_on_from_the_finished_version(
     await api.ack(leased[0])  # refills the schedule that ran dry: its first time after now
     assert (await api.get_schedule(topic, "s")).next_run_at.timestamp() == clock.now + 50
     assert (await api.get(topic, later)).version == 2
+
+
+async def test_a_refill_passes_over_a_time_whose_id_a_running_job_holds(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    # refill.lua's create-only put kept the running job and named it as pending: once it was
+    # acked the schedule never ran again (as advance_schedule and schedule.lua, fixed before)
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"", cron="* * * * *")
+    leased = []
+    while (await api.get_schedule(topic, "s")).next_run_at is not None:  # no ack: no refill
+        leased.append(await api.reserve(topic))
+        clock.advance(60)
+    clock.advance(10)
+    taken = f"s@{datetime.fromtimestamp(clock.now + 50, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    await api.put(topic, taken, b"mine")
+    mine = await api.reserve(topic)
+    assert mine.id == taken
+    await api.ack(leased[0])  # refills the schedule that ran dry: its first time after now
+    after = f"s@{datetime.fromtimestamp(clock.now + 110, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    assert (await api.get_schedule(topic, "s")).next_run_at.timestamp() == clock.now + 110
+    assert (await api.get(topic, after)).state == JobState.SCHEDULED
+    await api.ack(mine)
 
 
 async def test_leasing_occurrences_with_other_jobs_puts_each_next_one_after_its_lease(

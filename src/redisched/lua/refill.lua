@@ -14,9 +14,9 @@
 -- Returns: [status, next_ms]. status: 1 refilled, 0 stale (no such schedule, another version,
 --   or an interval schedule: nothing changed but the refill set). The times (ascending UTC ms
 --   computed by the glue) later than the ones held are appended. A schedule with no pending
---   occurrence (it ran out of times before a refill) gets the first time after now:
---   missed times are skipped. No times at all ends a schedule that ran dry (its end_at came).
---   The schedule leaves the refill set. A new occurrence gets a put event, like any put.
+--   occurrence (it ran out of times before a refill) gets the first time after now whose id
+--   no live job holds: missed times are skipped. No times at all ends a schedule that ran
+--   dry (its end_at came). The schedule leaves the refill set. A new occurrence gets a put event, like any put.
 -- Complexity: O(T + log M) for T times.
 local jobs_key, scheduled_key, schedules_key, refill_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local meta_key, wake_channel, feed_key, history_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -223,6 +223,11 @@ if s[S_NEXT] == 0 then
   local earliest = math.max(now + 1, s[S_LAST] + 1000)
   while #held > 0 and held[1] < earliest do table.remove(held, 1) end
   local next_at = table.remove(held, 1)
+  -- a time whose id a live job holds is passed over (as advance_schedule): the create-only
+  -- put would keep that job, which may be running or dead and never advance the chain
+  while next_at and redis.call('HEXISTS', jobs_key, id .. '@' .. iso(next_at)) == 1 do
+    next_at = table.remove(held, 1)
+  end
   if next_at and (s[S_END_AT] == 0 or next_at <= s[S_END_AT]) then
     s[S_NEXT] = next_at
     if put_occurrence(id .. '@' .. iso(next_at), next_at, s)
