@@ -478,12 +478,15 @@ class Lifecycle(RuleBasedStateMachine):
         for job_id in doomed:
             self.end_deleted(job_id)
 
-    def end_deleted(self, job_id: str) -> None:
-        """A job deleted by delete, delete_many or purge: a deleted event, then finished."""
+    def end_deleted(self, job_id: str, how: str = "delete") -> None:
+        """A job deleted by delete, delete_many or purge (a deleted event, then finished
+        cancelled), or by abort (an aborted event, finished aborted); a dead one stays dead."""
         job = self.jobs[job_id]
         job.version = job.pending.version if job.pending else job.version
-        add_event(job, "deleted")
-        self.finish(job_id, "dead" if job.state == "dead" else "cancelled")
+        aborted = how == "abort"
+        add_event(job, "aborted" if aborted else "deleted")
+        outcome = "aborted" if aborted else "cancelled"
+        self.finish(job_id, "dead" if job.state == "dead" else outcome)
         self.advance_schedule(job_id)  # deleting the pending occurrence skips that one run
 
     @rule()
@@ -589,18 +592,6 @@ class Lifecycle(RuleBasedStateMachine):
         every = CRONS[rhythm] if isinstance(rhythm, str) else rhythm * 1000
         start_ms = 0 if start is None else self.now + start
         end_ms = 0 if end is None else self.now + end
-        try:
-            got = self.client.schedule(
-                self.topic, schedule_id, body, priority=priority,
-                **({"cron": cron} if cron else {"every": every // 1000}),
-                start_at=None if start is None else start_ms / 1000,
-                end_at=None if end is None else end_ms / 1000,
-            )  # fmt: skip
-        except InvalidArgument as refused:
-            assert refused.argument == "end_at"
-            assert end_ms and (end_ms <= start_ms or end_ms <= self.now)
-            return
-        assert not end_ms or end_ms > max(start_ms, self.now)
         old = self.schedules.get(schedule_id)
         waiting = self.take_waiting(schedule_id)
         last = old.last if old else 0
@@ -619,12 +610,26 @@ class Lifecycle(RuleBasedStateMachine):
         earliest = max(self.now, start_ms, last + 1000)
         first = anchor if anchor >= earliest else self.next_after(sched, earliest - 1)
         while (  # a time whose id a live job holds (an old run of this second) is passed over
-            occurrence_id(schedule_id, first) in self.jobs
+            first
+            and occurrence_id(schedule_id, first) in self.jobs
             and (waiting is None or waiting[0] != occurrence_id(schedule_id, first))
         ):  # fmt: skip
             first += sched.every
-        if end_ms and first > end_ms:
-            first = 0
+        # refused: an end not after the start or now, or before the first run (never runs)
+        never = bool(end_ms) and (
+            end_ms <= start_ms or end_ms <= self.now or not first or first > end_ms
+        )
+        try:
+            got = self.client.schedule(
+                self.topic, schedule_id, body, priority=priority,
+                **({"cron": cron} if cron else {"every": every // 1000}),
+                start_at=None if start is None else start_ms / 1000,
+                end_at=None if end is None else end_ms / 1000,
+            )  # fmt: skip
+        except InvalidArgument as refused:
+            assert refused.argument == "end_at" and never
+            return
+        assert not never
         self.schedules[schedule_id] = sched
         first_id = occurrence_id(schedule_id, first) if first else None
         if waiting is not None and waiting[0] == first_id:  # replaced in place
@@ -673,7 +678,7 @@ class Lifecycle(RuleBasedStateMachine):
                 self.end_deleted("a")
         else:
             assert getattr(self.client, how)(self.topic, job_id) is True
-        self.end_deleted(job_id)
+        self.end_deleted(job_id, how)
 
     @precondition(lambda self: any(s.next > self.now for s in self.schedules.values()))
     @rule(
