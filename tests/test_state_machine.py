@@ -475,19 +475,26 @@ class Lifecycle(RuleBasedStateMachine):
     def purge(self, state: str) -> None:
         doomed = [i for i, j in self.jobs.items() if self.shown_state(j) == state]
         assert self.client.purge(self.topic, state) == len(doomed)
+        # purge.lua (one chunk here) deletes every job first, then advances their schedules
+        run_ats = {job_id: self.jobs[job_id].run_at for job_id in doomed}
         for job_id in doomed:
-            self.end_deleted(job_id)
+            self.end_deleted(job_id, advance=False)
+        for job_id in doomed:
+            self.advance_schedule(job_id, run_ats[job_id])
 
-    def end_deleted(self, job_id: str, how: str = "delete") -> None:
+    def end_deleted(self, job_id: str, how: str = "delete", *, advance: bool = True) -> None:
         """A job deleted by delete, delete_many or purge (a deleted event, then finished
-        cancelled), or by abort (an aborted event, finished aborted); a dead one stays dead."""
+        cancelled), or by abort (an aborted event, finished aborted); a dead one stays dead.
+        Deleting the pending occurrence skips that one run (``advance``: now)."""
         job = self.jobs[job_id]
+        run_at = job.run_at
         job.version = job.pending.version if job.pending else job.version
         aborted = how == "abort"
         add_event(job, "aborted" if aborted else "deleted")
         outcome = "aborted" if aborted else "cancelled"
         self.finish(job_id, "dead" if job.state == "dead" else outcome)
-        self.advance_schedule(job_id)  # deleting the pending occurrence skips that one run
+        if advance:
+            self.advance_schedule(job_id, run_at)
 
     @rule()
     def pull(self) -> None:
@@ -548,14 +555,15 @@ class Lifecycle(RuleBasedStateMachine):
         at = sched.anchor + ((after - sched.anchor) // sched.every + 1) * sched.every
         return 0 if sched.end_at and at > sched.end_at else at
 
-    def advance_schedule(self, job_id: str) -> None:
+    def advance_schedule(self, job_id: str, run_at: int = 0) -> None:
         """A job leased or deleted: when it is a schedule's pending occurrence, the next one
-        is put (missed times collapse) and the handed-out or skipped one becomes last."""
+        is put (missed times collapse; after a deleted one's run_at too, when it was moved
+        later) and the handed-out or skipped one becomes last."""
         schedule_id, at, _ = job_id.rpartition("@")
         sched = self.schedules.get(schedule_id) if at else None
         if sched is None or not sched.next or job_id != occurrence_id(schedule_id, sched.next):
             return
-        following = self.next_after(sched, max(self.now, sched.next))
+        following = self.next_after(sched, max(self.now, sched.next, run_at))
         while following and occurrence_id(schedule_id, following) in self.jobs:
             following = self.next_after(sched, following)  # a taken id is passed over
         sched.runs.append(sched.next)
