@@ -306,17 +306,6 @@ class Client:
 
     def _send(self, batch: Batch) -> list[Any]:
         try:
-            return self._send_open(batch)
-        except BackendError:
-            if self._open:
-                raise
-            raise ClientClosed("this Client was closed during the call") from None
-        finally:
-            if not self._open:  # a call in flight at close(): its connection is closed too
-                self._shut()
-
-    def _send_open(self, batch: Batch) -> list[Any]:
-        try:
             if type(self.redis) is not redis.Redis and isinstance(self.redis, redis.RedisCluster):
                 # (a Protocol class: isinstance costs about a microsecond, so Redis first)
                 if is_pinned(batch):
@@ -340,7 +329,12 @@ class Client:
                 pipe.execute_command(*cmd)
             return pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
+            if not self._open:  # a call in flight at close()
+                raise ClientClosed("this Client was closed during the call") from None
             raise BackendError(f"Redis is unavailable: {exc}") from exc
+        finally:
+            if not self._open:  # a call in flight at close(): its connection is closed too
+                self._shut()
 
     def execute(self, call: Call[T]) -> T:
         """Run a call built with ``self.ops`` (several can be joined into one round trip)."""
@@ -818,17 +812,6 @@ class AsyncClient:
 
     async def _send(self, batch: Batch) -> list[Any]:
         try:
-            return await self._send_open(batch)
-        except BackendError:
-            if self._open:
-                raise
-            raise ClientClosed("this AsyncClient was closed during the call") from None
-        finally:
-            if not self._open:  # a call in flight at close(): its connection is closed too
-                await self._shut()
-
-    async def _send_open(self, batch: Batch) -> list[Any]:
-        try:
             if type(self.redis) is not redis.asyncio.Redis and isinstance(
                 self.redis, redis.asyncio.RedisCluster
             ):
@@ -859,13 +842,20 @@ class AsyncClient:
                 pipe.execute_command(*cmd)
             return await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
+            if not self._open:  # a call in flight at close()
+                raise ClientClosed("this AsyncClient was closed during the call") from None
             raise BackendError(f"Redis is unavailable: {exc}") from exc
         except (AttributeError, TypeError) as exc:
             if not connect.closed_mid_write(exc):
                 raise
+            if not self._open:  # a call in flight at close()
+                raise ClientClosed("this AsyncClient was closed during the call") from None
             lost = redis.exceptions.ConnectionError(f"connection closed mid-write: {exc!r}")
             lost.__cause__ = exc
             raise BackendError(f"Redis is unavailable: {lost}") from lost
+        finally:
+            if not self._open:  # a call in flight at close(): its connection is closed too
+                await self._shut()
 
     async def execute(self, call: Call[T]) -> T:
         """Run a call built with ``self.ops`` (several can be joined into one round trip)."""
