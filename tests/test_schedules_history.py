@@ -109,13 +109,7 @@ async def test_the_next_occurrence_goes_on_from_the_finished_version(
 async def test_a_refilled_occurrence_goes_on_from_the_finished_version(
     api: Any, clock: FakeClock, topic: str
 ) -> None:
-    clock.now = at("2027-05-01 00:00").timestamp()
-    await api.schedule(topic, "s", b"", cron="* * * * *")
-    leased = []
-    while (await api.get_schedule(topic, "s")).next_run_at is not None:  # no ack: no refill
-        leased.append(await api.reserve(topic))
-        clock.advance(60)
-    clock.advance(10)
+    leased = await run_dry(api, clock, topic)
     later = f"s@{datetime.fromtimestamp(clock.now + 50, UTC):%Y-%m-%dT%H:%M:%SZ}"
     await api.put(topic, later, b"")  # an earlier life of the id refill will put
     assert await api.delete(topic, later) is True
@@ -129,13 +123,7 @@ async def test_a_refill_passes_over_a_time_whose_id_a_running_job_holds(
 ) -> None:
     # refill.lua's create-only put kept the running job and named it as pending: once it was
     # acked the schedule never ran again (as advance_schedule and schedule.lua, fixed before)
-    clock.now = at("2027-05-01 00:00").timestamp()
-    await api.schedule(topic, "s", b"", cron="* * * * *")
-    leased = []
-    while (await api.get_schedule(topic, "s")).next_run_at is not None:  # no ack: no refill
-        leased.append(await api.reserve(topic))
-        clock.advance(60)
-    clock.advance(10)
+    leased = await run_dry(api, clock, topic)
     taken = f"s@{datetime.fromtimestamp(clock.now + 50, UTC):%Y-%m-%dT%H:%M:%SZ}"
     await api.put(topic, taken, b"mine")
     mine = await api.reserve(topic)
@@ -165,3 +153,16 @@ async def test_leasing_occurrences_with_other_jobs_puts_each_next_one_after_its_
         ("b@2027-05-01T00:00:00Z", "reserved"), ("b@2027-05-01T00:01:00Z", "put"),
     ]  # fmt: skip
     assert (await api.get(topic, "b@2027-05-01T00:01:00Z")).run_at == at("2027-05-01 00:01")
+
+
+async def run_dry(api: Any, clock: FakeClock, topic: str) -> list[Any]:
+    """A cron schedule "s" every minute, leased until its stored times run out (no ack, so
+    no refill yet), the clock then 10 s past the last; the leased jobs."""
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"", cron="* * * * *")
+    leased = []
+    while (await api.get_schedule(topic, "s")).next_run_at is not None:
+        leased.append(await api.reserve(topic))
+        clock.advance(60)
+    clock.advance(10)
+    return leased
