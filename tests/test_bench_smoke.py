@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import render, run
+import pytest
+
+from bench import bench_instructions, render, run
 from bench.results_doc import Results
 
 MACHINE = {
@@ -215,6 +217,41 @@ def test_instruction_counts_show_per_call_with_their_ratio_to_the_bare_call() ->
     assert "Not measured yet (`bench/bench_instructions.py`" in render.render(
         Results(LATEST), Results(PEERS), charts=False
     )
+
+
+def test_instruction_parts_show_each_share_of_its_call() -> None:
+    doc = json.loads(json.dumps(LATEST))
+    counts: dict[str, int] = {"bare_per_job": 13234, "put_per_job": 181000}
+    for case, total in (("put", 174000), ("reserve_ack", 460000)):
+        counts[f"by_part_{case}_total"] = total
+        counts |= {f"by_part_{case}_{part}": total // 4 for part, _ in render.BY_PART_LABELS}
+    counts["by_part_reserve_ack_garbage_collector"] = 78200
+    doc["benchmarks"]["instructions"] = entry({"instructions": counts})
+    markdown = render.render(Results(doc), Results({}), charts=False)
+    [collector] = rows(markdown, "Lua's garbage collector")
+    assert collector[1:] == ["43,500 (25%)", "78,200 (17%)"]
+    [whole] = rows(markdown, "the whole call")
+    assert whole[1:] == ["174,000", "460,000"]
+    del doc["benchmarks"]["instructions"]["records"]["instructions"]["by_part_put_total"]
+    assert "the whole call" not in render.render(Results(doc), Results({}), charts=False)
+
+
+def test_instruction_parts_read_callgrind_inclusive_counts(tmp_path: Path) -> None:
+    report = (
+        "1,000,000 (100.0%)  PROGRAM TOTALS\n"
+        "  900,000 (90.00%)  server.c:call [/bin/redis-server]\n"
+        "  300,000 (30.00%)  server.c:call'2 [/bin/redis-server]\n"
+        "  100,000 (10.00%)  ???:luaC_step [/bin/redis-server]\n"
+        "   50,000 ( 5.00%)  ???:lua_gc [/bin/redis-server]\n"
+        "   70,000 ( 7.00%)  scripting.c:luaSetGlobalArray [/bin/redis-server]\n"
+    )
+    counts = bench_instructions.split_report(report, jobs=100)
+    assert counts["commands"] == 3000  # call'2: the scripts' commands, not the EVALSHA
+    assert counts["garbage_collector"] == 1500
+    assert counts["keys_argv_tables"] == 700
+    assert counts["closure_upvalues"] == 0
+    with pytest.raises(RuntimeError, match="no symbols"):
+        bench_instructions.split_report(report.replace("luaSetGlobalArray", "0x13c1f0"), 100)
 
 
 def test_ceiling_section_splits_the_put_ratio_into_its_parts() -> None:
