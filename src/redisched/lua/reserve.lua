@@ -122,8 +122,9 @@ end
 -- the clock in µs: the server's TIME (clock), or now_ms * 1000 under a caller's clock, so ids
 -- are fixed under a fixed clock. A feed that holds ids (time-based ones of an older version,
 -- a meta reset while the feed stayed) takes its last id's first part + 1, and so does an XADD
--- refused because the stream is ahead of meta. An epoch stays text: Lua writes a number of
--- 15 digits or more as '%.14g' (1.9e+15).
+-- refused because the stream is ahead of meta. An epoch stays text and is computed as text
+-- (now's digits and '000', a carry through the digits): Lua's numbers hold every integer only
+-- up to 2^53 (a caller's clock past the year 2255 in µs), and write 15 digits as '%.14g'.
 local function flush_feed()
   if #feed == 0 then return end
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
@@ -142,10 +143,12 @@ local function flush_feed()
     if not id or type(added) == 'table' then
       local info = redis.call('EXISTS', feed_key) == 1 and redis.call('XINFO', 'STREAM', feed_key)
       feed_epoch = clock and clock[1] .. string.sub('00000' .. clock[2], -6)
-        or string.format('%d', now * 1000)
+        or string.format('%d000', now)
       for i = 1, info and #info or 0, 2 do
-        if info[i] == 'last-generated-id' then
-          feed_epoch = string.format('%d', string.match(info[i + 1], '^%d+') + 1)
+        if info[i] == 'last-generated-id' then -- its first part + 1, in decimal text
+          local head, nines = string.match(info[i + 1], '^(%d-)(9*)%-')
+          feed_epoch = (head == '' and '1' or string.sub(head, 1, -2)
+            .. string.byte(head, -1) - 47) .. string.rep('0', #nines)
         end
       end
       redis.call('HSET', meta_key, 'feed_epoch', feed_epoch)
