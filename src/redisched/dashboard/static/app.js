@@ -468,22 +468,66 @@
     refresh();
   }
 
+  // -- a schedule's time window: shown and typed in the browser's time zone ----------------
+  const pad = (n, width) => String(n).padStart(width || 2, "0");
+  function localTime(iso) { // the datetime-local text of an RFC 3339 time
+    const d = new Date(iso);
+    return pad(d.getFullYear(), 4) + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+
+  // Fills a window field with a stored time (null: none), remembered as stored: the field
+  // shows whole seconds, and a time sent back unchanged keeps its milliseconds.
+  function fillTime(input, iso) {
+    input.value = iso ? localTime(iso) : "";
+    input.dataset.stored = iso || "";
+    input.dataset.shown = input.value; // as the browser reads it back (":00" seconds dropped)
+  }
+
+  // The field's time for the API: null when empty, else RFC 3339 (the stored text if unchanged).
+  function timeValue(input) {
+    if (input.value === "") return null;
+    if (input.dataset.stored && input.value === input.dataset.shown) return input.dataset.stored;
+    return new Date(input.value).toISOString(); // datetime-local text without offset: local time
+  }
+
+  // Shows an API refusal next to the field it names, when the form has a place for it (and
+  // clears the others): the field's label, or "" when it has none.
+  function showFieldError(form, r) {
+    const error = r && r.data && r.data.error;
+    let label = "";
+    for (const slot of form.querySelectorAll("[data-error-for]")) {
+      const here = Boolean(error) && slot.dataset.errorFor === error.field;
+      slot.textContent = here ? error.message : "";
+      const input = form.elements[slot.dataset.errorFor];
+      if (here) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+      if (here) label = input.closest("label").firstChild.textContent.trim();
+    }
+    return label;
+  }
+
   async function recurring(form) {
     const out = $("#recurring-result");
     const f = form.elements;
     const spec = { body: bodyValue(f.body.value), tz: f.tz.value || "UTC" };
     if (f.kind.value === "every") spec.every = Number(f.every.value);
     else spec.cron = f.cron.value;
+    spec.start_at = timeValue(f.start_at);
+    spec.end_at = timeValue(f.end_at);
     // a PUT replaces the whole schedule: an edit sends again what the form does not show
     if (kept && kept.topic === f.topic.value && kept.id === f.id.value) {
       for (const [name, value] of Object.entries(kept.fields)) if (value !== null) spec[name] = value;
     }
     const r = await api("PUT", schedulePath(f.topic.value, f.id.value), spec);
     if (r.status === 201 || r.status === 200) {
+      showFieldError(form, null);
       const next = r.data.next_run_at ? ", next run " + r.data.next_run_at : "";
       setResult(out, (r.status === 201 ? "created" : "replaced") + ": version " + version(r.etag) + next, "ok");
       refresh();
-    } else setResult(out, errorText(r), "error");
+    } else {
+      const label = showFieldError(form, r);
+      setResult(out, label ? "not saved: see " + label : errorText(r), "error");
+    }
   }
 
   // The schedule "Edit" read last: its fields the recurring form has no input for.
@@ -501,11 +545,14 @@
     f.tz.value = d.tz;
     const r = await api("GET", schedulePath(d.topic, d.id));
     kept = null;
+    showFieldError($("#recurring-form"), null);
+    fillTime(f.start_at, r.status === 200 ? r.data.start_at : null);
+    fillTime(f.end_at, r.status === 200 ? r.data.end_at : null);
     if (r.status === 200) {
       const body = r.data.body;
       f.body.value = typeof body === "string" ? body : JSON.stringify(body);
-      const { start_at, end_at, ttr, priority, max_attempts } = r.data;
-      kept = { topic: d.topic, id: d.id, fields: { start_at, end_at, ttr, priority, max_attempts } };
+      const { ttr, priority, max_attempts } = r.data;
+      kept = { topic: d.topic, id: d.id, fields: { ttr, priority, max_attempts } };
     }
     f.cron.focus();
   }
@@ -623,6 +670,8 @@
     });
     submitting($("#schedule-form"), schedule);
     submitting($("#recurring-form"), recurring);
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    for (const place of document.querySelectorAll("[data-local-zone]")) if (zone) place.textContent = zone;
     submitting($("#cancel-form"), cancel);
     window.addEventListener("hashchange", load);
 
