@@ -390,7 +390,8 @@ def test_a_schedule_edited_keeps_the_fields_the_form_does_not_show(
     page: Page, server: str, http: httpx.Client, topic: str
 ) -> None:
     # "Edit" sent only cron/every, tz and body: the PUT reset priority, ttr, max_attempts,
-    # start_at and end_at of the schedule (and of every occurrence) to their defaults.
+    # start_at and end_at of the schedule (and of every occurrence) to their defaults. The
+    # form now shows start_at and end_at (test_dashboard_schedule_window); the rest it carries.
     base = f"/v1/topics/{quote(topic, safe='')}/schedules"
     kept = {"priority": -5, "ttr": 7.5, "max_attempts": 3, "start_at": "2031-01-01T00:00:00Z",
             "end_at": "2032-01-01T00:00:00Z"}  # fmt: skip
