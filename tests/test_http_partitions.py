@@ -266,3 +266,114 @@ async def test_deleting_a_topic_partitioned_elsewhere_a_moment_ago_deletes_its_p
     assert deleted.status_code == 200, deleted.text
     listed = (await http.get("/v1/topics", params={"partitions": "true"})).json()["topics"]
     assert not [name for name in listed if name.startswith(topic)], listed
+
+
+async def partition_elsewhere(py: redisched.AsyncClient, topic: str, count: int) -> None:
+    """Partition ``topic`` as another process does (`redisched config T --set partitions=N`):
+    a service that read the counts before goes on taking ``topic`` for a plain one."""
+    from redisched import partition_setting
+
+    flow = partition_setting.configure(py.ops, topic, {"partitions": count})
+    await partition_setting.run_async(py, flow)
+
+
+async def test_a_job_put_while_the_count_was_stale_is_reserved_and_acked_over_http(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A put in the 5 s a service trusts the counts it read goes to the topic itself; once
+    the service knew the count, its reserves visited only the partitions: the job stayed
+    ready for ever to HTTP consumers."""
+    assert (await http.get(topic_url(topic))).status_code == 200  # the counts are read now
+    await partition_elsewhere(py, topic, 3)
+    stray = await http.put(job_url(topic, "stray"), json={"body": "s"})
+    assert stray.status_code == 201 and stray.json()["topic"] == topic  # the stale count
+    assert (await http.get("/v1/topics")).status_code == 200  # reads the counts again
+    for i in range(6):
+        await http.put(job_url(topic, f"p{i}"), json={"body": i})
+    got: list[dict[str, Any]] = []
+    for _ in range(7):
+        answer = await http.post(topic_url(topic, "/reserve"), json={"count": 1})
+        got += answer.json()["jobs"] if answer.status_code == 200 else []  # 204: none
+    assert sorted(j["id"] for j in got) == ["p0", "p1", "p2", "p3", "p4", "p5", "stray"]
+    held = next(j for j in got if j["id"] == "stray")
+    assert held["topic"] == topic
+    shown = await http.get(job_url(topic, "stray"))  # by id, where it is
+    assert shown.status_code == 200 and shown.json()["state"] == "reserved"
+    touched = await http.post(
+        job_url(held["topic"], "stray", "touch"), json={"token": held["token"], "ttr": 60}
+    )
+    assert touched.status_code == 200, touched.text
+    acked = await http.post(job_url(held["topic"], "stray", "ack"), json={"token": held["token"]})
+    assert acked.status_code == 204, acked.text
+    again = await http.post(job_url(topic, "stray", "ack"), json={"token": held["token"]})
+    assert again.status_code == 409  # acked already: the partition's answer, as before
+    assert (await py.stats(topic)).total_acked == 1
+
+
+async def test_reserves_still_start_at_each_partition_in_turn_with_the_topic_in_the_round(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await partition(http, topic, 3)
+    for i in range(3):
+        await py.put(topic, f"own{i}", b"")  # a process that did not know the count
+    for i in range(30):
+        await http.put(job_url(topic, f"j{i}"), json={"body": i})
+    firsts = Counter()
+    for _ in range(12):
+        got = (await http.post(topic_url(topic, "/reserve"), json={"count": 1})).json()["jobs"]
+        firsts[got[0]["topic"]] += 1
+    # the partitions take their turns as before, one a reserve; the topic itself goes first
+    # in one reserve out of four (3 + 1), ahead of the partition whose turn it is, which so
+    # changes from round to round: 12 reserves, 3 each
+    assert firsts == {topic: 3, **{name: 3 for name in Partitions(topic, 3).names}}, firsts
+
+
+async def test_a_long_poll_wakes_on_a_put_into_the_topic_by_a_service_with_a_stale_count(
+    redis_url: str, http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    from redisched.config import Settings
+    from redisched.http import create_app
+    from tests.http_fixtures import asgi_client
+
+    assert (await http.get(topic_url(topic))).status_code == 200  # `http` reads the counts
+    await partition_elsewhere(py, topic, 2)
+    async with asgi_client(create_app(Settings(redis_url=redis_url))) as fresh:
+        waiter = asyncio.create_task(fresh.post(topic_url(topic, "/reserve"), json={"wait": 20}))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        put = await http.put(job_url(topic, "late"), json={"body": 1})
+        assert put.json()["topic"] == topic  # the stale service put it into the topic itself
+        answer = await asyncio.wait_for(waiter, 5)
+        assert [(j["id"], j["topic"]) for j in answer.json()["jobs"]] == [("late", topic)]
+        delayed = await http.put(job_url(topic, "later"), json={"body": 2, "delay": 0.5})
+        assert delayed.json()["topic"] == topic
+        answer = await fresh.post(topic_url(topic, "/reserve"), json={"wait": 10})
+        assert [j["id"] for j in answer.json()["jobs"]] == ["later"]  # woken when it fell due
+
+
+async def test_the_topics_own_jobs_are_listed_with_its_partitions(
+    web: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await partition(web, topic, 2)
+    await py.put(topic, "own", b"1")  # a process that did not know the count
+    for i in range(3):
+        await web.put(job_url(topic, f"j{i}"), json={"body": i})
+    shown = (await web.get(topic_url(topic))).json()
+    assert shown["counts"]["ready"] == 4
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"state": "ready", "limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = (await web.get(topic_url(topic, "/jobs"), params=params)).json()
+        seen += [job["id"] for job in page["jobs"]]
+        cursor = page["cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == ["j0", "j1", "j2", "own"]
+    fragment = await web.get("/dashboard/topic", params={"topic": topic, "state": "ready"})
+    assert fragment.status_code == 200 and "own" in fragment.text
+    job_page = await web.get("/dashboard/job", params={"topic": topic, "id": "own"})
+    assert job_page.status_code == 200 and "job-missing" not in job_page.text
+    await py.delete(topic, "own")
+    finished = (await web.get(topic_url(topic, "/finished"))).json()
+    assert [job["id"] for job in finished["jobs"]] == ["own"]

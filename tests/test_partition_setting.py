@@ -14,7 +14,7 @@ import redisched.partition_setting
 from redisched import AsyncClient
 from redisched.cli import main
 from redisched.partition_setting import PartitionMap, configure, fold, run, served_topics
-from redisched.partitions import PartitionedTopic, Partitions
+from redisched.partitions import AsyncPartitionedTopic, PartitionedTopic, Partitions
 from tests.test_dispatcher import (
     Receiver,
     client,
@@ -105,12 +105,13 @@ async def test_dispatcher_delivers_partitions_with_the_topics_webhook(
     layout = Partitions(topic, 2)
     for i in range(8):
         await client.put(layout.route(f"h{i}"), f"h{i}", b"{}")
+    await client.put(topic, "stray", b"{}")  # put by a process that did not know the count
 
     async def delivered() -> bool:
-        return len(receiver.successes) == 8
+        return len(receiver.successes) == 9
 
     await until(delivered)
-    assert {c.payload["topic"] for c in receiver.calls} == set(layout.names)
+    assert {c.payload["topic"] for c in receiver.calls} == {topic, *layout.names}
 
 
 async def test_the_cache_reads_once_then_in_the_background(redis_url: str, topic: str) -> None:
@@ -231,3 +232,37 @@ def test_cli_get_and_delete_find_an_occurrence_with_its_schedule(
         assert after is not None and after.next_run_at is not None
         assert after.next_run_at > first.next_run_at  # the run is skipped, the schedule goes on
     assert checked >= 2
+
+
+def test_a_partitioned_topic_reserves_the_jobs_put_into_the_topic_itself(
+    redis_url: str, topic: str
+) -> None:
+    """A process that read no count (or an old one) puts into the topic itself; reserves
+    visited only the partitions, so such jobs waited for ever."""
+    client = redisched.Client.from_url(redis_url)
+    hot = PartitionedTopic(client, topic, 3).declare()
+    client.put(topic, "stray", b"s")
+    hot.put_many([(f"j{i}", b"") for i in range(6)])
+    served = [job for job in iter(hot.reserve, None)]
+    assert sorted(j.id for j in served) == ["j0", "j1", "j2", "j3", "j4", "j5", "stray"]
+    stray = next(j for j in served if j.id == "stray")
+    assert stray.topic == topic
+    client.ack(stray)  # the reserved job's topic holds it
+    assert hot.stats().total_acked == 1
+    client.put(topic, "later", b"", delay=60)
+    lease = hot.lease(5)
+    assert lease.jobs == [] and lease.next_due_ms is not None  # its next due counts too
+
+
+async def test_an_async_partitioned_topic_reserves_the_jobs_put_into_the_topic_itself(
+    redis_url: str, topic: str
+) -> None:
+    async with AsyncClient.from_url(redis_url) as client:
+        hot = await AsyncPartitionedTopic(client, topic, 2).declare()
+        await client.put(topic, "stray", b"s")
+        await hot.put("j0", b"")
+        jobs = await hot.reserve_many(5)
+        assert sorted((j.id, j.topic) for j in jobs) == [
+            ("j0", hot.partitions.route("j0")),
+            ("stray", topic),
+        ]
