@@ -11,6 +11,10 @@ each under its own hash tag, so the partitions spread over the cluster's masters
 - **Reserve draws fairly**: each reserve starts at the next partition in turn and moves on
   while it needs more jobs, so while every partition has due work, each serves the same number
   of reserves. ``lease`` merges the partitions' ``next_due`` and ``next_timeout`` (earliest).
+- **The topic itself is reserved from too**: a job put into ``<topic>`` by a process that did
+  not know the count yet (it trusts the counts it read for up to 5 s), by a plain client, or
+  by a schedule of the topic itself stays there; one reserve in ``N + 1`` visits the topic
+  first, the others last (:meth:`Partitions.visits`), and the partitions keep their turns.
 - **Ordering**: within a partition, the usual order holds (priority, then run_at, then
   insertion). Across partitions there is none: a job due earlier or with a better priority in
   one partition may be reserved after a job of another. Jobs with the same id always share a
@@ -60,6 +64,7 @@ class Partitions:
     topic: str
     count: int
     _next: int = field(default=0, repr=False)
+    _own_turn: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         validate_topic(self.topic)
@@ -100,6 +105,21 @@ class Partitions:
         """The partitions in the order the next reserve visits them (the start moves on)."""
         start, self._next = self._next, (self._next + 1) % self.count
         return [self.name((start + i) % self.count) for i in range(self.count)]
+
+    def visits(self) -> list[str]:
+        """The topics the next reserve visits, in order: the partitions from the one whose
+        turn it is (:meth:`rotation`), and the topic itself, first in one reserve out of
+        ``count + 1`` and last in the others.
+
+        The topic holds only jobs put by processes that did not know the count yet (or by a
+        plain client, or a schedule of the topic itself). Going first that often, ahead of a
+        partition whose turn changes from round to round, it is served like one more
+        partition while it has due jobs; when it has none, the partitions' turns are those of
+        :meth:`rotation`.
+        """
+        order = self.rotation()
+        first, self._own_turn = self._own_turn == 0, (self._own_turn + 1) % (self.count + 1)
+        return [self.topic, *order] if first else [*order, self.topic]
 
 
 def merge_leases(leases: Sequence[Lease]) -> Lease:
@@ -184,10 +204,11 @@ class PartitionedTopic:
         return self.client.delete(self.partitions.route(id), id, if_version=if_version)
 
     def lease(self, count: int, *, ttr: float | Any = None) -> Lease:
-        """Lease up to ``count`` jobs, starting at the next partition in turn."""
+        """Lease up to ``count`` jobs, starting at the next partition in turn (the topic
+        itself is visited too: :meth:`Partitions.visits`)."""
         leases: list[Lease] = []
         wanted = validate.count(count)
-        for name in self.partitions.rotation():
+        for name in self.partitions.visits():
             lease = self.client.lease(name, wanted, ttr=ttr)
             leases.append(lease)
             wanted -= len(lease.jobs)
@@ -204,9 +225,9 @@ class PartitionedTopic:
         return self.lease(count, ttr=ttr).jobs
 
     def stats(self) -> TopicStats:
-        """The partitions' counts added up."""
+        """The counts of the topic itself and its partitions added up."""
         topic = self.partitions.topic
-        return merge_stats(topic, [self.client.stats(n) for n in self.partitions.names])
+        return merge_stats(topic, [self.client.stats(n) for n in [topic, *self.names]])
 
 
 class AsyncPartitionedTopic:
@@ -258,10 +279,11 @@ class AsyncPartitionedTopic:
         return await self.client.delete(self.partitions.route(id), id, if_version=if_version)
 
     async def lease(self, count: int, *, ttr: float | Any = None) -> Lease:
-        """Lease up to ``count`` jobs, starting at the next partition in turn."""
+        """Lease up to ``count`` jobs, starting at the next partition in turn (the topic
+        itself is visited too: :meth:`Partitions.visits`)."""
         leases: list[Lease] = []
         wanted = validate.count(count)
-        for name in self.partitions.rotation():
+        for name in self.partitions.visits():
             lease = await self.client.lease(name, wanted, ttr=ttr)
             leases.append(lease)
             wanted -= len(lease.jobs)
@@ -278,6 +300,6 @@ class AsyncPartitionedTopic:
         return (await self.lease(count, ttr=ttr)).jobs
 
     async def stats(self) -> TopicStats:
-        """The partitions' counts added up."""
+        """The counts of the topic itself and its partitions added up."""
         topic = self.partitions.topic
-        return merge_stats(topic, [await self.client.stats(n) for n in self.partitions.names])
+        return merge_stats(topic, [await self.client.stats(n) for n in [topic, *self.names]])

@@ -113,22 +113,25 @@ async def delete_topic(rt: Runtime, topic: str, force: bool) -> int:
 
 
 class Lessees:
-    """What a long poll needs of a :class:`~redisched.leasing.Lessee`, over every partition.
+    """What a long poll needs of a :class:`~redisched.leasing.Lessee`, over every partition
+    and the topic itself.
 
     Each exchange starts at the partition whose turn it is (the turn is kept per process in
-    the topic's layout) and moves on while it needs jobs; a wake-up of any partition wakes
-    the poll (the lessees share one ``kick`` event).
+    the topic's layout) and moves on while it needs jobs; the topic itself, which holds the
+    jobs put by a process that did not know the count yet, is visited first in one exchange
+    out of N + 1 and last in the others (:meth:`~redisched.partitions.Partitions.visits`). A
+    wake-up of any of them wakes the poll (the lessees share one ``kick`` event).
     """
 
     def __init__(self, rt: Runtime, found: Partitions, ttr: float | None) -> None:
         self.layout = found
         self.kick = asyncio.Event()
         self.lessees: dict[str, Lessee] = {}
-        for name in found.names:
+        for name in [found.topic, *found.names]:
             lessee = Lessee(rt.client, name, rt.wakeups, ttr=ttr, limits=rt.limits, clock=rt.clock)
             lessee.kick = self.kick
             self.lessees[name] = lessee
-        self.first = self.lessees[found.name(0)]
+        self.first = self.lessees[found.topic]
 
     @property
     def freed(self) -> list[str]:
@@ -152,13 +155,14 @@ class Lessees:
                 await lessee.flush()
 
     async def exchange(self, want: int) -> Round:
-        """Lease up to ``want`` jobs, partition after partition from the one whose turn it is.
+        """Lease up to ``want`` jobs, partition after partition from the one whose turn it is
+        (and from the topic itself, first or last).
 
         A failure after some jobs were leased answers with those (they are not stranded).
         """
         rounds: list[Round] = []
         got = 0
-        for name in self.layout.rotation():
+        for name in self.layout.visits():
             try:
                 found = await self.lessees[name].exchange(want - got)
             except Exception:
@@ -172,7 +176,7 @@ class Lessees:
         return merge_rounds(want, rounds)
 
     async def sleep(self, result: Round, *, until: float | None = None) -> None:
-        """Sleep until a partition has work (see :meth:`Lessee.sleep`)."""
+        """Sleep until a partition or the topic has work (see :meth:`Lessee.sleep`)."""
         await self.first.sleep(result, until=until)
 
 
@@ -198,7 +202,7 @@ def lessee(
     rt: Runtime, topic: str, found: Partitions | None, ttr: float | None
 ) -> Lessee | Lessees:
     """The lessee of a reserve on ``topic`` (whose :func:`layout` is ``found``): one Lessee,
-    or Lessees over its partitions."""
+    or Lessees over its partitions and itself."""
     if found is None:
         return Lessee(rt.client, topic, rt.wakeups, ttr=ttr, limits=rt.limits, clock=rt.clock)
     return Lessees(rt, found, ttr)
