@@ -206,7 +206,7 @@ def _cursor(text: str | None, count: int) -> tuple[int, str | None]:
     if text is None:
         return 0, None
     index, sep, inner = text.partition(":")
-    if not sep or not (index.isascii() and index.isdigit()) or not int(index) < count:
+    if not sep or not (index.isascii() and index.isdigit()) or not int(index) <= count:
         raise InvalidArgument("cursor", "is not a cursor of this topic's listing")
     return int(index), inner or None
 
@@ -215,8 +215,9 @@ def jobs_page(
     ops: Operations, layout: Partitions, state: object, *, prefix: str | None = None,
     limit: int = 100, cursor: str | None = None,
 ) -> Flow[JobPage]:  # fmt: skip
-    """One page of a partitioned topic's jobs in one state: partition after partition (no
-    order across them); the cursor is ``<partition>:<that partition's cursor>``."""
+    """One page of a partitioned topic's jobs in one state: partition after partition, then
+    the topic's own (put by a process that did not know the count yet), no order across them;
+    the cursor is ``<partition>:<that partition's cursor>``, ``<N>:...`` for the topic's own."""
     jobs, after = yield from _across(
         layout, limit, cursor,
         lambda name, left, inner: ops.jobs(name, state, prefix=prefix, limit=left, cursor=inner),
@@ -228,8 +229,9 @@ def finished_page(
     ops: Operations, layout: Partitions, *, outcome: object = None, limit: int = 100,
     cursor: str | None = None,
 ) -> Flow[HistoryPage]:  # fmt: skip
-    """One page of a partitioned topic's finished jobs: partition after partition (most recent
-    first within each, no order across them); the cursor is as :func:`jobs_page`'s."""
+    """One page of a partitioned topic's finished jobs: partition after partition, then the
+    topic's own (most recent first within each, no order across them); the cursor is as
+    :func:`jobs_page`'s."""
     jobs, after = yield from _across(
         layout, limit, cursor,
         lambda name, left, inner: ops.finished(name, outcome=outcome, limit=left, cursor=inner),
@@ -241,31 +243,34 @@ def _across(
     layout: Partitions, limit: int, cursor: str | None,
     page_of: Callable[[str, int, str | None], Call[P]],
 ) -> Flow[tuple[list[Any], str | None]]:  # fmt: skip
-    """Up to ``limit`` entries of a listing, partition after partition from ``cursor``
-    (``page_of(partition, how many more, its cursor)`` reads one page), and the next cursor."""
+    """Up to ``limit`` entries of a listing, partition after partition from ``cursor``, then
+    the topic itself as number N (``page_of(name, how many more, its cursor)`` reads one
+    page), and the next cursor."""
     index, inner = _cursor(cursor, layout.count)
     entries: list[Any] = []
     while True:
-        page = yield page_of(layout.name(index), limit - len(entries), inner)
+        name = layout.topic if index == layout.count else layout.name(index)
+        page = yield page_of(name, limit - len(entries), inner)
         entries.extend(page.jobs)
         if page.cursor is not None:
             return entries, f"{index}:{page.cursor}"
         index, inner = index + 1, None
-        if index == layout.count:
+        if index > layout.count:
             return entries, None
         if len(entries) == limit:
             return entries, f"{index}:"
 
 
-def holders(layout: Partitions, job_id: str) -> list[str]:
+def holders(layout: Partitions, job_id: str, *, itself: bool = False) -> list[str]:
     """The topics that may hold ``job_id`` of a partitioned topic, its id's partition first.
 
     An id with an ``@`` may be a schedule's occurrence, which lives with its schedule: in the
     topic itself (a schedule made on it) or in the schedule id's partition (one made over HTTP
-    or the CLI), not in its own id's partition (docs/design.md section 11)."""
+    or the CLI), not in its own id's partition (docs/design.md section 11). ``itself`` adds
+    the topic for any id (a job put there by a process that did not know the count yet)."""
     routed = layout.route(job_id)
     if "@" not in job_id:
-        return [routed]
+        return [routed, layout.topic] if itself else [routed]
     schedule_id = job_id[: job_id.rindex("@")]
     home = [layout.route(schedule_id)] if schedule_id else []
     return list(dict.fromkeys([routed, *home, layout.topic]))

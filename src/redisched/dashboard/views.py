@@ -128,7 +128,8 @@ class Dashboard:
         """GET /dashboard/job?topic=&id=: one job, with its actions."""
         wanted = validate.job_id(_query(request, "id"))
         rt = runtime(request)
-        name = await partitioned.route(rt, validate_topic(_query(request, "topic")), wanted)
+        topic = validate_topic(_query(request, "topic"))
+        name = await partitioned.route(rt, topic, wanted, itself=True)  # a page: the look is cheap
         client = rt.client
         found, history, timeline = await client.execute(
             data.joined([

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from starlette.requests import Request
 
-from ..errors import TopicBusy
+from ..errors import StaleReservation, TopicBusy
 from ..leasing import Lessee, Round
 from ..partition_setting import holder, holders, read_count, read_stats
 from ..partitions import Partitions
 from .paths import path_param
 from .runtime import Runtime, runtime
+
+T = TypeVar("T")
 
 
 async def layout(rt: Runtime, topic: str) -> Partitions | None:
@@ -32,13 +35,14 @@ async def schedule_route(rt: Runtime, topic: str, schedule_id: str) -> str:
     return topic if found is None else found.route(schedule_id)
 
 
-async def route(rt: Runtime, topic: str, job_id: str) -> str:
+async def route(rt: Runtime, topic: str, job_id: str, *, itself: bool = False) -> str:
     """The topic holding ``job_id``: its partition when ``topic`` is partitioned (for an id
-    with an ``@``, where :func:`~redisched.partition_setting.holders` finds it)."""
+    with an ``@``, or any id with ``itself``, where
+    :func:`~redisched.partition_setting.holders` finds it: one more call)."""
     found = await layout(rt, topic)
     if found is None:
         return topic
-    names = holders(found, job_id)
+    names = holders(found, job_id, itself=itself)
     if len(names) == 1:
         return names[0]
     return await rt.client.execute(holder(rt.client.ops, names, job_id))
@@ -56,6 +60,40 @@ async def job_path(request: Request, rt: Runtime | None = None) -> tuple[str, st
     if "@" in job_id:
         return await route(rt, topic, job_id), job_id
     return found.route(job_id), job_id
+
+
+async def holding(
+    request: Request, routed: str, action: Callable[[str], Awaitable[T]]
+) -> tuple[str, T]:
+    """``(topic, action(topic))`` for a token operation on the path's job: on ``routed``
+    (from :func:`job_path`), or, when that raises StaleReservation and ``routed`` is a
+    partition of the topic the path names, on that topic itself, which holds the jobs put by
+    a process that did not know the count yet (and reserved from it). A reservation found
+    costs nothing more; a stale one, one more call, whose refusal gives way to the first."""
+    try:
+        return routed, await action(routed)
+    except StaleReservation as missed:
+        itself = path_param(request, "topic")
+        if itself == routed:
+            raise
+        try:
+            return itself, await action(itself)
+        except StaleReservation:
+            raise missed from None
+
+
+async def finding(
+    request: Request, routed: str, action: Callable[[str], Awaitable[T]]
+) -> tuple[str, T]:
+    """``(topic, action(topic))`` for a lookup of the path's job that answers a falsy value
+    when the job is missing: as :func:`holding`, the topic itself is asked when ``routed``,
+    a partition of it, has no such job."""
+    found = await action(routed)
+    itself = path_param(request, "topic")
+    if found or itself == routed:
+        return routed, found
+    again = await action(itself)
+    return (itself, again) if again else (routed, found)
 
 
 async def each_partition(rt: Runtime, topic: str, action: Callable[[str], Awaitable[int]]) -> int:

@@ -24,7 +24,7 @@ from ..ops import Call
 from . import bodies, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
-from .partitioned import job_path
+from .partitioned import finding, holding, job_path
 from .reading import header_values, read_json
 from .runtime import runtime
 
@@ -138,7 +138,8 @@ async def put_job(request: Request) -> Response:
 async def get_job(request: Request) -> Response:
     """GET /v1/topics/{topic}/jobs/{id}."""
     topic, job_id = await job_path(request)
-    job = await runtime(request).client.get(topic, job_id)
+    client = runtime(request).client
+    topic, job = await finding(request, topic, lambda name: client.get(name, job_id))
     if job is None:
         raise not_found(topic, job_id)
     tag = etag(job.version)
@@ -152,7 +153,11 @@ async def delete_job(request: Request) -> Response:
     topic, job_id = await job_path(request)
     if_match = request.headers.get("if-match")
     if_version = None if if_match is None else parse_etag(if_match, "If-Match")
-    if not await runtime(request).client.delete(topic, job_id, if_version=if_version):
+    client = runtime(request).client
+    _, deleted = await finding(
+        request, topic, lambda name: client.delete(name, job_id, if_version=if_version)
+    )
+    if not deleted:
         raise not_found(topic, job_id)
     return Response(status_code=204)
 
@@ -167,7 +172,9 @@ async def ack(request: Request) -> Response:
         if spec.result is msgspec.UNSET
         else stored_body(spec.result, rt.settings.max_body_size, "result")
     )
-    await rt.client.ack(Held(topic, job_id, spec.token), result=result)
+    await holding(
+        request, topic, lambda name: rt.client.ack(Held(name, job_id, spec.token), result=result)
+    )
     return Response(status_code=204)
 
 
@@ -176,9 +183,12 @@ async def release(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await job_path(request)
     spec = await read_json(request, _RELEASE, rt.settings.max_request_size)
-    state = await rt.client.release(
-        Held(topic, job_id, spec.token), delay=spec.delay, reason=spec.reason
-    )
+    _, state = await holding(
+        request, topic,
+        lambda name: rt.client.release(
+            Held(name, job_id, spec.token), delay=spec.delay, reason=spec.reason
+        ),
+    )  # fmt: skip
     return json_response(schemas.Released(state))
 
 
@@ -187,7 +197,9 @@ async def touch(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await job_path(request)
     spec = await read_json(request, _TOUCH, rt.settings.max_request_size)
-    until = await rt.client.touch(Held(topic, job_id, spec.token), ttr=spec.ttr)
+    _, until = await holding(
+        request, topic, lambda name: rt.client.touch(Held(name, job_id, spec.token), ttr=spec.ttr)
+    )
     return json_response(schemas.Touched(until))
 
 
@@ -196,7 +208,11 @@ async def bury(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await job_path(request)
     spec = await read_json(request, _BURY, rt.settings.max_request_size)
-    await rt.client.bury(Held(topic, job_id, spec.token), reason=spec.reason)
+    await holding(
+        request,
+        topic,
+        lambda name: rt.client.bury(Held(name, job_id, spec.token), reason=spec.reason),
+    )
     return Response(status_code=204)
 
 
