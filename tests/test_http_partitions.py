@@ -377,3 +377,50 @@ async def test_the_topics_own_jobs_are_listed_with_its_partitions(
     await py.delete(topic, "own")
     finished = (await web.get(topic_url(topic, "/finished"))).json()
     assert [job["id"] for job in finished["jobs"]] == ["own"]
+
+
+async def test_every_by_id_route_finds_a_job_of_the_topic_itself(
+    web: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A job put into the topic itself (by a process that did not know the count yet) was
+    looked for in its id's partition only: 404 from every by-id route."""
+    await partition(web, topic, 3)
+    for name in ("a", "b", "c", "d", "e"):
+        await py.put(topic, name, b"1", delay=600)
+    moved = await web.post(job_url(topic, "a", "reschedule"), json={"delay": 1200})
+    assert moved.status_code == 200 and moved.json()["topic"] == topic, moved.text
+    ran = await web.post(job_url(topic, "a", "run-now"))
+    assert ran.status_code == 200 and ran.json()["state"] == "ready", ran.text
+    again = await web.post(job_url(topic, "a", "run-now"))
+    assert again.status_code == 409, again.text  # found, not scheduled: not a 404
+    not_dead = await web.post(job_url(topic, "a", "kick"))
+    assert not_dead.status_code == 409, not_dead.text
+    held = (await web.post(topic_url(topic, "/reserve"), json={"count": 1})).json()["jobs"][0]
+    assert held["id"] == "a"
+    expired = await web.post(job_url(topic, "a", "expire"))
+    assert expired.status_code == 200, expired.text
+    held = (await web.post(topic_url(topic, "/reserve"), json={"count": 1})).json()["jobs"][0]
+    buried = await web.post(job_url(topic, "a", "bury"), json={"token": held["token"]})
+    assert buried.status_code == 204, buried.text
+    kicked = await web.post(job_url(topic, "a", "kick"))
+    assert kicked.status_code == 200 and kicked.json()["kicked"] == 1, kicked.text
+    held = (await web.post(topic_url(topic, "/reserve"), json={"count": 1})).json()["jobs"][0]
+    released = await web.post(job_url(topic, "a", "release"), json={"token": held["token"]})
+    assert released.status_code == 200, released.text
+    assert (await web.post(job_url(topic, "b", "abort"))).status_code == 204
+    history = await web.get(job_url(topic, "b", "history"))
+    assert history.status_code == 200 and history.json()["outcome"] == "aborted", history.text
+    assert (await web.delete(job_url(topic, "c"))).status_code == 204
+    cancelled = await web.post(f"/cancel/{topic}", json={"id": "d"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await web.get(job_url(topic, "e"))).json()["topic"] == topic
+    missing = await web.get(job_url(topic, "nope"))
+    assert missing.status_code == 404
+    assert f"{topic}~p" in error_of(missing)["message"]  # the miss of the id's partition
+    assert {name: await py.get(topic, name) is None for name in "abcde"} == {
+        "a": False,
+        "b": True,
+        "c": True,
+        "d": True,
+        "e": False,
+    }

@@ -68,8 +68,10 @@ async def expire(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await partitioned.job_path(request)
     await read_json(request, _EMPTY, rt.settings.max_request_size, empty=b"{}")
-    expired = await rt.client.expire(topic, job_id)
-    job = await rt.client.get(topic, job_id)
+    topic, expired = await partitioned.finding(
+        request, topic, lambda name: rt.client.expire(name, job_id)
+    )
+    topic, job = await partitioned.finding(request, topic, lambda name: rt.client.get(name, job_id))
     if not expired:
         if job is None:
             raise not_found(topic, job_id)

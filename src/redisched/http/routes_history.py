@@ -25,7 +25,7 @@ from ..partition_setting import finished_page, run_async
 from . import schemas
 from .endpoint import ENCODER, Endpoint, Param, json_response
 from .errors import ApiError
-from .partitioned import job_path, layout
+from .partitioned import finding, job_path, layout
 from .paths import path_param
 from .routes_topics import query_int
 from .runtime import runtime
@@ -64,7 +64,8 @@ def history_out(history: JobHistory) -> schemas.HistoryOut:
 async def get_history(request: Request) -> Response:
     """GET /v1/topics/{topic}/jobs/{id}/history."""
     topic, job_id = await job_path(request)
-    history = await runtime(request).client.history(topic, job_id)
+    client = runtime(request).client
+    topic, history = await finding(request, topic, lambda name: client.history(name, job_id))
     if history is None:
         raise ApiError(404, "not_found", f"no history of job {job_id!r} in {topic!r}", "id")
     return json_response(history_out(history))

@@ -221,9 +221,10 @@ async def kick(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await job_path(request)
     await read_json(request, _KICK, rt.settings.max_request_size, empty=b"{}")
-    if await rt.client.kick(topic, job_id):
+    topic, kicked = await finding(request, topic, lambda name: rt.client.kick(name, job_id))
+    if kicked:
         return json_response(schemas.Kicked(1))
-    job = await rt.client.get(topic, job_id)
+    topic, job = await finding(request, topic, lambda name: rt.client.get(name, job_id))
     if job is None:
         raise not_found(topic, job_id)
     raise ApiError(409, "not_dead", f"job {job_id!r} is {job.state.value}, not dead", "id")
@@ -234,7 +235,10 @@ async def abort(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await job_path(request)
     spec = await read_json(request, _ABORT, rt.settings.max_request_size, empty=b"{}")
-    if not await rt.client.abort(topic, job_id, reason=spec.reason):
+    _, aborted = await finding(
+        request, topic, lambda name: rt.client.abort(name, job_id, reason=spec.reason)
+    )
+    if not aborted:
         raise not_found(topic, job_id)
     return Response(status_code=204)
 

@@ -20,7 +20,7 @@ from ..models import JobState
 from . import bodies, partitioned, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag
-from .partitioned import by_partition, each_partition, job_path, up_to
+from .partitioned import by_partition, each_partition, finding, job_path, up_to
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import not_found
@@ -130,9 +130,12 @@ async def reschedule(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await job_path(request)
     spec = await read_json(request, _RESCHEDULE, rt.settings.max_request_size, empty=b"{}")
-    result = await rt.client.reschedule(
-        topic, job_id, delay=spec.delay, run_at=spec.run_at, priority=spec.priority
-    )
+    topic, result = await finding(
+        request, topic,
+        lambda name: rt.client.reschedule(
+            name, job_id, delay=spec.delay, run_at=spec.run_at, priority=spec.priority
+        ),
+    )  # fmt: skip
     if result is None:
         raise not_found(topic, job_id)
     rt.topic_changed(topic)
@@ -144,8 +147,9 @@ async def run_now(request: Request) -> Response:
     rt = runtime(request)
     topic, job_id = await job_path(request)
     await read_json(request, _EMPTY, rt.settings.max_request_size, empty=b"{}")
-    if not await rt.client.run_now(topic, job_id):
-        job = await rt.client.get(topic, job_id)
+    topic, ran = await finding(request, topic, lambda name: rt.client.run_now(name, job_id))
+    if not ran:
+        topic, job = await finding(request, topic, lambda name: rt.client.get(name, job_id))
         if job is None:
             raise not_found(topic, job_id)
         raise ApiError(

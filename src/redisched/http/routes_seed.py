@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from . import schemas
 from .endpoint import Endpoint, json_response
-from .partitioned import route
+from .partitioned import finding, route
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import PREFER, WRITTEN, not_found, stored_body, wants_minimal, write
@@ -42,7 +42,8 @@ async def cancel(request: Request) -> Response:
     topic = path_param(request, "topic")
     spec = await read_json(request, _CANCEL, rt.settings.max_request_size)
     topic = await route(rt, topic, spec.id)
-    if not await rt.client.delete(topic, spec.id):
+    topic, deleted = await finding(request, topic, lambda name: rt.client.delete(name, spec.id))
+    if not deleted:
         raise not_found(topic, spec.id)
     return json_response(schemas.Cancelled(spec.id, True))
 
