@@ -372,6 +372,7 @@ async def test_the_topics_own_jobs_are_listed_with_its_partitions(
     assert sorted(seen) == ["j0", "j1", "j2", "own"]
     fragment = await web.get("/dashboard/topic", params={"topic": topic, "state": "ready"})
     assert fragment.status_code == 200 and "own" in fragment.text
+    assert 'id="partition-own"' in fragment.text  # a row of its own beside the partitions
     job_page = await web.get("/dashboard/job", params={"topic": topic, "id": "own"})
     assert job_page.status_code == 200 and "job-missing" not in job_page.text
     await py.delete(topic, "own")

@@ -266,3 +266,23 @@ async def test_an_async_partitioned_topic_reserves_the_jobs_put_into_the_topic_i
             ("j0", hot.partitions.route("j0")),
             ("stray", topic),
         ]
+
+
+def test_cli_by_id_commands_find_a_job_of_the_topic_itself(redis_url: str, topic: str) -> None:
+    """The CLI looked for a job in its id's partition only; one put into the topic itself
+    (by a process that did not know the count yet) was not found, nor acked once reserved."""
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 3}))
+    client.put(topic, "own", b"x")
+    got = cli(["get", topic, "own"], redis_url)
+    assert got.exit_code == 0 and json.loads(got.output)["topic"] == topic, got.output
+    replaced = cli(["put", topic, "own", "y", "--replace"], redis_url)  # where it is
+    assert replaced.exit_code == 0 and json.loads(replaced.output)["topic"] == topic
+    reserved = json.loads(cli(["reserve", topic, "--count", "5"], redis_url).output)
+    assert [(j["id"], j["topic"]) for j in reserved] == [("own", topic)]
+    acked = cli(["ack", topic, "own", "--token", reserved[0]["token"]], redis_url)
+    assert acked.exit_code == 0, acked.output
+    shown = cli(["history", topic, "own"], redis_url)
+    assert shown.exit_code == 0 and json.loads(shown.output)["outcome"] == "done", shown.output
+    made = cli(["put", topic, "new", "z"], redis_url)  # a new job: its id's partition
+    assert json.loads(made.output)["topic"] == Partitions(topic, 3).route("new")

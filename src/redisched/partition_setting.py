@@ -293,14 +293,14 @@ def schedule_route(client: Client, topic: str, schedule_id: str) -> str:
 
 
 def route(client: Client, topic: str, job_id: str) -> str:
-    """The topic holding ``job_id``: its partition when ``topic`` is partitioned (one call;
-    for the CLI and scripts; long-running processes use :class:`PartitionMap`), or for an id
-    with an ``@`` where :func:`holders` finds it (one more)."""
+    """The topic holding ``job_id`` (one call; for the CLI and scripts; long-running
+    processes use :class:`PartitionMap`): when ``topic`` is partitioned, where
+    :func:`holders` finds it (one more), the topic itself included, else its partition."""
     count = client.execute(read_count(client.ops, topic))
     if count is None:
         return topic
-    names = holders(Partitions(topic, count), job_id)
-    return names[0] if len(names) == 1 else client.execute(holder(client.ops, names, job_id))
+    names = holders(Partitions(topic, count), job_id, itself=True)
+    return client.execute(holder(client.ops, names, job_id))
 
 
 def run(client: Client, flow: Flow[T]) -> T:

@@ -113,8 +113,8 @@ class Listing:
 @dataclass(frozen=True, slots=True)
 class TopicPage:
     """A topic's counts, settings, timelines and one page of its jobs in one state; for a
-    partitioned topic, its partitions' counts added up, and each partition's
-    (``partitions``)."""
+    partitioned topic, its partitions' counts added up, each partition's (``partitions``), and
+    the topic's own (``own``: jobs put by a process that did not know the count yet)."""
 
     stats: TopicStats
     config: TopicConfig
@@ -128,6 +128,7 @@ class TopicPage:
     throttled: int = 0
     held: str | None = None
     partitions: list[TopicStats] = field(default_factory=list)
+    own: TopicStats | None = None
 
 
 def _known(page: JobPage) -> Call[JobPage]:
@@ -175,7 +176,7 @@ async def topic_page(
         ops.latest_events(topic, 2 * RECENT_LIMIT),
         read_throttled(ops, topic),
     ]  # fmt: skip
-    parts = [ops.stats(name) for name in names(topic, count)[1:]]
+    parts = [ops.stats(name) for name in names(topic, count)]  # the topic's own, then each
     replies = await client.execute(joined([*calls, *parts]))
     stats, config, minutes, hours, page, rates, finished, events, throttled = replies[:9]
     listing = Listing(state, prefix, cursor, page)
@@ -185,7 +186,7 @@ async def topic_page(
     schedules.sort(key=lambda s: (s.id, s.topic))
     return TopicPage(
         stats, config, minutes, hours, listing, rates, finished, events, schedules, throttled,
-        held, replies[9:],
+        held, replies[10:], replies[9] if count else None,
     )  # fmt: skip
 
 
