@@ -14,7 +14,10 @@ lookup, never a round trip.
   topic's webhook, limits and defaults on each partition. ``concurrency`` and ``rate`` are
   held per partition (a topic of N partitions may run N times ``concurrency`` jobs at once).
 - **Other processes** read the counts again every :data:`REFRESH` seconds (in the
-  background); the process that sets the count knows it at once. Set it before the first put.
+  background); the process that sets the count knows it at once. Set it before the first put:
+  a job put meanwhile into the topic itself is still reserved
+  (:meth:`~redisched.partitions.Partitions.visits`), but a later put of its id goes to the
+  id's partition.
 
 Every multi-call operation is a :data:`~redisched.operate.Flow` over
 :class:`~redisched.ops.Operations`, driven by :func:`run` or :func:`run_async`.
