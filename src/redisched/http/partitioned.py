@@ -66,34 +66,51 @@ async def holding(
     request: Request, routed: str, action: Callable[[str], Awaitable[T]]
 ) -> tuple[str, T]:
     """``(topic, action(topic))`` for a token operation on the path's job: on ``routed``
-    (from :func:`job_path`), or, when that raises StaleReservation and ``routed`` is a
-    partition of the topic the path names, on that topic itself, which holds the jobs put by
-    a process that did not know the count yet (and reserved from it). A reservation found
-    costs nothing more; a stale one, one more call, whose refusal gives way to the first."""
+    (from :func:`job_path`), or, when that raises StaleReservation, as :func:`held_elsewhere`
+    says. A reservation found costs nothing more; a stale one, one more call."""
     try:
         return routed, await action(routed)
     except StaleReservation as missed:
-        itself = path_param(request, "topic")
-        if itself == routed:
-            raise
-        try:
-            return itself, await action(itself)
-        except StaleReservation:
-            raise missed from None
+        return await held_elsewhere(request, routed, missed, action)
+
+
+async def held_elsewhere(
+    request: Request, routed: str, missed: StaleReservation, action: Callable[[str], Awaitable[T]]
+) -> tuple[str, T]:
+    """After ``action(routed)`` raised ``missed``: when ``routed`` is a partition of the topic
+    the path names, ``action`` on that topic itself, which holds the jobs put by a process
+    that did not know the count yet (and reserved from it); ``missed`` stands when it too
+    refuses, or when ``routed`` is the path's topic."""
+    itself = path_param(request, "topic")
+    if itself == routed:
+        raise missed
+    try:
+        return itself, await action(itself)
+    except StaleReservation:
+        raise missed from None
 
 
 async def finding(
     request: Request, routed: str, action: Callable[[str], Awaitable[T]]
 ) -> tuple[str, T]:
     """``(topic, action(topic))`` for a lookup of the path's job that answers a falsy value
-    when the job is missing: as :func:`holding`, the topic itself is asked when ``routed``,
-    a partition of it, has no such job."""
+    when the job is missing: on ``routed``, or after a miss there as :func:`found_elsewhere`
+    says."""
     found = await action(routed)
+    return (routed, found) if found else await found_elsewhere(request, routed, found, action)
+
+
+async def found_elsewhere(
+    request: Request, routed: str, missed: T, action: Callable[[str], Awaitable[T]]
+) -> tuple[str, T]:
+    """After ``action(routed)`` answered ``missed`` (falsy: no such job): as
+    :func:`held_elsewhere`, the topic itself is asked when ``routed`` is a partition of it;
+    ``(routed, missed)`` when it has no such job either."""
     itself = path_param(request, "topic")
-    if found or itself == routed:
-        return routed, found
+    if itself == routed:
+        return routed, missed
     again = await action(itself)
-    return (itself, again) if again else (routed, found)
+    return (itself, again) if again else (routed, missed)
 
 
 async def each_partition(rt: Runtime, topic: str, action: Callable[[str], Awaitable[int]]) -> int:
