@@ -176,7 +176,7 @@ async def topic_page(
         ops.latest_events(topic, 2 * RECENT_LIMIT),
         read_throttled(ops, topic),
     ]  # fmt: skip
-    parts = [ops.stats(name) for name in names(topic, count)]  # the topic's own, then each
+    parts = [ops.stats(name) for name in names(topic, count)] if count else []  # own, each
     replies = await client.execute(joined([*calls, *parts]))
     stats, config, minutes, hours, page, rates, finished, events, throttled = replies[:9]
     listing = Listing(state, prefix, cursor, page)
@@ -186,7 +186,7 @@ async def topic_page(
     schedules.sort(key=lambda s: (s.id, s.topic))
     return TopicPage(
         stats, config, minutes, hours, listing, rates, finished, events, schedules, throttled,
-        held, replies[10:], replies[9] if count else None,
+        held, replies[10:], replies[9] if parts else None,
     )  # fmt: skip
 
 
