@@ -116,6 +116,8 @@ export class Scheduler {
   put(topic: string, id: string, body: string | Buffer, options?: PutOptions): Promise<{ status: 'created' | 'exists' | 'replaced' | 'pending'; version: number }>;
   get(topic: string, id: string): Promise<Job | null>;
   delete(topic: string, id: string, options?: { ifVersion?: number | '' }): Promise<boolean>;
+  /** A delete whose history says aborted, with `reason` in its aborted event; true if the job existed. */
+  abort(topic: string, id: string, options?: { reason?: string | null }): Promise<boolean>;
   reserve(topic: string, options?: { count?: number; ttrMs?: number | '' }): Promise<Job[]>;
   lease(topic: string, options?: { count?: number; ttrMs?: number | '' }): Promise<Lease>;
   ackAndLease(topic: string, done: Array<Reservation & { result?: Buffer | string }>, count: number, options?: { ttrMs?: number | '' }): Promise<Lease & { acked: boolean[] }>;

@@ -42,12 +42,20 @@ function reservedJob(job) {
   return job;
 }
 
-/** A free text (a release's error, a bury's reason): a string of valid Unicode (a lone
- * surrogate has no UTF-8; it was stored as U+FFFD) of at most 64 Ki characters, as Python's. */
+const MAX_TEXT_CHARS = 65_536; // as the Python client's validate.MAX_ERROR_CHARS
+
+/** A free text (a release's error, a bury's or an abort's reason), as Python's validate.text: a
+ * string of valid Unicode (a lone surrogate has no UTF-8; it was stored as U+FFFD) of at most
+ * 64 Ki characters, counted as code points as Python counts them. */
 function freeText(value, field) {
   if (typeof value !== 'string') throw new InvalidArgument(field, `must be a string, not ${typeof value}`);
-  if (value.length > 65536) throw new InvalidArgument(field, 'must be at most 65536 characters');
-  if (!value.isWellFormed()) throw new InvalidArgument(field, 'must be valid Unicode (no lone surrogates)');
+  if (value.length > MAX_TEXT_CHARS && [...value].length > MAX_TEXT_CHARS) {
+    throw new InvalidArgument(field, `must be at most ${MAX_TEXT_CHARS} characters`);
+  }
+  if (!value.isWellFormed()) {
+    const at = [...value].findIndex((c) => c.length === 1 && c >= '\ud800' && c <= '\udfff');
+    throw new InvalidArgument(field, `must be valid Unicode (no lone surrogates): one at character ${at}`);
+  }
   return value;
 }
 
@@ -245,10 +253,29 @@ class Scheduler {
     return r === null ? null : parseJob(topic, this.jobFields, r);
   }
 
-  /** Delete a job in any state; true if it existed. */
+  /** Delete a job in any state; true if it existed (a schedule's pending occurrence: its next
+   * one is put, so that run alone is skipped). */
   async delete(topic, id, { ifVersion = '' } = {}) {
     const expected = ifVersion === '' ? '' : optionalPositive(ifVersion, 'ifVersion');
-    const args = { id: jobId(id), if_version: expected, now_ms: this.now(), abort: '', reason: '' };
+    return this.deleteCall(topic, id, expected, '', '');
+  }
+
+  /**
+   * Stop a job for good, as Python's Client.abort: removed as `delete` removes it (the holder
+   * of a running one is told on the wake channel and its ack is then stale; a schedule's pending
+   * occurrence: that run alone is skipped), but its history says so: an `aborted` event whose
+   * detail is `reason` (and, for a running job, "was running; cancel sent") and the outcome
+   * `aborted` (`dead` for a dead job). True if it existed. A bad `reason` (see freeText), id or
+   * topic throws InvalidArgument naming it and sends nothing.
+   */
+  async abort(topic, id, { reason = null } = {}) {
+    const text = reason === null || reason === undefined ? '' : freeText(reason, 'reason');
+    return this.deleteCall(topic, id, '', 'abort', text);
+  }
+
+  /** delete.lua's call: `abort` is 'abort' for abort, '' for a delete. */
+  async deleteCall(topic, id, ifVersion, abort, reason) {
+    const args = { id: jobId(id), if_version: ifVersion, now_ms: this.now(), abort, reason };
     // a schedule's occurrence: deleting it may leave its schedule short of cron times (refill)
     const [status, version] = id.includes('@')
       ? (await this.withRefill(topic, [['delete', args, false]]))[0]

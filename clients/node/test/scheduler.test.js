@@ -131,3 +131,75 @@ test('"." and ".." are refused as new ids and topics; stored ones stay readable 
     assert.equal(await s.delete(topic, dot), true);
   }
 });
+
+/** The reply of history.lua as [outcome, [kind, detail] of the last event]. */
+async function lastEvent(s, topic, id) {
+  const [outcome, , , , , , ...events] = await s.call('history', topic, { id });
+  const [kind, , , , detail] = events[events.length - 1];
+  return [outcome, kind, detail];
+}
+
+test('abort ends a job aborted with its reason; the holder of a running one is told', async () => {
+  const { s, topic } = scheduler();
+  await s.put(topic, 'a', 'x');
+  await s.put(topic, 'r', 'y');
+  const subscriber = redis.duplicate();
+  const messages = [];
+  subscriber.on('message', (_, message) => messages.push(message));
+  try {
+    await subscriber.subscribe(s.wakeChannel(topic));
+    const [job] = await s.reserve(topic); // a (the first put)
+    assert.equal(await s.abort(topic, 'a', { reason: 'wrong customer' }), true);
+    await assert.rejects(s.ack(job), StaleReservation); // as after a delete
+    for (let i = 0; i < 100 && !messages.includes('xa'); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(messages.includes('xa'), messages); // the cancel, as a delete sends
+  } finally {
+    subscriber.disconnect();
+  }
+  assert.deepEqual(await lastEvent(s, topic, 'a'), ['aborted', 'aborted', 'wrong customer; was running; cancel sent']);
+  assert.equal(await s.abort(topic, 'r'), true);
+  assert.deepEqual(await lastEvent(s, topic, 'r'), ['aborted', 'aborted', null]);
+  assert.equal(await s.abort(topic, 'r', { reason: 'again' }), false); // gone: nothing more is recorded
+  assert.deepEqual(await lastEvent(s, topic, 'r'), ['aborted', 'aborted', null]);
+  await s.put(topic, 'b', 'z', { maxAttempts: 1 });
+  await s.release((await s.reserve(topic))[0], { error: 'bad' });
+  assert.equal(await s.abort(topic, 'b', { reason: null }), true);
+  assert.deepEqual(await lastEvent(s, topic, 'b'), ['dead', 'aborted', null]); // a dead job stays dead
+  const stats = await s.stats(topic);
+  assert.deepEqual([stats.finishedAborted, stats.finishedDead, stats.finishedCancelled], [2, 1, 0]);
+});
+
+test("abort's reason is checked as Python's validate.text: a string of at most 65536 characters", async () => {
+  const { s, topic } = scheduler();
+  await s.put(topic, 'a', 'x');
+  const bad = [
+    [1, 'reason: must be a string, not number'], [Buffer.from('x'), 'reason: must be a string, not object'],
+    ['ab\ud800', 'reason: must be valid Unicode (no lone surrogates): one at character 2'],
+    ['\u{1F600}x\udc00', 'reason: must be valid Unicode (no lone surrogates): one at character 2'],
+    ['x'.repeat(65537), 'reason: must be at most 65536 characters'],
+  ];
+  for (const [reason, message] of bad) {
+    await assert.rejects(s.abort(topic, 'a', { reason }),
+      (e) => e instanceof InvalidArgument && e.field === 'reason' && e.message === message, message);
+  }
+  await assert.rejects(s.abort(topic, '', { reason: 'ok' }), (e) => e.field === 'id');
+  await assert.rejects(s.abort(`${topic}{x}`, 'a'), (e) => e.field === 'topic');
+  assert.notEqual(await s.get(topic, 'a'), null);
+  // characters are code points, as in Python: 40000 emoji are 80000 UTF-16 units
+  assert.equal(await s.abort(topic, 'a', { reason: '\u{1F600}'.repeat(40000) }), true);
+  const [, kind, detail] = await lastEvent(s, topic, 'a');
+  assert.deepEqual([kind, detail], ['aborted', '\u{1F600}'.repeat(50)]); // the detail keeps 200 bytes
+});
+
+test('abort and delete recover from NOSCRIPT (a restarted server)', async () => {
+  const { s, topic } = scheduler();
+  await s.put(topic, 'a', 'x');
+  await s.schedule(topic, 'm', 'b', { everyMs: 60_000 });
+  const next = (await s.getSchedule(topic, 'm')).nextRunAtMs;
+  const occurrence = `m@${new Date(next).toISOString().replace('.000Z', 'Z')}`;
+  await redis.script('FLUSH');
+  assert.equal(await s.abort(topic, 'a'), true);
+  await redis.script('FLUSH');
+  assert.equal(await s.abort(topic, occurrence), true); // through the refill pipeline
+  assert.deepEqual((await lastEvent(s, topic, occurrence))[0], 'aborted');
+});

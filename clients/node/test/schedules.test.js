@@ -83,6 +83,33 @@ test('deleting the pending occurrence skips one run; 60 in a row refill the cron
   assert.equal((await s.reserve(topic))[0].id, `m@${iso(T0 + 61 * 60_000)}`);
 });
 
+test('aborting the pending occurrence skips one run and reads aborted; a running one ends that run alone', async () => {
+  const { s, clock, topic } = scheduler(T0 + 30_000);
+  await s.schedule(topic, 'm', 'b', { cron: '* * * * *' });
+  const iso = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
+  const skipped = `m@${iso(T0 + 60_000)}`;
+  assert.equal(await s.abort(topic, skipped, { reason: 'holiday' }), true);
+  const [outcome, , , , , , ...events] = await s.call('history', topic, { id: skipped });
+  assert.deepEqual([outcome, events[events.length - 1][0], events[events.length - 1][4]], ['aborted', 'aborted', 'holiday']);
+  let read = await s.getSchedule(topic, 'm');
+  assert.deepEqual([read.nextRunAtMs, read.lastRunAtMs], [T0 + 120_000, T0 + 60_000]);
+  assert.equal((await s.get(topic, `m@${iso(T0 + 120_000)}`)).state, 'scheduled');
+  clock.now = T0 + 120_000;
+  const [running] = await s.reserve(topic);
+  assert.equal(running.id, `m@${iso(T0 + 120_000)}`);
+  assert.equal(await s.abort(topic, running.id), true); // its successor was put when it was leased
+  read = await s.getSchedule(topic, 'm');
+  assert.deepEqual([read.nextRunAtMs, read.lastRunAtMs], [T0 + 180_000, T0 + 120_000]);
+  assert.equal((await s.stats(topic)).scheduled, 1); // nothing doubled
+  // 60 in a row: the cron times run low and the aborts refill them (the refill pipeline)
+  for (let minute = 3; minute <= 62; minute++) {
+    assert.equal(await s.abort(topic, `m@${iso(T0 + minute * 60_000)}`), true, `minute ${minute}`);
+  }
+  read = await s.getSchedule(topic, 'm');
+  assert.deepEqual([read.nextRunAtMs, read.lastRunAtMs], [T0 + 63 * 60_000, T0 + 62 * 60_000]);
+  assert.equal(await redis.zcard(`redisched:{${topic}}:refill`), 0);
+});
+
 test('cron times follow the zone, skip to end_at and agree with the Python client', () => {
   const berlin = cronTimes('0 12 * * *', 'Europe/Berlin', Date.UTC(2030, 2, 30), 2);
   assert.deepEqual(berlin, [Date.UTC(2030, 2, 30, 11), Date.UTC(2030, 2, 31, 10)]); // CET, then CEST
