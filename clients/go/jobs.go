@@ -83,8 +83,8 @@ const maxCount = 1000
 // checkPut checks a put's arguments as the Python client does (validate.py): an
 // *InvalidArgument naming the first bad one, before anything is sent.
 func (c *Client) checkPut(topic, id string, body []byte, o PutOptions) error {
-	if err := ValidateTopic(topic); err != nil {
-		return &InvalidArgument{"topic", strings.TrimPrefix(err.Error(), "topic ")}
+	if err := checkTopicArg(topic); err != nil {
+		return err
 	}
 	if err := checkNewName(topic, "topic"); err != nil {
 		return err
@@ -113,7 +113,39 @@ func (c *Client) checkPut(topic, id string, body []byte, o PutOptions) error {
 	return nil
 }
 
-// checkLease checks Reserve's and Lease's count (1 to 1000) and ttrMs (0: each job's own ttr).
+// maxTextChars is the longest free text (an abort's reason), in characters (runes), as the
+// Python client's validate.MAX_ERROR_CHARS.
+const maxTextChars = 65_536
+
+// checkText checks a free text as the Python client's validate.text: at most 65536 characters,
+// and valid UTF-8 (Go's counterpart of a lone surrogate: bytes with no character, which Redis
+// would store and no reader decode), naming the character where it breaks.
+func checkText(text, field string) error {
+	if len(text) > maxTextChars && utf8.RuneCountInString(text) > maxTextChars {
+		return invalidArg(field, "must be at most %d characters", maxTextChars)
+	}
+	if utf8.ValidString(text) {
+		return nil
+	}
+	at := 0
+	for i, r := range text {
+		if _, size := utf8.DecodeRuneInString(text[i:]); r == utf8.RuneError && size == 1 {
+			break
+		}
+		at++
+	}
+	return invalidArg(field, "must be valid UTF-8: an invalid byte at character %d", at)
+}
+
+// checkTopicArg refuses a topic the Python client refuses (ValidateTopic) as an
+// *InvalidArgument naming it.
+func checkTopicArg(topic string) error {
+	if err := ValidateTopic(topic); err != nil {
+		return &InvalidArgument{"topic", strings.TrimPrefix(err.Error(), "topic ")}
+	}
+	return nil
+}
+
 // checkReserved refuses a job no reservation could be acted on with (nil, no token, a bad id)
 // and a text (an error or reason) that is not UTF-8, as the Python client does: nothing is sent.
 func checkReserved(job *Job, text, textField string) error {
@@ -128,6 +160,7 @@ func checkReserved(job *Job, text, textField string) error {
 	return checkJobID(job.ID, "job.ID", maxIDBytes)
 }
 
+// checkLease checks Reserve's and Lease's count (1 to 1000) and ttrMs (0: each job's own ttr).
 func checkLease(count, ttrMs int64) error {
 	if err := checkRange(count, "count", 1, maxCount); err != nil {
 		return err
@@ -173,7 +206,8 @@ func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
 	return c.parseJob(topic, r)
 }
 
-// Delete removes a job in any state (ifVersion 0: unconditionally); true if it existed.
+// Delete removes a job in any state (ifVersion 0: unconditionally); true if it existed (a
+// schedule's pending occurrence: its next one is put, so that run alone is skipped).
 func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) (bool, error) {
 	if err := checkJobID(id, "id", maxIDBytes); err != nil {
 		return false, err
@@ -181,7 +215,31 @@ func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) 
 	if err := checkRange(ifVersion, "ifVersion", 0, maxInt32); err != nil {
 		return false, err
 	}
-	args := Args{"id": id, "if_version": opt(ifVersion), "now_ms": c.now(), "abort": "", "reason": ""}
+	return c.deleteCall(ctx, topic, id, ifVersion, "", "")
+}
+
+// Abort stops a job for good, as the Python client's abort: it is removed as Delete removes it
+// (the holder of a running one is told on the wake channel and its ack is then stale; a
+// schedule's pending occurrence: that run alone is skipped), but its history says so: an
+// aborted event whose detail is reason ("" for none; for a running job, then "was running;
+// cancel sent") and the outcome aborted (dead for a dead job). True if the job existed. A bad
+// reason (see checkText), id or topic is an *InvalidArgument naming it, and nothing is sent.
+func (c *Client) Abort(ctx context.Context, topic, id, reason string) (bool, error) {
+	if err := checkText(reason, "reason"); err != nil {
+		return false, err
+	}
+	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+		return false, err
+	}
+	return c.deleteCall(ctx, topic, id, 0, "abort", reason)
+}
+
+// deleteCall runs delete.lua: abort is "abort" for Abort, "" for Delete.
+func (c *Client) deleteCall(ctx context.Context, topic, id string, ifVersion int64, abort, reason string) (bool, error) {
+	if err := checkTopicArg(topic); err != nil {
+		return false, err
+	}
+	args := Args{"id": id, "if_version": opt(ifVersion), "now_ms": c.now(), "abort": abort, "reason": reason}
 	var r []int64
 	var err error
 	if strings.Contains(id, "@") { // a schedule's occurrence: its schedule may need more times

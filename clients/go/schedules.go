@@ -111,8 +111,8 @@ func checkNewJobID(id, field string, maxBytes int) error {
 // register lists topic in the topics set, as every call that creates something in it does; a
 // bad topic, or one named "." or "..", is an *InvalidArgument and is not listed.
 func (c *Client) register(ctx context.Context, topic string) error {
-	if err := ValidateTopic(topic); err != nil {
-		return &InvalidArgument{"topic", strings.TrimPrefix(err.Error(), "topic ")}
+	if err := checkTopicArg(topic); err != nil {
+		return err
 	}
 	if err := checkNewName(topic, "topic"); err != nil {
 		return err
