@@ -3,6 +3,7 @@ package redisched
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -134,9 +135,10 @@ func TestAbortBadArguments(t *testing.T) {
 	}
 }
 
-// TestAbortAfterScriptFlush: Abort recovers from NOSCRIPT (a restarted server), by itself and
-// in the refill pipeline of an occurrence.
-func TestAbortAfterScriptFlush(t *testing.T) {
+// TestAbortAfterNoscript: Abort recovers from NOSCRIPT (a restarted server), by itself and in
+// the refill pipeline of an occurrence. The client's delete.lua is made one the server has
+// never loaded (no SCRIPT FLUSH: other test processes may share the server).
+func TestAbortAfterNoscript(t *testing.T) {
 	now := t0
 	c, topic := scheduleClient(t, &now)
 	ctx := context.Background()
@@ -148,12 +150,18 @@ func TestAbortAfterScriptFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	occurrence := "m@" + time.UnixMilli(s.NextRunAtMs).UTC().Format("2006-01-02T15:04:05Z")
-	for _, id := range []string{"a", occurrence} {
-		if _, err := c.doPlain(ctx, "SCRIPT", "FLUSH"); err != nil {
+	original := c.Scripts["delete"].Source
+	for i, id := range []string{"a", occurrence} {
+		unloaded, err := ParseScript("delete", fmt.Sprintf("%s\n-- %s %d", original, topic, i))
+		if err != nil {
 			t.Fatal(err)
 		}
+		c.Scripts["delete"] = unloaded
+		if exists, _ := redis.Ints(c.doPlain(ctx, "SCRIPT", "EXISTS", unloaded.lua.Hash())); len(exists) != 1 || exists[0] != 0 {
+			t.Fatalf("the script is loaded already: %v", exists)
+		}
 		if ok, err := c.Abort(ctx, topic, id, ""); !ok || err != nil {
-			t.Fatalf("abort %s after SCRIPT FLUSH: %v %v", id, ok, err)
+			t.Fatalf("abort %s after NOSCRIPT: %v %v", id, ok, err)
 		}
 		if outcome, _, _ := lastEvent(t, c, topic, id); outcome != "aborted" {
 			t.Errorf("%s: %q", id, outcome)
