@@ -7,10 +7,10 @@
 -- Returns: nil when the id was never seen (or its history aged out), else [outcome,
 --   finished_at_ms, version, attempts, result, last_error, event...]. For a live job outcome is
 --   '' and finished_at_ms -1, result nil; for a finished one outcome is done|cancelled|dead|
---   pulled and result the bytes kept by ack (nil when none). last_error is nil or text. Each
+--   pulled|aborted and result the bytes kept by ack (nil when none). last_error is nil or text. Each
 --   event is [kind, at_ms, version, attempt, detail], oldest first; kind is one of put,
 --   replaced, reserved, released, requeued, retried, touched, buried, dead, kicked, acked,
---   deleted, pulled, expired; detail is nil or text. A live job's history is the live one even
+--   deleted, pulled, expired, aborted; detail is nil or text. A live job's history is the live one even
 --   when an earlier life of the id finished.
 -- Complexity: O(E) for E events of the job (at most 16).
 local jobs_key, pending_key, errors_key, history_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
