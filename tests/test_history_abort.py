@@ -124,3 +124,19 @@ def test_a_caller_that_sends_no_abort_argument_deletes(
     history = client.history(topic, "old")
     assert history is not None and history.outcome is Outcome.CANCELLED
     assert kinds(history) == ["put", "deleted"]
+
+
+@pytest.mark.asyncio
+async def test_a_long_reason_is_cut_between_characters(api: Any, topic: str) -> None:
+    """The detail keeps at most 200 bytes: a reason of two-byte characters after one ASCII
+    byte is cut before a character, not inside one (which read back as U+FFFD)."""
+    reason = "a" + "é" * 150
+    await api.put(topic, "held", b"")
+    await api.put(topic, "queued", b"")
+    await api.reserve(topic)  # held (the first put)
+    await api.abort(topic, "held", reason=reason)
+    await api.abort(topic, "queued", reason=reason)
+    held = (await api.history(topic, "held")).events[-1].detail
+    queued = (await api.history(topic, "queued")).events[-1].detail
+    assert queued == "a" + "é" * 99  # 199 bytes: the next character would pass 200
+    assert held == "a" + "é" * 86 + "; was running; cancel sent"
