@@ -27,7 +27,7 @@
 --   dead). With abort 'abort' (abort(); empty or absent, as older callers send: a delete)
 --   the event is aborted instead, whose detail is the reason (a delete ignores it), then,
 --   for a reserved job, '; ' and the same note (the reason cut so that the note stays whole
---   within 200 bytes); the outcome is aborted (dead when it was dead), counted in meta
+--   within 200 bytes; a reason is cut between UTF-8 characters, never in one); the outcome is aborted (dead when it was dead), counted in meta
 --   finished_aborted. Deleting or aborting a schedule's pending occurrence skips that run:
 --   the schedule's next occurrence is put (after the deleted one's time and after now,
 --   within end_at, with a put event), as leasing it does.
@@ -50,6 +50,16 @@ local if_version = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local aborting = ARGV[4] == 'abort'
 local reason = aborting and ARGV[5] ~= '' and ARGV[5] or nil
+-- The first `most` bytes of text, or fewer so that no UTF-8 character is cut in two (a cut
+-- one reads back as U+FFFD): continuation bytes (0x80-0xBF) go with the character before.
+local function whole_characters(text, most)
+  if #text <= most then return text end
+  local byte = string.byte(text, most + 1)
+  while most > 0 and byte >= 0x80 and byte < 0xC0 do
+    byte, most = string.byte(text, most), most - 1
+  end
+  return string.sub(text, 1, most)
+end
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
   clock = redis.call('TIME')
@@ -254,7 +264,7 @@ elseif state == RESERVED then
   end
   detail = CANCEL_SENT
   if reason then -- the note stays whole (history.cancel_sent reads it); the reason is cut
-    detail = string.sub(reason, 1, MAX_DETAIL - #CANCEL_SENT - 2) .. '; ' .. CANCEL_SENT
+    detail = whole_characters(reason, MAX_DETAIL - #CANCEL_SENT - 2) .. '; ' .. CANCEL_SENT
   end
 else
   redis.call('ZREM', dead_key, id)
@@ -265,7 +275,7 @@ redis.call('HDEL', pending_key, id)
 redis.call('HDEL', errors_key, id)
 job[VERSION] = version
 if aborting then
-  add_event(id, job, 'aborted', detail or reason)
+  add_event(id, job, 'aborted', detail or reason and whole_characters(reason, MAX_DETAIL))
   finish(id, job, state == DEAD and 'dead' or 'aborted', nil, last_error)
 else
   add_event(id, job, 'deleted', detail)
