@@ -97,6 +97,8 @@ async def test_bad_input_names_the_field_and_changes_nothing(
         ({"every": "often", "body": 1}, "every"),
         ({"every": 60, "start_at": 2_000_000_000, "end_at": 1_900_000_000, "body": 1}, "end_at"),
         ({"every": 60, "end_at": 1_000_000_000, "body": 1}, "end_at"),
+        ({"every": 60, "end_at": 0, "body": 1}, "end_at"),
+        ({"every": 60, "end_at": "1970-01-01T00:00:00Z", "body": 1}, "end_at"),
         ({"every": 60, "start_at": "tomorrow", "body": 1}, "start_at"),
         ({"every": 60, "body": 1, "ttr": 0}, "ttr"),
         ({"every": 60, "body": 1, "colour": "red"}, "colour"),

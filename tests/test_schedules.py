@@ -345,6 +345,10 @@ async def test_a_job_id_with_an_at_sign_is_not_an_occurrence(
         # an end already past (schedule.lua's clock): was stored, a schedule that never runs
         ({"every": 60, "end_at": 1_000_000_000}, "end_at"),
         ({"cron": "* * * * *", "end_at": 1_000_000_000}, "end_at"),
+        # the epoch itself is past too (0 is schedule.lua's "no end": was a schedule for ever)
+        ({"every": 60, "end_at": 0}, "end_at"),
+        ({"every": 60, "end_at": 0.0004}, "end_at"),
+        ({"cron": "* * * * *", "end_at": datetime(1970, 1, 1, tzinfo=UTC)}, "end_at"),
         ({"every": 60, "start_at": datetime(2027, 1, 1)}, "start_at"),
         ({"every": 60, "ttr": 0}, "ttr"),
         ({"every": 60, "priority": "high"}, "priority"),
