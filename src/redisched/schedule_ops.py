@@ -102,6 +102,8 @@ def schedule(
     zone = recurrence.time_zone(tz)
     start_ms = 0 if start_at is None else validate.epoch_ms(start_at, "start_at")
     end_ms = 0 if end_at is None else validate.epoch_ms(end_at, "end_at")
+    if end_at is not None and end_ms == 0:  # schedule.lua reads 0 as no end: this one is past
+        raise InvalidArgument("end_at", END_AT_PAST)
     if end_ms and end_ms <= start_ms:
         raise InvalidArgument("end_at", "must be after start_at")
     ttr_arg: Arg = "" if ttr is None else validate.ttr_ms(ttr)
