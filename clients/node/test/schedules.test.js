@@ -141,6 +141,8 @@ test('bad arguments name the field and change nothing', async () => {
     [{ everyMs: 1000, startAtMs: T0, endAtMs: T0 }, 'endAtMs'], [{ everyMs: 1000, colour: 'red' }, 'colour'],
     // already past by the scripts' clock (here the test's): schedule.lua refuses it
     [{ everyMs: 1000, endAtMs: T0 - 1000 }, 'endAtMs'], [{ cron: '* * * * *', endAtMs: T0 }, 'endAtMs'],
+    // the epoch is past too (0 is schedule.lua's "no end": it was a schedule for ever)
+    [{ everyMs: 1000, endAtMs: 0 }, 'endAtMs'], [{ cron: '* * * * *', endAtMs: new Date(0) }, 'endAtMs'],
   ];
   for (const [options, field] of bad) {
     await assert.rejects(s.schedule(topic, 'x', 'b', options),
