@@ -10,7 +10,8 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule, refillTimes, jobId,
-  newJobId, newName, body: checkBody, integer, epochMs, optionalPositive, MAX_TTR_MS, INT32 } = require('./schedules');
+  newJobId, newName, body: checkBody, integer, epochMs, optionalPositive, MAX_TTR_MS, INT32,
+  END_AT_PAST } = require('./schedules');
 const { encodeResult } = require('./results');
 
 const PARAM = /^-- (KEYS|ARGV)\[(\d+)\] (\w+) (\S+)$/;
@@ -62,7 +63,6 @@ function freeText(value, field) {
 const PUT_STATUS = { 1: 'created', 2: 'exists', 3: 'replaced', 4: 'pending' };
 const VERSION_CONFLICT = 5;
 const SCHEDULE_ENDED = 6; // schedule.lua: end_ms is not after now (nothing changed)
-const END_AT_PAST = "must be in the future and after the schedule's first run (by the Redis server's clock): the schedule would never run";
 
 class RedischedError extends Error {}
 /** The token no longer holds the job: it was requeued, re-reserved, deleted or acked. */

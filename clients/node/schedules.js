@@ -14,6 +14,8 @@ const UPCOMING = 48;
 const REFILL_BATCH = 10;
 const MAX_ID_BYTES = 1024;
 const MAX_SCHEDULE_ID_BYTES = MAX_ID_BYTES - '@2000-01-01T00:00:00Z'.length;
+/** Why schedule.lua refused a schedule (status 6), as every glue words it. */
+const END_AT_PAST = "must be in the future and after the schedule's first run (by the Redis server's clock): the schedule would never run";
 const MAX_EVERY_MS = 100 * 365 * 86_400_000;
 const MAX_TTR_MS = 365 * 86_400_000;
 const MAX_EPOCH_MS = 253_402_300_799_000;
@@ -202,6 +204,8 @@ function scheduleArgs(id, data, options, nowMs, maxBodySize) {
   const zone = timeZone(tz);
   const start = startAtMs === null ? 0 : epochMs(startAtMs, 'startAtMs');
   const end = endAtMs === null ? 0 : epochMs(endAtMs, 'endAtMs');
+  // schedule.lua reads end_ms 0 as no end: the epoch itself is past
+  if (endAtMs !== null && end === 0) throw new InvalidArgument('endAtMs', END_AT_PAST);
   if (end && end <= start) throw new InvalidArgument('endAtMs', 'must be after startAtMs');
   const ttr = ttrMs === null ? '' : integer(ttrMs, 'ttrMs', 1, MAX_TTR_MS);
   const args = {
@@ -245,5 +249,5 @@ function refillTimes(entry, nowMs) {
 module.exports = {
   InvalidArgument, UPCOMING, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule,
   refillTimes, cronTimes, cronExpression, timeZone, jobId, newJobId, newName, body, integer, epochMs, optionalPositive,
-  MAX_TTR_MS, INT32,
+  MAX_TTR_MS, INT32, END_AT_PAST,
 };
