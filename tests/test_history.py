@@ -88,6 +88,24 @@ async def test_pull_bury_kick_and_requeue_events(api: Any, topic: str, clock: Fa
     assert history.events[2].detail == "poison" and history.outcome is None
 
 
+async def test_a_long_detail_is_cut_between_characters(api: Any, topic: str) -> None:
+    """An event keeps at most 200 bytes of its detail, cut before a character, not inside one
+    (which read back as U+FFFD, in the job's history and in the feed)."""
+    text = "a" + "é" * 150  # the 200th byte is the first of a character
+    await api.put(topic, "b", b"", max_attempts=2)
+    await api.release(await api.reserve(topic), reason=text)  # retried
+    await api.release(await api.reserve(topic), reason=text)  # dead
+    await api.kick(topic, "b")
+    await api.bury(await api.reserve(topic), reason=text)
+    history = await api.history(topic, "b")
+    assert kinds(history) == ["put", "reserved", "retried", "reserved", "dead", "kicked",
+                              "reserved", "buried"]  # fmt: skip
+    cut = "a" + "é" * 99  # 199 bytes: the next character would pass 200
+    assert [e.detail for e in history.events if e.detail] == [cut, cut, cut]
+    assert [e.detail for e in await api.events(topic) if e.detail] == [cut, cut, cut]
+    assert history.last_error == text  # the error itself is kept whole
+
+
 async def test_replace_and_a_new_life_after_finishing(api: Any, topic: str) -> None:
     await api.put(topic, "j", b"1")
     await api.put(topic, "j", b"2", replace=True)
