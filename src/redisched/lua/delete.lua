@@ -27,8 +27,8 @@
 --   dead). With abort 'abort' (abort(); empty or absent, as older callers send: a delete)
 --   the event is aborted instead, whose detail is the reason (a delete ignores it), then,
 --   for a reserved job, '; ' and the same note (the reason cut so that the note stays whole
---   within 200 bytes; a reason is cut between UTF-8 characters, never in one); the outcome is aborted (dead when it was dead), counted in meta
---   finished_aborted. Deleting or aborting a schedule's pending occurrence skips that run:
+--   within 200 bytes; a detail is cut between UTF-8 characters, never inside one); the
+--   outcome is aborted (dead when it was dead), counted in meta finished_aborted. Deleting or aborting a schedule's pending occurrence skips that run:
 --   the schedule's next occurrence is put (after the deleted one's time and after now,
 --   within end_at, with a put event), as leasing it does.
 -- Complexity: O(log M).
@@ -52,6 +52,7 @@ local aborting = ARGV[4] == 'abort'
 local reason = aborting and ARGV[5] ~= '' and ARGV[5] or nil
 -- The first `most` bytes of text, or fewer so that no UTF-8 character is cut in two (a cut
 -- one reads back as U+FFFD): continuation bytes (0x80-0xBF) go with the character before.
+-- (add_event cuts a detail alike; this cuts a reason before the cancel note goes after it.)
 local function whole_characters(text, most)
   if #text <= most then return text end
   local byte = string.byte(text, most + 1)
@@ -115,7 +116,14 @@ local function add_event(id, job, kind, detail)
     job[LOG] = nil
     return
   end
-  detail = detail and string.sub(detail, 1, MAX_DETAIL) or ''
+  detail = detail or ''
+  if #detail > MAX_DETAIL then -- cut between UTF-8 characters (a cut one reads back as U+FFFD)
+    local cut, byte = MAX_DETAIL, string.byte(detail, MAX_DETAIL + 1)
+    while cut > 0 and byte >= 0x80 and byte < 0xC0 do -- 0x80-0xBF: a character goes on
+      byte, cut = string.byte(detail, cut), cut - 1
+    end
+    detail = string.sub(detail, 1, cut)
+  end
   local log = job[LOG] or '\0'
   local count = string.byte(log)
   if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
@@ -275,7 +283,7 @@ redis.call('HDEL', pending_key, id)
 redis.call('HDEL', errors_key, id)
 job[VERSION] = version
 if aborting then
-  add_event(id, job, 'aborted', detail or reason and whole_characters(reason, MAX_DETAIL))
+  add_event(id, job, 'aborted', detail or reason)
   finish(id, job, state == DEAD and 'dead' or 'aborted', nil, last_error)
 else
   add_event(id, job, 'deleted', detail)

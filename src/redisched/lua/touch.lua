@@ -72,7 +72,14 @@ local function add_event(id, job, kind, detail)
     job[LOG] = nil
     return
   end
-  detail = detail and string.sub(detail, 1, MAX_DETAIL) or ''
+  detail = detail or ''
+  if #detail > MAX_DETAIL then -- cut between UTF-8 characters (a cut one reads back as U+FFFD)
+    local cut, byte = MAX_DETAIL, string.byte(detail, MAX_DETAIL + 1)
+    while cut > 0 and byte >= 0x80 and byte < 0xC0 do -- 0x80-0xBF: a character goes on
+      byte, cut = string.byte(detail, cut), cut - 1
+    end
+    detail = string.sub(detail, 1, cut)
+  end
   local log = job[LOG] or '\0'
   local count = string.byte(log)
   if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
