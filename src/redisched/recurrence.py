@@ -29,11 +29,20 @@ REFILL_BELOW = 16
 _LOOKAHEAD_YEARS = 50
 
 
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+"""Files of the tz database that are no zone: the host's own (``localtime``, whichever it is),
+the POSIX default rules, the placeholder; with the ``posix/`` and ``right/`` copy trees they
+are refused, as the Node glue (Intl) and the Go glue do: a schedule in one of them would
+have its cron times computed differently, or not at all, by another glue (the refill)."""
+_COPY_TREES = ("posix/", "right/")
+
+
 def time_zone(value: object, argument: str = "tz") -> ZoneInfo:
     """An IANA time zone name (``Europe/Berlin``, ``UTC``) as a ZoneInfo."""
     if not isinstance(value, str):
         raise InvalidArgument(argument, f"must be a time zone name, not {type(value).__name__}")
-    if not value or len(value) > 64 or value.startswith("/") or ".." in value:
+    malformed = not value or len(value) > 64 or value.startswith("/") or ".." in value
+    if malformed or value in NOT_ZONES or value.startswith(_COPY_TREES):
         raise InvalidArgument(argument, f"unknown time zone {value!r}")
     try:
         return ZoneInfo(value)
