@@ -221,6 +221,10 @@ func TestScheduleBadArguments(t *testing.T) {
 		{ScheduleOptions{Cron: "61 * * * *"}, "cron"}, {ScheduleOptions{Cron: "0 0 30 2 *"}, "cron"},
 		{ScheduleOptions{Cron: "@daily"}, "cron"}, {ScheduleOptions{Cron: "* * * * *", TZ: "Mars/Base"}, "tz"},
 		{ScheduleOptions{Cron: "* * * * *", TZ: "../etc/passwd"}, "tz"}, {ScheduleOptions{Cron: "* * * * *", TZ: "Local"}, "tz"},
+		// tz-database files that are no zone every glue knows (Node's Intl refuses them)
+		{ScheduleOptions{Cron: "* * * * *", TZ: "localtime"}, "tz"}, {ScheduleOptions{Cron: "* * * * *", TZ: "posixrules"}, "tz"},
+		{ScheduleOptions{Cron: "* * * * *", TZ: "Factory"}, "tz"}, {ScheduleOptions{Cron: "* * * * *", TZ: "posix/Europe/Berlin"}, "tz"},
+		{ScheduleOptions{Cron: "* * * * *", TZ: "right/UTC"}, "tz"},
 		{ScheduleOptions{EveryMs: 1000, Priority: 1 << 40}, "Priority"}, {ScheduleOptions{EveryMs: 1000, TTRMs: -1}, "TTRMs"},
 		{ScheduleOptions{EveryMs: 1000, MaxAttempts: -1}, "MaxAttempts"}, {ScheduleOptions{EveryMs: 1000, IfVersion: -1}, "IfVersion"},
 		{ScheduleOptions{EveryMs: 1000, StartAtMs: -5}, "StartAtMs"},
