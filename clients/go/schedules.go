@@ -128,10 +128,18 @@ func checkRange(v int64, field string, low, high int64) error {
 	return nil
 }
 
+// notZones are files of the tz database that are no zone every glue knows (the host's own,
+// the POSIX default rules, the placeholder; the posix/ and right/ trees too): Node's Intl
+// refuses them, and its refill of such a schedule's cron times would find none.
+var notZones = map[string]bool{"localtime": true, "posixrules": true, "Factory": true}
+
 // TimeZone loads an IANA time zone name (Europe/Berlin, UTC) from the platform's tz database.
 func TimeZone(name string) (*time.Location, error) {
 	unknown := invalidArg("tz", "unknown time zone %q", name)
 	if name == "" || name == "Local" || len(name) > 64 || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
+		return nil, unknown
+	}
+	if notZones[name] || strings.HasPrefix(name, "posix/") || strings.HasPrefix(name, "right/") {
 		return nil, unknown
 	}
 	loc, err := time.LoadLocation(name)
