@@ -257,3 +257,13 @@ func TestScheduleBadArguments(t *testing.T) {
 		t.Fatalf("stored: %d keys", n)
 	}
 }
+
+// TestRefillReadsAStoredNonZone: a TZ refused for new schedules (Factory) that an older
+// version stored still gets its cron times, or the schedule would stop once they ran out.
+func TestRefillReadsAStoredNonZone(t *testing.T) {
+	entry := []any{[]byte("f"), int64(1), []byte("* * * * *"), []byte("Factory"), int64(0), int64(0),
+		int64(0), t0, int64(0), int64(0), int64(60000), int64(25), []byte("b"), int64(0), t0}
+	if times := refillTimes(entry, t0); len(times) == 0 {
+		t.Fatal("no times for a schedule stored in Factory")
+	}
+}
