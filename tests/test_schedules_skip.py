@@ -257,3 +257,26 @@ async def test_the_chain_passes_over_a_job_put_under_a_later_occurrences_name(
     await api.ack(mine)
     clock.advance(2)
     assert (await api.reserve(topic)).id == occurrence("s", at("2027-05-01 00:00:04"))
+
+
+async def test_a_schedule_stored_in_a_zone_now_refused_is_still_refilled(
+    api: Any, clock: FakeClock, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tz refused for new schedules (not a zone every glue knows) stays readable: a schedule
+    an older version stored with one keeps getting its cron times (Factory reads as UTC)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from redisched import recurrence
+
+    try:
+        ZoneInfo("Factory")
+    except ZoneInfoNotFoundError:
+        pytest.skip("no Factory zone in this tz database")
+    clock.now = at("2027-05-01 00:00:30").timestamp()
+    with monkeypatch.context() as older:
+        older.setattr(recurrence, "NOT_ZONES", frozenset())
+        await api.schedule(topic, "f", b"", cron="* * * * *", tz="Factory")
+    for minute in range(1, 61):  # more than the 48 times a schedule holds: refills
+        when = at("2027-05-01 00:00:00") + timedelta(minutes=minute)
+        assert await api.delete(topic, occurrence("f", when)) is True
+    await assert_pending(api, topic, "f", at("2027-05-01 01:01:00"))
