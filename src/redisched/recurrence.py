@@ -38,11 +38,20 @@ _COPY_TREES = ("posix/", "right/")
 
 
 def time_zone(value: object, argument: str = "tz") -> ZoneInfo:
-    """An IANA time zone name (``Europe/Berlin``, ``UTC``) as a ZoneInfo."""
+    """An IANA time zone name (``Europe/Berlin``, ``UTC``) as a ZoneInfo, for a new schedule:
+    a zone every glue knows (none of :data:`NOT_ZONES`)."""
+    if isinstance(value, str) and (value in NOT_ZONES or value.startswith(_COPY_TREES)):
+        raise InvalidArgument(argument, f"unknown time zone {value!r}")
+    return stored_zone(value, argument)
+
+
+def stored_zone(value: object, argument: str = "tz") -> ZoneInfo:
+    """The ZoneInfo of a schedule's stored time zone name: as :func:`time_zone`, but a name
+    refused for new schedules since (``localtime``...) still reads, so that a schedule an
+    older version stored goes on getting its cron times."""
     if not isinstance(value, str):
         raise InvalidArgument(argument, f"must be a time zone name, not {type(value).__name__}")
-    malformed = not value or len(value) > 64 or value.startswith("/") or ".." in value
-    if malformed or value in NOT_ZONES or value.startswith(_COPY_TREES):
+    if not value or len(value) > 64 or value.startswith("/") or ".." in value:
         raise InvalidArgument(argument, f"unknown time zone {value!r}")
     try:
         return ZoneInfo(value)

@@ -220,7 +220,7 @@ def refill(ops: Operations, topic: str, ids: Sequence[bytes]) -> Call[Any] | Non
                 (_, version, cron, tz, _, _, end, next_ms, last_ms, *_, left, last_time) = entry
                 if cron:
                     after = max(last_time, next_ms) if next_ms else max(now - 1, last_ms)
-                    zone = recurrence.time_zone(tz.decode())
+                    zone = recurrence.stored_zone(tz.decode())
                     times = recurrence.cron_times(
                         cron.decode(), zone, after, recurrence.UPCOMING - left, end or None
                     )
