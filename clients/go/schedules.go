@@ -133,13 +133,20 @@ func checkRange(v int64, field string, low, high int64) error {
 // refuses them, and its refill of such a schedule's cron times would find none.
 var notZones = map[string]bool{"localtime": true, "posixrules": true, "Factory": true}
 
-// TimeZone loads an IANA time zone name (Europe/Berlin, UTC) from the platform's tz database.
+// TimeZone loads an IANA time zone name (Europe/Berlin, UTC) from the platform's tz database,
+// for a new schedule: a zone every glue knows (none of notZones).
 func TimeZone(name string) (*time.Location, error) {
+	if notZones[name] || strings.HasPrefix(name, "posix/") || strings.HasPrefix(name, "right/") {
+		return nil, invalidArg("tz", "unknown time zone %q", name)
+	}
+	return storedZone(name)
+}
+
+// storedZone loads a schedule's stored time zone name: as TimeZone, but a name refused for new
+// schedules since (localtime...) still loads, so an older schedule goes on getting its times.
+func storedZone(name string) (*time.Location, error) {
 	unknown := invalidArg("tz", "unknown time zone %q", name)
 	if name == "" || name == "Local" || len(name) > 64 || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
-		return nil, unknown
-	}
-	if notZones[name] || strings.HasPrefix(name, "posix/") || strings.HasPrefix(name, "right/") {
 		return nil, unknown
 	}
 	loc, err := time.LoadLocation(name)
@@ -437,7 +444,7 @@ func refillTimes(entry any, nowMs int64) []any {
 	if expr == "" {
 		return []any{}
 	}
-	loc, err := TimeZone(tz)
+	loc, err := storedZone(tz)
 	if err != nil {
 		return []any{}
 	}
