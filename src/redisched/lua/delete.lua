@@ -28,9 +28,10 @@
 --   the event is aborted instead, whose detail is the reason (a delete ignores it), then,
 --   for a reserved job, '; ' and the same note (the reason cut so that the note stays whole
 --   within 200 bytes; a detail is cut between UTF-8 characters, never inside one); the
---   outcome is aborted (dead when it was dead), counted in meta finished_aborted. Deleting or aborting a schedule's pending occurrence skips that run:
---   the schedule's next occurrence is put (after the deleted one's time and after now,
---   within end_at, with a put event), as leasing it does.
+--   outcome is aborted (dead when it was dead), counted in meta finished_aborted. Deleting
+--   or aborting a schedule's pending occurrence skips that run: the schedule's next
+--   occurrence is put (after the deleted one's time and after now, within end_at, with a put
+--   event), as leasing it does.
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
