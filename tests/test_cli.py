@@ -64,6 +64,24 @@ def test_jobs_lists_a_table_or_the_http_representation(redis_url: str, topic: st
     assert bad.exit_code == 2 and "limit" in bad.output
 
 
+def test_abort_stops_a_job_with_its_reason_and_stats_count_it(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    client.put(topic, "j", b"")
+    held = client.reserve(topic)
+    assert held is not None
+    done = _run(["abort", topic, "j", "--reason", "duplicate order"], redis_url)
+    assert done.exit_code == 0 and json.loads(done.stdout) == {"aborted": "j"}
+    history = client.history(topic, "j")
+    assert history is not None and history.outcome == "aborted"
+    assert history.events[-1].detail == "duplicate order; was running; cancel sent"
+    missing = _run(["abort", topic, "j"], redis_url)
+    assert missing.exit_code == 1 and "no job 'j'" in missing.output
+    bad = _run(["abort", topic, "k", "--reason", "x" * 65537], redis_url)
+    assert bad.exit_code == 2 and "reason" in bad.output
+    stats = json.loads(_run(["stats", topic, "--json"], redis_url).stdout)
+    assert stats["finished"] == {"done": 0, "cancelled": 0, "dead": 0, "pulled": 0, "aborted": 1}
+
+
 def test_stats_of_every_topic(redis_url: str, topic: str) -> None:
     redisched.Client.from_url(redis_url).put(topic, "j", b"")
     out = _run(["stats", "--json"], redis_url)

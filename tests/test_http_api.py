@@ -748,6 +748,8 @@ async def test_abort_stops_a_job(
     assert missing.status_code == 404 and error_of(missing)["code"] == "not_found"
     bad = await http.post(job_url(topic, "a", "abort"), json={"nope": 1})
     assert bad.status_code == 400
+    shown = (await http.get(topic_url(topic))).json()  # each outcome counted in the topic
+    assert shown["finished"] == {"done": 0, "cancelled": 0, "dead": 0, "pulled": 0, "aborted": 1}
 
 
 async def test_a_reserve_answer_that_fails_to_build_gives_the_jobs_back(

@@ -199,6 +199,20 @@ def delete(redis_url: str | None, topic: str, id: str) -> None:
 @main.command()
 @url_option
 @click.argument("topic")
+@click.argument("id")
+@click.option("--reason", help="Why, kept in the job's aborted event (at most 200 bytes).")
+def abort(redis_url: str | None, topic: str, id: str, reason: str | None) -> None:
+    """Stop a job by id: its running handler is cancelled, or it never runs; its history ends
+    aborted (exit 1 if absent)."""
+    client = client_for(redis_url)
+    if not client.abort(partition_setting.route(client, topic, id), id, reason=reason):
+        raise click.ClickException(f"no job {id!r} in topic {topic!r}")
+    _echo({"aborted": id})
+
+
+@main.command()
+@url_option
+@click.argument("topic")
 @click.option("--count", type=int, default=1, show_default=True)
 @click.option("--ttr", type=float)
 def reserve(redis_url: str | None, topic: str, count: int, ttr: float | None) -> None:

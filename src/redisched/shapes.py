@@ -92,14 +92,25 @@ class Totals(Struct):
     pulled: int
 
 
+class Finished(Struct):
+    """Jobs that ended, per outcome, since the topic was created (kept or not in history)."""
+
+    done: int
+    cancelled: int
+    dead: int
+    pulled: int
+    aborted: int
+
+
 class TopicStatsOut(Struct):
-    """A topic's counts per state, totals and pause flag."""
+    """A topic's counts per state, totals, finished jobs per outcome and pause flag."""
 
     topic: str
     paused: bool
     counts: Counts
     next_due: datetime | None
     totals: Totals
+    finished: Finished
 
 
 class TopicOut(TopicStatsOut):
@@ -161,14 +172,27 @@ def _totals(stats: TopicStats) -> Totals:
     )
 
 
+def _finished(stats: TopicStats) -> Finished:
+    return Finished(
+        done=stats.finished_done,
+        cancelled=stats.finished_cancelled,
+        dead=stats.finished_dead,
+        pulled=stats.finished_pulled,
+        aborted=stats.finished_aborted,
+    )
+
+
 def stats_out(stats: TopicStats) -> TopicStatsOut:
     """A topic's counts and totals as the API shows them (without its settings)."""
-    return TopicStatsOut(stats.topic, stats.paused, _counts(stats), stats.next_due, _totals(stats))
+    return TopicStatsOut(
+        stats.topic, stats.paused, _counts(stats), stats.next_due, _totals(stats),
+        _finished(stats),
+    )  # fmt: skip
 
 
 def topic_out(stats: TopicStats, config: TopicConfig) -> TopicOut:
     """A topic's counts, totals and settings as the API shows them."""
     return TopicOut(
         stats.topic, stats.paused, _counts(stats), stats.next_due, _totals(stats),
-        config_out(config),
+        _finished(stats), config_out(config),
     )  # fmt: skip
