@@ -194,6 +194,20 @@ def _listed(values: object, argument: str, what: str) -> list[Any]:
     raise InvalidArgument(argument, f"must be a list of {what}, not {type(values).__name__}")
 
 
+def _occurrences_latest_first(ids: list[str]) -> list[str]:
+    """``ids`` for delete_many's calls: those that may name a schedule's occurrence
+    (``<schedule>@<time>``) last, latest time first.
+
+    A call that deletes a schedule's pending occurrence puts the next one, later than it.
+    Sent in this order, no later call of the same delete_many meets that one, whatever the
+    caller listed: the result is the one call's, whose deletions come before the occurrences
+    it puts, however many calls the list takes.
+    """
+    plain = [i for i in ids if "@" not in i]
+    named = sorted((i for i in ids if "@" in i), key=lambda i: i.rpartition("@")[2], reverse=True)
+    return plain + named
+
+
 def _zero(ids: Sequence[str]) -> list[Arg]:
     return [v for job_id in ids for v in (0, job_id)]
 
@@ -1163,7 +1177,7 @@ class Operations:
     def delete_many(self, topic: str, ids: Sequence[str], *, state: object = None) -> Call[int]:
         """Delete jobs by id; with ``state``, only those still in it. How many were deleted."""
         wanted = "" if state is None else validate.state(state).value
-        job_ids = validate.job_ids(ids)
+        job_ids = _occurrences_latest_first(validate.job_ids(ids))
         steps = tuple(
             self._step("delete_many", topic, self._now(), wanted, *job_ids[i : i + DELETE_CHUNK])
             for i in range(0, len(job_ids), DELETE_CHUNK)
