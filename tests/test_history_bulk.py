@@ -81,7 +81,7 @@ async def test_purge_ends_each_job_with_a_purged_event(api: Any, topic: str) -> 
     assert await api.purge(topic, "scheduled") == 2
     assert await api.purge(topic, "ready") == 1
     assert await api.purge(topic, "dead") == 1
-    deleted, left, _ = await api.execute(api.ops.purge_chunk(topic, "reserved", force=True))
+    deleted, left, *_ = await api.execute(api.ops.purge_chunk(topic, "reserved", force=True))
     assert (deleted, left) == (1, 0)
     for job_id, outcome, detail in (
         ("s", Outcome.CANCELLED, "purged"),
@@ -110,7 +110,7 @@ async def test_a_large_purge_chunk_writes_its_feed_in_bounded_entries(
     await api.put_many(topic, [(f"j{i}", b"") for i in range(1200)], delay=60)
     feed_key = TopicKeys("redisched", topic).name("feed")
     before = raw_redis.xlen(feed_key)
-    deleted, left, _ = await api.execute(api.ops.purge_chunk(topic, "scheduled", limit=1200))
+    deleted, left, *_ = await api.execute(api.ops.purge_chunk(topic, "scheduled", limit=1200))
     assert (deleted, left) == (1200, 0)
     assert raw_redis.xlen(feed_key) - before == 6  # 200 events per entry
     assert len(await api.events(topic, limit=1000)) == 1000

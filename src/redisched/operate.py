@@ -47,13 +47,15 @@ def purge(
     call = ops.purge_chunk(topic, state, limit=chunk, force=force)  # checks before any I/O
     total = 0
     while True:
-        deleted, left, before = yield call
+        deleted, left, before, up_to_seq = yield call
         total += int(deleted)
         if progress is not None:
             progress(total, left)
         if deleted < chunk or left == 0:
             return total
-        call = ops.purge_chunk(topic, state, limit=chunk, force=force, before=before)
+        call = ops.purge_chunk(
+            topic, state, limit=chunk, force=force, before=before, up_to_seq=up_to_seq
+        )
 
 
 def delete_topic(

@@ -74,6 +74,8 @@ SCAN_LIMIT = 2000
 """How many jobs one listing call with a prefix examines at most."""
 PURGE_CHUNK = 100
 """How many jobs one purge call deletes at most (a few ms of Redis time with history on)."""
+MAX_SEQ = 16**12 - 1
+"""The largest sequence number a ready member holds (``%012x``, lua/README.md)."""
 DELETE_CHUNK = 100
 """How many ids one delete_many script takes (as many as a purge chunk: the same work)."""
 
@@ -1201,13 +1203,16 @@ class Operations:
         limit: object = PURGE_CHUNK,
         force: bool = False,
         before: int | None = None,
-    ) -> Call[tuple[int, int, int]]:
-        """Delete up to ``limit`` jobs in ``state``: (deleted, left in that state, before).
+        up_to_seq: int | None = None,
+    ) -> Call[tuple[int, int, int, int]]:
+        """Delete up to ``limit`` jobs in ``state``: (deleted, left, before, up_to_seq).
 
         A reserved job is running: it is purged only with ``force`` (for delete_topic); else
-        end its lease with :meth:`expire`. ``before`` is None for a purge's first chunk, then
-        the one the previous chunk returned: it holds the purge to the jobs it began with, so
-        the next occurrence a deleted one's schedule puts is not purged too (purge.lua).
+        end its lease with :meth:`expire`. ``before`` and ``up_to_seq`` are None for a purge's
+        first chunk, then the ones the previous chunk returned: they hold the purge to the jobs
+        it began with (purge.lua), so it ends while jobs are put, and the next occurrence a
+        deleted one's schedule puts is not purged too. ``left`` is how many of those are left
+        (for ready, at most that many).
         """
         job_state = validate.state(state)
         if job_state is JobState.RESERVED and not force:
@@ -1218,8 +1223,9 @@ class Operations:
         bound: Arg = (
             "" if before is None else validate.integer(before, "before", 0, validate.MAX_EPOCH_MS)
         )
-        step = self._step("purge", topic, self._now(), job_state.value, size, bound)
-        call = Call((step,), lambda r: (int(r[0][0]), int(r[0][1]), int(r[0][2])))
+        seq: Arg = "" if up_to_seq is None else validate.integer(up_to_seq, "up_to_seq", 0, MAX_SEQ)
+        step = self._step("purge", topic, self._now(), job_state.value, size, bound, seq)
+        call = Call((step,), lambda r: (int(r[0][0]), int(r[0][1]), int(r[0][2]), int(r[0][3])))
         return self._refilling(topic, call, job_state in (JobState.SCHEDULED, JobState.READY))
 
     def reschedule(

@@ -17,13 +17,24 @@
 -- ARGV[2] state string
 -- ARGV[3] limit int|empty
 -- ARGV[4] before int|empty
--- Returns: [deleted, left, before]: the jobs this call deleted, how many are still in that
---   state within the purge's bound, and the bound to pass as before to the next call of the
---   same purge (empty on the first call). The bound keeps the purge to the jobs it began with:
---   scheduled jobs are taken latest run_at first, and only those due at or before the bound
---   (the earliest run_at taken so far); ready ones are those due at or before the first call's
---   now. A deleted pending occurrence of a schedule skips that run: the schedule's next
---   occurrence is put (delete.lua), later than the bound, so the same purge never takes it.
+-- ARGV[5] up_to_seq int|empty
+-- Returns: [deleted, left, before, up_to_seq]: the jobs this call deleted, how many are still
+--   in that state within the purge's bound (ready: at most that many, see below), and the
+--   bounds to pass as before and up_to_seq to the next call of the same purge (empty on the
+--   first call). The bounds keep the purge to the jobs it began with, so it ends under any
+--   producer: scheduled jobs are taken latest run_at first, and only those due at or before
+--   before (the earliest run_at taken so far); dead ones are those that died at or before
+--   before (the first call's now); ready ones are the due scheduled jobs (run_at at or before
+--   the first call's now) and then, in ready order, the members of ready whose sequence
+--   number is at most up_to_seq (meta seq at the first call: every job takes a new number
+--   when it becomes ready, so these are the ones ready when the purge began, a put with a
+--   run_at in the past included). A due job that a reserve promotes while the purge runs
+--   takes a new number and is left; for ready, left counts the members of ready after the
+--   place the call stopped, newer ones too (0 only when none of the purge's jobs is left).
+--   Reserved jobs are taken as they are (delete_topic with force ends every lease). A
+--   deleted pending occurrence of a schedule skips that run: the schedule's next occurrence
+--   is put (delete.lua), later than the bounds (a scheduled job, run_at after now), so the
+--   same purge never takes it.
 --   States as jobs.lua lists them (a scheduled job whose run_at has passed is ready). Each
 --   purged job ends as delete.lua ends it: a deleted event (detail 'purged') and a finished
 --   record with outcome cancelled (dead when it was dead). A reserved job's holder is told to
@@ -31,7 +42,8 @@
 --   stale reply on ack/release/touch/bury, and a consumer held back by the topic's
 --   concurrency (meta limit_waiting) is woken; the Python API purges reserved jobs only when
 --   a topic is deleted with force. Empty limit: 200.
--- Complexity: O(limit log M).
+-- Complexity: O((limit + P) log M), P the priorities of ready (purge of ready) that hold only
+--   jobs newer than the purge and sort before its last ones.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local meta_key, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
@@ -60,6 +72,11 @@ local before = tonumber(ARGV[4]) -- nil: the first call of a purge
 if ARGV[4] ~= '' and not before then
   return redis.error_reply('ERR purge: before must be an integer or empty')
 end
+local up_to_seq = tonumber(ARGV[5] or '') -- nil: the first call of a purge
+if (ARGV[5] or '') ~= '' and not up_to_seq then
+  return redis.error_reply('ERR purge: up_to_seq must be an integer or empty')
+end
+up_to_seq = up_to_seq or tonumber(redis.call('HGET', meta_key, 'seq')) or 0
 local READY_MEMBER_PREFIX = 12 -- a ready member is a %012x sequence number, then the id
 local STATES = {scheduled = SCHEDULED, ready = READY, reserved = RESERVED, dead = DEAD}
 if not STATES[state_name] then
@@ -256,19 +273,60 @@ local function flush()
 end
 
 local ids, run_ats = {}, {} -- run_ats: the scheduled jobs' (advance_schedule)
+-- Removes members from a sorted set, SLICE to a command (unpack() takes a bounded number).
+local function remove(key, members)
+  for start = 1, #members, SLICE do
+    redis.call('ZREM', key, unpack(members, start, math.min(start + SLICE - 1, #members)))
+  end
+end
 -- Takes up to n members from ranks first.. of a sorted set, removing them; returns how many.
-local function take(key, first, n, strip)
+local function take(key, first, n)
   if n < 1 then return 0 end
   local members = redis.call('ZRANGE', key, first, first + n - 1)
   if #members > 0 then redis.call('ZREMRANGEBYRANK', key, first, first + #members - 1) end
-  for _, member in ipairs(members) do
-    ids[#ids + 1] = strip and string.sub(member, strip + 1) or member
-  end
+  for _, member in ipairs(members) do ids[#ids + 1] = member end
   return #members
 end
+-- Takes members of a sorted set scored by time, up to `bound`, earliest first: up to n.
+local function take_until(key, bound, n)
+  if n < 1 then return 0 end
+  local members = redis.call('ZRANGEBYSCORE', key, '-inf', bound, 'LIMIT', 0, n)
+  remove(key, members)
+  for _, member in ipairs(members) do ids[#ids + 1] = member end
+  return #members
+end
+-- Takes up to n members of ready that were there when the purge began (their sequence
+-- number is at most up_to_seq), in ready order; returns how many members of ready are at or
+-- after the place it stopped (0: it reached the end, none of the purge's jobs is left).
+-- Every job takes a new number when it enters ready, so within one priority those ready
+-- before the purge come first: past the first newer member, the walk goes on at the next
+-- priority (ZCOUNT of the scores up to this one is that priority's first rank).
+local function take_ready(n)
+  local rank, members = 0, {}
+  while n > 0 do
+    local window = redis.call('ZRANGE', ready_key, rank, rank + n - 1, 'WITHSCORES')
+    local short, newer = #window < 2 * n, false
+    for i = 1, #window, 2 do
+      local member = window[i]
+      newer = tonumber(string.sub(member, 1, READY_MEMBER_PREFIX), 16) > up_to_seq
+      if newer then
+        rank = redis.call('ZCOUNT', ready_key, '-inf', window[i + 1])
+        break
+      end
+      members[#members + 1], rank, n = member, rank + 1, n - 1
+      ids[#ids + 1] = string.sub(member, READY_MEMBER_PREFIX + 1)
+    end
+    if short and not newer then -- the end of ready: nothing after it
+      rank = -1
+      break
+    end
+  end
+  local after = rank < 0 and 0 or redis.call('ZCARD', ready_key) - rank
+  remove(ready_key, members)
+  return after
+end
 
-local bound = before and math.min(now, before) or now -- ready: due at or before it
-local due = redis.call('ZCOUNT', scheduled_key, '-inf', bound)
+local bound = before and math.min(now, before) or now -- ready, dead: at or before it
 local left
 if state_name == 'scheduled' then
   bound = before or '+inf'
@@ -281,21 +339,21 @@ if state_name == 'scheduled' then
   end
   if #members > 0 then
     bound = run_ats[1]
-    redis.call('ZREM', scheduled_key, unpack(members))
+    remove(scheduled_key, members)
   elseif not before then
     bound = now -- nothing scheduled: nothing left for a next call
   end
   left = redis.call('ZCOUNT', scheduled_key, '(' .. now, bound)
 elseif state_name == 'ready' then
-  local got = take(ready_key, 0, limit, READY_MEMBER_PREFIX)
-  local from_due = take(scheduled_key, 0, math.min(due, limit - got))
-  left = redis.call('ZCARD', ready_key) + due - from_due
+  -- the due scheduled jobs first: a reserve promoting one gives it a new sequence number
+  local from_due = take_until(scheduled_key, bound, limit)
+  left = take_ready(limit - from_due) + redis.call('ZCOUNT', scheduled_key, '-inf', bound)
 elseif state_name == 'reserved' then
   take(reserved_key, 0, limit)
   left = redis.call('ZCARD', reserved_key)
 else
-  take(dead_key, 0, limit)
-  left = redis.call('ZCARD', dead_key)
+  take_until(dead_key, bound, limit)
+  left = redis.call('ZCOUNT', dead_key, '-inf', bound)
 end
 
 local running = state_name == 'reserved'
@@ -340,7 +398,7 @@ end
 -- a running or dead occurrence is not its schedule's pending one (leasing advanced it)
 if state_name == 'reserved' or state_name == 'dead' then
   flush()
-  return {#ids, left, bound}
+  return {#ids, left, bound, up_to_seq}
 end
 
 -- Schedules: deleting a schedule's pending occurrence skips that run and puts the next one, as
@@ -415,4 +473,4 @@ end
 
 for i, id in ipairs(ids) do advance_schedule(id, run_ats[i]) end
 flush()
-return {#ids, left, bound}
+return {#ids, left, bound, up_to_seq}

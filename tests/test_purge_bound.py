@@ -1,0 +1,88 @@
+"""A purge deletes the jobs that were in its state when it began, and ends under any producer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import redisched
+from redisched.operate import purge
+from tests.conftest import FakeClock
+
+ROUNDS_ALLOWED = 40  # a purge still going after this many chunks would never end
+
+
+def ids_in(client: redisched.Client, topic: str, state: str) -> set[str]:
+    """Every id the listing shows in ``state``."""
+    found: set[str] = set()
+    cursor = None
+    while True:
+        page = client.jobs(topic, state, cursor=cursor, limit=500)
+        found |= {job.id for job in page.jobs}
+        if page.cursor is None:
+            return found
+        cursor = page.cursor
+
+
+def test_a_ready_purge_takes_the_jobs_ready_at_its_start_under_a_fast_producer(
+    redis_url: str, topic: str
+) -> None:
+    clock = FakeClock()
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        for priority in (0, 5):
+            client.put_many(
+                topic, [(f"old-{priority}-{i}", b"") for i in range(4)], priority=priority
+            )
+        client.put(topic, "old-due", b"", delay=5)
+        clock.advance(10)  # old-due is due, not promoted: ready as listed
+        start = clock.now
+        rounds: list[int] = []
+
+        def producer(done: int, left: int) -> None:
+            # between chunks: more new ready jobs than a chunk takes, in front of, among and
+            # behind the old ones; a put with a run_at before the purge began; one that falls
+            # due after it began
+            n = len(rounds)
+            rounds.append(done)
+            assert n < ROUNDS_ALLOWED, "the purge keeps taking jobs put after it began"
+            for priority in (-5, 0, 5):
+                client.put_many(
+                    topic, [(f"new-{n}-{priority}-{i}", b"") for i in range(2)], priority=priority
+                )
+            client.put(
+                topic, f"new-past-{n}", b"", run_at=datetime.fromtimestamp(start - 3600, UTC)
+            )
+            client.put(topic, f"new-soon-{n}", b"", delay=0.5)
+            clock.advance(1)
+
+        deleted = client._drive(purge(client.ops, topic, "ready", chunk=3, progress=producer))
+        assert deleted == 9
+        # left counts newer jobs too: after the third chunk, a fourth finds nothing of its own
+        assert rounds == [3, 6, 9, 9]
+        left = ids_in(client, topic, "ready")
+        assert not {i for i in left if i.startswith("old-")}
+        assert len(left) == len(rounds) * (6 + 2)  # every job put while it ran is still there
+
+
+def test_a_dead_purge_takes_the_jobs_dead_at_its_start(redis_url: str, topic: str) -> None:
+    clock = FakeClock()
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+
+        def kill(prefix: str, count: int) -> None:
+            client.put_many(topic, [(f"{prefix}-{i}", b"") for i in range(count)])
+            for job in client.reserve_many(topic, count):
+                client.bury(job, reason="x")
+
+        kill("old", 5)
+        clock.advance(1)
+        rounds: list[int] = []
+
+        def producer(done: int, left: int) -> None:
+            rounds.append(done)
+            assert len(rounds) < ROUNDS_ALLOWED, "the purge keeps taking jobs that died after it"
+            clock.advance(0.001)  # a job that died in the purge's first millisecond is its
+            kill(f"new-{len(rounds)}", 3)
+
+        deleted = client._drive(purge(client.ops, topic, "dead", chunk=2, progress=producer))
+        assert deleted == 5
+        left = ids_in(client, topic, "dead")
+        assert not {i for i in left if i.startswith("old-")} and len(left) == 3 * len(rounds)
