@@ -86,3 +86,21 @@ def test_a_dead_purge_takes_the_jobs_dead_at_its_start(redis_url: str, topic: st
         assert deleted == 5
         left = ids_in(client, topic, "dead")
         assert not {i for i in left if i.startswith("old-")} and len(left) == 3 * len(rounds)
+
+
+def test_a_purge_advances_a_schedule_once_when_it_deletes_a_job_named_as_its_next_run(
+    redis_url: str, topic: str
+) -> None:
+    # the pending occurrence at 00:01 and an ordinary job put under the name of the one at
+    # 00:02 go in one chunk; the chain puts 00:02 again (its id is free), and that new one is
+    # the pending occurrence: the deleted job of that name was not, and advances nothing
+    clock = FakeClock(datetime(2027, 5, 1, tzinfo=UTC).timestamp())
+    first, second = datetime(2027, 5, 1, 0, 1, tzinfo=UTC), datetime(2027, 5, 1, 0, 2, tzinfo=UTC)
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        client.schedule(topic, "s", b"", every=60, start_at=first)
+        client.put(topic, f"s@{second:%Y-%m-%dT%H:%M:%SZ}", b"mine")  # ready at once
+        clock.advance(61)  # the occurrence at 00:01 is due
+        assert client.purge(topic, "ready") == 2
+        s = client.get_schedule(topic, "s")
+        assert s is not None and s.next_run_at == second
+        assert client.stats(topic).scheduled == 1  # one run waits, not two

@@ -468,19 +468,24 @@ class Lifecycle(RuleBasedStateMachine):
             if i in self.jobs and (state is None or self.shown_state(self.jobs[i]) == state)
         }  # fmt: skip
         assert self.client.delete_many(self.topic, ids, state=state) == len(doomed)
-        for job_id in doomed:
-            self.end_deleted(job_id)
+        self.end_all_deleted(list(doomed))
 
     @rule(state=st.sampled_from(["scheduled", "ready", "dead"]))
     def purge(self, state: str) -> None:
         doomed = [i for i, j in self.jobs.items() if self.shown_state(j) == state]
         assert self.client.purge(self.topic, state) == len(doomed)
-        # purge.lua (one chunk here) deletes every job first, then advances their schedules
+        self.end_all_deleted(doomed)
+
+    def end_all_deleted(self, doomed: list[str]) -> None:
+        """Jobs deleted by one call of delete_many or purge: every job first, then their
+        schedules advance; an id put again by an earlier advance is the new pending
+        occurrence, not a deleted one, so the order of the ids does not matter."""
         run_ats = {job_id: self.jobs[job_id].run_at for job_id in doomed}
         for job_id in doomed:
             self.end_deleted(job_id, advance=False)
         for job_id in doomed:
-            self.advance_schedule(job_id, run_ats[job_id])
+            if job_id not in self.jobs:
+                self.advance_schedule(job_id, run_ats[job_id])
 
     def end_deleted(self, job_id: str, how: str = "delete", *, advance: bool = True) -> None:
         """A job deleted by delete, delete_many or purge (a deleted event, then finished

@@ -471,6 +471,13 @@ local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil
   if next_at > 0 then put_occurrence(sid .. '@' .. iso(next_at), next_at, s) end
 end
 
-for i, id in ipairs(ids) do advance_schedule(id, run_ats[i]) end
+-- an id that an earlier advance of this call put again is that schedule's new pending
+-- occurrence: the job deleted under it was not the pending one (the chain moves once,
+-- whatever the order of the ids)
+for i, id in ipairs(ids) do
+  if string.find(id, '@', 1, true) and redis.call('HEXISTS', jobs_key, id) == 0 then
+    advance_schedule(id, run_ats[i])
+  end
+end
 flush()
 return {#ids, left, bound, up_to_seq}
