@@ -560,7 +560,10 @@ class Client:
     def purge(self, topic: str, state: JobState | str, *, progress: Progress | None = None) -> int:
         """Delete every job in ``state`` (not reserved: expire those), in bounded chunks.
 
-        ``progress(done, left)`` is called after each chunk. Returns how many were deleted.
+        The purge takes the jobs that were in ``state`` when it began, not those that come
+        meanwhile, so it ends while jobs are put. ``progress(done, left)`` is called after
+        each chunk (for ready, ``left`` may count newer jobs too). Returns how many were
+        deleted.
         """
         return self._drive(operate.purge(self.ops, topic, state, progress=progress))
 
@@ -1072,7 +1075,10 @@ class AsyncClient:
     ) -> int:
         """Delete every job in ``state`` (not reserved: expire those), in bounded chunks.
 
-        ``progress(done, left)`` is called after each chunk. Returns how many were deleted.
+        The purge takes the jobs that were in ``state`` when it began, not those that come
+        meanwhile, so it ends while jobs are put. ``progress(done, left)`` is called after
+        each chunk (for ready, ``left`` may count newer jobs too). Returns how many were
+        deleted.
         """
         return await self._drive(operate.purge(self.ops, topic, state, progress=progress))
 
