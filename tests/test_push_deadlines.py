@@ -20,9 +20,10 @@ async def _armed(deadlines: Deadlines, seconds: float, work: Awaitable[Any]) -> 
     try:
         await work
     except asyncio.CancelledError:
+        cut = deadlines.was_cut(me)
         if not deadlines.disarm(me) or me.uncancel():
             raise
-        return "timed out", time.monotonic() - started
+        return "cut" if cut else "timed out", time.monotonic() - started
     deadlines.disarm(me)
     return "done", time.monotonic() - started
 
@@ -88,3 +89,42 @@ async def test_close_stops_the_timer_without_cancelling() -> None:
     deadlines.close()
     await task
     assert not task.cancelled() and len(deadlines) == 0
+
+
+async def test_cut_cancels_an_armed_task_now_and_is_told_from_a_timeout() -> None:
+    deadlines = Deadlines()
+    held = asyncio.create_task(_armed(deadlines, 5, asyncio.sleep(5)))
+    other = asyncio.create_task(_armed(deadlines, 0.1, asyncio.sleep(5)))
+    await asyncio.sleep(0.01)
+    assert deadlines.cut(held) is True
+    assert deadlines.cut(held) is False  # once: it is already cancelled
+    how, seconds = await held
+    assert how == "cut" and seconds < 0.1 and held.cancelling() == 0
+    assert (await other)[0] == "timed out"  # the others keep their own deadlines
+    assert not deadlines.was_cut(held) and len(deadlines) == 0
+    deadlines.close()
+
+
+async def test_only_an_armed_task_not_yet_timed_out_is_cut() -> None:
+    deadlines = Deadlines()
+    idle = asyncio.create_task(asyncio.sleep(0.1))
+    assert deadlines.cut(idle) is False  # not in a request: nothing to cut
+    await idle
+    assert not idle.cancelled()
+    late = asyncio.create_task(asyncio.sleep(5))
+    deadlines.arm(late, 0.01)
+    await asyncio.wait([late])  # cancelled for its deadline, not yet disarmed
+    assert deadlines.cut(late) is False and not deadlines.was_cut(late)
+    assert deadlines.disarm(late) is True  # a timeout, taken back as such
+    deadlines.close()
+
+
+async def test_a_cut_task_goes_on_as_if_never_cancelled() -> None:
+    deadlines = Deadlines()
+    me = asyncio.current_task()
+    assert me is not None
+    asyncio.get_running_loop().call_later(0.02, deadlines.cut, me)
+    assert (await _armed(deadlines, 5, asyncio.sleep(5)))[0] == "cut"
+    assert me.cancelling() == 0
+    assert (await _armed(deadlines, 0.05, asyncio.sleep(5)))[0] == "timed out"
+    deadlines.close()

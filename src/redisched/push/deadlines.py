@@ -6,6 +6,10 @@ dispatcher spends on a delivery. Here a deadline is a dict entry, and one timer,
 earliest deadline, cancels the tasks whose deadline passed, as ``asyncio.timeout`` does. A
 request ends long before its deadline, so the timer fires about once per timeout, finds the
 requests it was set for gone and is set again for the oldest in flight.
+
+:meth:`Deadlines.cut` moves a deadline to now: the dispatcher cuts a request short when its
+job is deleted, aborted or replaced meanwhile, and the place takes that cancellation back the
+same way, with nothing added to a request that ends by itself.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Deadlines:
     def __init__(self) -> None:
         self._due: dict[asyncio.Task[Any], float] = {}  # task -> loop time of its deadline
         self._expired: set[asyncio.Task[Any]] = set()  # cancelled for their deadline
+        self._cut: set[asyncio.Task[Any]] = set()  # of those, the ones cut short (cut())
         self._timer: asyncio.TimerHandle | None = None
         self._when = math.inf  # when the timer fires
 
@@ -41,6 +46,20 @@ class Deadlines:
         if when < self._when:
             self._set(loop, when)
 
+    def cut(self, task: asyncio.Task[Any]) -> bool:
+        """Cancel ``task`` now, as if its deadline had passed, if it is armed and not cancelled
+        for its deadline yet; True if so. :meth:`was_cut` then tells it from a timeout."""
+        if task not in self._due or task in self._expired or task.done():
+            return False
+        self._expired.add(task)
+        self._cut.add(task)
+        task.cancel()
+        return True
+
+    def was_cut(self, task: asyncio.Task[Any]) -> bool:
+        """Whether ``task``'s cancellation came from :meth:`cut` (ask before :meth:`disarm`)."""
+        return task in self._cut
+
     def disarm(self, task: asyncio.Task[Any]) -> bool:
         """Forget ``task``'s deadline. True when it had passed: the task was cancelled for it.
 
@@ -51,6 +70,7 @@ class Deadlines:
         self._due.pop(task, None)
         if self._expired and task in self._expired:
             self._expired.discard(task)
+            self._cut.discard(task)
             return True
         return False
 
@@ -61,6 +81,7 @@ class Deadlines:
         self._timer, self._when = None, math.inf
         self._due.clear()
         self._expired.clear()
+        self._cut.clear()
 
     def _set(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
