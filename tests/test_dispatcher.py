@@ -285,7 +285,7 @@ async def test_a_delivery_that_raises_leaves_no_deadline_to_cancel_the_place_lat
     dispatcher = await dispatchers(concurrency=1)
     await client.put(topic, "boom", b"{}", ttr=1000)
     runner = dispatcher._runners[topic]
-    await until(lambda: asyncio.sleep(0, "boom" not in {j.id for j in runner.running.values()}
+    await until(lambda: asyncio.sleep(0, "boom" not in runner.running
                                       and bool(runner.place_tasks)))  # fmt: skip
     assert len(runner.deadlines) == 0  # disarmed: the timer cannot cancel the place later
     await asyncio.sleep(0.5)  # past the deadline the request armed
@@ -323,7 +323,7 @@ async def test_a_delivery_that_its_deadline_makes_raise_leaves_no_cancellation_b
     dispatcher = await dispatchers(concurrency=1, metrics=metrics)
     runner = dispatcher._runners[topic]
     await client.put(topic, "boom", b"{}", ttr=1000)
-    await until(lambda: asyncio.sleep(0, "boom" not in {j.id for j in runner.running.values()}
+    await until(lambda: asyncio.sleep(0, "boom" not in runner.running
                                       and bool(runner.place_tasks)))  # fmt: skip
     assert [t.cancelling() for t in runner.place_tasks] == [0]
     # the same place times out its next request: a timeout, not a stop

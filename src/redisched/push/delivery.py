@@ -48,6 +48,7 @@ class Verdict(enum.StrEnum):
     ACCEPTED = "accepted"  # 202: the receiver acks or releases later with the token
     THROTTLED = "throttled"  # 429/503 with Retry-After: release after that delay
     FAILED = "failed"  # anything else: release with backoff (or dead)
+    CANCELLED = "cancelled"  # cut short, the job deleted, aborted, replaced or expired: release
 
 
 class Result(msgspec.Struct, frozen=True, gc=False):
@@ -205,6 +206,15 @@ async def deliver(
     return Result(
         Verdict.FAILED, None, None, reason[:MAX_REASON_CHARS], time.perf_counter() - started
     )
+
+
+CANCELLED_REASON = "cancelled: the job was deleted, replaced, expired or aborted during delivery"
+
+
+def cancelled(seconds: float) -> Result:
+    """The result of a request cut short after ``seconds`` because its job was deleted,
+    aborted, replaced or expired meanwhile (the dispatcher is told on the wake channel)."""
+    return Result(Verdict.CANCELLED, None, None, CANCELLED_REASON, seconds)
 
 
 def timed_out(webhook: Webhook, seconds: float) -> Result:

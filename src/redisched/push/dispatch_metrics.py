@@ -20,6 +20,7 @@ class Outcome(enum.StrEnum):
     RETRIED = "retried"  # another failure: released with backoff
     DEAD = "dead"  # a failure on the last allowed attempt: the job went to dead
     STALE = "stale"  # the reservation was lost meanwhile (TTR expired, deleted): nothing applied
+    CANCELLED = "cancelled"  # deleted, aborted, replaced or expired in flight: request closed
     ERROR = "error"  # Redis failed while applying the outcome: the job comes back after its TTR
 
 

@@ -26,6 +26,11 @@ A 429 or 503 answer with Retry-After is back-pressure: the job is released after
 without spending an attempt (counted as ``throttled``, and in the topic's
 ``total_throttled``: :func:`redisched.limits.count_throttled`).
 
+A job deleted, aborted, replaced, purged or expired during its delivery is announced on the
+topic's wake channel (``x<id>``, routed by :meth:`~redisched.wakeup.Wakeups.on_abort`): its
+request is closed at once and the attempt released (stale, or for a replace the new version
+scheduled at once), counted as ``cancelled``; one still waiting for a place is never sent.
+
 Topics and their webhook settings are read again every ``refresh_interval`` seconds (two
 commands per topic), or at once with :meth:`Dispatcher.refresh`.
 """
@@ -38,7 +43,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import aiohttp
@@ -355,7 +360,7 @@ class _TopicRunner:
         # delivery costs no task of its own (a task per delivery made the garbage collector
         # run ~30x as often, ~30 µs per delivery). Places start as jobs come, up to places().
         self.place_tasks: set[asyncio.Task[None]] = set()
-        self.running: dict[asyncio.Task[None], Job] = {}  # place -> the job it delivers
+        self.running: dict[str, asyncio.Task[None]] = {}  # job id -> the place delivering it
         self.idle: collections.deque[asyncio.Future[None]] = collections.deque()
         # Jobs leased ahead, waiting for a place (with the monotonic time they came): each
         # finished delivery starts the next at once, while the lease round trip that refills
@@ -366,9 +371,11 @@ class _TopicRunner:
         self.seconds: dict[str | None, float] = {}  # token -> request seconds, until acked
         self.interrupted: list[Job] = []  # deliveries cancelled by stop(): to release
         self.late: list[Job] = []  # leased ahead, waited past MAX_WAIT: to give back unstarted
+        self.withdrawn: list[Job] = []  # leased ahead, cancelled (deleted...): to give back
         self.giving_back: asyncio.Task[None] | None = None
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
+        self.stop_listening: Callable[[], None] | None = None
         self.configure(config)
 
     @property
@@ -399,6 +406,7 @@ class _TopicRunner:
             self.backoff = base
 
     def start(self) -> None:
+        self.stop_listening = self.d.wakeups.on_abort(self.topic, self.cancel)
         self.task = self.d._spawn(self._run(), f"redisched-dispatch:{self.topic}")
 
     async def stop(self, grace: float) -> None:
@@ -420,6 +428,8 @@ class _TopicRunner:
             except Exception:
                 log.exception("topic %r: dispatcher task failed", self.topic)
         self.deadlines.close()
+        if self.stop_listening is not None:
+            self.stop_listening()
         await self.lessee.flush()  # deliveries that ended after the loop stopped
         await self.lessee.close()
         if self.giving_back is not None:
@@ -429,6 +439,8 @@ class _TopicRunner:
         self.waiting.clear()
         self.late = []
         await self._give_back_all(unstarted, "the dispatcher stopped")
+        withdrawn, self.withdrawn = self.withdrawn, []
+        await self._give_back_all(withdrawn, "cancelled before its delivery", lost=True)
         for job in self.interrupted:
             with contextlib.suppress(RedischedError):
                 await self.d.client.release(job, reason="dispatcher stopped during delivery")
@@ -488,6 +500,27 @@ class _TopicRunner:
         await self.lessee.watch()
         await self.lessee.run(_Capacity(self), lambda: self.stopping)
 
+    def cancel(self, job_id: str) -> None:
+        """The job was deleted, aborted, replaced, purged or its reservation expired (the wake
+        channel's ``x<id>``): close its request if one is in flight here (the place then
+        releases the attempt), or give it back unsent if it waits for a place."""
+        place = self.running.get(job_id)
+        if place is not None:
+            if self.deadlines.cut(place):  # only while its request is in flight
+                log.debug("topic %r: job %r cancelled during its delivery; closing the request",
+                          self.topic, job_id)  # fmt: skip
+            return
+        waiting = self.waiting
+        for index, (job, _) in enumerate(waiting):  # only for a job this process holds
+            if job.id == job_id:
+                del waiting[index]
+                log.debug("topic %r: job %r cancelled while it waited for a place; not sent",
+                          self.topic, job_id)  # fmt: skip
+                self.withdrawn.append(job)
+                if self.giving_back is None:
+                    self.giving_back = asyncio.create_task(self._give_back_queued())
+                return
+
     def _count_acks(self, result: Round) -> None:
         for job, ok in zip(result.done, result.acked, strict=True):
             seconds = self.seconds.pop(job.token, 0.0)
@@ -501,7 +534,7 @@ class _TopicRunner:
         then released by :meth:`stop`)."""
         me = asyncio.current_task()
         assert me is not None
-        deadlines = self.deadlines
+        deadlines, running = self.deadlines, self.running
         try:
             while not self.stopping and len(self.place_tasks) <= self.places():
                 job = self._next_job()
@@ -510,7 +543,7 @@ class _TopicRunner:
                     self.idle.append(waiter)
                     await waiter
                     continue
-                self.running[me] = job
+                running[job.id] = me
                 answer: bytes | None = None
                 try:
                     # the request is awaited here, not in a helper coroutine: one coroutine
@@ -524,10 +557,14 @@ class _TopicRunner:
                             d.session, job, webhook, self.keys, delivery.UNTIMED
                         )
                     except asyncio.CancelledError:
-                        # cancelled for its deadline, and by nobody else: the request timed out
+                        # cancelled for its deadline or cut short for its job (cancel()), and
+                        # by nobody else: the request timed out, or its job was withdrawn
+                        cut = deadlines.was_cut(me)
                         if not deadlines.disarm(me) or me.uncancel():
                             raise
-                        result = delivery.timed_out(webhook, time.perf_counter() - started)
+                        seconds = time.perf_counter() - started
+                        result = (delivery.cancelled(seconds) if cut
+                                  else delivery.timed_out(webhook, seconds))  # fmt: skip
                     except BaseException:  # no stale deadline may cancel what the place does next
                         if deadlines.disarm(me):  # its cancellation, turned into this: take it back
                             me.uncancel()
@@ -544,7 +581,9 @@ class _TopicRunner:
                 except Exception:
                     log.exception("topic %r: delivery of %r failed", self.topic, job.id)
                 finally:
-                    del self.running[me]
+                    holder = running.pop(job.id, me)
+                    if holder is not me:  # the id leased again after an expiry: still its own
+                        running[job.id] = holder
                     # acked in the loop's next round trip, which frees its place under the
                     # concurrency; None: settled already (or failed), nothing to ack
                     self.lessee.finish(job if answer is not None else None, answer)
@@ -560,7 +599,7 @@ class _TopicRunner:
                 return job
             self.late.append(job)
             if self.giving_back is None:
-                self.giving_back = asyncio.create_task(self._give_back_late())
+                self.giving_back = asyncio.create_task(self._give_back_queued())
         return None
 
     def _wake_idle(self) -> None:
@@ -569,18 +608,22 @@ class _TopicRunner:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _give_back_late(self) -> None:
-        """Release the jobs that waited too long, unstarted (no attempt spent)."""
+    async def _give_back_queued(self) -> None:
+        """Release the jobs that waited too long, and those cancelled while they waited
+        (a replaced one's new version is then scheduled), unstarted (no attempt spent)."""
         try:
-            while self.late:  # more may come late while a round trip gives these back
+            while self.late or self.withdrawn:  # more may come while a round trip gives back
                 late, self.late = self.late, []
+                withdrawn, self.withdrawn = self.withdrawn, []
                 await self._give_back_all(late, "waited too long for a place")
+                await self._give_back_all(withdrawn, "cancelled before its delivery", lost=True)
         finally:
             self.giving_back = None
 
-    async def _give_back_all(self, jobs: list[Job], why: str) -> None:
+    async def _give_back_all(self, jobs: list[Job], why: str, *, lost: bool = False) -> None:
         """Give back jobs never started, :data:`GIVE_BACK_CALLS` per round trip (a topic may
-        hold hundreds leased ahead at stop)."""
+        hold hundreds leased ahead at stop); ``lost``: their reservations are expected to be
+        gone (deleted, aborted), which is not worth a warning."""
         client = self.d.client
         for at in range(0, len(jobs), GIVE_BACK_CALLS):
             chunk = jobs[at : at + GIVE_BACK_CALLS]
@@ -592,7 +635,7 @@ class _TopicRunner:
                             len(chunk), why, exc)  # fmt: skip
                 continue
             for job, state in zip(chunk, states, strict=True):
-                if state is None:
+                if state is None and not lost:
                     log.warning("topic %r: could not give back job %r (%s): its reservation"
                                 " was lost", self.topic, job.id, why)  # fmt: skip
 
@@ -619,6 +662,12 @@ class _TopicRunner:
 
     async def _settle(self, job: Job, result: delivery.Result) -> Outcome:
         client = self.d.client
+        if result.verdict is delivery.Verdict.CANCELLED:
+            # as the Worker does: stale for a delete, abort or expiry; for a replace, the new
+            # version is scheduled at once (release.lua)
+            with contextlib.suppress(StaleReservation):
+                await client.release(job, reason=result.reason)
+            return Outcome.CANCELLED
         if result.verdict is delivery.Verdict.ACCEPTED:
             await client.touch(job)  # the receiver now has the job's own ttr to finish it
             return Outcome.ACCEPTED
