@@ -33,12 +33,12 @@ TIMEOUT = 6.0  # the webhook timeout: far beyond what a cancellation may take
 
 
 def holding(closed: dict[str, float]) -> Any:
-    """A behaviour that holds the requests of version 1 of ids starting with ``held`` for
+    """A behaviour that holds the first attempt of version 1 of ids starting with ``held`` for
     :data:`HOLD` s and notes when the dispatcher closed their connection."""
 
     async def behaviour(r: Receiver, call: Call) -> web.StreamResponse:
         payload = call.payload
-        if payload["id"].startswith("held") and payload["version"] == 1:
+        if payload["id"].startswith("held") and (payload["version"], payload["attempt"]) == (1, 1):
             deadline = time.monotonic() + HOLD
             while time.monotonic() < deadline:
                 transport = call.request.transport
@@ -121,6 +121,28 @@ async def test_a_deleted_job_s_request_is_closed_at_once(held: Held) -> None:
     assert await jobs.get(topic, "held-d") is None
     await until(lambda: asyncio.sleep(0, bool(held.metrics.outcomes)), timeout=1.0)
     assert held.metrics.outcomes == [(topic, Delivered.CANCELLED)]
+
+
+async def test_an_expired_or_bulk_deleted_job_s_request_is_closed_at_once(held: Held) -> None:
+    jobs, topic, hook = held.client, held.topic, held.receiver
+    await jobs.put(topic, "held-e", b"{}")
+    await _in_flight(hook, "held-e")
+    expired_at = time.monotonic()
+    assert await jobs.expire(topic, "held-e") is True  # an operator's expire: requeued
+    # the receiver answers the closed request too: two answers, the second one heard
+    await until(lambda: asyncio.sleep(0, hook.successes["held-e"] == 2), timeout=1.5)
+    assert held.closed["held-e"] - expired_at < 0.5
+    assert [c.payload["attempt"] for c in hook.of("held-e")] == [1, 2]
+    await jobs.put(topic, "held-m", b"{}")
+    await _in_flight(hook, "held-m")
+    deleted_at = time.monotonic()
+    assert await jobs.delete_many(topic, ["held-m", "absent"]) == 1
+    await until(lambda: asyncio.sleep(0, "held-m" in held.closed), timeout=1.0)
+    assert held.closed["held-m"] - deleted_at < 0.5
+    await until(lambda: asyncio.sleep(0, len(held.metrics.outcomes) == 3), timeout=1.0)
+    assert [o for _, o in held.metrics.outcomes] == [
+        Delivered.CANCELLED, Delivered.ACKED, Delivered.CANCELLED
+    ]  # fmt: skip
 
 
 async def test_a_replaced_job_s_request_is_closed_and_the_new_version_delivered(
