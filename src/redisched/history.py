@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import cursors
-from .convert import text, to_datetime
+from .convert import stored_name, text, to_datetime
 from .errors import InvalidArgument
 from .models import EventKind, HistoryPage, JobEvent, JobHistory, Outcome
 
@@ -102,7 +102,7 @@ def parse_finished(topic: str, reply: Sequence[Any]) -> HistoryPage:
     jobs = []
     for record in records:
         job_id, *rest = record
-        parsed = parse_history(topic, bytes(job_id).decode("utf-8"), [*rest])
+        parsed = parse_history(topic, stored_name(bytes(job_id)), [*rest])
         assert parsed is not None
         jobs.append(parsed)
     after_part = None if after is None else [1, *after]
@@ -120,7 +120,7 @@ def parse_feed(topic: str, reply: Sequence[Any]) -> list[JobEvent]:
                 version=version,
                 attempt=attempt,
                 detail=text(detail) or None,
-                id=bytes(job_id).decode("utf-8", "replace"),
+                id=stored_name(bytes(job_id)),
                 cursor=cursor(topic, bytes(entry_id).decode(), index),
             )
         )

@@ -25,7 +25,7 @@ from .codes import (
     RescheduleCode,
     TouchCode,
 )
-from .convert import to_datetime
+from .convert import stored_name, to_datetime
 from .durable import DEFAULT_TIMEOUT_MS, Durability
 from .errors import InvalidArgument, StaleReservation, VersionConflict
 from .keys import (
@@ -211,7 +211,12 @@ def _occurrences_latest_first(ids: list[str]) -> list[str]:
 
 
 def _zero(ids: Sequence[str]) -> list[Arg]:
-    return [v for job_id in ids for v in (0, job_id)]
+    return [v for job_id in ids for v in (0, _wire(job_id))]
+
+
+def _wire(job_id: str) -> Arg:
+    """A checked id as sent: ASCII as it is, else :func:`validate.stored_id`'s form."""
+    return job_id if job_id.isascii() else validate.stored_id(job_id)
 
 
 _PUT_RESULTS: dict[tuple[int, int], PutResult] = {
@@ -318,9 +323,13 @@ def parse_job(
             until = times.get(reserved_until)
             if until is None:
                 until = times[reserved_until] = _from_ms(reserved_until / 1000, UTC)
+    try:
+        job_text = job_id.decode()
+    except UnicodeDecodeError:  # stored by a raw script call: only then the slower way
+        job_text = stored_name(job_id)
     job: Any = _JobBuilder(
         topic,
-        job_id.decode(),
+        job_text,
         body if type(body) is bytes else bytes(body),
         _STATES.get(state) or JobState(state.decode()),
         run_at_time,
@@ -481,9 +490,11 @@ class Operations:
                 self._keys[topic] = keys
         return keys
 
-    def _reserved(self, job: Any) -> tuple[str, str, str]:
-        """The (topic, id, token) of a reserved job, checked as :func:`validate.reserved_job`
-        checks them; a Job of a topic this process already checked takes the short way."""
+    def _reserved(self, job: Any) -> tuple[str, str | bytes, str]:
+        """The (topic, id as sent, token) of a reserved job, checked as
+        :func:`validate.reserved_job` checks them; a Job of a topic this process already checked
+        takes the short way. Callers use ``job.id`` as text (the id as sent may be bytes:
+        :func:`validate.stored_id`)."""
         try:
             known = type(job) is Job and job.topic in self._keys
         except TypeError as exc:
@@ -752,7 +763,7 @@ class Operations:
 
     def get(self, topic: str, id: str) -> Call[Job | None]:
         """Read a job by id; None when it does not exist."""
-        step = self._step("get", topic, self._now(), validate.job_id(id))
+        step = self._step("get", topic, self._now(), validate.stored_id(id))
         return Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
 
     def delete(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
@@ -764,7 +775,7 @@ class Operations:
         self, topic: str, id: str, if_version: object, abort: str, reason: str
     ) -> Call[bool]:
         """delete.lua's call: ``abort`` is "abort" for abort, "" for a delete."""
-        job_id = validate.job_id(id)
+        job_id = validate.stored_id(id)
         expected = validate.optional_positive(if_version, "if_version")
         version: Arg = "" if expected is None else expected
         step = self._step("delete", topic, job_id, version, self._now(), abort, reason)
@@ -772,11 +783,11 @@ class Operations:
         def parse(replies: list[Any]) -> bool:
             status, version = replies[0]
             if status == DeleteCode.VERSION_CONFLICT:
-                raise VersionConflict(topic, job_id, expected or 0, version)
+                raise VersionConflict(topic, id, expected or 0, version)
             return bool(status == DeleteCode.DELETED)
 
         # deleting a cron schedule's pending occurrence may leave it short of times (refill)
-        return self._refilling(topic, Call((step,), parse), "@" in job_id)
+        return self._refilling(topic, Call((step,), parse), "@" in id)
 
     def abort(self, topic: str, id: str, *, reason: object = None) -> Call[bool]:
         """Stop a job for good: a running one has its handler cancelled (the Worker running it
@@ -844,10 +855,10 @@ class Operations:
 
         def parse(replies: list[Any]) -> None:
             if replies[0][0] != AckCode.ACKED:
-                raise StaleReservation(topic, job_id)
+                raise StaleReservation(topic, job.id)
 
         call = Call((self._step("ack", topic, self._now(), job_id, token, data),), parse)
-        return self._refilling(topic, call, "@" in job_id)
+        return self._refilling(topic, call, "@" in job.id)
 
     def _result(self, value: object, argument: str) -> bytes:
         data = results.encode(value, argument) or b""
@@ -899,11 +910,13 @@ class Operations:
                 job_topic, job_id, token = job.topic, job.id, job.token
                 if not token:
                     raise InvalidArgument("jobs", f"job {job_id!r} has no token")
+                if not job_id.isascii():  # (str.isascii reads a flag)
+                    job_id = validate.stored_id(job_id, "jobs")
             else:
                 job_topic, job_id, token = self._reserved(job)
-            occurrence = occurrence or "@" in job_id
+            occurrence = occurrence or "@" in job.id
             if job_topic != topic:
-                raise InvalidArgument("jobs", f"job {job_id!r} is in topic {job_topic!r}")
+                raise InvalidArgument("jobs", f"job {job.id!r} is in topic {job_topic!r}")
             data = b"" if results is None else self._result(results[index], f"results[{index}]")
             args += (job_id, token, data)
         if not args:
@@ -968,10 +981,10 @@ class Operations:
         def parse(replies: list[Any]) -> JobState:
             status, state = replies[0]
             if status == ReleaseCode.STALE:
-                raise StaleReservation(topic, job_id)
+                raise StaleReservation(topic, job.id)
             return JobState(state.decode())
 
-        return self._refilling(topic, Call((step,), parse), "@" in job_id)
+        return self._refilling(topic, Call((step,), parse), "@" in job.id)
 
     def touch(self, job: Any, *, ttr: object = None) -> Call[datetime]:
         """Move a reservation's deadline to now + ``ttr`` (default: the job's); the new
@@ -983,7 +996,7 @@ class Operations:
         def parse(replies: list[Any]) -> datetime:
             status, until = replies[0]
             if status == TouchCode.STALE:
-                raise StaleReservation(topic, job_id)
+                raise StaleReservation(topic, job.id)
             return to_datetime(until)
 
         return Call((step,), parse)
@@ -996,9 +1009,9 @@ class Operations:
 
         def parse(replies: list[Any]) -> None:
             if replies[0][0] == BuryCode.STALE:
-                raise StaleReservation(topic, job_id)
+                raise StaleReservation(topic, job.id)
 
-        return self._refilling(topic, Call((step,), parse), "@" in job_id)
+        return self._refilling(topic, Call((step,), parse), "@" in job.id)
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -1017,11 +1030,11 @@ class Operations:
             if id is not None:
                 raise InvalidArgument("ids", "give id or ids, not both")
             steps = tuple(
-                self._step("kick", topic, self._now(), job_id, 1)
+                self._step("kick", topic, self._now(), _wire(job_id), 1)
                 for job_id in validate.job_ids(ids)
             )
             return Call(steps, lambda r: sum(int(n) for n in r))
-        job_id = "" if id is None else validate.job_id(id)
+        job_id = "" if id is None else validate.stored_id(id)
         step = self._step("kick", topic, self._now(), job_id, most)
         return Call((step,), lambda r: int(r[0]))
 
@@ -1080,7 +1093,7 @@ class Operations:
         used up) at once, and its holder's ack or release is stale from then on.
         """
         keys = self.keys(topic)
-        job_id = validate.job_id(id)
+        job_id = validate.stored_id(id)
         expire = Step(None, (), ("ZADD", keys.name("reserved"), "XX", "CH", 0, job_id))
         return Call((expire, self._requeue_step(topic, 1000)), lambda r: bool(r[0]))
 
@@ -1181,7 +1194,13 @@ class Operations:
         wanted = "" if state is None else validate.state(state).value
         job_ids = _occurrences_latest_first(validate.job_ids(ids))
         steps = tuple(
-            self._step("delete_many", topic, self._now(), wanted, *job_ids[i : i + DELETE_CHUNK])
+            self._step(
+                "delete_many",
+                topic,
+                self._now(),
+                wanted,
+                *map(_wire, job_ids[i : i + DELETE_CHUNK]),
+            )
             for i in range(0, len(job_ids), DELETE_CHUNK)
         )
         call = Call(steps, lambda r: sum(int(n) for n in r))
@@ -1242,7 +1261,7 @@ class Operations:
 
         None when there is no such job, or (with ``state``) when it is not in that state.
         """
-        job_id = validate.job_id(id)
+        job_id = validate.stored_id(id)
         if delay is not None and run_at is not None:
             raise InvalidArgument("delay", "give delay or run_at, not both")
         run_at_arg: Arg = "" if run_at is None else validate.epoch_ms(run_at)
@@ -1345,9 +1364,9 @@ class Operations:
     def history(self, topic: str, id: str) -> Call[JobHistory | None]:
         """A job's events and, once it ended, its outcome and result; None if never seen
         (or its history aged out). One lookup: O(log n + the job's events)."""
-        job_id = validate.job_id(id)
+        job_id = validate.stored_id(id)
         step = self._step("history", topic, job_id)
-        return Call((step,), lambda r: history.parse_history(topic, job_id, r[0]))
+        return Call((step,), lambda r: history.parse_history(topic, id, r[0]))
 
     def events(
         self, topic: str, *, after: object = None, limit: object = 100

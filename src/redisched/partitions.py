@@ -49,7 +49,11 @@ SEPARATOR = "~p"
 
 def partition_of(job_id: str, partitions: int) -> int:
     """The partition of ``job_id``: CRC-32 of its UTF-8 bytes, modulo ``partitions``."""
-    return zlib.crc32(job_id.encode("utf-8")) % partitions
+    try:
+        data = job_id.encode("utf-8")
+    except UnicodeEncodeError:  # a raw script call's id that is not UTF-8: its bytes
+        data = job_id.encode("utf-8", "surrogateescape")
+    return zlib.crc32(data) % partitions
 
 
 @dataclass
@@ -84,7 +88,7 @@ class Partitions:
 
     def route(self, job_id: str) -> str:
         """The partition (topic name) holding ``job_id``."""
-        return self.name(partition_of(validate.job_id(job_id), self.count))
+        return self.name(partition_of(validate.stored_text(job_id), self.count))
 
     def group(
         self, jobs: Iterable[tuple[str, bytes | str]]

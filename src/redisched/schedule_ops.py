@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import recurrence, validate
 from .codes import ScheduleCode, UnscheduleCode
-from .convert import to_datetime
+from .convert import stored_name, to_datetime
 from .errors import InvalidArgument, VersionConflict
 from .models import Schedule
 
@@ -41,7 +41,7 @@ def parse_schedule(topic: str, entry: Sequence[Any]) -> Schedule:
      body, _, _) = entry  # fmt: skip
     return Schedule(
         topic=topic,
-        id=sid.decode("utf-8"),
+        id=stored_name(sid),
         cron=cron.decode() or None,
         every=timedelta(milliseconds=every) if every else None,
         tz=tz.decode(),
@@ -146,7 +146,7 @@ def get_schedule(ops: Operations, topic: str, id: str) -> Call[Schedule | None]:
     """Read one schedule; None when there is none."""
     from .ops import Call
 
-    step = ops._step("get_schedule", topic, validate.job_id(id))
+    step = ops._step("get_schedule", topic, validate.stored_id(id))
     return Call((step,), lambda r: None if not r[0][0] else parse_schedule(topic, r[0][0]))
 
 
@@ -171,14 +171,14 @@ def unschedule(ops: Operations, topic: str, id: str, *, if_version: object = Non
     with a ``deleted`` event); True if it existed."""
     from .ops import Call
 
-    sid = validate.job_id(id)
+    sid = validate.stored_id(id)
     expected = validate.optional_positive(if_version, "if_version")
     step = ops._step("unschedule", topic, sid, "" if expected is None else expected, ops._now())
 
     def parse(replies: list[Any]) -> bool:
         status, version = replies[0]
         if status == UnscheduleCode.VERSION_CONFLICT:
-            raise VersionConflict(topic, sid, expected or 0, version, "schedule")
+            raise VersionConflict(topic, id, expected or 0, version, "schedule")
         return bool(status == UnscheduleCode.DELETED)
 
     return Call((step,), parse)

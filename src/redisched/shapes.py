@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from .convert import shown
 from .json_body import to_json
 from .models import Job, JobState, TopicStats
 from .topic_config import TopicConfig
@@ -196,3 +198,28 @@ def topic_out(stats: TopicStats, config: TopicConfig) -> TopicOut:
         stats.topic, stats.paused, _counts(stats), stats.next_due, _totals(stats),
         _finished(stats), config_out(config),
     )  # fmt: skip
+
+
+def encode(encoder: msgspec.json.Encoder, value: Any) -> bytes:
+    """``value`` as JSON; a str that is not Unicode (the id of a job a raw script call
+    stored with bytes that are not UTF-8: :func:`redisched.convert.stored_name`), which
+    msgspec refuses, is written as :func:`redisched.convert.shown` shows it (``\\xNN``)."""
+    try:
+        return encoder.encode(value)
+    except UnicodeEncodeError:  # the rare case pays for the walk
+        return encoder.encode(readable(value))
+
+
+def readable(value: Any) -> Any:
+    """``value`` with every str in it (in structs, dicts, lists and tuples) as
+    :func:`redisched.convert.shown` shows it."""
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, Struct):
+        fields = {f: readable(getattr(value, f)) for f in value.__struct_fields__}
+        return msgspec.structs.replace(value, **fields)
+    if isinstance(value, dict):
+        return {readable(k): readable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [readable(v) for v in value]
+    return value

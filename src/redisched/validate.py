@@ -70,6 +70,34 @@ def job_id(value: object, argument: str = "id") -> str:
     return value
 
 
+def stored_id(value: object, argument: str = "id") -> str | bytes:
+    """The id of a stored job as sent to Redis: :func:`job_id`'s str, or, for an id read back
+    from a job whose id is not UTF-8 (a raw script call stored it; the parsers decode it with
+    ``surrogateescape``: :func:`redisched.convert.stored_name`), its original bytes.
+
+    Only calls on jobs that exist take it (get, delete, history, ack...); a new job's id must
+    be valid Unicode.
+    """
+    try:
+        return job_id(value, argument)
+    except InvalidArgument:
+        if not isinstance(value, str):
+            raise
+        try:
+            data = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise InvalidArgument(argument, "must be valid Unicode (no lone surrogates)") from None
+        if len(data) > MAX_ID_BYTES:
+            raise
+        return data
+
+
+def stored_text(value: object, argument: str = "id") -> str:
+    """:func:`stored_id`'s check, the id kept as text (the caller sends :func:`stored_id`)."""
+    stored_id(value, argument)
+    return value  # type: ignore[return-value]  # stored_id let only a str through
+
+
 DOT_NAMES = frozenset({".", ".."})
 DOT_NAME_PROBLEM = "must not be '.' or '..' (a URL path would resolve it to its parent)"
 
@@ -95,12 +123,13 @@ MAX_BULK_IDS = 10_000
 
 
 def job_ids(value: object, argument: str = "ids") -> list[str]:
-    """A list of 1 to 10,000 job ids, without repeats (order kept)."""
+    """A list of 1 to 10,000 ids of stored jobs (:func:`stored_id`), without repeats (order
+    kept)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         raise InvalidArgument(argument, "must be a list of job ids")
     if not 1 <= len(value) <= MAX_BULK_IDS:
         raise InvalidArgument(argument, f"must hold 1 to {MAX_BULK_IDS} ids")
-    checked = [job_id(v, f"{argument}[{i}]") for i, v in enumerate(value)]
+    checked = [stored_text(v, f"{argument}[{i}]") for i, v in enumerate(value)]
     return list(dict.fromkeys(checked))
 
 
@@ -240,11 +269,11 @@ def state(value: object) -> JobState:
         raise InvalidArgument("state", f"must be one of {names}, not {value!r}") from None
 
 
-def reserved_job(job: Any) -> tuple[str, str, str]:
+def reserved_job(job: Any) -> tuple[str, str | bytes, str]:
     """The (topic, id, token) of anything shaped like a reserved Job."""
     for attribute in ("topic", "id", "token"):
         if not hasattr(job, attribute):
             raise InvalidArgument("job", f"must have .topic, .id and .token (no .{attribute})")
     if not isinstance(job.token, str) or not job.token:
         raise InvalidArgument("job", "has no token: only jobs returned by reserve can be acked")
-    return validate_topic(job.topic, "job.topic"), job_id(job.id, "job.id"), job.token
+    return validate_topic(job.topic, "job.topic"), stored_id(job.id, "job.id"), job.token

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis.asyncio
 
+from .convert import stored_name
 from .keys import TopicKeys
 from .routing import NodeClients
 from .timing import Alarm
@@ -180,7 +181,7 @@ class Wakeups:
                     self.notify(woken)
 
     def _abort(self, topic: str, job_id: bytes) -> None:
-        name = job_id.decode("utf-8", "replace")
+        name = stored_name(job_id)  # as the lease parsed the job's id
         for callback in list(self._aborts.get(topic, ())):
             try:
                 callback(name)

@@ -12,6 +12,7 @@ from .. import partition_setting
 from ..cli import _echo, client_for, url_option
 from ..json_body import to_json
 from ..models import JobEvent, JobHistory
+from ..shapes import readable
 from ..validate import duration_ms
 from .output import utc_text
 
@@ -76,7 +77,7 @@ def events(
         while True:
             page = client.events(topic, after=after, limit=limit)
             for event in page:
-                click.echo(json.dumps(event_json(event), ensure_ascii=False))
+                click.echo(json.dumps(readable(event_json(event)), ensure_ascii=False))
             if page:
                 after = page[-1].cursor
             if not follow:

@@ -15,6 +15,8 @@ from typing import Any
 import click
 import msgspec
 
+from .. import shapes
+from ..convert import shown
 from ..models import Job
 from ..shapes import JobOut, job_out
 
@@ -37,7 +39,7 @@ def job_data(job: Job) -> JobOut:
 
 def echo_json(data: Any) -> None:
     """Print ``data`` as indented JSON (times as RFC 3339 with ``Z``)."""
-    click.echo(msgspec.json.format(_ENCODER.encode(data), indent=2).decode())
+    click.echo(msgspec.json.format(shapes.encode(_ENCODER, data), indent=2).decode())
 
 
 def _cell(value: Any) -> str:
@@ -45,7 +47,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%SZ")
-    return str(value)
+    return shown(str(value))  # an id stored as bytes that are not UTF-8: \xNN
 
 
 def echo_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from .. import validate
+from ..convert import shown
 from ..http import partitioned
 from ..http.errors import ApiError
 from ..http.runtime import runtime
@@ -63,13 +64,20 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
-    env.filters["component"] = lambda text: quote(str(text), safe="")
+    env.filters["component"] = lambda text: quote(_shown(str(text)), safe="")
     env.filters["duration"] = data.duration
     env.filters["utc"] = data.utc
     env.globals["relative"] = data.relative
     env.globals["default_max_attempts"] = DEFAULT_MAX_ATTEMPTS
     return env
+
+
+def _shown(value: Any) -> Any:
+    """A str as the page shows it (an id stored as bytes that are not UTF-8: ``\\xNN``,
+    :func:`redisched.convert.shown`); anything else as it is."""
+    return shown(value) if isinstance(value, str) else value
 
 
 def _query(request: Request, name: str) -> str:

@@ -14,6 +14,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import shapes
 from .errors import ApiError
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -125,4 +126,4 @@ def json_response(
     value: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """``value`` encoded by msgspec as an application/json response."""
-    return JsonResponse(ENCODER.encode(value), status, headers)
+    return JsonResponse(shapes.encode(ENCODER, value), status, headers)

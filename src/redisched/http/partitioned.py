@@ -51,7 +51,7 @@ async def route(rt: Runtime, topic: str, job_id: str, *, itself: bool = False) -
 async def job_path(request: Request, rt: Runtime | None = None) -> tuple[str, str]:
     """``(topic, id)`` of a by-id route: the id's partition when the path names a
     partitioned topic, else the topic of the path (``rt``: the request's runtime)."""
-    topic, job_id = path_param(request, "topic"), path_param(request, "id")
+    topic, job_id = path_param(request, "topic"), path_param(request, "id", stored=True)
     if rt is None:
         rt = runtime(request)
     found = (await rt.partitions.current(rt.client)).get(topic)  # :func:`route`, inlined

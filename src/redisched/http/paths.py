@@ -49,13 +49,31 @@ class RawPathMiddleware:
         await self.app(scope, receive, send)
 
 
-def path_param(request: Request, name: str) -> str:
-    """A path parameter with its ``%2F`` / ``%25`` escapes decoded, checked to be Unicode."""
+def path_param(request: Request, name: str, *, stored: bool = False) -> str:
+    """A path parameter with its ``%2F`` / ``%25`` escapes decoded, checked to be Unicode.
+
+    With ``stored`` (the id of an existing job or schedule) bytes that are not UTF-8 are
+    kept, decoded with ``surrogateescape``: a raw script call may have stored such an id, and
+    the client sends it back as those bytes (:func:`redisched.validate.stored_id`).
+    """
     value: str = request.path_params[name]
     if "%" in value:
         value = _ESCAPE.sub(lambda m: "/" if m.group(0) != "%25" else "%", value)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ApiError(400, "invalid", "must be percent-encoded UTF-8", name) from None
+        if not (stored and is_escaped_bytes(value)):
+            raise ApiError(400, "invalid", NOT_UTF8, name) from None
     return value
+
+
+NOT_UTF8 = "must be percent-encoded UTF-8"
+
+
+def is_escaped_bytes(value: str) -> bool:
+    """True when every lone surrogate of ``value`` is a byte's ``surrogateescape``."""
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from .. import shapes
 from ..client import AsyncClient
 from ..errors import InvalidArgument
 from ..json_body import to_json
@@ -121,7 +122,7 @@ async def list_events(request: Request) -> Response:
 
 def sse_message(event: JobEvent) -> bytes:
     """One event as a Server-Sent Events message, its cursor as the ``id``."""
-    data = ENCODER.encode(event_out(event))
+    data = shapes.encode(ENCODER, event_out(event))
     return b"id: " + (event.cursor or "").encode() + b"\nevent: job\ndata: " + data + b"\n\n"
 
 

@@ -26,6 +26,7 @@ from . import bodies, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
 from .partitioned import finding, found_elsewhere, held_elsewhere, holding, job_path
+from .paths import NOT_UTF8
 from .reading import header_values, read_json
 from .runtime import runtime
 
@@ -115,6 +116,11 @@ async def put_job(request: Request) -> Response:
     """PUT /v1/topics/{topic}/jobs/{id}."""
     rt = runtime(request)
     topic, job_id = await job_path(request, rt)
+    if not job_id.isascii():
+        try:
+            job_id.encode("utf-8")
+        except UnicodeEncodeError:  # only an existing job's id may be bytes (job_path)
+            raise ApiError(400, "invalid", NOT_UTF8, "id") from None
     spec = await read_json(request, _PUT, rt.settings.max_request_size)
     if_none_match, if_match, prefer = header_values(request, _PUT_HEADERS)
     replace, if_version = True, None

@@ -74,7 +74,7 @@ async def put_schedule(request: Request) -> Response:
 async def get_schedule(request: Request) -> Response:
     """GET /v1/topics/{topic}/schedules/{id}."""
     rt = runtime(request)
-    topic, sid = path_param(request, "topic"), path_param(request, "id")
+    topic, sid = path_param(request, "topic"), path_param(request, "id", stored=True)
     schedule = await rt.client.get_schedule(await schedule_route(rt, topic, sid), sid)
     if schedule is None:
         raise _not_found(topic, sid)
@@ -96,7 +96,7 @@ async def list_schedules(request: Request) -> Response:
 async def delete_schedule(request: Request) -> Response:
     """DELETE /v1/topics/{topic}/schedules/{id}."""
     rt = runtime(request)
-    topic, sid = path_param(request, "topic"), path_param(request, "id")
+    topic, sid = path_param(request, "topic"), path_param(request, "id", stored=True)
     if_match = request.headers.get("if-match")
     if_version = None if if_match is None else parse_etag(if_match, "If-Match")
     held = await schedule_route(rt, topic, sid)

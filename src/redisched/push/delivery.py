@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from .. import shapes
 from ..http import bodies
 from ..models import Job
 from ..topic_config import Webhook
@@ -95,9 +96,10 @@ class _Payload(msgspec.Struct, gc=False):
 
 def payload(job: Job) -> bytes:
     """The JSON request body for a reserved job."""
-    return _encoder.encode(
+    return shapes.encode(
+        _encoder,
         _Payload(job.topic, job.id, bodies.to_json(job.body), job.attempts, job.version,
-                 job.token, job.run_at)
+                 job.token, job.run_at),
     )  # fmt: skip
 
 
@@ -109,7 +111,11 @@ hash object ~2.2 µs (OpenSSL sets one up from scratch)."""
 def message_id(job: Job) -> str:
     """The ``webhook-id``: the same for every attempt of one job version, header-safe."""
     sha = _SHA256.copy()
-    sha.update(f"{job.topic}\0{job.id}\0{job.version}".encode())
+    text = f"{job.topic}\0{job.id}\0{job.version}"
+    try:
+        sha.update(text.encode())
+    except UnicodeEncodeError:  # an id stored as bytes that are not UTF-8: those bytes
+        sha.update(text.encode("utf-8", "surrogateescape"))
     return f"msg_{sha.hexdigest()[:32]}"
 
 
