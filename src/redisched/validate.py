@@ -81,15 +81,27 @@ def stored_id(value: object, argument: str = "id") -> str | bytes:
     try:
         return job_id(value, argument)
     except InvalidArgument:
-        if not isinstance(value, str):
+        data = _escaped_bytes(value)
+        if data is None:
             raise
-        try:
-            data = value.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            raise InvalidArgument(argument, "must be valid Unicode (no lone surrogates)") from None
         if len(data) > MAX_ID_BYTES:
-            raise
+            raise InvalidArgument(argument, f"must be at most {MAX_ID_BYTES} bytes") from None
         return data
+
+
+def _escaped_bytes(value: object) -> bytes | None:
+    """The bytes of a str that has no UTF-8 only because it holds bytes decoded with
+    ``surrogateescape``; None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return None
+    return None
 
 
 def stored_text(value: object, argument: str = "id") -> str:
