@@ -7,6 +7,7 @@ what no glue would (an id that is not UTF-8), as the conformance runner calls th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import redis
 
@@ -17,16 +18,18 @@ Value = bytes | str | int
 
 
 def call(
-    conn: redis.Redis, topic: str, name: str, args: Mapping[str, Value | list[Value]]
-) -> object:
+    conn: redis.Redis,
+    topic: str,
+    name: str,
+    args: Mapping[str, Value | list[Value]],
+    prefix: str = "redisched",
+) -> Any:
     """Run script ``name`` on ``topic`` with its ARGV given by header name (a repeated group as
     lists of one length); an argument left out is empty."""
     script = scripts.get(name)
-    keys = TopicKeys("redisched", topic)
+    keys = TopicKeys(prefix, topic)
     names = [keys.name(p.name) for p in script.keys]
-    argv: list[Value] = [
-        _one(args.get(p.name, "")) for p in script.argv if not p.repeats
-    ]
+    argv: list[Value] = [_one(args.get(p.name, "")) for p in script.argv if not p.repeats]
     group = [args[p.name] for p in script.argv if p.repeats]
     for row in zip(*group, strict=True):  # type: ignore[call-overload]
         argv.extend(row)
@@ -39,7 +42,14 @@ def _one(value: Value | list[Value]) -> Value:
     return value
 
 
-def put(conn: redis.Redis, topic: str, job_id: bytes, body: bytes = b"{}", **args: Value) -> None:
+def put(
+    conn: redis.Redis,
+    topic: str,
+    job_id: bytes,
+    body: bytes = b"{}",
+    prefix: str = "redisched",
+    **args: Value,
+) -> None:
     """Store one job under ``job_id`` (any bytes) and list its topic, as a glue would."""
-    call(conn, topic, "put", {**args, "id": [job_id], "body": [body]})
-    conn.sadd(topics_key("redisched"), topic)
+    call(conn, topic, "put", {**args, "id": [job_id], "body": [body]}, prefix)
+    conn.sadd(topics_key(prefix), topic)

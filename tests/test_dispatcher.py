@@ -17,15 +17,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from redisched import AsyncClient, InvalidArgument, JobState
 from redisched.models import EventKind
+from redisched.models import Outcome as HistoryOutcome
 from redisched.push.dispatch_metrics import Outcome, PrometheusDispatchMetrics
 from redisched.push.dispatcher import Dispatcher
 from redisched.push.signing import verify
 from redisched.wakeup import Wakeups
+from tests import raw_scripts
 
 SECRET = "whsec_" + base64.b64encode(b"the-current-secret").decode()
 OLD_SECRET = "an-old-raw-secret"
@@ -174,6 +177,22 @@ async def configure(client: AsyncClient, topic: str, receiver: Receiver, **optio
 
 
 # -- delivery and the request ------------------------------------------------------------------
+async def test_a_job_a_raw_script_call_stored_with_an_id_not_utf8_is_delivered_and_acked(
+    client: AsyncClient,
+    topic: str,
+    receiver: Receiver,
+    dispatchers: Any,
+    prefix: str,
+    raw_redis: redis.Redis,
+) -> None:
+    await configure(client, topic, receiver)
+    await dispatchers()
+    raw_scripts.put(raw_redis, topic, b"odd-\xff", b"{}", prefix=prefix)
+    await client.put(topic, "good", b"{}")
+    await until(lambda: drained(client, topic))
+    assert sorted(receiver.successes) == ["good", "odd-\\xff"]  # JSON shows the byte as \xff
+    history = await client.history(topic, "odd-\udcff")
+    assert history is not None and history.outcome is HistoryOutcome.DONE
 
 
 async def test_due_job_is_posted_signed_and_acked(

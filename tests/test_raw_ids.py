@@ -114,8 +114,8 @@ async def test_a_worker_runs_and_fails_the_odd_job_and_goes_on(
             await asyncio.wait_for(task, 30)
     assert sorted(seen) == sorted([ODD_TEXT, "ok-\udcff", "after"])
     dead = await asyncio.to_thread(redisched.Client(raw_redis).get, topic, ODD_TEXT)
-    assert dead is not None and dead.state is JobState.DEAD and "ValueError" in (
-        dead.last_error or ""
+    assert (
+        dead is not None and dead.state is JobState.DEAD and "ValueError" in (dead.last_error or "")
     )
 
 
@@ -216,3 +216,105 @@ def test_a_webhook_payload_and_message_id_of_the_odd_job(
     assert odd is not None
     assert json.loads(delivery.payload(odd))["id"] == ODD_SHOWN
     assert delivery.message_id(odd).startswith("msg_")
+
+
+@pytest.mark.asyncio
+async def test_a_schedule_with_an_odd_id_is_listed_read_and_removed(
+    http: httpx.AsyncClient, raw_redis: redis.Redis, topic: str
+) -> None:
+    raw.call(raw_redis, topic, "schedule", {
+        "id": b"sch-\xff", "every_ms": 60_000, "start_ms": 0, "end_ms": 0, "priority": 0,
+        "body": b"{}", "time": [],
+    })  # fmt: skip
+    raw_redis.sadd("redisched:topics", topic)
+    client = redisched.Client(raw_redis)
+    sid = "sch-\udcff"
+    assert [s.id for s in client.schedules(topic)] == [sid]
+    found = client.get_schedule(topic, sid)
+    assert found is not None and found.every is not None
+    occurrence = client.jobs(topic, "scheduled").jobs
+    assert [job.id.partition("@")[0] for job in occurrence] == [sid]
+    listed = await http.get(_path(topic, "/schedules"))
+    assert listed.status_code == 200, listed.text
+    assert [s["id"] for s in listed.json()["schedules"]] == ["sch-\\xff"]
+    one = await http.get(_path(topic, "/schedules/sch-%FF"))
+    assert one.status_code == 200 and one.json()["id"] == "sch-\\xff"
+    assert (await http.delete(_path(topic, "/schedules/sch-%FF"))).status_code == 204
+    assert client.schedules(topic) == [] and client.jobs(topic, "scheduled").jobs == []
+
+
+def test_an_odd_id_is_sent_as_its_bytes_and_nothing_else_is_let_through() -> None:
+    ops = redisched.ops.Operations()
+    assert ops.get("t", ODD_TEXT).steps[0].args[-1] == ODD
+    assert ops.delete_many("t", ["a", ODD_TEXT]).steps[0].args[-2:] == ("a", ODD)
+    for bad, problem in [
+        ("", "empty"),
+        ("\ud800", "lone surrogates"),
+        ("\udcff" * 1025, "1024 bytes"),
+        (7, "string"),
+    ]:
+        with pytest.raises(redisched.InvalidArgument, match=problem):
+            ops.get("t", bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_free_texts_and_bodies_that_are_not_utf8_are_shown_safely(
+    web: httpx.AsyncClient, raw_redis: redis.Redis, topic: str
+) -> None:
+    raw.put(raw_redis, topic, b"txt", b"\xfe\xff")
+    token = raw.call(raw_redis, topic, "reserve", {"count": 1})[3][8]
+    raw.call(raw_redis, topic, "release", {
+        "id": b"txt", "token": token, "delay_ms": 0, "error": b"oops \xff",
+    })  # fmt: skip
+    got = await web.get(_path(topic, "/jobs/txt"))
+    assert got.status_code == 200, got.text
+    assert got.json()["last_error"] == "oops \ufffd" and got.json()["body"] == {"$base64": "/v8="}
+    page = await web.get("/dashboard/job", params={"topic": topic, "id": "txt"})
+    assert page.status_code == 200 and "fe ff" in page.text and "oops \ufffd" in page.text
+    token = raw.call(raw_redis, topic, "reserve", {"count": 1})[3][8]
+    raw.call(raw_redis, topic, "ack", {"id": [b"txt"], "token": [token], "result": [b"\xfe"]})
+    raw.put(raw_redis, topic, b"gone", b"{}")
+    raw.call(raw_redis, topic, "delete", {"id": b"gone", "abort": "abort", "reason": b"why \xff"})
+    done = await web.get(_path(topic, "/jobs/txt/history"))
+    assert done.status_code == 200 and done.json()["result"] == {"$base64": "/g=="}
+    gone = await web.get(_path(topic, "/jobs/gone/history"))
+    assert gone.status_code == 200, gone.text
+    assert any((e.get("detail") or "").startswith("why \ufffd") for e in gone.json()["events"])
+    for params in ({"topic": topic, "id": "txt"}, {"topic": topic, "id": "gone"}):
+        page = await web.get("/dashboard/job", params=params)
+        assert page.status_code == 200, page.text
+    assert (await web.get("/dashboard/finished", params={"topic": topic})).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_an_abort_of_the_odd_job_cancels_its_running_handler(
+    raw_redis: redis.Redis, redis_url: str, topic: str
+) -> None:
+    started: asyncio.Queue[str] = asyncio.Queue()
+    cancelled: list[str] = []
+
+    async def waiting(job: Job) -> None:
+        await started.put(job.id)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(job.id)
+            raise
+
+    raw.put(raw_redis, topic, ODD, b"{}")
+    async with AsyncClient.from_url(redis_url) as client:
+        worker = Worker(client, {topic: waiting}, handle_signals=False)
+        task = asyncio.create_task(worker.run())
+        try:
+            assert await asyncio.wait_for(started.get(), 5) == ODD_TEXT
+            assert await client.abort(topic, ODD_TEXT, reason="stop")
+            for _ in range(300):
+                if cancelled:
+                    break
+                await asyncio.sleep(0.01)
+            assert cancelled == [ODD_TEXT]  # the wake message named the same bytes
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 30)
+    history = await asyncio.to_thread(redisched.Client(raw_redis).history, topic, ODD_TEXT)
+    assert history is not None and history.outcome is Outcome.ABORTED
