@@ -126,4 +126,8 @@ def json_response(
     value: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """``value`` encoded by msgspec as an application/json response."""
-    return JsonResponse(shapes.encode(ENCODER, value), status, headers)
+    try:  # shapes.encode, inlined: every answer comes here
+        body = ENCODER.encode(value)
+    except UnicodeEncodeError:
+        body = ENCODER.encode(shapes.readable(value))
+    return JsonResponse(body, status, headers)

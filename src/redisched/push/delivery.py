@@ -95,12 +95,14 @@ class _Payload(msgspec.Struct, gc=False):
 
 
 def payload(job: Job) -> bytes:
-    """The JSON request body for a reserved job."""
-    return shapes.encode(
-        _encoder,
-        _Payload(job.topic, job.id, bodies.to_json(job.body), job.attempts, job.version,
-                 job.token, job.run_at),
-    )  # fmt: skip
+    """The JSON request body for a reserved job (an id that is not UTF-8 as
+    :func:`redisched.convert.shown` shows it)."""
+    data = _Payload(job.topic, job.id, bodies.to_json(job.body), job.attempts, job.version,
+                    job.token, job.run_at)  # fmt: skip
+    try:  # shapes.encode, inlined: every delivery comes here
+        return _encoder.encode(data)
+    except UnicodeEncodeError:
+        return _encoder.encode(shapes.readable(data))
 
 
 _SHA256 = hashlib.sha256()
