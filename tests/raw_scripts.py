@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
 from redisched import scripts
 from redisched.keys import TopicKeys, topics_key
@@ -33,7 +34,10 @@ def call(
     group = [args[p.name] for p in script.argv if p.repeats]
     for row in zip(*group, strict=True):  # type: ignore[call-overload]
         argv.extend(row)
-    return conn.execute_command("EVAL", script.source, len(names), *names, *argv)
+    try:
+        return conn.execute_command("EVALSHA", script.sha, len(names), *names, *argv)
+    except NoScriptError:
+        return conn.execute_command("EVAL", script.source, len(names), *names, *argv)
 
 
 def _one(value: Value | list[Value]) -> Value:
