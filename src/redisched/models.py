@@ -55,6 +55,8 @@ class Job:
     while a replacement waits for the running attempt. ``cancellation`` is the flag a Worker
     sets when the running job is cancelled: a sync handler's job has one from the start, an
     async handler's only once it is cancelled (None otherwise: nothing is spent per job).
+    An ``id`` stored by a raw script call as bytes that are not UTF-8 is those bytes decoded
+    with ``surrogateescape``; the client's calls send it back as the same bytes.
     """
 
     topic: str
