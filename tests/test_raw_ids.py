@@ -250,6 +250,7 @@ def test_an_odd_id_is_sent_as_its_bytes_and_nothing_else_is_let_through() -> Non
     for bad, problem in [
         ("", "empty"),
         ("\ud800", "lone surrogates"),
+        ("\udcc3\udca9", "lone surrogates"),  # escapes spelling UTF-8 ("é"): no stored id's
         ("\udcff" * 1025, "1024 bytes"),
         (7, "string"),
     ]:

@@ -98,9 +98,13 @@ def _escaped_bytes(value: object) -> bytes | None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         try:
-            return value.encode("utf-8", "surrogateescape")
+            data = value.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
             return None
+        try:  # escapes that spell UTF-8 are no stored id's: an alias of another id's text
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data
     return None
 
 
