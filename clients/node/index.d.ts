@@ -163,7 +163,15 @@ export class Backoff {
   delayMs(attempt: number): number;
 }
 
-/** Returning acks the job; the value becomes its result (see Result), KEEP leaves it reserved. */
+/** The reason of a handler's aborted signal when its job was deleted, replaced, expired or aborted
+ * while it ran (the wake channel's cancel message): the attempt is released, never acked. */
+export class Cancelled extends Error {
+  constructor(message?: string);
+}
+
+/** Returning acks the job; the value becomes its result (see Result), KEEP leaves it reserved.
+ * `signal` aborts when the job is cancelled (a Cancelled), its reservation is lost (a
+ * StaleReservation), or the grace period after stop() ends. */
 export type Handler = (job: Job, context: { readonly signal: AbortSignal }) => Result | typeof KEEP | Promise<Result | typeof KEEP>;
 
 export interface Logger {

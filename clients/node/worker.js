@@ -14,6 +14,11 @@
  * stop() (or SIGTERM/SIGINT) stops gracefully: nothing more is leased, running handlers get
  * `graceMs` to finish, leased jobs that never started go back with their attempt refunded,
  * handlers still running after the grace period are aborted (their AbortSignal) and released.
+ *
+ * A running job deleted, replaced, expired or aborted is announced on the same wake channel
+ * (`x<id>`): its handler's AbortSignal is aborted at once (with a Cancelled), and when the handler
+ * ends, however it ends, the job is released, never acked: stale for a delete, an abort or an
+ * expiry; for a replace, the new version is scheduled at once.
  */
 const { Scheduler, StaleReservation, InvalidArgument, durationMs, MAX_TTR_MS } = require('./redisched');
 const { encodeResult } = require('./results');
@@ -24,6 +29,10 @@ const MAX_IDLE_MS = 10_000;
 /** Milliseconds a finished job's ack may wait to share a round trip with others. */
 const ACK_DELAY_MS = 5;
 const STOPPED_ERROR = 'the worker stopped before the handler finished';
+const CANCELLED_ERROR = 'cancelled: the job was deleted, replaced, expired or aborted while running';
+/** A wake message starting with this names a running job to cancel (the rest is its id); the
+ * scripts' own messages are numbers. */
+const CANCEL_PREFIX = 'x';
 const MAX_ERROR_TEXT = 4000;
 /** A handler returning KEEP leaves its job reserved: someone else acks it with the token. */
 const KEEP = Symbol('redisched.keep');
@@ -38,6 +47,15 @@ class Retry extends Error {
     super(`${reason} (in ${delayMs / 1000} s)`);
     this.delayMs = delayMs;
     this.reason = reason;
+  }
+}
+
+/** The reason of a handler's aborted AbortSignal when its job was deleted, replaced, expired or
+ * aborted while it ran: its result would not apply. */
+class Cancelled extends Error {
+  constructor(message = CANCELLED_ERROR) {
+    super(message);
+    this.name = 'Cancelled';
   }
 }
 
@@ -129,7 +147,7 @@ class Worker {
       if (typeof handler !== 'function') throw new TypeError(`handlers[${JSON.stringify(name)}]: must be a function`);
       this.scheduler.keys(this.scheduler.scripts.get('reserve'), name); // validates the name
       return { name, handler, backoff: null, done: [], doneSince: 0, kick: new Kick(), requeueAt: null,
-        saturated: false, failures: 0 };
+        saturated: false, failures: 0, running: new Map() };
     });
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
       throw new RangeError('concurrency: must be an integer from 1 to 10000');
@@ -167,7 +185,12 @@ class Worker {
     const redis = this.scheduler.redis;
     const subscriber = redis.duplicate();
     const byChannel = new Map(this.topics.map((t) => [this.scheduler.wakeChannel(t.name), t]));
-    subscriber.on('message', (channel) => byChannel.get(channel)?.kick.set());
+    subscriber.on('message', (channel, message) => {
+      const t = byChannel.get(channel);
+      if (!t) return;
+      if (message.startsWith(CANCEL_PREFIX)) this.cancel(t, message.slice(CANCEL_PREFIX.length));
+      else t.kick.set();
+    });
     // Messages may have been missed while reconnecting: every topic looks again.
     subscriber.on('ready', () => this.topics.forEach((t) => t.kick.set()));
     subscriber.on('error', (err) => this.log.warn(`redisched worker: wake-up connection: ${err.message}`));
@@ -309,10 +332,11 @@ class Worker {
     for (const job of jobs) {
       const ttr = this.ttrMs ?? job.ttrMs;
       const attempt = { job, topic: t, ttr, touchAt: now + ttr / 2, lost: false, finished: false,
-        started: false, controller: null, promise: null };
+        started: false, cancelled: false, controller: null, promise: null };
       this.active.add(attempt);
       // Leased during a stop: handed to no one, so released with the attempt refunded.
       if (this.stopping) continue;
+      t.running.set(job.id, attempt);
       attempt.promise = this.runAttempt(attempt);
     }
     if (this.minTtr === undefined || jobs.some((j) => (this.ttrMs ?? j.ttrMs) < this.minTtr)) {
@@ -326,18 +350,24 @@ class Worker {
     a.started = true;
     try {
       const result = await t.handler(job, { get signal() { return controller(a).signal; } });
-      if (a.lost) {
+      if (a.cancelled) {
+        // It finished anyway: its result is not applied. Acked, a replaced job's old attempt
+        // was recorded as done with its result.
+        await this.release(a, 0, CANCELLED_ERROR);
+      } else if (a.lost) {
         this.log.warn(`redisched worker: job ${job.id} of ${t.name} finished after its reservation was lost; not acked`);
       } else if (result !== KEEP) {
         if (!t.done.length) t.doneSince = Date.now();
         t.done.push({ id: job.id, token: job.token, result: this.encodeResult(result, job) });
       }
     } catch (err) {
-      if (err instanceof Retry) await this.release(a, err.delayMs, err.reason);
+      if (a.cancelled) await this.release(a, 0, CANCELLED_ERROR); // a replace's new version: at once
+      else if (err instanceof Retry) await this.release(a, err.delayMs, err.reason);
       else await this.release(a, t.backoff.delayMs(job.attempts), describe(err));
     } finally {
       a.finished = true;
       this.active.delete(a);
+      if (t.running.get(job.id) === a) t.running.delete(job.id);
       this.free += 1;
       this.wakeStarved();
       t.kick.set();
@@ -356,10 +386,21 @@ class Worker {
     }
   }
 
+  /** The job was deleted, replaced, expired or aborted while its handler ran (the wake channel
+   * said `x<id>`): abort the handler's signal; runAttempt releases the job when it ends. */
+  cancel(t, id) {
+    const a = t.running.get(id);
+    if (a === undefined || a.cancelled || a.finished) return;
+    a.cancelled = true;
+    controller(a).abort(new Cancelled());
+    this.log.info(`redisched worker: job ${id} of ${t.name}: cancelled while running`);
+  }
+
   /** Give the job back after delayMs; a job whose handler never started gets its attempt back. */
   async release(a, delayMs, error) {
     const { job } = a;
     if (a.lost) {
+      if (a.cancelled) return; // its touch found it deleted: expected
       this.log.warn(`redisched worker: job ${job.id} of ${job.topic} failed after its reservation was lost`);
       return;
     }
@@ -368,13 +409,16 @@ class Worker {
       // a handler's error may hold a lone surrogate (release refuses it): as U+FFFD instead
       const text = a.started ? String(error).toWellFormed() : '';
       const state = await this.scheduler.release(job, { delayMs, error: text, unstarted: !a.started });
-      if (state === 'dead') {
+      if (a.cancelled) {
+        this.log.info(`redisched worker: job ${job.id} of ${job.topic}: cancelled attempt released (${state})`);
+      } else if (state === 'dead') {
         this.log.error(`redisched worker: job ${job.id} of ${job.topic} is dead after ${job.attempts} attempts: ${error.split('\n')[0]}`);
       } else {
         this.log.info(`redisched worker: job ${job.id} of ${job.topic}: attempt ${job.attempts} failed; next in ${delayMs} ms`);
       }
     } catch (err) {
       if (err instanceof StaleReservation) {
+        if (a.cancelled) return; // deleted, aborted or expired: expected
         this.log.warn(`redisched worker: job ${job.id} of ${job.topic}: release rejected, the reservation was lost`);
       } else {
         this.log.warn(`redisched worker: could not release job ${job.id} of ${job.topic} (${err.message}); it returns after its ttr`);
@@ -420,6 +464,7 @@ class Worker {
             }
             if (a.finished) return;
             a.lost = true;
+            if (a.cancelled) return; // its signal was aborted already
             controller(a).abort(new StaleReservation('the reservation was lost'));
             this.log.warn(`redisched worker: job ${a.job.id} of ${a.job.topic} lost its reservation while running`);
           });
@@ -430,4 +475,4 @@ class Worker {
   }
 }
 
-module.exports = { Worker, Backoff, Retry, KEEP, Kick, MAX_IDLE_MS };
+module.exports = { Worker, Backoff, Retry, Cancelled, KEEP, Kick, MAX_IDLE_MS };
