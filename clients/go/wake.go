@@ -22,9 +22,15 @@ func (s *wakeSub) close() {
 	<-s.done
 }
 
+// cancelPrefix starts a wake message that names a running job to cancel (the rest is its id);
+// the scripts' own messages are numbers.
+const cancelPrefix = 'x'
+
 // subscribeWake kicks each topic on a message of its wake channel, and every topic after a
-// reconnection (messages may have been missed). Returns once subscribed.
-func (c *Client) subscribeWake(ctx context.Context, topics []*topicState) (*wakeSub, error) {
+// reconnection (messages may have been missed); a cancel message (`x<id>`) goes to onCancel
+// instead. Returns once subscribed.
+func (c *Client) subscribeWake(ctx context.Context, topics []*topicState,
+	onCancel func(t *topicState, id string)) (*wakeSub, error) {
 	byChannel := map[string]*topicState{}
 	var channels []any
 	for _, t := range topics {
@@ -71,7 +77,12 @@ func (c *Client) subscribeWake(ctx context.Context, topics []*topicState) (*wake
 		for {
 			switch v := current.Receive().(type) {
 			case redis.Message:
-				if t := byChannel[v.Channel]; t != nil {
+				t := byChannel[v.Channel]
+				switch {
+				case t == nil:
+				case len(v.Data) > 0 && v.Data[0] == cancelPrefix:
+					onCancel(t, string(v.Data[1:]))
+				default:
 					kick(t.kick)
 				}
 			case error:

@@ -7,7 +7,11 @@ package redisched
 // the last one and leases as many new ones as there are free slots (a pipeline of ack.lua and
 // reserve.lua). A topic with nothing due sleeps until the lease's next_due_ms or
 // next_timeout_ms (server time) or a message on its wake channel: no polling. A reservation
-// deadline that passes (a worker died) makes the loop run requeue.lua.
+// deadline that passes (a worker died) makes the loop run requeue.lua. A running job deleted,
+// replaced, expired or aborted is announced on the same channel (`x<id>`): its handler's ctx is
+// cancelled at once, and when the handler returns, whatever it returns, the job is released,
+// never acked (stale for a delete, an abort or an expiry; a replace's new version is scheduled
+// at once).
 
 import (
 	"context"
@@ -32,13 +36,17 @@ const (
 	maxErrText = 4000
 	// StoppedError is the last_error of a job whose handler outlived the grace period.
 	StoppedError = "the worker stopped before the handler finished"
+	// cancelledError is the error a cancelled attempt is released with.
+	cancelledError = "cancelled: the job was deleted, replaced, expired or aborted while running"
 )
 
 // Handler runs one job. Returning nil acks it; ErrKeep leaves it reserved (someone else acks or
 // releases it with the token); any other error releases it with backoff (a *RetryError picks
 // the delay), and a job whose max_attempts are used up goes dead with the error as its
-// last_error. ctx is cancelled when the grace period after a stop ends or the reservation is
-// lost. A handler that has a result to keep is a ResultHandler wrapped with Returning.
+// last_error. ctx is cancelled when the grace period after a stop ends, the reservation is
+// lost, or the job is deleted, replaced, expired or aborted while the handler runs (the
+// attempt is then released whatever the handler returns, never acked). A handler that has a
+// result to keep is a ResultHandler wrapped with Returning.
 type Handler func(ctx context.Context, job *Job) error
 
 // ResultHandler runs one job as a Handler does; on success its result is kept as the job's
@@ -137,17 +145,19 @@ type topicState struct {
 	doneSince time.Time
 	requeueAt int64 // server ms, 0: none
 	saturated bool
+	running   map[string]*attempt // by job id, the attempts whose handler was started (w.mu)
 }
 
 type attempt struct {
-	job      *Job
-	topic    *topicState
-	ttr      time.Duration
-	touchAt  time.Time
-	started  bool
-	finished bool
-	lost     bool
-	cancel   context.CancelFunc
+	job       *Job
+	topic     *topicState
+	ttr       time.Duration
+	touchAt   time.Time
+	started   bool
+	finished  bool
+	lost      bool
+	cancelled bool // the job was deleted, replaced, expired or aborted while its handler ran
+	cancel    context.CancelFunc
 }
 
 // Worker runs handlers for the due jobs of one or more topics.
@@ -202,7 +212,8 @@ func NewWorker(client *Client, handlers map[string]Handler, o Options) (*Worker,
 		if h == nil {
 			return nil, fmt.Errorf("redisched: handlers[%q]: nil", name)
 		}
-		w.topics = append(w.topics, &topicState{name: name, handler: h, kick: make(chan struct{}, 1)})
+		w.topics = append(w.topics, &topicState{name: name, handler: h, kick: make(chan struct{}, 1),
+			running: map[string]*attempt{}})
 	}
 	return w, nil
 }
@@ -274,7 +285,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			t.backoff = b
 		}
 	}
-	wake, err := w.client.subscribeWake(ctx, w.topics)
+	wake, err := w.client.subscribeWake(ctx, w.topics, w.cancelRunning)
 	if err != nil {
 		return err
 	}
@@ -505,6 +516,7 @@ func (w *Worker) dispatch(t *topicState, jobs []*Job) {
 		a.started = true
 		ctx, cancel := context.WithCancel(context.Background())
 		a.cancel = cancel
+		t.running[job.ID] = a
 		w.handlers.Add(1)
 		go w.runAttempt(ctx, a)
 	}
@@ -523,19 +535,23 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 	t, job := a.topic, a.job
 	err := safeCall(ctx, t.handler, job)
 	a.cancel()
+	w.mu.Lock()
+	cancelled, lost := a.cancelled, a.lost
+	if !cancelled && !lost && err == nil {
+		if len(t.done) == 0 {
+			t.doneSince = time.Now()
+		}
+		job.Result = w.encodeResult(job.returned, job)
+		t.done = append(t.done, job)
+	}
+	w.mu.Unlock()
 	var retry *RetryError
 	switch {
+	case cancelled:
+		// Whatever it returned, its result is not applied. Acked, a replaced job's old attempt
+		// was recorded as done with its result; released, the new version is scheduled at once.
+		w.release(a, 0, cancelledError)
 	case err == nil || errors.Is(err, ErrKeep):
-		w.mu.Lock()
-		lost := a.lost
-		if !lost && err == nil {
-			if len(t.done) == 0 {
-				t.doneSince = time.Now()
-			}
-			job.Result = w.encodeResult(job.returned, job)
-			t.done = append(t.done, job)
-		}
-		w.mu.Unlock()
 		if lost {
 			w.log.Printf("redisched worker: job %q of %s finished after its reservation was lost; not acked", job.ID, t.name)
 		}
@@ -549,6 +565,9 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 	w.mu.Lock()
 	a.finished = true
 	delete(w.active, a)
+	if t.running[job.ID] == a {
+		delete(t.running, job.ID)
+	}
 	w.free++
 	w.wakeStarvedLocked()
 	if len(w.active) == 0 && w.stopping {
@@ -556,6 +575,20 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 	}
 	w.mu.Unlock()
 	kick(t.kick)
+}
+
+// cancelRunning acts on the wake channel's cancel message: the job was deleted, replaced, expired
+// or aborted while its handler ran. The handler's ctx is cancelled; runAttempt releases the job
+// when the handler returns.
+func (w *Worker) cancelRunning(t *topicState, id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := t.running[id]
+	if a == nil || a.cancelled || a.finished {
+		return
+	}
+	a.cancelled = true
+	a.cancel()
 }
 
 // safeCall runs a handler; a panic is its error.
@@ -582,11 +615,14 @@ func (w *Worker) encodeResult(value any, job *Job) []byte {
 // release gives the job back after delay; a job whose handler never started gets its attempt back.
 func (w *Worker) release(a *attempt, delay time.Duration, errText string) {
 	w.mu.Lock()
-	lost, started := a.lost, a.started
+	lost, started, cancelled := a.lost, a.started, a.cancelled
 	a.lost = true // released: a late end of the handler changes nothing
 	w.mu.Unlock()
 	job := a.job
 	if lost {
+		if cancelled { // its touch found it deleted: expected
+			return
+		}
 		w.log.Printf("redisched worker: job %q of %s failed after its reservation was lost", job.ID, job.Topic)
 		return
 	}
@@ -598,6 +634,9 @@ func (w *Worker) release(a *attempt, delay time.Duration, errText string) {
 	state, err := w.client.ReleaseJob(context.Background(), job, delay.Milliseconds(), errText, !started)
 	switch {
 	case errors.Is(err, ErrStale):
+		if cancelled { // deleted, aborted or expired: expected
+			return
+		}
 		w.log.Printf("redisched worker: job %q of %s: release rejected, the reservation was lost", job.ID, job.Topic)
 	case err != nil:
 		w.log.Printf("redisched worker: could not release job %q of %s (%v); it returns after its ttr", job.ID, job.Topic, err)

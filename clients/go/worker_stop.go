@@ -107,6 +107,9 @@ func (w *Worker) touch(a *attempt) {
 		if !a.finished {
 			a.lost = true
 			a.cancel()
+			if a.cancelled { // its ctx was cancelled already
+				return
+			}
 			w.log.Printf("redisched worker: job %q of %s lost its reservation while running", a.job.ID, a.job.Topic)
 		}
 	case err != nil:
