@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -155,4 +156,66 @@ func TestCancelRunning(t *testing.T) {
 		t.Errorf("runs: %s", got)
 	}
 	mu.Unlock()
+}
+
+// TestOwnRequeueCancelsNoNewAttempt: the cancel messages a Worker's own requeue publishes (one
+// per expired reservation) are read before it leases again. Read after the jobs were leased anew
+// (its subscriber a little behind its lease loop), they cancelled those new attempts: each job
+// ran a third time. One OS thread and a handler that takes a while make the lag likely.
+func TestOwnRequeueCancelsNoNewAttempt(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	c, topic := testClient(t, "go-requeue-")
+	ctx := context.Background()
+	const jobs = 8
+	for round := 0; round < 25; round++ {
+		var mu sync.Mutex
+		runs := map[string][]int64{}
+		for i := 0; i < jobs; i++ {
+			if _, _, err := c.Put(ctx, topic, fmt.Sprintf("r%d-%d", round, i), []byte("x"), PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// held by a consumer that died: their reservations run out in 20 ms
+		if leased, err := c.Reserve(ctx, topic, jobs, 20); err != nil || len(leased) != jobs {
+			t.Fatalf("reserve: %v %v", leased, err)
+		}
+		time.Sleep(30 * time.Millisecond)
+		w, err := NewWorker(c, map[string]Handler{topic: func(_ context.Context, job *Job) error {
+			mu.Lock()
+			runs[job.ID] = append(runs[job.ID], job.Attempts)
+			mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+			return nil
+		}}, Options{IgnoreSignals: true, Logger: log.New(io.Discard, "", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error)
+		go func() { done <- w.Run(ctx) }()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			n := len(runs)
+			mu.Unlock()
+			if n == jobs {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: timed out: %v", round, runs)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // a cancelled attempt would run again by now
+		w.Stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		for id, attempts := range runs {
+			if fmt.Sprint(attempts) != "[2]" {
+				t.Errorf("round %d: %s ran as attempts %v, not once as attempt 2", round, id, attempts)
+			}
+		}
+		mu.Unlock()
+	}
 }

@@ -113,15 +113,22 @@ func (c *Client) AckAndLease(ctx context.Context, topic string, done []*Job, cou
 
 // Requeue returns timed-out reservations to the queue (or to dead); the next deadline (0: none).
 func (c *Client) Requeue(ctx context.Context, topic string, limit int64) (int64, error) {
+	next, _, err := c.requeue(ctx, topic, limit)
+	return next, err
+}
+
+// requeue is Requeue that also says how many reservations it ended (each one's holder was sent
+// a cancel message).
+func (c *Client) requeue(ctx context.Context, topic string, limit int64) (next, ended int64, err error) {
 	replies, err := c.withRefill(ctx, topic, []Step{{Script: "requeue", Args: Args{"now_ms": c.now(), "limit": limit}}})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	r, err := redis.Int64s(replies[0], nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return optionalMs(r[2]), nil
+	return optionalMs(r[2]), r[0] + r[1], nil
 }
 
 // ReleaseJob is Release with unstarted: a job leased but handed to no one gets its attempt back.

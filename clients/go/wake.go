@@ -4,6 +4,8 @@ package redisched
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -12,9 +14,18 @@ import (
 // WakeChannel is the Pub/Sub channel on which the scripts announce a topic's new work.
 func (c *Client) WakeChannel(topic string) string { return c.Key(topic, "wake") }
 
+// cancelPrefix starts a wake message that names a running job to cancel (the rest is its id);
+// the scripts' own messages are numbers.
+const cancelPrefix = 'x'
+
 type wakeSub struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	conn   chan *redis.PubSubConn // holds the current connection while nobody uses it
+
+	mu    sync.Mutex
+	seq   uint64
+	pings map[string]chan struct{} // by PING payload, closed when its PONG is read
 }
 
 func (s *wakeSub) close() {
@@ -22,9 +33,46 @@ func (s *wakeSub) close() {
 	<-s.done
 }
 
-// cancelPrefix starts a wake message that names a running job to cancel (the rest is its id);
-// the scripts' own messages are numbers.
-const cancelPrefix = 'x'
+// sync returns once every message published before it was called has been handled (a PING
+// on the subscription, whose PONG comes after them), or after timeout.
+func (s *wakeSub) sync(timeout time.Duration) {
+	s.mu.Lock()
+	s.seq++
+	data := strconv.FormatUint(s.seq, 10)
+	pong := make(chan struct{})
+	s.pings[data] = pong
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pings, data)
+		s.mu.Unlock()
+	}()
+	var conn *redis.PubSubConn
+	select {
+	case conn = <-s.conn:
+	case <-s.done:
+		return
+	}
+	err := conn.Ping(data)
+	s.conn <- conn
+	if err != nil {
+		return
+	}
+	select {
+	case <-pong:
+	case <-s.done:
+	case <-time.After(timeout):
+	}
+}
+
+func (s *wakeSub) pong(data string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pong := s.pings[data]; pong != nil {
+		close(pong)
+		delete(s.pings, data)
+	}
+}
 
 // subscribeWake kicks each topic on a message of its wake channel, and every topic after a
 // reconnection (messages may have been missed); a cancel message (`x<id>`) goes to onCancel
@@ -62,15 +110,15 @@ func (c *Client) subscribeWake(ctx context.Context, topics []*topicState,
 		return nil, err
 	}
 	inner, cancel := context.WithCancel(context.Background())
-	sub := &wakeSub{cancel: cancel, done: make(chan struct{})}
-	var mu chan struct{} = make(chan struct{}, 1)
-	mu <- struct{}{}
-	current := psc
+	sub := &wakeSub{cancel: cancel, done: make(chan struct{}), conn: make(chan *redis.PubSubConn, 1),
+		pings: map[string]chan struct{}{}}
+	sub.conn <- psc
+	current := psc // only the reader below changes it (holding sub.conn)
 	go func() {
 		<-inner.Done()
-		<-mu
-		current.Close()
-		mu <- struct{}{}
+		conn := <-sub.conn
+		conn.Close()
+		sub.conn <- conn
 	}()
 	go func() {
 		defer close(sub.done)
@@ -85,6 +133,8 @@ func (c *Client) subscribeWake(ctx context.Context, topics []*topicState,
 				default:
 					kick(t.kick)
 				}
+			case redis.Pong:
+				sub.pong(v.Data)
 			case error:
 				if inner.Err() != nil {
 					return
@@ -99,9 +149,13 @@ func (c *Client) subscribeWake(ctx context.Context, topics []*topicState,
 					if err != nil {
 						continue
 					}
-					<-mu
+					<-sub.conn
 					current = next
-					mu <- struct{}{}
+					sub.conn <- next
+					if inner.Err() != nil { // closed meanwhile: the closer had the old one
+						next.Close()
+						return
+					}
 					break
 				}
 				for _, t := range topics {

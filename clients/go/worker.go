@@ -166,6 +166,7 @@ type Worker struct {
 	topics []*topicState
 	opts   Options
 	log    *log.Logger
+	wake   *wakeSub
 
 	mu       sync.Mutex
 	free     int
@@ -290,6 +291,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer wake.close()
+	w.wake = wake
 	if !w.opts.IgnoreSignals {
 		signals := make(chan os.Signal, 2)
 		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
@@ -459,11 +461,17 @@ func (w *Worker) step(t *topicState) error {
 }
 
 func (w *Worker) requeue(t *topicState) error {
-	next, err := w.client.Requeue(context.Background(), t.name, 1000)
-	if err == nil {
-		t.requeueAt = next
+	next, ended, err := w.client.requeue(context.Background(), t.name, 1000)
+	if err != nil {
+		return err
 	}
-	return err
+	t.requeueAt = next
+	if ended > 0 {
+		// Its cancel messages name ids the next lease may take again: read them first, or
+		// they cancel the new attempts.
+		w.wake.sync(time.Second)
+	}
+	return nil
 }
 
 func (w *Worker) wakeStarvedLocked() {
