@@ -184,6 +184,7 @@ class Worker {
     this.offsetMs = 0;
     const redis = this.scheduler.redis;
     const subscriber = redis.duplicate();
+    this.subscriber = subscriber;
     const byChannel = new Map(this.topics.map((t) => [this.scheduler.wakeChannel(t.name), t]));
     subscriber.on('message', (channel, message) => {
       const t = byChannel.get(channel);
@@ -294,8 +295,23 @@ class Worker {
   }
 
   async requeue(t) {
-    const [, , next] = await this.scheduler.requeue(t.name);
+    const [requeued, dead, next] = await this.scheduler.requeue(t.name);
     t.requeueAt = next < 0 ? null : next;
+    // Its cancel messages name ids the next lease may take again: read them first, or they
+    // cancel the new attempts.
+    if (requeued + dead > 0) await this.readWakeMessages();
+  }
+
+  /** Resolves once every wake message published before the call has been handled (a PING on
+   * the subscription, whose answer comes after them), or after a second. */
+  async readWakeMessages() {
+    let timer = null;
+    const timeout = new Promise((resolve) => { timer = setTimeout(resolve, 1000); });
+    try {
+      await Promise.race([this.subscriber.ping().catch(() => {}), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Sleep until the next job is due or a reservation times out, or a kick. */

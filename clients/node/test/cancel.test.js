@@ -87,3 +87,35 @@ test('a running job deleted, aborted or replaced has its signal aborted at once'
     [['replaced', 1], ['released', 1], ['reserved', 2], ['acked', 2]]);
   assert.equal((await s.stats(topic)).totalAcked, 1);
 });
+
+test("a worker's own requeue cancels none of the attempts it leases next", async () => {
+  // The cancel messages its requeue publishes (one per expired reservation) are read before it
+  // leases again: read after, they cancelled the jobs' new attempts, which ran a third time.
+  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
+  const s = new Scheduler(redis);
+  const topic = `node-requeue-${crypto.randomBytes(4).toString('hex')}`;
+  const jobs = 8;
+  for (let round = 0; round < 25; round++) {
+    const runs = new Map(); // id -> [attempts]
+    const ids = Array.from({ length: jobs }, (_, i) => `r${round}-${i}`);
+    for (const id of ids) await s.put(topic, id, 'x');
+    // held by a consumer that died: their reservations run out in 20 ms
+    assert.equal((await s.reserve(topic, { count: jobs, ttrMs: 20 })).length, jobs);
+    await new Promise((r) => setTimeout(r, 30));
+    const worker = new Worker(s, {
+      [topic]: async (job) => {
+        runs.set(job.id, [...(runs.get(job.id) ?? []), job.attempts]);
+        await new Promise((r) => setTimeout(r, 10));
+      },
+    }, { handleSignals: false, logger: quiet });
+    const done = worker.run();
+    try {
+      await until(() => runs.size === jobs, `round ${round}: ${[...runs.keys()]}`);
+      await new Promise((r) => setTimeout(r, 50)); // a cancelled attempt would run again by now
+    } finally {
+      worker.stop();
+      await done;
+    }
+    for (const id of ids) assert.deepEqual(runs.get(id), [2], `round ${round}: ${id} ran as attempts ${runs.get(id)}`);
+  }
+});
