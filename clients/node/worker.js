@@ -189,7 +189,7 @@ class Worker {
     subscriber.on('message', (channel, message) => {
       const t = byChannel.get(channel);
       if (!t) return;
-      if (message.startsWith(CANCEL_PREFIX)) this.cancel(t, message.slice(CANCEL_PREFIX.length));
+      if (message.startsWith(CANCEL_PREFIX)) this.cancelRunning(t, message.slice(CANCEL_PREFIX.length));
       else t.kick.set();
     });
     // Messages may have been missed while reconnecting: every topic looks again.
@@ -404,7 +404,7 @@ class Worker {
 
   /** The job was deleted, replaced, expired or aborted while its handler ran (the wake channel
    * said `x<id>`): abort the handler's signal; runAttempt releases the job when it ends. */
-  cancel(t, id) {
+  cancelRunning(t, id) {
     const a = t.running.get(id);
     if (a === undefined || a.cancelled || a.finished) return;
     a.cancelled = true;
