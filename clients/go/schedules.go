@@ -306,12 +306,28 @@ func (c *Client) scheduleArgs(id string, body []byte, o ScheduleOptions, wallMs 
 	if len(times) == 0 && o.EndAtMs == 0 {
 		return nil, invalidArg("cron", "cron expression %q never fires", expr)
 	}
-	column := make([]any, len(times))
-	for i, t := range times {
-		column[i] = t
-	}
-	args["cron"], args["time"] = expr, column
+	args["cron"], args["time"] = expr, column(times)
 	return args, nil
+}
+
+// timesAfter are the cron times to send again when schedule.lua answered that all it was sent
+// come before the schedule's first run may (status 7: its last run is further ahead than they
+// reach): up to 48 after afterMs, the time it named, within the schedule's end.
+func timesAfter(args Args, afterMs int64) ([]any, error) {
+	loc, err := TimeZone(args["tz"].(string))
+	if err != nil {
+		return nil, err
+	}
+	return column(CronTimes(args["cron"].(string), loc, afterMs, upcoming, args["end_ms"].(int64))), nil
+}
+
+// column is times as a script's variadic argument.
+func column(times []int64) []any {
+	out := make([]any, len(times))
+	for i, t := range times {
+		out[i] = t
+	}
+	return out
 }
 
 // Schedule creates or replaces (by id) a recurring schedule and returns it as GetSchedule reads
@@ -329,27 +345,34 @@ func (c *Client) Schedule(ctx context.Context, topic, id string, body []byte, o 
 	if err := c.register(ctx, topic); err != nil {
 		return nil, err
 	}
-	args["now_ms"] = c.now()
-	replies, err := c.Pipeline(ctx, topic, []Step{{Script: "schedule", Args: args},
-		{Script: "get_schedule", Args: Args{"id": []any{id}}}})
-	if err != nil {
-		return nil, err
+	for {
+		args["now_ms"] = c.now()
+		replies, err := c.Pipeline(ctx, topic, []Step{{Script: "schedule", Args: args},
+			{Script: "get_schedule", Args: Args{"id": []any{id}}}})
+		if err != nil {
+			return nil, err
+		}
+		r, err := redis.Int64s(replies[0], nil)
+		if err != nil {
+			return nil, err
+		}
+		switch r[0] {
+		case 5:
+			return nil, &VersionConflict{r[1]}
+		case 6: // end_ms is not after now: nothing changed
+			return nil, &InvalidArgument{"EndAtMs", endAtPast}
+		case 7: // the times come before its last run: nothing changed, send later ones
+			if args["time"], err = timesAfter(args, r[2]); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		entries, err := redis.Values(replies[1], nil)
+		if err != nil {
+			return nil, err
+		}
+		return parseSchedule(topic, entries[0])
 	}
-	r, err := redis.Int64s(replies[0], nil)
-	if err != nil {
-		return nil, err
-	}
-	switch r[0] {
-	case 5:
-		return nil, &VersionConflict{r[1]}
-	case 6: // end_ms is not after now: nothing changed
-		return nil, &InvalidArgument{"EndAtMs", endAtPast}
-	}
-	entries, err := redis.Values(replies[1], nil)
-	if err != nil {
-		return nil, err
-	}
-	return parseSchedule(topic, entries[0])
 }
 
 // GetSchedule reads a schedule by id; nil when there is none.

@@ -9,9 +9,9 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule, refillTimes, jobId,
-  newJobId, newName, body: checkBody, integer, epochMs, optionalPositive, MAX_TTR_MS, INT32,
-  END_AT_PAST } = require('./schedules');
+const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, timesAfter, parseSchedule,
+  refillTimes, jobId, newJobId, newName, body: checkBody, integer, epochMs, optionalPositive,
+  MAX_TTR_MS, INT32, END_AT_PAST } = require('./schedules');
 const { encodeResult } = require('./results');
 
 const PARAM = /^-- (KEYS|ARGV)\[(\d+)\] (\w+) (\S+)$/;
@@ -63,6 +63,7 @@ function freeText(value, field) {
 const PUT_STATUS = { 1: 'created', 2: 'exists', 3: 'replaced', 4: 'pending' };
 const VERSION_CONFLICT = 5;
 const SCHEDULE_ENDED = 6; // schedule.lua: end_ms is not after now (nothing changed)
+const SCHEDULE_TIMES_TOO_EARLY = 7; // schedule.lua: the cron times must come after the one it names
 
 class RedischedError extends Error {}
 /** The token no longer holds the job: it was requeued, re-reserved, deleted or acked. */
@@ -494,13 +495,19 @@ class Scheduler {
     const wallMs = this.clock ? Math.round(this.clock()) : Date.now();
     const args = scheduleArgs(id, body, options, wallMs, this.maxBodySize);
     await this.register(topic);
-    const [[status, version], [entry]] = await this.pipeline(topic, [
-      ['schedule', { now_ms: this.now(), ...args }, false],
-      ['get_schedule', { id: [args.id] }, true],
-    ]);
-    if (status === VERSION_CONFLICT) throw new VersionConflict(topic, args.id, version);
-    if (status === SCHEDULE_ENDED) throw new InvalidArgument('endAtMs', END_AT_PAST);
-    return parseSchedule(topic, entry);
+    for (;;) {
+      const [[status, version, afterMs], [entry]] = await this.pipeline(topic, [
+        ['schedule', { now_ms: this.now(), ...args }, false],
+        ['get_schedule', { id: [args.id] }, true],
+      ]);
+      if (status === SCHEDULE_TIMES_TOO_EARLY) { // its last run is further ahead than the times
+        args.time = timesAfter(args, afterMs);
+        continue;
+      }
+      if (status === VERSION_CONFLICT) throw new VersionConflict(topic, args.id, version);
+      if (status === SCHEDULE_ENDED) throw new InvalidArgument('endAtMs', END_AT_PAST);
+      return parseSchedule(topic, entry);
+    }
   }
 
   /** A schedule by id, or null. */

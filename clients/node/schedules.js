@@ -224,6 +224,13 @@ function scheduleArgs(id, data, options, nowMs, maxBodySize) {
   return args;
 }
 
+/**
+ * The cron times to send again when schedule.lua answered that all it was sent come before the
+ * schedule's first run may (status 7: its last run is further ahead than they reach): up to 48
+ * after `afterMs`, the time it named, within the schedule's end.
+ */
+const timesAfter = (args, afterMs) => cronTimes(args.cron, args.tz, afterMs, UPCOMING, args.end_ms);
+
 const orNull = (ms) => (ms > 0 ? ms : null);
 
 /** One entry of get_schedule.lua's reply (bulk strings as Buffers) as a schedule object. */
@@ -247,7 +254,7 @@ function refillTimes(entry, nowMs) {
 }
 
 module.exports = {
-  InvalidArgument, UPCOMING, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, parseSchedule,
+  InvalidArgument, UPCOMING, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, timesAfter, parseSchedule,
   refillTimes, cronTimes, cronExpression, timeZone, jobId, newJobId, newName, body, integer, epochMs, optionalPositive,
   MAX_TTR_MS, INT32, END_AT_PAST,
 };

@@ -74,6 +74,7 @@ class ScheduleCode(enum.IntEnum):
     REPLACED = 2
     VERSION_CONFLICT = 5
     ENDED = 6
+    TIMES_TOO_EARLY = 7
 
 
 class UnscheduleCode(enum.IntEnum):

@@ -110,7 +110,7 @@ def schedule(
     prio = validate.priority(priority)
     attempts = validate.optional_positive(max_attempts, "max_attempts")
     expected = validate.optional_positive(if_version, "if_version")
-    times: list[Arg] = []
+    found: list[int] = []
     if every is not None:
         every_arg = recurrence.every_ms(every)
         anchor: Arg = recurrence.ceil_second(start_ms) if start_ms else ""
@@ -123,13 +123,23 @@ def schedule(
         if not found and not end_ms:
             when = " after start_at (before the year 10000)" if start_ms else ""
             raise InvalidArgument("cron", f"cron expression {expr!r} never fires{when}")
-        times.extend(found)
-    write = ops._step(
-        "schedule", topic, ops._now(), sid, "" if expected is None else expected, every_arg,
-        anchor, start_ms, end_ms, ttr_arg, prio, "" if attempts is None else attempts,
-        expr, zone.key, data, *times,
-    )  # fmt: skip
-    read = ops._step("get_schedule", topic, sid)
+
+    def send(times: Sequence[int]) -> Call[Schedule]:
+        write = ops._step(
+            "schedule", topic, ops._now(), sid, "" if expected is None else expected, every_arg,
+            anchor, start_ms, end_ms, ttr_arg, prio, "" if attempts is None else attempts,
+            expr, zone.key, data, *times,
+        )  # fmt: skip
+        read = ops._step("get_schedule", topic, sid)
+        return Call((write, read), parse, ops._register(keys.topic), then=then)
+
+    def then(replies: list[Any]) -> Call[Schedule]:
+        status, _, after_ms = replies[0]
+        if status == ScheduleCode.TIMES_TOO_EARLY:  # its last run is further ahead than them
+            times = recurrence.cron_times(expr, zone, after_ms, recurrence.UPCOMING, end_ms or None)
+            return send(times)
+        schedule = parse(replies)
+        return Call((), lambda _: schedule)
 
     def parse(replies: list[Any]) -> Schedule:
         status, version, _ = replies[0]
@@ -139,7 +149,7 @@ def schedule(
             raise InvalidArgument("end_at", END_AT_PAST)
         return parse_schedule(topic, replies[1][0])
 
-    return Call((write, read), parse, ops._register(keys.topic))
+    return send(found)
 
 
 def get_schedule(ops: Operations, topic: str, id: str) -> Call[Schedule | None]:

@@ -68,7 +68,7 @@ test('a cron schedule holds 48 times in its zone and is refilled as they run out
   assert.equal(await redis.zcard(`redisched:{${topic}}:refill`), 0);
 });
 
-test('deleting the pending occurrence skips one run; 60 in a row refill the cron times', async () => {
+test('deleting the pending occurrence skips one run; 60 in a row refill the cron times, and a replace goes on after them', async () => {
   const { s, clock, topic } = scheduler(T0 + 30_000);
   await s.schedule(topic, 'm', 'b', { cron: '* * * * *' });
   const iso = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -78,9 +78,16 @@ test('deleting the pending occurrence skips one run; 60 in a row refill the cron
   const read = await s.getSchedule(topic, 'm');
   assert.equal(read.nextRunAtMs, T0 + 61 * 60_000); // more than the 48 times held: refilled
   assert.equal(read.lastRunAtMs, T0 + 60 * 60_000); // the last one skipped
+  // the replace's first 48 times from now all come before it: schedule.lua names the time
+  // they must come after, and the glue sends those
+  const replaced = await s.schedule(topic, 'm', 'new', { cron: '* * * * *' });
+  assert.equal(replaced.version, 2);
+  assert.equal(replaced.nextRunAtMs, T0 + 61 * 60_000); // the pending one, replaced in place
   assert.equal((await s.get(topic, `m@${iso(T0 + 61 * 60_000)}`)).state, 'scheduled');
   clock.now = T0 + 61 * 60_000;
-  assert.equal((await s.reserve(topic))[0].id, `m@${iso(T0 + 61 * 60_000)}`);
+  const [job] = await s.reserve(topic);
+  assert.equal(job.id, `m@${iso(T0 + 61 * 60_000)}`);
+  assert.equal(job.body.toString(), 'new');
 });
 
 test('aborting the pending occurrence skips one run and reads aborted; a running one ends that run alone', async () => {

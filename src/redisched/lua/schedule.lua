@@ -28,9 +28,14 @@
 --   (if_version did not match; version is the current one, 0 when there is no schedule;
 --   nothing changed), 6 ended (the schedule would never run: end_ms is not after now, the
 --   server's time unless now_ms is given, or its first occurrence would come after end_ms;
---   nothing changed; version as for 5). next_ms is the time of the occurrence now pending
---   (0: none, the schedule has ended: its next time would be past 9999-12-31T23:59:59Z, the
---   last time a job can have, or a cron schedule's times are all past). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
+--   nothing changed; version as for 5), 7 times too early (no cron time sent can be the
+--   first occurrence: all come before the earliest it may have, as the last run is further
+--   ahead than they reach, or their ids are live jobs'; nothing changed; version as for 5, and
+--   next_ms is the time the times must come after: the glue computes them from there and
+--   calls again). next_ms
+--   is the time of the occurrence now pending (0: none, the schedule has ended: its next time
+--   would be past 9999-12-31T23:59:59Z, the last time a job can have, or a cron schedule's
+--   times are all past). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
 --   (an empty anchor_ms keeps the replaced schedule's anchor, else takes now rounded up to a
 --   second). every_ms 0 makes a cron schedule whose upcoming UTC times are ARGV[14...]
 --   (ascending whole seconds, computed by the glue; cron and tz are kept for it). An occurrence
@@ -58,7 +63,7 @@ local function decode(raw) return {cmsgpack.unpack(raw)} end
 local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
   S_MAX_ATTEMPTS, S_BODY, S_CRON, S_TZ, S_START_AT, S_TIMES =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
-local CREATED, REPLACED, VERSION_CONFLICT, ENDED = 1, 2, 5, 6
+local CREATED, REPLACED, VERSION_CONFLICT, ENDED, TIMES_TOO_EARLY = 1, 2, 5, 6, 7
 local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25 -- as put.lua
 local LAST_RUN_AT = 253402300799000 -- 9999-12-31T23:59:59Z: no job runs later (validate.py)
 local SCHEDULE_REPLACED = 'schedule replaced' -- the detail of its occurrence's event
@@ -367,7 +372,7 @@ if old then waiting_id, waiting = find_waiting(id, old) end
 
 -- the first occurrence: at or after now and start_ms, after the latest one reserved
 local earliest = math.max(now, start_at, s[S_LAST] + 1000)
-local next_at = 0
+local next_at, latest_sent = 0, nil
 if every > 0 then
   if not anchor then
     anchor = (old and old[S_EVERY] > 0) and old[S_ANCHOR]
@@ -379,6 +384,7 @@ if every > 0 then
   end
 else
   anchor = 0
+  latest_sent = times[#times]
   while #times > 0 and times[1] < earliest do table.remove(times, 1) end
   next_at = table.remove(times, 1) or 0
 end
@@ -388,6 +394,12 @@ end
 while next_at > 0 and next_at <= LAST_RUN_AT and not (waiting and waiting_id == id .. '@'
     .. iso(next_at)) and redis.call('HEXISTS', jobs_key, id .. '@' .. iso(next_at)) == 1 do
   next_at = every > 0 and next_at + every or (table.remove(times, 1) or 0)
+end
+-- the glue's cron times from now all come before the first one the schedule may run (more
+-- runs skipped or leased ahead than a record holds): stored so, it would never run again, so
+-- the glue is told where to start and sends later ones; an end before them is refused below
+if latest_sent and next_at == 0 and (end_at == 0 or end_at > latest_sent) then
+  return {TIMES_TOO_EARLY, current, math.max(latest_sent, earliest - 1)}
 end
 -- a schedule whose first occurrence comes after its end would never run either (the glue
 -- sends a cron schedule with an end only its times up to it: none left is the same)

@@ -1,0 +1,90 @@
+"""A schedule whose runs went further ahead than a cron record's 48 times (more runs skipped
+in a row) goes on after them: a replace never puts a run before its last one (section 9)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+import redisched
+from redisched import InvalidArgument, JobState, Outcome
+from tests.conftest import FakeClock
+
+
+def at(text: str) -> datetime:
+    """An aware UTC datetime from 'YYYY-MM-DD HH:MM:SS'."""
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def occurrence(schedule: str, when: datetime) -> str:
+    """The job id of ``schedule``'s occurrence at ``when``."""
+    return f"{schedule}@{when.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+async def skip_an_hour(api: Any, topic: str, schedule: str) -> None:
+    """Delete the minutely schedule's pending runs 00:01 to 01:00 (60: more than it holds)."""
+    for minute in range(1, 61):
+        when = at("2027-05-01 00:00:00") + timedelta(minutes=minute)
+        assert await api.delete(topic, occurrence(schedule, when)) is True
+
+
+async def test_a_cron_schedule_replaced_after_more_skipped_runs_than_it_holds_goes_on_after_them(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:30").timestamp()
+    await api.schedule(topic, "m", b"old", cron="* * * * *")
+    await skip_an_hour(api, topic, "m")
+    # the glue's first 48 times from now (00:01 to 00:48) all come before the last skipped run
+    replaced = await api.schedule(topic, "m", b"new", cron="* * * * *")
+    assert replaced.version == 2
+    assert replaced.next_run_at == at("2027-05-01 01:01:00")
+    assert replaced.last_run_at == at("2027-05-01 01:00:00")
+    pending = await api.get(topic, occurrence("m", at("2027-05-01 01:01:00")))
+    assert pending is not None and pending.body == b"new"  # replaced in place
+    assert pending.state is JobState.SCHEDULED
+    assert (await api.stats(topic)).scheduled == 1
+    other = await api.schedule(topic, "m", b"new", cron="*/7 * * * *")
+    assert other.next_run_at == at("2027-05-01 01:07:00")  # its first time after 01:00
+    cancelled = await api.history(topic, occurrence("m", at("2027-05-01 01:01:00")))
+    assert cancelled.outcome is Outcome.CANCELLED
+    assert (await api.stats(topic)).scheduled == 1
+
+
+async def test_a_replace_far_behind_the_last_run_is_refused_only_when_it_ends_before_it(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:30").timestamp()
+    await api.schedule(topic, "m", b"", cron="* * * * *")
+    await skip_an_hour(api, topic, "m")
+    with pytest.raises(InvalidArgument) as refused:  # it would never run again
+        await api.schedule(topic, "m", b"", cron="* * * * *", end_at=at("2027-05-01 00:59:30"))
+    assert refused.value.argument == "end_at"
+    kept = await api.get_schedule(topic, "m")
+    assert (kept.version, kept.next_run_at) == (1, at("2027-05-01 01:01:00"))  # unchanged
+    ending = await api.schedule(
+        topic, "m", b"", cron="*/5 * * * *", end_at=at("2027-05-01 01:20:00")
+    )
+    assert ending.next_run_at == at("2027-05-01 01:05:00")
+
+
+async def test_an_http_replace_after_more_skipped_runs_than_held_goes_on_after_them(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    made = await http.put(
+        f"/v1/topics/{topic}/schedules/m", json={"cron": "* * * * *", "body": None}
+    )
+    assert made.status_code == 201, made.text
+    for _ in range(60):  # on the server's clock: each delete skips the pending run
+        pending = await py.get_schedule(topic, "m")
+        assert pending is not None and pending.next_run_at is not None
+        assert await py.delete(topic, occurrence("m", pending.next_run_at)) is True
+    last = (await py.get_schedule(topic, "m")).last_run_at
+    replaced = await http.put(
+        f"/v1/topics/{topic}/schedules/m", json={"cron": "* * * * *", "body": None}
+    )
+    assert replaced.status_code == 200, replaced.text
+    out = replaced.json()
+    assert out["next_run_at"] == (last + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
