@@ -1,5 +1,6 @@
 """A schedule whose runs went further ahead than a cron record's 48 times (more runs skipped
-in a row) goes on after them: a replace never puts a run before its last one (section 9)."""
+in a row, or one run moved far later and then skipped) goes on after them: a replace and the
+refill of a dry cron schedule never put a run before its last one (section 9)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,49 @@ async def test_a_replace_far_behind_the_last_run_is_refused_only_when_it_ends_be
         topic, "m", b"", cron="*/5 * * * *", end_at=at("2027-05-01 01:20:00")
     )
     assert ending.next_run_at == at("2027-05-01 01:05:00")
+
+
+async def test_a_cron_run_moved_past_its_times_and_deleted_goes_on_after_it(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 08:00:30").timestamp()
+    await api.schedule(topic, "m", b"", cron="* * * * *")
+    pending = occurrence("m", at("2027-05-01 08:01:00"))
+    await api.reschedule(topic, pending, run_at=at("2027-05-01 12:00:00"))  # past 08:48
+    assert await api.delete(topic, pending) is True  # the refill puts the next run
+    s = await api.get_schedule(topic, "m")
+    assert s.next_run_at == at("2027-05-01 12:01:00")  # not 08:02, before the moved run
+    assert s.last_run_at == at("2027-05-01 12:00:00")  # the skipped run, where it was moved
+    assert (await api.stats(topic)).scheduled == 1
+
+
+async def test_a_run_moved_to_a_fraction_of_a_second_and_deleted_goes_on_at_the_next_time(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 08:00:30").timestamp()
+    await api.schedule(topic, "m", b"", cron="* * * * *")
+    pending = occurrence("m", at("2027-05-01 08:01:00"))
+    moved = at("2027-05-01 11:59:59") + timedelta(milliseconds=500)
+    await api.reschedule(topic, pending, run_at=moved)
+    assert await api.delete(topic, pending) is True
+    s = await api.get_schedule(topic, "m")
+    assert s.next_run_at == at("2027-05-01 12:00:00")  # the first time after 11:59:59.5
+    assert s.last_run_at == at("2027-05-01 11:59:59")  # to the second
+
+
+async def test_an_interval_replaced_after_a_moved_run_was_deleted_does_not_go_back(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00:00").timestamp()
+    await api.schedule(topic, "s", b"old", every=60, start_at=at("2027-05-01 00:01:00"))
+    pending = occurrence("s", at("2027-05-01 00:01:00"))
+    await api.reschedule(topic, pending, run_at=at("2027-05-01 00:10:30"))
+    assert await api.delete(topic, pending) is True
+    assert (await api.get_schedule(topic, "s")).next_run_at == at("2027-05-01 00:11:00")
+    replaced = await api.schedule(topic, "s", b"new", every=60)
+    assert replaced.next_run_at == at("2027-05-01 00:11:00")  # not 00:02, which it passed
+    job = await api.get(topic, occurrence("s", at("2027-05-01 00:11:00")))
+    assert job is not None and job.body == b"new"
 
 
 async def test_an_http_replace_after_more_skipped_runs_than_held_goes_on_after_them(
