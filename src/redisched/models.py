@@ -277,7 +277,8 @@ class Schedule:
     Exactly one of ``cron`` (a 5-field crontab in ``tz``) and ``every`` is set. ``next_run_at``
     is the occurrence now pending (None once the schedule has ended, or while a cron schedule
     waits for more of its times to be computed); ``last_run_at`` the latest occurrence handed
-    to a consumer, or skipped by deleting it while pending. Times are aware UTC datetimes;
+    to a consumer, or skipped by deleting it while pending (one moved past now: where it was
+    moved, to the second). Times are aware UTC datetimes;
     ``ttr`` is in seconds.
     """
 

@@ -5,7 +5,8 @@
 --   [id, version, cron, tz, every_ms, start_ms, end_ms, next_ms, last_ms, priority, ttr_ms,
 --   max_attempts, body, times_left, last_time_ms]. cron is "" for an interval schedule;
 --   start_ms / end_ms 0 mean none; next_ms is the pending occurrence (0: none); last_ms the
---   latest occurrence reserved or skipped (0: none); times_left counts the cron times held after next_ms
+--   latest occurrence reserved or skipped (a skipped one moved past now: its run_at, to the
+--   second; 0: none); times_left counts the cron times held after next_ms
 --   and last_time_ms is the latest of them (0: none).
 -- Complexity: O(N) for N ids.
 local schedules_key = KEYS[1]

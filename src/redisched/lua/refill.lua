@@ -14,8 +14,8 @@
 -- Returns: [status, next_ms]. status: 1 refilled, 0 stale (no such schedule, another version,
 --   or an interval schedule: nothing changed but the refill set). The times (ascending UTC ms
 --   computed by the glue) later than the ones held are appended. A schedule with no pending
---   occurrence (it ran out of times before a refill) gets the first time after now whose id
---   no live job holds: missed times are skipped. No times at all ends a schedule that ran
+--   occurrence (it ran out of times before a refill) gets the first time after now and last_ms
+--   whose id no live job holds: missed times are skipped. No times at all ends a schedule that ran
 --   dry (its end_at came). The schedule leaves the refill set. A new occurrence gets a put event, like any put.
 -- Complexity: O(T + log M) for T times.
 local jobs_key, scheduled_key, schedules_key, refill_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
