@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 READ_ONLY = frozenset({"get", "stats", "jobs", "history", "finished", "feed", "get_schedule"})
 """Scripts that change nothing, so sending one again is harmless."""
+READ_COMMANDS = frozenset({"ZRANGE", "HGET", "HGETALL", "HKEYS", "HEXISTS", "EXISTS", "SMEMBERS"})
+"""Commands sent as plain steps that change nothing (a call's refill check is a ZRANGE)."""
 
 Command = tuple[Any, ...]
 Batch = list[Command]
@@ -137,8 +139,8 @@ def conversation(
         _check((yield [("SCRIPT", "LOAD", scripts.get(name).source) for name in names]))
         # A read that ran after a missing step saw the state without it (a put's read-back
         # would find no job): read again, after the step.
-        missing += [i for i in range(missing[0] + 1, len(replies)) if i not in missing
-                    and call.steps[i].script in READ_ONLY]  # fmt: skip
+        missing += [i for i in range(missing[0] + 1, len(replies))
+                    if i not in missing and _reads(call.steps[i])]  # fmt: skip
         missing.sort()
         again = yield [command(call.steps[i]) for i in missing] + wait
         if wait:
@@ -159,6 +161,11 @@ def conversation(
         except RedischedError as exc:  # housekeeping: the next call tries again
             logger.warning("housekeeping after %s failed: %s", _names(call), exc)
     return result
+
+
+def _reads(step: Step) -> bool:
+    """True when sending ``step`` again is harmless: a read-only script or command."""
+    return step.script in READ_ONLY if step.script else step.args[0] in READ_COMMANDS
 
 
 def _names(call: Call[Any]) -> str:
