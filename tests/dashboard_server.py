@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +85,38 @@ def find_chromium(environ: dict[str, str] | None = None) -> str:
 def launch(playwright: Any) -> Any:
     """Chromium (see :func:`find_chromium`), headless, with no network chatter of its own."""
     return playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A launched Chromium (:func:`launch`) for a module's tests, closed after them."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def recorded_page(
+    browser: Any,
+    console: list[str],
+    wait_ms: int,
+    ignore: Callable[[str], bool] = lambda text: False,
+    **context: Any,
+) -> Iterator[Any]:
+    """A page in a fresh browser context (1400 x 1000, plus ``context``'s options) whose console
+    errors and warnings, but those ``ignore`` names, and uncaught errors go into ``console``."""
+    page_context = browser.new_context(viewport={"width": 1400, "height": 1000}, **context)
+    page = page_context.new_page()
+    page.set_default_timeout(wait_ms)
+
+    def record(message: Any) -> None:
+        if message.type in ("error", "warning") and not ignore(message.text):
+            console.append(message.text)
+
+    page.on("console", record)
+    page.on("pageerror", lambda exc: console.append(str(exc)))
+    yield page
+    page_context.close()

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.dashboard_server import launch, serve
+from tests.dashboard_server import chromium, recorded_page, serve
 
 TOKEN = "dashboard-test-token-1"
 WAIT = 8_000  # ms: several 2 s polls, with room for a loaded machine
@@ -32,19 +32,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(WAIT)
-    yield page
-    context.close()
+    with recorded_page(browser, [], WAIT) as opened:
+        yield opened
 
 
 @pytest.fixture

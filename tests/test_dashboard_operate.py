@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 import redisched
 from redisched import validate
 from redisched.embedded import SOCKET
-from tests.dashboard_server import launch, serve
+from tests.dashboard_server import chromium, recorded_page, serve
 from tests.test_dashboard_browser import WAIT, assert_not_reloaded, job_path, open_dashboard
 
 SHOTS = (
@@ -42,10 +42,8 @@ def server(data_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -53,23 +51,16 @@ def console() -> list[str]:
     return []
 
 
+def _playwright_style(text: str) -> bool:
+    """A full-page screenshot sets an inline style, which the page's CSP refuses and logs:
+    Playwright's doing, not the page's (only when screenshots are taken)."""
+    return SHOTS is not None and "Content Security Policy" in text
+
+
 @pytest.fixture
 def page(browser: Any, console: list[str]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(WAIT)
-
-    def record(message: ConsoleMessage) -> None:
-        # a full-page screenshot sets an inline style, which the page's CSP refuses and logs:
-        # Playwright's doing, not the page's (only when screenshots are taken)
-        playwright_style = SHOTS is not None and "Content Security Policy" in message.text
-        if message.type in ("error", "warning") and not playwright_style:
-            console.append(message.text)
-
-    page.on("console", record)
-    page.on("pageerror", lambda exc: console.append(str(exc)))
-    yield page
-    context.close()
+    with recorded_page(browser, console, WAIT, ignore=_playwright_style) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.dashboard_server import launch, serve
+from tests.dashboard_server import chromium, recorded_page, serve
 from tests.test_dashboard_browser import WAIT, assert_not_reloaded, open_dashboard
 
 BROWSER_ZONE = "Europe/Berlin"
@@ -34,10 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -47,20 +45,8 @@ def console() -> list[str]:
 
 @pytest.fixture
 def page(browser: Any, console: list[str]) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1400, "height": 1000}, timezone_id=BROWSER_ZONE
-    )
-    page = context.new_page()
-    page.set_default_timeout(WAIT)
-
-    def record(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            console.append(message.text)
-
-    page.on("console", record)
-    page.on("pageerror", lambda exc: console.append(str(exc)))
-    yield page
-    context.close()
+    with recorded_page(browser, console, WAIT, timezone_id=BROWSER_ZONE) as opened:
+        yield opened
 
 
 @pytest.fixture
