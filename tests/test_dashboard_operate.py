@@ -447,3 +447,48 @@ def test_expected_refusals_are_soft_only_for_the_dashboard(http: httpx.Client, t
     assert soft.json()["error"]["code"] == "not_found"
     bad = http.post(f"/v1/topics/{topic}/purge", json={}, headers={"X-Redisched-Soft-Status": "1"})
     assert bad.status_code == 400  # a bad request stays an error
+
+
+def test_job_page_aborts_a_running_job_with_a_reason(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    put_many(http, topic, ["export-1"], ttr=3600)
+    http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).raise_for_status()
+    open_dashboard(page, server)
+    page.evaluate(f"location.hash = '#/job/{topic}/export-1'")
+    expect(page.locator("#job-state")).to_have_text("reserved")
+    form = page.locator("#abort-form")
+    form.locator("[name=reason]").fill("duplicate export")
+    form.locator("button[type=submit]").click()
+    page.locator("#confirm-cancel").click()  # cancelling changes nothing
+    assert http.get(job_path(topic, "export-1")).json()["state"] == "reserved"
+    form.locator("button[type=submit]").click()
+    confirm(page, "Abort export-1")
+    expect(page.locator("#flash")).to_contain_text("Aborted export-1")
+    expect(page.locator("#job-outcome")).to_have_text("aborted")  # shown as a finished job
+    history = http.get(job_path(topic, "export-1") + "/history").json()
+    assert history["outcome"] == "aborted"
+    assert history["events"][-1]["detail"] == "duplicate export; was running; cancel sent"
+    assert_not_reloaded(page)
+    assert console == []
+
+
+def test_job_page_shows_why_an_abort_was_refused(
+    page: Page, server: str, http: httpx.Client, topic: str, console: list[str]
+) -> None:
+    put_many(http, topic, ["gone"], delay=3600)
+    open_dashboard(page, server)
+    page.evaluate(f"location.hash = '#/job/{topic}/gone'")
+    expect(page.locator("#job-state")).to_have_text("scheduled")
+    form = page.locator("#abort-form")
+    form.locator("[name=reason]").fill("x" * 70_000)  # typing pauses the polls
+    form.locator("button[type=submit]").click()
+    confirm(page, "Abort gone")
+    expect(page.locator("#edit-result")).to_contain_text("(reason)")
+    assert http.get(job_path(topic, "gone")).json()["state"] == "scheduled"
+    http.delete(job_path(topic, "gone")).raise_for_status()  # meanwhile, elsewhere
+    form.locator("[name=reason]").fill("too late")
+    form.locator("button[type=submit]").click()
+    confirm(page, "Abort gone")
+    expect(page.locator("#edit-result")).to_contain_text("no job")
+    assert all("status of 400" in message for message in console)  # the long reason only
