@@ -399,6 +399,18 @@
     else setResult(out, errorText(r), "error");
   }
 
+  // Abort, asked first in the dialog; a reason typed goes into the job's `aborted` event. A
+  // refusal stays on screen (polls pause) until the abort is sent again or discarded.
+  async function abortJob(form) {
+    const { topic, id } = form.dataset;
+    const reason = form.elements.reason.value.trim();
+    const text = "Abort " + id + " of " + topic + "? A running handler is cancelled; this cannot be undone.";
+    if (!(await confirmAction(text, "Abort job"))) return;
+    const r = await api("POST", jobPath(topic, id) + "/abort", reason ? { reason } : {});
+    if (r.status === 204) { editing = null; flash("Aborted " + id, "ok"); refresh(); }
+    else { editing = form; setResult($("#edit-result"), errorText(r), "error"); }
+  }
+
   // -- the side forms start with the topic (and job) on screen ------------------------------
   let prefilledFor = "";
   function prefill() {
@@ -615,6 +627,9 @@
         event.preventDefault();
         const handler = form.id === "settings-form" ? saveSettings : saveJob;
         handler(form).catch((err) => flash(failure(err), "error"));
+      } else if (form.id === "abort-form") {
+        event.preventDefault();
+        abortJob(form).catch((err) => flash(failure(err), "error"));
       }
     });
     document.body.addEventListener("htmx:responseError", (event) => {
