@@ -20,11 +20,12 @@ import redis
 import redisched
 from redisched.embedded import EmbeddedRedis, bundled_binary, server_version
 from tests.cluster import LocalCluster
+from tests.dashboard_server import browser, console
 from tests.glueproc import go_cli, go_testworker
 from tests.http_fixtures import http, py, web
 
-# the HTTP fixtures and the Go glue binaries, shared by every module
-__all__ = ["go_cli", "go_testworker", "http", "py", "web"]
+# the HTTP fixtures, the dashboard's browser and the Go glue binaries, shared by every module
+__all__ = ["browser", "console", "go_cli", "go_testworker", "http", "py", "web"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from redisched.embedded import free_port
 
@@ -87,15 +88,22 @@ def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
 
 
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """A launched Chromium (:func:`launch`) for a module's tests, closed after them."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A launched Chromium (:func:`launch`) for a module's tests, closed after them
+    (registered in ``conftest.py``)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
+        launched = launch(playwright)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def console() -> list[str]:
+    """The console errors and warnings a test's page logged (:func:`recorded_page`)."""
+    return []
 
 
 @contextlib.contextmanager

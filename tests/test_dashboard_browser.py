@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.dashboard_server import chromium, recorded_page, serve
+from tests.dashboard_server import recorded_page, serve
 
 TOKEN = "dashboard-test-token-1"
 WAIT = 8_000  # ms: several 2 s polls, with room for a loaded machine
@@ -28,12 +28,6 @@ WAIT = 8_000  # ms: several 2 s polls, with room for a loaded machine
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serve(tmp_path_factory.mktemp("dash") / "data") as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

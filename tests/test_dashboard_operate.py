@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 import redisched
 from redisched import validate
 from redisched.embedded import SOCKET
-from tests.dashboard_server import chromium, recorded_page, serve
+from tests.dashboard_server import recorded_page, serve
 from tests.test_dashboard_browser import WAIT, assert_not_reloaded, job_path, open_dashboard
 
 SHOTS = (
@@ -38,17 +38,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(data_dir: Path) -> Iterator[str]:
     with serve(data_dir) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def console() -> list[str]:
-    return []
 
 
 def _playwright_style(text: str) -> bool:

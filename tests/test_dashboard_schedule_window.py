@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.dashboard_server import chromium, recorded_page, serve
+from tests.dashboard_server import recorded_page, serve
 from tests.test_dashboard_browser import WAIT, assert_not_reloaded, open_dashboard
 
 BROWSER_ZONE = "Europe/Berlin"
@@ -30,17 +30,6 @@ BROWSER_ZONE = "Europe/Berlin"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serve(tmp_path_factory.mktemp("dash-window") / "data") as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def console() -> list[str]:
-    return []
 
 
 @pytest.fixture
