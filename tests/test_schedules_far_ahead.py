@@ -71,15 +71,21 @@ async def test_a_replace_far_behind_the_last_run_is_refused_only_when_it_ends_be
     assert ending.next_run_at == at("2027-05-01 01:05:00")
 
 
-async def test_a_cron_run_moved_past_its_times_and_deleted_goes_on_after_it(
-    api: Any, clock: FakeClock, topic: str
-) -> None:
+async def moved_and_deleted(api: Any, clock: FakeClock, topic: str, to: datetime) -> Any:
+    """A minutely cron schedule "m" whose first run (08:01) is moved to ``to`` and then
+    deleted (the refill puts the next run); the schedule as it is then."""
     clock.now = at("2027-05-01 08:00:30").timestamp()
     await api.schedule(topic, "m", b"", cron="* * * * *")
     pending = occurrence("m", at("2027-05-01 08:01:00"))
-    await api.reschedule(topic, pending, run_at=at("2027-05-01 12:00:00"))  # past 08:48
-    assert await api.delete(topic, pending) is True  # the refill puts the next run
-    s = await api.get_schedule(topic, "m")
+    await api.reschedule(topic, pending, run_at=to)
+    assert await api.delete(topic, pending) is True
+    return await api.get_schedule(topic, "m")
+
+
+async def test_a_cron_run_moved_past_its_times_and_deleted_goes_on_after_it(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    s = await moved_and_deleted(api, clock, topic, at("2027-05-01 12:00:00"))  # past 08:48
     assert s.next_run_at == at("2027-05-01 12:01:00")  # not 08:02, before the moved run
     assert s.last_run_at == at("2027-05-01 12:00:00")  # the skipped run, where it was moved
     assert (await api.stats(topic)).scheduled == 1
@@ -88,13 +94,8 @@ async def test_a_cron_run_moved_past_its_times_and_deleted_goes_on_after_it(
 async def test_a_run_moved_to_a_fraction_of_a_second_and_deleted_goes_on_at_the_next_time(
     api: Any, clock: FakeClock, topic: str
 ) -> None:
-    clock.now = at("2027-05-01 08:00:30").timestamp()
-    await api.schedule(topic, "m", b"", cron="* * * * *")
-    pending = occurrence("m", at("2027-05-01 08:01:00"))
     moved = at("2027-05-01 11:59:59") + timedelta(milliseconds=500)
-    await api.reschedule(topic, pending, run_at=moved)
-    assert await api.delete(topic, pending) is True
-    s = await api.get_schedule(topic, "m")
+    s = await moved_and_deleted(api, clock, topic, moved)
     assert s.next_run_at == at("2027-05-01 12:00:00")  # the first time after 11:59:59.5
     assert s.last_run_at == at("2027-05-01 11:59:59")  # to the second
 
