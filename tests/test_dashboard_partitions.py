@@ -11,8 +11,6 @@ from playwright.sync_api import Page, expect
 from redisched.partitions import Partitions
 from tests.test_dashboard_browser import open_dashboard
 from tests.test_dashboard_operate import (
-    browser,
-    console,
     data_dir,
     http,
     open_topic,
@@ -24,7 +22,7 @@ from tests.test_dashboard_operate import (
     topic,
 )
 
-__all__ = ["browser", "console", "data_dir", "http", "page", "server", "topic"]  # fixtures
+__all__ = ["data_dir", "http", "page", "server", "topic"]  # fixtures
 
 
 def test_partitions_are_set_once_and_shown(
