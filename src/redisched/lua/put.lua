@@ -161,7 +161,8 @@ if due_now then
   seq_taken = redis.call('HINCRBY', meta_key, 'seq', jobs_in_call == 1 and '1' or jobs_in_call)
     - jobs_in_call
 else
-  head_before = tonumber(redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')[2])
+  head_before = redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')[2]
+  head_before = head_before and head_before + 0 -- the score as a number, without tonumber
 end
 
 -- A call of many jobs (batched) reads their records and finished records in one HMGET each,
