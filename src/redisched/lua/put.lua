@@ -47,7 +47,10 @@ local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25
 
 -- An empty argument (or a false from HMGET) is tested before tonumber, and the usual '0' is
 -- matched as text: a tonumber call costs Redis ~400 instructions, a comparison of interned
--- strings next to nothing. TIME's texts convert as arithmetic does, without the call.
+-- strings next to nothing. TIME's texts convert as arithmetic does, without the call. An
+-- argument read more than once is read into a local (ARGV is a global: two table reads).
+local argc = #ARGV
+local jobs_in_call = (argc - 8) / 2
 local now = ARGV[1] ~= '' and tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
@@ -55,14 +58,16 @@ if not now then
   now = clock[1] * 1000 + math.floor(clock[2] / 1000)
 end
 local DEFAULT_DELAY, DEFAULT_PRIORITY = 0, 0
-local delay = (ARGV[3] == '' or ARGV[3] == '0') and DEFAULT_DELAY or tonumber(ARGV[3])
+local delay_arg, priority_arg = ARGV[3], ARGV[5]
+local delay = (delay_arg == '' or delay_arg == '0') and DEFAULT_DELAY or tonumber(delay_arg)
 local run_at = ARGV[2] ~= '' and tonumber(ARGV[2]) or (delay and now + delay)
-local priority = (ARGV[5] == '' or ARGV[5] == '0') and DEFAULT_PRIORITY or tonumber(ARGV[5])
+local priority = (priority_arg == '' or priority_arg == '0') and DEFAULT_PRIORITY
+  or tonumber(priority_arg)
 local mode = ARGV[7] -- 1 replace, 2 create-only and read back, 3 replace and read back
 local replace, read_back = mode == '1' or mode == '3', mode == '2' or mode == '3'
 local if_version = ARGV[8] ~= '' and tonumber(ARGV[8])
-if not run_at or not priority or #ARGV < 10 or #ARGV % 2 ~= 0
-  or (read_back and #ARGV > 10) then
+if not run_at or not priority or argc < 10 or argc % 2 ~= 0
+  or (read_back and argc > 10) then
   return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
 end
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
@@ -157,7 +162,6 @@ local ready_before, head_before, seq_taken
 if due_now then
   ready_before = redis.call('ZCARD', ready_key)
   -- one sequence number per job of the call, taken at once (unused ones leave harmless gaps)
-  local jobs_in_call = (#ARGV - 8) / 2
   seq_taken = redis.call('HINCRBY', meta_key, 'seq', jobs_in_call == 1 and '1' or jobs_in_call)
     - jobs_in_call
 else
@@ -169,12 +173,12 @@ end
 -- and writes the jobs it stores after the loop, one HSET and one ZADD for all (SLICE jobs per
 -- command), unless an id comes twice in the call: its second put must see the first.
 local SLICE = 1000
-local batched = #ARGV > 10
+local batched = argc > 10
 local raws, histories, records, members
 -- every job's ZADD score, as text once: redis.call would write the number as '%.17g' for each
 -- job. The usual priority 0 is the literal '0', the text '%.17g' gives (a one-job put: ~2,500
 -- instructions less; matching other texts with a pattern costs what the format does)
-local score = due_now and (ARGV[5] == '0' or ARGV[5] == '') and '0'
+local score = due_now and (priority_arg == '0' or priority_arg == '') and '0'
   or string.format('%.17g', due_now and priority or run_at)
 if batched then
   local ids, seen, argv = {}, {}, ARGV
@@ -203,7 +207,7 @@ end
 -- made on every call costs Redis ~0.5-1.5 us, used or not.
 -- [status, version] per job: sized at once for a call of one job (growing an empty table
 -- costs Redis a resize per element)
-local reply = #ARGV == 10 and {0, 0} or {}
+local reply = argc == 10 and {0, 0} or {}
 local stored_version -- the version of the last job stored (read_back: the one job)
 local put_version, put_event, put_head, put_tail -- a created job's parts, for one version
 -- scheduled: SEQ holds run_at - the put's time (history on; see materialize), else 0
@@ -438,7 +442,7 @@ for first = 1, batched and #records or 0, 2 * SLICE do
 end
 
 -- a count of one as text: redis.call writes a number as '%.17g' (~2,200 instructions)
-redis.call('HINCRBY', meta_key, 'total_put', #ARGV == 10 and '1' or (#ARGV - 8) / 2)
+redis.call('HINCRBY', meta_key, 'total_put', jobs_in_call == 1 and '1' or jobs_in_call)
 if placed and not paused then
   if due_now and ready_before == 0 then
     redis.call('PUBLISH', wake_channel, '0')
