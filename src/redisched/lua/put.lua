@@ -373,8 +373,10 @@ for i = 9, #ARGV, 2 do
         seq, member = seq_taken, string.format('%012x', seq_taken) .. id
       end
       if history_on and due_now then
-        record = cmsgpack.pack(READY, version, 0, priority, ttr, max_attempts, run_at, seq, body,
-          '\1' .. put_event)
+        -- LOG appended as its MessagePack code: '\180' heads a string of 20 bytes (0xa0 + 20),
+        -- the log of one event (no detail), as cmsgpack.pack writes it (one string less)
+        record = cmsgpack.pack(READY, version, 0, priority, ttr, max_attempts, run_at, seq, body)
+          .. '\180\1' .. put_event
       else
         record = cmsgpack.pack(due_now and READY or SCHEDULED, version, 0, priority, ttr,
           max_attempts, run_at, seq, body)
