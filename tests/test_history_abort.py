@@ -37,7 +37,8 @@ async def test_an_aborted_running_job_ends_aborted_and_its_holder_is_told(
         pubsub.psubscribe(f"*{{{topic}}}:wake")
         assert pubsub.get_message(timeout=1)["type"] == "psubscribe"
         assert await api.abort(topic, "r") is True
-        assert pubsub.get_message(timeout=1)["data"] == b"xr"  # the cancel, as a delete sends
+        # the cancel, as a delete sends: the reservation's token, then the id
+        assert pubsub.get_message(timeout=1)["data"] == f"c{job.token}:r".encode()
     history = await api.history(topic, "r")
     assert history.outcome is Outcome.ABORTED
     assert kinds(history) == ["put", "reserved", "aborted"]

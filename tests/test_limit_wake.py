@@ -1,7 +1,7 @@
 """Every path that takes a job out of the reserved set wakes a consumer that a concurrency
 limit holds back (meta limit_waiting), on the wake channel: release.lua (a job that dies),
 requeue.lua (expire/expire_many of a job whose attempts are used up) and purge.lua, not only
-with the cancel ('x' + id), which wakes no consumer. End to end with a real Worker:
+with the cancel ('c' + token + ':' + id), which wakes no consumer. End to end with a real Worker:
 tests/test_limits_every_consumer.py."""
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ def test_a_running_job_that_dies_wakes_the_held_consumer(
     heard = heard_after(raw_redis, topic, lambda: end(client, topic, held, way))
     job = client.get(topic, "only")
     assert job is not None and job.state is redisched.JobState.DEAD
-    # wakeup.Wakeups notifies the lessees on any message but an abort ('x' + id)
-    assert any(not message.startswith(b"x") for message in heard), heard
+    # wakeup.Wakeups notifies the lessees on any message but a cancel ('c<token>:<id>')
+    assert any(not message.startswith(b"c") for message in heard), heard
 
 
 def test_purging_running_jobs_wakes_a_consumer_the_concurrency_holds_back(
@@ -66,6 +66,7 @@ def test_purging_running_jobs_wakes_a_consumer_the_concurrency_holds_back(
     """delete_topic(force=True) purges reserved jobs (purge.lua): their places are free."""
     client.configure(topic, concurrency=1)
     client.put(topic, "running", b"")
-    assert client.reserve(topic) is not None
+    job = client.reserve(topic)
+    assert job is not None
     heard = heard_after(raw_redis, topic, lambda: client.delete_topic(topic, force=True))
-    assert heard == [b"xrunning", b"0"]
+    assert heard == [f"c{job.token}:running".encode(), b"0"]

@@ -65,7 +65,7 @@ def delete_topic(
 
     Refused with TopicBusy while jobs are reserved, unless ``force``: then the reserved jobs
     are purged last (catching any reserved meanwhile), and purge.lua tells each holder to stop
-    (``x<id>`` on the wake channel), so running handlers are cancelled. Without ``force``, a
+    (``c<token>:<id>`` on the wake channel), so running handlers are cancelled. Without ``force``, a
     job reserved while the others are deleted is a TopicBusy too, with the topic left holding
     it (and its settings). How many jobs it held.
     """

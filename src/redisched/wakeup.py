@@ -27,9 +27,19 @@ from .keys import TopicKeys
 from .routing import NodeClients
 from .timing import Alarm
 
-ABORT_PREFIX = b"x"
-"""A wake message starting with this names a job to cancel (the rest is its id); the scripts'
-own messages are numbers."""
+CANCEL_PREFIX = b"c"
+"""A wake message ``c<token>:<id>`` names a reservation to cancel: the job's id and the token
+it held when a script took it away (delete, abort, purge, replace, reschedule, expiry). The
+token is decimal digits, so the first ``:`` ends it and the id is every byte after it. The
+scripts' other messages are numbers."""
+
+LEGACY_CANCEL_PREFIX = b"x"
+"""``x<id>``, the cancel message of scripts before the token was in it: ignored (it named no
+reservation, so it could cancel a newer attempt of the same id); see docs/design.md s. 7."""
+
+REMEMBERED_CANCELS = 10_000
+"""Cancelled reservations kept per topic, for a lease read after its cancel (bounded: a
+lease's reply is read within a round trip of the cancel, long before this many more come)."""
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +67,9 @@ class Wakeups:
         self._events: dict[str, asyncio.Event] = {}
         self._lock = asyncio.Lock()
         self._alarm: Alarm | None = None
-        self._aborts: dict[str, list[Callable[[str], None]]] = {}
+        self._aborts: dict[str, list[Callable[[str, str], None]]] = {}
+        # topic -> the recently cancelled reservations (id, token), oldest first
+        self._cancelled: dict[str, dict[tuple[str, str], None]] = {}
 
     @property
     def alarm(self) -> Alarm:
@@ -67,10 +79,12 @@ class Wakeups:
             self._alarm.start()
         return self._alarm
 
-    def on_abort(self, topic: str, callback: Callable[[str], None]) -> Callable[[], None]:
-        """Call ``callback(job_id)`` when a running job of ``topic`` must be cancelled (it was
-        deleted, replaced, expired, purged or aborted); returns a function that stops it.
-        Call :meth:`watch` for the topic too."""
+    def on_abort(self, topic: str, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call ``callback(job_id, token)`` when the reservation ``token`` of a job of ``topic``
+        was taken from its holder (the job was deleted, replaced, expired, purged or aborted):
+        the attempt holding that token must stop, and no other attempt of the id. Returns a
+        function that stops the calls. Call :meth:`watch` for the topic too; a lease read
+        after the cancel asks :meth:`cancelled`."""
         callbacks = self._aborts.setdefault(topic, [])
         callbacks.append(callback)
 
@@ -79,6 +93,13 @@ class Wakeups:
                 callbacks.remove(callback)
 
         return remove
+
+    def cancelled(self, topic: str, job_id: str, token: str | None) -> bool:
+        """Whether the reservation ``token`` of ``job_id`` was cancelled by a message read
+        already (one of the last :data:`REMEMBERED_CANCELS` of the topic): a lease whose reply
+        is read after its cancel must not start the job."""
+        remembered = self._cancelled.get(topic)
+        return remembered is not None and (job_id, token) in remembered
 
     async def watch(self, topic: str) -> None:
         """Subscribe to the topic's wake channel (once); returns when the subscription holds."""
@@ -175,16 +196,25 @@ class Wakeups:
                 if woken is None:
                     continue
                 data = message.get("data")
-                if isinstance(data, bytes) and data.startswith(ABORT_PREFIX):
-                    self._abort(woken, data[len(ABORT_PREFIX) :])
-                else:
+                if isinstance(data, bytes) and data.startswith(CANCEL_PREFIX):
+                    self._abort(woken, data)
+                elif not (isinstance(data, bytes) and data.startswith(LEGACY_CANCEL_PREFIX)):
                     self.notify(woken)
 
-    def _abort(self, topic: str, job_id: bytes) -> None:
+    def _abort(self, topic: str, data: bytes) -> None:
+        token, colon, job_id = data[len(CANCEL_PREFIX) :].partition(b":")
+        if not colon or not token.isdigit():
+            log.warning("malformed cancel message on the wake channel of %r: %r", topic, data)
+            return
         name = stored_name(job_id)  # as the lease parsed the job's id
+        lease = token.decode()  # as the lease parsed the token
+        remembered = self._cancelled.setdefault(topic, {})
+        remembered[name, lease] = None
+        if len(remembered) > REMEMBERED_CANCELS:
+            del remembered[next(iter(remembered))]
         for callback in list(self._aborts.get(topic, ())):
             try:
-                callback(name)
+                callback(name, lease)
             except Exception:
                 log.exception("abort callback failed for job %r of %r", name, topic)
 

@@ -451,10 +451,14 @@ class Worker:
 
     # -- cancellation -----------------------------------------------------------------------
 
-    def _aborter(self, topic: _Topic) -> Callable[[str], None]:
-        def abort(job_id: str) -> None:
+    def _aborter(self, topic: _Topic) -> Callable[[str, str], None]:
+        def abort(job_id: str, token: str) -> None:
             for attempt in self._active:
-                if attempt.topic is topic and attempt.job.id == job_id and not attempt.finished:
+                job = attempt.job
+                if (
+                    attempt.topic is topic and job.id == job_id and job.token == token
+                    and not attempt.finished
+                ):  # fmt: skip
                     self._cancel(attempt)
 
         return abort
@@ -480,6 +484,8 @@ class Worker:
         now = time.monotonic()
         put = self._pending.append
         add = self._active.add
+        assert topic.lessee is not None
+        wakeups, name = topic.lessee.wakeups, topic.name
         for job in jobs:
             ttr = self._ttr or job.ttr
             if ttr < self._min_ttr:
@@ -491,6 +497,9 @@ class Worker:
                 # flag only if that happens.
                 object.__setattr__(job, "cancellation", Cancellation())
             attempt = _Attempt(job, topic, ttr, now + ttr / 2)
+            if wakeups.cancelled(name, job.id, job.token):
+                # its cancel was read before this lease's reply: given back, never started
+                self._cancel(attempt)
             add(attempt)
             put(attempt)
         self._unpark()

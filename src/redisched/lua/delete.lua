@@ -20,7 +20,7 @@
 -- ARGV[5] reason string|empty
 -- Returns: [status, version]. status: 1 deleted (version is the deleted one), 0 no such job,
 --   5 version conflict (if_version did not match; nothing changed). The holder of a deleted
---   reservation gets a stale reply on ack/release/touch/bury, and is told to stop: 'x' .. id
+--   reservation gets a stale reply on ack/release/touch/bury, and is told to stop: c<token>:<id>
 --   on the wake channel (and a consumer waiting for a place under the topic's concurrency,
 --   limit.lua, is woken with 0). A deleted job gets a deleted event (a reserved one's detail:
 --   'was running; cancel sent') and a finished record with outcome cancelled (dead when it was
@@ -44,7 +44,7 @@ local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
-local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. token .. ':' .. id
 local CANCEL_SENT = 'was running; cancel sent' -- the deleted event's detail for a running job
 local id = ARGV[1]
 local if_version = tonumber(ARGV[2])
@@ -267,7 +267,7 @@ elseif state == READY then
   redis.call('ZREM', ready_key, string.format('%012x', job[SEQ]) .. id)
 elseif state == RESERVED then
   redis.call('ZREM', reserved_key, id)
-  redis.call('PUBLISH', wake_channel, CANCEL .. id)
+  redis.call('PUBLISH', wake_channel, CANCEL .. string.format('%d', job[SEQ]) .. ':' .. id)
   if redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
     redis.call('PUBLISH', wake_channel, '0')
   end

@@ -20,7 +20,7 @@
 --   since it was listed) is left as it is; a scheduled job whose run_at has passed is ready,
 --   as jobs.lua lists it. Empty state deletes in any state, as delete.lua does. Each deleted
 --   job ends as delete.lua ends it: a deleted event and a finished record with outcome
---   cancelled (dead when it was dead); a reserved one's holder is told to stop ('x' .. id on
+--   cancelled (dead when it was dead); a reserved one's holder is told to stop (c<token>:<id> on
 --   the wake channel) and its deleted event says so (detail 'was running; cancel sent'),
 --   and a consumer held back by the topic's concurrency (meta limit_waiting) is woken. A
 --   deleted pending occurrence of a schedule skips that run: the next one is put (delete.lua).
@@ -34,7 +34,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. token .. ':' .. id
 local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local CANCEL_SENT = 'was running; cancel sent' -- the deleted event's detail for a running job
 local now = tonumber(ARGV[1])
@@ -256,7 +256,9 @@ local function delete_slice(slice)
         doomed[#doomed + 1], jobs[#jobs + 1] = id, job
         local into = members[state]
         into[#into + 1] = state == READY and string.format('%012x', job[SEQ]) .. id or id
-        if state == RESERVED then redis.call('PUBLISH', wake_channel, CANCEL .. id) end
+        if state == RESERVED then
+          redis.call('PUBLISH', wake_channel, CANCEL .. string.format('%d', job[SEQ]) .. ':' .. id)
+        end
       end
     end
   end

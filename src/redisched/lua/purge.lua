@@ -38,7 +38,7 @@
 --   States as jobs.lua lists them (a scheduled job whose run_at has passed is ready). Each
 --   purged job ends as delete.lua ends it: a deleted event (detail 'purged') and a finished
 --   record with outcome cancelled (dead when it was dead). A reserved job's holder is told to
---   stop ('x' .. id on the wake channel; detail 'purged; was running; cancel sent') and gets a
+--   stop (c<token>:<id> on the wake channel; detail 'purged; was running; cancel sent') and gets a
 --   stale reply on ack/release/touch/bury, and a consumer held back by the topic's
 --   concurrency (meta limit_waiting) is woken; the Python API purges reserved jobs only when
 --   a topic is deleted with force. Empty limit: 200.
@@ -53,7 +53,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. token .. ':' .. id
 local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local PURGED, PURGED_RUNNING = 'purged', 'purged; was running; cancel sent' -- event details
 local now = tonumber(ARGV[1])
@@ -359,7 +359,16 @@ end
 local running = state_name == 'reserved'
 local outcome = state_name == 'dead' and 'dead' or 'cancelled'
 if running then
-  for _, id in ipairs(ids) do redis.call('PUBLISH', wake_channel, CANCEL .. id) end
+  for start = 1, #ids, SLICE do -- each reservation's token: its record's SEQ
+    local slice = {unpack(ids, start, math.min(start + SLICE - 1, #ids))}
+    local raws = redis.call('HMGET', jobs_key, unpack(slice))
+    for i, id in ipairs(slice) do
+      if raws[i] then
+        local token = string.format('%d', decode(raws[i])[SEQ])
+        redis.call('PUBLISH', wake_channel, CANCEL .. token .. ':' .. id)
+      end
+    end
+  end
   if #ids > 0 and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
     redis.call('PUBLISH', wake_channel, '0') -- room for a consumer the concurrency held back
   end

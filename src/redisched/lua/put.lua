@@ -22,7 +22,7 @@
 -- Returns: a flat array [status, version] per job, in order. status: 1 created, 2 exists
 --   (nothing changed, version is the current one), 3 replaced, 4 pending (the job is reserved:
 --   the new version waits until the running attempt ends; its holder is told to stop with
---   'x' .. id on the wake channel), 5 version conflict (if_version
+--   c<token>:<id> on the wake channel), 5 version conflict (if_version
 --   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
 --   replace: 1 replaces an existing job, anything else does not; 2 (create-only) or 3
 --   (replace) also append the job as stored, as get.lua returns it (one job per call only),
@@ -42,7 +42,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local CREATED, EXISTS, REPLACED, PENDING, VERSION_CONFLICT = 1, 2, 3, 4, 5
-local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. token .. ':' .. id
 local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25
 
 -- An empty argument (or a false from HMGET) is tested before tonumber, and the usual '0' is
@@ -344,7 +344,7 @@ for i = 9, #ARGV, 2 do
       if not kind then -- pending: the running job's record, as encode() packs it
         job[LOG] = logged
         redis.call('HSET', jobs_key, id, cmsgpack.pack(unpack(job, 1, logged and LOG or BODY)))
-        redis.call('PUBLISH', wake_channel, CANCEL .. id)
+        redis.call('PUBLISH', wake_channel, CANCEL .. string.format('%d', job[SEQ]) .. ':' .. id)
       end
     end
   end

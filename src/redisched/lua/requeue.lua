@@ -17,7 +17,7 @@
 --   and the earliest reservation deadline still ahead (-1 when none). A job goes back after
 --   the topic's backoff (meta backoff_ms * 2^(attempts-1), at most backoff_max_ms; default 0),
 --   and a replacement that waited for the attempt is scheduled in its place. The holder of each
---   expired reservation is told to stop ('x' .. id on the wake channel). Idempotent; safe
+--   expired reservation is told to stop (c<token>:<id> on the wake channel). Idempotent; safe
 --   to run from every process. Each job gets a requeued event (dead when it went dead) whose
 --   detail says 'reservation timed out' (or 'reservation expired by an operator': a deadline
 --   of 0, set by expire) and ends in '; cancel sent'; the topic's oldest dead jobs beyond its keep_dead / keep_dead_for end with outcome dead
@@ -31,7 +31,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. token .. ':' .. id
 -- Event details: why the reservation ended (expire() sets its deadline to 0), and the cancel.
 local EXPIRED_BY_OPERATOR, EXPIRED, TIMED_OUT =
   0, 'reservation expired by an operator', 'reservation timed out'
@@ -254,8 +254,8 @@ for i = 1, #expired, 2 do
   local id = expired[i]
   local cause = tonumber(expired[i + 1]) == EXPIRED_BY_OPERATOR and EXPIRED or TIMED_OUT
   redis.call('ZREM', reserved_key, id)
-  redis.call('PUBLISH', wake_channel, CANCEL .. id)
   local job = decode(redis.call('HGET', jobs_key, id))
+  redis.call('PUBLISH', wake_channel, CANCEL .. string.format('%d', job[SEQ]) .. ':' .. id)
   local pending = redis.call('HGET', pending_key, id)
   if pending then
     add_event(id, job, 'requeued', cause .. '; version ' .. decode(pending)[VERSION]

@@ -17,7 +17,7 @@
 -- Returns: [status, version]. status: 3 replaced (scheduled or ready by the new run_at, with a
 --   fresh count of attempts and no last_error, as a put with replace; version is the new one),
 --   4 pending (the job is reserved: the new run_at and priority apply to the version that
---   waits for the running attempt to end; its holder is told to stop with 'x' .. id on the
+--   waits for the running attempt to end; its holder is told to stop with c<token>:<id> on the
 --   wake channel, as put.lua does), 0 no such job, 6 not in state (the job is not in
 --   the given state, a scheduled job whose run_at has passed counting as ready; nothing
 --   changed, version is the current one). Empty run_at_ms means now + delay_ms (empty:
@@ -34,7 +34,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local function decode(raw) return {cmsgpack.unpack(raw)} end
 local NOT_FOUND, REPLACED, PENDING, NOT_IN_STATE = 0, 3, 4, 6
-local CANCEL = 'x' -- a wake message naming a running job to cancel: CANCEL .. id
+local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. token .. ':' .. id
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
@@ -207,7 +207,7 @@ if state == RESERVED then -- as put.lua replaces a reserved job: the new version
   add_event(id, job, 'replaced', 'rescheduled: version ' .. fresh[VERSION]
     .. ' waits for the running attempt; cancel sent')
   redis.call('HSET', jobs_key, id, encode(job))
-  redis.call('PUBLISH', wake_channel, CANCEL .. id)
+  redis.call('PUBLISH', wake_channel, CANCEL .. string.format('%d', job[SEQ]) .. ':' .. id)
   flush_feed()
   return {PENDING, fresh[VERSION]}
 end

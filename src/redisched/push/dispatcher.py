@@ -27,9 +27,11 @@ without spending an attempt (counted as ``throttled``, and in the topic's
 ``total_throttled``: :func:`redisched.limits.count_throttled`).
 
 A job deleted, aborted, replaced, purged or expired during its delivery is announced on the
-topic's wake channel (``x<id>``, routed by :meth:`~redisched.wakeup.Wakeups.on_abort`): its
-request is closed at once and the attempt released (stale, or for a replace the new version
-scheduled at once), counted as ``cancelled``; one still waiting for a place is never sent.
+topic's wake channel (``c<token>:<id>``, the reservation taken away, routed by
+:meth:`~redisched.wakeup.Wakeups.on_abort`): its request is closed at once and the attempt
+released (stale, or for a replace the new version scheduled at once), counted as
+``cancelled``; one still waiting for a place, or leased by a reply read after its cancel, is
+never sent.
 
 Topics and their webhook settings are read again every ``refresh_interval`` seconds (two
 commands per topic), or at once with :meth:`Dispatcher.refresh`.
@@ -360,7 +362,8 @@ class _TopicRunner:
         # delivery costs no task of its own (a task per delivery made the garbage collector
         # run ~30x as often, ~30 µs per delivery). Places start as jobs come, up to places().
         self.place_tasks: set[asyncio.Task[None]] = set()
-        self.running: dict[str, asyncio.Task[None]] = {}  # job id -> the place delivering it
+        # job id -> the place delivering it and the job's token
+        self.running: dict[str, tuple[asyncio.Task[None], str | None]] = {}
         self.idle: collections.deque[asyncio.Future[None]] = collections.deque()
         # Jobs leased ahead, waiting for a place (with the monotonic time they came): each
         # finished delivery starts the next at once, while the lease round trip that refills
@@ -482,6 +485,14 @@ class _TopicRunner:
     def start_jobs(self, lessee: Lessee, jobs: list[Job]) -> None:
         # a leased job holds its concurrency place as a reservation
         now = time.monotonic()
+        cancelled = self.d.wakeups.cancelled
+        topic = self.topic
+        if any(cancelled(topic, job.id, job.token) for job in jobs):
+            # their cancel was read before this lease's reply: given back unsent
+            self.withdrawn.extend(j for j in jobs if cancelled(topic, j.id, j.token))
+            jobs = [job for job in jobs if not cancelled(topic, job.id, job.token)]
+            if self.giving_back is None and not self.stopping:
+                self.giving_back = asyncio.create_task(self._give_back_queued())
         self.waiting.extend((job, now) for job in jobs)
         if self.stopping:
             return  # stop() gives them back
@@ -500,19 +511,20 @@ class _TopicRunner:
         await self.lessee.watch()
         await self.lessee.run(_Capacity(self), lambda: self.stopping)
 
-    def cancel(self, job_id: str) -> None:
-        """The job was deleted, aborted, replaced, purged or its reservation expired (the wake
-        channel's ``x<id>``): close its request if one is in flight here (the place then
-        releases the attempt), or give it back unsent if it waits for a place."""
-        place = self.running.get(job_id)
-        if place is not None:
-            if self.deadlines.cut(place):  # only while its request is in flight
+    def cancel(self, job_id: str, token: str) -> None:
+        """The reservation ``token`` of the job was taken away: it was deleted, aborted,
+        replaced, purged or expired (the wake channel's ``c<token>:<id>``). Close its request
+        if one is in flight here (the place then releases the attempt), or give it back unsent
+        if it waits for a place; another reservation of the id goes on."""
+        held = self.running.get(job_id)
+        if held is not None and held[1] == token:
+            if self.deadlines.cut(held[0]):  # only while its request is in flight
                 log.debug("topic %r: job %r cancelled during its delivery; closing the request",
                           self.topic, job_id)  # fmt: skip
             return
         waiting = self.waiting
         for index, (job, _) in enumerate(waiting):  # only for a job this process holds
-            if job.id == job_id:
+            if job.id == job_id and job.token == token:
                 del waiting[index]
                 log.debug("topic %r: job %r cancelled while it waited for a place; not sent",
                           self.topic, job_id)  # fmt: skip
@@ -543,7 +555,7 @@ class _TopicRunner:
                     self.idle.append(waiter)
                     await waiter
                     continue
-                running[job.id] = me
+                entry = running[job.id] = (me, job.token)
                 answer: bytes | None = None
                 try:
                     # the request is awaited here, not in a helper coroutine: one coroutine
@@ -581,8 +593,8 @@ class _TopicRunner:
                 except Exception:
                     log.exception("topic %r: delivery of %r failed", self.topic, job.id)
                 finally:
-                    holder = running.pop(job.id, me)
-                    if holder is not me:  # the id leased again after an expiry: still its own
+                    holder = running.pop(job.id, entry)
+                    if holder is not entry:  # the id leased again after an expiry: its own
                         running[job.id] = holder
                     # acked in the loop's next round trip, which frees its place under the
                     # concurrency; None: settled already (or failed), nothing to ack
