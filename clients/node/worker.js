@@ -16,9 +16,12 @@
  * handlers still running after the grace period are aborted (their AbortSignal) and released.
  *
  * A running job deleted, replaced, expired or aborted is announced on the same wake channel
- * (`x<id>`): its handler's AbortSignal is aborted at once (with a Cancelled), and when the handler
- * ends, however it ends, the job is released, never acked: stale for a delete, an abort or an
- * expiry; for a replace, the new version is scheduled at once.
+ * (`c<token>:<id>`, the reservation taken away): the handler of the attempt holding that token
+ * has its AbortSignal aborted at once (with a Cancelled), and when the handler ends, however it
+ * ends, the job is released, never acked: stale for a delete, an abort or an expiry; for a
+ * replace, the new version is scheduled at once. A cancel read before the reply of the lease
+ * that took the job is remembered (the last REMEMBERED_CANCELS of each topic): that job is
+ * released unstarted.
  */
 const { Scheduler, StaleReservation, InvalidArgument, durationMs, MAX_TTR_MS } = require('./redisched');
 const { encodeResult } = require('./results');
@@ -30,9 +33,14 @@ const MAX_IDLE_MS = 10_000;
 const ACK_DELAY_MS = 5;
 const STOPPED_ERROR = 'the worker stopped before the handler finished';
 const CANCELLED_ERROR = 'cancelled: the job was deleted, replaced, expired or aborted while running';
-/** A wake message starting with this names a running job to cancel (the rest is its id); the
- * scripts' own messages are numbers. */
-const CANCEL_PREFIX = 'x';
+/** A wake message `c<token>:<id>` names a reservation to cancel: the token it held when a
+ * script took it away (decimal digits, so the first ':' ends it) and the job's id. The scripts'
+ * other messages are numbers; `x<id>`, the cancel of older scripts, named no reservation and is
+ * ignored (docs/design.md section 7). */
+const CANCEL_PREFIX = 'c';
+const LEGACY_CANCEL_PREFIX = 'x';
+/** Cancelled reservations remembered per topic, for a lease whose reply is read after them. */
+const REMEMBERED_CANCELS = 10_000;
 const MAX_ERROR_TEXT = 4000;
 /** A handler returning KEEP leaves its job reserved: someone else acks it with the token. */
 const KEEP = Symbol('redisched.keep');
@@ -147,7 +155,7 @@ class Worker {
       if (typeof handler !== 'function') throw new TypeError(`handlers[${JSON.stringify(name)}]: must be a function`);
       this.scheduler.keys(this.scheduler.scripts.get('reserve'), name); // validates the name
       return { name, handler, backoff: null, done: [], doneSince: 0, kick: new Kick(), requeueAt: null,
-        saturated: false, failures: 0, running: new Map() };
+        saturated: false, failures: 0, running: new Map(), cancelled: new Set() };
     });
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
       throw new RangeError('concurrency: must be an integer from 1 to 10000');
@@ -189,8 +197,8 @@ class Worker {
     subscriber.on('message', (channel, message) => {
       const t = byChannel.get(channel);
       if (!t) return;
-      if (message.startsWith(CANCEL_PREFIX)) this.cancelRunning(t, message.slice(CANCEL_PREFIX.length));
-      else t.kick.set();
+      if (message.startsWith(CANCEL_PREFIX)) this.onCancel(t, message.slice(CANCEL_PREFIX.length));
+      else if (!message.startsWith(LEGACY_CANCEL_PREFIX)) t.kick.set();
     });
     // Messages may have been missed while reconnecting: every topic looks again.
     subscriber.on('ready', () => this.topics.forEach((t) => t.kick.set()));
@@ -295,23 +303,10 @@ class Worker {
   }
 
   async requeue(t) {
-    const [requeued, dead, next] = await this.scheduler.requeue(t.name);
+    // Its cancel messages name the ended reservations' tokens: read late, they leave the
+    // new attempts of those ids alone.
+    const [, , next] = await this.scheduler.requeue(t.name);
     t.requeueAt = next < 0 ? null : next;
-    // Its cancel messages name ids the next lease may take again: read them first, or they
-    // cancel the new attempts.
-    if (requeued + dead > 0) await this.readWakeMessages();
-  }
-
-  /** Resolves once every wake message published before the call has been handled (a PING on
-   * the subscription, whose answer comes after them), or after a second. */
-  async readWakeMessages() {
-    let timer = null;
-    const timeout = new Promise((resolve) => { timer = setTimeout(resolve, 1000); });
-    try {
-      await Promise.race([this.subscriber.ping().catch(() => {}), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** Sleep until the next job is due or a reservation times out, or a kick. */
@@ -352,6 +347,8 @@ class Worker {
       this.active.add(attempt);
       // Leased during a stop: handed to no one, so released with the attempt refunded.
       if (this.stopping) continue;
+      // Its cancel was read before this lease's reply: released unstarted.
+      if (t.cancelled.size && t.cancelled.has(`${job.token}:${job.id}`)) attempt.cancelled = true;
       t.running.set(job.id, attempt);
       attempt.promise = this.runAttempt(attempt);
     }
@@ -363,6 +360,14 @@ class Worker {
 
   async runAttempt(a) {
     const { topic: t, job } = a;
+    if (a.cancelled) {
+      try {
+        await this.release(a, 0, CANCELLED_ERROR);
+      } finally {
+        this.ended(a);
+      }
+      return;
+    }
     a.started = true;
     try {
       const result = await t.handler(job, { get signal() { return controller(a).signal; } });
@@ -381,14 +386,20 @@ class Worker {
       else if (err instanceof Retry) await this.release(a, err.delayMs, err.reason);
       else await this.release(a, t.backoff.delayMs(job.attempts), describe(err));
     } finally {
-      a.finished = true;
-      this.active.delete(a);
-      if (t.running.get(job.id) === a) t.running.delete(job.id);
-      this.free += 1;
-      this.wakeStarved();
-      t.kick.set();
-      if (!this.active.size && this.stopping) this.idle.set();
+      this.ended(a);
     }
+  }
+
+  /** The attempt is over: its slot is free. */
+  ended(a) {
+    const { topic: t, job } = a;
+    a.finished = true;
+    this.active.delete(a);
+    if (t.running.get(job.id) === a) t.running.delete(job.id);
+    this.free += 1;
+    this.wakeStarved();
+    t.kick.set();
+    if (!this.active.size && this.stopping) this.idle.set();
   }
 
   /** A handler's return value as the job's result (results.js); a value JSON cannot encode is
@@ -402,11 +413,25 @@ class Worker {
     }
   }
 
+  /** A wake message `c<token>:<id>` (`reservation` is what follows the `c`): remember it for a
+   * lease not read yet, and cancel the attempt that holds it if it runs. */
+  onCancel(t, reservation) {
+    const colon = reservation.indexOf(':');
+    if (colon < 1 || !/^[0-9]+$/.test(reservation.slice(0, colon))) {
+      this.log.warn(`redisched worker: malformed cancel message on the wake channel of ${t.name}`);
+      return;
+    }
+    t.cancelled.add(reservation);
+    if (t.cancelled.size > REMEMBERED_CANCELS) t.cancelled.delete(t.cancelled.values().next().value);
+    this.cancelRunning(t, reservation.slice(colon + 1), reservation.slice(0, colon));
+  }
+
   /** The job was deleted, replaced, expired or aborted while its handler ran (the wake channel
-   * said `x<id>`): abort the handler's signal; runAttempt releases the job when it ends. */
-  cancelRunning(t, id) {
+   * named its reservation, `token`): abort the handler's signal; runAttempt releases the job
+   * when it ends. Another attempt of the id (a later lease) goes on. */
+  cancelRunning(t, id, token) {
     const a = t.running.get(id);
-    if (a === undefined || a.cancelled || a.finished) return;
+    if (a === undefined || a.job.token !== token || a.cancelled || a.finished) return;
     a.cancelled = true;
     controller(a).abort(new Cancelled());
     this.log.info(`redisched worker: job ${id} of ${t.name}: cancelled while running`);

@@ -1,5 +1,5 @@
 'use strict';
-// The Worker acts on the cancel message (`x<id>`, docs/design.md section 7) for a running job:
+// The Worker acts on the cancel message (`c<token>:<id>`, docs/design.md section 7) for a running job:
 // a delete, an abort or a replace aborts the handler's AbortSignal at once (not at its next
 // touch, past half its ttr), and the attempt ends as the Python Worker ends it.
 const assert = require('node:assert/strict');
@@ -89,8 +89,9 @@ test('a running job deleted, aborted or replaced has its signal aborted at once'
 });
 
 test("a worker's own requeue cancels none of the attempts it leases next", async () => {
-  // The cancel messages its requeue publishes (one per expired reservation) are read before it
-  // leases again: read after, they cancelled the jobs' new attempts, which ran a third time.
+  // The cancel messages its requeue publishes (one per expired reservation) may be read after
+  // it leased the jobs again: they name the expired tokens, so the new attempts go on (naming
+  // only the id, they cancelled them, and the jobs ran a third time).
   assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
   const s = new Scheduler(redis);
   const topic = `node-requeue-${crypto.randomBytes(4).toString('hex')}`;
@@ -118,4 +119,106 @@ test("a worker's own requeue cancels none of the attempts it leases next", async
     }
     for (const id of ids) assert.deepEqual(runs.get(id), [2], `round ${round}: ${id} ran as attempts ${runs.get(id)}`);
   }
+});
+
+/** Holds the cancel messages (a wake message starting with a letter) the worker's subscriber
+ * reads until open(), as a subscriber on a slower connection, or on another Cluster node, may
+ * read them late. */
+function gate(worker) {
+  const held = [];
+  let closed = true;
+  const { subscriber } = worker;
+  const emit = subscriber.emit.bind(subscriber);
+  subscriber.emit = (event, ...args) => {
+    if (event === 'message' && closed && /^[a-z]/.test(args[1])) {
+      held.push(args);
+      return true;
+    }
+    return emit(event, ...args);
+  };
+  return {
+    held,
+    open() {
+      closed = false;
+      held.splice(0).forEach((args) => emit('message', ...args));
+    },
+  };
+}
+
+test('a cancel of an older reservation read after the new attempt started leaves it alone', async () => {
+  // The job's first reservation (a consumer that died) ends at its deadline, by another
+  // process's requeue or the worker's own; its cancel is read only once the worker leased the
+  // job anew and its handler started: it names the old token, so the new attempt goes on.
+  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
+  const s = new Scheduler(redis);
+  const topic = `node-late-cancel-${crypto.randomBytes(4).toString('hex')}`;
+  await s.put(topic, 'j', 'x');
+  const [old] = await s.reserve(topic, { ttrMs: 200 });
+  const ended = [];
+  let started = false;
+  const worker = new Worker(s, {
+    [topic]: async (job, { signal }) => {
+      started = true;
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, 600);
+        signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+      });
+      ended.push([job.token, signal.aborted ? 'cancelled' : 'done']);
+      if (signal.aborted) throw signal.reason;
+    },
+  }, { handleSignals: false, logger: quiet });
+  const done = worker.run();
+  const late = gate(worker);
+  try {
+    await new Promise((r) => setTimeout(r, 250));
+    await s.requeue(topic); // another process, unless the worker's own requeue came first
+    await until(() => started, 'the new attempt started');
+    assert.equal(late.held.length, 1, 'the old reservation\'s cancel was held');
+    late.open();
+    await until(() => ended.length, 'the handler ended');
+  } finally {
+    worker.stop();
+    await done;
+  }
+  assert.notEqual(ended[0][0], old.token);
+  assert.deepEqual(ended.map(([, how]) => how), ['done']);
+  assert.equal((await history(s, topic, 'j')).outcome, 'done');
+});
+
+test('a job deleted before the worker reads the lease that took it never runs', async () => {
+  // The delete's cancel is read first, before there is an attempt to cancel: remembered, it
+  // stops the attempt when the lease is read.
+  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
+  const s = new Scheduler(redis);
+  const topic = `node-early-cancel-${crypto.randomBytes(4).toString('hex')}`;
+  const lease = s.ackAndLease.bind(s);
+  let deleted = false;
+  s.ackAndLease = async (...args) => {
+    const result = await lease(...args);
+    if (!deleted && result.jobs.some((job) => job.id === 'doomed')) {
+      deleted = true;
+      assert.equal(await s.delete(topic, 'doomed'), true);
+      await new Promise((r) => setTimeout(r, 200)); // the subscriber reads the cancel
+    }
+    return result;
+  };
+  const ran = [];
+  const worker = new Worker(s, { [topic]: async (job) => { ran.push(job.id); } },
+    { handleSignals: false, logger: quiet });
+  let ready;
+  const subscribed = new Promise((resolve) => { ready = resolve; });
+  const done = worker.run({ onReady: ready });
+  await subscribed;
+  try {
+    await s.put(topic, 'doomed', 'x');
+    await until(() => deleted, 'the lease took the job');
+    await s.put(topic, 'next', 'x');
+    await until(() => ran.includes('next'), 'the worker went on');
+  } finally {
+    worker.stop();
+    await done;
+  }
+  assert.deepEqual(ran, ['next']);
+  assert.equal(await s.get(topic, 'doomed'), null);
+  assert.equal((await history(s, topic, 'doomed')).outcome, 'cancelled');
 });
