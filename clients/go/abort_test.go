@@ -57,8 +57,9 @@ func TestAbort(t *testing.T) {
 	if ok, err := c.Abort(ctx, topic, "a", "wrong customer"); !ok || err != nil {
 		t.Fatalf("abort a running job: %v %v", ok, err)
 	}
-	if m, ok := psc.ReceiveWithTimeout(time.Second).(redis.Message); !ok || string(m.Data) != "xa" {
-		t.Errorf("the cancel, as a delete sends: %v", m)
+	// the cancel, as a delete sends: the reservation's token, then the id
+	if m, ok := psc.ReceiveWithTimeout(time.Second).(redis.Message); !ok || string(m.Data) != "c"+jobs[0].Token+":a" {
+		t.Errorf("the cancel, as a delete sends: %q", m.Data)
 	}
 	if err := c.Ack(ctx, jobs[0]); !errors.Is(err, ErrStale) {
 		t.Errorf("ack of an aborted job: %v", err)

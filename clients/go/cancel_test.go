@@ -32,7 +32,7 @@ func jobHistory(t *testing.T, c *Client, topic, id string) (outcome, result stri
 	return outcome, result, events
 }
 
-// TestCancelRunning: the Worker acts on the cancel message (`x<id>`, docs/design.md section 7)
+// TestCancelRunning: the Worker acts on the cancel message (`c<token>:<id>`, docs/design.md s. 7)
 // for a running job. A delete, an abort or a replace cancels the handler's ctx at once (not at
 // its next touch, past half its ttr), and the attempt is released, never acked: a replaced
 // job's new version runs at once, alone acked, even though the old handler returned nil.
@@ -159,9 +159,10 @@ func TestCancelRunning(t *testing.T) {
 }
 
 // TestOwnRequeueCancelsNoNewAttempt: the cancel messages a Worker's own requeue publishes (one
-// per expired reservation) are read before it leases again. Read after the jobs were leased anew
-// (its subscriber a little behind its lease loop), they cancelled those new attempts: each job
-// ran a third time. One OS thread and a handler that takes a while make the lag likely.
+// per expired reservation) may be read after the jobs were leased anew (its subscriber a little
+// behind its lease loop): they name the expired tokens, so the new attempts go on (naming only
+// the id, they cancelled them, and each job ran a third time). One OS thread and a handler that
+// takes a while make the lag likely.
 func TestOwnRequeueCancelsNoNewAttempt(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	c, topic := testClient(t, "go-requeue-")

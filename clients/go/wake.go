@@ -3,9 +3,8 @@ package redisched
 // The wake-up subscription: the scripts PUBLISH on a topic's wake channel when work appears.
 
 import (
+	"bytes"
 	"context"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -14,18 +13,19 @@ import (
 // WakeChannel is the Pub/Sub channel on which the scripts announce a topic's new work.
 func (c *Client) WakeChannel(topic string) string { return c.Key(topic, "wake") }
 
-// cancelPrefix starts a wake message that names a running job to cancel (the rest is its id);
-// the scripts' own messages are numbers.
-const cancelPrefix = 'x'
+// cancelPrefix starts a wake message `c<token>:<id>` that names a reservation to cancel: the
+// token it held when a script took it away (decimal digits, so the first ':' ends it) and the
+// job's id. The scripts' other messages are numbers; `x<id>` (legacyCancelPrefix), the cancel of
+// older scripts, named no reservation and is ignored (docs/design.md section 7).
+const (
+	cancelPrefix       = 'c'
+	legacyCancelPrefix = 'x'
+)
 
 type wakeSub struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	conn   chan *redis.PubSubConn // holds the current connection while nobody uses it
-
-	mu    sync.Mutex
-	seq   uint64
-	pings map[string]chan struct{} // by PING payload, closed when its PONG is read
 }
 
 func (s *wakeSub) close() {
@@ -33,52 +33,26 @@ func (s *wakeSub) close() {
 	<-s.done
 }
 
-// sync returns once every message published before it was called has been handled (a PING
-// on the subscription, whose PONG comes after them), or after timeout.
-func (s *wakeSub) sync(timeout time.Duration) {
-	s.mu.Lock()
-	s.seq++
-	data := strconv.FormatUint(s.seq, 10)
-	pong := make(chan struct{})
-	s.pings[data] = pong
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.pings, data)
-		s.mu.Unlock()
-	}()
-	var conn *redis.PubSubConn
-	select {
-	case conn = <-s.conn:
-	case <-s.done:
-		return
+// parseCancel splits a cancel message's `<token>:<id>` (what follows its prefix); ok is false
+// when it is malformed.
+func parseCancel(data []byte) (token, id string, ok bool) {
+	colon := bytes.IndexByte(data, ':')
+	if colon < 1 {
+		return "", "", false
 	}
-	err := conn.Ping(data)
-	s.conn <- conn
-	if err != nil {
-		return
+	for _, b := range data[:colon] {
+		if b < '0' || b > '9' {
+			return "", "", false
+		}
 	}
-	select {
-	case <-pong:
-	case <-s.done:
-	case <-time.After(timeout):
-	}
-}
-
-func (s *wakeSub) pong(data string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if pong := s.pings[data]; pong != nil {
-		close(pong)
-		delete(s.pings, data)
-	}
+	return string(data[:colon]), string(data[colon+1:]), true
 }
 
 // subscribeWake kicks each topic on a message of its wake channel, and every topic after a
-// reconnection (messages may have been missed); a cancel message (`x<id>`) goes to onCancel
-// instead. Returns once subscribed.
+// reconnection (messages may have been missed); a cancel message (`c<token>:<id>`) goes to
+// onCancel instead. Returns once subscribed.
 func (c *Client) subscribeWake(ctx context.Context, topics []*topicState,
-	onCancel func(t *topicState, id string)) (*wakeSub, error) {
+	onCancel func(t *topicState, token, id string)) (*wakeSub, error) {
 	byChannel := map[string]*topicState{}
 	var channels []any
 	for _, t := range topics {
@@ -110,8 +84,7 @@ func (c *Client) subscribeWake(ctx context.Context, topics []*topicState,
 		return nil, err
 	}
 	inner, cancel := context.WithCancel(context.Background())
-	sub := &wakeSub{cancel: cancel, done: make(chan struct{}), conn: make(chan *redis.PubSubConn, 1),
-		pings: map[string]chan struct{}{}}
+	sub := &wakeSub{cancel: cancel, done: make(chan struct{}), conn: make(chan *redis.PubSubConn, 1)}
 	sub.conn <- psc
 	current := psc // only the reader below changes it (holding sub.conn)
 	go func() {
@@ -129,12 +102,13 @@ func (c *Client) subscribeWake(ctx context.Context, topics []*topicState,
 				switch {
 				case t == nil:
 				case len(v.Data) > 0 && v.Data[0] == cancelPrefix:
-					onCancel(t, string(v.Data[1:]))
+					if token, id, ok := parseCancel(v.Data[1:]); ok {
+						onCancel(t, token, id)
+					}
+				case len(v.Data) > 0 && v.Data[0] == legacyCancelPrefix:
 				default:
 					kick(t.kick)
 				}
-			case redis.Pong:
-				sub.pong(v.Data)
 			case error:
 				if inner.Err() != nil {
 					return

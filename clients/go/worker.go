@@ -8,10 +8,12 @@ package redisched
 // reserve.lua). A topic with nothing due sleeps until the lease's next_due_ms or
 // next_timeout_ms (server time) or a message on its wake channel: no polling. A reservation
 // deadline that passes (a worker died) makes the loop run requeue.lua. A running job deleted,
-// replaced, expired or aborted is announced on the same channel (`x<id>`): its handler's ctx is
-// cancelled at once, and when the handler returns, whatever it returns, the job is released,
-// never acked (stale for a delete, an abort or an expiry; a replace's new version is scheduled
-// at once).
+// replaced, expired or aborted is announced on the same channel (`c<token>:<id>`, the
+// reservation taken away): the ctx of the handler holding that token is cancelled at once, and
+// when the handler returns, whatever it returns, the job is released, never acked (stale for a
+// delete, an abort or an expiry; a replace's new version is scheduled at once). A cancel read
+// before the reply of the lease that took the job is remembered (the last rememberedCancels of
+// each topic): that job is released unstarted.
 
 import (
 	"context"
@@ -146,7 +148,15 @@ type topicState struct {
 	requeueAt int64 // server ms, 0: none
 	saturated bool
 	running   map[string]*attempt // by job id, the attempts whose handler was started (w.mu)
+	// the reservations ("<token>:<id>") whose cancel was read, the last rememberedCancels of
+	// them, oldest first (w.mu): a lease read after its cancel starts no handler
+	cancelled    map[string]struct{}
+	cancelledLog []string
 }
+
+// rememberedCancels is how many cancelled reservations each topic keeps for a lease whose reply
+// is read after them (it is read within a round trip of the cancel).
+const rememberedCancels = 10000
 
 type attempt struct {
 	job       *Job
@@ -166,7 +176,6 @@ type Worker struct {
 	topics []*topicState
 	opts   Options
 	log    *log.Logger
-	wake   *wakeSub
 
 	mu       sync.Mutex
 	free     int
@@ -214,7 +223,7 @@ func NewWorker(client *Client, handlers map[string]Handler, o Options) (*Worker,
 			return nil, fmt.Errorf("redisched: handlers[%q]: nil", name)
 		}
 		w.topics = append(w.topics, &topicState{name: name, handler: h, kick: make(chan struct{}, 1),
-			running: map[string]*attempt{}})
+			running: map[string]*attempt{}, cancelled: map[string]struct{}{}})
 	}
 	return w, nil
 }
@@ -291,7 +300,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer wake.close()
-	w.wake = wake
 	if !w.opts.IgnoreSignals {
 		signals := make(chan os.Signal, 2)
 		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
@@ -461,16 +469,13 @@ func (w *Worker) step(t *topicState) error {
 }
 
 func (w *Worker) requeue(t *topicState) error {
-	next, ended, err := w.client.requeue(context.Background(), t.name, 1000)
+	// Its cancel messages name the ended reservations' tokens: read after the next lease took
+	// those ids again, they leave the new attempts alone.
+	next, _, err := w.client.requeue(context.Background(), t.name, 1000)
 	if err != nil {
 		return err
 	}
 	t.requeueAt = next
-	if ended > 0 {
-		// Its cancel messages name ids the next lease may take again: read them first, or
-		// they cancel the new attempts.
-		w.wake.sync(time.Second)
-	}
 	return nil
 }
 
@@ -521,6 +526,13 @@ func (w *Worker) dispatch(t *topicState, jobs []*Job) {
 		if w.stopping {
 			continue
 		}
+		if _, ok := t.cancelled[job.Token+":"+job.ID]; ok {
+			// its cancel was read before this lease's reply: released unstarted
+			a.cancelled = true
+			w.handlers.Add(1)
+			go w.dropAttempt(a)
+			continue
+		}
 		a.started = true
 		ctx, cancel := context.WithCancel(context.Background())
 		a.cancel = cancel
@@ -536,6 +548,13 @@ func describe(err error) string {
 		text = "..." + text[len(text)-maxErrText:]
 	}
 	return text
+}
+
+// dropAttempt releases an attempt cancelled before its handler started (unstarted).
+func (w *Worker) dropAttempt(a *attempt) {
+	defer w.handlers.Done()
+	w.release(a, 0, cancelledError)
+	w.ended(a)
 }
 
 func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
@@ -570,6 +589,12 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 	default:
 		w.release(a, t.backoff.Delay(job.Attempts), describe(err))
 	}
+	w.ended(a)
+}
+
+// ended frees the attempt's slot.
+func (w *Worker) ended(a *attempt) {
+	t, job := a.topic, a.job
 	w.mu.Lock()
 	a.finished = true
 	delete(w.active, a)
@@ -585,14 +610,24 @@ func (w *Worker) runAttempt(ctx context.Context, a *attempt) {
 	kick(t.kick)
 }
 
-// cancelRunning acts on the wake channel's cancel message: the job was deleted, replaced, expired
-// or aborted while its handler ran. The handler's ctx is cancelled; runAttempt releases the job
-// when the handler returns.
-func (w *Worker) cancelRunning(t *topicState, id string) {
+// cancelRunning acts on the wake channel's cancel message: the reservation token of the job was
+// taken away (deleted, replaced, expired or aborted). It is remembered for a lease not read yet;
+// the ctx of a handler running with that token is cancelled, and runAttempt releases the job
+// when the handler returns. Another attempt of the id (a later lease) goes on.
+func (w *Worker) cancelRunning(t *topicState, token, id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	key := token + ":" + id
+	if _, ok := t.cancelled[key]; !ok {
+		t.cancelled[key] = struct{}{}
+		t.cancelledLog = append(t.cancelledLog, key)
+		if len(t.cancelledLog) > rememberedCancels {
+			delete(t.cancelled, t.cancelledLog[0])
+			t.cancelledLog = t.cancelledLog[1:]
+		}
+	}
 	a := t.running[id]
-	if a == nil || a.cancelled || a.finished {
+	if a == nil || a.job.Token != token || a.cancelled || a.finished {
 		return
 	}
 	a.cancelled = true
