@@ -82,7 +82,7 @@ def test_definitions_are_found() -> None:
     shared = {name for name, texts in copies(SOURCES).items() if len(texts) > 1}
     assert {"add_event", "flush_feed", "finish", "trim_dead", "materialize"} <= shared
     assert "advance_schedule" in shared
-    one_liner = definitions(SOURCES["reserve"])["decode"]
+    one_liner = definitions(SOURCES["get"])["decode"]
     assert one_liner == "local function decode(raw) return {cmsgpack.unpack(raw)} end"
     assert definitions(SOURCES["ack"])["flush_feed"].endswith("\nend")
 

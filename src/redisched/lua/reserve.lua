@@ -35,7 +35,6 @@ local feed_key, history_key = KEYS[9], KEYS[10]
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
-local function decode(raw) return {cmsgpack.unpack(raw)} end
 local now, now_text = tonumber(ARGV[1]), ARGV[1]
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
@@ -199,7 +198,7 @@ if #due > 0 then
   local straight = redis.call('ZCARD', ready_key) == 0
   local promoted, records, members = {}, {}, {}
   for i, id in ipairs(due) do
-    local job = decode(redis.call('HGET', jobs_key, id))
+    local job = {cmsgpack.unpack(redis.call('HGET', jobs_key, id))}
     -- materialize() of the other scripts, inline (only promoted jobs need it, and a closure
     -- made on every call costs Redis ~0.5-1 us): a scheduled job unchanged since its put
     -- keeps no log, its SEQ holds run_at - the put's time (ms); it becomes the put event
@@ -248,7 +247,7 @@ if #leasing < count then
   for first = 1, #ids, SLICE do -- their records in one HMGET per SLICE ids, not an HGET each
     local last = math.min(first + SLICE - 1, #ids)
     local raws = redis.call('HMGET', jobs_key, unpack(ids, first, last))
-    for k = first, last do leasing[#leasing + 1] = {ids[k], decode(raws[k - first + 1])} end
+    for k = first, last do leasing[#leasing + 1] = {ids[k], {cmsgpack.unpack(raws[k - first + 1])}} end
   end
 end
 
