@@ -186,16 +186,16 @@ end
 -- at once (members only: no score to format).
 local promote, next_due = math.min(promote_limit, count), -2
 if times then next_due = earliest(scheduled_key) end
-local due = {}
+local due -- the due members, when asked for
 if promote > 0 and (not times or next_due ~= -1 and next_due <= now) then
   due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now_text, 'LIMIT', '0',
     promote == 1 and '1' or promote)
 end
-local leasing = {} -- {id, decoded record} of each job to lease, in ready order
+local ids, jobs = {}, {} -- the id and the decoded record of each job to lease, in ready order
 -- The records to write and the members to add go in one command per kind and SLICE jobs,
 -- after each loop (a call of many jobs costs a few commands, not a few per job).
 local SLICE = 1000
-if #due > 0 then
+if due and #due > 0 then
   local seq = redis.call('HINCRBY', meta_key, 'seq', #due) - #due
   -- With nothing ready, the jobs promoted now are the next ones in ready order (priority,
   -- then seq): the first count are leased as they are, decoded once and never written as ready.
@@ -221,7 +221,7 @@ if #due > 0 then
   end
   for i, entry in ipairs(promoted) do
     if straight and i <= count then
-      leasing[i] = entry
+      ids[i], jobs[i] = entry[1], entry[2]
     else
       local id, job, n = entry[1], entry[2], #records
       records[n + 1], records[n + 2] = id, encode(job)
@@ -236,35 +236,41 @@ if #due > 0 then
   redis.call('ZREM', scheduled_key, unpack(due))
   if times then next_due = earliest(scheduled_key) end
 end
-if #leasing < count then
+local leasing = #ids
+if leasing < count then
   -- the members alone: ZPOPMIN would format every score as text (~3,000 instructions each),
   -- more than the second call costs once two or more jobs are taken
-  local take, ids = count - #leasing, {}
+  local take = count - leasing
   if take == 1 then
     local popped = redis.call('ZPOPMIN', ready_key) -- member, score
-    if popped[1] then ids[1] = string.sub(popped[1], 13) end
+    if popped[1] then
+      local id = string.sub(popped[1], 13)
+      leasing = leasing + 1
+      ids[leasing], jobs[leasing] = id, {cmsgpack.unpack(redis.call('HGET', jobs_key, id))}
+    end
   else
     local members = redis.call('ZRANGE', ready_key, 0, take - 1)
     if #members > 0 then redis.call('ZREMRANGEBYRANK', ready_key, 0, #members - 1) end
-    for i = 1, #members do ids[i] = string.sub(members[i], 13) end
-  end
-  for first = 1, #ids, SLICE do -- their records in one HMGET per SLICE ids, not an HGET each
-    local last = math.min(first + SLICE - 1, #ids)
-    local raws = redis.call('HMGET', jobs_key, unpack(ids, first, last))
-    for k = first, last do leasing[#leasing + 1] = {ids[k], {cmsgpack.unpack(raws[k - first + 1])}} end
+    for i = 1, #members do ids[leasing + i] = string.sub(members[i], 13) end
+    for first = leasing + 1, #ids, SLICE do -- their records in one HMGET per SLICE ids
+      local last = math.min(first + SLICE - 1, #ids)
+      local raws = redis.call('HMGET', jobs_key, unpack(ids, first, last))
+      for k = first, last do jobs[k] = {cmsgpack.unpack(raws[k - first + 1])} end
+    end
+    leasing = #ids
   end
 end
 
 -- Leased occurrences of schedules, and for each the length of the feed after its reserved
--- event (advance_schedule below puts the next occurrence's events there).
-local occurrences, feed_ends = {}, {}
-if #leasing > 0 then
-  local leased = #leasing == 1 and '1' or #leasing -- as text when one (see earliest)
-  local token = redis.call('HINCRBY', meta_key, 'seq', leased) - #leasing
+-- event (advance_schedule below puts the next occurrence's events there); made at the first.
+local occurrences, feed_ends
+if leasing > 0 then
+  local leased = leasing == 1 and '1' or leasing -- as text when one (see earliest)
+  local token = redis.call('HINCRBY', meta_key, 'seq', leased) - leasing
   local records, members, deadlines = {}, {}, {}
   local errors = redis.call('HLEN', errors_key) > 0 -- else no job has a last error to read
-  for _, entry in ipairs(leasing) do
-    local id, job = entry[1], entry[2]
+  for i = 1, leasing do
+    local id, job = ids[i], jobs[i]
     token = token + 1
     job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
     local reserved_until = now + (ttr_override or job[TTR])
@@ -280,6 +286,7 @@ if #leasing > 0 then
     end
     members[n + 1], members[n + 2] = deadline, id
     if string.find(id, '@', 1, true) then
+      if not occurrences then occurrences, feed_ends = {}, {} end
       local k = #occurrences + 1
       occurrences[k], feed_ends[k] = id, #feed
     end
@@ -294,7 +301,7 @@ if #leasing > 0 then
   end
   redis.call('HINCRBY', meta_key, 'total_reserved', leased)
 end
-if #occurrences == 0 then
+if not occurrences then
   if times then reply[2], reply[3] = next_due, earliest(reserved_key) end
   flush_feed()
   return reply
