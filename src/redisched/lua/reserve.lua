@@ -267,7 +267,10 @@ local occurrences, feed_ends
 if leasing > 0 then
   local leased = leasing == 1 and '1' or leasing -- as text when one (see earliest)
   local token = redis.call('HINCRBY', meta_key, 'seq', leased) - leasing
-  local records, members, deadlines = {}, {}, {}
+  -- one job's record and member go to HSET and ZADD at once; more in one command per kind
+  -- and SLICE jobs, after the loop
+  local records, members, deadlines
+  if leasing > 1 then records, members, deadlines = {}, {}, {} end
   local errors = redis.call('HLEN', errors_key) > 0 -- else no job has a last error to read
   for i = 1, leasing do
     local id, job = ids[i], jobs[i]
@@ -275,16 +278,20 @@ if leasing > 0 then
     job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
     local reserved_until = now + (ttr_override or job[TTR])
     add_event(id, job, 'reserved')
-    local n = #records
-    records[n + 1], records[n + 2] = id, encode(job)
     -- each distinct deadline as text once (most jobs of a call share one): redis.call would
     -- format the number again for every job
-    local deadline = deadlines[reserved_until]
+    local deadline = deadlines and deadlines[reserved_until]
     if not deadline then
       deadline = string.format('%.17g', reserved_until)
-      deadlines[reserved_until] = deadline
+      if deadlines then deadlines[reserved_until] = deadline end
     end
-    members[n + 1], members[n + 2] = deadline, id
+    if records then
+      records[2 * i - 1], records[2 * i] = id, encode(job)
+      members[2 * i - 1], members[2 * i] = deadline, id
+    else
+      redis.call('HSET', jobs_key, id, encode(job))
+      redis.call('ZADD', reserved_key, deadline, id)
+    end
     if string.find(id, '@', 1, true) then
       if not occurrences then occurrences, feed_ends = {}, {} end
       local k = #occurrences + 1
@@ -294,7 +301,7 @@ if leasing > 0 then
       job[MAX_ATTEMPTS], job[RUN_AT], string.format('%d', token), reserved_until,
       errors and redis.call('HGET', errors_key, id), job[BODY], 0}
   end
-  for first = 1, #records, 2 * SLICE do
+  for first = 1, records and #records or 0, 2 * SLICE do
     local last = math.min(first + 2 * SLICE - 1, #records)
     redis.call('HSET', jobs_key, unpack(records, first, last))
     redis.call('ZADD', reserved_key, unpack(members, first, last))
