@@ -79,9 +79,6 @@ local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[3] -- false until the feed's first entry (flush_feed)
 local feed = {}
-local function encode(job)
-  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
-end
 
 -- The position just after the event that starts at `at` in a log string.
 local function event_end(log, at)
@@ -224,7 +221,8 @@ if due and #due > 0 then
       ids[i], jobs[i] = entry[1], entry[2]
     else
       local id, job, n = entry[1], entry[2], #records
-      records[n + 1], records[n + 2] = id, encode(job)
+      records[n + 1] = id
+      records[n + 2] = cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)) -- encode, inline
       members[n + 1], members[n + 2] = job[PRIORITY], string.format('%012x', job[SEQ]) .. id
     end
   end
@@ -278,6 +276,7 @@ if leasing > 0 then
     job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
     local reserved_until = now + (ttr_override or job[TTR])
     add_event(id, job, 'reserved')
+    local record = cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)) -- encode, inline
     -- each distinct deadline as text once (most jobs of a call share one): redis.call would
     -- format the number again for every job
     local deadline = deadlines and deadlines[reserved_until]
@@ -286,10 +285,10 @@ if leasing > 0 then
       if deadlines then deadlines[reserved_until] = deadline end
     end
     if records then
-      records[2 * i - 1], records[2 * i] = id, encode(job)
+      records[2 * i - 1], records[2 * i] = id, record
       members[2 * i - 1], members[2 * i] = deadline, id
     else
-      redis.call('HSET', jobs_key, id, encode(job))
+      redis.call('HSET', jobs_key, id, record)
       redis.call('ZADD', reserved_key, deadline, id)
     end
     if string.find(id, '@', 1, true) then
@@ -337,6 +336,9 @@ local function iso(ms)
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
 local F_VERSION = 3 -- the finished record's version field (ack.lua)
+local function encode(job)
+  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
+end
 -- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone); its
 -- version goes on from a finished record of the same id (versions never repeat for an id,
 -- as put.lua; inline: a closure made on every call costs Redis ~0.5 us, used or not).
