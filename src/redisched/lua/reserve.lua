@@ -172,7 +172,10 @@ local function flush_feed()
   feed = {}
 end
 
-local reply = {now, -2, -2}
+-- A nil in a constructor sizes the table's array for one more value (Lua 5.1 has no
+-- table.new): the common lease of one job adds it with no resize. The reply ends at its
+-- first nil, as any Lua array does.
+local reply = {now, -2, -2, nil}
 if settings[4] == '1' then -- paused
   if times then reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key) end
   return reply
@@ -188,7 +191,8 @@ if promote > 0 and (not times or next_due ~= -1 and next_due <= now) then
   due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now_text, 'LIMIT', '0',
     promote == 1 and '1' or promote)
 end
-local ids, jobs = {}, {} -- the id and the decoded record of each job to lease, in ready order
+-- the id and the decoded record of each job to lease, in ready order (room for one: see reply)
+local ids, jobs = {nil}, {nil}
 -- The records to write and the members to add go in one command per kind and SLICE jobs,
 -- after each loop (a call of many jobs costs a few commands, not a few per job).
 local SLICE = 1000
