@@ -39,8 +39,10 @@ local now, now_text = tonumber(ARGV[1]), ARGV[1]
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
   clock = redis.call('TIME')
-  now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-  now_text = clock[1] .. string.sub('00000' .. clock[2], -6, -4) -- the same ms, as text (no format)
+  -- the same ms as text, then as a number (one tonumber, no format): µs' first 3 of 6 digits
+  local us = clock[2]
+  now_text = clock[1] .. (#us == 6 and string.sub(us, 1, 3) or string.sub('00000' .. us, -6, -4))
+  now = tonumber(now_text)
 end
 local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT = 1, 1000
 local count = ARGV[2] == '' and DEFAULT_COUNT or tonumber(ARGV[2])
