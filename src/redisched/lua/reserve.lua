@@ -242,24 +242,24 @@ if due and #due > 0 then
 end
 local leasing = #ids
 if leasing < count then
-  -- the members alone: ZPOPMIN would format every score as text (~3,000 instructions each),
-  -- more than the second call costs once two or more jobs are taken
+  -- the members alone: ZPOPMIN would format each score as text (~3,000 instructions), more
+  -- than the second call costs, even for one job
   local take = count - leasing
-  if take == 1 then
-    local popped = redis.call('ZPOPMIN', ready_key) -- member, score
-    if popped[1] then
-      local id = string.sub(popped[1], 13)
-      leasing = leasing + 1
-      ids[leasing], jobs[leasing] = id, {cmsgpack.unpack(redis.call('HGET', jobs_key, id))}
-    end
-  else
-    local members = redis.call('ZRANGE', ready_key, 0, take - 1)
-    if #members > 0 then redis.call('ZREMRANGEBYRANK', ready_key, 0, #members - 1) end
+  local last = take == 1 and '0' or take - 1 -- as text when one (see earliest)
+  local members = redis.call('ZRANGE', ready_key, '0', last)
+  if #members > 0 then
+    redis.call('ZREMRANGEBYRANK', ready_key, '0', #members == take and last or #members - 1)
+  end
+  if #members == 1 then -- one record: an HGET (an HMGET's reply is a table)
+    local id = string.sub(members[1], 13)
+    leasing = leasing + 1
+    ids[leasing], jobs[leasing] = id, {cmsgpack.unpack(redis.call('HGET', jobs_key, id))}
+  elseif #members > 1 then
     for i = 1, #members do ids[leasing + i] = string.sub(members[i], 13) end
     for first = leasing + 1, #ids, SLICE do -- their records in one HMGET per SLICE ids
-      local last = math.min(first + SLICE - 1, #ids)
-      local raws = redis.call('HMGET', jobs_key, unpack(ids, first, last))
-      for k = first, last do jobs[k] = {cmsgpack.unpack(raws[k - first + 1])} end
+      local last_id = math.min(first + SLICE - 1, #ids)
+      local raws = redis.call('HMGET', jobs_key, unpack(ids, first, last_id))
+      for k = first, last_id do jobs[k] = {cmsgpack.unpack(raws[k - first + 1])} end
     end
     leasing = #ids
   end
