@@ -76,8 +76,9 @@ end
 -- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
 -- feed (flush_feed: one stream entry per call, holding the call's events).
 local LOG = 10
--- only the kinds this script records (a table of all 14 costs Redis ~5,000 instructions a call)
-local EVENT = {put = 1, reserved = 3}
+-- the kinds this script records: EVENT's put and reserved (the table, for add_event, is
+-- made only for a schedule's next occurrence; one of all 14 kinds costs ~5,000 instructions)
+local EVENT_PUT, EVENT_RESERVED = 1, 3
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
 -- only the fields this script reads: each costs Redis ~0.2 us (a scan of meta)
@@ -180,7 +181,7 @@ if due and #due > 0 then
     -- made on every call costs Redis ~0.5-1 us): a scheduled job unchanged since its put
     -- keeps no log, its SEQ holds run_at - the put's time (ms); it becomes the put event
     if history_on and not job[LOG] and job[STATE] == SCHEDULED and job[SEQ] ~= 0 then
-      job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, EVENT.put, job[RUN_AT] - job[SEQ],
+      job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, EVENT_PUT, job[RUN_AT] - job[SEQ],
         job[VERSION], 0, 0)
     end
     job[STATE], job[SEQ] = READY, seq + i
@@ -263,7 +264,7 @@ if leasing > 0 then
           second + EVENT_HEADER + struct.unpack('>H', log, second + EVENT_HEADER - 2))
         count = count - 1
       end
-      local event = struct.pack(EVENT_FORMAT, EVENT.reserved, now, job[VERSION], job[ATTEMPTS], 0)
+      local event = struct.pack(EVENT_FORMAT, EVENT_RESERVED, now, job[VERSION], job[ATTEMPTS], 0)
       job[LOG] = string.char(count + 1) .. string.sub(log, 2) .. event
       if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
         local n = #feed
@@ -333,6 +334,9 @@ local function iso(ms)
   return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', year, month, day,
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
+-- put_occurrence's helpers, made only here (the leasing loop above adds its events and packs
+-- its records inline): a closure made on every call costs Redis ~1,000 instructions and more
+local EVENT = {put = EVENT_PUT, reserved = EVENT_RESERVED}
 -- The position just after the event that starts at `at` in a log string.
 local function event_end(log, at)
   return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
@@ -368,10 +372,10 @@ local function add_event(id, job, kind, detail)
   end
 end
 
-local F_VERSION = 3 -- the finished record's version field (ack.lua)
 local function encode(job)
   return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
 end
+local F_VERSION = 3 -- the finished record's version field (ack.lua)
 -- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone); its
 -- version goes on from a finished record of the same id (versions never repeat for an id,
 -- as put.lua; inline: a closure made on every call costs Redis ~0.5 us, used or not).
