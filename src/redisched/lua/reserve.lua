@@ -86,7 +86,10 @@ local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'feed_e
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[3] -- false until the feed's first entry (flush_feed)
-local feed = {}
+-- A nil in a constructor sizes the table's array for one more value (Lua 5.1 has no
+-- table.new), and # counts only the values before it: the feed, the reply and the lease's
+-- arrays are made with room for a lease of one job, which then adds to them with no resize.
+local feed = {nil, nil}
 
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
 -- takes at most 8000 values, and a call may ack and lease 1000 jobs each). meta feed_total
@@ -145,10 +148,7 @@ local function flush_feed()
   feed = {}
 end
 
--- A nil in a constructor sizes the table's array for one more value (Lua 5.1 has no
--- table.new): the common lease of one job adds it with no resize. The reply ends at its
--- first nil, as any Lua array does.
-local reply = {now, -2, -2, nil}
+local reply = {now, -2, -2, nil} -- room for one job (see feed); it ends at its first nil
 if settings[4] == '1' then -- paused
   if times then reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key) end
   return reply
@@ -164,7 +164,7 @@ if promote > 0 and (not times or next_due ~= -1 and next_due <= now) then
   due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now_text, 'LIMIT', '0',
     promote == 1 and '1' or promote)
 end
--- the id and the decoded record of each job to lease, in ready order (room for one: see reply)
+-- the id and the decoded record of each job to lease, in ready order (room for one: see feed)
 local ids, jobs = {nil}, {nil}
 -- The records to write and the members to add go in one command per kind and SLICE jobs,
 -- after each loop (a call of many jobs costs a few commands, not a few per job).
