@@ -157,7 +157,7 @@ end
 -- The earliest scheduled job first: when it is not due (the common case), it is the reply's
 -- next_due_ms as well, and nothing is promoted. Without times, the due jobs are asked for
 -- at once (members only: no score to format).
-local promote, next_due = math.min(promote_limit, count), -2
+local promote, next_due = count < promote_limit and count or promote_limit, -2 -- math.min, inline
 if times then next_due = earliest(scheduled_key) end
 local due -- the due members, when asked for
 if promote > 0 and (not times or next_due ~= -1 and next_due <= now) then
