@@ -134,8 +134,10 @@ def workload(seed: int, steps: int, a: Side, b: Side) -> int:
             )  # fmt: skip
             both(call, op)
         elif op == "lease":
-            count = rnd.choice([1, 1, 1, 2, 5])
-            reply = both(ops.lease(topic, count, ttr=rnd.choice([None, 1, 20])), op)[0]
+            count, ttr = rnd.choice([1, 1, 1, 2, 5]), rnd.choice([None, 1, 20])
+            # lease reads next_due_ms / next_timeout_ms, reserve_many does not (times 0)
+            lease = ops.lease if rnd.random() < 0.5 else ops.reserve_many
+            reply = both(lease(topic, count, ttr=ttr), op)[0]
             if isinstance(reply, list):
                 mine.extend(parse_lease_jobs(topic, reply))
         elif op == "ack":
