@@ -61,10 +61,6 @@ local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[4] -- false until the feed's first entry (flush_feed)
 local feed = {}
-local function encode(job)
-  return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
-end
-
 -- The position just after the event that starts at `at` in a log string.
 local function event_end(log, at)
   return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
@@ -217,7 +213,8 @@ for i = 2, #ARGV, 3 do
           redis.call('ZADD', scheduled_key, job[RUN_AT], id)
           redis.call('PUBLISH', wake_channel, tostring(job[RUN_AT]))
         end
-        redis.call('HSET', jobs_key, id, encode(job))
+        -- encode() of the other scripts, inline: a closure made on every call for a rare path
+        redis.call('HSET', jobs_key, id, cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)))
       else -- it ends: the finished record, outcome done (finish() of bury.lua, for many jobs)
         gone[#gone + 1] = id
         if history_on then
