@@ -33,12 +33,13 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local STALE, ACKED = 0, 1
 local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
-local now, now_text = tonumber(ARGV[1]), nil
+local now, now_text = ARGV[1] ~= '' and tonumber(ARGV[1]), nil
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
   clock = redis.call('TIME')
-  now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-  now_text = clock[1] .. string.sub('00000' .. clock[2], -6, -4) -- the same ms, as text (no format)
+  -- the ms as text (the finished records' score, no format), then as a number: one tonumber
+  now_text = clock[1] .. string.sub('00000' .. clock[2], -6, -4)
+  now = tonumber(now_text)
 end
 if #ARGV < 4 or #ARGV % 3 ~= 1 then
   return redis.error_reply('ERR ack: expected id/token/result triples')
