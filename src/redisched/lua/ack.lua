@@ -170,14 +170,20 @@ local reply, acked, seen, done, errored, gone, records, members = {}, 0, {}, {},
 -- An empty hash is no key: when neither errors nor pending exists (the common case), one
 -- EXISTS saves reading both for every job (nothing in the loop creates either).
 local lookup = redis.call('EXISTS', errors_key, pending_key) > 0
--- the records in one HMGET per SLICE ids, not an HGET each; the finished records' score (now)
--- as text once, not formatted again by redis.call for every job
-local ids, raws, finished_at = {}, {}, now_text or string.format('%.17g', now)
-for i = 2, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
-for first = 1, #ids, SLICE do
-  local last = math.min(first + SLICE - 1, #ids)
-  local got = redis.call('HMGET', jobs_key, unpack(ids, first, last))
-  for k = first, last do raws[k] = got[k - first + 1] end
+-- the records in one HMGET per SLICE ids, not an HGET each (raws: the first reply, the others
+-- appended; one job's id needs no list); the finished records' score (now) as text once, not
+-- formatted again by redis.call for every job
+local raws, finished_at = nil, now_text or string.format('%.17g', now)
+if #ARGV == 4 then
+  raws = redis.call('HMGET', jobs_key, ARGV[2])
+else
+  local ids = {}
+  for i = 2, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
+  for first = 1, #ids, SLICE do
+    local last = math.min(first + SLICE - 1, #ids)
+    local got = redis.call('HMGET', jobs_key, unpack(ids, first, last))
+    if not raws then raws = got else for k = first, last do raws[k] = got[k - first + 1] end end
+  end
 end
 for i = 2, #ARGV, 3 do
   local id, token, result = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
