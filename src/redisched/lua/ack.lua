@@ -165,11 +165,15 @@ local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values
 -- The writes that every acked job needs go in one command per kind after the loop (SLICE ids
 -- per command): done, the acked ids (out of reserved); errored, those with a last_error; gone,
 -- those that end, whose finished records (records, members) go to history. An id acked earlier
--- in the call (seen) is stale, as its record is gone or replaced.
-local reply, acked, seen, done, errored, gone, records, members = {}, 0, {}, {}, {}, {}, {}, {}
+-- in the call (seen, when the call has more than one) is stale, as its record is gone or
+-- replaced.
+local reply, acked, done, gone, records, members = {}, 0, {}, {}, {}, {}
+local seen = #ARGV > 4 and {}
 -- An empty hash is no key: when neither errors nor pending exists (the common case), one
--- EXISTS saves reading both for every job (nothing in the loop creates either).
+-- EXISTS saves reading both for every job (nothing in the loop creates either; errored is
+-- needed only then).
 local lookup = redis.call('EXISTS', errors_key, pending_key) > 0
+local errored = lookup and {}
 -- the records in one HMGET per SLICE ids, not an HGET each (raws: the first reply, the others
 -- appended; one job's id needs no list); the finished records' score (now) as text once, not
 -- formatted again by redis.call for every job
@@ -187,7 +191,7 @@ else
 end
 for i = 2, #ARGV, 3 do
   local id, token, result = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local raw = not seen[id] and raws[(i + 1) / 3]
+  local raw = not (seen and seen[id]) and raws[(i + 1) / 3]
   local status = STALE
   if raw then
     -- decoded without decode() and materialize() of the other scripts (three closures fewer
@@ -196,7 +200,8 @@ for i = 2, #ARGV, 3 do
     local job = {cmsgpack.unpack(raw)}
     if job[STATE] == RESERVED and job[SEQ] == token then
       status, acked = ACKED, acked + 1
-      done[acked], seen[id] = id, true
+      done[acked] = id
+      if seen then seen[id] = true end
       local last_error = lookup and redis.call('HGET', errors_key, id)
       if last_error then errored[#errored + 1] = id end
       local note
@@ -240,7 +245,7 @@ end
 for first = 1, #done, SLICE do
   redis.call('ZREM', reserved_key, unpack(done, first, math.min(first + SLICE - 1, #done)))
 end
-for first = 1, #errored, SLICE do
+for first = 1, lookup and #errored or 0, SLICE do
   redis.call('HDEL', errors_key, unpack(errored, first, math.min(first + SLICE - 1, #errored)))
 end
 for first = 1, #gone, SLICE do
