@@ -164,10 +164,11 @@ local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values
 
 -- The writes that every acked job needs go in one command per kind after the loop (SLICE ids
 -- per command): done, the acked ids (out of reserved); errored, those with a last_error; gone,
--- those that end, whose finished records (records, members) go to history. An id acked earlier
+-- those that end, whose finished records (records: id, record, ...) go to history, and then
+-- the same table, turned into score, id, ..., to finished (no second table). An id acked earlier
 -- in the call (seen, when the call has more than one) is stale, as its record is gone or
 -- replaced.
-local reply, acked, done, gone, records, members = {}, 0, {}, {}, {}, {}
+local reply, acked, done, gone, records = {}, 0, {}, {}, {}
 local seen = #ARGV > 4 and {}
 -- An empty hash is no key: when neither errors nor pending exists (the common case), one
 -- EXISTS saves reading both for every job (nothing in the loop creates either; errored is
@@ -235,7 +236,6 @@ for i = 2, #ARGV, 3 do
           records[n + 1], records[n + 2] = id, cmsgpack.pack(DONE, now, job[VERSION],
             job[ATTEMPTS], result ~= '' and result or false, last_error or false,
             job[LOG] or '\0')
-          members[n + 1], members[n + 2] = finished_at, id
         end
       end
     end
@@ -254,7 +254,8 @@ end
 for first = 1, #records, 2 * SLICE do
   local last = math.min(first + 2 * SLICE - 1, #records)
   redis.call('HSET', history_key, unpack(records, first, last))
-  redis.call('ZADD', finished_key, unpack(members, first, last))
+  for k = first, last, 2 do records[k], records[k + 1] = finished_at, records[k] end
+  redis.call('ZADD', finished_key, unpack(records, first, last))
 end
 -- a count of one as text: Redis formats a number argument (~2,200 instructions)
 if acked > 0 then redis.call('HINCRBY', meta_key, 'total_acked', acked == 1 and '1' or acked) end
