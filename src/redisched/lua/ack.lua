@@ -168,13 +168,14 @@ local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values
 -- the same table, turned into score, id, ..., to finished (no second table). An id acked earlier
 -- in the call (seen, when the call has more than one) is stale, as its record is gone or
 -- replaced.
-local reply, acked, done, gone, records = {}, 0, {}, {}, {}
+local reply, acked, done, records = {}, 0, {}, {}
 local seen = #ARGV > 4 and {}
 -- An empty hash is no key: when neither errors nor pending exists (the common case), one
--- EXISTS saves reading both for every job (nothing in the loop creates either; errored is
--- needed only then).
+-- EXISTS saves reading both for every job (nothing in the loop creates either). Only then
+-- may a job have a last_error (errored) or a waiting replacement (it is acked but does not
+-- end): else gone is done.
 local lookup = redis.call('EXISTS', errors_key, pending_key) > 0
-local errored = lookup and {}
+local errored, gone = lookup and {}, lookup and {} or done
 -- the records in one HMGET per SLICE ids, not an HGET each (raws: the first reply, the others
 -- appended; one job's id needs no list); the finished records' score (now) as text once, not
 -- formatted again by redis.call for every job
@@ -229,7 +230,7 @@ for i = 2, #ARGV, 3 do
         -- encode() of the other scripts, inline: a closure made on every call for a rare path
         redis.call('HSET', jobs_key, id, cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)))
       else -- it ends: the finished record, outcome done (finish() of bury.lua, for many jobs)
-        gone[#gone + 1] = id
+        if lookup then gone[#gone + 1] = id end
         if history_on then
           local n = #records
           -- the fields OUTCOME .. EVENTS, packed as they are (no table to build and drop)
