@@ -168,7 +168,7 @@ local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values
 -- the same table, turned into score, id, ..., to finished (no second table). An id acked earlier
 -- in the call (seen, when the call has more than one) is stale, as its record is gone or
 -- replaced.
-local reply, acked, done, records = {}, 0, {}, {}
+local acked, done, records = 0, {}, {}
 local seen = #ARGV > 4 and {}
 -- An empty hash is no key: when neither errors nor pending exists (the common case), one
 -- EXISTS saves reading both for every job (nothing in the loop creates either). Only then
@@ -177,7 +177,8 @@ local seen = #ARGV > 4 and {}
 local lookup = redis.call('EXISTS', errors_key, pending_key) > 0
 local errored, gone = lookup and {}, lookup and {} or done
 -- the records in one HMGET per SLICE ids, not an HGET each (raws: the first reply, the others
--- appended; one job's id needs no list); the finished records' score (now) as text once, not
+-- appended; one job's id needs no list), each replaced by its job's status once read: raws is
+-- the reply (no table of its own); the finished records' score (now) as text once, not
 -- formatted again by redis.call for every job
 local raws, finished_at = nil, now_text or string.format('%.17g', now)
 if #ARGV == 4 then
@@ -192,8 +193,8 @@ else
   end
 end
 for i = 2, #ARGV, 3 do
-  local id, token, result = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local raw = not (seen and seen[id]) and raws[(i + 1) / 3]
+  local id, token, result, k = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], (i + 1) / 3
+  local raw = not (seen and seen[id]) and raws[k]
   local status = STALE
   if raw then
     -- decoded without decode() and materialize() of the other scripts (three closures fewer
@@ -241,7 +242,7 @@ for i = 2, #ARGV, 3 do
       end
     end
   end
-  reply[#reply + 1] = status
+  raws[k] = status
 end
 for first = 1, #done, SLICE do
   redis.call('ZREM', reserved_key, unpack(done, first, math.min(first + SLICE - 1, #done)))
@@ -292,4 +293,4 @@ if #gone > 0 then
     end
   end
 end
-return reply
+return raws
