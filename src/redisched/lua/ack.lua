@@ -61,7 +61,7 @@ local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_f
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[4] -- false until the feed's first entry (flush_feed)
-local feed = {}
+local feed = {nil, nil} -- sized for one event: a table grown from {} is rehashed as it grows
 -- The position just after the event that starts at `at` in a log string.
 local function event_end(log, at)
   return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
@@ -168,7 +168,7 @@ local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values
 -- the same table, turned into score, id, ..., to finished (no second table). An id acked earlier
 -- in the call (seen, when the call has more than one) is stale, as its record is gone or
 -- replaced.
-local acked, done, records = 0, {}, {}
+local acked, done, records = 0, {nil}, {nil, nil} -- sized for one job (as feed)
 local seen = #ARGV > 4 and {}
 -- An empty hash is no key: when neither errors nor pending exists (the common case), one
 -- EXISTS saves reading both for every job (nothing in the loop creates either). Only then
