@@ -164,24 +164,25 @@ local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values
 
 -- The writes that every acked job needs go in one command per kind after the loop (SLICE ids
 -- per command): done, the acked ids (out of reserved); errored, those with a last_error; gone,
--- those that end, whose finished records (records: id, record, ...) go to history, and then
--- the same table, turned into score, id, ..., to finished (no second table). An id acked earlier
--- in the call (seen, when the call has more than one) is stale, as its record is gone or
--- replaced.
-local acked, done, records = 0, {nil}, {nil, nil} -- sized for one job (as feed)
-local seen = #ARGV > 4 and {}
+-- those that end (ended counts them), whose finished records (records: id, record, ...) go to
+-- history, and then the same table, turned into score, id, ..., to finished (no second table).
+-- An id acked earlier in the call (seen) is stale, as its record is gone or replaced. A call
+-- of one job (one, the common case) makes none of these tables: its job's writes are the same
+-- commands, at the end of its turn of the loop, which is the end of the loop.
+local one = #ARGV == 4
+local acked, ended, done, records, seen = 0, 0, not one and {}, not one and {}, not one and {}
 -- An empty hash is no key: when neither errors nor pending exists (the common case), one
 -- EXISTS saves reading both for every job (nothing in the loop creates either). Only then
 -- may a job have a last_error (errored) or a waiting replacement (it is acked but does not
 -- end): else gone is done.
 local lookup = redis.call('EXISTS', errors_key, pending_key) > 0
-local errored, gone = lookup and {}, lookup and {} or done
+local errored, gone = lookup and not one and {}, lookup and not one and {} or done
 -- the records in one HMGET per SLICE ids, not an HGET each (raws: the first reply, the others
 -- appended; one job's id needs no list), each replaced by its job's status once read: raws is
 -- the reply (no table of its own); the finished records' score (now) as text once, not
 -- formatted again by redis.call for every job
 local raws, finished_at = nil, now_text or string.format('%.17g', now)
-if #ARGV == 4 then
+if one then
   raws = redis.call('HMGET', jobs_key, ARGV[2])
 else
   local ids = {}
@@ -194,7 +195,7 @@ else
 end
 for i = 2, #ARGV, 3 do
   local id, token, result, k = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], (i + 1) / 3
-  local raw = not (seen and seen[id]) and raws[k]
+  local raw = (one or not seen[id]) and raws[k]
   local status = STALE
   if raw then
     -- decoded without decode() and materialize() of the other scripts (three closures fewer
@@ -203,17 +204,14 @@ for i = 2, #ARGV, 3 do
     local job = {cmsgpack.unpack(raw)}
     if job[STATE] == RESERVED and job[SEQ] == token then
       status, acked = ACKED, acked + 1
-      done[acked] = id
-      if seen then seen[id] = true end
       local last_error = lookup and redis.call('HGET', errors_key, id)
-      if last_error then errored[#errored + 1] = id end
       local note
       if #result > RESULT_LIMIT then
         note = 'result truncated to ' .. RESULT_LIMIT .. ' of ' .. #result .. ' bytes'
         result = string.sub(result, 1, RESULT_LIMIT)
       end
       add_event(id, job, 'acked', note)
-      local pending = lookup and redis.call('HGET', pending_key, id)
+      local pending, record = lookup and redis.call('HGET', pending_key, id), nil
       if pending then -- the waiting replacement: scheduled (or ready, when due) now
         local log = job[LOG]
         job = {cmsgpack.unpack(pending)}
@@ -231,33 +229,50 @@ for i = 2, #ARGV, 3 do
         -- encode() of the other scripts, inline: a closure made on every call for a rare path
         redis.call('HSET', jobs_key, id, cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)))
       else -- it ends: the finished record, outcome done (finish() of bury.lua, for many jobs)
-        if lookup then gone[#gone + 1] = id end
+        ended = ended + 1
         if history_on then
-          local n = #records
           -- the fields OUTCOME .. EVENTS, packed as they are (no table to build and drop)
-          records[n + 1], records[n + 2] = id, cmsgpack.pack(DONE, now, job[VERSION],
-            job[ATTEMPTS], result ~= '' and result or false, last_error or false,
-            job[LOG] or '\0')
+          record = cmsgpack.pack(DONE, now, job[VERSION], job[ATTEMPTS],
+            result ~= '' and result or false, last_error or false, job[LOG] or '\0')
+        end
+      end
+      if one then -- the commands the lists below would give
+        redis.call('ZREM', reserved_key, id)
+        if last_error then redis.call('HDEL', errors_key, id) end
+        if not pending then redis.call('HDEL', jobs_key, id) end
+        if record then
+          redis.call('HSET', history_key, id, record)
+          redis.call('ZADD', finished_key, finished_at, id)
+        end
+      else
+        done[acked], seen[id] = id, true
+        if last_error then errored[#errored + 1] = id end
+        if lookup and not pending then gone[ended] = id end
+        if record then
+          local n = #records
+          records[n + 1], records[n + 2] = id, record
         end
       end
     end
   end
   raws[k] = status
 end
-for first = 1, #done, SLICE do
-  redis.call('ZREM', reserved_key, unpack(done, first, math.min(first + SLICE - 1, #done)))
-end
-for first = 1, lookup and #errored or 0, SLICE do
-  redis.call('HDEL', errors_key, unpack(errored, first, math.min(first + SLICE - 1, #errored)))
-end
-for first = 1, #gone, SLICE do
-  redis.call('HDEL', jobs_key, unpack(gone, first, math.min(first + SLICE - 1, #gone)))
-end
-for first = 1, #records, 2 * SLICE do
-  local last = math.min(first + 2 * SLICE - 1, #records)
-  redis.call('HSET', history_key, unpack(records, first, last))
-  for k = first, last, 2 do records[k], records[k + 1] = finished_at, records[k] end
-  redis.call('ZADD', finished_key, unpack(records, first, last))
+if not one then
+  for first = 1, #done, SLICE do
+    redis.call('ZREM', reserved_key, unpack(done, first, math.min(first + SLICE - 1, #done)))
+  end
+  for first = 1, lookup and #errored or 0, SLICE do
+    redis.call('HDEL', errors_key, unpack(errored, first, math.min(first + SLICE - 1, #errored)))
+  end
+  for first = 1, ended, SLICE do
+    redis.call('HDEL', jobs_key, unpack(gone, first, math.min(first + SLICE - 1, ended)))
+  end
+  for first = 1, #records, 2 * SLICE do
+    local last = math.min(first + 2 * SLICE - 1, #records)
+    redis.call('HSET', history_key, unpack(records, first, last))
+    for k = first, last, 2 do records[k], records[k + 1] = finished_at, records[k] end
+    redis.call('ZADD', finished_key, unpack(records, first, last))
+  end
 end
 -- a count of one as text: Redis formats a number argument (~2,200 instructions)
 if acked > 0 then redis.call('HINCRBY', meta_key, 'total_acked', acked == 1 and '1' or acked) end
@@ -274,15 +289,15 @@ end
 -- call that finishes jobs: those trim every call). A trim drops at most every - 1 +
 -- TRIM_PER_CALL more than this call finished (every 1: flush()'s bound), in one HDEL per SLICE.
 flush_feed()
-if #gone > 0 then
-  local total = redis.call('HINCRBY', meta_key, 'finished_done', #gone == 1 and '1' or #gone)
+if ended > 0 then
+  local total = redis.call('HINCRBY', meta_key, 'finished_done', ended == 1 and '1' or ended)
   local every = math.max(1, math.min(FINISHED_TRIM_JOBS, math.floor(keep_finished / 10)))
-  if history_on and math.floor(total / every) > math.floor((total - #gone) / every) then
+  if history_on and math.floor(total / every) > math.floor((total - ended) / every) then
     local keep_finished_for = tonumber(redis.call('HGET', meta_key, 'keep_finished_for_ms'))
       or 604800000 -- read only here: each field of the HMGET above costs every ack
     local n = math.min(math.max(redis.call('ZCARD', finished_key) - keep_finished,
       redis.call('ZCOUNT', finished_key, '-inf', now - keep_finished_for)),
-      #gone + every - 1 + TRIM_PER_CALL)
+      ended + every - 1 + TRIM_PER_CALL)
     if n > 0 then
       local popped, dropped = redis.call('ZPOPMIN', finished_key, n), {} -- member, score, ...
       for i = 1, #popped, 2 do dropped[#dropped + 1] = popped[i] end
