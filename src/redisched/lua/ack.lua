@@ -292,7 +292,9 @@ flush_feed()
 if ended > 0 then
   local total = redis.call('HINCRBY', meta_key, 'finished_done', ended == 1 and '1' or ended)
   local every = math.max(1, math.min(FINISHED_TRIM_JOBS, math.floor(keep_finished / 10)))
-  if history_on and math.floor(total / every) > math.floor((total - ended) / every) then
+  -- total passed a multiple of every (an integer, 1..FINISHED_TRIM_JOBS): its remainder is
+  -- below what this call added (no math.floor)
+  if history_on and total % every < ended then
     local keep_finished_for = tonumber(redis.call('HGET', meta_key, 'keep_finished_for_ms'))
       or 604800000 -- read only here: each field of the HMGET above costs every ack
     local n = math.min(math.max(redis.call('ZCARD', finished_key) - keep_finished,
