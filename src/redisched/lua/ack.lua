@@ -59,7 +59,7 @@ local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'feed_epoch', LIMIT_WAITING)
 local history_on = settings[1] ~= '0'
-local keep_events = tonumber(settings[2]) or 10000
+local keep_events = settings[2] and tonumber(settings[2]) or 10000 -- no tonumber of false
 local feed_epoch = settings[4] -- false until the feed's first entry (flush_feed)
 local feed = {nil, nil} -- sized for one event: a table grown from {} is rehashed as it grows
 -- The position just after the event that starts at `at` in a log string.
@@ -159,7 +159,7 @@ local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
   1, 2, 3, 4, 5, 6, 7
 local DONE = 1 -- the outcome of every job that ack finishes
 local TRIM_PER_CALL, FINISHED_TRIM_JOBS = 10, 100
-local keep_finished = tonumber(settings[3]) or 10000
+local keep_finished = settings[3] and tonumber(settings[3]) or 10000
 local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values)
 
 -- The writes that every acked job needs go in one command per kind after the loop (SLICE ids
