@@ -83,17 +83,15 @@ decode = function(raw)
   return job
 end
 
--- The position just after the event that starts at `at` in a log string.
-local function event_end(log, at)
-  return at + EVENT_HEADER + struct.unpack('>H', log, at + EVENT_HEADER - 2)
-end
-
 -- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
 local function add_event(id, job, kind, detail)
   if not history_on then
     job[LOG] = nil
     return
   end
+  -- the constants as locals, not upvalues (flush_feed says why); EVENT_HEADER + the detail
+  -- length (the '>H' that ends the header) is the length of an event
+  local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
   detail = detail or ''
   if #detail > MAX_DETAIL then -- cut between UTF-8 characters (a cut one reads back as U+FFFD)
     local cut, byte = MAX_DETAIL, string.byte(detail, MAX_DETAIL + 1)
@@ -105,8 +103,9 @@ local function add_event(id, job, kind, detail)
   local log = job[LOG] or '\0'
   local count = string.byte(log)
   if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
-    local second = event_end(log, 2)
-    log = string.sub(log, 1, second - 1) .. string.sub(log, event_end(log, second))
+    local second = 2 + EVENT_HEADER + struct.unpack('>H', log, 2 + EVENT_HEADER - 2)
+    log = string.sub(log, 1, second - 1) .. string.sub(log,
+      second + EVENT_HEADER + struct.unpack('>H', log, second + EVENT_HEADER - 2))
     count = count - 1
   end
   local event = struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail)
