@@ -87,6 +87,7 @@ local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[7] -- false until the feed's first entry (flush_feed)
 local feed = {}
 local function encode(job)
+  local BODY, LOG = 9, 10 -- the record's last fields, as locals (flush_feed says why)
   return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
 end
 
@@ -108,13 +109,14 @@ end
 
 -- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
 local function add_event(id, job, kind, detail)
+  -- the record's fields and the constants as locals, not upvalues (flush_feed says why);
+  -- EVENT_HEADER + the detail length (the '>H' that ends the header) is the length of an event
+  local VERSION, ATTEMPTS, LOG = 2, 3, 10
+  local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
   if not history_on then
     job[LOG] = nil
     return
   end
-  -- the constants as locals, not upvalues (flush_feed says why); EVENT_HEADER + the detail
-  -- length (the '>H' that ends the header) is the length of an event
-  local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
   detail = detail or ''
   if #detail > MAX_DETAIL then -- cut between UTF-8 characters (a cut one reads back as U+FFFD)
     local cut, byte = MAX_DETAIL, string.byte(detail, MAX_DETAIL + 1)
