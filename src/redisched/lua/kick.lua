@@ -159,7 +159,11 @@ local function flush_feed()
       end
     end
   end
-  feed = {}
+  if #feed > 2 then -- emptied: one event's in place (no new table), more by a new table
+    feed = {}
+  else
+    feed[1], feed[2] = nil, nil
+  end
 end
 
 local ids

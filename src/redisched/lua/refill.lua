@@ -176,7 +176,11 @@ local function flush_feed()
       end
     end
   end
-  feed = {}
+  if #feed > 2 then -- emptied: one event's in place (no new table), more by a new table
+    feed = {}
+  else
+    feed[1], feed[2] = nil, nil
+  end
 end
 
 -- An occurrence's id names its UTC time: <schedule id>@YYYY-MM-DDTHH:MM:SSZ.
