@@ -115,7 +115,11 @@ local function add_event(id, job, kind, detail)
   job[LOG] = string.char(count + 1) .. string.sub(log, 2) .. event
   if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
     local n = #feed
-    feed[n + 1], feed[n + 2] = event, id
+    if n == 0 then
+      feed = {event, id} -- sized at once: two inserts into an empty table resize it twice
+    else
+      feed[n + 1], feed[n + 2] = event, id
+    end
   end
 end
 
