@@ -152,10 +152,11 @@ local function flush_feed()
     index = index + (last - first + 1) / FEED_FIELDS
     local oldest = index > keep_events and math.floor(index / FEED_TRIM_EVENTS)
       > math.floor(before / FEED_TRIM_EVENTS) and index - keep_events + 1
-    local id = feed_epoch and feed_epoch .. '-' .. index
+    -- numbers as '%d': Lua's own text of a number is '%.14g' (1e+14 from 10^14 on, and slower)
+    local id = feed_epoch and feed_epoch .. '-' .. string.format('%d', index)
     local added = id and (oldest and redis.pcall('XADD', feed_key, 'MINID', '~',
-      feed_epoch .. '-' .. oldest, 'LIMIT', FEED_TRIM_LIMIT, id, unpack(feed, first, last))
-      or redis.pcall('XADD', feed_key, id, unpack(feed, first, last)))
+      feed_epoch .. '-' .. string.format('%d', oldest), 'LIMIT', FEED_TRIM_LIMIT, id,
+      unpack(feed, first, last)) or redis.pcall('XADD', feed_key, id, unpack(feed, first, last)))
     if not id or type(added) == 'table' then
       local info = redis.call('EXISTS', feed_key) == 1 and redis.call('XINFO', 'STREAM', feed_key)
       feed_epoch = clock and clock[1] .. string.sub('00000' .. clock[2], -6)
@@ -169,10 +170,11 @@ local function flush_feed()
       end
       redis.call('HSET', meta_key, 'feed_epoch', feed_epoch)
       redis.call('HDEL', meta_key, 'feed_events') -- the count kept by older versions
-      id = feed_epoch .. '-' .. index
+      id = feed_epoch .. '-' .. string.format('%d', index)
       if oldest then
-        redis.call('XADD', feed_key, 'MINID', '~', feed_epoch .. '-' .. oldest,
-          'LIMIT', FEED_TRIM_LIMIT, id, unpack(feed, first, last))
+        redis.call('XADD', feed_key, 'MINID', '~',
+          feed_epoch .. '-' .. string.format('%d', oldest), 'LIMIT', FEED_TRIM_LIMIT, id,
+          unpack(feed, first, last))
       else
         redis.call('XADD', feed_key, id, unpack(feed, first, last))
       end
