@@ -64,6 +64,8 @@ end
 -- (ms), which keeps a fresh job's record in a smaller allocation. decode() turns that back
 -- into a log with the put event, so the rest of a script never sees the difference.
 local function materialize(job)
+  -- the record's fields and the format as locals, not upvalues (flush_feed says why)
+  local STATE, VERSION, RUN_AT, SEQ, LOG, SCHEDULED, EVENT_FORMAT = 1, 2, 7, 8, 10, 1, '>BdIIH'
   if not history_on or job[LOG] or job[STATE] ~= SCHEDULED or job[SEQ] == 0 then return end
   job[LOG] = '\1' .. struct.pack(EVENT_FORMAT, EVENT.put, job[RUN_AT] - job[SEQ],
     job[VERSION], 0, 0)
