@@ -446,6 +446,11 @@ end
 -- as put.lua; inline: a closure made on every call costs Redis ~0.5 us, used or not).
 local function put_occurrence(id, at, s)
   if redis.call('HEXISTS', jobs_key, id) == 1 then return false end
+  -- the record's fields, the schedule's and the finished record's as locals, not upvalues
+  -- (flush_feed says why)
+  local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY, LOG =
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+  local SCHEDULED, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY, F_VERSION = 1, 7, 8, 9, 10, 3
   local job = {}
   local ended, version = history_on and redis.call('HGET', history_key, id), 1
   if ended then -- unpack_limit's first value is the offset read, then the fields
@@ -462,6 +467,9 @@ local function put_occurrence(id, at, s)
 end
 local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil)
   if not string.find(id, '@', 1, true) then return end
+  -- the schedule's fields and the limits as locals, not upvalues (flush_feed says why)
+  local S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_TIMES = 2, 3, 4, 5, 6, 14
+  local REFILL_BELOW, LAST_RUN_AT = 16, 253402300799000
   local at = string.find(id, '@[^@]*$')
   local sid = string.sub(id, 1, at - 1)
   local raw = redis.call('HGET', schedules_key, sid)
