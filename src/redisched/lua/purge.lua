@@ -273,6 +273,7 @@ end
 -- it drops go in one HDEL per SLICE).
 local function flush()
   flush_feed()
+  local TRIM_PER_CALL, SLICE = 10, 1000 -- locals, not upvalues (flush_feed says why)
   local count = 0
   for outcome, n in pairs(ended) do
     if n > 0 then

@@ -230,6 +230,7 @@ end
 -- it drops go in one HDEL per SLICE).
 local function flush()
   flush_feed()
+  local TRIM_PER_CALL, SLICE = 10, 1000 -- locals, not upvalues (flush_feed says why)
   local count = 0
   for outcome, n in pairs(ended) do
     if n > 0 then
@@ -252,6 +253,7 @@ local keep_dead_for = tonumber(settings[6]) or 15552000000
 -- Ends the dead jobs beyond keep_dead or older than keep_dead_for (outcome dead, event
 -- expired), TRIM_PER_CALL at most.
 local function trim_dead()
+  local TRIM_PER_CALL = 10 -- a local, not an upvalue (flush_feed says why)
   trim(dead_key, keep_dead, keep_dead_for, TRIM_PER_CALL, function(id)
     local job = decode(redis.call('HGET', jobs_key, id))
     add_event(id, job, 'expired')
