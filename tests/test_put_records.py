@@ -87,3 +87,24 @@ def test_put_many_of_versions_after_finished_ids(
         fields = record(keys=[keys.name("jobs")], args=[job_id])
         assert fields[-1] == 1 and fields[1] == (2 if job_id[0] == "f" else 1), job_id
     client.close()
+
+
+@pytest.mark.parametrize("history", [True, False])
+def test_a_topics_meta_is_kept_as_a_hash_table_once_its_feed_starts(
+    redis_url: str, raw_redis: redis.Redis, topic: str, history: bool
+) -> None:
+    """meta's fields are read by every call: as a hash table each is a lookup, where a listpack
+    (Redis's encoding of a small hash) scans every field for each one asked that is absent."""
+    client = redisched.Client.from_url(redis_url)
+    meta = TopicKeys("redisched", topic).name("meta")
+    if not history:
+        client.configure(topic, history=False)
+    client.put(topic, "a", b"x")
+    client.ack(client.reserve(topic))
+    encoding = raw_redis.object("encoding", meta)
+    if history:
+        assert encoding == b"hashtable"
+    else:  # no feed: meta as small hashes are (Redis 6 says ziplist)
+        assert encoding in (b"listpack", b"ziplist")
+    if history:
+        assert len(raw_redis.hget(meta, "encoding") or b"") > 64

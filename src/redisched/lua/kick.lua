@@ -155,7 +155,10 @@ local function flush_feed()
             .. string.byte(head, -1) - 47) .. string.rep('0', #nines)
         end
       end
-      redis.call('HSET', meta_key, 'feed_epoch', feed_epoch)
+      -- the value of `encoding`, longer than hash-max-listpack-value (64), makes Redis keep meta
+      -- as a hash table: the fields every call reads are found by hash, not by a scan
+      redis.call('HSET', meta_key, 'feed_epoch', feed_epoch, 'encoding',
+        'meta is a hash table: this value, over 64 bytes (hash-max-listpack-value), keeps it one')
       redis.call('HDEL', meta_key, 'feed_events') -- the count kept by older versions
       id = feed_epoch .. '-' .. string.format('%d', index)
       if oldest then
