@@ -111,7 +111,7 @@ def test_known_variants_still_differ() -> None:
 def test_a_mutated_copy_is_caught() -> None:
     mutated = dict(SOURCES)
     mutated["ack"] = mutated["ack"].replace(
-        "  if #feed == 0 then return end", "  if #feed < 1 then return end", 1
+        "  if #feed == 0 then return feed_epoch end", "  if #feed < 1 then return feed_epoch end", 1
     )
     assert mutated["ack"] != SOURCES["ack"]
     assert divergent(mutated) - divergent(SOURCES) == {("flush_feed", "ack")}

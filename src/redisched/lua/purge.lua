@@ -179,10 +179,12 @@ end
 -- refused because the stream is ahead of meta. An epoch stays text and is computed as text
 -- (now's digits and '000', a carry through the digits): Lua's numbers hold every integer only
 -- up to 2^53 (a caller's clock past the year 2255 in µs), and write 15 digits as '%.14g'.
-local function flush_feed()
-  if #feed == 0 then return end
-  -- the constants as locals, not upvalues: the closure is made on every call, and each value
-  -- it captures costs Redis ~600-1,100 instructions there (a local ~10, when it runs)
+local function flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
+  if #feed == 0 then return feed_epoch end
+  -- the call's state as arguments and the constants as locals, not upvalues: the closure is
+  -- made on every call, and each value it captures costs Redis ~600-1,100 instructions there
+  -- (a local ~10, when it runs). It empties feed in place and returns feed_epoch (a new
+  -- feed's, else the one given).
   local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
   local index = redis.call('HINCRBY', meta_key, 'feed_total', events == 1 and '1' or events)
@@ -224,11 +226,8 @@ local function flush_feed()
       end
     end
   end
-  if #feed > 2 then -- emptied: one event's in place (no new table), more by a new table
-    feed = {}
-  else
-    feed[1], feed[2] = nil, nil
-  end
+  for i = #feed, 1, -1 do feed[i] = nil end
+  return feed_epoch
 end
 
 -- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
@@ -275,7 +274,7 @@ end
 -- keep_finished_for (TRIM_PER_CALL more than this call finished, at most; the finished records
 -- it drops go in one HDEL per SLICE).
 local function flush()
-  flush_feed()
+  feed_epoch = flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
   local TRIM_PER_CALL, SLICE = 10, 1000 -- locals, not upvalues (flush_feed says why)
   local count = 0
   for outcome, n in pairs(ended) do
@@ -408,7 +407,9 @@ local function finish_slice(slice)
       add_event(id, job, 'deleted', running and PURGED_RUNNING or PURGED)
       local n = #found + 1
       found[n], jobs[n], last_errors[n] = id, job, errors[i]
-      if #feed >= BULK_ENTRY_EVENTS * FEED_FIELDS then flush_feed() end
+      if #feed >= BULK_ENTRY_EVENTS * FEED_FIELDS then
+      feed_epoch = flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
+    end
     end
   end
   finish_bulk(found, jobs, outcome, last_errors)

@@ -112,10 +112,12 @@ local feed = {}
 -- refused because the stream is ahead of meta. An epoch stays text and is computed as text
 -- (now's digits and '000', a carry through the digits): Lua's numbers hold every integer only
 -- up to 2^53 (a caller's clock past the year 2255 in µs), and write 15 digits as '%.14g'.
-local function flush_feed()
-  if #feed == 0 then return end
-  -- the constants as locals, not upvalues: the closure is made on every call, and each value
-  -- it captures costs Redis ~600-1,100 instructions there (a local ~10, when it runs)
+local function flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
+  if #feed == 0 then return feed_epoch end
+  -- the call's state as arguments and the constants as locals, not upvalues: the closure is
+  -- made on every call, and each value it captures costs Redis ~600-1,100 instructions there
+  -- (a local ~10, when it runs). It empties feed in place and returns feed_epoch (a new
+  -- feed's, else the one given).
   local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
   local per_entry, events = FEED_ENTRY_EVENTS * FEED_FIELDS, #feed / FEED_FIELDS
   local index = redis.call('HINCRBY', meta_key, 'feed_total', events == 1 and '1' or events)
@@ -157,11 +159,8 @@ local function flush_feed()
       end
     end
   end
-  if #feed > 2 then -- emptied: one event's in place (no new table), more by a new table
-    feed = {}
-  else
-    feed[1], feed[2] = nil, nil
-  end
+  for i = #feed, 1, -1 do feed[i] = nil end
+  return feed_epoch
 end
 
 -- The finished record's leading fields (see ack.lua): enough to continue its versions.
@@ -464,7 +463,7 @@ if placed and not paused then
     redis.call('PUBLISH', wake_channel, tostring(run_at))
   end
 end
-flush_feed()
+feed_epoch = flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
 if read_back then -- a fresh record: never reserved, no error (a replace cleared it), no pending
   reply[3] = stored_version and {ARGV[9], due_now and 'ready' or 'scheduled', stored_version, 0,
     priority, ttr, max_attempts, run_at, false, false, false, ARGV[10], 0} or false
