@@ -53,8 +53,6 @@ local RESULT_LIMIT = 65536
 local LOG = 10
 -- only the kind this script records (a table of all 14 costs Redis ~5,000 instructions a call)
 local EVENT = {acked = 11}
-local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
 -- only the fields this script reads: each costs Redis ~0.2 us (a scan of meta)
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'feed_epoch', LIMIT_WAITING)
@@ -170,9 +168,6 @@ local function flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clo
   return feed_epoch
 end
 
--- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
-local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
-  1, 2, 3, 4, 5, 6, 7
 local DONE = 1 -- the outcome of every job that ack finishes
 local TRIM_PER_CALL, FINISHED_TRIM_JOBS = 10, 100
 local keep_finished = settings[3] and tonumber(settings[3]) or 10000
@@ -247,7 +242,8 @@ for i = 2, #ARGV, 3 do
       else -- it ends: the finished record, outcome done (finish() of bury.lua, for many jobs)
         ended = ended + 1
         if history_on then
-          -- the fields OUTCOME .. EVENTS, packed as they are (no table to build and drop)
+          -- the finished record's fields (outcome .. events) in their order, packed as they
+          -- are (no table to build and drop)
           record = cmsgpack.pack(DONE, now, job[VERSION], job[ATTEMPTS],
             result ~= '' and result or false, last_error or false, job[LOG] or '\0')
         end

@@ -47,8 +47,6 @@ local LOG = 10
 local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
-local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
 local history_on = settings[1] ~= '0'
@@ -185,11 +183,7 @@ local function flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clo
   return feed_epoch
 end
 
--- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
-local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
-  1, 2, 3, 4, 5, 6, 7
 local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
-local TRIM_PER_CALL = 10
 local keep_finished = tonumber(settings[3]) or 10000
 local keep_finished_for = tonumber(settings[4]) or 604800000
 local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
@@ -204,8 +198,6 @@ local function trim(key, keep, keep_for, most, drop)
   local popped = redis.call('ZPOPMIN', key, n) -- member, score, ...
   for i = 1, #popped, 2 do drop(popped[i]) end
 end
-
-local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values)
 
 -- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
 -- pulled); flush() then counts it and trims the topic's finished jobs.

@@ -53,12 +53,10 @@ end
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
 -- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
 -- feed (flush_feed: one stream entry per call, holding the call's events).
-local LOG = 10
 local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
-local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
+local FEED_FIELDS = 2
 local BULK_ENTRY_EVENTS = 200 -- the loop below flushes the feed at this many events
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
@@ -196,11 +194,7 @@ local function flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clo
   return feed_epoch
 end
 
--- The finished record (history hash): these fields, packed in this order (EVENTS: a log).
-local OUTCOME, FINISHED_AT, F_VERSION, F_ATTEMPTS, RESULT, LAST_ERROR, EVENTS =
-  1, 2, 3, 4, 5, 6, 7
 local OUTCOMES = {done = 1, cancelled = 2, dead = 3, pulled = 4}
-local TRIM_PER_CALL = 10
 local keep_finished = tonumber(settings[3]) or 10000
 local keep_finished_for = tonumber(settings[4]) or 604800000
 local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
@@ -331,10 +325,6 @@ end
 
 -- Schedules: deleting a schedule's pending occurrence skips that run and puts the next one, as
 -- leasing it does (reserve.lua); a retried, running or dead occurrence is not the pending one.
-local S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY,
-  S_TIMES = 2, 3, 4, 5, 6, 7, 8, 9, 10, 14
-local REFILL_BELOW = 16  -- fewer cron times left: the glue is asked to compute more
-local LAST_RUN_AT = 253402300799000 -- 9999-12-31T23:59:59Z: no job runs later (validate.py)
 -- An occurrence's id names its UTC time: <schedule id>@YYYY-MM-DDTHH:MM:SSZ.
 local function iso(ms)
   local s = math.floor(ms / 1000)

@@ -79,7 +79,6 @@ local LOG = 10
 -- instructions a call, even a table of these two ~1,200)
 local EVENT_PUT, EVENT_REPLACED = 1, 2
 local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
 -- only the fields this script reads: each costs Redis ~0.2 us (a scan of meta; an absent
 -- field, the usual case of a setting, scans all of it). dedup_window_ms is read only by a put
 -- of a finished id (below): every other put saves ~2,000 instructions
@@ -329,7 +328,7 @@ for i = 9, #ARGV, 2 do
       redis.call('HDEL', errors_key, id)
     end
     if status == PENDING or kind then
-      -- add_event() of the other scripts (with event_end()), inline, for its one use here:
+      -- add_event() of the other scripts, inline, for its one use here:
       -- the replaced event goes into the running job's record (pending: detail, the job's
       -- version and attempt) or into the new record (version, attempt 0, the old log).
       -- `logged` is the log with it (nil with history off), `log` stays the old one.

@@ -51,12 +51,9 @@ end
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
 -- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
 -- feed (flush_feed: one stream entry per call, holding the call's events).
-local LOG = 10
 local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, retried = 6,
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
-local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
 local history_on = settings[1] ~= '0'
@@ -211,7 +208,6 @@ local function iso(ms)
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
 
-local F_VERSION = 3 -- the finished record's version field (ack.lua)
 -- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone); its
 -- version goes on from a finished record of the same id (versions never repeat for an id,
 -- as put.lua; inline: a closure made on every call costs Redis ~0.5 us, used or not).

@@ -79,8 +79,7 @@ local LOG = 10
 -- the kinds this script records: EVENT's put and reserved (the table, for add_event, is
 -- made only for a schedule's next occurrence; one of all 14 kinds costs ~5,000 instructions)
 local EVENT_PUT, EVENT_RESERVED = 1, 3
-local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-local FEED_FIELDS, FEED_ENTRY_EVENTS, FEED_TRIM_EVENTS, FEED_TRIM_LIMIT = 2, 500, 100, 100000
+local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS = '>BdIIH', 19, 16
 -- only the fields this script reads: each costs Redis ~0.2 us (a scan of meta)
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'feed_epoch', 'paused')
 local history_on = settings[1] ~= '0'
@@ -263,9 +262,9 @@ if leasing > 0 then
     token = token + 1
     job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
     local reserved_until = now + (ttr_override or job[TTR])
-    -- add_event(id, job, 'reserved') of the other scripts (with event_end), inline: the two
-    -- closures, made and called on every call, cost Redis ~14,000 instructions (they are made
-    -- below for a schedule's next occurrence only); keep this in step with add_event
+    -- add_event(id, job, 'reserved') of the other scripts, inline: its closure (and event_end's,
+    -- which it then used), made and called on every call, cost Redis ~14,000 instructions (it
+    -- is made below for a schedule's next occurrence only); keep this in step with add_event
     if history_on then
       local log = job[LOG] or '\0'
       local count = string.byte(log)
@@ -324,10 +323,6 @@ if not occurrences then
 end
 
 -- Schedules: leasing a schedule's pending occurrence puts its next one, in this same step.
-local S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY,
-  S_TIMES = 2, 3, 4, 5, 6, 7, 8, 9, 10, 14
-local REFILL_BELOW = 16  -- fewer cron times left: the glue is asked to compute more
-local LAST_RUN_AT = 253402300799000 -- 9999-12-31T23:59:59Z: no job runs later (validate.py)
 -- An occurrence's id names its UTC time: <schedule id>@YYYY-MM-DDTHH:MM:SSZ.
 local function iso(ms)
   local s = math.floor(ms / 1000)
@@ -393,7 +388,6 @@ local function encode(job)
   local BODY, LOG = 9, 10 -- the record's last fields, as locals (flush_feed says why)
   return cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY))
 end
-local F_VERSION = 3 -- the finished record's version field (ack.lua)
 -- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone); its
 -- version goes on from a finished record of the same id (versions never repeat for an id,
 -- as put.lua; inline: a closure made on every call costs Redis ~0.5 us, used or not).
