@@ -267,15 +267,15 @@ if leasing > 0 then
     -- is made below for a schedule's next occurrence only); keep this in step with add_event
     if history_on then
       local log = job[LOG] or '\0'
-      local count = string.byte(log)
-      if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
+      local events = string.byte(log) -- (add_event's `count`: here the lease's count is another)
+      if events >= MAX_EVENTS then -- the first event (put) stays, the second goes
         local second = 2 + EVENT_HEADER + struct.unpack('>H', log, 2 + EVENT_HEADER - 2)
         log = string.sub(log, 1, second - 1) .. string.sub(log,
           second + EVENT_HEADER + struct.unpack('>H', log, second + EVENT_HEADER - 2))
-        count = count - 1
+        events = events - 1
       end
       local event = struct.pack(EVENT_FORMAT, EVENT_RESERVED, now, job[VERSION], job[ATTEMPTS], 0)
-      job[LOG] = string.char(count + 1) .. string.sub(log, 2) .. event
+      job[LOG] = string.char(events + 1) .. string.sub(log, 2) .. event
       if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
         local n = #feed
         feed[n + 1], feed[n + 2] = event, id
