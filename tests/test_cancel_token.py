@@ -151,21 +151,16 @@ async def _expire_running_again(
     return ended, started
 
 
-async def test_another_process_s_cancel_read_late_leaves_the_new_attempt_alone(
-    jobs: AsyncClient, topic: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("own_requeue", "ttr"),
+    [(False, 60), (True, 0.3)],
+    ids=["another_process_s_expire", "the_worker_s_own_requeue"],
+)
+async def test_a_cancel_read_late_leaves_the_new_attempt_alone(
+    jobs: AsyncClient, topic: str, monkeypatch: pytest.MonkeyPatch, own_requeue: bool, ttr: float
 ) -> None:
     gate = Gate(monkeypatch)
-    ended, _ = await _expire_running_again(jobs, topic, gate, own_requeue=False, ttr=60)
-    assert [how for _, how in ended] == ["done"]
-    history = await jobs.history(topic, "j")
-    assert history is not None and history.outcome is Outcome.DONE
-
-
-async def test_the_worker_s_own_requeue_read_late_leaves_the_new_attempt_alone(
-    jobs: AsyncClient, topic: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    gate = Gate(monkeypatch)
-    ended, _ = await _expire_running_again(jobs, topic, gate, own_requeue=True, ttr=0.3)
+    ended, _ = await _expire_running_again(jobs, topic, gate, own_requeue=own_requeue, ttr=ttr)
     assert [how for _, how in ended] == ["done"]
     history = await jobs.history(topic, "j")
     assert history is not None and history.outcome is Outcome.DONE
