@@ -59,7 +59,7 @@ local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_f
 local history_on = settings[1] ~= '0'
 local keep_events = settings[2] and tonumber(settings[2]) or 10000 -- no tonumber of false
 local feed_epoch = settings[4] -- false until the feed's first entry (flush_feed)
-local feed = {nil, nil} -- sized for one event: a table grown from {} is rehashed as it grows
+local feed = {} -- add_event makes the first entry as a table of two (no resize)
 
 -- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
 local function add_event(id, job, kind, detail)
