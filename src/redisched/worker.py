@@ -474,7 +474,12 @@ class Worker:
             object.__setattr__(job, "cancellation", Cancellation())
         assert job.cancellation is not None
         job.cancellation.set(CANCELLED_ERROR)
-        log.info("job %r of topic %r: cancelled while running", job.id, job.topic)
+        log.info(
+            "job %r of topic %r: cancelled %s",
+            job.id,
+            job.topic,
+            "while running" if attempt.started else "before it started",
+        )
         if attempt.task is not None and attempt.topic.is_async:
             attempt.task.cancel(CANCELLED_ERROR)
 

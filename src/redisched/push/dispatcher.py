@@ -485,12 +485,11 @@ class _TopicRunner:
     def start_jobs(self, lessee: Lessee, jobs: list[Job]) -> None:
         # a leased job holds its concurrency place as a reservation
         now = time.monotonic()
-        cancelled = self.d.wakeups.cancelled
-        topic = self.topic
-        if any(cancelled(topic, job.id, job.token) for job in jobs):
-            # their cancel was read before this lease's reply: given back unsent
-            self.withdrawn.extend(j for j in jobs if cancelled(topic, j.id, j.token))
-            jobs = [job for job in jobs if not cancelled(topic, job.id, job.token)]
+        cancelled, topic = self.d.wakeups.cancelled, self.topic
+        doomed = [job for job in jobs if cancelled(topic, job.id, job.token)]
+        if doomed:  # their cancel was read before this lease's reply: given back unsent
+            self.withdrawn.extend(doomed)
+            jobs = [job for job in jobs if job not in doomed]
             if self.giving_back is None and not self.stopping:
                 self.giving_back = asyncio.create_task(self._give_back_queued())
         self.waiting.extend((job, now) for job in jobs)
