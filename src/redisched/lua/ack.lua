@@ -51,54 +51,16 @@ local RESULT_LIMIT = 65536
 -- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
 -- feed (flush_feed: one stream entry per call, holding the call's events).
 local LOG = 10
--- only the kind this script records (a table of all 14 costs Redis ~5,000 instructions a call)
-local EVENT = {acked = 11}
+-- the kind this script records, EVENT's acked (a table of all 14 costs Redis ~5,000
+-- instructions a call)
+local EVENT_ACKED, EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS = 11, '>BdIIH', 19, 16
 -- only the fields this script reads: each costs Redis ~0.2 us (a scan of meta)
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'feed_epoch', LIMIT_WAITING)
 local history_on = settings[1] ~= '0'
 local keep_events = settings[2] and tonumber(settings[2]) or 10000 -- no tonumber of false
 local feed_epoch = settings[4] -- false until the feed's first entry (flush_feed)
-local feed = {} -- add_event makes the first entry as a table of two (no resize)
-
--- Records that `kind` happened to job (a decoded record) now; detail is nil or text.
-local function add_event(id, job, kind, detail)
-  -- the record's fields and the constants as locals, not upvalues (flush_feed says why);
-  -- EVENT_HEADER + the detail length (the '>H' that ends the header) is the length of an event
-  local VERSION, ATTEMPTS, LOG = 2, 3, 10
-  local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
-  if not history_on then
-    job[LOG] = nil
-    return
-  end
-  detail = detail or ''
-  if #detail > MAX_DETAIL then -- cut between UTF-8 characters (a cut one reads back as U+FFFD)
-    local cut, byte = MAX_DETAIL, string.byte(detail, MAX_DETAIL + 1)
-    while cut > 0 and byte >= 0x80 and byte < 0xC0 do -- 0x80-0xBF: a character goes on
-      byte, cut = string.byte(detail, cut), cut - 1
-    end
-    detail = string.sub(detail, 1, cut)
-  end
-  local log = job[LOG] or '\0'
-  local count = string.byte(log)
-  if count >= MAX_EVENTS then -- the first event (put) stays, the second goes
-    local second = 2 + EVENT_HEADER + struct.unpack('>H', log, 2 + EVENT_HEADER - 2)
-    log = string.sub(log, 1, second - 1) .. string.sub(log,
-      second + EVENT_HEADER + struct.unpack('>H', log, second + EVENT_HEADER - 2))
-    count = count - 1
-  end
-  local event = struct.pack(EVENT_FORMAT, EVENT[kind], now, job[VERSION], job[ATTEMPTS], #detail)
-    .. detail
-  job[LOG] = string.char(count + 1) .. string.sub(log, 2) .. event
-  if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
-    local n = #feed
-    if n == 0 then
-      feed = {event, id} -- sized at once: two inserts into an empty table resize it twice
-    else
-      feed[n + 1], feed[n + 2] = event, id
-    end
-  end
-end
+local feed = {} -- the first acked event makes its first entry as a table of two (no resize)
 
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
 -- takes at most 8000 values, and a call may ack and lease 1000 jobs each). meta feed_total
@@ -221,7 +183,33 @@ for i = 2, #ARGV, 3 do
         note = 'result truncated to ' .. RESULT_LIMIT .. ' of ' .. #result .. ' bytes'
         result = string.sub(result, 1, RESULT_LIMIT)
       end
-      add_event(id, job, 'acked', note)
+      -- add_event(id, job, 'acked', note) of the other scripts, inline (as reserve.lua's
+      -- reserved event): its closure, made on every call, cost Redis ~4,000 instructions; keep
+      -- this in step with add_event. A note is short ASCII text: never cut to MAX_DETAIL.
+      if history_on then
+        local log = job[LOG] or '\0'
+        local events = string.byte(log) -- (add_event's `count`)
+        if events >= MAX_EVENTS then -- the first event (put) stays, the second goes
+          local second = 2 + EVENT_HEADER + struct.unpack('>H', log, 2 + EVENT_HEADER - 2)
+          log = string.sub(log, 1, second - 1) .. string.sub(log,
+            second + EVENT_HEADER + struct.unpack('>H', log, second + EVENT_HEADER - 2))
+          events = events - 1
+        end
+        local event = struct.pack(EVENT_FORMAT, EVENT_ACKED, now, job[VERSION], job[ATTEMPTS],
+          note and #note or 0)
+        if note then event = event .. note end
+        job[LOG] = string.char(events + 1) .. string.sub(log, 2) .. event
+        if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
+          local n = #feed
+          if n == 0 then
+            feed = {event, id} -- sized at once: two inserts into an empty table resize it twice
+          else
+            feed[n + 1], feed[n + 2] = event, id
+          end
+        end
+      else
+        job[LOG] = nil
+      end
       local pending, record = lookup and redis.call('HGET', pending_key, id), nil
       if pending then -- the waiting replacement: scheduled (or ready, when due) now
         local log = job[LOG]
