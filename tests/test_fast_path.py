@@ -7,14 +7,15 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+import hiredis
 import pytest
 import redis.asyncio
 from redis.exceptions import DataError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from redisched import AsyncClient, InvalidArgument, Job, JobState, connect
+from redisched import AsyncClient, InvalidArgument, Job, JobState, connect, wire
 from redisched.durable import TopicFlags
-from redisched.ops import READ_BACK, Lease, Operations, parse_job, parse_lease
+from redisched.ops import READ_BACK, Lease, Operations, Prepared, parse_job, parse_lease
 from redisched.protocol import ScriptLost, direct, finish, lost_script
 
 OPS = Operations()
@@ -111,6 +112,19 @@ def test_lease_calls_are_made_once_per_topic_and_count_and_still_checked() -> No
             ops.lease("t", count)
     clocked = Operations(clock=lambda: 1.0)
     assert clocked.reserve("t") is not clocked.reserve("t")  # the client's clock: now differs
+
+
+def test_a_lease_call_made_once_is_packed_once_and_packs_as_any_command() -> None:
+    ops = Operations()
+    batch = direct(ops.reserve("t"), set(), None)
+    assert batch is not None and type(batch[0]) is Prepared
+    sent = wire.packed(batch)
+    assert sent == hiredis.pack_command(tuple(batch[0]))  # the bytes of the same command
+    again = direct(ops.reserve("t"), set(), None)
+    assert again is not None and wire.packed(again) is sent  # packed once
+    for other in (ops.reserve("t", ttr=5), Operations(clock=lambda: 1.0).reserve("t")):
+        made = direct(other, set(), None)  # a call made anew: its command too
+        assert made is not None and type(made[0]) is tuple
 
 
 def test_a_job_of_a_checked_topic_is_still_checked_for_ack() -> None:

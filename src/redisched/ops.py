@@ -90,6 +90,39 @@ class Step(NamedTuple):
     script: str | None
     keys: tuple[str, ...]
     args: tuple[Arg, ...]
+    prepared: Prepared | None = None
+    """Its command, made once (:func:`prepare`), for a step sent many times as it is."""
+
+
+class Prepared(tuple):  # type: ignore[type-arg]
+    """A step's command made once, with its RESP bytes once a wire packed it (``packed``):
+    a call that is the same every time (a reserve under the server's clock, made once per
+    topic) is neither made nor packed again (issue 17)."""
+
+    packed: bytes | None = None
+
+
+_SHAS: dict[str, str] = {}
+"""Script name -> SHA1, filled on first use (a dict lookup per command, issue 17)."""
+
+
+def command(step: Step) -> tuple[Any, ...]:
+    """The Redis command of a step: EVALSHA for a script, else the step's own command."""
+    prepared = step.prepared
+    if prepared is not None:
+        return prepared
+    name = step.script
+    if name is None:
+        return step.args
+    sha = _SHAS.get(name)
+    if sha is None:
+        sha = _SHAS[name] = scripts.get(name).sha
+    return ("EVALSHA", sha, len(step.keys), *step.keys, *step.args)
+
+
+def prepare(step: Step) -> Step:
+    """``step`` with its command made once (see :class:`Prepared`)."""
+    return step._replace(prepared=Prepared(command(step)))
 
 
 class Call(NamedTuple, Generic[T]):
@@ -833,7 +866,8 @@ class Operations:
             except TypeError as exc:
                 _unhashable_topic(topic, exc)
             if call is None:
-                call = Call((self._lease_step(topic, count, None, times),), parser(topic))
+                step = prepare(self._lease_step(topic, count, None, times))
+                call = Call((step,), parser(topic))
                 if len(self._leases) < 10_000:
                     self._leases[key] = call
             return call

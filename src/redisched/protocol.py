@@ -17,7 +17,7 @@ from redis.exceptions import NoScriptError, RedisError
 from . import scripts
 from .durable import TopicFlags
 from .errors import BackendError, RedischedError
-from .ops import Call, Step
+from .ops import Call, Step, command
 from .registration import Registrations
 
 T = TypeVar("T")
@@ -32,21 +32,6 @@ Command = tuple[Any, ...]
 Batch = list[Command]
 """Commands to send in one round trip; the reply list has one entry per command, an
 exception instance in place of a reply that failed."""
-
-
-_SHAS: dict[str, str] = {}
-"""Script name -> SHA1, filled on first use (a dict lookup per command, issue 17)."""
-
-
-def command(step: Step) -> Command:
-    """The Redis command of a step: EVALSHA for a script, else the step's own command."""
-    name = step.script
-    if name is None:
-        return step.args
-    sha = _SHAS.get(name)
-    if sha is None:
-        sha = _SHAS[name] = scripts.get(name).sha
-    return ("EVALSHA", sha, len(step.keys), *step.keys, *step.args)
 
 
 def direct(

@@ -45,6 +45,7 @@ import redis._parsers
 import redis.asyncio
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
+from .ops import Prepared
 from .protocol import Batch
 
 TRANSPORT_ERRORS = (ConnectionError, TimeoutError, OSError)
@@ -430,7 +431,14 @@ def scripted(batch: Batch) -> bool:
 
 
 def packed(batch: Batch) -> bytes:
-    """The commands of ``batch`` in RESP, in one buffer (one write)."""
+    """The commands of ``batch`` in RESP, in one buffer (one write); a prepared command's
+    bytes are made once (:class:`~redisched.ops.Prepared`)."""
     if len(batch) == 1:
-        return hiredis.pack_command(batch[0])  # type: ignore[no-any-return]
+        command = batch[0]
+        if type(command) is Prepared:
+            data = command.packed
+            if data is None:
+                data = command.packed = hiredis.pack_command(command)
+            return data
+        return hiredis.pack_command(command)  # type: ignore[no-any-return]
     return b"".join([hiredis.pack_command(command) for command in batch])
