@@ -174,8 +174,10 @@ if promote > 0 and (not times or next_due ~= -1 and next_due <= now) then
   due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now_text, 'LIMIT', '0',
     promote == 1 and '1' or promote)
 end
--- the id and the decoded record of each job to lease, in ready order (room for one: see feed)
-local ids, jobs = {nil}, {nil}
+-- the id and the decoded record of each job to lease, in ready order: lists, made when
+-- jobs are promoted or more than one is ready; a lease of one ready job (the common case)
+-- keeps its own in only_id and only_job instead (two tables fewer a call)
+local ids, jobs, only_id, only_job
 -- The records to write and the members to add go in one command per kind and SLICE jobs,
 -- after each loop (a call of many jobs costs a few commands, not a few per job).
 local SLICE = 1000
@@ -185,6 +187,7 @@ if due and #due > 0 then
   -- then seq): the first count are leased as they are, decoded once and never written as ready.
   local straight = redis.call('ZCARD', ready_key) == 0
   local promoted, records, members = {}, {}, {}
+  ids, jobs = {}, {}
   for i, id in ipairs(due) do
     local job = {cmsgpack.unpack(redis.call('HGET', jobs_key, id))}
     -- materialize() of the other scripts, inline (only promoted jobs need it, and a closure
@@ -221,7 +224,7 @@ if due and #due > 0 then
   redis.call('ZREM', scheduled_key, unpack(due))
   if times then next_due = earliest(scheduled_key) end
 end
-local leasing = #ids
+local leasing = ids and #ids or 0
 if leasing < count then
   -- the members alone: ZPOPMIN would format each score as text (~3,000 instructions), more
   -- than the second call costs, even for one job
@@ -233,9 +236,11 @@ if leasing < count then
   end
   if #members == 1 then -- one record: an HGET (an HMGET's reply is a table)
     local id = string.sub(members[1], 13)
+    local job = {cmsgpack.unpack(redis.call('HGET', jobs_key, id))}
     leasing = leasing + 1
-    ids[leasing], jobs[leasing] = id, {cmsgpack.unpack(redis.call('HGET', jobs_key, id))}
+    if ids then ids[leasing], jobs[leasing] = id, job else only_id, only_job = id, job end
   elseif #members > 1 then
+    if not ids then ids, jobs = {}, {} end
     for i = 1, #members do ids[leasing + i] = string.sub(members[i], 13) end
     for first = leasing + 1, #ids, SLICE do -- their records in one HMGET per SLICE ids
       local last_id = math.min(first + SLICE - 1, #ids)
@@ -258,7 +263,8 @@ if leasing > 0 then
   if leasing > 1 then records, members, deadlines = {}, {}, {} end
   local errors = redis.call('HLEN', errors_key) > 0 -- else no job has a last error to read
   for i = 1, leasing do
-    local id, job = ids[i], jobs[i]
+    local id, job = only_id, only_job
+    if ids then id, job = ids[i], jobs[i] end
     token = token + 1
     job[STATE], job[ATTEMPTS], job[SEQ] = RESERVED, job[ATTEMPTS] + 1, token
     local reserved_until = now + (ttr_override or job[TTR])
