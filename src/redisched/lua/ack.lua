@@ -60,7 +60,9 @@ local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_f
 local history_on = settings[1] ~= '0'
 local keep_events = settings[2] and tonumber(settings[2]) or 10000 -- no tonumber of false
 local feed_epoch = settings[4] -- false until the feed's first entry (flush_feed)
-local feed = {} -- the first acked event makes its first entry as a table of two (no resize)
+-- the call's events for the feed (flush_feed): made at the first, as a table of two (no
+-- resize); none when no event was added (no table made)
+local feed
 
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
 -- takes at most 8000 values, and a call may ack and lease 1000 jobs each). meta feed_total
@@ -200,10 +202,10 @@ for i = 2, #ARGV, 3 do
         if note then event = event .. note end
         job[LOG] = string.char(events + 1) .. string.sub(log, 2) .. event
         if keep_events > 0 then -- the same bytes, then the job's id (feed.lua)
-          local n = #feed
-          if n == 0 then
+          if not feed then
             feed = {event, id} -- sized at once: two inserts into an empty table resize it twice
           else
+            local n = #feed
             feed[n + 1], feed[n + 2] = event, id
           end
         end
@@ -288,7 +290,9 @@ end
 -- keep_finished, and records past keep_finished_for stay until the next trim (or any other
 -- call that finishes jobs: those trim every call). A trim drops at most every - 1 +
 -- TRIM_PER_CALL more than this call finished (every 1: flush()'s bound), in one HDEL per SLICE.
-feed_epoch = flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
+if feed then
+  feed_epoch = flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
+end
 if ended > 0 then
   local total = redis.call('HINCRBY', meta_key, 'finished_done', ended == 1 and '1' or ended)
   local every = math.max(1, math.min(FINISHED_TRIM_JOBS, math.floor(keep_finished / 10)))
