@@ -93,7 +93,9 @@ local max_attempts = ARGV[6] ~= '' and tonumber(ARGV[6])
   or settings[5] and tonumber(settings[5]) or DEFAULT_MAX_ATTEMPTS
 local paused = settings[6] == '1'
 local dedup_window -- meta dedup_window_ms, or 0: read when first needed
-local feed = {}
+-- sized for a put of one job, whose event is added with no resize (a nil in a constructor
+-- sizes the array for one more value; # counts only the values before it)
+local feed = {nil, nil}
 -- Adds this call's events to the topic's feed, FEED_ENTRY_EVENTS to an entry (Lua's unpack
 -- takes at most 8000 values, and a call may ack and lease 1000 jobs each). meta feed_total
 -- counts the events ever added: an entry's id is <feed_epoch>-<feed_total at its last event>,
