@@ -122,3 +122,44 @@ def test_a_mutated_copy_is_caught() -> None:
         1,
     )
     assert divergent(spaced) - divergent(SOURCES) == {("decode", "refill")}
+
+
+INLINE_EVENTS = ("reserve", "ack")
+"""Scripts that add their one event inline instead of calling ``add_event`` (its closure,
+made on every call, costs more than the event: docs/design.md section 21)."""
+
+
+def _code_lines(text: str) -> list[str]:
+    """Each line stripped, without its trailing ``--`` comment."""
+    return [line.split(" -- ")[0].strip() for line in text.splitlines()]
+
+
+def event_log_lines(add_event: str) -> tuple[list[str], str]:
+    """What add_event does to a log, as the inline copies write it (its ``count`` named
+    ``events``: in reserve.lua, ``count`` is the lease's): the lines that drop the oldest event
+    but the put past MAX_EVENTS, and the line that appends the new event."""
+    lines = [line.replace("count", "events") for line in _code_lines(add_event)]
+    start = lines.index("local events = string.byte(log)")
+    end = lines.index("end", lines.index("events = events - 1", start))
+    append = "job[LOG] = string.char(events + 1) .. string.sub(log, 2) .. event"
+    assert append in lines
+    return lines[start : end + 1], append
+
+
+def inline_copy_follows(script: str, trim: list[str], append: str) -> bool:
+    """True when ``script`` holds the lines of ``trim`` one after another, and ``append``."""
+    lines = _code_lines(script)
+    starts = [i for i, line in enumerate(lines) if line == trim[0]]
+    return append in lines and any(lines[i : i + len(trim)] == trim for i in starts)
+
+
+@pytest.mark.parametrize("script", INLINE_EVENTS)
+def test_inline_events_keep_in_step_with_add_event(script: str) -> None:
+    add_event = next(iter(copies(SOURCES)["add_event"].values()))
+    trim, append = event_log_lines(add_event)
+    assert len(trim) == 7
+    assert inline_copy_follows(SOURCES[script], trim, append), (
+        f"{script}.lua adds its event inline: make it do what add_event does"
+    )
+    changed = SOURCES[script].replace("events = events - 1", "events = events - 2", 1)
+    assert not inline_copy_follows(changed, trim, append)
