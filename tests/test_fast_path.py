@@ -15,7 +15,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redisched import AsyncClient, InvalidArgument, Job, JobState, connect, wire
 from redisched.durable import TopicFlags
-from redisched.ops import READ_BACK, Lease, Operations, Prepared, parse_job, parse_lease
+from redisched.ops import (
+    READ_BACK,
+    Headed,
+    Lease,
+    Operations,
+    Prepared,
+    parse_job,
+    parse_lease,
+)
 from redisched.protocol import ScriptLost, direct, finish, lost_script
 
 OPS = Operations()
@@ -124,6 +132,28 @@ def test_a_lease_call_made_once_is_packed_once_and_packs_as_any_command() -> Non
     assert again is not None and wire.packed(again) is sent  # packed once
     for other in (ops.reserve("t", ttr=5), Operations(clock=lambda: 1.0).reserve("t")):
         made = direct(other, set(), None)  # a call made anew: its command too
+        assert made is not None and type(made[0]) is tuple
+
+
+def test_a_put_with_the_usual_options_packs_only_its_id_and_body() -> None:
+    ops, flags = Operations(), TopicFlags()
+    flags.set("t", False)  # known not durable: a put goes direct
+    for replace in (False, True):
+        batch = direct(ops.put("t", "job-1", b"x" * 70_000, replace=replace), {"t"}, flags)
+        assert batch is not None and type(batch[0]) is Headed
+        whole = hiredis.pack_command(tuple(batch[0]))
+        assert wire.packed(batch) == whole  # the bytes of the same command, a large body too
+        again = direct(ops.put("t", "job-2", "é", replace=replace), {"t"}, flags)
+        assert again is not None and again[0].head is batch[0].head  # type: ignore[attr-defined]
+        assert wire.packed(again) == hiredis.pack_command(tuple(again[0]))
+    for other in (  # other options, or the client's clock: the whole command made each time
+        ops.put("t", "job-1", b"x", delay=5),
+        ops.put("t", "job-1", b"x", if_version=2),
+        ops.put("t", "job-1", b"x", read_back=True),
+        ops.put("t", "job-1", b"x", durable=False),
+        Operations(clock=lambda: 1.0).put("t", "job-1", b"x"),
+    ):
+        made = direct(other, {"t"}, flags)
         assert made is not None and type(made[0]) is tuple
 
 

@@ -91,15 +91,26 @@ class Step(NamedTuple):
     keys: tuple[str, ...]
     args: tuple[Arg, ...]
     prepared: Prepared | None = None
-    """Its command, made once (:func:`prepare`), for a step sent many times as it is."""
+    """Its command, or the command's first elements, made once (:func:`prepare`,
+    :func:`prepare_head`): the rest are the last of ``args``."""
 
 
 class Prepared(tuple):  # type: ignore[type-arg]
-    """A step's command made once, with its RESP bytes once a wire packed it (``packed``):
-    a call that is the same every time (a reserve under the server's clock, made once per
-    topic) is neither made nor packed again (issue 17)."""
+    """A step's command, or its first elements, made once; a wire keeps their RESP bytes
+    (``packed``) once it packed them. A call that is the same every time (a reserve under the
+    server's clock, made once per topic) is neither made nor packed again; a put with a
+    topic's usual options packs only its id and body (:class:`Headed`; issue 17)."""
 
     packed: bytes | None = None
+    """The whole command's RESP bytes; for a head, the head's elements under the array header
+    of a command ``total`` elements long."""
+    total = 0
+
+
+class Headed(tuple):  # type: ignore[type-arg]
+    """A command whose first elements are a :class:`Prepared` (``head``)."""
+
+    head: Prepared
 
 
 _SHAS: dict[str, str] = {}
@@ -110,7 +121,12 @@ def command(step: Step) -> tuple[Any, ...]:
     """The Redis command of a step: EVALSHA for a script, else the step's own command."""
     prepared = step.prepared
     if prepared is not None:
-        return prepared
+        rest = len(prepared) - 3 - len(step.keys)  # the args the prepared part holds
+        if rest == len(step.args):
+            return prepared
+        made = Headed((*prepared, *step.args[rest:]))
+        made.head = prepared
+        return made
     name = step.script
     if name is None:
         return step.args
@@ -123,6 +139,11 @@ def command(step: Step) -> tuple[Any, ...]:
 def prepare(step: Step) -> Step:
     """``step`` with its command made once (see :class:`Prepared`)."""
     return step._replace(prepared=Prepared(command(step)))
+
+
+def prepare_head(step: Step) -> Prepared:
+    """The command of ``step`` made once, as the head of steps that go on with more args."""
+    return Prepared(command(step))
 
 
 class Call(NamedTuple, Generic[T]):
@@ -455,6 +476,14 @@ class _PreparedPut(NamedTuple):
     keys: tuple[str, ...]
     register: tuple[str, str]
     durability: Durability | None
+    heads: tuple[Prepared, Prepared] | None
+    """The command of a put with the usual options (``_USUAL_PUT_OPTIONS``: create-only, then
+    replace) up to its id and body, made once: a put then packs only those."""
+
+
+_USUAL_PUT_OPTIONS = (("", "", 0, "", 0, "", 0), ("", "", 0, "", 0, "", 1))
+"""A put's options (now_ms .. replace) when only the defaults are given under the server's
+clock, create-only and replace: ``_put_options`` answers with these very tuples."""
 
 
 def _put_parser(
@@ -601,6 +630,8 @@ class Operations:
             delay is None and run_at is None and ttr is None and max_attempts is None
             and type(priority) is int and priority == 0 and type(replace) is bool
         ):  # fmt: skip
+            if self.clock is None:
+                return _USUAL_PUT_OPTIONS[replace]
             return (self._now(), "", 0, "", 0, "", int(replace))
         if delay is not None and run_at is not None:
             raise InvalidArgument("delay", "give delay or run_at, not both")
@@ -720,7 +751,11 @@ class Operations:
             *head, flag = options
             options = (*head, int(flag) + READ_BACK)
         args = (*options, "" if expected is None else expected, job_id, data)
-        step = Step("put", prepared.keys, args)
+        heads, made = prepared.heads, None
+        if heads is not None and expected is None:  # the usual options: the head made once
+            usual = _USUAL_PUT_OPTIONS
+            made = heads[0] if options is usual[0] else heads[1] if options is usual[1] else None
+        step = Step("put", prepared.keys, args, made)
         parse = _put_parser(prepared.topic, job_id, expected, bool(read_back))
         return Call((step,), parse, prepared.register, prepared.durability)
 
@@ -729,9 +764,12 @@ class Operations:
         per topic for ``durable=None``, the common case)."""
         keys = self.keys(topic)
         durability = self._durability(keys, durable)
-        prepared = _PreparedPut(
-            keys.topic, self._step("put", topic).keys, self._register(keys.topic), durability
-        )
+        names = self._step("put", topic).keys
+        heads = None
+        if durable is None and self.clock is None:  # kept for the topic's next puts
+            usual = [prepare_head(Step("put", names, (*o, ""))) for o in _USUAL_PUT_OPTIONS]
+            heads = (usual[0], usual[1])
+        prepared = _PreparedPut(keys.topic, names, self._register(keys.topic), durability, heads)
         if durable is None and len(self._puts) < 10_000:
             self._puts[topic] = prepared
         return prepared

@@ -45,7 +45,7 @@ import redis._parsers
 import redis.asyncio
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-from .ops import Prepared
+from .ops import Headed, Prepared
 from .protocol import Batch
 
 TRANSPORT_ERRORS = (ConnectionError, TimeoutError, OSError)
@@ -430,6 +430,22 @@ def scripted(batch: Batch) -> bool:
     return True
 
 
+def _headed(command: Headed) -> bytes:
+    """A :class:`~redisched.ops.Headed` command in RESP: its head's bytes, packed once, then
+    the rest packed (~1 µs less a put than the whole command)."""
+    head = command.head
+    lead, total = head.packed, len(command)
+    if lead is None or head.total != total:  # the head's elements under this command's header
+        elements = hiredis.pack_command(head)
+        lead = b"*%d\r\n" % total + elements[elements.index(b"\n") + 1 :]
+        head.packed, head.total = lead, total
+    rest: bytes = hiredis.pack_command(command[len(head) :])
+    start = rest.index(b"\n") + 1  # after the array header hiredis gave the rest
+    if len(rest) <= 65536:
+        return lead + rest[start:]
+    return b"".join((lead, memoryview(rest)[start:]))  # a large body copied once, not twice
+
+
 def packed(batch: Batch) -> bytes:
     """The commands of ``batch`` in RESP, in one buffer (one write); a prepared command's
     bytes are made once (:class:`~redisched.ops.Prepared`)."""
@@ -440,5 +456,7 @@ def packed(batch: Batch) -> bytes:
             if data is None:
                 data = command.packed = hiredis.pack_command(command)
             return data
+        if type(command) is Headed:
+            return _headed(command)
         return hiredis.pack_command(command)  # type: ignore[no-any-return]
     return b"".join([hiredis.pack_command(command) for command in batch])
