@@ -102,9 +102,10 @@ class Prepared(tuple):  # type: ignore[type-arg]
     topic's usual options packs only its id and body (:class:`Headed`; issue 17)."""
 
     packed: bytes | None = None
-    """The whole command's RESP bytes; for a head, the head's elements under the array header
-    of a command ``total`` elements long."""
-    total = 0
+    """The whole command's RESP bytes."""
+    lead: tuple[int, bytes] | None = None
+    """For a head: a command's length, and the head's elements in RESP under the array header
+    of a command that long (one attribute: threads read both at once)."""
 
 
 class Headed(tuple):  # type: ignore[type-arg]

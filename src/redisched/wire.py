@@ -433,12 +433,14 @@ def scripted(batch: Batch) -> bool:
 def _headed(command: Headed) -> bytes:
     """A :class:`~redisched.ops.Headed` command in RESP: its head's bytes, packed once, then
     the rest packed (~1 µs less a put than the whole command)."""
-    head = command.head
-    lead, total = head.packed, len(command)
-    if lead is None or head.total != total:  # the head's elements under this command's header
+    head, total = command.head, len(command)
+    known = head.lead
+    if known is not None and known[0] == total:
+        lead = known[1]
+    else:  # the head's elements under this command's header
         elements = hiredis.pack_command(head)
         lead = b"*%d\r\n" % total + elements[elements.index(b"\n") + 1 :]
-        head.packed, head.total = lead, total
+        head.lead = (total, lead)
     rest: bytes = hiredis.pack_command(command[len(head) :])
     start = rest.index(b"\n") + 1  # after the array header hiredis gave the rest
     if len(rest) <= 65536:
