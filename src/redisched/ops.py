@@ -91,21 +91,20 @@ class Step(NamedTuple):
     keys: tuple[str, ...]
     args: tuple[Arg, ...]
     prepared: Prepared | None = None
-    """Its command, or the command's first elements, made once (:func:`prepare`,
-    :func:`prepare_head`): the rest are the last of ``args``."""
+    """Its command, or the command's first elements, made once (:func:`prepare`): the rest
+    are the last of ``args``."""
 
 
 class Prepared(tuple):  # type: ignore[type-arg]
     """A step's command, or its first elements, made once; a wire keeps their RESP bytes
-    (``packed``) once it packed them. A call that is the same every time (a reserve under the
+    (``lead``) once it packed them. A call that is the same every time (a reserve under the
     server's clock, made once per topic) is neither made nor packed again; a put with a
     topic's usual options packs only its id and body (:class:`Headed`; issue 17)."""
 
-    packed: bytes | None = None
-    """The whole command's RESP bytes."""
     lead: tuple[int, bytes] | None = None
-    """For a head: a command's length, and the head's elements in RESP under the array header
-    of a command that long (one attribute: threads read both at once)."""
+    """A command's length, and these elements in RESP under the array header of a command
+    that long: the whole command when it is this one's length (one attribute: threads read
+    both at once)."""
 
 
 class Headed(tuple):  # type: ignore[type-arg]
@@ -137,13 +136,9 @@ def command(step: Step) -> tuple[Any, ...]:
     return ("EVALSHA", sha, len(step.keys), *step.keys, *step.args)
 
 
-def prepare(step: Step) -> Step:
-    """``step`` with its command made once (see :class:`Prepared`)."""
-    return step._replace(prepared=Prepared(command(step)))
-
-
-def prepare_head(step: Step) -> Prepared:
-    """The command of ``step`` made once, as the head of steps that go on with more args."""
+def prepare(step: Step) -> Prepared:
+    """The command of ``step`` made once: all of a step sent as it is, or the head of steps
+    that go on with more args (see :class:`Prepared`)."""
     return Prepared(command(step))
 
 
@@ -768,8 +763,8 @@ class Operations:
         names = self._step("put", topic).keys
         heads = None
         if durable is None and self.clock is None:  # kept for the topic's next puts
-            usual = [prepare_head(Step("put", names, (*o, ""))) for o in _USUAL_PUT_OPTIONS]
-            heads = (usual[0], usual[1])
+            create, replace = (prepare(Step("put", names, (*o, ""))) for o in _USUAL_PUT_OPTIONS)
+            heads = (create, replace)
         prepared = _PreparedPut(keys.topic, names, self._register(keys.topic), durability, heads)
         if durable is None and len(self._puts) < 10_000:
             self._puts[topic] = prepared
@@ -905,8 +900,8 @@ class Operations:
             except TypeError as exc:
                 _unhashable_topic(topic, exc)
             if call is None:
-                step = prepare(self._lease_step(topic, count, None, times))
-                call = Call((step,), parser(topic))
+                step = self._lease_step(topic, count, None, times)
+                call = Call((step._replace(prepared=prepare(step)),), parser(topic))
                 if len(self._leases) < 10_000:
                     self._leases[key] = call
             return call
