@@ -14,11 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from playwright.sync_api import Page, expect
 
 import redisched
 from redisched import validate
 from redisched.embedded import SOCKET
+from tests import raw_scripts as raw
 from tests.dashboard_server import recorded_page, serve
 from tests.test_dashboard_browser import WAIT, assert_not_reloaded, job_path, open_dashboard
 
@@ -481,3 +483,25 @@ def test_job_page_shows_why_an_abort_was_refused(
     confirm(page, "Abort gone")
     expect(page.locator("#edit-result")).to_contain_text("no job")
     assert all("status of 400" in message for message in console)  # the long reason only
+
+
+def test_a_job_whose_id_is_not_utf8_opens_from_its_link_and_is_deleted_from_its_page(
+    page: Page, server: str, http: httpx.Client, data_dir: Path, topic: str
+) -> None:
+    # A raw script call may store any bytes as an id (docs/design.md section 3). The pages
+    # showed such a job as \xNN, but wrote its link and buttons with that text: its page
+    # said "No job" and its Delete answered that the job was not found.
+    put_many(http, topic, ["good"])
+    with redis.Redis(unix_socket_path=str(data_dir / SOCKET)) as conn:
+        raw.put(conn, topic, b"bad-\xff-id")
+        open_topic(page, server, topic, "?state=ready")
+        page.locator("#ready-list td.id a", has_text="bad-\\xff-id").click()
+        expect(page.locator("#job-state")).to_have_text("ready")
+        expect(page.locator("#job-view h1.job-id")).to_have_text("bad-\\xff-id")
+        delete = page.locator('#job-view button[data-act="delete"]')
+        delete.click()
+        delete.click()
+        expect(page.locator("#flash")).to_contain_text("Deleted bad-\\xff-id")
+        expect(page.locator("#job-outcome")).to_have_text("cancelled")  # its history, found too
+        assert conn.hkeys(f"redisched:{{{topic}}}:jobs") == [b"good"]
+    assert_not_reloaded(page)

@@ -183,6 +183,32 @@ async def test_the_dashboard_shows_the_odd_job_escaped(
     assert overview.status_code == 200
 
 
+@pytest.mark.asyncio
+async def test_the_dashboards_links_and_buttons_reach_the_odd_job(
+    web: httpx.AsyncClient, raw_redis: redis.Redis, topic: str
+) -> None:
+    # The pages wrote the id's link and buttons as the text they show (\\xNN): the job page
+    # of that link said "No job", its buttons went to a job of other bytes.
+    store_odd(raw_redis, topic)
+    listing = await web.get("/dashboard/topic", params={"topic": topic, "state": "ready"})
+    link = f"#/job/{quote(topic, safe='')}/bad-%FF%FE-id"
+    assert f'href="{link}"' in listing.text
+    assert 'data-id="bad-\\xff\\xfe-id" data-id-path="bad-%FF%FE-id"' in listing.text
+    page = await web.get(f"/dashboard/job?topic={quote(topic)}&id=bad-%FF%FE-id")  # as app.js asks
+    assert page.status_code == 200, page.text
+    assert 'id="job-state">ready<' in page.text and "job-missing" not in page.text
+    # a ready job: its Delete button, and the abort, reschedule and body forms
+    assert page.text.count('data-id-path="bad-%FF%FE-id"') == 4
+    assert (await web.delete(_path(topic, "/jobs/bad-%FF%FE-id"))).status_code == 204
+    assert raw_redis.hkeys(f"redisched:{{{topic}}}:jobs") == [b"good"]
+    gone = await web.get(f"/dashboard/job?topic={quote(topic)}&id=bad-%FF%FE-id")
+    assert gone.status_code == 200 and 'id="job-outcome">cancelled<' in gone.text  # history
+    for bad in ("", "%FF" * 1025, None):
+        query = "" if bad is None else f"&id={bad}"
+        refused = await web.get(f"/dashboard/job?topic={quote(topic)}{query}")
+        assert refused.status_code == 400 and refused.json()["error"]["field"] == "id", bad
+
+
 def test_the_cli_prints_the_odd_job_escaped(raw_redis: redis.Redis, topic: str) -> None:
     store_odd(raw_redis, topic)
     url = "redis://{host}:{port}".format(**raw_redis.connection_pool.connection_kwargs)

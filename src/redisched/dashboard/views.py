@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import jinja2
 from starlette.requests import Request
@@ -66,7 +66,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         finalize=_shown,
     )
-    env.filters["component"] = lambda text: quote(_shown(str(text)), safe="")
+    env.filters["component"] = _component
     env.filters["duration"] = data.duration
     env.filters["utc"] = data.utc
     env.globals["relative"] = data.relative
@@ -78,6 +78,28 @@ def _shown(value: Any) -> Any:
     """A str as the page shows it (an id stored as bytes that are not UTF-8: ``\\xNN``,
     :func:`redisched.convert.shown`); anything else as it is."""
     return shown(value) if isinstance(value, str) else value
+
+
+def _component(value: Any) -> str:
+    """``value`` as one URL component: its UTF-8 bytes percent-encoded. An id stored as bytes
+    that are not UTF-8 (shown as ``\\xNN``) is written as those bytes: its link reaches it."""
+    text = str(value)
+    try:
+        return quote(text.encode("utf-8", "surrogateescape"), safe="")
+    except UnicodeEncodeError:  # a lone surrogate of another kind: no bytes to send
+        return quote(shown(text), safe="")
+
+
+def _stored_id(request: Request) -> str:
+    """The ``id`` query parameter of a stored job, with bytes that are not UTF-8 kept (decoded
+    with ``surrogateescape``, as :func:`_component` wrote them; Starlette's parser would
+    replace them with U+FFFD and name another job)."""
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    pairs = parse_qsl(query, keep_blank_values=True, errors="surrogateescape")
+    values = [value for key, value in pairs if key == "id"]
+    if not values:
+        raise ApiError(400, "invalid", "give id as a query parameter", "id")
+    return validate.stored_text(values[-1])
 
 
 def _query(request: Request, name: str) -> str:
@@ -134,7 +156,7 @@ class Dashboard:
 
     async def job(self, request: Request) -> Response:
         """GET /dashboard/job?topic=&id=: one job, with its actions."""
-        wanted = validate.job_id(_query(request, "id"))
+        wanted = _stored_id(request)
         rt = runtime(request)
         topic = validate_topic(_query(request, "topic"))
         name = await partitioned.route(rt, topic, wanted, itself=True)  # a page: the look is cheap

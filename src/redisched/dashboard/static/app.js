@@ -34,7 +34,8 @@
   //    #/finished/<topic>[/<outcome>] --------------------------------------------------------
   function route() {
     const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
-    const parts = path.split("/").map(decodeURIComponent);
+    const segments = path.split("/");
+    const parts = segments.map((s) => decoded(s) ?? s);
     if (parts[0] === "finished" && parts[1]) {
       return "/dashboard/finished?" + new URLSearchParams({ topic: parts[1], outcome: parts[2] || "" });
     }
@@ -46,7 +47,10 @@
       return "/dashboard/topic?" + params;
     }
     if (parts[0] === "job" && parts[1] && parts.length >= 3) {
-      return "/dashboard/job?" + new URLSearchParams({ topic: parts[1], id: parts.slice(2).join("/") });
+      // the id's segments as they are: a page's link writes an id stored as bytes that are
+      // not UTF-8 as those bytes percent-encoded, which text cannot hold
+      const id = segments.slice(2).map((s) => (decoded(s) === null ? s : enc(decoded(s))));
+      return "/dashboard/job?" + new URLSearchParams({ topic: parts[1] }) + "&id=" + id.join("%2F");
     }
     return "/dashboard/overview";
   }
@@ -58,6 +62,10 @@
   }
 
   const enc = encodeURIComponent;
+  // a URL component decoded, or null when its bytes are not UTF-8
+  const decoded = (component) => {
+    try { return decodeURIComponent(component); } catch { return null; }
+  };
   const jobHash = (topic, id) => "#/job/" + enc(topic) + "/" + enc(id);
 
   // -- messages ----------------------------------------------------------------------------
@@ -138,7 +146,12 @@
     throw error;
   }
   const topicPath = (topic) => "/v1/topics/" + segment(topic);
-  const jobPath = (topic, id) => topicPath(topic) + "/jobs/" + segment(id);
+  // A job's API path. A page's element names its job twice: data-id as shown (an id stored as
+  // bytes that are not UTF-8 reads \xNN) and data-id-path, those bytes percent-encoded.
+  const jobPath = (topic, id, element) => {
+    const named = segment(id); // refuses "." and ".." either way
+    return topicPath(topic) + "/jobs/" + ((element && element.dataset.idPath) || named);
+  };
   const version = (etag) => (etag || "").replace(/\D/g, "");
   const schedulePath = (topic, id) => topicPath(topic) + "/schedules/" + segment(id);
   const failure = (err) => (err.refused ? "" : "The server did not answer: ") + err.message;
@@ -149,23 +162,23 @@
 
   // -- actions on jobs and topics (buttons with data-act in the fragments) -------------------
   const ACTIONS = {
-    async delete(topic, id) {
-      const r = await api("DELETE", jobPath(topic, id));
+    async delete(topic, id, button) {
+      const r = await api("DELETE", jobPath(topic, id, button));
       if (r.status === 204) return ["Deleted " + id, "ok"];
       return [errorText(r), "error"];
     },
-    async kick(topic, id) {
-      const r = await api("POST", jobPath(topic, id) + "/kick");
+    async kick(topic, id, button) {
+      const r = await api("POST", jobPath(topic, id, button) + "/kick");
       if (r.status === 200) return ["Kicked " + id + " back to ready", "ok"];
       return [errorText(r), "error"];
     },
-    async expire(topic, id) {
-      const r = await api("POST", jobPath(topic, id) + "/expire");
+    async expire(topic, id, button) {
+      const r = await api("POST", jobPath(topic, id, button) + "/expire");
       if (r.status === 200) return ["Released " + id + ": now " + r.data.state, "ok"];
       return [errorText(r), "error"];
     },
-    async "run-now"(topic, id) {
-      const r = await api("POST", jobPath(topic, id) + "/run-now");
+    async "run-now"(topic, id, button) {
+      const r = await api("POST", jobPath(topic, id, button) + "/run-now");
       if (r.status === 200) return ["Running " + id + " now", "ok"];
       return [errorText(r), "error"];
     },
@@ -199,7 +212,7 @@
     }
     button.disabled = true;
     try {
-      const [text, kind] = await ACTIONS[act](topic, id);
+      const [text, kind] = await ACTIONS[act](topic, id, button);
       flash(text, kind);
     } catch (err) {
       flash(failure(err), "error");
@@ -382,14 +395,14 @@
         spec.run_at = at.getTime() / 1000;
       } else spec.delay = Number(f.delay.value || 0);
       if (f.priority.value !== "") spec.priority = Number(f.priority.value);
-      r = await api("POST", jobPath(topic, id) + "/reschedule", spec);
+      r = await api("POST", jobPath(topic, id, form) + "/reschedule", spec);
     } else {
       const spec = {
         body: bodyValue(f.body.value), run_at: Number(form.dataset.runAt) / 1000,
         priority: Number(form.dataset.priority), ttr: Number(form.dataset.ttr),
         max_attempts: form.dataset.maxAttempts ? Number(form.dataset.maxAttempts) : null,
       };
-      r = await api("PUT", jobPath(topic, id), spec, { "If-Match": '"' + form.dataset.version + '"' });
+      r = await api("PUT", jobPath(topic, id, form), spec, { "If-Match": '"' + form.dataset.version + '"' });
     }
     if (r.status === 200 || r.status === 202) {
       editing = null;
@@ -406,7 +419,7 @@
     const reason = form.elements.reason.value.trim();
     const text = "Abort " + id + " of " + topic + "? A running handler is cancelled; this cannot be undone.";
     if (!(await confirmAction(text, "Abort job"))) return;
-    const r = await api("POST", jobPath(topic, id) + "/abort", reason ? { reason } : {});
+    const r = await api("POST", jobPath(topic, id, form) + "/abort", reason ? { reason } : {});
     if (r.status === 204) { editing = null; flash("Aborted " + id, "ok"); refresh(); }
     else { editing = form; setResult($("#edit-result"), errorText(r), "error"); }
   }
