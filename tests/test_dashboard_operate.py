@@ -505,3 +505,22 @@ def test_a_job_whose_id_is_not_utf8_opens_from_its_link_and_is_deleted_from_its_
         expect(page.locator("#job-outcome")).to_have_text("cancelled")  # its history, found too
         assert conn.hkeys(f"redisched:{{{topic}}}:jobs") == [b"good"]
     assert_not_reloaded(page)
+
+
+def test_a_job_whose_id_is_not_utf8_is_deleted_with_a_bulk_action(
+    page: Page, server: str, http: httpx.Client, data_dir: Path, topic: str
+) -> None:
+    # The selection went out as the text the page shows (\\xNN), which names no job: now as
+    # the id's bytes, {"$base64": ...}.
+    put_many(http, topic, ["good", "other"])
+    with redis.Redis(unix_socket_path=str(data_dir / SOCKET)) as conn:
+        raw.put(conn, topic, b"bad-\xff-id")
+        open_topic(page, server, topic, "?state=ready")
+        expect(tab(page, "ready").locator(".count")).to_have_text("3")
+        for shown in ("bad-\\xff-id", "good"):
+            page.locator("#ready-list tbody tr", has_text=shown).locator("input.pick").check()
+        page.locator('button[data-bulk="delete"]').click()
+        confirm(page, "2 jobs")
+        expect(page.locator("#flash")).to_contain_text("Delete: 2 jobs deleted")
+        assert conn.hkeys(f"redisched:{{{topic}}}:jobs") == [b"other"]
+    assert_not_reloaded(page)

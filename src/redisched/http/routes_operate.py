@@ -8,12 +8,15 @@ those requested were acted on. Purge and topic deletion run in bounded chunks (s
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import validate
 from ..client import AsyncClient
 from ..errors import TopicBusy
 from ..models import JobState
@@ -59,6 +62,27 @@ def _only(state: JobState | None, allowed: JobState, action: str) -> None:
         raise ApiError(400, "invalid", f"{action} acts on {allowed.value} jobs only", "state")
 
 
+def _stored_ids(given: list[str | schemas.IdBytes]) -> list[str]:
+    """The ids as the client takes them: an id given as bytes decoded with
+    ``surrogateescape`` (:func:`redisched.validate.stored_id` sends those bytes back)."""
+    ids: list[str] = []
+    for index, value in enumerate(given):
+        if isinstance(value, str):
+            ids.append(value)
+            continue
+        field = f"ids[{index}]"
+        try:
+            data = base64.b64decode(value.data, validate=True)
+        except binascii.Error:
+            raise ApiError(400, "invalid", "$base64 must be standard base64", field) from None
+        if not data or len(data) > validate.MAX_ID_BYTES:
+            raise ApiError(
+                400, "invalid", f"must be 1 to {validate.MAX_ID_BYTES} bytes", field
+            ) from None
+        ids.append(data.decode("utf-8", "surrogateescape"))
+    return ids
+
+
 def bulk(name: str, action: Action) -> Callable[[Request], Awaitable[Response]]:
     """The handler of ``POST /v1/topics/{topic}/bulk/<name>``."""
 
@@ -67,7 +91,7 @@ def bulk(name: str, action: Action) -> Callable[[Request], Awaitable[Response]]:
         topic = path_param(request, "topic")
         spec = await read_json(request, _BULK, rt.settings.max_request_size)
         rt.client.ops.keys(topic)  # a bad topic is a 400 before anything runs
-        ids = list(dict.fromkeys(spec.ids))
+        ids = list(dict.fromkeys(_stored_ids(spec.ids)))
         done = await by_partition(
             rt, topic, ids, lambda name, group: action(rt.client, name, group, spec.state)
         )

@@ -230,10 +230,17 @@ class Error(Struct):
     error: ErrorDetail
 
 
+class IdBytes(Struct, forbid_unknown_fields=True, rename={"data": "$base64"}):
+    """An id given as its bytes, ``{"$base64": "..."}``: one a raw script call stored that is
+    not UTF-8, which a JSON string cannot hold (listings show it as ``\\xNN``)."""
+
+    data: Annotated[str, Meta(min_length=1, max_length=4 * validate.MAX_ID_BYTES // 3 + 4)]
+
+
 class BulkIn(Struct, forbid_unknown_fields=True):
     """A bulk action on jobs named by id; with ``state``, only those still in that state."""
 
-    ids: Annotated[list[JobId], Meta(min_length=1, max_length=validate.MAX_BULK_IDS)]
+    ids: Annotated[list[JobId | IdBytes], Meta(min_length=1, max_length=validate.MAX_BULK_IDS)]
     state: JobState | None = None
 
 

@@ -282,9 +282,20 @@
   };
   const plural = (n) => n + " job" + (n === 1 ? "" : "s");
 
+  // An id as a bulk action sends it: its text, or, for an id stored as bytes that are not
+  // UTF-8 (a JSON string cannot hold them), {"$base64": those bytes}
+  function wireId(box) {
+    const path = box.dataset.idPath;
+    if (decoded(path) !== null) return decoded(path);
+    const bytes = path.match(/%[0-9A-Fa-f]{2}|[^%]/g).map(
+      (part) => (part.length === 3 ? parseInt(part.slice(1), 16) : part.charCodeAt(0)));
+    return { $base64: btoa(String.fromCharCode(...bytes)) };
+  }
+
   async function onBulk(button) {
     const { bulk, topic, state } = button.dataset;
-    const ids = [...selection.ids];
+    const ids = [...document.querySelectorAll("#jobs-panel input.pick")]
+      .filter((box) => selection.ids.has(box.value)).map(wireId);
     const [verb, past] = BULK_WORDS[bulk];
     if (bulk === "delete" && !(await confirmAction(
       "Delete " + plural(ids.length) + " of " + topic + "? This cannot be undone.", "Delete " + plural(ids.length)))) return;
