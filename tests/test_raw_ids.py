@@ -225,8 +225,8 @@ async def test_a_bulk_action_takes_the_odd_id_as_its_bytes(
     assert raw_redis.hlen(f"redisched:{{{topic}}}:jobs") == 0
     store_odd(raw_redis, topic)
     too_long = base64.b64encode(b"\xff" * 1025).decode()
-    for bad in ({"$base64": "not base64!"}, {"$base64": too_long}, {"$base64": ""},
-                {"$base64": "QQ==", "extra": 1}, {"base64": "QQ=="}):  # fmt: skip
+    for bad in ({"$base64": "not base64!"}, {"$base64": "\u00fa"}, {"$base64": too_long},
+                {"$base64": ""}, {"$base64": "QQ==", "extra": 1}, {"base64": "QQ=="}):  # fmt: skip
         refused = await web.post(bulk, json={"ids": ["good", bad]})
         assert refused.status_code == 400, (bad, refused.text)
         assert refused.json()["error"]["field"].startswith("ids"), (bad, refused.text)

@@ -9,7 +9,6 @@ those requested were acted on. Purge and topic deletion run in bounded chunks (s
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -71,9 +70,9 @@ def _stored_ids(given: list[str | schemas.IdBytes]) -> list[str]:
             ids.append(value)
             continue
         field = f"ids[{index}]"
-        try:
+        try:  # a str with a character past ASCII raises ValueError, bad base64 its subclass
             data = base64.b64decode(value.data, validate=True)
-        except binascii.Error:
+        except ValueError:
             raise ApiError(400, "invalid", "$base64 must be standard base64", field) from None
         if not data or len(data) > validate.MAX_ID_BYTES:
             raise ApiError(
