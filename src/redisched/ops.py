@@ -472,7 +472,7 @@ class _PreparedPut(NamedTuple):
     keys: tuple[str, ...]
     register: tuple[str, str]
     durability: Durability | None
-    heads: tuple[Prepared, Prepared] | None
+    heads: tuple[Prepared, ...] | None
     """The command of a put with the usual options (``_USUAL_PUT_OPTIONS``: create-only, then
     replace) up to its id and body, made once: a put then packs only those."""
 
@@ -763,8 +763,7 @@ class Operations:
         names = self._step("put", topic).keys
         heads = None
         if durable is None and self.clock is None:  # kept for the topic's next puts
-            create, replace = (prepare(Step("put", names, (*o, ""))) for o in _USUAL_PUT_OPTIONS)
-            heads = (create, replace)
+            heads = tuple(prepare(Step("put", names, (*o, ""))) for o in _USUAL_PUT_OPTIONS)
         prepared = _PreparedPut(keys.topic, names, self._register(keys.topic), durability, heads)
         if durable is None and len(self._puts) < 10_000:
             self._puts[topic] = prepared

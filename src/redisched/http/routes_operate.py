@@ -73,12 +73,8 @@ def _stored_ids(given: list[str | schemas.IdBytes]) -> list[str]:
         try:  # a str with a character past ASCII raises ValueError, bad base64 its subclass
             data = base64.b64decode(value.data, validate=True)
         except ValueError:
-            raise ApiError(400, "invalid", "$base64 must be standard base64", field) from None
-        if not data or len(data) > validate.MAX_ID_BYTES:
-            raise ApiError(
-                400, "invalid", f"must be 1 to {validate.MAX_ID_BYTES} bytes", field
-            ) from None
-        ids.append(data.decode("utf-8", "surrogateescape"))
+            raise ApiError(400, "invalid", "is not valid base64", f"{field}.$base64") from None
+        ids.append(validate.stored_text(data.decode("utf-8", "surrogateescape"), field))
     return ids
 
 

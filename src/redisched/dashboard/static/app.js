@@ -49,7 +49,7 @@
     if (parts[0] === "job" && parts[1] && parts.length >= 3) {
       // the id's segments as they are: a page's link writes an id stored as bytes that are
       // not UTF-8 as those bytes percent-encoded, which text cannot hold
-      const id = segments.slice(2).map((s) => (decoded(s) === null ? s : enc(decoded(s))));
+      const id = segments.slice(2).map(reencoded);
       return "/dashboard/job?" + new URLSearchParams({ topic: parts[1] }) + "&id=" + id.join("%2F");
     }
     return "/dashboard/overview";
@@ -65,6 +65,11 @@
   // a URL component decoded, or null when its bytes are not UTF-8
   const decoded = (component) => {
     try { return decodeURIComponent(component); } catch { return null; }
+  };
+  // a URL component as encodeURIComponent writes its text, or as it is when not UTF-8
+  const reencoded = (component) => {
+    const text = decoded(component);
+    return text === null ? component : enc(text);
   };
   const jobHash = (topic, id) => "#/job/" + enc(topic) + "/" + enc(id);
 
@@ -150,7 +155,7 @@
   // bytes that are not UTF-8 reads \xNN) and data-id-path, those bytes percent-encoded.
   const jobPath = (topic, id, element) => {
     const named = segment(id); // refuses "." and ".." either way
-    return topicPath(topic) + "/jobs/" + ((element && element.dataset.idPath) || named);
+    return topicPath(topic) + "/jobs/" + (element?.dataset.idPath || named);
   };
   const version = (etag) => (etag || "").replace(/\D/g, "");
   const schedulePath = (topic, id) => topicPath(topic) + "/schedules/" + segment(id);
@@ -286,7 +291,8 @@
   // UTF-8 (a JSON string cannot hold them), {"$base64": those bytes}
   function wireId(box) {
     const path = box.dataset.idPath;
-    if (decoded(path) !== null) return decoded(path);
+    const text = decoded(path);
+    if (text !== null) return text;
     const bytes = path.match(/%[0-9A-Fa-f]{2}|[^%]/g).map(
       (part) => (part.length === 3 ? parseInt(part.slice(1), 16) : part.charCodeAt(0)));
     return { $base64: btoa(String.fromCharCode(...bytes)) };
