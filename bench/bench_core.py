@@ -18,6 +18,10 @@ is put.lua against it, both through redis-py too. With ``put_script_ratio`` (``C
 against put.lua) the three split ``put_ratio`` into the job's storing, put.lua's own work and
 the client (their product is about ``put_ratio``; each pairing is measured on its own).
 
+``memory_bytes_per_job`` is what one more job delayed by a day adds to Redis's ``used_memory``
+once its topic's event feed is full (:func:`memory_per_job`); ``memory_feed_bytes`` is that
+feed, a size per topic.
+
 Run: ``python -m bench.bench_core [--jobs N] [--memory-jobs N]``
 """
 
@@ -41,21 +45,35 @@ from redisched import scripts
 from redisched.keys import TopicKeys
 
 BODY = b"x" * 100
+FEED_EVENTS = 10_000
+"""The events a topic's feed keeps by default (its ``keep_events``)."""
 
 
-def memory_per_job(url: str, jobs: int) -> float:
-    """Bytes of Redis memory per scheduled job with a 100-byte body and a 10-char id."""
+def memory_per_job(url: str, jobs: int) -> dict[str, float]:
+    """Bytes of Redis memory each scheduled job adds (100-byte body, 10-char id), with the
+    topic's event feed already full, and the feed's own bytes.
+
+    The feed keeps a topic's newest ``keep_events`` events (10,000 by default): a size per
+    topic, which its first 10,000 puts fill and no later put grows. Those are put first, so
+    ``memory_bytes_per_job`` is what one more waiting job costs. Counted in the jobs instead,
+    the feed (~420 kB) would add 21 bytes a job at 20,000 jobs and 0.4 at 1,000,000.
+    """
     conn = redis.Redis.from_url(url)
     client = redisched.Client(conn)
     client.put("warmup", "w", b"")  # create the topics set and load the scripts first
-    before: int = conn.info("memory")["used_memory"]
     batch = 1000
-    for start in range(0, jobs, batch):
-        client.put_many(
-            "memory", [(f"job-{i:06d}", BODY) for i in range(start, start + batch)], delay=86400
-        )
+
+    def put(prefix: str, count: int) -> None:
+        for start in range(0, count, batch):
+            ids = range(start, min(count, start + batch))
+            client.put_many("memory", [(f"{prefix}-{i:06d}", BODY) for i in ids], delay=86400)
+
+    put("fill", FEED_EVENTS + batch)
+    before: int = conn.info("memory")["used_memory"]
+    put("job", jobs)
     after: int = conn.info("memory")["used_memory"]
-    return (after - before) / jobs
+    feed = conn.memory_usage(TopicKeys("redisched", "memory").name("feed"), samples=0)
+    return {"memory_bytes_per_job": (after - before) / jobs, "memory_feed_bytes": feed or 0}
 
 
 def main() -> None:
@@ -152,7 +170,7 @@ def main() -> None:
             "put_script_to_plainest_ratio": raw_put_again / plainest_again,
         }
     with private_redis() as server:
-        results["memory_bytes_per_job"] = memory_per_job(server.url, args.memory_jobs)
+        results.update(memory_per_job(server.url, args.memory_jobs))
         results["memory_jobs"] = args.memory_jobs
     emit("core", {"jobs": n, **{k: round(v, 3) for k, v in results.items()}})
 
