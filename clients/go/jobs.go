@@ -157,7 +157,7 @@ func checkReserved(job *Job, text, textField string) error {
 	case !utf8.ValidString(text):
 		return invalidArg(textField, "must be valid UTF-8")
 	}
-	return checkJobID(job.ID, "job.ID", maxIDBytes)
+	return checkStoredID(job.ID, "job.ID")
 }
 
 // checkLease checks Reserve's and Lease's count (1 to 1000) and ttrMs (0: each job's own ttr).
@@ -196,7 +196,7 @@ func (c *Client) Put(ctx context.Context, topic, id string, body []byte, o PutOp
 
 // Get reads a job by id; nil when there is none.
 func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
-	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+	if err := checkStoredID(id, "id"); err != nil {
 		return nil, err
 	}
 	r, err := c.Call(ctx, "get", topic, Args{"now_ms": c.now(), "id": id})
@@ -209,7 +209,7 @@ func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
 // Delete removes a job in any state (ifVersion 0: unconditionally); true if it existed (a
 // schedule's pending occurrence: its next one is put, so that run alone is skipped).
 func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) (bool, error) {
-	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+	if err := checkStoredID(id, "id"); err != nil {
 		return false, err
 	}
 	if err := checkRange(ifVersion, "ifVersion", 0, maxInt32); err != nil {
@@ -228,7 +228,7 @@ func (c *Client) Abort(ctx context.Context, topic, id, reason string) (bool, err
 	if err := checkText(reason, "reason"); err != nil {
 		return false, err
 	}
-	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+	if err := checkStoredID(id, "id"); err != nil {
 		return false, err
 	}
 	return c.deleteCall(ctx, topic, id, 0, "abort", reason)

@@ -31,7 +31,7 @@ type pushPayload struct {
 
 // Payload is the JSON request body for a reserved job.
 func Payload(job *Job) []byte {
-	data, _ := json.Marshal(pushPayload{job.Topic, job.ID, ToJSON(job.Body), job.Attempts, job.Version,
+	data, _ := json.Marshal(pushPayload{job.Topic, shown(job.ID), ToJSON(job.Body), job.Attempts, job.Version,
 		job.Token, time.UnixMilli(job.RunAtMs).UTC().Format("2006-01-02T15:04:05.000Z")})
 	return data
 }

@@ -84,6 +84,40 @@ func checkJobID(id, field string, maxBytes int) error {
 	return nil
 }
 
+// checkStoredID checks the id of a job or schedule that exists. A raw script call may have
+// stored it as bytes that are not UTF-8: a Go string holds them as they are, and the call sends
+// them back, so such an id is taken (as the Python client's validate.stored_id takes the text it
+// read such an id as); a new job's or schedule's id must be UTF-8 (checkNewJobID).
+func checkStoredID(id, field string) error {
+	if utf8.ValidString(id) {
+		return checkJobID(id, field, maxIDBytes)
+	}
+	if len(id) > maxIDBytes {
+		return invalidArg(field, "must be at most %d bytes", maxIDBytes)
+	}
+	return nil
+}
+
+// shown is an id as text to read (a webhook's payload, a log): each byte that is not part of a
+// UTF-8 character written \xNN, as the Python client's convert.shown writes it (encoding/json
+// would write U+FFFD, another id's text).
+func shown(id string) string {
+	if utf8.ValidString(id) {
+		return id
+	}
+	var out strings.Builder
+	for i := 0; i < len(id); {
+		r, size := utf8.DecodeRuneInString(id[i:])
+		if r == utf8.RuneError && size == 1 {
+			fmt.Fprintf(&out, "\\x%02x", id[i])
+		} else {
+			out.WriteString(id[i : i+size])
+		}
+		i += size
+	}
+	return out.String()
+}
+
 // endAtPast is why schedule.lua refused a schedule (status 6), as every glue words it.
 const endAtPast = "must be in the future and after the schedule's first run (by the Redis server's clock): the schedule would never run"
 
@@ -377,7 +411,7 @@ func (c *Client) Schedule(ctx context.Context, topic, id string, body []byte, o 
 
 // GetSchedule reads a schedule by id; nil when there is none.
 func (c *Client) GetSchedule(ctx context.Context, topic, id string) (*Schedule, error) {
-	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+	if err := checkStoredID(id, "id"); err != nil {
 		return nil, err
 	}
 	entries, err := redis.Values(c.Call(ctx, "get_schedule", topic, Args{"id": []any{id}}))
@@ -422,7 +456,7 @@ func (c *Client) Schedules(ctx context.Context, topic string) ([]*Schedule, erro
 // Unschedule deletes a schedule and its pending occurrence (a running one is left alone);
 // ifVersion 0: unconditionally. True if it existed.
 func (c *Client) Unschedule(ctx context.Context, topic, id string, ifVersion int64) (bool, error) {
-	if err := checkJobID(id, "id", maxIDBytes); err != nil {
+	if err := checkStoredID(id, "id"); err != nil {
 		return false, err
 	}
 	if err := checkRange(ifVersion, "IfVersion", 0, maxInt32); err != nil {

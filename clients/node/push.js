@@ -11,6 +11,7 @@ const { toJsonText } = require('./body');
 const { messageId, secretKey, signHeaders } = require('./signing');
 const { KEEP, Retry } = require('./worker');
 const { encodeResult } = require('./results');
+const { shown } = require('./ids');
 
 const USER_AGENT = 'redisched-node-webhook/1';
 const MAX_REASON_CHARS = 300;
@@ -20,7 +21,7 @@ const ANSWER_CHARS = 1024;
 /** The JSON request body for a reserved job. */
 function payload(job) {
   const fields = {
-    topic: JSON.stringify(job.topic), id: JSON.stringify(job.id), body: toJsonText(job.body),
+    topic: JSON.stringify(job.topic), id: JSON.stringify(shown(job.id)), body: toJsonText(job.body),
     attempt: job.attempts, version: job.version, token: JSON.stringify(job.token),
     run_at: JSON.stringify(new Date(job.runAtMs).toISOString()),
   };

@@ -10,9 +10,10 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, timesAfter, parseSchedule,
-  refillTimes, jobId, newJobId, newName, body: checkBody, integer, epochMs, optionalPositive,
+  refillTimes, jobId, storedId, newJobId, newName, body: checkBody, integer, epochMs, optionalPositive,
   MAX_TTR_MS, INT32, END_AT_PAST } = require('./schedules');
 const { encodeResult } = require('./results');
+const { storedName, shown } = require('./ids');
 
 const PARAM = /^-- (KEYS|ARGV)\[(\d+)\] (\w+) (\S+)$/;
 const MAX_DELAY_MS = 100 * 365 * 86_400_000; // as the Python client's validate.MAX_DELAY_MS
@@ -33,15 +34,17 @@ function durationMs(value, field, low = 0, high = MAX_DELAY_MS) {
 const optionalTtr = (value, field = 'ttrMs') =>
   (value === '' || value == null ? '' : durationMs(value, field, 1, MAX_TTR_MS));
 
-/** The topic, id and token of a reserved job, checked before anything is sent. */
-function reservedJob(job) {
+/** The id (as storedId sends it) of a reserved job whose token is checked, before anything is
+ * sent. */
+function reservedId(job) {
   if (job === null || typeof job !== 'object') throw new InvalidArgument('job', 'must be a job returned by reserve');
   if (typeof job.token !== 'string' || !job.token) {
     throw new InvalidArgument('job', 'has no token: only jobs returned by reserve can be acked');
   }
-  jobId(job.id, 'job.id');
-  return job;
+  return storedId(job.id, 'job.id');
 }
+
+const stale = (id) => new StaleReservation(`stale token for job ${JSON.stringify(shown(id))}`);
 
 const MAX_TEXT_CHARS = 65_536; // as the Python client's validate.MAX_ERROR_CHARS
 
@@ -152,6 +155,7 @@ function buildArgs(script, named) {
 }
 
 const text = (v) => (v === null ? null : v.toString('utf8'));
+const decoders = { id: storedName };
 
 const camel = (name) => name.replace(/_ms$/, 'Ms').replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 const TEXT = new Set(['id', 'state', 'token', 'last_error']);
@@ -165,7 +169,7 @@ function parseJob(topic, fields, reply) {
     const field = fields[i];
     let name = camelCache.get(field);
     if (name === undefined) camelCache.set(field, (name = camel(field)));
-    job[name] = TEXT.has(field) ? text(reply[i]) : reply[i];
+    job[name] = TEXT.has(field) ? (decoders[field] || text)(reply[i]) : reply[i];
   }
   job.maxAttempts = job.maxAttempts || null;
   job.pendingVersion = job.pendingVersion || null;
@@ -250,7 +254,7 @@ class Scheduler {
   }
 
   async get(topic, id) {
-    const r = await this.call('get', topic, { now_ms: this.now(), id: jobId(id) }, { buffers: true });
+    const r = await this.call('get', topic, { now_ms: this.now(), id: storedId(id) }, { buffers: true });
     return r === null ? null : parseJob(topic, this.jobFields, r);
   }
 
@@ -276,12 +280,12 @@ class Scheduler {
 
   /** delete.lua's call: `abort` is 'abort' for abort, '' for a delete. */
   async deleteCall(topic, id, ifVersion, abort, reason) {
-    const args = { id: jobId(id), if_version: ifVersion, now_ms: this.now(), abort, reason };
+    const args = { id: storedId(id), if_version: ifVersion, now_ms: this.now(), abort, reason };
     // a schedule's occurrence: deleting it may leave its schedule short of cron times (refill)
     const [status, version] = id.includes('@')
       ? (await this.withRefill(topic, [['delete', args, false]]))[0]
       : await this.call('delete', topic, args);
-    if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
+    if (status === VERSION_CONFLICT) throw new VersionConflict(topic, shown(id), version);
     return status === 1;
   }
 
@@ -307,45 +311,45 @@ class Scheduler {
   /** Finish a reserved job; `result` is kept in its history: a Buffer or string as it is,
    * null for none, any other value as JSON (see results.js). */
   async ack(job, result = null) {
-    reservedJob(job);
+    const id = reservedId(job);
     const data = encodeResult(result);
     const [[status]] = await this.withRefill(job.topic,
-      [['ack', { now_ms: this.now(), id: [job.id], token: [job.token], result: [data] }, false]]);
-    if (status !== 1) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
+      [['ack', { now_ms: this.now(), id: [id], token: [job.token], result: [data] }, false]]);
+    if (status !== 1) throw stale(job.id);
   }
 
   /** Put a reserved job back after `delayMs`; the state it went to. `unstarted`: the job was
    * never handed to anyone, so its attempt is given back. */
   async release(job, { delayMs = 0, error = '', unstarted = false } = {}) {
-    reservedJob(job);
+    const id = reservedId(job);
     const [[status, state]] = await this.withRefill(job.topic, [['release', {
-      now_ms: this.now(), id: job.id, token: job.token, delay_ms: durationMs(delayMs, 'delayMs'),
+      now_ms: this.now(), id, token: job.token, delay_ms: durationMs(delayMs, 'delayMs'),
       error: freeText(error, 'error'),
       refund: unstarted ? 1 : 0,
     }, false]]);
-    if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
+    if (status === 0) throw stale(job.id);
     return state;
   }
 
   /** Extend a reservation; the new deadline in epoch ms. */
   async touch(job, { ttrMs = '' } = {}) {
-    reservedJob(job);
+    const id = reservedId(job);
     const [status, until] = await this.call('touch', job.topic,
-      { now_ms: this.now(), id: job.id, token: job.token, ttr_ms: optionalTtr(ttrMs) });
-    if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
+      { now_ms: this.now(), id, token: job.token, ttr_ms: optionalTtr(ttrMs) });
+    if (status === 0) throw stale(job.id);
     return until;
   }
 
   async bury(job, { reason = '' } = {}) {
-    reservedJob(job);
+    const id = reservedId(job);
     const [[status]] = await this.withRefill(job.topic,
-      [['bury', { now_ms: this.now(), id: job.id, token: job.token, reason: freeText(reason, 'reason') }, false]]);
-    if (status === 0) throw new StaleReservation(`stale token for job ${JSON.stringify(job.id)}`);
+      [['bury', { now_ms: this.now(), id, token: job.token, reason: freeText(reason, 'reason') }, false]]);
+    if (status === 0) throw stale(job.id);
   }
 
   /** Move dead jobs back to ready: one by id, else up to `limit`; how many moved. */
   kick(topic, id = '', { limit = 100 } = {}) {
-    return this.call('kick', topic, { now_ms: this.now(), id, limit });
+    return this.call('kick', topic, { now_ms: this.now(), id: id === '' ? '' : storedId(id), limit });
   }
 
   /** Return timed-out reservations to the queue (or to dead); [requeued, dead, nextTimeoutMs]. */
@@ -379,7 +383,7 @@ class Scheduler {
 
   ackStep(done) {
     return ['ack', {
-      now_ms: this.now(), id: done.map((j) => j.id), token: done.map((j) => j.token),
+      now_ms: this.now(), id: done.map((j) => storedId(j.id, 'job.id')), token: done.map((j) => j.token),
       result: done.map((j) => (j.result === undefined ? '' : j.result)) }, false];
   }
 
@@ -390,7 +394,9 @@ class Scheduler {
    */
   async withRefill(topic, steps) {
     const refillKey = `${this.prefix}:{${topic}}:refill`;
-    const replies = await this.pipeline(topic, [...steps, { command: ['ZRANGE', refillKey, 0, REFILL_BATCH - 1] }]);
+    // the schedules' ids as Buffers: one may be bytes that are not UTF-8 (see ids.js)
+    const replies = await this.pipeline(topic,
+      [...steps, { command: ['ZRANGE', refillKey, 0, REFILL_BATCH - 1], buffers: true }]);
     const ids = replies.pop();
     if (ids.length) await this.refill(topic, ids).catch(() => {});
     return replies;
@@ -416,7 +422,7 @@ class Scheduler {
    */
   async pipeline(topic, steps) {
     const calls = steps.map((step) => {
-      if (!Array.isArray(step)) return { command: step.command };
+      if (!Array.isArray(step)) return { command: step.command, buffers: step.buffers };
       const [name, named, buffers] = step;
       const script = this.scripts.get(name);
       if (!script) throw new TypeError(`no script ${JSON.stringify(name)}`);
@@ -425,7 +431,7 @@ class Scheduler {
     });
     const pipe = this.redis.pipeline();
     for (const c of calls) {
-      if (c.command) pipe.call(...c.command);
+      if (c.command) pipe[c.buffers ? 'callBuffer' : 'call'](...c.command);
       else pipe[c.buffers ? 'callBuffer' : 'call']('EVALSHA', c.script.sha, ...c.rest);
     }
     const results = await pipe.exec();
@@ -512,14 +518,15 @@ class Scheduler {
 
   /** A schedule by id, or null. */
   async getSchedule(topic, id) {
-    const [entry] = await this.call('get_schedule', topic, { id: [jobId(id)] }, { buffers: true });
+    const [entry] = await this.call('get_schedule', topic, { id: [storedId(id)] }, { buffers: true });
     return entry ? parseSchedule(topic, entry) : null;
   }
 
   /** Every schedule of the topic, sorted by id. */
   async schedules(topic) {
     this.keys(this.scripts.get('get_schedule'), topic);
-    const ids = (await this.redis.hkeys(`${this.prefix}:{${topic}}:schedules`)).sort();
+    // as Buffers (a schedule id may be bytes that are not UTF-8), sorted as Redis orders them
+    const ids = (await this.redis.hkeysBuffer(`${this.prefix}:{${topic}}:schedules`)).sort(Buffer.compare);
     if (!ids.length) return [];
     const entries = await this.call('get_schedule', topic, { id: ids }, { buffers: true });
     return entries.filter((e) => e).map((e) => parseSchedule(topic, e));
@@ -533,8 +540,8 @@ class Scheduler {
       throw new InvalidArgument('ifVersion', `must be between 1 and ${2 ** 31 - 1}`);
     }
     const [status, version] = await this.call('unschedule', topic,
-      { id: jobId(id), if_version: expected, now_ms: this.now() });
-    if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
+      { id: storedId(id), if_version: expected, now_ms: this.now() });
+    if (status === VERSION_CONFLICT) throw new VersionConflict(topic, shown(id), version);
     return status === 1;
   }
 }

@@ -9,6 +9,7 @@
  * `refill` set, and `refillTimes` computes the times refill.lua appends.
  */
 const { CronExpressionParser } = require('cron-parser');
+const { storedName, escapedBytes } = require('./ids');
 
 const UPCOMING = 48;
 const REFILL_BATCH = 10;
@@ -39,6 +40,16 @@ function jobId(value, field = 'id', maxBytes = MAX_ID_BYTES) {
   if (!value.isWellFormed()) throw new InvalidArgument(field, 'must be valid Unicode (no lone surrogates)');
   if (Buffer.byteLength(value) > maxBytes) throw new InvalidArgument(field, `must be at most ${maxBytes} bytes in UTF-8`);
   return value;
+}
+
+/** The id of a job or schedule that exists, as sent to Redis: jobId's string, or, for an id
+ * read back from one stored as bytes that are not UTF-8 (see ids.js), those bytes (as Python's
+ * validate.stored_id). A new job's or schedule's id must be valid Unicode (jobId). */
+function storedId(value, field = 'id') {
+  const data = escapedBytes(value);
+  if (data === null) return jobId(value, field);
+  if (data.length > MAX_ID_BYTES) throw new InvalidArgument(field, `must be at most ${MAX_ID_BYTES} bytes`);
+  return data;
 }
 
 /** `value` (a checked id or topic) unless it is "." or "..", which a URL path resolves to its
@@ -237,7 +248,7 @@ const orNull = (ms) => (ms > 0 ? ms : null);
 function parseSchedule(topic, entry) {
   const [id, version, cron, tz, every, start, end, next, last, priority, ttr, maxAttempts, data] = entry;
   return {
-    topic, id: id.toString('utf8'), version, cron: cron.length ? cron.toString('utf8') : null,
+    topic, id: storedName(id), version, cron: cron.length ? cron.toString('utf8') : null,
     everyMs: every || null, tz: tz.toString('utf8'), nextRunAtMs: orNull(next),
     startAtMs: orNull(start), endAtMs: orNull(end), lastRunAtMs: orNull(last), priority,
     ttrMs: ttr, maxAttempts: maxAttempts || null, body: data,
@@ -255,6 +266,6 @@ function refillTimes(entry, nowMs) {
 
 module.exports = {
   InvalidArgument, UPCOMING, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, timesAfter, parseSchedule,
-  refillTimes, cronTimes, cronExpression, timeZone, jobId, newJobId, newName, body, integer, epochMs, optionalPositive,
+  refillTimes, cronTimes, cronExpression, timeZone, jobId, storedId, newJobId, newName, body, integer, epochMs, optionalPositive,
   MAX_TTR_MS, INT32, END_AT_PAST,
 };

@@ -7,6 +7,7 @@
  * secret is `whsec_<base64>` (the key is the decoded bytes) or any other string (its UTF-8 bytes).
  */
 const crypto = require('node:crypto');
+const { escapedBytes } = require('./ids');
 
 const SECRET_PREFIX = 'whsec_';
 
@@ -37,7 +38,10 @@ function signHeaders(msgId, body, keys, timestamp = Math.floor(Date.now() / 1000
 
 /** The webhook-id: the same for every attempt of one job version. */
 function messageId(job) {
-  const digest = crypto.createHash('sha256').update(`${job.topic}\0${job.id}\0${job.version}`).digest('hex');
+  // an id stored as bytes that are not UTF-8 (ids.js) is hashed as those bytes, as Python does
+  const id = escapedBytes(job.id) || job.id;
+  const digest = crypto.createHash('sha256').update(`${job.topic}\0`).update(id).update(`\0${job.version}`)
+    .digest('hex');
   return `msg_${digest.slice(0, 32)}`;
 }
 

@@ -25,6 +25,7 @@
  */
 const { Scheduler, StaleReservation, InvalidArgument, durationMs, MAX_TTR_MS } = require('./redisched');
 const { encodeResult } = require('./results');
+const { storedName } = require('./ids');
 
 const MAX_LEASE = 1000;
 /** Milliseconds an idle topic sleeps at most, in case a wake-up message was lost. */
@@ -194,9 +195,11 @@ class Worker {
     const subscriber = redis.duplicate();
     this.subscriber = subscriber;
     const byChannel = new Map(this.topics.map((t) => [this.scheduler.wakeChannel(t.name), t]));
-    subscriber.on('message', (channel, message) => {
-      const t = byChannel.get(channel);
+    // read as bytes: a cancel names its job's id, which may be bytes that are not UTF-8 (ids.js)
+    subscriber.on('messageBuffer', (channelBytes, data) => {
+      const t = byChannel.get(channelBytes.toString('utf8'));
       if (!t) return;
+      const message = storedName(data);
       if (message.startsWith(CANCEL_PREFIX)) this.onCancel(t, message.slice(CANCEL_PREFIX.length));
       else if (!message.startsWith(LEGACY_CANCEL_PREFIX)) t.kick.set();
     });

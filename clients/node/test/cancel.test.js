@@ -130,7 +130,7 @@ function gate(worker) {
   const { subscriber } = worker;
   const emit = subscriber.emit.bind(subscriber);
   subscriber.emit = (event, ...args) => {
-    if (event === 'message' && closed && /^[a-z]/.test(args[1])) {
+    if (event === 'messageBuffer' && closed && /^[a-z]/.test(args[1].toString('latin1'))) {
       held.push(args);
       return true;
     }
@@ -140,7 +140,7 @@ function gate(worker) {
     held,
     open() {
       closed = false;
-      held.splice(0).forEach((args) => emit('message', ...args));
+      held.splice(0).forEach((args) => emit('messageBuffer', ...args));
     },
   };
 }
