@@ -105,6 +105,53 @@ def test_only_script_calls_go_over_the_wire(pooled: redis.Redis) -> None:
     assert wire.Wire(pooled).send([("EVALSHA", "0" * 40, 0), ("PING",)]) is wire.AGAIN
 
 
+def test_the_refill_check_and_time_ride_with_script_calls(pooled: redis.Redis) -> None:
+    # redis-py returns a ZRANGE without options as read; its TIME's texts every caller int()s
+    pooled.zadd("{wire}:refill", {"a": 1, "b": 2})
+    ok = pooled.script_load("return ARGV[1]")
+    replies = wire.Wire(pooled).send([
+        ("EVALSHA", ok, 0, "one"), ("ZRANGE", "{wire}:refill", 0, 9), ("TIME",),
+    ])  # fmt: skip
+    assert isinstance(replies, list)
+    assert replies[:2] == [b"one", pooled.zrange("{wire}:refill", 0, 9)] == [b"one", [b"a", b"b"]]
+    seconds, micros = replies[2]
+    assert abs(int(seconds) - pooled.time()[0]) <= 1 and 0 <= int(micros) < 1_000_000
+    # with an option redis-py pairs members and scores (WITHSCORES): its path
+    assert wire.Wire(pooled).send([("ZRANGE", "{wire}:refill", 0, 9, "WITHSCORES")]) is wire.AGAIN
+    assert wire.Wire(pooled).send([("ZRANGE", "{wire}:refill", 0)]) is wire.AGAIN
+
+
+def test_an_occurrences_ack_and_its_refill_go_over_the_wire(
+    redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the refill check rides on an occurrence's ack: it kept the batch off the wire (~40 µs)
+    client = redisched.Client.from_url(redis_url)
+    sent: list[Any] = []
+    send = wire.Wire.send
+
+    def counted(self: wire.Wire, batch: Any) -> Any:
+        reply = send(self, batch)
+        sent.append((tuple(command[0] for command in batch), reply is wire.AGAIN))
+        return reply
+
+    monkeypatch.setattr(wire.Wire, "send", counted)
+    tick = client.schedule(topic, "tick", b"x", cron="* * * * *")
+    assert tick.next_run_at is not None
+    assert client.run_now(topic, f"tick@{tick.next_run_at:%Y-%m-%dT%H:%M:%SZ}")
+    client.redis.zadd(f"redisched:{{{topic}}}:refill", {"tick": 0})  # as reserve.lua asks
+    job = client.reserve(topic)
+    assert job is not None and job.id.startswith("tick@")
+    sent.clear()
+    client.ack(job)
+    assert ("EVALSHA", "ZRANGE") in [commands for commands, _ in sent]
+    assert any("TIME" in commands for commands, _ in sent)  # the refill's clock and read
+    # (a script's first call on a server loads it: SCRIPT LOAD keeps redis-py's path)
+    riding = [again for commands, again in sent if "ZRANGE" in commands or "TIME" in commands]
+    assert riding and not any(riding)
+    assert client.redis.zcard(f"redisched:{{{topic}}}:refill") == 0  # refilled
+    client.close()
+
+
 def test_a_lost_script_is_loaded_again(pooled: redis.Redis, topic: str) -> None:
     client = redisched.Client(pooled, keep_connections=True)
     client.put(topic, "a", b"")

@@ -258,11 +258,11 @@ class Wire:
         """The replies to a batch of script calls (an error reply as its exception), in one
         round trip, or :data:`AGAIN`.
 
-        Only ``EVALSHA`` batches are sent here: redis-py parses the replies of some other
+        Only :func:`sendable` batches are sent here: redis-py parses the replies of some other
         commands (``HGETALL`` into a dict, ``SCRIPT EXISTS`` into bools), and a script's reply
         it does not.
         """
-        if not scripted(batch):
+        if not sendable(batch):
             return AGAIN
         connection, watch = self._take()
         written = False
@@ -350,7 +350,7 @@ class AsyncWire:
 
     async def send(self, batch: Batch) -> list[Any] | object:
         """As :meth:`Wire.send`."""
-        if not scripted(batch):
+        if not sendable(batch):
             return AGAIN
         connection = await self._take()
         try:
@@ -422,10 +422,24 @@ def resends(connection: Any) -> bool:
     return int(count) > 0
 
 
-def scripted(batch: Batch) -> bool:
-    """True when every command of ``batch`` is an ``EVALSHA``."""
-    for command in batch:  # noqa: SIM110 - a loop, not all(): no generator per call
-        if command[0] != "EVALSHA":
+def sendable(batch: Batch) -> bool:
+    """True when a wire may send ``batch``: every command is an ``EVALSHA``, whose reply
+    redis-py returns as it reads it, or one of the two other commands that ride with script
+    calls:
+
+    - ``ZRANGE key start stop`` (no option), the refill check of an occurrence's ack, a pull and
+      a requeue (:func:`redisched.schedule_ops.with_refill`): redis-py returns it as read too
+      (``WITHSCORES`` would pair members with scores);
+    - ``TIME``: redis-py makes ints of its two texts and the wire leaves them texts; each caller
+      (a refill's clock, ``Operations.minute`` and ``server_time_ms``) takes ``int()`` of both.
+    """
+    for command in batch:
+        name = command[0]
+        if (
+            name != "EVALSHA"
+            and (len(command) != 4 or name != "ZRANGE")
+            and (len(command) != 1 or name != "TIME")
+        ):
             return False
     return True
 
