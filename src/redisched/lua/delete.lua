@@ -374,13 +374,13 @@ local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil
     end
     if next_at > LAST_RUN_AT or (s[S_END_AT] > 0 and next_at > s[S_END_AT]) then next_at = 0 end
     after = next_at
-  until next_at == 0 or redis.call('HEXISTS', jobs_key, sid .. '@' .. iso(next_at)) == 0
+  -- put_occurrence reads only the occurrence's options from s, and its HEXISTS is the check
+  until next_at == 0 or put_occurrence(sid .. '@' .. iso(next_at), next_at, s)
   -- a deleted run moved past now was skipped at its run_at (to the second): a replace, and
   -- the refill of a cron schedule it left dry, go on after it
   local skipped_at = run_at and run_at > now and run_at - run_at % 1000 or 0
   s[S_LAST], s[S_NEXT] = math.max(s[S_NEXT], skipped_at), next_at
   redis.call('HSET', schedules_key, sid, cmsgpack.pack(unpack(s, 1, S_TIMES)))
-  if next_at > 0 then put_occurrence(sid .. '@' .. iso(next_at), next_at, s) end
 end
 
 advance_schedule(id, job[RUN_AT])
