@@ -8,18 +8,23 @@ import (
 	"testing"
 )
 
+// checker is a test's assertion: it fails the test naming what and showing got unless ok.
+func checker(t *testing.T) func(ok bool, what string, got ...any) {
+	return func(ok bool, what string, got ...any) {
+		t.Helper()
+		if !ok {
+			t.Fatalf("%s: got %v", what, got)
+		}
+	}
+}
+
 // TestClientLifecycle drives the typed methods on a fixed clock.
 func TestClientLifecycle(t *testing.T) {
 	c, topic := testClient(t, "go-glue-")
 	now := int64(1_900_000_000_000)
 	c.Clock = func() int64 { return now }
 	ctx := context.Background()
-	check := func(ok bool, what string, got ...any) {
-		t.Helper()
-		if !ok {
-			t.Fatalf("%s: got %v", what, got)
-		}
-	}
+	check := checker(t)
 
 	status, version, err := c.Put(ctx, topic, "j", []byte{0, 255}, PutOptions{DelayMs: 1000, MaxAttempts: 5})
 	check(err == nil && status == "created" && version == 1, "put", status, version, err)

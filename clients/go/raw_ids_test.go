@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 )
 
 // oddID is "bad-" and the byte 0xFF: an id a raw script call may store, which is not UTF-8.
@@ -14,17 +15,9 @@ const oddID = "bad-\xff"
 // UTF-8 are read with those bytes, and every call on them sends the same bytes back.
 func TestRawIDs(t *testing.T) {
 	c, topic := testClient(t, "go-raw-")
-	now := int64(1_900_000_000_000)
-	c.Clock = func() int64 { return now }
-	ctx := context.Background()
-	check := func(ok bool, what string, got ...any) {
-		t.Helper()
-		if !ok {
-			t.Fatalf("%s: got %v", what, got)
-		}
-	}
+	ctx, check := context.Background(), checker(t) // on the server's clock ("" for now_ms)
 	rawPut := func(body string) {
-		_, err := c.Call(ctx, "put", topic, Args{"now_ms": now, "run_at_ms": "", "delay_ms": 0,
+		_, err := c.Call(ctx, "put", topic, Args{"now_ms": "", "run_at_ms": "", "delay_ms": 0,
 			"ttr_ms": "", "priority": 0, "max_attempts": "", "replace": 0, "if_version": "",
 			"id": []any{oddID}, "body": []any{body}})
 		check(err == nil, "raw put", err)
@@ -47,7 +40,7 @@ func TestRawIDs(t *testing.T) {
 	check(err == nil && state == "ready", "release", state, err)
 	jobs, _ = c.Reserve(ctx, topic, 1, 0)
 	check(len(jobs) == 1 && c.Bury(ctx, jobs[0], "look") == nil, "bury", jobs)
-	kicked, err := c.Call(ctx, "kick", topic, Args{"now_ms": now, "id": oddID, "limit": 1})
+	kicked, err := c.Call(ctx, "kick", topic, Args{"now_ms": "", "id": oddID, "limit": 1})
 	check(err == nil && kicked == int64(1), "kick", kicked, err)
 	jobs, _ = c.Reserve(ctx, topic, 1, 0)
 	check(len(jobs) == 1 && c.Ack(ctx, jobs[0]) == nil, "ack", jobs)
@@ -78,9 +71,9 @@ func TestRawIDs(t *testing.T) {
 	check(errors.As(err, &bad) && bad.Field == "id", "over-long", err)
 
 	// a schedule of such an id: listed, read and removed
-	args, err := c.scheduleArgs("valid", []byte("tick"), ScheduleOptions{EveryMs: 60_000}, now)
+	args, err := c.scheduleArgs("valid", []byte("tick"), ScheduleOptions{EveryMs: 60_000}, time.Now().UnixMilli())
 	check(err == nil, "schedule args", err)
-	args["id"], args["now_ms"] = oddID, now
+	args["id"], args["now_ms"] = oddID, ""
 	_, err = c.Call(ctx, "schedule", topic, args)
 	check(err == nil, "raw schedule", err)
 	schedules, err := c.Schedules(ctx, topic)

@@ -12,15 +12,7 @@ const url = process.env.REDISCHED_TEST_REDIS_URL;
 const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
 after(() => redis && redis.quit());
 
-const quiet = { info() {}, warn() {}, error() {} };
-
-async function until(check, what, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const { quiet, until, running } = require('../testing/waiting');
 
 /** history.lua's reply as {outcome, result, events: [[kind, version, detail], ...]}. */
 async function history(s, topic, id) {
@@ -48,10 +40,7 @@ test('a running job deleted, aborted or replaced has its signal aborted at once'
     throw signal.reason;
   };
   const worker = new Worker(s, { [topic]: handler }, { ttrMs: 60_000, handleSignals: false, logger: quiet });
-  let ready;
-  const subscribed = new Promise((resolve) => { ready = resolve; });
-  const done = worker.run({ onReady: ready });
-  await subscribed;
+  const { done } = await running(worker);
   try {
     const cancels = [
       ['deleted', () => s.delete(topic, 'deleted')],
@@ -205,10 +194,7 @@ test('a job deleted before the worker reads the lease that took it never runs', 
   const ran = [];
   const worker = new Worker(s, { [topic]: async (job) => { ran.push(job.id); } },
     { handleSignals: false, logger: quiet });
-  let ready;
-  const subscribed = new Promise((resolve) => { ready = resolve; });
-  const done = worker.run({ onReady: ready });
-  await subscribed;
+  const { done } = await running(worker);
   try {
     await s.put(topic, 'doomed', 'x');
     await until(() => deleted, 'the lease took the job');

@@ -10,6 +10,7 @@ const { Scheduler, Worker, InvalidArgument } = require('..');
 const { payload } = require('../push');
 const { messageId } = require('../signing');
 const { scheduleArgs } = require('../schedules');
+const { quiet, until, running } = require('../testing/waiting');
 
 const url = process.env.REDISCHED_TEST_REDIS_URL;
 const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
@@ -108,7 +109,6 @@ test('the Worker acks such a job, and a delete by its text cancels it while it r
   assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
   const s = new Scheduler(redis);
   const topic = `node-raw-worker-${crypto.randomBytes(4).toString('hex')}`;
-  const quiet = { info() {}, warn() {}, error() {} };
   const seen = [];
   let cancelled = null;
   const handler = async (job, { signal }) => {
@@ -122,17 +122,7 @@ test('the Worker acks such a job, and a delete by its text cancels it while it r
     throw signal.reason;
   };
   const worker = new Worker(s, { [topic]: handler }, { ttrMs: 60_000, handleSignals: false, logger: quiet });
-  let ready;
-  const subscribed = new Promise((resolve) => { ready = resolve; });
-  const done = worker.run({ onReady: ready });
-  await subscribed;
-  const until = async (check, what) => {
-    const deadline = Date.now() + 5000;
-    while (!(await check())) {
-      assert.ok(Date.now() < deadline, `timed out: ${what}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
+  const { done } = await running(worker);
   try {
     await rawPut(s, topic, ODD, 'quick');
     await until(async () => (await s.stats(topic)).totalAcked === 1, 'the job acked');
