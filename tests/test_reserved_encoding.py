@@ -56,10 +56,20 @@ def test_a_job_named_like_the_member_keeps_its_reservation(
     key = reserved_key(topic)
     assert raw_redis.zscore(key, SENTINEL) == round(jobs[0].reserved_until.timestamp() * 1000)
     assert raw_redis.zcard(key) == 20
-    # reserved already when the next lease adds the member: NX leaves it, and it stays
+    # reserved already, in a set still small, when the next lease adds the member: NX leaves
+    # it at its deadline and nothing removes it (a server that keeps such members in listpacks)
+    client.put_many(topic, [(f"k{i:02d}", b"x") for i in range(20)])
     raw_redis.delete(key)  # as if emptied, but the job's record still says reserved
-    raw_redis.zadd(key, {SENTINEL: 1})
-    assert len(client.reserve_many(topic, 10)) == 10
+    setting = "zset-max-ziplist-value"
+    kept = raw_redis.config_get(setting)[setting]
+    raw_redis.config_set(setting, 128)
+    try:
+        raw_redis.zadd(key, {SENTINEL: 1})
+        assert raw_redis.object("encoding", key) in (b"listpack", b"ziplist")
+        assert len(client.reserve_many(topic, 20)) == 20  # 16 or more: the member is added
+    finally:
+        raw_redis.config_set(setting, kept)
     assert raw_redis.zscore(key, SENTINEL) == 1
+    assert raw_redis.zcard(key) == 21
     client.ack(jobs[0])
     assert client.get(topic, SENTINEL) is None

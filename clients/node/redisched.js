@@ -10,7 +10,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, timesAfter, parseSchedule,
-  refillTimes, jobId, storedId, newJobId, newName, body: checkBody, integer, epochMs, optionalPositive,
+  refillTimes, storedId, newJobId, newName, body: checkBody, integer, epochMs, optionalPositive,
   MAX_TTR_MS, INT32, END_AT_PAST } = require('./schedules');
 const { encodeResult } = require('./results');
 const { storedName, shown } = require('./ids');
@@ -155,10 +155,9 @@ function buildArgs(script, named) {
 }
 
 const text = (v) => (v === null ? null : v.toString('utf8'));
-const decoders = { id: storedName };
 
 const camel = (name) => name.replace(/_ms$/, 'Ms').replace(/_([a-z])/g, (_, c) => c.toUpperCase());
-const TEXT = new Set(['id', 'state', 'token', 'last_error']);
+const TEXT = new Set(['state', 'token', 'last_error']); // read with U+FFFD (an id: storedName)
 
 /** A job array (see get.lua) as an object named after `fields`; `body` stays a Buffer. */
 const camelCache = new Map();
@@ -169,7 +168,8 @@ function parseJob(topic, fields, reply) {
     const field = fields[i];
     let name = camelCache.get(field);
     if (name === undefined) camelCache.set(field, (name = camel(field)));
-    job[name] = TEXT.has(field) ? (decoders[field] || text)(reply[i]) : reply[i];
+    // an id may be bytes that are not UTF-8 (ids.js)
+    job[name] = field === 'id' ? storedName(reply[i]) : TEXT.has(field) ? text(reply[i]) : reply[i];
   }
   job.maxAttempts = job.maxAttempts || null;
   job.pendingVersion = job.pendingVersion || null;
