@@ -425,3 +425,71 @@ async def test_every_by_id_route_finds_a_job_of_the_topic_itself(
         "d": True,
         "e": False,
     }
+
+
+async def test_schedule_routes_find_a_schedule_of_the_topic_itself(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A schedule made on a partitioned topic with a client lives in the topic itself; the
+    by-id schedule routes looked in its id's partition only: GET and DELETE answered 404, and
+    a PUT made a second schedule of that id, whose occurrences ran beside the first's."""
+    await partition(http, topic, 3)
+    await py.schedule(topic, "tick", b"old", every=3600)
+    url = f"{topic_url(topic)}/schedules/tick"
+    shown = await http.get(url)
+    assert shown.status_code == 200 and shown.json()["topic"] == topic, shown.text
+    replaced = await http.put(url, json={"every": 3600, "body": "new"})
+    assert replaced.status_code == 200 and replaced.json()["version"] == 2, replaced.text
+    listed = (await http.get(f"{topic_url(topic)}/schedules")).json()["schedules"]
+    assert [(s["topic"], s["id"]) for s in listed] == [(topic, "tick")]
+    assert (await http.delete(url)).status_code == 204
+    assert (await http.get(url)).status_code == 404
+    made = await http.put(url, json={"every": 3600, "body": "fresh"})  # a new one: its partition
+    assert made.status_code == 201 and made.json()["topic"] == Partitions(topic, 3).route("tick")
+
+
+def _occurrence_away_from_its_partition(topic: str, count: int) -> tuple[str, str]:
+    """A schedule id whose first occurrence's id routes to another partition than the
+    schedule's (where that occurrence lives), and that partition."""
+    from datetime import UTC, datetime, timedelta
+
+    layout = Partitions(topic, count)
+    at = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    for n in range(100):
+        sid = f"tick{n}"
+        if layout.route(f"{sid}@{at:%Y-%m-%dT%H:%M:%SZ}") != layout.route(sid):
+            return sid, layout.route(sid)
+    raise AssertionError("no such id in 100")
+
+
+async def _pending(py: redisched.AsyncClient, topic: str, sid: str) -> str:
+    """The id of the schedule's pending occurrence."""
+    schedule = await py.get_schedule(topic, sid)
+    assert schedule is not None and schedule.next_run_at is not None
+    return f"{sid}@{schedule.next_run_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+async def test_an_occurrences_history_and_bulk_actions_find_it_with_its_schedule(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """An occurrence lives with its schedule, not in its own id's partition: once finished,
+    its history answered 404 through the topic's name, and the bulk routes grouped it by its
+    id alone (`{"requested": 1, "done": 0}`)."""
+    await partition(http, topic, 3)
+    sid, home = _occurrence_away_from_its_partition(topic, 3)
+    made = await http.put(f"{topic_url(topic)}/schedules/{sid}", json={"cron": "0 * * * *", "body": "s"})
+    assert made.status_code == 201 and made.json()["topic"] == home, made.text
+    first = await _pending(py, home, sid)
+    ran = await http.post(f"{topic_url(topic)}/bulk/run-now", json={"ids": [first]})
+    assert ran.json() == {"action": "run-now", "requested": 1, "done": 1}, ran.text
+    held = (await http.post(topic_url(topic, "/reserve"), json={"count": 1})).json()["jobs"][0]
+    assert held["id"] == first
+    acked = await http.post(job_url(topic, first, "ack"), json={"token": held["token"]})
+    assert acked.status_code == 204, acked.text
+    history = await http.get(job_url(topic, first, "history"))
+    assert history.status_code == 200 and history.json()["outcome"] == "done", history.text
+    second = await _pending(py, home, sid)
+    assert second != first
+    gone = await http.post(f"{topic_url(topic)}/bulk/delete", json={"ids": [second, "nope"]})
+    assert gone.json() == {"action": "delete", "requested": 2, "done": 1}, gone.text
+    assert await py.get(home, second) is None

@@ -186,6 +186,50 @@ def test_cli_schedules_go_to_the_ids_partition(redis_url: str, topic: str) -> No
     assert json.loads(cli(["schedules", topic], redis_url).output) == []
 
 
+def test_cli_schedule_commands_find_a_schedule_of_the_topic_itself(
+    redis_url: str, topic: str
+) -> None:
+    """A schedule made on a partitioned topic with a client lives in the topic itself: the
+    CLI looked in its id's partition only (unschedule exit 1, schedule made a second one)."""
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 3}))
+    client.schedule(topic, "tick", b"old", every=3600)
+    made = cli(["schedule", topic, "tick", "--every", "60"], redis_url)
+    assert made.exit_code == 0, made.output
+    assert (json.loads(made.output)["topic"], json.loads(made.output)["version"]) == (topic, 2)
+    listed = json.loads(cli(["schedules", topic], redis_url).output)
+    assert [(s["topic"], s["id"]) for s in listed] == [(topic, "tick")]
+    assert cli(["unschedule", topic, "tick"], redis_url).exit_code == 0
+    assert json.loads(cli(["schedules", topic], redis_url).output) == []
+
+
+def test_cli_history_finds_a_finished_occurrence_with_its_schedule(
+    redis_url: str, topic: str
+) -> None:
+    """A finished occurrence's record stays with its schedule: `redisched history` looked in
+    the live jobs only, then in the id's partition and the topic (exit 1)."""
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 4}))
+    layout, checked = Partitions(topic, 4), 0
+    for n in range(12):
+        sid = f"tick{n}"
+        assert cli(["schedule", topic, sid, "--every", "3600"], redis_url).exit_code == 0
+        home = layout.route(sid)
+        schedule = client.get_schedule(home, sid)
+        assert schedule is not None and schedule.next_run_at is not None
+        occurrence = f"{sid}@{schedule.next_run_at:%Y-%m-%dT%H:%M:%SZ}"
+        if layout.route(occurrence) == home:
+            continue  # its own id's partition holds it by chance: not the case under test
+        checked += 1
+        client.run_now(home, occurrence)
+        job = client.reserve(home)
+        assert job is not None and job.id == occurrence
+        client.ack(job)
+        shown = cli(["history", topic, occurrence], redis_url)
+        assert shown.exit_code == 0 and json.loads(shown.output)["outcome"] == "done", shown.output
+    assert checked >= 2
+
+
 def test_a_partitioned_topics_stats_add_up_every_finished_count(redis_url: str, topic: str) -> None:
     # merge_stats added the per-state counts and the totals but not the finished_* counts:
     # a partitioned topic showed 0 done, cancelled, dead, pulled and aborted for ever.

@@ -279,31 +279,56 @@ def holders(layout: Partitions, job_id: str, *, itself: bool = False) -> list[st
     return list(dict.fromkeys([routed, *home, layout.topic]))
 
 
-def holder(ops: Operations, names: list[str], job_id: str) -> Call[str]:
-    """The first of ``names`` (from :func:`holders`) whose jobs hold ``job_id``, else the
-    first (a job to create goes to its id's partition): one ``HEXISTS`` each."""
-    steps = tuple(Step(None, (), ("HEXISTS", ops.keys(n).name("jobs"), job_id)) for n in names)
-    return Call(
-        steps, lambda held: next((n for n, h in zip(names, held, strict=True) if h), names[0])
+def holder(
+    ops: Operations, names: list[str], job_id: str, hashes: Sequence[str] = ("jobs",)
+) -> Call[str]:
+    """The first of ``names`` (from :func:`holders`) one of whose ``hashes`` holds ``job_id``
+    (``jobs``: a live job; with ``history``, a finished one too; ``schedules``: a schedule),
+    else the first (a job to create goes to its id's partition): one ``HEXISTS`` per name and
+    hash, in one round trip."""
+    steps = tuple(
+        Step(None, (), ("HEXISTS", ops.keys(n).name(h), job_id)) for n in names for h in hashes
     )
+    width = len(hashes)
+
+    def first(held: list[int]) -> str:
+        for index, name in enumerate(names):
+            if any(held[index * width : (index + 1) * width]):
+                return name
+        return names[0]
+
+    return Call(steps, first)
+
+
+def schedule_holders(layout: Partitions, schedule_id: str) -> list[str]:
+    """The topics that may hold schedule ``schedule_id`` of a partitioned topic: its id's
+    partition (a schedule made over HTTP or the CLI), then the topic itself (one made on it
+    with a client, docs/design.md section 11)."""
+    return [layout.route(schedule_id), layout.topic]
 
 
 def schedule_route(client: Client, topic: str, schedule_id: str) -> str:
-    """The topic holding schedule ``schedule_id``: the partition its id routes to when
-    ``topic`` is partitioned (by the id alone; one call, for the CLI)."""
+    """The topic holding schedule ``schedule_id`` (for the CLI): when ``topic`` is
+    partitioned, the first of :func:`schedule_holders` that holds it (one call more), else
+    its id's partition, where a new schedule goes."""
     count = client.execute(read_count(client.ops, topic))
-    return topic if count is None else Partitions(topic, count).route(schedule_id)
+    if count is None:
+        return topic
+    names = schedule_holders(Partitions(topic, count), schedule_id)
+    return client.execute(holder(client.ops, names, schedule_id, ("schedules",)))
 
 
-def route(client: Client, topic: str, job_id: str) -> str:
+def route(client: Client, topic: str, job_id: str, *, finished: bool = False) -> str:
     """The topic holding ``job_id`` (one call; for the CLI and scripts; long-running
     processes use :class:`PartitionMap`): when ``topic`` is partitioned, where
-    :func:`holders` finds it (one more), the topic itself included, else its partition."""
+    :func:`holders` finds it (one more), the topic itself included, else its partition;
+    ``finished``: a finished job's record counts as holding it (for its history)."""
     count = client.execute(read_count(client.ops, topic))
     if count is None:
         return topic
     names = holders(Partitions(topic, count), job_id, itself=True)
-    return client.execute(holder(client.ops, names, job_id))
+    hashes = ("jobs", "history") if finished else ("jobs",)
+    return client.execute(holder(client.ops, names, job_id, hashes))
 
 
 def run(client: Client, flow: Flow[T]) -> T:

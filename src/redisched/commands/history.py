@@ -49,7 +49,7 @@ def history_json(history: JobHistory) -> dict[str, Any]:
 def history(redis_url: str | None, topic: str, id: str) -> None:
     """What happened to a job, live or finished (exit 1 if never seen or aged out)."""
     client = client_for(redis_url)
-    held = partition_setting.route(client, topic, id)
+    held = partition_setting.route(client, topic, id, finished=True)
     found = client.history(held, id)
     if found is None and held != topic:  # a finished job of the partitioned topic itself
         found = client.history(topic, id)

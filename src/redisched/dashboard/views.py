@@ -159,7 +159,7 @@ class Dashboard:
         wanted = _stored_id(request)
         rt = runtime(request)
         topic = validate_topic(_query(request, "topic"))
-        name = await partitioned.route(rt, topic, wanted, itself=True)  # a page: the look is cheap
+        name = await partitioned.route(rt, topic, wanted, itself=True, finished=True)  # cheap for a page
         client = rt.client
         found, history, timeline = await client.execute(
             data.joined([

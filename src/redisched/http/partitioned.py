@@ -15,7 +15,8 @@ from starlette.requests import Request
 
 from ..errors import StaleReservation, TopicBusy
 from ..leasing import Lessee, Round
-from ..partition_setting import holder, holders, read_count, read_stats
+from ..ops import Call
+from ..partition_setting import holder, holders, read_count, read_stats, schedule_holders
 from ..partitions import Partitions
 from .paths import path_param
 from .runtime import Runtime, runtime
@@ -29,23 +30,31 @@ async def layout(rt: Runtime, topic: str) -> Partitions | None:
 
 
 async def schedule_route(rt: Runtime, topic: str, schedule_id: str) -> str:
-    """The topic holding schedule ``schedule_id``: the partition its id routes to when
-    ``topic`` is partitioned (by the id alone, as a job with that id would go)."""
+    """The topic holding schedule ``schedule_id``: when ``topic`` is partitioned, the first
+    of :func:`~redisched.partition_setting.schedule_holders` that holds it (one call more),
+    else its id's partition, where a new schedule goes."""
     found = await layout(rt, topic)
-    return topic if found is None else found.route(schedule_id)
+    if found is None:
+        return topic
+    names = schedule_holders(found, schedule_id)
+    return await rt.client.execute(holder(rt.client.ops, names, schedule_id, ("schedules",)))
 
 
-async def route(rt: Runtime, topic: str, job_id: str, *, itself: bool = False) -> str:
+async def route(
+    rt: Runtime, topic: str, job_id: str, *, itself: bool = False, finished: bool = False
+) -> str:
     """The topic holding ``job_id``: its partition when ``topic`` is partitioned (for an id
     with an ``@``, or any id with ``itself``, where
-    :func:`~redisched.partition_setting.holders` finds it: one more call)."""
+    :func:`~redisched.partition_setting.holders` finds it: one more call); ``finished``: a
+    finished job's record counts as holding it (for its history)."""
     found = await layout(rt, topic)
     if found is None:
         return topic
     names = holders(found, job_id, itself=itself)
     if len(names) == 1:
         return names[0]
-    return await rt.client.execute(holder(rt.client.ops, names, job_id))
+    hashes = ("jobs", "history") if finished else ("jobs",)
+    return await rt.client.execute(holder(rt.client.ops, names, job_id, hashes))
 
 
 async def job_path(request: Request, rt: Runtime | None = None) -> tuple[str, str]:
@@ -137,13 +146,21 @@ async def up_to(
 async def by_partition(
     rt: Runtime, topic: str, ids: Sequence[str], action: Callable[[str, list[str]], Awaitable[int]]
 ) -> int:
-    """``action(partition, its ids)`` for the ids grouped by partition; the results added up."""
+    """``action(partition, its ids)`` for the ids grouped by partition; the results added up.
+    An id with an ``@`` (a schedule's occurrence, which lives with its schedule) goes where
+    :func:`~redisched.partition_setting.holders` finds it: one round trip for all of them."""
     found = await layout(rt, topic)
     if found is None:
         return await action(topic, list(ids))
+    occurrences = [job_id for job_id in ids if "@" in job_id]
+    homes: dict[str, str] = {}
+    if occurrences:
+        ops = rt.client.ops
+        calls = [holder(ops, holders(found, o), o) for o in occurrences]
+        homes = dict(zip(occurrences, await rt.client.execute(Call.join(*calls)), strict=True))
     groups: dict[str, list[str]] = {}
     for job_id in ids:
-        groups.setdefault(found.route(job_id), []).append(job_id)
+        groups.setdefault(homes.get(job_id) or found.route(job_id), []).append(job_id)
     return sum([await action(name, group) for name, group in groups.items()])
 
 

@@ -26,7 +26,7 @@ from ..partition_setting import finished_page, run_async
 from . import schemas
 from .endpoint import ENCODER, Endpoint, Param, json_response
 from .errors import ApiError
-from .partitioned import finding, job_path, layout
+from .partitioned import finding, layout, route
 from .paths import path_param
 from .routes_topics import query_int
 from .runtime import runtime
@@ -64,8 +64,11 @@ def history_out(history: JobHistory) -> schemas.HistoryOut:
 
 async def get_history(request: Request) -> Response:
     """GET /v1/topics/{topic}/jobs/{id}/history."""
-    topic, job_id = await job_path(request)
-    client = runtime(request).client
+    rt = runtime(request)
+    topic, job_id = path_param(request, "topic"), path_param(request, "id", stored=True)
+    # a finished job's record counts: a finished occurrence stays with its schedule
+    topic = await route(rt, topic, job_id, finished=True)
+    client = rt.client
     topic, history = await finding(request, topic, lambda name: client.history(name, job_id))
     if history is None:
         raise ApiError(404, "not_found", f"no history of job {job_id!r} in {topic!r}", "id")
