@@ -477,7 +477,8 @@ async def test_an_occurrences_history_and_bulk_actions_find_it_with_its_schedule
     id alone (`{"requested": 1, "done": 0}`)."""
     await partition(http, topic, 3)
     sid, home = _occurrence_away_from_its_partition(topic, 3)
-    made = await http.put(f"{topic_url(topic)}/schedules/{sid}", json={"cron": "0 * * * *", "body": "s"})
+    spec = {"cron": "0 * * * *", "body": "s"}
+    made = await http.put(f"{topic_url(topic)}/schedules/{sid}", json=spec)
     assert made.status_code == 201 and made.json()["topic"] == home, made.text
     first = await _pending(py, home, sid)
     ran = await http.post(f"{topic_url(topic)}/bulk/run-now", json={"ids": [first]})

@@ -159,7 +159,8 @@ class Dashboard:
         wanted = _stored_id(request)
         rt = runtime(request)
         topic = validate_topic(_query(request, "topic"))
-        name = await partitioned.route(rt, topic, wanted, itself=True, finished=True)  # cheap for a page
+        # a page: the look is cheap; a finished job's record counts (its history shows)
+        name = await partitioned.route(rt, topic, wanted, itself=True, finished=True)
         client = rt.client
         found, history, timeline = await client.execute(
             data.joined([
