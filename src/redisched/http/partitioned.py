@@ -157,7 +157,8 @@ async def by_partition(
     if occurrences:
         ops = rt.client.ops
         calls = [holder(ops, holders(found, o), o) for o in occurrences]
-        homes = dict(zip(occurrences, await rt.client.execute(Call.join(*calls)), strict=True))
+        held: list[str] = await rt.client.execute(Call.join(*calls))
+        homes = dict(zip(occurrences, held, strict=True))
     groups: dict[str, list[str]] = {}
     for job_id in ids:
         groups.setdefault(homes.get(job_id) or found.route(job_id), []).append(job_id)
