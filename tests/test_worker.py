@@ -26,6 +26,7 @@ from redisched import (
     InvalidArgument,
     Job,
     JobState,
+    RedischedError,
     Retry,
     TopicBackoff,
     Worker,
@@ -624,6 +625,54 @@ async def test_stop_returns_even_if_handlers_ignore_their_cancellation(
         let_go.set()
     await asyncio.sleep(0.1)  # the stubborn handler returns: its job is not acked
     assert (await client.stats(topic)).total_acked == 0
+
+
+async def test_a_sync_handler_is_told_to_stop_at_the_end_of_the_grace_period(
+    client: AsyncClient, topic: str
+) -> None:
+    """A sync handler never saw ``job.cancelled`` at a stop: its runner was cancelled, its job
+    released, and the thread ran on beside the next attempt of the job elsewhere. Now the flag
+    turns True, the stop waits for the handler to return, and its job is released (not acked,
+    though it returned): it may have cut its work short."""
+    seen: list[str] = []
+    started, ended = threading.Event(), threading.Event()
+
+    def handler(job: Job) -> None:
+        started.set()
+        for _ in range(500):  # 5 s, checking between steps as the README says
+            if job.cancelled:
+                assert job.cancellation is not None
+                seen.append(job.cancellation.reason)
+                break
+            time.sleep(0.01)
+        ended.set()
+
+    await client.put(topic, "j", b"", max_attempts=5)
+    worker = new_worker(client, {topic: handler}, grace=0.2)
+    task = asyncio.create_task(worker.run())
+    await wait_until(lambda: _done(started.is_set()))
+    worker.stop()
+    await asyncio.wait_for(task, 5)
+    assert ended.is_set() and seen == [STOPPED_ERROR]  # it had ended when run() returned
+    assert worker.abandoned == 0
+    job = await client.get(topic, "j")
+    assert job is not None and job.state is JobState.READY and job.last_error == STOPPED_ERROR
+    assert (await client.stats(topic)).total_acked == 0
+
+
+async def test_a_second_run_at_the_same_time_is_refused(client: AsyncClient, topic: str) -> None:
+    """run() checked that the worker was not running, then awaited its topics' partitions
+    before marking it running: a second run() in that window ran too, and overwrote the
+    first's state (its handlers were reported left behind at the stop)."""
+    worker = new_worker(client, {topic: lambda job: None})
+    first = asyncio.create_task(worker.run())
+    await asyncio.sleep(0)  # the first run() is now at its first await
+    with pytest.raises(RedischedError, match="already running"):
+        await worker.run()
+    await worker.wait_started()
+    worker.stop()
+    await asyncio.wait_for(first, 5)
+    assert worker.abandoned == 0
 
 
 async def test_a_job_still_waiting_for_a_thread_at_stop_goes_back_unstarted(

@@ -81,6 +81,7 @@ class _Attempt:
     touch_at: float
     lost: bool = False
     cancelled: bool = False
+    stopped: bool = False  # a sync handler told to stop at the end of the grace period
     finished: bool = False
     started: bool = False
     task: asyncio.Task[None] | None = None
@@ -188,6 +189,7 @@ class Worker:
         self._clock = ServerClock()
         self._serving = asyncio.Event()
         self._abandoned = 0
+        self._starting = False
 
     # -- control ----------------------------------------------------------------------------
 
@@ -254,9 +256,13 @@ class Worker:
             BackendError: when Redis cannot be reached at start.
             KeyboardInterrupt, SystemExit: what a handler raised, after the graceful stop.
         """
-        if self._loop is not None:
+        if self._loop is not None or self._starting:
             raise RedischedError("this worker is already running")
-        served = await served_topics(self._client, self._topics)  # partitioned: each partition
+        self._starting = True  # before the first await: a second run() meanwhile is refused
+        try:
+            served = await served_topics(self._client, self._topics)  # partitioned: each one
+        finally:
+            self._starting = False
         self._topics = {n: _Topic(n, self._topics[t].handler, self._topics[t].is_async)
                         for n, t in served.items()}  # fmt: skip
         loop = self._loop = asyncio.get_running_loop()
@@ -422,10 +428,35 @@ class Worker:
         if self._runners_ended:
             return
         self._runners_ended = True
+        deadline = time.monotonic() + CANCEL_WAIT
+        await self._stop_threads(deadline)
         for task in runners:
             task.cancel()
         if runners:
-            await asyncio.wait(runners, timeout=CANCEL_WAIT)
+            await asyncio.wait(runners, timeout=max(0.0, deadline - time.monotonic()))
+
+    async def _stop_threads(self, deadline: float) -> None:
+        """Tell the sync handlers still running to stop (their ``job.cancelled`` turns True,
+        as for a delete) and give them until ``deadline`` to return: a thread cannot be
+        cancelled, so one whose runner were cancelled at once would run on beside the next
+        attempt of its job. Whatever such a handler returns, its job is released."""
+        stopped = [a for a in self._active if a.thread is not None and not a.thread.done()]
+        if not stopped:
+            return
+        for attempt in stopped:
+            attempt.stopped = True
+            cancellation = attempt.job.cancellation
+            assert cancellation is not None  # a sync handler's job has one from the start
+            cancellation.set(STOPPED_ERROR)
+        # Each attempt ends in its runner, which releases its job: wait for that, not for the
+        # thread alone, so that no runner is cancelled in the middle of its release.
+        # A forced stop (a second stop()) sets the flags and does not wait.
+        while (
+            any(not a.finished for a in stopped)
+            and time.monotonic() < deadline
+            and not self._force.is_set()
+        ):
+            await asyncio.sleep(0.01)
 
     async def _within(self, waitable: Awaitable[Any], deadline: float) -> None:
         """Await ``waitable`` until ``deadline`` (monotonic) or a forced stop, whichever first."""
@@ -590,7 +621,10 @@ class Worker:
             # KeyboardInterrupt, SystemExit), fails this attempt only: one that left the
             # runner stopped the whole Worker and left the job reserved until its ttr.
             self._on_suspend()
-            await self._release(attempt, self._retry_delay(attempt), describe(exc))
+            if attempt.stopped:  # raised once told to stop: back at once, as one that returned
+                await self._release(attempt, 0.0, STOPPED_ERROR)
+            else:
+                await self._release(attempt, self._retry_delay(attempt), describe(exc))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self._exit is None:
                 # The handler asked the process to end: stop gracefully, then raise it.
                 log.warning("job %r of topic %r raised %s: stopping", job.id, topic.name,
@@ -606,6 +640,8 @@ class Worker:
                 # cancellation): its result is not applied. Acked, a replaced job's old
                 # attempt was recorded as done with its result.
                 await self._release(attempt, 0.0, CANCELLED_ERROR)
+            elif attempt.stopped:  # returned once told to stop: it may have cut its work short
+                await self._release(attempt, 0.0, STOPPED_ERROR)
             else:
                 ok = True
                 if result is not None:
