@@ -404,6 +404,10 @@ def test_delete_topic_and_the_missing_job_page(
     cancel.locator("[name=id]").fill("nope")
     cancel.locator("button[type=submit]").click()
     expect(page.locator("#cancel-result")).to_have_text("no such job")
+    # a refused id: the form's own line says so (it kept the previous "no such job")
+    cancel.locator("[name=id]").fill("..")
+    cancel.locator("button[type=submit]").click()
+    expect(page.locator("#cancel-result")).to_contain_text("cannot be sent in a URL path")
     assert console == []
 
 
@@ -427,6 +431,24 @@ def test_usable_at_420_px(browser: Any, server: str, http: httpx.Client, topic: 
     )
     assert width <= 420, f"the page scrolls sideways: {width} px ({wide})"
     shot(page, "operate-narrow")
+    context.close()
+
+
+def test_a_long_topic_name_wraps_on_the_job_page(
+    browser: Any, server: str, http: httpx.Client, topic: str
+) -> None:
+    """The breadcrumb of a job page did not wrap a long topic name: the page ran 1567 px wide
+    at 1280 and the link ran under the sidebar."""
+    long_topic = f"{topic}-".ljust(200, "T")  # the longest topic name
+    put_many(http, long_topic, ["I" * 300])
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    open_dashboard(page, server)
+    page.evaluate(f"location.hash = '#/job/{long_topic}/{'I' * 300}'")
+    expect(page.locator("#job-state")).to_have_text("ready")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"the page scrolls sideways: {width} px"
     context.close()
 
 

@@ -64,6 +64,15 @@ def test_show_body() -> None:
     assert (binary.kind, binary.text, binary.size) == ("binary", "ff 00", 2)
 
 
+def test_a_body_that_would_not_read_back_as_stored_shows_as_text() -> None:
+    """The job page's body form starts from the shown text: a repeated key, ``1E2`` or a
+    long decimal were shown (and so saved back) as ``{"a": 2}``, ``100.0`` and ``0.1``."""
+    for stored in (b'{"a":1,"a":2}', b"1E2", b"0.1000000000000000055511151231257827", b"-0"):
+        shown = show_body(stored)
+        assert (shown.kind, shown.text) == ("text", stored.decode()), stored
+    assert show_body(b'{"n": [1.5, -2, 10]}').kind == "json"  # read back as written
+
+
 def test_durations() -> None:
     assert [duration(s) for s in (0, 59.9, 61, 3599, 3600 * 5 + 60, 86_400 * 3 + 7200)] == [
         "0s", "59s", "1m 01s", "59m 59s", "5h 01m", "3d 2h",

@@ -74,6 +74,9 @@ async def test_put_creates_replaces_and_reads_back(http: httpx.AsyncClient, topi
         "body": [1, 2], "ttr": 5.0, "max_attempts": 3, "version": 2,
     }  # fmt: skip
     assert (await http.get(url, headers={"If-None-Match": '"2"'})).status_code == 304
+    for matching in ('W/"2"', '"1", "2"', "*"):  # compared weakly, as RFC 9110 says for GET
+        assert (await http.get(url, headers={"If-None-Match": matching})).status_code == 304
+    assert (await http.get(url, headers={"If-None-Match": '"1"'})).status_code == 200
     # The version is no validator of a job's whole state (a reserve changes the state, not the
     # version): no answer may be kept by a browser's cache, which would revalidate it to a 304.
     reserved = await http.post(topic_url(topic, "/reserve"))
@@ -139,10 +142,16 @@ async def test_put_on_a_running_job_waits_for_the_attempt(
     pending = await http.put(url, json={"body": "v2"})
     assert pending.status_code == 202 and pending.headers["etag"] == '"2"'
     assert pending.json()["state"] == "reserved"
+    # GET's ETag is the version If-Match compares with: the waiting replacement's (it said
+    # "1", and a read-modify-write with it always failed with 412)
+    shown = await http.get(url)
+    assert shown.headers["etag"] == '"2"' and shown.json()["body"] == "v1"
+    again = await http.put(url, json={"body": "v3"}, headers={"If-Match": shown.headers["etag"]})
+    assert again.status_code == 202, again.text
     acked = await http.post(job_url(topic, "j", "ack"), json={"token": held["token"]})
     assert acked.status_code == 204
     job = (await http.get(url)).json()
-    assert (job["body"], job["version"], job["state"]) == ("v2", 2, "ready")
+    assert (job["body"], job["version"], job["state"]) == ("v3", 3, "ready")
 
 
 async def test_delete(http: httpx.AsyncClient, topic: str) -> None:

@@ -67,6 +67,23 @@ async def test_a_topic_with_jobs_cannot_be_partitioned(
     assert (await py.config(topic)).ttr is None  # nothing changed
 
 
+async def test_a_topic_with_finished_records_cannot_be_partitioned(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A finished id's next put goes on from its finished version; partitioned, that put
+    went to a partition, which knows nothing of it, and started again at version 1."""
+    await py.put(topic, "a", b"1")
+    await py.delete(topic, "a")
+    answer = await http.patch(topic_url(topic), json={"partitions": 2})
+    assert answer.status_code == 400 and error_of(answer)["field"] == "partitions"
+    assert "1 finished job record" in error_of(answer)["message"]
+    from redisched import partition_setting
+
+    assert await py.execute(partition_setting.read_count(py.ops, topic)) is None
+    again = await py.put(topic, "a", b"2")
+    assert again.version == 2
+
+
 async def test_by_id_routes_go_to_the_ids_partition(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:

@@ -183,3 +183,22 @@ def schedule_out_of(schedule: Any) -> dict[str, str]:
 def job_url_of(topic: str, job_id: str) -> str:
     """The URL of a job by id."""
     return f"/v1/topics/{quote(topic, safe='')}/jobs/{quote(job_id, safe='')}"
+
+
+async def test_if_none_match_makes_a_schedule_put_create_only(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    """The schedule PUT read only If-Match: `If-None-Match: *` replaced an existing schedule."""
+    first = await http.put(url(topic, "s"), json={"body": 1, "every": 3600},
+                           headers={"If-None-Match": "*"})  # fmt: skip
+    assert first.status_code == 201, first.text
+    again = await http.put(url(topic, "s"), json={"body": 2, "every": 60},
+                           headers={"If-None-Match": "*"})  # fmt: skip
+    assert again.status_code == 412 and again.headers["etag"] == '"1"', again.text
+    assert again.json()["error"]["field"] == "If-None-Match"
+    kept = (await http.get(url(topic, "s"))).json()
+    assert (kept["body"], kept["every"], kept["version"]) == (1, 3600.0, 1)
+    for headers in ({"If-None-Match": '"1"'}, {"If-None-Match": "*", "If-Match": '"1"'}):
+        bad = await http.put(url(topic, "s"), json={"body": 3, "every": 60}, headers=headers)
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "If-None-Match"
+    assert (await http.get(url(topic, "s"))).json()["version"] == 1

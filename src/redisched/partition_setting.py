@@ -100,15 +100,21 @@ def _everywhere(ops: Operations, topics: list[str], make: Callable[[str], Call[T
     return Call.join(Call((register,), lambda r: None), *calls).map(lambda r: r[1])
 
 
+def _first_int(replies: list[Any]) -> int:
+    return int(replies[0])
+
+
 def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
     """Partition an empty topic into ``value`` partitions; InvalidArgument naming
-    ``partitions`` when the topic has another count or holds jobs (nothing changes then)."""
+    ``partitions`` when the topic has another count or holds jobs or finished records
+    (nothing changes then)."""
     count = topic_config.partitions_count(value)
     layout = Partitions(topic, count)
     validate.new_name(topic, "topic")  # partitioning makes a topic: checked before the claim
     logical = topic.rpartition(SEPARATOR)[0] or topic
-    current, stats, above = yield Call.join(
-        read_count(ops, topic), ops.stats(topic), read_count(ops, logical)
+    finished = Call((Step(None, (), ("HLEN", ops.keys(topic).name("history"))),), _first_int)
+    current, stats, above, records = yield Call.join(
+        read_count(ops, topic), ops.stats(topic), read_count(ops, logical), finished
     )
     if current == count:
         return count
@@ -127,6 +133,12 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
         raise InvalidArgument(
             "partitions",
             f"topic {topic!r} holds {held} job(s); partition a topic before its first put",
+        )
+    if records:  # a later put of such an id would start again at version 1 in its partition
+        raise InvalidArgument(
+            "partitions",
+            f"topic {topic!r} holds {records} finished job record(s), whose ids' versions "
+            "go on in it; partition a topic before its first put (or delete the topic first)",
         )
     key = partitions_key(ops.prefix)
     claim = (Step(None, (), ("HSETNX", key, topic, count)), Step(None, (), ("HGET", key, topic)))

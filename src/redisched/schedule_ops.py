@@ -90,8 +90,10 @@ def schedule(
     priority: object = 0,
     max_attempts: object = None,
     if_version: object = None,
+    create_only: object = False,
 ) -> Call[Schedule]:
-    """Create or replace the schedule ``id`` of ``topic`` (see :meth:`Client.schedule`)."""
+    """Create or replace the schedule ``id`` of ``topic`` (see :meth:`Client.schedule`);
+    ``create_only=True``: VersionConflict when it exists (schedule.lua's ``if_version`` 0)."""
     from .ops import Call
 
     keys = ops.keys(topic)
@@ -110,6 +112,12 @@ def schedule(
     prio = validate.priority(priority)
     attempts = validate.optional_positive(max_attempts, "max_attempts")
     expected = validate.optional_positive(if_version, "if_version")
+    if not isinstance(create_only, bool):
+        raise InvalidArgument("create_only", f"must be a bool, not {type(create_only).__name__}")
+    if create_only:
+        if expected is not None:
+            raise InvalidArgument("create_only", "give if_version or create_only, not both")
+        expected = 0  # the version of no schedule
     found: list[int] = []
     if every is not None:
         every_arg = recurrence.every_ms(every)

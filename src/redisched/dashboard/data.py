@@ -209,9 +209,44 @@ def show_body(data: bytes) -> Body:
         return Body("binary", shown + (" …" if len(data) > 4096 else ""), len(data))
     try:
         pretty = json.dumps(json_value(data), indent=2, ensure_ascii=False)
+        exact = _reads_back(text)
     except (NotJson, RecursionError):  # the indenting encoder recurses in Python
         return Body("text", text, len(data))
-    return Body("json", pretty, len(data))
+    # pretty-printed only when nothing is lost: the job page's body form starts from this text
+    return Body("json" if exact else "text", pretty if exact else text, len(data))
+
+
+class _Lossy(Exception):
+    """A JSON text that a parse and encode would change (beyond its white space)."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise _Lossy("a repeated key")
+    return found
+
+
+def _number(text: str, kind: type[int] | type[float]) -> int | float:
+    value = kind(text)
+    if (str(value) if kind is int else repr(value)) != text:
+        raise _Lossy(f"{text} reads back as {value}")
+    return value
+
+
+def _reads_back(text: str) -> bool:
+    """Whether ``text`` (JSON) reads back as written once parsed and encoded: no repeated
+    key, every number in the form Python writes it (``1E2`` would show as ``100.0``)."""
+    try:
+        json.loads(
+            text, object_pairs_hook=_pairs, parse_int=lambda t: _number(t, int),
+            parse_float=lambda t: _number(t, float),
+        )  # fmt: skip
+    except _Lossy:
+        return False
+    except ValueError:  # NaN, Infinity and the like, which msgspec refused already
+        return False
+    return True
 
 
 def duration(seconds: float) -> str:

@@ -158,6 +158,18 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+def etag_matches(header: str | None, tag: str) -> bool:
+    """Whether an ``If-None-Match`` value names ``tag``: ``*``, or a list of ETags compared
+    weakly (``W/"3"`` matches ``"3"``), as RFC 9110 has a GET compare them."""
+    if header is None:
+        return False
+    for value in header.split(","):
+        text = value.strip()
+        if text == "*" or text.removeprefix("W/") == tag:
+            return True
+    return False
+
+
 def parse_etag(value: str, header: str) -> int:
     """The version in an If-Match / If-None-Match header value: ``"3"``, ``W/"3"`` or ``3``."""
     text = value.strip()

@@ -24,7 +24,7 @@ from ..models import Job, PutResult, PutStatus
 from ..ops import Call
 from . import bodies, schemas
 from .endpoint import Endpoint, Param, json_response
-from .errors import ApiError, etag, parse_etag
+from .errors import ApiError, etag, etag_matches, parse_etag
 from .partitioned import finding, found_elsewhere, held_elsewhere, holding, job_path
 from .paths import NOT_UTF8
 from .reading import header_values, read_json
@@ -128,7 +128,9 @@ async def put_job(request: Request) -> Response:
         if if_none_match.strip() != "*":
             raise ApiError(400, "invalid_header", "If-None-Match on PUT must be *", "If-None-Match")
         if if_match is not None:
-            raise ApiError(400, "invalid_header", "give If-Match or If-None-Match, not both")
+            raise ApiError(
+                400, "invalid_header", "give If-Match or If-None-Match, not both", "If-None-Match"
+            )
         replace = False
     elif if_match is not None:
         if_version = parse_etag(if_match, "If-Match")
@@ -151,8 +153,9 @@ async def get_job(request: Request) -> Response:
         topic, job = await found_elsewhere(request, topic, job, lambda n: client.get(n, job_id))
     if job is None:
         raise not_found(topic, job_id)
-    tag = etag(job.version)
-    if request.headers.get("if-none-match", "").strip() == tag:
+    # a pending replacement's version: the one If-Match compares with (put.lua, delete.lua)
+    tag = etag(job.pending_version or job.version)
+    if etag_matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers={"ETag": tag})
     return json_response(bodies.job_out(job), 200, {"ETag": tag})
 

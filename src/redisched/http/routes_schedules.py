@@ -14,6 +14,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..errors import VersionConflict
 from ..json_body import to_json
 from ..models import Schedule
 from . import schemas
@@ -57,16 +58,32 @@ async def put_schedule(request: Request) -> Response:
     rt = runtime(request)
     topic, sid = path_param(request, "topic"), path_param(request, "id")
     spec = await read_json(request, _PUT, rt.settings.max_request_size)
-    if_match = request.headers.get("if-match")
+    if_match, if_none_match = request.headers.get("if-match"), request.headers.get("if-none-match")
     if_version = None if if_match is None else parse_etag(if_match, "If-Match")
+    if if_none_match is not None:  # create-only, as a job's PUT
+        if if_none_match.strip() != "*":
+            raise ApiError(400, "invalid_header", "If-None-Match on PUT must be *", "If-None-Match")
+        if if_match is not None:
+            raise ApiError(
+                400, "invalid_header", "give If-Match or If-None-Match, not both", "If-None-Match"
+            )
     data = stored_body(spec.body, rt.settings.max_body_size)
     topic = await schedule_route(rt, topic, sid)
     call = rt.client.ops.schedule(
         topic, sid, data, cron=spec.cron, every=spec.every, tz=spec.tz, start_at=spec.start_at,
         end_at=spec.end_at, ttr=spec.ttr, priority=spec.priority,
         max_attempts=spec.max_attempts, if_version=if_version,
+        create_only=if_none_match is not None,
     )  # fmt: skip
-    schedule = await rt.client.execute(call)
+    try:
+        schedule = await rt.client.execute(call)
+    except VersionConflict as conflict:
+        if if_none_match is None:
+            raise
+        raise ApiError(
+            412, "exists", f"schedule {sid!r} already exists in topic {topic!r}",
+            "If-None-Match", {"ETag": etag(conflict.current_version)},
+        ) from None  # fmt: skip
     status = 201 if schedule.version == 1 else 200
     return json_response(schedule_out(schedule), status, {"ETag": etag(schedule.version)})
 
@@ -107,6 +124,7 @@ async def delete_schedule(request: Request) -> Response:
 
 _ONE = "/v1/topics/{topic}/schedules/{id}"
 _IF_MATCH = Param("If-Match", "header", {"type": "string"}, description="CAS on this version.")
+_IF_NONE_MATCH = Param("If-None-Match", "header", {"type": "string"}, description="* = create.")
 
 ENDPOINTS = (
     Endpoint(
@@ -114,7 +132,7 @@ ENDPOINTS = (
         schemas.PutSchedule,
         responses={201: schemas.ScheduleOut, 200: schemas.ScheduleOut, 400: schemas.Error,
                    412: schemas.Error, 413: schemas.Error},
-        params=(_IF_MATCH,), tag="schedules",
+        params=(_IF_MATCH, _IF_NONE_MATCH), tag="schedules",
     ),
     Endpoint(
         "GET", _ONE, get_schedule, "Read a schedule",

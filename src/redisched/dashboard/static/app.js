@@ -614,7 +614,14 @@
       event.preventDefault();
       const button = form.querySelector("button[type=submit]");
       button.disabled = true;
-      try { await handler(form); } catch (err) { flash(failure(err), "error"); }
+      try {
+        await handler(form);
+      } catch (err) {
+        flash(failure(err), "error");
+        // the form's own line says so too: it still showed the previous submission's outcome
+        const out = form.querySelector("output.result");
+        if (out) setResult(out, failure(err), "error");
+      }
       button.disabled = false;
     });
   }
