@@ -25,13 +25,15 @@ import aio_pika
 import httpx
 import pamqp.encode
 import pytest
+import redis.exceptions as redis_errors
 from aio_pika.abc import AbstractChannel
 from prometheus_client import CollectorRegistry
 
 from redisched import AsyncClient, JobState
 from redisched.bridges import PrometheusMetrics
-from redisched.bridges.amqp import ERROR_HEADER, AmqpBridge, BridgeSettings
+from redisched.bridges.amqp import ERROR_HEADER, AmqpBridge, BridgeSettings, _refused_for_good
 from redisched.embedded import EmbeddedRedis, free_port
+from redisched.errors import BackendError
 from redisched.partition_setting import configure, run_async
 from redisched.partitions import Partitions
 
@@ -658,3 +660,127 @@ async def test_seed_scenario_rabbitmq_to_a_webhook_after_the_delay(
 async def _total_jobs(client: AsyncClient, topic: str) -> int:
     stats = await client.stats(topic)
     return stats.scheduled + stats.ready + stats.reserved + stats.dead
+
+
+async def dead_letters(channel: AbstractChannel, queue: str, count: int) -> dict[bytes, str]:
+    """Take ``count`` dead letters off ``queue``: each body with its reason."""
+    dead_queue = await channel.declare_queue(queue, passive=True)
+    reasons: dict[bytes, str] = {}
+    for _ in range(count):
+        message = await dead_queue.get(timeout=5)
+        assert message is not None and message.headers is not None
+        reasons[message.body] = str(message.headers[ERROR_HEADER])
+        await message.ack()
+    return reasons
+
+
+async def test_a_message_redis_refuses_for_good_is_dead_lettered_and_the_rest_go_on(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    # a put failing with WRONGTYPE was retried forever as if Redis were down, its message and
+    # every good one behind it held unacked, until prefetch stopped consumption for good
+    poison = f"{topic}-poison"
+    await client.redis.set(f"redisched:{{{poison}}}:jobs", "x")  # a key of the wrong type
+    bad: list[Any] = [
+        {"topic": poison, "id": "p1", "body": 1},
+        {"op": "delete", "topic": poison, "id": "p2"},
+        {"topic": poison, "id": "p3", "body": 3, "delay": 60},
+    ]
+    good: list[Any] = [{"topic": topic, "id": f"g{i}", "delay": 600} for i in range(3)]
+    await publish(channel, settings.queue, [bad[0], good[0], bad[1], good[1], bad[2], good[2]])
+    metrics = Counting()
+    async with running(AmqpBridge(client, settings, metrics=metrics)):
+
+        async def all_dead() -> bool:
+            return await ready_count(channel, settings.dead_letters) == len(bad)
+
+        await wait_for(all_dead, 5, "the dead letters")
+        await wait_for(lambda: _equals(scheduled(client, topic), len(good)), 5, "the good jobs")
+    assert metrics.counts == {"consumed": 6, "put": 3, "deleted": 0, "rejected": 3}
+    assert await ready_count(channel, settings.queue) == 0  # all acked: none came back
+    reasons = await dead_letters(channel, settings.dead_letters, len(bad))
+    assert set(reasons) == {_encoded(message) for message in bad}  # bodies untouched
+    for reason in reasons.values():
+        assert reason.startswith("redis: WRONGTYPE Operation against a key holding the wrong")
+    assert await client.redis.get(f"redisched:{{{poison}}}:jobs") == b"x"
+
+
+async def test_only_the_messages_redis_refuses_in_a_refused_group_are_dead_lettered(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    # one topic's puts go as one call: the ids in a sound partition must not share the fate
+    # of those in the broken one
+    await run_async(client, configure(client.ops, topic, {"partitions": 2}))
+    layout = Partitions(topic, 2)
+    ids = [f"id-{i}" for i in range(20)]
+    broken = layout.route(ids[0])
+    await client.redis.set(f"redisched:{{{broken}}}:jobs", "x")
+    await publish(channel, settings.queue, [{"topic": topic, "id": i, "delay": 600} for i in ids])
+    refused = [i for i in ids if layout.route(i) == broken]
+    stored = [i for i in ids if layout.route(i) != broken]
+    assert refused and stored
+    async with running(AmqpBridge(client, settings)):
+
+        async def all_dead() -> bool:
+            return await ready_count(channel, settings.dead_letters) == len(refused)
+
+        await wait_for(all_dead, 5, "the dead letters")
+        sound = layout.route(stored[0])
+        await wait_for(lambda: _equals(scheduled(client, sound), len(stored)), 5, "the puts")
+    assert await ready_count(channel, settings.queue) == 0
+    reasons = await dead_letters(channel, settings.dead_letters, len(refused))
+    assert sorted(json.loads(body)["id"] for body in reasons) == sorted(refused)
+    assert all(reason.startswith("redis: WRONGTYPE") for reason in reasons.values())
+
+
+async def test_a_put_refused_for_the_moment_waits_and_is_not_dead_lettered(
+    channel: AbstractChannel, settings: BridgeSettings, topic: str, tmp_path: Path
+) -> None:
+    # OOM passes once memory is freed: the message must wait unacked, then be stored
+    with EmbeddedRedis(tmp_path / "redis", persistent=False) as server:
+        async with AsyncClient.from_url(server.url) as client:
+            await client.redis.config_set("maxmemory", 1)  # every write refused with OOM
+            await publish(channel, settings.queue, [{"topic": topic, "id": "m", "delay": 600}])
+            async with running(AmqpBridge(client, settings)):
+                await asyncio.sleep(1.5)  # several retries
+                assert await ready_count(channel, settings.dead_letters) == 0
+                await client.redis.config_set("maxmemory", 0)
+                await wait_for(lambda: _equals(scheduled(client, topic), 1), 5, "the put")
+            assert await ready_count(channel, settings.queue) == 0
+            assert await ready_count(channel, settings.dead_letters) == 0
+
+
+@pytest.mark.parametrize(
+    ("reply", "for_good"),
+    [
+        (redis_errors.ResponseError("WRONGTYPE Operation against a key"), True),
+        (redis_errors.ResponseError("ERR Error running script (call to f_1): @user_script:9: "
+                                    "WRONGTYPE Operation against a key"), True),
+        (redis_errors.ResponseError("ERR put_many: bad ttr"), True),
+        (redis_errors.NoPermissionError("this user has no permissions"), True),
+        (redis_errors.ResponseError("BUSY Redis is busy running a script"), False),
+        (redis_errors.ResponseError("NOREPLICAS Not enough good replicas to write."), False),
+        (redis_errors.ResponseError("MISCONF Redis is configured to save RDB snapshots"), False),
+        # Redis 6.2 wraps a script's refusal in ERR
+        (redis_errors.ResponseError("ERR Error running script (call to f_1): @user_script:3: "
+                                    "@user_script: 3: -OOM command not allowed"), False),
+        (redis_errors.OutOfMemoryError("command not allowed when used memory > 'maxmemory'"),
+         False),
+        (redis_errors.ReadOnlyError("You can't write against a read only replica."), False),
+        (redis_errors.MasterDownError("Link with MASTER is down"), False),
+        (redis_errors.TryAgainError("Multiple keys request during rehashing of slot"), False),
+        (redis_errors.BusyLoadingError("Redis is loading the dataset in memory"), False),
+        (redis_errors.ConnectionError("Error 111 connecting"), False),
+        (redis_errors.TimeoutError("Timeout reading from socket"), False),
+    ],
+)  # fmt: skip
+def test_only_reply_errors_that_retrying_cannot_cure_count_as_refused_for_good(
+    reply: Exception, for_good: bool
+) -> None:
+    wrapped = BackendError(f"Redis error: {reply}")
+    wrapped.__cause__ = reply
+    refusal = _refused_for_good(wrapped)
+    assert (refusal is not None) == for_good, refusal
+    if refusal is not None:
+        assert str(reply) in refusal
+    assert _refused_for_good(BackendError("no cause")) is None

@@ -6,9 +6,12 @@ nothing (puts are create-only unless the message says ``"replace": true``; an ``
 result counts as done). A malformed message is published to the dead-letter queue with the
 reason in the ``x-redisched-error`` header, then acked: it is never requeued in a loop (its
 headers are copied, a string that is not UTF-8 as a byte array; should they still fail to
-encode, it goes without them, saying why in ``x-redisched-headers-dropped``).
-While Redis is unreachable, each worker retries its batch with a growing backoff and holds
-its messages unacked, so consumption pauses at the prefetch limit and nothing is lost.
+encode, it goes without them, saying why in ``x-redisched-headers-dropped``). So is a message
+Redis refuses with an error that retrying cannot cure (``WRONGTYPE``, a script's ``ERR``):
+the reason is ``redis: `` and Redis's reply, and the rest of its batch goes on.
+While Redis is unreachable (or refuses for the moment: loading, failing over, out of memory),
+each worker retries its batch with a growing backoff and holds its messages unacked, so
+consumption pauses at the prefetch limit and nothing is lost.
 
 Messages arriving together are grouped: puts of one topic with the same options become one
 ``put_many``, and the groups of a batch run concurrently. Messages for the same id within a
@@ -31,6 +34,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +46,16 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     DeliveryMode,
     HeadersType,
+)
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
 )
 
 from ..client import AsyncClient
@@ -64,6 +78,27 @@ DROPPED_HEADER = "x-redisched-headers-dropped"
 """The header of a dead letter sent without the original's headers and properties (some
 could not be encoded again), saying why."""
 MAX_REASON_CHARS = 1000
+
+# Reply errors that say the server cannot take writes from anyone for the moment, not that the
+# message is wrong: a load finishes, a script is killed (BUSY), a failover ends (READONLY from
+# a demoted primary, MASTERDOWN, CLUSTERDOWN, TRYAGAIN, MOVED/ASK left over, NOREPLICAS),
+# memory is freed (OOM), a failing disk is fixed (MISCONF), a script lost in a failover is
+# loaded again (NOSCRIPT twice running). Held unacked and retried, like a lost connection or a
+# timeout (which are not reply errors at all). Any other reply error (WRONGTYPE, ERR of any
+# kind, a script's error, NOPERM) comes back however often the message is sent: retried, it
+# would hold its batch, and the queue behind it, forever.
+PASSING_CODES = frozenset({
+    "LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "OOM", "NOREPLICAS",
+    "MISCONF", "MOVED", "ASK", "NOSCRIPT",
+})  # fmt: skip
+# redis-py's classes for some of those codes (it strips the code from their message)
+PASSING_REPLIES = (
+    BusyLoadingError, TryAgainError, ClusterDownError, ReadOnlyError, OutOfMemoryError, AskError,
+    NoScriptError,
+)  # fmt: skip
+# Redis 6.2 wraps an error raised inside a script in ERR: "ERR Error running script (call to
+# f_...): @user_script:1: @user_script: 1: -OOM command not allowed ..." names the real code.
+SCRIPT_ERROR_CODE = re.compile(r"@user_script:\s*\d+:\s*-?([A-Z]+)\b")
 
 Command = Put | Delete
 Item = tuple[AbstractIncomingMessage, Command]
@@ -220,7 +255,10 @@ class AmqpBridge:
                 return
 
     async def _commit(self, items: list[Item], channel: AbstractChannel) -> bool:
-        """Commit a round (ids all distinct), retrying while Redis is down; False if stopped."""
+        """Commit a round (ids all distinct), retrying while Redis is down; False if stopped.
+
+        A topic's group that Redis refuses for good (see :func:`_refused_for_good`) is sent
+        again one message at a time, and only the messages refused alone are dead-lettered."""
         delay = self.settings.retry_initial
         pending = by_topic(items)
         while pending:
@@ -228,9 +266,16 @@ class AmqpBridge:
                 *(self._apply(group) for group in pending), return_exceptions=True
             )
             failed: list[list[Item]] = []
+            alone: list[list[Item]] = []
             cause = ""
             for group, outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, (BackendError, NotReplicated)):
+                refusal = _refused_for_good(outcome)
+                if refusal is not None and len(group) > 1:
+                    # which of them? any that did commit is put again by id (harmless)
+                    alone += [[item] for item in group]
+                elif refusal is not None:
+                    await self._dead_letter(group[0][0], f"redis: {refusal}", channel)
+                elif isinstance(outcome, (BackendError, NotReplicated)):
                     # Not replicated: stored on the primary only; put again by id (harmless)
                     # until a replica acknowledges, the message waiting unacked meanwhile.
                     failed.append(group)
@@ -242,8 +287,8 @@ class AmqpBridge:
                 else:
                     for message, _ in group:
                         await self._acks.ack(message)
-            pending = failed
-            if pending:
+            pending = alone + failed
+            if failed and not alone:  # (with messages to try alone, at once: no wait)
                 log.warning(
                     "Redis unavailable (%s); %d messages wait unacked, retrying in %.1fs",
                     cause,
@@ -334,6 +379,24 @@ class AmqpBridge:
 
 class UnroutableDeadLetter(RedischedError):
     """A dead letter the broker returned: no queue took it."""
+
+
+def _refused_for_good(outcome: object) -> str | None:
+    """Redis's reply error behind a failed commit when retrying cannot cure it (see
+    ``PASSING_CODES``), as the reason to dead-letter with; None for anything else (success,
+    a lost connection, a timeout, a passing refusal, an error not from Redis)."""
+    if not isinstance(outcome, BackendError):
+        return None
+    cause = outcome.__cause__
+    while cause is not None and not isinstance(cause, ResponseError):
+        cause = cause.__cause__
+    if cause is None or isinstance(cause, PASSING_REPLIES):
+        return None
+    text = str(cause)
+    codes = {text.split(" ", 1)[0], *SCRIPT_ERROR_CODE.findall(text)}
+    if codes & PASSING_CODES:
+        return None
+    return text if type(cause) is ResponseError else f"{type(cause).__name__}: {text}"
 
 
 def _encodable(value: Any) -> Any:
