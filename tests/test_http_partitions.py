@@ -511,3 +511,37 @@ async def test_an_occurrences_history_and_bulk_actions_find_it_with_its_schedule
     gone = await http.post(f"{topic_url(topic)}/bulk/delete", json={"ids": [second, "nope"]})
     assert gone.json() == {"action": "delete", "requested": 2, "done": 1}, gone.text
     assert await py.get(home, second) is None
+
+
+async def test_a_partitions_name_takes_only_its_own_ids_and_no_settings_of_its_own(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A partition's name is an ordinary topic for the jobs it holds (a reserved job's
+    `topic`), but a put there of an id that routes to another partition made a second live
+    job of that id, and a PATCH or DELETE on it changed one partition alone (a topic shown
+    paused while its other partitions leased)."""
+    await partition(http, topic, 3)
+    layout = Partitions(topic, 3)
+    routed = layout.route("q0")
+    other = next(name for name in layout.names if name != routed)
+    made = await http.put(job_url(topic, "q0"), json={"body": 0})
+    assert made.json()["topic"] == routed
+    wrong = await http.put(job_url(other, "q0"), json={"body": "direct"})
+    assert wrong.status_code == 400 and error_of(wrong)["field"] == "id", wrong.text
+    assert routed in error_of(wrong)["message"]
+    right = await http.put(job_url(routed, "q0"), json={"body": "there"})
+    assert right.status_code == 200 and right.json()["version"] == 2, right.text
+    schedule = await http.put(f"{topic_url(other)}/schedules/q0", json={"body": 1, "every": 60})
+    assert schedule.status_code == 400 and error_of(schedule)["field"] == "id"
+    paused = await http.patch(topic_url(other), json={"paused": True})
+    assert paused.status_code == 400 and error_of(paused)["field"] == "topic", paused.text
+    assert not (await py.stats(other)).paused
+    gone = await http.delete(topic_url(other), params={"force": "true"})
+    assert gone.status_code == 400 and error_of(gone)["field"] == "topic", gone.text
+    assert [j.topic for j in (await py.jobs(routed, "ready")).jobs] == [routed]
+    assert await py.get(other, "q0") is None
+    reserved = (await http.post(topic_url(topic, "/reserve"), json={"count": 1})).json()["jobs"]
+    acked = await http.post(
+        job_url(reserved[0]["topic"], "q0", "ack"), json={"token": reserved[0]["token"]}
+    )
+    assert acked.status_code == 204  # by the partition's name, as before

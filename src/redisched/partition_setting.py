@@ -155,9 +155,53 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
     return count
 
 
+def owner(topic: str, counts: Mapping[str, int]) -> Partitions | None:
+    """The layout of the partitioned topic that ``topic`` is a partition of (``counts``: the
+    partition counts, :func:`read_counts`), else None."""
+    logical, separator, index = topic.rpartition(SEPARATOR)
+    count = counts.get(logical) if separator and index.isdigit() else None
+    if count is None or int(index) >= count:
+        return None
+    layout = Partitions(logical, count)
+    return layout if layout.name(int(index)) == topic else None  # not "p01"
+
+
+def refuse_partition(topic: str, counts: Mapping[str, int], what: str) -> None:
+    """InvalidArgument naming ``topic`` when it is a partition of a partitioned topic:
+    ``what`` (a change of its settings, its deletion) is made on that topic, for all its
+    partitions at once."""
+    layout = owner(topic, counts)
+    if layout is not None:
+        raise InvalidArgument(
+            "topic",
+            f"{topic!r} is a partition of {layout.topic!r}: {what} {layout.topic!r}, which "
+            "does it for every partition",
+        )
+
+
+def refuse_misrouted(layout: Partitions, topic: str, job_id: str, kind: str = "job") -> None:
+    """InvalidArgument naming ``id`` when ``topic`` (a partition of ``layout``) is not the
+    partition ``job_id`` routes to: a put there would make a second job (or schedule) of that
+    id beside the one in its own partition. An occurrence's id (with an ``@``) lives with its
+    schedule, so it is let through."""
+    if "@" in job_id and kind == "job":
+        return
+    routed = layout.route(job_id)
+    if routed != topic:
+        raise InvalidArgument(
+            "id",
+            f"{kind} {job_id!r} of {layout.topic!r} belongs in its partition {routed!r}: put "
+            f"it through {layout.topic!r}",
+        )
+
+
 def configure(ops: Operations, topic: str, changes: Mapping[str, object]) -> Flow[TopicConfig]:
     """Change the topic's settings, ``partitions`` among them, on the topic and every
-    partition; the settings after. Every value is checked before anything changes."""
+    partition; the settings after. Every value is checked before anything changes, and a
+    partition's settings are changed only through its topic (InvalidArgument naming
+    ``topic``)."""
+    if SEPARATOR in topic and "partitions" not in changes:  # that one: set_count says why
+        refuse_partition(topic, (yield read_counts(ops)), "change the settings of")
     rest = dict(changes)
     wanted = rest.pop("partitions", ...)
     topic_config.encode_changes(rest)

@@ -16,8 +16,18 @@ from starlette.requests import Request
 from ..errors import StaleReservation, TopicBusy
 from ..leasing import Lessee, Round
 from ..ops import Call
-from ..partition_setting import holder, holders, read_count, read_stats, schedule_holders
-from ..partitions import Partitions
+from ..partition_setting import (
+    holder,
+    holders,
+    owner,
+    read_count,
+    read_counts,
+    read_stats,
+    refuse_misrouted,
+    refuse_partition,
+    schedule_holders,
+)
+from ..partitions import SEPARATOR, Partitions
 from .paths import path_param
 from .runtime import Runtime, runtime
 
@@ -55,6 +65,17 @@ async def route(
         return names[0]
     hashes = ("jobs", "history") if finished else ("jobs",)
     return await rt.client.execute(holder(rt.client.ops, names, job_id, hashes))
+
+
+async def refuse_misrouted_put(rt: Runtime, topic: str, job_id: str, kind: str = "job") -> None:
+    """400 naming ``id`` for a put of ``job_id`` into ``topic``, a partition of a partitioned
+    topic, when the id routes to another partition (a second job of the id would be made)."""
+    if SEPARATOR not in topic:
+        return
+    logical = (await rt.partitions.current(rt.client)).get(topic.rpartition(SEPARATOR)[0])
+    layout = owner(topic, {logical.topic: logical.count} if logical else {})
+    if layout is not None:
+        refuse_misrouted(layout, topic, job_id, kind)
 
 
 async def job_path(request: Request, rt: Runtime | None = None) -> tuple[str, str]:
@@ -170,6 +191,9 @@ async def delete_topic(rt: Runtime, topic: str, force: bool) -> int:
     has reserved jobs and not ``force``); the partition count goes last. The count is read
     afresh, not from the map (up to 5 s old): a topic another process had just partitioned
     lost its count and kept its partitions, listed as topics."""
+    if SEPARATOR in topic:  # a partition goes with its topic (the counts read afresh)
+        counts: dict[str, int] = await rt.client.execute(read_counts(rt.client.ops))
+        refuse_partition(topic, counts, "delete")
     count = await rt.client.execute(read_count(rt.client.ops, topic))
     rt.partitions.learn(topic, count)
     if count is None:

@@ -22,10 +22,18 @@ from ..client import AsyncClient
 from ..errors import StaleReservation
 from ..models import Job, PutResult, PutStatus
 from ..ops import Call
+from ..partitions import SEPARATOR
 from . import bodies, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, etag_matches, parse_etag
-from .partitioned import finding, found_elsewhere, held_elsewhere, holding, job_path
+from .partitioned import (
+    finding,
+    found_elsewhere,
+    held_elsewhere,
+    holding,
+    job_path,
+    refuse_misrouted_put,
+)
 from .paths import NOT_UTF8
 from .reading import header_values, read_json
 from .runtime import runtime
@@ -116,6 +124,8 @@ async def put_job(request: Request) -> Response:
     """PUT /v1/topics/{topic}/jobs/{id}."""
     rt = runtime(request)
     topic, job_id = await job_path(request, rt)
+    if SEPARATOR in topic:  # a partition's name: only the ids that route to it
+        await refuse_misrouted_put(rt, topic, job_id)
     if not job_id.isascii():
         try:
             job_id.encode("utf-8")

@@ -20,7 +20,7 @@ from ..models import Schedule
 from . import schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
-from .partitioned import layout, schedule_route
+from .partitioned import layout, refuse_misrouted_put, schedule_route
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import stored_body
@@ -68,6 +68,7 @@ async def put_schedule(request: Request) -> Response:
                 400, "invalid_header", "give If-Match or If-None-Match, not both", "If-None-Match"
             )
     data = stored_body(spec.body, rt.settings.max_body_size)
+    await refuse_misrouted_put(rt, topic, sid, "schedule")  # a partition's name: its own ids
     topic = await schedule_route(rt, topic, sid)
     call = rt.client.ops.schedule(
         topic, sid, data, cron=spec.cron, every=spec.every, tz=spec.tz, start_at=spec.start_at,
