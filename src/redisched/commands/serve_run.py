@@ -10,7 +10,7 @@ import socket
 import click
 
 from ..config import Settings
-from ..embedded import EmbeddedRedis, claim_data_dir
+from ..embedded import EmbeddedRedis, PortInUse, claim_data_dir
 from ..preflight import check_redis, redacted
 from ..supervisor import Supervisor
 from .serve_app import build_app
@@ -38,7 +38,7 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
                 data_dir, port=settings.redis_port, appendfsync=settings.appendfsync,
                 die_with_owner=True,
             )  # fmt: skip
-            stack.enter_context(embedded)
+            _start(stack, embedded)
             supervisor = Supervisor(embedded)
             settings = settings.with_changes(redis_url=embedded.url)
             worker_redis_url = embedded.socket_url or embedded.url
@@ -82,6 +82,21 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
                 f"could not listen on {settings.host}:{settings.port} (see the log above)"
             )
     click.echo("redisched stopped")
+
+
+def _start(stack: contextlib.ExitStack, embedded: EmbeddedRedis) -> None:
+    """Start the embedded server, stopped when ``stack`` closes.
+
+    Raises:
+        PortInUse: its port is taken (by another Redis, say); the message names --redis-port.
+    """
+    try:
+        stack.enter_context(embedded)
+    except PortInUse as exc:
+        raise PortInUse(
+            f"--redis-port {embedded.port} is in use by another process, so the embedded "
+            f"redis-server could not start: pick a free port, or 0 for any ({exc})"
+        ) from exc
 
 
 def _listen(settings: Settings) -> socket.socket:
