@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .shapes import JobOut
 
 _OPERATE = ("jobs", "stats", "purge", "delete-topic", "reschedule", "run-now", "pause", "resume",
-            "config", "ack", "release", "touch", "bury")  # fmt: skip
+            "config", "ack", "release", "touch", "bury", "kick")  # fmt: skip
 LAZY_COMMANDS = {
     **{name: f"redisched.commands.operate:{name.replace('-', '_')}" for name in _OPERATE},
     "serve": "redisched.commands.serve:serve",
@@ -86,8 +86,12 @@ def client_for(url: str | None) -> Client:
     """A client for url_option's value (--redis-url or REDISCHED_REDIS_URL), else the default.
 
     Raises:
-        InvalidArgument: the URL is no Redis URL (``argument`` is ``--redis-url``).
+        InvalidArgument: the URL is empty or no Redis URL (``argument`` is ``--redis-url``).
     """
+    if url == "":  # given, but empty: a mistake (an unset variable?), not a wish for the default
+        raise InvalidArgument(
+            "--redis-url", f"is empty: give a Redis URL, or leave the option out for {DEFAULT_URL}"
+        )
     try:
         return Client.from_url(url or DEFAULT_URL)
     except (ValueError, TypeError) as exc:  # InvalidArgument, or redis-py's parse errors
@@ -233,16 +237,6 @@ def topics(redis_url: str | None) -> None:
     client = client_for(redis_url)
     counts = client.execute(partition_setting.read_counts(client.ops))
     _echo(partition_setting.fold(client.topics(), counts))
-
-
-@main.command()
-@url_option
-@click.argument("topic")
-@click.argument("id", required=False)
-@click.option("--limit", type=int, default=100, show_default=True)
-def kick(redis_url: str | None, topic: str, id: str | None, limit: int) -> None:
-    """Move dead jobs back to ready: one by id, or up to --limit."""
-    _echo({"kicked": client_for(redis_url).kick(topic, id, limit=limit)})
 
 
 def run() -> None:

@@ -39,6 +39,12 @@ MAX_KEEP = 10_000_000
 MAX_PARTITIONS = 1024
 """The most partitions a topic may be spread over."""
 MAX_KEEP_FOR_MS = 3650 * 86_400_000
+MIN_SECRET_KEY_BYTES = 16
+"""The shortest HMAC key a new webhook secret may give (a 1-byte key is guessed at once)."""
+MIN_RATE = 0.001
+"""The lowest ``rate``, deliveries per second (one in 1,000 s)."""
+MAX_RATE = 1_000_000
+"""The highest ``rate``, deliveries per second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +181,7 @@ def check_webhook_url(url: str, argument: str = "webhook.url") -> SplitResult:
     return parts
 
 
-def secret_problem(secret: str) -> str | None:
+def unusable_secret(secret: str) -> str | None:
     """Why ``secret`` signs nothing, or None: a ``whsec_`` secret must be followed by base64
     (the Standard Webhooks form, whose key is the decoded bytes)."""
     try:
@@ -185,6 +191,19 @@ def secret_problem(secret: str) -> str | None:
     if not key:
         return "must be whsec_ followed by base64 (Standard Webhooks), or not start with whsec_"
     return None
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why ``secret`` is refused as a new webhook secret, or None: it must sign (see
+    :func:`unusable_secret`) with a key of at least :data:`MIN_SECRET_KEY_BYTES` bytes (the
+    base64-decoded rest of a ``whsec_`` secret, else its UTF-8 bytes)."""
+    problem = unusable_secret(secret)
+    if problem is None and len(secret_key(secret)) < MIN_SECRET_KEY_BYTES:
+        return (
+            f"must give a key of at least {MIN_SECRET_KEY_BYTES} bytes (whsec_ and the base64 "
+            f"of {MIN_SECRET_KEY_BYTES} bytes or more, or {MIN_SECRET_KEY_BYTES}+ UTF-8 bytes)"
+        )
+    return problem
 
 
 def _encodable(text: str) -> bool:
@@ -241,6 +260,19 @@ def validate_webhook(value: object, argument: str = "webhook") -> Webhook | None
     return Webhook(url, tuple(secrets), float(timeout))
 
 
+def completed_webhook(given: Mapping[str, Any], current: Webhook | None) -> dict[str, Any]:
+    """A new webhook's fields ``given`` as a client sends them, completed from the topic's
+    ``current`` webhook: its secrets are kept when ``secrets`` is absent (they are never shown,
+    so they cannot be sent back), and its URL when the URL given is the one shown (its password
+    ``***``), so that sending back what was shown changes neither."""
+    completed = dict(given)
+    if current is not None:
+        completed.setdefault("secrets", list(current.secrets))
+        if completed.get("url") == current.shown_url:
+            completed["url"] = current.url
+    return completed
+
+
 def encode_changes(changes: Mapping[str, object]) -> tuple[dict[str, str], list[str]]:
     """Validate config changes; return (fields to set, fields to delete) of the meta hash.
 
@@ -287,10 +319,12 @@ def _encode(name: str, value: object) -> tuple[str, str | None]:
         if (
             not isinstance(value, (int, float))
             or isinstance(value, bool)
-            or not 0 < value <= 1_000_000  # first: isfinite(10**400) overflows
+            or not MIN_RATE <= value <= MAX_RATE  # first: isfinite(10**400) overflows
             or not math.isfinite(value)
         ):
-            raise InvalidArgument("rate", "must be a number of deliveries per second, 0 to 1e6")
+            raise InvalidArgument(
+                "rate", f"must be a number of deliveries per second, {MIN_RATE} to 1e6"
+            )
         return "rate", repr(float(value))
     if name == "durable":
         if value is not None and not isinstance(value, bool):

@@ -1,4 +1,4 @@
-"""CLI commands for operating a topic: list, bulk, purge, delete, reschedule, settings, leases.
+"""CLI commands for operating a topic: list, purge, delete, reschedule, kick, settings, leases.
 
 Each is what an HTTP route does, with the same names and JSON shapes (``--json``). Exit codes:
 0 done; 1 refused or not found (a job that is not there, a topic with running jobs, a stale
@@ -21,6 +21,7 @@ from ..models import JobState, TopicStats
 from ..operate import Progress
 from ..partitions import Partitions
 from ..shapes import config_out, stats_out
+from ..topic_config import completed_webhook
 from .output import echo_json, echo_table, job_data, progress_bar
 
 STATES = click.Choice([s.value for s in JobState])
@@ -199,6 +200,36 @@ def run_now(redis_url: str | None, topic: str, id: str) -> None:
 @click.command()
 @url_option
 @click.argument("topic")
+@click.argument("id", required=False)
+@click.option("--limit", type=int, default=100, show_default=True)
+def kick(redis_url: str | None, topic: str, id: str | None, limit: int) -> None:
+    """Move dead jobs back to ready: one by id (exit 1 if it is not dead), or up to --limit."""
+    client = client_for(redis_url)
+    if id is None:
+        echo_json({"kicked": _kick_up_to(client, topic, limit)})
+        return
+    topic = partition_setting.route(client, topic, id)
+    if not client.kick(topic, id):
+        job = client.get(topic, id)
+        if job is None:
+            raise click.ClickException(f"no job {id!r} in topic {topic!r}")
+        raise click.ClickException(f"job {id!r} is {job.state.value}, not dead")
+    echo_json({"kicked": 1})
+
+
+def _kick_up_to(client: Client, topic: str, limit: int) -> int:
+    """Kick up to ``limit`` dead jobs of the topic, then of each partition; how many."""
+    kicked = 0
+    for name in _partitions(client, topic):
+        kicked += client.kick(name, limit=limit - kicked)
+        if kicked >= limit:
+            break
+    return kicked
+
+
+@click.command()
+@url_option
+@click.argument("topic")
 def pause(redis_url: str | None, topic: str) -> None:
     """Stop a topic from leasing jobs."""
     echo_json(
@@ -245,6 +276,10 @@ def config(redis_url: str | None, topic: str, settings: tuple[str, ...]) -> None
     """Show a topic's settings, or change some with --set ttr=30 --set webhook=null."""
     client = client_for(redis_url)
     changes = dict(_setting(text) for text in settings)
+    given = changes.get("webhook")
+    if isinstance(given, dict):  # as PATCH does: what the CLI showed changes nothing
+        current = client.config(topic).webhook
+        changes["webhook"] = completed_webhook(given, current)
     if changes:
         found = partition_setting.run(
             client, partition_setting.configure(client.ops, topic, changes)

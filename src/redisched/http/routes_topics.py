@@ -21,7 +21,7 @@ from ..partition_setting import (
     run_async,
 )
 from ..push.targets import TargetPolicy, check_url
-from ..topic_config import Webhook
+from ..topic_config import Webhook, completed_webhook
 from . import bodies, longpoll, partitioned, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError
@@ -80,12 +80,10 @@ def patch_changes(spec: schemas.TopicPatch, current: Webhook | None = None) -> d
         if hook is None:
             changes["webhook"] = None
         else:
-            kept = () if current is None else current.secrets
-            secrets = list(kept) if hook.secrets is msgspec.UNSET else hook.secrets
-            url = hook.url
-            if current is not None and url == current.shown_url:
-                url = current.url
-            changes["webhook"] = {"url": url, "secrets": secrets, "timeout": hook.timeout}
+            given: dict[str, Any] = {"url": hook.url, "timeout": hook.timeout}
+            if hook.secrets is not msgspec.UNSET:
+                given["secrets"] = hook.secrets
+            changes["webhook"] = completed_webhook(given, current)
     return changes
 
 

@@ -170,7 +170,7 @@ class TopicPatch(Struct, forbid_unknown_fields=True):
     backoff: Annotated[float, Meta(ge=0, le=86_400)] | UnsetType | None = UNSET
     backoff_max: Annotated[float, Meta(ge=0, le=86_400)] | UnsetType | None = UNSET
     concurrency: Annotated[int, Meta(ge=1, le=10_000)] | UnsetType | None = UNSET
-    rate: Annotated[float, Meta(gt=0, le=1_000_000)] | UnsetType | None = UNSET
+    rate: Annotated[float, Meta(ge=0.001, le=1_000_000)] | UnsetType | None = UNSET
     durable: bool | UnsetType | None = UNSET
     history: bool | UnsetType | None = UNSET
     keep_finished: Keep | UnsetType | None = UNSET

@@ -1,0 +1,90 @@
+"""CLI defects found by an audit: ``config`` of a webhook as shown, ``kick`` on partitions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from click.testing import CliRunner
+
+import redisched
+from redisched.cli import main
+from redisched.commands import operate
+from redisched.partition_setting import configure, run
+from redisched.partitions import Partitions
+
+SECRET = "whsec_" + "c2VjcmV0LWtleS0xMjM0NTY3OA=="  # b"secret-key-12345678"
+URL = "http://bob:hunter2@127.0.0.1:7451/cli?m=200"
+SHOWN = "http://bob:***@127.0.0.1:7451/cli?m=200"
+
+
+def _run(command: click.Command, args: list[str], redis_url: str) -> Any:
+    return CliRunner().invoke(command, args, env={"REDISCHED_REDIS_URL": redis_url})
+
+
+def test_config_of_the_webhook_as_shown_keeps_its_secrets_and_password(
+    redis_url: str, topic: str
+) -> None:
+    """The URL as the CLI shows it (password ``***``) without secrets dropped the secrets
+    and stored ``***`` as the password; PATCH keeps both, and so does the CLI now."""
+    client = redisched.Client.from_url(redis_url)
+    client.configure(topic, webhook={"url": URL, "secrets": [SECRET], "timeout": 2})
+    hook = json.dumps({"url": SHOWN, "timeout": 5})
+    done = _run(main, ["config", topic, "--set", f"webhook={hook}"], redis_url)
+    assert done.exit_code == 0, done.output
+    assert "hunter2" not in done.output and SHOWN in done.output
+    stored = client.config(topic).webhook
+    assert stored is not None
+    assert (stored.url, stored.secrets, stored.timeout) == (URL, (SECRET,), 5.0)
+    # a new URL, or secrets given, replace them as PATCH does
+    other_url = "http://127.0.0.1:7451/other"
+    other = json.dumps({"url": other_url, "secrets": []})
+    assert _run(main, ["config", topic, "--set", f"webhook={other}"], redis_url).exit_code == 0
+    stored = client.config(topic).webhook
+    assert stored is not None and (stored.url, stored.secrets) == (
+        "http://127.0.0.1:7451/other",
+        (),
+    )
+
+
+def _dead_in_partitions(redis_url: str, topic: str, ids: list[str]) -> Partitions:
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 2}))
+    layout = Partitions(topic, 2)
+    for job_id in ids:
+        name = layout.route(job_id)
+        client.put(name, job_id, b"{}")
+        held = client.reserve(name)
+        assert held is not None and held.id == job_id
+        client.bury(held, reason="audit")
+    return layout
+
+
+def test_kick_by_id_finds_the_jobs_partition_and_exits_1_unless_it_is_dead(
+    redis_url: str, topic: str
+) -> None:
+    layout = _dead_in_partitions(redis_url, topic, ["j1"])
+    client = redisched.Client.from_url(redis_url)
+    kicked = _run(operate.kick, [topic, "j1"], redis_url)
+    assert kicked.exit_code == 0, kicked.output
+    assert json.loads(kicked.output) == {"kicked": 1}
+    job = client.get(layout.route("j1"), "j1")
+    assert job is not None and job.state is redisched.JobState.READY
+    again = _run(operate.kick, [topic, "j1"], redis_url)  # README: exit 1, not in the right state
+    assert again.exit_code == 1 and "is ready, not dead" in again.output
+    missing = _run(operate.kick, [topic, "nope"], redis_url)
+    assert missing.exit_code == 1 and "no job 'nope'" in missing.output
+
+
+def test_kick_with_a_limit_kicks_across_the_partitions(redis_url: str, topic: str) -> None:
+    ids = [f"j{i}" for i in range(6)]
+    layout = _dead_in_partitions(redis_url, topic, ids)
+    assert len({layout.route(i) for i in ids}) == 2  # both partitions hold dead jobs
+    first = _run(operate.kick, [topic, "--limit", "4"], redis_url)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output) == {"kicked": 4}
+    rest = _run(operate.kick, [topic], redis_url)
+    assert json.loads(rest.output) == {"kicked": 2}
+    client = redisched.Client.from_url(redis_url)
+    assert sum(client.stats(name).ready for name in layout.names) == 6
