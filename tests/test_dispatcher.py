@@ -386,6 +386,13 @@ async def test_retry_after_waits_without_spending_an_attempt(
     assert second.payload["attempt"] == 1
     meta = client.ops.keys(topic).name("meta")
     assert await client.redis.hget(meta, "total_throttled") == b"1"
+    # its history says why it waited (it said "never started", though it was sent)
+    history = await client.history(topic, "j")
+    assert history is not None
+    released = [e for e in history.events if e.kind == "released"]
+    assert [e.detail for e in released] == [f"webhook answered HTTP {status} (Retry-After)"], (
+        history.events
+    )
 
 
 async def test_every_job_is_delivered_or_dead_with_a_flaky_receiver(

@@ -573,7 +573,7 @@ async def test_stop_releases_what_does_not_finish_within_grace(
             cancelled.set()
             raise
 
-    await client.put(topic, "j", b"")
+    await client.put(topic, "j", b"", max_attempts=1)
     worker = new_worker(client, {topic: handler}, grace=0.2)
     task = asyncio.create_task(worker.run())
     await asyncio.wait_for(started.wait(), 5)
@@ -582,6 +582,11 @@ async def test_stop_releases_what_does_not_finish_within_grace(
     assert cancelled.is_set()
     job = await client.get(topic, "j")
     assert job is not None and job.state is JobState.READY and job.last_error == STOPPED_ERROR
+    # the stop cut it short, not the job: its one attempt is given back (it went dead on a
+    # SIGTERM), and its history says why
+    assert job.attempts == 0
+    history = await client.history(topic, "j")
+    assert history is not None and history.events[-1].detail == STOPPED_ERROR
 
 
 async def test_stop_returns_even_if_handlers_ignore_their_cancellation(
@@ -657,6 +662,7 @@ async def test_a_sync_handler_is_told_to_stop_at_the_end_of_the_grace_period(
     assert worker.abandoned == 0
     job = await client.get(topic, "j")
     assert job is not None and job.state is JobState.READY and job.last_error == STOPPED_ERROR
+    assert job.attempts == 0  # a stop spends no attempt
     assert (await client.stats(topic)).total_acked == 0
 
 

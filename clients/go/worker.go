@@ -36,7 +36,8 @@ const (
 	MaxIdle    = 10 * time.Second
 	ackDelay   = 5 * time.Millisecond
 	maxErrText = 4000
-	// StoppedError is the last_error of a job whose handler outlived the grace period.
+	// StoppedError is the last_error of a job whose handler outlived the grace period (its
+	// attempt is given back: the stop cut it short, not the job).
 	StoppedError = "the worker stopped before the handler finished"
 	// cancelledError is the error a cancelled attempt is released with.
 	cancelledError = "cancelled: the job was deleted, replaced, expired or aborted while running"
@@ -657,6 +658,12 @@ func (w *Worker) encodeResult(value any, job *Job) []byte {
 
 // release gives the job back after delay; a job whose handler never started gets its attempt back.
 func (w *Worker) release(a *attempt, delay time.Duration, errText string) {
+	w.releaseWith(a, delay, errText, false)
+}
+
+// releaseWith is release; refund also gives back the attempt of a started handler that the
+// worker's stop cut short, so that stopping a worker never uses up a job's max_attempts.
+func (w *Worker) releaseWith(a *attempt, delay time.Duration, errText string, refund bool) {
 	w.mu.Lock()
 	lost, started, cancelled := a.lost, a.started, a.cancelled
 	a.lost = true // released: a late end of the handler changes nothing
@@ -674,7 +681,7 @@ func (w *Worker) release(a *attempt, delay time.Duration, errText string) {
 	}
 	// a handler's error may hold bytes that are not UTF-8 (a file name): ReleaseJob refuses them
 	errText = strings.ToValidUTF8(errText, "\uFFFD")
-	state, err := w.client.ReleaseJob(context.Background(), job, delay.Milliseconds(), errText, !started)
+	state, err := w.client.ReleaseJob(context.Background(), job, delay.Milliseconds(), errText, refund || !started)
 	switch {
 	case errors.Is(err, ErrStale):
 		if cancelled { // deleted, aborted or expired: expected

@@ -56,7 +56,7 @@ func (w *Worker) shutdown(loops *sync.WaitGroup) {
 	}
 	for _, a := range unfinished {
 		a.cancel()
-		w.release(a, 0, StoppedError)
+		w.releaseWith(a, 0, StoppedError, true)
 	}
 	for _, t := range w.topics {
 		w.flushAcks(t)

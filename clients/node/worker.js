@@ -13,7 +13,8 @@
  *
  * stop() (or SIGTERM/SIGINT) stops gracefully: nothing more is leased, running handlers get
  * `graceMs` to finish, leased jobs that never started go back with their attempt refunded,
- * handlers still running after the grace period are aborted (their AbortSignal) and released.
+ * handlers still running after the grace period are aborted (their AbortSignal) and released,
+ * their attempt refunded too (the stop cut them short, not the job: last_error says so).
  *
  * A running job deleted, replaced, expired or aborted is announced on the same wake channel
  * (`c<token>:<id>`, the reservation taken away): the handler of the attempt holding that token
@@ -440,8 +441,11 @@ class Worker {
     this.log.info(`redisched worker: job ${id} of ${t.name}: cancelled while running`);
   }
 
-  /** Give the job back after delayMs; a job whose handler never started gets its attempt back. */
-  async release(a, delayMs, error) {
+  /**
+   * Give the job back after delayMs; a job whose handler never started gets its attempt back, and
+   * so does one cut short by the stop (`refund`): stopping a worker never uses up max_attempts.
+   */
+  async release(a, delayMs, error, refund = false) {
     const { job } = a;
     if (a.lost) {
       if (a.cancelled) return; // its touch found it deleted: expected
@@ -452,11 +456,13 @@ class Worker {
     try {
       // a handler's error may hold a lone surrogate (release refuses it): as U+FFFD instead
       const text = a.started ? String(error).toWellFormed() : '';
-      const state = await this.scheduler.release(job, { delayMs, error: text, unstarted: !a.started });
+      const state = await this.scheduler.release(job, { delayMs, error: text, unstarted: refund || !a.started });
       if (a.cancelled) {
         this.log.info(`redisched worker: job ${job.id} of ${job.topic}: cancelled attempt released (${state})`);
       } else if (state === 'dead') {
         this.log.error(`redisched worker: job ${job.id} of ${job.topic} is dead after ${job.attempts} attempts: ${error.split('\n')[0]}`);
+      } else if (refund) {
+        this.log.info(`redisched worker: job ${job.id} of ${job.topic}: given back (${error}), its attempt not counted`);
       } else {
         this.log.info(`redisched worker: job ${job.id} of ${job.topic}: attempt ${job.attempts} failed; next in ${delayMs} ms`);
       }
@@ -482,7 +488,7 @@ class Worker {
     if (unfinished.length) {
       this.log.warn(`redisched worker: releasing ${unfinished.length} jobs that did not finish in time`);
       unfinished.forEach((a) => controller(a).abort(new Error(STOPPED_ERROR)));
-      await Promise.all(unfinished.map((a) => this.release(a, 0, STOPPED_ERROR)));
+      await Promise.all(unfinished.map((a) => this.release(a, 0, STOPPED_ERROR, true)));
     }
     await Promise.all(this.topics.map((t) => this.flushAcks(t)));
   }

@@ -414,7 +414,8 @@ class Worker:
         if unfinished:
             log.warning("releasing %d jobs that did not finish in time", len(unfinished))
             await asyncio.gather(
-                *(self._release(a, 0.0, STOPPED_ERROR) for a in unfinished), return_exceptions=True
+                *(self._release(a, 0.0, STOPPED_ERROR, refund=True) for a in unfinished),
+                return_exceptions=True,
             )
             for attempt in unfinished:  # a handler left behind neither acks nor releases
                 attempt.lost = True
@@ -622,7 +623,7 @@ class Worker:
             # runner stopped the whole Worker and left the job reserved until its ttr.
             self._on_suspend()
             if attempt.stopped:  # raised once told to stop: back at once, as one that returned
-                await self._release(attempt, 0.0, STOPPED_ERROR)
+                await self._release(attempt, 0.0, STOPPED_ERROR, refund=True)
             else:
                 await self._release(attempt, self._retry_delay(attempt), describe(exc))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self._exit is None:
@@ -641,7 +642,7 @@ class Worker:
                 # attempt was recorded as done with its result.
                 await self._release(attempt, 0.0, CANCELLED_ERROR)
             elif attempt.stopped:  # returned once told to stop: it may have cut its work short
-                await self._release(attempt, 0.0, STOPPED_ERROR)
+                await self._release(attempt, 0.0, STOPPED_ERROR, refund=True)
             else:
                 ok = True
                 if result is not None:
@@ -668,19 +669,24 @@ class Worker:
         assert attempt.topic.backoff is not None  # read before the first lease
         return attempt.topic.backoff.delay(attempt.job.attempts)
 
-    async def _release(self, attempt: _Attempt, delay: float, error: str) -> None:
+    async def _release(
+        self, attempt: _Attempt, delay: float, error: str, *, refund: bool = False
+    ) -> None:
         """Give the job back after ``delay``; a job whose handler never started gets its
-        attempt back, so that stopping a worker never uses up a job's max_attempts."""
+        attempt back, and so does one cut short by the stop (``refund``), so that stopping a
+        worker never uses up a job's max_attempts."""
         job = attempt.job
+        started = attempt.started
         if attempt.lost:
             log.warning("job %r of topic %r failed after its reservation was lost: %s",
                         job.id, job.topic, _summary(error))  # fmt: skip
             return
         try:
             async with self._side_calls:
-                state = await self._client.release(
-                    job, delay=delay, reason=error, unstarted=not attempt.started
-                )
+                state = await self._client.release(  # never started: no error to keep
+                    job, delay=delay, reason=error if started else None,
+                    unstarted=refund or not started,
+                )  # fmt: skip
         except StaleReservation:
             if not attempt.cancelled:  # a cancelled job was deleted or expired: expected
                 log.warning("job %r of topic %r: release rejected, the reservation was lost",
@@ -693,6 +699,9 @@ class Worker:
             if state is JobState.DEAD:
                 log.error("job %r of topic %r is dead after %d attempts: %s",
                           job.id, job.topic, job.attempts, summary)  # fmt: skip
+            elif refund or not started:
+                log.info("job %r of topic %r: given back (%s), its attempt not counted",
+                         job.id, job.topic, summary)  # fmt: skip
             else:
                 log.info("job %r of topic %r: attempt %d failed (%s); next in %.3g s",
                          job.id, job.topic, job.attempts, summary, delay)  # fmt: skip

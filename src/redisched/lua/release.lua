@@ -20,9 +20,11 @@
 -- Returns: [status, state]. status: 1 released, 2 dead (its max_attempts are used up),
 --   3 replaced (a replacement that waited for this attempt was scheduled instead), 0 stale
 --   token (nothing changed, state is empty). state is the job's state now: scheduled, ready or
---   dead. A non-empty error is kept as the job's last_error. refund 1 says the attempt never
---   started (the job was leased but handed to no one): its attempt is given back, so it never
---   counts toward max_attempts, and no error is recorded. The job gets a released event
+--   dead. A non-empty error is kept as the job's last_error. refund 1 gives the attempt back,
+--   so it never counts toward max_attempts: the job was leased but handed to no one (no error:
+--   the released event says 'never started'), or the consumer cut it short for reasons of its
+--   own, not the job's (a worker's stop, a receiver's 429: the error is kept as last_error and
+--   is the released event's detail). The job gets a released event
 --   (retried when an error is given; dead when it went dead, and the topic's oldest dead jobs
 --   beyond its keep_dead / keep_dead_for then end with outcome dead).
 -- Complexity: O(log M).
@@ -212,7 +214,8 @@ if pending then
   redis.call('HDEL', errors_key, id)
 elseif refund then
   job[ATTEMPTS], job[RUN_AT] = math.max(job[ATTEMPTS] - 1, 0), now + delay
-  add_event(id, job, 'released', 'never started')
+  if error_text ~= '' then redis.call('HSET', errors_key, id, error_text) end
+  add_event(id, job, 'released', error_text ~= '' and error_text or 'never started')
 else
   if error_text ~= '' then redis.call('HSET', errors_key, id, error_text) end
   dies = job[MAX_ATTEMPTS] > 0 and job[ATTEMPTS] >= job[MAX_ATTEMPTS]

@@ -23,8 +23,9 @@ A topic whose stored webhook the target policy refuses (a private address withou
 ``--allow-private-webhooks``) is *held*: nothing is leased or delivered, so no attempt is
 spent, until the policy or the webhook changes; :attr:`Dispatcher.held` says why.
 A 429 or 503 answer with Retry-After is back-pressure: the job is released after that delay
-without spending an attempt (counted as ``throttled``, and in the topic's
-``total_throttled``: :func:`redisched.limits.count_throttled`).
+(at least :data:`MIN_RETRY_AFTER`, at most the topic's backoff_max) without spending an
+attempt (counted as ``throttled``, and in the topic's ``total_throttled``:
+:func:`redisched.limits.count_throttled`).
 
 A job deleted, aborted, replaced, purged or expired during its delivery is announced on the
 topic's wake channel (``c<token>:<id>``, the reservation taken away, routed by
@@ -59,7 +60,7 @@ from ..models import Job, JobState
 from ..ops import Call
 from ..retry import Backoff
 from ..timing import ServerClock
-from ..topic_config import TopicConfig, Webhook, secret_problem
+from ..topic_config import TopicConfig, Webhook, unusable_secret
 from ..wakeup import Wakeups
 from ..warmup import warm_up_or_warn
 from . import delivery, signing
@@ -80,6 +81,10 @@ round trip, and when its jobs came they all started at once: a burst of allocati
 made the garbage collector run ~4x as often as steady work does (~30 µs per delivery). With
 three they still ran dry every second or third round trip at ~10k deliveries/s (300 jobs
 are ~25 ms of work, a busy round trip that acks and leases a few hundred takes 10-25 ms)."""
+MIN_RETRY_AFTER = 1.0
+"""The least seconds a throttled job waits (unless the topic's backoff_max is less):
+``Retry-After: 0`` or a past date would otherwise resend it at once, forever, since a
+throttled delivery spends no attempt. One second is the finest delay Retry-After can ask."""
 GIVE_BACK_CALLS = 100
 """Jobs given back (released unstarted) per round trip when a topic stops."""
 MAX_WAIT = HOLD_MARGIN / 2
@@ -244,7 +249,7 @@ class Dispatcher:
         for topic, config in wanted.items():
             runner = self._runners.get(topic)
             assert config.webhook is not None
-            bad = next(filter(None, map(secret_problem, config.webhook.secrets)), None)
+            bad = next(filter(None, map(unusable_secret, config.webhook.secrets)), None)
             if bad is not None:  # stored before secrets were checked: never send unsigned
                 self._hold(topic, f"a webhook secret is unusable: it {bad}")
                 continue
@@ -683,10 +688,10 @@ class _TopicRunner:
             await client.touch(job)  # the receiver now has the job's own ttr to finish it
             return Outcome.ACCEPTED
         if result.verdict is delivery.Verdict.THROTTLED and result.retry_after is not None:
-            # Back-pressure, not failure: the attempt is given back (unstarted) and counted
-            # apart, in the same round trip.
-            delay = min(result.retry_after, self.backoff.max)
-            release = client.ops.release(job, delay=delay, unstarted=True)
+            # Back-pressure, not failure: the attempt is given back and counted apart, in the
+            # same round trip; its reason stays (last_error, the released event's detail).
+            delay = min(max(result.retry_after, MIN_RETRY_AFTER), self.backoff.max)
+            release = client.ops.release(job, delay=delay, unstarted=True, reason=result.reason)
             count = count_throttled(client.ops, self.topic)
             state, _ = await client.execute(Call.join(release, count))
             return Outcome.DEAD if state is JobState.DEAD else Outcome.THROTTLED
