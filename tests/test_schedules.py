@@ -146,6 +146,17 @@ async def test_an_occurrence_is_an_ordinary_job(api: Any, clock: FakeClock, topi
     assert after.last_run_at == at("2027-03-29 07:00")
 
 
+async def test_each_occurrence_counts_as_a_put(api: Any, clock: FakeClock, topic: str) -> None:
+    """``total_put`` (the put line of the topic's throughput chart) counted only the puts of
+    clients: a topic fed by a schedule showed none."""
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "tick", b"", every=60)
+    assert (await api.stats(topic)).total_put == 1  # the first occurrence
+    seen = await walk(api, clock, topic, at("2027-05-01 00:09"))
+    assert len(seen) == 10
+    assert (await api.stats(topic)).total_put == 11  # and the one now pending
+
+
 async def test_every_counts_from_start_at(api: Any, clock: FakeClock, topic: str) -> None:
     clock.now = at("2027-05-01 00:00").timestamp()
     start = at("2027-05-01 00:00") + timedelta(seconds=10)

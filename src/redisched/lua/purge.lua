@@ -467,6 +467,7 @@ local function put_occurrence(id, at, s)
   if history_on and at > now then job[LOG], job[SEQ] = nil, at - now end -- implied (put.lua)
   redis.call('HSET', jobs_key, id, encode(job))
   redis.call('ZADD', scheduled_key, at, id)
+  redis.call('HINCRBY', meta_key, 'total_put', '1') -- an occurrence counts as a put
   return true
 end
 local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil)

@@ -334,6 +334,7 @@ local function place_occurrence(id, at, s, replacing)
   end
   redis.call('HSET', jobs_key, id, encode(job))
   redis.call('ZADD', scheduled_key, at, id)
+  redis.call('HINCRBY', meta_key, 'total_put', '1') -- an occurrence counts as a put
   return true
 end
 
