@@ -2,10 +2,11 @@
 
 The dashboard's page asks for things that may well be refused: a create-only put of an id
 that exists (412), a cancel of a job that is gone (404), a run-now of a job that is no longer
-scheduled (409). Chromium logs every 4xx answer to ``fetch`` as a console error, which hides
-real errors among expected ones. A request that carries :data:`HEADER` gets such an answer
-with status 200 and the real status in :data:`STATUS_HEADER`; the body (the usual JSON error)
-is unchanged. Other callers see the API unchanged.
+scheduled (409), anything before it holds a token (401). Chromium logs every 4xx answer to
+``fetch`` as a console error, which hides real errors among expected ones. A request that
+carries :data:`HEADER` gets such an answer with status 200 and the real status in
+:data:`STATUS_HEADER`; the body (the usual JSON error) is unchanged. Other callers see the
+API unchanged.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-redisched-soft-status"
 STATUS_HEADER = b"x-redisched-status"
-SOFTENED = frozenset({404, 409, 412})
+SOFTENED = frozenset({401, 404, 409, 412})
 
 
 class SoftStatusMiddleware:
-    """Rewrite 404/409/412 to 200 (real status in a header) for requests that ask for it."""
+    """Rewrite 401/404/409/412 to 200 (real status in a header) for requests that ask for it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -23,6 +23,14 @@
     $("#login-token").focus();
   }
 
+  // A fragment refused: the login form for a 401, else the error's message.
+  function refused(status, text) {
+    if (status === 401) { showLogin(token() ? "The token was refused." : ""); return; }
+    let message = "HTTP " + status;
+    try { message = JSON.parse(text).error.message; } catch (_) { /* not JSON */ }
+    flash(message, "error");
+  }
+
   function showApp() {
     $("#login").hidden = true;
     $("#app").hidden = false;
@@ -118,10 +126,12 @@
     }).join("");
   }
 
+  // Expected refusals (401, 404, 409, 412) come as 200 with the status in a header: no console
+  // error (a first visit with tokens on logged two 401s before the login form showed).
+  const SOFT = { "X-Redisched-Soft-Status": "1" };
+
   async function api(method, path, body, headers) {
-    // expected refusals (404, 409, 412) come as 200 with the status in a header: no console error
-    const soft = { "X-Redisched-Soft-Status": "1" };
-    const init = { method, headers: Object.assign(soft, authHeaders(), headers || {}) };
+    const init = { method, headers: Object.assign({}, SOFT, authHeaders(), headers || {}) };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = serialize(body);
@@ -131,8 +141,8 @@
     if ((response.headers.get("content-type") || "").includes("json")) {
       data = JSON.parse(await response.text(), exactIntegers);
     }
-    if (response.status === 401) showLogin("The token was refused. Sign in again.");
     const status = Number(response.headers.get("x-redisched-status")) || response.status;
+    if (status === 401) showLogin("The token was refused. Sign in again.");
     return { status, data, etag: response.headers.get("etag") };
   }
 
@@ -629,7 +639,16 @@
   // -- wiring -----------------------------------------------------------------------------
   document.addEventListener("DOMContentLoaded", () => {
     document.body.addEventListener("htmx:configRequest", (event) => {
-      Object.assign(event.detail.headers, authHeaders());
+      Object.assign(event.detail.headers, SOFT, authHeaders());
+    });
+    // a softened refusal is no fragment to show: handled as htmx handles an error answer
+    document.body.addEventListener("htmx:beforeSwap", (event) => {
+      const xhr = event.detail.xhr;
+      const real = Number(xhr.getResponseHeader("x-redisched-status"));
+      if (!real) return;
+      event.detail.shouldSwap = false;
+      event.detail.isError = false;
+      refused(real, xhr.responseText);
     });
     document.body.addEventListener("htmx:beforeRequest", (event) => {
       // a poll would re-render the form being edited: skip polls until it is saved or left
@@ -670,11 +689,7 @@
       }
     });
     document.body.addEventListener("htmx:responseError", (event) => {
-      const xhr = event.detail.xhr;
-      if (xhr.status === 401) { showLogin(token() ? "The token was refused." : ""); return; }
-      let message = "HTTP " + xhr.status;
-      try { message = JSON.parse(xhr.responseText).error.message; } catch (_) { /* not JSON */ }
-      flash(message, "error");
+      refused(event.detail.xhr.status, event.detail.xhr.responseText);
     });
     document.body.addEventListener("htmx:sendError", () => {
       $("#live").classList.add("down");
