@@ -108,6 +108,13 @@ def test_purge_and_delete_topic_confirm_and_report(redis_url: str, topic: str) -
     assert bad.exit_code == 2 and "--state" in bad.output
 
 
+def test_purge_of_nothing_asks_nothing(redis_url: str, topic: str) -> None:
+    """It asked "Delete 0 dead job(s)?" (and a no aborted with exit 1)."""
+    empty = _run(["purge", topic, "--state", "dead"], redis_url)  # no input: no prompt
+    assert empty.exit_code == 0, empty.output
+    assert json.loads(empty.output) == {"topic": topic, "deleted": 0, "state": "dead"}
+
+
 def test_reschedule_run_now_and_leases(redis_url: str, topic: str) -> None:
     client = redisched.Client.from_url(redis_url)
     client.put(topic, "j", b"[1]", delay=3600)

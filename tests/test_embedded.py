@@ -93,6 +93,17 @@ def test_the_supervisor_gives_up_with_the_cause(data_dir: Path) -> None:
     assert server.process is not None and server.process.poll() is not None  # reaped
 
 
+def test_the_socket_url_of_a_folder_with_url_characters_reaches_it(tmp_path: Path) -> None:
+    """`serve` printed unix:///…/odd#dir%41/redis.sock?db=0 as it was: the '#' cut the path
+    and '%41' read as 'A', so a worker given that URL could not connect."""
+    folder = tmp_path / "odd#dir%41 x"
+    with EmbeddedRedis(folder, persistent=False) as server:
+        assert server.socket_url is not None and "#" not in server.socket_url
+        with redisched.Client.from_url(server.socket_url) as client:
+            client.put("t", "j", b"via the socket")
+            assert client.get("t", "j") is not None
+
+
 def test_the_server_listens_on_a_unix_socket_in_its_folder(data_dir: Path) -> None:
     with EmbeddedRedis(data_dir, persistent=False) as server:
         assert server.socket_url == f"unix://{data_dir / 'redis.sock'}?db=0"

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 from .errors import RedischedError
 
@@ -112,7 +113,11 @@ def _busy(data_dir: Path) -> str:
     """Why ``data_dir`` cannot be claimed, and the way to share its Redis instead (another
     folder would be another Redis: jobs put there never reach the first one)."""
     sock = data_dir / SOCKET
-    url = f"--redis-url unix://{sock}?db=0" if sock.exists() else "--redis-url (the URL it printed)"
+    url = (
+        f"--redis-url unix://{quote(str(sock))}?db=0"
+        if sock.exists()
+        else "--redis-url (the URL it printed)"
+    )
     return (
         f"another redisched serve or bridge is using {data_dir}: to work on its Redis, "
         f"pass {url}; else stop it or pick another --data-dir"
@@ -314,7 +319,8 @@ class EmbeddedRedis:
     def socket_url(self) -> str | None:
         """The unix:// URL of the server's socket, or None."""
         path = self.socket_path
-        return None if path is None else f"unix://{path}?db=0"
+        # quoted: redis-py unquotes the path, and a '#' or '%' in it cut or changed it
+        return None if path is None else f"unix://{quote(str(path))}?db=0"
 
     def command(self) -> list[str]:
         """The full command line that starts the server."""

@@ -37,8 +37,9 @@ class StaleReservation(RedischedError):
 
     def __init__(self, topic: str, id: str) -> None:
         super().__init__(
-            f"job {id!r} in topic {topic!r} is no longer reserved under this token"
-            " (it timed out and was requeued, was deleted, or was already acked)"
+            f"job {id!r} in topic {topic!r} is not reserved under this token (a wrong token,"
+            " or it is no longer reserved: it timed out and was requeued, was deleted, or was"
+            " already acked)"
         )
         self.topic = topic
         self.id = id

@@ -114,6 +114,9 @@ def purge(redis_url: str | None, topic: str, state: str, yes: bool) -> None:
     client = client_for(redis_url)
     names = _partitions(client, topic)
     count = sum(getattr(client.stats(name), state) for name in names)
+    if count == 0:  # nothing to ask about
+        echo_json({"topic": topic, "deleted": 0, "state": state})
+        return
     if not yes:
         click.confirm(f"Delete {count} {state} job(s) of {topic!r}?", abort=True, err=True)
     deleted = 0
