@@ -154,6 +154,15 @@ async def test_put_on_a_running_job_waits_for_the_attempt(
     assert (job["body"], job["version"], job["state"]) == ("v3", 3, "ready")
 
 
+async def test_a_trailing_slash_is_a_json_404(http: httpx.AsyncClient, topic: str) -> None:
+    """Starlette answered a bodiless 307 to the path without the slash."""
+    await http.put(job_url(topic, "h1"), json={"body": 1})
+    for method, path in (("GET", job_url(topic, "h1") + "/"), ("PUT", topic_url(topic, "/jobs/"))):
+        answer = await http.request(method, path, json={"body": 2})
+        assert answer.status_code == 404 and error_of(answer)["code"] == "not_found", answer.text
+    assert (await http.get(job_url(topic, "h1"))).json()["body"] == 1
+
+
 async def test_delete(http: httpx.AsyncClient, topic: str) -> None:
     url = job_url(topic, "j")
     await http.put(url, json={"body": 1})

@@ -175,6 +175,9 @@ def create_app(
         exception_handlers=handlers,
         lifespan=lifespan,
     )
+    # A path with a slash too many is a JSON 404 like any unknown path, not a bodiless 307
+    # to the path without it (which a client then has to follow with its body again).
+    app.router.redirect_slashes = False
     document = openapi.document(
         endpoints, version=_version(), secured=bool(settings.tokens), open_paths=OPEN_PATHS
     )
