@@ -374,13 +374,22 @@ async def test_an_unstarted_release_gives_the_attempt_back(
 ) -> None:
     await api.put(topic, "j", b"", max_attempts=1)
     leased = await api.reserve(topic)
-    assert await api.release(leased, delay=5, reason="ignored", unstarted=True) is (
-        JobState.SCHEDULED
-    )
+    assert await api.release(leased, delay=5, unstarted=True) is JobState.SCHEDULED
     job = await api.get(topic, "j")
     assert (job.attempts, job.last_error, job.state) == (0, None, JobState.SCHEDULED)
     clock.advance(5)
-    assert (await api.reserve(topic)).attempts == 1  # its one attempt is still whole
+    again = await api.reserve(topic)
+    assert again.attempts == 1  # its one attempt is still whole
+    # cut short for the consumer's own reason (a stop): the attempt back, the reason kept
+    assert await api.release(again, reason="the worker stopped", unstarted=True) is (
+        JobState.READY
+    )
+    job = await api.get(topic, "j")
+    assert (job.attempts, job.last_error, job.state) == (0, "the worker stopped", JobState.READY)
+    history = await api.history(topic, "j")
+    assert [e.detail for e in history.events if e.kind == "released"] == [
+        "never started", "the worker stopped",
+    ]  # fmt: skip
 
 
 async def test_release_reason_and_its_deprecated_alias_error(api: Any, topic: str) -> None:

@@ -154,6 +154,16 @@ async def test_put_on_a_running_job_waits_for_the_attempt(
     assert (job["body"], job["version"], job["state"]) == ("v3", 3, "ready")
 
 
+async def test_a_burst_beyond_the_pool_waits_for_connections(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    """redis-py's plain pool refused the 101st call in flight at once: 300 GETs at the same
+    time got 200 answers of 503 "Redis is unavailable: Too many connections"."""
+    await http.put(job_url(topic, "a"), json={"body": 1})
+    answers = await asyncio.gather(*(http.get(job_url(topic, "a")) for _ in range(300)))
+    assert sorted({a.status_code for a in answers}) == [200], answers[-1].text
+
+
 async def test_a_trailing_slash_is_a_json_404(http: httpx.AsyncClient, topic: str) -> None:
     """Starlette answered a bodiless 307 to the path without the slash."""
     await http.put(job_url(topic, "h1"), json={"body": 1})

@@ -468,8 +468,9 @@ class Client:
         """Give a reserved job back, due after ``delay``; the state it is in now.
 
         A job whose ``max_attempts`` are used up goes to dead instead. ``reason`` is kept as the
-        job's ``last_error`` (``error`` is its deprecated old name). ``unstarted=True`` (the
-        job was leased but never handed to anyone) gives the attempt back and records no error.
+        job's ``last_error`` (``error`` is its deprecated old name). ``unstarted=True`` gives
+        the attempt back: the job was leased but never handed to anyone, or cut short by the
+        consumer for its own reason, such as a stop (see :meth:`Operations.release`).
         """
         return self._run(
             self.ops.release(job, delay=delay, reason=reason, unstarted=unstarted, error=error)

@@ -137,7 +137,18 @@ def async_connection(
         return pack_with_hiredis(primary)
     if cluster:
         return redis.asyncio.RedisCluster.from_url(url)
-    return pack_with_hiredis(redis.asyncio.Redis.from_url(url))
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT
+    )
+    return pack_with_hiredis(redis.asyncio.Redis.from_pool(pool))
+
+
+MAX_CONNECTIONS = 100
+"""Connections of an asyncio client's pool (redis-py's default size)."""
+POOL_WAIT = 20.0
+"""Seconds a call waits for a connection of a full pool before it fails. A blocking pool:
+redis-py's plain one refuses the 101st call in flight at once ("Too many connections"), so
+the HTTP service answered a burst of 300 requests with 200 503s while Redis was idle."""
 
 
 AsyncRedis = TypeVar("AsyncRedis", bound=redis.asyncio.Redis)

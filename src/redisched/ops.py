@@ -1022,9 +1022,11 @@ class Operations:
         """Return a reserved job to the queue after ``delay``; the state it went to.
 
         ``reason`` is kept as the job's ``last_error`` (the same name as in ``bury``, ``Retry``
-        and the HTTP API; ``error`` is its deprecated alias). ``unstarted=True`` says the job
-        was leased but never handed to anyone: the attempt is given back (it does not count
-        toward max_attempts) and no error is recorded.
+        and the HTTP API; ``error`` is its deprecated alias). ``unstarted=True`` gives the
+        attempt back (it does not count toward max_attempts): the job was leased but never
+        handed to anyone (no ``reason``: its released event says "never started"), or the
+        consumer cut it short for a reason of its own, such as a stop (the ``reason`` is kept
+        as for any release, and is the released event's detail).
         """
         topic, job_id, token = self._reserved(job)
         delay_ms = validate.duration_ms(delay, "delay")

@@ -22,9 +22,10 @@ Only a plain ``redis.Redis`` / ``redis.asyncio.Redis`` takes this path (:func:`u
 subclass may instrument ``execute_command``, a single-connection client serializes its
 commands there, and hiredis encodes text as UTF-8 only. A response callback set for
 ``EVALSHA`` (``set_response_callback``) is not applied to these replies. Connections are kept
-only from a plain ``ConnectionPool`` without client-side caching or a credential provider
-(:func:`keeps`): a blocking pool's size is a limit other users of it wait on, and a provider
-re-authenticates connections as they go back to the pool. Other pools lend a connection per
+only from a plain ``ConnectionPool`` (or the asyncio ``BlockingConnectionPool`` that
+:func:`redisched.connect.async_connection` makes: its other users wait for the half the wire
+never keeps) without client-side caching or a credential provider (:func:`keeps`): a
+provider re-authenticates connections as they go back to the pool. Other pools lend a connection per
 call, as before. A client keeps connections only when told to (``keep_connections``, set by
 ``from_url``, whose pool is the client's own); a wire keeps them only while at most half the
 pool's ``max_connections`` is in use; and the clients give the kept ones back
@@ -73,7 +74,12 @@ def usable(client: object) -> bool:
 
 def keeps(pool: object) -> bool:
     """True when a wire may keep ``pool``'s connections between calls."""
-    if type(pool) not in (redis.ConnectionPool, redis.asyncio.ConnectionPool):
+    pools = (
+        redis.ConnectionPool,
+        redis.asyncio.ConnectionPool,
+        redis.asyncio.BlockingConnectionPool,
+    )
+    if type(pool) not in pools:
         return False
     options = pool.connection_kwargs  # type: ignore[attr-defined]
     return (
