@@ -146,18 +146,32 @@ func checkTopicArg(topic string) error {
 	return nil
 }
 
-// checkReserved refuses a job no reservation could be acted on with (nil, no token, a bad id)
-// and a text (an error or reason) that is not UTF-8, as the Python client does: nothing is sent.
+// checkReserved refuses a job no reservation could be acted on with (nil, no token, a bad id or
+// topic) and a text (an error or reason) that is not UTF-8, as the Python client does: nothing
+// is sent.
 func checkReserved(job *Job, text, textField string) error {
-	switch {
-	case job == nil:
-		return invalidArg("job", "must be a job returned by Reserve or Lease")
-	case job.Token == "":
-		return invalidArg("job", "has no token: only reserved jobs can be acked, released or buried")
-	case !utf8.ValidString(text):
+	if err := checkAckable(job, "job"); err != nil {
+		return err
+	}
+	if err := checkTopicArg(job.Topic); err != nil {
+		return err
+	}
+	if !utf8.ValidString(text) {
 		return invalidArg(textField, "must be valid UTF-8")
 	}
-	return checkStoredID(job.ID, "job.ID")
+	return nil
+}
+
+// checkAckable refuses a job no reservation could be acted on with (nil, no token, a bad id) as
+// an *InvalidArgument naming field.
+func checkAckable(job *Job, field string) error {
+	switch {
+	case job == nil:
+		return invalidArg(field, "must be a job returned by Reserve or Lease")
+	case job.Token == "":
+		return invalidArg(field, "has no token: only reserved jobs can be acked, released or buried")
+	}
+	return checkStoredID(job.ID, field+".ID")
 }
 
 // checkLease checks Reserve's and Lease's count (1 to 1000) and ttrMs (0: each job's own ttr).
@@ -196,6 +210,9 @@ func (c *Client) Put(ctx context.Context, topic, id string, body []byte, o PutOp
 
 // Get reads a job by id; nil when there is none.
 func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
+	if err := checkTopicArg(topic); err != nil {
+		return nil, err
+	}
 	if err := checkStoredID(id, "id"); err != nil {
 		return nil, err
 	}
@@ -209,6 +226,9 @@ func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
 // Delete removes a job in any state (ifVersion 0: unconditionally); true if it existed (a
 // schedule's pending occurrence: its next one is put, so that run alone is skipped).
 func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) (bool, error) {
+	if err := checkTopicArg(topic); err != nil {
+		return false, err
+	}
 	if err := checkStoredID(id, "id"); err != nil {
 		return false, err
 	}

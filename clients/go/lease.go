@@ -52,6 +52,17 @@ func (c *Client) leaseArgs(count, ttrMs int64) Args {
 		"times": ""}
 }
 
+// checkDone refuses, before anything is sent, a job of done no reservation could be acked with
+// (see checkAckable), as an *InvalidArgument naming it (done[i]).
+func checkDone(done []*Job) error {
+	for i, job := range done {
+		if err := checkAckable(job, fmt.Sprintf("done[%d]", i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *Client) ackArgs(done []*Job) Args {
 	ids, tokens, results := make([]any, len(done)), make([]any, len(done)), make([]any, len(done))
 	for i, job := range done {
@@ -72,8 +83,19 @@ func (c *Client) Lease(ctx context.Context, topic string, count, ttrMs int64) (*
 	return c.parseLease(topic, r)
 }
 
-// AckMany acks finished jobs of one topic; one bool per job (false: stale token).
+// AckMany acks finished jobs of one topic; one bool per job (false: stale token). Each job is
+// checked first (an *InvalidArgument naming it, and nothing is sent); none: an empty result
+// without a call.
 func (c *Client) AckMany(ctx context.Context, topic string, done []*Job) ([]bool, error) {
+	if err := checkTopicArg(topic); err != nil {
+		return nil, err
+	}
+	if err := checkDone(done); err != nil {
+		return nil, err
+	}
+	if len(done) == 0 {
+		return []bool{}, nil
+	}
 	replies, err := c.withRefill(ctx, topic, []Step{{Script: "ack", Args: c.ackArgs(done)}})
 	if err != nil {
 		return nil, err
@@ -91,8 +113,18 @@ func acked(reply any) ([]bool, error) {
 }
 
 // AckAndLease acks finished jobs (each keeping its Result) and leases up to count more in one
-// round trip (a pipeline); cron schedules that ran low are refilled after.
+// round trip (a pipeline); cron schedules that ran low are refilled after. Every argument is
+// checked (as AckMany's and Lease's) before anything is sent.
 func (c *Client) AckAndLease(ctx context.Context, topic string, done []*Job, count, ttrMs int64) (*Lease, []bool, error) {
+	if err := checkTopicArg(topic); err != nil {
+		return nil, nil, err
+	}
+	if err := checkLease(count, ttrMs); err != nil {
+		return nil, nil, err
+	}
+	if err := checkDone(done); err != nil {
+		return nil, nil, err
+	}
 	var steps []Step
 	if len(done) > 0 {
 		steps = append(steps, Step{Script: "ack", Args: c.ackArgs(done)})
@@ -111,7 +143,11 @@ func (c *Client) AckAndLease(ctx context.Context, topic string, done []*Job, cou
 	return lease, ok, err
 }
 
-// Requeue returns timed-out reservations to the queue (or to dead); the next deadline (0: none).
+// maxLimit is the most jobs one Requeue moves, as the Python client's requeue limit.
+const maxLimit = 10_000
+
+// Requeue returns up to limit (1 to 10000) timed-out reservations to the queue (or to dead); the
+// next deadline (0: none).
 func (c *Client) Requeue(ctx context.Context, topic string, limit int64) (int64, error) {
 	next, _, err := c.requeue(ctx, topic, limit)
 	return next, err
@@ -120,6 +156,12 @@ func (c *Client) Requeue(ctx context.Context, topic string, limit int64) (int64,
 // requeue is Requeue that also says how many reservations it ended (each one's holder was sent
 // a cancel message).
 func (c *Client) requeue(ctx context.Context, topic string, limit int64) (next, ended int64, err error) {
+	if err := checkTopicArg(topic); err != nil {
+		return 0, 0, err
+	}
+	if err := checkRange(limit, "limit", 1, maxLimit); err != nil {
+		return 0, 0, err
+	}
 	replies, err := c.withRefill(ctx, topic, []Step{{Script: "requeue", Args: Args{"now_ms": c.now(), "limit": limit}}})
 	if err != nil {
 		return 0, 0, err

@@ -198,6 +198,12 @@ func CronExpression(expr string, loc *time.Location) (string, error) {
 		return "", invalidArg("cron", "must have 5 fields: minute hour day month weekday")
 	}
 	normal := strings.Join(fields, " ")
+	if strings.Contains(normal, "?") {
+		return "", invalidArg("cron", "invalid cron expression %q: \"?\" is not supported (as in the Python client)", expr)
+	}
+	if strings.ContainsAny(fields[2], "Ll") || strings.ContainsAny(fields[4], "Ll#") {
+		return "", invalidArg("cron", "invalid cron expression %q: the Go glue does not support \"L\" and \"#\" (the Python and Node clients do)", expr)
+	}
 	if _, err := cron.ParseStandard(normal); err != nil {
 		return "", invalidArg("cron", "invalid cron expression %q: %v", expr, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -67,7 +68,9 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, e.status, map[string]any{"error": map[string]any{"code": e.code, "message": e.message, "field": field}})
 }
 
-// readJSON decodes a request body into dst, refusing unknown fields; errors name the field.
+// readJSON decodes a request body, a JSON object and nothing after it, into dst (a pointer to a
+// struct), as the Node server reads it: a field name dst does not spell exactly (case
+// included) is refused; errors name the field.
 func readJSON(r *http.Request, dst any) error {
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
 	if err != nil {
@@ -79,9 +82,17 @@ func readJSON(r *http.Request, dst any) error {
 	if !utf8.Valid(data) { // Go's decoder would take each bad byte as U+FFFD
 		return &apiError{400, "malformed_json", "the request body is not valid JSON: it is not valid UTF-8", ""}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	err = dec.Decode(dst)
+	object, err := jsonObject(data)
+	if err != nil {
+		return err
+	}
+	known := jsonFields(dst)
+	for _, name := range object {
+		if !known[name] {
+			return invalid(name, "is not a known field")
+		}
+	}
+	err = json.Unmarshal(data, dst)
 	var typeErr *json.UnmarshalTypeError
 	var apiErr *apiError
 	switch {
@@ -96,6 +107,48 @@ func readJSON(r *http.Request, dst any) error {
 	default:
 		return &apiError{400, "malformed_json", "the request body is not valid JSON: " + err.Error(), ""}
 	}
+}
+
+// jsonObject checks that data is one JSON object with nothing after it; its member names in
+// the order written.
+func jsonObject(data []byte) ([]string, error) {
+	malformed := func(err error) error {
+		return &apiError{400, "malformed_json", "the request body is not valid JSON: " + err.Error(), ""}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var whole json.RawMessage
+	if err := dec.Decode(&whole); err != nil {
+		return nil, malformed(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, malformed(errors.New("data after the JSON value"))
+	}
+	if whole[0] != '{' {
+		return nil, &apiError{400, "invalid", "the request body must be a JSON object", ""}
+	}
+	dec = json.NewDecoder(bytes.NewReader(whole))
+	dec.Token() //nolint:errcheck // the '{' just seen
+	var names []string
+	for dec.More() {
+		name, _ := dec.Token() // a valid object: a member name, then its value
+		names = append(names, name.(string))
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil, malformed(err)
+		}
+	}
+	return names, nil
+}
+
+// jsonFields are the JSON names of the fields of the struct dst points to.
+func jsonFields(dst any) map[string]bool {
+	t := reflect.TypeOf(dst).Elem()
+	names := make(map[string]bool, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names[name] = true
+	}
+	return names
 }
 
 func checkID(id *jsonID) error {
@@ -252,6 +305,10 @@ func NewServer(c *Client) http.Handler {
 		return 200, map[string]any{"id": *req.ID, "cancelled": true}, nil
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			writeError(w, &apiError{405, "method_not_allowed", r.Method + " is not allowed here", ""})
+			return
+		}
 		if _, err := c.doPlain(r.Context(), "EXISTS", c.Prefix+":topics"); err != nil {
 			writeJSON(w, 503, map[string]string{"status": "unavailable", "redis": err.Error()})
 			return

@@ -36,13 +36,27 @@ const optionalTtr = (value, field = 'ttrMs') =>
 
 /** The id (as storedId sends it) of a reserved job whose token is checked, before anything is
  * sent. */
-function reservedId(job) {
-  if (job === null || typeof job !== 'object') throw new InvalidArgument('job', 'must be a job returned by reserve');
+function reservedId(job, field = 'job') {
+  if (job === null || typeof job !== 'object') throw new InvalidArgument(field, 'must be a job returned by reserve');
   if (typeof job.token !== 'string' || !job.token) {
-    throw new InvalidArgument('job', 'has no token: only jobs returned by reserve can be acked');
+    throw new InvalidArgument(field, 'has no token: only jobs returned by reserve can be acked');
   }
-  return storedId(job.id, 'job.id');
+  return storedId(job.id, `${field}.id`);
 }
+
+/** ack.lua's id, token and result lists for `done` (jobs, or {id, token, result}), each job
+ * checked as reservedId and each result encoded as ack's (results.js), before anything is sent. */
+function ackLists(done) {
+  if (!Array.isArray(done)) throw new InvalidArgument('done', `must be an array of jobs, not ${typeof done}`);
+  const id = done.map((job, i) => reservedId(job, `done[${i}]`));
+  return { id, token: done.map((job) => job.token),
+    result: done.map((job, i) => encodeResult(job.result, `done[${i}].result`)) };
+}
+
+const MAX_LIMIT = 10_000; // kick's and requeue's limit, as the Python client's
+
+/** The options of put, as the Python client's put takes them. */
+const PUT_OPTIONS = ['delayMs', 'runAtMs', 'ttrMs', 'priority', 'maxAttempts', 'replace', 'ifVersion'];
 
 const stale = (id) => new StaleReservation(`stale token for job ${JSON.stringify(shown(id))}`);
 
@@ -236,8 +250,12 @@ class Scheduler {
 
   /** Create a job (or replace it with `replace: true`); {status, version}. A bad argument
    * throws InvalidArgument naming it (the Python client's checks) and sends nothing. */
-  async put(topic, id, body, { delayMs = 0, runAtMs = '', ttrMs = '', priority = 0, maxAttempts = '',
-    replace = false, ifVersion = '' } = {}) {
+  async put(topic, id, body, options = {}) {
+    const { delayMs = 0, runAtMs = '', ttrMs = '', priority = 0, maxAttempts = '', replace = false,
+      ifVersion = '' } = options;
+    const unknown = Object.keys(options).find((name) => !PUT_OPTIONS.includes(name));
+    if (unknown !== undefined) throw new InvalidArgument(unknown, 'is not an option of put');
+    if (typeof replace !== 'boolean') throw new InvalidArgument('replace', `must be a boolean, not ${typeof replace}`);
     this.keys(this.scripts.get('put'), topic);
     const named = {
       now_ms: this.now(), run_at_ms: runAtMs === '' || runAtMs == null ? '' : epochMs(runAtMs, 'runAtMs'),
@@ -347,14 +365,18 @@ class Scheduler {
     if (status === 0) throw stale(job.id);
   }
 
-  /** Move dead jobs back to ready: one by id, else up to `limit`; how many moved. */
-  kick(topic, id = '', { limit = 100 } = {}) {
-    return this.call('kick', topic, { now_ms: this.now(), id: id === '' ? '' : storedId(id), limit });
+  /** Move dead jobs back to ready: one by id, else up to `limit` (1 to 10000, checked even
+   * with an id, as Python does); how many moved. */
+  async kick(topic, id = '', { limit = 100 } = {}) {
+    const most = integer(limit, 'limit', 1, MAX_LIMIT);
+    return this.call('kick', topic, { now_ms: this.now(), id: id === '' ? '' : storedId(id), limit: most });
   }
 
-  /** Return timed-out reservations to the queue (or to dead); [requeued, dead, nextTimeoutMs]. */
+  /** Return up to `limit` (1 to 10000) timed-out reservations to the queue (or to dead);
+   * [requeued, dead, nextTimeoutMs]. */
   async requeue(topic, { limit = 1000 } = {}) {
-    return (await this.withRefill(topic, [['requeue', { now_ms: this.now(), limit }, false]]))[0];
+    const most = integer(limit, 'limit', 1, MAX_LIMIT);
+    return (await this.withRefill(topic, [['requeue', { now_ms: this.now(), limit: most }, false]]))[0];
   }
 
   /**
@@ -362,12 +384,16 @@ class Scheduler {
    * reserve). `done` holds jobs (or {id, token, result}: `result` an encoded result, see
    * results.js). Resolves to {acked: [bool per job], nowMs, nextDueMs, nextTimeoutMs, jobs};
    * the times are null when there is none. Cron schedules that ran low are refilled after.
+   * Every argument is checked (as ackMany's and lease's) before anything is sent.
    */
   async ackAndLease(topic, done, count, { ttrMs = '' } = {}) {
-    if (!done.length) return { ...(await this.lease(topic, { count, ttrMs })), acked: [] };
+    const most = integer(count, 'count', 1, MAX_COUNT);
+    const ttr = optionalTtr(ttrMs);
+    const lists = ackLists(done);
+    if (!done.length) return { ...(await this.lease(topic, { count: most, ttrMs: ttr })), acked: [] };
     const replies = await this.withRefill(topic, [
-      this.ackStep(done),
-      ['reserve', { now_ms: this.now(), count, ttr_ms: ttrMs, promote_limit: 1000, times: '' },
+      this.ackStep(lists),
+      ['reserve', { now_ms: this.now(), count: most, ttr_ms: ttr, promote_limit: 1000, times: '' },
         true],
     ]);
     const lease = parseLease(topic, this.jobFields, replies[1]);
@@ -375,16 +401,18 @@ class Scheduler {
     return lease;
   }
 
-  /** Ack jobs (or {id, token, result}) in one round trip; a status per job, true when acked. */
+  /** Ack jobs (or {id, token, result}) in one round trip; a status per job, true when acked.
+   * Each is checked (see ackLists) before anything is sent; none: [] without a call. */
   async ackMany(topic, done) {
-    const [statuses] = await this.withRefill(topic, [this.ackStep(done)]);
+    const lists = ackLists(done);
+    if (!done.length) return [];
+    const [statuses] = await this.withRefill(topic, [this.ackStep(lists)]);
     return statuses.map((status) => status === 1);
   }
 
-  ackStep(done) {
-    return ['ack', {
-      now_ms: this.now(), id: done.map((j) => storedId(j.id, 'job.id')), token: done.map((j) => j.token),
-      result: done.map((j) => (j.result === undefined ? '' : j.result)) }, false];
+  /** ack.lua's step for ackLists' lists. */
+  ackStep(lists) {
+    return ['ack', { now_ms: this.now(), ...lists }, false];
   }
 
   /**

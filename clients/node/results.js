@@ -15,10 +15,10 @@ function encodeResult(value, field = 'result') {
   if (value === null || value === undefined) return '';
   if (Buffer.isBuffer(value)) return value;
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (typeof value === 'string') return Buffer.from(wellFormed(value, field), 'utf8');
   let text;
   try {
-    text = JSON.stringify(value);
+    text = JSON.stringify(value, finiteNumbers);
   } catch (err) {
     throw new InvalidArgument(field, `must be a Buffer, a string or JSON-encodable: ${err.message}`);
   }
@@ -26,6 +26,23 @@ function encodeResult(value, field = 'result') {
     throw new InvalidArgument(field, `must be a Buffer, a string or JSON-encodable, not a ${typeof value}`);
   }
   return Buffer.from(text.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
+/** A string that has a UTF-8 form (no lone surrogate, which Buffer.from would turn into U+FFFD),
+ * as Python's results.encode requires; the message names the character, counted as code points. */
+function wellFormed(value, field) {
+  if (value.isWellFormed()) return value;
+  const at = [...value].findIndex((c) => c.length === 1 && c >= '\ud800' && c <= '\udfff');
+  throw new InvalidArgument(field, `must be valid Unicode (no lone surrogates): one at character ${at}`);
+}
+
+/** JSON.stringify's replacer refusing NaN and the infinities (JSON has no such numbers; it would
+ * write null), as Python's json.dumps(allow_nan=False) refuses them. */
+function finiteNumbers(key, value) {
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    throw new TypeError(`${value} is not JSON (out of range float values are not JSON compliant)`);
+  }
+  return value;
 }
 
 module.exports = { encodeResult, RESULT_LIMIT };

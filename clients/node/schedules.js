@@ -182,11 +182,20 @@ function cronTimes(expr, tz, afterMs, count, endMs = 0) {
   return out;
 }
 
+/** Month and weekday names, which cron-parser and cronsim (the Python client's) both take. */
+const CRON_NAMES = /JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT/gi;
+/** cron-parser's extensions that cronsim refuses: '?' (any day) and 'H' (a hashed value). */
+const NOT_CRONSIM = /[?H]/i;
+
 /** A 5-field crontab expression (whitespace normalised) that fires. */
 function cronExpression(value, tz, field = 'cron') {
   if (typeof value !== 'string') throw new InvalidArgument(field, `must be a string, not ${kind(value)}`);
   const expr = value.trim().split(/\s+/).join(' ');
   if (expr.split(' ').length !== 5) throw new InvalidArgument(field, 'must have 5 fields: minute hour day month weekday');
+  const extension = NOT_CRONSIM.exec(expr.replace(CRON_NAMES, ''));
+  if (extension) {
+    throw new InvalidArgument(field, `invalid cron expression ${JSON.stringify(value)}: ${JSON.stringify(extension[0])} is not supported (as in the Python client)`);
+  }
   try {
     CronExpressionParser.parse(expr, { tz, strict: false });
   } catch (err) {
