@@ -65,6 +65,28 @@ def test_topics_spread_over_the_masters(redis_cluster: LocalCluster) -> None:
             client.ack(job)
 
 
+def test_the_cli_works_on_a_cluster(redis_cluster: LocalCluster) -> None:
+    """The job commands took no --redis-cluster: a topic on another master than the URL's
+    answered "Error: Redis error: 13006 127.0.0.1:…" (a MOVED reply)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from redisched.cli import main
+
+    topics = redis_cluster.topics_on_each_master("cli", 1)
+    runner = CliRunner()
+    for t in topics:
+        put = runner.invoke(main, ["put", "--redis-url", redis_cluster.url, "--redis-cluster",
+                                   t, "j", "hello"])  # fmt: skip
+        assert put.exit_code == 0, put.output
+        env = {"REDISCHED_REDIS_URL": redis_cluster.url, "REDISCHED_REDIS_CLUSTER": "1"}
+        got = runner.invoke(main, ["get", t, "j"], env=env)
+        assert got.exit_code == 0 and json.loads(got.output)["body"] == "hello", got.output
+    stats = runner.invoke(main, ["stats", "--redis-url", redis_cluster.url, "--redis-cluster"])
+    assert stats.exit_code == 0, stats.output
+
+
 def test_a_topics_keys_share_one_slot() -> None:
     keys = TopicKeys("redisched", "emails")
     slots = {key_slot(keys.name(part).encode()) for part in ("jobs", "ready", "meta", "wake")}

@@ -116,3 +116,23 @@ def test_serve_redis_cluster_runs_the_service_on_the_cluster(
         server.send_signal(signal.SIGTERM)
         server.wait(30)
         log.close()
+
+
+async def test_healthz_asks_every_primary_of_a_cluster(
+    http: httpx.AsyncClient, redis_cluster: LocalCluster
+) -> None:
+    """A PING reached one node: /healthz said ok while a primary could not serve (or the
+    cluster's state was fail and every job route answered 503)."""
+    assert (await http.get("/healthz")).status_code == 200
+    port = max(redis_cluster.masters())  # a primary other than the URL's node, most likely
+    with redis_cluster.connect(port) as node:
+        node.config_set("requirepass", "healthz-test-password")  # it refuses everyone now
+        node.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # even them
+        try:
+            answer = await http.get("/healthz")
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["redis"] != "ok"
+        finally:
+            node.execute_command("AUTH", "healthz-test-password")
+            node.config_set("requirepass", "")
+    assert (await http.get("/healthz")).status_code == 200

@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -92,8 +93,10 @@ def client_for(url: str | None) -> Client:
         raise InvalidArgument(
             "--redis-url", f"is empty: give a Redis URL, or leave the option out for {DEFAULT_URL}"
         )
+    context = click.get_current_context(silent=True)
+    cluster = bool(context and context.meta.get(_CLUSTER))
     try:
-        return Client.from_url(url or DEFAULT_URL)
+        return Client.from_url(url or DEFAULT_URL, cluster=cluster)
     except (ValueError, TypeError) as exc:  # InvalidArgument, or redis-py's parse errors
         from .preflight import not_a_redis_url
 
@@ -114,13 +117,38 @@ def _echo(data: Any) -> None:
     echo_json(data)
 
 
-url_option = click.option(
+F = TypeVar("F", bound=Callable[..., Any])
+_CLUSTER = "redisched.cluster"  # the click context's meta key of --redis-cluster
+
+
+def _remember_cluster(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[_CLUSTER] = value
+    return value
+
+
+_url = click.option(
     "--redis-url",
     envvar="REDISCHED_REDIS_URL",
     metavar="URL",
     help="Redis to work on (`serve` prints its own). "
     f"[env REDISCHED_REDIS_URL; default {DEFAULT_URL}]",
 )
+# kept in the context, not passed: every job command takes it without a parameter of its own
+_cluster = click.option(
+    "--redis-cluster",
+    envvar="REDISCHED_REDIS_CLUSTER",
+    is_flag=True,
+    expose_value=False,
+    callback=_remember_cluster,
+    help="--redis-url is a node of a Redis Cluster. [env REDISCHED_REDIS_CLUSTER]",
+)
+
+
+def url_option(command: F) -> F:
+    """``--redis-url`` and ``--redis-cluster`` (read by :func:`client_for`)."""
+    return _url(_cluster(command))
+
+
 run_at_help = "When the job is due: RFC 3339 with an offset, or epoch seconds."
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,10 +25,26 @@ async def healthz(request: Request) -> Response:
     if failures:
         return json_response(schemas.Health("unavailable", "; ".join(failures)), 503)
     try:
-        await rt.client.redis.ping()
+        problem = await _redis_problem(rt.client.redis)
     except (RedisError, OSError) as exc:
-        return json_response(schemas.Health("unavailable", str(exc)), 503)
+        problem = str(exc)
+    if problem:
+        return json_response(schemas.Health("unavailable", problem), 503)
     return json_response(schemas.Health("ok", "ok"))
+
+
+async def _redis_problem(redis: Any) -> str | None:
+    """Why Redis cannot serve every topic, or None. On a cluster a PING reaches one node, which
+    answers while the cluster is down (``cluster_state:fail``) or a primary is gone: the state
+    is read and every primary pinged."""
+    if not isinstance(redis, RedisCluster):
+        await redis.ping()
+        return None
+    state = (await redis.cluster_info()).get("cluster_state")
+    if state != "ok":
+        return f"the Redis Cluster's state is {state!r}"
+    await redis.ping(target_nodes=RedisCluster.PRIMARIES)
+    return None
 
 
 async def metrics(request: Request) -> Response:
