@@ -240,6 +240,32 @@ def test_sse_tail_ends_when_the_server_stops(tmp_path: Path, topic: str) -> None
     assert "graceful shutdown exceeded" not in log.read_text()
 
 
+async def test_sse_tail_rides_out_a_redis_outage(py: Any, topic: str) -> None:
+    """A read of the feed that failed (the embedded redis-server killed and restarted) cut
+    every open tail mid-chunk, with two tracebacks each in the log ("Caught handled
+    exception, but response already started"). The tail now goes on reading."""
+    import asyncio
+
+    from redisched.errors import BackendError
+    from redisched.http.routes_history import _tail
+
+    class Outage:
+        """The client, but its first read of the feed fails as in an outage."""
+
+        failed = False
+
+        async def events(self, *args: Any, **kwargs: Any) -> Any:
+            if not self.failed:
+                self.failed = True
+                raise BackendError("Redis is unavailable: Connection refused")
+            return await py.events(*args, **kwargs)
+
+    await py.put(topic, "after", b"1")
+    stream = _tail(Outage(), topic, [], None, 10, asyncio.Event())  # type: ignore[arg-type]
+    messages = [await anext(stream) for _ in range(2)]
+    assert messages[0] == b"retry: 1000\n\n" and b'"id":"after"' in messages[1]
+
+
 def test_a_head_of_the_sse_tail_ends(server: str, topic: str) -> None:
     # HEAD sends no body, so the tail behind it never ended: the keep-alive connection hung
     # (and the tail read the feed four times a second) until the client went.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -19,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from .. import shapes
 from ..client import AsyncClient
-from ..errors import InvalidArgument
+from ..errors import BackendError, InvalidArgument
 from ..json_body import to_json
 from ..models import JobEvent, JobHistory
 from ..partition_setting import finished_page, run_async
@@ -30,6 +31,8 @@ from .partitioned import finding, layout, route
 from .paths import path_param
 from .routes_topics import query_int
 from .runtime import runtime
+
+log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.25
 """Seconds between two reads of an idle feed by an SSE tail."""
@@ -155,7 +158,11 @@ async def _tail(
             if idle >= KEEPALIVE:
                 idle = 0.0
                 yield b": keep-alive\n\n"
-        events = await client.events(topic, after=after, limit=limit)
+        try:
+            events = await client.events(topic, after=after, limit=limit)
+        except BackendError as exc:  # an outage: the stream waits it out (its reads retried)
+            log.warning("events of %r: %s; the stream goes on after it", topic, exc)
+            events = []
 
 
 _TOPIC = "/v1/topics/{topic}"
