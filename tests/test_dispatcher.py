@@ -753,3 +753,31 @@ async def test_giving_back_many_jobs_joins_their_releases_and_skips_a_lost_one(
         if i != 2:
             assert stored.attempts == 0  # unstarted: no attempt spent
     assert "could not give back job 'j2'" in caplog.text
+
+
+async def test_a_topic_whose_settings_cannot_be_read_holds_up_no_other(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any, monkeypatch: Any
+) -> None:
+    """One topic's settings unreadable (its Redis Cluster primary down) failed the whole
+    refresh: a topic given a webhook meanwhile, on a healthy node, was never delivered."""
+    from redisched import BackendError
+
+    other = f"{topic}-other"
+    dispatcher = await dispatchers()
+    read = dispatcher.client.config
+
+    async def config(name: str) -> Any:
+        if name == topic:
+            raise BackendError("Redis is unavailable: Connection refused (a primary is down)")
+        return await read(name)
+
+    monkeypatch.setattr(dispatcher.client, "config", config)
+    await client.put(topic, "stuck", b"{}")  # registers the topic
+    await configure(client, topic, receiver)
+    await configure(client, other, receiver)
+    await client.put(other, "a", b"{}")
+    await until(lambda: drained(client, other))  # delivered though the refresh met a failure
+    assert receiver.of("stuck") == []
+    monkeypatch.undo()  # the primary is back: the topic is read, and delivered
+    await until(lambda: drained(client, topic))
+    assert len(receiver.of("stuck")) == 1

@@ -244,8 +244,11 @@ class Dispatcher:
 
     async def _refresh(self) -> None:
         names = await self.client.topics()
-        configs = await per_topic(names, self.client.config)
-        wanted = {t: c for t, c in zip(names, configs, strict=True) if c.webhook is not None}
+        configs = await per_topic(names, self._config)
+        unread = {t for t, c in zip(names, configs, strict=True) if c is None}
+        wanted = {
+            t: c for t, c in zip(names, configs, strict=True) if c is not None and c.webhook
+        }
         for topic, config in wanted.items():
             runner = self._runners.get(topic)
             assert config.webhook is not None
@@ -266,11 +269,22 @@ class Dispatcher:
                 runner.start()
             else:
                 runner.configure(config)
-        for topic in [t for t in self.held if t not in wanted]:
+        for topic in [t for t in self.held if t not in wanted and t not in unread]:
             del self.held[topic]
             self.metrics.held(topic, False)
-        for topic in [t for t in self._runners if t not in wanted]:
+        for topic in [t for t in self._runners if t not in wanted and t not in unread]:
             self._retire(topic)
+
+    async def _config(self, topic: str) -> TopicConfig | None:
+        """The topic's settings, or None when they cannot be read now: on a Redis Cluster
+        with a primary down, one unreadable topic made the whole refresh fail, so topics on
+        the healthy nodes that got a webhook meanwhile were never delivered. An unread topic
+        keeps its runner (or its absence) until a later refresh reads it."""
+        try:
+            return await self.client.config(topic)
+        except BackendError as exc:
+            log.warning("could not read the settings of topic %r: %s", topic, exc)
+            return None
 
     def _retire(self, topic: str) -> None:
         self._spawn(self._runners.pop(topic).stop(self.grace), f"redisched-retire:{topic}")
