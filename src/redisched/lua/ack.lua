@@ -27,6 +27,7 @@
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11]
+if #KEYS ~= 11 then return redis.error_reply('ERR ack: expected 11 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -36,10 +37,13 @@ local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer
 local now, now_text = ARGV[1] ~= '' and tonumber(ARGV[1]), nil
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if now == nil then return redis.error_reply('ERR ack: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   -- the ms as text (the finished records' score, no format), then as a number: one tonumber
   now_text = clock[1] .. string.sub('00000' .. clock[2], -6, -4)
   now = tonumber(now_text)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0 (Lua 5.1)
+  return redis.error_reply('ERR ack: now_ms must be an integer >= 0')
 end
 if #ARGV < 4 or #ARGV % 3 ~= 1 then
   return redis.error_reply('ERR ack: expected id/token/result triples')

@@ -37,6 +37,7 @@ local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local meta_key, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local schedules_key, refill_key = KEYS[13], KEYS[14]
+if #KEYS ~= 14 then return redis.error_reply('ERR delete: expected 14 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -48,6 +49,9 @@ local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. t
 local CANCEL_SENT = 'was running; cancel sent' -- the deleted event's detail for a running job
 local id = ARGV[1]
 local if_version = tonumber(ARGV[2])
+if ARGV[2] ~= '' and not (if_version and if_version % 1 == 0 and if_version >= 1) then
+  return redis.error_reply('ERR delete: if_version must be an integer >= 1 or empty')
+end
 local now = tonumber(ARGV[3])
 local aborting = ARGV[4] == 'abort'
 local reason = aborting and ARGV[5] ~= '' and ARGV[5] or nil
@@ -64,8 +68,11 @@ local function whole_characters(text, most)
 end
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[3] ~= '' then return redis.error_reply('ERR delete: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR delete: now_ms must be an integer >= 0')
 end
 
 local raw = redis.call('HGET', jobs_key, id)

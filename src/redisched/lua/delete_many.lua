@@ -29,6 +29,7 @@ local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local meta_key, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local schedules_key, refill_key = KEYS[13], KEYS[14]
+if #KEYS ~= 14 then return redis.error_reply('ERR delete_many: expected 14 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -40,8 +41,13 @@ local CANCEL_SENT = 'was running; cancel sent' -- the deleted event's detail for
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[1] ~= '' then
+    return redis.error_reply('ERR delete_many: now_ms must be an integer >= 0')
+  end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR delete_many: now_ms must be an integer >= 0')
 end
 local STATES = {scheduled = SCHEDULED, ready = READY, reserved = RESERVED, dead = DEAD}
 local wanted = STATES[ARGV[2]]

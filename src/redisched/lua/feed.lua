@@ -12,9 +12,19 @@
 --   is '' when there is none; kind is one of the event kinds of history.lua.
 -- Complexity: O(log N + E) for E events read (limit plus the rest of the entries touched).
 local feed_key = KEYS[1]
+if #KEYS ~= 1 then return redis.error_reply('ERR feed: expected 1 key') end
 local after_id, after_index, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local latest = ARGV[4] == '1'
 if not limit or limit < 1 then return redis.error_reply('ERR feed: limit must be >= 1') end
+if limit % 1 ~= 0 or limit > 10000 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR feed: limit must be an integer from 1 to 10000')
+end
+if ARGV[2] ~= '' and not (after_index and after_index % 1 == 0 and after_index >= 0) then
+  return redis.error_reply('ERR feed: after_index must be an integer >= 0 or empty')
+end
+if not latest and ARGV[4] ~= '0' and ARGV[4] ~= '' then
+  return redis.error_reply('ERR feed: latest must be 0 or 1')
+end
 -- An entry holds its events as pairs: the event as the job's log stores it (struct '>BdIIH'
 -- kind, at_ms, version, attempt, detail length, then the detail: at least EVENT_HEADER
 -- bytes) and the job's id. Entries written by earlier versions hold six one-letter fields per

@@ -16,6 +16,7 @@
 -- Complexity: O(log N + S) for S finished jobs looked at (S <= 10 * limit); O(log^2 N) more
 --   when the after job is gone (a binary search among the jobs of its finished time).
 local finished_key, history_key = KEYS[1], KEYS[2]
+if #KEYS ~= 2 then return redis.error_reply('ERR finished: expected 2 keys') end
 local after_score, after_member = ARGV[1], ARGV[2]
 local limit, wanted = tonumber(ARGV[3]), ARGV[4]
 -- The finished record (see ack.lua): these fields, in this order.
@@ -57,8 +58,12 @@ end
 if not limit or limit < 1 then
   return redis.error_reply('ERR finished: limit must be >= 1')
 end
+if limit % 1 ~= 0 or limit > 10000 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR finished: limit must be an integer from 1 to 10000')
+end
 local resuming = after_score ~= '' or after_member ~= ''
-if resuming and (not tonumber(after_score) or after_member == '') then
+local score = tonumber(after_score)
+if resuming and (not score or score ~= score or after_member == '') then -- NaN ~= NaN
   return redis.error_reply('ERR finished: after_score must be a number and after_member not empty')
 end
 if wanted ~= '' and not ({done = 1, cancelled = 1, dead = 1, pulled = 1, aborted = 1})[wanted] then

@@ -13,6 +13,7 @@
 --   replacement waiting for the running attempt to end.
 -- Complexity: O(1).
 local jobs_key, reserved_key, pending_key, errors_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if #KEYS ~= 4 then return redis.error_reply('ERR get: expected 4 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -23,8 +24,11 @@ local STATE_NAMES = {[SCHEDULED] = 'scheduled', [READY] = 'ready', [RESERVED] = 
 local id = ARGV[2]
 local now = tonumber(ARGV[1])
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR get: now_ms must be an integer >= 0') end
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR get: now_ms must be an integer >= 0')
 end
 
 local raw = redis.call('HGET', jobs_key, id)

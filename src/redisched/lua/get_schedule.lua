@@ -10,6 +10,7 @@
 --   and last_time_ms is the latest of them (0: none).
 -- Complexity: O(N) for N ids.
 local schedules_key = KEYS[1]
+if #KEYS ~= 1 then return redis.error_reply('ERR get_schedule: expected 1 key') end
 -- A schedule's record: a MessagePack stream of these fields, in this order (lua/README.md).
 local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
   S_MAX_ATTEMPTS, S_BODY, S_CRON, S_TZ, S_START_AT, S_TIMES =

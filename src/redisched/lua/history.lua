@@ -14,6 +14,7 @@
 --   when an earlier life of the id finished.
 -- Complexity: O(E) for E events of the job (at most 16).
 local jobs_key, pending_key, errors_key, history_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if #KEYS ~= 4 then return redis.error_reply('ERR history: expected 4 keys') end
 local id = ARGV[1]
 
 -- The record (see put.lua) and the finished record (see ack.lua): these fields, in this order.

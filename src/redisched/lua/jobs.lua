@@ -29,6 +29,7 @@
 --   the after job has left its place (a binary search among the jobs of its score).
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key = KEYS[5], KEYS[6], KEYS[7]
+if #KEYS ~= 7 then return redis.error_reply('ERR jobs: expected 7 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -71,8 +72,11 @@ local STATE_NAMES = {[SCHEDULED] = 'scheduled', [READY] = 'ready', [RESERVED] = 
 local READY_MEMBER_PREFIX = 12 -- a ready member is a %012x sequence number, then the id
 local now = tonumber(ARGV[1])
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR jobs: now_ms must be an integer >= 0') end
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR jobs: now_ms must be an integer >= 0')
 end
 local DEFAULT_LIMIT, DEFAULT_SCAN = 100, 2000
 local state_name, prefix = ARGV[2], ARGV[7]
@@ -82,6 +86,14 @@ local scan = tonumber(ARGV[8])
 if ARGV[8] == '' and limit then scan = math.max(DEFAULT_SCAN, limit) end
 if not limit or limit < 1 or not scan or scan < limit then
   return redis.error_reply('ERR jobs: limit must be >= 1 and scan >= limit')
+end
+-- NaN, +-inf and fractions fail n % 1 == 0; the loops run up to limit and scan times
+if limit % 1 ~= 0 or limit > 10000 or scan % 1 ~= 0 or scan > 100000 then
+  return redis.error_reply('ERR jobs: limit must be an integer from 1 to 10000, scan an integer '
+    .. 'up to 100000')
+end
+if ARGV[3] ~= '' and not (after_part and after_part % 1 == 0) then
+  return redis.error_reply('ERR jobs: after_part must be an integer or empty')
 end
 
 -- A state's order is a run of parts: rank ranges [first, stop) of sorted sets, in the
@@ -103,7 +115,8 @@ end
 local from_part, from_rank = 1, parts[1].first
 if ARGV[3] ~= '' or after_score ~= '' or after_member ~= '' then
   local part = after_part and parts[after_part]
-  if not part or not tonumber(after_score) or after_member == '' then
+  local score = tonumber(after_score)
+  if not part or not score or score ~= score or after_member == '' then -- NaN ~= NaN
     return redis.error_reply('ERR jobs: after_part must be a part of the state, after_score a ' ..
       'number and after_member not empty')
   end

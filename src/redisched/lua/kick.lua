@@ -15,6 +15,7 @@
 local jobs_key, ready_key, dead_key, meta_key, wake_channel = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5]
 local feed_key = KEYS[6]
+if #KEYS ~= 6 then return redis.error_reply('ERR kick: expected 6 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -23,12 +24,18 @@ local function decode(raw) return {cmsgpack.unpack(raw)} end
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR kick: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR kick: now_ms must be an integer >= 0')
 end
 local DEFAULT_LIMIT = 100
 local limit = ARGV[3] == '' and DEFAULT_LIMIT or tonumber(ARGV[3])
 if not limit or limit < 1 then return redis.error_reply('ERR kick: limit must be >= 1') end
+if limit % 1 ~= 0 or limit > 10000 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR kick: limit must be an integer from 1 to 10000')
+end
 
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,

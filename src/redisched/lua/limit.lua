@@ -30,14 +30,21 @@
 -- Complexity: O((F + G) log S + log M) for F freed and G granted slots out of S held.
 local slots_key, bucket_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
 local scheduled_key, ready_key, reserved_key, wake_channel = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+if #KEYS ~= 7 then return redis.error_reply('ERR limit: expected 7 keys') end
 local now = tonumber(ARGV[1])
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR limit: now_ms must be an integer >= 0') end
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR limit: now_ms must be an integer >= 0')
 end
 local want, hold = tonumber(ARGV[2]), tonumber(ARGV[3])
 if not want or want < 0 or not hold or hold < 1 then
   return redis.error_reply('ERR limit: want must be >= 0 and hold_ms >= 1')
+end
+if want % 1 ~= 0 or want > 1000 or hold % 1 ~= 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR limit: want must be an integer from 0 to 1000, hold_ms an integer')
 end
 
 -- the indexes as text: Redis formats a number argument (~2,200 instructions each)

@@ -20,6 +20,7 @@ local jobs_key, scheduled_key, ready_key, errors_key, meta_key = KEYS[1], KEYS[2
   KEYS[4], KEYS[5]
 local schedules_key, refill_key = KEYS[6], KEYS[7]
 local feed_key, history_key, finished_key = KEYS[8], KEYS[9], KEYS[10]
+if #KEYS ~= 10 then return redis.error_reply('ERR pull: expected 10 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -28,13 +29,19 @@ local function decode(raw) return {cmsgpack.unpack(raw)} end
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR pull: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR pull: now_ms must be an integer >= 0')
 end
 local DEFAULT_PROMOTE_LIMIT = 1000
 local promote_limit = ARGV[2] == '' and DEFAULT_PROMOTE_LIMIT or tonumber(ARGV[2])
 if not promote_limit or promote_limit < 0 then
   return redis.error_reply('ERR pull: promote_limit must be >= 0')
+end
+if promote_limit % 1 ~= 0 or promote_limit > 10000 then -- NaN, inf, fractions: n % 1 ~= 0
+  return redis.error_reply('ERR pull: promote_limit must be an integer from 0 to 10000')
 end
 if redis.call('HGET', meta_key, 'paused') == '1' then return nil end
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:

@@ -48,6 +48,7 @@ local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[
 local dead_key, pending_key, errors_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local meta_key, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local schedules_key, refill_key = KEYS[13], KEYS[14]
+if #KEYS ~= 14 then return redis.error_reply('ERR purge: expected 14 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -59,21 +60,25 @@ local PURGED, PURGED_RUNNING = 'purged', 'purged; was running; cancel sent' -- e
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR purge: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR purge: now_ms must be an integer >= 0')
 end
 local DEFAULT_LIMIT = 200
 local state_name = ARGV[2]
 local limit = ARGV[3] == '' and DEFAULT_LIMIT or tonumber(ARGV[3])
-if not limit or limit < 1 or limit > 10000 then
+-- NaN, +-inf and fractions fail n % 1 == 0 (Lua 5.1: n - floor(n) * 1)
+if not limit or limit < 1 or limit > 10000 or limit % 1 ~= 0 then
   return redis.error_reply('ERR purge: limit must be 1 to 10000')
 end
 local before = tonumber(ARGV[4]) -- nil: the first call of a purge
-if ARGV[4] ~= '' and not before then
+if ARGV[4] ~= '' and not (before and before % 1 == 0 and before >= 0) then
   return redis.error_reply('ERR purge: before must be an integer or empty')
 end
 local up_to_seq = tonumber(ARGV[5] or '') -- nil: the first call of a purge
-if (ARGV[5] or '') ~= '' and not up_to_seq then
+if (ARGV[5] or '') ~= '' and not (up_to_seq and up_to_seq % 1 == 0 and up_to_seq >= 0) then
   return redis.error_reply('ERR purge: up_to_seq must be an integer or empty')
 end
 up_to_seq = up_to_seq or tonumber(redis.call('HGET', meta_key, 'seq')) or 0

@@ -24,9 +24,11 @@
 --   the new version waits until the running attempt ends; its holder is told to stop with
 --   c<token>:<id> on the wake channel), 5 version conflict (if_version
 --   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
---   replace: 1 replaces an existing job, anything else does not; 2 (create-only) or 3
---   (replace) also append the job as stored, as get.lua returns it (one job per call only),
---   or false when nothing was stored (exists, version conflict, pending: read it with get).
+--   replace: 1 replaces an existing job, 0 or empty does not (other values are refused); 2
+--   (create-only) or 3 (replace) also append the job as stored, as get.lua returns it (one
+--   job per call only), or false when nothing was stored (exists, version conflict, pending:
+--   read it with get). Numbers are whole: now_ms, run_at_ms, delay_ms >= 0, ttr_ms >= 1,
+--   max_attempts >= 0, if_version >= 1, priority from -2^31 to 2^31 - 1.
 --   Empty run_at_ms means now + delay_ms; empty ttr_ms / max_attempts take the topic's
 --   defaults (meta fields ttr, max_attempts), else 60000 ms / 25 attempts (a job then goes
 --   dead after its 25th failed attempt, like Sidekiq's 25 retries). A created job gets a put
@@ -37,6 +39,7 @@
 local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local feed_key, history_key = KEYS[9], KEYS[10]
+if #KEYS ~= 10 then return redis.error_reply('ERR put: expected 10 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -49,18 +52,28 @@ local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25
 -- matched as text: a tonumber call costs Redis ~400 instructions, a comparison of interned
 -- strings next to nothing. TIME's texts convert as arithmetic does, without the call. An
 -- argument read more than once is read into a local (ARGV is a global: two table reads).
+-- A number that was parsed is checked on that path only: nil (not a number) is refused, never
+-- taken for the default, and n % 1 == 0 (Lua 5.1: n - floor(n) * 1) refuses NaN, +-inf and
+-- fractions in one comparison.
 local argc = #ARGV
 local jobs_in_call = (argc - 8) / 2
 local now = ARGV[1] ~= '' and tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if now == nil then return redis.error_reply('ERR put: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+elseif now % 1 ~= 0 or now < 0 then
+  return redis.error_reply('ERR put: now_ms must be an integer >= 0')
 end
 local DEFAULT_DELAY, DEFAULT_PRIORITY = 0, 0
 local delay_arg, priority_arg = ARGV[3], ARGV[5]
 local delay = (delay_arg == '' or delay_arg == '0') and DEFAULT_DELAY or tonumber(delay_arg)
-local run_at = ARGV[2] ~= '' and tonumber(ARGV[2]) or (delay and now + delay)
+local run_at = ARGV[2] ~= '' and tonumber(ARGV[2])
+if run_at == nil or run_at and (run_at % 1 ~= 0 or run_at < 0) then
+  return redis.error_reply('ERR put: run_at_ms must be an integer >= 0 or empty')
+end
+run_at = run_at or (delay and now + delay)
 local priority = (priority_arg == '' or priority_arg == '0') and DEFAULT_PRIORITY
   or tonumber(priority_arg)
 local mode = ARGV[7] -- 1 replace, 2 create-only and read back, 3 replace and read back
@@ -69,6 +82,19 @@ local if_version = ARGV[8] ~= '' and tonumber(ARGV[8])
 if not run_at or not priority or argc < 10 or argc % 2 ~= 0
   or (read_back and argc > 10) then
   return redis.error_reply('ERR put: bad arguments (run_at/delay, priority, id/body pairs)')
+end
+if delay ~= DEFAULT_DELAY and not (delay and delay % 1 == 0 and delay >= 0) then
+  return redis.error_reply('ERR put: delay_ms must be an integer >= 0 or empty')
+end
+if priority ~= DEFAULT_PRIORITY
+  and not (priority % 1 == 0 and priority >= -2147483648 and priority <= 2147483647) then
+  return redis.error_reply('ERR put: priority must be an integer from -2^31 to 2^31 - 1')
+end
+if not replace and not read_back and mode ~= '0' and mode ~= '' then
+  return redis.error_reply('ERR put: replace must be 0, 1, 2, 3 or empty')
+end
+if if_version == nil or if_version and (if_version % 1 ~= 0 or if_version < 1) then
+  return redis.error_reply('ERR put: if_version must be an integer >= 1 or empty')
 end
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
@@ -87,10 +113,16 @@ local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'feed_e
 local history_on = settings[1] ~= '0'
 local keep_events = settings[2] and tonumber(settings[2]) or 10000
 local feed_epoch = settings[3] -- false until the feed's first entry (flush_feed)
-local ttr = ARGV[4] ~= '' and tonumber(ARGV[4]) or settings[4] and tonumber(settings[4])
-  or DEFAULT_TTR_MS
+local ttr = ARGV[4] ~= '' and tonumber(ARGV[4])
+if ttr == nil or ttr and (ttr % 1 ~= 0 or ttr < 1) then
+  return redis.error_reply('ERR put: ttr_ms must be an integer >= 1 or empty')
+end
+ttr = ttr or settings[4] and tonumber(settings[4]) or DEFAULT_TTR_MS
 local max_attempts = ARGV[6] ~= '' and tonumber(ARGV[6])
-  or settings[5] and tonumber(settings[5]) or DEFAULT_MAX_ATTEMPTS
+if max_attempts == nil or max_attempts and (max_attempts % 1 ~= 0 or max_attempts < 0) then
+  return redis.error_reply('ERR put: max_attempts must be an integer >= 0 or empty')
+end
+max_attempts = max_attempts or settings[5] and tonumber(settings[5]) or DEFAULT_MAX_ATTEMPTS
 local paused = settings[6] == '1'
 local dedup_window -- meta dedup_window_ms, or 0: read when first needed
 -- sized for a put of one job, whose event is added with no resize (a nil in a constructor

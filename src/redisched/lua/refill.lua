@@ -20,6 +20,7 @@
 -- Complexity: O(T + log M) for T times.
 local jobs_key, scheduled_key, schedules_key, refill_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local meta_key, wake_channel, feed_key, history_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+if #KEYS ~= 8 then return redis.error_reply('ERR refill: expected 8 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -33,11 +34,16 @@ local STALE, REFILLED = 0, 1
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR refill: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR refill: now_ms must be an integer >= 0')
 end
 local id, version = ARGV[2], tonumber(ARGV[3])
-if not version then return redis.error_reply('ERR refill: version must be an integer') end
+if not version or version % 1 ~= 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR refill: version must be an integer')
+end
 local times = {}
 for i = 4, #ARGV, 1 do
   local time = tonumber(ARGV[i])

@@ -31,6 +31,7 @@
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, pending_key, errors_key, meta_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local wake_channel, feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+if #KEYS ~= 12 then return redis.error_reply('ERR release: expected 12 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -40,14 +41,20 @@ local STALE, RELEASED, WENT_DEAD, REPLACED = 0, 1, 2, 3
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR release: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR release: now_ms must be an integer >= 0')
 end
 local DEFAULT_DELAY = 0
 local id, token, error_text = ARGV[2], tonumber(ARGV[3]), ARGV[5]
 local delay = ARGV[4] == '' and DEFAULT_DELAY or tonumber(ARGV[4])
 local refund = ARGV[6] == '1'
 if not delay or delay < 0 then return redis.error_reply('ERR release: delay_ms must be >= 0') end
+if delay ~= DEFAULT_DELAY and delay % 1 ~= 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR release: delay_ms must be an integer >= 0')
+end
 if ARGV[6] ~= '0' and ARGV[6] ~= '' and not refund then
   return redis.error_reply('ERR release: refund must be 0 or 1')
 end

@@ -28,6 +28,7 @@
 local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local feed_key = KEYS[9]
+if #KEYS ~= 9 then return redis.error_reply('ERR reschedule: expected 9 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -38,16 +39,33 @@ local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. t
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[1] ~= '' then
+    return redis.error_reply('ERR reschedule: now_ms must be an integer >= 0')
+  end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR reschedule: now_ms must be an integer >= 0')
 end
 local DEFAULT_DELAY_MS = 0
 local id = ARGV[2]
 local delay = ARGV[4] == '' and DEFAULT_DELAY_MS or tonumber(ARGV[4])
-local run_at = tonumber(ARGV[3]) or (delay and now + delay)
+local run_at = tonumber(ARGV[3])
+-- NaN, +-inf and fractions fail n % 1 == 0 (Lua 5.1: n - floor(n) * 1)
+if ARGV[3] ~= '' and not (run_at and run_at % 1 == 0 and run_at >= 0) then
+  return redis.error_reply('ERR reschedule: run_at_ms must be an integer >= 0 or empty')
+end
+run_at = run_at or (delay and now + delay)
 local new_priority = tonumber(ARGV[5])
 if not run_at or (ARGV[5] ~= '' and not new_priority) then
   return redis.error_reply('ERR reschedule: bad arguments (run_at/delay, priority)')
+end
+if ARGV[4] ~= '' and not (delay and delay % 1 == 0 and delay >= 0) then
+  return redis.error_reply('ERR reschedule: delay_ms must be an integer >= 0 or empty')
+end
+if new_priority and not (new_priority % 1 == 0 and new_priority >= -2147483648
+    and new_priority <= 2147483647) then
+  return redis.error_reply('ERR reschedule: priority must be an integer from -2^31 to 2^31 - 1')
 end
 local STATES = {scheduled = SCHEDULED, ready = READY, reserved = RESERVED, dead = DEAD}
 local wanted = STATES[ARGV[6]]

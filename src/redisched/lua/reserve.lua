@@ -27,10 +27,12 @@
 --   call: a burst of jobs due at once goes to ready in steps the size of the leases, so that
 --   no call runs long (~10 µs per promoted job). When nothing was ready, the jobs promoted are
 --   leased at once (they are the next in ready order), never written as ready.
+--   Numbers are whole: count 1 to 10000, ttr_ms >= 1, promote_limit >= 0, times 0 or 1.
 -- Complexity: O((P + N) log M) for P promoted and N leased jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local errors_key, meta_key, schedules_key, refill_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local feed_key, history_key = KEYS[9], KEYS[10]
+if #KEYS ~= 10 then return redis.error_reply('ERR reserve: expected 10 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -40,14 +42,17 @@ local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local now, now_text = ARGV[1] ~= '' and tonumber(ARGV[1]), ARGV[1]
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if now == nil then return redis.error_reply('ERR reserve: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   -- the same ms as text (no format: µs' first 3 of 6 digits), then as a number (coerced by
   -- the addition: one strtod, no tonumber)
   local us = clock[2]
   now_text = clock[1] .. (#us == 6 and string.sub(us, 1, 3) or string.sub('00000' .. us, -6, -4))
   now = now_text + 0
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0 (Lua 5.1)
+  return redis.error_reply('ERR reserve: now_ms must be an integer >= 0')
 end
-local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT = 1, 1000
+local DEFAULT_COUNT, DEFAULT_PROMOTE_LIMIT, MAX_COUNT = 1, 1000, 10000
 -- the usual texts (a count of one, the default limit as the clients send it) without tonumber
 local count = ARGV[2] == '' and DEFAULT_COUNT or ARGV[2] == '1' and 1 or tonumber(ARGV[2])
 local ttr_override = ARGV[3] ~= '' and tonumber(ARGV[3])
@@ -58,6 +63,20 @@ local promote_limit = (ARGV[4] == '' or ARGV[4] == '1000') and DEFAULT_PROMOTE_L
 local times = ARGV[5] ~= '0'
 if not count or count < 1 or not promote_limit or promote_limit < 0 then
   return redis.error_reply('ERR reserve: count must be >= 1 and promote_limit >= 0')
+end
+-- the usual texts above skip these: only a parsed number can be NaN, inf or a fraction
+if count ~= DEFAULT_COUNT and (count % 1 ~= 0 or count > MAX_COUNT) then
+  return redis.error_reply('ERR reserve: count must be an integer from 1 to 10000')
+end
+if promote_limit ~= DEFAULT_PROMOTE_LIMIT and promote_limit % 1 ~= 0 then
+  return redis.error_reply('ERR reserve: promote_limit must be an integer >= 0')
+end
+if ttr_override ~= false
+  and not (ttr_override and ttr_override % 1 == 0 and ttr_override >= 1) then
+  return redis.error_reply('ERR reserve: ttr_ms must be an integer >= 1 or empty')
+end
+if times and ARGV[5] ~= '' and ARGV[5] ~= '1' then
+  return redis.error_reply('ERR reserve: times must be 0, 1 or empty')
 end
 
 -- Numbers passed to redis.call are formatted as text by Redis (~2,200 instructions each): the

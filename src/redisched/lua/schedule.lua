@@ -54,6 +54,7 @@
 local jobs_key, scheduled_key, ready_key, errors_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local schedules_key, refill_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local feed_key, history_key, finished_key = KEYS[9], KEYS[10], KEYS[11]
+if #KEYS ~= 11 then return redis.error_reply('ERR schedule: expected 11 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -70,8 +71,11 @@ local SCHEDULE_REPLACED = 'schedule replaced' -- the detail of its occurrence's 
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR schedule: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR schedule: now_ms must be an integer >= 0')
 end
 local id, if_version = ARGV[2], tonumber(ARGV[3])
 local every, anchor = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -80,6 +84,26 @@ local priority = tonumber(ARGV[9])
 if not every or every < 0 or every % 1000 ~= 0 or not start_at or not end_at or not priority
     or #ARGV < 13 then
   return redis.error_reply('ERR schedule: bad arguments (every_ms, start_ms, end_ms, priority)')
+end
+-- NaN, +-inf and fractions fail n % 1 == 0 (Lua 5.1: n - floor(n) * 1)
+if start_at % 1 ~= 0 or start_at < 0 or end_at % 1 ~= 0 or end_at < 0 then
+  return redis.error_reply('ERR schedule: start_ms and end_ms must be integers >= 0')
+end
+if priority % 1 ~= 0 or priority < -2147483648 or priority > 2147483647 then
+  return redis.error_reply('ERR schedule: priority must be an integer from -2^31 to 2^31 - 1')
+end
+if ARGV[3] ~= '' and not (if_version and if_version % 1 == 0 and if_version >= 1) then
+  return redis.error_reply('ERR schedule: if_version must be an integer >= 1 or empty')
+end
+if ARGV[5] ~= '' and not (anchor and anchor % 1 == 0) then
+  return redis.error_reply('ERR schedule: anchor_ms must be an integer or empty')
+end
+local ttr_arg, attempts_arg = tonumber(ARGV[8]), tonumber(ARGV[10])
+if ARGV[8] ~= '' and not (ttr_arg and ttr_arg % 1 == 0 and ttr_arg >= 1) then
+  return redis.error_reply('ERR schedule: ttr_ms must be an integer >= 1 or empty')
+end
+if ARGV[10] ~= '' and not (attempts_arg and attempts_arg % 1 == 0 and attempts_arg >= 0) then
+  return redis.error_reply('ERR schedule: max_attempts must be an integer >= 0 or empty')
 end
 local times = {}
 for i = 14, #ARGV, 1 do
@@ -379,8 +403,8 @@ local defaults = redis.call('HMGET', meta_key, 'ttr', 'max_attempts', 'paused')
 local s = {}
 s[S_VERSION], s[S_EVERY], s[S_END_AT], s[S_NEXT] = current + 1, every, end_at, 0
 s[S_LAST], s[S_PRIORITY] = old and old[S_LAST] or 0, priority
-s[S_TTR] = tonumber(ARGV[8]) or tonumber(defaults[1]) or DEFAULT_TTR_MS
-s[S_MAX_ATTEMPTS] = tonumber(ARGV[10]) or tonumber(defaults[2]) or DEFAULT_MAX_ATTEMPTS
+s[S_TTR] = ttr_arg or tonumber(defaults[1]) or DEFAULT_TTR_MS
+s[S_MAX_ATTEMPTS] = attempts_arg or tonumber(defaults[2]) or DEFAULT_MAX_ATTEMPTS
 s[S_BODY], s[S_CRON], s[S_TZ], s[S_START_AT] = ARGV[13], ARGV[11], ARGV[12], start_at
 local waiting_id, waiting
 if old then waiting_id, waiting = find_waiting(id, old) end

@@ -15,10 +15,14 @@
 -- Complexity: O(log M).
 local scheduled_key, ready_key, reserved_key, dead_key, meta_key = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5]
+if #KEYS ~= 5 then return redis.error_reply('ERR stats: expected 5 keys') end
 local now = tonumber(ARGV[1])
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR stats: now_ms must be an integer >= 0') end
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR stats: now_ms must be an integer >= 0')
 end
 local due = redis.call('ZCOUNT', scheduled_key, '-inf', now)
 local future = redis.call('ZCARD', scheduled_key) - due

@@ -12,18 +12,27 @@
 --   head of the queue has waited (with priorities, a job further back may have waited longer).
 -- Complexity: O(limit log M).
 local jobs_key, scheduled_key, ready_key = KEYS[1], KEYS[2], KEYS[3]
+if #KEYS ~= 3 then return redis.error_reply('ERR timeline: expected 3 keys') end
 -- The record's field that this script reads (see put.lua for the whole record).
 local RUN_AT = 7
 local now = tonumber(ARGV[1])
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR timeline: now_ms must be an integer >= 0') end
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR timeline: now_ms must be an integer >= 0')
 end
-local DEFAULT_WIDTH, DEFAULT_LIMIT = 60000, 60
+local DEFAULT_WIDTH, DEFAULT_LIMIT, MAX_LIMIT = 60000, 60, 1440
 local width = ARGV[2] == '' and DEFAULT_WIDTH or tonumber(ARGV[2])
 local limit = ARGV[3] == '' and DEFAULT_LIMIT or tonumber(ARGV[3])
 if not width or width < 1 or not limit or limit < 1 then
   return redis.error_reply('ERR timeline: width_ms and limit must be >= 1')
+end
+-- NaN, +-inf and fractions fail n % 1 == 0; the loop below runs limit times
+if width % 1 ~= 0 or limit % 1 ~= 0 or limit > MAX_LIMIT then
+  return redis.error_reply('ERR timeline: width_ms must be an integer, limit an integer from 1 '
+    .. 'to 1440')
 end
 
 local oldest = -1

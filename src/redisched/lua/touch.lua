@@ -13,6 +13,7 @@
 --   instead of adding one (heartbeats do not flood the job's events or the feed).
 -- Complexity: O(log M).
 local jobs_key, reserved_key, meta_key, feed_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if #KEYS ~= 4 then return redis.error_reply('ERR touch: expected 4 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -22,8 +23,11 @@ local STALE, TOUCHED = 0, 1
 local now = tonumber(ARGV[1])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[1] ~= '' then return redis.error_reply('ERR touch: now_ms must be an integer >= 0') end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR touch: now_ms must be an integer >= 0')
 end
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
@@ -176,6 +180,9 @@ local function flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clo
 end
 
 local id, token, ttr_override = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if ARGV[4] ~= '' and not (ttr_override and ttr_override % 1 == 0 and ttr_override >= 1) then
+  return redis.error_reply('ERR touch: ttr_ms must be an integer >= 1 or empty')
+end
 
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {STALE, 0} end

@@ -21,6 +21,7 @@
 local jobs_key, scheduled_key, ready_key, errors_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local schedules_key, refill_key, meta_key, feed_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local history_key, finished_key = KEYS[9], KEYS[10]
+if #KEYS ~= 10 then return redis.error_reply('ERR unschedule: expected 10 keys') end
 -- The record: a MessagePack stream of these fields, in this order.
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -33,11 +34,19 @@ local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
 local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
 local UNSCHEDULED = 'unscheduled' -- the detail of its waiting occurrence's deleted event
 local id, if_version = ARGV[1], tonumber(ARGV[2])
+if ARGV[2] ~= '' and not (if_version and if_version % 1 == 0 and if_version >= 1) then
+  return redis.error_reply('ERR unschedule: if_version must be an integer >= 1 or empty')
+end
 local now = tonumber(ARGV[3])
 local clock -- TIME's reply when now is the server's clock (flush_feed: a new feed's epoch)
 if not now then
+  if ARGV[3] ~= '' then
+    return redis.error_reply('ERR unschedule: now_ms must be an integer >= 0')
+  end
   clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
+  return redis.error_reply('ERR unschedule: now_ms must be an integer >= 0')
 end
 
 local raw = redis.call('HGET', schedules_key, id)
