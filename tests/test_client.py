@@ -381,9 +381,7 @@ async def test_an_unstarted_release_gives_the_attempt_back(
     again = await api.reserve(topic)
     assert again.attempts == 1  # its one attempt is still whole
     # cut short for the consumer's own reason (a stop): the attempt back, the reason kept
-    assert await api.release(again, reason="the worker stopped", unstarted=True) is (
-        JobState.READY
-    )
+    assert await api.release(again, reason="the worker stopped", unstarted=True) is (JobState.READY)
     job = await api.get(topic, "j")
     assert (job.attempts, job.last_error, job.state) == (0, "the worker stopped", JobState.READY)
     history = await api.history(topic, "j")

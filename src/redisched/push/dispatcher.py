@@ -246,9 +246,7 @@ class Dispatcher:
         names = await self.client.topics()
         configs = await per_topic(names, self._config)
         unread = {t for t, c in zip(names, configs, strict=True) if c is None}
-        wanted = {
-            t: c for t, c in zip(names, configs, strict=True) if c is not None and c.webhook
-        }
+        wanted = {t: c for t, c in zip(names, configs, strict=True) if c is not None and c.webhook}
         for topic, config in wanted.items():
             runner = self._runners.get(topic)
             assert config.webhook is not None
