@@ -355,9 +355,9 @@ class Lifecycle(RuleBasedStateMachine):
         if model.pending is not None:
             self.end_attempt_with_pending(job_id, "released")
             return
-        if unstarted:  # the attempt is given back: no error, never dead
+        if unstarted:  # the attempt is given back, never dead
             model.attempts = max(model.attempts - 1, 0)
-        elif error is not None:
+        if error is not None:  # kept as for any release (an unstarted one says why it came back)
             model.last_error = error
         if not unstarted and model.max_attempts and model.attempts >= model.max_attempts:
             model.state, model.died_at, model.token = "dead", self.now, None
