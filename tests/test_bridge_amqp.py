@@ -784,3 +784,29 @@ def test_only_reply_errors_that_retrying_cannot_cure_count_as_refused_for_good(
     if refusal is not None:
         assert str(reply) in refusal
     assert _refused_for_good(BackendError("no cause")) is None
+
+
+async def test_the_bridge_writes_to_a_redis_cluster(
+    redis_cluster: Any, channel: AbstractChannel, settings: BridgeSettings,
+    bridge_log: IO[bytes],
+) -> None:  # fmt: skip
+    """`bridge amqp` had no --redis-cluster: a put for a topic on another master than the
+    URL's failed with a MOVED reply, for ever."""
+    topics = redis_cluster.topics_on_each_master(f"bridge-{uuid.uuid4().hex[:6]}", 1)
+    process = subprocess.Popen(
+        [
+            REDISCHED, "bridge", "amqp", "--redis-url", redis_cluster.url, "--redis-cluster",
+            "--queue", settings.queue, "--amqp-url", settings.amqp_url,
+        ],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=bridge_log,
+    )  # fmt: skip
+    try:
+        await publish(channel, settings.queue, [{"topic": t, "id": "j", "body": 1} for t in topics])
+        async with AsyncClient.from_url(redis_cluster.url, cluster=True) as cluster:
+
+            async def stored() -> bool:
+                return all([await cluster.get(t, "j") is not None for t in topics])
+
+            await wait_for(stored, 15, "the puts on every master")
+    finally:
+        assert stopped(process, signal.SIGTERM) == 0, log_text(bridge_log)

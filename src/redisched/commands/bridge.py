@@ -11,7 +11,7 @@ import click
 
 from ..bridges.settings import BridgeSettings
 from ..cli import configure_logging
-from ..config import DATA_DIR, REDIS_URL, Settings
+from ..config import DATA_DIR, REDIS_CLUSTER, REDIS_URL, Settings
 from ..setting import default, env_value
 from .options import chosen, fail, option, options
 
@@ -26,9 +26,16 @@ def bridge() -> None:
 @option(
     "redis_url", REDIS_URL, help="Redis to write to; none starts an embedded one in --data-dir."
 )
+@option("redis_cluster", REDIS_CLUSTER)
 @option("data_dir", DATA_DIR, help="The embedded Redis's data folder, without --redis-url.")
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
-def amqp(redis_url: str | None, data_dir: Path | None, verbose: bool, **given: Any) -> None:
+def amqp(
+    redis_url: str | None,
+    redis_cluster: bool | None,
+    data_dir: Path | None,
+    verbose: bool,
+    **given: Any,
+) -> None:
     """Consume a RabbitMQ queue of JSON put/delete messages into redisched.
 
     Each message is acked once Redis has committed it; malformed ones go to the
@@ -42,13 +49,16 @@ def amqp(redis_url: str | None, data_dir: Path | None, verbose: bool, **given: A
     try:
         settings = BridgeSettings.from_env(**chosen(given))
         redis_url = redis_url or env_value(REDIS_URL)
+        cluster = bool(env_value(REDIS_CLUSTER) if redis_cluster is None else redis_cluster)
+        if cluster and not redis_url:
+            raise InvalidArgument("--redis-cluster", "needs the URL of a cluster node (--redis-url)")
         data_dir = data_dir or env_value(DATA_DIR) or default(Settings, "data_dir")
         if redis_url:
-            check_redis(redis_url)
+            check_redis(redis_url, cluster=cluster)
             click.echo(
                 f"redisched bridge: Redis at {redacted(redis_url)}, queue {settings.queue!r}"
             )
-            asyncio.run(run_bridge(redis_url, settings))
+            asyncio.run(run_bridge(redis_url, settings, cluster=cluster))
             return
         with (
             claim_data_dir(data_dir) as folder,
@@ -62,12 +72,13 @@ def amqp(redis_url: str | None, data_dir: Path | None, verbose: bool, **given: A
         raise click.ClickException(str(exc)) from exc
 
 
-async def run_bridge(redis_url: str, settings: BridgeSettings) -> None:
-    """Run one bridge on ``redis_url`` until SIGTERM or SIGINT, then shut down cleanly."""
+async def run_bridge(redis_url: str, settings: BridgeSettings, *, cluster: bool = False) -> None:
+    """Run one bridge on ``redis_url`` (a node of a Redis Cluster with ``cluster``) until
+    SIGTERM or SIGINT, then shut down cleanly."""
     from ..bridges.amqp import AmqpBridge
     from ..client import AsyncClient
 
-    async with AsyncClient.from_url(redis_url) as client:
+    async with AsyncClient.from_url(redis_url, cluster=cluster) as client:
         runner = AmqpBridge(client, settings)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
