@@ -259,6 +259,41 @@ async def test_long_poll_wakes_on_put(http: httpx.AsyncClient, topic: str) -> No
     assert response.status_code == 200 and response.json()["jobs"][0]["body"] == "now"
 
 
+async def test_a_put_wakes_its_topics_long_polls_without_a_lease_each(
+    http: httpx.AsyncClient, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every waiter of a topic made a lease call for each put (250 waiters: 250 calls for one
+    job, and 503s once the connections ran out); they now take turns, and a lease that found
+    the topic drained spares the others theirs."""
+    from redisched.leasing import Lessee
+
+    exchanges = 0
+    exchange = Lessee.exchange
+
+    async def counted(self: Lessee, want: int) -> Any:
+        nonlocal exchanges
+        exchanges += 1
+        return await exchange(self, want)
+
+    monkeypatch.setattr(Lessee, "exchange", counted)
+    waiters = [
+        asyncio.create_task(http.post(topic_url(topic, "/reserve"), json={"wait": 3}))
+        for _ in range(40)
+    ]
+    while exchanges < 40:  # each has made its first lease, and waits
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    first = exchanges
+    for i in range(5):
+        await http.put(job_url(topic, f"j{i}"), json={"body": i})
+        await asyncio.sleep(0.1)
+    answers = await asyncio.gather(*waiters)
+    got = [a.json()["jobs"][0]["id"] for a in answers if a.status_code == 200]
+    assert sorted(got) == [f"j{i}" for i in range(5)]  # each job once
+    assert sorted({a.status_code for a in answers}) == [200, 204]
+    assert exchanges - first <= 20, exchanges - first  # was 5 x 40
+
+
 async def test_long_poll_wakes_when_a_scheduled_job_falls_due(
     http: httpx.AsyncClient, topic: str
 ) -> None:

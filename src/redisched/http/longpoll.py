@@ -105,10 +105,18 @@ async def reserve(
         asyncio.create_task(_watch(receive, gone, lessee.kick)),
         asyncio.create_task(_forward(rt.closing, lessee.kick)),
     ]
+    turns, last = rt.turns, None
     try:
         while True:
             lessee.kick.clear()
-            result = await lessee.exchange(count)
+            woke = time.monotonic()  # after the clear: a put from now on sets the kick again
+            async with turns.lock(topic):  # one lease at a time per topic (turns.Turns)
+                if last is None or not turns.drained_since(topic, woke):
+                    began = time.monotonic()
+                    last = await lessee.exchange(count)
+                    if len(last.jobs) < count:
+                        turns.came_back_short(topic, began)
+            result = last
             if result.jobs:
                 await asyncio.sleep(0)  # let the watcher see a disconnect that just happened
                 if gone.is_set():

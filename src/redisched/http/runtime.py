@@ -20,6 +20,7 @@ from ..partition_setting import PartitionMap
 from ..timing import ServerClock
 from ..wakeup import Wakeups
 from .metrics import Metrics
+from .turns import Turns
 
 
 @dataclass(eq=False)
@@ -41,6 +42,7 @@ class Runtime:
             refused by the target policy); the dashboard shows it.
         services: the background parts running now, in start order.
         partitions: the partitioned topics' layouts as last read (routing by id, reserves).
+        turns: each topic's turn among its long polls (see :class:`~.turns.Turns`).
     """
 
     settings: Settings
@@ -54,6 +56,7 @@ class Runtime:
     held: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
     partitions: PartitionMap = field(default_factory=PartitionMap)
+    turns: Turns = field(default_factory=Turns)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""
