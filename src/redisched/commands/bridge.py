@@ -51,7 +51,8 @@ def amqp(
         redis_url = redis_url or env_value(REDIS_URL)
         cluster = bool(env_value(REDIS_CLUSTER) if redis_cluster is None else redis_cluster)
         if cluster and not redis_url:
-            raise InvalidArgument("--redis-cluster", "needs the URL of a cluster node (--redis-url)")
+            needs = "needs the URL of a cluster node (--redis-url)"
+            raise InvalidArgument("--redis-cluster", needs)
         data_dir = data_dir or env_value(DATA_DIR) or default(Settings, "data_dir")
         if redis_url:
             check_redis(redis_url, cluster=cluster)
