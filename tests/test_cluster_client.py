@@ -181,3 +181,33 @@ async def test_a_put_that_overtook_a_delete_is_listed_again_on_a_cluster(
         async with redisched.AsyncClient.from_url(url, cluster=True, prefix=prefix) as service:
             assert await RequeueLoop(service, interval=1.0).relist_overtaken() == [topic]
         assert topic in operator.topics()
+
+
+async def test_a_worker_starts_while_another_topics_primary_refuses(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A Worker loaded its scripts on every primary at start and raised when one failed: with
+    one primary down it could not start, even for topics on the healthy ones."""
+    from redisched.preflight import check_redis
+
+    here, *elsewhere = redis_cluster.topics_on_each_master("w-start", 1)
+    port = redis_cluster.master_of(TopicKeys("redisched", elsewhere[0]).name("jobs"))
+    done = asyncio.Event()
+    async with redisched.AsyncClient.from_url(redis_cluster.url, cluster=True) as client:
+        with redis_cluster.connect(port) as node:
+            node.config_set("requirepass", "worker-start-test")  # this primary refuses all
+            node.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            try:
+                check_redis(redis_cluster.url, cluster=True)  # the CLI's preflight passes too
+                worker = redisched.Worker(
+                    client, {here: lambda job: done.set()}, handle_signals=False
+                )
+                task = asyncio.create_task(worker.run())
+                await worker.wait_started()
+                await client.put(here, "j", b"x")
+                await asyncio.wait_for(done.wait(), 10)
+                worker.stop()
+                await asyncio.wait_for(task, 10)
+            finally:
+                node.execute_command("AUTH", "worker-start-test")
+                node.config_set("requirepass", "")

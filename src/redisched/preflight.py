@@ -110,7 +110,11 @@ def check_redis(url: str, *, cluster: bool = False) -> None:
     except (redis.RedisError, RedisClusterException) as exc:  # a cluster connects at once
         raise unreachable(url, _cause(exc)) from exc
     try:
-        connection.ping()
+        if isinstance(connection, redis.RedisCluster):  # the node that answered: a PING of
+            # every node failed for one primary down, though its other topics can be served
+            connection.ping(target_nodes=connection.get_default_node())  # type: ignore[no-untyped-call]
+        else:
+            connection.ping()
     except (redis.RedisError, RedisClusterException, OSError) as exc:
         raise unreachable(url, _cause(exc)) from exc
     except (ValueError, TypeError) as exc:

@@ -47,7 +47,7 @@ from .partition_setting import served_topics
 from .retry import Backoff, Retry, TopicBackoff
 from .timing import ServerClock
 from .wakeup import Wakeups
-from .warmup import warm_up
+from .warmup import warm_up_or_warn
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,9 @@ class Worker:
                 except (RedisError, OSError) as exc:
                     raise BackendError(f"Redis is unavailable: {exc}") from exc
                 unsubscribe.append(wakeups.on_abort(topic.name, self._aborter(topic)))
-            await warm_up(self._client, self._clock)  # the first job due later is on time
+            # the first job due later is on time; a cluster primary down (another topic's)
+            # made it raise, and the Worker could not start even for the healthy nodes' topics
+            await warm_up_or_warn(self._client, self._clock, "the worker")
             await self._read_backoffs()
             background = [self._spawn(self._heartbeat(), "heartbeat")]
             runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
