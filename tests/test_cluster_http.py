@@ -136,3 +136,39 @@ async def test_healthz_asks_every_primary_of_a_cluster(
             node.execute_command("AUTH", "healthz-test-password")
             node.config_set("requirepass", "")
     assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_a_partitioned_reserve_passes_over_a_partition_redis_cannot_serve(
+    http: httpx.AsyncClient, redis_cluster: LocalCluster, topic: str
+) -> None:
+    """A reserve of a partitioned topic answered 503 when its rotation reached a partition
+    whose primary was down, though the other partitions held jobs."""
+    from redisched.keys import TopicKeys
+    from redisched.partitions import Partitions
+
+    assert (await http.patch(f"/v1/topics/{topic}", json={"partitions": 6})).status_code == 200
+    layout = Partitions(topic, 6)
+    ids = [f"j{i}" for i in range(24)]
+    for job_id in ids:
+        assert (await http.put(f"/v1/topics/{topic}/jobs/{job_id}", json={"body": 1})).is_success
+    ports = {
+        n: redis_cluster.master_of(TopicKeys("redisched", n).name("jobs")) for n in layout.names
+    }
+    lost = ports[layout.names[0]]
+    served = {i for i in ids if ports[layout.route(i)] != lost}
+    assert served and served != set(ids)  # some partitions on the lost primary, some not
+    with redis_cluster.connect(lost) as node:
+        node.config_set("requirepass", "partition-test")  # this primary refuses everyone
+        node.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        try:
+            got: set[str] = set()
+            for _ in range(len(ids)):
+                answer = await http.post(f"/v1/topics/{topic}/reserve", json={"count": 1})
+                assert answer.status_code in (200, 204), answer.text
+                got |= (
+                    {j["id"] for j in answer.json()["jobs"]} if answer.status_code == 200 else set()
+                )
+            assert got == served
+        finally:
+            node.execute_command("AUTH", "partition-test")
+            node.config_set("requirepass", "")

@@ -8,12 +8,13 @@ route on a topic that is not partitioned pays a dict lookup. A path naming a par
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from starlette.requests import Request
 
-from ..errors import StaleReservation, TopicBusy
+from ..errors import BackendError, StaleReservation, TopicBusy
 from ..leasing import Lessee, Round
 from ..ops import Call
 from ..partition_setting import (
@@ -209,6 +210,11 @@ async def delete_topic(rt: Runtime, topic: str, force: bool) -> int:
     return deleted
 
 
+UNREACHABLE_FOR = 30.0
+"""Seconds a partition whose lease failed (its Cluster primary down) is passed over by
+reserves: finding out again costs the reserve that tries the client's ``retry_for`` (10 s)."""
+
+
 class Lessees:
     """What a long poll needs of a :class:`~redisched.leasing.Lessee`, over every partition
     and the topic itself.
@@ -222,6 +228,7 @@ class Lessees:
 
     def __init__(self, rt: Runtime, found: Partitions, ttr: float | None) -> None:
         self.layout = found
+        self.unreachable = rt.unreachable
         self.kick = asyncio.Event()
         self.lessees: dict[str, Lessee] = {}
         for name in [found.topic, *found.names]:
@@ -255,21 +262,34 @@ class Lessees:
         """Lease up to ``want`` jobs, partition after partition from the one whose turn it is
         (and from the topic itself, first or last).
 
-        A failure after some jobs were leased answers with those (they are not stranded).
+        A failure after some jobs were leased answers with those (they are not stranded). A
+        partition Redis cannot serve (its Cluster primary down) is passed over, and for
+        :data:`UNREACHABLE_FOR` seconds after (each try waits out the client's retries): the
+        reserve answered 503 although the other partitions had jobs. BackendError only when
+        no partition answered.
         """
         rounds: list[Round] = []
-        got = 0
+        got, failed, unreachable = 0, None, self.unreachable
         for name in self.layout.visits():
+            if unreachable.get(name, 0.0) > time.monotonic():
+                continue
             try:
                 found = await self.lessees[name].exchange(want - got)
+            except BackendError as exc:
+                unreachable[name] = time.monotonic() + UNREACHABLE_FOR
+                failed = failed or exc
+                continue
             except Exception:
                 if not got:
                     raise
                 break
+            unreachable.pop(name, None)
             rounds.append(found)
             got += len(found.jobs)
             if got >= want:
                 break
+        if not rounds:
+            raise failed or BackendError(f"no partition of {self.layout.topic!r} is reachable")
         return merge_rounds(want, rounds)
 
     async def sleep(self, result: Round, *, until: float | None = None) -> None:

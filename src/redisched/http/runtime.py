@@ -43,6 +43,8 @@ class Runtime:
         services: the background parts running now, in start order.
         partitions: the partitioned topics' layouts as last read (routing by id, reserves).
         turns: each topic's turn among its long polls (see :class:`~.turns.Turns`).
+        unreachable: partitions whose last lease failed -> until when (monotonic) reserves
+            pass them over (:class:`~.partitioned.Lessees`).
     """
 
     settings: Settings
@@ -57,6 +59,7 @@ class Runtime:
     services: list[Service] = field(default_factory=list)
     partitions: PartitionMap = field(default_factory=PartitionMap)
     turns: Turns = field(default_factory=Turns)
+    unreachable: dict[str, float] = field(default_factory=dict)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""
