@@ -172,3 +172,29 @@ async def test_a_partitioned_reserve_passes_over_a_partition_redis_cannot_serve(
         finally:
             node.execute_command("AUTH", "partition-test")
             node.config_set("requirepass", "")
+
+
+async def test_metrics_leave_out_the_topics_of_a_primary_redis_cannot_serve(
+    http: httpx.AsyncClient, redis_cluster: LocalCluster
+) -> None:
+    """One topic on a primary that was down made the whole scrape a 503."""
+    from redisched.keys import TopicKeys
+
+    topics = redis_cluster.topics_on_each_master(f"m-{os.getpid()}", 1)
+    for t in topics:
+        assert (await http.put(f"/v1/topics/{t}/jobs/j", json={"body": 1})).is_success
+    lost = redis_cluster.master_of(TopicKeys("redisched", topics[0]).name("jobs"))
+    with redis_cluster.connect(lost) as node:
+        node.config_set("requirepass", "metrics-test")  # this primary refuses everyone
+        node.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        try:
+            answer = await http.get("/metrics")
+        finally:
+            node.execute_command("AUTH", "metrics-test")
+            node.config_set("requirepass", "")
+    assert answer.status_code == 200, answer.text
+    assert f'topic="{topics[1]}"' in answer.text and f'topic="{topics[0]}"' not in answer.text
+    unreadable = next(
+        line for line in answer.text.splitlines() if line.startswith("redisched_unreadable_topics")
+    )
+    assert float(unreadable.split()[-1]) >= 1

@@ -8,6 +8,7 @@ own (dispatch lag, webhook latency and outcomes) in the same registry.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -15,8 +16,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..client import AsyncClient
+from ..errors import BackendError
 from ..fanout import per_topic
 from ..models import TopicStats
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TOTALS = (
@@ -36,12 +40,19 @@ class _StatsCollector(Collector):
     def __init__(self) -> None:
         self.snapshot: Sequence[TopicStats] = ()
         self.invalid_topics = 0
+        self.unreadable_topics = 0
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "redisched_invalid_topic_names",
             "Members of the topics set that are no valid topic name (skipped everywhere).",
             value=self.invalid_topics,
+        )
+        yield GaugeMetricFamily(
+            "redisched_unreadable_topics",
+            "Topics whose stats could not be read for this scrape (left out of it: on a Redis"
+            " Cluster, those of a primary that is down).",
+            value=self.unreadable_topics,
         )
         jobs = GaugeMetricFamily("redisched_jobs", "Jobs per state now.", labels=["topic", "state"])
         for stats in self.snapshot:
@@ -90,5 +101,17 @@ class Metrics:
             names, self._stats.invalid_topics = found.valid, len(found.invalid)
         else:
             names = list(topics)
-        self._stats.snapshot = await per_topic(list(names), client.stats)
+        read = await per_topic(list(names), lambda name: _stats_or_none(client, name))
+        self._stats.snapshot = [stats for stats in read if stats is not None]
+        self._stats.unreadable_topics = len(read) - len(self._stats.snapshot)
         return generate_latest(self.registry)
+
+
+async def _stats_or_none(client: AsyncClient, topic: str) -> TopicStats | None:
+    """The topic's stats, or None when Redis cannot serve it now: one topic on a Cluster
+    primary that is down made the whole scrape a 503, exactly while it mattered."""
+    try:
+        return await client.stats(topic)
+    except BackendError as exc:
+        log.warning("metrics: could not read the stats of topic %r: %s", topic, exc)
+        return None
