@@ -25,7 +25,8 @@
 -- ARGV[13] body bytes
 -- ARGV[14] time int...
 -- Returns: [status, version, next_ms]. status: 1 created, 2 replaced, 5 version conflict
---   (if_version did not match; version is the current one, 0 when there is no schedule;
+--   (if_version did not match; version is the current one, 0 when there is no schedule, so an
+--   if_version of 0 creates only;
 --   nothing changed), 6 ended (the schedule would never run: end_ms is not after now, the
 --   server's time unless now_ms is given, or its first occurrence would come after end_ms;
 --   nothing changed; version as for 5), 7 times too early (no cron time sent can be the
@@ -92,8 +93,8 @@ end
 if priority % 1 ~= 0 or priority < -2147483648 or priority > 2147483647 then
   return redis.error_reply('ERR schedule: priority must be an integer from -2^31 to 2^31 - 1')
 end
-if ARGV[3] ~= '' and not (if_version and if_version % 1 == 0 and if_version >= 1) then
-  return redis.error_reply('ERR schedule: if_version must be an integer >= 1 or empty')
+if ARGV[3] ~= '' and not (if_version and if_version % 1 == 0 and if_version >= 0) then
+  return redis.error_reply('ERR schedule: if_version must be an integer >= 0 or empty')
 end
 if ARGV[5] ~= '' and not (anchor and anchor % 1 == 0) then
   return redis.error_reply('ERR schedule: anchor_ms must be an integer or empty')
