@@ -108,7 +108,7 @@ def main() -> None:
 
         def raw_reserve_ack(count: int) -> None:
             for _ in range(count):
-                job = script_call("reserve", "", 1, "", 1000)[3]
+                job = script_call("reserve", "", 1, "", 1000, "")[3]
                 script_call("ack", "", job[0], job[8], b"")
 
         def plainest_puts(count: int) -> None:

@@ -105,7 +105,7 @@ def baseline_app(redis_url: str) -> Any:
         await request.body()
         topic = request.path_params["topic"]
         reply = await conn.evalsha(
-            reserve.sha, len(reserve.keys), *keys(reserve, topic), "", 1, "", 1000
+            reserve.sha, len(reserve.keys), *keys(reserve, topic), "", 1, "", 1000, ""
         )
         if len(reply) <= 3:
             return Response(status_code=204)
