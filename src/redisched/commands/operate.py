@@ -193,11 +193,16 @@ def run_now(redis_url: str | None, topic: str, id: str) -> None:
     client = client_for(redis_url)
     topic = partition_setting.route(client, topic, id)
     if not client.run_now(topic, id):
-        job = client.get(topic, id)
-        if job is None:
-            raise click.ClickException(f"no job {id!r} in topic {topic!r}")
-        raise click.ClickException(f"job {id!r} is {job.state.value}, not scheduled")
+        raise _not_in_state(client, topic, id, "scheduled")
     _show(client, topic, id)
+
+
+def _not_in_state(client: Client, topic: str, id: str, wanted: str) -> click.ClickException:
+    """Why a by-id action found the job missing or in another state than ``wanted`` (exit 1)."""
+    job = client.get(topic, id)
+    if job is None:
+        return click.ClickException(f"no job {id!r} in topic {topic!r}")
+    return click.ClickException(f"job {id!r} is {job.state.value}, not {wanted}")
 
 
 @click.command()
@@ -213,10 +218,7 @@ def kick(redis_url: str | None, topic: str, id: str | None, limit: int) -> None:
         return
     topic = partition_setting.route(client, topic, id)
     if not client.kick(topic, id):
-        job = client.get(topic, id)
-        if job is None:
-            raise click.ClickException(f"no job {id!r} in topic {topic!r}")
-        raise click.ClickException(f"job {id!r} is {job.state.value}, not dead")
+        raise _not_in_state(client, topic, id, "dead")
     echo_json({"kicked": 1})
 
 
