@@ -2,22 +2,13 @@
 // Arguments the Python client refuses are refused here too, before anything is sent: ackAndLease,
 // ackMany, results, kick and requeue limits, put's options and cron dialect.
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
-const { after, test } = require('node:test');
-const Redis = require('ioredis');
-const { Scheduler, InvalidArgument, encodeResult } = require('../redisched');
+const { test } = require('node:test');
+const { InvalidArgument, encodeResult } = require('../redisched');
 const { cronExpression } = require('../schedules');
 
-const url = process.env.REDISCHED_TEST_REDIS_URL;
-const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
-after(() => redis && redis.quit());
+const { testScheduler } = require('../testing/scheduler');
 
-function scheduler() {
-  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
-  const clock = { now: 1_900_000_000_000 };
-  const s = new Scheduler(redis, { clock: () => clock.now });
-  return { s, clock, topic: `node-checks-${crypto.randomBytes(4).toString('hex')}` };
-}
+const scheduler = () => testScheduler('node-checks');
 
 const invalid = (field) => (err) => err instanceof InvalidArgument && err.field === field;
 

@@ -2,20 +2,12 @@
 // The Scheduler's typed methods on a fixed clock, against REDISCHED_TEST_REDIS_URL.
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { after, test } = require('node:test');
-const Redis = require('ioredis');
-const { Scheduler, StaleReservation, VersionConflict, InvalidArgument } = require('../redisched');
+const { test } = require('node:test');
+const { StaleReservation, VersionConflict, InvalidArgument } = require('../redisched');
 
-const url = process.env.REDISCHED_TEST_REDIS_URL;
-const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
-after(() => redis && redis.quit());
+const { redis, testScheduler } = require('../testing/scheduler');
 
-function scheduler() {
-  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
-  const clock = { now: 1_900_000_000_000 };
-  const s = new Scheduler(redis, { clock: () => clock.now });
-  return { s, clock, topic: `node-glue-${crypto.randomBytes(4).toString('hex')}` };
-}
+const scheduler = () => testScheduler('node-glue');
 
 test('a job goes through put, reserve, release, touch, bury, kick and ack', async () => {
   const { s, clock, topic } = scheduler();
