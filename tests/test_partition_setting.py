@@ -203,6 +203,15 @@ def test_cli_schedule_commands_find_a_schedule_of_the_topic_itself(
     assert json.loads(cli(["schedules", topic], redis_url).output) == []
 
 
+def pending_occurrence(
+    client: redisched.Client, topic: str, sid: str
+) -> tuple[redisched.Schedule, str]:
+    """Schedule ``sid`` of ``topic`` and the id of its pending occurrence."""
+    schedule = client.get_schedule(topic, sid)
+    assert schedule is not None and schedule.next_run_at is not None
+    return schedule, f"{sid}@{schedule.next_run_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
 def test_cli_history_finds_a_finished_occurrence_with_its_schedule(
     redis_url: str, topic: str
 ) -> None:
@@ -215,9 +224,7 @@ def test_cli_history_finds_a_finished_occurrence_with_its_schedule(
         sid = f"tick{n}"
         assert cli(["schedule", topic, sid, "--every", "3600"], redis_url).exit_code == 0
         home = layout.route(sid)
-        schedule = client.get_schedule(home, sid)
-        assert schedule is not None and schedule.next_run_at is not None
-        occurrence = f"{sid}@{schedule.next_run_at:%Y-%m-%dT%H:%M:%SZ}"
+        _, occurrence = pending_occurrence(client, home, sid)
         if layout.route(occurrence) == home:
             continue  # its own id's partition holds it by chance: not the case under test
         checked += 1
@@ -268,9 +275,7 @@ def test_cli_get_and_delete_find_an_occurrence_with_its_schedule(
         else:
             assert cli(["schedule", topic, sid, "--every", "3600"], redis_url).exit_code == 0
             holder = layout.route(sid)
-        first = client.get_schedule(holder, sid)
-        assert first is not None and first.next_run_at is not None
-        occurrence = f"{sid}@{first.next_run_at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        first, occurrence = pending_occurrence(client, holder, sid)
         if layout.route(occurrence) == holder:
             continue  # its own id's partition holds it by chance: not the case under test
         checked += 1
