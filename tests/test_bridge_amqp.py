@@ -330,6 +330,34 @@ async def test_puts_and_deletes_of_a_partitioned_topic_go_to_each_ids_partition(
     assert (await client.stats(topic)).scheduled == 0
 
 
+async def test_a_topic_partitioned_while_the_bridge_runs_gets_puts_in_each_ids_partition(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    """The bridge trusts the counts it read for 5 s: in that time it put into the topic itself
+    one partitioned elsewhere, beside the ids' partitions (a second job of an id). Redis now
+    refuses those puts, and the bridge learns the count from the refusal."""
+    other = f"{topic}-other"
+    async with running(AmqpBridge(client, settings)):
+        await publish(channel, settings.queue, [{"topic": other, "id": "first"}])
+        await wait_for(lambda: _is_not_none(client.get(other, "first")), 10, "the counts read")
+        await run_async(client, configure(client.ops, topic, {"partitions": 4}))
+        layout = Partitions(topic, 4)
+        puts = [{"topic": topic, "id": f"j{i}", "delay": 600} for i in range(8)]
+        await publish(channel, settings.queue, puts)
+
+        async def done() -> bool:
+            found = [await client.get(layout.route(f"j{i}"), f"j{i}") for i in range(8)]
+            return None not in found
+
+        await wait_for(done, 10, "the puts in their partitions")
+    assert (await client.stats(topic)).scheduled == 0  # nothing in the topic itself
+    assert await ready_count(channel, settings.dead_letters) == 0
+
+
+async def _is_not_none(value: Awaitable[Any]) -> bool:
+    return await value is not None
+
+
 async def _is_none(value: Awaitable[Any]) -> bool:
     return await value is None
 

@@ -12,6 +12,7 @@ import pytest
 import redisched
 from redisched.partitions import Partitions
 from tests.test_http_api import error_of, job_url, topic_url
+from tests.unmarked import unmark_async
 
 pytestmark = pytest.mark.asyncio
 
@@ -302,6 +303,7 @@ async def test_a_job_put_while_the_count_was_stale_is_reserved_and_acked_over_ht
     ready for ever to HTTP consumers."""
     assert (await http.get(topic_url(topic))).status_code == 200  # the counts are read now
     await partition_elsewhere(py, topic, 3)
+    await unmark_async(py, topic)  # partitioned by an earlier version
     stray = await http.put(job_url(topic, "stray"), json={"body": "s"})
     assert stray.status_code == 201 and stray.json()["topic"] == topic  # the stale count
     assert (await http.get("/v1/topics")).status_code == 200  # reads the counts again
@@ -331,6 +333,7 @@ async def test_reserves_still_start_at_each_partition_in_turn_with_the_topic_in_
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:
     await partition(http, topic, 3)
+    await unmark_async(py, topic)  # partitioned by an earlier version
     for i in range(3):
         await py.put(topic, f"own{i}", b"")  # a process that did not know the count
     for i in range(30):
@@ -354,6 +357,7 @@ async def test_a_long_poll_wakes_on_a_put_into_the_topic_by_a_service_with_a_sta
 
     assert (await http.get(topic_url(topic))).status_code == 200  # `http` reads the counts
     await partition_elsewhere(py, topic, 2)
+    await unmark_async(py, topic)  # partitioned by an earlier version
     async with asgi_client(create_app(Settings(redis_url=redis_url))) as fresh:
         waiter = asyncio.create_task(fresh.post(topic_url(topic, "/reserve"), json={"wait": 20}))
         await asyncio.sleep(0.3)
@@ -372,6 +376,7 @@ async def test_the_topics_own_jobs_are_listed_with_its_partitions(
     web: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:
     await partition(web, topic, 2)
+    await unmark_async(py, topic)  # partitioned by an earlier version
     await py.put(topic, "own", b"1")  # a process that did not know the count
     for i in range(3):
         await web.put(job_url(topic, f"j{i}"), json={"body": i})
@@ -403,6 +408,7 @@ async def test_every_by_id_route_finds_a_job_of_the_topic_itself(
     """A job put into the topic itself (by a process that did not know the count yet) was
     looked for in its id's partition only: 404 from every by-id route."""
     await partition(web, topic, 3)
+    await unmark_async(py, topic)  # partitioned by an earlier version
     for name in ("a", "b", "c", "d", "e"):
         await py.put(topic, name, b"1", delay=600)
     moved = await web.post(job_url(topic, "a", "reschedule"), json={"delay": 1200})
@@ -451,6 +457,7 @@ async def test_schedule_routes_find_a_schedule_of_the_topic_itself(
     by-id schedule routes looked in its id's partition only: GET and DELETE answered 404, and
     a PUT made a second schedule of that id, whose occurrences ran beside the first's."""
     await partition(http, topic, 3)
+    await unmark_async(py, topic)  # partitioned by an earlier version
     await py.schedule(topic, "tick", b"old", every=3600)
     url = f"{topic_url(topic)}/schedules/tick"
     shown = await http.get(url)
@@ -545,3 +552,41 @@ async def test_a_partitions_name_takes_only_its_own_ids_and_no_settings_of_its_o
         job_url(reserved[0]["topic"], "q0", "ack"), json={"token": reserved[0]["token"]}
     )
     assert acked.status_code == 204  # by the partition's name, as before
+
+
+async def test_a_service_with_a_stale_count_puts_into_the_ids_partition(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A service that read the counts before another process partitioned the topic put into
+    the topic itself for up to 5 s: a later put of the same id, routed, made a second job.
+    Redis now refuses a put into the marked topic; the service learns the count from it."""
+    assert (await http.get(topic_url(topic))).status_code == 200  # the counts are read now
+    await partition_elsewhere(py, topic, 3)
+    layout = Partitions(topic, 3)
+    made = await http.put(job_url(topic, "late"), json={"body": "1"})
+    assert made.status_code == 201 and made.json()["topic"] == layout.route("late"), made.text
+    minimal = await http.put(
+        job_url(topic, "late2"), json={"body": "2"}, headers={"Prefer": "return=minimal"}
+    )
+    assert minimal.status_code == 201 and minimal.json()["topic"] == layout.route("late2")
+    sid = "tick"
+    schedule = await http.put(
+        f"{topic_url(topic)}/schedules/{sid}", json={"every": 3600, "body": "s"}
+    )
+    assert schedule.status_code == 201, schedule.text
+    assert schedule.json()["topic"] == layout.route(sid)
+    stats = await py.stats(topic)
+    assert stats.scheduled + stats.ready == 0 and await py.schedules(topic) == []
+    again = await http.put(job_url(topic, "late"), json={"body": "3"})  # replaced, not a 2nd
+    assert again.status_code == 200 and again.json()["version"] == 2, again.text
+
+
+async def test_setting_the_count_again_marks_a_topic_partitioned_by_an_earlier_version(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    await partition(http, topic, 2)
+    await unmark_async(py, topic)
+    await py.put(topic, "stray", b"")  # an earlier version's window: still possible
+    assert (await partition(http, topic, 2))["config"]["partitions"] == 2
+    with pytest.raises(redisched.TopicPartitioned):
+        await py.put(topic, "later", b"")

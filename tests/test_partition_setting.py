@@ -24,6 +24,7 @@ from tests.test_dispatcher import (
     until,
 )
 from tests.test_dispatcher import configure as set_webhook
+from tests.unmarked import unmark, unmark_async
 
 __all__ = ["client", "dispatchers", "prefix", "receiver"]  # fixtures
 
@@ -75,6 +76,7 @@ async def test_worker_serves_every_partition(redis_url: str, topic: str) -> None
         await redisched.partition_setting.run_async(
             client, configure(client.ops, topic, {"partitions": 3})
         )
+        await unmark_async(client, topic)  # partitioned by an earlier version
         layout = Partitions(topic, 3)
         done: list[str] = []
         worker = redisched.Worker(
@@ -101,6 +103,7 @@ async def test_dispatcher_delivers_partitions_with_the_topics_webhook(
     await redisched.partition_setting.run_async(
         client, configure(client.ops, topic, {"partitions": 2})
     )
+    await unmark_async(client, topic)  # partitioned by an earlier version
     await dispatchers()
     layout = Partitions(topic, 2)
     for i in range(8):
@@ -193,6 +196,7 @@ def test_cli_schedule_commands_find_a_schedule_of_the_topic_itself(
     CLI looked in its id's partition only (unschedule exit 1, schedule made a second one)."""
     client = redisched.Client.from_url(redis_url)
     run(client, configure(client.ops, topic, {"partitions": 3}))
+    unmark(client, topic)  # partitioned by an earlier version
     client.schedule(topic, "tick", b"old", every=3600)
     made = cli(["schedule", topic, "tick", "--every", "60"], redis_url)
     assert made.exit_code == 0, made.output
@@ -266,6 +270,7 @@ def test_cli_get_and_delete_find_an_occurrence_with_its_schedule(
 ) -> None:
     client = redisched.Client.from_url(redis_url)
     run(client, configure(client.ops, topic, {"partitions": 4}))
+    unmark(client, topic)  # partitioned by an earlier version
     layout, checked = Partitions(topic, 4), 0
     for n in range(12):  # made by the CLI (in its id's partition) and on the topic itself
         sid = f"tick{n}"
@@ -295,6 +300,7 @@ def test_a_partitioned_topic_reserves_the_jobs_put_into_the_topic_itself(
     visited only the partitions, so such jobs waited for ever."""
     client = redisched.Client.from_url(redis_url)
     hot = PartitionedTopic(client, topic, 3).declare()
+    unmark(client, topic)  # partitioned by an earlier version
     client.put(topic, "stray", b"s")
     hot.put_many([(f"j{i}", b"") for i in range(6)])
     served = [job for job in iter(hot.reserve, None)]
@@ -313,6 +319,7 @@ async def test_an_async_partitioned_topic_reserves_the_jobs_put_into_the_topic_i
 ) -> None:
     async with AsyncClient.from_url(redis_url) as client:
         hot = await AsyncPartitionedTopic(client, topic, 2).declare()
+        await unmark_async(client, topic)  # partitioned by an earlier version
         await client.put(topic, "stray", b"s")
         await hot.put("j0", b"")
         jobs = await hot.reserve_many(5)
@@ -327,6 +334,7 @@ def test_cli_by_id_commands_find_a_job_of_the_topic_itself(redis_url: str, topic
     (by a process that did not know the count yet) was not found, nor acked once reserved."""
     client = redisched.Client.from_url(redis_url)
     run(client, configure(client.ops, topic, {"partitions": 3}))
+    unmark(client, topic)  # partitioned by an earlier version
     client.put(topic, "own", b"x")
     got = cli(["get", topic, "own"], redis_url)
     assert got.exit_code == 0 and json.loads(got.output)["topic"] == topic, got.output

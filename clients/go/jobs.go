@@ -202,8 +202,11 @@ func (c *Client) Put(ctx context.Context, topic, id string, body []byte, o PutOp
 	if err != nil {
 		return "", 0, err
 	}
-	if r[0] == 5 {
+	switch r[0] {
+	case 5:
 		return "", 0, &VersionConflict{r[1]}
+	case 6: // the topic is spread over partitions: nothing changed
+		return "", 0, topicPartitioned(topic, r[1])
 	}
 	return [...]string{"", "created", "exists", "replaced", "pending"}[r[0]], r[1], nil
 }

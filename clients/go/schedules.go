@@ -406,6 +406,8 @@ func (c *Client) Schedule(ctx context.Context, topic, id string, body []byte, o 
 				return nil, err
 			}
 			continue
+		case 8: // the topic is spread over partitions: nothing changed
+			return nil, topicPartitioned(topic, r[1])
 		}
 		entries, err := redis.Values(replies[1], nil)
 		if err != nil {

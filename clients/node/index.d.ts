@@ -70,6 +70,13 @@ export class InvalidArgument extends TypeError {
   field: string;
 }
 
+/** A put or schedule named a partitioned topic itself (Redis stored nothing): its jobs live in
+ * their ids' partitions; `count` is how many. */
+export class TopicPartitioned extends InvalidArgument {
+  topic: string;
+  count: number;
+}
+
 /** What a result may be: bytes and strings as they are, null for none, anything else as JSON. */
 export type Result = Buffer | Uint8Array | string | null | undefined | unknown;
 

@@ -81,6 +81,8 @@ const PUT_STATUS = { 1: 'created', 2: 'exists', 3: 'replaced', 4: 'pending' };
 const VERSION_CONFLICT = 5;
 const SCHEDULE_ENDED = 6; // schedule.lua: end_ms is not after now (nothing changed)
 const SCHEDULE_TIMES_TOO_EARLY = 7; // schedule.lua: the cron times must come after the one it names
+const PUT_PARTITIONED = 6; // put.lua: the topic is spread over partitions (version: how many)
+const SCHEDULE_PARTITIONED = 8; // schedule.lua: as PUT_PARTITIONED
 
 class RedischedError extends Error {}
 /** The token no longer holds the job: it was requeued, re-reserved, deleted or acked. */
@@ -90,6 +92,19 @@ class VersionConflict extends RedischedError {
   constructor(topic, id, current) {
     super(`job ${JSON.stringify(id)} in ${JSON.stringify(topic)} is at version ${current}`);
     this.current = current;
+  }
+}
+
+/**
+ * A put or schedule named a partitioned topic itself, whose jobs and schedules live in their
+ * ids' partitions (Python's partition_setting): Redis stored nothing. `count`: how many partitions.
+ */
+class TopicPartitioned extends InvalidArgument {
+  constructor(topic, count) {
+    super('topic', `topic ${JSON.stringify(topic)} is spread over ${count} partitions: `
+      + "put each job into its id's partition (crc32 of the id mod the count)");
+    this.topic = topic;
+    this.count = count;
   }
 }
 
@@ -268,6 +283,7 @@ class Scheduler {
     await this.register(topic);
     const [status, version] = await this.call('put', topic, named);
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, id, version);
+    if (status === PUT_PARTITIONED) throw new TopicPartitioned(topic, version);
     return { status: PUT_STATUS[status], version };
   }
 
@@ -540,6 +556,7 @@ class Scheduler {
       }
       if (status === VERSION_CONFLICT) throw new VersionConflict(topic, args.id, version);
       if (status === SCHEDULE_ENDED) throw new InvalidArgument('endAtMs', END_AT_PAST);
+      if (status === SCHEDULE_PARTITIONED) throw new TopicPartitioned(topic, version);
       return parseSchedule(topic, entry);
     }
   }
@@ -575,6 +592,7 @@ class Scheduler {
 }
 
 module.exports = {
-  Scheduler, RedischedError, StaleReservation, VersionConflict, InvalidArgument, encodeResult, durationMs,
+  Scheduler, RedischedError, StaleReservation, VersionConflict, InvalidArgument, TopicPartitioned, encodeResult,
+  durationMs,
   MAX_TTR_MS, scriptsDir, parseScript, loadScripts, jobFields, buildArgs, parseJob, parseLease,
 };

@@ -9,6 +9,7 @@ from .errors import (
     RedischedError,
     StaleReservation,
     TopicBusy,
+    TopicPartitioned,
     VersionConflict,
 )
 from .models import (
@@ -58,6 +59,7 @@ __all__ = [
     "Timeline",
     "TopicBackoff",
     "TopicBusy",
+    "TopicPartitioned",
     "TopicStats",
     "VersionConflict",
     "Worker",

@@ -17,6 +17,7 @@ class PutCode(enum.IntEnum):
     REPLACED = 3
     PENDING = 4
     VERSION_CONFLICT = 5
+    PARTITIONED = 6
 
 
 class DeleteCode(enum.IntEnum):
@@ -75,6 +76,7 @@ class ScheduleCode(enum.IntEnum):
     VERSION_CONFLICT = 5
     ENDED = 6
     TIMES_TOO_EARLY = 7
+    PARTITIONED = 8
 
 
 class UnscheduleCode(enum.IntEnum):

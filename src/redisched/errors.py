@@ -3,6 +3,7 @@
 ```
 RedischedError
  ├── InvalidArgument      a caller passed a bad value; nothing reached Redis
+ │    └── TopicPartitioned  a put or schedule named a partitioned topic, not a partition
  ├── StaleReservation     the token is not the job's current reservation
  ├── VersionConflict      if_version did not match the stored version
  ├── TopicBusy            delete_topic on a topic with running jobs, without force
@@ -30,6 +31,29 @@ class InvalidArgument(RedischedError, ValueError):
         super().__init__(f"{argument}: {message}")
         self.argument = argument
         self.message = message
+
+
+class TopicPartitioned(InvalidArgument):
+    """A put or schedule named a partitioned topic itself, whose jobs and schedules live in
+    their ids' partitions (docs/design.md section 11): Redis refused it, nothing changed.
+    :class:`~redisched.partitions.PartitionedTopic`, the HTTP API, the CLI and the AMQP
+    bridge route by id; they meet this only when another process partitioned the topic a
+    moment ago, and put again into the partition.
+
+    Attributes:
+        topic: the partitioned topic.
+        count: how many partitions it is spread over.
+    """
+
+    def __init__(self, topic: str, count: int) -> None:
+        super().__init__(
+            "topic",
+            f"topic {topic!r} is spread over {count} partitions: put each job into its id's "
+            f"partition (redisched.partitions.PartitionedTopic(client, {topic!r}, {count}) "
+            "routes it)",
+        )
+        self.topic = topic
+        self.count = count
 
 
 class StaleReservation(RedischedError):

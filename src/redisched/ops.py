@@ -27,7 +27,7 @@ from .codes import (
 )
 from .convert import stored_name, to_datetime
 from .durable import DEFAULT_TIMEOUT_MS, Durability
-from .errors import InvalidArgument, StaleReservation, VersionConflict
+from .errors import InvalidArgument, StaleReservation, TopicPartitioned, VersionConflict
 from .keys import (
     DEFAULT_PREFIX,
     TopicKeys,
@@ -491,6 +491,8 @@ def _put_parser(
         status, version = replies[0]
         if status == PutCode.VERSION_CONFLICT:
             raise VersionConflict(topic, job_id, expected or 0, version)
+        if status == PutCode.PARTITIONED:
+            raise TopicPartitioned(topic, version)
         return put_result(status, version)
 
     def parse_read_back(replies: list[Any]) -> tuple[PutResult, Job | None]:
@@ -498,6 +500,8 @@ def _put_parser(
         status, version = reply[0], reply[1]
         if status == PutCode.VERSION_CONFLICT:
             raise VersionConflict(topic, job_id, expected or 0, version)
+        if status == PutCode.PARTITIONED:
+            raise TopicPartitioned(topic, version)
         stored = reply[2] if len(reply) > 2 else None
         return put_result(status, version), None if stored is None else parse_job(topic, stored)
 
@@ -820,6 +824,8 @@ class Operations:
         )
 
         def parse(replies: list[Any]) -> list[PutResult]:
+            if replies and replies[0][0] == PutCode.PARTITIONED:  # every job of the call
+                raise TopicPartitioned(keys.topic, replies[0][1])
             flat = [value for reply in replies for value in reply]
             return [put_result(s, v) for s, v in zip(flat[::2], flat[1::2], strict=True)]
 

@@ -14,10 +14,13 @@ lookup, never a round trip.
   topic's webhook, limits and defaults on each partition. ``concurrency`` and ``rate`` are
   held per partition (a topic of N partitions may run N times ``concurrency`` jobs at once).
 - **Other processes** read the counts again every :data:`REFRESH` seconds (in the
-  background); the process that sets the count knows it at once. Set it before the first put:
-  a job put meanwhile into the topic itself is still reserved
-  (:meth:`~redisched.partitions.Partitions.visits`), but a later put of its id goes to the
-  id's partition.
+  background); the process that sets the count knows it at once, and marks the topic's own
+  meta hash with it (field ``partitions``), where put.lua and schedule.lua read it: from then
+  on a put or schedule into the topic itself is refused (:class:`~redisched.TopicPartitioned`,
+  nothing stored), and the HTTP service and the AMQP bridge learn the count from the refusal
+  and put into the id's partition. A job put into the topic itself before the mark (the
+  moment between the check that the topic is empty and the mark) is still reserved
+  (:meth:`~redisched.partitions.Partitions.visits`).
 
 Every multi-call operation is a :data:`~redisched.operate.Flow` over
 :class:`~redisched.ops.Operations`, driven by :func:`run` or :func:`run_async`.
@@ -117,7 +120,8 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
         read_count(ops, topic), ops.stats(topic), read_count(ops, logical), finished
     )
     if current == count:
-        return count
+        yield _mark(ops, topic, count)  # a topic partitioned by an older version, or a set
+        return count  # cut short before its mark
     if logical != topic and above is not None and fold([topic], {logical: above}) == [logical]:
         raise InvalidArgument(
             "partitions", f"{topic!r} is a partition of {logical!r}; partition that topic"
@@ -147,12 +151,22 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
         raise InvalidArgument(
             "partitions", f"topic {topic!r} was just given {stored} partitions elsewhere"
         )
+    yield _mark(ops, topic, count)
     config: TopicConfig = yield ops.config(topic)
     changes = topic_config.as_changes(config)
     yield _everywhere(ops, layout.names, lambda name: ops.configure(name, changes))
     if config.paused:
         yield _everywhere(ops, layout.names, ops.pause)
     return count
+
+
+def _mark(ops: Operations, topic: str, count: int) -> Call[None]:
+    """Mark the topic's own meta hash with its count: put.lua and schedule.lua then refuse
+    to store into the topic itself (TopicPartitioned), so a process that has not read the
+    count yet (:data:`REFRESH`) learns it from the refusal instead of making a second job of
+    an id beside the one in its partition."""
+    step = Step(None, (), ("HSET", ops.keys(topic).name("meta"), "partitions", count))
+    return Call((step,), lambda r: None)
 
 
 def owner(topic: str, counts: Mapping[str, int]) -> Partitions | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import recurrence, validate
 from .codes import ScheduleCode, UnscheduleCode
 from .convert import stored_name, to_datetime
-from .errors import InvalidArgument, VersionConflict
+from .errors import InvalidArgument, TopicPartitioned, VersionConflict
 from .models import Schedule
 
 if TYPE_CHECKING:
@@ -155,6 +155,8 @@ def schedule(
             raise VersionConflict(topic, sid, expected or 0, version, "schedule")
         if status == ScheduleCode.ENDED:
             raise InvalidArgument("end_at", END_AT_PAST)
+        if status == ScheduleCode.PARTITIONED:
+            raise TopicPartitioned(topic, version)
         return parse_schedule(topic, replies[1][0])
 
     return send(found)

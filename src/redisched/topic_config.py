@@ -112,8 +112,9 @@ class TopicConfig:
             (built-in: 10,000; 0 turns the feed off). The feed is trimmed in whole stream nodes
             (up to 100 entries), so it holds a few more.
         partitions: how many partitions the topic is spread over (None: not partitioned);
-            kept in the partitions hash, not the meta hash, so only
-            :mod:`redisched.partition_setting` reads and sets it.
+            kept in the partitions hash (and marked in the topic's meta hash, where the
+            put and schedule scripts read it), so only :mod:`redisched.partition_setting`
+            reads and sets it.
     """
 
     ttr: float | None = None

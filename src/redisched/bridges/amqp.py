@@ -59,7 +59,13 @@ from redis.exceptions import (
 )
 
 from ..client import AsyncClient
-from ..errors import BackendError, InvalidArgument, NotReplicated, RedischedError
+from ..errors import (
+    BackendError,
+    InvalidArgument,
+    NotReplicated,
+    RedischedError,
+    TopicPartitioned,
+)
 from ..partition_setting import PartitionMap
 from ..preflight import redacted
 from .acks import AckTracker
@@ -306,6 +312,15 @@ class AmqpBridge:
     async def _apply(self, group: list[Item]) -> None:
         """Commit one topic's commands in one round trip, or one per partition when the topic
         is partitioned (each id to its partition, as every other way in routes it)."""
+        try:
+            await self._apply_routed(group)
+        except TopicPartitioned as refused:  # partitioned elsewhere since the counts were read
+            # Redis stored none of the puts; the deletes found nothing of the ids in the topic
+            # itself (or what a put raced into it before the mark): all are made again, routed
+            self._partitions.learn(refused.topic, refused.count)
+            await self._apply_routed(group)
+
+    async def _apply_routed(self, group: list[Item]) -> None:
         layouts = await self._partitions.current(self.client)
         layout = layouts.get(group[0][1].topic)
         parts: dict[str, list[Command]] = {}

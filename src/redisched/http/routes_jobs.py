@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..client import AsyncClient
-from ..errors import StaleReservation
+from ..errors import StaleReservation, TopicPartitioned
 from ..models import Job, PutResult, PutStatus
 from ..ops import Call
 from ..partitions import SEPARATOR
@@ -146,12 +146,20 @@ async def put_job(request: Request) -> Response:
         if_version = parse_etag(if_match, "If-Match")
     data = stored_body(spec.body, rt.settings.max_body_size)
     minimal = prefers_minimal(prefer)
-    call = rt.client.ops.put(
-        topic, job_id, data, delay=spec.delay, run_at=spec.run_at, ttr=spec.ttr,
-        priority=spec.priority, max_attempts=spec.max_attempts, replace=replace,
-        if_version=if_version, read_back=not minimal,
-    )  # fmt: skip
-    return await write(rt.client, call, topic, job_id, minimal)
+
+    def put_into(name: str) -> Call[Any]:
+        return rt.client.ops.put(
+            name, job_id, data, delay=spec.delay, run_at=spec.run_at, ttr=spec.ttr,
+            priority=spec.priority, max_attempts=spec.max_attempts, replace=replace,
+            if_version=if_version, read_back=not minimal,
+        )  # fmt: skip
+
+    try:
+        return await write(rt.client, put_into(topic), topic, job_id, minimal)
+    except TopicPartitioned as refused:  # partitioned by another process since the last read
+        rt.partitions.learn(refused.topic, refused.count)
+        topic, _ = await job_path(request, rt)
+        return await write(rt.client, put_into(topic), topic, job_id, minimal)
 
 
 async def get_job(request: Request) -> Response:

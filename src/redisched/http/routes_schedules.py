@@ -14,7 +14,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import VersionConflict
+from ..errors import TopicPartitioned, VersionConflict
 from ..json_body import to_json
 from ..models import Schedule
 from . import schemas
@@ -69,15 +69,24 @@ async def put_schedule(request: Request) -> Response:
             )
     data = stored_body(spec.body, rt.settings.max_body_size)
     await refuse_misrouted_put(rt, topic, sid, "schedule")  # a partition's name: its own ids
-    topic = await schedule_route(rt, topic, sid)
-    call = rt.client.ops.schedule(
-        topic, sid, data, cron=spec.cron, every=spec.every, tz=spec.tz, start_at=spec.start_at,
-        end_at=spec.end_at, ttr=spec.ttr, priority=spec.priority,
-        max_attempts=spec.max_attempts, if_version=if_version,
-        create_only=if_none_match is not None,
-    )  # fmt: skip
+
+    async def schedule_into(name: str) -> Schedule:
+        call = rt.client.ops.schedule(
+            name, sid, data, cron=spec.cron, every=spec.every, tz=spec.tz,
+            start_at=spec.start_at, end_at=spec.end_at, ttr=spec.ttr, priority=spec.priority,
+            max_attempts=spec.max_attempts, if_version=if_version,
+            create_only=if_none_match is not None,
+        )  # fmt: skip
+        return await rt.client.execute(call)
+
+    logical, topic = topic, await schedule_route(rt, topic, sid)
     try:
-        schedule = await rt.client.execute(call)
+        try:
+            schedule = await schedule_into(topic)
+        except TopicPartitioned as refused:  # partitioned by another process since the last read
+            rt.partitions.learn(refused.topic, refused.count)
+            topic = await schedule_route(rt, logical, sid)
+            schedule = await schedule_into(topic)
     except VersionConflict as conflict:
         if if_none_match is None:
             raise

@@ -23,7 +23,10 @@
 --   (nothing changed, version is the current one), 3 replaced, 4 pending (the job is reserved:
 --   the new version waits until the running attempt ends; its holder is told to stop with
 --   c<token>:<id> on the wake channel), 5 version conflict (if_version
---   did not match the current version; 0 when the job does not exist). ARGV[9..10] repeat per job.
+--   did not match the current version; 0 when the job does not exist), 6 partitioned (the
+--   topic is spread over partitions, meta field partitions: its jobs go into their ids'
+--   partitions; version is the partition count; nothing changed, every job of the call gets
+--   it). ARGV[9..10] repeat per job.
 --   replace: 1 replaces an existing job, 0 or empty does not (other values are refused); 2
 --   (create-only) or 3 (replace) also append the job as stored, as get.lua returns it (one
 --   job per call only), or false when nothing was stored (exists, version conflict, pending:
@@ -44,7 +47,7 @@ if #KEYS ~= 10 then return redis.error_reply('ERR put: expected 10 keys') end
 local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
   1, 2, 3, 4, 5, 6, 7, 8, 9
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
-local CREATED, EXISTS, REPLACED, PENDING, VERSION_CONFLICT = 1, 2, 3, 4, 5
+local CREATED, EXISTS, REPLACED, PENDING, VERSION_CONFLICT, PARTITIONED = 1, 2, 3, 4, 5, 6
 local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. token .. ':' .. id
 local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25
 
@@ -109,7 +112,13 @@ local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 -- field, the usual case of a setting, scans all of it). dedup_window_ms is read only by a put
 -- of a finished id (below): every other put saves ~2,000 instructions
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'feed_epoch', 'ttr',
-  'max_attempts', 'paused')
+  'max_attempts', 'paused', 'partitions')
+if settings[7] then -- a partitioned topic (partition_setting.py) holds no job of its own
+  local refused, count = {}, settings[7] + 0
+  for k = 1, jobs_in_call do refused[k + k - 1], refused[k + k] = PARTITIONED, count end
+  if read_back then refused[3] = false end
+  return refused
+end
 local history_on = settings[1] ~= '0'
 local keep_events = settings[2] and tonumber(settings[2]) or 10000
 local feed_epoch = settings[3] -- false until the feed's first entry (flush_feed)

@@ -33,7 +33,9 @@
 --   first occurrence: all come before the earliest it may have, as the last run is further
 --   ahead than they reach, or their ids are live jobs'; nothing changed; version as for 5, and
 --   next_ms is the time the times must come after: the glue computes them from there and
---   calls again). next_ms
+--   calls again), 8 partitioned (the topic is spread over partitions, meta field partitions:
+--   its schedules go into their ids' partitions; version is the partition count; nothing
+--   changed). next_ms
 --   is the time of the occurrence now pending (0: none, the schedule has ended: its next time
 --   would be past 9999-12-31T23:59:59Z, the last time a job can have, or a cron schedule's
 --   times are all past). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
@@ -65,7 +67,7 @@ local function decode(raw) return {cmsgpack.unpack(raw)} end
 local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
   S_MAX_ATTEMPTS, S_BODY, S_CRON, S_TZ, S_START_AT, S_TIMES =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
-local CREATED, REPLACED, VERSION_CONFLICT, ENDED, TIMES_TOO_EARLY = 1, 2, 5, 6, 7
+local CREATED, REPLACED, VERSION_CONFLICT, ENDED, TIMES_TOO_EARLY, PARTITIONED = 1, 2, 5, 6, 7, 8
 local DEFAULT_TTR_MS, DEFAULT_MAX_ATTEMPTS = 60000, 25 -- as put.lua
 local LAST_RUN_AT = 253402300799000 -- 9999-12-31T23:59:59Z: no job runs later (validate.py)
 local SCHEDULE_REPLACED = 'schedule replaced' -- the detail of its occurrence's event
@@ -125,7 +127,9 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   touched = 7, buried = 8, dead = 9, kicked = 10, acked = 11, deleted = 12, pulled = 13,
   expired = 14}
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
-  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch')
+  'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch', 'partitions')
+-- a partitioned topic (partition_setting.py) holds no schedule of its own
+if settings[8] then return {PARTITIONED, settings[8] + 0, 0} end
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[7] -- false until the feed's first entry (flush_feed)
