@@ -1,10 +1,14 @@
 """Cron-time vectors: when a cron schedule fires, as the glue computes it for ``schedule.lua``
-and ``refill.lua`` (the scripts never see a time zone, DESIGN.md section 9).
+and ``refill.lua`` (the scripts never see a time zone, DESIGN.md section 9), and which
+expressions a schedule takes.
 
 Each case gives an expression, an IANA zone, ``after_ms``, ``count`` and ``end_ms`` (0: none),
-and ``times``: what :func:`redisched.recurrence.cron_times` answers (UTC epoch ms). The Node and
-Go glue compute the same lists (``clients/node/test/cron_times.test.js``,
-``clients/go/cron_times_test.go``). Written by ``python -m conformance.generate``.
+and ``times``: what :func:`redisched.recurrence.cron_times` answers (UTC epoch ms). A refused
+expression gives ``cron``, ``tz`` and ``error``: why :func:`redisched.recurrence.cron_expression`
+refuses it (cronsim's reason, ``Bad day-of-week``; ``never fires``; ``must have 5 fields``). The
+Node and Go glue compute the same lists and refuse the same expressions
+(``clients/node/test/cron_times.test.js``, ``clients/go/cron_times_test.go``). Written by
+``python -m conformance.generate``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from redisched import recurrence
+from redisched.errors import InvalidArgument
 
 CRON_TIMES_FILE = Path(__file__).resolve().parent / "cron_times.json"
 
@@ -51,12 +56,92 @@ CASES: list[tuple[str, str, str, str, int, str]] = [
      "15 2 * * *", "Australia/Lord_Howe", "2030-10-05T00:00:00", 3, ""),
     ("ranges with steps",
      "10-50/20 8-10/2 * * *", "Asia/Tokyo", "2030-05-05T00:00:00", 6, ""),
+    ("L: the last day of the month, 29 February in a leap year",
+     "0 0 L * *", "UTC", "2031-12-01T00:00:00", 4, ""),
+    ("l and lw: lower case is taken",
+     "0 6 l * *", "UTC", "2030-01-15T00:00:00", 2, ""),
+    ("LW: the last weekday of the month (months ending on Saturday and Sunday)",
+     "0 0 LW * *", "UTC", "2030-05-15T00:00:00", 6, ""),
+    ("lw, lower case, local midnight",
+     "0 0 lw * *", "Europe/Berlin", "2030-02-15T00:00:00", 3, ""),
+    ("L in a step is L",
+     "0 0 L/2 * *", "UTC", "2030-01-15T00:00:00", 2, ""),
+    ("a list of L, LW and a day",
+     "0 0 L,LW,15 * *", "UTC", "2030-08-01T00:00:00", 5, ""),
+    ("5L: the last Friday of the month, lower case too",
+     "0 12 * * 5l", "UTC", "2030-01-01T00:00:00", 3, ""),
+    ("7L and 0L: the last Sunday",
+     "0 1 * * 7L,0L", "UTC", "2030-01-01T00:00:00", 3, ""),
+    ("#: the second Monday and the fifth Friday, named, lower case",
+     "0 12 * * mon#2,FRI#5", "UTC", "2030-01-01T00:00:00", 5, ""),
+    ("a fifth Monday in February: leap years whose February starts on a Monday",
+     "0 0 * 2 1#5", "UTC", "2030-01-01T00:00:00", 2, ""),
+    ("the last Sunday of March at 2:30 in Berlin: skipped by the clocks, runs at 3:00",
+     "30 2 * 3 7L", "Europe/Berlin", "2030-01-01T00:00:00", 2, ""),
+    ("a day and a weekday both restricted: either (the 13th, or the last Friday)",
+     "0 0 13 * 5L", "UTC", "2030-01-01T00:00:00", 4, ""),
+    ("a day field starting with * and a weekday: both (Debian cron)",
+     "0 0 */2 * MON", "UTC", "2030-01-01T00:00:00", 4, ""),
+    ("a weekday step from 1 runs to 7 (Sunday)",
+     "0 0 * * 1/2", "UTC", "2030-01-01T00:00:00", 5, ""),
+    ("weekdays 0-7 and SUN-SAT: every day",
+     "0 0 * * 0-7", "UTC", "2030-01-01T00:00:00", 3, ""),
+    ("a start with a step: from 5 to the field's end",
+     "5/15 * * * *", "UTC", "2030-01-01T00:00:00", 5, ""),
+    ("named months in a range with a step, mixed case",
+     "0 0 1 jan-Jun/2 *", "UTC", "2030-01-01T00:00:00", 4, ""),
+    ("lower-case weekday names across spring forward",
+     "0 9 * * mon-fri", "America/New_York", "2030-03-08T00:00:00", 4, ""),
+    ("Python's split: \\x1f, NBSP and the ideographic space separate fields",
+     "0\x1f0\xa0*\u3000* *", "UTC", "2030-01-01T00:00:00", 2, ""),
+    ("Python upper-cases as Unicode does: a dotless i in fri",
+     "0 9 * * fr\u0131", "UTC", "2030-01-01T00:00:00", 2, ""),
+    ("midnight skipped by Santiago's clocks: a fixed time runs at 1:00",
+     "0 0 * * *", "America/Santiago", "2030-09-06T00:00:00", 3, ""),
+    ("midnight skipped by Santiago's clocks: a minute step keeps real time",
+     "*/30 0 * * *", "America/Santiago", "2030-09-06T00:00:00", 5, ""),
+    ("the end of the year 9999: no more",
+     "0 0 * * *", "UTC", "9999-12-29T00:00:00", 5, ""),
+    ("the end of the year 9999 west of UTC",
+     "0 * * * *", "America/New_York", "9999-12-31T20:00:00", 5, ""),
+]  # fmt: skip
+
+# (expression, zone): refused, and why
+REFUSED: list[tuple[str, str]] = [
+    ("0 0 * * L", "UTC"), ("0 0 * * FRIL", "UTC"), ("0 0 * * 5L/2", "UTC"),
+    ("0 0 15W * *", "UTC"), ("0 0 W * *", "UTC"), ("0 0 1-L * *", "UTC"), ("0 0 LW-5 * *", "UTC"),
+    ("0 0 * * 1#6", "UTC"), ("0 0 * * 1#0", "UTC"), ("0 0 * * 1#", "UTC"), ("0 0 * * 8#1", "UTC"),
+    ("0 0 1#1 * *", "UTC"), ("0 0 * JAN#1 *", "UTC"), ("0 L * * *", "UTC"),
+    ("0 0 * * MON-SUN", "UTC"), ("0 0 * * 5-1", "UTC"), ("0 0 * * monday", "UTC"),
+    ("0 0 * * MON/TUE", "UTC"), ("*/0 * * * *", "UTC"), ("1,,2 * * * *", "UTC"),
+    ("0 0 ? * *", "UTC"), ("0 0 * * ?", "UTC"), ("H 0 * * *", "UTC"),
+    ("60 * * * *", "UTC"), ("0 24 * * *", "UTC"), ("0 0 0 * *", "UTC"), ("0 0 32 * *", "UTC"),
+    ("0 0 * 13 *", "UTC"), ("0 0 * 0 *", "UTC"), ("0 0 * * 8", "UTC"),
+    ("-1 * * * *", "UTC"), ("+1 * * * *", "UTC"), ("1.0 * * * *", "UTC"), ("0x1 * * * *", "UTC"),
+    ("\u0663 * * * *", "UTC"), ("\uff11 * * * *", "UTC"),
+    ("0 0 30 2 *", "UTC"), ("0 0 31 4,6 *", "UTC"), ("0 0 LW * */7", "Europe/Berlin"),
+    ("@daily", "UTC"), ("* * * *", "UTC"), ("* * * * * *", "UTC"), (" ", "UTC"),
+    ("0\ufeff0 * * *", "UTC"),
 ]  # fmt: skip
 
 
+def _refusal(expr: str, zone: str) -> str:
+    """Why the Python client refuses ``expr`` for a schedule in ``zone``."""
+    try:
+        recurrence.cron_expression(expr, recurrence.time_zone(zone))
+    except InvalidArgument as exc:
+        if exc.message.endswith(" never fires"):
+            return "never fires"
+        if exc.message.startswith("must have 5 fields"):
+            return "must have 5 fields"
+        return exc.message.removeprefix(f"invalid cron expression {expr!r}: ")
+    raise AssertionError(f"{expr!r} is taken")
+
+
 def build() -> list[dict[str, Any]]:
-    """Every case with the times the Python client computes."""
-    out = []
+    """Every case with the times the Python client computes, then every refusal with its
+    reason."""
+    out: list[dict[str, Any]] = []
     for note, expr, zone, after, count, end in CASES:
         after_ms, end_ms = _ms(after), _ms(end) if end else 0
         times = recurrence.cron_times(
@@ -66,6 +151,7 @@ def build() -> list[dict[str, Any]]:
             "note": note, "cron": expr, "tz": zone, "after_ms": after_ms, "count": count,
             "end_ms": end_ms, "times": times,
         })  # fmt: skip
+    out += [{"cron": e, "tz": z, "error": _refusal(e, z)} for e, z in REFUSED]
     return out
 
 

@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
-// TestCronTimeVectors: when a cron schedule fires, as the Python client computes it
-// (conformance/cron_times.json, next to $REDISCHED_VECTORS_DIR).
+// TestCronTimeVectors: when a cron schedule fires, as the Python client computes it, and the
+// expressions it refuses, for the same reason (conformance/cron_times.json, next to
+// $REDISCHED_VECTORS_DIR).
 func TestCronTimeVectors(t *testing.T) {
 	dir := os.Getenv("REDISCHED_VECTORS_DIR")
 	if dir == "" {
@@ -25,6 +27,7 @@ func TestCronTimeVectors(t *testing.T) {
 		Count          int
 		EndMs          int64 `json:"end_ms"`
 		Times          []int64
+		Error          string
 	}
 	if err := json.Unmarshal(data, &cases); err != nil || len(cases) < 10 {
 		t.Fatalf("%d cases: %v", len(cases), err)
@@ -33,6 +36,12 @@ func TestCronTimeVectors(t *testing.T) {
 		loc, err := TimeZone(c.TZ)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if c.Error != "" {
+			if _, err := CronExpression(c.Cron, loc); invalidField(err) != "cron" || !strings.Contains(err.Error(), c.Error) {
+				t.Errorf("%q in %s: want an InvalidArgument saying %q, got %v", c.Cron, c.TZ, c.Error, err)
+			}
+			continue
 		}
 		expr, err := CronExpression(c.Cron, loc)
 		if err != nil {

@@ -4,7 +4,7 @@ package redisched
 // Python client (src/redisched/schedule_ops.py and recurrence.py).
 //
 // An interval schedule (EveryMs) runs on its own: reserve.lua and pull.lua put the next
-// occurrence. A cron schedule holds up to 48 upcoming UTC times computed here (robfig/cron, in
+// occurrence. A cron schedule holds up to 48 upcoming UTC times computed here (cron.go, in
 // the schedule's IANA time zone from the platform's tz database); when fewer than 16 are left
 // the scripts add it to the topic's refill set, and Refill appends more (refill.lua).
 
@@ -17,7 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/robfig/cron/v3"
 )
 
 const (
@@ -190,89 +189,22 @@ func storedZone(name string) (*time.Location, error) {
 	return loc, nil
 }
 
-// CronExpression checks a 5-field crontab expression that fires; it comes back with its
-// whitespace normalised.
+// CronExpression checks a 5-field crontab expression that fires, in the Python client's
+// dialect (cron.go); it comes back with its whitespace normalised (as Python's split() does).
 func CronExpression(expr string, loc *time.Location) (string, error) {
-	fields := strings.Fields(expr)
+	fields := cronWords(expr)
 	if len(fields) != 5 {
 		return "", invalidArg("cron", "must have 5 fields: minute hour day month weekday")
 	}
 	normal := strings.Join(fields, " ")
-	if strings.Contains(normal, "?") {
-		return "", invalidArg("cron", "invalid cron expression %q: \"?\" is not supported (as in the Python client)", expr)
-	}
-	if strings.ContainsAny(fields[2], "Ll") || strings.ContainsAny(fields[4], "Ll#") {
-		return "", invalidArg("cron", "invalid cron expression %q: the Go glue does not support \"L\" and \"#\" (the Python and Node clients do)", expr)
-	}
-	if _, err := cron.ParseStandard(normal); err != nil {
+	spec, err := parseCron(normal)
+	if err != nil {
 		return "", invalidArg("cron", "invalid cron expression %q: %v", expr, err)
 	}
-	if len(CronTimes(normal, loc, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), 1, 0)) == 0 {
+	if !cronFires(spec, loc) {
 		return "", invalidArg("cron", "cron expression %q never fires", expr)
 	}
 	return normal, nil
-}
-
-// CronTimes are up to count UTC epoch ms after afterMs at which expr fires in loc; they stop
-// at endMs (inclusive, 0: none) and 50 years ahead. DST follows the Python client (cronsim,
-// the Debian cron convention): when neither the minute nor the hour field starts with '*', the
-// expression runs on local wall-clock times, once when a local time repeats and right after
-// the jump when it does not exist; otherwise it keeps its real time interval.
-func CronTimes(expr string, loc *time.Location, afterMs int64, count int, endMs int64) []int64 {
-	sched, err := cron.ParseStandard(expr)
-	if err != nil {
-		return nil
-	}
-	fields := strings.Fields(expr)
-	wallClock := loc != time.UTC && !strings.HasPrefix(fields[0], "*") && !strings.HasPrefix(fields[1], "*")
-	var out []int64
-	horizon := afterMs + lookaheadMs
-	at := time.UnixMilli(afterMs).In(loc)
-	if wallClock {
-		at = wallTime(at)
-	}
-	for len(out) < count {
-		at = sched.Next(at)
-		if at.IsZero() {
-			break // robfig/cron looks 5 years ahead at most
-		}
-		ms := at.UnixMilli()
-		if wallClock {
-			var ok bool
-			for ms, ok = instant(at, loc); !ok; ms, ok = instant(at, loc) {
-				at = at.Add(time.Minute) // a local time skipped by the clocks: right after the jump
-			}
-		}
-		if ms <= afterMs {
-			continue
-		}
-		if (endMs != 0 && ms > endMs) || ms > horizon {
-			break
-		}
-		out = append(out, ms)
-	}
-	return out
-}
-
-// wallTime is t's local wall-clock reading as a UTC time.
-func wallTime(t time.Time) time.Time {
-	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
-}
-
-// instant is the earliest epoch ms whose wall-clock reading in loc is wall (a UTC time); false
-// when the clocks skip that reading.
-func instant(wall time.Time, loc *time.Location) (int64, bool) {
-	ms := wall.UnixMilli()
-	var best int64
-	found := false
-	for _, probe := range []int64{ms - 86_400_000, ms, ms + 86_400_000} {
-		_, offset := time.UnixMilli(probe).In(loc).Zone()
-		t := ms - int64(offset)*1000
-		if _, actual := time.UnixMilli(t).In(loc).Zone(); actual == offset && (!found || t < best) {
-			best, found = t, true
-		}
-	}
-	return best, found
 }
 
 func ceilSecond(ms int64) int64 { return (ms + 999) / 1000 * 1000 }

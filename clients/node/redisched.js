@@ -446,7 +446,7 @@ class Scheduler {
     return replies;
   }
 
-  /** Top up the cron times of the schedules `ids` (refill.lua), computed with cron-parser. */
+  /** Top up the cron times of the schedules `ids` (refill.lua), computed as the Python client does (cron.js). */
   async refill(topic, ids) {
     const entries = await this.call('get_schedule', topic, { id: ids }, { buffers: true });
     let nowMs = this.clock ? Math.round(this.clock()) : null;

@@ -4,11 +4,11 @@
  * Python client (src/redisched/schedule_ops.py and recurrence.py).
  *
  * An interval schedule (`everyMs`) runs on its own: reserve.lua and pull.lua put the next
- * occurrence. A cron schedule holds up to 48 upcoming UTC times computed here (cron-parser, in
- * the schedule's IANA time zone); when fewer than 16 are left the scripts add it to the topic's
+ * occurrence. A cron schedule holds up to 48 upcoming UTC times computed here (cron.js, in the
+ * schedule's IANA time zone); when fewer than 16 are left the scripts add it to the topic's
  * `refill` set, and `refillTimes` computes the times refill.lua appends.
  */
-const { CronExpressionParser } = require('cron-parser');
+const { CronSyntaxError, parseCron, fires, cronTimes, words } = require('./cron');
 const { storedName, escapedBytes } = require('./ids');
 
 const UPCOMING = 48;
@@ -20,7 +20,6 @@ const END_AT_PAST = "must be in the future and after the schedule's first run (b
 const MAX_EVERY_MS = 100 * 365 * 86_400_000;
 const MAX_TTR_MS = 365 * 86_400_000;
 const MAX_EPOCH_MS = 253_402_300_799_000;
-const LOOKAHEAD_MS = 50 * 365 * 86_400_000;
 const INT32 = 2 ** 31 - 1;
 const DEFAULT_MAX_BODY_SIZE = 1 << 20;
 
@@ -117,93 +116,20 @@ function everyMs(value, field = 'everyMs') {
   return value;
 }
 
-const wallFormats = new Map();
-
-/** The wall-clock reading of epoch `ms` in `tz`, as epoch ms of that reading in UTC. */
-function wallMs(ms, tz) {
-  let format = wallFormats.get(tz);
-  if (!format) {
-    format = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric',
-      month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
-    wallFormats.set(tz, format);
-  }
-  const p = Object.fromEntries(format.formatToParts(new Date(ms)).map((x) => [x.type, Number(x.value)]));
-  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) + (((ms % 1000) + 1000) % 1000);
-}
-
-/** The earliest epoch ms whose wall-clock reading in `tz` is `wall`; null when the clocks skip it. */
-function instant(wall, tz) {
-  let best = null;
-  for (const probe of [wall - 86_400_000, wall, wall + 86_400_000]) {
-    const t = wall - (wallMs(probe, tz) - probe);
-    if (wallMs(t, tz) === wall && (best === null || t < best)) best = t;
-  }
-  return best;
-}
-
-/**
- * Up to `count` UTC epoch ms after `afterMs` at which `expr` fires in `tz`; stops at `endMs`
- * (inclusive, 0: none) and 50 years ahead. DST follows the Python client (cronsim, the Debian
- * cron convention): when neither the minute nor the hour field starts with '*', the expression
- * runs on local wall-clock times, once when a local time repeats and right after the jump when
- * it does not exist; otherwise it keeps its real time interval.
- */
-function cronTimes(expr, tz, afterMs, count, endMs = 0) {
-  const out = [];
-  if (count <= 0) return out;
-  const [minute, hour] = expr.split(' ');
-  const wallClock = tz !== 'UTC' && !minute.startsWith('*') && !hour.startsWith('*');
-  const horizon = afterMs + LOOKAHEAD_MS;
-  const start = (at) => CronExpressionParser.parse(expr, { currentDate: new Date(at), tz: wallClock ? 'UTC' : tz });
-  let it;
-  try {
-    it = start(wallClock ? wallMs(afterMs, tz) : afterMs);
-  } catch {
-    return out;
-  }
-  while (out.length < count) {
-    let ms;
-    try {
-      ms = it.next().getTime();
-    } catch {
-      break; // no further time
-    }
-    if (wallClock) {
-      let wall = ms;
-      let real = instant(wall, tz);
-      while (real === null) real = instant((wall += 60_000), tz); // skipped: right after the jump
-      if (wall !== ms) it = start(wall);
-      ms = real;
-    }
-    if (ms <= afterMs) continue;
-    if ((endMs && ms > endMs) || ms > horizon) break;
-    out.push(ms);
-  }
-  return out;
-}
-
-/** Month and weekday names, which cron-parser and cronsim (the Python client's) both take. */
-const CRON_NAMES = /JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT/gi;
-/** cron-parser's extensions that cronsim refuses: '?' (any day) and 'H' (a hashed value). */
-const NOT_CRONSIM = /[?H]/i;
-
-/** A 5-field crontab expression (whitespace normalised) that fires. */
+/** A 5-field crontab expression (whitespace normalised as Python's `split()` does) that fires,
+ * in the Python client's dialect (cron.js). */
 function cronExpression(value, tz, field = 'cron') {
   if (typeof value !== 'string') throw new InvalidArgument(field, `must be a string, not ${kind(value)}`);
-  const expr = value.trim().split(/\s+/).join(' ');
+  const expr = words(value).join(' ');
   if (expr.split(' ').length !== 5) throw new InvalidArgument(field, 'must have 5 fields: minute hour day month weekday');
-  const extension = NOT_CRONSIM.exec(expr.replace(CRON_NAMES, ''));
-  if (extension) {
-    throw new InvalidArgument(field, `invalid cron expression ${JSON.stringify(value)}: ${JSON.stringify(extension[0])} is not supported (as in the Python client)`);
-  }
+  let spec;
   try {
-    CronExpressionParser.parse(expr, { tz, strict: false });
+    spec = parseCron(expr);
   } catch (err) {
+    if (!(err instanceof CronSyntaxError)) throw err;
     throw new InvalidArgument(field, `invalid cron expression ${JSON.stringify(value)}: ${err.message}`);
   }
-  if (!cronTimes(expr, tz, Date.UTC(2000, 0, 1), 1).length) {
-    throw new InvalidArgument(field, `cron expression ${JSON.stringify(value)} never fires`);
-  }
+  if (!fires(spec, tz)) throw new InvalidArgument(field, `cron expression ${JSON.stringify(value)} never fires`);
   return expr;
 }
 

@@ -88,8 +88,8 @@ test('put refuses an unknown option and a replace that is not a boolean', async 
   assert.deepEqual(await s.put(topic, 'j', 'b', { delayMs: 5000, replace: false }), { status: 'created', version: 1 });
 });
 
-test("cron: Python's dialect (cronsim): L and # are taken, '?' and 'H' are refused", () => {
-  for (const expr of ['0 0 L * *', '0 0 * * 1#2', '0 0 * * 5L', '0 0 * jan-mar thu']) {
+test("cron: Python's dialect (cronsim): L, LW, # and lower case are taken, '?' and 'H' are refused", () => {
+  for (const expr of ['0 0 L * *', '0 0 LW * *', '0 0 lw * *', '0 0 l * *', '0 0 * * 1#2', '0 0 * * 5L', '0 0 * jan-mar thu']) {
     assert.equal(cronExpression(expr, 'UTC'), expr);
   }
   for (const expr of ['0 0 ? * *', '0 0 * * ?', 'H 0 * * *']) {
