@@ -250,6 +250,20 @@ def test_a_usage_error_shows_the_subcommands_usage(redis_url: str, topic: str) -
     assert empty.exit_code == 2 and "Invalid value for '--token'" in empty.output
 
 
+def test_a_body_that_is_not_utf8_is_named_as_such(redis_url: str, topic: str) -> None:
+    """Python decodes argv's bytes that are not UTF-8 as lone surrogates; the user gave bytes,
+    and is told that BODY is not UTF-8 text, where, and how to put such a body."""
+    body = os.fsdecode(b"caf\xe9")  # Latin-1, as a shell in a Latin-1 locale sends it
+    schedule = ["schedule", topic, "s", "--every", "60", "--body", body]
+    for args in (["put", topic, "j", body], schedule):
+        result = _run(args, redis_url)
+        assert result.exit_code == 2, result.output
+        assert "is not valid UTF-8 text (byte 0xe9 at offset 3)" in result.output
+        assert "$base64" in result.output and "surrogate" not in result.output
+    client = redisched.Client.from_url(redis_url)
+    assert client.get(topic, "j") is None and client.get_schedule(topic, "s") is None
+
+
 def test_put_at_a_time_and_times_shown_with_z(redis_url: str, topic: str) -> None:
     put = _run(["put", topic, "later", "b", "--run-at", "2031-01-01T00:00:00+01:00"], redis_url)
     assert put.exit_code == 0, put.output

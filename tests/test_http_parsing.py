@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 import redisched
+from redisched import cursors
 from redisched.config import Settings
 from redisched.errors import InvalidArgument
 from redisched.history import parse_cursor, topic_tag
@@ -51,6 +52,15 @@ def test_routing_path_decodes_each_escape_once() -> None:
 
 @pytest.mark.parametrize("cursor", ["\u00b2", "\u0661\u0662", "1_0", "-1", "99999999999999999"])
 async def test_a_bad_cursor_is_a_400_naming_it(web: httpx.AsyncClient, cursor: str) -> None:
+    reply = await web.get("/v1/topics/t/jobs", params={"state": "ready", "cursor": cursor})
+    assert reply.status_code == 400 and reply.json()["error"]["field"] == "cursor"
+
+
+@pytest.mark.parametrize("score", ["1e999", "-1e999"])
+async def test_a_cursor_whose_score_overflows_is_a_400_naming_it(
+    web: httpx.AsyncClient, score: str
+) -> None:
+    cursor = cursors.encode("t", "ready", (1, score, b"a"))
     reply = await web.get("/v1/topics/t/jobs", params={"state": "ready", "cursor": cursor})
     assert reply.status_code == 400 and reply.json()["error"]["field"] == "cursor"
 

@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 import redisched
+from redisched.http.metrics import by_topic
+from redisched.models import TopicStats
 from redisched.partitions import Partitions
 from tests.test_http_api import error_of, job_url, topic_url
 from tests.unmarked import unmark_async
@@ -198,6 +200,41 @@ async def test_topics_list_the_logical_topic_once(
     assert topic not in (await http.get("/v1/topics")).json()["topics"]
     again = await http.patch(topic_url(topic), json={"partitions": 5})  # a new start
     assert again.json()["config"]["partitions"] == 5
+
+
+async def test_metrics_show_a_partitioned_topic_as_one_topic(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A user who partitioned a topic asks Prometheus about that topic: its series sum the
+    partitions and the topic's own jobs, and no partition has series of its own."""
+    await partition(http, topic, 3)
+    for i in range(6):
+        assert (await http.put(job_url(topic, f"p{i}"), json={"body": i})).status_code == 201
+    await py.put(topic, "own", b"1")  # a plain client's put: into the topic itself
+    leased = await http.post(topic_url(topic, "/reserve"), json={"count": 2})
+    assert len(leased.json()["jobs"]) == 2
+    text = (await http.get("/metrics")).text
+    assert f'redisched_jobs{{state="ready",topic="{topic}"}} 5.0' in text
+    assert f'redisched_jobs{{state="reserved",topic="{topic}"}} 2.0' in text
+    assert f'redisched_puts_total{{topic="{topic}"}} 7.0' in text
+    assert f'redisched_reserves_total{{topic="{topic}"}} 2.0' in text
+    assert f'redisched_topic_paused{{topic="{topic}"}} 0.0' in text
+    assert f'topic="{topic}~p' not in text
+    assert "redisched_unreadable_topics 0.0" in text
+
+
+async def test_metrics_leave_out_a_partitioned_topic_one_of_whose_names_is_unreadable() -> None:
+    """A sum short of a partition would make the topic's counters seem to go back."""
+
+    def stats(name: str, ready: int) -> TopicStats:
+        return TopicStats(name, 0, ready, 0, 0, False, None, ready, 0, 0, 0, 0, 0, 0)
+
+    names = ["a", "a~p0", "a~p1", "b", "b~p0", "b~p1", "c~p0"]
+    read = [stats("a", 1), stats("a~p0", 2), stats("a~p1", 3), None, stats("b~p0", 1), None]
+    read.append(stats("c~p0", 4))  # c is not partitioned: c~p0 is a topic of its own
+    shown, left_out = by_topic(names, read, {"a": 2, "b": 2})
+    assert [(s.topic, s.ready, s.total_put) for s in shown] == [("a", 6, 6), ("c~p0", 4, 4)]
+    assert left_out == 1
 
 
 async def test_openapi_documents_partitions(http: httpx.AsyncClient) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import redisched
-from redisched import InvalidArgument
+from redisched import InvalidArgument, cursors
 from redisched.partition_setting import configure, finished_page, jobs_page, run_async
 from redisched.partitions import Partitions
 from tests.conftest import FakeClock
@@ -111,6 +111,21 @@ async def test_garbage_cursors_are_refused(api: Any, topic: str, cursor: str) ->
         await api.jobs(topic, "ready", cursor=cursor or "?")
     with pytest.raises(InvalidArgument, match="cursor"):
         await api.finished(topic, cursor=cursor or "?")
+
+
+@pytest.mark.parametrize("score", ["1e999", "-1e999", "inf"])
+async def test_a_cursor_whose_score_is_not_finite_is_refused(
+    api: Any, topic: str, score: str
+) -> None:
+    """``1e999`` reads as inf as surely as ``inf`` does: both are forged, neither an empty page."""
+    await api.put(topic, "a", b"")
+    for listing in ("ready", "scheduled", "finished"):
+        forged = cursors.encode(topic, listing, (1, score, b"a"))
+        with pytest.raises(InvalidArgument, match="cursor"):
+            if listing == "finished":
+                await api.finished(topic, cursor=forged)
+            else:
+                await api.jobs(topic, listing, cursor=forged)
 
 
 async def test_another_listings_cursor_is_refused(api: Any, topic: str) -> None:

@@ -132,9 +132,18 @@ def filled(conn: redis.Redis, topic: str) -> dict[str, Args]:
 
 
 def snapshot(conn: redis.Redis, topic: str) -> dict[str, Any]:
-    """Every key of the topic, as DUMP gives it (None for a key that does not exist)."""
+    """Every key of the topic, as DUMP gives it (None for a key that does not exist); a hash
+    stored as a hashtable by its encoding and content, as a lookup may move its DUMP's order
+    (a step of an incremental rehash)."""
     keys = TopicKeys("redisched", topic)
-    return {name: conn.dump(keys.name(name)) for name in KEY_NAMES}
+    found: dict[str, Any] = {}
+    for name in KEY_NAMES:
+        key = keys.name(name)
+        if conn.object("encoding", key) == b"hashtable" and conn.type(key) == b"hash":
+            found[name] = ("hashtable", sorted(conn.hgetall(key).items()))
+        else:
+            found[name] = conn.dump(key)
+    return found
 
 
 def raw_call(conn: redis.Redis, topic: str, script: str, args: Args, keys: int = 0) -> Any:
@@ -248,3 +257,26 @@ def test_the_usual_texts_still_work(conn: redis.Redis, topic: str) -> None:
     )
     assert leased[3][0] == b"j"
     assert leased[3][9] == NOW + 500
+
+
+STALE_REPLIES: dict[str, Any] = {"ack": [0], "bury": [0], "release": [0, b""], "touch": [0, 0]}
+"""Each script taking a token: its reply to a token that is not the job's reservation."""
+
+
+@pytest.mark.parametrize("spelling", [" {}", "{} ", "0{}", "+{}", "{}.0", "{}e0", "0x{:x}"])
+@pytest.mark.parametrize("script", sorted(STALE_REPLIES))
+def test_a_token_is_only_the_text_reserve_gave(
+    conn: redis.Redis, topic: str, filled: dict[str, Args], script: str, spelling: str
+) -> None:
+    """Another text of the same number (``" 3"``, ``"3.0"``, ``"0x3"``) is a stale token, not
+    the reservation ``"3"``: tokens are compared as text (lua/README.md)."""
+    args = dict(filled[script])
+    token = filled[script]["token"]
+    assert isinstance(token, list | str)
+    exact = token[0] if isinstance(token, list) else token
+    other = spelling.format(int(exact))
+    args["token"] = [other] if isinstance(token, list) else other
+    before = snapshot(conn, topic)
+    assert raw_call(conn, topic, script, args) == STALE_REPLIES[script]
+    assert snapshot(conn, topic) == before
+    assert raw_call(conn, topic, script, filled[script]) != STALE_REPLIES[script]

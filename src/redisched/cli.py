@@ -149,6 +149,27 @@ def url_option(command: F) -> F:
     return _url(_cluster(command))
 
 
+def body_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A body given on the command line, which the CLI stores as UTF-8 text: a usage error
+    naming it when its bytes are not UTF-8 (Python decoded them as lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        where = ""  # unless the text is argv's bytes, decoded with surrogateescape
+        try:
+            value.encode("utf-8", "surrogateescape").decode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        except UnicodeDecodeError as exc:
+            where = f" (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        message = (
+            f"is not valid UTF-8 text{where}; the CLI stores a body as text: put bytes with "
+            'the HTTP API (a body of {"$base64": "..."}) or with Client.put and a bytes body'
+        )
+        raise click.BadParameter(message, ctx, param) from None
+    return value
+
+
 run_at_help = "When the job is due: RFC 3339 with an offset, or epoch seconds."
 
 
@@ -171,7 +192,7 @@ def run_at_value(text: str | None) -> datetime | float | None:
 @url_option
 @click.argument("topic")
 @click.argument("id")
-@click.argument("body")
+@click.argument("body", callback=body_text)
 @click.option("--delay", type=float, help="Seconds until the job is due.")
 @click.option("--run-at", help=run_at_help)
 @click.option("--ttr", type=float, help="Seconds a reservation lasts.")

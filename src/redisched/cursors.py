@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import zlib
 from collections.abc import Sequence
@@ -71,7 +72,8 @@ def decode(topic: str, listing: str, value: object) -> After | None:
         raise InvalidArgument("cursor", f"is a cursor of the {name} listing, not of {listing}")
     if not (part.isascii() and part.isdigit() and 1 <= int(part) <= PARTS[name]):
         raise InvalidArgument("cursor", "must be a cursor returned by a previous page")
-    if not _SCORE.fullmatch(score):
+    # a score Redis wrote is finite: 1e999 passes the pattern but reads as inf, as "inf" would
+    if not (_SCORE.fullmatch(score) and math.isfinite(float(score))):
         raise InvalidArgument("cursor", "must be a cursor returned by a previous page")
     try:
         raw = base64.urlsafe_b64decode(member + "=" * (-len(member) % 4))

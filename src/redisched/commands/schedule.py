@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from .. import partition_setting
-from ..cli import _echo, client_for, url_option
+from ..cli import _echo, body_text, client_for, url_option
 from ..models import Schedule
 from .output import utc_text
 
@@ -35,7 +35,9 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
 @click.option("--cron", help="A 5-field crontab, e.g. '0 9 * * MON'.")
 @click.option("--every", type=float, help="Whole seconds between occurrences (>= 1).")
 @click.option("--tz", default="UTC", show_default=True, help="IANA time zone of --cron.")
-@click.option("--body", default="", help="The body of every occurrence (UTF-8 text).")
+@click.option(
+    "--body", default="", callback=body_text, help="The body of every occurrence (UTF-8 text)."
+)
 @click.option("--ttr", type=float, help="Seconds a reservation of an occurrence lasts.")
 @click.option("--priority", type=int, default=0, show_default=True)
 @click.option("--max-attempts", type=int)

@@ -2,14 +2,16 @@
 
 Counts per state, the put/reserve/ack/release/requeue/dead totals and the jobs finished per
 outcome (``redisched_finished_total{outcome=...}``) come from each topic's
-stats in Redis, so they hold across every server process. The push dispatcher registers its
-own (dispatch lag, webhook latency and outcomes) in the same registry.
+stats in Redis, so they hold across every server process. A partitioned topic is one topic
+here, as in the API and the dashboard: its series add up its partitions and its own jobs
+(no partition label: up to 1024 partitions a topic would multiply every series). The push
+dispatcher registers its own (dispatch lag, webhook latency and outcomes) in the same registry.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,6 +21,8 @@ from ..client import AsyncClient
 from ..errors import BackendError
 from ..fanout import per_topic
 from ..models import TopicStats
+from ..partition_setting import owner, read_counts
+from ..partitions import merge_stats
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,8 @@ class _StatsCollector(Collector):
         yield GaugeMetricFamily(
             "redisched_unreadable_topics",
             "Topics whose stats could not be read for this scrape (left out of it: on a Redis"
-            " Cluster, those of a primary that is down).",
+            " Cluster, those of a primary that is down; a partitioned topic when any of its"
+            " partitions is).",
             value=self.unreadable_topics,
         )
         jobs = GaugeMetricFamily("redisched_jobs", "Jobs per state now.", labels=["topic", "state"])
@@ -92,6 +97,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._stats = _StatsCollector()
+        self._counts: dict[str, int] = {}  # the partition counts last read
         self.registry.register(self._stats)
 
     async def render(self, client: AsyncClient, topics: Iterable[str] | None = None) -> bytes:
@@ -101,10 +107,34 @@ class Metrics:
             names, self._stats.invalid_topics = found.valid, len(found.invalid)
         else:
             names = list(topics)
+        try:
+            self._counts = await client.execute(read_counts(client.ops))
+        except BackendError as exc:  # its node is down: the counts read last
+            log.warning("metrics: could not read the partition counts: %s", exc)
         read = await per_topic(list(names), lambda name: _stats_or_none(client, name))
-        self._stats.snapshot = [stats for stats in read if stats is not None]
-        self._stats.unreadable_topics = len(read) - len(self._stats.snapshot)
+        snapshot, left_out = by_topic(names, read, self._counts)
+        self._stats.snapshot, self._stats.unreadable_topics = snapshot, left_out
         return generate_latest(self.registry)
+
+
+def by_topic(
+    names: Sequence[str], read: Sequence[TopicStats | None], counts: Mapping[str, int]
+) -> tuple[list[TopicStats], int]:
+    """Each topic's stats, a partitioned topic's partitions added into its own, and how many
+    topics are left out: a partitioned one when any of its names could not be read, as its
+    sum would be short (and its counters would seem to go back)."""
+    groups: dict[str, list[TopicStats | None]] = {}
+    for name, stats in zip(names, read, strict=True):
+        layout = owner(name, counts)
+        groups.setdefault(name if layout is None else layout.topic, []).append(stats)
+    whole = []
+    for topic, group in groups.items():
+        parts = [stats for stats in group if stats is not None]
+        if len(parts) < len(group):
+            continue
+        single = len(parts) == 1 and parts[0].topic == topic
+        whole.append(parts[0] if single else merge_stats(topic, parts))
+    return whole, len(groups) - len(whole)
 
 
 async def _stats_or_none(client: AsyncClient, topic: str) -> TopicStats | None:

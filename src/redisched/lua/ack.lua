@@ -173,7 +173,7 @@ else
   end
 end
 for i = 2, #ARGV, 3 do
-  local id, token, result, k = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], (i + 1) / 3
+  local id, token, result, k = ARGV[i], ARGV[i + 1], ARGV[i + 2], (i + 1) / 3
   local raw = (one or not seen[id]) and raws[k]
   local status = STALE
   if raw then
@@ -181,7 +181,9 @@ for i = 2, #ARGV, 3 do
     -- per call): a record is acked only when reserved, and a pending one has SEQ 0, so
     -- materialize() (a scheduled job's implied put event) never changes one here
     local job = {cmsgpack.unpack(raw)}
-    if job[STATE] == RESERVED and job[SEQ] == token then
+    -- a token is the exact text reserve gave (its SEQ, '%d'): tonumber would take ' 3',
+    -- '3.0' or '0x3' for '3'
+    if job[STATE] == RESERVED and string.format('%d', job[SEQ]) == token then
       status, acked = ACKED, acked + 1
       local last_error = lookup and redis.call('HGET', errors_key, id)
       local note

@@ -41,7 +41,7 @@ if not now then
 elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
   return redis.error_reply('ERR bury: now_ms must be an integer >= 0')
 end
-local id, token, reason = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local id, token, reason = ARGV[2], ARGV[3], ARGV[4]
 
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
@@ -256,7 +256,8 @@ end
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {STALE} end
 local job = decode(raw)
-if job[STATE] ~= RESERVED or job[SEQ] ~= token then return {STALE} end
+-- a token is the exact text reserve gave (its SEQ, '%d'): tonumber would take ' 3', '3.0' or '0x3'
+if job[STATE] ~= RESERVED or string.format('%d', job[SEQ]) ~= token then return {STALE} end
 
 redis.call('ZREM', reserved_key, id)
 if redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then

@@ -48,7 +48,7 @@ elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
   return redis.error_reply('ERR release: now_ms must be an integer >= 0')
 end
 local DEFAULT_DELAY = 0
-local id, token, error_text = ARGV[2], tonumber(ARGV[3]), ARGV[5]
+local id, token, error_text = ARGV[2], ARGV[3], ARGV[5]
 local delay = ARGV[4] == '' and DEFAULT_DELAY or tonumber(ARGV[4])
 local refund = ARGV[6] == '1'
 if not delay or delay < 0 then return redis.error_reply('ERR release: delay_ms must be >= 0') end
@@ -206,7 +206,8 @@ end
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {STALE, ''} end
 local job = decode(raw)
-if job[STATE] ~= RESERVED or job[SEQ] ~= token then return {STALE, ''} end
+-- a token is the exact text reserve gave (its SEQ, '%d'): tonumber would take ' 3', '3.0' or '0x3'
+if job[STATE] ~= RESERVED or string.format('%d', job[SEQ]) ~= token then return {STALE, ''} end
 
 redis.call('ZREM', reserved_key, id)
 redis.call('HINCRBY', meta_key, 'total_released', 1)

@@ -179,7 +179,7 @@ local function flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clo
   return feed_epoch
 end
 
-local id, token, ttr_override = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local id, token, ttr_override = ARGV[2], ARGV[3], tonumber(ARGV[4])
 if ARGV[4] ~= '' and not (ttr_override and ttr_override % 1 == 0 and ttr_override >= 1) then
   return redis.error_reply('ERR touch: ttr_ms must be an integer >= 1 or empty')
 end
@@ -187,7 +187,8 @@ end
 local raw = redis.call('HGET', jobs_key, id)
 if not raw then return {STALE, 0} end
 local job = decode(raw)
-if job[STATE] ~= RESERVED or job[SEQ] ~= token then return {STALE, 0} end
+-- a token is the exact text reserve gave (its SEQ, '%d'): tonumber would take ' 3', '3.0' or '0x3'
+if job[STATE] ~= RESERVED or string.format('%d', job[SEQ]) ~= token then return {STALE, 0} end
 local reserved_until = now + (ttr_override or job[TTR])
 redis.call('ZADD', reserved_key, reserved_until, id)
 -- The start of the log's last event, nil when it has none.
