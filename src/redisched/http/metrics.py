@@ -8,7 +8,6 @@ own (dispatch lag, webhook latency and outcomes) in the same registry.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -16,11 +15,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..client import AsyncClient
-from ..errors import BackendError
-from ..fanout import per_topic
+from ..fanout import readable
 from ..models import TopicStats
-
-log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TOTALS = (
@@ -101,17 +97,7 @@ class Metrics:
             names, self._stats.invalid_topics = found.valid, len(found.invalid)
         else:
             names = list(topics)
-        read = await per_topic(list(names), lambda name: _stats_or_none(client, name))
+        read = await readable(list(names), client.stats, "metrics")
         self._stats.snapshot = [stats for stats in read if stats is not None]
         self._stats.unreadable_topics = len(read) - len(self._stats.snapshot)
         return generate_latest(self.registry)
-
-
-async def _stats_or_none(client: AsyncClient, topic: str) -> TopicStats | None:
-    """The topic's stats, or None when Redis cannot serve it now: one topic on a Cluster
-    primary that is down made the whole scrape a 503, exactly while it mattered."""
-    try:
-        return await client.stats(topic)
-    except BackendError as exc:
-        log.warning("metrics: could not read the stats of topic %r: %s", topic, exc)
-        return None

@@ -46,6 +46,8 @@ class Runtime:
         turns: each topic's turn among its long polls (see :class:`~.turns.Turns`).
         unreachable: partitions whose last lease failed, which reserves pass over for a
             while (:class:`~redisched.partitions.Sweep`).
+        unreadable: topics the dashboard's overview could not read lately, shown as
+            unreachable without a try for a while (:func:`redisched.dashboard.data.overview`).
     """
 
     settings: Settings
@@ -61,6 +63,7 @@ class Runtime:
     partitions: PartitionMap = field(default_factory=PartitionMap)
     turns: Turns = field(default_factory=Turns)
     unreachable: Unreachable = field(default_factory=Unreachable)
+    unreadable: Unreachable = field(default_factory=Unreachable)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""
