@@ -10,12 +10,14 @@ for its replica to take over.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +180,25 @@ class LocalCluster:
             if all(len(names) == count for names in by_master.values()):
                 return [topic for names in by_master.values() for topic in names]
         raise RuntimeError(f"no {count} topics found on each master")
+
+    def registry_masters(self) -> set[int]:
+        """The masters of the keys every process reads (the topics set, the partition counts)."""
+        return {self.master_of(f"redisched:{key}") for key in ("topics", "partitions")}
+
+    @contextlib.contextmanager
+    def refusing(self, port: int) -> Iterator[None]:
+        """The primary on ``port`` refuses every client inside the block (a password set, its
+        clients cut off) while it keeps running and its slots: a primary down for its clients,
+        deterministically and with no failover. Restored after."""
+        password = f"refusing-{uuid.uuid4().hex}"
+        with self.connect(port) as node:
+            node.config_set("requirepass", password)
+            node.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            try:
+                yield
+            finally:
+                node.execute_command("AUTH", password)
+                node.config_set("requirepass", "")
 
     def node(self, port: int) -> EmbeddedRedis:
         """The node listening on ``port``."""

@@ -28,11 +28,21 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.contextmanager
-def serve(data_dir: Path, *, tokens: tuple[str, ...] = ()) -> Iterator[str]:
-    """Run ``redisched serve`` on a free loopback port; yields its base URL."""
+def serve(
+    data_dir: Path, *, tokens: tuple[str, ...] = (), redis_cluster: str | None = None
+) -> Iterator[str]:
+    """Run ``redisched serve`` on a free loopback port; yields its base URL.
+
+    ``redis_cluster``: the URL of a Redis Cluster node to serve from, instead of an embedded
+    Redis in ``data_dir`` (which then only holds the log).
+    """
     port = free_port()
     command = [str(Path(sys.executable).parent / "redisched"), "serve", "--port", str(port)]
-    command += ["--data-dir", str(data_dir)]
+    if redis_cluster is None:
+        command += ["--data-dir", str(data_dir)]
+    else:
+        command += ["--redis-url", redis_cluster, "--redis-cluster"]
+        data_dir.mkdir(parents=True, exist_ok=True)
     for token in tokens:
         command += ["--token", token]
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDISCHED_")}

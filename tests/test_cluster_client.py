@@ -191,7 +191,7 @@ async def test_a_worker_starts_while_another_topics_primary_refuses(
     from redisched.preflight import check_redis
 
     # the primary to lose holds neither of the keys every process reads at start
-    shared = {redis_cluster.master_of(f"redisched:{k}") for k in ("topics", "partitions")}
+    shared = redis_cluster.registry_masters()
     on = {
         redis_cluster.master_of(TopicKeys("redisched", t).name("jobs")): t
         for t in redis_cluster.topics_on_each_master("w-start", 1)
@@ -200,20 +200,12 @@ async def test_a_worker_starts_while_another_topics_primary_refuses(
     here = next(t for p, t in on.items() if p != port)
     done = asyncio.Event()
     async with redisched.AsyncClient.from_url(redis_cluster.url, cluster=True) as client:
-        with redis_cluster.connect(port) as node:
-            node.config_set("requirepass", "worker-start-test")  # this primary refuses all
-            node.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-            try:
-                check_redis(redis_cluster.url, cluster=True)  # the CLI's preflight passes too
-                worker = redisched.Worker(
-                    client, {here: lambda job: done.set()}, handle_signals=False
-                )
-                task = asyncio.create_task(worker.run())
-                await worker.wait_started()
-                await client.put(here, "j", b"x")
-                await asyncio.wait_for(done.wait(), 10)
-                worker.stop()
-                await asyncio.wait_for(task, 10)
-            finally:
-                node.execute_command("AUTH", "worker-start-test")
-                node.config_set("requirepass", "")
+        with redis_cluster.refusing(port):
+            check_redis(redis_cluster.url, cluster=True)  # the CLI's preflight passes too
+            worker = redisched.Worker(client, {here: lambda job: done.set()}, handle_signals=False)
+            task = asyncio.create_task(worker.run())
+            await worker.wait_started()
+            await client.put(here, "j", b"x")
+            await asyncio.wait_for(done.wait(), 10)
+            worker.stop()
+            await asyncio.wait_for(task, 10)

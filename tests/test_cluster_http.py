@@ -125,16 +125,10 @@ async def test_healthz_asks_every_primary_of_a_cluster(
     cluster's state was fail and every job route answered 503)."""
     assert (await http.get("/healthz")).status_code == 200
     port = max(redis_cluster.masters())  # a primary other than the URL's node, most likely
-    with redis_cluster.connect(port) as node:
-        node.config_set("requirepass", "healthz-test-password")  # it refuses everyone now
-        node.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # even them
-        try:
-            answer = await http.get("/healthz")
-            assert answer.status_code == 503, answer.text
-            assert answer.json()["redis"] != "ok"
-        finally:
-            node.execute_command("AUTH", "healthz-test-password")
-            node.config_set("requirepass", "")
+    with redis_cluster.refusing(port):
+        answer = await http.get("/healthz")
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["redis"] != "ok"
     assert (await http.get("/healthz")).status_code == 200
 
 
@@ -157,21 +151,13 @@ async def test_a_partitioned_reserve_passes_over_a_partition_redis_cannot_serve(
     lost = ports[layout.names[0]]
     served = {i for i in ids if ports[layout.route(i)] != lost}
     assert served and served != set(ids)  # some partitions on the lost primary, some not
-    with redis_cluster.connect(lost) as node:
-        node.config_set("requirepass", "partition-test")  # this primary refuses everyone
-        node.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-        try:
-            got: set[str] = set()
-            for _ in range(len(ids)):
-                answer = await http.post(f"/v1/topics/{topic}/reserve", json={"count": 1})
-                assert answer.status_code in (200, 204), answer.text
-                got |= (
-                    {j["id"] for j in answer.json()["jobs"]} if answer.status_code == 200 else set()
-                )
-            assert got == served
-        finally:
-            node.execute_command("AUTH", "partition-test")
-            node.config_set("requirepass", "")
+    with redis_cluster.refusing(lost):
+        got: set[str] = set()
+        for _ in range(len(ids)):
+            answer = await http.post(f"/v1/topics/{topic}/reserve", json={"count": 1})
+            assert answer.status_code in (200, 204), answer.text
+            got |= {j["id"] for j in answer.json()["jobs"]} if answer.status_code == 200 else set()
+        assert got == served
 
 
 async def test_metrics_leave_out_the_topics_of_a_primary_redis_cannot_serve(
@@ -189,14 +175,8 @@ async def test_metrics_leave_out_the_topics_of_a_primary_redis_cannot_serve(
         assert (await http.put(f"/v1/topics/{t}/jobs/j", json={"body": 1})).is_success
     lost = redis_cluster.master_of(TopicKeys("redisched", topics[0]).name("jobs"))
     assert lost != listing
-    with redis_cluster.connect(lost) as node:
-        node.config_set("requirepass", "metrics-test")  # this primary refuses everyone
-        node.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-        try:
-            answer = await http.get("/metrics")
-        finally:
-            node.execute_command("AUTH", "metrics-test")
-            node.config_set("requirepass", "")
+    with redis_cluster.refusing(lost):
+        answer = await http.get("/metrics")
     assert answer.status_code == 200, answer.text
     assert f'topic="{topics[1]}"' in answer.text and f'topic="{topics[0]}"' not in answer.text
     unreadable = next(

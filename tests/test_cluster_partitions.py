@@ -11,15 +11,18 @@ from collections.abc import Iterator
 import pytest
 
 import redisched
-from redisched import InvalidArgument, Job, PutStatus, Worker
+from redisched import BackendError, InvalidArgument, Job, Lease, PutStatus, Worker
 from redisched.keys import TopicKeys
 from redisched.partitions import (
     AsyncPartitionedTopic,
     PartitionedTopic,
     Partitions,
+    Sweep,
     partition_of,
 )
+from redisched.unreachable import Unreachable
 from tests.cluster import LocalCluster
+from tests.conftest import FakeClock
 
 
 def test_routing_is_crc32_of_the_id() -> None:
@@ -115,6 +118,109 @@ def test_lease_reports_the_earliest_next_due_of_all_partitions(hot: PartitionedT
     assert lease.jobs == [] and lease.next_due_ms is not None
     soon = hot.get("soon")
     assert soon is not None and lease.next_due_ms == int(soon.run_at.timestamp() * 1000)
+
+
+def _lease(jobs: int) -> Lease:
+    return Lease([Job.__new__(Job) for _ in range(jobs)], 0, None, None)
+
+
+def test_a_sweep_passes_over_the_partitions_that_fail_for_a_while(clock: FakeClock) -> None:
+    layout, unreachable = Partitions("hot", 3), Unreachable(period=30, clock=clock)
+
+    def sweep(want: int, failing: set[str], jobs: int = 1) -> tuple[list[str], int]:
+        tried, swept = [], Sweep[Lease](layout, want, unreachable)
+        for name in swept:
+            tried.append(name)
+            with swept.visiting(name):
+                if name in failing:
+                    raise BackendError(f"{name} is down")
+                swept.took(name, _lease(jobs))
+        return tried, sum(len(lease.jobs) for lease in swept.leases())
+
+    # the first reserve of 4 visits the topic itself first, then hot~p0 (which fails), p1, p2
+    assert sweep(4, {"hot~p0"}) == (["hot", "hot~p0", "hot~p1", "hot~p2"], 3)
+    assert unreachable.skipped("hot~p0") and not unreachable.skipped("hot~p1")
+    assert sweep(4, set()) == (["hot~p1", "hot~p2", "hot"], 3)  # p0 is passed over
+    clock.advance(31)
+    assert sweep(1, set()) == (["hot~p2"], 1)
+    assert sweep(9, set(), jobs=0) == (["hot~p0", "hot~p1", "hot~p2", "hot"], 0)  # tried again
+    with pytest.raises(BackendError, match="is down"):  # every partition failed
+        sweep(2, {"hot", *layout.names})
+    with pytest.raises(BackendError, match="no partition of 'hot' is reachable"):
+        sweep(2, set())  # all passed over: none tried
+
+
+def test_a_sweep_keeps_the_jobs_leased_before_another_error() -> None:
+    swept = Sweep[Lease](Partitions("hot", 2), 5, Unreachable())
+    for name in swept:
+        with swept.visiting(name):
+            if name == "hot~p1":
+                raise ValueError("a bug")
+            swept.took(name, _lease(1))
+    assert [len(lease.jobs) for lease in swept.leases()] == [1, 1]
+    with pytest.raises(ValueError, match="a bug"):  # nothing leased yet: the error stands
+        for name in (nothing := Sweep[Lease](Partitions("hot", 2), 5, Unreachable())):
+            with nothing.visiting(name):
+                raise ValueError("a bug")
+
+
+RETRY_FOR = 0.2
+"""The clients' retry_for while a primary refuses (each first try of a lost partition waits it
+out). Their scripts are loaded first, as a Worker's or the HTTP service's warm-up does: a
+NOSCRIPT loads the script on every primary, which fails while one refuses."""
+
+
+def _lost_partitions(redis_cluster: LocalCluster, topic: str, count: int) -> tuple[int, set[str]]:
+    """A primary holding some partitions of ``topic`` (and neither registry key, if one
+    does), and those partitions."""
+    ports = {
+        n: redis_cluster.master_of(TopicKeys("redisched", n).name("jobs"))
+        for n in Partitions(topic, count).names
+    }
+    shared = redis_cluster.registry_masters()
+    lost = min(set(ports.values()), key=lambda port: (port in shared, port))
+    return lost, {name for name, port in ports.items() if port == lost}
+
+
+def test_a_reserve_passes_over_a_partition_redis_cannot_serve(
+    redis_cluster: LocalCluster, hot: PartitionedTopic
+) -> None:
+    """The reserve stopped at the first partition whose primary was down (a BackendError),
+    though the other partitions held jobs."""
+    ids = [f"j{i}" for i in range(24)]
+    hot.put_many([(i, b"") for i in ids])
+    lost, down = _lost_partitions(redis_cluster, hot.partitions.topic, hot.count)
+    served = {i for i in ids if hot.partitions.route(i) not in down}
+    assert served and served != set(ids)
+    with redisched.Client.from_url(redis_cluster.url, cluster=True, retry_for=RETRY_FOR) as client:
+        client.execute(client.ops.load_scripts())
+        topic = PartitionedTopic(client, hot.partitions.topic, hot.count)
+        with redis_cluster.refusing(lost):
+            got = {job.id for job in topic.reserve_many(len(ids))}
+            assert got == served
+            assert all(topic.unreachable.skipped(name) for name in down)
+            assert topic.reserve() is None  # the others are empty; the lost ones passed over
+    assert {job.id for job in hot.reserve_many(len(ids))} == set(ids) - served
+
+
+async def test_an_async_reserve_passes_over_a_partition_redis_cannot_serve(
+    redis_cluster: LocalCluster, hot: PartitionedTopic
+) -> None:
+    ids = [f"j{i}" for i in range(24)]
+    hot.put_many([(i, b"") for i in ids])
+    lost, down = _lost_partitions(redis_cluster, hot.partitions.topic, hot.count)
+    served = {i for i in ids if hot.partitions.route(i) not in down}
+    async with redisched.AsyncClient.from_url(
+        redis_cluster.url, cluster=True, retry_for=RETRY_FOR
+    ) as client:
+        await client.execute(client.ops.load_scripts())
+        topic = AsyncPartitionedTopic(client, hot.partitions.topic, hot.count)
+        with redis_cluster.refusing(lost):
+            got = set()
+            while job := await topic.reserve():
+                got.add(job.id)
+            assert got == served
+            assert all(topic.unreachable.skipped(name) for name in down)
 
 
 def test_a_partition_count_cannot_change(hot: PartitionedTopic) -> None:

@@ -11,6 +11,10 @@ each under its own hash tag, so the partitions spread over the cluster's masters
 - **Reserve draws fairly**: each reserve starts at the next partition in turn and moves on
   while it needs more jobs, so while every partition has due work, each serves the same number
   of reserves. ``lease`` merges the partitions' ``next_due`` and ``next_timeout`` (earliest).
+- **A partition Redis cannot serve is passed over**: one whose lease fails (its Cluster
+  primary down) is skipped for 30 s and the reserve goes on with the others
+  (:class:`Sweep`, shared with the HTTP service's reserves); BackendError only when every
+  partition failed.
 - **The topic itself is reserved from too**: a job put into ``<topic>`` by a process that did
   not know the count yet (it trusts the counts it read for up to 5 s), by a plain client, or
   by a schedule of the topic itself stays there; one reserve in ``N + 1`` visits the topic
@@ -31,18 +35,20 @@ Worker starts.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import validate
 from .client import AsyncClient, Client
-from .errors import InvalidArgument
+from .errors import BackendError, InvalidArgument
 from .keys import MAX_TOPIC_LENGTH, validate_topic
 from .models import Job, Lease, PutResult, TopicStats
 from .topic_config import MAX_PARTITIONS as MAX_PARTITIONS
 from .topic_config import partitions_count
+from .unreachable import Unreachable
 
 SEPARATOR = "~p"
 
@@ -126,6 +132,86 @@ class Partitions:
         return [self.topic, *order] if first else [*order, self.topic]
 
 
+class Leased(Protocol):
+    """What one partition's lease gave (a :class:`~redisched.models.Lease`, or the HTTP
+    service's :class:`~redisched.leasing.Round`)."""
+
+    @property
+    def jobs(self) -> Sequence[Job]:
+        """The jobs leased."""
+
+
+L = TypeVar("L", bound=Leased)
+
+
+class Sweep(Generic[L]):
+    """The I/O-free part of one lease across a topic's partitions and the topic itself, which
+    :class:`PartitionedTopic`, :class:`AsyncPartitionedTopic` and the HTTP service's reserves
+    share: the order of :meth:`Partitions.visits`, as long as jobs are wanted.
+
+    A partition Redis cannot serve (a BackendError: its Cluster primary down) is passed over,
+    and for ``unreachable.period`` after (each try waits out the client's ``retry_for``): the
+    lease went no further although the other partitions had jobs. Another failure after some
+    jobs were leased ends the sweep with those (they are not stranded). :meth:`leases` raises
+    only when no partition answered.
+
+    Usage, one line of I/O per partition::
+
+        sweep = Sweep(partitions, count, unreachable)
+        for name in sweep:
+            with sweep.visiting(name):
+                sweep.took(name, client.lease(name, sweep.left))
+        leases = sweep.leases()
+
+    Args:
+        partitions: the topic's layout (its turn moves on).
+        want: how many jobs to lease.
+        unreachable: the topics that failed lately (updated by the sweep).
+    """
+
+    def __init__(self, partitions: Partitions, want: int, unreachable: Unreachable) -> None:
+        self.partitions = partitions
+        self.left = want
+        self.unreachable = unreachable
+        self.failure: BackendError | None = None
+        self.stopped = False
+        self._leases: list[L] = []
+
+    def __iter__(self) -> Iterator[str]:
+        for name in self.partitions.visits():
+            if self.left <= 0 or self.stopped:
+                return
+            if not self.unreachable.skipped(name):
+                yield name
+
+    @contextlib.contextmanager
+    def visiting(self, name: str) -> Iterator[None]:
+        """Around the lease of ``name``: a BackendError marks it unreachable and the sweep goes
+        on; another error ends the sweep when jobs were leased already, else is raised."""
+        try:
+            yield
+        except BackendError as exc:
+            self.unreachable.failed(name)
+            self.failure = self.failure or exc
+        except Exception:
+            if not any(lease.jobs for lease in self._leases):
+                raise
+            self.stopped = True
+
+    def took(self, name: str, lease: L) -> None:
+        """``name`` answered with ``lease``."""
+        self.unreachable.answered(name)
+        self._leases.append(lease)
+        self.left -= len(lease.jobs)
+
+    def leases(self) -> list[L]:
+        """Every lease taken; BackendError when no partition answered."""
+        if not self._leases:
+            topic = self.partitions.topic
+            raise self.failure or BackendError(f"no partition of {topic!r} is reachable")
+        return self._leases
+
+
 def merge_leases(leases: Sequence[Lease]) -> Lease:
     """One Lease from the partitions' leases: all jobs, the earliest next due / timeout."""
     jobs = [job for lease in leases for job in lease.jobs]
@@ -167,6 +253,7 @@ class PartitionedTopic:
     def __init__(self, client: Client, topic: str, partitions: int) -> None:
         self.client = client
         self.partitions = Partitions(topic, partitions)
+        self.unreachable = Unreachable()
 
     @property
     def names(self) -> list[str]:
@@ -209,16 +296,13 @@ class PartitionedTopic:
 
     def lease(self, count: int, *, ttr: float | Any = None) -> Lease:
         """Lease up to ``count`` jobs, starting at the next partition in turn (the topic
-        itself is visited too: :meth:`Partitions.visits`)."""
-        leases: list[Lease] = []
-        wanted = validate.count(count)
-        for name in self.partitions.visits():
-            lease = self.client.lease(name, wanted, ttr=ttr)
-            leases.append(lease)
-            wanted -= len(lease.jobs)
-            if wanted == 0:
-                break
-        return merge_leases(leases)
+        itself is visited too: :meth:`Partitions.visits`); a partition Redis cannot serve is
+        passed over for a while (:class:`Sweep`), BackendError when none answered."""
+        sweep: Sweep[Lease] = Sweep(self.partitions, validate.count(count), self.unreachable)
+        for name in sweep:
+            with sweep.visiting(name):
+                sweep.took(name, self.client.lease(name, sweep.left, ttr=ttr))
+        return merge_leases(sweep.leases())
 
     def reserve(self, *, ttr: float | Any = None) -> Job | None:
         """Lease the next due job from the partition whose turn it is (or the next one)."""
@@ -240,6 +324,7 @@ class AsyncPartitionedTopic:
     def __init__(self, client: AsyncClient, topic: str, partitions: int) -> None:
         self.client = client
         self.partitions = Partitions(topic, partitions)
+        self.unreachable = Unreachable()
 
     @property
     def names(self) -> list[str]:
@@ -284,16 +369,13 @@ class AsyncPartitionedTopic:
 
     async def lease(self, count: int, *, ttr: float | Any = None) -> Lease:
         """Lease up to ``count`` jobs, starting at the next partition in turn (the topic
-        itself is visited too: :meth:`Partitions.visits`)."""
-        leases: list[Lease] = []
-        wanted = validate.count(count)
-        for name in self.partitions.visits():
-            lease = await self.client.lease(name, wanted, ttr=ttr)
-            leases.append(lease)
-            wanted -= len(lease.jobs)
-            if wanted == 0:
-                break
-        return merge_leases(leases)
+        itself is visited too: :meth:`Partitions.visits`); a partition Redis cannot serve is
+        passed over for a while (:class:`Sweep`), BackendError when none answered."""
+        sweep: Sweep[Lease] = Sweep(self.partitions, validate.count(count), self.unreachable)
+        for name in sweep:
+            with sweep.visiting(name):
+                sweep.took(name, await self.client.lease(name, sweep.left, ttr=ttr))
+        return merge_leases(sweep.leases())
 
     async def reserve(self, *, ttr: float | Any = None) -> Job | None:
         """Lease the next due job from the partition whose turn it is (or the next one)."""

@@ -6,17 +6,21 @@ Each page joins the calls it needs (:func:`joined`) and runs them through
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from ..client import AsyncClient
+from ..errors import BackendError
+from ..fanout import or_none, readable
 from ..json_body import NotJson, json_value
+from ..keys import partitions_key, topics_key
 from ..limits import read_throttled
 from ..models import HistoryPage, JobEvent, JobPage, JobState, Schedule, Timeline, TopicStats
-from ..ops import Call
+from ..ops import Call, Operations
 from ..partition_setting import (
     fold,
     jobs_page,
@@ -31,6 +35,7 @@ from ..partition_setting import (
 from ..partitions import Partitions
 from ..throughput import Throughput
 from ..topic_config import TopicConfig
+from ..unreachable import Unreachable
 
 MAX_TOPICS = 500
 """The overview lists this many topics at most (sorted by name); it says how many it left out."""
@@ -57,6 +62,12 @@ class TopicRow:
     next_hour: int
     now: datetime
     oldest_ready: datetime | None
+    unreachable: ClassVar[bool] = False
+
+    @property
+    def topic(self) -> str:
+        """The topic's name."""
+        return self.stats.topic
 
     @property
     def ready_age(self) -> float | None:
@@ -67,37 +78,86 @@ class TopicRow:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreachableRow:
+    """A topic on the overview whose keys Redis cannot serve now (its Cluster primary down)."""
+
+    topic: str
+    unreachable: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
-    """Every topic's row (up to MAX_TOPICS), how many topics there are in all, and the
-    throughput of every topic together over the last day."""
+    """Every topic's row (up to MAX_TOPICS, by name), how many topics there are in all, and
+    the throughput of every topic together over the last day (None when Redis cannot serve
+    it now)."""
 
-    rows: list[TopicRow]
+    rows: list[TopicRow | UnreachableRow]
     total_topics: int
-    throughput: Throughput
+    throughput: Throughput | None
+
+    @property
+    def readable(self) -> list[TopicRow]:
+        """The rows read (the others are unreachable)."""
+        return [row for row in self.rows if isinstance(row, TopicRow)]
 
 
-async def overview(client: AsyncClient) -> Overview:
-    """The overview: counts, totals, settings and the next hour of every topic."""
+def _row_calls(ops: Operations, name: str, count: int | None) -> list[Call[Any]]:
+    """The reads of one overview row (see :func:`_row`)."""
+    return [
+        read_stats(ops, name, count),
+        ops.config(name),
+        read_timeline(ops, name, count, width=3600, buckets=1),
+    ]
+
+
+def _row(replies: list[Any]) -> TopicRow:
+    stats, config, timeline = replies
+    return TopicRow(stats, config, timeline.counts[0], timeline.now, timeline.oldest_ready)
+
+
+async def overview(client: AsyncClient, unreachable: Unreachable | None = None) -> Overview:
+    """The overview: counts, totals, settings and the next hour of every topic, in one round
+    trip while Redis serves every topic.
+
+    On a Redis Cluster with a primary down, the topics Redis cannot serve are
+    :class:`UnreachableRow` and the others are shown: after a failed round trip each topic is
+    read on its own (:func:`~redisched.fanout.readable`), and the topics that failed are
+    passed over while ``unreachable`` says so (each try waits out the client's retries).
+    BackendError naming the list of topics when that cannot be read.
+    """
     ops = client.ops
-    every, counts = await client.execute(Call.join(ops.topics(), read_counts(ops)))
+    skipped = Unreachable() if unreachable is None else unreachable
+    try:
+        every, counts = await client.execute(Call.join(ops.topics(), read_counts(ops)))
+    except BackendError as exc:
+        keys = f"{topics_key(ops.prefix)}, {partitions_key(ops.prefix)}"
+        raise BackendError(f"the list of topics ({keys}) cannot be read: {exc}") from exc
     names = fold(every, counts)  # a partitioned topic once, its partitions added in
     shown = names[:MAX_TOPICS]
-    calls: list[Call[Any]] = [ops.throughput()]
-    for name in shown:
-        count = counts.get(name)
-        calls += [
-            read_stats(ops, name, count),
-            ops.config(name),
-            read_timeline(ops, name, count, width=3600, buckets=1),
-        ]
-    rates, *results = await client.execute(joined(calls))
-    rows = []
-    for i in range(len(shown)):
-        stats, config, timeline = results[3 * i : 3 * i + 3]
-        rows.append(
-            TopicRow(stats, config, timeline.counts[0], timeline.now, timeline.oldest_ready)
+    tried = [name for name in shown if not skipped.skipped(name)]
+    calls = [call for name in tried for call in _row_calls(ops, name, counts.get(name))]
+    rates: Throughput | None
+    try:
+        rates, *results = await client.execute(joined([ops.throughput(), *calls]))
+        read: list[TopicRow | None] = [_row(results[3 * i : 3 * i + 3]) for i in range(len(tried))]
+    except BackendError:  # a Cluster primary down: each topic on its own
+        throughput = or_none(client.execute(ops.throughput()), "the overview's throughput")
+        read, rates = await asyncio.gather(
+            readable(tried, lambda n: _read_row(client, n, counts.get(n)), "overview"), throughput
         )
+    found: dict[str, TopicRow] = {}
+    for name, row in zip(tried, read, strict=True):
+        if row is None:
+            skipped.failed(name)
+        else:
+            skipped.answered(name)
+            found[name] = row
+    rows = [found.get(name) or UnreachableRow(name) for name in shown]
     return Overview(rows, len(names), rates)
+
+
+async def _read_row(client: AsyncClient, name: str, count: int | None) -> TopicRow:
+    return _row(await client.execute(joined(_row_calls(client.ops, name, count))))
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,9 +128,12 @@ class Dashboard:
         return self._render(request, "index.html", {"static": STATIC_PREFIX})
 
     async def overview(self, request: Request) -> Response:
-        """GET /dashboard/overview: every topic with its counts."""
-        found = await data.overview(runtime(request).client)
-        context = {"overview": found, "throughput": chart.lines(found.throughput)}
+        """GET /dashboard/overview: every topic with its counts (those Redis cannot serve now
+        marked unreachable)."""
+        rt = runtime(request)
+        found = await data.overview(rt.client, rt.unreadable)
+        lines = None if found.throughput is None else chart.lines(found.throughput)
+        context = {"overview": found, "throughput": lines}
         return self._render(request, "overview.html", context)
 
     async def topic(self, request: Request) -> Response:

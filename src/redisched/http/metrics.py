@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from ..client import AsyncClient
 from ..errors import BackendError
-from ..fanout import per_topic
+from ..fanout import readable
 from ..models import TopicStats
 from ..partition_setting import owner, read_counts
 from ..partitions import merge_stats
@@ -111,7 +111,7 @@ class Metrics:
             self._counts = await client.execute(read_counts(client.ops))
         except BackendError as exc:  # its node is down: the counts read last
             log.warning("metrics: could not read the partition counts: %s", exc)
-        read = await per_topic(list(names), lambda name: _stats_or_none(client, name))
+        read = await readable(list(names), client.stats, "metrics")
         snapshot, left_out = by_topic(names, read, self._counts)
         self._stats.snapshot, self._stats.unreadable_topics = snapshot, left_out
         return generate_latest(self.registry)
@@ -135,13 +135,3 @@ def by_topic(
         single = len(parts) == 1 and parts[0].topic == topic
         whole.append(parts[0] if single else merge_stats(topic, parts))
     return whole, len(groups) - len(whole)
-
-
-async def _stats_or_none(client: AsyncClient, topic: str) -> TopicStats | None:
-    """The topic's stats, or None when Redis cannot serve it now: one topic on a Cluster
-    primary that is down made the whole scrape a 503, exactly while it mattered."""
-    try:
-        return await client.stats(topic)
-    except BackendError as exc:
-        log.warning("metrics: could not read the stats of topic %r: %s", topic, exc)
-        return None

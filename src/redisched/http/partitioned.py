@@ -8,13 +8,12 @@ route on a topic that is not partitioned pays a dict lookup. A path naming a par
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from starlette.requests import Request
 
-from ..errors import BackendError, StaleReservation, TopicBusy
+from ..errors import StaleReservation, TopicBusy
 from ..leasing import Lessee, Round
 from ..ops import Call
 from ..partition_setting import (
@@ -28,7 +27,7 @@ from ..partition_setting import (
     refuse_partition,
     schedule_holders,
 )
-from ..partitions import SEPARATOR, Partitions
+from ..partitions import SEPARATOR, Partitions, Sweep
 from .paths import path_param
 from .runtime import Runtime, runtime
 
@@ -210,11 +209,6 @@ async def delete_topic(rt: Runtime, topic: str, force: bool) -> int:
     return deleted
 
 
-UNREACHABLE_FOR = 30.0
-"""Seconds a partition whose lease failed (its Cluster primary down) is passed over by
-reserves: finding out again costs the reserve that tries the client's ``retry_for`` (10 s)."""
-
-
 class Lessees:
     """What a long poll needs of a :class:`~redisched.leasing.Lessee`, over every partition
     and the topic itself.
@@ -262,35 +256,15 @@ class Lessees:
         """Lease up to ``want`` jobs, partition after partition from the one whose turn it is
         (and from the topic itself, first or last).
 
-        A failure after some jobs were leased answers with those (they are not stranded). A
-        partition Redis cannot serve (its Cluster primary down) is passed over, and for
-        :data:`UNREACHABLE_FOR` seconds after (each try waits out the client's retries): the
-        reserve answered 503 although the other partitions had jobs. BackendError only when
-        no partition answered.
+        As :class:`~redisched.partitions.Sweep` says: a partition Redis cannot serve (its
+        Cluster primary down) is passed over for a while, a failure after some jobs were
+        leased answers with those, BackendError only when no partition answered.
         """
-        rounds: list[Round] = []
-        got, failed, unreachable = 0, None, self.unreachable
-        for name in self.layout.visits():
-            if unreachable.get(name, 0.0) > time.monotonic():
-                continue
-            try:
-                found = await self.lessees[name].exchange(want - got)
-            except BackendError as exc:
-                unreachable[name] = time.monotonic() + UNREACHABLE_FOR
-                failed = failed or exc
-                continue
-            except Exception:
-                if not got:
-                    raise
-                break
-            unreachable.pop(name, None)
-            rounds.append(found)
-            got += len(found.jobs)
-            if got >= want:
-                break
-        if not rounds:
-            raise failed or BackendError(f"no partition of {self.layout.topic!r} is reachable")
-        return merge_rounds(want, rounds)
+        sweep: Sweep[Round] = Sweep(self.layout, want, self.unreachable)
+        for name in sweep:
+            with sweep.visiting(name):
+                sweep.took(name, await self.lessees[name].exchange(sweep.left))
+        return merge_rounds(want, sweep.leases())
 
     async def sleep(self, result: Round, *, until: float | None = None) -> None:
         """Sleep until a partition or the topic has work (see :meth:`Lessee.sleep`)."""

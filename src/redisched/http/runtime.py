@@ -18,6 +18,7 @@ from ..config import Settings
 from ..leasing import LimitsCache
 from ..partition_setting import PartitionMap
 from ..timing import ServerClock
+from ..unreachable import Unreachable
 from ..wakeup import Wakeups
 from .metrics import Metrics
 from .turns import Turns
@@ -43,8 +44,10 @@ class Runtime:
         services: the background parts running now, in start order.
         partitions: the partitioned topics' layouts as last read (routing by id, reserves).
         turns: each topic's turn among its long polls (see :class:`~.turns.Turns`).
-        unreachable: partitions whose last lease failed -> until when (monotonic) reserves
-            pass them over (:class:`~.partitioned.Lessees`).
+        unreachable: partitions whose last lease failed, which reserves pass over for a
+            while (:class:`~redisched.partitions.Sweep`).
+        unreadable: topics the dashboard's overview could not read lately, shown as
+            unreachable without a try for a while (:func:`redisched.dashboard.data.overview`).
     """
 
     settings: Settings
@@ -59,7 +62,8 @@ class Runtime:
     services: list[Service] = field(default_factory=list)
     partitions: PartitionMap = field(default_factory=PartitionMap)
     turns: Turns = field(default_factory=Turns)
-    unreachable: dict[str, float] = field(default_factory=dict)
+    unreachable: Unreachable = field(default_factory=Unreachable)
+    unreadable: Unreachable = field(default_factory=Unreachable)
 
     def topic_changed(self, topic: str) -> None:
         """Tell the listeners that ``topic``'s settings changed."""

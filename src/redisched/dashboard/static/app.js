@@ -468,6 +468,7 @@
   function updateRates() {
     for (const row of document.querySelectorAll("tr[data-topic]")) {
       const topic = row.dataset.topic;
+      if ("unreachable" in row.dataset) { rates.delete(topic); continue; }  // no totals read
       const sample = { t: Number(row.dataset.now), put: Number(row.dataset.put), acked: Number(row.dataset.acked) };
       const samples = (rates.get(topic) || []).filter((s) => s.t < sample.t && sample.t - s.t <= 30000);
       samples.push(sample);
