@@ -121,7 +121,7 @@ REFUSED: list[tuple[str, str]] = [
     ("\u0663 * * * *", "UTC"), ("\uff11 * * * *", "UTC"),
     ("0 0 30 2 *", "UTC"), ("0 0 31 4,6 *", "UTC"), ("0 0 LW * */7", "Europe/Berlin"),
     ("@daily", "UTC"), ("* * * *", "UTC"), ("* * * * * *", "UTC"), (" ", "UTC"),
-    ("0\ufeff0 * * *", "UTC"),
+    ("0\ufeff0 * * *", "UTC"), ("1" * 5000 + " * * * *", "UTC"), ("0 0 * * " + "2" * 4400, "UTC"),
 ]  # fmt: skip
 
 

@@ -14,6 +14,7 @@ time interval through both transitions, so it runs in both copies of a repeated 
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +28,9 @@ UPCOMING = 48
 REFILL_BELOW = 16
 """The scripts ask for a refill when fewer cron times than this are left (``lua/*.lua``)."""
 _LOOKAHEAD_YEARS = 50
+_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
+"""A cron expression's fields, as cronsim names them in its refusals (``Bad minute``)."""
+_LONG = re.compile(r"\d{4301}")
 
 
 NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
@@ -71,6 +75,9 @@ def cron_expression(value: object, tz: ZoneInfo, argument: str = "cron") -> str:
         next(it)
     except CronSimError as exc:
         raise InvalidArgument(argument, f"invalid cron expression {value!r}: {exc}") from None
+    except ValueError:  # a number longer than int() reads (4,300 digits): out of any range
+        field = next(n for n, f in zip(_FIELDS, expr.split(" "), strict=True) if _LONG.search(f))
+        raise InvalidArgument(argument, f"invalid cron expression {value!r}: Bad {field}") from None
     except StopIteration:
         raise InvalidArgument(argument, f"cron expression {value!r} never fires") from None
     return expr
