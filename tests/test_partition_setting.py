@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from click.testing import CliRunner
+from prometheus_client import CollectorRegistry, generate_latest
 
 import redisched
 import redisched.partition_setting
@@ -15,6 +16,7 @@ from redisched import AsyncClient
 from redisched.cli import main
 from redisched.partition_setting import PartitionMap, configure, fold, run, served_topics
 from redisched.partitions import AsyncPartitionedTopic, PartitionedTopic, Partitions
+from redisched.push.dispatch_metrics import PrometheusDispatchMetrics
 from tests.test_dispatcher import (
     Receiver,
     client,
@@ -115,6 +117,53 @@ async def test_dispatcher_delivers_partitions_with_the_topics_webhook(
 
     await until(delivered)
     assert {c.payload["topic"] for c in receiver.calls} == {topic, *layout.names}
+
+
+async def test_dispatcher_metrics_name_the_partitioned_topic_not_its_partitions(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    """A Prometheus user who partitioned a topic asks about that topic: its deliveries, lag
+    and held gauge are labelled with it (no ``~p`` label), and it is held while any of its
+    partitions is."""
+    await set_webhook(client, topic, receiver)
+    await redisched.partition_setting.run_async(
+        client, configure(client.ops, topic, {"partitions": 3})
+    )
+    await unmark_async(client, topic)  # partitioned by an earlier version
+    registry = CollectorRegistry()
+    dispatcher = await dispatchers(metrics=PrometheusDispatchMetrics(registry))
+    layout = Partitions(topic, 3)
+    for i in range(8):
+        await client.put(layout.route(f"m{i}"), f"m{i}", b"{}")
+    await client.put(topic, "stray", b"{}")  # the topic's own job counts with its partitions
+    mine = {"topic": topic}
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {**mine, **labels})
+
+    async def acked() -> bool:
+        return sample("redisched_webhook_deliveries_total", outcome="acked") == 9
+
+    await until(acked)
+    assert sample("redisched_webhook_latency_seconds_count") == 9
+    assert sample("redisched_dispatch_lag_seconds_count") == 9
+    assert f"{topic}~p" not in generate_latest(registry).decode()
+
+    meta = client.ops.keys(layout.name(1)).name("meta")
+    stored = await client.redis.hget(meta, "webhook")
+    bad = {"url": receiver.url, "secrets": ["whsec_!!not-base64"], "timeout": 2.0}
+    await client.redis.hset(meta, "webhook", json.dumps(bad))  # stored before secrets were checked
+    dispatcher.request_refresh()
+
+    async def held(value: float) -> bool:
+        return sample("redisched_webhook_held") == value
+
+    await until(lambda: held(1))
+    assert sorted(dispatcher.held) == [layout.name(1)]  # one partition held: the topic is
+    await client.redis.hset(meta, "webhook", stored)
+    dispatcher.request_refresh()
+    await until(lambda: held(0))
+    assert f"{topic}~p" not in generate_latest(registry).decode()
 
 
 async def test_the_cache_reads_once_then_in_the_background(redis_url: str, topic: str) -> None:

@@ -5,7 +5,8 @@ outcome (``redisched_finished_total{outcome=...}``) come from each topic's
 stats in Redis, so they hold across every server process. A partitioned topic is one topic
 here, as in the API and the dashboard: its series add up its partitions and its own jobs
 (no partition label: up to 1024 partitions a topic would multiply every series). The push
-dispatcher registers its own (dispatch lag, webhook latency and outcomes) in the same registry.
+dispatcher registers its own (dispatch lag, webhook latency, outcomes and held topics) in the
+same registry, a partitioned topic's partitions labelled with that topic too.
 """
 
 from __future__ import annotations

@@ -25,7 +25,11 @@ class Outcome(enum.StrEnum):
 
 
 class DispatchMetrics(Protocol):
-    """What the dispatcher reports; the HTTP service's ``/metrics`` can expose an implementation."""
+    """What the dispatcher reports; the HTTP service's ``/metrics`` can expose an implementation.
+
+    ``topic`` is the topic a job was put into: a partitioned topic's partitions are reported
+    under that topic (no partition label: up to 1024 partitions would multiply every series).
+    """
 
     def delivery(self, topic: str, outcome: Outcome, seconds: float) -> None:
         """One webhook request ended with ``outcome`` after ``seconds``."""
@@ -34,7 +38,8 @@ class DispatchMetrics(Protocol):
         """A delivery started ``seconds`` after the job's run_at (the dispatch lag)."""
 
     def held(self, topic: str, held: bool) -> None:
-        """The topic's deliveries are held (its webhook is refused) or no longer held."""
+        """The topic's deliveries (a partitioned topic's: any partition's) are held (its
+        webhook is refused) or no longer held."""
 
 
 class NullDispatchMetrics:
@@ -53,7 +58,8 @@ class NullDispatchMetrics:
 class PrometheusDispatchMetrics:
     """``redisched_webhook_deliveries_total{topic,outcome}``,
     ``redisched_webhook_latency_seconds{topic}``, ``redisched_dispatch_lag_seconds{topic}``
-    and ``redisched_webhook_held{topic}`` (1 while the topic's webhook is refused).
+    and ``redisched_webhook_held{topic}`` (1 while the topic's webhook is refused); a
+    partitioned topic's series add up its partitions.
 
     Args:
         registry: where to register them, e.g. the registry ``/metrics`` serves.

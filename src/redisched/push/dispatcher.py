@@ -35,7 +35,12 @@ released (stale, or for a replace the new version scheduled at once), counted as
 never sent.
 
 Topics and their webhook settings are read again every ``refresh_interval`` seconds (two
-commands per topic), or at once with :meth:`Dispatcher.refresh`.
+commands per topic, and the partition counts), or at once with :meth:`Dispatcher.refresh`.
+
+Each partition of a partitioned topic is delivered as a topic of its own (to the topic's
+webhook), but reported to :class:`DispatchMetrics` under the topic it belongs to
+(:func:`~redisched.partition_setting.owner`), as ``/metrics`` shows the topic's job counts:
+its counters add up, and the topic is held there while any of its partitions is.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from ..leasing import HOLD_MARGIN, Lessee, Limits, LimitsCache, Round
 from ..limits import count_throttled
 from ..models import Job, JobState
 from ..ops import Call
+from ..partition_setting import owner, read_counts
 from ..retry import Backoff
 from ..timing import ServerClock
 from ..topic_config import TopicConfig, Webhook, unusable_secret
@@ -157,6 +163,8 @@ class Dispatcher:
         self._own_clock = clock is None  # a clock given was read by its owner
         self.held: dict[str, str] = {}
         """Topics whose webhook the target policy refuses -> why; their jobs wait."""
+        self._counts: dict[str, int] = {}  # the partition counts last read
+        self._held_labels: set[str] = set()  # the topics metrics were last told are held
         self._group: asyncio.TaskGroup | None = None  # discovery, topic runners, retirements
         self._main: asyncio.Task[None] | None = None  # the task that holds the group
         self._discovery: asyncio.Task[None] | None = None
@@ -244,6 +252,17 @@ class Dispatcher:
 
     async def _refresh(self) -> None:
         names = await self.client.topics()
+        try:
+            self._counts = await self.client.execute(read_counts(self.client.ops))
+        except BackendError as exc:  # its node is down: the counts read last
+            log.warning("dispatcher could not read the partition counts: %s", exc)
+        try:
+            await self._match(names)
+        finally:
+            self._report_held()
+
+    async def _match(self, names: list[str]) -> None:
+        """Start, update, hold or stop topic runners to match the topics' settings."""
         configs = await per_topic(names, self._config)
         unread = {t for t, c in zip(names, configs, strict=True) if c is None}
         wanted = {t: c for t, c in zip(names, configs, strict=True) if c is not None and c.webhook}
@@ -260,16 +279,15 @@ class Dispatcher:
                     self._hold(topic, refused)
                     continue
                 if self.held.pop(topic, None) is not None:
-                    self.metrics.held(topic, False)
                     log.info("topic %r: webhook accepted again; delivering", topic)
             if runner is None:
                 runner = self._runners[topic] = _TopicRunner(self, topic, config)
                 runner.start()
             else:
                 runner.configure(config)
+            runner.label = self.label(topic)  # the counts may have come since it started
         for topic in [t for t in self.held if t not in wanted and t not in unread]:
             del self.held[topic]
-            self.metrics.held(topic, False)
         for topic in [t for t in self._runners if t not in wanted and t not in unread]:
             self._retire(topic)
 
@@ -304,13 +322,28 @@ class Dispatcher:
                 self._crash = f"{task.get_name() if task else 'a task'} failed: {exc!r}"
             raise
 
+    def label(self, topic: str) -> str:
+        """The topic ``topic``'s deliveries are reported under: the partitioned topic it is a
+        partition of (by the counts last read), else itself."""
+        layout = owner(topic, self._counts)
+        return topic if layout is None else layout.topic
+
+    def _report_held(self) -> None:
+        """Tell the metrics which topics are held now: a partitioned topic while any of its
+        partitions (or itself) is. Only changes are told."""
+        labels = {self.label(topic) for topic in self.held}
+        for label in sorted(labels - self._held_labels):
+            self.metrics.held(label, True)
+        for label in sorted(self._held_labels - labels):
+            self.metrics.held(label, False)
+        self._held_labels = labels
+
     def _hold(self, topic: str, reason: str) -> None:
         """Deliver nothing for ``topic``: its webhook is refused, and a delivery would only
         spend an attempt of each job (a restart without --allow-private-webhooks must not
         dead-letter a topic's jobs)."""
         if topic not in self.held:
             log.warning("topic %r: holding deliveries, the webhook is refused: %s", topic, reason)
-            self.metrics.held(topic, True)
         self.held[topic] = reason
         if topic in self._runners:
             self._retire(topic)
@@ -367,6 +400,7 @@ class _TopicRunner:
     def __init__(self, dispatcher: Dispatcher, topic: str, config: TopicConfig) -> None:
         self.d = dispatcher
         self.topic = topic
+        self.label = dispatcher.label(topic)  # the topic its deliveries are reported under
         self.config = config
         self.keys: list[hmac.HMAC] = []  # the secrets' HMAC keys, prepared once
         self.deadlines = Deadlines()  # each request's webhook timeout, on one timer
@@ -552,7 +586,7 @@ class _TopicRunner:
     def _count_acks(self, result: Round) -> None:
         for job, ok in zip(result.done, result.acked, strict=True):
             seconds = self.seconds.pop(job.token, 0.0)
-            self.d.metrics.delivery(self.topic, Outcome.ACKED if ok else Outcome.STALE, seconds)
+            self.d.metrics.delivery(self.label, Outcome.ACKED if ok else Outcome.STALE, seconds)
 
     # -- deliveries -------------------------------------------------------------------------
 
@@ -577,7 +611,7 @@ class _TopicRunner:
                     # the request is awaited here, not in a helper coroutine: one coroutine
                     # less to make and to resume at each of the request's steps
                     d, webhook = self.d, self.webhook
-                    d.metrics.lag(self.topic, time.time() - job.run_at.timestamp())
+                    d.metrics.lag(self.label, time.time() - job.run_at.timestamp())
                     started = time.perf_counter()
                     deadlines.arm(me, webhook.timeout)
                     try:
@@ -686,7 +720,7 @@ class _TopicRunner:
         except BackendError as exc:
             log.warning("topic %r: could not settle job %r: %s", self.topic, job.id, exc)
             outcome = Outcome.ERROR
-        self.d.metrics.delivery(self.topic, outcome, result.seconds)
+        self.d.metrics.delivery(self.label, outcome, result.seconds)
 
     async def _settle(self, job: Job, result: delivery.Result) -> Outcome:
         client = self.d.client
