@@ -209,3 +209,81 @@ async def test_a_worker_starts_while_another_topics_primary_refuses(
             await asyncio.wait_for(done.wait(), 10)
             worker.stop()
             await asyncio.wait_for(task, 10)
+
+
+def _a_topic_and_another_primary(redis_cluster: LocalCluster, prefix: str) -> tuple[str, int, int]:
+    """A new topic, its primary (its scripts flushed) and another primary to lose: one that
+    holds neither the topic nor the keys every process reads."""
+    shared = redis_cluster.registry_masters()
+    on = {
+        redis_cluster.master_of(TopicKeys("redisched", t).name("jobs")): t
+        for t in redis_cluster.topics_on_each_master(prefix, 1)
+    }
+    lost = next(p for p in on if p not in shared)
+    here = next(p for p in on if p != lost)
+    with redis_cluster.connect(here) as node:
+        node.script_flush()
+    return on[here], here, lost
+
+
+def test_a_fresh_client_loads_its_scripts_while_another_primary_refuses(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A NOSCRIPT on a healthy primary sent SCRIPT LOAD to every primary, which failed on the
+    lost one: the call failed though the node holding its keys was up (no retry: a retry
+    passed when redis-py had loaded the script on the healthy node before the lost one)."""
+    topic, here, lost = _a_topic_and_another_primary(redis_cluster, "fresh-sync")
+    with (
+        redisched.Client.from_url(redis_cluster.url, cluster=True, retry_for=0) as client,
+        redis_cluster.refusing(lost),
+    ):
+        assert client.put(topic, "j", b"x").status is PutStatus.CREATED
+        job = client.reserve(topic)
+        assert job is not None and job.body == b"x"
+        client.ack(job)
+        with redis_cluster.connect(here) as node:  # a durable put's batch goes to one node
+            node.script_flush()
+        assert client.put(topic, "k", b"y", durable=True).status is PutStatus.CREATED
+
+
+async def test_a_fresh_async_client_loads_its_scripts_while_another_primary_refuses(
+    redis_cluster: LocalCluster,
+) -> None:
+    topic, here, lost = _a_topic_and_another_primary(redis_cluster, "fresh-async")
+    async with redisched.AsyncClient.from_url(
+        redis_cluster.url, cluster=True, retry_for=0
+    ) as client:
+        with redis_cluster.refusing(lost):
+            assert (await client.put(topic, "j", b"x")).status is PutStatus.CREATED
+            job = await client.reserve(topic)
+            assert job is not None and job.body == b"x"
+            await client.ack(job)
+            with redis_cluster.connect(here) as node:
+                node.script_flush()
+            made = await client.put(topic, "k", b"y", durable=True)
+            assert made.status is PutStatus.CREATED
+
+
+async def test_loading_every_script_reaches_each_healthy_primary_while_one_refuses(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A warm-up's loads stopped at the first primary that failed (redis-py sends them to one
+    primary after another), leaving the primaries after it without the scripts."""
+    from redisched.errors import BackendError
+
+    masters = redis_cluster.masters()
+    lost = min(masters, key=lambda port: min(masters[port]))  # the first one redis-py asks
+    healthy = [p for p in masters if p != lost]
+    shas = [script.sha for script in scripts.load_all().values()]
+    async with redisched.AsyncClient.from_url(
+        redis_cluster.url, cluster=True, retry_for=0
+    ) as client:
+        await client.execute(client.ops.server_time_ms())  # the cluster's nodes discovered
+        for port in healthy:
+            with redis_cluster.connect(port) as node:
+                node.script_flush()
+        with redis_cluster.refusing(lost), pytest.raises(BackendError):
+            await client.execute(client.ops.load_scripts())  # the warm-up logs it
+    for port in healthy:
+        with redis_cluster.connect(port) as node:
+            assert all(node.script_exists(*shas)), port

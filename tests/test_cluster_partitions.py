@@ -166,8 +166,15 @@ def test_a_sweep_keeps_the_jobs_leased_before_another_error() -> None:
 
 RETRY_FOR = 0.2
 """The clients' retry_for while a primary refuses (each first try of a lost partition waits it
-out). Their scripts are loaded first, as a Worker's or the HTTP service's warm-up does: a
-NOSCRIPT loads the script on every primary, which fails while one refuses."""
+out)."""
+
+
+def _flush_scripts(redis_cluster: LocalCluster) -> None:
+    """Every primary forgets its scripts: the reserves meet NOSCRIPT on the healthy ones too
+    (their SCRIPT LOAD went to every primary and failed on the lost one)."""
+    for port in redis_cluster.masters():
+        with redis_cluster.connect(port) as node:
+            node.script_flush()
 
 
 def _lost_partitions(redis_cluster: LocalCluster, topic: str, count: int) -> tuple[int, set[str]]:
@@ -193,8 +200,8 @@ def test_a_reserve_passes_over_a_partition_redis_cannot_serve(
     served = {i for i in ids if hot.partitions.route(i) not in down}
     assert served and served != set(ids)
     with redisched.Client.from_url(redis_cluster.url, cluster=True, retry_for=RETRY_FOR) as client:
-        client.execute(client.ops.load_scripts())
         topic = PartitionedTopic(client, hot.partitions.topic, hot.count)
+        _flush_scripts(redis_cluster)
         with redis_cluster.refusing(lost):
             got = {job.id for job in topic.reserve_many(len(ids))}
             assert got == served
@@ -213,8 +220,9 @@ async def test_an_async_reserve_passes_over_a_partition_redis_cannot_serve(
     async with redisched.AsyncClient.from_url(
         redis_cluster.url, cluster=True, retry_for=RETRY_FOR
     ) as client:
-        await client.execute(client.ops.load_scripts())
         topic = AsyncPartitionedTopic(client, hot.partitions.topic, hot.count)
+        await client.execute(client.ops.server_time_ms())  # the cluster's nodes discovered
+        _flush_scripts(redis_cluster)
         with redis_cluster.refusing(lost):
             got = set()
             while job := await topic.reserve():

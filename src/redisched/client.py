@@ -310,8 +310,8 @@ class Client:
                 # (a Protocol class: isinstance costs about a microsecond, so Redis first)
                 if is_pinned(batch):
                     return routing.send_pinned(self.redis, batch)
-                if batch[0][0] == "SCRIPT":  # goes to every primary: not in a cluster pipeline
-                    return [self.redis.execute_command(*cmd) for cmd in batch]  # type: ignore[no-untyped-call]
+                if batch[0][0] == "SCRIPT":  # to the primaries it is for: not a cluster pipeline
+                    return routing.load_scripts(self.redis, batch)
             if self._wire is not None:
                 replies = self._wire.send(batch)
                 if replies is not wire.AGAIN:
@@ -823,12 +823,8 @@ class AsyncClient:
                     await self._initialize_cluster(self.redis)
                 if is_pinned(batch):
                     return await routing.send_pinned_async(self.redis, batch, self._nodes)
-                if batch[0][0] == "SCRIPT":  # goes to every primary: not in a cluster pipeline
-                    primaries = self.redis.get_primaries()
-                    return [
-                        await self.redis.execute_command(*cmd, target_nodes=primaries)
-                        for cmd in batch
-                    ]
+                if batch[0][0] == "SCRIPT":  # to the primaries it is for: not a cluster pipeline
+                    return await routing.load_scripts_async(self.redis, batch, self._nodes)
             if self._wire is not None:
                 replies = await self._wire.send(batch)
                 if replies is not wire.AGAIN:

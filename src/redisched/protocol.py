@@ -59,6 +59,20 @@ def direct(
     return [command(steps[0])]
 
 
+class ScriptLoads(list[Command]):
+    """The ``SCRIPT LOAD``s a :func:`conversation` sends after NOSCRIPT replies, with
+    ``keys``: the first key of each step that met one, or None when one of them had no key.
+
+    A server takes them as any batch. A cluster client loads them only on the primaries that
+    own ``keys`` (every primary when None; see :func:`redisched.routing.load_scripts`): a
+    primary that is down elsewhere does not fail the call.
+    """
+
+    def __init__(self, loads: Batch, keys: list[str] | None) -> None:
+        super().__init__(loads)
+        self.keys = keys
+
+
 class ScriptLost(Exception):
     """The server had lost the script of a :func:`direct` batch (NOSCRIPT): the call did
     nothing; run it through the :func:`conversation`, which loads the script."""
@@ -121,7 +135,10 @@ def conversation(
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         names = sorted({s for i in missing if (s := call.steps[i].script) is not None})
-        _check((yield [("SCRIPT", "LOAD", scripts.get(name).source) for name in names]))
+        keyed = [call.steps[i].keys for i in missing]
+        keys = [k[0] for k in keyed] if all(keyed) else None
+        loads = [("SCRIPT", "LOAD", scripts.get(name).source) for name in names]
+        _check((yield ScriptLoads(loads, keys)))
         # A read that ran after a missing step saw the state without it (a put's read-back
         # would find no job): read again, after the step.
         missing += [i for i in range(missing[0] + 1, len(replies))

@@ -1,4 +1,4 @@
-"""Send a batch to the one cluster node that owns its key, over one connection.
+"""Send a batch to the cluster nodes it is for, over one connection to each.
 
 A durable put ends its batch with WAIT, which only covers the writes of its own connection:
 it must follow the scripts on the same connection to the same node. redis-py's cluster
@@ -6,6 +6,11 @@ pipeline routes keyless WAIT to a default node and, after a connection error, re
 command on its own, so a durable batch bypasses it: the batch goes to the node that owns the
 key's slot, in one plain pipeline. A redirection or a dead node refreshes the slot table and
 raises, and the client's bounded retry sends the whole conversation again.
+
+``SCRIPT LOAD``s go to the primaries that own the keys of the steps that met NOSCRIPT
+(:class:`redisched.protocol.ScriptLoads`), not to every primary as redis-py sends them: one
+primary down must not fail a call whose node is up. Loads of no call (a warm-up's) go to
+every primary, each tried even when another fails.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import redis.asyncio
 from redis.exceptions import AskError, ConnectionError, TimeoutError
 
 from .durable import routing_key
+from .protocol import ScriptLoads
 
 
 def _text(key: str | bytes) -> str:
@@ -47,6 +53,48 @@ def send_pinned(cluster: redis.RedisCluster, batch: list[tuple[Any, ...]]) -> li
         cluster.nodes_manager.initialize()
         raise failed
     return replies
+
+
+def script_nodes(
+    cluster: redis.RedisCluster | redis.asyncio.RedisCluster, batch: list[tuple[Any, ...]]
+) -> list[Any]:
+    """The primaries a batch of ``SCRIPT`` commands goes to: the owners of its steps' keys
+    for :class:`ScriptLoads` that name them, else every primary."""
+    keys = batch.keys if isinstance(batch, ScriptLoads) else None
+    if keys is None:
+        return list(cluster.get_primaries())
+    nodes: dict[str, Any] = {}
+    for key in keys:
+        node: Any = cluster.get_node_from_key(_text(key))
+        nodes[node.name] = node
+    return list(nodes.values())
+
+
+def _merged(replies: list[Any] | None, more: list[Any]) -> list[Any]:
+    """One node's replies added to the others': a command failed if it failed on any node."""
+    if replies is None:
+        return more
+    pairs = zip(replies, more, strict=True)
+    return [mine if isinstance(mine, BaseException) else theirs for mine, theirs in pairs]
+
+
+def load_scripts(cluster: redis.RedisCluster, batch: list[tuple[Any, ...]]) -> list[Any]:
+    """Send a batch of ``SCRIPT`` commands to each of :func:`script_nodes`, in one pipeline
+    to each; a node's lost connection is raised once every node was tried."""
+    replies: list[Any] | None = None
+    lost: BaseException | None = None
+    for node in script_nodes(cluster, batch):
+        pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
+        for cmd in batch:
+            pipe.execute_command(*cmd)  # type: ignore[no-untyped-call]
+        try:
+            replies = _merged(replies, pipe.execute(raise_on_error=False))
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            lost = lost or exc
+    if lost is not None:
+        cluster.nodes_manager.initialize()
+        raise lost
+    return replies or []
 
 
 class NodeClients:
@@ -91,3 +139,23 @@ async def send_pinned_async(
         await cluster.nodes_manager.initialize()
         raise failed
     return replies
+
+
+async def load_scripts_async(
+    cluster: redis.asyncio.RedisCluster, batch: list[tuple[Any, ...]], nodes: NodeClients
+) -> list[Any]:
+    """The asyncio twin of :func:`load_scripts`."""
+    replies: list[Any] | None = None
+    lost: BaseException | None = None
+    for node in script_nodes(cluster, batch):
+        pipe = nodes.get(node).pipeline(transaction=False)
+        for cmd in batch:
+            pipe.execute_command(*cmd)
+        try:
+            replies = _merged(replies, await pipe.execute(raise_on_error=False))
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            lost = lost or exc
+    if lost is not None:
+        await cluster.nodes_manager.initialize()
+        raise lost
+    return replies or []
