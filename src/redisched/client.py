@@ -255,7 +255,7 @@ class Client:
             self._wire.close()
         self.redis.close()
 
-    def _closed(self, call: Call[Any]) -> NoReturn:
+    def _closed(self, call: Call[Any], retry_for: float | None = None) -> NoReturn:
         """What ``_run`` is once the client is closed (every call goes through ``_run``): an
         open client's calls check nothing for it (``_send`` checks ``_open`` after each round
         trip, for the calls in flight at close())."""
@@ -267,7 +267,7 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, call: Call[T]) -> T:
+    def _run(self, call: Call[T], retry_for: float | None = None) -> T:
         batch = direct(call, self._registered, self._durable_topics)
         try:
             if batch is not None:  # the common case: one command, nothing before or after
@@ -280,7 +280,7 @@ class Client:
             failed: BaseException = exc
         # Retrying through connection errors for retry_for seconds from the first failure
         # (read no clock until a call fails).
-        deadline = time.monotonic() + self.retry_for
+        deadline = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
         attempt = 0
         while True:
             time.sleep(_retry_delay(failed, attempt, deadline))
@@ -336,9 +336,15 @@ class Client:
             if not self._open:  # a call in flight at close(): its connection is closed too
                 self._shut()
 
-    def execute(self, call: Call[T]) -> T:
-        """Run a call built with ``self.ops`` (several can be joined into one round trip)."""
-        return self._run(_call(call))
+    def execute(self, call: Call[T], *, retry_for: float | Any = None) -> T:
+        """Run a call built with ``self.ops`` (several can be joined into one round trip).
+
+        ``retry_for``: seconds (or a timedelta) to retry through connection errors, for this
+        call only (None: the client's :attr:`retry_for`; 0: fail at the first).
+        """
+        if retry_for is None:
+            return self._run(_call(call))
+        return self._run(_call(call), _retry_for(retry_for))
 
     def put(
         self,
@@ -767,7 +773,7 @@ class AsyncClient:
         await self._nodes.close()
         await self.redis.aclose()
 
-    async def _closed(self, call: Call[Any]) -> NoReturn:
+    async def _closed(self, call: Call[Any], retry_for: float | None = None) -> NoReturn:
         """As :meth:`Client._closed`."""
         raise ClientClosed("this AsyncClient is closed: make a new one")
 
@@ -777,7 +783,7 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _run(self, call: Call[T]) -> T:
+    async def _run(self, call: Call[T], retry_for: float | None = None) -> T:
         batch = direct(call, self._registered, self._durable_topics)
         try:
             if batch is not None:  # the common case: one command, nothing before or after
@@ -790,7 +796,7 @@ class AsyncClient:
             failed: BaseException = exc
         # Retrying through connection errors for retry_for seconds from the first failure
         # (read no clock until a call fails).
-        deadline = time.monotonic() + self.retry_for
+        deadline = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
         attempt = 0
         while True:
             await asyncio.sleep(_retry_delay(failed, attempt, deadline))
@@ -857,9 +863,12 @@ class AsyncClient:
             if not self._open:  # a call in flight at close(): its connection is closed too
                 await self._shut()
 
-    async def execute(self, call: Call[T]) -> T:
-        """Run a call built with ``self.ops`` (several can be joined into one round trip)."""
-        return await self._run(_call(call))
+    async def execute(self, call: Call[T], *, retry_for: float | Any = None) -> T:
+        """Run a call built with ``self.ops`` (several can be joined into one round trip);
+        ``retry_for`` as :meth:`Client.execute`."""
+        if retry_for is None:
+            return await self._run(_call(call))
+        return await self._run(_call(call), _retry_for(retry_for))
 
     async def _initialize_cluster(self, cluster: redis.asyncio.RedisCluster) -> None:
         # Concurrent first commands each start redis-py's lazy cluster discovery, and the

@@ -30,6 +30,11 @@ class Unreachable:
         """Whether ``name`` failed less than :attr:`period` ago (so is not to be tried now)."""
         return self.until.get(name, 0.0) > self.clock()
 
+    def probing(self, name: str) -> bool:
+        """Whether ``name`` failed before and its :attr:`period` is over: try it on its own,
+        once (a call joined with it would wait out the client's retries again)."""
+        return name in self.until and not self.skipped(name)
+
     def failed(self, name: str) -> None:
         """``name`` failed now: pass it over for :attr:`period`."""
         self.until[name] = self.clock() + self.period

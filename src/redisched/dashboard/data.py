@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -117,12 +117,14 @@ def _row(replies: list[Any]) -> TopicRow:
 
 async def overview(client: AsyncClient, unreachable: Unreachable | None = None) -> Overview:
     """The overview: counts, totals, settings and the next hour of every topic, in one round
-    trip while Redis serves every topic.
+    trip while Redis serves every topic (the throughput chart's samples in another, beside it).
 
     On a Redis Cluster with a primary down, the topics Redis cannot serve are
-    :class:`UnreachableRow` and the others are shown: after a failed round trip each topic is
-    read on its own (:func:`~redisched.fanout.readable`), and the topics that failed are
-    passed over while ``unreachable`` says so (each try waits out the client's retries).
+    :class:`UnreachableRow` and the others are shown: after a failed round trip (which waited
+    out the client's retries) each topic is read on its own, once
+    (:func:`~redisched.fanout.readable`), and the topics that failed are passed over while
+    ``unreachable`` says so, then tried on their own, once, beside the others' round trip: an
+    outage costs one overview the client's ``retry_for``, not one every period.
     BackendError naming the list of topics when that cannot be read.
     """
     ops = client.ops
@@ -134,19 +136,13 @@ async def overview(client: AsyncClient, unreachable: Unreachable | None = None) 
         raise BackendError(f"the list of topics ({keys}) cannot be read: {exc}") from exc
     names = fold(every, counts)  # a partitioned topic once, its partitions added in
     shown = names[:MAX_TOPICS]
-    tried = [name for name in shown if not skipped.skipped(name)]
-    calls = [call for name in tried for call in _row_calls(ops, name, counts.get(name))]
-    rates: Throughput | None
-    try:
-        rates, *results = await client.execute(joined([ops.throughput(), *calls]))
-        read: list[TopicRow | None] = [_row(results[3 * i : 3 * i + 3]) for i in range(len(tried))]
-    except BackendError:  # a Cluster primary down: each topic on its own
-        throughput = or_none(client.execute(ops.throughput()), "the overview's throughput")
-        read, rates = await asyncio.gather(
-            readable(tried, lambda n: _read_row(client, n, counts.get(n)), "overview"), throughput
-        )
+    probes = [name for name in shown if skipped.probing(name)]
+    tried = [name for name in shown if not skipped.skipped(name) and name not in probes]
+    (read, probed), rates = await asyncio.gather(
+        _rows(client, tried, probes, counts), _throughput(client, skipped)
+    )
     found: dict[str, TopicRow] = {}
-    for name, row in zip(tried, read, strict=True):
+    for name, row in zip([*tried, *probes], [*read, *probed], strict=True):
         if row is None:
             skipped.failed(name)
         else:
@@ -156,8 +152,52 @@ async def overview(client: AsyncClient, unreachable: Unreachable | None = None) 
     return Overview(rows, len(names), rates)
 
 
+THROUGHPUT = ""
+"""The throughput samples' entry in the overview's :class:`Unreachable` (no topic is named
+``""``): their key lives on one node too."""
+
+
+async def _rows(
+    client: AsyncClient, tried: list[str], probes: list[str], counts: dict[str, int]
+) -> tuple[list[TopicRow | None], list[TopicRow | None]]:
+    """The rows of ``tried`` in one round trip (each on its own, once, when it fails), and
+    of ``probes`` each on its own, once; None for a topic Redis cannot serve."""
+
+    def each(names: list[str]) -> Awaitable[list[TopicRow | None]]:
+        return readable(names, lambda n: _read_row(client, n, counts.get(n)), "overview")
+
+    async def together() -> list[TopicRow | None]:
+        calls = [call for name in tried for call in _row_calls(client.ops, name, counts.get(name))]
+        if not calls:
+            return []
+        try:
+            results = await client.execute(joined(calls))
+        except BackendError:  # a Cluster primary down: each topic on its own
+            return await each(tried)
+        return [_row(results[3 * i : 3 * i + 3]) for i in range(len(tried))]
+
+    read, probed = await asyncio.gather(together(), each(probes))
+    return read, probed
+
+
+async def _throughput(client: AsyncClient, skipped: Unreachable) -> Throughput | None:
+    """The overview's throughput chart, passed over and tried again as a topic's row is."""
+    if skipped.skipped(THROUGHPUT):
+        return None
+    once = 0 if skipped.probing(THROUGHPUT) else None
+    call = client.execute(client.ops.throughput(), retry_for=once)
+    rates = await or_none(call, "the overview's throughput")
+    if rates is None:
+        skipped.failed(THROUGHPUT)
+    else:
+        skipped.answered(THROUGHPUT)
+    return rates
+
+
 async def _read_row(client: AsyncClient, name: str, count: int | None) -> TopicRow:
-    return _row(await client.execute(joined(_row_calls(client.ops, name, count))))
+    """One topic's row, tried once: the caller met a failure already (it waited out the
+    client's retries) or tries a topic that failed a while ago."""
+    return _row(await client.execute(joined(_row_calls(client.ops, name, count)), retry_for=0))
 
 
 @dataclass(frozen=True, slots=True)
