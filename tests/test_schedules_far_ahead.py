@@ -133,3 +133,16 @@ async def test_an_http_replace_after_more_skipped_runs_than_held_goes_on_after_t
     assert replaced.status_code == 200, replaced.text
     out = replaced.json()
     assert out["next_run_at"] == (last + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_cron_start_late_on_the_last_day_east_of_utc_never_fires(
+    redis_url: str, topic: str
+) -> None:
+    """Its local time is in the year 10000: an OverflowError escaped (HTTP 500)."""
+    client = redisched.Client.from_url(redis_url)
+    with pytest.raises(InvalidArgument, match="never fires after start_at"):
+        client.schedule(
+            topic, "late", b"", cron="0 * * * *", tz="Asia/Tokyo",
+            start_at=at("9999-12-31 20:00:00"),
+        )  # fmt: skip
+    assert client.schedules(topic) == []

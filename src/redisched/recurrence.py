@@ -118,10 +118,11 @@ def cron_times(expr: str, tz: ZoneInfo, after_ms: int, count: int, end_ms: int |
     Stops at ``end_ms`` (inclusive), at the end of the year 9999 (the last time a job can
     have) and looks no further than 50 years ahead.
     """
-    start = datetime.fromtimestamp(after_ms / 1000, tz=UTC).astimezone(tz)
     horizon = after_ms + _LOOKAHEAD_YEARS * 365 * 86_400_000
     out: list[int] = []
     try:
+        # (the local time of a moment late on 9999-12-31 east of UTC is past datetime's range)
+        start = datetime.fromtimestamp(after_ms / 1000, tz=UTC).astimezone(tz)
         for moment in CronSim(expr, start):
             ms = round(moment.timestamp() * 1000)
             if ms <= after_ms:
@@ -132,6 +133,8 @@ def cron_times(expr: str, tz: ZoneInfo, after_ms: int, count: int, end_ms: int |
             if len(out) >= count:
                 break
     except (CronSimError, StopIteration, OverflowError):  # (past the year 9999: no more)
+        pass
+    except ValueError:  # a number past int()'s digits, in a schedule another glue stored
         pass
     return out
 
