@@ -613,6 +613,9 @@ async def test_a_service_with_a_stale_count_puts_into_the_ids_partition(
     )
     assert schedule.status_code == 201, schedule.text
     assert schedule.json()["topic"] == layout.route(sid)
+    seed = await http.post(f"/schedule/{topic}", json={"id": "late3", "contents": 1, "delay": 9})
+    assert seed.status_code == 201, seed.text  # the original route too (it answered 400)
+    assert seed.json()["topic"] == layout.route("late3")
     stats = await py.stats(topic)
     assert stats.scheduled + stats.ready == 0 and await py.schedules(topic) == []
     again = await http.put(job_url(topic, "late"), json={"body": "3"})  # replaced, not a 2nd

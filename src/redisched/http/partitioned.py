@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from ..errors import StaleReservation, TopicBusy
+from ..errors import StaleReservation, TopicBusy, TopicPartitioned
 from ..leasing import Lessee, Round
 from ..ops import Call
 from ..partition_setting import (
@@ -65,6 +65,22 @@ async def route(
         return names[0]
     hashes = ("jobs", "history") if finished else ("jobs",)
     return await rt.client.execute(holder(rt.client.ops, names, job_id, hashes))
+
+
+async def put_routed(
+    rt: Runtime,
+    topic: str,
+    put: Callable[[str], Awaitable[T]],
+    again: Callable[[], Awaitable[str]],
+) -> T:
+    """``put(topic)``; when Redis refuses it (TopicPartitioned: another process partitioned
+    the topic since this one read the counts), the count is learnt from the refusal and the
+    put made on ``again()``, the topic routed anew."""
+    try:
+        return await put(topic)
+    except TopicPartitioned as refused:
+        rt.partitions.learn(refused.topic, refused.count)
+        return await put(await again())
 
 
 async def refuse_misrouted_put(rt: Runtime, topic: str, job_id: str, kind: str = "job") -> None:

@@ -11,6 +11,7 @@ producer that does not need it sends ``Prefer: return=minimal`` and gets
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..client import AsyncClient
-from ..errors import StaleReservation, TopicPartitioned
+from ..errors import StaleReservation
 from ..models import Job, PutResult, PutStatus
 from ..ops import Call
 from ..partitions import SEPARATOR
@@ -32,6 +33,7 @@ from .partitioned import (
     held_elsewhere,
     holding,
     job_path,
+    put_routed,
     refuse_misrouted_put,
 )
 from .paths import NOT_UTF8
@@ -147,19 +149,18 @@ async def put_job(request: Request) -> Response:
     data = stored_body(spec.body, rt.settings.max_body_size)
     minimal = prefers_minimal(prefer)
 
-    def put_into(name: str) -> Call[Any]:
-        return rt.client.ops.put(
+    def put_into(name: str) -> Awaitable[Response]:
+        call = rt.client.ops.put(
             name, job_id, data, delay=spec.delay, run_at=spec.run_at, ttr=spec.ttr,
             priority=spec.priority, max_attempts=spec.max_attempts, replace=replace,
             if_version=if_version, read_back=not minimal,
         )  # fmt: skip
+        return write(rt.client, call, name, job_id, minimal)
 
-    try:
-        return await write(rt.client, put_into(topic), topic, job_id, minimal)
-    except TopicPartitioned as refused:  # partitioned by another process since the last read
-        rt.partitions.learn(refused.topic, refused.count)
-        topic, _ = await job_path(request, rt)
-        return await write(rt.client, put_into(topic), topic, job_id, minimal)
+    async def routed() -> str:
+        return (await job_path(request, rt))[0]
+
+    return await put_routed(rt, topic, put_into, routed)
 
 
 async def get_job(request: Request) -> Response:

@@ -14,13 +14,13 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import TopicPartitioned, VersionConflict
+from ..errors import VersionConflict
 from ..json_body import to_json
 from ..models import Schedule
 from . import schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
-from .partitioned import layout, refuse_misrouted_put, schedule_route
+from .partitioned import layout, put_routed, refuse_misrouted_put, schedule_route
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import stored_body
@@ -81,12 +81,9 @@ async def put_schedule(request: Request) -> Response:
 
     logical, topic = topic, await schedule_route(rt, topic, sid)
     try:
-        try:
-            schedule = await schedule_into(topic)
-        except TopicPartitioned as refused:  # partitioned by another process since the last read
-            rt.partitions.learn(refused.topic, refused.count)
-            topic = await schedule_route(rt, logical, sid)
-            schedule = await schedule_into(topic)
+        schedule = await put_routed(
+            rt, topic, schedule_into, lambda: schedule_route(rt, logical, sid)
+        )
     except VersionConflict as conflict:
         if if_none_match is None:
             raise

@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from . import schemas
 from .endpoint import Endpoint, json_response
-from .partitioned import finding, route
+from .partitioned import finding, put_routed, route
 from .paths import path_param
 from .reading import read_json
 from .routes_jobs import PREFER, WRITTEN, not_found, stored_body, wants_minimal, write
@@ -27,13 +29,19 @@ async def schedule(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _SCHEDULE, rt.settings.max_request_size)
-    topic = await route(rt, topic, spec.id)
+    logical = topic
     data = stored_body(spec.contents, rt.settings.max_body_size, "contents")
     minimal = wants_minimal(request)
-    call = rt.client.ops.put(
-        topic, spec.id, data, delay=spec.delay, replace=True, read_back=not minimal
+
+    def put_into(name: str) -> Awaitable[Response]:
+        call = rt.client.ops.put(
+            name, spec.id, data, delay=spec.delay, replace=True, read_back=not minimal
+        )
+        return write(rt.client, call, name, spec.id, minimal)
+
+    return await put_routed(
+        rt, await route(rt, logical, spec.id), put_into, lambda: route(rt, logical, spec.id)
     )
-    return await write(rt.client, call, topic, spec.id, minimal)
 
 
 async def cancel(request: Request) -> Response:
