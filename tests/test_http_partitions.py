@@ -613,13 +613,20 @@ async def test_a_service_with_a_stale_count_puts_into_the_ids_partition(
     )
     assert schedule.status_code == 201, schedule.text
     assert schedule.json()["topic"] == layout.route(sid)
-    seed = await http.post(f"/schedule/{topic}", json={"id": "late3", "contents": 1, "delay": 9})
-    assert seed.status_code == 201, seed.text  # the original route too (it answered 400)
-    assert seed.json()["topic"] == layout.route("late3")
     stats = await py.stats(topic)
     assert stats.scheduled + stats.ready == 0 and await py.schedules(topic) == []
     again = await http.put(job_url(topic, "late"), json={"body": "3"})  # replaced, not a 2nd
     assert again.status_code == 200 and again.json()["version"] == 2, again.text
+
+
+async def test_the_original_schedule_route_with_a_stale_count_puts_into_the_ids_partition(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    assert (await http.get(topic_url(topic))).status_code == 200  # the counts are read now
+    await partition_elsewhere(py, topic, 3)
+    seed = await http.post(f"/schedule/{topic}", json={"id": "late", "contents": 1, "delay": 9})
+    assert seed.status_code == 201, seed.text  # it answered 400 naming topic
+    assert seed.json()["topic"] == Partitions(topic, 3).route("late")
 
 
 async def test_setting_the_count_again_marks_a_topic_partitioned_by_an_earlier_version(
