@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 import redisched
+from redisched import InvalidArgument
+from redisched.keys import partitions_key
 from redisched.partition_setting import configure, run, run_async
-from redisched.partitions import PartitionedTopic
+from redisched.partitions import PartitionedTopic, Partitions
 
 
 def test_a_put_or_schedule_into_a_partitioned_topic_itself_is_refused(
@@ -39,3 +41,31 @@ async def test_the_async_client_is_refused_alike(redis_url: str, topic: str) -> 
         with pytest.raises(redisched.TopicPartitioned):
             await client.put(topic, "a", b"1")
         assert (await client.get(topic, "a")) is None
+
+
+def test_setting_the_count_again_finishes_a_set_cut_short(redis_url: str, topic: str) -> None:
+    """A set killed after its claim left the partitions without the topic's settings and
+    pause; setting the same count again wrote only the mark."""
+    client = redisched.Client.from_url(redis_url)
+    client.configure(topic, ttr=7, max_attempts=3)
+    client.pause(topic)
+    client.redis.hset(partitions_key(client.ops.prefix), topic, 2)  # the claim, and no more
+    run(client, configure(client.ops, topic, {"partitions": 2}))
+    for name in Partitions(topic, 2).names:
+        config = client.config(name)
+        assert (config.ttr, config.max_attempts) == (7, 3), name
+        assert client.stats(name).paused, name
+    with pytest.raises(redisched.TopicPartitioned):
+        client.put(topic, "a", b"")
+
+
+def test_a_topic_whose_partition_name_is_partitioned_cannot_be_partitioned(
+    redis_url: str, topic: str
+) -> None:
+    client = redisched.Client.from_url(redis_url)
+    inner = Partitions(topic, 2).names[1]
+    run(client, configure(client.ops, inner, {"partitions": 2}))
+    with pytest.raises(InvalidArgument, match="is partitioned") as refused:
+        run(client, configure(client.ops, topic, {"partitions": 2}))
+    assert refused.value.argument == "partitions"
+    assert client.config(topic).partitions is None

@@ -116,15 +116,19 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
     validate.new_name(topic, "topic")  # partitioning makes a topic: checked before the claim
     logical = topic.rpartition(SEPARATOR)[0] or topic
     finished = Call((Step(None, (), ("HLEN", ops.keys(topic).name("history"))),), _first_int)
-    current, stats, above, records = yield Call.join(
-        read_count(ops, topic), ops.stats(topic), read_count(ops, logical), finished
-    )
-    if current == count:
-        yield _mark(ops, topic, count)  # a topic partitioned by an older version, or a set
-        return count  # cut short before its mark
+    counts, stats, records = yield Call.join(read_counts(ops), ops.stats(topic), finished)
+    current, above = counts.get(topic), counts.get(logical)
+    if current == count:  # a topic partitioned by an older version, or a set cut short
+        yield from _spread(ops, topic, layout)  # before its mark or its partitions' settings
+        return count
     if logical != topic and above is not None and fold([topic], {logical: above}) == [logical]:
         raise InvalidArgument(
             "partitions", f"{topic!r} is a partition of {logical!r}; partition that topic"
+        )
+    nested = [name for name in layout.names if name in counts]
+    if nested:  # its ids routed there would find a partitioned topic, refusing them
+        raise InvalidArgument(
+            "partitions", f"{nested[0]!r}, a partition {topic!r} would have, is partitioned"
         )
     if current is not None:
         raise InvalidArgument(
@@ -151,13 +155,19 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
         raise InvalidArgument(
             "partitions", f"topic {topic!r} was just given {stored} partitions elsewhere"
         )
-    yield _mark(ops, topic, count)
+    yield from _spread(ops, topic, layout)
+    return count
+
+
+def _spread(ops: Operations, topic: str, layout: Partitions) -> Flow[None]:
+    """Mark the topic (:func:`_mark`) and copy its settings and pause to every partition:
+    all of it again when a set that was cut short is run again."""
+    yield _mark(ops, topic, layout.count)
     config: TopicConfig = yield ops.config(topic)
     changes = topic_config.as_changes(config)
     yield _everywhere(ops, layout.names, lambda name: ops.configure(name, changes))
     if config.paused:
         yield _everywhere(ops, layout.names, ops.pause)
-    return count
 
 
 def _mark(ops: Operations, topic: str, count: int) -> Call[None]:
