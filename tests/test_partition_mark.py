@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import redisched
@@ -9,6 +11,8 @@ from redisched import InvalidArgument
 from redisched.keys import partitions_key
 from redisched.partition_setting import configure, run, run_async
 from redisched.partitions import PartitionedTopic, Partitions
+from tests.test_partition_setting import cli
+from tests.unmarked import unmark
 
 
 def test_a_put_or_schedule_into_a_partitioned_topic_itself_is_refused(
@@ -69,3 +73,28 @@ def test_a_topic_whose_partition_name_is_partitioned_cannot_be_partitioned(
         run(client, configure(client.ops, topic, {"partitions": 2}))
     assert refused.value.argument == "partitions"
     assert client.config(topic).partitions is None
+
+
+def test_a_job_or_schedule_the_topic_itself_holds_is_replaced_where_it_is(
+    redis_url: str, topic: str
+) -> None:
+    """Put before the mark (an earlier version's topic), then the mark written by setting the
+    count again: the CLI's put and schedule found them in the topic and were refused there."""
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 3}))
+    unmark(client, topic)
+    client.put(topic, "x", b"old")
+    client.schedule(topic, "s", b"", every=600)
+    run(client, configure(client.ops, topic, {"partitions": 3}))  # marks it
+    replaced = cli(["put", topic, "x", "new", "--replace"], redis_url)
+    assert replaced.exit_code == 0, replaced.output
+    assert (json.loads(replaced.output)["topic"], json.loads(replaced.output)["version"]) == (
+        topic, 2,
+    )  # fmt: skip
+    again = cli(["schedule", topic, "s", "--every", "300"], redis_url)
+    assert again.exit_code == 0, again.output
+    assert (json.loads(again.output)["topic"], json.loads(again.output)["version"]) == (topic, 2)
+    with pytest.raises(redisched.TopicPartitioned):  # a new id of its own: refused
+        client.put_many(topic, [("x", b"1"), ("new", b"2")], replace=True)
+    got = client.get(topic, "x")
+    assert got is not None and got.body == b"new"  # the refused call changed nothing

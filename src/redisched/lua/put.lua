@@ -24,9 +24,9 @@
 --   the new version waits until the running attempt ends; its holder is told to stop with
 --   c<token>:<id> on the wake channel), 5 version conflict (if_version
 --   did not match the current version; 0 when the job does not exist), 6 partitioned (the
---   topic is spread over partitions, meta field partitions: its jobs go into their ids'
---   partitions; version is the partition count; nothing changed, every job of the call gets
---   it). ARGV[9..10] repeat per job.
+--   topic is spread over partitions, meta field partitions, and does not hold every id of the
+--   call: a new job goes into its id's partition; version is the partition count; nothing
+--   changed, every job of the call gets it). ARGV[9..10] repeat per job.
 --   replace: 1 replaces an existing job, 0 or empty does not (other values are refused); 2
 --   (create-only) or 3 (replace) also append the job as stored, as get.lua returns it (one
 --   job per call only), or false when nothing was stored (exists, version conflict, pending:
@@ -113,11 +113,17 @@ local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 -- of a finished id (below): every other put saves ~2,000 instructions
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'feed_epoch', 'ttr',
   'max_attempts', 'paused', 'partitions')
-if settings[7] then -- a partitioned topic (partition_setting.py) holds no job of its own
-  local refused, count = {}, settings[7] + 0
-  for k = 1, jobs_in_call do refused[k + k - 1], refused[k + k] = PARTITIONED, count end
-  if read_back then refused[3] = false end
-  return refused
+-- A partitioned topic (partition_setting.py) takes no new job of its own; one it holds (put
+-- before the mark) may be replaced where it is.
+if settings[7] then
+  for i = 9, argc, 2 do
+    if redis.call('HEXISTS', jobs_key, ARGV[i]) == 0 then
+      local refused, count = {}, settings[7] + 0
+      for k = 1, jobs_in_call do refused[k + k - 1], refused[k + k] = PARTITIONED, count end
+      if read_back then refused[3] = false end
+      return refused
+    end
+  end
 end
 local history_on = settings[1] ~= '0'
 local keep_events = settings[2] and tonumber(settings[2]) or 10000

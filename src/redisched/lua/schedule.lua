@@ -33,9 +33,9 @@
 --   first occurrence: all come before the earliest it may have, as the last run is further
 --   ahead than they reach, or their ids are live jobs'; nothing changed; version as for 5, and
 --   next_ms is the time the times must come after: the glue computes them from there and
---   calls again), 8 partitioned (the topic is spread over partitions, meta field partitions:
---   its schedules go into their ids' partitions; version is the partition count; nothing
---   changed). next_ms
+--   calls again), 8 partitioned (the topic is spread over partitions, meta field partitions,
+--   and holds no schedule of this id: a new schedule goes into its id's partition; version
+--   is the partition count; nothing changed). next_ms
 --   is the time of the occurrence now pending (0: none, the schedule has ended: its next time
 --   would be past 9999-12-31T23:59:59Z, the last time a job can have, or a cron schedule's
 --   times are all past). every_ms > 0 makes an interval schedule: occurrences at anchor_ms + k * every_ms
@@ -128,8 +128,6 @@ local EVENT = {put = 1, replaced = 2, reserved = 3, released = 4, requeued = 5, 
   expired = 14}
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'keep_finished',
   'keep_finished_for_ms', 'keep_dead', 'keep_dead_for_ms', 'feed_epoch', 'partitions')
--- a partitioned topic (partition_setting.py) holds no schedule of its own
-if settings[8] then return {PARTITIONED, settings[8] + 0, 0} end
 local history_on = settings[1] ~= '0'
 local keep_events = tonumber(settings[2]) or 10000
 local feed_epoch = settings[7] -- false until the feed's first entry (flush_feed)
@@ -398,6 +396,8 @@ local function end_waiting(waiting_id, job, detail)
 end
 
 local raw = redis.call('HGET', schedules_key, id)
+-- a partitioned topic (partition_setting.py) takes no new schedule of its own
+if settings[8] and not raw then return {PARTITIONED, settings[8] + 0, 0} end
 local old = raw and {cmsgpack.unpack(raw)}
 local current = old and old[S_VERSION] or 0
 -- a schedule that ended before it was made would never run: the caller is told, not stored
