@@ -35,12 +35,14 @@ const PY_SPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u
 
 const bad = (field) => new CronSyntaxError(`Bad ${field.name}`);
 const digits = (s) => /^[0-9]+$/.test(s);
+/** The longest number Python's int() reads (leading zeros count): cronsim refuses a longer one. */
+const MAX_DIGITS = 4300;
 
 /** The words of `value` as Python's `value.split()` gives them. */
 const words = (value) => value.split(PY_SPACE).filter(Boolean);
 
 function number(field, s) {
-  if (!digits(s)) throw bad(field);
+  if (!digits(s) || s.length > MAX_DIGITS) throw bad(field);
   return Number(s);
 }
 
