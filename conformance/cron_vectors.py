@@ -104,6 +104,8 @@ CASES: list[tuple[str, str, str, str, int, str]] = [
      "0 0 * * *", "UTC", "9999-12-29T00:00:00", 5, ""),
     ("the end of the year 9999 west of UTC",
      "0 * * * *", "America/New_York", "9999-12-31T20:00:00", 5, ""),
+    ("before 1970: times round down (at 8:30 on a Monday, 9:00 is next)",
+     "0 9 * * MON", "UTC", "1969-12-29T08:30:00", 3, ""),
 ]  # fmt: skip
 
 # (expression, zone): refused, and why

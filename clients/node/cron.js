@@ -54,6 +54,9 @@ function value(field, s) {
   return v;
 }
 
+/** `a` modulo `b` rounding down, as Python's `%` (JavaScript's keeps the sign of `a`: times before 1970). */
+const floorMod = (a, b) => ((a % b) + b) % b;
+
 const span = (low, high) => Array.from({ length: high - low + 1 }, (_, i) => low + i);
 
 /**
@@ -205,7 +208,7 @@ class Iterator {
 
   /** Set the wall-clock fields below `unit` to 0 (the fold stays). */
   truncate(unit) {
-    this.dt -= this.dt % unit;
+    this.dt -= floorMod(this.dt, unit);
   }
 
   /** Midnight of `day` (epoch ms of its UTC midnight), fold 0. */
@@ -247,7 +250,7 @@ class Iterator {
   }
 
   advanceDay() {
-    let day = this.dt - (this.dt % DAY_MS);
+    let day = this.dt - floorMod(this.dt, DAY_MS);
     if (this.matchDay(new Date(day))) return false;
     while (!this.matchDay(new Date(day))) {
       day += DAY_MS;
