@@ -7,8 +7,9 @@ and ``times``: what :func:`redisched.recurrence.cron_times` answers (UTC epoch m
 expression gives ``cron``, ``tz`` and ``error``: why :func:`redisched.recurrence.cron_expression`
 refuses it (cronsim's reason, ``Bad day-of-week``; ``never fires``; ``must have 5 fields``). The
 Node and Go glue compute the same lists and refuse the same expressions
-(``clients/node/test/cron_times.test.js``, ``clients/go/cron_times_test.go``). Written by
-``python -m conformance.generate``.
+(``clients/node/test/cron_times.test.js``, ``clients/go/cron_times_test.go``), and take the same
+time zone names for a new schedule (``time_zones.json``: :data:`ZONES`, accepted or refused by
+:func:`redisched.recurrence.time_zone`). Written by ``python -m conformance.generate``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from redisched import recurrence
 from redisched.errors import InvalidArgument
 
 CRON_TIMES_FILE = Path(__file__).resolve().parent / "cron_times.json"
+TIME_ZONES_FILE = Path(__file__).resolve().parent / "time_zones.json"
 
 
 def _ms(text: str) -> int:
@@ -104,6 +106,8 @@ CASES: list[tuple[str, str, str, str, int, str]] = [
      "0 0 * * *", "UTC", "9999-12-29T00:00:00", 5, ""),
     ("the end of the year 9999 west of UTC",
      "0 * * * *", "America/New_York", "9999-12-31T20:00:00", 5, ""),
+    ("before 1970: times round down (at 8:30 on a Monday, 9:00 is next)",
+     "0 9 * * MON", "UTC", "1969-12-29T08:30:00", 3, ""),
 ]  # fmt: skip
 
 # (expression, zone): refused, and why
@@ -122,6 +126,21 @@ REFUSED: list[tuple[str, str]] = [
     ("0 0 30 2 *", "UTC"), ("0 0 31 4,6 *", "UTC"), ("0 0 LW * */7", "Europe/Berlin"),
     ("@daily", "UTC"), ("* * * *", "UTC"), ("* * * * * *", "UTC"), (" ", "UTC"),
     ("0\ufeff0 * * *", "UTC"), ("1" * 5000 + " * * * *", "UTC"), ("0 0 * * " + "2" * 4400, "UTC"),
+    ("*/" + "1" * 4301 + " * * * *", "UTC"), ("0" * 4301 + "5 * * * *", "UTC"),
+    ("1-" + "1" * 4301 + " * * * *", "UTC"), ("0 0 * * 1#" + "0" * 4301 + "1", "UTC"),
+]  # fmt: skip
+
+
+# time zone names a new schedule may give: any glue may refill its cron times, so every glue
+# takes exactly those the Python client takes (ICU's case-blind and extra names, cleaned paths)
+ZONES: list[str] = [
+    "UTC", "Europe/Berlin", "America/New_York", "Etc/GMT+5", "Asia/Calcutta", "US/Eastern", "GMT",
+    "EST5EDT", "Etc/UTC", "UCT", "Asia/Kolkata",
+    "utc", "europe/berlin", "America/new_york", "etc/gmt+5", "SystemV/AST4",
+    "Canada/East-Saskatchewan", "US/Pacific-New", "Europe//Berlin", "Europe/./Berlin", "./UTC",
+    "Europe/Berlin/", "/UTC", "/usr/share/zoneinfo/UTC", "../zoneinfo/UTC", "Europe/../UTC",
+    "posix/UTC", "right/Europe/Berlin", "localtime", "posixrules", "Factory", "Local", "zone.tab",
+    "tzdata.zi", "Europe", "", "Etc/" + "X" * 61,
 ]  # fmt: skip
 
 
@@ -155,11 +174,30 @@ def build() -> list[dict[str, Any]]:
     return out
 
 
+def time_zones() -> dict[str, list[str]]:
+    """Which of :data:`ZONES` the Python client takes for a new schedule, and which it refuses."""
+    out: dict[str, list[str]] = {"accepted": [], "refused": []}
+    for zone in ZONES:
+        try:
+            recurrence.time_zone(zone)
+        except InvalidArgument:
+            out["refused"].append(zone)
+        else:
+            out["accepted"].append(zone)
+    return out
+
+
+def dumps_zones() -> str:
+    """:func:`time_zones` as JSON, one name per line."""
+    return json.dumps(time_zones(), indent=1) + "\n"
+
+
 def dumps(cases: list[dict[str, Any]]) -> str:
     """The cases as JSON, one per line."""
     return "[\n" + ",\n".join(f"  {json.dumps(c)}" for c in cases) + "\n]\n"
 
 
 def write(path: Path = CRON_TIMES_FILE) -> None:
-    """Write the cron-time vectors."""
+    """Write the cron-time vectors and the time zone vectors (next to them)."""
     path.write_text(dumps(build()), encoding="utf-8")
+    path.with_name(TIME_ZONES_FILE.name).write_text(dumps_zones(), encoding="utf-8")

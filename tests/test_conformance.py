@@ -92,6 +92,7 @@ def test_cron_time_vectors_are_committed() -> None:
     committed = cron_vectors.CRON_TIMES_FILE.read_text("utf-8")
     assert committed == cron_vectors.dumps(cron_vectors.build())
     assert all(case.get("times") or case.get("error") for case in cron_vectors.build())
+    assert cron_vectors.TIME_ZONES_FILE.read_text("utf-8") == cron_vectors.dumps_zones()
 
 
 def _run(command: list[str], cwd: Path, redis_url: str) -> str:
@@ -114,6 +115,7 @@ def test_node_runner_passes_every_vector(redis_url: str) -> None:
     assert set(NAMES) <= passed, sorted(set(NAMES) - passed)
     assert re.search(r"^\s*ok \d+ - cron times$", output, re.MULTILINE)
     assert re.search(r"^\s*ok \d+ - cron refusals$", output, re.MULTILINE)
+    assert re.search(r"^\s*ok \d+ - time zones$", output, re.MULTILINE)
     assert re.search(r"^# fail 0$", output, re.MULTILINE)
 
 
@@ -124,4 +126,5 @@ def test_go_runner_passes_every_vector(redis_url: str) -> None:
     assert set(NAMES) <= passed, sorted(set(NAMES) - passed)
     assert "--- PASS: TestHeaders" in output and "--- PASS: TestClientLifecycle" in output
     assert "--- PASS: TestCronTimeVectors" in output
+    assert "--- PASS: TestTimeZoneVectors" in output
     assert "--- PASS: TestCronScheduleRefill" in output

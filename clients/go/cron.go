@@ -88,9 +88,13 @@ func allDigits(s string) bool {
 	return s != ""
 }
 
+// maxDigits is the longest number Python's int() reads (leading zeros count): cronsim refuses a
+// longer one.
+const maxDigits = 4300
+
 // number reads ASCII digits (a step, an nth); a number too long for an int is out of any range.
 func (f *cronField) number(s string) (int, error) {
-	if !allDigits(s) {
+	if !allDigits(s) || len(s) > maxDigits {
 		return 0, f.bad()
 	}
 	n := 0

@@ -56,3 +56,30 @@ func TestCronTimeVectors(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeZoneVectors: the zone names a new schedule takes, as the Python client takes them (any
+// glue may refill a schedule's cron times): conformance/time_zones.json.
+func TestTimeZoneVectors(t *testing.T) {
+	dir := os.Getenv("REDISCHED_VECTORS_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "conformance", "vectors")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "..", "time_zones.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zones struct{ Accepted, Refused []string }
+	if err := json.Unmarshal(data, &zones); err != nil || len(zones.Accepted) < 5 || len(zones.Refused) < 10 {
+		t.Fatalf("%d accepted, %d refused: %v", len(zones.Accepted), len(zones.Refused), err)
+	}
+	for _, name := range zones.Accepted {
+		if _, err := TimeZone(name); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	for _, name := range zones.Refused {
+		if _, err := TimeZone(name); invalidField(err) != "tz" {
+			t.Errorf("%q: want an InvalidArgument for tz, got %v", name, err)
+		}
+	}
+}

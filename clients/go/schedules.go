@@ -179,8 +179,14 @@ func TimeZone(name string) (*time.Location, error) {
 // schedules since (localtime...) still loads, so an older schedule goes on getting its times.
 func storedZone(name string) (*time.Location, error) {
 	unknown := invalidArg("tz", "unknown time zone %q", name)
-	if name == "" || name == "Local" || len(name) > 64 || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
+	if name == "" || name == "Local" || len(name) > 64 || strings.Contains(name, "..") {
 		return nil, unknown
+	}
+	// LoadLocation cleans the path (Europe//Berlin, ./UTC); Python's zoneinfo refuses it
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || part == "." {
+			return nil, unknown
+		}
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {

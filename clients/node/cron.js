@@ -35,12 +35,14 @@ const PY_SPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u
 
 const bad = (field) => new CronSyntaxError(`Bad ${field.name}`);
 const digits = (s) => /^[0-9]+$/.test(s);
+/** The longest number Python's int() reads (leading zeros count): cronsim refuses a longer one. */
+const MAX_DIGITS = 4300;
 
 /** The words of `value` as Python's `value.split()` gives them. */
 const words = (value) => value.split(PY_SPACE).filter(Boolean);
 
 function number(field, s) {
-  if (!digits(s)) throw bad(field);
+  if (!digits(s) || s.length > MAX_DIGITS) throw bad(field);
   return Number(s);
 }
 
@@ -51,6 +53,9 @@ function value(field, s) {
   if (v < field.low || v > field.high) throw bad(field);
   return v;
 }
+
+/** `a` modulo `b` rounding down, as Python's `%` (JavaScript's keeps the sign of `a`: times before 1970). */
+const floorMod = (a, b) => ((a % b) + b) % b;
 
 const span = (low, high) => Array.from({ length: high - low + 1 }, (_, i) => low + i);
 
@@ -203,7 +208,7 @@ class Iterator {
 
   /** Set the wall-clock fields below `unit` to 0 (the fold stays). */
   truncate(unit) {
-    this.dt -= this.dt % unit;
+    this.dt -= floorMod(this.dt, unit);
   }
 
   /** Midnight of `day` (epoch ms of its UTC midnight), fold 0. */
@@ -245,7 +250,7 @@ class Iterator {
   }
 
   advanceDay() {
-    let day = this.dt - (this.dt % DAY_MS);
+    let day = this.dt - floorMod(this.dt, DAY_MS);
     if (this.matchDay(new Date(day))) return false;
     while (!this.matchDay(new Date(day))) {
       day += DAY_MS;

@@ -8,6 +8,8 @@
  * schedule's IANA time zone); when fewer than 16 are left the scripts add it to the topic's
  * `refill` set, and `refillTimes` computes the times refill.lua appends.
  */
+const fs = require('node:fs');
+const path = require('node:path');
 const { CronSyntaxError, parseCron, fires, cronTimes, words } = require('./cron');
 const { storedName, escapedBytes } = require('./ids');
 
@@ -94,16 +96,51 @@ function epochMs(value, field) {
   return ms;
 }
 
-/** An IANA time zone name (`Europe/Berlin`, `UTC`), checked against the platform's tz database. */
+/** Files of the tz database that are no zone every glue knows (recurrence.NOT_ZONES), and the
+ * copy trees Python refuses too. */
+const NOT_ZONES = new Set(['localtime', 'posixrules', 'Factory']);
+const COPY_TREES = ['posix/', 'right/'];
+/** Where Python's zoneinfo reads the tz database first (its default TZPATH), those that exist. */
+const TZPATH = ['/usr/share/zoneinfo', '/usr/lib/zoneinfo', '/usr/share/lib/zoneinfo', '/etc/zoneinfo'].filter((dir) => {
+  try {
+    return fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+});
+
+/** Whether `name` is a file of the tz database Python reads (any name when there is none: Intl decides). */
+function inTzPath(name) {
+  if (!TZPATH.length) return true;
+  return TZPATH.some((dir) => {
+    try {
+      return fs.statSync(path.join(dir, name)).isFile();
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * An IANA time zone name (`Europe/Berlin`, `UTC`) for a new schedule, taken only as the Python
+ * client takes it (recurrence.time_zone), since any glue may refill its cron times: a clean
+ * relative path, none of NOT_ZONES, in the tz database Python reads, spelt as Intl spells it
+ * (Intl ignores case, and knows names the database may not have).
+ */
 function timeZone(value, field = 'tz') {
   if (typeof value !== 'string') throw new InvalidArgument(field, `must be a time zone name, not ${kind(value)}`);
   const unknown = new InvalidArgument(field, `unknown time zone ${JSON.stringify(value)}`);
-  if (!value || value.length > 64 || value.startsWith('/') || value.includes('..')) throw unknown;
+  if (!value || value.length > 64 || value.includes('..') || NOT_ZONES.has(value)) throw unknown;
+  if (COPY_TREES.some((tree) => value.startsWith(tree))) throw unknown;
+  if (value.split('/').some((part) => part === '' || part === '.')) throw unknown; // /UTC, Europe//Berlin, ./UTC
+  let resolved;
   try {
-    new Intl.DateTimeFormat('en', { timeZone: value });
+    resolved = new Intl.DateTimeFormat('en', { timeZone: value }).resolvedOptions().timeZone;
   } catch {
     throw unknown;
   }
+  if (resolved !== value && resolved.toLowerCase() === value.toLowerCase()) throw unknown; // utc, europe/berlin
+  if (!inTzPath(value)) throw unknown;
   return value;
 }
 

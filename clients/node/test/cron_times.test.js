@@ -25,3 +25,14 @@ test('cron refusals', () => {
     assert.throws(() => cronExpression(c.cron, timeZone(c.tz)), (err) => err.field === 'cron' && err.message.includes(c.error), JSON.stringify(c.cron));
   }
 });
+
+// conformance/time_zones.json: the zone names a new schedule takes, as the Python client takes them
+// (any glue may refill a schedule's cron times).
+test('time zones', () => {
+  const zones = JSON.parse(fs.readFileSync(path.join(vectorsDir, '..', 'time_zones.json'), 'utf8'));
+  assert.ok(zones.accepted.length >= 5 && zones.refused.length >= 10);
+  for (const name of zones.accepted) assert.equal(timeZone(name), name);
+  for (const name of zones.refused) {
+    assert.throws(() => timeZone(name), (err) => err.field === 'tz' && err.message.includes('unknown time zone'), JSON.stringify(name));
+  }
+});
