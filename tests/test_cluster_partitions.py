@@ -150,6 +150,26 @@ def test_a_sweep_passes_over_the_partitions_that_fail_for_a_while(clock: FakeClo
         sweep(2, set())  # all passed over: none tried
 
 
+def test_a_sweep_waits_out_retries_once_per_outage(clock: FakeClock) -> None:
+    """Each partition on a lost primary waited out the client's retry_for in turn (k of them
+    at the outage's start), and again each time its period was over."""
+    layout, unreachable = Partitions("hot", 3), Unreachable(period=30, clock=clock)
+    waits: list[tuple[str, float | None]] = []
+    swept = Sweep[Lease](layout, 9, unreachable)
+    for name in swept:
+        waits.append((name, swept.retry_for(name)))
+        with swept.visiting(name):
+            if name != "hot":
+                raise BackendError(f"{name} is down")
+            swept.took(name, _lease(0))
+    # the client's retries (None) until one fails, then none: the outage is known
+    assert waits == [("hot", None), ("hot~p0", None), ("hot~p1", 0), ("hot~p2", 0)]
+    clock.advance(31)
+    again = Sweep[Lease](layout, 9, unreachable)
+    assert [again.retry_for(name) for name in layout.names] == [0, 0, 0]  # tried once each
+    assert again.retry_for("hot") is None
+
+
 def test_a_sweep_keeps_the_jobs_leased_before_another_error() -> None:
     swept = Sweep[Lease](Partitions("hot", 2), 5, Unreachable())
     for name in swept:

@@ -280,8 +280,9 @@ class Lessee:
 
     # -- one exchange -----------------------------------------------------------------------
 
-    async def exchange(self, want: int) -> Round:
-        """Ack what finished, free slots, lease up to ``want`` jobs (granted by the limits)."""
+    async def exchange(self, want: int, retry_for: float | None = None) -> Round:
+        """Ack what finished, free slots, lease up to ``want`` jobs (granted by the limits);
+        ``retry_for`` as :meth:`~redisched.AsyncClient.execute`'s."""
         ops, topic, client = self.client.ops, self.topic, self.client
         done, self.done = self.done, []
         freed, self.freed = self.freed, []
@@ -304,7 +305,7 @@ class Lessee:
             parts += self._lease_calls(want)
         sent = time.time()
         try:
-            replies = await client.execute(Call.join(*parts))
+            replies = await client.execute(Call.join(*parts), retry_for=retry_for)
         except BaseException:
             self.done[:0] = done  # acked again later: a token is never applied twice
             self.freed[:0] = freed

@@ -160,7 +160,8 @@ class Sweep(Generic[L]):
         sweep = Sweep(partitions, count, unreachable)
         for name in sweep:
             with sweep.visiting(name):
-                sweep.took(name, client.lease(name, sweep.left))
+                call = client.ops.lease(name, sweep.left)
+                sweep.took(name, client.execute(call, retry_for=sweep.retry_for(name)))
         leases = sweep.leases()
 
     Args:
@@ -197,6 +198,13 @@ class Sweep(Generic[L]):
             if not any(lease.jobs for lease in self._leases):
                 raise
             self.stopped = True
+
+    def retry_for(self, name: str) -> float | None:
+        """How long the lease of ``name`` retries through connection errors: not at all once
+        a partition failed in this sweep (the outage is known: it costs one ``retry_for``, not
+        one per partition on the lost node) or when ``name`` is tried again after its period
+        (:meth:`~redisched.unreachable.Unreachable.probing`); else the client's (None)."""
+        return 0 if self.failure is not None or self.unreachable.probing(name) else None
 
     def took(self, name: str, lease: L) -> None:
         """``name`` answered with ``lease``."""
@@ -301,7 +309,8 @@ class PartitionedTopic:
         sweep: Sweep[Lease] = Sweep(self.partitions, validate.count(count), self.unreachable)
         for name in sweep:
             with sweep.visiting(name):
-                sweep.took(name, self.client.lease(name, sweep.left, ttr=ttr))
+                call = self.client.ops.lease(name, sweep.left, ttr=ttr)
+                sweep.took(name, self.client.execute(call, retry_for=sweep.retry_for(name)))
         return merge_leases(sweep.leases())
 
     def reserve(self, *, ttr: float | Any = None) -> Job | None:
@@ -374,7 +383,9 @@ class AsyncPartitionedTopic:
         sweep: Sweep[Lease] = Sweep(self.partitions, validate.count(count), self.unreachable)
         for name in sweep:
             with sweep.visiting(name):
-                sweep.took(name, await self.client.lease(name, sweep.left, ttr=ttr))
+                call = self.client.ops.lease(name, sweep.left, ttr=ttr)
+                lease = await self.client.execute(call, retry_for=sweep.retry_for(name))
+                sweep.took(name, lease)
         return merge_leases(sweep.leases())
 
     async def reserve(self, *, ttr: float | Any = None) -> Job | None:

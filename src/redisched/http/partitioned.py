@@ -279,7 +279,8 @@ class Lessees:
         sweep: Sweep[Round] = Sweep(self.layout, want, self.unreachable)
         for name in sweep:
             with sweep.visiting(name):
-                sweep.took(name, await self.lessees[name].exchange(sweep.left))
+                lessee = self.lessees[name]
+                sweep.took(name, await lessee.exchange(sweep.left, sweep.retry_for(name)))
         return merge_rounds(want, sweep.leases())
 
     async def sleep(self, result: Round, *, until: float | None = None) -> None:
