@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
+from redis.exceptions import RedisError
 
 from .convert import stored_name
 from .keys import TopicKeys
@@ -111,8 +112,13 @@ class Wakeups:
                 return
             if self._pubsub is None:
                 self._pubsub = await self._open_pubsub()
-            await self._pubsub.subscribe(channel)
-            self._channels[channel] = topic
+            try:
+                await self._pubsub.subscribe(channel)
+                self._channels[channel] = topic
+            except (RedisError, OSError):
+                if not isinstance(self._redis, redis.asyncio.RedisCluster):
+                    raise
+                await self._subscribe_elsewhere(self._redis, channel, topic)
             self._generation.setdefault(topic, 0)
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read(), name="redisched-wakeups")
@@ -154,6 +160,23 @@ class Wakeups:
         self._node_index += 1
         log.debug("wake-ups subscribe on cluster node %s", node.name)
         return self._nodes.get(node).pubsub(ignore_subscribe_messages=True)
+
+    async def _subscribe_elsewhere(
+        self, cluster: redis.asyncio.RedisCluster, channel: bytes, topic: str
+    ) -> None:
+        """(Cluster) the node subscribed on cannot serve (its primary down): every channel,
+        ``channel`` too, on the next nodes in turn until one takes them (a message published
+        on any node reaches every node's subscribers); the last failure when none does."""
+        self._channels[channel] = topic
+        tries = len(cluster.get_nodes())
+        for attempt in range(tries):
+            try:
+                await self._move_to_another_node()
+                return
+            except (RedisError, OSError):
+                if attempt == tries - 1:
+                    del self._channels[channel]
+                    raise
 
     async def _move_to_another_node(self) -> None:
         """(Cluster) drop the failed node's subscription and subscribe on the next node."""

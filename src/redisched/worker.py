@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from . import results, validate
 from .client import AsyncClient
 from .errors import BackendError, InvalidArgument, RedischedError, StaleReservation
+from .fanout import readable
 from .handlers import Handler, Watched, describe, is_async
 from .keys import validate_topic
 from .leasing import ACK_DELAY, MAX_IDLE, Lessee, LimitsCache
@@ -389,17 +390,28 @@ class Worker:
 
     async def _read_backoffs(self) -> None:
         """Each topic's backoff: the Worker's own, else the topic's settings (one round trip
-        for every topic and partition)."""
+        for every topic and partition; a topic Redis cannot serve now, its Cluster primary
+        down, takes the default backoff instead of failing the start)."""
         topics = list(self._topics.values())
         policy = self._backoff
         if isinstance(policy, Backoff):
             for topic in topics:
                 topic.backoff = policy
             return
-        ops = self._client.ops
-        configs = await self._client.execute(Call.join(*(ops.config(t.name) for t in topics)))
+        ops, client = self._client.ops, self._client
+        try:
+            configs = await client.execute(Call.join(*(ops.config(t.name) for t in topics)))
+        except BackendError:  # a Cluster primary down: each topic on its own, once
+            configs = await readable(
+                [t.name for t in topics],
+                lambda name: client.execute(ops.config(name), retry_for=0),
+                "worker start: the backoff settings",
+            )
         for topic, config in zip(topics, configs, strict=True):
-            topic.backoff = policy.for_topic(config.backoff, config.backoff_max)
+            if config is None:  # served when its node is back, with the default backoff
+                topic.backoff = policy.for_topic(None, None)
+            else:
+                topic.backoff = policy.for_topic(config.backoff, config.backoff_max)
 
     async def _shutdown(
         self, loops: list[asyncio.Task[None]], runners: list[asyncio.Task[None]]
