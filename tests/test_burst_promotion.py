@@ -65,9 +65,9 @@ class Spy:
         self.trips: list[tuple[float, list[Step]]] = []
         self.execute = client.execute
 
-    async def __call__(self, call: Call[Any]) -> Any:
+    async def __call__(self, call: Call[Any], **options: Any) -> Any:
         self.trips.append((time.time(), list(call.steps)))
-        return await self.execute(call)
+        return await self.execute(call, **options)
 
     def sizes(self, script: str) -> list[list[int]]:
         """Per round trip, the jobs of each ``script`` step (reserve: its count; ack: its jobs)."""
