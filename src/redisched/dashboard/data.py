@@ -176,8 +176,7 @@ async def _rows(
             return await each(tried)
         return [_row(results[3 * i : 3 * i + 3]) for i in range(len(tried))]
 
-    read, probed = await asyncio.gather(together(), each(probes))
-    return read, probed
+    return await asyncio.gather(together(), each(probes))
 
 
 async def _throughput(client: AsyncClient, skipped: Unreachable) -> Throughput | None:

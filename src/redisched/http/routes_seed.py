@@ -29,7 +29,6 @@ async def schedule(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _SCHEDULE, rt.settings.max_request_size)
-    logical = topic
     data = stored_body(spec.contents, rt.settings.max_body_size, "contents")
     minimal = wants_minimal(request)
 
@@ -40,7 +39,7 @@ async def schedule(request: Request) -> Response:
         return write(rt.client, call, name, spec.id, minimal)
 
     return await put_routed(
-        rt, await route(rt, logical, spec.id), put_into, lambda: route(rt, logical, spec.id)
+        rt, await route(rt, topic, spec.id), put_into, lambda: route(rt, topic, spec.id)
     )
 
 
