@@ -629,6 +629,42 @@ async def test_the_original_schedule_route_with_a_stale_count_puts_into_the_ids_
     assert seed.json()["topic"] == Partitions(topic, 3).route("late")
 
 
+async def test_a_service_with_a_stale_count_finds_a_job_in_its_partition_by_id(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A service that read the counts before another process partitioned the topic sent a
+    get, a delete or an ack of an id to the topic itself for up to 5 s: 404 or 409 for a job
+    a fresh process had put into its partition. A miss there now reads the count afresh."""
+    assert (await http.get(topic_url(topic))).status_code == 200  # the counts are read now
+    await partition_elsewhere(py, topic, 3)
+    layout = Partitions(topic, 3)
+    for job_id in ("seen", "gone"):
+        await py.put(layout.route(job_id), job_id, b'"b"')  # as a fresh process puts them
+    seen = await http.get(job_url(topic, "seen"))
+    assert seen.status_code == 200 and seen.json()["topic"] == layout.route("seen"), seen.text
+    assert (await http.delete(job_url(topic, "gone"))).status_code == 204
+    assert await py.get(layout.route("gone"), "gone") is None
+    assert (await http.get(job_url(topic, "missing"))).status_code == 404  # still a 404
+
+
+async def test_a_service_with_a_stale_count_acks_and_cancels_in_the_ids_partition(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    assert (await http.get(topic_url(topic))).status_code == 200  # the counts are read now
+    await partition_elsewhere(py, topic, 3)
+    layout = Partitions(topic, 3)
+    await py.put(layout.route("held"), "held", b'"b"')
+    await py.put(layout.route("cancelled"), "cancelled", b'"b"')
+    lease = await py.reserve(layout.route("held"))
+    assert lease is not None
+    acked = await http.post(job_url(topic, "held", "ack"), json={"token": lease.token})
+    assert acked.status_code == 204, acked.text
+    assert (await py.stats(layout.route("held"))).total_acked == 1
+    cancelled = await http.post(f"/cancel/{topic}", json={"id": "cancelled"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert await py.get(layout.route("cancelled"), "cancelled") is None
+
+
 async def test_setting_the_count_again_marks_a_topic_partitioned_by_an_earlier_version(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:

@@ -125,38 +125,79 @@ async def held_elsewhere(
 ) -> tuple[str, T]:
     """After ``action(routed)`` raised ``missed``: when ``routed`` is a partition of the topic
     the path names, ``action`` on that topic itself, which holds the jobs put by a process
-    that did not know the count yet (and reserved from it); ``missed`` stands when it too
-    refuses, or when ``routed`` is the path's topic."""
-    itself = path_param(request, "topic")
-    if itself == routed:
+    that did not know the count yet (and reserved from it); when ``routed`` is the path's
+    topic, on the id's partition if :func:`partitioned_since` finds one. ``missed`` stands
+    when that refuses too."""
+    elsewhere = await _elsewhere(request, routed, None)
+    if elsewhere is None:
         raise missed
     try:
-        return itself, await action(itself)
+        return elsewhere, await action(elsewhere)
     except StaleReservation:
         raise missed from None
 
 
 async def finding(
-    request: Request, routed: str, action: Callable[[str], Awaitable[T]]
+    request: Request,
+    routed: str,
+    action: Callable[[str], Awaitable[T]],
+    job_id: str | None = None,
 ) -> tuple[str, T]:
-    """``(topic, action(topic))`` for a lookup of the path's job that answers a falsy value
-    when the job is missing: on ``routed``, or after a miss there as :func:`found_elsewhere`
-    says."""
+    """``(topic, action(topic))`` for a lookup of the path's job (or of ``job_id``) that
+    answers a falsy value when the job is missing: on ``routed``, or after a miss there as
+    :func:`found_elsewhere` says."""
     found = await action(routed)
-    return (routed, found) if found else await found_elsewhere(request, routed, found, action)
+    if found:
+        return routed, found
+    return await found_elsewhere(request, routed, found, action, job_id)
 
 
 async def found_elsewhere(
-    request: Request, routed: str, missed: T, action: Callable[[str], Awaitable[T]]
+    request: Request,
+    routed: str,
+    missed: T,
+    action: Callable[[str], Awaitable[T]],
+    job_id: str | None = None,
 ) -> tuple[str, T]:
     """After ``action(routed)`` answered ``missed`` (falsy: no such job): as
-    :func:`held_elsewhere`, the topic itself is asked when ``routed`` is a partition of it;
-    ``(routed, missed)`` when it has no such job either."""
-    itself = path_param(request, "topic")
-    if itself == routed:
+    :func:`held_elsewhere`, the topic itself is asked when ``routed`` is a partition of it,
+    and the id's partition when ``routed`` is the topic and :func:`partitioned_since` finds
+    one; ``(routed, missed)`` when that has no such job either."""
+    elsewhere = await _elsewhere(request, routed, job_id)
+    if elsewhere is None:
         return routed, missed
-    again = await action(itself)
-    return (itself, again) if again else (routed, missed)
+    again = await action(elsewhere)
+    return (elsewhere, again) if again else (routed, missed)
+
+
+async def _elsewhere(request: Request, routed: str, job_id: str | None) -> str | None:
+    """Where else the path's job may be after a miss on ``routed``: the path's topic itself
+    when ``routed`` is one of its partitions, else the id's partition when the topic has been
+    partitioned since this process read the counts, else None."""
+    itself = path_param(request, "topic")
+    if itself != routed:
+        return itself
+    if job_id is None:
+        job_id = path_param(request, "id", stored=True)
+    return await partitioned_since(runtime(request), itself, job_id)
+
+
+async def partitioned_since(rt: Runtime, topic: str, job_id: str) -> str | None:
+    """The partition of ``topic`` that holds ``job_id`` when another process partitioned
+    the topic since this one read the counts (up to
+    :data:`~redisched.partition_setting.REFRESH` seconds ago), else None.
+
+    Called after a miss in the topic itself: its count is read afresh (one call), so a get,
+    a delete or a token operation made in that window finds the job a fresh process put into
+    its partition, instead of answering 404 or stale."""
+    if rt.partitions.get(topic) is not None:
+        return None  # the map knows the topic is partitioned: routed was chosen with it
+    count = await rt.client.execute(read_count(rt.client.ops, topic))
+    if count is None:
+        return None
+    rt.partitions.learn(topic, count)
+    moved = await route(rt, topic, job_id, finished=True)
+    return None if moved == topic else moved
 
 
 async def each_partition(rt: Runtime, topic: str, action: Callable[[str], Awaitable[int]]) -> int:

@@ -49,7 +49,9 @@ async def cancel(request: Request) -> Response:
     topic = path_param(request, "topic")
     spec = await read_json(request, _CANCEL, rt.settings.max_request_size)
     topic = await route(rt, topic, spec.id)
-    topic, deleted = await finding(request, topic, lambda name: rt.client.delete(name, spec.id))
+    topic, deleted = await finding(
+        request, topic, lambda name: rt.client.delete(name, spec.id), spec.id
+    )
     if not deleted:
         raise not_found(topic, spec.id)
     return json_response(schemas.Cancelled(spec.id, True))
