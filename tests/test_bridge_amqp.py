@@ -354,6 +354,31 @@ async def test_a_topic_partitioned_while_the_bridge_runs_gets_puts_in_each_ids_p
     assert await ready_count(channel, settings.dead_letters) == 0
 
 
+async def test_a_delete_while_the_bridges_count_is_stale_deletes_in_the_ids_partition(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    """A delete in the 5 s the bridge trusts its counts went to the topic itself, found
+    nothing there and was acked: the job a fresh process had put into its partition stayed.
+    A delete that finds nothing now reads the count afresh."""
+    other = f"{topic}-other"
+    async with running(AmqpBridge(client, settings)):
+        await publish(channel, settings.queue, [{"topic": other, "id": "first"}])
+        await wait_for(lambda: _is_not_none(client.get(other, "first")), 10, "the counts read")
+        await run_async(client, configure(client.ops, topic, {"partitions": 4}))
+        layout = Partitions(topic, 4)
+        for i in range(6):  # as a process that knows the count puts them
+            await client.put(layout.route(f"d{i}"), f"d{i}", b"1", delay=600)
+        deletes = [{"op": "delete", "topic": topic, "id": f"d{i}"} for i in range(6)]
+        await publish(channel, settings.queue, deletes)
+
+        async def done() -> bool:
+            found = [await client.get(layout.route(f"d{i}"), f"d{i}") for i in range(6)]
+            return found == [None] * 6
+
+        await wait_for(done, 10, "the deletes in the ids' partitions")
+    assert await ready_count(channel, settings.dead_letters) == 0
+
+
 async def _is_not_none(value: Awaitable[Any]) -> bool:
     return await value is not None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from redisched.bridges.batch import by_topic, join, rounds
+from redisched.bridges.batch import Applied, by_topic, join, rounds
 from redisched.bridges.messages import Delete, Put, PutOptions
 from redisched.keys import topics_key
 from redisched.ops import Operations
@@ -35,7 +35,8 @@ def test_join_groups_puts_by_options_in_one_pipeline() -> None:
     assert [step.script for step in call.steps] == ["put", "put", "delete"]
     assert call.steps[0].args[-4:] == ("a", b"1", "c", b"3")  # a and c share one script call
     assert call.register_topic == (topics_key(OPS.prefix), "t")
-    assert call.parse([[1, 1, 2, 1], [1, 1], [0, 0]]) == (3, 1)
+    assert call.parse([[1, 1, 2, 1], [1, 1], [0, 0]]) == Applied(3, 1, ("d",))  # d: not found
+    assert call.parse([[1, 1, 2, 1], [1, 1], [1, 1]]) == Applied(3, 1, ())
 
 
 def test_join_takes_one_topic() -> None:

@@ -66,7 +66,7 @@ from ..errors import (
     RedischedError,
     TopicPartitioned,
 )
-from ..partition_setting import PartitionMap
+from ..partition_setting import PartitionMap, read_count
 from ..preflight import redacted
 from .acks import AckTracker
 from .batch import by_topic, join, rounds
@@ -313,14 +313,33 @@ class AmqpBridge:
         """Commit one topic's commands in one round trip, or one per partition when the topic
         is partitioned (each id to its partition, as every other way in routes it)."""
         try:
-            await self._apply_routed(group)
+            missed = await self._apply_routed(group)
         except TopicPartitioned as refused:  # partitioned elsewhere since the counts were read
             # Redis stored none of the puts; the deletes found nothing of the ids in the topic
             # itself (or what a put raced into it before the mark): all are made again, routed
             self._partitions.learn(refused.topic, refused.count)
             await self._apply_routed(group)
+            return
+        if missed:
+            await self._delete_moved(group, missed)
 
-    async def _apply_routed(self, group: list[Item]) -> None:
+    async def _delete_moved(self, group: list[Item], missed: set[str]) -> None:
+        """After deletes in a topic this bridge takes for unpartitioned found nothing of
+        ``missed``: when its count, read afresh, says another process partitioned it since
+        the counts were read, those deletes are made again in the ids' partitions (else they
+        would be acked, and the jobs a fresh process put there kept)."""
+        topic = group[0][1].topic
+        count = await self.client.execute(read_count(self.client.ops, topic))
+        if count is None:
+            return
+        self._partitions.learn(topic, count)
+        again: list[Item] = [(m, c) for m, c in group if isinstance(c, Delete) and c.id in missed]
+        await self._apply_routed(again, counted=False)
+
+    async def _apply_routed(self, group: list[Item], *, counted: bool = True) -> set[str]:
+        """Commit the group, routed by the counts this bridge holds (``counted``: its puts
+        and deletes added to the metrics); the ids of its deletes that found nothing when the
+        topic is not partitioned by those counts."""
         layouts = await self._partitions.current(self.client)
         layout = layouts.get(group[0][1].topic)
         parts: dict[str, list[Command]] = {}
@@ -329,11 +348,13 @@ class AmqpBridge:
                 command = dataclasses.replace(command, topic=layout.route(command.id))
             parts.setdefault(command.topic, []).append(command)
         async with self._redis_slots:
-            counts = await asyncio.gather(
+            applied = await asyncio.gather(
                 *(self.client.execute(join(self.client.ops, part)) for part in parts.values())
             )
-        self.metrics.put(sum(puts for puts, _ in counts))
-        self.metrics.deleted(sum(deletes for _, deletes in counts))
+        if counted:
+            self.metrics.put(sum(done.puts for done in applied))
+            self.metrics.deleted(sum(done.deletes for done in applied))
+        return set() if layout is not None else {i for done in applied for i in done.missed}
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, reason: str, channel: AbstractChannel

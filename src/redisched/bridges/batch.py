@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ..ops import Call, Operations
 from .messages import Delete, Put, PutOptions
 
-__all__ = ["join", "rounds"]
+__all__ = ["Applied", "join", "rounds"]
 
 T = TypeVar("T", bound=tuple[Any, Put | Delete])
 
@@ -42,8 +42,17 @@ def by_topic(items: Sequence[T]) -> list[list[T]]:
     return list(groups.values())
 
 
-def join(ops: Operations, commands: Sequence[Put | Delete]) -> Call[tuple[int, int]]:
-    """One call for commands of one topic with distinct ids; it returns (puts, deletes)."""
+class Applied(NamedTuple):
+    """What one topic's joined commands did."""
+
+    puts: int
+    deletes: int
+    missed: tuple[str, ...]
+    """The ids of the deletes that found no job."""
+
+
+def join(ops: Operations, commands: Sequence[Put | Delete]) -> Call[Applied]:
+    """One call for commands of one topic with distinct ids."""
     topic = commands[0].topic
     puts: dict[PutOptions, list[Put]] = defaultdict(list)
     deletes: list[Delete] = []
@@ -63,6 +72,12 @@ def join(ops: Operations, commands: Sequence[Put | Delete]) -> Call[tuple[int, i
         for options, group in puts.items()
     ]  # fmt: skip
     calls += [ops.delete(topic, delete.id) for delete in deletes]
-    counts = (len(commands) - len(deletes), len(deletes))
+    first_delete = len(puts)
+
+    def applied(results: list[Any]) -> Applied:
+        found = results[first_delete:]
+        missed = tuple(d.id for d, hit in zip(deletes, found, strict=True) if not hit)
+        return Applied(len(commands) - len(deletes), len(deletes), missed)
+
     # Each part checks its own replies; durable puts make the whole round trip wait (WAIT).
-    return Call.join(*calls).map(lambda _: counts)
+    return Call.join(*calls).map(applied)
