@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -397,3 +398,41 @@ def test_cli_by_id_commands_find_a_job_of_the_topic_itself(redis_url: str, topic
     assert shown.exit_code == 0 and json.loads(shown.output)["outcome"] == "done", shown.output
     made = cli(["put", topic, "new", "z"], redis_url)  # a new job: its id's partition
     assert json.loads(made.output)["topic"] == Partitions(topic, 3).route("new")
+
+
+def test_client_delete_topic_deletes_its_partitions(redis_url: str, topic: str) -> None:
+    """A plain Client.delete_topic deleted the topic's keys and its count but left every
+    partition, and their jobs, behind as ordinary topics."""
+    with redisched.Client.from_url(redis_url) as client:
+        run(client, configure(client.ops, topic, {"partitions": 3}))
+        layout = Partitions(topic, 3)
+        for i in range(9):
+            client.put(layout.route(f"j{i}"), f"j{i}", b"1", delay=600)
+        client.put(layout.route("busy"), "busy", b"1")
+        assert client.reserve(layout.route("busy")) is not None
+        with pytest.raises(redisched.TopicBusy) as busy:
+            client.delete_topic(topic)
+        assert busy.value.reserved == 1 and client.stats(layout.route("j0")).scheduled >= 1
+        with pytest.raises(redisched.InvalidArgument) as partition:
+            client.delete_topic(layout.name(1))
+        assert partition.value.argument == "topic" and "partition of" in str(partition.value)
+        seen: list[tuple[int, int]] = []
+        assert client.delete_topic(topic, force=True, progress=lambda *p: seen.append(p)) == 10
+        assert seen[-1] == (10, 0)
+        assert topic not in client.topics()
+        assert not [name for name in client.topics() if name.startswith(f"{topic}~p")]
+        assert client.execute(redisched.partition_setting.read_count(client.ops, topic)) is None
+        for name in layout.names:
+            assert client.stats(name).scheduled == 0 and client.config(name).ttr is None
+
+
+async def test_async_client_delete_topic_deletes_its_partitions(redis_url: str, topic: str) -> None:
+    async with AsyncClient.from_url(redis_url) as client:
+        await redisched.partition_setting.run_async(
+            client, configure(client.ops, topic, {"partitions": 2})
+        )
+        layout = Partitions(topic, 2)
+        await client.put(layout.route("a"), "a", b"1", delay=600)
+        assert await client.delete_topic(topic) == 1
+        assert await client.get(layout.route("a"), "a") is None
+        assert not [name for name in await client.topics() if name.startswith(topic)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .errors import InvalidArgument
@@ -115,3 +115,23 @@ def wake_pattern(prefix: str) -> str:
 def partitions_key(prefix: str) -> str:
     """The hash of declared partition counts under ``prefix`` (topic -> N)."""
     return f"{prefix}:partitions"
+
+
+PARTITION_SEPARATOR = "~p"
+"""Between a partitioned topic's name and a partition's index: ``orders~p3``."""
+
+
+def partition_name(topic: str, index: int) -> str:
+    """The topic name of partition ``index`` of ``topic``."""
+    return f"{topic}{PARTITION_SEPARATOR}{index}"
+
+
+def partition_owner(topic: str, counts: Mapping[str, int]) -> tuple[str, int] | None:
+    """``(the partitioned topic, its count)`` when ``topic`` is one of its partitions
+    (``counts``: every partitioned topic's count, as the partitions hash holds them), else
+    None."""
+    logical, separator, index = topic.rpartition(PARTITION_SEPARATOR)
+    count = counts.get(logical) if separator and index.isascii() and index.isdigit() else None
+    if count is None or int(index) >= count or partition_name(logical, int(index)) != topic:
+        return None  # not a partition, one past the count, or "p01"
+    return logical, count

@@ -13,7 +13,13 @@ from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 from .errors import InvalidArgument, TopicBusy
-from .keys import deleted_topics_key, partitions_key, topics_key
+from .keys import (
+    deleted_topics_key,
+    partition_name,
+    partition_owner,
+    partitions_key,
+    topics_key,
+)
 from .models import JobState
 from .ops import PURGE_CHUNK, Call, Operations, Step
 from .registration import DELETIONS_KEPT_SECONDS
@@ -61,17 +67,60 @@ def purge(
 def delete_topic(
     ops: Operations, topic: str, *, force: object = False, progress: Progress | None = None
 ) -> Flow[int]:
-    """Delete a topic: its jobs (in chunks), settings, counters and every other key.
+    """Delete a topic: its jobs (in chunks), settings, counters and every other key, and
+    when it is partitioned its partitions too (the partition count goes last).
 
-    Refused with TopicBusy while jobs are reserved, unless ``force``: then the reserved jobs
-    are purged last (catching any reserved meanwhile), and purge.lua tells each holder to stop
-    (``c<token>:<id>`` on the wake channel), so running handlers are cancelled. Without ``force``, a
-    job reserved while the others are deleted is a TopicBusy too, with the topic left holding
-    it (and its settings). How many jobs it held.
+    Refused with TopicBusy while jobs are reserved in it or any partition, unless ``force``:
+    then the reserved jobs are purged last (catching any reserved meanwhile), and purge.lua
+    tells each holder to stop (``c<token>:<id>`` on the wake channel), so running handlers
+    are cancelled. Without ``force``, a job reserved while the others are deleted is a
+    TopicBusy too, with the topic left holding it (and its settings). A partition of a
+    partitioned topic is refused (InvalidArgument naming ``topic``): it goes with its topic.
+    The counts are read afresh, so a topic another process partitioned a moment ago loses
+    its partitions too. How many jobs it held.
     """
     if not isinstance(force, bool):
         raise InvalidArgument("force", f"must be a bool, not {type(force).__name__}")
     _check_progress(progress)
+    ops.keys(topic)  # a bad name fails before any I/O
+    counts = yield _read_counts(ops)
+    owner = partition_owner(topic, counts)
+    if owner is not None:
+        raise InvalidArgument(
+            "topic",
+            f"{topic!r} is a partition of {owner[0]!r}: delete {owner[0]!r}, which deletes "
+            "every partition",
+        )
+    names = [partition_name(topic, index) for index in range(counts.get(topic, 0))]
+    if not names:
+        return (yield from _delete_one(ops, topic, force, progress))
+    every = yield Call.join(*(ops.stats(name) for name in [topic, *names]))
+    reserved = sum(stats.reserved for stats in every)
+    if reserved and not force:
+        raise TopicBusy(topic, reserved)
+    total = sum(s.scheduled + s.ready + s.dead + (s.reserved if force else 0) for s in every)
+    done = 0
+
+    def after(deleted: int, left: int) -> None:
+        if progress is not None:
+            progress(done + deleted, max(0, total - done - deleted))
+
+    for name in [*names, topic]:
+        done += yield from _delete_one(ops, name, force, after)
+    return done
+
+
+def _read_counts(ops: Operations) -> Call[dict[str, int]]:
+    step = Step(None, (), ("HGETALL", partitions_key(ops.prefix)))
+    return Call((step,), lambda r: {_text(k): int(_text(v)) for k, v in r[0].items()})
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _delete_one(ops: Operations, topic: str, force: bool, progress: Progress | None) -> Flow[int]:
+    """Delete one topic's jobs and keys (:func:`delete_topic` for a topic or a partition)."""
     stats = yield ops.stats(topic)
     if stats.reserved and not force:
         raise TopicBusy(topic, stats.reserved)

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from . import topic_config, validate
 from .client import AsyncClient, Client
 from .errors import InvalidArgument
-from .keys import partitions_key, topics_key
+from .keys import partition_owner, partitions_key, topics_key
 from .models import HistoryPage, JobPage, Timeline, TopicStats
 from .operate import Flow
 from .ops import Call, Operations, Step
@@ -182,12 +182,8 @@ def _mark(ops: Operations, topic: str, count: int) -> Call[None]:
 def owner(topic: str, counts: Mapping[str, int]) -> Partitions | None:
     """The layout of the partitioned topic that ``topic`` is a partition of (``counts``: the
     partition counts, :func:`read_counts`), else None."""
-    logical, separator, index = topic.rpartition(SEPARATOR)
-    count = counts.get(logical) if separator and index.isdigit() else None
-    if count is None or int(index) >= count:
-        return None
-    layout = Partitions(logical, count)
-    return layout if layout.name(int(index)) == topic else None  # not "p01"
+    found = partition_owner(topic, counts)
+    return None if found is None else Partitions(*found)
 
 
 def refuse_partition(topic: str, counts: Mapping[str, int], what: str) -> None:

@@ -44,13 +44,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from . import validate
 from .client import AsyncClient, Client
 from .errors import BackendError, InvalidArgument
-from .keys import MAX_TOPIC_LENGTH, validate_topic
+from .keys import MAX_TOPIC_LENGTH, PARTITION_SEPARATOR, partition_name, validate_topic
 from .models import Job, Lease, PutResult, TopicStats
 from .topic_config import MAX_PARTITIONS as MAX_PARTITIONS
 from .topic_config import partitions_count
 from .unreachable import Unreachable
 
-SEPARATOR = "~p"
+SEPARATOR = PARTITION_SEPARATOR
 
 
 def partition_of(job_id: str, partitions: int) -> int:
@@ -90,7 +90,7 @@ class Partitions:
 
     def name(self, index: int) -> str:
         """The topic name of partition ``index``."""
-        return f"{self.topic}{SEPARATOR}{index}"
+        return partition_name(self.topic, index)
 
     def route(self, job_id: str) -> str:
         """The partition (topic name) holding ``job_id``."""

@@ -146,11 +146,8 @@ def delete_topic(redis_url: str | None, topic: str, force: bool, yes: bool) -> N
         raise TopicBusy(topic, s.reserved)
     if not yes:
         click.confirm(f"Delete topic {topic!r} and its {count} job(s)?", abort=True, err=True)
-    deleted = 0
     with progress_bar(f"deleting {topic}", count) as progress:
-        for name in [*names[1:], topic]:  # the partition count goes last
-            done = _after(progress, deleted, count)
-            deleted += client.delete_topic(name, force=force, progress=done)
+        deleted = client.delete_topic(topic, force=force, progress=progress)
     echo_json({"topic": topic, "deleted": deleted, "state": None})
 
 

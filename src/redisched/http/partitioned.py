@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from ..errors import StaleReservation, TopicBusy, TopicPartitioned
+from ..errors import StaleReservation, TopicPartitioned
 from ..leasing import Lessee, Round
 from ..ops import Call
 from ..partition_setting import (
@@ -21,10 +21,7 @@ from ..partition_setting import (
     holders,
     owner,
     read_count,
-    read_counts,
-    read_stats,
     refuse_misrouted,
-    refuse_partition,
     schedule_holders,
 )
 from ..partitions import SEPARATOR, Partitions, Sweep
@@ -244,26 +241,12 @@ async def by_partition(
 
 
 async def delete_topic(rt: Runtime, topic: str, force: bool) -> int:
-    """Delete a topic and its partitions (TopicBusy, nothing deleted, while any partition
-    has reserved jobs and not ``force``); the partition count goes last. The count is read
-    afresh, not from the map (up to 5 s old): a topic another process had just partitioned
-    lost its count and kept its partitions, listed as topics."""
-    if SEPARATOR in topic:  # a partition goes with its topic (the counts read afresh)
-        counts: dict[str, int] = await rt.client.execute(read_counts(rt.client.ops))
-        refuse_partition(topic, counts, "delete")
-    count = await rt.client.execute(read_count(rt.client.ops, topic))
-    rt.partitions.learn(topic, count)
-    if count is None:
+    """Delete a topic and its partitions (:meth:`~redisched.AsyncClient.delete_topic`, which
+    reads the counts afresh); this process forgets the topic's count."""
+    try:
         return await rt.client.delete_topic(topic, force=force)
-    found = Partitions(topic, count)
-    stats = await rt.client.execute(read_stats(rt.client.ops, topic, found.count))
-    if stats.reserved and not force:
-        raise TopicBusy(topic, stats.reserved)
-    deleted = 0
-    for name in [*found.names, topic]:
-        deleted += await rt.client.delete_topic(name, force=force)
-    rt.partitions.learn(topic, None)
-    return deleted
+    finally:
+        rt.partitions.learn(topic, None)
 
 
 class Lessees:
