@@ -13,7 +13,7 @@ async def test_a_full_consumer_acks_once_per_step_and_then_decides_again() -> No
     lessee = Lessee(SimpleNamespace(), "t", SimpleNamespace())  # type: ignore[arg-type]
     exchanged: list[int] = []
 
-    async def exchange(want: int) -> Round:
+    async def exchange(want: int, retry_for: float | None = None) -> Round:
         done, lessee.done = lessee.done, []
         exchanged.append(want)
         await asyncio.sleep(0)  # a round trip

@@ -224,7 +224,10 @@ class Lessee:
         self.failures = 0
         self.saturated = False
         self.starved = False  # waiting for the consumer to have room
-        self.woke = False  # the last step slept for want of work: lease WAKE_LEASE first
+        # the last step slept for want of work, or none ran yet: lease WAKE_LEASE first (a
+        # consumer's slots are shared by its topics: a first lease of a topic whose Cluster
+        # primary is down held every free slot while it waited out retry_for)
+        self.woke = True
         self.aimed_ms: int | None = None  # the run_at the last sleep's alarm woke ahead of
         self.patient = False  # the last lease ahead came early: the next sleep takes no lead
         self.gather = 0  # jobs to finish before a gathering loop acts (0: wake on each one)
@@ -453,7 +456,9 @@ class Lessee:
             await self.requeue()
             return
         want = min(capacity.want(), MAX_LEASE)
-        if self.woke:
+        if self.woke or self.failures:
+            # after a failure, a probe of one job, tried once: the slots it takes from a
+            # consumer that serves other topics too are held for the call's length
             self.woke = False
             want = min(want, WAKE_LEASE)
         refill_at = max(1, capacity.size() // 10)
@@ -482,7 +487,7 @@ class Lessee:
                 return
         capacity.take(want)
         try:
-            result = await self.exchange(want)
+            result = await self.exchange(want, 0 if self.failures else None)
         except BaseException:
             capacity.give(want)
             raise
