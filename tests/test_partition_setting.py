@@ -436,3 +436,24 @@ async def test_async_client_delete_topic_deletes_its_partitions(redis_url: str, 
         assert await client.delete_topic(topic) == 1
         assert await client.get(layout.route("a"), "a") is None
         assert not [name for name in await client.topics() if name.startswith(topic)]
+
+
+def test_a_topic_whose_partition_name_holds_jobs_cannot_be_partitioned(
+    redis_url: str, topic: str
+) -> None:
+    """Partitioning took over a plain topic named like one of its partitions (``t~p0``), jobs
+    and all: a later put of one of its ids, routed to another partition, made a second job."""
+    layout = Partitions(topic, 2)
+    with redisched.Client.from_url(redis_url) as client:
+        client.put(layout.name(0), "k", b"old")
+        with pytest.raises(redisched.InvalidArgument) as refused:
+            run(client, configure(client.ops, topic, {"partitions": 2}))
+        assert refused.value.argument == "partitions"
+        assert f"{layout.name(0)!r}" in str(refused.value)
+        assert client.execute(redisched.partition_setting.read_count(client.ops, topic)) is None
+        assert client.get(layout.name(0), "k") is not None  # untouched
+        client.delete(layout.name(0), "k")  # a finished record stays: still refused
+        with pytest.raises(redisched.InvalidArgument, match="finished job records"):
+            run(client, configure(client.ops, topic, {"partitions": 2}))
+        client.delete_topic(layout.name(0))
+        assert run(client, configure(client.ops, topic, {"partitions": 2})) is not None

@@ -115,8 +115,9 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
     layout = Partitions(topic, count)
     validate.new_name(topic, "topic")  # partitioning makes a topic: checked before the claim
     logical = topic.rpartition(SEPARATOR)[0] or topic
-    finished = Call((Step(None, (), ("HLEN", ops.keys(topic).name("history"))),), _first_int)
-    counts, stats, records = yield Call.join(read_counts(ops), ops.stats(topic), finished)
+    counts, stats, records, taken = yield Call.join(
+        read_counts(ops), ops.stats(topic), _records(ops, topic), _held_names(ops, layout.names)
+    )
     current, above = counts.get(topic), counts.get(logical)
     if current == count:  # a topic partitioned by an older version, or a set cut short
         yield from _spread(ops, topic, layout)  # before its mark or its partitions' settings
@@ -148,6 +149,12 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
             f"topic {topic!r} holds {records} finished job record(s), whose ids' versions "
             "go on in it; partition a topic before its first put (or delete the topic first)",
         )
+    if taken:  # ids put there as a plain topic's would be found in another partition
+        raise InvalidArgument(
+            "partitions",
+            f"{taken[0]!r}, a partition {topic!r} would have, is a topic that holds jobs or "
+            "finished job records; delete it first",
+        )
     key = partitions_key(ops.prefix)
     claim = (Step(None, (), ("HSETNX", key, topic, count)), Step(None, (), ("HGET", key, topic)))
     stored = yield Call(claim, lambda r: int(_decode(r[1])))
@@ -157,6 +164,22 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
         )
     yield from _spread(ops, topic, layout)
     return count
+
+
+def _records(ops: Operations, topic: str) -> Call[int]:
+    """How many finished job records the topic holds."""
+    return Call((Step(None, (), ("HLEN", ops.keys(topic).name("history"))),), _first_int)
+
+
+def _held_names(ops: Operations, names: list[str]) -> Call[list[str]]:
+    """Those of ``names`` whose topics hold jobs or finished job records (one round trip)."""
+    calls = [Call.join(ops.stats(name), _records(ops, name)) for name in names]
+
+    def parse(found: list[tuple[TopicStats, int]]) -> list[str]:
+        return [name for name, (s, records) in zip(names, found, strict=True)
+                if s.scheduled + s.ready + s.reserved + s.dead + records]  # fmt: skip
+
+    return Call.join(*calls).map(parse)
 
 
 def _spread(ops: Operations, topic: str, layout: Partitions) -> Flow[None]:
