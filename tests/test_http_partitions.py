@@ -665,6 +665,45 @@ async def test_a_service_with_a_stale_count_acks_and_cancels_in_the_ids_partitio
     assert await py.get(layout.route("cancelled"), "cancelled") is None
 
 
+async def test_a_stale_services_second_lookup_and_concurrent_requests_find_the_job(
+    http: httpx.AsyncClient, web: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A miss re-read the count only while this process took the topic for unpartitioned:
+    a second lookup in one request (the get that tells 409 from 404 after a kick, run-now or
+    expire), or a request routed before a concurrent one learnt the count, answered 404."""
+    assert (await http.get(topic_url(topic))).status_code == 200  # the counts are read now
+    assert (await web.get(topic_url(topic))).status_code == 200
+    await partition_elsewhere(py, topic, 3)
+    layout = Partitions(topic, 3)
+    for i in range(20):
+        await py.put(layout.route(f"j{i}"), f"j{i}", b'"b"')
+    await py.put(layout.route("later"), "later", b'"b"', delay=3600)
+    answers = await asyncio.gather(*(http.get(job_url(topic, f"j{i}")) for i in range(20)))
+    assert [a.status_code for a in answers] == [200] * 20
+    kicked = await http.post(job_url(topic, "later", "kick"), json={})
+    assert kicked.status_code == 409, kicked.text  # not dead: as with a fresh count
+    expired = await web.post(job_url(topic, "j0", "expire"), json={})
+    assert expired.status_code == 409, expired.text  # not reserved
+
+
+async def test_a_refused_delete_keeps_a_topic_partitioned_for_this_service(
+    http: httpx.AsyncClient, topic: str
+) -> None:
+    """A DELETE refused as busy (409, nothing deleted) made the service forget the count:
+    for up to 5 s it showed and reserved the topic as a plain one."""
+    await partition(http, topic, 3)
+    for i in range(4):
+        assert (await http.put(job_url(topic, f"j{i}"), json={"body": i})).status_code == 201
+    held = (await http.post(topic_url(topic, "/reserve"), json={"count": 1})).json()["jobs"]
+    assert len(held) == 1
+    refused = await http.delete(topic_url(topic))
+    assert refused.status_code == 409, refused.text
+    counts = (await http.get(topic_url(topic))).json()["counts"]
+    assert counts == {"scheduled": 0, "ready": 3, "reserved": 1, "dead": 0}, counts
+    got = (await http.post(topic_url(topic, "/reserve"), json={"count": 3})).json()["jobs"]
+    assert len(got) == 3, got
+
+
 async def test_setting_the_count_again_marks_a_topic_partitioned_by_an_earlier_version(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:

@@ -184,15 +184,15 @@ async def partitioned_since(rt: Runtime, topic: str, job_id: str) -> str | None:
     the topic since this one read the counts (up to
     :data:`~redisched.partition_setting.REFRESH` seconds ago), else None.
 
-    Called after a miss in the topic itself: its count is read afresh (one call), so a get,
-    a delete or a token operation made in that window finds the job a fresh process put into
-    its partition, instead of answering 404 or stale."""
-    if rt.partitions.get(topic) is not None:
-        return None  # the map knows the topic is partitioned: routed was chosen with it
-    count = await rt.client.execute(read_count(rt.client.ops, topic))
-    if count is None:
-        return None
-    rt.partitions.learn(topic, count)
+    Called after a miss in the topic itself: unless this process knows the count by now
+    (another request learnt it since this one was routed), it is read afresh (one call), so
+    a get, a delete or a token operation made in that window finds the job a fresh process
+    put into its partition, instead of answering 404 or stale."""
+    if rt.partitions.get(topic) is None:  # else learnt since this request was routed
+        count = await rt.client.execute(read_count(rt.client.ops, topic))
+        if count is None:
+            return None
+        rt.partitions.learn(topic, count)
     moved = await route(rt, topic, job_id, finished=True)
     return None if moved == topic else moved
 
@@ -243,10 +243,9 @@ async def by_partition(
 async def delete_topic(rt: Runtime, topic: str, force: bool) -> int:
     """Delete a topic and its partitions (:meth:`~redisched.AsyncClient.delete_topic`, which
     reads the counts afresh); this process forgets the topic's count."""
-    try:
-        return await rt.client.delete_topic(topic, force=force)
-    finally:
-        rt.partitions.learn(topic, None)
+    deleted = await rt.client.delete_topic(topic, force=force)
+    rt.partitions.learn(topic, None)  # only once deleted: a busy topic stays partitioned
+    return deleted
 
 
 class Lessees:
