@@ -704,6 +704,18 @@ async def test_a_refused_delete_keeps_a_topic_partitioned_for_this_service(
     assert len(got) == 3, got
 
 
+async def test_an_occurrence_id_that_is_not_utf8_is_a_404_in_a_partitioned_topic(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """Finding which topic holds an ``@`` id sent its surrogate-escaped text to Redis: a 500."""
+    other = f"{topic}-b"
+    assert (await http.get(topic_url(other))).status_code == 200  # the counts are read now
+    await partition(http, topic, 3)
+    assert (await http.get(f"{topic_url(topic)}/jobs/%FF@1")).status_code == 404
+    await partition_elsewhere(py, other, 3)  # found by a miss's fresh read of the count
+    assert (await http.delete(f"{topic_url(other)}/jobs/%FF@1")).status_code == 404
+
+
 async def test_setting_the_count_again_marks_a_topic_partitioned_by_an_earlier_version(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:

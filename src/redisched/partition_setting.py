@@ -385,8 +385,9 @@ def holder(
     (``jobs``: a live job; with ``history``, a finished one too; ``schedules``: a schedule),
     else the first (a job to create goes to its id's partition): one ``HEXISTS`` per name and
     hash, in one round trip."""
+    field = validate.stored_id(job_id)  # an id that is not UTF-8: its bytes
     steps = tuple(
-        Step(None, (), ("HEXISTS", ops.keys(n).name(h), job_id)) for n in names for h in hashes
+        Step(None, (), ("HEXISTS", ops.keys(n).name(h), field)) for n in names for h in hashes
     )
     width = len(hashes)
 
