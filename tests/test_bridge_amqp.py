@@ -36,6 +36,7 @@ from redisched.embedded import EmbeddedRedis, free_port
 from redisched.errors import BackendError
 from redisched.partition_setting import configure, run_async
 from redisched.partitions import Partitions
+from tests.test_http_partitions import _occurrence_away_from_its_partition
 
 AMQP_URL = os.environ.get("REDISCHED_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDISCHED = str(Path(sys.executable).parent / "redisched")
@@ -376,6 +377,39 @@ async def test_a_delete_while_the_bridges_count_is_stale_deletes_in_the_ids_part
             return found == [None] * 6
 
         await wait_for(done, 10, "the deletes in the ids' partitions")
+    assert await ready_count(channel, settings.dead_letters) == 0
+
+
+async def test_deletes_of_occurrences_go_where_their_schedules_are(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    """An occurrence (``<schedule>@<time>``) lives with its schedule, not in its own id's
+    partition: the bridge deleted it there, found nothing and acked, and it ran."""
+    known, stale = f"{topic}-known", f"{topic}-stale"
+    await run_async(client, configure(client.ops, known, {"partitions": 3}))
+    async with running(AmqpBridge(client, settings)):
+        await publish(channel, settings.queue, [{"topic": f"{topic}-o", "id": "first"}])
+        await wait_for(
+            lambda: _is_not_none(client.get(f"{topic}-o", "first")), 10, "the counts read"
+        )
+        await run_async(client, configure(client.ops, stale, {"partitions": 3}))
+        occurrences = []
+        for name in (known, stale):
+            sid, home = _occurrence_away_from_its_partition(name, 3)
+            await client.schedule(home, sid, b"s", cron="0 * * * *")  # as HTTP and the CLI do
+            schedule = await client.get_schedule(home, sid)
+            assert schedule is not None and schedule.next_run_at is not None
+            occurrence = f"{sid}@{schedule.next_run_at:%Y-%m-%dT%H:%M:%SZ}"
+            assert await client.get(home, occurrence) is not None
+            occurrences.append((name, home, occurrence))
+        deletes = [{"op": "delete", "topic": name, "id": o} for name, _, o in occurrences]
+        await publish(channel, settings.queue, deletes)
+
+        async def gone() -> bool:
+            found = [await client.get(home, o) for _, home, o in occurrences]
+            return found == [None, None]
+
+        await wait_for(gone, 10, "the occurrences deleted with their schedules")
     assert await ready_count(channel, settings.dead_letters) == 0
 
 

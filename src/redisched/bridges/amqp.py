@@ -66,7 +66,9 @@ from ..errors import (
     RedischedError,
     TopicPartitioned,
 )
-from ..partition_setting import PartitionMap, read_count
+from ..ops import Call
+from ..partition_setting import PartitionMap, holder, holders, read_count
+from ..partitions import Partitions
 from ..preflight import redacted
 from .acks import AckTracker
 from .batch import by_topic, join, rounds
@@ -342,10 +344,12 @@ class AmqpBridge:
         topic is not partitioned by those counts."""
         layouts = await self._partitions.current(self.client)
         layout = layouts.get(group[0][1].topic)
+        homes = {} if layout is None else await self._occurrence_homes(layout, group)
         parts: dict[str, list[Command]] = {}
         for _, command in group:
             if layout is not None:
-                command = dataclasses.replace(command, topic=layout.route(command.id))
+                home = homes.get(command.id) or layout.route(command.id)
+                command = dataclasses.replace(command, topic=home)
             parts.setdefault(command.topic, []).append(command)
         async with self._redis_slots:
             applied = await asyncio.gather(
@@ -355,6 +359,19 @@ class AmqpBridge:
             self.metrics.put(sum(done.puts for done in applied))
             self.metrics.deleted(sum(done.deletes for done in applied))
         return set() if layout is not None else {i for done in applied for i in done.missed}
+
+    async def _occurrence_homes(self, layout: Partitions, group: list[Item]) -> dict[str, str]:
+        """Where each ``@`` id of the group lives (a schedule's occurrence lives with its
+        schedule, not in its own id's partition), found as the HTTP service finds it: one
+        round trip for all of them; none for a group without such ids."""
+        ids = list(dict.fromkeys(command.id for _, command in group if "@" in command.id))
+        if not ids:
+            return {}
+        ops = self.client.ops
+        calls = [holder(ops, holders(layout, job_id), job_id) for job_id in ids]
+        async with self._redis_slots:
+            found: list[str] = await self.client.execute(Call.join(*calls))
+        return dict(zip(ids, found, strict=True))
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, reason: str, channel: AbstractChannel
