@@ -141,7 +141,10 @@ async def test_put_on_a_running_job_waits_for_the_attempt(
     [held] = (await http.post(topic_url(topic, "/reserve"), json={})).json()["jobs"]
     pending = await http.put(url, json={"body": "v2"})
     assert pending.status_code == 202 and pending.headers["etag"] == '"2"'
-    assert pending.json()["state"] == "reserved"
+    # the running job, and the version its replacement waits as (the body showed version 1
+    # under ETag "2", with nothing saying that a replacement waits)
+    assert pending.json()["state"] == "reserved" and pending.json()["version"] == 1
+    assert pending.json()["pending_version"] == 2
     # GET's ETag is the version If-Match compares with: the waiting replacement's (it said
     # "1", and a read-modify-write with it always failed with 412)
     shown = await http.get(url)
@@ -152,6 +155,7 @@ async def test_put_on_a_running_job_waits_for_the_attempt(
     assert acked.status_code == 204
     job = (await http.get(url)).json()
     assert (job["body"], job["version"], job["state"]) == ("v3", 3, "ready")
+    assert "pending_version" not in job
 
 
 async def test_a_burst_beyond_the_pool_waits_for_connections(

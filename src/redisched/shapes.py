@@ -26,7 +26,9 @@ BODY_DOC = (
 
 
 class JobOut(Struct, omit_defaults=True):
-    """A job; ``token`` and ``reserved_until`` only on jobs handed to a consumer by reserve."""
+    """A job; ``token`` and ``reserved_until`` only on jobs handed to a consumer by reserve;
+    ``pending_version`` only while a replacement put during the running attempt waits for it
+    to end (the version the replacement will have: the job's ETag meanwhile)."""
 
     topic: str
     id: str
@@ -41,6 +43,7 @@ class JobOut(Struct, omit_defaults=True):
     last_error: str | None
     token: str | UnsetType = UNSET
     reserved_until: datetime | UnsetType = UNSET
+    pending_version: int | UnsetType = UNSET
 
 
 class WebhookOut(Struct):
@@ -140,6 +143,8 @@ def job_out(job: Job, *, handed_out: bool = False) -> JobOut:
         version=job.version,
         last_error=job.last_error,
     )
+    if job.pending_version is not None:
+        out.pending_version = job.pending_version
     if handed_out and job.token is not None:
         out.token = job.token
         if job.reserved_until is not None:
