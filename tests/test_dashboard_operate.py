@@ -434,6 +434,64 @@ def test_usable_at_420_px(browser: Any, server: str, http: httpx.Client, topic: 
     context.close()
 
 
+def overflow(page: Page) -> tuple[int, int, list[str]]:
+    """The page's scroll width, its viewport width, and the first elements past its right edge."""
+    scroll, client = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    wide = page.evaluate(
+        f"[...document.querySelectorAll('body *')]"
+        f".filter(e => e.getBoundingClientRect().right > {client + 1})"
+        ".map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8)"
+    )
+    return scroll, client, wide
+
+
+def test_job_finished_and_schedule_tables_scroll_inside_their_card_at_420_px(
+    browser: Any, server: str, http: httpx.Client, topic: str
+) -> None:
+    """A job's timeline, the finished jobs and the schedules were tables as wide as their
+    columns: at 420 px the job page was 628 px wide (its attempt and detail columns cut off),
+    the finished page 682 and a topic page with schedules 537."""
+    put_many(http, topic, ["mail-7"], max_attempts=5)
+    for attempt in (1, 2):
+        leased = http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).json()["jobs"][0]
+        reason = f"smtp.example.com refused the connection on attempt {attempt}"
+        release = {"token": leased["token"], "reason": reason}
+        http.post(job_path(topic, "mail-7") + "/release", json=release).raise_for_status()
+    leased = http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).json()["jobs"][0]
+    ack = {"token": leased["token"], "result": {"sent": True, "server": "smtp.example.com"}}
+    http.post(job_path(topic, "mail-7") + "/ack", json=ack).raise_for_status()
+    put_many(http, topic, ["welcome-ada-lovelace", "welcome-grace-hopper"])
+    for job_id in ("welcome-ada-lovelace", "welcome-grace-hopper"):
+        http.delete(job_path(topic, job_id)).raise_for_status()
+    schedules = {
+        "weekly-digest": {"cron": "0 9 * * MON", "tz": "America/Argentina/Buenos_Aires"},
+        "sync": {"every": 600},
+    }
+    for schedule_id, spec in schedules.items():
+        path = f"/v1/topics/{topic}/schedules/{schedule_id}"
+        http.put(path, json={**spec, "body": 1}).raise_for_status()
+    context = browser.new_context(viewport={"width": 420, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    open_dashboard(page, server)
+    shown_by = {
+        f"#/job/{topic}/mail-7": "#job-timeline tbody tr >> nth=6",  # put ... acked
+        f"#/finished/{topic}": "#finished-view tbody tr >> nth=2",
+        f"#/topic/{topic}": '#schedule-list tr[data-schedule="weekly-digest"]',
+    }
+    sideways = {}
+    for view, shown in shown_by.items():
+        page.evaluate(f"location.hash = '{view}'")
+        expect(page.locator(shown)).to_be_visible()
+        scroll, client, wide = overflow(page)
+        if scroll > client + 1:
+            sideways[view] = f"{scroll} px wide for {client} ({wide})"
+    context.close()
+    assert sideways == {}
+
+
 def test_a_long_topic_name_wraps_on_the_job_page(
     browser: Any, server: str, http: httpx.Client, topic: str
 ) -> None:
