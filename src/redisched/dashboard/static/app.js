@@ -451,11 +451,12 @@
     else { editing = form; setResult($("#edit-result"), errorText(r), "error"); }
   }
 
-  // -- the side forms start with the topic (and job) on screen ------------------------------
+  // -- the side forms start with the topic of the page on screen (a topic's, a job's, its
+  //    finished jobs'); never with a row of a list, such as the overview's first topic ------
   let prefilledFor = "";
   function prefill() {
-    const view = document.querySelector("#view [data-topic]");
-    const topic = view ? view.dataset.topic : "";
+    const view = $("#view > [data-view]");
+    const topic = (view && view.dataset.topic) || "";
     if (!topic || topic === prefilledFor) return;
     prefilledFor = topic;
     for (const form of ["#find-form", "#schedule-form", "#cancel-form"]) {
