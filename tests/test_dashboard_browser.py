@@ -174,6 +174,30 @@ def test_stuck_reservation_released_and_topic_paused(
     assert_not_reloaded(page)
 
 
+SIDE_FORMS = ("#find-form", "#schedule-form", "#cancel-form")
+
+
+def test_side_forms_take_the_topic_of_the_page_never_a_row_of_a_list(
+    page: Page, server: str, http: httpx.Client, topic: str
+) -> None:
+    """The overview filled the side forms' topic with its first row's: a job was scheduled or
+    cancelled in a topic the user never chose."""
+    for name in (f"{topic}-a", f"{topic}-b"):
+        http.put(job_path(name, "one"), json={"body": 1}).raise_for_status()
+    open_dashboard(page, server)
+    # a put rate ("\u2013" until then) needs two samples: two polls have settled, each
+    # offering the forms a topic
+    rate = row(page, f"{topic}-a").locator('[data-rate="put"]')
+    expect(rate).not_to_have_text("\u2013")
+    for form in SIDE_FORMS:
+        expect(page.locator(f"{form} [name=topic]")).to_have_value("")
+    page.evaluate(f"location.hash = '#/topic/{topic}-b'")
+    expect(page.locator("#topic-view")).to_be_visible()
+    for form in SIDE_FORMS:
+        expect(page.locator(f"{form} [name=topic]")).to_have_value(f"{topic}-b")
+    assert_not_reloaded(page)
+
+
 def test_job_data_is_shown_as_text(page: Page, server: str, http: httpx.Client, topic: str) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

@@ -344,7 +344,7 @@ def test_a_body_typed_as_json_is_sent_as_typed(
     form.locator("button[type=submit]").click()
     expect(page.locator("#schedule-result")).to_contain_text("created")
     assert http.get(job_path(topic, "text")).json()["body"] == 'Hello, "Ada"'
-    assert all("status of 400" in message for message in console)  # the refused put only
+    assert console == []  # the form's refusal is no console error
 
 
 def test_a_job_named_dot_dot_is_never_sent_in_a_path(
@@ -434,6 +434,64 @@ def test_usable_at_420_px(browser: Any, server: str, http: httpx.Client, topic: 
     context.close()
 
 
+def overflow(page: Page) -> tuple[int, int, list[str]]:
+    """The page's scroll width, its viewport width, and the first elements past its right edge."""
+    scroll, client = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    wide = page.evaluate(
+        f"[...document.querySelectorAll('body *')]"
+        f".filter(e => e.getBoundingClientRect().right > {client + 1})"
+        ".map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8)"
+    )
+    return scroll, client, wide
+
+
+def test_job_finished_and_schedule_tables_scroll_inside_their_card_at_420_px(
+    browser: Any, server: str, http: httpx.Client, topic: str
+) -> None:
+    """A job's timeline, the finished jobs and the schedules were tables as wide as their
+    columns: at 420 px the job page was 628 px wide (its attempt and detail columns cut off),
+    the finished page 682 and a topic page with schedules 537."""
+    put_many(http, topic, ["mail-7"], max_attempts=5)
+    for attempt in (1, 2):
+        leased = http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).json()["jobs"][0]
+        reason = f"smtp.example.com refused the connection on attempt {attempt}"
+        release = {"token": leased["token"], "reason": reason}
+        http.post(job_path(topic, "mail-7") + "/release", json=release).raise_for_status()
+    leased = http.post(f"/v1/topics/{topic}/reserve", json={"count": 1}).json()["jobs"][0]
+    ack = {"token": leased["token"], "result": {"sent": True, "server": "smtp.example.com"}}
+    http.post(job_path(topic, "mail-7") + "/ack", json=ack).raise_for_status()
+    put_many(http, topic, ["welcome-ada-lovelace", "welcome-grace-hopper"])
+    for job_id in ("welcome-ada-lovelace", "welcome-grace-hopper"):
+        http.delete(job_path(topic, job_id)).raise_for_status()
+    schedules = {
+        "weekly-digest": {"cron": "0 9 * * MON", "tz": "America/Argentina/Buenos_Aires"},
+        "sync": {"every": 600},
+    }
+    for schedule_id, spec in schedules.items():
+        path = f"/v1/topics/{topic}/schedules/{schedule_id}"
+        http.put(path, json={**spec, "body": 1}).raise_for_status()
+    context = browser.new_context(viewport={"width": 420, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    open_dashboard(page, server)
+    shown_by = {
+        f"#/job/{topic}/mail-7": "#job-timeline tbody tr >> nth=6",  # put ... acked
+        f"#/finished/{topic}": "#finished-view tbody tr >> nth=2",
+        f"#/topic/{topic}": '#schedule-list tr[data-schedule="weekly-digest"]',
+    }
+    sideways = {}
+    for view, shown in shown_by.items():
+        page.evaluate(f"location.hash = '{view}'")
+        expect(page.locator(shown)).to_be_visible()
+        scroll, client, wide = overflow(page)
+        if scroll > client + 1:
+            sideways[view] = f"{scroll} px wide for {client} ({wide})"
+    context.close()
+    assert sideways == {}
+
+
 def test_a_long_topic_name_wraps_on_the_job_page(
     browser: Any, server: str, http: httpx.Client, topic: str
 ) -> None:
@@ -459,7 +517,13 @@ def test_expected_refusals_are_soft_only_for_the_dashboard(http: httpx.Client, t
     assert soft.status_code == 200 and soft.headers["x-redisched-status"] == "404"
     assert soft.json()["error"]["code"] == "not_found"
     bad = http.post(f"/v1/topics/{topic}/purge", json={}, headers={"X-Redisched-Soft-Status": "1"})
-    assert bad.status_code == 400  # a bad request stays an error
+    assert bad.status_code == 400  # a bad request stays an error: the page's own bug
+    # ...but a form's submission expects the refusal of what the user typed
+    schedule, spec = f"/v1/topics/{topic}/schedules/s", {"cron": "bogus", "body": 1}
+    typed = http.put(schedule, json=spec, headers={"X-Redisched-Soft-Status": "form"})
+    assert typed.status_code == 200 and typed.headers["x-redisched-status"] == "400"
+    assert typed.json()["error"]["field"] == "cron"
+    assert http.put(schedule, json=spec).status_code == 400
 
 
 def test_job_page_aborts_a_running_job_with_a_reason(
@@ -504,7 +568,7 @@ def test_job_page_shows_why_an_abort_was_refused(
     form.locator("button[type=submit]").click()
     confirm(page, "Abort gone")
     expect(page.locator("#edit-result")).to_contain_text("no job")
-    assert all("status of 400" in message for message in console)  # the long reason only
+    assert console == []  # the form's refusal is no console error
 
 
 def test_a_job_whose_id_is_not_utf8_opens_from_its_link_and_is_deleted_from_its_page(

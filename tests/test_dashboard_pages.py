@@ -15,12 +15,15 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 import redisched
 from redisched.config import Settings
 from redisched.dashboard import ENDPOINTS, OPEN_PATHS, ROUTES
 from redisched.dashboard.chart import layout, nice_ceiling
 from redisched.dashboard.data import duration, relative, show_body
+from redisched.dashboard.soft import SoftStatusMiddleware
 from redisched.http import create_app
 from redisched.models import Timeline
 
@@ -193,6 +196,30 @@ async def test_a_held_topic_and_throttled_deliveries_are_shown(redis_url: str, t
             assert f'redisched_webhook_held{{topic="{topic}"}} 1.0' in metrics
         job = await rt.client.get(topic, "j")
         assert job is not None and job.attempts == 0  # held, not spent
+
+
+@pytest.mark.parametrize(
+    ("status", "asked", "seen"),
+    [(404, "1", 200), (412, "1", 200), (400, "1", 400), (422, "1", 422),
+     (400, "form", 200), (422, "form", 200), (409, "form", 200),
+     (500, "form", 500), (503, "form", 503), (400, None, 400), (404, None, 404)],
+)  # fmt: skip
+async def test_soft_statuses_are_the_expected_refusals_only(
+    status: int, asked: str | None, seen: int
+) -> None:
+    """A form's validation refusal (400, 422) is softened like the other expected refusals;
+    a 400 to anything else, a server's failure and every other caller's answer stay errors."""
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        await Response(b"{}", status, media_type="application/json")(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=SoftStatusMiddleware(answer))
+    headers = {} if asked is None else {"X-Redisched-Soft-Status": asked}
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as web:
+        response = await web.put("/v1/topics/t/schedules/s", headers=headers)
+    assert response.status_code == seen
+    real = response.headers.get("x-redisched-status")
+    assert real == (str(status) if seen != status else None)
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,9 @@
   // Expected refusals (401, 404, 409, 412) come as 200 with the status in a header: no console
   // error (a first visit with tokens on logged two 401s before the login form showed).
   const SOFT = { "X-Redisched-Soft-Status": "1" };
+  // A form's submission expects its validation refusal (400, 422) as well: the form shows the
+  // message naming the field. A 400 to a button or a fragment is the page's own bug: kept loud.
+  const FORM = { "X-Redisched-Soft-Status": "form" };
 
   async function api(method, path, body, headers) {
     const init = { method, headers: Object.assign({}, SOFT, authHeaders(), headers || {}) };
@@ -145,6 +148,10 @@
     if (status === 401) showLogin("The token was refused. Sign in again.");
     return { status, data, etag: response.headers.get("etag") };
   }
+
+  // A form's call to the JSON API: as api(), its validation refusals softened too.
+  const submit = (method, path, body, headers) =>
+    api(method, path, body, Object.assign({}, FORM, headers || {}));
 
   const errorText = (r) =>
     r.data && r.data.error
@@ -404,7 +411,7 @@
       patch.webhook = { url: f.webhook_url.value.trim(), timeout: number("webhook_timeout") || 10 };
       if (f.webhook_secret.value) patch.webhook.secrets = [f.webhook_secret.value];
     }
-    const r = await api("PATCH", topicPath(form.dataset.topic), patch);
+    const r = await submit("PATCH", topicPath(form.dataset.topic), patch);
     if (r.status === 200) { editing = null; flash("Settings saved", "ok"); refresh(); }
     else setResult(out, errorText(r), "error");
   }
@@ -422,14 +429,14 @@
         spec.run_at = at.getTime() / 1000;
       } else spec.delay = Number(f.delay.value || 0);
       if (f.priority.value !== "") spec.priority = Number(f.priority.value);
-      r = await api("POST", jobPath(topic, id, form) + "/reschedule", spec);
+      r = await submit("POST", jobPath(topic, id, form) + "/reschedule", spec);
     } else {
       const spec = {
         body: bodyValue(f.body.value), run_at: Number(form.dataset.runAt) / 1000,
         priority: Number(form.dataset.priority), ttr: Number(form.dataset.ttr),
         max_attempts: form.dataset.maxAttempts ? Number(form.dataset.maxAttempts) : null,
       };
-      r = await api("PUT", jobPath(topic, id, form), spec, { "If-Match": '"' + form.dataset.version + '"' });
+      r = await submit("PUT", jobPath(topic, id, form), spec, { "If-Match": '"' + form.dataset.version + '"' });
     }
     if (r.status === 200 || r.status === 202) {
       editing = null;
@@ -446,16 +453,17 @@
     const reason = form.elements.reason.value.trim();
     const text = "Abort " + id + " of " + topic + "? A running handler is cancelled; this cannot be undone.";
     if (!(await confirmAction(text, "Abort job"))) return;
-    const r = await api("POST", jobPath(topic, id, form) + "/abort", reason ? { reason } : {});
+    const r = await submit("POST", jobPath(topic, id, form) + "/abort", reason ? { reason } : {});
     if (r.status === 204) { editing = null; flash("Aborted " + id, "ok"); refresh(); }
     else { editing = form; setResult($("#edit-result"), errorText(r), "error"); }
   }
 
-  // -- the side forms start with the topic (and job) on screen ------------------------------
+  // -- the side forms start with the topic of the page on screen (a topic's, a job's, its
+  //    finished jobs'); never with a row of a list, such as the overview's first topic ------
   let prefilledFor = "";
   function prefill() {
-    const view = document.querySelector("#view [data-topic]");
-    const topic = view ? view.dataset.topic : "";
+    const view = $("#view > [data-view]");
+    const topic = (view && view.dataset.topic) || "";
     if (!topic || topic === prefilledFor) return;
     prefilledFor = topic;
     for (const form of ["#find-form", "#schedule-form", "#cancel-form"]) {
@@ -506,7 +514,7 @@
       spec.delay = Number(f.delay.value || 0);
     }
     const headers = f.replace.checked ? {} : { "If-None-Match": "*" };
-    const r = await api("PUT", jobPath(f.topic.value, f.id.value), spec, headers);
+    const r = await submit("PUT", jobPath(f.topic.value, f.id.value), spec, headers);
     const topic = f.topic.value, id = f.id.value;
     if (r.status === 201) setResult(out, "created: version " + version(r.etag), "ok");
     else if (r.status === 200) setResult(out, "replaced: version " + version(r.etag), "ok");
@@ -571,7 +579,7 @@
     if (kept && kept.topic === f.topic.value && kept.id === f.id.value) {
       for (const [name, value] of Object.entries(kept.fields)) if (value !== null) spec[name] = value;
     }
-    const r = await api("PUT", schedulePath(f.topic.value, f.id.value), spec);
+    const r = await submit("PUT", schedulePath(f.topic.value, f.id.value), spec);
     if (r.status === 201 || r.status === 200) {
       showFieldError(form, null);
       const next = r.data.next_run_at ? ", next run " + r.data.next_run_at : "";
@@ -613,7 +621,7 @@
   async function cancel(form) {
     const out = $("#cancel-result");
     const f = form.elements;
-    const r = await api("DELETE", jobPath(f.topic.value, f.id.value));
+    const r = await submit("DELETE", jobPath(f.topic.value, f.id.value));
     if (r.status === 204) setResult(out, "cancelled " + f.id.value, "ok");
     else if (r.status === 404) setResult(out, "no such job", "warn");
     else setResult(out, errorText(r), "error");
