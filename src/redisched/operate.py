@@ -20,7 +20,7 @@ from .keys import (
     partitions_key,
     topics_key,
 )
-from .models import JobState
+from .models import JobState, TopicStats
 from .ops import PURGE_CHUNK, Call, Operations, Step
 from .registration import DELETIONS_KEPT_SECONDS
 
@@ -73,11 +73,13 @@ def delete_topic(
     Refused with TopicBusy while jobs are reserved in it or any partition, unless ``force``:
     then the reserved jobs are purged last (catching any reserved meanwhile), and purge.lua
     tells each holder to stop (``c<token>:<id>`` on the wake channel), so running handlers
-    are cancelled. Without ``force``, a job reserved while the others are deleted is a
-    TopicBusy too, with the topic left holding it (and its settings). A partition of a
-    partitioned topic is refused (InvalidArgument naming ``topic``): it goes with its topic.
-    The counts are read afresh, so a topic another process partitioned a moment ago loses
-    its partitions too. How many jobs it held.
+    are cancelled. The jobs of every partition go first, the keys after: without ``force``, a
+    job reserved meanwhile is a TopicBusy too, with the topic and every partition left with
+    their settings, pause and count (and the reserved job). A partition of a partitioned
+    topic is refused (InvalidArgument naming ``topic``): it goes with its topic. The counts
+    are read afresh, so a topic another process partitioned a moment before loses its
+    partitions too; one partitioned while a plain topic's delete runs keeps its count, its
+    mark and its partitions. How many jobs it held.
     """
     if not isinstance(force, bool):
         raise InvalidArgument("force", f"must be a bool, not {type(force).__name__}")
@@ -91,22 +93,39 @@ def delete_topic(
             f"{topic!r} is a partition of {owner[0]!r}: delete {owner[0]!r}, which deletes "
             "every partition",
         )
-    names = [partition_name(topic, index) for index in range(counts.get(topic, 0))]
-    if not names:
-        return (yield from _delete_one(ops, topic, force, progress))
-    every = yield Call.join(*(ops.stats(name) for name in [topic, *names]))
+    count = counts.get(topic)
+    names = [*(partition_name(topic, index) for index in range(count or 0)), topic]
+    every = yield _stats_of(ops, names)
     reserved = sum(stats.reserved for stats in every)
     if reserved and not force:
         raise TopicBusy(topic, reserved)
     total = sum(s.scheduled + s.ready + s.dead + (s.reserved if force else 0) for s in every)
     done = 0
 
-    def after(deleted: int, left: int) -> None:
+    def report(deleted: int, left: int) -> None:
         if progress is not None:
             progress(done + deleted, max(0, total - done - deleted))
 
-    for name in [*names, topic]:
-        done += yield from _delete_one(ops, name, force, after)
+    states = [JobState.SCHEDULED, JobState.READY, JobState.DEAD]
+    if force:
+        states.append(JobState.RESERVED)
+    for name in names:
+        for state in states:
+            done += yield from purge(ops, name, state, progress=report, force=True)
+    if not force:
+        # a worker may have reserved a job while the others went: the last step deletes every
+        # key, and would take it from under its holder untold (force cancels such jobs above)
+        reserved = sum(stats.reserved for stats in (yield _stats_of(ops, names)))
+        if reserved:
+            raise TopicBusy(topic, reserved)
+    now_ms = round((yield ops.server_time_ms()))  # the clock every deletion is scored by
+    forget = [step for name in names for step in _forget(ops, name, now_ms)]
+    forget += ops.forget_deletions(now_ms - round(DELETIONS_KEPT_SECONDS * 1000)).steps
+    if count is not None:  # read here: a count set elsewhere meanwhile is not this delete's
+        forget.append(Step(None, (), ("HDEL", partitions_key(ops.prefix), topic)))
+    yield Call(tuple(forget), lambda r: None)
+    if count is None:
+        yield from _keep_mark(ops, topic)
     return done
 
 
@@ -119,37 +138,25 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _delete_one(ops: Operations, topic: str, force: bool, progress: Progress | None) -> Flow[int]:
-    """Delete one topic's jobs and keys (:func:`delete_topic` for a topic or a partition)."""
-    stats = yield ops.stats(topic)
-    if stats.reserved and not force:
-        raise TopicBusy(topic, stats.reserved)
-    states = [JobState.SCHEDULED, JobState.READY, JobState.DEAD]
-    if force:
-        states.append(JobState.RESERVED)
-    total = stats.scheduled + stats.ready + stats.dead + (stats.reserved if force else 0)
-    done = 0
+def _stats_of(ops: Operations, names: list[str]) -> Call[list[TopicStats]]:
+    return Call.join(*(ops.stats(name) for name in names))
 
-    def report(deleted: int, left: int) -> None:
-        if progress is not None:
-            progress(done + deleted, max(0, total - done - deleted))
 
-    for state in states:
-        done += yield from purge(ops, topic, state, progress=report, force=True)
-    if not force:
-        # a worker may have reserved a job while the others went: the last step deletes every
-        # key, and would take it from under its holder untold (force cancels such jobs above)
-        stats = yield ops.stats(topic)
-        if stats.reserved:
-            raise TopicBusy(topic, stats.reserved)
-    now_ms = round((yield ops.server_time_ms()))  # the clock every deletion is scored by
-    forget = (
+def _forget(ops: Operations, topic: str, now_ms: int) -> tuple[Step, ...]:
+    """The steps that delete an emptied topic's keys and its name."""
+    return (
         Step(None, (), ("DEL", *ops.topic_key_names(topic), ops.keys(topic).name("throughput"))),
         Step(None, (), ("SREM", topics_key(ops.prefix), topic)),
         # the requeue sweep adds it back if a put overtook this (redisched.registration)
         Step(None, (), ("ZADD", deleted_topics_key(ops.prefix), now_ms, topic)),
-        *ops.forget_deletions(now_ms - round(DELETIONS_KEPT_SECONDS * 1000)).steps,
-        Step(None, (), ("HDEL", partitions_key(ops.prefix), topic)),
     )
-    yield Call(forget, lambda r: None)
-    return done
+
+
+def _keep_mark(ops: Operations, topic: str) -> Flow[None]:
+    """After a plain topic's keys went: when another process partitioned it meanwhile, its
+    mark (in the topic's meta hash, just deleted) is written again, so that puts into the
+    topic itself go on being refused (section 11 of docs/design.md)."""
+    count = (yield _read_counts(ops)).get(topic)
+    if count is not None:
+        mark = Step(None, (), ("HSET", ops.keys(topic).name("meta"), "partitions", count))
+        yield Call((mark,), lambda r: None)

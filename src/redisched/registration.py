@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import time
 
+from .keys import PARTITION_SEPARATOR
+
 TRUST_SECONDS = 2.0
 """How long a client skips the ``SADD`` of a topic it added (a busy producer re-adds each of
 its topics once per this time, one round trip; a rare one pays it on every put)."""
@@ -58,10 +60,14 @@ class Registrations:
         self._until[topic] = time.monotonic() + TRUST_SECONDS
 
     def discard(self, topic: object) -> None:
-        """Forget ``topic`` (deleted): the next call that may create jobs adds it again.
+        """Forget ``topic`` (deleted) and its partitions' names: the next call that may
+        create jobs in one of them adds it again.
 
         Anything but a str is ignored: a client's ``delete_topic`` calls this however its
         call ended, and an unhashable topic must leave its InvalidArgument to the caller.
         """
         if isinstance(topic, str):
             self._until.pop(topic, None)
+            partitions = f"{topic}{PARTITION_SEPARATOR}"  # deleted with it
+            for name in [name for name in self._until if name.startswith(partitions)]:
+                del self._until[name]

@@ -139,8 +139,9 @@ def _after(progress: Progress, done: int, total: int) -> Progress:
 def delete_topic(redis_url: str | None, topic: str, force: bool, yes: bool) -> None:
     """Delete a topic: its jobs, settings and counters."""
     client = client_for(redis_url)
-    names = _partitions(client, topic)
-    s = client.execute(partition_setting.read_stats(client.ops, topic, len(names) - 1))
+    counts = client.execute(partition_setting.read_counts(client.ops))
+    partition_setting.refuse_partition(topic, counts, "delete")  # before asking
+    s = client.execute(partition_setting.read_stats(client.ops, topic, counts.get(topic)))
     count = s.scheduled + s.ready + s.reserved + s.dead
     if s.reserved and not force:
         raise TopicBusy(topic, s.reserved)
