@@ -70,16 +70,18 @@ func DeliveryResult(status int, answer []byte) []byte {
 }
 
 // WebhookHandler delivers each job to target, signed with secrets (up to two during a rotation).
+// A secret refused by SecretProblem (a key under 16 bytes, a bad "whsec_") is an *InvalidArgument
+// naming it ("secrets[i]").
 func WebhookHandler(target string, secrets []string, timeout time.Duration) (Handler, error) {
 	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("redisched: webhook %q: must be an http(s) URL", target)
 	}
 	var keys [][]byte
-	for _, s := range secrets {
-		key, err := SecretKey(s)
-		if err != nil {
-			return nil, err
+	for i, s := range secrets {
+		if problem := SecretProblem(s); problem != "" {
+			return nil, invalidArg(fmt.Sprintf("secrets[%d]", i), "%s", problem)
 		}
+		key, _ := SecretKey(s)
 		keys = append(keys, key)
 	}
 	if timeout == 0 {

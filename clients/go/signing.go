@@ -11,10 +11,16 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// MinSecretKeyBytes is the shortest HMAC key a signing secret may give, as
+// src/redisched/topic_config.py (a 1-byte key is guessed at once).
+const MinSecretKeyBytes = 16
 
 // SecretKey is the HMAC key of a secret.
 func SecretKey(secret string) ([]byte, error) {
@@ -26,6 +32,25 @@ func SecretKey(secret string) ([]byte, error) {
 		return nil, errors.New("redisched: a whsec_ secret must be followed by base64")
 	}
 	return key, nil
+}
+
+// SecretProblem is why secret is refused as a signing secret, or "": the rule and words of
+// Python's topic_config.secret_problem. It must sign (a "whsec_" secret followed by base64) with
+// a key of at least MinSecretKeyBytes bytes.
+func SecretProblem(secret string) string {
+	if !utf8.ValidString(secret) {
+		return "must be valid UTF-8"
+	}
+	key, err := SecretKey(secret)
+	if err != nil || len(key) == 0 {
+		return "must be whsec_ followed by base64 (Standard Webhooks), or not start with whsec_"
+	}
+	if len(key) < MinSecretKeyBytes {
+		n := MinSecretKeyBytes
+		return fmt.Sprintf("must give a key of at least %d bytes (whsec_ and the base64 of %d bytes or more, "+
+			"or %d+ UTF-8 bytes)", n, n, n)
+	}
+	return ""
 }
 
 // Signature is one "v1,<base64>" signature of a message under one key.

@@ -212,12 +212,17 @@ export class Worker {
   stop(): void;
 }
 
-/** A Worker handler that POSTs each job to a webhook, signed the Standard Webhooks way. */
+/** A Worker handler that POSTs each job to a webhook, signed the Standard Webhooks way. Throws
+ * InvalidArgument (`secrets[i]`) for a secret refused by secretProblem. */
 export function webhookHandler(options: { url: string; secrets?: string[]; timeoutMs?: number }): Handler;
 export function payload(job: Job): string;
 export function retryAfterMs(value: string | null | undefined, now?: number): number | null;
 
 export function secretKey(secret: string): Buffer;
+/** The shortest HMAC key a signing secret may give (16 bytes). */
+export const MIN_SECRET_KEY_BYTES: number;
+/** Why a signing secret is refused (a key under 16 bytes, a bad whsec_...), or null. */
+export function secretProblem(secret: string): string | null;
 export function signature(key: Buffer, msgId: string, timestamp: number, body: Buffer | string): string;
 export function signHeaders(msgId: string, body: Buffer | string, keys: Buffer[], timestamp?: number): Record<string, string>;
 export function messageId(job: Pick<Job, 'topic' | 'id' | 'version'>): string;

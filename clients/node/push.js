@@ -8,7 +8,8 @@
  * timeout or a connection error releases it with the topic's backoff (dead after max_attempts).
  */
 const { toJsonText } = require('./body');
-const { messageId, secretKey, signHeaders } = require('./signing');
+const { messageId, secretKey, secretProblem, signHeaders } = require('./signing');
+const { InvalidArgument } = require('./schedules');
 const { KEEP, Retry } = require('./worker');
 const { encodeResult } = require('./results');
 const { shown } = require('./ids');
@@ -37,15 +38,26 @@ function retryAfterMs(value, now = Date.now()) {
   return Number.isNaN(when) ? null : Math.max(0, when - now);
 }
 
+/** The HMAC keys of `secrets`; an InvalidArgument names the first refused (see secretProblem). */
+function signingKeys(secrets) {
+  if (!Array.isArray(secrets)) throw new InvalidArgument('secrets', 'must be an array of strings');
+  return secrets.map((secret, index) => {
+    const problem = secretProblem(secret);
+    if (problem) throw new InvalidArgument(`secrets[${index}]`, problem);
+    return secretKey(secret);
+  });
+}
+
 /**
  * A handler for Worker that delivers each job to `url`.
  * @param options.url the webhook
- * @param options.secrets signing secrets (up to two during a rotation)
+ * @param options.secrets signing secrets (up to two during a rotation), each giving a key of at
+ *   least 16 bytes (an InvalidArgument names a refused one)
  * @param options.timeoutMs how long one request may take (default 10 s)
  */
 function webhookHandler({ url, secrets = [], timeoutMs = 10_000 }) {
   new URL(url); // eslint-disable-line no-new -- a TypeError names a bad URL at start
-  const keys = secrets.map(secretKey);
+  const keys = signingKeys(secrets);
   return async (job, { signal } = {}) => {
     const data = Buffer.from(payload(job), 'utf8');
     const headers = {

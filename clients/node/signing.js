@@ -10,6 +10,9 @@ const crypto = require('node:crypto');
 const { escapedBytes } = require('./ids');
 
 const SECRET_PREFIX = 'whsec_';
+/** The shortest HMAC key a signing secret may give, as src/redisched/topic_config.py (a 1-byte
+ * key is guessed at once). */
+const MIN_SECRET_KEY_BYTES = 16;
 
 /** The HMAC key of a secret. */
 function secretKey(secret) {
@@ -19,6 +22,28 @@ function secretKey(secret) {
     throw new TypeError('secret: a whsec_ secret must be followed by base64');
   }
   return Buffer.from(text, 'base64');
+}
+
+/**
+ * Why `secret` is refused as a signing secret, or null: the rule and words of Python's
+ * topic_config.secret_problem. It must sign (a `whsec_` secret followed by base64) with a key of at
+ * least MIN_SECRET_KEY_BYTES bytes.
+ */
+function secretProblem(secret) {
+  if (typeof secret !== 'string') return `must be a string, not ${secret === null ? 'null' : typeof secret}`;
+  if (!secret.isWellFormed()) return 'must be valid Unicode (no lone surrogates)';
+  let key;
+  try {
+    key = secretKey(secret);
+  } catch {
+    key = Buffer.alloc(0);
+  }
+  if (!key.length) return 'must be whsec_ followed by base64 (Standard Webhooks), or not start with whsec_';
+  if (key.length < MIN_SECRET_KEY_BYTES) {
+    const n = MIN_SECRET_KEY_BYTES;
+    return `must give a key of at least ${n} bytes (whsec_ and the base64 of ${n} bytes or more, or ${n}+ UTF-8 bytes)`;
+  }
+  return null;
 }
 
 /** One `v1,<base64>` signature of a message under one key. */
@@ -45,4 +70,4 @@ function messageId(job) {
   return `msg_${digest.slice(0, 32)}`;
 }
 
-module.exports = { secretKey, signature, signHeaders, messageId };
+module.exports = { MIN_SECRET_KEY_BYTES, secretKey, secretProblem, signature, signHeaders, messageId };

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,17 +24,51 @@ func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 // serve runs the HTTP routes and, for each -push topic, a Worker delivering to its webhook.
-func serve(url string, args []string) error {
+func serve(url string, args []string, out io.Writer) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	flags.SetOutput(io.Discard) // errors are printed by main, the help below
 	addr := flags.String("addr", "127.0.0.1:7273", "listen address")
 	cluster := flags.Bool("cluster", false, "the URL is a node of a Redis Cluster")
 	concurrency := flags.Int("concurrency", 50, "deliveries at once")
 	timeout := flags.Duration("timeout", 10*time.Second, "how long one delivery may take")
 	var pushes, secrets repeated
 	flags.Var(&pushes, "push", "TOPIC=URL: push the topic's due jobs to URL (repeatable)")
-	flags.Var(&secrets, "secret", "a signing secret (repeatable, two during a rotation)")
-	if err := flags.Parse(args); err != nil {
+	flags.Var(&secrets, "secret", "a signing secret, whsec_<base64> or text giving a key of at least 16 bytes\n"+
+		"(repeatable, two during a rotation)")
+	if err := flags.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(out, "%s\n\nAnswer POST /schedule/{topic} and /cancel/{topic}, and push the due jobs of each "+
+			"-push topic\nto its webhook, signed with each -secret. The Redis server is $REDISCHED_REDIS_URL.\n\n",
+			usageOf("serve"))
+		flags.SetOutput(out)
+		flags.PrintDefaults()
 		return err
+	} else if err != nil {
+		// flag's "flag provided but not defined: -x", in the words of the other commands
+		return &usageError{"serve", strings.Replace(err.Error(), "flag provided but not defined", "no such option", 1)}
+	}
+	if flags.NArg() > 0 {
+		return &usageError{"serve", "unexpected argument: " + flags.Arg(0)}
+	}
+	for i, secret := range secrets {
+		if problem := redisched.SecretProblem(secret); problem != "" {
+			which := ""
+			if len(secrets) > 1 {
+				which = fmt.Sprintf(" #%d", i+1)
+			}
+			return &usageError{"serve", fmt.Sprintf("-secret%s: %s", which, problem)}
+		}
+	}
+	handlers := map[string]redisched.Handler{}
+	for _, spec := range pushes {
+		topic, target, ok := strings.Cut(spec, "=")
+		if !ok || topic == "" {
+			return &usageError{"serve", fmt.Sprintf("-push %s: must be TOPIC=URL", spec)}
+		}
+		handler, err := redisched.WebhookHandler(target, secrets, *timeout)
+		if err != nil {
+			return &usageError{"serve", fmt.Sprintf("-push %s: %v", spec, err)}
+		}
+		handlers[topic] = handler
 	}
 	var client *redisched.Client
 	var err error
@@ -45,16 +80,6 @@ func serve(url string, args []string) error {
 	if err != nil {
 		return err
 	}
-	handlers := map[string]redisched.Handler{}
-	for _, spec := range pushes {
-		topic, target, ok := strings.Cut(spec, "=")
-		if !ok || topic == "" {
-			return fmt.Errorf("-push %s: must be TOPIC=URL", spec)
-		}
-		if handlers[topic], err = redisched.WebhookHandler(target, secrets, *timeout); err != nil {
-			return err
-		}
-	}
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -65,7 +90,7 @@ func serve(url string, args []string) error {
 	ready := func() {
 		line, _ := json.Marshal(map[string]any{"ready": true, "port": listener.Addr().(*net.TCPAddr).Port,
 			"push": pushes})
-		fmt.Println(string(line))
+		fmt.Fprintln(out, string(line))
 	}
 	if len(handlers) > 0 {
 		w, err := redisched.NewWorker(client, handlers, redisched.Options{Concurrency: *concurrency, OnReady: ready})
