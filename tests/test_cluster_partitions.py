@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 import redisched
-from redisched import BackendError, InvalidArgument, Job, Lease, PutStatus, Worker
+from redisched import BackendError, InvalidArgument, Job, JobState, Lease, PutStatus, Worker
 from redisched.keys import TopicKeys
 from redisched.partitions import (
     AsyncPartitionedTopic,
@@ -283,6 +283,45 @@ async def test_a_worker_starts_and_serves_the_healthy_partitions_while_one_prima
             await task  # raises what failed the run
     assert healthy <= served, sorted(healthy - served)
     assert not served - healthy  # the lost partitions' jobs wait for their node
+
+
+async def test_a_worker_started_with_a_primary_down_waits_once_and_later_reads_its_backoff(
+    redis_cluster: LocalCluster, hot: PartitionedTopic
+) -> None:
+    """Its start waited out the client's retry_for twice (the warm-up, then the settings'
+    joined read), and a topic whose settings it could not read kept the default backoff
+    for the whole run: its jobs, once its node was back, were retried after 1 s, not the
+    topic's backoff. It now reads those settings at such a job's first retry."""
+    retry_for = 4.0
+    for name in hot.names:
+        hot.client.configure(name, backoff=600, backoff_max=600)
+    lost, down = _lost_partitions(redis_cluster, hot.partitions.topic, hot.count)
+    failing = next(f"f{i}" for i in range(200) if hot.partitions.route(f"f{i}") in down)
+    hot.put(failing, b"", delay=3)  # due once the node is back
+    failed = asyncio.Event()
+
+    def handler(job: Job) -> None:
+        failed.set()
+        raise RuntimeError("fails once")
+
+    async with redisched.AsyncClient.from_url(
+        redis_cluster.url, cluster=True, retry_for=retry_for
+    ) as client:
+        await client.execute(client.ops.server_time_ms())  # the cluster's nodes discovered
+        worker = redisched.Worker(client, {hot.partitions.topic: handler}, handle_signals=False)
+        with redis_cluster.refusing(lost):
+            started = time.monotonic()
+            task = asyncio.create_task(worker.run())
+            await asyncio.wait_for(worker.wait_started(), 30)
+            took = time.monotonic() - started
+        await asyncio.wait_for(failed.wait(), 30)  # served once its node answers
+        await asyncio.sleep(0.5)  # the release
+        worker.stop()
+        await task
+    assert took < 1.5 * retry_for, took  # twice was 2 x 3.5 s or more
+    job = hot.get(failing)
+    assert job is not None and job.state is JobState.SCHEDULED
+    assert job.run_at.timestamp() - time.time() > 300  # the topic's backoff, not 1 s
 
 
 def test_a_partition_count_cannot_change(hot: PartitionedTopic) -> None:

@@ -36,13 +36,16 @@ async def warm_up(client: AsyncClient, clock: ServerClock) -> None:
         clock.observe(now_ms, sent, time.time(), step_ms=0.001)
 
 
-async def warm_up_or_warn(client: AsyncClient, clock: ServerClock, who: str) -> None:
+async def warm_up_or_warn(client: AsyncClient, clock: ServerClock, who: str) -> bool:
     """:func:`warm_up`, logging an unavailable Redis instead of raising: a service starts all
-    the same, and its leases load the scripts and learn the clock as they go."""
+    the same, and its leases load the scripts and learn the clock as they go. False when
+    Redis (or a Cluster primary) could not be reached."""
     try:
         await warm_up(client, clock)
     except BackendError as exc:
         log.warning("%s could not load the scripts and read the server clock yet: %s", who, exc)
+        return False
+    return True
 
 
 __all__ = ["CLOCK_SAMPLES", "warm_up", "warm_up_or_warn"]

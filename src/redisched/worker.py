@@ -313,8 +313,8 @@ class Worker:
                 unsubscribe.append(wakeups.on_abort(topic.name, self._aborter(topic)))
             # the first job due later is on time; a cluster primary down (another topic's)
             # made it raise, and the Worker could not start even for the healthy nodes' topics
-            await warm_up_or_warn(self._client, self._clock, "the worker")
-            await self._read_backoffs()
+            warm = await warm_up_or_warn(self._client, self._clock, "the worker")
+            await self._read_backoffs(None if warm else 0)
             background = [self._spawn(self._heartbeat(), "heartbeat")]
             runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
             loops = [
@@ -388,10 +388,12 @@ class Worker:
             log.error("worker task %s failed", task.get_name(), exc_info=self._failure)
             self._request_stop()
 
-    async def _read_backoffs(self) -> None:
+    async def _read_backoffs(self, retry_for: float | None) -> None:
         """Each topic's backoff: the Worker's own, else the topic's settings (one round trip
-        for every topic and partition; a topic Redis cannot serve now, its Cluster primary
-        down, takes the default backoff instead of failing the start)."""
+        for every topic and partition, waiting out ``retry_for``; 0 after a failed warm-up,
+        which waited it out already). A topic Redis cannot serve now, its Cluster primary
+        down, reads its settings at its first retry instead of failing the start: its jobs are
+        served only once its node is back."""
         topics = list(self._topics.values())
         policy = self._backoff
         if isinstance(policy, Backoff):
@@ -400,7 +402,8 @@ class Worker:
             return
         ops, client = self._client.ops, self._client
         try:
-            configs = await client.execute(Call.join(*(ops.config(t.name) for t in topics)))
+            call = Call.join(*(ops.config(t.name) for t in topics))
+            configs = await client.execute(call, retry_for=retry_for)
         except BackendError:  # a Cluster primary down: each topic on its own, once
             configs = await readable(
                 [t.name for t in topics],
@@ -408,10 +411,21 @@ class Worker:
                 "worker start: the backoff settings",
             )
         for topic, config in zip(topics, configs, strict=True):
-            if config is None:  # served when its node is back, with the default backoff
-                topic.backoff = policy.for_topic(None, None)
-            else:
+            if config is not None:
                 topic.backoff = policy.for_topic(config.backoff, config.backoff_max)
+
+    async def _retry_delay(self, attempt: _Attempt) -> float:
+        """Seconds before a failed attempt's job is tried again, by its topic's backoff (read
+        now if the start could not read it)."""
+        topic, policy = attempt.topic, self._backoff
+        if topic.backoff is None:
+            assert isinstance(policy, TopicBackoff)  # a Backoff is set at start
+            try:
+                config = await self._client.execute(self._client.ops.config(topic.name))
+            except BackendError:  # the default this time; read again at the next retry
+                return policy.for_topic(None, None).delay(attempt.job.attempts)
+            topic.backoff = policy.for_topic(config.backoff, config.backoff_max)
+        return topic.backoff.delay(attempt.job.attempts)
 
     async def _shutdown(
         self, loops: list[asyncio.Task[None]], runners: list[asyncio.Task[None]]
@@ -630,7 +644,7 @@ class Worker:
                 self._interrupted.append(attempt)  # the worker stops: _shutdown releases it
                 raise
             self._on_suspend()
-            await self._release(attempt, self._retry_delay(attempt), describe(exc))
+            await self._release(attempt, await self._retry_delay(attempt), describe(exc))
         except BaseException as exc:
             # Any other exception, a BaseException too (a library's own, GeneratorExit,
             # KeyboardInterrupt, SystemExit), fails this attempt only: one that left the
@@ -639,7 +653,7 @@ class Worker:
             if attempt.stopped:  # raised once told to stop: back at once, as one that returned
                 await self._release(attempt, 0.0, STOPPED_ERROR, refund=True)
             else:
-                await self._release(attempt, self._retry_delay(attempt), describe(exc))
+                await self._release(attempt, await self._retry_delay(attempt), describe(exc))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self._exit is None:
                 # The handler asked the process to end: stop gracefully, then raise it.
                 log.warning("job %r of topic %r raised %s: stopping", job.id, topic.name,
@@ -678,10 +692,6 @@ class Worker:
         if not self._active and self._stop_requested:
             self._idle.set()
             self._kick_all()  # the topic loops end now
-
-    def _retry_delay(self, attempt: _Attempt) -> float:
-        assert attempt.topic.backoff is not None  # read before the first lease
-        return attempt.topic.backoff.delay(attempt.job.attempts)
 
     async def _release(
         self, attempt: _Attempt, delay: float, error: str, *, refund: bool = False
