@@ -16,12 +16,12 @@ import click
 from .. import partition_setting
 from ..cli import client_for, run_at_help, run_at_value, url_option
 from ..client import Client
-from ..errors import StaleReservation, TopicBusy
+from ..errors import InvalidArgument, StaleReservation, TopicBusy
 from ..models import JobState, TopicStats
 from ..operate import Progress
 from ..partitions import Partitions
 from ..shapes import config_out, stats_out
-from ..topic_config import completed_webhook
+from ..topic_config import TopicConfig, completed_webhook
 from .output import echo_json, echo_table, job_data, progress_bar
 
 STATES = click.Choice([s.value for s in JobState])
@@ -278,17 +278,23 @@ def config(redis_url: str | None, topic: str, settings: tuple[str, ...]) -> None
     """Show a topic's settings, or change some with --set ttr=30 --set webhook=null."""
     client = client_for(redis_url)
     changes = dict(_setting(text) for text in settings)
+    if changes:
+        try:
+            found = _configure(client, topic, changes)
+        except InvalidArgument as exc:  # a setting's name, given as --set NAME=...
+            raise InvalidArgument(f"--set {exc.argument}", exc.message) from exc
+    else:
+        found = client.execute(partition_setting.read_config(client.ops, topic))
+    echo_json({"topic": topic, "paused": found.paused, "config": config_out(found)})
+
+
+def _configure(client: Client, topic: str, changes: dict[str, Any]) -> TopicConfig:
+    """Change the topic's settings (and its partitions'), as PATCH does."""
     given = changes.get("webhook")
     if isinstance(given, dict):  # as PATCH does: what the CLI showed changes nothing
         current = client.config(topic).webhook
         changes["webhook"] = completed_webhook(given, current)
-    if changes:
-        found = partition_setting.run(
-            client, partition_setting.configure(client.ops, topic, changes)
-        )
-    else:
-        found = client.execute(partition_setting.read_config(client.ops, topic))
-    echo_json({"topic": topic, "paused": found.paused, "config": config_out(found)})
+    return partition_setting.run(client, partition_setting.configure(client.ops, topic, changes))
 
 
 def _token(ctx: click.Context, param: click.Parameter, value: str) -> str:
