@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import click
+import httpx
+import pytest
 from click.testing import CliRunner
 
 import redisched
@@ -31,7 +36,8 @@ def test_config_of_the_webhook_as_shown_keeps_its_secrets_and_password(
     client = redisched.Client.from_url(redis_url)
     client.configure(topic, webhook={"url": URL, "secrets": [SECRET], "timeout": 2})
     hook = json.dumps({"url": SHOWN, "timeout": 5})
-    done = _run(main, ["config", topic, "--set", f"webhook={hook}"], redis_url)
+    allow = "--allow-private-webhooks"  # a receiver on loopback
+    done = _run(main, ["config", topic, "--set", f"webhook={hook}", allow], redis_url)
     assert done.exit_code == 0, done.output
     assert "hunter2" not in done.output and SHOWN in done.output
     stored = client.config(topic).webhook
@@ -40,7 +46,9 @@ def test_config_of_the_webhook_as_shown_keeps_its_secrets_and_password(
     # a new URL, or secrets given, replace them as PATCH does
     other_url = "http://127.0.0.1:7451/other"
     other = json.dumps({"url": other_url, "secrets": []})
-    assert _run(main, ["config", topic, "--set", f"webhook={other}"], redis_url).exit_code == 0
+    assert (
+        _run(main, ["config", topic, "--set", f"webhook={other}", allow], redis_url).exit_code == 0
+    )
     stored = client.config(topic).webhook
     assert stored is not None and (stored.url, stored.secrets) == (
         "http://127.0.0.1:7451/other",
@@ -88,3 +96,69 @@ def test_kick_with_a_limit_kicks_across_the_partitions(redis_url: str, topic: st
     assert json.loads(rest.output) == {"kicked": 2}
     client = redisched.Client.from_url(redis_url)
     assert sum(client.stats(name).ready for name in layout.names) == 6
+
+
+def _set_webhook(topic: str, url: str, redis_url: str, *more: str) -> Any:
+    return _run(main, ["config", topic, "--set", f"webhook={json.dumps({'url': url})}", *more],
+                redis_url)  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_config_refuses_the_webhook_targets_patch_refuses(
+    http: httpx.AsyncClient, redis_url: str, topic: str
+) -> None:
+    """The CLI stored a cloud metadata URL that PATCH refuses (400): it checks it as PATCH."""
+    for url in ("http://169.254.169.254/x", "http://metadata.google.internal/x"):
+        for allow in ((), ("--allow-private-webhooks",)):  # metadata: refused even so
+            refused = _set_webhook(topic, url, redis_url, *allow)
+            assert refused.exit_code == 2, refused.output
+            assert "Error: --set webhook.url: " in refused.output and "metadata" in refused.output
+        patched = await http.patch(f"/v1/topics/{topic}", json={"webhook": {"url": url}})
+        assert patched.status_code == 400
+        assert patched.json()["error"]["message"] in refused.output
+    assert redisched.Client.from_url(redis_url).config(topic).webhook is None
+
+
+def test_config_takes_a_private_webhook_target_only_when_allowed(
+    redis_url: str, topic: str
+) -> None:
+    """As ``serve``: --allow-private-webhooks or REDISCHED_ALLOW_PRIVATE_WEBHOOKS."""
+    client = redisched.Client.from_url(redis_url)
+    private = "http://10.1.2.3:8080/hook"
+    refused = _set_webhook(topic, private, redis_url)
+    assert refused.exit_code == 2 and "10.1.2.3 is a private address" in refused.output
+    assert client.config(topic).webhook is None
+    assert _set_webhook(topic, private, redis_url, "--allow-private-webhooks").exit_code == 0
+    stored = client.config(topic).webhook
+    assert stored is not None and stored.url == private
+    loopback = "http://127.0.0.1:7451/hook"
+    done = CliRunner().invoke(
+        main, ["config", topic, "--set", f"webhook={json.dumps({'url': loopback})}"],
+        env={"REDISCHED_REDIS_URL": redis_url, "REDISCHED_ALLOW_PRIVATE_WEBHOOKS": "1"},
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    stored = client.config(topic).webhook
+    assert stored is not None and stored.url == loopback
+
+
+def test_config_checks_webhook_targets_without_the_server_extra(redis_url: str, topic: str) -> None:
+    """The check lives with the webhook sender (aiohttp, the server extra); the CLI is in the
+    core package, so ``config`` must not need aiohttp or yarl to run it."""
+    script = (
+        "import sys; sys.modules['aiohttp'] = sys.modules['yarl'] = None\n"
+        "from redisched.cli import run; sys.argv[0] = 'redisched'; run()"
+    )
+
+    def config(url: str) -> subprocess.CompletedProcess[str]:
+        hook = json.dumps({"url": url})
+        argv = [sys.executable, "-c", script, "config", topic, "--set", f"webhook={hook}"]
+        env = {**os.environ, "REDISCHED_REDIS_URL": redis_url}
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+
+    refused = config("http://169.254.169.254/x")
+    assert refused.returncode == 2 and "cloud metadata" in refused.stderr, refused.stderr
+    public = "http://93.184.216.34/hook"  # an address literal: nothing to resolve
+    done = config(public)
+    assert done.returncode == 0, done.stderr
+    stored = redisched.Client.from_url(redis_url).config(topic).webhook
+    assert stored is not None and stored.url == public

@@ -59,14 +59,29 @@ class _LazyGroup(click.Group):
         return ctx if command is None else click.Context(command, ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; a bad value is a usage error (exit 2) naming the field, a
-        refusal from redisched a plain error (exit 1)."""
+        """Run the command; a bad value is a usage error (exit 2) naming the option or
+        argument as typed, a refusal from redisched a plain error (exit 1)."""
         try:
             return super().invoke(ctx)
         except InvalidArgument as exc:
-            raise click.UsageError(f"{exc.argument}: {exc.message}", self._usage_of(ctx)) from exc
+            usage = self._usage_of(ctx)
+            name = as_typed(usage.command, exc.argument)
+            raise click.UsageError(f"{name}: {exc.message}", usage) from exc
         except RedischedError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def as_typed(command: click.Command, argument: str) -> str:
+    """How the command line names the parameter an error names by its Python name: an
+    option as its long form (``run_at`` -> ``--run-at``), a positional argument as its
+    metavar (``id`` -> ``ID``); other names (``--redis-url``, ``webhook.url``) as they are."""
+    for param in command.params:
+        if param.name != argument:
+            continue
+        if isinstance(param, click.Option):
+            return next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        return param.human_readable_name
+    return argument
 
 
 def configure_logging(verbose: bool) -> None:

@@ -713,6 +713,12 @@ class Client:
         (every put waits for a replica), history (False records no events or finished jobs),
         keep_finished, keep_finished_for, keep_dead, keep_dead_for, keep_events (retention)
         and dedup_window (seconds a finished id stays taken for create-only puts).
+
+        A webhook URL's form is checked, not its target: a private or cloud metadata address
+        is the service's to refuse (``PATCH`` and ``redisched config`` refuse it when
+        configured; the dispatcher holds a topic whose target it refuses, and refuses every
+        connection to such an address). Check it first with
+        :func:`redisched.push.targets.check_url` when the URL comes from someone else.
         """
         return self._run(self.ops.configure(topic, changes))
 

@@ -1,4 +1,4 @@
-"""How jobs and topics are shown as JSON, by the HTTP API and the CLI alike.
+"""How jobs, topics, schedules and histories are shown as JSON, by the HTTP API and the CLI.
 
 The msgspec types here are the HTTP API's responses (:mod:`redisched.http.schemas` documents
 them in ``/openapi.json``) and what ``redisched ... --json`` prints, so a script can read
@@ -8,7 +8,7 @@ No web framework is imported: the CLI uses this module too.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -16,7 +16,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .convert import shown
 from .json_body import to_json
-from .models import Job, JobState, TopicStats
+from .models import EventKind, Job, JobEvent, JobHistory, JobState, Outcome, Schedule, TopicStats
 from .topic_config import TopicConfig
 
 BODY_DOC = (
@@ -124,6 +124,51 @@ class TopicOut(TopicStatsOut):
     config: TopicConfigOut
 
 
+class EventOut(Struct, omit_defaults=True):
+    """One event: in a job's history, or (with ``id`` and ``cursor``) in a topic's feed."""
+
+    at: datetime
+    kind: EventKind
+    version: int
+    attempt: int
+    detail: str | None = None
+    id: str | UnsetType = UNSET
+    cursor: str | UnsetType = UNSET
+
+
+class HistoryOut(Struct):
+    """A job's history; ``outcome`` and ``finished_at`` are null while the job lives."""
+
+    topic: str
+    id: str
+    outcome: Outcome | None
+    finished_at: datetime | None
+    version: int
+    attempts: int
+    result: Annotated[Any, Meta(description=BODY_DOC)]
+    last_error: str | None
+    events: list[EventOut]
+
+
+class ScheduleOut(Struct):
+    """A recurring schedule; next_run_at is the occurrence now pending (null: none)."""
+
+    topic: str
+    id: str
+    cron: str | None
+    every: Annotated[int, Meta(ge=1, description="Whole seconds between occurrences.")] | None
+    tz: str
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+    body: Annotated[Any, Meta(description=BODY_DOC)]
+    priority: int
+    ttr: float
+    max_attempts: int | None
+    version: int
+
+
 _CONFIG_FIELDS = tuple(n for n in TopicConfigOut.__struct_fields__ if n != "webhook")
 """The settings shown as :class:`~redisched.topic_config.TopicConfig` holds them."""
 
@@ -203,6 +248,52 @@ def topic_out(stats: TopicStats, config: TopicConfig) -> TopicOut:
         stats.topic, stats.paused, _counts(stats), stats.next_due, _totals(stats),
         _finished(stats), config_out(config),
     )  # fmt: skip
+
+
+def event_out(event: JobEvent) -> EventOut:
+    """An event as the API shows it (``detail``, ``id`` and ``cursor`` only when set)."""
+    out = EventOut(event.at, event.kind, event.version, event.attempt, event.detail)
+    if event.id is not None:
+        out.id = event.id
+    if event.cursor is not None:
+        out.cursor = event.cursor
+    return out
+
+
+def history_out(history: JobHistory) -> HistoryOut:
+    """A job's history as the API shows it (the result follows the body convention)."""
+    return HistoryOut(
+        topic=history.topic,
+        id=history.id,
+        outcome=history.outcome,
+        finished_at=history.finished_at,
+        version=history.version,
+        attempts=history.attempts,
+        result=None if history.result is None else to_json(history.result),
+        last_error=history.last_error,
+        events=[event_out(e) for e in history.events],
+    )
+
+
+def schedule_out(schedule: Schedule) -> ScheduleOut:
+    """A schedule as the API shows it: the body follows the body convention, ``every`` is
+    whole seconds (schedule.lua refuses any other interval)."""
+    return ScheduleOut(
+        topic=schedule.topic,
+        id=schedule.id,
+        cron=schedule.cron,
+        every=None if schedule.every is None else schedule.every // timedelta(seconds=1),
+        tz=schedule.tz,
+        next_run_at=schedule.next_run_at,
+        last_run_at=schedule.last_run_at,
+        start_at=schedule.start_at,
+        end_at=schedule.end_at,
+        body=to_json(schedule.body),
+        priority=schedule.priority,
+        ttr=schedule.ttr,
+        max_attempts=schedule.max_attempts,
+        version=schedule.version,
+    )
 
 
 def encode(encoder: msgspec.json.Encoder, value: Any) -> bytes:

@@ -1,45 +1,24 @@
-"""``redisched history TOPIC ID`` and ``redisched events TOPIC [--follow]``."""
+"""``redisched history TOPIC ID`` and ``redisched events TOPIC [--follow]``: the HTTP API's
+shapes (:mod:`redisched.shapes`), events one JSON a line."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import click
+import msgspec
 
 from .. import partition_setting
 from ..cli import _echo, client_for, url_option
-from ..json_body import to_json
-from ..models import JobEvent, JobHistory
-from ..shapes import readable
+from ..models import JobEvent
+from ..shapes import event_out, history_out, readable
 from ..validate import duration_ms
-from .output import utc_text
 
 
-def event_json(event: JobEvent) -> dict[str, Any]:
-    """An event as JSON-ready data."""
-    data: dict[str, Any] = {
-        "at": utc_text(event.at), "kind": event.kind.value, "version": event.version,
-        "attempt": event.attempt, "detail": event.detail,
-    }  # fmt: skip
-    if event.id is not None:
-        data["id"], data["cursor"] = event.id, event.cursor
-    return data
-
-
-def history_json(history: JobHistory) -> dict[str, Any]:
-    """A job's history as the HTTP API shows it (the result follows the body rule: a JSON
-    text as its value, other UTF-8 text as a string, else a ``$base64`` marker)."""
-    return {
-        "topic": history.topic, "id": history.id,
-        "outcome": None if history.outcome is None else history.outcome.value,
-        "finished_at": utc_text(history.finished_at),
-        "version": history.version, "attempts": history.attempts,
-        "result": None if history.result is None else to_json(history.result),
-        "last_error": history.last_error,
-        "events": [event_json(e) for e in history.events],
-    }  # fmt: skip
+def event_line(event: JobEvent) -> str:
+    """An event of the feed as one line of JSON, in the HTTP API's shape."""
+    return json.dumps(readable(msgspec.to_builtins(event_out(event))), ensure_ascii=False)
 
 
 @click.command()
@@ -55,7 +34,7 @@ def history(redis_url: str | None, topic: str, id: str) -> None:
         found = client.history(topic, id)
     if found is None:
         raise click.ClickException(f"no history of job {id!r} in topic {topic!r}")
-    _echo(history_json(found))
+    _echo(history_out(found))
 
 
 @click.command()
@@ -77,7 +56,7 @@ def events(
         while True:
             page = client.events(topic, after=after, limit=limit)
             for event in page:
-                click.echo(json.dumps(readable(event_json(event)), ensure_ascii=False))
+                click.echo(event_line(event))
             if page:
                 after = page[-1].cursor
             if not follow:

@@ -13,15 +13,18 @@ from typing import Any
 
 import click
 
-from .. import partition_setting
+from .. import partition_setting, setting
 from ..cli import client_for, run_at_help, run_at_value, url_option
 from ..client import Client
-from ..errors import StaleReservation, TopicBusy
+from ..config import ALLOW_PRIVATE_WEBHOOKS
+from ..errors import InvalidArgument, StaleReservation, TopicBusy
 from ..models import JobState, TopicStats
 from ..operate import Progress
 from ..partitions import Partitions
+from ..push.targets import TargetPolicy, check_url_blocking
 from ..shapes import config_out, stats_out
-from ..topic_config import completed_webhook
+from ..topic_config import TopicConfig, completed_webhook
+from . import options
 from .output import echo_json, echo_table, job_data, progress_bar
 
 STATES = click.Choice([s.value for s in JobState])
@@ -275,21 +278,47 @@ def _setting(text: str) -> tuple[str, Any]:
     "--set", "settings", multiple=True, metavar="KEY=VALUE",
     help="Change a setting (JSON values; null restores the default). Repeatable.",
 )  # fmt: skip
-def config(redis_url: str | None, topic: str, settings: tuple[str, ...]) -> None:
-    """Show a topic's settings, or change some with --set ttr=30 --set webhook=null."""
+@options.option(
+    "allow_private_webhooks", ALLOW_PRIVATE_WEBHOOKS,
+    help="Let --set webhook= name a private or loopback address, as `serve` does with this "
+    "flag (cloud metadata addresses stay refused).",
+)  # fmt: skip
+def config(
+    redis_url: str | None, topic: str, settings: tuple[str, ...],
+    allow_private_webhooks: bool | None,
+) -> None:  # fmt: skip
+    """Show a topic's settings, or change some with --set ttr=30 --set webhook=null.
+
+    A webhook URL is checked as PATCH /v1/topics/{topic} checks it: a private, loopback or
+    link-local target is refused unless --allow-private-webhooks, a cloud metadata one always.
+    """
+    if allow_private_webhooks is None:
+        allow_private_webhooks = bool(setting.env_value(ALLOW_PRIVATE_WEBHOOKS))
+    policy = TargetPolicy.of(allow_private_webhooks)
     client = client_for(redis_url)
     changes = dict(_setting(text) for text in settings)
+    if changes:
+        try:
+            found = _configure(client, topic, changes, policy)
+        except InvalidArgument as exc:  # a setting's name, given as --set NAME=...
+            raise InvalidArgument(f"--set {exc.argument}", exc.message) from exc
+    else:
+        found = client.execute(partition_setting.read_config(client.ops, topic))
+    echo_json({"topic": topic, "paused": found.paused, "config": config_out(found)})
+
+
+def _configure(
+    client: Client, topic: str, changes: dict[str, Any], policy: TargetPolicy
+) -> TopicConfig:
+    """Change the topic's settings (and its partitions'), as PATCH does."""
     given = changes.get("webhook")
     if isinstance(given, dict):  # as PATCH does: what the CLI showed changes nothing
         current = client.config(topic).webhook
         changes["webhook"] = completed_webhook(given, current)
-    if changes:
-        found = partition_setting.run(
-            client, partition_setting.configure(client.ops, topic, changes)
-        )
-    else:
-        found = client.execute(partition_setting.read_config(client.ops, topic))
-    echo_json({"topic": topic, "paused": found.paused, "config": config_out(found)})
+        url = changes["webhook"].get("url")
+        if isinstance(url, str):  # refused now, not at delivery (configure checks the rest)
+            check_url_blocking(url, policy, argument="webhook.url")
+    return partition_setting.run(client, partition_setting.configure(client.ops, topic, changes))
 
 
 def _token(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -23,11 +23,6 @@ from ..shapes import JobOut, job_out
 _ENCODER = msgspec.json.Encoder()
 
 
-def utc_text(moment: datetime | None) -> str | None:
-    """A time as the HTTP API writes it: RFC 3339 in UTC with ``Z`` (None stays None)."""
-    return None if moment is None else _ENCODER.encode(moment)[1:-1].decode()
-
-
 def job_data(job: Job) -> JobOut:
     """A job as the HTTP API shows it, with its token (a fresh reservation's) and, while it
     is reserved, its deadline (an operator's view: ``get`` shows it too)."""

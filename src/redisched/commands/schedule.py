@@ -1,31 +1,16 @@
 """``redisched schedule | schedules | unschedule``: recurring schedules from the shell.
 
-On a partitioned topic a schedule lives in the partition its id routes to, as over HTTP.
+A schedule shows as over HTTP (:func:`redisched.shapes.schedule_out`). On a partitioned
+topic a schedule lives in the partition its id routes to, as over HTTP.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import click
 
 from .. import partition_setting
 from ..cli import _echo, body_text, client_for, url_option
-from ..models import Schedule
-from .output import utc_text
-
-
-def schedule_json(schedule: Schedule) -> dict[str, Any]:
-    """A schedule as JSON-ready data (body as UTF-8 text, replacing undecodable bytes)."""
-    return {
-        "topic": schedule.topic, "id": schedule.id, "cron": schedule.cron,
-        "every": None if schedule.every is None else schedule.every.total_seconds(),
-        "tz": schedule.tz, "next_run_at": utc_text(schedule.next_run_at),
-        "last_run_at": utc_text(schedule.last_run_at), "start_at": utc_text(schedule.start_at),
-        "end_at": utc_text(schedule.end_at), "body": schedule.body.decode("utf-8", "replace"),
-        "priority": schedule.priority, "ttr": schedule.ttr,
-        "max_attempts": schedule.max_attempts, "version": schedule.version,
-    }  # fmt: skip
+from ..shapes import schedule_out
 
 
 @click.command()
@@ -51,7 +36,7 @@ def schedule(
         partition_setting.schedule_route(client, topic, id), id, body, cron=cron, every=every,
         tz=tz, ttr=ttr, priority=priority, max_attempts=max_attempts,
     )  # fmt: skip
-    _echo(schedule_json(created))
+    _echo(schedule_out(created))
 
 
 @click.command()
@@ -62,7 +47,7 @@ def schedules(redis_url: str | None, topic: str) -> None:
     client = client_for(redis_url)
     count = client.execute(partition_setting.read_count(client.ops, topic))
     found = [s for name in partition_setting.names(topic, count) for s in client.schedules(name)]
-    _echo([schedule_json(s) for s in sorted(found, key=lambda s: (s.id, s.topic))])
+    _echo([schedule_out(s) for s in sorted(found, key=lambda s: (s.id, s.topic))])
 
 
 @click.command()

@@ -21,9 +21,9 @@ from starlette.responses import Response, StreamingResponse
 from .. import shapes
 from ..client import AsyncClient
 from ..errors import BackendError, InvalidArgument
-from ..json_body import to_json
-from ..models import JobEvent, JobHistory
+from ..models import JobEvent
 from ..partition_setting import finished_page, run_async
+from ..shapes import event_out, history_out
 from . import schemas
 from .endpoint import ENCODER, Endpoint, Param, json_response
 from .errors import ApiError
@@ -38,31 +38,6 @@ POLL_INTERVAL = 0.25
 """Seconds between two reads of an idle feed by an SSE tail."""
 KEEPALIVE = 15.0
 """Seconds of silence after which an SSE tail sends a comment, so proxies keep it open."""
-
-
-def event_out(event: JobEvent) -> schemas.EventOut:
-    """An event as the API shows it."""
-    out = schemas.EventOut(event.at, event.kind, event.version, event.attempt, event.detail)
-    if event.id is not None:
-        out.id = event.id
-    if event.cursor is not None:
-        out.cursor = event.cursor
-    return out
-
-
-def history_out(history: JobHistory) -> schemas.HistoryOut:
-    """A job's history as the API shows it (the result follows the body convention)."""
-    return schemas.HistoryOut(
-        topic=history.topic,
-        id=history.id,
-        outcome=history.outcome,
-        finished_at=history.finished_at,
-        version=history.version,
-        attempts=history.attempts,
-        result=None if history.result is None else to_json(history.result),
-        last_error=history.last_error,
-        events=[event_out(e) for e in history.events],
-    )
 
 
 async def get_history(request: Request) -> Response:

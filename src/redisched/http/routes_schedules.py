@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import VersionConflict
-from ..json_body import to_json
 from ..models import Schedule
+from ..shapes import schedule_out
 from . import schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag, parse_etag
@@ -27,26 +27,6 @@ from .routes_jobs import stored_body
 from .runtime import runtime
 
 _PUT = msgspec.json.Decoder(schemas.PutSchedule)
-
-
-def schedule_out(schedule: Schedule) -> schemas.ScheduleOut:
-    """A schedule as the API shows it."""
-    return schemas.ScheduleOut(
-        topic=schedule.topic,
-        id=schedule.id,
-        cron=schedule.cron,
-        every=None if schedule.every is None else schedule.every.total_seconds(),
-        tz=schedule.tz,
-        next_run_at=schedule.next_run_at,
-        last_run_at=schedule.last_run_at,
-        start_at=schedule.start_at,
-        end_at=schedule.end_at,
-        body=to_json(schedule.body),
-        priority=schedule.priority,
-        ttr=schedule.ttr,
-        max_attempts=schedule.max_attempts,
-        version=schedule.version,
-    )
 
 
 def _not_found(topic: str, sid: str) -> ApiError:

@@ -2,8 +2,9 @@
 
 Requests are decoded straight into these types, so a wrong type, an unknown field or an
 out-of-range number is rejected with the path of the field at fault; ``/openapi.json`` is
-generated from the same classes (``msgspec.json.schema_components``). How jobs and topics are
-shown (:class:`JobOut`, :class:`TopicOut`) lives in :mod:`redisched.shapes`, which the CLI
+generated from the same classes (``msgspec.json.schema_components``). How jobs, topics,
+schedules and histories are shown (:class:`JobOut`, :class:`TopicOut`, :class:`ScheduleOut`,
+:class:`HistoryOut`, :class:`EventOut`) lives in :mod:`redisched.shapes`, which the CLI
 shares.
 """
 
@@ -15,9 +16,12 @@ from typing import Annotated, Any
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .. import validate
-from ..models import EventKind, JobState, Outcome
+from ..models import JobState
 from ..shapes import BODY_DOC
+from ..shapes import EventOut as EventOut
+from ..shapes import HistoryOut as HistoryOut
 from ..shapes import JobOut as JobOut
+from ..shapes import ScheduleOut as ScheduleOut
 from ..shapes import TopicOut as TopicOut
 from ..topic_config import MAX_PARTITIONS
 
@@ -280,32 +284,6 @@ class KickAll(Struct, forbid_unknown_fields=True):
     limit: Annotated[int, Meta(ge=1, le=10_000)] = 100
 
 
-class EventOut(Struct, omit_defaults=True):
-    """One event: in a job's history, or (with ``id`` and ``cursor``) in a topic's feed."""
-
-    at: datetime
-    kind: EventKind
-    version: int
-    attempt: int
-    detail: str | None = None
-    id: str | UnsetType = UNSET
-    cursor: str | UnsetType = UNSET
-
-
-class HistoryOut(Struct):
-    """A job's history; ``outcome`` and ``finished_at`` are null while the job lives."""
-
-    topic: str
-    id: str
-    outcome: Outcome | None
-    finished_at: datetime | None
-    version: int
-    attempts: int
-    result: Annotated[Any, Meta(description=BODY_DOC)]
-    last_error: str | None
-    events: list[EventOut]
-
-
 class EventsOut(Struct):
     """A page of a topic's feed, oldest first; ``cursor`` is the last event's (pass it as
     ``after``), or the ``after`` given when no event is newer."""
@@ -340,25 +318,6 @@ class PutSchedule(Struct, forbid_unknown_fields=True):
     ttr: Ttr | None = None
     priority: Priority = 0
     max_attempts: Attempts | None = None
-
-
-class ScheduleOut(Struct):
-    """A recurring schedule; next_run_at is the occurrence now pending (null: none)."""
-
-    topic: str
-    id: str
-    cron: str | None
-    every: float | None
-    tz: str
-    next_run_at: datetime | None
-    last_run_at: datetime | None
-    start_at: datetime | None
-    end_at: datetime | None
-    body: Annotated[Any, Meta(description=BODY_DOC)]
-    priority: int
-    ttr: float
-    max_attempts: int | None
-    version: int
 
 
 class ScheduleList(Struct):

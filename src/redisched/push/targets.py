@@ -5,8 +5,9 @@ your network. So by default a target must be a public (globally routable) addres
 loopback, link-local, multicast, reserved, shared (CGNAT), unspecified and cloud metadata
 addresses are refused. The check runs twice:
 
-- at configuration time, :func:`check_url` parses the URL and resolves its host name, so that a
-  bad URL is refused with a precise error before it is stored;
+- at configuration time, :func:`check_url` (:func:`check_url_blocking` in the CLI) parses
+  the URL and resolves its host name, so that a bad URL is refused with a precise error
+  before it is stored;
 - at connect time, :func:`guarded_connector` checks every address the HTTP client is about to
   connect to, after DNS resolution and right before the socket is created. A host name that
   resolves differently later (DNS rebinding) is refused before any packet is sent.
@@ -26,13 +27,13 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import aiohttp
-import yarl
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument, RedischedError
 from ..topic_config import check_webhook_url
+
+if TYPE_CHECKING:
+    import aiohttp
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -151,32 +152,76 @@ async def check_url(url: str, policy: TargetPolicy, *, argument: str = "webhook.
     Raises:
         InvalidArgument: naming ``argument``, with the reason.
     """
+    host, port = _host(url, argument)
+    literal = _literal(host)
+    if literal is not None:
+        return _judge([literal], policy, argument)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise _unresolved(host, exc, argument) from None
+    _judge(_addresses(found), policy, argument)
+
+
+def check_url_blocking(url: str, policy: TargetPolicy, *, argument: str = "webhook.url") -> None:
+    """:func:`check_url` for synchronous code (the CLI): the name is resolved in this thread.
+
+    Raises:
+        InvalidArgument: naming ``argument``, with the reason.
+    """
+    host, port = _host(url, argument)
+    literal = _literal(host)
+    if literal is not None:
+        return _judge([literal], policy, argument)
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise _unresolved(host, exc, argument) from None
+    _judge(_addresses(found), policy, argument)
+
+
+def _host(url: str, argument: str) -> tuple[str, int]:
+    """The host (lower case, no final dot) and port of a well-formed webhook URL whose host
+    is no cloud metadata name."""
     parts = check_webhook_url(url, argument)
-    try:  # what the HTTP client will parse: it refuses a few hosts urlsplit takes
-        yarl.URL(url)
-    except ValueError as exc:
-        raise InvalidArgument(argument, f"is not a valid URL: {exc}") from None
+    _check_with_yarl(url, argument)
     host = parts.hostname
     assert host is not None
     name = host.rstrip(".").lower()
     if name in METADATA_HOSTS:
         raise InvalidArgument(argument, f"{host} is a cloud metadata host")
-    literal = _literal(name)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                name, port, type=socket.SOCK_STREAM
-            )
-        except (OSError, UnicodeError) as exc:
-            raise InvalidArgument(argument, f"host {host} does not resolve: {exc}") from None
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    return name, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _unresolved(host: str, exc: Exception, argument: str) -> InvalidArgument:
+    return InvalidArgument(argument, f"host {host} does not resolve: {exc}")
+
+
+def _addresses(found: list[tuple[Any, ...]]) -> list[IPAddress]:
+    """The addresses of getaddrinfo's answer (an IPv6 address without its zone)."""
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found]
+
+
+def _judge(addresses: list[IPAddress], policy: TargetPolicy, argument: str) -> None:
+    """Refuse the first of ``addresses`` the policy refuses, saying what would allow it."""
     for address in addresses:
         reason = policy.problem(address)
         if reason is not None:
             raise InvalidArgument(argument, f"{reason} ({_remedy(address)})")
+
+
+def _check_with_yarl(url: str, argument: str) -> None:
+    """Refuse a URL the HTTP client will not parse (it refuses a few hosts urlsplit takes);
+    without the server extra (``redisched config`` alone) yarl may be missing: the dispatcher
+    that delivers has it, and holds a topic whose URL it cannot use."""
+    try:
+        import yarl
+    except ImportError:
+        return
+    try:
+        yarl.URL(url)
+    except ValueError as exc:
+        raise InvalidArgument(argument, f"is not a valid URL: {exc}") from None
 
 
 def _remedy(address: IPAddress) -> str:
@@ -195,6 +240,8 @@ def guarded_connector(policy: TargetPolicy, **options: Any) -> aiohttp.TCPConnec
         policy: the target policy.
         options: more TCPConnector options (``limit``, ``keepalive_timeout``...).
     """
+
+    import aiohttp  # the server extra: the CLI checks URLs with this module without it
 
     def socket_factory(addr_info: Any) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
