@@ -37,6 +37,7 @@ from redisched.errors import BackendError
 from redisched.partition_setting import configure, run_async
 from redisched.partitions import Partitions
 from tests.test_http_partitions import _occurrence_away_from_its_partition
+from tests.unmarked import unmark_async
 
 AMQP_URL = os.environ.get("REDISCHED_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDISCHED = str(Path(sys.executable).parent / "redisched")
@@ -410,6 +411,20 @@ async def test_deletes_of_occurrences_go_where_their_schedules_are(
             return found == [None, None]
 
         await wait_for(gone, 10, "the occurrences deleted with their schedules")
+    assert await ready_count(channel, settings.dead_letters) == 0
+
+
+async def test_a_delete_finds_a_job_of_the_partitioned_topic_itself(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    """A job put into the topic itself (by a process that did not know the count, before the
+    mark) was never deleted by the bridge, which looked in the id's partition only."""
+    await run_async(client, configure(client.ops, topic, {"partitions": 3}))
+    await unmark_async(client, topic)  # as an earlier version left it
+    await client.put(topic, "stray", b"1", delay=600)
+    async with running(AmqpBridge(client, settings)):
+        await publish(channel, settings.queue, [{"op": "delete", "topic": topic, "id": "stray"}])
+        await wait_for(lambda: _is_none(client.get(topic, "stray")), 10, "the delete")
     assert await ready_count(channel, settings.dead_letters) == 0
 
 

@@ -315,15 +315,25 @@ class AmqpBridge:
         """Commit one topic's commands in one round trip, or one per partition when the topic
         is partitioned (each id to its partition, as every other way in routes it)."""
         try:
-            missed = await self._apply_routed(group)
+            routed, missed = await self._apply_routed(group)
         except TopicPartitioned as refused:  # partitioned elsewhere since the counts were read
             # Redis stored none of the puts; the deletes found nothing of the ids in the topic
             # itself (or what a put raced into it before the mark): all are made again, routed
             self._partitions.learn(refused.topic, refused.count)
             await self._apply_routed(group)
             return
-        if missed:
+        if missed and routed:
+            await self._delete_in_topic_itself(group, missed)
+        elif missed:
             await self._delete_moved(group, missed)
+
+    async def _delete_in_topic_itself(self, group: list[Item], missed: set[str]) -> None:
+        """After deletes routed to a partitioned topic's partitions found nothing of
+        ``missed``: those deletes in the topic itself, which holds what a process put there
+        before it knew the count (as the HTTP by-id routes look there after a miss)."""
+        again = [c for _, c in group if isinstance(c, Delete) and c.id in missed]
+        async with self._redis_slots:
+            await self.client.execute(join(self.client.ops, again))
 
     async def _delete_moved(self, group: list[Item], missed: set[str]) -> None:
         """After deletes in a topic this bridge takes for unpartitioned found nothing of
@@ -338,10 +348,12 @@ class AmqpBridge:
         again: list[Item] = [(m, c) for m, c in group if isinstance(c, Delete) and c.id in missed]
         await self._apply_routed(again, counted=False)
 
-    async def _apply_routed(self, group: list[Item], *, counted: bool = True) -> set[str]:
+    async def _apply_routed(
+        self, group: list[Item], *, counted: bool = True
+    ) -> tuple[bool, set[str]]:
         """Commit the group, routed by the counts this bridge holds (``counted``: its puts
-        and deletes added to the metrics); the ids of its deletes that found nothing when the
-        topic is not partitioned by those counts."""
+        and deletes added to the metrics): whether the topic is partitioned by those counts
+        (its ids routed), and the ids of its deletes that found nothing."""
         layouts = await self._partitions.current(self.client)
         layout = layouts.get(group[0][1].topic)
         homes = {} if layout is None else await self._occurrence_homes(layout, group)
@@ -358,7 +370,7 @@ class AmqpBridge:
         if counted:
             self.metrics.put(sum(done.puts for done in applied))
             self.metrics.deleted(sum(done.deletes for done in applied))
-        return set() if layout is not None else {i for done in applied for i in done.missed}
+        return layout is not None, {job_id for done in applied for job_id in done.missed}
 
     async def _occurrence_homes(self, layout: Partitions, group: list[Item]) -> dict[str, str]:
         """Where each ``@`` id of the group lives (a schedule's occurrence lives with its
