@@ -77,8 +77,8 @@ def delete_before_the_reply_is_read(
     original = Lessee.exchange
     deleted: list[str] = []
 
-    async def exchange(self: Lessee, want: int) -> Round:
-        result = await original(self, want)
+    async def exchange(self: Lessee, want: int, retry_for: float | None = None) -> Round:
+        result = await original(self, want, retry_for)
         for job in result.jobs:
             if self.topic == topic and job.id == job_id and not deleted:
                 assert job.token is not None
