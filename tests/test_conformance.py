@@ -145,4 +145,5 @@ def test_go_runner_passes_every_vector(redis_url: str) -> None:
     assert "--- PASS: TestHeaders" in output and "--- PASS: TestClientLifecycle" in output
     assert "--- PASS: TestCronTimeVectors" in output
     assert "--- PASS: TestTimeZoneVectors" in output
+    assert "--- PASS: TestWebhookVectors" in output
     assert "--- PASS: TestCronScheduleRefill" in output
