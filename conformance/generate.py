@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from conformance import cron_vectors
+from conformance import cron_vectors, webhook_vectors
 from conformance.runner import VECTORS_DIR, job_fields, run_step
 
 from redisched.keys import TopicKeys
@@ -936,6 +936,7 @@ def main() -> None:
     parser.add_argument("--redis-url", help="a server you own (default: start a throwaway one)")
     url = parser.parse_args().redis_url
     cron_vectors.write()
+    webhook_vectors.write()
     if url:
         write(build(redis.Redis.from_url(url)))
         return

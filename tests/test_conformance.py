@@ -2,8 +2,9 @@
 
 The vectors are the spec of the scripts for any language. The Python runner replays them here
 on both session redis-servers; the Node and Go runners run as subprocesses against the same
-servers and must pass every vector, and compute the cron times of conformance/cron_times.json
-(when a cron schedule fires, which the glue hands to the scripts) as the Python client does.
+servers and must pass every vector, compute the cron times of conformance/cron_times.json
+(when a cron schedule fires, which the glue hands to the scripts) as the Python client does, and
+take and refuse the webhooks of conformance/webhooks.json as the Python service does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from conformance import cron_vectors
+from conformance import cron_vectors, webhook_vectors
 from conformance.generate import build
 from conformance.runner import VECTORS_DIR, load_vectors, mismatches, run_vector
 
@@ -95,6 +96,15 @@ def test_cron_time_vectors_are_committed() -> None:
     assert cron_vectors.TIME_ZONES_FILE.read_text("utf-8") == cron_vectors.dumps_zones()
 
 
+def test_webhook_vectors_are_committed() -> None:
+    # A changed case or webhook rule needs `python -m conformance.generate` and a reviewed diff.
+    cases = webhook_vectors.build()
+    assert webhook_vectors.WEBHOOKS_FILE.read_text("utf-8") == webhook_vectors.dumps(cases)
+    fields = {case.get("field") for case in cases}
+    assert {None, "webhook.url", "webhook.secrets", "webhook.secrets[0]"} <= fields
+    assert {"webhook.secrets[1]", "webhook.timeout"} <= fields
+
+
 def _run(command: list[str], cwd: Path, redis_url: str) -> str:
     if shutil.which(command[0]) is None:
         pytest.fail(f"{command[0]} is not installed (.ci/run installs it)")
@@ -116,6 +126,7 @@ def test_node_runner_passes_every_vector(redis_url: str) -> None:
     assert re.search(r"^\s*ok \d+ - cron times$", output, re.MULTILINE)
     assert re.search(r"^\s*ok \d+ - cron refusals$", output, re.MULTILINE)
     assert re.search(r"^\s*ok \d+ - time zones$", output, re.MULTILINE)
+    assert re.search(r"^\s*ok \d+ - webhooks$", output, re.MULTILINE)
     assert re.search(r"^# fail 0$", output, re.MULTILINE), _failed_tap_blocks(output)
 
 
@@ -134,4 +145,5 @@ def test_go_runner_passes_every_vector(redis_url: str) -> None:
     assert "--- PASS: TestHeaders" in output and "--- PASS: TestClientLifecycle" in output
     assert "--- PASS: TestCronTimeVectors" in output
     assert "--- PASS: TestTimeZoneVectors" in output
+    assert "--- PASS: TestWebhookVectors" in output
     assert "--- PASS: TestCronScheduleRefill" in output

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -69,23 +68,21 @@ func DeliveryResult(status int, answer []byte) []byte {
 	return []byte(fmt.Sprintf(`{"status": %d, "body": %s}`, status, text[1:len(text)-1]))
 }
 
-// WebhookHandler delivers each job to target, signed with secrets (up to two during a rotation).
-// A secret refused by SecretProblem (a key under 16 bytes, a bad "whsec_") is an *InvalidArgument
-// naming it ("secrets[i]").
+// WebhookHandler delivers each job to target, signed with secrets (up to two during a rotation),
+// each request given timeout (0: 10 s). The arguments are checked as the Python service checks a
+// topic's webhook, in its words (CheckWebhook): an *InvalidArgument names the first refused
+// ("url", "secrets", "secrets[i]" or "timeout").
 func WebhookHandler(target string, secrets []string, timeout time.Duration) (Handler, error) {
-	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("redisched: webhook %q: must be an http(s) URL", target)
+	if err := CheckWebhook(target, secrets, timeout); err != nil {
+		return nil, err
 	}
 	var keys [][]byte
-	for i, s := range secrets {
-		if problem := SecretProblem(s); problem != "" {
-			return nil, invalidArg(fmt.Sprintf("secrets[%d]", i), "%s", problem)
-		}
+	for _, s := range secrets {
 		key, _ := SecretKey(s)
 		keys = append(keys, key)
 	}
 	if timeout == 0 {
-		timeout = 10 * time.Second
+		timeout = defaultWebhookTimeout
 	}
 	client := &http.Client{Timeout: timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

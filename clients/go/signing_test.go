@@ -15,10 +15,10 @@ const shortKey = "must give a key of at least 16 bytes (whsec_ and the base64 of
 // secret must be followed by base64 that decodes to something.
 func TestWebhookHandlerRefusesWeakSecrets(t *testing.T) {
 	refused := map[string]string{
-		"short":                            shortKey,
+		"shortkey":                         shortKey,
 		strings.Repeat("x", 15):            shortKey,
 		"whsec_" + strings.Repeat("A", 20): shortKey, // 15 bytes
-		"whsec_":                           "must be whsec_ followed by base64 (Standard Webhooks), or not start with whsec_",
+		"whsec_!!":                         "must be whsec_ followed by base64 (Standard Webhooks), or not start with whsec_",
 		"whsec_!!!!":                       "must be whsec_ followed by base64 (Standard Webhooks), or not start with whsec_",
 		"bad\xff utf-8 secret here":        "must be valid UTF-8",
 	}

@@ -212,9 +212,25 @@ export class Worker {
   stop(): void;
 }
 
+/** A webhook's settings: an http(s) URL with a host, at most 2048 characters; at most two
+ * secrets of 8 to 512 characters, each giving a key of 16+ bytes; 0 < timeoutMs <= 300000. */
+export interface WebhookOptions { url: string; secrets?: string[]; timeoutMs?: number }
 /** A Worker handler that POSTs each job to a webhook, signed the Standard Webhooks way. Throws
- * InvalidArgument (`secrets[i]`) for a secret refused by secretProblem. */
-export function webhookHandler(options: { url: string; secrets?: string[]; timeoutMs?: number }): Handler;
+ * InvalidArgument (`url`, `secrets`, `secrets[i]`, `timeoutMs`) for options the Python service
+ * would refuse as a topic's webhook, in its words (checkWebhook). */
+export function webhookHandler(options: WebhookOptions): Handler;
+/** The options with their defaults, checked as the Python service checks a topic's webhook. Throws
+ * InvalidArgument naming the first option refused. */
+export function checkWebhook(options: WebhookOptions): Required<WebhookOptions>;
+/** Why a webhook URL is refused, in the Python service's words, or null. */
+export function webhookUrlProblem(url: unknown): string | null;
+/** The field (`secrets` or `secrets[i]`) and the words refusing a webhook's secrets, or null. */
+export function secretsProblem(secrets: unknown): [field: string, message: string] | null;
+/** Why a delivery timeout (ms) is refused, or null. */
+export function timeoutProblem(timeoutMs: unknown): string | null;
+export const MAX_URL_LENGTH: number;
+export const MAX_SECRETS: number;
+export const MAX_TIMEOUT_MS: number;
 export function payload(job: Job): string;
 export function retryAfterMs(value: string | null | undefined, now?: number): number | null;
 

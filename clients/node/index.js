@@ -4,6 +4,7 @@ module.exports = {
   ...require('./redisched'),
   ...require('./worker'),
   ...require('./push'),
+  ...require('./webhook'),
   ...require('./signing'),
   ...require('./body'),
   ...require('./server'),

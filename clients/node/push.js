@@ -8,8 +8,8 @@
  * timeout or a connection error releases it with the topic's backoff (dead after max_attempts).
  */
 const { toJsonText } = require('./body');
-const { messageId, secretKey, secretProblem, signHeaders } = require('./signing');
-const { InvalidArgument } = require('./schedules');
+const { messageId, secretKey, signHeaders } = require('./signing');
+const { checkWebhook } = require('./webhook');
 const { KEEP, Retry } = require('./worker');
 const { encodeResult } = require('./results');
 const { shown } = require('./ids');
@@ -38,33 +38,25 @@ function retryAfterMs(value, now = Date.now()) {
   return Number.isNaN(when) ? null : Math.max(0, when - now);
 }
 
-/** The HMAC keys of `secrets`; an InvalidArgument names the first refused (see secretProblem). */
-function signingKeys(secrets) {
-  if (!Array.isArray(secrets)) throw new InvalidArgument('secrets', 'must be an array of strings');
-  return secrets.map((secret, index) => {
-    const problem = secretProblem(secret);
-    if (problem) throw new InvalidArgument(`secrets[${index}]`, problem);
-    return secretKey(secret);
-  });
-}
-
 /**
- * A handler for Worker that delivers each job to `url`.
- * @param options.url the webhook
- * @param options.secrets signing secrets (up to two during a rotation), each giving a key of at
- *   least 16 bytes (an InvalidArgument names a refused one)
- * @param options.timeoutMs how long one request may take (default 10 s)
+ * A handler for Worker that delivers each job to `url`. The options are checked as the Python
+ * service checks a topic's webhook, in its words (see webhook.js): an InvalidArgument names the
+ * first refused (`url`, `secrets`, `secrets[i]` or `timeoutMs`).
+ * @param options.url the webhook: an http(s) URL with a host, of at most 2048 characters
+ * @param options.secrets signing secrets: at most two (during a rotation), each of 8 to 512
+ *   characters and giving a key of at least 16 bytes
+ * @param options.timeoutMs how long one request may take (default 10 s, at most 300 s)
  */
-function webhookHandler({ url, secrets = [], timeoutMs = 10_000 }) {
-  new URL(url); // eslint-disable-line no-new -- a TypeError names a bad URL at start
-  const keys = signingKeys(secrets);
+function webhookHandler(options) {
+  const { url, secrets, timeoutMs } = checkWebhook(options);
+  const keys = secrets.map(secretKey);
   return async (job, { signal } = {}) => {
     const data = Buffer.from(payload(job), 'utf8');
     const headers = {
       ...signHeaders(messageId(job), data, keys),
       'content-type': 'application/json', 'user-agent': USER_AGENT,
     };
-    const timeout = AbortSignal.timeout(timeoutMs);
+    const timeout = AbortSignal.timeout(Math.ceil(timeoutMs));
     let res;
     try {
       res = await fetch(url, { method: 'POST', body: data, headers, redirect: 'manual',

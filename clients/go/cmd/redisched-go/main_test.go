@@ -95,6 +95,8 @@ func TestBadCommandLineIsAUsageError(t *testing.T) {
 		{[]string{"get", "some-topic", "some-id", "-v"}, "no such option: -v"},
 		{[]string{"get", "some-topic"}, "takes 2 arguments, not 1"},
 		{[]string{"put", "some-topic", "id", "body", "soon"}, "DELAY_MS"},
+		{[]string{"serve", "-addr=127.0.0.1:0", "-timeout=0s"}, "-timeout: must be more than 0s and at most 5m0s"},
+		{[]string{"serve", "-addr=127.0.0.1:0", "-timeout=301s"}, "-timeout: must be more than 0s and at most 5m0s"},
 		{[]string{"sevre"}, "no such command: sevre"},
 		{[]string{}, "a command is needed"},
 	} {
@@ -112,8 +114,8 @@ func TestServeRefusesWeakSecrets(t *testing.T) {
 	message := "-secret: must give a key of at least 16 bytes (whsec_ and the base64 of 16 bytes or more, " +
 		"or 16+ UTF-8 bytes)"
 	for _, args := range [][]string{
-		{"serve", "-addr=127.0.0.1:0", "-push", "t=http://127.0.0.1:9/hook", "-secret", "short"},
-		{"serve", "-addr=127.0.0.1:0", "-secret", "short"},
+		{"serve", "-addr=127.0.0.1:0", "-push", "t=http://127.0.0.1:9/hook", "-secret", "shortkey"},
+		{"serve", "-addr=127.0.0.1:0", "-secret", "shortkey"},
 	} {
 		got := runBinary(t, args...)
 		if got.code != 2 || !strings.Contains(got.stderr, message) || got.stdout != "" {

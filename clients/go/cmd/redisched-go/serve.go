@@ -30,11 +30,12 @@ func serve(url string, args []string, out io.Writer) error {
 	addr := flags.String("addr", "127.0.0.1:7273", "listen address")
 	cluster := flags.Bool("cluster", false, "the URL is a node of a Redis Cluster")
 	concurrency := flags.Int("concurrency", 50, "deliveries at once")
-	timeout := flags.Duration("timeout", 10*time.Second, "how long one delivery may take")
+	timeout := flags.Duration("timeout", 10*time.Second, "how long one delivery may take, at most 5m")
 	var pushes, secrets repeated
-	flags.Var(&pushes, "push", "TOPIC=URL: push the topic's due jobs to URL (repeatable)")
-	flags.Var(&secrets, "secret", "a signing secret, whsec_<base64> or text giving a key of at least 16 bytes\n"+
-		"(repeatable, two during a rotation)")
+	flags.Var(&pushes, "push", "TOPIC=URL: push the topic's due jobs to URL, http(s) with a host, at most\n"+
+		"2048 characters (repeatable)")
+	flags.Var(&secrets, "secret", "a signing secret, a key of at least 16 bytes: whsec_<base64> or text,\n"+
+		"8 to 512 characters (at most two: both sign during a rotation)")
 	if err := flags.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(out, "%s\n\nAnswer POST /schedule/{topic} and /cancel/{topic}, and push the due jobs of each "+
 			"-push topic\nto its webhook, signed with each -secret. The Redis server is $REDISCHED_REDIS_URL.\n\n",
@@ -49,29 +50,11 @@ func serve(url string, args []string, out io.Writer) error {
 	if flags.NArg() > 0 {
 		return &usageError{"serve", "unexpected argument: " + flags.Arg(0)}
 	}
-	for i, secret := range secrets {
-		if problem := redisched.SecretProblem(secret); problem != "" {
-			which := ""
-			if len(secrets) > 1 {
-				which = fmt.Sprintf(" #%d", i+1)
-			}
-			return &usageError{"serve", fmt.Sprintf("-secret%s: %s", which, problem)}
-		}
-	}
-	handlers := map[string]redisched.Handler{}
-	for _, spec := range pushes {
-		topic, target, ok := strings.Cut(spec, "=")
-		if !ok || topic == "" {
-			return &usageError{"serve", fmt.Sprintf("-push %s: must be TOPIC=URL", spec)}
-		}
-		handler, err := redisched.WebhookHandler(target, secrets, *timeout)
-		if err != nil {
-			return &usageError{"serve", fmt.Sprintf("-push %s: %v", spec, err)}
-		}
-		handlers[topic] = handler
+	handlers, err := pushHandlers(pushes, secrets, *timeout)
+	if err != nil {
+		return err
 	}
 	var client *redisched.Client
-	var err error
 	if *cluster {
 		client, err = redisched.NewCluster([]string{url}, "")
 	} else {
@@ -115,4 +98,40 @@ func serve(url string, args []string, out io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// pushHandlers are the webhook handlers of the -push specs, checked before anything starts as the
+// Python service checks a topic's webhook: each URL, then the -secret values, then -timeout.
+func pushHandlers(pushes, secrets []string, timeout time.Duration) (map[string]redisched.Handler, error) {
+	targets := map[string]string{}
+	for _, spec := range pushes {
+		topic, target, ok := strings.Cut(spec, "=")
+		if !ok || topic == "" {
+			return nil, &usageError{"serve", fmt.Sprintf("-push %s: must be TOPIC=URL", spec)}
+		}
+		if problem := redisched.WebhookURLProblem(target); problem != "" {
+			return nil, &usageError{"serve", fmt.Sprintf("-push %s: %s", spec, problem)}
+		}
+		targets[topic] = target
+	}
+	if field, problem := redisched.SecretsProblem(secrets); problem != "" {
+		option, i := "-secret", 0
+		if _, err := fmt.Sscanf(field, "secrets[%d]", &i); err == nil && len(secrets) > 1 {
+			option = fmt.Sprintf("-secret #%d", i+1)
+		}
+		return nil, &usageError{"serve", fmt.Sprintf("%s: %s", option, problem)}
+	}
+	if timeout <= 0 || timeout > redisched.MaxWebhookTimeout {
+		return nil, &usageError{"serve", fmt.Sprintf("-timeout: must be more than 0s and at most %v",
+			redisched.MaxWebhookTimeout)}
+	}
+	handlers := map[string]redisched.Handler{}
+	for topic, target := range targets {
+		handler, err := redisched.WebhookHandler(target, secrets, timeout)
+		if err != nil {
+			return nil, err
+		}
+		handlers[topic] = handler
+	}
+	return handlers, nil
 }
