@@ -39,6 +39,24 @@ function retryAfterMs(value, now = Date.now()) {
 }
 
 /**
+ * A webhook URL's `user:password@` as HTTP Basic credentials, as the Python service sends them
+ * (fetch refuses a URL that holds credentials): the URL without them, the Authorization header
+ * (or null), and the URL as errors show it (the password as ***).
+ */
+function splitCredentials(url) {
+  const target = new URL(url);
+  if (!target.username && !target.password) return { endpoint: url, authorization: null, shown: url };
+  const user = decodeURIComponent(target.username);
+  const password = decodeURIComponent(target.password);
+  const authorization = `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
+  if (target.password) target.password = '***';
+  const shown = target.href;
+  target.username = '';
+  target.password = '';
+  return { endpoint: target.href, authorization, shown };
+}
+
+/**
  * A handler for Worker that delivers each job to `url`. The options are checked as the Python
  * service checks a topic's webhook, in its words (see webhook.js): an InvalidArgument names the
  * first refused (`url`, `secrets`, `secrets[i]` or `timeoutMs`).
@@ -50,19 +68,21 @@ function retryAfterMs(value, now = Date.now()) {
 function webhookHandler(options) {
   const { url, secrets, timeoutMs } = checkWebhook(options);
   const keys = secrets.map(secretKey);
+  const { endpoint, authorization, shown } = splitCredentials(url);
   return async (job, { signal } = {}) => {
     const data = Buffer.from(payload(job), 'utf8');
     const headers = {
       ...signHeaders(messageId(job), data, keys),
       'content-type': 'application/json', 'user-agent': USER_AGENT,
     };
+    if (authorization) headers.authorization = authorization;
     const timeout = AbortSignal.timeout(Math.ceil(timeoutMs));
     let res;
     try {
-      res = await fetch(url, { method: 'POST', body: data, headers, redirect: 'manual',
+      res = await fetch(endpoint, { method: 'POST', body: data, headers, redirect: 'manual',
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
     } catch (err) {
-      throw new Error(`webhook ${url}: ${err.cause?.message || err.message}`);
+      throw new Error(`webhook ${shown}: ${err.cause?.message || err.message}`);
     }
     const answer = await res.text().catch(() => '');
     const text = answer.slice(0, MAX_REASON_CHARS);

@@ -84,3 +84,26 @@ test('serve refuses the webhooks the Python service refuses, in its words', () =
   }
   assert.ok(checked >= 30, `${checked} checked`);
 });
+
+test('a webhook URL with user:password@ delivers with HTTP Basic credentials, as Python does', async () => {
+  const http = require('node:http');
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.headers.authorization);
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = server.address();
+    const deliver = webhookHandler({ url: `http://ad%40min:p%3Ass@127.0.0.1:${port}/hook`, secrets: [] });
+    const job = { topic: 't', id: 'j', body: Buffer.from('{}'), attempts: 1, version: 1, token: 'x',
+      runAtMs: 0 };
+    await deliver(job);
+    assert.deepEqual(seen, [`Basic ${Buffer.from('ad@min:p:ss').toString('base64')}`]);
+    const refused = webhookHandler({ url: 'http://u:secret@127.0.0.1:9/hook', secrets: [] });
+    await assert.rejects(refused(job), (err) => !err.message.includes('secret') && err.message.includes('u:***@'));
+  } finally {
+    server.close();
+  }
+});
