@@ -677,6 +677,20 @@ def test_cli_help_lists_the_options() -> None:
         assert option in out.stdout
 
 
+def test_cli_with_an_empty_redis_url_is_a_usage_error(tmp_path: Path) -> None:
+    """An empty --redis-url (an unset variable?) started an embedded Redis and consumed the
+    queue into it; put, get and serve refuse it."""
+    data_dir = tmp_path / "data"
+    out = subprocess.run(
+        [REDISCHED, "bridge", "amqp", "--redis-url", "", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "REDISCHED_AMQP_URL": AMQP_URL},
+    )  # fmt: skip
+    assert out.returncode == 2, out
+    assert "--redis-url" in out.stderr and "is empty" in out.stderr
+    assert not data_dir.exists()  # nothing started
+
+
 async def test_cli_without_redis_url_runs_an_embedded_redis(
     channel: AbstractChannel, settings: BridgeSettings, topic: str, tmp_path: Path
 ) -> None:

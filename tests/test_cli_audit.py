@@ -127,6 +127,7 @@ def test_config_takes_a_private_webhook_target_only_when_allowed(
     private = "http://10.1.2.3:8080/hook"
     refused = _set_webhook(topic, private, redis_url)
     assert refused.exit_code == 2 and "10.1.2.3 is a private address" in refused.output
+    assert "--allow-private-webhooks" in refused.output  # named as typed, not the setting
     assert client.config(topic).webhook is None
     assert _set_webhook(topic, private, redis_url, "--allow-private-webhooks").exit_code == 0
     stored = client.config(topic).webhook

@@ -56,7 +56,7 @@ def parse_cursor(topic: str, value: object, argument: str = "after") -> tuple[st
     # a stream id's parts are unsigned 64-bit numbers; nothing comes after the largest id
     parts = (0, 0) if match is None else (int(match.group(2)), int(match.group(3)))
     if match is None or max(parts) > _MAX_ID_PART or min(parts) == _MAX_ID_PART:
-        raise InvalidArgument(argument, "must be a cursor returned by events()")
+        raise InvalidArgument(argument, "must be a cursor that a read of the events returned")
     index = match.group(4)
     return match.group(1), None if index is None else int(index)
 

@@ -48,6 +48,11 @@ def amqp(
     configure_logging(verbose)
     try:
         settings = BridgeSettings.from_env(**chosen(given))
+        if redis_url == "":  # given, but empty: a mistake (an unset variable?), not a wish
+            raise click.UsageError(  # for an embedded Redis
+                "--redis-url: is empty: give a Redis URL, or leave the option out for an "
+                "embedded one in --data-dir"
+            )
         redis_url = redis_url or env_value(REDIS_URL)
         cluster = bool(env_value(REDIS_CLUSTER) if redis_cluster is None else redis_cluster)
         if cluster and not redis_url:

@@ -228,8 +228,11 @@ def _remedy(address: IPAddress) -> str:
     """The setting that would let ``address`` through, for the refusal message."""
     inner = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
     if address in METADATA_ADDRESSES or inner in METADATA_ADDRESSES:
-        return "cloud metadata addresses are refused even with allow_private_webhooks"
-    return "set allow_private_webhooks to allow such targets"
+        return "cloud metadata addresses are refused even with --allow-private-webhooks"
+    return (
+        "start the service (or run the command) with --allow-private-webhooks or"
+        " REDISCHED_ALLOW_PRIVATE_WEBHOOKS=1 to allow such targets"
+    )
 
 
 def guarded_connector(policy: TargetPolicy, **options: Any) -> aiohttp.TCPConnector:
