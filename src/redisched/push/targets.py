@@ -152,10 +152,10 @@ async def check_url(url: str, policy: TargetPolicy, *, argument: str = "webhook.
     Raises:
         InvalidArgument: naming ``argument``, with the reason.
     """
-    host, port = _host(url, argument)
-    literal = _literal(host)
-    if literal is not None:
-        return _judge([literal], policy, argument)
+    target = _named(url, policy, argument)
+    if target is None:
+        return
+    host, port = target
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
@@ -169,15 +169,26 @@ def check_url_blocking(url: str, policy: TargetPolicy, *, argument: str = "webho
     Raises:
         InvalidArgument: naming ``argument``, with the reason.
     """
-    host, port = _host(url, argument)
-    literal = _literal(host)
-    if literal is not None:
-        return _judge([literal], policy, argument)
+    target = _named(url, policy, argument)
+    if target is None:
+        return
+    host, port = target
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise _unresolved(host, exc, argument) from None
     _judge(_addresses(found), policy, argument)
+
+
+def _named(url: str, policy: TargetPolicy, argument: str) -> tuple[str, int] | None:
+    """The URL's host name and port to resolve; None when its host is an address, which is
+    judged here (InvalidArgument naming ``argument`` when the policy refuses it)."""
+    host, port = _host(url, argument)
+    literal = _literal(host)
+    if literal is not None:
+        _judge([literal], policy, argument)
+        return None
+    return host, port
 
 
 def _host(url: str, argument: str) -> tuple[str, int]:
