@@ -195,6 +195,15 @@ def test_side_forms_take_the_topic_of_the_page_never_a_row_of_a_list(
     expect(page.locator("#topic-view")).to_be_visible()
     for form in SIDE_FORMS:
         expect(page.locator(f"{form} [name=topic]")).to_have_value(f"{topic}-b")
+    # back on the overview, what the topic page filled in goes (it stayed); what the user
+    # typed stays
+    page.locator("#cancel-form [name=topic]").fill("typed")
+    page.locator("#cancel-form [name=topic]").blur()
+    page.evaluate("location.hash = '#/'")
+    expect(page.locator("#topic-view")).to_have_count(0)
+    expect(page.locator("#find-form [name=topic]")).to_have_value("")
+    expect(page.locator("#schedule-form [name=topic]")).to_have_value("")
+    expect(page.locator("#cancel-form [name=topic]")).to_have_value("typed")
     assert_not_reloaded(page)
 
 

@@ -464,11 +464,14 @@
   function prefill() {
     const view = $("#view > [data-view]");
     const topic = (view && view.dataset.topic) || "";
-    if (!topic || topic === prefilledFor) return;
+    if (topic === prefilledFor) return;
+    const previous = prefilledFor;
     prefilledFor = topic;
     for (const form of ["#find-form", "#schedule-form", "#cancel-form"]) {
       const input = $(form).elements.topic;
-      if (!input.value || document.activeElement !== input) input.value = topic;
+      if (document.activeElement === input) continue;
+      // a page with no topic (the overview) takes back only what the last page filled in
+      if (topic || input.value === previous) input.value = topic;
     }
   }
 
