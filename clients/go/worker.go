@@ -128,6 +128,9 @@ func (b Backoff) Delay(attempt int64) time.Duration {
 	return time.Duration(ceiling * (1 - b.Jitter*rand.Float64()))
 }
 
+// MaxConcurrency is the most handlers a Worker runs at once.
+const MaxConcurrency = 10000
+
 // Options of a Worker; zero values mean the defaults.
 type Options struct {
 	Concurrency   int           // handlers running at once across all topics (default 50)
@@ -199,8 +202,8 @@ func NewWorker(client *Client, handlers map[string]Handler, o Options) (*Worker,
 	if o.Concurrency == 0 {
 		o.Concurrency = 50
 	}
-	if o.Concurrency < 1 || o.Concurrency > 10000 {
-		return nil, errors.New("redisched: Concurrency: must be from 1 to 10000")
+	if o.Concurrency < 1 || o.Concurrency > MaxConcurrency {
+		return nil, fmt.Errorf("redisched: Concurrency: must be from 1 to %d", MaxConcurrency)
 	}
 	if err := checkRange(o.TTRMs, "TTRMs", 0, maxTTRMs); err != nil {
 		return nil, err

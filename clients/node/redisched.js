@@ -594,5 +594,5 @@ class Scheduler {
 module.exports = {
   Scheduler, RedischedError, StaleReservation, VersionConflict, InvalidArgument, TopicPartitioned, encodeResult,
   durationMs,
-  MAX_TTR_MS, scriptsDir, parseScript, loadScripts, jobFields, buildArgs, parseJob, parseLease,
+  MAX_DELAY_MS, MAX_TTR_MS, scriptsDir, parseScript, loadScripts, jobFields, buildArgs, parseJob, parseLease,
 };

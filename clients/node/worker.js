@@ -31,6 +31,8 @@ const { storedName } = require('./ids');
 const MAX_LEASE = 1000;
 /** Milliseconds an idle topic sleeps at most, in case a wake-up message was lost. */
 const MAX_IDLE_MS = 10_000;
+/** The most handlers a Worker runs at once. */
+const MAX_CONCURRENCY = 10_000;
 /** Milliseconds a finished job's ack may wait to share a round trip with others. */
 const ACK_DELAY_MS = 5;
 const STOPPED_ERROR = 'the worker stopped before the handler finished';
@@ -159,8 +161,8 @@ class Worker {
       return { name, handler, backoff: null, done: [], doneSince: 0, kick: new Kick(), requeueAt: null,
         saturated: false, failures: 0, running: new Map(), cancelled: new Set() };
     });
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
-      throw new RangeError('concurrency: must be an integer from 1 to 10000');
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
+      throw new RangeError(`concurrency: must be an integer from 1 to ${MAX_CONCURRENCY}`);
     }
     if (ttrMs !== null) ttrMs = durationMs(ttrMs, 'ttrMs', 1, MAX_TTR_MS);
     graceMs = durationMs(graceMs, 'graceMs');
@@ -525,4 +527,4 @@ class Worker {
   }
 }
 
-module.exports = { Worker, Backoff, Retry, Cancelled, KEEP, Kick, MAX_IDLE_MS };
+module.exports = { Worker, Backoff, Retry, Cancelled, KEEP, Kick, MAX_IDLE_MS, MAX_CONCURRENCY };

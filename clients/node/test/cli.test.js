@@ -63,6 +63,62 @@ test('an unknown option or argument is a usage error naming it, and nothing star
   }
 });
 
+/** Assert that `args` is a usage error whose message includes `named` (exit 2, nothing started). */
+function assertUsageError(args, named) {
+  const got = run(...args);
+  assert.equal(got.status, 2, `${args}: ${got.stdout} ${got.stderr}`);
+  assert.ok(got.stderr.includes(named), `${args}: ${got.stderr}`);
+  assert.match(got.stderr, /usage: redisched-node/);
+  assert.equal(got.stdout, '', 'nothing started');
+}
+
+test('an option or command named like an inherited Object property is unknown', () => {
+  // Before, `serve --constructor x` started the server, `constructor --help` printed "usage:
+  // undefined" and `toString` was a TypeError: the tables were read with Object.prototype's names.
+  for (const [args, named] of [
+    [['serve', '--port=0', '--constructor', 'x'], 'no such option: --constructor'],
+    [['--constructor=x', 'serve', '--port=0'], 'no such option: --constructor'],
+    [['worker', 'testing/noop.js', '--constructor', 'x'], 'no such option: --constructor'],
+    [['constructor', '--help'], 'no such command: constructor'],
+    [['toString'], 'no such command: toString'],
+    [['hasOwnProperty', '--port=0'], 'no such command: hasOwnProperty'],
+    [['__proto__'], 'no such command: __proto__'],
+  ]) assertUsageError(args, named);
+});
+
+test('an empty value of an option is a usage error naming the option', () => {
+  // Before, `--redis=` and `--host=` fell back to $REDISCHED_REDIS_URL and 127.0.0.1: the server
+  // started on what the user had not asked for.
+  for (const [args, named] of [
+    [['serve', '--port=0', '--redis='], '--redis: must not be empty'],
+    [['serve', '--port=0', '--redis', ''], '--redis: must not be empty'],
+    [['serve', '--port=0', '--host='], '--host: must not be empty'],
+    [['serve', '--port=0', '--prefix='], '--prefix: must not be empty'],
+    [['serve', '--port='], '--port: must not be empty'],
+    [['serve', '--port=0', '--push='], '--push: must not be empty'],
+    [['serve', '--port=0', '--secret', ''], '--secret: must not be empty'],
+    [['--redis=', 'worker', 'testing/noop.js'], '--redis: must not be empty'],
+    [['worker', 'testing/noop.js', '--grace-ms='], '--grace-ms: must not be empty'],
+  ]) assertUsageError(args, named);
+});
+
+test('every numeric option is range-checked before anything starts, naming the option', () => {
+  // Before, `serve --concurrency 0 --push ...` listened, then failed in the Worker with
+  // "concurrency: must be ..." (no --), and `worker --ttr-ms 0` got as far as loading the module.
+  const push = ['--push', 't=http://127.0.0.1:9/hook'];
+  for (const [args, named] of [
+    [['serve', '--port=0', ...push, '--concurrency', '0'], '--concurrency: must be an integer from 1 to 10000'],
+    [['serve', '--port=0', '--concurrency', '0'], '--concurrency: must be an integer from 1 to 10000'],
+    [['serve', '--port=0', ...push, '--concurrency', '10001'], '--concurrency: must be an integer from 1 to 10000'],
+    [['worker', 'testing/noop.js', '--concurrency', '0'], '--concurrency: must be an integer from 1 to 10000'],
+    [['worker', 'testing/noop.js', '--concurrency', '10001'], '--concurrency: must be an integer from 1 to 10000'],
+    [['worker', 'testing/noop.js', '--ttr-ms', '0'], '--ttr-ms: must be an integer from 1 to 31536000000'],
+    [['worker', 'testing/noop.js', '--ttr-ms', '31536000001'], '--ttr-ms: must be an integer from 1 to 31536000000'],
+    [['worker', 'testing/noop.js', '--grace-ms', '3153600000001'], '--grace-ms: must be an integer from 0 to 3153600000000'],
+    [['serve', '--port', '65536'], '--port: must be an integer from 0 to 65535'],
+  ]) assertUsageError(args, named);
+});
+
 test('serve refuses a --secret whose key is under 16 bytes, in the Python service\'s words', () => {
   // Before, `--secret short` was accepted: pushes were signed with a 5-byte key.
   for (const [secrets, named] of [

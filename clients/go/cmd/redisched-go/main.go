@@ -9,7 +9,8 @@
 // serve answers POST /schedule/{topic} and /cancel/{topic} and pushes the due jobs of each
 // -push topic to its webhook, signed with the -secret values; it prints {"ready": true, "port": N}
 // once listening and stops gracefully on SIGTERM. With -cluster the URL is a node of a Redis
-// Cluster.
+// Cluster. -addr must name a host (the server has no authentication: an empty host would listen
+// on every interface) and a port from 0 to 65535; -concurrency is from 1 to 10000.
 //
 // COMMAND -help prints a command's usage; an unknown option or a wrong number of arguments is a
 // usage error (exit 2) and nothing is done; "--" ends the options (an ID starting with "-").

@@ -97,6 +97,7 @@ func TestBadCommandLineIsAUsageError(t *testing.T) {
 		{[]string{"put", "some-topic", "id", "body", "soon"}, "DELAY_MS"},
 		{[]string{"serve", "-addr=127.0.0.1:0", "-timeout=0s"}, "-timeout: must be more than 0s and at most 5m0s"},
 		{[]string{"serve", "-addr=127.0.0.1:0", "-timeout=301s"}, "-timeout: must be more than 0s and at most 5m0s"},
+		{[]string{"serve", "-addr=127.0.0.1:0", "-timeout", "-1s"}, "-timeout: must be more than 0s and at most 5m0s"},
 		{[]string{"sevre"}, "no such command: sevre"},
 		{[]string{}, "a command is needed"},
 	} {
@@ -119,6 +120,35 @@ func TestServeRefusesWeakSecrets(t *testing.T) {
 	} {
 		got := runBinary(t, args...)
 		if got.code != 2 || !strings.Contains(got.stderr, message) || got.stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, got.code, got.stdout, got.stderr)
+		}
+	}
+}
+
+// TestServeRefusesAnAddrWithoutHostOrPort: -addr must be HOST:PORT with a host and a port from 0
+// to 65535 (before, -addr= and -addr=:0 listened on every interface, unauthenticated, and
+// -addr=garbage exited 1 with net.Listen's error).
+func TestServeRefusesAnAddrWithoutHostOrPort(t *testing.T) {
+	for _, addr := range []string{"", ":0", ":7301", "garbage", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+		"127.0.0.1:-1", "127.0.0.1:http", "[::1]"} {
+		got := runBinary(t, "serve", "-addr="+addr)
+		named := fmt.Sprintf("-addr %q: must be HOST:PORT", addr)
+		if got.code != 2 || !strings.Contains(got.stderr, named) || !strings.Contains(got.stderr, "usage:") ||
+			got.stdout != "" {
+			t.Errorf("-addr=%q: exit %d, stdout %q, stderr %q", addr, got.code, got.stdout, got.stderr)
+		}
+	}
+}
+
+// TestServeRefusesABadConcurrency: -concurrency is from 1 to 10000, checked before anything
+// starts (before, -concurrency -5 started the server, or with -push exited 1 once listening).
+func TestServeRefusesABadConcurrency(t *testing.T) {
+	push := []string{"-push", "t=http://127.0.0.1:9/hook"}
+	for _, args := range [][]string{{"-concurrency", "-5"}, {"-concurrency=0"}, {"-concurrency=10001"},
+		append([]string{"-concurrency", "-5"}, push...), append([]string{"-concurrency=0"}, push...)} {
+		got := runBinary(t, append([]string{"serve", "-addr=127.0.0.1:0"}, args...)...)
+		if got.code != 2 || !strings.Contains(got.stderr, "-concurrency: must be from 1 to 10000") ||
+			!strings.Contains(got.stderr, "usage:") || got.stdout != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, got.code, got.stdout, got.stderr)
 		}
 	}

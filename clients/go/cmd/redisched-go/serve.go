@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,9 +28,9 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 func serve(url string, args []string, out io.Writer) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	flags.SetOutput(io.Discard) // errors are printed by main, the help below
-	addr := flags.String("addr", "127.0.0.1:7273", "listen address")
+	addr := flags.String("addr", "127.0.0.1:7273", "HOST:PORT to listen on, port 0 for any free one")
 	cluster := flags.Bool("cluster", false, "the URL is a node of a Redis Cluster")
-	concurrency := flags.Int("concurrency", 50, "deliveries at once")
+	concurrency := flags.Int("concurrency", 50, "deliveries at once, 1 to 10000")
 	timeout := flags.Duration("timeout", 10*time.Second, "how long one delivery may take, at most 5m")
 	var pushes, secrets repeated
 	flags.Var(&pushes, "push", "TOPIC=URL: push the topic's due jobs to URL, http(s) with a host, at most\n"+
@@ -49,6 +50,12 @@ func serve(url string, args []string, out io.Writer) error {
 	}
 	if flags.NArg() > 0 {
 		return &usageError{"serve", "unexpected argument: " + flags.Arg(0)}
+	}
+	if err := checkAddr(*addr); err != nil {
+		return err
+	}
+	if *concurrency < 1 || *concurrency > redisched.MaxConcurrency {
+		return &usageError{"serve", fmt.Sprintf("-concurrency: must be from 1 to %d", redisched.MaxConcurrency)}
 	}
 	handlers, err := pushHandlers(pushes, secrets, *timeout)
 	if err != nil {
@@ -98,6 +105,19 @@ func serve(url string, args []string, out io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// checkAddr refuses an -addr that is not HOST:PORT with a host and a port from 0 (any free one) to
+// 65535: an empty host would listen on every interface, and the server has no authentication.
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil && host != "" {
+		if _, err = strconv.ParseUint(port, 10, 16); err == nil {
+			return nil
+		}
+	}
+	return &usageError{"serve", fmt.Sprintf("-addr %q: must be HOST:PORT with a host (0.0.0.0 for every "+
+		"interface) and a port from 0 to 65535", addr)}
 }
 
 // pushHandlers are the webhook handlers of the -push specs, checked before anything starts as the
