@@ -22,6 +22,7 @@ from .keys import (
 )
 from .models import JobState, TopicStats
 from .ops import PURGE_CHUNK, Call, Operations, Step
+from .partition_counts import mark, read_count, read_counts
 from .registration import DELETIONS_KEPT_SECONDS
 
 T = TypeVar("T")
@@ -85,7 +86,7 @@ def delete_topic(
         raise InvalidArgument("force", f"must be a bool, not {type(force).__name__}")
     _check_progress(progress)
     ops.keys(topic)  # a bad name fails before any I/O
-    counts = yield _read_counts(ops)
+    counts = yield read_counts(ops)
     owner = partition_owner(topic, counts)
     if owner is not None:
         raise InvalidArgument(
@@ -129,15 +130,6 @@ def delete_topic(
     return done
 
 
-def _read_counts(ops: Operations) -> Call[dict[str, int]]:
-    step = Step(None, (), ("HGETALL", partitions_key(ops.prefix)))
-    return Call((step,), lambda r: {_text(k): int(_text(v)) for k, v in r[0].items()})
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _stats_of(ops: Operations, names: list[str]) -> Call[list[TopicStats]]:
     return Call.join(*(ops.stats(name) for name in names))
 
@@ -156,7 +148,6 @@ def _keep_mark(ops: Operations, topic: str) -> Flow[None]:
     """After a plain topic's keys went: when another process partitioned it meanwhile, its
     mark (in the topic's meta hash, just deleted) is written again, so that puts into the
     topic itself go on being refused (section 11 of docs/design.md)."""
-    count = (yield _read_counts(ops)).get(topic)
+    count = yield read_count(ops, topic)
     if count is not None:
-        mark = Step(None, (), ("HSET", ops.keys(topic).name("meta"), "partitions", count))
-        yield Call((mark,), lambda r: None)
+        yield mark(ops, topic, count)

@@ -43,6 +43,9 @@ from .keys import partition_owner, partitions_key, topics_key
 from .models import HistoryPage, JobPage, Timeline, TopicStats
 from .operate import Flow
 from .ops import Call, Operations, Step
+from .partition_counts import decode, mark
+from .partition_counts import read_count as read_count
+from .partition_counts import read_counts as read_counts
 from .partitions import SEPARATOR, Partitions, merge_stats
 from .topic_config import TopicConfig
 
@@ -52,23 +55,6 @@ log = logging.getLogger(__name__)
 
 REFRESH = 5.0
 """Seconds a process trusts the partition counts it read."""
-
-
-def _decode(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def read_counts(ops: Operations) -> Call[dict[str, int]]:
-    """Every partitioned topic's count (one ``HGETALL``)."""
-    step = Step(None, (), ("HGETALL", partitions_key(ops.prefix)))
-    return Call((step,), lambda r: {_decode(k): int(_decode(v)) for k, v in r[0].items()})
-
-
-def read_count(ops: Operations, topic: str) -> Call[int | None]:
-    """The topic's partition count, or None when it is not partitioned."""
-    ops.keys(topic)  # a bad name fails before any I/O
-    step = Step(None, (), ("HGET", partitions_key(ops.prefix), topic))
-    return Call((step,), lambda r: None if r[0] is None else int(_decode(r[0])))
 
 
 def names(topic: str, count: int | None) -> list[str]:
@@ -157,7 +143,7 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
         )
     key = partitions_key(ops.prefix)
     claim = (Step(None, (), ("HSETNX", key, topic, count)), Step(None, (), ("HGET", key, topic)))
-    stored = yield Call(claim, lambda r: int(_decode(r[1])))
+    stored = yield Call(claim, lambda r: int(decode(r[1])))
     if stored != count:  # another process set a count first
         raise InvalidArgument(
             "partitions", f"topic {topic!r} was just given {stored} partitions elsewhere"
@@ -183,23 +169,14 @@ def _held_names(ops: Operations, names: list[str]) -> Call[list[str]]:
 
 
 def _spread(ops: Operations, topic: str, layout: Partitions) -> Flow[None]:
-    """Mark the topic (:func:`_mark`) and copy its settings and pause to every partition:
-    all of it again when a set that was cut short is run again."""
-    yield _mark(ops, topic, layout.count)
+    """Mark the topic (:func:`~redisched.partition_counts.mark`) and copy its settings and
+    pause to every partition: all of it again when a set that was cut short is run again."""
+    yield mark(ops, topic, layout.count)
     config: TopicConfig = yield ops.config(topic)
     changes = topic_config.as_changes(config)
     yield _everywhere(ops, layout.names, lambda name: ops.configure(name, changes))
     if config.paused:
         yield _everywhere(ops, layout.names, ops.pause)
-
-
-def _mark(ops: Operations, topic: str, count: int) -> Call[None]:
-    """Mark the topic's own meta hash with its count: put.lua and schedule.lua then refuse
-    to store into the topic itself (TopicPartitioned), so a process that has not read the
-    count yet (:data:`REFRESH`) learns it from the refusal instead of making a second job of
-    an id beside the one in its partition."""
-    step = Step(None, (), ("HSET", ops.keys(topic).name("meta"), "partitions", count))
-    return Call((step,), lambda r: None)
 
 
 def owner(topic: str, counts: Mapping[str, int]) -> Partitions | None:
