@@ -338,10 +338,8 @@ async def test_a_topic_partitioned_while_the_bridge_runs_gets_puts_in_each_ids_p
     """The bridge trusts the counts it read for 5 s: in that time it put into the topic itself
     one partitioned elsewhere, beside the ids' partitions (a second job of an id). Redis now
     refuses those puts, and the bridge learns the count from the refusal."""
-    other = f"{topic}-other"
     async with running(AmqpBridge(client, settings)):
-        await publish(channel, settings.queue, [{"topic": other, "id": "first"}])
-        await wait_for(lambda: _is_not_none(client.get(other, "first")), 10, "the counts read")
+        await _counts_read(client, channel, settings, f"{topic}-other")
         await run_async(client, configure(client.ops, topic, {"partitions": 4}))
         layout = Partitions(topic, 4)
         puts = [{"topic": topic, "id": f"j{i}", "delay": 600} for i in range(8)]
@@ -362,10 +360,8 @@ async def test_a_delete_while_the_bridges_count_is_stale_deletes_in_the_ids_part
     """A delete in the 5 s the bridge trusts its counts went to the topic itself, found
     nothing there and was acked: the job a fresh process had put into its partition stayed.
     A delete that finds nothing now reads the count afresh."""
-    other = f"{topic}-other"
     async with running(AmqpBridge(client, settings)):
-        await publish(channel, settings.queue, [{"topic": other, "id": "first"}])
-        await wait_for(lambda: _is_not_none(client.get(other, "first")), 10, "the counts read")
+        await _counts_read(client, channel, settings, f"{topic}-other")
         await run_async(client, configure(client.ops, topic, {"partitions": 4}))
         layout = Partitions(topic, 4)
         for i in range(6):  # as a process that knows the count puts them
@@ -389,10 +385,7 @@ async def test_deletes_of_occurrences_go_where_their_schedules_are(
     known, stale = f"{topic}-known", f"{topic}-stale"
     await run_async(client, configure(client.ops, known, {"partitions": 3}))
     async with running(AmqpBridge(client, settings)):
-        await publish(channel, settings.queue, [{"topic": f"{topic}-o", "id": "first"}])
-        await wait_for(
-            lambda: _is_not_none(client.get(f"{topic}-o", "first")), 10, "the counts read"
-        )
+        await _counts_read(client, channel, settings, f"{topic}-o")
         await run_async(client, configure(client.ops, stale, {"partitions": 3}))
         occurrences = []
         for name in (known, stale):
@@ -426,6 +419,15 @@ async def test_a_delete_finds_a_job_of_the_partitioned_topic_itself(
         await publish(channel, settings.queue, [{"op": "delete", "topic": topic, "id": "stray"}])
         await wait_for(lambda: _is_none(client.get(topic, "stray")), 10, "the delete")
     assert await ready_count(channel, settings.dead_letters) == 0
+
+
+async def _counts_read(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, other: str
+) -> None:
+    """Wait until the running bridge has put a job into ``other``: it has read the partition
+    counts by then, and trusts them for 5 s."""
+    await publish(channel, settings.queue, [{"topic": other, "id": "first"}])
+    await wait_for(lambda: _is_not_none(client.get(other, "first")), 10, "the counts read")
 
 
 async def _is_not_none(value: Awaitable[Any]) -> bool:

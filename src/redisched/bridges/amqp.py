@@ -112,6 +112,11 @@ Command = Put | Delete
 Item = tuple[AbstractIncomingMessage, Command]
 
 
+def _deletes_of(group: list[Item], ids: set[str]) -> list[Item]:
+    """The group's deletes of ``ids``."""
+    return [item for item in group if isinstance(item[1], Delete) and item[1].id in ids]
+
+
 class AmqpBridge:
     """Consumes ``settings.queue`` and commits each message to Redis through ``client``.
 
@@ -331,7 +336,7 @@ class AmqpBridge:
         """After deletes routed to a partitioned topic's partitions found nothing of
         ``missed``: those deletes in the topic itself, which holds what a process put there
         before it knew the count (as the HTTP by-id routes look there after a miss)."""
-        again = [c for _, c in group if isinstance(c, Delete) and c.id in missed]
+        again = [command for _, command in _deletes_of(group, missed)]
         async with self._redis_slots:
             await self.client.execute(join(self.client.ops, again))
 
@@ -345,8 +350,7 @@ class AmqpBridge:
         if count is None:
             return
         self._partitions.learn(topic, count)
-        again: list[Item] = [(m, c) for m, c in group if isinstance(c, Delete) and c.id in missed]
-        await self._apply_routed(again, counted=False)
+        await self._apply_routed(_deletes_of(group, missed), counted=False)
 
     async def _apply_routed(
         self, group: list[Item], *, counted: bool = True
