@@ -404,7 +404,7 @@ def test_client_delete_topic_deletes_its_partitions(redis_url: str, topic: str) 
     """A plain Client.delete_topic deleted the topic's keys and its count but left every
     partition, and their jobs, behind as ordinary topics."""
     with redisched.Client.from_url(redis_url) as client:
-        run(client, configure(client.ops, topic, {"partitions": 3}))
+        run(client, configure(client.ops, topic, {"partitions": 3, "ttr": 30}))
         layout = Partitions(topic, 3)
         for i in range(9):
             client.put(layout.route(f"j{i}"), f"j{i}", b"1", delay=600)
