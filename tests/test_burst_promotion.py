@@ -9,6 +9,8 @@ from typing import Any
 import redis
 
 import redisched
+from redisched import scripts
+from redisched.keys import TopicKeys
 from redisched.leasing import CALL_JOBS, WAKE_LEASE
 from redisched.ops import Call, Step
 from tests.conftest import FakeClock
@@ -56,6 +58,52 @@ def test_promote_limit_still_bounds_a_call(
         clock.advance(60)
         assert len(client.reserve_many(topic, 20)) == 10
         assert sizes(raw_redis, topic) == (20, 0)
+
+
+def test_one_reserve_script_call_promotes_and_leases_ten_thousand_due_jobs(
+    redis_url: str, raw_redis: redis.Redis, topic: str, clock: FakeClock
+) -> None:
+    # reserve.lua takes a count up to 10,000 (the Python clients ask for 1,000 at most; other
+    # callers may not): more ids than Lua's unpack() takes at once, read and removed in slices
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        client.put_many(topic, [(f"j{i:05d}", b"") for i in range(10_000)], delay=60)
+    script = scripts.get("reserve")
+    names = TopicKeys("redisched", topic)
+    keys = [names.name(part.name) for part in script.keys]
+    now_ms = int((clock.now + 60) * 1000)
+    reply = raw_redis.eval(script.source, len(keys), *keys, now_ms, 10_000, "", 10_000, 0)
+    assert [job[0] for job in reply[3:]] == [f"j{i:05d}".encode() for i in range(10_000)]
+    assert sizes(raw_redis, topic) == (0, 0)
+    assert raw_redis.zcard(f"redisched:{{{topic}}}:reserved") == 10_000
+
+
+def test_promoted_jobs_are_leased_by_priority_then_due_order(
+    redis_url: str, raw_redis: redis.Redis, topic: str, clock: FakeClock
+) -> None:
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        for i, priority in enumerate([5, 0, 5, -1, 0, 5]):
+            client.put(topic, f"j{i}", b"", delay=10 + i, priority=priority)
+        clock.advance(60)
+        # nothing ready: the 4 earliest due are promoted and leased by priority, then run_at
+        leased = client.reserve_many(topic, 4)
+        assert [job.id for job in leased] == ["j3", "j1", "j0", "j2"]
+        assert sizes(raw_redis, topic) == (2, 0)
+        assert [job.id for job in client.reserve_many(topic, 4)] == ["j4", "j5"]
+
+
+def test_promoted_jobs_of_one_priority_keep_their_due_order_behind_ready_ones(
+    redis_url: str, raw_redis: redis.Redis, topic: str, clock: FakeClock
+) -> None:
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        client.put_many(topic, [(f"due{i}", b"") for i in range(3)], delay=60, priority=1)
+        client.put(topic, "late", b"", delay=61, priority=-1)
+        clock.advance(61)
+        client.put(topic, "now", b"", priority=1)
+        # ready held a job: the promoted ones go to ready first, then the lease takes by
+        # priority, then the order in which they became ready
+        leased = client.reserve_many(topic, 5)
+        assert [job.id for job in leased] == ["late", "now", "due0", "due1", "due2"]
+        assert sizes(raw_redis, topic) == (0, 0)
 
 
 class Spy:
