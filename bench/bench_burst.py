@@ -189,31 +189,45 @@ class Rounds:
         self.costs: dict[str, list[tuple[float, float, float]]] = {"steady": [], "burst": []}
         self.late: list[float] = []
         self.slow: list[dict[str, Any]] = []
+        self.slow_steady: list[dict[str, Any]] = []  # the control: the same log, no burst
+
+    def watch_slow(self) -> None:
+        """Log commands over a fifth of SLOW_US (the near misses too) from now on."""
+        conn = self.conn
+        conn.config_set("slowlog-log-slower-than", SLOW_US // 5)
+        conn.config_set("latency-monitor-threshold", SLOW_US // 1000)
+        conn.slowlog_reset()
+        conn.execute_command("LATENCY", "RESET")  # type: ignore[no-untyped-call]
+
+    def slow_since(self) -> dict[str, Any]:
+        """The slow commands since :meth:`watch_slow`; logging stops."""
+        slow = slow_commands(self.conn)
+        self.conn.config_set("slowlog-log-slower-than", -1)
+        self.conn.config_set("latency-monitor-threshold", 0)
+        return slow
 
     def run_steady(self, round_no: int) -> None:
-        """Drain N ready jobs."""
+        """Drain N ready jobs (SLOWLOG too: a command slowed by the machine, not the burst,
+        shows here as well)."""
         n = self.args.jobs
         fill(self.url, "steady", f"s{round_no}", n)
+        self.watch_slow()
         self.meter.start()
         seconds = run_loop(drain(self.url, "steady", n, self.args.concurrency))
+        self.slow_steady.append(self.slow_since())
         self.costs["steady"].append(self.meter.per_job(n))
         self.rates["steady"].append(n / seconds)
 
     def run_burst(self, round_no: int) -> None:
         """Drain N jobs falling due within one second; SLOWLOG and LATENCY while they do."""
-        args, conn = self.args, self.conn
+        args = self.args
         begin = fill_burst(self.url, "burst", args.jobs, args.lead, prefix=f"b{round_no}")
-        conn.config_set("slowlog-log-slower-than", SLOW_US // 5)  # keep the near misses too
-        conn.config_set("latency-monitor-threshold", SLOW_US // 1000)
-        conn.slowlog_reset()
-        conn.execute_command("LATENCY", "RESET")  # type: ignore[no-untyped-call]
+        self.watch_slow()
         self.meter.start()
         run = burst(self.url, "burst", args.jobs, begin, args.concurrency, args.promote_limit)
         result = run_loop(run)
         self.costs["burst"].append(self.meter.per_job(args.jobs))
-        self.slow.append(slow_commands(conn))
-        conn.config_set("slowlog-log-slower-than", -1)
-        conn.config_set("latency-monitor-threshold", 0)
+        self.slow.append(self.slow_since())
         self.rates["burst"].append(args.jobs / result["drain_s"])
         self.late.append(result["first_job_late_ms"])
 
@@ -244,6 +258,12 @@ class Rounds:
             **worst,
             "over_5ms": sum(slow["over_5ms"] for slow in self.slow),
             "latency_latest_max_ms": max(s["latency_latest_max_ms"] for s in self.slow),
+        }
+        control = max(self.slow_steady, key=lambda slow: slow["slowest_us"])
+        out["slowlog_steady"] = {
+            "slowest_us": control["slowest_us"],
+            "slowest": control["slowest"],
+            "over_5ms": sum(slow["over_5ms"] for slow in self.slow_steady),
         }
         return out
 
