@@ -179,3 +179,36 @@ async def test_after_an_idle_sleep_the_first_lease_takes_one_job(
     leases = [trip for trip in leases if trip]
     assert leases[0] == [WAKE_LEASE]
     assert [49] in leases  # then the rest of the free slots, at once
+
+
+def test_a_pull_reads_one_due_job_however_many_are_due(
+    redis_url: str, raw_redis: redis.Redis, topic: str, clock: FakeClock
+) -> None:
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        client.put_many(topic, [(f"j{i:03d}", b"") for i in range(500)], delay=60)
+        clock.advance(60)
+        raw_redis.config_resetstat()
+        assert client.pull(topic).id == "j000"  # type: ignore[union-attr]
+        stats = raw_redis.info("commandstats")
+        assert stats["cmdstat_hget"]["calls"] <= 3  # not one per due job
+        assert sizes(raw_redis, topic) == (499, 0)
+
+
+def test_a_pull_takes_what_a_reserve_of_one_job_would(
+    redis_url: str, raw_redis: redis.Redis, clock: FakeClock
+) -> None:
+    plan = [("a", 30, 5), ("b", 40, 0), ("c", 10, 2), ("d", 20, 2), ("e", 50, -1), ("f", 5, 5)]
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        for topic in ("pulled", "reserved"):
+            for job_id, delay, priority in plan:
+                client.put(topic, job_id, b"", delay=delay, priority=priority)
+        clock.advance(60)
+        client.put("pulled", "now", b"", priority=2)
+        client.put("reserved", "now", b"", priority=2)
+        pulled = [client.pull("pulled") for _ in range(8)]
+        reserved = [client.reserve("reserved") for _ in range(8)]
+        order = [job.id if job else None for job in pulled]
+        assert order == [job.id if job else None for job in reserved]
+        # each call promotes the earliest due job, then takes the best ready one: "f" (due
+        # first, priority 5) waits in ready behind "now", and "b" (priority 0) for its turn
+        assert order == ["now", "c", "d", "f", "b", "e", "a", None]

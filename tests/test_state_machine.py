@@ -512,15 +512,9 @@ class Lifecycle(RuleBasedStateMachine):
         if self.paused:
             assert got is None
             return
+        self.promote(min(self.client.ops.promote_limit, 1))  # as a reserve of one job
         ready = self.ready_order()
-        due = sorted((j.run_at, i.encode()) for i, j in self.jobs.items()
-                     if j.state == "scheduled" and j.run_at <= self.now)  # fmt: skip
         best = ready[0] if ready else None
-        best_priority = self.jobs[best].priority if best else None
-        for _, raw_id in due:
-            candidate = self.jobs[raw_id.decode()]
-            if best_priority is None or candidate.priority < best_priority:
-                best, best_priority = raw_id.decode(), candidate.priority
         assert (got.id if got else None) == best
         if best is not None:
             assert got is not None and got.attempts == self.jobs[best].attempts + 1

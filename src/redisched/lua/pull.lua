@@ -14,8 +14,11 @@
 -- Returns: nil when no job is ready (or the topic is paused), else the job array of get.lua
 --   with state ready and attempts counting this delivery. The job no longer exists afterwards:
 --   it gets a pulled event and a finished record with outcome pulled. Pulling the pending
---   occurrence of a schedule puts its next occurrence (see schedule.lua).
--- Complexity: O((P + 1) log M) for P promoted jobs.
+--   occurrence of a schedule puts its next occurrence (see schedule.lua). The job is the one a
+--   reserve of one job would lease: the earliest due job is promoted first (none with
+--   promote_limit 0; a larger limit promotes one all the same), then the best ready job goes.
+--   promote_limit is an integer >= 0.
+-- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, errors_key, meta_key = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5]
 local schedules_key, refill_key = KEYS[6], KEYS[7]
@@ -40,8 +43,8 @@ local promote_limit = ARGV[2] == '' and DEFAULT_PROMOTE_LIMIT or tonumber(ARGV[2
 if not promote_limit or promote_limit < 0 then
   return redis.error_reply('ERR pull: promote_limit must be >= 0')
 end
-if promote_limit % 1 ~= 0 or promote_limit > 10000 then -- NaN, inf, fractions: n % 1 ~= 0
-  return redis.error_reply('ERR pull: promote_limit must be an integer from 0 to 10000')
+if promote_limit % 1 ~= 0 then -- NaN, inf, fractions: n % 1 ~= 0
+  return redis.error_reply('ERR pull: promote_limit must be an integer >= 0')
 end
 if redis.call('HGET', meta_key, 'paused') == '1' then return nil end
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
@@ -314,26 +317,33 @@ local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil
   redis.call('HSET', schedules_key, sid, cmsgpack.pack(unpack(s, 1, S_TIMES)))
 end
 
--- Only the best due job matters: compare the head of ready with the earliest due job, whose
--- priority is read from its record, instead of promoting everything that is due.
+-- A pull takes what a reserve of one job would (reserve.lua): the earliest due job is
+-- promoted (min(promote_limit, 1) of them), then the best ready job goes, by priority, then
+-- the order in which jobs became ready. The due job is read on its own, so a pull costs the
+-- same however many jobs are due; one better than ready's head is taken straight from
+-- scheduled, else it is written as ready behind the jobs there.
 local head = redis.call('ZRANGE', ready_key, 0, 0, 'WITHSCORES')
-local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, promote_limit)
-local best_id, best_from_ready = nil, false
+local due = promote_limit > 0
+  and redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, 1)[1]
+local best_id, best_from_ready, job = nil, false, nil
 if head[1] then best_id, best_from_ready = string.sub(head[1], 13), true end
-local best_priority = tonumber(head[2])
-for _, id in ipairs(due) do
-  local priority = decode(redis.call('HGET', jobs_key, id))[PRIORITY]
-  if not best_priority or priority < best_priority then
-    best_id, best_from_ready, best_priority = id, false, priority
+if due then
+  local promoted = decode(redis.call('HGET', jobs_key, due))
+  redis.call('ZREM', scheduled_key, due)
+  if not head[1] or promoted[PRIORITY] < tonumber(head[2]) then
+    best_id, best_from_ready, job = due, false, promoted
+  else
+    local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
+    promoted[STATE], promoted[SEQ] = READY, seq
+    redis.call('HSET', jobs_key, due, encode(promoted))
+    redis.call('ZADD', ready_key, promoted[PRIORITY], string.format('%012x', seq) .. due)
   end
 end
 if not best_id then return nil end
 
-local job = decode(redis.call('HGET', jobs_key, best_id))
 if best_from_ready then
+  job = decode(redis.call('HGET', jobs_key, best_id))
   redis.call('ZREM', ready_key, head[1])
-else
-  redis.call('ZREM', scheduled_key, best_id)
 end
 local last_error = redis.call('HGET', errors_key, best_id)
 redis.call('HDEL', jobs_key, best_id)
