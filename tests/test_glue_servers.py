@@ -1,14 +1,16 @@
 """The Node.js and Go servers (clients/): the original routes, read back from Python, and push.
 
 ``/schedule/{topic}`` and ``/cancel/{topic}`` through each language's server, checked with the
-Python client; push deliveries to a receiver here, their Standard Webhooks signatures checked
-with :func:`redisched.push.signing.verify`.
+Python client; their API tokens and loopback rule, as the Python service's; push deliveries to a
+receiver here, their Standard Webhooks signatures checked with
+:func:`redisched.push.signing.verify`.
 """
 
 from __future__ import annotations
 
 import http.server
 import json
+import subprocess
 import threading
 import time
 import urllib.error
@@ -20,8 +22,9 @@ from typing import Any
 import pytest
 
 import redisched
+from redisched.config import MIN_TOKEN_LENGTH
 from redisched.push.signing import verify
-from tests.glueproc import LANGUAGES, NODE_BIN, require_node, running, stop
+from tests.glueproc import LANGUAGES, NODE_BIN, env, require_node, running, stop
 from tests.workerproc import wait_for
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -32,14 +35,21 @@ Command = Callable[..., list[str]]
 def server(request: pytest.FixtureRequest) -> Command:
     """A function building the command of a server (on a free port) in one language."""
 
-    def node(*push: str) -> list[str]:
-        return ["node", str(NODE_BIN), "serve", "--port=0", *(f"--push={p}" for p in push),
-                f"--secret={SECRET}", "--timeout-ms=2000"]  # fmt: skip
+    def node(
+        *push: str, tokens: tuple[str, ...] = (), host: str = "127.0.0.1", insecure: bool = False
+    ) -> list[str]:
+        access = [*(f"--token={t}" for t in tokens), *(["--insecure"] if insecure else [])]
+        return ["node", str(NODE_BIN), "serve", f"--host={host}", "--port=0",
+                *(f"--push={p}" for p in push), f"--secret={SECRET}", "--timeout-ms=2000",
+                *access]  # fmt: skip
 
-    def go(*push: str) -> list[str]:
+    def go(
+        *push: str, tokens: tuple[str, ...] = (), host: str = "127.0.0.1", insecure: bool = False
+    ) -> list[str]:
         binary = request.getfixturevalue("go_cli")
-        return [str(binary), "serve", "-addr=127.0.0.1:0", *(f"-push={p}" for p in push),
-                f"-secret={SECRET}", "-timeout=2s"]  # fmt: skip
+        return [str(binary), "serve", f"-addr={host}:0", *(f"-push={p}" for p in push),
+                f"-secret={SECRET}", "-timeout=2s", *(f"-token={t}" for t in tokens),
+                *(["-insecure"] if insecure else [])]  # fmt: skip
 
     if request.param == "node":
         require_node()
@@ -47,17 +57,25 @@ def server(request: pytest.FixtureRequest) -> Command:
     return go
 
 
-def post(port: int, path: str, body: Any) -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+def post(port: int, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    return call(port, path, body, headers)[:2]
+
+
+def call(
+    port: int, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, str | None]:
+    """POST ``body`` (GET without one) to ``path``: the status, the JSON reply and its
+    WWW-Authenticate header."""
+    data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=data, method="POST",
-        headers={"content-type": "application/json"},
+        f"http://127.0.0.1:{port}{path}", data=data, method="GET" if data is None else "POST",
+        headers={"content-type": "application/json", **(headers or {})},
     )  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            return response.status, json.loads(response.read()), None
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        return exc.code, json.loads(exc.read()), exc.headers.get("WWW-Authenticate")
 
 
 def test_schedule_and_cancel_read_back_from_python(
@@ -133,6 +151,87 @@ def test_escaped_ids_read_back_exactly(
             assert (status, written["id"]) == (201, expected), raw
             assert client.get(topic, expected) is not None
         assert stop(proc) == 0
+
+
+TOKENS = ("glue-token-one-0123456789", "glue-token-two-abcdefghij")
+UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "send Authorization: Bearer <token>",
+                          "field": "Authorization"}}  # fmt: skip
+EXPOSED = ("0.0.0.0 is reachable from other machines: set API tokens ({option} or "
+           "REDISCHED_API_TOKENS), or pass {insecure} to serve without authentication")  # fmt: skip
+NO_ACCESS_ENV = {"REDISCHED_API_TOKENS": "", "REDISCHED_INSECURE": ""}
+
+
+def test_tokens_guard_every_route_but_healthz_as_the_python_service(
+    server: Command, redis_url: str, topic: str, client: redisched.Client
+) -> None:
+    client.put(topic, "kept", b"x", delay=60)
+    with running(server(tokens=TOKENS), redis_url, **NO_ACCESS_ENV) as proc:
+        port = proc.ready["port"]  # type: ignore[attr-defined]
+        refused = [None, "", f"Bearer {TOKENS[0]}x", f"Bearer {TOKENS[0][:-1]}", TOKENS[0],
+                   f"Basic {TOKENS[0]}", "Bearer ", f"Token {TOKENS[1]}",
+                   "Bearer wrong-token-0123456789"]  # fmt: skip
+        routes = [(f"/schedule/{topic}", {"id": "refused", "contents": 1}),
+                  (f"/cancel/{topic}", {"id": "kept"}), ("/nowhere", None)]  # fmt: skip
+        for authorization in refused:
+            headers = {} if authorization is None else {"Authorization": authorization}
+            for path, body in routes:
+                got = call(port, path, body, headers)
+                assert got == (401, UNAUTHORIZED, 'Bearer realm="redisched"'), (authorization, path)
+        assert client.get(topic, "refused") is None
+        assert client.get(topic, "kept") is not None
+        assert client.stats(topic).total_put == 1
+        for i, token in enumerate(TOKENS):
+            auth = {"Authorization": f"Bearer {token}"}
+            status, written = post(port, f"/schedule/{topic}", {"id": f"j{i}", "contents": i}, auth)
+            assert (status, written["status"]) == (201, "created")
+            assert client.get(topic, f"j{i}") is not None
+            assert post(port, f"/cancel/{topic}", {"id": f"j{i}"}, auth)[0] == 200
+        assert call(port, "/healthz")[:2] == (200, {"status": "ok", "redis": "ok"})
+        assert stop(proc) == 0
+
+
+def refusal(command: list[str], redis_url: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run a server command that must not start (killed after 10 s if it does)."""
+    return subprocess.run(
+        command, env=env(redis_url, **{**NO_ACCESS_ENV, **extra}), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+
+
+def test_a_short_token_is_a_usage_error_naming_the_option(
+    request: pytest.FixtureRequest, server: Command, redis_url: str
+) -> None:
+    option = "--token" if request.node.callspec.params["server"] == "node" else "-token"
+    short = "x" * (MIN_TOKEN_LENGTH - 1)
+    words = f"each token must be at least {MIN_TOKEN_LENGTH} characters"
+    for command, extra, named in [
+        (server(tokens=(short,)), {}, option),
+        (server(tokens=(TOKENS[0], short)), {}, f"{option} #2"),
+        (server(), {"REDISCHED_API_TOKENS": f"{TOKENS[0]},{short}"}, "REDISCHED_API_TOKENS #2"),
+    ]:
+        proc = refusal(command, redis_url, **extra)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert f"{named}: {words}" in proc.stderr
+
+
+def test_a_non_loopback_address_needs_tokens_or_insecure(
+    request: pytest.FixtureRequest, server: Command, redis_url: str
+) -> None:
+    node = request.node.callspec.params["server"] == "node"
+    option, insecure = ("--token", "--insecure") if node else ("-token", "-insecure")
+    proc = refusal(server(host="0.0.0.0"), redis_url)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    named = "--host" if node else "-addr"
+    assert f"{named}: {EXPOSED.format(option=option, insecure=insecure)}" in proc.stderr
+    # accepted with a token, --insecure or either variable; stopped as soon as it is ready
+    for command, extra in [
+        (server(host="0.0.0.0", tokens=TOKENS[:1]), {}),
+        (server(host="0.0.0.0", insecure=True), {}),
+        (server(host="0.0.0.0"), {"REDISCHED_API_TOKENS": TOKENS[0]}),
+        (server(host="0.0.0.0"), {"REDISCHED_INSECURE": "1"}),
+    ]:
+        with running(command, redis_url, **{**NO_ACCESS_ENV, **extra}) as started:
+            assert stop(started) == 0, (command, extra)
 
 
 class Receiver:

@@ -198,7 +198,11 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 // TestServerRequestChecks: the server reads a request as the Node server does.
 func TestServerRequestChecks(t *testing.T) {
 	c, topic := testClient(t, "go-checks-")
-	srv := httptest.NewServer(NewServer(c))
+	handler, err := NewServer(c, ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(handler)
 	defer srv.Close()
 	for _, b := range []struct {
 		method, path, body string

@@ -9,7 +9,9 @@ package redisched
 //	GET  /healthz           200 {"status": "ok", "redis": "ok"}, 503 when Redis does not answer
 //
 // contents follows the body convention of the Python service (body.go). Errors are JSON
-// {"error": {"code", "message", "field"}} and change nothing stored.
+// {"error": {"code", "message", "field"}} and change nothing stored. With tokens, every route but
+// /healthz answers 401 (field "Authorization", WWW-Authenticate: Bearer realm="redisched") unless
+// the request sends "Authorization: Bearer <one of the tokens>" (auth.go).
 
 import (
 	"bytes"
@@ -224,8 +226,20 @@ type cancelRequest struct {
 
 var putStatus = map[string]int{"created": 201, "replaced": 200, "pending": 202}
 
-// NewServer answers the routes above through c.
-func NewServer(c *Client) http.Handler {
+// ServerOptions of NewServer.
+type ServerOptions struct {
+	// Tokens are the API tokens, each MinTokenLength to 4096 printable characters: when any is
+	// given, every route but /healthz needs "Authorization: Bearer <one of them>" (401 without).
+	// None serves anyone who can connect: listen on a loopback address only.
+	Tokens []string
+}
+
+// NewServer answers the routes above through c, behind opts.Tokens if any. A refused token is an
+// *InvalidArgument naming it ("tokens[i]").
+func NewServer(c *Client, opts ServerOptions) (http.Handler, error) {
+	if field, problem := TokensProblem(opts.Tokens); problem != "" {
+		return nil, &InvalidArgument{field, problem}
+	}
 	mux := http.NewServeMux()
 	route := func(prefix string, serve func(ctx context.Context, topic string, r *http.Request) (int, any, error)) {
 		mux.HandleFunc(prefix, func(w http.ResponseWriter, r *http.Request) {
@@ -318,5 +332,5 @@ func NewServer(c *Client) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{404, "not_found", "no route " + r.URL.Path, ""})
 	})
-	return mux
+	return withTokens(mux, opts.Tokens), nil
 }

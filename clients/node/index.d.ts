@@ -246,5 +246,28 @@ export function messageId(job: Pick<Job, 'topic' | 'id' | 'version'>): string;
 export function toStored(value: unknown, field?: string): Buffer;
 export function toJsonText(data: Buffer): string;
 
-/** POST /schedule/{topic}, POST /cancel/{topic}, GET /healthz over a Scheduler. */
-export function createServer(scheduler: Scheduler): Server;
+export interface ServerOptions {
+  /** API tokens, each 16 to 4096 printable characters: when any is given, every route but
+   * /healthz answers 401 (`WWW-Authenticate: Bearer realm="redisched"`, the error's field
+   * `Authorization`) unless the request sends `Authorization: Bearer <one of them>`. None (the
+   * default) serves anyone who can connect: listen on a loopback address only. */
+  tokens?: string[];
+}
+/** POST /schedule/{topic}, POST /cancel/{topic}, GET /healthz over a Scheduler; throws
+ * `InvalidArgument` (`tokens[i]`) for a refused token. */
+export function createServer(scheduler: Scheduler, options?: ServerOptions): Server;
+
+/** The paths served without a token (/healthz). */
+export const OPEN_PATHS: ReadonlySet<string>;
+/** The shortest API token accepted (16 characters). */
+export const MIN_TOKEN_LENGTH: number;
+/** Why an API token is refused (under 16 characters, not printable...), or null. */
+export function tokenProblem(token: string): string | null;
+/** The first refused token as [index, problem], or null. */
+export function tokensProblem(tokens: string[]): [number, string] | null;
+/** A check of an Authorization header value against the tokens, in constant time over every token. */
+export function bearerCheck(tokens: string[]): (header: string | undefined) => boolean;
+/** True when host names this machine only (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean;
+/** Why serving on host is refused (reachable from other machines, no tokens, not insecure), or null. */
+export function exposureProblem(host: string, tokens: string[], insecure: boolean): string | null;

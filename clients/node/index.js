@@ -8,4 +8,5 @@ module.exports = {
   ...require('./signing'),
   ...require('./body'),
   ...require('./server'),
+  ...require('./auth'),
 };

@@ -9,11 +9,14 @@
  *   GET  /healthz           200 {"status": "ok", "redis": "ok"}, 503 when Redis does not answer
  *
  * `contents` follows the body convention of the Python service (body.js). Errors are JSON
- * {"error": {"code", "message", "field"}} and change nothing stored.
+ * {"error": {"code", "message", "field"}} and change nothing stored. With tokens, every route but
+ * /healthz answers 401 (field "Authorization", `WWW-Authenticate: Bearer realm="redisched"`)
+ * unless the request sends `Authorization: Bearer <one of the tokens>` (auth.js).
  */
 const http = require('node:http');
 const { toStored } = require('./body');
 const { InvalidArgument } = require('./schedules');
+const { OPEN_PATHS, bearerCheck, tokensProblem } = require('./auth');
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
 const MAX_ID_BYTES = 1024;
@@ -21,17 +24,17 @@ const MAX_DELAY_S = 100 * 365 * 86_400;
 const STATUS = { created: 201, replaced: 200, pending: 202 };
 
 class ApiError extends Error {
-  constructor(status, code, message, field = null) {
+  constructor(status, code, message, field = null, headers = {}) {
     super(message);
-    Object.assign(this, { status, code, field });
+    Object.assign(this, { status, code, field, headers });
   }
 }
 
 const invalid = (field, message) => new ApiError(400, 'invalid', `${field} ${message}`, field);
 
-function send(res, status, value) {
+function send(res, status, value, headers = {}) {
   const data = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
   res.end(data);
 }
 
@@ -104,11 +107,29 @@ async function cancel(scheduler, topic, req) {
 
 const ROUTES = { schedule, cancel };
 
-/** An http.Server answering the routes above through `scheduler`. */
-function createServer(scheduler) {
+const UNAUTHORIZED = new ApiError(401, 'unauthorized', 'send Authorization: Bearer <token>', 'Authorization',
+  { 'www-authenticate': 'Bearer realm="redisched"' });
+
+/**
+ * An http.Server answering the routes above through `scheduler`.
+ *
+ * @param {Scheduler} scheduler the jobs' Redis.
+ * @param {object} [options]
+ * @param {string[]} [options.tokens] API tokens, each 16 to 4096 printable characters: when any
+ *   is given, every route but /healthz needs `Authorization: Bearer <one of them>` (401 without).
+ *   None (the default) serves everyone: listen on a loopback address only.
+ * @throws {InvalidArgument} `tokens` or `tokens[i]`, when a token is refused (too short...).
+ */
+function createServer(scheduler, { tokens = [] } = {}) {
+  if (!Array.isArray(tokens)) throw new InvalidArgument('tokens', 'must be an array of strings');
+  const refused = tokensProblem(tokens);
+  if (refused) throw new InvalidArgument(`tokens[${refused[0]}]`, refused[1]);
+  const allows = tokens.length ? bearerCheck(tokens) : () => true;
   return http.createServer(async (req, res) => {
     try {
       const url = new URL(req.url, 'http://localhost');
+      // before routing and before the body is read: a refused request learns nothing, stores nothing
+      if (!OPEN_PATHS.has(url.pathname) && !allows(req.headers.authorization)) throw UNAUTHORIZED;
       const m = /^\/(schedule|cancel)\/([^/]+)$/.exec(url.pathname);
       if (m && req.method === 'POST') {
         const [status, body] = await ROUTES[m[1]](scheduler, topicOf(scheduler, m[2]), req);
@@ -128,7 +149,7 @@ function createServer(scheduler) {
     } catch (err) {
       if (err instanceof InvalidArgument) err = invalid(err.field, err.message.slice(err.field.length + 2));
       if (err instanceof ApiError) {
-        send(res, err.status, { error: { code: err.code, message: err.message, field: err.field } });
+        send(res, err.status, { error: { code: err.code, message: err.message, field: err.field } }, err.headers);
       } else {
         send(res, 503, { error: { code: 'backend_unavailable', message: String(err.message), field: null } });
       }

@@ -3,7 +3,7 @@
 // wrongly starts talks to a server the test owns), and webhookHandler's secrets.
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const { test } = require('node:test');
 const { InvalidArgument, webhookHandler, secretProblem } = require('..');
 
@@ -145,4 +145,111 @@ test('webhookHandler refuses secrets whose key is under 16 bytes, naming the sec
     assert.equal(secretProblem(secret), null, secret);
     assert.equal(typeof webhookHandler({ url: 'http://127.0.0.1:9/hook', secrets: [secret] }), 'function');
   }
+});
+
+const TOKEN = 'cli-token-0123456789abcdef';
+const SHORT_TOKEN = "each token must be at least 16 characters, so that it cannot be guessed (try: python3 -c 'import secrets; print(secrets.token_urlsafe())')";
+const EXPOSED = '0.0.0.0 is reachable from other machines: set API tokens (--token or REDISCHED_API_TOKENS), or pass --insecure to serve without authentication';
+
+/** Run the command with `env` added (and no token or insecure variable unless given). */
+function runWith(env, ...args) {
+  const url = process.env.REDISCHED_TEST_REDIS_URL;
+  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
+  const base = { ...process.env, REDISCHED_REDIS_URL: url };
+  delete base.REDISCHED_API_TOKENS;
+  delete base.REDISCHED_INSECURE;
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 10_000, env: { ...base, ...env } });
+}
+
+/** Start `serve` with `args` and `env`, wait for its ready line, call `use(port)`, then SIGTERM it
+ * at once; its ready line and exit status. */
+async function served(args, env, use = async () => {}) {
+  const url = process.env.REDISCHED_TEST_REDIS_URL;
+  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
+  const base = { ...process.env, REDISCHED_REDIS_URL: url };
+  delete base.REDISCHED_API_TOKENS;
+  delete base.REDISCHED_INSECURE;
+  const child = spawn(process.execPath, [BIN, 'serve', '--port=0', ...args], { env: { ...base, ...env } });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  try {
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    const ready = await new Promise((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        out += d;
+        const line = out.split('\n').find((l) => l.startsWith('{') && l.includes('"ready"'));
+        if (line) resolve(JSON.parse(line));
+      });
+      exited.then((code) => reject(new Error(`${args}: exited ${code} before ready: ${out} ${err}`)));
+    });
+    await use(ready.port);
+    return { ready, code: (child.kill('SIGTERM'), await exited) };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+test('serve refuses a --token under 16 characters, naming the option or the variable', () => {
+  // Before, serve had no --token: the routes answered anyone.
+  for (const [args, env, named] of [
+    [['--token', 'short'], {}, `--token: ${SHORT_TOKEN}`],
+    [['--token', TOKEN, '--token=0123456789abcde'], {}, `--token #2: ${SHORT_TOKEN}`],
+    [[], { REDISCHED_API_TOKENS: 'short' }, `REDISCHED_API_TOKENS: ${SHORT_TOKEN}`],
+    [[], { REDISCHED_API_TOKENS: `${TOKEN},short` }, `REDISCHED_API_TOKENS #2: ${SHORT_TOKEN}`],
+    [['--token='], {}, '--token: must not be empty'],
+    [['--insecure=yes'], {}, '--insecure takes no value'],
+  ]) {
+    const got = runWith(env, 'serve', '--port=0', ...args);
+    assert.equal(got.status, 2, `${args} ${JSON.stringify(env)}: ${got.stdout} ${got.stderr}`);
+    assert.ok(got.stderr.includes(`redisched-node serve: ${named}`), got.stderr);
+    assert.match(got.stderr, /usage: redisched-node serve/);
+    assert.equal(got.stdout, '', 'nothing started');
+  }
+});
+
+test('serve refuses a --host other machines can reach without tokens, in the Python service\'s words', () => {
+  // Before, `serve --host 0.0.0.0` served every network without authentication.
+  for (const [args, env] of [
+    [['--host', '0.0.0.0'], {}], [['--host=::'], {}], [['--host', '192.0.2.1'], {}],
+    [['--host', '0.0.0.0'], { REDISCHED_INSECURE: '0' }], [['--host', '0.0.0.0'], { REDISCHED_API_TOKENS: ' , ' }],
+  ]) {
+    const got = runWith(env, 'serve', '--port=0', ...args);
+    const host = args.at(-1).replace('--host=', '');
+    assert.equal(got.status, 2, `${args}: ${got.stdout} ${got.stderr}`);
+    assert.ok(got.stderr.includes(`redisched-node serve: --host: ${EXPOSED.replace('0.0.0.0', host)}`), got.stderr);
+    assert.equal(got.stdout, '', 'nothing started');
+  }
+  const bad = runWith({ REDISCHED_INSECURE: 'maybe' }, 'serve', '--port=0', '--host', '0.0.0.0');
+  assert.equal(bad.status, 2);
+  assert.ok(bad.stderr.includes('REDISCHED_INSECURE: must be one of 1/0, true/false, yes/no, on/off, not "maybe"'), bad.stderr);
+});
+
+test('serve listens on a --host other machines can reach with --insecure or a token, and stops', async () => {
+  for (const [args, env] of [
+    [['--insecure'], {}], [[], { REDISCHED_INSECURE: '1' }], [['--token', TOKEN], {}], [[], { REDISCHED_API_TOKENS: TOKEN }],
+  ]) {
+    const { ready, code } = await served(['--host', '0.0.0.0', ...args], env);
+    assert.equal(ready.ready, true);
+    assert.equal(code, 0, `${args} ${JSON.stringify(env)}`);
+  }
+});
+
+test('serve --token and $REDISCHED_API_TOKENS guard the routes; --token wins over the variable', async () => {
+  const other = 'env-token-abcdefghijklmnop';
+  const topic = `node-cli-auth-${require('node:crypto').randomBytes(4).toString('hex')}`;
+  const post = (port, authorization) => fetch(`http://127.0.0.1:${port}/schedule/${topic}`, {
+    method: 'POST', headers: authorization ? { authorization } : {}, body: '{"id": "x", "contents": 1}',
+  }).then((res) => [res.status, res.headers.get('www-authenticate')]);
+  await served(['--token', TOKEN, '--token', other], { REDISCHED_API_TOKENS: 'ignored-token-0123456789' }, async (port) => {
+    assert.deepEqual(await post(port), [401, 'Bearer realm="redisched"']);
+    assert.deepEqual(await post(port, 'Bearer ignored-token-0123456789'), [401, 'Bearer realm="redisched"']);
+    assert.equal((await post(port, `Bearer ${other}`))[0], 201);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+  });
+  await served([], { REDISCHED_API_TOKENS: `${TOKEN}, ${other}` }, async (port) => {
+    assert.equal((await post(port))[0], 401);
+    assert.equal((await post(port, `Bearer ${TOKEN}`))[0], 200, 'the job above, replaced');
+    assert.equal((await post(port, `Bearer ${other}`))[0], 200);
+  });
 });

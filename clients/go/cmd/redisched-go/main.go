@@ -4,13 +4,16 @@
 //	redisched-go get TOPIC ID
 //	redisched-go reserve TOPIC
 //	redisched-go ack TOPIC ID TOKEN
-//	redisched-go serve [-addr 127.0.0.1:7273] [-push TOPIC=URL]... [-secret S]... [-cluster]
+//	redisched-go serve [-addr 127.0.0.1:7273] [-token T]... [-insecure] [-push TOPIC=URL]... [-secret S]... [-cluster]
 //
 // serve answers POST /schedule/{topic} and /cancel/{topic} and pushes the due jobs of each
 // -push topic to its webhook, signed with the -secret values; it prints {"ready": true, "port": N}
 // once listening and stops gracefully on SIGTERM. With -cluster the URL is a node of a Redis
-// Cluster. -addr must name a host (the server has no authentication: an empty host would listen
-// on every interface) and a port from 0 to 65535; -concurrency is from 1 to 10000.
+// Cluster. With -token (repeatable; or $REDISCHED_API_TOKENS, comma-separated), each at least 16
+// characters, every route but /healthz needs "Authorization: Bearer T". -addr must name a host
+// (an empty host would listen on every interface) and a port from 0 to 65535; a host other
+// machines can reach (not 127.0.0.0/8, ::1 or localhost) is refused without tokens unless
+// -insecure ($REDISCHED_INSECURE=1) is given. -concurrency is from 1 to 10000.
 //
 // COMMAND -help prints a command's usage; an unknown option or a wrong number of arguments is a
 // usage error (exit 2) and nothing is done; "--" ends the options (an ID starting with "-").
@@ -44,7 +47,8 @@ var commands = map[string]command{
 	"get":     {"get TOPIC ID", 2, 2},
 	"reserve": {"reserve TOPIC", 1, 1},
 	"ack":     {"ack TOPIC ID TOKEN", 3, 3},
-	"serve":   {"serve [-addr HOST:PORT] [-push TOPIC=URL]... [-secret S]... [-timeout D] [-concurrency N] [-cluster]", 0, 0},
+	"serve": {"serve [-addr HOST:PORT] [-token T]... [-insecure] [-push TOPIC=URL]... [-secret S]... [-timeout D] " +
+		"[-concurrency N] [-cluster]", 0, 0},
 }
 
 // order is the order of the commands in the usage.

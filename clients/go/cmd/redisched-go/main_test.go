@@ -4,14 +4,18 @@ package main
 // REDISCHED_TEST_REDIS_URL (so a command that wrongly starts talks to a server the test owns).
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -152,4 +156,166 @@ func TestServeRefusesABadConcurrency(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, got.code, got.stdout, got.stderr)
 		}
 	}
+}
+
+const (
+	testToken  = "cli-token-0123456789abcdef"
+	shortToken = "each token must be at least 16 characters, so that it cannot be guessed (try: python3 -c " +
+		"'import secrets; print(secrets.token_urlsafe())')"
+	exposed = " is reachable from other machines: set API tokens (-token or REDISCHED_API_TOKENS), or pass " +
+		"-insecure to serve without authentication"
+)
+
+// runWithEnv is runBinary with env added (and no token or insecure variable unless given).
+func runWithEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	t.Setenv("REDISCHED_API_TOKENS", "")
+	t.Setenv("REDISCHED_INSECURE", "")
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		t.Setenv(name, value)
+	}
+	return runBinary(t, args...)
+}
+
+// served starts serve with args and env, waits for its ready line, calls use with its port, then
+// stops it with SIGTERM at once; its exit code.
+func served(t *testing.T, args, env []string, use func(port int)) int {
+	t.Helper()
+	url := os.Getenv("REDISCHED_TEST_REDIS_URL")
+	if url == "" {
+		t.Fatal("set REDISCHED_TEST_REDIS_URL to a redis-server you own")
+	}
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), "REDISCHED_REDIS_URL="+url, "REDISCHED_API_TOKENS=", "REDISCHED_INSECURE=")
+	cmd.Env = append(cmd.Env, env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() //nolint:errcheck // stopped below unless the test failed
+	var ready struct {
+		Ready bool `json:"ready"`
+		Port  int  `json:"port"`
+	}
+	timer := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() }) //nolint:errcheck // a stuck server
+	defer timer.Stop()
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err != nil || json.Unmarshal(line, &ready) != nil || !ready.Ready {
+		cmd.Wait() //nolint:errcheck // it exited; its stderr says why
+		t.Fatalf("%v %v: not ready: %q %v %s", args, env, line, err, stderr.String())
+	}
+	if use != nil {
+		use(ready.Port)
+	}
+	cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // Wait reports it
+	cmd.Wait()                          //nolint:errcheck // the exit code says
+	return cmd.ProcessState.ExitCode()
+}
+
+// TestServeRefusesShortTokens: -token and $REDISCHED_API_TOKENS hold tokens of at least 16
+// characters, in the Python service's words, naming the option or the variable (before, serve
+// had no tokens: the routes answered anyone).
+func TestServeRefusesShortTokens(t *testing.T) {
+	for _, c := range []struct {
+		args, env []string
+		named     string
+	}{
+		{[]string{"-token", "short"}, nil, "-token: " + shortToken},
+		{[]string{"-token", testToken, "-token=0123456789abcde"}, nil, "-token #2: " + shortToken},
+		{nil, []string{"REDISCHED_API_TOKENS=short"}, "REDISCHED_API_TOKENS: " + shortToken},
+		{nil, []string{"REDISCHED_API_TOKENS=" + testToken + ",short"}, "REDISCHED_API_TOKENS #2: " + shortToken},
+		{[]string{"-token="}, nil, "-token: each token must be 1 to 4096 printable characters"},
+	} {
+		got := runWithEnv(t, c.env, append([]string{"serve", "-addr=127.0.0.1:0"}, c.args...)...)
+		if got.code != 2 || !strings.Contains(got.stderr, "redisched-go serve: "+c.named) ||
+			!strings.Contains(got.stderr, "usage:") || got.stdout != "" {
+			t.Errorf("%v %v: exit %d, stdout %q, stderr %q", c.args, c.env, got.code, got.stdout, got.stderr)
+		}
+	}
+}
+
+// TestServeRefusesAnExposedAddrWithoutTokens: an -addr other machines can reach needs tokens or
+// -insecure, in the Python service's words (before, -addr 0.0.0.0:7273 served every network
+// without authentication).
+func TestServeRefusesAnExposedAddrWithoutTokens(t *testing.T) {
+	for _, c := range []struct {
+		addr, host string
+		env        []string
+	}{
+		{"0.0.0.0:0", "0.0.0.0", nil}, {"[::]:0", "::", nil}, {"192.0.2.1:0", "192.0.2.1", nil},
+		{"0.0.0.0:0", "0.0.0.0", []string{"REDISCHED_INSECURE=0"}},
+		{"0.0.0.0:0", "0.0.0.0", []string{"REDISCHED_API_TOKENS= , "}},
+	} {
+		got := runWithEnv(t, c.env, "serve", "-addr", c.addr)
+		if got.code != 2 || !strings.Contains(got.stderr, "redisched-go serve: -addr: "+c.host+exposed) ||
+			got.stdout != "" {
+			t.Errorf("%s %v: exit %d, stdout %q, stderr %q", c.addr, c.env, got.code, got.stdout, got.stderr)
+		}
+	}
+	got := runWithEnv(t, []string{"REDISCHED_INSECURE=maybe"}, "serve", "-addr", "0.0.0.0:0")
+	if got.code != 2 || !strings.Contains(got.stderr, `REDISCHED_INSECURE: must be one of 1/0, true/false, yes/no, on/off, not "maybe"`) {
+		t.Errorf("REDISCHED_INSECURE=maybe: exit %d, stderr %q", got.code, got.stderr)
+	}
+}
+
+// TestServeListensOnAnExposedAddrWithInsecureOrATokenAndStops: -insecure, $REDISCHED_INSECURE=1,
+// -token or $REDISCHED_API_TOKENS let serve listen on 0.0.0.0; it is stopped at once.
+func TestServeListensOnAnExposedAddrWithInsecureOrATokenAndStops(t *testing.T) {
+	for _, c := range []struct{ args, env []string }{
+		{[]string{"-insecure"}, nil}, {nil, []string{"REDISCHED_INSECURE=1"}},
+		{[]string{"-token", testToken}, nil}, {nil, []string{"REDISCHED_API_TOKENS=" + testToken}},
+	} {
+		if code := served(t, append([]string{"-addr=0.0.0.0:0"}, c.args...), c.env, nil); code != 0 {
+			t.Errorf("%v %v: exit %d", c.args, c.env, code)
+		}
+	}
+}
+
+// TestServeTokensGuardTheRoutes: serve passes -token (else $REDISCHED_API_TOKENS) to the server;
+// -token wins over the variable.
+func TestServeTokensGuardTheRoutes(t *testing.T) {
+	other := "env-token-abcdefghijklmnop"
+	topic := fmt.Sprintf("go-cli-auth-%d", time.Now().UnixNano())
+	post := func(port int, authorization string) (int, string) {
+		req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/schedule/%s", port, topic),
+			strings.NewReader(`{"id": "x", "contents": 1}`))
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("WWW-Authenticate")
+	}
+	check := func(port int, authorization string, want int) {
+		if status, challenge := post(port, authorization); status != want ||
+			(want == 401) != (challenge == `Bearer realm="redisched"`) {
+			t.Errorf("%q: %d %q, want %d", authorization, status, challenge, want)
+		}
+	}
+	served(t, []string{"-addr=127.0.0.1:0", "-token", testToken, "-token", other},
+		[]string{"REDISCHED_API_TOKENS=ignored-token-0123456789"}, func(port int) {
+			check(port, "", 401)
+			check(port, "Bearer ignored-token-0123456789", 401)
+			check(port, "Bearer "+other, 201)
+			if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port)); err != nil || resp.StatusCode != 200 {
+				t.Errorf("/healthz: %v %v", resp, err)
+			} else {
+				resp.Body.Close()
+			}
+		})
+	served(t, []string{"-addr=127.0.0.1:0"}, []string{"REDISCHED_API_TOKENS=" + testToken + ", " + other},
+		func(port int) {
+			check(port, "", 401)
+			check(port, "Bearer "+testToken, 200) // the job above, replaced
+			check(port, "Bearer "+other, 200)
+		})
 }

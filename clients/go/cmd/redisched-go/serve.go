@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"redisched"
 )
@@ -24,7 +25,8 @@ type repeated []string
 func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
-// serve runs the HTTP routes and, for each -push topic, a Worker delivering to its webhook.
+// serve runs the HTTP routes, behind the -token values if any, and, for each -push topic, a
+// Worker delivering to its webhook.
 func serve(url string, args []string, out io.Writer) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	flags.SetOutput(io.Discard) // errors are printed by main, the help below
@@ -32,14 +34,19 @@ func serve(url string, args []string, out io.Writer) error {
 	cluster := flags.Bool("cluster", false, "the URL is a node of a Redis Cluster")
 	concurrency := flags.Int("concurrency", 50, "deliveries at once, 1 to 10000")
 	timeout := flags.Duration("timeout", 10*time.Second, "how long one delivery may take, at most 5m")
-	var pushes, secrets repeated
+	insecure := flags.Bool("insecure", false, "serve an -addr other machines can reach without tokens ($REDISCHED_INSECURE=1)")
+	var pushes, secrets, tokens repeated
+	flags.Var(&tokens, "token", "an API token, at least 16 characters: every route but /healthz then needs\n"+
+		"\"Authorization: Bearer T\" (repeatable; $REDISCHED_API_TOKENS takes them comma-separated)")
 	flags.Var(&pushes, "push", "TOPIC=URL: push the topic's due jobs to URL, http(s) with a host, at most\n"+
 		"2048 characters (repeatable)")
 	flags.Var(&secrets, "secret", "a signing secret, a key of at least 16 bytes: whsec_<base64> or text,\n"+
 		"8 to 512 characters (at most two: both sign during a rotation)")
 	if err := flags.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(out, "%s\n\nAnswer POST /schedule/{topic} and /cancel/{topic}, and push the due jobs of each "+
-			"-push topic\nto its webhook, signed with each -secret. The Redis server is $REDISCHED_REDIS_URL.\n\n",
+			"-push topic\nto its webhook, signed with each -secret. The Redis server is $REDISCHED_REDIS_URL.\n"+
+			"With -token (or $REDISCHED_API_TOKENS), every route but /healthz needs \"Authorization: Bearer T\";\n"+
+			"an -addr other machines can reach (not 127.0.0.0/8, ::1 or localhost) needs -token or -insecure.\n\n",
 			usageOf("serve"))
 		flags.SetOutput(out)
 		flags.PrintDefaults()
@@ -61,6 +68,10 @@ func serve(url string, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	apiTokens, err := access(*addr, tokens, *insecure)
+	if err != nil {
+		return err
+	}
 	var client *redisched.Client
 	if *cluster {
 		client, err = redisched.NewCluster([]string{url}, "")
@@ -70,11 +81,15 @@ func serve(url string, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	routes, err := redisched.NewServer(client, redisched.ServerOptions{Tokens: apiTokens})
+	if err != nil {
+		return err
+	}
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	server := &http.Server{Handler: redisched.NewServer(client), ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Handler: routes, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(listener) }()
 	ready := func() {
@@ -91,9 +106,10 @@ func serve(url string, args []string, out io.Writer) error {
 			return err
 		}
 	} else {
-		ready()
+		// listening for the signals before saying ready: a SIGTERM sent on the ready line stops gracefully
 		signals := make(chan os.Signal, 1)
 		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+		ready()
 		<-signals
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -108,7 +124,7 @@ func serve(url string, args []string, out io.Writer) error {
 }
 
 // checkAddr refuses an -addr that is not HOST:PORT with a host and a port from 0 (any free one) to
-// 65535: an empty host would listen on every interface, and the server has no authentication.
+// 65535: an empty host would listen on every interface, which must be asked for by name (access).
 func checkAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err == nil && host != "" {
@@ -118,6 +134,53 @@ func checkAddr(addr string) error {
 	}
 	return &usageError{"serve", fmt.Sprintf("-addr %q: must be HOST:PORT with a host (0.0.0.0 for every "+
 		"interface) and a port from 0 to 65535", addr)}
+}
+
+// access is the API tokens (-token, else $REDISCHED_API_TOKENS split at commas and spaces, as the
+// Python service splits it), checked with the listen address as the Python service checks them:
+// a refused token, or an addr other machines can reach without tokens and without -insecure
+// ($REDISCHED_INSECURE), is a usage error in its words.
+func access(addr string, given []string, insecure bool) ([]string, error) {
+	tokens, name := given, "-token"
+	if len(given) == 0 {
+		tokens, name = strings.FieldsFunc(os.Getenv("REDISCHED_API_TOKENS"), func(r rune) bool {
+			return r == ',' || unicode.IsSpace(r)
+		}), "REDISCHED_API_TOKENS"
+	}
+	if field, problem := redisched.TokensProblem(tokens); problem != "" {
+		if len(tokens) > 1 {
+			var i int
+			fmt.Sscanf(field, "tokens[%d]", &i) //nolint:errcheck // TokensProblem's own field
+			name += fmt.Sprintf(" #%d", i+1)
+		}
+		return nil, &usageError{"serve", name + ": " + problem}
+	}
+	if !insecure {
+		var err error
+		if insecure, err = envFlag("REDISCHED_INSECURE"); err != nil {
+			return nil, err
+		}
+	}
+	host, _, _ := net.SplitHostPort(addr) // checked by checkAddr
+	if !redisched.IsLoopback(host) && len(tokens) == 0 && !insecure {
+		return nil, &usageError{"serve", fmt.Sprintf("-addr: %s is reachable from other machines: set API tokens "+
+			"(-token or REDISCHED_API_TOKENS), or pass -insecure to serve without authentication", host)}
+	}
+	return tokens, nil
+}
+
+// envFlag is the flag name of the environment, as the Python service reads it (1/0, true/false,
+// yes/no, on/off; unset is false); anything else is a usage error naming the variable.
+func envFlag(name string) (bool, error) {
+	value := os.Getenv(name)
+	switch strings.ToLower(strings.TrimSpace(value)) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off", "":
+		return false, nil
+	}
+	return false, &usageError{"serve", fmt.Sprintf("%s: must be one of 1/0, true/false, yes/no, on/off, not %q",
+		name, value)}
 }
 
 // pushHandlers are the webhook handlers of the -push specs, checked before anything starts as the
