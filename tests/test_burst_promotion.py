@@ -24,12 +24,17 @@ def sizes(raw_redis: redis.Redis, topic: str) -> tuple[int, int]:
     )
 
 
+def put_due(client: redisched.Client, clock: FakeClock, topic: str, count: int) -> None:
+    """``count`` jobs j000, j001... due at once, put a minute ago (scheduled, not promoted)."""
+    client.put_many(topic, [(f"j{i:03d}", b"") for i in range(count)], delay=60)
+    clock.advance(60)
+
+
 def test_a_reserve_promotes_no_more_than_it_leases(
     redis_url: str, raw_redis: redis.Redis, topic: str, clock: FakeClock
 ) -> None:
     with redisched.Client.from_url(redis_url, clock=clock) as client:
-        client.put_many(topic, [(f"j{i:03d}", b"") for i in range(300)], delay=60)
-        clock.advance(60)
+        put_due(client, clock, topic, 300)
         assert client.reserve(topic).id == "j000"  # type: ignore[union-attr]
         assert sizes(raw_redis, topic) == (299, 0)
         leased = client.reserve_many(topic, 150)
@@ -185,8 +190,7 @@ def test_a_pull_reads_one_due_job_however_many_are_due(
     redis_url: str, raw_redis: redis.Redis, topic: str, clock: FakeClock
 ) -> None:
     with redisched.Client.from_url(redis_url, clock=clock) as client:
-        client.put_many(topic, [(f"j{i:03d}", b"") for i in range(500)], delay=60)
-        clock.advance(60)
+        put_due(client, clock, topic, 500)
         raw_redis.config_resetstat()
         assert client.pull(topic).id == "j000"  # type: ignore[union-attr]
         stats = raw_redis.info("commandstats")
