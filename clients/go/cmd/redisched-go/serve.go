@@ -147,13 +147,13 @@ func access(addr string, given []string, insecure bool) ([]string, error) {
 			return r == ',' || unicode.IsSpace(r)
 		}), "REDISCHED_API_TOKENS"
 	}
-	if field, problem := redisched.TokensProblem(tokens); problem != "" {
-		if len(tokens) > 1 {
-			var i int
-			fmt.Sscanf(field, "tokens[%d]", &i) //nolint:errcheck // TokensProblem's own field
-			name += fmt.Sprintf(" #%d", i+1)
+	for i, token := range tokens {
+		if problem := redisched.TokenProblem(token); problem != "" {
+			if len(tokens) > 1 {
+				name += fmt.Sprintf(" #%d", i+1)
+			}
+			return nil, &usageError{"serve", name + ": " + problem}
 		}
-		return nil, &usageError{"serve", name + ": " + problem}
 	}
 	if !insecure {
 		var err error
