@@ -204,12 +204,13 @@ if due and #due > 0 then
   local promoted = #due
   local seq = redis.call('HINCRBY', meta_key, 'seq', promoted) - promoted
   -- With nothing ready, the jobs promoted now are the next ones in ready order (priority,
-  -- then seq): the first count are leased as they are, decoded once and never written as ready.
+  -- then seq): all are leased (a call promotes no more than its count) as they are, decoded
+  -- once and never written as ready.
   local straight = redis.call('ZCARD', ready_key) == 0
   -- their records in one HMGET per SLICE ids (unpack() takes a bounded number of values),
   -- decoded in due order, which is their seq order too
   local decoded, records, members = {}, {}, {}
-  local one_priority = true -- every job shares the first one's: due order is ready order
+  local first_priority, one_priority = nil, true -- one priority: due order is ready order
   for first = 1, promoted, SLICE do
     local last = math.min(first + SLICE - 1, promoted)
     local raws = redis.call('HMGET', jobs_key, unpack(due, first, last))
@@ -224,7 +225,8 @@ if due and #due > 0 then
       end
       job[STATE], job[SEQ] = READY, seq + i
       decoded[i] = job
-      if job[PRIORITY] ~= decoded[1][PRIORITY] then one_priority = false end
+      first_priority = first_priority or job[PRIORITY]
+      if job[PRIORITY] ~= first_priority then one_priority = false end
     end
   end
   -- the order to lease them in, only when their priorities differ (a sort's comparisons are
@@ -243,7 +245,7 @@ if due and #due > 0 then
   for i = 1, promoted do
     local k = order and order[i] or i
     local id, job = due[k], decoded[k]
-    if straight and i <= count then
+    if straight then
       ids[i], jobs[i] = id, job
     else
       local n = #records
