@@ -35,7 +35,7 @@ from .models import (
 )
 from .operate import Progress
 from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
-from .protocol import Batch, ScriptLost, conversation, direct, finish
+from .protocol import Batch, Lane, ScriptLost, conversation, direct, finish, put_lane
 from .registration import Registrations
 from .throughput import Throughput
 from .topic_config import TopicConfig
@@ -272,12 +272,26 @@ class Client:
         try:
             if batch is not None:  # the common case: one command, nothing before or after
                 try:
-                    return finish(call, self._send(batch))
+                    return finish(call.parse, self._send(batch))
                 except ScriptLost:
                     pass
             return self._converse(call)
         except (BackendError, RedisClusterException) as exc:
-            failed: BaseException = exc
+            return self._retry(call, exc, retry_for)
+
+    def _run_lane(self, lane: Lane[T], again: Callable[[], Call[T]]) -> T:
+        """``_run`` for a call made straight as its batch (:func:`put_lane`); ``again`` makes
+        its Call, for what the batch alone can't do (load a lost script, retry)."""
+        try:
+            try:
+                return finish(lane[1], self._send(lane[0]))
+            except ScriptLost:
+                pass
+            return self._converse(again())
+        except (BackendError, RedisClusterException) as exc:
+            return self._retry(again(), exc, None)
+
+    def _retry(self, call: Call[T], failed: BaseException, retry_for: float | None) -> T:
         # Retrying through connection errors for retry_for seconds from the first failure
         # (read no clock until a call fails).
         deadline = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
@@ -379,6 +393,15 @@ class Client:
             durable: True to return only once a replica has the job (else NotReplicated);
                 None follows the client's and the topic's ``durable`` setting.
         """
+        if (  # only the defaults given (replace aside): the put may take the lane
+            delay is None and run_at is None and ttr is None and max_attempts is None
+            and if_version is None and durable is None and type(priority) is int
+            and priority == 0 and self._open
+        ):  # fmt: skip
+            lane = put_lane(self.ops, self._registered, self._durable_topics, topic, id, body,
+                            replace)  # fmt: skip
+            if lane is not None:
+                return self._run_lane(lane, lambda: self.ops.put(topic, id, body, replace=replace))
         return self._run(
             self.ops.put(
                 topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
@@ -794,12 +817,25 @@ class AsyncClient:
         try:
             if batch is not None:  # the common case: one command, nothing before or after
                 try:
-                    return finish(call, await self._send(batch))
+                    return finish(call.parse, await self._send(batch))
                 except ScriptLost:
                     pass
             return await self._converse(call)
         except (BackendError, RedisClusterException) as exc:
-            failed: BaseException = exc
+            return await self._retry(call, exc, retry_for)
+
+    async def _run_lane(self, lane: Lane[T], again: Callable[[], Call[T]]) -> T:
+        """As :meth:`Client._run_lane`."""
+        try:
+            try:
+                return finish(lane[1], await self._send(lane[0]))
+            except ScriptLost:
+                pass
+            return await self._converse(again())
+        except (BackendError, RedisClusterException) as exc:
+            return await self._retry(again(), exc, None)
+
+    async def _retry(self, call: Call[T], failed: BaseException, retry_for: float | None) -> T:
         # Retrying through connection errors for retry_for seconds from the first failure
         # (read no clock until a call fails).
         deadline = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
@@ -901,6 +937,16 @@ class AsyncClient:
         durable: bool | None = None,
     ) -> PutResult:
         """Create a job (or replace it with ``replace=True``); see docs/design.md section 2."""
+        if (  # as Client.put
+            delay is None and run_at is None and ttr is None and max_attempts is None
+            and if_version is None and durable is None and type(priority) is int
+            and priority == 0 and self._open
+        ):  # fmt: skip
+            lane = put_lane(self.ops, self._registered, self._durable_topics, topic, id, body,
+                            replace)  # fmt: skip
+            if lane is not None:
+                again = lambda: self.ops.put(topic, id, body, replace=replace)  # noqa: E731
+                return await self._run_lane(lane, again)
         return await self._run(
             self.ops.put(
                 topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,

@@ -475,6 +475,8 @@ class _PreparedPut(NamedTuple):
     heads: tuple[Prepared, ...] | None
     """The command of a put with the usual options (``_USUAL_PUT_OPTIONS``: create-only, then
     replace) up to its id and body, made once: a put then packs only those."""
+    parse: Callable[[list[Any]], PutResult]
+    """The parse of a put without ``if_version`` or ``read_back`` (one per topic)."""
 
 
 _USUAL_PUT_OPTIONS = (("", "", 0, "", 0, "", 0), ("", "", 0, "", 0, "", 1))
@@ -759,6 +761,37 @@ class Operations:
         parse = _put_parser(prepared.topic, job_id, expected, bool(read_back))
         return Call((step,), parse, prepared.register, prepared.durability)
 
+    def lane_put(
+        self, topic: object, id: object, body: object, replace: object
+    ) -> tuple[Headed, _PreparedPut] | None:
+        """The command of :meth:`put` with no option but ``replace`` given, made straight from
+        its topic's prepared head, and that prepared put (its ``parse`` reads the reply; its
+        ``register`` and ``durability`` say whether the command may go alone, as
+        :func:`redisched.protocol.direct` decides). None unless an earlier put prepared the
+        topic under the server's clock and ``id`` and ``body`` are as :meth:`put` sends them
+        unchanged (an ASCII id of 3 to 1024 characters, bytes within ``max_body_size``): then
+        make :meth:`put`'s Call, which checks and converts them.
+
+        It skips the Call, the Step and the parser :meth:`put` makes per call (issue 17: a
+        put's whole client-side work is a few µs, and each of those costs about one).
+        """
+        prepared = self._puts.get(topic) if type(topic) is str else None
+        if (
+            prepared is None
+            or prepared.heads is None
+            or type(id) is not str
+            or not 2 < len(id) <= validate.MAX_ID_BYTES
+            or not id.isascii()
+            or type(body) is not bytes
+            or len(body) > self.max_body_size
+            or type(replace) is not bool
+        ):
+            return None
+        head = prepared.heads[replace]
+        made = Headed((*head, id, body))
+        made.head = head
+        return made, prepared
+
     def _prepare_put(self, topic: str, durable: object) -> _PreparedPut:
         """What every put in ``topic`` shares: its keys, registration and durability (cached
         per topic for ``durable=None``, the common case)."""
@@ -768,7 +801,9 @@ class Operations:
         heads = None
         if durable is None and self.clock is None:  # kept for the topic's next puts
             heads = tuple(prepare(Step("put", names, (*o, ""))) for o in _USUAL_PUT_OPTIONS)
-        prepared = _PreparedPut(keys.topic, names, self._register(keys.topic), durability, heads)
+        parse = _put_parser(keys.topic, "", None, False)
+        register = self._register(keys.topic)
+        prepared = _PreparedPut(keys.topic, names, register, durability, heads, parse)
         if durable is None and len(self._puts) < 10_000:
             self._puts[topic] = prepared
         return prepared

@@ -9,15 +9,16 @@ lost its script cache) and error wrapping. ``Client`` drives it with blocking I/
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError, RedisError
 
 from . import scripts
-from .durable import TopicFlags
+from .durable import Durability, TopicFlags
 from .errors import BackendError, RedischedError
-from .ops import Call, Step, command
+from .models import PutResult
+from .ops import Call, Operations, Step, command
 from .registration import Registrations
 
 T = TypeVar("T")
@@ -48,15 +49,55 @@ def direct(
     steps, _, register, durability, then, after = call
     if then is not None or after is not None or len(steps) != 1:
         return None
-    if register is not None and register[1] not in registered:
-        return None
-    if durability is not None and (
-        durability.required is not None
-        or durable_topics is None
-        or durable_topics.get(durability.topic) is not False
-    ):
+    if not alone(register, durability, registered, durable_topics):
         return None
     return [command(steps[0])]
+
+
+Lane = tuple[Batch, Callable[[list[Any]], T]]
+"""A call made straight as its batch, and the parse of its replies (see :func:`put_lane`)."""
+
+
+def put_lane(
+    ops: Operations,
+    registered: Registrations,
+    durable_topics: TopicFlags | None,
+    topic: object,
+    id: object,
+    body: object,
+    replace: object,
+) -> Lane[PutResult] | None:
+    """A put given no option but ``replace``, as the batch :func:`direct` would make of its
+    Call, without making the Call (:meth:`Operations.lane_put`); None: make the Call.
+
+    Send the batch and give the replies to :func:`finish` with the lane's parse; when it
+    raises :class:`ScriptLost`, or the batch fails, go on with the put's Call.
+    """
+    lane = ops.lane_put(topic, id, body, replace)
+    if lane is None:
+        return None
+    made, prepared = lane
+    if not alone(prepared.register, prepared.durability, registered, durable_topics):
+        return None
+    return [made], prepared.parse
+
+
+def alone(
+    register: tuple[str, str] | None,
+    durability: Durability | None,
+    registered: Registrations,
+    durable_topics: TopicFlags | None,
+) -> bool:
+    """True when a call's commands need nothing sent before or after them: its topic is
+    registered (or it registers none) and it waits for no replica (neither the call nor the
+    topic's cached setting asks for one)."""
+    if register is not None and register[1] not in registered:
+        return False
+    return durability is None or (
+        durability.required is None
+        and durable_topics is not None
+        and durable_topics.get(durability.topic) is False
+    )
 
 
 class ScriptLoads(list[Command]):
@@ -78,15 +119,16 @@ class ScriptLost(Exception):
     nothing; run it through the :func:`conversation`, which loads the script."""
 
 
-def finish(call: Call[T], replies: list[Any]) -> T:
-    """The result of a :func:`direct` batch's replies (error replies raised as the
-    conversation raises them; :class:`ScriptLost` when a script was missing)."""
+def finish(parse: Callable[[list[Any]], T], replies: list[Any]) -> T:
+    """The result of a :func:`direct` batch's replies, read by its call's ``parse`` (error
+    replies raised as the conversation raises them; :class:`ScriptLost` when a script was
+    missing)."""
     for reply in replies:
         if isinstance(reply, BaseException):
             if lost_script(replies):
                 raise ScriptLost from reply
             _check(replies)
-    return call.parse(replies)
+    return parse(replies)
 
 
 def lost_script(replies: list[Any]) -> bool:

