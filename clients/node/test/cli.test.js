@@ -225,6 +225,16 @@ test('serve refuses a --host other machines can reach without tokens, in the Pyt
   assert.ok(bad.stderr.includes('REDISCHED_INSECURE: must be one of 1/0, true/false, yes/no, on/off, not "maybe"'), bad.stderr);
 });
 
+test('$REDISCHED_REDIS_CLUSTER is read as the Python service reads it: a bad value is a usage error', () => {
+  // Before, any value but 1/true/yes (say "on", or a typo) silently meant a single server.
+  for (const command of [['serve', '--port=0'], ['worker', 'handlers.js']]) {
+    const got = runWith({ REDISCHED_REDIS_CLUSTER: 'maybe' }, ...command);
+    assert.equal(got.status, 2, `${command}: ${got.stdout} ${got.stderr}`);
+    assert.ok(got.stderr.includes(`redisched-node ${command[0]}: REDISCHED_REDIS_CLUSTER: must be one of 1/0, true/false, yes/no, on/off, not "maybe"`), got.stderr);
+    assert.equal(got.stdout, '', 'nothing started');
+  }
+});
+
 test('serve listens on a --host other machines can reach with --insecure or a token, and stops', async () => {
   for (const [args, env] of [
     [['--insecure'], {}], [[], { REDISCHED_INSECURE: '1' }], [['--token', TOKEN], {}], [[], { REDISCHED_API_TOKENS: TOKEN }],
