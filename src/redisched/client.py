@@ -34,8 +34,8 @@ from .models import (
     TopicStats,
 )
 from .operate import Progress
-from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Operations
-from .protocol import Batch, Lane, ScriptLost, conversation, direct, finish, put_lane
+from .ops import DEFAULT_MAX_BODY_SIZE, DEFAULT_PROMOTE_LIMIT, Call, Lane, Operations
+from .protocol import Batch, ScriptLost, conversation, direct, finish, put_lane
 from .registration import Registrations
 from .throughput import Throughput
 from .topic_config import TopicConfig
@@ -464,6 +464,10 @@ class Client:
 
         Raises StaleReservation if its lease was lost.
         """
+        if result is None and self._open:
+            lane = self.ops.lane_ack(job)
+            if lane is not None:
+                return self._run_lane(lane, lambda: self.ops.ack(job))
         return self._run(self.ops.ack(job, result=result))
 
     def ack_many(
@@ -1009,6 +1013,10 @@ class AsyncClient:
 
         Raises StaleReservation if its lease was lost.
         """
+        if result is None and self._open:
+            lane = self.ops.lane_ack(job)
+            if lane is not None:
+                return await self._run_lane(lane, lambda: self.ops.ack(job))
         return await self._run(self.ops.ack(job, result=result))
 
     async def ack_many(

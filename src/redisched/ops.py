@@ -142,6 +142,11 @@ def prepare(step: Step) -> Prepared:
     return Prepared(command(step))
 
 
+Lane = tuple[list[tuple[Any, ...]], Callable[[list[Any]], T]]
+"""A call made straight as its batch (one command), and the parse of its replies: what a
+client sends for the commonest calls without making their :class:`Call` (issue 17)."""
+
+
 class Call(NamedTuple, Generic[T]):
     """The Redis work of one client method and how to read its replies.
 
@@ -538,6 +543,7 @@ class Operations:
         default_factory=dict, compare=False, repr=False
     )
     _puts: dict[str, _PreparedPut] = field(default_factory=dict, compare=False, repr=False)
+    _acks: dict[str, Prepared] = field(default_factory=dict, compare=False, repr=False)
     _leases: dict[tuple[object, str, int], Call[Any]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -965,8 +971,39 @@ class Operations:
             if replies[0][0] != AckCode.ACKED:
                 raise StaleReservation(topic, job.id)
 
-        call = Call((self._step("ack", topic, self._now(), job_id, token, data),), parse)
-        return self._refilling(topic, call, "@" in job.id)
+        step = self._step("ack", topic, self._now(), job_id, token, data)
+        if self.clock is None and topic not in self._acks and len(self._acks) < 10_000:
+            self._acks[topic] = prepare(step._replace(args=()))  # for the topic's lane_ack
+        return self._refilling(topic, Call((step,), parse), "@" in job.id)
+
+    def lane_ack(self, job: object) -> Lane[None] | None:
+        """The batch of :meth:`ack` without a result, and its parse, made straight from the
+        topic's prepared head (an earlier ack of the topic under the server's clock made it):
+        no Step or Call. None unless ``job`` is a :class:`Job` whose id and token
+        :meth:`ack` would send unchanged (an ASCII id, not a schedule's occurrence, which
+        also checks the schedule's refill): then make :meth:`ack`'s Call."""
+        if type(job) is not Job:
+            return None
+        topic, job_id, token = job.topic, job.id, job.token
+        head = self._acks.get(topic) if type(topic) is str else None
+        if (
+            head is None
+            or type(job_id) is not str
+            or not 0 < len(job_id) <= validate.MAX_ID_BYTES
+            or not job_id.isascii()
+            or "@" in job_id
+            or type(token) is not str
+            or not token
+        ):
+            return None
+        made = Headed((*head, "", job_id, token, b""))
+        made.head = head
+
+        def parse(replies: list[Any]) -> None:
+            if replies[0][0] != AckCode.ACKED:
+                raise StaleReservation(topic, job_id)
+
+        return [made], parse
 
     def _result(self, value: object, argument: str) -> bytes:
         data = results.encode(value, argument) or b""

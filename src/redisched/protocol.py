@@ -18,7 +18,7 @@ from . import scripts
 from .durable import Durability, TopicFlags
 from .errors import BackendError, RedischedError
 from .models import PutResult
-from .ops import Call, Operations, Step, command
+from .ops import Call, Lane, Operations, Step, command
 from .registration import Registrations
 
 T = TypeVar("T")
@@ -52,10 +52,6 @@ def direct(
     if not alone(register, durability, registered, durable_topics):
         return None
     return [command(steps[0])]
-
-
-Lane = tuple[Batch, Callable[[list[Any]], T]]
-"""A call made straight as its batch, and the parse of its replies (see :func:`put_lane`)."""
 
 
 def put_lane(

@@ -1,9 +1,11 @@
-"""The put lane: a put given no option but ``replace``, once its topic is known, is sent as
-its command straight from the topic's prepared head (``Operations.lane_put``), without the
-Call that ``Operations.put`` makes; it keeps every outcome and every recovery of that Call."""
+"""The lanes: a put given no option but ``replace``, or an ack without a result, once its
+topic is known, is sent as its command straight from the topic's prepared head
+(``Operations.lane_put``, ``Operations.lane_ack``), without the Call that ``Operations.put`` or
+``Operations.ack`` makes; it keeps every outcome and every recovery of that Call."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -11,7 +13,14 @@ import pytest
 import redis
 
 import redisched
-from redisched import BackendError, ClientClosed, PutStatus, TopicPartitioned
+from redisched import (
+    BackendError,
+    ClientClosed,
+    InvalidArgument,
+    PutStatus,
+    StaleReservation,
+    TopicPartitioned,
+)
 from redisched.keys import TopicKeys
 from redisched.ops import Operations
 from tests.conftest import SyncAsAsync
@@ -28,6 +37,20 @@ def made_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return long_way(self, topic, id, *args, **kwargs)
 
     monkeypatch.setattr(Operations, "put", put)
+    return made
+
+
+@pytest.fixture
+def made_acks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the acks that made ``Operations.ack``'s Call."""
+    made: list[str] = []
+    long_way = Operations.ack
+
+    def ack(self: Operations, job: Any, *args: Any, **kwargs: Any) -> Any:
+        made.append(getattr(job, "id", "?"))
+        return long_way(self, job, *args, **kwargs)
+
+    monkeypatch.setattr(Operations, "ack", ack)
     return made
 
 
@@ -173,3 +196,63 @@ async def test_an_async_lane_put_that_failed_is_retried_as_its_call(
         result = await client.put(topic, "second", b"2")
         assert (result.status, result.version) == (PutStatus.CREATED, 1)
         assert len(sent) == 2 and sent[0][0] == sent[1][0]
+
+
+async def test_acks_after_the_first_take_the_lane_and_a_stale_one_is_refused(
+    server_clock_api: Any, topic: str, made_acks: list[str]
+) -> None:
+    api = server_clock_api
+    for i in range(4):
+        await api.put(topic, f"job-{i}", b"")
+    await api.ack(await api.reserve(topic))
+    assert made_acks == ["job-0"]  # the first ack prepares the topic's head
+    second = await api.reserve(topic)
+    await api.ack(second)
+    assert (await api.get(topic, "job-1")) is None  # acked: finished, no longer a job
+    with pytest.raises(StaleReservation) as stale:
+        await api.ack(second)
+    assert stale.value.id == "job-1"
+    third = await api.reserve(topic)
+    await api.release(third)
+    with pytest.raises(StaleReservation):
+        await api.ack(third)  # its token is no longer current
+    assert made_acks == ["job-0"]
+    fourth = await api.reserve(topic)
+    await api.ack(fourth, result={"sent": True})  # a result: the long way
+    assert made_acks == ["job-0", fourth.id]
+    assert (await api.history(topic, fourth.id)).result == b'{"sent":true}'
+
+
+async def test_a_lane_ack_loads_a_lost_script(
+    server_clock_api: Any, topic: str, raw_redis: redis.Redis, made_acks: list[str]
+) -> None:
+    api = server_clock_api
+    await api.put(topic, "a", b"")
+    await api.put(topic, "b", b"")
+    await api.ack(await api.reserve(topic))
+    job = await api.reserve(topic)
+    raw_redis.script_flush()
+    await api.ack(job)
+    assert (await api.get(topic, "b")) is None
+    assert made_acks == ["a", "b"]  # the lane's NOSCRIPT: the Call loads it
+
+
+async def test_a_job_the_lane_cannot_send_as_it_is_takes_the_long_way(
+    server_clock_api: Any, topic: str, made_acks: list[str]
+) -> None:
+    api = server_clock_api
+    await api.put(topic, "a", b"")
+    await api.ack(await api.reserve(topic))
+    await api.put(topic, "nön-ascii", b"")
+    await api.ack(await api.reserve(topic))
+    assert made_acks == ["a", "nön-ascii"]
+    made = await api.put(topic, "b", b"")
+    assert made.version == 1
+    job = await api.reserve(topic)
+    forged = dataclasses.replace(job, id=123)  # a Job built by hand, with no str id
+    with pytest.raises(InvalidArgument, match=r"job\.id"):
+        await api.ack(forged)
+    no_token = dataclasses.replace(job, token=None)
+    with pytest.raises(InvalidArgument, match="no token"):
+        await api.ack(no_token)
+    await api.ack(job)
