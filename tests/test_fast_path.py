@@ -55,7 +55,7 @@ def test_a_known_topic_goes_direct_and_a_new_one_registers_first() -> None:
     flags.set("t", False)
     batch = direct(call, {"t"}, flags)
     assert batch is not None and batch[0][0] == "EVALSHA" and batch[0][-2:] == ("a", b"x")
-    assert finish(call, [[1, 1]]).version == 1
+    assert finish(call.parse, [[1, 1]]).version == 1
     flags.set("t", True)
     assert direct(call, {"t"}, flags) is None  # a durable topic's puts wait for a replica
     assert direct(OPS.put("t", "a", b"x", durable=True), {"t"}, TopicFlags()) is None
@@ -66,7 +66,7 @@ def test_a_lost_script_sends_the_call_through_the_conversation() -> None:
     assert lost_script([NoScriptError("NOSCRIPT")])
     assert not lost_script([[1, 1]])
     with pytest.raises(ScriptLost):
-        finish(OPS.put("t", "a", b"x"), [NoScriptError("NOSCRIPT")])
+        finish(OPS.put("t", "a", b"x").parse, [NoScriptError("NOSCRIPT")])
 
 
 def test_parse_lease_shares_datetimes_and_makes_the_lease_that_lease_init_makes() -> None:
