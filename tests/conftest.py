@@ -6,6 +6,7 @@ the system redis-server when one >= 6.2 is installed) and never connects to any 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -129,18 +130,35 @@ class SyncAsAsync:
         return call
 
 
+@contextlib.asynccontextmanager
+async def both_clients(kind: str, redis_url: str, clock: FakeClock | None) -> AsyncIterator[Any]:
+    """A Client behind :class:`SyncAsAsync` (``kind`` "sync") or an AsyncClient, on ``clock``
+    (None: the Redis server's)."""
+    if kind == "sync":
+        sync = redisched.Client.from_url(redis_url, clock=clock)
+        try:
+            yield SyncAsAsync(sync)
+        finally:
+            sync.close()
+    else:
+        async with redisched.AsyncClient.from_url(redis_url, clock=clock) as client:
+            yield client
+
+
 @pytest.fixture(params=["sync", "async"])
 async def api(
     request: pytest.FixtureRequest, redis_url: str, clock: FakeClock
 ) -> AsyncIterator[Any]:
     """Both clients behind one awaitable interface, on the hand-moved clock."""
-    if request.param == "sync":
-        sync = redisched.Client.from_url(redis_url, clock=clock)
-        yield SyncAsAsync(sync)
-        sync.close()
-    else:
-        async with redisched.AsyncClient.from_url(redis_url, clock=clock) as client:
-            yield client
+    async with both_clients(request.param, redis_url, clock) as client:
+        yield client
+
+
+@pytest.fixture(params=["sync", "async"])
+async def server_api(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Any]:
+    """Both clients on the server's clock, the one a deployment runs on."""
+    async with both_clients(request.param, redis_url, None) as client:
+        yield client
 
 
 _counter = itertools.count()

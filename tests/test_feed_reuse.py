@@ -4,28 +4,15 @@ section 8, "The feed")."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis
 
 import redisched
-from tests.conftest import FakeClock, SyncAsAsync
+from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture(params=["sync", "async"])
-async def server_api(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Any]:
-    """Both clients on the server's clock, the one a deployment runs on."""
-    if request.param == "sync":
-        sync = redisched.Client.from_url(redis_url)
-        yield SyncAsAsync(sync)
-        sync.close()
-    else:
-        async with redisched.AsyncClient.from_url(redis_url) as client:
-            yield client
 
 
 async def follow(api: Any, topic: str, after: str | None) -> tuple[list[str], str | None]:

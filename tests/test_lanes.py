@@ -6,7 +6,6 @@ topic is known, is sent as its command straight from the topic's prepared head
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,6 @@ from redisched import (
 )
 from redisched.keys import TopicKeys
 from redisched.ops import Operations
-from tests.conftest import SyncAsAsync
 
 
 @pytest.fixture
@@ -54,28 +52,10 @@ def made_acks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return made
 
 
-@pytest.fixture(params=["sync", "async"])
-async def server_clock_api(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Any]:
-    """Both clients on the server's clock (a client's own clock never takes the lane)."""
-    if request.param == "sync":
-        client = redisched.Client.from_url(redis_url)
-        yield SyncAsAsync(client)
-        client.close()
-    else:
-        async with redisched.AsyncClient.from_url(redis_url) as async_client:
-            yield async_client
-
-
-@pytest.fixture
-def sync_client(redis_url: str) -> Iterator[redisched.Client]:
-    with redisched.Client.from_url(redis_url) as client:
-        yield client
-
-
 async def test_puts_after_the_first_take_the_lane_with_every_outcome(
-    server_clock_api: Any, topic: str, made_calls: list[str]
+    server_api: Any, topic: str, made_calls: list[str]
 ) -> None:
-    api = server_clock_api
+    api = server_api
     assert (await api.put(topic, "first", b"1")).status is PutStatus.CREATED
     assert made_calls == ["first"]  # the first put prepares the topic
     created = await api.put(topic, "job-1", b"a")
@@ -94,9 +74,9 @@ async def test_puts_after_the_first_take_the_lane_with_every_outcome(
 
 
 async def test_a_put_with_any_option_or_an_unusual_id_or_body_takes_the_long_way(
-    server_clock_api: Any, topic: str, made_calls: list[str]
+    server_api: Any, topic: str, made_calls: list[str]
 ) -> None:
-    api = server_clock_api
+    api = server_api
     await api.put(topic, "first", b"1")
     await api.put(topic, "delayed", b"", delay=60)
     await api.put(topic, "urgent", b"", priority=-1)
@@ -113,9 +93,9 @@ async def test_a_put_with_any_option_or_an_unusual_id_or_body_takes_the_long_way
 
 
 async def test_a_lane_put_loads_a_lost_script(
-    server_clock_api: Any, topic: str, raw_redis: redis.Redis, made_calls: list[str]
+    server_api: Any, topic: str, raw_redis: redis.Redis, made_calls: list[str]
 ) -> None:
-    api = server_clock_api
+    api = server_api
     await api.put(topic, "first", b"1")
     raw_redis.script_flush()
     result = await api.put(topic, "after-flush", b"2")
@@ -125,9 +105,9 @@ async def test_a_lane_put_loads_a_lost_script(
 
 
 async def test_a_lane_put_into_a_topic_partitioned_meanwhile_is_refused(
-    server_clock_api: Any, topic: str, raw_redis: redis.Redis
+    server_api: Any, topic: str, raw_redis: redis.Redis
 ) -> None:
-    api = server_clock_api
+    api = server_api
     await api.put(topic, "first", b"1")
     raw_redis.hset(TopicKeys("redisched", topic).name("meta"), "partitions", 3)
     with pytest.raises(TopicPartitioned) as refused:
@@ -142,21 +122,21 @@ async def test_a_lane_put_on_a_closed_client_is_refused(redis_url: str, topic: s
     client.close()
     with pytest.raises(ClientClosed):
         client.put(topic, "second", b"2")
-    async_client = redisched.AsyncClient.from_url(redis_url)
-    await async_client.put(topic, "third", b"3")
-    await async_client.close()
+    aclient = redisched.AsyncClient.from_url(redis_url)
+    await aclient.put(topic, "third", b"3")
+    await aclient.close()
     with pytest.raises(ClientClosed):
-        await async_client.put(topic, "fourth", b"4")
+        await aclient.put(topic, "fourth", b"4")
     with redisched.Client.from_url(redis_url) as fresh:
         assert fresh.get(topic, "second") is None and fresh.get(topic, "fourth") is None
 
 
 def test_a_lane_put_that_failed_is_retried_as_its_call(
-    sync_client: redisched.Client, topic: str, monkeypatch: pytest.MonkeyPatch
+    client: redisched.Client, topic: str, monkeypatch: pytest.MonkeyPatch, made_calls: list[str]
 ) -> None:
-    sync_client.put(topic, "first", b"1")
-    sync_client.retry_for = 5.0
-    send = sync_client._send
+    client.put(topic, "first", b"1")
+    client.retry_for = 5.0
+    send = client._send
     sent: list[Any] = []
 
     def failing_once(batch: Any) -> Any:
@@ -166,19 +146,20 @@ def test_a_lane_put_that_failed_is_retried_as_its_call(
             raise BackendError(f"Redis is unavailable: {lost}") from lost
         return send(batch)
 
-    monkeypatch.setattr(sync_client, "_send", failing_once)
-    result = sync_client.put(topic, "second", b"2")
+    monkeypatch.setattr(client, "_send", failing_once)
+    result = client.put(topic, "second", b"2")
     assert (result.status, result.version) == (PutStatus.CREATED, 1)
     assert len(sent) == 2 and sent[0][0] == sent[1][0]  # the same EVALSHA, sent again
-    sync_client.retry_for = 0.0
+    assert made_calls == ["first", "second"]  # the lane's failure: its Call was made to retry
+    client.retry_for = 0.0
     sent.clear()
     with pytest.raises(BackendError):  # retry_for 0: the first failure is the answer
-        sync_client.put(topic, "third", b"3")
+        client.put(topic, "third", b"3")
     assert len(sent) == 1
 
 
 async def test_an_async_lane_put_that_failed_is_retried_as_its_call(
-    redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch, made_calls: list[str]
 ) -> None:
     async with redisched.AsyncClient.from_url(redis_url, retry_for=5) as client:
         await client.put(topic, "first", b"1")
@@ -196,12 +177,13 @@ async def test_an_async_lane_put_that_failed_is_retried_as_its_call(
         result = await client.put(topic, "second", b"2")
         assert (result.status, result.version) == (PutStatus.CREATED, 1)
         assert len(sent) == 2 and sent[0][0] == sent[1][0]
+        assert made_calls == ["first", "second"]
 
 
 async def test_acks_after_the_first_take_the_lane_and_a_stale_one_is_refused(
-    server_clock_api: Any, topic: str, made_acks: list[str]
+    server_api: Any, topic: str, made_acks: list[str]
 ) -> None:
-    api = server_clock_api
+    api = server_api
     for i in range(4):
         await api.put(topic, f"job-{i}", b"")
     await api.ack(await api.reserve(topic))
@@ -224,9 +206,9 @@ async def test_acks_after_the_first_take_the_lane_and_a_stale_one_is_refused(
 
 
 async def test_a_lane_ack_loads_a_lost_script(
-    server_clock_api: Any, topic: str, raw_redis: redis.Redis, made_acks: list[str]
+    server_api: Any, topic: str, raw_redis: redis.Redis, made_acks: list[str]
 ) -> None:
-    api = server_clock_api
+    api = server_api
     await api.put(topic, "a", b"")
     await api.put(topic, "b", b"")
     await api.ack(await api.reserve(topic))
@@ -238,9 +220,9 @@ async def test_a_lane_ack_loads_a_lost_script(
 
 
 async def test_a_job_the_lane_cannot_send_as_it_is_takes_the_long_way(
-    server_clock_api: Any, topic: str, made_acks: list[str]
+    server_api: Any, topic: str, made_acks: list[str]
 ) -> None:
-    api = server_clock_api
+    api = server_api
     await api.put(topic, "a", b"")
     await api.ack(await api.reserve(topic))
     await api.put(topic, "nön-ascii", b"")

@@ -393,15 +393,11 @@ class Client:
             durable: True to return only once a replica has the job (else NotReplicated);
                 None follows the client's and the topic's ``durable`` setting.
         """
-        if (  # only the defaults given (replace aside): the put may take the lane
-            delay is None and run_at is None and ttr is None and max_attempts is None
-            and if_version is None and durable is None and type(priority) is int
-            and priority == 0 and self._open
-        ):  # fmt: skip
-            lane = put_lane(self.ops, self._registered, self._durable_topics, topic, id, body,
-                            replace)  # fmt: skip
-            if lane is not None:
-                return self._run_lane(lane, lambda: self.ops.put(topic, id, body, replace=replace))
+        options = (delay, run_at, ttr, max_attempts, if_version, durable, priority)
+        lane = put_lane(self.ops, self._registered, self._durable_topics, topic, id, body,
+                        replace, options) if self._open else None  # fmt: skip
+        if lane is not None:
+            return self._run_lane(lane, lambda: self.ops.put(topic, id, body, replace=replace))
         return self._run(
             self.ops.put(
                 topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,
@@ -941,16 +937,12 @@ class AsyncClient:
         durable: bool | None = None,
     ) -> PutResult:
         """Create a job (or replace it with ``replace=True``); see docs/design.md section 2."""
-        if (  # as Client.put
-            delay is None and run_at is None and ttr is None and max_attempts is None
-            and if_version is None and durable is None and type(priority) is int
-            and priority == 0 and self._open
-        ):  # fmt: skip
-            lane = put_lane(self.ops, self._registered, self._durable_topics, topic, id, body,
-                            replace)  # fmt: skip
-            if lane is not None:
-                again = lambda: self.ops.put(topic, id, body, replace=replace)  # noqa: E731
-                return await self._run_lane(lane, again)
+        options = (delay, run_at, ttr, max_attempts, if_version, durable, priority)
+        lane = put_lane(self.ops, self._registered, self._durable_topics, topic, id, body,
+                        replace, options) if self._open else None  # fmt: skip
+        if lane is not None:
+            again = lambda: self.ops.put(topic, id, body, replace=replace)  # noqa: E731
+            return await self._run_lane(lane, again)
         return await self._run(
             self.ops.put(
                 topic, id, body, delay=delay, run_at=run_at, ttr=ttr, priority=priority,

@@ -62,13 +62,23 @@ def put_lane(
     id: object,
     body: object,
     replace: object,
+    options: tuple[object, ...],
 ) -> Lane[PutResult] | None:
     """A put given no option but ``replace``, as the batch :func:`direct` would make of its
     Call, without making the Call (:meth:`Operations.lane_put`); None: make the Call.
 
+    ``options`` are the put's other arguments, as given: delay, run_at, ttr, max_attempts,
+    if_version and durable (each None when not given), then priority (0 when not given).
     Send the batch and give the replies to :func:`finish` with the lane's parse; when it
     raises :class:`ScriptLost`, or the batch fails, go on with the put's Call.
     """
+    delay, run_at, ttr, max_attempts, if_version, durable, priority = options
+    if (
+        delay is not None or run_at is not None or ttr is not None or max_attempts is not None
+        or if_version is not None or durable is not None or type(priority) is not int
+        or priority != 0
+    ):  # fmt: skip
+        return None
     lane = ops.lane_put(topic, id, body, replace)
     if lane is None:
         return None
