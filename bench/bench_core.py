@@ -17,6 +17,10 @@ TIME, HSET, ZADD) against ``return 1``, both through redis-py; ``put_script_to_p
 is put.lua against it, both through redis-py too. With ``put_script_ratio`` (``Client.put``
 against put.lua) the three split ``put_ratio`` into the job's storing, put.lua's own work and
 the client (their product is about ``put_ratio``; each pairing is measured on its own).
+``plainest_reserve_ack_ratio`` is the same context figure for a reserve and an ack
+(``PLAINEST_RESERVE_SCRIPT`` then ``PLAINEST_ACK_SCRIPT``: pop, hold, read; end, delete)
+against two ``return 1`` calls, and ``reserve_ack_to_plainest_ratio`` is the scripts' pair
+against it, both through redis-py.
 
 ``memory_bytes_per_job`` is what one more job delayed by a day adds to Redis's ``used_memory``
 once its topic's event feed is full (:func:`memory_per_job`); ``memory_feed_bytes`` is that
@@ -34,7 +38,9 @@ import redis
 
 import redisched
 from bench.common import (
+    PLAINEST_ACK_SCRIPT,
     PLAINEST_PUT_SCRIPT,
+    PLAINEST_RESERVE_SCRIPT,
     TRIVIAL_SCRIPT,
     emit,
     median_rate,
@@ -89,6 +95,8 @@ def main() -> None:
         counter = iter(range(10**9))
         sha = conn.script_load(TRIVIAL_SCRIPT)
         plainest_sha = conn.script_load(PLAINEST_PUT_SCRIPT)
+        plainest_reserve_sha = conn.script_load(PLAINEST_RESERVE_SCRIPT)
+        plainest_ack_sha = conn.script_load(PLAINEST_ACK_SCRIPT)
         for name in ("put", "reserve", "ack"):
             conn.script_load(scripts.get(name).source)
 
@@ -115,6 +123,21 @@ def main() -> None:
             for _ in range(count):
                 conn.evalsha(plainest_sha, 2, "{plain}:jobs", "{plain}:ready",
                              f"p{next(counter)}", BODY)  # fmt: skip
+
+        def plainest_fill(count: int) -> None:
+            """Ready jobs for the plainest pairs: ids in the ready zset, bodies in the hash."""
+            for start in range(0, count, 1000):
+                pipe = conn.pipeline(transaction=False)
+                ids = [f"q{i}" for i in range(start, min(count, start + 1000))]
+                pipe.hset("{plain}:jobs", mapping=dict.fromkeys(ids, BODY))
+                pipe.zadd("{plain}:ready", dict.fromkeys(ids, 0))
+                pipe.execute()
+
+        def plainest_reserve_ack(count: int) -> None:
+            for _ in range(count):
+                job_id, _body = conn.evalsha(plainest_reserve_sha, 3, "{plain}:ready",
+                                             "{plain}:reserved", "{plain}:jobs", 60000)  # fmt: skip
+                conn.evalsha(plainest_ack_sha, 2, "{plain}:reserved", "{plain}:jobs", job_id)
 
         def bare_pipelined(count: int) -> None:
             for start in range(0, count, 100):
@@ -149,6 +172,10 @@ def main() -> None:
         raw_ra, ra_again = paired_rates(n, raw_reserve_ack, reserve_ack)
         bare_plain, plainest = paired_rates(n, bare, plainest_puts)
         plainest_again, raw_put_again = paired_rates(n, plainest_puts, raw_puts)
+        plainest_fill(3 * n * 2)  # paired_rates runs 3 * n of each side; two pairings
+        raw_puts(n)  # a margin for raw_reserve_ack: the raw puts so far match its leases
+        bare_pairs, plainest_pairs = paired_rates(n, bare, plainest_reserve_ack)
+        plainest_pairs_again, raw_ra_again = paired_rates(n, plainest_reserve_ack, raw_reserve_ack)
         results = {
             "bare_evalsha_per_s": bare_put,
             "bare_evalsha_pipelined_per_s": bare_piped,
@@ -168,6 +195,10 @@ def main() -> None:
             "plainest_put_per_s": plainest,
             "plainest_put_ratio": plainest / bare_plain,
             "put_script_to_plainest_ratio": raw_put_again / plainest_again,
+            "plainest_reserve_ack_per_s": plainest_pairs,
+            # as reserve_ack_ratio: a pair is two calls, its baseline half the bare rate
+            "plainest_reserve_ack_ratio": plainest_pairs / (bare_pairs / 2),
+            "reserve_ack_to_plainest_ratio": raw_ra_again / plainest_pairs_again,
         }
     with private_redis() as server:
         results.update(memory_per_job(server.url, args.memory_jobs))

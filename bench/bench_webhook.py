@@ -6,7 +6,13 @@ process with the same number of requests in flight: the ceiling of any Python di
 (no Redis, no signing, no acks). For the dispatcher, due jobs are put, and one
 :class:`~redisched.push.dispatcher.Dispatcher` delivers them (signed with one secret, acked
 in Redis); the figure is jobs/s from its start until its last ack applied. A third series
-adds a topic ``concurrency`` limit, so that the cost of the Redis-side slots shows.
+adds a topic ``concurrency`` limit, so that the cost of the Redis-side slots shows. A fourth,
+``signed_no_redis``, sends the dispatcher's own requests (:func:`~redisched.push.delivery.deliver`
+on a session made as the dispatcher makes its own: the payload built from a reserved job, its
+message id, signature and headers, the answer read and classified) with no Redis and no lease
+loop, from ``concurrency`` coroutines as the baseline does: with it ``ratio_to_baseline``
+splits into ``request_ratio`` (what a delivery's request costs over a bare POST) times
+``leasing_ratio`` (what leasing, acking and the places cost over those requests).
 
 The three run in ``--blocks`` alternating blocks of ``--jobs`` requests each (baseline,
 dispatcher, limited, baseline...), and each figure is the median of its blocks: on a shared
@@ -28,15 +34,19 @@ import socket
 import statistics
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from bench.common import emit, private_redis
-from redisched import AsyncClient
+from redisched import AsyncClient, Job, JobState
+from redisched.push import delivery, signing
 from redisched.push.dispatch_metrics import Outcome
 from redisched.push.dispatcher import Dispatcher
+from redisched.push.targets import TargetPolicy, guarded_connector
+from redisched.topic_config import Webhook
 from redisched.wakeup import Wakeups
 
 HEADERS = {"content-type": "application/json"}
@@ -114,6 +124,61 @@ async def raw_posts(url: str, requests: int, concurrency: int) -> dict[str, int]
         }
 
 
+SECRET = "whsec_YmVuY2htYXJrLXNlY3JldA=="
+
+
+async def signed_posts(url: str, requests: int, concurrency: int) -> dict[str, int]:
+    """Requests/s of the dispatcher's own deliveries (:func:`delivery.deliver`: payload,
+    message id, signature, the answer read and classified) with ``concurrency`` in flight and
+    no Redis: jobs made beforehand as a lease makes them, a session as the dispatcher's."""
+    webhook = Webhook(url=url, secrets=[SECRET], timeout=10)
+    keys = [signing.prepared(signing.secret_key(secret)) for secret in webhook.secrets]
+    now = datetime.now(UTC)
+    jobs = [
+        Job(
+            topic="hooks",
+            id=f"j{i}",
+            body=BODY,
+            state=JobState.RESERVED,
+            run_at=now,
+            priority=0,
+            ttr=20.0,
+            attempts=1,
+            max_attempts=25,
+            version=1,
+            token=f"{i}",
+            reserved_until=now,
+            last_error=None,
+        )
+        for i in range(requests)
+    ]
+    left = requests
+    failed = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal left, failed
+        while left > 0:
+            left -= 1
+            result = await delivery.deliver(session, jobs[left], webhook, keys, delivery.UNTIMED)
+            failed += result.verdict is not delivery.Verdict.DONE
+
+    session = aiohttp.ClientSession(
+        connector=guarded_connector(TargetPolicy.of(allow_private=True), limit=0,
+                                    keepalive_timeout=30),
+        headers={"User-Agent": delivery.USER_AGENT},
+    )  # fmt: skip
+    async with session:
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if failed:
+        raise RuntimeError(f"{failed} signed requests failed")
+    return {
+        "requests_per_s": round(requests / seconds),
+        "client_cpu_us_per_request": round(cpu / requests * 1e6),
+    }
+
+
 class _Finished:
     """Dispatch metrics that wake the bench when every job has ended (acked or dead): no
     polling of the topic, which would cost the dispatcher and Redis while they are timed."""
@@ -143,7 +208,7 @@ async def dispatched(
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     topic = "hooks"
     async with AsyncClient.from_url(redis_url, prefix=prefix) as client:
-        webhook = {"url": url, "secrets": ["whsec_YmVuY2htYXJrLXNlY3JldA=="], "timeout": 10}
+        webhook = {"url": url, "secrets": [SECRET], "timeout": 10}
         await client.configure(topic, webhook=webhook, concurrency=limit)
         for start in range(0, jobs, 1000):
             batch = [(f"j{i}", BODY) for i in range(start, min(jobs, start + 1000))]
@@ -195,11 +260,12 @@ async def main(jobs: int, concurrency: int, blocks: int, loop: str) -> None:
         await _wait_ready(f"{base}/count")
         await raw_posts(f"{base}/hook", 2000, concurrency)  # warm up both sides
         per_block = jobs
-        baselines, frees, limiteds = [], [], []
+        baselines, signeds, frees, limiteds = [], [], [], []
         with private_redis() as redis_server:
             for _ in range(blocks):
                 hook = f"{base}/hook"
                 baselines.append(await raw_posts(hook, per_block, concurrency))
+                signeds.append(await signed_posts(hook, per_block, concurrency))
                 frees.append(await dispatched(redis_server.url, hook, per_block, concurrency, None))
                 limiteds.append(
                     await dispatched(redis_server.url, hook, per_block, concurrency, 50)
@@ -208,6 +274,7 @@ async def main(jobs: int, concurrency: int, blocks: int, loop: str) -> None:
         receiver.terminate()
         receiver.join(5)
     baseline, free, limited = _median(baselines), _median(frees), _median(limiteds)
+    signed = _median(signeds)
     emit(
         "webhook",
         {
@@ -219,7 +286,10 @@ async def main(jobs: int, concurrency: int, blocks: int, loop: str) -> None:
             "baseline_raw_aiohttp": baseline,
             "dispatcher": free,
             "dispatcher_topic_concurrency_50": limited,
+            "signed_no_redis": signed,
             "ratio_to_baseline": round(free["deliveries_per_s"] / baseline["posts_per_s"], 3),
+            "request_ratio": round(signed["requests_per_s"] / baseline["posts_per_s"], 3),
+            "leasing_ratio": round(free["deliveries_per_s"] / signed["requests_per_s"], 3),
             "block_ratios": [
                 round(f["deliveries_per_s"] / b["posts_per_s"], 3)
                 for f, b in zip(frees, baselines, strict=True)

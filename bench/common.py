@@ -27,6 +27,25 @@ index the id by the server's clock (no options, no versions, no history, no wake
 ratio to ``return 1`` is the ceiling of any Lua put's one-call ratio: a context figure, not
 a baseline any goal is measured against."""
 
+PLAINEST_RESERVE_SCRIPT = """\
+local t = redis.call('TIME')
+local first = redis.call('ZPOPMIN', KEYS[1])
+if not first[1] then return false end
+redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[1], first[1])
+return {first[1], redis.call('HGET', KEYS[3], first[1])}"""
+"""The least a Lua reserve can do and still lease a job by id: take the first ready id, hold it
+until a deadline on the server's clock (ARGV[1] ms), return the id and its body (no token,
+priority, attempts, limits, history or promotion of due scheduled jobs)."""
+
+PLAINEST_ACK_SCRIPT = """\
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1"""
+"""The least a Lua ack can do: end the id's reservation and delete its job (no token check,
+result, finished record or history). With :data:`PLAINEST_RESERVE_SCRIPT`, the ratio of a
+pair to two ``return 1`` calls is the ceiling of any Lua queue's one-job reserve + ack: a
+context figure, like :data:`PLAINEST_PUT_SCRIPT`'s."""
+
 
 @contextmanager
 def private_redis(binary: str | None = None) -> Iterator[EmbeddedRedis]:

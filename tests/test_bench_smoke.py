@@ -254,10 +254,13 @@ def test_instruction_parts_read_callgrind_inclusive_counts(tmp_path: Path) -> No
         bench_instructions.split_report(report.replace("luaSetGlobalArray", "0x13c1f0"), 100)
 
 
-def test_ceiling_section_splits_the_put_ratio_into_its_parts() -> None:
+def test_ceiling_section_splits_the_unmet_ratios_into_their_parts() -> None:
     doc = json.loads(json.dumps(LATEST))
-    core = {"put_ratio": 0.61, "plainest_put_ratio": 0.78, "put_script_to_plainest_ratio": 0.72}
+    core = {"put_ratio": 0.61, "plainest_put_ratio": 0.78, "put_script_to_plainest_ratio": 0.72,
+            "plainest_reserve_ack_ratio": 0.86}  # fmt: skip
     doc["benchmarks"]["core"] = entry({"core": core})
+    webhook = {"ratio_to_baseline": 0.63, "request_ratio": 0.78, "leasing_ratio": 0.81}
+    doc["benchmarks"]["webhook"] = entry({"webhook": webhook})
     markdown = render.render(Results(doc), Results({}), charts=False)
     [plainest] = rows(
         markdown,
@@ -268,6 +271,21 @@ def test_ceiling_section_splits_the_put_ratio_into_its_parts() -> None:
     [own] = rows(markdown, "`put.lua` / the plainest Lua put, both through redis-py: put.lua's "
                  "own work")  # fmt: skip
     assert own[1] == "0.72"
+    pair_label = (
+        "the plainest Lua reserve + ack (ZPOPMIN, ZADD, HGET; ZREM, HDEL) / two "
+        "`return 1`, both through redis-py: leasing and ending a job at all"
+    )
+    [pair] = rows(markdown, pair_label)
+    assert pair[1] == "0.86"
+    request_label = (
+        "the dispatcher's signed requests with no Redis / raw aiohttp POSTs: a "
+        "delivery's request (payload, message id, signature, answer)"
+    )
+    [request] = rows(markdown, request_label)
+    assert request[1] == "0.78"
+    [leasing] = rows(markdown, "webhook deliveries / those signed requests: leasing, acking and "
+                     "the places")  # fmt: skip
+    assert leasing[1] == "0.81"
     assert "`reserve` + `ack` / redis-py" not in markdown  # not measured: no row
-    heading = "### One job per call: where `Client.put`'s ratio goes\n\nNot measured yet."
+    heading = "### One job per call: where the ratios under their goals go\n\nNot measured yet."
     assert heading in render.render(Results({**doc, "benchmarks": {}}), Results({}), charts=False)
