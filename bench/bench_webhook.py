@@ -131,7 +131,7 @@ async def signed_posts(url: str, requests: int, concurrency: int) -> dict[str, i
     """Requests/s of the dispatcher's own deliveries (:func:`delivery.deliver`: payload,
     message id, signature, the answer read and classified) with ``concurrency`` in flight and
     no Redis: jobs made beforehand as a lease makes them, a session as the dispatcher's."""
-    webhook = Webhook(url=url, secrets=[SECRET], timeout=10)
+    webhook = Webhook(url=url, secrets=(SECRET,), timeout=10)
     keys = [signing.prepared(signing.secret_key(secret)) for secret in webhook.secrets]
     now = datetime.now(UTC)
     jobs = [
