@@ -293,6 +293,8 @@ CEILING_ROWS = (
      "POSTs: a delivery's request (payload, message id, signature, answer)"),
     ("webhook", "leasing_ratio", "webhook deliveries / those signed requests: leasing, acking "
      "and the places"),
+    ("webhook_processes", "ratio", "webhook deliveries/s of two `serve` processes on one Redis "
+     "/ one (a dispatcher each; here 2 cores shared with the receiver and Redis)"),
 )  # fmt: skip
 
 

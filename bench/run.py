@@ -74,6 +74,7 @@ OURS = (
     Spec("http", "bench.bench_http", ("--quick",)),
     Spec("http_workers", "bench.bench_http_workers", ("--quick",), (), once=True),
     Spec("webhook", "bench.bench_webhook", ("--jobs", "5000")),
+    Spec("webhook_processes", "bench.bench_webhook_processes", ("--quick",), (), once=True),
     Spec("amqp", "bench.bench_amqp", ("--messages", "5000")),
     Spec("failover", "bench.bench_failover", ("--quick",), quick_once=True),
     Spec("operate", "bench.bench_operate", ("--jobs", "200000"), ("--jobs", "1000000"),

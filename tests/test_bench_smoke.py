@@ -261,6 +261,7 @@ def test_ceiling_section_splits_the_unmet_ratios_into_their_parts() -> None:
     doc["benchmarks"]["core"] = entry({"core": core})
     webhook = {"ratio_to_baseline": 0.63, "request_ratio": 0.78, "leasing_ratio": 0.81}
     doc["benchmarks"]["webhook"] = entry({"webhook": webhook})
+    doc["benchmarks"]["webhook_processes"] = entry({"webhook_processes": {"ratio": 1.04}})
     markdown = render.render(Results(doc), Results({}), charts=False)
     [plainest] = rows(
         markdown,
@@ -286,6 +287,12 @@ def test_ceiling_section_splits_the_unmet_ratios_into_their_parts() -> None:
     [leasing] = rows(markdown, "webhook deliveries / those signed requests: leasing, acking and "
                      "the places")  # fmt: skip
     assert leasing[1] == "0.81"
+    processes_label = (
+        "webhook deliveries/s of two `serve` processes on one Redis / one (a "
+        "dispatcher each; here 2 cores shared with the receiver and Redis)"
+    )
+    [processes] = rows(markdown, processes_label)
+    assert processes[1] == "1.04"
     assert "`reserve` + `ack` / redis-py" not in markdown  # not measured: no row
     heading = "### One job per call: where the ratios under their goals go\n\nNot measured yet."
     assert heading in render.render(Results({**doc, "benchmarks": {}}), Results({}), charts=False)
