@@ -44,8 +44,8 @@ from bench.common import emit, private_redis
 from redisched import AsyncClient, Job, JobState
 from redisched.push import delivery, signing
 from redisched.push.dispatch_metrics import Outcome
-from redisched.push.dispatcher import Dispatcher
-from redisched.push.targets import TargetPolicy, guarded_connector
+from redisched.push.dispatcher import Dispatcher, webhook_session
+from redisched.push.targets import TargetPolicy
 from redisched.topic_config import Webhook
 from redisched.wakeup import Wakeups
 
@@ -162,12 +162,7 @@ async def signed_posts(url: str, requests: int, concurrency: int) -> dict[str, i
             result = await delivery.deliver(session, jobs[left], webhook, keys, delivery.UNTIMED)
             failed += result.verdict is not delivery.Verdict.DONE
 
-    session = aiohttp.ClientSession(
-        connector=guarded_connector(TargetPolicy.of(allow_private=True), limit=0,
-                                    keepalive_timeout=30),
-        headers={"User-Agent": delivery.USER_AGENT},
-    )  # fmt: skip
-    async with session:
+    async with webhook_session(TargetPolicy.of(allow_private=True)) as session:
         started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu

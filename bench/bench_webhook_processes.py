@@ -22,6 +22,7 @@ prints JSON.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import multiprocessing
 import os
@@ -34,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from bench.bench_http import server
-from bench.bench_webhook import BODY, SECRET, _serve_receiver
+from bench.bench_webhook import BODY, SECRET, _serve_receiver, _wait_ready
 from bench.common import emit, private_redis
 from redisched import Client
 from redisched.embedded import free_port
@@ -115,11 +116,7 @@ def main() -> None:
     runs: dict[int, list[float]] = {1: [], options.processes: []}
     shares: list[list[int]] = []  # per round of several processes: the jobs each acked
     try:
-        for _ in range(200):
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/count", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.05)
+        asyncio.run(_wait_ready(f"http://127.0.0.1:{port}/count"))
         with private_redis() as redis_server:
             for index in range(rounds):
                 order = (1, options.processes) if index % 2 == 0 else (options.processes, 1)

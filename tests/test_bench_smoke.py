@@ -263,36 +263,18 @@ def test_ceiling_section_splits_the_unmet_ratios_into_their_parts() -> None:
     doc["benchmarks"]["webhook"] = entry({"webhook": webhook})
     doc["benchmarks"]["webhook_processes"] = entry({"webhook_processes": {"ratio": 1.04}})
     markdown = render.render(Results(doc), Results({}), charts=False)
-    [plainest] = rows(
-        markdown,
-        "the plainest Lua put (TIME, HSET, ZADD) / `return 1`, both through redis-py: storing a "
-        "job at all",
-    )
-    assert plainest[1] == "0.78"
-    [own] = rows(markdown, "`put.lua` / the plainest Lua put, both through redis-py: put.lua's "
-                 "own work")  # fmt: skip
-    assert own[1] == "0.72"
-    pair_label = (
-        "the plainest Lua reserve + ack (ZPOPMIN, ZADD, HGET; ZREM, HDEL) / two "
-        "`return 1`, both through redis-py: leasing and ending a job at all"
-    )
-    [pair] = rows(markdown, pair_label)
-    assert pair[1] == "0.86"
-    request_label = (
-        "the dispatcher's signed requests with no Redis / raw aiohttp POSTs: a "
-        "delivery's request (payload, message id, signature, answer)"
-    )
-    [request] = rows(markdown, request_label)
-    assert request[1] == "0.78"
-    [leasing] = rows(markdown, "webhook deliveries / those signed requests: leasing, acking and "
-                     "the places")  # fmt: skip
-    assert leasing[1] == "0.81"
-    processes_label = (
-        "webhook deliveries/s of two `serve` processes on one Redis / one (a "
-        "dispatcher each; here 2 cores shared with the receiver and Redis)"
-    )
-    [processes] = rows(markdown, processes_label)
-    assert processes[1] == "1.04"
+    labels = {(bench, key): label for bench, key, label in render.CEILING_ROWS}
+    shown = {
+        ("core", "plainest_put_ratio"): "0.78",
+        ("core", "put_script_to_plainest_ratio"): "0.72",
+        ("core", "plainest_reserve_ack_ratio"): "0.86",
+        ("webhook", "request_ratio"): "0.78",
+        ("webhook", "leasing_ratio"): "0.81",
+        ("webhook_processes", "ratio"): "1.04",
+    }
+    for part, value in shown.items():
+        [row] = rows(markdown, labels[part])
+        assert row[1] == value, part
     assert "`reserve` + `ack` / redis-py" not in markdown  # not measured: no row
     heading = "### One job per call: where the ratios under their goals go\n\nNot measured yet."
     assert heading in render.render(Results({**doc, "benchmarks": {}}), Results({}), charts=False)

@@ -99,6 +99,18 @@ outlast its reservation (leased for the webhook's timeout + HOLD_MARGIN), so it 
 unstarted instead."""
 
 
+def webhook_session(
+    policy: TargetPolicy, trace_configs: list[aiohttp.TraceConfig] | None = None
+) -> aiohttp.ClientSession:
+    """The HTTP session a dispatcher delivers through: every connection checked against
+    ``policy``, no limit on connections (the places bound them), kept alive 30 s."""
+    return aiohttp.ClientSession(
+        connector=guarded_connector(policy, limit=0, keepalive_timeout=30),
+        headers={"User-Agent": delivery.USER_AGENT},
+        trace_configs=trace_configs or None,
+    )
+
+
 class Dispatcher:
     """Delivers the due jobs of every topic with a webhook.
 
@@ -192,11 +204,7 @@ class Dispatcher:
         if self._session is not None:
             return
         self._closing, self._crash = False, None
-        self._session = aiohttp.ClientSession(
-            connector=guarded_connector(self.policy, limit=0, keepalive_timeout=30),
-            headers={"User-Agent": delivery.USER_AGENT},
-            trace_configs=self._trace_configs or None,
-        )
+        self._session = webhook_session(self.policy, self._trace_configs)
         self._stopped.clear()
         try:
             if self._own_clock:
