@@ -10,9 +10,10 @@ HTTP.
 Each round starts the processes (``redisched serve --allow-private-webhooks``, a private
 redis-server), puts ``--jobs`` due jobs into a topic of its own whose webhook is the
 receiver of ``bench_webhook`` (an aiohttp process answering 200), with the topic paused;
-once every dispatcher has picked the topic up, resuming it starts the clock, which stops
-when the topic's acked count reaches ``--jobs`` (read every 10 ms). One process and two
-alternate, round by round, so that both see the same machine load. On 2 cores shared with
+after :data:`PICK_UP` seconds for the dispatchers to read it, resuming it starts the clock,
+which stops when the topic's acked count reaches ``--jobs`` (read every 10 ms); each
+process's share, read from its ``/metrics``, shows that every dispatcher took part. One and
+two alternate, round by round, so that both see the same machine load. On 2 cores shared with
 the receiver and redis-server, expect much less than 2.
 
 Run: ``.venv/bin/python -m bench.bench_webhook_processes [--quick] [--jobs N] [--rounds N]``;
