@@ -360,9 +360,10 @@ async def test_a_delivery_that_its_deadline_makes_raise_leaves_no_cancellation_b
         (429, "1", {}, (0.98, 2.0)),  # honoured as asked
         # too large to count: 400 digits made OverflowError escape the delivery, the job sat
         # reserved until its lease lapsed; 5000, int() refused it, a failure spending an
-        # attempt. Both wait the topic's backoff_max.
-        (503, "9" * 400, {"backoff_max": 0.5}, (0.45, 2.0)),
-        (503, "9" * 5000, {"backoff_max": 0.5}, (0.45, 2.0)),
+        # attempt. Both wait the topic's backoff_max (1 s: one under the 1 s floor spends
+        # the attempt, test_push_audit).
+        (503, "9" * 400, {"backoff_max": 1.0}, (0.95, 2.5)),
+        (503, "9" * 5000, {"backoff_max": 1.0}, (0.95, 2.5)),
     ],
     ids=["seconds", "400-digits", "5000-digits"],
 )

@@ -55,7 +55,8 @@ async def test_retry_after_now_does_not_resend_in_a_tight_loop(
 async def test_retry_after_now_waits_no_longer_than_backoff_max(
     client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
 ) -> None:
-    """The floor does not override the topic's documented cap, backoff_max."""
+    """The floor does not override the topic's documented cap, backoff_max; a throttle that
+    resends under the floor spends its attempt (the second delivery is attempt 2)."""
 
     async def busy_once(r: Receiver, call: Call) -> web.StreamResponse:
         if len(r.of(call.payload["id"])) == 1:
@@ -69,4 +70,25 @@ async def test_retry_after_now_waits_no_longer_than_backoff_max(
     await until(lambda: drained(client, topic))
     first, second = receiver.of("j")
     assert 0.25 <= second.at - first.at < 0.9
-    assert second.payload["attempt"] == 1
+    assert (first.payload["attempt"], second.payload["attempt"]) == (1, 2)
+
+
+async def test_a_receiver_cannot_keep_a_job_cycling_under_the_floor_for_ever(
+    client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
+) -> None:
+    """A topic whose backoff_max is under a second resent an always-throttled job that often
+    for ever, its attempts refunded each time. Each such resend now spends an attempt, so the
+    job goes dead after max_attempts, with the answer as its last error."""
+
+    async def always_busy(r: Receiver, call: Call) -> web.StreamResponse:
+        return web.Response(status=429, headers={"Retry-After": "0"})
+
+    receiver.behaviour = always_busy
+    await configure(client, topic, receiver, backoff=0.01, backoff_max=0.1)
+    await dispatchers()
+    await client.put(topic, "j", b"{}", max_attempts=3)
+    await until(lambda: drained(client, topic))
+    assert [call.payload["attempt"] for call in receiver.of("j")] == [1, 2, 3]
+    job = await client.get(topic, "j")
+    assert job is not None and job.state.value == "dead"
+    assert job.last_error is not None and "429" in job.last_error

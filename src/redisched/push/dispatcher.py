@@ -25,7 +25,8 @@ spent, until the policy or the webhook changes; :attr:`Dispatcher.held` says why
 A 429 or 503 answer with Retry-After is back-pressure: the job is released after that delay
 (at least :data:`MIN_RETRY_AFTER`, at most the topic's backoff_max) without spending an
 attempt (counted as ``throttled``, and in the topic's ``total_throttled``:
-:func:`redisched.limits.count_throttled`).
+:func:`redisched.limits.count_throttled`). A backoff_max under :data:`MIN_RETRY_AFTER` resends
+sooner, and then the attempt is spent: no receiver keeps a job cycling faster for ever.
 
 A job deleted, aborted, replaced, purged or expired during its delivery is announced on the
 topic's wake channel (``c<token>:<id>``, the reservation taken away, routed by
@@ -88,9 +89,9 @@ made the garbage collector run ~4x as often as steady work does (~30 µs per del
 three they still ran dry every second or third round trip at ~10k deliveries/s (300 jobs
 are ~25 ms of work, a busy round trip that acks and leases a few hundred takes 10-25 ms)."""
 MIN_RETRY_AFTER = 1.0
-"""The least seconds a throttled job waits (unless the topic's backoff_max is less):
-``Retry-After: 0`` or a past date would otherwise resend it at once, forever, since a
-throttled delivery spends no attempt. One second is the finest delay Retry-After can ask."""
+"""The least seconds a throttled job waits without spending an attempt: ``Retry-After: 0``
+or a past date would otherwise resend it at once, forever. One second is the finest delay
+Retry-After can ask. A topic's backoff_max under it wins, and the attempt is then spent."""
 GIVE_BACK_CALLS = 100
 """Jobs given back (released unstarted) per round trip when a topic stops."""
 MAX_WAIT = HOLD_MARGIN / 2
@@ -745,7 +746,10 @@ class _TopicRunner:
             # Back-pressure, not failure: the attempt is given back and counted apart, in the
             # same round trip; its reason stays (last_error, the released event's detail).
             delay = min(max(result.retry_after, MIN_RETRY_AFTER), self.backoff.max)
-            release = client.ops.release(job, delay=delay, unstarted=True, reason=result.reason)
+            # a backoff_max under the floor resends sooner: then the attempt is spent, so that
+            # a receiver answering Retry-After: 0 cannot keep the job cycling for ever
+            refund = delay >= MIN_RETRY_AFTER
+            release = client.ops.release(job, delay=delay, unstarted=refund, reason=result.reason)
             count = count_throttled(client.ops, self.topic)
             state, _ = await client.execute(Call.join(release, count))
             return Outcome.DEAD if state is JobState.DEAD else Outcome.THROTTLED
