@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +18,7 @@ import redisched
 from redisched.config import Settings
 from redisched.http import create_app, schemas
 from redisched.http.app import ENDPOINTS
+from redisched.json_body import too_deep
 from redisched.models import JobState
 from tests.http_fixtures import asgi_client
 
@@ -517,6 +520,29 @@ async def test_deep_json_put_over_http_is_refused_naming_the_body(
         await http.put(job_url(topic, "ok"), content=b'{"body": ' + ok + b"}")
     ).status_code == 201
     assert await py.get(topic, "deep") is None
+
+
+async def test_an_unterminated_string_of_escaped_quotes_is_read_in_one_pass(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """The depth check's string pattern failed on an unterminated string and was tried again
+    from each quote inside it: a 64 KB body of escaped quotes held the event loop 12 s, and
+    one stored through ``$base64`` did so again on every read of the job. Both are read in
+    one pass now; a megabyte of them would take the old pattern about an hour."""
+    body = b"[" * 513 + b'"' + b'\\"' * 500_000  # 1 MB
+    started = time.perf_counter()
+    assert too_deep(b'{"body":' + body)
+    reply = await http.put(job_url(topic, "q"), content=b'{"body":' + body + b"}")
+    assert reply.status_code == 400 and error_of(reply)["field"] == "body"
+    stored = {"body": {"$base64": base64.b64encode(body).decode()}, "delay": 3600}
+    assert (await http.put(job_url(topic, "b64"), json=stored)).status_code == 201
+    shown = (await http.get(job_url(topic, "b64"))).json()["body"]
+    assert shown == body.decode()  # UTF-8 text that is no JSON reads back as a string
+    assert time.perf_counter() - started < 30  # a guard against the quadratic scan, not a bench
+    assert await py.get(topic, "q") is None
+    # strings still hide their brackets; a terminated one ends where it should
+    assert not too_deep(b"[" * 512 + b'"[[[\\"]]]' + b"]" * 512)
+    assert too_deep(b"[" * 512 + b'"x\\\\"[' + b"]" * 513)
 
 
 async def test_duplicate_json_keys_are_refused_naming_the_key(
