@@ -332,6 +332,36 @@ async def test_puts_and_deletes_of_a_partitioned_topic_go_to_each_ids_partition(
     assert (await client.stats(topic)).scheduled == 0
 
 
+async def test_a_put_into_a_partitions_name_takes_only_the_ids_that_route_to_it(
+    client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
+) -> None:
+    """A message naming a partition (``t~p1``) with an id that routes to another partition
+    made a second live job of the id; it is dead-lettered naming ``id``, as the HTTP API and
+    the CLI refuse it, and an id of that partition goes in."""
+    await run_async(client, configure(client.ops, topic, {"partitions": 3}))
+    layout = Partitions(topic, 3)
+    home = layout.route("j")
+    other = next(name for name in layout.names if name != home)
+    mine = next(f"k{i}" for i in range(100) if layout.route(f"k{i}") == other)
+    await publish(channel, settings.queue, [
+        {"topic": other, "id": "j", "delay": 600}, {"topic": other, "id": mine, "delay": 600},
+    ])  # fmt: skip
+    async with running(AmqpBridge(client, settings)):
+
+        async def dead() -> bool:
+            return await ready_count(channel, settings.dead_letters) == 1
+
+        await wait_for(dead, 10, "the misrouted put's dead letter")
+        await wait_for(lambda: _is_some(client.get(other, mine)), 10, "the partition's own id")
+    assert await client.get(other, "j") is None and await client.get(home, "j") is None
+    dead_queue = await channel.declare_queue(settings.dead_letters, passive=True)
+    letter = await dead_queue.get(timeout=5)
+    assert letter is not None and letter.headers is not None
+    reason = str(letter.headers[ERROR_HEADER])
+    assert reason.startswith("id: ") and home in reason, reason
+    await letter.ack()
+
+
 async def test_a_topic_partitioned_while_the_bridge_runs_gets_puts_in_each_ids_partition(
     client: AsyncClient, channel: AbstractChannel, settings: BridgeSettings, topic: str
 ) -> None:
@@ -436,6 +466,10 @@ async def _is_not_none(value: Awaitable[Any]) -> bool:
 
 async def _is_none(value: Awaitable[Any]) -> bool:
     return await value is None
+
+
+async def _is_some(value: Awaitable[Any]) -> bool:
+    return await value is not None
 
 
 async def _equals(value: Awaitable[int], expected: int) -> bool:

@@ -578,6 +578,11 @@ async def test_a_partitions_name_takes_only_its_own_ids_and_no_settings_of_its_o
     assert right.status_code == 200 and right.json()["version"] == 2, right.text
     schedule = await http.put(f"{topic_url(other)}/schedules/q0", json={"body": 1, "every": 60})
     assert schedule.status_code == 400 and error_of(schedule)["field"] == "id"
+    # the original project's route too (it made the second job, leased beside the first)
+    seed = await http.post(f"/schedule/{other}", json={"id": "q0", "contents": 3})
+    assert seed.status_code == 400 and error_of(seed)["field"] == "id", seed.text
+    seed = await http.post(f"/schedule/{routed}", json={"id": "q0", "contents": "there"})
+    assert seed.status_code == 200 and seed.json()["version"] == 3, seed.text
     paused = await http.patch(topic_url(other), json={"paused": True})
     assert paused.status_code == 400 and error_of(paused)["field"] == "topic", paused.text
     assert not (await py.stats(other)).paused

@@ -239,6 +239,29 @@ def test_cli_schedules_go_to_the_ids_partition(redis_url: str, topic: str) -> No
     assert json.loads(cli(["schedules", topic], redis_url).output) == []
 
 
+def test_cli_puts_into_a_partitions_name_only_the_ids_that_route_to_it(
+    redis_url: str, topic: str
+) -> None:
+    """``redisched put t~p1 ID`` of an id that routes to another partition made a second live
+    job of the id (the HTTP API refuses it, naming ``id``), and so did ``schedule``."""
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 3}))
+    layout = Partitions(topic, 3)
+    home = layout.route("j")
+    other = next(name for name in layout.names if name != home)
+    assert cli(["put", topic, "j", "1"], redis_url).exit_code == 0
+    for args in (["put", other, "j", "2"], ["schedule", other, "j", "--every", "60"]):
+        refused = cli(args, redis_url)
+        assert refused.exit_code == 2 and "Error: ID:" in refused.output and home in refused.output, (
+            args, refused.output,
+        )  # fmt: skip
+    assert client.get(other, "j") is None and client.get_schedule(other, "j") is None
+    again = cli(["put", home, "j", "3", "--replace"], redis_url)
+    assert again.exit_code == 0 and json.loads(again.output)["version"] == 2, again.output
+    # a topic whose name only looks like a partition's takes any id
+    assert cli(["put", f"{topic}x~p1", "j", "4"], redis_url).exit_code == 0
+
+
 def test_cli_schedule_commands_find_a_schedule_of_the_topic_itself(
     redis_url: str, topic: str
 ) -> None:

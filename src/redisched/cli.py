@@ -229,7 +229,7 @@ def put(
     """Put a job (BODY is stored as UTF-8 text)."""
     when = run_at_value(run_at)
     client = client_for(redis_url)
-    topic = partition_setting.route(client, topic, id)
+    topic = partition_setting.put_route(client, topic, id)
     result = client.put(
         topic, id, body, delay=delay, run_at=when, ttr=ttr, priority=priority,
         max_attempts=max_attempts, replace=replace,

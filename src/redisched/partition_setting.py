@@ -395,6 +395,25 @@ def schedule_route(client: Client, topic: str, schedule_id: str) -> str:
     return client.execute(holder(client.ops, names, schedule_id, ("schedules",)))
 
 
+def refuse_misrouted_name(client: Client, topic: str, job_id: str, kind: str = "job") -> None:
+    """InvalidArgument naming ``id`` when ``topic`` is a partition of a partitioned topic and
+    ``job_id`` routes to another partition (:func:`refuse_misrouted`: a put or schedule there
+    would make a second one of the id); one call when ``topic`` has a partition's form."""
+    logical, separator, _ = topic.rpartition(SEPARATOR)
+    if separator:
+        count = client.execute(read_count(client.ops, logical))
+        layout = owner(topic, {} if count is None else {logical: count})
+        if layout is not None:
+            refuse_misrouted(layout, topic, job_id, kind)
+
+
+def put_route(client: Client, topic: str, job_id: str) -> str:
+    """The topic a put of ``job_id`` into ``topic`` goes to (:func:`route`), refused as
+    :func:`refuse_misrouted_name` says."""
+    refuse_misrouted_name(client, topic, job_id)
+    return route(client, topic, job_id)
+
+
 def route(client: Client, topic: str, job_id: str, *, finished: bool = False) -> str:
     """The topic holding ``job_id`` (one call; for the CLI and scripts; long-running
     processes use :class:`PartitionMap`): when ``topic`` is partitioned, where
@@ -446,6 +465,13 @@ class PartitionMap:
     def get(self, topic: str) -> Partitions | None:
         """The topic's layout, or None when it is not partitioned (no I/O)."""
         return self._layouts.get(topic) if self._layouts else None
+
+    def owner(self, topic: str) -> Partitions | None:
+        """The layout ``topic`` is a partition of, or None (no I/O)."""
+        if not self._layouts or SEPARATOR not in topic:
+            return None
+        layout = self._layouts.get(topic.rpartition(SEPARATOR)[0])
+        return None if layout is None else owner(topic, {layout.topic: layout.count})
 
     def load(self, counts: Mapping[str, int]) -> None:
         """Take freshly read counts."""

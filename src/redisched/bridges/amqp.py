@@ -67,8 +67,8 @@ from ..errors import (
     TopicPartitioned,
 )
 from ..ops import Call
-from ..partition_setting import PartitionMap, holder, holders, read_count
-from ..partitions import Partitions
+from ..partition_setting import PartitionMap, holder, holders, read_count, refuse_misrouted
+from ..partitions import SEPARATOR, Partitions
 from ..preflight import redacted
 from .acks import AckTracker
 from .batch import by_topic, join, rounds
@@ -256,7 +256,10 @@ class AmqpBridge:
         items: list[Item] = []
         for message in batch:
             try:
-                items.append((message, parse(message.body, self.client.ops)))
+                command = parse(message.body, self.client.ops)
+                if isinstance(command, Put) and SEPARATOR in command.topic:
+                    await self._refuse_misrouted(command)
+                items.append((message, command))
             except InvalidArgument as exc:
                 await self._dead_letter(message, str(exc), channel)
         rounds_ = rounds(items)
@@ -266,6 +269,19 @@ class AmqpBridge:
                     for message, _ in later:
                         await self._acks.nack(message)
                 return
+
+    async def _refuse_misrouted(self, put: Put) -> None:
+        """InvalidArgument naming ``id`` for a put into a partition of a partitioned topic
+        whose id routes to another partition (a second job of the id would be made), as the
+        HTTP API and the CLI refuse it. With Redis down before the counts were first read,
+        the put goes through as it would to any topic."""
+        try:
+            layouts = await self._partitions.current(self.client)
+        except BackendError:
+            return
+        layout = layouts.owner(put.topic)
+        if layout is not None:
+            refuse_misrouted(layout, put.topic, put.id)
 
     async def _commit(self, items: list[Item], channel: AbstractChannel) -> bool:
         """Commit a round (ids all distinct), retrying while Redis is down; False if stopped.

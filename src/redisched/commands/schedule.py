@@ -32,6 +32,7 @@ def schedule(
 ) -> None:  # fmt: skip
     """Create or replace the recurring schedule ID of TOPIC."""
     client = client_for(redis_url)
+    partition_setting.refuse_misrouted_name(client, topic, id, "schedule")
     created = client.schedule(
         partition_setting.schedule_route(client, topic, id), id, body, cron=cron, every=every,
         tz=tz, ttr=ttr, priority=priority, max_attempts=max_attempts,
