@@ -252,9 +252,8 @@ def test_cli_puts_into_a_partitions_name_only_the_ids_that_route_to_it(
     assert cli(["put", topic, "j", "1"], redis_url).exit_code == 0
     for args in (["put", other, "j", "2"], ["schedule", other, "j", "--every", "60"]):
         refused = cli(args, redis_url)
-        assert refused.exit_code == 2 and "Error: ID:" in refused.output and home in refused.output, (
-            args, refused.output,
-        )  # fmt: skip
+        said = refused.output
+        assert refused.exit_code == 2 and "Error: ID:" in said and home in said, (args, said)
     assert client.get(other, "j") is None and client.get_schedule(other, "j") is None
     again = cli(["put", home, "j", "3", "--replace"], redis_url)
     assert again.exit_code == 0 and json.loads(again.output)["version"] == 2, again.output
