@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+LATEST = datetime.max.replace(tzinfo=UTC)
+"""What a time past the year 9999 reads as (no datetime holds it)."""
+EARLIEST = datetime.fromtimestamp(0, tz=UTC)
+"""What a time before 1970 reads as."""
+
 
 def to_datetime(ms: int) -> datetime:
-    """Epoch milliseconds as an aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """Epoch milliseconds as an aware UTC datetime; a time no datetime holds (a raw script
+    call may store any number) reads as :data:`LATEST` or :data:`EARLIEST`, so that reading
+    it never fails."""
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return LATEST if ms > 0 else EARLIEST
 
 
 def text(value: bytes | None) -> str | None:

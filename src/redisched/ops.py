@@ -364,20 +364,24 @@ def parse_job(
     """
     (job_id, state, version, attempts, priority, ttr, max_attempts, run_at, token,
      reserved_until, last_error, body, pending_version) = reply  # fmt: skip
-    if times is None:
-        run_at_time = _from_ms(run_at / 1000, UTC)
-        until = None if reserved_until is None else _from_ms(reserved_until / 1000, UTC)
-    else:  # shared, inline (a helper function's two calls cost a tenth of parse_job)
-        found = times.get(run_at)
-        if found is None:
-            found = times[run_at] = _from_ms(run_at / 1000, UTC)
-        run_at_time = found
-        if reserved_until is None:
-            until = None
-        else:
-            until = times.get(reserved_until)
-            if until is None:
-                until = times[reserved_until] = _from_ms(reserved_until / 1000, UTC)
+    try:
+        if times is None:
+            run_at_time = _from_ms(run_at / 1000, UTC)
+            until = None if reserved_until is None else _from_ms(reserved_until / 1000, UTC)
+        else:  # shared, inline (a helper function's two calls cost a tenth of parse_job)
+            found = times.get(run_at)
+            if found is None:
+                found = times[run_at] = _from_ms(run_at / 1000, UTC)
+            run_at_time = found
+            if reserved_until is None:
+                until = None
+            else:
+                until = times.get(reserved_until)
+                if until is None:
+                    until = times[reserved_until] = _from_ms(reserved_until / 1000, UTC)
+    except (ValueError, OverflowError, OSError):  # past the year 9999: as to_datetime reads it
+        run_at_time = to_datetime(run_at)
+        until = None if reserved_until is None else to_datetime(reserved_until)
     try:
         job_text = job_id.decode()
     except UnicodeDecodeError:  # stored by a raw script call: only then the slower way
@@ -579,7 +583,14 @@ class Operations:
         return validate.reserved_job(job)
 
     def _now(self) -> Arg:
-        return "" if self.clock is None else round(self.clock() * 1000)
+        return "" if self.clock is None else self.clock_ms()
+
+    def clock_ms(self) -> int:
+        """The client's ``clock`` (set) in epoch milliseconds; InvalidArgument naming
+        ``clock`` when it gives no epoch seconds from 1970 to the year 9999 (milliseconds, a
+        datetime), which would store jobs no reader could show."""
+        assert self.clock is not None
+        return round(validate.clock_ms(self.clock()))
 
     def _step(self, script: str, topic: str, *args: Arg) -> Step:
         try:
@@ -1456,15 +1467,15 @@ class Operations:
     def minute(self) -> Call[int]:
         """The current minute since the epoch, by the Redis clock (or the client's override)."""
         if self.clock is not None:
-            clock = self.clock
-            return Call((), lambda r: int(clock() // 60))
+            now_ms = self.clock_ms
+            return Call((), lambda r: now_ms() // 60_000)
         return Call((Step(None, (), ("TIME",)),), lambda r: tp.now_minute(r[0]))
 
     def server_time_ms(self) -> Call[float]:
         """The Redis clock in milliseconds, to the microsecond (or the client's override)."""
         if self.clock is not None:
             clock = self.clock
-            return Call((), lambda r: clock() * 1000)
+            return Call((), lambda r: validate.clock_ms(clock()))
         return Call((Step(None, (), ("TIME",)),), lambda r: _time_ms(r[0]))
 
     def load_scripts(self) -> Call[None]:

@@ -72,7 +72,7 @@ def _schedule_id(value: object) -> str:
 
 
 def _wall_ms(ops: Operations) -> int:
-    return round((time.time() if ops.clock is None else ops.clock()) * 1000)
+    return round(time.time() * 1000) if ops.clock is None else ops.clock_ms()
 
 
 def schedule(

@@ -235,6 +235,23 @@ def epoch_ms(value: object, argument: str = "run_at") -> int:
     return ms
 
 
+def clock_ms(value: object) -> float:
+    """What a client's ``clock`` returned (epoch seconds) in epoch milliseconds;
+    InvalidArgument naming ``clock`` for anything else (milliseconds, a datetime)."""
+    seconds = to_float(value) if _is_number(value) else math.nan  # type: ignore[arg-type]
+    if not math.isfinite(seconds):
+        raise InvalidArgument(
+            "clock", f"must return epoch seconds as a finite number, not {value!r:.60}"
+        )
+    if not 0 <= seconds * 1000 <= MAX_EPOCH_MS:
+        raise InvalidArgument(
+            "clock",
+            f"must return epoch seconds from 1970 to the year 9999, not {value!r:.60}"
+            " (milliseconds?)",
+        )
+    return seconds * 1000
+
+
 def integer(value: object, argument: str, low: int, high: int) -> int:
     """An int (bool excluded) within [low, high]."""
     if not isinstance(value, int) or isinstance(value, bool):
