@@ -23,6 +23,7 @@ import pytest
 
 import redisched
 from redisched.config import MIN_TOKEN_LENGTH
+from redisched.embedded import EmbeddedRedis
 from redisched.push.signing import verify
 from tests.glueproc import LANGUAGES, NODE_BIN, env, require_node, running, stop
 from tests.workerproc import wait_for
@@ -103,6 +104,21 @@ def test_schedule_and_cancel_read_back_from_python(
         status, error = post(port, f"/cancel/{topic}", {"id": "j"})
         assert status == 404 and error["error"]["code"] == "not_found"
         assert error["error"]["field"] == "id"
+        assert stop(proc) == 0
+
+
+def test_a_unix_socket_url_as_redisched_serve_prints_it(
+    server: Command, redis_server: EmbeddedRedis, topic: str, client: redisched.Client
+) -> None:
+    """The README has the servers use ``$REDISCHED_REDIS_URL``, set to the embedded Redis's
+    ``unix://…/redis.sock?db=0``: the Go server refused it (redigo reads redis:// only)."""
+    url = redis_server.socket_url
+    assert url is not None
+    with running(server(), url) as proc:
+        port = proc.ready["port"]  # type: ignore[attr-defined]
+        status, written = post(port, f"/schedule/{topic}", {"id": "u", "contents": 1, "delay": 30})
+        assert status == 201 and written["status"] == "created", written
+        assert client.get(topic, "u") is not None
         assert stop(proc) == 0
 
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -208,7 +209,37 @@ func New(pool *redis.Pool, dir string) (*Client, error) {
 
 // NewPool is a small redigo pool for a redis:// URL.
 func NewPool(url string) *redis.Pool {
-	return &redis.Pool{MaxIdle: 4, Dial: func() (redis.Conn, error) { return redis.DialURL(url) }}
+	return &redis.Pool{MaxIdle: 4, Dial: func() (redis.Conn, error) { return DialURL(url) }}
+}
+
+// DialURL connects to a Redis URL: redis:// and rediss:// as redigo reads them, and
+// unix:///path/to/redis.sock?db=N (a password as unix://:password@/path), the form
+// `redisched serve` prints for its embedded Redis.
+func DialURL(rawURL string) (redis.Conn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "unix" {
+		return redis.DialURL(rawURL)
+	}
+	if u.Path == "" {
+		return nil, fmt.Errorf("invalid redis URL %q: no socket path", rawURL)
+	}
+	options := []redis.DialOption{}
+	if db := u.Query().Get("db"); db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("invalid redis URL %q: db must be a number", rawURL)
+		}
+		options = append(options, redis.DialDatabase(n))
+	}
+	if u.User != nil {
+		if password, set := u.User.Password(); set {
+			options = append(options, redis.DialPassword(password))
+		}
+		if name := u.User.Username(); name != "" {
+			options = append(options, redis.DialUsername(name))
+		}
+	}
+	return redis.Dial("unix", u.Path, options...)
 }
 
 // ValidateTopic refuses the topic names the Python glue refuses (keys.topic_problem):
