@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -399,3 +400,19 @@ async def test_release_reason_and_its_deprecated_alias_error(api: Any, topic: st
         await api.release(await api.reserve(topic), error="the old name still works")
     job = await api.get(topic, "j")
     assert job is not None and job.last_error == "the old name still works"
+
+
+async def test_reserve_requeues_a_lease_whose_holder_died(server_api: Any, topic: str) -> None:
+    """A consumer that only calls ``reserve`` ran no requeue: a job whose holder died stayed
+    reserved for ever, and ``reserve`` returned None. A topic's ``reserve`` now requeues the
+    timed-out leases first, once a second at most, in the same round trip."""
+    await server_api.put(topic, "j", b"x")
+    lost = await server_api.reserve(topic, ttr=0.3)  # its holder dies here
+    assert lost is not None and await server_api.reserve(topic) is None
+    await asyncio.sleep(1.1)  # the lease has lapsed, and a second has passed since the sweep
+    again = await server_api.reserve(topic)
+    assert again is not None and again.id == "j" and again.attempts == 2
+    assert again.token != lost.token
+    await server_api.ack(again)
+    many = await server_api.reserve_many(topic, 5)
+    assert many == [] and await server_api.get(topic, "j") is None

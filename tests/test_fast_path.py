@@ -59,7 +59,10 @@ def test_a_known_topic_goes_direct_and_a_new_one_registers_first() -> None:
     flags.set("t", True)
     assert direct(call, {"t"}, flags) is None  # a durable topic's puts wait for a replica
     assert direct(OPS.put("t", "a", b"x", durable=True), {"t"}, TopicFlags()) is None
-    assert direct(OPS.reserve("t"), set(), None) is not None  # nothing to register or wait
+    ops = Operations()
+    swept = ops.reserve("t")  # the topic's first reserve requeues timed-out leases first
+    assert [step.script for step in swept.steps if step.script] == ["requeue", "reserve"]
+    assert direct(ops.reserve("t"), set(), None) is not None  # nothing to register or wait
 
 
 def test_a_lost_script_sends_the_call_through_the_conversation() -> None:
@@ -112,6 +115,7 @@ def test_the_put_shortcuts_check_what_the_long_way_checks() -> None:
 
 def test_lease_calls_are_made_once_per_topic_and_count_and_still_checked() -> None:
     ops = Operations()
+    ops.reserve("t")  # with the topic's requeue first (Operations.swept)
     assert ops.reserve("t") is ops.reserve("t") and ops.lease("t", 5) is ops.lease("t", 5)
     assert ops.reserve_many("t", 5) is not ops.lease("t", 5)  # each reads its reply its way
     assert ops.reserve("t", ttr=5) is not ops.reserve("t", ttr=5)  # not the topic's ttr
@@ -124,6 +128,7 @@ def test_lease_calls_are_made_once_per_topic_and_count_and_still_checked() -> No
 
 def test_a_lease_call_made_once_is_packed_once_and_packs_as_any_command() -> None:
     ops = Operations()
+    ops.reserve("t")  # with the topic's requeue first (Operations.swept)
     batch = direct(ops.reserve("t"), set(), None)
     assert batch is not None and type(batch[0]) is Prepared
     sent = wire.packed(batch)
@@ -225,9 +230,9 @@ def test_only_a_lease_asks_reserve_lua_for_the_times_it_returns() -> None:
     # reserve() and reserve_many() drop next_due_ms / next_timeout_ms: times 0 spares the
     # script two ZRANGE WITHSCORES; lease() and ack_and_lease() read them (times empty)
     times = {
-        "reserve": OPS.reserve("t").steps[0].args[-1],
-        "reserve_many": OPS.reserve_many("t", 5).steps[0].args[-1],
-        "reserve, ttr": OPS.reserve("t", ttr=5).steps[0].args[-1],
+        "reserve": OPS.reserve("t").steps[-1].args[-1],  # after a requeue, the first time
+        "reserve_many": OPS.reserve_many("t", 5).steps[-1].args[-1],
+        "reserve, ttr": OPS.reserve("t", ttr=5).steps[-1].args[-1],
         "lease": OPS.lease("t", 5).steps[0].args[-1],
         "ack_and_lease": OPS.ack_and_lease("t", [], 5).steps[-1].args[-1],
     }

@@ -8,6 +8,7 @@ answer); a client sends it and returns ``call.parse(replies)``. Nothing here doe
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,10 @@ def prepare(step: Step) -> Prepared:
     that go on with more args (see :class:`Prepared`)."""
     return Prepared(command(step))
 
+
+SWEEP_INTERVAL = 1.0
+"""Seconds between the requeues that a client's ``reserve`` of a topic runs first
+(:meth:`Operations.swept`)."""
 
 Lane = tuple[list[tuple[Any, ...]], Callable[[list[Any]], T]]
 """A call made straight as its batch (one command), and the parse of its replies: what a
@@ -551,6 +556,7 @@ class Operations:
     _leases: dict[tuple[object, str, int], Call[Any]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _swept_at: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def keys(self, topic: str) -> TopicKeys:
         """The validated keys of a topic (cached: key names are built once per topic)."""
@@ -965,12 +971,39 @@ class Operations:
         return Call((self._lease_step(topic, count, ttr, times),), parser(topic))
 
     def reserve(self, topic: str, *, ttr: object = None) -> Call[Job | None]:
-        """Lease the next ready job, or None."""
-        return self._lease_call(_reserve_parser, topic, 1, ttr)
+        """Lease the next ready job, or None (timed-out reservations requeued first, see
+        :meth:`swept`)."""
+        return self.swept(topic, self._lease_call(_reserve_parser, topic, 1, ttr))
 
     def reserve_many(self, topic: str, count: object, *, ttr: object = None) -> Call[list[Job]]:
-        """Lease up to ``count`` ready jobs."""
-        return self._lease_call(_reserve_many_parser, topic, count, ttr)
+        """Lease up to ``count`` ready jobs (timed-out reservations requeued first, see
+        :meth:`swept`)."""
+        return self.swept(topic, self._lease_call(_reserve_many_parser, topic, count, ttr))
+
+    def swept(self, topic: str, call: Call[T]) -> Call[T]:
+        """``call`` after a requeue of the topic's timed-out reservations, in the same round
+        trip, at most once per :data:`SWEEP_INTERVAL` per topic (else ``call`` as it is).
+
+        A consumer that only calls ``reserve`` runs no requeue loop (a Worker, the push
+        dispatcher and ``redisched serve`` do): without this, a job whose holder died stayed
+        reserved until something else requeued it, and its ``reserve`` got None meanwhile.
+        A client on its own ``clock`` (a test that moves time) requeues only when told to, so
+        that what it sees does not depend on how fast it runs.
+        """
+        if self.clock is not None:
+            return call
+        now = time.monotonic()
+        last = self._swept_at.get(topic)
+        if last is not None and now - last < SWEEP_INTERVAL:
+            return call
+        if len(self._swept_at) >= 10_000:
+            self._swept_at.clear()
+        self._swept_at[topic] = now
+        both = Call.join(self.requeue(topic), call)
+        return Call(
+            both.steps, lambda r: both.parse(r)[1], both.register_topic, both.durability,
+            after=both.after,
+        )  # fmt: skip
 
     def ack(self, job: Any, *, result: object = None) -> Call[None]:
         """Finish a reserved job, keeping ``result`` in its history (bytes, str or JSON data);
