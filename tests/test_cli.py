@@ -234,7 +234,9 @@ def test_cli_schedules(redis_url: str, topic: str) -> None:
 
 
 def test_a_malformed_redis_url_is_a_usage_error_without_a_traceback() -> None:
-    for url in ("bogus://x", "redis://127.0.0.1:notaport/0"):
+    # a database that is no number went to another one: /abc to 0, /1/2 to 12
+    for url in ("bogus://x", "redis://127.0.0.1:notaport/0", "redis://127.0.0.1:1/abc",
+                "redis://127.0.0.1:1/1/2", "unix:///tmp/r.sock?db=x"):  # fmt: skip
         result = CliRunner().invoke(main, ["stats"], env={"REDISCHED_REDIS_URL": url})
         assert result.exit_code == 2, result.output
         assert f"--redis-url: '{url}' is not a Redis URL" in result.output

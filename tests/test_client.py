@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import redisched
 from redisched import InvalidArgument, JobState, PutStatus, StaleReservation, VersionConflict
 from tests.conftest import FakeClock
 
@@ -416,3 +417,28 @@ async def test_reserve_requeues_a_lease_whose_holder_died(server_api: Any, topic
     await server_api.ack(again)
     many = await server_api.reserve_many(topic, 5)
     assert many == [] and await server_api.get(topic, "j") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://127.0.0.1:6399/abc", "redis://127.0.0.1:6399/1/2", "redis://127.0.0.1:6399/-1",
+     "redis://127.0.0.1:6399/0?db=x", "unix:///tmp/none.sock?db=1x"],
+)  # fmt: skip
+async def test_a_database_that_is_no_number_is_refused_naming_the_url(url: str) -> None:
+    """redis-py read ``/abc`` as database 0 and ``/1/2`` as 12: the jobs went elsewhere."""
+    with pytest.raises(InvalidArgument) as refused:
+        redisched.Client.from_url(url)
+    assert refused.value.argument == "url" and "database" in refused.value.message
+    with pytest.raises(InvalidArgument):
+        redisched.AsyncClient.from_url(url)
+    with pytest.raises(InvalidArgument, match="database 0 only"):
+        redisched.AsyncClient.from_url("redis://127.0.0.1:6399/3", cluster=True)
+
+
+async def test_a_database_number_in_the_url_is_the_one_used(redis_url: str, topic: str) -> None:
+    other = redis_url.rsplit("/", 1)[0] + "/5"
+    with redisched.Client.from_url(other) as client:
+        client.put(topic, "j", b"x")
+        assert client.redis.connection_pool.connection_kwargs["db"] == 5
+        assert client.get(topic, "j") is not None
+        client.delete(topic, "j")

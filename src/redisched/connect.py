@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 import redis.asyncio
@@ -109,8 +109,24 @@ def is_sentinel_url(url: str) -> bool:
     return url.startswith(SENTINEL_SCHEME + "://")
 
 
+def check_database(url: str, *, cluster: bool = False) -> None:
+    """InvalidArgument naming ``url`` when its database is no number: redis-py reads
+    ``/abc`` as database 0 and ``/1/2`` as 12, so the jobs went to another database than
+    the one meant. A cluster has database 0 only (redis-py drops any other)."""
+    parts = urlsplit(url)
+    given = [unquote(parts.path).strip("/")] if parts.scheme in ("redis", "rediss") else []
+    given += [value for key, value in parse_qsl(parts.query) if key == "db"]
+    for db in (text for text in given if text):
+        if not (db.isascii() and db.isdigit()):
+            raise InvalidArgument("url", f"the database must be a number, not {db!r}")
+        if cluster and int(db) != 0:
+            raise InvalidArgument("url", f"a Redis Cluster has database 0 only, not {db}")
+
+
 def sync_connection(url: str, *, cluster: bool = False) -> redis.Redis | redis.RedisCluster:
     """A blocking connection to ``url`` (see the module docstring for the forms)."""
+    if not is_sentinel_url(url):
+        check_database(url, cluster=cluster)
     if is_sentinel_url(url):
         address = parse_sentinel_url(url)
         sentinel = redis.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call, unused-ignore]
@@ -128,6 +144,8 @@ def async_connection(
     url: str, *, cluster: bool = False
 ) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
     """An asyncio connection to ``url`` (see the module docstring for the forms)."""
+    if not is_sentinel_url(url):
+        check_database(url, cluster=cluster)
     if is_sentinel_url(url):
         address = parse_sentinel_url(url)
         sentinel = redis.asyncio.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call, unused-ignore]

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisClusterException
 
-from .connect import cluster_options, is_sentinel_url, parse_sentinel_url
+from .connect import check_database, cluster_options, is_sentinel_url, parse_sentinel_url
 from .errors import BackendError, InvalidArgument
 
 CONNECT_TIMEOUT = 5.0
@@ -56,6 +56,7 @@ def _connection(url: str, cluster: bool) -> Any:
         address = parse_sentinel_url(url)
         sentinel = redis.sentinel.Sentinel(list(address.sentinels), **timeouts)  # type: ignore[no-untyped-call, unused-ignore]
         return sentinel.master_for(address.service, **address.connection_options(), **timeouts)  # type: ignore[no-untyped-call, unused-ignore]
+    check_database(url, cluster=cluster)
     if cluster:
         return redis.RedisCluster(**cluster_options(url), **timeouts)
     return redis.Redis.from_url(url, **timeouts)
