@@ -109,6 +109,8 @@ CASES: list[Case] = [
     ("put_many not iterable", lambda c: c.put_many(T, 5), "jobs"),
     # reserved-job methods
     ("ack without token", lambda c: c.ack(SimpleNamespace(topic=T, id="j", token=None)), "job"),
+    ("ack with an int token", lambda c: c.ack(SimpleNamespace(topic=T, id="j", token=7)),
+     "job.token"),  # it said "has no token"
     ("ack not a job", lambda c: c.ack("j"), "job"),
     ("ack lone surrogate result", lambda c: c.ack(JOB, result="a\udc80"), "result"),
     ("release negative delay", lambda c: c.release(JOB, delay=-1), "delay"),

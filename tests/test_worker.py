@@ -32,7 +32,7 @@ from redisched import (
     Worker,
 )
 from redisched.embedded import EmbeddedRedis
-from redisched.handlers import Handler, Watched, is_async
+from redisched.handlers import MAX_ERROR_TEXT, Handler, Watched, describe, is_async
 from redisched.worker import CANCEL_WAIT, STOPPED_ERROR
 from tests.conftest import BINARIES, FakeClock
 
@@ -186,6 +186,40 @@ async def test_failures_back_off_exponentially_then_the_job_dies(
     gaps = [started_at[i + 1] - failed_at[i] for i in range(2)]
     for gap, expected in zip(gaps, (0.2, 0.4), strict=True):
         assert expected - 0.002 <= gap <= expected + 0.25, gaps
+
+
+def test_a_huge_error_keeps_the_exceptions_type_and_its_end() -> None:
+    """The end alone of a 200,000-character message was kept: last_error began "...eeee",
+    and nobody could tell what was raised."""
+    try:
+        raise RuntimeError("boom " + "e" * 200_000 + " the end")
+    except RuntimeError as exc:
+        text = describe(exc)
+    assert len(text) <= MAX_ERROR_TEXT + 5
+    assert text.startswith("RuntimeError: boom eee") and text.endswith("eee the end")
+    try:
+        raise ValueError("short")
+    except ValueError as exc:
+        assert describe(exc).startswith("Traceback") and describe(exc).endswith("ValueError: short")
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"), [({1, 2}, b'"{1, 2}"'), (float("nan"), b'"nan"'), ({"a": 1}, b'{"a":1}')]
+)
+async def test_a_result_json_cannot_hold_is_kept_as_the_json_string_of_its_repr(
+    client: AsyncClient, topic: str, value: object, stored: bytes
+) -> None:
+    """A handler returning a set or NaN stored ``{1, 2}`` / ``nan``, no JSON, though results
+    are JSON (and ``ack(result=...)`` refuses them)."""
+    await client.put(topic, "j", b"x")
+    async with serving(new_worker(client, {topic: lambda job: value}, concurrency=1)):
+
+        async def acked() -> bool:
+            return (await client.stats(topic)).total_acked == 1
+
+        await wait_until(acked)
+    history = await client.history(topic, "j")
+    assert history is not None and history.result == stored
 
 
 def test_backoff_delays() -> None:

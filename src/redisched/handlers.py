@@ -59,12 +59,20 @@ def is_async(handler: Handler) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """An exception with its traceback, as a job's ``last_error`` (the end, if very long).
+    """An exception with its traceback, as a job's ``last_error``. A very long one keeps the
+    start of the exception's own line (its type: the end alone of a huge message lost it),
+    then the end of the whole.
 
     A lone surrogate (an undecodable file name's ``surrogateescape``) is written as its
     ``\\udcXX`` escape: it has no UTF-8, and a release refuses it.
     """
-    text = "".join(traceback.format_exception(exc)).strip()
-    if not text.isascii():
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text if len(text) <= MAX_ERROR_TEXT else "..." + text[-MAX_ERROR_TEXT:]
+    text = _ascii_safe("".join(traceback.format_exception(exc)).strip())
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    half = MAX_ERROR_TEXT // 2
+    summary = _ascii_safe("".join(traceback.format_exception_only(exc)).strip())
+    return f"{summary[:half]}\n...\n{text[-half:]}"
+
+
+def _ascii_safe(text: str) -> str:
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -307,6 +307,8 @@ def reserved_job(job: Any) -> tuple[str, str | bytes, str]:
     for attribute in ("topic", "id", "token"):
         if not hasattr(job, attribute):
             raise InvalidArgument("job", f"must have .topic, .id and .token (no .{attribute})")
-    if not isinstance(job.token, str) or not job.token:
+    if job.token is not None and not isinstance(job.token, str):
+        raise InvalidArgument("job.token", f"must be a str, not {type(job.token).__name__}")
+    if not job.token:
         raise InvalidArgument("job", "has no token: only jobs returned by reserve can be acked")
     return validate_topic(job.topic, "job.topic"), stored_id(job.id, "job.id"), job.token

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import signal
 import threading
@@ -785,7 +786,7 @@ def _encode_result(value: object, job: Job) -> bytes:
     """A handler's return value as the job's result (see :mod:`redisched.results`)."""
     try:
         return results.encode(value) or b""
-    except InvalidArgument:
-        log.warning("job %r of topic %r returned a %s, kept as its repr", job.id, job.topic,
-                    type(value).__name__)  # fmt: skip
-        return repr(value).encode("utf-8", "replace")
+    except InvalidArgument:  # the work is done: ack it, keeping what can be said of the value
+        log.warning("job %r of topic %r returned a %s, kept as the JSON string of its repr",
+                    job.id, job.topic, type(value).__name__)  # fmt: skip
+        return json.dumps(repr(value)).encode()
