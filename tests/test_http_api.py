@@ -545,6 +545,33 @@ async def test_an_unterminated_string_of_escaped_quotes_is_read_in_one_pass(
     assert too_deep(b"[" * 512 + b'"x\\\\"[' + b"]" * 513)
 
 
+async def test_a_write_refuses_a_precondition_it_does_not_honour(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    """A DELETE with If-None-Match deleted the job, a reschedule with a stale If-Match was
+    applied, and of two If-Match headers the first was used: each is a 400 naming the header
+    now, and the job is untouched."""
+    await http.put(job_url(topic, "e"), json={"body": 1, "delay": 60})
+    await http.put(job_url(topic, "e"), json={"body": 2, "delay": 60})  # version 2
+    cases = [
+        ("DELETE", job_url(topic, "e"), {"If-None-Match": "*"}, None, "If-None-Match"),
+        ("POST", job_url(topic, "e", "reschedule"), {"If-Match": '"1"'}, {"delay": 5},
+         "If-Match"),
+        ("POST", job_url(topic, "e", "run-now"), {"If-Match": '"1"'}, None, "If-Match"),
+    ]  # fmt: skip
+    for method, url, headers, body, field in cases:
+        reply = await http.request(method, url, headers=headers, json=body)
+        assert reply.status_code == 400, (method, url, reply.text)
+        assert error_of(reply)["field"] == field
+    twice = [("If-Match", '"999"'), ("If-Match", '"2"')]
+    reply = await http.request("DELETE", job_url(topic, "e"), headers=twice)
+    assert reply.status_code == 400 and error_of(reply)["field"] == "If-Match", reply.text
+    job = await py.get(topic, "e")
+    assert job is not None and job.version == 2 and job.state == JobState.SCHEDULED
+    # honoured where declared: a DELETE with the current version deletes
+    assert (await http.delete(job_url(topic, "e"), headers={"If-Match": '"2"'})).status_code == 204
+
+
 async def test_duplicate_json_keys_are_refused_naming_the_key(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:

@@ -77,8 +77,12 @@ def query_checked(endpoint: Endpoint) -> Handler:
     if endpoint.tag == "service":  # /healthz, /metrics: probes and scrapers may add their own
         return handler
     known = frozenset(p.name for p in endpoint.params if p.where == "query")
+    writes = endpoint.method not in ("GET", "HEAD")
+    honoured = frozenset(p.name.lower().encode() for p in endpoint.params if p.where == "header")
 
     async def checked(request: Request) -> Response:
+        if writes:
+            _check_conditions(request, honoured)
         if request.scope["query_string"]:
             names = [name for name, _ in request.query_params.multi_items()]
             for name in names:
@@ -93,6 +97,25 @@ def query_checked(endpoint: Endpoint) -> Handler:
     checked.__name__ = checked.__qualname__ = handler.__name__
     checked.__doc__ = handler.__doc__
     return checked
+
+
+_CONDITIONS = {b"if-match": "If-Match", b"if-none-match": "If-None-Match"}
+
+
+def _check_conditions(request: Request, honoured: frozenset[bytes]) -> None:
+    """400 naming a precondition header that a write does not honour (it would act
+    unconditionally: a DELETE with If-None-Match deleted the job) or that is given twice (of
+    two, the first was used and the other silently dropped)."""
+    seen: list[bytes] = []
+    for name, _ in request.scope["headers"]:
+        if name in _CONDITIONS:
+            shown = _CONDITIONS[name]
+            if name not in honoured:
+                message = "is not honoured by this route: the request would not be conditional"
+                raise ApiError(400, "invalid_header", f"{shown} {message}", shown)
+            if name in seen:
+                raise ApiError(400, "invalid_header", f"{shown} is given more than once", shown)
+            seen.append(name)
 
 
 class JsonResponse(Response):
