@@ -6,16 +6,21 @@ the ASCII digits a client means, and a path must be decoded exactly once.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from urllib.parse import quote
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 import redisched
 from redisched import cursors
 from redisched.config import Settings
 from redisched.errors import InvalidArgument
 from redisched.history import parse_cursor, topic_tag
+from redisched.http import reading
+from redisched.http.errors import ApiError
 from redisched.http.paths import routing_path
 from redisched.validate import duration_ms, integer_text, number_text
 
@@ -111,3 +116,24 @@ def test_an_events_cursor_says_what_is_wrong_with_it() -> None:
 def test_a_minimum_of_one_second_is_said_in_the_singular() -> None:
     with pytest.raises(InvalidArgument, match=r"at least 1 second$"):
         duration_ms(0.5, "width", minimum_ms=1000)
+
+
+async def test_a_body_that_stops_arriving_is_a_408(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that sent 9 of the 100 bytes its Content-Length promised held its connection
+    for ever: a body in parts that pauses longer than BODY_IDLE_TIMEOUT is answered 408."""
+    monkeypatch.setattr(reading, "BODY_IDLE_TIMEOUT", 0.2)
+    parts = [{"type": "http.request", "body": b'{"body": 1', "more_body": True}]
+
+    async def receive() -> dict[str, object]:
+        if parts:
+            return parts.pop()
+        await asyncio.sleep(3600)  # the rest never comes
+        raise AssertionError("unreachable")
+
+    scope = {"type": "http", "method": "PUT", "headers": [(b"content-length", b"100")]}
+    request = Request(scope, receive)  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(ApiError) as refused:
+        await reading.read_body(request, 1000)
+    assert refused.value.status == 408 and refused.value.code == "request_timeout"
+    assert time.monotonic() - started < 2

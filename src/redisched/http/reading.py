@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,6 +13,12 @@ from ..json_keys import PATH_SEARCH_BYTES, path, repeated_key, walk
 from .errors import ApiError, from_decode_error
 
 T = TypeVar("T")
+
+
+BODY_IDLE_TIMEOUT = 30.0
+"""Seconds a request body in parts may pause between two of them before the request is
+answered 408: a client that sent fewer bytes than its Content-Length (or a chunked body that
+never ends) held its connection for ever."""
 
 
 def _too_large(limit: int) -> ApiError:
@@ -36,8 +43,20 @@ async def read_body(request: Request, limit: int) -> bytes:
             break
     chunks: list[bytes] = []
     size = 0
+    receive = request.receive
     while True:
-        message = await request.receive()
+        if chunks:  # a body in parts: each must come within BODY_IDLE_TIMEOUT of the last
+            try:
+                async with asyncio.timeout(BODY_IDLE_TIMEOUT):
+                    message = await receive()
+            except TimeoutError:
+                raise ApiError(
+                    408, "request_timeout",
+                    f"the request body stopped arriving for {BODY_IDLE_TIMEOUT:g} s",
+                    headers={"Connection": "close"},
+                ) from None  # fmt: skip
+        else:  # the first part (most bodies come whole): no timer to arm
+            message = await receive()
         if message["type"] == "http.disconnect":
             raise ApiError(400, "bad_request", "the client went away before the body ended")
         chunk: bytes = message.get("body", b"")
