@@ -424,7 +424,8 @@ class Lifecycle(RuleBasedStateMachine):
                 self.end_attempt_with_pending(job_id, "requeued")
             elif model.max_attempts and model.attempts >= model.max_attempts:
                 model.state, model.died_at = "dead", self.now
-                model.last_error = f"reservation timed out after {model.attempts} attempts"
+                plural = "attempt" if model.attempts == 1 else "attempts"
+                model.last_error = f"reservation timed out after {model.attempts} {plural}"
                 model.token = model.reserved_until = None
                 add_event(model, "dead")
             else:

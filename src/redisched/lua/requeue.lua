@@ -286,8 +286,9 @@ for i = 1, #expired, 2 do
     redis.call('HDEL', errors_key, id)
   elseif job[MAX_ATTEMPTS] > 0 and job[ATTEMPTS] >= job[MAX_ATTEMPTS] then
     job[STATE], job[SEQ] = DEAD, 0
-    local reason = 'reservation timed out after ' .. job[ATTEMPTS] .. ' attempts'
-    add_event(id, job, 'dead', cause .. ' after ' .. job[ATTEMPTS] .. ' attempts' .. CANCEL_SENT)
+    local attempts = job[ATTEMPTS] .. (job[ATTEMPTS] == 1 and ' attempt' or ' attempts')
+    local reason = 'reservation timed out after ' .. attempts
+    add_event(id, job, 'dead', cause .. ' after ' .. attempts .. CANCEL_SENT)
     redis.call('HSET', errors_key, id, reason)
     redis.call('ZADD', dead_key, now, id)
     redis.call('HSET', jobs_key, id, encode(job))
