@@ -191,6 +191,10 @@ async def test_topics_list_the_logical_topic_once(
     assert {topic, f"{topic}~p0", f"{topic}~p1"} <= set(every)
     bad = await http.get("/v1/topics", params={"partitions": "maybe"})
     assert bad.status_code == 400 and error_of(bad)["field"] == "partitions"
+    # read as every flag of the API is (force=1 was taken, partitions=1 refused)
+    for spelling in ("1", "TRUE", "True"):
+        again = await http.get("/v1/topics", params={"partitions": spelling})
+        assert set(again.json()["topics"]) == set(every), spelling
     busy = await http.post(topic_url(topic, "/reserve"))
     assert busy.status_code == 200
     refused = await http.delete(topic_url(topic))

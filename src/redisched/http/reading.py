@@ -68,6 +68,15 @@ async def read_body(request: Request, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def query_flag(request: Request, name: str) -> bool:
+    """A boolean query parameter: ``true`` / ``false`` (or ``1`` / ``0``, any case); absent is
+    false; anything else a 400 naming it."""
+    text = request.query_params.get(name, "false").lower()
+    if text not in ("true", "false", "1", "0"):
+        raise ApiError(400, "invalid", "must be true or false", name)
+    return text in ("true", "1")
+
+
 def header_values(request: Request, names: tuple[bytes, ...]) -> list[str | None]:
     """The first value of each header in ``names`` (lower case), in one pass over them."""
     found: list[str | None] = [None] * len(names)

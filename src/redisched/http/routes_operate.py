@@ -24,7 +24,7 @@ from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError, etag
 from .partitioned import by_partition, each_partition, finding, job_path, up_to
 from .paths import path_param
-from .reading import read_json
+from .reading import query_flag, read_json
 from .routes_jobs import not_found
 from .runtime import runtime
 
@@ -117,18 +117,11 @@ async def purge(request: Request) -> Response:
     return json_response(schemas.Purged(topic, deleted, spec.state))
 
 
-def _flag(request: Request, name: str) -> bool:
-    text = request.query_params.get(name, "false").lower()
-    if text not in ("true", "false", "1", "0"):
-        raise ApiError(400, "invalid", "must be true or false", name)
-    return text in ("true", "1")
-
-
 async def delete_topic(request: Request) -> Response:
     """DELETE /v1/topics/{topic}?force=."""
     rt = runtime(request)
     topic = path_param(request, "topic")
-    force = _flag(request, "force")
+    force = query_flag(request, "force")
     try:
         deleted = await partitioned.delete_topic(rt, topic, force)
     except TopicBusy as exc:

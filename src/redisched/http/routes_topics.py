@@ -26,7 +26,7 @@ from . import bodies, longpoll, partitioned, schemas
 from .endpoint import Endpoint, Param, json_response
 from .errors import ApiError
 from .paths import path_param
-from .reading import read_json
+from .reading import query_flag, read_json
 from .runtime import Runtime, runtime
 
 _RESERVE = msgspec.json.Decoder(schemas.Reserve)
@@ -41,10 +41,7 @@ async def list_topics(request: Request) -> Response:
     rt = runtime(request)
     ops = rt.client.ops
     names, counts = await rt.client.execute(Call.join(ops.topics(), read_counts(ops)))
-    every = request.query_params.get("partitions", "false")
-    if every not in ("true", "false"):
-        raise ApiError(400, "invalid", "must be true or false", "partitions")
-    if every == "true":
+    if query_flag(request, "partitions"):
         return json_response(schemas.Topics(sorted({*names, *counts})))
     rt.partitions.load(counts)
     return json_response(schemas.Topics(fold(names, counts)))
