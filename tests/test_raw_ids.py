@@ -158,7 +158,9 @@ async def test_the_http_api_lists_and_reads_the_odd_job(
     put = await http.put(_path(topic, "/jobs/new-%FF"), json={"body": 1})
     assert put.status_code == 400 and "UTF-8" in put.text  # a new job's id stays Unicode
     assert (await http.delete(_path(topic, "/jobs/bad-%FF%FE-id"))).status_code == 204
-    assert (await http.get(_path(topic, "/jobs/bad-%FF%FE-id"))).status_code == 404
+    gone = await http.get(_path(topic, "/jobs/bad-%FF%FE-id"))
+    assert gone.status_code == 404
+    assert "bad-\\xff\\xfe-id" in gone.json()["error"]["message"]  # shown, not \udcff
     finished = await http.get(_path(topic, "/finished"))
     assert finished.status_code == 200, finished.text
     assert [j["id"] for j in finished.json()["jobs"]] == [ODD_SHOWN]

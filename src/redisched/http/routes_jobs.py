@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..client import AsyncClient
+from ..convert import shown
 from ..errors import StaleReservation
 from ..models import Job, PutResult, PutStatus
 from ..ops import Call
@@ -62,7 +63,9 @@ class Held:
 
 def not_found(topic: str, job_id: str) -> ApiError:
     """The 404 of a job that does not exist."""
-    return ApiError(404, "not_found", f"no job {job_id!r} in topic {topic!r}", "id")
+    text = shown(job_id)  # an id that is not UTF-8 as its \\xNN form, not \\udcNN escapes
+    name = repr(job_id) if text == job_id else f"'{text}'"
+    return ApiError(404, "not_found", f"no job {name} in topic {topic!r}", "id")
 
 
 def stored_body(value: Any, limit: int, argument: str = "body") -> bytes:
