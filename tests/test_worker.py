@@ -414,7 +414,7 @@ async def test_a_result_that_is_not_json_is_never_stored_as_if_it_were(
 
         await wait_until(finished)
     history = await client.history(topic, "worked")
-    assert history is not None and history.result == b"[inf]"  # its repr, logged as such
+    assert history is not None and history.result == b'"[inf]"'  # its repr as JSON, logged
 
 
 async def test_an_empty_retry_reason_after_the_lease_was_lost_fails_only_its_job(
