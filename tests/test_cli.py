@@ -153,6 +153,12 @@ def test_pause_resume_and_config(redis_url: str, topic: str) -> None:
     assert shown == config
     bad = _run(["config", topic, "--set", "ttr=-1"], redis_url)
     assert bad.exit_code == 2 and "ttr" in bad.output
+    # the message names the value as typed, not only the JSON type it was read as
+    for typed in ("durable=1", "ttr=inf", "keep_events=1e3"):
+        bad = _run(["config", topic, "--set", typed], redis_url)
+        assert bad.exit_code == 2 and f"(given {typed.partition('=')[2]!r})" in bad.output, (
+            bad.output
+        )
     assert json.loads(_run(["config", topic], redis_url).stdout)["config"]["ttr"] == 30
     assert _run(["config", topic, "--set", "nonsense"], redis_url).exit_code == 2
 

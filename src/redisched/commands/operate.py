@@ -297,11 +297,16 @@ def config(
     policy = TargetPolicy.of(allow_private_webhooks)
     client = client_for(redis_url)
     changes = dict(_setting(text) for text in settings)
+    given = {text.partition("=")[0]: text.partition("=")[2] for text in settings}
     if changes:
         try:
             found = _configure(client, topic, changes, policy)
         except InvalidArgument as exc:  # a setting's name, given as --set NAME=...
-            raise InvalidArgument(f"--set {exc.argument}", exc.message) from exc
+            # the value as typed: the message may speak of the JSON value it was read as
+            # ("must be a bool, not int" for durable=1)
+            typed = given.get(exc.argument.partition(".")[0])
+            said = exc.message if typed is None else f"{exc.message} (given {typed!r})"
+            raise InvalidArgument(f"--set {exc.argument}", said) from exc
     else:
         found = client.execute(partition_setting.read_config(client.ops, topic))
     echo_json({"topic": topic, "paused": found.paused, "config": config_out(found)})
