@@ -62,6 +62,9 @@ def test_a_known_topic_goes_direct_and_a_new_one_registers_first() -> None:
     ops = Operations()
     swept = ops.reserve("t")  # the topic's first reserve requeues timed-out leases first
     assert [step.script for step in swept.steps if step.script] == ["requeue", "reserve"]
+    # a process with a requeue loop of its own (the HTTP service's long poll) never sweeps
+    own = Operations().reserve_many("t", 5, sweep=False)
+    assert [step.script for step in own.steps] == ["reserve"]
     assert direct(ops.reserve("t"), set(), None) is not None  # nothing to register or wait
 
 

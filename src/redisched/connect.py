@@ -125,8 +125,6 @@ def check_database(url: str, *, cluster: bool = False) -> None:
 
 def sync_connection(url: str, *, cluster: bool = False) -> redis.Redis | redis.RedisCluster:
     """A blocking connection to ``url`` (see the module docstring for the forms)."""
-    if not is_sentinel_url(url):
-        check_database(url, cluster=cluster)
     if is_sentinel_url(url):
         address = parse_sentinel_url(url)
         sentinel = redis.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call, unused-ignore]
@@ -134,6 +132,7 @@ def sync_connection(url: str, *, cluster: bool = False) -> redis.Redis | redis.R
             address.service, **address.connection_options()
         )
         return primary
+    check_database(url, cluster=cluster)
     if cluster:
         # Not RedisCluster.from_url: redis-py 8.1 leaves the seed node's socket open there.
         return redis.RedisCluster(**cluster_options(url))
@@ -144,8 +143,6 @@ def async_connection(
     url: str, *, cluster: bool = False
 ) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
     """An asyncio connection to ``url`` (see the module docstring for the forms)."""
-    if not is_sentinel_url(url):
-        check_database(url, cluster=cluster)
     if is_sentinel_url(url):
         address = parse_sentinel_url(url)
         sentinel = redis.asyncio.sentinel.Sentinel(list(address.sentinels), socket_timeout=5)  # type: ignore[no-untyped-call, unused-ignore]
@@ -153,6 +150,7 @@ def async_connection(
             address.service, **address.connection_options()
         )
         return pack_with_hiredis(primary)
+    check_database(url, cluster=cluster)
     if cluster:
         return redis.asyncio.RedisCluster.from_url(url)
     pool = redis.asyncio.BlockingConnectionPool.from_url(

@@ -975,10 +975,13 @@ class Operations:
         :meth:`swept`)."""
         return self.swept(topic, self._lease_call(_reserve_parser, topic, 1, ttr))
 
-    def reserve_many(self, topic: str, count: object, *, ttr: object = None) -> Call[list[Job]]:
+    def reserve_many(
+        self, topic: str, count: object, *, ttr: object = None, sweep: bool = True
+    ) -> Call[list[Job]]:
         """Lease up to ``count`` ready jobs (timed-out reservations requeued first, see
-        :meth:`swept`)."""
-        return self.swept(topic, self._lease_call(_reserve_many_parser, topic, count, ttr))
+        :meth:`swept`; ``sweep=False`` for a process that runs its own requeue loop)."""
+        call = self._lease_call(_reserve_many_parser, topic, count, ttr)
+        return self.swept(topic, call) if sweep else call
 
     def swept(self, topic: str, call: Call[T]) -> Call[T]:
         """``call`` after a requeue of the topic's timed-out reservations, in the same round

@@ -297,7 +297,7 @@ def config(
     policy = TargetPolicy.of(allow_private_webhooks)
     client = client_for(redis_url)
     changes = dict(_setting(text) for text in settings)
-    given = {text.partition("=")[0]: text.partition("=")[2] for text in settings}
+    given = {name: value for name, _, value in (text.partition("=") for text in settings)}
     if changes:
         try:
             found = _configure(client, topic, changes, policy)

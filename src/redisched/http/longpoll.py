@@ -72,7 +72,9 @@ async def _lease_at_once(
     limits = rt.limits.get(topic)
     if limits is None or limits.limited:
         return None
-    return await rt.client.execute(rt.client.ops.reserve_many(topic, count, ttr=ttr))
+    # the service's requeue loop sweeps every topic: no sweep of its own (Operations.swept)
+    call = rt.client.ops.reserve_many(topic, count, ttr=ttr, sweep=False)
+    return await rt.client.execute(call)
 
 
 async def reserve(

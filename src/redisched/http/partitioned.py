@@ -19,7 +19,6 @@ from ..ops import Call
 from ..partition_setting import (
     holder,
     holders,
-    owner,
     read_count,
     refuse_misrouted,
     schedule_holders,
@@ -85,8 +84,7 @@ async def refuse_misrouted_put(rt: Runtime, topic: str, job_id: str, kind: str =
     topic, when the id routes to another partition (a second job of the id would be made)."""
     if SEPARATOR not in topic:
         return
-    logical = (await rt.partitions.current(rt.client)).get(topic.rpartition(SEPARATOR)[0])
-    layout = owner(topic, {logical.topic: logical.count} if logical else {})
+    layout = (await rt.partitions.current(rt.client)).owner(topic)
     if layout is not None:
         refuse_misrouted(layout, topic, job_id, kind)
 

@@ -12,7 +12,6 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..partitions import SEPARATOR
 from . import schemas
 from .endpoint import Endpoint, json_response
 from .partitioned import finding, put_routed, refuse_misrouted_put, route
@@ -30,8 +29,7 @@ async def schedule(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     spec = await read_json(request, _SCHEDULE, rt.settings.max_request_size)
-    if SEPARATOR in topic:  # a partition's name: only the ids that route to it, as PUT
-        await refuse_misrouted_put(rt, topic, spec.id)
+    await refuse_misrouted_put(rt, topic, spec.id)  # a partition's name: its own ids, as PUT
     data = stored_body(spec.contents, rt.settings.max_body_size, "contents")
     minimal = wants_minimal(request)
 
