@@ -279,14 +279,25 @@ func (c *Client) deleteCall(ctx context.Context, topic, id string, ifVersion int
 	return err == nil && r[0] == 1, err
 }
 
-// Reserve leases up to count ready jobs (ttrMs 0: each job's own ttr).
+// Reserve leases up to count ready jobs (ttrMs 0: each job's own ttr). The topic's timed-out
+// reservations are requeued first, in the same round trip, at most once a second per topic
+// (see sweepDue), as the Python client's reserve does.
 func (c *Client) Reserve(ctx context.Context, topic string, count, ttrMs int64) ([]*Job, error) {
 	if err := checkLease(count, ttrMs); err != nil {
 		return nil, err
 	}
 	// times 0: the script skips the lease's times, which Reserve does not return
-	r, err := redis.Values(c.Call(ctx, "reserve", topic, Args{"now_ms": c.now(), "count": count,
-		"ttr_ms": opt(ttrMs), "promote_limit": 1000, "times": 0}))
+	reserve := Step{Script: "reserve", Args: Args{"now_ms": c.now(), "count": count,
+		"ttr_ms": opt(ttrMs), "promote_limit": 1000, "times": 0}}
+	steps := []Step{reserve}
+	if c.sweepDue(topic) {
+		steps = []Step{{Script: "requeue", Args: Args{"now_ms": "", "limit": 1000}}, reserve}
+	}
+	replies, err := c.Pipeline(ctx, topic, steps)
+	if err != nil {
+		return nil, err
+	}
+	r, err := redis.Values(replies[len(replies)-1], nil)
 	if err != nil {
 		return nil, err
 	}

@@ -192,6 +192,7 @@ type Client struct {
 	// MaxBodySize is the largest job or schedule body accepted, in bytes (0: DefaultMaxBodySize).
 	MaxBodySize int
 	jobFields   []string
+	sweeps      sweeps // when each topic's Reserve last requeued first (see sweepDue)
 }
 
 // New loads the scripts of dir ("" = ScriptsDir()) for use on pool.

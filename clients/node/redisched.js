@@ -54,6 +54,7 @@ function ackLists(done) {
 }
 
 const MAX_LIMIT = 10_000; // kick's and requeue's limit, as the Python client's
+const SWEEP_INTERVAL_MS = 1000; // the least time between two requeues a reserve runs first
 
 /** The options of put, as the Python client's put takes them. */
 const PUT_OPTIONS = ['delayMs', 'runAtMs', 'ttrMs', 'priority', 'maxAttempts', 'replace', 'ifVersion'];
@@ -231,6 +232,7 @@ class Scheduler {
     this.maxBodySize = maxBodySize;
     this.scripts = loadScripts(dir);
     this.jobFields = jobFields(this.scripts);
+    this.sweptAt = new Map(); // topic -> when its reserve last requeued first (sweepDue)
   }
 
   /** The keys of `script` for `topic`; a topic Python refuses (keys.topic_problem: 1 to 200
@@ -323,14 +325,36 @@ class Scheduler {
     return status === 1;
   }
 
-  /** Lease up to `count` ready jobs, each with its token. */
+  /** Lease up to `count` ready jobs, each with its token. The topic's timed-out reservations
+   * are requeued first, in the same round trip, at most once a second per topic (sweepDue), as
+   * the Python client's reserve does. */
   async reserve(topic, { count = 1, ttrMs = '' } = {}) {
     // times 0: the script skips the lease's times, which reserve does not return
-    const r = await this.call('reserve', topic,
+    const reserve = ['reserve',
       { now_ms: this.now(), count: integer(count, 'count', 1, MAX_COUNT), ttr_ms: optionalTtr(ttrMs),
         promote_limit: 1000, times: 0 },
-      { buffers: true });
+      true];
+    const r = this.sweepDue(topic)
+      ? (await this.pipeline(topic, [['requeue', { now_ms: '', limit: 1000 }, false], reserve]))[1]
+      : await this.call(reserve[0], topic, reserve[1], { buffers: true });
     return parseLease(topic, this.jobFields, r).jobs;
+  }
+
+  /**
+   * Whether a reserve of `topic` requeues first: at most once per SWEEP_INTERVAL_MS per topic.
+   * A consumer that only calls reserve runs no requeue loop (a Worker and the servers do), so
+   * without it a job whose holder died stayed reserved until something else requeued it. A
+   * client on its own clock (a test that moves time) never sweeps, so that what it sees does
+   * not depend on how fast it runs.
+   */
+  sweepDue(topic) {
+    if (this.clock) return false;
+    const now = performance.now();
+    const last = this.sweptAt.get(topic);
+    if (last !== undefined && now - last < SWEEP_INTERVAL_MS) return false;
+    if (this.sweptAt.size >= 10_000) this.sweptAt.clear();
+    this.sweptAt.set(topic, now);
+    return true;
   }
 
   /** Like reserve, with the times a consumer sleeps until: {nowMs, nextDueMs, nextTimeoutMs, jobs}. */
