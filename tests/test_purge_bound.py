@@ -88,6 +88,69 @@ def test_a_dead_purge_takes_the_jobs_dead_at_its_start(redis_url: str, topic: st
         assert not {i for i in left if i.startswith("old-")} and len(left) == 3 * len(rounds)
 
 
+def test_a_scheduled_purge_spares_jobs_put_meanwhile_wherever_they_fall_due(
+    redis_url: str, topic: str
+) -> None:
+    # old jobs due in 1 to 3 hours; between chunks, new ones due sooner than all of them,
+    # among them (at an old one's very run_at too), later than all, a replacement of an old
+    # one and an old one released back after a reserve: only the old ones still as they were
+    # go
+    clock = FakeClock()
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        start = clock.now
+        for hour in (1, 2, 3):
+            client.put_many(topic, [(f"old-{hour}-{i}", b"") for i in range(4)], delay=3600 * hour)
+        client.put(topic, "old-replaced", b"before", delay=5400)
+        clock.advance(1)
+        rounds: list[int] = []
+
+        def producer(done: int, left: int) -> None:
+            n = len(rounds)
+            rounds.append(done)
+            assert n < ROUNDS_ALLOWED, "the purge keeps going"
+            clock.advance(1)
+            for delay in (60, 5400, 9000):
+                client.put(topic, f"new-{n}-{delay}", b"", delay=delay)
+            client.put(topic, f"new-tie-{n}", b"", run_at=datetime.fromtimestamp(start + 3600, UTC))
+            if n == 0:
+                client.put(topic, "old-replaced", b"after", delay=5400, replace=True)
+
+        deleted = client._drive(purge(client.ops, topic, "scheduled", chunk=3, progress=producer))
+        left = ids_in(client, topic, "scheduled")
+        assert deleted == 12
+        assert left == {f"new-{n}-{d}" for n in range(len(rounds)) for d in (60, 5400, 9000)} | {
+            f"new-tie-{n}" for n in range(len(rounds))
+        } | {"old-replaced"}
+        replaced = client.get(topic, "old-replaced")
+        assert replaced is not None and replaced.body == b"after"
+        assert len(rounds) < 8  # it ended, one chunk at a time
+
+
+def test_a_scheduled_purge_reads_past_more_jobs_put_meanwhile_than_a_chunk(
+    redis_url: str, topic: str
+) -> None:
+    # after the first chunk, ten new jobs at the old ones' very run_at (ties with the four old
+    # ones left), more than a chunk of 3: each call reads past them and still takes a whole
+    # chunk of old ones, so the purge neither stops early nor loops
+    clock = FakeClock()
+    with redisched.Client.from_url(redis_url, clock=clock) as client:
+        due = datetime.fromtimestamp(clock.now + 3600, UTC)
+        client.put_many(topic, [(f"old-{i}", b"") for i in range(7)], run_at=due)
+        clock.advance(1)
+        rounds: list[int] = []
+
+        def producer(done: int, left: int) -> None:
+            rounds.append(done)
+            assert len(rounds) < ROUNDS_ALLOWED, "the purge keeps going"
+            if len(rounds) == 1:
+                clock.advance(1)
+                client.put_many(topic, [(f"new-{i}", b"") for i in range(10)], run_at=due)
+
+        assert client._drive(purge(client.ops, topic, "scheduled", chunk=3, progress=producer)) == 7
+        assert rounds == [3, 6, 7]
+        assert ids_in(client, topic, "scheduled") == {f"new-{i}" for i in range(10)}
+
+
 def test_a_purge_advances_a_schedule_once_when_it_deletes_a_job_named_as_its_next_run(
     redis_url: str, topic: str
 ) -> None:

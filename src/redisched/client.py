@@ -591,9 +591,10 @@ class Client:
         """Delete every job in ``state`` (not reserved: expire those), in bounded chunks.
 
         The purge takes the jobs that were in ``state`` when it began, not those that come
-        meanwhile, so it ends while jobs are put. ``progress(done, left)`` is called after
-        each chunk (for ready, ``left`` may count newer jobs too). Returns how many were
-        deleted.
+        meanwhile (but for a scheduled job on a topic with history off, whose record cannot
+        say when it came), so it ends while jobs are put. ``progress(done, left)`` is called
+        after each chunk (for ready and scheduled, ``left`` may count newer jobs too). Returns
+        how many were deleted.
         """
         return self._drive(operate.purge(self.ops, topic, state, progress=progress))
 
@@ -1134,9 +1135,10 @@ class AsyncClient:
         """Delete every job in ``state`` (not reserved: expire those), in bounded chunks.
 
         The purge takes the jobs that were in ``state`` when it began, not those that come
-        meanwhile, so it ends while jobs are put. ``progress(done, left)`` is called after
-        each chunk (for ready, ``left`` may count newer jobs too). Returns how many were
-        deleted.
+        meanwhile (but for a scheduled job on a topic with history off, whose record cannot
+        say when it came), so it ends while jobs are put. ``progress(done, left)`` is called
+        after each chunk (for ready and scheduled, ``left`` may count newer jobs too). Returns
+        how many were deleted.
         """
         return await self._drive(operate.purge(self.ops, topic, state, progress=progress))
 

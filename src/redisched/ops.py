@@ -1423,9 +1423,10 @@ class Operations:
         A reserved job is running: it is purged only with ``force`` (for delete_topic); else
         end its lease with :meth:`expire`. ``before`` and ``up_to_seq`` are None for a purge's
         first chunk, then the ones the previous chunk returned: they hold the purge to the jobs
-        it began with (purge.lua), so it ends while jobs are put, and the next occurrence a
-        deleted one's schedule puts is not purged too. ``left`` is how many of those are left
-        (for ready, at most that many).
+        it began with (purge.lua; for scheduled, ``up_to_seq`` is the time it began), so it
+        ends while jobs are put, and the next occurrence a deleted one's schedule puts is not
+        purged too. ``left`` is how many of those are left (for ready and scheduled, at most
+        that many).
         """
         job_state = validate.state(state)
         if job_state is JobState.RESERVED and not force:

@@ -23,8 +23,11 @@
 --   bounds to pass as before and up_to_seq to the next call of the same purge (empty on the
 --   first call). The bounds keep the purge to the jobs it began with, so it ends under any
 --   producer: scheduled jobs are taken latest run_at first, and only those due at or before
---   before (the earliest run_at taken so far); dead ones are those that died at or before
---   before (the first call's now); ready ones are the due scheduled jobs (run_at at or before
+--   before (the earliest run_at reached so far) that were scheduled when the purge began
+--   (up_to_seq holds the first call's now for them; history on, a job put, replaced or
+--   released into scheduled since is passed over wherever its run_at falls; history off, a
+--   record cannot tell, and one due at or before before is taken); dead ones are those that
+--   died at or before before (the first call's now); ready ones are the due scheduled jobs (run_at at or before
 --   the first call's now) and then, in ready order, the members of ready whose sequence
 --   number is at most up_to_seq (meta seq at the first call: every job takes a new number
 --   when it becomes ready, so these are the ones ready when the purge began, a put with a
@@ -81,6 +84,7 @@ local up_to_seq = tonumber(ARGV[5] or '') -- nil: the first call of a purge
 if (ARGV[5] or '') ~= '' and not (up_to_seq and up_to_seq % 1 == 0 and up_to_seq >= 0) then
   return redis.error_reply('ERR purge: up_to_seq must be an integer or empty')
 end
+local began = up_to_seq or now -- scheduled: the purge's first call's now (see below)
 up_to_seq = up_to_seq or tonumber(redis.call('HGET', meta_key, 'seq')) or 0
 local READY_MEMBER_PREFIX = 12 -- a ready member is a %012x sequence number, then the id
 local STATES = {scheduled = SCHEDULED, ready = READY, reserved = RESERVED, dead = DEAD}
@@ -347,22 +351,62 @@ end
 
 local bound = before and math.min(now, before) or now -- ready, dead: at or before it
 local left
-if state_name == 'scheduled' then
-  bound = before or '+inf'
-  local found = redis.call('ZREVRANGEBYSCORE', scheduled_key, bound, '(' .. now, 'WITHSCORES',
-    'LIMIT', 0, limit) -- member, score, ...
-  local members = {}
-  for i = #found - 1, 1, -2 do -- a chunk ends in run_at order
-    local n = #ids + 1
-    ids[n], run_ats[n], members[n] = found[i], tonumber(found[i + 1]), found[i]
+-- When a job came into the scheduled state as it is now, by its record (history on): its
+-- implied put (SEQ, see materialize) or its last event; 0 when the record cannot tell.
+local function arrived_at(raw)
+  -- the record's fields as locals, not upvalues (flush_feed says why)
+  local RUN_AT, SEQ, LOG, EVENT_HEADER = 7, 8, 10, 19
+  local job = decode_record(raw)
+  local log = job[LOG]
+  if not log then return job[SEQ] ~= 0 and job[RUN_AT] - job[SEQ] or 0 end
+  local at, place = 0, 2
+  for _ = 1, string.byte(log) do -- each event: '>BdIIH' kind, at_ms, ..., detail length
+    at = struct.unpack('>d', log, place + 1)
+    place = place + EVENT_HEADER + struct.unpack('>H', log, place + EVENT_HEADER - 2)
   end
-  if #members > 0 then
-    bound = run_ats[1]
-    remove(scheduled_key, members)
-  elseif not before then
-    bound = now -- nothing scheduled: nothing left for a next call
+  return at
+end
+
+if state_name == 'scheduled' then
+  -- The jobs scheduled when the purge began (its first call's now, `began`, passed on as
+  -- up_to_seq), latest run_at first: each call goes down from `before`, the earliest run_at
+  -- the last one reached. A job that came into the scheduled state after the purge began
+  -- (put, replaced or released since: its record says when, history on) is passed over and
+  -- stays, wherever its run_at falls; those passed over at `before` are read again by the
+  -- next call (ties of one run_at). With history off a record cannot tell, and a job put
+  -- meanwhile due at or before `before` is taken.
+  local top = before or '+inf'
+  local members, scores, passed = {}, {}, 0 -- latest first; passed: the members read
+  while #members < limit do
+    local want = limit - #members
+    local found = redis.call('ZREVRANGEBYSCORE', scheduled_key, top, '(' .. now, 'WITHSCORES',
+      'LIMIT', passed, want) -- member, score, ...
+    local raws = {}
+    if history_on and #found > 0 then
+      local names = {}
+      for i = 1, #found, 2 do names[#names + 1] = found[i] end
+      raws = redis.call('HMGET', jobs_key, unpack(names))
+    end
+    for i = 1, #found, 2 do
+      local raw = raws[(i + 1) / 2]
+      passed, bound = passed + 1, tonumber(found[i + 1])
+      if not (raw and arrived_at(raw) > began) then
+        local n = #members + 1
+        members[n], scores[n] = found[i], bound
+      end
+    end
+    if #found < 2 * want then break end -- the end of the purge's range
+  end
+  for n = #members, 1, -1 do -- a chunk ends in run_at order
+    local k = #ids + 1
+    ids[k], run_ats[k] = members[n], scores[n]
+  end
+  if #members > 0 then remove(scheduled_key, members) end
+  if passed == 0 then
+    bound = before or now -- nothing scheduled (first call): nothing left for a next call
   end
   left = redis.call('ZCOUNT', scheduled_key, '(' .. now, bound)
+  up_to_seq = began
 elseif state_name == 'ready' then
   -- the due scheduled jobs first: a reserve promoting one gives it a new sequence number
   local from_due = take_until(scheduled_key, bound, limit)
