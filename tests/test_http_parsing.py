@@ -107,6 +107,8 @@ def test_an_events_cursor_says_what_is_wrong_with_it() -> None:
     for value, message in (
         ("1.5", "a read of the events returned"),
         ("1-0:0.zz", "a read of the events returned"),
+        ("1-1\n", "a read of the events returned"),  # "$" took a line's end
+        (f"1-0:0\n.{topic_tag('t')}", "a read of the events returned"),
         (f"1-0:0.{topic_tag('u')}", "another topic"),
     ):
         with pytest.raises(InvalidArgument, match=message):

@@ -28,6 +28,11 @@ def test_parse_spreads_deltas_over_the_minutes_between_samples() -> None:
     restarted = parse("t", [member(now - 1, (50, 0, 0, 0)).encode(),
                             member(now, (3, 0, 0, 0)).encode()], now, minutes=2)  # fmt: skip
     assert restarted.put == [0, 0]  # a deleted topic counts from zero again: no negative figure
+    # two servers' samples of one minute, the later one's text sorting first ("150" < "99"):
+    # the first sample, the smaller totals, counts
+    both = [member(now - 1, (150, 0, 0, 0)).encode(), member(now - 1, (99, 0, 0, 0)).encode(),
+            member(now, (200, 0, 0, 0)).encode()]  # fmt: skip
+    assert parse("t", sorted(both), now, minutes=1).put == [101]
 
 
 def test_chart_of_a_quiet_day_draws_flat_lines() -> None:

@@ -17,7 +17,7 @@ from .errors import InvalidArgument
 from .models import EventKind, HistoryPage, JobEvent, JobHistory, Outcome
 
 _TAG = re.compile(r"[0-9a-f]{8}")
-_CURSOR = re.compile(r"^(([0-9]{1,20})-([0-9]{1,20}))(?::([0-9]{1,6}))?$")
+_CURSOR = re.compile(r"(([0-9]{1,20})-([0-9]{1,20}))(?::([0-9]{1,6}))?")  # fullmatch: no "\n"
 _MAX_ID_PART = 2**64 - 1
 
 CANCEL_SENT = "cancel sent"
@@ -48,7 +48,7 @@ def parse_cursor(topic: str, value: object, argument: str = "after") -> tuple[st
     if not isinstance(value, str):
         raise InvalidArgument(argument, f"must be a cursor string, not {type(value).__name__}")
     position, dot, tag = value.partition(".")
-    match = _CURSOR.match(position)
+    match = _CURSOR.fullmatch(position)
     if match is not None and dot and tag != topic_tag(topic):
         if _TAG.fullmatch(tag):
             raise InvalidArgument(argument, f"is a cursor of another topic, not of {topic!r}")

@@ -82,7 +82,11 @@ def parse(
         parts = raw.decode().split(":")
         if len(parts) == 5 and all(p.isascii() and p.isdigit() for p in parts):
             minute, *counts = (int(p) for p in parts)
-            samples.setdefault(minute, tuple(counts))  # several servers: the first one counts
+            # several servers sampled the minute: the first sample counts, the one with the
+            # smallest totals (they only grow), not the first member in the set's text order
+            known = samples.get(minute)
+            if known is None or sum(counts) < sum(known):
+                samples[minute] = tuple(counts)
     first = now_minute - minutes + 1
     per_minute = [[0] * minutes for _ in SERIES]
     ordered = sorted(samples.items())
