@@ -610,3 +610,41 @@ def test_a_job_whose_id_is_not_utf8_is_deleted_with_a_bulk_action(
         expect(page.locator("#flash")).to_contain_text("Delete: 2 jobs deleted")
         assert conn.hkeys(f"redisched:{{{topic}}}:jobs") == [b"other"]
     assert_not_reloaded(page)
+
+
+def test_ids_that_show_alike_are_told_apart_by_checkboxes_and_schedule_deletes(
+    page: Page, server: str, http: httpx.Client, data_dir: Path, topic: str
+) -> None:
+    # The id stored as the bytes b"twin-\xff" shows as twin-\xff, as the text "twin-\\xff"
+    # does. The selection was keyed by the shown text: ticking one ticked both and a bulk
+    # delete took both. A schedule row's buttons named the shown text too: Delete on the raw
+    # one's row deleted the other schedule.
+    put_many(http, topic, ["twin-\\xff"])
+    schedules = f"/v1/topics/{topic}/schedules"
+    http.put(f"{schedules}/sch-%5Cxff", json={"every": 120, "body": "literal"}).raise_for_status()
+    with redis.Redis(unix_socket_path=str(data_dir / SOCKET)) as conn:
+        raw.put(conn, topic, b"twin-\xff")
+        raw.call(conn, topic, "schedule", {
+            "id": b"sch-\xff", "every_ms": 60000, "start_ms": 0, "end_ms": 0, "priority": 0,
+            "body": b"{}", "time": [],
+        })  # fmt: skip
+        open_topic(page, server, topic, "?state=ready")
+        expect(page.locator('#ready-list input.pick[data-id-path="twin-%FF"]')).to_have_count(1)
+        page.locator('#ready-list input.pick[data-id-path="twin-%5Cxff"]').check()
+        expect(page.locator("#selection-count")).to_have_text("1 selected")
+        expect(page.locator("#ready-list input.pick:checked")).to_have_count(1)
+        page.locator('button[data-bulk="delete"]').click()
+        confirm(page, "Delete 1 job")
+        expect(page.locator("#flash")).to_contain_text("Delete: 1 job deleted")
+        left = set(conn.hkeys(f"redisched:{{{topic}}}:jobs"))
+        assert b"twin-\xff" in left and b"twin-\\xff" not in left
+
+        unschedule = '#schedule-list button[data-act="unschedule"]'
+        delete = page.locator(f'{unschedule}[data-id-path="sch-%FF"]')
+        delete.click()
+        other = page.locator(f'{unschedule}[data-id-path="sch-%5Cxff"]')
+        expect(other).to_have_text("Delete")  # the first click armed this row's button only
+        delete.click()
+        expect(page.locator("#flash")).to_contain_text("Deleted the schedule")
+        assert conn.hkeys(f"redisched:{{{topic}}}:schedules") == [b"sch-\\xff"]
+    assert_not_reloaded(page)

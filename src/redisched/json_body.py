@@ -112,5 +112,11 @@ def to_json(data: bytes) -> msgspec.Raw:
     return msgspec.Raw(data)
 
 
+def as_base64(data: bytes) -> msgspec.Raw:
+    """Stored bytes as the ``$base64`` marker, whatever they hold: their exact bytes, for a
+    reader whose JSON parser would not keep a JSON text as it is (its spacing, its numbers)."""
+    return _wrapped(data)
+
+
 def _wrapped(data: bytes) -> msgspec.Raw:
     return msgspec.Raw(msgspec.json.encode({MARKER: base64.b64encode(data).decode("ascii")}))

@@ -1,11 +1,13 @@
 """Routes on recurring schedules: put (create or replace), get, list, delete.
 
 PUT creates (201) or replaces (200) the schedule ``id`` of a topic; ``If-Match: <version>``
-makes it a compare-and-set (412 on a mismatch). The ETag
-of a schedule is its version. A bad cron, time zone, interval or time window is a 400 naming
-the field, and changes nothing stored. On a partitioned topic a schedule lives in the partition
-its id routes to (as a job with that id would), so its occurrences run there; the listing
-shows the topic's schedules and its partitions', each with the topic that holds it.
+makes it a compare-and-set (412 on a mismatch). The ETag of a schedule is its version;
+``GET ...?body=base64`` shows the body as ``{"$base64": ...}``, its exact bytes, for a reader
+whose JSON parser would not keep a JSON text as it is. A bad cron, time zone, interval or time
+window is a 400 naming the field, and changes nothing stored. On a partitioned topic a
+schedule lives in the partition its id routes to (as a job with that id would), so its
+occurrences run there; the listing shows the topic's schedules and its partitions', each with
+the topic that holds it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import VersionConflict
+from ..json_body import as_base64
 from ..models import Schedule
 from ..shapes import schedule_out
 from . import schemas
@@ -79,10 +82,16 @@ async def get_schedule(request: Request) -> Response:
     """GET /v1/topics/{topic}/schedules/{id}."""
     rt = runtime(request)
     topic, sid = path_param(request, "topic"), path_param(request, "id", stored=True)
+    encoding = request.query_params.get("body")
+    if encoding not in (None, "base64"):
+        raise ApiError(400, "invalid", "must be base64 (or absent)", "body")
     schedule = await rt.client.get_schedule(await schedule_route(rt, topic, sid), sid)
     if schedule is None:
         raise _not_found(topic, sid)
-    return json_response(schedule_out(schedule), 200, {"ETag": etag(schedule.version)})
+    out = schedule_out(schedule)
+    if encoding is not None:
+        out.body = as_base64(schedule.body)
+    return json_response(out, 200, {"ETag": etag(schedule.version)})
 
 
 async def list_schedules(request: Request) -> Response:
@@ -112,6 +121,10 @@ async def delete_schedule(request: Request) -> Response:
 _ONE = "/v1/topics/{topic}/schedules/{id}"
 _IF_MATCH = Param("If-Match", "header", {"type": "string"}, description="CAS on this version.")
 _IF_NONE_MATCH = Param("If-None-Match", "header", {"type": "string"}, description="* = create.")
+_BODY_ENCODING = Param(
+    "body", "query", {"type": "string", "enum": ["base64"]},
+    description='base64: the body as {"$base64": its exact bytes}, JSON text or not.',
+)  # fmt: skip
 
 ENDPOINTS = (
     Endpoint(
@@ -123,7 +136,8 @@ ENDPOINTS = (
     ),
     Endpoint(
         "GET", _ONE, get_schedule, "Read a schedule",
-        responses={200: schemas.ScheduleOut, 404: schemas.Error}, tag="schedules",
+        responses={200: schemas.ScheduleOut, 400: schemas.Error, 404: schemas.Error},
+        params=(_BODY_ENCODING,), tag="schedules",
     ),
     Endpoint(
         "DELETE", _ONE, delete_schedule, "Delete a schedule and its pending occurrence",

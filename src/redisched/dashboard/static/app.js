@@ -175,7 +175,11 @@
     return topicPath(topic) + "/jobs/" + (element?.dataset.idPath || named);
   };
   const version = (etag) => (etag || "").replace(/\D/g, "");
-  const schedulePath = (topic, id) => topicPath(topic) + "/schedules/" + segment(id);
+  // A schedule's, as a job's: a row's element names it by data-id-path too.
+  const schedulePath = (topic, id, element) => {
+    const named = segment(id);
+    return topicPath(topic) + "/schedules/" + (element?.dataset.idPath || named);
+  };
   const failure = (err) => (err.refused ? "" : "The server did not answer: ") + err.message;
 
   function refresh() {
@@ -204,8 +208,8 @@
       if (r.status === 200) return ["Running " + id + " now", "ok"];
       return [errorText(r), "error"];
     },
-    async unschedule(topic, id) {
-      const r = await api("DELETE", schedulePath(topic, id));
+    async unschedule(topic, id, button) {
+      const r = await api("DELETE", schedulePath(topic, id, button));
       if (r.status === 204) return ["Deleted the schedule " + id, "ok"];
       return [errorText(r), "error"];
     },
@@ -224,7 +228,7 @@
     const topic = button.dataset.topic;
     const id = button.dataset.id;
     if (act === "delete" || act === "unschedule") {
-      const key = topic + "\u0000" + id;
+      const key = confirmKey(button);
       if (!confirming || confirming.key !== key || confirming.until < Date.now()) {
         confirming = { key, until: Date.now() + 4000 };
         markConfirming();
@@ -245,10 +249,13 @@
 
   // A delete asks for a second click; the polled fragments are re-rendered, so the pending
   // state is re-applied after every swap.
+  // An id stored as bytes that are not UTF-8 shows as \xNN, as the text "\xNN" does: the two
+  // are told apart by data-id-path, those bytes percent-encoded.
+  const confirmKey = (button) => button.dataset.act + "\u0000" + button.dataset.topic + "\u0000" +
+    (button.dataset.idPath || button.dataset.id);
   function markConfirming() {
     for (const button of document.querySelectorAll('button[data-act="delete"], button[data-act="unschedule"]')) {
-      const pending = confirming && confirming.until > Date.now() &&
-        confirming.key === button.dataset.topic + "\u0000" + button.dataset.id;
+      const pending = confirming && confirming.until > Date.now() && confirming.key === confirmKey(button);
       button.classList.toggle("confirm", Boolean(pending));
       button.textContent = pending ? "Click again to delete" : "Delete";
     }
@@ -279,13 +286,15 @@
     const view = $("#topic-view");
     return panel && view ? view.dataset.topic + "\u0000" + panel.dataset.state : "";
   }
+  // A job's checkbox is selected by its id's path form (see confirmKey).
+  const pickKey = (box) => box.dataset.idPath;
   function applySelection() {
     const key = listingKey();
     if (selection.key !== key) selection = { key, ids: new Set() };
     const picks = [...document.querySelectorAll("#jobs-panel input.pick")];
-    const shown = new Set(picks.map((box) => box.value));
+    const shown = new Set(picks.map(pickKey));
     for (const id of [...selection.ids]) if (!shown.has(id)) selection.ids.delete(id);
-    for (const box of picks) box.checked = selection.ids.has(box.value);
+    for (const box of picks) box.checked = selection.ids.has(pickKey(box));
     const all = $("#select-all");
     if (all) all.checked = picks.length > 0 && picks.every((box) => box.checked);
     const count = $("#selection-count");
@@ -318,7 +327,7 @@
   async function onBulk(button) {
     const { bulk, topic, state } = button.dataset;
     const ids = [...document.querySelectorAll("#jobs-panel input.pick")]
-      .filter((box) => selection.ids.has(box.value)).map(wireId);
+      .filter((box) => selection.ids.has(pickKey(box))).map(wireId);
     const [verb, past] = BULK_WORDS[bulk];
     if (bulk === "delete" && !(await confirmAction(
       "Delete " + plural(ids.length) + " of " + topic + "? This cannot be undone.", "Delete " + plural(ids.length)))) return;
@@ -345,7 +354,10 @@
       if (r.status === 200) flash("Deleted " + plural(r.data.deleted) + " in " + state, "ok");
     } else if (all === "delete-topic") {
       const reserved = Number(button.dataset.reserved);
-      const text = "Delete topic " + topic + " with its " + plural(count) + ", settings and counters?" +
+      const schedules = Number(button.dataset.schedules || 0);
+      const text = "Delete topic " + topic + " with its " + plural(count) +
+        (schedules ? ", " + schedules + " recurring schedule" + (schedules === 1 ? "" : "s") : "") +
+        ", settings and counters?" +
         (reserved ? " " + plural(reserved) + " running will be cut off." : "");
       if (!(await confirmAction(text, "Delete topic"))) return;
       r = await api("DELETE", topicPath(topic) + "?force=" + (reserved > 0));
@@ -573,29 +585,51 @@
   async function recurring(form) {
     const out = $("#recurring-result");
     const f = form.elements;
-    const spec = { body: bodyValue(f.body.value), tz: f.tz.value || "UTC" };
+    const edited = kept && kept.topic === f.topic.value && kept.id === f.id.value ? kept : null;
+    // a body left as Edit filled it goes back as the very bytes it read (a JSON text parsed
+    // and shown again would lose its quotes, spacing or number forms)
+    const body = edited && f.body.value === edited.bodyText ? edited.body : bodyValue(f.body.value);
+    const spec = { body, tz: f.tz.value || "UTC" };
     if (f.kind.value === "every") spec.every = Number(f.every.value);
     else spec.cron = f.cron.value;
     spec.start_at = timeValue(f.start_at);
     spec.end_at = timeValue(f.end_at);
-    // a PUT replaces the whole schedule: an edit sends again what the form does not show
-    if (kept && kept.topic === f.topic.value && kept.id === f.id.value) {
-      for (const [name, value] of Object.entries(kept.fields)) if (value !== null) spec[name] = value;
+    // a PUT replaces the whole schedule: an edit sends again what the form does not show, and
+    // only over the version it read; a new one only if no schedule has its id
+    if (edited) {
+      for (const [name, value] of Object.entries(edited.fields)) if (value !== null) spec[name] = value;
     }
-    const r = await submit("PUT", schedulePath(f.topic.value, f.id.value), spec);
+    const headers = edited ? { "If-Match": '"' + edited.version + '"' } : { "If-None-Match": "*" };
+    const r = await submit("PUT", schedulePath(f.topic.value, f.id.value, edited && edited.element), spec, headers);
     if (r.status === 201 || r.status === 200) {
       showFieldError(form, null);
+      kept = null;
       const next = r.data.next_run_at ? ", next run " + r.data.next_run_at : "";
       setResult(out, (r.status === 201 ? "created" : "replaced") + ": version " + version(r.etag) + next, "ok");
       refresh();
+    } else if (r.status === 412 && edited) {
+      setResult(out, "The schedule changed meanwhile (now version " + version(r.etag) +
+        "): Edit it again to see the change, nothing was saved.", "warn");
+    } else if (r.status === 412) {
+      setResult(out, "A schedule " + f.id.value + " exists (version " + version(r.etag) +
+        "): use Edit on its row to change it, nothing was saved.", "warn");
     } else {
       const label = showFieldError(form, r);
       setResult(out, label ? "not saved: see " + label : errorText(r), "error");
     }
   }
 
-  // The schedule "Edit" read last: its fields the recurring form has no input for.
+  // The schedule "Edit" read last: its version, its body as stored, and the fields the
+  // recurring form has no input for.
   let kept = null;
+
+  // The text a stored body shows in the form: its bytes as UTF-8, else its {"$base64"} form.
+  function bodyText(marker) {
+    const bytes = Uint8Array.from(atob(marker.$base64), (c) => c.charCodeAt(0));
+    try { return new TextDecoder("utf-8", { fatal: true }).decode(bytes); } catch (_) {
+      return JSON.stringify(marker);
+    }
+  }
 
   // "Edit" on a schedule row fills the recurring form (the body is read from the API).
   async function editSchedule(button) {
@@ -607,17 +641,24 @@
     f.cron.value = d.cron;
     if (d.every) f.every.value = d.every;
     f.tz.value = d.tz;
-    const r = await api("GET", schedulePath(d.topic, d.id));
+    const r = await api("GET", schedulePath(d.topic, d.id, button) + "?body=base64");
     kept = null;
     showFieldError($("#recurring-form"), null);
+    setResult($("#recurring-result"), "", "");
     fillTime(f.start_at, r.status === 200 ? r.data.start_at : null);
     fillTime(f.end_at, r.status === 200 ? r.data.end_at : null);
-    if (r.status === 200) {
-      const body = r.data.body;
-      f.body.value = typeof body === "string" ? body : JSON.stringify(body);
+    if (r.status === 200) { // the schedule as it is now (the row may be a poll old)
+      f.kind.value = r.data.cron ? "cron" : "every";
+      f.cron.value = r.data.cron || "";
+      if (r.data.every) f.every.value = r.data.every;
+      f.tz.value = r.data.tz;
+      f.body.value = bodyText(r.data.body);
       const { ttr, priority, max_attempts } = r.data;
-      kept = { topic: d.topic, id: d.id, fields: { ttr, priority, max_attempts } };
-    }
+      kept = {
+        topic: d.topic, id: d.id, element: button, version: version(r.etag), body: r.data.body,
+        bodyText: f.body.value, fields: { ttr, priority, max_attempts },
+      };
+    } else flash(errorText(r), "error");
     f.cron.focus();
   }
 
@@ -675,11 +716,11 @@
     document.body.addEventListener("change", (event) => {
       const box = event.target;
       if (box.matches("#jobs-panel input.pick")) {
-        if (box.checked) selection.ids.add(box.value); else selection.ids.delete(box.value);
+        if (box.checked) selection.ids.add(pickKey(box)); else selection.ids.delete(pickKey(box));
         applySelection();
       } else if (box.matches("#select-all")) {
         for (const pick of document.querySelectorAll("#jobs-panel input.pick")) {
-          if (box.checked) selection.ids.add(pick.value); else selection.ids.delete(pick.value);
+          if (box.checked) selection.ids.add(pickKey(pick)); else selection.ids.delete(pickKey(pick));
         }
         applySelection();
       }
