@@ -203,19 +203,43 @@ def test_a_huge_error_keeps_the_exceptions_type_and_its_end() -> None:
         assert describe(exc).startswith("Traceback") and describe(exc).endswith("ValueError: short")
 
 
+class _BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no")
+
+
+def _nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(depth):
+        value = {"child": value}
+    return value
+
+
 @pytest.mark.parametrize(
-    ("value", "stored"), [({1, 2}, b'"{1, 2}"'), (float("nan"), b'"nan"'), ({"a": 1}, b'{"a":1}')]
+    ("value", "stored"),
+    [
+        ({1, 2}, b'"{1, 2}"'),
+        (float("nan"), b'"nan"'),
+        ({"a": 1}, b'{"a":1}'),
+        # these stopped the whole Worker: a RecursionError from the encoder, then a repr that
+        # raises (an int past Python's 4,300 digits, a __repr__ of its own, a nest too deep)
+        (_nested(5000), b'"<dict whose repr failed: RecursionError>"'),
+        (10**5000, b'"<int whose repr failed: ValueError>"'),
+        (_BadRepr(), b'"<_BadRepr whose repr failed: RuntimeError>"'),
+    ],
+    ids=["set", "nan", "json", "deep", "huge-int", "bad-repr"],
 )
 async def test_a_result_json_cannot_hold_is_kept_as_the_json_string_of_its_repr(
     client: AsyncClient, topic: str, value: object, stored: bytes
 ) -> None:
     """A handler returning a set or NaN stored ``{1, 2}`` / ``nan``, no JSON, though results
-    are JSON (and ``ack(result=...)`` refuses them)."""
+    are JSON (and ``ack(result=...)`` refuses them). The Worker goes on with the next job."""
     await client.put(topic, "j", b"x")
+    await client.put(topic, "k", b"x", delay=0.2)
     async with serving(new_worker(client, {topic: lambda job: value}, concurrency=1)):
 
         async def acked() -> bool:
-            return (await client.stats(topic)).total_acked == 1
+            return (await client.stats(topic)).total_acked == 2
 
         await wait_until(acked)
     history = await client.history(topic, "j")

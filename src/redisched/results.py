@@ -30,7 +30,7 @@ def encode(value: object, argument: str = "result") -> bytes | None:
     try:
         # allow_nan=False: NaN and Infinity are not JSON; a reader of the result would fail.
         return json.dumps(value, separators=(",", ":"), default=_reject, allow_nan=False).encode()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # (a value nested too deep)
         raise InvalidArgument(argument, f"must be bytes, str or JSON-encodable: {exc}") from exc
 
 

@@ -789,4 +789,8 @@ def _encode_result(value: object, job: Job) -> bytes:
     except InvalidArgument:  # the work is done: ack it, keeping what can be said of the value
         log.warning("job %r of topic %r returned a %s, kept as the JSON string of its repr",
                     job.id, job.topic, type(value).__name__)  # fmt: skip
-        return json.dumps(repr(value)).encode()
+        try:
+            shown = repr(value)
+        except Exception as exc:  # a __repr__ that raises, an int past Python's digit limit
+            shown = f"<{type(value).__name__} whose repr failed: {type(exc).__name__}>"
+        return json.dumps(shown).encode()
