@@ -1270,6 +1270,33 @@ async def test_a_sync_handler_sees_job_cancelled_and_an_async_one_is_cancelled(
         await client.delete(topic, "next")
 
 
+async def test_a_lease_found_lost_by_its_heartbeat_cancels_the_handler(
+    client: AsyncClient, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cancel on the wake channel may be missed (a subscription dropped or killed); the
+    # heartbeat's touch then finds the lease gone. It only logged that, and the handler ran
+    # on beside the attempt that took the job over.
+    monkeypatch.setattr(Worker, "_aborter", lambda self, topic: lambda job_id, token: None)
+    started: asyncio.Queue[int] = asyncio.Queue()
+    cancelled: list[int] = []
+
+    async def waiting(job: Job) -> None:
+        await started.put(job.attempts)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(job.attempts)
+            raise
+
+    await client.put(topic, "j", b"", ttr=1)
+    async with serving(new_worker(client, {topic: waiting})):
+        assert await asyncio.wait_for(started.get(), 5) == 1
+        assert await client.expire_many(topic, ["j"]) == 1  # its cancel message is not heard
+        await wait_until(lambda: _done(cancelled == [1]))  # by the next touch, within ttr / 2
+        assert await asyncio.wait_for(started.get(), 5) == 2  # the next attempt runs
+        await client.delete(topic, "j")
+
+
 async def test_a_cancellation_after_the_handler_ended_leaves_the_runner_serving(
     client: AsyncClient, topic: str
 ) -> None:

@@ -11,7 +11,10 @@ package redisched
 // contents follows the body convention of the Python service (body.go). Errors are JSON
 // {"error": {"code", "message", "field"}} and change nothing stored. With tokens, every route but
 // /healthz answers 401 (field "Authorization", WWW-Authenticate: Bearer realm="redisched") unless
-// the request sends "Authorization: Bearer <one of the tokens>" (auth.go).
+// the request sends "Authorization: Bearer <one of the tokens>" (auth.go). Before that, as the
+// Python service does (sameorigin.go): a Host that is not an IP address, localhost or an allowed
+// host is 400 bad_host (DNS rebinding), and a POST with a foreign Origin or with
+// "Sec-Fetch-Site: cross-site" is 403 cross_site.
 
 import (
 	"bytes"
@@ -232,6 +235,10 @@ type ServerOptions struct {
 	// given, every route but /healthz needs "Authorization: Bearer <one of them>" (401 without).
 	// None serves anyone who can connect: listen on a loopback address only.
 	Tokens []string
+	// AllowedHosts are the host names answered besides IP addresses and localhost (give the
+	// listen host if it is a name): a request for any other Host is 400 bad_host (DNS rebinding).
+	// "*" answers any.
+	AllowedHosts []string
 }
 
 // NewServer answers the routes above through c, behind opts.Tokens if any. A refused token is an
@@ -332,5 +339,5 @@ func NewServer(c *Client, opts ServerOptions) (http.Handler, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{404, "not_found", "no route " + r.URL.Path, ""})
 	})
-	return withTokens(mux, opts.Tokens), nil
+	return withSameOrigin(withTokens(mux, opts.Tokens), opts.AllowedHosts), nil
 }

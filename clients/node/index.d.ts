@@ -252,6 +252,10 @@ export interface ServerOptions {
    * `Authorization`) unless the request sends `Authorization: Bearer <one of them>`. None (the
    * default) serves anyone who can connect: listen on a loopback address only. */
   tokens?: string[];
+  /** Host names answered besides IP addresses and `localhost` (a `Host` naming any other is 400
+   * `bad_host`: DNS rebinding); `*` answers any. A POST whose `Origin` is not the server's own, or
+   * with `Sec-Fetch-Site: cross-site`, is 403 `cross_site` whatever this is. */
+  allowedHosts?: string[];
 }
 /** POST /schedule/{topic}, POST /cancel/{topic}, GET /healthz over a Scheduler; throws
  * `InvalidArgument` (`tokens[i]`) for a refused token. */

@@ -11,12 +11,16 @@
  * `contents` follows the body convention of the Python service (body.js). Errors are JSON
  * {"error": {"code", "message", "field"}} and change nothing stored. With tokens, every route but
  * /healthz answers 401 (field "Authorization", `WWW-Authenticate: Bearer realm="redisched"`)
- * unless the request sends `Authorization: Bearer <one of the tokens>` (auth.js).
+ * unless the request sends `Authorization: Bearer <one of the tokens>` (auth.js). Before that, as
+ * the Python service does (sameorigin.js): a `Host` that is not an IP address, `localhost` or an
+ * allowed host is 400 `bad_host` (DNS rebinding), and a POST with a foreign `Origin` or with
+ * `Sec-Fetch-Site: cross-site` is 403 `cross_site`.
  */
 const http = require('node:http');
 const { toStored } = require('./body');
 const { InvalidArgument } = require('./schedules');
 const { OPEN_PATHS, bearerCheck, tokensProblem } = require('./auth');
+const { sameOriginCheck } = require('./sameorigin');
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
 const MAX_ID_BYTES = 1024;
@@ -118,10 +122,17 @@ const UNAUTHORIZED = new ApiError(401, 'unauthorized', 'send Authorization: Bear
  * @param {string[]} [options.tokens] API tokens, each 16 to 4096 printable characters: when any
  *   is given, every route but /healthz needs `Authorization: Bearer <one of them>` (401 without).
  *   None (the default) serves everyone: listen on a loopback address only.
- * @throws {InvalidArgument} `tokens` or `tokens[i]`, when a token is refused (too short...).
+ * @param {string[]} [options.allowedHosts] host names answered besides IP addresses and
+ *   `localhost` (give the listen host if it is a name); `*` answers any `Host`.
+ * @throws {InvalidArgument} `tokens` or `tokens[i]`, when a token is refused (too short...);
+ *   `allowedHosts` when it is not an array of strings.
  */
-function createServer(scheduler, { tokens = [] } = {}) {
+function createServer(scheduler, { tokens = [], allowedHosts = [] } = {}) {
   if (!Array.isArray(tokens)) throw new InvalidArgument('tokens', 'must be an array of strings');
+  if (!Array.isArray(allowedHosts) || allowedHosts.some((h) => typeof h !== 'string')) {
+    throw new InvalidArgument('allowedHosts', 'must be an array of strings');
+  }
+  const refusal = sameOriginCheck(allowedHosts); // null, or why a request is refused
   const refused = tokensProblem(tokens);
   if (refused) throw new InvalidArgument(`tokens[${refused[0]}]`, refused[1]);
   const allows = tokens.length ? bearerCheck(tokens) : () => true;
@@ -129,6 +140,8 @@ function createServer(scheduler, { tokens = [] } = {}) {
     try {
       const url = new URL(req.url, 'http://localhost');
       // before routing and before the body is read: a refused request learns nothing, stores nothing
+      const foreign = refusal(req);
+      if (foreign) throw new ApiError(foreign.status, foreign.code, foreign.message, foreign.field);
       if (!OPEN_PATHS.has(url.pathname) && !allows(req.headers.authorization)) throw UNAUTHORIZED;
       const m = /^\/(schedule|cancel)\/([^/]+)$/.exec(url.pathname);
       if (m && req.method === 'POST') {

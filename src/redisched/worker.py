@@ -757,6 +757,9 @@ class Worker:
                 attempt.lost = True
                 log.warning("job %r of topic %r lost its reservation while running; its"
                             " result will not be applied", job.id, job.topic)  # fmt: skip
+                # The wake-up that cancels it may never have come (a subscription dropped or
+                # killed meanwhile): the handler stops now, not when it happens to end.
+                self._cancel(attempt)
         except BackendError as exc:
             attempt.touch_at = time.monotonic()  # try again on the next tick
             log.warning("could not extend the reservation of job %r: %s", job.id, exc)
