@@ -37,20 +37,30 @@ def server(request: pytest.FixtureRequest) -> Command:
     """A function building the command of a server (on a free port) in one language."""
 
     def node(
-        *push: str, tokens: tuple[str, ...] = (), host: str = "127.0.0.1", insecure: bool = False
+        *push: str,
+        tokens: tuple[str, ...] = (),
+        host: str = "127.0.0.1",
+        insecure: bool = False,
+        allowed: tuple[str, ...] = (),
     ) -> list[str]:
-        access = [*(f"--token={t}" for t in tokens), *(["--insecure"] if insecure else [])]
+        access = [*(f"--token={t}" for t in tokens), *(["--insecure"] if insecure else []),
+                  *(f"--allowed-host={h}" for h in allowed)]  # fmt: skip
         return ["node", str(NODE_BIN), "serve", f"--host={host}", "--port=0",
                 *(f"--push={p}" for p in push), f"--secret={SECRET}", "--timeout-ms=2000",
                 *access]  # fmt: skip
 
     def go(
-        *push: str, tokens: tuple[str, ...] = (), host: str = "127.0.0.1", insecure: bool = False
+        *push: str,
+        tokens: tuple[str, ...] = (),
+        host: str = "127.0.0.1",
+        insecure: bool = False,
+        allowed: tuple[str, ...] = (),
     ) -> list[str]:
         binary = request.getfixturevalue("go_cli")
         return [str(binary), "serve", f"-addr={host}:0", *(f"-push={p}" for p in push),
                 f"-secret={SECRET}", "-timeout=2s", *(f"-token={t}" for t in tokens),
-                *(["-insecure"] if insecure else [])]  # fmt: skip
+                *(["-insecure"] if insecure else []),
+                *(f"-allowed-host={h}" for h in allowed)]  # fmt: skip
 
     if request.param == "node":
         require_node()
@@ -203,6 +213,34 @@ def test_tokens_guard_every_route_but_healthz_as_the_python_service(
             assert client.get(topic, f"j{i}") is not None
             assert post(port, f"/cancel/{topic}", {"id": f"j{i}"}, auth)[0] == 200
         assert call(port, "/healthz")[:2] == (200, {"status": "ok", "redis": "ok"})
+        assert stop(proc) == 0
+
+
+def test_foreign_hosts_and_cross_site_writes_are_refused_as_the_python_service(
+    server: Command, redis_url: str, topic: str, client: redisched.Client
+) -> None:
+    """DNS rebinding (a foreign Host) is 400 bad_host, a cross-site POST 403 cross_site."""
+    client.put(topic, "kept", b"x", delay=60)
+    with running(server(allowed=("sched.example",)), redis_url, REDISCHED_ALLOWED_HOSTS="") as proc:
+        port = proc.ready["port"]  # type: ignore[attr-defined]
+        schedule = {"id": "refused", "contents": 1}
+        rebound = {"Host": f"attacker.example:{port}"}
+        status, error = post(port, f"/schedule/{topic}", schedule, rebound)
+        assert status == 400 and error == {"error": {"code": "bad_host", "field": "Host", "message":
+            "this service does not answer for host 'attacker.example' (add it with --allowed-host)"
+        }}  # fmt: skip
+        routes = [(f"/schedule/{topic}", schedule), (f"/cancel/{topic}", {"id": "kept"})]
+        for headers, field in [({"Origin": "https://evil.example"}, "Origin"),
+                               ({"Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site")]:  # fmt: skip
+            for path, body in routes:
+                status, error = post(port, path, body, headers)
+                assert (status, error["error"]["code"]) == (403, "cross_site"), (headers, path)
+                assert error["error"]["field"] == field
+        assert client.get(topic, "refused") is None and client.get(topic, "kept") is not None
+        for host in [f"sched.example:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]:
+            assert call(port, "/healthz", headers={"Host": host})[0] == 200, host
+        own = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
+        assert post(port, f"/schedule/{topic}", {"id": "j", "contents": 1}, own)[0] == 201
         assert stop(proc) == 0
 
 

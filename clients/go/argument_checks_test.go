@@ -174,7 +174,7 @@ func rawRequest(t *testing.T, srv *httptest.Server, method, path, body string) (
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	request := method + " " + path + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" +
+	request := method + " " + path + " HTTP/1.1\r\nHost: " + srv.Listener.Addr().String() + "\r\nConnection: close\r\n" +
 		"Content-Type: application/json\r\nContent-Length: " + itoa(len(body)) + "\r\n\r\n" + body
 	if _, err := conn.Write([]byte(request)); err != nil {
 		t.Fatal(err)

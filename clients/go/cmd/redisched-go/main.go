@@ -4,7 +4,7 @@
 //	redisched-go get TOPIC ID
 //	redisched-go reserve TOPIC
 //	redisched-go ack TOPIC ID TOKEN
-//	redisched-go serve [-addr 127.0.0.1:7273] [-token T]... [-insecure] [-push TOPIC=URL]... [-secret S]... [-cluster]
+//	redisched-go serve [-addr 127.0.0.1:7273] [-token T]... [-insecure] [-allowed-host H]... [-push TOPIC=URL]... [-secret S]... [-cluster]
 //
 // serve answers POST /schedule/{topic} and /cancel/{topic} and pushes the due jobs of each
 // -push topic to its webhook, signed with the -secret values; it prints {"ready": true, "port": N}
@@ -13,7 +13,9 @@
 // characters, every route but /healthz needs "Authorization: Bearer T". -addr must name a host
 // (an empty host would listen on every interface) and a port from 0 to 65535; a host other
 // machines can reach (not 127.0.0.0/8, ::1 or localhost) is refused without tokens unless
-// -insecure ($REDISCHED_INSECURE=1) is given. -concurrency is from 1 to 10000.
+// -insecure ($REDISCHED_INSECURE=1) is given. A request for a Host other than an IP address,
+// localhost, the -addr host or an -allowed-host ($REDISCHED_ALLOWED_HOSTS, comma-separated) is
+// 400, and a cross-site POST 403. -concurrency is from 1 to 10000.
 //
 // COMMAND -help prints a command's usage; an unknown option or a wrong number of arguments is a
 // usage error (exit 2) and nothing is done; "--" ends the options (an ID starting with "-").
@@ -47,7 +49,7 @@ var commands = map[string]command{
 	"get":     {"get TOPIC ID", 2, 2},
 	"reserve": {"reserve TOPIC", 1, 1},
 	"ack":     {"ack TOPIC ID TOKEN", 3, 3},
-	"serve": {"serve [-addr HOST:PORT] [-token T]... [-insecure] [-push TOPIC=URL]... [-secret S]... [-timeout D] " +
+	"serve": {"serve [-addr HOST:PORT] [-token T]... [-insecure] [-allowed-host H]... [-push TOPIC=URL]... [-secret S]... [-timeout D] " +
 		"[-concurrency N] [-cluster]", 0, 0},
 }
 

@@ -35,7 +35,10 @@ func serve(url string, args []string, out io.Writer) error {
 	concurrency := flags.Int("concurrency", 50, "deliveries at once, 1 to 10000")
 	timeout := flags.Duration("timeout", 10*time.Second, "how long one delivery may take, at most 5m")
 	insecure := flags.Bool("insecure", false, "serve an -addr other machines can reach without tokens ($REDISCHED_INSECURE=1)")
-	var pushes, secrets, tokens repeated
+	var pushes, secrets, tokens, hosts repeated
+	flags.Var(&hosts, "allowed-host", "a host name answered besides IP addresses, localhost and the -addr host; a\n"+
+		"request for any other Host is 400 (DNS rebinding); * answers any (repeatable;\n"+
+		"$REDISCHED_ALLOWED_HOSTS takes them comma-separated)")
 	flags.Var(&tokens, "token", "an API token, at least 16 characters: every route but /healthz then needs\n"+
 		"\"Authorization: Bearer T\" (repeatable; $REDISCHED_API_TOKENS takes them comma-separated)")
 	flags.Var(&pushes, "push", "TOPIC=URL: push the topic's due jobs to URL, http(s) with a host, at most\n"+
@@ -46,6 +49,8 @@ func serve(url string, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%s\n\nAnswer POST /schedule/{topic} and /cancel/{topic}, and push the due jobs of each "+
 			"-push topic\nto its webhook, signed with each -secret. The Redis server is $REDISCHED_REDIS_URL.\n"+
 			"With -token (or $REDISCHED_API_TOKENS), every route but /healthz needs \"Authorization: Bearer T\";\n"+
+			"a request for a Host other than an IP address, localhost, the -addr host or an -allowed-host is 400,\n"+
+			"and a cross-site POST 403;\n"+
 			"an -addr other machines can reach (not 127.0.0.0/8, ::1 or localhost) needs -token or -insecure.\n\n",
 			usageOf("serve"))
 		flags.SetOutput(out)
@@ -81,7 +86,8 @@ func serve(url string, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	routes, err := redisched.NewServer(client, redisched.ServerOptions{Tokens: apiTokens})
+	routes, err := redisched.NewServer(client, redisched.ServerOptions{Tokens: apiTokens,
+		AllowedHosts: allowedHosts(*addr, hosts)})
 	if err != nil {
 		return err
 	}
@@ -167,6 +173,21 @@ func access(addr string, given []string, insecure bool) ([]string, error) {
 			"(-token or REDISCHED_API_TOKENS), or pass -insecure to serve without authentication", host)}
 	}
 	return tokens, nil
+}
+
+// allowedHosts are the -allowed-host values (else $REDISCHED_ALLOWED_HOSTS split at commas, as
+// the Python service reads it) and the host of addr, as the Python service adds its own.
+func allowedHosts(addr string, given []string) []string {
+	hosts := given
+	if len(given) == 0 {
+		for _, host := range strings.Split(os.Getenv("REDISCHED_ALLOWED_HOSTS"), ",") {
+			if host = strings.TrimSpace(host); host != "" {
+				hosts = append(hosts, host)
+			}
+		}
+	}
+	host, _, _ := net.SplitHostPort(addr) // checked by checkAddr
+	return append(hosts, host)
 }
 
 // envFlag is the flag name of the environment, as the Python service reads it (1/0, true/false,
