@@ -83,6 +83,31 @@ def test_sigterm_exits_after_the_grace_period_even_if_a_handler_does_not_end(
     assert job.last_error == "the worker stopped before the handler finished"
 
 
+@pytest.mark.parametrize(("body", "status"), [(b"exit 3", 3), (b"interrupt", 1)])
+def test_a_handler_that_exits_stops_the_worker_without_waiting_for_a_stuck_one(
+    redis_url: str, topic: str, body: bytes, status: int
+) -> None:
+    """A handler raising SystemExit (or KeyboardInterrupt) stops the Worker gracefully, then
+    raises it: the exit that skips a stuck thread was not taken, and the process waited for
+    that thread (forever for one that never returns)."""
+    key = f"app-{topic}"
+    raw = redis.Redis.from_url(redis_url)
+    client = redisched.Client.from_url(redis_url)
+    process = spawn(redis_url, key, "stuck_or_exiting", "--topic", topic, "--grace", "0.2",
+                    "--concurrency", "2")  # fmt: skip
+    read_until(process, "worker serving", 30)
+    client.put(topic, "stuck", b"")
+    client.put(topic, "exits", body)
+    stopped = time.monotonic()
+    log = finish(process)
+    assert process.returncode == status, log
+    assert time.monotonic() - stopped < 8, log
+    assert "exiting without waiting for 1 handlers left behind" in log
+    assert raw.llen(f"{key}:started") == 1
+    job = client.get(topic, "stuck")
+    assert job is not None and job.state is JobState.READY
+
+
 def test_options_come_from_environment_variables(redis_url: str, topic: str) -> None:
     key = f"app-{topic}"
     client = redisched.Client.from_url(redis_url)

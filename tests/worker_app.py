@@ -120,3 +120,19 @@ def stuck(job: Job) -> None:
         f"{os.environ['WORKER_APP_KEY']}:started", job.id
     )
     time.sleep(60)
+
+
+def stuck_or_exiting(job: Job) -> None:
+    """``stuck`` for every job but one whose body is ``exit N``: that one raises SystemExit(N)
+    (``interrupt``: KeyboardInterrupt) once the stuck one has started."""
+    text = job.body.decode()
+    if not text.startswith(("exit", "interrupt")):
+        stuck(job)
+        return
+    key = os.environ["WORKER_APP_KEY"]
+    conn = redis.Redis.from_url(os.environ["REDISCHED_REDIS_URL"])
+    while conn.llen(f"{key}:started") == 0:
+        time.sleep(0.01)
+    if text == "interrupt":
+        raise KeyboardInterrupt
+    raise SystemExit(int(text.split()[1]))

@@ -115,22 +115,40 @@ async def _serve(
     from ..client import AsyncClient
     from ..worker import Worker
 
-    async with AsyncClient.from_url(
-        settings.redis_url, cluster=settings.redis_cluster, prefix=settings.prefix
-    ) as client:
-        runner = Worker(
-            client, dict.fromkeys(topics, function), concurrency=settings.concurrency,
-            ttr=settings.ttr, backoff=backoff, grace=settings.grace,
-        )  # fmt: skip
-        await runner.run()
+    runner: Worker | None = None
+    try:
+        async with AsyncClient.from_url(
+            settings.redis_url, cluster=settings.redis_cluster, prefix=settings.prefix
+        ) as client:
+            runner = Worker(
+                client, dict.fromkeys(topics, function), concurrency=settings.concurrency,
+                ttr=settings.ttr, backoff=backoff, grace=settings.grace,
+            )  # fmt: skip
+            await runner.run()
+    except (SystemExit, KeyboardInterrupt) as exc:  # a handler's, raised once the Worker stopped
+        if runner is not None and runner.abandoned:
+            _exit_leaving(runner.abandoned, _status_of(exc))
+        raise
+    assert runner is not None
     if runner.abandoned:
-        # Handlers that ignored their cancellation: asyncio.run would wait for their tasks and
-        # the interpreter for their threads, forever for one that never returns. Their jobs
-        # were released; the process exits now, as the grace period promises.
-        logging.getLogger(__name__).warning(
-            "exiting without waiting for %d handlers left behind", runner.abandoned
-        )
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        _exit_leaving(runner.abandoned, 0)
+
+
+def _status_of(exc: SystemExit | KeyboardInterrupt) -> int:
+    """The exit status the interpreter gives ``exc``: SystemExit's code, 1 for an interrupt
+    (as click reports an Abort) or a code that is no number."""
+    if isinstance(exc, SystemExit) and (exc.code is None or isinstance(exc.code, int)):
+        return exc.code or 0
+    return 1
+
+
+def _exit_leaving(abandoned: int, status: int) -> None:
+    """Exit now with ``status``. Handlers that ignored their cancellation: asyncio.run would
+    wait for their tasks and the interpreter for their threads, forever for one that never
+    returns. Their jobs were released; the process exits now, as the grace period promises."""
+    logging.getLogger(__name__).warning("exiting without waiting for %d handlers left behind",
+                                        abandoned)  # fmt: skip
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
