@@ -140,6 +140,8 @@ BAD_INPUT: list[tuple[str, Any, str | None]] = [
     ("/schedule/{topic}", {"id": "x", "contents": 1, "delay": "soon"}, "delay"),
     ("/schedule/{topic}", {"id": "x", "contents": 1, "extra": 1}, "extra"),
     ("/schedule/{topic}", {"id": "x", "contents": {"$base64": "!!"}}, "contents.$base64"),
+    ("/schedule/{topic}", {"id": "x", "contents": {"$base64": None}}, "contents.$base64"),
+    ("/schedule/{topic}", {"id": "x", "contents": {"$base64": "/w==\n"}}, "contents.$base64"),
     ("/schedule/bad%7Btopic", {"id": "x", "contents": 1}, "topic"),
     # a URL path resolves "." and ".." (a topic of them, even as %2E%2E, never reaches a route:
     # Node's URL and Go's ServeMux resolve it, a 404)

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -27,11 +28,13 @@ func markerText(raw []byte) (json.RawMessage, bool) {
 func ToStored(value json.RawMessage) ([]byte, error) {
 	if text, ok := markerText(value); ok {
 		var s string
-		if json.Unmarshal(text, &s) != nil {
+		// null decodes into a string without an error, leaving "": the body would be wiped
+		if !bytes.HasPrefix(bytes.TrimSpace(text), []byte(`"`)) || json.Unmarshal(text, &s) != nil {
 			return nil, errors.New("must be a base64 string")
 		}
 		data, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
+		// the decoder skips line breaks, which Python's b64decode(validate=True) refuses
+		if err != nil || strings.ContainsAny(s, "\r\n") {
 			return nil, errors.New("is not valid base64")
 		}
 		return data, nil

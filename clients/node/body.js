@@ -14,12 +14,15 @@ const isMarker = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 function toStored(value, field = 'body') {
   if (!isMarker(value)) return Buffer.from(JSON.stringify(value), 'utf8');
   const text = value[MARKER];
-  if (typeof text !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4) {
-    const err = new TypeError('is not valid base64');
-    err.field = `${field}.${MARKER}`;
-    throw err;
-  }
+  if (typeof text !== 'string') throw markerError('must be a base64 string', field);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4) throw markerError('is not valid base64', field);
   return Buffer.from(text, 'base64');
+}
+
+function markerError(message, field) {
+  const err = new TypeError(message);
+  err.field = `${field}.${MARKER}`;
+  return err;
 }
 
 /** The JSON text of stored bytes: the bytes themselves when they are JSON, else a marker. */
