@@ -48,7 +48,8 @@ func (cl *Cluster) pool(addr string) *redis.Pool {
 	defer cl.mu.Unlock()
 	p, ok := cl.pools[addr]
 	if !ok {
-		p = &redis.Pool{MaxIdle: 8, Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr, cl.options...) }}
+		p = &redis.Pool{MaxIdle: 8, Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr, cl.options...) },
+			TestOnBorrow: pingIfIdle}
 		cl.pools[addr] = p
 	}
 	return p

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gomodule/redigo/redis"
@@ -208,9 +209,24 @@ func New(pool *redis.Pool, dir string) (*Client, error) {
 	return &Client{Pool: pool, Prefix: "redisched", Scripts: scripts, jobFields: fields}, nil
 }
 
-// NewPool is a small redigo pool for a redis:// URL.
+// NewPool is a small redigo pool for a redis:// URL. A connection idle for a while is PINGed
+// before use and replaced if dead (pingIfIdle).
 func NewPool(url string) *redis.Pool {
-	return &redis.Pool{MaxIdle: 4, Dial: func() (redis.Conn, error) { return DialURL(url) }}
+	return &redis.Pool{MaxIdle: 4, Dial: func() (redis.Conn, error) { return DialURL(url) }, TestOnBorrow: pingIfIdle}
+}
+
+// idleCheckAfter is how long a pooled connection may rest before it is PINGed on borrowing.
+const idleCheckAfter = time.Second
+
+// pingIfIdle is a redis.Pool's TestOnBorrow, redigo's documented pattern: a connection resting
+// since before a Redis restart is closed at the other end, and without this check its first
+// command (a request, a health check) would fail with EOF although Redis is up again.
+func pingIfIdle(c redis.Conn, returned time.Time) error {
+	if time.Since(returned) < idleCheckAfter {
+		return nil
+	}
+	_, err := c.Do("PING")
+	return err
 }
 
 // DialURL connects to a Redis URL: redis:// and rediss:// as redigo reads them, and
