@@ -34,6 +34,15 @@ class ApiError extends Error {
   }
 }
 
+/** Throws unless `scheduler`'s Redis connection is up: while it is down ioredis would queue a
+ * command and retry it for seconds (9.6 s for a put, 32 s for a PING), where the Python and Go
+ * servers answer 503 at once. */
+function connected(scheduler) {
+  const { status } = scheduler.redis;
+  // 'wait': a lazyConnect client that connects on its first command
+  if (status !== 'ready' && status !== 'wait') throw new Error(`Redis is not connected (${status})`);
+}
+
 const invalid = (field, message) => new ApiError(400, 'invalid', `${field} ${message}`, field);
 
 function send(res, status, value, headers = {}) {
@@ -96,6 +105,7 @@ async function schedule(scheduler, topic, req) {
   } catch (err) {
     throw invalid(err.field || 'contents', err.message);
   }
+  connected(scheduler);
   const { status, version } = await scheduler.put(topic, spec.id, data,
     { delayMs: Math.round(delay * 1000), replace: true });
   return [STATUS[status], { topic, id: spec.id, version, status }];
@@ -103,6 +113,7 @@ async function schedule(scheduler, topic, req) {
 
 async function cancel(scheduler, topic, req) {
   const spec = fields(await readJson(req), ['id'], ['id']);
+  connected(scheduler);
   if (!(await scheduler.delete(topic, spec.id))) {
     throw new ApiError(404, 'not_found', `no job ${JSON.stringify(spec.id)} in topic ${JSON.stringify(topic)}`, 'id');
   }
@@ -149,6 +160,7 @@ function createServer(scheduler, { tokens = [], allowedHosts = [] } = {}) {
         send(res, status, body);
       } else if (url.pathname === '/healthz' && req.method === 'GET') {
         try {
+          connected(scheduler);
           await scheduler.redis.ping();
           send(res, 200, { status: 'ok', redis: 'ok' });
         } catch (err) {
