@@ -195,6 +195,20 @@ func rawRequest(t *testing.T, srv *httptest.Server, method, path, body string) (
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
+// TestPutRefusesDelayWithRunAt: DelayMs and RunAtMs together are refused naming DelayMs, as
+// Python refuses delay with run_at (before, the delay was silently dropped).
+func TestPutRefusesDelayWithRunAt(t *testing.T) {
+	c, topic := testClient(t, "go-checks-")
+	ctx := context.Background()
+	_, _, err := c.Put(ctx, topic, "j", []byte("x"), PutOptions{RunAtMs: time.Now().UnixMilli(), DelayMs: 5000})
+	if invalidField(err) != "DelayMs" || err.Error() != "DelayMs: give DelayMs or RunAtMs, not both" {
+		t.Fatalf("got %v", err)
+	}
+	if stateOf(t, c, topic, "j") != "" {
+		t.Fatal("a refused put stored the job")
+	}
+}
+
 // TestServerRequestChecks: the server reads a request as the Node server does.
 func TestServerRequestChecks(t *testing.T) {
 	c, topic := testClient(t, "go-checks-")

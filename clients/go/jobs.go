@@ -69,6 +69,7 @@ func opt(v int64) any {
 }
 
 // PutOptions of a put; zero values mean: due now, the topic's ttr and max_attempts, create-only.
+// DelayMs or RunAtMs, not both.
 type PutOptions struct {
 	DelayMs, RunAtMs, TTRMs, Priority, MaxAttempts, IfVersion int64
 	Replace                                                   bool
@@ -98,6 +99,9 @@ func (c *Client) checkPut(topic, id string, body []byte, o PutOptions) error {
 	}
 	if len(body) > limit {
 		return invalidArg("body", "is %d bytes; the limit is %d", len(body), limit)
+	}
+	if o.DelayMs != 0 && o.RunAtMs != 0 {
+		return invalidArg("DelayMs", "give DelayMs or RunAtMs, not both")
 	}
 	for _, f := range []struct {
 		v         int64

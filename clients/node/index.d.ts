@@ -40,6 +40,7 @@ export interface Lease {
 }
 
 export interface PutOptions {
+  /** Due after delayMs, or at runAtMs: not both (InvalidArgument `delayMs`). */
   delayMs?: number;
   runAtMs?: number | '';
   ttrMs?: number | '';

@@ -273,6 +273,9 @@ class Scheduler {
     const unknown = Object.keys(options).find((name) => !PUT_OPTIONS.includes(name));
     if (unknown !== undefined) throw new InvalidArgument(unknown, 'is not an option of put');
     if (typeof replace !== 'boolean') throw new InvalidArgument('replace', `must be a boolean, not ${typeof replace}`);
+    if (options.delayMs != null && options.runAtMs != null && options.runAtMs !== '') {
+      throw new InvalidArgument('delayMs', 'give delayMs or runAtMs, not both');
+    }
     this.keys(this.scripts.get('put'), topic);
     const named = {
       now_ms: this.now(), run_at_ms: runAtMs === '' || runAtMs == null ? '' : epochMs(runAtMs, 'runAtMs'),

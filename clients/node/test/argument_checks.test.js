@@ -88,6 +88,18 @@ test('put refuses an unknown option and a replace that is not a boolean', async 
   assert.deepEqual(await s.put(topic, 'j', 'b', { delayMs: 5000, replace: false }), { status: 'created', version: 1 });
 });
 
+test('put refuses a delayMs with a runAtMs, as Python refuses delay with run_at', async () => {
+  // Before, the delay was silently dropped and the job was due at runAtMs.
+  const { s, topic } = scheduler();
+  for (const delayMs of [5000, 0]) {
+    await assert.rejects(s.put(topic, 'j', 'b', { runAtMs: Date.now(), delayMs }),
+      (e) => e instanceof InvalidArgument && e.field === 'delayMs' && e.message === 'delayMs: give delayMs or runAtMs, not both');
+  }
+  assert.equal(await s.get(topic, 'j'), null);
+  assert.equal((await s.put(topic, 'j', 'b', { runAtMs: Date.now() + 5000, delayMs: undefined })).status, 'created');
+  assert.equal((await s.put(topic, 'k', 'b', { runAtMs: '', delayMs: 5000 })).status, 'created');
+});
+
 test("cron: Python's dialect (cronsim): L, LW, # and lower case are taken, '?' and 'H' are refused", () => {
   for (const expr of ['0 0 L * *', '0 0 LW * *', '0 0 lw * *', '0 0 l * *', '0 0 * * 1#2', '0 0 * * 5L', '0 0 * jan-mar thu']) {
     assert.equal(cronExpression(expr, 'UTC'), expr);
