@@ -135,6 +135,31 @@ async def test_dedup_window_keeps_a_finished_id_taken(
     assert (await api.put(topic, "once", b"")).status is PutStatus.CREATED
 
 
+async def test_dedup_window_outlasts_retention_by_count_and_age(
+    api: Any, topic: str, clock: FakeClock
+) -> None:
+    # Dedup reads the finished record: trimmed by keep_finished (here 1) or keep_finished_for
+    # (here 60 s), the id was forgotten within its window and a put ran the job again.
+    await api.configure(topic, dedup_window=3600, keep_finished=1, keep_finished_for=60)
+    await api.put(topic, "order-42", b"")
+    await api.ack(await api.reserve(topic))
+    for i in range(3):  # finishing by ack, by delete: both trim
+        await api.put(topic, f"other-{i}", b"")
+        await api.ack(await api.reserve(topic))
+        await api.put(topic, f"gone-{i}", b"")
+        await api.delete(topic, f"gone-{i}")
+    clock.advance(3599)
+    await api.put(topic, "late", b"")
+    await api.delete(topic, "late")  # a finishing call past keep_finished_for: trims by age
+    result = await api.put(topic, "order-42", b"")
+    assert (result.status, result.version) == (PutStatus.EXISTS, 1)
+    clock.advance(2)  # past the window: the record goes with the next trim, the id is free
+    await api.put(topic, "later", b"")
+    await api.delete(topic, "later")
+    assert await api.history(topic, "order-42") is None
+    assert (await api.put(topic, "order-42", b"")).status is PutStatus.CREATED
+
+
 async def test_retention_by_count_and_age_trims_incrementally(
     api: Any, topic: str, clock: FakeClock
 ) -> None:

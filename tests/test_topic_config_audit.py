@@ -64,3 +64,12 @@ def test_completed_webhook_keeps_secrets_and_the_hidden_password() -> None:
     given = {"url": "http://u:***@127.0.0.1/other", "secrets": []}
     assert completed_webhook(given, current) == given
     assert completed_webhook(shown, None) == shown
+
+
+def test_a_dedup_window_with_history_off_is_refused(client: redisched.Client, topic: str) -> None:
+    """With history off no finished record is kept: the window remembered nothing and a put
+    of a finished id ran the job again."""
+    with pytest.raises(InvalidArgument) as refused:
+        client.configure(topic, history=False, dedup_window=3600)
+    assert refused.value.argument == "dedup_window"
+    assert client.config(topic).history is True  # nothing was changed

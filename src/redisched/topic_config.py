@@ -104,7 +104,9 @@ class TopicConfig:
         keep_finished: finished jobs whose history is kept (built-in: 10,000).
         keep_finished_for: seconds a finished job's history is kept (built-in: 7 days).
         dedup_window: seconds after a job finished during which a create-only put of its id
-            answers ``exists`` (built-in: none; a put creates a new version at once).
+            answers ``exists`` (built-in: none; a put creates a new version at once). The
+            finished records within it are kept past ``keep_finished`` and
+            ``keep_finished_for``; with history off there are none, and it does nothing.
         keep_dead: dead jobs kept; the oldest beyond it end with outcome ``dead``
             (built-in: 10,000).
         keep_dead_for: seconds a dead job is kept (built-in: 180 days).
@@ -294,6 +296,11 @@ def encode_changes(changes: Mapping[str, object]) -> tuple[dict[str, str], list[
             to_delete.append(field_name)
         else:
             to_set[field_name] = encoded
+    if to_set.get("history") == "0" and "dedup_window_ms" in to_set:
+        raise InvalidArgument(
+            "dedup_window", "needs history: a topic with history off keeps no finished job to "
+            "remember its id by",
+        )  # fmt: skip
     return to_set, to_delete
 
 

@@ -310,6 +310,10 @@ if ended > 0 then
     local n = math.min(math.max(redis.call('ZCARD', finished_key) - keep_finished,
       redis.call('ZCOUNT', finished_key, '-inf', now - keep_finished_for)),
       ended + every - 1 + TRIM_PER_CALL)
+    local window = n > 0 and tonumber(redis.call('HGET', meta_key, 'dedup_window_ms'))
+    if window then -- a record within the topic's dedup_window stays (put.lua reads it)
+      n = math.min(n, redis.call('ZCOUNT', finished_key, '-inf', '(' .. now - window))
+    end
     if n > 0 then
       local popped, dropped = redis.call('ZPOPMIN', finished_key, n), {} -- member, score, ...
       for i = 1, #popped, 2 do dropped[#dropped + 1] = popped[i] end

@@ -277,6 +277,11 @@ local function trim(key, keep, keep_for, most, drop)
     redis.call('ZCOUNT', key, '-inf', now - keep_for))
   n = math.min(n, most)
   if n <= 0 then return end
+  if key == finished_key then -- a record within the topic's dedup_window stays (put.lua)
+    local window = tonumber(redis.call('HGET', meta_key, 'dedup_window_ms'))
+    if window then n = math.min(n, redis.call('ZCOUNT', key, '-inf', '(' .. now - window)) end
+    if n <= 0 then return end
+  end
   local popped = redis.call('ZPOPMIN', key, n) -- member, score, ...
   for i = 1, #popped, 2 do drop(popped[i]) end
 end
