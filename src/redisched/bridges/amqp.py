@@ -1,9 +1,12 @@
 """The AMQP bridge: consume a RabbitMQ queue of put/delete messages into redisched.
 
-Delivery is at-least-once with no duplicates: a message is acked only after Redis has
-committed its put or delete, and since ids are the client's, a redelivered message changes
+Delivery is at-least-once: a message is acked only after Redis has committed its put or
+delete, and since ids are the client's, a redelivered message of a job still stored changes
 nothing (puts are create-only unless the message says ``"replace": true``; an ``exists``
-result counts as done). A malformed message is published to the dead-letter queue with the
+result counts as done). A job that already ran and finished is another matter: a create-only
+put of a finished id creates it again, so a message redelivered after a crash (committed,
+not yet acked) can run its job twice. A topic's ``dedup_window`` closes that: within it, such
+a put answers ``exists``. A malformed message is published to the dead-letter queue with the
 reason in the ``x-redisched-error`` header, then acked: it is never requeued in a loop (its
 headers are copied, a string that is not UTF-8 as a byte array; should they still fail to
 encode, it goes without them, saying why in ``x-redisched-headers-dropped``). So is a message
