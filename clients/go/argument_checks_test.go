@@ -249,3 +249,30 @@ func TestServerRequestChecks(t *testing.T) {
 		t.Fatalf("a good request: %d %v", status, e)
 	}
 }
+
+// TestReleaseAndBuryTextLimit: Release's error text and Bury's reason are held to Abort's
+// limit, 65536 characters (runes), as the Python client's validate.text; nothing is sent and
+// the job stays reserved (before, any length was stored).
+func TestReleaseAndBuryTextLimit(t *testing.T) {
+	c, topic := testClient(t, "go-checks-")
+	ctx := context.Background()
+	job := reservedJob(t, c, topic)
+	long := strings.Repeat("x", 65_537)
+	_, releaseErr := c.Release(ctx, job, 0, long)
+	buryErr := c.Bury(ctx, job, long)
+	for _, got := range []struct {
+		err   error
+		field string
+	}{{releaseErr, "errorText"}, {buryErr, "reason"}} {
+		var bad *InvalidArgument
+		if !errors.As(got.err, &bad) || bad.Field != got.field || bad.Message != "must be at most 65536 characters" {
+			t.Errorf("%s: %v", got.field, got.err)
+		}
+	}
+	if state := stateOf(t, c, topic, "r"); state != "reserved" {
+		t.Fatalf("the job is %s, not reserved", state)
+	}
+	if err := c.Bury(ctx, job, strings.Repeat("\U0001F600", 65_536)); err != nil {
+		t.Fatalf("65536 characters of 4 bytes are within the limit: %v", err)
+	}
+}

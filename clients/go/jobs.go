@@ -151,7 +151,7 @@ func checkTopicArg(topic string) error {
 }
 
 // checkReserved refuses a job no reservation could be acted on with (nil, no token, a bad id or
-// topic) and a text (an error or reason) that is not UTF-8, as the Python client does: nothing
+// topic) and a text (an error or reason) that checkText refuses, as the Python client does: nothing
 // is sent.
 func checkReserved(job *Job, text, textField string) error {
 	if err := checkAckable(job, "job"); err != nil {
@@ -160,10 +160,7 @@ func checkReserved(job *Job, text, textField string) error {
 	if err := checkTopicArg(job.Topic); err != nil {
 		return err
 	}
-	if !utf8.ValidString(text) {
-		return invalidArg(textField, "must be valid UTF-8")
-	}
-	return nil
+	return checkText(text, textField)
 }
 
 // checkAckable refuses a job no reservation could be acted on with (nil, no token, a bad id) as

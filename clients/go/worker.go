@@ -96,7 +96,8 @@ func Retry(delay time.Duration, reason string) error {
 	return retry
 }
 
-// check is the *InvalidArgument Retry gives for the delay, nil when the delay is fine. A
+// check is the *InvalidArgument Retry gives for the delay or the reason (as Python's
+// validate.text), nil when both are fine. A
 // hand-built *RetryError with a bad delay fails its job as that error would (with backoff,
 // its message kept as the job's last error), as Retry's own check does; so does a nil one.
 func (e *RetryError) check() error {
@@ -106,7 +107,7 @@ func (e *RetryError) check() error {
 	if e.Delay < 0 || e.Delay.Milliseconds() > maxDelayMs {
 		return invalidArg("delay", "must be from 0 to %d ms, not %s", int64(maxDelayMs), e.Delay)
 	}
-	return nil
+	return checkText(e.Reason, "reason") // as ReleaseJob checks it: a refused release would strand the job
 }
 
 // Backoff is exponential backoff with jitter: attempt n waits min(Max, Base*2^(n-1)), minus up to

@@ -150,7 +150,12 @@ func TestRetryBadDelay(t *testing.T) {
 		"m": &RetryError{time.Duration(maxDelayMs+1) * time.Millisecond, "too late"},
 		// a nil *RetryError in a non-nil error: it panicked the worker's goroutine (not the
 		// handler's, where safeCall recovers), ending the process
-		"n": error((*RetryError)(nil))}
+		"n": error((*RetryError)(nil)),
+		// a reason over Release's limit: the release was refused and the job stayed reserved
+		"p": &RetryError{0, strings.Repeat("x", maxTextChars+1)}}
+	if err := Retry(0, strings.Repeat("x", maxTextChars+1)); !errors.As(err, &invalid) || invalid.Field != "reason" {
+		t.Fatalf("Retry with a long reason: %v", err)
+	}
 	for id := range returned {
 		if _, _, err := c.Put(ctx, topic, id, []byte("x"), PutOptions{}); err != nil {
 			t.Fatal(err)
@@ -175,7 +180,11 @@ func TestRetryBadDelay(t *testing.T) {
 				t.Fatal(err)
 			}
 			if job.State == "scheduled" {
-				if want := map[bool]string{true: "nil *RetryError", false: "delay: must be from 0"}[id == "n"]; !strings.Contains(job.LastError, want) {
+				want := map[string]string{"n": "nil *RetryError", "p": "reason: must be at most 65536 characters"}[id]
+				if want == "" {
+					want = "delay: must be from 0"
+				}
+				if !strings.Contains(job.LastError, want) {
 					t.Fatalf("%s: last error %q", id, job.LastError)
 				}
 				break
