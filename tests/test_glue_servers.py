@@ -8,6 +8,7 @@ receiver here, their Standard Webhooks signatures checked with
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import subprocess
@@ -165,6 +166,34 @@ def test_bad_input_names_the_field_and_stores_nothing(
             assert status == 400, (path, body, error)
             assert error["error"]["field"] == field and error["error"]["message"], (body, error)
         assert client.stats(topic).total_put == 0
+        assert stop(proc) == 0
+
+
+def test_the_request_limit_is_apart_from_the_body_limit_as_the_python_service(
+    server: Command, redis_url: str, topic: str, client: redisched.Client
+) -> None:
+    """A 900 KiB binary body is a 1.2 MB request as $base64: taken (the request limit is 4 MiB,
+    as max_request_size); a body over 1 MiB and a request over 4 MiB are 413."""
+    body = bytes(range(256)) * (900 * 4)
+    with running(server(), redis_url) as proc:
+        port = proc.ready["port"]  # type: ignore[attr-defined]
+        marker = {"$base64": base64.b64encode(body).decode()}
+        status, written = post(port, f"/schedule/{topic}", {"id": "big", "contents": marker})
+        assert (status, written.get("status")) == (201, "created"), written
+        job = client.get(topic, "big")
+        assert job is not None and job.body == body
+        over = {"$base64": base64.b64encode(b"x" * ((1 << 20) + 1)).decode()}
+        status, error = post(port, f"/schedule/{topic}", {"id": "over", "contents": over})
+        assert (status, error["error"]["code"], error["error"]["field"]) == (
+            413, "payload_too_large", "contents")  # fmt: skip
+        assert (
+            error["error"]["message"]
+            == f"the body is {(1 << 20) + 1} bytes; the limit is {1 << 20}"
+        )
+        huge = {"id": "huge", "contents": "x" * (4 << 20)}
+        status, error = post(port, f"/schedule/{topic}", huge)
+        assert (status, error["error"]["code"]) == (413, "payload_too_large")
+        assert client.get(topic, "over") is None and client.get(topic, "huge") is None
         assert stop(proc) == 0
 
 

@@ -81,6 +81,14 @@ const maxDelayMs = 100 * 365 * 86_400_000
 // maxCount is the most jobs one Reserve or Lease takes, as the Python client's validate.MAX_COUNT.
 const maxCount = 1000
 
+// maxBodySize is MaxBodySize, or DefaultMaxBodySize when it is 0.
+func (c *Client) maxBodySize() int {
+	if c.MaxBodySize == 0 {
+		return DefaultMaxBodySize
+	}
+	return c.MaxBodySize
+}
+
 // checkPut checks a put's arguments as the Python client does (validate.py): an
 // *InvalidArgument naming the first bad one, before anything is sent.
 func (c *Client) checkPut(topic, id string, body []byte, o PutOptions) error {
@@ -93,11 +101,7 @@ func (c *Client) checkPut(topic, id string, body []byte, o PutOptions) error {
 	if err := checkNewJobID(id, "id", maxIDBytes); err != nil {
 		return err
 	}
-	limit := c.MaxBodySize
-	if limit == 0 {
-		limit = DefaultMaxBodySize
-	}
-	if len(body) > limit {
+	if limit := c.maxBodySize(); len(body) > limit {
 		return invalidArg("body", "is %d bytes; the limit is %d", len(body), limit)
 	}
 	if o.DelayMs != 0 && o.RunAtMs != 0 {

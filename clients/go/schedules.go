@@ -221,11 +221,7 @@ func (c *Client) scheduleArgs(id string, body []byte, o ScheduleOptions, wallMs 
 	if err := checkNewJobID(id, "id", maxScheduleIDBytes); err != nil {
 		return nil, err
 	}
-	limit := c.MaxBodySize
-	if limit == 0 {
-		limit = DefaultMaxBodySize
-	}
-	if len(body) > limit {
+	if limit := c.maxBodySize(); len(body) > limit {
 		return nil, invalidArg("body", "is %d bytes; the limit is %d", len(body), limit)
 	}
 	if (o.Cron == "") == (o.EveryMs == 0) {

@@ -33,7 +33,9 @@ import (
 )
 
 const (
-	maxRequestBytes = 1 << 20
+	// as the Python service's max_request_size: larger than the largest body (the client's
+	// MaxBodySize, 1 MiB by default), which {"$base64": ...} makes a third longer again
+	maxRequestBytes = 4 << 20
 	maxIDBytes      = 1024
 	maxDelaySeconds = 100 * 365 * 86400
 )
@@ -82,7 +84,7 @@ func readJSON(r *http.Request, dst any) error {
 		return &apiError{400, "malformed_json", "the request body could not be read", ""}
 	}
 	if len(data) > maxRequestBytes {
-		return &apiError{413, "too_large", fmt.Sprintf("the request body is over %d bytes", maxRequestBytes), ""}
+		return &apiError{413, "payload_too_large", fmt.Sprintf("the request body is over %d bytes", maxRequestBytes), ""}
 	}
 	if !utf8.Valid(data) { // Go's decoder would take each bad byte as U+FFFD
 		return &apiError{400, "malformed_json", "the request body is not valid JSON: it is not valid UTF-8", ""}
@@ -300,6 +302,10 @@ func NewServer(c *Client, opts ServerOptions) (http.Handler, error) {
 				field += "." + bodyMarker
 			}
 			return 0, nil, invalid(field, err.Error())
+		}
+		if limit := c.maxBodySize(); len(data) > limit {
+			return 0, nil, &apiError{413, "payload_too_large",
+				fmt.Sprintf("the body is %d bytes; the limit is %d", len(data), limit), "contents"}
 		}
 		status, version, err := c.Put(ctx, topic, string(*req.ID), data,
 			PutOptions{DelayMs: int64(math.Round(delay * 1000)), Replace: true})

@@ -22,7 +22,9 @@ const { InvalidArgument } = require('./schedules');
 const { OPEN_PATHS, bearerCheck, tokensProblem } = require('./auth');
 const { sameOriginCheck } = require('./sameorigin');
 
-const MAX_REQUEST_BYTES = 1024 * 1024;
+// As the Python service's max_request_size: larger than the largest body (the scheduler's
+// maxBodySize, 1 MiB by default), which {"$base64": ...} makes a third longer again.
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 const MAX_ID_BYTES = 1024;
 const MAX_DELAY_S = 100 * 365 * 86_400;
 const STATUS = { created: 201, replaced: 200, pending: 202 };
@@ -56,7 +58,7 @@ async function readJson(req) {
   let size = 0;
   for await (const chunk of req) {
     size += chunk.length;
-    if (size > MAX_REQUEST_BYTES) throw new ApiError(413, 'too_large', `the request body is over ${MAX_REQUEST_BYTES} bytes`);
+    if (size > MAX_REQUEST_BYTES) throw new ApiError(413, 'payload_too_large', `the request body is over ${MAX_REQUEST_BYTES} bytes`);
     chunks.push(chunk);
   }
   let value;
@@ -104,6 +106,9 @@ async function schedule(scheduler, topic, req) {
     data = toStored(spec.contents, 'contents');
   } catch (err) {
     throw invalid(err.field || 'contents', err.message);
+  }
+  if (data.length > scheduler.maxBodySize) {
+    throw new ApiError(413, 'payload_too_large', `the body is ${data.length} bytes; the limit is ${scheduler.maxBodySize}`, 'contents');
   }
   connected(scheduler);
   const { status, version } = await scheduler.put(topic, spec.id, data,
