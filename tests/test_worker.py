@@ -1297,6 +1297,32 @@ async def test_a_lease_found_lost_by_its_heartbeat_cancels_the_handler(
         await client.delete(topic, "j")
 
 
+async def test_a_plain_function_returning_a_coroutine_is_cancelled_as_an_async_handler(
+    client: AsyncClient, topic: str
+) -> None:
+    # lambda job: work(job): the coroutine it returns runs on the loop, where nothing
+    # cancelled it: a deleted job's work ran on to its end
+    started: asyncio.Queue[str] = asyncio.Queue()
+    cancelled: list[str] = []
+
+    async def work(job: Job) -> None:
+        await started.put(job.id)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(job.id)
+            raise
+
+    async with serving(new_worker(client, {topic: lambda job: work(job)})):
+        await client.put(topic, "j", b"")
+        assert await asyncio.wait_for(started.get(), 5) == "j"
+        assert await client.delete(topic, "j")
+        await wait_until(lambda: _done(cancelled == ["j"]))
+        await client.put(topic, "next", b"")  # the runner goes on with other jobs
+        assert await asyncio.wait_for(started.get(), 5) == "next"
+        await client.delete(topic, "next")
+
+
 async def test_a_cancellation_after_the_handler_ended_leaves_the_runner_serving(
     client: AsyncClient, topic: str
 ) -> None:

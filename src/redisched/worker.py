@@ -541,7 +541,7 @@ class Worker:
             job.topic,
             "while running" if attempt.started else "before it started",
         )
-        if attempt.task is not None and attempt.topic.is_async:
+        if attempt.task is not None:  # set only while a coroutine of the handler runs
             attempt.task.cancel(CANCELLED_ERROR)
 
     # -- running handlers -------------------------------------------------------------------
@@ -629,7 +629,11 @@ class Worker:
                 if error is not None:
                     raise error
                 if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
-                    result = await result
+                    attempt.task = runner  # cancellable while it runs, as an async handler
+                    try:
+                        result = await result
+                    finally:
+                        attempt.task = None
         except Retry as retry:
             self._on_suspend()
             await self._release(attempt, retry.delay, retry.reason)
