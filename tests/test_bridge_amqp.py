@@ -33,7 +33,7 @@ from redisched import AsyncClient, JobState
 from redisched.bridges import PrometheusMetrics
 from redisched.bridges.amqp import ERROR_HEADER, AmqpBridge, BridgeSettings, _refused_for_good
 from redisched.embedded import EmbeddedRedis, free_port
-from redisched.errors import BackendError
+from redisched.errors import BackendError, RedischedError
 from redisched.partition_setting import configure, run_async
 from redisched.partitions import Partitions
 from tests.test_http_partitions import _occurrence_away_from_its_partition
@@ -962,3 +962,18 @@ async def test_the_bridge_writes_to_a_redis_cluster(
             await wait_for(stored, 15, "the puts on every master")
     finally:
         assert stopped(process, signal.SIGTERM) == 0, log_text(bridge_log)
+
+
+async def test_a_queue_declared_otherwise_is_refused_in_one_clear_line(
+    client: AsyncClient, channel: AbstractChannel
+) -> None:
+    # a queue of that name that is not durable: the bridge exited with aiormq's traceback
+    name = f"redisched-test-{uuid.uuid4().hex[:12]}"
+    await channel.declare_queue(name, durable=False, auto_delete=True)
+    try:
+        settings = BridgeSettings(amqp_url=AMQP_URL, queue=name, retry_max=0.5)
+        with pytest.raises(RedischedError, match=f"queue '{name}' exists with other settings"):
+            await asyncio.wait_for(AmqpBridge(client, settings).run(), 20)
+    finally:
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            await (await connection.channel()).queue_delete(name)

@@ -46,6 +46,7 @@ import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustConnection,
     DeliveryMode,
     HeadersType,
@@ -173,8 +174,8 @@ class AmqpBridge:
         try:
             channel = await connection.channel(publisher_confirms=True)
             await channel.set_qos(prefetch_count=self.settings.prefetch)
-            queue = await channel.declare_queue(self.settings.queue, durable=True)
-            await channel.declare_queue(self.settings.dead_letters, durable=True)
+            queue = await _declare(channel, self.settings.queue)
+            await _declare(channel, self.settings.dead_letters)
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
             async def receive(message: AbstractIncomingMessage) -> None:
@@ -463,6 +464,18 @@ class AmqpBridge:
                 log.warning("the dead-letter queue %s is gone; declaring it again", name)
                 await channel.declare_queue(name, durable=True)
         raise UnroutableDeadLetter(f"the broker returned it unroutable to queue {name!r}")
+
+
+async def _declare(channel: AbstractChannel, name: str) -> AbstractQueue:
+    """Declare the durable queue ``name``; a queue of that name declared otherwise (not
+    durable, other arguments) is a RedischedError saying so, not the broker's traceback."""
+    try:
+        return await channel.declare_queue(name, durable=True)
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        raise RedischedError(
+            f"queue {name!r} exists with other settings than the bridge's (a durable queue "
+            f"with no arguments): use another --queue, or delete it ({exc})"
+        ) from None
 
 
 class UnroutableDeadLetter(RedischedError):
