@@ -308,6 +308,26 @@ def test_finished_job_timeline_finished_tab_and_live_events(
     expect(page.locator("#finished-view tbody tr")).to_contain_text("gone")
 
 
+@pytest.mark.parametrize(
+    ("topic_typed", "id_typed", "field"),
+    [("a{b}", "x", "topic"), ("t" * 201, "x", "topic"), ("ok", "i" * 1025, "id")],
+    ids=["braces", "long-topic", "long-id"],
+)
+def test_find_says_what_is_wrong_with_a_topic_or_id_next_to_the_form(
+    page: Page, server: str, console: list[str], topic_typed: str, id_typed: str, field: str
+) -> None:
+    # it opened the job page anyway: a blank view, a flash that stayed on later finds, and a
+    # 400 in the console
+    open_dashboard(page, server)
+    find = page.locator("#find-form")
+    find.locator("[name=topic]").fill(topic_typed)
+    find.locator("[name=id]").fill(id_typed)
+    find.locator("button[type=submit]").click()
+    expect(page.locator("#find-result")).to_contain_text(f"({field})")
+    expect(page.locator("#overview")).to_be_visible()  # still where it was
+    assert console == []
+
+
 def test_an_aborted_job_reads_aborted_not_deleted(
     page: Page, server: str, http: httpx.Client, topic: str
 ) -> None:

@@ -662,6 +662,18 @@
     f.cron.focus();
   }
 
+  // "Find": a topic or id the API refuses is said next to the form (the job page would be
+  // a blank view and a console error); any other answer opens the job's page, which shows a
+  // job that is gone by its history.
+  async function find(form) {
+    const out = $("#find-result");
+    const f = form.elements;
+    const r = await submit("GET", jobPath(f.topic.value, f.id.value));
+    if (r.status === 400 || r.status === 422) { setResult(out, errorText(r), "error"); return; }
+    setResult(out, "", "");
+    location.hash = jobHash(f.topic.value, f.id.value);
+  }
+
   async function cancel(form) {
     const out = $("#cancel-result");
     const f = form.elements;
@@ -783,11 +795,7 @@
       $("#view").replaceChildren();
       showLogin("Signed out.");
     });
-    $("#find-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      const f = event.target.elements;
-      location.hash = jobHash(f.topic.value, f.id.value);
-    });
+    submitting($("#find-form"), find);
     submitting($("#schedule-form"), schedule);
     submitting($("#recurring-form"), recurring);
     const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
