@@ -36,13 +36,19 @@ class ApiError extends Error {
   }
 }
 
-/** Throws unless `scheduler`'s Redis connection is up: while it is down ioredis would queue a
- * command and retry it for seconds (9.6 s for a put, 32 s for a PING), where the Python and Go
- * servers answer 503 at once. */
-function connected(scheduler) {
-  const { status } = scheduler.redis;
-  // 'wait': a lazyConnect client that connects on its first command
-  if (status !== 'ready' && status !== 'wait') throw new Error(`Redis is not connected (${status})`);
+/**
+ * A function throwing while `redis` is down, from a lost or refused connection until it is ready
+ * again: meanwhile ioredis would queue a command and retry it for seconds (9.6 s for a put, 32 s
+ * for a PING), where the Python and Go servers answer 503 at once. A first connection still
+ * being made is waited for, as ioredis does.
+ */
+function outageCheck(redis) {
+  let down = false;
+  redis.on('close', () => { down = true; });
+  redis.on('ready', () => { down = false; });
+  return () => {
+    if (down || redis.status === 'end') throw new Error(`Redis is not connected (${redis.status})`);
+  };
 }
 
 const invalid = (field, message) => new ApiError(400, 'invalid', `${field} ${message}`, field);
@@ -95,7 +101,7 @@ function topicOf(scheduler, raw) {
   return topic;
 }
 
-async function schedule(scheduler, topic, req) {
+async function schedule(scheduler, topic, req, connected) {
   const spec = fields(await readJson(req), ['id', 'contents', 'delay'], ['id', 'contents']);
   const delay = spec.delay ?? 0;
   if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0 || delay > MAX_DELAY_S) {
@@ -110,15 +116,15 @@ async function schedule(scheduler, topic, req) {
   if (data.length > scheduler.maxBodySize) {
     throw new ApiError(413, 'payload_too_large', `the body is ${data.length} bytes; the limit is ${scheduler.maxBodySize}`, 'contents');
   }
-  connected(scheduler);
+  connected();
   const { status, version } = await scheduler.put(topic, spec.id, data,
     { delayMs: Math.round(delay * 1000), replace: true });
   return [STATUS[status], { topic, id: spec.id, version, status }];
 }
 
-async function cancel(scheduler, topic, req) {
+async function cancel(scheduler, topic, req, connected) {
   const spec = fields(await readJson(req), ['id'], ['id']);
-  connected(scheduler);
+  connected();
   if (!(await scheduler.delete(topic, spec.id))) {
     throw new ApiError(404, 'not_found', `no job ${JSON.stringify(spec.id)} in topic ${JSON.stringify(topic)}`, 'id');
   }
@@ -149,6 +155,7 @@ function createServer(scheduler, { tokens = [], allowedHosts = [] } = {}) {
     throw new InvalidArgument('allowedHosts', 'must be an array of strings');
   }
   const refusal = sameOriginCheck(allowedHosts); // null, or why a request is refused
+  const connected = outageCheck(scheduler.redis);
   const refused = tokensProblem(tokens);
   if (refused) throw new InvalidArgument(`tokens[${refused[0]}]`, refused[1]);
   const allows = tokens.length ? bearerCheck(tokens) : () => true;
@@ -161,11 +168,11 @@ function createServer(scheduler, { tokens = [], allowedHosts = [] } = {}) {
       if (!OPEN_PATHS.has(url.pathname) && !allows(req.headers.authorization)) throw UNAUTHORIZED;
       const m = /^\/(schedule|cancel)\/([^/]+)$/.exec(url.pathname);
       if (m && req.method === 'POST') {
-        const [status, body] = await ROUTES[m[1]](scheduler, topicOf(scheduler, m[2]), req);
+        const [status, body] = await ROUTES[m[1]](scheduler, topicOf(scheduler, m[2]), req, connected);
         send(res, status, body);
       } else if (url.pathname === '/healthz' && req.method === 'GET') {
         try {
-          connected(scheduler);
+          connected();
           await scheduler.redis.ping();
           send(res, 200, { status: 'ok', redis: 'ok' });
         } catch (err) {

@@ -46,6 +46,20 @@ test('with Redis down, POST /schedule, POST /cancel and /healthz answer 503 at o
   assert.equal(bad.status, 400, 'bad input is refused as such, Redis or not');
 });
 
+test('a request sent while the first connection is being made waits for it', async (t) => {
+  // Not an outage: `serve` says ready before its connection is up, and a 503 then was a regression.
+  const url = process.env.REDISCHED_TEST_REDIS_URL;
+  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
+  const redis = new Redis(url);
+  t.after(() => redis.quit());
+  const server = createServer(new Scheduler(redis));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  assert.notEqual(redis.status, 'ready');
+  const res = await fetch(`http://127.0.0.1:${server.address().port}/healthz`);
+  assert.equal(res.status, 200, JSON.stringify(await res.json()));
+});
+
 test('serve logs a Redis outage once, not at every reconnection attempt', async () => {
   const child = spawn(process.execPath, [BIN, 'serve', '--port=0'], {
     env: { ...process.env, REDISCHED_REDIS_URL: `redis://127.0.0.1:${await deadPort()}/0`, REDISCHED_API_TOKENS: '' },
