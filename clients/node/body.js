@@ -5,6 +5,12 @@
  * other bytes read back as {"$base64": "..."}, and writers accept that marker.
  */
 const MARKER = '$base64';
+/** The deepest JSON nesting read as JSON (json_body.MAX_DEPTH: writers refuse deeper). */
+const MAX_DEPTH = 512;
+// json_keys.PATH_SEARCH_BYTES: a larger request's fault is named by its free field, not its path
+const PATH_SEARCH_BYTES = 256 * 1024;
+// msgspec reads an integer of more characters (sign included) as out of range
+const MAX_INT_CHARS = 4300;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const isMarker = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -36,4 +42,140 @@ function toJsonText(data) {
   return JSON.stringify({ [MARKER]: Buffer.from(data).toString('base64') });
 }
 
-module.exports = { MARKER, toStored, toJsonText };
+/**
+ * True when the JSON text `data` (bytes) nests arrays/objects deeper than `limit`, counted as
+ * json_body.too_deep counts: brackets outside strings, none after an unterminated string.
+ */
+function tooDeep(data, limit = MAX_DEPTH) {
+  let depth = 0;
+  for (let i = 0; i < data.length; i++) {
+    const c = data[i];
+    if (c === 0x22) { // a string: to its closing quote, each escape's character skipped
+      for (i++; i < data.length && data[i] !== 0x22; i++) if (data[i] === 0x5c) i++;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+const printable = (text) => /^(?:[^\p{C}\p{Z}]| )*$/u.test(text); // Python's str.isprintable()
+
+/** A string as Python's json.dumps writes it (ASCII only, lower-case \u escapes). */
+function asciiJson(text) {
+  const short = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  return `"${text.replace(/["\\]|[^ -~]/g, (c) => short[c] || `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}"`;
+}
+
+/** A string as Python's repr() writes it (close enough for a message). */
+function pyRepr(text) {
+  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
+  let out = '';
+  for (const c of text) {
+    const code = c.codePointAt(0);
+    if (c === quote || c === '\\') out += `\\${c}`;
+    else if (c === '\n') out += '\\n';
+    else if (c === '\r') out += '\\r';
+    else if (c === '\t') out += '\\t';
+    else if (printable(c)) out += c;
+    else if (code < 0x100) out += `\\x${code.toString(16).padStart(2, '0')}`;
+    else if (code < 0x10000) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += `\\U${code.toString(16).padStart(8, '0')}`;
+  }
+  return quote + out + quote;
+}
+
+/** A value's field path as the Python service names it (json_keys.path): `contents.a[0]`, or
+ * `contents["a.b"]` for a key that would read as more than one step. */
+function fieldPath(steps) {
+  const step = (s) => (typeof s === 'number' ? `[${s}]`
+    : /^[^.[\]"\\]+$/.test(s) && printable(s) ? `.${s}` : `[${asciiJson(s)}]`);
+  return steps.map(step).join('').replace(/^\./, '') || null;
+}
+
+/** A value's path as msgspec names it in a decoding error: the request's field, then `[i]` for
+ * an array item and `[...]` for an object member. */
+const decoderPath = (steps) => steps[0] + steps.slice(1).map((s) => (typeof s === 'number' ? `[${s}]` : '[...]')).join('');
+
+const fault = (field, message) => ({ field, message });
+
+/**
+ * What the Python service refuses in a request object that JSON.parse accepts (its
+ * http/reading.py): `fault`, the first number out of range or string with a lone surrogate
+ * escape in document order (msgspec refuses them while decoding: JSON.parse would read
+ * Infinity, or a string with no UTF-8), and `repeated`, a key given twice in an object
+ * (JSON.parse keeps the last: json_keys.repeated_key), each as {field, message} or null.
+ *
+ * `text` is the request, a JSON object; `free` the field holding free JSON (`contents`), named
+ * instead of a path in a request over PATH_SEARCH_BYTES; `known` its field names: the pass
+ * stops at any other (refused as such, as Python refuses it there). A key given twice in the
+ * request itself is named as itself, else the first object (in document order) that repeats
+ * one, by its path.
+ */
+function jsonFaults(text, free = null, known = null) {
+  const large = Buffer.byteLength(text) > PATH_SEARCH_BYTES;
+  const stack = []; // the open arrays and objects: {keys (a Set, for an object), step, ...}
+  const steps = () => stack.map((frame) => frame.step);
+  let objects = 0;
+  let first = null; // the first object (in document order) that repeats a key
+  let closed = null; // the first such object to end (json_keys names its key in a large request)
+  let key = false; // the next string is an object's key
+  const number = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const raw = text.slice(i, end + 1);
+      i = end + 1;
+      const value = raw.includes('\\') ? JSON.parse(raw) : raw.slice(1, -1);
+      const frame = stack[stack.length - 1];
+      if (key) frame.step = value; // a key's path is its value's
+      if (!value.isWellFormed()) {
+        return { fault: fault(large ? free : fieldPath(steps()), 'must be valid Unicode (no lone surrogates)'), repeated: null };
+      }
+      if (!key) continue;
+      key = false;
+      if (stack.length === 1 && known && !known.includes(value)) break; // refused as unknown
+      if (!frame.keys.has(value)) {
+        frame.keys.add(value);
+      } else if (frame.repeat === null) {
+        Object.assign(frame, { repeat: value, path: fieldPath(steps()) });
+        if (first === null || frame.order < first.order) first = frame;
+      }
+    } else if (c === '{' || c === '[') {
+      stack.push(c === '{' ? { keys: new Set(), step: null, order: objects++, repeat: null } : { step: 0 });
+      key = c === '{';
+      i++;
+    } else if (c === '}' || c === ']') {
+      const frame = stack.pop();
+      if (frame.repeat && closed === null) closed = frame;
+      key = false;
+      i++;
+    } else if (c === ',') {
+      const frame = stack[stack.length - 1];
+      if (frame.keys) key = true;
+      else frame.step++;
+      i++;
+    } else if (c === '-' || (c >= '0' && c <= '9')) {
+      number.lastIndex = i;
+      const [raw, fraction, exponent] = number.exec(text);
+      i += raw.length;
+      const outOfRange = fraction !== undefined || exponent !== undefined
+        ? !Number.isFinite(Number(raw)) && 'Number out of range'
+        : raw.length > MAX_INT_CHARS && 'Integer value out of range';
+      if (outOfRange) return { fault: fault(decoderPath(steps()), outOfRange), repeated: null };
+    } else {
+      i++; // ':', white space, or a letter of true, false, null
+    }
+  }
+  if (i < text.length || first === null) return { fault: null, repeated: null };
+  const [repeat, field] = first.order === 0 ? [first.repeat, first.repeat] // the request's own field
+    : large ? [closed.repeat, free] : [first.repeat, first.path];
+  return { fault: null, repeated: fault(field, `the JSON object has the key ${pyRepr(repeat)} twice`) };
+}
+
+module.exports = { MARKER, MAX_DEPTH, toStored, toJsonText, tooDeep, jsonFaults };

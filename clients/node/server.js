@@ -17,7 +17,7 @@
  * `Sec-Fetch-Site: cross-site` is 403 `cross_site`.
  */
 const http = require('node:http');
-const { toStored } = require('./body');
+const { MAX_DEPTH, jsonFaults, toStored, tooDeep } = require('./body');
 const { InvalidArgument } = require('./schedules');
 const { OPEN_PATHS, bearerCheck, tokensProblem } = require('./auth');
 const { sameOriginCheck } = require('./sameorigin');
@@ -59,7 +59,12 @@ function send(res, status, value, headers = {}) {
   res.end(data);
 }
 
-async function readJson(req) {
+/**
+ * The request object and, as an ApiError or null, a key it gives twice: refused once its fields
+ * are checked, as the Python service refuses it (after decoding). `free` is the field holding
+ * free JSON (named when the request is too deep), `known` the fields of the route.
+ */
+async function readJson(req, free, known) {
   const chunks = [];
   let size = 0;
   for await (const chunk of req) {
@@ -67,16 +72,25 @@ async function readJson(req) {
     if (size > MAX_REQUEST_BYTES) throw new ApiError(413, 'payload_too_large', `the request body is over ${MAX_REQUEST_BYTES} bytes`);
     chunks.push(chunk);
   }
+  const data = Buffer.concat(chunks);
+  if (tooDeep(data, MAX_DEPTH + 1)) { // the request object is one level around the body
+    throw new ApiError(400, 'too_deep', `the JSON is nested deeper than ${MAX_DEPTH} levels`, free);
+  }
+  let text;
   let value;
   try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(data);
+    value = JSON.parse(text);
   } catch (err) {
     throw new ApiError(400, 'malformed_json', `the request body is not valid JSON: ${err.message}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ApiError(400, 'invalid', 'the request body must be a JSON object');
   }
-  return value;
+  // what JSON.parse reads otherwise than Python: 1e400 as Infinity, "\ud800" as no UTF-8, a key twice
+  const { fault, repeated } = jsonFaults(text, free, known);
+  if (fault) throw new ApiError(400, 'invalid', fault.message, fault.field);
+  return [value, repeated && new ApiError(400, 'invalid', repeated.message, repeated.field)];
 }
 
 function fields(value, allowed, required) {
@@ -102,11 +116,14 @@ function topicOf(scheduler, raw) {
 }
 
 async function schedule(scheduler, topic, req, connected) {
-  const spec = fields(await readJson(req), ['id', 'contents', 'delay'], ['id', 'contents']);
+  const known = ['id', 'contents', 'delay'];
+  const [value, repeated] = await readJson(req, 'contents', known);
+  const spec = fields(value, known, ['id', 'contents']);
   const delay = spec.delay ?? 0;
   if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0 || delay > MAX_DELAY_S) {
     throw invalid('delay', `must be a number of seconds from 0 to ${MAX_DELAY_S}`);
   }
+  if (repeated) throw repeated;
   let data;
   try {
     data = toStored(spec.contents, 'contents');
@@ -123,7 +140,9 @@ async function schedule(scheduler, topic, req, connected) {
 }
 
 async function cancel(scheduler, topic, req, connected) {
-  const spec = fields(await readJson(req), ['id'], ['id']);
+  const [value, repeated] = await readJson(req, null, ['id']);
+  const spec = fields(value, ['id'], ['id']);
+  if (repeated) throw repeated;
   connected();
   if (!(await scheduler.delete(topic, spec.id))) {
     throw new ApiError(404, 'not_found', `no job ${JSON.stringify(spec.id)} in topic ${JSON.stringify(topic)}`, 'id');
