@@ -77,26 +77,39 @@ func writeError(w http.ResponseWriter, err error) {
 
 // readJSON decodes a request body, a JSON object and nothing after it, into dst (a pointer to a
 // struct), as the Node server reads it: a field name dst does not spell exactly (case
-// included) is refused; errors name the field.
-func readJSON(r *http.Request, dst any) error {
+// included) is refused; errors name the field. What Python refuses and Go's decoder reads
+// otherwise (jsonFaults) is refused as Python refuses it; but a key given twice is returned as
+// repeated, to refuse once the fields are checked (Python checks it after decoding). free is
+// the field of dst holding free JSON, named when the request is too deep.
+func readJSON(r *http.Request, dst any, free string) (repeated, err error) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
 	if err != nil {
-		return &apiError{400, "malformed_json", "the request body could not be read", ""}
+		return nil, &apiError{400, "malformed_json", "the request body could not be read", ""}
 	}
 	if len(data) > maxRequestBytes {
-		return &apiError{413, "payload_too_large", fmt.Sprintf("the request body is over %d bytes", maxRequestBytes), ""}
+		return nil, &apiError{413, "payload_too_large", fmt.Sprintf("the request body is over %d bytes", maxRequestBytes), ""}
+	}
+	if tooDeep(data, maxDepth+1) { // the request object is one level around the body
+		return nil, &apiError{400, "too_deep", fmt.Sprintf("the JSON is nested deeper than %d levels", maxDepth), free}
 	}
 	if !utf8.Valid(data) { // Go's decoder would take each bad byte as U+FFFD
-		return &apiError{400, "malformed_json", "the request body is not valid JSON: it is not valid UTF-8", ""}
+		return nil, &apiError{400, "malformed_json", "the request body is not valid JSON: it is not valid UTF-8", ""}
 	}
 	object, err := jsonObject(data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	known := jsonFields(dst)
+	fault, twice := jsonFaults(data, free, known)
+	if fault != nil {
+		return nil, fault
+	}
+	if twice != nil {
+		repeated = twice
+	}
 	for _, name := range object {
 		if !known[name] {
-			return invalid(name, "is not a known field")
+			return nil, invalid(name, "is not a known field")
 		}
 	}
 	err = json.Unmarshal(data, dst)
@@ -104,15 +117,15 @@ func readJSON(r *http.Request, dst any) error {
 	var apiErr *apiError
 	switch {
 	case err == nil:
-		return nil
+		return repeated, nil
 	case errors.As(err, &apiErr):
-		return apiErr
+		return nil, apiErr
 	case errors.As(err, &typeErr):
-		return invalid(typeErr.Field, "must be a "+typeErr.Type.String())
+		return nil, invalid(typeErr.Field, "must be a "+typeErr.Type.String())
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return invalid(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "is not a known field")
+		return nil, invalid(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "is not a known field")
 	default:
-		return &apiError{400, "malformed_json", "the request body is not valid JSON: " + err.Error(), ""}
+		return nil, &apiError{400, "malformed_json", "the request body is not valid JSON: " + err.Error(), ""}
 	}
 }
 
@@ -279,7 +292,8 @@ func NewServer(c *Client, opts ServerOptions) (http.Handler, error) {
 	}
 	route("/schedule/", func(ctx context.Context, topic string, r *http.Request) (int, any, error) {
 		var req scheduleRequest
-		if err := readJSON(r, &req); err != nil {
+		repeated, err := readJSON(r, &req, "contents")
+		if err != nil {
 			return 0, nil, err
 		}
 		if err := checkID(req.ID); err != nil {
@@ -294,6 +308,9 @@ func NewServer(c *Client, opts ServerOptions) (http.Handler, error) {
 		}
 		if delay < 0 || delay > maxDelaySeconds {
 			return 0, nil, invalid("delay", fmt.Sprintf("must be a number of seconds from 0 to %d", maxDelaySeconds))
+		}
+		if repeated != nil {
+			return 0, nil, repeated
 		}
 		data, err := ToStored(req.Contents)
 		if err != nil {
@@ -316,11 +333,15 @@ func NewServer(c *Client, opts ServerOptions) (http.Handler, error) {
 	})
 	route("/cancel/", func(ctx context.Context, topic string, r *http.Request) (int, any, error) {
 		var req cancelRequest
-		if err := readJSON(r, &req); err != nil {
+		repeated, err := readJSON(r, &req, "")
+		if err != nil {
 			return 0, nil, err
 		}
 		if err := checkID(req.ID); err != nil {
 			return 0, nil, err
+		}
+		if repeated != nil {
+			return 0, nil, repeated
 		}
 		existed, err := c.Delete(ctx, topic, string(*req.ID), 0)
 		if err != nil {
