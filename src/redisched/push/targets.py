@@ -114,6 +114,9 @@ class TargetPolicy:
         for flag, kind in (
             ("is_loopback", "loopback"),
             ("is_link_local", "link-local"),
+            # fec0::/10: deprecated (RFC 3879) but still routed inside some networks, and
+            # Python 3.11's ipaddress counts it as global
+            ("is_site_local", "site-local"),
             ("is_multicast", "multicast"),
             ("is_unspecified", "unspecified"),
             ("is_reserved", "reserved"),
