@@ -122,7 +122,7 @@ class TargetPolicy:
             ("is_reserved", "reserved"),
             ("is_private", "private"),
         ):
-            if getattr(address, flag):
+            if getattr(address, flag, False):  # (is_site_local: IPv6 only)
                 return f"{address} is a {kind} address"
         if not address.is_global:
             return f"{address} is not a public address"
