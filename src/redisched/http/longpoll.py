@@ -5,8 +5,10 @@ A waiting request holds no Redis connection: it asks Redis for jobs (within the 
 if none are due sleeps until a put (or release, requeue, kick, resume) wakes the topic, the
 next scheduled job falls due (sub-millisecond alarm on the server's clock), a limit's retry
 time comes, the client goes away, the server shuts down, or ``wait`` runs out. Jobs leased
-for a client that has already disconnected are released at once, so a vanished client
-strands nothing. A leased job holds its place under the topic's ``concurrency`` while it is
+for a client that has already disconnected are released at once (unstarted). One that goes
+in the instant between that check and its answer is not seen (the server drops the answer,
+and ASGI says nothing): its jobs stay reserved until their ttr, as for any lost answer, so a
+client that may vanish should reserve with a short ttr and touch. A leased job holds its place under the topic's ``concurrency`` while it is
 reserved: its ack, release, bury or delete, through any process, frees it.
 """
 
