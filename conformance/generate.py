@@ -863,6 +863,8 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         bury("bury e: the dead cap ends d", "e", Token("r", 3), now=NOW + 64 * S),
         history("d ended dead with an expired event", "d"),
         history("a, past the window, was trimmed by the call that ended d", "a"),
+        put("a again: its version goes on above every version trimmed away (version_floor)",
+            ("a", "A2"), now=NOW + 65 * S),
         stats("one dead job left, c and b still reserved"),
     ]),
     "empty_optional_arguments": ("an empty string is every optional argument's default", [

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 import redisched
-from redisched import EventKind, InvalidArgument, Outcome, PutStatus
+from redisched import EventKind, InvalidArgument, Outcome, PutStatus, VersionConflict
 from redisched.results import RESULT_LIMIT
 from tests.conftest import FakeClock
 
@@ -158,6 +158,27 @@ async def test_dedup_window_outlasts_retention_by_count_and_age(
     await api.delete(topic, "later")
     assert await api.history(topic, "order-42") is None
     assert (await api.put(topic, "order-42", b"")).status is PutStatus.CREATED
+
+
+async def test_versions_never_repeat_after_the_finished_record_is_trimmed(
+    api: Any, topic: str
+) -> None:
+    # A new life of an id whose finished record was trimmed started at version 1 again: an
+    # ETag kept from its old life matched the new job (a stale conditional delete deleted
+    # it), and a webhook's id (topic, id, version) repeated, so receivers dropped the new job.
+    await api.configure(topic, keep_finished=1)
+    assert (await api.put(topic, "invoice-7", b"old")).version == 1
+    await api.ack(await api.reserve(topic))
+    for other in ("x", "y"):  # finishing others trims invoice-7's record (by ack, by delete)
+        await api.put(topic, other, b"")
+        await api.delete(topic, other) if other == "y" else await api.ack(await api.reserve(topic))
+    assert await api.history(topic, "invoice-7") is None
+    again = await api.put(topic, "invoice-7", b"new", delay=3600)
+    assert again.status is PutStatus.CREATED and again.version == 2
+    with pytest.raises(VersionConflict):
+        await api.delete(topic, "invoice-7", if_version=1)
+    many = await api.put_many(topic, [("fresh-1", b""), ("fresh-2", b"")])
+    assert {r.version for r in many} == {2}  # any id without a record starts above the floor
 
 
 async def test_retention_by_count_and_age_trims_incrementally(

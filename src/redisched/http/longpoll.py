@@ -8,8 +8,9 @@ time comes, the client goes away, the server shuts down, or ``wait`` runs out. J
 for a client that has already disconnected are released at once (unstarted). One that goes
 in the instant between that check and its answer is not seen (the server drops the answer,
 and ASGI says nothing): its jobs stay reserved until their ttr, as for any lost answer, so a
-client that may vanish should reserve with a short ttr and touch. A leased job holds its place under the topic's ``concurrency`` while it is
-reserved: its ack, release, bury or delete, through any process, frees it.
+client that may vanish should reserve with a short ttr and touch. A leased job holds its
+place under the topic's ``concurrency`` while it is reserved: its ack, release, bury or
+delete, through any process, frees it.
 """
 
 from __future__ import annotations

@@ -310,16 +310,27 @@ if ended > 0 then
     local n = math.min(math.max(redis.call('ZCARD', finished_key) - keep_finished,
       redis.call('ZCOUNT', finished_key, '-inf', now - keep_finished_for)),
       ended + every - 1 + TRIM_PER_CALL)
-    local window = n > 0 and tonumber(redis.call('HGET', meta_key, 'dedup_window_ms'))
-    if window then -- a record within the topic's dedup_window stays (put.lua reads it)
+    -- a record within the topic's dedup_window stays (put.lua reads it); the versions of
+    -- those dropped raise version_floor, above which a new life of any id starts (put.lua)
+    local meta = n > 0 and redis.call('HMGET', meta_key, 'dedup_window_ms', 'version_floor')
+    local window = meta and tonumber(meta[1])
+    if window then
       n = math.min(n, redis.call('ZCOUNT', finished_key, '-inf', '(' .. now - window))
     end
     if n > 0 then
       local popped, dropped = redis.call('ZPOPMIN', finished_key, n), {} -- member, score, ...
       for i = 1, #popped, 2 do dropped[#dropped + 1] = popped[i] end
+      local F_VERSION, floor = 3, tonumber(meta[2]) or 0
+      local top = floor
       for start = 1, #dropped, SLICE do
-        redis.call('HDEL', history_key,
-          unpack(dropped, start, math.min(start + SLICE - 1, #dropped)))
+        local slice = {unpack(dropped, start, math.min(start + SLICE - 1, #dropped))}
+        for _, raw in ipairs(redis.call('HMGET', history_key, unpack(slice))) do
+          if raw then top = math.max(top, ({cmsgpack.unpack_limit(raw, F_VERSION)})[F_VERSION + 1]) end
+        end
+        redis.call('HDEL', history_key, unpack(slice))
+      end
+      if top > floor then
+        redis.call('HSET', meta_key, 'version_floor', string.format('%d', top))
       end
     end
   end

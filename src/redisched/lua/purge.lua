@@ -250,13 +250,30 @@ local function trim(key, keep, keep_for, most, drop)
     redis.call('ZCOUNT', key, '-inf', now - keep_for))
   n = math.min(n, most)
   if n <= 0 then return end
-  if key == finished_key then -- a record within the topic's dedup_window stays (put.lua)
-    local window = tonumber(redis.call('HGET', meta_key, 'dedup_window_ms'))
+  local finished, floor = key == finished_key, 0
+  if finished then
+    -- a record within the topic's dedup_window stays (put.lua); the versions of those
+    -- dropped raise version_floor, above which a new life of any id starts (put.lua)
+    local meta = redis.call('HMGET', meta_key, 'dedup_window_ms', 'version_floor')
+    local window = tonumber(meta[1])
     if window then n = math.min(n, redis.call('ZCOUNT', key, '-inf', '(' .. now - window)) end
     if n <= 0 then return end
+    floor = tonumber(meta[2]) or 0
   end
-  local popped = redis.call('ZPOPMIN', key, n) -- member, score, ...
-  for i = 1, #popped, 2 do drop(popped[i]) end
+  local popped, ids = redis.call('ZPOPMIN', key, n), {} -- member, score, ...
+  for i = 1, #popped, 2 do
+    ids[#ids + 1] = popped[i]
+    drop(popped[i])
+  end
+  if not finished then return end
+  local F_VERSION, SLICE, top = 3, 1000, floor -- locals, not upvalues (flush_feed says why)
+  for start = 1, #ids, SLICE do
+    local last = math.min(start + SLICE - 1, #ids)
+    for _, raw in ipairs(redis.call('HMGET', history_key, unpack(ids, start, last))) do
+      if raw then top = math.max(top, ({cmsgpack.unpack_limit(raw, F_VERSION)})[F_VERSION + 1]) end
+    end
+  end
+  if top > floor then redis.call('HSET', meta_key, 'version_floor', string.format('%d', top)) end
 end
 
 -- finish() for many jobs: the finished records of the jobs (decoded records, with their ids
@@ -510,9 +527,11 @@ local function put_occurrence(id, at, s)
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10
   local SCHEDULED, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY, F_VERSION = 1, 7, 8, 9, 10, 3
   local job = {}
-  local ended, version = history_on and redis.call('HGET', history_key, id), 1
+  local ended, version = history_on and redis.call('HGET', history_key, id), nil
   if ended then -- unpack_limit's first value is the offset read, then the fields
     version = ({cmsgpack.unpack_limit(ended, F_VERSION)})[F_VERSION + 1] + 1
+  else -- above every version trimmed away (put.lua)
+    version = (tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0) + 1
   end
   job[STATE], job[VERSION], job[ATTEMPTS] = SCHEDULED, version, 0
   job[PRIORITY], job[TTR], job[MAX_ATTEMPTS] = s[S_PRIORITY], s[S_TTR], s[S_MAX_ATTEMPTS]

@@ -37,7 +37,8 @@
 --   dead after its 25th failed attempt, like Sidekiq's 25 retries). A created job gets a put
 --   event, a replaced one a replaced event. An id that finished (history hash) is created at
 --   its finished version + 1, or answers 2 exists (with that version) to a create-only put
---   within the topic's dedup_window_ms of finishing.
+--   within the topic's dedup_window_ms of finishing; an id with no finished record at meta
+--   version_floor + 1 (the highest version of a finished record trimmed away, else 0).
 -- Complexity: O(N log M) for N jobs in a topic of M jobs.
 local jobs_key, scheduled_key, ready_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pending_key, errors_key, meta_key, wake_channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -112,7 +113,7 @@ local EVENT_FORMAT, EVENT_HEADER, MAX_EVENTS, MAX_DETAIL = '>BdIIH', 19, 16, 200
 -- field, the usual case of a setting, scans all of it). dedup_window_ms is read only by a put
 -- of a finished id (below): every other put saves ~2,000 instructions
 local settings = redis.call('HMGET', meta_key, 'history', 'keep_events', 'feed_epoch', 'ttr',
-  'max_attempts', 'paused', 'partitions')
+  'max_attempts', 'paused', 'partitions', 'version_floor')
 -- A partitioned topic (partition_setting.py) takes no new job of its own; one it holds (put
 -- before the mark) may be replaced where it is.
 if settings[7] then
@@ -139,6 +140,9 @@ if max_attempts == nil or max_attempts and (max_attempts % 1 ~= 0 or max_attempt
 end
 max_attempts = max_attempts or settings[5] and tonumber(settings[5]) or DEFAULT_MAX_ATTEMPTS
 local paused = settings[6] == '1'
+-- the highest version of a finished record trimmed away (ack.lua's trim): a new life of an
+-- id without a finished record starts above it, so its versions never repeat
+local version_floor = settings[8] and tonumber(settings[8]) or 0
 local dedup_window -- meta dedup_window_ms, or 0: read when first needed
 -- sized for a put of one job, whose event is added with no resize (a nil in a constructor
 -- sizes the array for one more value; # counts only the values before it)
@@ -327,7 +331,7 @@ for i = 9, #ARGV, 2 do
   if not raw then
     local ended = batched and histories[k]
     if not batched then ended = history_on and redis.call('HGET', history_key, id) end
-    local finished_at, finished_version = nil, 0
+    local finished_at, finished_version = nil, version_floor
     if ended then -- unpack_limit's first value is the offset read, then the fields
       local before = {cmsgpack.unpack_limit(ended, F_VERSION)}
       finished_at, finished_version = before[1 + FINISHED_AT], before[1 + F_VERSION]

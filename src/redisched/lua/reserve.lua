@@ -463,9 +463,11 @@ local function put_occurrence(id, at, s)
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10
   local SCHEDULED, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY, F_VERSION = 1, 7, 8, 9, 10, 3
   local job = {}
-  local ended, version = history_on and redis.call('HGET', history_key, id), 1
+  local ended, version = history_on and redis.call('HGET', history_key, id), nil
   if ended then -- unpack_limit's first value is the offset read, then the fields
     version = ({cmsgpack.unpack_limit(ended, F_VERSION)})[F_VERSION + 1] + 1
+  else -- above every version trimmed away (put.lua)
+    version = (tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0) + 1
   end
   job[STATE], job[VERSION], job[ATTEMPTS] = SCHEDULED, version, 0
   job[PRIORITY], job[TTR], job[MAX_ATTEMPTS] = s[S_PRIORITY], s[S_TTR], s[S_MAX_ATTEMPTS]

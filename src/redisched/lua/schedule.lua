@@ -277,13 +277,30 @@ local function trim(key, keep, keep_for, most, drop)
     redis.call('ZCOUNT', key, '-inf', now - keep_for))
   n = math.min(n, most)
   if n <= 0 then return end
-  if key == finished_key then -- a record within the topic's dedup_window stays (put.lua)
-    local window = tonumber(redis.call('HGET', meta_key, 'dedup_window_ms'))
+  local finished, floor = key == finished_key, 0
+  if finished then
+    -- a record within the topic's dedup_window stays (put.lua); the versions of those
+    -- dropped raise version_floor, above which a new life of any id starts (put.lua)
+    local meta = redis.call('HMGET', meta_key, 'dedup_window_ms', 'version_floor')
+    local window = tonumber(meta[1])
     if window then n = math.min(n, redis.call('ZCOUNT', key, '-inf', '(' .. now - window)) end
     if n <= 0 then return end
+    floor = tonumber(meta[2]) or 0
   end
-  local popped = redis.call('ZPOPMIN', key, n) -- member, score, ...
-  for i = 1, #popped, 2 do drop(popped[i]) end
+  local popped, ids = redis.call('ZPOPMIN', key, n), {} -- member, score, ...
+  for i = 1, #popped, 2 do
+    ids[#ids + 1] = popped[i]
+    drop(popped[i])
+  end
+  if not finished then return end
+  local F_VERSION, SLICE, top = 3, 1000, floor -- locals, not upvalues (flush_feed says why)
+  for start = 1, #ids, SLICE do
+    local last = math.min(start + SLICE - 1, #ids)
+    for _, raw in ipairs(redis.call('HMGET', history_key, unpack(ids, start, last))) do
+      if raw then top = math.max(top, ({cmsgpack.unpack_limit(raw, F_VERSION)})[F_VERSION + 1]) end
+    end
+  end
+  if top > floor then redis.call('HSET', meta_key, 'version_floor', string.format('%d', top)) end
 end
 
 -- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
@@ -338,10 +355,11 @@ local function iso(ms)
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
 
--- The finished version of id + 1 (versions never repeat for an id, as put.lua), else 1.
+-- The finished version of id + 1 (versions never repeat for an id, as put.lua), else meta
+-- version_floor + 1 (the highest version trimmed away, else 0).
 local function next_version(id)
   local ended = history_on and redis.call('HGET', history_key, id)
-  if not ended then return 1 end
+  if not ended then return (tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0) + 1 end
   local before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
   return before[F_VERSION + 1] + 1
 end
