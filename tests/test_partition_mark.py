@@ -98,3 +98,28 @@ def test_a_job_or_schedule_the_topic_itself_holds_is_replaced_where_it_is(
         client.put_many(topic, [("x", b"1"), ("new", b"2")], replace=True)
     got = client.get(topic, "x")
     assert got is not None and got.body == b"new"  # the refused call changed nothing
+
+
+async def test_a_delete_by_id_on_a_partitioned_topic_itself_says_so(
+    redis_url: str, topic: str
+) -> None:
+    # It answered False: an app cancelling its job by id after an operator partitioned the
+    # topic believed there was nothing to cancel, and the job ran. A job the topic itself
+    # holds (put before the mark) is still deleted where it is.
+    client = redisched.Client.from_url(redis_url)
+    run(client, configure(client.ops, topic, {"partitions": 3}))
+    unmark(client, topic)
+    client.put(topic, "old", b"")
+    run(client, configure(client.ops, topic, {"partitions": 3}))
+    hot = PartitionedTopic(client, topic, 3)
+    hot.put("k0", b"")
+    for cancel in (lambda: client.delete(topic, "k0"), lambda: client.abort(topic, "k0")):
+        with pytest.raises(redisched.TopicPartitioned) as refused:
+            cancel()
+        assert refused.value.count == 3
+    assert hot.get("k0") is not None  # nothing changed
+    assert client.delete(topic, "old") is True
+    async with redisched.AsyncClient.from_url(redis_url) as aio:
+        with pytest.raises(redisched.TopicPartitioned):
+            await aio.delete(topic, "k0")
+    assert hot.delete("k0") is True

@@ -281,6 +281,9 @@ func (c *Client) deleteCall(ctx context.Context, topic, id string, ifVersion int
 	if err == nil && r[0] == 5 {
 		err = &VersionConflict{r[1]}
 	}
+	if err == nil && r[0] == 6 { // no such job, and the topic is spread over partitions
+		err = topicPartitioned(topic, r[1])
+	}
 	return err == nil && r[0] == 1, err
 }
 

@@ -28,6 +28,10 @@ func TestPartitionedTopicRefusesPuts(t *testing.T) {
 	refused("replace", err)
 	_, err = c.Schedule(ctx, topic, "s", []byte("x"), ScheduleOptions{EveryMs: 60_000})
 	refused("schedule", err)
+	_, err = c.Delete(ctx, topic, "a", 0) // it answered false: a cancel by id let the job run
+	refused("delete", err)
+	_, err = c.Abort(ctx, topic, "a", "")
+	refused("abort", err)
 	if job, err := c.Get(ctx, topic, "a"); job != nil || err != nil {
 		t.Fatal(job, err)
 	}

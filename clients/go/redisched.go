@@ -35,12 +35,12 @@ func (e *VersionConflict) Error() string {
 	return fmt.Sprintf("redisched: version conflict, current version %d", e.Current)
 }
 
-// topicPartitioned is the InvalidArgument of a put or schedule that named a partitioned topic
-// itself (put.lua status 6, schedule.lua 8): its jobs and schedules live in their ids'
-// partitions (Python's partition_setting), and Redis stored nothing.
+// topicPartitioned is the InvalidArgument of a put, schedule or delete by id that named a
+// partitioned topic itself (put.lua status 6, schedule.lua 8, delete.lua 6): its jobs and
+// schedules live in their ids' partitions (Python's partition_setting), and Redis changed nothing.
 func topicPartitioned(topic string, count int64) error {
-	return &InvalidArgument{"topic", fmt.Sprintf("topic %q is spread over %d partitions: put each "+
-		"job into its id's partition (crc32 of the id mod the count)", topic, count)}
+	return &InvalidArgument{"topic", fmt.Sprintf("topic %q is spread over %d partitions: each "+
+		"job lives in its id's partition (crc32 of the id mod the count)", topic, count)}
 }
 
 // Param is one ARGV entry of a script header; Repeats marks the repeated group ("type...").

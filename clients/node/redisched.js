@@ -83,6 +83,7 @@ const VERSION_CONFLICT = 5;
 const SCHEDULE_ENDED = 6; // schedule.lua: end_ms is not after now (nothing changed)
 const SCHEDULE_TIMES_TOO_EARLY = 7; // schedule.lua: the cron times must come after the one it names
 const PUT_PARTITIONED = 6; // put.lua: the topic is spread over partitions (version: how many)
+const DELETE_PARTITIONED = 6; // delete.lua: no such job, and the topic is spread over partitions
 const SCHEDULE_PARTITIONED = 8; // schedule.lua: as PUT_PARTITIONED
 
 class RedischedError extends Error {}
@@ -97,13 +98,14 @@ class VersionConflict extends RedischedError {
 }
 
 /**
- * A put or schedule named a partitioned topic itself, whose jobs and schedules live in their
- * ids' partitions (Python's partition_setting): Redis stored nothing. `count`: how many partitions.
+ * A put, schedule or delete by id named a partitioned topic itself, whose jobs and schedules
+ * live in their ids' partitions (Python's partition_setting): Redis changed nothing. `count`:
+ * how many partitions.
  */
 class TopicPartitioned extends InvalidArgument {
   constructor(topic, count) {
     super('topic', `topic ${JSON.stringify(topic)} is spread over ${count} partitions: `
-      + "put each job into its id's partition (crc32 of the id mod the count)");
+      + "each job lives in its id's partition (crc32 of the id mod the count)");
     this.topic = topic;
     this.count = count;
   }
@@ -325,6 +327,7 @@ class Scheduler {
       ? (await this.withRefill(topic, [['delete', args, false]]))[0]
       : await this.call('delete', topic, args);
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, shown(id), version);
+    if (status === DELETE_PARTITIONED) throw new TopicPartitioned(topic, version);
     return status === 1;
   }
 

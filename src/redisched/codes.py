@@ -26,6 +26,7 @@ class DeleteCode(enum.IntEnum):
     NOT_FOUND = 0
     DELETED = 1
     VERSION_CONFLICT = 5
+    PARTITIONED = 6
 
 
 class AckCode(enum.IntEnum):

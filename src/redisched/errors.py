@@ -34,8 +34,9 @@ class InvalidArgument(RedischedError, ValueError):
 
 
 class TopicPartitioned(InvalidArgument):
-    """A put or schedule named a partitioned topic itself, whose jobs and schedules live in
-    their ids' partitions (docs/design.md section 11): Redis refused it, nothing changed.
+    """A put, schedule or delete by id named a partitioned topic itself, whose jobs and
+    schedules live in their ids' partitions (docs/design.md section 11): Redis refused it (a
+    delete found no such job there), nothing changed.
     :class:`~redisched.partitions.PartitionedTopic`, the HTTP API, the CLI and the AMQP
     bridge route by id; they meet this only when another process partitioned the topic a
     moment ago, and put again into the partition.
@@ -48,7 +49,7 @@ class TopicPartitioned(InvalidArgument):
     def __init__(self, topic: str, count: int) -> None:
         super().__init__(
             "topic",
-            f"topic {topic!r} is spread over {count} partitions: put each job into its id's "
+            f"topic {topic!r} is spread over {count} partitions: each job lives in its id's "
             f"partition (redisched.partitions.PartitionedTopic(client, {topic!r}, {count}) "
             "routes it)",
         )

@@ -914,6 +914,8 @@ class Operations:
             status, version = replies[0]
             if status == DeleteCode.VERSION_CONFLICT:
                 raise VersionConflict(topic, id, expected or 0, version)
+            if status == DeleteCode.PARTITIONED:
+                raise TopicPartitioned(topic, version)
             return bool(status == DeleteCode.DELETED)
 
         # deleting a cron schedule's pending occurrence may leave it short of times (refill)

@@ -14,6 +14,8 @@ test('a put or schedule into a partitioned topic itself throws TopicPartitioned'
   await assert.rejects(s.put(topic, 'a', 'x'), refused);
   await assert.rejects(s.put(topic, 'a', 'x', { replace: true }), refused);
   await assert.rejects(s.schedule(topic, 's', 'x', { everyMs: 60_000 }), refused);
+  await assert.rejects(s.delete(topic, 'a'), refused); // it answered false: a cancel let it run
+  await assert.rejects(s.abort(topic, 'a'), refused);
   assert.equal(await s.get(topic, 'a'), null);
   assert.deepEqual(await s.schedules(topic), []);
 });

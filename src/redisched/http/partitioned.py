@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from starlette.requests import Request
 
@@ -141,7 +141,13 @@ async def finding(
     """``(topic, action(topic))`` for a lookup of the path's job (or of ``job_id``) that
     answers a falsy value when the job is missing: on ``routed``, or after a miss there as
     :func:`found_elsewhere` says."""
-    found = await action(routed)
+    try:
+        found = await action(routed)
+    except TopicPartitioned:
+        # a delete by id in the topic itself, which another process partitioned since this one
+        # read the counts (delete.lua says so rather than answer a miss): a miss, and
+        # partitioned_since finds the id's partition
+        found = cast(T, False)
     if found:
         return routed, found
     return await found_elsewhere(request, routed, found, action, job_id)

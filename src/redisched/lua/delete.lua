@@ -19,7 +19,9 @@
 -- ARGV[4] abort string|empty
 -- ARGV[5] reason string|empty
 -- Returns: [status, version]. status: 1 deleted (version is the deleted one), 0 no such job,
---   5 version conflict (if_version did not match; nothing changed). The holder of a deleted
+--   5 version conflict (if_version did not match; nothing changed), 6 partitioned (no such
+--   job, and the topic is spread over partitions, meta field partitions: its jobs live in
+--   their ids' partitions; version is the partition count). The holder of a deleted
 --   reservation gets a stale reply on ack/release/touch/bury, and is told to stop: c<token>:<id>
 --   on the wake channel (and a consumer waiting for a place under the topic's concurrency,
 --   limit.lua, is woken with 0). A deleted job gets a deleted event (a reserved one's detail:
@@ -44,7 +46,7 @@ local STATE, VERSION, ATTEMPTS, PRIORITY, TTR, MAX_ATTEMPTS, RUN_AT, SEQ, BODY =
 local SCHEDULED, READY, RESERVED, DEAD = 1, 2, 3, 4
 local LIMIT_WAITING = 'limit_waiting'  -- meta field: limit.lua holds a consumer back
 local function decode(raw) return {cmsgpack.unpack(raw)} end
-local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
+local NOT_FOUND, DELETED, VERSION_CONFLICT, PARTITIONED = 0, 1, 5, 6
 local CANCEL = 'c' -- a wake message naming a reservation to cancel: CANCEL .. token .. ':' .. id
 local CANCEL_SENT = 'was running; cancel sent' -- the deleted event's detail for a running job
 local id = ARGV[1]
@@ -76,7 +78,13 @@ elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
 end
 
 local raw = redis.call('HGET', jobs_key, id)
-if not raw then return {NOT_FOUND, 0} end
+if not raw then
+  -- a delete by id of a partitioned topic's name finds nothing there: said, not a quiet 0 (a
+  -- job put before the mark is still deleted where it is)
+  local partitions = redis.call('HGET', meta_key, 'partitions')
+  if partitions then return {PARTITIONED, partitions + 0} end
+  return {NOT_FOUND, 0}
+end
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
 -- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
