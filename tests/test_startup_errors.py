@@ -163,3 +163,21 @@ def test_a_port_in_use_is_one_error_line_and_status_1(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last == f"Error: could not listen on 127.0.0.1:{port}: Address already in use"
     assert not (tmp_path / "data" / PIDFILE).exists()  # the embedded redis-server was stopped
+
+
+@pytest.mark.parametrize("url", ["foo", "amqp://", "http://127.0.0.1:5672/", "amqp://host:0/"])
+@pytest.mark.parametrize("where", ["option", "variable"])
+@pytest.mark.parametrize("command", ["serve", "bridge"])
+def test_a_bad_amqp_url_is_one_line_naming_it(
+    tmp_path: Path, url: str, where: str, command: str
+) -> None:
+    """A malformed broker URL was retried for ever, and `serve` then ignored SIGTERM."""
+    args = ["serve", "--port", "0"] if command == "serve" else ["bridge", "amqp"]
+    env = {"REDISCHED_AMQP_URL": url} if where == "variable" else {}
+    if where == "option":
+        args += ["--amqp-url", url]
+    done = _run([*args, "--data-dir", str(tmp_path / "data")], tmp_path, timeout=20, env=env)
+    named = "--amqp-url" if where == "option" else "REDISCHED_AMQP_URL"
+    assert done.returncode in (1, 2), done.stderr
+    assert f"{named}: must be an amqp:// or amqps:// URL" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import yarl
+
 from .. import setting as setting_
 from ..errors import InvalidArgument
 from ..setting import Spec, integer, number, setting
@@ -77,6 +79,7 @@ class BridgeSettings:
     shutdown_grace: float = setting(10.0, SHUTDOWN_GRACE)
 
     def __post_init__(self) -> None:
+        _check_amqp_url(self.amqp_url)
         if not self.queue:
             raise InvalidArgument("queue", "must not be empty")
         if self.dead_letter_queue == self.queue:
@@ -93,6 +96,21 @@ class BridgeSettings:
         """Settings from ``REDISCHED_AMQP_*`` variables in ``environ`` (default: the
         process's); keyword arguments (but None) win."""
         return setting_.from_env(cls, environ, overrides)
+
+
+def _check_amqp_url(url: str) -> None:
+    """Refuse a broker URL aio-pika cannot use: one that is no ``amqp://`` or ``amqps://`` URL
+    with a host made the bridge retry it for ever, deaf to SIGTERM."""
+    try:
+        parsed = yarl.URL(url)
+        usable = parsed.scheme in ("amqp", "amqps") and bool(parsed.host) and parsed.port != 0
+    except (ValueError, TypeError):
+        usable = False
+    if not usable:
+        raise InvalidArgument(
+            "amqp_url", "must be an amqp:// or amqps:// URL with a host, as "
+            "amqp://user:password@host:5672/vhost",
+        )  # fmt: skip
 
 
 __all__ = ["DEFAULT_AMQP_URL", "BridgeSettings"]
