@@ -56,4 +56,10 @@ def test_partitions_are_set_once_and_shown(
     assert topic in names and not any(n.startswith(f"{topic}~p") for n in names)
     page.evaluate(f"location.hash = '#/job/{topic}/p4'")  # the logical name finds the job
     expect(page.get_by_text(layout.route("p4")).first).to_be_visible()
+    # the live events are the partitions' feeds, merged (the topic's own was always empty)
+    open_topic(page, server, topic)
+    expect(page.locator("#event-feed")).to_contain_text("p4")
     assert console == []
+    refused = http.get(f"/v1/topics/{topic}/events")  # one feed per partition: it answered []
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "topic"
+    assert http.get(f"/v1/topics/{quote(layout.route('p4'), safe='')}/events").json()["events"]

@@ -278,6 +278,10 @@ async def topic_page(
     parts = [ops.stats(name) for name in names(topic, count)] if count else []  # own, each
     replies = await client.execute(joined([*calls, *parts]))
     stats, config, minutes, hours, page, rates, finished, events, throttled = replies[:9]
+    if count:  # each partition has its feed (the topic's own holds what was put before)
+        feeds = [ops.latest_events(name, 2 * RECENT_LIMIT) for name in names(topic, count)]
+        merged = [e for feed in await client.execute(joined(feeds)) for e in feed]
+        events = sorted(merged, key=lambda e: e.at)[-2 * RECENT_LIMIT :]
     listing = Listing(state, prefix, cursor, page)
     schedules = [  # a listing reads ids first: its own round trips; a partition's too
         s for name in names(topic, count) for s in await client.schedules(name)

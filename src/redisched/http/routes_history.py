@@ -77,6 +77,13 @@ async def list_events(request: Request) -> Response:
     topic = path_param(request, "topic")
     limit = query_int(request, "limit", 100, 1, 1000)
     after = request.query_params.get("after") or None
+    partitions = await layout(rt, topic)
+    if partitions is not None:  # each partition has its own feed (and cursors): none of them
+        shown = ", ".join(partitions.names[:3]) + (", ..." if len(partitions.names) > 3 else "")
+        raise ApiError(
+            400, "partitioned", f"topic {topic!r} is spread over {len(partitions.names)} "
+            f"partitions, each with its own events: read theirs ({shown})", "topic",
+        )  # fmt: skip
     # An EventSource reconnects to the same URL (its ?after= included) with the id of the
     # last event it received: that one is the later position, so it wins.
     resumed = request.headers.get("last-event-id")
