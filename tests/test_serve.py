@@ -405,3 +405,26 @@ def test_serve_pushes_to_webhooks_and_reports_it(serve_dir: Path, topic: str) ->
         served.stop()
         receiver.shutdown()
         receiver.server_close()
+
+
+def test_port_0_prints_the_port_it_bound(tmp_path: Path) -> None:
+    """It printed http://127.0.0.1:0, which no client can use."""
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [REDISCHED, "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+            stdout=out, stderr=subprocess.STDOUT, env=_env(None),
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        found = None
+        while found is None and time.monotonic() < deadline and process.poll() is None:
+            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text())
+            time.sleep(0.05)
+        assert found is not None, log.read_text()
+        port = int(found.group(1))
+        assert port != 0
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0, log.read_text()

@@ -61,10 +61,11 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
 
         sockets: list[socket.socket] | None = None
         pool: WorkerPool | None = None
-        if settings.workers > 1:
+        if settings.workers > 1 or settings.port == 0:  # port 0: the one bound is printed
             sock = _listen(settings)
             sockets = [sock]
             settings = settings.with_changes(port=bound_port(sock))
+        if settings.workers > 1:
             order = WorkerOrder(
                 settings.with_changes(redis_url=worker_redis_url),
                 logging.getLogger().isEnabledFor(logging.DEBUG),
