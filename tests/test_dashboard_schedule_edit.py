@@ -6,8 +6,6 @@ and a new schedule never replaces one with its id.
 from __future__ import annotations
 
 import base64
-import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -15,31 +13,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.dashboard_server import recorded_page, serve
-from tests.test_dashboard_browser import WAIT, assert_not_reloaded, open_dashboard
+from tests.test_dashboard_browser import assert_not_reloaded, open_dashboard
+from tests.test_dashboard_operate import data_dir, http, page, server, topic
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serve(tmp_path_factory.mktemp("dash-schedule-edit") / "data") as url:
-        yield url
-
-
-@pytest.fixture
-def page(browser: Any, console: list[str]) -> Iterator[Page]:
-    with recorded_page(browser, console, WAIT) as opened:
-        yield opened
-
-
-@pytest.fixture
-def http(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server) as client:
-        yield client
-
-
-@pytest.fixture
-def topic() -> str:
-    return f"edit-{uuid.uuid4().hex[:8]}"
+__all__ = ["data_dir", "http", "page", "server", "topic"]  # fixtures
 
 
 def stored(http: httpx.Client, path: str) -> tuple[bytes, dict[str, Any]]:
