@@ -325,7 +325,9 @@ if ended > 0 then
       for start = 1, #dropped, SLICE do
         local slice = {unpack(dropped, start, math.min(start + SLICE - 1, #dropped))}
         for _, raw in ipairs(redis.call('HMGET', history_key, unpack(slice))) do
-          if raw then top = math.max(top, ({cmsgpack.unpack_limit(raw, F_VERSION)})[F_VERSION + 1]) end
+          if raw then
+            top = math.max(top, ({cmsgpack.unpack_limit(raw, F_VERSION)})[F_VERSION + 1])
+          end
         end
         redis.call('HDEL', history_key, unpack(slice))
       end

@@ -204,36 +204,16 @@ local keep_finished_for = tonumber(settings[4]) or 604800000
 local ended = {done = 0, cancelled = 0, dead = 0, pulled = 0}
 
 -- Removes the oldest members of a zset scored by time beyond `keep` or older than `keep_for`
--- ms, at most `most`, calling drop(id) for each.
-local function trim(key, keep, keep_for, most, drop)
+-- ms, at most `most`, calling drop(id) for each; with `fresh` (ms), none scored within it
+-- of now.
+local function trim(key, keep, keep_for, most, drop, fresh)
   local n = math.max(redis.call('ZCARD', key) - keep,
     redis.call('ZCOUNT', key, '-inf', now - keep_for))
   n = math.min(n, most)
+  if n > 0 and fresh then n = math.min(n, redis.call('ZCOUNT', key, '-inf', '(' .. now - fresh)) end
   if n <= 0 then return end
-  local finished, floor = key == finished_key, 0
-  if finished then
-    -- a record within the topic's dedup_window stays (put.lua); the versions of those
-    -- dropped raise version_floor, above which a new life of any id starts (put.lua)
-    local meta = redis.call('HMGET', meta_key, 'dedup_window_ms', 'version_floor')
-    local window = tonumber(meta[1])
-    if window then n = math.min(n, redis.call('ZCOUNT', key, '-inf', '(' .. now - window)) end
-    if n <= 0 then return end
-    floor = tonumber(meta[2]) or 0
-  end
-  local popped, ids = redis.call('ZPOPMIN', key, n), {} -- member, score, ...
-  for i = 1, #popped, 2 do
-    ids[#ids + 1] = popped[i]
-    drop(popped[i])
-  end
-  if not finished then return end
-  local F_VERSION, SLICE, top = 3, 1000, floor -- locals, not upvalues (flush_feed says why)
-  for start = 1, #ids, SLICE do
-    local last = math.min(start + SLICE - 1, #ids)
-    for _, raw in ipairs(redis.call('HMGET', history_key, unpack(ids, start, last))) do
-      if raw then top = math.max(top, ({cmsgpack.unpack_limit(raw, F_VERSION)})[F_VERSION + 1]) end
-    end
-  end
-  if top > floor then redis.call('HSET', meta_key, 'version_floor', string.format('%d', top)) end
+  local popped = redis.call('ZPOPMIN', key, n) -- member, score, ...
+  for i = 1, #popped, 2 do drop(popped[i]) end
 end
 
 -- Writes the finished record of a job that ended now (outcome: done, cancelled, dead or
@@ -249,8 +229,8 @@ local function finish(id, job, outcome, result, last_error)
 end
 
 -- Ends the call: the feed entry, the finished_* counters, and retention by keep_finished and
--- keep_finished_for (TRIM_PER_CALL more than this call finished, at most; the finished records
--- it drops go in one HDEL per SLICE).
+-- keep_finished_for but dedup_window (TRIM_PER_CALL more than this call finished, at most; the
+-- finished records it drops are read for version_floor and deleted, SLICE to a command).
 local function flush()
   feed_epoch = flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
   local TRIM_PER_CALL, SLICE = 10, 1000 -- locals, not upvalues (flush_feed says why)
@@ -262,12 +242,21 @@ local function flush()
     end
   end
   if count == 0 or not history_on then return end
-  local dropped = {}
+  -- a record within the topic's dedup_window stays (put.lua); the versions of those dropped
+  -- raise version_floor, above which a new life of any id starts (put.lua)
+  local meta, dropped = redis.call('HMGET', meta_key, 'dedup_window_ms', 'version_floor'), {}
   trim(finished_key, keep_finished, keep_finished_for, count + TRIM_PER_CALL,
-    function(id) dropped[#dropped + 1] = id end)
+    function(id) dropped[#dropped + 1] = id end, tonumber(meta[1]))
+  local F_VERSION, floor = 3, tonumber(meta[2]) or 0
+  local top = floor
   for start = 1, #dropped, SLICE do
-    redis.call('HDEL', history_key, unpack(dropped, start, math.min(start + SLICE - 1, #dropped)))
+    local slice = {unpack(dropped, start, math.min(start + SLICE - 1, #dropped))}
+    for _, raw in ipairs(redis.call('HMGET', history_key, unpack(slice))) do
+      if raw then top = math.max(top, ({cmsgpack.unpack_limit(raw, F_VERSION)})[F_VERSION + 1]) end
+    end
+    redis.call('HDEL', history_key, unpack(slice))
   end
+  if top > floor then redis.call('HSET', meta_key, 'version_floor', string.format('%d', top)) end
 end
 
 local keep_dead = tonumber(settings[5]) or 10000
