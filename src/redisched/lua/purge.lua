@@ -27,13 +27,14 @@
 --   (up_to_seq holds the first call's now for them; history on, a job put, replaced or
 --   released into scheduled since is passed over wherever its run_at falls; history off, a
 --   record cannot tell, and one due at or before before is taken); dead ones are those that
---   died at or before before (the first call's now); ready ones are the due scheduled jobs (run_at at or before
---   the first call's now) and then, in ready order, the members of ready whose sequence
---   number is at most up_to_seq (meta seq at the first call: every job takes a new number
---   when it becomes ready, so these are the ones ready when the purge began, a put with a
---   run_at in the past included). A due job that a reserve promotes while the purge runs
---   takes a new number and is left; for ready, left counts the members of ready after the
---   place the call stopped, newer ones too (0 only when none of the purge's jobs is left).
+--   died at or before before (the first call's now); ready ones are the due scheduled jobs
+--   (run_at at or before the first call's now) and then, in ready order, the members of ready
+--   whose sequence number is at most up_to_seq (meta seq at the first call: every job takes
+--   a new number when it becomes ready, so these are the ones ready when the purge began, a
+--   put with a run_at in the past included). A due job that a reserve promotes while the
+--   purge runs takes a new number and is left; for ready, left counts the members of ready
+--   after the place the call stopped, newer ones too (0 only when none of the purge's jobs
+--   is left).
 --   Reserved jobs are taken as they are (delete_topic with force ends every lease). A
 --   deleted pending occurrence of a schedule skips that run: the schedule's next occurrence
 --   is put (delete.lua), later than the bounds (a scheduled job, run_at after now), so the
