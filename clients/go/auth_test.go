@@ -2,27 +2,13 @@ package redisched
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 )
 
 var testTokens = []string{"first-token-0123456789", "second-token-abcdefghij"}
-
-// tokenServer is NewServer(c, tokens) on a free loopback port, closed with the test.
-func tokenServer(t *testing.T, c *Client, tokens []string) *httptest.Server {
-	t.Helper()
-	handler, err := NewServer(c, ServerOptions{Tokens: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(handler)
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 type reply struct {
 	status    int
@@ -32,23 +18,12 @@ type reply struct {
 
 func send(t *testing.T, srv *httptest.Server, method, path, authorization, body string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	headers := map[string]string{}
 	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
+		headers["Authorization"] = authorization
 	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var decoded map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&decoded); err != nil {
-		t.Fatalf("%s %s: a reply that is not JSON (%v)", method, path, err)
-	}
-	return reply{resp.StatusCode, resp.Header.Get("WWW-Authenticate"), decoded}
+	status, header, decoded := exchange(t, srv, method, path, headers, body)
+	return reply{status, header.Get("WWW-Authenticate"), decoded}
 }
 
 // TestServerTokensRefuseEveryRouteButHealthz: with tokens, a request without an accepted one is
@@ -60,7 +35,7 @@ func TestServerTokensRefuseEveryRouteButHealthz(t *testing.T) {
 	if _, _, err := c.Put(ctx, topic, "kept", []byte("x"), PutOptions{DelayMs: 60_000}); err != nil {
 		t.Fatal(err)
 	}
-	srv := tokenServer(t, c, testTokens)
+	srv := testServer(t, c, ServerOptions{Tokens: testTokens})
 	want := map[string]any{"code": "unauthorized", "message": "send Authorization: Bearer <token>",
 		"field": "Authorization"}
 	for _, authorization := range []string{"", "Bearer " + testTokens[0] + "x", "Bearer " + testTokens[0][:20],
@@ -97,7 +72,7 @@ func TestServerTokensRefuseEveryRouteButHealthz(t *testing.T) {
 // TestServerTokensAcceptEachToken: each token is accepted, the scheme in any case.
 func TestServerTokensAcceptEachToken(t *testing.T) {
 	c, topic := testClient(t, "go-auth-")
-	srv := tokenServer(t, c, testTokens)
+	srv := testServer(t, c, ServerOptions{Tokens: testTokens})
 	for i, authorization := range []string{"Bearer " + testTokens[0], "bearer " + testTokens[1],
 		"BEARER   " + testTokens[1] + "  "} {
 		id := "job-" + itoa(i)
@@ -115,7 +90,7 @@ func TestServerTokensAcceptEachToken(t *testing.T) {
 	if got := send(t, srv, "GET", "/nowhere", "Bearer "+testTokens[0], ""); got.status != 404 {
 		t.Errorf("an unknown route with a token: %+v", got)
 	}
-	open := tokenServer(t, c, nil)
+	open := testServer(t, c, ServerOptions{})
 	if got := send(t, open, "POST", "/schedule/"+topic, "", `{"id":"open","contents":1}`); got.status != 201 {
 		t.Errorf("without tokens, as before: %+v", got)
 	}

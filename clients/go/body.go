@@ -250,22 +250,11 @@ func fieldPath(stack []*jsonLevel) string {
 		}
 		b.WriteString(`["`)
 		for _, unit := range jsonUnits(level.rawKey) {
-			switch {
-			case unit == '"' || unit == '\\':
-				b.WriteString(`\` + string(rune(unit)))
-			case unit >= 0x20 && unit < 0x7f:
+			if short, ok := jsonShortEscapes[unit]; ok {
+				b.WriteString(short)
+			} else if unit >= 0x20 && unit < 0x7f {
 				b.WriteByte(byte(unit))
-			case unit == '\b':
-				b.WriteString(`\b`)
-			case unit == '\f':
-				b.WriteString(`\f`)
-			case unit == '\n':
-				b.WriteString(`\n`)
-			case unit == '\r':
-				b.WriteString(`\r`)
-			case unit == '\t':
-				b.WriteString(`\t`)
-			default:
+			} else {
 				fmt.Fprintf(&b, `\u%04x`, unit)
 			}
 		}
@@ -273,6 +262,9 @@ func fieldPath(stack []*jsonLevel) string {
 	}
 	return strings.TrimPrefix(b.String(), ".")
 }
+
+// jsonShortEscapes are the escapes json.dumps writes other than \uXXXX.
+var jsonShortEscapes = map[uint16]string{'"': `\"`, '\\': `\\`, '\b': `\b`, '\f': `\f`, '\n': `\n`, '\r': `\r`, '\t': `\t`}
 
 // jsonUnits are the UTF-16 code units of a JSON string token, a lone surrogate escape kept.
 func jsonUnits(raw []byte) []uint16 {

@@ -39,7 +39,7 @@ func TestServerKeepsTheBodyOnANullMarker(t *testing.T) {
 	if _, _, err := c.Put(ctx, topic, "j", []byte("kept"), PutOptions{DelayMs: 60_000}); err != nil {
 		t.Fatal(err)
 	}
-	srv := originServer(t, c, ServerOptions{})
+	srv := testServer(t, c, ServerOptions{})
 	for _, body := range []string{`{"id":"j","contents":{"$base64":null}}`, `{"id":"j","contents":{"$base64":"/w==\n"}}`} {
 		status, got := sendWith(t, srv, "POST", "/schedule/"+topic, nil, body)
 		e, _ := got["error"].(map[string]any)

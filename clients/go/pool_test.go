@@ -83,7 +83,7 @@ func TestPoolSurvivesARedisRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := originServer(t, c, ServerOptions{})
+	srv := testServer(t, c, ServerOptions{})
 	ctx := context.Background()
 	// fill the pool with idle connections
 	conns := []redis.Conn{pool.Get(), pool.Get(), pool.Get()}

@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 var safeMethods = map[string]bool{http.MethodGet: true, http.MethodHead: true, http.MethodOptions: true}
@@ -42,18 +43,7 @@ func hostName(host string) string {
 // netloc is the name and port of a Host value or an Origin's netloc, as Python's urlsplit splits
 // them: a port left out (or 0) is defaultPort, a bad one -1.
 func netloc(value string, defaultPort int) (string, int) {
-	info := strings.ToLower(strings.TrimSpace(value))
-	if at := strings.LastIndex(info, "@"); at >= 0 {
-		info = info[at+1:]
-	}
-	var name, port string
-	if _, bracketed, found := strings.Cut(info, "["); found {
-		var rest string
-		name, rest, _ = strings.Cut(bracketed, "]")
-		_, port, _ = strings.Cut(rest, ":")
-	} else {
-		name, port, _ = strings.Cut(info, ":")
-	}
+	name, port := hostAndPort(strings.ToLower(strings.TrimSpace(value)))
 	number := defaultPort
 	if port != "" {
 		n, err := strconv.ParseUint(port, 10, 16)
@@ -151,32 +141,36 @@ func (g *sameOriginGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.next.ServeHTTP(w, r)
 }
 
-// pyRepr is Python's repr() of a header text, as the Python service's messages quote it.
+// pyRepr is text as Python's repr() writes it, as the Python service's messages quote a header,
+// a JSON key or a URL's host: backslashes, the quote and non-printable characters escaped.
 func pyRepr(text string) string {
-	quote := "'"
-	if strings.Contains(text, "'") && !strings.Contains(text, `"`) {
-		quote = `"`
+	quote := '\''
+	if strings.ContainsRune(text, '\'') && !strings.ContainsRune(text, '"') {
+		quote = '"'
 	}
 	var b strings.Builder
-	b.WriteString(quote)
+	b.WriteRune(quote)
 	for _, r := range text {
 		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case string(r) == quote:
-			b.WriteString(`\` + quote)
+		case r == '\\' || r == quote:
+			b.WriteRune('\\')
+			b.WriteRune(r)
 		case r == '\n':
 			b.WriteString(`\n`)
 		case r == '\r':
 			b.WriteString(`\r`)
 		case r == '\t':
 			b.WriteString(`\t`)
-		case r < 0x20 || (r >= 0x7f && r <= 0xa0) || r == 0xad:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
+		case unicode.IsPrint(r):
 			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r < 0x10000:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
 		}
 	}
-	b.WriteString(quote)
+	b.WriteRune(quote)
 	return b.String()
 }

@@ -2,52 +2,12 @@ package redisched
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 )
-
-// originServer is NewServer(c, opts) on a free loopback port, closed with the test.
-func originServer(t *testing.T, c *Client, opts ServerOptions) *httptest.Server {
-	t.Helper()
-	handler, err := NewServer(c, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(handler)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// sendWith sends a request with these headers ("Host" included) and decodes its JSON reply.
-func sendWith(t *testing.T, srv *httptest.Server, method, path string, headers map[string]string, body string) (int, map[string]any) {
-	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, value := range headers {
-		if name == "Host" {
-			req.Host = value
-		} else {
-			req.Header.Set(name, value)
-		}
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var decoded map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&decoded); err != nil {
-		t.Fatalf("%s %s: a reply that is not JSON (%v)", method, path, err)
-	}
-	return resp.StatusCode, decoded
-}
 
 func serverPort(srv *httptest.Server) string {
 	return srv.URL[strings.LastIndex(srv.URL, ":")+1:]
@@ -58,7 +18,7 @@ func serverPort(srv *httptest.Server) string {
 // answered any Host).
 func TestServerRefusesForeignHosts(t *testing.T) {
 	c, topic := testClient(t, "go-origin-")
-	srv := originServer(t, c, ServerOptions{AllowedHosts: []string{"sched.example"}})
+	srv := testServer(t, c, ServerOptions{AllowedHosts: []string{"sched.example"}})
 	port := serverPort(srv)
 	want := map[string]any{"error": map[string]any{"code": "bad_host", "field": "Host",
 		"message": "this service does not answer for host 'attacker.example' (add it with --allowed-host)"}}
@@ -77,7 +37,7 @@ func TestServerRefusesForeignHosts(t *testing.T) {
 			t.Errorf("Host %s: %d %v", host, status, got)
 		}
 	}
-	anyHost := originServer(t, c, ServerOptions{AllowedHosts: []string{"*"}})
+	anyHost := testServer(t, c, ServerOptions{AllowedHosts: []string{"*"}})
 	if status, got := sendWith(t, anyHost, "GET", "/healthz", map[string]string{"Host": "attacker.example"}, ""); status != 200 {
 		t.Errorf("AllowedHosts *: %d %v", status, got)
 	}
@@ -91,7 +51,7 @@ func TestServerRefusesCrossSiteWrites(t *testing.T) {
 	if _, _, err := c.Put(ctx, topic, "kept", []byte("x"), PutOptions{DelayMs: 60_000}); err != nil {
 		t.Fatal(err)
 	}
-	srv := originServer(t, c, ServerOptions{})
+	srv := testServer(t, c, ServerOptions{})
 	port := serverPort(srv)
 	other := fmt.Sprintf("http://127.0.0.1:%d", mustAtoi(t, port)+1)
 	for _, r := range []struct {
@@ -128,7 +88,7 @@ func TestServerRefusesCrossSiteWrites(t *testing.T) {
 			t.Errorf("%v: %d %v", headers, status, got)
 		}
 	}
-	guarded := originServer(t, c, ServerOptions{Tokens: testTokens})
+	guarded := testServer(t, c, ServerOptions{Tokens: testTokens})
 	if status, _ := sendWith(t, guarded, "POST", "/schedule/"+topic, map[string]string{"Origin": "https://evil.example"}, `{"id":"j","contents":1}`); status != 403 {
 		t.Errorf("with tokens, a cross-site POST is %d, not 403 before the token check", status)
 	}

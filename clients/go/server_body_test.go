@@ -34,6 +34,7 @@ var refusedJSON = [][4]string{
 	{`{"id":"j","contents":[{}, "x", {"a":[],"\u0061":1}]}`, "invalid", "contents[2].a", twice("'a'")},
 	{`{"id":"j","contents":{"a.b":{"it's":1,"it's":2}}}`, "invalid", `contents["a.b"].it's`, twice(`"it's"`)},
 	{`{"id":"j","contents":{"\u00e9 x\u0007":{"z":1,"z":2}}}`, "invalid", `contents["\u00e9 x\u0007"].z`, twice("'z'")},
+	{`{"id":"j","contents":{"\u2028":1,"\u2028":2}}`, "invalid", `contents["\u2028"]`, twice(`'\u2028'`)},
 	{`{"id":"j","contents":` + nestedJSON(513) + `}`, "too_deep", "contents", tooDeepJSON},
 	{`{"id":"j","contents":` + nestedJSON(513)[:513] + `}`, "too_deep", "contents", tooDeepJSON}, // deep before malformed
 	{`{"id":"j","delay":` + nestedJSON(600) + `,"contents":1}`, "too_deep", "contents", tooDeepJSON},
@@ -58,7 +59,7 @@ func TestServerRefusesJSONAsPython(t *testing.T) {
 	if _, _, err := c.Put(ctx, topic, "j", []byte("kept"), PutOptions{DelayMs: 60_000}); err != nil {
 		t.Fatal(err)
 	}
-	srv := originServer(t, c, ServerOptions{})
+	srv := testServer(t, c, ServerOptions{})
 	check := func(path, body, code, field, message string) {
 		t.Helper()
 		status, got := sendWith(t, srv, "POST", path, nil, body)
@@ -90,7 +91,7 @@ func TestServerRefusesJSONAsPython(t *testing.T) {
 func TestServerStoresWhatPythonAccepts(t *testing.T) {
 	c, topic := testClient(t, "go-json-")
 	ctx := context.Background()
-	srv := originServer(t, c, ServerOptions{})
+	srv := testServer(t, c, ServerOptions{})
 	for _, contents := range []string{nestedJSON(512), `[{"k":1},{"k":2,"v":{"k":3}}]`,
 		`[1e-400,1.7976931348623157e308,"\ud83d\ude00","[{\"a\":1,\"a\":2}]",1` + strings.Repeat("0", 4299) + `]`} {
 		status, got := sendWith(t, srv, "POST", "/schedule/"+topic, nil, `{"id":"j","contents":`+contents+`}`)

@@ -46,19 +46,6 @@ const (
 	portProblem = "must have a port from 1 to 65535 (or none)"
 )
 
-// pythonRepr is text as Python's repr() writes it (printable characters only are met here).
-func pythonRepr(text string) string {
-	quote := "'"
-	if strings.Contains(text, "'") && !strings.Contains(text, `"`) {
-		quote = `"`
-	}
-	text = strings.ReplaceAll(text, `\`, `\\`)
-	if quote == "'" {
-		text = strings.ReplaceAll(text, "'", `\'`)
-	}
-	return quote + text + quote
-}
-
 // bracketedHostProblem is why Python's ipaddress module refuses a host written in brackets, or "".
 func bracketedHostProblem(host string) string {
 	if strings.HasPrefix(host, "v") {
@@ -70,7 +57,7 @@ func bracketedHostProblem(host string) string {
 	addr, err := netip.ParseAddr(host)
 	switch {
 	case err != nil:
-		return pythonRepr(host) + " does not appear to be an IPv4 or IPv6 address"
+		return pyRepr(host) + " does not appear to be an IPv4 or IPv6 address"
 	case addr.Is4():
 		return "An IPv4 address cannot be in brackets"
 	}
@@ -107,15 +94,22 @@ func urlParts(target string) (scheme, netloc, host, port string) {
 			netloc = netloc[:end]
 		}
 	}
+	host, port = hostAndPort(netloc)
+	return scheme, netloc, host, port
+}
+
+// hostAndPort are the host and the port text of a netloc as urlsplit finds them: after any
+// userinfo, the host in brackets or up to the first colon.
+func hostAndPort(netloc string) (host, port string) {
 	hostinfo := netloc[strings.LastIndex(netloc, "@")+1:]
 	if _, bracketed, ok := strings.Cut(hostinfo, "["); ok {
 		var after string
 		host, after, _ = strings.Cut(bracketed, "]")
 		_, port, _ = strings.Cut(after, ":")
-	} else {
-		host, port, _ = strings.Cut(hostinfo, ":")
+		return host, port
 	}
-	return scheme, netloc, host, port
+	host, port, _ = strings.Cut(hostinfo, ":")
+	return host, port
 }
 
 // WebhookURLProblem is why target is refused as a webhook URL, or "": the Python service's rules
