@@ -1004,11 +1004,7 @@ class Operations:
         if len(self._swept_at) >= 10_000:
             self._swept_at.clear()
         self._swept_at[topic] = now
-        both = Call.join(self.requeue(topic), call)
-        return Call(
-            both.steps, lambda r: both.parse(r)[1], both.register_topic, both.durability,
-            after=both.after,
-        )  # fmt: skip
+        return Call.join(self.requeue(topic), call).map(lambda results: results[1])
 
     def ack(self, job: Any, *, result: object = None) -> Call[None]:
         """Finish a reserved job, keeping ``result`` in its history (bytes, str or JSON data);

@@ -611,14 +611,8 @@ class Worker:
         try:
             if topic.is_async:
                 attempt.started = True
-                # Cancellable only while its handler runs: a cancellation that came later (the
-                # wake-up read during the release of a failed attempt) killed the runner, and
-                # with it a handler slot; the jobs leased for it stayed reserved, never run.
-                attempt.task = runner
-                try:
-                    result = await Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
-                finally:
-                    attempt.task = None
+                handled = Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
+                result = await _cancellable(attempt, runner, handled)
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
@@ -629,11 +623,7 @@ class Worker:
                 if error is not None:
                     raise error
                 if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
-                    attempt.task = runner  # cancellable while it runs, as an async handler
-                    try:
-                        result = await result
-                    finally:
-                        attempt.task = None
+                    result = await _cancellable(attempt, runner, result)
         except Retry as retry:
             self._on_suspend()
             await self._release(attempt, retry.delay, retry.reason)
@@ -767,6 +757,20 @@ class Worker:
         except BackendError as exc:
             attempt.touch_at = time.monotonic()  # try again on the next tick
             log.warning("could not extend the reservation of job %r: %s", job.id, exc)
+
+
+async def _cancellable(
+    attempt: _Attempt, runner: asyncio.Task[Any] | None, handled: Awaitable[Any]
+) -> Any:
+    """Await a handler's coroutine with ``attempt`` cancellable meanwhile (through its
+    runner). Only meanwhile: a cancellation that came later (the wake-up read during the
+    release of a failed attempt) killed the runner, and with it a handler slot; the jobs
+    leased for it stayed reserved, never run."""
+    attempt.task = runner
+    try:
+        return await handled
+    finally:
+        attempt.task = None
 
 
 def _summary(error: str) -> str:

@@ -272,16 +272,12 @@ async def topic_page(
         listed,
         ops.throughput(topic),
         ops.finished(topic, limit=RECENT_LIMIT),
-        ops.latest_events(topic, 2 * RECENT_LIMIT),
+        _latest_events(ops, topic, count),
         read_throttled(ops, topic),
     ]  # fmt: skip
     parts = [ops.stats(name) for name in names(topic, count)] if count else []  # own, each
     replies = await client.execute(joined([*calls, *parts]))
     stats, config, minutes, hours, page, rates, finished, events, throttled = replies[:9]
-    if count:  # each partition has its feed (the topic's own holds what was put before)
-        feeds = [ops.latest_events(name, 2 * RECENT_LIMIT) for name in names(topic, count)]
-        merged = [e for feed in await client.execute(joined(feeds)) for e in feed]
-        events = sorted(merged, key=lambda e: e.at)[-2 * RECENT_LIMIT :]
     listing = Listing(state, prefix, cursor, page)
     schedules = [  # a listing reads ids first: its own round trips; a partition's too
         s for name in names(topic, count) for s in await client.schedules(name)
@@ -291,6 +287,20 @@ async def topic_page(
         stats, config, minutes, hours, listing, rates, finished, events, schedules, throttled,
         held, replies[10:], replies[9] if parts else None,
     )  # fmt: skip
+
+
+def _latest_events(ops: Operations, topic: str, count: int | None) -> Call[list[JobEvent]]:
+    """The topic's latest events; of a partitioned one, its partitions' feeds merged (each
+    has its own; the topic's holds what was put before it was partitioned)."""
+    if not count:
+        return ops.latest_events(topic, 2 * RECENT_LIMIT)
+    feeds = joined([ops.latest_events(name, 2 * RECENT_LIMIT) for name in names(topic, count)])
+
+    def newest(each: list[list[JobEvent]]) -> list[JobEvent]:
+        merged = sorted((event for feed in each for event in feed), key=lambda e: e.at)
+        return merged[-2 * RECENT_LIMIT :]
+
+    return feeds.map(newest)
 
 
 @dataclass(frozen=True, slots=True)
