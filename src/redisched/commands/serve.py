@@ -51,14 +51,9 @@ def serve(amqp_url: str | None, amqp_queue: str | None, verbose: bool, **given: 
         if amqp_url is None:  # the bridge runs only when asked for, by option or variable
             amqp_url = env_value(BridgeSpecs.AMQP_URL)
         if amqp_url is not None:  # its settings refused now, in one line, not as the app starts
-            try:
-                BridgeSpecs.BridgeSettings.from_env(
-                    None, amqp_url=amqp_url, queue=amqp_queue or None
-                )
+            try:  # (from_env names a refused variable itself)
+                BridgeSpecs.BridgeSettings.from_env(**chosen(bridge_options))
             except InvalidArgument as exc:
-                if exc.argument == "amqp_url" and bridge_options["amqp_url"] is None:
-                    text = f"{BridgeSpecs.AMQP_URL.env}: {exc.message}"
-                    raise click.ClickException(text) from exc
                 raise fail(exc, BridgeSpecs.BridgeSettings, bridge_options) from exc
         run(settings, amqp_url, amqp_queue)
     except InvalidArgument as exc:
