@@ -4,6 +4,8 @@
  * stored as its compact encoding; stored bytes that are a JSON text read back as that value;
  * other bytes read back as {"$base64": "..."}, and writers accept that marker.
  */
+const { printable, pyRepr } = require('./python');
+
 const MARKER = '$base64';
 /** The deepest JSON nesting read as JSON (json_body.MAX_DEPTH: writers refuse deeper). */
 const MAX_DEPTH = 512;
@@ -61,30 +63,10 @@ function tooDeep(data, limit = MAX_DEPTH) {
   return false;
 }
 
-const printable = (text) => /^(?:[^\p{C}\p{Z}]| )*$/u.test(text); // Python's str.isprintable()
-
 /** A string as Python's json.dumps writes it (ASCII only, lower-case \u escapes). */
 function asciiJson(text) {
   const short = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
   return `"${text.replace(/["\\]|[^ -~]/g, (c) => short[c] || `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}"`;
-}
-
-/** A string as Python's repr() writes it (close enough for a message). */
-function pyRepr(text) {
-  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
-  let out = '';
-  for (const c of text) {
-    const code = c.codePointAt(0);
-    if (c === quote || c === '\\') out += `\\${c}`;
-    else if (c === '\n') out += '\\n';
-    else if (c === '\r') out += '\\r';
-    else if (c === '\t') out += '\\t';
-    else if (printable(c)) out += c;
-    else if (code < 0x100) out += `\\x${code.toString(16).padStart(2, '0')}`;
-    else if (code < 0x10000) out += `\\u${code.toString(16).padStart(4, '0')}`;
-    else out += `\\U${code.toString(16).padStart(8, '0')}`;
-  }
-  return quote + out + quote;
 }
 
 /** A value's field path as the Python service names it (json_keys.path): `contents.a[0]`, or

@@ -336,13 +336,11 @@ class Scheduler {
    * the Python client's reserve does. */
   async reserve(topic, { count = 1, ttrMs = '' } = {}) {
     // times 0: the script skips the lease's times, which reserve does not return
-    const reserve = ['reserve',
-      { now_ms: this.now(), count: integer(count, 'count', 1, MAX_COUNT), ttr_ms: optionalTtr(ttrMs),
-        promote_limit: 1000, times: 0 },
-      true];
+    const named = { now_ms: this.now(), count: integer(count, 'count', 1, MAX_COUNT), ttr_ms: optionalTtr(ttrMs),
+      promote_limit: 1000, times: 0 };
     const r = this.sweepDue(topic)
-      ? (await this.pipeline(topic, [['requeue', { now_ms: '', limit: 1000 }, false], reserve]))[1]
-      : await this.call(reserve[0], topic, reserve[1], { buffers: true });
+      ? (await this.pipeline(topic, [['requeue', { now_ms: '', limit: 1000 }, false], ['reserve', named, true]]))[1]
+      : await this.call('reserve', topic, named, { buffers: true });
     return parseLease(topic, this.jobFields, r).jobs;
   }
 

@@ -17,6 +17,7 @@
  * send them, and browsers always do on the requests that matter here.
  */
 const net = require('node:net');
+const { hostAndPort, pyRepr } = require('./python');
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const LOOPBACK_NAMES = ['localhost', 'localhost.localdomain'];
@@ -38,21 +39,8 @@ function portOf(text) {
 
 /** [name, port] of a Host value or an Origin's netloc, as Python's urlsplit splits them. */
 function netloc(value, defaultPort) {
-  const info = value.trim().toLowerCase().split('@').pop();
-  let name;
-  let port;
-  if (info.includes('[')) {
-    const bracketed = info.slice(info.indexOf('[') + 1);
-    const close = bracketed.indexOf(']');
-    name = close < 0 ? bracketed : bracketed.slice(0, close);
-    const rest = close < 0 ? '' : bracketed.slice(close + 1);
-    port = portOf(rest.includes(':') ? rest.slice(rest.indexOf(':') + 1) : '');
-  } else {
-    const colon = info.indexOf(':');
-    name = colon < 0 ? info : info.slice(0, colon);
-    port = portOf(colon < 0 ? '' : info.slice(colon + 1));
-  }
-  return [name.replace(/\.+$/, ''), port || defaultPort];
+  const [name, port] = hostAndPort(value.trim().toLowerCase());
+  return [name.replace(/\.+$/, ''), portOf(port) || defaultPort];
 }
 
 /** True when `origin` names the host and port (`host`, else the socket's) the request was sent
@@ -71,14 +59,6 @@ function sameOrigin(origin, host, socket) {
   }
   const [hostname, hostPort] = netloc(host, defaultPort);
   return name === hostname && port === hostPort;
-}
-
-/** Python's repr() of a header text, as the service's messages quote it. */
-function pyRepr(text) {
-  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
-  const escaped = text.replace(/[\\\n\r\t]|[\x00-\x1f\x7f-\xa0\xad]/g, (c) => (
-    { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' }[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
-  return quote + (quote === "'" ? escaped.replaceAll("'", "\\'") : escaped) + quote;
 }
 
 /**
@@ -113,4 +93,4 @@ function sameOriginCheck(allowedHosts = []) {
   };
 }
 
-module.exports = { sameOriginCheck, hostName };
+module.exports = { sameOriginCheck };

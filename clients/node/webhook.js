@@ -8,6 +8,7 @@
 const net = require('node:net');
 const { InvalidArgument } = require('./schedules');
 const { secretProblem } = require('./signing');
+const { hostAndPort, pyRepr } = require('./python');
 
 const MAX_URL_LENGTH = 2048;
 /** Secrets a webhook may hold: two during a rotation. */
@@ -24,18 +25,11 @@ const IPV_FUTURE = /^v[a-fA-F0-9]+\..+$/s;
 const HOST_PROBLEM = 'must be an http:// or https:// URL with a host';
 const PORT_PROBLEM = 'must have a port from 1 to 65535 (or none)';
 
-/** A string as Python's repr() writes it (printable characters only are met here). */
-function pythonRepr(text) {
-  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
-  const escaped = text.replaceAll('\\', '\\\\');
-  return quote + (quote === "'" ? escaped.replaceAll("'", "\\'") : escaped) + quote;
-}
-
 /** Why Python's ipaddress module refuses a host written in brackets, or null. */
 function bracketedHostProblem(host) {
   if (host.startsWith('v')) return IPV_FUTURE.test(host) ? null : 'IPvFuture address is invalid';
   if (net.isIPv4(host)) return 'An IPv4 address cannot be in brackets';
-  return net.isIPv6(host) ? null : `${pythonRepr(host)} does not appear to be an IPv4 or IPv6 address`;
+  return net.isIPv6(host) ? null : `${pyRepr(host)} does not appear to be an IPv4 or IPv6 address`;
 }
 
 /** Why urlsplit refuses a netloc (its ValueError's words), or null. */
@@ -61,20 +55,7 @@ function urlParts(url) {
   const scheme = SCHEME.exec(url);
   const rest = scheme ? url.slice(scheme[0].length) : url;
   const netloc = rest.startsWith('//') ? rest.slice(2).split(/[/?#]/, 1)[0] : '';
-  const hostinfo = netloc.slice(netloc.lastIndexOf('@') + 1);
-  let host = hostinfo;
-  let port = '';
-  const open = hostinfo.indexOf('[');
-  if (open >= 0) {
-    const inside = hostinfo.slice(open + 1);
-    const close = inside.indexOf(']');
-    host = close < 0 ? inside : inside.slice(0, close);
-    const after = close < 0 ? '' : inside.slice(close + 1);
-    port = after.includes(':') ? after.slice(after.indexOf(':') + 1) : '';
-  } else if (hostinfo.includes(':')) {
-    host = hostinfo.slice(0, hostinfo.indexOf(':'));
-    port = hostinfo.slice(hostinfo.indexOf(':') + 1);
-  }
+  const [host, port] = hostAndPort(netloc);
   return { scheme: scheme ? scheme[1].toLowerCase() : '', netloc, host, port };
 }
 

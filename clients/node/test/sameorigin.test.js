@@ -5,21 +5,9 @@
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const http = require('node:http');
-const { after, test } = require('node:test');
-const Redis = require('ioredis');
-const { Scheduler, createServer } = require('..');
-
-const url = process.env.REDISCHED_TEST_REDIS_URL;
-const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
-after(() => redis && redis.quit());
-
-async function listening(t, options) {
-  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
-  const server = createServer(new Scheduler(redis), options);
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise((resolve) => server.close(resolve)));
-  return server.address().port;
-}
+const { test } = require('node:test');
+const { Scheduler } = require('..');
+const { listening, redis } = require('../testing/scheduler');
 
 /** A request with exactly these headers (fetch would not send a Host of our choosing). */
 function request(port, method, path, headers, body) {
@@ -39,7 +27,7 @@ function request(port, method, path, headers, body) {
 const topicName = () => `node-origin-${crypto.randomBytes(4).toString('hex')}`;
 
 test('a Host that is not an IP address, localhost or an allowed host is 400 bad_host', async (t) => {
-  const port = await listening(t, { allowedHosts: ['sched.example'] });
+  const { port } = await listening(t, { allowedHosts: ['sched.example'] });
   const topic = topicName();
   for (const [method, path, body] of [['POST', `/schedule/${topic}`, { id: 'j', contents: 1 }], ['GET', '/healthz']]) {
     const got = await request(port, method, path, { host: `attacker.example:${port}` }, body);
@@ -54,12 +42,12 @@ test('a Host that is not an IP address, localhost or an allowed host is 400 bad_
 });
 
 test('allowedHosts * answers any Host', async (t) => {
-  const port = await listening(t, { allowedHosts: ['*'] });
+  const { port } = await listening(t, { allowedHosts: ['*'] });
   assert.equal((await request(port, 'GET', '/healthz', { host: 'attacker.example' })).status, 200);
 });
 
 test('a POST from another origin or site is 403 cross_site and stores nothing', async (t) => {
-  const port = await listening(t);
+  const { port } = await listening(t);
   const topic = topicName();
   const s = new Scheduler(redis);
   await s.put(topic, 'kept', 'x', { delayMs: 60_000 });
@@ -84,7 +72,7 @@ test('a POST from another origin or site is 403 cross_site and stores nothing', 
 });
 
 test('a same-origin or same-site POST, or one without those headers, is served', async (t) => {
-  const port = await listening(t);
+  const { port } = await listening(t);
   const topic = topicName();
   for (const headers of [{}, { origin: `http://127.0.0.1:${port}` }, { origin: `http://LOCALHOST:${port}`, host: `localhost:${port}` },
     { 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'same-site' }, { 'sec-fetch-site': 'none' }]) {
@@ -94,7 +82,7 @@ test('a same-origin or same-site POST, or one without those headers, is served',
 });
 
 test('the guard answers before the token check', async (t) => {
-  const port = await listening(t, { tokens: ['first-token-0123456789'] });
+  const { port } = await listening(t, { tokens: ['first-token-0123456789'] });
   const got = await request(port, 'POST', `/schedule/${topicName()}`, { origin: 'https://evil.example' }, { id: 'j', contents: 1 });
   assert.equal(got.status, 403);
 });

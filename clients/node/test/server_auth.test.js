@@ -4,26 +4,13 @@
 // REDISCHED_TEST_REDIS_URL.
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { after, test } = require('node:test');
-const Redis = require('ioredis');
+const { test } = require('node:test');
 const { InvalidArgument, Scheduler, createServer } = require('..');
 const { isLoopback, tokenProblem } = require('../auth');
-
-const url = process.env.REDISCHED_TEST_REDIS_URL;
-const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
-after(() => redis && redis.quit());
+const { listening, redis } = require('../testing/scheduler');
 
 const TOKENS = ['first-token-0123456789', 'second-token-abcdefghij'];
 const UNAUTHORIZED = { error: { code: 'unauthorized', message: 'send Authorization: Bearer <token>', field: 'Authorization' } };
-
-/** A server over the test's Redis on a free loopback port; its base URL. */
-async function listening(t, options) {
-  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
-  const server = createServer(new Scheduler(redis), options);
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise((resolve) => server.close(resolve)));
-  return `http://127.0.0.1:${server.address().port}`;
-}
 
 async function request(base, method, path, { authorization, body } = {}) {
   const headers = { 'content-type': 'application/json' };
@@ -33,7 +20,7 @@ async function request(base, method, path, { authorization, body } = {}) {
 }
 
 test('with tokens, every route but /healthz is 401 without an accepted token, and nothing is stored', async (t) => {
-  const base = await listening(t, { tokens: TOKENS });
+  const { base } = await listening(t, { tokens: TOKENS });
   const s = new Scheduler(redis);
   const topic = `node-auth-${crypto.randomBytes(4).toString('hex')}`;
   await s.put(topic, 'kept', 'x', { delayMs: 60_000 });
@@ -55,7 +42,7 @@ test('with tokens, every route but /healthz is 401 without an accepted token, an
 });
 
 test('with tokens, each token is accepted, the scheme in any case', async (t) => {
-  const base = await listening(t, { tokens: TOKENS });
+  const { base } = await listening(t, { tokens: TOKENS });
   const s = new Scheduler(redis);
   const topic = `node-auth-${crypto.randomBytes(4).toString('hex')}`;
   for (const [i, authorization] of [`Bearer ${TOKENS[0]}`, `bearer ${TOKENS[1]}`, `BEARER   ${TOKENS[1]}  `].entries()) {
@@ -73,21 +60,21 @@ test('with tokens, each token is accepted, the scheme in any case', async (t) =>
 });
 
 test('/healthz needs no token', async (t) => {
-  const base = await listening(t, { tokens: TOKENS });
+  const { base } = await listening(t, { tokens: TOKENS });
   const got = await request(base, 'GET', '/healthz');
   assert.deepEqual([got.status, got.body], [200, { status: 'ok', redis: 'ok' }]);
   assert.equal((await request(base, 'POST', '/healthz')).status, 405, 'an open path, routed as before');
 });
 
 test('without tokens the server answers every request, as before', async (t) => {
-  const base = await listening(t);
+  const { base } = await listening(t);
   const topic = `node-auth-${crypto.randomBytes(4).toString('hex')}`;
   const got = await request(base, 'POST', `/schedule/${topic}`, { body: { id: 'open', contents: 1 } });
   assert.equal(got.status, 201);
 });
 
 test('createServer refuses a token under 16 characters, or not printable, naming it', () => {
-  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
+  assert.ok(redis, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
   const scheduler = new Scheduler(redis);
   for (const [tokens, field, words] of [
     [['x'.repeat(15)], 'tokens[0]', 'each token must be at least 16 characters'],

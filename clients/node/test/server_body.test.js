@@ -6,21 +6,9 @@
 // Against REDISCHED_TEST_REDIS_URL.
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { after, test } = require('node:test');
-const Redis = require('ioredis');
-const { Scheduler, createServer } = require('..');
-
-const url = process.env.REDISCHED_TEST_REDIS_URL;
-const redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : null;
-after(() => redis && redis.quit());
-
-async function listening(t) {
-  assert.ok(url, 'set REDISCHED_TEST_REDIS_URL to a redis-server you own');
-  const server = createServer(new Scheduler(redis));
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise((resolve) => server.close(resolve)));
-  return `http://127.0.0.1:${server.address().port}`;
-}
+const { test } = require('node:test');
+const { Scheduler } = require('..');
+const { listening, redis } = require('../testing/scheduler');
 
 async function post(base, path, text) {
   const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
@@ -44,6 +32,7 @@ const REFUSED = [
   ['{"id":"j","contents":[{}, "x", {"a":[],"\\u0061":1}]}', 'invalid', 'contents[2].a', TWICE("'a'")],
   ['{"id":"j","contents":{"a.b":{"it\'s":1,"it\'s":2}}}', 'invalid', 'contents["a.b"].it\'s', TWICE('"it\'s"')],
   ['{"id":"j","contents":{"\\u00e9 x\\u0007":{"z":1,"z":2}}}', 'invalid', 'contents["\\u00e9 x\\u0007"].z', TWICE("'z'")],
+  ['{"id":"j","contents":{"\\u2028":1,"\\u2028":2}}', 'invalid', 'contents["\\u2028"]', TWICE("'\\u2028'")],
   [`{"id":"j","contents":${nested(513)}}`, 'too_deep', 'contents', DEEP],
   [`{"id":"j","contents":${nested(513).slice(0, 513)}}`, 'too_deep', 'contents', DEEP], // deep before malformed
   [`{"id":"j","delay":${nested(600)},"contents":1}`, 'too_deep', 'contents', DEEP],
@@ -63,7 +52,7 @@ const REFUSED = [
 ];
 
 test('POST /schedule refuses a key twice, too deep JSON, a number out of range or a lone surrogate as Python does', async (t) => {
-  const base = await listening(t);
+  const { base } = await listening(t);
   const s = new Scheduler(redis);
   const topic = `node-json-${crypto.randomBytes(4).toString('hex')}`;
   await s.put(topic, 'j', 'kept', { delayMs: 60_000 });
@@ -76,7 +65,7 @@ test('POST /schedule refuses a key twice, too deep JSON, a number out of range o
 });
 
 test('POST /cancel refuses its id twice and too deep JSON, naming no body field', async (t) => {
-  const base = await listening(t);
+  const { base } = await listening(t);
   const s = new Scheduler(redis);
   const topic = `node-json-${crypto.randomBytes(4).toString('hex')}`;
   await s.put(topic, 'j', 'kept', { delayMs: 60_000 });
@@ -88,7 +77,7 @@ test('POST /cancel refuses its id twice and too deep JSON, naming no body field'
 });
 
 test('what Python accepts is stored as before: 512 levels, keys alike in two objects, tiny and big numbers', async (t) => {
-  const base = await listening(t);
+  const { base } = await listening(t);
   const s = new Scheduler(redis);
   const topic = `node-json-${crypto.randomBytes(4).toString('hex')}`;
   for (const [contents, stored] of [[nested(512), nested(512)], ['[{"k":1},{"k":2,"v":{"k":3}}]', '[{"k":1},{"k":2,"v":{"k":3}}]'],
