@@ -168,18 +168,17 @@
     throw error;
   }
   const topicPath = (topic) => "/v1/topics/" + segment(topic);
-  // A job's API path. A page's element names its job twice: data-id as shown (an id stored as
-  // bytes that are not UTF-8 reads \xNN) and data-id-path, those bytes percent-encoded.
-  const jobPath = (topic, id, element) => {
+  // A job's or schedule's id in an API path. A page's element names it twice: data-id as
+  // shown (an id stored as bytes that are not UTF-8 reads \xNN) and data-id-path, those bytes
+  // percent-encoded.
+  const idSegment = (id, element) => {
     const named = segment(id); // refuses "." and ".." either way
-    return topicPath(topic) + "/jobs/" + (element?.dataset.idPath || named);
+    return element?.dataset.idPath || named;
   };
+  const jobPath = (topic, id, element) => topicPath(topic) + "/jobs/" + idSegment(id, element);
   const version = (etag) => (etag || "").replace(/\D/g, "");
-  // A schedule's, as a job's: a row's element names it by data-id-path too.
-  const schedulePath = (topic, id, element) => {
-    const named = segment(id);
-    return topicPath(topic) + "/schedules/" + (element?.dataset.idPath || named);
-  };
+  const schedulePath = (topic, id, element) =>
+    topicPath(topic) + "/schedules/" + idSegment(id, element);
   const failure = (err) => (err.refused ? "" : "The server did not answer: ") + err.message;
 
   function refresh() {
