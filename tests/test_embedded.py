@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import stat
 import time
 from pathlib import Path
 
 import pytest
 
 import redisched
-from redisched.embedded import EmbeddedRedis, EmbeddedRedisError, find_binary, server_version
+from redisched.embedded import (
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    claim_data_dir,
+    find_binary,
+    server_version,
+)
 from redisched.supervisor import Supervisor
 from tests.conftest import BINARIES
 
@@ -114,3 +122,38 @@ def test_the_server_listens_on_a_unix_socket_in_its_folder(data_dir: Path) -> No
         assert job is not None and job.body == b"via the socket"
     deep = data_dir / ("d" * 100)
     assert EmbeddedRedis(deep).socket_url is None  # too long for a socket: TCP only
+
+
+def test_a_socket_only_server_in_a_deep_folder_gets_a_private_socket_folder(
+    data_dir: Path,
+) -> None:
+    deep = data_dir / ("d" * 100)
+    server = EmbeddedRedis(deep, persistent=False, tcp=False)
+    with server:
+        socket_path = server.socket_path
+        assert socket_path is not None and not socket_path.is_relative_to(deep)
+        assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
+        assert server.url == server.socket_url
+        with redisched.Client.from_url(server.url) as client:
+            client.put("t", "j", b"deep")
+            assert client.get("t", "j") is not None
+    assert not socket_path.parent.exists()  # removed with the server
+
+
+def test_a_data_folder_other_users_can_read_is_named_in_a_warning(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir.chmod(0o755)
+    with caplog.at_level(logging.WARNING), claim_data_dir(data_dir):
+        pass
+    assert f"the data folder {data_dir.resolve()} can be read by other users (mode 755)" in (
+        caplog.text
+    )
+    fresh = data_dir.parent / "fresh"
+    with claim_data_dir(fresh):
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+
+
+def test_a_server_needs_somewhere_to_listen(data_dir: Path) -> None:
+    with pytest.raises(EmbeddedRedisError, match="needs a unix socket or a TCP port"):
+        EmbeddedRedis(data_dir, tcp=False, unix_socket=False)

@@ -3,8 +3,10 @@ unable to come back; and serve killed with -9. Real processes throughout."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -94,7 +96,7 @@ def test_a_killed_redis_is_restarted_from_its_data_folder(data_dir: Path) -> Non
             assert result["r"].json()["jobs"][0]["id"] == "after"
         output = served.output
         assert f"(pid {first}) was killed by SIGKILL; restarting it from" in output
-        assert "is back on redis://127.0.0.1:" in output
+        assert f"is back on unix://{data_dir.resolve() / 'redis.sock'}?db=0" in output
     finally:
         assert served.stop() == 0
     assert not alive_redis(second)
@@ -151,6 +153,37 @@ def test_a_redis_left_on_the_folder_is_stopped_first(data_dir: Path) -> None:
         if leftover.poll() is None:
             leftover.kill()
             leftover.wait()
+
+
+def test_by_default_only_the_owner_can_reach_the_embedded_redis(data_dir: Path) -> None:
+    served = start_serve(data_dir)
+    try:
+        socket_path = data_dir.resolve() / "redis.sock"
+        assert f"embedded redis-server on unix://{socket_path}?db=0," in served.output
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700  # the AOF's folder
+        assert stat.S_IMODE(socket_path.stat().st_mode) == 0o700
+        with redis.Redis(unix_socket_path=str(socket_path)) as conn:
+            assert conn.config_get("port") == {"port": "0"}  # no TCP port for other users
+        pid = _redis_pid(data_dir)
+        assert not _tcp_listening(pid), "the embedded redis-server listens on TCP"
+    finally:
+        assert served.stop() == 0
+
+
+def _tcp_listening(pid: int) -> bool:
+    """True if process ``pid`` holds a listening TCP socket (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                return True
+    return False
 
 
 def test_a_fixed_port_and_a_unix_socket_for_workers(data_dir: Path) -> None:

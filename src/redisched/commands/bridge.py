@@ -68,7 +68,7 @@ def amqp(
             return
         with (
             claim_data_dir(data_dir) as folder,
-            EmbeddedRedis(folder, die_with_owner=True) as server,
+            EmbeddedRedis(folder, tcp=False, die_with_owner=True) as server,
         ):
             click.echo(f"redisched bridge: embedded redis-server on {server.url}, data in {folder}")
             asyncio.run(run_bridge(server.url, settings))

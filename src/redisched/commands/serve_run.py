@@ -36,16 +36,16 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
             data_dir = stack.enter_context(claim_data_dir(settings.data_dir))
             embedded = EmbeddedRedis(
                 data_dir, port=settings.redis_port, appendfsync=settings.appendfsync,
-                die_with_owner=True,
+                tcp=settings.redis_port != 0, die_with_owner=True,
             )  # fmt: skip
             _start(stack, embedded)
             supervisor = Supervisor(embedded)
-            settings = settings.with_changes(redis_url=embedded.url)
             worker_redis_url = embedded.socket_url or embedded.url
+            settings = settings.with_changes(redis_url=worker_redis_url)
             where = [
                 f"data in {data_dir} (embedded redis-server on {embedded.url}, "
                 f"AOF appendfsync {settings.appendfsync})",
-                f"workers connect with REDISCHED_REDIS_URL={embedded.socket_url or embedded.url}",
+                f"workers connect with REDISCHED_REDIS_URL={worker_redis_url}",
             ]
         else:
             check_redis(settings.redis_url, cluster=settings.redis_cluster)
@@ -96,7 +96,7 @@ def _start(stack: contextlib.ExitStack, embedded: EmbeddedRedis) -> None:
     except PortInUse as exc:
         raise PortInUse(
             f"--redis-port {embedded.port} is in use by another process, so the embedded "
-            f"redis-server could not start: pick a free port, or 0 for any ({exc})"
+            f"redis-server could not start: pick a free port, or 0 for none ({exc})"
         ) from exc
 
 
