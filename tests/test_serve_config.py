@@ -28,6 +28,7 @@ def test_every_setting_has_an_environment_variable() -> None:
         "REDISCHED_MAX_REQUEST_SIZE": "4096", "REDISCHED_REQUEUE_INTERVAL": "0.5",
         "REDISCHED_ALLOWED_HOSTS": "jobs.internal, api.example",
         "REDISCHED_REDIS_PORT": "7379", "REDISCHED_WORKERS": "2",
+        "REDISCHED_METRICS_TOPICS": "50",
     }  # fmt: skip
     assert set(Settings.ENV.values()) - set(env) <= {
         "REDISCHED_REDIS_CLUSTER", "REDISCHED_DURABLE_PUTS"
@@ -39,7 +40,7 @@ def test_every_setting_has_an_environment_variable() -> None:
         insecure=True,
         allow_private_webhooks=True, prefix="rs", max_body_size=2048, max_request_size=4096,
         requeue_interval=0.5, allowed_hosts=("jobs.internal", "api.example"), redis_port=7379,
-        workers=2,
+        workers=2, metrics_topics=50,
     )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ CASES: dict[type, tuple[click.Command, list[str], dict[str, Any]]] = {
         "appendfsync": "always", "tokens": TOKENS, "insecure": "1",
         "allow_private_webhooks": "1", "allowed_hosts": ("jobs.internal", "api.example"),
         "prefix": "rs", "max_body_size": "2048", "max_request_size": "2097152",
-        "requeue_interval": "0.5", "workers": "2",
+        "requeue_interval": "0.5", "workers": "2", "metrics_topics": "50",
     }),
     WorkerSettings: (worker, ["json:dumps"], {
         "topics": ("emails", "sms"), "redis_url": "redis://127.0.0.1:7000/1",

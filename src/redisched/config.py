@@ -79,6 +79,12 @@ REQUEUE_INTERVAL = Spec(
     parse=number(), metavar="SECONDS",
 )  # fmt: skip
 
+METRICS_TOPICS = Spec(
+    "REDISCHED_METRICS_TOPICS", "Topics with series of their own in /metrics; past it, new "
+    "topics add up under topic=\"{other}\" (0: every topic does).", parse=integer(0, 1_000_000),
+    metavar="N",
+)  # fmt: skip
+
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
 """The most ``serve`` processes accepted: four per core."""
 WORKERS = Spec(
@@ -128,6 +134,9 @@ class Settings:
         workers: the HTTP server processes of ``serve`` (1..MAX_WORKERS), all on ``port``
             through ``SO_REUSEPORT``; the embedded Redis and the background services (push
             dispatcher, requeue sweep, throughput sampler, bridge) run once, in the first.
+        metrics_topics: how many topics get series of their own in ``/metrics``: the most
+            jobs at the first scrape past it, then kept; the others add up under
+            ``topic="{other}"`` (0: all of them).
     """
 
     host: str = setting("127.0.0.1", HOST)
@@ -147,6 +156,7 @@ class Settings:
     max_request_size: int = setting(4 << 20, MAX_REQUEST_SIZE)
     requeue_interval: float = setting(1.0, REQUEUE_INTERVAL)
     workers: int = setting(1, WORKERS)
+    metrics_topics: int = setting(1000, METRICS_TOPICS)
 
     ENV: ClassVar[Mapping[str, str]]
     """Each setting's environment variable, by field name (generated from the fields)."""
@@ -202,6 +212,8 @@ class Settings:
                 f"must be between max_body_size ({self.max_body_size}) and 1 GiB (it is "
                 f"{self.max_request_size}): a request must hold the largest body it may carry",
             )
+        if not 0 <= self.metrics_topics <= 1_000_000:
+            raise InvalidArgument("metrics_topics", "must be between 0 and 1000000")
         if not 0.01 <= self.requeue_interval <= 3600:
             raise InvalidArgument("requeue_interval", "must be between 0.01 and 3600 seconds")
         if not 1 <= self.workers <= MAX_WORKERS:

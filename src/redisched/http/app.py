@@ -116,7 +116,8 @@ def create_app(
             redis_url, cluster=settings.redis_cluster, durable=settings.durable_puts,
             prefix=settings.prefix, max_body_size=settings.max_body_size,
         )  # fmt: skip
-        rt = Runtime(settings, client, Wakeups(client.redis, settings.prefix), Metrics())
+        wakeups = Wakeups(client.redis, settings.prefix)
+        rt = Runtime(settings, client, wakeups, Metrics(settings.metrics_topics))
         app.state.runtime = rt
         started: list[Service] = rt.services
         try:
