@@ -25,7 +25,7 @@ from redisched.embedded import PIDFILE, alive_redis, free_port
 from redisched.keys import TopicKeys
 
 REDISCHED = str(Path(sys.executable).parent / "redisched")
-_EMBEDDED = re.compile(r"embedded redis-server on (unix://\S+),")
+_EMBEDDED = re.compile(r"embedded redis-server on ((?:unix|redis)://\S+),")
 
 
 @dataclass
