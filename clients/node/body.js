@@ -83,6 +83,98 @@ const decoderPath = (steps) => steps[0] + steps.slice(1).map((s) => (typeof s ==
 
 const fault = (field, message) => ({ field, message });
 
+/** The index after the JSON string starting at text[i] (its opening quote). */
+function stringEnd(text, i) {
+  let end = i + 1;
+  while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+  return end + 1;
+}
+
+/** The index after the JSON value starting at text[i] (its first character). */
+function valueEnd(text, i) {
+  let depth = 0;
+  do {
+    const c = text[i];
+    if (c === '"') {
+      i = stringEnd(text, i);
+      continue;
+    }
+    if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    else if (depth === 0) { // a number, true, false or null: to the next delimiter
+      while (i < text.length && !',]} \t\n\r'.includes(text[i])) i++;
+      return i;
+    }
+    i++;
+  } while (depth > 0);
+  return i;
+}
+
+const SPACE = /[ \t\n\r]*/y;
+const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+
+/** The index of the first character from text[i] on that is not JSON white space. */
+function skipSpace(text, i) {
+  SPACE.lastIndex = i;
+  SPACE.exec(text);
+  return SPACE.lastIndex;
+}
+
+/**
+ * A float as msgspec writes it, and so the Python service stores it: the shortest digits that
+ * read back as `x`, in positional notation from 1e-5 to below 1e16 (`100000.0`, `0.000025`), else
+ * as `1.5e22`, `1e-7` (no `+`, no `.0`); `-0.0` keeps its sign.
+ */
+function pyFloat(x) {
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  const sign = x < 0 ? '-' : '';
+  const text = Math.abs(x).toExponential(); // the shortest digits, as ryu's: 1.5e+22, 1e-7
+  const at = text.indexOf('e');
+  const digits = text[0] + text.slice(2, at);
+  const e = Number(text.slice(at + 1));
+  if (e < -5 || e >= 16) return `${sign}${digits[0]}${digits.length > 1 ? `.${digits.slice(1)}` : ''}e${e}`;
+  if (e < 0) return `${sign}0.${'0'.repeat(-e - 1)}${digits}`;
+  return `${sign}${digits.slice(0, e + 1).padEnd(e + 1, '0')}.${digits.slice(e + 1) || '0'}`;
+}
+
+// a JSON string (matched to be skipped, or re-encoded), then what exactJson drops or rewrites:
+// white space; a number with a fraction or an exponent, and -0 (an integer is kept as it is)
+const STRING = '"[^"\\\\]*(?:\\\\.[^"\\\\]*)*"';
+const SPACES = new RegExp(`(${STRING})|[ \\t\\n\\r]+`, 'g');
+const TOKEN = new RegExp(`${STRING}|-?(?:0|[1-9]\\d*)(?:\\.\\d+(?:[eE][+-]?\\d+)?|[eE][+-]?\\d+)|-0(?![\\d.eE])`, 'g');
+
+/**
+ * The JSON text of a value as the Python service stores it: compact, members in the order sent,
+ * strings as JSON.stringify writes them (as msgspec does), an integer's digits exactly (`-0` as
+ * `0`), a number with a fraction or an exponent as the float msgspec reads and writes (pyFloat).
+ * JSON.parse then JSON.stringify rounded an integer past 2^53 (12345678901234567890123 as
+ * 1.2345678901234568e+22) and put a key like "1" first. `text` must be JSON that JSON.parse
+ * accepts and jsonFaults finds nothing in.
+ */
+function exactJson(text) {
+  return text.replace(SPACES, '$1').replace(TOKEN, (token) => {
+    if (token[0] === '"') return token.includes('\\') ? JSON.stringify(JSON.parse(token)) : token;
+    return token === '-0' ? '0' : pyFloat(Number(token));
+  });
+}
+
+/** The JSON text of each member of the JSON object `text` (a request), by key: as sent, for
+ * exactJson. `text` as exactJson takes it. */
+function memberTexts(text) {
+  const members = new Map();
+  let i = skipSpace(text, 0) + 1; // after the {
+  for (;;) {
+    i = skipSpace(text, i);
+    if (text[i] === '}') return members;
+    if (text[i] === ',') i = skipSpace(text, i + 1);
+    const keyEnd = stringEnd(text, i);
+    const start = skipSpace(text, skipSpace(text, keyEnd) + 1); // after the :
+    const end = valueEnd(text, start);
+    members.set(JSON.parse(text.slice(i, keyEnd)), text.slice(start, end));
+    i = end;
+  }
+}
+
 /**
  * What the Python service refuses in a request object that JSON.parse accepts (its
  * http/reading.py): `fault`, the first number out of range or string with a lone surrogate
@@ -104,15 +196,13 @@ function jsonFaults(text, free = null, known = null) {
   let first = null; // the first object (in document order) that repeats a key
   let closed = null; // the first such object to end (json_keys names its key in a large request)
   let key = false; // the next string is an object's key
-  const number = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
   let i = 0;
   while (i < text.length) {
     const c = text[i];
     if (c === '"') {
-      let end = i + 1;
-      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
-      const raw = text.slice(i, end + 1);
-      i = end + 1;
+      const end = stringEnd(text, i);
+      const raw = text.slice(i, end);
+      i = end;
       const value = raw.includes('\\') ? JSON.parse(raw) : raw.slice(1, -1);
       const frame = stack[stack.length - 1];
       if (key) frame.step = value; // a key's path is its value's
@@ -143,8 +233,8 @@ function jsonFaults(text, free = null, known = null) {
       else frame.step++;
       i++;
     } else if (c === '-' || (c >= '0' && c <= '9')) {
-      number.lastIndex = i;
-      const [raw, fraction, exponent] = number.exec(text);
+      NUMBER.lastIndex = i;
+      const [raw, fraction, exponent] = NUMBER.exec(text);
       i += raw.length;
       const outOfRange = fraction !== undefined || exponent !== undefined
         ? !Number.isFinite(Number(raw)) && 'Number out of range'
@@ -160,4 +250,4 @@ function jsonFaults(text, free = null, known = null) {
   return { fault: null, repeated: fault(field, `the JSON object has the key ${pyRepr(repeat)} twice`) };
 }
 
-module.exports = { MARKER, MAX_DEPTH, toStored, toJsonText, tooDeep, jsonFaults };
+module.exports = { MARKER, MAX_DEPTH, isMarker, toStored, toJsonText, tooDeep, jsonFaults, pyFloat, exactJson, memberTexts };

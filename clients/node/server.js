@@ -17,7 +17,7 @@
  * `Sec-Fetch-Site: cross-site` is 403 `cross_site`.
  */
 const http = require('node:http');
-const { MAX_DEPTH, jsonFaults, toStored, tooDeep } = require('./body');
+const { MAX_DEPTH, exactJson, isMarker, jsonFaults, memberTexts, toStored, tooDeep } = require('./body');
 const { InvalidArgument } = require('./schedules');
 const { OPEN_PATHS, bearerCheck, tokensProblem } = require('./auth');
 const { sameOriginCheck } = require('./sameorigin');
@@ -60,9 +60,9 @@ function send(res, status, value, headers = {}) {
 }
 
 /**
- * The request object and, as an ApiError or null, a key it gives twice: refused once its fields
- * are checked, as the Python service refuses it (after decoding). `free` is the field holding
- * free JSON (named when the request is too deep), `known` the fields of the route.
+ * The request object; as an ApiError or null, a key it gives twice: refused once its fields are
+ * checked, as the Python service refuses it (after decoding); and its text. `free` is the field
+ * holding free JSON (named when the request is too deep), `known` the fields of the route.
  */
 async function readJson(req, free, known) {
   const chunks = [];
@@ -90,7 +90,7 @@ async function readJson(req, free, known) {
   // what JSON.parse reads otherwise than Python: 1e400 as Infinity, "\ud800" as no UTF-8, a key twice
   const { fault, repeated } = jsonFaults(text, free, known);
   if (fault) throw new ApiError(400, 'invalid', fault.message, fault.field);
-  return [value, repeated && new ApiError(400, 'invalid', repeated.message, repeated.field)];
+  return [value, repeated && new ApiError(400, 'invalid', repeated.message, repeated.field), text];
 }
 
 function fields(value, allowed, required) {
@@ -117,7 +117,7 @@ function topicOf(scheduler, raw) {
 
 async function schedule(scheduler, topic, req, connected) {
   const known = ['id', 'contents', 'delay'];
-  const [value, repeated] = await readJson(req, 'contents', known);
+  const [value, repeated, text] = await readJson(req, 'contents', known);
   const spec = fields(value, known, ['id', 'contents']);
   const delay = spec.delay ?? 0;
   if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0 || delay > MAX_DELAY_S) {
@@ -126,7 +126,9 @@ async function schedule(scheduler, topic, req, connected) {
   if (repeated) throw repeated;
   let data;
   try {
-    data = toStored(spec.contents, 'contents');
+    // from the text sent, as Python stores it: JSON.stringify(spec.contents) rounded integers past 2^53
+    data = isMarker(spec.contents) ? toStored(spec.contents, 'contents')
+      : Buffer.from(exactJson(memberTexts(text).get('contents')), 'utf8');
   } catch (err) {
     throw invalid(err.field || 'contents', err.message);
   }

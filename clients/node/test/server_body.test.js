@@ -81,8 +81,29 @@ test('what Python accepts is stored as before: 512 levels, keys alike in two obj
   const s = new Scheduler(redis);
   const topic = `node-json-${crypto.randomBytes(4).toString('hex')}`;
   for (const [contents, stored] of [[nested(512), nested(512)], ['[{"k":1},{"k":2,"v":{"k":3}}]', '[{"k":1},{"k":2,"v":{"k":3}}]'],
-    ['[1e-400, 1.7976931348623157e308, "\\ud83d\\ude00", "[{\\"a\\":1,\\"a\\":2}]"]', '[0,1.7976931348623157e+308,"😀","[{\\"a\\":1,\\"a\\":2}]"]']]) {
+    ['[1e-400, 1.7976931348623157e308, "\\ud83d\\ude00", "[{\\"a\\":1,\\"a\\":2}]"]', '[0.0,1.7976931348623157e308,"😀","[{\\"a\\":1,\\"a\\":2}]"]']]) {
     const got = await post(base, `/schedule/${topic}`, `{"id":"j","contents":${contents}}`);
+    assert.ok([200, 201].includes(got.status), JSON.stringify(got.body));
+    assert.equal((await s.get(topic, 'j')).body.toString(), stored);
+  }
+});
+
+// [contents sent, as the Python service stores it] (to_stored(msgspec.json.decode(contents))):
+// JSON.parse stored 1.2345678901234568e+22 for the first, and put the key "1" before "b"
+const EXACT = [
+  ['{"order": 12345678901234567890123}', '{"order":12345678901234567890123}'],
+  ['[9007199254740993, -12345678901234567890123, -0]', '[9007199254740993,-12345678901234567890123,0]'],
+  ['{"b": 1, "1": 2}', '{"b":1,"1":2}'],
+  ['[1e5, 1.0, -0.0, 1e22, 12345678901234567890123e0, 2.5e-5, 1e-7]',
+    '[100000.0,1.0,-0.0,1e22,1.2345678901234568e22,0.000025,1e-7]'],
+];
+
+test('POST /schedule stores numbers and keys as the Python service: big integers exact, floats as msgspec writes them', async (t) => {
+  const { base } = await listening(t);
+  const s = new Scheduler(redis);
+  const topic = `node-json-${crypto.randomBytes(4).toString('hex')}`;
+  for (const [contents, stored] of EXACT) {
+    const got = await post(base, `/schedule/${topic}`, `{"id": "j", "contents": ${contents}, "delay": 1e1}`);
     assert.ok([200, 201].includes(got.status), JSON.stringify(got.body));
     assert.equal((await s.get(topic, 'j')).body.toString(), stored);
   }
