@@ -21,6 +21,7 @@ from tests.http_fixtures import asgi_client
 T = "topic"
 JOB = SimpleNamespace(topic=T, id="j", token="1")
 NAIVE = datetime(2030, 1, 1)
+CURSOR = "ready.1.1.YQ.00000000"  # well-formed: only its topic tag is wrong
 
 Case = tuple[str, Callable[[Any], Any], str]
 CASES: list[Case] = [
@@ -78,6 +79,12 @@ CASES: list[Case] = [
     ("bad state", lambda c: c.jobs(T, "running"), "state"),
     ("bad cursor", lambda c: c.jobs(T, "ready", cursor="x1"), "cursor"),
     ("zero page", lambda c: c.jobs(T, "ready", limit=0), "limit"),
+    # a well-formed cursor with a bad topic: was AttributeError / UnicodeEncodeError
+    ("cursor with an int topic", lambda c: c.jobs(5, "ready", cursor=CURSOR), "topic"),
+    ("cursor with a lone surrogate topic",
+     lambda c: c.jobs("a\ud800", "ready", cursor=CURSOR), "topic"),
+    ("finished cursor with an int topic",
+     lambda c: c.finished(5, cursor="finished" + CURSOR[5:]), "topic"),
     # operating a topic
     ("empty prefix", lambda c: c.jobs(T, "ready", prefix=""), "prefix"),
     ("prefix not str", lambda c: c.jobs(T, "ready", prefix=5), "prefix"),

@@ -1355,7 +1355,7 @@ class Operations:
         job_state = validate.state(state)
         page_size = validate.integer(limit, "limit", 1, 1000)
         wanted = "" if prefix is None else validate.id_prefix(prefix)
-        after = cursors.decode(topic, job_state.value, cursor)
+        after = cursors.decode(self.keys(topic).topic, job_state.value, cursor)  # topic checked
         resume: tuple[Arg, ...] = ("", "", b"") if after is None else after
         step = self._step(
             "jobs", topic, self._now(), job_state.value, *resume, page_size, wanted,
@@ -1587,7 +1587,7 @@ class Operations:
         """One page of the topic's finished jobs, most recent first, of one ``outcome`` or all."""
         wanted = history.outcome(outcome)
         page_size = validate.integer(limit, "limit", 1, 100)
-        after = cursors.decode(topic, "finished", cursor)
+        after = cursors.decode(self.keys(topic).topic, "finished", cursor)  # topic checked
         _, score, member = (0, "", b"") if after is None else after
         step = self._step(
             "finished", topic, score, member, page_size, "" if wanted is None else wanted.value
