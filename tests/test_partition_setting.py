@@ -479,3 +479,45 @@ def test_a_topic_whose_partition_name_holds_jobs_cannot_be_partitioned(
             run(client, configure(client.ops, topic, {"partitions": 2}))
         client.delete_topic(layout.name(0))
         assert run(client, configure(client.ops, topic, {"partitions": 2})) is not None
+
+
+def _one_bad_body(layout: Partitions) -> tuple[list[tuple[str, Any]], int]:
+    """Jobs for 4 partitions, the body of one in a later partition than the first job's bad."""
+    jobs: list[tuple[str, Any]] = [(f"j{i}", b"ok") for i in range(8)]
+    first = layout.route("j0")
+    bad = next(i for i, (job_id, _) in enumerate(jobs) if layout.route(job_id) != first)
+    jobs[bad] = (jobs[bad][0], 5)
+    return jobs, bad
+
+
+@pytest.mark.parametrize(
+    ("jobs", "options", "argument"),
+    [
+        (None, {}, "jobs[{bad}].body"),  # the bad job's place in the list, not in its partition
+        ([("j0", b""), ("j1", b""), (".", b"")], {}, "jobs[2].id"),
+        ([("j0", b""), ("j1", b"")], {"delay": -1}, "delay"),
+        (5, {}, "jobs"),  # was a TypeError
+    ],
+)
+async def test_a_partitioned_put_many_checks_every_job_before_putting_any(
+    redis_url: str, topic: str, jobs: Any, options: dict[str, Any], argument: str
+) -> None:
+    """The partitions' put_many ran one after the other, each checking its own jobs: a bad
+    body in a later partition came after the earlier partitions' jobs were stored, and was
+    named by its place in its partition (``jobs[0]`` for the second job)."""
+    layout = Partitions(topic, 4)
+    bad = 0
+    if jobs is None:
+        jobs, bad = _one_bad_body(layout)
+    with redisched.Client.from_url(redis_url) as client:
+        hot = PartitionedTopic(client, topic, 4).declare()
+        with pytest.raises(redisched.InvalidArgument) as refused:
+            hot.put_many(jobs, **options)
+        assert refused.value.argument == argument.format(bad=bad)
+        assert hot.stats().total_put == 0
+    async with AsyncClient.from_url(redis_url) as aclient:
+        ahot = AsyncPartitionedTopic(aclient, topic, 4)
+        with pytest.raises(redisched.InvalidArgument) as refused:
+            await ahot.put_many(jobs, **options)
+        assert refused.value.argument == argument.format(bad=bad)
+        assert (await ahot.stats()).total_put == 0

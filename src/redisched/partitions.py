@@ -46,6 +46,7 @@ from .client import AsyncClient, Client
 from .errors import BackendError, InvalidArgument
 from .keys import MAX_TOPIC_LENGTH, PARTITION_SEPARATOR, partition_name, validate_topic
 from .models import Job, Lease, PutResult, TopicStats
+from .ops import Call, Operations
 from .topic_config import MAX_PARTITIONS as MAX_PARTITIONS
 from .topic_config import partitions_count
 from .unreachable import Unreachable
@@ -97,19 +98,36 @@ class Partitions:
         return self.name(partition_of(validate.stored_text(job_id), self.count))
 
     def group(
-        self, jobs: Iterable[tuple[str, bytes | str]]
-    ) -> dict[str, list[tuple[int, str, Any]]]:
-        """``(position, id, body)`` of each job, grouped by partition, in order within each."""
+        self, jobs: Iterable[tuple[str, bytes | str]], max_body_size: int
+    ) -> dict[str, list[tuple[int, str, bytes]]]:
+        """``(position, id, body)`` of each job, grouped by partition, in order within each;
+        every id and body checked (InvalidArgument naming the job by its place in ``jobs``)."""
         if isinstance(jobs, (str, bytes)):
             raise InvalidArgument("jobs", "must be an iterable of (id, body) pairs")
-        groups: dict[str, list[tuple[int, str, Any]]] = {}
-        for index, item in enumerate(jobs):
-            if not isinstance(item, tuple) or len(item) != 2:
-                raise InvalidArgument(f"jobs[{index}]", "must be an (id, body) pair")
-            job_id = validate.job_id(item[0], f"jobs[{index}].id")
-            name = self.name(partition_of(job_id, self.count))  # route() without a 2nd check
-            groups.setdefault(name, []).append((index, job_id, item[1]))
+        groups: dict[str, list[tuple[int, str, bytes]]] = {}
+        try:
+            for index, item in enumerate(jobs):
+                if not isinstance(item, tuple) or len(item) != 2:
+                    raise InvalidArgument(f"jobs[{index}]", "must be an (id, body) pair")
+                job_id = validate.new_job_id(item[0], f"jobs[{index}].id")
+                data = validate.body(item[1], max_body_size, f"jobs[{index}].body")
+                name = self.name(partition_of(job_id, self.count))  # route() without a 2nd check
+                groups.setdefault(name, []).append((index, job_id, data))
+        except TypeError as exc:
+            raise InvalidArgument("jobs", "must be an iterable of (id, body) pairs") from exc
         return groups
+
+    def put_many_calls(
+        self, ops: Operations, jobs: Iterable[tuple[str, bytes | str]], options: dict[str, Any]
+    ) -> list[tuple[list[int], Call[list[PutResult]]]]:
+        """Each partition's put_many call, with the positions in ``jobs`` of its jobs: all
+        made, so every job and option checked, before any is sent (a bad job of a later
+        partition was found after the earlier partitions' jobs were stored)."""
+        return [
+            ([position for position, _, _ in group],
+             ops.put_many(name, [(i, b) for _, i, b in group], **options))
+            for name, group in self.group(jobs, ops.max_body_size).items()
+        ]  # fmt: skip
 
     def rotation(self) -> list[str]:
         """The partitions in the order the next reserve visits them (the start moves on)."""
@@ -289,9 +307,9 @@ class PartitionedTopic:
     def put_many(self, jobs: Iterable[tuple[str, bytes | str]], **options: Any) -> list[PutResult]:
         """Put many jobs, one call per partition; results in the order of ``jobs``."""
         results: dict[int, PutResult] = {}
-        for name, group in self.partitions.group(jobs).items():
-            done = self.client.put_many(name, [(i, b) for _, i, b in group], **options)
-            results.update(zip((position for position, _, _ in group), done, strict=True))
+        for positions, call in self.partitions.put_many_calls(self.client.ops, jobs, options):
+            done = self.client.execute(call)
+            results.update(zip(positions, done, strict=True))
         return [results[position] for position in range(len(results))]
 
     def get(self, id: str) -> Job | None:
@@ -363,9 +381,9 @@ class AsyncPartitionedTopic:
     ) -> list[PutResult]:
         """Put many jobs, one call per partition; results in the order of ``jobs``."""
         results: dict[int, PutResult] = {}
-        for name, group in self.partitions.group(jobs).items():
-            done = await self.client.put_many(name, [(i, b) for _, i, b in group], **options)
-            results.update(zip((position for position, _, _ in group), done, strict=True))
+        for positions, call in self.partitions.put_many_calls(self.client.ops, jobs, options):
+            done = await self.client.execute(call)
+            results.update(zip(positions, done, strict=True))
         return [results[position] for position in range(len(results))]
 
     async def get(self, id: str) -> Job | None:
