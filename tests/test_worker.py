@@ -934,6 +934,8 @@ async def _async_generator_handler(job: Job) -> Any:
         ({"handlers": {"t": _generator_handler}}, "handlers['t']"),
         ({"handlers": {"t": _async_generator_handler}}, "handlers['t']"),
         ({"client": None}, "client"),
+        ({"handle_signals": "no"}, "handle_signals"),  # was taken as True
+        ({"handle_signals": None}, "handle_signals"),
     ],
 )
 async def test_bad_arguments_name_the_field(

@@ -183,7 +183,10 @@ class Worker:
         self._backoff = TopicBackoff() if backoff is None else backoff
         self._grace = validate.duration_ms(grace, "grace") / 1000
         self._wakeups = wakeups
-        self._handle_signals = bool(handle_signals)
+        if not isinstance(handle_signals, bool):  # "no" would install the handlers
+            kind = type(handle_signals).__name__
+            raise InvalidArgument("handle_signals", f"must be a bool, not {kind}")
+        self._handle_signals = handle_signals
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._stop_requested = False
