@@ -178,6 +178,17 @@ def test_stored_jobs_unchanged_after_bad_input(client: redisched.Client) -> None
     client.delete(T, "j")
 
 
+@pytest.mark.parametrize("method", ["ack", "release", "touch", "bury"])
+def test_a_job_of_none_says_that_reserve_found_none(method: str) -> None:
+    """``client.ack(client.reserve(t))`` with nothing due: the message was "must have .topic,
+    .id and .token (no .topic)", which sends the reader looking for a wrong object."""
+    offline = redisched.Client.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    with offline, pytest.raises(InvalidArgument) as err:
+        getattr(offline, method)(None)
+    assert err.value.argument == "job"
+    assert "None" in err.value.message and "reserve" in err.value.message
+
+
 def test_unreachable_redis_is_a_backend_error() -> None:
     offline = redisched.Client.from_url(f"redis://127.0.0.1:{free_port()}/0")
     with offline, pytest.raises(redisched.BackendError):

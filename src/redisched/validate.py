@@ -304,6 +304,8 @@ def state(value: object) -> JobState:
 
 def reserved_job(job: Any) -> tuple[str, str | bytes, str]:
     """The (topic, id, token) of anything shaped like a reserved Job."""
+    if job is None:  # ack(reserve(topic)) when nothing was due
+        raise InvalidArgument("job", "is None: reserve returns None when no job is due")
     for attribute in ("topic", "id", "token"):
         if not hasattr(job, attribute):
             raise InvalidArgument("job", f"must have .topic, .id and .token (no .{attribute})")
