@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,23 @@ def test_a_dedup_window_with_history_off_is_refused(client: redisched.Client, to
         client.configure(topic, history=False, dedup_window=3600)
     assert refused.value.argument == "dedup_window"
     assert client.config(topic).history is True  # nothing was changed
+
+
+async def test_a_dedup_window_and_history_off_are_refused_across_calls(
+    api: Any, topic: str
+) -> None:
+    """Set one call after the other, they made the same silent combination."""
+    await api.configure(topic, dedup_window=3600)
+    with pytest.raises(InvalidArgument) as refused:
+        await api.configure(topic, history=False)
+    assert refused.value.argument == "history"
+    assert (await api.config(topic)).history is True  # nothing was changed
+    off = await api.configure(topic, history=False, dedup_window=None)  # together: fine
+    assert off.history is False and off.dedup_window is None
+    with pytest.raises(InvalidArgument) as refused:
+        await api.configure(topic, dedup_window=60)
+    assert refused.value.argument == "dedup_window"
+    assert (await api.config(topic)).dedup_window is None
+    await api.configure(topic, dedup_window=0)  # no window: nothing to remember
+    both = await api.configure(topic, history=True, dedup_window=60)
+    assert both.history is True and both.dedup_window == 60

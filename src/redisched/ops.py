@@ -1629,7 +1629,18 @@ class Operations:
         if to_delete:
             steps.append(Step(None, (), ("HDEL", meta, *to_delete)))
         steps.append(Step(None, (), ("HMGET", meta, *topic_config.FIELDS)))
-        return Call(tuple(steps), lambda r: topic_config.decode(r[-1]), self._register(topic))
+        write = Call(tuple(steps), lambda r: topic_config.decode(r[-1]), self._register(topic))
+        if not to_set.keys() & set(topic_config.DEDUP_FIELDS):
+            return write
+
+        def checked(replies: list[Any]) -> Call[TopicConfig]:
+            topic_config.check_dedup_needs_history(to_set, to_delete, replies[0])
+            return write
+
+        # a read first (a second round trip, for these settings only): turning history off
+        # in one call and setting a dedup window in another left a window that did nothing
+        read = Step(None, (), ("HMGET", meta, *topic_config.DEDUP_FIELDS))
+        return Call((read,), write.parse, then=checked)  # (the parse of `then`'s call answers)
 
 
 def _time_ms(reply: Any) -> float:

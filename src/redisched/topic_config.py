@@ -296,12 +296,40 @@ def encode_changes(changes: Mapping[str, object]) -> tuple[dict[str, str], list[
             to_delete.append(field_name)
         else:
             to_set[field_name] = encoded
-    if to_set.get("history") == "0" and "dedup_window_ms" in to_set:
+    check_dedup_needs_history(to_set, to_delete)
+    return to_set, to_delete
+
+
+DEDUP_FIELDS = ("history", "dedup_window_ms")
+"""The meta fields :func:`check_dedup_needs_history` reads before a change that sets one."""
+
+
+def check_dedup_needs_history(
+    to_set: Mapping[str, str],
+    to_delete: Sequence[str],
+    stored: Sequence[bytes | None] = (None, None),
+) -> None:
+    """Refuse a change that leaves a topic with history off and a dedup window: with history
+    off it keeps no finished job to remember an id by, and the window would silently do
+    nothing. ``stored``: the :data:`DEDUP_FIELDS` before the change.
+
+    Raises:
+        InvalidArgument: naming the setting the change sets (``dedup_window`` when both).
+    """
+    history, window = (None if value is None else value.decode() for value in stored)
+    history = None if "history" in to_delete else to_set.get("history", history)
+    window = None if "dedup_window_ms" in to_delete else to_set.get("dedup_window_ms", window)
+    if history != "0" or window in (None, "0"):
+        return
+    if "dedup_window_ms" in to_set:
         raise InvalidArgument(
             "dedup_window", "needs history: a topic with history off keeps no finished job to "
             "remember its id by",
         )  # fmt: skip
-    return to_set, to_delete
+    raise InvalidArgument(
+        "history", "cannot be off while the topic has a dedup_window, which remembers ids by "
+        "their finished jobs: set dedup_window to None in the same call",
+    )  # fmt: skip
 
 
 def _encode(name: str, value: object) -> tuple[str, str | None]:
