@@ -373,6 +373,8 @@ async def test_a_job_id_with_an_at_sign_is_not_an_occurrence(
         ({"every": 60, "max_attempts": 0}, "max_attempts"),
         # no New Year left before the year 10000: was OverflowError: date value out of range
         ({"cron": "0 0 1 1 *", "start_at": datetime(9999, 6, 1, tzinfo=UTC)}, "cron"),
+        # a valid cron of 200 KB was stored whole in the schedule's record
+        ({"cron": "0," * 100_000 + "0 * * * *"}, "cron"),
     ],
 )
 async def test_bad_input_names_the_field_and_changes_nothing(

@@ -63,10 +63,17 @@ def stored_zone(value: object, argument: str = "tz") -> ZoneInfo:
         raise InvalidArgument(argument, f"unknown time zone {value!r}") from None
 
 
+MAX_CRON_LENGTH = 1024
+"""Characters of a cron expression: every minute listed one by one (``0,1,...,59``) takes 170,
+and every value of all five fields ~400; a 200 KB one was stored with its schedule."""
+
+
 def cron_expression(value: object, tz: ZoneInfo, argument: str = "cron") -> str:
     """A 5-field crontab expression (``*/n``, ranges, lists, day and month names) that fires."""
     if not isinstance(value, str):
         raise InvalidArgument(argument, f"must be a string, not {type(value).__name__}")
+    if len(value) > MAX_CRON_LENGTH:
+        raise InvalidArgument(argument, f"must be at most {MAX_CRON_LENGTH} characters")
     expr = " ".join(value.split())
     if len(expr.split(" ")) != 5:
         raise InvalidArgument(argument, "must have 5 fields: minute hour day month weekday")

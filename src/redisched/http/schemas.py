@@ -17,6 +17,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .. import validate
 from ..models import JobState
+from ..recurrence import MAX_CRON_LENGTH
 from ..shapes import BODY_DOC
 from ..shapes import EventOut as EventOut
 from ..shapes import HistoryOut as HistoryOut
@@ -299,7 +300,7 @@ class FinishedPageOut(Struct):
     cursor: str | None
 
 
-Cron = Annotated[str, Meta(max_length=256, description="5-field crontab, read in tz.")]
+Cron = Annotated[str, Meta(max_length=MAX_CRON_LENGTH, description="5-field crontab, read in tz.")]
 Every = Annotated[float, Meta(description="Whole seconds between occurrences, >= 1.")]
 
 
