@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+
+import pytest
 
 import redisched
 
@@ -15,9 +18,13 @@ def _public(cls: type) -> dict[str, inspect.Signature]:
     }
 
 
+ASYNC_ONLY = {"aclose"}
+"""AsyncClient's ``close`` by asyncio's name for it (contextlib.aclosing)."""
+
+
 def test_same_methods_same_signatures() -> None:
     sync, asynchronous = _public(redisched.Client), _public(redisched.AsyncClient)
-    assert set(sync) == set(asynchronous)
+    assert set(sync) == set(asynchronous) - ASYNC_ONLY
     for name in sync:
         assert str(sync[name]) == str(asynchronous[name]), name
 
@@ -25,3 +32,10 @@ def test_same_methods_same_signatures() -> None:
 def test_async_methods_are_coroutines() -> None:
     for name in _public(redisched.AsyncClient):
         assert inspect.iscoroutinefunction(getattr(redisched.AsyncClient, name)), name
+
+
+async def test_aclosing_closes_the_async_client(redis_url: str) -> None:
+    async with contextlib.aclosing(redisched.AsyncClient.from_url(redis_url)) as client:
+        await client.put("parity", "j", b"x")
+    with pytest.raises(redisched.ClientClosed):
+        await client.get("parity", "j")

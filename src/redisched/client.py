@@ -797,6 +797,11 @@ class AsyncClient:
         self._open = False
         await self._shut()
 
+    async def aclose(self) -> None:
+        """:meth:`close`, by the name asyncio's closers use (``contextlib.aclosing``,
+        redis-py's asyncio clients)."""
+        await self.close()
+
     async def _shut(self) -> None:
         if self._wire is not None:
             await self._wire.close()
