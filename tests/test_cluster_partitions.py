@@ -293,8 +293,7 @@ async def test_a_worker_started_with_a_primary_down_waits_once_and_later_reads_i
     for the whole run: its jobs, once its node was back, were retried after 1 s, not the
     topic's backoff. It now reads those settings at such a job's first retry."""
     retry_for = 4.0
-    for name in hot.names:
-        hot.client.configure(name, backoff=600, backoff_max=600)
+    hot.client.configure(hot.partitions.topic, backoff=600, backoff_max=600)  # and its partitions
     lost, down = _lost_partitions(redis_cluster, hot.partitions.topic, hot.count)
     failing = next(f"f{i}" for i in range(200) if hot.partitions.route(f"f{i}") in down)
     hot.put(failing, b"", delay=3)  # due once the node is back

@@ -18,6 +18,7 @@ from redisched.cli import main
 from redisched.partition_setting import PartitionMap, configure, fold, run, served_topics
 from redisched.partitions import AsyncPartitionedTopic, PartitionedTopic, Partitions
 from redisched.push.dispatch_metrics import PrometheusDispatchMetrics
+from tests.conftest import both_clients
 from tests.test_dispatcher import (
     Receiver,
     client,
@@ -420,6 +421,35 @@ def test_cli_by_id_commands_find_a_job_of_the_topic_itself(redis_url: str, topic
     assert shown.exit_code == 0 and json.loads(shown.output)["outcome"] == "done", shown.output
     made = cli(["put", topic, "new", "z"], redis_url)  # a new job: its id's partition
     assert json.loads(made.output)["topic"] == Partitions(topic, 3).route("new")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_plain_clients_configure_and_pause_reach_the_partitions(
+    kind: str, redis_url: str, topic: str
+) -> None:
+    """Client.configure and pause changed the partitioned topic's own meta hash only: jobs put
+    into its partitions still got the old defaults, and they went on leasing while paused."""
+    async with both_clients(kind, redis_url, None) as client:
+        with redisched.Client.from_url(redis_url) as setup:
+            run(setup, configure(setup.ops, topic, {"partitions": 3}))
+        layout = Partitions(topic, 3)
+        config = await client.configure(topic, max_attempts=3, ttr=30)
+        assert config.partitions == 3
+        for name in layout.names:
+            partition = await client.config(name)
+            assert (partition.max_attempts, partition.ttr) == (3, 30.0)
+        with pytest.raises(redisched.InvalidArgument) as refused:
+            await client.configure(layout.name(1), ttr=5)  # a partition only through its topic
+        assert refused.value.argument == "topic"
+        with pytest.raises(redisched.InvalidArgument) as refused:
+            await client.configure(topic, partitions=4)
+        assert refused.value.argument == "partitions"
+        assert await client.pause(topic) is True
+        await client.put(layout.route("j"), "j", b"1")
+        assert await client.reserve(layout.route("j")) is None  # its partition is paused too
+        assert await client.resume(topic) is True
+        job = await client.reserve(layout.route("j"))
+        assert job is not None and job.max_attempts == 3
 
 
 def test_client_delete_topic_deletes_its_partitions(redis_url: str, topic: str) -> None:

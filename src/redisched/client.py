@@ -16,7 +16,7 @@ import redis
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError
 
-from . import connect, operate, routing, validate, wire
+from . import connect, operate, partition_setting, routing, validate, wire
 from .durable import DEFAULT_TIMEOUT_MS, TopicFlags, is_pinned
 from .errors import BackendError, ClientClosed, InvalidArgument
 from .keys import topic_problem
@@ -571,11 +571,11 @@ class Client:
 
     def pause(self, topic: str) -> bool:
         """Stop the topic from leasing jobs; True if it was running."""
-        return self._run(self.ops.pause(topic))
+        return self._drive(partition_setting.pause_topic(self.ops, topic, True))
 
     def resume(self, topic: str) -> bool:
         """Let a paused topic lease jobs again; True if it was paused."""
-        return self._run(self.ops.resume(topic))
+        return self._drive(partition_setting.pause_topic(self.ops, topic, False))
 
     def delete_many(
         self, topic: str, ids: Sequence[str], *, state: JobState | str | None = None
@@ -744,7 +744,7 @@ class Client:
         connection to such an address). Check it first with
         :func:`redisched.push.targets.check_url` when the URL comes from someone else.
         """
-        return self._run(self.ops.configure(topic, changes))
+        return self._drive(partition_setting.configure_settings(self.ops, topic, changes))
 
 
 class AsyncClient:
@@ -1118,11 +1118,11 @@ class AsyncClient:
 
     async def pause(self, topic: str) -> bool:
         """Stop the topic from leasing jobs; True if it was running."""
-        return await self._run(self.ops.pause(topic))
+        return await self._drive(partition_setting.pause_topic(self.ops, topic, True))
 
     async def resume(self, topic: str) -> bool:
         """Let a paused topic lease jobs again; True if it was paused."""
-        return await self._run(self.ops.resume(topic))
+        return await self._drive(partition_setting.pause_topic(self.ops, topic, False))
 
     async def delete_many(
         self, topic: str, ids: Sequence[str], *, state: JobState | str | None = None
@@ -1284,7 +1284,7 @@ class AsyncClient:
 
     async def configure(self, topic: str, **changes: Any) -> TopicConfig:
         """Change the topic's settings; a value of None restores the default."""
-        return await self._run(self.ops.configure(topic, changes))
+        return await self._drive(partition_setting.configure_settings(self.ops, topic, changes))
 
 
 def _is_transport_error(exc: BaseException) -> bool:

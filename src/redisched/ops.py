@@ -1629,18 +1629,12 @@ class Operations:
         if to_delete:
             steps.append(Step(None, (), ("HDEL", meta, *to_delete)))
         steps.append(Step(None, (), ("HMGET", meta, *topic_config.FIELDS)))
-        write = Call(tuple(steps), lambda r: topic_config.decode(r[-1]), self._register(topic))
-        if not to_set.keys() & set(topic_config.DEDUP_FIELDS):
-            return write
+        return Call(tuple(steps), lambda r: topic_config.decode(r[-1]), self._register(topic))
 
-        def checked(replies: list[Any]) -> Call[TopicConfig]:
-            topic_config.check_dedup_needs_history(to_set, to_delete, replies[0])
-            return write
-
-        # a read first (a second round trip, for these settings only): turning history off
-        # in one call and setting a dedup window in another left a window that did nothing
-        read = Step(None, (), ("HMGET", meta, *topic_config.DEDUP_FIELDS))
-        return Call((read,), write.parse, then=checked)  # (the parse of `then`'s call answers)
+    def meta_fields(self, topic: str, names: Sequence[str]) -> Call[list[bytes | None]]:
+        """Some fields of the topic's meta hash, as stored (None when absent)."""
+        meta = self.keys(topic).name("meta")
+        return Call((Step(None, (), ("HMGET", meta, *names)),), lambda r: list(r[0]))
 
 
 def _time_ms(reply: Any) -> float:

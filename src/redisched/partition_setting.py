@@ -34,10 +34,9 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import topic_config, validate
-from .client import AsyncClient, Client
 from .errors import InvalidArgument
 from .keys import partition_owner, partitions_key, topics_key
 from .models import HistoryPage, JobPage, Timeline, TopicStats
@@ -48,6 +47,9 @@ from .partition_counts import read_count as read_count
 from .partition_counts import read_counts as read_counts
 from .partitions import SEPARATOR, Partitions, merge_stats
 from .topic_config import TopicConfig
+
+if TYPE_CHECKING:  # the clients configure, pause and resume through this module
+    from .client import AsyncClient, Client
 
 T = TypeVar("T")
 P = TypeVar("P", JobPage, HistoryPage)  # a page of a listing
@@ -224,7 +226,10 @@ def configure(ops: Operations, topic: str, changes: Mapping[str, object]) -> Flo
         refuse_partition(topic, (yield read_counts(ops)), "change the settings of")
     rest = dict(changes)
     wanted = rest.pop("partitions", ...)
-    topic_config.encode_changes(rest)
+    to_set, to_delete = topic_config.encode_changes(rest)
+    if to_set.keys() & set(topic_config.DEDUP_FIELDS):  # (its partitions hold the same)
+        stored = yield ops.meta_fields(topic, topic_config.DEDUP_FIELDS)
+        topic_config.check_dedup_needs_history(to_set, to_delete, stored)
     if wanted is None:
         count = yield read_count(ops, topic)
         if count is not None:
@@ -241,6 +246,26 @@ def configure(ops: Operations, topic: str, changes: Mapping[str, object]) -> Flo
         config = yield ops.config(topic)
     found: TopicConfig = dataclasses.replace(config, partitions=count)
     return found
+
+
+def configure_settings(
+    ops: Operations, topic: str, changes: Mapping[str, object]
+) -> Flow[TopicConfig]:
+    """:func:`configure` without ``partitions`` (refused, naming the way to set it): what
+    ``Client.configure`` does, so that a partitioned topic's partitions follow it."""
+    topic_config.encode_changes(changes)
+    return (yield from configure(ops, topic, changes))
+
+
+def pause_topic(ops: Operations, topic: str, paused: bool) -> Flow[bool]:
+    """:func:`pause` with the topic's partition count read first: what ``Client.pause`` and
+    ``Client.resume`` do (a plain pause of a partitioned topic left its partitions leasing)."""
+    count = yield read_count(ops, topic)
+    if count is None:  # as ever: a resume registers no topic
+        alone: bool = yield ops.pause(topic) if paused else ops.resume(topic)
+        return alone
+    changed: bool = yield pause(ops, topic, count, paused)
+    return changed
 
 
 def read_config(ops: Operations, topic: str) -> Call[TopicConfig]:

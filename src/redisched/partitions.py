@@ -39,10 +39,9 @@ import contextlib
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import validate
-from .client import AsyncClient, Client
 from .errors import BackendError, InvalidArgument
 from .keys import MAX_TOPIC_LENGTH, PARTITION_SEPARATOR, partition_name, validate_topic
 from .models import Job, Lease, PutResult, TopicStats
@@ -50,6 +49,9 @@ from .ops import Call, Operations
 from .topic_config import MAX_PARTITIONS as MAX_PARTITIONS
 from .topic_config import partitions_count
 from .unreachable import Unreachable
+
+if TYPE_CHECKING:  # the clients import this module (through partition_setting)
+    from .client import AsyncClient, Client
 
 SEPARATOR = PARTITION_SEPARATOR
 
