@@ -434,7 +434,7 @@ async def test_a_plain_clients_configure_and_pause_reach_the_partitions(
             run(setup, configure(setup.ops, topic, {"partitions": 3}))
         layout = Partitions(topic, 3)
         config = await client.configure(topic, max_attempts=3, ttr=30)
-        assert config.partitions == 3
+        assert config.partitions == 3 and (await client.config(topic)).partitions == 3
         for name in layout.names:
             partition = await client.config(name)
             assert (partition.max_attempts, partition.ttr) == (3, 30.0)

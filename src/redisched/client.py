@@ -726,8 +726,9 @@ class Client:
         return self._run(self.ops.unschedule(topic, id, if_version=if_version))
 
     def config(self, topic: str) -> TopicConfig:
-        """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""
-        return self._run(self.ops.config(topic))
+        """The topic's settings (default ttr, max_attempts, backoff, webhook, limits, and how
+        many partitions it is spread over)."""
+        return self._run(partition_setting.read_config(self.ops, topic))
 
     def configure(self, topic: str, **changes: Any) -> TopicConfig:
         """Change the topic's settings; a value of None restores the default.
@@ -1280,7 +1281,7 @@ class AsyncClient:
 
     async def config(self, topic: str) -> TopicConfig:
         """The topic's settings (default ttr, max_attempts, backoff, webhook, limits)."""
-        return await self._run(self.ops.config(topic))
+        return await self._run(partition_setting.read_config(self.ops, topic))
 
     async def configure(self, topic: str, **changes: Any) -> TopicConfig:
         """Change the topic's settings; a value of None restores the default."""

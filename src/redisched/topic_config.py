@@ -115,8 +115,8 @@ class TopicConfig:
             (up to 100 entries), so it holds a few more.
         partitions: how many partitions the topic is spread over (None: not partitioned);
             kept in the partitions hash (and marked in the topic's meta hash, where the
-            put and schedule scripts read it), so only :mod:`redisched.partition_setting`
-            reads and sets it.
+            put and schedule scripts read it): :mod:`redisched.partition_setting` sets it,
+            ``Client.config`` and ``configure`` read it.
     """
 
     ttr: float | None = None
