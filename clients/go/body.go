@@ -52,11 +52,133 @@ func ToStored(value json.RawMessage) ([]byte, error) {
 		}
 		return data, nil
 	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, value); err != nil {
-		return nil, err
+	if !utf8.Valid(value) { // msgspec refuses it; Go's decoder would read each bad byte as U+FFFD
+		return nil, errors.New("is not valid UTF-8")
 	}
-	return out.Bytes(), nil
+	if !json.Valid(value) {
+		return nil, errors.New("is not valid JSON")
+	}
+	return storedJSON(value)
+}
+
+// storedJSON is the JSON text data as the Python service stores the value msgspec reads from it
+// (json_body.to_stored): compact, members in the order sent, an integer's digits exactly (-0 as
+// 0), a number with a fraction or an exponent as the float msgspec writes (pyFloat), a string
+// with an escape as msgspec escapes it (json.Compact kept 1e5, -0 and "\u00e9" as sent). data
+// must be valid JSON; a number out of range or a lone surrogate escape is refused, as msgspec
+// refuses them.
+func storedJSON(data []byte) ([]byte, error) {
+	out := make([]byte, 0, len(data))
+	for i := 0; i < len(data); {
+		c := data[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '"':
+			end := i + 1
+			for data[end] != '"' {
+				if data[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			raw := data[i : end+1]
+			i = end + 1
+			if bytes.IndexByte(raw, '\\') < 0 {
+				out = append(out, raw...) // nothing msgspec would write otherwise
+				continue
+			}
+			if hasLoneSurrogate(raw) {
+				return nil, errors.New("must be valid Unicode (no lone surrogates)")
+			}
+			out = appendPyString(out, jsonString(raw))
+		case c == '-' || (c >= '0' && c <= '9'):
+			end := i + 1
+			for end < len(data) && strings.IndexByte("0123456789+-.eE", data[end]) >= 0 {
+				end++
+			}
+			number := string(data[i:end])
+			i = end
+			switch {
+			case strings.ContainsAny(number, ".eE"):
+				f, _ := strconv.ParseFloat(number, 64) // 1e-400 is 0, with no error
+				if math.IsInf(f, 0) {
+					return nil, errors.New("Number out of range")
+				}
+				out = append(out, pyFloat(f)...)
+			case number == "-0":
+				out = append(out, '0')
+			case len(number) > maxIntChars:
+				return nil, errors.New("Integer value out of range")
+			default:
+				out = append(out, number...)
+			}
+		default: // a bracket, ':', ',', or a letter of true, false, null
+			out = append(out, c)
+			i++
+		}
+	}
+	return out, nil
+}
+
+// pyFloat is a finite float as msgspec writes it, and so the Python service stores it: the
+// shortest digits that read back as f, positional from 1e-5 to below 1e16 (100000.0,
+// 0.000025), else as 1.5e22, 1e-7 (no +, no .0); -0.0 keeps its sign.
+func pyFloat(f float64) string {
+	sign := ""
+	if math.Signbit(f) {
+		sign, f = "-", -f
+	}
+	if f == 0 {
+		return sign + "0.0"
+	}
+	text := strconv.FormatFloat(f, 'e', -1, 64) // the shortest digits: 1.5e+22, 1e-07
+	at := strings.IndexByte(text, 'e')
+	digits := strings.Replace(text[:at], ".", "", 1)
+	e, _ := strconv.Atoi(text[at+1:])
+	switch {
+	case e < -5 || e >= 16:
+		if len(digits) > 1 {
+			return sign + digits[:1] + "." + digits[1:] + "e" + strconv.Itoa(e)
+		}
+		return sign + digits + "e" + strconv.Itoa(e)
+	case e < 0:
+		return sign + "0." + strings.Repeat("0", -e-1) + digits
+	case len(digits) <= e+1:
+		return sign + digits + strings.Repeat("0", e+1-len(digits)) + ".0"
+	default:
+		return sign + digits[:e+1] + "." + digits[e+1:]
+	}
+}
+
+// appendPyString appends s as msgspec writes a string: UTF-8 as it is, with \" \\ \b \t \n \f
+// \r and \u00XX (lower case) for the other control characters; no other escape (Go's
+// json.Marshal also escapes <, >, & and U+2028).
+func appendPyString(out []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	out = append(out, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			out = append(out, '\\', c)
+		case c >= 0x20:
+			out = append(out, c)
+		case c == '\b':
+			out = append(out, '\\', 'b')
+		case c == '\t':
+			out = append(out, '\\', 't')
+		case c == '\n':
+			out = append(out, '\\', 'n')
+		case c == '\f':
+			out = append(out, '\\', 'f')
+		case c == '\r':
+			out = append(out, '\\', 'r')
+		default:
+			out = append(out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+	}
+	return append(out, '"')
 }
 
 // ToJSON is the JSON text of stored bytes: the bytes themselves when they are JSON, else a marker.

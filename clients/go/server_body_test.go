@@ -87,19 +87,25 @@ func TestServerRefusesJSONAsPython(t *testing.T) {
 }
 
 // TestServerStoresWhatPythonAccepts: 512 levels, a key in two objects, a tiny or the largest
-// number, a surrogate pair are stored as before, as sent.
+// number, a surrogate pair are stored, as the Python service stores them (1e-400 as 0.0, the
+// pair as its UTF-8); a request's floats and -0 as msgspec writes them (they were kept as sent).
 func TestServerStoresWhatPythonAccepts(t *testing.T) {
 	c, topic := testClient(t, "go-json-")
 	ctx := context.Background()
 	srv := testServer(t, c, ServerOptions{})
-	for _, contents := range []string{nestedJSON(512), `[{"k":1},{"k":2,"v":{"k":3}}]`,
-		`[1e-400,1.7976931348623157e308,"\ud83d\ude00","[{\"a\":1,\"a\":2}]",1` + strings.Repeat("0", 4299) + `]`} {
-		status, got := sendWith(t, srv, "POST", "/schedule/"+topic, nil, `{"id":"j","contents":`+contents+`}`)
+	big := "1" + strings.Repeat("0", 4299)
+	for _, contents := range [][2]string{{nestedJSON(512), nestedJSON(512)},
+		{`[{"k":1},{"k":2,"v":{"k":3}}]`, `[{"k":1},{"k":2,"v":{"k":3}}]`},
+		{`[1e-400,1.7976931348623157e308,"\ud83d\ude00","[{\"a\":1,\"a\":2}]",` + big + `]`,
+			`[0.0,1.7976931348623157e308,"😀","[{\"a\":1,\"a\":2}]",` + big + `]`},
+		{`{"order": 12345678901234567890123, "b": 1, "1": [-0, 1e5, 1.0, -0.0, 1E22, 2.5e-5, 1e-7]}`,
+			`{"order":12345678901234567890123,"b":1,"1":[0,100000.0,1.0,-0.0,1e22,0.000025,1e-7]}`}} {
+		status, got := sendWith(t, srv, "POST", "/schedule/"+topic, nil, `{"id": "j", "contents": `+contents[0]+`, "delay": 1e1}`)
 		if status != 200 && status != 201 {
-			t.Errorf("%.80s: %d %v", contents, status, got)
+			t.Errorf("%.80s: %d %v", contents[0], status, got)
 		}
-		if job, err := c.Get(ctx, topic, "j"); err != nil || job == nil || string(job.Body) != contents {
-			t.Errorf("%.80s: stored %+v %v", contents, job, err)
+		if job, err := c.Get(ctx, topic, "j"); err != nil || job == nil || string(job.Body) != contents[1] {
+			t.Errorf("%.80s: stored %+v %v, want %.80s", contents[0], job, err, contents[1])
 		}
 	}
 }
