@@ -165,6 +165,23 @@ func TestCronDialect(t *testing.T) {
 	}
 }
 
+// TestCronLength: a cron expression of over 1024 characters is refused naming cron before it
+// is parsed (a valid one of 200 KB was stored whole in its schedule's record), counted in
+// characters as Python counts them: 1024 of them taken, however many bytes.
+func TestCronLength(t *testing.T) {
+	for _, expr := range []string{strings.Repeat("0,", 100_000) + "0 * * * *", strings.Repeat("0,", 508) + "0 * * * *"} {
+		_, err := CronExpression(expr, time.UTC)
+		if invalidField(err) != "cron" || !strings.HasSuffix(err.Error(), "must be at most 1024 characters") {
+			t.Errorf("%d characters: %v", len(expr), err)
+		}
+	}
+	for _, expr := range []string{strings.Repeat("0,", 507) + "0  * * * *", strings.Repeat("\u3000", 1015) + "* * * * *"} {
+		if _, err := CronExpression(expr, time.UTC); err != nil {
+			t.Errorf("%.20q...: %v", expr, err)
+		}
+	}
+}
+
 // rawRequest sends one HTTP/1.1 request line and body as written (a path Go's client would
 // refuse) to srv; the status and the body's error object.
 func rawRequest(t *testing.T, srv *httptest.Server, method, path, body string) (int, map[string]any) {

@@ -195,9 +195,18 @@ func storedZone(name string) (*time.Location, error) {
 	return loc, nil
 }
 
-// CronExpression checks a 5-field crontab expression that fires, in the Python client's
-// dialect (cron.go); it comes back with its whitespace normalised (as Python's split() does).
+// MaxCronLength is the most characters of a cron expression (recurrence.MAX_CRON_LENGTH): every
+// value of all five fields listed one by one takes ~400.
+const MaxCronLength = 1024
+
+// CronExpression checks a 5-field crontab expression of at most MaxCronLength characters that
+// fires, in the Python client's dialect (cron.go); it comes back with its whitespace normalised
+// (as Python's split() does).
 func CronExpression(expr string, loc *time.Location) (string, error) {
+	// characters, as Python's len counts them, before any parsing
+	if utf8.RuneCountInString(expr) > MaxCronLength {
+		return "", invalidArg("cron", "must be at most %d characters", MaxCronLength)
+	}
 	fields := cronWords(expr)
 	if len(fields) != 5 {
 		return "", invalidArg("cron", "must have 5 fields: minute hour day month weekday")

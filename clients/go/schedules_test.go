@@ -226,6 +226,7 @@ func TestScheduleBadArguments(t *testing.T) {
 		{ScheduleOptions{EveryMs: -1000}, "EveryMs"}, {ScheduleOptions{Cron: "* * * *"}, "cron"},
 		{ScheduleOptions{Cron: "61 * * * *"}, "cron"}, {ScheduleOptions{Cron: "0 0 30 2 *"}, "cron"},
 		{ScheduleOptions{Cron: "@daily"}, "cron"}, {ScheduleOptions{Cron: "* * * * *", TZ: "Mars/Base"}, "tz"},
+		{ScheduleOptions{Cron: strings.Repeat("0,", 100_000) + "0 * * * *"}, "cron"},
 		{ScheduleOptions{Cron: "* * * * *", TZ: "../etc/passwd"}, "tz"}, {ScheduleOptions{Cron: "* * * * *", TZ: "Local"}, "tz"},
 		// tz-database files that are no zone every glue knows (Node's Intl refuses them)
 		{ScheduleOptions{Cron: "* * * * *", TZ: "localtime"}, "tz"}, {ScheduleOptions{Cron: "* * * * *", TZ: "posixrules"}, "tz"},
