@@ -20,6 +20,8 @@ const MAX_SCHEDULE_ID_BYTES = MAX_ID_BYTES - '@2000-01-01T00:00:00Z'.length;
 /** Why schedule.lua refused a schedule (status 6), as every glue words it. */
 const END_AT_PAST = "must be in the future and after the schedule's first run (by the Redis server's clock): the schedule would never run";
 const MAX_EVERY_MS = 100 * 365 * 86_400_000;
+// recurrence.MAX_CRON_LENGTH: every value of all five fields listed one by one takes ~400
+const MAX_CRON_LENGTH = 1024;
 const MAX_TTR_MS = 365 * 86_400_000;
 const MAX_EPOCH_MS = 253_402_300_799_000;
 const INT32 = 2 ** 31 - 1;
@@ -153,10 +155,15 @@ function everyMs(value, field = 'everyMs') {
   return value;
 }
 
-/** A 5-field crontab expression (whitespace normalised as Python's `split()` does) that fires,
- * in the Python client's dialect (cron.js). */
+/** The characters of a string as Python's len counts them: a surrogate pair is one. */
+const characters = (s) => s.length - (s.match(/[\ud800-\udbff][\udc00-\udfff]/g) || []).length;
+
+/** A 5-field crontab expression of at most MAX_CRON_LENGTH characters (whitespace normalised as
+ * Python's `split()` does) that fires, in the Python client's dialect (cron.js). */
 function cronExpression(value, tz, field = 'cron') {
   if (typeof value !== 'string') throw new InvalidArgument(field, `must be a string, not ${kind(value)}`);
+  // before any parsing: a valid one of 200 KB was stored whole in its schedule's record
+  if (characters(value) > MAX_CRON_LENGTH) throw new InvalidArgument(field, `must be at most ${MAX_CRON_LENGTH} characters`);
   const expr = words(value).join(' ');
   if (expr.split(' ').length !== 5) throw new InvalidArgument(field, 'must have 5 fields: minute hour day month weekday');
   let spec;
@@ -239,5 +246,5 @@ function refillTimes(entry, nowMs) {
 module.exports = {
   InvalidArgument, UPCOMING, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, timesAfter, parseSchedule,
   refillTimes, cronTimes, cronExpression, timeZone, jobId, storedId, newJobId, newName, body, integer, epochMs, optionalPositive,
-  MAX_TTR_MS, INT32, END_AT_PAST,
+  MAX_TTR_MS, MAX_CRON_LENGTH, INT32, END_AT_PAST,
 };

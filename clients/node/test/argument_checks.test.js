@@ -108,3 +108,15 @@ test("cron: Python's dialect (cronsim): L, LW, # and lower case are taken, '?' a
     assert.throws(() => cronExpression(expr, 'UTC'), invalid('cron'), expr);
   }
 });
+
+test('cron: over 1024 characters is refused naming cron before it is parsed, counted as Python counts them', () => {
+  // a valid one of 200 KB was stored whole in its schedule's record
+  for (const expr of [`${'0,'.repeat(100_000)}0 * * * *`, `${'0,'.repeat(508)}0 * * * *`]) {
+    assert.throws(() => cronExpression(expr, 'UTC'),
+      (err) => invalid('cron')(err) && err.message === 'cron: must be at most 1024 characters', `${expr.length}`);
+  }
+  // 1024 characters: 1024 UTF-16 units, or 1207 (a surrogate pair is one character, then refused by cronsim)
+  assert.equal(cronExpression(`${'0,'.repeat(507)}0  * * * *`, 'UTC'), `${'0,'.repeat(507)}0 * * * *`);
+  assert.throws(() => cronExpression(`${'\u{1f600}'.repeat(183)}${'0,'.repeat(416)}0 * * * *`, 'UTC'),
+    (err) => invalid('cron')(err) && err.message.includes('Bad minute'));
+});

@@ -142,6 +142,7 @@ test('bad arguments name the field and change nothing', async () => {
     [{ everyMs: 1000, cron: '* * * * *' }, 'cron'], [{}, 'cron'], [{ everyMs: 1500 }, 'everyMs'],
     [{ everyMs: 500 }, 'everyMs'], [{ cron: '* * * *' }, 'cron'], [{ cron: '61 * * * *' }, 'cron'],
     [{ cron: '0 0 30 2 *' }, 'cron'], [{ cron: '* * * * *', tz: 'Mars/Base' }, 'tz'],
+    [{ cron: `${'0,'.repeat(100_000)}0 * * * *` }, 'cron'],
     [{ cron: '* * * * *', tz: '../etc/passwd' }, 'tz'], [{ everyMs: 1000, priority: 1.5 }, 'priority'],
     [{ everyMs: 1000, ttrMs: 0 }, 'ttrMs'], [{ everyMs: 1000, maxAttempts: 0 }, 'maxAttempts'],
     [{ everyMs: 1000, ifVersion: -1 }, 'ifVersion'], [{ everyMs: 1000, startAtMs: 'soon' }, 'startAtMs'],
