@@ -5,7 +5,8 @@ expressions a schedule takes.
 Each case gives an expression, an IANA zone, ``after_ms``, ``count`` and ``end_ms`` (0: none),
 and ``times``: what :func:`redisched.recurrence.cron_times` answers (UTC epoch ms). A refused
 expression gives ``cron``, ``tz`` and ``error``: why :func:`redisched.recurrence.cron_expression`
-refuses it (cronsim's reason, ``Bad day-of-week``; ``never fires``; ``must have 5 fields``). The
+refuses it (cronsim's reason, ``Bad day-of-week``; ``never fires``; ``must have 5 fields``;
+``must be at most 1024 characters``, counted as Python counts a str's characters). The
 Node and Go glue compute the same lists and refuse the same expressions
 (``clients/node/test/cron_times.test.js``, ``clients/go/cron_times_test.go``), and take the same
 time zone names for a new schedule (``time_zones.json``: :data:`ZONES`, accepted or refused by
@@ -108,6 +109,10 @@ CASES: list[tuple[str, str, str, str, int, str]] = [
      "0 * * * *", "America/New_York", "9999-12-31T20:00:00", 5, ""),
     ("before 1970: times round down (at 8:30 on a Monday, 9:00 is next)",
      "0 9 * * MON", "UTC", "1969-12-29T08:30:00", 3, ""),
+    ("an expression of 1024 characters, the most taken",
+     "0," * 507 + "0  * * * *", "UTC", "2030-05-05T00:00:00", 2, ""),
+    ("1024 characters counted as characters, not UTF-8 bytes (3054 here)",
+     "\u3000" * 1015 + "* * * * *", "UTC", "2030-05-05T00:00:00", 2, ""),
 ]  # fmt: skip
 
 # (expression, zone): refused, and why
@@ -128,6 +133,8 @@ REFUSED: list[tuple[str, str]] = [
     ("0\ufeff0 * * *", "UTC"), ("1" * 5000 + " * * * *", "UTC"), ("0 0 * * " + "2" * 4400, "UTC"),
     ("*/" + "1" * 4301 + " * * * *", "UTC"), ("0" * 4301 + "5 * * * *", "UTC"),
     ("1-" + "1" * 4301 + " * * * *", "UTC"), ("0 0 * * 1#" + "0" * 4301 + "1", "UTC"),
+    ("0," * 508 + "0 * * * *", "UTC"), ("1" * 1000 + " * * * *", "UTC"),
+    ("\U0001f600" * 600 + " * * * *", "UTC"),
 ]  # fmt: skip
 
 
