@@ -61,6 +61,19 @@ func ToStored(value json.RawMessage) ([]byte, error) {
 	return storedJSON(value)
 }
 
+// stringEnd is the index of the quote that ends the JSON string starting at data[start] (valid
+// JSON: the string ends).
+func stringEnd(data []byte, start int) int {
+	end := start + 1
+	for data[end] != '"' {
+		if data[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	return end
+}
+
 // storedJSON is the JSON text data as the Python service stores the value msgspec reads from it
 // (json_body.to_stored): compact, members in the order sent, an integer's digits exactly (-0 as
 // 0), a number with a fraction or an exponent as the float msgspec writes (pyFloat), a string
@@ -75,13 +88,7 @@ func storedJSON(data []byte) ([]byte, error) {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			i++
 		case c == '"':
-			end := i + 1
-			for data[end] != '"' {
-				if data[end] == '\\' {
-					end++
-				}
-				end++
-			}
+			end := stringEnd(data, i)
 			raw := data[i : end+1]
 			i = end + 1
 			if bytes.IndexByte(raw, '\\') < 0 {
@@ -247,13 +254,7 @@ func jsonFaults(data []byte, free string, known map[string]bool) (fault, repeate
 		c := data[i]
 		switch {
 		case c == '"':
-			end := i + 1
-			for data[end] != '"' {
-				if data[end] == '\\' {
-					end++
-				}
-				end++
-			}
+			end := stringEnd(data, i)
 			raw := data[i : end+1]
 			i = end + 1
 			level := stack[len(stack)-1]
