@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import partition_setting
+from . import partition_setting, setting
 from .client import Client
-from .config import DEFAULT_URL
+from .config import DEFAULT_URL, PREFIX
 from .errors import InvalidArgument, RedischedError
 from .models import Job, PutStatus
 from .partitions import PartitionedTopic
@@ -95,14 +95,20 @@ def configure_logging(verbose: bool) -> None:
 @click.group(cls=_LazyGroup, context_settings={"auto_envvar_prefix": "REDISCHED"})
 @click.version_option(package_name="redisched")
 def main() -> None:
-    """redisched: delayed jobs on Redis, each with an id you choose."""
+    """redisched: delayed jobs on Redis, each with an id you choose.
+
+    The job commands work on the Redis of --redis-url (or REDISCHED_REDIS_URL), under the
+    key prefix of REDISCHED_PREFIX (default redisched), as serve and worker do.
+    """
 
 
 def client_for(url: str | None) -> Client:
-    """A client for url_option's value (--redis-url or REDISCHED_REDIS_URL), else the default.
+    """A client for url_option's value (--redis-url or REDISCHED_REDIS_URL), else the default,
+    with the key prefix of REDISCHED_PREFIX (as ``serve`` and ``worker``), else the default.
 
     Raises:
-        InvalidArgument: the URL is empty or no Redis URL (``argument`` is ``--redis-url``).
+        InvalidArgument: the URL is empty or no Redis URL (``argument`` is ``--redis-url``),
+            or REDISCHED_PREFIX is no key prefix (``argument`` is the variable).
     """
     if url == "":  # given, but empty: a mistake (an unset variable?), not a wish for the default
         raise InvalidArgument(
@@ -110,8 +116,10 @@ def client_for(url: str | None) -> Client:
         )
     context = click.get_current_context(silent=True)
     cluster = bool(context and context.meta.get(_CLUSTER))
+    prefix = setting.env_value(PREFIX)  # the keys serve and worker use, checked before the URL
+    options: dict[str, str] = {} if prefix is None else {"prefix": prefix}
     try:
-        return Client.from_url(url or DEFAULT_URL, cluster=cluster)
+        return Client.from_url(url or DEFAULT_URL, cluster=cluster, **options)
     except (ValueError, TypeError) as exc:  # InvalidArgument, or redis-py's parse errors
         from .preflight import not_a_redis_url
 

@@ -33,7 +33,18 @@ REDIS_URL = Spec(
 REDIS_CLUSTER = Spec(
     "REDISCHED_REDIS_CLUSTER", "--redis-url is a node of a Redis Cluster.", flag=True
 )
-PREFIX = Spec("REDISCHED_PREFIX", "The first part of every Redis key name.")
+
+
+def key_prefix(name: str, value: str) -> str:
+    """A key prefix, refused (naming the variable or option) as the clients refuse it."""
+    prefix = value.strip()
+    problem = topic_problem(prefix)  # braces would put every topic under one hash tag
+    if problem is not None:
+        raise InvalidArgument(name, problem)
+    return prefix
+
+
+PREFIX = Spec("REDISCHED_PREFIX", "The first part of every Redis key name.", parse=key_prefix)
 DATA_DIR = Spec(
     "REDISCHED_DATA_DIR", "Embedded Redis data folder.", parse=path, metavar="DIRECTORY",
     default_text="./redisched-data",

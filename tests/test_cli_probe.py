@@ -1,0 +1,49 @@
+"""CLI defects found by probing it as a user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from click.testing import CliRunner
+
+import redisched
+from redisched.cli import main
+
+
+def _run(args: list[str], redis_url: str, **env: str) -> Any:
+    return CliRunner().invoke(main, args, env={"REDISCHED_REDIS_URL": redis_url, **env})
+
+
+def test_job_commands_work_under_the_key_prefix_of_redisched_prefix(
+    redis_url: str, topic: str
+) -> None:
+    """``serve`` and ``worker`` keep their keys under REDISCHED_PREFIX, but the job commands
+    ignored it: with the variable exported for all three, a put went under ``redisched``,
+    where neither serve nor the worker looks, and purge or delete-topic acted there."""
+    prefix = f"p-{topic[-8:]}"
+    assert _run(["put", topic, "a", "x"], redis_url, REDISCHED_PREFIX=prefix).exit_code == 0
+    assert redisched.Client.from_url(redis_url, prefix=prefix).get(topic, "a") is not None
+    assert redisched.Client.from_url(redis_url).get(topic, "a") is None
+    shown = _run(["jobs", topic, "--json"], redis_url, REDISCHED_PREFIX=prefix)
+    assert shown.exit_code == 0 and '"id": "a"' in shown.output
+    bad = _run(["get", topic, "a"], redis_url, REDISCHED_PREFIX="a{b}")
+    assert bad.exit_code == 2, bad.output
+    assert "REDISCHED_PREFIX: must not contain '{' or '}'" in bad.output
+    assert "--redis-url" not in bad.output.splitlines()[-1]
+
+
+def test_a_bad_redisched_prefix_is_named_by_the_worker_as_the_variable(
+    redis_url: str, topic: str
+) -> None:
+    """The worker blamed ``--prefix`` (exit 2, a usage error) for the variable's value; a
+    refused REDISCHED_* variable exits 1 naming it, as serve does."""
+    done = CliRunner().invoke(
+        main, ["worker", "tests.worker_app:record", "-t", topic],
+        env={"REDISCHED_PREFIX": "a{b}", "REDISCHED_REDIS_URL": redis_url},
+    )  # fmt: skip
+    assert done.exit_code == 1, done.output
+    assert "Error: REDISCHED_PREFIX: must not contain '{' or '}'" in done.output
+    option = CliRunner().invoke(
+        main, ["worker", "tests.worker_app:record", "-t", topic, "--prefix", "a{b}"]
+    )
+    assert option.exit_code == 2 and "--prefix" in option.output, option.output
