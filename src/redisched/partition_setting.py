@@ -201,6 +201,17 @@ def refuse_partition(topic: str, counts: Mapping[str, int], what: str) -> None:
         )
 
 
+def no_feed(layout: Partitions) -> InvalidArgument:
+    """The error naming ``topic`` of a read of a partitioned topic's own events: it has no
+    feed, each partition has its own (with its own cursors), which the message names."""
+    names = layout.names
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return InvalidArgument(
+        "topic", f"topic {layout.topic!r} is spread over {len(names)} partitions, each with "
+        f"its own events: read theirs ({shown})",
+    )  # fmt: skip
+
+
 def refuse_misrouted(layout: Partitions, topic: str, job_id: str, kind: str = "job") -> None:
     """InvalidArgument naming ``id`` when ``topic`` (a partition of ``layout``) is not the
     partition ``job_id`` routes to: a put there would make a second job (or schedule) of that

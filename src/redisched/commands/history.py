@@ -12,6 +12,7 @@ import msgspec
 from .. import partition_setting
 from ..cli import _echo, client_for, url_option
 from ..models import JobEvent
+from ..partitions import Partitions
 from ..shapes import event_out, history_out, readable
 from ..validate import duration_ms
 
@@ -52,6 +53,9 @@ def events(
     """A topic's events, oldest first; --follow tails the feed like ``tail -f`` (Ctrl-C ends it)."""
     pause = duration_ms(interval, "interval", minimum_ms=10, maximum_ms=3_600_000) / 1000
     client = client_for(redis_url)
+    count = client.execute(partition_setting.read_count(client.ops, topic))
+    if count is not None:  # as over HTTP: its partitions' feeds, not the topic's, hold events
+        raise partition_setting.no_feed(Partitions(topic, count))
     try:
         while True:
             page = client.events(topic, after=after, limit=limit)

@@ -22,7 +22,7 @@ from .. import shapes
 from ..client import AsyncClient
 from ..errors import BackendError, InvalidArgument
 from ..models import JobEvent
-from ..partition_setting import finished_page, run_async
+from ..partition_setting import finished_page, no_feed, run_async
 from ..shapes import event_out, history_out
 from . import schemas
 from .endpoint import ENCODER, Endpoint, Param, json_response
@@ -79,11 +79,7 @@ async def list_events(request: Request) -> Response:
     after = request.query_params.get("after") or None
     partitions = await layout(rt, topic)
     if partitions is not None:  # each partition has its own feed (and cursors): none of them
-        shown = ", ".join(partitions.names[:3]) + (", ..." if len(partitions.names) > 3 else "")
-        raise ApiError(
-            400, "partitioned", f"topic {topic!r} is spread over {len(partitions.names)} "
-            f"partitions, each with its own events: read theirs ({shown})", "topic",
-        )  # fmt: skip
+        raise ApiError(400, "partitioned", no_feed(partitions).message, "topic")
     # An EventSource reconnects to the same URL (its ?after= included) with the id of the
     # last event it received: that one is the later position, so it wins.
     resumed = request.headers.get("last-event-id")
