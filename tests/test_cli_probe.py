@@ -1,4 +1,5 @@
-"""CLI defects found by probing it as a user."""
+"""CLI defects found by probing it as a user: the key prefix, a partitioned topic's events,
+a time without an offset."""
 
 from __future__ import annotations
 
@@ -66,3 +67,16 @@ def test_events_of_a_partitioned_topic_are_refused_as_over_http(
     assert f"TOPIC: topic {topic!r} is spread over 2 partitions" in done.output
     assert f"{topic}~p0" in done.output
     assert _run(["events", f"{topic}~p0"], redis_url).exit_code == 0  # a partition's own
+
+
+@pytest.mark.parametrize("command", [["put", "{topic}", "a", "x"], ["reschedule", "{topic}", "a"]])
+def test_a_run_at_without_an_offset_says_so_in_the_clis_terms(
+    redis_url: str, topic: str, command: list[str]
+) -> None:
+    """It said "must be timezone-aware (e.g. tzinfo=timezone.utc)": Python's terms, not the
+    command line's."""
+    argv = [topic if a == "{topic}" else a for a in command]
+    done = _run([*argv, "--run-at", "2031-01-01T09:00:00"], redis_url)
+    assert done.exit_code == 2, done.output
+    assert "--run-at: must be RFC 3339 with an offset" in done.output
+    assert "tzinfo" not in done.output

@@ -204,11 +204,14 @@ def run_at_value(text: str | None) -> datetime | float | None:
         return float(text)
     except ValueError:
         pass
+    msg = "must be RFC 3339 with an offset, or epoch seconds"
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        msg = "must be RFC 3339 with an offset, or epoch seconds"
         raise InvalidArgument("run_at", msg) from None
+    if when.tzinfo is None:  # which zone was meant? (the client's message speaks of tzinfo)
+        raise InvalidArgument("run_at", f"{msg} (no offset given: add Z or +02:00, say)")
+    return when
 
 
 @main.command()
