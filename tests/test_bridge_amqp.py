@@ -526,8 +526,9 @@ class Counting:
 
 
 def start_bridge_process(
-    redis_url: str, settings: BridgeSettings, log: IO[bytes]
+    redis_url: str, settings: BridgeSettings, log: IO[bytes], **env: str
 ) -> subprocess.Popen[bytes]:
+    """``redisched bridge amqp`` on ``redis_url``, with ``env`` added to the environment."""
     return subprocess.Popen(
         [
             REDISCHED, "bridge", "amqp", "--redis-url", redis_url, "--queue", settings.queue,
@@ -536,6 +537,7 @@ def start_bridge_process(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=log,
+        env={**os.environ, **env},
     )  # fmt: skip
 
 
@@ -706,10 +708,45 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     )  # fmt: skip
 
 
+async def test_the_cli_bridge_puts_under_the_key_prefix_of_redisched_prefix(
+    channel: AbstractChannel,
+    settings: BridgeSettings,
+    topic: str,
+    bridge_redis: EmbeddedRedis,
+    bridge_log: IO[bytes],
+) -> None:
+    """``serve``'s bridge writes under serve's REDISCHED_PREFIX, but ``bridge amqp`` ignored
+    the variable (and had no --prefix): its puts went under ``redisched``, where serve and
+    the workers of that prefix never look."""
+    prefix = f"p-{topic[-8:]}"
+    process = start_bridge_process(bridge_redis.url, settings, bridge_log, REDISCHED_PREFIX=prefix)
+    try:
+        await publish(channel, settings.queue, [{"topic": topic, "id": "p", "delay": 60}])
+        async with AsyncClient.from_url(bridge_redis.url, prefix=prefix) as mine:
+
+            async def stored() -> bool:
+                return await mine.get(topic, "p") is not None
+
+            await wait_for(stored, 10, "the job under the prefix")
+    finally:
+        assert stopped(process, signal.SIGTERM) == 0, log_text(bridge_log)
+    async with AsyncClient.from_url(bridge_redis.url) as default_prefix:
+        assert await default_prefix.get(topic, "p") is None
+    bad = subprocess.run(
+        [REDISCHED, "bridge", "amqp", "--redis-url", bridge_redis.url],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "REDISCHED_AMQP_URL": AMQP_URL, "REDISCHED_PREFIX": "a{b}"},
+    )  # fmt: skip
+    assert bad.returncode == 1, bad
+    assert "Error: REDISCHED_PREFIX: must not contain '{' or '}'" in bad.stderr
+
+
 def test_cli_help_lists_the_options() -> None:
     out = subprocess.run([REDISCHED, "bridge", "amqp", "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for option in ("--amqp-url", "--queue", "--dead-letter-queue", "--redis-url", "--prefetch"):
+    options = ("--amqp-url", "--queue", "--dead-letter-queue", "--redis-url", "--prefix",
+               "--prefetch")  # fmt: skip
+    for option in options:
         assert option in out.stdout
 
 

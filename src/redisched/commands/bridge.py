@@ -11,7 +11,7 @@ import click
 
 from ..bridges.settings import BridgeSettings
 from ..cli import configure_logging
-from ..config import DATA_DIR, REDIS_CLUSTER, REDIS_URL, Settings
+from ..config import DATA_DIR, PREFIX, REDIS_CLUSTER, REDIS_URL, Settings
 from ..setting import default, env_value
 from .options import chosen, fail, option, options
 
@@ -27,11 +27,13 @@ def bridge() -> None:
     "redis_url", REDIS_URL, help="Redis to write to; none starts an embedded one in --data-dir."
 )
 @option("redis_cluster", REDIS_CLUSTER)
+@option("prefix", PREFIX, "redisched")
 @option("data_dir", DATA_DIR, help="The embedded Redis's data folder, without --redis-url.")
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
 def amqp(
     redis_url: str | None,
     redis_cluster: bool | None,
+    prefix: str | None,
     data_dir: Path | None,
     verbose: bool,
     **given: Any,
@@ -59,32 +61,36 @@ def amqp(
             needs = "needs the URL of a cluster node (--redis-url)"
             raise InvalidArgument("--redis-cluster", needs)
         data_dir = data_dir or env_value(DATA_DIR) or default(Settings, "data_dir")
+        prefix = prefix or env_value(PREFIX)  # serve's keys, which its own bridge writes
         if redis_url:
             check_redis(redis_url, cluster=cluster)
             click.echo(
                 f"redisched bridge: Redis at {redacted(redis_url)}, queue {settings.queue!r}"
             )
-            asyncio.run(run_bridge(redis_url, settings, cluster=cluster))
+            asyncio.run(run_bridge(redis_url, settings, cluster=cluster, prefix=prefix))
             return
         with (
             claim_data_dir(data_dir) as folder,
             EmbeddedRedis(folder, tcp=False, die_with_owner=True) as server,
         ):
             click.echo(f"redisched bridge: embedded redis-server on {server.url}, data in {folder}")
-            asyncio.run(run_bridge(server.url, settings))
+            asyncio.run(run_bridge(server.url, settings, prefix=prefix))
     except InvalidArgument as exc:
         raise fail(exc, BridgeSettings, given) from exc
     except RedischedError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-async def run_bridge(redis_url: str, settings: BridgeSettings, *, cluster: bool = False) -> None:
-    """Run one bridge on ``redis_url`` (a node of a Redis Cluster with ``cluster``) until
-    SIGTERM or SIGINT, then shut down cleanly."""
+async def run_bridge(
+    redis_url: str, settings: BridgeSettings, *, cluster: bool = False, prefix: str | None = None
+) -> None:
+    """Run one bridge on ``redis_url`` (a node of a Redis Cluster with ``cluster``), its keys
+    under ``prefix`` (None: the default), until SIGTERM or SIGINT, then shut down cleanly."""
     from ..bridges.amqp import AmqpBridge
     from ..client import AsyncClient
 
-    async with AsyncClient.from_url(redis_url, cluster=cluster) as client:
+    options: dict[str, str] = {} if prefix is None else {"prefix": prefix}
+    async with AsyncClient.from_url(redis_url, cluster=cluster, **options) as client:
         runner = AmqpBridge(client, settings)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
