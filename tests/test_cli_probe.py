@@ -80,3 +80,19 @@ def test_a_run_at_without_an_offset_says_so_in_the_clis_terms(
     assert done.exit_code == 2, done.output
     assert "--run-at: must be RFC 3339 with an offset" in done.output
     assert "tzinfo" not in done.output
+
+
+@pytest.mark.parametrize(
+    "command", [["purge", "{topic}", "--state", "ready"], ["delete-topic", "{topic}"]]
+)
+def test_a_progress_bar_off_a_terminal_leaves_stderr_empty(
+    redis_url: str, topic: str, command: list[str]
+) -> None:
+    """Off a terminal (a script, a log) the bar is not drawn, but it left an empty line on
+    stderr."""
+    redisched.Client.from_url(redis_url).put(topic, "a", b"x")
+    argv = [topic if a == "{topic}" else a for a in command]
+    done = _run([*argv, "--yes"], redis_url)
+    assert done.exit_code == 0, done.output
+    assert '"deleted": 1' in done.stdout
+    assert done.stderr == ""

@@ -71,9 +71,9 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[int, int], None]]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     console = Console(stderr=True)
-    with Progress(
+    with Progress(  # off a terminal, not drawn (a transient one still left an empty line)
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=not console.is_terminal,
+        TimeElapsedColumn(), console=console, disable=not console.is_terminal,
     ) as bar:  # fmt: skip
         task = bar.add_task(label, total=total)
 
