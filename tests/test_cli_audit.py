@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -117,6 +118,22 @@ async def test_config_refuses_the_webhook_targets_patch_refuses(
         assert patched.status_code == 400
         assert patched.json()["error"]["message"] in refused.output
     assert redisched.Client.from_url(redis_url).config(topic).webhook is None
+
+
+def test_a_refused_webhook_is_not_echoed_with_its_secrets(redis_url: str, topic: str) -> None:
+    """The refusal quoted the --set value as typed: its secrets and the URL's password went
+    into terminal scrollback and CI logs, where nothing else ever shows them."""
+    secret = "whsec_" + base64.b64encode(b"a secret of 24 bytes....").decode()
+    for url, secrets in (
+        ("http://user:hunter2@127.0.0.1:9/x", [secret]),  # a refused target
+        ("https://user:hunter2@1.1.1.1/x", [secret, "short"]),  # a refused secret
+    ):
+        value = json.dumps({"url": url, "secrets": secrets})
+        refused = _run(main, ["config", topic, "--set", f"webhook={value}"], redis_url)
+        assert refused.exit_code == 2 and "Error: --set webhook." in refused.output
+        assert secret not in refused.output and "hunter2" not in refused.output
+    typed = _run(main, ["config", topic, "--set", "durable=1"], redis_url)  # others: echoed
+    assert typed.exit_code == 2 and "(given '1')" in typed.output
 
 
 def test_config_takes_a_private_webhook_target_only_when_allowed(

@@ -304,7 +304,9 @@ def config(
         except InvalidArgument as exc:  # a setting's name, given as --set NAME=...
             # the value as typed: the message may speak of the JSON value it was read as
             # ("must be a bool, not int" for durable=1)
-            typed = given.get(exc.argument.partition(".")[0])
+            name = exc.argument.partition(".")[0]
+            # never a webhook's: it holds secrets (and maybe a URL's password), never shown
+            typed = None if name == "webhook" else given.get(name)
             said = exc.message if typed is None else f"{exc.message} (given {typed!r})"
             raise InvalidArgument(f"--set {exc.argument}", said) from exc
     else:
