@@ -252,7 +252,7 @@ def test_a_malformed_redis_url_is_a_usage_error_without_a_traceback() -> None:
 def test_a_usage_error_shows_the_subcommands_usage(redis_url: str, topic: str) -> None:
     result = _run(["put", topic, "x", "y", "--delay", "-5"], redis_url)
     assert result.exit_code == 2
-    assert "Usage: main put [OPTIONS] TOPIC ID BODY" in result.output  # CliRunner: "main"
+    assert "Usage: main put [OPTIONS] TOPIC ID [BODY]" in result.output  # CliRunner: "main"
     assert "delay: must be at least 0 seconds" in result.output
     empty = _run(["ack", topic, "x", "--token", ""], redis_url)
     assert empty.exit_code == 2 and "Invalid value for '--token'" in empty.output

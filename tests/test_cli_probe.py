@@ -3,6 +3,7 @@ a time without an offset."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +97,31 @@ def test_a_progress_bar_off_a_terminal_leaves_stderr_empty(
     assert done.exit_code == 0, done.output
     assert '"deleted": 1' in done.stdout
     assert done.stderr == ""
+
+
+def test_put_reads_a_body_of_bytes_from_a_file_or_stdin(
+    redis_url: str, topic: str, tmp_path: Path
+) -> None:
+    """A body past the 128 KiB one argument may hold could not be put at all (and ``-``
+    stored the text "-")."""
+    data = bytes(range(256)) * 1024  # 256 KiB, not UTF-8
+    path = tmp_path / "body.bin"
+    path.write_bytes(data)
+    assert _run(["put", topic, "f", "--body-file", str(path)], redis_url).exit_code == 0
+    piped = CliRunner().invoke(
+        main, ["put", topic, "s", "--body-file", "-"], input=b'{"a": 1}',
+        env={"REDISCHED_REDIS_URL": redis_url},
+    )  # fmt: skip
+    assert piped.exit_code == 0, piped.output
+    client = redisched.Client.from_url(redis_url)
+    stored, piped_job = client.get(topic, "f"), client.get(topic, "s")
+    assert stored is not None and stored.body == data
+    assert piped_job is not None and piped_job.body == b'{"a": 1}'
+    both = _run(["put", topic, "b", "text", "--body-file", str(path)], redis_url)
+    neither = _run(["put", topic, "n"], redis_url)
+    for refused in (both, neither):
+        assert refused.exit_code == 2 and "give the body as BODY or --body-file" in refused.output
+    path.write_bytes(b"x" * (2 << 20))
+    too_big = _run(["put", topic, "big", "--body-file", str(path)], redis_url)
+    assert too_big.exit_code == 2 and "Error: --body-file: is 2097152 bytes" in too_big.output
+    assert {client.get(topic, i) for i in ("b", "n", "big")} == {None}

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -172,9 +172,11 @@ def url_option(command: F) -> F:
     return _url(_cluster(command))
 
 
-def body_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def body_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A body given on the command line, which the CLI stores as UTF-8 text: a usage error
     naming it when its bytes are not UTF-8 (Python decoded them as lone surrogates)."""
+    if value is None:  # (an optional BODY not given)
+        return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -187,7 +189,7 @@ def body_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
             where = f" (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
         message = (
             f"is not valid UTF-8 text{where}; the CLI stores a body as text: put bytes with "
-            'the HTTP API (a body of {"$base64": "..."}) or with Client.put and a bytes body'
+            'put --body-file, the HTTP API (a body of {"$base64": "..."}) or Client.put'
         )
         raise click.BadParameter(message, ctx, param) from None
     return value
@@ -218,7 +220,12 @@ def run_at_value(text: str | None) -> datetime | float | None:
 @url_option
 @click.argument("topic")
 @click.argument("id")
-@click.argument("body", callback=body_text)
+@click.argument("body", callback=body_text, required=False)
+@click.option(
+    "--body-file", type=click.File("rb"),
+    help="Read the body from this file (- for stdin), as bytes, instead of BODY: a body past "
+    "the 128 KiB a command-line argument may hold, or one that is not text.",
+)  # fmt: skip
 @click.option("--delay", type=float, help="Seconds until the job is due.")
 @click.option("--run-at", help=run_at_help)
 @click.option("--ttr", type=float, help="Seconds a reservation lasts.")
@@ -233,18 +240,26 @@ def run_at_value(text: str | None) -> datetime | float | None:
     help="Replace an existing job with this id (else putting one exits 1 and changes nothing).",
 )  # fmt: skip
 def put(
-    redis_url: str | None, topic: str, id: str, body: str, delay: float | None,
-    run_at: str | None, ttr: float | None, priority: int, max_attempts: int | None,
-    replace: bool,
+    redis_url: str | None, topic: str, id: str, body: str | None, body_file: IO[bytes] | None,
+    delay: float | None, run_at: str | None, ttr: float | None, priority: int,
+    max_attempts: int | None, replace: bool,
 ) -> None:  # fmt: skip
-    """Put a job (BODY is stored as UTF-8 text)."""
+    """Put a job (BODY is stored as UTF-8 text; --body-file stores the file's bytes)."""
+    if (body is None) == (body_file is None):
+        raise click.UsageError("give the body as BODY or --body-file, one of them")
+    data = body_file.read() if body_file is not None else body or ""
     when = run_at_value(run_at)
     client = client_for(redis_url)
     topic = partition_setting.put_route(client, topic, id)
-    result = client.put(
-        topic, id, body, delay=delay, run_at=when, ttr=ttr, priority=priority,
-        max_attempts=max_attempts, replace=replace,
-    )  # fmt: skip
+    try:
+        result = client.put(
+            topic, id, data, delay=delay, run_at=when, ttr=ttr, priority=priority,
+            max_attempts=max_attempts, replace=replace,
+        )  # fmt: skip
+    except InvalidArgument as exc:  # the file's bytes, named as given
+        if body_file is None or exc.argument != "body":
+            raise
+        raise InvalidArgument("body_file", exc.message) from exc
     _echo({"topic": topic, "id": id, "version": result.version, "status": result.status.value})
     if result.status is PutStatus.EXISTS:
         raise click.ClickException(f"job {id!r} already exists in topic {topic!r} (use --replace)")
