@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -180,3 +181,35 @@ def test_config_checks_webhook_targets_without_the_server_extra(redis_url: str, 
     assert done.returncode == 0, done.stderr
     stored = redisched.Client.from_url(redis_url).config(topic).webhook
     assert stored is not None and stored.url == public
+
+
+_EXTRAS = ("aiohttp", "yarl", "aio_pika", "starlette", "uvicorn", "prometheus_client", "jinja2")
+
+
+def test_the_core_install_runs_the_cli_and_names_the_missing_extra(tmp_path: Path) -> None:
+    """``pip install redisched`` (no extra) has the CLI: ``--help`` lists every command
+    (``bridge``'s settings once imported yarl, and it failed with a traceback), and ``serve``
+    and ``bridge amqp`` say which extra they need, starting nothing."""
+    blocked = " = ".join(f"sys.modules[{name!r}]" for name in _EXTRAS)
+    script = f"import sys; {blocked} = None\nfrom redisched.cli import run; run()"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDISCHED_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-c", script, *args]
+        return subprocess.run(
+            argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+        )
+
+    for args in (["--help"], ["serve", "--help"], ["bridge", "amqp", "--help"]):
+        shown = cli(*args)
+        assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert "serve" in cli("--help").stdout and "bridge" in cli("--help").stdout
+    data = tmp_path / "data"
+    serve = cli("serve", "--port", "0", "--data-dir", str(data))
+    assert serve.returncode == 1, serve.stderr
+    assert "serve needs the server extra" in serve.stderr
+    assert "pip install 'redisched[server]'" in serve.stderr and "Traceback" not in serve.stderr
+    bridge = cli("bridge", "amqp", "--data-dir", str(data))
+    assert bridge.returncode == 1, bridge.stderr
+    assert "pip install 'redisched[amqp]'" in bridge.stderr and "Traceback" not in bridge.stderr
+    assert not data.exists()  # no embedded Redis was started

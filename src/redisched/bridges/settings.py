@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import yarl
-
 from .. import setting as setting_
 from ..errors import InvalidArgument
 from ..setting import Spec, integer, number, setting
@@ -100,7 +98,13 @@ class BridgeSettings:
 
 def _check_amqp_url(url: str) -> None:
     """Refuse a broker URL aio-pika cannot use: one that is no ``amqp://`` or ``amqps://`` URL
-    with a host made the bridge retry it for ever, deaf to SIGTERM."""
+    with a host made the bridge retry it for ever, deaf to SIGTERM. yarl comes with aio-pika
+    (the amqp extra): without it there is no bridge to run, and ``redisched --help`` (this
+    module names the options) must not need it."""
+    try:
+        import yarl
+    except ImportError:
+        return
     try:
         parsed = yarl.URL(url)
         usable = parsed.scheme in ("amqp", "amqps") and bool(parsed.host) and parsed.port != 0

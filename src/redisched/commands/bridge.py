@@ -47,6 +47,14 @@ def amqp(
     from ..errors import InvalidArgument, RedischedError
     from ..preflight import check_redis, redacted
 
+    try:  # before Redis is checked or an embedded one started
+        import aio_pika  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"bridge amqp needs the amqp extra (no module {exc.name!r}): "
+            "pip install 'redisched[amqp]'"
+        ) from exc
+
     configure_logging(verbose)
     try:
         settings = BridgeSettings.from_env(**chosen(given))

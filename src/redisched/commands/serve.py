@@ -40,7 +40,14 @@ def serve(amqp_url: str | None, amqp_queue: str | None, verbose: bool, **given: 
     put's, else the topic's, else 25.
     """
     from ..cli import configure_logging
-    from .serve_run import run
+
+    try:
+        from .serve_run import run
+    except ModuleNotFoundError as exc:  # `pip install redisched` alone: no web framework
+        raise click.ClickException(
+            f"serve needs the server extra (no module {exc.name!r}): "
+            "pip install 'redisched[server]'"
+        ) from exc
 
     configure_logging(verbose)
     if not verbose:
