@@ -213,3 +213,20 @@ def test_the_core_install_runs_the_cli_and_names_the_missing_extra(tmp_path: Pat
     assert bridge.returncode == 1, bridge.stderr
     assert "pip install 'redisched[amqp]'" in bridge.stderr and "Traceback" not in bridge.stderr
     assert not data.exists()  # no embedded Redis was started
+
+
+def test_serve_with_an_amqp_url_names_the_missing_amqp_extra(tmp_path: Path) -> None:
+    """``pip install 'redisched[server]'`` then ``serve --amqp-url``: one line naming the
+    extra, before an embedded Redis is started (it was a traceback from the app's startup)."""
+    script = "import sys; sys.modules['aio_pika'] = None\nfrom redisched.cli import run; run()"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDISCHED_")}
+    data = tmp_path / "data"
+    argv = [
+        sys.executable, "-c", script, "serve", "--port", "0", "--data-dir", str(data),
+        "--amqp-url", "amqp://guest:guest@127.0.0.1:1/",
+    ]  # fmt: skip
+    serve = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert serve.returncode == 1, serve.stderr
+    assert "--amqp-url needs the amqp extra" in serve.stderr
+    assert "pip install 'redisched[amqp]'" in serve.stderr and "Traceback" not in serve.stderr
+    assert not data.exists()

@@ -62,6 +62,13 @@ def serve(amqp_url: str | None, amqp_queue: str | None, verbose: bool, **given: 
                 BridgeSpecs.BridgeSettings.from_env(**chosen(bridge_options))
             except InvalidArgument as exc:
                 raise fail(exc, BridgeSpecs.BridgeSettings, bridge_options) from exc
+            try:  # the bridge's broker library, before any Redis is started
+                import aio_pika  # noqa: F401
+            except ModuleNotFoundError as exc:
+                raise click.ClickException(
+                    f"--amqp-url needs the amqp extra (no module {exc.name!r}): "
+                    "pip install 'redisched[amqp]'"
+                ) from exc
         run(settings, amqp_url, amqp_queue)
     except InvalidArgument as exc:
         raise fail(exc, Settings, given) from exc
