@@ -1492,3 +1492,22 @@ async def test_leases_leave_ahead_of_a_run_at_learn_the_lead_and_never_run_a_job
             leads.append(worker._clock.lead.seconds)
     assert all(at >= run_at - 0.0005 for at, run_at in started), started  # ms rounding of run_at
     assert len(set(leads)) > 1  # each lease sent ahead taught the lead
+
+
+async def test_a_second_signal_says_it_skips_the_grace_period(
+    client: AsyncClient, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second SIGINT/SIGTERM ends the grace period; its log line said "stopping (send it
+    again to skip the grace period)" as the first did, which read as if it had done nothing."""
+    import signal
+
+    worker = Worker(client, {topic: lambda job: None})
+    with caplog.at_level(logging.INFO, logger="redisched.worker"):
+        worker._on_signal(signal.SIGINT)
+        worker._on_signal(signal.SIGINT)
+    lines = [r.getMessage() for r in caplog.records if "SIGINT" in r.getMessage()]
+    assert lines == [
+        "SIGINT: stopping (send it again to skip the grace period)",
+        "SIGINT again: skipping the grace period",
+    ]
+    assert worker._force_requested

@@ -377,7 +377,10 @@ class Worker:
         return installed
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        log.info("%s: stopping (send it again to skip the grace period)", sig.name)
+        if self._stop_requested:
+            log.info("%s again: skipping the grace period", sig.name)
+        else:
+            log.info("%s: stopping (send it again to skip the grace period)", sig.name)
         self._request_stop()
 
     def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
