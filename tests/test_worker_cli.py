@@ -266,11 +266,15 @@ async def _take_over(redis_url: str, topic: str, frozen_pid: int) -> None:
 
 
 def test_an_unreachable_redis_is_a_clean_error_at_start(topic: str) -> None:
-    process = spawn(f"redis://127.0.0.1:{free_port()}/0", "unused", "record", "--topic", topic)
-    log = finish(process)
-    assert process.returncode == 1
-    assert "Error: --redis-url: cannot reach Redis at 'redis://127.0.0.1:" in log
-    assert "Connection refused" in log and "Traceback" not in log
+    """Named as given: the variable (spawn sets REDISCHED_REDIS_URL), not an option the user
+    never typed."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    for args, named in ((), "REDISCHED_REDIS_URL"), (("--redis-url", url), "--redis-url"):
+        process = spawn(url, "unused", "record", "--topic", topic, *args)
+        log = finish(process)
+        assert process.returncode == 1
+        assert f"Error: {named}: cannot reach Redis at 'redis://127.0.0.1:" in log
+        assert "Connection refused" in log and "Traceback" not in log
 
 
 @pytest.mark.parametrize(

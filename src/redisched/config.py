@@ -30,6 +30,14 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 REDIS_URL = Spec(
     "REDISCHED_REDIS_URL", "Redis to use; none starts an embedded one.", metavar="URL"
 )  # fmt: skip
+
+
+def redis_url_argument(option: object) -> str:
+    """What an error about the Redis URL names: ``REDISCHED_REDIS_URL`` when the variable
+    alone gave it (the option was not given), else ``--redis-url`` (given, or its default)."""
+    return REDIS_URL.env if option is None and setting_.env_value(REDIS_URL) else "--redis-url"
+
+
 REDIS_CLUSTER = Spec(
     "REDISCHED_REDIS_CLUSTER", "--redis-url is a node of a Redis Cluster.", flag=True
 )

@@ -81,35 +81,38 @@ def safe_cause(url: str, cause: str) -> str:
     return cause
 
 
-def not_a_redis_url(url: str, cause: str) -> InvalidArgument:
-    """The error of a ``--redis-url`` that is no Redis URL: the URL without its password, and
-    ``cause`` unless it quotes a piece of the password (see :func:`safe_cause`)."""
+def not_a_redis_url(url: str, cause: str, argument: str = "--redis-url") -> InvalidArgument:
+    """The error of a ``--redis-url`` (or whatever ``argument`` names) that is no Redis URL:
+    the URL without its password, and ``cause`` unless it quotes a piece of the password (see
+    :func:`safe_cause`)."""
     shown = repr(redacted(url))
-    return InvalidArgument("--redis-url", f"{shown} is not a Redis URL: {safe_cause(url, cause)}")
+    return InvalidArgument(argument, f"{shown} is not a Redis URL: {safe_cause(url, cause)}")
 
 
-def unreachable(url: str, cause: str) -> BackendError:
-    """The error of a ``--redis-url`` whose Redis did not answer (password hidden as above)."""
+def unreachable(url: str, cause: str, argument: str = "--redis-url") -> BackendError:
+    """The error of a ``--redis-url`` (or ``argument``) whose Redis did not answer (password
+    hidden as above)."""
     shown = repr(redacted(url))
-    return BackendError(f"--redis-url: cannot reach Redis at {shown}: {safe_cause(url, cause)}")
+    return BackendError(f"{argument}: cannot reach Redis at {shown}: {safe_cause(url, cause)}")
 
 
-def check_redis(url: str, *, cluster: bool = False) -> None:
-    """Connect to ``url`` once and PING it.
+def check_redis(url: str, *, cluster: bool = False, argument: str = "--redis-url") -> None:
+    """Connect to ``url`` once and PING it; ``argument`` names where the URL came from (the
+    option, or ``REDISCHED_REDIS_URL`` when only the variable gave it).
 
     Raises:
-        InvalidArgument: ``url`` is not a Redis URL (``argument`` is ``--redis-url``).
-        BackendError: Redis did not answer; the message names ``--redis-url``, the URL (without
+        InvalidArgument: ``url`` is not a Redis URL (its ``argument`` is ``argument``).
+        BackendError: Redis did not answer; the message names ``argument``, the URL (without
             its password) and the cause.
     """
     try:
         connection = _connection(url, cluster)
     except InvalidArgument as exc:
-        raise not_a_redis_url(url, exc.message) from exc
+        raise not_a_redis_url(url, exc.message, argument) from exc
     except (ValueError, TypeError) as exc:
-        raise not_a_redis_url(url, _cause(exc)) from exc
+        raise not_a_redis_url(url, _cause(exc), argument) from exc
     except (redis.RedisError, RedisClusterException) as exc:  # a cluster connects at once
-        raise unreachable(url, _cause(exc)) from exc
+        raise unreachable(url, _cause(exc), argument) from exc
     try:
         if isinstance(connection, redis.RedisCluster):  # the node that answered: a PING of
             # every node failed for one primary down, though its other topics can be served
@@ -117,8 +120,8 @@ def check_redis(url: str, *, cluster: bool = False) -> None:
         else:
             connection.ping()
     except (redis.RedisError, RedisClusterException, OSError) as exc:
-        raise unreachable(url, _cause(exc)) from exc
+        raise unreachable(url, _cause(exc), argument) from exc
     except (ValueError, TypeError) as exc:
-        raise not_a_redis_url(url, _cause(exc)) from exc
+        raise not_a_redis_url(url, _cause(exc), argument) from exc
     finally:
         connection.close()

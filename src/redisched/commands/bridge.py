@@ -11,7 +11,7 @@ import click
 
 from ..bridges.settings import BridgeSettings
 from ..cli import configure_logging
-from ..config import DATA_DIR, PREFIX, REDIS_CLUSTER, REDIS_URL, Settings
+from ..config import DATA_DIR, PREFIX, REDIS_CLUSTER, REDIS_URL, Settings, redis_url_argument
 from ..setting import default, env_value
 from .options import chosen, fail, option, options
 
@@ -63,6 +63,7 @@ def amqp(
                 "--redis-url: is empty: give a Redis URL, or leave the option out for an "
                 "embedded one in --data-dir"
             )
+        argument = redis_url_argument(redis_url)
         redis_url = redis_url or env_value(REDIS_URL)
         cluster = bool(env_value(REDIS_CLUSTER) if redis_cluster is None else redis_cluster)
         if cluster and not redis_url:
@@ -71,7 +72,7 @@ def amqp(
         data_dir = data_dir or env_value(DATA_DIR) or default(Settings, "data_dir")
         prefix = prefix or env_value(PREFIX)  # serve's keys, which its own bridge writes
         if redis_url:
-            check_redis(redis_url, cluster=cluster)
+            check_redis(redis_url, cluster=cluster, argument=argument)
             click.echo(
                 f"redisched bridge: Redis at {redacted(redis_url)}, queue {settings.queue!r}"
             )

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..bridges import settings as BridgeSpecs
-from ..config import Settings
+from ..config import Settings, redis_url_argument
 from ..errors import InvalidArgument, RedischedError
 from ..setting import default, env_value
 from .options import chosen, fail, option, options
@@ -69,7 +69,7 @@ def serve(amqp_url: str | None, amqp_queue: str | None, verbose: bool, **given: 
                     f"--amqp-url needs the amqp extra (no module {exc.name!r}): "
                     "pip install 'redisched[amqp]'"
                 ) from exc
-        run(settings, amqp_url, amqp_queue)
+        run(settings, amqp_url, amqp_queue, redis_url_argument(given.get("redis_url")))
     except InvalidArgument as exc:
         raise fail(exc, Settings, given) from exc
     except RedischedError as exc:

@@ -18,10 +18,16 @@ from .serve_server import GRACE, Server, server_config
 from .serve_workers import WorkerOrder, WorkerPool, bound_port, reuse_port_socket
 
 
-def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None = None) -> None:
+def run(
+    settings: Settings,
+    amqp_url: str | None = None,
+    amqp_queue: str | None = None,
+    redis_url_argument: str = "--redis-url",
+) -> None:
     """Run the service until SIGINT/SIGTERM, with a supervised embedded Redis if no URL is
     set, and the AMQP bridge if ``amqp_url`` is given; with ``settings.workers`` above 1,
-    the extra HTTP processes too (:mod:`.serve_workers`).
+    the extra HTTP processes too (:mod:`.serve_workers`). ``redis_url_argument`` names the
+    Redis URL's source in an error about it.
 
     Raises:
         RedischedError: a setting is refused, the Redis URL is bad or does not answer, or
@@ -48,7 +54,9 @@ def run(settings: Settings, amqp_url: str | None = None, amqp_queue: str | None 
                 f"workers connect with REDISCHED_REDIS_URL={worker_redis_url}",
             ]
         else:
-            check_redis(settings.redis_url, cluster=settings.redis_cluster)
+            check_redis(
+                settings.redis_url, cluster=settings.redis_cluster, argument=redis_url_argument
+            )
             worker_redis_url = settings.redis_url
             where = [f"Redis at {redacted(settings.redis_url)}"]
 

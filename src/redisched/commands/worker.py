@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..cli import configure_logging
+from ..config import redis_url_argument
 from ..errors import InvalidArgument
 from ..worker_settings import WorkerSettings
 from .options import chosen, fail, options
@@ -101,7 +102,8 @@ def worker(handler: str, verbose: bool, **given: Any) -> None:
         else Backoff(backoff, backoff_max)
     )
     try:  # fail fast on a bad URL or a Redis that does not answer; ride out outages later
-        check_redis(settings.redis_url, cluster=settings.redis_cluster)
+        argument = redis_url_argument(given.get("redis_url"))
+        check_redis(settings.redis_url, cluster=settings.redis_cluster, argument=argument)
     except InvalidArgument as exc:
         raise click.ClickException(f"{exc.argument}: {exc.message}") from exc
     except RedischedError as exc:
