@@ -137,7 +137,7 @@ async def all_jobs(client: AsyncClient, topic: str, state: str = "scheduled") ->
 
 
 async def scheduled(client: AsyncClient, topic: str) -> int:
-    return (await client.stats(topic)).scheduled
+    return (await client.execute(client.ops.stats(topic, own=True))).scheduled
 
 
 async def test_ten_thousand_messages_become_jobs_with_their_due_times(
@@ -231,9 +231,9 @@ async def test_malformed_messages_are_dead_lettered_with_reasons(
     assert set(reasons) == set(bad)
     for name, start in expected.items():
         assert reasons[name].startswith(start), (name, reasons[name])
-    assert (await client.get(topic, "ok-3")) is not None
+    assert (await client.execute(client.ops.get(topic, "ok-3", own=True))) is not None
     for job_id in ("x", "y", "m-1"):
-        assert await client.get(topic, job_id) is None
+        assert await client.execute(client.ops.get(topic, job_id, own=True)) is None
 
     def value(name: str) -> float | None:
         return registry.get_sample_value(
@@ -276,7 +276,7 @@ async def test_a_malformed_message_with_a_header_not_utf8_is_dead_lettered_once(
         await wait_for(dead, 10, "the dead letter")
 
         async def put() -> bool:
-            return await client.get(topic, "fine") is not None
+            return await client.execute(client.ops.get(topic, "fine", own=True)) is not None
 
         await wait_for(put, 10, "the good job")
     assert await ready_count(channel, settings.queue) == 0
@@ -328,8 +328,10 @@ async def test_puts_and_deletes_of_a_partitioned_topic_go_to_each_ids_partition(
 
         await wait_for(done, 10, "the puts in their partitions")
         await wait_for(lambda: _is_none(client.get(layout.route("old"), "old")), 10, "delete")
-    assert await client.get(topic, "new-0") is None  # nothing in the topic itself
-    assert (await client.stats(topic)).scheduled == 0
+    assert (
+        await client.execute(client.ops.get(topic, "new-0", own=True)) is None
+    )  # nothing in the topic itself
+    assert (await client.execute(client.ops.stats(topic, own=True))).scheduled == 0
 
 
 async def test_a_put_into_a_partitions_name_takes_only_the_ids_that_route_to_it(
@@ -380,7 +382,9 @@ async def test_a_topic_partitioned_while_the_bridge_runs_gets_puts_in_each_ids_p
             return None not in found
 
         await wait_for(done, 10, "the puts in their partitions")
-    assert (await client.stats(topic)).scheduled == 0  # nothing in the topic itself
+    assert (
+        await client.execute(client.ops.stats(topic, own=True))
+    ).scheduled == 0  # nothing in the topic itself
     assert await ready_count(channel, settings.dead_letters) == 0
 
 
@@ -447,7 +451,11 @@ async def test_a_delete_finds_a_job_of_the_partitioned_topic_itself(
     await client.put(topic, "stray", b"1", delay=600)
     async with running(AmqpBridge(client, settings)):
         await publish(channel, settings.queue, [{"op": "delete", "topic": topic, "id": "stray"}])
-        await wait_for(lambda: _is_none(client.get(topic, "stray")), 10, "the delete")
+        await wait_for(
+            lambda: _is_none(client.execute(client.ops.get(topic, "stray", own=True))),
+            10,
+            "the delete",
+        )
     assert await ready_count(channel, settings.dead_letters) == 0
 
 
@@ -500,8 +508,14 @@ async def test_delete_and_replace_keep_message_order_for_one_id(
         await wait_for(committed, 10, "8 commits")
     assert metrics.counts == {"consumed": 8, "put": 5, "deleted": 3, "rejected": 0}
     assert await scheduled(client, topic) == 2
-    assert await client.get(topic, "a") is None and await client.get(topic, "old") is None
-    b, c = await client.get(topic, "b"), await client.get(topic, "c")
+    assert (
+        await client.execute(client.ops.get(topic, "a", own=True)) is None
+        and await client.execute(client.ops.get(topic, "old", own=True)) is None
+    )
+    b, c = (
+        await client.execute(client.ops.get(topic, "b", own=True)),
+        await client.execute(client.ops.get(topic, "c", own=True)),
+    )
     assert b is not None and (b.body, b.version) == (b"1", 1)
     assert c is not None and (c.body, c.version) == (b"2", 2)
 
@@ -781,7 +795,7 @@ async def test_cli_without_redis_url_runs_an_embedded_redis(
         async with AsyncClient.from_url(url) as client:
 
             async def stored() -> bool:
-                return await client.get(topic, "e") is not None
+                return await client.execute(client.ops.get(topic, "e", own=True)) is not None
 
             await wait_for(stored, 10, "the job in the embedded Redis")
         redis_pid = int((data_dir / "redis.pid").read_text())
@@ -847,7 +861,7 @@ async def test_seed_scenario_rabbitmq_to_a_webhook_after_the_delay(
 
 
 async def _total_jobs(client: AsyncClient, topic: str) -> int:
-    stats = await client.stats(topic)
+    stats = await client.execute(client.ops.stats(topic, own=True))
     return stats.scheduled + stats.ready + stats.reserved + stats.dead
 
 

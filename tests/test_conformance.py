@@ -48,8 +48,8 @@ def test_vectors_call_every_script_with_the_header_arguments() -> None:
 @pytest.mark.parametrize(
     ("script", "codes"),
     [
-        ("put", {1, 2, 3, 4, 5}),
-        ("delete", {0, 1, 5}),
+        ("put", {1, 2, 3, 4, 5, 6}),
+        ("delete", {0, 1, 5, 6}),
         ("release", {0, 1, 2, 3}),
         ("bury", {0, 1, 3}),
         ("touch", {0, 1}),

@@ -69,7 +69,10 @@ def test_a_job_reserved_during_the_delete_leaves_every_partition_as_it_was(
         finish(client, flow, check)
     assert client.execute(ps.read_count(client.ops, topic)) == 3
     for name in [topic, *layout.names]:
-        assert client.config(name).ttr == 77 and client.stats(name).paused, name
+        assert (
+            client.config(name).ttr == 77
+            and client.execute(client.ops.stats(name, own=True)).paused
+        ), name
 
 
 def test_a_topic_partitioned_while_its_plain_delete_runs_stays_partitioned(

@@ -46,7 +46,9 @@ async def test_partitions_is_a_setting_set_once(
     # later settings go to the topic and every partition
     await http.patch(topic_url(topic), json={"ttr": 40, "paused": True})
     for name in Partitions(topic, 4).names:
-        assert (await py.config(name)).ttr == 40 and (await py.stats(name)).paused
+        assert (await py.config(name)).ttr == 40 and (
+            await py.execute(py.ops.stats(name, own=True))
+        ).paused
     shown = (await http.get(topic_url(topic))).json()
     assert shown["paused"] and shown["config"]["ttr"] == 40
 
@@ -97,8 +99,10 @@ async def test_by_id_routes_go_to_the_ids_partition(
         created = await http.put(job_url(topic, job_id), json={"body": job_id, "delay": 600})
         assert created.status_code == 201 and created.json()["topic"] == layout.route(job_id)
         assert await py.get(layout.route(job_id), job_id) is not None
-    assert await py.stats(topic) == await py.stats(topic)  # the logical topic holds nothing
-    assert (await py.stats(topic)).scheduled == 0
+    assert await py.execute(py.ops.stats(topic, own=True)) == await py.execute(
+        py.ops.stats(topic, own=True)
+    )  # the logical topic holds nothing
+    assert (await py.execute(py.ops.stats(topic, own=True))).scheduled == 0
     got = await http.get(job_url(topic, "job-5"))
     assert got.status_code == 200 and got.json()["id"] == "job-5"
     ran = await http.post(job_url(topic, "job-5", "run-now"))
@@ -164,7 +168,9 @@ async def test_reserve_rotates_and_ack_goes_by_partition_or_topic(
     assert buried.status_code == 204
     counts = (await http.get(topic_url(topic))).json()["counts"]
     assert counts == {"scheduled": 0, "ready": 3, "reserved": 34, "dead": 1}
-    assert (await py.stats(topic)).reserved == 0  # nothing in the logical topic itself
+    assert (
+        await py.execute(py.ops.stats(topic, own=True))
+    ).reserved == 0  # nothing in the logical topic itself
 
 
 async def test_long_poll_wakes_on_a_put_to_any_partition(
@@ -368,7 +374,7 @@ async def test_a_job_put_while_the_count_was_stale_is_reserved_and_acked_over_ht
     assert acked.status_code == 204, acked.text
     again = await http.post(job_url(topic, "stray", "ack"), json={"token": held["token"]})
     assert again.status_code == 409  # acked already: the partition's answer, as before
-    assert (await py.stats(topic)).total_acked == 1
+    assert (await py.execute(py.ops.stats(topic, own=True))).total_acked == 1
 
 
 async def test_reserves_still_start_at_each_partition_in_turn_with_the_topic_in_the_round(
@@ -483,7 +489,9 @@ async def test_every_by_id_route_finds_a_job_of_the_topic_itself(
     missing = await web.get(job_url(topic, "nope"))
     assert missing.status_code == 404
     assert f"{topic}~p" in error_of(missing)["message"]  # the miss of the id's partition
-    assert {name: await py.get(topic, name) is None for name in "abcde"} == {
+    assert {
+        name: await py.execute(py.ops.get(topic, name, own=True)) is None for name in "abcde"
+    } == {
         "a": False,
         "b": True,
         "c": True,
@@ -622,7 +630,7 @@ async def test_a_service_with_a_stale_count_puts_into_the_ids_partition(
     )
     assert schedule.status_code == 201, schedule.text
     assert schedule.json()["topic"] == layout.route(sid)
-    stats = await py.stats(topic)
+    stats = await py.execute(py.ops.stats(topic, own=True))
     assert stats.scheduled + stats.ready == 0 and await py.schedules(topic) == []
     again = await http.put(job_url(topic, "late"), json={"body": "3"})  # replaced, not a 2nd
     assert again.status_code == 200 and again.json()["version"] == 2, again.text

@@ -221,9 +221,15 @@ def test_cli_pause_and_the_timeline_cover_the_partitions(redis_url: str, topic: 
     assert cli(["config", topic, "--set", "partitions=2"], redis_url).exit_code == 0
     client = redisched.Client.from_url(redis_url)
     assert cli(["pause", topic], redis_url).exit_code == 0
-    assert all(client.stats(name).paused for name in [topic, *Partitions(topic, 2).names])
+    assert all(
+        client.execute(client.ops.stats(name, own=True)).paused
+        for name in [topic, *Partitions(topic, 2).names]
+    )
     assert cli(["resume", topic], redis_url).exit_code == 0
-    assert not any(client.stats(name).paused for name in [topic, *Partitions(topic, 2).names])
+    assert not any(
+        client.execute(client.ops.stats(name, own=True)).paused
+        for name in [topic, *Partitions(topic, 2).names]
+    )
 
 
 def test_cli_schedules_go_to_the_ids_partition(redis_url: str, topic: str) -> None:
@@ -475,7 +481,10 @@ def test_client_delete_topic_deletes_its_partitions(redis_url: str, topic: str) 
         assert not [name for name in client.topics() if name.startswith(f"{topic}~p")]
         assert client.execute(redisched.partition_setting.read_count(client.ops, topic)) is None
         for name in layout.names:
-            assert client.stats(name).scheduled == 0 and client.config(name).ttr is None
+            assert (
+                client.execute(client.ops.stats(name, own=True)).scheduled == 0
+                and client.config(name).ttr is None
+            )
 
 
 async def test_async_client_delete_topic_deletes_its_partitions(redis_url: str, topic: str) -> None:

@@ -272,7 +272,8 @@ def put(
 def get(redis_url: str | None, topic: str, id: str) -> None:
     """Show a job by id (exit 1 if absent)."""
     client = client_for(redis_url)
-    job = client.get(partition_setting.route(client, topic, id), id)
+    routed = partition_setting.route(client, topic, id)
+    job = client.execute(client.ops.get(routed, id, own=True))
     if job is None:
         raise click.ClickException(f"no job {id!r} in topic {topic!r}")
     _echo(job_json(job))

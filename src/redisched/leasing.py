@@ -345,8 +345,10 @@ class Lessee:
         return result
 
     def _lease_calls(self, count: int) -> list[Call[Lease]]:
+        # own: a Worker, the push dispatcher and the HTTP reserves serve a partitioned topic's
+        # own name beside its partitions, where an empty lease is no error
         ops = self.client.ops
-        return [ops.lease(self.topic, n, ttr=self.ttr) for _, n in _calls(count)]
+        return [ops.lease(self.topic, n, ttr=self.ttr, own=True) for _, n in _calls(count)]
 
     def _take_lease(self, result: Round, leases: list[Lease], sent: float, received: float) -> None:
         """The jobs of one round trip's leases, in order; the clock and the times ahead from

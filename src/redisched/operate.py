@@ -131,7 +131,7 @@ def delete_topic(
 
 
 def _stats_of(ops: Operations, names: list[str]) -> Call[list[TopicStats]]:
-    return Call.join(*(ops.stats(name) for name in names))
+    return Call.join(*(ops.stats(name, own=True) for name in names))
 
 
 def _forget(ops: Operations, topic: str, now_ms: int) -> tuple[Step, ...]:

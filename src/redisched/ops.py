@@ -441,11 +441,11 @@ if Lease.__slots__ != _LeaseBuilder.__init__.__code__.co_varnames[1:5]:  # pragm
     raise ImportError("redisched.ops.parse_lease: models.Lease's fields changed; update it")
 
 
-def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
-    """Read the reply of reserve.lua."""
+def parse_lease(topic: str, reply: Sequence[Any], own: bool = False) -> Lease:
+    """Read the reply of reserve.lua (``own``: as :func:`parse_lease_jobs`)."""
     next_due, next_timeout = reply[1], reply[2]
     lease: Any = _LeaseBuilder(
-        parse_lease_jobs(topic, reply),  # the Worker adds a cancel flag
+        parse_lease_jobs(topic, reply, own),  # the Worker adds a cancel flag
         reply[0],
         None if next_due < 0 else next_due,
         None if next_timeout < 0 else next_timeout,
@@ -454,29 +454,69 @@ def parse_lease(topic: str, reply: Sequence[Any]) -> Lease:
     return lease  # type: ignore[no-any-return]
 
 
-def parse_lease_jobs(topic: str, reply: Sequence[Any]) -> list[Job]:
+def parse_lease_jobs(topic: str, reply: Sequence[Any], own: bool = False) -> list[Job]:
     """The jobs of a reserve.lua reply (their datetimes shared: one lease's jobs have the same
-    ``reserved_until``, and often the same ``run_at``)."""
+    ``reserved_until``, and often the same ``run_at``).
+
+    Raises:
+        TopicPartitioned: the lease was empty and the topic is partitioned (unless ``own``:
+            the topic's own name is being served as one of its members).
+    """
     if len(reply) == 4:
-        return [parse_job(topic, reply[3])]
+        job = reply[3]
+        if type(job) is int:  # no job, and the count of a partitioned topic
+            return _partitioned(topic, job, own, [])
+        return [parse_job(topic, job)]
     times: dict[int, datetime] = {}
     return [parse_job(topic, job, None, times) for job in reply[3:]]
+
+
+def _partitioned(topic: str, count: int, own: bool, empty: T) -> T:
+    """``empty``, the answer of a read that found nothing on a partitioned topic's own name,
+    when ``own``; else TopicPartitioned (the reads of a plain client say so, as a delete does,
+    rather than answer a quiet nothing: docs/design.md section 11)."""
+    if own:
+        return empty
+    raise TopicPartitioned(topic, count)
 
 
 def _lease_parser(topic: str) -> Callable[[list[Any]], Lease]:
     return lambda replies: parse_lease(topic, replies[0])
 
 
+def _own_lease_parser(topic: str) -> Callable[[list[Any]], Lease]:
+    return lambda replies: parse_lease(topic, replies[0], True)
+
+
 def _reserve_many_parser(topic: str) -> Callable[[list[Any]], list[Job]]:
     return lambda replies: parse_lease_jobs(topic, replies[0])
+
+
+def _own_reserve_many_parser(topic: str) -> Callable[[list[Any]], list[Job]]:
+    return lambda replies: parse_lease_jobs(topic, replies[0], True)
 
 
 def _reserve_parser(topic: str) -> Callable[[list[Any]], Job | None]:
     def parse(replies: list[Any]) -> Job | None:  # parse_lease's, without the Lease
         reply = replies[0]
-        return parse_job(topic, reply[3]) if len(reply) > 3 else None
+        if len(reply) <= 3:
+            return None
+        job = reply[3]
+        if type(job) is int:  # no job, and the count of a partitioned topic
+            raise TopicPartitioned(topic, job)
+        return parse_job(topic, job)
 
     return parse
+
+
+def _found(topic: str, reply: Any, own: bool) -> Job | None:
+    """The job of a get.lua or pull.lua reply: None for nil, and for a partitioned topic's
+    count when ``own`` (else TopicPartitioned)."""
+    if reply is None:
+        return None
+    if type(reply) is int:
+        return _partitioned(topic, reply, own, None)
+    return parse_job(topic, reply)
 
 
 class _PreparedPut(NamedTuple):
@@ -614,6 +654,27 @@ class Operations:
         """``call``, checking in the same round trip whether a cron schedule needs more times
         (only when ``when``: a call on a schedule's occurrence, or a periodic one)."""
         return schedule_ops.with_refill(self, topic, call) if when else call
+
+    def _refusing(
+        self, topic: str, call: Call[T], own: bool, miss: Callable[[T], bool] | None = None
+    ) -> Call[T]:
+        """``call`` with the topic's partition mark (meta field ``partitions``) read in the
+        same round trip: TopicPartitioned when the topic is partitioned (only when ``miss``
+        says the result found nothing, if given), as the reads whose scripts do not read it
+        themselves; ``call`` as it is when ``own`` (as :meth:`get`)."""
+        if own:
+            return call
+        mark = Step(None, (), ("HGET", self.keys(topic).name("meta"), "partitions"))
+        inner = call.parse
+
+        def parse(replies: list[Any]) -> T:
+            result = inner(replies[:-1])
+            count = replies[-1]
+            if count is not None and (miss is None or miss(result)):
+                raise TopicPartitioned(topic, int(count))
+            return result
+
+        return Call((*call.steps, mark), parse, call.register_topic, call.durability)
 
     def _register(self, topic: str) -> tuple[str, str]:
         """The topics set's member for ``topic`` (a checked name), which a call that creates
@@ -891,10 +952,15 @@ class Operations:
             return Call(steps, parse)
         return Call(steps, parse, self._register(keys.topic), durability)
 
-    def get(self, topic: str, id: str) -> Call[Job | None]:
-        """Read a job by id; None when it does not exist."""
+    def get(self, topic: str, id: str, *, own: bool = False) -> Call[Job | None]:
+        """Read a job by id; None when it does not exist.
+
+        Raises TopicPartitioned when there is no such job and ``topic`` is partitioned (its
+        jobs live in their ids' partitions), unless ``own``: for the code that serves a
+        partitioned topic's own name as one of its members (jobs put there before the mark).
+        """
         step = self._step("get", topic, self._now(), validate.stored_id(id))
-        return Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+        return Call((step,), lambda r: _found(topic, r[0], own))
 
     def delete(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
         """Delete a job by id in any state; True if it existed (a schedule's pending occurrence:
@@ -935,9 +1001,17 @@ class Operations:
 
     # -- leases -----------------------------------------------------------------------------
 
-    def lease(self, topic: str, count: object, *, ttr: object = None) -> Call[Lease]:
-        """Reserve up to ``count`` jobs and learn when the next work is due."""
-        return self._lease_call(_lease_parser, topic, count, ttr)
+    def lease(
+        self, topic: str, count: object, *, ttr: object = None, own: bool = False
+    ) -> Call[Lease]:
+        """Reserve up to ``count`` jobs and learn when the next work is due.
+
+        An empty lease of a partitioned topic raises TopicPartitioned, unless ``own`` (as
+        :meth:`get`): the Worker, the push dispatcher, the HTTP reserves and PartitionedTopic
+        serve the topic's own name beside its partitions.
+        """
+        parser = _own_lease_parser if own else _lease_parser
+        return self._lease_call(parser, topic, count, ttr)
 
     def _lease_step(self, topic: str, count: object, ttr: object, times: bool = True) -> Step:
         """reserve.lua's step; ``times=False`` for a reader that drops the lease's
@@ -957,7 +1031,7 @@ class Operations:
     ) -> Call[Any]:
         """A reserve.lua call read by ``parser(topic)``. With the server's clock and the
         topic's ttr every such call is the same: made once per topic, count and reader."""
-        times = parser is _lease_parser  # the others read the jobs alone
+        times = parser is _lease_parser or parser is _own_lease_parser  # else the jobs alone
         if ttr is None and self.clock is None and type(count) is int:
             key = (parser, topic, count)
             try:
@@ -978,11 +1052,19 @@ class Operations:
         return self.swept(topic, self._lease_call(_reserve_parser, topic, 1, ttr))
 
     def reserve_many(
-        self, topic: str, count: object, *, ttr: object = None, sweep: bool = True
+        self,
+        topic: str,
+        count: object,
+        *,
+        ttr: object = None,
+        sweep: bool = True,
+        own: bool = False,
     ) -> Call[list[Job]]:
         """Lease up to ``count`` ready jobs (timed-out reservations requeued first, see
-        :meth:`swept`; ``sweep=False`` for a process that runs its own requeue loop)."""
-        call = self._lease_call(_reserve_many_parser, topic, count, ttr)
+        :meth:`swept`; ``sweep=False`` for a process that runs its own requeue loop; ``own``
+        as :meth:`lease`)."""
+        parser = _own_reserve_many_parser if own else _reserve_many_parser
+        call = self._lease_call(parser, topic, count, ttr)
         return self.swept(topic, call) if sweep else call
 
     def swept(self, topic: str, call: Call[T]) -> Call[T]:
@@ -1230,10 +1312,11 @@ class Operations:
         step = self._step("kick", topic, self._now(), job_id, most)
         return Call((step,), lambda r: int(r[0]))
 
-    def pull(self, topic: str) -> Call[Job | None]:
-        """Take the next ready job and delete it at once (at-most-once delivery)."""
+    def pull(self, topic: str, *, own: bool = False) -> Call[Job | None]:
+        """Take the next ready job and delete it at once (at-most-once delivery); none on a
+        partitioned topic raises TopicPartitioned, unless ``own`` (as :meth:`get`)."""
         step = self._step("pull", topic, self._now(), self.promote_limit)
-        call = Call((step,), lambda r: None if r[0] is None else parse_job(topic, r[0]))
+        call = Call((step,), lambda r: _found(topic, r[0], own))
         return self._refilling(topic, call)
 
     def requeue(self, topic: str, *, limit: object = 1000) -> Call[int]:
@@ -1251,12 +1334,18 @@ class Operations:
             "requeue", topic, self._now(), validate.integer(limit, "limit", 1, 10_000)
         )
 
-    def stats(self, topic: str) -> Call[TopicStats]:
-        """Counts per state and totals."""
+    def stats(self, topic: str, *, own: bool = False) -> Call[TopicStats]:
+        """Counts per state and totals.
+
+        A partitioned topic raises TopicPartitioned (its jobs live in its partitions: these
+        would be its own name's counts alone), unless ``own`` (as :meth:`get`).
+        """
         step = self._step("stats", topic, self._now())
 
         def parse(replies: list[Any]) -> TopicStats:
-            _, scheduled, ready, reserved, dead, paused, next_due, *totals = replies[0]
+            _, scheduled, ready, reserved, dead, paused, next_due, *totals, partitions = replies[0]
+            if partitions and not own:
+                raise TopicPartitioned(topic, partitions)
             return TopicStats(
                 topic, scheduled, ready, reserved, dead, bool(paused),
                 None if next_due < 0 else to_datetime(next_due), *totals,
@@ -1264,8 +1353,11 @@ class Operations:
 
         return Call((step,), parse)
 
-    def timeline(self, topic: str, *, width: object = 60, buckets: object = 60) -> Call[Timeline]:
-        """Scheduled jobs falling due per ``width`` seconds over the next ``buckets`` steps."""
+    def timeline(
+        self, topic: str, *, width: object = 60, buckets: object = 60, own: bool = False
+    ) -> Call[Timeline]:
+        """Scheduled jobs falling due per ``width`` seconds over the next ``buckets`` steps
+        (TopicPartitioned on a partitioned topic, unless ``own``: as :meth:`stats`)."""
         width_ms = validate.duration_ms(width, "width", minimum_ms=1000, maximum_ms=86_400_000)
         count = validate.integer(buckets, "buckets", 1, 1440)
         step = self._step("timeline", topic, self._now(), width_ms, count)
@@ -1275,7 +1367,7 @@ class Operations:
             oldest_ready = None if oldest < 0 else to_datetime(oldest)
             return Timeline(topic, to_datetime(now), width_ms / 1000, counts, oldest_ready)
 
-        return Call((step,), parse)
+        return self._refusing(topic, Call((step,), parse), own)
 
     def expire(self, topic: str, id: str) -> Call[bool]:
         """End a reservation now, as if its time to run had run out; True if it was reserved.
@@ -1343,6 +1435,7 @@ class Operations:
         prefix: str | None = None,
         limit: object = 100,
         cursor: str | None = None,
+        own: bool = False,
     ) -> Call[JobPage]:
         """One page of a topic's jobs in ``state``; pass the page's cursor for the next.
 
@@ -1350,7 +1443,8 @@ class Operations:
         :data:`SCAN_LIMIT` jobs of the state, so a page may hold fewer than ``limit`` jobs (or
         none) and still have a cursor: keep paging until the cursor is None. The cursor names
         the last job examined (:mod:`redisched.cursors`), so jobs removed or added before it
-        while paging skip or repeat nothing.
+        while paging skip or repeat nothing. A partitioned topic raises TopicPartitioned (its
+        jobs live in its partitions), unless ``own`` (as :meth:`get`).
         """
         job_state = validate.state(state)
         page_size = validate.integer(limit, "limit", 1, 1000)
@@ -1367,7 +1461,7 @@ class Operations:
             found = [parse_job(topic, j) for j in jobs]
             return JobPage(found, cursors.from_reply(topic, job_state.value, last))
 
-        return Call((step,), parse)
+        return self._refusing(topic, Call((step,), parse), own)
 
     def pause(self, topic: str) -> Call[bool]:
         """Stop the topic from leasing jobs; True if it was running."""
@@ -1554,27 +1648,33 @@ class Operations:
 
     # -- history ----------------------------------------------------------------------------
 
-    def history(self, topic: str, id: str) -> Call[JobHistory | None]:
+    def history(self, topic: str, id: str, *, own: bool = False) -> Call[JobHistory | None]:
         """A job's events and, once it ended, its outcome and result; None if never seen
-        (or its history aged out). One lookup: O(log n + the job's events)."""
+        (or its history aged out). One lookup: O(log n + the job's events). None on a
+        partitioned topic raises TopicPartitioned, unless ``own`` (as :meth:`get`)."""
         job_id = validate.stored_id(id)
         step = self._step("history", topic, job_id)
-        return Call((step,), lambda r: history.parse_history(topic, id, r[0]))
+        call = Call((step,), lambda r: history.parse_history(topic, id, r[0]))
+        return self._refusing(topic, call, own, lambda found: found is None)
 
     def events(
-        self, topic: str, *, after: object = None, limit: object = 100
+        self, topic: str, *, after: object = None, limit: object = 100, own: bool = False
     ) -> Call[list[JobEvent]]:
-        """The topic's feed of events, oldest first, after the cursor ``after``."""
+        """The topic's feed of events, oldest first, after the cursor ``after``. A partitioned
+        topic raises TopicPartitioned (each partition has its feed), unless ``own``."""
         count = validate.integer(limit, "limit", 1, 1000)
         entry, index = ("", None) if after is None else history.parse_cursor(topic, after)
         step = self._step("feed", topic, entry, "" if index is None else index, count, 0)
-        return Call((step,), lambda r: history.parse_feed(topic, r[0]))
+        return self._refusing(topic, Call((step,), lambda r: history.parse_feed(topic, r[0])), own)
 
-    def latest_events(self, topic: str, limit: object = 20) -> Call[list[JobEvent]]:
-        """The topic's ``limit`` most recent events, oldest first (for the dashboard)."""
+    def latest_events(
+        self, topic: str, limit: object = 20, *, own: bool = False
+    ) -> Call[list[JobEvent]]:
+        """The topic's ``limit`` most recent events, oldest first (for the dashboard); as
+        :meth:`events` on a partitioned topic."""
         count = validate.integer(limit, "limit", 1, 1000)
         step = self._step("feed", topic, "", "", count, 1)
-        return Call((step,), lambda r: history.parse_feed(topic, r[0]))
+        return self._refusing(topic, Call((step,), lambda r: history.parse_feed(topic, r[0])), own)
 
     def finished(
         self,
@@ -1583,8 +1683,10 @@ class Operations:
         outcome: object = None,
         limit: object = 100,
         cursor: str | None = None,
+        own: bool = False,
     ) -> Call[HistoryPage]:
-        """One page of the topic's finished jobs, most recent first, of one ``outcome`` or all."""
+        """One page of the topic's finished jobs, most recent first, of one ``outcome`` or all
+        (TopicPartitioned on a partitioned topic, unless ``own``: as :meth:`jobs`)."""
         wanted = history.outcome(outcome)
         page_size = validate.integer(limit, "limit", 1, 100)
         after = cursors.decode(self.keys(topic).topic, "finished", cursor)  # topic checked
@@ -1592,7 +1694,8 @@ class Operations:
         step = self._step(
             "finished", topic, score, member, page_size, "" if wanted is None else wanted.value
         )
-        return Call((step,), lambda r: history.parse_finished(topic, r[0]))
+        call = Call((step,), lambda r: history.parse_finished(topic, r[0]))
+        return self._refusing(topic, call, own)
 
     # -- schedules --------------------------------------------------------------------------
 

@@ -104,7 +104,10 @@ def set_count(ops: Operations, topic: str, value: object) -> Flow[int]:
     validate.new_name(topic, "topic")  # partitioning makes a topic: checked before the claim
     logical = topic.rpartition(SEPARATOR)[0] or topic
     counts, stats, records, taken = yield Call.join(
-        read_counts(ops), ops.stats(topic), _records(ops, topic), _held_names(ops, layout.names)
+        read_counts(ops),
+        ops.stats(topic, own=True),
+        _records(ops, topic),
+        _held_names(ops, layout.names),
     )
     current, above = counts.get(topic), counts.get(logical)
     if current == count:  # a topic partitioned by an older version, or a set cut short
@@ -161,7 +164,7 @@ def _records(ops: Operations, topic: str) -> Call[int]:
 
 def _held_names(ops: Operations, names: list[str]) -> Call[list[str]]:
     """Those of ``names`` whose topics hold jobs or finished job records (one round trip)."""
-    calls = [Call.join(ops.stats(name), _records(ops, name)) for name in names]
+    calls = [Call.join(ops.stats(name, own=True), _records(ops, name)) for name in names]
 
     def parse(found: list[tuple[TopicStats, int]]) -> list[str]:
         return [name for name, (s, records) in zip(names, found, strict=True)
@@ -293,9 +296,9 @@ def pause(ops: Operations, topic: str, count: int | None, paused: bool) -> Call[
 
 def read_stats(ops: Operations, topic: str, count: int | None) -> Call[TopicStats]:
     """The topic's counts, its partitions' added in (one round trip)."""
-    if not count:
-        return ops.stats(topic)
-    every = [ops.stats(name) for name in names(topic, count)]
+    if not count:  # as the counts read say (one partitioned since: its own name's, as before)
+        return ops.stats(topic, own=True)
+    every = [ops.stats(name, own=True) for name in names(topic, count)]
     return Call.join(*every).map(lambda found: merge_stats(topic, found))
 
 
@@ -303,9 +306,11 @@ def read_timeline(
     ops: Operations, topic: str, count: int | None, *, width: object, buckets: object
 ) -> Call[Timeline]:
     """The topic's timeline, its partitions' added in (one round trip)."""
-    if not count:
-        return ops.timeline(topic, width=width, buckets=buckets)
-    every = [ops.timeline(name, width=width, buckets=buckets) for name in names(topic, count)]
+    if not count:  # as read_stats
+        return ops.timeline(topic, width=width, buckets=buckets, own=True)
+    every = [
+        ops.timeline(name, width=width, buckets=buckets, own=True) for name in names(topic, count)
+    ]
     return Call.join(*every).map(lambda found: merge_timelines(topic, found))
 
 
@@ -335,7 +340,9 @@ def jobs_page(
     the cursor is ``<partition>:<that partition's cursor>``, ``<N>:...`` for the topic's own."""
     jobs, after = yield from _across(
         layout, limit, cursor,
-        lambda name, left, inner: ops.jobs(name, state, prefix=prefix, limit=left, cursor=inner),
+        lambda name, left, inner: ops.jobs(
+            name, state, prefix=prefix, limit=left, cursor=inner, own=True
+        ),
     )  # fmt: skip
     return JobPage(jobs, after)
 
@@ -349,7 +356,9 @@ def finished_page(
     :func:`jobs_page`'s."""
     jobs, after = yield from _across(
         layout, limit, cursor,
-        lambda name, left, inner: ops.finished(name, outcome=outcome, limit=left, cursor=inner),
+        lambda name, left, inner: ops.finished(
+            name, outcome=outcome, limit=left, cursor=inner, own=True
+        ),
     )  # fmt: skip
     return HistoryPage(jobs, after)
 

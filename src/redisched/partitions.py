@@ -180,7 +180,7 @@ class Sweep(Generic[L]):
         sweep = Sweep(partitions, count, unreachable)
         for name in sweep:
             with sweep.visiting(name):
-                call = client.ops.lease(name, sweep.left)
+                call = client.ops.lease(name, sweep.left, own=True)
                 sweep.took(name, client.execute(call, retry_for=sweep.retry_for(name)))
         leases = sweep.leases()
 
@@ -329,7 +329,7 @@ class PartitionedTopic:
         sweep: Sweep[Lease] = Sweep(self.partitions, validate.count(count), self.unreachable)
         for name in sweep:
             with sweep.visiting(name):
-                call = self.client.ops.lease(name, sweep.left, ttr=ttr)
+                call = self.client.ops.lease(name, sweep.left, ttr=ttr, own=True)
                 sweep.took(name, self.client.execute(call, retry_for=sweep.retry_for(name)))
         return merge_leases(sweep.leases())
 
@@ -344,7 +344,10 @@ class PartitionedTopic:
     def stats(self) -> TopicStats:
         """The counts of the topic itself and its partitions added up."""
         topic = self.partitions.topic
-        return merge_stats(topic, [self.client.stats(n) for n in [topic, *self.names]])
+        own = [
+            self.client.execute(self.client.ops.stats(n, own=True)) for n in [topic, *self.names]
+        ]
+        return merge_stats(topic, own)
 
 
 class AsyncPartitionedTopic:
@@ -403,7 +406,7 @@ class AsyncPartitionedTopic:
         sweep: Sweep[Lease] = Sweep(self.partitions, validate.count(count), self.unreachable)
         for name in sweep:
             with sweep.visiting(name):
-                call = self.client.ops.lease(name, sweep.left, ttr=ttr)
+                call = self.client.ops.lease(name, sweep.left, ttr=ttr, own=True)
                 lease = await self.client.execute(call, retry_for=sweep.retry_for(name))
                 sweep.took(name, lease)
         return merge_leases(sweep.leases())
@@ -419,4 +422,6 @@ class AsyncPartitionedTopic:
     async def stats(self) -> TopicStats:
         """The counts of the topic itself and its partitions added up."""
         topic = self.partitions.topic
-        return merge_stats(topic, [await self.client.stats(n) for n in [topic, *self.names]])
+        ops = self.client.ops
+        own = [await self.client.execute(ops.stats(n, own=True)) for n in [topic, *self.names]]
+        return merge_stats(topic, own)

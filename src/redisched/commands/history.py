@@ -30,9 +30,9 @@ def history(redis_url: str | None, topic: str, id: str) -> None:
     """What happened to a job, live or finished (exit 1 if never seen or aged out)."""
     client = client_for(redis_url)
     held = partition_setting.route(client, topic, id, finished=True)
-    found = client.history(held, id)
+    found = client.execute(client.ops.history(held, id, own=True))
     if found is None and held != topic:  # a finished job of the partitioned topic itself
-        found = client.history(topic, id)
+        found = client.execute(client.ops.history(topic, id, own=True))
     if found is None:
         raise click.ClickException(f"no history of job {id!r} in topic {topic!r}")
     _echo(history_out(found))

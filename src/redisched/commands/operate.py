@@ -20,6 +20,7 @@ from ..config import ALLOW_PRIVATE_WEBHOOKS
 from ..errors import InvalidArgument, StaleReservation, TopicBusy
 from ..models import JobState, TopicStats
 from ..operate import Progress
+from ..ops import Call
 from ..partitions import Partitions
 from ..push.targets import TargetPolicy, check_url_blocking
 from ..shapes import config_out, stats_out
@@ -116,7 +117,8 @@ def purge(redis_url: str | None, topic: str, state: str, yes: bool) -> None:
     """Delete every job of a topic in one state (running jobs are never purged)."""
     client = client_for(redis_url)
     names = _partitions(client, topic)
-    count = sum(getattr(client.stats(name), state) for name in names)
+    found = client.execute(Call.join(*(client.ops.stats(name, own=True) for name in names)))
+    count = sum(getattr(stats, state) for stats in found)
     if count == 0:  # nothing to ask about
         echo_json({"topic": topic, "deleted": 0, "state": state})
         return
@@ -179,7 +181,7 @@ def reschedule(
 
 
 def _show(client: Any, topic: str, id: str) -> None:
-    job = client.get(topic, id)
+    job = client.execute(client.ops.get(topic, id, own=True))  # topic: routed
     if job is None:
         raise click.ClickException(f"no job {id!r} in topic {topic!r}")
     echo_json(job_data(job))
@@ -200,7 +202,7 @@ def run_now(redis_url: str | None, topic: str, id: str) -> None:
 
 def _not_in_state(client: Client, topic: str, id: str, wanted: str) -> click.ClickException:
     """Why a by-id action found the job missing or in another state than ``wanted`` (exit 1)."""
-    job = client.get(topic, id)
+    job = client.execute(client.ops.get(topic, id, own=True))  # topic: routed
     if job is None:
         return click.ClickException(f"no job {id!r} in topic {topic!r}")
     return click.ClickException(f"job {id!r} is {job.state.value}, not {wanted}")

@@ -259,7 +259,7 @@ async def topic_page(
     if state is None:
         state = default_state(await client.execute(read_stats(ops, topic, count)))
     if count is None:
-        listed = ops.jobs(topic, state, prefix=prefix, limit=LIST_LIMIT, cursor=cursor)
+        listed = ops.jobs(topic, state, prefix=prefix, limit=LIST_LIMIT, cursor=cursor, own=True)
     else:  # partition after partition, in round trips of its own
         flow = jobs_page(ops, Partitions(topic, count), state, prefix=prefix,
                          limit=LIST_LIMIT, cursor=cursor)  # fmt: skip
@@ -271,11 +271,11 @@ async def topic_page(
         read_timeline(ops, topic, count, width=3600, buckets=24),
         listed,
         ops.throughput(topic),
-        ops.finished(topic, limit=RECENT_LIMIT),
+        ops.finished(topic, limit=RECENT_LIMIT, own=True),  # the topic's own name's
         _latest_events(ops, topic, count),
         read_throttled(ops, topic),
     ]  # fmt: skip
-    parts = [ops.stats(name) for name in names(topic, count)] if count else []  # own, each
+    parts = [ops.stats(name, own=True) for name in names(topic, count)] if count else []  # each
     replies = await client.execute(joined([*calls, *parts]))
     stats, config, minutes, hours, page, rates, finished, events, throttled = replies[:9]
     listing = Listing(state, prefix, cursor, page)
@@ -293,8 +293,10 @@ def _latest_events(ops: Operations, topic: str, count: int | None) -> Call[list[
     """The topic's latest events; of a partitioned one, its partitions' feeds merged (each
     has its own; the topic's holds what was put before it was partitioned)."""
     if not count:
-        return ops.latest_events(topic, 2 * RECENT_LIMIT)
-    feeds = joined([ops.latest_events(name, 2 * RECENT_LIMIT) for name in names(topic, count)])
+        return ops.latest_events(topic, 2 * RECENT_LIMIT, own=True)
+    feeds = joined(
+        [ops.latest_events(name, 2 * RECENT_LIMIT, own=True) for name in names(topic, count)]
+    )
 
     def newest(each: list[list[JobEvent]]) -> list[JobEvent]:
         merged = sorted((event for feed in each for event in feed), key=lambda e: e.at)

@@ -167,9 +167,9 @@ class Dashboard:
         client = rt.client
         found, history, timeline = await client.execute(
             data.joined([
-                client.ops.get(name, wanted),
-                client.ops.history(name, wanted),
-                client.ops.timeline(name, buckets=1),
+                client.ops.get(name, wanted, own=True),  # name: maybe the topic's own
+                client.ops.history(name, wanted, own=True),
+                client.ops.timeline(name, buckets=1, own=True),
             ])
         )  # fmt: skip
         result = None if history is None else history.result

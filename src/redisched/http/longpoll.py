@@ -76,7 +76,7 @@ async def _lease_at_once(
     if limits is None or limits.limited:
         return None
     # the service's requeue loop sweeps every topic: no sweep of its own (Operations.swept)
-    call = rt.client.ops.reserve_many(topic, count, ttr=ttr, sweep=False)
+    call = rt.client.ops.reserve_many(topic, count, ttr=ttr, sweep=False, own=True)
     return await rt.client.execute(call)
 
 

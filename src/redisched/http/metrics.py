@@ -157,11 +157,13 @@ async def read_stats(client: AsyncClient, names: list[str]) -> list[TopicStats |
     for start in range(0, len(names), READ_AT_ONCE):
         chunk = names[start : start + READ_AT_ONCE]
         try:
-            joined = Call.join(*(client.ops.stats(name) for name in chunk))
+            # own: a partitioned topic's name and its partitions, each read apart
+            joined = Call.join(*(client.ops.stats(name, own=True) for name in chunk))
             found: list[TopicStats] = await client.execute(joined)
             read += found
         except BackendError:
-            read += await readable(chunk, client.stats, "metrics")
+            own = lambda name: client.execute(client.ops.stats(name, own=True))  # noqa: E731
+            read += await readable(chunk, own, "metrics")
     return read
 
 

@@ -141,16 +141,23 @@ async def finding(
     """``(topic, action(topic))`` for a lookup of the path's job (or of ``job_id``) that
     answers a falsy value when the job is missing: on ``routed``, or after a miss there as
     :func:`found_elsewhere` says."""
-    try:
-        found = await action(routed)
-    except TopicPartitioned:
-        # a delete by id in the topic itself, which another process partitioned since this one
-        # read the counts (delete.lua says so rather than answer a miss): a miss, and
-        # partitioned_since finds the id's partition
-        found = cast(T, False)
+    found = await missing_is_falsy(request, action, routed)
     if found:
         return routed, found
     return await found_elsewhere(request, routed, found, action, job_id)
+
+
+async def missing_is_falsy(request: Request, action: Callable[[str], Awaitable[T]], name: str) -> T:
+    """``action(name)``, or False when it raises TopicPartitioned: a read or delete by id
+    in a topic itself that finds no such job when the topic is partitioned (get.lua,
+    history, delete.lua say so rather than answer a miss). A miss it is here: the count is
+    learnt from the refusal, and :func:`partitioned_since` finds the id's partition (or,
+    when ``name`` is the topic itself after a miss in a partition, its jobs are there)."""
+    try:
+        return await action(name)
+    except TopicPartitioned as refused:
+        runtime(request).partitions.learn(refused.topic, refused.count)
+        return cast(T, False)
 
 
 async def found_elsewhere(
@@ -167,7 +174,7 @@ async def found_elsewhere(
     elsewhere = await _elsewhere(request, routed, job_id)
     if elsewhere is None:
         return routed, missed
-    again = await action(elsewhere)
+    again = await missing_is_falsy(request, action, elsewhere)
     return (elsewhere, again) if again else (routed, missed)
 
 

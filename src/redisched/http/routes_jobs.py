@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from ..client import AsyncClient
 from ..convert import shown
-from ..errors import StaleReservation
+from ..errors import StaleReservation, TopicPartitioned
 from ..models import Job, PutResult, PutStatus
 from ..ops import Call
 from ..partitions import SEPARATOR
@@ -170,7 +170,11 @@ async def get_job(request: Request) -> Response:
     """GET /v1/topics/{topic}/jobs/{id}."""
     topic, job_id = await job_path(request)
     client = runtime(request).client
-    job = await client.get(topic, job_id)  # inline, not through finding(): a hot route
+    try:
+        job = await client.get(topic, job_id)  # inline, not through finding(): a hot route
+    except TopicPartitioned as refused:  # the topic itself, partitioned since it was routed
+        runtime(request).partitions.learn(refused.topic, refused.count)
+        job = None
     if job is None:
         topic, job = await found_elsewhere(request, topic, job, lambda n: client.get(n, job_id))
     if job is None:

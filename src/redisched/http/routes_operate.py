@@ -131,7 +131,7 @@ async def delete_topic(request: Request) -> Response:
 
 
 async def _job_answer(client: AsyncClient, topic: str, job_id: str) -> Response:
-    job = await client.get(topic, job_id)
+    job = await client.execute(client.ops.get(topic, job_id, own=True))  # topic: where found
     if job is None:
         raise not_found(topic, job_id)
     return json_response(bodies.job_out(job), 200, {"ETag": etag(job.version)})

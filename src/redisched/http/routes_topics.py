@@ -126,7 +126,11 @@ async def list_jobs(request: Request) -> Response:
     prefix = request.query_params.get("prefix") or None
     found = await partitioned.layout(rt, topic)
     if found is None:
-        page = await rt.client.jobs(topic, state, prefix=prefix, limit=limit, cursor=cursor)
+        # own: a topic partitioned since the counts were read answers as before, until they are
+        listing = rt.client.ops.jobs(
+            topic, state, prefix=prefix, limit=limit, cursor=cursor, own=True
+        )
+        page = await rt.client.execute(listing)
     else:
         flow = jobs_page(rt.client.ops, found, state, prefix=prefix, limit=limit, cursor=cursor)
         page = await run_async(rt.client, flow)

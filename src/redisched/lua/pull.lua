@@ -17,7 +17,9 @@
 --   occurrence of a schedule puts its next occurrence (see schedule.lua). The job is the one a
 --   reserve of one job would lease: the earliest due job is promoted first (none with
 --   promote_limit 0; a larger limit promotes one all the same), then the best ready job goes.
---   promote_limit is an integer >= 0.
+--   promote_limit is an integer >= 0. When no job was taken and the topic is spread over
+--   partitions (meta field partitions: its jobs live in their ids' partitions), the partition
+--   count, an integer, instead of nil (meta's field is read only then).
 -- Complexity: O(log M).
 local jobs_key, scheduled_key, ready_key, errors_key, meta_key = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5]
@@ -46,7 +48,11 @@ end
 if promote_limit % 1 ~= 0 then -- NaN, inf, fractions: n % 1 ~= 0
   return redis.error_reply('ERR pull: promote_limit must be an integer >= 0')
 end
-if redis.call('HGET', meta_key, 'paused') == '1' then return nil end
+if redis.call('HGET', meta_key, 'paused') == '1' then
+  -- a partitioned topic's name is said so (as below when no job is ready)
+  local partitions = redis.call('HGET', meta_key, 'partitions')
+  return partitions and partitions + 0 or nil
+end
 -- History (lua/README.md, "History"): an event goes into the job's record, job[LOG] (a string:
 -- a count byte, then per event struct '>BdIIH' kind, at_ms, version, attempt, detail length,
 -- then the detail; the first event and the last MAX_EVENTS - 1 are kept), and into the topic's
@@ -352,7 +358,12 @@ if due then
     redis.call('ZADD', ready_key, promoted[PRIORITY], string.format('%012x', seq) .. due)
   end
 end
-if not best_id then return nil end
+if not best_id then
+  -- a partitioned topic's name holds no job (one put before the mark aside): said, not a
+  -- quiet nil; read only then, so a pull of a job costs nothing more
+  local partitions = redis.call('HGET', meta_key, 'partitions')
+  return partitions and partitions + 0 or nil
+end
 
 if best_from_ready then
   job = decode(redis.call('HGET', jobs_key, best_id))

@@ -28,6 +28,10 @@
 --   no call runs long (a few µs per promoted job). When nothing was ready, the jobs promoted are
 --   leased at once (they are the next in ready order), never written as ready.
 --   Numbers are whole: count 1 to 10000, ttr_ms >= 1, promote_limit >= 0, times 0 or 1.
+--   When no job was leased and the topic is spread over partitions (meta field partitions:
+--   its jobs live in their ids' partitions), the reply ends with the partition count, an
+--   integer, where the jobs would be: [now_ms, next_due_ms, next_timeout_ms, partitions]
+--   (meta is read only then: a lease of a job costs nothing more).
 -- Complexity: O((P + N) log M) for P promoted and N leased jobs.
 local jobs_key, scheduled_key, ready_key, reserved_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local errors_key, meta_key, schedules_key, refill_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -180,6 +184,9 @@ end
 local reply = {now, -2, -2, nil} -- room for one job (see feed); it ends at its first nil
 if settings[4] == '1' then -- paused
   if times then reply[2], reply[3] = earliest(scheduled_key), earliest(reserved_key) end
+  -- a partitioned topic's name is said so (as below when nothing was leased)
+  local partitions = redis.call('HGET', meta_key, 'partitions')
+  if partitions then reply[4] = partitions + 0 end
   return reply
 end
 
@@ -383,6 +390,13 @@ end
 if not occurrences then
   if times then reply[2], reply[3] = next_due, earliest(reserved_key) end
   feed_epoch = flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
+  if leasing == 0 then
+    -- a partitioned topic's name leases nothing (a job put before the mark aside): said, not a
+    -- quiet empty lease; read only then (inline: a closure made on every call costs Redis
+    -- ~400 instructions), so a lease of a job costs nothing more
+    local partitions = redis.call('HGET', meta_key, 'partitions')
+    if partitions then reply[4] = partitions + 0 end
+  end
   return reply
 end
 

@@ -1,0 +1,136 @@
+"""A plain client's reads of a partitioned topic's own name say so (TopicPartitioned).
+
+They read the topic itself, which holds nothing once it is partitioned: an app polling
+``client.get("signup", id)`` after an operator partitioned ``signup`` saw "not found" for a job
+that exists, and a worker reserving from ``signup`` idled forever. A job the topic itself holds
+(put before the mark) is still read, leased and taken where it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import redisched
+from redisched import TopicPartitioned
+from redisched.partition_setting import configure, run, run_async
+from redisched.partitions import PartitionedTopic
+from tests.unmarked import unmark
+
+
+def _partitioned(client: redisched.Client, topic: str, count: int = 3) -> PartitionedTopic:
+    run(client, configure(client.ops, topic, {"partitions": count}))
+    return PartitionedTopic(client, topic, count)
+
+
+def _reads(client: redisched.Client, topic: str) -> dict[str, Callable[[], Any]]:
+    return {
+        "get": lambda: client.get(topic, "k0"),
+        "reserve": lambda: client.reserve(topic),
+        "reserve_many": lambda: client.reserve_many(topic, 5),
+        "lease": lambda: client.lease(topic, 5),
+        "ack_and_lease": lambda: client.ack_and_lease(topic, [], 5),
+        "pull": lambda: client.pull(topic),
+        "stats": lambda: client.stats(topic),
+        "timeline": lambda: client.timeline(topic),
+        "jobs": lambda: client.jobs(topic, "scheduled"),
+        "finished": lambda: client.finished(topic),
+        "history": lambda: client.history(topic, "k0"),
+        "events": lambda: client.events(topic),
+    }
+
+
+def test_every_read_of_a_partitioned_topic_itself_is_refused(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    hot = _partitioned(client, topic)
+    hot.put("k0", b"due", delay=0)  # in its partition: the topic itself holds nothing
+    for name, read in _reads(client, topic).items():
+        with pytest.raises(TopicPartitioned) as refused:
+            read()
+        assert (refused.value.argument, refused.value.count) == ("topic", 3), name
+        assert "3 partitions" in str(refused.value) and "PartitionedTopic" in str(refused.value)
+    assert hot.get("k0") is not None  # nothing was taken: the job waits in its partition
+    assert hot.reserve() is not None
+
+
+def test_a_job_the_topic_itself_holds_is_still_read_where_it_is(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    _partitioned(client, topic)
+    unmark(client, topic)  # as a process that did not know the count yet put into it
+    client.put(topic, "old", b"1")
+    client.put(topic, "gone", b"2")
+    _partitioned(client, topic)  # the mark again
+    assert client.get(topic, "old") is not None  # a hit reads as ever
+    assert client.history(topic, "old") is not None
+    pulled = client.pull(topic)
+    leased = client.reserve(topic)
+    assert pulled is not None and leased is not None
+    assert {pulled.id, leased.id} == {"old", "gone"}
+    with pytest.raises(TopicPartitioned):  # nothing left in the topic itself
+        client.reserve(topic)
+    with pytest.raises(TopicPartitioned):
+        client.pull(topic)
+    client.ack(leased)  # the token operations go to the job's topic as ever
+
+
+def test_own_reads_answer_as_before(redis_url: str, topic: str) -> None:
+    # the code that serves a partitioned topic's own name as one of its members (the Worker,
+    # the HTTP service, PartitionedTopic) reads it with own=True: nothing there is no error
+    client = redisched.Client.from_url(redis_url)
+    _partitioned(client, topic)
+    ops = client.ops
+    assert client.execute(ops.get(topic, "k0", own=True)) is None
+    assert client.execute(ops.lease(topic, 5, own=True)).jobs == []
+    assert client.execute(ops.reserve_many(topic, 5, own=True)) == []
+    assert client.execute(ops.pull(topic, own=True)) is None
+    assert client.execute(ops.stats(topic, own=True)).scheduled == 0
+    assert client.execute(ops.jobs(topic, "ready", own=True)).jobs == []
+    assert client.execute(ops.finished(topic, own=True)).jobs == []
+    assert client.execute(ops.history(topic, "k0", own=True)) is None
+    assert client.execute(ops.events(topic, own=True)) == []
+    assert client.execute(ops.latest_events(topic, own=True)) == []
+    assert client.execute(ops.timeline(topic, own=True)).counts == [0] * 60
+
+
+def test_reads_of_a_plain_topic_are_unchanged(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    assert client.get(topic, "nobody") is None
+    assert client.reserve(topic) is None and client.pull(topic) is None
+    assert client.lease(topic, 3).jobs == []
+    assert client.stats(topic).ready == 0
+    assert client.jobs(topic, "ready").jobs == [] and client.finished(topic).jobs == []
+    assert client.history(topic, "nobody") is None and client.events(topic) == []
+
+
+async def test_the_async_client_is_refused_alike(redis_url: str, topic: str) -> None:
+    async with redisched.AsyncClient.from_url(redis_url) as client:
+        await run_async(client, configure(client.ops, topic, {"partitions": 2}))
+        reads: list[Callable[[], Any]] = [
+            lambda: client.get(topic, "a"),
+            lambda: client.reserve(topic),
+            lambda: client.reserve_many(topic, 2),
+            lambda: client.lease(topic, 2),
+            lambda: client.pull(topic),
+            lambda: client.stats(topic),
+            lambda: client.jobs(topic, "ready"),
+            lambda: client.finished(topic),
+            lambda: client.history(topic, "a"),
+            lambda: client.events(topic),
+            lambda: client.timeline(topic),
+        ]
+        for read in reads:
+            with pytest.raises(TopicPartitioned) as refused:
+                await read()
+            assert refused.value.count == 2
+
+
+def test_a_paused_partitioned_topic_says_so_too(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    _partitioned(client, topic)
+    client.pause(topic)
+    with pytest.raises(TopicPartitioned):
+        client.reserve(topic)
+    with pytest.raises(TopicPartitioned):
+        client.pull(topic)
