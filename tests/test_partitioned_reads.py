@@ -8,6 +8,8 @@ that exists, and a worker reserving from ``signup`` idled forever. A job the top
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,7 @@ import redisched
 from redisched import TopicPartitioned
 from redisched.partition_setting import configure, run, run_async
 from redisched.partitions import PartitionedTopic
+from tests.test_partition_setting import cli
 from tests.unmarked import unmark
 
 
@@ -134,3 +137,42 @@ def test_a_paused_partitioned_topic_says_so_too(redis_url: str, topic: str) -> N
         client.reserve(topic)
     with pytest.raises(TopicPartitioned):
         client.pull(topic)
+
+
+def test_cli_events_of_a_partitioned_topic_merge_its_partitions(redis_url: str, topic: str) -> None:
+    # it printed nothing: the topic's own feed is empty once it is partitioned
+    client = redisched.Client.from_url(redis_url)
+    hot = _partitioned(client, topic, 4)
+    ids = [f"job-{i}" for i in range(8)]
+    for job_id in ids:
+        hot.put(job_id, b"")
+        time.sleep(0.003)  # events are timed to the ms: each put its own
+    homes = {job_id: hot.partitions.route(job_id) for job_id in ids}
+    assert len(set(homes.values())) > 1
+    shown = cli(["events", topic], redis_url)
+    assert shown.exit_code == 0, shown.output
+    lines = [json.loads(line) for line in shown.output.splitlines()]
+    assert [(e["id"], e["kind"], e["topic"]) for e in lines] == [
+        (job_id, "put", homes[job_id]) for job_id in ids
+    ]
+    assert [e["at"] for e in lines] == sorted(e["at"] for e in lines)
+    few = cli(["events", topic, "--limit", "3"], redis_url)
+    assert [json.loads(line)["id"] for line in few.output.splitlines()] == ids[:3]
+    # a line's cursor goes on in its own feed, named by the line's topic
+    first = lines[0]
+    rest = cli(["events", first["topic"], "--after", first["cursor"]], redis_url)
+    assert [json.loads(line)["id"] for line in rest.output.splitlines()] == [
+        job_id for job_id in ids[1:] if homes[job_id] == first["topic"]
+    ]
+    refused = cli(["events", topic, "--after", first["cursor"]], redis_url)
+    assert refused.exit_code == 2 and "4 partitions" in refused.output, refused.output
+    assert f"{topic}~p0" in refused.output
+
+
+def test_cli_events_of_a_plain_topic_are_unchanged(redis_url: str, topic: str) -> None:
+    client = redisched.Client.from_url(redis_url)
+    client.put(topic, "a", b"")
+    shown = cli(["events", topic], redis_url)
+    assert shown.exit_code == 0, shown.output
+    (line,) = [json.loads(line) for line in shown.output.splitlines()]
+    assert line["id"] == "a" and "topic" not in line

@@ -1,5 +1,5 @@
 """``redisched history TOPIC ID`` and ``redisched events TOPIC [--follow]``: the HTTP API's
-shapes (:mod:`redisched.shapes`), events one JSON a line."""
+shapes (:mod:`redisched.shapes`), events one JSON a line (a partitioned topic's feeds merged)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,20 @@ import msgspec
 
 from .. import partition_setting
 from ..cli import _echo, client_for, url_option
+from ..client import Client
 from ..models import JobEvent
-from ..partitions import Partitions
+from ..ops import Call
 from ..shapes import event_out, history_out, readable
 from ..validate import duration_ms
 
 
-def event_line(event: JobEvent) -> str:
-    """An event of the feed as one line of JSON, in the HTTP API's shape."""
-    return json.dumps(readable(msgspec.to_builtins(event_out(event))), ensure_ascii=False)
+def event_line(event: JobEvent, topic: str | None = None) -> str:
+    """An event of the feed as one line of JSON, in the HTTP API's shape; with the ``topic``
+    whose feed holds it, when given (a partitioned topic's merged feeds)."""
+    shown = readable(msgspec.to_builtins(event_out(event)))
+    if topic is not None:
+        shown["topic"] = topic
+    return json.dumps(shown, ensure_ascii=False)
 
 
 @click.command()
@@ -50,19 +55,29 @@ def events(
     redis_url: str | None, topic: str, after: str | None, limit: int, follow: bool,
     interval: float,
 ) -> None:  # fmt: skip
-    """A topic's events, oldest first; --follow tails the feed like ``tail -f`` (Ctrl-C ends it)."""
+    """A topic's events, oldest first; --follow tails the feed like ``tail -f`` (Ctrl-C ends it).
+
+    A partitioned topic's partitions (and the topic itself) each keep a feed: they are read
+    together and merged by time, each line naming its ``topic`` (give that name and the
+    line's cursor to ``--after`` to go on in that feed alone).
+    """
     pause = duration_ms(interval, "interval", minimum_ms=10, maximum_ms=3_600_000) / 1000
     client = client_for(redis_url)
     count = client.execute(partition_setting.read_count(client.ops, topic))
-    if count is not None:  # as over HTTP: its partitions' feeds, not the topic's, hold events
-        raise partition_setting.no_feed(Partitions(topic, count))
+    if count is not None and after is not None:
+        raise click.UsageError(
+            f"--after: topic {topic!r} is spread over {count} partitions, each with its own "
+            f"feed: give a cursor with the partition that printed it ({topic}~p0 ... "
+            f"{topic}~p{count - 1}, or {topic} itself)"
+        )
+    names = partition_setting.names(topic, count)
+    cursors: dict[str, str | None] = dict.fromkeys(names, after)
     try:
         while True:
-            page = client.events(topic, after=after, limit=limit)
-            for event in page:
-                click.echo(event_line(event))
-            if page:
-                after = page[-1].cursor
+            page = _merged(client, cursors, limit)
+            for name, event in page:
+                click.echo(event_line(event, name if count else None))
+                cursors[name] = event.cursor
             if not follow:
                 return
             if len(page) < limit:
@@ -71,3 +86,18 @@ def events(
         if not follow:
             raise
         # Ctrl-C is how a follow ends: no "Aborted!", status 0
+
+
+def _merged(
+    client: Client, cursors: dict[str, str | None], limit: int
+) -> list[tuple[str, JobEvent]]:
+    """The ``limit`` oldest events after each feed's cursor, of every feed named in
+    ``cursors`` (a partitioned topic's, each read with ``own``), merged by time: the oldest
+    ``limit`` of all are among each feed's oldest ``limit``. One round trip."""
+    names = list(cursors)
+    calls = [client.ops.events(n, after=cursors[n], limit=limit, own=True) for n in names]
+    feeds: list[list[JobEvent]] = client.execute(Call.join(*calls))
+    merged = [(name, event) for name, feed in zip(names, feeds, strict=True) for event in feed]
+    if len(feeds) > 1:
+        merged.sort(key=lambda found: found[1].at)  # stable: a feed's order is kept
+    return merged[:limit]
