@@ -53,23 +53,6 @@ def test_a_bad_redisched_prefix_is_named_by_the_worker_as_the_variable(
     assert option.exit_code == 2 and "--prefix" in option.output, option.output
 
 
-@pytest.mark.parametrize("follow", [[], ["--follow"]])
-def test_events_of_a_partitioned_topic_are_refused_as_over_http(
-    redis_url: str, topic: str, follow: list[str]
-) -> None:
-    """The topic itself has no feed (each partition has its own): ``events`` printed
-    nothing and exited 0, and ``--follow`` waited forever; HTTP answers 400 naming the
-    partitions to read."""
-    client = redisched.Client.from_url(redis_url)
-    run(client, configure(client.ops, topic, {"partitions": 2}))
-    assert _run(["put", topic, "a", "x"], redis_url).exit_code == 0
-    done = _run(["events", topic, *follow], redis_url)
-    assert done.exit_code == 2, done.output
-    assert f"TOPIC: topic {topic!r} is spread over 2 partitions" in done.output
-    assert f"{topic}~p0" in done.output
-    assert _run(["events", f"{topic}~p0"], redis_url).exit_code == 0  # a partition's own
-
-
 @pytest.mark.parametrize("command", [["put", "{topic}", "a", "x"], ["reschedule", "{topic}", "a"]])
 def test_a_run_at_without_an_offset_says_so_in_the_clis_terms(
     redis_url: str, topic: str, command: list[str]
