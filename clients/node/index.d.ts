@@ -71,8 +71,9 @@ export class InvalidArgument extends TypeError {
   field: string;
 }
 
-/** A put or schedule named a partitioned topic itself (Redis stored nothing): its jobs live in
- * their ids' partitions; `count` is how many. */
+/** A put, schedule or delete by id named a partitioned topic itself (Redis stored nothing), or
+ * a read of it found nothing (get, reserve, lease, ackAndLease, pull; stats always): its jobs
+ * live in their ids' partitions; `count` is how many. A Worker refuses such a topic at run(). */
 export class TopicPartitioned extends InvalidArgument {
   topic: string;
   count: number;

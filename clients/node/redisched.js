@@ -85,6 +85,9 @@ const SCHEDULE_TIMES_TOO_EARLY = 7; // schedule.lua: the cron times must come af
 const PUT_PARTITIONED = 6; // put.lua: the topic is spread over partitions (version: how many)
 const DELETE_PARTITIONED = 6; // delete.lua: no such job, and the topic is spread over partitions
 const SCHEDULE_PARTITIONED = 8; // schedule.lua: as PUT_PARTITIONED
+// get.lua and pull.lua answer the partition count (an integer) in place of nil, reserve.lua
+// after its three times when it leased nothing, and stats.lua as its last value (0: none)
+const STATS_PARTITIONS = 19;
 
 class RedischedError extends Error {}
 /** The token no longer holds the job: it was requeued, re-reserved, deleted or acked. */
@@ -99,8 +102,9 @@ class VersionConflict extends RedischedError {
 
 /**
  * A put, schedule or delete by id named a partitioned topic itself, whose jobs and schedules
- * live in their ids' partitions (Python's partition_setting): Redis changed nothing. `count`:
- * how many partitions.
+ * live in their ids' partitions (Python's partition_setting): Redis changed nothing. A read
+ * that found nothing there (get, reserve, lease, ackAndLease, pull) and stats say so too,
+ * rather than answer a quiet nothing. `count`: how many partitions.
  */
 class TopicPartitioned extends InvalidArgument {
   constructor(topic, count) {
@@ -213,10 +217,20 @@ const optionalMs = (ms) => (ms < 0 ? null : ms);
 /** reserve.lua's reply [now_ms, next_due_ms, next_timeout_ms, job...] as a lease. */
 function parseLease(topic, fields, reply) {
   const [nowMs, nextDueMs, nextTimeoutMs, ...jobs] = reply;
+  // nothing leased, and the count of a partitioned topic where the jobs would be
+  if (jobs.length === 1 && typeof jobs[0] === 'number') throw new TopicPartitioned(topic, jobs[0]);
   return {
     nowMs, nextDueMs: optionalMs(nextDueMs), nextTimeoutMs: optionalMs(nextTimeoutMs),
     jobs: jobs.map((job) => parseJob(topic, fields, job)),
   };
+}
+
+/** The job of a get.lua or pull.lua reply: null for nil, TopicPartitioned for the count of a
+ * partitioned topic (no such job in the topic itself). */
+function found(topic, fields, reply) {
+  if (reply === null) return null;
+  if (typeof reply === 'number') throw new TopicPartitioned(topic, reply);
+  return parseJob(topic, fields, reply);
 }
 
 class Scheduler {
@@ -296,7 +310,7 @@ class Scheduler {
 
   async get(topic, id) {
     const r = await this.call('get', topic, { now_ms: this.now(), id: storedId(id) }, { buffers: true });
-    return r === null ? null : parseJob(topic, this.jobFields, r);
+    return found(topic, this.jobFields, r);
   }
 
   /** Delete a job in any state; true if it existed (a schedule's pending occurrence: its next
@@ -534,7 +548,7 @@ class Scheduler {
 
   async pull(topic) {
     const [r] = await this.withRefill(topic, [['pull', { now_ms: this.now(), promote_limit: 1000 }, true]]);
-    return r === null ? null : parseJob(topic, this.jobFields, r);
+    return found(topic, this.jobFields, r);
   }
 
   async stats(topic) {
@@ -542,6 +556,8 @@ class Scheduler {
     const names = ['nowMs', 'scheduled', 'ready', 'reserved', 'dead', 'paused', 'nextDueMs', 'totalPut',
       'totalReserved', 'totalAcked', 'totalReleased', 'totalRequeued', 'totalDead', 'totalPulled',
       'finishedDone', 'finishedCancelled', 'finishedDead', 'finishedPulled', 'finishedAborted'];
+    // its jobs live in its partitions: these would be its own name's counts alone
+    if (r[STATS_PARTITIONS]) throw new TopicPartitioned(topic, r[STATS_PARTITIONS]);
     return Object.fromEntries(names.map((n, i) => [n, r[i]]));
   }
 

@@ -24,7 +24,9 @@
  * that took the job is remembered (the last REMEMBERED_CANCELS of each topic): that job is
  * released unstarted.
  */
-const { Scheduler, StaleReservation, InvalidArgument, durationMs, MAX_TTR_MS } = require('./redisched');
+const {
+  Scheduler, StaleReservation, InvalidArgument, TopicPartitioned, durationMs, MAX_TTR_MS,
+} = require('./redisched');
 const { encodeResult } = require('./results');
 const { storedName } = require('./ids');
 
@@ -217,6 +219,7 @@ class Worker {
     signals.forEach((sig) => process.on(sig, onSignal));
     let heartbeat = null;
     try {
+      await this.refusePartitioned();
       await subscriber.subscribe(...byChannel.keys());
       for (const t of this.topics) t.backoff = this.backoff || await this.topicBackoff(t.name);
       heartbeat = this.heartbeat();
@@ -232,6 +235,18 @@ class Worker {
       this.running = false;
       this.stopping = false;
     }
+  }
+
+  /** Throws TopicPartitioned for a topic spread over partitions (its meta's mark, set by the
+   * Python side): its jobs live in its partitions, which this worker does not route to, so a
+   * lease of the topic itself would throw on every round trip. Serve the partitions' names
+   * (`<topic>~p<i>`) instead, or use the Python Worker, which serves each partition. */
+  async refusePartitioned() {
+    const marks = await Promise.all(this.topics.map(
+      (t) => this.scheduler.redis.hget(`${this.scheduler.prefix}:{${t.name}}:meta`, 'partitions')));
+    marks.forEach((count, i) => {
+      if (count !== null) throw new TopicPartitioned(this.topics[i].name, Number(count));
+    });
   }
 
   async topicBackoff(topic) {
