@@ -228,6 +228,9 @@ func (c *Client) Get(ctx context.Context, topic, id string) (*Job, error) {
 	if err != nil || r == nil {
 		return nil, err
 	}
+	if count, ok := r.(int64); ok { // no such job, and the topic is spread over partitions
+		return nil, topicPartitioned(topic, count)
+	}
 	return c.parseJob(topic, r)
 }
 
@@ -307,6 +310,9 @@ func (c *Client) Reserve(ctx context.Context, topic string, count, ttrMs int64) 
 	}
 	r, err := redis.Values(replies[len(replies)-1], nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := leasedNothing(topic, r); err != nil {
 		return nil, err
 	}
 	var jobs []*Job

@@ -36,6 +36,9 @@ func (c *Client) parseLease(topic string, reply any) (*Lease, error) {
 	if len(r) < 3 {
 		return nil, fmt.Errorf("redisched: a reserve reply of %d entries", len(r))
 	}
+	if err := leasedNothing(topic, r); err != nil {
+		return nil, err
+	}
 	lease := &Lease{NowMs: optionalMs(r[0]), NextDueMs: optionalMs(r[1]), NextTimeoutMs: optionalMs(r[2])}
 	for _, raw := range r[3:] {
 		job, err := c.parseJob(topic, raw)
@@ -45,6 +48,32 @@ func (c *Client) parseLease(topic string, reply any) (*Lease, error) {
 		lease.Jobs = append(lease.Jobs, job)
 	}
 	return lease, nil
+}
+
+// leasedNothing is topicPartitioned for a reserve.lua reply that leased nothing from a topic
+// spread over partitions: the partition count, an integer, where the jobs would be.
+func leasedNothing(topic string, r []any) error {
+	if len(r) == 4 {
+		if count, ok := r[3].(int64); ok {
+			return topicPartitioned(topic, count)
+		}
+	}
+	return nil
+}
+
+// partitionCount is the count of a topic spread over partitions (its meta's mark, set by the
+// Python side), 0 for a plain topic.
+func (c *Client) partitionCount(ctx context.Context, topic string) (int64, error) {
+	conn, err := c.conn(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	count, err := redis.Int64(conn.Do("HGET", c.Key(topic, "meta"), "partitions"))
+	if err == redis.ErrNil {
+		return 0, nil
+	}
+	return count, err
 }
 
 func (c *Client) leaseArgs(count, ttrMs int64) Args {

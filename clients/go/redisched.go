@@ -38,6 +38,8 @@ func (e *VersionConflict) Error() string {
 // topicPartitioned is the InvalidArgument of a put, schedule or delete by id that named a
 // partitioned topic itself (put.lua status 6, schedule.lua 8, delete.lua 6): its jobs and
 // schedules live in their ids' partitions (Python's partition_setting), and Redis changed nothing.
+// A read of the topic itself that found nothing says so too (get.lua answers the count in place
+// of nil, reserve.lua after its three times when it leased nothing), and so does a Worker's Run.
 func topicPartitioned(topic string, count int64) error {
 	return &InvalidArgument{"topic", fmt.Sprintf("topic %q is spread over %d partitions: each "+
 		"job lives in its id's partition (crc32 of the id mod the count)", topic, count)}

@@ -291,6 +291,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.mu.Unlock()
 	}()
 	for _, t := range w.topics {
+		// a partitioned topic's jobs live in its partitions, which this worker does not route
+		// to: its every lease would fail (serve the partitions' names, <topic>~p<i>, instead)
+		if count, err := w.client.partitionCount(ctx, t.name); err != nil {
+			return err
+		} else if count > 0 {
+			return topicPartitioned(t.name, count)
+		}
 		t.backoff = DefaultBackoff
 		if w.opts.Backoff != nil {
 			t.backoff = *w.opts.Backoff
