@@ -3,7 +3,7 @@
 ```
 RedischedError
  ├── InvalidArgument      a caller passed a bad value; nothing reached Redis
- │    └── TopicPartitioned  a put or schedule named a partitioned topic, not a partition
+ │    └── TopicPartitioned  a call named a partitioned topic, not a partition
  ├── StaleReservation     the token is not the job's current reservation
  ├── VersionConflict      if_version did not match the stored version
  ├── TopicBusy            delete_topic on a topic with running jobs, without force
@@ -34,12 +34,14 @@ class InvalidArgument(RedischedError, ValueError):
 
 
 class TopicPartitioned(InvalidArgument):
-    """A put, schedule or delete by id named a partitioned topic itself, whose jobs and
-    schedules live in their ids' partitions (docs/design.md section 11): Redis refused it (a
-    delete found no such job there), nothing changed.
-    :class:`~redisched.partitions.PartitionedTopic`, the HTTP API, the CLI and the AMQP
-    bridge route by id; they meet this only when another process partitioned the topic a
-    moment ago, and put again into the partition.
+    """A call named a partitioned topic itself, whose jobs and schedules live in their ids'
+    partitions (docs/design.md section 11): Redis refused a put or schedule, and nothing
+    changed; a delete, get, history, reserve, lease or pull found nothing there (a job the
+    topic itself holds, put before it was partitioned, is still found where it is); stats,
+    timeline and the listings of jobs, finished jobs and events would show the topic's own
+    name alone. :class:`~redisched.partitions.PartitionedTopic`, the HTTP API, the CLI and
+    the AMQP bridge route by id and add the partitions up; they meet this only when another
+    process partitioned the topic a moment ago, and go on in the id's partition.
 
     Attributes:
         topic: the partitioned topic.
