@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 import redisched
 from redisched.cli import main
-from redisched.partition_setting import configure, run
 
 
 def _run(args: list[str], redis_url: str, **env: str) -> Any:
