@@ -113,7 +113,10 @@ def _run(command: list[str], cwd: Path, redis_url: str) -> str:
         command, cwd=cwd, env=env(**extra), capture_output=True, text=True, timeout=240
     )
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
+    # the failing subtests first (a TAP "not ok" block), then the end: the end alone hid which
+    # of 120 Node tests failed
+    failed = [part for part in output.split("# Subtest") if "not ok" in part]
+    assert proc.returncode == 0, "".join(failed)[-6000:] + output[-2000:]
     return output
 
 
