@@ -74,6 +74,15 @@ func stringEnd(data []byte, start int) int {
 	return end
 }
 
+// numberEnd is the index just past the JSON number starting at data[start].
+func numberEnd(data []byte, start int) int {
+	end := start + 1
+	for end < len(data) && strings.IndexByte("0123456789+-.eE", data[end]) >= 0 {
+		end++
+	}
+	return end
+}
+
 // storedJSON is the JSON text data as the Python service stores the value msgspec reads from it
 // (json_body.to_stored): compact, members in the order sent, an integer's digits exactly (-0 as
 // 0), a number with a fraction or an exponent as the float msgspec writes (pyFloat), a string
@@ -100,10 +109,7 @@ func storedJSON(data []byte) ([]byte, error) {
 			}
 			out = appendPyString(out, jsonString(raw))
 		case c == '-' || (c >= '0' && c <= '9'):
-			end := i + 1
-			for end < len(data) && strings.IndexByte("0123456789+-.eE", data[end]) >= 0 {
-				end++
-			}
+			end := numberEnd(data, i)
 			number := string(data[i:end])
 			i = end
 			switch {
@@ -309,10 +315,7 @@ func jsonFaults(data []byte, free string, known map[string]bool) (fault, repeate
 			}
 			i++
 		case c == '-' || (c >= '0' && c <= '9'):
-			end := i + 1
-			for end < len(data) && strings.IndexByte("0123456789+-.eE", data[end]) >= 0 {
-				end++
-			}
+			end := numberEnd(data, i)
 			number := string(data[i:end])
 			i = end
 			problem := ""
