@@ -880,6 +880,13 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         pull("nothing to take: the count instead of nil"),
         stats("the count is stats' last value (0 when not partitioned)"),
     ]),
+    "partitioned_schedules": ("a partitioned topic's own name says so where a schedule is not", [
+        schedule("a schedule made before the topic was partitioned", "s", "S", every=3600 * S),
+        get_schedule("no such schedule, not partitioned: nil", "t"),
+        meta("partitioned: 3 partitions (the mark)", partitions=3),
+        get_schedule("the topic's own schedule is read as ever; no such schedule: the "
+                     "partition count instead of nil", "s", "t"),
+    ]),
     "empty_optional_arguments": ("an empty string is every optional argument's default", [
         call("put: empty delay_ms 0, priority 0, replace 0 (and the other defaults)", "put",
              now_ms=NOW, run_at_ms="", delay_ms="", ttr_ms="", priority="", max_attempts="",

@@ -131,7 +131,8 @@ async def test_a_partitioned_topics_schedule_runs_in_its_ids_partition(
     held = Partitions(topic, 4).route("tick")
     created = await http.put(url(topic, "tick"), json={"every": 60, "body": 1})
     assert created.status_code == 201 and created.json()["topic"] == held, created.text
-    assert await py.get_schedule(topic, "tick") is None  # not in the logical topic itself
+    own = py.ops.get_schedule(topic, "tick", own=True)
+    assert await py.execute(own) is None  # not in the logical topic itself
     reserved = await http.post(f"/v1/topics/{topic}/reserve", json={"count": 4, "wait": 3})
     leased = reserved.json()["jobs"]
     assert [(j["topic"], j["id"].split("@")[0]) for j in leased] == [(held, "tick")]

@@ -42,6 +42,8 @@ def _reads(client: redisched.Client, topic: str) -> dict[str, Callable[[], Any]]
         "finished": lambda: client.finished(topic),
         "history": lambda: client.history(topic, "k0"),
         "events": lambda: client.events(topic),
+        "get_schedule": lambda: client.get_schedule(topic, "nightly"),
+        "schedules": lambda: client.schedules(topic),
     }
 
 
@@ -78,6 +80,26 @@ def test_a_job_the_topic_itself_holds_is_still_read_where_it_is(redis_url: str, 
     client.ack(leased)  # the token operations go to the job's topic as ever
 
 
+def test_a_schedule_the_topic_itself_holds_is_still_read_where_it_is(
+    redis_url: str, topic: str
+) -> None:
+    client = redisched.Client.from_url(redis_url)
+    hot = _partitioned(client, topic)
+    unmark(client, topic)  # as a process that did not know the count yet made it there
+    client.schedule(topic, "old", b"o", every=3600)
+    _partitioned(client, topic)  # the mark again
+    assert client.get_schedule(topic, "old") is not None  # a hit reads as ever
+    with pytest.raises(TopicPartitioned):  # a miss: it may be in its id's partition
+        client.get_schedule(topic, "new")
+    with pytest.raises(TopicPartitioned):  # a listing of the topic itself is a part of it
+        client.schedules(topic)
+    client.schedule(hot.partitions.route("new"), "new", b"n", every=3600)
+    ops = client.ops
+    assert [s.id for s in client.execute(ops.schedules(topic, own=True))] == ["old"]
+    assert client.execute(ops.get_schedule(topic, "new", own=True)) is None
+    assert client.get_schedule(hot.partitions.route("new"), "new") is not None
+
+
 def test_own_reads_answer_as_before(redis_url: str, topic: str) -> None:
     # the code that serves a partitioned topic's own name as one of its members (the Worker,
     # the HTTP service, PartitionedTopic) reads it with own=True: nothing there is no error
@@ -95,6 +117,8 @@ def test_own_reads_answer_as_before(redis_url: str, topic: str) -> None:
     assert client.execute(ops.events(topic, own=True)) == []
     assert client.execute(ops.latest_events(topic, own=True)) == []
     assert client.execute(ops.timeline(topic, own=True)).counts == [0] * 60
+    assert client.execute(ops.get_schedule(topic, "nightly", own=True)) is None
+    assert client.execute(ops.schedules(topic, own=True)) == []
 
 
 def test_reads_of_a_plain_topic_are_unchanged(redis_url: str, topic: str) -> None:
@@ -105,6 +129,7 @@ def test_reads_of_a_plain_topic_are_unchanged(redis_url: str, topic: str) -> Non
     assert client.stats(topic).ready == 0
     assert client.jobs(topic, "ready").jobs == [] and client.finished(topic).jobs == []
     assert client.history(topic, "nobody") is None and client.events(topic) == []
+    assert client.get_schedule(topic, "nobody") is None and client.schedules(topic) == []
 
 
 async def test_the_async_client_is_refused_alike(redis_url: str, topic: str) -> None:
@@ -122,6 +147,8 @@ async def test_the_async_client_is_refused_alike(redis_url: str, topic: str) -> 
             lambda: client.history(topic, "a"),
             lambda: client.events(topic),
             lambda: client.timeline(topic),
+            lambda: client.get_schedule(topic, "a"),
+            lambda: client.schedules(topic),
         ]
         for read in reads:
             with pytest.raises(TopicPartitioned) as refused:

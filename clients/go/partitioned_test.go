@@ -36,6 +36,10 @@ func TestPartitionedTopicRefusesPuts(t *testing.T) {
 	refused("delete", err)
 	_, err = c.Abort(ctx, topic, "a", "")
 	refused("abort", err)
+	_, err = c.GetSchedule(ctx, topic, "s") // nil: a schedule made over HTTP is in its partition
+	refused("get schedule", err)
+	_, err = c.Schedules(ctx, topic) // none: a part of the topic's
+	refused("schedules", err)
 }
 
 // TestPartitionedTopicReadsSaySo: a read of a partitioned topic itself that finds nothing says

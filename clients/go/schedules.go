@@ -360,7 +360,9 @@ func (c *Client) Schedule(ctx context.Context, topic, id string, body []byte, o 
 	}
 }
 
-// GetSchedule reads a schedule by id; nil when there is none.
+// GetSchedule reads a schedule by id; nil when there is none. A partitioned topic's own name
+// answers a TopicPartitioned error instead of nil: a schedule made over HTTP or the CLI lives
+// in its id's partition.
 func (c *Client) GetSchedule(ctx context.Context, topic, id string) (*Schedule, error) {
 	if err := checkStoredID(id, "id"); err != nil {
 		return nil, err
@@ -369,17 +371,29 @@ func (c *Client) GetSchedule(ctx context.Context, topic, id string) (*Schedule, 
 	if err != nil || entries[0] == nil {
 		return nil, err
 	}
+	if count, ok := entries[0].(int64); ok {
+		return nil, topicPartitioned(topic, count)
+	}
 	return parseSchedule(topic, entries[0])
 }
 
-// Schedules are every schedule of the topic, sorted by id.
+// Schedules are every schedule of the topic, sorted by id. A partitioned topic's own name
+// answers a TopicPartitioned error: its schedules are spread over its partitions and itself.
 func (c *Client) Schedules(ctx context.Context, topic string) ([]*Schedule, error) {
 	if err := checkTopic(topic); err != nil {
 		return nil, fmt.Errorf("redisched: %w", err)
 	}
 	ids, err := redis.Strings(c.doPlain(ctx, "HKEYS", c.Key(topic, "schedules")))
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	if count, err := redis.Int64(c.doPlain(ctx, "HGET", c.Key(topic, "meta"), "partitions")); err == nil {
+		return nil, topicPartitioned(topic, count)
+	} else if err != redis.ErrNil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
 	}
 	sort.Strings(ids)
 	column := make([]any, len(ids))
@@ -392,7 +406,7 @@ func (c *Client) Schedules(ctx context.Context, topic string) ([]*Schedule, erro
 	}
 	var out []*Schedule
 	for _, entry := range entries {
-		if entry == nil {
+		if _, listed := entry.([]any); !listed { // unscheduled meanwhile: nil, or the count
 			continue
 		}
 		s, err := parseSchedule(topic, entry)

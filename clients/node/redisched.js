@@ -497,7 +497,7 @@ class Scheduler {
       nowMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     }
     await this.pipeline(topic, ids.map((id, i) => ['refill', {
-      now_ms: this.now(), id, version: entries[i] ? entries[i][1] : 0,
+      now_ms: this.now(), id, version: Array.isArray(entries[i]) ? entries[i][1] : 0,
       time: refillTimes(entries[i], nowMs) }, false]));
   }
 
@@ -605,20 +605,29 @@ class Scheduler {
     }
   }
 
-  /** A schedule by id, or null. */
+  /** A schedule by id, or null (TopicPartitioned when there is none and the topic is partitioned:
+   * a schedule made over HTTP or the CLI lives in its id's partition). */
   async getSchedule(topic, id) {
     const [entry] = await this.call('get_schedule', topic, { id: [storedId(id)] }, { buffers: true });
+    if (typeof entry === 'number') throw new TopicPartitioned(topic, entry);
     return entry ? parseSchedule(topic, entry) : null;
   }
 
-  /** Every schedule of the topic, sorted by id. */
+  /** Every schedule of the topic, sorted by id (TopicPartitioned when the topic is partitioned:
+   * its schedules are spread over its partitions and itself). */
   async schedules(topic) {
     this.keys(this.scripts.get('get_schedule'), topic);
     // as Buffers (a schedule id may be bytes that are not UTF-8), sorted as Redis orders them
-    const ids = (await this.redis.hkeysBuffer(`${this.prefix}:{${topic}}:schedules`)).sort(Buffer.compare);
+    const [listed, count] = await this.pipeline(topic, [
+      { command: ['HKEYS', `${this.prefix}:{${topic}}:schedules`], buffers: true },
+      { command: ['HGET', `${this.prefix}:{${topic}}:meta`, 'partitions'] },
+    ]);
+    if (count !== null) throw new TopicPartitioned(topic, Number(count));
+    const ids = listed.sort(Buffer.compare);
     if (!ids.length) return [];
     const entries = await this.call('get_schedule', topic, { id: ids }, { buffers: true });
-    return entries.filter((e) => e).map((e) => parseSchedule(topic, e));
+    // an id unscheduled meanwhile: null, or a partitioned topic's count
+    return entries.filter((e) => Array.isArray(e)).map((e) => parseSchedule(topic, e));
   }
 
   /** Delete a schedule and its pending occurrence, which ends cancelled in its history (a running one

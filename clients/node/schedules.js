@@ -236,7 +236,7 @@ function parseSchedule(topic, entry) {
 
 /** The times refill.lua appends for one get_schedule.lua entry (an empty list when none). */
 function refillTimes(entry, nowMs) {
-  if (!entry) return [];
+  if (!Array.isArray(entry)) return []; // nil, or a partitioned topic's count
   const [, , cron, tz, , , end, next, last, , , , , left, lastTime] = entry;
   if (!cron.length) return [];
   const after = next ? Math.max(lastTime, next) : Math.max(nowMs - 1, last);

@@ -176,8 +176,9 @@ class Client:
 
     A partitioned topic's jobs live in its partitions: a call naming the partitioned topic
     itself raises :class:`~redisched.TopicPartitioned` for a put or schedule, for a get,
-    history, delete, reserve, lease or pull that finds nothing there, and for its stats,
-    timeline and listings (use :class:`~redisched.partitions.PartitionedTopic`).
+    get_schedule, history, delete, reserve, lease or pull that finds nothing there, and for
+    its stats, timeline, listings and schedules (use
+    :class:`~redisched.partitions.PartitionedTopic`).
 
     Args:
         redis: a connection made with ``decode_responses=False`` (bodies are bytes).

@@ -1702,13 +1702,15 @@ class Operations:
     schedule = schedule_ops.schedule
     """Create or replace a recurring schedule by id (see ``Client.schedule``)."""
 
-    def get_schedule(self, topic: str, id: str) -> Call[Schedule | None]:
-        """Read one schedule; None when there is none."""
-        return schedule_ops.get_schedule(self, topic, id)
+    def get_schedule(self, topic: str, id: str, *, own: bool = False) -> Call[Schedule | None]:
+        """Read one schedule; None when there is none (TopicPartitioned on a partitioned
+        topic's own name, unless ``own``: as :meth:`get`)."""
+        return schedule_ops.get_schedule(self, topic, id, own=own)
 
-    def schedules(self, topic: str) -> Call[list[Schedule]]:
-        """Every schedule of a topic, sorted by id."""
-        return schedule_ops.schedules(self, topic)
+    def schedules(self, topic: str, *, own: bool = False) -> Call[list[Schedule]]:
+        """Every schedule of a topic, sorted by id (TopicPartitioned when the topic is
+        partitioned, unless ``own``: the schedules its own name holds)."""
+        return schedule_ops.schedules(self, topic, own=own)
 
     def unschedule(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
         """Delete a schedule and its pending occurrence; True if it existed."""

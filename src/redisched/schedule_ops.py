@@ -162,28 +162,59 @@ def schedule(
     return send(found)
 
 
-def get_schedule(ops: Operations, topic: str, id: str) -> Call[Schedule | None]:
-    """Read one schedule; None when there is none."""
+def get_schedule(
+    ops: Operations, topic: str, id: str, *, own: bool = False
+) -> Call[Schedule | None]:
+    """Read one schedule; None when there is none.
+
+    Raises TopicPartitioned when there is no such schedule and ``topic`` is partitioned (a
+    schedule made over HTTP or the CLI lives in its id's partition), unless ``own``: for the
+    code that serves a partitioned topic's own name as one of its members.
+    """
     from .ops import Call
 
     step = ops._step("get_schedule", topic, validate.stored_id(id))
-    return Call((step,), lambda r: None if not r[0][0] else parse_schedule(topic, r[0][0]))
+
+    def parse(replies: list[Any]) -> Schedule | None:
+        entry = replies[0][0]
+        if type(entry) is int:  # no such schedule, and the topic is partitioned
+            if own:
+                return None
+            raise TopicPartitioned(topic, entry)
+        return None if not entry else parse_schedule(topic, entry)
+
+    return Call((step,), parse)
 
 
-def schedules(ops: Operations, topic: str) -> Call[list[Schedule]]:
-    """Every schedule of a topic, sorted by id."""
+def schedules(ops: Operations, topic: str, *, own: bool = False) -> Call[list[Schedule]]:
+    """Every schedule of a topic, sorted by id.
+
+    Raises TopicPartitioned when ``topic`` is partitioned (its schedules are spread over its
+    partitions and itself), unless ``own``: the schedules its own name holds.
+    """
     from .ops import Call, Step
 
-    listing = Step(None, (), ("HKEYS", ops.keys(topic).name("schedules")))
+    keys = ops.keys(topic)
+    listing = Step(None, (), ("HKEYS", keys.name("schedules")))
+    mark = Step(None, (), ("HGET", keys.name("meta"), "partitions"))
 
     def then(replies: list[Any]) -> Call[list[Schedule]]:
-        ids = sorted(replies[0])
+        ids, count = replies
+        if count is not None and not own:
+            raise TopicPartitioned(topic, int(count))
         if not ids:
             return Call((), lambda r: [])
-        step = ops._step("get_schedule", topic, *ids)
-        return Call((step,), lambda r: [parse_schedule(topic, e) for e in r[0] if e])
+        step = ops._step("get_schedule", topic, *sorted(ids))
+        # an id unscheduled meanwhile: nil, or the partition count (an int)
+        return Call((step,), lambda r: [parse_schedule(topic, e) for e in r[0] if _held(e)])
 
-    return Call((listing,), lambda r: [], then=then)
+    return Call((listing, mark), lambda r: [], then=then)
+
+
+def _held(entry: Any) -> bool:
+    """True for an entry of get_schedule.lua's reply that is a schedule (not nil, and not a
+    partitioned topic's count)."""
+    return type(entry) is list
 
 
 def unschedule(ops: Operations, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
@@ -236,7 +267,7 @@ def refill(ops: Operations, topic: str, ids: Sequence[bytes]) -> Call[Any] | Non
         for sid, entry in zip(ids, entries, strict=True):
             times: list[int] = []
             version = 0
-            if entry:
+            if _held(entry):
                 (_, version, cron, tz, _, _, end, next_ms, last_ms, *_, left, last_time) = entry
                 if cron:
                     after = max(last_time, next_ms) if next_ms else max(now - 1, last_ms)

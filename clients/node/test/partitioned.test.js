@@ -18,7 +18,8 @@ test('a put or schedule into a partitioned topic itself throws TopicPartitioned'
   await assert.rejects(s.schedule(topic, 's', 'x', { everyMs: 60_000 }), refused);
   await assert.rejects(s.delete(topic, 'a'), refused); // it answered false: a cancel let it run
   await assert.rejects(s.abort(topic, 'a'), refused);
-  assert.deepEqual(await s.schedules(topic), []);
+  await assert.rejects(s.schedules(topic), refused); // it answered []: a part of the topic's
+  await assert.rejects(s.getSchedule(topic, 's'), refused); // null: it may be in a partition
 });
 
 test('a read of a partitioned topic itself that finds nothing throws TopicPartitioned', async () => {

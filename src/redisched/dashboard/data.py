@@ -279,8 +279,9 @@ async def topic_page(
     replies = await client.execute(joined([*calls, *parts]))
     stats, config, minutes, hours, page, rates, finished, events, throttled = replies[:9]
     listing = Listing(state, prefix, cursor, page)
+    listings = [ops.schedules(name, own=True) for name in names(topic, count)]
     schedules = [  # a listing reads ids first: its own round trips; a partition's too
-        s for name in names(topic, count) for s in await client.schedules(name)
+        s for listing in listings for s in await client.execute(listing)
     ]
     schedules.sort(key=lambda s: (s.id, s.topic))
     return TopicPage(

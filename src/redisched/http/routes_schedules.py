@@ -85,7 +85,8 @@ async def get_schedule(request: Request) -> Response:
     encoding = request.query_params.get("body")
     if encoding not in (None, "base64"):
         raise ApiError(400, "invalid", "must be base64 (or absent)", "body")
-    schedule = await rt.client.get_schedule(await schedule_route(rt, topic, sid), sid)
+    holder = await schedule_route(rt, topic, sid)  # a partitioned topic's own name may hold it
+    schedule = await rt.client.execute(rt.client.ops.get_schedule(holder, sid, own=True))
     if schedule is None:
         raise _not_found(topic, sid)
     out = schedule_out(schedule)
@@ -98,10 +99,11 @@ async def list_schedules(request: Request) -> Response:
     """GET /v1/topics/{topic}/schedules."""
     rt = runtime(request)
     topic = path_param(request, "topic")
-    found = await rt.client.schedules(topic)
     partitions = await layout(rt, topic)
-    for name in [] if partitions is None else partitions.names:
-        found.extend(await rt.client.schedules(name))
+    found: list[Schedule] = []
+    for name in [topic, *([] if partitions is None else partitions.names)]:
+        listed = await rt.client.execute(rt.client.ops.schedules(name, own=True))
+        found.extend(listed)
     found.sort(key=lambda s: (s.id, s.topic))
     return json_response(schemas.ScheduleList([schedule_out(s) for s in found]))
 
