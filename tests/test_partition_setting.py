@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import redisched
 import redisched.partition_setting
+import redisched.worker
 from redisched import AsyncClient
 from redisched.cli import main
 from redisched.partition_setting import PartitionMap, configure, fold, run, served_topics
@@ -98,6 +99,33 @@ async def test_worker_serves_every_partition(redis_url: str, topic: str) -> None
         worker.stop()
         await task
         assert set(done) == {topic, *layout.names} and len(done) == 31
+
+
+async def test_worker_serves_the_partitions_of_a_topic_partitioned_while_it_runs(
+    redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it idled on the topic's own name until restarted: every new job went into a partition
+    monkeypatch.setattr(redisched.worker, "REFRESH", 0.05)  # the counts are read every 5 s
+    async with AsyncClient.from_url(redis_url) as client:
+        done: list[str] = []
+        worker = redisched.Worker(
+            client, {topic: lambda job: done.append(job.topic)}, handle_signals=False
+        )
+        task = asyncio.create_task(worker.run())
+        await worker.wait_started()  # on the topic alone: not partitioned yet (and empty)
+        await redisched.partition_setting.run_async(
+            client, configure(client.ops, topic, {"partitions": 3})
+        )
+        layout = Partitions(topic, 3)
+        for i in range(30):
+            await client.put(layout.route(f"w{i}"), f"w{i}", b"")
+        for _ in range(1000):  # 20 s at most, for a loaded machine
+            if len(done) == 30:
+                break
+            await asyncio.sleep(0.02)
+        worker.stop()
+        await task
+        assert set(done) == set(layout.names) and len(done) == 30
 
 
 async def test_dispatcher_delivers_partitions_with_the_topics_webhook(
@@ -238,7 +266,8 @@ def test_cli_schedules_go_to_the_ids_partition(redis_url: str, topic: str) -> No
     held = Partitions(topic, 3).route("tick")
     made = cli(["schedule", topic, "tick", "--every", "60"], redis_url)
     assert made.exit_code == 0 and json.loads(made.output)["topic"] == held, made.output
-    assert client.get_schedule(topic, "tick") is None and client.get_schedule(held, "tick")
+    assert client.get_schedule(held, "tick") is not None
+    assert client.execute(client.ops.get_schedule(topic, "tick", own=True)) is None
     listed = json.loads(cli(["schedules", topic], redis_url).output)
     assert [(s["topic"], s["id"]) for s in listed] == [(held, "tick")]
     assert cli(["unschedule", topic, "tick"], redis_url).exit_code == 0

@@ -45,7 +45,7 @@ from .keys import validate_topic
 from .leasing import ACK_DELAY, MAX_IDLE, Lessee, LimitsCache
 from .models import Cancellation, Job, JobState
 from .ops import Call
-from .partition_setting import served_topics
+from .partition_setting import REFRESH, names, read_counts, served_topics
 from .retry import Backoff, Retry, TopicBackoff
 from .timing import ServerClock
 from .wakeup import Wakeups
@@ -131,8 +131,9 @@ class Worker:
             ``max_attempts`` are used up goes dead with the error text as its
             ``last_error``. Any exception fails only its job; a ``KeyboardInterrupt`` or
             ``SystemExit`` also stops the Worker gracefully, and ``run()`` then raises it.
-            A topic partitioned when ``run()`` starts is served on each of its partitions
-            (one partitioned later is not: restart the Worker).
+            A partitioned topic is served on each of its partitions, and on its own name; one
+            partitioned while the Worker runs, within 5 seconds (its partitions' count is
+            read again every 5 s).
         concurrency: handlers running at once, across all topics; leased jobs never exceed it.
         ttr: seconds each lease lasts (None: each job's own ttr). Handlers running longer
             than half of it get their lease extended.
@@ -268,6 +269,7 @@ class Worker:
             served = await served_topics(self._client, self._topics)  # partitioned: each one
         finally:
             self._starting = False
+        self._logical = {name for name in self._topics if served.get(name) == name}
         self._topics = {n: _Topic(n, self._topics[t].handler, self._topics[t].is_async)
                         for n, t in served.items()}  # fmt: skip
         loop = self._loop = asyncio.get_running_loop()
@@ -306,7 +308,9 @@ class Worker:
         background: list[asyncio.Task[None]] = []
         loops: list[asyncio.Task[None]] = []
         runners: list[asyncio.Task[None]] = []
-        unsubscribe = []
+        unsubscribe: list[Callable[[], None]] = []
+        # what _serve_partition adds a topic to, while the Worker runs
+        self._serving_parts = (wakeups, limits, loops, unsubscribe)
         try:
             for topic in self._topics.values():
                 assert topic.lessee is not None
@@ -319,7 +323,10 @@ class Worker:
             # made it raise, and the Worker could not start even for the healthy nodes' topics
             warm = await warm_up_or_warn(self._client, self._clock, "the worker")
             await self._read_backoffs(None if warm else 0)
-            background = [self._spawn(self._heartbeat(), "heartbeat")]
+            background = [
+                self._spawn(self._heartbeat(), "heartbeat"),
+                self._spawn(self._follow_partitions(), "partitions"),
+            ]
             runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
             loops = [
                 self._spawn(self._topic_loop(t), f"topic {t.name}") for t in self._topics.values()
@@ -746,6 +753,46 @@ class Worker:
                 task = self._spawn(self._touch(attempt), "touch")
                 self._touches.add(task)
                 task.add_done_callback(self._touches.discard)
+
+    async def _follow_partitions(self) -> None:
+        """Serve the partitions of a topic partitioned while the Worker runs: its jobs go into
+        them from then on, and its own name (still served) gets none. The counts are read
+        every :data:`~redisched.partition_setting.REFRESH` seconds (one ``HGETALL``), as the
+        HTTP service and the push dispatcher read them."""
+        ops = self._client.ops
+        while not self._stop_requested:
+            await asyncio.sleep(REFRESH)
+            try:
+                counts = await self._client.execute(read_counts(ops), retry_for=0)
+            except BackendError:  # Redis away: the lessees say so; read again next time
+                continue
+            for logical in sorted(self._logical):
+                for name in names(logical, counts.get(logical)):
+                    if name not in self._topics and not self._stop_requested:
+                        await self._serve_partition(name, self._topics[logical])
+
+    async def _serve_partition(self, name: str, like: _Topic) -> None:
+        """Serve topic ``name`` (a partition of ``like``'s topic) with ``like``'s handler."""
+        wakeups, limits, loops, unsubscribe = self._serving_parts
+        topic = _Topic(name, like.handler, like.is_async)
+        if isinstance(self._backoff, Backoff):
+            topic.backoff = self._backoff  # else the topic's own, read at its first retry
+        lessee = topic.lessee = Lessee(
+            self._client, name, wakeups, ttr=self._ttr, limits=limits, clock=self._clock
+        )
+        try:
+            await lessee.watch()  # subscribed before the first lease: no wake-up is lost
+        except (RedisError, OSError) as exc:
+            await lessee.close()
+            log.warning("could not serve partition %r yet: %s", name, exc)
+            return
+        if self._stop_requested or name in self._topics:  # stopping meanwhile: not started
+            await lessee.close()
+            return
+        self._topics[name] = topic
+        unsubscribe.append(wakeups.on_abort(name, self._aborter(topic)))
+        loops.append(self._spawn(self._topic_loop(topic), f"topic {name}"))
+        log.info("worker serving %s too: its topic %r was partitioned", name, like.name)
 
     async def _touch(self, attempt: _Attempt) -> None:
         job = attempt.job
