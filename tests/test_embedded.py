@@ -16,6 +16,7 @@ from redisched.embedded import (
     EmbeddedRedisError,
     claim_data_dir,
     find_binary,
+    remove_stale_socket_folder,
     server_version,
 )
 from redisched.supervisor import Supervisor
@@ -138,6 +139,37 @@ def test_a_socket_only_server_in_a_deep_folder_gets_a_private_socket_folder(
             client.put("t", "j", b"deep")
             assert client.get("t", "j") is not None
     assert not socket_path.parent.exists()  # removed with the server
+
+
+def test_the_private_socket_folder_a_killed_owner_left_is_removed_at_the_next_start(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # a killed serve (kill -9: no stop()) left one redisched-* folder in $TMPDIR per crash
+    deep = data_dir / ("d" * 100)
+    crashed = EmbeddedRedis(deep, persistent=False, tcp=False).start()
+    left = crashed.socket_path
+    assert left is not None
+    crashed.kill()  # its owner never ran stop(): the folder and its socket file stay
+    assert left.exists()
+    mine = tmp_path / "redisched-mine"  # a folder spawn did not make, named in a forged note
+    mine.mkdir()
+    (mine / "keep").write_text("x")
+    with EmbeddedRedis(deep, persistent=False, tcp=False) as server:
+        assert not left.parent.exists()  # the stale one went before the new one was made
+        assert server.socket_path is not None and server.socket_path.exists()
+        (deep / "socket-folder").write_text(str(mine))
+    assert not (deep / "socket-folder").exists()  # stop() removed its own note
+    (deep / "socket-folder").write_text(str(mine))
+    with EmbeddedRedis(deep, persistent=False, tcp=False):
+        assert (mine / "keep").exists()  # not a socket folder: left alone
+    live = EmbeddedRedis(deep, persistent=False, tcp=False).start()
+    try:
+        assert live.socket_path is not None
+        (deep / "socket-folder").write_text(str(live.socket_path.parent))
+        remove_stale_socket_folder(deep)
+        assert live.ping()  # a server answers there: left alone
+    finally:
+        live.stop()
 
 
 def test_a_data_folder_other_users_can_read_is_named_in_a_warning(

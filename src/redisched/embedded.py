@@ -45,6 +45,9 @@ LOCKFILE = "serve.lock"
 SOCKET = "redis.sock"
 """The server's unix socket, in the data folder."""
 _SUN_PATH_MAX = 107  # bytes of a unix socket path on Linux, without the final NUL
+SOCKET_FOLDER_NOTE = "socket-folder"
+"""The file in the data folder naming the private socket folder of a server whose data
+folder's path is too long for a socket (removed at the next start when its owner was killed)."""
 _PORT_TAKEN = re.compile(r"Failed listening on port|Address already in use")  # its log's words
 
 
@@ -182,6 +185,44 @@ def stop_stale_server(data_dir: Path, timeout: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
             break
         time.sleep(0.02)
+
+
+def remove_stale_socket_folder(data_dir: Path) -> None:
+    """Remove the private socket folder a killed owner of ``data_dir`` left behind (see
+    :data:`SOCKET_FOLDER_NOTE`): each crash left one in the temporary folder.
+
+    Only a folder that is what :meth:`EmbeddedRedis.spawn` made is removed: named
+    ``redisched-*``, owned by this user, holding nothing but ``redis.sock``, and with no server
+    answering on it. Call while no live owner uses ``data_dir`` (:func:`stop_stale_server`
+    first).
+    """
+    note = data_dir / SOCKET_FOLDER_NOTE
+    try:
+        folder = Path(note.read_text().strip())
+        made_by_spawn = (
+            folder.name.startswith("redisched-")
+            and folder.is_dir()
+            and not folder.is_symlink()
+            and folder.stat().st_uid == os.getuid()
+            and {entry.name for entry in folder.iterdir()} <= {SOCKET}
+        )
+    except (OSError, ValueError):
+        made_by_spawn = False
+    if made_by_spawn and not _answers(folder / SOCKET):
+        shutil.rmtree(folder, ignore_errors=True)
+    note.unlink(missing_ok=True)
+
+
+def _answers(path: Path) -> bool:
+    """True when a server accepts connections on the unix socket ``path``."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def works_in(pid: int, data_dir: Path) -> bool:
@@ -408,7 +449,9 @@ class EmbeddedRedis:
         if self.tcp and not self.port:
             self.port = free_port()
         if not self.tcp and self.socket_path is None:
+            remove_stale_socket_folder(self.data_dir)
             self._socket_folder = Path(tempfile.mkdtemp(prefix="redisched-"))  # mode 700
+            (self.data_dir / SOCKET_FOLDER_NOTE).write_text(str(self._socket_folder))
         cmd = self.command()
         log.info("starting %s on %s, data in %s", cmd[0], self.where, self.data_dir)
         self.process = subprocess.Popen(
@@ -506,6 +549,7 @@ class EmbeddedRedis:
         if self._socket_folder is not None:
             shutil.rmtree(self._socket_folder, ignore_errors=True)
             self._socket_folder = None
+            (self.data_dir / SOCKET_FOLDER_NOTE).unlink(missing_ok=True)
 
     def kill(self) -> None:
         """SIGKILL the server at once, as a crash would (for tests)."""
