@@ -867,6 +867,17 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
             ("a", "A2"), now=NOW + 65 * S),
         stats("one dead job left, c and b still reserved"),
     ]),
+    "history_off_versions": ("with history off, versions of a reused id still never repeat", [
+        meta("history off", history="0"),
+        put("a job", ("a", "A")),
+        put("replaced: version 2", ("a", "A2"), replace=1),
+        reserve("lease it", "r"),
+        ack("ack: it ends, no record kept; version_floor becomes 2", ("a", Token("r"))),
+        put("a again: version 3, above every version that ended (and so is any new id)",
+            ("a", "A3"), ("b", "B")),
+        delete("delete a: version_floor 3", "a"),
+        put("a once more: version 4", ("a", "A4")),
+    ]),
     "partitioned_reads": ("a partitioned topic's own name says so where a read finds nothing", [
         put("a job put before the topic was partitioned", ("a", "A")),
         meta("partitioned: 3 partitions (the mark)", partitions=3),

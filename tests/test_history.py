@@ -10,7 +10,7 @@ import pytest
 import redis
 
 import redisched
-from redisched import EventKind, InvalidArgument, Outcome, PutStatus, VersionConflict
+from redisched import EventKind, InvalidArgument, JobState, Outcome, PutStatus, VersionConflict
 from redisched.results import RESULT_LIMIT
 from tests.conftest import FakeClock
 
@@ -179,6 +179,43 @@ async def test_versions_never_repeat_after_the_finished_record_is_trimmed(
         await api.delete(topic, "invoice-7", if_version=1)
     many = await api.put_many(topic, [("fresh-1", b""), ("fresh-2", b"")])
     assert {r.version for r in many} == {2}  # any id without a record starts above the floor
+
+
+@pytest.mark.parametrize(
+    "ending", ["ack", "delete", "abort", "pull", "delete_many", "purge", "dead", "replaced"]
+)
+async def test_versions_never_repeat_with_history_off(api: Any, topic: str, ending: str) -> None:
+    # With history off no finished record is kept, and a new life of an id started at version
+    # 1 again: a stale If-Match deleted the new job, and a receiver deduping by webhook-id
+    # (topic, id, version) dropped it. Each way a job ends now raises version_floor.
+    await api.configure(topic, history=False)
+    await api.put(topic, "invoice-7", b"old", max_attempts=1)
+    if ending == "replaced":  # a second version before it ends
+        await api.put(topic, "invoice-7", b"newer", replace=True, max_attempts=1)
+    old = await api.get(topic, "invoice-7")
+    if ending in ("ack", "replaced"):
+        await api.ack(await api.reserve(topic))
+    elif ending == "delete":
+        assert await api.delete(topic, "invoice-7")
+    elif ending == "abort":
+        assert await api.abort(topic, "invoice-7")
+    elif ending == "pull":
+        assert (await api.pull(topic)).id == "invoice-7"
+    elif ending == "delete_many":
+        assert await api.delete_many(topic, ["invoice-7"]) == 1
+    elif ending == "purge":
+        assert await api.purge(topic, "ready") == 1
+    else:  # its one attempt failed: dead, then deleted from the dead
+        await api.release(await api.reserve(topic), reason="boom")
+        assert (await api.get(topic, "invoice-7")).state is JobState.DEAD
+        assert await api.delete(topic, "invoice-7")
+    assert await api.get(topic, "invoice-7") is None
+    again = await api.put(topic, "invoice-7", b"new")
+    assert again.status is PutStatus.CREATED and again.version == old.version + 1
+    with pytest.raises(VersionConflict):
+        await api.delete(topic, "invoice-7", if_version=old.version)
+    fresh = await api.put(topic, "fresh", b"")  # any id starts above the floor
+    assert fresh.version == old.version + 1
 
 
 async def test_retention_by_count_and_age_trims_incrementally(

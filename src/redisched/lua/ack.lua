@@ -150,6 +150,7 @@ local SLICE = 1000 -- ids per command (unpack() takes a bounded number of values
 -- commands, at the end of its turn of the loop, which is the end of the loop.
 local one = #ARGV == 4
 local acked, ended, done, records, seen = 0, 0, not one and {}, not one and {}, not one and {}
+local ended_top = 0 -- history off: the highest version that ended, for version_floor (below)
 -- An empty hash is no key: when neither errors nor pending exists (the common case), one
 -- EXISTS saves reading both for every job (nothing in the loop creates either). Only then
 -- may a job have a last_error (errored) or a waiting replacement (it is acked but does not
@@ -242,6 +243,8 @@ for i = 2, #ARGV, 3 do
           -- are (no table to build and drop)
           record = cmsgpack.pack(DONE, now, job[VERSION], job[ATTEMPTS],
             result ~= '' and result or false, last_error or false, job[LOG] or '\0')
+        elseif job[VERSION] > ended_top then
+          ended_top = job[VERSION]
         end
       end
       if one then -- the commands the lists below would give
@@ -284,6 +287,14 @@ if not one then
 end
 -- a count of one as text: Redis formats a number argument (~2,200 instructions)
 if acked > 0 then redis.call('HINCRBY', meta_key, 'total_acked', acked == 1 and '1' or acked) end
+-- history off: no finished record keeps an ended version, so version_floor does, above which
+-- a new life of any id starts (put.lua; with history on, the trim below raises it)
+if ended_top > 0 then
+  local floor = tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0
+  if ended_top > floor then
+    redis.call('HSET', meta_key, 'version_floor', string.format('%d', ended_top))
+  end
+end
 if acked > 0 and settings[5] and redis.call('HDEL', meta_key, LIMIT_WAITING) == 1 then
   redis.call('PUBLISH', wake_channel, '0')
 end

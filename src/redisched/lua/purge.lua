@@ -261,8 +261,12 @@ end
 -- and last errors) that ended now with `outcome`, in one HSET and one ZADD.
 local function finish_bulk(ids, jobs, outcome, last_errors)
   ended[outcome] = ended[outcome] + #ids
-  if not history_on or #ids == 0 then return end
   local VERSION, ATTEMPTS, LOG = 2, 3, 10 -- locals, not upvalues (flush_feed says why)
+  if not history_on then -- no record keeps their versions: version_floor does (flush)
+    for _, job in ipairs(jobs) do ended.top = math.max(ended.top or 0, job[VERSION]) end
+    return
+  end
+  if #ids == 0 then return end
   -- the score as text once: redis.call would format the number again for every job
   local code, at, records, members = OUTCOMES[outcome], string.format('%.17g', now), {}, {}
   for i, id in ipairs(ids) do
@@ -282,7 +286,16 @@ end
 local function flush()
   feed_epoch = flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
   local TRIM_PER_CALL, SLICE = 10, 1000 -- locals, not upvalues (flush_feed says why)
-  local count = 0
+  -- history off: the highest version that ended (finish), not an outcome, raises version_floor,
+  -- above which a new life of any id starts (put.lua): no finished record keeps it
+  local count, ended_top = 0, ended.top
+  ended.top = nil
+  if ended_top then
+    local floor = tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0
+    if ended_top > floor then
+      redis.call('HSET', meta_key, 'version_floor', string.format('%d', ended_top))
+    end
+  end
   for outcome, n in pairs(ended) do
     if n > 0 then
       redis.call('HINCRBY', meta_key, 'finished_' .. outcome, n)
@@ -475,7 +488,15 @@ for start = 1, #ids, SLICE do
   if history_on then
     finish_slice(slice)
   else
-    ended[outcome] = ended[outcome] + #slice -- finish_bulk() without records
+    ended[outcome] = ended[outcome] + #slice -- finish_bulk() without records, but their
+    -- versions (a running job's replacement's too) raise version_floor (flush)
+    local top = ended.top or 0
+    for _, held in ipairs(running and {jobs_key, pending_key} or {jobs_key}) do
+      for _, raw in ipairs(redis.call('HMGET', held, unpack(slice))) do
+        if raw then top = math.max(top, ({cmsgpack.unpack_limit(raw, VERSION)})[VERSION + 1]) end
+      end
+    end
+    ended.top = top
   end
   redis.call('HDEL', jobs_key, unpack(slice))
   redis.call('HDEL', pending_key, unpack(slice))

@@ -278,8 +278,11 @@ end
 -- pulled); flush() then counts it and trims the topic's finished jobs.
 local function finish(id, job, outcome, result, last_error)
   ended[outcome] = ended[outcome] + 1
-  if not history_on then return end
   local VERSION, ATTEMPTS, LOG = 2, 3, 10 -- locals, not upvalues (flush_feed says why)
+  if not history_on then -- no record keeps its version: version_floor does (flush)
+    ended.top = math.max(ended.top or 0, job[VERSION])
+    return
+  end
   -- the finished record's fields, OUTCOME .. EVENTS in their order (no table to build)
   redis.call('HSET', history_key, id, cmsgpack.pack(OUTCOMES[outcome], now, job[VERSION],
     job[ATTEMPTS], result or false, last_error or false, job[LOG] or '\0'))
@@ -292,7 +295,16 @@ end
 local function flush()
   feed_epoch = flush_feed(feed, feed_epoch, meta_key, feed_key, keep_events, clock, now)
   local TRIM_PER_CALL, SLICE = 10, 1000 -- locals, not upvalues (flush_feed says why)
-  local count = 0
+  -- history off: the highest version that ended (finish), not an outcome, raises version_floor,
+  -- above which a new life of any id starts (put.lua): no finished record keeps it
+  local count, ended_top = 0, ended.top
+  ended.top = nil
+  if ended_top then
+    local floor = tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0
+    if ended_top > floor then
+      redis.call('HSET', meta_key, 'version_floor', string.format('%d', ended_top))
+    end
+  end
   for outcome, n in pairs(ended) do
     if n > 0 then
       redis.call('HINCRBY', meta_key, 'finished_' .. outcome, n)
