@@ -7,7 +7,9 @@ import contextlib
 import functools
 import itertools
 import logging
+import os
 import random
+import signal
 import statistics
 import threading
 import time
@@ -33,7 +35,7 @@ from redisched import (
 )
 from redisched.embedded import EmbeddedRedis
 from redisched.handlers import MAX_ERROR_TEXT, Handler, Watched, describe, is_async
-from redisched.worker import CANCEL_WAIT, STOPPED_ERROR
+from redisched.worker import CANCEL_WAIT, STOP_CALLS_WAIT, STOPPED_ERROR
 from tests.conftest import BINARIES, FakeClock
 
 
@@ -645,6 +647,39 @@ async def test_stop_releases_what_does_not_finish_within_grace(
     assert job.attempts == 0
     history = await client.history(topic, "j")
     assert history is not None and history.events[-1].detail == STOPPED_ERROR
+
+
+async def test_a_stop_while_redis_does_not_answer_overruns_its_grace_by_a_bounded_wait(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the releases of unfinished jobs and the last acks each waited out the socket's timeout
+    # (5 s): a grace of 0.2 s took 5.2 s, past what a supervisor gives before SIGKILL
+    started = asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    server = EmbeddedRedis(tmp_path, binary=BINARIES["redis7"], persistent=False).start()
+    assert server.process is not None
+    try:
+        async with AsyncClient.from_url(server.url) as client:
+            await client.put("frozen", "j", b"")
+            worker = new_worker(client, {"frozen": handler}, grace=0.2)
+            task = asyncio.create_task(worker.run())
+            await asyncio.wait_for(started.wait(), 5)
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                began = time.monotonic()
+                worker.stop()
+                await asyncio.wait_for(task, 10)
+                took = time.monotonic() - began
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+        assert 0.2 + STOP_CALLS_WAIT - 0.1 < took < 0.2 + STOP_CALLS_WAIT + 1.5
+        assert "Redis did not answer within 2 s" in caplog.text
+    finally:
+        server.stop()
 
 
 async def test_stop_returns_even_if_handlers_ignore_their_cancellation(

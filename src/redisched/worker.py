@@ -62,6 +62,10 @@ CANCELLED_ERROR = "cancelled: the job was deleted, replaced, expired or aborted 
 CANCEL_WAIT = 1.0
 """Seconds handlers still running at the end of the grace period get to end once cancelled;
 one that ignores its cancellation (or a thread that does not return) is left behind."""
+STOP_CALLS_WAIT = 2.0
+"""Seconds a stop waits for its last calls once the grace period is over (the releases of
+unfinished jobs, then the acks): with Redis not answering, each waited out the socket's
+timeout (5 s), and the stop overran its grace by that much."""
 
 
 @dataclass(eq=False, slots=True)
@@ -141,7 +145,9 @@ class Worker:
             TopicBackoff leaving parts of it to each topic's ``backoff`` and ``backoff_max``
             settings as read at start (None: ``TopicBackoff()``, all of it).
         grace: seconds that running handlers get to finish after ``stop()``; what has not
-            finished then is cancelled and released.
+            finished then is cancelled and released. A stop takes at most ``grace`` plus 1 s
+            for handlers that ignore their cancellation, plus 2 s for its last releases and
+            acks (Redis not answering: those jobs return after their ttr).
         wakeups: the process's wake-up hub (None: the worker opens its own on the client's
             connection pool).
         handle_signals: stop gracefully on SIGTERM and SIGINT (when run in the main thread).
@@ -455,15 +461,13 @@ class Worker:
         unfinished = [a for a in (*self._interrupted, *self._active) if not a.lost]
         if unfinished:
             log.warning("releasing %d jobs that did not finish in time", len(unfinished))
-            await asyncio.gather(
-                *(self._release(a, 0.0, STOPPED_ERROR, refund=True) for a in unfinished),
-                return_exceptions=True,
-            )
-            for attempt in unfinished:  # a handler left behind neither acks nor releases
-                attempt.lost = True
-        for topic in self._topics.values():
-            if topic.lessee is not None:
-                await topic.lessee.flush()
+        last_calls = [  # the releases and the acks of what finished, at once
+            *(self._release(a, 0.0, STOPPED_ERROR, refund=True) for a in unfinished),
+            *(t.lessee.flush() for t in self._topics.values() if t.lessee is not None),
+        ]
+        await _bounded(asyncio.gather(*last_calls, return_exceptions=True))
+        for attempt in unfinished:  # a handler left behind neither acks nor releases
+            attempt.lost = True
 
     async def _end_runners(self, runners: list[asyncio.Task[None]]) -> None:
         """Cancel the runners and give them :data:`CANCEL_WAIT` to end (once per run): a
@@ -824,6 +828,18 @@ async def _cancellable(
         return await handled
     finally:
         attempt.task = None
+
+
+async def _bounded(calls: Awaitable[Any]) -> None:
+    """Await a stop's last ``calls`` for :data:`STOP_CALLS_WAIT` seconds at most; then cancel
+    them, and say that the jobs they were for return after their ttr."""
+    task = asyncio.ensure_future(calls)
+    done, _ = await asyncio.wait({task}, timeout=STOP_CALLS_WAIT)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        log.warning("stopping: Redis did not answer within %g s; the jobs not yet released or"
+                    " acked return after their ttr", STOP_CALLS_WAIT)  # fmt: skip
 
 
 def _summary(error: str) -> str:
