@@ -36,7 +36,7 @@ def test_a_put_or_schedule_into_a_partitioned_topic_itself_is_refused(
         client.stats(topic)
     stats = client.execute(client.ops.stats(topic, own=True))
     assert stats.scheduled + stats.ready + stats.total_put == 0
-    assert client.schedules(topic) == []
+    assert client.execute(client.ops.schedules(topic, own=True)) == []  # nothing made there
     hot = PartitionedTopic(client, topic, 3)
     assert hot.put("a", b"1").version == 1  # each id's partition takes it
 

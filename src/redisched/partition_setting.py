@@ -77,7 +77,10 @@ def fold(topics: Iterable[str], counts: Mapping[str, int]) -> list[str]:
 
 
 def _unregistered(call: Call[T]) -> Call[T]:
-    return Call(call.steps, call.parse)
+    """``call`` without its registration (:func:`_everywhere` registers every topic at once),
+    its durability, ``then`` and ``after`` kept: Call.join refuses a ``then`` rather than
+    dropping it, as this once did."""
+    return call._replace(register_topic=None)
 
 
 def _everywhere(ops: Operations, topics: list[str], make: Callable[[str], Call[T]]) -> Call[T]:
