@@ -128,6 +128,38 @@ async def test_worker_serves_the_partitions_of_a_topic_partitioned_while_it_runs
         assert set(done) == set(layout.names) and len(done) == 30
 
 
+async def test_a_stopped_worker_leaves_no_partition_loop_behind(
+    redis_url: str, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the loops of partitions added while it ran were neither cancelled nor awaited: after
+    # run() returned they went on leasing jobs that nothing ran (a stubborn handler kept
+    # them from ending on their own)
+    monkeypatch.setattr(redisched.worker, "REFRESH", 0.05)
+    async with AsyncClient.from_url(redis_url) as client:
+        started = asyncio.Event()
+
+        async def stubborn(job: redisched.Job) -> None:
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                await asyncio.sleep(1.5)  # ignores its cancellation for a while
+
+        worker = redisched.Worker(client, {topic: stubborn}, grace=0.1, handle_signals=False)
+        task = asyncio.create_task(worker.run())
+        await worker.wait_started()
+        await redisched.partition_setting.run_async(
+            client, configure(client.ops, topic, {"partitions": 2})
+        )
+        layout = Partitions(topic, 2)
+        await client.put(layout.route("a"), "a", b"")
+        await asyncio.wait_for(started.wait(), 20)
+        worker.stop()
+        await task
+        left = [t.get_name() for t in asyncio.all_tasks() if "worker topic" in t.get_name()]
+        assert left == []
+
+
 async def test_dispatcher_delivers_partitions_with_the_topics_webhook(
     client: AsyncClient, topic: str, receiver: Receiver, dispatchers: Any
 ) -> None:

@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -63,9 +63,9 @@ CANCEL_WAIT = 1.0
 """Seconds handlers still running at the end of the grace period get to end once cancelled;
 one that ignores its cancellation (or a thread that does not return) is left behind."""
 STOP_CALLS_WAIT = 2.0
-"""Seconds a stop waits for its last calls once the grace period is over (the releases of
-unfinished jobs, then the acks): with Redis not answering, each waited out the socket's
-timeout (5 s), and the stop overran its grace by that much."""
+"""Seconds a stop waits for one more of its last calls to end, once the grace period is over
+(the releases of unfinished jobs and the acks): with Redis not answering, each waited out the
+socket's timeout (5 s), and the stop overran its grace by that much."""
 
 
 @dataclass(eq=False, slots=True)
@@ -145,9 +145,10 @@ class Worker:
             TopicBackoff leaving parts of it to each topic's ``backoff`` and ``backoff_max``
             settings as read at start (None: ``TopicBackoff()``, all of it).
         grace: seconds that running handlers get to finish after ``stop()``; what has not
-            finished then is cancelled and released. A stop takes at most ``grace`` plus 1 s
-            for handlers that ignore their cancellation, plus 2 s for its last releases and
-            acks (Redis not answering: those jobs return after their ttr).
+            finished then is cancelled and released. A stop takes ``grace``, plus up to 1 s
+            for handlers that ignore their cancellation, plus its last releases and acks,
+            given up once none has ended for 2 s (Redis not answering: those jobs return
+            after their ttr).
         wakeups: the process's wake-up hub (None: the worker opens its own on the client's
             connection pool).
         handle_signals: stop gracefully on SIGTERM and SIGINT (when run in the main thread).
@@ -334,9 +335,9 @@ class Worker:
                 self._spawn(self._follow_partitions(), "partitions"),
             ]
             runners = [self._spawn(self._runner(), "runner") for _ in range(self._concurrency)]
-            loops = [
+            loops.extend(  # the list _serve_partition adds to: cancelled and awaited alike
                 self._spawn(self._topic_loop(t), f"topic {t.name}") for t in self._topics.values()
-            ]
+            )
             log.info(
                 "worker serving %s with concurrency %d",
                 ", ".join(self._topics), self._concurrency,
@@ -465,7 +466,7 @@ class Worker:
             *(self._release(a, 0.0, STOPPED_ERROR, refund=True) for a in unfinished),
             *(t.lessee.flush() for t in self._topics.values() if t.lessee is not None),
         ]
-        await _bounded(asyncio.gather(*last_calls, return_exceptions=True))
+        await _bounded(last_calls)
         for attempt in unfinished:  # a handler left behind neither acks nor releases
             attempt.lost = True
 
@@ -830,16 +831,30 @@ async def _cancellable(
         attempt.task = None
 
 
-async def _bounded(calls: Awaitable[Any]) -> None:
-    """Await a stop's last ``calls`` for :data:`STOP_CALLS_WAIT` seconds at most; then cancel
-    them, and say that the jobs they were for return after their ttr."""
-    task = asyncio.ensure_future(calls)
-    done, _ = await asyncio.wait({task}, timeout=STOP_CALLS_WAIT)
-    if not done:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        log.warning("stopping: Redis did not answer within %g s; the jobs not yet released or"
-                    " acked return after their ttr", STOP_CALLS_WAIT)  # fmt: skip
+async def _bounded(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Await a stop's last ``calls`` while they make progress: cancel them once none has
+    ended for :data:`STOP_CALLS_WAIT` seconds (Redis not answering), and say that the jobs
+    they were for return after their ttr. Thousands of releases on a slow but healthy Redis
+    all go through."""
+    tasks = {asyncio.ensure_future(call) for call in calls}
+    try:
+        while tasks:
+            done, tasks = await asyncio.wait(
+                tasks, timeout=STOP_CALLS_WAIT, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:  # each logs its own failure; retrieved, not left to the loop
+                if not task.cancelled() and task.exception() is not None:
+                    log.warning("stopping: %r", task.exception())
+            if not done:
+                log.warning(
+                    "stopping: Redis did not answer within %g s; the jobs not yet released"
+                    " or acked return after their ttr", STOP_CALLS_WAIT,
+                )  # fmt: skip
+                break
+    finally:  # also when the stop itself is cancelled
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _summary(error: str) -> str:
