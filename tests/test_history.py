@@ -218,6 +218,38 @@ async def test_versions_never_repeat_with_history_off(api: Any, topic: str, endi
     assert fresh.version == old.version + 1
 
 
+async def test_versions_never_repeat_after_history_is_turned_off(api: Any, topic: str) -> None:
+    # records kept from before history was turned off hold versions a new life must go above
+    assert (await api.put(topic, "a", b"1")).version == 1
+    await api.put(topic, "a", b"2", replace=True)
+    await api.ack(await api.reserve(topic))  # a's record: version 2
+    await api.configure(topic, history=False)
+    assert (await api.put(topic, "a", b"3")).version == 3
+    assert (await api.schedule(topic, "s", b"", every=3600)).version == 1
+
+
+@pytest.mark.parametrize("how", ["delete_many", "purge"])
+async def test_an_occurrence_put_again_by_a_bulk_delete_goes_above_its_ended_versions(
+    api: Any, topic: str, clock: FakeClock, how: str
+) -> None:
+    # delete_many and purge put a schedule's next occurrence in the call that deletes jobs: it
+    # read version_floor before that call raised it, and came back at version 1 (history off)
+    await api.configure(topic, history=False)
+    made = await api.schedule(topic, "s", b"", every=3600, start_at=clock.now + 600)
+    first = made.next_run_at.timestamp()
+    pending = f"s@{datetime.fromtimestamp(first, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    later = f"s@{datetime.fromtimestamp(first + 3600, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    for _ in range(3):  # the id of the next occurrence, as a job of version 3
+        await api.put(topic, later, b"", delay=7200, replace=True)
+    assert (await api.get(topic, later)).version == 3
+    if how == "delete_many":
+        assert await api.delete_many(topic, [pending, later]) == 2
+    else:
+        assert await api.purge(topic, "scheduled") == 2
+    again = await api.get(topic, later)
+    assert again is not None and again.version == 4
+
+
 async def test_retention_by_count_and_age_trims_incrementally(
     api: Any, topic: str, clock: FakeClock
 ) -> None:

@@ -383,7 +383,8 @@ local function put_occurrence(id, at, s)
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10
   local SCHEDULED, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY, F_VERSION = 1, 7, 8, 9, 10, 3
   local job = {}
-  local ended, version = history_on and redis.call('HGET', history_key, id), nil
+  -- a record kept from before history was turned off holds versions too: read either way
+  local ended, version = redis.call('HGET', history_key, id), nil
   if ended then -- unpack_limit's first value is the offset read, then the fields
     version = ({cmsgpack.unpack_limit(ended, F_VERSION)})[F_VERSION + 1] + 1
   else -- above every version trimmed away (put.lua)
@@ -433,6 +434,15 @@ local function advance_schedule(id, run_at) -- run_at: a deleted job's (else nil
   redis.call('HSET', schedules_key, sid, cmsgpack.pack(unpack(s, 1, S_TIMES)))
 end
 
+-- history off: the versions this call ended raise version_floor now, before an occurrence is
+-- put again (put_occurrence reads it; flush() would raise it only after)
+if ended.top then
+  local floor = tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0
+  if ended.top > floor then
+    redis.call('HSET', meta_key, 'version_floor', string.format('%d', ended.top))
+  end
+  ended.top = nil
+end
 -- an id that an earlier advance of this call put again is that schedule's new pending
 -- occurrence: the job deleted under it was not the pending one (the chain moves once,
 -- whatever the order of the ids)

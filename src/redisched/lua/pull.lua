@@ -298,7 +298,8 @@ local function put_occurrence(id, at, s)
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10
   local SCHEDULED, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY, F_VERSION = 1, 7, 8, 9, 10, 3
   local job = {}
-  local ended, version = history_on and redis.call('HGET', history_key, id), nil
+  -- a record kept from before history was turned off holds versions too: read either way
+  local ended, version = redis.call('HGET', history_key, id), nil
   if ended then -- unpack_limit's first value is the offset read, then the fields
     version = ({cmsgpack.unpack_limit(ended, F_VERSION)})[F_VERSION + 1] + 1
   else -- above every version trimmed away (put.lua)

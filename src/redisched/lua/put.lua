@@ -35,7 +35,8 @@
 --   Empty run_at_ms means now + delay_ms; empty ttr_ms / max_attempts take the topic's
 --   defaults (meta fields ttr, max_attempts), else 60000 ms / 25 attempts (a job then goes
 --   dead after its 25th failed attempt, like Sidekiq's 25 retries). A created job gets a put
---   event, a replaced one a replaced event. An id that finished (history hash) is created at
+--   event, a replaced one a replaced event. An id that finished (history hash, read with
+--   history off too: records kept from before it was turned off) is created at
 --   its finished version + 1, or answers 2 exists (with that version) to a create-only put
 --   within the topic's dedup_window_ms of finishing; an id with no finished record at meta
 --   version_floor + 1 (the highest version of a finished record trimmed away, else 0).
@@ -254,7 +255,7 @@ if batched then
   for first = 1, batched and #ids or 0, SLICE do
     local last = math.min(first + SLICE - 1, #ids)
     local got = redis.call('HMGET', jobs_key, unpack(ids, first, last))
-    local old = history_on and redis.call('HMGET', history_key, unpack(ids, first, last)) or {}
+    local old = redis.call('HMGET', history_key, unpack(ids, first, last)) -- history on or off
     if first == 1 and last == #ids then -- one slice: its replies as they are
       raws, histories = got, old
     else
@@ -330,7 +331,8 @@ for i = 9, #ARGV, 2 do
   local status, version, kind, log, logged
   if not raw then
     local ended = batched and histories[k]
-    if not batched then ended = history_on and redis.call('HGET', history_key, id) end
+    -- read with history off too: a record kept from before it was turned off holds versions
+    if not batched then ended = redis.call('HGET', history_key, id) end
     local finished_at, finished_version = nil, version_floor
     if ended then -- unpack_limit's first value is the offset read, then the fields
       local before = {cmsgpack.unpack_limit(ended, F_VERSION)}

@@ -359,7 +359,7 @@ end
 -- The finished version of id + 1 (versions never repeat for an id, as put.lua), else meta
 -- version_floor + 1 (the highest version trimmed away, else 0).
 local function next_version(id)
-  local ended = history_on and redis.call('HGET', history_key, id)
+  local ended = redis.call('HGET', history_key, id) -- history off too: records kept from before
   if not ended then return (tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0) + 1 end
   local before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
   return before[F_VERSION + 1] + 1
