@@ -181,6 +181,21 @@ async def test_versions_never_repeat_after_the_finished_record_is_trimmed(
     assert {r.version for r in many} == {2}  # any id without a record starts above the floor
 
 
+async def test_versions_past_2_to_the_31_can_be_compared(
+    api: Any, topic: str, raw_redis: redis.Redis
+) -> None:
+    # a busy topic's versions pass 2^31 (version_floor grows about one per job ended), and
+    # if_version refused them: no conditional change of such a job was possible
+    raw_redis.hset(f"redisched:{{{topic}}}:meta", "version_floor", 2**40)
+    assert (await api.put(topic, "j", b"")).version == 2**40 + 1
+    assert (await api.put(topic, "j", b"2", replace=True, if_version=2**40 + 1)).version == (
+        2**40 + 2
+    )
+    with pytest.raises(InvalidArgument, match="if_version"):
+        await api.delete(topic, "j", if_version=2**53)
+    assert await api.delete(topic, "j", if_version=2**40 + 2)
+
+
 @pytest.mark.parametrize(
     "ending", ["ack", "delete", "abort", "pull", "delete_many", "purge", "dead", "replaced"]
 )

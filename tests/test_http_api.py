@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 import pytest
+import redis
 
 import redisched
 from redisched.config import Settings
@@ -134,6 +135,22 @@ async def test_put_preconditions(http: httpx.AsyncClient, topic: str) -> None:
     missing = await http.put(job_url(topic, "none"), json={"body": 1}, headers={"If-Match": "1"})
     assert missing.status_code == 412
     assert (await http.get(url)).json()["body"] == 3
+
+
+async def test_versions_past_2_to_the_31_are_matched(
+    http: httpx.AsyncClient, topic: str, raw_redis: redis.Redis
+) -> None:
+    # versions go on from version_floor, which grows about one per job a busy topic ends: an
+    # If-Match past 2^31 - 1 was a 400, and such a job could no longer be changed conditionally
+    raw_redis.hset(f"redisched:{{{topic}}}:meta", "version_floor", 2**31 + 5)
+    url = job_url(topic, "j")
+    made = await http.put(url, json={"body": 1})
+    assert made.json()["version"] == 2**31 + 6 and made.headers["etag"] == f'"{2**31 + 6}"'
+    ok = await http.put(url, json={"body": 2}, headers={"If-Match": f'"{2**31 + 6}"'})
+    assert ok.status_code == 200 and ok.json()["version"] == 2**31 + 7
+    too_big = await http.delete(url, headers={"If-Match": f'"{2**53}"'})
+    assert too_big.status_code == 400 and error_of(too_big)["field"] == "If-Match"
+    assert (await http.delete(url, headers={"If-Match": f'"{2**31 + 7}"'})).status_code == 204
 
 
 async def test_put_on_a_running_job_waits_for_the_attempt(

@@ -91,12 +91,18 @@ func TestBadJobArguments(t *testing.T) {
 		{"kept", nil, PutOptions{TTRMs: -1}, "TTRMs"}, {"kept", nil, PutOptions{TTRMs: 366 * 86_400_000}, "TTRMs"},
 		{"kept", nil, PutOptions{Priority: 1 << 31}, "Priority"}, {"kept", nil, PutOptions{MaxAttempts: -1}, "MaxAttempts"},
 		{"kept", nil, PutOptions{Replace: true, IfVersion: -1}, "IfVersion"},
+		{"kept", nil, PutOptions{Replace: true, IfVersion: 1 << 53}, "IfVersion"},
 	}
 	var invalid *InvalidArgument
 	for _, b := range bad {
 		if _, _, err := c.Put(ctx, topic, b.id, b.body, b.o); !errors.As(err, &invalid) || invalid.Field != b.field {
 			t.Errorf("put %q %+v: want an InvalidArgument for %s, got %v", b.id, b.o, b.field, err)
 		}
+	}
+	// a busy topic's versions pass 2^31 (version_floor): such an IfVersion is compared, not refused
+	var conflict *VersionConflict
+	if _, _, err := c.Put(ctx, topic, "kept", nil, PutOptions{Replace: true, IfVersion: 1 << 40}); !errors.As(err, &conflict) {
+		t.Errorf("put with IfVersion 2^40: want a VersionConflict, got %v", err)
 	}
 	braces := topic + "{x}"
 	if _, _, err := c.Put(ctx, braces, "j", nil, PutOptions{}); !errors.As(err, &invalid) || invalid.Field != "topic" {

@@ -113,7 +113,7 @@ func (c *Client) checkPut(topic, id string, body []byte, o PutOptions) error {
 		low, high int64
 	}{{o.DelayMs, "DelayMs", 0, maxDelayMs}, {o.RunAtMs, "RunAtMs", 0, maxEpochMs},
 		{o.TTRMs, "TTRMs", 0, maxTTRMs}, {o.Priority, "Priority", -maxInt32 - 1, maxInt32},
-		{o.MaxAttempts, "MaxAttempts", 0, maxInt32}, {o.IfVersion, "IfVersion", 0, maxInt32}} {
+		{o.MaxAttempts, "MaxAttempts", 0, maxInt32}, {o.IfVersion, "IfVersion", 0, maxVersion}} {
 		if err := checkRange(f.v, f.field, f.low, f.high); err != nil {
 			return err
 		}
@@ -243,7 +243,7 @@ func (c *Client) Delete(ctx context.Context, topic, id string, ifVersion int64) 
 	if err := checkStoredID(id, "id"); err != nil {
 		return false, err
 	}
-	if err := checkRange(ifVersion, "ifVersion", 0, maxInt32); err != nil {
+	if err := checkRange(ifVersion, "ifVersion", 0, maxVersion); err != nil {
 		return false, err
 	}
 	return c.deleteCall(ctx, topic, id, ifVersion, "", "")

@@ -28,6 +28,10 @@ const (
 	maxEpochMs         = 253_402_300_799_000
 	lookaheadMs        = 50 * 365 * 86_400_000
 	maxInt32           = 1<<31 - 1
+	// maxVersion is the highest version (the largest integer a Lua number holds exactly):
+	// versions go on from version_floor, which grows by about one per job a topic ends once
+	// its finished records are trimmed.
+	maxVersion = 1<<53 - 1
 	// DefaultMaxBodySize is the largest job or schedule body accepted unless Client.MaxBodySize says otherwise.
 	DefaultMaxBodySize = 1 << 20
 )
@@ -251,7 +255,7 @@ func (c *Client) scheduleArgs(id string, body []byte, o ScheduleOptions, wallMs 
 		high  int64
 	}{{o.StartAtMs, "StartAtMs", 0, maxEpochMs}, {o.EndAtMs, "EndAtMs", 0, maxEpochMs},
 		{o.TTRMs, "TTRMs", 0, maxTTRMs}, {o.Priority, "Priority", -maxInt32 - 1, maxInt32},
-		{o.MaxAttempts, "MaxAttempts", 0, maxInt32}, {o.IfVersion, "IfVersion", 0, maxInt32}} {
+		{o.MaxAttempts, "MaxAttempts", 0, maxInt32}, {o.IfVersion, "IfVersion", 0, maxVersion}} {
 		if err := checkRange(f.v, f.field, f.low, f.high); err != nil {
 			return nil, err
 		}
@@ -424,7 +428,7 @@ func (c *Client) Unschedule(ctx context.Context, topic, id string, ifVersion int
 	if err := checkStoredID(id, "id"); err != nil {
 		return false, err
 	}
-	if err := checkRange(ifVersion, "IfVersion", 0, maxInt32); err != nil {
+	if err := checkRange(ifVersion, "IfVersion", 0, maxVersion); err != nil {
 		return false, err
 	}
 	r, err := redis.Int64s(c.Call(ctx, "unschedule", topic, Args{"id": id, "if_version": opt(ifVersion),

@@ -11,6 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { InvalidArgument, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, timesAfter, parseSchedule,
   refillTimes, storedId, newJobId, newName, body: checkBody, integer, epochMs, optionalPositive,
+  optionalVersion, MAX_VERSION,
   MAX_TTR_MS, INT32, END_AT_PAST } = require('./schedules');
 const { encodeResult } = require('./results');
 const { storedName, shown } = require('./ids');
@@ -298,7 +299,7 @@ class Scheduler {
       delay_ms: durationMs(delayMs, 'delayMs'), ttr_ms: optionalTtr(ttrMs),
       priority: integer(priority, 'priority', -(2 ** 31), INT32),
       max_attempts: maxAttempts === '' ? '' : optionalPositive(maxAttempts, 'maxAttempts'),
-      replace: replace ? 1 : 0, if_version: ifVersion === '' ? '' : optionalPositive(ifVersion, 'ifVersion'),
+      replace: replace ? 1 : 0, if_version: ifVersion === '' ? '' : optionalVersion(ifVersion, 'ifVersion'),
       id: [newJobId(id)], body: [checkBody(body, this.maxBodySize)],
     };
     await this.register(topic);
@@ -316,7 +317,7 @@ class Scheduler {
   /** Delete a job in any state; true if it existed (a schedule's pending occurrence: its next
    * one is put, so that run alone is skipped). */
   async delete(topic, id, { ifVersion = '' } = {}) {
-    const expected = ifVersion === '' ? '' : optionalPositive(ifVersion, 'ifVersion');
+    const expected = ifVersion === '' ? '' : optionalVersion(ifVersion, 'ifVersion');
     return this.deleteCall(topic, id, expected, '', '');
   }
 
@@ -634,8 +635,8 @@ class Scheduler {
    * is left alone); true if it existed. */
   async unschedule(topic, id, { ifVersion = null } = {}) {
     const expected = ifVersion === null ? '' : ifVersion;
-    if (expected !== '' && !(Number.isSafeInteger(expected) && expected >= 1 && expected <= 2 ** 31 - 1)) {
-      throw new InvalidArgument('ifVersion', `must be between 1 and ${2 ** 31 - 1}`);
+    if (expected !== '' && !(Number.isSafeInteger(expected) && expected >= 1 && expected <= MAX_VERSION)) {
+      throw new InvalidArgument('ifVersion', `must be between 1 and ${MAX_VERSION}`);
     }
     const [status, version] = await this.call('unschedule', topic,
       { id: storedId(id), if_version: expected, now_ms: this.now() });

@@ -89,6 +89,10 @@ function integer(value, field, low, high) {
 }
 
 const optionalPositive = (value, field) => (value == null ? '' : integer(value, field, 1, INT32));
+/** The highest version (the largest integer a Lua number holds exactly): versions go on from
+ * version_floor, which grows by about one per job a topic ends once its records are trimmed. */
+const MAX_VERSION = Number.MAX_SAFE_INTEGER;
+const optionalVersion = (value, field) => (value == null ? '' : integer(value, field, 1, MAX_VERSION));
 
 function epochMs(value, field) {
   if (value instanceof Date) value = value.getTime();
@@ -199,7 +203,7 @@ function scheduleArgs(id, data, options, nowMs, maxBodySize) {
   if (end && end <= start) throw new InvalidArgument('endAtMs', 'must be after startAtMs');
   const ttr = ttrMs === null ? '' : integer(ttrMs, 'ttrMs', 1, MAX_TTR_MS);
   const args = {
-    id: sid, if_version: optionalPositive(ifVersion, 'ifVersion'), every_ms: 0, anchor_ms: '',
+    id: sid, if_version: optionalVersion(ifVersion, 'ifVersion'), every_ms: 0, anchor_ms: '',
     start_ms: start, end_ms: end, ttr_ms: ttr, priority: integer(priority, 'priority', -(2 ** 31), INT32),
     max_attempts: optionalPositive(maxAttempts, 'maxAttempts'), cron: '', tz: zone, body: bytes, time: [],
   };
@@ -246,5 +250,5 @@ function refillTimes(entry, nowMs) {
 module.exports = {
   InvalidArgument, UPCOMING, REFILL_BATCH, DEFAULT_MAX_BODY_SIZE, scheduleArgs, timesAfter, parseSchedule,
   refillTimes, cronTimes, cronExpression, timeZone, jobId, storedId, newJobId, newName, body, integer, epochMs, optionalPositive,
-  MAX_TTR_MS, MAX_CRON_LENGTH, INT32, END_AT_PAST,
+  MAX_TTR_MS, MAX_CRON_LENGTH, INT32, END_AT_PAST, MAX_VERSION, optionalVersion,
 };

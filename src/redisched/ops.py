@@ -829,7 +829,7 @@ class Operations:
         else:
             data = validate.body(body, self.max_body_size)
         options = self._put_options(delay, run_at, ttr, priority, max_attempts, replace)
-        expected = validate.optional_positive(if_version, "if_version")
+        expected = validate.optional_version(if_version, "if_version")
         if read_back is not False:
             if read_back is not True:
                 kind = type(read_back).__name__
@@ -972,7 +972,7 @@ class Operations:
     ) -> Call[bool]:
         """delete.lua's call: ``abort`` is "abort" for abort, "" for a delete."""
         job_id = validate.stored_id(id)
-        expected = validate.optional_positive(if_version, "if_version")
+        expected = validate.optional_version(if_version, "if_version")
         version: Arg = "" if expected is None else expected
         step = self._step("delete", topic, job_id, version, self._now(), abort, reason)
 

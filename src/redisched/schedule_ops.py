@@ -111,7 +111,7 @@ def schedule(
     ttr_arg: Arg = "" if ttr is None else validate.ttr_ms(ttr)
     prio = validate.priority(priority)
     attempts = validate.optional_positive(max_attempts, "max_attempts")
-    expected = validate.optional_positive(if_version, "if_version")
+    expected = validate.optional_version(if_version, "if_version")
     if not isinstance(create_only, bool):
         raise InvalidArgument("create_only", f"must be a bool, not {type(create_only).__name__}")
     if create_only:
@@ -223,7 +223,7 @@ def unschedule(ops: Operations, topic: str, id: str, *, if_version: object = Non
     from .ops import Call
 
     sid = validate.stored_id(id)
-    expected = validate.optional_positive(if_version, "if_version")
+    expected = validate.optional_version(if_version, "if_version")
     step = ops._step("unschedule", topic, sid, "" if expected is None else expected, ops._now())
 
     def parse(replies: list[Any]) -> bool:

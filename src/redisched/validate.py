@@ -267,8 +267,19 @@ def priority(value: object) -> int:
 
 
 def optional_positive(value: object, argument: str) -> int | None:
-    """None, or an int of at least 1 (max_attempts, if_version)."""
+    """None, or an int from 1 to 2^31 - 1 (max_attempts)."""
     return None if value is None else integer(value, argument, 1, 2**31 - 1)
+
+
+MAX_VERSION = 2**53 - 1
+"""The highest job or schedule version: the largest integer a Lua number holds exactly.
+Versions go on from ``version_floor``, which grows by about one per job a topic ends once its
+finished records are trimmed (or with history off): a busy topic passes 2^31 in days."""
+
+
+def optional_version(value: object, argument: str) -> int | None:
+    """None, or a version to compare with (``if_version``): an int from 1 to MAX_VERSION."""
+    return None if value is None else integer(value, argument, 1, MAX_VERSION)
 
 
 def count(value: object, argument: str = "count") -> int:

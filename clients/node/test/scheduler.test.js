@@ -77,6 +77,9 @@ test('bad job arguments name the field, send nothing and leave the stored job al
   await assert.rejects(s.get(topic, ''), (e) => e.field === 'id');
   await assert.rejects(s.delete(topic, ''), (e) => e.field === 'id');
   await assert.rejects(s.delete(topic, 'kept', { ifVersion: -2 }), (e) => e.field === 'ifVersion');
+  await assert.rejects(s.delete(topic, 'kept', { ifVersion: 2 ** 53 }), (e) => e.field === 'ifVersion');
+  // a busy topic's versions pass 2^31 (version_floor): such an ifVersion is compared, not refused
+  await assert.rejects(s.put(topic, 'kept', 'b', { replace: true, ifVersion: 2 ** 40 }), VersionConflict);
   await assert.rejects(s.reserve(topic, { count: 0 }), (e) => e.field === 'count');
   await assert.rejects(s.lease(topic, { count: 1001 }), (e) => e.field === 'count');
   await assert.rejects(s.reserve(topic, { ttrMs: -5 }), (e) => e.field === 'ttrMs');

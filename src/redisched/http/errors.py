@@ -23,6 +23,7 @@ from ..errors import (
     StaleReservation,
     VersionConflict,
 )
+from ..validate import MAX_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +177,9 @@ def parse_etag(value: str, header: str) -> int:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isascii() or not text.isdigit() or not 1 <= len(text) <= 10:
+    if not text.isascii() or not text.isdigit() or not 1 <= len(text) <= 16:
         raise ApiError(400, "invalid_header", f"{header} must be a job version (an ETag)", header)
     version = int(text)
-    if not 1 <= version <= 2**31 - 1:
+    if not 1 <= version <= MAX_VERSION:
         raise ApiError(400, "invalid_header", f"{header} must be a job version (an ETag)", header)
     return version
