@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import stat
+import tempfile
 import time
 from pathlib import Path
 
@@ -151,17 +153,25 @@ def test_the_private_socket_folder_a_killed_owner_left_is_removed_at_the_next_st
     assert left is not None
     crashed.kill()  # its owner never ran stop(): the folder and its socket file stay
     assert left.exists()
-    mine = tmp_path / "redisched-mine"  # a folder spawn did not make, named in a forged note
-    mine.mkdir()
+    # folders spawn did not make, named in a forged note: one holding a file of its own, one
+    # outside the temporary folder
+    mine = Path(tempfile.mkdtemp(prefix="redisched-"))
     (mine / "keep").write_text("x")
+    elsewhere = tmp_path / "redisched-elsewhere"
+    elsewhere.mkdir()
     with EmbeddedRedis(deep, persistent=False, tcp=False) as server:
         assert not left.parent.exists()  # the stale one went before the new one was made
         assert server.socket_path is not None and server.socket_path.exists()
         (deep / "socket-folder").write_text(str(mine))
     assert not (deep / "socket-folder").exists()  # stop() removed its own note
-    (deep / "socket-folder").write_text(str(mine))
-    with EmbeddedRedis(deep, persistent=False, tcp=False):
-        assert (mine / "keep").exists()  # not a socket folder: left alone
+    try:
+        for forged in (mine, elsewhere):
+            (deep / "socket-folder").write_text(str(forged))
+            with EmbeddedRedis(deep, persistent=False, tcp=False):
+                assert forged.exists()  # not one spawn made: left alone
+        assert (mine / "keep").exists()
+    finally:
+        shutil.rmtree(mine)
     live = EmbeddedRedis(deep, persistent=False, tcp=False).start()
     try:
         assert live.socket_path is not None

@@ -72,8 +72,9 @@ export class InvalidArgument extends TypeError {
 }
 
 /** A put, schedule or delete by id named a partitioned topic itself (Redis stored nothing), or
- * a read of it found nothing (get, reserve, lease, ackAndLease, pull; stats always): its jobs
- * live in their ids' partitions; `count` is how many. A Worker refuses such a topic at run(). */
+ * a read of it found nothing (get, getSchedule, reserve, lease, ackAndLease, pull; stats and
+ * schedules always): its jobs live in their ids' partitions; `count` is how many. A Worker
+ * refuses such a topic at run(). */
 export class TopicPartitioned extends InvalidArgument {
   topic: string;
   count: number;

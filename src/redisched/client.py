@@ -720,11 +720,14 @@ class Client:
         )  # fmt: skip
 
     def get_schedule(self, topic: str, id: str) -> Schedule | None:
-        """A schedule by id, or None."""
+        """A schedule by id, or None (TopicPartitioned on a partitioned topic's own name when
+        it holds no such schedule: a schedule made over HTTP or the CLI lives in its id's
+        partition)."""
         return self._run(self.ops.get_schedule(topic, id))
 
     def schedules(self, topic: str) -> list[Schedule]:
-        """Every schedule of the topic, sorted by id."""
+        """Every schedule of the topic, sorted by id (TopicPartitioned on a partitioned
+        topic's own name: its schedules are spread over its partitions)."""
         return self._run(self.ops.schedules(topic))
 
     def unschedule(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
@@ -1274,11 +1277,14 @@ class AsyncClient:
         )  # fmt: skip
 
     async def get_schedule(self, topic: str, id: str) -> Schedule | None:
-        """A schedule by id, or None."""
+        """A schedule by id, or None (TopicPartitioned on a partitioned topic's own name when
+        it holds no such schedule: a schedule made over HTTP or the CLI lives in its id's
+        partition)."""
         return await self._run(self.ops.get_schedule(topic, id))
 
     async def schedules(self, topic: str) -> list[Schedule]:
-        """Every schedule of the topic, sorted by id."""
+        """Every schedule of the topic, sorted by id (TopicPartitioned on a partitioned
+        topic's own name: its schedules are spread over its partitions)."""
         return await self._run(self.ops.schedules(topic))
 
     async def unschedule(self, topic: str, id: str, *, if_version: int | None = None) -> bool:

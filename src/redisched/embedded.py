@@ -200,16 +200,20 @@ def remove_stale_socket_folder(data_dir: Path) -> None:
     try:
         folder = Path(note.read_text().strip())
         made_by_spawn = (
-            folder.name.startswith("redisched-")
-            and folder.is_dir()
+            folder.parent == Path(tempfile.gettempdir())  # where mkdtemp made it
+            and folder.name.startswith("redisched-")
             and not folder.is_symlink()
+            and folder.is_dir()
             and folder.stat().st_uid == os.getuid()
             and {entry.name for entry in folder.iterdir()} <= {SOCKET}
         )
     except (OSError, ValueError):
         made_by_spawn = False
     if made_by_spawn and not _answers(folder / SOCKET):
-        shutil.rmtree(folder, ignore_errors=True)
+        # the socket file, then the folder: rmdir fails if anything else came meanwhile
+        with contextlib.suppress(OSError):
+            (folder / SOCKET).unlink(missing_ok=True)
+            folder.rmdir()
     note.unlink(missing_ok=True)
 
 

@@ -36,12 +36,13 @@ class InvalidArgument(RedischedError, ValueError):
 class TopicPartitioned(InvalidArgument):
     """A call named a partitioned topic itself, whose jobs and schedules live in their ids'
     partitions (docs/design.md section 11): Redis refused a put or schedule, and nothing
-    changed; a delete, get, history, reserve, lease or pull found nothing there (a job the
-    topic itself holds, put before it was partitioned, is still found where it is); stats,
-    timeline and the listings of jobs, finished jobs and events would show the topic's own
-    name alone. :class:`~redisched.partitions.PartitionedTopic`, the HTTP API, the CLI and
-    the AMQP bridge route by id and add the partitions up; they meet this only when another
-    process partitioned the topic a moment ago, and go on in the id's partition.
+    changed; a delete, get, get_schedule, history, reserve, lease or pull found nothing there
+    (a job or schedule the topic itself holds, made before it was partitioned, is still found
+    where it is); stats, timeline and the listings of jobs, finished jobs, events and
+    schedules would show the topic's own name alone.
+    :class:`~redisched.partitions.PartitionedTopic`, the HTTP API, the CLI and the AMQP bridge
+    route by id and add the partitions up; they meet this only when another process
+    partitioned the topic a moment ago, and go on in the id's partition.
 
     Attributes:
         topic: the partitioned topic.
