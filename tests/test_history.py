@@ -240,6 +240,11 @@ async def test_versions_never_repeat_after_history_is_turned_off(api: Any, topic
     await api.ack(await api.reserve(topic))  # a's record: version 2
     await api.configure(topic, history=False)
     assert (await api.put(topic, "a", b"3")).version == 3
+    await api.ack(await api.reserve(topic))  # a's version 3 ended: the floor, above a's record
+    assert (await api.put(topic, "a", b"4")).version == 4  # not its stale record's 2 + 1
+    await api.ack(await api.reserve(topic))
+    await api.configure(topic, history=True)  # and on again
+    assert (await api.put(topic, "a", b"5")).version == 5
     assert (await api.schedule(topic, "s", b"", every=3600)).version == 1
 
 

@@ -682,6 +682,25 @@ async def test_a_stop_while_redis_does_not_answer_overruns_its_grace_by_a_bounde
         server.stop()
 
 
+async def test_a_stops_last_calls_all_go_through_while_they_make_progress() -> None:
+    # a bound on all of them cut thousands of releases on a slow Redis short (their attempts
+    # counted again); and waiting on every pending call again at each end cost O(n^2)
+    from redisched.worker import _bounded
+
+    gate = asyncio.Semaphore(16)  # as the Worker's side calls
+    ended = 0
+
+    async def release() -> None:
+        nonlocal ended
+        async with gate:
+            await asyncio.sleep(0.004)
+        ended += 1
+
+    began = time.monotonic()
+    await _bounded(release() for _ in range(10_000))  # ~2.5 s of calls: past 2 s in all
+    assert ended == 10_000 and time.monotonic() - began < 10
+
+
 async def test_stop_returns_even_if_handlers_ignore_their_cancellation(
     client: AsyncClient, topic: str
 ) -> None:

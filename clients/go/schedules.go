@@ -29,8 +29,8 @@ const (
 	lookaheadMs        = 50 * 365 * 86_400_000
 	maxInt32           = 1<<31 - 1
 	// maxVersion is the highest version (the largest integer a Lua number holds exactly):
-	// versions go on from version_floor, which grows by about one per job a topic ends once
-	// its finished records are trimmed.
+	// versions go on from version_floor, which with history off grows by about one per job
+	// a topic ends.
 	maxVersion = 1<<53 - 1
 	// DefaultMaxBodySize is the largest job or schedule body accepted unless Client.MaxBodySize says otherwise.
 	DefaultMaxBodySize = 1 << 20

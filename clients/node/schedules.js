@@ -90,7 +90,7 @@ function integer(value, field, low, high) {
 
 const optionalPositive = (value, field) => (value == null ? '' : integer(value, field, 1, INT32));
 /** The highest version (the largest integer a Lua number holds exactly): versions go on from
- * version_floor, which grows by about one per job a topic ends once its records are trimmed. */
+ * version_floor, which with history off grows by about one per job a topic ends. */
 const MAX_VERSION = Number.MAX_SAFE_INTEGER;
 const optionalVersion = (value, field) => (value == null ? '' : integer(value, field, 1, MAX_VERSION));
 

@@ -273,8 +273,8 @@ def optional_positive(value: object, argument: str) -> int | None:
 
 MAX_VERSION = 2**53 - 1
 """The highest job or schedule version: the largest integer a Lua number holds exactly.
-Versions go on from ``version_floor``, which grows by about one per job a topic ends once its
-finished records are trimmed (or with history off): a busy topic passes 2^31 in days."""
+Versions go on from ``version_floor``, which with history off grows by about one per job a
+topic ends (with history on, once per trim): a busy topic passes 2^31 in a day or two."""
 
 
 def optional_version(value: object, argument: str) -> int | None:

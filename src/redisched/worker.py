@@ -835,26 +835,36 @@ async def _bounded(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
     """Await a stop's last ``calls`` while they make progress: cancel them once none has
     ended for :data:`STOP_CALLS_WAIT` seconds (Redis not answering), and say that the jobs
     they were for return after their ttr. Thousands of releases on a slow but healthy Redis
-    all go through."""
-    tasks = {asyncio.ensure_future(call) for call in calls}
+    all go through (one callback a call, not an ``asyncio.wait`` over all of them per end)."""
+    progress = asyncio.Event()
+    pending: set[asyncio.Future[None]] = set()
+
+    def ended(task: asyncio.Future[None]) -> None:
+        pending.discard(task)
+        progress.set()
+        if not task.cancelled() and task.exception() is not None:  # retrieved, and said
+            log.warning("stopping: %r", task.exception())
+
+    for call in calls:
+        started = asyncio.ensure_future(call)
+        pending.add(started)
+        started.add_done_callback(ended)
     try:
-        while tasks:
-            done, tasks = await asyncio.wait(
-                tasks, timeout=STOP_CALLS_WAIT, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in done:  # each logs its own failure; retrieved, not left to the loop
-                if not task.cancelled() and task.exception() is not None:
-                    log.warning("stopping: %r", task.exception())
-            if not done:
+        while pending:
+            progress.clear()
+            try:
+                await asyncio.wait_for(progress.wait(), STOP_CALLS_WAIT)
+            except TimeoutError:
                 log.warning(
                     "stopping: Redis did not answer within %g s; the jobs not yet released"
                     " or acked return after their ttr", STOP_CALLS_WAIT,
                 )  # fmt: skip
                 break
     finally:  # also when the stop itself is cancelled
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        left = list(pending)
+        for unfinished in left:
+            unfinished.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
 
 
 def _summary(error: str) -> str:

@@ -36,8 +36,8 @@
 --   defaults (meta fields ttr, max_attempts), else 60000 ms / 25 attempts (a job then goes
 --   dead after its 25th failed attempt, like Sidekiq's 25 retries). A created job gets a put
 --   event, a replaced one a replaced event. An id that finished (history hash, read with
---   history off too: records kept from before it was turned off) is created at
---   its finished version + 1, or answers 2 exists (with that version) to a create-only put
+--   history off too: records kept from before it was turned off) is created at the larger of
+--   its finished version and meta version_floor, + 1, or answers 2 exists (with that version) to a create-only put
 --   within the topic's dedup_window_ms of finishing; an id with no finished record at meta
 --   version_floor + 1 (the highest version of a finished record trimmed away, else 0).
 -- Complexity: O(N log M) for N jobs in a topic of M jobs.
@@ -346,7 +346,8 @@ for i = 9, #ARGV, 2 do
     elseif ended and not replace and finished_at > now - dedup_window then
       status, version = EXISTS, finished_version
     else
-      status, version, kind = CREATED, finished_version + 1, 'put'
+      -- a record kept from before history was turned off may be below the floor
+      status, version, kind = CREATED, math.max(finished_version, version_floor) + 1, 'put'
     end
   else
     -- decode() and materialize() of the other scripts, inline: only a put of an existing id

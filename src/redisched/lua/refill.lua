@@ -226,12 +226,12 @@ local function put_occurrence(id, at, s)
   local SCHEDULED, S_PRIORITY, S_TTR, S_MAX_ATTEMPTS, S_BODY, F_VERSION = 1, 7, 8, 9, 10, 3
   local job = {}
   -- a record kept from before history was turned off holds versions too: read either way
-  local ended, version = redis.call('HGET', history_key, id), nil
+  local ended = redis.call('HGET', history_key, id)
+  local version = tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0
   if ended then -- unpack_limit's first value is the offset read, then the fields
-    version = ({cmsgpack.unpack_limit(ended, F_VERSION)})[F_VERSION + 1] + 1
-  else -- above every version trimmed away (put.lua)
-    version = (tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0) + 1
+    version = math.max(version, ({cmsgpack.unpack_limit(ended, F_VERSION)})[F_VERSION + 1])
   end
+  version = version + 1
   job[STATE], job[VERSION], job[ATTEMPTS] = SCHEDULED, version, 0
   job[PRIORITY], job[TTR], job[MAX_ATTEMPTS] = s[S_PRIORITY], s[S_TTR], s[S_MAX_ATTEMPTS]
   job[RUN_AT], job[SEQ], job[BODY] = at, 0, s[S_BODY]

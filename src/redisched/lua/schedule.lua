@@ -356,13 +356,14 @@ local function iso(ms)
     math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
 end
 
--- The finished version of id + 1 (versions never repeat for an id, as put.lua), else meta
--- version_floor + 1 (the highest version trimmed away, else 0).
+-- The larger of id's finished version and meta version_floor (the highest version trimmed
+-- away or ended with history off, else 0), + 1: versions never repeat for an id, as put.lua.
 local function next_version(id)
   local ended = redis.call('HGET', history_key, id) -- history off too: records kept from before
-  if not ended then return (tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0) + 1 end
+  local floor = tonumber(redis.call('HGET', meta_key, 'version_floor')) or 0
+  if not ended then return floor + 1 end
   local before = {cmsgpack.unpack_limit(ended, F_VERSION)} -- the offset read, then the fields
-  return before[F_VERSION + 1] + 1
+  return math.max(before[F_VERSION + 1], floor) + 1
 end
 
 -- Puts the occurrence of schedule s at `at` (create-only: an existing id is left alone);
