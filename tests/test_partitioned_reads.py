@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 import redisched
 from redisched import TopicPartitioned
 from redisched.partition_setting import configure, run, run_async
-from redisched.partitions import PartitionedTopic
+from redisched.partitions import AsyncPartitionedTopic, PartitionedTopic
 from tests.test_partition_setting import cli
 from tests.unmarked import unmark
 
@@ -98,6 +99,38 @@ def test_a_schedule_the_topic_itself_holds_is_still_read_where_it_is(
     assert [s.id for s in client.execute(ops.schedules(topic, own=True))] == ["old"]
     assert client.execute(ops.get_schedule(topic, "new", own=True)) is None
     assert client.get_schedule(hot.partitions.route("new"), "new") is not None
+
+
+def test_a_partitioned_topic_makes_reads_and_deletes_its_schedules(
+    redis_url: str, topic: str
+) -> None:
+    # TopicPartitioned points at PartitionedTopic, which had no schedule method at all
+    client = redisched.Client.from_url(redis_url)
+    hot = _partitioned(client, topic)
+    unmark(client, topic)
+    client.schedule(topic, "old", b"o", every=3600)  # made on the topic before the mark
+    _partitioned(client, topic)
+    made = hot.schedule("nightly", b"n", cron="0 3 * * *")
+    assert made.topic == hot.partitions.route("nightly")
+    assert client.get_schedule(made.topic, "nightly") is not None  # where the CLI puts it
+    assert [(s.id, s.topic) for s in hot.schedules()] == [("nightly", made.topic), ("old", topic)]
+    old = hot.get_schedule("old")
+    assert old is not None and old.topic == topic
+    assert hot.get_schedule("none") is None
+    assert hot.unschedule("old") and hot.unschedule("nightly") and not hot.unschedule("none")
+    assert hot.schedules() == []
+
+
+async def test_an_async_partitioned_topic_does_too(redis_url: str, topic: str) -> None:
+    async with redisched.AsyncClient.from_url(redis_url) as client:
+        hot = await AsyncPartitionedTopic(client, topic, 2).declare()
+        made = await hot.schedule("tick", b"t", every=60)
+        assert made.topic == hot.partitions.route("tick")
+        found = await hot.get_schedule("tick")
+        assert found is not None and found.version == made.version
+        assert [s.id for s in await hot.schedules()] == ["tick"]
+        assert await hot.unschedule("tick", if_version=made.version)
+        assert await hot.get_schedule("tick") is None
 
 
 def test_own_reads_answer_as_before(redis_url: str, topic: str) -> None:
@@ -182,7 +215,9 @@ def test_cli_events_of_a_partitioned_topic_merge_its_partitions(redis_url: str, 
     assert [(e["id"], e["kind"], e["topic"]) for e in lines] == [
         (job_id, "put", homes[job_id]) for job_id in ids
     ]
-    assert [e["at"] for e in lines] == sorted(e["at"] for e in lines)
+    # by time, not by text: an event on a whole second is written without a fraction
+    times = [datetime.fromisoformat(e["at"]) for e in lines]
+    assert times == sorted(times)
     few = cli(["events", topic, "--limit", "3"], redis_url)
     assert [json.loads(line)["id"] for line in few.output.splitlines()] == ids[:3]
     # a line's cursor goes on in its own feed, named by the line's topic

@@ -429,7 +429,7 @@ def schedule_holders(layout: Partitions, schedule_id: str) -> list[str]:
     """The topics that may hold schedule ``schedule_id`` of a partitioned topic: its id's
     partition (a schedule made over HTTP or the CLI), then the topic itself (one made on it
     with a client, docs/design.md section 11)."""
-    return [layout.route(schedule_id), layout.topic]
+    return layout.schedule_holders(schedule_id)
 
 
 def schedule_route(client: Client, topic: str, schedule_id: str) -> str:

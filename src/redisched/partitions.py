@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from . import validate
 from .errors import BackendError, InvalidArgument
 from .keys import MAX_TOPIC_LENGTH, PARTITION_SEPARATOR, partition_name, validate_topic
-from .models import Job, Lease, PutResult, TopicStats
+from .models import Job, Lease, PutResult, Schedule, TopicStats
 from .ops import Call, Operations
 from .topic_config import MAX_PARTITIONS as MAX_PARTITIONS
 from .topic_config import partitions_count
@@ -98,6 +98,18 @@ class Partitions:
     def route(self, job_id: str) -> str:
         """The partition (topic name) holding ``job_id``."""
         return self.name(partition_of(validate.stored_text(job_id), self.count))
+
+    def schedule_holders(self, schedule_id: str) -> list[str]:
+        """The topics that may hold schedule ``schedule_id``: its id's partition (where the
+        HTTP API, the CLI and PartitionedTopic make one), then the topic itself (one made on it
+        before it was partitioned, docs/design.md section 11)."""
+        return [self.route(schedule_id), self.topic]
+
+    def find_schedule(self, ops: Operations, schedule_id: str) -> Call[Schedule | None]:
+        """Read schedule ``schedule_id`` where it may be, in one round trip (None: nowhere)."""
+        holders = self.schedule_holders(schedule_id)
+        reads = [ops.get_schedule(name, schedule_id, own=True) for name in holders]
+        return Call.join(*reads).map(lambda found: next((s for s in found if s), None))
 
     def group(
         self, jobs: Iterable[tuple[str, bytes | str]], max_body_size: int
@@ -341,6 +353,28 @@ class PartitionedTopic:
         """Lease up to ``count`` due jobs across partitions."""
         return self.lease(count, ttr=ttr).jobs
 
+    def schedule(self, id: str, body: bytes | str, **options: Any) -> Schedule:
+        """Create or replace (by id) a recurring schedule in its id's partition, where the HTTP
+        API and the CLI make it; options as :meth:`Client.schedule`."""
+        return self.client.schedule(self.partitions.route(id), id, body, **options)
+
+    def get_schedule(self, id: str) -> Schedule | None:
+        """A schedule by id, or None; one call to where it may live
+        (:meth:`Partitions.schedule_holders`; its ``topic`` says which)."""
+        return self.client.execute(self.partitions.find_schedule(self.client.ops, id))
+
+    def unschedule(self, id: str, *, if_version: int | None = None) -> bool:
+        """Delete a schedule and its pending occurrence where it lives; True if it existed."""
+        found = self.get_schedule(id)
+        where = self.partitions.route(id) if found is None else found.topic
+        return self.client.unschedule(where, id, if_version=if_version)
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule of the topic, its partitions' and its own, sorted by id."""
+        names, ops = [self.partitions.topic, *self.names], self.client.ops
+        found = [s for n in names for s in self.client.execute(ops.schedules(n, own=True))]
+        return sorted(found, key=lambda s: (s.id, s.topic))
+
     def stats(self) -> TopicStats:
         """The counts of the topic itself and its partitions added up."""
         topic = self.partitions.topic
@@ -418,6 +452,26 @@ class AsyncPartitionedTopic:
     async def reserve_many(self, count: int, *, ttr: float | Any = None) -> list[Job]:
         """Lease up to ``count`` due jobs across partitions."""
         return (await self.lease(count, ttr=ttr)).jobs
+
+    async def schedule(self, id: str, body: bytes | str, **options: Any) -> Schedule:
+        """As :meth:`PartitionedTopic.schedule`."""
+        return await self.client.schedule(self.partitions.route(id), id, body, **options)
+
+    async def get_schedule(self, id: str) -> Schedule | None:
+        """As :meth:`PartitionedTopic.get_schedule`."""
+        return await self.client.execute(self.partitions.find_schedule(self.client.ops, id))
+
+    async def unschedule(self, id: str, *, if_version: int | None = None) -> bool:
+        """As :meth:`PartitionedTopic.unschedule`."""
+        found = await self.get_schedule(id)
+        where = self.partitions.route(id) if found is None else found.topic
+        return await self.client.unschedule(where, id, if_version=if_version)
+
+    async def schedules(self) -> list[Schedule]:
+        """As :meth:`PartitionedTopic.schedules`."""
+        names, ops = [self.partitions.topic, *self.names], self.client.ops
+        found = [s for n in names for s in await self.client.execute(ops.schedules(n, own=True))]
+        return sorted(found, key=lambda s: (s.id, s.topic))
 
     async def stats(self) -> TopicStats:
         """The counts of the topic itself and its partitions added up."""
