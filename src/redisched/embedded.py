@@ -219,14 +219,23 @@ def remove_stale_socket_folder(data_dir: Path) -> None:
 
 def _answers(path: Path) -> bool:
     """True when a server accepts connections on the unix socket ``path``."""
-    if not path.exists():
+    try:
+        _connect_unix(path, timeout=0.5).close()
+    except OSError:
         return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
     return True
+
+
+def _connect_unix(path: Path | None, timeout: float) -> socket.socket:
+    """A connection to the unix socket ``path`` (OSError when nothing listens there)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def works_in(pid: int, data_dir: Path) -> bool:
@@ -531,14 +540,7 @@ class EmbeddedRedis:
     def _connect(self, timeout: float) -> socket.socket:
         if self.tcp:
             return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(str(self.socket_path))
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return _connect_unix(self.socket_path, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (the server flushes its AOF), then SIGKILL after ``timeout``; then remove

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import topic_config, validate
 from .errors import InvalidArgument
 from .keys import partition_owner, partitions_key, topics_key
-from .models import HistoryPage, JobPage, Timeline, TopicStats
+from .models import HistoryPage, JobPage, Schedule, Timeline, TopicStats
 from .operate import Flow
 from .ops import Call, Operations, Step
 from .partition_counts import decode, mark
@@ -425,21 +425,24 @@ def holder(
     return Call(steps, first)
 
 
-def schedule_holders(layout: Partitions, schedule_id: str) -> list[str]:
-    """The topics that may hold schedule ``schedule_id`` of a partitioned topic: its id's
-    partition (a schedule made over HTTP or the CLI), then the topic itself (one made on it
-    with a client, docs/design.md section 11)."""
-    return layout.schedule_holders(schedule_id)
+def all_schedules(ops: Operations, topic: str, count: int | None) -> Flow[list[Schedule]]:
+    """Every schedule of ``topic`` (``count``: its partition count, None when not
+    partitioned): its own name's, then each partition's, sorted by id (a listing reads ids
+    first, so each name is a round trip of its own)."""
+    found: list[Schedule] = []
+    for name in names(topic, count):
+        found.extend((yield ops.schedules(name, own=True)))
+    return sorted(found, key=lambda s: (s.id, s.topic))
 
 
 def schedule_route(client: Client, topic: str, schedule_id: str) -> str:
     """The topic holding schedule ``schedule_id`` (for the CLI): when ``topic`` is
-    partitioned, the first of :func:`schedule_holders` that holds it (one call more), else
-    its id's partition, where a new schedule goes."""
+    partitioned, the first of :meth:`Partitions.schedule_holders` that holds it (one call
+    more), else its id's partition, where a new schedule goes."""
     count = client.execute(read_count(client.ops, topic))
     if count is None:
         return topic
-    names = schedule_holders(Partitions(topic, count), schedule_id)
+    names = Partitions(topic, count).schedule_holders(schedule_id)
     return client.execute(holder(client.ops, names, schedule_id, ("schedules",)))
 
 

@@ -365,15 +365,18 @@ class PartitionedTopic:
 
     def unschedule(self, id: str, *, if_version: int | None = None) -> bool:
         """Delete a schedule and its pending occurrence where it lives; True if it existed."""
-        found = self.get_schedule(id)
-        where = self.partitions.route(id) if found is None else found.topic
+        from .partition_setting import holder  # it builds on this module
+
+        names = self.partitions.schedule_holders(id)
+        where = self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
         return self.client.unschedule(where, id, if_version=if_version)
 
     def schedules(self) -> list[Schedule]:
         """Every schedule of the topic, its partitions' and its own, sorted by id."""
-        names, ops = [self.partitions.topic, *self.names], self.client.ops
-        found = [s for n in names for s in self.client.execute(ops.schedules(n, own=True))]
-        return sorted(found, key=lambda s: (s.id, s.topic))
+        from . import partition_setting  # it builds on this module
+
+        flow = partition_setting.all_schedules(self.client.ops, self.partitions.topic, self.count)
+        return partition_setting.run(self.client, flow)
 
     def stats(self) -> TopicStats:
         """The counts of the topic itself and its partitions added up."""
@@ -463,15 +466,18 @@ class AsyncPartitionedTopic:
 
     async def unschedule(self, id: str, *, if_version: int | None = None) -> bool:
         """As :meth:`PartitionedTopic.unschedule`."""
-        found = await self.get_schedule(id)
-        where = self.partitions.route(id) if found is None else found.topic
+        from .partition_setting import holder  # it builds on this module
+
+        names = self.partitions.schedule_holders(id)
+        where = await self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
         return await self.client.unschedule(where, id, if_version=if_version)
 
     async def schedules(self) -> list[Schedule]:
         """As :meth:`PartitionedTopic.schedules`."""
-        names, ops = [self.partitions.topic, *self.names], self.client.ops
-        found = [s for n in names for s in await self.client.execute(ops.schedules(n, own=True))]
-        return sorted(found, key=lambda s: (s.id, s.topic))
+        from . import partition_setting  # it builds on this module
+
+        flow = partition_setting.all_schedules(self.client.ops, self.partitions.topic, self.count)
+        return await partition_setting.run_async(self.client, flow)
 
     async def stats(self) -> TopicStats:
         """The counts of the topic itself and its partitions added up."""

@@ -47,9 +47,8 @@ def schedules(redis_url: str | None, topic: str) -> None:
     """List the schedules of TOPIC."""
     client = client_for(redis_url)
     count = client.execute(partition_setting.read_count(client.ops, topic))
-    names = partition_setting.names(topic, count)  # the topic's own name and its partitions
-    found = [s for name in names for s in client.execute(client.ops.schedules(name, own=True))]
-    _echo([schedule_out(s) for s in sorted(found, key=lambda s: (s.id, s.topic))])
+    found = partition_setting.run(client, partition_setting.all_schedules(client.ops, topic, count))
+    _echo([schedule_out(s) for s in found])
 
 
 @click.command()

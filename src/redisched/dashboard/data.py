@@ -22,6 +22,7 @@ from ..limits import read_throttled
 from ..models import HistoryPage, JobEvent, JobPage, JobState, Schedule, Timeline, TopicStats
 from ..ops import Call, Operations
 from ..partition_setting import (
+    all_schedules,
     fold,
     jobs_page,
     names,
@@ -279,11 +280,7 @@ async def topic_page(
     replies = await client.execute(joined([*calls, *parts]))
     stats, config, minutes, hours, page, rates, finished, events, throttled = replies[:9]
     listing = Listing(state, prefix, cursor, page)
-    listings = [ops.schedules(name, own=True) for name in names(topic, count)]
-    schedules = [  # a listing reads ids first: its own round trips; a partition's too
-        s for listing in listings for s in await client.execute(listing)
-    ]
-    schedules.sort(key=lambda s: (s.id, s.topic))
+    schedules = await run_async(client, all_schedules(ops, topic, count))
     return TopicPage(
         stats, config, minutes, hours, listing, rates, finished, events, schedules, throttled,
         held, replies[10:], replies[9] if parts else None,

@@ -21,7 +21,6 @@ from ..partition_setting import (
     holders,
     read_count,
     refuse_misrouted,
-    schedule_holders,
 )
 from ..partitions import SEPARATOR, Partitions, Sweep
 from .paths import path_param
@@ -37,12 +36,12 @@ async def layout(rt: Runtime, topic: str) -> Partitions | None:
 
 async def schedule_route(rt: Runtime, topic: str, schedule_id: str) -> str:
     """The topic holding schedule ``schedule_id``: when ``topic`` is partitioned, the first
-    of :func:`~redisched.partition_setting.schedule_holders` that holds it (one call more),
+    of :meth:`~redisched.partitions.Partitions.schedule_holders` that holds it (one call more),
     else its id's partition, where a new schedule goes."""
     found = await layout(rt, topic)
     if found is None:
         return topic
-    names = schedule_holders(found, schedule_id)
+    names = found.schedule_holders(schedule_id)
     return await rt.client.execute(holder(rt.client.ops, names, schedule_id, ("schedules",)))
 
 

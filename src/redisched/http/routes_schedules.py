@@ -19,6 +19,7 @@ from starlette.responses import Response
 from ..errors import VersionConflict
 from ..json_body import as_base64
 from ..models import Schedule
+from ..partition_setting import all_schedules, run_async
 from ..shapes import schedule_out
 from . import schemas
 from .endpoint import Endpoint, Param, json_response
@@ -100,11 +101,8 @@ async def list_schedules(request: Request) -> Response:
     rt = runtime(request)
     topic = path_param(request, "topic")
     partitions = await layout(rt, topic)
-    found: list[Schedule] = []
-    for name in [topic, *([] if partitions is None else partitions.names)]:
-        listed = await rt.client.execute(rt.client.ops.schedules(name, own=True))
-        found.extend(listed)
-    found.sort(key=lambda s: (s.id, s.topic))
+    count = None if partitions is None else partitions.count
+    found = await run_async(rt.client, all_schedules(rt.client.ops, topic, count))
     return json_response(schemas.ScheduleList([schedule_out(s) for s in found]))
 
 
