@@ -13,7 +13,12 @@ commands, the reply):
 - ``plainest_put``: ``PLAINEST_PUT_SCRIPT`` (TIME, HSET, ZADD: the least a put can do);
 - ``put``: ``Client.put``, one job per call; ``put_many``: 100 jobs per call;
 - ``reserve_ack``: ``reserve`` then ``ack``, one job each;
-- ``worker_batch``: ``ack_and_lease`` of 100 jobs per call, as the Worker drains a topic.
+- ``worker_batch``: ``ack_and_lease`` of 100 jobs per call, as the Worker drains a topic;
+- ``worker_batch_backlog``: the same drain in a topic that also holds ``--backlog`` jobs due
+  tomorrow (1,000,000 by default; loaded from an RDB file that a plain redis-server wrote, as
+  writing them under valgrind would take minutes). Its ratio to ``worker_batch`` tells whether
+  the Worker's loss with a big backlog (``bench_backlog``) is more work in Redis or the same
+  work on a bigger, colder memory.
 
 Then put's and reserve + ack's counts split by what Redis spends them on (``PARTS``: the
 commands the scripts call, Lua's garbage collector, building ``KEYS`` and ``ARGV``, the
@@ -64,22 +69,24 @@ PARTS = {
 
 @contextmanager
 def counted_server(
-    out: Path, binary: str | None = None
+    out: Path, binary: str | None = None, data: Path | None = None
 ) -> Iterator[tuple[redis.Redis, Callable[[bool], None]]]:
-    """A redis-server under callgrind, and a switch for its counting (off at the start)."""
+    """A redis-server under callgrind, and a switch for its counting (off at the start);
+    with ``data``, it starts from the ``dump.rdb`` in that folder."""
     port = free_port()
+    loading = ["--dir", str(data), "--dbfilename", "dump.rdb"] if data else []
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--instr-atstart=no",
          binary or find_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
+         "--appendonly", "no", *loading],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     conn = redis.Redis(port=port)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + (600 if data else 60)
         while True:
             try:
-                conn.ping()
+                conn.ping()  # (BusyLoadingError, a ConnectionError, until the RDB is loaded)
                 break
             except redis.ConnectionError:
                 if time.monotonic() > deadline or process.poll() is not None:
@@ -97,6 +104,41 @@ def counted_server(
         conn.close()
         process.terminate()
         process.wait(60)
+
+
+def backlog_rdb(folder: Path, backlog: int, binary: str | None = None) -> Path:
+    """A folder whose ``dump.rdb`` holds topic ``t`` with ``backlog`` jobs due tomorrow,
+    written by a plain redis-server (``put_many``, 5,000 a call)."""
+    data = folder / f"backlog-{backlog}"
+    data.mkdir(exist_ok=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [binary or find_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(data), "--dbfilename", "dump.rdb"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    conn = redis.Redis(port=port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.1)
+        client = redisched.Client(conn)
+        for start in range(0, backlog, 5000):
+            stop = min(backlog, start + 5000)
+            ids = range(start, stop)
+            client.put_many("t", [(f"later-{i:08d}", BODY) for i in ids], delay=86_400)
+        conn.save()
+    finally:
+        conn.close()
+        process.terminate()
+        process.wait(60)
+    return data
 
 
 def instructions(out: Path) -> int:
@@ -125,17 +167,21 @@ def split_report(report: str, jobs: int) -> dict[str, int]:
     return split
 
 
-def measure(case: str, jobs: int, folder: Path, binary: str | None = None) -> float:
-    """redis-server's instructions per job of one case (on ``binary``, else the usual one)."""
+def measure(
+    case: str, jobs: int, folder: Path, binary: str | None = None, backlog: int = 0
+) -> float:
+    """redis-server's instructions per job of one case (on ``binary``, else the usual one;
+    ``backlog``: the jobs due tomorrow of ``worker_batch_backlog``)."""
     out = folder / f"{case}.callgrind"
-    with counted_server(out, binary) as (conn, counting):
+    data = backlog_rdb(folder, backlog, binary) if case == "worker_batch_backlog" else None
+    with counted_server(out, binary, data) as (conn, counting):
         client = redisched.Client(conn)
         client.put("warmup", "w", BODY)  # loads the scripts, registers a topic
         client.ack(client.reserve("warmup"))
         bare = conn.script_load(TRIVIAL_SCRIPT)
         plainest = conn.script_load(PLAINEST_PUT_SCRIPT)
         shaped_keys = [TopicKeys("redisched", "t").name(k.name) for k in scripts.get("put").keys]
-        if case in ("reserve_ack", "worker_batch"):
+        if case in ("reserve_ack", "worker_batch", "worker_batch_backlog"):
             for start in range(0, jobs, 1000):
                 stop = min(jobs, start + 1000)
                 client.put_many("t", [(f"j{i}", BODY) for i in range(start, stop)])
@@ -158,7 +204,7 @@ def measure(case: str, jobs: int, folder: Path, binary: str | None = None) -> fl
         elif case == "reserve_ack":
             for _ in range(jobs):
                 client.ack(client.reserve("t"))
-        elif case == "worker_batch":
+        elif case in ("worker_batch", "worker_batch_backlog"):
             done: list[redisched.Job] = []
             for _ in range(jobs // BATCH):
                 _, lease = client.ack_and_lease("t", done, BATCH)
@@ -176,6 +222,7 @@ CASES = (
     "put_many",
     "reserve_ack",
     "worker_batch",
+    "worker_batch_backlog",
 )
 
 
@@ -203,6 +250,8 @@ def main() -> None:
     """Run and print the instruction counts."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per case (a multiple of 100)")
+    parser.add_argument("--backlog", type=int, default=1_000_000,
+                        help="jobs due tomorrow beside worker_batch_backlog's drain")  # fmt: skip
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate"):
         if shutil.which(tool) is None:
@@ -212,7 +261,9 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="redisched-callgrind-") as folder,
         ThreadPoolExecutor(2) as pool,  # the counts do not depend on the load
     ):
-        counted = pool.map(lambda case: measure(case, jobs, Path(folder)), CASES)
+        counted = pool.map(
+            lambda case: measure(case, jobs, Path(folder), backlog=args.backlog), CASES
+        )
         counts = dict(zip(CASES, counted, strict=True))
     bare = counts["bare"]
     emit("instructions", {
@@ -220,6 +271,10 @@ def main() -> None:
         **{f"{case}_per_job": round(count) for case, count in counts.items()},
         **{f"{case}_vs_bare": round(counts[case] / bare, 2) for case in CASES[1:]},
         "put_keys_args_share": round((counts["bare_put_shaped"] - bare) / counts["put"], 3),
+        "backlog": args.backlog,
+        "worker_batch_backlog_vs_empty": round(
+            counts["worker_batch_backlog"] / counts["worker_batch"], 3
+        ),
         **by_part(jobs),
     })  # fmt: skip
 

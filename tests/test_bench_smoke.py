@@ -219,6 +219,24 @@ def test_instruction_counts_show_per_call_with_their_ratio_to_the_bare_call() ->
     )
 
 
+def test_backlog_work_says_whether_the_backlog_adds_work_or_only_memory() -> None:
+    doc = json.loads(json.dumps(LATEST))
+    counts = {"bare_per_job": 13234, "worker_batch_per_job": 110000, "backlog": 1_000_000,
+              "worker_batch_backlog_per_job": 113300, "worker_batch_backlog_vs_empty": 1.03}  # fmt: skip
+    doc["benchmarks"]["instructions"] = entry({"instructions": counts})
+    markdown = render.render(Results(doc), Results({}), charts=False)
+    assert "beside 1,000,000 scheduled jobs are 1.030x the empty topic's" in markdown
+    assert "the drain does about the same work" in markdown
+    assert "| the same drain beside a backlog of jobs due tomorrow | 113,300 |" in markdown
+    counts["worker_batch_backlog_vs_empty"] = 1.3
+    doc["benchmarks"]["instructions"] = entry({"instructions": counts})
+    markdown = render.render(Results(doc), Results({}), charts=False)
+    assert "the backlog makes the drain do more work in Redis" in markdown
+    del counts["worker_batch_backlog_vs_empty"]
+    doc["benchmarks"]["instructions"] = entry({"instructions": counts})
+    assert "scheduled jobs are" not in render.render(Results(doc), Results({}), charts=False)
+
+
 def test_instruction_parts_show_each_share_of_its_call() -> None:
     doc = json.loads(json.dumps(LATEST))
     counts: dict[str, int] = {"bare_per_job": 13234, "put_per_job": 181000}
