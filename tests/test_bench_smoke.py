@@ -221,8 +221,10 @@ def test_instruction_counts_show_per_call_with_their_ratio_to_the_bare_call() ->
 
 def test_backlog_work_says_whether_the_backlog_adds_work_or_only_memory() -> None:
     doc = json.loads(json.dumps(LATEST))
-    counts = {"bare_per_job": 13234, "worker_batch_per_job": 110000, "backlog": 1_000_000,
-              "worker_batch_backlog_per_job": 113300, "worker_batch_backlog_vs_empty": 1.03}  # fmt: skip
+    counts = {
+        "bare_per_job": 13234, "worker_batch_per_job": 110000, "backlog": 1_000_000,
+        "worker_batch_backlog_per_job": 113300, "worker_batch_backlog_vs_empty": 1.03,
+    }  # fmt: skip
     doc["benchmarks"]["instructions"] = entry({"instructions": counts})
     markdown = render.render(Results(doc), Results({}), charts=False)
     assert "beside 1,000,000 scheduled jobs are 1.030x the empty topic's" in markdown
