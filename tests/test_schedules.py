@@ -244,6 +244,48 @@ async def test_replace_a_cron_keeps_a_due_time_that_still_matches(
     assert (await api.get(topic, "d@2027-05-01T09:00:00Z")).body == b"new"
 
 
+async def test_declaring_an_interval_again_keeps_its_due_run(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"old", every=600)
+    clock.advance(300)  # 00:00 is due, nobody took it yet; the app restarts and declares again
+    again = await api.schedule(topic, "s", b"new", every=600)
+    assert again.version == 2 and again.next_run_at == at("2027-05-01 00:00")
+    job = await api.reserve(topic)
+    assert (job.id, job.body, job.version) == ("s@2027-05-01T00:00:00Z", b"new", 2)
+    await api.ack(job)
+    assert (await api.get_schedule(topic, "s")).next_run_at == at("2027-05-01 00:10")
+
+
+async def test_declaring_a_cron_again_keeps_its_due_run(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 06:00").timestamp()
+    await api.schedule(topic, "d", b"", cron="0 9 * * *", tz="Europe/Paris")
+    clock.now = at("2027-05-01 07:30").timestamp()  # 09:00 in Paris (07:00 UTC) was due
+    again = await api.schedule(topic, "d", b"", cron="0 9 * * *", tz="Europe/Paris")
+    assert again.next_run_at == at("2027-05-01 07:00")
+    assert (await api.reserve(topic)).id == "d@2027-05-01T07:00:00Z"
+
+
+async def test_a_replace_on_another_time_grid_still_ends_a_due_run(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=600)
+    clock.advance(300)
+    moved = await api.schedule(topic, "s", b"", every=600, start_at=at("2027-05-01 00:07"))
+    assert moved.next_run_at == at("2027-05-01 00:07")  # start_at is the new anchor
+    assert await api.get(topic, "s@2027-05-01T00:00:00Z") is None
+    cron = await api.schedule(topic, "c", b"", cron="*/10 * * * *")
+    clock.advance(900)  # 00:20: 00:10 is due
+    changed = await api.schedule(topic, "c", b"", cron="*/15 * * * *")
+    assert changed.next_run_at == at("2027-05-01 00:30")
+    assert cron.next_run_at == at("2027-05-01 00:10")
+    assert await api.get(topic, "c@2027-05-01T00:10:00Z") is None
+
+
 async def test_unschedule_deletes_the_pending_occurrence_only(
     api: Any, clock: FakeClock, topic: str
 ) -> None:

@@ -45,7 +45,11 @@
 --   is the job <id>@<YYYY-MM-DDTHH:MM:SSZ>. The first one is at or after now and start_ms and
 --   after the latest occurrence reserved or skipped (deleted), and its id is not a live job's
 --   (a time whose id is taken is passed over); the pending occurrence of a replaced schedule is
---   replaced unless it is running. start_ms / end_ms 0 mean none; empty ttr_ms / max_attempts
+--   replaced unless it is running. A replaced schedule's waiting occurrence that is already due
+--   (its time before now, not yet run) stays the first one when its time is one of the new
+--   schedule's (an interval's on the same grid, not before start_ms; a cron schedule's with
+--   the same cron and tz), so declaring a schedule again never skips a due run.
+--   start_ms / end_ms 0 mean none; empty ttr_ms / max_attempts
 --   take the topic's defaults (meta fields ttr, max_attempts) at this call, else 60000 ms / 25
 --   attempts (as put.lua). A new occurrence gets a put event, like any put (its version goes on
 --   from a finished record of the same id). A replaced schedule's waiting occurrence (scheduled
@@ -439,13 +443,19 @@ s[S_BODY], s[S_CRON], s[S_TZ], s[S_START_AT] = ARGV[13], ARGV[11], ARGV[12], sta
 local waiting_id, waiting
 if old then waiting_id, waiting = find_waiting(id, old) end
 
--- the first occurrence: at or after now and start_ms, after the latest one reserved
+-- the first occurrence: at or after now and start_ms, after the latest one reserved; or the
+-- waiting occurrence already due (not run yet) when its time is one of the new schedule's:
+-- declaring a schedule again, as an app does at each start, never skips a run that is due
 local earliest = math.max(now, start_at, s[S_LAST] + 1000)
+local due = waiting and old[S_NEXT] < now and old[S_NEXT] >= start_at and old[S_NEXT]
 local next_at, latest_sent = 0, nil
 if every > 0 then
   if not anchor then
     anchor = (old and old[S_EVERY] > 0) and old[S_ANCHOR]
       or math.max(start_at, math.ceil(now / 1000) * 1000)
+  end
+  if due and due >= anchor and (due - anchor) % every == 0 then
+    earliest = math.max(due, s[S_LAST] + 1000)
   end
   next_at = anchor
   if next_at < earliest then
@@ -454,6 +464,12 @@ if every > 0 then
 else
   anchor = 0
   latest_sent = times[#times]
+  -- the glue's times start after now: the due one is the new schedule's when its cron is
+  if due and old[S_EVERY] == 0 and old[S_CRON] == ARGV[11] and old[S_TZ] == ARGV[12]
+      and (#times == 0 or due < times[1]) then
+    earliest = math.max(due, s[S_LAST] + 1000)
+    table.insert(times, 1, due)
+  end
   while #times > 0 and times[1] < earliest do table.remove(times, 1) end
   next_at = table.remove(times, 1) or 0
 end
