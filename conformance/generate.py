@@ -897,6 +897,11 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         meta("partitioned: 3 partitions (the mark)", partitions=3),
         get_schedule("the topic's own schedule is read as ever; no such schedule: the "
                      "partition count instead of nil", "s", "t"),
+        call("unschedule of no such schedule: 6 partitioned, the count (not 0: the glue "
+             "raises, the schedule may be in its id's partition)", "unschedule", id="t",
+             if_version="", now_ms=NOW),
+        call("the topic's own schedule is unscheduled as ever", "unschedule", id="s",
+             if_version="", now_ms=NOW),
     ]),
     "empty_optional_arguments": ("an empty string is every optional argument's default", [
         call("put: empty delay_ms 0, priority 0, replace 0 (and the other defaults)", "put",

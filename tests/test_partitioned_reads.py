@@ -121,6 +121,32 @@ def test_a_partitioned_topic_makes_reads_and_deletes_its_schedules(
     assert hot.schedules() == []
 
 
+def test_unschedule_on_a_partitioned_topics_own_name_says_so(redis_url: str, topic: str) -> None:
+    # it answered False: the caller believed the schedule gone while it went on firing
+    client = redisched.Client.from_url(redis_url)
+    hot = _partitioned(client, topic)
+    made = hot.schedule("s", b"x", every=60)
+    for kwargs in ({}, {"if_version": 1}):
+        with pytest.raises(TopicPartitioned):
+            client.unschedule(topic, "s", **kwargs)
+    assert [s.id for s in hot.schedules()] == ["s"]  # untouched
+    assert client.execute(client.ops.unschedule(topic, "s", own=True)) is False
+    assert hot.unschedule("s", if_version=made.version)
+    assert hot.schedules() == []
+
+
+def test_a_partitioned_topic_replaces_a_schedule_where_it_lives(redis_url: str, topic: str) -> None:
+    # it made a second one in the id's partition beside the one the topic itself held
+    client = redisched.Client.from_url(redis_url)
+    hot = _partitioned(client, topic)
+    unmark(client, topic)
+    client.schedule(topic, "s", b"old", every=3600)
+    _partitioned(client, topic)
+    replaced = hot.schedule("s", b"new", every=60, if_version=1)
+    assert (replaced.topic, replaced.version, replaced.body) == (topic, 2, b"new")
+    assert [(s.id, s.topic) for s in hot.schedules()] == [("s", topic)]
+
+
 async def test_an_async_partitioned_topic_does_too(redis_url: str, topic: str) -> None:
     async with redisched.AsyncClient.from_url(redis_url) as client:
         hot = await AsyncPartitionedTopic(client, topic, 2).declare()
@@ -131,6 +157,12 @@ async def test_an_async_partitioned_topic_does_too(redis_url: str, topic: str) -
         assert [s.id for s in await hot.schedules()] == ["tick"]
         assert await hot.unschedule("tick", if_version=made.version)
         assert await hot.get_schedule("tick") is None
+        with pytest.raises(TopicPartitioned):
+            await client.unschedule(topic, "tick")
+        again = await hot.schedule("tick", b"t2", every=60)
+        replaced = await hot.schedule("tick", b"t3", every=60)
+        assert replaced.topic == again.topic == hot.partitions.route("tick")
+        assert [s.version for s in await hot.schedules()] == [again.version + 1]
 
 
 def test_own_reads_answer_as_before(redis_url: str, topic: str) -> None:

@@ -84,8 +84,13 @@ func TestPartitionedTopicReadsSaySo(t *testing.T) {
 	refused("lease", err)
 	_, _, err = c.AckAndLease(ctx, topic, append(jobs, lease.Jobs...), 5, 0)
 	refused("ack and lease", err)
+	_, err = c.Unschedule(ctx, topic, "nightly", 0) // it answered false
+	refused("unschedule", err)
 	if _, err := conn.Do("HDEL", c.Key(topic, "meta"), "partitions"); err != nil {
 		t.Fatal(err)
+	}
+	if ok, err := c.Unschedule(ctx, topic, "nightly", 0); ok || err != nil {
+		t.Fatal(ok, err)
 	}
 	if job, err := c.Get(ctx, topic, "a"); job != nil || err != nil { // a plain topic: as ever
 		t.Fatal(job, err)

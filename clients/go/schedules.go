@@ -423,7 +423,8 @@ func (c *Client) Schedules(ctx context.Context, topic string) ([]*Schedule, erro
 }
 
 // Unschedule deletes a schedule and its pending occurrence (a running one is left alone);
-// ifVersion 0: unconditionally. True if it existed.
+// ifVersion 0: unconditionally. True if it existed. A partitioned topic's own name that holds
+// no such schedule answers a TopicPartitioned error (the schedule may be in its id's partition).
 func (c *Client) Unschedule(ctx context.Context, topic, id string, ifVersion int64) (bool, error) {
 	if err := checkStoredID(id, "id"); err != nil {
 		return false, err
@@ -438,6 +439,9 @@ func (c *Client) Unschedule(ctx context.Context, topic, id string, ifVersion int
 	}
 	if r[0] == 5 {
 		return false, &VersionConflict{r[1]}
+	}
+	if r[0] == 6 { // no such schedule, and the topic is spread over partitions
+		return false, topicPartitioned(topic, r[1])
 	}
 	return r[0] == 1, nil
 }

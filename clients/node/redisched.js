@@ -86,6 +86,7 @@ const SCHEDULE_TIMES_TOO_EARLY = 7; // schedule.lua: the cron times must come af
 const PUT_PARTITIONED = 6; // put.lua: the topic is spread over partitions (version: how many)
 const DELETE_PARTITIONED = 6; // delete.lua: no such job, and the topic is spread over partitions
 const SCHEDULE_PARTITIONED = 8; // schedule.lua: as PUT_PARTITIONED
+const UNSCHEDULE_PARTITIONED = 6; // unschedule.lua: as DELETE_PARTITIONED
 // get.lua and pull.lua answer the partition count (an integer) in place of nil, reserve.lua
 // after its three times when it leased nothing, and stats.lua as its last value (0: none)
 const STATS_PARTITIONS = 19;
@@ -641,6 +642,7 @@ class Scheduler {
     const [status, version] = await this.call('unschedule', topic,
       { id: storedId(id), if_version: expected, now_ms: this.now() });
     if (status === VERSION_CONFLICT) throw new VersionConflict(topic, shown(id), version);
+    if (status === UNSCHEDULE_PARTITIONED) throw new TopicPartitioned(topic, version);
     return status === 1;
   }
 }

@@ -731,7 +731,9 @@ class Client:
         return self._run(self.ops.schedules(topic))
 
     def unschedule(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
-        """Delete a schedule and its pending occurrence (a running one is left alone)."""
+        """Delete a schedule and its pending occurrence (a running one is left alone);
+        True if it existed (TopicPartitioned on a partitioned topic's own name when it holds no
+        such schedule: a schedule made over HTTP or the CLI lives in its id's partition)."""
         return self._run(self.ops.unschedule(topic, id, if_version=if_version))
 
     def config(self, topic: str) -> TopicConfig:
@@ -1288,7 +1290,9 @@ class AsyncClient:
         return await self._run(self.ops.schedules(topic))
 
     async def unschedule(self, topic: str, id: str, *, if_version: int | None = None) -> bool:
-        """Delete a schedule and its pending occurrence (a running one is left alone)."""
+        """Delete a schedule and its pending occurrence (a running one is left alone);
+        True if it existed (TopicPartitioned on a partitioned topic's own name when it holds no
+        such schedule: a schedule made over HTTP or the CLI lives in its id's partition)."""
         return await self._run(self.ops.unschedule(topic, id, if_version=if_version))
 
     async def config(self, topic: str) -> TopicConfig:

@@ -86,6 +86,7 @@ class UnscheduleCode(enum.IntEnum):
     NOT_FOUND = 0
     DELETED = 1
     VERSION_CONFLICT = 5
+    PARTITIONED = 6
 
 
 class RefillCode(enum.IntEnum):

@@ -1712,9 +1712,12 @@ class Operations:
         partitioned, unless ``own``: the schedules its own name holds)."""
         return schedule_ops.schedules(self, topic, own=own)
 
-    def unschedule(self, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
-        """Delete a schedule and its pending occurrence; True if it existed."""
-        return schedule_ops.unschedule(self, topic, id, if_version=if_version)
+    def unschedule(
+        self, topic: str, id: str, *, if_version: object = None, own: bool = False
+    ) -> Call[bool]:
+        """Delete a schedule and its pending occurrence; True if it existed (TopicPartitioned
+        on a partitioned topic's own name when it holds no such schedule, unless ``own``)."""
+        return schedule_ops.unschedule(self, topic, id, if_version=if_version, own=own)
 
     # -- topic settings ---------------------------------------------------------------------
 

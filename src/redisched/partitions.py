@@ -354,9 +354,14 @@ class PartitionedTopic:
         return self.lease(count, ttr=ttr).jobs
 
     def schedule(self, id: str, body: bytes | str, **options: Any) -> Schedule:
-        """Create or replace (by id) a recurring schedule in its id's partition, where the HTTP
-        API and the CLI make it; options as :meth:`Client.schedule`."""
-        return self.client.schedule(self.partitions.route(id), id, body, **options)
+        """Create a recurring schedule in its id's partition, where the HTTP API and the CLI
+        make it, or replace it where it lives (one made on the topic before it was partitioned
+        stays there: one call more finds it); options as :meth:`Client.schedule`."""
+        from .partition_setting import holder  # it builds on this module
+
+        names = self.partitions.schedule_holders(id)
+        where = self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
+        return self.client.schedule(where, id, body, **options)
 
     def get_schedule(self, id: str) -> Schedule | None:
         """A schedule by id, or None; one call to where it may live
@@ -369,7 +374,8 @@ class PartitionedTopic:
 
         names = self.partitions.schedule_holders(id)
         where = self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
-        return self.client.unschedule(where, id, if_version=if_version)
+        ops = self.client.ops
+        return self.client.execute(ops.unschedule(where, id, if_version=if_version, own=True))
 
     def schedules(self) -> list[Schedule]:
         """Every schedule of the topic, its partitions' and its own, sorted by id."""
@@ -458,7 +464,11 @@ class AsyncPartitionedTopic:
 
     async def schedule(self, id: str, body: bytes | str, **options: Any) -> Schedule:
         """As :meth:`PartitionedTopic.schedule`."""
-        return await self.client.schedule(self.partitions.route(id), id, body, **options)
+        from .partition_setting import holder  # it builds on this module
+
+        names = self.partitions.schedule_holders(id)
+        where = await self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
+        return await self.client.schedule(where, id, body, **options)
 
     async def get_schedule(self, id: str) -> Schedule | None:
         """As :meth:`PartitionedTopic.get_schedule`."""
@@ -470,7 +480,8 @@ class AsyncPartitionedTopic:
 
         names = self.partitions.schedule_holders(id)
         where = await self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
-        return await self.client.unschedule(where, id, if_version=if_version)
+        ops = self.client.ops
+        return await self.client.execute(ops.unschedule(where, id, if_version=if_version, own=True))
 
     async def schedules(self) -> list[Schedule]:
         """As :meth:`PartitionedTopic.schedules`."""

@@ -217,9 +217,15 @@ def _held(entry: Any) -> bool:
     return type(entry) is list
 
 
-def unschedule(ops: Operations, topic: str, id: str, *, if_version: object = None) -> Call[bool]:
+def unschedule(
+    ops: Operations, topic: str, id: str, *, if_version: object = None, own: bool = False
+) -> Call[bool]:
     """Delete a schedule and its waiting occurrence (which ends ``cancelled`` in its history,
-    with a ``deleted`` event); True if it existed."""
+    with a ``deleted`` event); True if it existed.
+
+    Raises TopicPartitioned when there is no such schedule and ``topic`` is partitioned (as
+    :func:`get_schedule`), unless ``own``: False then, for the code that routed the call.
+    """
     from .ops import Call
 
     sid = validate.stored_id(id)
@@ -230,6 +236,10 @@ def unschedule(ops: Operations, topic: str, id: str, *, if_version: object = Non
         status, version = replies[0]
         if status == UnscheduleCode.VERSION_CONFLICT:
             raise VersionConflict(topic, id, expected or 0, version, "schedule")
+        if status == UnscheduleCode.PARTITIONED:
+            if own:
+                return False
+            raise TopicPartitioned(topic, version)
         return bool(status == UnscheduleCode.DELETED)
 
     return Call((step,), parse)

@@ -41,7 +41,9 @@ test('a read of a partitioned topic itself that finds nothing throws TopicPartit
   await assert.rejects(s.ackAndLease(topic, [leased], 5), refused);
   await assert.rejects(s.ackAndLease(topic, [], 5), refused);
   await assert.rejects(s.pull(topic), refused);
+  await assert.rejects(s.unschedule(topic, 'nightly'), refused); // it answered false
   await redis.hdel(`${s.prefix}:{${topic}}:meta`, 'partitions');
+  assert.equal(await s.unschedule(topic, 'nightly'), false);
   assert.equal(await s.get(topic, 'a'), null); // a plain topic: as ever
   assert.deepEqual(await s.reserve(topic), []);
   assert.equal(await s.pull(topic), null);

@@ -58,6 +58,7 @@ def schedules(redis_url: str | None, topic: str) -> None:
 def unschedule(redis_url: str | None, topic: str, id: str) -> None:
     """Delete the schedule ID of TOPIC and its pending occurrence (exit 1 if absent)."""
     client = client_for(redis_url)
-    if not client.unschedule(partition_setting.schedule_route(client, topic, id), id):
+    where = partition_setting.schedule_route(client, topic, id)
+    if not client.execute(client.ops.unschedule(where, id, own=True)):
         raise click.ClickException(f"no schedule {id!r} in topic {topic!r}")
     _echo({"unscheduled": id})

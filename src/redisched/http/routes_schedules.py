@@ -113,7 +113,8 @@ async def delete_schedule(request: Request) -> Response:
     if_match = request.headers.get("if-match")
     if_version = None if if_match is None else parse_etag(if_match, "If-Match")
     held = await schedule_route(rt, topic, sid)
-    if not await rt.client.unschedule(held, sid, if_version=if_version):
+    unscheduled = rt.client.ops.unschedule(held, sid, if_version=if_version, own=True)
+    if not await rt.client.execute(unscheduled):
         raise _not_found(topic, sid)
     return Response(status_code=204)
 

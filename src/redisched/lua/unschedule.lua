@@ -13,7 +13,10 @@
 -- ARGV[2] if_version int|empty
 -- ARGV[3] now_ms int|empty
 -- Returns: [status, version]. status: 1 deleted (version is the deleted one), 0 no such
---   schedule, 5 version conflict (if_version did not match; nothing changed). The waiting
+--   schedule, 5 version conflict (if_version did not match; nothing changed), 6 partitioned
+--   (no such schedule, and the topic is spread over partitions, meta field partitions: a
+--   schedule made over HTTP or the CLI lives in its id's partition; version is the partition
+--   count). The waiting
 --   occurrence is deleted when it is scheduled or ready, and ends as delete.lua ends a job: a
 --   deleted event (detail 'unscheduled') and a finished record with outcome cancelled. A
 --   reserved (running) or dead one stays, and ends as any job does.
@@ -31,7 +34,7 @@ local function decode(raw) return {cmsgpack.unpack(raw)} end
 local S_VERSION, S_EVERY, S_ANCHOR, S_END_AT, S_NEXT, S_LAST, S_PRIORITY, S_TTR,
   S_MAX_ATTEMPTS, S_BODY, S_CRON, S_TZ, S_START_AT, S_TIMES =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
-local NOT_FOUND, DELETED, VERSION_CONFLICT = 0, 1, 5
+local NOT_FOUND, DELETED, VERSION_CONFLICT, PARTITIONED = 0, 1, 5, 6
 local UNSCHEDULED = 'unscheduled' -- the detail of its waiting occurrence's deleted event
 local id, if_version = ARGV[1], tonumber(ARGV[2])
 if ARGV[2] ~= '' and not (if_version and if_version % 1 == 0 and if_version >= 1) then
@@ -50,7 +53,11 @@ elseif now % 1 ~= 0 or now < 0 then -- NaN, +-inf and fractions fail n % 1 == 0
 end
 
 local raw = redis.call('HGET', schedules_key, id)
-if not raw then return {NOT_FOUND, 0} end
+if not raw then -- (meta read only then: a partitioned topic's own name may hold schedules)
+  local partitions = redis.call('HGET', meta_key, 'partitions')
+  if partitions then return {PARTITIONED, partitions + 0} end
+  return {NOT_FOUND, 0}
+end
 local s = {cmsgpack.unpack(raw)}
 if if_version and if_version ~= s[S_VERSION] then return {VERSION_CONFLICT, s[S_VERSION]} end
 
