@@ -252,7 +252,8 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]]]] = {
         put("explicit ttr, max_attempts and a negative priority", ("c", "C"), ttr=5 * S,
             max_attempts=3, priority=-2),
         get("c carries its options", "c"),
-        stats("1 scheduled, 3 ready; total_put counts every id sent"),
+        stats("1 scheduled, 3 ready; total_put counts the jobs put (created, replaced), "
+              "not those refused (exists, version conflict)"),
     ]),
     "put_defaults_from_meta": ("empty ttr_ms / max_attempts take the topic defaults in meta", [
         put("no topic defaults: ttr 60000, unlimited attempts", ("plain", "p")),

@@ -72,3 +72,19 @@ async def test_the_sampler_records_every_topic_and_their_sum(
         assert sum((await client.throughput(topic)).put) == 0
         await client.delete_topic(topic)
         assert await client.redis.exists(f"redisched:{{{topic}}}:throughput") == 0
+
+
+def test_the_put_total_counts_jobs_put_not_puts_refused(redis_url: str, topic: str) -> None:
+    # it counted every id sent: a create-only put of an existing id, or a version conflict,
+    # showed on the dashboard's puts per minute and in redisched_puts_total
+    client = redisched.Client.from_url(redis_url)
+    client.put(topic, "a", b"1")
+    client.put(topic, "a", b"again")  # exists
+    with pytest.raises(redisched.VersionConflict):
+        client.put(topic, "a", b"cas", replace=True, if_version=7)
+    client.put(topic, "a", b"2", replace=True)
+    client.put_many(topic, [("a", b"x"), ("b", b"y")])  # a exists, b is created
+    job = client.reserve(topic)
+    assert job is not None
+    client.put(topic, job.id, b"next", replace=True)  # pending: it waits for the attempt
+    assert client.stats(topic).total_put == 4

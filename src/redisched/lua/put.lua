@@ -273,6 +273,7 @@ end
 -- costs Redis a resize per element)
 local reply = argc == 10 and {0, 0} or {}
 local stored_version -- the version of the last job stored (read_back: the one job)
+local counted = 0 -- jobs put: created, replaced or pending (meta total_put; a refused one not)
 local put_version, put_event, put_head, put_tail -- a created job's parts, for one version
 -- scheduled: SEQ holds run_at - the put's time (history on; see materialize), else 0
 local put_seq = not due_now and (history_on and run_at - now or 0)
@@ -368,7 +369,7 @@ for i = 9, #ARGV, 2 do
     elseif not replace then
       status, version = EXISTS, current
     elseif job[STATE] == RESERVED then
-      status, version = PENDING, current + 1
+      status, version, counted = PENDING, current + 1, counted + 1
       -- the record's fields STATE .. BODY, packed as encode() of the other scripts packs them
       redis.call('HSET', pending_key, id, cmsgpack.pack(SCHEDULED, version, 0, priority, ttr,
         max_attempts, run_at, 0, body))
@@ -491,7 +492,7 @@ for i = 9, #ARGV, 2 do
     record = cmsgpack.pack(unpack(job, 1, job[LOG] and LOG or BODY)) -- as encode() packs
   end
   if record then
-    placed, stored_version = true, version
+    placed, stored_version, counted = true, version, counted + 1
     if batched then
       local n = #records
       records[n + 1], records[n + 2] = id, record
@@ -510,7 +511,9 @@ for first = 1, batched and #records or 0, 2 * SLICE do
 end
 
 -- a count of one as text: redis.call writes a number as '%.17g' (~2,200 instructions)
-redis.call('HINCRBY', meta_key, 'total_put', jobs_in_call == 1 and '1' or jobs_in_call)
+if counted > 0 then
+  redis.call('HINCRBY', meta_key, 'total_put', counted == 1 and '1' or counted)
+end
 if placed and not paused then
   if due_now and ready_before == 0 then
     redis.call('PUBLISH', wake_channel, '0')
