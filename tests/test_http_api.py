@@ -78,9 +78,12 @@ async def test_put_creates_replaces_and_reads_back(http: httpx.AsyncClient, topi
         "body": [1, 2], "ttr": 5.0, "max_attempts": 3, "version": 2,
     }  # fmt: skip
     assert (await http.get(url, headers={"If-None-Match": '"2"'})).status_code == 304
-    for matching in ('W/"2"', '"1", "2"', "*"):  # compared weakly, as RFC 9110 says for GET
-        assert (await http.get(url, headers={"If-None-Match": matching})).status_code == 304
-    assert (await http.get(url, headers={"If-None-Match": '"1"'})).status_code == 200
+    # compared weakly, as RFC 9110 says for GET; a bare version as If-Match takes one
+    for matching in ('W/"2"', '"1", "2"', "*", "2", "1, 2"):
+        unchanged = await http.get(url, headers={"If-None-Match": matching})
+        assert unchanged.status_code == 304 and unchanged.headers["cache-control"] == "no-store"
+    for other in ('"1"', "1", "02", '"02"'):
+        assert (await http.get(url, headers={"If-None-Match": other})).status_code == 200
     # The version is no validator of a job's whole state (a reserve changes the state, not the
     # version): no answer may be kept by a browser's cache, which would revalidate it to a 304.
     reserved = await http.post(topic_url(topic, "/reserve"))
@@ -132,9 +135,21 @@ async def test_put_preconditions(http: httpx.AsyncClient, topic: str) -> None:
     assert ok.status_code == 200 and ok.json()["version"] == 2
     bad = await http.put(url, json={"body": 4}, headers={"If-Match": "soon"})
     assert bad.status_code == 400 and error_of(bad)["field"] == "If-Match"
+    # a weak tag never matches an If-Match (RFC 9110 compares strongly), * and lists are not
+    # one version, and "02", '"2', '""2""' are no tag this server gave: each a 400, not a match
+    for refused, says in (('W/"2"', "weak"), ("*", "one version"), ('"2", "3"', "one version"),
+                          ('"02"', "job version"), ("02", "job version"), ('"2', "job version"),
+                          ('""2""', "job version"), ("", "job version")):  # fmt: skip
+        reply = await http.put(url, json={"body": 5}, headers={"If-Match": refused})
+        assert reply.status_code == 400, refused
+        assert error_of(reply)["field"] == "If-Match" and says in error_of(reply)["message"]
+        assert reply.headers["cache-control"] == "no-store"
+    assert (await http.put(url, json={"body": 3}, headers={"If-Match": "2"})).status_code == 200
     missing = await http.put(job_url(topic, "none"), json={"body": 1}, headers={"If-Match": "1"})
     assert missing.status_code == 412
     assert (await http.get(url)).json()["body"] == 3
+    gone = await http.get(job_url(topic, "none"))
+    assert gone.status_code == 404 and gone.headers["cache-control"] == "no-store"
 
 
 async def test_versions_past_2_to_the_31_are_matched(

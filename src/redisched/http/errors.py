@@ -73,14 +73,16 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """The JSON error response every failure uses (a lone surrogate, echoed from the request,
-    shown as ``\\udxxx``: JSON text cannot carry one)."""
+    shown as ``\\udxxx``: JSON text cannot carry one), ``Cache-Control: no-store`` as every
+    answer of the API (a 404 is cacheable by default: a cache would keep "no such job")."""
     error = {"code": code, "message": message, "field": field}
     try:
         body = msgspec.json.encode({"error": error})
     except UnicodeEncodeError:
         shown = {k: v and v.encode("utf-8", "backslashreplace").decode() for k, v in error.items()}
         body = msgspec.json.encode({"error": shown})
-    return Response(body, status, headers=headers, media_type="application/json")
+    kept = {"Cache-Control": "no-store", **(headers or {})}
+    return Response(body, status, headers=kept, media_type="application/json")
 
 
 def from_decode_error(exc: msgspec.DecodeError | ValueError) -> ApiError:
@@ -161,25 +163,37 @@ def etag(version: int) -> str:
 
 def etag_matches(header: str | None, tag: str) -> bool:
     """Whether an ``If-None-Match`` value names ``tag``: ``*``, or a list of ETags compared
-    weakly (``W/"3"`` matches ``"3"``), as RFC 9110 has a GET compare them."""
+    weakly (``W/"3"`` matches ``"3"``), as RFC 9110 has a GET compare them; a bare version
+    (``3``) as ``If-Match`` takes one."""
     if header is None:
         return False
     for value in header.split(","):
         text = value.strip()
-        if text == "*" or text.removeprefix("W/") == tag:
+        if text == "*" or text.removeprefix("W/") == tag or f'"{text}"' == tag:
             return True
     return False
 
 
 def parse_etag(value: str, header: str) -> int:
-    """The version in an If-Match / If-None-Match header value: ``"3"``, ``W/"3"`` or ``3``."""
+    """The version in an ``If-Match`` header value: the ETag a job or schedule answers
+    (``"3"``) or the bare version (``3``).
+
+    Refused with a 400 naming the header, each with its reason: a weak tag (``W/"3"``: an
+    If-Match compares strongly, so it could never match), ``*`` and a list (a compare-and-set
+    takes one version), and any other text (``"03"`` is not a tag this server gives).
+    """
     text = value.strip()
     if text.startswith("W/"):
-        text = text[2:]
-    text = text.strip('"')
-    if not text.isascii() or not text.isdigit() or not 1 <= len(text) <= 16:
+        raise ApiError(400, "invalid_header", f"{header} compares strong ETags: a weak one "
+                       "(W/...) never matches; give the ETag as the server sent it", header)  # fmt: skip
+    if text == "*" or "," in text:
+        raise ApiError(400, "invalid_header", f"{header} takes one version (an ETag), not * "
+                       "or a list", header)  # fmt: skip
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    if not (text.isascii() and text.isdigit()) or len(text) > 16 or text[0] == "0":
         raise ApiError(400, "invalid_header", f"{header} must be a job version (an ETag)", header)
     version = int(text)
-    if not 1 <= version <= MAX_VERSION:
+    if version > MAX_VERSION:
         raise ApiError(400, "invalid_header", f"{header} must be a job version (an ETag)", header)
     return version

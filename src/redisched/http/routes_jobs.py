@@ -182,7 +182,7 @@ async def get_job(request: Request) -> Response:
     # a pending replacement's version: the one If-Match compares with (put.lua, delete.lua)
     tag = etag(job.pending_version or job.version)
     if etag_matches(request.headers.get("if-none-match"), tag):
-        return Response(status_code=304, headers={"ETag": tag})
+        return Response(status_code=304, headers={"ETag": tag, "Cache-Control": "no-store"})
     return json_response(bodies.job_out(job), 200, {"ETag": tag})
 
 
