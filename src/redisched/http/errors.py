@@ -184,11 +184,11 @@ def parse_etag(value: str, header: str) -> int:
     """
     text = value.strip()
     if text.startswith("W/"):
-        raise ApiError(400, "invalid_header", f"{header} compares strong ETags: a weak one "
-                       "(W/...) never matches; give the ETag as the server sent it", header)  # fmt: skip
+        weak = f"{header} compares strong ETags: a weak one (W/...) never matches"
+        raise ApiError(400, "invalid_header", f"{weak}; give the ETag as it was sent", header)
     if text == "*" or "," in text:
-        raise ApiError(400, "invalid_header", f"{header} takes one version (an ETag), not * "
-                       "or a list", header)  # fmt: skip
+        many = f"{header} takes one version (an ETag), not * or a list"
+        raise ApiError(400, "invalid_header", many, header)
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
     if not (text.isascii() and text.isdigit()) or len(text) > 16 or text[0] == "0":
