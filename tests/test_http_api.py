@@ -622,6 +622,22 @@ async def test_duplicate_json_keys_are_refused_naming_the_key(
     assert (await http.put(job_url(topic, "ok"), content=b'{"body": {"a": {"a": 1}}}')).is_success
 
 
+async def test_a_number_no_float_holds_is_refused_naming_where_it_is(
+    http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
+) -> None:
+    # msgspec says only `$[...][...]`: the field was "body[...]"
+    cases = (
+        (b'{"body": {"n": 1e400}}', "body.n"),
+        (b'{"body": [1, {"x": [-1e999]}]}', "body[1].x[0]"),
+        (b'{"body": 1, "delay": 1e400}', "delay"),
+    )
+    await refused_puts(http, job_url(topic, "huge"), cases)
+    assert await py.get(topic, "huge") is None
+    filler = b'"' + b"x" * 300_000 + b'"'
+    await refused_puts(http, job_url(topic, "huge"), ((b'{"body": [' + filler + b", 1e400]}",
+                                                       "body"),))  # fmt: skip
+
+
 async def test_a_large_request_names_its_fault_without_walking_it(
     http: httpx.AsyncClient, py: redisched.AsyncClient, topic: str
 ) -> None:

@@ -8,6 +8,7 @@ the AMQP bridge (:mod:`redisched.bridges.messages`) refuse such JSON naming the 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -39,9 +40,10 @@ needed: a walk that made every path's text cost seconds on a large nested body).
 
 
 def walk(text: bytes) -> Iterator[tuple[Any, Link | None]]:
-    """Each object (as :class:`_Pairs`), key and string of the JSON text with its link, in
-    document order, iteratively (a body may nest 512 levels); nothing when the json module
-    refuses the text (what msgspec accepted, json may not: huge integers)."""
+    """Each object (as :class:`_Pairs`), key, string and number too large for a float (as
+    ``inf``) of the JSON text with its link, in document order, iteratively (a body may nest
+    512 levels); nothing when the json module refuses the text (what msgspec accepted, json
+    may not: huge integers)."""
     try:
         tree = json.loads(text, object_pairs_hook=_Pairs)
     except (ValueError, RecursionError):
@@ -55,7 +57,7 @@ def walk(text: bytes) -> Iterator[tuple[Any, Link | None]]:
                 stack += ((item, (link, key)), (key, (link, key)))  # the key comes first
         elif isinstance(value, list):
             stack.extend((item, (link, index)) for index, item in reversed(list(enumerate(value))))
-        elif isinstance(value, str):
+        elif isinstance(value, str) or (isinstance(value, float) and math.isinf(value)):
             yield value, link
 
 

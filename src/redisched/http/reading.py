@@ -109,6 +109,8 @@ async def read_json(
     except (msgspec.DecodeError, ValueError) as exc:
         if b"\\u" in data and not isinstance(exc, msgspec.ValidationError):
             _refuse_lone_surrogates(data, _free_field(decoder))  # msgspec's message misleads
+        if str(exc).startswith(OUT_OF_RANGE):  # msgspec names no key there: `$[...][...]`
+            _refuse_out_of_range(data, _free_field(decoder))
         raise from_decode_error(exc) from None
     if b"{" in data:
         _refuse_duplicate_keys(data, _free_field(decoder))
@@ -137,6 +139,21 @@ def _refuse_lone_surrogates(data: bytes, free_field: str | None) -> None:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 raise ApiError(400, "invalid", message, path(link)) from None
+
+
+OUT_OF_RANGE = "Number out of range"
+"""msgspec's message for a number no float holds (``1e400``)."""
+
+
+def _refuse_out_of_range(data: bytes, free_field: str | None) -> None:
+    """400 naming the first number too large for a float (msgspec's error says only where it
+    is as ``$[...][...]``)."""
+    message = "is a number out of range (no 64-bit float holds it)"
+    if len(data) > PATH_SEARCH_BYTES:
+        raise ApiError(400, "invalid", f"a number {message}", free_field)
+    for value, link in walk(data):
+        if isinstance(value, float):
+            raise ApiError(400, "invalid", f"{path(link)} {message}", path(link))
 
 
 def _refuse_duplicate_keys(data: bytes, free_field: str | None) -> None:
