@@ -267,6 +267,26 @@ async def test_declaring_a_cron_again_keeps_its_due_run(
     again = await api.schedule(topic, "d", b"", cron="0 9 * * *", tz="Europe/Paris")
     assert again.next_run_at == at("2027-05-01 07:00")
     assert (await api.reserve(topic)).id == "d@2027-05-01T07:00:00Z"
+    # due less than a minute ago: the glue's times (from a minute before now) hold it
+    clock.now = at("2027-05-01 08:58").timestamp()
+    await api.schedule(topic, "h", b"", cron="0 * * * *")
+    clock.now = at("2027-05-01 09:00").timestamp() + 30
+    assert (await api.schedule(topic, "h", b"", cron="0 * * * *")).next_run_at == at(
+        "2027-05-01 09:00"
+    )
+    assert (await api.reserve(topic)).id == "h@2027-05-01T09:00:00Z"
+
+
+async def test_declaring_a_schedule_again_keeps_no_postponed_run_as_due(
+    api: Any, clock: FakeClock, topic: str
+) -> None:
+    clock.now = at("2027-05-01 00:00").timestamp()
+    await api.schedule(topic, "s", b"", every=3600)
+    await api.reschedule(topic, "s@2027-05-01T00:00:00Z", run_at=at("2027-05-01 00:30"))
+    clock.advance(300)
+    again = await api.schedule(topic, "s", b"", every=3600)
+    assert again.next_run_at == at("2027-05-01 01:00")  # not run early at 00:00
+    assert await api.reserve(topic) is None
 
 
 async def test_a_replace_on_another_time_grid_still_ends_a_due_run(

@@ -46,7 +46,7 @@
 --   after the latest occurrence reserved or skipped (deleted), and its id is not a live job's
 --   (a time whose id is taken is passed over); the pending occurrence of a replaced schedule is
 --   replaced unless it is running. A replaced schedule's waiting occurrence that is already due
---   (its time before now, not yet run) stays the first one when its time is one of the new
+--   (its time and run_at before now, not yet run) stays the first one when its time is one of the new
 --   schedule's (an interval's on the same grid, not before start_ms; a cron schedule's with
 --   the same cron and tz), so declaring a schedule again never skips a due run.
 --   start_ms / end_ms 0 mean none; empty ttr_ms / max_attempts
@@ -447,7 +447,9 @@ if old then waiting_id, waiting = find_waiting(id, old) end
 -- waiting occurrence already due (not run yet) when its time is one of the new schedule's:
 -- declaring a schedule again, as an app does at each start, never skips a run that is due
 local earliest = math.max(now, start_at, s[S_LAST] + 1000)
-local due = waiting and old[S_NEXT] < now and old[S_NEXT] >= start_at and old[S_NEXT]
+-- (a waiting occurrence rescheduled past now is not due: it ends as before)
+local due = waiting and old[S_NEXT] < now and waiting[RUN_AT] < now and old[S_NEXT] >= start_at
+  and old[S_NEXT]
 local next_at, latest_sent = 0, nil
 if every > 0 then
   if not anchor then
@@ -464,11 +466,12 @@ if every > 0 then
 else
   anchor = 0
   latest_sent = times[#times]
-  -- the glue's times start after now: the due one is the new schedule's when its cron is
-  if due and old[S_EVERY] == 0 and old[S_CRON] == ARGV[11] and old[S_TZ] == ARGV[12]
-      and (#times == 0 or due < times[1]) then
+  -- the glue's times start a minute before now: the due one may be among them, or older; it
+  -- is one of the new schedule's when its cron and zone are the same
+  if due and old[S_EVERY] == 0 and old[S_CRON] == ARGV[11] and old[S_TZ] == ARGV[12] then
+    while #times > 0 and times[1] < due do table.remove(times, 1) end
+    if times[1] ~= due then table.insert(times, 1, due) end
     earliest = math.max(due, s[S_LAST] + 1000)
-    table.insert(times, 1, due)
   end
   while #times > 0 and times[1] < earliest do table.remove(times, 1) end
   next_at = table.remove(times, 1) or 0
