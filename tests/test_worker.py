@@ -35,7 +35,7 @@ from redisched import (
 )
 from redisched.embedded import EmbeddedRedis
 from redisched.handlers import MAX_ERROR_TEXT, Handler, Watched, describe, is_async
-from redisched.worker import CANCEL_WAIT, STOP_CALLS_WAIT, STOPPED_ERROR
+from redisched.worker import CANCEL_WAIT, RECANCEL_AFTER, STOP_CALLS_WAIT, STOPPED_ERROR
 from tests.conftest import BINARIES, FakeClock
 
 
@@ -1427,6 +1427,35 @@ async def test_a_handler_that_swallows_its_cancellation_leaves_the_next_cancella
             assert await client.delete(topic, job_id)
             await wait_until(lambda n=job_id: _done(n in cancelled))
     assert cancelled == ["swallows", "raises", "last"]
+
+
+async def test_a_cancellation_a_library_swallowed_is_sent_again(
+    client: AsyncClient, topic: str
+) -> None:
+    """redis-py 8's asyncio client swallows a CancelledError that lands in a command about
+    half the time: the handler went on to its end (a deleted job's email sent all the same)."""
+    started: asyncio.Queue[str] = asyncio.Queue()
+    cancelled: list[tuple[str, float]] = []
+
+    async def handler(job: Job) -> None:
+        await started.put(job.id)
+        with contextlib.suppress(asyncio.CancelledError):  # as the library did
+            await asyncio.sleep(10)
+        try:
+            await asyncio.sleep(10)  # the handler's next step
+        except asyncio.CancelledError:
+            cancelled.append((job.id, time.monotonic()))
+            raise
+
+    async with serving(new_worker(client, {topic: handler}, concurrency=1)):
+        for job_id in ("first", "second"):  # the runner goes on with the next job
+            await client.put(topic, job_id, b"")
+            assert await asyncio.wait_for(started.get(), 5) == job_id
+            deleted = time.monotonic()
+            assert await client.delete(topic, job_id)
+            await wait_until(lambda n=job_id: _done(n in [c[0] for c in cancelled]), timeout=5)
+            assert RECANCEL_AFTER[0] <= cancelled[-1][1] - deleted < 3
+    assert [c[0] for c in cancelled] == ["first", "second"]
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])

@@ -87,8 +87,10 @@ async def cancellable(job: Job) -> None:
     "id cancelled_ms" in ``<key>:cancelled``."""
     key = os.environ["WORKER_APP_KEY"]
     conn = _conn()
-    try:  # a cancellation may come while the start is being recorded
-        await conn.rpush(f"{key}:started", job.id)
+    try:  # a cancellation may come while the start is being recorded: shielded, as redis-py
+        # swallows about half the CancelledErrors that land in a command (the Worker cancels
+        # again after RECANCEL_AFTER, but this handler measures the first one's latency)
+        await asyncio.shield(conn.rpush(f"{key}:started", job.id))
         await asyncio.sleep(60)
     except asyncio.CancelledError:
         await conn.rpush(f"{key}:cancelled", f"{job.id} {time.time() * 1000:.3f}")
@@ -100,7 +102,7 @@ async def holding(job: Job) -> None:
     cancelled)."""
     key = os.environ["WORKER_APP_KEY"]
     conn = _conn()
-    await conn.rpush(f"{key}:started", f"{job.id} {job.token}")
+    await asyncio.shield(conn.rpush(f"{key}:started", f"{job.id} {job.token}"))  # (cancellable)
     await asyncio.sleep(60)
 
 

@@ -62,6 +62,12 @@ CANCELLED_ERROR = "cancelled: the job was deleted, replaced, expired or aborted 
 CANCEL_WAIT = 1.0
 """Seconds handlers still running at the end of the grace period get to end once cancelled;
 one that ignores its cancellation (or a thread that does not return) is left behind."""
+RECANCEL_AFTER = (1.0, 5.0)
+"""Seconds after a job's cancellation (then after the one before) at which a handler still
+running is cancelled again, then left to end: a library may swallow the CancelledError
+(redis-py 8's asyncio client does, about half the times one lands in a command), and the
+handler then ran on to its end, its job deleted. Once is seldom, and a handler's own cleanup
+of a second or more is rare."""
 STOP_CALLS_WAIT = 2.0
 """Seconds a stop waits for one more of its last calls to end, once the grace period is over
 (the releases of unfinished jobs and the acks): with Redis not answering, each waited out the
@@ -90,6 +96,7 @@ class _Attempt:
     stopped: bool = False  # a sync handler told to stop at the end of the grace period
     finished: bool = False
     started: bool = False
+    cancels: int = 0  # the cancellations of its runner task for this job (RECANCEL_AFTER)
     task: asyncio.Task[None] | None = None
     thread: Future[Any] | None = None  # a sync handler's run in the thread pool
     result: bytes | None = None  # what the handler returned, kept with the ack
@@ -560,7 +567,27 @@ class Worker:
             "while running" if attempt.started else "before it started",
         )
         if attempt.task is not None:  # set only while a coroutine of the handler runs
+            attempt.cancels += 1
             attempt.task.cancel(CANCELLED_ERROR)
+            self._cancel_again(attempt, 0)
+
+    def _cancel_again(self, attempt: _Attempt, later: int) -> None:
+        """Cancel a cancelled job's handler again if it still runs :data:`RECANCEL_AFTER`
+        [``later``] seconds from now (the first CancelledError was swallowed)."""
+        if later >= len(RECANCEL_AFTER) or self._loop is None:
+            return
+
+        def again() -> None:
+            if attempt.finished or attempt.task is None:
+                return
+            job = attempt.job
+            log.warning("job %r of topic %r: its handler still runs %g s after its cancellation;"
+                        " cancelled again", job.id, job.topic, RECANCEL_AFTER[later])  # fmt: skip
+            attempt.cancels += 1
+            attempt.task.cancel(CANCELLED_ERROR)
+            self._cancel_again(attempt, later + 1)
+
+        self._loop.call_later(RECANCEL_AFTER[later], again)
 
     # -- running handlers -------------------------------------------------------------------
 
@@ -648,9 +675,11 @@ class Worker:
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             # Only this job was cancelled (not the worker, which would add a cancellation):
-            # the message may be lost on the way (a library re-raising its own error).
-            if attempt.cancelled and task is not None and task.cancelling() == 1:
-                task.uncancel()  # this job was cancelled, not the worker: go on with the next
+            # the message may be lost on the way (a library re-raising its own error), and a
+            # first cancellation swallowed leaves its count (RECANCEL_AFTER)
+            if attempt.cancelled and task is not None and 0 < task.cancelling() <= attempt.cancels:
+                while task.cancelling():  # this job was cancelled, not the worker: go on
+                    task.uncancel()
                 # A replaced job's new version is scheduled at once (else: stale, harmless).
                 await self._release(attempt, 0.0, CANCELLED_ERROR)
             elif task is None or task.cancelling():
