@@ -115,3 +115,14 @@ async def test_origin_matches_the_host_port_behind_a_tls_proxy(http: httpx.Async
     assert (await http.put(_job("t", "p"), json={"body": 1}, headers=headers)).is_success
     headers = {"Host": "jobs.internal:7171", "Origin": "http://jobs.internal:7171"}
     assert (await http.delete(_job("t", "p"), headers=headers)).status_code == 204
+
+
+def test_an_http_1_1_request_without_host_is_refused() -> None:
+    # RFC 9112 3.2: a server MUST answer 400 (it answered 200); HTTP/1.0 may leave it out
+    guard = SameOriginGuard(lambda scope, receive, send: None)  # type: ignore[arg-type,return-value]
+    bare = {"type": "http", "method": "GET", "headers": [], "http_version": "1.1"}
+    refused = guard.refusal(bare)
+    assert refused is not None and refused.status_code == 400
+    assert b'"field":"Host"' in refused.body
+    assert guard.refusal({**bare, "http_version": "1.0"}) is None
+    assert guard.refusal({**bare, "headers": [(b"host", b"localhost:7171")]}) is None

@@ -104,7 +104,9 @@ class SameOriginGuard:
             elif key == b"sec-fetch-site":
                 fetch_site = value.decode("latin-1").strip().lower()
         problem: Response | None = None
-        if host is not None and not self.host_allowed(host):
+        if host is None and scope.get("http_version") == "1.1":  # RFC 9112 3.2: a MUST
+            problem = error_response(400, "bad_host", "an HTTP/1.1 request needs a Host", "Host")
+        elif host is not None and not self.host_allowed(host):
             problem = error_response(
                 400, "bad_host", f"this service does not answer for host {host_name(host)!r} "
                 "(add it with --allowed-host)", "Host",
