@@ -26,6 +26,7 @@ import inspect
 import json
 import logging
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -62,12 +63,16 @@ CANCELLED_ERROR = "cancelled: the job was deleted, replaced, expired or aborted 
 CANCEL_WAIT = 1.0
 """Seconds handlers still running at the end of the grace period get to end once cancelled;
 one that ignores its cancellation (or a thread that does not return) is left behind."""
-RECANCEL_AFTER = (1.0, 5.0)
-"""Seconds after a job's cancellation (then after the one before) at which a handler still
-running is cancelled again, then left to end: a library may swallow the CancelledError
-(redis-py 8's asyncio client does, about half the times one lands in a command), and the
-handler then ran on to its end, its job deleted. Once is seldom, and a handler's own cleanup
-of a second or more is rare."""
+LOST_CANCELS = sys.version_info < (3, 12)
+"""Python 3.11's ``asyncio.wait_for`` returns the result of an inner future that finished as
+its task was cancelled, and the cancellation is lost (``cancelling()`` stays 1): redis-py 8's
+asyncio sends go through it, and about half the cancellations that land in one of its
+commands vanish (all that land in a send). 3.12 rewrote ``wait_for``."""
+RECANCEL_AFTER = (1.0, 5.0) if LOST_CANCELS else ()
+"""Seconds after a job's cancellation (then after the one before) at which its async handler,
+still running, is cancelled again, then left to end (Python 3.11 only, :data:`LOST_CANCELS`:
+the handler of a deleted job ran on to its end). A handler's own cleanup of a second or more
+is then cut short too; on 3.12 a cancellation is sent once, as asyncio means it."""
 STOP_CALLS_WAIT = 2.0
 """Seconds a stop waits for one more of its last calls to end, once the grace period is over
 (the releases of unfinished jobs and the acks): with Redis not answering, each waited out the
@@ -304,6 +309,7 @@ class Worker:
         self._shorter_ttr = asyncio.Event()
         self._failure: BaseException | None = None
         self._runners_ended = False
+        self._recancels: set[asyncio.TimerHandle] = set()  # RECANCEL_AFTER's, ended with run()
         self._abandoned = 0
         self._exit: KeyboardInterrupt | SystemExit | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -360,6 +366,9 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._end_runners(runners)
+            for timer in self._recancels:
+                timer.cancel()
+            self._recancels.clear()
             threads = [a.thread for a in (*self._interrupted, *self._active) if a.thread]
             self._abandoned = sum(not t.done() for t in runners) + sum(
                 not t.done() for t in threads
@@ -485,10 +494,14 @@ class Worker:
         self._runners_ended = True
         deadline = time.monotonic() + CANCEL_WAIT
         await self._stop_threads(deadline)
-        for task in runners:
-            task.cancel()
-        if runners:
-            await asyncio.wait(runners, timeout=max(0.0, deadline - time.monotonic()))
+        while True:  # on Python 3.11, again every 0.1 s: a cancellation may be lost
+            live = [t for t in runners if not t.done()]
+            for task in live:
+                task.cancel()
+            left = deadline - time.monotonic()
+            if not live or left <= 0:
+                break
+            await asyncio.wait(live, timeout=min(0.1, left) if LOST_CANCELS else left)
 
     async def _stop_threads(self, deadline: float) -> None:
         """Tell the sync handlers still running to stop (their ``job.cancelled`` turns True,
@@ -567,18 +580,26 @@ class Worker:
             "while running" if attempt.started else "before it started",
         )
         if attempt.task is not None:  # set only while a coroutine of the handler runs
-            attempt.cancels += 1
-            attempt.task.cancel(CANCELLED_ERROR)
-            self._cancel_again(attempt, 0)
+            self._cancel_runner(attempt)
+
+    def _cancel_runner(self, attempt: _Attempt) -> None:
+        """Cancel the task running ``attempt``'s handler, and again later if it still runs
+        (:data:`RECANCEL_AFTER`)."""
+        assert attempt.task is not None
+        attempt.cancels += 1
+        attempt.task.cancel(CANCELLED_ERROR)
+        self._cancel_again(attempt, 0)
 
     def _cancel_again(self, attempt: _Attempt, later: int) -> None:
         """Cancel a cancelled job's handler again if it still runs :data:`RECANCEL_AFTER`
-        [``later``] seconds from now (the first CancelledError was swallowed)."""
+        [``later``] seconds from now (the first CancelledError was lost)."""
         if later >= len(RECANCEL_AFTER) or self._loop is None:
             return
+        timers = self._recancels
 
         def again() -> None:
-            if attempt.finished or attempt.task is None:
+            timers.discard(timer)
+            if attempt.finished or attempt.task is None or self._runners_ended:
                 return
             job = attempt.job
             log.warning("job %r of topic %r: its handler still runs %g s after its cancellation;"
@@ -587,7 +608,8 @@ class Worker:
             attempt.task.cancel(CANCELLED_ERROR)
             self._cancel_again(attempt, later + 1)
 
-        self._loop.call_later(RECANCEL_AFTER[later], again)
+        timer = self._loop.call_later(RECANCEL_AFTER[later], again)
+        timers.add(timer)
 
     # -- running handlers -------------------------------------------------------------------
 
@@ -657,7 +679,7 @@ class Worker:
             if topic.is_async:
                 attempt.started = True
                 handled = Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
-                result = await _cancellable(attempt, runner, handled)
+                result = await _cancellable(self, attempt, runner, handled)
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
@@ -668,7 +690,7 @@ class Worker:
                 if error is not None:
                     raise error
                 if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
-                    result = await _cancellable(attempt, runner, result)
+                    result = await _cancellable(self, attempt, runner, result)
         except Retry as retry:
             self._on_suspend()
             await self._release(attempt, retry.delay, retry.reason)
@@ -677,7 +699,8 @@ class Worker:
             # Only this job was cancelled (not the worker, which would add a cancellation):
             # the message may be lost on the way (a library re-raising its own error), and a
             # first cancellation swallowed leaves its count (RECANCEL_AFTER)
-            if attempt.cancelled and task is not None and 0 < task.cancelling() <= attempt.cancels:
+            if (attempt.cancelled and not self._runners_ended and task is not None
+                    and 0 < task.cancelling() <= attempt.cancels):  # fmt: skip
                 while task.cancelling():  # this job was cancelled, not the worker: go on
                     task.uncancel()
                 # A replaced job's new version is scheduled at once (else: stale, harmless).
@@ -685,8 +708,9 @@ class Worker:
             elif task is None or task.cancelling():
                 self._interrupted.append(attempt)  # the worker stops: _shutdown releases it
                 raise
-            self._on_suspend()
-            await self._release(attempt, await self._retry_delay(attempt), describe(exc))
+            else:  # a CancelledError of the handler's own: a failure
+                self._on_suspend()
+                await self._release(attempt, await self._retry_delay(attempt), describe(exc))
         except BaseException as exc:
             # Any other exception, a BaseException too (a library's own, GeneratorExit,
             # KeyboardInterrupt, SystemExit), fails this attempt only: one that left the
@@ -726,6 +750,8 @@ class Worker:
     def _finish(self, attempt: _Attempt, lessee: Lessee, ok: bool) -> None:
         """The attempt ended: ack it if ``ok`` (with the next round trip), free its handler slot."""
         attempt.finished = True
+        if attempt not in self._active:  # a handler left behind by an earlier run(): no slot
+            return
         self._active.discard(attempt)
         self._free += 1
         if self._free == 1:  # a topic waits for a slot only when it saw none free
@@ -847,14 +873,17 @@ class Worker:
 
 
 async def _cancellable(
-    attempt: _Attempt, runner: asyncio.Task[Any] | None, handled: Awaitable[Any]
+    worker: Worker, attempt: _Attempt, runner: asyncio.Task[Any] | None, handled: Awaitable[Any]
 ) -> Any:
     """Await a handler's coroutine with ``attempt`` cancellable meanwhile (through its
     runner). Only meanwhile: a cancellation that came later (the wake-up read during the
     release of a failed attempt) killed the runner, and with it a handler slot; the jobs
-    leased for it stayed reserved, never run."""
+    leased for it stayed reserved, never run. One cancelled already (a sync handler that
+    returned an awaitable, cancelled while its thread ran) is cancelled at once."""
     attempt.task = runner
     try:
+        if attempt.cancelled and runner is not None:  # (a sync handler's awaitable)
+            worker._cancel_runner(attempt)
         return await handled
     finally:
         attempt.task = None
