@@ -382,10 +382,17 @@ def instructions_section(latest: Results) -> list[str]:
         f"Redis do {number(latest.value('instructions', 'put_vs_bare') or 0, 1)}x the work of "
         "`return 1`, and its keys and arguments alone "
         f"{number(latest.value('instructions', 'bare_put_shaped_vs_bare') or 0, 1)}x, before "
-        "any Python.",
+        "any Python."
+        + (f" These counts were {note}." if (note := _instructions_note(latest)) else ""),
         "",
     ]
     return lines + instructions_by_part(latest)
+
+
+def _instructions_note(latest: Results) -> str | None:
+    """The note of an instructions entry measured apart from the rest of its file."""
+    note = latest.benchmarks.get("instructions", {}).get("note")
+    return str(note) if note else None
 
 
 BY_PART_LABELS = (

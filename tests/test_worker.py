@@ -1463,17 +1463,21 @@ async def test_a_cancellation_a_library_swallowed_is_sent_again(
     assert (sys.version_info < (3, 12)) == worker_module.LOST_CANCELS
 
 
+@pytest.mark.parametrize("waits", [True, False])
 async def test_a_sync_handlers_awaitable_is_cancelled_when_its_job_was_meanwhile(
-    client: AsyncClient, topic: str
+    client: AsyncClient, topic: str, waits: bool
 ) -> None:
     """A job deleted while its sync handler's thread ran: the coroutine it returned then ran
-    to its end (the cancellation had found no task to cancel)."""
+    to its end (the cancellation had found no task to cancel). Not run at all now, also one
+    that would end without waiting (a cancel of the runner would have come later, killing
+    the runner at its next wait)."""
     loop = asyncio.get_running_loop()
     started: asyncio.Queue[str] = asyncio.Queue()
     ran: list[str] = []
 
     async def rest(job: Job) -> None:
-        await asyncio.sleep(5)
+        if waits:
+            await asyncio.sleep(5)
         ran.append(job.id)
 
     def handler(job: Job) -> Any:
@@ -1488,6 +1492,9 @@ async def test_a_sync_handlers_awaitable_is_cancelled_when_its_job_was_meanwhile
         await client.put(topic, "next", b"")  # its turn comes once "j"'s coroutine ended
         assert await asyncio.wait_for(started.get(), 2) == "next"
         assert await client.delete(topic, "next")
+        await client.put(topic, "last", b"")  # the runner lives on
+        assert await asyncio.wait_for(started.get(), 2) == "last"
+        assert await client.delete(topic, "last")
         assert not running.done()
     assert ran == []
 

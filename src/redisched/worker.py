@@ -679,7 +679,7 @@ class Worker:
             if topic.is_async:
                 attempt.started = True
                 handled = Watched(topic.handler(job), self._on_suspend)  # type: ignore[arg-type]
-                result = await _cancellable(self, attempt, runner, handled)
+                result = await _cancellable(attempt, runner, handled)
             else:
                 assert self._loop is not None and self._executor is not None
                 self._on_suspend()
@@ -690,7 +690,7 @@ class Worker:
                 if error is not None:
                     raise error
                 if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
-                    result = await _cancellable(self, attempt, runner, result)
+                    result = await _cancellable(attempt, runner, result)
         except Retry as retry:
             self._on_suspend()
             await self._release(attempt, retry.delay, retry.reason)
@@ -700,7 +700,7 @@ class Worker:
             # the message may be lost on the way (a library re-raising its own error), and a
             # first cancellation swallowed leaves its count (RECANCEL_AFTER)
             if (attempt.cancelled and not self._runners_ended and task is not None
-                    and 0 < task.cancelling() <= attempt.cancels):  # fmt: skip
+                    and task.cancelling() <= attempt.cancels):  # fmt: skip
                 while task.cancelling():  # this job was cancelled, not the worker: go on
                     task.uncancel()
                 # A replaced job's new version is scheduled at once (else: stale, harmless).
@@ -873,17 +873,21 @@ class Worker:
 
 
 async def _cancellable(
-    worker: Worker, attempt: _Attempt, runner: asyncio.Task[Any] | None, handled: Awaitable[Any]
+    attempt: _Attempt, runner: asyncio.Task[Any] | None, handled: Awaitable[Any]
 ) -> Any:
     """Await a handler's coroutine with ``attempt`` cancellable meanwhile (through its
     runner). Only meanwhile: a cancellation that came later (the wake-up read during the
     release of a failed attempt) killed the runner, and with it a handler slot; the jobs
     leased for it stayed reserved, never run. One cancelled already (a sync handler that
-    returned an awaitable, cancelled while its thread ran) is cancelled at once."""
+    returned an awaitable, cancelled while its thread ran) is not run: closed, it raises the
+    cancellation (a cancel of the runner would come at its next wait, perhaps after this)."""
+    if attempt.cancelled:
+        close = getattr(handled, "close", None)
+        if close is not None:
+            close()
+        raise asyncio.CancelledError(CANCELLED_ERROR)
     attempt.task = runner
     try:
-        if attempt.cancelled and runner is not None:  # (a sync handler's awaitable)
-            worker._cancel_runner(attempt)
         return await handled
     finally:
         attempt.task = None
