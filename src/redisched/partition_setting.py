@@ -435,6 +435,13 @@ def all_schedules(ops: Operations, topic: str, count: int | None) -> Flow[list[S
     return sorted(found, key=lambda s: (s.id, s.topic))
 
 
+def schedule_holder(ops: Operations, layout: Partitions, schedule_id: str) -> Call[str]:
+    """The topic of ``layout`` holding schedule ``schedule_id``: the first of
+    :meth:`Partitions.schedule_holders` that holds it, else its id's partition (where a new
+    schedule goes); one call."""
+    return holder(ops, layout.schedule_holders(schedule_id), schedule_id, ("schedules",))
+
+
 def schedule_route(client: Client, topic: str, schedule_id: str) -> str:
     """The topic holding schedule ``schedule_id`` (for the CLI): when ``topic`` is
     partitioned, the first of :meth:`Partitions.schedule_holders` that holds it (one call
@@ -442,8 +449,7 @@ def schedule_route(client: Client, topic: str, schedule_id: str) -> str:
     count = client.execute(read_count(client.ops, topic))
     if count is None:
         return topic
-    names = Partitions(topic, count).schedule_holders(schedule_id)
-    return client.execute(holder(client.ops, names, schedule_id, ("schedules",)))
+    return client.execute(schedule_holder(client.ops, Partitions(topic, count), schedule_id))
 
 
 def refuse_misrouted_name(client: Client, topic: str, job_id: str, kind: str = "job") -> None:

@@ -357,10 +357,9 @@ class PartitionedTopic:
         """Create a recurring schedule in its id's partition, where the HTTP API and the CLI
         make it, or replace it where it lives (one made on the topic before it was partitioned
         stays there: one call more finds it); options as :meth:`Client.schedule`."""
-        from .partition_setting import holder  # it builds on this module
+        from .partition_setting import schedule_holder  # it builds on this module
 
-        names = self.partitions.schedule_holders(id)
-        where = self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
+        where = self.client.execute(schedule_holder(self.client.ops, self.partitions, id))
         return self.client.schedule(where, id, body, **options)
 
     def get_schedule(self, id: str) -> Schedule | None:
@@ -370,10 +369,9 @@ class PartitionedTopic:
 
     def unschedule(self, id: str, *, if_version: int | None = None) -> bool:
         """Delete a schedule and its pending occurrence where it lives; True if it existed."""
-        from .partition_setting import holder  # it builds on this module
+        from .partition_setting import schedule_holder  # it builds on this module
 
-        names = self.partitions.schedule_holders(id)
-        where = self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
+        where = self.client.execute(schedule_holder(self.client.ops, self.partitions, id))
         ops = self.client.ops
         return self.client.execute(ops.unschedule(where, id, if_version=if_version, own=True))
 
@@ -464,10 +462,9 @@ class AsyncPartitionedTopic:
 
     async def schedule(self, id: str, body: bytes | str, **options: Any) -> Schedule:
         """As :meth:`PartitionedTopic.schedule`."""
-        from .partition_setting import holder  # it builds on this module
+        from .partition_setting import schedule_holder  # it builds on this module
 
-        names = self.partitions.schedule_holders(id)
-        where = await self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
+        where = await self.client.execute(schedule_holder(self.client.ops, self.partitions, id))
         return await self.client.schedule(where, id, body, **options)
 
     async def get_schedule(self, id: str) -> Schedule | None:
@@ -476,10 +473,9 @@ class AsyncPartitionedTopic:
 
     async def unschedule(self, id: str, *, if_version: int | None = None) -> bool:
         """As :meth:`PartitionedTopic.unschedule`."""
-        from .partition_setting import holder  # it builds on this module
+        from .partition_setting import schedule_holder  # it builds on this module
 
-        names = self.partitions.schedule_holders(id)
-        where = await self.client.execute(holder(self.client.ops, names, id, ("schedules",)))
+        where = await self.client.execute(schedule_holder(self.client.ops, self.partitions, id))
         ops = self.client.ops
         return await self.client.execute(ops.unschedule(where, id, if_version=if_version, own=True))
 

@@ -580,15 +580,9 @@ class Worker:
             "while running" if attempt.started else "before it started",
         )
         if attempt.task is not None:  # set only while a coroutine of the handler runs
-            self._cancel_runner(attempt)
-
-    def _cancel_runner(self, attempt: _Attempt) -> None:
-        """Cancel the task running ``attempt``'s handler, and again later if it still runs
-        (:data:`RECANCEL_AFTER`)."""
-        assert attempt.task is not None
-        attempt.cancels += 1
-        attempt.task.cancel(CANCELLED_ERROR)
-        self._cancel_again(attempt, 0)
+            attempt.cancels += 1
+            attempt.task.cancel(CANCELLED_ERROR)
+            self._cancel_again(attempt, 0)
 
     def _cancel_again(self, attempt: _Attempt, later: int) -> None:
         """Cancel a cancelled job's handler again if it still runs :data:`RECANCEL_AFTER`

@@ -21,6 +21,7 @@ from ..partition_setting import (
     holders,
     read_count,
     refuse_misrouted,
+    schedule_holder,
 )
 from ..partitions import SEPARATOR, Partitions, Sweep
 from .paths import path_param
@@ -41,8 +42,7 @@ async def schedule_route(rt: Runtime, topic: str, schedule_id: str) -> str:
     found = await layout(rt, topic)
     if found is None:
         return topic
-    names = found.schedule_holders(schedule_id)
-    return await rt.client.execute(holder(rt.client.ops, names, schedule_id, ("schedules",)))
+    return await rt.client.execute(schedule_holder(rt.client.ops, found, schedule_id))
 
 
 async def route(
